@@ -1,0 +1,26 @@
+/* test_core.c: tensors and diagnostics of engine/core. */
+#include "check.h"
+#include "engine.h"
+#include <string.h>
+
+int main(void)
+{
+    int64_t dim[4] = {2, 3, 4, 5};
+    eng_tensor *t = eng_tensor_new(ENG_F32, 4, dim);
+    CHECK(t != NULL);
+    CHECK(eng_tensor_numel(t) == 120);
+    CHECK(((uintptr_t)t->data & 63) == 0);
+    CHECK(eng_f32(t)[119] == 0.0f);
+    eng_tensor_free(t);
+    eng_tensor_free(NULL);
+
+    int64_t huge[2] = {1 << 20, 1 << 20};
+    CHECK(eng_tensor_new(ENG_F32, 2, huge) == NULL);
+    int64_t neg[1] = {-1};
+    CHECK(eng_tensor_new(ENG_F32, 1, neg) == NULL);
+
+    eng_diag d;
+    CHECK(eng_fail(&d, ENG_EINVAL, "node '%s' missing", "x") == ENG_EINVAL);
+    CHECK(strcmp(d.msg, "node 'x' missing") == 0);
+    return check_report("test_core");
+}
