@@ -81,6 +81,9 @@ void eng_free(void *p);
 #if __has_include("image/image.h")
 #include "image/image.h"
 #endif
+#if __has_include("backbone/backbone.h")
+#include "backbone/backbone.h"
+#endif
 #if __has_include("train/train.h")
 #include "train/train.h"
 #endif
