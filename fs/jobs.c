@@ -1,0 +1,221 @@
+/* jobs.c: the background job queue of jobs.h.
+ *
+ * A singly linked FIFO under one mutex; `work` wakes workers, `idle` wakes
+ * fs_jobq_drain. Workers run jobs without the lock held.
+ */
+#include "jobs.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct jobq_job {
+    struct jobq_job *next;
+    uint64_t key;
+    fs_job_run_fn run;
+    fs_job_drop_fn drop;
+    void *arg;
+} jobq_job;
+
+struct fs_jobq {
+    pthread_mutex_t mu; /* leaf lock: guards everything below */
+    pthread_cond_t work;
+    pthread_cond_t idle;
+    jobq_job *head, *tail;
+    size_t queued, running;
+    int stopping, started, nthreads;
+    pthread_t *threads;
+    char name[16];
+};
+
+fs_jobq *fs_jobq_new(const char *name, int nthreads)
+{
+    fs_jobq *q = calloc(1, sizeof *q);
+    if (!q)
+        return NULL;
+    q->nthreads = nthreads < 1 ? 1 : nthreads;
+    q->threads = calloc((size_t)q->nthreads, sizeof *q->threads);
+    if (!q->threads) {
+        free(q);
+        return NULL;
+    }
+    pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->work, NULL);
+    pthread_cond_init(&q->idle, NULL);
+    snprintf(q->name, sizeof q->name, "%s", name ? name : "jobs");
+    return q;
+}
+
+static void *jobq_worker(void *p)
+{
+    fs_jobq *q = p;
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        while (!q->head && !q->stopping)
+            pthread_cond_wait(&q->work, &q->mu);
+        if (q->stopping)
+            break;
+        jobq_job *j = q->head;
+        q->head = j->next;
+        if (!q->head)
+            q->tail = NULL;
+        q->queued--;
+        q->running++;
+        pthread_mutex_unlock(&q->mu);
+        j->run(j->arg);
+        if (j->drop)
+            j->drop(j->arg);
+        free(j);
+        pthread_mutex_lock(&q->mu);
+        q->running--;
+        if (q->queued == 0 && q->running == 0)
+            pthread_cond_broadcast(&q->idle);
+    }
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
+fs_jobq_status fs_jobq_start(fs_jobq *q)
+{
+    pthread_mutex_lock(&q->mu);
+    if (q->started || q->stopping) {
+        fs_jobq_status st = q->stopping ? FS_JOBQ_ESTOPPED : FS_JOBQ_OK;
+        pthread_mutex_unlock(&q->mu);
+        return st;
+    }
+    pthread_mutex_unlock(&q->mu);
+    int made = 0;
+    for (; made < q->nthreads; made++) {
+        if (pthread_create(&q->threads[made], NULL, jobq_worker, q) != 0)
+            break;
+        char tn[32];
+        snprintf(tn, sizeof tn, "%.10s-%d", q->name, made);
+        tn[15] = '\0'; /* the kernel's limit for thread names */
+        pthread_setname_np(q->threads[made], tn);
+    }
+    pthread_mutex_lock(&q->mu);
+    q->started = made;
+    pthread_mutex_unlock(&q->mu);
+    return made == 0 ? FS_JOBQ_ETHREAD : FS_JOBQ_OK;
+}
+
+fs_jobq_status fs_jobq_push(fs_jobq *q, uint64_t key, fs_job_run_fn run, fs_job_drop_fn drop,
+                            void *arg)
+{
+    jobq_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return FS_JOBQ_ENOMEM;
+    j->key = key;
+    j->run = run;
+    j->drop = drop;
+    j->arg = arg;
+    pthread_mutex_lock(&q->mu);
+    if (q->stopping) {
+        pthread_mutex_unlock(&q->mu);
+        free(j);
+        return FS_JOBQ_ESTOPPED;
+    }
+    if (q->tail)
+        q->tail->next = j;
+    else
+        q->head = j;
+    q->tail = j;
+    q->queued++;
+    pthread_cond_signal(&q->work);
+    pthread_mutex_unlock(&q->mu);
+    return FS_JOBQ_OK;
+}
+
+/* Unlinks the queued jobs matching key (all when all != 0) into a private list. */
+static jobq_job *jobq_take(fs_jobq *q, uint64_t key, int all, size_t *count)
+{
+    jobq_job *out = NULL, **outp = &out, *prev = NULL;
+    *count = 0;
+    for (jobq_job *j = q->head, *next; j; j = next) {
+        next = j->next;
+        if (all || j->key == key) {
+            if (prev)
+                prev->next = next;
+            else
+                q->head = next;
+            if (q->tail == j)
+                q->tail = prev;
+            j->next = NULL;
+            *outp = j;
+            outp = &j->next;
+            q->queued--;
+            (*count)++;
+        } else {
+            prev = j;
+        }
+    }
+    return out;
+}
+
+static void jobq_drop_list(jobq_job *j)
+{
+    while (j) {
+        jobq_job *next = j->next;
+        if (j->drop)
+            j->drop(j->arg);
+        free(j);
+        j = next;
+    }
+}
+
+size_t fs_jobq_cancel_key(fs_jobq *q, uint64_t key)
+{
+    size_t n;
+    pthread_mutex_lock(&q->mu);
+    jobq_job *list = jobq_take(q, key, 0, &n);
+    if (q->queued == 0 && q->running == 0)
+        pthread_cond_broadcast(&q->idle);
+    pthread_mutex_unlock(&q->mu);
+    jobq_drop_list(list);
+    return n;
+}
+
+size_t fs_jobq_pending(fs_jobq *q)
+{
+    pthread_mutex_lock(&q->mu);
+    size_t n = q->queued + q->running;
+    pthread_mutex_unlock(&q->mu);
+    return n;
+}
+
+void fs_jobq_drain(fs_jobq *q)
+{
+    pthread_mutex_lock(&q->mu);
+    while ((q->queued || q->running) && !q->stopping)
+        pthread_cond_wait(&q->idle, &q->mu);
+    pthread_mutex_unlock(&q->mu);
+}
+
+void fs_jobq_stop(fs_jobq *q)
+{
+    size_t n;
+    pthread_mutex_lock(&q->mu);
+    q->stopping = 1;
+    jobq_job *list = jobq_take(q, 0, 1, &n);
+    int started = q->started;
+    q->started = 0;
+    pthread_cond_broadcast(&q->work);
+    pthread_cond_broadcast(&q->idle);
+    pthread_mutex_unlock(&q->mu);
+    jobq_drop_list(list);
+    for (int i = 0; i < started; i++)
+        pthread_join(q->threads[i], NULL);
+}
+
+void fs_jobq_free(fs_jobq *q)
+{
+    if (!q)
+        return;
+    fs_jobq_stop(q);
+    pthread_mutex_destroy(&q->mu);
+    pthread_cond_destroy(&q->work);
+    pthread_cond_destroy(&q->idle);
+    free(q->threads);
+    free(q);
+}
