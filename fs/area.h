@@ -1,0 +1,108 @@
+/* area.h: how a top-level folder of the mount (datasets/, models/,
+ * backbones/) plugs into the FUSE core, and the store helpers areas share.
+ *
+ * The store is a plain directory tree that mirrors the mount: the mount path
+ * /AREA/REL is the file STORE/AREA/REL. The core (fs/ops.c) does the generic
+ * file work: it passes reads through to store files, sends every write to a
+ * temp file in STORE/.tmp and, when the file is closed (flush), asks the area
+ * to validate it and then renames it into place (commit) or discards it, so a
+ * refused write never costs the previous good file. An area supplies the
+ * policy through this hook table: which names may be made, which files are
+ * generated (read-only through the mount), what a written file must look
+ * like, and what to do once it is in place (e.g. re-verify a dataset, start
+ * training). "rel" is always "NAME" or "NAME/sub/path" under the area,
+ * already checked to hold no "." or ".." component; an item NAME has already
+ * passed fs_name_valid. Hooks return 0 or -errno and run on FUSE threads:
+ * they must be short (hand work to a thread of the area) except open_read,
+ * which may block until content is ready. Any hook may be NULL:
+ * item-level hooks (mkdir_item, rmdir_item, rename_item) then refuse with
+ * EPERM; sub-level ones fall back to the plain store operation; predicates
+ * default to "no" (is_readonly) and "yes" (is_visible). Names starting with
+ * ".vfs" are reserved for bookkeeping and are never shown through the mount.
+ * Extend the table only by adding fields at the end.
+ */
+#ifndef VFS_FS_AREA_H
+#define VFS_FS_AREA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct fs_area {
+    const char *name; /* "datasets", "models", "backbones" */
+    /* Make STORE/AREA/NAME (the core has checked the name and that it does
+     * not exist yet). */
+    int (*mkdir_item)(const char *name);
+    /* Remove an item (rmdir, the last step of rm -r); the area decides
+     * whether what is left may go (ENOTEMPTY otherwise). */
+    int (*rmdir_item)(const char *name);
+    /* mv of an item; `to` passed the name rules and does not exist. */
+    int (*rename_item)(const char *from, const char *to);
+    /* mkdir/rmdir below an item. */
+    int (*mkdir_sub)(const char *rel);
+    int (*rmdir_sub)(const char *rel);
+    /* Nonzero: a generated file: mode 0444, writes refused with EACCES,
+     * unlink is a silent no-op (so rm -r of the item works). */
+    int (*is_readonly)(const char *rel);
+    /* Zero: hidden from readdir and lookup (ENOENT). */
+    int (*is_visible)(const char *rel);
+    /* A written file is complete at tmp_path and is about to become rel.
+     * Return 0 to commit, or -errno (usually -EINVAL) to refuse: the temp is
+     * discarded and close() returns the error. Write a reason into why. */
+    int (*validate_write)(const char *rel, const char *tmp_path, char *why, size_t why_len);
+    /* rel was committed (a written file renamed into place, or something
+     * moved or created there). */
+    void (*committed)(const char *rel);
+    /* rel was removed (unlink of a file, rmdir below an item, or the source
+     * of a rename). */
+    void (*unlinked)(const char *rel);
+    /* Called before a file is opened for reading; may block until the
+     * content is ready (e.g. models/M/predict/X.json). */
+    int (*open_read)(const char *rel);
+    /* Largest size a write may reach (EFBIG beyond); 0 = the core default. */
+    int64_t (*max_size)(const char *rel);
+    /* Start and stop the area's threads: called from FUSE init and destroy
+     * (after fuse has daemonized), or from tests. */
+    void (*start)(void);
+    void (*stop)(void);
+    /* Optional second, read-only root merged under the area (backbones/
+     * shows the installed default backbones); NULL or "" for none. Entries in
+     * STORE/AREA win over entries of the same name there. */
+    const char *(*extra_root)(void);
+} fs_area;
+
+/* The areas, defined by fs/datasets.c, fs/models.c, fs/backbones.c. */
+extern const fs_area fs_area_datasets;
+extern const fs_area fs_area_models;
+extern const fs_area fs_area_backbones;
+
+/* Default largest size of a written file (20 MB, SPEC section 3). */
+#define FS_MAX_FILE_DEFAULT ((int64_t)20 * 1000 * 1000)
+
+/* ---- store helpers (fs/store.c) ---- */
+
+/* Sets the store root (made if missing, with .tmp/); returns 0 or -errno. */
+int fs_store_open(const char *root);
+/* The store root; borrowed for the life of the process. */
+const char *fs_store_root(void);
+/* Formats STORE/AREA/REL into out (rel may be NULL or "" for the area
+ * folder). Returns 0, or -ENAMETOOLONG. */
+int fs_store_path(char *out, size_t n, const char *area, const char *rel);
+/* 1 when name is 1-64 chars of A-Za-z0-9._- not starting with '.'. */
+int fs_name_valid(const char *name);
+/* Writes data to path atomically: a temp file in STORE/.tmp, then rename.
+ * Readers see the old content or the new, never a mix. 0 or -errno. */
+int fs_write_atomic(const char *path, const void *data, size_t len);
+/* Makes a new temp file in STORE/.tmp; writes its path into out and returns
+ * an fd open for writing (O_RDWR), or -errno. */
+int fs_tmp_create(char *out, size_t n);
+/* rm -rf of path (no symlinks are followed). 0 or -errno. */
+int fs_remove_tree(const char *path);
+/* Moves path out of the way at once (rename into STORE/.tmp) and deletes it
+ * there, so a big tree disappears from the mount immediately. 0 or -errno. */
+int fs_discard_tree(const char *path);
+/* Log lines to STORE/.vfs-log from now on (enable) or to stderr. */
+void fs_log_to_store(int enable);
+/* Log a line to the daemon log (stderr with -f; STORE/.vfs-log otherwise). */
+void fs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#endif

@@ -1,0 +1,171 @@
+/* main.c: build/visionfs: parse the command line, open the store, clear a
+ * stale mount a crash left behind, mount, and run libfuse's multithreaded
+ * loop until unmounted (fusermount3 -u, SIGINT, SIGTERM).
+ *
+ * Design: the steps of fuse_main are spelled out so a stale mount point can
+ * be detected (ENOTCONN) and detached before mounting again, and so the
+ * loop gets enough threads for readers that wait on results. Worker threads
+ * start in the init callback, after fuse_daemonize has forked. */
+#include "area.h"
+#include "ops.h"
+
+#include <errno.h>
+#include <fuse.h>
+#include <fuse_lowlevel.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void usage(const char *prog)
+{
+    printf("usage: %s [--store DIR] [-f] [-d] [-o fuse-options] MOUNTPOINT\n"
+           "\n"
+           "Mounts visionfs at MOUNTPOINT. Everything lives in the store, by default\n"
+           "$XDG_DATA_HOME/visionfs (else ~/.local/share/visionfs).\n"
+           "  --store DIR   keep datasets and models in DIR\n"
+           "  -f            stay in the foreground\n"
+           "  -d            debug output (implies -f)\n"
+           "  -o OPTS       fuse mount options\n"
+           "Unmount with: fusermount3 -u MOUNTPOINT\n",
+           prog);
+}
+
+static int default_store(char *out, size_t n)
+{
+    const char *xdg = getenv("XDG_DATA_HOME");
+    const char *home = getenv("HOME");
+    if (xdg && *xdg)
+        return snprintf(out, n, "%s/visionfs", xdg) < (int)n ? 0 : -1;
+    if (home && *home)
+        return snprintf(out, n, "%s/.local/share/visionfs", home) < (int)n ? 0 : -1;
+    return -1;
+}
+
+/* A mount whose daemon died answers ENOTCONN: detach it so we can mount. */
+static void clear_stale_mount(const char *mnt)
+{
+    struct stat st;
+    if (stat(mnt, &st) == 0 || errno != ENOTCONN)
+        return;
+    fprintf(stderr, "visionfs: \"%s\": stale mount (daemon gone), detaching it\n", mnt);
+    if (umount2(mnt, MNT_DETACH) == 0)
+        return;
+    pid_t pid = fork();
+    if (pid == 0) {
+        execlp("fusermount3", "fusermount3", "-u", "-z", mnt, (char *)NULL);
+        _exit(127);
+    }
+    if (pid > 0) {
+        int status;
+        waitpid(pid, &status, 0);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    char store[PATH_MAX] = "";
+    /* take --store out; pass the rest to libfuse */
+    char **fargv = calloc((size_t)argc + 3, sizeof *fargv);
+    if (!fargv)
+        return 1;
+    int fargc = 0;
+    fargv[fargc++] = argv[0];
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
+            snprintf(store, sizeof store, "%s", argv[++i]);
+        } else if (strncmp(argv[i], "--store=", 8) == 0) {
+            snprintf(store, sizeof store, "%s", argv[i] + 8);
+        } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            usage(argv[0]);
+            free(fargv);
+            return 0;
+        } else {
+            fargv[fargc++] = argv[i];
+        }
+    }
+    fargv[fargc++] = "-ofsname=visionfs,subtype=visionfs";
+    struct fuse_args args = FUSE_ARGS_INIT(fargc, fargv);
+    struct fuse_cmdline_opts opts;
+    memset(&opts, 0, sizeof opts);
+    if (fuse_parse_cmdline(&args, &opts) != 0) {
+        usage(argv[0]);
+        return 2;
+    }
+    if (opts.show_version) {
+        printf("visionfs 0.1, libfuse %s\n", fuse_pkgversion());
+        return 0;
+    }
+    if (!opts.mountpoint) {
+        usage(argv[0]);
+        fprintf(stderr, "visionfs: no mount point given\n");
+        return 2;
+    }
+    if (!store[0] && default_store(store, sizeof store) != 0) {
+        fprintf(stderr, "visionfs: no --store and neither XDG_DATA_HOME nor HOME is set\n");
+        return 2;
+    }
+    clear_stale_mount(opts.mountpoint);
+    int rc = fs_store_open(store);
+    if (rc) {
+        fprintf(stderr, "visionfs: store \"%s\": %s\n", store, strerror(-rc));
+        return 1;
+    }
+    char real_store[PATH_MAX], real_mnt[PATH_MAX];
+    if (!realpath(store, real_store) || !realpath(opts.mountpoint, real_mnt)) {
+        fprintf(stderr, "visionfs: \"%s\": %s\n", opts.mountpoint, strerror(errno));
+        return 1;
+    }
+    size_t ml = strlen(real_mnt);
+    if (strcmp(real_store, real_mnt) == 0 ||
+        (strncmp(real_store, real_mnt, ml) == 0 && real_store[ml] == '/')) {
+        fprintf(stderr, "visionfs: the store \"%s\" must not be inside the mount point\n",
+                real_store);
+        return 2;
+    }
+    fs_store_open(real_store); /* absolute: the daemon chdirs to / */
+
+    struct fuse *fuse = fuse_new(&args, fs_operations(), sizeof(struct fuse_operations), NULL);
+    if (!fuse)
+        return 1;
+    if (fuse_mount(fuse, opts.mountpoint) != 0) {
+        fuse_destroy(fuse);
+        return 1;
+    }
+    if (fuse_daemonize(opts.foreground) != 0) {
+        fuse_unmount(fuse);
+        fuse_destroy(fuse);
+        return 1;
+    }
+    if (!opts.foreground)
+        fs_log_to_store(1);
+    fs_log("mounted \"%s\" on \"%s\"", real_store, real_mnt);
+    struct fuse_session *se = fuse_get_session(fuse);
+    if (fuse_set_signal_handlers(se) != 0) {
+        fuse_unmount(fuse);
+        fuse_destroy(fuse);
+        return 1;
+    }
+    if (opts.singlethread) {
+        rc = fuse_loop(fuse);
+    } else {
+        struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+        fuse_loop_cfg_set_clone_fd(cfg, (unsigned)opts.clone_fd);
+        fuse_loop_cfg_set_idle_threads(cfg, opts.max_idle_threads);
+        fuse_loop_cfg_set_max_threads(cfg, opts.max_threads > 64 ? opts.max_threads : 64);
+        rc = fuse_loop_mt(fuse, cfg);
+        fuse_loop_cfg_destroy(cfg);
+    }
+    fuse_remove_signal_handlers(se);
+    fuse_unmount(fuse);
+    fuse_destroy(fuse); /* calls destroy: areas stop their threads */
+    fs_log("unmounted \"%s\"", real_mnt);
+    free(opts.mountpoint);
+    fuse_opt_free_args(&args);
+    free(fargv);
+    return rc ? 1 : 0;
+}

@@ -1,0 +1,1144 @@
+/* ops.c: the FUSE operations: map mount paths onto the store and dispatch
+ * to the area hooks of fs/area.h.
+ *
+ * Design: reads pass straight through to store files (open() pins the
+ * inode, so a generated file replaced by rename mid-read stays whole), and
+ * generated files are opened with direct_io so their size in the kernel's
+ * cache never truncates a read. Every write goes to a private temp file in
+ * STORE/.tmp; flush (what close() returns) asks the area to validate it and
+ * renames it into place, or discards it and returns the error, so a refused
+ * or oversized write never replaces the previous good file. While a file is
+ * being written its temp is found through a small table of open writers so
+ * stat, fstat and O_APPEND see its growing size. Handlers only do file
+ * system calls; anything slow is the areas' threads' job.
+ */
+#include "ops.h"
+
+#include "area.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define PATH_MAX_VFS 4200
+
+static const fs_area *const areas[] = {&fs_area_datasets, &fs_area_models, &fs_area_backbones};
+#define N_AREAS (sizeof areas / sizeof areas[0])
+
+/* ---- mount paths ---- */
+
+typedef enum vp_kind { VP_ROOT, VP_README, VP_AREA, VP_ITEM, VP_SUB } vp_kind;
+
+typedef struct vpath {
+    vp_kind kind;
+    const fs_area *area;
+    const char *rel; /* "NAME" or "NAME/sub"; "" for VP_AREA */
+} vpath;
+
+/* Parses a mount path; -ENOENT for unknown top-level names or hidden
+ * bookkeeping components. */
+static int vpath_parse(const char *path, vpath *vp)
+{
+    memset(vp, 0, sizeof *vp);
+    vp->rel = "";
+    if (!path || path[0] != '/')
+        return -ENOENT;
+    const char *p = path + 1;
+    if (*p == '\0') {
+        vp->kind = VP_ROOT;
+        return 0;
+    }
+    if (strcmp(p, "README") == 0) {
+        vp->kind = VP_README;
+        return 0;
+    }
+    const char *slash = strchr(p, '/');
+    size_t len = slash ? (size_t)(slash - p) : strlen(p);
+    for (size_t i = 0; i < N_AREAS; i++) {
+        if (strlen(areas[i]->name) == len && memcmp(areas[i]->name, p, len) == 0)
+            vp->area = areas[i];
+    }
+    if (!vp->area)
+        return -ENOENT;
+    if (!slash || slash[1] == '\0') {
+        vp->kind = VP_AREA;
+        return 0;
+    }
+    vp->rel = slash + 1;
+    vp->kind = strchr(vp->rel, '/') ? VP_SUB : VP_ITEM;
+    /* no hidden bookkeeping, no dot components */
+    for (const char *c = vp->rel; c; c = strchr(c, '/')) {
+        if (*c == '/')
+            c++;
+        if (strncmp(c, ".vfs", 4) == 0 || strcmp(c, ".") == 0 || strncmp(c, "./", 2) == 0 ||
+            strcmp(c, "..") == 0 || strncmp(c, "../", 3) == 0)
+            return -ENOENT;
+    }
+    if (vp->area->is_visible && !vp->area->is_visible(vp->rel))
+        return -ENOENT;
+    return 0;
+}
+
+static int is_readonly(const vpath *vp)
+{
+    if (vp->kind == VP_SUB)
+        return vp->area->is_readonly && vp->area->is_readonly(vp->rel);
+    return 0;
+}
+
+static const char *extra_root(const fs_area *a)
+{
+    const char *r = a->extra_root ? a->extra_root() : NULL;
+    return (r && *r) ? r : NULL;
+}
+
+/* Store path of vp. With `extra`, falls back to the area's extra root when
+ * the store has no such entry, and sets *in_extra. */
+static int vpath_resolve(const vpath *vp, char *out, size_t n, int *in_extra)
+{
+    if (in_extra)
+        *in_extra = 0;
+    int rc = vp->area ? fs_store_path(out, n, vp->area->name, vp->rel)
+                      : (snprintf(out, n, "%s", fs_store_root()) >= (int)n ? -ENAMETOOLONG : 0);
+    if (rc || !in_extra || !vp->area || vp->kind == VP_AREA)
+        return rc;
+    const char *er = extra_root(vp->area);
+    struct stat st;
+    if (!er || lstat(out, &st) == 0)
+        return 0;
+    char alt[PATH_MAX_VFS];
+    if (snprintf(alt, sizeof alt, "%s/%s", er, vp->rel) >= (int)sizeof alt)
+        return 0;
+    if (lstat(alt, &st) == 0) {
+        snprintf(out, n, "%s", alt);
+        *in_extra = 1;
+    }
+    return 0;
+}
+
+/* ---- open files ---- */
+
+typedef struct fs_fh {
+    int fd;
+    int writer;
+    int readme;
+    pthread_mutex_t lock;
+    const fs_area *area;
+    char *path;     /* mount path (writers) */
+    char *rel;      /* area-relative path (writers) */
+    char tmp[PATH_MAX_VFS];
+    int64_t max;
+    int dirty;      /* content differs from the committed file */
+    int failed;     /* -errno to report at flush (e.g. -EFBIG) */
+    int committed;  /* the temp has been renamed into place */
+    int discarded;  /* the temp has been refused and removed */
+    int result;     /* what flush returns once finished */
+    struct fs_fh *next;
+} fs_fh;
+
+/* Open writers by mount path, so lookups see a file while it is written.
+ * Lock order: pending_lock is a leaf (no other lock is taken under it). */
+#define PENDING_BUCKETS 1024
+static fs_fh *pending[PENDING_BUCKETS];
+static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static unsigned path_hash(const char *s)
+{
+    unsigned h = 2166136261u;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 16777619u;
+    return h % PENDING_BUCKETS;
+}
+
+static void pending_add(fs_fh *fh)
+{
+    unsigned h = path_hash(fh->path);
+    pthread_mutex_lock(&pending_lock);
+    fh->next = pending[h];
+    pending[h] = fh;
+    pthread_mutex_unlock(&pending_lock);
+}
+
+static void pending_remove(fs_fh *fh)
+{
+    unsigned h = path_hash(fh->path);
+    pthread_mutex_lock(&pending_lock);
+    for (fs_fh **pp = &pending[h]; *pp; pp = &(*pp)->next) {
+        if (*pp == fh) {
+            *pp = fh->next;
+            break;
+        }
+    }
+    fh->next = NULL;
+    pthread_mutex_unlock(&pending_lock);
+}
+
+/* Runs fn on the newest open writer of path (under the table lock, so fn
+ * must be a single system call); returns fn's result or -ENOENT. */
+static int pending_with(const char *path, int (*fn)(int fd, void *arg), void *arg)
+{
+    unsigned h = path_hash(path);
+    int rc = -ENOENT;
+    pthread_mutex_lock(&pending_lock);
+    for (fs_fh *f = pending[h]; f; f = f->next) {
+        if (strcmp(f->path, path) == 0) {
+            rc = fn(f->fd, arg);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&pending_lock);
+    return rc;
+}
+
+static int fd_fstat(int fd, void *arg) { return fstat(fd, arg) == 0 ? 0 : -errno; }
+
+static int fd_ftruncate(int fd, void *arg)
+{
+    return ftruncate(fd, *(off_t *)arg) == 0 ? 0 : -errno;
+}
+
+static int fd_futimens(int fd, void *arg) { return futimens(fd, arg) == 0 ? 0 : -errno; }
+
+static int fd_tmp_path(int fd, void *arg)
+{
+    char link[64];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    int nfd = open(link, O_RDONLY | O_CLOEXEC);
+    if (nfd < 0)
+        return -errno;
+    *(int *)arg = nfd;
+    return 0;
+}
+
+static fs_fh *fh_new(void)
+{
+    fs_fh *fh = calloc(1, sizeof *fh);
+    if (!fh)
+        return NULL;
+    fh->fd = -1;
+    pthread_mutex_init(&fh->lock, NULL);
+    return fh;
+}
+
+static void fh_free(fs_fh *fh)
+{
+    if (!fh)
+        return;
+    if (fh->fd >= 0)
+        close(fh->fd);
+    pthread_mutex_destroy(&fh->lock);
+    free(fh->path);
+    free(fh->rel);
+    free(fh);
+}
+
+static fs_fh *get_fh(struct fuse_file_info *fi)
+{
+    return fi ? (fs_fh *)(uintptr_t)fi->fh : NULL;
+}
+
+/* Validates and renames the temp into place; called with fh->lock held.
+ * Returns 0 or -errno (what close() reports). */
+static int writer_commit(fs_fh *fh)
+{
+    if (fh->discarded)
+        return fh->result;
+    if (fh->committed) {
+        /* written again through a dup'd fd after the first close: the writes
+         * went straight into the committed file */
+        if (fh->dirty && fh->area->committed)
+            fh->area->committed(fh->rel);
+        fh->dirty = 0;
+        return 0;
+    }
+    if (fh->failed) {
+        unlink(fh->tmp);
+        fh->discarded = 1;
+        fh->result = fh->failed;
+        pending_remove(fh);
+        fs_log("write of \"%s\" refused: %s", fh->path, strerror(-fh->failed));
+        return fh->result;
+    }
+    if (!fh->dirty)
+        return 0;
+    if (fh->area->validate_write) {
+        char why[512] = "";
+        int rc = fh->area->validate_write(fh->rel, fh->tmp, why, sizeof why);
+        if (rc < 0) {
+            unlink(fh->tmp);
+            fh->discarded = 1;
+            fh->result = rc;
+            pending_remove(fh);
+            fs_log("write of \"%s\" refused: %s", fh->path, why[0] ? why : strerror(-rc));
+            return rc;
+        }
+    }
+    char dst[PATH_MAX_VFS];
+    int rc = fs_store_path(dst, sizeof dst, fh->area->name, fh->rel);
+    if (rc == 0 && rename(fh->tmp, dst) != 0)
+        rc = -errno;
+    pending_remove(fh);
+    if (rc) {
+        unlink(fh->tmp);
+        fh->discarded = 1;
+        fh->result = rc;
+        return rc;
+    }
+    fh->committed = 1;
+    fh->dirty = 0;
+    if (fh->area->committed)
+        fh->area->committed(fh->rel);
+    return 0;
+}
+
+/* ---- operations ---- */
+
+static void *vfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+    cfg->entry_timeout = 1.0;
+    cfg->attr_timeout = 1.0;
+    cfg->negative_timeout = 0.0;
+    cfg->hard_remove = 1;
+    cfg->use_ino = 0;
+    cfg->kernel_cache = 0;
+    if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+        conn->want |= FUSE_CAP_SPLICE_WRITE;
+    if (conn->capable & FUSE_CAP_SPLICE_MOVE)
+        conn->want |= FUSE_CAP_SPLICE_MOVE;
+    if (conn->capable & FUSE_CAP_SPLICE_READ)
+        conn->want |= FUSE_CAP_SPLICE_READ;
+    if (conn->capable & FUSE_CAP_READDIRPLUS)
+        conn->want |= FUSE_CAP_READDIRPLUS;
+    conn->want &= ~FUSE_CAP_WRITEBACK_CACHE; /* EFBIG must come from write() */
+    fs_areas_start();
+    return NULL;
+}
+
+static void vfs_destroy(void *data)
+{
+    (void)data;
+    fs_areas_stop();
+}
+
+static void readme_stat(struct stat *st)
+{
+    struct stat root;
+    memset(st, 0, sizeof *st);
+    if (stat(fs_store_root(), &root) == 0) {
+        st->st_uid = root.st_uid;
+        st->st_gid = root.st_gid;
+        st->st_mtim = root.st_mtim;
+        st->st_ctim = root.st_ctim;
+        st->st_atim = root.st_atim;
+    }
+    st->st_mode = S_IFREG | 0444;
+    st->st_nlink = 1;
+    st->st_size = (off_t)strlen(fs_readme_text());
+    st->st_blksize = 4096;
+    st->st_blocks = (st->st_size + 511) / 512;
+}
+
+static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+    fs_fh *fh = get_fh(fi);
+    if (fh && fh->readme) {
+        readme_stat(st);
+        return 0;
+    }
+    if (fh && fh->fd >= 0) {
+        if (fstat(fh->fd, st) != 0)
+            return -errno;
+        if (!fh->writer && path) {
+            vpath vp;
+            if (vpath_parse(path, &vp) == 0 && is_readonly(&vp))
+                st->st_mode &= ~(mode_t)0222;
+        }
+        return 0;
+    }
+    vpath vp;
+    int rc = vpath_parse(path, &vp);
+    if (rc)
+        return rc;
+    if (vp.kind == VP_README) {
+        readme_stat(st);
+        return 0;
+    }
+    if (vp.kind == VP_SUB && pending_with(path, fd_fstat, st) == 0)
+        return 0;
+    char sp[PATH_MAX_VFS];
+    int extra;
+    rc = vpath_resolve(&vp, sp, sizeof sp, &extra);
+    if (rc)
+        return rc;
+    if (lstat(sp, st) != 0)
+        return -errno;
+    if (vp.kind == VP_ITEM && !S_ISDIR(st->st_mode))
+        return -ENOENT; /* stray files at an area's top are not shown */
+    if (extra || is_readonly(&vp))
+        st->st_mode &= ~(mode_t)0222;
+    return 0;
+}
+
+static int vfs_access(const char *path, int mask)
+{
+    struct stat st;
+    int rc = vfs_getattr(path, &st, NULL);
+    if (rc)
+        return rc;
+    if ((mask & W_OK) && !(st.st_mode & 0200))
+        return -EACCES;
+    vpath vp;
+    vpath_parse(path, &vp);
+    if ((mask & W_OK) && (vp.kind == VP_ROOT || vp.kind == VP_README))
+        return -EACCES;
+    return 0;
+}
+
+static int fill_dir(void *buf, fuse_fill_dir_t filler, const vpath *vp, const char *dir,
+                    int plus, const char *skip_dir)
+{
+    DIR *d = opendir(dir);
+    if (!d)
+        return -errno;
+    char rel[PATH_MAX_VFS];
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *nm = e->d_name;
+        if (nm[0] == '.' && (nm[1] == '\0' || (nm[1] == '.' && nm[2] == '\0')))
+            continue;
+        if (strncmp(nm, ".vfs", 4) == 0)
+            continue;
+        if (vp->kind == VP_AREA && e->d_type != DT_DIR && e->d_type != DT_UNKNOWN)
+            continue;
+        if (snprintf(rel, sizeof rel, "%s%s%s", vp->rel, *vp->rel ? "/" : "", nm) >=
+            (int)sizeof rel)
+            continue;
+        if (vp->area->is_visible && !vp->area->is_visible(rel))
+            continue;
+        struct stat st;
+        if (skip_dir) {
+            char other[PATH_MAX_VFS];
+            snprintf(other, sizeof other, "%s/%s", skip_dir, nm);
+            if (lstat(other, &st) == 0)
+                continue;
+        }
+        if (plus && fstatat(dirfd(d), nm, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+            if (vp->kind == VP_AREA && !S_ISDIR(st.st_mode))
+                continue;
+            vpath sub = {strchr(rel, '/') ? VP_SUB : VP_ITEM, vp->area, rel};
+            if (skip_dir || is_readonly(&sub))
+                st.st_mode &= ~(mode_t)0222;
+            if (filler(buf, nm, &st, 0, FUSE_FILL_DIR_PLUS))
+                break;
+        } else {
+            memset(&st, 0, sizeof st);
+            st.st_ino = e->d_ino;
+            st.st_mode = (mode_t)DTTOIF(e->d_type);
+            if (filler(buf, nm, &st, 0, 0))
+                break;
+        }
+    }
+    closedir(d);
+    return 0;
+}
+
+static int vfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
+                       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+    (void)off;
+    (void)fi;
+    vpath vp;
+    int rc = vpath_parse(path, &vp);
+    if (rc)
+        return rc;
+    filler(buf, ".", NULL, 0, 0);
+    filler(buf, "..", NULL, 0, 0);
+    if (vp.kind == VP_ROOT) {
+        filler(buf, "README", NULL, 0, 0);
+        for (size_t i = 0; i < N_AREAS; i++)
+            filler(buf, areas[i]->name, NULL, 0, 0);
+        return 0;
+    }
+    if (vp.kind == VP_README)
+        return -ENOTDIR;
+    int plus = (flags & FUSE_READDIR_PLUS) != 0;
+    char sp[PATH_MAX_VFS];
+    int extra;
+    rc = vpath_resolve(&vp, sp, sizeof sp, &extra);
+    if (rc)
+        return rc;
+    const char *er = extra_root(vp.area);
+    char store_dir[PATH_MAX_VFS];
+    fs_store_path(store_dir, sizeof store_dir, vp.area->name, vp.rel);
+    rc = fill_dir(buf, filler, &vp, sp, plus, NULL);
+    if (extra) /* the folder exists only in the extra root */
+        return rc;
+    if (er) {
+        char alt[PATH_MAX_VFS];
+        if (snprintf(alt, sizeof alt, "%s%s%s", er, *vp.rel ? "/" : "", vp.rel) < (int)sizeof alt &&
+            strcmp(alt, store_dir) != 0) {
+            struct stat st;
+            if (stat(alt, &st) == 0 && S_ISDIR(st.st_mode))
+                fill_dir(buf, filler, &vp, alt, plus, store_dir);
+        }
+    }
+    return rc;
+}
+
+static int item_exists(const vpath *vp)
+{
+    char sp[PATH_MAX_VFS];
+    int extra;
+    struct stat st;
+    if (vpath_resolve(vp, sp, sizeof sp, &extra))
+        return 0;
+    return lstat(sp, &st) == 0;
+}
+
+static int vfs_mkdir(const char *path, mode_t mode)
+{
+    vpath vp;
+    int rc = vpath_parse(path, &vp);
+    if (rc == -ENOENT && vp.area && vp.kind != VP_AREA) {
+        const char *last = strrchr(path, '/');
+        if (last && strncmp(last + 1, ".vfs", 4) == 0)
+            return -EINVAL; /* reserved for bookkeeping */
+    }
+    if (rc)
+        return rc;
+    switch (vp.kind) {
+    case VP_ROOT:
+    case VP_README:
+    case VP_AREA:
+        return -EEXIST;
+    case VP_ITEM:
+        if (!fs_name_valid(vp.rel))
+            return -EINVAL;
+        if (item_exists(&vp))
+            return -EEXIST;
+        return vp.area->mkdir_item ? vp.area->mkdir_item(vp.rel) : -EPERM;
+    case VP_SUB:
+        break;
+    }
+    if (is_readonly(&vp))
+        return -EACCES;
+    if (vp.area->mkdir_sub)
+        return vp.area->mkdir_sub(vp.rel);
+    char sp[PATH_MAX_VFS];
+    rc = fs_store_path(sp, sizeof sp, vp.area->name, vp.rel);
+    if (rc)
+        return rc;
+    return mkdir(sp, mode & 07777) == 0 ? 0 : -errno;
+}
+
+static int vfs_rmdir(const char *path)
+{
+    vpath vp;
+    int rc = vpath_parse(path, &vp);
+    if (rc)
+        return rc;
+    if (vp.kind == VP_ROOT || vp.kind == VP_AREA)
+        return -EBUSY;
+    if (vp.kind == VP_README)
+        return -ENOTDIR;
+    char sp[PATH_MAX_VFS];
+    int extra;
+    rc = vpath_resolve(&vp, sp, sizeof sp, &extra);
+    if (rc)
+        return rc;
+    if (extra)
+        return -EACCES;
+    if (vp.kind == VP_ITEM)
+        return vp.area->rmdir_item ? vp.area->rmdir_item(vp.rel) : -EPERM;
+    if (vp.area->rmdir_sub)
+        return vp.area->rmdir_sub(vp.rel);
+    if (rmdir(sp) != 0)
+        return -errno;
+    if (vp.area->unlinked)
+        vp.area->unlinked(vp.rel);
+    return 0;
+}
+
+static int vfs_unlink(const char *path)
+{
+    vpath vp;
+    int rc = vpath_parse(path, &vp);
+    if (rc)
+        return rc;
+    if (vp.kind != VP_SUB)
+        return vp.kind == VP_README ? -EACCES : -EISDIR;
+    if (is_readonly(&vp))
+        return 0; /* generated: comes back; lets rm -r of the item work */
+    char sp[PATH_MAX_VFS];
+    int extra;
+    rc = vpath_resolve(&vp, sp, sizeof sp, &extra);
+    if (rc)
+        return rc;
+    if (extra)
+        return -EACCES;
+    if (unlink(sp) != 0)
+        return -errno;
+    if (vp.area->unlinked)
+        vp.area->unlinked(vp.rel);
+    return 0;
+}
+
+static int vfs_rename(const char *from, const char *to, unsigned int flags)
+{
+    vpath a, b;
+    int rc = vpath_parse(from, &a);
+    if (rc)
+        return rc;
+    rc = vpath_parse(to, &b);
+    if (rc == -ENOENT && b.area && b.kind == VP_ITEM)
+        return -EINVAL;
+    if (rc)
+        return rc;
+    if (flags & RENAME_EXCHANGE)
+        return -EINVAL;
+    if (a.area != b.area || !a.area)
+        return a.area && b.area ? -EXDEV : -EACCES;
+    if (a.kind != b.kind)
+        return -EACCES;
+    if (a.kind == VP_AREA)
+        return -EBUSY;
+    char sa[PATH_MAX_VFS], sb[PATH_MAX_VFS];
+    int extra;
+    rc = vpath_resolve(&a, sa, sizeof sa, &extra);
+    if (rc)
+        return rc;
+    if (extra)
+        return -EACCES;
+    rc = fs_store_path(sb, sizeof sb, b.area->name, b.rel);
+    if (rc)
+        return rc;
+    if (a.kind == VP_ITEM) {
+        if (!fs_name_valid(b.rel))
+            return -EINVAL;
+        if (item_exists(&b))
+            return -EEXIST;
+        return a.area->rename_item ? a.area->rename_item(a.rel, b.rel) : -EPERM;
+    }
+    if (is_readonly(&a) || is_readonly(&b))
+        return -EACCES;
+    struct stat st;
+    if (lstat(sa, &st) != 0)
+        return -errno;
+    if (S_ISREG(st.st_mode) && a.area->validate_write) {
+        char why[512] = "";
+        rc = a.area->validate_write(b.rel, sa, why, sizeof why);
+        if (rc < 0) {
+            fs_log("rename of \"%s\" to \"%s\" refused: %s", from, to, why);
+            return rc;
+        }
+    }
+    if (renameat2(AT_FDCWD, sa, AT_FDCWD, sb, flags & RENAME_NOREPLACE) != 0)
+        return -errno;
+    if (a.area->unlinked)
+        a.area->unlinked(a.rel);
+    if (a.area->committed)
+        a.area->committed(b.rel);
+    return 0;
+}
+
+static int64_t max_size_of(const vpath *vp)
+{
+    int64_t m = vp->area->max_size ? vp->area->max_size(vp->rel) : 0;
+    return m > 0 ? m : FS_MAX_FILE_DEFAULT;
+}
+
+/* Copies the committed content into a new writer's temp (open without
+ * O_TRUNC of an existing file). */
+static int copy_into(int dst, const char *src_path, int64_t max)
+{
+    int src = open(src_path, O_RDONLY | O_CLOEXEC);
+    if (src < 0)
+        return errno == ENOENT ? 0 : -errno;
+    struct stat st;
+    if (fstat(src, &st) != 0 || st.st_size > max) {
+        int e = errno ? -errno : -EFBIG;
+        close(src);
+        return st.st_size > max ? -EFBIG : e;
+    }
+    off_t left = st.st_size;
+    while (left > 0) {
+        ssize_t n = copy_file_range(src, NULL, dst, NULL, (size_t)left, 0);
+        if (n <= 0) {
+            char buf[65536];
+            ssize_t r = read(src, buf, sizeof buf);
+            if (r <= 0)
+                break;
+            if (write(dst, buf, (size_t)r) != r) {
+                close(src);
+                return -EIO;
+            }
+            n = r;
+        }
+        left -= n;
+    }
+    close(src);
+    return 0;
+}
+
+static int open_writer(const char *path, const vpath *vp, struct fuse_file_info *fi, int creating)
+{
+    if (vp->kind == VP_ROOT || vp->kind == VP_AREA || vp->kind == VP_ITEM)
+        return creating ? -EPERM : -EISDIR;
+    if (vp->kind == VP_README || is_readonly(vp))
+        return -EACCES;
+    char sp[PATH_MAX_VFS];
+    int extra;
+    int rc = vpath_resolve(vp, sp, sizeof sp, &extra);
+    if (rc)
+        return rc;
+    if (extra)
+        return -EACCES;
+    struct stat st;
+    int exists = lstat(sp, &st) == 0;
+    if (exists && S_ISDIR(st.st_mode))
+        return -EISDIR;
+    if (!exists) {
+        /* the parent must be a folder in the store */
+        char parent[PATH_MAX_VFS];
+        snprintf(parent, sizeof parent, "%s", sp);
+        char *slash = strrchr(parent, '/');
+        if (slash)
+            *slash = '\0';
+        if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode))
+            return -ENOENT;
+    }
+    fs_fh *fh = fh_new();
+    if (!fh)
+        return -ENOMEM;
+    fh->writer = 1;
+    fh->area = vp->area;
+    fh->path = strdup(path);
+    fh->rel = strdup(vp->rel);
+    fh->max = max_size_of(vp);
+    if (!fh->path || !fh->rel) {
+        fh_free(fh);
+        return -ENOMEM;
+    }
+    fh->fd = fs_tmp_create(fh->tmp, sizeof fh->tmp);
+    if (fh->fd < 0) {
+        rc = fh->fd;
+        fh->fd = -1;
+        fh_free(fh);
+        return rc;
+    }
+    if (exists && !(fi->flags & O_TRUNC)) {
+        rc = copy_into(fh->fd, sp, fh->max);
+        if (rc) {
+            unlink(fh->tmp);
+            fh_free(fh);
+            return rc;
+        }
+    }
+    fh->dirty = !exists || (fi->flags & O_TRUNC);
+    pending_add(fh);
+    fi->fh = (uint64_t)(uintptr_t)fh;
+    fi->direct_io = 0;
+    fi->keep_cache = 0;
+    return 0;
+}
+
+static int vfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+    (void)mode;
+    vpath vp;
+    int rc = vpath_parse(path, &vp);
+    if (rc)
+        return rc == -ENOENT ? -EACCES : rc;
+    return open_writer(path, &vp, fi, 1);
+}
+
+static int vfs_open(const char *path, struct fuse_file_info *fi)
+{
+    vpath vp;
+    int rc = vpath_parse(path, &vp);
+    if (rc)
+        return rc;
+    if ((fi->flags & O_ACCMODE) != O_RDONLY)
+        return open_writer(path, &vp, fi, 0);
+    fs_fh *fh;
+    if (vp.kind == VP_README) {
+        fh = fh_new();
+        if (!fh)
+            return -ENOMEM;
+        fh->readme = 1;
+        fi->fh = (uint64_t)(uintptr_t)fh;
+        return 0;
+    }
+    if (vp.kind != VP_SUB)
+        return -EISDIR;
+    if (vp.area->open_read) {
+        rc = vp.area->open_read(vp.rel);
+        if (rc < 0)
+            return rc;
+    }
+    int fd = -1;
+    if (pending_with(path, fd_tmp_path, &fd) != 0) {
+        char sp[PATH_MAX_VFS];
+        int extra;
+        rc = vpath_resolve(&vp, sp, sizeof sp, &extra);
+        if (rc)
+            return rc;
+        fd = open(sp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+            return -errno;
+    }
+    fh = fh_new();
+    if (!fh) {
+        close(fd);
+        return -ENOMEM;
+    }
+    fh->fd = fd;
+    fi->fh = (uint64_t)(uintptr_t)fh;
+    if (is_readonly(&vp))
+        fi->direct_io = 1; /* generated: size may change under the cache */
+    fi->keep_cache = 0;
+    return 0;
+}
+
+static int vfs_read(const char *path, char *buf, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    (void)path;
+    fs_fh *fh = get_fh(fi);
+    if (!fh)
+        return -EBADF;
+    if (fh->readme) {
+        const char *t = fs_readme_text();
+        size_t len = strlen(t);
+        if ((size_t)off >= len)
+            return 0;
+        if (size > len - (size_t)off)
+            size = len - (size_t)off;
+        memcpy(buf, t + off, size);
+        return (int)size;
+    }
+    ssize_t n = pread(fh->fd, buf, size, off);
+    return n < 0 ? -errno : (int)n;
+}
+
+static int vfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size, off_t off,
+                        struct fuse_file_info *fi)
+{
+    fs_fh *fh = get_fh(fi);
+    if (!fh)
+        return -EBADF;
+    struct fuse_bufvec *v = malloc(sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    if (fh->readme) {
+        char *mem = malloc(size ? size : 1);
+        if (!mem) {
+            free(v);
+            return -ENOMEM;
+        }
+        int n = vfs_read(path, mem, size, off, fi);
+        *v = FUSE_BUFVEC_INIT((size_t)n);
+        v->buf[0].mem = mem;
+        *bufp = v;
+        return 0;
+    }
+    *v = FUSE_BUFVEC_INIT(size);
+    v->buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+    v->buf[0].fd = fh->fd;
+    v->buf[0].pos = off;
+    *bufp = v;
+    return 0;
+}
+
+static int vfs_write_buf(const char *path, struct fuse_bufvec *src, off_t off,
+                         struct fuse_file_info *fi)
+{
+    (void)path;
+    fs_fh *fh = get_fh(fi);
+    if (!fh || !fh->writer)
+        return -EBADF;
+    size_t size = fuse_buf_size(src);
+    pthread_mutex_lock(&fh->lock);
+    if (fh->discarded) {
+        pthread_mutex_unlock(&fh->lock);
+        return fh->result ? fh->result : -EIO;
+    }
+    if ((int64_t)off + (int64_t)size > fh->max) {
+        fh->failed = -EFBIG;
+        pthread_mutex_unlock(&fh->lock);
+        return -EFBIG;
+    }
+    fh->dirty = 1;
+    pthread_mutex_unlock(&fh->lock);
+    struct fuse_bufvec dst = FUSE_BUFVEC_INIT(size);
+    dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+    dst.buf[0].fd = fh->fd;
+    dst.buf[0].pos = off;
+    ssize_t n = fuse_buf_copy(&dst, src, FUSE_BUF_SPLICE_NONBLOCK);
+    return n < 0 ? (int)n : (int)n;
+}
+
+static int vfs_write(const char *path, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+    struct fuse_bufvec src = FUSE_BUFVEC_INIT(size);
+    src.buf[0].mem = (void *)buf;
+    return vfs_write_buf(path, &src, off, fi);
+}
+
+static int vfs_flush(const char *path, struct fuse_file_info *fi)
+{
+    (void)path;
+    fs_fh *fh = get_fh(fi);
+    if (!fh || !fh->writer)
+        return 0;
+    pthread_mutex_lock(&fh->lock);
+    int rc = writer_commit(fh);
+    pthread_mutex_unlock(&fh->lock);
+    return rc;
+}
+
+static int vfs_release(const char *path, struct fuse_file_info *fi)
+{
+    (void)path;
+    fs_fh *fh = get_fh(fi);
+    if (!fh)
+        return 0;
+    if (fh->writer) {
+        pthread_mutex_lock(&fh->lock);
+        if (fh->dirty || fh->failed)
+            writer_commit(fh);
+        if (!fh->committed && !fh->discarded) {
+            unlink(fh->tmp);
+            pending_remove(fh);
+        }
+        pthread_mutex_unlock(&fh->lock);
+    }
+    fh_free(fh);
+    return 0;
+}
+
+static int vfs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+    (void)path;
+    fs_fh *fh = get_fh(fi);
+    if (!fh || fh->fd < 0)
+        return 0;
+    int rc = datasync ? fdatasync(fh->fd) : fsync(fh->fd);
+    return rc == 0 ? 0 : -errno;
+}
+
+/* Rewrites a committed file at a new length through a temp, so the area
+ * validates the result like any other write. */
+static int truncate_committed(const vpath *vp, off_t size)
+{
+    char sp[PATH_MAX_VFS], tmp[PATH_MAX_VFS];
+    int rc = fs_store_path(sp, sizeof sp, vp->area->name, vp->rel);
+    if (rc)
+        return rc;
+    struct stat st;
+    if (lstat(sp, &st) != 0)
+        return -errno;
+    if (S_ISDIR(st.st_mode))
+        return -EISDIR;
+    int fd = fs_tmp_create(tmp, sizeof tmp);
+    if (fd < 0)
+        return fd;
+    rc = copy_into(fd, sp, INT64_MAX);
+    if (rc == 0 && ftruncate(fd, size) != 0)
+        rc = -errno;
+    close(fd);
+    if (rc == 0 && vp->area->validate_write) {
+        char why[512] = "";
+        rc = vp->area->validate_write(vp->rel, tmp, why, sizeof why);
+    }
+    if (rc == 0 && rename(tmp, sp) != 0)
+        rc = -errno;
+    if (rc) {
+        unlink(tmp);
+        return rc;
+    }
+    if (vp->area->committed)
+        vp->area->committed(vp->rel);
+    return 0;
+}
+
+static int vfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+    fs_fh *fh = get_fh(fi);
+    if (fh && fh->writer) {
+        if (size > fh->max)
+            return -EFBIG;
+        pthread_mutex_lock(&fh->lock);
+        int rc = ftruncate(fh->fd, size) == 0 ? 0 : -errno;
+        if (rc == 0)
+            fh->dirty = 1;
+        pthread_mutex_unlock(&fh->lock);
+        return rc;
+    }
+    vpath vp;
+    int rc = vpath_parse(path, &vp);
+    if (rc)
+        return rc;
+    if (vp.kind != VP_SUB)
+        return vp.kind == VP_README ? -EACCES : -EISDIR;
+    if (is_readonly(&vp))
+        return -EACCES;
+    if (size > max_size_of(&vp))
+        return -EFBIG;
+    rc = pending_with(path, fd_ftruncate, &size);
+    if (rc != -ENOENT)
+        return rc;
+    return truncate_committed(&vp, size);
+}
+
+static int vfs_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
+{
+    fs_fh *fh = get_fh(fi);
+    if (fh && fh->fd >= 0)
+        return futimens(fh->fd, tv) == 0 ? 0 : -errno;
+    vpath vp;
+    int rc = vpath_parse(path, &vp);
+    if (rc)
+        return rc;
+    if (vp.kind == VP_ROOT || vp.kind == VP_README || vp.kind == VP_AREA || is_readonly(&vp))
+        return -EACCES;
+    rc = pending_with(path, fd_futimens, (void *)tv);
+    if (rc != -ENOENT)
+        return rc;
+    char sp[PATH_MAX_VFS];
+    int extra;
+    rc = vpath_resolve(&vp, sp, sizeof sp, &extra);
+    if (rc)
+        return rc;
+    if (extra)
+        return -EACCES;
+    return utimensat(AT_FDCWD, sp, tv, AT_SYMLINK_NOFOLLOW) == 0 ? 0 : -errno;
+}
+
+static int vfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+    fs_fh *fh = get_fh(fi);
+    if (fh && fh->fd >= 0)
+        return fchmod(fh->fd, mode & 07777) == 0 ? 0 : -errno;
+    vpath vp;
+    int rc = vpath_parse(path, &vp);
+    if (rc)
+        return rc;
+    if (vp.kind == VP_ROOT || vp.kind == VP_README || vp.kind == VP_AREA || is_readonly(&vp))
+        return -EACCES;
+    char sp[PATH_MAX_VFS];
+    int extra;
+    rc = vpath_resolve(&vp, sp, sizeof sp, &extra);
+    if (rc)
+        return rc;
+    if (extra)
+        return -EACCES;
+    struct stat st;
+    if (lstat(sp, &st) != 0)
+        return pending_with(path, fd_fstat, &st) == 0 ? 0 : -errno;
+    return chmod(sp, mode & 07777) == 0 ? 0 : -errno;
+}
+
+static int vfs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+{
+    fs_fh *fh = get_fh(fi);
+    if (fh && fh->fd >= 0)
+        return fchown(fh->fd, uid, gid) == 0 ? 0 : -errno;
+    vpath vp;
+    int rc = vpath_parse(path, &vp);
+    if (rc)
+        return rc;
+    if (vp.kind == VP_ROOT || vp.kind == VP_README || vp.kind == VP_AREA || is_readonly(&vp))
+        return -EACCES;
+    char sp[PATH_MAX_VFS];
+    int extra;
+    rc = vpath_resolve(&vp, sp, sizeof sp, &extra);
+    if (rc)
+        return rc;
+    if (extra)
+        return -EACCES;
+    return lchown(sp, uid, gid) == 0 ? 0 : -errno;
+}
+
+static int vfs_statfs(const char *path, struct statvfs *st)
+{
+    (void)path;
+    return statvfs(fs_store_root(), st) == 0 ? 0 : -errno;
+}
+
+static int vfs_symlink(const char *target, const char *path)
+{
+    (void)target;
+    (void)path;
+    return -EPERM;
+}
+
+static int vfs_link(const char *from, const char *to)
+{
+    (void)from;
+    (void)to;
+    return -EPERM;
+}
+
+static int vfs_mknod(const char *path, mode_t mode, dev_t dev)
+{
+    (void)path;
+    (void)mode;
+    (void)dev;
+    return -EPERM;
+}
+
+static const struct fuse_operations ops = {
+    .init = vfs_init,
+    .destroy = vfs_destroy,
+    .getattr = vfs_getattr,
+    .access = vfs_access,
+    .readdir = vfs_readdir,
+    .mkdir = vfs_mkdir,
+    .rmdir = vfs_rmdir,
+    .unlink = vfs_unlink,
+    .rename = vfs_rename,
+    .create = vfs_create,
+    .open = vfs_open,
+    .read = vfs_read,
+    .read_buf = vfs_read_buf,
+    .write = vfs_write,
+    .write_buf = vfs_write_buf,
+    .flush = vfs_flush,
+    .release = vfs_release,
+    .fsync = vfs_fsync,
+    .truncate = vfs_truncate,
+    .utimens = vfs_utimens,
+    .chmod = vfs_chmod,
+    .chown = vfs_chown,
+    .statfs = vfs_statfs,
+    .symlink = vfs_symlink,
+    .link = vfs_link,
+    .mknod = vfs_mknod,
+};
+
+const struct fuse_operations *fs_operations(void) { return &ops; }
+
+void fs_areas_start(void)
+{
+    for (size_t i = 0; i < N_AREAS; i++)
+        if (areas[i]->start)
+            areas[i]->start();
+}
+
+void fs_areas_stop(void)
+{
+    for (size_t i = N_AREAS; i-- > 0;)
+        if (areas[i]->stop)
+            areas[i]->stop();
+}

@@ -1,0 +1,217 @@
+/* store.c: the on-disk store behind the mount: path building, name rules,
+ * atomic file replacement and tree removal.
+ *
+ * Design: the store is a plain directory tree that mirrors the mount, so it
+ * survives unmount and kill -9 and can be inspected with ordinary tools.
+ * Every file the daemon generates is written to STORE/.tmp and renamed into
+ * place, so readers and crashes only ever see a whole old or a whole new
+ * file. STORE/.tmp is emptied at mount: whatever is there was never
+ * committed.
+ */
+#include "area.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static char store_root[4096];
+static atomic_uint tmp_counter;
+static FILE *log_file; /* NULL: stderr */
+
+static int mkdir_p(const char *path)
+{
+    char buf[4096];
+    size_t len = strlen(path);
+    if (len == 0 || len >= sizeof buf)
+        return -ENAMETOOLONG;
+    memcpy(buf, path, len + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return -errno;
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
+int fs_store_open(const char *root)
+{
+    size_t len = strlen(root);
+    if (len == 0 || len >= sizeof store_root - 256)
+        return -ENAMETOOLONG;
+    memcpy(store_root, root, len + 1);
+    while (len > 1 && store_root[len - 1] == '/')
+        store_root[--len] = '\0';
+    int rc = mkdir_p(store_root);
+    if (rc)
+        return rc;
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s/.tmp", store_root);
+    fs_remove_tree(tmp);
+    if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+        return -errno;
+    static const char *const areas[] = {"datasets", "models", "backbones"};
+    for (size_t i = 0; i < sizeof areas / sizeof areas[0]; i++) {
+        snprintf(tmp, sizeof tmp, "%s/%s", store_root, areas[i]);
+        if (mkdir(tmp, 0755) != 0 && errno != EEXIST)
+            return -errno;
+    }
+    return 0;
+}
+
+const char *fs_store_root(void) { return store_root; }
+
+int fs_store_path(char *out, size_t n, const char *area, const char *rel)
+{
+    int w;
+    if (rel && *rel)
+        w = snprintf(out, n, "%s/%s/%s", store_root, area, rel);
+    else
+        w = snprintf(out, n, "%s/%s", store_root, area);
+    return (w < 0 || (size_t)w >= n) ? -ENAMETOOLONG : 0;
+}
+
+int fs_name_valid(const char *name)
+{
+    size_t len = strlen(name);
+    if (len < 1 || len > 64 || name[0] == '.')
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '_' || c == '-';
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+int fs_tmp_create(char *out, size_t n)
+{
+    for (int attempt = 0; attempt < 100; attempt++) {
+        unsigned k = atomic_fetch_add(&tmp_counter, 1);
+        int w = snprintf(out, n, "%s/.tmp/w%ld.%u", store_root, (long)getpid(), k);
+        if (w < 0 || (size_t)w >= n)
+            return -ENAMETOOLONG;
+        int fd = open(out, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd >= 0)
+            return fd;
+        if (errno != EEXIST)
+            return -errno;
+    }
+    return -EEXIST;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len)
+{
+    char tmp[4200];
+    int fd = fs_tmp_create(tmp, sizeof tmp);
+    if (fd < 0)
+        return fd;
+    const char *p = data;
+    size_t left = len;
+    while (left > 0) {
+        ssize_t w = write(fd, p, left);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            int e = -errno;
+            close(fd);
+            unlink(tmp);
+            return e;
+        }
+        p += w;
+        left -= (size_t)w;
+    }
+    if (close(fd) != 0) {
+        int e = -errno;
+        unlink(tmp);
+        return e;
+    }
+    if (rename(tmp, path) != 0) {
+        int e = -errno;
+        unlink(tmp);
+        return e;
+    }
+    return 0;
+}
+
+static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag == FTW_DP || flag == FTW_D)
+        return rmdir(path) != 0 && errno != ENOENT ? -1 : 0;
+    return unlink(path) != 0 && errno != ENOENT ? -1 : 0;
+}
+
+int fs_remove_tree(const char *path)
+{
+    struct stat st;
+    if (lstat(path, &st) != 0)
+        return errno == ENOENT ? 0 : -errno;
+    if (!S_ISDIR(st.st_mode))
+        return unlink(path) != 0 ? -errno : 0;
+    if (nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
+        return errno ? -errno : -EIO;
+    return 0;
+}
+
+int fs_discard_tree(const char *path)
+{
+    char tmp[4200];
+    unsigned k = atomic_fetch_add(&tmp_counter, 1);
+    snprintf(tmp, sizeof tmp, "%s/.tmp/d%ld.%u", store_root, (long)getpid(), k);
+    if (rename(path, tmp) != 0)
+        return -errno;
+    return fs_remove_tree(tmp);
+}
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void fs_log_to_store(int enable)
+{
+    pthread_mutex_lock(&log_lock);
+    if (log_file) {
+        fclose(log_file);
+        log_file = NULL;
+    }
+    if (enable) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/.vfs-log", store_root);
+        log_file = fopen(path, "ae");
+    }
+    pthread_mutex_unlock(&log_lock);
+}
+
+void fs_log(const char *fmt, ...)
+{
+    char line[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    char ts[32];
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    pthread_mutex_lock(&log_lock);
+    FILE *f = log_file ? log_file : stderr;
+    fprintf(f, "%s visionfs: %s\n", ts, line);
+    fflush(f);
+    pthread_mutex_unlock(&log_lock);
+}
