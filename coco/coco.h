@@ -122,6 +122,7 @@ typedef enum coco_box_units {
 #define COCO_NAME_NUL 0x0080u     /* that string held a \u0000 */
 #define COCO_URL_NUL 0x0100u      /* image: the url held a \u0000 */
 #define COCO_BAD_BBOX 0x0200u     /* annotation: bbox present but not 4 finite numbers */
+#define COCO_URL_IS_COCO 0x0400u  /* image: url came from coco_url (no absolute_url) */
 
 /* One image entry. Strings are NUL-terminated and borrowed until the
  * dataset is freed; NULL when absent or not a string. */

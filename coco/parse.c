@@ -712,6 +712,8 @@ static int image_elem(parser *pr, void *ctx, size_t idx)
     if (url && url->len) {
         im->url = url->s;
         url_ok = 1;
+        if (url == &f.coco_url)
+            im->flags |= COCO_URL_IS_COCO;
         if (url->has_nul)
             im->flags |= COCO_URL_NUL;
     }
@@ -901,7 +903,7 @@ static int top_array(parser *pr, jtype *seen, const char *name, elem_fn fn)
         snprintf(path, sizeof path, "%s", name);
         field_problem(pr, path, COCO_SUBJECT_NONE, 0, 0, COCO_CODE_ANNOTATIONS_INVALID,
                       "keep one list of each kind in the file",
-                      "'%s' appears twice at the top level; the second one is ignored", name);
+                      "%s: appears twice at the top level; the second list is ignored", name);
         jval v;
         return parse_value(pr, &v);
     }

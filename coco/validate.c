@@ -89,7 +89,7 @@ static void check_image(vctx *v, size_t i, const coco_image_file *f, int64_t *di
         coco_candidates cand;
         coco_diag d = {0};
         if (coco_image_candidates(im->file_name, im->file_name_len, &cand, &d) != COCO_OK) {
-            char p2[140];
+            char p2[160];
             snprintf(p2, sizeof p2, "%s.file_name", path);
             add(v, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, S, hid, im->id, p2,
                 "use a path inside the dataset folder, e.g. \"images/cat1.jpg\"",
@@ -102,8 +102,9 @@ static void check_image(vctx *v, size_t i, const coco_image_file *f, int64_t *di
         uk = COCO_URL_INVALID;
     coco_file_state fs = f ? f->state : COCO_FILE_UNCHECKED;
     if (uk == COCO_URL_INVALID) {
-        char p2[140], q[160];
-        snprintf(p2, sizeof p2, "%s.url", path);
+        char p2[160], q[160];
+        snprintf(p2, sizeof p2, "%s.%s", path,
+                 (im->flags & COCO_URL_IS_COCO) ? "coco_url" : "absolute_url");
         coco_quote(q, sizeof q, im->url, strlen(im->url));
         /* only fatal when the file is not in the folder */
         add(v, fs == COCO_FILE_FOUND ? COCO_WARNING : COCO_ERROR,
@@ -182,14 +183,14 @@ static void check_image(vctx *v, size_t i, const coco_image_file *f, int64_t *di
                 int match = (im->width == f->width && im->height == f->height) ||
                             (turned && im->width == f->height && im->height == f->width);
                 if (!match) {
-                    char p2[140], hint[200];
+                    char p2[160], hint[200];
                     snprintf(p2, sizeof p2, "%s.width", path);
                     snprintf(hint, sizeof hint,
                              "fix width/height in %s to %lldx%lld or re-export the file", path,
                              (long long)*disp_w, (long long)*disp_h);
                     add(v, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, S, hid, im->id, p2, hint,
                         "%s: declared size %lldx%lld of %s does not match the file's %lldx%lld",
-                        path, (long long)im->width, (long long)im->height, subj,
+                        p2, (long long)im->width, (long long)im->height, subj,
                         (long long)*disp_w, (long long)*disp_h);
                 }
             }
@@ -345,11 +346,11 @@ coco_status coco_validate(const coco_dataset *ds, const coco_image_file *files,
     if (ni == 0)
         add(&v, COCO_ERROR, COCO_CODE_DATASET_EMPTY, COCO_SUBJECT_NONE, 0, 0, "images",
             "add the images: one entry {id, file_name, width, height} per image",
-            "'images' is empty: the dataset has no images");
+            "images: the list is empty: the dataset has no images");
     if (na == 0)
         add(&v, COCO_ERROR, COCO_CODE_DATASET_EMPTY, COCO_SUBJECT_NONE, 0, 0, "annotations",
             "add the labels: one annotation {id, image_id, category_id[, bbox]} per label",
-            "'annotations' is empty: no image is labelled");
+            "annotations: the list is empty: no image is labelled");
 
     /* images */
     char pre[32], path[160], subj[160];
