@@ -1,0 +1,231 @@
+/* models_data.c: dataset snapshots and backbone folders for the model
+ * lifecycle (models_data.h), on top of fs/datasets.h and fs/backbones.h.
+ *
+ * Design: the datasets area's snapshot is converted into the recipe's
+ * fs_recipe_dataset by copying (the two layouts are kept apart so either
+ * side can grow without breaking the other).
+ */
+#include "models_data.h"
+
+#include "area.h"
+#include "backbones.h"
+#include "datasets.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+struct fs_models_ds {
+    fs_ds_snapshot *snap;
+    fs_recipe_dataset view;
+    fs_recipe_image *images;
+    fs_recipe_box *boxes;
+};
+
+static fs_models_ds_status map_state(fs_ds_state st)
+{
+    switch (st) {
+    case FS_DS_READY:
+        return FS_MDS_OK;
+    case FS_DS_NOTFOUND:
+        return FS_MDS_NOTFOUND;
+    case FS_DS_EMPTY:
+        return FS_MDS_EMPTY;
+    case FS_DS_INVALID:
+        return FS_MDS_INVALID;
+    case FS_DS_ENOMEM:
+        return FS_MDS_ENOMEM;
+    default:
+        return FS_MDS_NOTREADY;
+    }
+}
+
+static void explain(const char *name, fs_ds_state st, const char *line, fs_models_ds_err *err)
+{
+    if (!err)
+        return;
+    size_t n = strlen(line);
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == ' '))
+        n--;
+    switch (st) {
+    case FS_DS_NOTFOUND:
+        snprintf(err->msg, sizeof err->msg, "dataset \"%s\" does not exist (mkdir datasets/%s)",
+                 name, name);
+        break;
+    case FS_DS_VERIFYING:
+        snprintf(err->msg, sizeof err->msg, "dataset \"%s\" is being verified; try again",
+                 name);
+        break;
+    default:
+        snprintf(err->msg, sizeof err->msg, "dataset \"%s\" is not ready: %.*s", name, (int)n,
+                 line[0] ? line : "no status");
+    }
+}
+
+fs_models_ds_status fs_models_ds_check(const char *name, int *detection, fs_models_ds_err *err)
+{
+    char line[512] = "";
+    int det = 0;
+    fs_ds_state st = fs_dataset_state(name, &det, line, sizeof line);
+    if (st == FS_DS_VERIFYING) {
+        st = fs_dataset_wait(name, 2000);
+        fs_dataset_state(name, &det, line, sizeof line);
+    }
+    if (detection)
+        *detection = det;
+    if (st != FS_DS_READY)
+        explain(name, st, line, err);
+    return map_state(st);
+}
+
+fs_models_ds_status fs_models_ds_open(const char *name, fs_models_ds **out,
+                                      const fs_recipe_dataset **view, fs_models_ds_err *err)
+{
+    *out = NULL;
+    *view = NULL;
+    char why[512] = "";
+    fs_ds_snapshot *s = NULL;
+    fs_ds_state st = fs_dataset_snapshot(name, 1, &s, why, sizeof why);
+    if (st != FS_DS_READY) {
+        if (st == FS_DS_INVALID && err && why[0])
+            snprintf(err->msg, sizeof err->msg, "dataset \"%s\": %s", name, why);
+        else
+            explain(name, st, why, err);
+        return map_state(st);
+    }
+    fs_models_ds *d = calloc(1, sizeof *d);
+    size_t nboxes = 0;
+    for (int i = 0; i < s->nimages; i++)
+        nboxes += (size_t)s->images[i].nboxes;
+    if (d) {
+        d->images = calloc((size_t)s->nimages + 1, sizeof *d->images);
+        d->boxes = calloc(nboxes + 1, sizeof *d->boxes);
+    }
+    if (!d || !d->images || !d->boxes) {
+        if (d) {
+            free(d->images);
+            free(d->boxes);
+        }
+        free(d);
+        fs_dataset_snapshot_free(s);
+        if (err)
+            snprintf(err->msg, sizeof err->msg, "dataset \"%s\": out of memory", name);
+        return FS_MDS_ENOMEM;
+    }
+    d->snap = s;
+    size_t b = 0;
+    for (int i = 0; i < s->nimages; i++) {
+        const fs_ds_image *si = &s->images[i];
+        fs_recipe_image *di = &d->images[i];
+        di->path = si->path;
+        di->id = si->id;
+        di->width = si->width;
+        di->height = si->height;
+        di->label = si->label;
+        di->boxes = d->boxes + b;
+        di->nboxes = si->nboxes;
+        for (int k = 0; k < si->nboxes; k++, b++) {
+            d->boxes[b].category = si->boxes[k].category;
+            d->boxes[b].x = si->boxes[k].x;
+            d->boxes[b].y = si->boxes[k].y;
+            d->boxes[b].w = si->boxes[k].w;
+            d->boxes[b].h = si->boxes[k].h;
+        }
+    }
+    d->view.name = s->name;
+    d->view.detection = s->detection;
+    d->view.ncategories = s->ncategories;
+    d->view.categories = s->categories;
+    d->view.category_ids = s->category_ids;
+    d->view.images = d->images;
+    d->view.nimages = s->nimages;
+    *out = d;
+    *view = &d->view;
+    if (s->nimages == 0) {
+        if (err)
+            snprintf(err->msg, sizeof err->msg, "dataset \"%s\" has no usable images", name);
+        fs_models_ds_close(d);
+        *out = NULL;
+        *view = NULL;
+        return FS_MDS_EMPTY;
+    }
+    return FS_MDS_OK;
+}
+
+void fs_models_ds_close(fs_models_ds *ds)
+{
+    if (!ds)
+        return;
+    fs_dataset_snapshot_free(ds->snap);
+    free(ds->images);
+    free(ds->boxes);
+    free(ds);
+}
+
+static int name_cmp(const void *a, const void *b)
+{
+    const char *x = strrchr(*(char *const *)a, '/'), *y = strrchr(*(char *const *)b, '/');
+    return strcmp(x ? x : "", y ? y : "");
+}
+
+/* Adds the backbone folders of root not already listed by name. */
+static int list_root(const char *root, char ***dirs, int n, int *cap)
+{
+    DIR *d = root && *root ? opendir(root) : NULL;
+    if (!d)
+        return n;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[4300], mj[4400];
+        snprintf(path, sizeof path, "%s/%s", root, e->d_name);
+        snprintf(mj, sizeof mj, "%s/model.json", path);
+        struct stat st;
+        if (stat(mj, &st) != 0)
+            continue;
+        int dup = 0;
+        for (int i = 0; i < n && !dup; i++) {
+            const char *base = strrchr((*dirs)[i], '/');
+            dup = base && strcmp(base + 1, e->d_name) == 0;
+        }
+        if (dup)
+            continue;
+        if (n == *cap) {
+            int nc = *cap ? *cap * 2 : 8;
+            char **t = realloc(*dirs, (size_t)nc * sizeof *t);
+            if (!t)
+                break;
+            *dirs = t;
+            *cap = nc;
+        }
+        char *s = strdup(path);
+        if (!s)
+            break;
+        (*dirs)[n++] = s;
+    }
+    closedir(d);
+    return n;
+}
+
+int fs_models_backbones_list(char ***dirs)
+{
+    *dirs = NULL;
+    int n = 0, cap = 0;
+    char store[4200];
+    if (fs_store_path(store, sizeof store, "backbones", NULL) == 0)
+        n = list_root(store, dirs, n, &cap);
+    n = list_root(fs_backbones_default_dir(), dirs, n, &cap);
+    if (n > 1)
+        qsort(*dirs, (size_t)n, sizeof **dirs, name_cmp);
+    return n;
+}
+
+void fs_models_backbones_free(char **dirs, int n)
+{
+    for (int i = 0; i < n; i++)
+        free(dirs[i]);
+    free(dirs);
+}

@@ -1,0 +1,45 @@
+/* models_data.h: what the model lifecycle reads from elsewhere in the daemon:
+ * dataset snapshots (from fs/datasets.h, turned into fs_recipe_dataset) and
+ * the installed backbone folders.
+ *
+ * Design: a snapshot is a private copy (paths, labels, boxes), so training
+ * and evaluation run on a fixed view while the user keeps editing the
+ * dataset. Errors carry the Azure code the caller reports as is.
+ */
+#ifndef VFS_FS_MODELS_DATA_H
+#define VFS_FS_MODELS_DATA_H
+
+#include "models_recipe.h"
+
+typedef struct fs_models_ds fs_models_ds;
+
+typedef enum fs_models_ds_status {
+    FS_MDS_OK = 0,
+    FS_MDS_NOTFOUND, /* datasetNotFound */
+    FS_MDS_NOTREADY, /* empty, incomplete or still fetching */
+    FS_MDS_INVALID,  /* the verification found errors */
+    FS_MDS_EMPTY,    /* ready but without images or annotations */
+    FS_MDS_ENOMEM,
+} fs_models_ds_status;
+
+typedef struct fs_models_ds_err {
+    char msg[400];
+} fs_models_ds_err;
+
+/* Quick check for validate_write (no copy): exists and ready; *detection set
+ * to 1 when the dataset has boxes. */
+fs_models_ds_status fs_models_ds_check(const char *name, int *detection, fs_models_ds_err *err);
+
+/* Snapshot of a ready dataset. *out: new snapshot (free with
+ * fs_models_ds_close); *view borrowed until then. */
+fs_models_ds_status fs_models_ds_open(const char *name, fs_models_ds **out,
+                                      const fs_recipe_dataset **view, fs_models_ds_err *err);
+void fs_models_ds_close(fs_models_ds *ds);
+
+/* Installed backbone folders (STORE/backbones/NAME first, then the default
+ * folder's; each holding model.json). *dirs: new array of new strings, free
+ * with fs_models_backbones_free. Returns the count (0 when none). */
+int fs_models_backbones_list(char ***dirs);
+void fs_models_backbones_free(char **dirs, int n);
+
+#endif
