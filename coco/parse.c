@@ -304,6 +304,47 @@ static int parse_number(parser *pr, jval *v)
         pr->p = p;
         return 0;
     }
+    /* exact fast path (Clinger): mantissa below 2^53 and a power of ten
+     * that is itself exact give a correctly rounded quotient/product */
+    {
+        uint64_t m = 0;
+        int nd = 0, fd = 0, ok = 1;
+        const char *q = digits;
+        for (; q < e && is_digit(*q); q++, nd++)
+            m = m * 10 + (uint64_t)(*q - '0');
+        if (q < p && *q == '.')
+            for (q++; q < e && is_digit(*q); q++, nd++, fd++)
+                m = m * 10 + (uint64_t)(*q - '0');
+        long ex = 0;
+        if (q < p && (*q == 'e' || *q == 'E')) {
+            int eneg = 0;
+            q++;
+            if (*q == '+' || *q == '-')
+                eneg = *q++ == '-';
+            for (; q < p && ex < 10000; q++)
+                ex = ex * 10 + (*q - '0');
+            if (eneg)
+                ex = -ex;
+        }
+        ex -= fd;
+        if (nd > 15 || m > ((uint64_t)1 << 53) || ex > 22 || ex < -22)
+            ok = 0;
+        if (ok) {
+            static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                         1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                         1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+            double d = (double)m;
+            d = ex >= 0 ? d * p10[ex] : d / p10[-ex];
+            v->d = neg ? -d : d;
+            v->is_int = 0;
+            if (v->d == floor(v->d) && fabs(v->d) < 9.2e18) {
+                v->is_int = 1;
+                v->i = (int64_t)v->d;
+            }
+            pr->p = p;
+            return 0;
+        }
+    }
     size_t n = (size_t)(p - start);
     char small[128];
     char *buf = small;
@@ -591,9 +632,15 @@ static int want_int(parser *pr, const field *f, const char *arr, size_t idx, con
     char path[96];
     snprintf(path, sizeof path, "%s[%zu].%s", arr, idx, name);
     if (f->type == J_NONE) {
+        const char *hint = "give every entry a unique integer 'id'";
+        if (!strcmp(name, "width") || !strcmp(name, "height"))
+            hint = "add 'width' and 'height': the image's size in pixels";
+        else if (!strcmp(name, "image_id"))
+            hint = "add 'image_id': the id of the image this label belongs to";
+        else if (!strcmp(name, "category_id"))
+            hint = "add 'category_id': the id of one of the categories";
         if (required)
-            field_problem(pr, path, subj, has_id, id, COCO_CODE_ANNOTATIONS_INVALID,
-                          "add the field; COCO needs it on every entry",
+            field_problem(pr, path, subj, has_id, id, COCO_CODE_ANNOTATIONS_INVALID, hint,
                           "%s: missing required field '%s'", path, name);
         return 0;
     }

@@ -75,9 +75,16 @@ static void check_image(vctx *v, size_t i, const coco_image_file *f, int64_t *di
     const coco_image *im = &v->ds->images[i];
     coco_report *r = v->r;
     char pre[32], path[128], subj[160];
-    prefix_of(v, im->source, pre, sizeof pre);
-    snprintf(path, sizeof path, "%simages[%u]", pre, im->index);
-    image_subject(im, subj, sizeof subj);
+    /* path and subject are formatted only when a problem needs them */
+#define NEED_CTX()                                                     \
+    do {                                                               \
+        if (!path[0]) {                                                \
+            prefix_of(v, im->source, pre, sizeof pre);                 \
+            snprintf(path, sizeof path, "%simages[%u]", pre, im->index); \
+            image_subject(im, subj, sizeof subj);                      \
+        }                                                              \
+    } while (0)
+    path[0] = 0;
     int hid = !!(im->flags & COCO_HAS_ID);
     const coco_subject S = COCO_SUBJECT_IMAGE;
     uint8_t st = COCO_IMAGE_OK;
@@ -90,7 +97,9 @@ static void check_image(vctx *v, size_t i, const coco_image_file *f, int64_t *di
         coco_diag d = {0};
         if (coco_image_candidates(im->file_name, im->file_name_len, &cand, &d) != COCO_OK) {
             char p2[160];
+            NEED_CTX();
             snprintf(p2, sizeof p2, "%s.file_name", path);
+            NEED_CTX();
             add(v, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, S, hid, im->id, p2,
                 "use a path inside the dataset folder, e.g. \"images/cat1.jpg\"",
                 "%s: unsafe file name %s: %s", p2, subj, d.msg);
@@ -103,10 +112,12 @@ static void check_image(vctx *v, size_t i, const coco_image_file *f, int64_t *di
     coco_file_state fs = f ? f->state : COCO_FILE_UNCHECKED;
     if (uk == COCO_URL_INVALID) {
         char p2[160], q[160];
+        NEED_CTX();
         snprintf(p2, sizeof p2, "%s.%s", path,
                  (im->flags & COCO_URL_IS_COCO) ? "coco_url" : "absolute_url");
         coco_quote(q, sizeof q, im->url, strlen(im->url));
         /* only fatal when the file is not in the folder */
+        NEED_CTX();
         add(v, fs == COCO_FILE_FOUND ? COCO_WARNING : COCO_ERROR,
             COCO_CODE_INVALID_ANNOTATION_URI, S, hid, im->id, p2,
             "use an http, https or file url (spaces written as %20), or copy the file into "
@@ -122,6 +133,7 @@ static void check_image(vctx *v, size_t i, const coco_image_file *f, int64_t *di
         r->sum.images_missing++;
         if (st == COCO_IMAGE_OK)
             st = COCO_IMAGE_MISSING;
+        NEED_CTX();
         add(v, COCO_WARNING, COCO_CODE_DATASET_CORRUPT, S, hid, im->id, path,
             "copy the file into the dataset folder (at file_name, or by its base name in the "
             "folder or in images/), or give an absolute_url",
@@ -139,8 +151,11 @@ static void check_image(vctx *v, size_t i, const coco_image_file *f, int64_t *di
         char q[160];
         if (im->url)
             coco_quote(q, sizeof q, im->url, strlen(im->url));
-        else
+        else {
+            NEED_CTX();
             snprintf(q, sizeof q, "%s", subj);
+        }
+        NEED_CTX();
         add(v, COCO_ERROR, COCO_CODE_INVALID_ANNOTATION_URI, S, hid, im->id, path,
             "check the url (an expired SAS token gives 403) or copy the file into the dataset "
             "folder",
@@ -151,17 +166,20 @@ static void check_image(vctx *v, size_t i, const coco_image_file *f, int64_t *di
         r->sum.images_found++;
         int bad = 0;
         if (f->error) {
+            NEED_CTX();
             add(v, COCO_ERROR, COCO_CODE_DATASET_CORRUPT, S, hid, im->id, path,
                 "copy the image again or re-export it; the file is damaged",
                 "%s: image %s is unreadable: %s", path, subj, f->error);
             bad = 1;
         }
         if (!f->format && !f->error) {
+            NEED_CTX();
             add(v, COCO_ERROR, COCO_CODE_DATASET_CORRUPT, S, hid, im->id, path,
                 "replace it with a JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF or MPO image",
                 "%s: %s is not an image", path, subj);
             bad = 1;
         } else if (f->format && !format_supported(f->format)) {
+            NEED_CTX();
             add(v, COCO_ERROR, COCO_CODE_DATASET_CORRUPT, S, hid, im->id, path,
                 "convert it to JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF or MPO",
                 "%s: image %s is in format '%.32s', which is not supported", path, subj,
@@ -169,6 +187,7 @@ static void check_image(vctx *v, size_t i, const coco_image_file *f, int64_t *di
             bad = 1;
         }
         if (f->size > MAX_FILE_BYTES) {
+            NEED_CTX();
             add(v, COCO_ERROR, COCO_CODE_DATASET_CORRUPT, S, hid, im->id, path,
                 "recompress or shrink the image below 20 MB",
                 "%s: image %s is %.1f MB, more than 20 MB", path, subj,
@@ -184,10 +203,12 @@ static void check_image(vctx *v, size_t i, const coco_image_file *f, int64_t *di
                             (turned && im->width == f->height && im->height == f->width);
                 if (!match) {
                     char p2[160], hint[200];
+                    NEED_CTX();
                     snprintf(p2, sizeof p2, "%s.width", path);
                     snprintf(hint, sizeof hint,
                              "fix width/height in %s to %lldx%lld or re-export the file", path,
                              (long long)*disp_w, (long long)*disp_h);
+                    NEED_CTX();
                     add(v, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, S, hid, im->id, p2, hint,
                         "%s: declared size %lldx%lld of %s does not match the file's %lldx%lld",
                         p2, (long long)im->width, (long long)im->height, subj,
@@ -205,6 +226,7 @@ static void check_image(vctx *v, size_t i, const coco_image_file *f, int64_t *di
     int64_t w = *disp_w ? *disp_w : im->width, h = *disp_h ? *disp_h : im->height;
     if ((*disp_w || (im->flags & COCO_HAS_SIZE)) &&
         (w <= MIN_SIDE || h <= MIN_SIDE || w > MAX_SIDE || h > MAX_SIDE)) {
+        NEED_CTX();
         add(v, COCO_ERROR, COCO_CODE_DATASET_CORRUPT, S, hid, im->id, path,
             w <= MIN_SIDE || h <= MIN_SIDE ? "use images larger than 50x50 pixels"
                                            : "downscale the image to at most 10240 pixels a side",
@@ -216,21 +238,45 @@ static void check_image(vctx *v, size_t i, const coco_image_file *f, int64_t *di
     if (st == COCO_IMAGE_BAD && fs == COCO_FILE_FOUND)
         r->sum.images_bad++;
     r->image_status[i] = st;
+#undef NEED_CTX
 }
 
 /* ---- annotations ------------------------------------------------------------- */
 
-static void check_box(vctx *v, const coco_annotation *a, const char *path, int64_t img_w,
-                      int64_t img_h, int64_t img_id)
+/* "annotations[17]" + suffix, with the merge prefix. */
+static const char *ann_path(const vctx *v, const coco_annotation *a, const char *suffix,
+                            char *buf, size_t n)
+{
+    char pre[32];
+    prefix_of(v, a->source, pre, sizeof pre);
+    snprintf(buf, n, "%sannotations[%u]%s", pre, a->index, suffix);
+    return buf;
+}
+
+static void check_box(vctx *v, const coco_annotation *a, int64_t img_w, int64_t img_h,
+                      int64_t img_id)
 {
     int hid = !!(a->flags & COCO_HAS_ID);
     const coco_subject S = COCO_SUBJECT_ANNOTATION;
     const double *b = a->bbox;
-    char box[160];
-    snprintf(box, sizeof box, "[%g, %g, %g, %g]", b[0], b[1], b[2], b[3]);
     int pixels = v->units == COCO_UNITS_PIXELS;
     const char *unit = pixels ? "pixels" : "relative";
-    if (b[2] <= 0 || b[3] <= 0) {
+    int nonpos = b[2] <= 0 || b[3] <= 0;
+    int looks_rel = pixels && b[0] <= 1 && b[1] <= 1 && b[2] <= 1 && b[3] <= 1;
+    /* bounds, in the box's own units; the tolerance comes from pixels */
+    double W = pixels ? (double)img_w : 1.0, H = pixels ? (double)img_h : 1.0;
+    int bounds = !nonpos && !(pixels && (img_w <= 0 || img_h <= 0));
+    double over_l = -b[0], over_t = -b[1];
+    double over_r = b[0] + b[2] - W, over_b = b[1] + b[3] - H;
+    if (bounds && over_l <= 1e-9 && over_t <= 1e-9 && over_r <= 1e-9 && over_b <= 1e-9)
+        bounds = 0;
+    if (!nonpos && !looks_rel && !bounds)
+        return; /* the common case: nothing to format */
+
+    char path[180], box[160];
+    ann_path(v, a, ".bbox", path, sizeof path);
+    snprintf(box, sizeof box, "[%g, %g, %g, %g]", b[0], b[1], b[2], b[3]);
+    if (nonpos) {
         add(v, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, S, hid, a->id, path,
             "give the box a positive width and height: [left, top, width, height]",
             "%s: box %s (%s) of image %lld has %s", path, box, unit, (long long)img_id,
@@ -238,25 +284,17 @@ static void check_box(vctx *v, const coco_annotation *a, const char *path, int64
                                    : (b[2] <= 0 ? "no width" : "no height"));
         return;
     }
-    if (pixels && b[0] <= 1 && b[1] <= 1 && b[2] <= 1 && b[3] <= 1)
+    if (looks_rel)
         add(v, COCO_WARNING, COCO_CODE_ANNOTATIONS_INVALID, S, hid, a->id, path,
             "write every box in the same units: pixels like the others, or all relative (0..1)",
             "%s: box %s looks relative (0..1) but the file uses pixel boxes", path, box);
-    /* bounds, in the box's own units; tolerance converted from pixels */
-    double W = pixels ? (double)img_w : 1.0, H = pixels ? (double)img_h : 1.0;
-    if (pixels && (img_w <= 0 || img_h <= 0))
-        return; /* size unknown: reported on the image */
-    double tol_x = 0, tol_y = 0;
+    if (!bounds)
+        return;
+    double tol_x = 1e-9, tol_y = 1e-9;
     if (img_w > 0 && img_h > 0) {
         tol_x = pixels ? BOX_TOLERANCE_PX : BOX_TOLERANCE_PX / (double)img_w;
         tol_y = pixels ? BOX_TOLERANCE_PX : BOX_TOLERANCE_PX / (double)img_h;
-    } else {
-        tol_x = tol_y = 1e-9;
     }
-    double over_l = -b[0], over_t = -b[1];
-    double over_r = b[0] + b[2] - W, over_b = b[1] + b[3] - H;
-    if (over_l <= 1e-9 && over_t <= 1e-9 && over_r <= 1e-9 && over_b <= 1e-9)
-        return;
     double x0 = b[0] < 0 ? 0 : b[0], y0 = b[1] < 0 ? 0 : b[1];
     double x1 = b[0] + b[2] > W ? W : b[0] + b[2], y1 = b[1] + b[3] > H ? H : b[1] + b[3];
     int small = over_l <= tol_x && over_r <= tol_x && over_t <= tol_y && over_b <= tol_y;
@@ -264,7 +302,7 @@ static void check_box(vctx *v, const coco_annotation *a, const char *path, int64
     if (pixels)
         snprintf(size, sizeof size, "%lldx%lld", (long long)img_w, (long long)img_h);
     else
-        snprintf(size, sizeof size, "1x1 (relative)");
+        snprintf(size, sizeof size, "0..1");
     if (small && x1 > x0 && y1 > y0) {
         add(v, COCO_WARNING, COCO_CODE_ANNOTATIONS_INVALID, S, hid, a->id, path,
             "nothing to do unless the box is wrong; it was clipped to the image",
@@ -280,7 +318,8 @@ static void check_box(vctx *v, const coco_annotation *a, const char *path, int64
     if (!(x1 > x0 && y1 > y0))
         what = "lies outside";
     add(v, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, S, hid, a->id, path, hint,
-        "%s: box %s (%s) %s image %lld (%s)", path, box, unit, what, (long long)img_id, size);
+        "%s: box %s (%s) %s image %lld: it spans x %g..%g and y %g..%g of %s", path, box, unit,
+        what, (long long)img_id, b[0], b[0] + b[2], b[1], b[1] + b[3], size);
 }
 
 /* ---- main -------------------------------------------------------------------- */
@@ -431,12 +470,10 @@ coco_status coco_validate(const coco_dataset *ds, const coco_image_file *files,
         const coco_annotation *a = &ds->anns[i];
         int hid = !!(a->flags & COCO_HAS_ID);
         const coco_subject S = COCO_SUBJECT_ANNOTATION;
-        prefix_of(&v, a->source, pre, sizeof pre);
-        snprintf(path, sizeof path, "%sannotations[%u]", pre, a->index);
         uint32_t first;
         if (hid && coco_idmap_put(&seen, a->id, (uint32_t)i, &first) == 0) {
             char p2[180], opre[32];
-            snprintf(p2, sizeof p2, "%s.id", path);
+            ann_path(&v, a, ".id", p2, sizeof p2);
             prefix_of(&v, ds->anns[first].source, opre, sizeof opre);
             add(&v, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, S, 1, a->id, p2,
                 "give every annotation its own id",
@@ -448,7 +485,7 @@ coco_status coco_validate(const coco_dataset *ds, const coco_image_file *files,
             ii = coco_idmap_get(&ds->image_ids, a->image_id);
             if (ii < 0) {
                 char p2[180];
-                snprintf(p2, sizeof p2, "%s.image_id", path);
+                ann_path(&v, a, ".image_id", p2, sizeof p2);
                 add(&v, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, S, hid, a->id, p2,
                     "point image_id at an id listed in 'images', or add that image",
                     "%s: image_id %lld not in images", p2, (long long)a->image_id);
@@ -458,7 +495,7 @@ coco_status coco_validate(const coco_dataset *ds, const coco_image_file *files,
             ci = coco_idmap_get(&ds->cat_ids, a->category_id);
             if (ci < 0) {
                 char p2[180];
-                snprintf(p2, sizeof p2, "%s.category_id", path);
+                ann_path(&v, a, ".category_id", p2, sizeof p2);
                 add(&v, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, S, hid, a->id, p2,
                     "point category_id at an id listed in 'categories', or add that category",
                     "%s: category_id %lld not in categories", p2, (long long)a->category_id);
@@ -467,9 +504,9 @@ coco_status coco_validate(const coco_dataset *ds, const coco_image_file *files,
         ann_img[i] = ii >= 0 ? (uint32_t)ii + 1 : 0;
         ann_cat[i] = ci >= 0 ? (uint32_t)ci + 1 : 0;
         char bpath[180];
-        snprintf(bpath, sizeof bpath, "%s.bbox", path);
         if (a->has_bbox) {
             if (v.kind == COCO_KIND_CLASSIFICATION) {
+                ann_path(&v, a, ".bbox", bpath, sizeof bpath);
                 add(&v, COCO_WARNING, COCO_CODE_ANNOTATIONS_INVALID, S, hid, a->id, bpath,
                     "remove the bbox, or make the dataset a detection dataset",
                     "%s: box ignored in a classification dataset", bpath);
@@ -480,11 +517,11 @@ coco_status coco_validate(const coco_dataset *ds, const coco_image_file *files,
                     w = (im->flags & COCO_HAS_SIZE) ? im->width : disp[2 * ii];
                     h = (im->flags & COCO_HAS_SIZE) ? im->height : disp[2 * ii + 1];
                 }
-                check_box(&v, a, bpath, w, h, iid);
+                check_box(&v, a, w, h, iid);
             }
         } else if (v.kind == COCO_KIND_DETECTION && (a->flags & COCO_HAS_ID)) {
             /* mistyped boxes were reported while parsing */
-            if (!(a->flags & COCO_BAD_BBOX))
+            if (!(a->flags & COCO_BAD_BBOX) && ann_path(&v, a, ".bbox", bpath, sizeof bpath))
                 add(&v, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, S, hid, a->id, bpath,
                     "give every annotation of a detection dataset a bbox [left, top, width, "
                     "height]",
@@ -529,15 +566,19 @@ coco_status coco_validate(const coco_dataset *ds, const coco_image_file *files,
                 }
             }
         }
+        int hid = !!(im->flags & COCO_HAS_ID);
+        int too_many = v.kind == COCO_KIND_DETECTION && boxes > MAX_BOXES_PER_IMAGE;
+        int bad_labels = v.kind == COCO_KIND_CLASSIFICATION && na > 0 && hid && labels != 1;
+        if (!too_many && !bad_labels)
+            continue;
         prefix_of(&v, im->source, pre, sizeof pre);
         snprintf(path, sizeof path, "%simages[%u]", pre, im->index);
         image_subject(im, subj, sizeof subj);
-        int hid = !!(im->flags & COCO_HAS_ID);
-        if (v.kind == COCO_KIND_DETECTION && boxes > MAX_BOXES_PER_IMAGE)
+        if (too_many)
             add(&v, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, COCO_SUBJECT_IMAGE, hid, im->id,
                 path, "split the image or drop boxes: at most 1000 per image",
                 "%s: image %s has %zu boxes, more than 1000", path, subj, boxes);
-        if (v.kind == COCO_KIND_CLASSIFICATION && na > 0 && hid && labels != 1) {
+        if (bad_labels) {
             if (labels == 0)
                 add(&v, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, COCO_SUBJECT_IMAGE, 1, im->id,
                     path, "add one annotation {image_id, category_id} for it, or remove the image",
