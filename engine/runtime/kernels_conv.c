@@ -1,0 +1,446 @@
+/* kernels_conv.c: convolution kernels: a packed GEMM for dense convolutions
+ * (1x1 directly on NHWC rows, KxK through block-wise im2col), depthwise
+ * convolution, and the matrix product built on the same GEMM.
+ *
+ * Design: output channels are packed once into 16-wide panels
+ * ([K][16] each), so a 6x16 AVX2/FMA micro-kernel keeps 12 accumulators in
+ * registers and reads each panel from L1 for a whole block of rows; bias and
+ * activation are applied in the micro-kernel's epilogue before the single
+ * store. Row blocks are the unit of OpenMP work, so each output element is
+ * computed by one thread in a fixed order (results do not depend on the
+ * thread count). Depthwise convolution is memory-bound: it runs 8 or 16
+ * channels x 4 pixels per step with bounds checks hoisted out of interior
+ * pixels.
+ */
+#include "runtime_int.h"
+
+#include <immintrin.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MR 6
+#define NR 16
+
+struct eng_conv_packed {
+    int kh, kw, cin, cout;
+    int K;       /* kh * kw * cin */
+    int npanel;  /* ceil(cout / 16) */
+    float *w;    /* [npanel][K][16] */
+    float *bias; /* [npanel * 16] */
+};
+
+eng_status eng_conv_geom_init(eng_conv_geom *g, int n, int ih, int iw, int cin, int cout, int kh,
+                              int kw, int sh, int sw, int dh, int dw, eng_padding padding,
+                              const int *pads, eng_diag *d)
+{
+    memset(g, 0, sizeof *g);
+    if (n < 1 || ih < 1 || iw < 1 || cin < 1 || cout < 1 || kh < 1 || kw < 1 || sh < 1 ||
+        sw < 1 || dh < 1 || dw < 1)
+        return eng_fail(d, ENG_EINVAL, "convolution: sizes must be positive");
+    g->n = n, g->ih = ih, g->iw = iw, g->cin = cin, g->cout = cout;
+    g->kh = kh, g->kw = kw, g->sh = sh, g->sw = sw, g->dh = dh, g->dw = dw;
+    int64_t ekh = (int64_t)(kh - 1) * dh + 1, ekw = (int64_t)(kw - 1) * dw + 1;
+    int64_t oh, ow;
+    if (padding == ENG_PAD_SAME) {
+        oh = (ih + sh - 1) / sh;
+        ow = (iw + sw - 1) / sw;
+        int64_t ph = (oh - 1) * sh + ekh - ih, pw = (ow - 1) * sw + ekw - iw;
+        if (ph < 0)
+            ph = 0;
+        if (pw < 0)
+            pw = 0;
+        g->pad_top = (int)(ph / 2), g->pad_bottom = (int)(ph - ph / 2);
+        g->pad_left = (int)(pw / 2), g->pad_right = (int)(pw - pw / 2);
+    } else {
+        if (padding == ENG_PAD_EXPLICIT) {
+            if (!pads || pads[0] < 0 || pads[1] < 0 || pads[2] < 0 || pads[3] < 0)
+                return eng_fail(d, ENG_EINVAL, "convolution: bad explicit padding");
+            g->pad_top = pads[0], g->pad_bottom = pads[1];
+            g->pad_left = pads[2], g->pad_right = pads[3];
+        }
+        int64_t h = (int64_t)ih + g->pad_top + g->pad_bottom - ekh;
+        int64_t w = (int64_t)iw + g->pad_left + g->pad_right - ekw;
+        if (h < 0 || w < 0)
+            return eng_fail(d, ENG_EINVAL, "convolution: %lldx%lld window larger than the "
+                            "%dx%d padded input", (long long)ekh, (long long)ekw, ih, iw);
+        oh = h / sh + 1;
+        ow = w / sw + 1;
+    }
+    if (oh > INT32_MAX || ow > INT32_MAX)
+        return eng_fail(d, ENG_EINVAL, "convolution: output too large");
+    g->oh = (int)oh, g->ow = (int)ow;
+    return ENG_OK;
+}
+
+eng_conv_packed *eng_conv_pack(const float *filter, const float *bias, int kh, int kw, int cin,
+                               int cout)
+{
+    eng_conv_packed *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->kh = kh, p->kw = kw, p->cin = cin, p->cout = cout;
+    p->K = kh * kw * cin;
+    p->npanel = (cout + NR - 1) / NR;
+    p->w = eng_alloc((size_t)p->npanel * p->K * NR * sizeof(float));
+    p->bias = eng_alloc((size_t)p->npanel * NR * sizeof(float));
+    if (!p->w || !p->bias) {
+        eng_conv_packed_free(p);
+        return NULL;
+    }
+    memset(p->bias, 0, (size_t)p->npanel * NR * sizeof(float));
+    if (bias)
+        memcpy(p->bias, bias, (size_t)cout * sizeof(float));
+    for (int j = 0; j < p->npanel; j++) {
+        float *dst = p->w + (size_t)j * p->K * NR;
+        for (int k = 0; k < p->K; k++)
+            for (int c = 0; c < NR; c++) {
+                int oc = j * NR + c;
+                dst[(size_t)k * NR + c] = oc < cout ? filter[(size_t)k * cout + oc] : 0.0f;
+            }
+    }
+    return p;
+}
+
+void eng_conv_packed_free(eng_conv_packed *p)
+{
+    if (!p)
+        return;
+    eng_free(p->w);
+    eng_free(p->bias);
+    free(p);
+}
+
+static inline __m256 act8(__m256 v, eng_act act)
+{
+    switch (act) {
+    case ENG_ACT_RELU:
+        return _mm256_max_ps(v, _mm256_setzero_ps());
+    case ENG_ACT_RELU6:
+        return _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(6.0f));
+    case ENG_ACT_SIGMOID: {
+        float t[8];
+        _mm256_storeu_ps(t, v);
+        for (int i = 0; i < 8; i++)
+            t[i] = 1.0f / (1.0f + expf(-t[i]));
+        return _mm256_loadu_ps(t);
+    }
+    default:
+        return v;
+    }
+}
+
+/* C rows c[r][0..nr) = act(sum_k a[r][k] * b[k][0..16) + bias); rows with
+ * c[r] == NULL are computed (a[r] must be readable) but not stored */
+static void ukernel_6x16(int K, const float *const *a, const float *b, const float *bias,
+                         float *const *c, int nr, eng_act act)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
+    for (int k = 0; k < K; k++) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        __m256 x;
+        x = _mm256_broadcast_ss(a0 + k);
+        c00 = _mm256_fmadd_ps(x, b0, c00), c01 = _mm256_fmadd_ps(x, b1, c01);
+        x = _mm256_broadcast_ss(a1 + k);
+        c10 = _mm256_fmadd_ps(x, b0, c10), c11 = _mm256_fmadd_ps(x, b1, c11);
+        x = _mm256_broadcast_ss(a2 + k);
+        c20 = _mm256_fmadd_ps(x, b0, c20), c21 = _mm256_fmadd_ps(x, b1, c21);
+        x = _mm256_broadcast_ss(a3 + k);
+        c30 = _mm256_fmadd_ps(x, b0, c30), c31 = _mm256_fmadd_ps(x, b1, c31);
+        x = _mm256_broadcast_ss(a4 + k);
+        c40 = _mm256_fmadd_ps(x, b0, c40), c41 = _mm256_fmadd_ps(x, b1, c41);
+        x = _mm256_broadcast_ss(a5 + k);
+        c50 = _mm256_fmadd_ps(x, b0, c50), c51 = _mm256_fmadd_ps(x, b1, c51);
+        b += NR;
+    }
+    __m256 bb0 = _mm256_load_ps(bias), bb1 = _mm256_load_ps(bias + 8);
+    __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
+                         {c30, c31}, {c40, c41}, {c50, c51}};
+    for (int r = 0; r < MR; r++) {
+        if (!c[r])
+            continue;
+        __m256 v0 = act8(_mm256_add_ps(acc[r][0], bb0), act);
+        __m256 v1 = act8(_mm256_add_ps(acc[r][1], bb1), act);
+        if (nr == NR) {
+            _mm256_storeu_ps(c[r], v0);
+            _mm256_storeu_ps(c[r] + 8, v1);
+        } else {
+            float t[NR];
+            _mm256_storeu_ps(t, v0);
+            _mm256_storeu_ps(t + 8, v1);
+            memcpy(c[r], t, (size_t)nr * sizeof(float));
+        }
+    }
+}
+
+/* gathers the patches of output pixels [m0, m0+rows) into buf [rows][K] */
+static void im2col_block(const eng_conv_geom *g, const float *in, int64_t m0, int rows, float *buf)
+{
+    int K = g->kh * g->kw * g->cin;
+    for (int r = 0; r < rows; r++) {
+        int64_t m = m0 + r;
+        int ox = (int)(m % g->ow);
+        int64_t t = m / g->ow;
+        int oy = (int)(t % g->oh);
+        int n = (int)(t / g->oh);
+        float *dst = buf + (size_t)r * K;
+        for (int ky = 0; ky < g->kh; ky++) {
+            int iy = oy * g->sh - g->pad_top + ky * g->dh;
+            for (int kx = 0; kx < g->kw; kx++) {
+                int ix = ox * g->sw - g->pad_left + kx * g->dw;
+                if (iy < 0 || iy >= g->ih || ix < 0 || ix >= g->iw)
+                    memset(dst, 0, (size_t)g->cin * sizeof(float));
+                else
+                    memcpy(dst, in + (((int64_t)n * g->ih + iy) * g->iw + ix) * g->cin,
+                           (size_t)g->cin * sizeof(float));
+                dst += g->cin;
+            }
+        }
+    }
+}
+
+eng_status eng_conv2d_packed(const eng_conv_geom *g, const float *in, const eng_conv_packed *w,
+                             eng_act act, float *out, int threads)
+{
+    const int K = w->K;
+    const int64_t M = (int64_t)g->n * g->oh * g->ow;
+    const int direct = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->pad_top == 0 &&
+                       g->pad_left == 0 && g->oh == g->ih && g->ow == g->iw;
+    /* rows per block: the block's A rows (K floats each) stay in L2 */
+    int mb = 24576 / (K > 0 ? K : 1);
+    mb = mb < MR ? MR : mb > 240 ? 240 : mb;
+    mb -= mb % MR;
+    const int64_t nblocks = (M + mb - 1) / mb;
+    int nt = threads < 1 ? 1 : threads;
+    if (nt > nblocks)
+        nt = (int)(nblocks > 0 ? nblocks : 1);
+    int fail = 0;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        float *buf = direct ? NULL : eng_alloc((size_t)mb * K * sizeof(float));
+        if (!direct && !buf) {
+#pragma omp atomic write
+            fail = 1;
+        }
+#pragma omp for schedule(static)
+        for (int64_t blk = 0; blk < nblocks; blk++) {
+            if (!direct && !buf)
+                continue;
+            int64_t m0 = blk * mb;
+            int rows = (int)(M - m0 < mb ? M - m0 : mb);
+            const float *abase;
+            size_t lda = (size_t)K;
+            if (direct) {
+                abase = in + m0 * K;
+            } else {
+                im2col_block(g, in, m0, rows, buf);
+                abase = buf;
+            }
+            for (int j = 0; j < w->npanel; j++) {
+                const float *bp = w->w + (size_t)j * K * NR;
+                int nr = g->cout - j * NR < NR ? g->cout - j * NR : NR;
+                for (int r0 = 0; r0 < rows; r0 += MR) {
+                    const float *ap[MR];
+                    float *cp[MR];
+                    for (int r = 0; r < MR; r++) {
+                        int rr = r0 + r < rows ? r0 + r : r0;
+                        ap[r] = abase + (size_t)rr * lda;
+                        cp[r] = r0 + r < rows ? out + (m0 + r0 + r) * g->cout + j * NR : NULL;
+                    }
+                    ukernel_6x16(K, ap, bp, w->bias + j * NR, cp, nr, act);
+                }
+            }
+        }
+        eng_free(buf);
+    }
+    return fail ? ENG_ENOMEM : ENG_OK;
+}
+
+eng_status eng_conv2d(const eng_conv_geom *g, const float *in, const float *filter,
+                      const float *bias, eng_act act, float *out, int threads)
+{
+    eng_conv_packed *p = eng_conv_pack(filter, bias, g->kh, g->kw, g->cin, g->cout);
+    if (!p)
+        return ENG_ENOMEM;
+    eng_status st = eng_conv2d_packed(g, in, p, act, out, threads);
+    eng_conv_packed_free(p);
+    return st;
+}
+
+/* ---- depthwise ---- */
+
+static float act1(float v, eng_act act)
+{
+    switch (act) {
+    case ENG_ACT_RELU:
+        return v > 0 ? v : 0;
+    case ENG_ACT_RELU6:
+        return v < 0 ? 0 : v > 6 ? 6 : v;
+    case ENG_ACT_SIGMOID:
+        return 1.0f / (1.0f + expf(-v));
+    default:
+        return v;
+    }
+}
+
+/* one output row of a mult-1, dilation-1 depthwise convolution */
+static void dw_row(const eng_conv_geom *g, const float *in_n, const float *filter,
+                   const float *bias, eng_act act, int oy, float *orow)
+{
+    const int C = g->cin, KH = g->kh, KW = g->kw;
+    int ky0 = g->pad_top - oy * g->sh, ky1 = g->ih + g->pad_top - oy * g->sh;
+    if (ky0 < 0)
+        ky0 = 0;
+    if (ky1 > KH)
+        ky1 = KH;
+    const int iy0 = oy * g->sh - g->pad_top;
+    /* interior columns: every kx in range */
+    int ox_lo = (g->pad_left + g->sw - 1) / g->sw;
+    int ox_hi = g->iw + g->pad_left - KW; /* last ox*sw with ix+KW-1 < iw */
+    ox_hi = ox_hi < 0 ? -1 : ox_hi / g->sw;
+    if (ox_hi >= g->ow)
+        ox_hi = g->ow - 1;
+    const int c8 = C & ~7;
+    __m256i tailmask = _mm256_setzero_si256();
+    if (C & 7) {
+        int32_t mk[8];
+        for (int i = 0; i < 8; i++)
+            mk[i] = i < (C & 7) ? -1 : 0;
+        tailmask = _mm256_loadu_si256((const __m256i *)mk);
+    }
+    int ox = 0;
+    while (ox < g->ow) {
+        int interior = ox >= ox_lo && ox <= ox_hi;
+        int np = interior ? (ox_hi - ox + 1 < 4 ? ox_hi - ox + 1 : 4) : 1;
+        for (int c = 0; c < C; c += 8) {
+            int tail = c >= c8;
+            __m256 bv = bias ? (tail ? _mm256_maskload_ps(bias + c, tailmask)
+                                     : _mm256_loadu_ps(bias + c))
+                             : _mm256_setzero_ps();
+            __m256 acc[4] = {bv, bv, bv, bv};
+            for (int ky = ky0; ky < ky1; ky++) {
+                const float *irow = in_n + (int64_t)(iy0 + ky) * g->iw * C;
+                const float *frow = filter + (size_t)ky * KW * C + c;
+                for (int kx = 0; kx < KW; kx++) {
+                    __m256 wv = tail ? _mm256_maskload_ps(frow + kx * C, tailmask)
+                                     : _mm256_loadu_ps(frow + kx * C);
+                    if (interior) {
+                        const float *ip = irow + (int64_t)(ox * g->sw - g->pad_left + kx) * C + c;
+                        for (int p = 0; p < np; p++) {
+                            __m256 x = tail ? _mm256_maskload_ps(ip, tailmask) : _mm256_loadu_ps(ip);
+                            acc[p] = _mm256_fmadd_ps(x, wv, acc[p]);
+                            ip += (int64_t)g->sw * C;
+                        }
+                    } else {
+                        int ix = ox * g->sw - g->pad_left + kx;
+                        if (ix < 0 || ix >= g->iw)
+                            continue;
+                        const float *ip = irow + (int64_t)ix * C + c;
+                        __m256 x = tail ? _mm256_maskload_ps(ip, tailmask) : _mm256_loadu_ps(ip);
+                        acc[0] = _mm256_fmadd_ps(x, wv, acc[0]);
+                    }
+                }
+            }
+            for (int p = 0; p < np; p++) {
+                __m256 v = act8(acc[p], act);
+                float *op = orow + (int64_t)(ox + p) * C + c;
+                if (tail)
+                    _mm256_maskstore_ps(op, tailmask, v);
+                else
+                    _mm256_storeu_ps(op, v);
+            }
+        }
+        ox += np;
+    }
+}
+
+static void dw_generic(const eng_conv_geom *g, const float *in, const float *filter,
+                       const float *bias, eng_act act, float *out, int64_t row)
+{
+    const int mult = g->cout / g->cin;
+    int n = (int)(row / g->oh), oy = (int)(row % g->oh);
+    for (int ox = 0; ox < g->ow; ox++) {
+        float *o = out + ((int64_t)row * g->ow + ox) * g->cout;
+        for (int c = 0; c < g->cin; c++)
+            for (int q = 0; q < mult; q++) {
+                float acc = bias ? bias[c * mult + q] : 0.0f;
+                for (int ky = 0; ky < g->kh; ky++) {
+                    int iy = oy * g->sh - g->pad_top + ky * g->dh;
+                    if (iy < 0 || iy >= g->ih)
+                        continue;
+                    for (int kx = 0; kx < g->kw; kx++) {
+                        int ix = ox * g->sw - g->pad_left + kx * g->dw;
+                        if (ix < 0 || ix >= g->iw)
+                            continue;
+                        acc += in[(((int64_t)n * g->ih + iy) * g->iw + ix) * g->cin + c] *
+                               filter[((size_t)(ky * g->kw + kx) * g->cin + c) * mult + q];
+                    }
+                }
+                o[c * mult + q] = act1(acc, act);
+            }
+    }
+}
+
+void eng_dwconv2d(const eng_conv_geom *g, const float *in, const float *filter, const float *bias,
+                  eng_act act, float *out, int threads)
+{
+    const int64_t rows = (int64_t)g->n * g->oh;
+    const int fast = g->cout == g->cin && g->dh == 1 && g->dw == 1;
+    int nt = threads < 1 ? 1 : threads;
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+    for (int64_t row = 0; row < rows; row++) {
+        if (fast) {
+            int n = (int)(row / g->oh), oy = (int)(row % g->oh);
+            dw_row(g, in + (int64_t)n * g->ih * g->iw * g->cin, filter, bias, act, oy,
+                   out + row * g->ow * g->cout);
+        } else {
+            dw_generic(g, in, filter, bias, act, out, row);
+        }
+    }
+}
+
+/* ---- matrix product ---- */
+
+eng_status eng_matmul(int m, int n, int k, const float *a, int ta, const float *b, int tb,
+                      const float *bias, eng_act act, float *c, int threads)
+{
+    if (m < 1 || n < 1 || k < 1)
+        return ENG_EINVAL;
+    const float *bb = b;
+    float *bt = NULL, *at = NULL;
+    if (tb) { /* B stored [n][k]: make it [k][n] for packing */
+        bt = eng_alloc((size_t)k * n * sizeof(float));
+        if (!bt)
+            return ENG_ENOMEM;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < k; j++)
+                bt[(size_t)j * n + i] = b[(size_t)i * k + j];
+        bb = bt;
+    }
+    const float *aa = a;
+    if (ta) {
+        at = eng_alloc((size_t)m * k * sizeof(float));
+        if (!at) {
+            eng_free(bt);
+            return ENG_ENOMEM;
+        }
+        for (int i = 0; i < k; i++)
+            for (int j = 0; j < m; j++)
+                at[(size_t)j * k + i] = a[(size_t)i * m + j];
+        aa = at;
+    }
+    eng_conv_geom g;
+    eng_status st = eng_conv_geom_init(&g, 1, 1, m, k, n, 1, 1, 1, 1, 1, 1, ENG_PAD_VALID, NULL,
+                                       NULL);
+    if (!st)
+        st = eng_conv2d(&g, aa, bb, bias, act, c, threads);
+    eng_free(bt);
+    eng_free(at);
+    return st;
+}

@@ -1,0 +1,356 @@
+/* run.c: the executor: runs the part of a loaded graph that the requested
+ * outputs depend on, and infers shapes without running.
+ *
+ * Design: all state of a run lives in this call (the model is read only),
+ * so runs may overlap on one model. Nodes execute in the load-time
+ * topological order; each value carries a count of the consumers still to
+ * run and is freed when it drops to zero, which keeps peak memory near the
+ * two or three largest live activations. Constants and the input are
+ * borrowed, never copied, unless handed out as outputs. The abort callback
+ * is polled before every node.
+ */
+#include "runtime_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+eng_tensor *rt_tensor_alloc(eng_dtype dt, int ndim, const int64_t *dim)
+{
+    int64_t n = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (dim[i] < 0 || (dim[i] > 0 && n > RT_MAX_ELEMS / dim[i]))
+            return NULL;
+        n *= dim[i];
+    }
+    eng_tensor *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->dtype = dt;
+    t->ndim = ndim;
+    memcpy(t->dim, dim, (size_t)ndim * sizeof *dim);
+    t->data = eng_alloc((size_t)n * 4);
+    if (!t->data) {
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+eng_tensor *rt_tensor_clone(const eng_tensor *s)
+{
+    eng_tensor *t = rt_tensor_alloc(s->dtype, s->ndim, s->dim);
+    if (t)
+        memcpy(t->data, s->data, (size_t)rt_numel(s) * 4);
+    return t;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+static void profile_add(eng_run_profile *p, const char *op, double ms, double flops)
+{
+    int i = 0;
+    while (i < p->n && strcmp(p->op[i], op))
+        i++;
+    if (i == p->n) {
+        if (p->n >= ENG_PROFILE_MAX_OPS)
+            return;
+        p->op[p->n++] = op;
+    }
+    p->ms[i] += ms;
+    p->flops[i] += flops;
+    p->calls[i]++;
+}
+
+/* resolves "name" / "name:k" */
+static eng_status resolve(const eng_model *m, const char *name, rt_ref *r, eng_diag *d)
+{
+    if (!name)
+        return eng_fail(d, ENG_EINVAL, "output name is NULL");
+    size_t len = strlen(name);
+    int port = 0;
+    int k = rt_find_node(m, name, len);
+    if (k < 0) {
+        const char *c = strrchr(name, ':');
+        if (c && c[1]) {
+            char *end;
+            long p = strtol(c + 1, &end, 10);
+            if (!*end && p >= 0 && p < RT_MAX_OUT) {
+                port = (int)p;
+                k = rt_find_node(m, name, (size_t)(c - name));
+            }
+        }
+    }
+    if (k < 0 || port >= m->nodes[k].op->n_out)
+        return eng_fail(d, ENG_ENOTFOUND, "node '%s' not found in the model", name);
+    r->node = k;
+    r->port = port;
+    return ENG_OK;
+}
+
+/* marks the nodes the given refs depend on; counts consumers per node */
+static eng_status mark_needed(const eng_model *m, const rt_ref *refs, int n, unsigned char *needed,
+                              int *uses, eng_diag *d)
+{
+    int *stack = malloc((size_t)m->n_nodes * sizeof *stack);
+    if (!stack)
+        return eng_fail(d, ENG_ENOMEM, "run: out of memory");
+    int sp = 0;
+    for (int i = 0; i < n; i++) {
+        uses[refs[i].node]++;
+        if (!needed[refs[i].node]) {
+            needed[refs[i].node] = 1;
+            stack[sp++] = refs[i].node;
+        }
+    }
+    while (sp) {
+        const rt_node *nd = &m->nodes[stack[--sp]];
+        for (int j = 0; j < nd->n_in; j++) {
+            int s = nd->in[j].node;
+            uses[s]++;
+            if (!needed[s]) {
+                needed[s] = 1;
+                stack[sp++] = s;
+            }
+        }
+    }
+    free(stack);
+    return ENG_OK;
+}
+
+static int input_known(const eng_tensor *const *in, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (in[i]->ndim < 0)
+            return 0;
+    return 1;
+}
+
+eng_status eng_model_shapes(const eng_model *m, int in_ndim, const int64_t *in_dim,
+                            const char *const *outputs, int n_outputs,
+                            int64_t (*out_dim)[ENG_MAX_DIMS], int *out_ndim, double *flops,
+                            eng_diag *d)
+{
+    if (!m || in_ndim < 0 || in_ndim > ENG_MAX_DIMS || n_outputs < 0)
+        return eng_fail(d, ENG_EINVAL, "eng_model_shapes: bad arguments");
+    int n = m->n_nodes;
+    eng_tensor *shp = calloc((size_t)n * RT_MAX_OUT, sizeof *shp);
+    unsigned char *needed = calloc((size_t)n, 1);
+    int *uses = calloc((size_t)n, sizeof *uses);
+    rt_ref *refs = calloc((size_t)n_outputs + 1, sizeof *refs);
+    eng_status st = ENG_OK;
+    if (!shp || !needed || !uses || !refs) {
+        st = eng_fail(d, ENG_ENOMEM, "shapes: out of memory");
+        goto out;
+    }
+    for (int i = 0; i < n_outputs; i++)
+        if ((st = resolve(m, outputs[i], &refs[i], d)))
+            goto out;
+    if (n_outputs)
+        st = mark_needed(m, refs, n_outputs, needed, uses, d);
+    else
+        memset(needed, 1, (size_t)n);
+    if (st)
+        goto out;
+    double total = 0;
+    for (int oi = 0; oi < n; oi++) {
+        int k = m->order[oi];
+        const rt_node *nd = &m->nodes[k];
+        eng_tensor *o = &shp[(size_t)k * RT_MAX_OUT];
+        if (!needed[k])
+            continue;
+        if (nd->value) {
+            *o = *nd->value;
+            continue;
+        }
+        if (k == m->input_node) {
+            rt_set_shape(o, ENG_F32, in_ndim, in_dim);
+            o->data = NULL;
+            continue;
+        }
+        const eng_tensor *in[64];
+        int nin = nd->n_in < 64 ? nd->n_in : 64;
+        for (int j = 0; j < nin; j++)
+            in[j] = &shp[(size_t)nd->in[j].node * RT_MAX_OUT + nd->in[j].port];
+        if (!input_known(in, nin) || nd->n_in > 64) {
+            for (int p = 0; p < nd->op->n_out; p++)
+                o[p].ndim = -1;
+            continue;
+        }
+        if ((st = nd->op->infer(nd, in, o, d)))
+            goto out;
+        if (nd->op->flops && o->ndim >= 0)
+            total += nd->op->flops(nd, in, o);
+        for (int p = 0; p < nd->op->n_out; p++)
+            o[p].data = NULL; /* values of computed nodes are unknown here */
+    }
+    for (int i = 0; i < n_outputs; i++) {
+        const eng_tensor *t = &shp[(size_t)refs[i].node * RT_MAX_OUT + refs[i].port];
+        if (out_ndim)
+            out_ndim[i] = t->ndim;
+        if (out_dim)
+            for (int j = 0; j < t->ndim && j < ENG_MAX_DIMS; j++)
+                out_dim[i][j] = t->dim[j];
+    }
+    if (flops)
+        *flops = total;
+out:
+    free(shp);
+    free(needed);
+    free(uses);
+    free(refs);
+    return st;
+}
+
+eng_status eng_model_run(const eng_model *m, const eng_tensor *input, const char *const *outputs,
+                         int n_outputs, eng_tensor **out, const eng_run_opts *opts, eng_diag *d)
+{
+    if (!m || !input || !out || n_outputs < 1 || !outputs)
+        return eng_fail(d, ENG_EINVAL, "eng_model_run: bad arguments");
+    for (int i = 0; i < n_outputs; i++)
+        out[i] = NULL;
+    const rt_node *ph = &m->nodes[m->input_node];
+    if (input->dtype != ENG_F32 || !input->data)
+        return eng_fail(d, ENG_EINVAL, "input '%s': float32 data expected", ph->name);
+    if (ph->decl_ndim > 0) {
+        if (input->ndim != ph->decl_ndim)
+            return eng_fail(d, ENG_EINVAL, "input '%s': rank %d, the model declares %d",
+                            ph->name, input->ndim, ph->decl_ndim);
+        int last = ph->decl_ndim - 1;
+        if (ph->decl_dim[last] > 0 && input->dim[last] != ph->decl_dim[last])
+            return eng_fail(d, ENG_EINVAL, "input '%s': %lld channels, the model declares %lld",
+                            ph->name, (long long)input->dim[last],
+                            (long long)ph->decl_dim[last]);
+    }
+    for (int i = 0; i < input->ndim; i++)
+        if (input->dim[i] < 1)
+            return eng_fail(d, ENG_EINVAL, "input '%s': empty dimension %d", ph->name, i);
+
+    rt_ctx ctx = {.threads = opts && opts->threads > 0 ? opts->threads : 1};
+    if (ctx.threads > 256)
+        ctx.threads = 256;
+    int n = m->n_nodes;
+    eng_tensor **val = calloc((size_t)n * RT_MAX_OUT, sizeof *val);
+    unsigned char *needed = calloc((size_t)n, 1);
+    unsigned char *borrowed = calloc((size_t)n, 1);
+    int *uses = calloc((size_t)n, sizeof *uses);
+    rt_ref *refs = calloc((size_t)n_outputs, sizeof *refs);
+    eng_status st = ENG_OK;
+    if (!val || !needed || !borrowed || !uses || !refs) {
+        st = eng_fail(d, ENG_ENOMEM, "run: out of memory");
+        goto out;
+    }
+    for (int i = 0; i < n_outputs; i++)
+        if ((st = resolve(m, outputs[i], &refs[i], d)))
+            goto out;
+    if ((st = mark_needed(m, refs, n_outputs, needed, uses, d)))
+        goto out;
+
+    for (int oi = 0; oi < n; oi++) {
+        int k = m->order[oi];
+        if (!needed[k])
+            continue;
+        const rt_node *nd = &m->nodes[k];
+        eng_tensor **o = &val[(size_t)k * RT_MAX_OUT];
+        if (opts && opts->abort && opts->abort(opts->abort_ctx)) {
+            st = eng_fail(d, ENG_EABORTED, "run aborted before node '%s'", nd->name);
+            goto out;
+        }
+        if (nd->value) {
+            o[0] = nd->value;
+            borrowed[k] = 1;
+            continue;
+        }
+        if (k == m->input_node) {
+            o[0] = (eng_tensor *)input;
+            borrowed[k] = 1;
+            continue;
+        }
+        const eng_tensor *in_stack[16];
+        const eng_tensor **in = in_stack;
+        if (nd->n_in > 16 && !(in = malloc((size_t)nd->n_in * sizeof *in))) {
+            st = eng_fail(d, ENG_ENOMEM, "run: out of memory");
+            goto out;
+        }
+        for (int j = 0; j < nd->n_in; j++)
+            in[j] = val[(size_t)nd->in[j].node * RT_MAX_OUT + nd->in[j].port];
+        eng_tensor shape[RT_MAX_OUT];
+        memset(shape, 0, sizeof shape);
+        st = nd->op->infer(nd, in, shape, d);
+        for (int p = 0; !st && p < nd->op->n_out; p++) {
+            if (shape[p].ndim < 0)
+                st = eng_fail(d, ENG_EUNSUPPORTED, "node '%s': output shape not computable",
+                              nd->name);
+            else if (!(o[p] = rt_tensor_alloc(shape[p].dtype, shape[p].ndim, shape[p].dim)))
+                st = eng_fail(d, ENG_ENOMEM, "node '%s': out of memory for its output",
+                              nd->name);
+        }
+        if (!st) {
+            double t0 = opts && opts->profile ? now_ms() : 0;
+            eng_tensor outs[RT_MAX_OUT];
+            for (int p = 0; p < nd->op->n_out; p++)
+                outs[p] = *o[p];
+            st = nd->op->compute(nd, in, outs, &ctx, d);
+            if (opts && opts->profile) {
+                double fl = nd->op->flops ? nd->op->flops(nd, in, o[0]) : 0;
+                profile_add(opts->profile, nd->op->name, now_ms() - t0, fl);
+            }
+        }
+        if (in != in_stack)
+            free(in);
+        if (st)
+            goto out;
+        /* release inputs whose last consumer this was */
+        for (int j = 0; j < nd->n_in; j++) {
+            int s = nd->in[j].node;
+            if (--uses[s] == 0 && !borrowed[s])
+                for (int p = 0; p < RT_MAX_OUT; p++) {
+                    eng_tensor_free(val[(size_t)s * RT_MAX_OUT + p]);
+                    val[(size_t)s * RT_MAX_OUT + p] = NULL;
+                }
+        }
+    }
+    /* clones first (borrowed values and repeated names), so a failed copy
+     * leaves ownership clear; then the remaining outputs move out */
+    for (int i = 0; i < n_outputs; i++) {
+        const eng_tensor *src = val[(size_t)refs[i].node * RT_MAX_OUT + refs[i].port];
+        int repeat = 0;
+        for (int j = 0; j < i; j++)
+            repeat |= refs[j].node == refs[i].node && refs[j].port == refs[i].port;
+        if (borrowed[refs[i].node] || repeat) {
+            if (!(out[i] = rt_tensor_clone(src))) {
+                st = eng_fail(d, ENG_ENOMEM, "output '%s': out of memory", outputs[i]);
+                goto out;
+            }
+        }
+    }
+    for (int i = 0; i < n_outputs; i++) {
+        eng_tensor **slot = &val[(size_t)refs[i].node * RT_MAX_OUT + refs[i].port];
+        if (!out[i]) {
+            out[i] = *slot;
+            *slot = NULL;
+        }
+    }
+out:
+    if (val)
+        for (int k = 0; k < n; k++)
+            if (!borrowed[k])
+                for (int p = 0; p < RT_MAX_OUT; p++)
+                    eng_tensor_free(val[(size_t)k * RT_MAX_OUT + p]);
+    if (st)
+        for (int i = 0; i < n_outputs; i++) {
+            eng_tensor_free(out[i]);
+            out[i] = NULL;
+        }
+    free(val);
+    free(needed);
+    free(borrowed);
+    free(uses);
+    free(refs);
+    return st;
+}

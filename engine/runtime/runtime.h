@@ -1,0 +1,98 @@
+/* runtime.h: the neural-net runtime: loads tfjs graph models (model.json plus
+ * weight shards) and interprets their TensorFlow ops on NHWC float32 tensors.
+ *
+ * Design: a model is an immutable graph of nodes in topological order, built
+ * once at load (weights widened to float32 and repacked for the kernels). A
+ * run evaluates only the nodes the requested outputs depend on, frees every
+ * intermediate tensor after its last consumer, and keeps all per-run state on
+ * the caller's side, so one model may run on several threads at once.
+ * Included by engine.h; do not include it directly.
+ */
+#ifndef VFS_ENGINE_RUNTIME_H
+#define VFS_ENGINE_RUNTIME_H
+
+/* A loaded graph model. Opaque and immutable after load: several threads may
+ * call eng_model_run on the same model concurrently. */
+typedef struct eng_model eng_model;
+
+/* Optional per-op-type timing filled by eng_model_run (for benchmarks). */
+#define ENG_PROFILE_MAX_OPS 48
+typedef struct eng_run_profile {
+    int n;                              /* op types seen */
+    const char *op[ENG_PROFILE_MAX_OPS]; /* op names (static strings) */
+    double ms[ENG_PROFILE_MAX_OPS];     /* wall time summed over calls */
+    double flops[ENG_PROFILE_MAX_OPS];  /* floating point operations summed */
+    int calls[ENG_PROFILE_MAX_OPS];
+} eng_run_profile;
+
+/* Options of one run. threads <= 0 means 1; the run never uses more threads
+ * than this (OpenMP num_threads per kernel, BLAS kept single-threaded).
+ * abort (may be NULL) is polled between nodes. profile (may be NULL) is
+ * accumulated into, not cleared. */
+typedef struct eng_run_opts {
+    int threads;
+    eng_abort_fn abort;
+    void *abort_ctx;
+    eng_run_profile *profile;
+} eng_run_opts;
+
+/* Loads a tfjs graph model. Weight shards named by the manifest are resolved
+ * relative to the folder of model_json_path and concatenated in manifest
+ * order. On success *out is a new model, free with eng_model_free. Errors:
+ * ENG_EIO (unreadable file), ENG_EFORMAT (malformed json, truncated or
+ * oversized shards, shapes that do not fit the weights or each other,
+ * cycles), ENG_EUNSUPPORTED (unknown op or attribute value, named in d),
+ * ENG_ENOMEM (declared sizes too large). */
+eng_status eng_model_load(const char *model_json_path, eng_model **out, eng_diag *d);
+
+/* Same from memory: json is model.json (json_len bytes, need not be NUL
+ * terminated); weights is the concatenation of all shards of all manifest
+ * groups in manifest order (paths are then ignored). Both are copied as
+ * needed: the caller keeps ownership. */
+eng_status eng_model_load_mem(const char *json, size_t json_len, const void *weights,
+                              size_t weights_len, eng_model **out, eng_diag *d);
+
+/* Frees m; eng_model_free(NULL) is a no-op. */
+void eng_model_free(eng_model *m);
+
+/* Name of the model's single Placeholder (e.g. "tower_0/images"); borrowed
+ * until eng_model_free. */
+const char *eng_model_input_name(const eng_model *m);
+
+/* Declared input shape: returns the rank (0 if unknown) and fills dim[0..rank)
+ * with the declared sizes, -1 where unknown. */
+int eng_model_input_shape(const eng_model *m, int64_t dim[ENG_MAX_DIMS]);
+
+/* Nonzero when the graph has a node called name (a "name:1" suffix selects a
+ * second output of a multi-output node and is accepted too). */
+int eng_model_has_node(const eng_model *m, const char *name);
+
+/* Runs the subgraph that the requested outputs depend on. input is float32
+ * NHWC [N,H,W,C] (N >= 1, C as declared); outputs are node names (any
+ * intermediate node is a valid tap; "name:k" selects output k). On success
+ * out[i] (i < n_outputs) are new tensors, free each with eng_tensor_free; on
+ * error every out[i] is NULL. opts may be NULL (1 thread, no abort).
+ * Errors: ENG_ENOTFOUND (unknown output name), ENG_EINVAL (bad input shape or
+ * shapes that do not fit the graph, e.g. a head at the wrong size),
+ * ENG_EABORTED, ENG_ENOMEM. */
+eng_status eng_model_run(const eng_model *m, const eng_tensor *input, const char *const *outputs,
+                         int n_outputs, eng_tensor **out, const eng_run_opts *opts, eng_diag *d);
+
+/* Shapes the requested outputs would have for an input of shape in_dim
+ * (rank in_ndim), without computing them. out_dim[i] receives the dims and
+ * out_ndim[i] the rank. Also returns in *flops (may be NULL) the floating
+ * point operations of the convolutions and matrix products of that run. */
+eng_status eng_model_shapes(const eng_model *m, int in_ndim, const int64_t *in_dim,
+                            const char *const *outputs, int n_outputs,
+                            int64_t (*out_dim)[ENG_MAX_DIMS], int *out_ndim, double *flops,
+                            eng_diag *d);
+
+/* Borrowed constant (weight) by node name, as float32 or int32 in its stored
+ * layout (conv filters HWIO: [KH,KW,Cin,Cout]; depthwise [KH,KW,C,mult]).
+ * Valid until eng_model_free. ENG_ENOTFOUND if no Const node has that name. */
+eng_status eng_model_const(const eng_model *m, const char *name, const eng_tensor **out,
+                           eng_diag *d);
+
+#include "kernels.h"
+
+#endif

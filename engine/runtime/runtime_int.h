@@ -1,0 +1,113 @@
+/* runtime_int.h: private structures of the runtime: the graph, its nodes,
+ * the op table and the helpers ops share. Not part of the public API.
+ *
+ * An op is three functions: prepare (load time: check attributes and
+ * constant inputs, repack weights), infer (output shapes from input shapes,
+ * used at load with the declared input and before every compute), compute
+ * (fills outputs already allocated by the executor). Tensors without data
+ * (data == NULL) stand for shapes only during the load-time check.
+ */
+#ifndef VFS_ENGINE_RUNTIME_INT_H
+#define VFS_ENGINE_RUNTIME_INT_H
+
+#include "engine.h"
+
+#define RT_MAX_OUT 2              /* outputs of one node (TopKV2 has two) */
+#define RT_MAX_ELEMS ((int64_t)1 << 32) /* limit of eng_tensor_new */
+
+/* tensorflow dtypes we carry; bool lives in ENG_I32 as 0/1 */
+enum { RT_DT_FLOAT = 1, RT_DT_INT32 = 3, RT_DT_BOOL = 10 };
+
+typedef struct rt_ref {
+    int node;
+    int port;
+} rt_ref;
+
+/* Attributes of every op we know, parsed once at load. */
+typedef struct rt_attr {
+    int stride[2], dilation[2]; /* h, w */
+    int ksize[2];               /* pooling window h, w */
+    eng_padding padding;
+    int pads[4];                /* explicit: top, bottom, left, right */
+    int has_bias;               /* fused BiasAdd */
+    eng_act act;                /* fused activation */
+    int keep_dims;
+    int align_corners, half_pixel;
+    int begin_mask, end_mask, ellipsis_mask, new_axis_mask, shrink_mask;
+    int dst_type, src_type;     /* Cast, Const dtype */
+    int transpose_a, transpose_b;
+    int batch_dims;
+    int n_squeeze, squeeze[ENG_MAX_DIMS];
+} rt_attr;
+
+struct rt_op;
+
+typedef struct rt_node {
+    char *name;
+    const struct rt_op *op;
+    int n_in;
+    rt_ref *in;
+    rt_attr a;
+    eng_tensor *value;        /* Const: the weight (owned) */
+    eng_conv_packed *packed;  /* conv: filter+bias repacked at load (owned) */
+    int decl_ndim;            /* Placeholder: declared shape, -1 for unknown sizes */
+    int64_t decl_dim[ENG_MAX_DIMS];
+} rt_node;
+
+/* Per-run context handed to compute functions. */
+typedef struct rt_ctx {
+    int threads;
+} rt_ctx;
+
+typedef struct rt_op {
+    const char *name;
+    int min_in, max_in; /* data inputs (control inputs are dropped) */
+    int n_out;
+    eng_status (*prepare)(eng_model *m, rt_node *n, eng_diag *d);
+    eng_status (*infer)(const rt_node *n, const eng_tensor *const *in, eng_tensor *out,
+                        eng_diag *d);
+    eng_status (*compute)(const rt_node *n, const eng_tensor *const *in, eng_tensor *out,
+                          const rt_ctx *c, eng_diag *d);
+    double (*flops)(const rt_node *n, const eng_tensor *const *in, const eng_tensor *out);
+} rt_op;
+
+struct eng_model {
+    int n_nodes;
+    rt_node *nodes;
+    int *order;        /* topological order, n_nodes entries */
+    int input_node;    /* the Placeholder */
+    int *hash;         /* open addressing name -> node index, -1 empty */
+    int hash_cap;
+};
+
+/* model.c helpers used by ops */
+int rt_find_node(const eng_model *m, const char *name, size_t len);
+const rt_node *rt_input_node(const eng_model *m, const rt_node *n, int i);
+
+/* run.c: uninitialised tensor (NULL when too large or out of memory); copy */
+eng_tensor *rt_tensor_alloc(eng_dtype dt, int ndim, const int64_t *dim);
+eng_tensor *rt_tensor_clone(const eng_tensor *s);
+
+/* error from an op: "node 'NAME' (Op): ..." */
+#define RT_FAIL(d, st, n, fmt, ...) \
+    eng_fail(d, st, "node '%s' (%s): " fmt, (n)->name, (n)->op->name, ##__VA_ARGS__)
+
+/* ops.c */
+const rt_op *rt_op_find(const char *name);
+
+/* shape helpers (ops_shape.c) */
+int64_t rt_numel(const eng_tensor *t);
+void rt_set_shape(eng_tensor *t, eng_dtype dt, int ndim, const int64_t *dim);
+int rt_same_shape(const eng_tensor *a, const eng_tensor *b);
+/* "[1,2,3]" into buf */
+const char *rt_shape_str(const eng_tensor *t, char *buf, size_t len);
+/* reads a scalar or 1-element int tensor; 0 on success */
+int rt_scalar_int(const eng_tensor *t, int64_t *v);
+
+/* the op tables of each op file */
+extern const rt_op rt_ops_nn[];
+extern const int rt_ops_nn_count;
+extern const rt_op rt_ops_math[];
+extern const int rt_ops_math_count;
+
+#endif
