@@ -35,6 +35,8 @@ coco_status coco_image_candidates(const char *file_name, size_t len, coco_candid
     for (size_t i = 0; i < len; i++)
         work[i] = file_name[i] == '\\' ? '/' : file_name[i];
     work[len] = 0;
+    if (work[len - 1] == '/')
+        return unsafe(out, diag, "file name ends with '/': it names a folder, not a file");
     if (work[0] == '/')
         return unsafe(out, diag, "absolute path: file names must be relative to the dataset folder");
     if (len >= 2 && work[1] == ':' &&
