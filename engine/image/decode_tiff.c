@@ -110,6 +110,16 @@ static TIFF *tiff_open(memf *m)
     return t;
 }
 
+/* Reports libtiff's first error; reads of a memory buffer only fail at its
+ * end, so an I/O error means the file is cut short. */
+static eng_status tiff_error(const memf *m, eng_diag *d)
+{
+    const char *e = m->err[0] ? m->err : "unreadable";
+    int cut = strstr(e, "IO error") || strstr(e, "Read error") || strstr(e, "Cannot read") ||
+              strstr(e, "past end") || strstr(e, "beyond");
+    return eng_fail(d, ENG_EFORMAT, "tiff %s: %s", cut ? "truncated" : "corrupt", e);
+}
+
 /* Checks that the strips or tiles of the current directory lie in the file. */
 static eng_status check_extents(TIFF *t, size_t n, eng_diag *d)
 {
@@ -133,20 +143,30 @@ eng_status img_probe_tiff(const uint8_t *b, size_t n, img_probe *p, eng_diag *d)
     p->info.format = ENG_IMG_TIFF;
     if (n < 8)
         return eng_fail(d, ENG_EFORMAT, "tiff truncated: header incomplete");
-    if (b[2] == 42 || b[3] == 42) { /* classic TIFF: name the truncation ourselves */
+    int frames = 0;
+    if (b[2] == 42 || b[3] == 42) {
+        /* classic TIFF: walk the directory chain ourselves to count pages and
+         * name truncation before libtiff sees it */
         int le = b[0] == 'I';
         uint64_t off = le ? img_rd32le(b + 4) : img_rd32be(b + 4);
-        if (off > n || n - off < 2)
-            return eng_fail(d, ENG_EFORMAT,
-                            "tiff truncated: first directory missing");
-        uint64_t cnt = le ? img_rd16le(b + off) : img_rd16be(b + off);
-        if (off + 2 + cnt * 12 > n)
-            return eng_fail(d, ENG_EFORMAT, "tiff truncated: first directory incomplete");
+        while (off != 0) {
+            if (off > n || n - off < 2)
+                return eng_fail(d, ENG_EFORMAT, "tiff truncated: directory %d missing",
+                                frames + 1);
+            uint64_t cnt = le ? img_rd16le(b + off) : img_rd16be(b + off);
+            if (off + 2 + cnt * 12 + 4 > n)
+                return eng_fail(d, ENG_EFORMAT, "tiff truncated: directory %d incomplete",
+                                frames + 1);
+            const uint8_t *nx = b + off + 2 + cnt * 12;
+            off = le ? img_rd32le(nx) : img_rd32be(nx);
+            if (++frames > 10000)
+                return eng_fail(d, ENG_EFORMAT, "tiff corrupt: directory chain loops");
+        }
     }
     memf m = {b, n, 0, {0}};
     TIFF *t = tiff_open(&m);
     if (!t)
-        return eng_fail(d, ENG_EFORMAT, "tiff corrupt: %s", m.err[0] ? m.err : "unreadable");
+        return tiff_error(&m, d);
     uint32_t w = 0, h = 0;
     uint16_t orient = 1;
     TIFFGetField(t, TIFFTAG_IMAGEWIDTH, &w);
@@ -157,12 +177,20 @@ eng_status img_probe_tiff(const uint8_t *b, size_t n, img_probe *p, eng_diag *d)
         st = eng_fail(d, ENG_EFORMAT, "tiff corrupt: size %ux%u", w, h);
     else
         st = check_extents(t, n, d);
+    /* every page's data must be present (the first 64 pages) */
+    for (int dir = 1; !st && dir < 64 && TIFFReadDirectory(t); dir++)
+        st = check_extents(t, n, d);
+    if (!st && m.err[0])
+        st = tiff_error(&m, d);
     if (!st) {
         p->info.width = (int)w;
         p->info.height = (int)h;
         p->info.orientation = orient >= 1 && orient <= 8 ? orient : 1;
-        tdir_t dirs = TIFFNumberOfDirectories(t);
-        p->info.frames = dirs > 0 ? (int)dirs : 1;
+        if (frames == 0) {
+            tdir_t dirs = TIFFNumberOfDirectories(t);
+            frames = dirs > 0 ? (int)dirs : 1;
+        }
+        p->info.frames = frames;
         p->est_bytes = (size_t)w * (size_t)h * 8;
     }
     TIFFClose(t);
@@ -175,7 +203,7 @@ eng_status img_decode_tiff(const uint8_t *b, size_t n, const img_probe *p, eng_i
     memf m = {b, n, 0, {0}};
     TIFF *t = tiff_open(&m);
     if (!t)
-        return eng_fail(d, ENG_EFORMAT, "tiff corrupt: %s", m.err[0] ? m.err : "unreadable");
+        return tiff_error(&m, d);
     int w = p->info.width, h = p->info.height;
     char why[1024];
     if (!TIFFRGBAImageOK(t, why)) {
@@ -197,8 +225,9 @@ eng_status img_decode_tiff(const uint8_t *b, size_t n, const img_probe *p, eng_i
         free(raster);
         eng_image_free(im);
         TIFFClose(t);
-        return eng_fail(d, ENG_EFORMAT, "tiff corrupt: %s",
-                        m.err[0] ? m.err : "pixel data undecodable");
+        if (!m.err[0])
+            snprintf(m.err, sizeof m.err, "pixel data undecodable");
+        return tiff_error(&m, d);
     }
     TIFFClose(t);
     uint8_t *dst = im->rgb;
