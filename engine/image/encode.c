@@ -98,6 +98,9 @@ eng_status eng_image_encode_jpeg(const eng_image *im, int quality, uint8_t **out
     ci.in_color_space = JCS_RGB;
     jpeg_set_defaults(&ci);
     jpeg_set_quality(&ci, q, TRUE);
+    /* 4:4:4: thin coloured boxes and small text stay sharp */
+    ci.comp_info[0].h_samp_factor = 1;
+    ci.comp_info[0].v_samp_factor = 1;
     jpeg_start_compress(&ci, TRUE);
     size_t row = (size_t)im->w * 3;
     while (ci.next_scanline < ci.image_height) {

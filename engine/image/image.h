@@ -122,7 +122,8 @@ typedef struct eng_crop {
 eng_status eng_image_to_tensor(const eng_image *im, const eng_crop *crop, int flip, int out_w,
                                int out_h, eng_pixels px, float *dst, eng_diag *d);
 
-/* Encodes im as a baseline JPEG (4:2:0, quality clamped to 1..100).
+/* Encodes im as a baseline JPEG (4:4:4 so drawn lines and text stay sharp;
+ * quality clamped to 1..100).
  * *out: new buffer of *len bytes, free with free(). */
 eng_status eng_image_encode_jpeg(const eng_image *im, int quality, uint8_t **out, size_t *len,
                                  eng_diag *d);
