@@ -1,0 +1,688 @@
+/* classify.c: the classifier model (views + linear head), its feature path
+ * shared by training, evaluation and prediction, and its model file.
+ *
+ * Design: a view is (backbone, input size, tap); its features are the
+ * backbone's global-average-pooled tap output, centred with the training
+ * mean and L2-normalised, scaled by 1/sqrt(number of views) and concatenated.
+ * cls_features() is the only way from image files to those vectors and
+ * cls_scores() the only way from vectors to probabilities: training's test
+ * evaluation, eng_cls_evaluate and eng_cls_predict all call them, so the same
+ * image scores the same everywhere. The search itself lives in cls_train.c.
+ */
+#include "classify_int.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CLS_VERSION 1
+
+void eng_classifier_free(eng_classifier *m)
+{
+    if (!m)
+        return;
+    for (int i = 0; i < m->ncat; i++)
+        free(m->cats[i]);
+    free(m->cats);
+    for (int i = 0; i < m->nbb; i++) {
+        free(m->bb_name[i]);
+        free(m->bb_checksum[i]);
+    }
+    free(m->bb_name);
+    free(m->bb_checksum);
+    for (int i = 0; i < m->nviews; i++) {
+        free(m->views[i].tap);
+        free(m->views[i].mean);
+    }
+    free(m->views);
+    free(m->w);
+    free(m->b);
+    free(m->recipe);
+    free(m);
+}
+
+int eng_cls_ncat(const eng_classifier *m) { return m->ncat; }
+
+const char *eng_cls_category(const eng_classifier *m, int i)
+{
+    return i >= 0 && i < m->ncat ? m->cats[i] : NULL;
+}
+
+const char *eng_cls_backbone_needed(const eng_classifier *m, int i, const char **checksum)
+{
+    if (i < 0 || i >= m->nbb)
+        return NULL;
+    if (checksum)
+        *checksum = m->bb_checksum[i];
+    return m->bb_name[i];
+}
+
+const char *eng_cls_recipe(const eng_classifier *m) { return m->recipe ? m->recipe : "{}"; }
+
+/* ---- the feature path ---- */
+
+void cls_aug_crop(uint64_t seed, int index, int aug, float *rx, float *ry, float *rw, float *rh,
+                  int *flip)
+{
+    *rx = 0, *ry = 0, *rw = 1, *rh = 1, *flip = 0;
+    if (aug == 1) {
+        *flip = 1;
+        return;
+    }
+    if (aug >= 2) {
+        uint64_t s = cls_mix(seed ^ cls_mix((uint64_t)index * 0x9e3779b97f4a7c15ULL + aug));
+        double u1 = (double)(cls_mix(s + 1) >> 11) / 9007199254740992.0;
+        double u2 = (double)(cls_mix(s + 2) >> 11) / 9007199254740992.0;
+        double u3 = (double)(cls_mix(s + 3) >> 11) / 9007199254740992.0;
+        double u4 = (double)(cls_mix(s + 4) >> 11) / 9007199254740992.0;
+        /* side 60..90 % of the image, independent aspect jitter, random place */
+        double sw = 0.6 + 0.3 * u1, sh = fmin(0.95, fmax(0.55, sw * (0.85 + 0.3 * u2)));
+        *rw = (float)sw;
+        *rh = (float)sh;
+        *rx = (float)((1 - sw) * u3);
+        *ry = (float)((1 - sh) * u4);
+        *flip = (int)(cls_mix(s + 5) & 1);
+    }
+}
+
+uint64_t cls_mix(uint64_t h)
+{
+    h += 0x9e3779b97f4a7c15ULL;
+    h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    h = (h ^ (h >> 27)) * 0x94d049bb133111ebULL;
+    return h ^ (h >> 31);
+}
+
+/* Cache key of one image's features. */
+static void feature_key(char *key, size_t cap, const eng_backbone *bb, int size,
+                        const char *const *taps, int ntaps, int aug, uint64_t seed, int index,
+                        const char *hash)
+{
+    int n = snprintf(key, cap, "v1|%s|%s|%d|", eng_backbone_get_info(bb)->checksum, hash, size);
+    for (int t = 0; t < ntaps && n > 0 && (size_t)n < cap; t++)
+        n += snprintf(key + n, cap - n, "%s%s", t ? "," : "", taps[t]);
+    if (n > 0 && (size_t)n < cap) {
+        float x, y, w, h;
+        int flip;
+        cls_aug_crop(seed, index, aug, &x, &y, &w, &h, &flip);
+        snprintf(key + n, cap - n, "|a%d:%.5f,%.5f,%.5f,%.5f,%d", aug, x, y, w, h, flip);
+    }
+}
+
+eng_status cls_extract(const cls_extract_req *r, float *out, eng_diag *d)
+{
+    int n = r->n, dim = r->dim;
+    char key[2048];
+    int *miss = malloc((size_t)(n ? n : 1) * sizeof *miss);
+    if (!miss)
+        return eng_fail(d, ENG_ENOMEM, "features: out of memory");
+    int nmiss = 0;
+    for (int i = 0; i < n; i++) {
+        int hit = 0;
+        if (r->cache_dir && r->hashes && r->hashes[i]) {
+            feature_key(key, sizeof key, r->bb, r->size, r->taps, r->ntaps, r->aug, r->seed,
+                        r->index_base + i, r->hashes[i]);
+            hit = eng_featcache_get(r->cache_dir, key, out + (size_t)i * dim, dim);
+        }
+        if (!hit)
+            miss[nmiss++] = i;
+    }
+    if (r->nmiss)
+        *r->nmiss = nmiss;
+    eng_status st = ENG_OK;
+    enum { CHUNK = 16 };
+    const char *paths[CHUNK];
+    const eng_image *ims[CHUNK];
+    eng_image *owned[CHUNK];
+    eng_crop crops[CHUNK];
+    int flips[CHUNK];
+    float *buf = malloc((size_t)CHUNK * dim * sizeof *buf);
+    if (!buf) {
+        free(miss);
+        return eng_fail(d, ENG_ENOMEM, "features: out of memory");
+    }
+    for (int c0 = 0; c0 < nmiss && st == ENG_OK; c0 += CHUNK) {
+        int cn = nmiss - c0 < CHUNK ? nmiss - c0 : CHUNK;
+        if (r->opts && r->opts->abort && r->opts->abort(r->opts->abort_ctx)) {
+            st = eng_fail(d, ENG_EABORTED, "feature extraction cancelled");
+            break;
+        }
+        int got = 0;
+        if (r->aug == 0) {
+            for (int j = 0; j < cn; j++)
+                paths[j] = r->paths[miss[c0 + j]];
+            st = eng_backbone_embed_files(r->bb, paths, cn, r->size, r->taps, r->ntaps, buf, &got,
+                                          r->opts, d);
+        } else {
+            memset(owned, 0, sizeof owned);
+            for (int j = 0; j < cn && st == ENG_OK; j++) {
+                int i = miss[c0 + j];
+                st = eng_image_decode_file(r->paths[i], r->size, &owned[j], d);
+                if (st != ENG_OK)
+                    break;
+                float x, y, w, h;
+                cls_aug_crop(r->seed, r->index_base + i, r->aug, &x, &y, &w, &h, &flips[j]);
+                crops[j].x = x * owned[j]->w;
+                crops[j].y = y * owned[j]->h;
+                crops[j].w = w * owned[j]->w;
+                crops[j].h = h * owned[j]->h;
+                ims[j] = owned[j];
+            }
+            if (st == ENG_OK)
+                st = eng_backbone_embed_images(r->bb, ims, crops, flips, cn, r->size, r->taps,
+                                               r->ntaps, buf, &got, r->opts, d);
+            for (int j = 0; j < cn; j++)
+                eng_image_free(owned[j]);
+        }
+        if (st == ENG_OK && got != dim)
+            st = eng_fail(d, ENG_EINVAL, "features: backbone gave %d values per image, expected %d",
+                          got, dim);
+        for (int j = 0; st == ENG_OK && j < cn; j++) {
+            int i = miss[c0 + j];
+            memcpy(out + (size_t)i * dim, buf + (size_t)j * dim, (size_t)dim * sizeof *buf);
+            if (r->cache_dir && r->hashes && r->hashes[i]) {
+                feature_key(key, sizeof key, r->bb, r->size, r->taps, r->ntaps, r->aug, r->seed,
+                            r->index_base + i, r->hashes[i]);
+                eng_diag ign;
+                (void)eng_featcache_put(r->cache_dir, key, buf + (size_t)j * dim, dim, &ign);
+            }
+        }
+        if (st == ENG_OK && r->on_chunk)
+            r->on_chunk(r->chunk_ctx, c0 + cn, nmiss);
+    }
+    free(buf);
+    free(miss);
+    return st;
+}
+
+void cls_normalise(float *v, int dim, const float *mean, float weight)
+{
+    double s = 0;
+    for (int j = 0; j < dim; j++) {
+        v[j] -= mean[j];
+        s += (double)v[j] * v[j];
+    }
+    float k = s > 0 ? (float)(weight / sqrt(s)) : 0.0f;
+    for (int j = 0; j < dim; j++)
+        v[j] *= k;
+}
+
+/* Finds the model's backbones among the given ones. */
+static eng_status resolve_backbones(const eng_classifier *m, eng_backbone *const *bbs, int nbb,
+                                    const eng_backbone **out, eng_diag *d)
+{
+    for (int i = 0; i < m->nbb; i++) {
+        out[i] = NULL;
+        int named = 0;
+        for (int j = 0; j < nbb && !out[i]; j++) {
+            const eng_backbone_info *inf = eng_backbone_get_info(bbs[j]);
+            if (strcmp(inf->name, m->bb_name[i]) != 0)
+                continue;
+            named = 1;
+            if (strcmp(inf->checksum, m->bb_checksum[i]) == 0)
+                out[i] = bbs[j];
+        }
+        if (!out[i]) {
+            if (named)
+                return eng_fail(d, ENG_ENOTFOUND, "backbone \"%s\": installed weights differ from "
+                                                  "the ones the model was trained on (checksum "
+                                                  "%.16s...)", m->bb_name[i], m->bb_checksum[i]);
+            return eng_fail(d, ENG_ENOTFOUND, "backbone \"%s\" is not installed (the model needs "
+                                              "it)", m->bb_name[i]);
+        }
+    }
+    return ENG_OK;
+}
+
+eng_status cls_features(const eng_classifier *m, const eng_backbone *const *rb,
+                        const char *const *paths, char *const *hashes, int n,
+                        const char *cache_dir, const eng_run_opts *o, float *feat,
+                        cls_chunk_fn on_chunk, void *chunk_ctx, eng_diag *d)
+{
+    /* one extraction per (backbone, size) group, its taps in view order */
+    int done[CLS_MAX_VIEWS] = {0};
+    for (int v0 = 0; v0 < m->nviews; v0++) {
+        if (done[v0])
+            continue;
+        const char *taps[CLS_MAX_VIEWS];
+        int members[CLS_MAX_VIEWS], nt = 0, gdim = 0;
+        for (int v = v0; v < m->nviews; v++)
+            if (!done[v] && m->views[v].bb == m->views[v0].bb &&
+                m->views[v].size == m->views[v0].size) {
+                done[v] = 1;
+                members[nt] = v;
+                taps[nt++] = m->views[v].tap;
+                gdim += m->views[v].dim;
+            }
+        float *buf = malloc((size_t)(n ? n : 1) * gdim * sizeof *buf);
+        if (!buf)
+            return eng_fail(d, ENG_ENOMEM, "features: out of memory");
+        cls_extract_req r = {.bb = rb[m->views[v0].bb], .size = m->views[v0].size, .taps = taps,
+                             .ntaps = nt, .dim = gdim, .aug = 0, .paths = paths,
+                             .hashes = hashes, .n = n, .cache_dir = cache_dir, .opts = o,
+                             .on_chunk = on_chunk, .chunk_ctx = chunk_ctx};
+        eng_status st = cls_extract(&r, buf, d);
+        if (st != ENG_OK) {
+            free(buf);
+            return st;
+        }
+        for (int i = 0; i < n; i++) {
+            int at = 0;
+            for (int t = 0; t < nt; t++) {
+                const cls_view *vw = &m->views[members[t]];
+                memcpy(feat + (size_t)i * m->dim + vw->offset, buf + (size_t)i * gdim + at,
+                       (size_t)vw->dim * sizeof *feat);
+                at += vw->dim;
+            }
+        }
+        free(buf);
+    }
+    for (int i = 0; i < n; i++)
+        for (int v = 0; v < m->nviews; v++)
+            cls_normalise(feat + (size_t)i * m->dim + m->views[v].offset, m->views[v].dim,
+                          m->views[v].mean, m->view_weight);
+    return ENG_OK;
+}
+
+void cls_scores(const eng_classifier *m, const float *feat, int n, float *probs)
+{
+    int k = m->ncat;
+    double *s = malloc((size_t)k * sizeof *s);
+    if (!s) {
+        for (size_t i = 0; i < (size_t)n * k; i++)
+            probs[i] = 1.0f / k;
+        return;
+    }
+    for (int i = 0; i < n; i++) {
+        const float *x = feat + (size_t)i * m->dim;
+        for (int c = 0; c < k; c++)
+            s[c] = m->b[c];
+        for (int j = 0; j < m->dim; j++) {
+            double v = x[j];
+            const float *wj = m->w + (size_t)j * k;
+            for (int c = 0; c < k; c++)
+                s[c] += v * wj[c];
+        }
+        cls_softmax_rows(s, 1, k);
+        for (int c = 0; c < k; c++)
+            probs[(size_t)i * k + c] = (float)s[c];
+    }
+    free(s);
+}
+
+eng_status eng_cls_predict(const eng_classifier *m, eng_backbone *const *backbones,
+                           int nbackbones, const char *image_path, int threads, float *probs,
+                           eng_diag *d)
+{
+    const eng_backbone *rb[CLS_MAX_VIEWS];
+    eng_status st = resolve_backbones(m, backbones, nbackbones, rb, d);
+    if (st != ENG_OK)
+        return st;
+    float *feat = malloc((size_t)m->dim * sizeof *feat);
+    if (!feat)
+        return eng_fail(d, ENG_ENOMEM, "predict: out of memory");
+    eng_run_opts o = {.threads = threads > 0 ? threads : 1};
+    st = cls_features(m, rb, &image_path, NULL, 1, NULL, &o, feat, NULL, NULL, d);
+    if (st == ENG_OK)
+        cls_scores(m, feat, 1, probs);
+    free(feat);
+    return st;
+}
+
+eng_status eng_cls_predict_files(const eng_classifier *m, eng_backbone *const *backbones,
+                                 int nbackbones, const char *const *paths, int n,
+                                 const eng_cls_eval_opts *o, float *probs, eng_status *status,
+                                 eng_diag *msgs, eng_diag *d)
+{
+    const eng_backbone *rb[CLS_MAX_VIEWS];
+    eng_status st = resolve_backbones(m, backbones, nbackbones, rb, d);
+    if (st != ENG_OK)
+        return st;
+    eng_run_opts ro = {.threads = o && o->threads > 0 ? o->threads : 1,
+                       .abort = o ? o->abort : NULL, .abort_ctx = o ? o->ctx : NULL};
+    float *feat = malloc((size_t)m->dim * sizeof *feat);
+    if (!feat)
+        return eng_fail(d, ENG_ENOMEM, "predict: out of memory");
+    /* one image at a time: exactly eng_cls_predict's path, and a bad image
+     * only fails itself */
+    for (int i = 0; i < n; i++) {
+        eng_diag di = {{0}};
+        eng_status si = cls_features(m, rb, &paths[i], NULL, 1, NULL, &ro, feat, NULL, NULL, &di);
+        if (si == ENG_EABORTED || si == ENG_ENOMEM) {
+            free(feat);
+            *d = di;
+            return si;
+        }
+        if (si == ENG_OK)
+            cls_scores(m, feat, 1, probs + (size_t)i * m->ncat);
+        else
+            memset(probs + (size_t)i * m->ncat, 0, (size_t)m->ncat * sizeof *probs);
+        if (status)
+            status[i] = si;
+        if (msgs)
+            msgs[i] = di;
+    }
+    free(feat);
+    return ENG_OK;
+}
+
+eng_status cls_predictions_json(const eng_classifier *m, const float *probs, const long long *ids,
+                                int n, const long long *cat_ids, char **out, eng_diag *d)
+{
+    cJSON *arr = cJSON_CreateArray();
+    int ok = arr != NULL;
+    for (int i = 0; ok && i < n; i++) {
+        int c = eng_argmax(probs + (size_t)i * m->ncat, m->ncat);
+        cJSON *o = cJSON_CreateObject();
+        ok = o && cJSON_AddItemToArray(arr, o);
+        ok = ok && cJSON_AddNumberToObject(o, "image_id", (double)ids[i]);
+        ok = ok && cJSON_AddNumberToObject(o, "category_id",
+                                           (double)(cat_ids ? cat_ids[c] : c + 1));
+        ok = ok && cJSON_AddNumberToObject(o, "score",
+                                           round(probs[(size_t)i * m->ncat + c] * 1e6) / 1e6);
+    }
+    char *s = ok ? cJSON_PrintUnformatted(arr) : NULL;
+    cJSON_Delete(arr);
+    if (!s)
+        return eng_fail(d, ENG_ENOMEM, "predictions json: out of memory");
+    *out = s;
+    return ENG_OK;
+}
+
+eng_status eng_cls_evaluate(const eng_classifier *m, eng_backbone *const *backbones,
+                            int nbackbones, const eng_cls_sample *s, int n,
+                            const eng_cls_eval_opts *o, char **metrics_json,
+                            char **predictions_json, eng_diag *d)
+{
+    *metrics_json = NULL;
+    if (predictions_json)
+        *predictions_json = NULL;
+    if (n < 1)
+        return eng_fail(d, ENG_EINVAL, "evaluate: no images");
+    for (int i = 0; i < n; i++)
+        if (s[i].label < 0 || s[i].label >= m->ncat)
+            return eng_fail(d, ENG_EINVAL, "evaluate: image \"%s\": label %d outside 0..%d",
+                            s[i].path, s[i].label, m->ncat - 1);
+    const eng_backbone *rb[CLS_MAX_VIEWS];
+    eng_status st = resolve_backbones(m, backbones, nbackbones, rb, d);
+    if (st != ENG_OK)
+        return st;
+    eng_run_opts ro = {.threads = o && o->threads > 0 ? o->threads : 1,
+                       .abort = o ? o->abort : NULL, .abort_ctx = o ? o->ctx : NULL};
+    float *feat = malloc((size_t)m->dim * sizeof *feat);
+    float *probs = malloc((size_t)n * m->ncat * sizeof *probs);
+    int *labels = malloc((size_t)n * sizeof *labels);
+    long long *ids = malloc((size_t)n * sizeof *ids);
+    if (!feat || !probs || !labels || !ids) {
+        st = eng_fail(d, ENG_ENOMEM, "evaluate: out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n && st == ENG_OK; i++) {
+        labels[i] = s[i].label;
+        ids[i] = s[i].id ? s[i].id : i + 1;
+        st = cls_features(m, rb, &s[i].path, NULL, 1, NULL, &ro, feat, NULL, NULL, d);
+        if (st == ENG_OK)
+            cls_scores(m, feat, 1, probs + (size_t)i * m->ncat);
+    }
+    if (st != ENG_OK)
+        goto done;
+    eng_cls_metrics met;
+    st = eng_cls_metrics_compute(probs, labels, n, m->ncat, &met, d);
+    if (st != ENG_OK)
+        goto done;
+    eng_eval_extra ex = {o && o->dataset_name ? o->dataset_name : "dataset", n, -1, NULL};
+    st = eng_cls_metrics_json(&met, (const char *const *)m->cats, &ex, metrics_json, d);
+    eng_cls_metrics_release(&met);
+    if (st == ENG_OK && predictions_json)
+        st = cls_predictions_json(m, probs, ids, n, o ? o->category_ids : NULL, predictions_json,
+                                  d);
+    if (st != ENG_OK) {
+        free(*metrics_json);
+        *metrics_json = NULL;
+    }
+done:
+    free(feat);
+    free(probs);
+    free(labels);
+    free(ids);
+    return st;
+}
+
+/* ---- model file ---- */
+
+eng_status eng_classifier_save(const eng_classifier *m, const char *path, eng_diag *d)
+{
+    eng_status st = ENG_ENOMEM;
+    int nt = 2 + m->nviews;
+    const char **names = calloc((size_t)nt, sizeof *names);
+    eng_tensor *ts = calloc((size_t)nt, sizeof *ts);
+    const eng_tensor **tp = calloc((size_t)nt, sizeof *tp);
+    char (*vnames)[32] = calloc((size_t)m->nviews + 1, sizeof *vnames);
+    cJSON *cats = cJSON_CreateStringArray((const char *const *)m->cats, m->ncat);
+    cJSON *bbs = cJSON_CreateArray();
+    cJSON *pre = cJSON_CreateObject();
+    char *s_cats = NULL, *s_bbs = NULL, *s_pre = NULL;
+    char bbjoined[1024] = "", csjoined[1024] = "";
+    if (!names || !ts || !tp || !vnames || !cats || !bbs || !pre)
+        goto done;
+    for (int i = 0; i < m->nbb; i++) {
+        cJSON *b = cJSON_CreateObject();
+        if (!b || !cJSON_AddItemToArray(bbs, b) || !cJSON_AddStringToObject(b, "name", m->bb_name[i]) ||
+            !cJSON_AddStringToObject(b, "checksum", m->bb_checksum[i]))
+            goto done;
+        snprintf(bbjoined + strlen(bbjoined), sizeof bbjoined - strlen(bbjoined), "%s%s",
+                 i ? "+" : "", m->bb_name[i]);
+        snprintf(csjoined + strlen(csjoined), sizeof csjoined - strlen(csjoined), "%s%s",
+                 i ? "," : "", m->bb_checksum[i]);
+    }
+    cJSON *views = cJSON_AddArrayToObject(pre, "views");
+    if (!views || !cJSON_AddStringToObject(pre, "resize", "squash bilinear (aspect not kept)") ||
+        !cJSON_AddStringToObject(pre, "pooling", "global average") ||
+        !cJSON_AddStringToObject(pre, "normalisation",
+                                 "subtract view.N.mean, divide by L2 norm, times view_weight") ||
+        !cJSON_AddNumberToObject(pre, "view_weight", m->view_weight))
+        goto done;
+    for (int v = 0; v < m->nviews; v++) {
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddItemToArray(views, o) ||
+            !cJSON_AddNumberToObject(o, "backbone", m->views[v].bb) ||
+            !cJSON_AddNumberToObject(o, "size", m->views[v].size) ||
+            !cJSON_AddStringToObject(o, "tap", m->views[v].tap) ||
+            !cJSON_AddNumberToObject(o, "dim", m->views[v].dim))
+            goto done;
+    }
+    s_cats = cJSON_PrintUnformatted(cats);
+    s_bbs = cJSON_PrintUnformatted(bbs);
+    s_pre = cJSON_PrintUnformatted(pre);
+    if (!s_cats || !s_bbs || !s_pre)
+        goto done;
+    char version[16];
+    snprintf(version, sizeof version, "%d", CLS_VERSION);
+    const char *keys[] = {"format", "kind", "version", "categories", "backbone",
+                          "backbone_checksum", "backbones", "preprocessing", "recipe"};
+    const char *vals[] = {"visionfs", "classifier", version, s_cats, bbjoined, csjoined, s_bbs,
+                          s_pre, eng_cls_recipe(m)};
+    ts[0] = (eng_tensor){ENG_F32, 2, {m->dim, m->ncat}, m->w};
+    ts[1] = (eng_tensor){ENG_F32, 1, {m->ncat}, m->b};
+    names[0] = "head.weight";
+    names[1] = "head.bias";
+    for (int v = 0; v < m->nviews; v++) {
+        snprintf(vnames[v], sizeof vnames[v], "view.%d.mean", v);
+        names[2 + v] = vnames[v];
+        ts[2 + v] = (eng_tensor){ENG_F32, 1, {m->views[v].dim}, m->views[v].mean};
+    }
+    for (int i = 0; i < nt; i++)
+        tp[i] = &ts[i];
+    st = eng_modelfile_write(path, names, tp, nt, keys, vals, 9, d);
+done:
+    if (st == ENG_ENOMEM)
+        eng_fail(d, st, "model file: out of memory");
+    cJSON_Delete(cats);
+    cJSON_Delete(bbs);
+    cJSON_Delete(pre);
+    free(s_cats);
+    free(s_bbs);
+    free(s_pre);
+    free(names);
+    free(ts);
+    free(tp);
+    free(vnames);
+    return st;
+}
+
+static eng_status load_fail(eng_classifier *m, cJSON *a, cJSON *b, cJSON *c, eng_status st)
+{
+    eng_classifier_free(m);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    cJSON_Delete(c);
+    return st;
+}
+
+static cJSON *parse_meta_json(const eng_modelfile *f, const char *key)
+{
+    const char *s = eng_modelfile_meta(f, key);
+    return s ? cJSON_Parse(s) : NULL;
+}
+
+eng_status eng_classifier_from_file(const eng_modelfile *f, eng_classifier **out, eng_diag *d)
+{
+    *out = NULL;
+    const char *kind = eng_modelfile_meta(f, "kind");
+    const char *ver = eng_modelfile_meta(f, "version");
+    if (!kind)
+        return eng_fail(d, ENG_EFORMAT, "model file: metadata \"kind\" missing (not a visionfs "
+                                        "model?)");
+    if (strcmp(kind, "classifier") != 0)
+        return eng_fail(d, ENG_EFORMAT, "model file: kind is \"%.32s\", not a classifier", kind);
+    if (!ver || atoi(ver) < 1)
+        return eng_fail(d, ENG_EFORMAT, "model file: metadata \"version\" missing or bad");
+    if (atoi(ver) > CLS_VERSION)
+        return eng_fail(d, ENG_EUNSUPPORTED, "model file: version %d is newer than this program "
+                                             "reads (%d)", atoi(ver), CLS_VERSION);
+    cJSON *cats = parse_meta_json(f, "categories");
+    cJSON *bbs = parse_meta_json(f, "backbones");
+    cJSON *pre = parse_meta_json(f, "preprocessing");
+    eng_classifier *m = calloc(1, sizeof *m);
+    if (!m)
+        return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_ENOMEM, "model: out of memory"));
+    if (!cJSON_IsArray(cats) || cJSON_GetArraySize(cats) < 2 ||
+        cJSON_GetArraySize(cats) > 100000)
+        return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_EFORMAT, "model file: metadata "
+                                                     "\"categories\" must be a JSON array of at "
+                                                     "least 2 names"));
+    m->ncat = 0;
+    m->cats = calloc((size_t)cJSON_GetArraySize(cats), sizeof *m->cats);
+    if (!m->cats)
+        return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_ENOMEM, "model: out of memory"));
+    for (cJSON *c = cats->child; c; c = c->next) {
+        if (!cJSON_IsString(c) || !*c->valuestring)
+            return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_EFORMAT, "model file: category "
+                                                         "%d is not a name", m->ncat));
+        m->cats[m->ncat] = strdup(c->valuestring);
+        if (!m->cats[m->ncat++])
+            return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_ENOMEM, "model: out of memory"));
+    }
+    int nbb = cJSON_GetArraySize(bbs);
+    if (!cJSON_IsArray(bbs) || nbb < 1 || nbb > CLS_MAX_VIEWS)
+        return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_EFORMAT, "model file: metadata "
+                                                     "\"backbones\" must list 1..%d backbones",
+                                                     CLS_MAX_VIEWS));
+    m->bb_name = calloc((size_t)nbb, sizeof *m->bb_name);
+    m->bb_checksum = calloc((size_t)nbb, sizeof *m->bb_checksum);
+    if (!m->bb_name || !m->bb_checksum)
+        return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_ENOMEM, "model: out of memory"));
+    for (cJSON *b = bbs->child; b; b = b->next) {
+        cJSON *nm = cJSON_GetObjectItemCaseSensitive(b, "name");
+        cJSON *cs = cJSON_GetObjectItemCaseSensitive(b, "checksum");
+        if (!cJSON_IsString(nm) || !cJSON_IsString(cs) || !*nm->valuestring)
+            return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_EFORMAT, "model file: backbones"
+                                                         "[%d] needs \"name\" and \"checksum\"",
+                                                         m->nbb));
+        m->bb_name[m->nbb] = strdup(nm->valuestring);
+        m->bb_checksum[m->nbb] = strdup(cs->valuestring);
+        if (!m->bb_name[m->nbb++] || !m->bb_checksum[m->nbb - 1])
+            return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_ENOMEM, "model: out of memory"));
+    }
+    cJSON *views = cJSON_GetObjectItemCaseSensitive(pre, "views");
+    cJSON *vw = cJSON_GetObjectItemCaseSensitive(pre, "view_weight");
+    int nv = cJSON_GetArraySize(views);
+    if (!cJSON_IsObject(pre) || !cJSON_IsArray(views) || nv < 1 || nv > CLS_MAX_VIEWS ||
+        !cJSON_IsNumber(vw) || !(vw->valuedouble > 0 && vw->valuedouble <= 1))
+        return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_EFORMAT, "model file: metadata "
+                                                     "\"preprocessing\" needs 1..%d views and a "
+                                                     "view_weight in (0, 1]", CLS_MAX_VIEWS));
+    m->view_weight = (float)vw->valuedouble;
+    m->views = calloc((size_t)nv, sizeof *m->views);
+    if (!m->views)
+        return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_ENOMEM, "model: out of memory"));
+    for (cJSON *v = views->child; v; v = v->next) {
+        cls_view *x = &m->views[m->nviews];
+        cJSON *b = cJSON_GetObjectItemCaseSensitive(v, "backbone");
+        cJSON *sz = cJSON_GetObjectItemCaseSensitive(v, "size");
+        cJSON *tap = cJSON_GetObjectItemCaseSensitive(v, "tap");
+        cJSON *dm = cJSON_GetObjectItemCaseSensitive(v, "dim");
+        if (!cJSON_IsNumber(b) || b->valuedouble < 0 || b->valuedouble >= m->nbb ||
+            !cJSON_IsNumber(sz) || sz->valuedouble < 32 || sz->valuedouble > 2048 ||
+            (int)sz->valuedouble % 32 != 0 || !cJSON_IsString(tap) || !*tap->valuestring ||
+            !cJSON_IsNumber(dm) || dm->valuedouble < 1 || dm->valuedouble > 1 << 16)
+            return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_EFORMAT, "model file: "
+                                                         "preprocessing view %d is malformed "
+                                                         "(backbone, size, tap, dim)",
+                                                         m->nviews));
+        x->bb = (int)b->valuedouble;
+        x->size = (int)sz->valuedouble;
+        x->dim = (int)dm->valuedouble;
+        x->offset = m->dim;
+        m->dim += x->dim;
+        x->tap = strdup(tap->valuestring);
+        m->nviews++;
+        if (!x->tap)
+            return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_ENOMEM, "model: out of memory"));
+        char name[32];
+        snprintf(name, sizeof name, "view.%d.mean", m->nviews - 1);
+        const eng_tensor *t;
+        int64_t dim1[1] = {x->dim};
+        eng_status st = eng_modelfile_expect(f, name, 1, dim1, &t, d);
+        if (st != ENG_OK)
+            return load_fail(m, cats, bbs, pre, st);
+        x->mean = malloc((size_t)x->dim * sizeof *x->mean);
+        if (!x->mean)
+            return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_ENOMEM, "model: out of memory"));
+        memcpy(x->mean, t->data, (size_t)x->dim * sizeof *x->mean);
+    }
+    const eng_tensor *w, *b;
+    int64_t wd[2] = {m->dim, m->ncat}, bd[1] = {m->ncat};
+    eng_status st = eng_modelfile_expect(f, "head.weight", 2, wd, &w, d);
+    if (st == ENG_OK)
+        st = eng_modelfile_expect(f, "head.bias", 1, bd, &b, d);
+    if (st != ENG_OK)
+        return load_fail(m, cats, bbs, pre, st);
+    m->w = malloc((size_t)m->dim * m->ncat * sizeof *m->w);
+    m->b = malloc((size_t)m->ncat * sizeof *m->b);
+    const char *recipe = eng_modelfile_meta(f, "recipe");
+    m->recipe = strdup(recipe ? recipe : "{}");
+    if (!m->w || !m->b || !m->recipe)
+        return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_ENOMEM, "model: out of memory"));
+    memcpy(m->w, w->data, (size_t)m->dim * m->ncat * sizeof *m->w);
+    memcpy(m->b, b->data, (size_t)m->ncat * sizeof *m->b);
+    cJSON_Delete(cats);
+    cJSON_Delete(bbs);
+    cJSON_Delete(pre);
+    *out = m;
+    return ENG_OK;
+}
+
+eng_status eng_classifier_load(const char *path, eng_classifier **out, eng_diag *d)
+{
+    *out = NULL;
+    eng_modelfile *f = NULL;
+    eng_status st = eng_modelfile_read(path, &f, d);
+    if (st != ENG_OK)
+        return st;
+    st = eng_classifier_from_file(f, out, d);
+    eng_modelfile_free(f);
+    return st;
+}

@@ -1,0 +1,152 @@
+/* classify.h: few-shot image classification on pretrained backbones:
+ * recipe search and training, prediction, evaluation, model files.
+ *
+ * Design: a classifier is a linear head (weights + bias per category) over
+ * one or more "views": the global-average-pooled output of one tap of one
+ * backbone at one input size, centred with the training mean and
+ * L2-normalised, views concatenated with equal weight. Training extracts
+ * features once per image (cached on disk by backbone checksum + image
+ * content + size + taps + augmentation), then searches recipes within a
+ * CPU-time budget: backbones alone and concatenated, extra taps, a second
+ * input scale, flip/crop augmentation; heads are multinomial logistic
+ * regression (several L2 strengths, L-BFGS in the Gram-reduced space) and
+ * nearest class mean. Cross-validation on the training images picks the
+ * recipe (a held-out split when there is no test set), the winner is refit
+ * on all training images and scored on the test set. Prediction and
+ * evaluation share one function from image file to scores. The file
+ * layout is in docs/model-format.md; each model describes its recipe in its
+ * "recipe" metadata.
+ *
+ * Threads: train/evaluate/predict may run on any thread; a classifier is
+ * immutable after training or loading and may be used by several threads.
+ */
+#ifndef VFS_ENGINE_CLASSIFY_H
+#define VFS_ENGINE_CLASSIFY_H
+
+#include "featcache.h"
+#include "modelfile.h"
+
+/* Returned by eng_cls_train when the budget cannot cover feature extraction
+ * (Azure's failure code notEnoughBudget); d->msg gives the minimum and a
+ * suggested budget in minutes. (Request: fold into eng_status.) */
+#define ENG_ENOBUDGET ((eng_status)100)
+
+/* Minimum images per category the trainer accepts. */
+#define ENG_CLS_MIN_PER_CATEGORY 1
+
+typedef struct eng_cls_sample {
+    const char *path; /* image file */
+    int label;        /* index into categories; ignored by predict */
+    long long id;     /* image id written into predictions.json (0: index + 1) */
+} eng_cls_sample;
+
+typedef struct eng_train_progress {
+    double fraction;         /* 0..1 */
+    int trial, ntrials;      /* feature sets tried so far / planned (grows as stages open) */
+    const char *best_metric; /* "accuracyTop1" */
+    double best_value;       /* best cross-validated value so far; -1 before the first */
+    double cpu_seconds, budget_seconds;
+    const char *stage;       /* "features", "search", "final", "evaluation" */
+} eng_train_progress;
+
+typedef struct eng_train_hooks {
+    eng_abort_fn abort; /* may be NULL; polled often (at least every batch of images) */
+    void *ctx;
+    void (*progress)(void *ctx, const eng_train_progress *p); /* may be NULL */
+    /* one human-readable line per event, no trailing newline; may be NULL */
+    void (*log)(void *ctx, const char *line);
+} eng_train_hooks;
+
+typedef struct eng_cls_train_args {
+    const eng_cls_sample *train;
+    int ntrain;
+    const eng_cls_sample *test; /* may be NULL */
+    int ntest;                  /* 0: a held-out part of train picks the recipe and is reported */
+    const char *test_name;      /* evaluatedOn name of the test dataset (NULL: "test") */
+    const char *const *categories;
+    int ncat;
+    eng_backbone *const *backbones; /* every usable backbone; borrowed for the call */
+    int nbackbones;
+    double budget_seconds; /* CPU seconds (process CPU time) */
+    int threads;           /* <= 0: 1 */
+    uint64_t seed;
+    const char *cache_dir; /* feature cache folder (created as needed), may be NULL */
+    eng_train_hooks hooks;
+} eng_cls_train_args;
+
+/* A trained model: head weights, categories, the backbones (name + checksum)
+ * and preprocessing of each view, and a description of the recipe. Opaque,
+ * immutable. */
+typedef struct eng_classifier eng_classifier;
+
+/* Searches recipes and trains. On success *out is a new classifier (free
+ * with eng_classifier_free) and *evaluation_json a new string (free()) with
+ * SPEC section 5's fields. Errors: ENG_EINVAL (bad arguments: fewer than 2
+ * categories, a label out of range, a category without training images; the
+ * message says which), ENG_ENOBUDGET (see above), ENG_EABORTED (the abort
+ * hook asked to stop), ENG_ENOTFOUND/ENG_EFORMAT/ENG_EUNSUPPORTED (an image
+ * that cannot be read or decoded: the message names it), ENG_ENOMEM.
+ * Deterministic for a given seed and thread count (and cache contents do not
+ * change results). */
+eng_status eng_cls_train(const eng_cls_train_args *a, eng_classifier **out,
+                         char **evaluation_json, eng_diag *d);
+
+/* Scores of one image: probs (ncat floats, caller-owned) sums to 1. The same
+ * function evaluation uses, so the same image scores the same. backbones:
+ * the installed ones; the model's are looked up by name and checksum
+ * (ENG_ENOTFOUND naming the backbone when absent or different). threads <= 0: 1. */
+eng_status eng_cls_predict(const eng_classifier *m, eng_backbone *const *backbones,
+                           int nbackbones, const char *image_path, int threads, float *probs,
+                           eng_diag *d);
+
+/* Options of evaluate and batch prediction. */
+typedef struct eng_cls_eval_opts {
+    int threads;              /* <= 0: 1 */
+    eng_abort_fn abort;       /* may be NULL */
+    void *ctx;
+    const char *dataset_name; /* evaluatedOn (NULL: "dataset") */
+    const long long *category_ids; /* COCO ids of the model's categories for
+                                      predictions.json (NULL: index + 1) */
+} eng_cls_eval_opts;
+
+/* Scores n images: probs is n x ncat (caller-owned). Every image goes through
+ * eng_cls_predict's path. Per-image failures land in status[i] (may be NULL)
+ * with messages in msgs[i] (may be NULL; each a caller-owned eng_diag) and a
+ * row of zeros; the call itself fails only for ENG_EABORTED, ENG_ENOMEM or a
+ * missing backbone. */
+eng_status eng_cls_predict_files(const eng_classifier *m, eng_backbone *const *backbones,
+                                 int nbackbones, const char *const *paths, int n,
+                                 const eng_cls_eval_opts *o, float *probs, eng_status *status,
+                                 eng_diag *msgs, eng_diag *d);
+
+/* Evaluates on n labelled images. *metrics_json: SPEC section 5 metrics plus
+ * evaluatedOn (new string, free()); *predictions_json (may be NULL): COCO
+ * results [{image_id, category_id, score}] with the top-1 category of each
+ * image (new string, free()). An image that cannot be read fails the call
+ * (message names it). */
+eng_status eng_cls_evaluate(const eng_classifier *m, eng_backbone *const *backbones,
+                            int nbackbones, const eng_cls_sample *s, int n,
+                            const eng_cls_eval_opts *o, char **metrics_json,
+                            char **predictions_json, eng_diag *d);
+
+int eng_cls_ncat(const eng_classifier *m);
+/* Borrowed until eng_classifier_free. */
+const char *eng_cls_category(const eng_classifier *m, int i);
+/* Backbone i the model needs (name, and its weights checksum in *checksum
+ * when not NULL); NULL when i is past the last. Borrowed. */
+const char *eng_cls_backbone_needed(const eng_classifier *m, int i, const char **checksum);
+/* The recipe as a JSON string (head, strengths, views, augmentation, CV
+ * score). Borrowed. */
+const char *eng_cls_recipe(const eng_classifier *m);
+
+/* Writes model.safetensors (temp file + rename). */
+eng_status eng_classifier_save(const eng_classifier *m, const char *path, eng_diag *d);
+/* Loads and checks a model file: a file that is not a classifier, is
+ * truncated or malformed, or whose tensors do not match its metadata gives
+ * ENG_EFORMAT (or ENG_EUNSUPPORTED for a newer version) with a message. */
+eng_status eng_classifier_load(const char *path, eng_classifier **out, eng_diag *d);
+/* Same from an already parsed model file (borrowed for the call). */
+eng_status eng_classifier_from_file(const eng_modelfile *f, eng_classifier **out, eng_diag *d);
+void eng_classifier_free(eng_classifier *m);
+
+#endif

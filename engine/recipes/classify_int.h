@@ -1,0 +1,81 @@
+/* classify_int.h: the classifier's private representation and the feature
+ * path shared by classify.c (model, predict, evaluate, file) and
+ * cls_train.c (recipe search). */
+#ifndef VFS_ENGINE_CLASSIFY_INT_H
+#define VFS_ENGINE_CLASSIFY_INT_H
+
+#include "cls_int.h"
+#include "engine.h"
+
+#define CLS_MAX_VIEWS 16
+
+/* One view of a trained model: backbone index, input size, tap node. */
+typedef struct cls_view {
+    int bb;
+    int size;
+    char *tap;
+    int dim, offset; /* length and position in the concatenated vector */
+    float *mean;     /* dim: training mean */
+} cls_view;
+
+struct eng_classifier {
+    int ncat;
+    char **cats;
+    int nbb;
+    char **bb_name, **bb_checksum;
+    int nviews;
+    cls_view *views;
+    float view_weight; /* 1/sqrt(nviews) */
+    int dim;           /* sum of view dims */
+    float *w;          /* dim x ncat */
+    float *b;          /* ncat */
+    char *recipe;      /* JSON */
+};
+
+typedef void (*cls_chunk_fn)(void *ctx, int done, int total);
+
+/* One feature extraction: n images through bb at size to the taps (dims
+ * summing to dim), with augmentation aug (0 none, 1 flip, 2.. seeded
+ * crop + maybe flip, by image index index_base + i). With cache_dir and a
+ * content hash per image, hits are read from and misses written to the cache. */
+typedef struct cls_extract_req {
+    const eng_backbone *bb;
+    int size;
+    const char *const *taps;
+    int ntaps, dim, aug;
+    uint64_t seed;
+    int index_base;
+    const char *const *paths;
+    char *const *hashes; /* may be NULL */
+    int n;
+    const char *cache_dir;
+    const eng_run_opts *opts;
+    int *nmiss; /* OUT, may be NULL: images not found in the cache */
+    cls_chunk_fn on_chunk;
+    void *chunk_ctx;
+} cls_extract_req;
+
+eng_status cls_extract(const cls_extract_req *r, float *out, eng_diag *d);
+
+/* Centres v with mean, L2-normalises it and scales it by weight, in place. */
+void cls_normalise(float *v, int dim, const float *mean, float weight);
+
+/* The model's feature vectors (n x m->dim, normalised) of image files;
+ * rb[i] is the model's backbone i. */
+eng_status cls_features(const eng_classifier *m, const eng_backbone *const *rb,
+                        const char *const *paths, char *const *hashes, int n,
+                        const char *cache_dir, const eng_run_opts *o, float *feat,
+                        cls_chunk_fn on_chunk, void *chunk_ctx, eng_diag *d);
+/* Probabilities (n x ncat) from feature vectors. */
+void cls_scores(const eng_classifier *m, const float *feat, int n, float *probs);
+
+eng_status cls_predictions_json(const eng_classifier *m, const float *probs,
+                                const long long *ids, int n, const long long *cat_ids,
+                                char **out, eng_diag *d);
+
+/* Crop (relative x, y, w, h) and flip of augmentation aug for image index. */
+void cls_aug_crop(uint64_t seed, int index, int aug, float *rx, float *ry, float *rw, float *rh,
+                  int *flip);
+uint64_t cls_mix(uint64_t h);
+
+#endif

@@ -1,0 +1,58 @@
+/* cls_int.h: private pieces of the classification recipe shared between
+ * classify.c (search, model, I/O) and cls_solver.c (the numerical heads).
+ *
+ * The heads work on a "reduced design" Z (n x r, row-major doubles): either the
+ * features themselves (primal) or, when there are fewer training rows than
+ * feature dimensions, the Cholesky factor of their Gram matrix (Z Z^T = X X^T),
+ * which gives exactly the same logistic-regression solution in far fewer
+ * dimensions. All routines are sequential and deterministic; the caller
+ * parallelises over independent fits.
+ */
+#ifndef VFS_ENGINE_CLS_INT_H
+#define VFS_ENGINE_CLS_INT_H
+
+#include "engine.h"
+
+/* G (n x n, row-major, full) = X X^T for X n x d (row stride ldx floats),
+ * accumulated in double. Parallel over rows with `threads` OpenMP threads;
+ * the result does not depend on the thread count. */
+void cls_gram(const float *x, int n, int d, int ldx, double *g, int threads);
+
+/* In-place lower Cholesky factor of the n x n SPD matrix a (row-major; the
+ * upper triangle is zeroed). A diagonal that is not positive gets `jitter`
+ * added (small ridge for rank-deficient Gram matrices). Returns 0 on success. */
+int cls_cholesky(double *a, int n, double jitter);
+
+/* Solves X L^T = B for X (m x n) given lower-triangular L (n x n); B is
+ * m x n row-major, overwritten by X. */
+void cls_solve_lt_right(const double *l, int n, double *b, int m);
+
+/* Solves L^T X = B for X (n x k) in place (B n x k row-major). */
+void cls_solve_lt(const double *l, int n, double *b, int k);
+
+/* Multinomial logistic regression with L2 penalty lambda/2 ||W||^2 (bias
+ * not penalised), mean cross-entropy over the n rows of z (n x r), labels
+ * y[i] in 0..k-1. wb holds W (r x k row-major) then b (k): input is the
+ * starting point (zeros or a warm start), output the solution. L-BFGS with
+ * backtracking; stops when the largest gradient entry is below tol or after
+ * max_iter iterations. Returns the number of iterations, or -1 when out of
+ * memory or the objective stopped being finite. abort (may be NULL) is
+ * polled every 16 iterations: returns -2 when it asks to stop. */
+int cls_logreg_fit(const double *z, int n, int r, const int *y, int k, double lambda, double *wb,
+                   int max_iter, double tol, eng_abort_fn abort, void *abort_ctx);
+
+/* Scores rows of z (m x r) with W,b: out (m x k) = softmax(z W + b). */
+void cls_logreg_predict(const double *z, int m, int r, const double *wb, int k, double *out);
+
+/* Row-wise softmax in place (m x k). */
+void cls_softmax_rows(double *s, int m, int k);
+
+/* Nearest class mean on z: wb (r x k then k) gets W = 2 tau mu_c, b_c = -tau
+ * ||mu_c||^2 so softmax(z W + b) = softmax(-tau ||z - mu_c||^2). Classes
+ * without rows get a very low bias. */
+void cls_ncm_fit(const double *z, int n, int r, const int *y, int k, double tau, double *wb);
+
+/* Mean cross-entropy of probabilities p (m x k) for labels y. */
+double cls_log_loss(const double *p, const int *y, int m, int k);
+
+#endif

@@ -1,0 +1,1412 @@
+/* cls_train.c: recipe search for few-shot classification (eng_cls_train).
+ *
+ * Design: features are extracted in "passes" (backbone, input size,
+ * augmentation) over the training images, every tap of a pass in one run,
+ * each image's vector cached on disk. A "view" is one tap of one
+ * (backbone, size); each view keeps its centred, L2-normalised rows and
+ * their Gram matrix, so a feature set (a list of views, equal weights) costs
+ * only a sum of Gram matrices. Each candidate feature set is scored by
+ * stratified cross-validation (or the held-out split when there is no test
+ * set) for every head at once: logistic regression at several L2 strengths
+ * (warm-started, solved in the Cholesky-reduced space when there are fewer
+ * rows than dimensions) and nearest class mean at several temperatures.
+ * Stages run cheapest first (each backbone alone, backbones together, extra
+ * taps, a second input scale, flip/crop augmentation); the search stops when
+ * a stage does not improve the cross-validated top-1 (log-loss breaking
+ * ties), when the next step does not fit the CPU budget, or when
+ * cross-validated accuracy is perfect. The winner is refit on all training
+ * rows, mapped back to a linear head on the feature vectors, and scored on
+ * the test images through the same feature path as prediction.
+ */
+#include "classify_int.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define NC 5
+static const double C_GRID[NC] = {0.5, 2, 8, 32, 128};
+#define NTAU 4
+static const double TAU_GRID[NTAU] = {4, 8, 16, 32};
+#define NHEAD (NC + NTAU)
+#define NAUG 2          /* augmented copies per training image: flip, crop */
+#define MAX_PASSES 24
+#define MAX_TAPS 3
+#define DEFAULT_S_PER_GFLOP 0.35 /* CPU seconds per GFLOP before we have measured */
+
+typedef struct tpass {
+    int bb, size, aug;
+    int ntaps;
+    const char *taps[MAX_TAPS];
+    int tapdim[MAX_TAPS];
+    int dim;
+    float *x; /* ntrain x dim, raw pooled features */
+} tpass;
+
+typedef struct tview {
+    int bb, size, tap;  /* tap index within its passes */
+    const char *tapname;
+    const char *tapkey; /* "embedding", "stride16", ... */
+    int dim;
+    int pass[1 + NAUG]; /* pass index per augmentation, -1 when not extracted */
+    float *mean;
+    float *x;           /* rows x dim, normalised; rows = ntrain * (1 + naug) */
+    int naug;           /* augmentations in x */
+    double *gram;       /* rows x rows */
+} tview;
+
+typedef struct fset {
+    int nv;
+    int v[CLS_MAX_VIEWS];
+    int aug;
+} fset;
+
+typedef struct fres {
+    double top1[NHEAD], loss[NHEAD];
+    int head;   /* best head */
+    double *oof; /* ntrain x K probabilities of the best head (validated rows) */
+} fres;
+
+typedef struct trainer {
+    const eng_cls_train_args *a;
+    eng_diag *d;
+    int n, K, threads;
+    int *y;
+    char **hash, **test_hash;
+    const char **paths, **test_paths;
+    int nfolds, holdout;
+    int *fold; /* per image: fold, -1 = never validated */
+    int nvalid;
+    tpass pass[MAX_PASSES];
+    int np;
+    tview view[CLS_MAX_VIEWS * 2];
+    int nv;
+    double cpu0, s_per_gflop, ext_cpu, ext_gflop;
+    int budget_stop, project;
+    double mandatory_limit, pass_c0;
+    double pass_gflop; /* GFLOP per image of the pass being extracted */
+    int pass_total;
+    /* search state */
+    int trials, ntrials;
+    fset best;
+    fres bestres;
+    int have_best;
+    const char *stage;
+    char stop[512];
+} trainer;
+
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double cpu_used(const trainer *t) { return cpu_now() - t->cpu0; }
+
+static void tlog(trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tlog(trainer *t, const char *fmt, ...)
+{
+    if (!t->a->hooks.log)
+        return;
+    char line[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    t->a->hooks.log(t->a->hooks.ctx, line);
+}
+
+static void tprogress(trainer *t, double fraction)
+{
+    if (!t->a->hooks.progress)
+        return;
+    double f = fraction;
+    double byb = t->a->budget_seconds > 0 ? cpu_used(t) / t->a->budget_seconds : 0;
+    if (byb > f)
+        f = byb;
+    if (f > 0.99)
+        f = 0.99;
+    eng_train_progress p = {.fraction = f, .trial = t->trials, .ntrials = t->ntrials,
+                            .best_metric = "accuracyTop1",
+                            .best_value = t->have_best ? t->bestres.top1[t->bestres.head] : -1,
+                            .cpu_seconds = cpu_used(t), .budget_seconds = t->a->budget_seconds,
+                            .stage = t->stage};
+    t->a->hooks.progress(t->a->hooks.ctx, &p);
+}
+
+static int user_abort(const trainer *t)
+{
+    return t->a->hooks.abort && t->a->hooks.abort(t->a->hooks.ctx);
+}
+
+static int t_abort(void *ctx)
+{
+    trainer *t = ctx;
+    return user_abort(t) || t->budget_stop;
+}
+
+static const eng_backbone *bbof(const trainer *t, int i) { return t->a->backbones[i]; }
+
+static const char *bbname(const trainer *t, int i)
+{
+    return eng_backbone_get_info(bbof(t, i))->name;
+}
+
+/* ---- folds ---- */
+
+static uint64_t rng_next(uint64_t *s)
+{
+    *s += 0x9e3779b97f4a7c15ULL;
+    return cls_mix(*s);
+}
+
+static eng_status make_folds(trainer *t)
+{
+    int n = t->n, K = t->K;
+    int *cnt = calloc((size_t)K, sizeof *cnt);
+    int *idx = malloc((size_t)n * sizeof *idx);
+    t->fold = malloc((size_t)n * sizeof *t->fold);
+    if (!cnt || !idx || !t->fold) {
+        free(cnt);
+        free(idx);
+        return eng_fail(t->d, ENG_ENOMEM, "training: out of memory");
+    }
+    for (int i = 0; i < n; i++)
+        cnt[t->y[i]]++;
+    int mincnt = n;
+    for (int c = 0; c < K; c++)
+        if (cnt[c] < mincnt)
+            mincnt = cnt[c];
+    t->holdout = t->a->ntest <= 0;
+    if (t->holdout)
+        t->nfolds = 1;
+    else {
+        t->nfolds = mincnt < 2 ? 2 : mincnt > 5 ? 5 : mincnt;
+        if (n > 600 && t->nfolds > 3)
+            t->nfolds = 3;
+    }
+    uint64_t rs = t->a->seed ^ 0x5eedf01d5ULL;
+    int rot = 0;
+    t->nvalid = 0;
+    for (int c = 0; c < K; c++) {
+        int m = 0;
+        for (int i = 0; i < n; i++)
+            if (t->y[i] == c)
+                idx[m++] = i;
+        for (int j = m - 1; j > 0; j--) {
+            int r = (int)(rng_next(&rs) % (uint64_t)(j + 1));
+            int tmp = idx[j];
+            idx[j] = idx[r];
+            idx[r] = tmp;
+        }
+        if (t->holdout) {
+            int h = m >= 2 ? (int)floor(0.2 * m + 0.5) : 0;
+            if (m >= 2 && h < 1)
+                h = 1;
+            for (int j = 0; j < m; j++)
+                t->fold[idx[j]] = j < h ? 0 : -1;
+            t->nvalid += h;
+        } else {
+            for (int j = 0; j < m; j++)
+                t->fold[idx[j]] = (j + rot) % t->nfolds;
+            rot += m;
+            t->nvalid += m;
+        }
+    }
+    free(cnt);
+    free(idx);
+    if (t->nvalid == 0)
+        return eng_fail(t->d, ENG_EINVAL, "training: every category has a single image, so no "
+                                          "held-out split is possible (add images or a test "
+                                          "dataset)");
+    return ENG_OK;
+}
+
+/* ---- passes and views ---- */
+
+/* Tap keys tried for extra views, in order; the first that exists. */
+static const char *const EXTRA_TAPS[][3] = {
+    {"taps.stride32_block", "taps.stride32", NULL},
+    {"taps.stride16", NULL, NULL},
+};
+
+static int pass_taps(const trainer *t, int bb, const char **taps, const char **keys)
+{
+    const eng_backbone *b = bbof(t, bb);
+    int nt = 0;
+    taps[nt] = eng_backbone_get_info(b)->embedding;
+    keys[nt++] = "embedding";
+    for (size_t e = 0; e < sizeof EXTRA_TAPS / sizeof EXTRA_TAPS[0]; e++)
+        for (int k = 0; k < 3 && EXTRA_TAPS[e][k]; k++) {
+            const char *node = eng_backbone_field(b, EXTRA_TAPS[e][k]);
+            if (node && eng_model_has_node(eng_backbone_model(b), node)) {
+                taps[nt] = node;
+                keys[nt++] = EXTRA_TAPS[e][k] + 5;
+                break;
+            }
+        }
+    return nt;
+}
+
+static double pass_gflop(const trainer *t, int bb, int size, const char *const *taps, int nt)
+{
+    int64_t in[4] = {1, size, size, 3};
+    int64_t od[MAX_TAPS][ENG_MAX_DIMS];
+    int on[MAX_TAPS];
+    double flops = 0;
+    eng_diag d;
+    if (eng_model_shapes(eng_backbone_model(bbof(t, bb)), 4, in, taps, nt, od, on, &flops, &d) !=
+        ENG_OK)
+        return 1.0;
+    return flops * 1e-9;
+}
+
+static int native_size(const trainer *t, int bb)
+{
+    return eng_backbone_get_info(bbof(t, bb))->input_w;
+}
+
+static int second_size(const trainer *t, int bb)
+{
+    int s = native_size(t, bb);
+    int s2 = (int)(s * 1.6 / 32 + 0.5) * 32;
+    return s2 > 1024 ? 1024 : s2;
+}
+
+static void on_chunk(void *ctx, int done, int total)
+{
+    trainer *t = ctx;
+    double used = cpu_used(t);
+    if (t->project && done >= 8 && t->pass_gflop > 0) {
+        /* the mandatory extraction: project it from what this pass has cost
+         * so far, and give up early when train + test cannot fit */
+        double s_per = (used - t->pass_c0) / (done * t->pass_gflop);
+        if (s_per > 0)
+            t->s_per_gflop = s_per;
+        double projected = used + (total - done + t->a->ntest) * t->pass_gflop * t->s_per_gflop;
+        if (t->a->budget_seconds > 0 && projected > t->a->budget_seconds)
+            t->budget_stop = 1;
+    }
+    if (t->a->budget_seconds > 0 && used > t->mandatory_limit)
+        t->budget_stop = 1;
+    tprogress(t, 0);
+}
+
+/* Estimated CPU seconds of extracting nimg images through a pass. */
+static double est_cost(const trainer *t, double gflop, int nimg)
+{
+    return gflop * nimg * t->s_per_gflop;
+}
+
+/* Extracts (or finds) the pass (bb, size, aug) over the training images. */
+static eng_status get_pass(trainer *t, int bb, int size, int aug, int *out)
+{
+    for (int p = 0; p < t->np; p++)
+        if (t->pass[p].bb == bb && t->pass[p].size == size && t->pass[p].aug == aug) {
+            *out = p;
+            return ENG_OK;
+        }
+    if (t->np >= MAX_PASSES)
+        return eng_fail(t->d, ENG_ENOMEM, "training: too many feature passes");
+    tpass *p = &t->pass[t->np];
+    memset(p, 0, sizeof *p);
+    p->bb = bb;
+    p->size = size;
+    p->aug = aug;
+    const char *keys[MAX_TAPS];
+    p->ntaps = pass_taps(t, bb, p->taps, keys);
+    int dim = 0;
+    for (int k = 0; k < p->ntaps; k++) {
+        eng_status st = eng_backbone_embed_dim(bbof(t, bb), size, &p->taps[k], 1, &p->tapdim[k],
+                                               t->d);
+        if (st != ENG_OK)
+            return st;
+        dim += p->tapdim[k];
+    }
+    p->dim = dim;
+    p->x = malloc((size_t)t->n * dim * sizeof *p->x);
+    if (!p->x)
+        return eng_fail(t->d, ENG_ENOMEM, "training: out of memory for features");
+    eng_run_opts o = {.threads = t->threads, .abort = t_abort, .abort_ctx = t};
+    int nmiss = 0;
+    double gf = pass_gflop(t, bb, size, p->taps, p->ntaps);
+    t->pass_gflop = gf;
+    double c0 = cpu_used(t);
+    t->pass_c0 = c0;
+    cls_extract_req r = {.bb = bbof(t, bb), .size = size, .taps = p->taps, .ntaps = p->ntaps,
+                         .dim = dim, .aug = aug, .seed = t->a->seed, .index_base = 0,
+                         .paths = t->paths, .hashes = t->hash, .n = t->n,
+                         .cache_dir = t->a->cache_dir, .opts = &o, .nmiss = &nmiss,
+                         .on_chunk = on_chunk, .chunk_ctx = t};
+    eng_status st = cls_extract(&r, p->x, t->d);
+    double spent = cpu_used(t) - c0;
+    if (st != ENG_OK) {
+        free(p->x);
+        p->x = NULL;
+        return st;
+    }
+    if (nmiss >= 4) {
+        t->ext_cpu += spent;
+        t->ext_gflop += gf * nmiss;
+        t->s_per_gflop = t->ext_cpu / t->ext_gflop;
+    }
+    static const char *const augname[] = {"", " flipped", " cropped"};
+    tlog(t, "features %s@%d%s: %d images (%d from cache) in %.1f CPU s", bbname(t, bb), size,
+         augname[aug < 3 ? aug : 2], t->n, t->n - nmiss, spent);
+    *out = t->np++;
+    return ENG_OK;
+}
+
+static eng_status view_rows(trainer *t, tview *v)
+{
+    int rows = t->n * (1 + v->naug);
+    free(v->x);
+    free(v->gram);
+    v->x = malloc((size_t)rows * v->dim * sizeof *v->x);
+    v->gram = malloc((size_t)rows * rows * sizeof *v->gram);
+    if (!v->x || !v->gram)
+        return eng_fail(t->d, ENG_ENOMEM, "training: out of memory for %d feature rows", rows);
+    for (int a = 0; a <= v->naug; a++) {
+        const tpass *p = &t->pass[v->pass[a]];
+        int off = 0;
+        for (int k = 0; k < v->tap; k++)
+            off += p->tapdim[k];
+        for (int i = 0; i < t->n; i++) {
+            float *dst = v->x + ((size_t)a * t->n + i) * v->dim;
+            memcpy(dst, p->x + (size_t)i * p->dim + off, (size_t)v->dim * sizeof *dst);
+            cls_normalise(dst, v->dim, v->mean, 1.0f);
+        }
+    }
+    cls_gram(v->x, rows, v->dim, v->dim, v->gram, t->threads);
+    return ENG_OK;
+}
+
+/* Makes the views of pass p (aug 0): one per tap. */
+static eng_status add_views(trainer *t, int p, int *first)
+{
+    const tpass *ps = &t->pass[p];
+    const char *taps[MAX_TAPS], *keys[MAX_TAPS];
+    pass_taps(t, ps->bb, taps, keys);
+    *first = t->nv;
+    int off = 0;
+    for (int k = 0; k < ps->ntaps; k++) {
+        if (t->nv >= (int)(sizeof t->view / sizeof t->view[0]))
+            return eng_fail(t->d, ENG_ENOMEM, "training: too many views");
+        tview *v = &t->view[t->nv];
+        memset(v, 0, sizeof *v);
+        v->bb = ps->bb;
+        v->size = ps->size;
+        v->tap = k;
+        v->tapname = ps->taps[k];
+        v->tapkey = keys[k];
+        v->dim = ps->tapdim[k];
+        v->pass[0] = p;
+        for (int a = 1; a <= NAUG; a++)
+            v->pass[a] = -1;
+        v->mean = calloc((size_t)v->dim, sizeof *v->mean);
+        if (!v->mean)
+            return eng_fail(t->d, ENG_ENOMEM, "training: out of memory");
+        double *acc = calloc((size_t)v->dim, sizeof *acc);
+        if (!acc)
+            return eng_fail(t->d, ENG_ENOMEM, "training: out of memory");
+        for (int i = 0; i < t->n; i++)
+            for (int j = 0; j < v->dim; j++)
+                acc[j] += ps->x[(size_t)i * ps->dim + off + j];
+        for (int j = 0; j < v->dim; j++)
+            v->mean[j] = (float)(acc[j] / t->n);
+        free(acc);
+        off += v->dim;
+        t->nv++;
+        eng_status st = view_rows(t, v);
+        if (st != ENG_OK)
+            return st;
+    }
+    return ENG_OK;
+}
+
+static void view_label(const trainer *t, int v, char *buf, size_t cap)
+{
+    const tview *w = &t->view[v];
+    snprintf(buf, cap, "%s@%d%s%s", bbname(t, w->bb), w->size, w->tap ? ":" : "",
+             w->tap ? w->tapkey : "");
+}
+
+static void fset_label(const trainer *t, const fset *f, char *buf, size_t cap)
+{
+    buf[0] = '\0';
+    for (int i = 0; i < f->nv; i++) {
+        char l[160];
+        view_label(t, f->v[i], l, sizeof l);
+        snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s", i ? " + " : "", l);
+    }
+    if (f->aug)
+        snprintf(buf + strlen(buf), cap - strlen(buf), " with flip+crop augmentation");
+}
+
+static void head_label(int h, char *buf, size_t cap)
+{
+    if (h < NC)
+        snprintf(buf, cap, "logreg C=%g", C_GRID[h]);
+    else
+        snprintf(buf, cap, "nearest-mean tau=%g", TAU_GRID[h - NC]);
+}
+
+/* ---- fitting ---- */
+
+/* The reduced design of rows T (and V) for feature set f: z_t (nt x r) and
+ * z_v (nv x r). Kernel mode (r = nt) when that is smaller than the feature
+ * dimension; then *l receives the Cholesky factor (nt x nt), else NULL. */
+static int design(const trainer *t, const fset *f, const int *T, int nt, const int *V, int nvv,
+                  double **z_t, double **z_v, double **l, int *r)
+{
+    int dF = 0;
+    for (int i = 0; i < f->nv; i++)
+        dF += t->view[f->v[i]].dim;
+    double wsq = 1.0 / f->nv, w = sqrt(wsq);
+    *z_t = *z_v = *l = NULL;
+    if (nt <= dF) {
+        double *g = calloc((size_t)nt * nt, sizeof *g);
+        double *gv = calloc((size_t)(nvv ? nvv : 1) * nt, sizeof *gv);
+        if (!g || !gv) {
+            free(g);
+            free(gv);
+            return -1;
+        }
+        for (int q = 0; q < f->nv; q++) {
+            const tview *v = &t->view[f->v[q]];
+            int rows = t->n * (1 + v->naug);
+            for (int i = 0; i < nt; i++)
+                for (int j = 0; j < nt; j++)
+                    g[(size_t)i * nt + j] += wsq * v->gram[(size_t)T[i] * rows + T[j]];
+            for (int i = 0; i < nvv; i++)
+                for (int j = 0; j < nt; j++)
+                    gv[(size_t)i * nt + j] += wsq * v->gram[(size_t)V[i] * rows + T[j]];
+        }
+        double tr = 0;
+        for (int i = 0; i < nt; i++)
+            tr += g[(size_t)i * nt + i];
+        if (cls_cholesky(g, nt, 1e-6 * tr / (nt ? nt : 1) + 1e-12) != 0) {
+            free(g);
+            free(gv);
+            return -1;
+        }
+        cls_solve_lt_right(g, nt, gv, nvv);
+        double *zt = malloc((size_t)nt * nt * sizeof *zt);
+        if (!zt) {
+            free(g);
+            free(gv);
+            return -1;
+        }
+        memcpy(zt, g, (size_t)nt * nt * sizeof *zt);
+        *z_t = zt;
+        *z_v = gv;
+        *l = g;
+        *r = nt;
+        return 0;
+    }
+    double *zt = malloc((size_t)nt * dF * sizeof *zt);
+    double *zv = malloc((size_t)(nvv ? nvv : 1) * dF * sizeof *zv);
+    if (!zt || !zv) {
+        free(zt);
+        free(zv);
+        return -1;
+    }
+    int off = 0;
+    for (int q = 0; q < f->nv; q++) {
+        const tview *v = &t->view[f->v[q]];
+        for (int i = 0; i < nt; i++)
+            for (int j = 0; j < v->dim; j++)
+                zt[(size_t)i * dF + off + j] = w * v->x[(size_t)T[i] * v->dim + j];
+        for (int i = 0; i < nvv; i++)
+            for (int j = 0; j < v->dim; j++)
+                zv[(size_t)i * dF + off + j] = w * v->x[(size_t)V[i] * v->dim + j];
+        off += v->dim;
+    }
+    *z_t = zt;
+    *z_v = zv;
+    *r = dF;
+    return 0;
+}
+
+/* Fits head h on z (n x r) into wb ((r+1) x K), warm-starting logreg. */
+static int fit_head(const trainer *t, int h, const double *z, int n, int r, const int *y,
+                    double *wb)
+{
+    if (h < NC) {
+        double lambda = 1.0 / (C_GRID[h] * n);
+        int it = cls_logreg_fit(z, n, r, y, t->K, lambda, wb, 400, 1e-6, t_abort, (void *)t);
+        return it < 0 ? it : 0;
+    }
+    cls_ncm_fit(z, n, r, y, t->K, TAU_GRID[h - NC], wb);
+    return 0;
+}
+
+/* Rows of the training design for images with fold != f (all when f < 0). */
+static int train_rows(const trainer *t, int f, int aug, int *T)
+{
+    int nt = 0;
+    for (int a = 0; a <= (aug ? NAUG : 0); a++)
+        for (int i = 0; i < t->n; i++)
+            if (f < 0 || t->fold[i] != f)
+                T[nt++] = a * t->n + i;
+    return nt;
+}
+
+/* Cross-validates every head on feature set f. res->oof is allocated. */
+static eng_status fset_eval(trainer *t, const fset *f, fres *res)
+{
+    int n = t->n, K = t->K;
+    memset(res, 0, sizeof *res);
+    double *oof = calloc((size_t)NHEAD * n * K, sizeof *oof);
+    if (!oof)
+        return eng_fail(t->d, ENG_ENOMEM, "training: out of memory");
+    int failed = 0;
+#pragma omp parallel for schedule(dynamic, 1) num_threads(t->threads) reduction(| : failed)
+    for (int fo = 0; fo < t->nfolds; fo++) {
+        int *T = malloc(sizeof(int) * (size_t)n * (1 + NAUG));
+        int *V = malloc(sizeof(int) * (size_t)n);
+        int *yt = malloc(sizeof(int) * (size_t)n * (1 + NAUG));
+        double *zt = NULL, *zv = NULL, *l = NULL, *wb = NULL, *p = NULL;
+        int r = 0;
+        if (!T || !V || !yt)
+            goto fold_out;
+        int nt = train_rows(t, fo, f->aug, T);
+        int nvv = 0;
+        for (int i = 0; i < n; i++)
+            if (t->fold[i] == fo)
+                V[nvv++] = i;
+        for (int i = 0; i < nt; i++)
+            yt[i] = t->y[T[i] % n];
+        if (design(t, f, T, nt, V, nvv, &zt, &zv, &l, &r) != 0)
+            goto fold_out;
+        wb = calloc((size_t)(r + 1) * K, sizeof *wb);
+        p = malloc((size_t)(nvv ? nvv : 1) * K * sizeof *p);
+        if (!wb || !p)
+            goto fold_out;
+        for (int h = 0; h < NHEAD; h++) {
+            if (h == NC)
+                memset(wb, 0, (size_t)(r + 1) * K * sizeof *wb);
+            if (fit_head(t, h, zt, nt, r, yt, wb) != 0)
+                goto fold_out;
+            cls_logreg_predict(zv, nvv, r, wb, K, p);
+            for (int i = 0; i < nvv; i++)
+                memcpy(oof + ((size_t)h * n + V[i]) * K, p + (size_t)i * K, K * sizeof *p);
+        }
+        free(T);
+        free(V);
+        free(yt);
+        free(zt);
+        free(zv);
+        free(l);
+        free(wb);
+        free(p);
+        continue;
+    fold_out:
+        failed |= 1;
+        free(T);
+        free(V);
+        free(yt);
+        free(zt);
+        free(zv);
+        free(l);
+        free(wb);
+        free(p);
+    }
+    if (failed) {
+        free(oof);
+        if (user_abort(t) || t->budget_stop)
+            return eng_fail(t->d, ENG_EABORTED, "training cancelled");
+        return eng_fail(t->d, ENG_ENOMEM, "training: a fit failed (out of memory)");
+    }
+    res->head = 0;
+    for (int h = 0; h < NHEAD; h++) {
+        int right = 0;
+        double loss = 0;
+        for (int i = 0; i < n; i++) {
+            if (t->fold[i] < 0)
+                continue;
+            const double *row = oof + ((size_t)h * n + i) * K;
+            int am = 0;
+            for (int c = 1; c < K; c++)
+                if (row[c] > row[am])
+                    am = c;
+            right += am == t->y[i];
+            loss -= log(fmax(row[t->y[i]], 1e-15));
+        }
+        res->top1[h] = (double)right / t->nvalid;
+        res->loss[h] = loss / t->nvalid;
+        if (res->top1[h] > res->top1[res->head] + 1e-12 ||
+            (fabs(res->top1[h] - res->top1[res->head]) <= 1e-12 &&
+             res->loss[h] < res->loss[res->head]))
+            res->head = h;
+    }
+    res->oof = malloc((size_t)n * K * sizeof *res->oof);
+    if (!res->oof) {
+        free(oof);
+        return eng_fail(t->d, ENG_ENOMEM, "training: out of memory");
+    }
+    memcpy(res->oof, oof + (size_t)res->head * n * K, (size_t)n * K * sizeof *oof);
+    free(oof);
+    return ENG_OK;
+}
+
+static int better(const fres *a, const fres *b)
+{
+    double ta = a->top1[a->head], tb = b->top1[b->head];
+    if (ta > tb + 1e-9)
+        return 1;
+    return fabs(ta - tb) <= 1e-9 && a->loss[a->head] < b->loss[b->head] * 0.98;
+}
+
+/* Tries a feature set; keeps it when better. Returns ENG_OK or an error. */
+static eng_status try_fset(trainer *t, const fset *f, int *improved)
+{
+    *improved = 0;
+    if (user_abort(t))
+        return eng_fail(t->d, ENG_EABORTED, "training cancelled");
+    fres r;
+    double c0 = cpu_used(t);
+    eng_status st = fset_eval(t, f, &r);
+    if (st != ENG_OK)
+        return st;
+    t->trials++;
+    char fl[600], hl[64];
+    fset_label(t, f, fl, sizeof fl);
+    head_label(r.head, hl, sizeof hl);
+    int imp = !t->have_best || better(&r, &t->bestres);
+    tlog(t, "trial %d/%d %s on %s: %s top1 %.3f log-loss %.3f (%.1f CPU s)%s", t->trials,
+         t->ntrials, hl, fl, t->holdout ? "held-out" : "cv", r.top1[r.head], r.loss[r.head],
+         cpu_used(t) - c0, imp ? " (best so far)" : "");
+    if (imp) {
+        free(t->bestres.oof);
+        t->bestres = r;
+        t->best = *f;
+        t->have_best = 1;
+        *improved = 1;
+    } else {
+        free(r.oof);
+    }
+    tprogress(t, (double)t->trials / (t->ntrials + 1));
+    return ENG_OK;
+}
+
+static int perfect(const trainer *t)
+{
+    return t->have_best && t->bestres.top1[t->bestres.head] >= 1.0 - 1e-12;
+}
+
+/* GFLOP per image of the passes (aug 0, at their sizes) f needs that the
+ * test images have not been through yet: all of them (test features come
+ * only at the end). */
+static double fset_gflop(const trainer *t, const fset *f)
+{
+    double g = 0;
+    int seen[MAX_PASSES] = {0};
+    for (int i = 0; i < f->nv; i++) {
+        int p = t->view[f->v[i]].pass[0];
+        if (!seen[p]) {
+            seen[p] = 1;
+            g += pass_gflop(t, t->pass[p].bb, t->pass[p].size, t->pass[p].taps,
+                            t->pass[p].ntaps);
+        }
+    }
+    return g;
+}
+
+/* Remaining budget after keeping a reserve for the final test pass of the
+ * current best (and solver time). */
+static double room(const trainer *t)
+{
+    if (t->a->budget_seconds <= 0)
+        return 1e30;
+    double reserve = est_cost(t, fset_gflop(t, &t->best), t->a->ntest);
+    return t->a->budget_seconds - cpu_used(t) - reserve - 0.02 * t->a->budget_seconds;
+}
+
+/* ---- final model ---- */
+
+static eng_status build_model(trainer *t, eng_classifier **out)
+{
+    const fset *f = &t->best;
+    int n = t->n, K = t->K, h = t->bestres.head;
+    eng_classifier *m = calloc(1, sizeof *m);
+    if (!m)
+        return eng_fail(t->d, ENG_ENOMEM, "training: out of memory");
+    eng_status st = ENG_ENOMEM;
+    int *T = malloc(sizeof(int) * (size_t)n * (1 + NAUG));
+    int *yt = malloc(sizeof(int) * (size_t)n * (1 + NAUG));
+    double *zt = NULL, *zv = NULL, *l = NULL, *wb = NULL;
+    int r = 0;
+    m->cats = calloc((size_t)K, sizeof *m->cats);
+    m->views = calloc((size_t)f->nv, sizeof *m->views);
+    m->bb_name = calloc((size_t)f->nv, sizeof *m->bb_name);
+    m->bb_checksum = calloc((size_t)f->nv, sizeof *m->bb_checksum);
+    if (!T || !yt || !m->cats || !m->views || !m->bb_name || !m->bb_checksum)
+        goto fail;
+    for (m->ncat = 0; m->ncat < K; m->ncat++)
+        if (!(m->cats[m->ncat] = strdup(t->a->categories[m->ncat])))
+            goto fail;
+    int bbmap[64];
+    for (int i = 0; i < 64; i++)
+        bbmap[i] = -1;
+    for (int q = 0; q < f->nv; q++) {
+        const tview *v = &t->view[f->v[q]];
+        if (bbmap[v->bb] < 0) {
+            const eng_backbone_info *inf = eng_backbone_get_info(bbof(t, v->bb));
+            bbmap[v->bb] = m->nbb;
+            m->bb_name[m->nbb] = strdup(inf->name);
+            m->bb_checksum[m->nbb] = strdup(inf->checksum);
+            m->nbb++;
+            if (!m->bb_name[m->nbb - 1] || !m->bb_checksum[m->nbb - 1])
+                goto fail;
+        }
+        cls_view *mv = &m->views[m->nviews++];
+        mv->bb = bbmap[v->bb];
+        mv->size = v->size;
+        mv->dim = v->dim;
+        mv->offset = m->dim;
+        m->dim += v->dim;
+        mv->tap = strdup(v->tapname);
+        mv->mean = malloc((size_t)v->dim * sizeof *mv->mean);
+        if (!mv->tap || !mv->mean)
+            goto fail;
+        memcpy(mv->mean, v->mean, (size_t)v->dim * sizeof *mv->mean);
+    }
+    m->view_weight = (float)(1.0 / sqrt(f->nv));
+    int nt = train_rows(t, -1, f->aug, T);
+    for (int i = 0; i < nt; i++)
+        yt[i] = t->y[T[i] % n];
+    if (design(t, f, T, nt, NULL, 0, &zt, &zv, &l, &r) != 0)
+        goto fail;
+    wb = calloc((size_t)(r + 1) * K, sizeof *wb);
+    if (!wb)
+        goto fail;
+    /* follow the same warm-start path as cross-validation */
+    if (h < NC) {
+        for (int hh = 0; hh <= h; hh++)
+            if (fit_head(t, hh, zt, nt, r, yt, wb) != 0) {
+                st = user_abort(t) ? eng_fail(t->d, ENG_EABORTED, "training cancelled")
+                                   : eng_fail(t->d, ENG_ENOMEM, "training: final fit failed");
+                goto fail_quiet;
+            }
+    } else {
+        fit_head(t, h, zt, nt, r, yt, wb);
+    }
+    m->w = calloc((size_t)m->dim * K, sizeof *m->w);
+    m->b = malloc((size_t)K * sizeof *m->b);
+    if (!m->w || !m->b)
+        goto fail;
+    for (int c = 0; c < K; c++)
+        m->b[c] = (float)wb[(size_t)r * K + c];
+    double w = m->view_weight;
+    if (l) {
+        /* kernel mode: A = L^-T W_z; W_x = sum over rows of (w x_row) A_row */
+        cls_solve_lt(l, nt, wb, K);
+        for (int q = 0; q < f->nv; q++) {
+            const tview *v = &t->view[f->v[q]];
+            int off = m->views[q].offset;
+            for (int j = 0; j < v->dim; j++) {
+                double acc[256];
+                double *ac = K <= 256 ? acc : calloc((size_t)K, sizeof *ac);
+                if (!ac)
+                    goto fail;
+                for (int c = 0; c < K; c++)
+                    ac[c] = 0;
+                for (int i = 0; i < nt; i++) {
+                    double xv = w * v->x[(size_t)T[i] * v->dim + j];
+                    const double *ai = wb + (size_t)i * K;
+                    for (int c = 0; c < K; c++)
+                        ac[c] += xv * ai[c];
+                }
+                for (int c = 0; c < K; c++)
+                    m->w[(size_t)(off + j) * K + c] = (float)ac[c];
+                if (ac != acc)
+                    free(ac);
+            }
+        }
+    } else {
+        for (size_t i = 0; i < (size_t)m->dim * K; i++)
+            m->w[i] = (float)wb[i];
+    }
+    free(T);
+    free(yt);
+    free(zt);
+    free(zv);
+    free(l);
+    free(wb);
+    *out = m;
+    return ENG_OK;
+fail:
+    eng_fail(t->d, ENG_ENOMEM, "training: out of memory building the model");
+fail_quiet:
+    free(T);
+    free(yt);
+    free(zt);
+    free(zv);
+    free(l);
+    free(wb);
+    eng_classifier_free(m);
+    return st;
+}
+
+static char *recipe_json(const trainer *t)
+{
+    const fres *r = &t->bestres;
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return NULL;
+    int h = r->head;
+    cJSON_AddStringToObject(o, "head", h < NC ? "logistic-regression" : "nearest-class-mean");
+    if (h < NC) {
+        cJSON_AddNumberToObject(o, "C", C_GRID[h]);
+        cJSON_AddStringToObject(o, "solver", "L-BFGS, L2 penalty 1/(2 C n) ||W||^2");
+    } else {
+        cJSON_AddNumberToObject(o, "temperature", TAU_GRID[h - NC]);
+    }
+    cJSON *views = cJSON_AddArrayToObject(o, "views");
+    for (int i = 0; i < t->best.nv; i++) {
+        char l[160];
+        view_label(t, t->best.v[i], l, sizeof l);
+        cJSON_AddItemToArray(views, cJSON_CreateString(l));
+    }
+    cJSON_AddStringToObject(o, "augmentation", t->best.aug ? "flip, seeded crop" : "none");
+    cJSON_AddStringToObject(o, "selectedBy", t->holdout ? "held-out split" : "cross-validation");
+    if (!t->holdout)
+        cJSON_AddNumberToObject(o, "folds", t->nfolds);
+    cJSON_AddNumberToObject(o, "selectionTop1", round(r->top1[h] * 1e4) / 1e4);
+    cJSON_AddNumberToObject(o, "selectionLogLoss", round(r->loss[h] * 1e4) / 1e4);
+    cJSON_AddNumberToObject(o, "trials", t->trials);
+    cJSON_AddNumberToObject(o, "seed", (double)t->a->seed);
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* ---- the search ---- */
+
+static eng_status stage_base(trainer *t)
+{
+    const eng_cls_train_args *a = t->a;
+    /* cheapest backbone first: it is the one the minimum budget covers */
+    int order[64], nb = a->nbackbones < 64 ? a->nbackbones : 64;
+    double gf[64];
+    for (int b = 0; b < nb; b++) {
+        const char *taps[MAX_TAPS], *keys[MAX_TAPS];
+        int nt = pass_taps(t, b, taps, keys);
+        gf[b] = pass_gflop(t, b, native_size(t, b), taps, nt);
+        order[b] = b;
+    }
+    for (int i = 1; i < nb; i++)
+        for (int j = i; j > 0 && gf[order[j]] < gf[order[j - 1]]; j--) {
+            int x = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = x;
+        }
+    int nemb = 0, first_view[64];
+    t->ntrials = nb + (nb > 1) + 1 + 2 + 1;
+    for (int k = 0; k < nb; k++) {
+        int b = order[k];
+        t->mandatory_limit = a->budget_seconds <= 0 ? 1e30
+                             : k == 0             ? a->budget_seconds
+                                                  : cpu_used(t) + room(t);
+        /* the first (cheapest) backbone is the one mandatory extraction: train
+         * + test through it must fit, which on_chunk projects as it goes */
+        t->project = k == 0;
+        if (k > 0) {
+            double need = est_cost(t, gf[b], t->n) + est_cost(t, gf[b], a->ntest);
+            if (need > room(t)) {
+                tlog(t, "skipping backbone %s: about %.0f CPU s of features does not fit the "
+                        "remaining budget", bbname(t, b), need);
+                continue;
+            }
+        }
+        t->stage = "features";
+        int p;
+        eng_status st = get_pass(t, b, native_size(t, b), 0, &p);
+        t->project = 0;
+        if (st == ENG_EABORTED && t->budget_stop && !user_abort(t)) {
+            if (k == 0)
+                return ENG_ENOBUDGET; /* caller writes the message */
+            t->budget_stop = 0;
+            snprintf(t->stop, sizeof t->stop, "budget: ran out while extracting %s features",
+                     bbname(t, b));
+            break;
+        }
+        if (st != ENG_OK)
+            return st;
+        if (k == 0 && a->budget_seconds > 0) {
+            double need = cpu_used(t) + est_cost(t, gf[b], a->ntest);
+            if (need > a->budget_seconds)
+                return ENG_ENOBUDGET;
+        }
+        st = add_views(t, p, &first_view[nemb]);
+        if (st != ENG_OK)
+            return st;
+        nemb++;
+        t->stage = "search";
+        fset f = {.nv = 1, .v = {first_view[nemb - 1]}};
+        int imp;
+        st = try_fset(t, &f, &imp);
+        if (st != ENG_OK)
+            return st;
+        if (perfect(t))
+            return ENG_OK;
+    }
+    int imp;
+    if (nemb > 1) {
+        fset f = {.nv = nemb};
+        for (int i = 0; i < nemb; i++)
+            f.v[i] = first_view[i];
+        eng_status st = try_fset(t, &f, &imp);
+        if (st != ENG_OK || perfect(t))
+            return st;
+    }
+    /* extra taps of the backbones in the best set */
+    fset f = t->best;
+    int added = 0;
+    for (int i = 0; i < t->best.nv; i++) {
+        const tview *v = &t->view[t->best.v[i]];
+        for (int u = 0; u < t->nv; u++)
+            if (t->view[u].bb == v->bb && t->view[u].size == v->size && t->view[u].tap > 0 &&
+                f.nv < CLS_MAX_VIEWS) {
+                int dup = 0;
+                for (int q = 0; q < f.nv; q++)
+                    dup |= f.v[q] == u;
+                if (!dup) {
+                    f.v[f.nv++] = u;
+                    added++;
+                }
+            }
+    }
+    if (added) {
+        eng_status st = try_fset(t, &f, &imp);
+        if (st != ENG_OK)
+            return st;
+    }
+    return ENG_OK;
+}
+
+/* Second input scale for the backbones of the best set. */
+static eng_status stage_scale(trainer *t, int *improved)
+{
+    *improved = 0;
+    fset base = t->best;
+    /* cost: one train pass per backbone at the larger size, plus its test pass */
+    double need = 0;
+    int bbs[CLS_MAX_VIEWS], nbbs = 0;
+    for (int i = 0; i < base.nv; i++) {
+        int b = t->view[base.v[i]].bb, dup = 0;
+        for (int j = 0; j < nbbs; j++)
+            dup |= bbs[j] == b;
+        if (!dup && t->view[base.v[i]].size == native_size(t, b))
+            bbs[nbbs++] = b;
+    }
+    if (!nbbs)
+        return ENG_OK;
+    for (int j = 0; j < nbbs; j++) {
+        const char *taps[MAX_TAPS], *keys[MAX_TAPS];
+        int nt = pass_taps(t, bbs[j], taps, keys);
+        double g = pass_gflop(t, bbs[j], second_size(t, bbs[j]), taps, nt);
+        need += est_cost(t, g, t->n + t->a->ntest);
+    }
+    if (need > room(t)) {
+        snprintf(t->stop, sizeof t->stop, "budget: a second input scale needs about %.0f CPU s, "
+                 "%.0f CPU s left", need, room(t) > 0 ? room(t) : 0.0);
+        return ENG_OK;
+    }
+    t->mandatory_limit = t->a->budget_seconds > 0 ? cpu_used(t) + room(t) : 1e30;
+    fset repl = base, uni = base;
+    for (int j = 0; j < nbbs; j++) {
+        int p, first;
+        t->stage = "features";
+        eng_status st = get_pass(t, bbs[j], second_size(t, bbs[j]), 0, &p);
+        if (st == ENG_EABORTED && t->budget_stop && !user_abort(t)) {
+            t->budget_stop = 0;
+            snprintf(t->stop, sizeof t->stop, "budget: ran out while extracting features at a "
+                     "second scale");
+            return ENG_OK;
+        }
+        if (st != ENG_OK)
+            return st;
+        st = add_views(t, p, &first);
+        if (st != ENG_OK)
+            return st;
+        /* replace each view of that backbone by the same tap at the new size */
+        for (int i = 0; i < repl.nv; i++)
+            if (t->view[repl.v[i]].bb == bbs[j])
+                repl.v[i] = first + t->view[repl.v[i]].tap;
+        for (int i = 0; i < base.nv && uni.nv < CLS_MAX_VIEWS; i++)
+            if (t->view[base.v[i]].bb == bbs[j])
+                uni.v[uni.nv++] = first + t->view[base.v[i]].tap;
+    }
+    t->stage = "search";
+    int imp;
+    eng_status st = try_fset(t, &repl, &imp);
+    if (st != ENG_OK)
+        return st;
+    *improved |= imp;
+    if (perfect(t))
+        return ENG_OK;
+    st = try_fset(t, &uni, &imp);
+    *improved |= imp;
+    return st;
+}
+
+/* Flip and crop copies of the training images for the best set's passes. */
+static eng_status stage_aug(trainer *t, int *improved)
+{
+    *improved = 0;
+    fset f = t->best;
+    if (t->n > 600) {
+        snprintf(t->stop, sizeof t->stop, "augmentation skipped: %d training images are enough "
+                 "without it", t->n);
+        return ENG_OK;
+    }
+    double need = 0;
+    int seenp[MAX_PASSES] = {0};
+    for (int i = 0; i < f.nv; i++) {
+        int p = t->view[f.v[i]].pass[0];
+        if (!seenp[p]) {
+            seenp[p] = 1;
+            need += NAUG * est_cost(t, pass_gflop(t, t->pass[p].bb, t->pass[p].size,
+                                                  t->pass[p].taps, t->pass[p].ntaps), t->n);
+        }
+    }
+    if (need > room(t)) {
+        snprintf(t->stop, sizeof t->stop, "budget: augmentation needs about %.0f CPU s, %.0f CPU "
+                 "s left", need, room(t) > 0 ? room(t) : 0.0);
+        return ENG_OK;
+    }
+    t->mandatory_limit = t->a->budget_seconds > 0 ? cpu_used(t) + room(t) : 1e30;
+    t->stage = "features";
+    for (int i = 0; i < f.nv; i++) {
+        tview *v = &t->view[f.v[i]];
+        if (v->naug == NAUG)
+            continue;
+        for (int a = 1; a <= NAUG; a++) {
+            int p;
+            eng_status st = get_pass(t, v->bb, v->size, a, &p);
+            if (st == ENG_EABORTED && t->budget_stop && !user_abort(t)) {
+                t->budget_stop = 0;
+                snprintf(t->stop, sizeof t->stop, "budget: ran out while extracting augmented "
+                         "features");
+                return ENG_OK;
+            }
+            if (st != ENG_OK)
+                return st;
+            v->pass[a] = p;
+        }
+    }
+    for (int i = 0; i < f.nv; i++) {
+        tview *v = &t->view[f.v[i]];
+        if (v->naug != NAUG) {
+            v->naug = NAUG;
+            eng_status st = view_rows(t, v);
+            if (st != ENG_OK)
+                return st;
+        }
+    }
+    t->stage = "search";
+    f.aug = 1;
+    return try_fset(t, &f, improved);
+}
+
+static void free_trainer(trainer *t)
+{
+    for (int p = 0; p < t->np; p++)
+        free(t->pass[p].x);
+    for (int v = 0; v < t->nv; v++) {
+        free(t->view[v].mean);
+        free(t->view[v].x);
+        free(t->view[v].gram);
+    }
+    if (t->hash)
+        for (int i = 0; i < t->n; i++)
+            free(t->hash[i]);
+    if (t->test_hash)
+        for (int i = 0; i < t->a->ntest; i++)
+            free(t->test_hash[i]);
+    free(t->hash);
+    free(t->test_hash);
+    free(t->paths);
+    free(t->test_paths);
+    free(t->y);
+    free(t->fold);
+    free(t->bestres.oof);
+}
+
+static eng_status hash_all(trainer *t, const eng_cls_sample *s, int n, char ***out)
+{
+    *out = calloc((size_t)(n ? n : 1), sizeof **out);
+    if (!*out)
+        return eng_fail(t->d, ENG_ENOMEM, "training: out of memory");
+    for (int i = 0; i < n; i++) {
+        (*out)[i] = malloc(33);
+        if (!(*out)[i])
+            return eng_fail(t->d, ENG_ENOMEM, "training: out of memory");
+        eng_status st = eng_hash_file(s[i].path, (*out)[i], t->d);
+        if (st != ENG_OK)
+            return st;
+    }
+    return ENG_OK;
+}
+
+static eng_status check_args(const eng_cls_train_args *a, eng_diag *d)
+{
+    if (a->ncat < 2)
+        return eng_fail(d, ENG_EINVAL, "training: need at least 2 categories, got %d", a->ncat);
+    if (a->nbackbones < 1 || !a->backbones)
+        return eng_fail(d, ENG_EINVAL, "training: no backbone available");
+    if (a->ntrain < 2 || !a->train)
+        return eng_fail(d, ENG_EINVAL, "training: need at least 2 training images");
+    if (a->ntest < 0 || (a->ntest > 0 && !a->test))
+        return eng_fail(d, ENG_EINVAL, "training: bad test set");
+    int *cnt = calloc((size_t)a->ncat, sizeof *cnt);
+    if (!cnt)
+        return eng_fail(d, ENG_ENOMEM, "training: out of memory");
+    for (int i = 0; i < a->ntrain; i++) {
+        if (a->train[i].label < 0 || a->train[i].label >= a->ncat || !a->train[i].path) {
+            free(cnt);
+            return eng_fail(d, ENG_EINVAL, "training image %d: label %d outside 0..%d", i,
+                            a->train[i].label, a->ncat - 1);
+        }
+        cnt[a->train[i].label]++;
+    }
+    for (int c = 0; c < a->ncat; c++)
+        if (cnt[c] < ENG_CLS_MIN_PER_CATEGORY) {
+            free(cnt);
+            return eng_fail(d, ENG_EINVAL, "category \"%s\" has no training images",
+                            a->categories[c]);
+        }
+    free(cnt);
+    for (int i = 0; i < a->ntest; i++)
+        if (a->test[i].label < 0 || a->test[i].label >= a->ncat || !a->test[i].path)
+            return eng_fail(d, ENG_EINVAL, "test image %d: label %d outside 0..%d", i,
+                            a->test[i].label, a->ncat - 1);
+    return ENG_OK;
+}
+
+/* Evaluation of the final model: on the test set through the prediction
+ * path, or the held-out predictions of the winning recipe. */
+static eng_status evaluate_final(trainer *t, const eng_classifier *m, char **json)
+{
+    const eng_cls_train_args *a = t->a;
+    eng_status st;
+    float *probs = NULL;
+    int *labels = NULL, n = 0;
+    if (a->ntest > 0) {
+        const eng_backbone *rb[CLS_MAX_VIEWS];
+        for (int i = 0; i < m->nbb; i++)
+            for (int b = 0; b < a->nbackbones; b++)
+                if (strcmp(eng_backbone_get_info(bbof(t, b))->name, m->bb_name[i]) == 0)
+                    rb[i] = bbof(t, b);
+        n = a->ntest;
+        float *feat = malloc((size_t)n * m->dim * sizeof *feat);
+        probs = malloc((size_t)n * m->ncat * sizeof *probs);
+        labels = malloc((size_t)n * sizeof *labels);
+        if (!feat || !probs || !labels) {
+            free(feat);
+            st = eng_fail(t->d, ENG_ENOMEM, "evaluation: out of memory");
+            goto done;
+        }
+        eng_run_opts o = {.threads = t->threads, .abort = t_abort, .abort_ctx = t};
+        t->stage = "evaluation";
+        t->mandatory_limit = 1e30; /* the final evaluation always completes */
+        double c0 = cpu_used(t);
+        st = cls_features(m, rb, t->test_paths, t->test_hash, n, a->cache_dir, &o, feat,
+                          on_chunk, t, t->d);
+        if (st == ENG_OK) {
+            tlog(t, "test features: %d images in %.1f CPU s", n, cpu_used(t) - c0);
+            cls_scores(m, feat, n, probs);
+        }
+        free(feat);
+        if (st != ENG_OK)
+            goto done;
+        for (int i = 0; i < n; i++)
+            labels[i] = a->test[i].label;
+    } else {
+        probs = malloc((size_t)t->nvalid * t->K * sizeof *probs);
+        labels = malloc((size_t)t->nvalid * sizeof *labels);
+        if (!probs || !labels) {
+            st = eng_fail(t->d, ENG_ENOMEM, "evaluation: out of memory");
+            goto done;
+        }
+        for (int i = 0; i < t->n; i++)
+            if (t->fold[i] >= 0) {
+                for (int c = 0; c < t->K; c++)
+                    probs[(size_t)n * t->K + c] = (float)t->bestres.oof[(size_t)i * t->K + c];
+                labels[n++] = t->y[i];
+            }
+    }
+    eng_cls_metrics met;
+    st = eng_cls_metrics_compute(probs, labels, n, t->K, &met, t->d);
+    if (st != ENG_OK)
+        goto done;
+    eng_eval_extra ex = {a->ntest > 0 ? (a->test_name ? a->test_name : "test") : "held-out split",
+                         n, cpu_used(t) / 60.0, t->stop};
+    char *js = NULL;
+    st = eng_cls_metrics_json(&met, a->categories, &ex, &js, t->d);
+    eng_cls_metrics_release(&met);
+    if (st != ENG_OK)
+        goto done;
+    /* add the recipe for readers of evaluation.json */
+    cJSON *o = cJSON_Parse(js);
+    cJSON *rc = cJSON_Parse(eng_cls_recipe(m));
+    free(js);
+    js = NULL;
+    if (o && rc && cJSON_AddItemToObject(o, "recipe", rc)) {
+        rc = NULL;
+        js = cJSON_Print(o);
+    }
+    cJSON_Delete(o);
+    cJSON_Delete(rc);
+    if (!js) {
+        st = eng_fail(t->d, ENG_ENOMEM, "evaluation: out of memory");
+        goto done;
+    }
+    *json = js;
+    tlog(t, "evaluated on %s: %d images, top1 %.3f", ex.evaluated_on, n, met.top1);
+done:
+    free(probs);
+    free(labels);
+    return st;
+}
+
+static void budget_message(trainer *t)
+{
+    const eng_cls_train_args *a = t->a;
+    /* cheapest backbone over all images, at the measured rate */
+    double best = 1e30;
+    int bb = 0;
+    for (int b = 0; b < a->nbackbones; b++) {
+        const char *taps[MAX_TAPS], *keys[MAX_TAPS];
+        int nt = pass_taps(t, b, taps, keys);
+        double g = pass_gflop(t, b, native_size(t, b), taps, nt);
+        if (g < best) {
+            best = g;
+            bb = b;
+        }
+    }
+    double need = est_cost(t, best, t->n + a->ntest) * 1.15;
+    double min_minutes = ceil(need / 60.0 * 10) / 10;
+    if (min_minutes < 0.1)
+        min_minutes = 0.1;
+    double suggest = ceil(need * 4 / 60.0);
+    if (suggest < 1)
+        suggest = 1;
+    eng_fail(t->d, ENG_ENOBUDGET, "notEnoughBudget: a budget of %.2f CPU minutes cannot cover "
+             "feature extraction: %d images through %s need about %.1f CPU minutes; minimum "
+             "%.1f minutes, suggested %.0f minutes (budget_minutes)", a->budget_seconds / 60.0,
+             t->n + a->ntest, bbname(t, bb), need / 60.0, min_minutes, suggest);
+}
+
+eng_status eng_cls_train(const eng_cls_train_args *a, eng_classifier **out,
+                         char **evaluation_json, eng_diag *d)
+{
+    *out = NULL;
+    *evaluation_json = NULL;
+    eng_status st = check_args(a, d);
+    if (st != ENG_OK)
+        return st;
+    trainer t = {.a = a, .d = d, .n = a->ntrain, .K = a->ncat,
+                 .threads = a->threads > 0 ? a->threads : 1, .s_per_gflop = DEFAULT_S_PER_GFLOP,
+                 .stage = "features"};
+    t.cpu0 = cpu_now();
+    t.y = malloc((size_t)t.n * sizeof *t.y);
+    t.paths = malloc((size_t)t.n * sizeof *t.paths);
+    t.test_paths = malloc((size_t)(a->ntest ? a->ntest : 1) * sizeof *t.test_paths);
+    if (!t.y || !t.paths || !t.test_paths) {
+        st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
+        goto done;
+    }
+    for (int i = 0; i < t.n; i++) {
+        t.y[i] = a->train[i].label;
+        t.paths[i] = a->train[i].path;
+    }
+    for (int i = 0; i < a->ntest; i++)
+        t.test_paths[i] = a->test[i].path;
+    if (a->cache_dir) {
+        st = hash_all(&t, a->train, t.n, &t.hash);
+        if (st == ENG_OK)
+            st = hash_all(&t, a->test, a->ntest, &t.test_hash);
+        if (st != ENG_OK)
+            goto done;
+    }
+    st = make_folds(&t);
+    if (st != ENG_OK)
+        goto done;
+    tlog(&t, "training on %d images, %d categories; %s; budget %.1f CPU minutes, %d thread(s)",
+         t.n, t.K, t.holdout ? "no test set: a held-out split picks the recipe"
+                             : "cross-validation picks the recipe", a->budget_seconds / 60.0,
+         t.threads);
+    t.budget_stop = 0;
+    st = stage_base(&t);
+    if (st == ENG_ENOBUDGET) {
+        budget_message(&t);
+        goto done;
+    }
+    if (st != ENG_OK)
+        goto done;
+    if (!t.have_best) {
+        st = eng_fail(d, ENG_ENOBUDGET, "notEnoughBudget: no recipe could be tried");
+        goto done;
+    }
+    if (perfect(&t)) {
+        snprintf(t.stop, sizeof t.stop, "cross-validated accuracy is already 1.0; more search "
+                 "cannot improve it");
+    } else if (!t.stop[0]) {
+        int imp = 0;
+        double before = t.bestres.top1[t.bestres.head];
+        st = stage_scale(&t, &imp);
+        if (st != ENG_OK)
+            goto done;
+        if (!t.stop[0] && perfect(&t))
+            snprintf(t.stop, sizeof t.stop, "cross-validated accuracy reached 1.0");
+        if (!t.stop[0] && !imp)
+            snprintf(t.stop, sizeof t.stop, "search stopped helping: a second input scale did not "
+                     "improve the %s top-1 (%.3f)", t.holdout ? "held-out" : "cross-validated",
+                     before);
+        if (!t.stop[0]) {
+            st = stage_aug(&t, &imp);
+            if (st != ENG_OK)
+                goto done;
+            if (!t.stop[0])
+                snprintf(t.stop, sizeof t.stop, "%s; fine-tuning the last backbone stage is not "
+                         "implemented yet", imp ? "all recipe stages tried"
+                                               : "search stopped helping: augmentation did not "
+                                                 "improve the selection score");
+        }
+    }
+    char fl[600], hl[64];
+    fset_label(&t, &t.best, fl, sizeof fl);
+    head_label(t.bestres.head, hl, sizeof hl);
+    tlog(&t, "winner: %s on %s (%s top1 %.3f); stop: %s", hl, fl,
+         t.holdout ? "held-out" : "cv", t.bestres.top1[t.bestres.head], t.stop);
+    t.stage = "final";
+    eng_classifier *m = NULL;
+    st = build_model(&t, &m);
+    if (st != ENG_OK)
+        goto done;
+    m->recipe = recipe_json(&t);
+    if (!m->recipe) {
+        eng_classifier_free(m);
+        st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
+        goto done;
+    }
+    st = evaluate_final(&t, m, evaluation_json);
+    if (st != ENG_OK) {
+        eng_classifier_free(m);
+        goto done;
+    }
+    *out = m;
+done:
+    if (st == ENG_EABORTED && user_abort(&t))
+        eng_fail(d, ENG_EABORTED, "training cancelled");
+    free_trainer(&t);
+    return st;
+}
