@@ -200,16 +200,18 @@ def storage_values(stype, raw, key):
 def load_legacy(f):
     storages = {}
     try:
-        magic = pickle.load(f)
+        # every pickle goes through the restricted unpickler, even the plain ones
+        magic = RestrictedUnpickler(f, storages).load()
         if magic != LEGACY_MAGIC:
             raise ConvertError("not a PyTorch checkpoint (bad magic number)")
-        protocol = pickle.load(f)
+        protocol = RestrictedUnpickler(f, storages).load()
         if protocol != 1001:
             raise ConvertError("unsupported checkpoint protocol %r" % (protocol,))
-        pickle.load(f)  # sys info: endianness and type sizes (dicts of ints)
+        RestrictedUnpickler(f, storages).load()  # sys info: endianness, type sizes
         state = RestrictedUnpickler(f, storages).load()
-        keys = pickle.load(f)
-    except (pickle.UnpicklingError, EOFError, ValueError, struct.error) as e:
+        keys = RestrictedUnpickler(f, storages).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, struct.error, TypeError,
+            AttributeError, IndexError, KeyError) as e:
         raise ConvertError("checkpoint pickle is damaged: %s" % e)
     if not isinstance(keys, list):
         raise ConvertError("checkpoint storage key list is missing")
@@ -240,7 +242,8 @@ def load_zip(zf):
     storages = {}
     try:
         state = RestrictedUnpickler(io.BytesIO(zf.read(pkl[0])), storages).load()
-    except (pickle.UnpicklingError, EOFError, ValueError) as e:
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError,
+            KeyError) as e:
         raise ConvertError("checkpoint pickle is damaged: %s" % e)
     for key, ref in storages.items():
         member = prefix + "data/" + key
