@@ -76,7 +76,7 @@ extern const fs_area fs_area_models;
 extern const fs_area fs_area_backbones;
 
 /* Default largest size of a written file (20 MB, SPEC section 3). */
-#define FS_MAX_FILE_DEFAULT ((int64_t)20 * 1000 * 1000)
+#define FS_MAX_FILE_DEFAULT ((int64_t)20 << 20)
 
 /* ---- store helpers (fs/store.c) ---- */
 

@@ -1,48 +1,1255 @@
-/* datasets.c: the datasets/ area (being written: registration only). */
-#include "area.h"
+/* datasets.c: the datasets/ area: register, delete and rename datasets,
+ * accept the COCO file and the images, and keep status / status.json true.
+ *
+ * Design:
+ * - The annotation file is parsed at close() (validate_write) only to decide
+ *   whether it can be a COCO file at all: if not, close() returns EINVAL, the
+ *   temp is discarded and the previous file stays; status says why. The
+ *   parse is kept, so the verifier does not parse it again.
+ * - Verification never runs in a FUSE handler: hooks only mark a dataset
+ *   dirty; one verifier thread re-checks it (at once after an annotation
+ *   file, at most every 0.5 s while images stream in), resolving every image
+ *   through coco's safe candidate list relative to the dataset folder
+ *   (fstatat on a folder fd, no symlinks followed), probing each file with
+ *   the engine (cached by path, size and mtime, so re-checks are cheap) and
+ *   writing status.json then status, each atomically.
+ * - The last verification's result (report and the file found per image) is
+ *   kept in memory for fs_dataset_snapshot.
+ * Lock order: ds_lock is the area's only lock and is a leaf: nothing else is
+ * locked and no file I/O is done while holding it (except in snapshot
+ * copies, which only copy memory).
+ */
+#include "datasets.h"
 
+#include "area.h"
+#include "coco.h"
+#include "engine.h"
+
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#if __has_include("fetch.h")
+#include "fetch.h"
+#endif
+
+#define AREA "datasets"
+#define ANN_MAX_BYTES ((int64_t)512 << 20)
+#define DEBOUNCE_S 0.5
+#define PATHN 4200
+
+/* A parsed annotation file, shared by the entry and a running verification. */
+typedef struct ds_parsed {
+    coco_dataset *coco;
+    char file[256]; /* base name at the dataset top */
+    off_t size;
+    struct timespec mtime;
+    int refs;
+} ds_parsed;
+
+/* Probe result of one file, keyed by path relative to the dataset. */
+typedef struct probe_ent {
+    struct probe_ent *next;
+    char *rel;
+    off_t size;
+    struct timespec mtime;
+    int probed_ok;
+    eng_image_info info;
+    char *error; /* NULL when the probe succeeded */
+} probe_ent;
+
+typedef struct ds_entry {
+    struct ds_entry *next;
+    char name[72];
+    int dirty, busy, removed;
+    double due;
+    double last_run;
+    ds_parsed *ann;     /* newest good parse (ref) */
+    char refused[512];  /* last refused annotation write, "" when none */
+    char refused_file[256];
+    /* results of the last verification */
+    fs_ds_state state;
+    int detection;
+    char line[512];
+    coco_report *report;
+    ds_parsed *report_ann; /* what report is about (ref) */
+    char **found;          /* per image: path found, relative to the dataset */
+    size_t n_found;
+    /* probe cache (verifier thread only) */
+    probe_ent **probe;
+    size_t probe_cap, probe_n;
+} ds_entry;
+
+static pthread_mutex_t ds_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t ds_cond = PTHREAD_COND_INITIALIZER; /* work or stop */
+static pthread_cond_t ds_done = PTHREAD_COND_INITIALIZER; /* a verification finished */
+static ds_entry *entries;
+static pthread_t verifier;
+static int verifier_running, stopping;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---- parsed files ---- */
+
+static void parsed_unref(ds_parsed *p)
+{
+    if (!p)
+        return;
+    pthread_mutex_lock(&ds_lock);
+    int last = --p->refs == 0;
+    pthread_mutex_unlock(&ds_lock);
+    if (last) {
+        coco_dataset_free(p->coco);
+        free(p);
+    }
+}
+
+/* Reads and parses path (base: its name at the dataset top); on failure
+ * writes why (without the name) and returns NULL. */
+static ds_parsed *parse_file(const char *path, const char *base, char *why, size_t n)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+        snprintf(why, n, "%s", strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size > ANN_MAX_BYTES) {
+        snprintf(why, n, "larger than 512 MB");
+        close(fd);
+        return NULL;
+    }
+    size_t len = (size_t)st.st_size;
+    char *buf = malloc(len ? len : 1);
+    if (!buf) {
+        snprintf(why, n, "out of memory");
+        close(fd);
+        return NULL;
+    }
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = read(fd, buf + got, len - got);
+        if (r <= 0) {
+            if (r < 0 && errno == EINTR)
+                continue;
+            break;
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    coco_dataset *coco = NULL;
+    coco_diag d;
+    memset(&d, 0, sizeof d);
+    coco_status cs = coco_dataset_parse(buf, got, NULL, &coco, &d);
+    free(buf);
+    if (cs != COCO_OK) {
+        snprintf(why, n, "%s", d.msg[0] ? d.msg : coco_status_name(cs));
+        return NULL;
+    }
+    ds_parsed *p = calloc(1, sizeof *p);
+    if (!p) {
+        coco_dataset_free(coco);
+        snprintf(why, n, "out of memory");
+        return NULL;
+    }
+    p->coco = coco;
+    snprintf(p->file, sizeof p->file, "%s", base);
+    p->size = st.st_size;
+    p->mtime = st.st_mtim;
+    p->refs = 1;
+    return p;
+}
+
+/* ---- entries (call with ds_lock held) ---- */
+
+static ds_entry *entry_find(const char *name)
+{
+    for (ds_entry *e = entries; e; e = e->next)
+        if (!e->removed && strcmp(e->name, name) == 0)
+            return e;
+    return NULL;
+}
+
+static ds_entry *entry_get(const char *name)
+{
+    ds_entry *e = entry_find(name);
+    if (e)
+        return e;
+    e = calloc(1, sizeof *e);
+    if (!e)
+        return NULL;
+    snprintf(e->name, sizeof e->name, "%s", name);
+    e->state = FS_DS_EMPTY;
+    snprintf(e->line, sizeof e->line, "empty");
+    e->next = entries;
+    entries = e;
+    return e;
+}
+
+static void probe_cache_free(ds_entry *e)
+{
+    for (size_t i = 0; i < e->probe_cap; i++) {
+        probe_ent *p = e->probe[i];
+        while (p) {
+            probe_ent *nx = p->next;
+            free(p->rel);
+            free(p->error);
+            free(p);
+            p = nx;
+        }
+    }
+    free(e->probe);
+    e->probe = NULL;
+    e->probe_cap = e->probe_n = 0;
+}
+
+static void found_free(char **found, size_t n)
+{
+    if (!found)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(found[i]);
+    free(found);
+}
+
+/* Frees an entry's memory; the parsed refs are dropped by the caller. */
+static void entry_free_unlocked(ds_entry *e)
+{
+    coco_report_free(e->report);
+    found_free(e->found, e->n_found);
+    probe_cache_free(e);
+    free(e);
+}
+
+static void entry_unlink_list(ds_entry *e)
+{
+    for (ds_entry **pp = &entries; *pp; pp = &(*pp)->next) {
+        if (*pp == e) {
+            *pp = e->next;
+            return;
+        }
+    }
+}
+
+/* Marks name for verification: at once, or debounced. */
+static void mark_dirty(const char *name, int at_once)
+{
+    pthread_mutex_lock(&ds_lock);
+    ds_entry *e = entry_get(name);
+    if (e) {
+        double t = now_s();
+        double due = at_once ? t : e->last_run + DEBOUNCE_S;
+        if (due < t)
+            due = t;
+        if (!e->dirty || due < e->due)
+            e->due = due;
+        e->dirty = 1;
+        pthread_cond_signal(&ds_cond);
+    }
+    pthread_mutex_unlock(&ds_lock);
+}
+
+/* ---- helpers ---- */
+
+/* "NAME/rest" -> copies NAME into name, returns rest ("" at the top). */
+static const char *split_rel(const char *rel, char *name, size_t n)
+{
+    const char *slash = strchr(rel, '/');
+    size_t len = slash ? (size_t)(slash - rel) : strlen(rel);
+    if (len >= n)
+        len = n - 1;
+    memcpy(name, rel, len);
+    name[len] = '\0';
+    return slash ? slash + 1 : "";
+}
+
+static int ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static int is_generated(const char *top)
+{
+    return strcmp(top, "status") == 0 || strcmp(top, "status.json") == 0;
+}
+
+/* An annotation file: a *.json at the dataset top, but not ours or fetch's. */
+static int is_annotation(const char *rest)
+{
+    return *rest && !strchr(rest, '/') && ends_with(rest, ".json") && !is_generated(rest) &&
+           strcmp(rest, "dataset.json") != 0;
+}
+
+/* Appends a JSON string literal of s to buf (always terminated). */
+static void json_str(char *buf, size_t n, const char *s)
+{
+    size_t o = strlen(buf);
+    if (o + 1 >= n)
+        return;
+    buf[o++] = '"';
+    for (const unsigned char *p = (const unsigned char *)s; *p && o + 8 < n; p++) {
+        if (*p == '"' || *p == '\\') {
+            buf[o++] = '\\';
+            buf[o++] = (char)*p;
+        } else if (*p < 0x20) {
+            o += (size_t)snprintf(buf + o, n - o, "\\u%04x", *p);
+        } else {
+            buf[o++] = (char)*p;
+        }
+    }
+    if (o + 1 < n)
+        buf[o++] = '"';
+    buf[o] = '\0';
+}
+
+static int write_status_files(const char *name, const char *line, const char *json)
+{
+    char dir[PATHN], path[PATHN];
+    if (fs_store_path(dir, sizeof dir, AREA, name))
+        return -ENAMETOOLONG;
+    if (snprintf(path, sizeof path, "%s/status.json", dir) >= (int)sizeof path)
+        return -ENAMETOOLONG;
+    int rc = fs_write_atomic(path, json, strlen(json));
+    if (rc)
+        return rc;
+    char text[600];
+    snprintf(text, sizeof text, "%s\n", line);
+    if (snprintf(path, sizeof path, "%s/status", dir) >= (int)sizeof path)
+        return -ENAMETOOLONG;
+    return fs_write_atomic(path, text, strlen(text));
+}
+
+/* status.json for states without a report (empty, unreadable file). */
+static void write_simple_status(const char *name, const char *state, const char *line,
+                                const char *ann_file, const char *error)
+{
+    char json[2048] = "{\"state\": ";
+    json_str(json, sizeof json, state);
+    strcat(json, ", \"status\": ");
+    json_str(json, sizeof json, line);
+    strcat(json, ", \"dataset\": ");
+    json_str(json, sizeof json, name);
+    if (ann_file) {
+        strcat(json, ", \"annotationFile\": ");
+        json_str(json, sizeof json, ann_file);
+    }
+    strcat(json, ", \"images\": 0, \"annotations\": 0, \"categories\": 0, \"boxes\": 0");
+    if (error) {
+        strcat(json, ", \"errorCount\": 1, \"warningCount\": 0, \"errors\": [{\"code\": "
+                     "\"datasetAnnotationsInvalid\", \"path\": \"\", \"message\": ");
+        json_str(json, sizeof json, error);
+        strcat(json, ", \"hint\": \"write a COCO file with images, annotations and categories "
+                     "arrays\"}], \"warnings\": []}\n");
+    } else {
+        strcat(json, ", \"errorCount\": 0, \"warningCount\": 0, \"errors\": [], \"warnings\": []}\n");
+    }
+    write_status_files(name, line, json);
+}
+
+/* ---- probing with a cache ---- */
+
+static size_t str_hash(const char *s)
+{
+    size_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h;
+}
+
+static probe_ent *probe_lookup(ds_entry *e, const char *rel, const struct stat *st,
+                               const char *full)
+{
+    if (e->probe_cap == 0 || e->probe_n > e->probe_cap * 2) {
+        size_t cap = e->probe_cap ? e->probe_cap * 4 : 1024;
+        probe_ent **nt = calloc(cap, sizeof *nt);
+        if (!nt)
+            return NULL;
+        for (size_t i = 0; i < e->probe_cap; i++) {
+            probe_ent *p = e->probe[i];
+            while (p) {
+                probe_ent *nx = p->next;
+                size_t h = str_hash(p->rel) % cap;
+                p->next = nt[h];
+                nt[h] = p;
+                p = nx;
+            }
+        }
+        free(e->probe);
+        e->probe = nt;
+        e->probe_cap = cap;
+    }
+    size_t h = str_hash(rel) % e->probe_cap;
+    probe_ent *p;
+    for (p = e->probe[h]; p; p = p->next)
+        if (strcmp(p->rel, rel) == 0)
+            break;
+    if (p && p->size == st->st_size && p->mtime.tv_sec == st->st_mtim.tv_sec &&
+        p->mtime.tv_nsec == st->st_mtim.tv_nsec)
+        return p;
+    if (!p) {
+        p = calloc(1, sizeof *p);
+        if (!p)
+            return NULL;
+        p->rel = strdup(rel);
+        if (!p->rel) {
+            free(p);
+            return NULL;
+        }
+        p->next = e->probe[h];
+        e->probe[h] = p;
+        e->probe_n++;
+    }
+    free(p->error);
+    p->error = NULL;
+    p->size = st->st_size;
+    p->mtime = st->st_mtim;
+    memset(&p->info, 0, sizeof p->info);
+    eng_diag d;
+    d.msg[0] = '\0';
+    eng_status es = eng_image_probe_file(full, &p->info, &d);
+    p->probed_ok = es == ENG_OK;
+    if (es != ENG_OK)
+        p->error = strdup(d.msg[0] ? d.msg : eng_status_name(es));
+    return p;
+}
+
+/* ---- verification ---- */
+
+/* Newest annotation file at the dataset top; others counted. */
+static int find_annotation(int dfd, char *out, size_t n, struct stat *st_out, int *others)
+{
+    int dfd2 = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* own offset */
+    if (dfd2 < 0)
+        return 0;
+    DIR *d = fdopendir(dfd2);
+    if (!d) {
+        close(dfd2);
+        return 0;
+    }
+    int found = 0;
+    *others = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.' || !is_annotation(de->d_name))
+            continue;
+        struct stat st;
+        if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        if (found) {
+            (*others)++;
+            if (st.st_mtim.tv_sec < st_out->st_mtim.tv_sec ||
+                (st.st_mtim.tv_sec == st_out->st_mtim.tv_sec &&
+                 st.st_mtim.tv_nsec <= st_out->st_mtim.tv_nsec))
+                continue;
+        }
+        snprintf(out, n, "%s", de->d_name);
+        *st_out = st;
+        found = 1;
+    }
+    closedir(d);
+    return found;
+}
+
+/* The annotation file: at the dataset top, else at the top of one of its
+ * folders (`cp -r export/ datasets/NAME` into an existing NAME makes
+ * NAME/export/). ann gets its path relative to the dataset, sub the folder
+ * ("" for the top). */
+static int find_annotation_any(int dfd, char *ann, size_t n, struct stat *st, int *others,
+                               char *sub, size_t subn)
+{
+    sub[0] = '\0';
+    if (find_annotation(dfd, ann, n, st, others))
+        return 1;
+    int dfd2 = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* own offset */
+    DIR *d = dfd2 >= 0 ? fdopendir(dfd2) : NULL;
+    if (!d) {
+        if (dfd2 >= 0)
+            close(dfd2);
+        return 0;
+    }
+    int found = 0;
+    struct dirent *de;
+    while (!found && (de = readdir(d))) {
+        if (de->d_name[0] == '.' || (de->d_type != DT_DIR && de->d_type != DT_UNKNOWN))
+            continue;
+        int sfd = openat(dfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sfd < 0)
+            continue;
+        char base[256];
+        if (find_annotation(sfd, base, sizeof base, st, others) &&
+            snprintf(ann, n, "%s/%s", de->d_name, base) < (int)n) {
+            snprintf(sub, subn, "%s", de->d_name);
+            found = 1;
+        }
+        close(sfd);
+    }
+    closedir(d);
+    return found;
+}
+
+typedef struct verify_out {
+    ds_parsed *ann;  /* ref, or NULL */
+    coco_report *report;
+    char **found;
+    size_t n_found;
+    fs_ds_state state;
+    int detection;
+    char line[512];
+} verify_out;
+
+static fs_ds_state state_of(const coco_summary *s)
+{
+    switch (s->state) {
+    case COCO_STATE_READY: return FS_DS_READY;
+    case COCO_STATE_INVALID: return FS_DS_INVALID;
+    case COCO_STATE_INCOMPLETE: return FS_DS_INCOMPLETE;
+    case COCO_STATE_FETCHING: return FS_DS_FETCHING;
+    }
+    return FS_DS_INVALID;
+}
+
+static void verify(ds_entry *e, const char *name, ds_parsed *have, const char *refused,
+                   const char *refused_file, verify_out *out)
+{
+    memset(out, 0, sizeof *out);
+    out->state = FS_DS_EMPTY;
+    snprintf(out->line, sizeof out->line, "empty");
+    char dir[PATHN];
+    if (fs_store_path(dir, sizeof dir, AREA, name))
+        return;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0)
+        return;
+    char ann_name[256];
+    struct stat ast;
+    memset(&ast, 0, sizeof ast);
+    int others = 0;
+    char sub[256];
+    if (!find_annotation_any(dfd, ann_name, sizeof ann_name, &ast, &others, sub, sizeof sub)) {
+        close(dfd);
+        if (refused[0]) {
+            out->state = FS_DS_INVALID;
+            snprintf(out->line, sizeof out->line, "invalid: datasetAnnotationsInvalid: %.400s",
+                     refused);
+            write_simple_status(name, "invalid", out->line, refused_file, refused);
+        } else {
+            write_simple_status(name, "empty", "empty", NULL, NULL);
+        }
+        return;
+    }
+    ds_parsed *ann = NULL;
+    if (have && strcmp(have->file, ann_name) == 0 && have->size == ast.st_size &&
+        have->mtime.tv_sec == ast.st_mtim.tv_sec && have->mtime.tv_nsec == ast.st_mtim.tv_nsec) {
+        pthread_mutex_lock(&ds_lock);
+        have->refs++;
+        pthread_mutex_unlock(&ds_lock);
+        ann = have;
+    } else {
+        char path[PATHN], why[400], msg[512];
+        if (snprintf(path, sizeof path, "%s/%s", dir, ann_name) >= (int)sizeof path)
+            path[0] = '\0';
+        ann = parse_file(path, ann_name, why, sizeof why);
+        if (!ann) {
+            close(dfd);
+            out->state = FS_DS_INVALID;
+            snprintf(msg, sizeof msg, "\"%.100s\": %s", ann_name, why);
+            snprintf(out->line, sizeof out->line, "invalid: datasetAnnotationsInvalid: %.470s", msg);
+            write_simple_status(name, "invalid", out->line, ann_name, msg);
+            return;
+        }
+    }
+    out->ann = ann;
+    if (sub[0]) {
+        /* file names are relative to the folder holding the COCO file */
+        int sfd = openat(dfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sfd >= 0) {
+            close(dfd);
+            dfd = sfd;
+        }
+    }
+    size_t n = coco_dataset_image_count(ann->coco);
+    coco_image_file *files = calloc(n ? n : 1, sizeof *files);
+    char **found = calloc(n ? n : 1, sizeof *found);
+    if (!files || !found) {
+        free(files);
+        free(found);
+        close(dfd);
+        out->state = FS_DS_ENOMEM;
+        snprintf(out->line, sizeof out->line, "invalid: datasetCorrupt: out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const coco_image *im = coco_dataset_image(ann->coco, i);
+        if (!im || !im->file_name) {
+            if (im && im->url)
+                files[i].state = COCO_FILE_MISSING;
+            continue;
+        }
+        coco_candidates cand;
+        coco_diag cd;
+        if (coco_image_candidates(im->file_name, im->file_name_len, &cand, &cd) != COCO_OK)
+            continue; /* unsafe name: coco_validate reports it */
+        struct stat st;
+        int k;
+        for (k = 0; k < cand.n; k++) {
+            if (fstatat(dfd, cand.path[k], &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+                strncmp(cand.path[k], ".vfs", 4) != 0)
+                break;
+        }
+        if (k == cand.n) {
+            files[i].state = COCO_FILE_MISSING;
+            continue;
+        }
+        char full[PATHN], rel[PATHN];
+        if (snprintf(rel, sizeof rel, "%s%s%s", sub, sub[0] ? "/" : "", cand.path[k]) >=
+                (int)sizeof rel ||
+            snprintf(full, sizeof full, "%s/%s", dir, rel) >= (int)sizeof full) {
+            files[i].state = COCO_FILE_MISSING;
+            continue;
+        }
+        probe_ent *p = probe_lookup(e, rel, &st, full);
+        files[i].state = COCO_FILE_FOUND;
+        files[i].size = (uint64_t)st.st_size;
+        found[i] = strdup(rel);
+        if (p) {
+            if (p->info.format != ENG_IMG_UNKNOWN)
+                files[i].format = eng_image_format_name(p->info.format);
+            files[i].width = p->info.width;
+            files[i].height = p->info.height;
+            files[i].orientation = p->info.orientation;
+            files[i].error = p->error;
+        }
+    }
+    close(dfd);
+    coco_report *rep = NULL;
+    coco_status vs = coco_validate(ann->coco, files, &rep);
+    free(files);
+    if (vs != COCO_OK || !rep) {
+        found_free(found, n);
+        out->state = FS_DS_ENOMEM;
+        snprintf(out->line, sizeof out->line, "invalid: datasetCorrupt: out of memory");
+        return;
+    }
+    const coco_summary *sum = coco_report_summary(rep);
+    out->state = state_of(sum);
+    out->detection = sum->kind == COCO_KIND_DETECTION;
+    coco_report_status_line(rep, out->line, sizeof out->line);
+    if (refused[0]) {
+        out->state = FS_DS_INVALID;
+        snprintf(out->line, sizeof out->line,
+                 "invalid: datasetAnnotationsInvalid: %.300s (the previous \"%.60s\" is kept)",
+                 refused, ann_name);
+    }
+    char *json = coco_report_to_json(rep);
+    if (json) {
+        /* our fields go first: dataset, annotation file, a refused write */
+        char head[2048] = "{\"dataset\": ";
+        json_str(head, sizeof head, name);
+        strcat(head, ", \"annotationFile\": ");
+        json_str(head, sizeof head, ann_name);
+        if (others) {
+            size_t o = strlen(head);
+            snprintf(head + o, sizeof head - o, ", \"otherAnnotationFiles\": %d", others);
+        }
+        if (refused[0]) {
+            strcat(head, ", \"refusedWrite\": {\"file\": ");
+            json_str(head, sizeof head, refused_file);
+            strcat(head, ", \"message\": ");
+            json_str(head, sizeof head, refused);
+            strcat(head, "}");
+        }
+        strcat(head, ", \"statusLine\": ");
+        json_str(head, sizeof head, out->line);
+        const char *body = json;
+        while (*body && *body != '{')
+            body++;
+        if (*body == '{')
+            body++;
+        while (*body == ' ' || *body == '\n')
+            body++;
+        size_t hl = strlen(head), bl = strlen(body);
+        char *full = malloc(hl + bl + 4);
+        if (full) {
+            memcpy(full, head, hl);
+            size_t o = hl;
+            if (*body != '}')
+                full[o++] = ',', full[o++] = ' ';
+            memcpy(full + o, body, bl + 1);
+            o += bl;
+            if (o == 0 || full[o - 1] != '\n')
+                full[o++] = '\n', full[o] = '\0';
+            write_status_files(name, out->line, full);
+            free(full);
+        }
+        free(json);
+    }
+    out->report = rep;
+    out->found = found;
+    out->n_found = n;
+}
+
+static void *verifier_main(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&ds_lock);
+    for (;;) {
+        ds_entry *pick = NULL;
+        while (!stopping) {
+            pick = NULL;
+            for (ds_entry *e = entries; e; e = e->next)
+                if (e->dirty && !e->removed && (!pick || e->due < pick->due))
+                    pick = e;
+            double t = now_s();
+            if (pick && pick->due <= t)
+                break;
+            if (!pick) {
+                pthread_cond_wait(&ds_cond, &ds_lock);
+            } else {
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                double wait = pick->due - t;
+                ts.tv_sec += (time_t)wait;
+                ts.tv_nsec += (long)((wait - (double)(time_t)wait) * 1e9);
+                if (ts.tv_nsec >= 1000000000L) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&ds_cond, &ds_lock, &ts);
+            }
+        }
+        if (stopping)
+            break;
+        ds_entry *e = pick;
+        e->dirty = 0;
+        e->busy = 1;
+        char name[72], refused[512], refused_file[256];
+        snprintf(name, sizeof name, "%s", e->name);
+        snprintf(refused, sizeof refused, "%s", e->refused);
+        snprintf(refused_file, sizeof refused_file, "%s", e->refused_file);
+        ds_parsed *have = e->ann;
+        if (have)
+            have->refs++;
+        pthread_mutex_unlock(&ds_lock);
+
+        verify_out out;
+        verify(e, name, have, refused, refused_file, &out);
+        parsed_unref(have);
+
+        pthread_mutex_lock(&ds_lock);
+        e->busy = 0;
+        e->last_run = now_s();
+        ds_parsed *old_report_ann = e->report_ann, *old_ann = NULL;
+        coco_report *old_report = e->report;
+        char **old_found = e->found;
+        size_t old_n = e->n_found;
+        e->report = out.report;
+        e->report_ann = out.ann;
+        e->found = out.found;
+        e->n_found = out.n_found;
+        e->state = out.state;
+        e->detection = out.detection;
+        snprintf(e->line, sizeof e->line, "%s", out.line);
+        if (out.ann && e->ann != out.ann) {
+            /* the verifier parsed a file the hooks had not: keep it */
+            old_ann = e->ann;
+            e->ann = out.ann;
+            out.ann->refs++;
+        }
+        int gone = e->removed;
+        if (gone)
+            entry_unlink_list(e);
+        pthread_cond_broadcast(&ds_done);
+        pthread_mutex_unlock(&ds_lock);
+        coco_report_free(old_report);
+        found_free(old_found, old_n);
+        parsed_unref(old_report_ann);
+        parsed_unref(old_ann);
+        if (gone) {
+            parsed_unref(e->ann);
+            parsed_unref(e->report_ann);
+            e->report_ann = NULL;
+            entry_free_unlocked(e);
+        }
+        pthread_mutex_lock(&ds_lock);
+    }
+    pthread_mutex_unlock(&ds_lock);
+    return NULL;
+}
+
+/* Removes an entry (dataset deleted): freed now, or by the verifier when it
+ * is busy with it. */
+static void entry_remove(const char *name)
+{
+    pthread_mutex_lock(&ds_lock);
+    ds_entry *e = entry_find(name);
+    if (!e) {
+        pthread_mutex_unlock(&ds_lock);
+        return;
+    }
+    e->removed = 1;
+    if (e->busy) {
+        pthread_mutex_unlock(&ds_lock);
+        return;
+    }
+    entry_unlink_list(e);
+    pthread_cond_broadcast(&ds_done);
+    pthread_mutex_unlock(&ds_lock);
+    parsed_unref(e->ann);
+    parsed_unref(e->report_ann);
+    entry_free_unlocked(e);
+}
+
+/* ---- area hooks ---- */
 
 static int ds_mkdir_item(const char *name)
 {
-    char path[4200];
-    int rc = fs_store_path(path, sizeof path, "datasets", name);
+    char path[PATHN];
+    int rc = fs_store_path(path, sizeof path, AREA, name);
     if (rc)
         return rc;
     if (mkdir(path, 0755) != 0)
         return -errno;
-    strcat(path, "/status");
-    return fs_write_atomic(path, "empty\n", 6);
+    write_simple_status(name, "empty", "empty", NULL, NULL);
+    pthread_mutex_lock(&ds_lock);
+    entry_get(name);
+    pthread_mutex_unlock(&ds_lock);
+    return 0;
 }
 
 static int ds_rmdir_item(const char *name)
 {
-    char path[4200];
-    int rc = fs_store_path(path, sizeof path, "datasets", name);
-    return rc ? rc : fs_discard_tree(path);
+    char path[PATHN];
+    int rc = fs_store_path(path, sizeof path, AREA, name);
+    if (rc)
+        return rc;
+    DIR *d = opendir(path);
+    if (!d)
+        return -errno;
+    struct dirent *de;
+    int user_files = 0;
+    while ((de = readdir(d))) {
+        const char *nm = de->d_name;
+        if (strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0 || strncmp(nm, ".vfs", 4) == 0 ||
+            is_generated(nm))
+            continue;
+        user_files = 1;
+        break;
+    }
+    closedir(d);
+    if (user_files)
+        return -ENOTEMPTY;
+    rc = fs_discard_tree(path);
+    if (rc)
+        return rc;
+    entry_remove(name);
+    return 0;
 }
 
 static int ds_rename_item(const char *from, const char *to)
 {
-    char a[4200], b[4200];
-    if (fs_store_path(a, sizeof a, "datasets", from) || fs_store_path(b, sizeof b, "datasets", to))
+    char a[PATHN], b[PATHN];
+    if (fs_store_path(a, sizeof a, AREA, from) || fs_store_path(b, sizeof b, AREA, to))
         return -ENAMETOOLONG;
-    return rename(a, b) == 0 ? 0 : -errno;
+    if (renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_NOREPLACE) != 0)
+        return -errno;
+    pthread_mutex_lock(&ds_lock);
+    ds_entry *e = entry_find(from);
+    if (e)
+        snprintf(e->name, sizeof e->name, "%s", to);
+    pthread_mutex_unlock(&ds_lock);
+    mark_dirty(to, 1);
+    return 0;
 }
 
 static int ds_is_readonly(const char *rel)
 {
-    const char *slash = strchr(rel, '/');
-    return slash && (strcmp(slash + 1, "status") == 0 || strcmp(slash + 1, "status.json") == 0);
+    char name[72];
+    const char *rest = split_rel(rel, name, sizeof name);
+    return is_generated(rest);
+}
+
+static int64_t ds_max_size(const char *rel)
+{
+    char name[72];
+    const char *rest = split_rel(rel, name, sizeof name);
+    if (*rest && !strchr(rest, '/') && ends_with(rest, ".json"))
+        return ANN_MAX_BYTES;
+    return FS_MAX_FILE_DEFAULT;
+}
+
+static int ds_validate_write(const char *rel, const char *tmp_path, char *why, size_t why_len)
+{
+    char name[72];
+    const char *rest = split_rel(rel, name, sizeof name);
+    if (!is_annotation(rest))
+        return 0;
+    char msg[512];
+    ds_parsed *p = parse_file(tmp_path, rest, msg, sizeof msg);
+    if (!p) {
+        snprintf(why, why_len, "%s", msg);
+        pthread_mutex_lock(&ds_lock);
+        ds_entry *e = entry_get(name);
+        if (e) {
+            snprintf(e->refused, sizeof e->refused, "\"%.80s\" refused: %.400s", rest, msg);
+            snprintf(e->refused_file, sizeof e->refused_file, "%s", rest);
+            snprintf(msg, sizeof msg, "%s", e->refused);
+        }
+        pthread_mutex_unlock(&ds_lock);
+        /* say it at once, whatever the verifier is doing */
+        char line[600];
+        snprintf(line, sizeof line, "invalid: datasetAnnotationsInvalid: %.500s", msg);
+        char dir[PATHN], path[PATHN];
+        if (fs_store_path(dir, sizeof dir, AREA, name) == 0) {
+            strcat(line, "\n");
+            if (snprintf(path, sizeof path, "%s/status", dir) < (int)sizeof path)
+                fs_write_atomic(path, line, strlen(line));
+        }
+        mark_dirty(name, 1);
+        return -EINVAL;
+    }
+    pthread_mutex_lock(&ds_lock);
+    ds_entry *e = entry_get(name);
+    ds_parsed *old = NULL;
+    if (e) {
+        old = e->ann;
+        e->ann = p;
+        e->refused[0] = '\0';
+        e->refused_file[0] = '\0';
+    } else {
+        old = p;
+    }
+    pthread_mutex_unlock(&ds_lock);
+    parsed_unref(old);
+    return 0;
+}
+
+static void ds_committed(const char *rel)
+{
+    char name[72];
+    const char *rest = split_rel(rel, name, sizeof name);
+    mark_dirty(name, is_annotation(rest) || *rest == '\0');
+#if defined(VFS_FS_FETCH_HAS_DATASET_JSON)
+    if (strcmp(rest, "dataset.json") == 0)
+        fs_fetch_dataset_json(name);
+#endif
+}
+
+static void ds_unlinked(const char *rel)
+{
+    char name[72];
+    const char *rest = split_rel(rel, name, sizeof name);
+    if (is_annotation(rest)) {
+        pthread_mutex_lock(&ds_lock);
+        ds_entry *e = entry_find(name);
+        if (e && strcmp(e->refused_file, rest) == 0)
+            e->refused[0] = e->refused_file[0] = '\0';
+        pthread_mutex_unlock(&ds_lock);
+    }
+    mark_dirty(name, is_annotation(rest));
+}
+
+static void ds_start(void)
+{
+    pthread_mutex_lock(&ds_lock);
+    if (verifier_running) {
+        pthread_mutex_unlock(&ds_lock);
+        return;
+    }
+    stopping = 0;
+    pthread_mutex_unlock(&ds_lock);
+    /* every dataset in the store is verified again (status comes back after
+     * a crash; files may have changed behind our back) */
+    char dir[PATHN];
+    if (fs_store_path(dir, sizeof dir, AREA, NULL) == 0) {
+        DIR *d = opendir(dir);
+        if (d) {
+            struct dirent *de;
+            while ((de = readdir(d))) {
+                if (fs_name_valid(de->d_name) && de->d_type == DT_DIR)
+                    mark_dirty(de->d_name, 1);
+            }
+            closedir(d);
+        }
+    }
+    if (pthread_create(&verifier, NULL, verifier_main, NULL) == 0) {
+        pthread_mutex_lock(&ds_lock);
+        verifier_running = 1;
+        pthread_mutex_unlock(&ds_lock);
+    } else {
+        fs_log("datasets: cannot start the verifier thread");
+    }
+}
+
+static void ds_stop(void)
+{
+    pthread_mutex_lock(&ds_lock);
+    int running = verifier_running;
+    stopping = 1;
+    pthread_cond_broadcast(&ds_cond);
+    pthread_mutex_unlock(&ds_lock);
+    if (running)
+        pthread_join(verifier, NULL);
+    pthread_mutex_lock(&ds_lock);
+    verifier_running = 0;
+    ds_entry *list = entries;
+    entries = NULL;
+    pthread_cond_broadcast(&ds_done);
+    pthread_mutex_unlock(&ds_lock);
+    while (list) {
+        ds_entry *nx = list->next;
+        parsed_unref(list->ann);
+        parsed_unref(list->report_ann);
+        entry_free_unlocked(list);
+        list = nx;
+    }
 }
 
 const fs_area fs_area_datasets = {
-    .name = "datasets",
+    .name = AREA,
     .mkdir_item = ds_mkdir_item,
     .rmdir_item = ds_rmdir_item,
     .rename_item = ds_rename_item,
     .is_readonly = ds_is_readonly,
+    .validate_write = ds_validate_write,
+    .committed = ds_committed,
+    .unlinked = ds_unlinked,
+    .max_size = ds_max_size,
+    .start = ds_start,
+    .stop = ds_stop,
 };
+
+/* ---- for models/ ---- */
+
+static int dataset_exists(const char *name)
+{
+    char path[PATHN];
+    struct stat st;
+    if (!fs_name_valid(name) || fs_store_path(path, sizeof path, AREA, name))
+        return 0;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+fs_ds_state fs_dataset_state(const char *name, int *detection, char *line, size_t n)
+{
+    if (!dataset_exists(name)) {
+        if (line && n)
+            snprintf(line, n, "dataset \"%s\" not found", name);
+        return FS_DS_NOTFOUND;
+    }
+    pthread_mutex_lock(&ds_lock);
+    ds_entry *e = entry_find(name);
+    fs_ds_state st = e ? e->state : FS_DS_VERIFYING;
+    if (e && (e->dirty || e->busy))
+        st = FS_DS_VERIFYING;
+    if (detection)
+        *detection = e ? e->detection : 0;
+    if (line && n)
+        snprintf(line, n, "%s", e ? e->line : "verifying");
+    pthread_mutex_unlock(&ds_lock);
+    return st;
+}
+
+fs_ds_state fs_dataset_wait(const char *name, int timeout_ms)
+{
+    if (!dataset_exists(name))
+        return FS_DS_NOTFOUND;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(&ds_lock);
+    for (;;) {
+        ds_entry *e = entry_find(name);
+        if (e && !e->dirty && !e->busy)
+            break;
+        if (!verifier_running || stopping)
+            break;
+        if (pthread_cond_timedwait(&ds_done, &ds_lock, &until) == ETIMEDOUT)
+            break;
+    }
+    pthread_mutex_unlock(&ds_lock);
+    return fs_dataset_state(name, NULL, NULL, 0);
+}
+
+void fs_dataset_snapshot_free(fs_ds_snapshot *s)
+{
+    if (!s)
+        return;
+    for (int i = 0; i < s->nimages; i++)
+        free((void *)s->images[i].path);
+    for (int i = 0; i < s->ncategories; i++)
+        free((void *)s->categories[i]);
+    free((void *)s->images);
+    free((void *)s->categories);
+    free((void *)s->category_ids);
+    free((void *)s->name);
+    /* the boxes live in one block whose pointer follows the struct */
+    fs_ds_box **blk = (fs_ds_box **)(s + 1);
+    free(*blk);
+    free(s);
+}
+
+static double clampd(double v, double lo, double hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+fs_ds_state fs_dataset_snapshot(const char *name, int for_training, fs_ds_snapshot **out,
+                                char *why, size_t n)
+{
+    *out = NULL;
+    fs_ds_state st = fs_dataset_wait(name, 10000);
+    if (st != FS_DS_READY) {
+        fs_dataset_state(name, NULL, why, n);
+        if (st == FS_DS_VERIFYING && why && n)
+            snprintf(why, n, "dataset \"%s\" is still being verified", name);
+        return st;
+    }
+    /* snapshot struct followed by the pointer to its box block */
+    fs_ds_snapshot *s = calloc(1, sizeof *s + sizeof(fs_ds_box *));
+    if (!s)
+        return FS_DS_ENOMEM;
+    fs_ds_box **blk = (fs_ds_box **)(s + 1);
+    pthread_mutex_lock(&ds_lock);
+    ds_entry *e = entry_find(name);
+    if (!e || !e->report || !e->report_ann || e->state != FS_DS_READY) {
+        pthread_mutex_unlock(&ds_lock);
+        free(s);
+        if (why && n)
+            snprintf(why, n, "dataset \"%s\" is not ready", name);
+        return e ? FS_DS_VERIFYING : FS_DS_NOTFOUND;
+    }
+    const coco_dataset *cd = e->report_ann->coco;
+    const coco_report *rep = e->report;
+    size_t ni = coco_dataset_image_count(cd), na = coco_dataset_annotation_count(cd),
+           nc = coco_dataset_category_count(cd);
+    fs_ds_state result = FS_DS_READY;
+    s->name = strdup(name);
+    s->detection = e->detection;
+    s->ncategories = (int)nc;
+    const char **cats = calloc(nc ? nc : 1, sizeof *cats);
+    int64_t *cids = calloc(nc ? nc : 1, sizeof *cids);
+    fs_ds_image *imgs = calloc(ni ? ni : 1, sizeof *imgs);
+    int *slot = malloc((ni ? ni : 1) * sizeof *slot);
+    int *nbox = calloc(ni ? ni : 1, sizeof *nbox);
+    *blk = calloc(na ? na : 1, sizeof **blk);
+    s->categories = cats;
+    s->category_ids = cids;
+    s->images = imgs;
+    if (!s->name || !cats || !cids || !imgs || !slot || !nbox || !*blk) {
+        result = FS_DS_ENOMEM;
+        goto done;
+    }
+    for (size_t c = 0; c < nc; c++) {
+        const coco_category *cat = coco_dataset_category(cd, c);
+        cats[c] = strdup(cat->name ? cat->name : "");
+        cids[c] = cat->id;
+        if (!cats[c]) {
+            result = FS_DS_ENOMEM;
+            goto done;
+        }
+        if (for_training && coco_report_category_images(rep, c) == 1) {
+            if (why && n)
+                snprintf(why, n,
+                         "category \"%s\" has 1 image: training needs at least 2 per category",
+                         cats[c]);
+            result = FS_DS_INVALID;
+        }
+    }
+    if (result != FS_DS_READY)
+        goto done;
+    int m = 0;
+    for (size_t i = 0; i < ni; i++) {
+        slot[i] = -1;
+        const coco_image *im = coco_dataset_image(cd, i);
+        if (coco_report_image_status(rep, i) != COCO_IMAGE_OK || i >= e->n_found ||
+            !e->found[i])
+            continue;
+        char path[PATHN];
+        if (fs_store_path(path, sizeof path, AREA, name))
+            continue;
+        size_t pl = strlen(path);
+        snprintf(path + pl, sizeof path - pl, "/%s", e->found[i]);
+        imgs[m].path = strdup(path);
+        if (!imgs[m].path) {
+            result = FS_DS_ENOMEM;
+            goto done;
+        }
+        imgs[m].id = im->id;
+        imgs[m].width = (int)im->width;
+        imgs[m].height = (int)im->height;
+        imgs[m].label = -1;
+        slot[i] = m++;
+        s->nimages = m;
+    }
+    /* count boxes per image, then place them contiguously */
+    for (size_t a = 0; a < na; a++) {
+        const coco_annotation *an = coco_dataset_annotation(cd, a);
+        long ii = coco_dataset_find_image(cd, an->image_id);
+        if (ii >= 0 && slot[ii] >= 0 && an->has_bbox)
+            nbox[slot[ii]]++;
+    }
+    size_t off = 0;
+    for (int k = 0; k < m; k++) {
+        imgs[k].boxes = *blk + off;
+        off += (size_t)nbox[k];
+    }
+    for (size_t a = 0; a < na; a++) {
+        const coco_annotation *an = coco_dataset_annotation(cd, a);
+        long ii = coco_dataset_find_image(cd, an->image_id);
+        long ci = coco_dataset_find_category(cd, an->category_id);
+        if (ii < 0 || slot[ii] < 0 || ci < 0)
+            continue;
+        fs_ds_image *im = &imgs[slot[ii]];
+        if (!an->has_bbox) {
+            if (im->label < 0)
+                im->label = (int)ci;
+            continue;
+        }
+        double r[4];
+        if (coco_annotation_box_relative(cd, an, r, NULL) != COCO_OK)
+            continue;
+        double x0 = clampd(r[0], 0, 1), y0 = clampd(r[1], 0, 1);
+        double x1 = clampd(r[0] + r[2], 0, 1), y1 = clampd(r[1] + r[3], 0, 1);
+        if (x1 <= x0 || y1 <= y0)
+            continue;
+        fs_ds_box *b = (fs_ds_box *)&im->boxes[im->nboxes++];
+        b->category = (int)ci;
+        b->x = (float)(x0 * im->width);
+        b->y = (float)(y0 * im->height);
+        b->w = (float)((x1 - x0) * im->width);
+        b->h = (float)((y1 - y0) * im->height);
+    }
+done:
+    pthread_mutex_unlock(&ds_lock);
+    free(slot);
+    free(nbox);
+    if (result != FS_DS_READY) {
+        if (result == FS_DS_ENOMEM && why && n)
+            snprintf(why, n, "out of memory");
+        /* categories may be partly filled: free what exists */
+        for (size_t c = 0; cats && c < nc; c++)
+            free((void *)cats[c]);
+        s->ncategories = 0;
+        fs_dataset_snapshot_free(s);
+        return result;
+    }
+    *out = s;
+    return FS_DS_READY;
+}
+
+void fs_dataset_touch(const char *name) { mark_dirty(name, 0); }

@@ -155,8 +155,11 @@ int main(int argc, char **argv)
     } else {
         struct fuse_loop_config *cfg = fuse_loop_cfg_create();
         fuse_loop_cfg_set_clone_fd(cfg, (unsigned)opts.clone_fd);
-        fuse_loop_cfg_set_idle_threads(cfg, opts.max_idle_threads);
-        fuse_loop_cfg_set_max_threads(cfg, opts.max_threads > 64 ? opts.max_threads : 64);
+        if (opts.max_idle_threads != UINT_MAX)
+            fuse_loop_cfg_set_idle_threads(cfg, opts.max_idle_threads);
+        /* readers of predict/X.json wait in open(): keep threads to spare */
+        unsigned mt = opts.max_threads;
+        fuse_loop_cfg_set_max_threads(cfg, mt < 64 || mt > 100000 ? 64 : mt);
         rc = fuse_loop_mt(fuse, cfg);
         fuse_loop_cfg_destroy(cfg);
     }

@@ -138,6 +138,7 @@ typedef struct fs_fh {
     char tmp[PATH_MAX_VFS];
     int64_t max;
     int dirty;      /* content differs from the committed file */
+    int written;    /* write() was called (a shell's `> f` closes a dup first) */
     int failed;     /* -errno to report at flush (e.g. -EFBIG) */
     int committed;  /* the temp has been renamed into place */
     int discarded;  /* the temp has been refused and removed */
@@ -878,6 +879,7 @@ static int vfs_write_buf(const char *path, struct fuse_bufvec *src, off_t off,
         return -EFBIG;
     }
     fh->dirty = 1;
+    fh->written = 1;
     pthread_mutex_unlock(&fh->lock);
     struct fuse_bufvec dst = FUSE_BUFVEC_INIT(size);
     dst.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
@@ -902,7 +904,10 @@ static int vfs_flush(const char *path, struct fuse_file_info *fi)
     if (!fh || !fh->writer)
         return 0;
     pthread_mutex_lock(&fh->lock);
-    int rc = writer_commit(fh);
+    /* Not written to yet: this close is of a dup (a shell's `> f` opens,
+     * dups onto stdout and closes the original before writing). Commit at
+     * a later flush, or at release. */
+    int rc = fh->written || fh->failed ? writer_commit(fh) : 0;
     pthread_mutex_unlock(&fh->lock);
     return rc;
 }

@@ -1,0 +1,155 @@
+# lib.sh: shared helpers for the end-to-end tests (sourced, not run).
+#
+# Each test script is called as `bash test_X.sh path/to/visionfs`. It runs
+# under `timeout` (re-executing itself once), mounts visionfs in a fresh
+# temp dir with a fresh store, and always unmounts and cleans up in a trap.
+# Checks count passes and failures; the script ends with `vfs_done`, which
+# prints "N passed, N failed" and exits non-zero on any failure.
+
+if [ -z "${VFS_E2E_TIMED:-}" ]; then
+    export VFS_E2E_TIMED=1
+    exec timeout -k 10 "${VFS_E2E_TIMEOUT:-600}" bash "$0" "$@"
+fi
+set -euo pipefail
+
+VFS_BIN=$(readlink -f "${1:?usage: $0 path/to/visionfs}")
+E2E_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+MKIMG="python3 $E2E_DIR/mkimg.py"
+
+if [ ! -e /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
+    echo "skipped: no /dev/fuse or fusermount3"
+    exit 77
+fi
+for tool in jq python3; do
+    command -v "$tool" >/dev/null || { echo "skipped: $tool missing"; exit 77; }
+done
+[ -x "$VFS_BIN" ] || { echo "no visionfs binary at $VFS_BIN"; exit 1; }
+
+T=$(mktemp -d /tmp/vfs-e2e.XXXXXX)
+MNT=$T/mnt
+STORE=$T/store
+SRC=$T/src
+mkdir -p "$MNT" "$SRC"
+VFS_PID=
+PASS=0
+FAIL=0
+
+vfs_cleanup() {
+    set +e
+    if mountpoint -q "$MNT" 2>/dev/null || ! stat "$MNT" >/dev/null 2>&1; then
+        fusermount3 -u "$MNT" 2>/dev/null || fusermount3 -uz "$MNT" 2>/dev/null
+    fi
+    if [ -n "$VFS_PID" ]; then
+        kill "$VFS_PID" 2>/dev/null
+        wait "$VFS_PID" 2>/dev/null
+    fi
+    if [ "$FAIL" -gt 0 ] && [ -f "$T/daemon.log" ]; then
+        echo "---- daemon log (last 40 lines) ----"
+        tail -n 40 "$T/daemon.log"
+    fi
+    rm -rf "$T"
+}
+trap vfs_cleanup EXIT
+
+# vfs_mount [extra args]: mount in the foreground (background job), wait for it.
+vfs_mount() {
+    "$VFS_BIN" --store "$STORE" -f "$@" "$MNT" >>"$T/daemon.log" 2>&1 &
+    VFS_PID=$!
+    local i
+    for i in $(seq 100); do
+        if mountpoint -q "$MNT" && [ -f "$MNT/README" ]; then
+            return 0
+        fi
+        if ! kill -0 "$VFS_PID" 2>/dev/null; then
+            echo "visionfs exited:"; cat "$T/daemon.log"; return 1
+        fi
+        sleep 0.1
+    done
+    echo "mount did not appear in 10 s"; return 1
+}
+
+# vfs_umount: fusermount3 -u and wait for the daemon to exit.
+vfs_umount() {
+    fusermount3 -u "$MNT"
+    wait "$VFS_PID"
+    VFS_PID=
+}
+
+# vfs_kill9: the daemon dies; the stale mount point stays behind.
+vfs_kill9() {
+    kill -9 "$VFS_PID"
+    wait "$VFS_PID" 2>/dev/null || true
+    VFS_PID=
+}
+
+ok() {
+    PASS=$((PASS + 1))
+    echo "ok: $*"
+}
+
+bad() {
+    FAIL=$((FAIL + 1))
+    echo "FAIL: $*"
+}
+
+# check DESCRIPTION COMMAND...: passes when the command succeeds.
+check() {
+    local what=$1
+    shift
+    if "$@"; then ok "$what"; else bad "$what"; fi
+}
+
+# check_eq DESCRIPTION EXPECTED ACTUAL
+check_eq() {
+    if [ "$2" == "$3" ]; then ok "$1"; else bad "$1: expected [$2], got [$3]"; fi
+}
+
+# check_err DESCRIPTION ERRTEXT COMMAND...: the command must fail and say ERRTEXT
+# (e.g. "Invalid argument" for EINVAL).
+check_err() {
+    local what=$1 text=$2
+    shift 2
+    local out
+    if out=$("$@" 2>&1); then
+        bad "$what: succeeded, expected \"$text\""
+    elif [[ "$out" == *"$text"* ]]; then
+        ok "$what"
+    else
+        bad "$what: expected \"$text\", got: $out"
+    fi
+}
+
+# wait_status FILE PREFIX [SECONDS]: until FILE's first line starts with PREFIX.
+wait_status() {
+    local f=$1 want=$2 secs=${3:-30} s=""
+    local n=$((secs * 10))
+    while [ $n -gt 0 ]; do
+        s=$(head -n 1 "$f" 2>/dev/null || true)
+        if [[ "$s" == "$want"* ]]; then
+            return 0
+        fi
+        sleep 0.1
+        n=$((n - 1))
+    done
+    echo "timeout waiting for \"$want\" in $f; last: $s"
+    return 1
+}
+
+# mkcoco OUT < list: a COCO file for "id file_name w h category [x y w h]" lines.
+mkcoco() {
+    python3 "$E2E_DIR/mkcoco.py" "$@"
+}
+
+# rename_err FROM TO: prints the strerror of rename(2), or "ok" (mv rewords EINVAL).
+rename_err() {
+    python3 -c 'import os, sys
+try:
+    os.rename(sys.argv[1], sys.argv[2]); print("ok")
+except OSError as e:
+    print(e.strerror)' "$1" "$2"
+}
+
+vfs_done() {
+    echo "$PASS passed, $FAIL failed"
+    [ "$FAIL" -eq 0 ]
+}

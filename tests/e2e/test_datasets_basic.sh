@@ -1,0 +1,120 @@
+# test_datasets_basic.sh: datasets/ through the mount as a user drives it:
+# names (EINVAL, EEXIST), mkdir / mv / rm -r, README, cp -r of images in
+# sub-folders plus a COCO file in both orders, status and status.json, the
+# close() EINVAL of a bad annotation file with the previous file kept,
+# EFBIG for an image over 20 MB, read-only generated files.
+source "$(dirname "$0")/lib.sh"
+
+vfs_mount
+
+# ---- the tree ----
+check "README at the top" grep -q "datasets/" "$MNT/README"
+check_err "README is read-only" "denied" sh -c "echo x > '$MNT/README'"
+check_eq "top-level folders" "README backbones datasets models" "$(ls "$MNT" | tr '\n' ' ' | sed 's/ $//')"
+
+# ---- names ----
+check "mkdir registers a dataset" mkdir "$MNT/datasets/pets"
+check_eq "new dataset is empty" "empty" "$(cat "$MNT/datasets/pets/status")"
+check_eq "status.json of an empty dataset" "empty" "$(jq -r .state "$MNT/datasets/pets/status.json")"
+check_err "existing name: EEXIST" "File exists" mkdir "$MNT/datasets/pets"
+check_err "space in name: EINVAL" "Invalid argument" mkdir "$MNT/datasets/bad name"
+check_err "leading dot: EINVAL" "Invalid argument" mkdir "$MNT/datasets/.hidden"
+check_err "65 chars: EINVAL" "Invalid argument" mkdir "$MNT/datasets/$(printf 'a%.0s' $(seq 65))"
+check "64 chars are fine" mkdir "$MNT/datasets/$(printf 'b%.0s' $(seq 64))"
+check_err "unicode name: EINVAL" "Invalid argument" mkdir "$MNT/datasets/caf$(printf '\xc3\xa9')"
+check "dots, dashes, underscores" mkdir "$MNT/datasets/a.b-c_D9"
+check "mv renames" mv "$MNT/datasets/a.b-c_D9" "$MNT/datasets/renamed"
+check "renamed is there" test -d "$MNT/datasets/renamed"
+check "old name is gone" test ! -e "$MNT/datasets/a.b-c_D9"
+check_err "mv onto an existing name: EEXIST" "exists" mv -T "$MNT/datasets/renamed" "$MNT/datasets/pets"
+check_eq "mv to a bad name: EINVAL" "Invalid argument" "$(rename_err "$MNT/datasets/renamed" "$MNT/datasets/bad name")"
+check "rm -r deletes" rm -r "$MNT/datasets/renamed"
+check "deleted is gone" test ! -e "$MNT/datasets/renamed"
+check "deleted is gone from the store" test ! -e "$STORE/datasets/renamed"
+check_err "no files at the datasets top" "" sh -c "echo x > '$MNT/datasets/file.txt'"
+
+# ---- a classification export: images in sub-folders ----
+EXP=$SRC/export
+mkdir -p "$EXP/images/cats" "$EXP/images/dogs"
+list=""
+for i in 1 2 3; do
+    $MKIMG "$EXP/images/cats/c$i.png" 64 60 "$i"
+    $MKIMG "$EXP/images/dogs/d$i.bmp" 72 56 "$((i + 10))"
+    list+="$i images/cats/c$i.png 64 60 1"$'\n'
+    list+="$((i + 10)) images/dogs/d$i.bmp 72 56 2"$'\n'
+done
+printf '%s' "$list" | mkcoco "$EXP/annotations.json"
+
+# json first, then the images
+mkdir "$MNT/datasets/jfirst"
+check "cp the COCO file first" cp "$EXP/annotations.json" "$MNT/datasets/jfirst/"
+check "status: incomplete while images are missing" wait_status "$MNT/datasets/jfirst/status" "incomplete: 6 images missing" 10
+check "cp -r the images" cp -r "$EXP/images" "$MNT/datasets/jfirst/"
+check "status: ready after the images" wait_status "$MNT/datasets/jfirst/status" "ready: 6 images, 3 categories, 0 boxes (classification)" 10
+
+# images first, then the json
+mkdir "$MNT/datasets/ifirst"
+cp -r "$EXP/images" "$MNT/datasets/ifirst/"
+check_eq "images only: still empty" "empty" "$(cat "$MNT/datasets/ifirst/status")"
+cp "$EXP/annotations.json" "$MNT/datasets/ifirst/"
+check "images first: ready" wait_status "$MNT/datasets/ifirst/status" "ready: 6 images" 10
+
+# cp -r of the whole folder makes the dataset (cp's own mkdir)
+check "cp -r export datasets/NAME" cp -r "$EXP" "$MNT/datasets/whole"
+check "cp -r whole: ready" wait_status "$MNT/datasets/whole/status" "ready: 6 images" 10
+S=$MNT/datasets/whole/status.json
+check_eq "status.json state" "ready" "$(jq -r .state "$S")"
+check_eq "status.json images" "6" "$(jq -r .images "$S")"
+check_eq "status.json imagesFound" "6" "$(jq -r .imagesFound "$S")"
+check_eq "status.json kind" "classification" "$(jq -r .kind "$S")"
+check_eq "status.json dataset" "whole" "$(jq -r .dataset "$S")"
+check_eq "status.json annotationFile" "annotations.json" "$(jq -r .annotationFile "$S")"
+check_eq "status.json no errors" "0" "$(jq -r '.errors | length' "$S")"
+check_eq "status size is right" "$(cat "$MNT/datasets/whole/status" | wc -c)" "$(stat -c %s "$MNT/datasets/whole/status")"
+check_eq "status.json size is right" "$(cat "$S" | wc -c)" "$(stat -c %s "$S")"
+check "cmp of a copied image" cmp "$EXP/images/dogs/d2.bmp" "$MNT/datasets/whole/images/dogs/d2.bmp"
+
+# cp -r export/ into an existing dataset nests it: still found
+mkdir "$MNT/datasets/nested"
+cp -r "$EXP" "$MNT/datasets/nested"
+check "COCO file one folder down" wait_status "$MNT/datasets/nested/status" "ready: 6 images" 10
+
+# ---- generated files are read-only ----
+check_err "status is read-only" "denied" sh -c "echo x > '$MNT/datasets/whole/status'"
+check_err "status.json is read-only" "denied" cp "$EXP/annotations.json" "$MNT/datasets/whole/status.json"
+
+# ---- close() EINVAL; the previous file stays ----
+good=$(md5sum < "$MNT/datasets/whole/annotations.json")
+echo "this is not json" > "$SRC/bad.json"
+check_err "non-JSON annotation file: cp fails with EINVAL" "Invalid argument" cp "$SRC/bad.json" "$MNT/datasets/whole/annotations.json"
+check_eq "previous annotation file intact" "$good" "$(md5sum < "$MNT/datasets/whole/annotations.json")"
+check "status says why" grep -q "^invalid: datasetAnnotationsInvalid: .*annotations.json.* refused" "$MNT/datasets/whole/status"
+check_eq "status.json names the refused write" "annotations.json" "$(jq -r .refusedWrite.file "$S")"
+echo '{"images": [], "categories": []}' > "$SRC/noann.json"
+check_err "missing annotations array: EINVAL" "Invalid argument" cp "$SRC/noann.json" "$MNT/datasets/whole/annotations.json"
+check_eq "previous file still intact" "$good" "$(md5sum < "$MNT/datasets/whole/annotations.json")"
+check "status names the missing array" grep -q "annotations" "$MNT/datasets/whole/status"
+check_err "a new name is refused too" "Invalid argument" cp "$SRC/bad.json" "$MNT/datasets/whole/other.json"
+check "and does not appear" test ! -e "$MNT/datasets/whole/other.json"
+check "a good write clears the refusal" cp "$EXP/annotations.json" "$MNT/datasets/whole/annotations.json"
+check "ready again" wait_status "$MNT/datasets/whole/status" "ready: 6 images" 10
+
+# ---- sizes ----
+$MKIMG --big "$SRC/big.png" $((21 * 1024 * 1024))
+check_err "21 MB image: EFBIG" "File too large" cp "$SRC/big.png" "$MNT/datasets/whole/images/"
+check "the big image is not there" test ! -e "$MNT/datasets/whole/images/big.png"
+check "no temp left behind" test -z "$(ls -A "$STORE/.tmp")"
+$MKIMG --big "$SRC/ok.png" $((19 * 1024 * 1024))
+check "19 MB file is accepted" cp "$SRC/ok.png" "$MNT/datasets/whole/images/"
+
+# ---- rm -r of a full dataset, mv keeps status ----
+check "mv a ready dataset" mv "$MNT/datasets/ifirst" "$MNT/datasets/moved"
+check "moved dataset re-verified under its new name" wait_status "$MNT/datasets/moved/status" "ready: 6 images" 10
+sleep 0.3
+check_eq "status.json follows the name" "moved" "$(jq -r .dataset "$MNT/datasets/moved/status.json")"
+check "rm -r a full dataset" rm -r "$MNT/datasets/moved"
+check "it is gone" test ! -e "$MNT/datasets/moved"
+check_err "rmdir of a non-empty dataset: ENOTEMPTY" "not empty" rmdir "$MNT/datasets/jfirst"
+
+vfs_umount
+vfs_done
