@@ -1,0 +1,380 @@
+/* conv.c: convolution, depthwise convolution and dense layers of the tape,
+ * forward and backward.
+ *
+ * Design: convolutions run as GEMMs (OpenBLAS sgemm, single-threaded, one
+ * call per fixed block, blocks spread over OpenMP threads):
+ * - forward: im2col of TR_ROWS output pixels, times the HWIO filter seen
+ *   as a [KH*KW*Ci, Co] matrix; 1x1 stride-1 layers skip im2col;
+ * - input gradient: written as a gather so no two blocks touch the same
+ *   element: for TR_ROWS input pixels, collect dY at the output pixels each
+ *   kernel tap maps them to, times the filter transposed per tap;
+ * - filter gradient: one work item per (tap, block of 32 input channels),
+ *   summing over all images in image order.
+ * Depthwise layers are direct loops over channels (contiguous in NHWC);
+ * their filter gradient keeps one partial per fixed block of output rows,
+ * added in block order. Nothing depends on the thread count.
+ */
+#include "train_int.h"
+
+#include <cblas.h>
+#include <omp.h>
+#include <string.h>
+
+#define NT(t) num_threads(tr_nt((t), v))
+#define CI_BLOCK 32
+#define DW_ROWS 4
+
+typedef struct conv_geom {
+    int n, ih, iw, ci, oh, ow, co, kh, kw, s, pt, pl;
+} conv_geom;
+
+/* One scratch buffer per thread, from the arena. */
+static float **thread_scratch(eng_tape *t, size_t floats)
+{
+    int nt = tr_threads(t);
+    float **s = tr_alloc(t, sizeof *s * (size_t)nt);
+    if (!s)
+        return NULL;
+    for (int i = 0; i < nt; i++) {
+        s[i] = tr_alloc(t, floats * sizeof(float));
+        if (!s[i])
+            return NULL;
+    }
+    return s;
+}
+
+static int is_pointwise(const conv_geom *g) { return g->kh == 1 && g->kw == 1 && g->s == 1; }
+
+/* im2col of output pixels [p0, p1) (flat over n, oy, ox) into col. */
+static void im2col(const conv_geom *g, const float *x, int64_t p0, int64_t p1, float *col)
+{
+    int64_t kdim = (int64_t)g->kh * g->kw * g->ci;
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t i = p / ((int64_t)g->oh * g->ow), r = p % ((int64_t)g->oh * g->ow);
+        int oy = (int)(r / g->ow), ox = (int)(r % g->ow);
+        float *dst = col + (p - p0) * kdim;
+        for (int ky = 0; ky < g->kh; ky++) {
+            int iy = oy * g->s - g->pt + ky;
+            for (int kx = 0; kx < g->kw; kx++, dst += g->ci) {
+                int ix = ox * g->s - g->pl + kx;
+                if (iy < 0 || iy >= g->ih || ix < 0 || ix >= g->iw)
+                    memset(dst, 0, (size_t)g->ci * sizeof(float));
+                else
+                    memcpy(dst, x + (((int64_t)i * g->ih + iy) * g->iw + ix) * g->ci,
+                           (size_t)g->ci * sizeof(float));
+            }
+        }
+    }
+}
+
+static void conv_backward(eng_tape *t, eng_var *v)
+{
+    eng_var *xv = v->in[0], *wv = v->in[1];
+    conv_geom g = *(const conv_geom *)v->aux;
+    const float *x = tr_val(xv), *w = tr_val(wv), *gy = v->grad;
+    float *gx = tr_grad(t, xv), *gw = tr_grad(t, wv);
+    int taps = g.kh * g.kw;
+    int64_t npix_out = (int64_t)g.n * g.oh * g.ow;
+    if (gx && is_pointwise(&g)) {
+        int64_t nb = tr_nblocks(npix_out, TR_ROWS);
+#pragma omp parallel for NT(t) schedule(static)
+        for (int64_t b = 0; b < nb; b++) {
+            int64_t p0 = b * TR_ROWS, rows = npix_out - p0 < TR_ROWS ? npix_out - p0 : TR_ROWS;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, g.ci, g.co, 1.0f,
+                        gy + p0 * g.co, g.co, w, g.co, 1.0f, gx + p0 * g.ci, g.ci);
+        }
+    } else if (gx) {
+        /* wt[(tap, co), ci] = w[tap, ci, co] */
+        int64_t kd = (int64_t)taps * g.co;
+        float *wt = tr_alloc(t, (size_t)(kd * g.ci) * sizeof(float));
+        float **scr = thread_scratch(t, (size_t)(TR_ROWS * kd));
+        if (!wt || !scr)
+            return;
+        for (int tp = 0; tp < taps; tp++)
+            for (int c = 0; c < g.ci; c++)
+                for (int o = 0; o < g.co; o++)
+                    wt[((int64_t)tp * g.co + o) * g.ci + c] = w[((int64_t)tp * g.ci + c) * g.co + o];
+        int64_t npix_in = (int64_t)g.n * g.ih * g.iw, nb = tr_nblocks(npix_in, TR_ROWS);
+#pragma omp parallel for NT(t) schedule(static)
+        for (int64_t b = 0; b < nb; b++) {
+            float *col = scr[omp_get_thread_num()];
+            int64_t p0 = b * TR_ROWS, rows = npix_in - p0 < TR_ROWS ? npix_in - p0 : TR_ROWS;
+            for (int64_t p = p0; p < p0 + rows; p++) {
+                int64_t i = p / ((int64_t)g.ih * g.iw), r = p % ((int64_t)g.ih * g.iw);
+                int iy = (int)(r / g.iw), ix = (int)(r % g.iw);
+                float *dst = col + (p - p0) * kd;
+                for (int ky = 0; ky < g.kh; ky++) {
+                    int ty = iy + g.pt - ky, oy = ty / g.s;
+                    int oky = ty >= 0 && ty % g.s == 0 && oy < g.oh;
+                    for (int kx = 0; kx < g.kw; kx++, dst += g.co) {
+                        int tx = ix + g.pl - kx, ox = tx / g.s;
+                        if (oky && tx >= 0 && tx % g.s == 0 && ox < g.ow)
+                            memcpy(dst, gy + (((int64_t)i * g.oh + oy) * g.ow + ox) * g.co,
+                                   (size_t)g.co * sizeof(float));
+                        else
+                            memset(dst, 0, (size_t)g.co * sizeof(float));
+                    }
+                }
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, g.ci, (int)kd,
+                        1.0f, col, (int)kd, wt, g.ci, 1.0f, gx + p0 * g.ci, g.ci);
+        }
+    }
+    if (!gw)
+        return;
+    int ncb = (g.ci + CI_BLOCK - 1) / CI_BLOCK, items = taps * ncb;
+    if (is_pointwise(&g)) {
+#pragma omp parallel for NT(t) schedule(static)
+        for (int it = 0; it < items; it++) {
+            int c0 = it * CI_BLOCK, cb = g.ci - c0 < CI_BLOCK ? g.ci - c0 : CI_BLOCK;
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cb, g.co, (int)npix_out, 1.0f,
+                        x + c0, g.ci, gy, g.co, 1.0f, gw + (int64_t)c0 * g.co, g.co);
+        }
+        return;
+    }
+    int64_t plane = (int64_t)g.oh * g.ow;
+    float **scr = thread_scratch(t, (size_t)(plane * CI_BLOCK));
+    if (!scr)
+        return;
+#pragma omp parallel for NT(t) schedule(static)
+    for (int it = 0; it < items; it++) {
+        int tp = it / ncb, ky = tp / g.kw, kx = tp % g.kw;
+        int c0 = (it % ncb) * CI_BLOCK, cb = g.ci - c0 < CI_BLOCK ? g.ci - c0 : CI_BLOCK;
+        float *xt = scr[omp_get_thread_num()];
+        for (int i = 0; i < g.n; i++) {
+            for (int oy = 0; oy < g.oh; oy++) {
+                int iy = oy * g.s - g.pt + ky;
+                for (int ox = 0; ox < g.ow; ox++) {
+                    int ix = ox * g.s - g.pl + kx;
+                    float *dst = xt + ((int64_t)oy * g.ow + ox) * cb;
+                    if (iy < 0 || iy >= g.ih || ix < 0 || ix >= g.iw)
+                        memset(dst, 0, (size_t)cb * sizeof(float));
+                    else
+                        memcpy(dst, x + (((int64_t)i * g.ih + iy) * g.iw + ix) * g.ci + c0,
+                               (size_t)cb * sizeof(float));
+                }
+            }
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cb, g.co, (int)plane, 1.0f, xt,
+                        cb, gy + (int64_t)i * plane * g.co, g.co, 1.0f,
+                        gw + ((int64_t)tp * g.ci + c0) * g.co, g.co);
+        }
+    }
+}
+
+eng_var *eng_op_conv2d(eng_tape *t, eng_var *x, eng_var *w, int stride)
+{
+    if (!x || !w)
+        return NULL;
+    const eng_tensor *X = &x->val, *W = &w->val;
+    if (X->ndim != 4 || W->ndim != 4)
+        return tr_fail(t, ENG_EINVAL, "conv2d: input rank %d, filter rank %d, need 4 and 4",
+                       X->ndim, W->ndim);
+    if (W->dim[2] != X->dim[3])
+        return tr_fail(t, ENG_EINVAL, "conv2d: filter expects %lld channels, input has %lld",
+                       (long long)W->dim[2], (long long)X->dim[3]);
+    if (stride < 1 || stride > 4)
+        return tr_fail(t, ENG_EINVAL, "conv2d: stride %d outside 1..4", stride);
+    conv_geom g = {(int)X->dim[0], (int)X->dim[1], (int)X->dim[2], (int)X->dim[3], 0, 0,
+                   (int)W->dim[3], (int)W->dim[0], (int)W->dim[1], stride, 0, 0};
+    if (g.kh > 15 || g.kw > 15)
+        return tr_fail(t, ENG_EINVAL, "conv2d: filter %dx%d larger than 15", g.kh, g.kw);
+    tr_same(g.ih, g.kh, g.s, &g.oh, &g.pt);
+    tr_same(g.iw, g.kw, g.s, &g.ow, &g.pl);
+    int64_t dim[4] = {g.n, g.oh, g.ow, g.co};
+    eng_var *v = tr_node(t, "conv2d", 4, dim, x, w, NULL);
+    if (!v)
+        return NULL;
+    conv_geom *gp = tr_alloc(t, sizeof *gp);
+    if (!gp)
+        return NULL;
+    *gp = g;
+    v->aux = gp;
+    v->backward = conv_backward;
+    v->work = tr_numel(v) * g.kh * g.kw * g.ci;
+    const float *xd = tr_val(x), *wd = tr_val(w);
+    float *y = tr_val(v);
+    int64_t npix = (int64_t)g.n * g.oh * g.ow, nb = tr_nblocks(npix, TR_ROWS);
+    int64_t kdim = (int64_t)g.kh * g.kw * g.ci;
+    if (is_pointwise(&g)) {
+#pragma omp parallel for NT(t) schedule(static)
+        for (int64_t b = 0; b < nb; b++) {
+            int64_t p0 = b * TR_ROWS, rows = npix - p0 < TR_ROWS ? npix - p0 : TR_ROWS;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, g.co, g.ci, 1.0f,
+                        xd + p0 * g.ci, g.ci, wd, g.co, 0.0f, y + p0 * g.co, g.co);
+        }
+        return v;
+    }
+    float **scr = thread_scratch(t, (size_t)(TR_ROWS * kdim));
+    if (!scr)
+        return NULL;
+#pragma omp parallel for NT(t) schedule(static)
+    for (int64_t b = 0; b < nb; b++) {
+        float *col = scr[omp_get_thread_num()];
+        int64_t p0 = b * TR_ROWS, rows = npix - p0 < TR_ROWS ? npix - p0 : TR_ROWS;
+        im2col(&g, xd, p0, p0 + rows, col);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, g.co, (int)kdim, 1.0f,
+                    col, (int)kdim, wd, g.co, 0.0f, y + p0 * g.co, g.co);
+    }
+    return v;
+}
+
+/* Dense: the last axis of x times w [K, M], run as a 1x1 convolution over
+ * the rows of x. */
+eng_var *eng_op_dense(eng_tape *t, eng_var *x, eng_var *w)
+{
+    if (!x || !w)
+        return NULL;
+    const eng_tensor *X = &x->val, *W = &w->val;
+    if (W->ndim != 2 || W->dim[0] != X->dim[X->ndim - 1])
+        return tr_fail(t, ENG_EINVAL, "dense: weights must be [%lld, M]",
+                       (long long)X->dim[X->ndim - 1]);
+    int64_t k = W->dim[0], m = W->dim[1], rows = tr_numel(x) / k;
+    if (rows > (int64_t)1 << 31)
+        return tr_fail(t, ENG_EINVAL, "dense: too many rows");
+    int64_t dim[ENG_MAX_DIMS];
+    for (int i = 0; i < X->ndim; i++)
+        dim[i] = X->dim[i];
+    dim[X->ndim - 1] = m;
+    eng_var *v = tr_node(t, "dense", X->ndim, dim, x, w, NULL);
+    if (!v)
+        return NULL;
+    conv_geom *gp = tr_alloc(t, sizeof *gp);
+    if (!gp)
+        return NULL;
+    *gp = (conv_geom){1, (int)rows, 1, (int)k, (int)rows, 1, (int)m, 1, 1, 1, 0, 0};
+    v->aux = gp;
+    v->backward = conv_backward;
+    v->work = rows * k * m;
+    const float *xd = tr_val(x), *wd = tr_val(w);
+    float *y = tr_val(v);
+    int64_t nb = tr_nblocks(rows, TR_ROWS);
+#pragma omp parallel for NT(t) schedule(static)
+    for (int64_t b = 0; b < nb; b++) {
+        int64_t p0 = b * TR_ROWS, r = rows - p0 < TR_ROWS ? rows - p0 : TR_ROWS;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)r, (int)m, (int)k, 1.0f,
+                    xd + p0 * k, (int)k, wd, (int)m, 0.0f, y + p0 * m, (int)m);
+    }
+    return v;
+}
+
+/* ---- depthwise ---- */
+
+static void dw_backward(eng_tape *t, eng_var *v)
+{
+    eng_var *xv = v->in[0], *wv = v->in[1];
+    conv_geom g = *(const conv_geom *)v->aux;
+    const float *x = tr_val(xv), *w = tr_val(wv), *gy = v->grad;
+    float *gx = tr_grad(t, xv), *gw = tr_grad(t, wv);
+    int c = g.ci;
+    if (gx) {
+#pragma omp parallel for NT(t) schedule(static) collapse(2)
+        for (int i = 0; i < g.n; i++)
+            for (int iy = 0; iy < g.ih; iy++)
+                for (int ix = 0; ix < g.iw; ix++) {
+                    float *dst = gx + (((int64_t)i * g.ih + iy) * g.iw + ix) * c;
+                    for (int ky = 0; ky < g.kh; ky++) {
+                        int ty = iy + g.pt - ky, oy = ty / g.s;
+                        if (ty < 0 || ty % g.s || oy >= g.oh)
+                            continue;
+                        for (int kx = 0; kx < g.kw; kx++) {
+                            int tx = ix + g.pl - kx, ox = tx / g.s;
+                            if (tx < 0 || tx % g.s || ox >= g.ow)
+                                continue;
+                            const float *src = gy + (((int64_t)i * g.oh + oy) * g.ow + ox) * c;
+                            const float *wk = w + ((int64_t)ky * g.kw + kx) * c;
+                            for (int j = 0; j < c; j++)
+                                dst[j] += src[j] * wk[j];
+                        }
+                    }
+                }
+    }
+    if (!gw)
+        return;
+    int64_t rows = (int64_t)g.n * g.oh, nb = tr_nblocks(rows, DW_ROWS);
+    int64_t wsz = (int64_t)g.kh * g.kw * c;
+    float *part = tr_alloc(t, (size_t)(nb * wsz) * sizeof(float));
+    if (!part)
+        return;
+#pragma omp parallel for NT(t) schedule(static)
+    for (int64_t b = 0; b < nb; b++) {
+        float *p = part + b * wsz;
+        memset(p, 0, (size_t)wsz * sizeof(float));
+        int64_t r1 = (b + 1) * DW_ROWS < rows ? (b + 1) * DW_ROWS : rows;
+        for (int64_t r = b * DW_ROWS; r < r1; r++) {
+            int i = (int)(r / g.oh), oy = (int)(r % g.oh);
+            for (int ox = 0; ox < g.ow; ox++) {
+                const float *go = gy + (r * g.ow + ox) * c;
+                for (int ky = 0; ky < g.kh; ky++) {
+                    int iy = oy * g.s - g.pt + ky;
+                    if (iy < 0 || iy >= g.ih)
+                        continue;
+                    for (int kx = 0; kx < g.kw; kx++) {
+                        int ix = ox * g.s - g.pl + kx;
+                        if (ix < 0 || ix >= g.iw)
+                            continue;
+                        const float *xi = x + (((int64_t)i * g.ih + iy) * g.iw + ix) * c;
+                        float *pk = p + ((int64_t)ky * g.kw + kx) * c;
+                        for (int j = 0; j < c; j++)
+                            pk[j] += xi[j] * go[j];
+                    }
+                }
+            }
+        }
+    }
+    for (int64_t b = 0; b < nb; b++)
+        for (int64_t j = 0; j < wsz; j++)
+            gw[j] += part[b * wsz + j];
+}
+
+eng_var *eng_op_depthwise(eng_tape *t, eng_var *x, eng_var *w, int stride)
+{
+    if (!x || !w)
+        return NULL;
+    const eng_tensor *X = &x->val, *W = &w->val;
+    if (X->ndim != 4 || W->ndim != 4 || W->dim[2] != X->dim[3] || W->dim[3] != 1)
+        return tr_fail(t, ENG_EINVAL, "depthwise: need input [N,H,W,C] and filter [KH,KW,C,1]");
+    if (stride < 1 || stride > 4)
+        return tr_fail(t, ENG_EINVAL, "depthwise: stride %d outside 1..4", stride);
+    conv_geom g = {(int)X->dim[0], (int)X->dim[1], (int)X->dim[2], (int)X->dim[3], 0, 0,
+                   (int)X->dim[3], (int)W->dim[0], (int)W->dim[1], stride, 0, 0};
+    if (g.kh > 15 || g.kw > 15)
+        return tr_fail(t, ENG_EINVAL, "depthwise: filter %dx%d larger than 15", g.kh, g.kw);
+    tr_same(g.ih, g.kh, g.s, &g.oh, &g.pt);
+    tr_same(g.iw, g.kw, g.s, &g.ow, &g.pl);
+    int64_t dim[4] = {g.n, g.oh, g.ow, g.co};
+    eng_var *v = tr_node(t, "depthwise", 4, dim, x, w, NULL);
+    if (!v)
+        return NULL;
+    conv_geom *gp = tr_alloc(t, sizeof *gp);
+    if (!gp)
+        return NULL;
+    *gp = g;
+    v->aux = gp;
+    v->backward = dw_backward;
+    v->work = tr_numel(v) * g.kh * g.kw;
+    const float *xd = tr_val(x), *wd = tr_val(w);
+    float *y = tr_val(v);
+    int c = g.ci;
+#pragma omp parallel for NT(t) schedule(static) collapse(2)
+    for (int i = 0; i < g.n; i++)
+        for (int oy = 0; oy < g.oh; oy++)
+            for (int ox = 0; ox < g.ow; ox++) {
+                float *o = y + (((int64_t)i * g.oh + oy) * g.ow + ox) * c;
+                memset(o, 0, (size_t)c * sizeof(float));
+                for (int ky = 0; ky < g.kh; ky++) {
+                    int iy = oy * g.s - g.pt + ky;
+                    if (iy < 0 || iy >= g.ih)
+                        continue;
+                    for (int kx = 0; kx < g.kw; kx++) {
+                        int ix = ox * g.s - g.pl + kx;
+                        if (ix < 0 || ix >= g.iw)
+                            continue;
+                        const float *xi = xd + (((int64_t)i * g.ih + iy) * g.iw + ix) * c;
+                        const float *wk = wd + ((int64_t)ky * g.kw + kx) * c;
+                        for (int j = 0; j < c; j++)
+                            o[j] += xi[j] * wk[j];
+                    }
+                }
+            }
+    return v;
+}

@@ -1,0 +1,702 @@
+/* ops.c: the non-convolution ops of the tape with their backward passes:
+ * activations, bias, broadcasting add/mul, scale, mean over H and W,
+ * concat, bilinear resize, max pooling, reshape, sum.
+ *
+ * Design: elementwise work is split into fixed TR_CHUNK blocks (OpenMP,
+ * static schedule); reductions whose order matters (bias and broadcast
+ * gradients, sums) keep one partial per fixed block and add the partials
+ * in block order, so results do not depend on the thread count.
+ * Scatter-shaped backward passes (pooling) are written as gathers, one
+ * writer per output element.
+ */
+#include "train_int.h"
+
+#include <math.h>
+#include <string.h>
+
+#define NT(t) num_threads(tr_nt((t), v))
+
+/* ---- unary activations ---- */
+
+enum { ACT_RELU, ACT_RELU6, ACT_HSWISH, ACT_SIGMOID };
+
+static void act_backward(eng_tape *t, eng_var *v)
+{
+    eng_var *x = v->in[0];
+    float *gx = tr_grad(t, x);
+    if (!gx)
+        return;
+    const float *xv = tr_val(x), *yv = tr_val(v), *gy = v->grad;
+    int64_t n = tr_numel(v), nb = tr_nblocks(n, TR_CHUNK);
+    int kind = v->iattr[0];
+#pragma omp parallel for NT(t) schedule(static)
+    for (int64_t b = 0; b < nb; b++) {
+        int64_t i0 = b * TR_CHUNK, i1 = i0 + TR_CHUNK < n ? i0 + TR_CHUNK : n;
+        for (int64_t i = i0; i < i1; i++) {
+            float d;
+            switch (kind) {
+            case ACT_RELU: d = xv[i] > 0.0f ? 1.0f : 0.0f; break;
+            case ACT_RELU6: d = xv[i] > 0.0f && xv[i] < 6.0f ? 1.0f : 0.0f; break;
+            case ACT_HSWISH:
+                d = xv[i] <= -3.0f ? 0.0f : xv[i] >= 3.0f ? 1.0f : (2.0f * xv[i] + 3.0f) / 6.0f;
+                break;
+            default: d = yv[i] * (1.0f - yv[i]); break;
+            }
+            gx[i] += gy[i] * d;
+        }
+    }
+}
+
+static eng_var *act_op(eng_tape *t, eng_var *x, int kind, const char *name)
+{
+    if (!x)
+        return NULL;
+    eng_var *v = tr_node(t, name, x->val.ndim, x->val.dim, x, NULL, NULL);
+    if (!v)
+        return NULL;
+    v->iattr[0] = kind;
+    v->backward = act_backward;
+    const float *xv = tr_val(x);
+    float *y = tr_val(v);
+    int64_t n = tr_numel(v), nb = tr_nblocks(n, TR_CHUNK);
+#pragma omp parallel for NT(t) schedule(static)
+    for (int64_t b = 0; b < nb; b++) {
+        int64_t i0 = b * TR_CHUNK, i1 = i0 + TR_CHUNK < n ? i0 + TR_CHUNK : n;
+        switch (kind) {
+        case ACT_RELU:
+            for (int64_t i = i0; i < i1; i++)
+                y[i] = xv[i] > 0.0f ? xv[i] : 0.0f;
+            break;
+        case ACT_RELU6:
+            for (int64_t i = i0; i < i1; i++)
+                y[i] = fminf(fmaxf(xv[i], 0.0f), 6.0f);
+            break;
+        case ACT_HSWISH:
+            for (int64_t i = i0; i < i1; i++)
+                y[i] = xv[i] * fminf(fmaxf(xv[i] + 3.0f, 0.0f), 6.0f) * (1.0f / 6.0f);
+            break;
+        default:
+            for (int64_t i = i0; i < i1; i++)
+                y[i] = 1.0f / (1.0f + expf(-xv[i]));
+            break;
+        }
+    }
+    return v;
+}
+
+eng_var *eng_op_relu(eng_tape *t, eng_var *x) { return act_op(t, x, ACT_RELU, "relu"); }
+eng_var *eng_op_relu6(eng_tape *t, eng_var *x) { return act_op(t, x, ACT_RELU6, "relu6"); }
+eng_var *eng_op_hard_swish(eng_tape *t, eng_var *x)
+{
+    return act_op(t, x, ACT_HSWISH, "hard_swish");
+}
+eng_var *eng_op_sigmoid(eng_tape *t, eng_var *x) { return act_op(t, x, ACT_SIGMOID, "sigmoid"); }
+
+/* ---- scale ---- */
+
+static void scale_backward(eng_tape *t, eng_var *v)
+{
+    float *gx = tr_grad(t, v->in[0]);
+    if (!gx)
+        return;
+    float s = v->fattr[0];
+    int64_t n = tr_numel(v);
+    for (int64_t i = 0; i < n; i++)
+        gx[i] += v->grad[i] * s;
+}
+
+eng_var *eng_op_scale(eng_tape *t, eng_var *x, float s)
+{
+    if (!x)
+        return NULL;
+    eng_var *v = tr_node(t, "scale", x->val.ndim, x->val.dim, x, NULL, NULL);
+    if (!v)
+        return NULL;
+    v->fattr[0] = s;
+    v->backward = scale_backward;
+    int64_t n = tr_numel(v);
+    const float *xv = tr_val(x);
+    float *y = tr_val(v);
+    for (int64_t i = 0; i < n; i++)
+        y[i] = xv[i] * s;
+    return v;
+}
+
+/* ---- bias over the last axis ---- */
+
+static void bias_backward(eng_tape *t, eng_var *v)
+{
+    eng_var *x = v->in[0], *b = v->in[1];
+    int64_t n = tr_numel(v), c = tr_numel(b), rows = n / c;
+    float *gx = tr_grad(t, x);
+    if (gx)
+        for (int64_t i = 0; i < n; i++)
+            gx[i] += v->grad[i];
+    float *gb = tr_grad(t, b);
+    if (!gb)
+        return;
+    /* one partial per fixed block of rows, added in block order */
+    int64_t rb = TR_CHUNK / c > 0 ? TR_CHUNK / c : 1, nb = tr_nblocks(rows, rb);
+    float *part = tr_alloc(t, (size_t)(nb * c) * sizeof(float));
+    if (!part)
+        return;
+    const float *gy = v->grad;
+#pragma omp parallel for NT(t) schedule(static)
+    for (int64_t k = 0; k < nb; k++) {
+        float *p = part + k * c;
+        memset(p, 0, (size_t)c * sizeof(float));
+        int64_t r1 = (k + 1) * rb < rows ? (k + 1) * rb : rows;
+        for (int64_t r = k * rb; r < r1; r++)
+            for (int64_t j = 0; j < c; j++)
+                p[j] += gy[r * c + j];
+    }
+    for (int64_t k = 0; k < nb; k++)
+        for (int64_t j = 0; j < c; j++)
+            gb[j] += part[k * c + j];
+}
+
+eng_var *eng_op_bias(eng_tape *t, eng_var *x, eng_var *b)
+{
+    if (!x || !b)
+        return NULL;
+    int64_t c = x->val.dim[x->val.ndim - 1];
+    if (tr_numel(b) != c)
+        return tr_fail(t, ENG_EINVAL, "bias: %lld values for %lld channels",
+                       (long long)tr_numel(b), (long long)c);
+    eng_var *v = tr_node(t, "bias", x->val.ndim, x->val.dim, x, b, NULL);
+    if (!v)
+        return NULL;
+    v->backward = bias_backward;
+    int64_t rows = tr_numel(x) / c;
+    const float *xv = tr_val(x), *bv = tr_val(b);
+    float *y = tr_val(v);
+#pragma omp parallel for NT(t) schedule(static)
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < c; j++)
+            y[r * c + j] = xv[r * c + j] + bv[j];
+    return v;
+}
+
+/* ---- broadcasting add / mul ---- */
+
+/* Strides of a into the output index space (0 on broadcast axes). */
+static void bcast_strides(const eng_var *a, int64_t *st)
+{
+    int64_t s = 1;
+    for (int i = a->val.ndim - 1; i >= 0; i--) {
+        st[i] = a->val.dim[i] == 1 ? 0 : s;
+        s *= a->val.dim[i];
+    }
+}
+
+/* Calls body(out_index, a_index, b_index) over the output in row-major
+ * order, for output positions [o0, o1). */
+typedef struct bcast_iter {
+    int nd;
+    int64_t dim[ENG_MAX_DIMS], sa[ENG_MAX_DIMS], sb[ENG_MAX_DIMS];
+} bcast_iter;
+
+static void bcast_index(const bcast_iter *it, int64_t o, int64_t *ia, int64_t *ib)
+{
+    int64_t a = 0, b = 0;
+    for (int i = it->nd - 1; i >= 0; i--) {
+        int64_t k = o % it->dim[i];
+        o /= it->dim[i];
+        a += k * it->sa[i];
+        b += k * it->sb[i];
+    }
+    *ia = a;
+    *ib = b;
+}
+
+static void bcast_init(bcast_iter *it, const eng_var *v, const eng_var *a, const eng_var *b)
+{
+    it->nd = v->val.ndim;
+    for (int i = 0; i < it->nd; i++)
+        it->dim[i] = v->val.dim[i];
+    bcast_strides(a, it->sa);
+    bcast_strides(b, it->sb);
+}
+
+/* Gradient of one operand: gx[index(o)] += gy[o] * (other[index(o)] or 1).
+ * When the operand is not broadcast, each block writes its own elements;
+ * otherwise partials per block are summed in block order. */
+static void bcast_grad(eng_tape *t, eng_var *v, eng_var *x, const eng_var *other, int is_mul,
+                       int which)
+{
+    float *gx = tr_grad(t, x);
+    if (!gx)
+        return;
+    bcast_iter it;
+    bcast_init(&it, v, v->in[0], v->in[1]);
+    int64_t n = tr_numel(v), nx = tr_numel(x), nb = tr_nblocks(n, TR_CHUNK);
+    const float *gy = v->grad, *ov = other ? tr_val(other) : NULL;
+    if (nx == n) {
+#pragma omp parallel for NT(t) schedule(static)
+        for (int64_t k = 0; k < nb; k++) {
+            int64_t o1 = (k + 1) * TR_CHUNK < n ? (k + 1) * TR_CHUNK : n;
+            for (int64_t o = k * TR_CHUNK; o < o1; o++) {
+                int64_t ia, ib;
+                bcast_index(&it, o, &ia, &ib);
+                float f = is_mul ? ov[which == 0 ? ib : ia] : 1.0f;
+                gx[o] += gy[o] * f;
+            }
+        }
+        return;
+    }
+    float *part = tr_alloc(t, (size_t)(nb * nx) * sizeof(float));
+    if (!part)
+        return;
+#pragma omp parallel for NT(t) schedule(static)
+    for (int64_t k = 0; k < nb; k++) {
+        float *p = part + k * nx;
+        memset(p, 0, (size_t)nx * sizeof(float));
+        int64_t o1 = (k + 1) * TR_CHUNK < n ? (k + 1) * TR_CHUNK : n;
+        for (int64_t o = k * TR_CHUNK; o < o1; o++) {
+            int64_t ia, ib;
+            bcast_index(&it, o, &ia, &ib);
+            float f = is_mul ? ov[which == 0 ? ib : ia] : 1.0f;
+            p[which == 0 ? ia : ib] += gy[o] * f;
+        }
+    }
+    for (int64_t k = 0; k < nb; k++)
+        for (int64_t j = 0; j < nx; j++)
+            gx[j] += part[k * nx + j];
+}
+
+static void add_backward(eng_tape *t, eng_var *v)
+{
+    bcast_grad(t, v, v->in[0], NULL, 0, 0);
+    bcast_grad(t, v, v->in[1], NULL, 0, 1);
+}
+
+static void mul_backward(eng_tape *t, eng_var *v)
+{
+    bcast_grad(t, v, v->in[0], v->in[1], 1, 0);
+    bcast_grad(t, v, v->in[1], v->in[0], 1, 1);
+}
+
+static eng_var *bcast_op(eng_tape *t, eng_var *a, eng_var *b, int is_mul)
+{
+    if (!a || !b)
+        return NULL;
+    const char *name = is_mul ? "mul" : "add";
+    if (a->val.ndim != b->val.ndim)
+        return tr_fail(t, ENG_EINVAL, "%s: ranks %d and %d differ", name, a->val.ndim,
+                       b->val.ndim);
+    int64_t dim[ENG_MAX_DIMS];
+    for (int i = 0; i < a->val.ndim; i++) {
+        int64_t x = a->val.dim[i], y = b->val.dim[i];
+        if (x != y && x != 1 && y != 1)
+            return tr_fail(t, ENG_EINVAL, "%s: axis %d sizes %lld and %lld do not broadcast",
+                           name, i, (long long)x, (long long)y);
+        dim[i] = x > y ? x : y;
+    }
+    eng_var *v = tr_node(t, name, a->val.ndim, dim, a, b, NULL);
+    if (!v)
+        return NULL;
+    v->backward = is_mul ? mul_backward : add_backward;
+    bcast_iter it;
+    bcast_init(&it, v, a, b);
+    int64_t n = tr_numel(v), nb = tr_nblocks(n, TR_CHUNK);
+    const float *av = tr_val(a), *bv = tr_val(b);
+    float *y = tr_val(v);
+    int same = tr_numel(a) == n && tr_numel(b) == n;
+#pragma omp parallel for NT(t) schedule(static)
+    for (int64_t k = 0; k < nb; k++) {
+        int64_t o1 = (k + 1) * TR_CHUNK < n ? (k + 1) * TR_CHUNK : n;
+        for (int64_t o = k * TR_CHUNK; o < o1; o++) {
+            int64_t ia = o, ib = o;
+            if (!same)
+                bcast_index(&it, o, &ia, &ib);
+            y[o] = is_mul ? av[ia] * bv[ib] : av[ia] + bv[ib];
+        }
+    }
+    return v;
+}
+
+eng_var *eng_op_add(eng_tape *t, eng_var *a, eng_var *b) { return bcast_op(t, a, b, 0); }
+eng_var *eng_op_mul(eng_tape *t, eng_var *a, eng_var *b) { return bcast_op(t, a, b, 1); }
+
+/* ---- mean over H, W ---- */
+
+static void mean_hw_backward(eng_tape *t, eng_var *v)
+{
+    eng_var *x = v->in[0];
+    float *gx = tr_grad(t, x);
+    if (!gx)
+        return;
+    int64_t n = x->val.dim[0], hw = x->val.dim[1] * x->val.dim[2], c = x->val.dim[3];
+    float inv = 1.0f / (float)hw;
+#pragma omp parallel for NT(t) schedule(static)
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t p = 0; p < hw; p++)
+            for (int64_t j = 0; j < c; j++)
+                gx[(i * hw + p) * c + j] += v->grad[i * c + j] * inv;
+}
+
+eng_var *eng_op_mean_hw(eng_tape *t, eng_var *x)
+{
+    if (!x)
+        return NULL;
+    if (x->val.ndim != 4)
+        return tr_fail(t, ENG_EINVAL, "mean_hw: rank %d, need NHWC", x->val.ndim);
+    int64_t dim[4] = {x->val.dim[0], 1, 1, x->val.dim[3]};
+    eng_var *v = tr_node(t, "mean_hw", 4, dim, x, NULL, NULL);
+    if (!v)
+        return NULL;
+    v->backward = mean_hw_backward;
+    int64_t n = dim[0], hw = x->val.dim[1] * x->val.dim[2], c = dim[3];
+    const float *xv = tr_val(x);
+    float *y = tr_val(v);
+#pragma omp parallel for NT(t) schedule(static)
+    for (int64_t i = 0; i < n; i++) {
+        float *o = y + i * c;
+        memset(o, 0, (size_t)c * sizeof(float));
+        for (int64_t p = 0; p < hw; p++)
+            for (int64_t j = 0; j < c; j++)
+                o[j] += xv[(i * hw + p) * c + j];
+        for (int64_t j = 0; j < c; j++)
+            o[j] /= (float)hw;
+    }
+    return v;
+}
+
+/* ---- concat along the last axis ---- */
+
+static void concat_backward(eng_tape *t, eng_var *v)
+{
+    int64_t c = v->val.dim[v->val.ndim - 1], rows = tr_numel(v) / c, off = 0;
+    for (int k = 0; k < v->nin; k++) {
+        eng_var *x = v->ins[k];
+        int64_t cx = x->val.dim[x->val.ndim - 1];
+        float *gx = tr_grad(t, x);
+        if (gx) {
+#pragma omp parallel for NT(t) schedule(static)
+            for (int64_t r = 0; r < rows; r++)
+                for (int64_t j = 0; j < cx; j++)
+                    gx[r * cx + j] += v->grad[r * c + off + j];
+        }
+        off += cx;
+    }
+}
+
+eng_var *eng_op_concat(eng_tape *t, eng_var *const *xs, int n)
+{
+    if (t->st != ENG_OK)
+        return NULL;
+    if (n < 1 || !xs)
+        return tr_fail(t, ENG_EINVAL, "concat: no inputs");
+    for (int k = 0; k < n; k++)
+        if (!xs[k])
+            return NULL;
+    const eng_tensor *x0 = &xs[0]->val;
+    int64_t dim[ENG_MAX_DIMS], c = 0;
+    for (int k = 0; k < n; k++) {
+        const eng_tensor *x = &xs[k]->val;
+        if (x->ndim != x0->ndim)
+            return tr_fail(t, ENG_EINVAL, "concat: input %d rank %d, input 0 rank %d", k,
+                           x->ndim, x0->ndim);
+        for (int i = 0; i < x->ndim - 1; i++)
+            if (x->dim[i] != x0->dim[i])
+                return tr_fail(t, ENG_EINVAL, "concat: input %d axis %d is %lld, not %lld", k,
+                               i, (long long)x->dim[i], (long long)x0->dim[i]);
+        c += x->dim[x->ndim - 1];
+    }
+    for (int i = 0; i < x0->ndim; i++)
+        dim[i] = x0->dim[i];
+    dim[x0->ndim - 1] = c;
+    eng_var *v = tr_node(t, "concat", x0->ndim, dim, NULL, NULL, NULL);
+    if (!v)
+        return NULL;
+    v->ins = tr_alloc(t, sizeof *v->ins * (size_t)n);
+    if (!v->ins)
+        return NULL;
+    v->nin = n;
+    for (int k = 0; k < n; k++) {
+        v->ins[k] = xs[k];
+        v->requires_grad |= xs[k]->requires_grad;
+    }
+    v->backward = concat_backward;
+    int64_t rows = tr_numel(v) / c, off = 0;
+    float *y = tr_val(v);
+    for (int k = 0; k < n; k++) {
+        int64_t cx = xs[k]->val.dim[x0->ndim - 1];
+        const float *xv = tr_val(xs[k]);
+#pragma omp parallel for NT(t) schedule(static)
+        for (int64_t r = 0; r < rows; r++)
+            memcpy(y + r * c + off, xv + r * cx, (size_t)cx * sizeof(float));
+        off += cx;
+    }
+    return v;
+}
+
+/* ---- bilinear resize (TF ResizeBilinear, legacy coordinates) ---- */
+
+typedef struct lerp_tab {
+    int lo, hi;
+    float f;
+} lerp_tab;
+
+static lerp_tab *lerp_make(eng_tape *t, int in, int out)
+{
+    lerp_tab *tab = tr_alloc(t, sizeof *tab * (size_t)out);
+    if (!tab)
+        return NULL;
+    float scale = (float)in / (float)out;
+    for (int o = 0; o < out; o++) {
+        float src = (float)o * scale;
+        int lo = (int)floorf(src);
+        if (lo > in - 1)
+            lo = in - 1;
+        tab[o].lo = lo;
+        tab[o].hi = lo + 1 < in ? lo + 1 : in - 1;
+        tab[o].f = src - (float)lo;
+    }
+    return tab;
+}
+
+static void resize_backward(eng_tape *t, eng_var *v)
+{
+    eng_var *x = v->in[0];
+    float *gx = tr_grad(t, x);
+    if (!gx)
+        return;
+    int n = (int)x->val.dim[0], ih = (int)x->val.dim[1], iw = (int)x->val.dim[2];
+    int c = (int)x->val.dim[3], oh = (int)v->val.dim[1], ow = (int)v->val.dim[2];
+    const lerp_tab *ty = v->aux, *tx = ty + oh;
+    /* scatter per image: images are independent, each written by one thread */
+#pragma omp parallel for NT(t) schedule(static)
+    for (int i = 0; i < n; i++) {
+        float *g = gx + (int64_t)i * ih * iw * c;
+        for (int oy = 0; oy < oh; oy++) {
+            float fy = ty[oy].f;
+            for (int ox = 0; ox < ow; ox++) {
+                float fx = tx[ox].f;
+                const float *gy = v->grad + (((int64_t)i * oh + oy) * ow + ox) * c;
+                float *p00 = g + ((int64_t)ty[oy].lo * iw + tx[ox].lo) * c;
+                float *p01 = g + ((int64_t)ty[oy].lo * iw + tx[ox].hi) * c;
+                float *p10 = g + ((int64_t)ty[oy].hi * iw + tx[ox].lo) * c;
+                float *p11 = g + ((int64_t)ty[oy].hi * iw + tx[ox].hi) * c;
+                float w00 = (1 - fy) * (1 - fx), w01 = (1 - fy) * fx, w10 = fy * (1 - fx),
+                      w11 = fy * fx;
+                for (int j = 0; j < c; j++) {
+                    p00[j] += gy[j] * w00;
+                    p01[j] += gy[j] * w01;
+                    p10[j] += gy[j] * w10;
+                    p11[j] += gy[j] * w11;
+                }
+            }
+        }
+    }
+}
+
+eng_var *eng_op_resize_bilinear(eng_tape *t, eng_var *x, int oh, int ow)
+{
+    if (!x)
+        return NULL;
+    if (x->val.ndim != 4 || oh < 1 || ow < 1)
+        return tr_fail(t, ENG_EINVAL, "resize_bilinear: need NHWC input and a positive size");
+    int64_t dim[4] = {x->val.dim[0], oh, ow, x->val.dim[3]};
+    eng_var *v = tr_node(t, "resize_bilinear", 4, dim, x, NULL, NULL);
+    if (!v)
+        return NULL;
+    int n = (int)x->val.dim[0], ih = (int)x->val.dim[1], iw = (int)x->val.dim[2];
+    int c = (int)x->val.dim[3];
+    lerp_tab *ty = lerp_make(t, ih, oh), *tx = lerp_make(t, iw, ow);
+    if (!ty || !tx)
+        return NULL;
+    /* keep both tables contiguous for backward: tx follows ty */
+    lerp_tab *tabs = tr_alloc(t, sizeof *tabs * (size_t)(oh + ow));
+    if (!tabs)
+        return NULL;
+    memcpy(tabs, ty, sizeof *ty * (size_t)oh);
+    memcpy(tabs + oh, tx, sizeof *tx * (size_t)ow);
+    v->aux = tabs;
+    v->backward = resize_backward;
+    const float *xv = tr_val(x);
+    float *y = tr_val(v);
+#pragma omp parallel for NT(t) schedule(static) collapse(2)
+    for (int i = 0; i < n; i++)
+        for (int oy = 0; oy < oh; oy++) {
+            const float *r0 = xv + ((int64_t)i * ih + ty[oy].lo) * iw * c;
+            const float *r1 = xv + ((int64_t)i * ih + ty[oy].hi) * iw * c;
+            float fy = ty[oy].f;
+            for (int ox = 0; ox < ow; ox++) {
+                float fx = tx[ox].f;
+                const float *a = r0 + (int64_t)tx[ox].lo * c, *b = r0 + (int64_t)tx[ox].hi * c;
+                const float *cc = r1 + (int64_t)tx[ox].lo * c, *dd = r1 + (int64_t)tx[ox].hi * c;
+                float *o = y + (((int64_t)i * oh + oy) * ow + ox) * c;
+                for (int j = 0; j < c; j++) {
+                    float top = a[j] + (b[j] - a[j]) * fx;
+                    float bot = cc[j] + (dd[j] - cc[j]) * fx;
+                    o[j] = top + (bot - top) * fy;
+                }
+            }
+        }
+    return v;
+}
+
+eng_var *eng_op_upsample2x(eng_tape *t, eng_var *x)
+{
+    if (!x)
+        return NULL;
+    if (x->val.ndim != 4)
+        return tr_fail(t, ENG_EINVAL, "upsample2x: rank %d, need NHWC", x->val.ndim);
+    return eng_op_resize_bilinear(t, x, (int)x->val.dim[1] * 2, (int)x->val.dim[2] * 2);
+}
+
+/* ---- max pooling ---- */
+
+static void maxpool_backward(eng_tape *t, eng_var *v)
+{
+    eng_var *x = v->in[0];
+    float *gx = tr_grad(t, x);
+    if (!gx)
+        return;
+    int n = (int)x->val.dim[0], ih = (int)x->val.dim[1], iw = (int)x->val.dim[2];
+    int c = (int)x->val.dim[3], oh = (int)v->val.dim[1], ow = (int)v->val.dim[2];
+    int k = v->iattr[0], s = v->iattr[1], pt = v->iattr[2], pl = v->iattr[3];
+    const int32_t *arg = v->aux; /* winning input pixel (y * iw + x) per output */
+    /* gather: each input pixel sums the outputs whose window won on it */
+#pragma omp parallel for NT(t) schedule(static) collapse(2)
+    for (int i = 0; i < n; i++)
+        for (int iy = 0; iy < ih; iy++)
+            for (int ix = 0; ix < iw; ix++) {
+                int32_t me = iy * iw + ix;
+                float *g = gx + (((int64_t)i * ih + iy) * iw + ix) * c;
+                for (int ky = 0; ky < k; ky++) {
+                    int ty = iy + pt - ky;
+                    if (ty < 0 || ty % s)
+                        continue;
+                    int oy = ty / s;
+                    if (oy >= oh)
+                        continue;
+                    for (int kx = 0; kx < k; kx++) {
+                        int tx = ix + pl - kx;
+                        if (tx < 0 || tx % s)
+                            continue;
+                        int ox = tx / s;
+                        if (ox >= ow)
+                            continue;
+                        int64_t o = (((int64_t)i * oh + oy) * ow + ox) * c;
+                        for (int j = 0; j < c; j++)
+                            if (arg[o + j] == me)
+                                g[j] += v->grad[o + j];
+                    }
+                }
+            }
+}
+
+eng_var *eng_op_maxpool(eng_tape *t, eng_var *x, int k, int stride)
+{
+    if (!x)
+        return NULL;
+    if (x->val.ndim != 4 || k < 1 || k > 15 || stride < 1 || stride > k)
+        return tr_fail(t, ENG_EINVAL, "maxpool: need NHWC input, window 1..15, stride 1..k");
+    int n = (int)x->val.dim[0], ih = (int)x->val.dim[1], iw = (int)x->val.dim[2];
+    int c = (int)x->val.dim[3], oh, ow, pt, pl;
+    tr_same(ih, k, stride, &oh, &pt);
+    tr_same(iw, k, stride, &ow, &pl);
+    int64_t dim[4] = {n, oh, ow, c};
+    eng_var *v = tr_node(t, "maxpool", 4, dim, x, NULL, NULL);
+    if (!v)
+        return NULL;
+    int32_t *arg = tr_alloc(t, (size_t)tr_numel(v) * sizeof(int32_t));
+    if (!arg)
+        return NULL;
+    v->aux = arg;
+    v->iattr[0] = k;
+    v->iattr[1] = stride;
+    v->iattr[2] = pt;
+    v->iattr[3] = pl;
+    v->backward = maxpool_backward;
+    const float *xv = tr_val(x);
+    float *y = tr_val(v);
+#pragma omp parallel for NT(t) schedule(static) collapse(2)
+    for (int i = 0; i < n; i++)
+        for (int oy = 0; oy < oh; oy++)
+            for (int ox = 0; ox < ow; ox++) {
+                int64_t o = (((int64_t)i * oh + oy) * ow + ox) * c;
+                for (int j = 0; j < c; j++) {
+                    y[o + j] = -INFINITY;
+                    arg[o + j] = -1;
+                }
+                for (int ky = 0; ky < k; ky++) {
+                    int iy = oy * stride - pt + ky;
+                    if (iy < 0 || iy >= ih)
+                        continue;
+                    for (int kx = 0; kx < k; kx++) {
+                        int ix = ox * stride - pl + kx;
+                        if (ix < 0 || ix >= iw)
+                            continue;
+                        const float *p = xv + (((int64_t)i * ih + iy) * iw + ix) * c;
+                        for (int j = 0; j < c; j++)
+                            if (p[j] > y[o + j]) {
+                                y[o + j] = p[j];
+                                arg[o + j] = iy * iw + ix;
+                            }
+                    }
+                }
+            }
+    return v;
+}
+
+/* ---- reshape, sum ---- */
+
+static void copy_backward(eng_tape *t, eng_var *v)
+{
+    float *gx = tr_grad(t, v->in[0]);
+    if (!gx)
+        return;
+    int64_t n = tr_numel(v);
+    for (int64_t i = 0; i < n; i++)
+        gx[i] += v->grad[i];
+}
+
+eng_var *eng_op_reshape(eng_tape *t, eng_var *x, int ndim, const int64_t *dim)
+{
+    if (!x)
+        return NULL;
+    int64_t n = 1;
+    for (int i = 0; i < ndim && i < ENG_MAX_DIMS; i++)
+        n *= dim[i] > 0 ? dim[i] : 0;
+    if (ndim < 1 || ndim > ENG_MAX_DIMS || n != tr_numel(x))
+        return tr_fail(t, ENG_EINVAL, "reshape: %lld elements cannot take the new shape",
+                       (long long)tr_numel(x));
+    eng_var *v = tr_node(t, "reshape", ndim, dim, x, NULL, NULL);
+    if (!v)
+        return NULL;
+    v->backward = copy_backward;
+    memcpy(tr_val(v), tr_val(x), (size_t)n * sizeof(float));
+    return v;
+}
+
+static void sum_backward(eng_tape *t, eng_var *v)
+{
+    float *gx = tr_grad(t, v->in[0]);
+    if (!gx)
+        return;
+    int64_t n = tr_numel(v->in[0]);
+    float g = v->grad[0];
+    for (int64_t i = 0; i < n; i++)
+        gx[i] += g;
+}
+
+eng_var *eng_op_sum(eng_tape *t, eng_var *x)
+{
+    if (!x)
+        return NULL;
+    int64_t one = 1;
+    eng_var *v = tr_node(t, "sum", 1, &one, x, NULL, NULL);
+    if (!v)
+        return NULL;
+    v->backward = sum_backward;
+    int64_t n = tr_numel(x);
+    const float *xv = tr_val(x);
+    double s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += xv[i];
+    tr_val(v)[0] = (float)s;
+    return v;
+}
