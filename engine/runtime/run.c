@@ -184,6 +184,16 @@ eng_status eng_model_shapes(const eng_model *m, int in_ndim, const int64_t *in_d
         }
         if ((st = nd->op->infer(nd, in, o, d)))
             goto out;
+        for (int p = 0; p < nd->op->n_out; p++) {
+            int64_t cnt = 1;
+            for (int j = 0; j < o[p].ndim; j++) {
+                if (o[p].dim[j] < 0 || (o[p].dim[j] > 0 && cnt > RT_MAX_ELEMS / o[p].dim[j])) {
+                    st = eng_fail(d, ENG_ENOMEM, "node '%s': output shape too large", nd->name);
+                    goto out;
+                }
+                cnt *= o[p].dim[j];
+            }
+        }
         if (nd->op->flops && o->ndim >= 0)
             total += nd->op->flops(nd, in, o);
         for (int p = 0; p < nd->op->n_out; p++)
