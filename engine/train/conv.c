@@ -1,17 +1,20 @@
 /* conv.c: convolution, depthwise convolution and dense layers of the tape,
  * forward and backward.
  *
- * Design: convolutions run as GEMMs (OpenBLAS sgemm, single-threaded, one
- * call per fixed block, blocks spread over OpenMP threads):
- * - forward: im2col of TR_ROWS output pixels, times the HWIO filter seen
- *   as a [KH*KW*Ci, Co] matrix; 1x1 stride-1 layers skip im2col;
+ * Design: forward passes call the runtime's kernels (engine/runtime/
+ * kernels.h: packed GEMM convolution, AVX2 depthwise), which compute each
+ * output element on one thread in a fixed order. Backward passes are ours,
+ * as GEMMs (OpenBLAS sgemm, single-threaded, one call per fixed block,
+ * blocks spread over OpenMP threads):
  * - input gradient: written as a gather so no two blocks touch the same
  *   element: for TR_ROWS input pixels, collect dY at the output pixels each
- *   kernel tap maps them to, times the filter transposed per tap;
- * - filter gradient: one work item per (tap, block of 32 input channels),
- *   summing over all images in image order.
- * Depthwise layers are direct loops over channels (contiguous in NHWC);
- * their filter gradient keeps one partial per fixed block of output rows,
+ *   kernel tap maps them to, times the filter transposed per tap (1x1
+ *   stride 1: dY times the filter transposed);
+ * - filter gradient: one work item per (tap, block of 64 input channels)
+ *   (1x1 stride 1: per block of 64 input x 64 output channels), summing
+ *   over all pixels in image order.
+ * Depthwise backward is direct loops over channels (contiguous in NHWC);
+ * its filter gradient keeps one partial per fixed block of output rows,
  * added in block order. Nothing depends on the thread count.
  */
 #include "train_int.h"
@@ -21,7 +24,8 @@
 #include <string.h>
 
 #define NT(t) num_threads(tr_nt((t), v))
-#define CI_BLOCK 32
+#define CI_BLOCK 64
+#define CO_BLOCK 64
 #define DW_ROWS 4
 
 typedef struct conv_geom {
@@ -44,28 +48,6 @@ static float **thread_scratch(eng_tape *t, size_t floats)
 }
 
 static int is_pointwise(const conv_geom *g) { return g->kh == 1 && g->kw == 1 && g->s == 1; }
-
-/* im2col of output pixels [p0, p1) (flat over n, oy, ox) into col. */
-static void im2col(const conv_geom *g, const float *x, int64_t p0, int64_t p1, float *col)
-{
-    int64_t kdim = (int64_t)g->kh * g->kw * g->ci;
-    for (int64_t p = p0; p < p1; p++) {
-        int64_t i = p / ((int64_t)g->oh * g->ow), r = p % ((int64_t)g->oh * g->ow);
-        int oy = (int)(r / g->ow), ox = (int)(r % g->ow);
-        float *dst = col + (p - p0) * kdim;
-        for (int ky = 0; ky < g->kh; ky++) {
-            int iy = oy * g->s - g->pt + ky;
-            for (int kx = 0; kx < g->kw; kx++, dst += g->ci) {
-                int ix = ox * g->s - g->pl + kx;
-                if (iy < 0 || iy >= g->ih || ix < 0 || ix >= g->iw)
-                    memset(dst, 0, (size_t)g->ci * sizeof(float));
-                else
-                    memcpy(dst, x + (((int64_t)i * g->ih + iy) * g->iw + ix) * g->ci,
-                           (size_t)g->ci * sizeof(float));
-            }
-        }
-    }
-}
 
 static void conv_backward(eng_tape *t, eng_var *v)
 {
@@ -124,11 +106,13 @@ static void conv_backward(eng_tape *t, eng_var *v)
         return;
     int ncb = (g.ci + CI_BLOCK - 1) / CI_BLOCK, items = taps * ncb;
     if (is_pointwise(&g)) {
+        int nob = (g.co + CO_BLOCK - 1) / CO_BLOCK;
 #pragma omp parallel for NT(t) schedule(static)
-        for (int it = 0; it < items; it++) {
-            int c0 = it * CI_BLOCK, cb = g.ci - c0 < CI_BLOCK ? g.ci - c0 : CI_BLOCK;
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cb, g.co, (int)npix_out, 1.0f,
-                        x + c0, g.ci, gy, g.co, 1.0f, gw + (int64_t)c0 * g.co, g.co);
+        for (int it = 0; it < ncb * nob; it++) {
+            int c0 = (it / nob) * CI_BLOCK, cb = g.ci - c0 < CI_BLOCK ? g.ci - c0 : CI_BLOCK;
+            int o0 = (it % nob) * CO_BLOCK, ob = g.co - o0 < CO_BLOCK ? g.co - o0 : CO_BLOCK;
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cb, ob, (int)npix_out, 1.0f,
+                        x + c0, g.ci, gy + o0, g.co, 1.0f, gw + (int64_t)c0 * g.co + o0, g.co);
         }
         return;
     }
@@ -191,30 +175,14 @@ eng_var *eng_op_conv2d(eng_tape *t, eng_var *x, eng_var *w, int stride)
     v->aux = gp;
     v->backward = conv_backward;
     v->work = tr_numel(v) * g.kh * g.kw * g.ci;
-    const float *xd = tr_val(x), *wd = tr_val(w);
-    float *y = tr_val(v);
-    int64_t npix = (int64_t)g.n * g.oh * g.ow, nb = tr_nblocks(npix, TR_ROWS);
-    int64_t kdim = (int64_t)g.kh * g.kw * g.ci;
-    if (is_pointwise(&g)) {
-#pragma omp parallel for NT(t) schedule(static)
-        for (int64_t b = 0; b < nb; b++) {
-            int64_t p0 = b * TR_ROWS, rows = npix - p0 < TR_ROWS ? npix - p0 : TR_ROWS;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, g.co, g.ci, 1.0f,
-                        xd + p0 * g.ci, g.ci, wd, g.co, 0.0f, y + p0 * g.co, g.co);
-        }
-        return v;
-    }
-    float **scr = thread_scratch(t, (size_t)(TR_ROWS * kdim));
-    if (!scr)
-        return NULL;
-#pragma omp parallel for NT(t) schedule(static)
-    for (int64_t b = 0; b < nb; b++) {
-        float *col = scr[omp_get_thread_num()];
-        int64_t p0 = b * TR_ROWS, rows = npix - p0 < TR_ROWS ? npix - p0 : TR_ROWS;
-        im2col(&g, xd, p0, p0 + rows, col);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, g.co, (int)kdim, 1.0f,
-                    col, (int)kdim, wd, g.co, 0.0f, y + p0 * g.co, g.co);
-    }
+    eng_conv_geom rg;
+    eng_diag d;
+    if (eng_conv_geom_init(&rg, g.n, g.ih, g.iw, g.ci, g.co, g.kh, g.kw, g.s, g.s, 1, 1,
+                           ENG_PAD_SAME, NULL, &d) != ENG_OK)
+        return tr_fail(t, ENG_EINVAL, "conv2d: %s", d.msg);
+    if (eng_conv2d(&rg, tr_val(x), tr_val(w), NULL, ENG_ACT_NONE, tr_val(v), tr_nt(t, v)) !=
+        ENG_OK)
+        return tr_fail(t, ENG_ENOMEM, "conv2d: out of memory");
     return v;
 }
 
@@ -245,15 +213,9 @@ eng_var *eng_op_dense(eng_tape *t, eng_var *x, eng_var *w)
     v->aux = gp;
     v->backward = conv_backward;
     v->work = rows * k * m;
-    const float *xd = tr_val(x), *wd = tr_val(w);
-    float *y = tr_val(v);
-    int64_t nb = tr_nblocks(rows, TR_ROWS);
-#pragma omp parallel for NT(t) schedule(static)
-    for (int64_t b = 0; b < nb; b++) {
-        int64_t p0 = b * TR_ROWS, r = rows - p0 < TR_ROWS ? rows - p0 : TR_ROWS;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)r, (int)m, (int)k, 1.0f,
-                    xd + p0 * k, (int)k, wd, (int)m, 0.0f, y + p0 * m, (int)m);
-    }
+    if (eng_matmul((int)rows, (int)m, (int)k, tr_val(x), 0, tr_val(w), 0, NULL, ENG_ACT_NONE,
+                   tr_val(v), tr_nt(t, v)) != ENG_OK)
+        return tr_fail(t, ENG_ENOMEM, "dense: out of memory");
     return v;
 }
 
@@ -352,29 +314,11 @@ eng_var *eng_op_depthwise(eng_tape *t, eng_var *x, eng_var *w, int stride)
     v->aux = gp;
     v->backward = dw_backward;
     v->work = tr_numel(v) * g.kh * g.kw;
-    const float *xd = tr_val(x), *wd = tr_val(w);
-    float *y = tr_val(v);
-    int c = g.ci;
-#pragma omp parallel for NT(t) schedule(static) collapse(2)
-    for (int i = 0; i < g.n; i++)
-        for (int oy = 0; oy < g.oh; oy++)
-            for (int ox = 0; ox < g.ow; ox++) {
-                float *o = y + (((int64_t)i * g.oh + oy) * g.ow + ox) * c;
-                memset(o, 0, (size_t)c * sizeof(float));
-                for (int ky = 0; ky < g.kh; ky++) {
-                    int iy = oy * g.s - g.pt + ky;
-                    if (iy < 0 || iy >= g.ih)
-                        continue;
-                    for (int kx = 0; kx < g.kw; kx++) {
-                        int ix = ox * g.s - g.pl + kx;
-                        if (ix < 0 || ix >= g.iw)
-                            continue;
-                        const float *xi = xd + (((int64_t)i * g.ih + iy) * g.iw + ix) * c;
-                        const float *wk = wd + ((int64_t)ky * g.kw + kx) * c;
-                        for (int j = 0; j < c; j++)
-                            o[j] += xi[j] * wk[j];
-                    }
-                }
-            }
+    eng_conv_geom rg;
+    eng_diag d;
+    if (eng_conv_geom_init(&rg, g.n, g.ih, g.iw, g.ci, g.co, g.kh, g.kw, g.s, g.s, 1, 1,
+                           ENG_PAD_SAME, NULL, &d) != ENG_OK)
+        return tr_fail(t, ENG_EINVAL, "depthwise: %s", d.msg);
+    eng_dwconv2d(&rg, tr_val(x), tr_val(w), NULL, ENG_ACT_NONE, tr_val(v), tr_nt(t, v));
     return v;
 }
