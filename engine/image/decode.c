@@ -122,6 +122,7 @@ static eng_image *orient(const eng_image *im, int o)
 typedef struct jerr {
     struct jpeg_error_mgr pub;
     jmp_buf jb;
+    eng_status st;
     char msg[JMSG_LENGTH_MAX];
 } jerr;
 
@@ -129,11 +130,14 @@ static void jpeg_on_error(j_common_ptr c)
 {
     jerr *e = (jerr *)c->err;
     c->err->format_message(c, e->msg);
+    if (c->err->msg_code == JERR_OUT_OF_MEMORY)
+        e->st = ENG_ENOMEM;
     longjmp(e->jb, 1);
 }
 
-static _Noreturn void jpeg_stop(jerr *e, const char *why)
+static _Noreturn void jpeg_stop(jerr *e, eng_status st, const char *why)
 {
+    e->st = st;
     snprintf(e->msg, sizeof e->msg, "%s", why);
     longjmp(e->jb, 1);
 }
@@ -166,6 +170,7 @@ eng_status img_decode_jpeg(const uint8_t *b, size_t n, const img_probe *p, int m
     je.pub.error_exit = jpeg_on_error;
     je.pub.emit_message = jpeg_on_message;
     je.msg[0] = 0;
+    je.st = ENG_EFORMAT;
     if (setjmp(je.jb)) {
         jpeg_destroy_decompress(&ci);
         if (im) {
@@ -173,10 +178,12 @@ eng_status img_decode_jpeg(const uint8_t *b, size_t n, const img_probe *p, int m
             free(im);
         }
         free(cmyk);
+        if (je.st == ENG_ENOMEM)
+            return eng_fail(d, ENG_ENOMEM, "jpeg: out of memory");
         return eng_fail(d, ENG_EFORMAT, "jpeg corrupt: %s", je.msg);
     }
     jpeg_create_decompress(&ci);
-    ci.mem->max_memory_to_use = (long)(ENG_IMAGE_MAX_DECODE_BYTES / 2);
+    ci.mem->max_memory_to_use = (long)ENG_IMAGE_MAX_DECODE_BYTES;
     jpeg_mem_src(&ci, b, (unsigned long)n);
     jpeg_read_header(&ci, TRUE);
     int cmyk_in = ci.jpeg_color_space == JCS_CMYK || ci.jpeg_color_space == JCS_YCCK;
@@ -197,11 +204,11 @@ eng_status img_decode_jpeg(const uint8_t *b, size_t n, const img_probe *p, int m
     jpeg_start_decompress(&ci);
     int w = (int)ci.output_width, h = (int)ci.output_height;
     if (w <= 0 || h <= 0 || w > ENG_IMAGE_MAX_SIDE || h > ENG_IMAGE_MAX_SIDE)
-        jpeg_stop(&je, "output size out of range");
+        jpeg_stop(&je, ENG_EFORMAT, "output size out of range");
     size_t row = (size_t)w * 3;
     eng_image *img = malloc(sizeof *img);
     if (!img)
-        jpeg_stop(&je, "out of memory");
+        jpeg_stop(&je, ENG_ENOMEM, "out of memory");
     img->w = w;
     img->h = h;
     img->rgb = NULL;
@@ -209,27 +216,27 @@ eng_status img_decode_jpeg(const uint8_t *b, size_t n, const img_probe *p, int m
     if (cmyk_in) {
         cmyk = malloc((size_t)w * 4);
         if (!cmyk)
-            jpeg_stop(&je, "out of memory");
+            jpeg_stop(&je, ENG_ENOMEM, "out of memory");
     }
     /* grow the pixel buffer as rows arrive: at most a doubling ahead of the
      * data actually decoded */
     int cap = h < 64 ? h : 64;
     img->rgb = malloc(row * (size_t)cap);
     if (!img->rgb)
-        jpeg_stop(&je, "out of memory");
+        jpeg_stop(&je, ENG_ENOMEM, "out of memory");
     while ((int)ci.output_scanline < h) {
         int y = (int)ci.output_scanline;
         if (y == cap) {
             int ncap = cap * 2 > h ? h : cap * 2;
             uint8_t *nb = realloc(img->rgb, row * (size_t)ncap);
             if (!nb)
-                jpeg_stop(&je, "out of memory");
+                jpeg_stop(&je, ENG_ENOMEM, "out of memory");
             img->rgb = nb;
             cap = ncap;
         }
         JSAMPROW r = cmyk_in ? cmyk : img->rgb + row * (size_t)y;
         if (jpeg_read_scanlines(&ci, &r, 1) != 1)
-            jpeg_stop(&je, "decoder stalled");
+            jpeg_stop(&je, ENG_EFORMAT, "decoder stalled");
         if (cmyk_in) {
             /* Adobe writes inverted CMYK: stored values are 255-C etc. */
             int inv = ci.saw_Adobe_marker;

@@ -6,6 +6,7 @@
 #include "engine.h"
 #include "test_image_gen.h"
 
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 
@@ -488,6 +489,69 @@ static void test_files(void)
     CHECK(strcmp(eng_image_format_name(ENG_IMG_UNKNOWN), "unknown") == 0);
 }
 
+/* Decoding is reentrant: threads decode good and corrupt images of every
+ * format at once and each gets its own right answer and message. */
+typedef struct thr_job {
+    const uint8_t *b[8];
+    size_t n[8];
+    int count, bad_png, errors;
+} thr_job;
+
+static void *thr_run(void *arg)
+{
+    thr_job *j = arg;
+    for (int r = 0; r < 15; r++)
+        for (int i = 0; i < j->count; i++) {
+            eng_diag d = {{0}};
+            eng_image *im = NULL;
+            eng_status st = eng_image_decode_mem(j->b[i], j->n[i], 0, &im, &d);
+            if (i == j->bad_png) {
+                if (st != ENG_EFORMAT || !strstr(d.msg, "png corrupt"))
+                    j->errors++;
+            } else if (st != ENG_OK || !im || im->w != 64 || im->h != 48 ||
+                       !near_rgb(at(im, 0.25, 0.25), gen_quad_rgb[0], 12)) {
+                j->errors++;
+            }
+            eng_image_free(im);
+        }
+    return NULL;
+}
+
+static void test_threads(void)
+{
+    eng_image *q = gen_quadrants(64, 48);
+    thr_job j = {.count = 7, .bad_png = 6};
+    j.b[0] = gen_jpeg(q, 90, 0, &j.n[0]);
+    j.b[1] = gen_png(q, &j.n[1]);
+    j.b[2] = gen_gif(q, 1, &j.n[2]);
+    j.b[3] = gen_webp(q, &j.n[3]);
+    j.b[4] = gen_tiff(q, 0, 1, 1, &j.n[4]);
+    j.b[5] = gen_bmp(q, &j.n[5]);
+    uint8_t *bad = gen_png(q, &j.n[6]);
+    bad[41] ^= 0x55; /* zlib header inside the first IDAT: stb fails */
+    j.b[6] = bad;
+    eng_diag d = {{0}};
+    eng_image *im = NULL;
+    CHECK_MSG(eng_image_decode_mem(bad, j.n[6], 0, &im, &d) == ENG_EFORMAT, "%s", d.msg);
+    CHECK_MSG(strstr(d.msg, "png corrupt: ") != NULL, "%s", d.msg);
+    printf("corrupt zlib stream: %s\n", d.msg);
+    thr_job jobs[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = j;
+        jobs[i].bad_png = i % 2 ? 6 : -1; /* half the threads skip the bad one */
+        jobs[i].count = i % 2 ? 7 : 6;
+        pthread_create(&t[i], NULL, thr_run, &jobs[i]);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        CHECK_MSG(jobs[i].errors == 0, "thread %d: %d wrong results", i, jobs[i].errors);
+    }
+    for (int i = 0; i < 7; i++)
+        free((void *)j.b[i]);
+    eng_image_free(q);
+}
+
 /* Writes the fuzz seed corpus: one small file per format and variant. */
 static int write_corpus(const char *dir)
 {
@@ -543,5 +607,6 @@ int main(int argc, char **argv)
     test_alpha();
     test_bad_input();
     test_files();
+    test_threads();
     return check_report("test_image");
 }
