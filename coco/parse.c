@@ -479,6 +479,8 @@ static int walk_array(parser *pr, elem_fn on_elem, void *ctx)
     }
     for (size_t i = 0;; i++) {
         skip_ws(pr);
+        if (pr->p >= pr->end)
+            return perr(pr, COCO_EJSON, "invalid json: unexpected end of input in an array");
         if (on_elem) {
             if (on_elem(pr, ctx, i))
                 return -1;
