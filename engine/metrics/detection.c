@@ -77,8 +77,8 @@ static int dt_key_cmp(const void *pa, const void *pb)
 /* One kept detection of a category, in concatenation order. */
 typedef struct cat_det {
     double score;
-    int pos;          /* position in the concatenation: the stable tie-break */
-    int match_first;  /* offset of its nious match flags */
+    int pos;         /* position in the concatenation: the stable tie-break */
+    int match_first; /* offset of its nious match flags */
 } cat_det;
 
 static int cat_det_cmp(const void *pa, const void *pb)
@@ -98,8 +98,7 @@ static int box_ok(const double *b)
 }
 
 static eng_status check_inputs(const eng_det_gt *gt, int ngt, const eng_det_pred *pred, int npred,
-                               int ncat, const double *ious, int nious, int max_dets,
-                               eng_diag *d)
+                               int ncat, const double *ious, int nious, int max_dets, eng_diag *d)
 {
     if (ngt < 0 || npred < 0 || ncat < 0 || nious < 1 || max_dets < 1)
         return eng_fail(d, ENG_EINVAL, "detection map: negative count or no threshold");
@@ -110,8 +109,8 @@ static eng_status check_inputs(const eng_det_gt *gt, int ngt, const eng_det_pred
             return eng_fail(d, ENG_EINVAL, "iou threshold %g: outside (0, 1]", ious[i]);
     for (int i = 0; i < ngt; i++) {
         if (gt[i].category < 0 || gt[i].category >= ncat)
-            return eng_fail(d, ENG_EINVAL, "gt[%d]: category %d outside 0..%d", i,
-                            gt[i].category, ncat - 1);
+            return eng_fail(d, ENG_EINVAL, "gt[%d]: category %d outside 0..%d", i, gt[i].category,
+                            ncat - 1);
         if (!box_ok(gt[i].bbox))
             return eng_fail(d, ENG_EINVAL, "gt[%d]: bbox not finite or negative size", i);
     }
@@ -304,9 +303,8 @@ done:
     return st;
 }
 
-eng_status eng_det_map(const eng_det_gt *gt, int ngt, const eng_det_pred *pred, int npred,
-                       int ncat, double iou, double *map, double *per_cat, eng_diag *d)
+eng_status eng_det_map(const eng_det_gt *gt, int ngt, const eng_det_pred *pred, int npred, int ncat,
+                       double iou, double *map, double *per_cat, eng_diag *d)
 {
-    return eng_det_map_ex(gt, ngt, pred, npred, ncat, &iou, 1, ENG_DET_MAX_DETS, map, per_cat,
-                          d);
+    return eng_det_map_ex(gt, ngt, pred, npred, ncat, &iou, 1, ENG_DET_MAX_DETS, map, per_cat, d);
 }

@@ -9,8 +9,8 @@
 
 /* One ground-truth box. bbox is [x, y, w, h] in pixels (w, h >= 0). */
 typedef struct eng_det_gt {
-    long long image;  /* any image id; boxes of one image share it */
-    int category;     /* 0 .. ncat-1 */
+    long long image; /* any image id; boxes of one image share it */
+    int category;    /* 0 .. ncat-1 */
     double bbox[4];
 } eng_det_gt;
 
@@ -34,8 +34,8 @@ typedef struct eng_det_pred {
  * Arrays are borrowed for the call. Returns ENG_EINVAL (with the offending
  * index in d) for a category outside 0..ncat-1, a negative or non-finite box,
  * a non-finite score, or a threshold outside (0, 1]. */
-eng_status eng_det_map(const eng_det_gt *gt, int ngt, const eng_det_pred *pred, int npred,
-                       int ncat, double iou, double *map, double *per_cat, eng_diag *d);
+eng_status eng_det_map(const eng_det_gt *gt, int ngt, const eng_det_pred *pred, int npred, int ncat,
+                       double iou, double *map, double *per_cat, eng_diag *d);
 
 /* Same with an explicit per-image-per-category detection cap (max_dets >= 1)
  * and several thresholds at once: map[i] and per_cat[i * ncat + k] for

@@ -75,7 +75,8 @@ static void conv_backward(eng_tape *t, eng_var *v)
         for (int tp = 0; tp < taps; tp++)
             for (int c = 0; c < g.ci; c++)
                 for (int o = 0; o < g.co; o++)
-                    wt[((int64_t)tp * g.co + o) * g.ci + c] = w[((int64_t)tp * g.ci + c) * g.co + o];
+                    wt[((int64_t)tp * g.co + o) * g.ci + c] =
+                        w[((int64_t)tp * g.ci + c) * g.co + o];
         int64_t npix_in = (int64_t)g.n * g.ih * g.iw, nb = tr_nblocks(npix_in, TR_ROWS);
 #pragma omp parallel for NT(t) schedule(static)
         for (int64_t b = 0; b < nb; b++) {
@@ -98,8 +99,8 @@ static void conv_backward(eng_tape *t, eng_var *v)
                     }
                 }
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, g.ci, (int)kd,
-                        1.0f, col, (int)kd, wt, g.ci, 1.0f, gx + p0 * g.ci, g.ci);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, g.ci, (int)kd, 1.0f,
+                        col, (int)kd, wt, g.ci, 1.0f, gx + p0 * g.ci, g.ci);
         }
     }
     if (!gw)
@@ -138,8 +139,8 @@ static void conv_backward(eng_tape *t, eng_var *v)
                                (size_t)cb * sizeof(float));
                 }
             }
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cb, g.co, (int)plane, 1.0f, xt,
-                        cb, gy + (int64_t)i * plane * g.co, g.co, 1.0f,
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cb, g.co, (int)plane, 1.0f, xt, cb,
+                        gy + (int64_t)i * plane * g.co, g.co, 1.0f,
                         gw + ((int64_t)tp * g.ci + c0) * g.co, g.co);
         }
     }
@@ -159,7 +160,7 @@ eng_var *eng_op_conv2d(eng_tape *t, eng_var *x, eng_var *w, int stride)
     if (stride < 1 || stride > 4)
         return tr_fail(t, ENG_EINVAL, "conv2d: stride %d outside 1..4", stride);
     conv_geom g = {(int)X->dim[0], (int)X->dim[1], (int)X->dim[2], (int)X->dim[3], 0, 0,
-                   (int)W->dim[3], (int)W->dim[0], (int)W->dim[1], stride, 0, 0};
+                   (int)W->dim[3], (int)W->dim[0], (int)W->dim[1], stride,         0, 0};
     if (g.kh > 15 || g.kw > 15)
         return tr_fail(t, ENG_EINVAL, "conv2d: filter %dx%d larger than 15", g.kh, g.kw);
     tr_same(g.ih, g.kh, g.s, &g.oh, &g.pt);
@@ -180,8 +181,7 @@ eng_var *eng_op_conv2d(eng_tape *t, eng_var *x, eng_var *w, int stride)
     if (eng_conv_geom_init(&rg, g.n, g.ih, g.iw, g.ci, g.co, g.kh, g.kw, g.s, g.s, 1, 1,
                            ENG_PAD_SAME, NULL, &d) != ENG_OK)
         return tr_fail(t, ENG_EINVAL, "conv2d: %s", d.msg);
-    if (eng_conv2d(&rg, tr_val(x), tr_val(w), NULL, ENG_ACT_NONE, tr_val(v), tr_nt(t, v)) !=
-        ENG_OK)
+    if (eng_conv2d(&rg, tr_val(x), tr_val(w), NULL, ENG_ACT_NONE, tr_val(v), tr_nt(t, v)) != ENG_OK)
         return tr_fail(t, ENG_ENOMEM, "conv2d: out of memory");
     return v;
 }
@@ -298,7 +298,7 @@ eng_var *eng_op_depthwise(eng_tape *t, eng_var *x, eng_var *w, int stride)
     if (stride < 1 || stride > 4)
         return tr_fail(t, ENG_EINVAL, "depthwise: stride %d outside 1..4", stride);
     conv_geom g = {(int)X->dim[0], (int)X->dim[1], (int)X->dim[2], (int)X->dim[3], 0, 0,
-                   (int)X->dim[3], (int)W->dim[0], (int)W->dim[1], stride, 0, 0};
+                   (int)X->dim[3], (int)W->dim[0], (int)W->dim[1], stride,         0, 0};
     if (g.kh > 15 || g.kw > 15)
         return tr_fail(t, ENG_EINVAL, "depthwise: filter %dx%d larger than 15", g.kh, g.kw);
     tr_same(g.ih, g.kh, g.s, &g.oh, &g.pt);

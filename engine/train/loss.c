@@ -78,8 +78,7 @@ eng_var *eng_loss_softmax_xent(eng_tape *t, eng_var *logits, const int *labels, 
     return v;
 }
 
-eng_var *eng_loss_focal(eng_tape *t, eng_var *logits, const float *target, float alpha,
-                        float beta)
+eng_var *eng_loss_focal(eng_tape *t, eng_var *logits, const float *target, float alpha, float beta)
 {
     if (!logits)
         return NULL;

@@ -35,12 +35,18 @@ static void act_backward(eng_tape *t, eng_var *v)
         for (int64_t i = i0; i < i1; i++) {
             float d;
             switch (kind) {
-            case ACT_RELU: d = xv[i] > 0.0f ? 1.0f : 0.0f; break;
-            case ACT_RELU6: d = xv[i] > 0.0f && xv[i] < 6.0f ? 1.0f : 0.0f; break;
+            case ACT_RELU:
+                d = xv[i] > 0.0f ? 1.0f : 0.0f;
+                break;
+            case ACT_RELU6:
+                d = xv[i] > 0.0f && xv[i] < 6.0f ? 1.0f : 0.0f;
+                break;
             case ACT_HSWISH:
                 d = xv[i] <= -3.0f ? 0.0f : xv[i] >= 3.0f ? 1.0f : (2.0f * xv[i] + 3.0f) / 6.0f;
                 break;
-            default: d = yv[i] * (1.0f - yv[i]); break;
+            default:
+                d = yv[i] * (1.0f - yv[i]);
+                break;
             }
             gx[i] += gy[i] * d;
         }
@@ -161,8 +167,8 @@ eng_var *eng_op_bias(eng_tape *t, eng_var *x, eng_var *b)
         return NULL;
     int64_t c = x->val.dim[x->val.ndim - 1];
     if (tr_numel(b) != c)
-        return tr_fail(t, ENG_EINVAL, "bias: %lld values for %lld channels",
-                       (long long)tr_numel(b), (long long)c);
+        return tr_fail(t, ENG_EINVAL, "bias: %lld values for %lld channels", (long long)tr_numel(b),
+                       (long long)c);
     eng_var *v = tr_node(t, "bias", x->val.ndim, x->val.dim, x, b, NULL);
     if (!v)
         return NULL;
@@ -282,14 +288,13 @@ static eng_var *bcast_op(eng_tape *t, eng_var *a, eng_var *b, int is_mul)
         return NULL;
     const char *name = is_mul ? "mul" : "add";
     if (a->val.ndim != b->val.ndim)
-        return tr_fail(t, ENG_EINVAL, "%s: ranks %d and %d differ", name, a->val.ndim,
-                       b->val.ndim);
+        return tr_fail(t, ENG_EINVAL, "%s: ranks %d and %d differ", name, a->val.ndim, b->val.ndim);
     int64_t dim[ENG_MAX_DIMS];
     for (int i = 0; i < a->val.ndim; i++) {
         int64_t x = a->val.dim[i], y = b->val.dim[i];
         if (x != y && x != 1 && y != 1)
-            return tr_fail(t, ENG_EINVAL, "%s: axis %d sizes %lld and %lld do not broadcast",
-                           name, i, (long long)x, (long long)y);
+            return tr_fail(t, ENG_EINVAL, "%s: axis %d sizes %lld and %lld do not broadcast", name,
+                           i, (long long)x, (long long)y);
         dim[i] = x > y ? x : y;
     }
     eng_var *v = tr_node(t, name, a->val.ndim, dim, a, b, NULL);
@@ -395,12 +400,12 @@ eng_var *eng_op_concat(eng_tape *t, eng_var *const *xs, int n)
     for (int k = 0; k < n; k++) {
         const eng_tensor *x = &xs[k]->val;
         if (x->ndim != x0->ndim)
-            return tr_fail(t, ENG_EINVAL, "concat: input %d rank %d, input 0 rank %d", k,
-                           x->ndim, x0->ndim);
+            return tr_fail(t, ENG_EINVAL, "concat: input %d rank %d, input 0 rank %d", k, x->ndim,
+                           x0->ndim);
         for (int i = 0; i < x->ndim - 1; i++)
             if (x->dim[i] != x0->dim[i])
-                return tr_fail(t, ENG_EINVAL, "concat: input %d axis %d is %lld, not %lld", k,
-                               i, (long long)x->dim[i], (long long)x0->dim[i]);
+                return tr_fail(t, ENG_EINVAL, "concat: input %d axis %d is %lld, not %lld", k, i,
+                               (long long)x->dim[i], (long long)x0->dim[i]);
         c += x->dim[x->ndim - 1];
     }
     for (int i = 0; i < x0->ndim; i++)

@@ -30,8 +30,9 @@ eng_status eng_optimizer_new(const eng_opt_config *cfg, eng_param *const *params
         return eng_fail(d, ENG_EINVAL, "optimizer: unknown kind %d", (int)cfg->kind);
     if (!(cfg->lr >= 0) || !(cfg->weight_decay >= 0) || !(cfg->momentum >= 0) ||
         cfg->momentum >= 1 || !(cfg->grad_clip >= 0) || !(cfg->min_lr_ratio >= 0))
-        return eng_fail(d, ENG_EINVAL, "optimizer: lr, weight decay, momentum, clip or min lr "
-                                       "ratio out of range");
+        return eng_fail(d, ENG_EINVAL,
+                        "optimizer: lr, weight decay, momentum, clip or min lr "
+                        "ratio out of range");
     for (int i = 0; i < nparams; i++)
         if (!params[i])
             return eng_fail(d, ENG_EINVAL, "optimizer: params[%d] is NULL", i);
@@ -153,8 +154,8 @@ eng_status eng_optimizer_step(eng_optimizer *o, eng_diag *d)
     return ENG_OK;
 }
 
-eng_status eng_train_run(eng_tape *t, eng_optimizer *o, int steps, eng_train_step_fn fn,
-                         void *ctx, eng_train_log_fn log, void *log_ctx, eng_abort_fn abort_fn,
+eng_status eng_train_run(eng_tape *t, eng_optimizer *o, int steps, eng_train_step_fn fn, void *ctx,
+                         eng_train_log_fn log, void *log_ctx, eng_abort_fn abort_fn,
                          void *abort_ctx, eng_train_result *res, eng_diag *d)
 {
     eng_train_result r = {0, NAN, 0};

@@ -64,12 +64,12 @@ eng_status eng_param_new(const char *name, int ndim, const int64_t *dim, eng_par
 {
     *out = NULL;
     if (ndim < 1 || ndim > ENG_MAX_DIMS)
-        return eng_fail(d, ENG_EINVAL, "param '%s': rank %d outside 1..%d", name ? name : "",
-                        ndim, ENG_MAX_DIMS);
+        return eng_fail(d, ENG_EINVAL, "param '%s': rank %d outside 1..%d", name ? name : "", ndim,
+                        ENG_MAX_DIMS);
     for (int i = 0; i < ndim; i++)
         if (dim[i] < 1)
-            return eng_fail(d, ENG_EINVAL, "param '%s': dimension %d is %lld", name ? name : "",
-                            i, (long long)dim[i]);
+            return eng_fail(d, ENG_EINVAL, "param '%s': dimension %d is %lld", name ? name : "", i,
+                            (long long)dim[i]);
     eng_param *p = calloc(1, sizeof *p);
     if (!p)
         return eng_fail(d, ENG_ENOMEM, "param '%s': out of memory", name ? name : "");
@@ -272,8 +272,8 @@ static eng_var *node_push(eng_tape *t, const char *op)
     return v;
 }
 
-eng_var *tr_node(eng_tape *t, const char *op, int ndim, const int64_t *dim, eng_var *a,
-                 eng_var *b, eng_var *c)
+eng_var *tr_node(eng_tape *t, const char *op, int ndim, const int64_t *dim, eng_var *a, eng_var *b,
+                 eng_var *c)
 {
     if (t->st != ENG_OK)
         return NULL;
@@ -299,8 +299,8 @@ eng_var *tr_node(eng_tape *t, const char *op, int ndim, const int64_t *dim, eng_
     v->in[1] = b;
     v->in[2] = c;
     v->nin = c ? 3 : b ? 2 : a ? 1 : 0;
-    v->requires_grad = (a && a->requires_grad) || (b && b->requires_grad) ||
-                       (c && c->requires_grad);
+    v->requires_grad =
+        (a && a->requires_grad) || (b && b->requires_grad) || (c && c->requires_grad);
     return v;
 }
 

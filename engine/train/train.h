@@ -52,10 +52,10 @@ float eng_rng_normal(eng_rng *r);
 typedef struct eng_param {
     char name[64];
     eng_tensor *value;
-    eng_tensor *grad;  /* accumulated by eng_tape_backward, zeroed by steps */
-    float *m, *v;      /* momentum / Adam moments, NULL until used */
-    int no_decay;      /* 1: no weight decay (biases, scales) */
-    int frozen;        /* 1: used as a constant, gets no gradient */
+    eng_tensor *grad; /* accumulated by eng_tape_backward, zeroed by steps */
+    float *m, *v;     /* momentum / Adam moments, NULL until used */
+    int no_decay;     /* 1: no weight decay (biases, scales) */
+    int frozen;       /* 1: used as a constant, gets no gradient */
 } eng_param;
 
 /* Returns in *out a new zeroed parameter (free with eng_param_free). */
@@ -152,8 +152,7 @@ eng_var *eng_op_sum(eng_tape *t, eng_var *x);
 /* Softmax cross-entropy, mean over rows. logits [..., K]; labels holds one
  * class in 0..K-1 per row (copied). smoothing in [0, 1): the target is
  * (1 - smoothing) one-hot + smoothing / K. */
-eng_var *eng_loss_softmax_xent(eng_tape *t, eng_var *logits, const int *labels,
-                               float smoothing);
+eng_var *eng_loss_softmax_xent(eng_tape *t, eng_var *logits, const int *labels, float smoothing);
 
 /* CenterNet's penalty-reduced sigmoid focal loss on logits (the sigmoid is
  * applied inside, stably). target has the logits' shape, values in [0, 1],
@@ -162,8 +161,7 @@ eng_var *eng_loss_softmax_xent(eng_tape *t, eng_var *logits, const int *labels,
  *   otherwise:    -(1 - target)^beta p^alpha log(1 - p)
  * summed and divided by the number of cells with target 1 (at least 1).
  * CenterNet uses alpha 2, beta 4. target is copied. */
-eng_var *eng_loss_focal(eng_tape *t, eng_var *logits, const float *target, float alpha,
-                        float beta);
+eng_var *eng_loss_focal(eng_tape *t, eng_var *logits, const float *target, float alpha, float beta);
 
 /* sum_r weight[r] * sum_j |pred[r,j] - target[r,j]| / norm, rows r over all
  * but the last axis. weight may be NULL (all 1); norm > 0. Copied. */
@@ -192,15 +190,15 @@ typedef enum eng_opt_kind { ENG_OPT_SGD = 0, ENG_OPT_ADAMW = 1 } eng_opt_kind;
 typedef struct eng_opt_config {
     eng_opt_kind kind;
     float lr;
-    float weight_decay; /* SGD: added to the gradient (L2); AdamW: decoupled,
-                         * w -= lr * weight_decay * w */
-    float momentum;     /* SGD (0 = plain) */
-    int nesterov;       /* SGD */
+    float weight_decay;      /* SGD: added to the gradient (L2); AdamW: decoupled,
+                              * w -= lr * weight_decay * w */
+    float momentum;          /* SGD (0 = plain) */
+    int nesterov;            /* SGD */
     float beta1, beta2, eps; /* AdamW; 0 selects 0.9, 0.999, 1e-8 */
     int warmup_steps;
     int total_steps;
     float min_lr_ratio;
-    float grad_clip;    /* clip the global gradient norm to this; 0 = off */
+    float grad_clip; /* clip the global gradient norm to this; 0 = off */
 } eng_opt_config;
 
 typedef struct eng_optimizer eng_optimizer;
@@ -238,8 +236,8 @@ typedef struct eng_train_result {
  * (fn), backward, optimizer step. A non-finite loss or gradient stops with
  * ENG_EINVAL, res->diverged = 1 and a "diverged: ..." message. res may be
  * NULL. */
-eng_status eng_train_run(eng_tape *t, eng_optimizer *o, int steps, eng_train_step_fn fn,
-                         void *ctx, eng_train_log_fn log, void *log_ctx, eng_abort_fn abort_fn,
+eng_status eng_train_run(eng_tape *t, eng_optimizer *o, int steps, eng_train_step_fn fn, void *ctx,
+                         eng_train_log_fn log, void *log_ctx, eng_abort_fn abort_fn,
                          void *abort_ctx, eng_train_result *res, eng_diag *d);
 
 #endif

@@ -65,8 +65,8 @@ eng_var *tr_fail(eng_tape *t, eng_status st, const char *fmt, ...)
 
 /* New node with the given shape and a fresh arena value (uninitialised);
  * requires_grad from its inputs. NULL on error. */
-eng_var *tr_node(eng_tape *t, const char *op, int ndim, const int64_t *dim, eng_var *a,
-                 eng_var *b, eng_var *c);
+eng_var *tr_node(eng_tape *t, const char *op, int ndim, const int64_t *dim, eng_var *a, eng_var *b,
+                 eng_var *c);
 
 /* The gradient buffer of v, allocated zeroed on first use; NULL when v
  * needs no gradient (constant input, frozen param) or memory ran out. */

@@ -82,8 +82,8 @@ static int det_cases_check(const char *path, double *max_diff)
         }
         double map[3], *per = calloc((size_t)ncat * 3, sizeof *per);
         eng_diag d = {{0}};
-        eng_status st = eng_det_map_ex(gt, ngt, pred, npred, ncat, thr, 3, ENG_DET_MAX_DETS, map,
-                                       per, &d);
+        eng_status st =
+            eng_det_map_ex(gt, ngt, pred, npred, ncat, thr, 3, ENG_DET_MAX_DETS, map, per, &d);
         CHECK_MSG(st == ENG_OK, "seed %d: %s", seed, d.msg);
         const cJSON *exp = cJSON_GetObjectItem(c, "expected");
         for (int t = 0; t < 3 && st == ENG_OK; t++) {

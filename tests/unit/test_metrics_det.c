@@ -6,7 +6,10 @@
 #include "engine.h"
 #include "metrics_det_cases.h"
 
-#define BOX(x, y, w, h) {x, y, w, h}
+#define BOX(x, y, w, h)                                                                            \
+    {                                                                                              \
+        x, y, w, h                                                                                 \
+    }
 
 static double map_at(const eng_det_gt *gt, int ngt, const eng_det_pred *pred, int npred, int ncat,
                      double iou, double *per_cat)

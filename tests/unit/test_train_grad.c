@@ -103,8 +103,8 @@ static void gradcheck(const char *name, eng_param **ps, int n, build_fn f, const
             max_rel = fmax(max_rel, rel);
             probes++;
             if (err > atol + rtol * scale && nbad++ < 3)
-                fprintf(stderr, "%s: input %d element %lld: analytic %.6g numeric %.6g\n", name,
-                        i, (long long)k, a, num);
+                fprintf(stderr, "%s: input %d element %lld: analytic %.6g numeric %.6g\n", name, i,
+                        (long long)k, a, num);
         }
         free(ana);
     }
@@ -201,8 +201,7 @@ static void test_conv(int n, int h, int w, int ci, int k, int co, int stride, in
                  depthwise, ref, &oh, &ow);
         const eng_tensor *y = eng_var_value(out);
         CHECK_MSG(y->dim[1] == oh && y->dim[2] == ow && y->dim[3] == oc, "%s: shape", name);
-        CHECK_MSG(close_all(eng_f32(y), ref, (int64_t)n * oh * ow * oc, 1e-5), "%s: forward",
-                  name);
+        CHECK_MSG(close_all(eng_f32(y), ref, (int64_t)n * oh * ow * oc, 1e-5), "%s: forward", name);
         free(ref);
     }
     gradcheck(name, ps, 2, build_conv, &c, 1e-2, 2e-3, 5e-3);
@@ -245,17 +244,28 @@ static eng_var *build_unary(eng_tape *t, eng_var **in, const void *ctx)
 {
     const un_ctx *u = ctx;
     switch (u->which) {
-    case 0: return eng_op_relu(t, in[0]);
-    case 1: return eng_op_relu6(t, in[0]);
-    case 2: return eng_op_hard_swish(t, in[0]);
-    case 3: return eng_op_sigmoid(t, in[0]);
-    case 4: return eng_op_mean_hw(t, in[0]);
-    case 5: return eng_op_scale(t, in[0], u->s);
-    case 6: return eng_op_upsample2x(t, in[0]);
-    case 7: return eng_op_resize_bilinear(t, in[0], 5, 7);
-    case 8: return eng_op_maxpool(t, in[0], 3, 1);
-    case 9: return eng_op_maxpool(t, in[0], 3, 2);
-    case 10: return eng_op_sum(t, in[0]);
+    case 0:
+        return eng_op_relu(t, in[0]);
+    case 1:
+        return eng_op_relu6(t, in[0]);
+    case 2:
+        return eng_op_hard_swish(t, in[0]);
+    case 3:
+        return eng_op_sigmoid(t, in[0]);
+    case 4:
+        return eng_op_mean_hw(t, in[0]);
+    case 5:
+        return eng_op_scale(t, in[0], u->s);
+    case 6:
+        return eng_op_upsample2x(t, in[0]);
+    case 7:
+        return eng_op_resize_bilinear(t, in[0], 5, 7);
+    case 8:
+        return eng_op_maxpool(t, in[0], 3, 1);
+    case 9:
+        return eng_op_maxpool(t, in[0], 3, 2);
+    case 10:
+        return eng_op_sum(t, in[0]);
     default: {
         int64_t dim[2] = {6, 8};
         return eng_op_reshape(t, in[0], 2, dim);
@@ -266,10 +276,14 @@ static eng_var *build_unary(eng_tape *t, eng_var **in, const void *ctx)
 static double ref_act(int which, double x)
 {
     switch (which) {
-    case 0: return x > 0 ? x : 0;
-    case 1: return fmin(fmax(x, 0), 6);
-    case 2: return x * fmin(fmax(x + 3, 0), 6) / 6;
-    default: return 1 / (1 + exp(-x));
+    case 0:
+        return x > 0 ? x : 0;
+    case 1:
+        return fmin(fmax(x, 0), 6);
+    case 2:
+        return x * fmin(fmax(x + 3, 0), 6) / 6;
+    default:
+        return 1 / (1 + exp(-x));
     }
 }
 
@@ -287,8 +301,8 @@ static void test_activations(void)
         eng_var *out = forward(ps, 1, build_unary, &u);
         int ok = 1;
         for (int i = 0; i < 90; i++)
-            ok &= fabs(eng_f32(eng_var_value(out))[i] -
-                       ref_act(a, eng_f32(ps[0]->value)[i])) < 1e-5;
+            ok &=
+                fabs(eng_f32(eng_var_value(out))[i] - ref_act(a, eng_f32(ps[0]->value)[i])) < 1e-5;
         CHECK_MSG(ok, "%s: forward", names[a]);
         gradcheck(names[a], ps, 1, build_unary, &u, 1e-3, 1e-3, 5e-3);
         free_params(ps, 1);
@@ -365,10 +379,11 @@ static void test_resize(void)
         int y0 = (int)sy, x0 = (int)sx, y1 = y0 + 1 < 3 ? y0 + 1 : 2, x1 = x0 + 1 < 4 ? x0 + 1 : 3;
         float fy = sy - y0, fx = sx - x0;
         int c = 2;
-        double top = x[(y0 * 4 + x0) * 3 + c] + (x[(y0 * 4 + x1) * 3 + c] - x[(y0 * 4 + x0) * 3 + c]) * fx;
-        double bot = x[(y1 * 4 + x0) * 3 + c] + (x[(y1 * 4 + x1) * 3 + c] - x[(y1 * 4 + x0) * 3 + c]) * fx;
-        CHECK_NEAR(eng_f32(eng_var_value(out))[(3 * 7 + 5) * 3 + c], top + (bot - top) * fy,
-                   1e-6);
+        double top =
+            x[(y0 * 4 + x0) * 3 + c] + (x[(y0 * 4 + x1) * 3 + c] - x[(y0 * 4 + x0) * 3 + c]) * fx;
+        double bot =
+            x[(y1 * 4 + x0) * 3 + c] + (x[(y1 * 4 + x1) * 3 + c] - x[(y1 * 4 + x0) * 3 + c]) * fx;
+        CHECK_NEAR(eng_f32(eng_var_value(out))[(3 * 7 + 5) * 3 + c], top + (bot - top) * fy, 1e-6);
     }
     gradcheck("resize_bilinear 3x4->5x7", q, 1, build_unary, &u, 1e-2, 1e-3, 5e-3);
     free_params(q, 1);
@@ -417,8 +432,8 @@ static void test_maxpool(void)
                         ok &= eng_f32(y)[((i * oh + oy) * ow + ox) * 3 + c] == m;
                     }
         CHECK_MSG(ok, "maxpool s%d forward", s);
-        gradcheck(s == 1 ? "maxpool 3x3 s1" : "maxpool 3x3 s2", ps, 1, build_unary, &u, 1e-3,
-                  1e-3, 5e-3);
+        gradcheck(s == 1 ? "maxpool 3x3 s1" : "maxpool 3x3 s2", ps, 1, build_unary, &u, 1e-3, 1e-3,
+                  5e-3);
     }
     eng_param_free(p);
 }
@@ -452,14 +467,16 @@ static void test_binary(void)
     int64_t shapes[4][4] = {{2, 3, 4, 5}, {2, 1, 1, 5}, {1, 1, 1, 5}, {1, 3, 1, 1}};
     for (int mul = 0; mul < 2; mul++)
         for (int s = 0; s < 4; s++) {
-            eng_param *ps[2] = {mkparam("a", 4, a, &r, -1, 1), mkparam("b", 4, shapes[s], &r, -1, 1)};
+            eng_param *ps[2] = {mkparam("a", 4, a, &r, -1, 1),
+                                mkparam("b", 4, shapes[s], &r, -1, 1)};
             bin_ctx c = {mul};
             eng_var *out = forward(ps, 2, build_binary, &c);
             /* element (1, 2, 3, 4) */
             int64_t ia = ((1 * 3 + 2) * 4 + 3) * 5 + 4;
             int64_t *bd = shapes[s];
-            int64_t ib = (((bd[0] > 1) * 1 * bd[1] + (bd[1] > 1) * 2) * bd[2] + (bd[2] > 1) * 3) *
-                             bd[3] + (bd[3] > 1) * 4;
+            int64_t ib =
+                (((bd[0] > 1) * 1 * bd[1] + (bd[1] > 1) * 2) * bd[2] + (bd[2] > 1) * 3) * bd[3] +
+                (bd[3] > 1) * 4;
             float av = eng_f32(ps[0]->value)[ia], bv = eng_f32(ps[1]->value)[ib];
             CHECK_NEAR(eng_f32(eng_var_value(out))[ia], mul ? av * bv : av + bv, 1e-6);
             char name[64];
@@ -470,8 +487,8 @@ static void test_binary(void)
     int64_t bd[1] = {5};
     eng_param *pb[2] = {mkparam("x", 4, a, &r, -1, 1), mkparam("b", 1, bd, &r, -1, 1)};
     eng_var *out = forward(pb, 2, build_bias, NULL);
-    CHECK_NEAR(eng_f32(eng_var_value(out))[7],
-               eng_f32(pb[0]->value)[7] + eng_f32(pb[1]->value)[2], 1e-6);
+    CHECK_NEAR(eng_f32(eng_var_value(out))[7], eng_f32(pb[0]->value)[7] + eng_f32(pb[1]->value)[2],
+               1e-6);
     gradcheck("bias", pb, 2, build_bias, NULL, 1e-2, 1e-3, 5e-3);
     free_params(pb, 2);
 
@@ -523,11 +540,16 @@ static eng_var *build_loss(eng_tape *t, eng_var **in, const void *ctx)
 {
     const loss_ctx *c = ctx;
     switch (c->which) {
-    case 0: return eng_loss_softmax_xent(t, in[0], c->target, c->a);
-    case 1: return eng_loss_focal(t, in[0], c->target, c->a, c->b);
-    case 2: return eng_loss_l1(t, in[0], c->target, c->weight, c->a);
-    case 3: return eng_loss_giou(t, in[0], c->target, c->weight, ENG_BOX_XYXY, c->a);
-    default: return eng_loss_giou(t, in[0], c->target, c->weight, ENG_BOX_LTRB, c->a);
+    case 0:
+        return eng_loss_softmax_xent(t, in[0], c->target, c->a);
+    case 1:
+        return eng_loss_focal(t, in[0], c->target, c->a, c->b);
+    case 2:
+        return eng_loss_l1(t, in[0], c->target, c->weight, c->a);
+    case 3:
+        return eng_loss_giou(t, in[0], c->target, c->weight, ENG_BOX_XYXY, c->a);
+    default:
+        return eng_loss_giou(t, in[0], c->target, c->weight, ENG_BOX_LTRB, c->a);
     }
 }
 
@@ -554,8 +576,8 @@ static void test_losses(void)
             }
         }
         CHECK_NEAR(eng_var_scalar(out), want / 4, 1e-6);
-        gradcheck(sm ? "softmax_xent smoothing 0.1" : "softmax_xent", pl, 1, build_loss, &c,
-                  1e-2, 1e-4, 5e-3);
+        gradcheck(sm ? "softmax_xent smoothing 0.1" : "softmax_xent", pl, 1, build_loss, &c, 1e-2,
+                  1e-4, 5e-3);
     }
     free_params(pl, 1);
 
@@ -597,11 +619,11 @@ static void test_losses(void)
     /* GIoU, xyxy: overlapping, disjoint and nested pairs, no coordinate
      * of one box within 0.05 of the other's */
     float boxes[5][8] = {
-        {0, 0, 4, 4, 1, 1.5f, 5, 6},      /* partial overlap */
-        {0, 0, 2, 2, 3, 4, 6, 7},         /* disjoint */
-        {0, 0, 10, 10, 2, 3, 6, 7},       /* target inside */
-        {2, 3, 6, 7, 0, 0, 10, 10},       /* pred inside */
-        {1, 1, 3, 9, 0.5f, 2, 7, 4},      /* crossing */
+        {0, 0, 4, 4, 1, 1.5f, 5, 6}, /* partial overlap */
+        {0, 0, 2, 2, 3, 4, 6, 7},    /* disjoint */
+        {0, 0, 10, 10, 2, 3, 6, 7},  /* target inside */
+        {2, 3, 6, 7, 0, 0, 10, 10},  /* pred inside */
+        {1, 1, 3, 9, 0.5f, 2, 7, 4}, /* crossing */
     };
     int64_t gd[2] = {5, 4};
     eng_param *pg[1] = {NULL};

@@ -127,7 +127,8 @@ static void make_data(net *n, uint64_t seed)
         n->labels[i] = k;
         for (int p = 0; p < SZ * SZ; p++)
             x[i * SZ * SZ + p] = 0.3f * eng_rng_uniform(&r);
-        int oy = (k / 2) * 4 + (int)(eng_rng_u64(&r) % 2), ox = (k % 2) * 4 + (int)(eng_rng_u64(&r) % 2);
+        int oy = (k / 2) * 4 + (int)(eng_rng_u64(&r) % 2),
+            ox = (k % 2) * 4 + (int)(eng_rng_u64(&r) % 2);
         for (int y = 0; y < 3; y++)
             for (int xx = 0; xx < 3; xx++)
                 x[i * SZ * SZ + (oy + y) * SZ + ox + xx] = 1.0f;
@@ -206,8 +207,11 @@ static float train_once(eng_opt_kind kind, int threads, uint64_t seed, int steps
     net n;
     net_init(&n, seed);
     eng_param *ps[5] = {n.c1, n.b1, n.dw, n.c2, n.b2};
-    eng_opt_config c = {.kind = kind, .lr = kind == ENG_OPT_ADAMW ? 0.03f : 0.1f,
-                        .momentum = 0.9f, .weight_decay = 1e-4f, .warmup_steps = 10,
+    eng_opt_config c = {.kind = kind,
+                        .lr = kind == ENG_OPT_ADAMW ? 0.03f : 0.1f,
+                        .momentum = 0.9f,
+                        .weight_decay = 1e-4f,
+                        .warmup_steps = 10,
                         .total_steps = steps};
     eng_optimizer *o = NULL;
     eng_tape *t = NULL;
@@ -274,12 +278,13 @@ static eng_status head_step(void *ctx, eng_tape *t, int step, eng_var **loss, en
     head *h = ctx;
     eng_var *f = eng_tape_input(t, h->feat);
     eng_var *y = eng_op_relu6(t, eng_op_depthwise(t, f, eng_tape_param(t, h->dw), 1));
-    eng_var *logit = eng_op_bias(t, eng_op_conv2d(t, y, eng_tape_param(t, h->pw), 1),
-                                 eng_tape_param(t, h->pb));
-    eng_var *ltrb = eng_op_scale(
-        t, eng_op_relu(t, eng_op_bias(t, eng_op_conv2d(t, y, eng_tape_param(t, h->bw), 1),
-                                      eng_tape_param(t, h->bb))),
-        4.0f);
+    eng_var *logit =
+        eng_op_bias(t, eng_op_conv2d(t, y, eng_tape_param(t, h->pw), 1), eng_tape_param(t, h->pb));
+    eng_var *ltrb =
+        eng_op_scale(t,
+                     eng_op_relu(t, eng_op_bias(t, eng_op_conv2d(t, y, eng_tape_param(t, h->bw), 1),
+                                                eng_tape_param(t, h->bb))),
+                     4.0f);
     eng_var *lf = eng_loss_focal(t, logit, h->heat, 2, 4);
     eng_var *lg = eng_loss_giou(t, ltrb, h->box, h->wt, ENG_BOX_LTRB, HN * 2.0f);
     *loss = eng_op_add(t, lf, lg);
@@ -333,8 +338,12 @@ static void test_head(void)
     eng_param_fill(h->pb, -2.19f); /* CenterNet's prior: sigmoid = 0.1 */
     eng_param_fill(h->bb, 0.5f);
     eng_param *ps[5] = {h->dw, h->pw, h->pb, h->bw, h->bb};
-    eng_opt_config c = {.kind = ENG_OPT_ADAMW, .lr = 0.05f, .warmup_steps = 5,
-                        .total_steps = 200, .weight_decay = 1e-4f, .grad_clip = 10.0f};
+    eng_opt_config c = {.kind = ENG_OPT_ADAMW,
+                        .lr = 0.05f,
+                        .warmup_steps = 5,
+                        .total_steps = 200,
+                        .weight_decay = 1e-4f,
+                        .grad_clip = 10.0f};
     eng_optimizer *o = NULL;
     eng_tape *t = NULL;
     eng_optimizer_new(&c, ps, 5, &o, &d);
@@ -391,7 +400,8 @@ static void test_abort_diverge(void)
     /* an op error inside the step function comes back as the tape's error */
     int64_t one[1] = {1};
     eng_tensor *x = eng_tensor_new(ENG_F32, 1, one);
-    CHECK(eng_train_run(t, o, 5, null_param_step, x, NULL, NULL, NULL, NULL, &res, &d) == ENG_EINVAL);
+    CHECK(eng_train_run(t, o, 5, null_param_step, x, NULL, NULL, NULL, NULL, &res, &d) ==
+          ENG_EINVAL);
     CHECK_MSG(strcmp(d.msg, "param: NULL") == 0, "%s", d.msg);
     CHECK(!res.diverged && res.steps_done == 0);
     eng_tensor_free(x);
