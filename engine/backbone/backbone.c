@@ -548,7 +548,7 @@ eng_status eng_backbones_scan(const char *root, int load, eng_backbone_entry **o
         }
         eng_backbone_entry *e = &list[cnt++];
         memset(e, 0, sizeof *e);
-        snprintf(e->name, sizeof e->name, "%s", de->d_name);
+        memcpy(e->name, de->d_name, strlen(de->d_name) + 1); /* length checked above */
         snprintf(e->dir, sizeof e->dir, "%s", dir);
     }
     closedir(dp);
