@@ -217,6 +217,10 @@ typedef enum coco_url_kind {
 /* Classifies an image URL; the fetcher only follows http, https and file. */
 coco_url_kind coco_url_classify(const char *url);
 
+/* The image's URL when it is one the fetcher may follow (http, https,
+ * file, no NUL inside), else NULL. Borrowed like the image. */
+const char *coco_image_fetch_url(const coco_image *im);
+
 /* ---- validation -------------------------------------------------------- */
 
 typedef enum coco_file_state {
@@ -249,6 +253,10 @@ typedef enum coco_code {
 } coco_code;
 
 const char *coco_code_name(coco_code code);
+/* "classification"/"detection" ("unknown"), "relative"/"pixels"/"none",
+ * "ready"/"invalid"/"incomplete"/"fetching". */
+const char *coco_kind_name(coco_kind kind);
+const char *coco_units_name(coco_box_units units);
 
 typedef enum coco_subject {
     COCO_SUBJECT_NONE = 0,
@@ -301,6 +309,8 @@ typedef struct coco_summary {
 
 typedef struct coco_report coco_report;
 
+const char *coco_state_name(coco_state state);
+
 /* Runs every check of SPEC section 3. files has one entry per image of ds
  * (coco_dataset_image_count) or is NULL (all unchecked). On COCO_OK *out
  * is a new report (free with coco_report_free); it does not point into ds
@@ -334,7 +344,8 @@ size_t coco_report_status_line(const coco_report *r, char *buf, size_t n);
  * out of memory. Shape:
  * {"state","status","kind","images","annotations","categories","boxes",
  *  "boxUnits","imagesFound","imagesMissing","imagesFetching","imagesFailed",
- *  "imagesBad","categoryImages":[{"id","name","images"}],
+ *  "imagesBad","categoryImages":[{"id","name","images"}] (first 10,000),
+ *  "categoryImagesNotListed",
  *  "errorCount","warningCount",
  *  "errors":[{"code","path","id","message","hint"}],"warnings":[...]}
  * Invalid UTF-8 in names is replaced by U+FFFD so jq always reads it. */

@@ -8,8 +8,10 @@
  * input costs at most linear time and bounded stack. Field-level problems
  * (missing or mistyped fields) do not fail the parse: they are recorded with
  * their JSON path for coco_validate. */
+#define _GNU_SOURCE /* strtod_l: numbers read the same whatever the process locale */
 #include "coco_int.h"
 
+#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +38,7 @@ typedef struct parser {
     coco_status st;
     char *sbuf;
     size_t scap;
+    locale_t c_locale; /* made on the first number that needs strtod */
 } parser;
 
 static const char *jtype_name(jtype t)
@@ -358,7 +361,9 @@ static int parse_number(parser *pr, jval *v)
     }
     memcpy(buf, start, n);
     buf[n] = 0;
-    v->d = strtod(buf, NULL);
+    if (!pr->c_locale)
+        pr->c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    v->d = pr->c_locale ? strtod_l(buf, NULL, pr->c_locale) : strtod(buf, NULL);
     if (buf != small)
         free(buf);
     v->is_int = 0;
@@ -1085,6 +1090,8 @@ coco_status coco_dataset_parse(const char *json, size_t len, const coco_limits *
         rc = -1;
     }
     free(pr.sbuf);
+    if (pr.c_locale)
+        freelocale(pr.c_locale);
     if (rc) {
         coco_dataset_free(pr.ds);
         return pr.st != COCO_OK ? pr.st : COCO_EJSON;

@@ -146,3 +146,11 @@ coco_url_kind coco_url_classify(const char *url)
         return COCO_URL_INVALID;
     return kind;
 }
+
+const char *coco_image_fetch_url(const coco_image *im)
+{
+    if (!im || !im->url || (im->flags & COCO_URL_NUL))
+        return NULL;
+    coco_url_kind k = coco_url_classify(im->url);
+    return k == COCO_URL_HTTP || k == COCO_URL_HTTPS || k == COCO_URL_FILE ? im->url : NULL;
+}

@@ -107,7 +107,12 @@ static const char *kind_name(coco_kind k)
     return k == COCO_KIND_DETECTION ? "detection" : "classification";
 }
 
-static const char *units_name(coco_box_units u)
+const char *coco_kind_name(coco_kind kind)
+{
+    return kind == COCO_KIND_UNKNOWN ? "unknown" : kind_name(kind);
+}
+
+const char *coco_units_name(coco_box_units u)
 {
     switch (u) {
     case COCO_UNITS_RELATIVE: return "relative";
@@ -117,7 +122,7 @@ static const char *units_name(coco_box_units u)
     return "none";
 }
 
-static const char *state_name(coco_state s)
+const char *coco_state_name(coco_state s)
 {
     switch (s) {
     case COCO_STATE_READY: return "ready";
@@ -321,7 +326,7 @@ char *coco_report_to_json(const coco_report *r)
     char line[512];
     coco_report_status_line(r, line, sizeof line);
     sb_puts(&b, "{\n  \"state\": ");
-    sb_str(&b, state_name(s->state));
+    sb_str(&b, coco_state_name(s->state));
     sb_puts(&b, ",\n  \"status\": ");
     sb_str(&b, line);
     sb_puts(&b, ",\n  \"kind\": ");
@@ -329,13 +334,14 @@ char *coco_report_to_json(const coco_report *r)
     sb_printf(&b, ",\n  \"images\": %zu,\n  \"annotations\": %zu,\n  \"categories\": %zu,"
                   "\n  \"boxes\": %zu,\n  \"boxUnits\": ",
               s->images, s->annotations, s->categories, s->boxes);
-    sb_str(&b, units_name(s->units));
+    sb_str(&b, coco_units_name(s->units));
     sb_printf(&b, ",\n  \"imagesFound\": %zu,\n  \"imagesMissing\": %zu,"
                   "\n  \"imagesFetching\": %zu,\n  \"imagesFailed\": %zu,\n  \"imagesBad\": %zu,",
               s->images_found, s->images_missing, s->images_fetching, s->images_failed,
               s->images_bad);
     sb_puts(&b, "\n  \"categoryImages\": [");
-    for (size_t i = 0; i < r->n_cats; i++) {
+    size_t listed = r->n_cats < 10000 ? r->n_cats : 10000;
+    for (size_t i = 0; i < listed; i++) {
         sb_printf(&b, "%s{\"id\":%lld,\"name\":", i ? ",\n    " : "\n    ",
                   (long long)r->cat_ids[i]);
         if (r->cat_names[i])
@@ -345,6 +351,7 @@ char *coco_report_to_json(const coco_report *r)
         sb_printf(&b, ",\"images\":%zu}", r->cat_images[i]);
     }
     sb_puts(&b, r->n_cats ? "\n  ],\n" : "],\n");
+    sb_printf(&b, "  \"categoryImagesNotListed\": %zu,\n", r->n_cats - listed);
     sb_printf(&b, "  \"errorCount\": %zu,\n  \"warningCount\": %zu,\n", s->errors, s->warnings);
     sb_printf(&b, "  \"errorsNotListed\": %zu,\n  \"warningsNotListed\": %zu,\n",
               s->errors - r->problems.n_err, s->warnings - r->problems.n_warn);

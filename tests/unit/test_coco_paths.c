@@ -102,6 +102,20 @@ static void test_urls(void)
     CHECK(coco_url_classify("https://h/a b.jpg") == COCO_URL_INVALID);
     CHECK(coco_url_classify("a.jpg") == COCO_URL_INVALID);
     CHECK(coco_url_classify("javascript:alert(1)") == COCO_URL_INVALID);
+
+    coco_image im = {0};
+    CHECK(coco_image_fetch_url(NULL) == NULL && coco_image_fetch_url(&im) == NULL);
+    im.url = "https://h/a.jpg";
+    CHECK(coco_image_fetch_url(&im) == im.url);
+    im.flags = COCO_URL_NUL;
+    CHECK(coco_image_fetch_url(&im) == NULL);
+    im.flags = 0;
+    im.url = "ftp://h/a.jpg";
+    CHECK(coco_image_fetch_url(&im) == NULL);
+    CHECK(strcmp(coco_kind_name(COCO_KIND_DETECTION), "detection") == 0);
+    CHECK(strcmp(coco_kind_name(COCO_KIND_UNKNOWN), "unknown") == 0);
+    CHECK(strcmp(coco_units_name(COCO_UNITS_PIXELS), "pixels") == 0);
+    CHECK(strcmp(coco_state_name(COCO_STATE_INCOMPLETE), "incomplete") == 0);
 }
 
 static coco_dataset *parse_q(const char *s)
