@@ -297,15 +297,17 @@ static int parse_number(parser *pr, jval *v)
             p++;
     }
     v->type = J_NUM;
-    if (!frac && ndig <= 18) {
-        int64_t x = 0;
+    if (!frac && ndig <= 19) {
+        uint64_t x = 0;
         for (const char *q = digits; q < digits + ndig; q++)
-            x = x * 10 + (*q - '0');
-        v->i = neg ? -x : x;
-        v->d = (double)v->i;
-        v->is_int = 1;
-        pr->p = p;
-        return 0;
+            x = x * 10 + (uint64_t)(*q - '0'); /* 19 digits cannot wrap a uint64 */
+        if (x <= (uint64_t)INT64_MAX) {
+            v->i = neg ? -(int64_t)x : (int64_t)x;
+            v->d = (double)v->i;
+            v->is_int = 1;
+            pr->p = p;
+            return 0;
+        }
     }
     /* exact fast path (Clinger): mantissa below 2^53 and a power of ten
      * that is itself exact give a correctly rounded quotient/product */
@@ -771,7 +773,7 @@ static int image_elem(parser *pr, void *ctx, size_t idx)
         if (url->has_nul)
             im->flags |= COCO_URL_NUL;
     }
-    if (f.file_name.type == J_NONE && url_ok) {
+    if ((f.file_name.type == J_NONE || f.file_name.type == J_NULL) && url_ok) {
         /* the url alone is enough: the file is fetched */
     } else if (want_string(pr, &f.file_name, "images", idx, "file_name", 1, COCO_SUBJECT_IMAGE,
                            hid, im->id, COCO_CODE_ANNOTATIONS_INVALID,

@@ -238,11 +238,40 @@ static void test_numbers(void)
     CHECK_MSG(mismatches == 0, "%d numbers differ from strtod", mismatches);
 }
 
+/* ids use the full int64 range exactly; larger or fractional ones are refused */
+static void test_ids(void)
+{
+    const char *json =
+        "{\"images\":[{\"id\":9223372036854775807,\"file_name\":\"a.jpg\",\"width\":64,"
+        "\"height\":64},{\"id\":9223372036854775806,\"file_name\":null,\"absolute_url\":"
+        "\"https://h/b.jpg\",\"width\":64,\"height\":64},{\"id\":-9223372036854775807,"
+        "\"file_name\":\"c.jpg\",\"width\":64,\"height\":64},{\"id\":9223372036854775808,"
+        "\"file_name\":\"d.jpg\",\"width\":64,\"height\":64}],\"annotations\":[],"
+        "\"categories\":[]}";
+    coco_dataset *ds = NULL;
+    CHECK(coco_dataset_parse(json, strlen(json), NULL, &ds, NULL) == COCO_OK);
+    CHECK(coco_dataset_image(ds, 0)->id == INT64_MAX);
+    CHECK(coco_dataset_image(ds, 1)->id == INT64_MAX - 1);
+    CHECK(coco_dataset_image(ds, 1)->file_name == NULL);
+    CHECK(coco_dataset_image(ds, 2)->id == -INT64_MAX);
+    CHECK(!(coco_dataset_image(ds, 3)->flags & COCO_HAS_ID));
+    coco_report *r = NULL;
+    CHECK(coco_validate(ds, NULL, &r) == COCO_OK);
+    size_t n;
+    const coco_problem *p = coco_report_problems(r, COCO_ERROR, &n);
+    /* images[3].id, and the empty annotations list */
+    CHECK_MSG(n == 2 && strcmp(p[0].path, "images[3].id") == 0, "%zu errors, first %s", n,
+              n ? p[0].path : "");
+    coco_report_free(r);
+    coco_dataset_free(ds);
+}
+
 int main(void)
 {
     test_candidates();
     test_urls();
     test_merge();
     test_numbers();
+    test_ids();
     return check_report("test_coco_paths");
 }
