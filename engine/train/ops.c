@@ -250,6 +250,16 @@ static void bcast_grad(eng_tape *t, eng_var *v, eng_var *x, const eng_var *other
         }
         return;
     }
+    if (nb * nx > n) {
+        /* partials would outweigh the output: one serial pass, same order */
+        for (int64_t o = 0; o < n; o++) {
+            int64_t ia, ib;
+            bcast_index(&it, o, &ia, &ib);
+            float f = is_mul ? ov[which == 0 ? ib : ia] : 1.0f;
+            gx[which == 0 ? ia : ib] += gy[o] * f;
+        }
+        return;
+    }
     float *part = tr_alloc(t, (size_t)(nb * nx) * sizeof(float));
     if (!part)
         return;
@@ -443,11 +453,8 @@ typedef struct lerp_tab {
     float f;
 } lerp_tab;
 
-static lerp_tab *lerp_make(eng_tape *t, int in, int out)
+static void lerp_fill(lerp_tab *tab, int in, int out)
 {
-    lerp_tab *tab = tr_alloc(t, sizeof *tab * (size_t)out);
-    if (!tab)
-        return NULL;
     float scale = (float)in / (float)out;
     for (int o = 0; o < out; o++) {
         float src = (float)o * scale;
@@ -458,7 +465,6 @@ static lerp_tab *lerp_make(eng_tape *t, int in, int out)
         tab[o].hi = lo + 1 < in ? lo + 1 : in - 1;
         tab[o].f = src - (float)lo;
     }
-    return tab;
 }
 
 static void resize_backward(eng_tape *t, eng_var *v)
@@ -508,16 +514,14 @@ eng_var *eng_op_resize_bilinear(eng_tape *t, eng_var *x, int oh, int ow)
         return NULL;
     int n = (int)x->val.dim[0], ih = (int)x->val.dim[1], iw = (int)x->val.dim[2];
     int c = (int)x->val.dim[3];
-    lerp_tab *ty = lerp_make(t, ih, oh), *tx = lerp_make(t, iw, ow);
-    if (!ty || !tx)
+    /* both tables in one arena block for backward: tx follows ty */
+    lerp_tab *ty = tr_alloc(t, sizeof *ty * (size_t)(oh + ow));
+    if (!ty)
         return NULL;
-    /* keep both tables contiguous for backward: tx follows ty */
-    lerp_tab *tabs = tr_alloc(t, sizeof *tabs * (size_t)(oh + ow));
-    if (!tabs)
-        return NULL;
-    memcpy(tabs, ty, sizeof *ty * (size_t)oh);
-    memcpy(tabs + oh, tx, sizeof *tx * (size_t)ow);
-    v->aux = tabs;
+    lerp_fill(ty, ih, oh);
+    lerp_tab *tx = ty + oh;
+    lerp_fill(tx, iw, ow);
+    v->aux = ty;
     v->backward = resize_backward;
     const float *xv = tr_val(x);
     float *y = tr_val(v);

@@ -484,6 +484,15 @@ static void test_binary(void)
             gradcheck(name, ps, 2, build_binary, &c, 1e-2, 1e-3, 5e-3);
             free_params(ps, 2);
         }
+    /* a large operand broadcast over the batch only (the serial path) */
+    int64_t big[4] = {2, 96, 96, 2}, big1[4] = {1, 96, 96, 2};
+    for (int mul = 0; mul < 2; mul++) {
+        eng_param *ps[2] = {mkparam("a", 4, big, &r, -1, 1), mkparam("b", 4, big1, &r, -1, 1)};
+        bin_ctx c = {mul};
+        gradcheck(mul ? "mul broadcast batch (large)" : "add broadcast batch (large)", ps, 2,
+                  build_binary, &c, 1e-2, 1e-3, 5e-3);
+        free_params(ps, 2);
+    }
     int64_t bd[1] = {5};
     eng_param *pb[2] = {mkparam("x", 4, a, &r, -1, 1), mkparam("b", 1, bd, &r, -1, 1)};
     eng_var *out = forward(pb, 2, build_bias, NULL);
