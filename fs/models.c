@@ -33,6 +33,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -455,7 +456,8 @@ static cJSON *request_json(const fs_trainreq *r)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "dataset", r->dataset);
-    cJSON_AddStringToObject(o, "kind", fs_model_kind_name(r->kind));
+    if (r->kind != FS_KIND_AUTO)
+        cJSON_AddStringToObject(o, "kind", fs_model_kind_name(r->kind));
     cJSON_AddNumberToObject(o, "budget_minutes", r->budget_seconds / 60.0);
     if (r->test_dataset[0])
         cJSON_AddStringToObject(o, "test_dataset", r->test_dataset);
@@ -943,6 +945,13 @@ typedef struct pjob {
     pend *p;
 } pjob;
 
+/* Confidences are shown with 6 decimals (the list is already sorted on the
+ * exact values, so the order is the engine's). */
+static double round6(float v)
+{
+    return floor((double)v * 1e6 + 0.5) / 1e6;
+}
+
 static char *prediction_json(const char *model, const fs_recipe_prediction *p)
 {
     cJSON *o = cJSON_CreateObject();
@@ -956,7 +965,7 @@ static char *prediction_json(const char *model, const fs_recipe_prediction *p)
     for (int i = 0; i < p->nclasses; i++) {
         cJSON *c = cJSON_CreateObject();
         cJSON_AddStringToObject(c, "label", p->classes[i].label);
-        cJSON_AddNumberToObject(c, "confidence", p->classes[i].confidence);
+        cJSON_AddNumberToObject(c, "confidence", round6(p->classes[i].confidence));
         cJSON_AddItemToArray(cl, c);
     }
     cJSON *ob = cJSON_AddArrayToObject(cr, "objects");
@@ -971,7 +980,7 @@ static char *prediction_json(const char *model, const fs_recipe_prediction *p)
         cJSON *tags = cJSON_AddArrayToObject(e, "tags");
         cJSON *t = cJSON_CreateObject();
         cJSON_AddStringToObject(t, "name", x->label);
-        cJSON_AddNumberToObject(t, "confidence", x->confidence);
+        cJSON_AddNumberToObject(t, "confidence", round6(x->confidence));
         cJSON_AddItemToArray(tags, t);
         cJSON_AddItemToArray(ob, e);
     }
@@ -1751,8 +1760,10 @@ static void resume_model(mdl *m)
     pthread_mutex_lock(&g.mu);
     mdl_state s = m->state;
     int has_req = m->has_req;
-    if (s == ST_TRAINING)
+    if (s == ST_TRAINING) {
         m->restarts++;
+        m->restarted_run = 1;
+    }
     if (s == ST_CANCELLING)
         m->state = ST_CANCELLED;
     pthread_mutex_unlock(&g.mu);

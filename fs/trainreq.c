@@ -189,8 +189,11 @@ fs_trainreq_status fs_trainreq_parse(const char *buf, size_t len, fs_trainreq *o
 
 int fs_trainreq_format(const fs_trainreq *r, char *buf, size_t cap)
 {
-    int n = snprintf(buf, cap, "{\"dataset\": \"%s\", \"kind\": \"%s\", \"budget_minutes\": %.6g",
-                     r->dataset, fs_model_kind_name(r->kind), r->budget_seconds / 60.0);
+    int n = snprintf(buf, cap, "{\"dataset\": \"%s\", \"budget_minutes\": %.6g", r->dataset,
+                     r->budget_seconds / 60.0);
+    if (r->kind != FS_KIND_AUTO)
+        n += snprintf(n < (int)cap ? buf + n : NULL, n < (int)cap ? cap - n : 0,
+                      ", \"kind\": \"%s\"", fs_model_kind_name(r->kind));
     if (r->test_dataset[0])
         n += snprintf(n < (int)cap ? buf + n : NULL, n < (int)cap ? cap - n : 0,
                       ", \"test_dataset\": \"%s\"", r->test_dataset);
