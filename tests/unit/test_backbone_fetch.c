@@ -1,0 +1,108 @@
+/* test_backbone_fetch.c: scripts/fetch-backbones.sh on copies of the
+ * installed backbones (VISIONFS_BACKBONES pointed at a temp folder, so the
+ * real installation is never touched and nothing is downloaded): --check
+ * passes on intact copies and fails on damaged ones, naming the backbone;
+ * a CenterNet folder whose weights match but whose backbone.json is gone is
+ * repaired without a download; and the engine's message for the damage names
+ * the same script. Skips (77) when the backbones are not installed. */
+#include "check.h"
+#include "engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void backbones_dir(char *buf, size_t n)
+{
+    const char *env = getenv("VISIONFS_BACKBONES");
+    const char *xdg = getenv("XDG_DATA_HOME");
+    const char *home = getenv("HOME");
+    if (env && *env)
+        snprintf(buf, n, "%s", env);
+    else if (xdg && *xdg)
+        snprintf(buf, n, "%s/visionfs/backbones", xdg);
+    else
+        snprintf(buf, n, "%s/.local/share/visionfs/backbones", home ? home : "");
+}
+
+static int run(const char *cmd, char *out, size_t n)
+{
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    size_t got = fread(out, 1, n - 1, p);
+    out[got] = '\0';
+    int rc = pclose(p);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+int main(void)
+{
+    char src[1024], cn[1100], eff[1100];
+    backbones_dir(src, sizeof src);
+    snprintf(cn, sizeof cn, "%s/centernet/backbone.json", src);
+    snprintf(eff, sizeof eff, "%s/efficientnet-lite0/backbone.json", src);
+    if (access(cn, R_OK) != 0 || access(eff, R_OK) != 0)
+        CHECK_SKIP("backbones not installed (run scripts/fetch-backbones.sh)");
+    char tmp[] = "/tmp/vfs-test-fetch-XXXXXX";
+    if (!mkdtemp(tmp))
+        return 1;
+    char cmd[4096], out[8192];
+    snprintf(cmd, sizeof cmd, "cp -r '%s/centernet' '%s/efficientnet-lite0' '%s/'", src, src, tmp);
+    CHECK(system(cmd) == 0);
+    char script[1200];
+    snprintf(script, sizeof script, "VISIONFS_BACKBONES='%s' bash '%s/scripts/fetch-backbones.sh'",
+             tmp, VFS_SOURCE_DIR);
+
+    /* intact copies: --check passes and says so */
+    snprintf(cmd, sizeof cmd, "%s --check 2>&1", script);
+    int rc = run(cmd, out, sizeof out);
+    CHECK_MSG(rc == 0, "check on intact copies: %d: %s", rc, out);
+    CHECK_MSG(strstr(out, "centernet: up to date") && strstr(out, "efficientnet-lite0: up to date"),
+              "%s", out);
+
+    /* truncate a shard: --check fails, names the backbone and the repair */
+    char shard[1200];
+    snprintf(shard, sizeof shard, "%s/efficientnet-lite0/group1-shard2of5.bin", tmp);
+    CHECK(truncate(shard, 1000) == 0);
+    rc = run(cmd, out, sizeof out);
+    CHECK_MSG(rc == 1, "check on a truncated shard: %d: %s", rc, out);
+    CHECK_MSG(strstr(out, "efficientnet-lite0: not installed, damaged") != NULL, "%s", out);
+    CHECK_MSG(strstr(out, "run scripts/fetch-backbones.sh") != NULL, "%s", out);
+    CHECK_MSG(strstr(out, "centernet: up to date") != NULL, "%s", out);
+    /* the engine says the same */
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s/efficientnet-lite0", tmp);
+    eng_backbone *bb = NULL;
+    eng_diag d = {{0}};
+    CHECK(eng_backbone_open(dir, &bb, &d) == ENG_EFORMAT);
+    CHECK_MSG(strstr(d.msg, "truncated") && strstr(d.msg, "scripts/fetch-backbones.sh"), "%s",
+              d.msg);
+
+    /* CenterNet with matching weights but no backbone.json: rewritten, no download */
+    snprintf(cmd, sizeof cmd, "rm '%s/centernet/backbone.json' && %s centernet 2>&1", tmp, script);
+    rc = run(cmd, out, sizeof out);
+    CHECK_MSG(rc == 0, "repair of backbone.json: %d: %s", rc, out);
+    CHECK_MSG(strstr(out, "weights already match") != NULL, "%s", out);
+    snprintf(dir, sizeof dir, "%s/centernet", tmp);
+    CHECK(eng_backbone_open(dir, &bb, &d) == ENG_OK);
+    if (bb) {
+        CHECK(eng_backbone_get_info(bb)->embedding_dim == 480);
+        eng_backbone_free(bb);
+    }
+    /* the rewritten description equals the installed one */
+    snprintf(cmd, sizeof cmd, "cmp -s '%s/centernet/backbone.json' '%s/centernet/backbone.json'",
+             src, tmp);
+    CHECK(system(cmd) == 0);
+
+    /* unknown arguments are refused */
+    snprintf(cmd, sizeof cmd, "%s --frobnicate 2>&1", script);
+    CHECK(run(cmd, out, sizeof out) == 2);
+
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", tmp);
+    return check_report("test_backbone_fetch");
+}
