@@ -1480,8 +1480,17 @@ static int models_is_readonly(const char *rel)
         mdl_unref(m);
         return ro;
     }
-    if (strncmp(sub, "predict/", 8) == 0)
-        return is_predict_output(sub);
+    if (strncmp(sub, "predict/", 8) == 0) {
+        if (!is_predict_output(sub))
+            return 0;
+        /* the result of an image that was removed: the user may delete it
+         * (rm -r and rm of a glob meet results after their images) */
+        char img[MP], path[MP];
+        snprintf(img, sizeof img, "%s", rel);
+        img[strlen(img) - (ends_with(img, ".json") ? 5 : 10)] = '\0';
+        struct stat st;
+        return fs_store_path(path, sizeof path, "models", img) != 0 || lstat(path, &st) == 0;
+    }
     if (strncmp(sub, "evaluations/", 12) == 0)
         return strchr(sub + 12, '/') != NULL; /* files in evaluations/DS/ */
     return 0;
@@ -1681,18 +1690,8 @@ static void models_unlinked(const char *rel)
         mdl_publish(m);
         if (running || queued)
             mdl_log(m, "train.json removed: cancelling");
-    } else if (strncmp(sub, "predict/", 8) == 0 && !is_predict_output(sub)) {
-        char path[MP];
-        pthread_mutex_lock(&g.mu);
-        if (mdl_path_locked(m, sub, path, sizeof path) == 0) {
-            size_t n = strlen(path);
-            snprintf(path + n, sizeof path - n, ".json");
-            unlink(path);
-            snprintf(path + n, sizeof path - n, ".boxes.jpg");
-            unlink(path);
-        }
-        pthread_mutex_unlock(&g.mu);
     }
+    /* the results of a removed image stay until deleted (see is_readonly) */
     mdl_unref(m);
 }
 

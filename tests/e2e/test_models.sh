@@ -128,7 +128,11 @@ t1=$(date +%s.%N)
 echo "cp -r + read of 24 predictions: $(python3 -c "print(round($t1 - $t0, 2))") s"
 check "cp -r predictions are right ($right/24)" test "$right" -ge 20
 rm "$M/predict/one.png"
-check "rm of an image removes its result" test ! -e "$M/predict/one.png.json"
+check "the result of a removed image can be deleted" rm "$M/predict/one.png.json"
+check "result gone" test ! -e "$M/predict/one.png.json"
+cp "$SRC/one.png" "$M/predict/x.png"
+cat "$M/predict/x.png.json" >/dev/null
+check "rm predict/* removes images and results" rm "$M/predict/x.png" "$M/predict/x.png.json"
 
 # evaluations/
 check "mkdir evaluations/test" mkdir "$M/evaluations/test"
