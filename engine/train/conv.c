@@ -244,6 +244,7 @@ static void dw_backward(eng_tape *t, eng_var *v)
                                 continue;
                             const float *src = gy + (((int64_t)i * g.oh + oy) * g.ow + ox) * c;
                             const float *wk = w + ((int64_t)ky * g.kw + kx) * c;
+#pragma omp simd
                             for (int j = 0; j < c; j++)
                                 dst[j] += src[j] * wk[j];
                         }
@@ -276,6 +277,7 @@ static void dw_backward(eng_tape *t, eng_var *v)
                             continue;
                         const float *xi = x + (((int64_t)i * g.ih + iy) * g.iw + ix) * c;
                         float *pk = p + ((int64_t)ky * g.kw + kx) * c;
+#pragma omp simd
                         for (int j = 0; j < c; j++)
                             pk[j] += xi[j] * go[j];
                     }
@@ -284,6 +286,7 @@ static void dw_backward(eng_tape *t, eng_var *v)
         }
     }
     for (int64_t b = 0; b < nb; b++)
+#pragma omp simd
         for (int64_t j = 0; j < wsz; j++)
             gw[j] += part[b * wsz + j];
 }

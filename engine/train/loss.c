@@ -19,9 +19,7 @@ static void loss_backward(eng_tape *t, eng_var *v)
         return;
     const float *g = v->aux;
     float s = v->grad[0];
-    int64_t n = tr_numel(v->in[0]);
-    for (int64_t i = 0; i < n; i++)
-        gx[i] += s * g[i];
+    tr_axpy(t, tr_numel(v->in[0]), s, g, gx);
 }
 
 /* Makes the scalar node and its gradient buffer (zeroed). */
@@ -40,6 +38,22 @@ static eng_var *loss_node(eng_tape *t, const char *name, eng_var *x, float **gra
 }
 
 static double softplus(double z) { return z > 0 ? z + log1p(exp(-z)) : log1p(exp(z)); }
+
+/* x^e, by multiplication for the small integer exponents losses use. */
+static double power(double x, double e)
+{
+    if (e == 2.0)
+        return x * x;
+    if (e == 4.0) {
+        double x2 = x * x;
+        return x2 * x2;
+    }
+    if (e == 1.0)
+        return x;
+    if (e == 0.0)
+        return 1.0;
+    return pow(x, e);
+}
 
 eng_var *eng_loss_softmax_xent(eng_tape *t, eng_var *logits, const int *labels, float smoothing)
 {
@@ -98,11 +112,11 @@ eng_var *eng_loss_focal(eng_tape *t, eng_var *logits, const float *target, float
         double zi = z[i], p = 1.0 / (1.0 + exp(-zi));
         double logp = -softplus(-zi), log1mp = -softplus(zi), q = 1.0 - p, l, d;
         if (target[i] >= 1.0f) {
-            double qa = pow(q, a);
+            double qa = power(q, a);
             l = -qa * logp;
             d = a * p * qa * logp - qa * q;
         } else {
-            double wneg = pow(1.0 - (double)target[i], b), pa = pow(p, a);
+            double wneg = power(1.0 - (double)target[i], b), pa = power(p, a);
             l = -wneg * pa * log1mp;
             d = wneg * pa * (p - a * q * log1mp);
         }

@@ -32,23 +32,31 @@ static void act_backward(eng_tape *t, eng_var *v)
 #pragma omp parallel for NT(t) schedule(static)
     for (int64_t b = 0; b < nb; b++) {
         int64_t i0 = b * TR_CHUNK, i1 = i0 + TR_CHUNK < n ? i0 + TR_CHUNK : n;
-        for (int64_t i = i0; i < i1; i++) {
-            float d;
-            switch (kind) {
-            case ACT_RELU:
-                d = xv[i] > 0.0f ? 1.0f : 0.0f;
-                break;
-            case ACT_RELU6:
-                d = xv[i] > 0.0f && xv[i] < 6.0f ? 1.0f : 0.0f;
-                break;
-            case ACT_HSWISH:
-                d = xv[i] <= -3.0f ? 0.0f : xv[i] >= 3.0f ? 1.0f : (2.0f * xv[i] + 3.0f) / 6.0f;
-                break;
-            default:
-                d = yv[i] * (1.0f - yv[i]);
-                break;
+        switch (kind) {
+        case ACT_RELU:
+#pragma omp simd
+            for (int64_t i = i0; i < i1; i++)
+                gx[i] += xv[i] > 0.0f ? gy[i] : 0.0f;
+            break;
+        case ACT_RELU6:
+#pragma omp simd
+            for (int64_t i = i0; i < i1; i++)
+                gx[i] += xv[i] > 0.0f && xv[i] < 6.0f ? gy[i] : 0.0f;
+            break;
+        case ACT_HSWISH:
+#pragma omp simd
+            for (int64_t i = i0; i < i1; i++) {
+                float d = xv[i] <= -3.0f  ? 0.0f
+                          : xv[i] >= 3.0f ? 1.0f
+                                          : (2.0f * xv[i] + 3.0f) * (1.0f / 6.0f);
+                gx[i] += gy[i] * d;
             }
-            gx[i] += gy[i] * d;
+            break;
+        default:
+#pragma omp simd
+            for (int64_t i = i0; i < i1; i++)
+                gx[i] += gy[i] * (yv[i] * (1.0f - yv[i]));
+            break;
         }
     }
 }
@@ -70,14 +78,17 @@ static eng_var *act_op(eng_tape *t, eng_var *x, int kind, const char *name)
         int64_t i0 = b * TR_CHUNK, i1 = i0 + TR_CHUNK < n ? i0 + TR_CHUNK : n;
         switch (kind) {
         case ACT_RELU:
+#pragma omp simd
             for (int64_t i = i0; i < i1; i++)
                 y[i] = xv[i] > 0.0f ? xv[i] : 0.0f;
             break;
         case ACT_RELU6:
+#pragma omp simd
             for (int64_t i = i0; i < i1; i++)
                 y[i] = fminf(fmaxf(xv[i], 0.0f), 6.0f);
             break;
         case ACT_HSWISH:
+#pragma omp simd
             for (int64_t i = i0; i < i1; i++)
                 y[i] = xv[i] * fminf(fmaxf(xv[i] + 3.0f, 0.0f), 6.0f) * (1.0f / 6.0f);
             break;
@@ -106,9 +117,7 @@ static void scale_backward(eng_tape *t, eng_var *v)
     if (!gx)
         return;
     float s = v->fattr[0];
-    int64_t n = tr_numel(v);
-    for (int64_t i = 0; i < n; i++)
-        gx[i] += v->grad[i] * s;
+    tr_axpy(t, tr_numel(v), s, v->grad, gx);
 }
 
 eng_var *eng_op_scale(eng_tape *t, eng_var *x, float s)
@@ -123,8 +132,8 @@ eng_var *eng_op_scale(eng_tape *t, eng_var *x, float s)
     int64_t n = tr_numel(v);
     const float *xv = tr_val(x);
     float *y = tr_val(v);
-    for (int64_t i = 0; i < n; i++)
-        y[i] = xv[i] * s;
+    memset(y, 0, (size_t)n * sizeof(float));
+    tr_axpy(t, n, s, xv, y);
     return v;
 }
 
@@ -136,8 +145,7 @@ static void bias_backward(eng_tape *t, eng_var *v)
     int64_t n = tr_numel(v), c = tr_numel(b), rows = n / c;
     float *gx = tr_grad(t, x);
     if (gx)
-        for (int64_t i = 0; i < n; i++)
-            gx[i] += v->grad[i];
+        tr_axpy(t, n, 1.0f, v->grad, gx);
     float *gb = tr_grad(t, b);
     if (!gb)
         return;
@@ -153,10 +161,12 @@ static void bias_backward(eng_tape *t, eng_var *v)
         memset(p, 0, (size_t)c * sizeof(float));
         int64_t r1 = (k + 1) * rb < rows ? (k + 1) * rb : rows;
         for (int64_t r = k * rb; r < r1; r++)
+#pragma omp simd
             for (int64_t j = 0; j < c; j++)
                 p[j] += gy[r * c + j];
     }
     for (int64_t k = 0; k < nb; k++)
+#pragma omp simd
         for (int64_t j = 0; j < c; j++)
             gb[j] += part[k * c + j];
 }
@@ -178,6 +188,7 @@ eng_var *eng_op_bias(eng_tape *t, eng_var *x, eng_var *b)
     float *y = tr_val(v);
 #pragma omp parallel for NT(t) schedule(static)
     for (int64_t r = 0; r < rows; r++)
+#pragma omp simd
         for (int64_t j = 0; j < c; j++)
             y[r * c + j] = xv[r * c + j] + bv[j];
     return v;
@@ -224,9 +235,47 @@ static void bcast_init(bcast_iter *it, const eng_var *v, const eng_var *a, const
     bcast_strides(b, it->sb);
 }
 
-/* Gradient of one operand: gx[index(o)] += gy[o] * (other[index(o)] or 1).
- * When the operand is not broadcast, each block writes its own elements;
- * otherwise partials per block are summed in block order. */
+/* Rows of the last axis per block, so blocks hold about TR_CHUNK elements. */
+static int64_t bcast_rows_per_block(int64_t len) { return len < TR_CHUNK ? TR_CHUNK / len : 1; }
+
+/* Adds the gradient of one operand for output rows [r0, r1):
+ * dst[index(o)] += gy[o] * (other[index(o)] or 1). */
+static void bcast_grad_rows(const bcast_iter *it, int64_t r0, int64_t r1, const float *gy,
+                            const float *ov, int is_mul, int which, float *dst)
+{
+    int nd = it->nd;
+    int64_t len = it->dim[nd - 1];
+    int64_t sx = which == 0 ? it->sa[nd - 1] : it->sb[nd - 1];
+    int64_t so = which == 0 ? it->sb[nd - 1] : it->sa[nd - 1];
+    for (int64_t r = r0; r < r1; r++) {
+        int64_t ia, ib;
+        bcast_index(it, r * len, &ia, &ib);
+        int64_t ix = which == 0 ? ia : ib, io = which == 0 ? ib : ia;
+        const float *g = gy + r * len;
+        float *d = dst + ix;
+        if (sx == 0) { /* reduction along the row: in order */
+            for (int64_t j = 0; j < len; j++)
+                d[0] += g[j] * (is_mul ? ov[io + j * so] : 1.0f);
+        } else if (!is_mul) {
+#pragma omp simd
+            for (int64_t j = 0; j < len; j++)
+                d[j] += g[j];
+        } else if (so) {
+#pragma omp simd
+            for (int64_t j = 0; j < len; j++)
+                d[j] += g[j] * ov[io + j];
+        } else {
+            float f = ov[io];
+#pragma omp simd
+            for (int64_t j = 0; j < len; j++)
+                d[j] += g[j] * f;
+        }
+    }
+}
+
+/* Gradient of one operand. When it is not broadcast, each block of rows
+ * writes its own elements; otherwise per-block partials are added in block
+ * order, or, when those would outweigh the output, one serial pass. */
 static void bcast_grad(eng_tape *t, eng_var *v, eng_var *x, const eng_var *other, int is_mul,
                        int which)
 {
@@ -235,29 +284,18 @@ static void bcast_grad(eng_tape *t, eng_var *v, eng_var *x, const eng_var *other
         return;
     bcast_iter it;
     bcast_init(&it, v, v->in[0], v->in[1]);
-    int64_t n = tr_numel(v), nx = tr_numel(x), nb = tr_nblocks(n, TR_CHUNK);
+    int64_t n = tr_numel(v), nx = tr_numel(x), len = it.dim[it.nd - 1];
+    int64_t rows = n / len, rb = bcast_rows_per_block(len), nb = tr_nblocks(rows, rb);
     const float *gy = v->grad, *ov = other ? tr_val(other) : NULL;
     if (nx == n) {
 #pragma omp parallel for NT(t) schedule(static)
-        for (int64_t k = 0; k < nb; k++) {
-            int64_t o1 = (k + 1) * TR_CHUNK < n ? (k + 1) * TR_CHUNK : n;
-            for (int64_t o = k * TR_CHUNK; o < o1; o++) {
-                int64_t ia, ib;
-                bcast_index(&it, o, &ia, &ib);
-                float f = is_mul ? ov[which == 0 ? ib : ia] : 1.0f;
-                gx[o] += gy[o] * f;
-            }
-        }
+        for (int64_t k = 0; k < nb; k++)
+            bcast_grad_rows(&it, k * rb, (k + 1) * rb < rows ? (k + 1) * rb : rows, gy, ov, is_mul,
+                            which, gx);
         return;
     }
     if (nb * nx > n) {
-        /* partials would outweigh the output: one serial pass, same order */
-        for (int64_t o = 0; o < n; o++) {
-            int64_t ia, ib;
-            bcast_index(&it, o, &ia, &ib);
-            float f = is_mul ? ov[which == 0 ? ib : ia] : 1.0f;
-            gx[which == 0 ? ia : ib] += gy[o] * f;
-        }
+        bcast_grad_rows(&it, 0, rows, gy, ov, is_mul, which, gx);
         return;
     }
     float *part = tr_alloc(t, (size_t)(nb * nx) * sizeof(float));
@@ -267,15 +305,11 @@ static void bcast_grad(eng_tape *t, eng_var *v, eng_var *x, const eng_var *other
     for (int64_t k = 0; k < nb; k++) {
         float *p = part + k * nx;
         memset(p, 0, (size_t)nx * sizeof(float));
-        int64_t o1 = (k + 1) * TR_CHUNK < n ? (k + 1) * TR_CHUNK : n;
-        for (int64_t o = k * TR_CHUNK; o < o1; o++) {
-            int64_t ia, ib;
-            bcast_index(&it, o, &ia, &ib);
-            float f = is_mul ? ov[which == 0 ? ib : ia] : 1.0f;
-            p[which == 0 ? ia : ib] += gy[o] * f;
-        }
+        bcast_grad_rows(&it, k * rb, (k + 1) * rb < rows ? (k + 1) * rb : rows, gy, ov, is_mul,
+                        which, p);
     }
     for (int64_t k = 0; k < nb; k++)
+#pragma omp simd
         for (int64_t j = 0; j < nx; j++)
             gx[j] += part[k * nx + j];
 }
@@ -313,18 +347,25 @@ static eng_var *bcast_op(eng_tape *t, eng_var *a, eng_var *b, int is_mul)
     v->backward = is_mul ? mul_backward : add_backward;
     bcast_iter it;
     bcast_init(&it, v, a, b);
-    int64_t n = tr_numel(v), nb = tr_nblocks(n, TR_CHUNK);
+    int nd = it.nd;
+    int64_t n = tr_numel(v), len = it.dim[nd - 1], rows = n / len;
+    int64_t sa = it.sa[nd - 1], sb = it.sb[nd - 1];
     const float *av = tr_val(a), *bv = tr_val(b);
     float *y = tr_val(v);
-    int same = tr_numel(a) == n && tr_numel(b) == n;
 #pragma omp parallel for NT(t) schedule(static)
-    for (int64_t k = 0; k < nb; k++) {
-        int64_t o1 = (k + 1) * TR_CHUNK < n ? (k + 1) * TR_CHUNK : n;
-        for (int64_t o = k * TR_CHUNK; o < o1; o++) {
-            int64_t ia = o, ib = o;
-            if (!same)
-                bcast_index(&it, o, &ia, &ib);
-            y[o] = is_mul ? av[ia] * bv[ib] : av[ia] + bv[ib];
+    for (int64_t r = 0; r < rows; r++) {
+        int64_t ia, ib;
+        bcast_index(&it, r * len, &ia, &ib);
+        const float *pa = av + ia, *pb = bv + ib;
+        float *o = y + r * len;
+        if (is_mul) {
+#pragma omp simd
+            for (int64_t j = 0; j < len; j++)
+                o[j] = pa[j * sa] * pb[j * sb];
+        } else {
+#pragma omp simd
+            for (int64_t j = 0; j < len; j++)
+                o[j] = pa[j * sa] + pb[j * sb];
         }
     }
     return v;
@@ -346,6 +387,7 @@ static void mean_hw_backward(eng_tape *t, eng_var *v)
 #pragma omp parallel for NT(t) schedule(static)
     for (int64_t i = 0; i < n; i++)
         for (int64_t p = 0; p < hw; p++)
+#pragma omp simd
             for (int64_t j = 0; j < c; j++)
                 gx[(i * hw + p) * c + j] += v->grad[i * c + j] * inv;
 }
@@ -369,8 +411,10 @@ eng_var *eng_op_mean_hw(eng_tape *t, eng_var *x)
         float *o = y + i * c;
         memset(o, 0, (size_t)c * sizeof(float));
         for (int64_t p = 0; p < hw; p++)
+#pragma omp simd
             for (int64_t j = 0; j < c; j++)
                 o[j] += xv[(i * hw + p) * c + j];
+#pragma omp simd
         for (int64_t j = 0; j < c; j++)
             o[j] /= (float)hw;
     }
@@ -389,6 +433,7 @@ static void concat_backward(eng_tape *t, eng_var *v)
         if (gx) {
 #pragma omp parallel for NT(t) schedule(static)
             for (int64_t r = 0; r < rows; r++)
+#pragma omp simd
                 for (int64_t j = 0; j < cx; j++)
                     gx[r * cx + j] += v->grad[r * c + off + j];
         }
@@ -536,6 +581,7 @@ eng_var *eng_op_resize_bilinear(eng_tape *t, eng_var *x, int oh, int ow)
                 const float *a = r0 + (int64_t)tx[ox].lo * c, *b = r0 + (int64_t)tx[ox].hi * c;
                 const float *cc = r1 + (int64_t)tx[ox].lo * c, *dd = r1 + (int64_t)tx[ox].hi * c;
                 float *o = y + (((int64_t)i * oh + oy) * ow + ox) * c;
+#pragma omp simd
                 for (int j = 0; j < c; j++) {
                     float top = a[j] + (b[j] - a[j]) * fx;
                     float bot = cc[j] + (dd[j] - cc[j]) * fx;
@@ -589,6 +635,7 @@ static void maxpool_backward(eng_tape *t, eng_var *v)
                         if (ox >= ow)
                             continue;
                         int64_t o = (((int64_t)i * oh + oy) * ow + ox) * c;
+#pragma omp simd
                         for (int j = 0; j < c; j++)
                             if (arg[o + j] == me)
                                 g[j] += v->grad[o + j];
@@ -640,6 +687,7 @@ eng_var *eng_op_maxpool(eng_tape *t, eng_var *x, int k, int stride)
                         if (ix < 0 || ix >= iw)
                             continue;
                         const float *p = xv + (((int64_t)i * ih + iy) * iw + ix) * c;
+#pragma omp simd
                         for (int j = 0; j < c; j++)
                             if (p[j] > y[o + j]) {
                                 y[o + j] = p[j];
@@ -658,9 +706,7 @@ static void copy_backward(eng_tape *t, eng_var *v)
     float *gx = tr_grad(t, v->in[0]);
     if (!gx)
         return;
-    int64_t n = tr_numel(v);
-    for (int64_t i = 0; i < n; i++)
-        gx[i] += v->grad[i];
+    tr_axpy(t, tr_numel(v), 1.0f, v->grad, gx);
 }
 
 eng_var *eng_op_reshape(eng_tape *t, eng_var *x, int ndim, const int64_t *dim)

@@ -190,6 +190,21 @@ eng_var *tr_fail(eng_tape *t, eng_status st, const char *fmt, ...)
     return NULL;
 }
 
+/* ---- helpers ---- */
+
+void tr_axpy(const eng_tape *t, int64_t n, float a, const float *x, float *y)
+{
+    int64_t nb = tr_nblocks(n, TR_CHUNK);
+    int nt = n < TR_PAR_MIN ? 1 : t->threads;
+#pragma omp parallel for num_threads(nt) schedule(static)
+    for (int64_t b = 0; b < nb; b++) {
+        int64_t i1 = (b + 1) * TR_CHUNK < n ? (b + 1) * TR_CHUNK : n;
+#pragma omp simd
+        for (int64_t i = b * TR_CHUNK; i < i1; i++)
+            y[i] += a * x[i];
+    }
+}
+
 /* ---- tape ---- */
 
 eng_status eng_tape_new(int threads, eng_tape **out, eng_diag *d)

@@ -89,6 +89,9 @@ static inline int tr_nt(const eng_tape *t, const eng_var *v)
     return w < TR_PAR_MIN ? 1 : t->threads;
 }
 
+/* y[i] += a * x[i] for i < n, in TR_CHUNK blocks over threads when large. */
+void tr_axpy(const eng_tape *t, int64_t n, float a, const float *x, float *y);
+
 /* Number of blocks of size bs covering n. */
 static inline int64_t tr_nblocks(int64_t n, int64_t bs) { return (n + bs - 1) / bs; }
 
