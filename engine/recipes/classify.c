@@ -63,7 +63,7 @@ const char *eng_cls_recipe(const eng_classifier *m) { return m->recipe ? m->reci
 
 /* ---- the feature path ---- */
 
-void cls_aug_crop(uint64_t seed, int index, int aug, float *rx, float *ry, float *rw, float *rh,
+void cls_aug_crop(uint64_t seed, uint64_t index, int aug, float *rx, float *ry, float *rw, float *rh,
                   int *flip)
 {
     *rx = 0, *ry = 0, *rw = 1, *rh = 1, *flip = 0;
@@ -72,7 +72,7 @@ void cls_aug_crop(uint64_t seed, int index, int aug, float *rx, float *ry, float
         return;
     }
     if (aug >= 2) {
-        uint64_t s = cls_mix(seed ^ cls_mix((uint64_t)index * 0x9e3779b97f4a7c15ULL + aug));
+        uint64_t s = cls_mix(seed ^ cls_mix(index * 0x9e3779b97f4a7c15ULL + (uint64_t)aug));
         double u1 = (double)(cls_mix(s + 1) >> 11) / 9007199254740992.0;
         double u2 = (double)(cls_mix(s + 2) >> 11) / 9007199254740992.0;
         double u3 = (double)(cls_mix(s + 3) >> 11) / 9007199254740992.0;
@@ -97,8 +97,8 @@ uint64_t cls_mix(uint64_t h)
 
 /* Cache key of one image's features. */
 static void feature_key(char *key, size_t cap, const eng_backbone *bb, int size,
-                        const char *const *taps, int ntaps, int aug, uint64_t seed, int index,
-                        const char *hash)
+                        const char *const *taps, int ntaps, int aug, uint64_t seed,
+                        uint64_t index, const char *hash)
 {
     int n = snprintf(key, cap, "v1|%s|%s|%d|", eng_backbone_get_info(bb)->checksum, hash, size);
     for (int t = 0; t < ntaps && n > 0 && (size_t)n < cap; t++)
@@ -109,6 +109,20 @@ static void feature_key(char *key, size_t cap, const eng_backbone *bb, int size,
         cls_aug_crop(seed, index, aug, &x, &y, &w, &h, &flip);
         snprintf(key + n, cap - n, "|a%d:%.5f,%.5f,%.5f,%.5f,%d", aug, x, y, w, h, flip);
     }
+}
+
+/* The number that seeds an image's augmentation: its content hash when
+ * known (so the same picture gets the same crop in any dataset), else its
+ * position. */
+static uint64_t image_key(const cls_extract_req *r, int i)
+{
+    if (r->hashes && r->hashes[i]) {
+        char head[17];
+        memcpy(head, r->hashes[i], 16);
+        head[16] = '\0';
+        return strtoull(head, NULL, 16);
+    }
+    return (uint64_t)(r->index_base + i);
 }
 
 eng_status cls_extract(const cls_extract_req *r, float *out, eng_diag *d)
@@ -123,7 +137,7 @@ eng_status cls_extract(const cls_extract_req *r, float *out, eng_diag *d)
         int hit = 0;
         if (r->cache_dir && r->hashes && r->hashes[i]) {
             feature_key(key, sizeof key, r->bb, r->size, r->taps, r->ntaps, r->aug, r->seed,
-                        r->index_base + i, r->hashes[i]);
+                        image_key(r, i), r->hashes[i]);
             hit = eng_featcache_get(r->cache_dir, key, out + (size_t)i * dim, dim);
         }
         if (!hit)
@@ -143,8 +157,11 @@ eng_status cls_extract(const cls_extract_req *r, float *out, eng_diag *d)
         free(miss);
         return eng_fail(d, ENG_ENOMEM, "features: out of memory");
     }
-    for (int c0 = 0; c0 < nmiss && st == ENG_OK; c0 += CHUNK) {
-        int cn = nmiss - c0 < CHUNK ? nmiss - c0 : CHUNK;
+    /* a small first chunk lets the caller measure the cost early */
+    for (int c0 = 0, cn = 0; c0 < nmiss && st == ENG_OK; c0 += cn) {
+        cn = c0 == 0 && r->on_chunk ? 4 : CHUNK;
+        if (cn > nmiss - c0)
+            cn = nmiss - c0;
         if (r->opts && r->opts->abort && r->opts->abort(r->opts->abort_ctx)) {
             st = eng_fail(d, ENG_EABORTED, "feature extraction cancelled");
             break;
@@ -163,7 +180,7 @@ eng_status cls_extract(const cls_extract_req *r, float *out, eng_diag *d)
                 if (st != ENG_OK)
                     break;
                 float x, y, w, h;
-                cls_aug_crop(r->seed, r->index_base + i, r->aug, &x, &y, &w, &h, &flips[j]);
+                cls_aug_crop(r->seed, image_key(r, i), r->aug, &x, &y, &w, &h, &flips[j]);
                 crops[j].x = x * owned[j]->w;
                 crops[j].y = y * owned[j]->h;
                 crops[j].w = w * owned[j]->w;
@@ -184,7 +201,7 @@ eng_status cls_extract(const cls_extract_req *r, float *out, eng_diag *d)
             memcpy(out + (size_t)i * dim, buf + (size_t)j * dim, (size_t)dim * sizeof *buf);
             if (r->cache_dir && r->hashes && r->hashes[i]) {
                 feature_key(key, sizeof key, r->bb, r->size, r->taps, r->ntaps, r->aug, r->seed,
-                            r->index_base + i, r->hashes[i]);
+                            image_key(r, i), r->hashes[i]);
                 eng_diag ign;
                 (void)eng_featcache_put(r->cache_dir, key, buf + (size_t)j * dim, dim, &ign);
             }

@@ -74,7 +74,7 @@ eng_status cls_predictions_json(const eng_classifier *m, const float *probs,
                                 char **out, eng_diag *d);
 
 /* Crop (relative x, y, w, h) and flip of augmentation aug for image index. */
-void cls_aug_crop(uint64_t seed, int index, int aug, float *rx, float *ry, float *rw, float *rh,
+void cls_aug_crop(uint64_t seed, uint64_t index, int aug, float *rx, float *ry, float *rw, float *rh,
                   int *flip);
 uint64_t cls_mix(uint64_t h);
 

@@ -282,7 +282,7 @@ static void on_chunk(void *ctx, int done, int total)
 {
     trainer *t = ctx;
     double used = cpu_used(t);
-    if (t->project && done >= 8 && t->pass_gflop > 0) {
+    if (t->project && done >= 4 && t->pass_gflop > 0) {
         /* the mandatory extraction: project it from what this pass has cost
          * so far, and give up early when train + test cannot fit */
         double s_per = (used - t->pass_c0) / (done * t->pass_gflop);
@@ -925,6 +925,11 @@ static eng_status stage_base(trainer *t)
                 continue;
             }
         }
+        if (k == 0 && a->budget_seconds > 0 &&
+            est_cost(t, gf[b], t->n + a->ntest) > 3 * a->budget_seconds)
+            return ENG_ENOBUDGET; /* hopeless even if the default rate is 3x off */
+        tlog(t, "backbone %s: %.2f GFLOP per image at %d px", bbname(t, b), gf[b],
+             native_size(t, b));
         t->stage = "features";
         int p;
         eng_status st = get_pass(t, b, native_size(t, b), 0, &p);
@@ -1251,6 +1256,7 @@ static eng_status evaluate_final(trainer *t, const eng_classifier *m, char **jso
                          n, cpu_used(t) / 60.0, t->stop};
     char *js = NULL;
     st = eng_cls_metrics_json(&met, a->categories, &ex, &js, t->d);
+    double top1 = met.top1;
     eng_cls_metrics_release(&met);
     if (st != ENG_OK)
         goto done;
@@ -1270,7 +1276,7 @@ static eng_status evaluate_final(trainer *t, const eng_classifier *m, char **jso
         goto done;
     }
     *json = js;
-    tlog(t, "evaluated on %s: %d images, top1 %.3f", ex.evaluated_on, n, met.top1);
+    tlog(t, "evaluated on %s: %d images, top1 %.3f", ex.evaluated_on, n, top1);
 done:
     free(probs);
     free(labels);
@@ -1357,8 +1363,8 @@ eng_status eng_cls_train(const eng_cls_train_args *a, eng_classifier **out,
         goto done;
     }
     if (perfect(&t)) {
-        snprintf(t.stop, sizeof t.stop, "cross-validated accuracy is already 1.0; more search "
-                 "cannot improve it");
+        snprintf(t.stop, sizeof t.stop, "%s accuracy is already 1.0; more search cannot "
+                 "improve it", t.holdout ? "held-out" : "cross-validated");
     } else if (!t.stop[0]) {
         int imp = 0;
         double before = t.bestres.top1[t.bestres.head];

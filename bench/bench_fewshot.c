@@ -1,0 +1,227 @@
+/* bench_fewshot.c: runs the classification recipe directly (no mount) on a
+ * COCO classification split and prints one JSON line: test top-1, training
+ * wall and CPU time, the winning recipe, and the engine's own prediction
+ * rate. bench/fewshot.py drives it over datasets, shots, seeds and backbone
+ * sets and prints the table.
+ *
+ *   bench_fewshot --root DATASET_DIR --train SUB.json --test TEST.json
+ *                 [--backbones centernet,efficientnet-lite0] [--budget-min 10]
+ *                 [--threads 2] [--seed 0] [--cache DIR] [--predict N]
+ *                 [--save model.safetensors] [--log]
+ *
+ * Design: COCO files are read with cJSON here (the bench is a client of the
+ * engine like fs is); image paths are ROOT/file_name.
+ */
+#include "engine.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    if (b)
+        b[n] = 0;
+    fclose(f);
+    return b;
+}
+
+typedef struct split {
+    eng_cls_sample *s;
+    int n;
+    char **names; /* category names by index */
+    int ncat;
+    long long *cat_ids;
+} split;
+
+/* Categories are indexed in the order of the COCO "categories" array. */
+static int load_split(const char *root, const char *json, split *sp)
+{
+    char *txt = slurp(json);
+    if (!txt) {
+        fprintf(stderr, "bench_fewshot: cannot read %s\n", json);
+        return -1;
+    }
+    cJSON *o = cJSON_Parse(txt);
+    free(txt);
+    cJSON *ims = cJSON_GetObjectItem(o, "images"), *ans = cJSON_GetObjectItem(o, "annotations");
+    cJSON *cats = cJSON_GetObjectItem(o, "categories");
+    if (!o || !cJSON_IsArray(ims) || !cJSON_IsArray(ans) || !cJSON_IsArray(cats)) {
+        fprintf(stderr, "bench_fewshot: %s is not a COCO file\n", json);
+        cJSON_Delete(o);
+        return -1;
+    }
+    sp->ncat = cJSON_GetArraySize(cats);
+    sp->names = calloc((size_t)sp->ncat, sizeof *sp->names);
+    sp->cat_ids = calloc((size_t)sp->ncat, sizeof *sp->cat_ids);
+    int i = 0;
+    for (cJSON *c = cats->child; c; c = c->next, i++) {
+        sp->names[i] = strdup(cJSON_GetObjectItem(c, "name")->valuestring);
+        sp->cat_ids[i] = (long long)cJSON_GetObjectItem(c, "id")->valuedouble;
+    }
+    int n = cJSON_GetArraySize(ims);
+    sp->s = calloc((size_t)n, sizeof *sp->s);
+    sp->n = 0;
+    for (cJSON *im = ims->child; im; im = im->next) {
+        long long id = (long long)cJSON_GetObjectItem(im, "id")->valuedouble;
+        int label = -1;
+        for (cJSON *a = ans->child; a && label < 0; a = a->next)
+            if ((long long)cJSON_GetObjectItem(a, "image_id")->valuedouble == id) {
+                long long cid = (long long)cJSON_GetObjectItem(a, "category_id")->valuedouble;
+                for (int c = 0; c < sp->ncat; c++)
+                    if (sp->cat_ids[c] == cid)
+                        label = c;
+            }
+        if (label < 0)
+            continue;
+        const char *fn = cJSON_GetObjectItem(im, "file_name")->valuestring;
+        size_t len = strlen(root) + strlen(fn) + 2;
+        char *p = malloc(len);
+        snprintf(p, len, "%s/%s", root, fn);
+        sp->s[sp->n++] = (eng_cls_sample){p, label, id};
+    }
+    cJSON_Delete(o);
+    return 0;
+}
+
+static void log_line(void *ctx, const char *line)
+{
+    (void)ctx;
+    fprintf(stderr, "  | %s\n", line);
+}
+
+int main(int argc, char **argv)
+{
+    const char *root = NULL, *train = NULL, *test = NULL, *bbs = "centernet,efficientnet-lite0";
+    const char *cache = NULL, *save = NULL;
+    double budget_min = 10;
+    int threads = 2, npredict = 0, verbose = 0;
+    unsigned long long seed = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--log")) {
+            verbose = 1;
+            continue;
+        }
+        if (!v) {
+            fprintf(stderr, "bench_fewshot: %s needs a value\n", a);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--root"))
+            root = v;
+        else if (!strcmp(a, "--train"))
+            train = v;
+        else if (!strcmp(a, "--test"))
+            test = v;
+        else if (!strcmp(a, "--backbones"))
+            bbs = v;
+        else if (!strcmp(a, "--budget-min"))
+            budget_min = atof(v);
+        else if (!strcmp(a, "--threads"))
+            threads = atoi(v);
+        else if (!strcmp(a, "--seed"))
+            seed = strtoull(v, NULL, 10);
+        else if (!strcmp(a, "--cache"))
+            cache = v;
+        else if (!strcmp(a, "--predict"))
+            npredict = atoi(v);
+        else if (!strcmp(a, "--save"))
+            save = v;
+        else {
+            fprintf(stderr, "bench_fewshot: unknown option %s\n", a);
+            return 2;
+        }
+    }
+    if (!root || !train) {
+        fprintf(stderr, "usage: bench_fewshot --root DIR --train SUB.json [--test TEST.json] ...\n");
+        return 2;
+    }
+    split tr = {0}, te = {0};
+    if (load_split(root, train, &tr) || (test && load_split(root, test, &te)))
+        return 1;
+    const char *home = getenv("HOME");
+    char bdir[4096];
+    eng_backbone *bb[8];
+    int nbb = 0;
+    char *list = strdup(bbs);
+    for (char *tok = strtok(list, ","); tok && nbb < 8; tok = strtok(NULL, ",")) {
+        snprintf(bdir, sizeof bdir, "%s/.local/share/visionfs/backbones/%s", home, tok);
+        eng_diag d;
+        if (eng_backbone_open(bdir, &bb[nbb], &d) != ENG_OK) {
+            fprintf(stderr, "bench_fewshot: %s\n", d.msg);
+            return 1;
+        }
+        nbb++;
+    }
+    free(list);
+    eng_cls_train_args a = {.train = tr.s, .ntrain = tr.n, .test = te.s, .ntest = te.n,
+                            .test_name = "test", .categories = (const char *const *)tr.names,
+                            .ncat = tr.ncat, .backbones = bb, .nbackbones = nbb,
+                            .budget_seconds = budget_min * 60, .threads = threads, .seed = seed,
+                            .cache_dir = cache};
+    if (verbose)
+        a.hooks.log = log_line;
+    eng_classifier *m = NULL;
+    char *ev = NULL;
+    eng_diag d = {{0}};
+    double t0 = wall();
+    clock_t c0 = clock();
+    eng_status st = eng_cls_train(&a, &m, &ev, &d);
+    double train_s = wall() - t0, train_cpu = (double)(clock() - c0) / CLOCKS_PER_SEC;
+    if (st != ENG_OK) {
+        printf("{\"error\": \"%s\", \"status\": \"%s\"}\n", d.msg, eng_status_name(st));
+        return 1;
+    }
+    cJSON *evj = cJSON_Parse(ev);
+    double top1 = cJSON_GetObjectItem(evj, "accuracyTop1")->valuedouble;
+    const char *stop = cJSON_GetStringValue(cJSON_GetObjectItem(evj, "stopReason"));
+    char *recipe = cJSON_PrintUnformatted(cJSON_GetObjectItem(evj, "recipe"));
+    double rate = 0;
+    if (npredict > 0 && te.n > 0) {
+        int np = npredict < te.n ? npredict : te.n;
+        const char **paths = malloc((size_t)np * sizeof *paths);
+        for (int i = 0; i < np; i++)
+            paths[i] = te.s[i].path;
+        float *probs = malloc((size_t)np * tr.ncat * sizeof *probs);
+        eng_cls_eval_opts o = {.threads = threads};
+        double p0 = wall();
+        if (eng_cls_predict_files(m, bb, nbb, paths, np, &o, probs, NULL, NULL, &d) == ENG_OK)
+            rate = np / (wall() - p0);
+        free(paths);
+        free(probs);
+    }
+    if (save && eng_classifier_save(m, save, &d) != ENG_OK)
+        fprintf(stderr, "bench_fewshot: save: %s\n", d.msg);
+    printf("{\"train_images\": %d, \"test_images\": %d, \"top1\": %.4f, \"train_wall_s\": %.2f, "
+           "\"train_cpu_s\": %.2f, \"predict_img_per_s\": %.2f, \"stop\": \"%s\", "
+           "\"recipe\": %s}\n",
+           tr.n, te.n, top1, train_s, train_cpu, rate, stop ? stop : "", recipe ? recipe : "{}");
+    free(recipe);
+    cJSON_Delete(evj);
+    free(ev);
+    eng_classifier_free(m);
+    for (int i = 0; i < nbb; i++)
+        eng_backbone_free(bb[i]);
+    return 0;
+}

@@ -1,0 +1,348 @@
+/* test_classify.c: the classification recipe end to end on the installed
+ * CenterNet backbone, with images this test draws (three categories with
+ * different colour, texture and shape: stripes, discs, checkerboards, each
+ * randomly placed and scaled, written as PNG and JPEG into a temp dir).
+ * Checks: test accuracy, SPEC section 5 fields, predict == evaluate,
+ * save/load round trip, determinism, held-out mode, cancel, notEnoughBudget,
+ * bad arguments. Skips (77) when the backbone is not installed. */
+#include "check.h"
+#include "engine.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#include <stb/stb_image_write.h>
+
+#define NCAT 3
+#define NTRAIN_PER 5
+#define NTEST_PER 4
+#define SIDE 96
+
+static unsigned rnd(unsigned *s)
+{
+    *s = *s * 1664525u + 1013904223u;
+    return *s >> 8;
+}
+
+static double frand(unsigned *s) { return (rnd(s) & 0xffff) / 65536.0; }
+
+/* Draws one image of category c into rgb. */
+static void draw(int c, unsigned *s, unsigned char *rgb)
+{
+    double period = 8 + 10 * frand(s), phase = 20 * frand(s);
+    double cx = SIDE * (0.3 + 0.4 * frand(s)), cy = SIDE * (0.3 + 0.4 * frand(s));
+    double rad = SIDE * (0.15 + 0.15 * frand(s));
+    int cell = 6 + (int)(10 * frand(s));
+    for (int y = 0; y < SIDE; y++)
+        for (int x = 0; x < SIDE; x++) {
+            unsigned char *p = rgb + (y * SIDE + x) * 3;
+            int r, g, b;
+            if (c == 0) { /* red/white horizontal stripes */
+                int on = fmod(y + phase, period) < period / 2;
+                r = 220, g = on ? 220 : 30, b = on ? 220 : 30;
+            } else if (c == 1) { /* blue disc on green */
+                int in = (x - cx) * (x - cx) + (y - cy) * (y - cy) < rad * rad;
+                r = 20, g = in ? 40 : 170, b = in ? 210 : 40;
+            } else { /* black/yellow checkerboard */
+                int on = ((x / cell) + (y / cell)) & 1;
+                r = on ? 230 : 10, g = on ? 210 : 10, b = 10;
+            }
+            int noise = (int)(rnd(s) % 31) - 15;
+            p[0] = (unsigned char)(r + noise < 0 ? 0 : r + noise > 255 ? 255 : r + noise);
+            p[1] = (unsigned char)(g + noise < 0 ? 0 : g + noise > 255 ? 255 : g + noise);
+            p[2] = (unsigned char)(b + noise < 0 ? 0 : b + noise > 255 ? 255 : b + noise);
+        }
+}
+
+static char dir[] = "/tmp/test_classify.XXXXXX";
+static eng_cls_sample train[NCAT * NTRAIN_PER], test[NCAT * NTEST_PER];
+static const char *cats[NCAT] = {"stripes", "disc", "checker"};
+
+static void make_images(void)
+{
+    unsigned s = 12345;
+    unsigned char *rgb = malloc(SIDE * SIDE * 3);
+    int nt = 0, ne = 0;
+    for (int c = 0; c < NCAT; c++)
+        for (int i = 0; i < NTRAIN_PER + NTEST_PER; i++) {
+            draw(c, &s, rgb);
+            char *p = malloc(strlen(dir) + 40);
+            int jpeg = i % 2;
+            sprintf(p, "%s/c%d_%d.%s", dir, c, i, jpeg ? "jpg" : "png");
+            if (jpeg)
+                stbi_write_jpg(p, SIDE, SIDE, 3, rgb, 90);
+            else
+                stbi_write_png(p, SIDE, SIDE, 3, rgb, SIDE * 3);
+            if (i < NTRAIN_PER)
+                train[nt++] = (eng_cls_sample){p, c, 100 + nt};
+            else
+                test[ne++] = (eng_cls_sample){p, c, 200 + ne};
+        }
+    free(rgb);
+}
+
+static int polls, abort_after = -1;
+static int abort_cb(void *ctx)
+{
+    (void)ctx;
+    polls++;
+    return abort_after >= 0 && polls > abort_after;
+}
+
+static int nlog;
+static void log_cb(void *ctx, const char *line)
+{
+    (void)ctx;
+    nlog++;
+    if (getenv("TEST_CLASSIFY_VERBOSE"))
+        fprintf(stderr, "  | %s\n", line);
+}
+
+static int nprogress;
+static void progress_cb(void *ctx, const eng_train_progress *p)
+{
+    (void)ctx;
+    nprogress++;
+    CHECK(p->fraction >= 0 && p->fraction <= 1);
+}
+
+static eng_cls_train_args base_args(eng_backbone **bb, const char *cache)
+{
+    eng_cls_train_args a = {.train = train, .ntrain = NCAT * NTRAIN_PER, .test = test,
+                            .ntest = NCAT * NTEST_PER, .test_name = "synthetic-test",
+                            .categories = cats, .ncat = NCAT, .backbones = bb, .nbackbones = 1,
+                            .budget_seconds = 600, .threads = 2, .seed = 7, .cache_dir = cache};
+    a.hooks.abort = abort_cb;
+    a.hooks.log = log_cb;
+    a.hooks.progress = progress_cb;
+    return a;
+}
+
+static double json_num(const char *js, const char *key)
+{
+    cJSON *o = cJSON_Parse(js);
+    cJSON *v = cJSON_GetObjectItem(o, key);
+    double r = cJSON_IsNumber(v) ? v->valuedouble : NAN;
+    cJSON_Delete(o);
+    return r;
+}
+
+static long file_bytes(const char *path, unsigned char **buf)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    *buf = malloc((size_t)n);
+    if (fread(*buf, 1, (size_t)n, f) != (size_t)n)
+        n = -1;
+    fclose(f);
+    return n;
+}
+
+int main(void)
+{
+    const char *home = getenv("HOME");
+    char bbdir[1024];
+    snprintf(bbdir, sizeof bbdir, "%s/.local/share/visionfs/backbones/centernet",
+             home ? home : "/root");
+    struct stat sb;
+    if (stat(bbdir, &sb) != 0)
+        CHECK_SKIP("centernet backbone not installed (scripts/fetch-backbones.sh)");
+    eng_backbone *bb = NULL;
+    eng_diag d = {{0}};
+    if (eng_backbone_open(bbdir, &bb, &d) != ENG_OK) {
+        printf("skipped: centernet does not open: %s\n", d.msg);
+        return 77;
+    }
+    if (!mkdtemp(dir))
+        return 1;
+    make_images();
+    char cache[600], model_path[600], model2[600];
+    snprintf(cache, sizeof cache, "%s/cache", dir);
+    snprintf(model_path, sizeof model_path, "%s/model.safetensors", dir);
+    snprintf(model2, sizeof model2, "%s/model2.safetensors", dir);
+
+    /* 1. train with a test set */
+    eng_cls_train_args a = base_args(&bb, cache);
+    eng_classifier *m = NULL;
+    char *ev = NULL;
+    eng_status st = eng_cls_train(&a, &m, &ev, &d);
+    CHECK_MSG(st == ENG_OK, "%s: %s", eng_status_name(st), d.msg);
+    if (st != ENG_OK)
+        return check_report("test_classify");
+    CHECK(nlog > 0 && nprogress > 0);
+    double top1 = json_num(ev, "accuracyTop1");
+    CHECK_MSG(top1 >= 0.9, "test top-1 %g", top1);
+    cJSON *evj = cJSON_Parse(ev);
+    CHECK(cJSON_GetObjectItem(evj, "accuracyTop5") && cJSON_GetObjectItem(evj, "averagePrecision"));
+    CHECK(cJSON_GetObjectItem(evj, "calibrationECE") && cJSON_GetObjectItem(evj, "confusionMatrix"));
+    CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(evj, "tagPerformance"), "disc") != NULL);
+    cJSON *eo = cJSON_GetObjectItem(evj, "evaluatedOn");
+    CHECK(eo && !strcmp(cJSON_GetObjectItem(eo, "dataset")->valuestring, "synthetic-test"));
+    CHECK(eo && cJSON_GetObjectItem(eo, "imageCount")->valueint == NCAT * NTEST_PER);
+    CHECK(cJSON_IsNumber(cJSON_GetObjectItem(evj, "trainingCostInMinutes")));
+    CHECK(cJSON_IsString(cJSON_GetObjectItem(evj, "stopReason")) &&
+          strlen(cJSON_GetObjectItem(evj, "stopReason")->valuestring) > 5);
+    cJSON_Delete(evj);
+    CHECK(eng_cls_ncat(m) == NCAT && !strcmp(eng_cls_category(m, 1), "disc"));
+    const char *cs = NULL;
+    CHECK(!strcmp(eng_cls_backbone_needed(m, 0, &cs), "centernet") && cs && strlen(cs) == 64);
+    CHECK(eng_cls_backbone_needed(m, 1, NULL) == NULL);
+
+    /* 2. predict == evaluate, and the same accuracy as training reported */
+    eng_cls_eval_opts eo_opts = {.threads = 2, .dataset_name = "synthetic-test"};
+    char *mj = NULL, *pj = NULL;
+    st = eng_cls_evaluate(m, &bb, 1, test, NCAT * NTEST_PER, &eo_opts, &mj, &pj, &d);
+    CHECK_MSG(st == ENG_OK, "%s", d.msg);
+    CHECK_NEAR(json_num(mj, "accuracyTop1"), top1, 1e-9);
+    cJSON *preds = cJSON_Parse(pj);
+    CHECK(cJSON_GetArraySize(preds) == NCAT * NTEST_PER);
+    float probs[NCAT], probs2[NCAT];
+    int i = 0;
+    for (cJSON *p = preds ? preds->child : NULL; p; p = p->next, i++) {
+        CHECK(eng_cls_predict(m, &bb, 1, test[i].path, 1, probs, &d) == ENG_OK);
+        int best = eng_argmax(probs, NCAT);
+        CHECK(cJSON_GetObjectItem(p, "image_id")->valueint == test[i].id);
+        CHECK(cJSON_GetObjectItem(p, "category_id")->valueint == best + 1);
+        CHECK_NEAR(cJSON_GetObjectItem(p, "score")->valuedouble, probs[best], 1e-6);
+        CHECK_NEAR(probs[0] + probs[1] + probs[2], 1.0, 1e-5);
+    }
+    cJSON_Delete(preds);
+    free(mj);
+    free(pj);
+
+    /* 3. save / load: identical predictions; damaged files refused */
+    CHECK(eng_classifier_save(m, model_path, &d) == ENG_OK);
+    eng_classifier *m2 = NULL;
+    CHECK_MSG(eng_classifier_load(model_path, &m2, &d) == ENG_OK, "%s", d.msg);
+    if (m2) {
+        CHECK(!strcmp(eng_cls_recipe(m), eng_cls_recipe(m2)));
+        for (int k = 0; k < NCAT * NTEST_PER; k += 3) {
+            eng_cls_predict(m, &bb, 1, test[k].path, 2, probs, &d);
+            eng_cls_predict(m2, &bb, 1, test[k].path, 2, probs2, &d);
+            CHECK(memcmp(probs, probs2, sizeof probs) == 0);
+        }
+        eng_classifier_free(m2);
+    }
+    unsigned char *buf = NULL;
+    long len = file_bytes(model_path, &buf);
+    CHECK(len > 100);
+    {
+        FILE *f = fopen(model2, "wb");
+        fwrite(buf, 1, (size_t)len - 10, f);
+        fclose(f);
+        m2 = NULL;
+        CHECK(eng_classifier_load(model2, &m2, &d) == ENG_EFORMAT && m2 == NULL);
+        CHECK(strstr(d.msg, "truncated") || strstr(d.msg, "data"));
+        /* a file whose metadata says detector */
+        eng_modelfile *mf = NULL;
+        CHECK(eng_modelfile_read(model_path, &mf, &d) == ENG_OK);
+        const char *keys[] = {"kind", "version"};
+        const char *vals[] = {"detector", "1"};
+        const char *names[] = {"x"};
+        int64_t one = 1;
+        eng_tensor *x = eng_tensor_new(ENG_F32, 1, &one);
+        const eng_tensor *tx[] = {x};
+        CHECK(eng_modelfile_write(model2, names, tx, 1, keys, vals, 2, &d) == ENG_OK);
+        CHECK(eng_classifier_load(model2, &m2, &d) == ENG_EFORMAT);
+        CHECK(strstr(d.msg, "not a classifier") != NULL);
+        eng_tensor_free(x);
+        eng_modelfile_free(mf);
+    }
+    /* a model needing a backbone that is not given */
+    CHECK(eng_cls_predict(m, &bb, 0, test[0].path, 1, probs, &d) == ENG_ENOTFOUND);
+    CHECK(strstr(d.msg, "centernet") != NULL);
+
+    /* 4. determinism: same seed, same (now warm) cache -> identical file */
+    eng_classifier *m3 = NULL;
+    char *ev3 = NULL;
+    st = eng_cls_train(&a, &m3, &ev3, &d);
+    CHECK_MSG(st == ENG_OK, "%s", d.msg);
+    if (m3) {
+        CHECK(eng_classifier_save(m3, model2, &d) == ENG_OK);
+        unsigned char *buf2 = NULL;
+        long len2 = file_bytes(model2, &buf2);
+        CHECK(len2 == len && memcmp(buf, buf2, (size_t)len) == 0);
+        free(buf2);
+        eng_classifier_free(m3);
+        free(ev3);
+    }
+    free(buf);
+
+    /* 5. held-out mode */
+    eng_cls_train_args h = base_args(&bb, cache);
+    h.test = NULL;
+    h.ntest = 0;
+    eng_classifier *mh = NULL;
+    char *evh = NULL;
+    st = eng_cls_train(&h, &mh, &evh, &d);
+    CHECK_MSG(st == ENG_OK, "%s", d.msg);
+    if (evh) {
+        cJSON *o = cJSON_Parse(evh);
+        cJSON *on = cJSON_GetObjectItem(o, "evaluatedOn");
+        CHECK(on && !strcmp(cJSON_GetObjectItem(on, "dataset")->valuestring, "held-out split"));
+        CHECK(on && cJSON_GetObjectItem(on, "imageCount")->valueint == NCAT);
+        cJSON_Delete(o);
+    }
+    eng_classifier_free(mh);
+    free(evh);
+
+    /* 6. cancel: no cache so extraction must run; stops quickly */
+    eng_cls_train_args c = base_args(&bb, NULL);
+    polls = 0;
+    abort_after = 3;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    eng_classifier *mc = NULL;
+    char *evc = NULL;
+    st = eng_cls_train(&c, &mc, &evc, &d);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    double secs = (t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    CHECK_MSG(st == ENG_EABORTED && mc == NULL && evc == NULL, "%s", eng_status_name(st));
+    CHECK_MSG(secs < 10, "cancel took %.1f s", secs);
+    abort_after = -1;
+
+    /* 7. a budget too small for feature extraction */
+    eng_cls_train_args b = base_args(&bb, NULL);
+    b.budget_seconds = 0.3;
+    st = eng_cls_train(&b, &mc, &evc, &d);
+    CHECK_MSG(st == ENG_ENOBUDGET, "%s: %s", eng_status_name(st), d.msg);
+    CHECK(strstr(d.msg, "notEnoughBudget") && strstr(d.msg, "minimum") &&
+          strstr(d.msg, "suggested"));
+
+    /* 8. bad arguments */
+    eng_cls_sample bad[2] = {{train[0].path, 0, 0}, {train[1].path, 5, 0}};
+    eng_cls_train_args x = base_args(&bb, NULL);
+    x.train = bad;
+    x.ntrain = 2;
+    CHECK(eng_cls_train(&x, &mc, &evc, &d) == ENG_EINVAL && strstr(d.msg, "label 5"));
+    x = base_args(&bb, NULL);
+    x.ntrain = NTRAIN_PER; /* only category 0 has images */
+    CHECK(eng_cls_train(&x, &mc, &evc, &d) == ENG_EINVAL && strstr(d.msg, "\"disc\""));
+    x.ncat = 1;
+    CHECK(eng_cls_train(&x, &mc, &evc, &d) == ENG_EINVAL);
+
+    eng_classifier_free(m);
+    free(ev);
+    eng_backbone_free(bb);
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    if (system(cmd) != 0)
+        fprintf(stderr, "could not remove %s\n", dir);
+    for (int k = 0; k < NCAT * NTRAIN_PER; k++)
+        free((char *)train[k].path);
+    for (int k = 0; k < NCAT * NTEST_PER; k++)
+        free((char *)test[k].path);
+    return check_report("test_classify");
+}
