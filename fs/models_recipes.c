@@ -13,14 +13,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-extern const fs_recipe fs_recipe_classifier __attribute__((weak)); /* strong once the engine classifier lands */
+extern const fs_recipe fs_recipe_classifier;
 extern const fs_recipe fs_recipe_detector __attribute__((weak));
 
 static const fs_recipe *recipe_at(int i)
 {
     switch (i) {
     case 0:
-        return &fs_recipe_classifier ? &fs_recipe_classifier : NULL;
+        return &fs_recipe_classifier;
     case 1:
         return &fs_recipe_detector ? &fs_recipe_detector : NULL;
     default:
