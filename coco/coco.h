@@ -62,12 +62,13 @@ const char *coco_status_name(coco_status st);
 typedef struct coco_limits {
     size_t max_bytes;   /* default COCO_DEFAULT_MAX_BYTES (512 MB) */
     int max_depth;      /* default 64; arrays/objects nested deeper -> ETOODEEP */
-    size_t max_entries; /* images + annotations + categories; default 50 million */
+    size_t max_entries; /* images + annotations + categories; default 10 million
+                         * (a 512 MB file of real entries holds fewer; caps memory) */
 } coco_limits;
 
 #define COCO_DEFAULT_MAX_BYTES ((size_t)512 << 20)
 #define COCO_DEFAULT_MAX_DEPTH 64
-#define COCO_DEFAULT_MAX_ENTRIES ((size_t)50000000)
+#define COCO_DEFAULT_MAX_ENTRIES ((size_t)10000000)
 
 typedef struct coco_dataset coco_dataset;
 
