@@ -29,6 +29,7 @@ static void act_backward(eng_tape *t, eng_var *v)
     const float *xv = tr_val(x), *yv = tr_val(v), *gy = v->grad;
     int64_t n = tr_numel(v), nb = tr_nblocks(n, TR_CHUNK);
     int kind = v->iattr[0];
+    float k = v->fattr[0];
 #pragma omp parallel for NT(t) schedule(static)
     for (int64_t b = 0; b < nb; b++) {
         int64_t i0 = b * TR_CHUNK, i1 = i0 + TR_CHUNK < n ? i0 + TR_CHUNK : n;
@@ -47,8 +48,8 @@ static void act_backward(eng_tape *t, eng_var *v)
 #pragma omp simd
             for (int64_t i = i0; i < i1; i++) {
                 float d = xv[i] <= -3.0f  ? 0.0f
-                          : xv[i] >= 3.0f ? 1.0f
-                                          : (2.0f * xv[i] + 3.0f) * (1.0f / 6.0f);
+                          : xv[i] >= 3.0f ? 6.0f * k
+                                          : (2.0f * xv[i] + 3.0f) * k;
                 gx[i] += gy[i] * d;
             }
             break;
@@ -61,7 +62,7 @@ static void act_backward(eng_tape *t, eng_var *v)
     }
 }
 
-static eng_var *act_op(eng_tape *t, eng_var *x, int kind, const char *name)
+static eng_var *act_op(eng_tape *t, eng_var *x, int kind, float k, const char *name)
 {
     if (!x)
         return NULL;
@@ -69,6 +70,7 @@ static eng_var *act_op(eng_tape *t, eng_var *x, int kind, const char *name)
     if (!v)
         return NULL;
     v->iattr[0] = kind;
+    v->fattr[0] = k;
     v->backward = act_backward;
     const float *xv = tr_val(x);
     float *y = tr_val(v);
@@ -90,7 +92,7 @@ static eng_var *act_op(eng_tape *t, eng_var *x, int kind, const char *name)
         case ACT_HSWISH:
 #pragma omp simd
             for (int64_t i = i0; i < i1; i++)
-                y[i] = xv[i] * fminf(fmaxf(xv[i] + 3.0f, 0.0f), 6.0f) * (1.0f / 6.0f);
+                y[i] = xv[i] * k * fminf(fmaxf(xv[i] + 3.0f, 0.0f), 6.0f);
             break;
         default:
             for (int64_t i = i0; i < i1; i++)
@@ -101,13 +103,17 @@ static eng_var *act_op(eng_tape *t, eng_var *x, int kind, const char *name)
     return v;
 }
 
-eng_var *eng_op_relu(eng_tape *t, eng_var *x) { return act_op(t, x, ACT_RELU, "relu"); }
-eng_var *eng_op_relu6(eng_tape *t, eng_var *x) { return act_op(t, x, ACT_RELU6, "relu6"); }
+eng_var *eng_op_relu(eng_tape *t, eng_var *x) { return act_op(t, x, ACT_RELU, 0, "relu"); }
+eng_var *eng_op_relu6(eng_tape *t, eng_var *x) { return act_op(t, x, ACT_RELU6, 0, "relu6"); }
 eng_var *eng_op_hard_swish(eng_tape *t, eng_var *x)
 {
-    return act_op(t, x, ACT_HSWISH, "hard_swish");
+    return act_op(t, x, ACT_HSWISH, 1.0f / 6.0f, "hard_swish");
 }
-eng_var *eng_op_sigmoid(eng_tape *t, eng_var *x) { return act_op(t, x, ACT_SIGMOID, "sigmoid"); }
+eng_var *eng_op_hard_swish_k(eng_tape *t, eng_var *x, float k)
+{
+    return act_op(t, x, ACT_HSWISH, k, "hard_swish");
+}
+eng_var *eng_op_sigmoid(eng_tape *t, eng_var *x) { return act_op(t, x, ACT_SIGMOID, 0, "sigmoid"); }
 
 /* ---- scale ---- */
 

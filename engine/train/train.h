@@ -123,6 +123,8 @@ eng_var *eng_op_relu(eng_tape *t, eng_var *x);
 eng_var *eng_op_relu6(eng_tape *t, eng_var *x);
 /* x * relu6(x + 3) / 6. */
 eng_var *eng_op_hard_swish(eng_tape *t, eng_var *x);
+/* x * k * relu6(x + 3): the tfjs CenterNet graph uses k = 0.1666259765625. */
+eng_var *eng_op_hard_swish_k(eng_tape *t, eng_var *x, float k);
 eng_var *eng_op_sigmoid(eng_tape *t, eng_var *x);
 /* Mean over H and W, keeping dims: [N,H,W,C] -> [N,1,1,C]. */
 eng_var *eng_op_mean_hw(eng_tape *t, eng_var *x);

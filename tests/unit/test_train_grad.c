@@ -266,6 +266,8 @@ static eng_var *build_unary(eng_tape *t, eng_var **in, const void *ctx)
         return eng_op_maxpool(t, in[0], 3, 2);
     case 10:
         return eng_op_sum(t, in[0]);
+    case 12:
+        return eng_op_hard_swish_k(t, in[0], 0.1666259765625f);
     default: {
         int64_t dim[2] = {6, 8};
         return eng_op_reshape(t, in[0], 2, dim);
@@ -319,7 +321,18 @@ static void test_activations(void)
     eng_var *out = forward(ps, 1, build_unary, &u);
     CHECK_NEAR(eng_f32(eng_var_value(out))[0], 4.0 / 6.0, 1e-7);
     CHECK_NEAR(eng_f32(eng_var_value(out))[1], -2.0 / 6.0, 1e-7);
+    /* the tfjs graph's constant */
+    u.which = 12;
+    out = forward(ps, 1, build_unary, &u);
+    CHECK(eng_f32(eng_var_value(out))[0] == 1.0f * 0.1666259765625f * 4.0f);
     eng_param_free(p);
+    eng_rng r;
+    eng_rng_seed(&r, 15);
+    int64_t xd[4] = {2, 3, 3, 5};
+    eng_param *q[1] = {mkparam("x", 4, xd, &r, -5, 8)};
+    avoid(q[0], kinks, 4, 0.05f);
+    gradcheck("hard_swish_k tfjs constant", q, 1, build_unary, &u, 1e-3, 1e-3, 5e-3);
+    eng_param_free(q[0]);
 }
 
 static void test_shape_ops(void)
