@@ -846,10 +846,13 @@ static eng_status build_nodes(load_ctx *L, eng_model *m, eng_diag *d)
             return eng_fail(d, ENG_EFORMAT, "node '%s': name used twice", nd->name);
         nd->op = rt_op_find(op->valuestring);
         if (!nd->op) {
-            if (!strstr(unknown, op->valuestring) && strlen(unknown) < 300) {
+            char quoted[72];
+            snprintf(quoted, sizeof quoted, "'%.60s'", op->valuestring);
+            if (!strstr(unknown, quoted)) {
                 size_t u = strlen(unknown);
-                snprintf(unknown + u, sizeof unknown - u, "%s'%.60s'", n_unknown ? ", " : "",
-                         op->valuestring);
+                if (u < 300)
+                    snprintf(unknown + u, sizeof unknown - u, "%s%s", n_unknown ? ", " : "",
+                             quoted);
                 n_unknown++;
             }
         }

@@ -80,7 +80,8 @@ static void test_conv_same_stride2(void)
     expect_dims(o, 4, od);
     eng_tensor_free(o);
 
-    /* VALID: only the top-left window fits at stride 2 ... and (0,1)? no: out 1x1 */
+    /* VALID: (4 - 3) / 2 + 1 = 1 output: the top-left window only */
+    tr_graph_free(&g);
     tr_graph_init(&g);
     tr_placeholder(&g, "x", 4, D1x4x4x1);
     tr_const_f(&g, "w", 4, wd, w);

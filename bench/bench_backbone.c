@@ -1,0 +1,244 @@
+/* bench_backbone.c: speed of the engine's runtime on the installed
+ * backbones: CenterNet backbone to the embedding at 320 and 512, the full
+ * detector heads (keypoints + wh) at 512, EfficientNet-Lite0 at 224 when
+ * installed; 1 and 2 threads, batch 1 and 8. Prints one json line per case
+ * (ms per image, images per second, GFLOP/s) plus the measured AVX2 FMA
+ * peak, for bench/backbone to tabulate next to the wasm peer.
+ *
+ * Usage: bench_backbone [--reps N] [--profile] [--rss] [--only SIZE]
+ *   --rss: run only the detector at 512 with batch 8 and print peak RSS.
+ * Model paths: $VFS_CENTERNET_JSON or the default backbones folder.
+ */
+#include "engine.h"
+
+#include <cjson/cJSON.h>
+#include <immintrin.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char *const EMB = "tower_0/extern1/hard_swish/mul_1";
+static const char *const HEADS[2] = {"tower_0/keypoints", "tower_0/wh"};
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+static const char *backbone_json(const char *name, char *buf, size_t len)
+{
+    const char *xdg = getenv("XDG_DATA_HOME");
+    const char *home = getenv("HOME");
+    if (xdg && *xdg)
+        snprintf(buf, len, "%s/visionfs/backbones/%s/model.json", xdg, name);
+    else
+        snprintf(buf, len, "%s/.local/share/visionfs/backbones/%s/model.json", home ? home : "",
+                 name);
+    return access(buf, R_OK) == 0 ? buf : NULL;
+}
+
+/* AVX2 FMA peak of one thread: independent FMA chains in registers */
+__attribute__((target("avx2,fma"))) static double fma_peak_gflops(void)
+{
+    __m256 a[10];
+    for (int i = 0; i < 10; i++)
+        a[i] = _mm256_set1_ps((float)i * 1e-3f);
+    const __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+    long iters = 0;
+    double t0 = now_ms(), t;
+    do {
+        for (int k = 0; k < 100000; k++)
+            for (int i = 0; i < 10; i++)
+                a[i] = _mm256_fmadd_ps(a[i], m, c);
+        iters += 100000;
+        t = now_ms();
+    } while (t - t0 < 300);
+    float sink = 0;
+    for (int i = 0; i < 10; i++)
+        sink += _mm256_cvtss_f32(a[i]);
+    if (sink == 12345.0f)
+        printf("#\n");
+    return (double)iters * 10 * 16 / ((t - t0) * 1e6);
+}
+
+typedef struct bench_case {
+    const char *model; /* "centernet" or "efficientnet-lite0" */
+    const char *name;
+    int size;
+    const char *const *outs;
+    int n_outs;
+} bench_case;
+
+static int run_case(const eng_model *m, const bench_case *c, int batch, int threads, int reps,
+                    eng_run_profile *prof)
+{
+    int64_t dim[4] = {batch, c->size, c->size, 3};
+    eng_tensor *x = eng_tensor_new(ENG_F32, 4, dim);
+    if (!x)
+        return -1;
+    for (int64_t i = 0; i < eng_tensor_numel(x); i++)
+        eng_f32(x)[i] = (float)((i * 2654435761u >> 7) % 256);
+    double flops = 0;
+    eng_diag d;
+    int64_t od[2][ENG_MAX_DIMS];
+    int ond[2];
+    if (eng_model_shapes(m, 4, dim, c->outs, c->n_outs, od, ond, &flops, &d)) {
+        fprintf(stderr, "%s: %s\n", c->name, d.msg);
+        eng_tensor_free(x);
+        return -1;
+    }
+    eng_run_opts opts = {.threads = threads};
+    eng_tensor *out[2] = {0};
+    /* warm-up */
+    if (eng_model_run(m, x, c->outs, c->n_outs, out, &opts, &d)) {
+        fprintf(stderr, "%s: %s\n", c->name, d.msg);
+        eng_tensor_free(x);
+        return -1;
+    }
+    for (int i = 0; i < c->n_outs; i++)
+        eng_tensor_free(out[i]);
+    int n = batch == 1 ? reps : (reps + 1) / 2;
+    double *t = calloc((size_t)n, sizeof *t);
+    opts.profile = prof;
+    for (int r = 0; r < n; r++) {
+        double t0 = now_ms();
+        eng_model_run(m, x, c->outs, c->n_outs, out, &opts, &d);
+        t[r] = now_ms() - t0;
+        for (int i = 0; i < c->n_outs; i++)
+            eng_tensor_free(out[i]);
+    }
+    /* median */
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
+            double s = t[j];
+            t[j] = t[j - 1];
+            t[j - 1] = s;
+        }
+    double ms = t[n / 2] / batch;
+    printf("{\"runtime\":\"engine\",\"model\":\"%s\",\"case\":\"%s\",\"size\":%d,\"batch\":%d,"
+           "\"threads\":%d,\"ms_per_image\":%.3f,\"images_per_s\":%.2f,\"gflop\":%.3f,"
+           "\"gflops\":%.2f,\"best_ms_per_image\":%.3f}\n",
+           c->model, c->name, c->size, batch, threads, ms, 1000.0 / ms, flops / batch / 1e9,
+           flops / batch / 1e9 / (ms / 1000.0), t[0] / batch);
+    fflush(stdout);
+    free(t);
+    eng_tensor_free(x);
+    return 0;
+}
+
+static long max_rss_kb(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss;
+}
+
+/* the embedding node named by backbone.json next to model.json */
+static const char *embedding_of(const char *json_path, char *buf, size_t len)
+{
+    char p[4200];
+    snprintf(p, sizeof p, "%s", json_path);
+    char *slash = strrchr(p, '/');
+    if (!slash)
+        return NULL;
+    snprintf(slash, sizeof p - (size_t)(slash - p), "/backbone.json");
+    FILE *f = fopen(p, "rb");
+    if (!f)
+        return NULL;
+    char text[8192];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    cJSON *j = cJSON_ParseWithLengthOpts(text, n, NULL, 0);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "embedding");
+    const char *r = NULL;
+    if (cJSON_IsString(e)) {
+        snprintf(buf, len, "%s", e->valuestring);
+        r = buf;
+    }
+    cJSON_Delete(j);
+    return r;
+}
+
+int main(int argc, char **argv)
+{
+    int reps = 5, profile = 0, rss = 0, only = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--profile"))
+            profile = 1;
+        else if (!strcmp(argv[i], "--rss"))
+            rss = 1;
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            only = atoi(argv[++i]);
+        else {
+            fprintf(stderr, "usage: %s [--reps N] [--profile] [--rss] [--only SIZE]\n", argv[0]);
+            return 2;
+        }
+    }
+    char cpath[4096], epath[4096], emb[512];
+    const char *cj = getenv("VFS_CENTERNET_JSON");
+    if (!cj)
+        cj = backbone_json("centernet", cpath, sizeof cpath);
+    const char *ej = backbone_json("efficientnet-lite0", epath, sizeof epath);
+    if (!cj) {
+        fprintf(stderr, "CenterNet is not installed (run the set-up command)\n");
+        return 77;
+    }
+    eng_diag d;
+    eng_model *cn = NULL, *en = NULL;
+    double t0 = now_ms();
+    if (eng_model_load(cj, &cn, &d)) {
+        fprintf(stderr, "%s: %s\n", cj, d.msg);
+        return 1;
+    }
+    double load_ms = now_ms() - t0;
+    if (rss) {
+        long before = max_rss_kb();
+        bench_case c = {"centernet", "detector", 512, HEADS, 2};
+        run_case(cn, &c, 8, 2, 1, NULL);
+        printf("{\"peak_rss_mb\":%.1f,\"rss_before_run_mb\":%.1f,\"what\":\"detector heads, batch "
+               "8 @512, 2 threads\"}\n", max_rss_kb() / 1024.0, before / 1024.0);
+        eng_model_free(cn);
+        return 0;
+    }
+    printf("{\"load_ms\":%.1f}\n", load_ms);
+    printf("{\"fma_peak_gflops_1t\":%.1f}\n", fma_peak_gflops());
+    fflush(stdout);
+    const char *en_emb = NULL;
+    if (ej && eng_model_load(ej, &en, &d) == ENG_OK)
+        en_emb = embedding_of(ej, emb, sizeof emb);
+    else if (ej)
+        fprintf(stderr, "%s: %s\n", ej, d.msg);
+    bench_case cases[4] = {
+        {"centernet", "backbone", 320, &EMB, 1},
+        {"centernet", "backbone", 512, &EMB, 1},
+        {"centernet", "detector", 512, HEADS, 2},
+        {"efficientnet-lite0", "backbone", 224, &en_emb, 1},
+    };
+    int nc = en && en_emb ? 4 : 3;
+    eng_run_profile prof = {0};
+    for (int batch = 1; batch <= 8; batch *= 8)
+        for (int threads = 1; threads <= 2; threads++)
+            for (int i = 0; i < nc; i++) {
+                if (only && cases[i].size != only)
+                    continue;
+                run_case(i == 3 ? en : cn, &cases[i], batch, threads, reps,
+                         profile && threads == 1 && batch == 1 ? &prof : NULL);
+            }
+    if (profile) {
+        printf("# per op (1 thread, batch 1, all cases): ms, calls, GFLOP/s\n");
+        for (int i = 0; i < prof.n; i++)
+            printf("#  %-28s %9.2f ms %6d  %6.1f\n", prof.op[i], prof.ms[i], prof.calls[i],
+                   prof.flops[i] / (prof.ms[i] * 1e6 + 1e-9));
+    }
+    eng_model_free(cn);
+    eng_model_free(en);
+    return 0;
+}

@@ -1,0 +1,55 @@
+// bench_wasm.js: the peer runtime for bench/backbone: tfjs 4.22 with the
+// wasm backend (XNNPACK, SIMD; one thread, as wasm threads do not work under
+// node) on the same CenterNet weights. Prints one json line per case:
+// {"case":..., "size":..., "batch":..., "ms_per_image":...}.
+// Usage: node bench_wasm.js [model.json] [reps]
+'use strict';
+const tf = require('@tensorflow/tfjs');
+const wasm = require('@tensorflow/tfjs-backend-wasm');
+const path = require('path');
+const { defaultModelPath, fileHandler } = require('./common');
+
+const EMB = 'tower_0/extern1/hard_swish/mul_1';
+const HEADS = ['tower_0/keypoints', 'tower_0/wh'];
+
+async function main() {
+  const jsonPath = process.argv[2] || defaultModelPath('centernet');
+  const reps = parseInt(process.argv[3] || '5', 10);
+  wasm.setWasmPaths(path.join(path.dirname(require.resolve('@tensorflow/tfjs-backend-wasm')), '/'));
+  wasm.setThreadsCount(1);
+  await tf.setBackend('wasm');
+  await tf.ready();
+  const model = await tf.loadGraphModel(fileHandler(jsonPath));
+  const input = model.inputs[0].name;
+  const cases = [
+    ['backbone', 320, EMB], ['backbone', 512, EMB], ['detector', 512, HEADS],
+  ];
+  for (const batch of [1, 8]) {
+    for (const [name, size, outs] of cases) {
+      const x = tf.randomUniform([batch, size, size, 3], 0, 255, 'float32', 7);
+      const run = () => {
+        const y = model.execute({ [input]: x }, outs);
+        const ys = Array.isArray(y) ? y : [y];
+        ys.forEach((t) => t.dataSync());
+        tf.dispose(ys);
+      };
+      run(); // warm-up
+      const n = batch === 1 ? reps : Math.max(1, Math.floor(reps / 2));
+      const times = [];
+      for (let i = 0; i < n; i++) {
+        const t0 = process.hrtime.bigint();
+        run();
+        times.push(Number(process.hrtime.bigint() - t0) / 1e6);
+      }
+      times.sort((a, b) => a - b);
+      const ms = times[Math.floor(times.length / 2)] / batch;
+      console.log(JSON.stringify({ case: name, size, batch, threads: 1, ms_per_image: ms }));
+      x.dispose();
+    }
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
