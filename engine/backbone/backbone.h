@@ -11,6 +11,20 @@
  * garbage features. Embedding runs whole batches through the runtime while a
  * producer thread decodes and resizes the next batch.
  * Included by engine.h; do not include it directly.
+ *
+ * backbone.json fields (only input, pixels and embedding are required):
+ *   name                 shown name (default: the folder's name)
+ *   input [w, h]         default input size; pixels "0..255" | "0..1" | "-1..1"
+ *   embedding            node to global-average-pool for classification
+ *   embedding_dim        informational; the engine works it out from the graph
+ *   detection_features   node for detection heads (CenterNet: the stride-4 neck)
+ *   taps.strideN         more nodes at stride N worth pooling (taps.stride32,
+ *                        taps.stride32_block, taps.stride16, taps.stride8, ...)
+ *   outputs.logits       classifier output (EfficientNet: ImageNet-1k logits)
+ *   detector.*           CenterNet heads: input, keypoints, wh, wh_scale, stride,
+ *                        detections, classes
+ *   normalization        informational: mean/std already applied inside the graph
+ *   source, checksum, files   written at install (see above)
  */
 #ifndef VFS_ENGINE_BACKBONE_H
 #define VFS_ENGINE_BACKBONE_H
