@@ -733,6 +733,70 @@ static void test_errors(void)
     eng_param_free(NULL);
 }
 
+/* Ops that the runtime also implements for inference must agree with it:
+ * bilinear resize, max pooling, mean over H and W. */
+static void test_vs_runtime(void)
+{
+    eng_rng r;
+    eng_rng_seed(&r, 95);
+    int64_t xd[4] = {2, 5, 7, 6};
+    eng_param *ps[1] = {mkparam("x", 4, xd, &r, -2, 2)};
+    const float *x = eng_f32(ps[0]->value);
+    float *ref = malloc(sizeof(float) * 2 * 10 * 14 * 6);
+    un_ctx u = {6, 0};
+    eng_var *out = forward(ps, 1, build_unary, &u);
+    eng_resize_bilinear(x, 2, 5, 7, 6, ref, 10, 14, 0, 0, 1);
+    CHECK(close_all(eng_f32(eng_var_value(out)), ref, 2 * 10 * 14 * 6, 1e-6));
+    u.which = 7; /* to 5x7 from 5x7: identity */
+    out = forward(ps, 1, build_unary, &u);
+    CHECK(close_all(eng_f32(eng_var_value(out)), x, 2 * 5 * 7 * 6, 0));
+    for (int s = 1; s <= 2; s++) {
+        eng_conv_geom g;
+        eng_diag d;
+        CHECK(eng_conv_geom_init(&g, 2, 5, 7, 6, 6, 3, 3, s, s, 1, 1, ENG_PAD_SAME, NULL, &d) ==
+              ENG_OK);
+        eng_maxpool2d(&g, x, ref, 1);
+        u.which = 7 + s;
+        out = forward(ps, 1, build_unary, &u);
+        CHECK_MSG(close_all(eng_f32(eng_var_value(out)), ref, 2 * g.oh * g.ow * 6, 0),
+                  "maxpool s%d differs from the runtime's", s);
+    }
+    eng_mean_hw(x, 2, 5, 7, 6, ref, 1);
+    u.which = 4;
+    out = forward(ps, 1, build_unary, &u);
+    CHECK(close_all(eng_f32(eng_var_value(out)), ref, 12, 1e-6));
+    free(ref);
+    free_params(ps, 1);
+}
+
+/* Extreme logits give finite losses and gradients. */
+static void test_loss_extremes(void)
+{
+    int64_t ld[2] = {2, 3};
+    eng_param *p = NULL;
+    eng_diag d;
+    eng_param_new("z", 2, ld, &p, &d);
+    static const float z[6] = {1000, -1000, 0, -80, 80, 0};
+    eng_param_set(p, z, 6, &d);
+    eng_param *ps[1] = {p};
+    int labels[2] = {1, 0};
+    loss_ctx c = {0, labels, NULL, 0.1f, 0};
+    eng_var *out = forward(ps, 1, build_loss, &c);
+    CHECK(isfinite(eng_var_scalar(out)) && eng_var_scalar(out) > 100);
+    float target[6] = {1, 0, 0.5f, 1, 0, 0.9f};
+    loss_ctx f = {1, target, NULL, 2, 4};
+    eng_param_zero_grad(p);
+    out = forward(ps, 1, build_loss, &f);
+    CHECK(isfinite(eng_var_scalar(out)));
+    CHECK(eng_tape_backward(tape, out, NULL, &d) == ENG_OK);
+    for (int i = 0; i < 6; i++)
+        CHECK(isfinite(eng_f32(p->grad)[i]));
+    /* confident and right: near zero; confident and wrong: large */
+    CHECK(eng_f32(p->grad)[0] > -1e-6f);
+    CHECK(eng_f32(p->grad)[3] < -0.4f); /* a centre scored -80 is pushed up */
+    eng_param_free(p);
+}
+
 /* Every op at sizes large enough to run on several threads: values and
  * gradients must be bitwise the same with 1 and 2 threads. */
 static eng_var *build_big(eng_tape *t, eng_var **in, const void *ctx)
@@ -821,6 +885,8 @@ int main(void)
     test_losses();
     test_errors();
     test_thread_independence();
+    test_vs_runtime();
+    test_loss_extremes();
     printf("worst relative gradient error %.3g\n", worst_rel);
     eng_tape_free(tape);
     return check_report("test_train_grad");
