@@ -108,6 +108,14 @@ eng_status eng_backbone_embed_images(const eng_backbone *bb, const eng_image *co
                                      const char *const *taps, int ntaps, float *out, int *dim,
                                      const eng_run_opts *o, eng_diag *d);
 
+/* _files with augmentation, decoding on the producer thread too: crops (may
+ * be NULL) are fractions of each decoded image (x, y, w, h within 0..1, so
+ * they do not depend on JPEG DCT scaling), flips (may be NULL) mirror. */
+eng_status eng_backbone_embed_files_aug(const eng_backbone *bb, const char *const *paths,
+                                        const eng_crop *crops, const int *flips, int n, int size,
+                                        const char *const *taps, int ntaps, float *out, int *dim,
+                                        const eng_run_opts *o, eng_diag *d);
+
 /* One backbone folder found by eng_backbones_scan. */
 typedef struct eng_backbone_entry {
     char name[128];      /* folder name (what backbones/NAME shows) */

@@ -28,7 +28,8 @@ typedef struct embed_slot {
 } embed_slot;
 
 typedef struct embed_job {
-    /* source: paths, or images with optional crops and flips */
+    /* source: paths (crops, when given, are fractions of each decoded image),
+     * or images (crops in pixels); crops and flips optional */
     const char *const *paths;
     const eng_image *const *ims;
     const eng_crop *crops;
@@ -62,8 +63,19 @@ static eng_status fill_batch(embed_job *j, int b, embed_slot *s)
         if (j->paths) {
             eng_image *im = NULL;
             st = eng_image_decode_file(j->paths[i], hint, &im, &d);
+            eng_crop px;
+            if (!st && j->crops) {
+                const eng_crop *c = &j->crops[i];
+                px = (eng_crop){c->x * (float)im->w, c->y * (float)im->h, c->w * (float)im->w,
+                                c->h * (float)im->h};
+                if (px.x + px.w > (float)im->w) /* fractions may overshoot by rounding */
+                    px.w = (float)im->w - px.x;
+                if (px.y + px.h > (float)im->h)
+                    px.h = (float)im->h - px.y;
+            }
             if (!st)
-                st = eng_image_to_tensor(im, NULL, 0, j->w, j->h, j->pixels, dst, &d);
+                st = eng_image_to_tensor(im, j->crops ? &px : NULL, j->flips ? j->flips[i] : 0,
+                                         j->w, j->h, j->pixels, dst, &d);
             eng_image_free(im);
             if (st) {
                 snprintf(s->msg, sizeof s->msg, "backbone '%.60s': image %d '%.160s': %.240s", j->bbname, i,
@@ -321,6 +333,26 @@ eng_status eng_backbone_embed_files(const eng_backbone *bb, const char *const *p
         if (!paths[i])
             return eng_fail(d, ENG_EINVAL, "eng_backbone_embed_files: path %d is NULL", i);
     embed_job j = {.paths = paths, .n = n};
+    return embed_run(bb, &j, size, taps, ntaps, out, dim, o, d);
+}
+
+eng_status eng_backbone_embed_files_aug(const eng_backbone *bb, const char *const *paths,
+                                        const eng_crop *crops, const int *flips, int n, int size,
+                                        const char *const *taps, int ntaps, float *out, int *dim,
+                                        const eng_run_opts *o, eng_diag *d)
+{
+    if (!bb || n < 0 || (n > 0 && !paths))
+        return eng_fail(d, ENG_EINVAL, "eng_backbone_embed_files_aug: bad argument");
+    for (int i = 0; i < n; i++) {
+        if (!paths[i])
+            return eng_fail(d, ENG_EINVAL, "eng_backbone_embed_files_aug: path %d is NULL", i);
+        const eng_crop *c = crops ? &crops[i] : NULL;
+        if (c && !(c->x >= 0 && c->y >= 0 && c->w > 0 && c->h > 0 && c->x + c->w <= 1.0001f &&
+                   c->y + c->h <= 1.0001f))
+            return eng_fail(d, ENG_EINVAL, "eng_backbone_embed_files_aug: crop %d is not within "
+                            "0..1", i);
+    }
+    embed_job j = {.paths = paths, .crops = crops, .flips = flips, .n = n};
     return embed_run(bb, &j, size, taps, ntaps, out, dim, o, d);
 }
 

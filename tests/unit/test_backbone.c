@@ -369,6 +369,31 @@ static void test_open_and_embed(void)
     CHECK(eng_backbone_embed_images(bb, (const eng_image *const *)dec, NULL, NULL, NF, 0, taps, 2,
                                     io, &dim, &o, &d) == ENG_OK);
     CHECK(memcmp(fo, io, NF * 6 * sizeof(float)) == 0);
+    /* files with fractional crops and flips == decoded images with pixel crops */
+    eng_crop rel[NF], pix[NF];
+    int fl[NF];
+    for (int i = 0; i < NF; i++) {
+        rel[i] = (eng_crop){0.05f * (float)(i % 4), 0.1f, 0.7f, 0.9f - 0.02f * (float)i};
+        pix[i] = (eng_crop){rel[i].x * (float)dec[i]->w, rel[i].y * (float)dec[i]->h,
+                            rel[i].w * (float)dec[i]->w, rel[i].h * (float)dec[i]->h};
+        fl[i] = i % 3 == 0;
+    }
+    st = eng_backbone_embed_files_aug(bb, pp, rel, fl, NF, 0, taps, 2, fo, &dim, &o, &d);
+    CHECK_MSG(st == ENG_OK, "%s", d.msg);
+    CHECK(eng_backbone_embed_images(bb, (const eng_image *const *)dec, pix, fl, NF, 0, taps, 2,
+                                    io, &dim, &o, &d) == ENG_OK);
+    CHECK(memcmp(fo, io, NF * 6 * sizeof(float)) == 0);
+    float plain[6];
+    CHECK(eng_backbone_embed_files(bb, pp, 1, 0, taps, 2, plain, &dim, NULL, &d) == ENG_OK);
+    CHECK(fabs(plain[4] - fo[4]) + fabs(plain[5] - fo[5]) > 1e-6); /* the crop mattered */
+    rel[3].w = 1.5f;
+    CHECK(eng_backbone_embed_files_aug(bb, pp, rel, fl, NF, 0, taps, 2, fo, &dim, &o, &d) ==
+          ENG_EINVAL);
+    CHECK_MSG(strstr(d.msg, "crop 3") != NULL, "%s", d.msg);
+    rel[3].w = 1.0f - rel[3].x + 1e-5f; /* rounding overshoot is tolerated */
+    CHECK(eng_backbone_embed_files_aug(bb, pp, rel, fl, NF, 0, taps, 2, fo, &dim, &o, &d) ==
+          ENG_OK);
+
     /* a corrupt file in the second batch: the call fails and names it */
     pathf(paths[NF], sizeof paths[NF], "%s/broken.jpg", root);
     write_bytes(paths[NF], "\xff\xd8\xff\xe0garbage", 11);
