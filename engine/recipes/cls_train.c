@@ -28,13 +28,14 @@
 #include <string.h>
 #include <time.h>
 
-#define NC 5
-static const double C_GRID[NC] = {0.5, 2, 8, 32, 128};
+#define NC 6
+static const double C_GRID[NC] = {0.5, 2, 8, 32, 128, 512};
 #define NTAU 4
 static const double TAU_GRID[NTAU] = {4, 8, 16, 32};
 #define NHEAD (NC + NTAU)
 #define NAUG 2          /* augmented copies per training image: flip, crop */
 #define MAX_PASSES 24
+#define LOO_MAX 40      /* leave-one-out cross-validation up to this many images */
 #define MAX_TAPS 3
 #define DEFAULT_S_PER_GFLOP 0.35 /* CPU seconds per GFLOP before we have measured */
 
@@ -185,7 +186,17 @@ static eng_status make_folds(trainer *t)
     t->holdout = t->a->ntest <= 0;
     if (t->holdout)
         t->nfolds = 1;
-    else {
+    else if (n <= LOO_MAX) {
+        /* leave-one-out: with a few shots, k-fold would train on far fewer
+         * images per category than the final model sees */
+        t->nfolds = n;
+        for (int i = 0; i < n; i++)
+            t->fold[i] = i;
+        t->nvalid = n;
+        free(cnt);
+        free(idx);
+        return ENG_OK;
+    } else {
         t->nfolds = mincnt < 2 ? 2 : mincnt > 5 ? 5 : mincnt;
         if (n > 600 && t->nfolds > 3)
             t->nfolds = 3;
@@ -875,7 +886,9 @@ static char *recipe_json(const trainer *t)
         cJSON_AddItemToArray(views, cJSON_CreateString(l));
     }
     cJSON_AddStringToObject(o, "augmentation", t->best.aug ? "flip, seeded crop" : "none");
-    cJSON_AddStringToObject(o, "selectedBy", t->holdout ? "held-out split" : "cross-validation");
+    cJSON_AddStringToObject(o, "selectedBy", t->holdout           ? "held-out split"
+                                             : t->nfolds == t->n ? "leave-one-out cross-validation"
+                                                                 : "cross-validation");
     if (!t->holdout)
         cJSON_AddNumberToObject(o, "folds", t->nfolds);
     cJSON_AddNumberToObject(o, "selectionTop1", round(r->top1[h] * 1e4) / 1e4);
