@@ -34,15 +34,15 @@ extern "C" {
 
 typedef enum coco_status {
     COCO_OK = 0,
-    COCO_EINVAL,    /* bad argument (a caller bug) */
-    COCO_ENOMEM,    /* allocation failed */
-    COCO_ETOOBIG,   /* input larger than coco_limits.max_bytes */
-    COCO_ETOODEEP,  /* nesting deeper than coco_limits.max_depth */
-    COCO_EJSON,     /* the bytes are not valid JSON */
-    COCO_ENOTCOCO,  /* valid JSON, but the top level is not an object with
-                     * "images", "annotations" and "categories" arrays */
-    COCO_ELIMIT,    /* more entries than coco_limits.max_entries */
-    COCO_EUNSAFE,   /* a file name that would leave the dataset folder */
+    COCO_EINVAL,   /* bad argument (a caller bug) */
+    COCO_ENOMEM,   /* allocation failed */
+    COCO_ETOOBIG,  /* input larger than coco_limits.max_bytes */
+    COCO_ETOODEEP, /* nesting deeper than coco_limits.max_depth */
+    COCO_EJSON,    /* the bytes are not valid JSON */
+    COCO_ENOTCOCO, /* valid JSON, but the top level is not an object with
+                    * "images", "annotations" and "categories" arrays */
+    COCO_ELIMIT,   /* more entries than coco_limits.max_entries */
+    COCO_EUNSAFE,  /* a file name that would leave the dataset folder */
 } coco_status;
 
 /* Caller-owned diagnostic: what went wrong, subject first, lowercase.
@@ -130,11 +130,11 @@ typedef enum coco_box_units {
 typedef struct coco_image {
     int64_t id;
     const char *file_name;
-    size_t file_name_len; /* bytes, may include a decoded NUL (see COCO_NAME_NUL) */
-    const char *url;      /* absolute_url if it is a string, else coco_url */
+    size_t file_name_len;  /* bytes, may include a decoded NUL (see COCO_NAME_NUL) */
+    const char *url;       /* absolute_url if it is a string, else coco_url */
     int64_t width, height; /* declared; 0 unless COCO_HAS_SIZE */
-    uint32_t index;       /* position in its file's "images" array */
-    uint16_t source;      /* part index after coco_dataset_merge, else 0 */
+    uint32_t index;        /* position in its file's "images" array */
+    uint16_t source;       /* part index after coco_dataset_merge, else 0 */
     uint16_t flags;
 } coco_image;
 
@@ -247,10 +247,10 @@ typedef struct coco_image_file {
 typedef enum coco_severity { COCO_ERROR = 0, COCO_WARNING = 1 } coco_severity;
 
 typedef enum coco_code {
-    COCO_CODE_DATASET_CORRUPT = 0,     /* "datasetCorrupt": image files */
-    COCO_CODE_INVALID_ANNOTATION_URI,  /* "DatasetInvalidAnnotationUri": urls */
-    COCO_CODE_DATASET_EMPTY,           /* "datasetEmpty" */
-    COCO_CODE_ANNOTATIONS_INVALID,     /* "datasetAnnotationsInvalid": the file */
+    COCO_CODE_DATASET_CORRUPT = 0,    /* "datasetCorrupt": image files */
+    COCO_CODE_INVALID_ANNOTATION_URI, /* "DatasetInvalidAnnotationUri": urls */
+    COCO_CODE_DATASET_EMPTY,          /* "datasetEmpty" */
+    COCO_CODE_ANNOTATIONS_INVALID,    /* "datasetAnnotationsInvalid": the file */
 } coco_code;
 
 const char *coco_code_name(coco_code code);
@@ -291,12 +291,12 @@ typedef enum coco_state {
 } coco_state;
 
 typedef enum coco_image_status {
-    COCO_IMAGE_OK = 0,      /* found (or unchecked) and usable */
-    COCO_IMAGE_MISSING,     /* not found and no download pending */
+    COCO_IMAGE_OK = 0,  /* found (or unchecked) and usable */
+    COCO_IMAGE_MISSING, /* not found and no download pending */
     COCO_IMAGE_FETCHING,
-    COCO_IMAGE_FAILED,      /* download failed */
-    COCO_IMAGE_BAD,         /* found but unusable (format, size, corrupt) */
-    COCO_IMAGE_INVALID,     /* the entry itself is invalid (id, unsafe name) */
+    COCO_IMAGE_FAILED,  /* download failed */
+    COCO_IMAGE_BAD,     /* found but unusable (format, size, corrupt) */
+    COCO_IMAGE_INVALID, /* the entry itself is invalid (id, unsafe name) */
 } coco_image_status;
 
 typedef struct coco_summary {
@@ -316,8 +316,7 @@ const char *coco_state_name(coco_state state);
  * (coco_dataset_image_count) or is NULL (all unchecked). On COCO_OK *out
  * is a new report (free with coco_report_free); it does not point into ds
  * or files. Only EINVAL and ENOMEM fail. */
-coco_status coco_validate(const coco_dataset *ds, const coco_image_file *files,
-                          coco_report **out);
+coco_status coco_validate(const coco_dataset *ds, const coco_image_file *files, coco_report **out);
 void coco_report_free(coco_report *r);
 
 const coco_summary *coco_report_summary(const coco_report *r);

@@ -27,8 +27,8 @@ void coco_arena_free(coco_arena *a);
 /* Problem list, capped per severity (the rest are only counted). */
 typedef struct coco_plist {
     coco_problem *err, *warn;
-    size_t n_err, n_warn;       /* stored */
-    size_t cap_err, cap_warn;   /* allocated */
+    size_t n_err, n_warn;     /* stored */
+    size_t cap_err, cap_warn; /* allocated */
     size_t total_err, total_warn;
     int oom;
 } coco_plist;
@@ -36,13 +36,12 @@ typedef struct coco_plist {
 void coco_plist_free(coco_plist *l);
 /* Appends a problem; message and hint are printf formats (hint may be NULL).
  * Returns the stored problem or NULL when capped/out of memory. */
-coco_problem *coco_plist_add(coco_plist *l, coco_severity sev, coco_code code,
-                             coco_subject subj, int has_id, int64_t id, const char *path,
-                             const char *hint, const char *fmt, ...)
-    __attribute__((format(printf, 9, 10)));
-coco_problem *coco_plist_addv(coco_plist *l, coco_severity sev, coco_code code,
-                              coco_subject subj, int has_id, int64_t id, const char *path,
-                              const char *hint, const char *fmt, va_list ap);
+coco_problem *coco_plist_add(coco_plist *l, coco_severity sev, coco_code code, coco_subject subj,
+                             int has_id, int64_t id, const char *path, const char *hint,
+                             const char *fmt, ...) __attribute__((format(printf, 9, 10)));
+coco_problem *coco_plist_addv(coco_plist *l, coco_severity sev, coco_code code, coco_subject subj,
+                              int has_id, int64_t id, const char *path, const char *hint,
+                              const char *fmt, va_list ap);
 /* Copies one problem, prefixing its path (and message) with prefix. */
 void coco_plist_copy(coco_plist *dst, const coco_problem *p, const char *prefix);
 
@@ -78,7 +77,7 @@ struct coco_report {
     uint8_t *image_status; /* coco_image_status per image */
     size_t n_images;
     size_t n_cats;
-    size_t *cat_images;    /* distinct images per category */
+    size_t *cat_images; /* distinct images per category */
     int64_t *cat_ids;
     const char **cat_names; /* in arena; NULL when the category has none */
     size_t training_total;  /* training_only warnings, stored or not */

@@ -168,9 +168,9 @@ static coco_problem *plist_slot(coco_plist *l, coco_severity sev)
     return p;
 }
 
-coco_problem *coco_plist_addv(coco_plist *l, coco_severity sev, coco_code code,
-                              coco_subject subj, int has_id, int64_t id, const char *path,
-                              const char *hint, const char *fmt, va_list ap)
+coco_problem *coco_plist_addv(coco_plist *l, coco_severity sev, coco_code code, coco_subject subj,
+                              int has_id, int64_t id, const char *path, const char *hint,
+                              const char *fmt, va_list ap)
 {
     coco_problem *p = plist_slot(l, sev);
     if (!p)
@@ -185,9 +185,9 @@ coco_problem *coco_plist_addv(coco_plist *l, coco_severity sev, coco_code code,
     return p;
 }
 
-coco_problem *coco_plist_add(coco_plist *l, coco_severity sev, coco_code code,
-                             coco_subject subj, int has_id, int64_t id, const char *path,
-                             const char *hint, const char *fmt, ...)
+coco_problem *coco_plist_add(coco_plist *l, coco_severity sev, coco_code code, coco_subject subj,
+                             int has_id, int64_t id, const char *path, const char *hint,
+                             const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -525,7 +525,8 @@ coco_status coco_dataset_merge(const coco_dataset *const *parts, size_t n, coco_
             long same = -1;
             if (k > 0 && c->name && (c->flags & COCO_HAS_ID)) {
                 same = coco_idmap_get(&name_seen, (int64_t)hash_name(c->name));
-                if (same >= 0 && (ds->cats[same].source == k || strcmp(ds->cats[same].name, c->name)))
+                if (same >= 0 &&
+                    (ds->cats[same].source == k || strcmp(ds->cats[same].name, c->name)))
                     same = -1;
             }
             if (same >= 0) {
@@ -574,8 +575,8 @@ coco_status coco_dataset_merge(const coco_dataset *const *parts, size_t n, coco_
 
         int64_t ann_off = 0;
         if (p->n_anns)
-            ann_off = clash_offset(&ann_seen, max_ann, &p->anns[0].id, &p->anns[0].flags,
-                                   p->n_anns, sizeof *p->anns);
+            ann_off = clash_offset(&ann_seen, max_ann, &p->anns[0].id, &p->anns[0].flags, p->n_anns,
+                                   sizeof *p->anns);
         for (size_t i = 0; i < p->n_anns; i++) {
             const coco_annotation *a = &p->anns[i];
             coco_annotation na = *a;

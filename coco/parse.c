@@ -237,9 +237,7 @@ static int parse_string(parser *pr, jval *v)
             o += put_utf8(pr->sbuf + o, cp);
             break;
         }
-        default:
-            pr->p = p - 1;
-            return perr(pr, COCO_EJSON, "invalid json: bad escape in string");
+        default: pr->p = p - 1; return perr(pr, COCO_EJSON, "invalid json: bad escape in string");
         }
     }
     if (p >= e) {
@@ -566,8 +564,8 @@ typedef struct field {
     const char *s; /* arena copy for strings we keep */
     size_t len;
     int has_nul;
-    int n_elems;   /* bbox: element count */
-    int all_nums;  /* bbox: every element a number */
+    int n_elems;  /* bbox: element count */
+    int all_nums; /* bbox: every element a number */
     double box[4];
 } field;
 
@@ -660,7 +658,8 @@ static int want_int(parser *pr, const field *f, const char *arr, size_t idx, con
         else
             snprintf(got, sizeof got, "%s", jtype_name(f->type));
         field_problem(pr, path, subj, has_id, id, COCO_CODE_ANNOTATIONS_INVALID,
-                      positive ? "write it as a whole number above 0" : "write it as a whole number",
+                      positive ? "write it as a whole number above 0"
+                               : "write it as a whole number",
                       "%s: '%s' must be %s, got %s", path, name,
                       positive ? "a positive integer" : "an integer", got);
         return 0;
@@ -677,8 +676,8 @@ static int want_string(parser *pr, const field *f, const char *arr, size_t idx, 
     snprintf(path, sizeof path, "%s[%zu].%s", arr, idx, name);
     if (f->type == J_NONE || (f->type == J_NULL && !required)) {
         if (required)
-            field_problem(pr, path, subj, has_id, id, code, hint,
-                          "%s: missing required field '%s'", path, name);
+            field_problem(pr, path, subj, has_id, id, code, hint, "%s: missing required field '%s'",
+                          path, name);
         return 0;
     }
     if (f->type != J_STR) {
@@ -701,8 +700,8 @@ static int not_object(parser *pr, const char *arr, size_t idx)
     char path[64];
     snprintf(path, sizeof path, "%s[%zu]", arr, idx);
     field_problem(pr, path, COCO_SUBJECT_NONE, 0, 0, COCO_CODE_ANNOTATIONS_INVALID,
-                  "each entry must be a JSON object {...}", "%s: expected an object, got %s",
-                  path, jtype_name(v.type));
+                  "each entry must be a JSON object {...}", "%s: expected an object, got %s", path,
+                  jtype_name(v.type));
     return 0;
 }
 
@@ -743,8 +742,8 @@ static int image_elem(parser *pr, void *ctx, size_t idx)
     if (walk_object(pr, image_key, &f))
         return -1;
     coco_dataset *ds = pr->ds;
-    coco_image *im = grow_array(pr, (void **)&ds->images, &ds->cap_images, ds->n_images,
-                                sizeof *im);
+    coco_image *im =
+        grow_array(pr, (void **)&ds->images, &ds->cap_images, ds->n_images, sizeof *im);
     if (!im)
         return -1;
     memset(im, 0, sizeof *im);
@@ -756,12 +755,12 @@ static int image_elem(parser *pr, void *ctx, size_t idx)
     int hid = !!(im->flags & COCO_HAS_ID);
     int url_ok = 0;
     const field *url = NULL;
-    if (want_string(pr, &f.absolute_url, "images", idx, "absolute_url", 0, COCO_SUBJECT_IMAGE,
-                    hid, im->id, COCO_CODE_INVALID_ANNOTATION_URI,
+    if (want_string(pr, &f.absolute_url, "images", idx, "absolute_url", 0, COCO_SUBJECT_IMAGE, hid,
+                    im->id, COCO_CODE_INVALID_ANNOTATION_URI,
                     "write the url as a string like \"https://host/a.jpg\" or remove it"))
         url = &f.absolute_url;
-    if (want_string(pr, &f.coco_url, "images", idx, "coco_url", 0, COCO_SUBJECT_IMAGE, hid,
-                    im->id, COCO_CODE_INVALID_ANNOTATION_URI,
+    if (want_string(pr, &f.coco_url, "images", idx, "coco_url", 0, COCO_SUBJECT_IMAGE, hid, im->id,
+                    COCO_CODE_INVALID_ANNOTATION_URI,
                     "write the url as a string like \"https://host/a.jpg\" or remove it") &&
         !url)
         url = &f.coco_url;
@@ -775,8 +774,8 @@ static int image_elem(parser *pr, void *ctx, size_t idx)
     }
     if ((f.file_name.type == J_NONE || f.file_name.type == J_NULL) && url_ok) {
         /* the url alone is enough: the file is fetched */
-    } else if (want_string(pr, &f.file_name, "images", idx, "file_name", 1, COCO_SUBJECT_IMAGE,
-                           hid, im->id, COCO_CODE_ANNOTATIONS_INVALID,
+    } else if (want_string(pr, &f.file_name, "images", idx, "file_name", 1, COCO_SUBJECT_IMAGE, hid,
+                           im->id, COCO_CODE_ANNOTATIONS_INVALID,
                            "give the image's path in the dataset folder, e.g. \"images/a.jpg\", "
                            "or an absolute_url")) {
         im->file_name = f.file_name.s;
@@ -786,8 +785,7 @@ static int image_elem(parser *pr, void *ctx, size_t idx)
             im->flags |= COCO_NAME_NUL;
     }
     int w = want_int(pr, &f.width, "images", idx, "width", 1, COCO_SUBJECT_IMAGE, hid, im->id, 1);
-    int h = want_int(pr, &f.height, "images", idx, "height", 1, COCO_SUBJECT_IMAGE, hid, im->id,
-                     1);
+    int h = want_int(pr, &f.height, "images", idx, "height", 1, COCO_SUBJECT_IMAGE, hid, im->id, 1);
     if (w && h) {
         im->width = f.width.i;
         im->height = f.height.i;
@@ -1026,8 +1024,8 @@ coco_status coco_dataset_parse(const char *json, size_t len, const coco_limits *
     if (max_entries > UINT32_MAX - 1)
         max_entries = UINT32_MAX - 1;
     if (len > max_bytes)
-        return coco_fail(diag, COCO_ETOOBIG, "annotation file is %zu bytes, more than the %zu allowed",
-                         len, max_bytes);
+        return coco_fail(diag, COCO_ETOOBIG,
+                         "annotation file is %zu bytes, more than the %zu allowed", len, max_bytes);
 
     parser pr = {0};
     pr.base = json ? json : "";
@@ -1078,8 +1076,10 @@ coco_status coco_dataset_parse(const char *json, size_t len, const coco_limits *
                 continue;
             pr.st = COCO_ENOTCOCO;
             if (seen[k] == J_NONE)
-                coco_fail(diag, COCO_ENOTCOCO, "'%s' is missing: a COCO file needs 'images', "
-                          "'annotations' and 'categories' arrays", names[k]);
+                coco_fail(diag, COCO_ENOTCOCO,
+                          "'%s' is missing: a COCO file needs 'images', "
+                          "'annotations' and 'categories' arrays",
+                          names[k]);
             else
                 coco_fail(diag, COCO_ENOTCOCO, "'%s' is %s, not an array", names[k],
                           jtype_name(seen[k]));

@@ -38,11 +38,13 @@ coco_status coco_image_candidates(const char *file_name, size_t len, coco_candid
     if (work[len - 1] == '/')
         return unsafe(out, diag, "file name ends with '/': it names a folder, not a file");
     if (work[0] == '/')
-        return unsafe(out, diag, "absolute path: file names must be relative to the dataset folder");
+        return unsafe(out, diag,
+                      "absolute path: file names must be relative to the dataset folder");
     if (len >= 2 && work[1] == ':' &&
         ((work[0] >= 'A' && work[0] <= 'Z') || (work[0] >= 'a' && work[0] <= 'z')))
-        return unsafe(out, diag, "absolute windows path: file names must be relative to the "
-                                 "dataset folder");
+        return unsafe(out, diag,
+                      "absolute windows path: file names must be relative to the "
+                      "dataset folder");
 
     /* split into components, resolving "." and ".." lexically */
     size_t comp_start[COCO_PATH_MAX / 2 + 1];

@@ -36,10 +36,7 @@ void coco_report_update_state(coco_report *r)
         r->sum.state = COCO_STATE_READY;
 }
 
-const coco_summary *coco_report_summary(const coco_report *r)
-{
-    return r ? &r->sum : NULL;
-}
+const coco_summary *coco_report_summary(const coco_report *r) { return r ? &r->sum : NULL; }
 
 const coco_problem *coco_report_problems(const coco_report *r, coco_severity sev, size_t *n)
 {
@@ -331,12 +328,14 @@ char *coco_report_to_json(const coco_report *r)
     sb_str(&b, line);
     sb_puts(&b, ",\n  \"kind\": ");
     sb_str(&b, kind_name(s->kind));
-    sb_printf(&b, ",\n  \"images\": %zu,\n  \"annotations\": %zu,\n  \"categories\": %zu,"
-                  "\n  \"boxes\": %zu,\n  \"boxUnits\": ",
+    sb_printf(&b,
+              ",\n  \"images\": %zu,\n  \"annotations\": %zu,\n  \"categories\": %zu,"
+              "\n  \"boxes\": %zu,\n  \"boxUnits\": ",
               s->images, s->annotations, s->categories, s->boxes);
     sb_str(&b, coco_units_name(s->units));
-    sb_printf(&b, ",\n  \"imagesFound\": %zu,\n  \"imagesMissing\": %zu,"
-                  "\n  \"imagesFetching\": %zu,\n  \"imagesFailed\": %zu,\n  \"imagesBad\": %zu,",
+    sb_printf(&b,
+              ",\n  \"imagesFound\": %zu,\n  \"imagesMissing\": %zu,"
+              "\n  \"imagesFetching\": %zu,\n  \"imagesFailed\": %zu,\n  \"imagesBad\": %zu,",
               s->images_found, s->images_missing, s->images_fetching, s->images_failed,
               s->images_bad);
     sb_puts(&b, "\n  \"categoryImages\": [");

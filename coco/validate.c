@@ -12,8 +12,8 @@
 #include <string.h>
 
 #define MAX_FILE_BYTES ((uint64_t)20 << 20)
-#define MIN_SIDE 50      /* width and height must be above this */
-#define MAX_SIDE 10240   /* ... and at most this */
+#define MIN_SIDE 50    /* width and height must be above this */
+#define MAX_SIDE 10240 /* ... and at most this */
 #define MAX_BOXES_PER_IMAGE 1000
 #define BOX_TOLERANCE_PX 1.5 /* overshoot clipped with a warning */
 
@@ -76,13 +76,13 @@ static void check_image(vctx *v, size_t i, const coco_image_file *f, int64_t *di
     coco_report *r = v->r;
     char pre[32], path[128], subj[160];
     /* path and subject are formatted only when a problem needs them */
-#define NEED_CTX()                                                     \
-    do {                                                               \
-        if (!path[0]) {                                                \
-            prefix_of(v, im->source, pre, sizeof pre);                 \
-            snprintf(path, sizeof path, "%simages[%u]", pre, im->index); \
-            image_subject(im, subj, sizeof subj);                      \
-        }                                                              \
+#define NEED_CTX()                                                                                 \
+    do {                                                                                           \
+        if (!path[0]) {                                                                            \
+            prefix_of(v, im->source, pre, sizeof pre);                                             \
+            snprintf(path, sizeof path, "%simages[%u]", pre, im->index);                           \
+            image_subject(im, subj, sizeof subj);                                                  \
+        }                                                                                          \
     } while (0)
     path[0] = 0;
     int hid = !!(im->flags & COCO_HAS_ID);
@@ -118,8 +118,8 @@ static void check_image(vctx *v, size_t i, const coco_image_file *f, int64_t *di
         coco_quote(q, sizeof q, im->url, strlen(im->url));
         /* only fatal when the file is not in the folder */
         NEED_CTX();
-        add(v, fs == COCO_FILE_FOUND ? COCO_WARNING : COCO_ERROR,
-            COCO_CODE_INVALID_ANNOTATION_URI, S, hid, im->id, p2,
+        add(v, fs == COCO_FILE_FOUND ? COCO_WARNING : COCO_ERROR, COCO_CODE_INVALID_ANNOTATION_URI,
+            S, hid, im->id, p2,
             "use an http, https or file url (spaces written as %20), or copy the file into "
             "the dataset folder",
             "%s: url %s is not an http, https or file url", p2, q);
@@ -182,8 +182,7 @@ static void check_image(vctx *v, size_t i, const coco_image_file *f, int64_t *di
             NEED_CTX();
             add(v, COCO_ERROR, COCO_CODE_DATASET_CORRUPT, S, hid, im->id, path,
                 "convert it to JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF or MPO",
-                "%s: image %s is in format '%.32s', which is not supported", path, subj,
-                f->format);
+                "%s: image %s is in format '%.32s', which is not supported", path, subj, f->format);
             bad = 1;
         }
         if (f->size > MAX_FILE_BYTES) {
@@ -210,9 +209,9 @@ static void check_image(vctx *v, size_t i, const coco_image_file *f, int64_t *di
                              (long long)*disp_w, (long long)*disp_h);
                     NEED_CTX();
                     add(v, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, S, hid, im->id, p2, hint,
-                        "%s: declared size %lldx%lld of %s does not match the file's %lldx%lld",
-                        p2, (long long)im->width, (long long)im->height, subj,
-                        (long long)*disp_w, (long long)*disp_h);
+                        "%s: declared size %lldx%lld of %s does not match the file's %lldx%lld", p2,
+                        (long long)im->width, (long long)im->height, subj, (long long)*disp_w,
+                        (long long)*disp_h);
                 }
             }
         }
@@ -230,8 +229,8 @@ static void check_image(vctx *v, size_t i, const coco_image_file *f, int64_t *di
         add(v, COCO_ERROR, COCO_CODE_DATASET_CORRUPT, S, hid, im->id, path,
             w <= MIN_SIDE || h <= MIN_SIDE ? "use images larger than 50x50 pixels"
                                            : "downscale the image to at most 10240 pixels a side",
-            "%s: image %s is %lldx%lld; width and height must be over 50 and at most 10240",
-            path, subj, (long long)w, (long long)h);
+            "%s: image %s is %lldx%lld; width and height must be over 50 and at most 10240", path,
+            subj, (long long)w, (long long)h);
         if (st == COCO_IMAGE_OK)
             st = COCO_IMAGE_BAD;
     }
@@ -244,8 +243,8 @@ static void check_image(vctx *v, size_t i, const coco_image_file *f, int64_t *di
 /* ---- annotations ------------------------------------------------------------- */
 
 /* "annotations[17]" + suffix, with the merge prefix. */
-static const char *ann_path(const vctx *v, const coco_annotation *a, const char *suffix,
-                            char *buf, size_t n)
+static const char *ann_path(const vctx *v, const coco_annotation *a, const char *suffix, char *buf,
+                            size_t n)
 {
     char pre[32];
     prefix_of(v, a->source, pre, sizeof pre);
@@ -312,8 +311,8 @@ static void check_box(vctx *v, const coco_annotation *a, int64_t img_w, int64_t 
     }
     char hint[200];
     snprintf(hint, sizeof hint,
-             "fix the box so 0 <= left, 0 <= top, left+width <= %g and top+height <= %g (%s)", W,
-             H, unit);
+             "fix the box so 0 <= left, 0 <= top, left+width <= %g and top+height <= %g (%s)", W, H,
+             unit);
     const char *what = over_l > tol_x || over_t > tol_y ? "starts outside" : "ends outside";
     if (!(x1 > x0 && y1 > y0))
         what = "lies outside";
@@ -332,8 +331,7 @@ static uint64_t name_hash(const char *s)
     return h;
 }
 
-coco_status coco_validate(const coco_dataset *ds, const coco_image_file *files,
-                          coco_report **out)
+coco_status coco_validate(const coco_dataset *ds, const coco_image_file *files, coco_report **out)
 {
     if (!ds || !out)
         return COCO_EINVAL;
@@ -342,9 +340,9 @@ coco_status coco_validate(const coco_dataset *ds, const coco_image_file *files,
     if (!r)
         return COCO_ENOMEM;
     size_t ni = ds->n_images, na = ds->n_anns, nc = ds->n_cats;
-    int64_t *disp = NULL;      /* per image: displayed width, height from the file */
-    uint32_t *ann_img = NULL;  /* per annotation: image index + 1, 0 = none */
-    uint32_t *ann_cat = NULL;  /* per annotation: category index + 1 */
+    int64_t *disp = NULL;     /* per image: displayed width, height from the file */
+    uint32_t *ann_img = NULL; /* per annotation: image index + 1, 0 = none */
+    uint32_t *ann_cat = NULL; /* per annotation: category index + 1 */
     uint32_t *img_start = NULL, *img_list = NULL;
     size_t *stamp = NULL;
     coco_idmap seen = {0};
@@ -360,8 +358,8 @@ coco_status coco_validate(const coco_dataset *ds, const coco_image_file *files,
     img_start = calloc(ni + 1, sizeof *img_start);
     img_list = calloc(na ? na : 1, sizeof *img_list);
     stamp = malloc((nc ? nc : 1) * sizeof *stamp);
-    if (!r->image_status || !r->cat_images || !r->cat_ids || !r->cat_names || !disp ||
-        !ann_img || !ann_cat || !img_start || !img_list || !stamp)
+    if (!r->image_status || !r->cat_images || !r->cat_ids || !r->cat_names || !disp || !ann_img ||
+        !ann_cat || !img_start || !img_list || !stamp)
         goto oom;
 
     coco_info info;
@@ -440,8 +438,8 @@ coco_status coco_validate(const coco_dataset *ds, const coco_image_file *files,
                 prefix_of(&v, ds->cats[first].source, opre, sizeof opre);
                 add(&v, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, COCO_SUBJECT_CATEGORY, 1, c->id,
                     path, "give every category its own id",
-                    "%s: category id %lld is also used by %scategories[%u]", path,
-                    (long long)c->id, opre, ds->cats[first].index);
+                    "%s: category id %lld is also used by %scategories[%u]", path, (long long)c->id,
+                    opre, ds->cats[first].index);
             }
         }
         if (c->name) {
@@ -622,8 +620,7 @@ coco_status coco_validate(const coco_dataset *ds, const coco_image_file *files,
                     cat->id, path, hint, "%s: category %s has no images", path, q);
             } else {
                 snprintf(hint, sizeof hint,
-                         "label at least one more image with %s; training needs 2 per category",
-                         q);
+                         "label at least one more image with %s; training needs 2 per category", q);
                 coco_problem *p = coco_plist_add(
                     &r->problems, COCO_WARNING, COCO_CODE_ANNOTATIONS_INVALID,
                     COCO_SUBJECT_CATEGORY, 1, cat->id, path, hint,

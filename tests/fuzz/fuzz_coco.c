@@ -31,7 +31,7 @@ static void exercise(const coco_dataset *ds, uint32_t seed)
 {
     size_t ni = coco_dataset_image_count(ds);
     coco_image_file *files = calloc(ni ? ni : 1, sizeof *files);
-    static const char *const formats[] = {"jpeg", "png", "gif", "bmp", "webp",
+    static const char *const formats[] = {"jpeg", "png",  "gif", "bmp", "webp",
                                           "ico",  "tiff", "mpo", "svg", NULL};
     for (size_t i = 0; i < ni; i++) {
         uint32_t h = (seed ^ (uint32_t)i) * 2654435761u;

@@ -20,8 +20,10 @@ static char *q(const char *s)
     return o;
 }
 
+/* clang-format off */
 #define IMG(id, name) "{'id':" #id ",'file_name':'" name "','width':640,'height':480}"
-#define ANN(id, img, cat, box) "{'id':" #id ",'image_id':" #img ",'category_id':" #cat ",'bbox':" box "}"
+#define ANN(id, img, cat, box) \
+    "{'id':" #id ",'image_id':" #img ",'category_id':" #cat ",'bbox':" box "}"
 #define LBL(id, img, cat) "{'id':" #id ",'image_id':" #img ",'category_id':" #cat "}"
 #define CAT(id, name) "{'id':" #id ",'name':'" name "'}"
 #define B1 "[0.1,0.1,0.2,0.2]"
@@ -30,7 +32,16 @@ static char *q(const char *s)
 #define GOOD_IMGS IMG(1, "a.jpg") "," IMG(2, "b.jpg") "," IMG(3, "c.jpg")
 #define GOOD_CATS CAT(1, "cat") "," CAT(2, "dog")
 #define GOOD_ANNS ANN(1, 1, 1, B1) "," ANN(2, 2, 1, B1) "," ANN(3, 2, 2, B1) "," ANN(4, 3, 2, B1)
-#define DOC(imgs, anns, cats) "{'images':[" imgs "],'annotations':[" anns "],'categories':[" cats "]}"
+#define DOC(imgs, anns, cats) \
+    "{'images':[" imgs "],'annotations':[" anns "],'categories':[" cats "]}"
+#define GOOD DOC(GOOD_IMGS, GOOD_ANNS, GOOD_CATS)
+/* the good document with image 0 replaced, annotations or categories added */
+#define IMG0(img0) DOC(img0 "," IMG(2, "b.jpg") "," IMG(3, "c.jpg"), GOOD_ANNS, GOOD_CATS)
+#define PLUS_ANNS(anns) DOC(GOOD_IMGS, GOOD_ANNS "," anns, GOOD_CATS)
+#define PLUS_CATS(cats) DOC(GOOD_IMGS, GOOD_ANNS, GOOD_CATS "," cats)
+/* pixel boxes: annotation 1 given, the others fine */
+#define PX_DOC(first) DOC(GOOD_IMGS, ANN(1, 1, 1, first) "," ANN(2, 2, 1, "[10,10,100,100]") \
+    "," ANN(3, 2, 2, "[10,10,100,100]") "," ANN(4, 3, 2, "[10,10,100,100]"), GOOD_CATS)
 
 /* classification: 4 images, 2 categories, one label each */
 #define CLS_IMGS GOOD_IMGS "," IMG(4, "d.jpg")
@@ -45,7 +56,7 @@ typedef struct file_case {
 
 typedef struct bad_case {
     const char *name;
-    const char *json; /* with ' for " */
+    const char *json;  /* with ' for " */
     coco_status parse; /* expected parse status */
     coco_severity sev;
     coco_code code;
@@ -54,166 +65,166 @@ typedef struct bad_case {
     file_case files;
 } bad_case;
 
-#define FOUND_JPEG(w, h) {COCO_FILE_FOUND, 1000, "jpeg", w, h, 1, NULL}
+#define E COCO_ERROR
+#define W COCO_WARNING
+#define INV COCO_CODE_ANNOTATIONS_INVALID
+#define CORRUPT COCO_CODE_DATASET_CORRUPT
+#define URI COCO_CODE_INVALID_ANNOTATION_URI
+#define EMPTY COCO_CODE_DATASET_EMPTY
+#define NOFILE {0}
+#define FILE0(...) {1, {__VA_ARGS__}}
+#define FOUND COCO_FILE_FOUND
 
 static const bad_case bad_cases[] = {
     /* parse failures: fs refuses these at close() */
-    {"not json", "hello", COCO_EJSON, 0, 0, NULL, NOID, {0}},
-    {"empty bytes", "", COCO_EJSON, 0, 0, NULL, NOID, {0}},
-    {"truncated", "{'images':[{'id':1", COCO_EJSON, 0, 0, NULL, NOID, {0}},
-    {"trailing garbage", DOC(GOOD_IMGS, GOOD_ANNS, GOOD_CATS) " x", COCO_EJSON, 0, 0, NULL, NOID, {0}},
-    {"leading zero", "{'images':[{'id':01}],'annotations':[],'categories':[]}", COCO_EJSON, 0, 0,
-     NULL, NOID, {0}},
+    {"not json", "hello", COCO_EJSON, 0, 0, NULL, NOID, NOFILE},
+    {"empty bytes", "", COCO_EJSON, 0, 0, NULL, NOID, NOFILE},
+    {"truncated", "{'images':[{'id':1", COCO_EJSON, 0, 0, NULL, NOID, NOFILE},
+    {"trailing garbage", GOOD " x", COCO_EJSON, 0, 0, NULL, NOID, NOFILE},
+    {"leading zero", "{'images':[{'id':01}],'annotations':[],'categories':[]}",
+     COCO_EJSON, 0, 0, NULL, NOID, NOFILE},
     {"bad escape", "{'images':[{'file_name':'a\\q'}],'annotations':[],'categories':[]}",
-     COCO_EJSON, 0, 0, NULL, NOID, {0}},
-    {"raw newline in string", "{'images':[{'file_name':'a\nb'}],'annotations':[],'categories':[]}",
-     COCO_EJSON, 0, 0, NULL, NOID, {0}},
-    {"missing colon", "{'images' []}", COCO_EJSON, 0, 0, NULL, NOID, {0}},
-    {"top is array", "[1,2]", COCO_ENOTCOCO, 0, 0, NULL, NOID, {0}},
-    {"no categories", "{'images':[],'annotations':[]}", COCO_ENOTCOCO, 0, 0, NULL, NOID, {0}},
-    {"images not array", "{'images':{},'annotations':[],'categories':[]}", COCO_ENOTCOCO, 0, 0,
-     NULL, NOID, {0}},
+     COCO_EJSON, 0, 0, NULL, NOID, NOFILE},
+    {"raw newline in string",
+     "{'images':[{'file_name':'a\nb'}],'annotations':[],'categories':[]}",
+     COCO_EJSON, 0, 0, NULL, NOID, NOFILE},
+    {"missing colon", "{'images' []}", COCO_EJSON, 0, 0, NULL, NOID, NOFILE},
+    {"top is array", "[1,2]", COCO_ENOTCOCO, 0, 0, NULL, NOID, NOFILE},
+    {"no categories", "{'images':[],'annotations':[]}", COCO_ENOTCOCO, 0, 0, NULL, NOID, NOFILE},
+    {"images not array", "{'images':{},'annotations':[],'categories':[]}",
+     COCO_ENOTCOCO, 0, 0, NULL, NOID, NOFILE},
 
     /* empty */
-    {"no images", DOC("", GOOD_ANNS, GOOD_CATS), COCO_OK, COCO_ERROR, COCO_CODE_DATASET_EMPTY,
-     "images", NOID, {0}},
-    {"no annotations", DOC(GOOD_IMGS, "", GOOD_CATS), COCO_OK, COCO_ERROR,
-     COCO_CODE_DATASET_EMPTY, "annotations", NOID, {0}},
+    {"no images", DOC("", GOOD_ANNS, GOOD_CATS), COCO_OK, E, EMPTY, "images", NOID, NOFILE},
+    {"no annotations", DOC(GOOD_IMGS, "", GOOD_CATS), COCO_OK, E, EMPTY, "annotations", NOID,
+     NOFILE},
 
     /* images: fields and types */
-    {"image id missing", DOC(IMG(1, "a.jpg") ",{'file_name':'b.jpg','width':640,'height':480}",
-                             GOOD_ANNS, GOOD_CATS),
-     COCO_OK, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "images[1].id", NOID, {0}},
-    {"image id string", DOC(IMG(1, "a.jpg") ",{'id':'2','file_name':'b.jpg','width':640,'height':480}",
-                            GOOD_ANNS, GOOD_CATS),
-     COCO_OK, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "images[1].id", NOID, {0}},
-    {"image id fraction", DOC(IMG(1, "a.jpg") ",{'id':2.5,'file_name':'b.jpg','width':640,'height':480}",
-                              GOOD_ANNS, GOOD_CATS),
-     COCO_OK, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "images[1].id", NOID, {0}},
-    {"image id duplicate", DOC(GOOD_IMGS "," IMG(1, "z.jpg"), GOOD_ANNS, GOOD_CATS), COCO_OK,
-     COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "images[3].id", 1, {0}},
-    {"width missing", DOC("{'id':1,'file_name':'a.jpg','height':480}," IMG(2, "b.jpg") "," IMG(3, "c.jpg"),
-                          GOOD_ANNS, GOOD_CATS),
-     COCO_OK, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "images[0].width", 1, {0}},
-    {"height negative", DOC("{'id':1,'file_name':'a.jpg','width':640,'height':-4}," IMG(2, "b.jpg") "," IMG(3, "c.jpg"),
-                            GOOD_ANNS, GOOD_CATS),
-     COCO_OK, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "images[0].height", 1, {0}},
-    {"file_name missing", DOC("{'id':1,'width':640,'height':480}," IMG(2, "b.jpg") "," IMG(3, "c.jpg"),
-                              GOOD_ANNS, GOOD_CATS),
-     COCO_OK, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "images[0].file_name", 1, {0}},
-    {"file_name number", DOC("{'id':1,'file_name':7,'width':640,'height':480}," IMG(2, "b.jpg") "," IMG(3, "c.jpg"),
-                             GOOD_ANNS, GOOD_CATS),
-     COCO_OK, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "images[0].file_name", 1, {0}},
-    {"file_name empty", DOC(IMG(1, "") "," IMG(2, "b.jpg") "," IMG(3, "c.jpg"), GOOD_ANNS, GOOD_CATS),
-     COCO_OK, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "images[0].file_name", 1, {0}},
-    {"file_name escapes", DOC(IMG(1, "../../etc/passwd") "," IMG(2, "b.jpg") "," IMG(3, "c.jpg"), GOOD_ANNS, GOOD_CATS),
-     COCO_OK, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "images[0].file_name", 1, {0}},
-    {"file_name absolute", DOC(IMG(1, "/etc/passwd") "," IMG(2, "b.jpg") "," IMG(3, "c.jpg"), GOOD_ANNS, GOOD_CATS),
-     COCO_OK, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "images[0].file_name", 1, {0}},
-    {"file_name climbs after descending", DOC(IMG(1, "a/../../x.jpg") "," IMG(2, "b.jpg") "," IMG(3, "c.jpg"), GOOD_ANNS, GOOD_CATS),
-     COCO_OK, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "images[0].file_name", 1, {0}},
-    {"file_name backslashes", DOC(IMG(1, "..\\\\..\\\\x.jpg") "," IMG(2, "b.jpg") "," IMG(3, "c.jpg"), GOOD_ANNS, GOOD_CATS),
-     COCO_OK, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "images[0].file_name", 1, {0}},
-    {"file_name nul byte", DOC(IMG(1, "a.jpg\\u0000/../../x") "," IMG(2, "b.jpg") "," IMG(3, "c.jpg"), GOOD_ANNS, GOOD_CATS),
-     COCO_OK, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "images[0].file_name", 1, {0}},
-    {"image not an object", DOC(IMG(1, "a.jpg") ",5," IMG(2, "b.jpg") "," IMG(3, "c.jpg"), GOOD_ANNS, GOOD_CATS),
-     COCO_OK, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "images[1]", NOID, {0}},
-    {"duplicate images key", "{'images':[" GOOD_IMGS "],'images':[],'annotations':[" GOOD_ANNS "],'categories':[" GOOD_CATS "]}",
-     COCO_OK, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "images", NOID, {0}},
+    {"image id missing",
+     DOC(IMG(1, "a.jpg") ",{'file_name':'b.jpg','width':640,'height':480}", GOOD_ANNS, GOOD_CATS),
+     COCO_OK, E, INV, "images[1].id", NOID, NOFILE},
+    {"image id string", IMG0("{'id':'1','file_name':'a.jpg','width':640,'height':480}"),
+     COCO_OK, E, INV, "images[0].id", NOID, NOFILE},
+    {"image id fraction", IMG0("{'id':1.5,'file_name':'a.jpg','width':640,'height':480}"),
+     COCO_OK, E, INV, "images[0].id", NOID, NOFILE},
+    {"image id duplicate", DOC(GOOD_IMGS "," IMG(1, "z.jpg"), GOOD_ANNS, GOOD_CATS),
+     COCO_OK, E, INV, "images[3].id", 1, NOFILE},
+    {"width missing", IMG0("{'id':1,'file_name':'a.jpg','height':480}"),
+     COCO_OK, E, INV, "images[0].width", 1, NOFILE},
+    {"height negative", IMG0("{'id':1,'file_name':'a.jpg','width':640,'height':-4}"),
+     COCO_OK, E, INV, "images[0].height", 1, NOFILE},
+    {"file_name missing", IMG0("{'id':1,'width':640,'height':480}"),
+     COCO_OK, E, INV, "images[0].file_name", 1, NOFILE},
+    {"file_name number", IMG0("{'id':1,'file_name':7,'width':640,'height':480}"),
+     COCO_OK, E, INV, "images[0].file_name", 1, NOFILE},
+    {"file_name empty", IMG0(IMG(1, "")), COCO_OK, E, INV, "images[0].file_name", 1, NOFILE},
+    {"file_name escapes", IMG0(IMG(1, "../../etc/passwd")),
+     COCO_OK, E, INV, "images[0].file_name", 1, NOFILE},
+    {"file_name absolute", IMG0(IMG(1, "/etc/passwd")),
+     COCO_OK, E, INV, "images[0].file_name", 1, NOFILE},
+    {"file_name climbs after descending", IMG0(IMG(1, "a/../../x.jpg")),
+     COCO_OK, E, INV, "images[0].file_name", 1, NOFILE},
+    {"file_name backslashes", IMG0(IMG(1, "..\\\\..\\\\x.jpg")),
+     COCO_OK, E, INV, "images[0].file_name", 1, NOFILE},
+    {"file_name nul byte", IMG0(IMG(1, "a.jpg\\u0000/../../x")),
+     COCO_OK, E, INV, "images[0].file_name", 1, NOFILE},
+    {"image not an object", IMG0(IMG(1, "a.jpg") ",5"), COCO_OK, E, INV, "images[1]", NOID,
+     NOFILE},
+    {"duplicate images key",
+     "{'images':[" GOOD_IMGS "],'images':[],'annotations':[" GOOD_ANNS "],"
+     "'categories':[" GOOD_CATS "]}",
+     COCO_OK, E, INV, "images", NOID, NOFILE},
     {"url bad scheme, file missing",
-     DOC("{'id':1,'file_name':'a.jpg','absolute_url':'ftp://h/a.jpg','width':640,'height':480}," IMG(2, "b.jpg") "," IMG(3, "c.jpg"),
-         GOOD_ANNS, GOOD_CATS),
-     COCO_OK, COCO_ERROR, COCO_CODE_INVALID_ANNOTATION_URI, "images[0].absolute_url", 1,
-     {1, {COCO_FILE_MISSING, 0, NULL, 0, 0, 0, NULL}}},
-    {"url not a string", DOC("{'id':1,'file_name':'a.jpg','coco_url':5,'width':640,'height':480}," IMG(2, "b.jpg") "," IMG(3, "c.jpg"),
-                             GOOD_ANNS, GOOD_CATS),
-     COCO_OK, COCO_ERROR, COCO_CODE_INVALID_ANNOTATION_URI, "images[0].coco_url", 1, {0}},
+     IMG0("{'id':1,'file_name':'a.jpg','absolute_url':'ftp://h/a.jpg','width':640,'height':480}"),
+     COCO_OK, E, URI, "images[0].absolute_url", 1,
+     FILE0(COCO_FILE_MISSING, 0, NULL, 0, 0, 0, NULL)},
+    {"url not a string",
+     IMG0("{'id':1,'file_name':'a.jpg','coco_url':5,'width':640,'height':480}"),
+     COCO_OK, E, URI, "images[0].coco_url", 1, NOFILE},
 
     /* annotations */
-    {"image_id unknown", DOC(GOOD_IMGS, ANN(1, 9, 1, B1) "," GOOD_ANNS, GOOD_CATS), COCO_OK,
-     COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "annotations[0].image_id", 1, {0}},
-    {"category_id unknown", DOC(GOOD_IMGS, GOOD_ANNS "," ANN(5, 1, 99, B1), GOOD_CATS), COCO_OK,
-     COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "annotations[4].category_id", 5, {0}},
-    {"annotation id duplicate", DOC(GOOD_IMGS, GOOD_ANNS "," ANN(2, 1, 1, B1), GOOD_CATS), COCO_OK,
-     COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "annotations[4].id", 2, {0}},
-    {"annotation id missing", DOC(GOOD_IMGS, GOOD_ANNS ",{'image_id':1,'category_id':1,'bbox':" B1 "}", GOOD_CATS),
-     COCO_OK, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "annotations[4].id", NOID, {0}},
-    {"category_id missing", DOC(GOOD_IMGS, GOOD_ANNS ",{'id':5,'image_id':1,'bbox':" B1 "}", GOOD_CATS),
-     COCO_OK, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "annotations[4].category_id", 5, {0}},
-    {"bbox 3 numbers", DOC(GOOD_IMGS, GOOD_ANNS "," ANN(5, 1, 1, "[1,2,3]"), GOOD_CATS), COCO_OK,
-     COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "annotations[4].bbox", 5, {0}},
-    {"bbox string", DOC(GOOD_IMGS, GOOD_ANNS "," ANN(5, 1, 1, "'0 0 1 1'"), GOOD_CATS), COCO_OK,
-     COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "annotations[4].bbox", 5, {0}},
-    {"bbox holds a string", DOC(GOOD_IMGS, GOOD_ANNS "," ANN(5, 1, 1, "[0,0,'a',1]"), GOOD_CATS), COCO_OK,
-     COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "annotations[4].bbox", 5, {0}},
-    {"bbox huge number", DOC(GOOD_IMGS, GOOD_ANNS "," ANN(5, 1, 1, "[0,0,1e999,1]"), GOOD_CATS), COCO_OK,
-     COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "annotations[4].bbox", 5, {0}},
-    {"bbox zero width", DOC(GOOD_IMGS, GOOD_ANNS "," ANN(5, 1, 1, "[0.1,0.1,0,0.2]"), GOOD_CATS), COCO_OK,
-     COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "annotations[4].bbox", 5, {0}},
-    {"bbox far outside (relative)", DOC(GOOD_IMGS, GOOD_ANNS "," ANN(5, 1, 1, "[0.9,0.1,0.5,0.2]"), GOOD_CATS), COCO_OK,
-     COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "annotations[4].bbox", 5, {0}},
-    {"bbox negative left (pixels)", DOC(GOOD_IMGS, ANN(1, 1, 1, "[-20,10,100,100]") "," ANN(2, 2, 1, "[10,10,100,100]") ","
-                                        ANN(3, 2, 2, "[10,10,100,100]") "," ANN(4, 3, 2, "[10,10,100,100]"), GOOD_CATS),
-     COCO_OK, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "annotations[0].bbox", 1, {0}},
-    {"bbox overshoots by a pixel", DOC(GOOD_IMGS, ANN(1, 1, 1, "[0,0,641,100]") "," ANN(2, 2, 1, "[10,10,100,100]") ","
-                                       ANN(3, 2, 2, "[10,10,100,100]") "," ANN(4, 3, 2, "[10,10,100,100]"), GOOD_CATS),
-     COCO_OK, COCO_WARNING, COCO_CODE_ANNOTATIONS_INVALID, "annotations[0].bbox", 1, {0}},
-    {"bbox looks relative among pixels", DOC(GOOD_IMGS, ANN(1, 1, 1, "[0.1,0.1,0.5,0.5]") "," ANN(2, 2, 1, "[10,10,100,100]") ","
-                                             ANN(3, 2, 2, "[10,10,100,100]") "," ANN(4, 3, 2, "[10,10,100,100]"), GOOD_CATS),
-     COCO_OK, COCO_WARNING, COCO_CODE_ANNOTATIONS_INVALID, "annotations[0].bbox", 1, {0}},
-    {"detection label without box", DOC(GOOD_IMGS, GOOD_ANNS "," LBL(5, 1, 1), GOOD_CATS), COCO_OK,
-     COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "annotations[4].bbox", 5, {0}},
-    {"area string", DOC(GOOD_IMGS, GOOD_ANNS ",{'id':5,'image_id':1,'category_id':1,'bbox':" B1 ",'area':'x'}", GOOD_CATS),
-     COCO_OK, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "annotations[4].area", 5, {0}},
+    {"image_id unknown", DOC(GOOD_IMGS, ANN(1, 9, 1, B1) "," GOOD_ANNS, GOOD_CATS),
+     COCO_OK, E, INV, "annotations[0].image_id", 1, NOFILE},
+    {"category_id unknown", PLUS_ANNS(ANN(5, 1, 99, B1)),
+     COCO_OK, E, INV, "annotations[4].category_id", 5, NOFILE},
+    {"annotation id duplicate", PLUS_ANNS(ANN(2, 1, 1, B1)),
+     COCO_OK, E, INV, "annotations[4].id", 2, NOFILE},
+    {"annotation id missing", PLUS_ANNS("{'image_id':1,'category_id':1,'bbox':" B1 "}"),
+     COCO_OK, E, INV, "annotations[4].id", NOID, NOFILE},
+    {"category_id missing", PLUS_ANNS("{'id':5,'image_id':1,'bbox':" B1 "}"),
+     COCO_OK, E, INV, "annotations[4].category_id", 5, NOFILE},
+    {"bbox 3 numbers", PLUS_ANNS(ANN(5, 1, 1, "[1,2,3]")),
+     COCO_OK, E, INV, "annotations[4].bbox", 5, NOFILE},
+    {"bbox string", PLUS_ANNS(ANN(5, 1, 1, "'0 0 1 1'")),
+     COCO_OK, E, INV, "annotations[4].bbox", 5, NOFILE},
+    {"bbox holds a string", PLUS_ANNS(ANN(5, 1, 1, "[0,0,'a',1]")),
+     COCO_OK, E, INV, "annotations[4].bbox", 5, NOFILE},
+    {"bbox huge number", PLUS_ANNS(ANN(5, 1, 1, "[0,0,1e999,1]")),
+     COCO_OK, E, INV, "annotations[4].bbox", 5, NOFILE},
+    {"bbox zero width", PLUS_ANNS(ANN(5, 1, 1, "[0.1,0.1,0,0.2]")),
+     COCO_OK, E, INV, "annotations[4].bbox", 5, NOFILE},
+    {"bbox far outside (relative)", PLUS_ANNS(ANN(5, 1, 1, "[0.9,0.1,0.5,0.2]")),
+     COCO_OK, E, INV, "annotations[4].bbox", 5, NOFILE},
+    {"bbox negative left (pixels)", PX_DOC("[-20,10,100,100]"),
+     COCO_OK, E, INV, "annotations[0].bbox", 1, NOFILE},
+    {"bbox overshoots by a pixel", PX_DOC("[0,0,641,100]"),
+     COCO_OK, W, INV, "annotations[0].bbox", 1, NOFILE},
+    {"bbox looks relative among pixels", PX_DOC("[0.1,0.1,0.5,0.5]"),
+     COCO_OK, W, INV, "annotations[0].bbox", 1, NOFILE},
+    {"detection label without box", PLUS_ANNS(LBL(5, 1, 1)),
+     COCO_OK, E, INV, "annotations[4].bbox", 5, NOFILE},
+    {"area string",
+     PLUS_ANNS("{'id':5,'image_id':1,'category_id':1,'bbox':" B1 ",'area':'x'}"),
+     COCO_OK, E, INV, "annotations[4].area", 5, NOFILE},
 
     /* categories */
-    {"category id duplicate", DOC(GOOD_IMGS, GOOD_ANNS, GOOD_CATS "," CAT(1, "bird")), COCO_OK,
-     COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "categories[2].id", 1, {0}},
-    {"category name duplicate", DOC(GOOD_IMGS, GOOD_ANNS, GOOD_CATS "," CAT(3, "dog")), COCO_OK,
-     COCO_WARNING, COCO_CODE_ANNOTATIONS_INVALID, "categories[2].name", 3, {0}},
-    {"category name missing", DOC(GOOD_IMGS, GOOD_ANNS, GOOD_CATS ",{'id':3}"), COCO_OK,
-     COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "categories[2].name", 3, {0}},
-    {"category without images", DOC(GOOD_IMGS, GOOD_ANNS, GOOD_CATS "," CAT(3, "bird")), COCO_OK,
-     COCO_WARNING, COCO_CODE_ANNOTATIONS_INVALID, "categories[2]", 3, {0}},
-    {"category with one image", DOC(GOOD_IMGS, GOOD_ANNS "," ANN(5, 1, 3, B1), GOOD_CATS "," CAT(3, "bird")),
-     COCO_OK, COCO_WARNING, COCO_CODE_ANNOTATIONS_INVALID, "categories[2]", 3, {0}},
+    {"category id duplicate", PLUS_CATS(CAT(1, "bird")),
+     COCO_OK, E, INV, "categories[2].id", 1, NOFILE},
+    {"category name duplicate", PLUS_CATS(CAT(3, "dog")),
+     COCO_OK, W, INV, "categories[2].name", 3, NOFILE},
+    {"category name missing", PLUS_CATS("{'id':3}"),
+     COCO_OK, E, INV, "categories[2].name", 3, NOFILE},
+    {"category without images", PLUS_CATS(CAT(3, "bird")),
+     COCO_OK, W, INV, "categories[2]", 3, NOFILE},
+    {"category with one image",
+     DOC(GOOD_IMGS, GOOD_ANNS "," ANN(5, 1, 3, B1), GOOD_CATS "," CAT(3, "bird")),
+     COCO_OK, W, INV, "categories[2]", 3, NOFILE},
 
     /* classification rules */
-    {"classification two labels", DOC(CLS_IMGS, CLS_ANNS "," LBL(5, 1, 2), GOOD_CATS), COCO_OK,
-     COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "images[0]", 1, {0}},
-    {"classification unlabelled image", DOC(CLS_IMGS "," IMG(5, "e.jpg"), CLS_ANNS, GOOD_CATS), COCO_OK,
-     COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "images[4]", 5, {0}},
-    {"classification one category", DOC(CLS_IMGS, LBL(1, 1, 1) "," LBL(2, 2, 1) "," LBL(3, 3, 1) "," LBL(4, 4, 1), CAT(1, "cat")),
-     COCO_OK, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, "categories", NOID, {0}},
+    {"classification two labels", DOC(CLS_IMGS, CLS_ANNS "," LBL(5, 1, 2), GOOD_CATS),
+     COCO_OK, E, INV, "images[0]", 1, NOFILE},
+    {"classification unlabelled image", DOC(CLS_IMGS "," IMG(5, "e.jpg"), CLS_ANNS, GOOD_CATS),
+     COCO_OK, E, INV, "images[4]", 5, NOFILE},
+    {"classification one category",
+     DOC(CLS_IMGS, LBL(1, 1, 1) "," LBL(2, 2, 1) "," LBL(3, 3, 1) "," LBL(4, 4, 1),
+         CAT(1, "cat")),
+     COCO_OK, E, INV, "categories", NOID, NOFILE},
 
     /* image files, as the caller found them (image 0 = id 1) */
-    {"file not an image", DOC(GOOD_IMGS, GOOD_ANNS, GOOD_CATS), COCO_OK, COCO_ERROR,
-     COCO_CODE_DATASET_CORRUPT, "images[0]", 1, {1, {COCO_FILE_FOUND, 1000, NULL, 0, 0, 0, NULL}}},
-    {"file unsupported format", DOC(GOOD_IMGS, GOOD_ANNS, GOOD_CATS), COCO_OK, COCO_ERROR,
-     COCO_CODE_DATASET_CORRUPT, "images[0]", 1, {1, {COCO_FILE_FOUND, 1000, "svg", 640, 480, 0, NULL}}},
-    {"file truncated", DOC(GOOD_IMGS, GOOD_ANNS, GOOD_CATS), COCO_OK, COCO_ERROR,
-     COCO_CODE_DATASET_CORRUPT, "images[0]", 1,
-     {1, {COCO_FILE_FOUND, 1000, "jpeg", 640, 480, 1, "truncated jpeg"}}},
-    {"file over 20 MB", DOC(GOOD_IMGS, GOOD_ANNS, GOOD_CATS), COCO_OK, COCO_ERROR,
-     COCO_CODE_DATASET_CORRUPT, "images[0]", 1,
-     {1, {COCO_FILE_FOUND, 21u << 20, "png", 640, 480, 0, NULL}}},
-    {"declared size mismatch", DOC(GOOD_IMGS, GOOD_ANNS, GOOD_CATS), COCO_OK, COCO_ERROR,
-     COCO_CODE_ANNOTATIONS_INVALID, "images[0].width", 1, {1, FOUND_JPEG(800, 600)}},
-    {"declared size swapped without rotation", DOC(GOOD_IMGS, GOOD_ANNS, GOOD_CATS), COCO_OK, COCO_ERROR,
-     COCO_CODE_ANNOTATIONS_INVALID, "images[0].width", 1, {1, FOUND_JPEG(480, 640)}},
-    {"image too small", DOC("{'id':1,'file_name':'a.jpg','width':40,'height':40}," IMG(2, "b.jpg") "," IMG(3, "c.jpg"),
-                            GOOD_ANNS, GOOD_CATS),
-     COCO_OK, COCO_ERROR, COCO_CODE_DATASET_CORRUPT, "images[0]", 1, {0}},
-    {"image too large", DOC("{'id':1,'file_name':'a.jpg','width':20000,'height':400}," IMG(2, "b.jpg") "," IMG(3, "c.jpg"),
-                            GOOD_ANNS, GOOD_CATS),
-     COCO_OK, COCO_ERROR, COCO_CODE_DATASET_CORRUPT, "images[0]", 1, {0}},
-    {"download failed", DOC("{'id':1,'absolute_url':'https://h.example/a.jpg','width':640,'height':480}," IMG(2, "b.jpg") "," IMG(3, "c.jpg"),
-                            GOOD_ANNS, GOOD_CATS),
-     COCO_OK, COCO_ERROR, COCO_CODE_INVALID_ANNOTATION_URI, "images[0]", 1,
-     {1, {COCO_FILE_FETCH_FAILED, 0, NULL, 0, 0, 0, "http 404"}}},
-    {"file missing", DOC(GOOD_IMGS, GOOD_ANNS, GOOD_CATS), COCO_OK, COCO_WARNING,
-     COCO_CODE_DATASET_CORRUPT, "images[0]", 1, {1, {COCO_FILE_MISSING, 0, NULL, 0, 0, 0, NULL}}},
+    {"file not an image", GOOD, COCO_OK, E, CORRUPT, "images[0]", 1,
+     FILE0(FOUND, 1000, NULL, 0, 0, 0, NULL)},
+    {"file unsupported format", GOOD, COCO_OK, E, CORRUPT, "images[0]", 1,
+     FILE0(FOUND, 1000, "svg", 640, 480, 0, NULL)},
+    {"file truncated", GOOD, COCO_OK, E, CORRUPT, "images[0]", 1,
+     FILE0(FOUND, 1000, "jpeg", 640, 480, 1, "truncated jpeg")},
+    {"file over 20 MB", GOOD, COCO_OK, E, CORRUPT, "images[0]", 1,
+     FILE0(FOUND, 21u << 20, "png", 640, 480, 0, NULL)},
+    {"declared size mismatch", GOOD, COCO_OK, E, INV, "images[0].width", 1,
+     FILE0(FOUND, 1000, "jpeg", 800, 600, 1, NULL)},
+    {"declared size swapped without rotation", GOOD, COCO_OK, E, INV, "images[0].width", 1,
+     FILE0(FOUND, 1000, "jpeg", 480, 640, 1, NULL)},
+    {"image too small", IMG0("{'id':1,'file_name':'a.jpg','width':40,'height':40}"),
+     COCO_OK, E, CORRUPT, "images[0]", 1, NOFILE},
+    {"image too large", IMG0("{'id':1,'file_name':'a.jpg','width':20000,'height':400}"),
+     COCO_OK, E, CORRUPT, "images[0]", 1, NOFILE},
+    {"download failed",
+     IMG0("{'id':1,'absolute_url':'https://h.example/a.jpg','width':640,'height':480}"),
+     COCO_OK, E, URI, "images[0]", 1,
+     FILE0(COCO_FILE_FETCH_FAILED, 0, NULL, 0, 0, 0, "http 404")},
+    {"file missing", GOOD, COCO_OK, W, CORRUPT, "images[0]", 1,
+     FILE0(COCO_FILE_MISSING, 0, NULL, 0, 0, 0, NULL)},
 };
+/* clang-format on */
 
 static const coco_problem *find_problem(const coco_report *r, coco_severity sev, const char *path)
 {
@@ -388,8 +399,8 @@ static void test_good(void)
 
     /* pixel detection, a negative image (no boxes) is fine */
     r = validate_json(DOC(GOOD_IMGS "," IMG(4, "neg.jpg"),
-                          ANN(1, 1, 1, "[10,20,100,50]") "," ANN(2, 2, 1, "[0,0,640,480]") ","
-                          ANN(3, 2, 2, "[320,240,320,240]") "," ANN(4, 3, 2, "[1,1,2,2]"),
+                          ANN(1, 1, 1, "[10,20,100,50]") "," ANN(2, 2, 1, "[0,0,640,480]") "," ANN(
+                              3, 2, 2, "[320,240,320,240]") "," ANN(4, 3, 2, "[1,1,2,2]"),
                           GOOD_CATS),
                       NULL, &ds);
     s = coco_report_summary(r);
@@ -421,14 +432,16 @@ static void test_good(void)
     /* Azure style: bbox null / [] for labels, urls, extra fields, BOM, unicode names */
     const char *azure =
         "\xef\xbb\xbf{'info':{'v':[1,{'x':null}]},'images':["
-        "{'id':1,'width':640,'height':480,'file_name':'images/a.jpg','absolute_url':'https://x.blob.core.windows.net/c/a.jpg?sv=1&sig=a%2Fb'},"
+        "{'id':1,'width':640,'height':480,'file_name':'images/a.jpg','absolute_url':'https://"
+        "x.blob.core.windows.net/c/a.jpg?sv=1&sig=a%2Fb'},"
         "{'id':2,'width':640,'height':480,'file_name':'b.jpg','coco_url':'file:///data/b.jpg'},"
         "{'id':3,'width':640,'height':480,'file_name':'c\\u00e9.jpg'},"
         "{'id':4,'width':640,'height':480,'file_name':'d.jpg'}],"
         "'annotations':[{'id':1,'image_id':1,'category_id':1,'bbox':null,'iscrowd':0},"
         "{'id':2,'image_id':2,'category_id':1,'bbox':[]},{'id':3,'image_id':3,'category_id':2},"
         "{'id':4,'image_id':4,'category_id':2,'segmentation':[[1,2,3]]}],"
-        "'categories':[{'id':1,'name':'\\ud83d\\udc31 cat','supercategory':'x'},{'id':2,'name':'dog'}]}";
+        "'categories':[{'id':1,'name':'\\ud83d\\udc31 "
+        "cat','supercategory':'x'},{'id':2,'name':'dog'}]}";
     r = validate_json(azure, NULL, &ds);
     s = coco_report_summary(r);
     CHECK(s->state == COCO_STATE_READY && s->kind == COCO_KIND_CLASSIFICATION);
@@ -442,9 +455,9 @@ static void test_good(void)
     coco_dataset_free(ds);
 
     /* "task" decides the kind over the boxes */
-    r = validate_json("{'task':'imageClassification','images':[" CLS_IMGS "],'annotations':["
-                      ANN(1, 1, 1, B1) "," ANN(2, 2, 1, B1) "," ANN(3, 3, 2, B1) ","
-                      ANN(4, 4, 2, B1) "],'categories':[" GOOD_CATS "]}",
+    r = validate_json("{'task':'imageClassification','images':[" CLS_IMGS
+                      "],'annotations':[" ANN(1, 1, 1, B1) "," ANN(2, 2, 1, B1) "," ANN(
+                          3, 3, 2, B1) "," ANN(4, 4, 2, B1) "],'categories':[" GOOD_CATS "]}",
                       NULL, NULL);
     s = coco_report_summary(r);
     CHECK(s->kind == COCO_KIND_CLASSIFICATION && s->errors == 0 && s->warnings == 4);
@@ -454,8 +467,9 @@ static void test_good(void)
     coco_image_file files[3] = {{COCO_FILE_FOUND, 5000, "jpeg", 480, 640, 6, NULL},
                                 {COCO_FILE_FOUND, 5000, "mpo", 640, 480, 1, NULL},
                                 {COCO_FILE_FOUND, 5000, "webp", 640, 480, 0, NULL}};
-    r = validate_json(DOC("{'id':1,'file_name':'a.jpg','width':640,'height':480}," IMG(2, "b.jpg")
-                          "," IMG(3, "c.jpg"), GOOD_ANNS, GOOD_CATS),
+    r = validate_json(DOC("{'id':1,'file_name':'a.jpg','width':640,'height':480}," IMG(
+                              2, "b.jpg") "," IMG(3, "c.jpg"),
+                          GOOD_ANNS, GOOD_CATS),
                       files, NULL);
     s = coco_report_summary(r);
     CHECK(s->state == COCO_STATE_READY && s->images_found == 3);
@@ -496,11 +510,12 @@ static void test_states(void)
     CHECK(coco_report_summary(r)->images_missing == 1);
     coco_report_free(r);
 
-    r = validate_json(DOC(GOOD_IMGS, GOOD_ANNS "," ANN(5, 9, 1, B1) "," ANN(6, 8, 1, B1), GOOD_CATS),
-                      NULL, NULL);
+    r = validate_json(
+        DOC(GOOD_IMGS, GOOD_ANNS "," ANN(5, 9, 1, B1) "," ANN(6, 8, 1, B1), GOOD_CATS), NULL, NULL);
     coco_report_status_line(r, line, sizeof line);
-    CHECK_MSG(strcmp(line, "invalid: datasetAnnotationsInvalid: annotations[4].image_id: image_id 9 "
-                           "not in images (+1 more)") == 0,
+    CHECK_MSG(strcmp(line,
+                     "invalid: datasetAnnotationsInvalid: annotations[4].image_id: image_id 9 "
+                     "not in images (+1 more)") == 0,
               "%s", line);
     /* a tiny buffer truncates but reports the full length */
     char tiny[10];
@@ -535,9 +550,9 @@ static void test_report_json(void)
 {
     /* a name with invalid UTF-8 and quotes still gives JSON that parses */
     const char *json =
-        "{'images':[{'id':1,'file_name':'bad\xff\\u0022name.jpg','width':640,'height':480},"
-        IMG(2, "b.jpg") "," IMG(3, "c.jpg") "],'annotations':[" GOOD_ANNS "," ANN(5, 3, 7, B1)
-        "],'categories':[" GOOD_CATS "]}";
+        "{'images':[{'id':1,'file_name':'bad\xff\\u0022name.jpg','width':640,'height':480}," IMG(
+            2, "b.jpg") "," IMG(3, "c.jpg") "],'annotations':[" GOOD_ANNS
+                                            "," ANN(5, 3, 7, B1) "],'categories':[" GOOD_CATS "]}";
     coco_image_file files[3] = {{COCO_FILE_FOUND, 100, NULL, 0, 0, 0, NULL}, {0}, {0}};
     coco_report *r = validate_json(json, files, NULL);
     char *out = coco_report_to_json(r);
@@ -566,7 +581,8 @@ static void test_report_json(void)
                 saw_corrupt = 1;
                 CHECK(cJSON_GetObjectItem(e, "id")->valueint == 1);
                 /* U+FFFD for the bad byte, quote escaped in the subject */
-                CHECK(strstr(cJSON_GetObjectItem(e, "message")->valuestring, "\xef\xbf\xbd") != NULL);
+                CHECK(strstr(cJSON_GetObjectItem(e, "message")->valuestring, "\xef\xbf\xbd") !=
+                      NULL);
             }
             if (strcmp(path, "annotations[4].category_id") == 0) {
                 saw_cat = 1;
@@ -577,7 +593,8 @@ static void test_report_json(void)
         cJSON *ci = cJSON_GetObjectItem(root, "categoryImages");
         CHECK(cJSON_GetArraySize(ci) == 2);
         CHECK(cJSON_GetObjectItem(cJSON_GetArrayItem(ci, 1), "images")->valueint == 2);
-        CHECK(strcmp(cJSON_GetObjectItem(cJSON_GetArrayItem(ci, 0), "name")->valuestring, "cat") == 0);
+        CHECK(strcmp(cJSON_GetObjectItem(cJSON_GetArrayItem(ci, 0), "name")->valuestring, "cat") ==
+              0);
         CHECK(cJSON_IsArray(cJSON_GetObjectItem(root, "warnings")));
         cJSON_Delete(root);
     }
@@ -596,9 +613,10 @@ static void test_cap(void)
                                 "\"height\":480}],\"categories\":[{\"id\":1,\"name\":\"a\"}],"
                                 "\"annotations\":[");
     for (size_t i = 0; i < n; i++)
-        o += (size_t)snprintf(json + o, cap - o,
-                              "%s{\"id\":%zu,\"image_id\":%zu,\"category_id\":1,\"bbox\":[0,0,1,1]}",
-                              i ? "," : "", i + 1, i + 2);
+        o +=
+            (size_t)snprintf(json + o, cap - o,
+                             "%s{\"id\":%zu,\"image_id\":%zu,\"category_id\":1,\"bbox\":[0,0,1,1]}",
+                             i ? "," : "", i + 1, i + 2);
     o += (size_t)snprintf(json + o, cap - o, "]}");
     coco_dataset *ds = NULL;
     CHECK(coco_dataset_parse(json, o, NULL, &ds, NULL) == COCO_OK);
@@ -629,7 +647,8 @@ static void test_null_free(void)
     CHECK(coco_validate(NULL, NULL, NULL) == COCO_EINVAL);
     CHECK(coco_report_to_json(NULL) == NULL);
     CHECK(coco_dataset_image_count(NULL) == 0);
-    CHECK(strcmp(coco_code_name(COCO_CODE_INVALID_ANNOTATION_URI), "DatasetInvalidAnnotationUri") == 0);
+    CHECK(strcmp(coco_code_name(COCO_CODE_INVALID_ANNOTATION_URI), "DatasetInvalidAnnotationUri") ==
+          0);
     CHECK(strcmp(coco_code_name(COCO_CODE_DATASET_EMPTY), "datasetEmpty") == 0);
     CHECK(strcmp(coco_status_name(COCO_ETOODEEP), "etoodeep") == 0);
 }

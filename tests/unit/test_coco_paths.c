@@ -26,8 +26,8 @@ static void expect_unsafe(const char *name, size_t len)
     c.n = 7;
     coco_diag d = {0};
     coco_status st = coco_image_candidates(name, len, &c, &d);
-    CHECK_MSG(st == COCO_EUNSAFE && c.n == 0 && d.msg[0], "'%.*s' should be refused (%s)",
-              (int)len, name, coco_status_name(st));
+    CHECK_MSG(st == COCO_EUNSAFE && c.n == 0 && d.msg[0], "'%.*s' should be refused (%s)", (int)len,
+              name, coco_status_name(st));
 }
 
 static void test_candidates(void)
@@ -41,11 +41,11 @@ static void test_candidates(void)
     expect_cands("..a.jpg", 2, "..a.jpg", "images/..a.jpg", NULL);
     expect_cands("caf\xc3\xa9 1.jpg", 2, "caf\xc3\xa9 1.jpg", "images/caf\xc3\xa9 1.jpg", NULL);
 
-    const char *bad[] = {"",           "/etc/passwd",    "../../etc/passwd", "a/../../x",
-                         "..",         "../x",           "..\\..\\x",        "a\\..\\..\\x",
-                         "C:\\x.jpg",  "c:/x.jpg",       "\\\\server\\x",    ".",
-                         "./",         "a/..",           "images/",          "a\nb.jpg",
-                         "a\tb",       "images/../../x", "//etc/passwd"};
+    const char *bad[] = {"",          "/etc/passwd",    "../../etc/passwd", "a/../../x",
+                         "..",        "../x",           "..\\..\\x",        "a\\..\\..\\x",
+                         "C:\\x.jpg", "c:/x.jpg",       "\\\\server\\x",    ".",
+                         "./",        "a/..",           "images/",          "a\nb.jpg",
+                         "a\tb",      "images/../../x", "//etc/passwd"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         expect_unsafe(bad[i], strlen(bad[i]));
     expect_unsafe("a.jpg\0/../../x", 14);
@@ -79,7 +79,8 @@ static void test_candidates(void)
         for (int k = 0; k < c.n; k++) {
             const char *p = c.path[k];
             CHECK_MSG(p[0] != '/' && p[0] && strcmp(p, "..") && strncmp(p, "../", 3) &&
-                          !strstr(p, "/../") && strcmp(p + strlen(p) - (strlen(p) >= 3 ? 3 : 0), "/..") &&
+                          !strstr(p, "/../") &&
+                          strcmp(p + strlen(p) - (strlen(p) >= 3 ? 3 : 0), "/..") &&
                           !strchr(p, '\\') && !strstr(p, "//"),
                       "'%s' -> '%s'", name, p);
         }
@@ -135,12 +136,12 @@ static void test_merge(void)
 {
     /* two exports that both number from 1; the second has one new category
      * and one whose id means something else */
-    coco_dataset *a = parse_q(
-        "{'images':[{'id':1,'file_name':'a1.jpg','width':640,'height':480},"
-        "{'id':2,'file_name':'a2.jpg','width':640,'height':480}],"
-        "'annotations':[{'id':1,'image_id':1,'category_id':1,'bbox':[0.1,0.1,0.2,0.2]},"
-        "{'id':2,'image_id':2,'category_id':2,'bbox':[0.1,0.1,0.2,0.2]}],"
-        "'categories':[{'id':1,'name':'cat'},{'id':2,'name':'dog'}]}");
+    coco_dataset *a =
+        parse_q("{'images':[{'id':1,'file_name':'a1.jpg','width':640,'height':480},"
+                "{'id':2,'file_name':'a2.jpg','width':640,'height':480}],"
+                "'annotations':[{'id':1,'image_id':1,'category_id':1,'bbox':[0.1,0.1,0.2,0.2]},"
+                "{'id':2,'image_id':2,'category_id':2,'bbox':[0.1,0.1,0.2,0.2]}],"
+                "'categories':[{'id':1,'name':'cat'},{'id':2,'name':'dog'}]}");
     coco_dataset *b = parse_q(
         "{'images':[{'id':1,'file_name':'b1.jpg','width':640,'height':480},"
         "{'id':2,'file_name':'b2.jpg','width':640,'height':480}],"
@@ -176,10 +177,10 @@ static void test_merge(void)
     coco_dataset_free(m);
 
     /* no clash: ids are kept; problems found while parsing get the prefix */
-    coco_dataset *c = parse_q(
-        "{'images':[{'id':10,'file_name':'c.jpg','width':640,'height':'x'}],"
-        "'annotations':[{'id':10,'image_id':10,'category_id':1,'bbox':[0.1,0.1,0.2,0.2]}],"
-        "'categories':[{'id':1,'name':'cat'}]}");
+    coco_dataset *c =
+        parse_q("{'images':[{'id':10,'file_name':'c.jpg','width':640,'height':'x'}],"
+                "'annotations':[{'id':10,'image_id':10,'category_id':1,'bbox':[0.1,0.1,0.2,0.2]}],"
+                "'categories':[{'id':1,'name':'cat'}]}");
     parts[1] = c;
     CHECK(coco_dataset_merge(parts, 2, &m, &d) == COCO_OK);
     CHECK(coco_dataset_image(m, 2)->id == 10 && coco_dataset_annotation(m, 2)->id == 10);

@@ -77,9 +77,10 @@ static void run(size_t n_images)
               s->errors);
     CHECK(s->units == COCO_UNITS_PIXELS && s->kind == COCO_KIND_DETECTION);
     CHECK(js != NULL);
-    printf("%zu images (%.1f MB): parse %.1f ms (%.0f MB/s), validate %.1f ms, status.json %.1f ms\n",
-           n_images, (double)len / 1048576.0, t1 - t0, (double)len / 1048576.0 / ((t1 - t0) / 1e3),
-           t2 - t1, t3 - t2);
+    printf(
+        "%zu images (%.1f MB): parse %.1f ms (%.0f MB/s), validate %.1f ms, status.json %.1f ms\n",
+        n_images, (double)len / 1048576.0, t1 - t0, (double)len / 1048576.0 / ((t1 - t0) / 1e3),
+        t2 - t1, t3 - t2);
     /* generous: a 200,000-image file must not take seconds even under sanitizers */
     CHECK_MSG(t2 - t0 < 20000.0, "parse+validate took %.0f ms", t2 - t0);
     free(js);
