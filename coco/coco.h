@@ -181,8 +181,9 @@ long coco_dataset_find_image(const coco_dataset *ds, int64_t id);
 long coco_dataset_find_category(const coco_dataset *ds, int64_t id);
 
 /* The box of an annotation relative to its image (0..1), converting pixel
- * boxes with the image's declared size. COCO_EINVAL (with diag) when the
- * annotation has no box, or its image or size is unknown. */
+ * boxes with the image's declared size and clipping to the image. COCO_EINVAL
+ * (with diag) when the annotation has no box, its image or size is unknown,
+ * or nothing of the box lies inside the image. */
 coco_status coco_annotation_box_relative(const coco_dataset *ds, const coco_annotation *a,
                                          double out[4], coco_diag *diag);
 

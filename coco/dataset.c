@@ -382,22 +382,32 @@ coco_status coco_annotation_box_relative(const coco_dataset *ds, const coco_anno
         return coco_fail(diag, COCO_EINVAL, "coco_annotation_box_relative: null argument");
     if (!a->has_bbox)
         return coco_fail(diag, COCO_EINVAL, "annotation %lld: no bbox", (long long)a->id);
-    if (coco_dataset_units(ds) != COCO_UNITS_PIXELS) {
-        memcpy(out, a->bbox, 4 * sizeof *out);
-        return COCO_OK;
+    double b[4];
+    memcpy(b, a->bbox, sizeof b);
+    if (coco_dataset_units(ds) == COCO_UNITS_PIXELS) {
+        long ii = coco_dataset_find_image(ds, a->image_id);
+        if (ii < 0)
+            return coco_fail(diag, COCO_EINVAL, "annotation %lld: image %lld not in images",
+                             (long long)a->id, (long long)a->image_id);
+        const coco_image *im = &ds->images[ii];
+        if (!(im->flags & COCO_HAS_SIZE))
+            return coco_fail(diag, COCO_EINVAL, "image %lld: no width/height to scale the box",
+                             (long long)im->id);
+        b[0] /= (double)im->width;
+        b[2] /= (double)im->width;
+        b[1] /= (double)im->height;
+        b[3] /= (double)im->height;
     }
-    long ii = coco_dataset_find_image(ds, a->image_id);
-    if (ii < 0)
-        return coco_fail(diag, COCO_EINVAL, "annotation %lld: image %lld not in images",
-                         (long long)a->id, (long long)a->image_id);
-    const coco_image *im = &ds->images[ii];
-    if (!(im->flags & COCO_HAS_SIZE))
-        return coco_fail(diag, COCO_EINVAL, "image %lld: no width/height to scale the box",
-                         (long long)im->id);
-    out[0] = a->bbox[0] / (double)im->width;
-    out[1] = a->bbox[1] / (double)im->height;
-    out[2] = a->bbox[2] / (double)im->width;
-    out[3] = a->bbox[3] / (double)im->height;
+    /* clip to the image, as the validator reports for small overshoots */
+    double x0 = b[0] < 0 ? 0 : b[0], y0 = b[1] < 0 ? 0 : b[1];
+    double x1 = b[0] + b[2] > 1 ? 1 : b[0] + b[2], y1 = b[1] + b[3] > 1 ? 1 : b[1] + b[3];
+    if (!(x1 > x0) || !(y1 > y0))
+        return coco_fail(diag, COCO_EINVAL, "annotation %lld: box has no area inside the image",
+                         (long long)a->id);
+    out[0] = x0;
+    out[1] = y0;
+    out[2] = x1 - x0;
+    out[3] = y1 - y0;
     return COCO_OK;
 }
 

@@ -411,11 +411,31 @@ static void test_good(void)
     CHECK(coco_annotation_box_relative(ds, a, rel, NULL) == COCO_OK);
     CHECK_NEAR(rel[0], 10.0 / 640, 1e-12);
     CHECK_NEAR(rel[3], 50.0 / 480, 1e-12);
+    /* [320,240,320,240] fills the bottom-right quarter exactly */
+    CHECK(coco_annotation_box_relative(ds, coco_dataset_annotation(ds, 2), rel, NULL) == COCO_OK);
+    CHECK(rel[0] == 0.5 && rel[1] == 0.5 && rel[2] == 0.5 && rel[3] == 0.5);
     char *js = coco_report_to_json(r);
     cJSON *root = cJSON_Parse(js);
     CHECK(root && strcmp(cJSON_GetObjectItem(root, "boxUnits")->valuestring, "pixels") == 0);
     cJSON_Delete(root);
     free(js);
+    coco_report_free(r);
+    coco_dataset_free(ds);
+
+    /* a box overshooting by a pixel is clipped for the trainer too */
+    r = validate_json(DOC(GOOD_IMGS,
+                          ANN(1, 1, 1, "[600,0,41,100]") "," ANN(2, 2, 1, "[0,0,10,10]") "," ANN(
+                              3, 2, 2, "[0,0,10,10]") "," ANN(4, 3, 2, "[-700,0,10,10]"),
+                          GOOD_CATS),
+                      NULL, &ds);
+    CHECK(coco_annotation_box_relative(ds, coco_dataset_annotation(ds, 0), rel, NULL) == COCO_OK);
+    CHECK_NEAR(rel[0] + rel[2], 1.0, 1e-12);
+    CHECK_NEAR(rel[2], 40.0 / 640, 1e-12);
+    coco_diag bd = {0};
+    CHECK(coco_annotation_box_relative(ds, coco_dataset_annotation(ds, 3), rel, &bd) ==
+              COCO_EINVAL &&
+          strstr(bd.msg, "annotation 4"));
+    CHECK(coco_annotation_box_relative(ds, NULL, rel, NULL) == COCO_EINVAL);
     coco_report_free(r);
     coco_dataset_free(ds);
 
