@@ -78,8 +78,8 @@ static eng_status fill_batch(embed_job *j, int b, embed_slot *s)
                                          j->w, j->h, j->pixels, dst, &d);
             eng_image_free(im);
             if (st) {
-                snprintf(s->msg, sizeof s->msg, "backbone '%.60s': image %d '%.160s': %.240s", j->bbname, i,
-                         j->paths[i], d.msg);
+                snprintf(s->msg, sizeof s->msg, "backbone '%.60s': image %d '%.160s': %.240s",
+                         j->bbname, i, j->paths[i], d.msg);
                 return st;
             }
         } else {

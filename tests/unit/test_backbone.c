@@ -45,7 +45,8 @@ static const char *model_json_fmt =
     "\"attr\":{\"strides\":{\"list\":{\"i\":[\"1\",\"2\",\"2\",\"1\"]}},\"padding\":{\"s\":"
     "\"U0FNRQ==\"},\"data_format\":{\"s\":\"TkhXQw==\"},\"num_args\":{\"i\":\"1\"},"
     "\"dilations\":{\"list\":{\"i\":[\"1\",\"1\",\"1\",\"1\"]}},"
-    "\"fused_ops\":{\"list\":{\"s\":[\"Qmlhc0FkZA==\",\"UmVsdQ==\"]}},\"T\":{\"type\":\"DT_FLOAT\"}}}"
+    "\"fused_ops\":{\"list\":{\"s\":[\"Qmlhc0FkZA==\",\"UmVsdQ==\"]}},"
+    "\"T\":{\"type\":\"DT_FLOAT\"}}}"
     "]},\"weightsManifest\":[{\"paths\":[\"%s\",\"shard2.bin\"],\"weights\":["
     "{\"name\":\"pw/weights\",\"shape\":[1,1,3,4],\"dtype\":\"float32\"},"
     "{\"name\":\"pw/bias\",\"shape\":[4],\"dtype\":\"float32\"},"
@@ -282,7 +283,8 @@ static void test_open_and_embed(void)
     CHECK(!strcmp(in->embedding, "pw") && in->embedding_dim == 4);
     CHECK(in->detection_features && !strcmp(in->detection_features, "s2"));
     CHECK(in->detection_features_dim == 2);
-    CHECK(eng_backbone_field(bb, "outputs.fine") && !strcmp(eng_backbone_field(bb, "outputs.fine"), "pw"));
+    const char *fine = eng_backbone_field(bb, "outputs.fine");
+    CHECK(fine && !strcmp(fine, "pw"));
     CHECK(eng_backbone_field(bb, "outputs.none") == NULL);
     CHECK(eng_backbone_field(bb, "input") == NULL);
 
@@ -511,7 +513,8 @@ static void test_broken(void)
         eng_diag vd = {{0}};
         eng_status vs = eng_backbone_verify(dir, &vd);
         if (strstr(c->what, "node") == NULL)
-            CHECK_MSG(vs == c->want, "%s: verify gave %s: %s", c->what, eng_status_name(vs), vd.msg);
+            CHECK_MSG(vs == c->want, "%s: verify gave %s: %s", c->what, eng_status_name(vs),
+                      vd.msg);
         else
             CHECK(vs == ENG_OK);
         rm_tree(dir);
