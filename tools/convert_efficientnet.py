@@ -189,7 +189,8 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 def storage_values(stype, raw, key):
     if len(raw) % stype.itemsize:
-        raise ConvertError("storage %s: %d bytes is not a whole number of elements" % (key, len(raw)))
+        raise ConvertError("storage %s: %d bytes is not a whole number of elements"
+                           % (key, len(raw)))
     vals = array(stype.typecode)
     vals.frombytes(raw)
     if sys.byteorder != "little":
@@ -225,7 +226,8 @@ def load_legacy(f):
         if ref is None:
             raise ConvertError("storage %s is not used by the state dict" % key)
         if numel != ref.numel:
-            raise ConvertError("storage %s holds %d elements, pickle says %d" % (key, numel, ref.numel))
+            raise ConvertError("storage %s holds %d elements, pickle says %d"
+                               % (key, numel, ref.numel))
         raw = f.read(numel * ref.stype.itemsize)
         if len(raw) != numel * ref.stype.itemsize:
             raise ConvertError("checkpoint truncated inside storage %s" % key)
@@ -528,7 +530,8 @@ def write_model(out_dir, graph, input_size, outputs, shard_bytes=4 << 20):
     nshards = max(1, (len(blob) + shard_bytes - 1) // shard_bytes)
     shards = ["group1-shard%dof%d.bin" % (i + 1, nshards) for i in range(nshards)]
     for i, name in enumerate(shards):
-        backbone_manifest.write_atomic(os.path.join(out_dir, name), blob[i * shard_bytes:(i + 1) * shard_bytes])
+        backbone_manifest.write_atomic(os.path.join(out_dir, name),
+                                       blob[i * shard_bytes:(i + 1) * shard_bytes])
     model = {
         "format": "graph-model",
         "generatedBy": "efficientnet-lite-pytorch 0.1.0 checkpoint",
