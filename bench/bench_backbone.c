@@ -233,10 +233,10 @@ int main(int argc, char **argv)
                          profile && threads == 1 && batch == 1 ? &prof : NULL);
             }
     if (profile) {
-        printf("# per op (1 thread, batch 1, all cases): ms, calls, GFLOP/s\n");
+        printf("# per op (1 thread, batch 1, all cases): wall ms, cpu ms, calls, GFLOP/s (cpu)\n");
         for (int i = 0; i < prof.n; i++)
-            printf("#  %-28s %9.2f ms %6d  %6.1f\n", prof.op[i], prof.ms[i], prof.calls[i],
-                   prof.flops[i] / (prof.ms[i] * 1e6 + 1e-9));
+            printf("#  %-28s %9.2f %9.2f %6d  %6.1f\n", prof.op[i], prof.ms[i], prof.cpu_ms[i],
+                   prof.calls[i], prof.flops[i] / (prof.cpu_ms[i] * 1e6 + 1e-9));
     }
     eng_model_free(cn);
     eng_model_free(en);

@@ -18,6 +18,9 @@ typedef enum eng_act {
     ENG_ACT_RELU,    /* max(x, 0) */
     ENG_ACT_RELU6,   /* min(max(x, 0), 6) */
     ENG_ACT_SIGMOID, /* 1 / (1 + exp(-x)) */
+    ENG_ACT_HSWISH,  /* (x * (1/6)) * relu6(x + 3), products in that order */
+    ENG_ACT_HSWISH_F16, /* same with 0.1666259765625, the float16-rounded 1/6 of
+                         * converted TF graphs (CenterNet), bit-exact with the graph */
 } eng_act;
 
 /* TensorFlow padding modes. SAME pads so that out = ceil(in / stride), the

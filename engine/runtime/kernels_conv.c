@@ -118,6 +118,14 @@ static inline __m256 act8(__m256 v, eng_act act)
         return _mm256_max_ps(v, _mm256_setzero_ps());
     case ENG_ACT_RELU6:
         return _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(6.0f));
+    case ENG_ACT_HSWISH:
+    case ENG_ACT_HSWISH_F16: {
+        __m256 c = _mm256_set1_ps(act == ENG_ACT_HSWISH ? 1.0f / 6.0f : 0.1666259765625f);
+        __m256 r = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(v, _mm256_set1_ps(3.0f)),
+                                               _mm256_setzero_ps()),
+                                 _mm256_set1_ps(6.0f));
+        return _mm256_mul_ps(_mm256_mul_ps(v, c), r);
+    }
     case ENG_ACT_SIGMOID: {
         float t[8];
         _mm256_storeu_ps(t, v);
@@ -284,79 +292,127 @@ static float act1(float v, eng_act act)
         return v < 0 ? 0 : v > 6 ? 6 : v;
     case ENG_ACT_SIGMOID:
         return 1.0f / (1.0f + expf(-v));
+    case ENG_ACT_HSWISH:
+    case ENG_ACT_HSWISH_F16: {
+        float c = act == ENG_ACT_HSWISH ? 1.0f / 6.0f : 0.1666259765625f;
+        float r = v + 3.0f;
+        r = r < 0 ? 0 : r > 6 ? 6 : r;
+        return (v * c) * r;
+    }
     default:
         return v;
     }
+}
+
+/* loads/stores of 8 channels, masked on the channel tail */
+#define DW_LD(p, m) (masked ? _mm256_maskload_ps((p), (m)) : _mm256_loadu_ps(p))
+#define DW_ST(p, m, v)                                                                          \
+    do {                                                                                        \
+        if (masked)                                                                             \
+            _mm256_maskstore_ps((p), (m), (v));                                                 \
+        else                                                                                    \
+            _mm256_storeu_ps((p), (v));                                                         \
+    } while (0)
+
+/* 16 channels [c0, c0+16) of one output row of a mult-1, dilation-1
+ * depthwise convolution; interior pixels 4 at a time (8 accumulators),
+ * border pixels one by one with bounds checks */
+static inline __attribute__((always_inline)) void
+dw_span(const eng_conv_geom *g, const float *in_n, const float *filter, const float *bias,
+        eng_act act, int oy, float *orow, int c0, const int masked, __m256i m0, __m256i m1)
+{
+    const int C = g->cin, KW = g->kw, sw = g->sw;
+    const int64_t step = (int64_t)sw * C;
+    int ky0 = g->pad_top - oy * g->sh, ky1 = g->ih + g->pad_top - oy * g->sh;
+    ky0 = ky0 < 0 ? 0 : ky0;
+    ky1 = ky1 > g->kh ? g->kh : ky1;
+    const int iy0 = oy * g->sh - g->pad_top;
+    int ox_lo = (g->pad_left + sw - 1) / sw;
+    int ox_hi = g->iw + g->pad_left - KW;
+    ox_hi = ox_hi < 0 ? -1 : ox_hi / sw;
+    if (ox_hi >= g->ow)
+        ox_hi = g->ow - 1;
+    const __m256 b0 = bias ? DW_LD(bias + c0, m0) : _mm256_setzero_ps();
+    const __m256 b1 = bias ? DW_LD(bias + c0 + 8, m1) : _mm256_setzero_ps();
+    int ox = 0;
+    while (ox < g->ow) {
+        if (ox >= ox_lo && ox + 3 <= ox_hi) {
+            __m256 a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1, a30 = b0, a31 = b1;
+            for (int ky = ky0; ky < ky1; ky++) {
+                const float *ir = in_n + ((int64_t)(iy0 + ky) * g->iw + ox * sw - g->pad_left) * C + c0;
+                const float *fr = filter + (size_t)ky * KW * C + c0;
+                for (int kx = 0; kx < KW; kx++) {
+                    const __m256 w0 = DW_LD(fr + (size_t)kx * C, m0);
+                    const __m256 w1 = DW_LD(fr + (size_t)kx * C + 8, m1);
+                    const float *p = ir + (int64_t)kx * C;
+                    a00 = _mm256_fmadd_ps(DW_LD(p, m0), w0, a00);
+                    a01 = _mm256_fmadd_ps(DW_LD(p + 8, m1), w1, a01);
+                    p += step;
+                    a10 = _mm256_fmadd_ps(DW_LD(p, m0), w0, a10);
+                    a11 = _mm256_fmadd_ps(DW_LD(p + 8, m1), w1, a11);
+                    p += step;
+                    a20 = _mm256_fmadd_ps(DW_LD(p, m0), w0, a20);
+                    a21 = _mm256_fmadd_ps(DW_LD(p + 8, m1), w1, a21);
+                    p += step;
+                    a30 = _mm256_fmadd_ps(DW_LD(p, m0), w0, a30);
+                    a31 = _mm256_fmadd_ps(DW_LD(p + 8, m1), w1, a31);
+                }
+            }
+            float *op = orow + (int64_t)ox * C + c0;
+            DW_ST(op, m0, act8(a00, act));
+            DW_ST(op + 8, m1, act8(a01, act));
+            op += C;
+            DW_ST(op, m0, act8(a10, act));
+            DW_ST(op + 8, m1, act8(a11, act));
+            op += C;
+            DW_ST(op, m0, act8(a20, act));
+            DW_ST(op + 8, m1, act8(a21, act));
+            op += C;
+            DW_ST(op, m0, act8(a30, act));
+            DW_ST(op + 8, m1, act8(a31, act));
+            ox += 4;
+        } else {
+            __m256 a0 = b0, a1 = b1;
+            for (int ky = ky0; ky < ky1; ky++) {
+                const float *ir = in_n + (int64_t)(iy0 + ky) * g->iw * C + c0;
+                const float *fr = filter + (size_t)ky * KW * C + c0;
+                for (int kx = 0; kx < KW; kx++) {
+                    int ix = ox * sw - g->pad_left + kx;
+                    if (ix < 0 || ix >= g->iw)
+                        continue;
+                    const float *p = ir + (int64_t)ix * C;
+                    a0 = _mm256_fmadd_ps(DW_LD(p, m0), DW_LD(fr + (size_t)kx * C, m0), a0);
+                    a1 = _mm256_fmadd_ps(DW_LD(p + 8, m1), DW_LD(fr + (size_t)kx * C + 8, m1), a1);
+                }
+            }
+            float *op = orow + (int64_t)ox * C + c0;
+            DW_ST(op, m0, act8(a0, act));
+            DW_ST(op + 8, m1, act8(a1, act));
+            ox++;
+        }
+    }
+}
+
+static __m256i lane_mask(int n)
+{
+    int32_t mk[8];
+    for (int i = 0; i < 8; i++)
+        mk[i] = i < n ? -1 : 0;
+    return _mm256_loadu_si256((const __m256i *)mk);
 }
 
 /* one output row of a mult-1, dilation-1 depthwise convolution */
 static void dw_row(const eng_conv_geom *g, const float *in_n, const float *filter,
                    const float *bias, eng_act act, int oy, float *orow)
 {
-    const int C = g->cin, KH = g->kh, KW = g->kw;
-    int ky0 = g->pad_top - oy * g->sh, ky1 = g->ih + g->pad_top - oy * g->sh;
-    if (ky0 < 0)
-        ky0 = 0;
-    if (ky1 > KH)
-        ky1 = KH;
-    const int iy0 = oy * g->sh - g->pad_top;
-    /* interior columns: every kx in range */
-    int ox_lo = (g->pad_left + g->sw - 1) / g->sw;
-    int ox_hi = g->iw + g->pad_left - KW; /* last ox*sw with ix+KW-1 < iw */
-    ox_hi = ox_hi < 0 ? -1 : ox_hi / g->sw;
-    if (ox_hi >= g->ow)
-        ox_hi = g->ow - 1;
-    const int c8 = C & ~7;
-    __m256i tailmask = _mm256_setzero_si256();
-    if (C & 7) {
-        int32_t mk[8];
-        for (int i = 0; i < 8; i++)
-            mk[i] = i < (C & 7) ? -1 : 0;
-        tailmask = _mm256_loadu_si256((const __m256i *)mk);
-    }
-    int ox = 0;
-    while (ox < g->ow) {
-        int interior = ox >= ox_lo && ox <= ox_hi;
-        int np = interior ? (ox_hi - ox + 1 < 4 ? ox_hi - ox + 1 : 4) : 1;
-        for (int c = 0; c < C; c += 8) {
-            int tail = c >= c8;
-            __m256 bv = bias ? (tail ? _mm256_maskload_ps(bias + c, tailmask)
-                                     : _mm256_loadu_ps(bias + c))
-                             : _mm256_setzero_ps();
-            __m256 acc[4] = {bv, bv, bv, bv};
-            for (int ky = ky0; ky < ky1; ky++) {
-                const float *irow = in_n + (int64_t)(iy0 + ky) * g->iw * C;
-                const float *frow = filter + (size_t)ky * KW * C + c;
-                for (int kx = 0; kx < KW; kx++) {
-                    __m256 wv = tail ? _mm256_maskload_ps(frow + kx * C, tailmask)
-                                     : _mm256_loadu_ps(frow + kx * C);
-                    if (interior) {
-                        const float *ip = irow + (int64_t)(ox * g->sw - g->pad_left + kx) * C + c;
-                        for (int p = 0; p < np; p++) {
-                            __m256 x = tail ? _mm256_maskload_ps(ip, tailmask) : _mm256_loadu_ps(ip);
-                            acc[p] = _mm256_fmadd_ps(x, wv, acc[p]);
-                            ip += (int64_t)g->sw * C;
-                        }
-                    } else {
-                        int ix = ox * g->sw - g->pad_left + kx;
-                        if (ix < 0 || ix >= g->iw)
-                            continue;
-                        const float *ip = irow + (int64_t)ix * C + c;
-                        __m256 x = tail ? _mm256_maskload_ps(ip, tailmask) : _mm256_loadu_ps(ip);
-                        acc[0] = _mm256_fmadd_ps(x, wv, acc[0]);
-                    }
-                }
-            }
-            for (int p = 0; p < np; p++) {
-                __m256 v = act8(acc[p], act);
-                float *op = orow + (int64_t)(ox + p) * C + c;
-                if (tail)
-                    _mm256_maskstore_ps(op, tailmask, v);
-                else
-                    _mm256_storeu_ps(op, v);
-            }
-        }
-        ox += np;
+    const int C = g->cin, c16 = C & ~15;
+    const __m256i all = _mm256_set1_epi32(-1);
+    for (int c0 = 0; c0 < c16; c0 += 16)
+        dw_span(g, in_n, filter, bias, act, oy, orow, c0, 0, all, all);
+    if (c16 < C) {
+        int rem = C - c16;
+        dw_span(g, in_n, filter, bias, act, oy, orow, c16, 1, lane_mask(rem),
+                lane_mask(rem - 8));
     }
 }
 

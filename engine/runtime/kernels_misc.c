@@ -162,6 +162,17 @@ void eng_act_apply(float *x, int64_t len, eng_act act, int threads)
         for (int64_t i = 0; i < len; i++)
             x[i] = 1.0f / (1.0f + expf(-x[i]));
         break;
+    case ENG_ACT_HSWISH:
+    case ENG_ACT_HSWISH_F16: {
+        const float c = act == ENG_ACT_HSWISH ? 1.0f / 6.0f : 0.1666259765625f;
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+        for (int64_t i = 0; i < len; i++) {
+            float r = x[i] + 3.0f;
+            r = r < 0 ? 0 : r > 6 ? 6 : r;
+            x[i] = (x[i] * c) * r;
+        }
+        break;
+    }
     default:
         break;
     }

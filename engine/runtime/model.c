@@ -836,6 +836,7 @@ static eng_status build_nodes(load_ctx *L, eng_model *m, eng_diag *d)
         if (!cJSON_IsObject(js) || !cJSON_IsString(name) || !name->valuestring ||
             !name->valuestring[0])
             return eng_fail(d, ENG_EFORMAT, "modelTopology.node[%d]: 'name' missing", i);
+        nd->absorbed_by = -1;
         nd->name = strdup(name->valuestring);
         if (!nd->name)
             return eng_fail(d, ENG_ENOMEM, "graph: out of memory");
@@ -1056,6 +1057,8 @@ static eng_status load(load_ctx *L, const char *json, size_t len, eng_model **ou
         if (nd->op->prepare && (st = nd->op->prepare(m, nd, d)))
             goto fail;
     }
+    if ((st = rt_fuse(m, d)))
+        goto fail;
     if ((st = check_shapes(m, d)))
         goto fail;
     *out = m;
@@ -1138,7 +1141,13 @@ void eng_model_free(eng_model *m)
         free(m->nodes[i].name);
         free(m->nodes[i].in);
         eng_tensor_free(m->nodes[i].value);
-        eng_conv_packed_free(m->nodes[i].packed);
+        if (!m->nodes[i].packed_borrowed)
+            eng_conv_packed_free(m->nodes[i].packed);
+        if (m->nodes[i].fused) {
+            free(m->nodes[i].fused->name);
+            free(m->nodes[i].fused->in);
+            free(m->nodes[i].fused);
+        }
     }
     free(m->nodes);
     free(m->order);

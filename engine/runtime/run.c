@@ -52,7 +52,14 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
-static void profile_add(eng_run_profile *p, const char *op, double ms, double flops)
+static double cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+static void profile_add(eng_run_profile *p, const char *op, double ms, double cms, double flops)
 {
     int i = 0;
     while (i < p->n && strcmp(p->op[i], op))
@@ -63,6 +70,7 @@ static void profile_add(eng_run_profile *p, const char *op, double ms, double fl
         p->op[p->n++] = op;
     }
     p->ms[i] += ms;
+    p->cpu_ms[i] += cms;
     p->flops[i] += flops;
     p->calls[i]++;
 }
@@ -93,9 +101,16 @@ static eng_status resolve(const eng_model *m, const char *name, rt_ref *r, eng_d
     return ENG_OK;
 }
 
+/* the form of node k this run executes: its fused form unless disabled */
+static const rt_node *node_form(const eng_model *m, int k, const unsigned char *unfused)
+{
+    const rt_node *nd = &m->nodes[k];
+    return nd->fused && !(unfused && unfused[k]) ? nd->fused : nd;
+}
+
 /* marks the nodes the given refs depend on; counts consumers per node */
 static eng_status mark_needed(const eng_model *m, const rt_ref *refs, int n, unsigned char *needed,
-                              int *uses, eng_diag *d)
+                              int *uses, const unsigned char *unfused, eng_diag *d)
 {
     int *stack = malloc((size_t)m->n_nodes * sizeof *stack);
     if (!stack)
@@ -109,7 +124,7 @@ static eng_status mark_needed(const eng_model *m, const rt_ref *refs, int n, uns
         }
     }
     while (sp) {
-        const rt_node *nd = &m->nodes[stack[--sp]];
+        const rt_node *nd = node_form(m, stack[--sp], unfused);
         for (int j = 0; j < nd->n_in; j++) {
             int s = nd->in[j].node;
             uses[s]++;
@@ -143,16 +158,19 @@ eng_status eng_model_shapes(const eng_model *m, int in_ndim, const int64_t *in_d
     unsigned char *needed = calloc((size_t)n, 1);
     int *uses = calloc((size_t)n, sizeof *uses);
     rt_ref *refs = calloc((size_t)n_outputs + 1, sizeof *refs);
+    unsigned char *all_unfused = malloc((size_t)n);
     eng_status st = ENG_OK;
-    if (!shp || !needed || !uses || !refs) {
+    if (!shp || !needed || !uses || !refs || !all_unfused) {
         st = eng_fail(d, ENG_ENOMEM, "shapes: out of memory");
         goto out;
     }
     for (int i = 0; i < n_outputs; i++)
         if ((st = resolve(m, outputs[i], &refs[i], d)))
             goto out;
+    /* shapes follow the graph as written: no fused forms */
+    memset(all_unfused, 1, (size_t)n);
     if (n_outputs)
-        st = mark_needed(m, refs, n_outputs, needed, uses, d);
+        st = mark_needed(m, refs, n_outputs, needed, uses, all_unfused, d);
     else
         memset(needed, 1, (size_t)n);
     if (st)
@@ -214,6 +232,7 @@ out:
     free(needed);
     free(uses);
     free(refs);
+    free(all_unfused);
     return st;
 }
 
@@ -250,22 +269,27 @@ eng_status eng_model_run(const eng_model *m, const eng_tensor *input, const char
     unsigned char *borrowed = calloc((size_t)n, 1);
     int *uses = calloc((size_t)n, sizeof *uses);
     rt_ref *refs = calloc((size_t)n_outputs, sizeof *refs);
+    unsigned char *unfused = calloc((size_t)n, 1);
     eng_status st = ENG_OK;
-    if (!val || !needed || !borrowed || !uses || !refs) {
+    if (!val || !needed || !borrowed || !uses || !refs || !unfused) {
         st = eng_fail(d, ENG_ENOMEM, "run: out of memory");
         goto out;
     }
     for (int i = 0; i < n_outputs; i++)
         if ((st = resolve(m, outputs[i], &refs[i], d)))
             goto out;
-    if ((st = mark_needed(m, refs, n_outputs, needed, uses, d)))
+    /* a fused form is skipped when the run asks for a node it absorbs */
+    for (int i = 0; i < n_outputs; i++)
+        if (m->nodes[refs[i].node].absorbed_by >= 0)
+            unfused[m->nodes[refs[i].node].absorbed_by] = 1;
+    if ((st = mark_needed(m, refs, n_outputs, needed, uses, unfused, d)))
         goto out;
 
     for (int oi = 0; oi < n; oi++) {
         int k = m->order[oi];
         if (!needed[k])
             continue;
-        const rt_node *nd = &m->nodes[k];
+        const rt_node *nd = node_form(m, k, unfused);
         eng_tensor **o = &val[(size_t)k * RT_MAX_OUT];
         if (opts && opts->abort && opts->abort(opts->abort_ctx)) {
             st = eng_fail(d, ENG_EABORTED, "run aborted before node '%s'", nd->name);
@@ -302,13 +326,14 @@ eng_status eng_model_run(const eng_model *m, const eng_tensor *input, const char
         }
         if (!st) {
             double t0 = opts && opts->profile ? now_ms() : 0;
+            double c0 = opts && opts->profile ? cpu_ms() : 0;
             eng_tensor outs[RT_MAX_OUT];
             for (int p = 0; p < nd->op->n_out; p++)
                 outs[p] = *o[p];
             st = nd->op->compute(nd, in, outs, &ctx, d);
             if (opts && opts->profile) {
                 double fl = nd->op->flops ? nd->op->flops(nd, in, o[0]) : 0;
-                profile_add(opts->profile, nd->op->name, now_ms() - t0, fl);
+                profile_add(opts->profile, nd->op->name, now_ms() - t0, cpu_ms() - c0, fl);
             }
         }
         if (in != in_stack)
@@ -362,5 +387,6 @@ out:
     free(borrowed);
     free(uses);
     free(refs);
+    free(unfused);
     return st;
 }

@@ -21,6 +21,7 @@ typedef struct eng_run_profile {
     int n;                              /* op types seen */
     const char *op[ENG_PROFILE_MAX_OPS]; /* op names (static strings) */
     double ms[ENG_PROFILE_MAX_OPS];     /* wall time summed over calls */
+    double cpu_ms[ENG_PROFILE_MAX_OPS]; /* CPU time of the calling thread */
     double flops[ENG_PROFILE_MAX_OPS];  /* floating point operations summed */
     int calls[ENG_PROFILE_MAX_OPS];
 } eng_run_profile;

@@ -52,6 +52,14 @@ typedef struct rt_node {
     eng_conv_packed *packed;  /* conv: filter+bias repacked at load (owned) */
     int decl_ndim;            /* Placeholder: declared shape, -1 for unknown sizes */
     int64_t decl_dim[ENG_MAX_DIMS];
+    int n_consumers;          /* data edges leaving this node */
+    /* Fusion (fuse.c): `fused` is an alternative form computing this node's
+     * value from earlier inputs (e.g. a convolution with hard-swish in its
+     * epilogue); the nodes it folds in have absorbed_by = this node. A run
+     * uses the fused form unless it requests one of the absorbed nodes. */
+    struct rt_node *fused;    /* owned; its packed weights are borrowed */
+    int absorbed_by;          /* -1 or the node whose fused form covers this one */
+    int packed_borrowed;      /* packed belongs to another node */
 } rt_node;
 
 /* Per-run context handed to compute functions. */
@@ -91,6 +99,9 @@ eng_tensor *rt_tensor_clone(const eng_tensor *s);
 /* error from an op: "node 'NAME' (Op): ..." */
 #define RT_FAIL(d, st, n, fmt, ...) \
     eng_fail(d, st, "node '%s' (%s): " fmt, (n)->name, (n)->op->name, ##__VA_ARGS__)
+
+/* fuse.c: finds fusable patterns after load */
+eng_status rt_fuse(eng_model *m, eng_diag *d);
 
 /* ops.c */
 const rt_op *rt_op_find(const char *name);

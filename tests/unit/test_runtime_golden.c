@@ -6,6 +6,7 @@
  * ../shared or the installed weights are absent. Also checks that 1 and 2
  * threads give identical results and that a batch of two equals two runs. */
 #include "test_runtime_util.h"
+#include "runtime/runtime_int.h" /* white box: counts fused nodes */
 
 #define GOLD VFS_SHARED_DIR "/golden/centernet/"
 
@@ -140,6 +141,22 @@ int main(void)
         check_file("wh", "img0_512_wh.f32", eng_f32(o[5]), 128 * 128 * 4);
         check_detections(o[6]);
     }
+
+    /* fused hard-swish epilogues give the bits of the graph as written: asking
+     * for the conv output inside the pattern disables the fusion */
+    const char *unf[2] = {S32, "tower_0/extern1/BatchNorm/FusedBatchNorm"};
+    eng_tensor *ou[2] = {0};
+    st = eng_model_run(m, x, unf, 2, ou, &opts, &d);
+    CHECK_MSG(st == ENG_OK, "run: %s", d.msg);
+    if (!st && o[3])
+        CHECK(memcmp(ou[0]->data, o[3]->data, 16 * 16 * 480 * 4) == 0);
+    eng_tensor_free(ou[0]);
+    eng_tensor_free(ou[1]);
+    int n_fused = 0;
+    for (int i = 0; i < m->n_nodes; i++)
+        n_fused += m->nodes[i].fused != NULL;
+    printf("  %d hard-swish patterns fused into convolution epilogues\n", n_fused);
+    CHECK(n_fused >= 20);
 
     /* 1 thread gives the same bits as 2 */
     eng_tensor *o1 = NULL;

@@ -602,8 +602,62 @@ static void test_executor(void)
     tr_graph_free(&g);
 }
 
+/* hard-swish after a convolution runs fused in the conv epilogue unless a run
+ * asks for one of the nodes inside the pattern; both give the same bits */
+static void test_hswish_fusion(void)
+{
+    const int64_t xd[4] = {1, 1, 3, 1};
+    const float x[3] = {-5, 1, 2};
+    const float w[1] = {2}, b[1] = {1}, three[1] = {3}, c[1] = {0.1666259765625f};
+    const int64_t wd[4] = {1, 1, 1, 1}, bd[1] = {1}, sd[1] = {1};
+    tr_graph g;
+    tr_graph_init(&g);
+    char a[1024];
+    tr_placeholder(&g, "x", 4, xd);
+    tr_const_f(&g, "w", 4, wd, w);
+    tr_const_f(&g, "b", 1, bd, b);
+    tr_const_f(&g, "three", 0, sd, three);
+    tr_const_f(&g, "c", 0, sd, c);
+    tr_node(&g, "conv", "_FusedConv2D", "x,w,b", tr_attr_conv(a, sizeof a, 1, "SAME", "BiasAdd"));
+    tr_node(&g, "hs/mul", "Mul", "c,conv", "");
+    tr_node(&g, "hs/add", "Add", "conv,three", "");
+    tr_node(&g, "hs/relu6", "Relu6", "hs/add", "");
+    tr_node(&g, "hs/out", "Mul", "hs/mul,hs/relu6", "");
+    eng_model *m = NULL;
+    eng_diag d = {{0}};
+    CHECK_MSG(tr_load(&g, &m, &d) == ENG_OK, "%s", d.msg);
+    if (!m)
+        return;
+    eng_tensor *in = input4(1, 1, 3, 1, x);
+    const char *fused = "hs/out";
+    const char *both[2] = {"hs/out", "hs/add"};
+    eng_tensor *o1 = NULL, *o2[2] = {0};
+    CHECK(eng_model_run(m, in, &fused, 1, &o1, NULL, &d) == ENG_OK);
+    CHECK(eng_model_run(m, in, both, 2, o2, NULL, &d) == ENG_OK);
+    /* conv: -9, 3, 5 -> (c*v) * relu6(v+3) */
+    float want[3];
+    const float v[3] = {-9, 3, 5};
+    for (int i = 0; i < 3; i++) {
+        float r = v[i] + 3 < 0 ? 0 : v[i] + 3 > 6 ? 6 : v[i] + 3;
+        want[i] = (c[0] * v[i]) * r;
+    }
+    expect("hswish fused", o1, want, 3, 0);
+    expect("hswish unfused", o2[0], want, 3, 0);
+    const float wadd[3] = {-6, 6, 8};
+    expect("hswish inner tap", o2[1], wadd, 3, 0);
+    if (o1 && o2[0])
+        CHECK(memcmp(o1->data, o2[0]->data, 12) == 0);
+    eng_tensor_free(o1);
+    eng_tensor_free(o2[0]);
+    eng_tensor_free(o2[1]);
+    eng_tensor_free(in);
+    eng_model_free(m);
+    tr_graph_free(&g);
+}
+
 int main(void)
 {
+    test_hswish_fusion();
     test_conv_same_stride2();
     test_fused_conv();
     test_depthwise();

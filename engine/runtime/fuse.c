@@ -1,0 +1,118 @@
+/* fuse.c: load-time fusion of op patterns into kernel epilogues.
+ *
+ * Design: fusion never rewrites the graph. A node whose value can be
+ * computed more cheaply from earlier nodes gets an alternative form
+ * (rt_node.fused), and the nodes that form skips are marked absorbed. The
+ * executor uses the fused form unless a run asks for one of the absorbed
+ * nodes as an output, so every tap stays available. Fused results are
+ * bit-identical to the unfused graph: the epilogue performs the same float
+ * operations in the same order.
+ *
+ * Patterns: hard-swish y = (c * x) * relu6(x + 3) right after a convolution
+ * or depthwise convolution without activation, with c = 1/6 or its
+ * float16-rounded value 0.1666259765625 (as TF exports it): the
+ * convolution then applies it in its epilogue.
+ */
+#include "runtime_int.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int is_op(const rt_node *n, const char *name) { return !strcmp(n->op->name, name); }
+
+static int const_scalar(const eng_model *m, rt_ref r, float *v)
+{
+    const rt_node *n = &m->nodes[r.node];
+    if (!n->value || n->value->dtype != ENG_F32 || rt_numel(n->value) != 1)
+        return 0;
+    *v = eng_f32(n->value)[0];
+    return 1;
+}
+
+/* for a binary node with one constant scalar side: index of the other input, or -1 */
+static int other_than_const(const eng_model *m, const rt_node *n, float *c)
+{
+    if (n->n_in != 2)
+        return -1;
+    if (const_scalar(m, n->in[1], c))
+        return 0;
+    if (const_scalar(m, n->in[0], c))
+        return 1;
+    return -1;
+}
+
+static int is_conv(const rt_node *n)
+{
+    return is_op(n, "Conv2D") || is_op(n, "_FusedConv2D") || is_op(n, "DepthwiseConv2dNative") ||
+           is_op(n, "FusedDepthwiseConv2dNative");
+}
+
+static int same_ref(rt_ref a, rt_ref b) { return a.node == b.node && a.port == b.port; }
+
+/* y = Mul(M1, R) with M1 = Mul(x, c), R = Relu6(Add(x, 3)), x a conv output */
+static eng_status try_hswish(eng_model *m, int y, eng_diag *d)
+{
+    rt_node *Y = &m->nodes[y];
+    if (!is_op(Y, "Mul") || Y->n_in != 2 || Y->fused || Y->absorbed_by >= 0)
+        return ENG_OK;
+    for (int side = 0; side < 2; side++) {
+        rt_node *M1 = &m->nodes[Y->in[side].node], *R = &m->nodes[Y->in[1 - side].node];
+        if (!is_op(M1, "Mul") || !is_op(R, "Relu6") || M1->n_consumers != 1 ||
+            R->n_consumers != 1 || M1 == R)
+            continue;
+        rt_node *A = &m->nodes[R->in[0].node];
+        if (!(is_op(A, "Add") || is_op(A, "AddV2")) || A->n_consumers != 1)
+            continue;
+        float three, c;
+        int ia = other_than_const(m, A, &three), im = other_than_const(m, M1, &c);
+        if (ia < 0 || im < 0 || three != 3.0f || !same_ref(A->in[ia], M1->in[im]))
+            continue;
+        eng_act act;
+        if (c == 1.0f / 6.0f)
+            act = ENG_ACT_HSWISH;
+        else if (c == 0.1666259765625f)
+            act = ENG_ACT_HSWISH_F16;
+        else
+            continue;
+        int x = A->in[ia].node;
+        rt_node *X = &m->nodes[x];
+        if (!is_conv(X) || X->a.act != ENG_ACT_NONE || X->n_consumers != 2 ||
+            X->absorbed_by >= 0 || X->fused)
+            continue;
+        rt_node *f = calloc(1, sizeof *f);
+        if (!f)
+            return eng_fail(d, ENG_ENOMEM, "fusion: out of memory");
+        *f = *X;
+        f->name = strdup(Y->name);
+        f->in = malloc((size_t)(X->n_in ? X->n_in : 1) * sizeof *f->in);
+        if (!f->name || !f->in) {
+            free(f->name);
+            free(f->in);
+            free(f);
+            return eng_fail(d, ENG_ENOMEM, "fusion: out of memory");
+        }
+        memcpy(f->in, X->in, (size_t)X->n_in * sizeof *f->in);
+        f->a.act = act;
+        f->value = NULL;
+        f->packed_borrowed = 1;
+        f->fused = NULL;
+        f->absorbed_by = -1;
+        Y->fused = f;
+        X->absorbed_by = A->absorbed_by = R->absorbed_by = M1->absorbed_by = y;
+        return ENG_OK;
+    }
+    return ENG_OK;
+}
+
+eng_status rt_fuse(eng_model *m, eng_diag *d)
+{
+    for (int i = 0; i < m->n_nodes; i++)
+        for (int j = 0; j < m->nodes[i].n_in; j++)
+            m->nodes[m->nodes[i].in[j].node].n_consumers++;
+    for (int i = 0; i < m->n_nodes; i++) {
+        eng_status st = try_hswish(m, m->order[i], d);
+        if (st)
+            return st;
+    }
+    return ENG_OK;
+}
