@@ -421,8 +421,18 @@ static probe_ent *probe_lookup(ds_entry *e, const char *rel, const struct stat *
     d.msg[0] = '\0';
     eng_status es = eng_image_probe_file(full, &p->info, &d);
     p->probed_ok = es == ENG_OK;
-    if (es != ENG_OK)
-        p->error = strdup(d.msg[0] ? d.msg : eng_status_name(es));
+    if (es != ENG_OK) {
+        /* the engine names the file by its store path: the user knows it by
+         * file_name, which the report gives */
+        const char *m = d.msg[0] ? d.msg : eng_status_name(es);
+        size_t fl = strlen(full);
+        if (m[0] == '\'' && strncmp(m + 1, full, fl) == 0 && m[fl + 1] == '\'' &&
+            m[fl + 2] == ':')
+            m += fl + 3;
+        while (*m == ' ')
+            m++;
+        p->error = strdup(m);
+    }
     return p;
 }
 

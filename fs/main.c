@@ -10,6 +10,7 @@
 #include "ops.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fuse.h>
 #include <fuse_lowlevel.h>
 #include <limits.h>
@@ -18,6 +19,7 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -49,8 +51,13 @@ static int default_store(char *out, size_t n)
 /* A mount whose daemon died answers ENOTCONN: detach it so we can mount. */
 static void clear_stale_mount(const char *mnt)
 {
+    /* stat may be answered from the kernel's attribute cache for a second
+     * after the daemon died; statfs always asks the daemon */
     struct stat st;
-    if (stat(mnt, &st) == 0 || errno != ENOTCONN)
+    struct statfs sf;
+    int dead = (stat(mnt, &st) != 0 && errno == ENOTCONN) ||
+               (statfs(mnt, &sf) != 0 && errno == ENOTCONN);
+    if (!dead)
         return;
     fprintf(stderr, "visionfs: \"%s\": stale mount (daemon gone), detaching it\n", mnt);
     if (umount2(mnt, MNT_DETACH) == 0)
@@ -144,6 +151,10 @@ int main(int argc, char **argv)
     if (!opts.foreground)
         fs_log_to_store(1);
     fs_log("mounted \"%s\" on \"%s\"", real_store, real_mnt);
+    /* a daemon started with `&` from a script inherits SIGINT ignored, and
+     * libfuse leaves ignored signals alone: SIGINT must still unmount */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
     struct fuse_session *se = fuse_get_session(fuse);
     if (fuse_set_signal_handlers(se) != 0) {
         fuse_unmount(fuse);
@@ -167,6 +178,9 @@ int main(int argc, char **argv)
     fuse_unmount(fuse);
     fuse_destroy(fuse); /* calls destroy: areas stop their threads */
     fs_log("unmounted \"%s\"", real_mnt);
+    /* the loop returns the signal that ended it: a clean unmount too */
+    if (rc == SIGINT || rc == SIGTERM || rc == SIGHUP)
+        rc = 0;
     free(opts.mountpoint);
     fuse_opt_free_args(&args);
     free(fargv);

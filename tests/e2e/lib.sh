@@ -149,6 +149,11 @@ except OSError as e:
     print(e.strerror)' "$1" "$2"
 }
 
+# jqe ARGS...: jq -e, quiet (for check).
+jqe() {
+    jq -e "$@" >/dev/null
+}
+
 vfs_done() {
     echo "$PASS passed, $FAIL failed"
     [ "$FAIL" -eq 0 ]

@@ -1,0 +1,84 @@
+# test_datasets_crash.sh: nothing is lost. Unmount with fusermount3 -u,
+# SIGTERM and SIGINT, kill -9 (leaving a stale mount point) and mount again
+# on it: datasets, files and status are all back; a write in flight when the
+# daemon died never shows up half-written.
+source "$(dirname "$0")/lib.sh"
+
+E=$SRC/exp
+mkdir -p "$E/images"
+list=""
+for i in 1 2 3 4; do
+    $MKIMG "$E/images/p$i.png" 80 64 "$i"
+    list+="$i images/p$i.png 80 64 $(((i % 2) + 1))"$'\n'
+done
+printf '%s' "$list" | mkcoco "$E/ann.json"
+
+vfs_mount
+mkdir "$MNT/datasets/keep"
+cp -r "$E/." "$MNT/datasets/keep/"
+check "ready before the crash" wait_status "$MNT/datasets/keep/status" "ready: 4 images" 10
+mkdir "$MNT/datasets/half"
+cp "$E/ann.json" "$MNT/datasets/half/"
+check "incomplete before the crash" wait_status "$MNT/datasets/half/status" "incomplete: 4 images missing" 10
+mkdir "$MNT/models/m1"
+sum_before=$(cd "$MNT/datasets/keep" && md5sum ann.json images/*.png)
+
+# a writer that is mid-file when the daemon dies
+python3 - "$MNT/datasets/keep/images/inflight.png" <<'EOF' &
+import sys, time
+with open(sys.argv[1], "wb") as f:
+    f.write(b"\x89PNG partial")
+    f.flush()
+    time.sleep(30)
+EOF
+WRITER=$!
+sleep 0.5
+
+vfs_kill9
+kill "$WRITER" 2>/dev/null || true
+wait "$WRITER" 2>/dev/null || true
+check "the mount point is stale after kill -9" bash -c "! stat '$MNT' >/dev/null 2>&1"
+
+vfs_mount
+check "mount again on the stale mount point" mountpoint -q "$MNT"
+check "datasets are back" test -d "$MNT/datasets/keep" -a -d "$MNT/datasets/half"
+check "models are back" test -d "$MNT/models/m1"
+check_eq "files are back, same content" "$sum_before" "$(cd "$MNT/datasets/keep" && md5sum ann.json images/*.png)"
+check "the half-written file did not survive" test ! -e "$MNT/datasets/keep/images/inflight.png"
+check "no temp left in the store" test -z "$(ls -A "$STORE/.tmp")"
+check "status is back: ready" wait_status "$MNT/datasets/keep/status" "ready: 4 images" 10
+check "status is back: incomplete" wait_status "$MNT/datasets/half/status" "incomplete: 4 images missing" 10
+check_eq "status.json is back" "ready" "$(jq -r .state "$MNT/datasets/keep/status.json")"
+
+# work after the remount, then a clean unmount by SIGTERM
+cp -r "$E/images" "$MNT/datasets/half/"
+check "verification works after remount" wait_status "$MNT/datasets/half/status" "ready: 4 images" 10
+kill -TERM "$VFS_PID"
+rc=0
+wait "$VFS_PID" || rc=$?
+VFS_PID=
+check_eq "SIGTERM: daemon exits 0" "0" "$rc"
+check "SIGTERM: unmounted" bash -c "! mountpoint -q '$MNT'"
+
+# SIGINT
+vfs_mount
+check_eq "after SIGTERM: still ready" "ready" "$(jq -r .state "$MNT/datasets/half/status.json")"
+kill -INT "$VFS_PID"
+rc=0
+wait "$VFS_PID" || rc=$?
+VFS_PID=
+check_eq "SIGINT: daemon exits 0" "0" "$rc"
+check "SIGINT: unmounted" bash -c "! mountpoint -q '$MNT'"
+
+# fusermount3 -u, and the daemonized (background) mode
+"$VFS_BIN" --store "$STORE" "$MNT"
+check "daemonized mount" mountpoint -q "$MNT"
+check "daemonized: datasets there" test -d "$MNT/datasets/keep"
+check "fusermount3 -u" fusermount3 -u "$MNT"
+sleep 0.5
+check "unmounted" bash -c "! mountpoint -q '$MNT'"
+
+# the store refuses to live inside the mount point
+check_err "store inside the mount point is refused" "must not be inside" "$VFS_BIN" --store "$MNT/store" -f "$MNT"
+
+vfs_done
