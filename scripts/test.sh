@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# test.sh: the whole test suite, as CI runs it.
+#   1. gcc, Release, warnings as errors: build everything into build/, run ctest
+#   2. clang with ASan+UBSan: build into build-asan/, run ctest
+#   3. clang libFuzzer: build into build-fuzz/, run each fuzz target for
+#      FUZZ_SECONDS (default 30) on a copy of its corpus
+# Runs every stage even when one fails; exits non-zero if any failed.
+# Env: JOBS (default 2), FUZZ_SECONDS, STAGES (default "gcc asan fuzz").
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+JOBS=${JOBS:-2}
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+STAGES=${STAGES:-gcc asan fuzz}
+FAILED=()
+T0=$(date +%s)
+
+stage() {
+    echo
+    echo "==== $* ($(($(date +%s) - T0)) s) ===="
+}
+
+run_ctest() {
+    local dir=$1
+    (cd "$dir" && ctest --output-on-failure -j"$JOBS" --timeout 900)
+}
+
+if [[ " $STAGES " == *" gcc "* ]]; then
+    stage "gcc Release -Werror: build"
+    if CC=gcc CXX=g++ cmake -S "$ROOT" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=Release -DVFS_WERROR=ON \
+        >/dev/null && cmake --build "$ROOT/build" -j"$JOBS"; then
+        stage "gcc Release: ctest"
+        run_ctest "$ROOT/build" || FAILED+=("gcc ctest")
+    else
+        FAILED+=("gcc build")
+    fi
+fi
+
+if [[ " $STAGES " == *" asan "* ]]; then
+    stage "clang ASan+UBSan: build"
+    if CC=clang CXX=clang++ cmake -S "$ROOT" -B "$ROOT/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DVFS_SANITIZE=ON >/dev/null && cmake --build "$ROOT/build-asan" -j"$JOBS"; then
+        stage "clang ASan+UBSan: ctest"
+        ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0} \
+        UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+            run_ctest "$ROOT/build-asan" || FAILED+=("asan ctest")
+    else
+        FAILED+=("asan build")
+    fi
+fi
+
+if [[ " $STAGES " == *" fuzz "* ]]; then
+    stage "clang libFuzzer: build"
+    if CC=clang CXX=clang++ cmake -S "$ROOT" -B "$ROOT/build-fuzz" -DCMAKE_BUILD_TYPE=Release \
+        -DVFS_FUZZ=ON >/dev/null && cmake --build "$ROOT/build-fuzz" -j"$JOBS"; then
+        for src in "$ROOT"/tests/fuzz/fuzz_*.c; do
+            [ -e "$src" ] || continue
+            name=$(basename "$src" .c)
+            bin=$(find "$ROOT/build-fuzz" -type f -name "$name" -perm -u+x | head -n 1)
+            if [ -z "$bin" ]; then
+                echo "fuzz: no binary for $name"
+                FAILED+=("fuzz $name (not built)")
+                continue
+            fi
+            corpus="$ROOT/tests/fuzz/corpus/${name#fuzz_}"
+            work=$(mktemp -d)
+            [ -d "$corpus" ] && cp -r "$corpus/." "$work/"
+            stage "fuzz $name for ${FUZZ_SECONDS}s"
+            if ! "$bin" -max_total_time="$FUZZ_SECONDS" -timeout=20 -rss_limit_mb=4096 \
+                -print_final_stats=1 "$work" >"$work.log" 2>&1; then
+                tail -n 60 "$work.log"
+                FAILED+=("fuzz $name")
+            else
+                grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$work.log" || true
+            fi
+            rm -rf "$work" "$work.log"
+        done
+    else
+        FAILED+=("fuzz build")
+    fi
+fi
+
+echo
+echo "==== done in $(($(date +%s) - T0)) s ===="
+if [ ${#FAILED[@]} -gt 0 ]; then
+    printf 'FAILED: %s\n' "${FAILED[@]}"
+    exit 1
+fi
+echo "all stages passed"
