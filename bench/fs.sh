@@ -1,0 +1,172 @@
+#!/usr/bin/env bash
+# bench/fs.sh [path/to/visionfs] [PASSTHROUGH_LL]: file-system benchmark (not a test).
+#
+# Every figure is a ratio against the same work on a plain folder of the same
+# disk in the same run (plain time / visionfs time, so 1.0 = as fast as the
+# disk, higher is better), the median of ROUNDS runs (default 3):
+#   cp -r of 2,000 files of ~300 KB (photo-sized) into a dataset
+#   cp -r of 10,000 files of ~20 KB into a dataset
+#   ls -l of that 10,000-file folder (attributes expired first)
+#   a 10,000-image COCO file: from `cp ann.json` until `status` says ready,
+#     against the same work by a script on a plain folder (parse the JSON,
+#     stat every image, read every header)
+# With PASSTHROUGH_LL (a built libfuse example/passthrough_ll), the two cp
+# figures are also measured through it, for comparison.
+# Env: ROUNDS, BENCH_DIR (default a temp dir under /tmp).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BIN=$(readlink -f "${1:-$ROOT/build/visionfs}")
+PTLL=${2:-}
+ROUNDS=${ROUNDS:-3}
+W=$(mktemp -d "${BENCH_DIR:-/tmp}/vfs-bench.XXXXXX")
+MNT=$W/mnt
+PT=$W/pt
+mkdir -p "$MNT" "$PT" "$W/plain" "$W/ptback"
+PID=
+PTPID=
+
+cleanup() {
+    set +e
+    mountpoint -q "$MNT" && fusermount3 -u "$MNT"
+    mountpoint -q "$PT" && fusermount3 -u "$PT"
+    [ -n "$PID" ] && wait "$PID" 2>/dev/null
+    [ -n "$PTPID" ] && wait "$PTPID" 2>/dev/null
+    rm -rf "$W"
+}
+trap cleanup EXIT
+
+now() { date +%s.%N; }
+el() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.3f}')" "$1" "$2"; }
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR + 1) / 2)]}'; }
+ratio() { python3 -c "import sys; print(f'{float(sys.argv[1]) / float(sys.argv[2]):.2f}')" "$1" "$2"; }
+
+echo "making the source files in $W ..."
+python3 - "$W" <<'EOF'
+import os, random, sys
+w = sys.argv[1]
+rng = random.Random(7)
+for name, n, size in (("photos", 2000, 300 * 1024), ("small", 10000, 20 * 1024)):
+    d = os.path.join(w, "src", name)
+    os.makedirs(d)
+    blob = rng.randbytes(size + 4096)
+    for i in range(n):
+        off = i % 4096
+        with open(os.path.join(d, f"img{i:05d}.jpg"), "wb") as f:
+            f.write(blob[off:off + size])
+EOF
+python3 "$ROOT/tests/e2e/mkimg.py" "$W/one.png" 64 64 1
+python3 - "$W" <<'EOF'
+import json, os, shutil, sys
+w = sys.argv[1]
+d = os.path.join(w, "src", "coco", "images")
+os.makedirs(d)
+images, anns = [], []
+for i in range(10000):
+    shutil.copyfile(os.path.join(w, "one.png"), os.path.join(d, f"im{i:05d}.png"))
+    images.append({"id": i + 1, "width": 64, "height": 64, "file_name": f"images/im{i:05d}.png"})
+    anns.append({"id": i + 1, "image_id": i + 1, "category_id": 1 + i % 10})
+cats = [{"id": c, "name": f"class{c}"} for c in range(1, 11)]
+json.dump({"images": images, "annotations": anns, "categories": cats},
+          open(os.path.join(w, "src", "ann.json"), "w"))
+EOF
+sync
+
+"$BIN" --store "$W/store" -f "$MNT" 2>"$W/daemon.log" &
+PID=$!
+for _ in $(seq 100); do [ -f "$MNT/README" ] && break; sleep 0.1; done
+if [ -n "$PTLL" ]; then
+    "$PTLL" -f -o source="$W/ptback" "$PT" 2>/dev/null &
+    PTPID=$!
+    sleep 1
+fi
+
+# time_cp SRC DST: seconds for cp -r SRC/. DST (DST made fresh)
+time_cp() {
+    local t0 t1
+    t0=$(now)
+    cp -r "$1/." "$2"
+    t1=$(now)
+    el "$t0" "$t1"
+}
+
+declare -A RES
+for set in photos small; do
+    plain=() vfs=() pt=()
+    for r in $(seq "$ROUNDS"); do
+        rm -rf "$W/plain/$set"; mkdir "$W/plain/$set"
+        plain+=("$(time_cp "$W/src/$set" "$W/plain/$set")")
+        rm -rf "$MNT/datasets/$set" 2>/dev/null || true
+        mkdir "$MNT/datasets/$set"
+        vfs+=("$(time_cp "$W/src/$set" "$MNT/datasets/$set")")
+        if [ -n "$PTLL" ]; then
+            rm -rf "$PT/$set"; mkdir "$PT/$set"
+            pt+=("$(time_cp "$W/src/$set" "$PT/$set")")
+        fi
+    done
+    RES[$set.plain]=$(median "${plain[@]}")
+    RES[$set.vfs]=$(median "${vfs[@]}")
+    [ -n "$PTLL" ] && RES[$set.pt]=$(median "${pt[@]}")
+done
+
+# ls -l of the 10,000-file folder, attributes expired (timeouts are 1 s)
+lsp=() lsv=()
+for r in $(seq "$ROUNDS"); do
+    sleep 1.2
+    t0=$(now); ls -l "$W/plain/small" >/dev/null; t1=$(now); lsp+=("$(el "$t0" "$t1")")
+    t0=$(now); ls -l "$MNT/datasets/small" >/dev/null; t1=$(now); lsv+=("$(el "$t0" "$t1")")
+done
+RES[ls.plain]=$(median "${lsp[@]}")
+RES[ls.vfs]=$(median "${lsv[@]}")
+
+# 10,000-image COCO file: images in first, then time cp ann.json .. ready
+mkdir "$MNT/datasets/coco"
+cp -r "$W/src/coco/images" "$MNT/datasets/coco/"
+sleep 1
+t0=$(now)
+cp "$W/src/ann.json" "$MNT/datasets/coco/"
+t_cp=$(now)
+until head -n 1 "$MNT/datasets/coco/status" | grep -q "^ready"; do
+    if head -n 1 "$MNT/datasets/coco/status" | grep -q "^invalid"; then
+        echo "coco: $(cat "$MNT/datasets/coco/status")"; break
+    fi
+    sleep 0.05
+done
+t1=$(now)
+RES[coco.vfs]=$(el "$t0" "$t1")
+RES[coco.close]=$(el "$t0" "$t_cp")
+mkdir -p "$W/plain/coco"
+cp -r "$W/src/coco/images" "$W/plain/coco/"
+t0=$(now)
+cp "$W/src/ann.json" "$W/plain/coco/"
+python3 - "$W/plain/coco" <<'EOF'
+import json, os, sys
+d = sys.argv[1]
+c = json.load(open(os.path.join(d, "ann.json")))
+for im in c["images"]:
+    p = os.path.join(d, im["file_name"])
+    os.stat(p)
+    with open(p, "rb") as f:
+        f.read(64)
+EOF
+t1=$(now)
+RES[coco.plain]=$(el "$t0" "$t1")
+
+echo
+echo "| work | plain folder (s) | visionfs (s) | ratio plain/visionfs |$([ -n "$PTLL" ] && echo " passthrough_ll (s) | ratio |")"
+echo "|---|---|---|---|$([ -n "$PTLL" ] && echo "---|---|")"
+row() {
+    local extra=""
+    if [ -n "$PTLL" ] && [ -n "${RES[$2.pt]:-}" ]; then
+        extra=" ${RES[$2.pt]} | $(ratio "${RES[$2.plain]}" "${RES[$2.pt]}") |"
+    elif [ -n "$PTLL" ]; then
+        extra=" | |"
+    fi
+    echo "| $1 | ${RES[$2.plain]} | ${RES[$2.vfs]} | $(ratio "${RES[$2.plain]}" "${RES[$2.vfs]}") |$extra"
+}
+row "cp -r 2,000 x 300 KB" photos
+row "cp -r 10,000 x 20 KB" small
+row "ls -l of 10,000 files" ls
+row "10,000-image COCO: cp ann.json until ready" coco
+echo
+echo "(close() of the 10,000-image ann.json returned after ${RES[coco.close]} s; medians of $ROUNDS rounds)"
