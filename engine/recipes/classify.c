@@ -100,7 +100,7 @@ static void feature_key(char *key, size_t cap, const eng_backbone *bb, int size,
                         const char *const *taps, int ntaps, int aug, uint64_t seed,
                         uint64_t index, const char *hash)
 {
-    int n = snprintf(key, cap, "v1|%s|%s|%d|", eng_backbone_get_info(bb)->checksum, hash, size);
+    int n = snprintf(key, cap, "v2|%s|%s|%d|", eng_backbone_get_info(bb)->checksum, hash, size);
     for (int t = 0; t < ntaps && n > 0 && (size_t)n < cap; t++)
         n += snprintf(key + n, cap - n, "%s%s", t ? "," : "", taps[t]);
     if (n > 0 && (size_t)n < cap) {

@@ -472,15 +472,15 @@ static void head_label(int h, char *buf, size_t cap)
 /* The reduced design of rows T (and V) for feature set f: z_t (nt x r) and
  * z_v (nv x r). Kernel mode (r = nt) when that is smaller than the feature
  * dimension; then *l receives the Cholesky factor (nt x nt), else NULL. */
-static int design(const trainer *t, const fset *f, const int *T, int nt, const int *V, int nvv,
-                  double **z_t, double **z_v, double **l, int *r)
+static int design_mode(const trainer *t, const fset *f, const int *T, int nt, const int *V,
+                       int nvv, double **z_t, double **z_v, double **l, int *r, int force_primal)
 {
     int dF = 0;
     for (int i = 0; i < f->nv; i++)
         dF += t->view[f->v[i]].dim;
     double wsq = 1.0 / f->nv, w = sqrt(wsq);
     *z_t = *z_v = *l = NULL;
-    if (nt <= dF) {
+    if (nt <= dF && !force_primal) {
         double *g = calloc((size_t)nt * nt, sizeof *g);
         double *gv = calloc((size_t)(nvv ? nvv : 1) * nt, sizeof *gv);
         if (!g || !gv) {
@@ -502,9 +502,10 @@ static int design(const trainer *t, const fset *f, const int *T, int nt, const i
         for (int i = 0; i < nt; i++)
             tr += g[(size_t)i * nt + i];
         if (cls_cholesky(g, nt, 1e-6 * tr / (nt ? nt : 1) + 1e-12) != 0) {
+            /* degenerate Gram matrix: the plain features still work */
             free(g);
             free(gv);
-            return -1;
+            return design_mode(t, f, T, nt, V, nvv, z_t, z_v, l, r, 1);
         }
         cls_solve_lt_right(g, nt, gv, nvv);
         double *zt = malloc((size_t)nt * nt * sizeof *zt);
@@ -542,6 +543,12 @@ static int design(const trainer *t, const fset *f, const int *T, int nt, const i
     *z_v = zv;
     *r = dF;
     return 0;
+}
+
+static int design(const trainer *t, const fset *f, const int *T, int nt, const int *V, int nvv,
+                  double **z_t, double **z_v, double **l, int *r)
+{
+    return design_mode(t, f, T, nt, V, nvv, z_t, z_v, l, r, 0);
 }
 
 /* Fits head h on z (n x r) into wb ((r+1) x K), warm-starting logreg. */
