@@ -21,14 +21,14 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define BB_MAX_JSON_BYTES ((size_t)1 << 20)     /* backbone.json */
+#define BB_MAX_JSON_BYTES ((size_t)1 << 20)        /* backbone.json */
 #define BB_MAX_MODEL_JSON_BYTES ((size_t)64 << 20) /* model.json */
 #define BB_MAX_SHARDS 4096
 
 struct eng_backbone {
     eng_backbone_info info;
     eng_model *model;
-    cJSON *json;           /* backbone.json, for eng_backbone_field */
+    cJSON *json; /* backbone.json, for eng_backbone_field */
     char name[128];
     char checksum[65];
 };
@@ -155,24 +155,28 @@ static const cJSON *find_file_entry(const cJSON *files, const char *path)
 
 /* Checks one file against its entry (entry may be NULL: existence only);
  * when whole is not NULL the file's bytes are also hashed into it. */
-static eng_status check_file(const char *dir, const char *name, const char *rel,
-                             const cJSON *entry, bb_sha256 *whole, const char *hint, eng_diag *d)
+static eng_status check_file(const char *dir, const char *name, const char *rel, const cJSON *entry,
+                             bb_sha256 *whole, const char *hint, eng_diag *d)
 {
     char path[PATH_MAX];
     if (snprintf(path, sizeof path, "%s/%s", dir, rel) >= (int)sizeof path)
         return eng_fail(d, ENG_EINVAL, "backbone '%s': path of '%s' too long", name, rel);
     struct stat sb;
     if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
-        return eng_fail(d, ENG_ENOTFOUND, "backbone '%s': '%s' is missing from '%s': %s", name,
-                        rel, dir, hint);
+        return eng_fail(d, ENG_ENOTFOUND, "backbone '%s': '%s' is missing from '%s': %s", name, rel,
+                        dir, hint);
     const cJSON *size = entry ? cJSON_GetObjectItemCaseSensitive(entry, "size") : NULL;
     const cJSON *sum = entry ? cJSON_GetObjectItemCaseSensitive(entry, "sha256") : NULL;
     if (entry && (!cJSON_IsNumber(size) || !cJSON_IsString(sum)))
-        return eng_fail(d, ENG_EFORMAT, "backbone '%s': backbone.json files entry '%s' lacks "
-                        "size or sha256", name, rel);
+        return eng_fail(d, ENG_EFORMAT,
+                        "backbone '%s': backbone.json files entry '%s' lacks "
+                        "size or sha256",
+                        name, rel);
     if (size && (double)sb.st_size != size->valuedouble)
-        return eng_fail(d, ENG_EFORMAT, "backbone '%s': '%s' has %lld bytes, expected %.0f (%s): "
-                        "%s", name, rel, (long long)sb.st_size, size->valuedouble,
+        return eng_fail(d, ENG_EFORMAT,
+                        "backbone '%s': '%s' has %lld bytes, expected %.0f (%s): "
+                        "%s",
+                        name, rel, (long long)sb.st_size, size->valuedouble,
                         (double)sb.st_size < size->valuedouble ? "truncated" : "altered", hint);
     if (!sum && !whole)
         return ENG_OK;
@@ -201,8 +205,10 @@ static eng_status check_file(const char *dir, const char *name, const char *rel,
     char hex[65];
     bb_sha256_final_hex(&one, hex);
     if (sum && strcmp(hex, sum->valuestring) != 0)
-        return eng_fail(d, ENG_EFORMAT, "backbone '%s': '%s' does not match its sha256 in "
-                        "backbone.json (altered or damaged): %s", name, rel, hint);
+        return eng_fail(d, ENG_EFORMAT,
+                        "backbone '%s': '%s' does not match its sha256 in "
+                        "backbone.json (altered or damaged): %s",
+                        name, rel, hint);
     return ENG_OK;
 }
 
@@ -220,14 +226,16 @@ static eng_status check_files(const char *dir, const char *name, const cJSON *js
     {
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(e, "path");
         if (!cJSON_IsString(p) || !safe_relpath(p->valuestring))
-            return eng_fail(d, ENG_EFORMAT, "backbone '%s': backbone.json files entry with a "
-                            "missing or unsafe path", name);
+            return eng_fail(d, ENG_EFORMAT,
+                            "backbone '%s': backbone.json files entry with a "
+                            "missing or unsafe path",
+                            name);
     }
     char path[PATH_MAX];
     if (snprintf(path, sizeof path, "%s/model.json", dir) >= (int)sizeof path)
         return eng_fail(d, ENG_EINVAL, "backbone '%s': folder path too long", name);
-    eng_status st = check_file(dir, name, "model.json", find_file_entry(files, "model.json"),
-                               NULL, hint, d);
+    eng_status st =
+        check_file(dir, name, "model.json", find_file_entry(files, "model.json"), NULL, hint, d);
     if (st)
         return st;
     cJSON *model = NULL;
@@ -250,8 +258,10 @@ static eng_status check_files(const char *dir, const char *name, const cJSON *js
         {
             if (!cJSON_IsString(p) || !safe_relpath(p->valuestring)) {
                 cJSON_Delete(model);
-                return eng_fail(d, ENG_EFORMAT, "backbone '%s': model.json names a weight file "
-                                "outside its folder", name);
+                return eng_fail(d, ENG_EFORMAT,
+                                "backbone '%s': model.json names a weight file "
+                                "outside its folder",
+                                name);
             }
             if (++nshards > BB_MAX_SHARDS) {
                 cJSON_Delete(model);
@@ -274,9 +284,9 @@ static eng_status check_files(const char *dir, const char *name, const cJSON *js
         cJSON_ArrayForEach(g, groups)
         {
             const cJSON *p;
-            cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(g, "paths"))
-                if (cJSON_IsString(p) && !strcmp(p->valuestring, rel))
-                    listed = 1;
+            cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(
+                                      g, "paths")) if (cJSON_IsString(p) &&
+                                                       !strcmp(p->valuestring, rel)) listed = 1;
         }
         if (!listed && (st = check_file(dir, name, rel, e, NULL, hint, d)) != ENG_OK) {
             cJSON_Delete(model);
@@ -287,8 +297,10 @@ static eng_status check_files(const char *dir, const char *name, const cJSON *js
     bb_sha256_final_hex(&whole, f->checksum);
     const cJSON *want = cJSON_GetObjectItemCaseSensitive(json, "checksum");
     if (want && (!cJSON_IsString(want) || strcmp(want->valuestring, f->checksum) != 0))
-        return eng_fail(d, ENG_EFORMAT, "backbone '%s': the weights do not match the checksum in "
-                        "backbone.json (altered or damaged): %s", name, hint);
+        return eng_fail(d, ENG_EFORMAT,
+                        "backbone '%s': the weights do not match the checksum in "
+                        "backbone.json (altered or damaged): %s",
+                        name, hint);
     return ENG_OK;
 }
 
@@ -299,16 +311,20 @@ static eng_status read_backbone_json(const char *dir, char *name, size_t name_n,
     folder_name(dir, name, name_n);
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
-        return eng_fail(d, ENG_ENOTFOUND, "backbone '%s': folder '%s' does not exist: run "
-                        ENG_BACKBONE_FIX_COMMAND " to install the default backbones", name, dir);
+        return eng_fail(d, ENG_ENOTFOUND,
+                        "backbone '%s': folder '%s' does not exist: run " ENG_BACKBONE_FIX_COMMAND
+                        " to install the default backbones",
+                        name, dir);
     char path[PATH_MAX];
     if (snprintf(path, sizeof path, "%s/backbone.json", dir) >= (int)sizeof path)
         return eng_fail(d, ENG_EINVAL, "backbone '%s': folder path too long", name);
     eng_status st = parse_json(path, BB_MAX_JSON_BYTES, out, d);
     if (st == ENG_ENOTFOUND)
-        return eng_fail(d, st, "backbone '%s': no backbone.json in '%s' (it names the input "
+        return eng_fail(d, st,
+                        "backbone '%s': no backbone.json in '%s' (it names the input "
                         "size, pixel range and embedding node; " ENG_BACKBONE_FIX_COMMAND
-                        " writes it for the default backbones)", name, dir);
+                        " writes it for the default backbones)",
+                        name, dir);
     if (st) {
         char msg[sizeof d->msg];
         snprintf(msg, sizeof msg, "%s", d ? d->msg : "");
@@ -333,34 +349,43 @@ static eng_status parse_info(const cJSON *json, const char *name, eng_backbone_i
     const cJSON *in = cJSON_GetObjectItemCaseSensitive(json, "input");
     int n = cJSON_GetArraySize(in);
     if (!cJSON_IsArray(in) || n < 1 || n > 2)
-        return eng_fail(d, ENG_EFORMAT, "backbone '%s': backbone.json \"input\" must be "
-                        "[width, height]", name);
+        return eng_fail(d, ENG_EFORMAT,
+                        "backbone '%s': backbone.json \"input\" must be "
+                        "[width, height]",
+                        name);
     double v[2];
     for (int i = 0; i < n; i++) {
         const cJSON *x = cJSON_GetArrayItem(in, i);
         if (!cJSON_IsNumber(x) || x->valuedouble < 32 || x->valuedouble > 2048 ||
             x->valuedouble != (int)x->valuedouble)
-            return eng_fail(d, ENG_EFORMAT, "backbone '%s': backbone.json \"input\" sizes must "
-                            "be integers in 32..2048", name);
+            return eng_fail(d, ENG_EFORMAT,
+                            "backbone '%s': backbone.json \"input\" sizes must "
+                            "be integers in 32..2048",
+                            name);
         v[i] = x->valuedouble;
     }
     info->input_w = (int)v[0];
     info->input_h = (int)(n == 2 ? v[1] : v[0]);
     const cJSON *px = cJSON_GetObjectItemCaseSensitive(json, "pixels");
     if (!cJSON_IsString(px) || eng_pixels_parse(px->valuestring, &info->pixels) != ENG_OK)
-        return eng_fail(d, ENG_EFORMAT, "backbone '%s': backbone.json \"pixels\" must be "
-                        "\"0..255\", \"0..1\" or \"-1..1\"", name);
+        return eng_fail(d, ENG_EFORMAT,
+                        "backbone '%s': backbone.json \"pixels\" must be "
+                        "\"0..255\", \"0..1\" or \"-1..1\"",
+                        name);
     const cJSON *emb = cJSON_GetObjectItemCaseSensitive(json, "embedding");
     if (!cJSON_IsString(emb) || !emb->valuestring[0])
-        return eng_fail(d, ENG_EFORMAT, "backbone '%s': backbone.json lacks the \"embedding\" "
-                        "node name", name);
+        return eng_fail(d, ENG_EFORMAT,
+                        "backbone '%s': backbone.json lacks the \"embedding\" "
+                        "node name",
+                        name);
     info->embedding = emb->valuestring;
     const cJSON *det = cJSON_GetObjectItemCaseSensitive(json, "detection_features");
     if (det && !cJSON_IsNull(det) && !cJSON_IsString(det))
-        return eng_fail(d, ENG_EFORMAT, "backbone '%s': backbone.json \"detection_features\" "
-                        "is not a node name", name);
-    info->detection_features = cJSON_IsString(det) && det->valuestring[0] ? det->valuestring
-                                                                          : NULL;
+        return eng_fail(d, ENG_EFORMAT,
+                        "backbone '%s': backbone.json \"detection_features\" "
+                        "is not a node name",
+                        name);
+    info->detection_features = cJSON_IsString(det) && det->valuestring[0] ? det->valuestring : NULL;
     return ENG_OK;
 }
 
@@ -436,13 +461,14 @@ eng_status eng_backbone_open(const char *dir, eng_backbone **out, eng_diag *d)
         return ENG_ENOTFOUND;
     }
     if (in->detection_features && !eng_model_has_node(bb->model, in->detection_features)) {
-        eng_fail(d, ENG_ENOTFOUND, "backbone '%s': detection_features node '%s' is not in the "
-                 "model", bb->name, in->detection_features);
+        eng_fail(d, ENG_ENOTFOUND,
+                 "backbone '%s': detection_features node '%s' is not in the "
+                 "model",
+                 bb->name, in->detection_features);
         eng_backbone_free(bb);
         return ENG_ENOTFOUND;
     }
-    bb->info.embedding_dim = node_channels(bb->model, in->embedding, in->input_h, in->input_w,
-                                           &md);
+    bb->info.embedding_dim = node_channels(bb->model, in->embedding, in->input_h, in->input_w, &md);
     if (bb->info.embedding_dim <= 0) {
         eng_fail(d, ENG_EFORMAT, "backbone '%s': embedding node '%s' does not run at %dx%d: %s",
                  bb->name, in->embedding, in->input_w, in->input_h, md.msg);

@@ -118,10 +118,10 @@ eng_status eng_backbone_embed_files_aug(const eng_backbone *bb, const char *cons
 
 /* One backbone folder found by eng_backbones_scan. */
 typedef struct eng_backbone_entry {
-    char name[128];      /* folder name (what backbones/NAME shows) */
-    char dir[4096];      /* full path of the folder */
-    eng_status status;   /* ENG_OK when it opened (or verified) fine */
-    char message[512];   /* "ok", or why it cannot be used */
+    char name[128];    /* folder name (what backbones/NAME shows) */
+    char dir[4096];    /* full path of the folder */
+    eng_status status; /* ENG_OK when it opened (or verified) fine */
+    char message[512]; /* "ok", or why it cannot be used */
 } eng_backbone_entry;
 
 /* Lists the backbone folders under root (subfolders not starting with '.'),

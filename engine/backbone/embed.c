@@ -84,8 +84,8 @@ static eng_status fill_batch(embed_job *j, int b, embed_slot *s)
             }
         } else {
             st = j->ims[i] ? eng_image_to_tensor(j->ims[i], j->crops ? &j->crops[i] : NULL,
-                                                 j->flips ? j->flips[i] : 0, j->w, j->h,
-                                                 j->pixels, dst, &d)
+                                                 j->flips ? j->flips[i] : 0, j->w, j->h, j->pixels,
+                                                 dst, &d)
                            : eng_fail(&d, ENG_EINVAL, "no image");
             if (st) {
                 snprintf(s->msg, sizeof s->msg, "backbone '%.60s': image %d: %.400s", j->bbname, i,
@@ -139,8 +139,8 @@ static eng_status tap_channels(const eng_backbone *bb, int w, int h, const char 
             return eng_fail(d, ENG_EINVAL, "backbone '%s': tap %d is NULL", in->name, t);
         eng_status st = eng_model_shapes(m, 4, shape, outs, 1, od, &nd, NULL, &md);
         if (st)
-            return eng_fail(d, st, "backbone '%s': tap '%s' at %dx%d: %s", in->name, taps[t], w,
-                            h, md.msg);
+            return eng_fail(d, st, "backbone '%s': tap '%s' at %dx%d: %s", in->name, taps[t], w, h,
+                            md.msg);
         if (nd < 2 || od[0][nd - 1] <= 0 || od[0][nd - 1] > (1 << 20))
             return eng_fail(d, ENG_EINVAL, "backbone '%s': tap '%s' has no channel dimension",
                             in->name, taps[t]);
@@ -162,8 +162,10 @@ static eng_status resolve_size(const eng_backbone *bb, int size, int *w, int *h,
         return ENG_OK;
     }
     if (size < 32 || size > 2048 || size % 32)
-        return eng_fail(d, ENG_EINVAL, "backbone '%s': input size %d is not a multiple of 32 in "
-                        "32..2048", in->name, size);
+        return eng_fail(d, ENG_EINVAL,
+                        "backbone '%s': input size %d is not a multiple of 32 in "
+                        "32..2048",
+                        in->name, size);
     *w = *h = size;
     return ENG_OK;
 }
@@ -173,7 +175,7 @@ eng_status eng_backbone_embed_dim(const eng_backbone *bb, int size, const char *
 {
     if (!bb || !dim || ntaps < 0 || ntaps > 64 || (ntaps > 0 && !taps))
         return eng_fail(d, ENG_EINVAL, "eng_backbone_embed_dim: bad argument");
-    int w, h;
+    int w = 0, h = 0;
     eng_status st = resolve_size(bb, size, &w, &h, d);
     if (st)
         return st;
@@ -210,9 +212,8 @@ static void pool_into(const eng_tensor *t, int count, int dim, int off, float *o
     }
 }
 
-static eng_status embed_run(const eng_backbone *bb, embed_job *j, int size,
-                            const char *const *taps, int ntaps, float *out, int *dim,
-                            const eng_run_opts *o, eng_diag *d)
+static eng_status embed_run(const eng_backbone *bb, embed_job *j, int size, const char *const *taps,
+                            int ntaps, float *out, int *dim, const eng_run_opts *o, eng_diag *d)
 {
     const eng_backbone_info *in = eng_backbone_get_info(bb);
     if (j->n < 0 || ntaps < 0 || ntaps > 64 || (ntaps > 0 && !taps))
@@ -291,8 +292,10 @@ static eng_status embed_run(const eng_backbone *bb, embed_job *j, int size,
         for (int t = 0; t < ntaps && !st; t++) {
             if (res[t]->dtype != ENG_F32 || res[t]->ndim < 2 || res[t]->dim[0] != s->count ||
                 res[t]->dim[res[t]->ndim - 1] != chan[t])
-                st = eng_fail(d, ENG_EFORMAT, "backbone '%s': tap '%s' came out with an "
-                              "unexpected shape", in->name, taps[t]);
+                st = eng_fail(d, ENG_EFORMAT,
+                              "backbone '%s': tap '%s' came out with an "
+                              "unexpected shape",
+                              in->name, taps[t]);
             else
                 pool_into(res[t], s->count, total, off,
                           out + (size_t)b * ENG_BACKBONE_MAX_BATCH * (size_t)total);
@@ -349,8 +352,10 @@ eng_status eng_backbone_embed_files_aug(const eng_backbone *bb, const char *cons
         const eng_crop *c = crops ? &crops[i] : NULL;
         if (c && !(c->x >= 0 && c->y >= 0 && c->w > 0 && c->h > 0 && c->x + c->w <= 1.0001f &&
                    c->y + c->h <= 1.0001f))
-            return eng_fail(d, ENG_EINVAL, "eng_backbone_embed_files_aug: crop %d is not within "
-                            "0..1", i);
+            return eng_fail(d, ENG_EINVAL,
+                            "eng_backbone_embed_files_aug: crop %d is not within "
+                            "0..1",
+                            i);
     }
     embed_job j = {.paths = paths, .crops = crops, .flips = flips, .n = n};
     return embed_run(bb, &j, size, taps, ntaps, out, dim, o, d);

@@ -83,16 +83,16 @@ static void pathf(char *buf, size_t n, const char *fmt, ...)
 
 /* Options for the backbone.json written next to the tiny model. */
 typedef struct tiny_opts {
-    const char *name_field;   /* "name" value (NULL: "tiny") */
-    const char *input;        /* json for "input" (NULL: [64, 64]) */
-    const char *pixels;       /* (NULL: "0..1") */
-    const char *embedding;    /* (NULL: "pw"); "-" omits it */
-    int no_source;            /* omit "source" */
-    int no_files;             /* omit "files" and "checksum" */
-    const char *checksum;     /* override */
-    const char *extra_file;   /* add a files entry with this path (size 1, bogus sum) */
-    const char *shard1_name;  /* (NULL: "shard1.bin") */
-    const char *raw;          /* write this as backbone.json instead */
+    const char *name_field;  /* "name" value (NULL: "tiny") */
+    const char *input;       /* json for "input" (NULL: [64, 64]) */
+    const char *pixels;      /* (NULL: "0..1") */
+    const char *embedding;   /* (NULL: "pw"); "-" omits it */
+    int no_source;           /* omit "source" */
+    int no_files;            /* omit "files" and "checksum" */
+    const char *checksum;    /* override */
+    const char *extra_file;  /* add a files entry with this path (size 1, bogus sum) */
+    const char *shard1_name; /* (NULL: "shard1.bin") */
+    const char *raw;         /* write this as backbone.json instead */
 } tiny_opts;
 
 static char tiny_checksum[65];
@@ -123,8 +123,10 @@ static void make_tiny(const char *dir, const tiny_opts *o)
     if (!(o && o->no_files)) {
         const char *names[3] = {"model.json", s1, "shard2.bin"};
         size_t len = 0;
-        len += (size_t)snprintf(files + len, sizeof files - len, ", \"checksum\": \"%s\", "
-                                "\"files\": [", o && o->checksum ? o->checksum : tiny_checksum);
+        len += (size_t)snprintf(files + len, sizeof files - len,
+                                ", \"checksum\": \"%s\", "
+                                "\"files\": [",
+                                o && o->checksum ? o->checksum : tiny_checksum);
         for (int i = 0; i < 3; i++) {
             char hex[65] = "";
             int64_t size = 0;
@@ -237,8 +239,8 @@ static void expected_pw(const eng_image *im, const eng_crop *crop, int flip, flo
 }
 
 /* Expected "s2" embedding by running the model on one image and pooling. */
-static void expected_s2(const eng_backbone *bb, const eng_image *im, const eng_crop *crop,
-                        int flip, float out[2])
+static void expected_s2(const eng_backbone *bb, const eng_image *im, const eng_crop *crop, int flip,
+                        float out[2])
 {
     int64_t dim[4] = {1, 64, 64, 3};
     eng_tensor *in = eng_tensor_new(ENG_F32, 4, dim);
@@ -333,14 +335,15 @@ static void test_open_and_embed(void)
 
     /* default taps: the embedding only, 4 values per image */
     float one[4];
-    CHECK(eng_backbone_embed_images(bb, (const eng_image *const *)ims, crops, flips, 1, 0, NULL,
-                                    0, one, &dim, NULL, &d) == ENG_OK);
+    CHECK(eng_backbone_embed_images(bb, (const eng_image *const *)ims, crops, flips, 1, 0, NULL, 0,
+                                    one, &dim, NULL, &d) == ENG_OK);
     CHECK(dim == 4);
     CHECK_NEAR(one[2], out[2], 1e-6);
     /* out NULL: dimension query */
     dim = 0;
-    CHECK(eng_backbone_embed_images(bb, (const eng_image *const *)ims, NULL, NULL, N, 128, taps,
-                                    2, NULL, &dim, NULL, &d) == ENG_OK && dim == 6);
+    CHECK(eng_backbone_embed_images(bb, (const eng_image *const *)ims, NULL, NULL, N, 128, taps, 2,
+                                    NULL, &dim, NULL, &d) == ENG_OK &&
+          dim == 6);
     /* abort: stops with ENG_EABORTED */
     eng_run_opts ab = {.threads = 1, .abort = abort_always};
     CHECK(eng_backbone_embed_images(bb, (const eng_image *const *)ims, NULL, NULL, N, 0, taps, 2,
@@ -382,8 +385,8 @@ static void test_open_and_embed(void)
     }
     st = eng_backbone_embed_files_aug(bb, pp, rel, fl, NF, 0, taps, 2, fo, &dim, &o, &d);
     CHECK_MSG(st == ENG_OK, "%s", d.msg);
-    CHECK(eng_backbone_embed_images(bb, (const eng_image *const *)dec, pix, fl, NF, 0, taps, 2,
-                                    io, &dim, &o, &d) == ENG_OK);
+    CHECK(eng_backbone_embed_images(bb, (const eng_image *const *)dec, pix, fl, NF, 0, taps, 2, io,
+                                    &dim, &o, &d) == ENG_OK);
     CHECK(memcmp(fo, io, NF * 6 * sizeof(float)) == 0);
     float plain[6];
     CHECK(eng_backbone_embed_files(bb, pp, 1, 0, taps, 2, plain, &dim, NULL, &d) == ENG_OK);
@@ -463,35 +466,79 @@ static void apply_damage(const char *dir, damage dmg)
 static void test_broken(void)
 {
     static const bad_case cases[] = {
-        {"truncated shard", {0}, DMG_TRUNCATE, ENG_EFORMAT, "truncated",
+        {"truncated shard",
+         {0},
+         DMG_TRUNCATE,
+         ENG_EFORMAT,
+         "truncated",
          "run scripts/fetch-backbones.sh"},
-        {"altered shard", {0}, DMG_FLIP_BYTE, ENG_EFORMAT, "'shard1.bin' does not match its sha256",
+        {"altered shard",
+         {0},
+         DMG_FLIP_BYTE,
+         ENG_EFORMAT,
+         "'shard1.bin' does not match its sha256",
          "scripts/fetch-backbones.sh"},
-        {"missing shard", {0}, DMG_REMOVE_SHARD, ENG_ENOTFOUND, "'shard2.bin' is missing",
+        {"missing shard",
+         {0},
+         DMG_REMOVE_SHARD,
+         ENG_ENOTFOUND,
+         "'shard2.bin' is missing",
          "scripts/fetch-backbones.sh"},
-        {"user copy, truncated", {.no_source = 1}, DMG_TRUNCATE, ENG_EFORMAT, "truncated",
+        {"user copy, truncated",
+         {.no_source = 1},
+         DMG_TRUNCATE,
+         ENG_EFORMAT,
+         "truncated",
          "copy the backbone folder in again"},
-        {"no files list, missing shard", {.no_files = 1}, DMG_REMOVE_SHARD, ENG_ENOTFOUND,
-         "'shard2.bin' is missing", NULL},
+        {"no files list, missing shard",
+         {.no_files = 1},
+         DMG_REMOVE_SHARD,
+         ENG_ENOTFOUND,
+         "'shard2.bin' is missing",
+         NULL},
         {"no backbone.json", {0}, DMG_REMOVE_JSON, ENG_ENOTFOUND, "no backbone.json", "embedding"},
-        {"malformed json", {.raw = "{\"input\": [64, 64"}, DMG_NONE, ENG_EFORMAT,
-         "malformed json", NULL},
+        {"malformed json",
+         {.raw = "{\"input\": [64, 64"},
+         DMG_NONE,
+         ENG_EFORMAT,
+         "malformed json",
+         NULL},
         {"not an object", {.raw = "[1, 2]"}, DMG_NONE, ENG_EFORMAT, "not an object", NULL},
         {"bad pixels", {.pixels = "0..2"}, DMG_NONE, ENG_EFORMAT, "\"pixels\"", NULL},
         {"no embedding", {.embedding = "-"}, DMG_NONE, ENG_EFORMAT, "\"embedding\"", NULL},
-        {"unknown embedding node", {.embedding = "nope"}, DMG_NONE, ENG_ENOTFOUND,
-         "embedding node 'nope'", NULL},
+        {"unknown embedding node",
+         {.embedding = "nope"},
+         DMG_NONE,
+         ENG_ENOTFOUND,
+         "embedding node 'nope'",
+         NULL},
         {"input not a list", {.input = "\"big\""}, DMG_NONE, ENG_EFORMAT, "\"input\"", NULL},
         {"input too small", {.input = "[8, 8]"}, DMG_NONE, ENG_EFORMAT, "\"input\"", NULL},
         {"input fractional", {.input = "[64.5, 64]"}, DMG_NONE, ENG_EFORMAT, "\"input\"", NULL},
-        {"unsafe files path", {.extra_file = "../../etc/passwd"}, DMG_NONE, ENG_EFORMAT, "unsafe",
+        {"unsafe files path",
+         {.extra_file = "../../etc/passwd"},
+         DMG_NONE,
+         ENG_EFORMAT,
+         "unsafe",
          NULL},
-        {"extra recorded file missing", {.extra_file = "labels.txt"}, DMG_NONE, ENG_ENOTFOUND,
-         "'labels.txt' is missing", NULL},
-        {"wrong checksum", {.checksum = "0000"}, DMG_NONE, ENG_EFORMAT, "checksum",
+        {"extra recorded file missing",
+         {.extra_file = "labels.txt"},
+         DMG_NONE,
+         ENG_ENOTFOUND,
+         "'labels.txt' is missing",
+         NULL},
+        {"wrong checksum",
+         {.checksum = "0000"},
+         DMG_NONE,
+         ENG_EFORMAT,
+         "checksum",
          "scripts/fetch-backbones.sh"},
-        {"weight path outside", {.shard1_name = "../evil.bin", .no_files = 1}, DMG_NONE,
-         ENG_EFORMAT, "outside its folder", NULL},
+        {"weight path outside",
+         {.shard1_name = "../evil.bin", .no_files = 1},
+         DMG_NONE,
+         ENG_EFORMAT,
+         "outside its folder",
+         NULL},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const bad_case *c = &cases[i];

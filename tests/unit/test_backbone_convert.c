@@ -132,8 +132,8 @@ int main(void)
                  VFS_SOURCE_DIR, tmp, cases[i].file, tmp, i);
         rc = run_capture(cmd, out, sizeof out);
         CHECK_MSG(rc == 1, "%s: exit %d: %s", cases[i].file, rc, out);
-        CHECK_MSG(strstr(out, cases[i].want) != NULL, "%s: message lacks '%s': %s",
-                  cases[i].file, cases[i].want, out);
+        CHECK_MSG(strstr(out, cases[i].want) != NULL, "%s: message lacks '%s': %s", cases[i].file,
+                  cases[i].want, out);
         CHECK_MSG(strstr(out, "Traceback") == NULL, "%s: traceback: %s", cases[i].file, out);
         CHECK_MSG(access(marker, F_OK) != 0, "%s: the pickle payload ran", cases[i].file);
         char model[160];

@@ -129,12 +129,9 @@ static void test_efficientnet(const char *dir)
     CHECK(!strcmp(wnid[22], "n01614925") && !strcmp(wnid[340], "n02391049"));
 
     static const photo photos[] = {
-        {"dog.jpg", "dog"},
-        {"eagle.jpg", "n01614925,n01608432,n01616318"},
-        {"giraffe.jpg", "n02391049"},
-        {"person.jpg", "dog"},
-        {"horses.jpg", NULL},
-        {"kite.jpg", NULL},
+        {"dog.jpg", "dog"},           {"eagle.jpg", "n01614925,n01608432,n01616318"},
+        {"giraffe.jpg", "n02391049"}, {"person.jpg", "dog"},
+        {"horses.jpg", NULL},         {"kite.jpg", NULL},
     };
     enum { NP = sizeof photos / sizeof photos[0] };
     char paths[NP][256];
@@ -205,8 +202,8 @@ static void test_centernet(const char *dir)
     if (st)
         return;
     const eng_backbone_info *in = eng_backbone_get_info(bb);
-    CHECK(!strcmp(in->checksum,
-                  "1b635a15009071f506f9f2b3519b31c072c534888989f30d269ffd44734ef7ef"));
+    CHECK(
+        !strcmp(in->checksum, "1b635a15009071f506f9f2b3519b31c072c534888989f30d269ffd44734ef7ef"));
     CHECK(in->input_w == 320 && in->pixels == ENG_PIX_0_255);
     CHECK(in->embedding_dim == 480);
     CHECK(in->detection_features_dim == 128);

@@ -73,8 +73,10 @@ int main(void)
     if (!py || !*py)
         py = "python3";
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' -c 'import torch, numpy, efficientnet_lite_pytorch' "
-             ">/dev/null 2>&1", py);
+    snprintf(cmd, sizeof cmd,
+             "'%s' -c 'import torch, numpy, efficientnet_lite_pytorch' "
+             ">/dev/null 2>&1",
+             py);
     if (system(cmd) != 0)
         CHECK_SKIP("no python with torch and efficientnet-lite-pytorch (set VFS_TORCH_PYTHON)");
 
@@ -89,8 +91,8 @@ int main(void)
     CHECK(logits_node != NULL);
 
     /* inputs: darknet photos, a pattern and noise, all 0..255 NHWC */
-    static const char *photos[] = {"dog.jpg", "eagle.jpg", "giraffe.jpg", "person.jpg",
-                                   "horses.jpg", "kite.jpg"};
+    static const char *photos[] = {"dog.jpg",    "eagle.jpg",  "giraffe.jpg",
+                                   "person.jpg", "horses.jpg", "kite.jpg"};
     int64_t idim[4] = {MAXN, SIZE, SIZE, 3};
     eng_tensor *in = eng_tensor_new(ENG_F32, 4, idim);
     size_t per = (size_t)SIZE * SIZE * 3;
@@ -155,9 +157,10 @@ int main(void)
     CHECK(write_f32(pin, eng_f32(in), (size_t)n * per) == 0);
     CHECK(write_f32(ol, ours_l, (size_t)n * NCLASS) == 0);
     CHECK(write_f32(oe, ours_e, (size_t)n * DIM) == 0);
-    snprintf(cmd, sizeof cmd, "'%s' '%s/bench/efficientnet_vs_torch.py' --input '%s' --batch %d "
-             "--size %d --out '%s/torch' --backbone '%s' --ours '%s'", py, VFS_SOURCE_DIR, pin,
-             n, SIZE, tmp, dir, tmp);
+    snprintf(cmd, sizeof cmd,
+             "'%s' '%s/bench/efficientnet_vs_torch.py' --input '%s' --batch %d "
+             "--size %d --out '%s/torch' --backbone '%s' --ours '%s'",
+             py, VFS_SOURCE_DIR, pin, n, SIZE, tmp, dir, tmp);
     int rc = system(cmd);
     CHECK_MSG(rc == 0, "efficientnet_vs_torch.py failed (%d)", rc);
 
@@ -176,7 +179,8 @@ int main(void)
         for (int i = 0; i < n; i++)
             agree += argmax(ours_l + i * NCLASS, NCLASS) == argmax(ref_l + i * NCLASS, NCLASS);
         printf("%d inputs: logits max abs diff %.3g (max |logit| %.3g), embedding max abs diff "
-               "%.3g, top-1 agreement %d/%d\n", n, dl, scale, de, agree, n);
+               "%.3g, top-1 agreement %d/%d\n",
+               n, dl, scale, de, agree, n);
         CHECK_MSG(dl < 2e-3, "logits differ by %g", dl);
         CHECK_MSG(de < 2e-3, "embeddings differ by %g", de);
         CHECK(agree == n);
