@@ -132,6 +132,8 @@ static void jpeg_on_error(j_common_ptr c)
     c->err->format_message(c, e->msg);
     if (c->err->msg_code == JERR_OUT_OF_MEMORY)
         e->st = ENG_ENOMEM;
+    else if (c->err->msg_code == JERR_BAD_PRECISION)
+        e->st = ENG_EUNSUPPORTED;
     longjmp(e->jb, 1);
 }
 
@@ -180,6 +182,8 @@ eng_status img_decode_jpeg(const uint8_t *b, size_t n, const img_probe *p, int m
         free(cmyk);
         if (je.st == ENG_ENOMEM)
             return eng_fail(d, ENG_ENOMEM, "jpeg: out of memory");
+        if (je.st == ENG_EUNSUPPORTED)
+            return eng_fail(d, ENG_EUNSUPPORTED, "jpeg variant not supported: %s", je.msg);
         return eng_fail(d, ENG_EFORMAT, "jpeg corrupt: %s", je.msg);
     }
     jpeg_create_decompress(&ci);
