@@ -23,8 +23,14 @@
 #define STBI_NO_LINEAR
 #define STBI_NO_HDR
 #define STBI_MAX_DIMENSIONS ENG_IMAGE_MAX_SIDE
-/* stb declares a few static functions it never defines in this configuration */
+/* stb declares a few static functions it never defines in this configuration,
+ * and gcc's inliner sees stb's callback fields as maybe-uninitialised for
+ * memory sources (they are never read there): file-wide, since both are
+ * reported where our functions inline stb's */
 #pragma GCC diagnostic ignored "-Wunused-function"
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wsign-compare"
 #pragma GCC diagnostic ignored "-Wunused-parameter"

@@ -122,6 +122,15 @@ typedef struct eng_crop {
 eng_status eng_image_to_tensor(const eng_image *im, const eng_crop *crop, int flip, int out_w,
                                int out_h, eng_pixels px, float *dst, eng_diag *d);
 
+/* Letterbox variant: resizes the whole image keeping its aspect ratio to the
+ * largest size that fits out_w x out_h (same filter), centres it, and fills
+ * the rest with the byte value pad (mapped to the range like a pixel, e.g. 0
+ * or 114). *placed (may be NULL) receives where the image landed, in tensor
+ * pixels, to map boxes back: src_x = (t_x - placed.x) * im->w / placed.w. */
+eng_status eng_image_to_tensor_letterbox(const eng_image *im, int out_w, int out_h, uint8_t pad,
+                                         eng_pixels px, float *dst, eng_crop *placed,
+                                         eng_diag *d);
+
 /* Encodes im as a baseline JPEG (4:4:4 so drawn lines and text stay sharp;
  * quality clamped to 1..100).
  * *out: new buffer of *len bytes, free with free(). */

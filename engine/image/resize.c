@@ -145,8 +145,55 @@ eng_status eng_pixels_parse(const char *s, eng_pixels *out)
     return ENG_OK;
 }
 
+static void make_lut(eng_pixels px, float lut[256])
+{
+    for (int i = 0; i < 256; i++)
+        lut[i] = px == ENG_PIX_0_255 ? (float)i
+                 : px == ENG_PIX_0_1 ? (float)i / 255.0f
+                                     : (float)i / 127.5f - 1.0f;
+}
+
+/* Resizes into dst rows of dstride floats. */
+static eng_status resize_into(const eng_image *im, const eng_crop *crop, int flip, int out_w,
+                              int out_h, eng_pixels px, float *dst, size_t dstride, eng_diag *d);
+
 eng_status eng_image_to_tensor(const eng_image *im, const eng_crop *crop, int flip, int out_w,
                                int out_h, eng_pixels px, float *dst, eng_diag *d)
+{
+    return resize_into(im, crop, flip, out_w, out_h, px, dst, (size_t)out_w * 3, d);
+}
+
+eng_status eng_image_to_tensor_letterbox(const eng_image *im, int out_w, int out_h,
+                                         uint8_t pad, eng_pixels px, float *dst,
+                                         eng_crop *placed, eng_diag *d)
+{
+    if (!im || !im->rgb || im->w <= 0 || im->h <= 0 || !dst)
+        return eng_fail(d, ENG_EINVAL, "image to tensor: no image or no output");
+    if (out_w < 1 || out_h < 1 || out_w > ENG_IMAGE_MAX_SIDE || out_h > ENG_IMAGE_MAX_SIDE)
+        return eng_fail(d, ENG_EINVAL, "image to tensor: output size %dx%d out of range", out_w,
+                        out_h);
+    if (px != ENG_PIX_0_255 && px != ENG_PIX_0_1 && px != ENG_PIX_M1_1)
+        return eng_fail(d, ENG_EINVAL, "image to tensor: unknown pixel range %d", (int)px);
+    /* the largest size with the image's aspect ratio that fits */
+    double s = (double)out_w / im->w < (double)out_h / im->h ? (double)out_w / im->w
+                                                               : (double)out_h / im->h;
+    int w = (int)(im->w * s + 0.5), h = (int)(im->h * s + 0.5);
+    w = w < 1 ? 1 : w > out_w ? out_w : w;
+    h = h < 1 ? 1 : h > out_h ? out_h : h;
+    int x0 = (out_w - w) / 2, y0 = (out_h - h) / 2;
+    float lut[256];
+    make_lut(px, lut);
+    size_t n = (size_t)out_w * (size_t)out_h * 3;
+    for (size_t i = 0; i < n; i++)
+        dst[i] = lut[pad];
+    if (placed)
+        *placed = (eng_crop){(float)x0, (float)y0, (float)w, (float)h};
+    return resize_into(im, NULL, 0, w, h, px, dst + ((size_t)y0 * out_w + x0) * 3,
+                       (size_t)out_w * 3, d);
+}
+
+static eng_status resize_into(const eng_image *im, const eng_crop *crop, int flip, int out_w,
+                              int out_h, eng_pixels px, float *dst, size_t dstride, eng_diag *d)
 {
     if (!im || !im->rgb || im->w <= 0 || im->h <= 0 || !dst)
         return eng_fail(d, ENG_EINVAL, "image to tensor: no image or no output");
@@ -177,10 +224,7 @@ eng_status eng_image_to_tensor(const eng_image *im, const eng_crop *crop, int fl
             return eng_fail(d, ENG_EINVAL, "image to tensor: empty crop");
     }
     float lut[256];
-    for (int i = 0; i < 256; i++)
-        lut[i] = px == ENG_PIX_0_255 ? (float)i
-                 : px == ENG_PIX_0_1 ? (float)i / 255.0f
-                                     : (float)i / 127.5f - 1.0f;
+    make_lut(px, lut);
 
     int need_h = out_w != im->w || x0 != 0 || x1 != im->w;
     int need_v = out_h != im->h || y0 != 0 || y1 != im->h;
@@ -219,7 +263,7 @@ eng_status eng_image_to_tensor(const eng_image *im, const eng_crop *crop, int fl
     }
     if (!need_v) {
         for (int y = 0; y < out_h; y++)
-            put_row(mid + (size_t)y * mrow, out_w, flip, lut, dst + (size_t)y * orow);
+            put_row(mid + (size_t)y * mrow, out_w, flip, lut, dst + (size_t)y * dstride);
     } else {
         int32_t *acc = malloc(sizeof(int32_t) * orow);
         uint8_t *row = malloc(orow);
@@ -244,7 +288,7 @@ eng_status eng_image_to_tensor(const eng_image *im, const eng_crop *crop, int fl
             }
             for (size_t i = 0; i < orow; i++)
                 row[i] = clip8(acc[i]);
-            put_row(row, out_w, flip, lut, dst + (size_t)y * orow);
+            put_row(row, out_w, flip, lut, dst + (size_t)y * dstride);
         }
         free(acc);
         free(row);

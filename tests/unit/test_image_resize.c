@@ -123,6 +123,32 @@ static void test_hand_cases(void)
     /* a crop overshooting by float rounding is clamped */
     c = (eng_crop){39.9995f, 0, 40.0009f, 20};
     CHECK(eng_image_to_tensor(q, &c, 0, 32, 32, ENG_PIX_0_255, qt, &d) == ENG_OK);
+    /* letterbox: 80x40 into 32x32 lands at (0, 8, 32, 16), the band equals a
+     * plain 32x16 resize, the rest is the pad value */
+    eng_crop pl;
+    CHECK(eng_image_to_tensor_letterbox(q, 32, 32, 114, ENG_PIX_0_1, qt, &pl, &d) == ENG_OK);
+    CHECK_MSG(pl.x == 0 && pl.y == 8 && pl.w == 32 && pl.h == 16, "placed %g %g %g %g", pl.x,
+              pl.y, pl.w, pl.h);
+    float *plain = malloc(sizeof(float) * 32 * 16 * 3);
+    CHECK(eng_image_to_tensor(q, NULL, 0, 32, 16, ENG_PIX_0_1, plain, &d) == ENG_OK);
+    int same = 1, padded = 1;
+    for (int y = 0; y < 32; y++)
+        for (int i = 0; i < 32 * 3; i++) {
+            float v = qt[y * 32 * 3 + i];
+            if (y >= 8 && y < 24)
+                same &= v == plain[(y - 8) * 32 * 3 + i];
+            else
+                padded &= v == 114 / 255.0f;
+        }
+    CHECK(same && padded);
+    /* tall image: bands left and right */
+    eng_image *tall = gen_quadrants(30, 90);
+    CHECK(eng_image_to_tensor_letterbox(tall, 30, 30, 0, ENG_PIX_0_255, qt, &pl, &d) == ENG_OK);
+    CHECK(pl.x == 10 && pl.y == 0 && pl.w == 10 && pl.h == 30);
+    CHECK(qt[(15 * 30 + 5) * 3] == 0 && qt[(5 * 30 + 12) * 3] == gen_quad_rgb[0][0]);
+    CHECK(eng_image_to_tensor_letterbox(tall, 0, 30, 0, ENG_PIX_0_255, qt, &pl, &d) == ENG_EINVAL);
+    eng_image_free(tall);
+    free(plain);
     free(qt);
     eng_image_free(q);
 }
