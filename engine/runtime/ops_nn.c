@@ -374,7 +374,7 @@ static eng_status matmul_dims(const rt_node *n, const eng_tensor *const *in, int
 static eng_status matmul_infer(const rt_node *n, const eng_tensor *const *in, eng_tensor *out,
                                eng_diag *d)
 {
-    int64_t M, N, K;
+    int64_t M = 0, N = 0, K = 0;
     eng_status st = matmul_dims(n, in, &M, &N, &K, d);
     if (st)
         return st;
@@ -386,7 +386,7 @@ static eng_status matmul_infer(const rt_node *n, const eng_tensor *const *in, en
 static eng_status matmul_compute(const rt_node *n, const eng_tensor *const *in, eng_tensor *out,
                                  const rt_ctx *c, eng_diag *d)
 {
-    int64_t M, N, K;
+    int64_t M = 0, N = 0, K = 0;
     eng_status st = matmul_dims(n, in, &M, &N, &K, d);
     if (st)
         return st;

@@ -11,6 +11,7 @@
  */
 #include "runtime_int.h"
 
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -236,6 +237,161 @@ out:
     return st;
 }
 
+static eng_status run_graph(const eng_model *m, const eng_tensor *input, const char *const *outputs,
+                            int n_outputs, eng_tensor **out, const eng_run_opts *opts, int threads,
+                            int may_split, eng_diag *d);
+
+/* constant int32 scalar/vector input j of nd, every value > 0 */
+static int const_axes_positive(const eng_model *m, const rt_node *nd, int j)
+{
+    const eng_tensor *v = m->nodes[nd->in[j].node].value;
+    if (!v || v->dtype != ENG_I32)
+        return 0;
+    for (int64_t i = 0; i < rt_numel(v); i++)
+        if (((const int32_t *)v->data)[i] <= 0)
+            return 0;
+    return 1;
+}
+
+/* Can each item of the batch run on its own? True when every needed node
+ * works per item (convolutions, pooling, resize, activations, element-wise
+ * ops whose constants do not span the batch, means and concatenations off
+ * axis 0) and no output is a constant. */
+static int batch_separable(const eng_model *m, const unsigned char *needed,
+                           const unsigned char *unfused, const rt_ref *refs, int n_refs)
+{
+    static const char *const per_item[] = {
+        "Conv2D", "_FusedConv2D", "DepthwiseConv2dNative", "FusedDepthwiseConv2dNative",
+        "MaxPool", "ResizeBilinear", "Relu", "Relu6", "Sigmoid", "Tanh", "Identity", NULL};
+    static const char *const binary[] = {"Add", "AddV2", "BiasAdd", "Sub", "Mul", "RealDiv",
+                                         "Maximum", "Minimum", NULL};
+    for (int i = 0; i < n_refs; i++)
+        if (m->nodes[refs[i].node].value)
+            return 0;
+    for (int k = 0; k < m->n_nodes; k++) {
+        if (!needed[k] || m->nodes[k].value || k == m->input_node)
+            continue;
+        const rt_node *nd = node_form(m, k, unfused);
+        const char *op = nd->op->name;
+        int ok = 0;
+        for (int i = 0; per_item[i] && !ok; i++)
+            ok = !strcmp(op, per_item[i]);
+        for (int i = 0; binary[i] && !ok; i++)
+            if (!strcmp(op, binary[i])) {
+                ok = 1;
+                for (int j = 0; j < nd->n_in; j++) {
+                    const eng_tensor *v = m->nodes[nd->in[j].node].value;
+                    if (v && v->ndim >= 4 && v->dim[0] != 1)
+                        ok = 0;
+                }
+            }
+        if (!ok && !strcmp(op, "Mean"))
+            ok = const_axes_positive(m, nd, 1);
+        if (!ok && !strcmp(op, "ConcatV2"))
+            ok = const_axes_positive(m, nd, nd->n_in - 1);
+        if (!ok)
+            return 0;
+    }
+    return 1;
+}
+
+/* Runs the items of the batch one by one, spread over the threads (each run
+ * single-threaded), and concatenates the outputs: no barrier between ops, so
+ * threads scale even when ops are small or the machine is busy, and peak
+ * memory is that of `threads` single images, not of the whole batch. */
+static eng_status run_split(const eng_model *m, const eng_tensor *input, const char *const *outputs,
+                            int n_outputs, eng_tensor **out, const eng_run_opts *opts, int threads,
+                            eng_diag *d)
+{
+    int64_t N = input->dim[0], per = rt_numel(input) / N;
+    int T = threads < N ? threads : (int)N;
+    eng_tensor **parts = calloc((size_t)N * n_outputs, sizeof *parts);
+    eng_status *sts = calloc((size_t)N, sizeof *sts);
+    eng_diag *ds = calloc((size_t)N, sizeof *ds);
+    eng_run_profile *profs = calloc((size_t)T, sizeof *profs);
+    eng_status st = ENG_OK;
+    if (!parts || !sts || !ds || !profs) {
+        st = eng_fail(d, ENG_ENOMEM, "run: out of memory");
+        goto out;
+    }
+    int stop = 0;
+#pragma omp parallel for num_threads(T) if (T > 1) schedule(dynamic, 1)
+    for (int64_t b = 0; b < N; b++) {
+        int halt;
+#pragma omp atomic read
+        halt = stop;
+        if (halt)
+            continue;
+        eng_tensor view = *input;
+        view.dim[0] = 1;
+        view.data = (float *)input->data + b * per;
+        eng_run_opts o = opts ? *opts : (eng_run_opts){0};
+        o.profile = opts && opts->profile ? &profs[omp_get_thread_num()] : NULL;
+        sts[b] = run_graph(m, &view, outputs, n_outputs, parts + (size_t)b * n_outputs, &o, 1, 0,
+                           &ds[b]);
+        if (sts[b]) {
+#pragma omp atomic write
+            stop = 1;
+        }
+    }
+    for (int64_t b = 0; b < N && !st; b++)
+        if (sts[b]) {
+            st = sts[b];
+            if (d)
+                *d = ds[b];
+        }
+    if (opts && opts->profile)
+        for (int t = 0; t < T; t++)
+            for (int i = 0; i < profs[t].n; i++) {
+                eng_run_profile *p = opts->profile;
+                int j = 0;
+                while (j < p->n && strcmp(p->op[j], profs[t].op[i]))
+                    j++;
+                if (j == p->n) {
+                    if (p->n >= ENG_PROFILE_MAX_OPS)
+                        continue;
+                    p->op[p->n++] = profs[t].op[i];
+                }
+                p->ms[j] += profs[t].ms[i] / T;
+                p->cpu_ms[j] += profs[t].cpu_ms[i];
+                p->flops[j] += profs[t].flops[i];
+                p->calls[j] += profs[t].calls[i];
+            }
+    for (int i = 0; i < n_outputs && !st; i++) {
+        const eng_tensor *p0 = parts[i];
+        int64_t dim[ENG_MAX_DIMS];
+        memcpy(dim, p0->dim, sizeof dim);
+        dim[0] = 0;
+        for (int64_t b = 0; b < N; b++)
+            dim[0] += parts[(size_t)b * n_outputs + i]->dim[0];
+        if (!(out[i] = rt_tensor_alloc(p0->dtype, p0->ndim, dim))) {
+            st = eng_fail(d, ENG_ENOMEM, "output '%s': out of memory", outputs[i]);
+            break;
+        }
+        size_t off = 0;
+        for (int64_t b = 0; b < N; b++) {
+            const eng_tensor *p = parts[(size_t)b * n_outputs + i];
+            size_t bytes = (size_t)rt_numel(p) * 4;
+            memcpy((char *)out[i]->data + off, p->data, bytes);
+            off += bytes;
+        }
+    }
+out:
+    if (parts)
+        for (int64_t i = 0; i < N * n_outputs; i++)
+            eng_tensor_free(parts[i]);
+    if (st)
+        for (int i = 0; i < n_outputs; i++) {
+            eng_tensor_free(out[i]);
+            out[i] = NULL;
+        }
+    free(parts);
+    free(sts);
+    free(ds);
+    free(profs);
+    return st;
+}
+
 eng_status eng_model_run(const eng_model *m, const eng_tensor *input, const char *const *outputs,
                          int n_outputs, eng_tensor **out, const eng_run_opts *opts, eng_diag *d)
 {
@@ -260,9 +416,15 @@ eng_status eng_model_run(const eng_model *m, const eng_tensor *input, const char
         if (input->dim[i] < 1)
             return eng_fail(d, ENG_EINVAL, "input '%s': empty dimension %d", ph->name, i);
 
-    rt_ctx ctx = {.threads = opts && opts->threads > 0 ? opts->threads : 1};
-    if (ctx.threads > 256)
-        ctx.threads = 256;
+    int threads = opts && opts->threads > 0 ? opts->threads : 1;
+    return run_graph(m, input, outputs, n_outputs, out, opts, threads > 256 ? 256 : threads, 1, d);
+}
+
+static eng_status run_graph(const eng_model *m, const eng_tensor *input, const char *const *outputs,
+                            int n_outputs, eng_tensor **out, const eng_run_opts *opts, int threads,
+                            int may_split, eng_diag *d)
+{
+    rt_ctx ctx = {.threads = threads};
     int n = m->n_nodes;
     eng_tensor **val = calloc((size_t)n * RT_MAX_OUT, sizeof *val);
     unsigned char *needed = calloc((size_t)n, 1);
@@ -271,6 +433,7 @@ eng_status eng_model_run(const eng_model *m, const eng_tensor *input, const char
     rt_ref *refs = calloc((size_t)n_outputs, sizeof *refs);
     unsigned char *unfused = calloc((size_t)n, 1);
     eng_status st = ENG_OK;
+    int split = 0;
     if (!val || !needed || !borrowed || !uses || !refs || !unfused) {
         st = eng_fail(d, ENG_ENOMEM, "run: out of memory");
         goto out;
@@ -284,6 +447,11 @@ eng_status eng_model_run(const eng_model *m, const eng_tensor *input, const char
             unfused[m->nodes[refs[i].node].absorbed_by] = 1;
     if ((st = mark_needed(m, refs, n_outputs, needed, uses, unfused, d)))
         goto out;
+    if (may_split && input->ndim >= 1 && input->dim[0] > 1 &&
+        batch_separable(m, needed, unfused, refs, n_outputs)) {
+        split = 1;
+        goto out;
+    }
 
     for (int oi = 0; oi < n; oi++) {
         int k = m->order[oi];
@@ -388,5 +556,7 @@ out:
     free(uses);
     free(refs);
     free(unfused);
+    if (split)
+        return run_split(m, input, outputs, n_outputs, out, opts, threads, d);
     return st;
 }
