@@ -1,0 +1,86 @@
+/* det_int.h: the detector's private representation and the feature and
+ * head path shared by detect.c (model, predict, evaluate, file) and
+ * det_train.c (recipe search). */
+#ifndef VFS_ENGINE_DET_INT_H
+#define VFS_ENGINE_DET_INT_H
+
+#include "engine.h"
+
+#define DET_SIZE 512   /* input side the neck works at */
+#define DET_STRIDE 4   /* of the detection features */
+#define DET_GRID (DET_SIZE / DET_STRIDE)
+#define DET_CELLS (DET_GRID * DET_GRID)
+
+/* Names of the pretrained CenterNet head constants the detector reuses. */
+#define DET_CONST_CLS_DW "CenternetHead/centernet_cls_output/depthwise_weights"
+#define DET_CONST_WH_DW "CenternetHead/centernet_wh_output/depthwise_weights"
+#define DET_CONST_WH_PW "CenternetHead/centernet_wh_output/pointwise_weights"
+#define DET_CONST_WH_B "CenternetHead/centernet_wh_output/biases"
+
+struct eng_detector {
+    int ncat;
+    char **cats;
+    char *bb_name, *bb_checksum;
+    char *feat_node; /* detection features node */
+    int fdim;        /* its channels */
+    float wh_scale;  /* box head output x this = input pixels */
+    float *dw_cls;   /* [3,3,fdim] frozen depthwise of the heatmap head */
+    float *dw_wh;    /* [3,3,fdim] frozen depthwise of the box head */
+    float *wc, *bc;  /* heatmap 1x1: [fdim,ncat], [ncat] */
+    float *ww, *bw;  /* box 1x1: [fdim,4], [4] */
+    float nms_iou;   /* 0: no NMS */
+    float min_score;
+    char *recipe; /* JSON */
+};
+
+/* Features of one image: fdim x DET_CELLS float16 (NHWC), with the image's
+ * size in pixels (after EXIF orientation). With cache_dir, read from and
+ * written to the feature cache. *hit (may be NULL) says it came from the cache. */
+eng_status det_features(const eng_backbone *bb, const char *node, int fdim, const char *path,
+                        const char *cache_dir, int threads, uint16_t *f16, int *img_w,
+                        int *img_h, int *hit, eng_diag *d);
+
+/* Scratch for det_heads (sized for one image). */
+typedef struct det_scratch {
+    float *f;   /* fdim x DET_CELLS features (float32, maybe flipped) */
+    float *g;   /* same size: after the depthwise filter */
+} det_scratch;
+
+eng_status det_scratch_init(det_scratch *s, int fdim, eng_diag *d);
+void det_scratch_release(det_scratch *s);
+
+/* Widens f16 into s->f (mirrored left-right when flip). */
+void det_widen(const uint16_t *f16, int fdim, int flip, float *f);
+
+/* s->g = depthwise 3x3 (SAME) of s->f with filter dw [3,3,fdim]. */
+void det_depthwise(det_scratch *s, int fdim, const float *dw, int threads);
+
+/* Heatmap probabilities heat [DET_CELLS, ncat] and box distances wh
+ * [DET_CELLS, 4] of one image's features. */
+eng_status det_heads(const eng_detector *m, const uint16_t *f16, int threads, det_scratch *s,
+                     float *heat, float *wh, eng_diag *d);
+
+/* Objects of one image from its features, in image pixels. */
+int det_objects(const eng_detector *m, const float *heat, const float *wh, int img_w, int img_h,
+                eng_det_object *out);
+
+/* The metrics JSON of predictions against ground truth. */
+typedef struct det_eval_extra {
+    const char *evaluated_on;
+    int image_count;
+    double cost_minutes; /* < 0: left out */
+    const char *stop_reason; /* NULL: left out */
+} det_eval_extra;
+
+eng_status det_metrics(const eng_det_gt *gt, int ngt, const eng_det_pred *pred, int npred,
+                       int ncat, const char *const *cats, const det_eval_extra *x,
+                       double map50_out[1], char **json, eng_diag *d);
+
+eng_status det_predictions_json(const eng_det_pred *pred, int npred, const long long *cat_ids,
+                                char **out, eng_diag *d);
+
+/* Finds the backbone with detection features; ENG_ENOTFOUND otherwise. */
+eng_status det_pick_backbone(eng_backbone *const *bbs, int n, const char *name,
+                             const char *checksum, eng_backbone **out, eng_diag *d);
+
+#endif

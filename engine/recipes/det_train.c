@@ -1,0 +1,946 @@
+/* det_train.c: training a detector: features once per image, then a small
+ * search over head variants picked by held-out mAP@50, then the final fit.
+ *
+ * Design: the backbone runs once per image (det_features, cached as float16
+ * on disk and kept in memory); every training step widens a few images'
+ * features (mirrored for flip augmentation, with the boxes mirrored to
+ * match), applies the frozen pretrained depthwise filters outside the tape
+ * and records only the 1x1 heads on the tape, so a step costs two
+ * depthwise passes per image and the heads train in seconds. The heatmap
+ * learns from CenterNet's focal loss on elliptical Gaussians (TTFNet's
+ * alpha 0.54); the box head, when fine-tuned, from GIoU on the cells near
+ * each box centre weighted by the Gaussian, the smaller box winning a cell.
+ * Variants: box head kept or fine-tuned, NMS off or on; with fewer than
+ * five images no split is possible and the box head is fine-tuned only
+ * when the pretrained one fits the training boxes poorly (mean IoU at the
+ * centres below 0.7).
+ */
+#include "det_int.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define DET_ALPHA 0.54f
+#define DET_PRIOR_BIAS -2.19f
+#define DET_REG_MIN 0.3f  /* Gaussian value above which a cell regresses its box */
+#define DET_MAX_BATCH 4
+#define DET_MEM_CAP ((size_t)1200 << 20) /* features kept in memory */
+
+typedef struct det_img {
+    int w, h;        /* image pixels (display) */
+    float *box;      /* nbox x 4: x1, y1, x2, y2 in input (512) pixels */
+    int *cat;
+    int nbox;
+    uint16_t *feat;  /* NULL: read back from the cache */
+} det_img;
+
+typedef struct reg_cell {
+    int cell;
+    float w;
+    float ltrb[4];
+} reg_cell;
+
+typedef struct variant {
+    const char *name;
+    int finetune_wh;
+    float lr;
+    int epochs;
+} variant;
+
+typedef struct trainer {
+    const eng_det_train_args *a;
+    eng_backbone *bb;
+    const char *node;
+    int fdim, ncat;
+    float *dw_cls, *dw_wh, *ww0, *bw0;
+    float wh_scale;
+    det_img *im;
+    int n;
+    double cpu0;
+    eng_rng rng;
+    /* step state */
+    const int *idx;
+    int nidx;
+    int *order;
+    int pos;
+    int finetune_wh;
+    det_scratch s;
+    eng_tensor *gbatch, *hsel;
+    float *target, *ltrb, *wgt;
+    int maxsel;
+    uint16_t *tmpfeat;
+    int *owner;
+    float *wmap;
+    reg_cell *rc;
+    eng_param *p[4];
+    int threads;
+} trainer;
+
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void logf_(const trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(const trainer *t, const char *fmt, ...)
+{
+    if (!t->a->hooks.log)
+        return;
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    t->a->hooks.log(t->a->hooks.ctx, line);
+}
+
+static void progress(const trainer *t, double frac, const char *stage, int trial, int ntrials,
+                     double best)
+{
+    if (!t->a->hooks.progress)
+        return;
+    eng_train_progress p = {
+        .fraction = frac,
+        .trial = trial,
+        .ntrials = ntrials,
+        .best_metric = "meanAveragePrecision50",
+        .best_value = best,
+        .cpu_seconds = cpu_now() - t->cpu0,
+        .budget_seconds = t->a->budget_seconds,
+        .stage = stage,
+    };
+    t->a->hooks.progress(t->a->hooks.ctx, &p);
+}
+
+static int aborted(const trainer *t)
+{
+    return t->a->hooks.abort && t->a->hooks.abort(t->a->hooks.ctx);
+}
+
+static int abort_cb(void *ctx)
+{
+    return aborted(ctx);
+}
+
+/* Features of training image i (borrowed; buffer t->tmpfeat when not in memory). */
+static const uint16_t *feat_of(trainer *t, int i, eng_diag *d)
+{
+    if (t->im[i].feat)
+        return t->im[i].feat;
+    int w, h;
+    if (det_features(t->bb, t->node, t->fdim, t->a->train[i].path, t->a->cache_dir, t->threads,
+                     t->tmpfeat, &w, &h, NULL, d) != ENG_OK)
+        return NULL;
+    return t->tmpfeat;
+}
+
+/* ---- targets ---- */
+
+/* Heatmap target of image i (flipped when flip) into heat [DET_CELLS, ncat]. */
+static void heat_target(const trainer *t, const det_img *im, int flip, float *heat)
+{
+    memset(heat, 0, (size_t)DET_CELLS * t->ncat * sizeof *heat);
+    for (int b = 0; b < im->nbox; b++) {
+        const float *x = im->box + 4 * b;
+        float x1 = x[0], x2 = x[2];
+        if (flip) {
+            x1 = (DET_SIZE - DET_STRIDE) - x[2];
+            x2 = (DET_SIZE - DET_STRIDE) - x[0];
+        }
+        eng_det_gaussian(heat, DET_GRID, DET_GRID, t->ncat, im->cat[b], DET_STRIDE, x1, x[1], x2,
+                         x[3], DET_ALPHA);
+    }
+}
+
+/* Cells that regress a box, for image im (flipped when flip). Returns the
+ * count written to out (at most cap). */
+static int reg_cells(const det_img *im, int flip, reg_cell *out, int cap, int *owner, float *wmap)
+{
+    /* larger boxes first so smaller ones win shared cells */
+    int n = 0;
+    for (int i = 0; i < DET_CELLS; i++) {
+        owner[i] = -1;
+        wmap[i] = 0;
+    }
+    int *ord = malloc((size_t)(im->nbox + 1) * sizeof *ord);
+    if (!ord)
+        return 0;
+    for (int b = 0; b < im->nbox; b++)
+        ord[b] = b;
+    for (int i = 1; i < im->nbox; i++) { /* insertion sort by area, descending */
+        int k = ord[i], j = i - 1;
+        const float *bk = im->box + 4 * k;
+        float ak = (bk[2] - bk[0]) * (bk[3] - bk[1]);
+        while (j >= 0) {
+            const float *bj = im->box + 4 * ord[j];
+            if ((bj[2] - bj[0]) * (bj[3] - bj[1]) >= ak)
+                break;
+            ord[j + 1] = ord[j];
+            j--;
+        }
+        ord[j + 1] = k;
+    }
+    for (int q = 0; q < im->nbox; q++) {
+        int b = ord[q];
+        const float *x = im->box + 4 * b;
+        float x1 = x[0], x2 = x[2], y1 = x[1], y2 = x[3];
+        if (flip) {
+            x1 = (DET_SIZE - DET_STRIDE) - x[2];
+            x2 = (DET_SIZE - DET_STRIDE) - x[0];
+        }
+        float w = (x2 - x1) / DET_STRIDE, h = (y2 - y1) / DET_STRIDE;
+        if (!(w > 0) || !(h > 0))
+            continue;
+        int cx = (int)lrintf((x1 + x2) * 0.5f / DET_STRIDE);
+        int cy = (int)lrintf((y1 + y2) * 0.5f / DET_STRIDE);
+        cx = cx < 0 ? 0 : cx >= DET_GRID ? DET_GRID - 1 : cx;
+        cy = cy < 0 ? 0 : cy >= DET_GRID ? DET_GRID - 1 : cy;
+        float sx = fmaxf(DET_ALPHA * w / 6, 0.25f), sy = fmaxf(DET_ALPHA * h / 6, 0.25f);
+        int rx = (int)ceilf(3 * sx), ry = (int)ceilf(3 * sy);
+        for (int y = cy - ry; y <= cy + ry; y++)
+            for (int xx = cx - rx; xx <= cx + rx; xx++) {
+                if (y < 0 || y >= DET_GRID || xx < 0 || xx >= DET_GRID)
+                    continue;
+                float px = (float)(DET_STRIDE * xx), py = (float)(DET_STRIDE * y);
+                int centre = xx == cx && y == cy;
+                if (!centre && (px <= x1 || px >= x2 || py <= y1 || py >= y2))
+                    continue;
+                float dx = (float)(xx - cx), dy = (float)(y - cy);
+                float g = centre ? 1.0f
+                                 : expf(-(dx * dx) / (2 * sx * sx) - (dy * dy) / (2 * sy * sy));
+                if (g < DET_REG_MIN)
+                    continue;
+                int c = y * DET_GRID + xx;
+                owner[c] = b;
+                wmap[c] = g;
+            }
+    }
+    free(ord);
+    for (int c = 0; c < DET_CELLS && n < cap; c++) {
+        if (owner[c] < 0)
+            continue;
+        const float *x = im->box + 4 * owner[c];
+        float x1 = x[0], x2 = x[2];
+        if (flip) {
+            x1 = (DET_SIZE - DET_STRIDE) - x[2];
+            x2 = (DET_SIZE - DET_STRIDE) - x[0];
+        }
+        float px = (float)(DET_STRIDE * (c % DET_GRID)), py = (float)(DET_STRIDE * (c / DET_GRID));
+        out[n].cell = c;
+        out[n].w = wmap[c];
+        out[n].ltrb[0] = px - x1;
+        out[n].ltrb[1] = py - x[1];
+        out[n].ltrb[2] = x2 - px;
+        out[n].ltrb[3] = x[3] - py;
+        n++;
+    }
+    return n;
+}
+
+/* ---- one training run ---- */
+
+static eng_status step_fn(void *ctx, eng_tape *tp, int step, eng_var **loss, eng_diag *d)
+{
+    (void)step;
+    trainer *t = ctx;
+    int B = t->nidx < DET_MAX_BATCH ? t->nidx : DET_MAX_BATCH;
+    size_t per = (size_t)DET_CELLS * t->fdim;
+    int nsel = 0;
+    for (int b = 0; b < B; b++) {
+        if (t->pos >= t->nidx) { /* new epoch: reshuffle */
+            for (int i = t->nidx - 1; i > 0; i--) {
+                int j = (int)(eng_rng_u64(&t->rng) % (uint64_t)(i + 1));
+                int x = t->order[i];
+                t->order[i] = t->order[j];
+                t->order[j] = x;
+            }
+            t->pos = 0;
+        }
+        int i = t->idx[t->order[t->pos++]];
+        int flip = (int)(eng_rng_u64(&t->rng) & 1);
+        const uint16_t *f = feat_of(t, i, d);
+        if (!f)
+            return ENG_EIO;
+        det_widen(f, t->fdim, flip, t->s.f);
+        det_depthwise(&t->s, t->fdim, t->dw_cls, t->threads);
+        memcpy(eng_f32(t->gbatch) + per * b, t->s.g, per * sizeof(float));
+        heat_target(t, &t->im[i], flip, t->target + (size_t)DET_CELLS * t->ncat * b);
+        if (t->finetune_wh) {
+            reg_cell *rc = t->rc;
+            int k = reg_cells(&t->im[i], flip, rc, DET_CELLS, t->owner, t->wmap);
+            if (k > 0) {
+                det_depthwise(&t->s, t->fdim, t->dw_wh, t->threads);
+                for (int j = 0; j < k && nsel < t->maxsel; j++, nsel++) {
+                    memcpy(eng_f32(t->hsel) + (size_t)nsel * t->fdim,
+                           t->s.g + (size_t)rc[j].cell * t->fdim, t->fdim * sizeof(float));
+                    memcpy(t->ltrb + 4 * nsel, rc[j].ltrb, sizeof rc[j].ltrb);
+                    t->wgt[nsel] = rc[j].w;
+                }
+            }
+        }
+    }
+    eng_tensor g = *t->gbatch;
+    g.dim[0] = B;
+    eng_var *x = eng_tape_input(tp, &g);
+    eng_var *logit = eng_op_bias(tp, eng_op_dense(tp, x, eng_tape_param(tp, t->p[0])),
+                                 eng_tape_param(tp, t->p[1]));
+    eng_var *l = eng_loss_focal(tp, logit, t->target, 2.0f, 4.0f);
+    if (t->finetune_wh && nsel > 0) {
+        eng_tensor h = *t->hsel;
+        h.dim[0] = nsel;
+        eng_var *hx = eng_tape_input(tp, &h);
+        eng_var *p = eng_op_bias(tp, eng_op_dense(tp, hx, eng_tape_param(tp, t->p[2])),
+                                 eng_tape_param(tp, t->p[3]));
+        p = eng_op_scale(tp, p, t->wh_scale);
+        float norm = 0;
+        for (int j = 0; j < nsel; j++)
+            norm += t->wgt[j];
+        eng_var *lg = eng_loss_giou(tp, p, t->ltrb, t->wgt, ENG_BOX_LTRB, norm > 0 ? norm : 1);
+        l = eng_op_add(tp, l, eng_op_scale(tp, lg, 2.0f));
+    }
+    *loss = l;
+    return eng_tape_status(tp, d);
+}
+
+/* Trains the heads on images idx with variant v; fills m's head weights. */
+static eng_status fit(trainer *t, const int *idx, int n, const variant *v, eng_detector *m,
+                      eng_diag *d)
+{
+    int B = n < DET_MAX_BATCH ? n : DET_MAX_BATCH;
+    int steps = (v->epochs * n + B - 1) / B;
+    if (steps < 60)
+        steps = 60;
+    if (steps > 400)
+        steps = 400;
+    eng_status st = ENG_OK;
+    int64_t dwc[2] = {t->fdim, t->ncat}, dc[1] = {t->ncat}, dww[2] = {t->fdim, 4}, db[1] = {4};
+    memset(t->p, 0, sizeof t->p);
+    eng_tape *tape = NULL;
+    eng_optimizer *opt = NULL;
+    if ((st = eng_param_new("heatmap.weight", 2, dwc, &t->p[0], d)) != ENG_OK ||
+        (st = eng_param_new("heatmap.bias", 1, dc, &t->p[1], d)) != ENG_OK ||
+        (st = eng_param_new("box.weight", 2, dww, &t->p[2], d)) != ENG_OK ||
+        (st = eng_param_new("box.bias", 1, db, &t->p[3], d)) != ENG_OK)
+        goto done;
+    eng_rng r = t->rng;
+    eng_param_init_normal(t->p[0], 0.01f, &r);
+    eng_param_fill(t->p[1], DET_PRIOR_BIAS);
+    t->p[1]->no_decay = 1;
+    t->p[3]->no_decay = 1;
+    eng_param_set(t->p[2], t->ww0, (int64_t)t->fdim * 4, NULL);
+    eng_param_set(t->p[3], t->bw0, 4, NULL);
+    t->p[2]->frozen = t->p[3]->frozen = !v->finetune_wh;
+    t->finetune_wh = v->finetune_wh;
+    eng_opt_config oc = {
+        .kind = ENG_OPT_ADAMW,
+        .lr = v->lr,
+        .weight_decay = 1e-4f,
+        .warmup_steps = steps / 10,
+        .total_steps = steps,
+        .min_lr_ratio = 0.05f,
+        .grad_clip = 10.0f,
+    };
+    if ((st = eng_tape_new(t->threads, &tape, d)) != ENG_OK ||
+        (st = eng_optimizer_new(&oc, t->p, v->finetune_wh ? 4 : 2, &opt, d)) != ENG_OK)
+        goto done;
+    t->idx = idx;
+    t->nidx = n;
+    t->pos = n; /* shuffle first */
+    for (int i = 0; i < n; i++)
+        t->order[i] = i;
+    eng_train_result res;
+    double c0 = cpu_now();
+    st = eng_train_run(tape, opt, steps, step_fn, t, NULL, NULL, abort_cb, t, &res, d);
+    logf_(t, "variant %s: %d images, %d steps, last loss %.4f, %.1f s CPU", v->name, n,
+          res.steps_done, res.last_loss, cpu_now() - c0);
+    if (st == ENG_OK) {
+        memcpy(m->wc, t->p[0]->value->data, (size_t)t->fdim * t->ncat * sizeof(float));
+        memcpy(m->bc, t->p[1]->value->data, (size_t)t->ncat * sizeof(float));
+        memcpy(m->ww, t->p[2]->value->data, (size_t)t->fdim * 4 * sizeof(float));
+        memcpy(m->bw, t->p[3]->value->data, 4 * sizeof(float));
+    }
+done:
+    eng_optimizer_free(opt);
+    eng_tape_free(tape);
+    for (int i = 0; i < 4; i++)
+        eng_param_free(t->p[i]);
+    memset(t->p, 0, sizeof t->p);
+    return st;
+}
+
+/* mAP@50 of m on training images idx (held out), NMS off and on. */
+static eng_status score(trainer *t, eng_detector *m, const int *idx, int n, double *map_nms0,
+                        double *map_nms1, char **json, eng_diag *d)
+{
+    int ngt = 0;
+    for (int i = 0; i < n; i++)
+        ngt += t->im[idx[i]].nbox;
+    eng_det_gt *gt = calloc((size_t)ngt + 1, sizeof *gt);
+    eng_det_pred *p0 = calloc((size_t)n * ENG_DET_TOPK + 1, sizeof *p0);
+    eng_det_pred *p1 = calloc((size_t)n * ENG_DET_TOPK + 1, sizeof *p1);
+    float *heat = malloc((size_t)DET_CELLS * t->ncat * sizeof *heat);
+    float *wh = malloc((size_t)DET_CELLS * 4 * sizeof *wh);
+    eng_det_object *o = calloc(ENG_DET_TOPK, sizeof *o);
+    eng_status st = ENG_OK;
+    if (!gt || !p0 || !p1 || !heat || !wh || !o) {
+        st = eng_fail(d, ENG_ENOMEM, "evaluation: out of memory");
+        goto done;
+    }
+    int k = 0, n0 = 0, n1 = 0;
+    float nms = m->nms_iou;
+    for (int q = 0; q < n && st == ENG_OK; q++) {
+        int i = idx[q];
+        const det_img *im = &t->im[i];
+        const uint16_t *f = feat_of(t, i, d);
+        if (!f) {
+            st = ENG_EIO;
+            break;
+        }
+        if ((st = det_heads(m, f, t->threads, &t->s, heat, wh, d)) != ENG_OK)
+            break;
+        for (int pass = 0; pass < 2; pass++) {
+            m->nms_iou = pass ? 0.5f : 0.0f;
+            int no = det_objects(m, heat, wh, im->w, im->h, o);
+            eng_det_pred *p = pass ? p1 : p0;
+            int *np = pass ? &n1 : &n0;
+            for (int j = 0; j < no; j++) {
+                eng_det_pred *x = &p[(*np)++];
+                x->image = q;
+                x->category = o[j].category;
+                x->bbox[0] = o[j].x;
+                x->bbox[1] = o[j].y;
+                x->bbox[2] = o[j].w;
+                x->bbox[3] = o[j].h;
+                x->score = o[j].score;
+            }
+        }
+        float sx = (float)im->w / DET_SIZE, sy = (float)im->h / DET_SIZE;
+        for (int b = 0; b < im->nbox; b++) {
+            const float *x = im->box + 4 * b;
+            gt[k].image = q;
+            gt[k].category = im->cat[b];
+            gt[k].bbox[0] = x[0] * sx;
+            gt[k].bbox[1] = x[1] * sy;
+            gt[k].bbox[2] = (x[2] - x[0]) * sx;
+            gt[k].bbox[3] = (x[3] - x[1]) * sy;
+            k++;
+        }
+    }
+    m->nms_iou = nms;
+    double iou = 0.5;
+    if (st == ENG_OK)
+        st = eng_det_map_ex(gt, k, p0, n0, t->ncat, &iou, 1, ENG_DET_MAX_DETS, map_nms0, NULL, d);
+    if (st == ENG_OK)
+        st = eng_det_map_ex(gt, k, p1, n1, t->ncat, &iou, 1, ENG_DET_MAX_DETS, map_nms1, NULL, d);
+    det_eval_extra x = {"held-out split", n, -1, NULL};
+    if (st == ENG_OK)
+        st = det_metrics(gt, k, p0, n0, t->ncat, t->a->categories, &x, NULL, &json[0], d);
+    if (st == ENG_OK)
+        st = det_metrics(gt, k, p1, n1, t->ncat, t->a->categories, &x, NULL, &json[1], d);
+done:
+    free(gt);
+    free(p0);
+    free(p1);
+    free(heat);
+    free(wh);
+    free(o);
+    return st;
+}
+
+/* Mean IoU between each training box and the pretrained box at its centre cell. */
+static double pretrained_fit(trainer *t, eng_detector *m, eng_diag *d)
+{
+    double sum = 0;
+    int cnt = 0;
+    float *heat = malloc((size_t)DET_CELLS * t->ncat * sizeof *heat);
+    float *wh = malloc((size_t)DET_CELLS * 4 * sizeof *wh);
+    for (int i = 0; heat && wh && i < t->n && cnt < 400; i++) {
+        if (!t->im[i].nbox)
+            continue;
+        const uint16_t *f = feat_of(t, i, d);
+        if (!f || det_heads(m, f, t->threads, &t->s, heat, wh, d) != ENG_OK)
+            break;
+        for (int b = 0; b < t->im[i].nbox; b++) {
+            const float *x = t->im[i].box + 4 * b;
+            int cx = (int)lrintf((x[0] + x[2]) * 0.5f / DET_STRIDE);
+            int cy = (int)lrintf((x[1] + x[3]) * 0.5f / DET_STRIDE);
+            cx = cx < 0 ? 0 : cx >= DET_GRID ? DET_GRID - 1 : cx;
+            cy = cy < 0 ? 0 : cy >= DET_GRID ? DET_GRID - 1 : cy;
+            const float *p = wh + ((size_t)cy * DET_GRID + cx) * 4;
+            double a[4] = {DET_STRIDE * cx - p[0], DET_STRIDE * cy - p[1], p[0] + p[2],
+                           p[1] + p[3]};
+            double g[4] = {x[0], x[1], x[2] - x[0], x[3] - x[1]};
+            if (a[2] < 0)
+                a[2] = 0;
+            if (a[3] < 0)
+                a[3] = 0;
+            sum += eng_det_iou(a, g);
+            cnt++;
+        }
+    }
+    free(heat);
+    free(wh);
+    return cnt ? sum / cnt : 1;
+}
+
+/* ---- the whole run ---- */
+
+static eng_status check_args(const eng_det_train_args *a, eng_diag *d)
+{
+    if (!a || !a->train || a->ntrain < 1)
+        return eng_fail(d, ENG_EINVAL, "training: no training images");
+    if (a->ncat < 1 || !a->categories)
+        return eng_fail(d, ENG_EINVAL, "training: no categories");
+    int *cnt = calloc((size_t)a->ncat, sizeof *cnt);
+    if (!cnt)
+        return eng_fail(d, ENG_ENOMEM, "training: out of memory");
+    for (int i = 0; i < a->ntrain; i++) {
+        const eng_det_sample *s = &a->train[i];
+        if (s->nboxes > ENG_DET_MAX_BOXES) {
+            free(cnt);
+            return eng_fail(d, ENG_EINVAL, "image \"%s\": %d boxes; at most %d", s->path,
+                            s->nboxes, ENG_DET_MAX_BOXES);
+        }
+        for (int b = 0; b < s->nboxes; b++) {
+            const eng_det_box *x = &s->boxes[b];
+            if (x->category < 0 || x->category >= a->ncat || !isfinite(x->x) ||
+                !isfinite(x->y) || !(x->w > 0) || !(x->h > 0) || !isfinite(x->w) ||
+                !isfinite(x->h)) {
+                free(cnt);
+                return eng_fail(d, ENG_EINVAL, "image \"%s\": box %d is invalid", s->path, b);
+            }
+        }
+        for (int c = 0; c < a->ncat; c++)
+            for (int b = 0; b < s->nboxes; b++)
+                if (s->boxes[b].category == c) {
+                    cnt[c]++;
+                    break;
+                }
+    }
+    for (int c = 0; c < a->ncat; c++)
+        if (cnt[c] < ENG_DET_MIN_PER_CATEGORY) {
+            eng_status st = eng_fail(d, ENG_EINVAL,
+                                     "category \"%s\" has %d training image%s with boxes; at "
+                                     "least %d are needed",
+                                     a->categories[c], cnt[c], cnt[c] == 1 ? "" : "s",
+                                     ENG_DET_MIN_PER_CATEGORY);
+            free(cnt);
+            return st;
+        }
+    free(cnt);
+    return ENG_OK;
+}
+
+static eng_detector *model_new(const trainer *t)
+{
+    eng_detector *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    const eng_backbone_info *inf = eng_backbone_get_info(t->bb);
+    m->ncat = t->ncat;
+    m->cats = calloc((size_t)t->ncat, sizeof *m->cats);
+    m->bb_name = strdup(inf->name);
+    m->bb_checksum = strdup(inf->checksum);
+    m->feat_node = strdup(t->node);
+    m->fdim = t->fdim;
+    m->wh_scale = t->wh_scale;
+    size_t f = (size_t)t->fdim;
+    m->dw_cls = malloc(9 * f * sizeof(float));
+    m->dw_wh = malloc(9 * f * sizeof(float));
+    m->wc = calloc(f * t->ncat, sizeof(float));
+    m->bc = calloc((size_t)t->ncat, sizeof(float));
+    m->ww = malloc(f * 4 * sizeof(float));
+    m->bw = malloc(4 * sizeof(float));
+    m->min_score = 0.01f;
+    if (!m->cats || !m->bb_name || !m->bb_checksum || !m->feat_node || !m->dw_cls || !m->dw_wh ||
+        !m->wc || !m->bc || !m->ww || !m->bw) {
+        eng_detector_free(m);
+        return NULL;
+    }
+    for (int c = 0; c < t->ncat; c++)
+        if (!(m->cats[c] = strdup(t->a->categories[c]))) {
+            eng_detector_free(m);
+            return NULL;
+        }
+    memcpy(m->dw_cls, t->dw_cls, 9 * f * sizeof(float));
+    memcpy(m->dw_wh, t->dw_wh, 9 * f * sizeof(float));
+    memcpy(m->ww, t->ww0, f * 4 * sizeof(float));
+    memcpy(m->bw, t->bw0, 4 * sizeof(float));
+    for (int c = 0; c < t->ncat; c++)
+        m->bc[c] = DET_PRIOR_BIAS;
+    return m;
+}
+
+static eng_status load_consts(trainer *t, eng_diag *d)
+{
+    const eng_model *mm = eng_backbone_model(t->bb);
+    const char *names[4] = {DET_CONST_CLS_DW, DET_CONST_WH_DW, DET_CONST_WH_PW, DET_CONST_WH_B};
+    int64_t want[4] = {9 * (int64_t)t->fdim, 9 * (int64_t)t->fdim, 4 * (int64_t)t->fdim, 4};
+    float **dst[4] = {&t->dw_cls, &t->dw_wh, &t->ww0, &t->bw0};
+    for (int i = 0; i < 4; i++) {
+        const eng_tensor *c = NULL;
+        eng_status st = eng_model_const(mm, names[i], &c, d);
+        if (st != ENG_OK)
+            return st;
+        if (c->dtype != ENG_F32 || eng_tensor_numel(c) != want[i])
+            return eng_fail(d, ENG_EUNSUPPORTED, "backbone constant \"%s\" has an unexpected shape",
+                            names[i]);
+        *dst[i] = malloc((size_t)want[i] * sizeof(float));
+        if (!*dst[i])
+            return eng_fail(d, ENG_ENOMEM, "training: out of memory");
+        memcpy(*dst[i], c->data, (size_t)want[i] * sizeof(float));
+    }
+    const char *sc = eng_backbone_field(t->bb, "detector.wh_scale");
+    t->wh_scale = 16.0f;
+    if (sc && atof(sc) > 0)
+        t->wh_scale = (float)atof(sc);
+    return ENG_OK;
+}
+
+static void trainer_release(trainer *t)
+{
+    for (int i = 0; t->im && i < t->n; i++) {
+        free(t->im[i].box);
+        free(t->im[i].cat);
+        eng_free(t->im[i].feat);
+    }
+    free(t->im);
+    free(t->dw_cls);
+    free(t->dw_wh);
+    free(t->ww0);
+    free(t->bw0);
+    free(t->order);
+    det_scratch_release(&t->s);
+    eng_tensor_free(t->gbatch);
+    eng_tensor_free(t->hsel);
+    free(t->target);
+    free(t->ltrb);
+    free(t->wgt);
+    eng_free(t->tmpfeat);
+    free(t->owner);
+    free(t->wmap);
+    free(t->rc);
+}
+
+/* Adds trainingCostInMinutes and stopReason to a metrics JSON string. */
+static eng_status add_extra(char **json, double minutes, const char *reason, const char *recipe,
+                            eng_diag *d)
+{
+    cJSON *o = cJSON_Parse(*json);
+    if (!o)
+        return eng_fail(d, ENG_ENOMEM, "evaluation json: out of memory");
+    cJSON_AddNumberToObject(o, "trainingCostInMinutes", round(minutes * 1000) / 1000);
+    cJSON_AddStringToObject(o, "stopReason", reason);
+    cJSON *r = cJSON_Parse(recipe);
+    if (r)
+        cJSON_AddItemToObject(o, "recipe", r);
+    char *s = cJSON_Print(o);
+    cJSON_Delete(o);
+    if (!s)
+        return eng_fail(d, ENG_ENOMEM, "evaluation json: out of memory");
+    free(*json);
+    *json = s;
+    return ENG_OK;
+}
+
+eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char **evaluation_json,
+                         eng_diag *d)
+{
+    *out = NULL;
+    *evaluation_json = NULL;
+    eng_status st = check_args(a, d);
+    if (st != ENG_OK)
+        return st;
+    trainer t;
+    memset(&t, 0, sizeof t);
+    t.a = a;
+    t.cpu0 = cpu_now();
+    t.ncat = a->ncat;
+    t.n = a->ntrain;
+    t.threads = a->threads > 0 ? a->threads : 1;
+    eng_rng_seed(&t.rng, a->seed ^ 0x6465746563740000ull);
+    eng_detector *m = NULL;
+    char *recipe = NULL;
+    if ((st = det_pick_backbone(a->backbones, a->nbackbones, NULL, NULL, &t.bb, d)) != ENG_OK)
+        return st;
+    const eng_backbone_info *inf = eng_backbone_get_info(t.bb);
+    t.node = inf->detection_features;
+    t.fdim = inf->detection_features_dim;
+    size_t per = (size_t)t.fdim * DET_CELLS;
+    if ((st = load_consts(&t, d)) != ENG_OK)
+        goto done;
+    t.im = calloc((size_t)t.n, sizeof *t.im);
+    t.order = calloc((size_t)t.n, sizeof *t.order);
+    t.tmpfeat = eng_alloc(per * 2);
+    int64_t gd[4] = {DET_MAX_BATCH, DET_GRID, DET_GRID, t.fdim};
+    t.gbatch = eng_tensor_new(ENG_F32, 4, gd);
+    t.maxsel = DET_MAX_BATCH * 2048;
+    int64_t hd[2] = {t.maxsel, t.fdim};
+    t.hsel = eng_tensor_new(ENG_F32, 2, hd);
+    t.target = malloc((size_t)DET_MAX_BATCH * DET_CELLS * t.ncat * sizeof(float));
+    t.ltrb = malloc((size_t)t.maxsel * 4 * sizeof(float));
+    t.wgt = malloc((size_t)t.maxsel * sizeof(float));
+    t.owner = malloc(DET_CELLS * sizeof *t.owner);
+    t.wmap = malloc(DET_CELLS * sizeof *t.wmap);
+    t.rc = malloc(DET_CELLS * sizeof *t.rc);
+    if (!t.owner || !t.wmap || !t.rc || !t.im || !t.order || !t.tmpfeat || !t.gbatch || !t.hsel || !t.target || !t.ltrb ||
+        !t.wgt || (st = det_scratch_init(&t.s, t.fdim, d)) != ENG_OK) {
+        st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
+        goto done;
+    }
+
+    /* 1. features */
+    size_t kept = 0;
+    double cpu_feat = 0;
+    int misses = 0;
+    for (int i = 0; i < t.n; i++) {
+        if (aborted(&t)) {
+            st = eng_fail(d, ENG_EABORTED, "training cancelled");
+            goto done;
+        }
+        const eng_det_sample *s = &a->train[i];
+        uint16_t *f = NULL;
+        if (kept + per * 2 <= DET_MEM_CAP || !a->cache_dir)
+            f = eng_alloc(per * 2);
+        uint16_t *buf = f ? f : t.tmpfeat;
+        int hit = 0;
+        double c0 = cpu_now();
+        st = det_features(t.bb, t.node, t.fdim, s->path, a->cache_dir, t.threads, buf,
+                          &t.im[i].w, &t.im[i].h, &hit, d);
+        if (st != ENG_OK) {
+            eng_free(f);
+            goto done;
+        }
+        if (!hit) {
+            cpu_feat += cpu_now() - c0;
+            misses++;
+            /* budget: extraction of the rest must fit */
+            double each = cpu_feat / misses;
+            double need = each * (t.n + a->ntest) * 1.3;
+            if (misses == 1 && need > a->budget_seconds) {
+                eng_free(f);
+                st = eng_fail(d, ENG_ENOBUDGET,
+                              "the budget of %.1f minutes cannot cover reading %d images "
+                              "(about %.1f CPU minutes); try budget_minutes %d",
+                              a->budget_seconds / 60, t.n + a->ntest, need / 60,
+                              (int)ceil(need * 2 / 60));
+                goto done;
+            }
+        }
+        t.im[i].feat = f;
+        if (f)
+            kept += per * 2;
+        /* boxes in input pixels */
+        int dw = s->width > 0 ? s->width : t.im[i].w, dh = s->height > 0 ? s->height : t.im[i].h;
+        float fx = (float)DET_SIZE / dw, fy = (float)DET_SIZE / dh;
+        t.im[i].box = malloc((size_t)(s->nboxes + 1) * 4 * sizeof(float));
+        t.im[i].cat = malloc((size_t)(s->nboxes + 1) * sizeof(int));
+        if (!t.im[i].box || !t.im[i].cat) {
+            st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
+            goto done;
+        }
+        for (int b = 0; b < s->nboxes; b++) {
+            const eng_det_box *x = &s->boxes[b];
+            float *q = t.im[i].box + 4 * t.im[i].nbox;
+            q[0] = fmaxf(0, x->x * fx);
+            q[1] = fmaxf(0, x->y * fy);
+            q[2] = fminf(DET_SIZE, (x->x + x->w) * fx);
+            q[3] = fminf(DET_SIZE, (x->y + x->h) * fy);
+            if (q[2] - q[0] <= 0 || q[3] - q[1] <= 0)
+                continue;
+            t.im[i].cat[t.im[i].nbox++] = x->category;
+        }
+        progress(&t, 0.4 * (i + 1) / t.n, "features", 0, 0, -1);
+    }
+    logf_(&t, "features of %d training images (%d computed, %.1f s CPU), %s at %dx%d",
+          t.n, misses, cpu_feat, t.node, DET_SIZE, DET_SIZE);
+
+    m = model_new(&t);
+    if (!m) {
+        st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
+        goto done;
+    }
+
+    /* 2. search */
+    double fitq = pretrained_fit(&t, m, d);
+    logf_(&t, "pretrained box head: mean IoU %.3f at the training box centres", fitq);
+    variant vars[2] = {{"heatmap", 0, 0.01f, 40}, {"heatmap+box", 1, 0.01f, 40}};
+    int best = fitq >= 0.7 ? 0 : 1;
+    float best_nms = 0;
+    double best_map = -1;
+    const char *reason = "too few images to hold some out: rule on the pretrained box fit";
+    int *all = malloc((size_t)t.n * sizeof *all);
+    int *fitidx = malloc((size_t)t.n * sizeof *fitidx);
+    int *hold = malloc((size_t)t.n * sizeof *hold);
+    double vmap[2][2] = {{-1, -1}, {-1, -1}};
+    char *vjson[2][2] = {{NULL, NULL}, {NULL, NULL}};
+    if (!all || !fitidx || !hold) {
+        free(all);
+        free(fitidx);
+        free(hold);
+        st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
+        goto done;
+    }
+    for (int i = 0; i < t.n; i++)
+        all[i] = i;
+    int nhold = t.n >= 5 ? (t.n + 3) / 4 : 0;
+    double fit_cost = 0;
+    if (nhold) {
+        /* a seeded shuffle picks the held-out images */
+        int *perm = malloc((size_t)t.n * sizeof *perm);
+        eng_rng r = t.rng;
+        if (!perm) {
+            free(all);
+            free(fitidx);
+            free(hold);
+            st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
+            goto done;
+        }
+        for (int i = 0; i < t.n; i++)
+            perm[i] = i;
+        for (int i = t.n - 1; i > 0; i--) {
+            int j = (int)(eng_rng_u64(&r) % (uint64_t)(i + 1));
+            int x = perm[i];
+            perm[i] = perm[j];
+            perm[j] = x;
+        }
+        int nf = 0, nh = 0;
+        for (int i = 0; i < t.n; i++) {
+            if (i < nhold)
+                hold[nh++] = perm[i];
+            else
+                fitidx[nf++] = perm[i];
+        }
+        free(perm);
+        reason = "searched every variant";
+        for (int v = 0; v < 2; v++) {
+            double used = cpu_now() - t.cpu0;
+            if (v > 0 && used + fit_cost * (1 + (double)t.n / nf) + 60.0 * 0 >
+                              a->budget_seconds * 0.7) {
+                reason = "budget: search stopped early";
+                break;
+            }
+            double c0 = cpu_now();
+            progress(&t, 0.4 + 0.2 * v, "search", v + 1, 2, best_map);
+            if ((st = fit(&t, fitidx, nf, &vars[v], m, d)) != ENG_OK)
+                break;
+            if ((st = score(&t, m, hold, nh, &vmap[v][0], &vmap[v][1], vjson[v], d)) != ENG_OK)
+                break;
+            fit_cost = cpu_now() - c0;
+
+            logf_(&t, "variant %s: held-out mAP@50 %.4f (NMS off), %.4f (NMS 0.5) on %d images",
+                  vars[v].name, vmap[v][0], vmap[v][1], nh);
+            for (int q = 0; q < 2; q++)
+                if (vmap[v][q] > best_map + 1e-9) {
+                    best_map = vmap[v][q];
+                    best = v;
+                    best_nms = q ? 0.5f : 0.0f;
+                }
+        }
+        if (st != ENG_OK) {
+            free(all);
+            free(fitidx);
+            free(hold);
+            for (int v = 0; v < 2; v++)
+                for (int q = 0; q < 2; q++)
+                    free(vjson[v][q]);
+            goto done;
+        }
+    }
+
+    /* 3. final fit on every image */
+    progress(&t, 0.8, "final", 2, 2, best_map);
+    m->nms_iou = best_nms;
+    st = fit(&t, all, t.n, &vars[best], m, d);
+    free(all);
+    free(fitidx);
+    if (st != ENG_OK) {
+        free(hold);
+        for (int v = 0; v < 2; v++)
+            for (int q = 0; q < 2; q++)
+                free(vjson[v][q]);
+        goto done;
+    }
+    {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "backbone", inf->name);
+        cJSON_AddStringToObject(r, "features", t.node);
+        cJSON_AddNumberToObject(r, "input", DET_SIZE);
+        cJSON_AddStringToObject(r, "heatmap", "frozen pretrained depthwise 3x3 + trained 1x1, "
+                                              "sigmoid, CenterNet focal loss");
+        cJSON_AddStringToObject(r, "box", vars[best].finetune_wh ? "pretrained, 1x1 fine-tuned "
+                                                                   "with GIoU"
+                                                                 : "pretrained");
+        cJSON_AddStringToObject(r, "augmentation", "horizontal flip");
+        cJSON_AddNumberToObject(r, "nms_iou", best_nms);
+        cJSON_AddNumberToObject(r, "learning_rate", vars[best].lr);
+        cJSON_AddNumberToObject(r, "epochs", vars[best].epochs);
+        cJSON_AddNumberToObject(r, "pretrained_box_fit_iou", round(fitq * 1000) / 1000);
+        if (best_map >= 0)
+            cJSON_AddNumberToObject(r, "heldout_map50", round(best_map * 10000) / 10000);
+        cJSON *vs = cJSON_AddArrayToObject(r, "variants");
+        for (int v = 0; vs && v < 2; v++) {
+            if (vmap[v][0] < 0)
+                continue;
+            cJSON *o = cJSON_CreateObject();
+            cJSON_AddStringToObject(o, "name", vars[v].name);
+            cJSON_AddNumberToObject(o, "map50", round(vmap[v][0] * 10000) / 10000);
+            cJSON_AddNumberToObject(o, "map50_nms", round(vmap[v][1] * 10000) / 10000);
+            cJSON_AddItemToArray(vs, o);
+        }
+        recipe = cJSON_PrintUnformatted(r);
+        cJSON_Delete(r);
+        free(m->recipe);
+        m->recipe = recipe ? strdup(recipe) : NULL;
+    }
+    logf_(&t, "chosen: %s, NMS %s (%s)", vars[best].name, best_nms > 0 ? "0.5" : "off", reason);
+
+    /* 4. evaluation */
+    progress(&t, 0.9, "evaluation", 2, 2, best_map);
+    if (a->test && a->ntest > 0) {
+        eng_det_eval_opts eo = {
+            .threads = t.threads,
+            .abort = abort_cb,
+            .ctx = &t,
+            .dataset_name = a->test_name ? a->test_name : "test",
+        };
+        char *preds = NULL;
+        st = eng_det_evaluate(m, &t.bb, 1, a->test, a->ntest, &eo, evaluation_json, &preds, d);
+        free(preds);
+    } else if (nhold) {
+        /* the held-out figure of the winner, measured before the final fit */
+        *evaluation_json = vjson[best][best_nms > 0];
+        vjson[best][best_nms > 0] = NULL;
+        if (!*evaluation_json)
+            st = eng_fail(d, ENG_EINVAL, "training: no held-out evaluation");
+    } else {
+        eng_det_eval_opts eo = {.threads = t.threads,
+                                .dataset_name = "training images (too few to hold out)"};
+        st = eng_det_evaluate(m, &t.bb, 1, a->train, a->ntrain, &eo, evaluation_json, NULL, d);
+    }
+    free(hold);
+    for (int v = 0; v < 2; v++)
+        for (int q = 0; q < 2; q++)
+            free(vjson[v][q]);
+    if (st == ENG_OK)
+        st = add_extra(evaluation_json, (cpu_now() - t.cpu0) / 60, reason,
+                       recipe ? recipe : "{}", d);
+done:
+    free(recipe);
+    trainer_release(&t);
+    if (st != ENG_OK) {
+        eng_detector_free(m);
+        free(*evaluation_json);
+        *evaluation_json = NULL;
+        return st;
+    }
+    *out = m;
+    return ENG_OK;
+}

@@ -1,0 +1,883 @@
+/* detect.c: the detector model (frozen pretrained depthwise filters + trained
+ * 1x1 heads on CenterNet's stride-4 features), its one path from image file
+ * to objects, decoding, drawing, evaluation and the model file.
+ *
+ * Design: det_features() is the only way from an image file to features and
+ * det_heads() + det_objects() the only way from features to objects:
+ * training's evaluation, eng_det_evaluate and eng_det_predict all call them,
+ * so an image gives the same boxes everywhere. Features are float16 (F16C)
+ * in memory and in the cache. Training lives in det_train.c.
+ */
+#include "det_int.h"
+
+#include <cjson/cJSON.h>
+#include <immintrin.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DET_VERSION 1
+
+/* ---- the model ---- */
+
+void eng_detector_free(eng_detector *m)
+{
+    if (!m)
+        return;
+    for (int i = 0; i < m->ncat; i++)
+        free(m->cats[i]);
+    free(m->cats);
+    free(m->bb_name);
+    free(m->bb_checksum);
+    free(m->feat_node);
+    free(m->dw_cls);
+    free(m->dw_wh);
+    free(m->wc);
+    free(m->bc);
+    free(m->ww);
+    free(m->bw);
+    free(m->recipe);
+    free(m);
+}
+
+int eng_det_ncat(const eng_detector *m) { return m->ncat; }
+
+const char *eng_det_category(const eng_detector *m, int i)
+{
+    return i >= 0 && i < m->ncat ? m->cats[i] : NULL;
+}
+
+const char *eng_det_backbone_needed(const eng_detector *m, const char **checksum)
+{
+    if (checksum)
+        *checksum = m->bb_checksum;
+    return m->bb_name;
+}
+
+const char *eng_det_recipe(const eng_detector *m) { return m->recipe ? m->recipe : "{}"; }
+
+eng_status det_pick_backbone(eng_backbone *const *bbs, int n, const char *name,
+                             const char *checksum, eng_backbone **out, eng_diag *d)
+{
+    *out = NULL;
+    for (int i = 0; i < n; i++) {
+        const eng_backbone_info *inf = eng_backbone_get_info(bbs[i]);
+        if (name && (strcmp(inf->name, name) != 0 ||
+                     (checksum && strcmp(inf->checksum, checksum) != 0)))
+            continue;
+        if (!inf->detection_features || inf->detection_features_dim <= 0)
+            continue;
+        const eng_tensor *t = NULL;
+        if (eng_model_const(eng_backbone_model(bbs[i]), DET_CONST_WH_PW, &t, NULL) != ENG_OK)
+            continue;
+        *out = bbs[i];
+        return ENG_OK;
+    }
+    if (name)
+        return eng_fail(d, ENG_ENOTFOUND,
+                        "backbone \"%s\" (weights checksum %.16s...) with detection features is "
+                        "not installed (run " ENG_BACKBONE_FIX_COMMAND ")",
+                        name, checksum ? checksum : "?");
+    return eng_fail(d, ENG_ENOTFOUND,
+                    "no installed backbone has detection features and a CenterNet box head "
+                    "(run " ENG_BACKBONE_FIX_COMMAND ")");
+}
+
+/* ---- features ---- */
+
+static void f32_to_f16(const float *src, uint16_t *dst, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT);
+        _mm_storeu_si128((__m128i *)(dst + i), h);
+    }
+    for (; i < n; i++)
+        dst[i] = (uint16_t)_cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
+}
+
+static void f16_to_f32(const uint16_t *src, float *dst, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++)
+        dst[i] = _cvtsh_ss(src[i]);
+}
+
+void det_widen(const uint16_t *f16, int fdim, int flip, float *f)
+{
+    if (!flip) {
+        f16_to_f32(f16, f, (size_t)fdim * DET_CELLS);
+        return;
+    }
+    for (int y = 0; y < DET_GRID; y++)
+        for (int x = 0; x < DET_GRID; x++)
+            f16_to_f32(f16 + ((size_t)y * DET_GRID + (DET_GRID - 1 - x)) * fdim,
+                       f + ((size_t)y * DET_GRID + x) * fdim, (size_t)fdim);
+}
+
+eng_status det_features(const eng_backbone *bb, const char *node, int fdim, const char *path,
+                        const char *cache_dir, int threads, uint16_t *f16, int *img_w,
+                        int *img_h, int *hit, eng_diag *d)
+{
+    if (hit)
+        *hit = 0;
+    eng_image_info info;
+    eng_status st = eng_image_probe_file(path, &info, d);
+    if (st != ENG_OK)
+        return st;
+    *img_w = eng_image_info_display_w(&info);
+    *img_h = eng_image_info_display_h(&info);
+    size_t n = (size_t)fdim * DET_CELLS;
+    char key[512];
+    key[0] = '\0';
+    if (cache_dir) {
+        char hex[33];
+        if (eng_hash_file(path, hex, NULL) == ENG_OK)
+            snprintf(key, sizeof key, "det1|%s|%s|%d|%s|f16", eng_backbone_get_info(bb)->checksum,
+                     hex, DET_SIZE, node);
+        /* float16 pairs travel through the cache's float API as raw bits */
+        if (key[0] && eng_featcache_get(cache_dir, key, (float *)f16, (int)(n / 2))) {
+            if (hit)
+                *hit = 1;
+            return ENG_OK;
+        }
+    }
+    eng_image *im = NULL;
+    st = eng_image_decode_file(path, DET_SIZE, &im, d);
+    if (st != ENG_OK)
+        return st;
+    int64_t idim[4] = {1, DET_SIZE, DET_SIZE, 3};
+    eng_tensor *in = eng_tensor_new(ENG_F32, 4, idim);
+    if (!in) {
+        eng_image_free(im);
+        return eng_fail(d, ENG_ENOMEM, "\"%s\": out of memory", path);
+    }
+    st = eng_image_to_tensor(im, NULL, 0, DET_SIZE, DET_SIZE, eng_backbone_get_info(bb)->pixels,
+                             eng_f32(in), d);
+    eng_image_free(im);
+    eng_tensor *out = NULL;
+    if (st == ENG_OK) {
+        eng_run_opts o = {.threads = threads};
+        const char *outs[1] = {node};
+        st = eng_model_run(eng_backbone_model(bb), in, outs, 1, &out, &o, d);
+    }
+    eng_tensor_free(in);
+    if (st != ENG_OK)
+        return st;
+    if (eng_tensor_numel(out) != (int64_t)n) {
+        eng_tensor_free(out);
+        return eng_fail(d, ENG_EUNSUPPORTED, "detection features \"%s\": expected %dx%dx%d values",
+                        node, DET_GRID, DET_GRID, fdim);
+    }
+    f32_to_f16(eng_f32(out), f16, n);
+    eng_tensor_free(out);
+    if (key[0])
+        eng_featcache_put(cache_dir, key, (const float *)f16, (int)(n / 2), NULL);
+    return ENG_OK;
+}
+
+eng_status det_scratch_init(det_scratch *s, int fdim, eng_diag *d)
+{
+    size_t n = (size_t)fdim * DET_CELLS * sizeof(float);
+    s->f = eng_alloc(n);
+    s->g = eng_alloc(n);
+    if (!s->f || !s->g) {
+        det_scratch_release(s);
+        return eng_fail(d, ENG_ENOMEM, "detector: out of memory");
+    }
+    return ENG_OK;
+}
+
+void det_scratch_release(det_scratch *s)
+{
+    eng_free(s->f);
+    eng_free(s->g);
+    s->f = s->g = NULL;
+}
+
+void det_depthwise(det_scratch *s, int fdim, const float *dw, int threads)
+{
+    eng_conv_geom g;
+    eng_conv_geom_init(&g, 1, DET_GRID, DET_GRID, fdim, fdim, 3, 3, 1, 1, 1, 1, ENG_PAD_SAME,
+                       NULL, NULL);
+    eng_dwconv2d(&g, s->f, dw, NULL, ENG_ACT_NONE, s->g, threads);
+}
+
+eng_status det_heads(const eng_detector *m, const uint16_t *f16, int threads, det_scratch *s,
+                     float *heat, float *wh, eng_diag *d)
+{
+    det_widen(f16, m->fdim, 0, s->f);
+    det_depthwise(s, m->fdim, m->dw_cls, threads);
+    eng_status st = eng_matmul(DET_CELLS, m->ncat, m->fdim, s->g, 0, m->wc, 0, m->bc,
+                               ENG_ACT_SIGMOID, heat, threads);
+    if (st != ENG_OK)
+        return eng_fail(d, st, "detector heads: out of memory");
+    det_depthwise(s, m->fdim, m->dw_wh, threads);
+    st = eng_matmul(DET_CELLS, 4, m->fdim, s->g, 0, m->ww, 0, m->bw, ENG_ACT_NONE, wh, threads);
+    if (st != ENG_OK)
+        return eng_fail(d, st, "detector heads: out of memory");
+    for (int i = 0; i < DET_CELLS * 4; i++)
+        wh[i] *= m->wh_scale;
+    return ENG_OK;
+}
+
+/* ---- targets and decoding ---- */
+
+void eng_det_gaussian(float *heat, int gh, int gw, int ncat, int c, int stride, float x1,
+                      float y1, float x2, float y2, float alpha)
+{
+    float w = (x2 - x1) / (float)stride, h = (y2 - y1) / (float)stride;
+    if (!(w > 0) || !(h > 0))
+        return;
+    int cx = (int)lrintf((x1 + x2) * 0.5f / (float)stride);
+    int cy = (int)lrintf((y1 + y2) * 0.5f / (float)stride);
+    cx = cx < 0 ? 0 : cx >= gw ? gw - 1 : cx;
+    cy = cy < 0 ? 0 : cy >= gh ? gh - 1 : cy;
+    float sx = alpha * w / 6.0f, sy = alpha * h / 6.0f;
+    if (sx < 0.25f)
+        sx = 0.25f;
+    if (sy < 0.25f)
+        sy = 0.25f;
+    int rx = (int)ceilf(3 * sx), ry = (int)ceilf(3 * sy);
+    for (int y = cy - ry; y <= cy + ry; y++) {
+        if (y < 0 || y >= gh)
+            continue;
+        for (int x = cx - rx; x <= cx + rx; x++) {
+            if (x < 0 || x >= gw)
+                continue;
+            float dx = (float)(x - cx), dy = (float)(y - cy);
+            float v = expf(-(dx * dx) / (2 * sx * sx) - (dy * dy) / (2 * sy * sy));
+            if (x == cx && y == cy)
+                v = 1.0f;
+            float *p = &heat[((size_t)y * gw + x) * ncat + c];
+            if (v > *p)
+                *p = v;
+        }
+    }
+}
+
+typedef struct det_cand {
+    float score;
+    int index; /* cell * ncat + category */
+} det_cand;
+
+static int cand_cmp(const void *a, const void *b)
+{
+    const det_cand *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score < y->score ? 1 : -1;
+    return x->index - y->index;
+}
+
+static float obj_iou(const eng_det_object *a, const eng_det_object *b)
+{
+    float ix = fminf(a->x + a->w, b->x + b->w) - fmaxf(a->x, b->x);
+    float iy = fminf(a->y + a->h, b->y + b->h) - fmaxf(a->y, b->y);
+    if (ix <= 0 || iy <= 0)
+        return 0;
+    float in = ix * iy;
+    return in / (a->w * a->h + b->w * b->h - in);
+}
+
+int eng_det_decode(const float *heat, const float *wh, int gh, int gw, int ncat, int stride,
+                   float sx, float sy, int img_w, int img_h, int topk, float min_score,
+                   float nms_iou, eng_det_object *out)
+{
+    if (topk <= 0 || gh <= 0 || gw <= 0 || ncat <= 0)
+        return 0;
+    size_t cap = 1024, nc = 0;
+    det_cand *c = malloc(cap * sizeof *c);
+    if (!c)
+        return 0;
+    for (int y = 0; y < gh; y++)
+        for (int x = 0; x < gw; x++)
+            for (int k = 0; k < ncat; k++) {
+                float v = heat[((size_t)y * gw + x) * ncat + k];
+                if (!(v >= min_score))
+                    continue;
+                int peak = 1;
+                for (int dy = -1; dy <= 1 && peak; dy++)
+                    for (int dx = -1; dx <= 1; dx++) {
+                        int yy = y + dy, xx = x + dx;
+                        if (yy < 0 || yy >= gh || xx < 0 || xx >= gw)
+                            continue;
+                        if (heat[((size_t)yy * gw + xx) * ncat + k] > v) {
+                            peak = 0;
+                            break;
+                        }
+                    }
+                if (!peak)
+                    continue;
+                if (nc == cap) {
+                    det_cand *t = realloc(c, cap * 2 * sizeof *c);
+                    if (!t)
+                        goto sorted;
+                    c = t;
+                    cap *= 2;
+                }
+                c[nc].score = v;
+                c[nc].index = (y * gw + x) * ncat + k;
+                nc++;
+            }
+sorted:
+    qsort(c, nc, sizeof *c, cand_cmp);
+    int n = 0;
+    for (size_t i = 0; i < nc && n < topk; i++) {
+        int cell = c[i].index / ncat, k = c[i].index % ncat;
+        float px = (float)(stride * (cell % gw)), py = (float)(stride * (cell / gw));
+        const float *b = wh + (size_t)cell * 4;
+        float x1 = (px - b[0]) * sx, y1 = (py - b[1]) * sy;
+        float x2 = (px + b[2]) * sx, y2 = (py + b[3]) * sy;
+        x1 = fmaxf(0, fminf(x1, (float)img_w));
+        x2 = fmaxf(0, fminf(x2, (float)img_w));
+        y1 = fmaxf(0, fminf(y1, (float)img_h));
+        y2 = fmaxf(0, fminf(y2, (float)img_h));
+        if (!(x2 - x1 > 0.5f) || !(y2 - y1 > 0.5f))
+            continue;
+        eng_det_object o = {x1, y1, x2 - x1, y2 - y1, k, c[i].score};
+        int keep = 1;
+        for (int j = 0; nms_iou > 0 && j < n && keep; j++)
+            if (out[j].category == k && obj_iou(&out[j], &o) > nms_iou)
+                keep = 0;
+        if (keep)
+            out[n++] = o;
+    }
+    free(c);
+    return n;
+}
+
+int det_objects(const eng_detector *m, const float *heat, const float *wh, int img_w, int img_h,
+                eng_det_object *out)
+{
+    return eng_det_decode(heat, wh, DET_GRID, DET_GRID, m->ncat, DET_STRIDE,
+                          (float)img_w / DET_SIZE, (float)img_h / DET_SIZE, img_w, img_h,
+                          ENG_DET_TOPK, m->min_score, m->nms_iou, out);
+}
+
+/* ---- prediction ---- */
+
+static eng_status predict_one(const eng_detector *m, const eng_backbone *bb, const char *path,
+                              int threads, uint16_t *f16, det_scratch *s, float *heat, float *wh,
+                              eng_det_object *objs, int *n, int *w, int *h, eng_diag *d)
+{
+    eng_status st = det_features(bb, m->feat_node, m->fdim, path, NULL, threads, f16, w, h, NULL, d);
+    if (st == ENG_OK)
+        st = det_heads(m, f16, threads, s, heat, wh, d);
+    if (st != ENG_OK)
+        return st;
+    *n = det_objects(m, heat, wh, *w, *h, objs);
+    return ENG_OK;
+}
+
+typedef struct det_bufs {
+    uint16_t *f16;
+    det_scratch s;
+    float *heat, *wh;
+    eng_det_object *objs;
+} det_bufs;
+
+static void bufs_release(det_bufs *b)
+{
+    eng_free(b->f16);
+    det_scratch_release(&b->s);
+    eng_free(b->heat);
+    eng_free(b->wh);
+    free(b->objs);
+    memset(b, 0, sizeof *b);
+}
+
+static eng_status bufs_init(det_bufs *b, const eng_detector *m, eng_diag *d)
+{
+    memset(b, 0, sizeof *b);
+    b->f16 = eng_alloc((size_t)m->fdim * DET_CELLS * 2);
+    b->heat = eng_alloc((size_t)DET_CELLS * m->ncat * sizeof(float));
+    b->wh = eng_alloc((size_t)DET_CELLS * 4 * sizeof(float));
+    b->objs = calloc(ENG_DET_TOPK, sizeof *b->objs);
+    if (!b->f16 || !b->heat || !b->wh || !b->objs ||
+        det_scratch_init(&b->s, m->fdim, NULL) != ENG_OK) {
+        bufs_release(b);
+        return eng_fail(d, ENG_ENOMEM, "detector: out of memory");
+    }
+    return ENG_OK;
+}
+
+eng_status eng_det_predict(const eng_detector *m, eng_backbone *const *backbones, int nbackbones,
+                           const char *image_path, int threads, eng_det_object **objs, int *n,
+                           int *img_w, int *img_h, eng_diag *d)
+{
+    *objs = NULL;
+    *n = 0;
+    eng_backbone *bb = NULL;
+    eng_status st = det_pick_backbone(backbones, nbackbones, m->bb_name, m->bb_checksum, &bb, d);
+    if (st != ENG_OK)
+        return st;
+    det_bufs b;
+    if ((st = bufs_init(&b, m, d)) != ENG_OK)
+        return st;
+    int w = 0, h = 0, k = 0;
+    st = predict_one(m, bb, image_path, threads, b.f16, &b.s, b.heat, b.wh, b.objs, &k, &w, &h, d);
+    if (st == ENG_OK) {
+        *objs = b.objs;
+        b.objs = NULL;
+        *n = k;
+        if (img_w)
+            *img_w = w;
+        if (img_h)
+            *img_h = h;
+    }
+    bufs_release(&b);
+    return st;
+}
+
+/* ---- drawing ---- */
+
+/* Objects drawn on the picture: those at least this confident. */
+#define DET_DRAW_MIN_SCORE 0.3f
+
+eng_status eng_det_draw(const eng_detector *m, const char *image_path,
+                        const eng_det_object *objs, int n, uint8_t **jpg, size_t *len,
+                        eng_diag *d)
+{
+    static const uint8_t palette[8][3] = {{230, 25, 75},  {60, 180, 75},  {255, 225, 25},
+                                          {0, 130, 200},  {245, 130, 48}, {145, 30, 180},
+                                          {70, 240, 240}, {240, 50, 230}};
+    static const uint8_t black[3] = {0, 0, 0};
+    *jpg = NULL;
+    *len = 0;
+    eng_image *im = NULL;
+    eng_status st = eng_image_decode_file(image_path, 0, &im, d);
+    if (st != ENG_OK)
+        return st;
+    int side = im->w > im->h ? im->w : im->h;
+    int thick = side / 300 + 2;
+    int scale = side / 400 + 1;
+    /* weakest first so the best boxes end on top */
+    for (int i = n - 1; i >= 0; i--) {
+        const eng_det_object *o = &objs[i];
+        if (o->score < DET_DRAW_MIN_SCORE)
+            continue;
+        const uint8_t *col = palette[o->category % 8];
+        int x = (int)lrintf(o->x), y = (int)lrintf(o->y);
+        eng_image_draw_rect(im, x, y, (int)lrintf(o->w), (int)lrintf(o->h), col, thick);
+        char label[160];
+        const char *name = o->category >= 0 && o->category < m->ncat ? m->cats[o->category] : "?";
+        snprintf(label, sizeof label, "%.120s %.2f", name, o->score);
+        int tw = 0, th = 0;
+        eng_image_text_size(label, scale, &tw, &th);
+        int ty = y - th >= 0 ? y - th : y;
+        int tx = x + tw <= im->w ? x : (im->w - tw > 0 ? im->w - tw : 0);
+        eng_image_draw_text(im, tx, ty, label, black, col, scale);
+    }
+    st = eng_image_encode_jpeg(im, 90, jpg, len, d);
+    eng_image_free(im);
+    return st;
+}
+
+/* ---- metrics ---- */
+
+static double r4(double v) { return round(v * 10000) / 10000; }
+
+eng_status det_metrics(const eng_det_gt *gt, int ngt, const eng_det_pred *pred, int npred,
+                       int ncat, const char *const *cats, const det_eval_extra *x,
+                       double map50_out[1], char **json, eng_diag *d)
+{
+    *json = NULL;
+    static const double ious[3] = {0.3, 0.5, 0.75};
+    double map[3];
+    double *per = malloc((size_t)3 * ncat * sizeof *per);
+    int *ngt_cat = calloc((size_t)ncat, sizeof *ngt_cat);
+    int *hit_cat = calloc((size_t)ncat, sizeof *hit_cat);
+    if (!per || !ngt_cat || !hit_cat) {
+        free(per);
+        free(ngt_cat);
+        free(hit_cat);
+        return eng_fail(d, ENG_ENOMEM, "metrics: out of memory");
+    }
+    eng_status st = eng_det_map_ex(gt, ngt, pred, npred, ncat, ious, 3, ENG_DET_MAX_DETS, map,
+                                   per, d);
+    if (st != ENG_OK) {
+        free(per);
+        free(ngt_cat);
+        free(hit_cat);
+        return st;
+    }
+    /* tag accuracy: share of a tag's boxes found (IoU >= 0.5) by a confident
+     * (score >= 0.5) detection of that tag */
+    for (int i = 0; i < ngt; i++) {
+        int c = gt[i].category;
+        ngt_cat[c]++;
+        for (int j = 0; j < npred; j++)
+            if (pred[j].image == gt[i].image && pred[j].category == c && pred[j].score >= 0.5 &&
+                eng_det_iou(pred[j].bbox, gt[i].bbox) >= 0.5) {
+                hit_cat[c]++;
+                break;
+            }
+    }
+    if (map50_out)
+        map50_out[0] = map[1];
+    cJSON *o = cJSON_CreateObject();
+    int ok = o != NULL;
+    ok = ok && cJSON_AddNumberToObject(o, "meanAveragePrecision30", r4(map[0] < 0 ? 0 : map[0]));
+    ok = ok && cJSON_AddNumberToObject(o, "meanAveragePrecision50", r4(map[1] < 0 ? 0 : map[1]));
+    ok = ok && cJSON_AddNumberToObject(o, "meanAveragePrecision75", r4(map[2] < 0 ? 0 : map[2]));
+    cJSON *tags = ok ? cJSON_AddObjectToObject(o, "tagPerformance") : NULL;
+    ok = ok && tags;
+    for (int c = 0; ok && c < ncat; c++) {
+        if (ngt_cat[c] == 0)
+            continue;
+        cJSON *t = cJSON_AddObjectToObject(tags, cats[c]);
+        ok = t && cJSON_AddNumberToObject(t, "accuracy", r4((double)hit_cat[c] / ngt_cat[c])) &&
+             cJSON_AddNumberToObject(t, "averagePrecision50", r4(per[ncat + c])) &&
+             cJSON_AddNumberToObject(t, "averagePrecision30", r4(per[c])) &&
+             cJSON_AddNumberToObject(t, "averagePrecision75", r4(per[2 * ncat + c])) &&
+             cJSON_AddNumberToObject(t, "boxes", ngt_cat[c]);
+    }
+    if (ok && x) {
+        if (x->evaluated_on) {
+            cJSON *e = cJSON_AddObjectToObject(o, "evaluatedOn");
+            ok = e && cJSON_AddStringToObject(e, "dataset", x->evaluated_on) &&
+                 cJSON_AddNumberToObject(e, "imageCount", x->image_count);
+        }
+        if (ok && x->cost_minutes >= 0)
+            ok = cJSON_AddNumberToObject(o, "trainingCostInMinutes",
+                                         round(x->cost_minutes * 1000) / 1000) != NULL;
+        if (ok && x->stop_reason)
+            ok = cJSON_AddStringToObject(o, "stopReason", x->stop_reason) != NULL;
+    }
+    char *s = ok ? cJSON_Print(o) : NULL;
+    cJSON_Delete(o);
+    free(per);
+    free(ngt_cat);
+    free(hit_cat);
+    if (!s)
+        return eng_fail(d, ENG_ENOMEM, "metrics json: out of memory");
+    *json = s;
+    return ENG_OK;
+}
+
+eng_status det_predictions_json(const eng_det_pred *pred, int npred, const long long *cat_ids,
+                                char **out, eng_diag *d)
+{
+    /* written by hand: numbers with enough digits that a reader scores
+     * exactly what was measured */
+    size_t cap = 64 + (size_t)npred * 160, len = 0;
+    char *s = malloc(cap);
+    if (!s)
+        return eng_fail(d, ENG_ENOMEM, "predictions json: out of memory");
+    s[len++] = '[';
+    for (int i = 0; i < npred; i++) {
+        const eng_det_pred *p = &pred[i];
+        long long cid = cat_ids ? cat_ids[p->category] : p->category + 1;
+        int w = snprintf(s + len, cap - len,
+                         "%s\n{\"image_id\": %lld, \"category_id\": %lld, \"bbox\": [%.9g, %.9g, "
+                         "%.9g, %.9g], \"score\": %.9g}",
+                         i ? "," : "", p->image, cid, p->bbox[0], p->bbox[1], p->bbox[2],
+                         p->bbox[3], p->score);
+        if (w < 0 || (size_t)w >= cap - len) {
+            free(s);
+            return eng_fail(d, ENG_ENOMEM, "predictions json: out of memory");
+        }
+        len += (size_t)w;
+    }
+    snprintf(s + len, cap - len, "\n]\n");
+    *out = s;
+    return ENG_OK;
+}
+
+/* ---- evaluation ---- */
+
+eng_status eng_det_evaluate(const eng_detector *m, eng_backbone *const *backbones, int nbackbones,
+                            const eng_det_sample *s, int n, const eng_det_eval_opts *o,
+                            char **metrics_json, char **predictions_json, eng_diag *d)
+{
+    *metrics_json = NULL;
+    if (predictions_json)
+        *predictions_json = NULL;
+    eng_backbone *bb = NULL;
+    eng_status st = det_pick_backbone(backbones, nbackbones, m->bb_name, m->bb_checksum, &bb, d);
+    if (st != ENG_OK)
+        return st;
+    int threads = o && o->threads > 0 ? o->threads : 1;
+    int ngt = 0;
+    for (int i = 0; i < n; i++)
+        ngt += s[i].nboxes;
+    eng_det_gt *gt = calloc((size_t)ngt + 1, sizeof *gt);
+    eng_det_pred *pred = calloc((size_t)n * ENG_DET_TOPK + 1, sizeof *pred);
+    det_bufs b;
+    if (!gt || !pred || bufs_init(&b, m, NULL) != ENG_OK) {
+        free(gt);
+        free(pred);
+        return eng_fail(d, ENG_ENOMEM, "evaluation: out of memory");
+    }
+    int npred = 0, k = 0;
+    for (int i = 0; i < n && st == ENG_OK; i++) {
+        if (o && o->abort && o->abort(o->ctx)) {
+            st = eng_fail(d, ENG_EABORTED, "evaluation aborted");
+            break;
+        }
+        int w = 0, h = 0, no = 0;
+        st = predict_one(m, bb, s[i].path, threads, b.f16, &b.s, b.heat, b.wh, b.objs, &no, &w,
+                         &h, d);
+        if (st != ENG_OK)
+            break;
+        /* boxes refer to the declared size; predictions are in it too */
+        float fx = s[i].width > 0 ? (float)s[i].width / w : 1, fy = s[i].height > 0 ? (float)s[i].height / h : 1;
+        long long id = s[i].id ? s[i].id : i + 1;
+        for (int j = 0; j < no; j++) {
+            eng_det_pred *p = &pred[npred++];
+            p->image = id;
+            p->category = b.objs[j].category;
+            p->bbox[0] = b.objs[j].x * fx;
+            p->bbox[1] = b.objs[j].y * fy;
+            p->bbox[2] = b.objs[j].w * fx;
+            p->bbox[3] = b.objs[j].h * fy;
+            p->score = b.objs[j].score;
+        }
+        for (int j = 0; j < s[i].nboxes; j++) {
+            const eng_det_box *x = &s[i].boxes[j];
+            if (x->category < 0 || x->category >= m->ncat)
+                continue;
+            gt[k].image = id;
+            gt[k].category = x->category;
+            gt[k].bbox[0] = x->x;
+            gt[k].bbox[1] = x->y;
+            gt[k].bbox[2] = x->w;
+            gt[k].bbox[3] = x->h;
+            k++;
+        }
+    }
+    bufs_release(&b);
+    if (st == ENG_OK) {
+        /* round-trip through the printed form so the reported mAP is the one
+         * a reader of predictions.json computes */
+        for (int j = 0; j < npred; j++) {
+            char tmp[64];
+            for (int q = 0; q < 4; q++) {
+                snprintf(tmp, sizeof tmp, "%.9g", pred[j].bbox[q]);
+                pred[j].bbox[q] = strtod(tmp, NULL);
+            }
+            snprintf(tmp, sizeof tmp, "%.9g", pred[j].score);
+            pred[j].score = strtod(tmp, NULL);
+        }
+        det_eval_extra x = {o && o->dataset_name ? o->dataset_name : "dataset", n, -1, NULL};
+        st = det_metrics(gt, k, pred, npred, m->ncat, (const char *const *)m->cats, &x, NULL,
+                         metrics_json, d);
+    }
+    if (st == ENG_OK && predictions_json) {
+        st = det_predictions_json(pred, npred, o ? o->category_ids : NULL, predictions_json, d);
+        if (st != ENG_OK) {
+            free(*metrics_json);
+            *metrics_json = NULL;
+        }
+    }
+    free(gt);
+    free(pred);
+    return st;
+}
+
+/* ---- model file ---- */
+
+eng_status eng_detector_save(const eng_detector *m, const char *path, eng_diag *d)
+{
+    eng_status st = ENG_ENOMEM;
+    cJSON *cats = cJSON_CreateStringArray((const char *const *)m->cats, m->ncat);
+    cJSON *bbs = cJSON_CreateArray();
+    cJSON *pre = cJSON_CreateObject();
+    cJSON *b = cJSON_CreateObject();
+    char *s_cats = NULL, *s_bbs = NULL, *s_pre = NULL;
+    int ok = cats && bbs && pre && b && cJSON_AddItemToArray(bbs, b);
+    if (!ok)
+        cJSON_Delete(b);
+    ok = ok && cJSON_AddStringToObject(b, "name", m->bb_name) &&
+         cJSON_AddStringToObject(b, "checksum", m->bb_checksum);
+    cJSON *in = ok ? cJSON_AddArrayToObject(pre, "input") : NULL;
+    ok = ok && in && cJSON_AddItemToArray(in, cJSON_CreateNumber(DET_SIZE)) &&
+         cJSON_AddItemToArray(in, cJSON_CreateNumber(DET_SIZE)) &&
+         cJSON_AddStringToObject(pre, "resize", "squash bilinear (aspect not kept)") &&
+         cJSON_AddStringToObject(pre, "features", m->feat_node) &&
+         cJSON_AddNumberToObject(pre, "features_dim", m->fdim) &&
+         cJSON_AddNumberToObject(pre, "stride", DET_STRIDE) &&
+         cJSON_AddNumberToObject(pre, "wh_scale", m->wh_scale) &&
+         cJSON_AddNumberToObject(pre, "nms_iou", m->nms_iou) &&
+         cJSON_AddNumberToObject(pre, "min_score", m->min_score) &&
+         cJSON_AddNumberToObject(pre, "topk", ENG_DET_TOPK);
+    if (ok) {
+        s_cats = cJSON_PrintUnformatted(cats);
+        s_bbs = cJSON_PrintUnformatted(bbs);
+        s_pre = cJSON_PrintUnformatted(pre);
+    }
+    if (s_cats && s_bbs && s_pre) {
+        char version[16];
+        snprintf(version, sizeof version, "%d", DET_VERSION);
+        const char *keys[] = {"format", "kind", "version", "categories", "backbone",
+                              "backbone_checksum", "backbones", "preprocessing", "recipe"};
+        const char *vals[] = {"visionfs", "detector", version, s_cats, m->bb_name,
+                              m->bb_checksum, s_bbs, s_pre, eng_det_recipe(m)};
+        int64_t f = m->fdim, c = m->ncat;
+        eng_tensor ts[6] = {
+            {ENG_F32, 3, {3, 3, f}, m->dw_cls}, {ENG_F32, 2, {f, c}, m->wc},
+            {ENG_F32, 1, {c}, m->bc},           {ENG_F32, 3, {3, 3, f}, m->dw_wh},
+            {ENG_F32, 2, {f, 4}, m->ww},        {ENG_F32, 1, {4}, m->bw},
+        };
+        const char *names[6] = {"heatmap.depthwise", "heatmap.weight", "heatmap.bias",
+                                "box.depthwise",     "box.weight",     "box.bias"};
+        const eng_tensor *tp[6];
+        for (int i = 0; i < 6; i++)
+            tp[i] = &ts[i];
+        st = eng_modelfile_write(path, names, tp, 6, keys, vals, 9, d);
+    } else {
+        eng_fail(d, st, "model file: out of memory");
+    }
+    cJSON_Delete(cats);
+    cJSON_Delete(bbs);
+    cJSON_Delete(pre);
+    free(s_cats);
+    free(s_bbs);
+    free(s_pre);
+    return st;
+}
+
+static float *copy_tensor(const eng_modelfile *f, const char *name, int ndim, const int64_t *dim,
+                          eng_status *st, eng_diag *d)
+{
+    const eng_tensor *t = NULL;
+    if (*st != ENG_OK)
+        return NULL;
+    *st = eng_modelfile_expect(f, name, ndim, dim, &t, d);
+    if (*st != ENG_OK)
+        return NULL;
+    size_t n = (size_t)eng_tensor_numel(t);
+    float *p = malloc(n * sizeof *p + 1);
+    if (!p) {
+        *st = eng_fail(d, ENG_ENOMEM, "model: out of memory");
+        return NULL;
+    }
+    memcpy(p, t->data, n * sizeof *p);
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(p[i])) {
+            free(p);
+            *st = eng_fail(d, ENG_EFORMAT, "model file: tensor \"%s\" has a non-finite value", name);
+            return NULL;
+        }
+    return p;
+}
+
+eng_status eng_detector_from_file(const eng_modelfile *f, eng_detector **out, eng_diag *d)
+{
+    *out = NULL;
+    const char *kind = eng_modelfile_meta(f, "kind");
+    const char *ver = eng_modelfile_meta(f, "version");
+    if (!kind)
+        return eng_fail(d, ENG_EFORMAT,
+                        "model file: metadata \"kind\" missing (not a visionfs model?)");
+    if (strcmp(kind, "detector") != 0)
+        return eng_fail(d, ENG_EFORMAT, "model file: kind is \"%.32s\", not a detector", kind);
+    if (!ver || atoi(ver) < 1)
+        return eng_fail(d, ENG_EFORMAT, "model file: metadata \"version\" missing or bad");
+    if (atoi(ver) > DET_VERSION)
+        return eng_fail(d, ENG_EUNSUPPORTED,
+                        "model file: version %d is newer than this program reads (%d)", atoi(ver),
+                        DET_VERSION);
+    const char *s_cats = eng_modelfile_meta(f, "categories");
+    const char *s_pre = eng_modelfile_meta(f, "preprocessing");
+    const char *bbn = eng_modelfile_meta(f, "backbone");
+    const char *bbc = eng_modelfile_meta(f, "backbone_checksum");
+    const char *rec = eng_modelfile_meta(f, "recipe");
+    cJSON *cats = s_cats ? cJSON_Parse(s_cats) : NULL;
+    cJSON *pre = s_pre ? cJSON_Parse(s_pre) : NULL;
+    eng_detector *m = calloc(1, sizeof *m);
+    eng_status st = ENG_OK;
+    int nc = cJSON_GetArraySize(cats);
+    if (!m) {
+        st = eng_fail(d, ENG_ENOMEM, "model: out of memory");
+        goto fail;
+    }
+    if (!bbn || !*bbn || !bbc || !*bbc) {
+        st = eng_fail(d, ENG_EFORMAT, "model file: metadata \"backbone\" or "
+                                      "\"backbone_checksum\" missing");
+        goto fail;
+    }
+    if (!cJSON_IsArray(cats) || nc < 1 || nc > 1000) {
+        st = eng_fail(d, ENG_EFORMAT,
+                      "model file: metadata \"categories\" must be a JSON array of 1..1000 names");
+        goto fail;
+    }
+    m->cats = calloc((size_t)nc, sizeof *m->cats);
+    m->bb_name = strdup(bbn);
+    m->bb_checksum = strdup(bbc);
+    m->recipe = strdup(rec ? rec : "{}");
+    if (!m->cats || !m->bb_name || !m->bb_checksum || !m->recipe) {
+        st = eng_fail(d, ENG_ENOMEM, "model: out of memory");
+        goto fail;
+    }
+    for (cJSON *c = cats->child; c; c = c->next) {
+        if (!cJSON_IsString(c) || !*c->valuestring) {
+            st = eng_fail(d, ENG_EFORMAT, "model file: category %d is not a name", m->ncat);
+            goto fail;
+        }
+        if (!(m->cats[m->ncat++] = strdup(c->valuestring))) {
+            st = eng_fail(d, ENG_ENOMEM, "model: out of memory");
+            goto fail;
+        }
+    }
+    cJSON *feat = cJSON_GetObjectItemCaseSensitive(pre, "features");
+    cJSON *fd = cJSON_GetObjectItemCaseSensitive(pre, "features_dim");
+    cJSON *ws = cJSON_GetObjectItemCaseSensitive(pre, "wh_scale");
+    cJSON *nms = cJSON_GetObjectItemCaseSensitive(pre, "nms_iou");
+    cJSON *ms = cJSON_GetObjectItemCaseSensitive(pre, "min_score");
+    cJSON *stride = cJSON_GetObjectItemCaseSensitive(pre, "stride");
+    if (!cJSON_IsString(feat) || !cJSON_IsNumber(fd) || fd->valuedouble < 1 ||
+        fd->valuedouble > 4096 || !cJSON_IsNumber(ws) || !(ws->valuedouble > 0) ||
+        !cJSON_IsNumber(nms) || !(nms->valuedouble >= 0 && nms->valuedouble <= 1) ||
+        !cJSON_IsNumber(ms) || !(ms->valuedouble >= 0 && ms->valuedouble < 1) ||
+        !cJSON_IsNumber(stride) || stride->valueint != DET_STRIDE) {
+        st = eng_fail(d, ENG_EFORMAT,
+                      "model file: metadata \"preprocessing\" needs features, features_dim, "
+                      "stride %d, wh_scale, nms_iou and min_score",
+                      DET_STRIDE);
+        goto fail;
+    }
+    m->feat_node = strdup(feat->valuestring);
+    m->fdim = fd->valueint;
+    m->wh_scale = (float)ws->valuedouble;
+    m->nms_iou = (float)nms->valuedouble;
+    m->min_score = (float)ms->valuedouble;
+    if (!m->feat_node) {
+        st = eng_fail(d, ENG_ENOMEM, "model: out of memory");
+        goto fail;
+    }
+    int64_t f3[3] = {3, 3, m->fdim}, fc[2] = {m->fdim, m->ncat}, c1[1] = {m->ncat};
+    int64_t f4[2] = {m->fdim, 4}, b4[1] = {4};
+    m->dw_cls = copy_tensor(f, "heatmap.depthwise", 3, f3, &st, d);
+    m->wc = copy_tensor(f, "heatmap.weight", 2, fc, &st, d);
+    m->bc = copy_tensor(f, "heatmap.bias", 1, c1, &st, d);
+    m->dw_wh = copy_tensor(f, "box.depthwise", 3, f3, &st, d);
+    m->ww = copy_tensor(f, "box.weight", 2, f4, &st, d);
+    m->bw = copy_tensor(f, "box.bias", 1, b4, &st, d);
+    if (st != ENG_OK)
+        goto fail;
+    cJSON_Delete(cats);
+    cJSON_Delete(pre);
+    *out = m;
+    return ENG_OK;
+fail:
+    cJSON_Delete(cats);
+    cJSON_Delete(pre);
+    eng_detector_free(m);
+    return st;
+}
+
+eng_status eng_detector_load(const char *path, eng_detector **out, eng_diag *d)
+{
+    *out = NULL;
+    eng_modelfile *f = NULL;
+    eng_status st = eng_modelfile_read(path, &f, d);
+    if (st != ENG_OK)
+        return st;
+    st = eng_detector_from_file(f, out, d);
+    eng_modelfile_free(f);
+    return st;
+}
