@@ -1,11 +1,9 @@
 /* models_recipes.c: the registry of model kinds (models_recipe.h).
  *
  * Each kind lives in its own file and defines a `const fs_recipe`; this
- * table is the only place that lists them. The classifier is referenced
- * strongly. A kind still being written is referenced weakly, so the daemon
- * links without it; note that a weak reference does not pull a member out
- * of the static library vfs_fs, so when fs/models_det.c lands its owner
- * drops the `weak` below (a one-line change; the lifecycle is not touched).
+ * table is the only place that lists them. Both kinds are referenced
+ * strongly (a weak reference would not pull fs/models_det.c out of the
+ * static library vfs_fs).
  */
 #include "models_recipe.h"
 
@@ -14,7 +12,7 @@
 #include <string.h>
 
 extern const fs_recipe fs_recipe_classifier;
-extern const fs_recipe fs_recipe_detector __attribute__((weak));
+extern const fs_recipe fs_recipe_detector;
 
 static const fs_recipe *recipe_at(int i)
 {
@@ -22,7 +20,7 @@ static const fs_recipe *recipe_at(int i)
     case 0:
         return &fs_recipe_classifier;
     case 1:
-        return &fs_recipe_detector ? &fs_recipe_detector : NULL;
+        return &fs_recipe_detector;
     default:
         return NULL;
     }
