@@ -1,6 +1,6 @@
 /* fuzz_image.c: libFuzzer target for untrusted image bytes: probe, then
  * decode (full size and with JPEG scaling), then resize the result to a small
- * tensor, as prediction does. Seeds: tests/fuzz/corpus/image (written by
+ * tensor (squash, crop, letterbox), as prediction does. Seeds: tests/fuzz/corpus/image (written by
  * `test_image --write-corpus DIR`). */
 #include "engine.h"
 
@@ -23,6 +23,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         if (im->w >= 2 && im->h >= 2 &&
             eng_image_to_tensor(im, &c, 0, 7, 5, ENG_PIX_0_1, t, &d) != ENG_OK)
+            abort();
+        eng_crop placed;
+        if (eng_image_to_tensor_letterbox(im, 16, 9, 114, ENG_PIX_0_255, t, &placed, &d) !=
+                ENG_OK ||
+            placed.x + placed.w > 16 || placed.y + placed.h > 9)
             abort();
     } else if (im) {
         abort();
