@@ -52,12 +52,17 @@ vfs_cleanup() {
 trap vfs_cleanup EXIT
 
 # vfs_mount [extra args]: mount in the foreground (background job), wait for it.
+# A stale mount left by kill -9 can still answer stat from the kernel's
+# attribute cache for a second, so wait for the daemon's own "mounted" line.
 vfs_mount() {
+    local before
+    before=$(grep -c ': mounted "' "$T/daemon.log" 2>/dev/null || true)
     "$VFS_BIN" --store "$STORE" -f "$@" "$MNT" >>"$T/daemon.log" 2>&1 &
     VFS_PID=$!
     local i
     for i in $(seq 100); do
-        if mountpoint -q "$MNT" && [ -f "$MNT/README" ]; then
+        if [ "$(grep -c ': mounted "' "$T/daemon.log")" -gt "${before:-0}" ] &&
+            mountpoint -q "$MNT" && [ -f "$MNT/README" ]; then
             return 0
         fi
         if ! kill -0 "$VFS_PID" 2>/dev/null; then
