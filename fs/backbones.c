@@ -43,8 +43,7 @@ int fs_backbones_find(const char *name, char *out, size_t n)
     struct stat st;
     if (!fs_name_valid(name))
         return -EINVAL;
-    if (fs_store_path(out, n, "backbones", name) == 0 && stat(out, &st) == 0 &&
-        S_ISDIR(st.st_mode))
+    if (fs_store_path(out, n, "backbones", name) == 0 && stat(out, &st) == 0 && S_ISDIR(st.st_mode))
         return 0;
     const char *d = fs_backbones_default_dir();
     if (*d && snprintf(out, n, "%s/%s", d, name) < (int)n && stat(out, &st) == 0 &&

@@ -71,8 +71,8 @@ typedef struct ds_entry {
     int dirty, busy, removed;
     double due;
     double last_run;
-    ds_parsed *ann;     /* newest good parse (ref) */
-    char refused[512];  /* last refused annotation write, "" when none */
+    ds_parsed *ann;    /* newest good parse (ref) */
+    char refused[512]; /* last refused annotation write, "" when none */
     char refused_file[256];
     /* results of the last verification */
     fs_ds_state state;
@@ -354,7 +354,8 @@ static void write_simple_status(const char *name, const char *state, const char 
         strcat(json, ", \"hint\": \"write a COCO file with images, annotations and categories "
                      "arrays\"}], \"warnings\": []}\n");
     } else {
-        strcat(json, ", \"errorCount\": 0, \"warningCount\": 0, \"errors\": [], \"warnings\": []}\n");
+        strcat(json,
+               ", \"errorCount\": 0, \"warningCount\": 0, \"errors\": [], \"warnings\": []}\n");
     }
     write_status_files(name, line, json);
 }
@@ -426,8 +427,7 @@ static probe_ent *probe_lookup(ds_entry *e, const char *rel, const struct stat *
          * file_name, which the report gives */
         const char *m = d.msg[0] ? d.msg : eng_status_name(es);
         size_t fl = strlen(full);
-        if (m[0] == '\'' && strncmp(m + 1, full, fl) == 0 && m[fl + 1] == '\'' &&
-            m[fl + 2] == ':')
+        if (m[0] == '\'' && strncmp(m + 1, full, fl) == 0 && m[fl + 1] == '\'' && m[fl + 2] == ':')
             m += fl + 3;
         while (*m == ' ')
             m++;
@@ -511,7 +511,7 @@ static int find_annotation_any(int dfd, char *ann, size_t n, struct stat *st, in
 }
 
 typedef struct verify_out {
-    ds_parsed *ann;  /* ref, or NULL */
+    ds_parsed *ann; /* ref, or NULL */
     coco_report *report;
     char **found;
     size_t n_found;
@@ -576,7 +576,8 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const char *r
             close(dfd);
             out->state = FS_DS_INVALID;
             snprintf(msg, sizeof msg, "\"%.100s\": %s", ann_name, why);
-            snprintf(out->line, sizeof out->line, "invalid: datasetAnnotationsInvalid: %.470s", msg);
+            snprintf(out->line, sizeof out->line, "invalid: datasetAnnotationsInvalid: %.470s",
+                     msg);
             write_simple_status(name, "invalid", out->line, ann_name, msg);
             return;
         }
@@ -1118,8 +1119,8 @@ void fs_dataset_snapshot_free(fs_ds_snapshot *s)
 
 static double clampd(double v, double lo, double hi) { return v < lo ? lo : v > hi ? hi : v; }
 
-fs_ds_state fs_dataset_snapshot(const char *name, int for_training, fs_ds_snapshot **out,
-                                char *why, size_t n)
+fs_ds_state fs_dataset_snapshot(const char *name, int for_training, fs_ds_snapshot **out, char *why,
+                                size_t n)
 {
     *out = NULL;
     fs_ds_state st = fs_dataset_wait(name, 10000);
@@ -1186,8 +1187,7 @@ fs_ds_state fs_dataset_snapshot(const char *name, int for_training, fs_ds_snapsh
     for (size_t i = 0; i < ni; i++) {
         slot[i] = -1;
         const coco_image *im = coco_dataset_image(cd, i);
-        if (coco_report_image_status(rep, i) != COCO_IMAGE_OK || i >= e->n_found ||
-            !e->found[i])
+        if (coco_report_image_status(rep, i) != COCO_IMAGE_OK || i >= e->n_found || !e->found[i])
             continue;
         char path[PATHN];
         if (fs_store_path(path, sizeof path, AREA, name))

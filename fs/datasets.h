@@ -62,8 +62,8 @@ fs_ds_state fs_dataset_wait(const char *name, int timeout_ms);
  * 10 s for a pending verification. On FS_DS_READY *out is a new snapshot
  * (free with fs_dataset_snapshot_free); otherwise why gets the reason
  * (the status line or the training rule). */
-fs_ds_state fs_dataset_snapshot(const char *name, int for_training, fs_ds_snapshot **out,
-                                char *why, size_t n);
+fs_ds_state fs_dataset_snapshot(const char *name, int for_training, fs_ds_snapshot **out, char *why,
+                                size_t n);
 void fs_dataset_snapshot_free(fs_ds_snapshot *s);
 
 /* Asks for a re-verification of name (e.g. after a download landed in its

@@ -55,8 +55,8 @@ static void clear_stale_mount(const char *mnt)
      * after the daemon died; statfs always asks the daemon */
     struct stat st;
     struct statfs sf;
-    int dead = (stat(mnt, &st) != 0 && errno == ENOTCONN) ||
-               (statfs(mnt, &sf) != 0 && errno == ENOTCONN);
+    int dead =
+        (stat(mnt, &st) != 0 && errno == ENOTCONN) || (statfs(mnt, &sf) != 0 && errno == ENOTCONN);
     if (!dead)
         return;
     fprintf(stderr, "visionfs: \"%s\": stale mount (daemon gone), detaching it\n", mnt);

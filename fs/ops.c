@@ -133,16 +133,16 @@ typedef struct fs_fh {
     int readme;
     pthread_mutex_t lock;
     const fs_area *area;
-    char *path;     /* mount path (writers) */
-    char *rel;      /* area-relative path (writers) */
+    char *path; /* mount path (writers) */
+    char *rel;  /* area-relative path (writers) */
     char tmp[PATH_MAX_VFS];
     int64_t max;
-    int dirty;      /* content differs from the committed file */
-    int written;    /* write() was called (a shell's `> f` closes a dup first) */
-    int failed;     /* -errno to report at flush (e.g. -EFBIG) */
-    int committed;  /* the temp has been renamed into place */
-    int discarded;  /* the temp has been refused and removed */
-    int result;     /* what flush returns once finished */
+    int dirty;     /* content differs from the committed file */
+    int written;   /* write() was called (a shell's `> f` closes a dup first) */
+    int failed;    /* -errno to report at flush (e.g. -EFBIG) */
+    int committed; /* the temp has been renamed into place */
+    int discarded; /* the temp has been refused and removed */
+    int result;    /* what flush returns once finished */
     struct fs_fh *next;
 } fs_fh;
 
@@ -242,10 +242,7 @@ static void fh_free(fs_fh *fh)
     free(fh);
 }
 
-static fs_fh *get_fh(struct fuse_file_info *fi)
-{
-    return fi ? (fs_fh *)(uintptr_t)fi->fh : NULL;
-}
+static fs_fh *get_fh(struct fuse_file_info *fi) { return fi ? (fs_fh *)(uintptr_t)fi->fh : NULL; }
 
 /* Validates and renames the temp into place; called with fh->lock held.
  * Returns 0 or -errno (what close() reports). */
@@ -404,8 +401,8 @@ static int vfs_access(const char *path, int mask)
     return 0;
 }
 
-static int fill_dir(void *buf, fuse_fill_dir_t filler, const vpath *vp, const char *dir,
-                    int plus, const char *skip_dir)
+static int fill_dir(void *buf, fuse_fill_dir_t filler, const vpath *vp, const char *dir, int plus,
+                    const char *skip_dir)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -519,16 +516,14 @@ static int vfs_mkdir(const char *path, mode_t mode)
     switch (vp.kind) {
     case VP_ROOT:
     case VP_README:
-    case VP_AREA:
-        return -EEXIST;
+    case VP_AREA: return -EEXIST;
     case VP_ITEM:
         if (!fs_name_valid(vp.rel))
             return -EINVAL;
         if (item_exists(&vp))
             return -EEXIST;
         return vp.area->mkdir_item ? vp.area->mkdir_item(vp.rel) : -EPERM;
-    case VP_SUB:
-        break;
+    case VP_SUB: break;
     }
     if (is_readonly(&vp))
         return -EACCES;
@@ -810,8 +805,7 @@ static int vfs_open(const char *path, struct fuse_file_info *fi)
     return 0;
 }
 
-static int vfs_read(const char *path, char *buf, size_t size, off_t off,
-                    struct fuse_file_info *fi)
+static int vfs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
     (void)path;
     fs_fh *fh = get_fh(fi);

@@ -122,11 +122,23 @@ static void test_names(void)
         const char *name;
         int ok;
     } cases[] = {
-        {"a", 1}, {"pets", 1}, {"A.b-c_9", 1}, {"x.json", 1}, {"", 0}, {".hidden", 0},
-        {".", 0}, {"..", 0}, {"a b", 0}, {"a/b", 0}, {"caf\xc3\xa9", 0}, {"tab\t", 0},
+        {"a", 1},
+        {"pets", 1},
+        {"A.b-c_9", 1},
+        {"x.json", 1},
+        {"", 0},
+        {".hidden", 0},
+        {".", 0},
+        {"..", 0},
+        {"a b", 0},
+        {"a/b", 0},
+        {"caf\xc3\xa9", 0},
+        {"tab\t", 0},
         {"0123456789012345678901234567890123456789012345678901234567890123", 1},
         {"01234567890123456789012345678901234567890123456789012345678901234", 0},
-        {"semi;colon", 0}, {"star*", 0}, {"-dash-first", 1},
+        {"semi;colon", 0},
+        {"star*", 0},
+        {"-dash-first", 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         CHECK_MSG(fs_name_valid(cases[i].name) == cases[i].ok, "name \"%s\"", cases[i].name);
@@ -206,7 +218,8 @@ static void test_lifecycle(void)
         "\"categories\": [{\"id\": 7, \"name\": \"cat\"}, {\"id\": 9, \"name\": \"dog\"}]}";
     CHECK(put("cls/ann.json", coco) == 0);
     CHECK(fs_dataset_wait("cls", 10000) == FS_DS_READY);
-    CHECK_MSG(strcmp(status_of("cls"), "ready: 5 images, 2 categories, 0 boxes (classification)") == 0,
+    CHECK_MSG(strcmp(status_of("cls"), "ready: 5 images, 2 categories, 0 boxes (classification)") ==
+                  0,
               "%s", status_of("cls"));
     char line[256];
     int det = -1;
