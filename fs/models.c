@@ -444,11 +444,8 @@ static void status_line_locked(const mdl *m, char *out, size_t n)
                  m->restarted_run ? " (restarted after an interruption)" : "");
         break;
     }
-    case ST_FAILED:
-        snprintf(out, n, "failed: %s: %s\n", m->err_code, m->err_msg);
-        break;
-    default:
-        snprintf(out, n, "%s\n", state_names[m->state]);
+    case ST_FAILED: snprintf(out, n, "failed: %s: %s\n", m->err_code, m->err_msg); break;
+    default: snprintf(out, n, "%s\n", state_names[m->state]);
     }
 }
 
@@ -594,8 +591,7 @@ static srv *srv_get(mdl *m, fs_recipe_err *why)
     int nb = fs_models_backbones_list(&dirs);
     const fs_recipe *r = NULL;
     void *model = NULL;
-    fs_recipe_status st =
-        fs_recipe_load_any(path, (const char *const *)dirs, nb, &r, &model, why);
+    fs_recipe_status st = fs_recipe_load_any(path, (const char *const *)dirs, nb, &r, &model, why);
     fs_models_backbones_free(dirs, nb);
     srv *s = st == FS_RECIPE_OK ? srv_new(r, model) : NULL;
     if (st == FS_RECIPE_OK && !s)
@@ -633,10 +629,7 @@ typedef struct tjob {
     int restarted;
 } tjob;
 
-static int tjob_stale_locked(const tjob *j)
-{
-    return j->m->deleted || j->m->gen != j->gen;
-}
+static int tjob_stale_locked(const tjob *j) { return j->m->deleted || j->m->gen != j->gen; }
 
 static int tjob_abort(void *ctx)
 {
@@ -674,8 +667,9 @@ static void tjob_log(void *ctx, const char *line)
 
 static const char *ds_code(fs_models_ds_status st)
 {
-    return st == FS_MDS_NOTFOUND ? "datasetNotFound" : st == FS_MDS_ENOMEM ? "unknown"
-                                                                           : "datasetCorrupt";
+    return st == FS_MDS_NOTFOUND ? "datasetNotFound"
+           : st == FS_MDS_ENOMEM ? "unknown"
+                                 : "datasetCorrupt";
 }
 
 /* Checks a request against the datasets; fills code/msg and returns -1 when
@@ -691,8 +685,8 @@ static int request_check(const fs_trainreq *r, const fs_recipe **recipe, char *c
         snprintf(msg, mn, "%s", e.msg);
         return -1;
     }
-    const char *kind = r->kind == FS_KIND_AUTO ? (det ? "detector" : "classifier")
-                                               : fs_model_kind_name(r->kind);
+    const char *kind =
+        r->kind == FS_KIND_AUTO ? (det ? "detector" : "classifier") : fs_model_kind_name(r->kind);
     const fs_recipe *rc = fs_recipe_for_kind(kind);
     if (!rc) {
         snprintf(code, cn, "unknown");
@@ -756,8 +750,8 @@ static void tjob_run(void *arg)
     if (j->restarted)
         mdl_log(m, "restarted: the daemon stopped while version %d was training", version);
     mdl_log(m, "training version %d on dataset \"%s\"%s%s%s, kind %s, budget %.1f minutes of CPU",
-            version, req.dataset, req.test_dataset[0] ? ", testing on \"" : "",
-            req.test_dataset, req.test_dataset[0] ? "\"" : "", fs_model_kind_name(req.kind),
+            version, req.dataset, req.test_dataset[0] ? ", testing on \"" : "", req.test_dataset,
+            req.test_dataset[0] ? "\"" : "", fs_model_kind_name(req.kind),
             req.budget_seconds / 60.0);
 
     char code[48] = "", msg[480] = "";
@@ -796,7 +790,9 @@ static void tjob_run(void *arg)
                 .cache_dir = cdir,
                 .backbone_dirs = (const char *const *)dirs,
                 .nbackbones = nb,
-                .hooks = {.ctx = j, .abort = tjob_abort, .progress = tjob_progress,
+                .hooks = {.ctx = j,
+                          .abort = tjob_abort,
+                          .progress = tjob_progress,
                           .log = tjob_log},
             };
             fs_recipe_err err = {{0}, {0}};
@@ -947,10 +943,7 @@ typedef struct pjob {
 
 /* Confidences are shown with 6 decimals (the list is already sorted on the
  * exact values, so the order is the engine's). */
-static double round6(float v)
-{
-    return floor((double)v * 1e6 + 0.5) / 1e6;
-}
+static double round6(float v) { return floor((double)v * 1e6 + 0.5) / 1e6; }
 
 static char *prediction_json(const char *model, const fs_recipe_prediction *p)
 {
@@ -1163,9 +1156,8 @@ static void ejob_run(void *arg)
         ejob_status(j, "datasetEmpty", "the dataset has no images");
     } else if (view->detection != s->recipe->wants_detection) {
         char msg[400];
-        snprintf(msg, sizeof msg, "model \"%s\" is a %s; dataset \"%s\" is a %s dataset",
-                 m->name, s->recipe->kind, j->e->ds,
-                 view->detection ? "detection" : "classification");
+        snprintf(msg, sizeof msg, "model \"%s\" is a %s; dataset \"%s\" is a %s dataset", m->name,
+                 s->recipe->kind, j->e->ds, view->detection ? "detection" : "classification");
         ejob_status(j, "incorrectModelKind", msg);
     } else {
         ejob_status(j, NULL, "running");
@@ -1260,8 +1252,9 @@ static int models_mkdir_item(const char *name)
         return -EIO;
     mdl_persist(m);
     mdl_publish(m);
-    mdl_log(m, "model \"%s\" created: write train.json to train it, or cp a model.safetensors "
-               "here to import one",
+    mdl_log(m,
+            "model \"%s\" created: write train.json to train it, or cp a model.safetensors "
+            "here to import one",
             name);
     mdl_unref(m);
     return 0;
@@ -1341,8 +1334,9 @@ static int models_rmdir_item(const char *name)
     struct dirent *e;
     while (d && !rc && (e = readdir(d))) {
         const char *n = e->d_name;
-        static const char *const gen[] = {"status",  "status.json",   "log",    "evaluation.json",
-                                          "predict", "evaluations", "model.safetensors"};
+        static const char *const gen[] = {"status",           "status.json", "log",
+                                          "evaluation.json",  "predict",     "evaluations",
+                                          "model.safetensors"};
         int known = strcmp(n, ".") == 0 || strcmp(n, "..") == 0 || strncmp(n, ".vfs", 4) == 0;
         for (size_t i = 0; i < sizeof gen / sizeof gen[0]; i++)
             known |= strcmp(n, gen[i]) == 0;
@@ -1524,8 +1518,8 @@ static int64_t models_max_size(const char *rel)
 
 /* Reads the committed or temp train.json and checks it fully. Returns 0 or
  * -1 with code and msg. */
-static int train_json_check(const char *path, fs_trainreq *r, const fs_recipe **recipe,
-                            char *code, size_t cn, char *msg, size_t mn)
+static int train_json_check(const char *path, fs_trainreq *r, const fs_recipe **recipe, char *code,
+                            size_t cn, char *msg, size_t mn)
 {
     size_t len = 0;
     char *text = read_small(path, 1 << 16, &len);

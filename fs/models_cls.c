@@ -109,8 +109,7 @@ static void set_err(fs_recipe_err *err, const char *code, const char *msg)
 }
 
 /* Opens the backbones of dirs into c; checks the model's needs when c->m is set. */
-static fs_recipe_status cls_attach(cls_model *c, const char *const *dirs, int n,
-                                   fs_recipe_err *err)
+static fs_recipe_status cls_attach(cls_model *c, const char *const *dirs, int n, fs_recipe_err *err)
 {
     c->bbs = calloc((size_t)n + 1, sizeof *c->bbs);
     if (!c->bbs) {
@@ -220,10 +219,8 @@ static const char *train_code(eng_status st)
     case ENG_EINVAL:
     case ENG_ENOTFOUND:
     case ENG_EFORMAT:
-    case ENG_EUNSUPPORTED:
-        return "datasetCorrupt";
-    default:
-        return "unknown";
+    case ENG_EUNSUPPORTED: return "datasetCorrupt";
+    default: return "unknown";
     }
 }
 
@@ -250,9 +247,8 @@ static fs_recipe_status cls_train(const fs_recipe_train_in *in, void **model, ch
     const fs_recipe_dataset *tr = in->train;
     int ntr = 0, nte = 0, sk = 0, skt = 0;
     eng_cls_sample *trs = samples_of(tr, NULL, 0, &ntr, &sk);
-    eng_cls_sample *tes = in->test ? samples_of(in->test, tr->categories, tr->ncategories, &nte,
-                                                &skt)
-                                   : NULL;
+    eng_cls_sample *tes =
+        in->test ? samples_of(in->test, tr->categories, tr->ncategories, &nte, &skt) : NULL;
     cls_train_ctx ctx = {&in->hooks};
     if (!trs || (in->test && !tes)) {
         set_err(err, "unknown", "out of memory");
@@ -334,8 +330,9 @@ static fs_recipe_status check_image(const char *path, int *w, int *h, fs_recipe_
     eng_diag d = {{0}};
     if (eng_image_probe_file(path, &info, &d) != ENG_OK) {
         snprintf(err->code, sizeof err->code, "InvalidImageFormat");
-        snprintf(err->msg, sizeof err->msg, "%s (formats: JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, "
-                                            "MPO)",
+        snprintf(err->msg, sizeof err->msg,
+                 "%s (formats: JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, "
+                 "MPO)",
                  d.msg);
         return FS_RECIPE_EFAIL;
     }
@@ -446,8 +443,7 @@ static fs_recipe_status cls_evaluate(void *model, const fs_recipe_dataset *ds, i
         free(s);
         snprintf(err->code, sizeof err->code, "datasetAnnotationsInvalid");
         snprintf(err->msg, sizeof err->msg,
-                 "dataset \"%s\": no image is labelled with a category the model knows",
-                 ds->name);
+                 "dataset \"%s\": no image is labelled with a category the model knows", ds->name);
         return FS_RECIPE_EFAIL;
     }
     eng_cls_eval_opts o = {

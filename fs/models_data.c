@@ -11,6 +11,9 @@
 #include "backbones.h"
 #include "datasets.h"
 
+/* Reasons are cut to the size of fs_models_ds_err on purpose. */
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,18 +30,12 @@ struct fs_models_ds {
 static fs_models_ds_status map_state(fs_ds_state st)
 {
     switch (st) {
-    case FS_DS_READY:
-        return FS_MDS_OK;
-    case FS_DS_NOTFOUND:
-        return FS_MDS_NOTFOUND;
-    case FS_DS_EMPTY:
-        return FS_MDS_EMPTY;
-    case FS_DS_INVALID:
-        return FS_MDS_INVALID;
-    case FS_DS_ENOMEM:
-        return FS_MDS_ENOMEM;
-    default:
-        return FS_MDS_NOTREADY;
+    case FS_DS_READY: return FS_MDS_OK;
+    case FS_DS_NOTFOUND: return FS_MDS_NOTFOUND;
+    case FS_DS_EMPTY: return FS_MDS_EMPTY;
+    case FS_DS_INVALID: return FS_MDS_INVALID;
+    case FS_DS_ENOMEM: return FS_MDS_ENOMEM;
+    default: return FS_MDS_NOTREADY;
     }
 }
 
@@ -55,8 +52,7 @@ static void explain(const char *name, fs_ds_state st, const char *line, fs_model
                  name, name);
         break;
     case FS_DS_VERIFYING:
-        snprintf(err->msg, sizeof err->msg, "dataset \"%s\" is being verified; try again",
-                 name);
+        snprintf(err->msg, sizeof err->msg, "dataset \"%s\" is being verified; try again", name);
         break;
     default:
         snprintf(err->msg, sizeof err->msg, "dataset \"%s\" is not ready: %.*s", name, (int)n,

@@ -20,22 +20,22 @@
 /* ---- data in ---- */
 
 typedef struct fs_recipe_box {
-    int category;       /* index into fs_recipe_dataset.categories */
-    float x, y, w, h;   /* pixels of the image as stored (left, top, width, height) */
+    int category;     /* index into fs_recipe_dataset.categories */
+    float x, y, w, h; /* pixels of the image as stored (left, top, width, height) */
 } fs_recipe_box;
 
 typedef struct fs_recipe_image {
-    const char *path;   /* absolute path of the image file */
-    int64_t id;         /* the COCO image id */
-    int width, height;  /* as declared by the dataset (pixels) */
-    int label;          /* classification: category index; -1 when none */
+    const char *path;  /* absolute path of the image file */
+    int64_t id;        /* the COCO image id */
+    int width, height; /* as declared by the dataset (pixels) */
+    int label;         /* classification: category index; -1 when none */
     const fs_recipe_box *boxes;
     int nboxes;
 } fs_recipe_image;
 
 typedef struct fs_recipe_dataset {
     const char *name;
-    int detection;              /* 1 when it has boxes */
+    int detection; /* 1 when it has boxes */
     int ncategories;
     const char *const *categories; /* names, by index */
     const int64_t *category_ids;   /* COCO ids, by index */
@@ -47,7 +47,7 @@ typedef struct fs_recipe_dataset {
 
 /* Errors a recipe reports: an Azure code and a message (lowercase, subject first). */
 typedef struct fs_recipe_err {
-    char code[48];  /* e.g. "diverged", "notEnoughBudget", "InvalidImageFormat" */
+    char code[48]; /* e.g. "diverged", "notEnoughBudget", "InvalidImageFormat" */
     char msg[480];
 } fs_recipe_err;
 
@@ -85,15 +85,15 @@ void fs_recipe_prediction_release(fs_recipe_prediction *p);
 typedef struct fs_recipe_progress {
     double fraction; /* 0..1 */
     int trial, ntrials;
-    double best;     /* best value of the recipe's metric so far; < 0 when none */
+    double best; /* best value of the recipe's metric so far; < 0 when none */
     double cpu_seconds, budget_seconds;
 } fs_recipe_progress;
 
 typedef struct fs_recipe_hooks {
     void *ctx;
-    int (*abort)(void *ctx);                             /* nonzero: stop */
+    int (*abort)(void *ctx); /* nonzero: stop */
     void (*progress)(void *ctx, const fs_recipe_progress *p);
-    void (*log)(void *ctx, const char *line);            /* one line, no newline */
+    void (*log)(void *ctx, const char *line); /* one line, no newline */
 } fs_recipe_hooks;
 
 typedef struct fs_recipe_train_in {
@@ -102,7 +102,7 @@ typedef struct fs_recipe_train_in {
     double budget_seconds;         /* CPU seconds */
     int threads;
     uint64_t seed;
-    const char *cache_dir; /* where backbone features may be cached */
+    const char *cache_dir;            /* where backbone features may be cached */
     const char *const *backbone_dirs; /* installed, loadable backbones */
     int nbackbones;
     fs_recipe_hooks hooks;
@@ -111,10 +111,10 @@ typedef struct fs_recipe_train_in {
 /* ---- the vtable ---- */
 
 typedef struct fs_recipe {
-    const char *kind;        /* "classifier" | "detector" */
-    const char *azure_kind;  /* "Generic-Classifier" | "Generic-Detector" */
-    const char *metric;      /* the headline metric in status: "accuracyTop1" */
-    int wants_detection;     /* 1: needs a dataset with boxes */
+    const char *kind;       /* "classifier" | "detector" */
+    const char *azure_kind; /* "Generic-Classifier" | "Generic-Detector" */
+    const char *metric;     /* the headline metric in status: "accuracyTop1" */
+    int wants_detection;    /* 1: needs a dataset with boxes */
 
     /* Trains; *model: new model (free with free_model); *evaluation_json: new
      * string (free()) with SPEC section 5's names. */

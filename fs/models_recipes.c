@@ -17,12 +17,9 @@ extern const fs_recipe fs_recipe_detector;
 static const fs_recipe *recipe_at(int i)
 {
     switch (i) {
-    case 0:
-        return &fs_recipe_classifier;
-    case 1:
-        return &fs_recipe_detector;
-    default:
-        return NULL;
+    case 0: return &fs_recipe_classifier;
+    case 1: return &fs_recipe_detector;
+    default: return NULL;
     }
 }
 #define N_RECIPES 2

@@ -13,11 +13,10 @@
 
 #define TRQ_MAX_BYTES (64 * 1024)
 
-static fs_trainreq_status trq_fail(fs_trainreq_diag *d, fs_trainreq_status st, const char *fmt,
-                                   ...) __attribute__((format(printf, 3, 4)));
+static fs_trainreq_status trq_fail(fs_trainreq_diag *d, fs_trainreq_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-static fs_trainreq_status trq_fail(fs_trainreq_diag *d, fs_trainreq_status st, const char *fmt,
-                                   ...)
+static fs_trainreq_status trq_fail(fs_trainreq_diag *d, fs_trainreq_status st, const char *fmt, ...)
 {
     if (d) {
         va_list ap;
@@ -46,12 +45,9 @@ int fs_trainreq_name_ok(const char *name)
 const char *fs_model_kind_name(fs_model_kind k)
 {
     switch (k) {
-    case FS_KIND_CLASSIFIER:
-        return "classifier";
-    case FS_KIND_DETECTOR:
-        return "detector";
-    default:
-        return "auto";
+    case FS_KIND_CLASSIFIER: return "classifier";
+    case FS_KIND_DETECTOR: return "detector";
+    default: return "auto";
     }
 }
 
@@ -71,8 +67,8 @@ static fs_trainreq_status trq_name(const cJSON *item, const char *key, char *dst
     return FS_TRQ_OK;
 }
 
-static fs_trainreq_status trq_budget(const cJSON *item, const char *key, double scale,
-                                     double *out, fs_trainreq_diag *d)
+static fs_trainreq_status trq_budget(const cJSON *item, const char *key, double scale, double *out,
+                                     fs_trainreq_diag *d)
 {
     if (!cJSON_IsNumber(item))
         return trq_fail(d, FS_TRQ_EFIELD, "\"%s\": must be a number", key);
@@ -111,7 +107,8 @@ static fs_trainreq_status trq_short(const cJSON *root, fs_trainreq *r, fs_trainr
                             kind->valuestring);
     }
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(root, "budget_minutes");
-    if (b && !cJSON_IsNull(b) && (st = trq_budget(b, "budget_minutes", 60.0, &r->budget_seconds, d)))
+    if (b && !cJSON_IsNull(b) &&
+        (st = trq_budget(b, "budget_minutes", 60.0, &r->budget_seconds, d)))
         return st;
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "test_dataset");
     if (t && !cJSON_IsNull(t) && (st = trq_name(t, "test_dataset", r->test_dataset, d)))

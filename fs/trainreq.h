@@ -18,7 +18,7 @@
 #include <stddef.h>
 
 typedef enum fs_model_kind {
-    FS_KIND_AUTO = 0,   /* not given: decided from the dataset (boxes -> detector) */
+    FS_KIND_AUTO = 0, /* not given: decided from the dataset (boxes -> detector) */
     FS_KIND_CLASSIFIER,
     FS_KIND_DETECTOR,
 } fs_model_kind;

@@ -13,28 +13,29 @@ fi
 
 # distinct seeds so each training extracts features afresh (no cache hits)
 for s in 11 12 13 14; do $MK cls "$SRC/d$s" 6 $s; done
+$MK cls "$SRC/dt" 2 15
 $MK one "$SRC/one.png" disc 5
 
 vfs_mount
-for s in 11 12 13 14; do
+for s in 11 12 13 14 t; do
     mkdir "$MNT/datasets/d$s"
     cp -r "$SRC/d$s/." "$MNT/datasets/d$s/"
 done
-for s in 11 12 13 14; do
+for s in 11 12 13 14 t; do
     check "dataset d$s ready" wait_status "$MNT/datasets/d$s/status" ready 60
 done
 
 # a first model
 M=$MNT/models/m
 mkdir "$M"
-echo '{"dataset": "d11", "budget_minutes": 2}' >"$M/train.json"
+echo '{"dataset": "d11", "budget_minutes": 2, "test_dataset": "dt"}' >"$M/train.json"
 check "first version succeeds" wait_status "$M/status" succeeded 300
 cp "$SRC/one.png" "$M/predict/one.png"
 before=$(jq -c .customModelResult "$M/predict/one.png.json")
 check_eq "first version predicts" "disc" "$(jq -r '.classifications[0].label' <<<"$before")"
 
 # retrain: the old model keeps serving until the new one succeeds
-echo '{"dataset": "d12", "budget_minutes": 2}' >"$M/train.json"
+echo '{"dataset": "d12", "budget_minutes": 2, "test_dataset": "dt"}' >"$M/train.json"
 st=$(cat "$M/status")
 check "retrain queued or training" bash -c '[[ "$1" == notStarted || "$1" == training* || "$1" == succeeded ]]' _ "$st"
 check "predict/ still there while retraining" test -d "$M/predict"
@@ -74,7 +75,7 @@ check_eq "fresh model" "notStarted" "$(cat "$R/status")"
 # kill -9 during training, then remount: the run restarts and succeeds
 K=$MNT/models/k
 mkdir "$K"
-echo '{"dataset": "d14", "budget_minutes": 1}' >"$K/train.json"
+echo '{"dataset": "d14", "budget_minutes": 1, "test_dataset": "dt"}' >"$K/train.json"
 check "kill: training starts" wait_status "$K/status" training 120
 vfs_kill9
 vfs_mount
