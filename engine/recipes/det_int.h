@@ -79,6 +79,27 @@ eng_status det_metrics(const eng_det_gt *gt, int ngt, const eng_det_pred *pred, 
 eng_status det_predictions_json(const eng_det_pred *pred, int npred, const long long *cat_ids,
                                 char **out, eng_diag *d);
 
+/* Trains m's 1x1 heads (m's depthwise filters and box head as the start)
+ * on features given directly, for tests: boxes[i] holds nbox[i] x (x1, y1,
+ * x2, y2) in input pixels, cats[i] their categories. */
+typedef struct det_fit_args {
+    const uint16_t *const *feats;
+    const float *const *boxes;
+    const int *const *cats;
+    const int *nbox;
+    int n;
+    int finetune_wh;
+    float lr;
+    int epochs;
+    int threads;
+    uint64_t seed;
+} det_fit_args;
+
+eng_status det_fit_heads(const det_fit_args *f, eng_detector *m, float *last_loss, eng_diag *d);
+
+/* float32 <-> float16 (round to nearest even). */
+void det_f32_to_f16(const float *src, uint16_t *dst, size_t n);
+
 /* Finds the backbone with detection features; ENG_ENOTFOUND otherwise. */
 eng_status det_pick_backbone(eng_backbone *const *bbs, int n, const char *name,
                              const char *checksum, eng_backbone **out, eng_diag *d);

@@ -311,7 +311,7 @@ static eng_status step_fn(void *ctx, eng_tape *tp, int step, eng_var **loss, eng
 
 /* Trains the heads on images idx with variant v; fills m's head weights. */
 static eng_status fit(trainer *t, const int *idx, int n, const variant *v, eng_detector *m,
-                      eng_diag *d)
+                      float *last_loss, eng_diag *d)
 {
     int B = n < DET_MAX_BATCH ? n : DET_MAX_BATCH;
     int steps = (v->epochs * n + B - 1) / B;
@@ -360,6 +360,8 @@ static eng_status fit(trainer *t, const int *idx, int n, const variant *v, eng_d
     st = eng_train_run(tape, opt, steps, step_fn, t, NULL, NULL, abort_cb, t, &res, d);
     logf_(t, "variant %s: %d images, %d steps, last loss %.4f, %.1f s CPU", v->name, n,
           res.steps_done, res.last_loss, cpu_now() - c0);
+    if (last_loss)
+        *last_loss = res.last_loss;
     if (st == ENG_OK) {
         memcpy(m->wc, t->p[0]->value->data, (size_t)t->fdim * t->ncat * sizeof(float));
         memcpy(m->bc, t->p[1]->value->data, (size_t)t->ncat * sizeof(float));
@@ -629,6 +631,85 @@ static void trainer_release(trainer *t)
     free(t->rc);
 }
 
+/* Allocates the step buffers of t (t->n, fdim and ncat set). */
+static eng_status trainer_buffers(trainer *t, eng_diag *d)
+{
+    size_t per = (size_t)t->fdim * DET_CELLS;
+    t->order = calloc((size_t)t->n, sizeof *t->order);
+    t->tmpfeat = eng_alloc(per * 2);
+    int64_t gd[4] = {DET_MAX_BATCH, DET_GRID, DET_GRID, t->fdim};
+    t->gbatch = eng_tensor_new(ENG_F32, 4, gd);
+    t->maxsel = DET_MAX_BATCH * 2048;
+    int64_t hd[2] = {t->maxsel, t->fdim};
+    t->hsel = eng_tensor_new(ENG_F32, 2, hd);
+    t->target = malloc((size_t)DET_MAX_BATCH * DET_CELLS * t->ncat * sizeof(float));
+    t->ltrb = malloc((size_t)t->maxsel * 4 * sizeof(float));
+    t->wgt = malloc((size_t)t->maxsel * sizeof(float));
+    t->owner = malloc(DET_CELLS * sizeof *t->owner);
+    t->wmap = malloc(DET_CELLS * sizeof *t->wmap);
+    t->rc = malloc(DET_CELLS * sizeof *t->rc);
+    if (!t->owner || !t->wmap || !t->rc || !t->order || !t->tmpfeat || !t->gbatch || !t->hsel ||
+        !t->target || !t->ltrb || !t->wgt)
+        return eng_fail(d, ENG_ENOMEM, "training: out of memory");
+    return det_scratch_init(&t->s, t->fdim, d);
+}
+
+eng_status det_fit_heads(const det_fit_args *f, eng_detector *m, float *last_loss, eng_diag *d)
+{
+    trainer t;
+    memset(&t, 0, sizeof t);
+    eng_det_train_args a;
+    memset(&a, 0, sizeof a);
+    t.a = &a;
+    t.cpu0 = cpu_now();
+    t.n = f->n;
+    t.fdim = m->fdim;
+    t.ncat = m->ncat;
+    t.threads = f->threads > 0 ? f->threads : 1;
+    t.wh_scale = m->wh_scale;
+    eng_rng_seed(&t.rng, f->seed);
+    size_t fd = (size_t)m->fdim;
+    t.dw_cls = malloc(9 * fd * sizeof(float));
+    t.dw_wh = malloc(9 * fd * sizeof(float));
+    t.ww0 = malloc(4 * fd * sizeof(float));
+    t.bw0 = malloc(4 * sizeof(float));
+    t.im = calloc((size_t)f->n, sizeof *t.im);
+    int *idx = malloc((size_t)f->n * sizeof *idx);
+    eng_status st = trainer_buffers(&t, d);
+    if (st == ENG_OK && (!t.dw_cls || !t.dw_wh || !t.ww0 || !t.bw0 || !t.im || !idx))
+        st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
+    if (st == ENG_OK) {
+        memcpy(t.dw_cls, m->dw_cls, 9 * fd * sizeof(float));
+        memcpy(t.dw_wh, m->dw_wh, 9 * fd * sizeof(float));
+        memcpy(t.ww0, m->ww, 4 * fd * sizeof(float));
+        memcpy(t.bw0, m->bw, 4 * sizeof(float));
+        for (int i = 0; i < f->n; i++) {
+            idx[i] = i;
+            t.im[i].w = t.im[i].h = DET_SIZE;
+            t.im[i].nbox = f->nbox[i];
+            t.im[i].box = malloc((size_t)(f->nbox[i] + 1) * 4 * sizeof(float));
+            t.im[i].cat = malloc((size_t)(f->nbox[i] + 1) * sizeof(int));
+            if (!t.im[i].box || !t.im[i].cat) {
+                st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
+                break;
+            }
+            memcpy(t.im[i].box, f->boxes[i], (size_t)f->nbox[i] * 4 * sizeof(float));
+            memcpy(t.im[i].cat, f->cats[i], (size_t)f->nbox[i] * sizeof(int));
+        }
+    }
+    if (st == ENG_OK) {
+        for (int i = 0; i < f->n; i++)
+            t.im[i].feat = (uint16_t *)f->feats[i]; /* borrowed: cleared before release */
+        variant v = {"test", f->finetune_wh, f->lr, f->epochs};
+        st = fit(&t, idx, f->n, &v, m, last_loss, d);
+        for (int i = 0; i < f->n; i++)
+            t.im[i].feat = NULL;
+    }
+    free(idx);
+    trainer_release(&t);
+    return st;
+}
+
 /* Adds trainingCostInMinutes and stopReason to a metrics JSON string. */
 static eng_status add_extra(char **json, double minutes, const char *reason, const char *recipe,
                             eng_diag *d)
@@ -677,24 +758,8 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
     if ((st = load_consts(&t, d)) != ENG_OK)
         goto done;
     t.im = calloc((size_t)t.n, sizeof *t.im);
-    t.order = calloc((size_t)t.n, sizeof *t.order);
-    t.tmpfeat = eng_alloc(per * 2);
-    int64_t gd[4] = {DET_MAX_BATCH, DET_GRID, DET_GRID, t.fdim};
-    t.gbatch = eng_tensor_new(ENG_F32, 4, gd);
-    t.maxsel = DET_MAX_BATCH * 2048;
-    int64_t hd[2] = {t.maxsel, t.fdim};
-    t.hsel = eng_tensor_new(ENG_F32, 2, hd);
-    t.target = malloc((size_t)DET_MAX_BATCH * DET_CELLS * t.ncat * sizeof(float));
-    t.ltrb = malloc((size_t)t.maxsel * 4 * sizeof(float));
-    t.wgt = malloc((size_t)t.maxsel * sizeof(float));
-    t.owner = malloc(DET_CELLS * sizeof *t.owner);
-    t.wmap = malloc(DET_CELLS * sizeof *t.wmap);
-    t.rc = malloc(DET_CELLS * sizeof *t.rc);
-    if (!t.owner || !t.wmap || !t.rc || !t.im || !t.order || !t.tmpfeat || !t.gbatch || !t.hsel || !t.target || !t.ltrb ||
-        !t.wgt || (st = det_scratch_init(&t.s, t.fdim, d)) != ENG_OK) {
-        st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
+    if ((st = trainer_buffers(&t, d)) != ENG_OK || !t.im)
         goto done;
-    }
 
     /* 1. features */
     size_t kept = 0;
@@ -829,7 +894,7 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
             }
             double c0 = cpu_now();
             progress(&t, 0.4 + 0.2 * v, "search", v + 1, 2, best_map);
-            if ((st = fit(&t, fitidx, nf, &vars[v], m, d)) != ENG_OK)
+            if ((st = fit(&t, fitidx, nf, &vars[v], m, NULL, d)) != ENG_OK)
                 break;
             if ((st = score(&t, m, hold, nh, &vmap[v][0], &vmap[v][1], vjson[v], d)) != ENG_OK)
                 break;
@@ -858,7 +923,7 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
     /* 3. final fit on every image */
     progress(&t, 0.8, "final", 2, 2, best_map);
     m->nms_iou = best_nms;
-    st = fit(&t, all, t.n, &vars[best], m, d);
+    st = fit(&t, all, t.n, &vars[best], m, NULL, d);
     free(all);
     free(fitidx);
     if (st != ENG_OK) {

@@ -86,7 +86,7 @@ eng_status det_pick_backbone(eng_backbone *const *bbs, int n, const char *name,
 
 /* ---- features ---- */
 
-static void f32_to_f16(const float *src, uint16_t *dst, size_t n)
+void det_f32_to_f16(const float *src, uint16_t *dst, size_t n)
 {
     size_t i = 0;
     for (; i + 8 <= n; i += 8) {
@@ -172,7 +172,7 @@ eng_status det_features(const eng_backbone *bb, const char *node, int fdim, cons
         return eng_fail(d, ENG_EUNSUPPORTED, "detection features \"%s\": expected %dx%dx%d values",
                         node, DET_GRID, DET_GRID, fdim);
     }
-    f32_to_f16(eng_f32(out), f16, n);
+    det_f32_to_f16(eng_f32(out), f16, n);
     eng_tensor_free(out);
     if (key[0])
         eng_featcache_put(cache_dir, key, (const float *)f16, (int)(n / 2), NULL);

@@ -1,0 +1,346 @@
+/* test_detect.c: the detector's pieces without a backbone: decoding of
+ * hand-made heatmaps (peaks, ties, thresholds, top-K, NMS, scaling,
+ * clipping), Gaussian targets, a training run on synthetic features that
+ * must find the boxes again, and the model file round trip (and refusals).
+ */
+#include "../../engine/recipes/det_int.h"
+#include "check.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static void set_cell(float *heat, float *wh, int gw, int ncat, int x, int y, int c, float v,
+                     float l, float t, float r, float b)
+{
+    heat[(y * gw + x) * ncat + c] = v;
+    float *p = wh + (y * gw + x) * 4;
+    p[0] = l;
+    p[1] = t;
+    p[2] = r;
+    p[3] = b;
+}
+
+static void test_decode(void)
+{
+    enum { G = 8, C = 2 };
+    float heat[G * G * C], wh[G * G * 4];
+    memset(heat, 0, sizeof heat);
+    memset(wh, 0, sizeof wh);
+    /* peak c0 at (1,1) with a weaker neighbour that is no peak */
+    set_cell(heat, wh, G, C, 1, 1, 0, 0.9f, 2, 3, 4, 5);
+    set_cell(heat, wh, G, C, 2, 1, 0, 0.5f, 2, 2, 2, 2);
+    /* c1 at (5,5); c0 weak at (0,6) */
+    set_cell(heat, wh, G, C, 5, 5, 1, 0.7f, 4, 4, 4, 4);
+    set_cell(heat, wh, G, C, 0, 6, 0, 0.2f, 1, 1, 1, 1);
+    eng_det_object o[8];
+    int n = eng_det_decode(heat, wh, G, G, C, 4, 2.0f, 1.0f, 1000, 1000, 8, 0.3f, 0, o);
+    CHECK(n == 2);
+    CHECK(o[0].category == 0 && fabsf(o[0].score - 0.9f) < 1e-6f);
+    /* cell point (4,4): box (4-2, 4-3, 4+4, 4+5) = (2,1)-(8,9), x scaled by 2 */
+    CHECK_NEAR(o[0].x, 4, 1e-5);
+    CHECK_NEAR(o[0].y, 1, 1e-5);
+    CHECK_NEAR(o[0].w, 12, 1e-5);
+    CHECK_NEAR(o[0].h, 8, 1e-5);
+    CHECK(o[1].category == 1 && fabsf(o[1].score - 0.7f) < 1e-6f);
+    CHECK_NEAR(o[1].x, 32, 1e-5); /* (20 - 4) * 2 */
+    CHECK_NEAR(o[1].w, 16, 1e-5);
+    /* a lower threshold lets the weak peak in, last */
+    n = eng_det_decode(heat, wh, G, G, C, 4, 1, 1, 1000, 1000, 8, 0.1f, 0, o);
+    CHECK(n == 3 && fabsf(o[2].score - 0.2f) < 1e-6f);
+    /* top-K */
+    n = eng_det_decode(heat, wh, G, G, C, 4, 1, 1, 1000, 1000, 1, 0.1f, 0, o);
+    CHECK(n == 1 && o[0].score > 0.89f);
+    /* clipping to the image; the box wholly outside it is dropped */
+    n = eng_det_decode(heat, wh, G, G, C, 4, 1, 1, 6, 6, 8, 0.3f, 0, o);
+    CHECK(n == 1);
+    CHECK_NEAR(o[0].x, 2, 1e-5);
+    CHECK_NEAR(o[0].x + o[0].w, 6, 1e-5);
+    CHECK_NEAR(o[0].y + o[0].h, 6, 1e-5);
+
+    /* ties: two equal neighbours are both peaks (equal to their max-pool) */
+    memset(heat, 0, sizeof heat);
+    set_cell(heat, wh, G, C, 3, 3, 0, 0.6f, 8, 8, 8, 8);
+    set_cell(heat, wh, G, C, 4, 3, 0, 0.6f, 8, 8, 8, 8);
+    n = eng_det_decode(heat, wh, G, G, C, 4, 1, 1, 1000, 1000, 8, 0.3f, 0, o);
+    CHECK(n == 2);
+    CHECK(o[0].x < o[1].x); /* equal scores: lower index first */
+    /* NMS removes the overlapping twin of the same category only */
+    n = eng_det_decode(heat, wh, G, G, C, 4, 1, 1, 1000, 1000, 8, 0.3f, 0.5f, o);
+    CHECK(n == 1);
+    set_cell(heat, wh, G, C, 4, 3, 1, 0.55f, 8, 8, 8, 8);
+    n = eng_det_decode(heat, wh, G, G, C, 4, 1, 1, 1000, 1000, 8, 0.3f, 0.5f, o);
+    CHECK(n == 2 && o[1].category == 1);
+    /* a box of no size is dropped */
+    memset(heat, 0, sizeof heat);
+    set_cell(heat, wh, G, C, 2, 2, 0, 0.8f, 0, 0, 0, 0);
+    n = eng_det_decode(heat, wh, G, G, C, 4, 1, 1, 1000, 1000, 8, 0.3f, 0, o);
+    CHECK(n == 0);
+    /* nothing to find */
+    memset(heat, 0, sizeof heat);
+    CHECK(eng_det_decode(heat, wh, G, G, C, 4, 1, 1, 100, 100, 8, 0.01f, 0, o) == 0);
+}
+
+static void test_gaussian(void)
+{
+    enum { G = 32 };
+    static float h[G * G];
+    memset(h, 0, sizeof h);
+    /* box 40x20 px centred at (60, 50) -> centre cell (15, 12 or 13) */
+    eng_det_gaussian(h, G, G, 1, 0, 4, 40, 40, 80, 60, 0.54f);
+    int cx = 15, cy = (int)lrintf(12.5f);
+    CHECK(h[cy * G + cx] == 1.0f);
+    int ones = 0;
+    for (int i = 0; i < G * G; i++)
+        ones += h[i] == 1.0f;
+    CHECK(ones == 1);
+    CHECK(h[cy * G + cx - 1] < 1 && h[cy * G + cx - 1] > 0);
+    CHECK_NEAR(h[cy * G + cx - 1], h[cy * G + cx + 1], 1e-6);
+    CHECK_NEAR(h[(cy - 1) * G + cx], h[(cy + 1) * G + cx], 1e-6);
+    /* wider than tall: falls off slower along x */
+    CHECK(h[cy * G + cx + 1] > h[(cy + 1) * G + cx]);
+    /* sigma_x = 0.54 * 10 / 6 cells: value one cell away */
+    float sx = 0.54f * 10 / 6;
+    CHECK_NEAR(h[cy * G + cx + 1], expf(-1 / (2 * sx * sx)), 1e-5);
+    CHECK(h[0] == 0);
+    /* combining by maximum: a smaller box at the same centre changes nothing there */
+    float before = h[cy * G + cx + 2];
+    eng_det_gaussian(h, G, G, 1, 0, 4, 56, 46, 64, 54, 0.54f);
+    CHECK(h[cy * G + cx + 2] == before);
+    /* a box at the border stays in the grid; a degenerate box adds nothing */
+    eng_det_gaussian(h, G, G, 1, 0, 4, 0, 0, 2, 2, 0.54f);
+    CHECK(h[0] == 1.0f);
+    float copy[G * G];
+    memcpy(copy, h, sizeof copy);
+    eng_det_gaussian(h, G, G, 1, 0, 4, 10, 10, 10, 30, 0.54f);
+    CHECK(memcmp(copy, h, sizeof copy) == 0);
+}
+
+/* ---- training on synthetic features ---- */
+
+enum { FD = 8, NC = 2, NIMG = 10, NBOX = 3, BOX = 64 };
+
+typedef struct synth {
+    uint16_t *feat[NIMG + 1];
+    float box[NIMG + 1][NBOX * 4];
+    int cat[NIMG + 1][NBOX];
+} synth;
+
+/* Channel c < NC: a blob at each centre of a category-c box; channel NC:
+ * ones; the rest: noise. Every box is BOX x BOX input pixels. */
+static void synth_make(synth *s, uint64_t seed)
+{
+    eng_rng r;
+    eng_rng_seed(&r, seed);
+    float *f = malloc((size_t)FD * DET_CELLS * sizeof *f);
+    for (int i = 0; i <= NIMG; i++) {
+        for (size_t k = 0; k < (size_t)FD * DET_CELLS; k++)
+            f[k] = (k % FD) == NC ? 1.0f : (k % FD) > NC ? 0.1f * eng_rng_normal(&r) : 0;
+        for (int b = 0; b < NBOX; b++) {
+            /* centres on a coarse lattice so boxes do not overlap */
+            int cx = 64 + 128 * b + (int)(eng_rng_u64(&r) % 16) * 4;
+            int cy = 64 + (int)(eng_rng_u64(&r) % 90) * 4;
+            int c = (int)(eng_rng_u64(&r) % NC);
+            float *q = s->box[i] + 4 * b;
+            q[0] = (float)(cx - BOX / 2);
+            q[1] = (float)(cy - BOX / 2);
+            q[2] = (float)(cx + BOX / 2);
+            q[3] = (float)(cy + BOX / 2);
+            s->cat[i][b] = c;
+            int gx = cx / 4, gy = cy / 4;
+            for (int y = gy - 4; y <= gy + 4; y++)
+                for (int x = gx - 4; x <= gx + 4; x++) {
+                    if (x < 0 || y < 0 || x >= DET_GRID || y >= DET_GRID)
+                        continue;
+                    float d2 = (float)((x - gx) * (x - gx) + (y - gy) * (y - gy));
+                    f[((size_t)y * DET_GRID + x) * FD + c] += 3.0f * expf(-d2 / 4.0f);
+                }
+        }
+        s->feat[i] = malloc((size_t)FD * DET_CELLS * 2);
+        det_f32_to_f16(f, s->feat[i], (size_t)FD * DET_CELLS);
+    }
+    free(f);
+}
+
+static eng_detector *model_make(void)
+{
+    eng_detector *m = calloc(1, sizeof *m);
+    m->ncat = NC;
+    m->cats = calloc(NC, sizeof *m->cats);
+    m->cats[0] = strdup("circle");
+    m->cats[1] = strdup("square");
+    m->bb_name = strdup("synthetic");
+    m->bb_checksum = strdup("00ff");
+    m->feat_node = strdup("features");
+    m->fdim = FD;
+    m->wh_scale = 16;
+    m->dw_cls = calloc(9 * FD, sizeof(float));
+    m->dw_wh = calloc(9 * FD, sizeof(float));
+    for (int c = 0; c < FD; c++) /* identity: the centre tap */
+        m->dw_cls[4 * FD + c] = m->dw_wh[4 * FD + c] = 1;
+    m->wc = calloc(FD * NC, sizeof(float));
+    m->bc = calloc(NC, sizeof(float));
+    m->ww = calloc(FD * 4, sizeof(float));
+    m->bw = calloc(4, sizeof(float));
+    for (int k = 0; k < 4; k++)
+        m->bw[k] = 0.5f; /* 8 px: far from the true 32 */
+    m->min_score = 0.01f;
+    m->recipe = strdup("{\"test\":1}");
+    return m;
+}
+
+static double map50_on(const eng_detector *m, const synth *s, int i)
+{
+    float *heat = malloc((size_t)DET_CELLS * NC * sizeof *heat);
+    float *wh = malloc((size_t)DET_CELLS * 4 * sizeof *wh);
+    det_scratch sc;
+    det_scratch_init(&sc, FD, NULL);
+    eng_diag d;
+    CHECK(det_heads(m, s->feat[i], 1, &sc, heat, wh, &d) == ENG_OK);
+    eng_det_object o[ENG_DET_TOPK];
+    int n = det_objects(m, heat, wh, DET_SIZE, DET_SIZE, o);
+    eng_det_gt gt[NBOX];
+    eng_det_pred p[ENG_DET_TOPK];
+    for (int b = 0; b < NBOX; b++) {
+        const float *q = s->box[i] + 4 * b;
+        gt[b] = (eng_det_gt){0, s->cat[i][b], {q[0], q[1], q[2] - q[0], q[3] - q[1]}};
+    }
+    for (int j = 0; j < n; j++)
+        p[j] = (eng_det_pred){0, o[j].category, {o[j].x, o[j].y, o[j].w, o[j].h}, o[j].score};
+    double map = -1;
+    CHECK(eng_det_map(gt, NBOX, p, n, NC, 0.5, &map, NULL, &d) == ENG_OK);
+    det_scratch_release(&sc);
+    free(heat);
+    free(wh);
+    return map;
+}
+
+static void test_train(eng_detector **out)
+{
+    static synth s;
+    synth_make(&s, 7);
+    const float *boxes[NIMG];
+    const int *cats[NIMG];
+    int nbox[NIMG];
+    for (int i = 0; i < NIMG; i++) {
+        boxes[i] = s.box[i];
+        cats[i] = s.cat[i];
+        nbox[i] = NBOX;
+    }
+    eng_detector *m = model_make();
+    double before = map50_on(m, &s, NIMG);
+    det_fit_args f = {(const uint16_t *const *)s.feat, boxes, cats, nbox, NIMG, 1, 0.02f, 30, 2,
+                      1};
+    float loss = -1;
+    eng_diag d = {{0}};
+    eng_status st = det_fit_heads(&f, m, &loss, &d);
+    CHECK_MSG(st == ENG_OK, "%s", d.msg);
+    CHECK(isfinite(loss));
+    /* the unseen image: both categories and the box size are learnt */
+    double after = map50_on(m, &s, NIMG);
+    printf("synthetic: mAP@50 before %.3f, after %.3f, last loss %.4f\n", before, after, loss);
+    CHECK(before < 0.2);
+    /* needs the box head too: the starting 16 px boxes have IoU 1/16 with the 64 px truth */
+    CHECK(after > 0.9);
+    /* same seed, same weights (thread count does not matter) */
+    eng_detector *m2 = model_make();
+    f.threads = 1;
+    CHECK(det_fit_heads(&f, m2, NULL, &d) == ENG_OK);
+    CHECK(memcmp(m->wc, m2->wc, FD * NC * sizeof(float)) == 0);
+    CHECK(memcmp(m->bw, m2->bw, 4 * sizeof(float)) == 0);
+    eng_detector_free(m2);
+    for (int i = 0; i <= NIMG; i++)
+        free(s.feat[i]);
+    *out = m;
+}
+
+static void test_file(const eng_detector *m)
+{
+    char path[] = "/tmp/test_detect_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    close(fd);
+    eng_diag d = {{0}};
+    CHECK_MSG(eng_detector_save(m, path, &d) == ENG_OK, "%s", d.msg);
+    eng_detector *l = NULL;
+    CHECK_MSG(eng_detector_load(path, &l, &d) == ENG_OK, "%s", d.msg);
+    if (l) {
+        CHECK(l->ncat == NC && strcmp(l->cats[1], "square") == 0);
+        CHECK(strcmp(l->bb_name, "synthetic") == 0 && strcmp(l->bb_checksum, "00ff") == 0);
+        CHECK(strcmp(l->feat_node, "features") == 0 && l->fdim == FD);
+        CHECK(memcmp(l->wc, m->wc, FD * NC * sizeof(float)) == 0);
+        CHECK(memcmp(l->bc, m->bc, NC * sizeof(float)) == 0);
+        CHECK(memcmp(l->ww, m->ww, FD * 4 * sizeof(float)) == 0);
+        CHECK(memcmp(l->bw, m->bw, 4 * sizeof(float)) == 0);
+        CHECK(memcmp(l->dw_cls, m->dw_cls, 9 * FD * sizeof(float)) == 0);
+        CHECK(memcmp(l->dw_wh, m->dw_wh, 9 * FD * sizeof(float)) == 0);
+        CHECK(l->nms_iou == m->nms_iou && l->min_score == m->min_score);
+        CHECK(strcmp(eng_det_recipe(l), "{\"test\":1}") == 0);
+        const char *sum = NULL;
+        CHECK(strcmp(eng_det_backbone_needed(l, &sum), "synthetic") == 0 && sum &&
+              strcmp(sum, "00ff") == 0);
+        CHECK(eng_det_ncat(l) == NC && eng_det_category(l, 2) == NULL);
+    }
+    eng_detector_free(l);
+
+    /* truncated: refused with a message */
+    FILE *f = fopen(path, "rb");
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)len);
+    CHECK(fread(buf, 1, (size_t)len, f) == (size_t)len);
+    fclose(f);
+    f = fopen(path, "wb");
+    fwrite(buf, 1, (size_t)len - 9, f);
+    fclose(f);
+    l = NULL;
+    CHECK(eng_detector_load(path, &l, &d) == ENG_EFORMAT && l == NULL);
+    free(buf);
+
+    /* another kind of model: "not a detector" */
+    float w[2] = {1, 2};
+    eng_tensor t = {ENG_F32, 1, {2}, w};
+    const eng_tensor *tp[1] = {&t};
+    const char *names[1] = {"head.weight"};
+    const char *keys[2] = {"kind", "version"};
+    const char *vals[2] = {"classifier", "1"};
+    CHECK(eng_modelfile_write(path, names, tp, 1, keys, vals, 2, &d) == ENG_OK);
+    CHECK(eng_detector_load(path, &l, &d) == ENG_EFORMAT && strstr(d.msg, "not a detector"));
+    /* a detector whose tensors do not match its metadata */
+    const char *vals2[2] = {"detector", "1"};
+    CHECK(eng_modelfile_write(path, names, tp, 1, keys, vals2, 2, &d) == ENG_OK);
+    CHECK(eng_detector_load(path, &l, &d) == ENG_EFORMAT && l == NULL);
+    const char *vals3[2] = {"detector", "99"};
+    CHECK(eng_modelfile_write(path, names, tp, 1, keys, vals3, 2, &d) == ENG_OK);
+    CHECK(eng_detector_load(path, &l, &d) == ENG_EUNSUPPORTED);
+    unlink(path);
+}
+
+static void test_predictions_json(void)
+{
+    eng_det_pred p[2] = {{5, 1, {1.5, 2, 30.25, 40}, 0.875}, {9, 0, {0, 0, 1, 1}, 0.01}};
+    long long ids[2] = {17, 42};
+    char *s = NULL;
+    eng_diag d;
+    CHECK(det_predictions_json(p, 2, ids, &s, &d) == ENG_OK);
+    CHECK(s && strstr(s, "\"image_id\": 5, \"category_id\": 42, \"bbox\": [1.5, 2, 30.25, 40], "
+                         "\"score\": 0.875"));
+    CHECK(s && strstr(s, "\"image_id\": 9, \"category_id\": 17"));
+    free(s);
+    CHECK(det_predictions_json(p, 0, ids, &s, &d) == ENG_OK && strcmp(s, "[\n]\n") == 0);
+    free(s);
+}
+
+int main(void)
+{
+    test_decode();
+    test_gaussian();
+    test_predictions_json();
+    eng_detector *m = NULL;
+    test_train(&m);
+    if (m)
+        test_file(m);
+    eng_detector_free(m);
+    return check_report("test_detect");
+}
