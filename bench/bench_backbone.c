@@ -213,7 +213,8 @@ int main(int argc, char **argv)
         bench_case c = {"centernet", "detector", 512, HEADS, 2};
         run_case(cn, &c, 8, 2, 1, NULL);
         printf("{\"peak_rss_mb\":%.1f,\"rss_before_run_mb\":%.1f,\"what\":\"detector heads, batch "
-               "8 @512, 2 threads\"}\n", max_rss_kb() / 1024.0, before / 1024.0);
+               "8 @512, 2 threads\"}\n",
+               max_rss_kb() / 1024.0, before / 1024.0);
         eng_model_free(cn);
         return 0;
     }

@@ -76,8 +76,8 @@ static eng_status try_hswish(eng_model *m, int y, eng_diag *d)
             continue;
         int x = A->in[ia].node;
         rt_node *X = &m->nodes[x];
-        if (!is_conv(X) || X->a.act != ENG_ACT_NONE || X->n_consumers != 2 ||
-            X->absorbed_by >= 0 || X->fused)
+        if (!is_conv(X) || X->a.act != ENG_ACT_NONE || X->n_consumers != 2 || X->absorbed_by >= 0 ||
+            X->fused)
             continue;
         rt_node *f = calloc(1, sizeof *f);
         if (!f)

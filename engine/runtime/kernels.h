@@ -15,10 +15,10 @@
 /* Activation applied in a kernel's epilogue, after the bias. */
 typedef enum eng_act {
     ENG_ACT_NONE = 0,
-    ENG_ACT_RELU,    /* max(x, 0) */
-    ENG_ACT_RELU6,   /* min(max(x, 0), 6) */
-    ENG_ACT_SIGMOID, /* 1 / (1 + exp(-x)) */
-    ENG_ACT_HSWISH,  /* (x * (1/6)) * relu6(x + 3), products in that order */
+    ENG_ACT_RELU,       /* max(x, 0) */
+    ENG_ACT_RELU6,      /* min(max(x, 0), 6) */
+    ENG_ACT_SIGMOID,    /* 1 / (1 + exp(-x)) */
+    ENG_ACT_HSWISH,     /* (x * (1/6)) * relu6(x + 3), products in that order */
     ENG_ACT_HSWISH_F16, /* same with 0.1666259765625, the float16-rounded 1/6 of
                          * converted TF graphs (CenterNet), bit-exact with the graph */
 } eng_act;
@@ -30,11 +30,11 @@ typedef enum eng_padding { ENG_PAD_SAME = 0, ENG_PAD_VALID, ENG_PAD_EXPLICIT } e
 
 /* Geometry of a 2-D convolution or pooling window over NHWC tensors. */
 typedef struct eng_conv_geom {
-    int n, ih, iw, cin;  /* input [n, ih, iw, cin] */
-    int oh, ow, cout;    /* output [n, oh, ow, cout] */
-    int kh, kw;          /* window */
-    int sh, sw;          /* strides */
-    int dh, dw;          /* dilations */
+    int n, ih, iw, cin; /* input [n, ih, iw, cin] */
+    int oh, ow, cout;   /* output [n, oh, ow, cout] */
+    int kh, kw;         /* window */
+    int sh, sw;         /* strides */
+    int dh, dw;         /* dilations */
     int pad_top, pad_left, pad_bottom, pad_right;
 } eng_conv_geom;
 

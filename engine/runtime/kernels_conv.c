@@ -35,8 +35,8 @@ eng_status eng_conv_geom_init(eng_conv_geom *g, int n, int ih, int iw, int cin, 
                               const int *pads, eng_diag *d)
 {
     memset(g, 0, sizeof *g);
-    if (n < 1 || ih < 1 || iw < 1 || cin < 1 || cout < 1 || kh < 1 || kw < 1 || sh < 1 ||
-        sw < 1 || dh < 1 || dw < 1)
+    if (n < 1 || ih < 1 || iw < 1 || cin < 1 || cout < 1 || kh < 1 || kw < 1 || sh < 1 || sw < 1 ||
+        dh < 1 || dw < 1)
         return eng_fail(d, ENG_EINVAL, "convolution: sizes must be positive");
     g->n = n, g->ih = ih, g->iw = iw, g->cin = cin, g->cout = cout;
     g->kh = kh, g->kw = kw, g->sh = sh, g->sw = sw, g->dh = dh, g->dw = dw;
@@ -62,8 +62,10 @@ eng_status eng_conv_geom_init(eng_conv_geom *g, int n, int ih, int iw, int cin, 
         int64_t h = (int64_t)ih + g->pad_top + g->pad_bottom - ekh;
         int64_t w = (int64_t)iw + g->pad_left + g->pad_right - ekw;
         if (h < 0 || w < 0)
-            return eng_fail(d, ENG_EINVAL, "convolution: %lldx%lld window larger than the "
-                            "%dx%d padded input", (long long)ekh, (long long)ekw, ih, iw);
+            return eng_fail(d, ENG_EINVAL,
+                            "convolution: %lldx%lld window larger than the "
+                            "%dx%d padded input",
+                            (long long)ekh, (long long)ekw, ih, iw);
         oh = h / sh + 1;
         ow = w / sw + 1;
     }
@@ -114,16 +116,15 @@ void eng_conv_packed_free(eng_conv_packed *p)
 static inline __m256 act8(__m256 v, eng_act act)
 {
     switch (act) {
-    case ENG_ACT_RELU:
-        return _mm256_max_ps(v, _mm256_setzero_ps());
+    case ENG_ACT_RELU: return _mm256_max_ps(v, _mm256_setzero_ps());
     case ENG_ACT_RELU6:
         return _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(6.0f));
     case ENG_ACT_HSWISH:
     case ENG_ACT_HSWISH_F16: {
         __m256 c = _mm256_set1_ps(act == ENG_ACT_HSWISH ? 1.0f / 6.0f : 0.1666259765625f);
-        __m256 r = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(v, _mm256_set1_ps(3.0f)),
-                                               _mm256_setzero_ps()),
-                                 _mm256_set1_ps(6.0f));
+        __m256 r = _mm256_min_ps(
+            _mm256_max_ps(_mm256_add_ps(v, _mm256_set1_ps(3.0f)), _mm256_setzero_ps()),
+            _mm256_set1_ps(6.0f));
         return _mm256_mul_ps(_mm256_mul_ps(v, c), r);
     }
     case ENG_ACT_SIGMOID: {
@@ -133,8 +134,7 @@ static inline __m256 act8(__m256 v, eng_act act)
             t[i] = 1.0f / (1.0f + expf(-t[i]));
         return _mm256_loadu_ps(t);
     }
-    default:
-        return v;
+    default: return v;
     }
 }
 
@@ -168,8 +168,7 @@ static void ukernel_6x16(int K, const float *const *a, const float *b, const flo
         b += NR;
     }
     __m256 bb0 = _mm256_load_ps(bias), bb1 = _mm256_load_ps(bias + 8);
-    __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21},
-                         {c30, c31}, {c40, c41}, {c50, c51}};
+    __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
     for (int r = 0; r < MR; r++) {
         if (!c[r])
             continue;
@@ -286,12 +285,9 @@ eng_status eng_conv2d(const eng_conv_geom *g, const float *in, const float *filt
 static float act1(float v, eng_act act)
 {
     switch (act) {
-    case ENG_ACT_RELU:
-        return v > 0 ? v : 0;
-    case ENG_ACT_RELU6:
-        return v < 0 ? 0 : v > 6 ? 6 : v;
-    case ENG_ACT_SIGMOID:
-        return 1.0f / (1.0f + expf(-v));
+    case ENG_ACT_RELU: return v > 0 ? v : 0;
+    case ENG_ACT_RELU6: return v < 0 ? 0 : v > 6 ? 6 : v;
+    case ENG_ACT_SIGMOID: return 1.0f / (1.0f + expf(-v));
     case ENG_ACT_HSWISH:
     case ENG_ACT_HSWISH_F16: {
         float c = act == ENG_ACT_HSWISH ? 1.0f / 6.0f : 0.1666259765625f;
@@ -299,27 +295,27 @@ static float act1(float v, eng_act act)
         r = r < 0 ? 0 : r > 6 ? 6 : r;
         return (v * c) * r;
     }
-    default:
-        return v;
+    default: return v;
     }
 }
 
 /* loads/stores of 8 channels, masked on the channel tail */
 #define DW_LD(p, m) (masked ? _mm256_maskload_ps((p), (m)) : _mm256_loadu_ps(p))
-#define DW_ST(p, m, v)                                                                          \
-    do {                                                                                        \
-        if (masked)                                                                             \
-            _mm256_maskstore_ps((p), (m), (v));                                                 \
-        else                                                                                    \
-            _mm256_storeu_ps((p), (v));                                                         \
+#define DW_ST(p, m, v)                                                                             \
+    do {                                                                                           \
+        if (masked)                                                                                \
+            _mm256_maskstore_ps((p), (m), (v));                                                    \
+        else                                                                                       \
+            _mm256_storeu_ps((p), (v));                                                            \
     } while (0)
 
 /* 16 channels [c0, c0+16) of one output row of a mult-1, dilation-1
  * depthwise convolution; interior pixels 4 at a time (8 accumulators),
  * border pixels one by one with bounds checks */
-static inline __attribute__((always_inline)) void
-dw_span(const eng_conv_geom *g, const float *in_n, const float *filter, const float *bias,
-        eng_act act, int oy, float *orow, int c0, const int masked, __m256i m0, __m256i m1)
+static inline __attribute__((always_inline)) void dw_span(const eng_conv_geom *g, const float *in_n,
+                                                          const float *filter, const float *bias,
+                                                          eng_act act, int oy, float *orow, int c0,
+                                                          const int masked, __m256i m0, __m256i m1)
 {
     const int C = g->cin, KW = g->kw, sw = g->sw;
     const int64_t step = (int64_t)sw * C;
@@ -339,7 +335,8 @@ dw_span(const eng_conv_geom *g, const float *in_n, const float *filter, const fl
         if (ox >= ox_lo && ox + 3 <= ox_hi) {
             __m256 a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1, a30 = b0, a31 = b1;
             for (int ky = ky0; ky < ky1; ky++) {
-                const float *ir = in_n + ((int64_t)(iy0 + ky) * g->iw + ox * sw - g->pad_left) * C + c0;
+                const float *ir =
+                    in_n + ((int64_t)(iy0 + ky) * g->iw + ox * sw - g->pad_left) * C + c0;
                 const float *fr = filter + (size_t)ky * KW * C + c0;
                 for (int kx = 0; kx < KW; kx++) {
                     const __m256 w0 = DW_LD(fr + (size_t)kx * C, m0);
@@ -411,8 +408,7 @@ static void dw_row(const eng_conv_geom *g, const float *in_n, const float *filte
         dw_span(g, in_n, filter, bias, act, oy, orow, c0, 0, all, all);
     if (c16 < C) {
         int rem = C - c16;
-        dw_span(g, in_n, filter, bias, act, oy, orow, c16, 1, lane_mask(rem),
-                lane_mask(rem - 8));
+        dw_span(g, in_n, filter, bias, act, oy, orow, c16, 1, lane_mask(rem), lane_mask(rem - 8));
     }
 }
 
@@ -492,8 +488,8 @@ eng_status eng_matmul(int m, int n, int k, const float *a, int ta, const float *
         aa = at;
     }
     eng_conv_geom g;
-    eng_status st = eng_conv_geom_init(&g, 1, 1, m, k, n, 1, 1, 1, 1, 1, 1, ENG_PAD_VALID, NULL,
-                                       NULL);
+    eng_status st =
+        eng_conv_geom_init(&g, 1, 1, m, k, n, 1, 1, 1, 1, 1, 1, ENG_PAD_VALID, NULL, NULL);
     if (!st)
         st = eng_conv2d(&g, aa, bb, bias, act, c, threads);
     eng_free(bt);

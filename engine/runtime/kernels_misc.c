@@ -173,8 +173,7 @@ void eng_act_apply(float *x, int64_t len, eng_act act, int threads)
         }
         break;
     }
-    default:
-        break;
+    default: break;
     }
 }
 

@@ -262,28 +262,28 @@ const rt_node *rt_input_node(const eng_model *m, const rt_node *n, int i)
 /* ---- weights ---- */
 
 typedef struct weight_spec {
-    const char *name;   /* borrowed from the json tree */
-    int dtype;          /* RT_DT_* */
-    int quant;          /* 0 none, 1 float16, 2 uint8, 3 uint16 */
+    const char *name; /* borrowed from the json tree */
+    int dtype;        /* RT_DT_* */
+    int quant;        /* 0 none, 1 float16, 2 uint8, 3 uint16 */
     double qmin, qscale;
     int ndim;
     int64_t dim[ENG_MAX_DIMS];
     int64_t numel;
     uint64_t offset, bytes; /* in the concatenated shard data */
-    eng_tensor *t;      /* decoded (owned until moved to a Const node) */
+    eng_tensor *t;          /* decoded (owned until moved to a Const node) */
 } weight_spec;
 
 typedef struct load_ctx {
     cJSON *root;
-    const char *dir;          /* folder of model.json, NULL for load_mem */
-    const uint8_t *wdata;     /* concatenated shards */
+    const char *dir;      /* folder of model.json, NULL for load_mem */
+    const uint8_t *wdata; /* concatenated shards */
     uint64_t wlen;
-    uint8_t *wbuf;            /* owned copy when read from files */
+    uint8_t *wbuf; /* owned copy when read from files */
     int n_weights;
     weight_spec *weights;
     int n_groups;
-    uint64_t *group_bytes;    /* bytes each group's weights need */
-    int *node_weight;         /* node index -> weight index or -1 */
+    uint64_t *group_bytes; /* bytes each group's weights need */
+    int *node_weight;      /* node index -> weight index or -1 */
 } load_ctx;
 
 static eng_status parse_weight(const cJSON *w, weight_spec *s, eng_diag *d, int gi, int wi)
@@ -349,8 +349,10 @@ static eng_status parse_weight(const cJSON *w, weight_spec *s, eng_diag *d, int 
             s->quant = qd->valuestring[4] == '8' ? 2 : 3;
             elem = s->quant == 2 ? 1 : 2;
         } else {
-            return eng_fail(d, ENG_EUNSUPPORTED, "weight '%s': quantization dtype '%.32s' not "
-                            "supported", s->name, qd->valuestring);
+            return eng_fail(d, ENG_EUNSUPPORTED,
+                            "weight '%s': quantization dtype '%.32s' not "
+                            "supported",
+                            s->name, qd->valuestring);
         }
     }
     s->bytes = (uint64_t)s->numel * (uint64_t)elem;
@@ -397,7 +399,8 @@ static eng_status parse_manifest(load_ctx *L, eng_diag *d)
             off += s->bytes;
             L->group_bytes[gi] += s->bytes;
             if (off > MAX_WEIGHT_BYTES)
-                return eng_fail(d, ENG_ENOMEM, "weightsManifest: declared weights exceed %llu bytes",
+                return eng_fail(d, ENG_ENOMEM,
+                                "weightsManifest: declared weights exceed %llu bytes",
                                 (unsigned long long)MAX_WEIGHT_BYTES);
             L->n_weights++;
             wi++;
@@ -468,17 +471,18 @@ static eng_status read_shards(load_ctx *L, eng_diag *d)
                 return eng_fail(d, ENG_EFORMAT, "weightsManifest[%d]: bad path", gi);
             const char *rel = p->valuestring;
             if (rel[0] == '/' || strstr(rel, "..") || strlen(rel) > 1024)
-                return eng_fail(d, ENG_EFORMAT, "shard '%.100s': path must stay in the model folder",
-                                rel);
+                return eng_fail(d, ENG_EFORMAT,
+                                "shard '%.100s': path must stay in the model folder", rel);
             char path[4096];
             snprintf(path, sizeof path, "%s/%s", L->dir, rel);
             uint8_t *buf = NULL;
             uint64_t len = 0;
             eng_status st = read_file(path, need - have + 1, &buf, &len, d);
             if (st == ENG_EFORMAT)
-                return eng_fail(d, ENG_EFORMAT, "shard '%s': longer than the %llu bytes the "
-                                "manifest declares for its group", rel,
-                                (unsigned long long)need);
+                return eng_fail(d, ENG_EFORMAT,
+                                "shard '%s': longer than the %llu bytes the "
+                                "manifest declares for its group",
+                                rel, (unsigned long long)need);
             if (st)
                 return st;
             memcpy(L->wbuf + off + have, buf, len);
@@ -486,9 +490,10 @@ static eng_status read_shards(load_ctx *L, eng_diag *d)
             free(buf);
         }
         if (have != need)
-            return eng_fail(d, ENG_EFORMAT, "weights group %d truncated: shards hold %llu bytes, "
-                            "the manifest declares %llu", gi, (unsigned long long)have,
-                            (unsigned long long)need);
+            return eng_fail(d, ENG_EFORMAT,
+                            "weights group %d truncated: shards hold %llu bytes, "
+                            "the manifest declares %llu",
+                            gi, (unsigned long long)have, (unsigned long long)need);
         off += have;
         gi++;
     }
@@ -516,8 +521,10 @@ static eng_status decode_weights(load_ctx *L, eng_diag *d)
     for (int i = 0; i < L->n_weights; i++) {
         weight_spec *s = &L->weights[i];
         if (s->offset + s->bytes > L->wlen)
-            return eng_fail(d, ENG_EFORMAT, "weight '%s' truncated: needs bytes %llu..%llu, "
-                            "shards hold %llu", s->name, (unsigned long long)s->offset,
+            return eng_fail(d, ENG_EFORMAT,
+                            "weight '%s' truncated: needs bytes %llu..%llu, "
+                            "shards hold %llu",
+                            s->name, (unsigned long long)s->offset,
                             (unsigned long long)(s->offset + s->bytes),
                             (unsigned long long)L->wlen);
         eng_dtype dt = s->dtype == RT_DT_FLOAT ? ENG_F32 : ENG_I32;
@@ -556,9 +563,9 @@ static eng_status decode_weights(load_ctx *L, eng_diag *d)
         }
     }
     if (L->dir == NULL) {
-        uint64_t need = L->n_weights ? L->weights[L->n_weights - 1].offset +
-                                           L->weights[L->n_weights - 1].bytes
-                                     : 0;
+        uint64_t need =
+            L->n_weights ? L->weights[L->n_weights - 1].offset + L->weights[L->n_weights - 1].bytes
+                         : 0;
         if (L->wlen != need)
             return eng_fail(d, ENG_EFORMAT, "weights hold %llu bytes, the manifest declares %llu",
                             (unsigned long long)L->wlen, (unsigned long long)need);
@@ -591,8 +598,10 @@ static eng_status parse_attrs(rt_node *n, const cJSON *attrs, eng_diag *d)
                 if (v[j] < 1 || v[j] > MAX_ATTR_INT)
                     BAD(hw_lists[i]);
             if (v[0] != 1 || v[3] != 1)
-                return eng_fail(d, ENG_EUNSUPPORTED, "node '%s': '%s' over batch or channels not "
-                                "supported", n->name, hw_lists[i]);
+                return eng_fail(d, ENG_EUNSUPPORTED,
+                                "node '%s': '%s' over batch or channels not "
+                                "supported",
+                                n->name, hw_lists[i]);
             hw_dst[i][0] = (int)v[1];
             hw_dst[i][1] = (int)v[2];
         }
@@ -616,14 +625,18 @@ static eng_status parse_attrs(rt_node *n, const cJSON *attrs, eng_diag *d)
         BAD("explicit_paddings");
     if (a->padding == ENG_PAD_EXPLICIT) {
         if (k != 8)
-            return eng_fail(d, ENG_EFORMAT, "node '%s': EXPLICIT padding without 8 "
-                            "'explicit_paddings'", n->name);
+            return eng_fail(d, ENG_EFORMAT,
+                            "node '%s': EXPLICIT padding without 8 "
+                            "'explicit_paddings'",
+                            n->name);
         for (int j = 0; j < 8; j++)
             if (v[j] < 0 || v[j] > MAX_ATTR_INT)
                 BAD("explicit_paddings");
         if (v[0] || v[1] || v[6] || v[7])
-            return eng_fail(d, ENG_EUNSUPPORTED, "node '%s': padding of batch or channels not "
-                            "supported", n->name);
+            return eng_fail(d, ENG_EUNSUPPORTED,
+                            "node '%s': padding of batch or channels not "
+                            "supported",
+                            n->name);
         for (int j = 0; j < 4; j++)
             a->pads[j] = (int)v[2 + j];
     }
@@ -631,8 +644,10 @@ static eng_status parse_attrs(rt_node *n, const cJSON *attrs, eng_diag *d)
     if (k < 0)
         BAD("data_format");
     if (k == 1 && strcmp(s, "NHWC"))
-        return eng_fail(d, ENG_EUNSUPPORTED, "node '%s': data_format '%s' not supported (NHWC "
-                        "only)", n->name, s);
+        return eng_fail(d, ENG_EUNSUPPORTED,
+                        "node '%s': data_format '%s' not supported (NHWC "
+                        "only)",
+                        n->name, s);
 
     /* fused ops: BiasAdd then at most one activation */
     const cJSON *fo = attr_get(attrs, "fused_ops");
@@ -664,9 +679,10 @@ static eng_status parse_attrs(rt_node *n, const cJSON *attrs, eng_diag *d)
         if (attr_int(attrs, "num_args", &na) < 0)
             BAD("num_args");
         if (na != a->has_bias)
-            return eng_fail(d, ENG_EUNSUPPORTED, "node '%s': num_args %lld with fused_ops "
-                            "%s BiasAdd not supported", n->name, (long long)na,
-                            a->has_bias ? "with" : "without");
+            return eng_fail(d, ENG_EUNSUPPORTED,
+                            "node '%s': num_args %lld with fused_ops "
+                            "%s BiasAdd not supported",
+                            n->name, (long long)na, a->has_bias ? "with" : "without");
     }
 
     int b = 0;
@@ -690,8 +706,8 @@ static eng_status parse_attrs(rt_node *n, const cJSON *attrs, eng_diag *d)
         BAD("transpose_b");
     a->transpose_b = b;
 
-    static const char *const masks[5] = {"begin_mask", "end_mask", "ellipsis_mask",
-                                         "new_axis_mask", "shrink_axis_mask"};
+    static const char *const masks[5] = {"begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask",
+                                         "shrink_axis_mask"};
     int *mdst[5] = {&a->begin_mask, &a->end_mask, &a->ellipsis_mask, &a->new_axis_mask,
                     &a->shrink_mask};
     for (int i = 0; i < 5; i++) {
@@ -724,8 +740,7 @@ static eng_status parse_attrs(rt_node *n, const cJSON *attrs, eng_diag *d)
         BAD("SrcT");
     a->src_type = t;
     if (!strcmp(n->op->name, "Cast") && (!a->dst_type))
-        return eng_fail(d, ENG_EUNSUPPORTED, "node '%s': Cast to this type not supported",
-                        n->name);
+        return eng_fail(d, ENG_EUNSUPPORTED, "node '%s': Cast to this type not supported", n->name);
 #undef BAD
     return ENG_OK;
 }
@@ -748,8 +763,7 @@ static eng_status parse_placeholder(rt_node *n, const cJSON *attrs, eng_diag *d)
 }
 
 /* attaches the manifest weight of the same name, checking the declared dtype and shape */
-static eng_status bind_const(load_ctx *L, eng_model *m, rt_node *n, const cJSON *attrs,
-                             eng_diag *d)
+static eng_status bind_const(load_ctx *L, eng_model *m, rt_node *n, const cJSON *attrs, eng_diag *d)
 {
     int wi = L->node_weight[n - m->nodes];
     if (wi < 0)
@@ -772,8 +786,10 @@ static eng_status bind_const(load_ctx *L, eng_model *m, rt_node *n, const cJSON 
             for (int i = 0; ok && i < r; i++)
                 ok = dim[i] == s->dim[i];
             if (r >= 0 && !ok)
-                return eng_fail(d, ENG_EFORMAT, "const '%s': declared shape has %d dims, its "
-                                "weights %d (or sizes differ)", n->name, r, s->ndim);
+                return eng_fail(d, ENG_EFORMAT,
+                                "const '%s': declared shape has %d dims, its "
+                                "weights %d (or sizes differ)",
+                                n->name, r, s->ndim);
         }
     }
     n->value = s->t;
@@ -907,9 +923,11 @@ static eng_status build_nodes(load_ctx *L, eng_model *m, eng_diag *d)
                 return eng_fail(d, ENG_EFORMAT, "node '%s': input '%.200s' not found", nd->name,
                                 nm);
             if (port >= m->nodes[src].op->n_out)
-                return eng_fail(d, ENG_EFORMAT, "node '%s': input '%.200s': '%s' has %d "
-                                "output%s", nd->name, nm, m->nodes[src].op->name,
-                                m->nodes[src].op->n_out, m->nodes[src].op->n_out > 1 ? "s" : "");
+                return eng_fail(d, ENG_EFORMAT,
+                                "node '%s': input '%.200s': '%s' has %d "
+                                "output%s",
+                                nd->name, nm, m->nodes[src].op->name, m->nodes[src].op->n_out,
+                                m->nodes[src].op->n_out > 1 ? "s" : "");
             nd->in[nd->n_in].node = src;
             nd->in[nd->n_in].port = port;
             nd->n_in++;
@@ -1155,10 +1173,7 @@ void eng_model_free(eng_model *m)
     free(m);
 }
 
-const char *eng_model_input_name(const eng_model *m)
-{
-    return m->nodes[m->input_node].name;
-}
+const char *eng_model_input_name(const eng_model *m) { return m->nodes[m->input_node].name; }
 
 int eng_model_input_shape(const eng_model *m, int64_t dim[ENG_MAX_DIMS])
 {

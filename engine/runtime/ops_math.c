@@ -21,10 +21,7 @@
 #define SHAPE(t) rt_shape_str(t, sbuf, sizeof sbuf)
 #define SHAPE2(t) rt_shape_str(t, sbuf2, sizeof sbuf2)
 
-static int nth(const rt_ctx *c, int64_t work)
-{
-    return work < 65536 ? 1 : c->threads;
-}
+static int nth(const rt_ctx *c, int64_t work) { return work < 65536 ? 1 : c->threads; }
 
 /* ---- never run: the executor binds constants and the input itself ---- */
 
@@ -92,8 +89,8 @@ static eng_status binary_infer(const rt_node *n, const eng_tensor *const *in, en
         return RT_FAIL(d, ENG_EINVAL, n, "inputs have different dtypes");
     if (op == B_DIV && a->dtype != ENG_F32)
         return RT_FAIL(d, ENG_EINVAL, n, "int32 inputs not supported");
-    if (!strcmp(n->op->name, "BiasAdd") && (b->ndim != 1 || a->ndim < 1 ||
-                                             a->dim[a->ndim - 1] != b->dim[0]))
+    if (!strcmp(n->op->name, "BiasAdd") &&
+        (b->ndim != 1 || a->ndim < 1 || a->dim[a->ndim - 1] != b->dim[0]))
         return RT_FAIL(d, ENG_EINVAL, n, "bias %s does not match input %s", SHAPE(b), SHAPE2(a));
     int nd = a->ndim > b->ndim ? a->ndim : b->ndim;
     int64_t dim[ENG_MAX_DIMS];
@@ -291,8 +288,7 @@ static eng_status unary_compute(const rt_node *n, const eng_tensor *const *in, e
 
 /* ---- ConcatV2 ---- */
 
-static eng_status concat_axis(const rt_node *n, const eng_tensor *const *in, int *axis,
-                              eng_diag *d)
+static eng_status concat_axis(const rt_node *n, const eng_tensor *const *in, int *axis, eng_diag *d)
 {
     const eng_tensor *ax = in[n->n_in - 1];
     int64_t a;
@@ -402,8 +398,10 @@ static eng_status reshape_infer(const rt_node *n, const eng_tensor *const *in, e
     int64_t total = rt_numel(x);
     if (infer_at >= 0) {
         if (prod == 0 || total % prod)
-            return RT_FAIL(d, ENG_EINVAL, n, "cannot reshape %s: %lld elements do not divide "
-                           "into the given sizes", SHAPE(x), (long long)total);
+            return RT_FAIL(d, ENG_EINVAL, n,
+                           "cannot reshape %s: %lld elements do not divide "
+                           "into the given sizes",
+                           SHAPE(x), (long long)total);
         dim[infer_at] = total / prod;
         prod = total;
     }
@@ -495,8 +493,10 @@ static eng_status cast_compute(const rt_node *n, const eng_tensor *const *in, en
                 o[i] = s[i] != 0;
         else
             for (int64_t i = 0; i < len; i++)
-                o[i] = !(s[i] == s[i]) ? 0 : s[i] >= 2147483647.0f ? INT32_MAX
-                       : s[i] <= -2147483648.0f ? INT32_MIN : (int32_t)s[i];
+                o[i] = !(s[i] == s[i])          ? 0
+                       : s[i] >= 2147483647.0f  ? INT32_MAX
+                       : s[i] <= -2147483648.0f ? INT32_MIN
+                                                : (int32_t)s[i];
     } else {
         const int32_t *s = x->data;
         if (to == RT_DT_FLOAT) {
@@ -517,7 +517,7 @@ static eng_status cast_compute(const rt_node *n, const eng_tensor *const *in, en
 /* ---- StridedSlice ---- */
 
 typedef struct slice_plan {
-    int nd;                         /* input dims */
+    int nd; /* input dims */
     int64_t begin[ENG_MAX_DIMS], step[ENG_MAX_DIMS], size[ENG_MAX_DIMS];
     int out_ndim;
     int64_t out_dim[ENG_MAX_DIMS];
@@ -531,7 +531,8 @@ static eng_status slice_plan_make(const rt_node *n, const eng_tensor *const *in,
     int64_t L = rt_numel(bt);
     if (bt->dtype != ENG_I32 || et->dtype != ENG_I32 || st->dtype != ENG_I32 || bt->ndim != 1 ||
         rt_numel(et) != L || rt_numel(st) != L || L > 16)
-        return RT_FAIL(d, ENG_EFORMAT, n, "begin, end and strides must be int32 vectors of one "
+        return RT_FAIL(d, ENG_EFORMAT, n,
+                       "begin, end and strides must be int32 vectors of one "
                        "length");
     const int32_t *B = bt->data, *E = et->data, *S = st->data;
     const rt_attr *a = &n->a;
@@ -607,7 +608,8 @@ static eng_status slice_plan_make(const rt_node *n, const eng_tensor *const *in,
                 e += D;
             e = e < lo ? lo : e > hi ? hi : e;
         }
-        int64_t size = s > 0 ? (e > b ? (e - b + s - 1) / s : 0) : (b > e ? (b - e - s - 1) / -s : 0);
+        int64_t size =
+            s > 0 ? (e > b ? (e - b + s - 1) / s : 0) : (b > e ? (b - e - s - 1) / -s : 0);
         p->begin[j] = b, p->step[j] = s, p->size[j] = size;
         if (p->out_ndim >= ENG_MAX_DIMS)
             return RT_FAIL(d, ENG_EUNSUPPORTED, n, "too many output dimensions");
@@ -797,7 +799,7 @@ static eng_status topk_compute(const rt_node *n, const eng_tensor *const *in, en
         /* heap whose root is the worst kept item */
         for (int64_t i = 0; i < len; i++) {
             topk_item it = {x->dtype == ENG_F32 ? eng_f32(x)[r * len + i]
-                                                 : (float)((const int32_t *)x->data)[r * len + i],
+                                                : (float)((const int32_t *)x->data)[r * len + i],
                             (int32_t)i};
             if (i < k) {
                 h[i] = it;

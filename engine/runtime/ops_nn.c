@@ -23,12 +23,11 @@ static eng_status window_geom(const rt_node *n, const eng_tensor *x, int cout, i
 {
     for (int i = 0; i < 4; i++)
         if (x->dim[i] < 1 || x->dim[i] > INT32_MAX)
-            return RT_FAIL(d, ENG_EINVAL, n, "input dimension %d is %lld", i,
-                           (long long)x->dim[i]);
-    eng_status st = eng_conv_geom_init(g, (int)x->dim[0], (int)x->dim[1], (int)x->dim[2],
-                                       (int)x->dim[3], cout, kh, kw, n->a.stride[0],
-                                       n->a.stride[1], n->a.dilation[0], n->a.dilation[1],
-                                       n->a.padding, n->a.pads, d);
+            return RT_FAIL(d, ENG_EINVAL, n, "input dimension %d is %lld", i, (long long)x->dim[i]);
+    eng_status st =
+        eng_conv_geom_init(g, (int)x->dim[0], (int)x->dim[1], (int)x->dim[2], (int)x->dim[3], cout,
+                           kh, kw, n->a.stride[0], n->a.stride[1], n->a.dilation[0],
+                           n->a.dilation[1], n->a.padding, n->a.pads, d);
     if (st) {
         char msg[sizeof d->msg];
         snprintf(msg, sizeof msg, "%s", d ? d->msg : "");
@@ -52,9 +51,10 @@ static eng_status conv_check_weights(const rt_node *n, const eng_tensor *x, cons
         if (f->dim[i] < 1 || f->dim[i] > (1 << 20))
             return RT_FAIL(d, ENG_EFORMAT, n, "filter shape %s", SHAPE(f));
     if (f->dim[2] != x->dim[3])
-        return RT_FAIL(d, ENG_EINVAL, n, "filter %s expects %lld input channels, input %s has "
-                       "%lld", SHAPE(f), (long long)f->dim[2], SHAPE2(x),
-                       (long long)x->dim[3]);
+        return RT_FAIL(d, ENG_EINVAL, n,
+                       "filter %s expects %lld input channels, input %s has "
+                       "%lld",
+                       SHAPE(f), (long long)f->dim[2], SHAPE2(x), (long long)x->dim[3]);
     int64_t cout = depthwise ? f->dim[2] * f->dim[3] : f->dim[3];
     if (cout > (1 << 24))
         return RT_FAIL(d, ENG_EFORMAT, n, "filter shape %s", SHAPE(f));
@@ -83,10 +83,10 @@ static eng_status conv_prepare(eng_model *m, rt_node *n, eng_diag *d)
         for (int i = 0; i < 4; i++)
             if (w->dim[i] < 1 || w->dim[i] > (1 << 20))
                 return RT_FAIL(d, ENG_EFORMAT, n, "filter shape %s", SHAPE(w));
-        if (b && (b->value->dtype != ENG_F32 || b->value->ndim != 1 ||
-                  b->value->dim[0] != w->dim[3]))
-            return RT_FAIL(d, ENG_EFORMAT, n, "bias %s does not match filter %s",
-                           SHAPE2(b->value), SHAPE(w));
+        if (b &&
+            (b->value->dtype != ENG_F32 || b->value->ndim != 1 || b->value->dim[0] != w->dim[3]))
+            return RT_FAIL(d, ENG_EFORMAT, n, "bias %s does not match filter %s", SHAPE2(b->value),
+                           SHAPE(w));
         n->packed = eng_conv_pack(eng_f32(w), b ? eng_f32(b->value) : NULL, (int)w->dim[0],
                                   (int)w->dim[1], (int)w->dim[2], (int)w->dim[3]);
         if (!n->packed)
@@ -121,8 +121,8 @@ static eng_status conv_compute(const rt_node *n, const eng_tensor *const *in, en
     if (n->packed)
         st = eng_conv2d_packed(&g, eng_f32(x), n->packed, n->a.act, eng_f32(out), c->threads);
     else
-        st = eng_conv2d(&g, eng_f32(x), eng_f32(f), n->a.has_bias ? eng_f32(in[2]) : NULL,
-                        n->a.act, eng_f32(out), c->threads);
+        st = eng_conv2d(&g, eng_f32(x), eng_f32(f), n->a.has_bias ? eng_f32(in[2]) : NULL, n->a.act,
+                        eng_f32(out), c->threads);
     if (st)
         return RT_FAIL(d, st, n, "out of memory");
     return ENG_OK;
@@ -244,9 +244,9 @@ static eng_status resize_compute(const rt_node *n, const eng_tensor *const *in, 
 {
     (void)d;
     const eng_tensor *x = in[0];
-    eng_resize_bilinear(eng_f32(x), (int)x->dim[0], (int)x->dim[1], (int)x->dim[2],
-                        (int)x->dim[3], eng_f32(out), (int)out->dim[1], (int)out->dim[2],
-                        n->a.align_corners, n->a.half_pixel, c->threads);
+    eng_resize_bilinear(eng_f32(x), (int)x->dim[0], (int)x->dim[1], (int)x->dim[2], (int)x->dim[3],
+                        eng_f32(out), (int)out->dim[1], (int)out->dim[2], n->a.align_corners,
+                        n->a.half_pixel, c->threads);
     return ENG_OK;
 }
 
@@ -264,7 +264,8 @@ static int mean_axes(const rt_node *n, const eng_tensor *x, const eng_tensor *ax
             a += x->ndim;
         if (a < 0 || a >= x->ndim)
             return RT_FAIL(d, ENG_EINVAL, n, "axis %d out of range for rank %d",
-                           ((const int32_t *)ax->data)[i], x->ndim), -1;
+                           ((const int32_t *)ax->data)[i], x->ndim),
+                   -1;
         mask |= 1 << a;
     }
     return mask;
@@ -348,14 +349,14 @@ static eng_status matmul_prepare(eng_model *m, rt_node *n, eng_diag *d)
     return ENG_OK;
 }
 
-static eng_status matmul_dims(const rt_node *n, const eng_tensor *const *in, int64_t *M,
-                              int64_t *N, int64_t *K, eng_diag *d)
+static eng_status matmul_dims(const rt_node *n, const eng_tensor *const *in, int64_t *M, int64_t *N,
+                              int64_t *K, eng_diag *d)
 {
     char sbuf[160], sbuf2[160];
     const eng_tensor *a = in[0], *b = in[1];
     if (!is_f32(a, 2) || !is_f32(b, 2))
-        return RT_FAIL(d, ENG_EINVAL, n, "inputs must be float32 matrices, are %s and %s",
-                       SHAPE(a), SHAPE2(b));
+        return RT_FAIL(d, ENG_EINVAL, n, "inputs must be float32 matrices, are %s and %s", SHAPE(a),
+                       SHAPE2(b));
     *M = n->a.transpose_a ? a->dim[1] : a->dim[0];
     *K = n->a.transpose_a ? a->dim[0] : a->dim[1];
     int64_t kb = n->a.transpose_b ? b->dim[1] : b->dim[0];
@@ -391,8 +392,8 @@ static eng_status matmul_compute(const rt_node *n, const eng_tensor *const *in, 
     if (st)
         return st;
     st = eng_matmul((int)M, (int)N, (int)K, eng_f32(in[0]), n->a.transpose_a, eng_f32(in[1]),
-                    n->a.transpose_b, n->a.has_bias ? eng_f32(in[2]) : NULL, n->a.act,
-                    eng_f32(out), c->threads);
+                    n->a.transpose_b, n->a.has_bias ? eng_f32(in[2]) : NULL, n->a.act, eng_f32(out),
+                    c->threads);
     return st ? RT_FAIL(d, st, n, "out of memory") : ENG_OK;
 }
 

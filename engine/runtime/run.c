@@ -260,11 +260,20 @@ static int const_axes_positive(const eng_model *m, const rt_node *nd, int j)
 static int batch_separable(const eng_model *m, const unsigned char *needed,
                            const unsigned char *unfused, const rt_ref *refs, int n_refs)
 {
-    static const char *const per_item[] = {
-        "Conv2D", "_FusedConv2D", "DepthwiseConv2dNative", "FusedDepthwiseConv2dNative",
-        "MaxPool", "ResizeBilinear", "Relu", "Relu6", "Sigmoid", "Tanh", "Identity", NULL};
-    static const char *const binary[] = {"Add", "AddV2", "BiasAdd", "Sub", "Mul", "RealDiv",
-                                         "Maximum", "Minimum", NULL};
+    static const char *const per_item[] = {"Conv2D",
+                                           "_FusedConv2D",
+                                           "DepthwiseConv2dNative",
+                                           "FusedDepthwiseConv2dNative",
+                                           "MaxPool",
+                                           "ResizeBilinear",
+                                           "Relu",
+                                           "Relu6",
+                                           "Sigmoid",
+                                           "Tanh",
+                                           "Identity",
+                                           NULL};
+    static const char *const binary[] = {"Add",     "AddV2",   "BiasAdd", "Sub", "Mul",
+                                         "RealDiv", "Maximum", "Minimum", NULL};
     for (int i = 0; i < n_refs; i++)
         if (m->nodes[refs[i].node].value)
             return 0;
@@ -404,13 +413,12 @@ eng_status eng_model_run(const eng_model *m, const eng_tensor *input, const char
         return eng_fail(d, ENG_EINVAL, "input '%s': float32 data expected", ph->name);
     if (ph->decl_ndim > 0) {
         if (input->ndim != ph->decl_ndim)
-            return eng_fail(d, ENG_EINVAL, "input '%s': rank %d, the model declares %d",
-                            ph->name, input->ndim, ph->decl_ndim);
+            return eng_fail(d, ENG_EINVAL, "input '%s': rank %d, the model declares %d", ph->name,
+                            input->ndim, ph->decl_ndim);
         int last = ph->decl_ndim - 1;
         if (ph->decl_dim[last] > 0 && input->dim[last] != ph->decl_dim[last])
             return eng_fail(d, ENG_EINVAL, "input '%s': %lld channels, the model declares %lld",
-                            ph->name, (long long)input->dim[last],
-                            (long long)ph->decl_dim[last]);
+                            ph->name, (long long)input->dim[last], (long long)ph->decl_dim[last]);
     }
     for (int i = 0; i < input->ndim; i++)
         if (input->dim[i] < 1)
@@ -489,8 +497,7 @@ static eng_status run_graph(const eng_model *m, const eng_tensor *input, const c
                 st = eng_fail(d, ENG_EUNSUPPORTED, "node '%s': output shape not computable",
                               nd->name);
             else if (!(o[p] = rt_tensor_alloc(shape[p].dtype, shape[p].ndim, shape[p].dim)))
-                st = eng_fail(d, ENG_ENOMEM, "node '%s': out of memory for its output",
-                              nd->name);
+                st = eng_fail(d, ENG_ENOMEM, "node '%s': out of memory for its output", nd->name);
         }
         if (!st) {
             double t0 = opts && opts->profile ? now_ms() : 0;

@@ -18,11 +18,11 @@ typedef struct eng_model eng_model;
 /* Optional per-op-type timing filled by eng_model_run (for benchmarks). */
 #define ENG_PROFILE_MAX_OPS 48
 typedef struct eng_run_profile {
-    int n;                              /* op types seen */
+    int n;                               /* op types seen */
     const char *op[ENG_PROFILE_MAX_OPS]; /* op names (static strings) */
-    double ms[ENG_PROFILE_MAX_OPS];     /* wall time summed over calls */
-    double cpu_ms[ENG_PROFILE_MAX_OPS]; /* CPU time of the calling thread */
-    double flops[ENG_PROFILE_MAX_OPS];  /* floating point operations summed */
+    double ms[ENG_PROFILE_MAX_OPS];      /* wall time summed over calls */
+    double cpu_ms[ENG_PROFILE_MAX_OPS];  /* CPU time of the calling thread */
+    double flops[ENG_PROFILE_MAX_OPS];   /* floating point operations summed */
     int calls[ENG_PROFILE_MAX_OPS];
 } eng_run_profile;
 

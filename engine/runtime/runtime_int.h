@@ -12,7 +12,7 @@
 
 #include "engine.h"
 
-#define RT_MAX_OUT 2              /* outputs of one node (TopKV2 has two) */
+#define RT_MAX_OUT 2                    /* outputs of one node (TopKV2 has two) */
 #define RT_MAX_ELEMS ((int64_t)1 << 32) /* limit of eng_tensor_new */
 
 /* tensorflow dtypes we carry; bool lives in ENG_I32 as 0/1 */
@@ -28,13 +28,13 @@ typedef struct rt_attr {
     int stride[2], dilation[2]; /* h, w */
     int ksize[2];               /* pooling window h, w */
     eng_padding padding;
-    int pads[4];                /* explicit: top, bottom, left, right */
-    int has_bias;               /* fused BiasAdd */
-    eng_act act;                /* fused activation */
+    int pads[4];  /* explicit: top, bottom, left, right */
+    int has_bias; /* fused BiasAdd */
+    eng_act act;  /* fused activation */
     int keep_dims;
     int align_corners, half_pixel;
     int begin_mask, end_mask, ellipsis_mask, new_axis_mask, shrink_mask;
-    int dst_type, src_type;     /* Cast, Const dtype */
+    int dst_type, src_type; /* Cast, Const dtype */
     int transpose_a, transpose_b;
     int batch_dims;
     int n_squeeze, squeeze[ENG_MAX_DIMS];
@@ -48,18 +48,18 @@ typedef struct rt_node {
     int n_in;
     rt_ref *in;
     rt_attr a;
-    eng_tensor *value;        /* Const: the weight (owned) */
-    eng_conv_packed *packed;  /* conv: filter+bias repacked at load (owned) */
-    int decl_ndim;            /* Placeholder: declared shape, -1 for unknown sizes */
+    eng_tensor *value;       /* Const: the weight (owned) */
+    eng_conv_packed *packed; /* conv: filter+bias repacked at load (owned) */
+    int decl_ndim;           /* Placeholder: declared shape, -1 for unknown sizes */
     int64_t decl_dim[ENG_MAX_DIMS];
-    int n_consumers;          /* data edges leaving this node */
+    int n_consumers; /* data edges leaving this node */
     /* Fusion (fuse.c): `fused` is an alternative form computing this node's
      * value from earlier inputs (e.g. a convolution with hard-swish in its
      * epilogue); the nodes it folds in have absorbed_by = this node. A run
      * uses the fused form unless it requests one of the absorbed nodes. */
-    struct rt_node *fused;    /* owned; its packed weights are borrowed */
-    int absorbed_by;          /* -1 or the node whose fused form covers this one */
-    int packed_borrowed;      /* packed belongs to another node */
+    struct rt_node *fused; /* owned; its packed weights are borrowed */
+    int absorbed_by;       /* -1 or the node whose fused form covers this one */
+    int packed_borrowed;   /* packed belongs to another node */
 } rt_node;
 
 /* Per-run context handed to compute functions. */
@@ -82,9 +82,9 @@ typedef struct rt_op {
 struct eng_model {
     int n_nodes;
     rt_node *nodes;
-    int *order;        /* topological order, n_nodes entries */
-    int input_node;    /* the Placeholder */
-    int *hash;         /* open addressing name -> node index, -1 empty */
+    int *order;     /* topological order, n_nodes entries */
+    int input_node; /* the Placeholder */
+    int *hash;      /* open addressing name -> node index, -1 empty */
     int hash_cap;
 };
 
@@ -97,7 +97,7 @@ eng_tensor *rt_tensor_alloc(eng_dtype dt, int ndim, const int64_t *dim);
 eng_tensor *rt_tensor_clone(const eng_tensor *s);
 
 /* error from an op: "node 'NAME' (Op): ..." */
-#define RT_FAIL(d, st, n, fmt, ...) \
+#define RT_FAIL(d, st, n, fmt, ...)                                                                \
     eng_fail(d, st, "node '%s' (%s): " fmt, (n)->name, (n)->op->name, ##__VA_ARGS__)
 
 /* fuse.c: finds fusable patterns after load */

@@ -7,21 +7,21 @@
 
 #include <sys/stat.h>
 
-#define CONV_ATTRS                                                                          \
+#define CONV_ATTRS                                                                                 \
     "\"strides\":{\"list\":{\"i\":[\"1\",\"1\",\"1\",\"1\"]}},\"padding\":{\"s\":\"U0FNRQ==\"}"
 
 typedef struct bad_case {
     const char *what;
     const char *json;
-    int wbytes;          /* weight bytes to pass (-1: all 36 of the default blob) */
+    int wbytes; /* weight bytes to pass (-1: all 36 of the default blob) */
     eng_status want;
-    const char *msg;     /* must occur in the diagnostic */
+    const char *msg; /* must occur in the diagnostic */
 } bad_case;
 
 /* a valid base: x [1,2,2,1] -> conv with w [1,1,1,1] */
-#define NODES_OK                                                                            \
-    "{\"name\":\"x\",\"op\":\"Placeholder\",\"attr\":{\"shape\":{\"shape\":{\"dim\":["          \
-    "{\"size\":\"1\"},{\"size\":\"2\"},{\"size\":\"2\"},{\"size\":\"1\"}]}}}},"                  \
+#define NODES_OK                                                                                   \
+    "{\"name\":\"x\",\"op\":\"Placeholder\",\"attr\":{\"shape\":{\"shape\":{\"dim\":["             \
+    "{\"size\":\"1\"},{\"size\":\"2\"},{\"size\":\"2\"},{\"size\":\"1\"}]}}}},"                    \
     "{\"name\":\"w\",\"op\":\"Const\"},"
 #define MAN(w) ",\"weightsManifest\":[{\"paths\":[\"w.bin\"],\"weights\":[" w "]}]}"
 #define W1 "{\"name\":\"w\",\"shape\":[1,1,1,1],\"dtype\":\"float32\"}"
@@ -38,144 +38,189 @@ static const bad_case cases[] = {
      "node[0]: 'name' missing"},
     {"node without op", "{\"modelTopology\":{\"node\":[{\"name\":\"a\"}]}}", 0, ENG_EFORMAT,
      "'a': 'op' missing"},
-    {"unknown ops named", "{\"modelTopology\":{\"node\":[" NODES_OK
+    {"unknown ops named",
+     "{\"modelTopology\":{\"node\":[" NODES_OK
      "{\"name\":\"y\",\"op\":\"FancyOp\",\"input\":[\"x\"]},"
      "{\"name\":\"z\",\"op\":\"Erf\",\"input\":[\"y\"]},"
-     "{\"name\":\"z2\",\"op\":\"Erf\",\"input\":[\"y\"]}]}" MAN(W1), -1, ENG_EUNSUPPORTED,
-     "unknown ops 'FancyOp', 'Erf'"},
-    {"missing input", "{\"modelTopology\":{\"node\":[" NODES_OK
-     "{\"name\":\"y\",\"op\":\"Relu\",\"input\":[\"nope\"]}]}" MAN(W1), -1, ENG_EFORMAT,
-     "node 'y': input 'nope' not found"},
-    {"input port out of range", "{\"modelTopology\":{\"node\":[" NODES_OK
-     "{\"name\":\"y\",\"op\":\"Relu\",\"input\":[\"x:3\"]}]}" MAN(W1), -1, ENG_EFORMAT,
-     "has 1 output"},
-    {"cycle", "{\"modelTopology\":{\"node\":[" NODES_OK
+     "{\"name\":\"z2\",\"op\":\"Erf\",\"input\":[\"y\"]}]}" MAN(W1),
+     -1, ENG_EUNSUPPORTED, "unknown ops 'FancyOp', 'Erf'"},
+    {"missing input",
+     "{\"modelTopology\":{\"node\":[" NODES_OK
+     "{\"name\":\"y\",\"op\":\"Relu\",\"input\":[\"nope\"]}]}" MAN(W1),
+     -1, ENG_EFORMAT, "node 'y': input 'nope' not found"},
+    {"input port out of range",
+     "{\"modelTopology\":{\"node\":[" NODES_OK
+     "{\"name\":\"y\",\"op\":\"Relu\",\"input\":[\"x:3\"]}]}" MAN(W1),
+     -1, ENG_EFORMAT, "has 1 output"},
+    {"cycle",
+     "{\"modelTopology\":{\"node\":[" NODES_OK
      "{\"name\":\"a\",\"op\":\"Add\",\"input\":[\"x\",\"b\"]},"
      "{\"name\":\"b\",\"op\":\"Relu\",\"input\":[\"a\"]},"
-     "{\"name\":\"c\",\"op\":\"Relu\",\"input\":[\"b\"]}]}" MAN(W1), -1, ENG_EFORMAT,
-     "cycle through node"},
-    {"self loop", "{\"modelTopology\":{\"node\":[" NODES_OK
-     "{\"name\":\"a\",\"op\":\"Relu\",\"input\":[\"a\"]}]}" MAN(W1), -1, ENG_EFORMAT,
-     "cycle through node 'a'"},
-    {"duplicate name", "{\"modelTopology\":{\"node\":[" NODES_OK
-     "{\"name\":\"w\",\"op\":\"Relu\",\"input\":[\"x\"]}]}" MAN(W1), -1, ENG_EFORMAT,
-     "'w': name used twice"},
-    {"wrong input count", "{\"modelTopology\":{\"node\":[" NODES_OK
-     "{\"name\":\"y\",\"op\":\"Relu\",\"input\":[\"x\",\"w\"]}]}" MAN(W1), -1, ENG_EFORMAT,
-     "Relu takes 1..1 inputs, has 2"},
-    {"const without weights", "{\"modelTopology\":{\"node\":[" NODES_OK
-     "{\"name\":\"v\",\"op\":\"Const\"}]}" MAN(W1), -1, ENG_EFORMAT,
-     "const 'v': no entry in weightsManifest"},
-    {"weights truncated", "{\"modelTopology\":{\"node\":[" NODES_OK "{\"name\":\"y\",\"op\":"
+     "{\"name\":\"c\",\"op\":\"Relu\",\"input\":[\"b\"]}]}" MAN(W1),
+     -1, ENG_EFORMAT, "cycle through node"},
+    {"self loop",
+     "{\"modelTopology\":{\"node\":[" NODES_OK
+     "{\"name\":\"a\",\"op\":\"Relu\",\"input\":[\"a\"]}]}" MAN(W1),
+     -1, ENG_EFORMAT, "cycle through node 'a'"},
+    {"duplicate name",
+     "{\"modelTopology\":{\"node\":[" NODES_OK
+     "{\"name\":\"w\",\"op\":\"Relu\",\"input\":[\"x\"]}]}" MAN(W1),
+     -1, ENG_EFORMAT, "'w': name used twice"},
+    {"wrong input count",
+     "{\"modelTopology\":{\"node\":[" NODES_OK
+     "{\"name\":\"y\",\"op\":\"Relu\",\"input\":[\"x\",\"w\"]}]}" MAN(W1),
+     -1, ENG_EFORMAT, "Relu takes 1..1 inputs, has 2"},
+    {"const without weights",
+     "{\"modelTopology\":{\"node\":[" NODES_OK "{\"name\":\"v\",\"op\":\"Const\"}]}" MAN(W1), -1,
+     ENG_EFORMAT, "const 'v': no entry in weightsManifest"},
+    {"weights truncated",
+     "{\"modelTopology\":{\"node\":[" NODES_OK "{\"name\":\"y\",\"op\":"
      "\"Relu\",\"input\":[\"x\"]}]}" MAN("{\"name\":\"w\",\"shape\":[3,3],\"dtype\":\"float32\"}"),
      20, ENG_EFORMAT, "weight 'w' truncated"},
-    {"weights too long", "{\"modelTopology\":{\"node\":[" NODES_OK "{\"name\":\"y\",\"op\":"
-     "\"Relu\",\"input\":[\"x\"]}]}" MAN(W1), 36, ENG_EFORMAT, "weights hold 36 bytes"},
-    {"huge declared shape", "{\"modelTopology\":{\"node\":[" NODES_OK "{\"name\":\"y\",\"op\":"
-     "\"Relu\",\"input\":[\"x\"]}]}"
-     MAN("{\"name\":\"w\",\"shape\":[100000,100000,100000],\"dtype\":\"float32\"}"), -1,
-     ENG_ENOMEM, "weight 'w': declared shape too large"},
-    {"huge total weights", "{\"modelTopology\":{\"node\":[" NODES_OK "{\"name\":\"y\",\"op\":"
-     "\"Relu\",\"input\":[\"x\"]}]}"
-     MAN("{\"name\":\"w\",\"shape\":[1000000000],\"dtype\":\"float32\"},"
-         "{\"name\":\"v\",\"shape\":[1000000000],\"dtype\":\"float32\"}"), -1,
-     ENG_ENOMEM, "declared weights exceed"},
-    {"huge placeholder", "{\"modelTopology\":{\"node\":[{\"name\":\"x\",\"op\":\"Placeholder\","
+    {"weights too long",
+     "{\"modelTopology\":{\"node\":[" NODES_OK "{\"name\":\"y\",\"op\":"
+     "\"Relu\",\"input\":[\"x\"]}]}" MAN(W1),
+     36, ENG_EFORMAT, "weights hold 36 bytes"},
+    {"huge declared shape",
+     "{\"modelTopology\":{\"node\":[" NODES_OK "{\"name\":\"y\",\"op\":"
+     "\"Relu\",\"input\":[\"x\"]}]}" MAN(
+         "{\"name\":\"w\",\"shape\":[100000,100000,100000],\"dtype\":\"float32\"}"),
+     -1, ENG_ENOMEM, "weight 'w': declared shape too large"},
+    {"huge total weights",
+     "{\"modelTopology\":{\"node\":[" NODES_OK "{\"name\":\"y\",\"op\":"
+     "\"Relu\",\"input\":[\"x\"]}]}" MAN(
+         "{\"name\":\"w\",\"shape\":[1000000000],\"dtype\":\"float32\"},"
+         "{\"name\":\"v\",\"shape\":[1000000000],\"dtype\":\"float32\"}"),
+     -1, ENG_ENOMEM, "declared weights exceed"},
+    {"huge placeholder",
+     "{\"modelTopology\":{\"node\":[{\"name\":\"x\",\"op\":\"Placeholder\","
      "\"attr\":{\"shape\":{\"shape\":{\"dim\":[{\"size\":\"1\"},{\"size\":\"100000\"},"
      "{\"size\":\"100000\"},{\"size\":\"3\"}]}}}},{\"name\":\"y\",\"op\":\"Relu\",\"input\":"
-     "[\"x\"]}]}}", 0, ENG_ENOMEM, "output shape too large"},
-    {"negative shape", "{\"modelTopology\":{\"node\":[" NODES_OK "{\"name\":\"y\",\"op\":"
+     "[\"x\"]}]}}",
+     0, ENG_ENOMEM, "output shape too large"},
+    {"negative shape",
+     "{\"modelTopology\":{\"node\":[" NODES_OK "{\"name\":\"y\",\"op\":"
      "\"Relu\",\"input\":[\"x\"]}]}" MAN("{\"name\":\"w\",\"shape\":[-1],\"dtype\":\"float32\"}"),
      -1, ENG_EFORMAT, "weight 'w': bad shape entry"},
-    {"string dtype", "{\"modelTopology\":{\"node\":[" NODES_OK "{\"name\":\"y\",\"op\":"
+    {"string dtype",
+     "{\"modelTopology\":{\"node\":[" NODES_OK "{\"name\":\"y\",\"op\":"
      "\"Relu\",\"input\":[\"x\"]}]}" MAN("{\"name\":\"w\",\"shape\":[1],\"dtype\":\"string\"}"),
      -1, ENG_EUNSUPPORTED, "dtype 'string' not supported"},
-    {"unknown quantization", "{\"modelTopology\":{\"node\":[" NODES_OK "{\"name\":\"y\",\"op\":"
+    {"unknown quantization",
+     "{\"modelTopology\":{\"node\":[" NODES_OK "{\"name\":\"y\",\"op\":"
      "\"Relu\",\"input\":[\"x\"]}]}" MAN("{\"name\":\"w\",\"shape\":[1],\"dtype\":\"float32\","
-     "\"quantization\":{\"dtype\":\"int4\"}}"), -1, ENG_EUNSUPPORTED,
-     "quantization dtype 'int4' not supported"},
-    {"uint8 without scale", "{\"modelTopology\":{\"node\":[" NODES_OK "{\"name\":\"y\",\"op\":"
+                                         "\"quantization\":{\"dtype\":\"int4\"}}"),
+     -1, ENG_EUNSUPPORTED, "quantization dtype 'int4' not supported"},
+    {"uint8 without scale",
+     "{\"modelTopology\":{\"node\":[" NODES_OK "{\"name\":\"y\",\"op\":"
      "\"Relu\",\"input\":[\"x\"]}]}" MAN("{\"name\":\"w\",\"shape\":[1],\"dtype\":\"float32\","
-     "\"quantization\":{\"dtype\":\"uint8\",\"min\":0}}"), -1, ENG_EFORMAT, "min and scale"},
-    {"const shape differs", "{\"modelTopology\":{\"node\":[{\"name\":\"x\",\"op\":\"Placeholder\"},"
+                                         "\"quantization\":{\"dtype\":\"uint8\",\"min\":0}}"),
+     -1, ENG_EFORMAT, "min and scale"},
+    {"const shape differs",
+     "{\"modelTopology\":{\"node\":[{\"name\":\"x\",\"op\":\"Placeholder\"},"
      "{\"name\":\"w\",\"op\":\"Const\",\"attr\":{\"value\":{\"tensor\":{\"dtype\":\"DT_FLOAT\","
-     "\"tensorShape\":{\"dim\":[{\"size\":\"2\"}]}}}}}]}" MAN(W1), -1, ENG_EFORMAT,
-     "const 'w': declared shape"},
-    {"const dtype differs", "{\"modelTopology\":{\"node\":[{\"name\":\"x\",\"op\":\"Placeholder\"},"
+     "\"tensorShape\":{\"dim\":[{\"size\":\"2\"}]}}}}}]}" MAN(W1),
+     -1, ENG_EFORMAT, "const 'w': declared shape"},
+    {"const dtype differs",
+     "{\"modelTopology\":{\"node\":[{\"name\":\"x\",\"op\":\"Placeholder\"},"
      "{\"name\":\"w\",\"op\":\"Const\",\"attr\":{\"value\":{\"tensor\":{\"dtype\":\"DT_INT32\""
-     "}}}}]}" MAN(W1), -1, ENG_EFORMAT, "const 'w': dtype DT_INT32 does not match"},
+     "}}}}]}" MAN(W1),
+     -1, ENG_EFORMAT, "const 'w': dtype DT_INT32 does not match"},
     {"no placeholder", "{\"modelTopology\":{\"node\":[{\"name\":\"w\",\"op\":\"Const\"}]}" MAN(W1),
      -1, ENG_EFORMAT, "0 Placeholder inputs"},
-    {"two placeholders", "{\"modelTopology\":{\"node\":[" NODES_OK
-     "{\"name\":\"x2\",\"op\":\"Placeholder\"}]}" MAN(W1), -1, ENG_EUNSUPPORTED,
-     "2 Placeholder inputs"},
-    {"filter does not fit input", "{\"modelTopology\":{\"node\":[" NODES_OK
-     "{\"name\":\"c\",\"op\":\"Conv2D\",\"input\":[\"x\",\"w\"],\"attr\":{" CONV_ATTRS "}}]}"
-     MAN("{\"name\":\"w\",\"shape\":[3,3,4,8],\"dtype\":\"float32\"}"), 1152, ENG_EINVAL,
-     "node 'c' (Conv2D): filter [3,3,4,8] expects 4 input channels"},
-    {"filter not 4-d", "{\"modelTopology\":{\"node\":[" NODES_OK
-     "{\"name\":\"c\",\"op\":\"Conv2D\",\"input\":[\"x\",\"w\"],\"attr\":{" CONV_ATTRS "}}]}"
-     MAN("{\"name\":\"w\",\"shape\":[9],\"dtype\":\"float32\"}"), 36, ENG_EFORMAT,
-     "filter must be float32"},
-    {"bias does not fit", "{\"modelTopology\":{\"node\":[" NODES_OK
-     "{\"name\":\"b\",\"op\":\"Const\"},"
-     "{\"name\":\"c\",\"op\":\"_FusedConv2D\",\"input\":[\"x\",\"w\",\"b\"],\"attr\":{" CONV_ATTRS
-     ",\"fused_ops\":{\"list\":{\"s\":[\"Qmlhc0FkZA==\"]}},\"num_args\":{\"i\":\"1\"}}}]}"
-     MAN(W1 ",{\"name\":\"b\",\"shape\":[2],\"dtype\":\"float32\"}"), 12, ENG_EFORMAT,
-     "bias [2] does not match"},
-    {"window larger than input", "{\"modelTopology\":{\"node\":[" NODES_OK
-     "{\"name\":\"c\",\"op\":\"Conv2D\",\"input\":[\"x\",\"w\"],\"attr\":{"
-     "\"padding\":{\"s\":\"VkFMSUQ=\"}}}]}"
-     MAN("{\"name\":\"w\",\"shape\":[3,3,1,1],\"dtype\":\"float32\"}"), 36, ENG_EINVAL,
-     "window larger than"},
-    {"NCHW", "{\"modelTopology\":{\"node\":[" NODES_OK
+    {"two placeholders",
+     "{\"modelTopology\":{\"node\":[" NODES_OK "{\"name\":\"x2\",\"op\":\"Placeholder\"}]}" MAN(W1),
+     -1, ENG_EUNSUPPORTED, "2 Placeholder inputs"},
+    {"filter does not fit input",
+     "{\"modelTopology\":{\"node\":[" NODES_OK
      "{\"name\":\"c\",\"op\":\"Conv2D\",\"input\":[\"x\",\"w\"],\"attr\":{" CONV_ATTRS
-     ",\"data_format\":{\"s\":\"TkNIVw==\"}}}]}" MAN(W1), -1, ENG_EUNSUPPORTED,
-     "data_format 'NCHW' not supported"},
-    {"unknown padding", "{\"modelTopology\":{\"node\":[" NODES_OK
+     "}}]}" MAN("{\"name\":\"w\",\"shape\":[3,3,4,8],\"dtype\":\"float32\"}"),
+     1152, ENG_EINVAL, "node 'c' (Conv2D): filter [3,3,4,8] expects 4 input channels"},
+    {"filter not 4-d",
+     "{\"modelTopology\":{\"node\":[" NODES_OK
+     "{\"name\":\"c\",\"op\":\"Conv2D\",\"input\":[\"x\",\"w\"],\"attr\":{" CONV_ATTRS
+     "}}]}" MAN("{\"name\":\"w\",\"shape\":[9],\"dtype\":\"float32\"}"),
+     36, ENG_EFORMAT, "filter must be float32"},
+    {"bias does not fit",
+     "{\"modelTopology\":{\"node\":[" NODES_OK "{\"name\":\"b\",\"op\":\"Const\"},"
+     "{\"name\":\"c\",\"op\":\"_FusedConv2D\",\"input\":[\"x\",\"w\",\"b\"],\"attr\":{" CONV_ATTRS
+     ",\"fused_ops\":{\"list\":{\"s\":[\"Qmlhc0FkZA==\"]}},\"num_args\":{\"i\":\"1\"}}}]}" MAN(
+         W1 ",{\"name\":\"b\",\"shape\":[2],\"dtype\":\"float32\"}"),
+     12, ENG_EFORMAT, "bias [2] does not match"},
+    {"window larger than input",
+     "{\"modelTopology\":{\"node\":[" NODES_OK
      "{\"name\":\"c\",\"op\":\"Conv2D\",\"input\":[\"x\",\"w\"],\"attr\":{"
-     "\"padding\":{\"s\":\"Rk9P\"}}}]}" MAN(W1), -1, ENG_EUNSUPPORTED, "padding 'FOO'"},
-    {"explicit padding without sizes", "{\"modelTopology\":{\"node\":[" NODES_OK
+     "\"padding\":{\"s\":\"VkFMSUQ=\"}}}]}" MAN(
+         "{\"name\":\"w\",\"shape\":[3,3,1,1],\"dtype\":\"float32\"}"),
+     36, ENG_EINVAL, "window larger than"},
+    {"NCHW",
+     "{\"modelTopology\":{\"node\":[" NODES_OK
+     "{\"name\":\"c\",\"op\":\"Conv2D\",\"input\":[\"x\",\"w\"],\"attr\":{" CONV_ATTRS
+     ",\"data_format\":{\"s\":\"TkNIVw==\"}}}]}" MAN(W1),
+     -1, ENG_EUNSUPPORTED, "data_format 'NCHW' not supported"},
+    {"unknown padding",
+     "{\"modelTopology\":{\"node\":[" NODES_OK
      "{\"name\":\"c\",\"op\":\"Conv2D\",\"input\":[\"x\",\"w\"],\"attr\":{"
-     "\"padding\":{\"s\":\"RVhQTElDSVQ=\"}}}]}" MAN(W1), -1, ENG_EFORMAT,
-     "EXPLICIT padding without 8"},
-    {"unsupported fused op", "{\"modelTopology\":{\"node\":[" NODES_OK
+     "\"padding\":{\"s\":\"Rk9P\"}}}]}" MAN(W1),
+     -1, ENG_EUNSUPPORTED, "padding 'FOO'"},
+    {"explicit padding without sizes",
+     "{\"modelTopology\":{\"node\":[" NODES_OK
+     "{\"name\":\"c\",\"op\":\"Conv2D\",\"input\":[\"x\",\"w\"],\"attr\":{"
+     "\"padding\":{\"s\":\"RVhQTElDSVQ=\"}}}]}" MAN(W1),
+     -1, ENG_EFORMAT, "EXPLICIT padding without 8"},
+    {"unsupported fused op",
+     "{\"modelTopology\":{\"node\":[" NODES_OK
      "{\"name\":\"c\",\"op\":\"_FusedConv2D\",\"input\":[\"x\",\"w\"],\"attr\":{" CONV_ATTRS
-     ",\"fused_ops\":{\"list\":{\"s\":[\"RWx1\"]}}}}]}" MAN(W1), -1, ENG_EUNSUPPORTED,
-     "fused op 'Elu' not supported"},
-    {"strides of 3 entries", "{\"modelTopology\":{\"node\":[" NODES_OK
+     ",\"fused_ops\":{\"list\":{\"s\":[\"RWx1\"]}}}}]}" MAN(W1),
+     -1, ENG_EUNSUPPORTED, "fused op 'Elu' not supported"},
+    {"strides of 3 entries",
+     "{\"modelTopology\":{\"node\":[" NODES_OK
      "{\"name\":\"c\",\"op\":\"Conv2D\",\"input\":[\"x\",\"w\"],\"attr\":{"
-     "\"strides\":{\"list\":{\"i\":[\"1\",\"1\",\"1\"]}}}}]}" MAN(W1), -1, ENG_EFORMAT,
-     "bad attribute 'strides'"},
-    {"stride zero", "{\"modelTopology\":{\"node\":[" NODES_OK
+     "\"strides\":{\"list\":{\"i\":[\"1\",\"1\",\"1\"]}}}}]}" MAN(W1),
+     -1, ENG_EFORMAT, "bad attribute 'strides'"},
+    {"stride zero",
+     "{\"modelTopology\":{\"node\":[" NODES_OK
      "{\"name\":\"c\",\"op\":\"Conv2D\",\"input\":[\"x\",\"w\"],\"attr\":{"
-     "\"strides\":{\"list\":{\"i\":[\"1\",\"0\",\"1\",\"1\"]}}}}]}" MAN(W1), -1, ENG_EFORMAT,
-     "bad attribute 'strides'"},
-    {"strides not numbers", "{\"modelTopology\":{\"node\":[" NODES_OK
+     "\"strides\":{\"list\":{\"i\":[\"1\",\"0\",\"1\",\"1\"]}}}}]}" MAN(W1),
+     -1, ENG_EFORMAT, "bad attribute 'strides'"},
+    {"strides not numbers",
+     "{\"modelTopology\":{\"node\":[" NODES_OK
      "{\"name\":\"c\",\"op\":\"Conv2D\",\"input\":[\"x\",\"w\"],\"attr\":{"
-     "\"strides\":{\"list\":{\"i\":[\"a\",\"b\",\"c\",\"d\"]}}}}]}" MAN(W1), -1, ENG_EFORMAT,
-     "bad attribute 'strides'"},
-    {"bad base64", "{\"modelTopology\":{\"node\":[" NODES_OK
+     "\"strides\":{\"list\":{\"i\":[\"a\",\"b\",\"c\",\"d\"]}}}}]}" MAN(W1),
+     -1, ENG_EFORMAT, "bad attribute 'strides'"},
+    {"bad base64",
+     "{\"modelTopology\":{\"node\":[" NODES_OK
      "{\"name\":\"c\",\"op\":\"Conv2D\",\"input\":[\"x\",\"w\"],\"attr\":{"
-     "\"padding\":{\"s\":\"!!\"}}}]}" MAN(W1), -1, ENG_EFORMAT, "bad attribute 'padding'"},
-    {"reshape does not fit", "{\"modelTopology\":{\"node\":[" NODES_OK
-     "{\"name\":\"r\",\"op\":\"Reshape\",\"input\":[\"x\",\"s\"]},{\"name\":\"s\",\"op\":\"Const\"}]}"
-     MAN(W1 ",{\"name\":\"s\",\"shape\":[2],\"dtype\":\"int32\"}"), 12, ENG_EINVAL,
-     "cannot reshape [1,2,2,1]"},
-    {"gather batch_dims", "{\"modelTopology\":{\"node\":[" NODES_OK
+     "\"padding\":{\"s\":\"!!\"}}}]}" MAN(W1),
+     -1, ENG_EFORMAT, "bad attribute 'padding'"},
+    {"reshape does not fit",
+     "{\"modelTopology\":{\"node\":[" NODES_OK
+     "{\"name\":\"r\",\"op\":\"Reshape\",\"input\":[\"x\",\"s\"]},{\"name\":\"s\",\"op\":\"Const\"}"
+     "]}" MAN(W1 ",{\"name\":\"s\",\"shape\":[2],\"dtype\":\"int32\"}"),
+     12, ENG_EINVAL, "cannot reshape [1,2,2,1]"},
+    {"gather batch_dims",
+     "{\"modelTopology\":{\"node\":[" NODES_OK
      "{\"name\":\"g\",\"op\":\"GatherV2\",\"input\":[\"x\",\"w\",\"w\"],\"attr\":{"
-     "\"batch_dims\":{\"i\":\"1\"}}}]}" MAN(W1), -1, ENG_EUNSUPPORTED, "batch_dims 1"},
-    {"bool placeholder", "{\"modelTopology\":{\"node\":[{\"name\":\"x\",\"op\":\"Placeholder\","
-     "\"attr\":{\"dtype\":{\"type\":\"DT_BOOL\"},\"shape\":{\"shape\":{\"dim\":[{\"size\":\"1\"}]}}}}"
-     "]}}", 0, ENG_EUNSUPPORTED, "only float32 input"},
-    {"attr not an object", "{\"modelTopology\":{\"node\":[{\"name\":\"x\",\"op\":\"Placeholder\","
-     "\"attr\":7}]}}", 0, ENG_EFORMAT, "'attr' is not an object"},
-    {"weights manifest not array", "{\"modelTopology\":{\"node\":[" NODES_OK
-     "{\"name\":\"y\",\"op\":\"Relu\",\"input\":[\"x\"]}]},\"weightsManifest\":{}}", 0,
-     ENG_EFORMAT, "'weightsManifest' is not an array"},
-    {"duplicate weight", "{\"modelTopology\":{\"node\":[" NODES_OK
-     "{\"name\":\"y\",\"op\":\"Relu\",\"input\":[\"x\"]}]}" MAN(W1 "," W1), 8, ENG_EFORMAT,
-     "listed twice"},
+     "\"batch_dims\":{\"i\":\"1\"}}}]}" MAN(W1),
+     -1, ENG_EUNSUPPORTED, "batch_dims 1"},
+    {"bool placeholder",
+     "{\"modelTopology\":{\"node\":[{\"name\":\"x\",\"op\":\"Placeholder\","
+     "\"attr\":{\"dtype\":{\"type\":\"DT_BOOL\"},\"shape\":{\"shape\":{\"dim\":[{\"size\":\"1\"}]}}"
+     "}}"
+     "]}}",
+     0, ENG_EUNSUPPORTED, "only float32 input"},
+    {"attr not an object",
+     "{\"modelTopology\":{\"node\":[{\"name\":\"x\",\"op\":\"Placeholder\","
+     "\"attr\":7}]}}",
+     0, ENG_EFORMAT, "'attr' is not an object"},
+    {"weights manifest not array",
+     "{\"modelTopology\":{\"node\":[" NODES_OK
+     "{\"name\":\"y\",\"op\":\"Relu\",\"input\":[\"x\"]}]},\"weightsManifest\":{}}",
+     0, ENG_EFORMAT, "'weightsManifest' is not an array"},
+    {"duplicate weight",
+     "{\"modelTopology\":{\"node\":[" NODES_OK
+     "{\"name\":\"y\",\"op\":\"Relu\",\"input\":[\"x\"]}]}" MAN(W1 "," W1),
+     8, ENG_EFORMAT, "listed twice"},
 };
 
 static void test_table(void)
@@ -192,8 +237,8 @@ static void test_table(void)
         CHECK_MSG(st == c->want, "%s: status %s, want %s (%s)", c->what, eng_status_name(st),
                   eng_status_name(c->want), d.msg);
         if (c->msg)
-            CHECK_MSG(strstr(d.msg, c->msg) != NULL, "%s: message '%s' lacks '%s'", c->what,
-                      d.msg, c->msg);
+            CHECK_MSG(strstr(d.msg, c->msg) != NULL, "%s: message '%s' lacks '%s'", c->what, d.msg,
+                      c->msg);
         if (st)
             CHECK_MSG(m == NULL, "%s: model not NULL on failure", c->what);
         eng_model_free(st ? NULL : m);
@@ -219,8 +264,8 @@ static void test_files(void)
     snprintf(bp, sizeof bp, "%s/a.bin", dir);
     snprintf(b2, sizeof b2, "%s/b.bin", dir);
     const char *json =
-        "{\"modelTopology\":{\"node\":[" NODES_OK
-        "{\"name\":\"v\",\"op\":\"Const\"},{\"name\":\"y\",\"op\":\"Add\",\"input\":[\"x\",\"v\"]}]},"
+        "{\"modelTopology\":{\"node\":[" NODES_OK "{\"name\":\"v\",\"op\":\"Const\"},{\"name\":"
+                                                  "\"y\",\"op\":\"Add\",\"input\":[\"x\",\"v\"]}]},"
         "\"weightsManifest\":[{\"paths\":[\"a.bin\",\"b.bin\"],\"weights\":["
         "{\"name\":\"w\",\"shape\":[1,1,1,1],\"dtype\":\"float32\"},"
         "{\"name\":\"v\",\"shape\":[3],\"dtype\":\"float32\",\"quantization\":{\"dtype\":\"uint8\","
@@ -279,12 +324,13 @@ static void test_files(void)
 static void test_float16(void)
 {
     const char *json = "{\"modelTopology\":{\"node\":[" NODES_OK
-                       "{\"name\":\"y\",\"op\":\"Relu\",\"input\":[\"x\"]}]}"
-                       MAN("{\"name\":\"w\",\"shape\":[9],\"dtype\":\"float32\","
+                       "{\"name\":\"y\",\"op\":\"Relu\",\"input\":[\"x\"]}]}" MAN(
+                           "{\"name\":\"w\",\"shape\":[9],\"dtype\":\"float32\","
                            "\"quantization\":{\"dtype\":\"float16\"}}");
     const uint16_t h[9] = {0x3c00, 0xc000, 0x3555, 0x0001, 0x03ff, 0x7bff, 0x7c00, 0x8000, 0x2e66};
-    const float want[9] = {1.0f, -2.0f, 0.333251953125f, 5.9604644775390625e-08f,
-                           6.0975551605224609e-05f, 65504.0f, INFINITY, -0.0f, 0.0999755859375f};
+    const float want[9] = {
+        1.0f,     -2.0f,    0.333251953125f, 5.9604644775390625e-08f, 6.0975551605224609e-05f,
+        65504.0f, INFINITY, -0.0f,           0.0999755859375f};
     eng_model *m = NULL;
     eng_diag d = {{0}};
     CHECK_MSG(eng_model_load_mem(json, strlen(json), h, sizeof h, &m, &d) == ENG_OK, "%s", d.msg);
@@ -303,13 +349,12 @@ static void test_run_errors(void)
 {
     const char *json =
         "{\"modelTopology\":{\"node\":[" NODES_OK
-        "{\"name\":\"y\",\"op\":\"Add\",\"input\":[\"x\",\"v\"]},{\"name\":\"v\",\"op\":\"Const\"}]}"
-        MAN(W1 ",{\"name\":\"v\",\"shape\":[1,2,2,1],\"dtype\":\"float32\"}");
+        "{\"name\":\"y\",\"op\":\"Add\",\"input\":[\"x\",\"v\"]},{\"name\":\"v\",\"op\":\"Const\"}]"
+        "}" MAN(W1 ",{\"name\":\"v\",\"shape\":[1,2,2,1],\"dtype\":\"float32\"}");
     float wb[5] = {1, 1, 2, 3, 4};
     eng_model *m = NULL;
     eng_diag d = {{0}};
-    CHECK_MSG(eng_model_load_mem(json, strlen(json), wb, sizeof wb, &m, &d) == ENG_OK, "%s",
-              d.msg);
+    CHECK_MSG(eng_model_load_mem(json, strlen(json), wb, sizeof wb, &m, &d) == ENG_OK, "%s", d.msg);
     if (!m)
         return;
     eng_tensor *x = tr_tensor(4, 1, 4, 4, 1);

@@ -11,7 +11,8 @@
 #define GOLD VFS_SHARED_DIR "/golden/centernet/"
 
 static const char *const S8 = "tower_0/MobilenetV3/expanded_conv_5/add";
-static const char *const S16 = "tower_0/MobilenetV3/expanded_conv_11/project/BatchNorm/FusedBatchNorm";
+static const char *const S16 =
+    "tower_0/MobilenetV3/expanded_conv_11/project/BatchNorm/FusedBatchNorm";
 static const char *const S32PRE = "tower_0/MobilenetV3/expanded_conv_14/add";
 static const char *const S32 = "tower_0/extern1/hard_swish/mul_1";
 static const char *const NECK = "tower_0/CenternetHead/mul";
@@ -86,7 +87,8 @@ static void check_detections(const eng_tensor *det)
         }
     }
     printf("  detections: %d of 100 rows unmatched, worst box diff %.3g px, worst score diff "
-           "%.3g (top score %.4f class %g)\n", bad, worst_box, worst_score, ref[4], ref[5]);
+           "%.3g (top score %.4f class %g)\n",
+           bad, worst_box, worst_score, ref[4], ref[5]);
     CHECK_MSG(bad == 0, "%d detection rows do not match", bad);
     free(ref);
 }

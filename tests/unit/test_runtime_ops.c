@@ -126,8 +126,10 @@ static void test_fused_conv(void)
     int64_t wd[4] = {1, 1, 2, 3}, bd[1] = {3};
     tr_const_f(&g, "w", 4, wd, w);
     tr_const_f(&g, "b", 1, bd, b);
-    tr_node(&g, "c6", "_FusedConv2D", "x,w,b", tr_attr_conv(a, sizeof a, 1, "SAME", "BiasAdd,Relu6"));
-    tr_node(&g, "c0", "_FusedConv2D", "x,w,b", tr_attr_conv(a, sizeof a, 1, "VALID", "BiasAdd,Relu"));
+    tr_node(&g, "c6", "_FusedConv2D", "x,w,b",
+            tr_attr_conv(a, sizeof a, 1, "SAME", "BiasAdd,Relu6"));
+    tr_node(&g, "c0", "_FusedConv2D", "x,w,b",
+            tr_attr_conv(a, sizeof a, 1, "VALID", "BiasAdd,Relu"));
     tr_node(&g, "cb", "_FusedConv2D", "x,w,b", tr_attr_conv(a, sizeof a, 1, "VALID", "BiasAdd"));
     eng_tensor *in = input4(1, 1, 2, 2, x);
     /* pixel0 (1,2): [1+2+.5, -2, 2+6-1] = [3.5,-2,7]; pixel1 (-3,4): [-3+4+.5, -4, -6+12-1] */
@@ -194,7 +196,8 @@ static void test_maxpool_resize(void)
     tr_placeholder(&g, "x", 4, D1x4x4x1);
     tr_node(&g, "mp", "MaxPool", "x",
             "\"ksize\":{\"list\":{\"i\":[\"1\",\"3\",\"3\",\"1\"]}},"
-            "\"strides\":{\"list\":{\"i\":[\"1\",\"1\",\"1\",\"1\"]}},\"padding\":{\"s\":\"U0FNRQ==\"}");
+            "\"strides\":{\"list\":{\"i\":[\"1\",\"1\",\"1\",\"1\"]}},\"padding\":{\"s\":\"U0FNRQ=="
+            "\"}");
     eng_tensor *in = input4(1, 4, 4, 1, x);
     eng_tensor *o = run(&g, in, "mp");
     /* x = 0 7 14 5 / 12 3 10 1 / 8 15 6 13 / 4 11 2 9 */
@@ -213,10 +216,9 @@ static void test_maxpool_resize(void)
         "\"align_corners\":{\"b\":false},\"half_pixel_centers\":{\"b\":false}",
         "\"align_corners\":{\"b\":true},\"half_pixel_centers\":{\"b\":false}",
         "\"align_corners\":{\"b\":false},\"half_pixel_centers\":{\"b\":true}"};
-    static const float rows[3][4] = {{1, 1.5f, 2, 2}, {1, 4 / 3.0f, 5 / 3.0f, 2},
-                                     {1, 1.25f, 1.75f, 2}};
-    static const float cols[3][4] = {{0, 1, 2, 2}, {0, 2 / 3.0f, 4 / 3.0f, 2},
-                                     {0, 0.5f, 1.5f, 2}};
+    static const float rows[3][4] = {
+        {1, 1.5f, 2, 2}, {1, 4 / 3.0f, 5 / 3.0f, 2}, {1, 1.25f, 1.75f, 2}};
+    static const float cols[3][4] = {{0, 1, 2, 2}, {0, 2 / 3.0f, 4 / 3.0f, 2}, {0, 0.5f, 1.5f, 2}};
     in = input4(1, 2, 2, 1, xv);
     for (int k = 0; k < 3; k++) {
         tr_graph_init(&g);
@@ -229,7 +231,9 @@ static void test_maxpool_resize(void)
         for (int y = 0; y < 4; y++)
             for (int xx = 0; xx < 4; xx++)
                 want4[y * 4 + xx] = rows[k][xx] + cols[k][y];
-        expect(k == 0 ? "resize legacy" : k == 1 ? "resize align_corners" : "resize half_pixel",
+        expect(k == 0   ? "resize legacy"
+               : k == 1 ? "resize align_corners"
+                        : "resize half_pixel",
                o, want4, 16, 1e-6);
         eng_tensor_free(o);
         tr_graph_free(&g);
@@ -307,7 +311,8 @@ static void test_elementwise(void)
     tr_node(&g, "sub", "Sub", "x,three", "");
     tr_node(&g, "mul", "Mul", "three,x", "");
     tr_node(&g, "eq", "Equal", "x,c3", "");
-    tr_node(&g, "cast", "Cast", "eq", "\"SrcT\":{\"type\":\"DT_BOOL\"},\"DstT\":{\"type\":\"DT_FLOAT\"}");
+    tr_node(&g, "cast", "Cast", "eq",
+            "\"SrcT\":{\"type\":\"DT_BOOL\"},\"DstT\":{\"type\":\"DT_FLOAT\"}");
     tr_node(&g, "hs_add", "Add", "x,three", "");
     tr_node(&g, "hs_r6", "Relu6", "hs_add", "");
     tr_node(&g, "hs", "Mul", "x,hs_r6", "");
@@ -403,8 +408,10 @@ static void test_decode_ops(void)
     tr_node(&g, "slice", "StridedSlice", "x,sb,se,ss",
             "\"begin_mask\":{\"i\":\"7\"},\"end_mask\":{\"i\":\"7\"}");
     tr_node(&g, "shrink", "StridedSlice", "x,sb,se,ss",
-            "\"begin_mask\":{\"i\":\"7\"},\"end_mask\":{\"i\":\"7\"},\"shrink_axis_mask\":{\"i\":\"8\"}");
-    tr_node(&g, "rev", "StridedSlice", "flat,nb,ne,ns", "\"begin_mask\":{\"i\":\"0\"},"
+            "\"begin_mask\":{\"i\":\"7\"},\"end_mask\":{\"i\":\"7\"},\"shrink_axis_mask\":{\"i\":"
+            "\"8\"}");
+    tr_node(&g, "rev", "StridedSlice", "flat,nb,ne,ns",
+            "\"begin_mask\":{\"i\":\"0\"},"
             "\"ellipsis_mask\":{\"i\":\"1\"},\"end_mask\":{\"i\":\"0\"}");
     tr_node(&g, "sq", "Squeeze", "x", "\"squeeze_dims\":{\"list\":{\"i\":[\"0\",\"1\"]}}");
     eng_tensor *in = input4(1, 1, 2, 3, x);
@@ -416,8 +423,8 @@ static void test_decode_ops(void)
         tr_graph_free(&g);
         return;
     }
-    const char *names[] = {"topk", "topk:1", "fdiv", "fmod", "ffdiv", "ffmod", "tofloat",
-                           "toint", "gather", "exp", "slice", "shrink", "rev", "sq"};
+    const char *names[] = {"topk",  "topk:1", "fdiv", "fmod",  "ffdiv",  "ffmod", "tofloat",
+                           "toint", "gather", "exp",  "slice", "shrink", "rev",   "sq"};
     eng_tensor *o[14] = {0};
     CHECK_MSG(eng_model_run(m, in, names, 14, o, NULL, &d) == ENG_OK, "%s", d.msg);
     /* ties: the lower index first, as tfjs and TF */
@@ -480,7 +487,8 @@ static void test_matmul_softmax_pad(void)
     char attrs[512];
     snprintf(attrs, sizeof attrs,
              "\"transpose_b\":{\"b\":true},\"fused_ops\":{\"list\":{\"s\":[\"%s\",\"%s\"]}},"
-             "\"num_args\":{\"i\":\"1\"}", fb, fr);
+             "\"num_args\":{\"i\":\"1\"}",
+             fb, fr);
     tr_node(&g, "mm", "MatMul", "x,w", "\"transpose_b\":{\"b\":true}");
     tr_node(&g, "fmm", "_FusedMatMul", "x,w,b", attrs);
     tr_node(&g, "sm", "Softmax", "mm", "");

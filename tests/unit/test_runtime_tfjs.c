@@ -177,8 +177,8 @@ int main(void)
         const char **names = calloc((size_t)nt, sizeof *names);
         eng_tensor **outs = calloc((size_t)nt, sizeof *outs);
         for (int i = 0; i < nt; i++)
-            names[i] = cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(ts, i), "node")
-                           ->valuestring;
+            names[i] =
+                cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(ts, i), "node")->valuestring;
         eng_run_opts opts = {.threads = 2};
         eng_status st = eng_model_run(m, x, names, nt, outs, &opts, &d);
         CHECK_MSG(st == ENG_OK, "run at %d: %s", size, d.msg);

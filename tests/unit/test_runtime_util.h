@@ -64,8 +64,8 @@ static inline double tr_compare(const char *what, const float *c, const float *r
         }
     }
     worst = worst_diff / tol;
-    printf("  %-28s n=%-8lld max|ref|=%-9.4g max|diff|=%-9.3g (%.3g of tolerance) at %lld\n",
-           what, (long long)n, mx, worst_diff, worst, (long long)at);
+    printf("  %-28s n=%-8lld max|ref|=%-9.4g max|diff|=%-9.3g (%.3g of tolerance) at %lld\n", what,
+           (long long)n, mx, worst_diff, worst, (long long)at);
     return worst;
 }
 
@@ -103,10 +103,7 @@ static inline void tr_b64(const char *s, char *out)
     out[k] = 0;
 }
 
-static inline void tr_graph_init(tr_graph *g)
-{
-    memset(g, 0, sizeof *g);
-}
+static inline void tr_graph_init(tr_graph *g) { memset(g, 0, sizeof *g); }
 
 static inline void tr_graph_free(tr_graph *g)
 {
@@ -135,8 +132,8 @@ static inline void tr_node(tr_graph *g, const char *name, const char *op, const 
 static inline void tr_placeholder(tr_graph *g, const char *name, int ndim, const int64_t *dim)
 {
     char attrs[512];
-    size_t k = (size_t)snprintf(attrs, sizeof attrs,
-                                "\"dtype\":{\"type\":\"DT_FLOAT\"},\"shape\":{\"shape\":{\"dim\":[");
+    size_t k = (size_t)snprintf(
+        attrs, sizeof attrs, "\"dtype\":{\"type\":\"DT_FLOAT\"},\"shape\":{\"shape\":{\"dim\":[");
     for (int i = 0; i < ndim; i++)
         k += (size_t)snprintf(attrs + k, sizeof attrs - k, "%s{\"size\":\"%lld\"}", i ? "," : "",
                               (long long)dim[i]);
