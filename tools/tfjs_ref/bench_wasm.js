@@ -1,11 +1,13 @@
 // bench_wasm.js: the peer runtime for bench/backbone: tfjs 4.22 with the
 // wasm backend (XNNPACK, SIMD; one thread, as wasm threads do not work under
-// node) on the same CenterNet weights. Prints one json line per case:
+// node) on the same CenterNet weights, and on EfficientNet-Lite0 (our
+// converted graph) when installed. Prints one json line per case:
 // {"case":..., "size":..., "batch":..., "ms_per_image": best of reps, ...}.
 // Usage: node bench_wasm.js [model.json] [reps]
 'use strict';
 const tf = require('@tensorflow/tfjs');
 const wasm = require('@tensorflow/tfjs-backend-wasm');
+const fs = require('fs');
 const path = require('path');
 const { defaultModelPath, fileHandler } = require('./common');
 
@@ -20,15 +22,23 @@ async function main() {
   await tf.setBackend('wasm');
   await tf.ready();
   const model = await tf.loadGraphModel(fileHandler(jsonPath));
-  const input = model.inputs[0].name;
   const cases = [
-    ['backbone', 320, EMB], ['backbone', 512, EMB], ['detector', 512, HEADS],
+    ['centernet', model, 'backbone', 320, EMB], ['centernet', model, 'backbone', 512, EMB],
+    ['centernet', model, 'detector', 512, HEADS],
   ];
+  const effPath = defaultModelPath('efficientnet-lite0');
+  const effMeta = path.join(path.dirname(effPath), 'backbone.json');
+  if (fs.existsSync(effPath) && fs.existsSync(effMeta)) {
+    const emb = JSON.parse(fs.readFileSync(effMeta, 'utf8')).embedding;
+    const eff = await tf.loadGraphModel(fileHandler(effPath));
+    cases.push(['efficientnet-lite0', eff, 'backbone', 224, emb]);
+  }
   for (const batch of [1, 8]) {
-    for (const [name, size, outs] of cases) {
+    for (const [modelName, m, name, size, outs] of cases) {
+      const input = m.inputs[0].name;
       const x = tf.randomUniform([batch, size, size, 3], 0, 255, 'float32', 7);
       const run = () => {
-        const y = model.execute({ [input]: x }, outs);
+        const y = m.execute({ [input]: x }, outs);
         const ys = Array.isArray(y) ? y : [y];
         ys.forEach((t) => t.dataSync());
         tf.dispose(ys);
@@ -45,7 +55,7 @@ async function main() {
       // best of n, as bench_backbone: the machine may be shared
       const ms = times[0] / batch;
       const median = times[Math.floor(times.length / 2)] / batch;
-      console.log(JSON.stringify({ case: name, size, batch, threads: 1, ms_per_image: ms,
+      console.log(JSON.stringify({ model: modelName, case: name, size, batch, threads: 1, ms_per_image: ms,
         median_ms_per_image: median }));
       x.dispose();
     }
