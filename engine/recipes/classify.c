@@ -148,8 +148,6 @@ eng_status cls_extract(const cls_extract_req *r, float *out, eng_diag *d)
     eng_status st = ENG_OK;
     enum { CHUNK = 16 };
     const char *paths[CHUNK];
-    const eng_image *ims[CHUNK];
-    eng_image *owned[CHUNK];
     eng_crop crops[CHUNK];
     int flips[CHUNK];
     float *buf = malloc((size_t)CHUNK * dim * sizeof *buf);
@@ -173,25 +171,14 @@ eng_status cls_extract(const cls_extract_req *r, float *out, eng_diag *d)
             st = eng_backbone_embed_files(r->bb, paths, cn, r->size, r->taps, r->ntaps, buf, &got,
                                           r->opts, d);
         } else {
-            memset(owned, 0, sizeof owned);
-            for (int j = 0; j < cn && st == ENG_OK; j++) {
+            for (int j = 0; j < cn; j++) {
                 int i = miss[c0 + j];
-                st = eng_image_decode_file(r->paths[i], r->size, &owned[j], d);
-                if (st != ENG_OK)
-                    break;
-                float x, y, w, h;
-                cls_aug_crop(r->seed, image_key(r, i), r->aug, &x, &y, &w, &h, &flips[j]);
-                crops[j].x = x * owned[j]->w;
-                crops[j].y = y * owned[j]->h;
-                crops[j].w = w * owned[j]->w;
-                crops[j].h = h * owned[j]->h;
-                ims[j] = owned[j];
+                paths[j] = r->paths[i];
+                cls_aug_crop(r->seed, image_key(r, i), r->aug, &crops[j].x, &crops[j].y,
+                             &crops[j].w, &crops[j].h, &flips[j]);
             }
-            if (st == ENG_OK)
-                st = eng_backbone_embed_images(r->bb, ims, crops, flips, cn, r->size, r->taps,
-                                               r->ntaps, buf, &got, r->opts, d);
-            for (int j = 0; j < cn; j++)
-                eng_image_free(owned[j]);
+            st = eng_backbone_embed_files_aug(r->bb, paths, crops, flips, cn, r->size, r->taps,
+                                              r->ntaps, buf, &got, r->opts, d);
         }
         if (st == ENG_OK && got != dim)
             st = eng_fail(d, ENG_EINVAL, "features: backbone gave %d values per image, expected %d",
