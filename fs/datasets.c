@@ -39,6 +39,11 @@
 #if __has_include("fetch.h")
 #include "fetch.h"
 #endif
+#if defined(FS_FETCH_IMAGE_API)
+#define HAVE_FETCH_IMAGE 1
+#else
+#define HAVE_FETCH_IMAGE 0
+#endif
 
 #define AREA "datasets"
 #define ANN_MAX_BYTES ((int64_t)512 << 20)
@@ -315,7 +320,28 @@ static void json_str(char *buf, size_t n, const char *s)
     buf[o] = '\0';
 }
 
-static int write_status_files(const char *name, const char *line, const char *json)
+static int write_status_files_raw(const char *name, const char *line, const char *json);
+
+static int write_status_files(const char *name, const char *line_in, const char *json_in)
+{
+#if HAVE_FETCH_IMAGE
+    /* URLs may carry SAS tokens: never show their query strings */
+    char line[600];
+    snprintf(line, sizeof line, "%s", line_in);
+    fs_fetch_redact_text(line);
+    char *json = strdup(json_in);
+    if (!json)
+        return -ENOMEM;
+    fs_fetch_redact_text(json);
+    int rc = write_status_files_raw(name, line, json);
+    free(json);
+    return rc;
+#else
+    return write_status_files_raw(name, line_in, json_in);
+#endif
+}
+
+static int write_status_files_raw(const char *name, const char *line, const char *json)
 {
     char dir[PATHN], path[PATHN];
     if (fs_store_path(dir, sizeof dir, AREA, name))
@@ -510,6 +536,44 @@ static int find_annotation_any(int dfd, char *ann, size_t n, struct stat *st, in
     return found;
 }
 
+/* Where the image at url is downloaded to, relative to the dataset:
+ * .vfs-fetched/<hash of the url>-<base name without query>. */
+static int fetched_rel(const char *url, char *out, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const unsigned char *p = (const unsigned char *)url; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    size_t qlen = strcspn(url, "?#");
+    size_t b = qlen;
+    while (b > 0 && url[b - 1] != '/')
+        b--;
+    char base[81];
+    size_t m = 0;
+    for (size_t i = b; i < qlen && m < sizeof base - 1; i++) {
+        char c = url[i];
+        int ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                 c == '.' || c == '_' || c == '-';
+        base[m++] = ok ? c : '_';
+    }
+    base[m] = '\0';
+    int w = snprintf(out, n, ".vfs-fetched/%016llx-%s", (unsigned long long)h, m ? base : "image");
+    return (w < 0 || (size_t)w >= n) ? -1 : 0;
+}
+
+static fs_fetch_state fetch_image(const char *name, const char *url, const char *dest, char *err,
+                                  size_t n)
+{
+#if HAVE_FETCH_IMAGE
+    return fs_fetch_image(name, url, dest, err, n);
+#else
+    (void)name;
+    (void)url;
+    (void)dest;
+    snprintf(err, n, "downloads are not available");
+    return FS_FETCH_FAILED;
+#endif
+}
+
 typedef struct verify_out {
     ds_parsed *ann; /* ref, or NULL */
     coco_report *report;
@@ -550,6 +614,19 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const char *r
     char sub[256];
     if (!find_annotation_any(dfd, ann_name, sizeof ann_name, &ast, &others, sub, sizeof sub)) {
         close(dfd);
+#if defined(FS_FETCH_DATASET_JSON_API)
+        char *fjson = NULL;
+        int fr = fs_fetch_dataset_json_status(name, dir, out->line, sizeof out->line, &fjson);
+        if (fr == 1 || fr == 2) {
+            out->state = fr == 1 ? FS_DS_FETCHING : FS_DS_INVALID;
+            if (fjson)
+                write_status_files(name, out->line, fjson);
+            free(fjson);
+            return;
+        }
+        free(fjson);
+        snprintf(out->line, sizeof out->line, "empty");
+#endif
         if (refused[0]) {
             out->state = FS_DS_INVALID;
             snprintf(out->line, sizeof out->line, "invalid: datasetAnnotationsInvalid: %.400s",
@@ -583,13 +660,12 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const char *r
         }
     }
     out->ann = ann;
+    int tfd = dfd; /* the dataset's top (fetched images live there) */
     if (sub[0]) {
         /* file names are relative to the folder holding the COCO file */
-        int sfd = openat(dfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        if (sfd >= 0) {
-            close(dfd);
+        int sfd = openat(tfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        if (sfd >= 0)
             dfd = sfd;
-        }
     }
     size_t n = coco_dataset_image_count(ann->coco);
     coco_image_file *files = calloc(n ? n : 1, sizeof *files);
@@ -602,32 +678,51 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const char *r
         snprintf(out->line, sizeof out->line, "invalid: datasetCorrupt: out of memory");
         return;
     }
+    char **errs = calloc(n ? n : 1, sizeof *errs); /* fetch errors, borrowed by files */
     for (size_t i = 0; i < n; i++) {
         const coco_image *im = coco_dataset_image(ann->coco, i);
-        if (!im || !im->file_name) {
-            if (im && im->url)
-                files[i].state = COCO_FILE_MISSING;
+        if (!im)
             continue;
-        }
-        coco_candidates cand;
-        coco_diag cd;
-        if (coco_image_candidates(im->file_name, im->file_name_len, &cand, &cd) != COCO_OK)
-            continue; /* unsafe name: coco_validate reports it */
         struct stat st;
-        int k;
-        for (k = 0; k < cand.n; k++) {
-            if (fstatat(dfd, cand.path[k], &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
-                strncmp(cand.path[k], ".vfs", 4) != 0)
-                break;
-        }
-        if (k == cand.n) {
-            files[i].state = COCO_FILE_MISSING;
-            continue;
-        }
         char full[PATHN], rel[PATHN];
-        if (snprintf(rel, sizeof rel, "%s%s%s", sub, sub[0] ? "/" : "", cand.path[k]) >=
-                (int)sizeof rel ||
-            snprintf(full, sizeof full, "%s/%s", dir, rel) >= (int)sizeof full) {
+        int have = 0;
+        if (im->file_name) {
+            coco_candidates cand;
+            coco_diag cd;
+            if (coco_image_candidates(im->file_name, im->file_name_len, &cand, &cd) != COCO_OK)
+                continue; /* unsafe name: coco_validate reports it */
+            for (int k = 0; k < cand.n && !have; k++) {
+                if (strncmp(cand.path[k], ".vfs", 4) == 0 ||
+                    fstatat(dfd, cand.path[k], &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+                    !S_ISREG(st.st_mode))
+                    continue;
+                have = snprintf(rel, sizeof rel, "%s%s%s", sub, sub[0] ? "/" : "", cand.path[k]) <
+                       (int)sizeof rel;
+            }
+        }
+        const char *url = have ? NULL : coco_image_fetch_url(im);
+        if (url && fetched_rel(url, rel, sizeof rel) == 0) {
+            if (fstatat(tfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+                have = 1;
+            } else if (HAVE_FETCH_IMAGE &&
+                       snprintf(full, sizeof full, "%s/%s", dir, rel) < (int)sizeof full) {
+                char err[256] = "";
+                fs_fetch_state fst = fetch_image(name, url, full, err, sizeof err);
+                if (fst == FS_FETCH_DONE && fstatat(tfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                    S_ISREG(st.st_mode)) {
+                    have = 1;
+                } else if (fst == FS_FETCH_FAILED) {
+                    files[i].state = COCO_FILE_FETCH_FAILED;
+                    errs[i] = strdup(err[0] ? err : "download failed");
+                    files[i].error = errs[i];
+                    continue;
+                } else {
+                    files[i].state = COCO_FILE_FETCHING;
+                    continue;
+                }
+            }
+        }
+        if (!have || snprintf(full, sizeof full, "%s/%s", dir, rel) >= (int)sizeof full) {
             files[i].state = COCO_FILE_MISSING;
             continue;
         }
@@ -644,10 +739,15 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const char *r
             files[i].error = p->error;
         }
     }
-    close(dfd);
+    if (dfd != tfd)
+        close(dfd);
+    close(tfd);
     coco_report *rep = NULL;
     coco_status vs = coco_validate(ann->coco, files, &rep);
     free(files);
+    for (size_t i = 0; errs && i < n; i++)
+        free(errs[i]);
+    free(errs);
     if (vs != COCO_OK || !rep) {
         found_free(found, n);
         out->state = FS_DS_ENOMEM;
@@ -862,6 +962,9 @@ static int ds_rmdir_item(const char *name)
     closedir(d);
     if (user_files)
         return -ENOTEMPTY;
+#if HAVE_FETCH_IMAGE
+    fs_fetch_cancel(name);
+#endif
     rc = fs_discard_tree(path);
     if (rc)
         return rc;
@@ -874,6 +977,9 @@ static int ds_rename_item(const char *from, const char *to)
     char a[PATHN], b[PATHN];
     if (fs_store_path(a, sizeof a, AREA, from) || fs_store_path(b, sizeof b, AREA, to))
         return -ENAMETOOLONG;
+#if HAVE_FETCH_IMAGE
+    fs_fetch_cancel(from); /* queued again under the new name */
+#endif
     if (renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_NOREPLACE) != 0)
         return -errno;
     pthread_mutex_lock(&ds_lock);
@@ -905,6 +1011,10 @@ static int ds_validate_write(const char *rel, const char *tmp_path, char *why, s
 {
     char name[72];
     const char *rest = split_rel(rel, name, sizeof name);
+#if defined(FS_FETCH_DATASET_JSON_API)
+    if (strcmp(rest, "dataset.json") == 0)
+        return fs_fetch_dataset_json_check(tmp_path, why, why_len);
+#endif
     if (!is_annotation(rest))
         return 0;
     char msg[512];
@@ -931,6 +1041,9 @@ static int ds_validate_write(const char *rel, const char *tmp_path, char *why, s
         mark_dirty(name, 1);
         return -EINVAL;
     }
+#if HAVE_FETCH_IMAGE
+    fs_fetch_forget_failed(name); /* a new annotation file: try failed downloads again */
+#endif
     pthread_mutex_lock(&ds_lock);
     ds_entry *e = entry_get(name);
     ds_parsed *old = NULL;
@@ -952,9 +1065,12 @@ static void ds_committed(const char *rel)
     char name[72];
     const char *rest = split_rel(rel, name, sizeof name);
     mark_dirty(name, is_annotation(rest) || *rest == '\0');
-#if defined(VFS_FS_FETCH_HAS_DATASET_JSON)
-    if (strcmp(rest, "dataset.json") == 0)
-        fs_fetch_dataset_json(name);
+#if defined(FS_FETCH_DATASET_JSON_API)
+    if (strcmp(rest, "dataset.json") == 0) {
+        char path[PATHN];
+        if (fs_store_path(path, sizeof path, AREA, rel) == 0)
+            fs_fetch_dataset_json(name, path);
+    }
 #endif
 }
 
@@ -995,6 +1111,9 @@ static void ds_start(void)
             closedir(d);
         }
     }
+#if HAVE_FETCH_IMAGE
+    fs_fetch_start();
+#endif
     if (pthread_create(&verifier, NULL, verifier_main, NULL) == 0) {
         pthread_mutex_lock(&ds_lock);
         verifier_running = 1;
@@ -1013,6 +1132,9 @@ static void ds_stop(void)
     pthread_mutex_unlock(&ds_lock);
     if (running)
         pthread_join(verifier, NULL);
+#if HAVE_FETCH_IMAGE
+    fs_fetch_stop();
+#endif
     pthread_mutex_lock(&ds_lock);
     verifier_running = 0;
     ds_entry *list = entries;

@@ -5,13 +5,15 @@
 #   3. clang libFuzzer: build into build-fuzz/, run each fuzz target for
 #      FUZZ_SECONDS (default 30) on a copy of its corpus
 # Runs every stage even when one fails; exits non-zero if any failed.
-# Env: JOBS (default 2), FUZZ_SECONDS, STAGES (default "gcc asan fuzz").
+# Env: JOBS (default 2), FUZZ_SECONDS, STAGES (default "gcc asan fuzz"),
+# BUILD (default build: the stages use BUILD, BUILD-asan and BUILD-fuzz).
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 JOBS=${JOBS:-2}
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 STAGES=${STAGES:-gcc asan fuzz}
+BUILD=${BUILD:-$ROOT/build}
 FAILED=()
 T0=$(date +%s)
 
@@ -27,10 +29,10 @@ run_ctest() {
 
 if [[ " $STAGES " == *" gcc "* ]]; then
     stage "gcc Release -Werror: build"
-    if CC=gcc CXX=g++ cmake -S "$ROOT" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=Release -DVFS_WERROR=ON \
-        >/dev/null && cmake --build "$ROOT/build" -j"$JOBS"; then
+    if CC=gcc CXX=g++ cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DVFS_WERROR=ON \
+        >/dev/null && cmake --build "$BUILD" -j"$JOBS"; then
         stage "gcc Release: ctest"
-        run_ctest "$ROOT/build" || FAILED+=("gcc ctest")
+        run_ctest "$BUILD" || FAILED+=("gcc ctest")
     else
         FAILED+=("gcc build")
     fi
@@ -38,12 +40,12 @@ fi
 
 if [[ " $STAGES " == *" asan "* ]]; then
     stage "clang ASan+UBSan: build"
-    if CC=clang CXX=clang++ cmake -S "$ROOT" -B "$ROOT/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-        -DVFS_SANITIZE=ON >/dev/null && cmake --build "$ROOT/build-asan" -j"$JOBS"; then
+    if CC=clang CXX=clang++ cmake -S "$ROOT" -B "$BUILD-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DVFS_SANITIZE=ON >/dev/null && cmake --build "$BUILD-asan" -j"$JOBS"; then
         stage "clang ASan+UBSan: ctest"
         ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0} \
         UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
-            run_ctest "$ROOT/build-asan" || FAILED+=("asan ctest")
+            run_ctest "$BUILD-asan" || FAILED+=("asan ctest")
     else
         FAILED+=("asan build")
     fi
@@ -51,12 +53,17 @@ fi
 
 if [[ " $STAGES " == *" fuzz "* ]]; then
     stage "clang libFuzzer: build"
-    if CC=clang CXX=clang++ cmake -S "$ROOT" -B "$ROOT/build-fuzz" -DCMAKE_BUILD_TYPE=Release \
-        -DVFS_FUZZ=ON >/dev/null && cmake --build "$ROOT/build-fuzz" -j"$JOBS"; then
+    if CC=clang CXX=clang++ cmake -S "$ROOT" -B "$BUILD-fuzz" -DCMAKE_BUILD_TYPE=Release \
+        -DVFS_FUZZ=ON >/dev/null; then
+        for src in "$ROOT"/tests/fuzz/fuzz_*.c; do
+            [ -e "$src" ] || continue
+            cmake --build "$BUILD-fuzz" -j"$JOBS" --target "$(basename "$src" .c)" ||
+                FAILED+=("fuzz build $(basename "$src" .c)")
+        done
         for src in "$ROOT"/tests/fuzz/fuzz_*.c; do
             [ -e "$src" ] || continue
             name=$(basename "$src" .c)
-            bin=$(find "$ROOT/build-fuzz" -type f -name "$name" -perm -u+x | head -n 1)
+            bin=$(find "$BUILD-fuzz" -type f -name "$name" -perm -u+x | head -n 1)
             if [ -z "$bin" ]; then
                 echo "fuzz: no binary for $name"
                 FAILED+=("fuzz $name (not built)")
