@@ -125,6 +125,23 @@ static int vpath_resolve(const vpath *vp, char *out, size_t n, int *in_extra)
     return 0;
 }
 
+/* 1 when vp's item exists only in the area's read-only extra root. */
+static int item_in_extra_only(const vpath *vp)
+{
+    const char *er = extra_root(vp->area);
+    if (!er || (vp->kind != VP_ITEM && vp->kind != VP_SUB))
+        return 0;
+    size_t len = strcspn(vp->rel, "/");
+    char sp[PATH_MAX_VFS], alt[PATH_MAX_VFS];
+    struct stat st;
+    if (fs_store_path(sp, sizeof sp, vp->area->name, "") ||
+        snprintf(sp + strlen(sp), sizeof sp - strlen(sp), "/%.*s", (int)len, vp->rel) >=
+            (int)(sizeof sp - strlen(sp)) ||
+        snprintf(alt, sizeof alt, "%s/%.*s", er, (int)len, vp->rel) >= (int)sizeof alt)
+        return 0;
+    return lstat(sp, &st) != 0 && lstat(alt, &st) == 0;
+}
+
 /* ---- open files ---- */
 
 typedef struct fs_fh {
@@ -525,7 +542,7 @@ static int vfs_mkdir(const char *path, mode_t mode)
         return vp.area->mkdir_item ? vp.area->mkdir_item(vp.rel) : -EPERM;
     case VP_SUB: break;
     }
-    if (is_readonly(&vp))
+    if (is_readonly(&vp) || item_in_extra_only(&vp))
         return -EACCES;
     if (vp.area->mkdir_sub)
         return vp.area->mkdir_sub(vp.rel);
@@ -696,7 +713,7 @@ static int open_writer(const char *path, const vpath *vp, struct fuse_file_info 
     int rc = vpath_resolve(vp, sp, sizeof sp, &extra);
     if (rc)
         return rc;
-    if (extra)
+    if (extra || item_in_extra_only(vp))
         return -EACCES;
     struct stat st;
     int exists = lstat(sp, &st) == 0;

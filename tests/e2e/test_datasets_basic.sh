@@ -12,6 +12,23 @@ check "README at the top" grep -q "datasets/" "$MNT/README"
 check_err "README is read-only" "denied" sh -c "echo x > '$MNT/README'"
 check_eq "top-level folders" "README backbones datasets models" "$(ls "$MNT" | tr '\n' ' ' | sed 's/ $//')"
 
+# ---- backbones/: the installed ones (read-only) merged with the store's ----
+DEF_BB="${XDG_DATA_HOME:-$HOME/.local/share}/visionfs/backbones"
+if [ -d "$DEF_BB" ] && [ -n "$(ls -A "$DEF_BB")" ]; then
+    first=$(ls "$DEF_BB" | head -n 1)
+    check "installed backbone $first is listed" test -d "$MNT/backbones/$first"
+    f=$(ls "$DEF_BB/$first" | head -n 1)
+    check "its files read through" cmp "$DEF_BB/$first/$f" "$MNT/backbones/$first/$f"
+    check_err "installed backbones are read-only" "denied" sh -c "echo x > '$MNT/backbones/$first/extra.txt'"
+fi
+mkdir -p "$SRC/mybb"
+echo '{"input": [224, 224], "pixels": "0..1", "embedding": "x"}' > "$SRC/mybb/backbone.json"
+check "cp -r a folder into backbones/" cp -r "$SRC/mybb" "$MNT/backbones/"
+check "it lands in the store" cmp "$SRC/mybb/backbone.json" "$STORE/backbones/mybb/backbone.json"
+check "it is listed" test -f "$MNT/backbones/mybb/backbone.json"
+check "rm -r removes it" rm -r "$MNT/backbones/mybb"
+check "gone from the store" test ! -e "$STORE/backbones/mybb"
+
 # ---- names ----
 check "mkdir registers a dataset" mkdir "$MNT/datasets/pets"
 check_eq "new dataset is empty" "empty" "$(cat "$MNT/datasets/pets/status")"
