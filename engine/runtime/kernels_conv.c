@@ -15,6 +15,7 @@
  * pixels.
  */
 #include "runtime_int.h"
+#include "simd_int.h"
 
 #include <immintrin.h>
 #include <math.h>
@@ -129,13 +130,7 @@ static inline __m256 act8(__m256 v, eng_act act)
             _mm256_set1_ps(6.0f));
         return _mm256_mul_ps(_mm256_mul_ps(v, c), r);
     }
-    case ENG_ACT_SIGMOID: {
-        float t[8];
-        _mm256_storeu_ps(t, v);
-        for (int i = 0; i < 8; i++)
-            t[i] = 1.0f / (1.0f + expf(-t[i]));
-        return _mm256_loadu_ps(t);
-    }
+    case ENG_ACT_SIGMOID: return rt_sigmoid8(v);
     default: return v;
     }
 }
@@ -196,8 +191,7 @@ static void ukernel_6x16(int K, const float *const *a, const float *b, const flo
 static T512 inline __m512 act16(__m512 v, eng_act act)
 {
     switch (act) {
-    case ENG_ACT_RELU:
-        return _mm512_max_ps(v, _mm512_setzero_ps());
+    case ENG_ACT_RELU: return _mm512_max_ps(v, _mm512_setzero_ps());
     case ENG_ACT_RELU6:
         return _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(6.0f));
     case ENG_ACT_HSWISH:
@@ -215,8 +209,7 @@ static T512 inline __m512 act16(__m512 v, eng_act act)
             t[i] = 1.0f / (1.0f + expf(-t[i]));
         return _mm512_loadu_ps(t);
     }
-    default:
-        return v;
+    default: return v;
     }
 }
 

@@ -8,6 +8,7 @@
  * runtime to the last bits where possible. The mean accumulates in double.
  */
 #include "runtime_int.h"
+#include "simd_int.h"
 
 #include <float.h>
 #include <math.h>
@@ -157,11 +158,15 @@ void eng_act_apply(float *x, int64_t len, eng_act act, int threads)
         for (int64_t i = 0; i < len; i++)
             x[i] = x[i] < 0 ? 0 : x[i] > 6 ? 6 : x[i];
         break;
-    case ENG_ACT_SIGMOID:
+    case ENG_ACT_SIGMOID: {
+        int64_t n8 = len / 8;
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-        for (int64_t i = 0; i < len; i++)
+        for (int64_t i = 0; i < n8; i++)
+            _mm256_storeu_ps(x + 8 * i, rt_sigmoid8(_mm256_loadu_ps(x + 8 * i)));
+        for (int64_t i = n8 * 8; i < len; i++)
             x[i] = 1.0f / (1.0f + expf(-x[i]));
         break;
+    }
     case ENG_ACT_HSWISH:
     case ENG_ACT_HSWISH_F16: {
         const float c = act == ENG_ACT_HSWISH ? 1.0f / 6.0f : 0.1666259765625f;

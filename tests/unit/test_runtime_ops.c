@@ -663,8 +663,30 @@ static void test_hswish_fusion(void)
     tr_graph_free(&g);
 }
 
+/* long enough for the vector path: sigmoid against libm */
+static void test_sigmoid_vector(void)
+{
+    const int64_t xd[4] = {1, 1, 5, 7};
+    float x[35], want[35];
+    for (int i = 0; i < 35; i++) {
+        x[i] = (float)(i - 17) * 1.37f;
+        want[i] = (float)(1.0 / (1.0 + exp(-(double)x[i])));
+    }
+    tr_graph g;
+    tr_graph_init(&g);
+    tr_placeholder(&g, "x", 4, xd);
+    tr_node(&g, "s", "Sigmoid", "x", "");
+    eng_tensor *in = input4(1, 1, 5, 7, x);
+    eng_tensor *o = run(&g, in, "s");
+    expect("sigmoid vector path", o, want, 35, 2e-7);
+    eng_tensor_free(o);
+    eng_tensor_free(in);
+    tr_graph_free(&g);
+}
+
 int main(void)
 {
+    test_sigmoid_vector();
     test_hswish_fusion();
     test_conv_same_stride2();
     test_fused_conv();

@@ -1,0 +1,38 @@
+/* simd_int.h: AVX2 helpers shared by the kernel files (compiled with -mavx2
+ * -mfma); kept out of runtime_int.h so that files built without AVX (tests,
+ * fuzz targets) can include that one. */
+#ifndef VFS_ENGINE_RUNTIME_SIMD_INT_H
+#define VFS_ENGINE_RUNTIME_SIMD_INT_H
+
+#include <immintrin.h>
+
+/* e^x for 8 floats: Cephes-style range reduction (x = n ln2 + r, ln2 split in
+ * two parts) and a degree-6 polynomial for e^r; about 1 ulp, inputs clamped
+ * to [-87.3, 88.3]. */
+static inline __m256 rt_exp8(__m256 x)
+{
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.3f));
+    __m256 n = _mm256_floor_ps(
+        _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+    __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+    p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+    __m256i e =
+        _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+/* 1 / (1 + e^-x) for 8 floats */
+static inline __m256 rt_sigmoid8(__m256 x)
+{
+    const __m256 one = _mm256_set1_ps(1.0f);
+    return _mm256_div_ps(one, _mm256_add_ps(one, rt_exp8(_mm256_sub_ps(_mm256_setzero_ps(), x))));
+}
+
+#endif
