@@ -8,6 +8,7 @@
 #include "test_runtime_util.h"
 
 #include <cjson/cJSON.h>
+#include <pthread.h>
 
 #define REF VFS_SOURCE_DIR "/tests/data/runtime/centernet_tfjs_ref.json"
 
@@ -122,6 +123,48 @@ static void check_detections(const float *c, const float *ref)
     CHECK_MSG(bad == 0, "%d detections differ", bad);
 }
 
+/* several threads running one model at once get the serial bits */
+typedef struct conc_job {
+    const eng_model *m;
+    const eng_tensor *x;
+    eng_tensor *out;
+    eng_status st;
+} conc_job;
+
+static void *conc_run(void *arg)
+{
+    conc_job *j = arg;
+    const char *name = "tower_0/extern1/hard_swish/mul_1";
+    eng_run_opts opts = {.threads = 1};
+    eng_diag d;
+    j->st = eng_model_run(j->m, j->x, &name, 1, &j->out, &opts, &d);
+    return NULL;
+}
+
+static void check_concurrent(const eng_model *m)
+{
+    eng_tensor *x = synth_image(320);
+    conc_job serial = {m, x, NULL, ENG_OK};
+    conc_run(&serial);
+    CHECK(serial.st == ENG_OK);
+    conc_job jobs[3];
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) {
+        jobs[i] = (conc_job){m, x, NULL, ENG_OK};
+        CHECK(pthread_create(&th[i], NULL, conc_run, &jobs[i]) == 0);
+    }
+    for (int i = 0; i < 3; i++) {
+        pthread_join(th[i], NULL);
+        CHECK(jobs[i].st == ENG_OK);
+        if (jobs[i].out && serial.out)
+            CHECK(memcmp(jobs[i].out->data, serial.out->data, 10 * 10 * 480 * 4) == 0);
+        eng_tensor_free(jobs[i].out);
+    }
+    printf("3 concurrent runs on one model: identical to the serial run\n");
+    eng_tensor_free(serial.out);
+    eng_tensor_free(x);
+}
+
 int main(void)
 {
     const char *json = tr_centernet_path();
@@ -205,6 +248,7 @@ int main(void)
         free(names);
         eng_tensor_free(x);
     }
+    check_concurrent(m);
     eng_model_free(m);
     cJSON_Delete(ref);
     free(text);
