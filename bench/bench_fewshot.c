@@ -154,7 +154,8 @@ int main(int argc, char **argv)
         }
     }
     if (!root || !train) {
-        fprintf(stderr, "usage: bench_fewshot --root DIR --train SUB.json [--test TEST.json] ...\n");
+        fprintf(stderr,
+                "usage: bench_fewshot --root DIR --train SUB.json [--test TEST.json] ...\n");
         return 2;
     }
     split tr = {0}, te = {0};
@@ -175,10 +176,18 @@ int main(int argc, char **argv)
         nbb++;
     }
     free(list);
-    eng_cls_train_args a = {.train = tr.s, .ntrain = tr.n, .test = te.s, .ntest = te.n,
-                            .test_name = "test", .categories = (const char *const *)tr.names,
-                            .ncat = tr.ncat, .backbones = bb, .nbackbones = nbb,
-                            .budget_seconds = budget_min * 60, .threads = threads, .seed = seed,
+    eng_cls_train_args a = {.train = tr.s,
+                            .ntrain = tr.n,
+                            .test = te.s,
+                            .ntest = te.n,
+                            .test_name = "test",
+                            .categories = (const char *const *)tr.names,
+                            .ncat = tr.ncat,
+                            .backbones = bb,
+                            .nbackbones = nbb,
+                            .budget_seconds = budget_min * 60,
+                            .threads = threads,
+                            .seed = seed,
                             .cache_dir = cache};
     if (verbose)
         a.hooks.log = log_line;

@@ -126,16 +126,18 @@ eng_status eng_cls_metrics_compute(const float *scores, const int *labels, int n
 {
     memset(out, 0, sizeof *out);
     if (n < 1 || ncat < 1)
-        return eng_fail(d, ENG_EINVAL, "metrics: need at least one image and one category "
-                                       "(got %d images, %d categories)", n, ncat);
+        return eng_fail(d, ENG_EINVAL,
+                        "metrics: need at least one image and one category "
+                        "(got %d images, %d categories)",
+                        n, ncat);
     for (int i = 0; i < n; i++) {
         if (labels[i] < 0 || labels[i] >= ncat)
             return eng_fail(d, ENG_EINVAL, "image %d: label %d outside 0..%d", i, labels[i],
                             ncat - 1);
         for (int c = 0; c < ncat; c++)
             if (!isfinite(scores[(size_t)i * ncat + c]))
-                return eng_fail(d, ENG_EINVAL, "image %d: score of category %d is not finite",
-                                i, c);
+                return eng_fail(d, ENG_EINVAL, "image %d: score of category %d is not finite", i,
+                                c);
     }
     eng_cls_metrics m = {.n = n, .ncat = ncat};
     m.tag_accuracy = malloc((size_t)ncat * sizeof *m.tag_accuracy);
@@ -243,9 +245,9 @@ eng_status eng_cls_metrics_json(const eng_cls_metrics *m, const char *const *cat
                   cJSON_AddNumberToObject(e, "imageCount", extra->image_count);
         }
         if (extra->training_cost_minutes >= 0)
-            ok &= cJSON_AddNumberToObject(o, "trainingCostInMinutes",
-                                          round(extra->training_cost_minutes * 1000) / 1000) !=
-                  NULL;
+            ok &=
+                cJSON_AddNumberToObject(o, "trainingCostInMinutes",
+                                        round(extra->training_cost_minutes * 1000) / 1000) != NULL;
         if (extra->stop_reason)
             ok &= cJSON_AddStringToObject(o, "stopReason", extra->stop_reason) != NULL;
     }

@@ -63,8 +63,8 @@ const char *eng_cls_recipe(const eng_classifier *m) { return m->recipe ? m->reci
 
 /* ---- the feature path ---- */
 
-void cls_aug_crop(uint64_t seed, uint64_t index, int aug, float *rx, float *ry, float *rw, float *rh,
-                  int *flip)
+void cls_aug_crop(uint64_t seed, uint64_t index, int aug, float *rx, float *ry, float *rw,
+                  float *rh, int *flip)
 {
     *rx = 0, *ry = 0, *rw = 1, *rh = 1, *flip = 0;
     if (aug == 1) {
@@ -97,8 +97,8 @@ uint64_t cls_mix(uint64_t h)
 
 /* Cache key of one image's features. */
 static void feature_key(char *key, size_t cap, const eng_backbone *bb, int size,
-                        const char *const *taps, int ntaps, int aug, uint64_t seed,
-                        uint64_t index, const char *hash)
+                        const char *const *taps, int ntaps, int aug, uint64_t seed, uint64_t index,
+                        const char *hash)
 {
     int n = snprintf(key, cap, "v2|%s|%s|%d|", eng_backbone_get_info(bb)->checksum, hash, size);
     for (int t = 0; t < ntaps && n > 0 && (size_t)n < cap; t++)
@@ -230,20 +230,24 @@ static eng_status resolve_backbones(const eng_classifier *m, eng_backbone *const
         }
         if (!out[i]) {
             if (named)
-                return eng_fail(d, ENG_ENOTFOUND, "backbone \"%s\": installed weights differ from "
-                                                  "the ones the model was trained on (checksum "
-                                                  "%.16s...)", m->bb_name[i], m->bb_checksum[i]);
-            return eng_fail(d, ENG_ENOTFOUND, "backbone \"%s\" is not installed (the model needs "
-                                              "it)", m->bb_name[i]);
+                return eng_fail(d, ENG_ENOTFOUND,
+                                "backbone \"%s\": installed weights differ from "
+                                "the ones the model was trained on (checksum "
+                                "%.16s...)",
+                                m->bb_name[i], m->bb_checksum[i]);
+            return eng_fail(d, ENG_ENOTFOUND,
+                            "backbone \"%s\" is not installed (the model needs "
+                            "it)",
+                            m->bb_name[i]);
         }
     }
     return ENG_OK;
 }
 
 eng_status cls_features(const eng_classifier *m, const eng_backbone *const *rb,
-                        const char *const *paths, char *const *hashes, int n,
-                        const char *cache_dir, const eng_run_opts *o, float *feat,
-                        cls_chunk_fn on_chunk, void *chunk_ctx, eng_diag *d)
+                        const char *const *paths, char *const *hashes, int n, const char *cache_dir,
+                        const eng_run_opts *o, float *feat, cls_chunk_fn on_chunk, void *chunk_ctx,
+                        eng_diag *d)
 {
     /* one extraction per (backbone, size) group, its taps in view order */
     int done[CLS_MAX_VIEWS] = {0};
@@ -263,10 +267,19 @@ eng_status cls_features(const eng_classifier *m, const eng_backbone *const *rb,
         float *buf = malloc((size_t)(n ? n : 1) * gdim * sizeof *buf);
         if (!buf)
             return eng_fail(d, ENG_ENOMEM, "features: out of memory");
-        cls_extract_req r = {.bb = rb[m->views[v0].bb], .size = m->views[v0].size, .taps = taps,
-                             .ntaps = nt, .dim = gdim, .aug = 0, .paths = paths,
-                             .hashes = hashes, .n = n, .cache_dir = cache_dir, .opts = o,
-                             .on_chunk = on_chunk, .chunk_ctx = chunk_ctx};
+        cls_extract_req r = {.bb = rb[m->views[v0].bb],
+                             .size = m->views[v0].size,
+                             .taps = taps,
+                             .ntaps = nt,
+                             .dim = gdim,
+                             .aug = 0,
+                             .paths = paths,
+                             .hashes = hashes,
+                             .n = n,
+                             .cache_dir = cache_dir,
+                             .opts = o,
+                             .on_chunk = on_chunk,
+                             .chunk_ctx = chunk_ctx};
         eng_status st = cls_extract(&r, buf, d);
         if (st != ENG_OK) {
             free(buf);
@@ -316,9 +329,8 @@ void cls_scores(const eng_classifier *m, const float *feat, int n, float *probs)
     free(s);
 }
 
-eng_status eng_cls_predict(const eng_classifier *m, eng_backbone *const *backbones,
-                           int nbackbones, const char *image_path, int threads, float *probs,
-                           eng_diag *d)
+eng_status eng_cls_predict(const eng_classifier *m, eng_backbone *const *backbones, int nbackbones,
+                           const char *image_path, int threads, float *probs, eng_diag *d)
 {
     const eng_backbone *rb[CLS_MAX_VIEWS];
     eng_status st = resolve_backbones(m, backbones, nbackbones, rb, d);
@@ -345,7 +357,8 @@ eng_status eng_cls_predict_files(const eng_classifier *m, eng_backbone *const *b
     if (st != ENG_OK)
         return st;
     eng_run_opts ro = {.threads = o && o->threads > 0 ? o->threads : 1,
-                       .abort = o ? o->abort : NULL, .abort_ctx = o ? o->ctx : NULL};
+                       .abort = o ? o->abort : NULL,
+                       .abort_ctx = o ? o->ctx : NULL};
     float *feat = malloc((size_t)m->dim * sizeof *feat);
     if (!feat)
         return eng_fail(d, ENG_ENOMEM, "predict: out of memory");
@@ -382,10 +395,10 @@ eng_status cls_predictions_json(const eng_classifier *m, const float *probs, con
         cJSON *o = cJSON_CreateObject();
         ok = o && cJSON_AddItemToArray(arr, o);
         ok = ok && cJSON_AddNumberToObject(o, "image_id", (double)ids[i]);
-        ok = ok && cJSON_AddNumberToObject(o, "category_id",
-                                           (double)(cat_ids ? cat_ids[c] : c + 1));
-        ok = ok && cJSON_AddNumberToObject(o, "score",
-                                           round(probs[(size_t)i * m->ncat + c] * 1e6) / 1e6);
+        ok =
+            ok && cJSON_AddNumberToObject(o, "category_id", (double)(cat_ids ? cat_ids[c] : c + 1));
+        ok = ok &&
+             cJSON_AddNumberToObject(o, "score", round(probs[(size_t)i * m->ncat + c] * 1e6) / 1e6);
     }
     char *s = ok ? cJSON_PrintUnformatted(arr) : NULL;
     cJSON_Delete(arr);
@@ -395,10 +408,9 @@ eng_status cls_predictions_json(const eng_classifier *m, const float *probs, con
     return ENG_OK;
 }
 
-eng_status eng_cls_evaluate(const eng_classifier *m, eng_backbone *const *backbones,
-                            int nbackbones, const eng_cls_sample *s, int n,
-                            const eng_cls_eval_opts *o, char **metrics_json,
-                            char **predictions_json, eng_diag *d)
+eng_status eng_cls_evaluate(const eng_classifier *m, eng_backbone *const *backbones, int nbackbones,
+                            const eng_cls_sample *s, int n, const eng_cls_eval_opts *o,
+                            char **metrics_json, char **predictions_json, eng_diag *d)
 {
     *metrics_json = NULL;
     if (predictions_json)
@@ -414,7 +426,8 @@ eng_status eng_cls_evaluate(const eng_classifier *m, eng_backbone *const *backbo
     if (st != ENG_OK)
         return st;
     eng_run_opts ro = {.threads = o && o->threads > 0 ? o->threads : 1,
-                       .abort = o ? o->abort : NULL, .abort_ctx = o ? o->ctx : NULL};
+                       .abort = o ? o->abort : NULL,
+                       .abort_ctx = o ? o->ctx : NULL};
     float *feat = malloc((size_t)m->dim * sizeof *feat);
     float *probs = malloc((size_t)n * m->ncat * sizeof *probs);
     int *labels = malloc((size_t)n * sizeof *labels);
@@ -440,8 +453,8 @@ eng_status eng_cls_evaluate(const eng_classifier *m, eng_backbone *const *backbo
     st = eng_cls_metrics_json(&met, (const char *const *)m->cats, &ex, metrics_json, d);
     eng_cls_metrics_release(&met);
     if (st == ENG_OK && predictions_json)
-        st = cls_predictions_json(m, probs, ids, n, o ? o->category_ids : NULL, predictions_json,
-                                  d);
+        st =
+            cls_predictions_json(m, probs, ids, n, o ? o->category_ids : NULL, predictions_json, d);
     if (st != ENG_OK) {
         free(*metrics_json);
         *metrics_json = NULL;
@@ -463,7 +476,7 @@ eng_status eng_classifier_save(const eng_classifier *m, const char *path, eng_di
     const char **names = calloc((size_t)nt, sizeof *names);
     eng_tensor *ts = calloc((size_t)nt, sizeof *ts);
     const eng_tensor **tp = calloc((size_t)nt, sizeof *tp);
-    char (*vnames)[32] = calloc((size_t)m->nviews + 1, sizeof *vnames);
+    char(*vnames)[32] = calloc((size_t)m->nviews + 1, sizeof *vnames);
     cJSON *cats = cJSON_CreateStringArray((const char *const *)m->cats, m->ncat);
     cJSON *bbs = cJSON_CreateArray();
     cJSON *pre = cJSON_CreateObject();
@@ -473,7 +486,8 @@ eng_status eng_classifier_save(const eng_classifier *m, const char *path, eng_di
         goto done;
     for (int i = 0; i < m->nbb; i++) {
         cJSON *b = cJSON_CreateObject();
-        if (!b || !cJSON_AddItemToArray(bbs, b) || !cJSON_AddStringToObject(b, "name", m->bb_name[i]) ||
+        if (!b || !cJSON_AddItemToArray(bbs, b) ||
+            !cJSON_AddStringToObject(b, "name", m->bb_name[i]) ||
             !cJSON_AddStringToObject(b, "checksum", m->bb_checksum[i]))
             goto done;
         snprintf(bbjoined + strlen(bbjoined), sizeof bbjoined - strlen(bbjoined), "%s%s",
@@ -504,10 +518,11 @@ eng_status eng_classifier_save(const eng_classifier *m, const char *path, eng_di
         goto done;
     char version[16];
     snprintf(version, sizeof version, "%d", CLS_VERSION);
-    const char *keys[] = {"format", "kind", "version", "categories", "backbone",
-                          "backbone_checksum", "backbones", "preprocessing", "recipe"};
-    const char *vals[] = {"visionfs", "classifier", version, s_cats, bbjoined, csjoined, s_bbs,
-                          s_pre, eng_cls_recipe(m)};
+    const char *keys[] = {"format",     "kind",          "version",
+                          "categories", "backbone",      "backbone_checksum",
+                          "backbones",  "preprocessing", "recipe"};
+    const char *vals[] = {"visionfs", "classifier", version, s_cats,           bbjoined,
+                          csjoined,   s_bbs,        s_pre,   eng_cls_recipe(m)};
     ts[0] = (eng_tensor){ENG_F32, 2, {m->dim, m->ncat}, m->w};
     ts[1] = (eng_tensor){ENG_F32, 1, {m->ncat}, m->b};
     names[0] = "head.weight";
@@ -557,43 +572,52 @@ eng_status eng_classifier_from_file(const eng_modelfile *f, eng_classifier **out
     const char *kind = eng_modelfile_meta(f, "kind");
     const char *ver = eng_modelfile_meta(f, "version");
     if (!kind)
-        return eng_fail(d, ENG_EFORMAT, "model file: metadata \"kind\" missing (not a visionfs "
-                                        "model?)");
+        return eng_fail(d, ENG_EFORMAT,
+                        "model file: metadata \"kind\" missing (not a visionfs "
+                        "model?)");
     if (strcmp(kind, "classifier") != 0)
         return eng_fail(d, ENG_EFORMAT, "model file: kind is \"%.32s\", not a classifier", kind);
     if (!ver || atoi(ver) < 1)
         return eng_fail(d, ENG_EFORMAT, "model file: metadata \"version\" missing or bad");
     if (atoi(ver) > CLS_VERSION)
-        return eng_fail(d, ENG_EUNSUPPORTED, "model file: version %d is newer than this program "
-                                             "reads (%d)", atoi(ver), CLS_VERSION);
+        return eng_fail(d, ENG_EUNSUPPORTED,
+                        "model file: version %d is newer than this program "
+                        "reads (%d)",
+                        atoi(ver), CLS_VERSION);
     cJSON *cats = parse_meta_json(f, "categories");
     cJSON *bbs = parse_meta_json(f, "backbones");
     cJSON *pre = parse_meta_json(f, "preprocessing");
     eng_classifier *m = calloc(1, sizeof *m);
     if (!m)
         return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_ENOMEM, "model: out of memory"));
-    if (!cJSON_IsArray(cats) || cJSON_GetArraySize(cats) < 2 ||
-        cJSON_GetArraySize(cats) > 100000)
-        return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_EFORMAT, "model file: metadata "
-                                                     "\"categories\" must be a JSON array of at "
-                                                     "least 2 names"));
+    if (!cJSON_IsArray(cats) || cJSON_GetArraySize(cats) < 2 || cJSON_GetArraySize(cats) > 100000)
+        return load_fail(m, cats, bbs, pre,
+                         eng_fail(d, ENG_EFORMAT,
+                                  "model file: metadata "
+                                  "\"categories\" must be a JSON array of at "
+                                  "least 2 names"));
     m->ncat = 0;
     m->cats = calloc((size_t)cJSON_GetArraySize(cats), sizeof *m->cats);
     if (!m->cats)
         return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_ENOMEM, "model: out of memory"));
     for (cJSON *c = cats->child; c; c = c->next) {
         if (!cJSON_IsString(c) || !*c->valuestring)
-            return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_EFORMAT, "model file: category "
-                                                         "%d is not a name", m->ncat));
+            return load_fail(m, cats, bbs, pre,
+                             eng_fail(d, ENG_EFORMAT,
+                                      "model file: category "
+                                      "%d is not a name",
+                                      m->ncat));
         m->cats[m->ncat] = strdup(c->valuestring);
         if (!m->cats[m->ncat++])
             return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_ENOMEM, "model: out of memory"));
     }
     int nbb = cJSON_GetArraySize(bbs);
     if (!cJSON_IsArray(bbs) || nbb < 1 || nbb > CLS_MAX_VIEWS)
-        return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_EFORMAT, "model file: metadata "
-                                                     "\"backbones\" must list 1..%d backbones",
-                                                     CLS_MAX_VIEWS));
+        return load_fail(m, cats, bbs, pre,
+                         eng_fail(d, ENG_EFORMAT,
+                                  "model file: metadata "
+                                  "\"backbones\" must list 1..%d backbones",
+                                  CLS_MAX_VIEWS));
     m->bb_name = calloc((size_t)nbb, sizeof *m->bb_name);
     m->bb_checksum = calloc((size_t)nbb, sizeof *m->bb_checksum);
     if (!m->bb_name || !m->bb_checksum)
@@ -602,9 +626,11 @@ eng_status eng_classifier_from_file(const eng_modelfile *f, eng_classifier **out
         cJSON *nm = cJSON_GetObjectItemCaseSensitive(b, "name");
         cJSON *cs = cJSON_GetObjectItemCaseSensitive(b, "checksum");
         if (!cJSON_IsString(nm) || !cJSON_IsString(cs) || !*nm->valuestring)
-            return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_EFORMAT, "model file: backbones"
-                                                         "[%d] needs \"name\" and \"checksum\"",
-                                                         m->nbb));
+            return load_fail(m, cats, bbs, pre,
+                             eng_fail(d, ENG_EFORMAT,
+                                      "model file: backbones"
+                                      "[%d] needs \"name\" and \"checksum\"",
+                                      m->nbb));
         m->bb_name[m->nbb] = strdup(nm->valuestring);
         m->bb_checksum[m->nbb] = strdup(cs->valuestring);
         if (!m->bb_name[m->nbb++] || !m->bb_checksum[m->nbb - 1])
@@ -615,9 +641,12 @@ eng_status eng_classifier_from_file(const eng_modelfile *f, eng_classifier **out
     int nv = cJSON_GetArraySize(views);
     if (!cJSON_IsObject(pre) || !cJSON_IsArray(views) || nv < 1 || nv > CLS_MAX_VIEWS ||
         !cJSON_IsNumber(vw) || !(vw->valuedouble > 0 && vw->valuedouble <= 1))
-        return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_EFORMAT, "model file: metadata "
-                                                     "\"preprocessing\" needs 1..%d views and a "
-                                                     "view_weight in (0, 1]", CLS_MAX_VIEWS));
+        return load_fail(m, cats, bbs, pre,
+                         eng_fail(d, ENG_EFORMAT,
+                                  "model file: metadata "
+                                  "\"preprocessing\" needs 1..%d views and a "
+                                  "view_weight in (0, 1]",
+                                  CLS_MAX_VIEWS));
     m->view_weight = (float)vw->valuedouble;
     m->views = calloc((size_t)nv, sizeof *m->views);
     if (!m->views)
@@ -632,10 +661,12 @@ eng_status eng_classifier_from_file(const eng_modelfile *f, eng_classifier **out
             !cJSON_IsNumber(sz) || sz->valuedouble < 32 || sz->valuedouble > 2048 ||
             (int)sz->valuedouble % 32 != 0 || !cJSON_IsString(tap) || !*tap->valuestring ||
             !cJSON_IsNumber(dm) || dm->valuedouble < 1 || dm->valuedouble > 1 << 16)
-            return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_EFORMAT, "model file: "
-                                                         "preprocessing view %d is malformed "
-                                                         "(backbone, size, tap, dim)",
-                                                         m->nviews));
+            return load_fail(m, cats, bbs, pre,
+                             eng_fail(d, ENG_EFORMAT,
+                                      "model file: "
+                                      "preprocessing view %d is malformed "
+                                      "(backbone, size, tap, dim)",
+                                      m->nviews));
         x->bb = (int)b->valuedouble;
         x->size = (int)sz->valuedouble;
         x->dim = (int)dm->valuedouble;

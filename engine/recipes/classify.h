@@ -46,7 +46,7 @@ typedef struct eng_train_progress {
     const char *best_metric; /* "accuracyTop1" */
     double best_value;       /* best cross-validated value so far; -1 before the first */
     double cpu_seconds, budget_seconds;
-    const char *stage;       /* "features", "search", "final", "evaluation" */
+    const char *stage; /* "features", "search", "final", "evaluation" */
 } eng_train_progress;
 
 typedef struct eng_train_hooks {
@@ -88,23 +88,22 @@ typedef struct eng_classifier eng_classifier;
  * that cannot be read or decoded: the message names it), ENG_ENOMEM.
  * Deterministic for a given seed and thread count (and cache contents do not
  * change results). */
-eng_status eng_cls_train(const eng_cls_train_args *a, eng_classifier **out,
-                         char **evaluation_json, eng_diag *d);
+eng_status eng_cls_train(const eng_cls_train_args *a, eng_classifier **out, char **evaluation_json,
+                         eng_diag *d);
 
 /* Scores of one image: probs (ncat floats, caller-owned) sums to 1. The same
  * function evaluation uses, so the same image scores the same. backbones:
  * the installed ones; the model's are looked up by name and checksum
  * (ENG_ENOTFOUND naming the backbone when absent or different). threads <= 0: 1. */
-eng_status eng_cls_predict(const eng_classifier *m, eng_backbone *const *backbones,
-                           int nbackbones, const char *image_path, int threads, float *probs,
-                           eng_diag *d);
+eng_status eng_cls_predict(const eng_classifier *m, eng_backbone *const *backbones, int nbackbones,
+                           const char *image_path, int threads, float *probs, eng_diag *d);
 
 /* Options of evaluate and batch prediction. */
 typedef struct eng_cls_eval_opts {
-    int threads;              /* <= 0: 1 */
-    eng_abort_fn abort;       /* may be NULL */
+    int threads;        /* <= 0: 1 */
+    eng_abort_fn abort; /* may be NULL */
     void *ctx;
-    const char *dataset_name; /* evaluatedOn (NULL: "dataset") */
+    const char *dataset_name;      /* evaluatedOn (NULL: "dataset") */
     const long long *category_ids; /* COCO ids of the model's categories for
                                       predictions.json (NULL: index + 1) */
 } eng_cls_eval_opts;
@@ -124,10 +123,9 @@ eng_status eng_cls_predict_files(const eng_classifier *m, eng_backbone *const *b
  * results [{image_id, category_id, score}] with the top-1 category of each
  * image (new string, free()). An image that cannot be read fails the call
  * (message names it). */
-eng_status eng_cls_evaluate(const eng_classifier *m, eng_backbone *const *backbones,
-                            int nbackbones, const eng_cls_sample *s, int n,
-                            const eng_cls_eval_opts *o, char **metrics_json,
-                            char **predictions_json, eng_diag *d);
+eng_status eng_cls_evaluate(const eng_classifier *m, eng_backbone *const *backbones, int nbackbones,
+                            const eng_cls_sample *s, int n, const eng_cls_eval_opts *o,
+                            char **metrics_json, char **predictions_json, eng_diag *d);
 
 int eng_cls_ncat(const eng_classifier *m);
 /* Borrowed until eng_classifier_free. */

@@ -63,19 +63,18 @@ void cls_normalise(float *v, int dim, const float *mean, float weight);
 /* The model's feature vectors (n x m->dim, normalised) of image files;
  * rb[i] is the model's backbone i. */
 eng_status cls_features(const eng_classifier *m, const eng_backbone *const *rb,
-                        const char *const *paths, char *const *hashes, int n,
-                        const char *cache_dir, const eng_run_opts *o, float *feat,
-                        cls_chunk_fn on_chunk, void *chunk_ctx, eng_diag *d);
+                        const char *const *paths, char *const *hashes, int n, const char *cache_dir,
+                        const eng_run_opts *o, float *feat, cls_chunk_fn on_chunk, void *chunk_ctx,
+                        eng_diag *d);
 /* Probabilities (n x ncat) from feature vectors. */
 void cls_scores(const eng_classifier *m, const float *feat, int n, float *probs);
 
-eng_status cls_predictions_json(const eng_classifier *m, const float *probs,
-                                const long long *ids, int n, const long long *cat_ids,
-                                char **out, eng_diag *d);
+eng_status cls_predictions_json(const eng_classifier *m, const float *probs, const long long *ids,
+                                int n, const long long *cat_ids, char **out, eng_diag *d);
 
 /* Crop (relative x, y, w, h) and flip of augmentation aug for image index. */
-void cls_aug_crop(uint64_t seed, uint64_t index, int aug, float *rx, float *ry, float *rw, float *rh,
-                  int *flip);
+void cls_aug_crop(uint64_t seed, uint64_t index, int aug, float *rx, float *ry, float *rw,
+                  float *rh, int *flip);
 uint64_t cls_mix(uint64_t h);
 
 #endif

@@ -250,7 +250,8 @@ int cls_logreg_fit(const double *z, int n, int r, const int *y, int k, double la
         double gamma;
         if (have) {
             int last = (head - 1 + LBFGS_M) % LBFGS_M;
-            gamma = dot(s + last * np, yv + last * np, np) / dot(yv + last * np, yv + last * np, np);
+            gamma =
+                dot(s + last * np, yv + last * np, np) / dot(yv + last * np, yv + last * np, np);
         } else {
             gamma = 1.0 / fmax(1.0, sqrt(dot(g, g, np)));
         }

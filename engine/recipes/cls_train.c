@@ -34,9 +34,9 @@ static const double C_GRID[NC] = {0.5, 2, 8, 32, 128, 512};
 #define NTAU 4
 static const double TAU_GRID[NTAU] = {4, 8, 16, 32};
 #define NHEAD (NC + NTAU)
-#define NAUG 2          /* augmented copies per training image: flip, crop */
+#define NAUG 2 /* augmented copies per training image: flip, crop */
 #define MAX_PASSES 24
-#define LOO_MAX 40      /* leave-one-out cross-validation up to this many images */
+#define LOO_MAX 40 /* leave-one-out cross-validation up to this many images */
 #define MAX_TAPS 3
 #define DEFAULT_S_PER_GFLOP 0.35 /* CPU seconds per GFLOP before we have measured */
 
@@ -50,15 +50,15 @@ typedef struct tpass {
 } tpass;
 
 typedef struct tview {
-    int bb, size, tap;  /* tap index within its passes */
+    int bb, size, tap; /* tap index within its passes */
     const char *tapname;
     const char *tapkey; /* "embedding", "stride16", ... */
     int dim;
     int pass[1 + NAUG]; /* pass index per augmentation, -1 when not extracted */
     float *mean;
-    float *x;           /* rows x dim, normalised; rows = ntrain * (1 + naug) */
-    int naug;           /* augmentations in x */
-    double *gram;       /* rows x rows */
+    float *x;     /* rows x dim, normalised; rows = ntrain * (1 + naug) */
+    int naug;     /* augmentations in x */
+    double *gram; /* rows x rows */
 } tview;
 
 typedef struct fset {
@@ -69,7 +69,7 @@ typedef struct fset {
 
 typedef struct fres {
     double top1[NHEAD], loss[NHEAD];
-    int head;   /* best head */
+    int head;    /* best head */
     double *oof; /* ntrain x K probabilities of the best head (validated rows) */
 } fres;
 
@@ -133,10 +133,13 @@ static void tprogress(trainer *t, double fraction)
         f = byb;
     if (f > 0.99)
         f = 0.99;
-    eng_train_progress p = {.fraction = f, .trial = t->trials, .ntrials = t->ntrials,
+    eng_train_progress p = {.fraction = f,
+                            .trial = t->trials,
+                            .ntrials = t->ntrials,
                             .best_metric = "accuracyTop1",
                             .best_value = t->have_best ? t->bestres.top1[t->bestres.head] : -1,
-                            .cpu_seconds = cpu_used(t), .budget_seconds = t->a->budget_seconds,
+                            .cpu_seconds = cpu_used(t),
+                            .budget_seconds = t->a->budget_seconds,
                             .stage = t->stage};
     t->a->hooks.progress(t->a->hooks.ctx, &p);
 }
@@ -233,9 +236,10 @@ static eng_status make_folds(trainer *t)
     free(cnt);
     free(idx);
     if (t->nvalid == 0)
-        return eng_fail(t->d, ENG_EINVAL, "training: every category has a single image, so no "
-                                          "held-out split is possible (add images or a test "
-                                          "dataset)");
+        return eng_fail(t->d, ENG_EINVAL,
+                        "training: every category has a single image, so no "
+                        "held-out split is possible (add images or a test "
+                        "dataset)");
     return ENG_OK;
 }
 
@@ -334,8 +338,8 @@ static eng_status get_pass(trainer *t, int bb, int size, int aug, int *out)
     p->ntaps = pass_taps(t, bb, p->taps, keys);
     int dim = 0;
     for (int k = 0; k < p->ntaps; k++) {
-        eng_status st = eng_backbone_embed_dim(bbof(t, bb), size, &p->taps[k], 1, &p->tapdim[k],
-                                               t->d);
+        eng_status st =
+            eng_backbone_embed_dim(bbof(t, bb), size, &p->taps[k], 1, &p->tapdim[k], t->d);
         if (st != ENG_OK)
             return st;
         dim += p->tapdim[k];
@@ -350,11 +354,22 @@ static eng_status get_pass(trainer *t, int bb, int size, int aug, int *out)
     t->pass_gflop = gf;
     double c0 = cpu_used(t);
     t->pass_c0 = c0;
-    cls_extract_req r = {.bb = bbof(t, bb), .size = size, .taps = p->taps, .ntaps = p->ntaps,
-                         .dim = dim, .aug = aug, .seed = t->a->seed, .index_base = 0,
-                         .paths = t->paths, .hashes = t->hash, .n = t->n,
-                         .cache_dir = t->a->cache_dir, .opts = &o, .nmiss = &nmiss,
-                         .on_chunk = on_chunk, .chunk_ctx = t};
+    cls_extract_req r = {.bb = bbof(t, bb),
+                         .size = size,
+                         .taps = p->taps,
+                         .ntaps = p->ntaps,
+                         .dim = dim,
+                         .aug = aug,
+                         .seed = t->a->seed,
+                         .index_base = 0,
+                         .paths = t->paths,
+                         .hashes = t->hash,
+                         .n = t->n,
+                         .cache_dir = t->a->cache_dir,
+                         .opts = &o,
+                         .nmiss = &nmiss,
+                         .on_chunk = on_chunk,
+                         .chunk_ctx = t};
     eng_status st = cls_extract(&r, p->x, t->d);
     double spent = cpu_used(t) - c0;
     if (st != ENG_OK) {
@@ -473,8 +488,8 @@ static void head_label(int h, char *buf, size_t cap)
 /* The reduced design of rows T (and V) for feature set f: z_t (nt x r) and
  * z_v (nv x r). Kernel mode (r = nt) when that is smaller than the feature
  * dimension; then *l receives the Cholesky factor (nt x nt), else NULL. */
-static int design_mode(const trainer *t, const fset *f, const int *T, int nt, const int *V,
-                       int nvv, double **z_t, double **z_v, double **l, int *r, int force_primal)
+static int design_mode(const trainer *t, const fset *f, const int *T, int nt, const int *V, int nvv,
+                       double **z_t, double **z_v, double **l, int *r, int force_primal)
 {
     int dF = 0;
     for (int i = 0; i < f->nv; i++)
@@ -681,12 +696,22 @@ static int better(const fres *a, const fres *b)
     return a->loss[a->head] < b->loss[b->head] * (1 - 1e-3);
 }
 
+static double room(const trainer *t);
+
 /* Tries a feature set; keeps it when better. Returns ENG_OK or an error. */
 static eng_status try_fset(trainer *t, const fset *f, int *improved)
 {
     *improved = 0;
     if (user_abort(t))
         return eng_fail(t->d, ENG_EABORTED, "training cancelled");
+    if (t->have_best && t->a->budget_seconds > 0 && room(t) <= 0) {
+        if (!t->stop[0])
+            snprintf(t->stop, sizeof t->stop,
+                     "budget: %.0f of %.0f CPU s used; no time for "
+                     "more candidates",
+                     cpu_used(t), t->a->budget_seconds);
+        return ENG_OK;
+    }
     fres r;
     double c0 = cpu_used(t);
     eng_status st = fset_eval(t, f, &r);
@@ -729,8 +754,7 @@ static double fset_gflop(const trainer *t, const fset *f)
         int p = t->view[f->v[i]].pass[0];
         if (!seen[p]) {
             seen[p] = 1;
-            g += pass_gflop(t, t->pass[p].bb, t->pass[p].size, t->pass[p].taps,
-                            t->pass[p].ntaps);
+            g += pass_gflop(t, t->pass[p].bb, t->pass[p].size, t->pass[p].taps, t->pass[p].ntaps);
         }
     }
     return g;
@@ -893,9 +917,10 @@ static char *recipe_json(const trainer *t)
         cJSON_AddItemToArray(views, cJSON_CreateString(l));
     }
     cJSON_AddStringToObject(o, "augmentation", t->best.aug ? "flip, seeded crop" : "none");
-    cJSON_AddStringToObject(o, "selectedBy", t->holdout           ? "held-out split"
-                                             : t->nfolds == t->n ? "leave-one-out cross-validation"
-                                                                 : "cross-validation");
+    cJSON_AddStringToObject(o, "selectedBy",
+                            t->holdout          ? "held-out split"
+                            : t->nfolds == t->n ? "leave-one-out cross-validation"
+                                                : "cross-validation");
     if (!t->holdout)
         cJSON_AddNumberToObject(o, "folds", t->nfolds);
     cJSON_AddNumberToObject(o, "selectionTop1", round(r->top1[h] * 1e4) / 1e4);
@@ -932,16 +957,18 @@ static eng_status stage_base(trainer *t)
     for (int k = 0; k < nb; k++) {
         int b = order[k];
         t->mandatory_limit = a->budget_seconds <= 0 ? 1e30
-                             : k == 0             ? a->budget_seconds
-                                                  : cpu_used(t) + room(t);
+                             : k == 0               ? a->budget_seconds
+                                                    : cpu_used(t) + room(t);
         /* the first (cheapest) backbone is the one mandatory extraction: train
          * + test through it must fit, which on_chunk projects as it goes */
         t->project = k == 0;
         if (k > 0) {
             double need = est_cost(t, gf[b], t->n) + est_cost(t, gf[b], a->ntest);
             if (need > room(t)) {
-                tlog(t, "skipping backbone %s: about %.0f CPU s of features does not fit the "
-                        "remaining budget", bbname(t, b), need);
+                tlog(t,
+                     "skipping backbone %s: about %.0f CPU s of features does not fit the "
+                     "remaining budget",
+                     bbname(t, b), need);
                 continue;
             }
         }
@@ -1040,8 +1067,10 @@ static eng_status stage_scale(trainer *t, int *improved)
         need += est_cost(t, g, t->n + t->a->ntest);
     }
     if (need > room(t)) {
-        snprintf(t->stop, sizeof t->stop, "budget: a second input scale needs about %.0f CPU s, "
-                 "%.0f CPU s left", need, room(t) > 0 ? room(t) : 0.0);
+        snprintf(t->stop, sizeof t->stop,
+                 "budget: a second input scale needs about %.0f CPU s, "
+                 "%.0f CPU s left",
+                 need, room(t) > 0 ? room(t) : 0.0);
         return ENG_OK;
     }
     t->mandatory_limit = t->a->budget_seconds > 0 ? cpu_used(t) + room(t) : 1e30;
@@ -1052,7 +1081,8 @@ static eng_status stage_scale(trainer *t, int *improved)
         eng_status st = get_pass(t, bbs[j], second_size(t, bbs[j]), 0, &p);
         if (st == ENG_EABORTED && t->budget_stop && !user_abort(t)) {
             t->budget_stop = 0;
-            snprintf(t->stop, sizeof t->stop, "budget: ran out while extracting features at a "
+            snprintf(t->stop, sizeof t->stop,
+                     "budget: ran out while extracting features at a "
                      "second scale");
             return ENG_OK;
         }
@@ -1088,8 +1118,10 @@ static eng_status stage_aug(trainer *t, int *improved)
     *improved = 0;
     fset f = t->best;
     if (t->n > 600) {
-        snprintf(t->stop, sizeof t->stop, "augmentation skipped: %d training images are enough "
-                 "without it", t->n);
+        snprintf(t->stop, sizeof t->stop,
+                 "augmentation skipped: %d training images are enough "
+                 "without it",
+                 t->n);
         return ENG_OK;
     }
     double need = 0;
@@ -1098,13 +1130,17 @@ static eng_status stage_aug(trainer *t, int *improved)
         int p = t->view[f.v[i]].pass[0];
         if (!seenp[p]) {
             seenp[p] = 1;
-            need += NAUG * est_cost(t, pass_gflop(t, t->pass[p].bb, t->pass[p].size,
-                                                  t->pass[p].taps, t->pass[p].ntaps), t->n);
+            need += NAUG * est_cost(t,
+                                    pass_gflop(t, t->pass[p].bb, t->pass[p].size, t->pass[p].taps,
+                                               t->pass[p].ntaps),
+                                    t->n);
         }
     }
     if (need > room(t)) {
-        snprintf(t->stop, sizeof t->stop, "budget: augmentation needs about %.0f CPU s, %.0f CPU "
-                 "s left", need, room(t) > 0 ? room(t) : 0.0);
+        snprintf(t->stop, sizeof t->stop,
+                 "budget: augmentation needs about %.0f CPU s, %.0f CPU "
+                 "s left",
+                 need, room(t) > 0 ? room(t) : 0.0);
         return ENG_OK;
     }
     t->mandatory_limit = t->a->budget_seconds > 0 ? cpu_used(t) + room(t) : 1e30;
@@ -1118,7 +1154,8 @@ static eng_status stage_aug(trainer *t, int *improved)
             eng_status st = get_pass(t, v->bb, v->size, a, &p);
             if (st == ENG_EABORTED && t->budget_stop && !user_abort(t)) {
                 t->budget_stop = 0;
-                snprintf(t->stop, sizeof t->stop, "budget: ran out while extracting augmented "
+                snprintf(t->stop, sizeof t->stop,
+                         "budget: ran out while extracting augmented "
                          "features");
                 return ENG_OK;
             }
@@ -1243,8 +1280,8 @@ static eng_status evaluate_final(trainer *t, const eng_classifier *m, char **jso
         t->stage = "evaluation";
         t->mandatory_limit = 1e30; /* the final evaluation always completes */
         double c0 = cpu_used(t);
-        st = cls_features(m, rb, t->test_paths, t->test_hash, n, a->cache_dir, &o, feat,
-                          on_chunk, t, t->d);
+        st = cls_features(m, rb, t->test_paths, t->test_hash, n, a->cache_dir, &o, feat, on_chunk,
+                          t, t->d);
         if (st == ENG_OK) {
             tlog(t, "test features: %d images in %.1f CPU s", n, cpu_used(t) - c0);
             cls_scores(m, feat, n, probs);
@@ -1325,22 +1362,28 @@ static void budget_message(trainer *t)
     double suggest = ceil(need * 4 / 60.0);
     if (suggest < 1)
         suggest = 1;
-    eng_fail(t->d, ENG_ENOBUDGET, "notEnoughBudget: a budget of %.2f CPU minutes cannot cover "
+    eng_fail(t->d, ENG_ENOBUDGET,
+             "notEnoughBudget: a budget of %.2f CPU minutes cannot cover "
              "feature extraction: %d images through %s need about %.1f CPU minutes; minimum "
-             "%.1f minutes, suggested %.0f minutes (budget_minutes)", a->budget_seconds / 60.0,
-             t->n + a->ntest, bbname(t, bb), need / 60.0, min_minutes, suggest);
+             "%.1f minutes, suggested %.0f minutes (budget_minutes)",
+             a->budget_seconds / 60.0, t->n + a->ntest, bbname(t, bb), need / 60.0, min_minutes,
+             suggest);
 }
 
-eng_status eng_cls_train(const eng_cls_train_args *a, eng_classifier **out,
-                         char **evaluation_json, eng_diag *d)
+eng_status eng_cls_train(const eng_cls_train_args *a, eng_classifier **out, char **evaluation_json,
+                         eng_diag *d)
 {
     *out = NULL;
     *evaluation_json = NULL;
     eng_status st = check_args(a, d);
     if (st != ENG_OK)
         return st;
-    trainer t = {.a = a, .d = d, .n = a->ntrain, .K = a->ncat,
-                 .threads = a->threads > 0 ? a->threads : 1, .s_per_gflop = DEFAULT_S_PER_GFLOP,
+    trainer t = {.a = a,
+                 .d = d,
+                 .n = a->ntrain,
+                 .K = a->ncat,
+                 .threads = a->threads > 0 ? a->threads : 1,
+                 .s_per_gflop = DEFAULT_S_PER_GFLOP,
                  .stage = "features"};
     t.cpu0 = cpu_now();
     t.y = malloc((size_t)t.n * sizeof *t.y);
@@ -1366,10 +1409,11 @@ eng_status eng_cls_train(const eng_cls_train_args *a, eng_classifier **out,
     st = make_folds(&t);
     if (st != ENG_OK)
         goto done;
-    tlog(&t, "training on %d images, %d categories; %s; budget %.1f CPU minutes, %d thread(s)",
-         t.n, t.K, t.holdout ? "no test set: a held-out split picks the recipe"
-                             : "cross-validation picks the recipe", a->budget_seconds / 60.0,
-         t.threads);
+    tlog(&t, "training on %d images, %d categories; %s; budget %.1f CPU minutes, %d thread(s)", t.n,
+         t.K,
+         t.holdout ? "no test set: a held-out split picks the recipe"
+                   : "cross-validation picks the recipe",
+         a->budget_seconds / 60.0, t.threads);
     t.budget_stop = 0;
     st = stage_base(&t);
     if (st == ENG_ENOBUDGET) {
@@ -1383,8 +1427,10 @@ eng_status eng_cls_train(const eng_cls_train_args *a, eng_classifier **out,
         goto done;
     }
     if (perfect(&t)) {
-        snprintf(t.stop, sizeof t.stop, "%s accuracy is already 1.0; more search cannot "
-                 "improve it", t.holdout ? "held-out" : "cross-validated");
+        snprintf(t.stop, sizeof t.stop,
+                 "%s accuracy is already 1.0; more search cannot "
+                 "improve it",
+                 t.holdout ? "held-out" : "cross-validated");
     } else if (!t.stop[0]) {
         int imp = 0;
         double before = t.bestres.loss[t.bestres.head];
@@ -1394,25 +1440,28 @@ eng_status eng_cls_train(const eng_cls_train_args *a, eng_classifier **out,
         if (!t.stop[0] && perfect(&t))
             snprintf(t.stop, sizeof t.stop, "cross-validated accuracy reached 1.0");
         if (!t.stop[0] && !imp)
-            snprintf(t.stop, sizeof t.stop, "search stopped helping: a second input scale did not "
-                     "improve the %s log-loss (%.3f)", t.holdout ? "held-out" : "cross-validated",
-                     before);
+            snprintf(t.stop, sizeof t.stop,
+                     "search stopped helping: a second input scale did not "
+                     "improve the %s log-loss (%.3f)",
+                     t.holdout ? "held-out" : "cross-validated", before);
         if (!t.stop[0]) {
             st = stage_aug(&t, &imp);
             if (st != ENG_OK)
                 goto done;
             if (!t.stop[0])
-                snprintf(t.stop, sizeof t.stop, "%s; fine-tuning the last backbone stage is not "
-                         "implemented yet", imp ? "all recipe stages tried"
-                                               : "search stopped helping: augmentation did not "
-                                                 "improve the selection score");
+                snprintf(t.stop, sizeof t.stop,
+                         "%s; fine-tuning the last backbone stage is not "
+                         "implemented yet",
+                         imp ? "all recipe stages tried"
+                             : "search stopped helping: augmentation did not "
+                               "improve the selection score");
         }
     }
     char fl[600], hl[64];
     fset_label(&t, &t.best, fl, sizeof fl);
     head_label(t.bestres.head, hl, sizeof hl);
-    tlog(&t, "winner: %s on %s (%s top1 %.3f); stop: %s", hl, fl,
-         t.holdout ? "held-out" : "cv", t.bestres.top1[t.bestres.head], t.stop);
+    tlog(&t, "winner: %s on %s (%s top1 %.3f); stop: %s", hl, fl, t.holdout ? "held-out" : "cv",
+         t.bestres.top1[t.bestres.head], t.stop);
     t.stage = "final";
     eng_classifier *m = NULL;
     st = build_model(&t, &m);

@@ -169,8 +169,7 @@ static int mkdir_p(const char *dir)
     return 0;
 }
 
-eng_status eng_featcache_put(const char *dir, const char *key, const float *v, int dim,
-                             eng_diag *d)
+eng_status eng_featcache_put(const char *dir, const char *key, const float *v, int dim, eng_diag *d)
 {
     if (!dir)
         return ENG_OK;

@@ -171,11 +171,15 @@ static eng_status parse_entry(eng_modelfile *m, const cJSON *e, uint64_t data_le
     else if (strcmp(dt->valuestring, "I32") == 0)
         dtype = ENG_I32;
     else
-        return eng_fail(d, ENG_EUNSUPPORTED, "tensor \"%.64s\": dtype \"%.16s\" not supported "
-                                             "(F32 or I32)", name, dt->valuestring);
+        return eng_fail(d, ENG_EUNSUPPORTED,
+                        "tensor \"%.64s\": dtype \"%.16s\" not supported "
+                        "(F32 or I32)",
+                        name, dt->valuestring);
     if (!cJSON_IsArray(sh) || cJSON_GetArraySize(sh) > ENG_MAX_DIMS)
-        return eng_fail(d, ENG_EFORMAT, "tensor \"%.64s\": \"shape\" must be an array of at "
-                                        "most %d sizes", name, ENG_MAX_DIMS);
+        return eng_fail(d, ENG_EFORMAT,
+                        "tensor \"%.64s\": \"shape\" must be an array of at "
+                        "most %d sizes",
+                        name, ENG_MAX_DIMS);
     int64_t dim[ENG_MAX_DIMS];
     int ndim = 0;
     uint64_t numel = 1;
@@ -196,12 +200,13 @@ static eng_status parse_entry(eng_modelfile *m, const cJSON *e, uint64_t data_le
     if (!json_uint(off->child, 1e18, &b) || !json_uint(off->child->next, 1e18, &en) || b > en)
         return eng_fail(d, ENG_EFORMAT, "tensor \"%.64s\": bad \"data_offsets\"", name);
     if (en > data_len)
-        return eng_fail(d, ENG_EFORMAT, "tensor \"%.64s\": data ends at byte %llu but the file "
-                                        "has %llu data bytes (truncated?)",
+        return eng_fail(d, ENG_EFORMAT,
+                        "tensor \"%.64s\": data ends at byte %llu but the file "
+                        "has %llu data bytes (truncated?)",
                         name, (unsigned long long)en, (unsigned long long)data_len);
     if (en - b != numel * 4)
-        return eng_fail(d, ENG_EFORMAT, "tensor \"%.64s\": %llu data bytes for %llu elements",
-                        name, (unsigned long long)(en - b), (unsigned long long)numel);
+        return eng_fail(d, ENG_EFORMAT, "tensor \"%.64s\": %llu data bytes for %llu elements", name,
+                        (unsigned long long)(en - b), (unsigned long long)numel);
     sp->begin = b;
     sp->end = en;
     sp->index = m->nt;
@@ -225,15 +230,20 @@ eng_status eng_modelfile_parse(const void *buf, size_t len, eng_modelfile **out,
     for (int i = 7; i >= 0; i--)
         hlen = hlen << 8 | p[i];
     if (hlen < 2 || hlen > ENG_MODELFILE_MAX_HEADER)
-        return eng_fail(d, ENG_EFORMAT, "model file: header length %llu is not plausible "
-                                        "(not a safetensors file?)", (unsigned long long)hlen);
+        return eng_fail(d, ENG_EFORMAT,
+                        "model file: header length %llu is not plausible "
+                        "(not a safetensors file?)",
+                        (unsigned long long)hlen);
     if (hlen > len - 8)
-        return eng_fail(d, ENG_EFORMAT, "model file truncated: header needs %llu bytes, file has "
-                                        "%zu", (unsigned long long)hlen, len - 8);
+        return eng_fail(d, ENG_EFORMAT,
+                        "model file truncated: header needs %llu bytes, file has "
+                        "%zu",
+                        (unsigned long long)hlen, len - 8);
     const char *hdr = (const char *)p + 8;
     if (hdr[0] != '{')
-        return eng_fail(d, ENG_EFORMAT, "model file: header does not start with '{' "
-                                        "(not a safetensors file?)");
+        return eng_fail(d, ENG_EFORMAT,
+                        "model file: header does not start with '{' "
+                        "(not a safetensors file?)");
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
     if (!root)
@@ -283,9 +293,11 @@ eng_status eng_modelfile_parse(const void *buf, size_t len, eng_modelfile **out,
     uint64_t at = 0;
     for (int i = 0; i < m->nt; i++) {
         if (sp[i].begin != at) {
-            st = eng_fail(d, ENG_EFORMAT, "tensor \"%.64s\": data at byte %llu, expected %llu "
-                                          "(overlap or hole)", m->names[sp[i].index],
-                          (unsigned long long)sp[i].begin, (unsigned long long)at);
+            st = eng_fail(d, ENG_EFORMAT,
+                          "tensor \"%.64s\": data at byte %llu, expected %llu "
+                          "(overlap or hole)",
+                          m->names[sp[i].index], (unsigned long long)sp[i].begin,
+                          (unsigned long long)at);
             goto done;
         }
         at = sp[i].end;
@@ -330,8 +342,8 @@ eng_status eng_modelfile_read(const char *path, eng_modelfile **out, eng_diag *d
     }
     if ((uint64_t)sb.st_size > ENG_MODELFILE_MAX_BYTES) {
         fclose(f);
-        return eng_fail(d, ENG_EFORMAT, "\"%s\": %lld bytes is too large for a model file",
-                        path, (long long)sb.st_size);
+        return eng_fail(d, ENG_EFORMAT, "\"%s\": %lld bytes is too large for a model file", path,
+                        (long long)sb.st_size);
     }
     size_t len = (size_t)sb.st_size;
     unsigned char *buf = malloc(len ? len : 1);

@@ -52,13 +52,14 @@ static void test_small_case(void)
     CHECK(cJSON_GetObjectItem(o, "calibrationECE") != NULL);
     cJSON *tp = cJSON_GetObjectItem(o, "tagPerformance");
     CHECK(tp && cJSON_GetObjectItem(tp, "dog"));
-    CHECK_NEAR(cJSON_GetObjectItem(cJSON_GetObjectItem(tp, "dog"), "accuracy")->valuedouble,
-               0.5, 1e-9);
+    CHECK_NEAR(cJSON_GetObjectItem(cJSON_GetObjectItem(tp, "dog"), "accuracy")->valuedouble, 0.5,
+               1e-9);
     CHECK(cJSON_GetObjectItem(cJSON_GetObjectItem(tp, "dog"), "averagePrecision50") != NULL);
     cJSON *cm = cJSON_GetObjectItem(o, "confusionMatrix");
     CHECK(cm && cJSON_GetArraySize(cJSON_GetObjectItem(cm, "matrix")) == 3);
-    CHECK(cJSON_GetArrayItem(cJSON_GetArrayItem(cJSON_GetObjectItem(cm, "matrix"), 1), 0)
-              ->valueint == 1);
+    CHECK(
+        cJSON_GetArrayItem(cJSON_GetArrayItem(cJSON_GetObjectItem(cm, "matrix"), 1), 0)->valueint ==
+        1);
     cJSON *eo = cJSON_GetObjectItem(o, "evaluatedOn");
     CHECK(eo && strcmp(cJSON_GetObjectItem(eo, "dataset")->valuestring, "held-out split") == 0);
     CHECK(cJSON_GetObjectItem(eo, "imageCount")->valueint == 4);

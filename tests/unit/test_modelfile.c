@@ -100,8 +100,8 @@ static void test_round_trip(const char *dir)
     eng_tensor_free(a);
     eng_tensor_free(b);
     /* unwritable target */
-    CHECK(eng_modelfile_write("/nonexistent-dir/x.safetensors", names, ts, 0, NULL, NULL, 0,
-                              &d) == ENG_EIO);
+    CHECK(eng_modelfile_write("/nonexistent-dir/x.safetensors", names, ts, 0, NULL, NULL, 0, &d) ==
+          ENG_EIO);
     const char *dup[] = {"x", "x"};
     CHECK(eng_modelfile_write(path, dup, ts, 2, NULL, NULL, 0, &d) == ENG_EINVAL);
 }
@@ -132,13 +132,13 @@ static void test_bad_files(void)
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,0]}}", 4, ENG_EFORMAT,
          "bad \"data_offsets\""},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-         "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, ENG_EFORMAT,
-         "overlap or hole"},
+         "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+         4, ENG_EFORMAT, "overlap or hole"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 8, ENG_EFORMAT,
          "4 data bytes after the last tensor"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-         "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, ENG_EFORMAT,
-         "appears twice"},
+         "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+         8, ENG_EFORMAT, "appears twice"},
         {"{\"__metadata__\":{\"k\":1}}", 0, ENG_EFORMAT, "must be a string"},
         {"{\"__metadata__\":[]}", 0, ENG_EFORMAT, "must be an object of strings"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[65536,65536,65536],\"data_offsets\":[0,4]}}", 4,
@@ -162,8 +162,8 @@ static void test_bad_files(void)
     }
     /* a NaN in the data is refused */
     size_t len;
-    unsigned char *b = make("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
-                            &len);
+    unsigned char *b =
+        make("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4, &len);
     float nan = NAN;
     memcpy(b + len - 4, &nan, 4);
     eng_modelfile *m = NULL;
