@@ -6,9 +6,10 @@
  * ([K][16] each), so a 6x16 AVX2/FMA micro-kernel keeps 12 accumulators in
  * registers and reads each panel from L1 for a whole block of rows; bias and
  * activation are applied in the micro-kernel's epilogue before the single
- * store. Row blocks are the unit of OpenMP work, so each output element is
- * computed by one thread in a fixed order (results do not depend on the
- * thread count). On CPUs with AVX-512 a 12x16 kernel in 512-bit registers
+ * store. Row blocks are the unit of OpenMP work (dynamic schedule, so a
+ * thread that the OS preempts on a busy machine does not hold the others
+ * up); each output element is computed by one thread in a fixed order, so
+ * results do not depend on the thread count. On CPUs with AVX-512 a 12x16 kernel in 512-bit registers
  * does the same sums in the same order (bit-identical, twice the FMA width).
  * Depthwise convolution is memory-bound: it runs 8 or 16
  * channels x 4 pixels per step with bounds checks hoisted out of interior
@@ -307,8 +308,14 @@ eng_status eng_conv2d_packed(const eng_conv_geom *g, const float *in, const eng_
     int mb = 24576 / (K > 0 ? K : 1);
     mb = mb < mr ? mr : mb > 240 ? 240 : mb;
     mb -= mb % mr;
-    const int64_t nblocks = (M + mb - 1) / mb;
     int nt = threads < 1 ? 1 : threads;
+    if (nt > 1) { /* at least 4 blocks per thread, so that threads finish together */
+        int64_t fair = (M + 4 * nt - 1) / (4 * nt);
+        fair = (fair + mr - 1) / mr * mr;
+        if (fair < mb)
+            mb = (int)fair;
+    }
+    const int64_t nblocks = (M + mb - 1) / mb;
     if (nt > nblocks)
         nt = (int)(nblocks > 0 ? nblocks : 1);
     int fail = 0;
@@ -319,7 +326,7 @@ eng_status eng_conv2d_packed(const eng_conv_geom *g, const float *in, const eng_
 #pragma omp atomic write
             fail = 1;
         }
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 1)
         for (int64_t blk = 0; blk < nblocks; blk++) {
             if (!direct && !buf)
                 continue;
@@ -532,7 +539,7 @@ void eng_dwconv2d(const eng_conv_geom *g, const float *in, const float *filter, 
     const int64_t rows = (int64_t)g->n * g->oh;
     const int fast = g->cout == g->cin && g->dh == 1 && g->dw == 1;
     int nt = threads < 1 ? 1 : threads;
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 2)
     for (int64_t row = 0; row < rows; row++) {
         if (fast) {
             int n = (int)(row / g->oh), oy = (int)(row % g->oh);
