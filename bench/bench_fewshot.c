@@ -213,9 +213,17 @@ int main(int argc, char **argv)
         for (int i = 0; i < np; i++)
             paths[i] = te.s[i].path;
         float *probs = malloc((size_t)np * tr.ncat * sizeof *probs);
-        eng_cls_eval_opts o = {.threads = threads};
+        /* as the mount does it: one image per job, one thread per image,
+         * `threads` images at once */
+        int bad = 0;
         double p0 = wall();
-        if (eng_cls_predict_files(m, bb, nbb, paths, np, &o, probs, NULL, NULL, &d) == ENG_OK)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads) reduction(+ : bad)
+        for (int i = 0; i < np; i++) {
+            eng_diag di;
+            bad += eng_cls_predict(m, bb, nbb, paths[i], 1, probs + (size_t)i * tr.ncat, &di) !=
+                   ENG_OK;
+        }
+        if (!bad)
             rate = np / (wall() - p0);
         free(paths);
         free(probs);
