@@ -12,6 +12,7 @@
 #include "engine.h"
 #include "models_recipe.h"
 
+#include <cjson/cJSON.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -411,6 +412,56 @@ static fs_recipe_status cls_predict(void *model, const char *path, fs_recipe_pre
 
 /* ---- evaluation ---- */
 
+typedef struct id_size {
+    long long id;
+    int w, h;
+} id_size;
+
+static int id_cmp(const void *a, const void *b)
+{
+    const id_size *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* COCO results carry a bbox (SPEC section 5); for a classifier the answer
+ * is about the whole image: [0, 0, width, height] in pixels. Leaves the
+ * string as it is when anything does not fit. */
+static void add_whole_image_boxes(const fs_recipe_dataset *ds, char **predictions)
+{
+    if (!*predictions)
+        return;
+    id_size *map = malloc(((size_t)ds->nimages + 1) * sizeof *map);
+    cJSON *arr = map ? cJSON_Parse(*predictions) : NULL;
+    if (!cJSON_IsArray(arr)) {
+        free(map);
+        cJSON_Delete(arr);
+        return;
+    }
+    for (int i = 0; i < ds->nimages; i++)
+        map[i] = (id_size){(long long)ds->images[i].id, ds->images[i].width, ds->images[i].height};
+    qsort(map, (size_t)ds->nimages, sizeof *map, id_cmp);
+    const cJSON *e;
+    cJSON_ArrayForEach(e, arr)
+    {
+        const cJSON *iid = cJSON_GetObjectItem(e, "image_id");
+        if (!cJSON_IsNumber(iid) || cJSON_GetObjectItem(e, "bbox"))
+            continue;
+        id_size key = {(long long)iid->valuedouble, 0, 0};
+        const id_size *f = bsearch(&key, map, (size_t)ds->nimages, sizeof *map, id_cmp);
+        if (!f)
+            continue;
+        const double box[4] = {0, 0, f->w, f->h};
+        cJSON_AddItemToObject((cJSON *)e, "bbox", cJSON_CreateDoubleArray(box, 4));
+    }
+    char *out = cJSON_PrintUnformatted(arr);
+    if (out) {
+        free(*predictions);
+        *predictions = out;
+    }
+    cJSON_Delete(arr);
+    free(map);
+}
+
 static fs_recipe_status cls_evaluate(void *model, const fs_recipe_dataset *ds, int threads,
                                      const fs_recipe_hooks *hooks, char **metrics,
                                      char **predictions, fs_recipe_err *err)
@@ -464,6 +515,7 @@ static fs_recipe_status cls_evaluate(void *model, const fs_recipe_dataset *ds, i
         set_err(err, st == ENG_ENOMEM ? "unknown" : "datasetAnnotationsInvalid", d.msg);
         return FS_RECIPE_EFAIL;
     }
+    add_whole_image_boxes(ds, predictions);
     return FS_RECIPE_OK;
 }
 

@@ -140,7 +140,7 @@ check "evaluation on test succeeds" wait_status "$M/evaluations/test/status" suc
 check_eq "metrics.json top-1 matches evaluation.json" "$top1" "$(jq -r .accuracyTop1 "$M/evaluations/test/metrics.json")"
 check_eq "predictions.json has one result per image" "9" "$(jq length "$M/evaluations/test/predictions.json")"
 check "predictions.json in COCO results format" \
-    jq -e '.[0] | has("image_id") and has("category_id") and has("score")' "$M/evaluations/test/predictions.json"
+    jq -e '.[0] | has("image_id") and has("category_id") and has("score") and .bbox == [0, 0, 96, 96]' "$M/evaluations/test/predictions.json"
 mkdir "$M/evaluations/nope"
 check "evaluation of a missing dataset" wait_status "$M/evaluations/nope/status" "failed: datasetNotFound" 30
 mkdir "$M/evaluations/det"

@@ -28,8 +28,16 @@ done
 # a first model
 M=$MNT/models/m
 mkdir "$M"
+tail -n 0 -f "$M/log" >"$T/tail.out" 2>&1 &
+TAIL=$!
+sleep 0.3
 echo '{"dataset": "d11", "budget_minutes": 2, "test_dataset": "dt"}' >"$M/train.json"
 check "first version succeeds" wait_status "$M/status" succeeded 300
+sleep 1.5
+kill "$TAIL"
+wait "$TAIL" 2>/dev/null || true
+check "tail -f of log shows the run as it goes" grep -q "succeeded: version 1" "$T/tail.out"
+check "tail -f saw the training lines" grep -q "training version 1" "$T/tail.out"
 cp "$SRC/one.png" "$M/predict/one.png"
 before=$(jq -c .customModelResult "$M/predict/one.png.json")
 check_eq "first version predicts" "disc" "$(jq -r '.classifications[0].label' <<<"$before")"
