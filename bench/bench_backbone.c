@@ -113,6 +113,8 @@ static int run_case(const eng_model *m, const bench_case *c, int batch, int thre
     int n = reps;
     double *t = calloc((size_t)n, sizeof *t);
     opts.profile = prof;
+    struct rusage ru0, ru1;
+    getrusage(RUSAGE_SELF, &ru0);
     for (int r = 0; r < n; r++) {
         double t0 = now_ms();
         eng_model_run(m, x, c->outs, c->n_outs, out, &opts, &d);
@@ -120,6 +122,13 @@ static int run_case(const eng_model *m, const bench_case *c, int batch, int thre
         for (int i = 0; i < c->n_outs; i++)
             eng_tensor_free(out[i]);
     }
+    getrusage(RUSAGE_SELF, &ru1);
+    double cpu =
+        (ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) *
+            1e3 +
+        (ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec -
+         ru0.ru_stime.tv_usec) *
+            1e-3;
     /* median */
     for (int i = 1; i < n; i++)
         for (int j = i; j > 0 && t[j] < t[j - 1]; j--) {
@@ -131,9 +140,9 @@ static int run_case(const eng_model *m, const bench_case *c, int batch, int thre
     double ms = t[0] / batch;
     printf("{\"runtime\":\"engine\",\"model\":\"%s\",\"case\":\"%s\",\"size\":%d,\"batch\":%d,"
            "\"threads\":%d,\"ms_per_image\":%.3f,\"images_per_s\":%.2f,\"gflop\":%.3f,"
-           "\"gflops\":%.2f,\"median_ms_per_image\":%.3f}\n",
+           "\"gflops\":%.2f,\"median_ms_per_image\":%.3f,\"cpu_ms_per_image\":%.3f}\n",
            c->model, c->name, c->size, batch, threads, ms, 1000.0 / ms, flops / batch / 1e9,
-           flops / batch / 1e9 / (ms / 1000.0), t[n / 2] / batch);
+           flops / batch / 1e9 / (ms / 1000.0), t[n / 2] / batch, cpu / n / batch);
     fflush(stdout);
     free(t);
     eng_tensor_free(x);
