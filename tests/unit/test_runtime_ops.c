@@ -590,6 +590,20 @@ static void test_executor(void)
     eng_run_opts opts = {.threads = 1, .abort = abort_after, .abort_ctx = &calls};
     CHECK(eng_model_run(m, in, &idn, 1, o, &opts, &d) == ENG_EABORTED);
     CHECK(o[0] == NULL && calls == 4);
+    /* a batch runs item by item (split path): abort and shapes still hold */
+    eng_tensor *batch = tr_tensor(4, 4, 1, 1, 2);
+    calls = 0;
+    CHECK(eng_model_run(m, batch, &idn, 1, o, &opts, &d) == ENG_EABORTED);
+    CHECK(o[0] == NULL);
+    opts.abort = NULL;
+    opts.threads = 2;
+    CHECK(eng_model_run(m, batch, &idn, 1, o, &opts, &d) == ENG_OK);
+    int64_t bd4[4] = {4, 1, 1, 2};
+    expect_dims(o[0], 4, bd4);
+    const float wb4[8] = {100, 400, 100, 400, 100, 400, 100, 400};
+    expect("batch split", o[0], wb4, 8, 0);
+    eng_tensor_free(o[0]);
+    eng_tensor_free(batch);
     /* a larger input broadcasts against the [2] constant too: taps work at any size */
     eng_tensor *big = tr_tensor(4, 3, 5, 7, 2);
     CHECK(eng_model_run(m, big, &idn, 1, o, NULL, &d) == ENG_OK);

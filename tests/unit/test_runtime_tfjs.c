@@ -249,6 +249,41 @@ int main(void)
         eng_tensor_free(x);
     }
     check_concurrent(m);
+
+    /* backbone taps at any size, not only squares (the neck needs 512: error, not crash) */
+    int64_t rect[4] = {2, 256, 384, 3};
+    eng_tensor *xr = eng_tensor_new(ENG_F32, 4, rect);
+    for (int64_t i = 0; i < eng_tensor_numel(xr); i++)
+        eng_f32(xr)[i] = (float)(i % 251);
+    const char *emb = "tower_0/extern1/hard_swish/mul_1";
+    eng_tensor *er = NULL;
+    eng_status rst = eng_model_run(m, xr, &emb, 1, &er, NULL, &d);
+    CHECK_MSG(rst == ENG_OK, "%s", d.msg);
+    if (er) {
+        CHECK(er->dim[0] == 2 && er->dim[1] == 8 && er->dim[2] == 12 && er->dim[3] == 480);
+        int finite = 1;
+        for (int64_t i = 0; i < eng_tensor_numel(er); i++)
+            finite &= isfinite(eng_f32(er)[i]) != 0;
+        CHECK(finite);
+    }
+    eng_tensor_free(er);
+    eng_tensor_free(xr);
+    int64_t odd[4] = {1, 300, 300, 3}; /* SAME padding rounds up: 150, 75, 38, 19, 10 */
+    eng_tensor *xo = eng_tensor_new(ENG_F32, 4, odd);
+    rst = eng_model_run(m, xo, &emb, 1, &er, NULL, &d);
+    CHECK_MSG(rst == ENG_OK, "300x300: %s", d.msg);
+    if (er)
+        CHECK(er->dim[1] == 10 && er->dim[2] == 10);
+    eng_tensor_free(er);
+    eng_tensor_free(xo);
+    /* the detector's decoder is written for 512 and batch 1 */
+    int64_t small[4] = {1, 320, 320, 3};
+    eng_tensor *xs = eng_tensor_new(ENG_F32, 4, small);
+    const char *det = "tower_0/detections";
+    rst = eng_model_run(m, xs, &det, 1, &er, NULL, &d);
+    CHECK_MSG(rst == ENG_EINVAL, "detections at 320: %s", d.msg);
+    printf("detections at 320: %s\n", d.msg);
+    eng_tensor_free(xs);
     eng_model_free(m);
     cJSON_Delete(ref);
     free(text);
