@@ -22,9 +22,12 @@ stage() {
     echo "==== $* ($(($(date +%s) - T0)) s) ===="
 }
 
+# ctest waits for every process holding its output pipes: a test that dies
+# and leaves a helper server behind would hang it, so bound the whole run.
 run_ctest() {
     local dir=$1
-    (cd "$dir" && ctest --output-on-failure -j"$JOBS" --timeout 900)
+    (cd "$dir" && timeout -k 30 "${CTEST_TIMEOUT:-2400}" ctest --output-on-failure -j"$JOBS" \
+        --timeout 900)
 }
 
 if [[ " $STAGES " == *" gcc "* ]]; then
