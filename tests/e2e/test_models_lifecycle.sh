@@ -33,7 +33,10 @@ TAIL=$!
 sleep 0.3
 echo '{"dataset": "d11", "budget_minutes": 2, "test_dataset": "dt"}' >"$M/train.json"
 check "first version succeeds" wait_status "$M/status" succeeded 300
-sleep 1.5
+for i in $(seq 50); do
+    grep -q "succeeded: version 1" "$T/tail.out" && break
+    sleep 0.1
+done
 kill "$TAIL"
 wait "$TAIL" 2>/dev/null || true
 check "tail -f of log shows the run as it goes" grep -q "succeeded: version 1" "$T/tail.out"
