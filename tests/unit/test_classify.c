@@ -340,7 +340,7 @@ int main(void)
     b.budget_seconds = 0.3;
     st = eng_cls_train(&b, &mc, &evc, &d);
     CHECK_MSG(st == ENG_ENOBUDGET, "%s: %s", eng_status_name(st), d.msg);
-    CHECK(strstr(d.msg, "notEnoughBudget") && strstr(d.msg, "minimum") &&
+    CHECK(strstr(d.msg, "cannot cover feature extraction") && strstr(d.msg, "minimum") &&
           strstr(d.msg, "suggested"));
 
     /* 8. bad arguments */
