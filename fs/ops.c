@@ -466,11 +466,108 @@ static int fill_dir(void *buf, fuse_fill_dir_t filler, const vpath *vp, const ch
     return 0;
 }
 
+/* An open store folder read in offset mode: entries carry their telldir
+ * position, so libfuse passes readdirplus attributes to the kernel (ls -l
+ * then needs no LOOKUP per entry) and big folders are read in pieces. Used
+ * for folders of areas without an extra root; the others are listed whole. */
+typedef struct fs_dirh {
+    DIR *d;
+    vpath vp;
+    char rel[PATH_MAX_VFS];
+} fs_dirh;
+
+static int vfs_opendir(const char *path, struct fuse_file_info *fi)
+{
+    vpath vp;
+    int rc = vpath_parse(path, &vp);
+    if (rc)
+        return rc;
+    fi->fh = 0;
+    if (vp.kind == VP_ROOT || vp.kind == VP_README || extra_root(vp.area))
+        return 0;
+    char sp[PATH_MAX_VFS];
+    rc = fs_store_path(sp, sizeof sp, vp.area->name, vp.rel);
+    if (rc)
+        return rc;
+    fs_dirh *dh = calloc(1, sizeof *dh);
+    if (!dh)
+        return -ENOMEM;
+    dh->d = opendir(sp);
+    if (!dh->d) {
+        rc = -errno;
+        free(dh);
+        return rc;
+    }
+    snprintf(dh->rel, sizeof dh->rel, "%s", vp.rel);
+    dh->vp = vp;
+    dh->vp.rel = dh->rel;
+    fi->fh = (uint64_t)(uintptr_t)dh;
+    return 0;
+}
+
+static int vfs_releasedir(const char *path, struct fuse_file_info *fi)
+{
+    (void)path;
+    fs_dirh *dh = fi ? (fs_dirh *)(uintptr_t)fi->fh : NULL;
+    if (dh) {
+        closedir(dh->d);
+        free(dh);
+    }
+    return 0;
+}
+
+static int readdir_stream(fs_dirh *dh, void *buf, fuse_fill_dir_t filler, off_t off, int plus)
+{
+    const vpath *vp = &dh->vp;
+    if (off == 0)
+        rewinddir(dh->d);
+    else
+        seekdir(dh->d, off);
+    char rel[PATH_MAX_VFS];
+    struct dirent *e;
+    while ((e = readdir(dh->d))) {
+        const char *nm = e->d_name;
+        off_t next = telldir(dh->d);
+        if (nm[0] == '.' && (nm[1] == '\0' || (nm[1] == '.' && nm[2] == '\0'))) {
+            if (filler(buf, nm, NULL, next, 0))
+                break;
+            continue;
+        }
+        if (strncmp(nm, ".vfs", 4) == 0)
+            continue;
+        if (vp->kind == VP_AREA && e->d_type != DT_DIR && e->d_type != DT_UNKNOWN)
+            continue;
+        if (snprintf(rel, sizeof rel, "%s%s%s", vp->rel, *vp->rel ? "/" : "", nm) >=
+            (int)sizeof rel)
+            continue;
+        if (vp->area->is_visible && !vp->area->is_visible(rel))
+            continue;
+        struct stat st;
+        int fl = 0;
+        if (plus && fstatat(dirfd(dh->d), nm, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+            if (vp->kind == VP_AREA && !S_ISDIR(st.st_mode))
+                continue;
+            vpath sub = {strchr(rel, '/') ? VP_SUB : VP_ITEM, vp->area, rel};
+            if (is_readonly(&sub))
+                st.st_mode &= ~(mode_t)0222;
+            fl = FUSE_FILL_DIR_PLUS;
+        } else {
+            memset(&st, 0, sizeof st);
+            st.st_ino = e->d_ino;
+            st.st_mode = (mode_t)DTTOIF(e->d_type);
+        }
+        if (filler(buf, nm, &st, next, (enum fuse_fill_dir_flags)fl))
+            break;
+    }
+    return 0;
+}
+
 static int vfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t off,
                        struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
-    (void)off;
-    (void)fi;
+    fs_dirh *dh = fi ? (fs_dirh *)(uintptr_t)fi->fh : NULL;
+    if (dh)
+        return readdir_stream(dh, buf, filler, off, (flags & FUSE_READDIR_PLUS) != 0);
     vpath vp;
     int rc = vpath_parse(path, &vp);
     if (rc)
@@ -1119,7 +1216,9 @@ static const struct fuse_operations ops = {
     .destroy = vfs_destroy,
     .getattr = vfs_getattr,
     .access = vfs_access,
+    .opendir = vfs_opendir,
     .readdir = vfs_readdir,
+    .releasedir = vfs_releasedir,
     .mkdir = vfs_mkdir,
     .rmdir = vfs_rmdir,
     .unlink = vfs_unlink,
