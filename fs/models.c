@@ -1759,6 +1759,12 @@ static void resume_model(mdl *m)
     }
     if (s == ST_CANCELLING)
         m->state = ST_CANCELLED;
+    if (s == ST_TRAINING && !has_req) {
+        mdl_fail_locked(m, "unknown",
+                        "the run interrupted by the daemon's stop cannot be restarted: its request "
+                        "is unreadable; write train.json again");
+        s = ST_CANCELLING; /* persist and publish below */
+    }
     pthread_mutex_unlock(&g.mu);
     if ((s == ST_TRAINING || s == ST_NOT_STARTED) && has_req) {
         if (s == ST_TRAINING) {

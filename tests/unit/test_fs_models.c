@@ -178,8 +178,13 @@ int main(void)
                      "\"request\": {\"dataset\": \"vanished\", \"budget_minutes\": 1}}");
     snprintf(path, sizeof path, "%s/models/k/train.json", root);
     write_file(path, "{\"dataset\": \"vanished\", \"budget_minutes\": 1}");
+    snprintf(path, sizeof path, "%s/models/u", root);
+    mkdir(path, 0755);
+    snprintf(path, sizeof path, "%s/models/u/.vfs-state.json", root);
+    write_file(path, "{\"state\": \"training\", \"request\": {\"dataset\": 7}}");
     a->start();
     CHECK(wait_for("k/status", "failed: datasetNotFound"));
+    CHECK(wait_for("u/status", "failed: unknown: the run interrupted"));
     CHECK(strstr(read_store("k/status.json"), "\"restarts\":\t1") != NULL);
     CHECK(strstr(read_store("k/log"), "restarting it") != NULL);
     CHECK(strstr(read_store("k/.vfs-state.json"), "\"failed\"") != NULL);
