@@ -1,0 +1,1692 @@
+/* fetch.c: the downloader behind datasets/: images and annotation files by
+ * URL, one curl multi handle on one fetch thread (see fetch.h).
+ *
+ * Design: jobs live in a hash table keyed by destination path (so the
+ * verifier, which asks about every missing image on every pass, gets an
+ * answer in O(1) and never queues a file twice) and in a FIFO queue until
+ * the fetch thread takes them. The fetch thread owns the easy handles and
+ * the temp files; everyone else only touches job records under fetch_lock.
+ * A finished download is probed as an image before it is renamed into the
+ * dataset, so a text or HTML body never lands there: it is reported as a
+ * failed download of that image. Failure reasons are interned strings that
+ * live as long as the process, so the verifier can hold them without copies
+ * while jobs come and go.
+ * Lock order: fetch_lock is a leaf (no call into datasets/ or curl while it
+ * is held; curl_multi_wakeup is the one exception, and it takes no lock of
+ * ours).
+ */
+#include "fetch.h"
+
+#include "area.h"
+#include "datasets.h"
+#include "engine.h"
+
+#include <cjson/cJSON.h>
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PATHN 4200
+#define HASH_BUCKETS 65536
+#define MAX_INTERNED 2048
+
+typedef enum job_state { JOB_QUEUED, JOB_WAIT, JOB_RUNNING, JOB_FAILED } job_state;
+typedef enum job_kind { KIND_IMAGE, KIND_ANN } job_kind;
+
+typedef struct fetch_job {
+    struct fetch_job *hnext; /* hash chain (images only) */
+    struct fetch_job *qnext; /* queue or retry list */
+    job_kind kind;
+    job_state state;
+    char *owner, *url, *dest; /* dest: absolute path (images), NULL for annotation files */
+    int in_hash;
+    int cancelled; /* running: end it and free it (fetch thread) */
+    int attempts;
+    double not_before;
+    const char *error; /* interned, when FAILED */
+    /* annotation files: which dataset.json request and part */
+    unsigned gen;
+    int part;
+    /* running: fetch thread only */
+    CURL *easy;
+    int fd;
+    char tmp[PATHN];
+    int64_t got, max_bytes;
+    int too_big, stalled;
+    double last_data; /* when the last byte arrived (or the transfer started) */
+    char ctype[64];
+    char mserr[64];
+    char errbuf[CURL_ERROR_SIZE];
+} fetch_job;
+
+/* A dataset.json request of one dataset. */
+typedef struct dsjson {
+    struct dsjson *next;
+    char name[72];
+    unsigned gen;
+    coco_kind kind;
+    int n, done;
+    char **parts; /* temp paths of finished parts */
+    int state;    /* 1 fetching, 2 failed, 3 done */
+    char error[600];
+    int code_uri; /* failed on a url (DatasetInvalidAnnotationUri) or the file */
+} dsjson;
+
+static pthread_mutex_t fetch_lock = PTHREAD_MUTEX_INITIALIZER;
+static fetch_job **table;
+static fetch_job *q_head, *q_tail; /* JOB_QUEUED, FIFO */
+static fetch_job *waiting;         /* JOB_WAIT: retry after not_before */
+static dsjson *dsjsons;
+static unsigned dsj_gen;
+static CURLM *multi;
+static pthread_t thread;
+static int running, stopping;
+static fs_fetch_opts opts;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* ---- interned reasons ---- */
+
+typedef struct interned {
+    struct interned *next;
+    char s[];
+} interned;
+
+static interned *interned_list;
+static int interned_n;
+static pthread_mutex_t intern_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A copy of s that lives as long as the process (lowercased first letter). */
+static const char *intern(const char *s)
+{
+    pthread_mutex_lock(&intern_lock);
+    for (interned *i = interned_list; i; i = i->next) {
+        if (strcmp(i->s, s) == 0) {
+            pthread_mutex_unlock(&intern_lock);
+            return i->s;
+        }
+    }
+    const char *r = "download failed";
+    if (interned_n < MAX_INTERNED) {
+        size_t len = strlen(s);
+        interned *i = malloc(sizeof *i + len + 1);
+        if (i) {
+            memcpy(i->s, s, len + 1);
+            if (i->s[0] >= 'A' && i->s[0] <= 'Z' && !(i->s[1] >= 'A' && i->s[1] <= 'Z'))
+                i->s[0] = (char)(i->s[0] + 32);
+            i->next = interned_list;
+            interned_list = i;
+            interned_n++;
+            r = i->s;
+        }
+    }
+    pthread_mutex_unlock(&intern_lock);
+    return r;
+}
+
+/* ---- options ---- */
+
+static long env_long(const char *name, long def, long lo, long hi)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return def;
+    char *end;
+    double d = strtod(v, &end);
+    if (end == v || *end)
+        return def;
+    long r = (long)d;
+    return r < lo ? lo : r > hi ? hi : r;
+}
+
+/* seconds (fractions allowed) from the environment, as milliseconds */
+static long env_ms(const char *name, long def_ms, long lo_ms, long hi_ms)
+{
+    const char *v = getenv(name);
+    if (!v || !*v)
+        return def_ms;
+    char *end;
+    double d = strtod(v, &end);
+    if (end == v || *end)
+        return def_ms;
+    long r = (long)(d * 1000.0);
+    return r < lo_ms ? lo_ms : r > hi_ms ? hi_ms : r;
+}
+
+void fs_fetch_opts_default(fs_fetch_opts *o)
+{
+    o->parallel = (int)env_long("VFS_FETCH_PARALLEL", 16, 1, 256);
+    o->connect_timeout_ms = env_ms("VFS_FETCH_CONNECT_TIMEOUT", 10000, 100, 600000);
+    o->timeout_ms = env_ms("VFS_FETCH_TIMEOUT", 300000, 100, 86400000);
+    o->stall_timeout_ms = env_ms("VFS_FETCH_STALL_TIMEOUT", 30000, 1000, 3600000);
+    o->retries = (int)env_long("VFS_FETCH_RETRIES", 3, 0, 20);
+    o->backoff_ms = env_long("VFS_FETCH_BACKOFF_MS", 500, 0, 600000);
+}
+
+/* ---- URL helpers ---- */
+
+static int prefix_ci(const char *s, const char *pre)
+{
+    return strncasecmp(s, pre, strlen(pre)) == 0;
+}
+
+void fs_fetch_redact(const char *url, char *out, size_t n)
+{
+    if (!n)
+        return;
+    out[0] = '\0';
+    if (!url)
+        return;
+    const char *p = url;
+    size_t o = 0;
+    const char *scheme = strstr(url, "://");
+    if (scheme) {
+        size_t sl = (size_t)(scheme - url) + 3;
+        const char *auth = scheme + 3;
+        size_t al = strcspn(auth, "/?#");
+        const char *at = memchr(auth, '@', al);
+        if (sl >= n)
+            sl = n - 1;
+        memcpy(out, url, sl);
+        o = sl;
+        p = at ? at + 1 : auth;
+    }
+    for (; *p && *p != '?' && *p != '#' && o + 1 < n; p++)
+        out[o++] = *p;
+    out[o] = '\0';
+}
+
+static int url_char(unsigned char c)
+{
+    return c > 0x20 && c != 0x7f && c != '\'' && c != '"' && c != '\\' && c != '<' && c != '>';
+}
+
+void fs_fetch_redact_text(char *s)
+{
+    if (!s)
+        return;
+    char *p = s;
+    while (*p) {
+        if (!(prefix_ci(p, "http://") || prefix_ci(p, "https://") || prefix_ci(p, "file://"))) {
+            p++;
+            continue;
+        }
+        char *end = p;
+        while (*end && url_char((unsigned char)*end))
+            end++;
+        char *q = p;
+        while (q < end && *q != '?' && *q != '#')
+            q++;
+        if (q < end) {
+            memmove(q, end, strlen(end) + 1);
+            end = q;
+        }
+        p = end;
+    }
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* file:///a/b%20c -> /a/b c; -1 when it is not a usable local path. */
+static int file_url_path(const char *url, char *out, size_t n)
+{
+    if (!prefix_ci(url, "file://"))
+        return -1;
+    const char *p = url + 7;
+    if (prefix_ci(p, "localhost/"))
+        p += 9;
+    if (*p != '/')
+        return -1;
+    size_t o = 0;
+    for (; *p && *p != '?' && *p != '#'; p++) {
+        char c = *p;
+        if (c == '%') {
+            int a = hexval(p[1]), b = a >= 0 ? hexval(p[2]) : -1;
+            if (a < 0 || b < 0)
+                return -1;
+            c = (char)(a * 16 + b);
+            p += 2;
+        }
+        if (c == '\0' || o + 1 >= n)
+            return -1;
+        out[o++] = c;
+    }
+    out[o] = '\0';
+    return 0;
+}
+
+/* ---- jobs (fetch_lock held) ---- */
+
+static size_t hash_str(const char *s)
+{
+    size_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h % HASH_BUCKETS;
+}
+
+static fetch_job *table_find(const char *dest)
+{
+    if (!table)
+        return NULL;
+    for (fetch_job *j = table[hash_str(dest)]; j; j = j->hnext)
+        if (strcmp(j->dest, dest) == 0)
+            return j;
+    return NULL;
+}
+
+static void table_remove(fetch_job *j)
+{
+    if (!j->in_hash)
+        return;
+    for (fetch_job **pp = &table[hash_str(j->dest)]; *pp; pp = &(*pp)->hnext) {
+        if (*pp == j) {
+            *pp = j->hnext;
+            break;
+        }
+    }
+    j->in_hash = 0;
+    j->hnext = NULL;
+}
+
+static void job_free(fetch_job *j)
+{
+    if (!j)
+        return;
+    free(j->owner);
+    free(j->url);
+    free(j->dest);
+    free(j);
+}
+
+static fetch_job *job_new(job_kind kind, const char *owner, const char *url, const char *dest)
+{
+    fetch_job *j = calloc(1, sizeof *j);
+    if (!j)
+        return NULL;
+    j->kind = kind;
+    j->fd = -1;
+    j->owner = strdup(owner);
+    j->url = strdup(url);
+    j->dest = dest ? strdup(dest) : NULL;
+    if (!j->owner || !j->url || (dest && !j->dest)) {
+        job_free(j);
+        return NULL;
+    }
+    j->max_bytes = kind == KIND_ANN ? FS_FETCH_MAX_ANN_BYTES : FS_FETCH_MAX_IMAGE_BYTES;
+    return j;
+}
+
+static void queue_push(fetch_job *j)
+{
+    j->state = JOB_QUEUED;
+    j->qnext = NULL;
+    if (q_tail)
+        q_tail->qnext = j;
+    else
+        q_head = j;
+    q_tail = j;
+}
+
+/* Removes (and frees, unless running) every job of owner that matches; kinds:
+ * 1 = failed images only, 2 = everything. */
+static void jobs_drop(const char *owner, int what)
+{
+    if (what == 2) {
+        fetch_job **pp = &q_head;
+        q_tail = NULL;
+        while (*pp) {
+            fetch_job *j = *pp;
+            if (strcmp(j->owner, owner) == 0) {
+                *pp = j->qnext;
+                table_remove(j);
+                job_free(j);
+            } else {
+                q_tail = j;
+                pp = &j->qnext;
+            }
+        }
+        pp = &waiting;
+        while (*pp) {
+            fetch_job *j = *pp;
+            if (strcmp(j->owner, owner) == 0) {
+                *pp = j->qnext;
+                table_remove(j);
+                job_free(j);
+            } else {
+                pp = &j->qnext;
+            }
+        }
+    }
+    if (!table)
+        return;
+    for (size_t b = 0; b < HASH_BUCKETS; b++) {
+        fetch_job **pp = &table[b];
+        while (*pp) {
+            fetch_job *j = *pp;
+            if (strcmp(j->owner, owner) != 0 || (what == 1 && j->state != JOB_FAILED)) {
+                pp = &j->hnext;
+                continue;
+            }
+            *pp = j->hnext;
+            j->in_hash = 0;
+            j->hnext = NULL;
+            if (j->state == JOB_RUNNING)
+                j->cancelled = 1; /* the fetch thread frees it */
+            else
+                job_free(j);
+        }
+    }
+}
+
+/* ---- public: images ---- */
+
+static fs_fetch_state failed(char *err, size_t n, const char *why)
+{
+    if (err && n)
+        snprintf(err, n, "%s", why);
+    return FS_FETCH_FAILED;
+}
+
+fs_fetch_state fs_fetch_image(const char *dataset, const char *url, const char *dest, char *err,
+                              size_t n)
+{
+    if (err && n)
+        err[0] = '\0';
+    coco_url_kind uk = coco_url_classify(url);
+    if (uk != COCO_URL_HTTP && uk != COCO_URL_HTTPS && uk != COCO_URL_FILE)
+        return failed(err, n, "not an http, https or file url");
+    pthread_mutex_lock(&fetch_lock);
+    if (!running || stopping) {
+        pthread_mutex_unlock(&fetch_lock);
+        return failed(err, n, "downloads are not running");
+    }
+    fetch_job *j = table_find(dest);
+    if (j && strcmp(j->url, url) != 0) {
+        /* the annotation file now gives another url: start over */
+        if (j->state == JOB_FAILED) {
+            table_remove(j);
+            job_free(j);
+            j = NULL;
+        } else {
+            pthread_mutex_unlock(&fetch_lock);
+            return FS_FETCH_PENDING;
+        }
+    }
+    if (j) {
+        fs_fetch_state st = FS_FETCH_PENDING;
+        if (j->state == JOB_FAILED)
+            st = failed(err, n, j->error);
+        pthread_mutex_unlock(&fetch_lock);
+        return st;
+    }
+    pthread_mutex_unlock(&fetch_lock);
+    struct stat st;
+    if (lstat(dest, &st) == 0)
+        return S_ISREG(st.st_mode) ? FS_FETCH_DONE : failed(err, n, "destination is not a file");
+    fetch_job *nj = job_new(KIND_IMAGE, dataset, url, dest);
+    if (!nj)
+        return failed(err, n, "out of memory");
+    pthread_mutex_lock(&fetch_lock);
+    if (!running || stopping || table_find(dest)) {
+        pthread_mutex_unlock(&fetch_lock);
+        job_free(nj);
+        return FS_FETCH_PENDING;
+    }
+    size_t h = hash_str(dest);
+    nj->hnext = table[h];
+    table[h] = nj;
+    nj->in_hash = 1;
+    queue_push(nj);
+    pthread_mutex_unlock(&fetch_lock);
+    curl_multi_wakeup(multi);
+    return FS_FETCH_PENDING;
+}
+
+void fs_fetch_forget_failed(const char *owner)
+{
+    pthread_mutex_lock(&fetch_lock);
+    jobs_drop(owner, 1);
+    pthread_mutex_unlock(&fetch_lock);
+}
+
+static void dsjson_free(dsjson *d)
+{
+    if (!d)
+        return;
+    for (int k = 0; d->parts && k < d->n; k++) {
+        if (d->parts[k]) {
+            unlink(d->parts[k]);
+            free(d->parts[k]);
+        }
+    }
+    free(d->parts);
+    free(d);
+}
+
+void fs_fetch_cancel(const char *owner)
+{
+    pthread_mutex_lock(&fetch_lock);
+    jobs_drop(owner, 2);
+    dsjson *gone = NULL;
+    for (dsjson **pp = &dsjsons; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->name, owner) == 0) {
+            gone = *pp;
+            *pp = gone->next;
+            break;
+        }
+    }
+    int live = running;
+    pthread_mutex_unlock(&fetch_lock);
+    dsjson_free(gone);
+    if (live)
+        curl_multi_wakeup(multi);
+}
+
+/* ---- the fetch thread ---- */
+
+static size_t on_header(char *buf, size_t size, size_t nitems, void *arg)
+{
+    fetch_job *j = arg;
+    size_t len = size * nitems;
+    if (len >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
+        j->ctype[0] = j->mserr[0] = '\0'; /* a new response (after a redirect) */
+        return len;
+    }
+    char *dst = NULL;
+    size_t cap = 0, skip = 0;
+    if (len > 13 && strncasecmp(buf, "content-type:", 13) == 0) {
+        dst = j->ctype, cap = sizeof j->ctype, skip = 13;
+    } else if (len > 16 && strncasecmp(buf, "x-ms-error-code:", 16) == 0) {
+        dst = j->mserr, cap = sizeof j->mserr, skip = 16;
+    }
+    if (dst) {
+        const char *v = buf + skip;
+        size_t vl = len - skip;
+        while (vl && (*v == ' ' || *v == '\t'))
+            v++, vl--;
+        while (vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+            vl--;
+        size_t o = 0;
+        for (size_t i = 0; i < vl && o + 1 < cap; i++)
+            if ((unsigned char)v[i] >= 0x20 && v[i] != '"' && v[i] != '\\')
+                dst[o++] = v[i];
+        dst[o] = '\0';
+    }
+    return len;
+}
+
+static size_t on_write(char *buf, size_t size, size_t nmemb, void *arg)
+{
+    fetch_job *j = arg;
+    size_t len = size * nmemb;
+    long code = 0;
+    curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &code);
+    if (code >= 400)
+        return len; /* an error body: not kept, the status says enough */
+    if (j->got + (int64_t)len > j->max_bytes) {
+        j->too_big = 1;
+        return 0;
+    }
+    size_t done = 0;
+    while (done < len) {
+        ssize_t w = write(j->fd, buf + done, len - done);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return 0;
+        }
+        done += (size_t)w;
+    }
+    j->got += (int64_t)len;
+    j->last_data = now_s();
+    return len;
+}
+
+/* Aborts a transfer that has received nothing for the stall timeout (curl's
+ * own low-speed check averages over several seconds). */
+static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)ultotal;
+    (void)ulnow;
+    (void)dlnow;
+    fetch_job *j = arg;
+    if (now_s() - j->last_data > (double)opts.stall_timeout_ms / 1000.0) {
+        j->stalled = 1;
+        return 1;
+    }
+    return 0;
+}
+
+static const char *size_reason(const fetch_job *j)
+{
+    return j->kind == KIND_ANN ? "larger than 512 MB" : "larger than 20 MB";
+}
+
+/* Prepares a running job's temp file and easy handle; a reason on failure. */
+static const char *job_setup(fetch_job *j)
+{
+    coco_url_kind uk = coco_url_classify(j->url);
+    if (uk == COCO_URL_FILE) {
+        char path[PATHN];
+        struct stat st;
+        if (file_url_path(j->url, path, sizeof path) != 0)
+            return "not a usable file url";
+        if (stat(path, &st) != 0)
+            return errno == ENOENT ? "no such file" : intern(strerror(errno));
+        if (!S_ISREG(st.st_mode))
+            return "not a regular file";
+        if (access(path, R_OK) != 0)
+            return "not readable by the user who mounted visionfs";
+        if (st.st_size > j->max_bytes)
+            return size_reason(j);
+    } else if (uk != COCO_URL_HTTP && uk != COCO_URL_HTTPS) {
+        return "not an http, https or file url";
+    }
+    j->fd = fs_tmp_create(j->tmp, sizeof j->tmp);
+    if (j->fd < 0) {
+        j->tmp[0] = '\0';
+        return intern(strerror(-j->fd));
+    }
+    j->got = 0;
+    j->too_big = j->stalled = 0;
+    j->last_data = now_s();
+    j->ctype[0] = j->mserr[0] = j->errbuf[0] = '\0';
+    CURL *e = curl_easy_init();
+    if (!e)
+        return "out of memory";
+    j->easy = e;
+    curl_easy_setopt(e, CURLOPT_URL, j->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, j);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, uk == COCO_URL_FILE ? "file" : "http,https");
+    curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXREDIRS, (long)FS_FETCH_MAX_REDIRECTS);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, opts.connect_timeout_ms);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, opts.timeout_ms);
+    curl_easy_setopt(e, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(e, CURLOPT_XFERINFODATA, j);
+    curl_easy_setopt(e, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)j->max_bytes);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, j);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, j);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, j->errbuf);
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "visionfs/1");
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    if (curl_multi_add_handle(multi, e) != CURLM_OK)
+        return "cannot start the transfer";
+    return NULL;
+}
+
+/* Closes the easy handle and temp fd; unlinks the temp unless keep. */
+static void job_release(fetch_job *j, int keep)
+{
+    if (j->easy) {
+        curl_multi_remove_handle(multi, j->easy);
+        curl_easy_cleanup(j->easy);
+        j->easy = NULL;
+    }
+    if (j->fd >= 0) {
+        close(j->fd);
+        j->fd = -1;
+    }
+    if (!keep && j->tmp[0])
+        unlink(j->tmp);
+    if (!keep)
+        j->tmp[0] = '\0';
+}
+
+static int retryable(CURLcode rc, long http)
+{
+    if (rc == CURLE_OK)
+        return http >= 500 || http == 429 || http == 408;
+    switch (rc) {
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM: return 1;
+    default: return 0;
+    }
+}
+
+/* The reason a transfer failed (interned), or NULL when it succeeded. */
+static const char *transfer_reason(fetch_job *j, CURLcode rc, long http)
+{
+    char buf[256];
+    if (j->too_big || rc == CURLE_FILESIZE_EXCEEDED)
+        return size_reason(j);
+    if (rc == CURLE_OK) {
+        if (http >= 400 || (http >= 300 && http < 400)) {
+            const char *tries = j->attempts > 1 ? " after %d attempts" : "";
+            char fmt[64];
+            snprintf(fmt, sizeof fmt, "http %%ld%s%%s%s", j->mserr[0] ? " " : "", tries);
+            if (j->attempts > 1)
+                snprintf(buf, sizeof buf, fmt, http, j->mserr, j->attempts);
+            else
+                snprintf(buf, sizeof buf, fmt, http, j->mserr);
+            return intern(buf);
+        }
+        return NULL;
+    }
+    if (j->stalled)
+        snprintf(buf, sizeof buf, "timed out: no data for %g s",
+                 (double)opts.stall_timeout_ms / 1000.0);
+    switch (j->stalled ? CURLE_OK : rc) {
+    case CURLE_OK: break;
+    case CURLE_OPERATION_TIMEDOUT: {
+        double connect = 0;
+        curl_easy_getinfo(j->easy, CURLINFO_CONNECT_TIME, &connect);
+        if (connect <= 0)
+            snprintf(buf, sizeof buf, "timed out connecting (%.1f s)",
+                     (double)opts.connect_timeout_ms / 1000.0);
+        else
+            snprintf(buf, sizeof buf, "timed out after %.1f s", (double)opts.timeout_ms / 1000.0);
+        break;
+    }
+    case CURLE_COULDNT_CONNECT: snprintf(buf, sizeof buf, "cannot connect to the server"); break;
+    case CURLE_COULDNT_RESOLVE_HOST: snprintf(buf, sizeof buf, "host not found"); break;
+    case CURLE_TOO_MANY_REDIRECTS:
+        snprintf(buf, sizeof buf, "too many redirects (more than %d)", FS_FETCH_MAX_REDIRECTS);
+        break;
+    case CURLE_UNSUPPORTED_PROTOCOL:
+        snprintf(buf, sizeof buf, "redirected to a protocol other than http or https");
+        break;
+    case CURLE_WRITE_ERROR: snprintf(buf, sizeof buf, "cannot write the download"); break;
+    case CURLE_FILE_COULDNT_READ_FILE: snprintf(buf, sizeof buf, "cannot read the file"); break;
+    default:
+        snprintf(buf, sizeof buf, "%s", j->errbuf[0] ? j->errbuf : curl_easy_strerror(rc));
+        break;
+    }
+    if (j->attempts > 1 && (j->stalled || retryable(rc, http))) {
+        size_t o = strlen(buf);
+        snprintf(buf + o, sizeof buf - o, " after %d attempts", j->attempts);
+    }
+    fs_fetch_redact_text(buf);
+    return intern(buf);
+}
+
+/* The downloaded temp is an image (or, for annotation files, anything).
+ * NULL, or the reason it is not usable. */
+static const char *check_body(fetch_job *j)
+{
+    if (j->kind == KIND_ANN)
+        return NULL;
+    eng_image_info info;
+    eng_diag d;
+    d.msg[0] = '\0';
+    eng_status es = eng_image_probe_file(j->tmp, &info, &d);
+    if (es == ENG_OK)
+        return NULL;
+    char buf[256];
+    if (es == ENG_EUNSUPPORTED || j->got == 0) {
+        if (j->ctype[0])
+            snprintf(buf, sizeof buf, "not an image (content-type %.60s)", j->ctype);
+        else
+            snprintf(buf, sizeof buf, "not an image");
+        return intern(buf);
+    }
+    /* the engine names the file by its temp path: drop that */
+    const char *m = d.msg[0] ? d.msg : eng_status_name(es);
+    size_t tl = strlen(j->tmp);
+    if (m[0] == '\'' && strncmp(m + 1, j->tmp, tl) == 0 && m[tl + 1] == '\'')
+        m += tl + 2;
+    while (*m == ':' || *m == ' ')
+        m++;
+    snprintf(buf, sizeof buf, "unusable image: %.200s", m);
+    return intern(buf);
+}
+
+/* mkdir -p of dest's parent, below the owner's dataset folder only. 0, or
+ * -ENOENT when the dataset is gone. */
+static int make_parent(const char *owner, const char *dest)
+{
+    char ds[PATHN], buf[PATHN];
+    struct stat st;
+    if (fs_store_path(ds, sizeof ds, "datasets", owner) || stat(ds, &st) != 0 ||
+        !S_ISDIR(st.st_mode))
+        return -ENOENT;
+    size_t dl = strlen(ds);
+    if (strncmp(dest, ds, dl) != 0 || dest[dl] != '/')
+        return -EINVAL;
+    snprintf(buf, sizeof buf, "%s", dest);
+    char *last = strrchr(buf, '/');
+    if (!last)
+        return -EINVAL;
+    *last = '\0';
+    for (char *p = buf + dl + 1; p <= last; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return -errno;
+        if (lstat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
+            return -ENOTDIR;
+        *p = c;
+        if (c == '\0')
+            break;
+    }
+    return 0;
+}
+
+static void dsjson_part_done(fetch_job *j, const char *reason);
+
+typedef struct touch_list {
+    char **names;
+    size_t n, cap;
+} touch_list;
+
+static void touch_add(touch_list *t, const char *name)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(t->names[i], name) == 0)
+            return;
+    if (t->n == t->cap) {
+        size_t cap = t->cap ? t->cap * 2 : 8;
+        char **nn = realloc(t->names, cap * sizeof *nn);
+        if (!nn)
+            return;
+        t->names = nn;
+        t->cap = cap;
+    }
+    char *s = strdup(name);
+    if (s)
+        t->names[t->n++] = s;
+}
+
+static void touch_flush(touch_list *t)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        fs_dataset_touch(t->names[i]);
+        free(t->names[i]);
+    }
+    t->n = 0;
+}
+
+/* A running job ended with reason (NULL: the body is in j->tmp). */
+static void job_finish(fetch_job *j, const char *reason, touch_list *touch)
+{
+    int cancelled;
+    pthread_mutex_lock(&fetch_lock);
+    cancelled = j->cancelled;
+    pthread_mutex_unlock(&fetch_lock);
+    if (cancelled) {
+        job_release(j, 0);
+        job_free(j);
+        return;
+    }
+    if (j->kind == KIND_ANN) {
+        job_release(j, reason == NULL);
+        dsjson_part_done(j, reason);
+        job_free(j);
+        return;
+    }
+    int landed = 0, gone = 0;
+    if (!reason) {
+        job_release(j, 1);
+        int rc = make_parent(j->owner, j->dest);
+        if (rc == -ENOENT) {
+            gone = 1;
+        } else if (rc) {
+            reason = intern(strerror(-rc));
+        } else if (renameat2(AT_FDCWD, j->tmp, AT_FDCWD, j->dest, RENAME_NOREPLACE) == 0 ||
+                   errno == EEXIST) {
+            landed = 1;
+        } else {
+            gone = errno == ENOENT;
+            if (!gone)
+                reason = intern(strerror(errno));
+        }
+        unlink(j->tmp);
+        j->tmp[0] = '\0';
+    } else {
+        job_release(j, 0);
+    }
+    if (reason) {
+        char plain[512];
+        fs_fetch_redact(j->url, plain, sizeof plain);
+        fs_log("fetch: \"%s\" failed: %s", plain, reason);
+    }
+    pthread_mutex_lock(&fetch_lock);
+    if (j->cancelled || landed || gone) {
+        table_remove(j);
+        pthread_mutex_unlock(&fetch_lock);
+        if (!j->cancelled)
+            touch_add(touch, j->owner);
+        job_free(j);
+        return;
+    }
+    j->state = JOB_FAILED;
+    j->error = reason;
+    pthread_mutex_unlock(&fetch_lock);
+    touch_add(touch, j->owner);
+}
+
+/* A transfer completed (curl says how). */
+static void job_done(fetch_job *j, CURLcode rc, touch_list *touch)
+{
+    long http = 0;
+    curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &http);
+    int is_file = coco_url_classify(j->url) == COCO_URL_FILE;
+    if (is_file)
+        http = 0;
+    const char *reason = transfer_reason(j, rc, is_file ? 200 : http);
+    if (reason && !j->too_big && j->attempts <= opts.retries &&
+        (j->stalled || retryable(rc, http)) && !is_file) {
+        job_release(j, 0);
+        pthread_mutex_lock(&fetch_lock);
+        if (!j->cancelled) {
+            long delay = opts.backoff_ms << (j->attempts - 1 < 10 ? j->attempts - 1 : 10);
+            j->not_before = now_s() + (double)delay / 1000.0;
+            j->state = JOB_WAIT;
+            j->qnext = waiting;
+            waiting = j;
+            pthread_mutex_unlock(&fetch_lock);
+            return;
+        }
+        pthread_mutex_unlock(&fetch_lock);
+        job_free(j);
+        return;
+    }
+    if (!reason) {
+        if (j->fd >= 0 && fsync(j->fd) != 0)
+            reason = intern(strerror(errno));
+        if (!reason)
+            reason = check_body(j);
+    }
+    job_finish(j, reason, touch);
+}
+
+static void *fetch_main(void *arg)
+{
+    (void)arg;
+    fetch_job **run = calloc((size_t)opts.parallel, sizeof *run);
+    touch_list touch = {0};
+    if (!run)
+        return NULL;
+    for (;;) {
+        fetch_job *start[256];
+        int nstart = 0;
+        double t = now_s(), next_retry = 0;
+        pthread_mutex_lock(&fetch_lock);
+        if (stopping) {
+            pthread_mutex_unlock(&fetch_lock);
+            break;
+        }
+        /* due retries go to the front of the queue */
+        for (fetch_job **pp = &waiting; *pp;) {
+            fetch_job *j = *pp;
+            if (j->not_before <= t) {
+                *pp = j->qnext;
+                j->state = JOB_QUEUED;
+                j->qnext = q_head;
+                q_head = j;
+                if (!q_tail)
+                    q_tail = j;
+            } else {
+                if (next_retry == 0 || j->not_before < next_retry)
+                    next_retry = j->not_before;
+                pp = &j->qnext;
+            }
+        }
+        int nrun = 0;
+        for (int i = 0; i < opts.parallel; i++)
+            nrun += run[i] != NULL;
+        while (q_head && nrun + nstart < opts.parallel && nstart < 256) {
+            fetch_job *j = q_head;
+            q_head = j->qnext;
+            if (!q_head)
+                q_tail = NULL;
+            j->qnext = NULL;
+            j->state = JOB_RUNNING;
+            j->attempts++;
+            start[nstart++] = j;
+        }
+        /* cancelled running transfers */
+        fetch_job *dead[256];
+        int ndead = 0;
+        for (int i = 0; i < opts.parallel; i++) {
+            if (run[i] && run[i]->cancelled && ndead < 256) {
+                dead[ndead++] = run[i];
+                run[i] = NULL;
+            }
+        }
+        pthread_mutex_unlock(&fetch_lock);
+
+        for (int i = 0; i < ndead; i++) {
+            job_release(dead[i], 0);
+            job_free(dead[i]);
+        }
+        for (int i = 0; i < nstart; i++) {
+            fetch_job *j = start[i];
+            const char *why = job_setup(j);
+            if (why) {
+                job_release(j, 0);
+                job_finish(j, intern(why), &touch);
+                continue;
+            }
+            for (int k = 0; k < opts.parallel; k++) {
+                if (!run[k]) {
+                    run[k] = j;
+                    break;
+                }
+            }
+        }
+        int still = 0;
+        curl_multi_perform(multi, &still);
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(multi, &left))) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            fetch_job *j = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&j);
+            CURLcode rc = msg->data.result;
+            for (int k = 0; k < opts.parallel; k++)
+                if (run[k] == j)
+                    run[k] = NULL;
+            if (j)
+                job_done(j, rc, &touch);
+        }
+        touch_flush(&touch);
+        int timeout = 1000;
+        if (next_retry > 0) {
+            double w = (next_retry - now_s()) * 1000.0;
+            if (w < timeout)
+                timeout = w < 1 ? 1 : (int)w;
+        }
+        pthread_mutex_lock(&fetch_lock);
+        int more = q_head != NULL && nstart > 0;
+        pthread_mutex_unlock(&fetch_lock);
+        if (!more)
+            curl_multi_poll(multi, NULL, 0, timeout, NULL);
+    }
+    /* unmount: end every transfer, leave nothing behind */
+    pthread_mutex_lock(&fetch_lock);
+    for (int i = 0; i < opts.parallel; i++)
+        if (run[i])
+            table_remove(run[i]);
+    pthread_mutex_unlock(&fetch_lock);
+    for (int i = 0; i < opts.parallel; i++) {
+        if (run[i]) {
+            job_release(run[i], 0);
+            job_free(run[i]);
+        }
+    }
+    free(run);
+    free(touch.names);
+    return NULL;
+}
+
+int fs_fetch_start(void) { return fs_fetch_start_with(NULL); }
+
+int fs_fetch_start_with(const fs_fetch_opts *o)
+{
+    pthread_mutex_lock(&fetch_lock);
+    if (running) {
+        pthread_mutex_unlock(&fetch_lock);
+        return 0;
+    }
+    if (o)
+        opts = *o;
+    else
+        fs_fetch_opts_default(&opts);
+    if (opts.parallel < 1)
+        opts.parallel = 1;
+    if (opts.parallel > 256)
+        opts.parallel = 256;
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        pthread_mutex_unlock(&fetch_lock);
+        return -EIO;
+    }
+    table = calloc(HASH_BUCKETS, sizeof *table);
+    multi = curl_multi_init();
+    if (!table || !multi) {
+        free(table);
+        table = NULL;
+        if (multi)
+            curl_multi_cleanup(multi);
+        multi = NULL;
+        curl_global_cleanup();
+        pthread_mutex_unlock(&fetch_lock);
+        return -ENOMEM;
+    }
+    curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)opts.parallel);
+    curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)opts.parallel);
+    stopping = 0;
+    if (pthread_create(&thread, NULL, fetch_main, NULL) != 0) {
+        curl_multi_cleanup(multi);
+        multi = NULL;
+        free(table);
+        table = NULL;
+        curl_global_cleanup();
+        pthread_mutex_unlock(&fetch_lock);
+        return -EAGAIN;
+    }
+    running = 1;
+    pthread_mutex_unlock(&fetch_lock);
+    fs_log("fetch: started (%d parallel transfers)", opts.parallel);
+    return 0;
+}
+
+void fs_fetch_stop(void)
+{
+    pthread_mutex_lock(&fetch_lock);
+    if (!running) {
+        pthread_mutex_unlock(&fetch_lock);
+        return;
+    }
+    stopping = 1;
+    pthread_mutex_unlock(&fetch_lock);
+    curl_multi_wakeup(multi);
+    pthread_join(thread, NULL);
+    pthread_mutex_lock(&fetch_lock);
+    while (q_head) {
+        fetch_job *j = q_head;
+        q_head = j->qnext;
+        table_remove(j);
+        job_free(j);
+    }
+    q_tail = NULL;
+    while (waiting) {
+        fetch_job *j = waiting;
+        waiting = j->qnext;
+        table_remove(j);
+        job_free(j);
+    }
+    for (size_t b = 0; b < HASH_BUCKETS; b++) {
+        while (table[b]) {
+            fetch_job *j = table[b];
+            table[b] = j->hnext;
+            job_free(j);
+        }
+    }
+    free(table);
+    table = NULL;
+    dsjson *d = dsjsons;
+    dsjsons = NULL;
+    curl_multi_cleanup(multi);
+    multi = NULL;
+    running = 0;
+    stopping = 0;
+    pthread_mutex_unlock(&fetch_lock);
+    while (d) {
+        dsjson *nx = d->next;
+        dsjson_free(d);
+        d = nx;
+    }
+    curl_global_cleanup();
+}
+
+/* ---- dataset.json ---- */
+
+/* Reads a whole small file; NULL on failure. */
+static char *read_small(const char *path, size_t max, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
+        close(fd);
+        return NULL;
+    }
+    char *buf = malloc((size_t)st.st_size + 1);
+    size_t got = 0;
+    while (buf && got < (size_t)st.st_size) {
+        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (buf)
+        buf[got] = '\0';
+    if (len)
+        *len = got;
+    return buf;
+}
+
+/* Parses dataset.json text; fills kind and the url list (borrowed from root). */
+static int dsjson_parse(const char *text, size_t len, cJSON **root_out, coco_kind *kind, char *why,
+                        size_t n)
+{
+    *root_out = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(text, len, NULL, 0);
+    if (!root || !cJSON_IsObject(root)) {
+        snprintf(why, n, "dataset.json is not a JSON object");
+        cJSON_Delete(root);
+        return -EINVAL;
+    }
+    cJSON *k = cJSON_GetObjectItemCaseSensitive(root, "annotationKind");
+    if (!cJSON_IsString(k) || (strcasecmp(k->valuestring, "imageClassification") != 0 &&
+                               strcasecmp(k->valuestring, "imageObjectDetection") != 0)) {
+        snprintf(why, n,
+                 "annotationKind: must be \"imageClassification\" or \"imageObjectDetection\"");
+        cJSON_Delete(root);
+        return -EINVAL;
+    }
+    *kind = strcasecmp(k->valuestring, "imageClassification") == 0 ? COCO_KIND_CLASSIFICATION
+                                                                   : COCO_KIND_DETECTION;
+    cJSON *u = cJSON_GetObjectItemCaseSensitive(root, "annotationFileUris");
+    int nu = cJSON_IsArray(u) ? cJSON_GetArraySize(u) : 0;
+    if (nu < 1 || nu > 64) {
+        snprintf(why, n, "annotationFileUris: must be an array of 1 to 64 urls");
+        cJSON_Delete(root);
+        return -EINVAL;
+    }
+    for (int i = 0; i < nu; i++) {
+        cJSON *s = cJSON_GetArrayItem(u, i);
+        coco_url_kind uk = cJSON_IsString(s) ? coco_url_classify(s->valuestring) : COCO_URL_NONE;
+        if (uk != COCO_URL_HTTP && uk != COCO_URL_HTTPS && uk != COCO_URL_FILE) {
+            char plain[200] = "";
+            if (cJSON_IsString(s))
+                fs_fetch_redact(s->valuestring, plain, sizeof plain);
+            snprintf(why, n, "annotationFileUris[%d]: \"%.150s\" is not an http, https or file url",
+                     i, plain);
+            cJSON_Delete(root);
+            return -EINVAL;
+        }
+    }
+    *root_out = root;
+    return 0;
+}
+
+int fs_fetch_dataset_json_check(const char *path, char *why, size_t n)
+{
+    size_t len = 0;
+    char *text = read_small(path, 1 << 20, &len);
+    if (!text) {
+        snprintf(why, n, "dataset.json: cannot read it or larger than 1 MB");
+        return -EINVAL;
+    }
+    cJSON *root = NULL;
+    coco_kind kind;
+    int rc = dsjson_parse(text, len, &root, &kind, why, n);
+    free(text);
+    cJSON_Delete(root);
+    return rc;
+}
+
+/* Starts (or restarts) the downloads of name's dataset.json; lock not held. */
+static void dsjson_start(const char *name, const char *dir)
+{
+    char path[PATHN], why[400];
+    if (snprintf(path, sizeof path, "%s/dataset.json", dir) >= (int)sizeof path)
+        return;
+    size_t len = 0;
+    char *text = read_small(path, 1 << 20, &len);
+    cJSON *root = NULL;
+    coco_kind kind = COCO_KIND_UNKNOWN;
+    int rc = text ? dsjson_parse(text, len, &root, &kind, why, sizeof why) : -ENOENT;
+    free(text);
+    dsjson *d = calloc(1, sizeof *d);
+    if (!d) {
+        cJSON_Delete(root);
+        return;
+    }
+    snprintf(d->name, sizeof d->name, "%s", name);
+    d->kind = kind;
+    cJSON *u = root ? cJSON_GetObjectItemCaseSensitive(root, "annotationFileUris") : NULL;
+    d->n = u ? cJSON_GetArraySize(u) : 0;
+    d->parts = calloc((size_t)(d->n ? d->n : 1), sizeof *d->parts);
+    fetch_job **jobs = calloc((size_t)(d->n ? d->n : 1), sizeof *jobs);
+    d->state = 1;
+    if (rc || !d->parts || !jobs) {
+        d->state = 2;
+        d->code_uri = 1;
+        snprintf(d->error, sizeof d->error, "%s", rc == -ENOENT ? "dataset.json is gone" : why);
+    }
+    for (int i = 0; d->state == 1 && i < d->n; i++) {
+        cJSON *s = cJSON_GetArrayItem(u, i);
+        jobs[i] = job_new(KIND_ANN, name, s->valuestring, NULL);
+        if (!jobs[i]) {
+            d->state = 2;
+            snprintf(d->error, sizeof d->error, "out of memory");
+        } else
+            jobs[i]->part = i;
+    }
+    cJSON_Delete(root);
+    pthread_mutex_lock(&fetch_lock);
+    if (!running || stopping) {
+        pthread_mutex_unlock(&fetch_lock);
+        for (int i = 0; i < d->n && jobs; i++)
+            job_free(jobs[i]);
+        free(jobs);
+        dsjson_free(d);
+        return;
+    }
+    /* a new request replaces an older one (its parts are dropped) */
+    jobs_drop(name, 2);
+    dsjson *old = NULL;
+    for (dsjson **pp = &dsjsons; *pp; pp = &(*pp)->next) {
+        if (strcmp((*pp)->name, name) == 0) {
+            old = *pp;
+            *pp = old->next;
+            break;
+        }
+    }
+    d->gen = ++dsj_gen;
+    d->next = dsjsons;
+    dsjsons = d;
+    for (int i = 0; d->state == 1 && i < d->n; i++) {
+        jobs[i]->gen = d->gen;
+        queue_push(jobs[i]);
+        jobs[i] = NULL;
+    }
+    pthread_mutex_unlock(&fetch_lock);
+    for (int i = 0; i < d->n && jobs; i++)
+        job_free(jobs[i]);
+    free(jobs);
+    dsjson_free(old);
+    curl_multi_wakeup(multi);
+    fs_dataset_touch(name);
+}
+
+void fs_fetch_dataset_json(const char *dataset, const char *path)
+{
+    char dir[PATHN];
+    const char *slash = path ? strrchr(path, '/') : NULL;
+    if (slash && (size_t)(slash - path) < sizeof dir) {
+        memcpy(dir, path, (size_t)(slash - path));
+        dir[slash - path] = '\0';
+    } else if (fs_store_path(dir, sizeof dir, "datasets", dataset) != 0) {
+        return;
+    }
+    dsjson_start(dataset, dir);
+}
+
+/* A growable string buffer for the annotation file. */
+typedef struct sbuf {
+    char *s;
+    size_t len, cap;
+    int oom;
+} sbuf;
+
+static void sb_put(sbuf *b, const char *s, size_t n)
+{
+    if (b->oom)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1 << 16;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *ns = realloc(b->s, cap);
+        if (!ns) {
+            b->oom = 1;
+            return;
+        }
+        b->s = ns;
+        b->cap = cap;
+    }
+    memcpy(b->s + b->len, s, n);
+    b->len += n;
+    b->s[b->len] = '\0';
+}
+
+static void sb_lit(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
+
+static void sb_fmt(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_fmt(sbuf *b, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int w = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (w > 0)
+        sb_put(b, tmp, (size_t)w < sizeof tmp ? (size_t)w : sizeof tmp - 1);
+}
+
+static void sb_str(sbuf *b, const char *s, size_t n)
+{
+    sb_put(b, "\"", 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            sb_put(b, e, 2);
+        } else if (c < 0x20) {
+            sb_fmt(b, "\\u%04x", c);
+        } else {
+            sb_put(b, (const char *)&s[i], 1);
+        }
+    }
+    sb_put(b, "\"", 1);
+}
+
+static void sb_num(sbuf *b, double v)
+{
+    char tmp[64];
+    snprintf(tmp, sizeof tmp, "%.17g", v);
+    for (char *p = tmp; *p; p++)
+        if (*p == ',')
+            *p = '.'; /* whatever the locale */
+    sb_put(b, tmp, strlen(tmp));
+}
+
+/* The dataset as a COCO file (what coco keeps: ids, names, urls, sizes,
+ * boxes), with "task" set from kind. */
+static char *coco_to_json(const coco_dataset *ds, coco_kind kind, size_t *len)
+{
+    sbuf b = {0};
+    sb_fmt(&b, "{\"task\": \"%s\",\n\"images\": [",
+           kind == COCO_KIND_DETECTION ? "imageObjectDetection" : "imageClassification");
+    size_t ni = coco_dataset_image_count(ds);
+    for (size_t i = 0; i < ni; i++) {
+        const coco_image *im = coco_dataset_image(ds, i);
+        sb_put(&b, i ? ",\n{" : "\n{", i ? 3 : 2);
+        int first = 1;
+#define SEP() (first ? (void)(first = 0) : sb_lit(&b, ", "))
+        if (im->flags & COCO_HAS_ID)
+            SEP(), sb_fmt(&b, "\"id\": %lld", (long long)im->id);
+        if (im->file_name) {
+            SEP();
+            sb_lit(&b, "\"file_name\": ");
+            sb_str(&b, im->file_name, im->file_name_len);
+        }
+        if (im->url) {
+            SEP();
+            if (im->flags & COCO_URL_IS_COCO)
+                sb_lit(&b, "\"coco_url\": ");
+            else
+                sb_lit(&b, "\"absolute_url\": ");
+            sb_str(&b, im->url, strlen(im->url));
+        }
+        if (im->flags & COCO_HAS_SIZE)
+            SEP(), sb_fmt(&b, "\"width\": %lld, \"height\": %lld", (long long)im->width,
+                          (long long)im->height);
+#undef SEP
+        sb_lit(&b, "}");
+    }
+    sb_lit(&b, "],\n\"annotations\": [");
+    size_t na = coco_dataset_annotation_count(ds);
+    for (size_t i = 0; i < na; i++) {
+        const coco_annotation *a = coco_dataset_annotation(ds, i);
+        sb_put(&b, i ? ",\n{" : "\n{", i ? 3 : 2);
+        int first = 1;
+#define SEP() (first ? (void)(first = 0) : sb_lit(&b, ", "))
+        if (a->flags & COCO_HAS_ID)
+            SEP(), sb_fmt(&b, "\"id\": %lld", (long long)a->id);
+        if (a->flags & COCO_HAS_IMAGE_ID)
+            SEP(), sb_fmt(&b, "\"image_id\": %lld", (long long)a->image_id);
+        if (a->flags & COCO_HAS_CAT_ID)
+            SEP(), sb_fmt(&b, "\"category_id\": %lld", (long long)a->category_id);
+        if (a->has_bbox) {
+            SEP();
+            sb_lit(&b, "\"bbox\": [");
+            for (int k = 0; k < 4; k++) {
+                if (k)
+                    sb_lit(&b, ", ");
+                sb_num(&b, a->bbox[k]);
+            }
+            sb_lit(&b, "]");
+        }
+        if (a->flags & COCO_HAS_AREA) {
+            SEP();
+            sb_lit(&b, "\"area\": ");
+            sb_num(&b, a->area);
+        }
+#undef SEP
+        sb_lit(&b, "}");
+    }
+    sb_lit(&b, "],\n\"categories\": [");
+    size_t nc = coco_dataset_category_count(ds);
+    for (size_t i = 0; i < nc; i++) {
+        const coco_category *c = coco_dataset_category(ds, i);
+        sb_put(&b, i ? ",\n{" : "\n{", i ? 3 : 2);
+        sb_fmt(&b, "\"id\": %lld", (long long)c->id);
+        if (c->name) {
+            sb_lit(&b, ", \"name\": ");
+            sb_str(&b, c->name, strlen(c->name));
+        }
+        sb_lit(&b, "}");
+    }
+    sb_lit(&b, "]}\n");
+    if (b.oom) {
+        free(b.s);
+        return NULL;
+    }
+    *len = b.len;
+    return b.s;
+}
+
+/* All parts of d are in: parse, merge, write annotations.json. Runs on the
+ * fetch thread without the lock; returns NULL or the reason. */
+static const char *dsjson_assemble(const char *name, int n, char **parts, coco_kind kind, char *why,
+                                   size_t whyn)
+{
+    coco_dataset **ds = calloc((size_t)n, sizeof *ds);
+    const char *fail = NULL;
+    if (!ds)
+        return "out of memory";
+    for (int k = 0; k < n && !fail; k++) {
+        size_t len = 0;
+        char *text = read_small(parts[k], (size_t)FS_FETCH_MAX_ANN_BYTES, &len);
+        coco_diag d;
+        memset(&d, 0, sizeof d);
+        if (!text) {
+            fail = "cannot read the download";
+            break;
+        }
+        coco_status cs = coco_dataset_parse(text, len, NULL, &ds[k], &d);
+        free(text);
+        if (cs != COCO_OK) {
+            snprintf(why, whyn, "annotationFileUris[%d]: %.300s", k,
+                     d.msg[0] ? d.msg : coco_status_name(cs));
+            fail = why;
+        }
+    }
+    coco_dataset *merged = NULL;
+    if (!fail && n > 1) {
+        coco_diag d;
+        memset(&d, 0, sizeof d);
+        if (coco_dataset_merge((const coco_dataset *const *)ds, (size_t)n, &merged, &d) !=
+            COCO_OK) {
+            snprintf(why, whyn, "merging the annotation files: %.300s", d.msg);
+            fail = why;
+        }
+    }
+    if (!fail) {
+        const coco_dataset *one = merged ? merged : ds[0];
+        size_t len = 0;
+        char *json = coco_to_json(one, kind, &len);
+        char path[PATHN];
+        if (!json) {
+            fail = "out of memory";
+        } else if (fs_store_path(path, sizeof path, "datasets", name) == 0 &&
+                   strlen(path) + 20 < sizeof path) {
+            strcat(path, "/annotations.json");
+            int rc = fs_write_atomic(path, json, len);
+            if (rc) {
+                snprintf(why, whyn, "cannot write annotations.json: %s", strerror(-rc));
+                fail = why;
+            }
+        }
+        free(json);
+    }
+    coco_dataset_free(merged);
+    for (int k = 0; k < n; k++)
+        coco_dataset_free(ds[k]);
+    free(ds);
+    return fail;
+}
+
+static void dsjson_part_done(fetch_job *j, const char *reason)
+{
+    pthread_mutex_lock(&fetch_lock);
+    dsjson *d = dsjsons;
+    while (d && (strcmp(d->name, j->owner) != 0 || d->gen != j->gen))
+        d = d->next;
+    if (!d || d->state != 1) {
+        pthread_mutex_unlock(&fetch_lock);
+        if (!reason)
+            unlink(j->tmp);
+        return;
+    }
+    if (reason) {
+        char plain[300];
+        fs_fetch_redact(j->url, plain, sizeof plain);
+        d->state = 2;
+        d->code_uri = 1;
+        snprintf(d->error, sizeof d->error,
+                 "annotationFileUris[%d]: download of \"%.250s\" failed: %s", j->part, plain,
+                 reason);
+        pthread_mutex_unlock(&fetch_lock);
+        fs_log("fetch: dataset \"%s\": %s", j->owner, d->error);
+        fs_dataset_touch(j->owner);
+        return;
+    }
+    d->parts[j->part] = strdup(j->tmp);
+    d->done++;
+    int all = d->done == d->n;
+    int n = d->n;
+    coco_kind kind = d->kind;
+    char name[72];
+    snprintf(name, sizeof name, "%s", d->name);
+    unsigned gen = d->gen;
+    char **parts = NULL;
+    if (all) {
+        /* take the parts: the lock is dropped while assembling */
+        parts = d->parts;
+        d->parts = calloc((size_t)n, sizeof *d->parts);
+    }
+    pthread_mutex_unlock(&fetch_lock);
+    if (!all) {
+        fs_dataset_touch(name);
+        return;
+    }
+    char why[400] = "";
+    const char *fail =
+        parts ? dsjson_assemble(name, n, parts, kind, why, sizeof why) : "out of memory";
+    for (int k = 0; parts && k < n; k++) {
+        if (parts[k])
+            unlink(parts[k]);
+        free(parts[k]);
+    }
+    free(parts);
+    pthread_mutex_lock(&fetch_lock);
+    for (d = dsjsons; d; d = d->next) {
+        if (strcmp(d->name, name) == 0 && d->gen == gen) {
+            d->state = fail ? 2 : 3;
+            d->code_uri = 0;
+            if (fail)
+                snprintf(d->error, sizeof d->error, "%s", fail);
+        }
+    }
+    pthread_mutex_unlock(&fetch_lock);
+    if (fail)
+        fs_log("fetch: dataset \"%s\": %s", name, fail);
+    fs_dataset_touch(name);
+}
+
+/* Appends a JSON string literal to b. */
+static void sb_jstr(sbuf *b, const char *s) { sb_str(b, s, strlen(s)); }
+
+int fs_fetch_dataset_json_status(const char *name, const char *dir, char *line, size_t n,
+                                 char **json)
+{
+    *json = NULL;
+    char path[PATHN];
+    struct stat st;
+    if (snprintf(path, sizeof path, "%s/dataset.json", dir) >= (int)sizeof path ||
+        lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+        return 0;
+    pthread_mutex_lock(&fetch_lock);
+    if (!running || stopping) {
+        pthread_mutex_unlock(&fetch_lock);
+        return 0;
+    }
+    dsjson *d = dsjsons;
+    while (d && strcmp(d->name, name) != 0)
+        d = d->next;
+    if (!d) {
+        pthread_mutex_unlock(&fetch_lock);
+        dsjson_start(name, dir);
+        pthread_mutex_lock(&fetch_lock);
+        for (d = dsjsons; d && strcmp(d->name, name) != 0;)
+            d = d->next;
+        if (!d) {
+            pthread_mutex_unlock(&fetch_lock);
+            return 0;
+        }
+    }
+    int state = d->state;
+    int done = d->done, total = d->n, code_uri = d->code_uri;
+    char error[600];
+    snprintf(error, sizeof error, "%s", d->error);
+    pthread_mutex_unlock(&fetch_lock);
+    if (state == 3)
+        return 0;
+    const char *code = code_uri ? "DatasetInvalidAnnotationUri" : "datasetAnnotationsInvalid";
+    sbuf b = {0};
+    sb_lit(&b, "{\"dataset\": ");
+    sb_jstr(&b, name);
+    if (state == 1) {
+        snprintf(line, n, "fetching: annotation files %d/%d", done, total);
+        sb_lit(&b, ", \"state\": \"fetching\", \"status\": ");
+        sb_jstr(&b, line);
+        sb_fmt(&b,
+               ", \"annotationFilesFetched\": %d, \"annotationFiles\": %d, \"images\": 0, "
+               "\"errorCount\": 0, \"warningCount\": 0, \"errors\": [], \"warnings\": []}\n",
+               done, total);
+    } else {
+        snprintf(line, n, "invalid: %s: %.400s", code, error);
+        sb_lit(&b, ", \"state\": \"invalid\", \"status\": ");
+        sb_jstr(&b, line);
+        sb_fmt(&b,
+               ", \"annotationFiles\": %d, \"images\": 0, \"errorCount\": 1, "
+               "\"warningCount\": 0, \"errors\": [{\"code\": \"%s\", \"path\": \"dataset.json\", "
+               "\"message\": ",
+               total, code);
+        sb_jstr(&b, error);
+        sb_lit(&b, ", \"hint\": ");
+        sb_jstr(&b, code_uri ? "check the url (an expired SAS token gives 403), then write "
+                               "dataset.json again"
+                             : "fix the annotation file at that url, then write dataset.json "
+                               "again");
+        sb_lit(&b, "}], \"warnings\": []}\n");
+    }
+    if (b.oom) {
+        free(b.s);
+        return 0;
+    }
+    fs_fetch_redact_text(line);
+    fs_fetch_redact_text(b.s);
+    *json = b.s;
+    return state == 1 ? 1 : 2;
+}
