@@ -116,6 +116,48 @@ check "and does not appear" test ! -e "$MNT/datasets/whole/other.json"
 check "a good write clears the refusal" cp "$EXP/annotations.json" "$MNT/datasets/whole/annotations.json"
 check "ready again" wait_status "$MNT/datasets/whole/status" "ready: 6 images" 10
 
+# ---- editors and rsync write a temp file and rename it into place ----
+cp "$SRC/bad.json" "$MNT/datasets/whole/annotations.json.tmp"
+check_eq "rename of a bad temp over the COCO file: EINVAL" "Invalid argument" \
+    "$(rename_err "$MNT/datasets/whole/annotations.json.tmp" "$MNT/datasets/whole/annotations.json")"
+check_eq "the COCO file is untouched" "$good" "$(md5sum < "$MNT/datasets/whole/annotations.json")"
+check "the temp is still there to fix" test -f "$MNT/datasets/whole/annotations.json.tmp"
+rm "$MNT/datasets/whole/annotations.json.tmp"
+python3 - "$EXP/annotations.json" "$MNT/datasets/whole" <<'PY'
+import json, os, sys
+c = json.load(open(sys.argv[1]))
+c["images"] = c["images"][:4]
+c["annotations"] = [a for a in c["annotations"] if a["image_id"] in {i["id"] for i in c["images"]}]
+tmp = os.path.join(sys.argv[2], ".annotations.json.swp")
+with open(tmp, "w") as f:
+    json.dump(c, f)
+os.rename(tmp, os.path.join(sys.argv[2], "annotations.json"))
+PY
+check "a good temp renamed into place is verified" wait_status "$MNT/datasets/whole/status" "ready: 4 images" 10
+cp "$EXP/annotations.json" "$MNT/datasets/whole/annotations.json"
+check "back to 6" wait_status "$MNT/datasets/whole/status" "ready: 6 images" 10
+
+# ---- a file being written is visible with its size; readers see it grow ----
+python3 - "$MNT/datasets/whole/images/growing.bin" <<'PY'
+import os, sys, time
+with open(sys.argv[1], "wb") as f:
+    f.write(b"x" * 1000)
+    f.flush()
+    assert os.stat(sys.argv[1]).st_size == 1000, os.stat(sys.argv[1]).st_size
+    f.write(b"y" * 1000)
+    f.flush()
+    time.sleep(1.1)  # attribute cache
+    assert os.stat(sys.argv[1]).st_size == 2000
+    with open(sys.argv[1], "rb") as r:
+        assert r.read() == b"x" * 1000 + b"y" * 1000
+with open(sys.argv[1], "ab") as f:
+    f.write(b"z" * 10)
+assert open(sys.argv[1], "rb").read()[-11:] == b"y" + b"z" * 10
+PY
+check "stat and read of a file while it is written, then O_APPEND" test $? -eq 0
+check_eq "appended size" "2010" "$(stat -c %s "$MNT/datasets/whole/images/growing.bin")"
+rm "$MNT/datasets/whole/images/growing.bin"
+
 # ---- sizes ----
 $MKIMG --big "$SRC/big.png" $((21 * 1024 * 1024))
 check_err "21 MB image: EFBIG" "File too large" cp "$SRC/big.png" "$MNT/datasets/whole/images/"
