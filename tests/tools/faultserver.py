@@ -19,6 +19,8 @@ Paths:
   /loop/N            a redirect to /loop/N+1, for ever
   /redir/NAME        one redirect to /f/NAME
   /ftp/NAME          a redirect to ftp://127.0.0.1/NAME (a protocol not allowed)
+  /slow/NAME         the file in 10 pieces over 5 s
+  /delay/NAME        the file after 50 ms
 """
 import http.server, os, random, socketserver, sys, threading, time
 
@@ -103,6 +105,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
                     pass
             self.close_connection = True
             return
+        if kind == "slow":
+            try:
+                with open(os.path.join(ROOT, os.path.basename(arg)), "rb") as f:
+                    body = f.read()
+            except OSError:
+                return self.send_body(404, b"no such file\n", "text/plain")
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            step = max(1, len(body) // 10)
+            try:
+                for i in range(0, len(body), step):
+                    self.wfile.write(body[i:i + step])
+                    self.wfile.flush()
+                    time.sleep(0.5)
+            except OSError:
+                pass
+            return
+        if kind == "delay":
+            time.sleep(0.05)
+            return self.send_file(arg)
         if kind == "missing":
             return self.send_body(404, b"not found\n", "text/plain")
         if kind in ("big", "bigchunked"):
