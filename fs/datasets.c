@@ -464,7 +464,11 @@ static probe_ent *probe_lookup(ds_entry *e, const char *rel, const struct stat *
 
 /* ---- verification ---- */
 
-/* Newest annotation file at the dataset top; others counted. */
+/* Names of the candidate annotation files, as JSON strings "a", "b". */
+static char ann_list[1024];
+
+/* Newest annotation file at the dataset top (ties: the later name); others
+ * counted and named in ann_list (verifier thread only). */
 static int find_annotation(int dfd, char *out, size_t n, struct stat *st_out, int *others)
 {
     int dfd2 = openat(dfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC); /* own offset */
@@ -477,6 +481,7 @@ static int find_annotation(int dfd, char *out, size_t n, struct stat *st_out, in
     }
     int found = 0;
     *others = 0;
+    ann_list[0] = '\0';
     struct dirent *de;
     while ((de = readdir(d))) {
         if (de->d_name[0] == '.' || !is_annotation(de->d_name))
@@ -484,11 +489,17 @@ static int find_annotation(int dfd, char *out, size_t n, struct stat *st_out, in
         struct stat st;
         if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
             continue;
+        if (strlen(ann_list) + strlen(de->d_name) + 16 < sizeof ann_list) {
+            if (ann_list[0])
+                strcat(ann_list, ", ");
+            json_str(ann_list, sizeof ann_list, de->d_name);
+        }
         if (found) {
             (*others)++;
             if (st.st_mtim.tv_sec < st_out->st_mtim.tv_sec ||
                 (st.st_mtim.tv_sec == st_out->st_mtim.tv_sec &&
-                 st.st_mtim.tv_nsec <= st_out->st_mtim.tv_nsec))
+                 (st.st_mtim.tv_nsec < st_out->st_mtim.tv_nsec ||
+                  (st.st_mtim.tv_nsec == st_out->st_mtim.tv_nsec && strcmp(de->d_name, out) < 0))))
                 continue;
         }
         snprintf(out, n, "%s", de->d_name);
@@ -767,13 +778,17 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const char *r
     char *json = coco_report_to_json(rep);
     if (json) {
         /* our fields go first: dataset, annotation file, a refused write */
-        char head[2048] = "{\"dataset\": ";
+        char head[4096] = "{\"dataset\": ";
         json_str(head, sizeof head, name);
         strcat(head, ", \"annotationFile\": ");
         json_str(head, sizeof head, ann_name);
         if (others) {
             size_t o = strlen(head);
-            snprintf(head + o, sizeof head - o, ", \"otherAnnotationFiles\": %d", others);
+            snprintf(head + o, sizeof head - o,
+                     ", \"otherAnnotationFiles\": %d, \"annotationFilesFound\": [%s], "
+                     "\"annotationFileNote\": \"several .json files at the top: the newest is "
+                     "used; remove the others\"",
+                     others, ann_list);
         }
         if (refused[0]) {
             strcat(head, ", \"refusedWrite\": {\"file\": ");
