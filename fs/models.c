@@ -1564,7 +1564,10 @@ static int models_validate_write(const char *rel, const char *tmp_path, char *wh
         return 0;
     int rc = 0;
     char code[48], msg[480];
-    if (strcmp(sub, "train.json") == 0) {
+    if (strncmp(sub, "evaluations/", 12) == 0 && !strchr(sub + 12, '/')) {
+        snprintf(why, why_len, "evaluations/ holds folders: mkdir evaluations/DATASET to evaluate");
+        rc = -EACCES;
+    } else if (strcmp(sub, "train.json") == 0) {
         fs_trainreq r;
         const fs_recipe *rec = NULL;
         if (train_json_check(tmp_path, &r, &rec, code, sizeof code, msg, sizeof msg)) {
@@ -1791,7 +1794,7 @@ static void resume_model(mdl *m)
     DIR *d = opendir(dir);
     struct dirent *e;
     while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.')
+        if (e->d_name[0] == '.' || e->d_type == DT_REG)
             continue;
         char st[MP];
         snprintf(st, sizeof st, "%s/%s/status", dir, e->d_name);

@@ -143,6 +143,8 @@ int main(void)
     memcpy(hdr + 8, "{\"a\": 1}        ", 16);
     CHECK(validate("m/model.safetensors", hdr, why, sizeof why) == -EINVAL);
 
+    /* evaluations/ takes folders only */
+    CHECK(validate("m/evaluations/x.txt", "hello", why, sizeof why) == -EACCES);
     /* other files pass */
     CHECK(validate("m/notes.txt", "hello", why, sizeof why) == 0);
 
