@@ -80,7 +80,9 @@ extern const fs_area fs_area_backbones;
 
 /* ---- store helpers (fs/store.c) ---- */
 
-/* Sets the store root (made if missing, with .tmp/); returns 0 or -errno. */
+/* Sets the store root (made if missing, with .tmp/) and takes the store's
+ * lock; returns 0, -EBUSY when another visionfs uses the store, or -errno.
+ * Calling it again (e.g. with the absolute path) keeps the lock. */
 int fs_store_open(const char *root);
 /* The store root; borrowed for the life of the process. */
 const char *fs_store_root(void);

@@ -119,7 +119,8 @@ int main(int argc, char **argv)
     clear_stale_mount(opts.mountpoint);
     int rc = fs_store_open(store);
     if (rc) {
-        fprintf(stderr, "visionfs: store \"%s\": %s\n", store, strerror(-rc));
+        fprintf(stderr, "visionfs: store \"%s\": %s\n", store,
+                rc == -EBUSY ? "in use by another visionfs (one mount per store)" : strerror(-rc));
         return 1;
     }
     char real_store[PATH_MAX], real_mnt[PATH_MAX];

@@ -6,7 +6,8 @@
  * Every file the daemon generates is written to STORE/.tmp and renamed into
  * place, so readers and crashes only ever see a whole old or a whole new
  * file. STORE/.tmp is emptied at mount: whatever is there was never
- * committed.
+ * committed. One daemon per store: STORE/.vfs-lock is held with flock for
+ * the life of the process (the kernel drops it when the process dies).
  */
 #include "area.h"
 
@@ -19,11 +20,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 static char store_root[4096];
+static int lock_fd = -1; /* flock on STORE/.vfs-lock: one daemon per store */
 static atomic_uint tmp_counter;
 static FILE *log_file; /* NULL: stderr */
 
@@ -59,6 +62,20 @@ int fs_store_open(const char *root)
     if (rc)
         return rc;
     char tmp[4200];
+    if (lock_fd < 0) {
+        /* a second daemon on the same store would empty the first one's
+         * .tmp and race its verifier: refuse it */
+        snprintf(tmp, sizeof tmp, "%s/.vfs-lock", store_root);
+        int fd = open(tmp, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0)
+            return -errno;
+        if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            int e = errno == EWOULDBLOCK ? -EBUSY : -errno;
+            close(fd);
+            return e;
+        }
+        lock_fd = fd;
+    }
     snprintf(tmp, sizeof tmp, "%s/.tmp", store_root);
     fs_remove_tree(tmp);
     if (mkdir(tmp, 0700) != 0 && errno != EEXIST)

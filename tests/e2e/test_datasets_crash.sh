@@ -74,6 +74,10 @@ check "SIGINT: unmounted" bash -c "! mountpoint -q '$MNT'"
 "$VFS_BIN" --store "$STORE" "$MNT"
 check "daemonized mount" mountpoint -q "$MNT"
 check "daemonized: datasets there" test -d "$MNT/datasets/keep"
+mkdir -p "$T/mnt2"
+check_err "a second daemon on the same store is refused" "in use by another visionfs" \
+    "$VFS_BIN" --store "$STORE" -f "$T/mnt2"
+check "the first mount is unharmed" test -f "$MNT/datasets/keep/status"
 check "fusermount3 -u" fusermount3 -u "$MNT"
 sleep 0.5
 check "unmounted" bash -c "! mountpoint -q '$MNT'"
