@@ -477,7 +477,7 @@ static eng_status read_shards(load_ctx *L, eng_diag *d)
             snprintf(path, sizeof path, "%s/%s", L->dir, rel);
             uint8_t *buf = NULL;
             uint64_t len = 0;
-            eng_status st = read_file(path, need - have + 1, &buf, &len, d);
+            eng_status st = read_file(path, need - have, &buf, &len, d);
             if (st == ENG_EFORMAT)
                 return eng_fail(d, ENG_EFORMAT,
                                 "shard '%s': longer than the %llu bytes the "

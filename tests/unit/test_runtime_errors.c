@@ -265,7 +265,7 @@ static void test_files(void)
     snprintf(b2, sizeof b2, "%s/b.bin", dir);
     const char *json =
         "{\"modelTopology\":{\"node\":[" NODES_OK "{\"name\":\"v\",\"op\":\"Const\"},{\"name\":"
-                                                  "\"y\",\"op\":\"Add\",\"input\":[\"x\",\"v\"]}]},"
+        "\"y\",\"op\":\"Add\",\"input\":[\"x\",\"v\"]}]},"
         "\"weightsManifest\":[{\"paths\":[\"a.bin\",\"b.bin\"],\"weights\":["
         "{\"name\":\"w\",\"shape\":[1,1,1,1],\"dtype\":\"float32\"},"
         "{\"name\":\"v\",\"shape\":[3],\"dtype\":\"float32\",\"quantization\":{\"dtype\":\"uint8\","
@@ -301,6 +301,11 @@ static void test_files(void)
     write_file(b2, bytes + 5, 1);
     CHECK(eng_model_load(jp, &m, &d) == ENG_EFORMAT);
     CHECK_MSG(strstr(d.msg, "truncated") != NULL, "%s", d.msg);
+    /* one byte longer than declared (must not be copied past the buffer) */
+    unsigned char three[3] = {2, 5, 9};
+    write_file(b2, three, 3);
+    CHECK(eng_model_load(jp, &m, &d) == ENG_EFORMAT);
+    CHECK_MSG(strstr(d.msg, "b.bin") && strstr(d.msg, "longer"), "%s", d.msg);
     /* a shard longer than declared */
     unsigned char more[9] = {0};
     write_file(b2, more, 9);
