@@ -12,16 +12,16 @@ if [ ! -f "$BB_DIR/efficientnet-lite0/model.json" ] && [ ! -f "$BB_DIR/centernet
 fi
 
 # distinct seeds so each training extracts features afresh (no cache hits)
-for s in 11 12 13 14; do $MK cls "$SRC/d$s" 6 $s; done
+for s in 11 12 13 14 16; do $MK cls "$SRC/d$s" 6 $s; done
 $MK cls "$SRC/dt" 2 15
 $MK one "$SRC/one.png" disc 5
 
 vfs_mount
-for s in 11 12 13 14 t; do
+for s in 11 12 13 14 16 t; do
     mkdir "$MNT/datasets/d$s"
     cp -r "$SRC/d$s/." "$MNT/datasets/d$s/"
 done
-for s in 11 12 13 14 t; do
+for s in 11 12 13 14 16 t; do
     check "dataset d$s ready" wait_status "$MNT/datasets/d$s/status" ready 60
 done
 
@@ -76,7 +76,7 @@ check "no predict/ after a cancelled first run" test ! -e "$C/predict"
 # rm -r while training
 R=$MNT/models/r
 mkdir "$R"
-echo '{"dataset": "d13", "budget_minutes": 30}' >"$R/train.json"
+echo '{"dataset": "d16", "budget_minutes": 30}' >"$R/train.json"
 check "rm -r: training starts" wait_status "$R/status" training 120
 check "rm -r of a training model" rm -r "$R"
 check "model gone" test ! -e "$R"
