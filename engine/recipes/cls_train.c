@@ -596,7 +596,16 @@ static eng_status fset_eval(trainer *t, const fset *f, fres *res)
 {
     int n = t->n, K = t->K;
     memset(res, 0, sizeof *res);
-    double *oof = calloc((size_t)NHEAD * n * K, sizeof *oof);
+    /* logistic regression only while its parameters stay small (2500
+     * categories x thousands of rows would need gigabytes): else nearest
+     * class mean alone */
+    int h0 = (size_t)(n * (1 + NAUG) + 1) * K <= 500000 ? 0 : NC;
+    if ((size_t)(NHEAD - h0) * n * K > ((size_t)1 << 27))
+        return eng_fail(t->d, ENG_ENOMEM,
+                        "training: %d images x %d categories is too large to "
+                        "cross-validate in memory",
+                        n, K);
+    float *oof = calloc((size_t)(NHEAD - h0) * n * K, sizeof *oof);
     if (!oof)
         return eng_fail(t->d, ENG_ENOMEM, "training: out of memory");
     int failed = 0;
@@ -622,14 +631,15 @@ static eng_status fset_eval(trainer *t, const fset *f, fres *res)
         p = malloc((size_t)(nvv ? nvv : 1) * K * sizeof *p);
         if (!wb || !p)
             goto fold_out;
-        for (int h = 0; h < NHEAD; h++) {
+        for (int h = h0; h < NHEAD; h++) {
             if (h == NC)
                 memset(wb, 0, (size_t)(r + 1) * K * sizeof *wb);
             if (fit_head(t, h, zt, nt, r, yt, wb) != 0)
                 goto fold_out;
             cls_logreg_predict(zv, nvv, r, wb, K, p);
             for (int i = 0; i < nvv; i++)
-                memcpy(oof + ((size_t)h * n + V[i]) * K, p + (size_t)i * K, K * sizeof *p);
+                for (int c = 0; c < K; c++)
+                    oof[((size_t)(h - h0) * n + V[i]) * K + c] = (float)p[(size_t)i * K + c];
         }
         free(T);
         free(V);
@@ -657,14 +667,19 @@ static eng_status fset_eval(trainer *t, const fset *f, fres *res)
             return eng_fail(t->d, ENG_EABORTED, "training cancelled");
         return eng_fail(t->d, ENG_ENOMEM, "training: a fit failed (out of memory)");
     }
-    res->head = 0;
+    res->head = h0;
     for (int h = 0; h < NHEAD; h++) {
+        if (h < h0) {
+            res->top1[h] = 0;
+            res->loss[h] = INFINITY;
+            continue;
+        }
         int right = 0;
         double loss = 0;
         for (int i = 0; i < n; i++) {
             if (t->fold[i] < 0)
                 continue;
-            const double *row = oof + ((size_t)h * n + i) * K;
+            const float *row = oof + ((size_t)(h - h0) * n + i) * K;
             int am = 0;
             for (int c = 1; c < K; c++)
                 if (row[c] > row[am])
@@ -682,7 +697,8 @@ static eng_status fset_eval(trainer *t, const fset *f, fres *res)
         free(oof);
         return eng_fail(t->d, ENG_ENOMEM, "training: out of memory");
     }
-    memcpy(res->oof, oof + (size_t)res->head * n * K, (size_t)n * K * sizeof *oof);
+    for (size_t i = 0; i < (size_t)n * K; i++)
+        res->oof[i] = oof[(size_t)(res->head - h0) * n * K + i];
     free(oof);
     return ENG_OK;
 }
