@@ -1113,8 +1113,9 @@ eng_status eng_model_load_mem(const char *json, size_t json_len, const void *wei
         return eng_fail(d, ENG_ENOMEM, "model.json: out of memory");
     memcpy(copy, json, json_len);
     copy[json_len] = 0;
+    static const uint8_t no_weights[1];
     load_ctx L = {0};
-    L.wdata = weights;
+    L.wdata = weights ? weights : no_weights;
     L.wlen = weights ? weights_len : 0;
     eng_status st = load(&L, copy, json_len, out, d);
     load_ctx_release(&L);

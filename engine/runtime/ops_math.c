@@ -575,6 +575,8 @@ static eng_status slice_plan_make(const rt_node *n, const eng_tensor *const *in,
             return RT_FAIL(d, ENG_EINVAL, n, "slice has more dimensions than the input");
         int64_t D = x->dim[j];
         if (full) {
+            if (p->out_ndim >= ENG_MAX_DIMS)
+                return RT_FAIL(d, ENG_EUNSUPPORTED, n, "too many output dimensions");
             p->begin[j] = 0, p->step[j] = 1, p->size[j] = D;
             p->out_dim[p->out_ndim++] = D;
             j++;

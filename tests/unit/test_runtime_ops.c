@@ -467,6 +467,28 @@ static void test_decode_ops(void)
     tr_graph_free(&g);
 }
 
+/* new axes beyond the rank limit are an error, not an overflow */
+static void test_slice_rank_limit(void)
+{
+    const int64_t xd[4] = {1, 1, 2, 3};
+    const float x[6] = {0};
+    const int32_t z[5] = {0, 0, 0, 0, 0}, one[5] = {1, 1, 1, 1, 1};
+    const int64_t s5[1] = {5};
+    tr_graph g;
+    tr_graph_init(&g);
+    tr_placeholder(&g, "x", 4, xd);
+    tr_const_i(&g, "b", 1, s5, z);
+    tr_const_i(&g, "e", 1, s5, z);
+    tr_const_i(&g, "s", 1, s5, one);
+    tr_node(&g, "sl", "StridedSlice", "x,b,e,s", "\"new_axis_mask\":{\"i\":\"31\"}");
+    eng_model *m = NULL;
+    eng_diag d = {{0}};
+    CHECK(tr_load(&g, &m, &d) == ENG_EUNSUPPORTED);
+    CHECK_MSG(strstr(d.msg, "'sl'") && strstr(d.msg, "too many output dimensions"), "%s", d.msg);
+    (void)x;
+    tr_graph_free(&g);
+}
+
 static void test_matmul_softmax_pad(void)
 {
     const int64_t xd[2] = {2, 3};
@@ -709,6 +731,7 @@ int main(void)
     test_mean_concat();
     test_elementwise();
     test_decode_ops();
+    test_slice_rank_limit();
     test_matmul_softmax_pad();
     test_executor();
     return check_report("test_runtime_ops");
