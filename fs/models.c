@@ -811,7 +811,7 @@ static void tjob_run(void *arg)
     pthread_mutex_unlock(&g.mu);
 
     if (st == FS_RECIPE_OK && !stale && !cancelled && !stopping) {
-        char tmpm[MP], tmpe[MP];
+        char tmpm[MP], tmpe[MP] = "";
         int fd = fs_tmp_create(tmpm, sizeof tmpm);
         fs_recipe_err err = {{0}, {0}};
         int ok = fd >= 0;
@@ -834,8 +834,11 @@ static void tjob_run(void *arg)
             ok = 0;
             unlink(tmpm);
         }
-        srv *nsrv = ok ? srv_new(r, model) : NULL;
-        model = NULL;
+        srv *nsrv = NULL;
+        if (ok) {
+            nsrv = srv_new(r, model); /* takes the model, also on failure */
+            model = NULL;
+        }
         if (ok && nsrv) {
             srv *old = NULL;
             pthread_mutex_lock(&g.mu);
@@ -872,8 +875,9 @@ static void tjob_run(void *arg)
                 mdl_log(m, "succeeded: version %d is now serving predict/", version);
             }
         } else {
-            srv_free(nsrv);
             unlink(tmpm);
+            if (tmpe[0])
+                unlink(tmpe);
             pthread_mutex_lock(&g.mu);
             if (!tjob_stale_locked(j))
                 mdl_fail_locked(m, "unknown", msg[0] ? msg : "cannot write the model files");
