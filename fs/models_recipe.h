@@ -7,9 +7,9 @@
  * and nothing of FUSE. Datasets arrive as fs_recipe_dataset: absolute store
  * paths plus labels or pixel boxes, borrowed for the call.
  *
- * To add a kind: define `const fs_recipe fs_recipe_detector` (or another
- * name listed in models_recipes.c) in its own fs/models_<kind>.c. The
- * registry links it through a weak symbol, so the lifecycle is not touched.
+ * To add a kind: define a `const fs_recipe` in its own fs/models_<kind>.c
+ * and list it in the table of models_recipes.c; the lifecycle is not
+ * touched.
  */
 #ifndef VFS_FS_MODELS_RECIPE_H
 #define VFS_FS_MODELS_RECIPE_H
