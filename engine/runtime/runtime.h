@@ -27,9 +27,12 @@ typedef struct eng_run_profile {
 } eng_run_profile;
 
 /* Options of one run. threads <= 0 means 1; the run never uses more threads
- * than this (OpenMP num_threads per kernel, BLAS kept single-threaded).
- * abort (may be NULL) is polled between nodes. profile (may be NULL) is
- * accumulated into, not cleared. */
+ * than this (OpenMP num_threads per kernel; no threaded BLAS). A batch whose
+ * needed ops all work per item runs item by item spread over the threads;
+ * otherwise each op splits its own work. abort (may be NULL) is polled
+ * between nodes, possibly from several threads at once (batch items), and
+ * must be thread-safe. profile (may be NULL) is accumulated into, not
+ * cleared. Results do not depend on the thread count. */
 typedef struct eng_run_opts {
     int threads;
     eng_abort_fn abort;
