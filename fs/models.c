@@ -45,7 +45,9 @@
 
 /* Messages and paths are cut to their buffers on purpose (a path that does
  * not fit fails at the system call with ENAMETOOLONG or ENOENT). */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 #define MP 4200 /* path buffers */
 #define STATE_FILE ".vfs-state.json"

@@ -21,7 +21,9 @@
 #include <time.h>
 
 /* Engine messages are cut to the size of fs_recipe_err on purpose. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 #define CLS_MAX_FILE ((int64_t)20 * 1000 * 1000)
 #define CLS_MIN_SIDE 50

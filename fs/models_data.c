@@ -12,7 +12,9 @@
 #include "datasets.h"
 
 /* Reasons are cut to the size of fs_models_ds_err on purpose. */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 #include <dirent.h>
 #include <stdio.h>
