@@ -100,7 +100,8 @@ int main(int argc, char **argv)
     struct fuse_cmdline_opts opts;
     memset(&opts, 0, sizeof opts);
     if (fuse_parse_cmdline(&args, &opts) != 0) {
-        usage(argv[0]);
+        /* libfuse said what is wrong (e.g. a mount point that does not exist) */
+        fprintf(stderr, "visionfs: see %s --help\n", argv[0]);
         return 2;
     }
     if (opts.show_version) {
