@@ -74,6 +74,30 @@ __attribute__((target("avx2,fma"))) static double fma_peak_gflops(void)
     return (double)iters * 10 * 16 / ((t - t0) * 1e6);
 }
 
+/* the same with AVX-512 (what the GEMM kernel uses where the CPU has it) */
+__attribute__((target("avx512f"))) static double fma512_peak_gflops(void)
+{
+    __m512 a[12];
+    for (int i = 0; i < 12; i++)
+        a[i] = _mm512_set1_ps((float)i * 1e-3f);
+    const __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+    long iters = 0;
+    double t0 = thread_cpu_ms(), t;
+    do {
+        for (int k = 0; k < 100000; k++)
+            for (int i = 0; i < 12; i++)
+                a[i] = _mm512_fmadd_ps(a[i], m, c);
+        iters += 100000;
+        t = thread_cpu_ms();
+    } while (t - t0 < 300);
+    float sink = 0;
+    for (int i = 0; i < 12; i++)
+        sink += _mm512_reduce_add_ps(a[i]);
+    if (sink == 12345.0f)
+        printf("#\n");
+    return (double)iters * 12 * 32 / ((t - t0) * 1e6);
+}
+
 typedef struct bench_case {
     const char *model; /* "centernet" or "efficientnet-lite0" */
     const char *name;
@@ -229,6 +253,9 @@ int main(int argc, char **argv)
     }
     printf("{\"load_ms\":%.1f}\n", load_ms);
     printf("{\"fma_peak_gflops_1t\":%.1f}\n", fma_peak_gflops());
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && !getenv("VFS_NO_AVX512"))
+        printf("{\"fma512_peak_gflops_1t\":%.1f}\n", fma512_peak_gflops());
     fflush(stdout);
     const char *en_emb = NULL;
     if (ej && eng_model_load(ej, &en, &d) == ENG_OK)
