@@ -90,6 +90,7 @@ typedef struct trainer {
     double cpu0, s_per_gflop, ext_cpu, ext_gflop;
     int budget_stop, project;
     double mandatory_limit, pass_c0;
+    double last_fraction;
     double pass_gflop; /* GFLOP per image of the pass being extracted */
     int pass_total;
     /* search state */
@@ -133,6 +134,9 @@ static void tprogress(trainer *t, double fraction)
         f = byb;
     if (f > 0.99)
         f = 0.99;
+    if (f < t->last_fraction)
+        f = t->last_fraction; /* never goes backwards */
+    t->last_fraction = f;
     eng_train_progress p = {.fraction = f,
                             .trial = t->trials,
                             .ntrials = t->ntrials,
