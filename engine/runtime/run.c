@@ -547,7 +547,7 @@ static eng_status run_graph(const eng_model *m, const eng_tensor *input, const c
         }
     }
 out:
-    if (val)
+    if (val && borrowed)
         for (int k = 0; k < n; k++)
             if (!borrowed[k])
                 for (int p = 0; p < RT_MAX_OUT; p++)
