@@ -10,8 +10,8 @@
  * CPU-time budget: backbones alone and concatenated, extra taps, a second
  * input scale, flip/crop augmentation; heads are multinomial logistic
  * regression (several L2 strengths, L-BFGS in the Gram-reduced space) and
- * nearest class mean. Cross-validation on the training images picks the
- * recipe (a held-out split when there is no test set), the winner is refit
+ * nearest class mean. Cross-validated log-loss on the training images picks
+ * the recipe (a held-out split when there is no test set), the winner is refit
  * on all training images and scored on the test set. Prediction and
  * evaluation share one function from image file to scores. The file
  * layout is in docs/model-format.md; each model describes its recipe in its
@@ -44,7 +44,8 @@ typedef struct eng_train_progress {
     double fraction;         /* 0..1 */
     int trial, ntrials;      /* feature sets tried so far / planned (grows as stages open) */
     const char *best_metric; /* "accuracyTop1" */
-    double best_value;       /* best cross-validated value so far; -1 before the first */
+    double best_value;       /* validated top-1 of the best recipe so far (chosen by
+                                validated log-loss); -1 before the first */
     double cpu_seconds, budget_seconds;
     const char *stage; /* "features", "search", "final", "evaluation" */
 } eng_train_progress;
