@@ -8,7 +8,9 @@ engine  runs build*/bench/bench_fewshot (the recipe called directly, no mount) o
         them; prints top-1 mean and spread, training wall time and the winner next
         to the CenterNet linear-probe reference (BACKBONES.md) and Azure's average.
 mount   the same through a mounted build/visionfs via ../shared/acceptance/vfs.py
-        fewshot (one JSON line per run), with predict images/s through the mount.
+        fewshot (one JSON line per run), with predict images/s through the mount and,
+        right after, the engine's own rate on the same subset (one image per job, one
+        thread each, as the mount runs them).
 
   bench/fewshot.py engine [--datasets clothing,sign-language-digits] [--k 2,5,10]
                           [--seeds 0] [--configs both,centernet,efficientnet-lite0]
@@ -82,16 +84,41 @@ def run_engine(a):
 
 
 def run_mount(a):
+    """vfs.py through the mount, then the engine on the same subset right after
+    (same machine state as far as possible): predict images/s of both."""
     vfs = os.path.join(SHARED, "acceptance", "vfs.py")
+    env = dict(os.environ, VFS_PROJECT=a.project)
+    tool = find_tool()
+    tmp = tempfile.mkdtemp(prefix="fewshot-mount.")
     for ds in a.datasets.split(","):
+        root = os.path.join(SHARED, "datasets", ds)
+        train = json.load(open(os.path.join(root, "train.json")))
+        ntest = len(json.load(open(os.path.join(root, "test.json")))["images"])
         for k in [int(x) for x in a.k.split(",")]:
             for seed in [int(x) for x in a.seeds.split(",")]:
-                p = subprocess.run(["/usr/bin/python3", vfs, "fewshot",
-                                    os.path.join(SHARED, "datasets", ds), "--k", str(k),
+                p = subprocess.run(["/usr/bin/python3", vfs, "fewshot", root, "--k", str(k),
                                     "--seed", str(seed), "--budget", str(a.budget_min)],
-                                   capture_output=True, text=True, cwd=PROJECT)
-                print(p.stdout.strip() or json.dumps({"dataset": ds, "k": k, "seed": seed,
-                                                      "error": p.stderr[-400:]}), flush=True)
+                                   capture_output=True, text=True, cwd=a.project, env=env)
+                try:
+                    r = json.loads(p.stdout.strip().splitlines()[-1])
+                except (ValueError, IndexError):
+                    r = {"dataset": ds, "k": k, "seed": seed, "error": p.stderr[-400:]}
+                sub = os.path.join(tmp, "%s_k%d_s%d.json" % (ds, k, seed))
+                json.dump(subset(train, k, seed), open(sub, "w"))
+                e = subprocess.run([tool, "--root", root, "--train", sub, "--test",
+                                    os.path.join(root, "test.json"), "--seed", str(seed),
+                                    "--budget-min", str(a.budget_min), "--predict", str(ntest),
+                                    "--cache", a.cache], capture_output=True, text=True)
+                try:
+                    er = json.loads(e.stdout.strip().splitlines()[-1])
+                    r["engine_top1"] = er["top1"]
+                    r["engine_predict_img_per_s"] = er["predict_img_per_s"]
+                    if r.get("predict_img_per_s"):
+                        r["mount_vs_engine"] = round(r["predict_img_per_s"] /
+                                                     er["predict_img_per_s"], 2)
+                except (ValueError, IndexError, KeyError):
+                    r["engine_error"] = e.stderr[-300:]
+                print(json.dumps(r), flush=True)
 
 
 def table(path):
@@ -136,6 +163,8 @@ def main():
     m.add_argument("--k", default="5")
     m.add_argument("--seeds", default="0")
     m.add_argument("--budget-min", type=float, default=5)
+    m.add_argument("--project", default=PROJECT, help="checkout whose build/visionfs to mount")
+    m.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "fewshot-cache"))
     t = sp.add_parser("table")
     t.add_argument("results")
     a = ap.parse_args()
