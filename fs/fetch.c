@@ -91,6 +91,9 @@ static CURLM *multi;
 static pthread_t thread;
 static int running, stopping;
 static fs_fetch_opts opts;
+/* the current burst of downloads, for the log (fetch thread only) */
+static double burst_start, burst_last;
+static long burst_ok, burst_failed;
 
 static double now_s(void)
 {
@@ -878,6 +881,11 @@ static void job_finish(fetch_job *j, const char *reason, touch_list *touch)
         char plain[512];
         fs_fetch_redact(j->url, plain, sizeof plain);
         fs_log("fetch: \"%s\" failed: %s", plain, reason);
+        burst_failed++;
+        burst_last = now_s();
+    } else if (landed) {
+        burst_ok++;
+        burst_last = now_s();
     }
     pthread_mutex_lock(&fetch_lock);
     if (j->cancelled || landed || gone) {
@@ -920,12 +928,10 @@ static void job_done(fetch_job *j, CURLcode rc, touch_list *touch)
         job_free(j);
         return;
     }
-    if (!reason) {
-        if (j->fd >= 0 && fsync(j->fd) != 0)
-            reason = intern(strerror(errno));
-        if (!reason)
-            reason = check_body(j);
-    }
+    /* no fsync: like the store's other atomic writes, a rename after the
+     * data is written survives kill -9 (the page cache outlives us) */
+    if (!reason)
+        reason = check_body(j);
     job_finish(j, reason, touch);
 }
 
@@ -1021,14 +1027,33 @@ static void *fetch_main(void *arg)
                 job_done(j, rc, &touch);
         }
         touch_flush(&touch);
+        int busy = nstart > 0;
+        for (int k = 0; k < opts.parallel && !busy; k++)
+            busy = run[k] != NULL;
+        pthread_mutex_lock(&fetch_lock);
+        busy = busy || q_head || waiting;
+        pthread_mutex_unlock(&fetch_lock);
+        if (busy && burst_start == 0) {
+            burst_start = t;
+        } else if (!busy && burst_start > 0) {
+            double took = (burst_last > burst_start ? burst_last : now_s()) - burst_start;
+            fs_log("fetch: idle: %ld images in place, %ld failed, in %.3f s (%.1f images/s)",
+                   burst_ok, burst_failed, took, took > 0 ? (double)burst_ok / took : 0.0);
+            burst_start = burst_last = 0;
+            burst_ok = burst_failed = 0;
+        }
         int timeout = 1000;
         if (next_retry > 0) {
             double w = (next_retry - now_s()) * 1000.0;
             if (w < timeout)
                 timeout = w < 1 ? 1 : (int)w;
         }
+        /* queued work and a free slot: start it now rather than poll */
+        int free_slot = 0;
+        for (int k = 0; k < opts.parallel && !free_slot; k++)
+            free_slot = run[k] == NULL;
         pthread_mutex_lock(&fetch_lock);
-        int more = q_head != NULL && nstart > 0;
+        int more = q_head != NULL && free_slot;
         pthread_mutex_unlock(&fetch_lock);
         if (!more)
             curl_multi_poll(multi, NULL, 0, timeout, NULL);
