@@ -11,7 +11,11 @@
  * Patterns: hard-swish y = (c * x) * relu6(x + 3) right after a convolution
  * or depthwise convolution without activation, with c = 1/6 or its
  * float16-rounded value 0.1666259765625 (as TF exports it): the
- * convolution then applies it in its epilogue.
+ * convolution then applies it in its epilogue. Residual y = conv(x) + s
+ * (the projection of an inverted-residual block): the convolution adds s in
+ * its epilogue; fused only where s has the conv's shape at the declared
+ * input, and a run whose shapes differ gets an error naming the node to
+ * request to run unfused.
  */
 #include "runtime_int.h"
 
@@ -100,6 +104,65 @@ static eng_status try_hswish(eng_model *m, int y, eng_diag *d)
         Y->fused = f;
         X->absorbed_by = A->absorbed_by = R->absorbed_by = M1->absorbed_by = y;
         return ENG_OK;
+    }
+    return ENG_OK;
+}
+
+/* y = Add(P, S), P a convolution without activation used only here, S a
+ * computed tensor of exactly P's shape at the declared input: P adds S in
+ * its epilogue (after the bias, as the graph does), so P's output is never
+ * stored. */
+static eng_status try_residual(eng_model *m, int y, const eng_tensor *shapes, eng_diag *d)
+{
+    rt_node *Y = &m->nodes[y];
+    if (!(is_op(Y, "Add") || is_op(Y, "AddV2")) || Y->n_in != 2 || Y->fused || Y->absorbed_by >= 0)
+        return ENG_OK;
+    for (int side = 0; side < 2; side++) {
+        rt_ref pr = Y->in[side], sr = Y->in[1 - side];
+        rt_node *P = &m->nodes[pr.node], *S = &m->nodes[sr.node];
+        if (!(is_op(P, "Conv2D") || is_op(P, "_FusedConv2D")) || P->a.act != ENG_ACT_NONE ||
+            P->a.residual || P->n_consumers != 1 || P->absorbed_by >= 0 || P->fused || S->value ||
+            pr.node == sr.node)
+            continue;
+        const eng_tensor *ps = &shapes[(size_t)pr.node * RT_MAX_OUT + pr.port];
+        const eng_tensor *ss = &shapes[(size_t)sr.node * RT_MAX_OUT + sr.port];
+        if (ps->ndim != 4 || !rt_same_shape(ps, ss) || ss->dtype != ENG_F32)
+            continue;
+        rt_node *f = calloc(1, sizeof *f);
+        if (!f)
+            return eng_fail(d, ENG_ENOMEM, "fusion: out of memory");
+        *f = *P;
+        f->name = strdup(Y->name);
+        f->in = malloc((size_t)(P->n_in + 1) * sizeof *f->in);
+        if (!f->name || !f->in) {
+            free(f->name);
+            free(f->in);
+            free(f);
+            return eng_fail(d, ENG_ENOMEM, "fusion: out of memory");
+        }
+        memcpy(f->in, P->in, (size_t)P->n_in * sizeof *f->in);
+        f->in[P->n_in] = sr;
+        f->n_in = P->n_in + 1;
+        f->a.residual = 1;
+        f->value = NULL;
+        f->packed_borrowed = 1;
+        f->fused = NULL;
+        f->absorbed_by = -1;
+        Y->fused = f;
+        P->absorbed_by = y;
+        return ENG_OK;
+    }
+    return ENG_OK;
+}
+
+eng_status rt_fuse_residual(eng_model *m, const eng_tensor *shapes, eng_diag *d)
+{
+    if (!shapes)
+        return ENG_OK;
+    for (int i = 0; i < m->n_nodes; i++) {
+        eng_status st = try_residual(m, m->order[i], shapes, d);
+        if (st)
+            return st;
     }
     return ENG_OK;
 }

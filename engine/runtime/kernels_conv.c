@@ -138,7 +138,7 @@ static inline __m256 act8(__m256 v, eng_act act)
 /* C rows c[r][0..nr) = act(sum_k a[r][k] * b[k][0..16) + bias); rows with
  * c[r] == NULL are computed (a[r] must be readable) but not stored */
 static void ukernel_6x16(int K, const float *const *a, const float *b, const float *bias,
-                         float *const *c, int nr, eng_act act)
+                         const float *const *res, float *const *c, int nr, eng_act act)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
@@ -169,8 +169,15 @@ static void ukernel_6x16(int K, const float *const *a, const float *b, const flo
     for (int r = 0; r < MR; r++) {
         if (!c[r])
             continue;
-        __m256 v0 = act8(_mm256_add_ps(acc[r][0], bb0), act);
-        __m256 v1 = act8(_mm256_add_ps(acc[r][1], bb1), act);
+        __m256 v0 = _mm256_add_ps(acc[r][0], bb0), v1 = _mm256_add_ps(acc[r][1], bb1);
+        if (res) { /* residual added after the bias, as the graph's Add does */
+            float t[NR] = {0};
+            memcpy(t, res[r], (size_t)nr * sizeof(float));
+            v0 = _mm256_add_ps(v0, _mm256_loadu_ps(t));
+            v1 = _mm256_add_ps(v1, _mm256_loadu_ps(t + 8));
+        }
+        v0 = act8(v0, act);
+        v1 = act8(v1, act);
         if (nr == NR) {
             _mm256_storeu_ps(c[r], v0);
             _mm256_storeu_ps(c[r] + 8, v1);
@@ -216,7 +223,7 @@ static T512 inline __m512 act16(__m512 v, eng_act act)
 /* as ukernel_6x16 with 12 rows in 512-bit registers: the same products summed
  * in the same order, so results are bit-identical to the AVX2 kernel */
 static T512 void ukernel_12x16(int K, const float *const *a, const float *b, const float *bias,
-                               float *const *c, int nr, eng_act act)
+                               const float *const *res, float *const *c, int nr, eng_act act)
 {
     __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
     __m512 c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
@@ -244,7 +251,10 @@ static T512 void ukernel_12x16(int K, const float *const *a, const float *b, con
     for (int r = 0; r < MR512; r++) {
         if (!c[r])
             continue;
-        __m512 v = act16(_mm512_add_ps(acc[r], bb), act);
+        __m512 v = _mm512_add_ps(acc[r], bb);
+        if (res)
+            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, res[r]));
+        v = act16(v, act);
         if (nr == NR)
             _mm512_storeu_ps(c[r], v);
         else
@@ -317,6 +327,12 @@ static void im2col_block(const eng_conv_geom *g, const float *in, int64_t m0, in
 eng_status eng_conv2d_packed(const eng_conv_geom *g, const float *in, const eng_conv_packed *w,
                              eng_act act, float *out, int threads)
 {
+    return rt_conv2d_packed_res(g, in, w, act, NULL, out, threads);
+}
+
+eng_status rt_conv2d_packed_res(const eng_conv_geom *g, const float *in, const eng_conv_packed *w,
+                                eng_act act, const float *res, float *out, int threads)
+{
     const int K = w->K;
     const int64_t M = (int64_t)g->n * g->oh * g->ow;
     const int direct = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->pad_top == 0 &&
@@ -363,17 +379,18 @@ eng_status eng_conv2d_packed(const eng_conv_geom *g, const float *in, const eng_
                 const float *bp = w->w + (size_t)j * K * NR;
                 int nr = g->cout - j * NR < NR ? g->cout - j * NR : NR;
                 for (int r0 = 0; r0 < rows; r0 += mr) {
-                    const float *ap[MR512];
+                    const float *ap[MR512], *rp[MR512];
                     float *cp[MR512];
                     for (int r = 0; r < mr; r++) {
                         int rr = r0 + r < rows ? r0 + r : r0;
                         ap[r] = abase + (size_t)rr * lda;
                         cp[r] = r0 + r < rows ? out + (m0 + r0 + r) * g->cout + j * NR : NULL;
+                        rp[r] = res ? res + (m0 + rr) * g->cout + j * NR : NULL;
                     }
                     if (wide)
-                        ukernel_12x16(K, ap, bp, w->bias + j * NR, cp, nr, act);
+                        ukernel_12x16(K, ap, bp, w->bias + j * NR, res ? rp : NULL, cp, nr, act);
                     else
-                        ukernel_6x16(K, ap, bp, w->bias + j * NR, cp, nr, act);
+                        ukernel_6x16(K, ap, bp, w->bias + j * NR, res ? rp : NULL, cp, nr, act);
                 }
             }
         }

@@ -1040,7 +1040,13 @@ static eng_status check_shapes(eng_model *m, eng_diag *d)
         if (dim[i] <= 0)
             return ENG_OK;
     }
-    return eng_model_shapes(m, ph->decl_ndim, dim, NULL, 0, NULL, NULL, NULL, d);
+    /* every node's shape at the declared input; residual fusion checks them */
+    eng_tensor *shapes = NULL;
+    eng_status st = rt_infer_all(m, ph->decl_ndim, dim, &shapes, d);
+    if (!st)
+        st = rt_fuse_residual(m, shapes, d);
+    free(shapes);
+    return st;
 }
 
 static eng_status load(load_ctx *L, const char *json, size_t len, eng_model **out, eng_diag *d)

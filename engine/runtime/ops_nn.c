@@ -107,6 +107,16 @@ static eng_status conv_infer(const rt_node *n, const eng_tensor *const *in, eng_
         return st;
     int64_t dim[4] = {g.n, g.oh, g.ow, g.cout};
     rt_set_shape(out, ENG_F32, 4, dim);
+    if (n->a.residual) { /* fused form (fuse.c): the added tensor must match exactly */
+        const eng_tensor *r = in[n->n_in - 1];
+        if (r->dtype != ENG_F32 || !rt_same_shape(r, out)) {
+            char sbuf[160], sbuf2[160];
+            return RT_FAIL(d, ENG_EUNSUPPORTED, n,
+                           "added tensor %s does not match the convolution's %s (fused "
+                           "residual: also request the convolution node to run it unfused)",
+                           SHAPE(r), SHAPE2(out));
+        }
+    }
     return ENG_OK;
 }
 
@@ -118,11 +128,17 @@ static eng_status conv_compute(const rt_node *n, const eng_tensor *const *in, en
     eng_status st = window_geom(n, x, (int)f->dim[3], (int)f->dim[0], (int)f->dim[1], &g, d);
     if (st)
         return st;
-    if (n->packed)
-        st = eng_conv2d_packed(&g, eng_f32(x), n->packed, n->a.act, eng_f32(out), c->threads);
-    else
-        st = eng_conv2d(&g, eng_f32(x), eng_f32(f), n->a.has_bias ? eng_f32(in[2]) : NULL, n->a.act,
-                        eng_f32(out), c->threads);
+    const float *res = n->a.residual ? eng_f32(in[n->n_in - 1]) : NULL;
+    if (n->packed) {
+        st = rt_conv2d_packed_res(&g, eng_f32(x), n->packed, n->a.act, res, eng_f32(out),
+                                  c->threads);
+    } else {
+        eng_conv_packed *p = eng_conv_pack(eng_f32(f), n->a.has_bias ? eng_f32(in[2]) : NULL, g.kh,
+                                           g.kw, g.cin, g.cout);
+        st = p ? rt_conv2d_packed_res(&g, eng_f32(x), p, n->a.act, res, eng_f32(out), c->threads)
+               : ENG_ENOMEM;
+        eng_conv_packed_free(p);
+    }
     if (st)
         return RT_FAIL(d, st, n, "out of memory");
     return ENG_OK;

@@ -147,10 +147,30 @@ static int input_known(const eng_tensor *const *in, int n)
     return 1;
 }
 
+static eng_status shapes_impl(const eng_model *m, int in_ndim, const int64_t *in_dim,
+                              const char *const *outputs, int n_outputs,
+                              int64_t (*out_dim)[ENG_MAX_DIMS], int *out_ndim, double *flops,
+                              eng_tensor **keep, eng_diag *d);
+
+eng_status rt_infer_all(const eng_model *m, int in_ndim, const int64_t *in_dim, eng_tensor **out,
+                        eng_diag *d)
+{
+    *out = NULL;
+    return shapes_impl(m, in_ndim, in_dim, NULL, 0, NULL, NULL, NULL, out, d);
+}
+
 eng_status eng_model_shapes(const eng_model *m, int in_ndim, const int64_t *in_dim,
                             const char *const *outputs, int n_outputs,
                             int64_t (*out_dim)[ENG_MAX_DIMS], int *out_ndim, double *flops,
                             eng_diag *d)
+{
+    return shapes_impl(m, in_ndim, in_dim, outputs, n_outputs, out_dim, out_ndim, flops, NULL, d);
+}
+
+static eng_status shapes_impl(const eng_model *m, int in_ndim, const int64_t *in_dim,
+                              const char *const *outputs, int n_outputs,
+                              int64_t (*out_dim)[ENG_MAX_DIMS], int *out_ndim, double *flops,
+                              eng_tensor **keep, eng_diag *d)
 {
     if (!m || in_ndim < 0 || in_ndim > ENG_MAX_DIMS || n_outputs < 0)
         return eng_fail(d, ENG_EINVAL, "eng_model_shapes: bad arguments");
@@ -228,6 +248,10 @@ eng_status eng_model_shapes(const eng_model *m, int in_ndim, const int64_t *in_d
     }
     if (flops)
         *flops = total;
+    if (keep) {
+        *keep = shp;
+        shp = NULL;
+    }
 out:
     free(shp);
     free(needed);

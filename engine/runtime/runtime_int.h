@@ -38,6 +38,7 @@ typedef struct rt_attr {
     int transpose_a, transpose_b;
     int batch_dims;
     int n_squeeze, squeeze[ENG_MAX_DIMS];
+    int residual; /* fused form of a conv: last input is added after the bias */
 } rt_attr;
 
 struct rt_op;
@@ -100,8 +101,21 @@ eng_tensor *rt_tensor_clone(const eng_tensor *s);
 #define RT_FAIL(d, st, n, fmt, ...)                                                                \
     eng_fail(d, st, "node '%s' (%s): " fmt, (n)->name, (n)->op->name, ##__VA_ARGS__)
 
-/* fuse.c: finds fusable patterns after load */
+/* fuse.c: finds fusable patterns after load; rt_fuse_residual needs the
+ * shapes of every node at the declared input (NULL: skipped) */
 eng_status rt_fuse(eng_model *m, eng_diag *d);
+eng_status rt_fuse_residual(eng_model *m, const eng_tensor *shapes, eng_diag *d);
+
+/* kernels_conv.c: eng_conv2d_packed with res (same shape as out, may be NULL)
+ * added after the bias and before the activation */
+eng_status rt_conv2d_packed_res(const eng_conv_geom *g, const float *in, const eng_conv_packed *w,
+                                eng_act act, const float *res, float *out, int threads);
+
+/* run.c: shapes (dtype, dims; data only for constants) of every node and
+ * port for an input shape, graph as written; *out is n_nodes * RT_MAX_OUT
+ * tensors, free with free(). Unknown shapes have ndim -1. */
+eng_status rt_infer_all(const eng_model *m, int in_ndim, const int64_t *in_dim, eng_tensor **out,
+                        eng_diag *d);
 
 /* ops.c */
 const rt_op *rt_op_find(const char *name);

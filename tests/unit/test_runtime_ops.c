@@ -4,6 +4,7 @@
  * slice masks), plus the executor's taps, multi-output ports, constants as
  * outputs and the abort callback. */
 #include "test_runtime_util.h"
+#include "runtime/runtime_int.h" /* white box: fused forms */
 
 static eng_tensor *input4(int64_t n, int64_t h, int64_t w, int64_t c, const float *v)
 {
@@ -720,8 +721,65 @@ static void test_sigmoid_vector(void)
     tr_graph_free(&g);
 }
 
+/* a residual add after a convolution runs in the conv epilogue (bit-identical);
+ * a broadcast add of a per-channel tensor is left alone */
+static void test_residual_fusion(void)
+{
+    const int64_t xd[4] = {1, 2, 2, 2};
+    const float x[8] = {1, 2, 3, 4, -5, 6, 7, -8};
+    const float w[4] = {1, 2, -1, 0.5f}, b[2] = {0.25f, -1};
+    const int32_t ax[2] = {1, 2};
+    const int64_t wd[4] = {1, 1, 2, 2}, bd[1] = {2}, ad[1] = {2};
+    tr_graph g;
+    tr_graph_init(&g);
+    char a[1024];
+    tr_placeholder(&g, "x", 4, xd);
+    tr_const_f(&g, "w", 4, wd, w);
+    tr_const_f(&g, "b", 1, bd, b);
+    tr_const_i(&g, "ax", 1, ad, ax);
+    tr_node(&g, "proj", "_FusedConv2D", "x,w,b", tr_attr_conv(a, sizeof a, 1, "SAME", "BiasAdd"));
+    tr_node(&g, "add", "AddV2", "x,proj", "");
+    tr_node(&g, "mean", "Mean", "x,ax", "\"keep_dims\":{\"b\":true}");
+    tr_node(&g, "proj2", "Conv2D", "x,w", tr_attr_conv(a, sizeof a, 1, "SAME", NULL));
+    tr_node(&g, "badd", "Add", "proj2,mean", "");
+    eng_model *m = NULL;
+    eng_diag d = {{0}};
+    CHECK_MSG(tr_load(&g, &m, &d) == ENG_OK, "%s", d.msg);
+    if (!m)
+        return;
+    CHECK(m->nodes[5].fused != NULL && m->nodes[5].fused->a.residual); /* add */
+    CHECK(m->nodes[8].fused == NULL);                                  /* badd: broadcast */
+    eng_tensor *in = input4(1, 2, 2, 2, x);
+    const char *fused = "add", *both[2] = {"add", "proj"}, *bc = "badd";
+    eng_tensor *o1 = NULL, *o2[2] = {0}, *o3 = NULL;
+    CHECK(eng_model_run(m, in, &fused, 1, &o1, NULL, &d) == ENG_OK);
+    CHECK(eng_model_run(m, in, both, 2, o2, NULL, &d) == ENG_OK);
+    CHECK(eng_model_run(m, in, &bc, 1, &o3, NULL, &d) == ENG_OK);
+    /* proj = [x0 - x1 + .25, 2 x0 + .5 x1 - 1] per pixel */
+    float want[8], wantb[8];
+    for (int p = 0; p < 4; p++) {
+        float x0 = x[2 * p], x1 = x[2 * p + 1];
+        float p0 = (x0 * 1 + x1 * -1) + 0.25f, p1 = (x0 * 2 + x1 * 0.5f) - 1;
+        want[2 * p] = x0 + p0, want[2 * p + 1] = x1 + p1;
+        wantb[2 * p] = (x0 - x1) + 1.5f, wantb[2 * p + 1] = (2 * x0 + 0.5f * x1) + 1;
+    }
+    expect("residual fused", o1, want, 8, 1e-6);
+    expect("residual unfused", o2[0], want, 8, 1e-6);
+    expect("broadcast add after conv", o3, wantb, 8, 1e-6);
+    if (o1 && o2[0])
+        CHECK(memcmp(o1->data, o2[0]->data, 32) == 0);
+    eng_tensor_free(o1);
+    eng_tensor_free(o2[0]);
+    eng_tensor_free(o2[1]);
+    eng_tensor_free(o3);
+    eng_tensor_free(in);
+    eng_model_free(m);
+    tr_graph_free(&g);
+}
+
 int main(void)
 {
+    test_residual_fusion();
     test_sigmoid_vector();
     test_hswish_fusion();
     test_conv_same_stride2();
