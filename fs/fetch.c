@@ -12,8 +12,8 @@
  * live as long as the process, so the verifier can hold them without copies
  * while jobs come and go.
  * Lock order: fetch_lock is a leaf (no call into datasets/ or curl while it
- * is held; curl_multi_wakeup is the one exception, and it takes no lock of
- * ours).
+ * is held; curl_multi_wakeup is the one exception: it takes no lock of ours,
+ * and holding the lock keeps the multi handle alive during the call).
  */
 #include "fetch.h"
 
@@ -283,6 +283,15 @@ static int file_url_path(const char *url, char *out, size_t n)
 
 /* ---- jobs (fetch_lock held) ---- */
 
+/* Wakes the fetch thread. Called with fetch_lock held: the multi handle is
+ * only cleaned up under the lock after `stopping` is set, so it is valid
+ * here (curl_multi_wakeup is thread-safe and takes no lock of ours). */
+static void wake_locked(void)
+{
+    if (running && !stopping && multi)
+        curl_multi_wakeup(multi);
+}
+
 static size_t hash_str(const char *s)
 {
     size_t h = 1469598103934665603ull;
@@ -464,8 +473,8 @@ fs_fetch_state fs_fetch_image(const char *dataset, const char *url, const char *
     table[h] = nj;
     nj->in_hash = 1;
     queue_push(nj);
+    wake_locked();
     pthread_mutex_unlock(&fetch_lock);
-    curl_multi_wakeup(multi);
     return FS_FETCH_PENDING;
 }
 
@@ -502,11 +511,9 @@ void fs_fetch_cancel(const char *owner)
             break;
         }
     }
-    int live = running;
+    wake_locked();
     pthread_mutex_unlock(&fetch_lock);
     dsjson_free(gone);
-    if (live)
-        curl_multi_wakeup(multi);
 }
 
 /* ---- the fetch thread ---- */
@@ -1333,12 +1340,12 @@ static void dsjson_start(const char *name, const char *dir)
         queue_push(jobs[i]);
         jobs[i] = NULL;
     }
+    wake_locked();
     pthread_mutex_unlock(&fetch_lock);
     for (int i = 0; i < d->n && jobs; i++)
         job_free(jobs[i]);
     free(jobs);
     dsjson_free(old);
-    curl_multi_wakeup(multi);
     fs_dataset_touch(name);
 }
 
