@@ -161,7 +161,14 @@ typedef struct fs_fh {
     int discarded; /* the temp has been refused and removed */
     int result;    /* what flush returns once finished */
     struct fs_fh *next;
+    struct fs_fh *all_prev, *all_next; /* every open handle (open_lock) */
 } fs_fh;
+
+/* Every open file handle, so the ones the kernel never released (the loop
+ * ended by a signal with RELEASE requests still queued) are freed at
+ * destroy. Lock order: open_lock is a leaf. */
+static fs_fh *open_list;
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Open writers by mount path, so lookups see a file while it is written.
  * Lock order: pending_lock is a leaf (no other lock is taken under it). */
@@ -244,6 +251,12 @@ static fs_fh *fh_new(void)
         return NULL;
     fh->fd = -1;
     pthread_mutex_init(&fh->lock, NULL);
+    pthread_mutex_lock(&open_lock);
+    fh->all_next = open_list;
+    if (open_list)
+        open_list->all_prev = fh;
+    open_list = fh;
+    pthread_mutex_unlock(&open_lock);
     return fh;
 }
 
@@ -251,6 +264,14 @@ static void fh_free(fs_fh *fh)
 {
     if (!fh)
         return;
+    pthread_mutex_lock(&open_lock);
+    if (fh->all_prev)
+        fh->all_prev->all_next = fh->all_next;
+    else
+        open_list = fh->all_next;
+    if (fh->all_next)
+        fh->all_next->all_prev = fh->all_prev;
+    pthread_mutex_unlock(&open_lock);
     if (fh->fd >= 0)
         close(fh->fd);
     pthread_mutex_destroy(&fh->lock);
@@ -338,10 +359,27 @@ static void *vfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     return NULL;
 }
 
+static void dirs_free_all(void);
+
 static void vfs_destroy(void *data)
 {
     (void)data;
     fs_areas_stop();
+    /* handles the kernel never released: uncommitted writes are dropped
+     * (as after a crash), the rest closed */
+    for (;;) {
+        pthread_mutex_lock(&open_lock);
+        fs_fh *fh = open_list;
+        pthread_mutex_unlock(&open_lock);
+        if (!fh)
+            break;
+        if (fh->writer && !fh->committed && !fh->discarded) {
+            unlink(fh->tmp);
+            pending_remove(fh);
+        }
+        fh_free(fh);
+    }
+    dirs_free_all();
 }
 
 static void readme_stat(struct stat *st)
@@ -474,7 +512,24 @@ typedef struct fs_dirh {
     DIR *d;
     vpath vp;
     char rel[PATH_MAX_VFS];
+    struct fs_dirh *prev, *next; /* every open folder (open_lock) */
 } fs_dirh;
+
+static fs_dirh *dir_list;
+
+static void dirh_free(fs_dirh *dh)
+{
+    pthread_mutex_lock(&open_lock);
+    if (dh->prev)
+        dh->prev->next = dh->next;
+    else
+        dir_list = dh->next;
+    if (dh->next)
+        dh->next->prev = dh->prev;
+    pthread_mutex_unlock(&open_lock);
+    closedir(dh->d);
+    free(dh);
+}
 
 static int vfs_opendir(const char *path, struct fuse_file_info *fi)
 {
@@ -501,18 +556,34 @@ static int vfs_opendir(const char *path, struct fuse_file_info *fi)
     snprintf(dh->rel, sizeof dh->rel, "%s", vp.rel);
     dh->vp = vp;
     dh->vp.rel = dh->rel;
+    pthread_mutex_lock(&open_lock);
+    dh->next = dir_list;
+    if (dir_list)
+        dir_list->prev = dh;
+    dir_list = dh;
+    pthread_mutex_unlock(&open_lock);
     fi->fh = (uint64_t)(uintptr_t)dh;
     return 0;
+}
+
+static void dirs_free_all(void)
+{
+    for (;;) {
+        pthread_mutex_lock(&open_lock);
+        fs_dirh *dh = dir_list;
+        pthread_mutex_unlock(&open_lock);
+        if (!dh)
+            break;
+        dirh_free(dh);
+    }
 }
 
 static int vfs_releasedir(const char *path, struct fuse_file_info *fi)
 {
     (void)path;
     fs_dirh *dh = fi ? (fs_dirh *)(uintptr_t)fi->fh : NULL;
-    if (dh) {
-        closedir(dh->d);
-        free(dh);
-    }
+    if (dh)
+        dirh_free(dh);
     return 0;
 }
 

@@ -55,13 +55,15 @@ trap vfs_cleanup EXIT
 # A stale mount left by kill -9 can still answer stat from the kernel's
 # attribute cache for a second, so wait for the daemon's own "mounted" line.
 vfs_mount() {
-    local before
-    before=$(grep -c ': mounted "' "$T/daemon.log" 2>/dev/null || true)
+    local before now
+    touch "$T/daemon.log"
+    before=$(grep -c ': mounted "' "$T/daemon.log" || true)
     "$VFS_BIN" --store "$STORE" -f "$@" "$MNT" >>"$T/daemon.log" 2>&1 &
     VFS_PID=$!
     local i
     for i in $(seq 100); do
-        if [ "$(grep -c ': mounted "' "$T/daemon.log")" -gt "${before:-0}" ] &&
+        now=$(grep -c ': mounted "' "$T/daemon.log" || true)
+        if [ "${now:-0}" -gt "${before:-0}" ] &&
             mountpoint -q "$MNT" && [ -f "$MNT/README" ]; then
             return 0
         fi
@@ -137,6 +139,20 @@ wait_status() {
         n=$((n - 1))
     done
     echo "timeout waiting for \"$want\" in $f; last: $s"
+    return 1
+}
+
+# wait_jq FILE FILTER EXPECTED [SECONDS]: until `jq -r FILTER FILE` prints EXPECTED.
+wait_jq() {
+    local f=$1 filter=$2 want=$3 secs=${4:-30} got=""
+    local n=$((secs * 10))
+    while [ $n -gt 0 ]; do
+        got=$(jq -r "$filter" "$f" 2>/dev/null || true)
+        [ "$got" == "$want" ] && return 0
+        sleep 0.1
+        n=$((n - 1))
+    done
+    echo "timeout waiting for $filter == \"$want\" in $f; last: $got"
     return 1
 }
 

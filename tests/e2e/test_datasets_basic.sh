@@ -106,7 +106,7 @@ echo "this is not json" > "$SRC/bad.json"
 check_err "non-JSON annotation file: cp fails with EINVAL" "Invalid argument" cp "$SRC/bad.json" "$MNT/datasets/whole/annotations.json"
 check_eq "previous annotation file intact" "$good" "$(md5sum < "$MNT/datasets/whole/annotations.json")"
 check "status says why" grep -q "^invalid: datasetAnnotationsInvalid: .*annotations.json.* refused" "$MNT/datasets/whole/status"
-check_eq "status.json names the refused write" "annotations.json" "$(jq -r .refusedWrite.file "$S")"
+check "status.json names the refused write" wait_jq "$S" .refusedWrite.file "annotations.json" 10
 echo '{"images": [], "categories": []}' > "$SRC/noann.json"
 check_err "missing annotations array: EINVAL" "Invalid argument" cp "$SRC/noann.json" "$MNT/datasets/whole/annotations.json"
 check_eq "previous file still intact" "$good" "$(md5sum < "$MNT/datasets/whole/annotations.json")"
@@ -168,9 +168,8 @@ check "19 MB file is accepted" cp "$SRC/ok.png" "$MNT/datasets/whole/images/"
 
 # ---- rm -r of a full dataset, mv keeps status ----
 check "mv a ready dataset" mv "$MNT/datasets/ifirst" "$MNT/datasets/moved"
-check "moved dataset re-verified under its new name" wait_status "$MNT/datasets/moved/status" "ready: 6 images" 10
-sleep 0.3
-check_eq "status.json follows the name" "moved" "$(jq -r .dataset "$MNT/datasets/moved/status.json")"
+check "moved dataset re-verified under its new name" wait_jq "$MNT/datasets/moved/status.json" .dataset "moved" 10
+check "and still ready" wait_status "$MNT/datasets/moved/status" "ready: 6 images" 10
 check "rm -r a full dataset" rm -r "$MNT/datasets/moved"
 check "it is gone" test ! -e "$MNT/datasets/moved"
 check_err "rmdir of a non-empty dataset: ENOTEMPTY" "not empty" rmdir "$MNT/datasets/jfirst"

@@ -56,7 +56,10 @@ printf '%s\n' \
     "5 images/i2.png 90 80 2 0.1 0.1 0.2 0.2" \
     "6 images/notes.png 100 80 2 0.1 0.1 0.2 0.2" \
     "7 images/i3.png 100 80 2 0.1 0.1 0.2 0.2" | mkcoco "$P/ann.json"
-cp -r "$P" "$MNT/datasets/bad"
+# images first, then the COCO file: the report is final once it says invalid
+mkdir "$MNT/datasets/bad"
+cp -r "$P/images" "$MNT/datasets/bad/"
+cp "$P/ann.json" "$MNT/datasets/bad/"
 check "several problems: invalid" wait_status "$MNT/datasets/bad/status" "invalid: " 10
 S=$MNT/datasets/bad/status.json
 err() { jq -r --arg p "$1" '.errors[] | select(.path | startswith($p)) | "\(.code) \(.id)"' "$S" | head -n 1; }
