@@ -26,7 +26,9 @@ struct eng_detector {
     float wh_scale;  /* box head output x this = input pixels */
     float *dw_cls;   /* [3,3,fdim] frozen depthwise of the heatmap head */
     float *dw_wh;    /* [3,3,fdim] frozen depthwise of the box head */
-    float *wc, *bc;  /* heatmap 1x1: [fdim,ncat], [ncat] */
+    int hidden;      /* 0: heatmap 1x1 straight to the categories; else its width */
+    float *w1, *b1;  /* hidden 1x1 + ReLU: [fdim,hidden], [hidden] (NULL when hidden 0) */
+    float *wc, *bc;  /* heatmap 1x1: [hidden or fdim, ncat], [ncat] */
     float *ww, *bw;  /* box 1x1: [fdim,4], [4] */
     float nms_iou;   /* 0: no NMS */
     float min_score;
@@ -89,6 +91,7 @@ typedef struct det_fit_args {
     const int *nbox;
     int n;
     int finetune_wh;
+    int hidden;
     float lr;
     int epochs;
     int threads;
@@ -99,6 +102,13 @@ eng_status det_fit_heads(const det_fit_args *f, eng_detector *m, float *last_los
 
 /* float32 <-> float16 (round to nearest even). */
 void det_f32_to_f16(const float *src, uint16_t *dst, size_t n);
+void det_f16_to_f32(const uint16_t *src, float *dst, size_t n);
+
+/* eng_det_evaluate with a feature cache (may be NULL). */
+eng_status det_evaluate(const eng_detector *m, eng_backbone *const *backbones, int nbackbones,
+                        const eng_det_sample *s, int n, const eng_det_eval_opts *o,
+                        const char *cache_dir, char **metrics_json, char **predictions_json,
+                        eng_diag *d);
 
 /* Finds the backbone with detection features; ENG_ENOTFOUND otherwise. */
 eng_status det_pick_backbone(eng_backbone *const *bbs, int n, const char *name,

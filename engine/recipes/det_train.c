@@ -30,6 +30,12 @@
 #define DET_REG_MIN 0.3f  /* Gaussian value above which a cell regresses its box */
 #define DET_MAX_BATCH 4
 #define DET_MEM_CAP ((size_t)1200 << 20) /* features kept in memory */
+#define DET_MAP_CAP ((size_t)800 << 20)  /* depthwise maps kept in memory */
+#define DET_NEG_RATE 0.125f /* share of the cells far from objects a step samples */
+#define DET_BOX_WEIGHT 2.0f
+#define DET_MAX_STEPS 1500
+#define DET_FIT_MIN 0.65f /* pretrained box fit (mean IoU) below which it is fine-tuned */
+#define DET_NEAR 0.1f /* cells whose target reaches this are always in a step */
 
 typedef struct det_img {
     int w, h;        /* image pixels (display) */
@@ -37,6 +43,7 @@ typedef struct det_img {
     int *cat;
     int nbox;
     uint16_t *feat;  /* NULL: read back from the cache */
+    uint16_t *gmap[2], *hmap[2]; /* depthwise maps (heatmap, box) unflipped/flipped, or NULL */
 } det_img;
 
 typedef struct reg_cell {
@@ -48,6 +55,7 @@ typedef struct reg_cell {
 typedef struct variant {
     const char *name;
     int finetune_wh;
+    int hidden;
     float lr;
     int epochs;
 } variant;
@@ -72,12 +80,15 @@ typedef struct trainer {
     det_scratch s;
     eng_tensor *gbatch, *hsel;
     float *target, *ltrb, *wgt;
+    float *heat1, *roww, *seed; /* one image's heatmap target; row weights; logit gradient */
+    size_t map_bytes;           /* depthwise maps kept */
     int maxsel;
     uint16_t *tmpfeat;
     int *owner;
     float *wmap;
     reg_cell *rc;
-    eng_param *p[4];
+    eng_param *p[6]; /* heatmap w, b, box w, b, hidden w, b */
+    int hidden;
     int threads;
 } trainer;
 
@@ -246,13 +257,91 @@ static int reg_cells(const det_img *im, int flip, reg_cell *out, int cap, int *o
 
 /* ---- one training run ---- */
 
-static eng_status step_fn(void *ctx, eng_tape *tp, int step, eng_var **loss, eng_diag *d)
+/* A depthwise map of one image: float16 kept in memory, or float32 in t->s.g. */
+typedef struct map_ref {
+    const uint16_t *h;
+    const float *f;
+} map_ref;
+
+/* The depthwise map (which 0: heatmap filter, 1: box filter) of training
+ * image i, mirrored when flip. Kept as float16 while memory allows. */
+static eng_status dw_map(trainer *t, int i, int flip, int which, map_ref *out, eng_diag *d)
 {
-    (void)step;
-    trainer *t = ctx;
-    int B = t->nidx < DET_MAX_BATCH ? t->nidx : DET_MAX_BATCH;
+    det_img *im = &t->im[i];
+    uint16_t **slot = which ? &im->hmap[flip] : &im->gmap[flip];
     size_t per = (size_t)DET_CELLS * t->fdim;
-    int nsel = 0;
+    out->h = NULL;
+    out->f = NULL;
+    if (*slot) {
+        out->h = *slot;
+        return ENG_OK;
+    }
+    const uint16_t *f = feat_of(t, i, d);
+    if (!f)
+        return ENG_EIO;
+    det_widen(f, t->fdim, flip, t->s.f);
+    det_depthwise(&t->s, t->fdim, which ? t->dw_wh : t->dw_cls, 1);
+    if (t->map_bytes + per * 2 <= DET_MAP_CAP && (*slot = eng_alloc(per * 2)) != NULL) {
+        det_f32_to_f16(t->s.g, *slot, per);
+        t->map_bytes += per * 2;
+        out->h = *slot; /* train on what later steps will see */
+        return ENG_OK;
+    }
+    out->f = t->s.g;
+    return ENG_OK;
+}
+
+static void map_row(const map_ref *m, int fdim, int cell, float *dst)
+{
+    if (m->h)
+        det_f16_to_f32(m->h + (size_t)cell * fdim, dst, (size_t)fdim);
+    else
+        memcpy(dst, m->f + (size_t)cell * fdim, (size_t)fdim * sizeof *dst);
+}
+
+static float softplus(float x) { return x > 0 ? x + log1pf(expf(-x)) : log1pf(expf(x)); }
+
+/* Weighted CenterNet focal loss (alpha 2, beta 4) of logits [rows, ncat]
+ * against target: returns the loss and writes d(loss)/d(logit) to grad.
+ * Row r counts w[r] times; the sum is divided by npos. */
+static double focal(const float *logit, const float *target, const float *w, int rows, int ncat,
+                    float npos, float *grad)
+{
+    double loss = 0;
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < ncat; c++) {
+            size_t k = (size_t)r * ncat + c;
+            float x = logit[k], y = target[k];
+            float p = 1.0f / (1.0f + expf(-x));
+            float lp = -softplus(-x), l1p = -softplus(x); /* log p, log(1 - p) */
+            float l, g;
+            if (y >= 1.0f) {
+                float q = (1 - p) * (1 - p);
+                l = -q * lp;
+                g = q * (2 * p * lp - (1 - p));
+            } else {
+                float nb = (1 - y) * (1 - y);
+                nb *= nb;
+                float pa = p * p;
+                l = -nb * pa * l1p;
+                g = nb * pa * (p - 2 * (1 - p) * l1p);
+            }
+            loss += (double)w[r] * l;
+            grad[k] = w[r] * g / npos;
+        }
+    return loss / npos;
+}
+
+/* One step: a batch of images, their cells (every cell near an object and
+ * a weighted sample of the rest), the heads forward and backward on two
+ * tapes (heatmap, box), gradients left in the params. *loss: the objective. */
+static eng_status step(trainer *t, eng_tape *ta, eng_tape *tb, float *loss, eng_diag *d)
+{
+    int B = t->nidx < DET_MAX_BATCH ? t->nidx : DET_MAX_BATCH;
+    int rows = 0, nsel = 0;
+    float npos = 0;
+    float *X = eng_f32(t->gbatch);
+    float *heat = t->heat1;
     for (int b = 0; b < B; b++) {
         if (t->pos >= t->nidx) { /* new epoch: reshuffle */
             for (int i = t->nidx - 1; i > 0; i--) {
@@ -265,48 +354,81 @@ static eng_status step_fn(void *ctx, eng_tape *tp, int step, eng_var **loss, eng
         }
         int i = t->idx[t->order[t->pos++]];
         int flip = (int)(eng_rng_u64(&t->rng) & 1);
-        const uint16_t *f = feat_of(t, i, d);
-        if (!f)
-            return ENG_EIO;
-        det_widen(f, t->fdim, flip, t->s.f);
-        det_depthwise(&t->s, t->fdim, t->dw_cls, t->threads);
-        memcpy(eng_f32(t->gbatch) + per * b, t->s.g, per * sizeof(float));
-        heat_target(t, &t->im[i], flip, t->target + (size_t)DET_CELLS * t->ncat * b);
+        map_ref mr;
+        eng_status st = dw_map(t, i, flip, 0, &mr, d);
+        if (st != ENG_OK)
+            return st;
+        heat_target(t, &t->im[i], flip, heat);
+        for (int c = 0; c < DET_CELLS; c++) {
+            const float *y = heat + (size_t)c * t->ncat;
+            float mx = 0;
+            for (int k = 0; k < t->ncat; k++) {
+                mx = y[k] > mx ? y[k] : mx;
+                npos += y[k] >= 1.0f;
+            }
+            float w = 1;
+            if (mx < DET_NEAR) {
+                if (eng_rng_uniform(&t->rng) >= DET_NEG_RATE)
+                    continue;
+                w = 1.0f / DET_NEG_RATE;
+            }
+            map_row(&mr, t->fdim, c, X + (size_t)rows * t->fdim);
+            memcpy(t->target + (size_t)rows * t->ncat, y, t->ncat * sizeof(float));
+            t->roww[rows++] = w;
+        }
         if (t->finetune_wh) {
             reg_cell *rc = t->rc;
             int k = reg_cells(&t->im[i], flip, rc, DET_CELLS, t->owner, t->wmap);
             if (k > 0) {
-                det_depthwise(&t->s, t->fdim, t->dw_wh, t->threads);
+                if ((st = dw_map(t, i, flip, 1, &mr, d)) != ENG_OK)
+                    return st;
                 for (int j = 0; j < k && nsel < t->maxsel; j++, nsel++) {
-                    memcpy(eng_f32(t->hsel) + (size_t)nsel * t->fdim,
-                           t->s.g + (size_t)rc[j].cell * t->fdim, t->fdim * sizeof(float));
+                    map_row(&mr, t->fdim, rc[j].cell, eng_f32(t->hsel) + (size_t)nsel * t->fdim);
                     memcpy(t->ltrb + 4 * nsel, rc[j].ltrb, sizeof rc[j].ltrb);
                     t->wgt[nsel] = rc[j].w;
                 }
             }
         }
     }
+    if (npos < 1)
+        npos = 1;
+    eng_tape_reset(ta);
     eng_tensor g = *t->gbatch;
-    g.dim[0] = B;
-    eng_var *x = eng_tape_input(tp, &g);
-    eng_var *logit = eng_op_bias(tp, eng_op_dense(tp, x, eng_tape_param(tp, t->p[0])),
-                                 eng_tape_param(tp, t->p[1]));
-    eng_var *l = eng_loss_focal(tp, logit, t->target, 2.0f, 4.0f);
+    g.ndim = 2;
+    g.dim[0] = rows;
+    g.dim[1] = t->fdim;
+    eng_var *x = eng_tape_input(ta, &g);
+    if (t->hidden > 0)
+        x = eng_op_relu(ta, eng_op_bias(ta, eng_op_dense(ta, x, eng_tape_param(ta, t->p[4])),
+                                        eng_tape_param(ta, t->p[5])));
+    eng_var *logit = eng_op_bias(ta, eng_op_dense(ta, x, eng_tape_param(ta, t->p[0])),
+                                 eng_tape_param(ta, t->p[1]));
+    eng_status st = eng_tape_status(ta, d);
+    if (st != ENG_OK)
+        return st;
+    double l = focal(eng_f32(eng_var_value(logit)), t->target, t->roww, rows, t->ncat, npos,
+                     t->seed);
+    if ((st = eng_tape_backward(ta, logit, t->seed, d)) != ENG_OK)
+        return st;
     if (t->finetune_wh && nsel > 0) {
+        eng_tape_reset(tb);
         eng_tensor h = *t->hsel;
         h.dim[0] = nsel;
-        eng_var *hx = eng_tape_input(tp, &h);
-        eng_var *p = eng_op_bias(tp, eng_op_dense(tp, hx, eng_tape_param(tp, t->p[2])),
-                                 eng_tape_param(tp, t->p[3]));
-        p = eng_op_scale(tp, p, t->wh_scale);
+        eng_var *hx = eng_tape_input(tb, &h);
+        eng_var *p = eng_op_bias(tb, eng_op_dense(tb, hx, eng_tape_param(tb, t->p[2])),
+                                 eng_tape_param(tb, t->p[3]));
+        p = eng_op_scale(tb, p, t->wh_scale);
         float norm = 0;
         for (int j = 0; j < nsel; j++)
             norm += t->wgt[j];
-        eng_var *lg = eng_loss_giou(tp, p, t->ltrb, t->wgt, ENG_BOX_LTRB, norm > 0 ? norm : 1);
-        l = eng_op_add(tp, l, eng_op_scale(tp, lg, 2.0f));
+        eng_var *lg = eng_loss_giou(tb, p, t->ltrb, t->wgt, ENG_BOX_LTRB, norm > 0 ? norm : 1);
+        lg = eng_op_scale(tb, lg, DET_BOX_WEIGHT);
+        if ((st = eng_tape_backward(tb, lg, NULL, d)) != ENG_OK)
+            return st;
+        l += eng_var_scalar(lg);
     }
-    *loss = l;
-    return eng_tape_status(tp, d);
+    *loss = (float)l;
+    return ENG_OK;
 }
 
 /* Trains the heads on images idx with variant v; fills m's head weights. */
@@ -317,27 +439,42 @@ static eng_status fit(trainer *t, const int *idx, int n, const variant *v, eng_d
     int steps = (v->epochs * n + B - 1) / B;
     if (steps < 60)
         steps = 60;
-    if (steps > 400)
-        steps = 400;
+    if (steps > DET_MAX_STEPS)
+        steps = DET_MAX_STEPS;
     eng_status st = ENG_OK;
-    int64_t dwc[2] = {t->fdim, t->ncat}, dc[1] = {t->ncat}, dww[2] = {t->fdim, 4}, db[1] = {4};
+    int hid = v->hidden;
+    int64_t dwc[2] = {hid > 0 ? hid : t->fdim, t->ncat}, dc[1] = {t->ncat};
+    int64_t dww[2] = {t->fdim, 4}, db[1] = {4};
+    int64_t dh[2] = {t->fdim, hid > 0 ? hid : 1}, dhb[1] = {hid > 0 ? hid : 1};
     memset(t->p, 0, sizeof t->p);
     eng_tape *tape = NULL;
     eng_optimizer *opt = NULL;
     if ((st = eng_param_new("heatmap.weight", 2, dwc, &t->p[0], d)) != ENG_OK ||
         (st = eng_param_new("heatmap.bias", 1, dc, &t->p[1], d)) != ENG_OK ||
         (st = eng_param_new("box.weight", 2, dww, &t->p[2], d)) != ENG_OK ||
-        (st = eng_param_new("box.bias", 1, db, &t->p[3], d)) != ENG_OK)
+        (st = eng_param_new("box.bias", 1, db, &t->p[3], d)) != ENG_OK ||
+        (st = eng_param_new("hidden.weight", 2, dh, &t->p[4], d)) != ENG_OK ||
+        (st = eng_param_new("hidden.bias", 1, dhb, &t->p[5], d)) != ENG_OK)
         goto done;
     eng_rng r = t->rng;
     eng_param_init_normal(t->p[0], 0.01f, &r);
     eng_param_fill(t->p[1], DET_PRIOR_BIAS);
+    eng_param_init_he(t->p[4], t->fdim, &r);
     t->p[1]->no_decay = 1;
     t->p[3]->no_decay = 1;
+    t->p[5]->no_decay = 1;
     eng_param_set(t->p[2], t->ww0, (int64_t)t->fdim * 4, NULL);
     eng_param_set(t->p[3], t->bw0, 4, NULL);
     t->p[2]->frozen = t->p[3]->frozen = !v->finetune_wh;
     t->finetune_wh = v->finetune_wh;
+    t->hidden = hid;
+    eng_param *train_p[6] = {t->p[0], t->p[1], t->p[4], t->p[5], t->p[2], t->p[3]};
+    int np = 2 + (hid > 0 ? 2 : 0);
+    if (v->finetune_wh) {
+        train_p[np] = t->p[2];
+        train_p[np + 1] = t->p[3];
+        np += 2;
+    }
     eng_opt_config oc = {
         .kind = ENG_OPT_ADAMW,
         .lr = v->lr,
@@ -347,31 +484,75 @@ static eng_status fit(trainer *t, const int *idx, int n, const variant *v, eng_d
         .min_lr_ratio = 0.05f,
         .grad_clip = 10.0f,
     };
-    if ((st = eng_tape_new(t->threads, &tape, d)) != ENG_OK ||
-        (st = eng_optimizer_new(&oc, t->p, v->finetune_wh ? 4 : 2, &opt, d)) != ENG_OK)
+    /* one thread: a step's ops are small, and OpenMP barriers on a busy
+     * machine cost more than they save */
+    if ((st = eng_tape_new(1, &tape, d)) != ENG_OK ||
+        (st = eng_optimizer_new(&oc, train_p, np, &opt, d)) != ENG_OK)
         goto done;
     t->idx = idx;
     t->nidx = n;
     t->pos = n; /* shuffle first */
     for (int i = 0; i < n; i++)
         t->order[i] = i;
-    eng_train_result res;
+    eng_tape *tb = NULL;
+    if ((st = eng_tape_new(1, &tb, d)) != ENG_OK)
+        goto done;
     double c0 = cpu_now();
-    st = eng_train_run(tape, opt, steps, step_fn, t, NULL, NULL, abort_cb, t, &res, d);
+    float l = 0;
+    int done_steps = 0;
+    for (int k = 0; k < steps && st == ENG_OK; k++) {
+        if (aborted(t)) {
+            st = eng_fail(d, ENG_EABORTED, "training cancelled");
+            break;
+        }
+        if ((st = step(t, tape, tb, &l, d)) != ENG_OK)
+            break;
+        if (!isfinite(l)) {
+            st = eng_fail(d, ENG_EINVAL, "diverged: loss is %g at step %d", l, k);
+            break;
+        }
+        st = eng_optimizer_step(opt, d);
+        done_steps++;
+    }
+    eng_tape_free(tb);
     logf_(t, "variant %s: %d images, %d steps, last loss %.4f, %.1f s CPU", v->name, n,
-          res.steps_done, res.last_loss, cpu_now() - c0);
+          done_steps, l, cpu_now() - c0);
     if (last_loss)
-        *last_loss = res.last_loss;
+        *last_loss = l;
     if (st == ENG_OK) {
-        memcpy(m->wc, t->p[0]->value->data, (size_t)t->fdim * t->ncat * sizeof(float));
+        int k = hid > 0 ? hid : t->fdim;
+        float *wc = realloc(m->wc, (size_t)k * t->ncat * sizeof(float));
+        float *w1 = hid > 0 ? realloc(m->w1, (size_t)t->fdim * hid * sizeof(float)) : NULL;
+        float *b1 = hid > 0 ? realloc(m->b1, (size_t)hid * sizeof(float)) : NULL;
+        if (wc)
+            m->wc = wc;
+        if (w1)
+            m->w1 = w1;
+        if (b1)
+            m->b1 = b1;
+        if (!wc || (hid > 0 && (!w1 || !b1))) {
+            st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
+            goto done;
+        }
+        if (hid <= 0) {
+            free(m->w1);
+            free(m->b1);
+            m->w1 = m->b1 = NULL;
+        }
+        m->hidden = hid > 0 ? hid : 0;
+        memcpy(m->wc, t->p[0]->value->data, (size_t)k * t->ncat * sizeof(float));
         memcpy(m->bc, t->p[1]->value->data, (size_t)t->ncat * sizeof(float));
         memcpy(m->ww, t->p[2]->value->data, (size_t)t->fdim * 4 * sizeof(float));
         memcpy(m->bw, t->p[3]->value->data, 4 * sizeof(float));
+        if (hid > 0) {
+            memcpy(m->w1, t->p[4]->value->data, (size_t)t->fdim * hid * sizeof(float));
+            memcpy(m->b1, t->p[5]->value->data, (size_t)hid * sizeof(float));
+        }
     }
 done:
     eng_optimizer_free(opt);
     eng_tape_free(tape);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < 6; i++)
         eng_param_free(t->p[i]);
     memset(t->p, 0, sizeof t->p);
     return st;
@@ -612,6 +793,10 @@ static void trainer_release(trainer *t)
         free(t->im[i].box);
         free(t->im[i].cat);
         eng_free(t->im[i].feat);
+        for (int q = 0; q < 2; q++) {
+            eng_free(t->im[i].gmap[q]);
+            eng_free(t->im[i].hmap[q]);
+        }
     }
     free(t->im);
     free(t->dw_cls);
@@ -623,6 +808,9 @@ static void trainer_release(trainer *t)
     eng_tensor_free(t->gbatch);
     eng_tensor_free(t->hsel);
     free(t->target);
+    free(t->seed);
+    free(t->heat1);
+    free(t->roww);
     free(t->ltrb);
     free(t->wgt);
     eng_free(t->tmpfeat);
@@ -643,13 +831,16 @@ static eng_status trainer_buffers(trainer *t, eng_diag *d)
     int64_t hd[2] = {t->maxsel, t->fdim};
     t->hsel = eng_tensor_new(ENG_F32, 2, hd);
     t->target = malloc((size_t)DET_MAX_BATCH * DET_CELLS * t->ncat * sizeof(float));
+    t->seed = malloc((size_t)DET_MAX_BATCH * DET_CELLS * t->ncat * sizeof(float));
+    t->heat1 = malloc((size_t)DET_CELLS * t->ncat * sizeof(float));
+    t->roww = malloc((size_t)DET_MAX_BATCH * DET_CELLS * sizeof(float));
     t->ltrb = malloc((size_t)t->maxsel * 4 * sizeof(float));
     t->wgt = malloc((size_t)t->maxsel * sizeof(float));
     t->owner = malloc(DET_CELLS * sizeof *t->owner);
     t->wmap = malloc(DET_CELLS * sizeof *t->wmap);
     t->rc = malloc(DET_CELLS * sizeof *t->rc);
     if (!t->owner || !t->wmap || !t->rc || !t->order || !t->tmpfeat || !t->gbatch || !t->hsel ||
-        !t->target || !t->ltrb || !t->wgt)
+        !t->target || !t->ltrb || !t->wgt || !t->seed || !t->heat1 || !t->roww)
         return eng_fail(d, ENG_ENOMEM, "training: out of memory");
     return det_scratch_init(&t->s, t->fdim, d);
 }
@@ -700,7 +891,7 @@ eng_status det_fit_heads(const det_fit_args *f, eng_detector *m, float *last_los
     if (st == ENG_OK) {
         for (int i = 0; i < f->n; i++)
             t.im[i].feat = (uint16_t *)f->feats[i]; /* borrowed: cleared before release */
-        variant v = {"test", f->finetune_wh, f->lr, f->epochs};
+        variant v = {"test", f->finetune_wh, f->hidden, f->lr, f->epochs};
         st = fit(&t, idx, f->n, &v, m, last_loss, d);
         for (int i = 0; i < f->n; i++)
             t.im[i].feat = NULL;
@@ -836,11 +1027,15 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
     /* 2. search */
     double fitq = pretrained_fit(&t, m, d);
     logf_(&t, "pretrained box head: mean IoU %.3f at the training box centres", fitq);
-    variant vars[2] = {{"heatmap", 0, 0.01f, 40}, {"heatmap+box", 1, 0.01f, 40}};
-    int best = fitq >= 0.7 ? 0 : 1;
-    float best_nms = 0;
+    /* the box head is fine-tuned when the pretrained one fits the training
+     * boxes poorly; the search tries a linear and a hidden-layer heatmap */
+    int ft = fitq < DET_FIT_MIN;
+    variant vars[2] = {{"linear heatmap", ft, 0, 0.01f, 40}, {"hidden-64 heatmap", ft, 64, 0.01f, 150}};
+    /* without a split: far from COCO (box head fits poorly) wants the hidden layer */
+    int best = ft;
+    float best_nms = 0.5f; /* NMS helped on every held-out split measured */
     double best_map = -1;
-    const char *reason = "too few images to hold some out: rule on the pretrained box fit";
+    const char *reason = "too few images to hold some out: heatmap chosen by the pretrained box fit";
     int *all = malloc((size_t)t.n * sizeof *all);
     int *fitidx = malloc((size_t)t.n * sizeof *fitidx);
     int *hold = malloc((size_t)t.n * sizeof *hold);
@@ -887,7 +1082,7 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
         reason = "searched every variant";
         for (int v = 0; v < 2; v++) {
             double used = cpu_now() - t.cpu0;
-            if (v > 0 && used + fit_cost * (1 + (double)t.n / nf) + 60.0 * 0 >
+            if (v > 0 && used + fit_cost * (1 + (double)t.n / nf) >
                               a->budget_seconds * 0.7) {
                 reason = "budget: search stopped early";
                 break;
@@ -938,8 +1133,12 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
         cJSON_AddStringToObject(r, "backbone", inf->name);
         cJSON_AddStringToObject(r, "features", t.node);
         cJSON_AddNumberToObject(r, "input", DET_SIZE);
-        cJSON_AddStringToObject(r, "heatmap", "frozen pretrained depthwise 3x3 + trained 1x1, "
+        cJSON_AddStringToObject(r, "heatmap", vars[best].hidden ? "frozen pretrained depthwise 3x3 + "
+                                              "trained 1x1 to 64 + ReLU + 1x1, sigmoid, "
+                                              "CenterNet focal loss"
+                                              : "frozen pretrained depthwise 3x3 + trained 1x1, "
                                               "sigmoid, CenterNet focal loss");
+        cJSON_AddNumberToObject(r, "hidden", vars[best].hidden);
         cJSON_AddStringToObject(r, "box", vars[best].finetune_wh ? "pretrained, 1x1 fine-tuned "
                                                                    "with GIoU"
                                                                  : "pretrained");
@@ -977,7 +1176,8 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
             .dataset_name = a->test_name ? a->test_name : "test",
         };
         char *preds = NULL;
-        st = eng_det_evaluate(m, &t.bb, 1, a->test, a->ntest, &eo, evaluation_json, &preds, d);
+        st = det_evaluate(m, &t.bb, 1, a->test, a->ntest, &eo, a->cache_dir, evaluation_json, &preds,
+                          d);
         free(preds);
     } else if (nhold) {
         /* the held-out figure of the winner, measured before the final fit */
@@ -988,7 +1188,8 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
     } else {
         eng_det_eval_opts eo = {.threads = t.threads,
                                 .dataset_name = "training images (too few to hold out)"};
-        st = eng_det_evaluate(m, &t.bb, 1, a->train, a->ntrain, &eo, evaluation_json, NULL, d);
+        st = det_evaluate(m, &t.bb, 1, a->train, a->ntrain, &eo, a->cache_dir, evaluation_json,
+                          NULL, d);
     }
     free(hold);
     for (int v = 0; v < 2; v++)

@@ -33,6 +33,8 @@ void eng_detector_free(eng_detector *m)
     free(m->feat_node);
     free(m->dw_cls);
     free(m->dw_wh);
+    free(m->w1);
+    free(m->b1);
     free(m->wc);
     free(m->bc);
     free(m->ww);
@@ -97,7 +99,7 @@ void det_f32_to_f16(const float *src, uint16_t *dst, size_t n)
         dst[i] = (uint16_t)_cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
 }
 
-static void f16_to_f32(const uint16_t *src, float *dst, size_t n)
+void det_f16_to_f32(const uint16_t *src, float *dst, size_t n)
 {
     size_t i = 0;
     for (; i + 8 <= n; i += 8)
@@ -109,12 +111,12 @@ static void f16_to_f32(const uint16_t *src, float *dst, size_t n)
 void det_widen(const uint16_t *f16, int fdim, int flip, float *f)
 {
     if (!flip) {
-        f16_to_f32(f16, f, (size_t)fdim * DET_CELLS);
+        det_f16_to_f32(f16, f, (size_t)fdim * DET_CELLS);
         return;
     }
     for (int y = 0; y < DET_GRID; y++)
         for (int x = 0; x < DET_GRID; x++)
-            f16_to_f32(f16 + ((size_t)y * DET_GRID + (DET_GRID - 1 - x)) * fdim,
+            det_f16_to_f32(f16 + ((size_t)y * DET_GRID + (DET_GRID - 1 - x)) * fdim,
                        f + ((size_t)y * DET_GRID + x) * fdim, (size_t)fdim);
 }
 
@@ -210,17 +212,27 @@ eng_status det_heads(const eng_detector *m, const uint16_t *f16, int threads, de
                      float *heat, float *wh, eng_diag *d)
 {
     det_widen(f16, m->fdim, 0, s->f);
-    det_depthwise(s, m->fdim, m->dw_cls, threads);
-    eng_status st = eng_matmul(DET_CELLS, m->ncat, m->fdim, s->g, 0, m->wc, 0, m->bc,
-                               ENG_ACT_SIGMOID, heat, threads);
-    if (st != ENG_OK)
-        return eng_fail(d, st, "detector heads: out of memory");
     det_depthwise(s, m->fdim, m->dw_wh, threads);
-    st = eng_matmul(DET_CELLS, 4, m->fdim, s->g, 0, m->ww, 0, m->bw, ENG_ACT_NONE, wh, threads);
+    eng_status st =
+        eng_matmul(DET_CELLS, 4, m->fdim, s->g, 0, m->ww, 0, m->bw, ENG_ACT_NONE, wh, threads);
     if (st != ENG_OK)
         return eng_fail(d, st, "detector heads: out of memory");
     for (int i = 0; i < DET_CELLS * 4; i++)
         wh[i] *= m->wh_scale;
+    det_depthwise(s, m->fdim, m->dw_cls, threads);
+    const float *x = s->g;
+    int k = m->fdim;
+    if (m->hidden > 0) { /* s->f is free now and holds hidden <= fdim columns */
+        st = eng_matmul(DET_CELLS, m->hidden, m->fdim, s->g, 0, m->w1, 0, m->b1, ENG_ACT_RELU,
+                        s->f, threads);
+        if (st != ENG_OK)
+            return eng_fail(d, st, "detector heads: out of memory");
+        x = s->f;
+        k = m->hidden;
+    }
+    st = eng_matmul(DET_CELLS, m->ncat, k, x, 0, m->wc, 0, m->bc, ENG_ACT_SIGMOID, heat, threads);
+    if (st != ENG_OK)
+        return eng_fail(d, st, "detector heads: out of memory");
     return ENG_OK;
 }
 
@@ -360,10 +372,12 @@ int det_objects(const eng_detector *m, const float *heat, const float *wh, int i
 /* ---- prediction ---- */
 
 static eng_status predict_one(const eng_detector *m, const eng_backbone *bb, const char *path,
-                              int threads, uint16_t *f16, det_scratch *s, float *heat, float *wh,
-                              eng_det_object *objs, int *n, int *w, int *h, eng_diag *d)
+                              const char *cache_dir, int threads, uint16_t *f16, det_scratch *s,
+                              float *heat, float *wh, eng_det_object *objs, int *n, int *w, int *h,
+                              eng_diag *d)
 {
-    eng_status st = det_features(bb, m->feat_node, m->fdim, path, NULL, threads, f16, w, h, NULL, d);
+    eng_status st =
+        det_features(bb, m->feat_node, m->fdim, path, cache_dir, threads, f16, w, h, NULL, d);
     if (st == ENG_OK)
         st = det_heads(m, f16, threads, s, heat, wh, d);
     if (st != ENG_OK)
@@ -418,7 +432,7 @@ eng_status eng_det_predict(const eng_detector *m, eng_backbone *const *backbones
     if ((st = bufs_init(&b, m, d)) != ENG_OK)
         return st;
     int w = 0, h = 0, k = 0;
-    st = predict_one(m, bb, image_path, threads, b.f16, &b.s, b.heat, b.wh, b.objs, &k, &w, &h, d);
+    st = predict_one(m, bb, image_path, NULL, threads, b.f16, &b.s, b.heat, b.wh, b.objs, &k, &w, &h, d);
     if (st == ENG_OK) {
         *objs = b.objs;
         b.objs = NULL;
@@ -593,6 +607,15 @@ eng_status eng_det_evaluate(const eng_detector *m, eng_backbone *const *backbone
                             const eng_det_sample *s, int n, const eng_det_eval_opts *o,
                             char **metrics_json, char **predictions_json, eng_diag *d)
 {
+    return det_evaluate(m, backbones, nbackbones, s, n, o, NULL, metrics_json, predictions_json,
+                        d);
+}
+
+eng_status det_evaluate(const eng_detector *m, eng_backbone *const *backbones, int nbackbones,
+                        const eng_det_sample *s, int n, const eng_det_eval_opts *o,
+                        const char *cache_dir, char **metrics_json, char **predictions_json,
+                        eng_diag *d)
+{
     *metrics_json = NULL;
     if (predictions_json)
         *predictions_json = NULL;
@@ -619,7 +642,7 @@ eng_status eng_det_evaluate(const eng_detector *m, eng_backbone *const *backbone
             break;
         }
         int w = 0, h = 0, no = 0;
-        st = predict_one(m, bb, s[i].path, threads, b.f16, &b.s, b.heat, b.wh, b.objs, &no, &w,
+        st = predict_one(m, bb, s[i].path, cache_dir, threads, b.f16, &b.s, b.heat, b.wh, b.objs, &no, &w,
                          &h, d);
         if (st != ENG_OK)
             break;
@@ -699,6 +722,7 @@ eng_status eng_detector_save(const eng_detector *m, const char *path, eng_diag *
          cJSON_AddStringToObject(pre, "resize", "squash bilinear (aspect not kept)") &&
          cJSON_AddStringToObject(pre, "features", m->feat_node) &&
          cJSON_AddNumberToObject(pre, "features_dim", m->fdim) &&
+         cJSON_AddNumberToObject(pre, "hidden", m->hidden) &&
          cJSON_AddNumberToObject(pre, "stride", DET_STRIDE) &&
          cJSON_AddNumberToObject(pre, "wh_scale", m->wh_scale) &&
          cJSON_AddNumberToObject(pre, "nms_iou", m->nms_iou) &&
@@ -716,18 +740,21 @@ eng_status eng_detector_save(const eng_detector *m, const char *path, eng_diag *
                               "backbone_checksum", "backbones", "preprocessing", "recipe"};
         const char *vals[] = {"visionfs", "detector", version, s_cats, m->bb_name,
                               m->bb_checksum, s_bbs, s_pre, eng_det_recipe(m)};
-        int64_t f = m->fdim, c = m->ncat;
-        eng_tensor ts[6] = {
-            {ENG_F32, 3, {3, 3, f}, m->dw_cls}, {ENG_F32, 2, {f, c}, m->wc},
+        int64_t f = m->fdim, c = m->ncat, h = m->hidden, k = m->hidden > 0 ? h : f;
+        eng_tensor ts[8] = {
+            {ENG_F32, 3, {3, 3, f}, m->dw_cls}, {ENG_F32, 2, {k, c}, m->wc},
             {ENG_F32, 1, {c}, m->bc},           {ENG_F32, 3, {3, 3, f}, m->dw_wh},
             {ENG_F32, 2, {f, 4}, m->ww},        {ENG_F32, 1, {4}, m->bw},
+            {ENG_F32, 2, {f, h}, m->w1},        {ENG_F32, 1, {h}, m->b1},
         };
-        const char *names[6] = {"heatmap.depthwise", "heatmap.weight", "heatmap.bias",
-                                "box.depthwise",     "box.weight",     "box.bias"};
-        const eng_tensor *tp[6];
-        for (int i = 0; i < 6; i++)
+        const char *names[8] = {"heatmap.depthwise", "heatmap.weight", "heatmap.bias",
+                                "box.depthwise",     "box.weight",     "box.bias",
+                                "heatmap.hidden.weight", "heatmap.hidden.bias"};
+        const eng_tensor *tp[8];
+        int nt = m->hidden > 0 ? 8 : 6;
+        for (int i = 0; i < nt; i++)
             tp[i] = &ts[i];
-        st = eng_modelfile_write(path, names, tp, 6, keys, vals, 9, d);
+        st = eng_modelfile_write(path, names, tp, nt, keys, vals, 9, d);
     } else {
         eng_fail(d, st, "model file: out of memory");
     }
@@ -829,11 +856,14 @@ eng_status eng_detector_from_file(const eng_modelfile *f, eng_detector **out, en
     cJSON *nms = cJSON_GetObjectItemCaseSensitive(pre, "nms_iou");
     cJSON *ms = cJSON_GetObjectItemCaseSensitive(pre, "min_score");
     cJSON *stride = cJSON_GetObjectItemCaseSensitive(pre, "stride");
+    cJSON *hid = cJSON_GetObjectItemCaseSensitive(pre, "hidden");
     if (!cJSON_IsString(feat) || !cJSON_IsNumber(fd) || fd->valuedouble < 1 ||
         fd->valuedouble > 4096 || !cJSON_IsNumber(ws) || !(ws->valuedouble > 0) ||
         !cJSON_IsNumber(nms) || !(nms->valuedouble >= 0 && nms->valuedouble <= 1) ||
         !cJSON_IsNumber(ms) || !(ms->valuedouble >= 0 && ms->valuedouble < 1) ||
-        !cJSON_IsNumber(stride) || stride->valueint != DET_STRIDE) {
+        !cJSON_IsNumber(stride) || stride->valueint != DET_STRIDE ||
+        (hid && (!cJSON_IsNumber(hid) || hid->valuedouble < 0 ||
+                 hid->valuedouble > fd->valuedouble))) {
         st = eng_fail(d, ENG_EFORMAT,
                       "model file: metadata \"preprocessing\" needs features, features_dim, "
                       "stride %d, wh_scale, nms_iou and min_score",
@@ -842,6 +872,7 @@ eng_status eng_detector_from_file(const eng_modelfile *f, eng_detector **out, en
     }
     m->feat_node = strdup(feat->valuestring);
     m->fdim = fd->valueint;
+    m->hidden = hid ? hid->valueint : 0;
     m->wh_scale = (float)ws->valuedouble;
     m->nms_iou = (float)nms->valuedouble;
     m->min_score = (float)ms->valuedouble;
@@ -849,7 +880,13 @@ eng_status eng_detector_from_file(const eng_modelfile *f, eng_detector **out, en
         st = eng_fail(d, ENG_ENOMEM, "model: out of memory");
         goto fail;
     }
-    int64_t f3[3] = {3, 3, m->fdim}, fc[2] = {m->fdim, m->ncat}, c1[1] = {m->ncat};
+    int64_t f3[3] = {3, 3, m->fdim}, c1[1] = {m->ncat};
+    int64_t fc[2] = {m->hidden > 0 ? m->hidden : m->fdim, m->ncat};
+    int64_t fh[2] = {m->fdim, m->hidden}, h1[1] = {m->hidden};
+    if (m->hidden > 0) {
+        m->w1 = copy_tensor(f, "heatmap.hidden.weight", 2, fh, &st, d);
+        m->b1 = copy_tensor(f, "heatmap.hidden.bias", 1, h1, &st, d);
+    }
     int64_t f4[2] = {m->fdim, 4}, b4[1] = {4};
     m->dw_cls = copy_tensor(f, "heatmap.depthwise", 3, f3, &st, d);
     m->wc = copy_tensor(f, "heatmap.weight", 2, fc, &st, d);

@@ -229,8 +229,16 @@ static void test_train(eng_detector **out)
     }
     eng_detector *m = model_make();
     double before = map50_on(m, &s, NIMG);
-    det_fit_args f = {(const uint16_t *const *)s.feat, boxes, cats, nbox, NIMG, 1, 0.02f, 30, 2,
-                      1};
+    det_fit_args f = {.feats = (const uint16_t *const *)s.feat,
+                      .boxes = boxes,
+                      .cats = cats,
+                      .nbox = nbox,
+                      .n = NIMG,
+                      .finetune_wh = 1,
+                      .lr = 0.02f,
+                      .epochs = 30,
+                      .threads = 2,
+                      .seed = 1};
     float loss = -1;
     eng_diag d = {{0}};
     eng_status st = det_fit_heads(&f, m, &loss, &d);

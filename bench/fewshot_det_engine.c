@@ -1,0 +1,207 @@
+/* fewshot_det_engine.c: runs the detection recipe directly (no mount) on a
+ * COCO detection split and prints the evaluation JSON and the wall time, for
+ * tuning the recipe quickly with a warm feature cache. Not built by CMake
+ * (the bench glob is bench_*.c); bench/fewshot_det.py --engine compiles it
+ * against a build directory's libraries.
+ *
+ *   fewshot_det_engine ROOT TRAIN.json TEST.json [--cache DIR] [--seed N]
+ *                      [--budget-min M] [--threads T] [--backbone DIR]
+ *
+ * COCO boxes: relative (0..1, Azure) when no coordinate exceeds 1, else pixels.
+ */
+#include "engine.h"
+
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double wall(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)n + 1);
+    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
+        free(b);
+        b = NULL;
+    }
+    if (b)
+        b[n] = 0;
+    fclose(f);
+    return b;
+}
+
+typedef struct split {
+    eng_det_sample *s;
+    int n;
+    char **names;
+    int ncat;
+} split;
+
+static double num(cJSON *o, const char *k)
+{
+    cJSON *v = cJSON_GetObjectItem(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static int load_split(const char *root, const char *json, split *sp)
+{
+    char *txt = slurp(json);
+    cJSON *o = txt ? cJSON_Parse(txt) : NULL;
+    free(txt);
+    cJSON *ims = cJSON_GetObjectItem(o, "images"), *ans = cJSON_GetObjectItem(o, "annotations");
+    cJSON *cats = cJSON_GetObjectItem(o, "categories");
+    if (!o || !cJSON_IsArray(ims) || !cJSON_IsArray(ans) || !cJSON_IsArray(cats)) {
+        fprintf(stderr, "fewshot_det_engine: %s is not a COCO file\n", json);
+        cJSON_Delete(o);
+        return -1;
+    }
+    sp->ncat = cJSON_GetArraySize(cats);
+    sp->names = calloc((size_t)sp->ncat, sizeof *sp->names);
+    long long *cid = calloc((size_t)sp->ncat, sizeof *cid);
+    int i = 0;
+    for (cJSON *c = cats->child; c; c = c->next, i++) {
+        sp->names[i] = strdup(cJSON_GetObjectItem(c, "name")->valuestring);
+        cid[i] = (long long)num(c, "id");
+    }
+    int relative = 1;
+    for (cJSON *a = ans->child; a; a = a->next) {
+        cJSON *b = cJSON_GetObjectItem(a, "bbox");
+        for (cJSON *x = b ? b->child : NULL; x; x = x->next)
+            if (x->valuedouble > 1.0)
+                relative = 0;
+    }
+    int n = cJSON_GetArraySize(ims);
+    sp->s = calloc((size_t)n, sizeof *sp->s);
+    for (cJSON *im = ims->child; im; im = im->next) {
+        eng_det_sample *s = &sp->s[sp->n++];
+        s->id = (long long)num(im, "id");
+        s->width = (int)num(im, "width");
+        s->height = (int)num(im, "height");
+        const char *fn = cJSON_GetObjectItem(im, "file_name")->valuestring;
+        size_t len = strlen(root) + strlen(fn) + 2;
+        char *p = malloc(len);
+        snprintf(p, len, "%s/%s", root, fn);
+        s->path = p;
+        int nb = 0;
+        for (cJSON *a = ans->child; a; a = a->next)
+            nb += (long long)num(a, "image_id") == s->id;
+        eng_det_box *bx = calloc((size_t)nb + 1, sizeof *bx);
+        for (cJSON *a = ans->child; a; a = a->next) {
+            if ((long long)num(a, "image_id") != s->id)
+                continue;
+            cJSON *b = cJSON_GetObjectItem(a, "bbox");
+            if (cJSON_GetArraySize(b) != 4)
+                continue;
+            double v[4];
+            for (int k = 0; k < 4; k++)
+                v[k] = cJSON_GetArrayItem(b, k)->valuedouble;
+            if (relative) {
+                v[0] *= s->width;
+                v[2] *= s->width;
+                v[1] *= s->height;
+                v[3] *= s->height;
+            }
+            int c = -1;
+            for (int k = 0; k < sp->ncat; k++)
+                if (cid[k] == (long long)num(a, "category_id"))
+                    c = k;
+            if (c < 0)
+                continue;
+            bx[s->nboxes++] = (eng_det_box){(float)v[0], (float)v[1], (float)v[2], (float)v[3], c};
+        }
+        s->boxes = bx;
+    }
+    free(cid);
+    cJSON_Delete(o);
+    return 0;
+}
+
+static void log_line(void *ctx, const char *line)
+{
+    (void)ctx;
+    fprintf(stderr, "  | %s\n", line);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 4) {
+        fprintf(stderr, "usage: fewshot_det_engine ROOT TRAIN.json TEST.json [--cache DIR] "
+                        "[--seed N] [--budget-min M] [--threads T] [--backbone DIR]\n");
+        return 2;
+    }
+    const char *root = argv[1], *cache = NULL;
+    const char *bbdir = "/root/.local/share/visionfs/backbones/centernet";
+    double budget = 5;
+    int threads = 2;
+    unsigned long long seed = 0;
+    for (int i = 4; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--cache"))
+            cache = argv[i + 1];
+        else if (!strcmp(argv[i], "--seed"))
+            seed = strtoull(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "--budget-min"))
+            budget = atof(argv[i + 1]);
+        else if (!strcmp(argv[i], "--threads"))
+            threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--backbone"))
+            bbdir = argv[i + 1];
+    }
+    split tr = {0}, te = {0};
+    if (load_split(root, argv[2], &tr) || load_split(root, argv[3], &te))
+        return 1;
+    eng_diag d = {{0}};
+    eng_backbone *bb = NULL;
+    if (eng_backbone_open(bbdir, &bb, &d) != ENG_OK) {
+        fprintf(stderr, "backbone: %s\n", d.msg);
+        return 1;
+    }
+    eng_det_train_args a = {
+        .train = tr.s,
+        .ntrain = tr.n,
+        .test = te.s,
+        .ntest = te.n,
+        .test_name = "test",
+        .categories = (const char *const *)tr.names,
+        .ncat = tr.ncat,
+        .backbones = &bb,
+        .nbackbones = 1,
+        .budget_seconds = budget * 60,
+        .threads = threads,
+        .seed = seed,
+        .cache_dir = cache,
+        .hooks = {.log = log_line},
+    };
+    double t0 = wall();
+    eng_detector *m = NULL;
+    char *ev = NULL;
+    eng_status st = eng_det_train(&a, &m, &ev, &d);
+    double t1 = wall();
+    if (st != ENG_OK) {
+        fprintf(stderr, "train: %s: %s\n", eng_status_name(st), d.msg);
+        return 1;
+    }
+    cJSON *o = cJSON_Parse(ev);
+    cJSON_AddNumberToObject(o, "wall_s", t1 - t0);
+    cJSON_AddNumberToObject(o, "train_images", tr.n);
+    char *s = cJSON_PrintUnformatted(o);
+    printf("%s\n", s);
+    free(s);
+    cJSON_Delete(o);
+    free(ev);
+    eng_detector_free(m);
+    eng_backbone_free(bb);
+    return 0;
+}
