@@ -1,10 +1,11 @@
 #!/bin/bash
 # fetch.sh: benchmark of image downloads by URL (issue 6).
 #
-#   bench/fetch.sh [build/visionfs] [N_IMAGES]
+#   bench/fetch.sh [build/visionfs] [N_IMAGES] [DELAY_MS]
 #
 # Serves N_IMAGES (default 2000) real PNG images from loopback (node,
-# bench/fetch_server.js), then for 1, 4 and 16 parallel transfers:
+# bench/fetch_server.js; DELAY_MS, default 0, holds each answer back like a
+# remote store's round trip), then for 1, 4 and 16 parallel transfers:
 #  - visionfs: a fresh mount (VFS_FETCH_PARALLEL=P), a COCO file naming the
 #    images by absolute_url copied in; "fetch" is the fetcher's own time for
 #    the burst (from its log line "fetch: idle: ..."), "ready" is the time
@@ -17,6 +18,7 @@
 set -euo pipefail
 BIN=$(readlink -f "${1:-build/visionfs}")
 N=${2:-2000}
+DELAY=${3:-0}
 HERE=$(cd "$(dirname "$0")" && pwd)
 T=$(mktemp -d /tmp/vfs-bench-fetch.XXXXXX)
 SRV=
@@ -44,7 +46,7 @@ for s in range(16):
 PY
 for i in $(seq 0 $((N - 1))); do ln "$T/www/seed$((i % 16)).png" "$T/www/im$i.png"; done
 rm "$T/www"/seed*.png
-node "$HERE/fetch_server.js" "$T/www" "$T/port" &
+node "$HERE/fetch_server.js" "$T/www" "$T/port" "$DELAY" &
 SRV=$!
 for i in $(seq 100); do [ -s "$T/port" ] && break; sleep 0.1; done
 PORT=$(cat "$T/port")
@@ -65,7 +67,7 @@ for i in $(seq 0 $((N - 1))); do
 done >"$T/curl.cfg"
 
 now() { date +%s.%N; }
-echo "images: $N ($BYTES bytes each), server: node on 127.0.0.1, $(nproc) cores"
+echo "images: $N ($BYTES bytes each), server: node on 127.0.0.1 answering after $DELAY ms, $(nproc) cores"
 printf '%-9s %14s %14s %14s %10s\n' parallel "visionfs fetch" "visionfs ready" "curl" "fetch/curl"
 for P in 1 4 16; do
     rm -rf "$T/store" "$T/curl"

@@ -1,12 +1,14 @@
 // fetch_server.js: a static file server on loopback for bench/fetch.sh
 // (node's http module: fast enough that the client, not the server, is
-// measured). Usage: node fetch_server.js ROOT PORTFILE
+// measured). Usage: node fetch_server.js ROOT PORTFILE [DELAY_MS]
+// DELAY_MS holds every answer back, like the round trip to a remote store.
 'use strict';
 const http = require('http');
 const fs = require('fs');
 const path = require('path');
 
 const root = process.argv[2];
+const delay = Number(process.argv[4] || 0);
 const cache = new Map();
 for (const name of fs.readdirSync(root)) cache.set('/' + name, fs.readFileSync(path.join(root, name)));
 
@@ -17,8 +19,14 @@ const server = http.createServer((req, res) => {
         res.end('not found\n');
         return;
     }
-    res.writeHead(200, {'Content-Type': 'image/png', 'Content-Length': body.length});
-    res.end(body);
+    const send = () => {
+        res.writeHead(200, {'Content-Type': 'image/png', 'Content-Length': body.length});
+        res.end(body);
+    };
+    if (delay > 0)
+        setTimeout(send, delay);
+    else
+        send();
 });
 server.keepAliveTimeout = 30000;
 server.listen(0, '127.0.0.1', () => {
