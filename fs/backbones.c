@@ -22,9 +22,12 @@ static pthread_once_t default_once = PTHREAD_ONCE_INIT;
 
 static void default_dir_init(void)
 {
+    const char *env = getenv("VISIONFS_BACKBONES"); /* as scripts/fetch-backbones.sh */
     const char *xdg = getenv("XDG_DATA_HOME");
     const char *home = getenv("HOME");
-    if (xdg && *xdg)
+    if (env && *env)
+        snprintf(default_dir, sizeof default_dir, "%s", env);
+    else if (xdg && *xdg)
         snprintf(default_dir, sizeof default_dir, "%s/visionfs/backbones", xdg);
     else if (home && *home)
         snprintf(default_dir, sizeof default_dir, "%s/.local/share/visionfs/backbones", home);

@@ -73,8 +73,22 @@ static void clear_stale_mount(const char *mnt)
     }
 }
 
+/* libgomp reads OMP_WAIT_POLICY once, when it loads: its default spins at
+ * every barrier, which on a busy machine made 2-thread engine runs up to 10x
+ * slower (docs/engine.md). Jobs here share cores with the FUSE threads, so
+ * waiting threads must sleep: set it and re-exec before anything starts. */
+static void ensure_passive_openmp(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY"))
+        return;
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv);
+    /* exec failed: run on with the default policy */
+}
+
 int main(int argc, char **argv)
 {
+    ensure_passive_openmp(argv);
     char store[PATH_MAX] = "";
     /* take --store out; pass the rest to libfuse */
     char **fargv = calloc((size_t)argc + 3, sizeof *fargv);

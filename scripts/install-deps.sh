@@ -12,6 +12,9 @@ PACKAGES=(
     libcurl4-openssl-dev libopenblas-dev
     # tools the set-up and the tests use
     jq python3 python3-pip nodejs ca-certificates git
+    # darknet ships real photos with known ImageNet classes (/usr/share/darknet/data):
+    # test_backbone_imagenet checks the converted EfficientNet-Lite0 on them
+    darknet
 )
 
 SUDO=
