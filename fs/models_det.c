@@ -104,8 +104,7 @@ static void set_err(fs_recipe_err *err, const char *code, const char *msg)
     snprintf(err->msg, sizeof err->msg, "%s", msg);
 }
 
-static fs_recipe_status det_attach(det_model *c, const char *const *dirs, int n,
-                                   fs_recipe_err *err)
+static fs_recipe_status det_attach(det_model *c, const char *const *dirs, int n, fs_recipe_err *err)
 {
     c->bbs = calloc((size_t)n + 1, sizeof *c->bbs);
     if (!c->bbs) {
@@ -231,10 +230,8 @@ static const char *train_code(eng_status st)
     case ENG_EINVAL:
     case ENG_ENOTFOUND:
     case ENG_EFORMAT:
-    case ENG_EUNSUPPORTED:
-        return "datasetCorrupt";
-    default:
-        return "unknown";
+    case ENG_EUNSUPPORTED: return "datasetCorrupt";
+    default: return "unknown";
     }
 }
 
@@ -373,8 +370,8 @@ static fs_recipe_status det_predict(void *model, const char *path, fs_recipe_pre
         return FS_RECIPE_EFAIL;
     }
     for (int i = 0; i < n; i++)
-        out->objects[i] = (fs_recipe_object){o[i].x, o[i].y, o[i].w, o[i].h,
-                                             eng_det_category(c->m, o[i].category), o[i].score};
+        out->objects[i] = (fs_recipe_object){
+            o[i].x, o[i].y, o[i].w, o[i].h, eng_det_category(c->m, o[i].category), o[i].score};
     out->nobjects = n;
     out->width = w;
     out->height = h;

@@ -6,8 +6,8 @@
 
 #include "engine.h"
 
-#define DET_SIZE 512   /* input side the neck works at */
-#define DET_STRIDE 4   /* of the detection features */
+#define DET_SIZE 512 /* input side the neck works at */
+#define DET_STRIDE 4 /* of the detection features */
 #define DET_GRID (DET_SIZE / DET_STRIDE)
 #define DET_CELLS (DET_GRID * DET_GRID)
 
@@ -39,13 +39,13 @@ struct eng_detector {
  * size in pixels (after EXIF orientation). With cache_dir, read from and
  * written to the feature cache. *hit (may be NULL) says it came from the cache. */
 eng_status det_features(const eng_backbone *bb, const char *node, int fdim, const char *path,
-                        const char *cache_dir, int threads, uint16_t *f16, int *img_w,
-                        int *img_h, int *hit, eng_diag *d);
+                        const char *cache_dir, int threads, uint16_t *f16, int *img_w, int *img_h,
+                        int *hit, eng_diag *d);
 
 /* Scratch for det_heads (sized for one image). */
 typedef struct det_scratch {
-    float *f;   /* fdim x DET_CELLS features (float32, maybe flipped) */
-    float *g;   /* same size: after the depthwise filter */
+    float *f; /* fdim x DET_CELLS features (float32, maybe flipped) */
+    float *g; /* same size: after the depthwise filter */
 } det_scratch;
 
 eng_status det_scratch_init(det_scratch *s, int fdim, eng_diag *d);
@@ -70,13 +70,13 @@ int det_objects(const eng_detector *m, const float *heat, const float *wh, int i
 typedef struct det_eval_extra {
     const char *evaluated_on;
     int image_count;
-    double cost_minutes; /* < 0: left out */
+    double cost_minutes;     /* < 0: left out */
     const char *stop_reason; /* NULL: left out */
 } det_eval_extra;
 
-eng_status det_metrics(const eng_det_gt *gt, int ngt, const eng_det_pred *pred, int npred,
-                       int ncat, const char *const *cats, const det_eval_extra *x,
-                       double map50_out[1], char **json, eng_diag *d);
+eng_status det_metrics(const eng_det_gt *gt, int ngt, const eng_det_pred *pred, int npred, int ncat,
+                       const char *const *cats, const det_eval_extra *x, double map50_out[1],
+                       char **json, eng_diag *d);
 
 eng_status det_predictions_json(const eng_det_pred *pred, int npred, const long long *cat_ids,
                                 char **out, eng_diag *d);

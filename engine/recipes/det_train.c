@@ -27,22 +27,22 @@
 
 #define DET_ALPHA 0.54f
 #define DET_PRIOR_BIAS -2.19f
-#define DET_REG_MIN 0.3f  /* Gaussian value above which a cell regresses its box */
+#define DET_REG_MIN 0.3f /* Gaussian value above which a cell regresses its box */
 #define DET_MAX_BATCH 4
 #define DET_MEM_CAP ((size_t)1200 << 20) /* features kept in memory */
 #define DET_MAP_CAP ((size_t)800 << 20)  /* depthwise maps kept in memory */
-#define DET_NEG_RATE 0.125f /* share of the cells far from objects a step samples */
+#define DET_NEG_RATE 0.125f              /* share of the cells far from objects a step samples */
 #define DET_BOX_WEIGHT 2.0f
 #define DET_MAX_STEPS 1500
 #define DET_FIT_MIN 0.65f /* pretrained box fit (mean IoU) below which it is fine-tuned */
-#define DET_NEAR 0.1f /* cells whose target reaches this are always in a step */
+#define DET_NEAR 0.1f     /* cells whose target reaches this are always in a step */
 
 typedef struct det_img {
-    int w, h;        /* image pixels (display) */
-    float *box;      /* nbox x 4: x1, y1, x2, y2 in input (512) pixels */
+    int w, h;   /* image pixels (display) */
+    float *box; /* nbox x 4: x1, y1, x2, y2 in input (512) pixels */
     int *cat;
     int nbox;
-    uint16_t *feat;  /* NULL: read back from the cache */
+    uint16_t *feat;              /* NULL: read back from the cache */
     uint16_t *gmap[2], *hmap[2]; /* depthwise maps (heatmap, box) unflipped/flipped, or NULL */
 } det_img;
 
@@ -135,10 +135,7 @@ static int aborted(const trainer *t)
     return t->a->hooks.abort && t->a->hooks.abort(t->a->hooks.ctx);
 }
 
-static int abort_cb(void *ctx)
-{
-    return aborted(ctx);
-}
+static int abort_cb(void *ctx) { return aborted(ctx); }
 
 /* Features of training image i (borrowed; buffer t->tmpfeat when not in memory). */
 static const uint16_t *feat_of(trainer *t, int i, eng_diag *d)
@@ -224,8 +221,8 @@ static int reg_cells(const det_img *im, int flip, reg_cell *out, int cap, int *o
                 if (!centre && (px <= x1 || px >= x2 || py <= y1 || py >= y2))
                     continue;
                 float dx = (float)(xx - cx), dy = (float)(y - cy);
-                float g = centre ? 1.0f
-                                 : expf(-(dx * dx) / (2 * sx * sx) - (dy * dy) / (2 * sy * sy));
+                float g =
+                    centre ? 1.0f : expf(-(dx * dx) / (2 * sx * sx) - (dy * dy) / (2 * sy * sy));
                 if (g < DET_REG_MIN)
                     continue;
                 int c = y * DET_GRID + xx;
@@ -406,8 +403,8 @@ static eng_status step(trainer *t, eng_tape *ta, eng_tape *tb, float *loss, eng_
     eng_status st = eng_tape_status(ta, d);
     if (st != ENG_OK)
         return st;
-    double l = focal(eng_f32(eng_var_value(logit)), t->target, t->roww, rows, t->ncat, npos,
-                     t->seed);
+    double l =
+        focal(eng_f32(eng_var_value(logit)), t->target, t->roww, rows, t->ncat, npos, t->seed);
     if ((st = eng_tape_backward(ta, logit, t->seed, d)) != ENG_OK)
         return st;
     if (t->finetune_wh && nsel > 0) {
@@ -515,8 +512,8 @@ static eng_status fit(trainer *t, const int *idx, int n, const variant *v, eng_d
         done_steps++;
     }
     eng_tape_free(tb);
-    logf_(t, "variant %s: %d images, %d steps, last loss %.4f, %.1f s CPU", v->name, n,
-          done_steps, l, cpu_now() - c0);
+    logf_(t, "variant %s: %d images, %d steps, last loss %.4f, %.1f s CPU", v->name, n, done_steps,
+          l, cpu_now() - c0);
     if (last_loss)
         *last_loss = l;
     if (st == ENG_OK) {
@@ -688,14 +685,13 @@ static eng_status check_args(const eng_det_train_args *a, eng_diag *d)
         const eng_det_sample *s = &a->train[i];
         if (s->nboxes > ENG_DET_MAX_BOXES) {
             free(cnt);
-            return eng_fail(d, ENG_EINVAL, "image \"%s\": %d boxes; at most %d", s->path,
-                            s->nboxes, ENG_DET_MAX_BOXES);
+            return eng_fail(d, ENG_EINVAL, "image \"%s\": %d boxes; at most %d", s->path, s->nboxes,
+                            ENG_DET_MAX_BOXES);
         }
         for (int b = 0; b < s->nboxes; b++) {
             const eng_det_box *x = &s->boxes[b];
-            if (x->category < 0 || x->category >= a->ncat || !isfinite(x->x) ||
-                !isfinite(x->y) || !(x->w > 0) || !(x->h > 0) || !isfinite(x->w) ||
-                !isfinite(x->h)) {
+            if (x->category < 0 || x->category >= a->ncat || !isfinite(x->x) || !isfinite(x->y) ||
+                !(x->w > 0) || !(x->h > 0) || !isfinite(x->w) || !isfinite(x->h)) {
                 free(cnt);
                 return eng_fail(d, ENG_EINVAL, "image \"%s\": box %d is invalid", s->path, b);
             }
@@ -968,8 +964,8 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
         uint16_t *buf = f ? f : t.tmpfeat;
         int hit = 0;
         double c0 = cpu_now();
-        st = det_features(t.bb, t.node, t.fdim, s->path, a->cache_dir, t.threads, buf,
-                          &t.im[i].w, &t.im[i].h, &hit, d);
+        st = det_features(t.bb, t.node, t.fdim, s->path, a->cache_dir, t.threads, buf, &t.im[i].w,
+                          &t.im[i].h, &hit, d);
         if (st != ENG_OK) {
             eng_free(f);
             goto done;
@@ -1015,8 +1011,8 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
         }
         progress(&t, 0.4 * (i + 1) / t.n, "features", 0, 0, -1);
     }
-    logf_(&t, "features of %d training images (%d computed, %.1f s CPU), %s at %dx%d",
-          t.n, misses, cpu_feat, t.node, DET_SIZE, DET_SIZE);
+    logf_(&t, "features of %d training images (%d computed, %.1f s CPU), %s at %dx%d", t.n, misses,
+          cpu_feat, t.node, DET_SIZE, DET_SIZE);
 
     m = model_new(&t);
     if (!m) {
@@ -1030,12 +1026,14 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
     /* the box head is fine-tuned when the pretrained one fits the training
      * boxes poorly; the search tries a linear and a hidden-layer heatmap */
     int ft = fitq < DET_FIT_MIN;
-    variant vars[2] = {{"linear heatmap", ft, 0, 0.01f, 40}, {"hidden-64 heatmap", ft, 64, 0.01f, 150}};
+    variant vars[2] = {{"linear heatmap", ft, 0, 0.01f, 40},
+                       {"hidden-64 heatmap", ft, 64, 0.01f, 150}};
     /* without a split: far from COCO (box head fits poorly) wants the hidden layer */
     int best = ft;
     float best_nms = 0.5f; /* NMS helped on every held-out split measured */
     double best_map = -1;
-    const char *reason = "too few images to hold some out: heatmap chosen by the pretrained box fit";
+    const char *reason =
+        "too few images to hold some out: heatmap chosen by the pretrained box fit";
     int *all = malloc((size_t)t.n * sizeof *all);
     int *fitidx = malloc((size_t)t.n * sizeof *fitidx);
     int *hold = malloc((size_t)t.n * sizeof *hold);
@@ -1082,8 +1080,7 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
         reason = "searched every variant";
         for (int v = 0; v < 2; v++) {
             double used = cpu_now() - t.cpu0;
-            if (v > 0 && used + fit_cost * (1 + (double)t.n / nf) >
-                              a->budget_seconds * 0.7) {
+            if (v > 0 && used + fit_cost * (1 + (double)t.n / nf) > a->budget_seconds * 0.7) {
                 reason = "budget: search stopped early";
                 break;
             }
@@ -1133,15 +1130,18 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
         cJSON_AddStringToObject(r, "backbone", inf->name);
         cJSON_AddStringToObject(r, "features", t.node);
         cJSON_AddNumberToObject(r, "input", DET_SIZE);
-        cJSON_AddStringToObject(r, "heatmap", vars[best].hidden ? "frozen pretrained depthwise 3x3 + "
-                                              "trained 1x1 to 64 + ReLU + 1x1, sigmoid, "
-                                              "CenterNet focal loss"
-                                              : "frozen pretrained depthwise 3x3 + trained 1x1, "
-                                              "sigmoid, CenterNet focal loss");
+        cJSON_AddStringToObject(r, "heatmap",
+                                vars[best].hidden
+                                    ? "frozen pretrained depthwise 3x3 + "
+                                      "trained 1x1 to 64 + ReLU + 1x1, sigmoid, "
+                                      "CenterNet focal loss"
+                                    : "frozen pretrained depthwise 3x3 + trained 1x1, "
+                                      "sigmoid, CenterNet focal loss");
         cJSON_AddNumberToObject(r, "hidden", vars[best].hidden);
-        cJSON_AddStringToObject(r, "box", vars[best].finetune_wh ? "pretrained, 1x1 fine-tuned "
-                                                                   "with GIoU"
-                                                                 : "pretrained");
+        cJSON_AddStringToObject(r, "box",
+                                vars[best].finetune_wh ? "pretrained, 1x1 fine-tuned "
+                                                         "with GIoU"
+                                                       : "pretrained");
         cJSON_AddStringToObject(r, "augmentation", "horizontal flip");
         cJSON_AddNumberToObject(r, "nms_iou", best_nms);
         cJSON_AddNumberToObject(r, "learning_rate", vars[best].lr);
@@ -1176,8 +1176,8 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
             .dataset_name = a->test_name ? a->test_name : "test",
         };
         char *preds = NULL;
-        st = det_evaluate(m, &t.bb, 1, a->test, a->ntest, &eo, a->cache_dir, evaluation_json, &preds,
-                          d);
+        st = det_evaluate(m, &t.bb, 1, a->test, a->ntest, &eo, a->cache_dir, evaluation_json,
+                          &preds, d);
         free(preds);
     } else if (nhold) {
         /* the held-out figure of the winner, measured before the final fit */
@@ -1196,8 +1196,8 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
         for (int q = 0; q < 2; q++)
             free(vjson[v][q]);
     if (st == ENG_OK)
-        st = add_extra(evaluation_json, (cpu_now() - t.cpu0) / 60, reason,
-                       recipe ? recipe : "{}", d);
+        st = add_extra(evaluation_json, (cpu_now() - t.cpu0) / 60, reason, recipe ? recipe : "{}",
+                       d);
 done:
     free(recipe);
     trainer_release(&t);

@@ -65,8 +65,8 @@ eng_status det_pick_backbone(eng_backbone *const *bbs, int n, const char *name,
     *out = NULL;
     for (int i = 0; i < n; i++) {
         const eng_backbone_info *inf = eng_backbone_get_info(bbs[i]);
-        if (name && (strcmp(inf->name, name) != 0 ||
-                     (checksum && strcmp(inf->checksum, checksum) != 0)))
+        if (name &&
+            (strcmp(inf->name, name) != 0 || (checksum && strcmp(inf->checksum, checksum) != 0)))
             continue;
         if (!inf->detection_features || inf->detection_features_dim <= 0)
             continue;
@@ -117,12 +117,12 @@ void det_widen(const uint16_t *f16, int fdim, int flip, float *f)
     for (int y = 0; y < DET_GRID; y++)
         for (int x = 0; x < DET_GRID; x++)
             det_f16_to_f32(f16 + ((size_t)y * DET_GRID + (DET_GRID - 1 - x)) * fdim,
-                       f + ((size_t)y * DET_GRID + x) * fdim, (size_t)fdim);
+                           f + ((size_t)y * DET_GRID + x) * fdim, (size_t)fdim);
 }
 
 eng_status det_features(const eng_backbone *bb, const char *node, int fdim, const char *path,
-                        const char *cache_dir, int threads, uint16_t *f16, int *img_w,
-                        int *img_h, int *hit, eng_diag *d)
+                        const char *cache_dir, int threads, uint16_t *f16, int *img_w, int *img_h,
+                        int *hit, eng_diag *d)
 {
     if (hit)
         *hit = 0;
@@ -203,8 +203,8 @@ void det_scratch_release(det_scratch *s)
 void det_depthwise(det_scratch *s, int fdim, const float *dw, int threads)
 {
     eng_conv_geom g;
-    eng_conv_geom_init(&g, 1, DET_GRID, DET_GRID, fdim, fdim, 3, 3, 1, 1, 1, 1, ENG_PAD_SAME,
-                       NULL, NULL);
+    eng_conv_geom_init(&g, 1, DET_GRID, DET_GRID, fdim, fdim, 3, 3, 1, 1, 1, 1, ENG_PAD_SAME, NULL,
+                       NULL);
     eng_dwconv2d(&g, s->f, dw, NULL, ENG_ACT_NONE, s->g, threads);
 }
 
@@ -223,8 +223,8 @@ eng_status det_heads(const eng_detector *m, const uint16_t *f16, int threads, de
     const float *x = s->g;
     int k = m->fdim;
     if (m->hidden > 0) { /* s->f is free now and holds hidden <= fdim columns */
-        st = eng_matmul(DET_CELLS, m->hidden, m->fdim, s->g, 0, m->w1, 0, m->b1, ENG_ACT_RELU,
-                        s->f, threads);
+        st = eng_matmul(DET_CELLS, m->hidden, m->fdim, s->g, 0, m->w1, 0, m->b1, ENG_ACT_RELU, s->f,
+                        threads);
         if (st != ENG_OK)
             return eng_fail(d, st, "detector heads: out of memory");
         x = s->f;
@@ -238,8 +238,8 @@ eng_status det_heads(const eng_detector *m, const uint16_t *f16, int threads, de
 
 /* ---- targets and decoding ---- */
 
-void eng_det_gaussian(float *heat, int gh, int gw, int ncat, int c, int stride, float x1,
-                      float y1, float x2, float y2, float alpha)
+void eng_det_gaussian(float *heat, int gh, int gw, int ncat, int c, int stride, float x1, float y1,
+                      float x2, float y2, float alpha)
 {
     float w = (x2 - x1) / (float)stride, h = (y2 - y1) / (float)stride;
     if (!(w > 0) || !(h > 0))
@@ -432,7 +432,8 @@ eng_status eng_det_predict(const eng_detector *m, eng_backbone *const *backbones
     if ((st = bufs_init(&b, m, d)) != ENG_OK)
         return st;
     int w = 0, h = 0, k = 0;
-    st = predict_one(m, bb, image_path, NULL, threads, b.f16, &b.s, b.heat, b.wh, b.objs, &k, &w, &h, d);
+    st = predict_one(m, bb, image_path, NULL, threads, b.f16, &b.s, b.heat, b.wh, b.objs, &k, &w,
+                     &h, d);
     if (st == ENG_OK) {
         *objs = b.objs;
         b.objs = NULL;
@@ -451,9 +452,8 @@ eng_status eng_det_predict(const eng_detector *m, eng_backbone *const *backbones
 /* Objects drawn on the picture: those at least this confident. */
 #define DET_DRAW_MIN_SCORE 0.3f
 
-eng_status eng_det_draw(const eng_detector *m, const char *image_path,
-                        const eng_det_object *objs, int n, uint8_t **jpg, size_t *len,
-                        eng_diag *d)
+eng_status eng_det_draw(const eng_detector *m, const char *image_path, const eng_det_object *objs,
+                        int n, uint8_t **jpg, size_t *len, eng_diag *d)
 {
     static const uint8_t palette[8][3] = {{230, 25, 75},  {60, 180, 75},  {255, 225, 25},
                                           {0, 130, 200},  {245, 130, 48}, {145, 30, 180},
@@ -494,9 +494,9 @@ eng_status eng_det_draw(const eng_detector *m, const char *image_path,
 
 static double r4(double v) { return round(v * 10000) / 10000; }
 
-eng_status det_metrics(const eng_det_gt *gt, int ngt, const eng_det_pred *pred, int npred,
-                       int ncat, const char *const *cats, const det_eval_extra *x,
-                       double map50_out[1], char **json, eng_diag *d)
+eng_status det_metrics(const eng_det_gt *gt, int ngt, const eng_det_pred *pred, int npred, int ncat,
+                       const char *const *cats, const det_eval_extra *x, double map50_out[1],
+                       char **json, eng_diag *d)
 {
     *json = NULL;
     static const double ious[3] = {0.3, 0.5, 0.75};
@@ -510,8 +510,8 @@ eng_status det_metrics(const eng_det_gt *gt, int ngt, const eng_det_pred *pred, 
         free(hit_cat);
         return eng_fail(d, ENG_ENOMEM, "metrics: out of memory");
     }
-    eng_status st = eng_det_map_ex(gt, ngt, pred, npred, ncat, ious, 3, ENG_DET_MAX_DETS, map,
-                                   per, d);
+    eng_status st =
+        eng_det_map_ex(gt, ngt, pred, npred, ncat, ious, 3, ENG_DET_MAX_DETS, map, per, d);
     if (st != ENG_OK) {
         free(per);
         free(ngt_cat);
@@ -607,8 +607,7 @@ eng_status eng_det_evaluate(const eng_detector *m, eng_backbone *const *backbone
                             const eng_det_sample *s, int n, const eng_det_eval_opts *o,
                             char **metrics_json, char **predictions_json, eng_diag *d)
 {
-    return det_evaluate(m, backbones, nbackbones, s, n, o, NULL, metrics_json, predictions_json,
-                        d);
+    return det_evaluate(m, backbones, nbackbones, s, n, o, NULL, metrics_json, predictions_json, d);
 }
 
 eng_status det_evaluate(const eng_detector *m, eng_backbone *const *backbones, int nbackbones,
@@ -642,12 +641,13 @@ eng_status det_evaluate(const eng_detector *m, eng_backbone *const *backbones, i
             break;
         }
         int w = 0, h = 0, no = 0;
-        st = predict_one(m, bb, s[i].path, cache_dir, threads, b.f16, &b.s, b.heat, b.wh, b.objs, &no, &w,
-                         &h, d);
+        st = predict_one(m, bb, s[i].path, cache_dir, threads, b.f16, &b.s, b.heat, b.wh, b.objs,
+                         &no, &w, &h, d);
         if (st != ENG_OK)
             break;
         /* boxes refer to the declared size; predictions are in it too */
-        float fx = s[i].width > 0 ? (float)s[i].width / w : 1, fy = s[i].height > 0 ? (float)s[i].height / h : 1;
+        float fx = s[i].width > 0 ? (float)s[i].width / w : 1,
+              fy = s[i].height > 0 ? (float)s[i].height / h : 1;
         long long id = s[i].id ? s[i].id : i + 1;
         for (int j = 0; j < no; j++) {
             eng_det_pred *p = &pred[npred++];
@@ -736,10 +736,11 @@ eng_status eng_detector_save(const eng_detector *m, const char *path, eng_diag *
     if (s_cats && s_bbs && s_pre) {
         char version[16];
         snprintf(version, sizeof version, "%d", DET_VERSION);
-        const char *keys[] = {"format", "kind", "version", "categories", "backbone",
-                              "backbone_checksum", "backbones", "preprocessing", "recipe"};
-        const char *vals[] = {"visionfs", "detector", version, s_cats, m->bb_name,
-                              m->bb_checksum, s_bbs, s_pre, eng_det_recipe(m)};
+        const char *keys[] = {"format",     "kind",          "version",
+                              "categories", "backbone",      "backbone_checksum",
+                              "backbones",  "preprocessing", "recipe"};
+        const char *vals[] = {"visionfs",     "detector", version, s_cats,           m->bb_name,
+                              m->bb_checksum, s_bbs,      s_pre,   eng_det_recipe(m)};
         int64_t f = m->fdim, c = m->ncat, h = m->hidden, k = m->hidden > 0 ? h : f;
         eng_tensor ts[8] = {
             {ENG_F32, 3, {3, 3, f}, m->dw_cls}, {ENG_F32, 2, {k, c}, m->wc},
@@ -747,8 +748,8 @@ eng_status eng_detector_save(const eng_detector *m, const char *path, eng_diag *
             {ENG_F32, 2, {f, 4}, m->ww},        {ENG_F32, 1, {4}, m->bw},
             {ENG_F32, 2, {f, h}, m->w1},        {ENG_F32, 1, {h}, m->b1},
         };
-        const char *names[8] = {"heatmap.depthwise", "heatmap.weight", "heatmap.bias",
-                                "box.depthwise",     "box.weight",     "box.bias",
+        const char *names[8] = {"heatmap.depthwise",     "heatmap.weight",     "heatmap.bias",
+                                "box.depthwise",         "box.weight",         "box.bias",
                                 "heatmap.hidden.weight", "heatmap.hidden.bias"};
         const eng_tensor *tp[8];
         int nt = m->hidden > 0 ? 8 : 6;
@@ -786,7 +787,8 @@ static float *copy_tensor(const eng_modelfile *f, const char *name, int ndim, co
     for (size_t i = 0; i < n; i++)
         if (!isfinite(p[i])) {
             free(p);
-            *st = eng_fail(d, ENG_EFORMAT, "model file: tensor \"%s\" has a non-finite value", name);
+            *st =
+                eng_fail(d, ENG_EFORMAT, "model file: tensor \"%s\" has a non-finite value", name);
             return NULL;
         }
     return p;
@@ -823,8 +825,9 @@ eng_status eng_detector_from_file(const eng_modelfile *f, eng_detector **out, en
         goto fail;
     }
     if (!bbn || !*bbn || !bbc || !*bbc) {
-        st = eng_fail(d, ENG_EFORMAT, "model file: metadata \"backbone\" or "
-                                      "\"backbone_checksum\" missing");
+        st = eng_fail(d, ENG_EFORMAT,
+                      "model file: metadata \"backbone\" or "
+                      "\"backbone_checksum\" missing");
         goto fail;
     }
     if (!cJSON_IsArray(cats) || nc < 1 || nc > 1000) {
@@ -862,8 +865,8 @@ eng_status eng_detector_from_file(const eng_modelfile *f, eng_detector **out, en
         !cJSON_IsNumber(nms) || !(nms->valuedouble >= 0 && nms->valuedouble <= 1) ||
         !cJSON_IsNumber(ms) || !(ms->valuedouble >= 0 && ms->valuedouble < 1) ||
         !cJSON_IsNumber(stride) || stride->valueint != DET_STRIDE ||
-        (hid && (!cJSON_IsNumber(hid) || hid->valuedouble < 0 ||
-                 hid->valuedouble > fd->valuedouble))) {
+        (hid &&
+         (!cJSON_IsNumber(hid) || hid->valuedouble < 0 || hid->valuedouble > fd->valuedouble))) {
         st = eng_fail(d, ENG_EFORMAT,
                       "model file: metadata \"preprocessing\" needs features, features_dim, "
                       "stride %d, wh_scale, nms_iou and min_score",

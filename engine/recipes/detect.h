@@ -93,9 +93,8 @@ eng_status eng_det_predict(const eng_detector *m, eng_backbone *const *backbones
 
 /* The image with the objects drawn (box, label and score), as a JPEG:
  * *jpg new buffer of *len bytes (free()). */
-eng_status eng_det_draw(const eng_detector *m, const char *image_path,
-                        const eng_det_object *objs, int n, uint8_t **jpg, size_t *len,
-                        eng_diag *d);
+eng_status eng_det_draw(const eng_detector *m, const char *image_path, const eng_det_object *objs,
+                        int n, uint8_t **jpg, size_t *len, eng_diag *d);
 
 typedef struct eng_det_eval_opts {
     int threads;
@@ -143,7 +142,7 @@ int eng_det_decode(const float *heat, const float *wh, int gh, int gw, int ncat,
 /* Adds the elliptical Gaussian of a box (x1, y1, x2, y2 in input pixels) to
  * channel c of heat [gh,gw,ncat] by maximum: peak 1 at the centre cell,
  * sigma = alpha * size / 6 per axis (in cells). */
-void eng_det_gaussian(float *heat, int gh, int gw, int ncat, int c, int stride, float x1,
-                      float y1, float x2, float y2, float alpha);
+void eng_det_gaussian(float *heat, int gh, int gw, int ncat, int c, int stride, float x1, float y1,
+                      float x2, float y2, float alpha);
 
 #endif
