@@ -56,13 +56,20 @@ static int format_supported(const char *f)
     return 0;
 }
 
+/* A url as messages show it: without its query or fragment, which may hold
+ * a SAS token (a credential) that must never reach status files or logs. */
+static void quote_url(char *out, size_t n, const char *url)
+{
+    coco_quote(out, n, url, strcspn(url, "?#"));
+}
+
 /* The subject of an image: its quoted file name, else its url, else "". */
 static void image_subject(const coco_image *im, char *out, size_t n)
 {
     if (im->file_name)
         coco_quote(out, n, im->file_name, im->file_name_len);
     else if (im->url)
-        coco_quote(out, n, im->url, strlen(im->url));
+        quote_url(out, n, im->url);
     else
         snprintf(out, n, "(no file name)");
 }
@@ -115,7 +122,7 @@ static void check_image(vctx *v, size_t i, const coco_image_file *f, int64_t *di
         NEED_CTX();
         snprintf(p2, sizeof p2, "%s.%s", path,
                  (im->flags & COCO_URL_IS_COCO) ? "coco_url" : "absolute_url");
-        coco_quote(q, sizeof q, im->url, strlen(im->url));
+        quote_url(q, sizeof q, im->url);
         /* only fatal when the file is not in the folder */
         NEED_CTX();
         add(v, fs == COCO_FILE_FOUND ? COCO_WARNING : COCO_ERROR, COCO_CODE_INVALID_ANNOTATION_URI,
@@ -150,7 +157,7 @@ static void check_image(vctx *v, size_t i, const coco_image_file *f, int64_t *di
             st = COCO_IMAGE_FAILED;
         char q[160];
         if (im->url)
-            coco_quote(q, sizeof q, im->url, strlen(im->url));
+            quote_url(q, sizeof q, im->url);
         else {
             NEED_CTX();
             snprintf(q, sizeof q, "%s", subj);

@@ -566,6 +566,29 @@ static void test_states(void)
     coco_report_free(r);
 }
 
+/* A SAS token in a url is a credential: no message may quote it. */
+static void test_url_query_hidden(void)
+{
+    coco_image_file files[3] = {{COCO_FILE_FETCH_FAILED, 0, NULL, 0, 0, 0, "http 403"},
+                                {COCO_FILE_FOUND, 5000, "jpeg", 640, 480, 1, NULL},
+                                {COCO_FILE_FOUND, 5000, "jpeg", 640, 480, 1, NULL}};
+    coco_report *r = validate_json(
+        DOC("{'id':1,'width':640,'height':480,'absolute_url':"
+            "'https://a.blob.core.windows.net/c/x.jpg?sv=2021&sig=SECRET'},"
+            "{'id':2,'file_name':'b.jpg','width':640,'height':480,'coco_url':'ftp://h/y.jpg?sig=SECRET'},"
+            IMG(3, "c.jpg"),
+            GOOD_ANNS, GOOD_CATS),
+        files, NULL);
+    char *json = coco_report_to_json(r);
+    char line[512];
+    coco_report_status_line(r, line, sizeof line);
+    CHECK_MSG(json && !strstr(json, "SECRET") && !strstr(json, "sv=2021"), "%s", json);
+    CHECK(json && strstr(json, "https://a.blob.core.windows.net/c/x.jpg"));
+    CHECK_MSG(!strstr(line, "SECRET"), "%s", line);
+    free(json);
+    coco_report_free(r);
+}
+
 static void test_report_json(void)
 {
     /* a name with invalid UTF-8 and quotes still gives JSON that parses */
@@ -679,6 +702,7 @@ int main(void)
     test_limits();
     test_good();
     test_states();
+    test_url_query_hidden();
     test_report_json();
     test_cap();
     test_null_free();
