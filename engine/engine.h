@@ -33,6 +33,7 @@ typedef enum eng_status {
     ENG_EUNSUPPORTED,/* valid input we do not handle (unknown op, format) */
     ENG_EABORTED,    /* the abort callback asked to stop */
     ENG_ENOTFOUND,   /* named thing (node, file, backbone) does not exist */
+    ENG_ENOBUDGET,   /* the time budget cannot cover the minimum work (notEnoughBudget) */
 } eng_status;
 
 /* Caller-owned diagnostic: what went wrong, subject first. */

@@ -29,6 +29,7 @@ const char *eng_status_name(eng_status st)
     case ENG_EUNSUPPORTED: return "unsupported";
     case ENG_EABORTED: return "aborted";
     case ENG_ENOTFOUND: return "not found";
+    case ENG_ENOBUDGET: return "not enough budget";
     }
     return "unknown status";
 }

@@ -193,8 +193,9 @@ eng_status eng_cls_metrics_compute(const float *scores, const int *labels, int n
     return ENG_OK;
 }
 
-/* Rounds to 6 decimals so the JSON stays readable and stable. */
-static double r6(double v) { return round(v * 1e6) / 1e6; }
+/* Rounds to 4 decimals, as the detection metrics do: readable, stable, and
+ * what a user recomputing top-1 from predict/ and rounding gets. */
+static double r4(double v) { return round(v * 1e4) / 1e4; }
 
 eng_status eng_cls_metrics_json(const eng_cls_metrics *m, const char *const *categories,
                                 const eng_eval_extra *extra, char **json, eng_diag *d)
@@ -204,10 +205,10 @@ eng_status eng_cls_metrics_json(const eng_cls_metrics *m, const char *const *cat
     if (!o)
         return eng_fail(d, ENG_ENOMEM, "metrics json: out of memory");
     int ok = 1;
-    ok &= cJSON_AddNumberToObject(o, "accuracyTop1", r6(m->top1)) != NULL;
-    ok &= cJSON_AddNumberToObject(o, "accuracyTop5", r6(m->top5)) != NULL;
-    ok &= cJSON_AddNumberToObject(o, "averagePrecision", r6(m->average_precision)) != NULL;
-    ok &= cJSON_AddNumberToObject(o, "calibrationECE", r6(m->ece)) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "accuracyTop1", r4(m->top1)) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "accuracyTop5", r4(m->top5)) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "averagePrecision", r4(m->average_precision)) != NULL;
+    ok &= cJSON_AddNumberToObject(o, "calibrationECE", r4(m->ece)) != NULL;
     cJSON *tags = cJSON_AddObjectToObject(o, "tagPerformance");
     ok &= tags != NULL;
     for (int c = 0; ok && c < m->ncat; c++) {
@@ -216,8 +217,8 @@ eng_status eng_cls_metrics_json(const eng_cls_metrics *m, const char *const *cat
         cJSON *t = cJSON_AddObjectToObject(tags, categories[c]);
         ok &= t != NULL;
         if (t) {
-            ok &= cJSON_AddNumberToObject(t, "accuracy", r6(m->tag_accuracy[c])) != NULL;
-            ok &= cJSON_AddNumberToObject(t, "averagePrecision50", r6(m->tag_ap[c])) != NULL;
+            ok &= cJSON_AddNumberToObject(t, "accuracy", r4(m->tag_accuracy[c])) != NULL;
+            ok &= cJSON_AddNumberToObject(t, "averagePrecision50", r4(m->tag_ap[c])) != NULL;
         }
     }
     cJSON *cm = cJSON_AddObjectToObject(o, "confusionMatrix");

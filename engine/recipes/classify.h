@@ -26,10 +26,9 @@
 #include "featcache.h"
 #include "modelfile.h"
 
-/* Returned by eng_cls_train when the budget cannot cover feature extraction
- * (Azure's failure code notEnoughBudget); d->msg gives the minimum and a
- * suggested budget in minutes. (Request: fold into eng_status.) */
-#define ENG_ENOBUDGET ((eng_status)100)
+/* eng_cls_train returns ENG_ENOBUDGET (engine.h) when the budget cannot
+ * cover feature extraction (Azure's notEnoughBudget); d->msg gives the
+ * minimum and a suggested budget in minutes. */
 
 /* Minimum images per category the trainer accepts. */
 #define ENG_CLS_MIN_PER_CATEGORY 1
