@@ -13,7 +13,10 @@
 #     stat every image, read every header)
 # With PASSTHROUGH_LL (a built libfuse example/passthrough_ll), the two cp
 # figures are also measured through it, for comparison.
-# Env: ROUNDS, BENCH_DIR (default a temp dir under /tmp).
+# Env: ROUNDS, BENCH_DIR (default a temp dir under /tmp), VFS_BASE (another
+# visionfs build, e.g. of the previous commit: the cp and ls figures are
+# measured through it too, interleaved round by round, so a change is judged
+# by ratios from the same run).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,14 +26,19 @@ ROUNDS=${ROUNDS:-3}
 W=$(mktemp -d "${BENCH_DIR:-/tmp}/vfs-bench.XXXXXX")
 MNT=$W/mnt
 PT=$W/pt
-mkdir -p "$MNT" "$PT" "$W/plain" "$W/ptback"
+BASE=${VFS_BASE:+$(readlink -f "$VFS_BASE")}
+BMNT=$W/bmnt
+mkdir -p "$MNT" "$PT" "$BMNT" "$W/plain" "$W/ptback"
 PID=
 PTPID=
+BPID=
 
 cleanup() {
     set +e
     mountpoint -q "$MNT" && fusermount3 -u "$MNT"
     mountpoint -q "$PT" && fusermount3 -u "$PT"
+    mountpoint -q "$BMNT" && fusermount3 -u "$BMNT"
+    [ -n "$BPID" ] && wait "$BPID" 2>/dev/null
     [ -n "$PID" ] && wait "$PID" 2>/dev/null
     [ -n "$PTPID" ] && wait "$PTPID" 2>/dev/null
     rm -rf "$W"
@@ -76,6 +84,11 @@ sync
 "$BIN" --store "$W/store" -f "$MNT" 2>"$W/daemon.log" &
 PID=$!
 for _ in $(seq 100); do [ -f "$MNT/README" ] && break; sleep 0.1; done
+if [ -n "$BASE" ]; then
+    "$BASE" --store "$W/bstore" -f "$BMNT" 2>"$W/base.log" &
+    BPID=$!
+    for _ in $(seq 100); do [ -f "$BMNT/README" ] && break; sleep 0.1; done
+fi
 if [ -n "$PTLL" ]; then
     "$PTLL" -f -o source="$W/ptback" "$PT" 2>/dev/null &
     PTPID=$!
@@ -93,13 +106,18 @@ time_cp() {
 
 declare -A RES
 for set in photos small; do
-    plain=() vfs=() pt=()
+    plain=() vfs=() pt=() base=()
     for r in $(seq "$ROUNDS"); do
         rm -rf "$W/plain/$set"; mkdir "$W/plain/$set"
         plain+=("$(time_cp "$W/src/$set" "$W/plain/$set")")
         rm -rf "$MNT/datasets/$set" 2>/dev/null || true
         mkdir "$MNT/datasets/$set"
         vfs+=("$(time_cp "$W/src/$set" "$MNT/datasets/$set")")
+        if [ -n "$BASE" ]; then
+            rm -rf "$BMNT/datasets/$set" 2>/dev/null || true
+            mkdir "$BMNT/datasets/$set"
+            base+=("$(time_cp "$W/src/$set" "$BMNT/datasets/$set")")
+        fi
         if [ -n "$PTLL" ]; then
             rm -rf "$PT/$set"; mkdir "$PT/$set"
             pt+=("$(time_cp "$W/src/$set" "$PT/$set")")
@@ -108,17 +126,22 @@ for set in photos small; do
     RES[$set.plain]=$(best "${plain[@]}")
     RES[$set.vfs]=$(best "${vfs[@]}")
     [ -n "$PTLL" ] && RES[$set.pt]=$(best "${pt[@]}")
+    [ -n "$BASE" ] && RES[$set.base]=$(best "${base[@]}")
 done
 
 # ls -l of the 10,000-file folder, attributes expired (timeouts are 1 s)
-lsp=() lsv=()
+lsp=() lsv=() lsb=()
 for r in $(seq "$ROUNDS"); do
     sleep 1.2
     t0=$(now); ls -l "$W/plain/small" >/dev/null; t1=$(now); lsp+=("$(el "$t0" "$t1")")
     t0=$(now); ls -l "$MNT/datasets/small" >/dev/null; t1=$(now); lsv+=("$(el "$t0" "$t1")")
+    if [ -n "$BASE" ]; then
+        t0=$(now); ls -l "$BMNT/datasets/small" >/dev/null; t1=$(now); lsb+=("$(el "$t0" "$t1")")
+    fi
 done
 RES[ls.plain]=$(best "${lsp[@]}")
 RES[ls.vfs]=$(best "${lsv[@]}")
+[ -n "$BASE" ] && RES[ls.base]=$(best "${lsb[@]}")
 
 # 10,000-image COCO file: images in first, then time cp ann.json .. ready
 mkdir "$MNT/datasets/coco"
@@ -170,4 +193,14 @@ row "cp -r 10,000 x 20 KB" small
 row "ls -l of 10,000 files" ls
 row "10,000-image COCO: cp ann.json until ready" coco
 echo
+if [ -n "$BASE" ]; then
+    echo
+    echo "same run, VFS_BASE=$BASE:"
+    echo "| work | plain folder (s) | base (s) | ratio plain/base | visionfs ratio |"
+    echo "|---|---|---|---|---|"
+    for k in "cp -r 2,000 x 300 KB:photos" "cp -r 10,000 x 20 KB:small" "ls -l of 10,000 files:ls"; do
+        n=${k##*:}
+        echo "| ${k%:*} | ${RES[$n.plain]} | ${RES[$n.base]} | $(ratio "${RES[$n.plain]}" "${RES[$n.base]}") | $(ratio "${RES[$n.plain]}" "${RES[$n.vfs]}") |"
+    done
+fi
 echo "(close() of the 10,000-image ann.json returned after ${RES[coco.close]} s; best of $ROUNDS rounds; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -338,6 +338,18 @@ static int writer_commit(fs_fh *fh)
 
 /* ---- operations ---- */
 
+/* I/O size advertised in st_blksize of regular files: cp and cat size their
+ * buffers by it (at least 128 KB), and each write() of the copy is one FUSE
+ * WRITE request, so 1 MB (the negotiated max_write) turns the three
+ * requests of a 300 KB photo into one. */
+#define IO_BLOCK ((blksize_t)1 << 20)
+
+static void stat_tune(struct stat *st)
+{
+    if (S_ISREG(st->st_mode))
+        st->st_blksize = IO_BLOCK;
+}
+
 static void *vfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
     cfg->entry_timeout = 1.0;
@@ -410,6 +422,7 @@ static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
     if (fh && fh->fd >= 0) {
         if (fstat(fh->fd, st) != 0)
             return -errno;
+        stat_tune(st);
         if (!fh->writer && path) {
             vpath vp;
             if (vpath_parse(path, &vp) == 0 && is_readonly(&vp))
@@ -425,8 +438,10 @@ static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
         readme_stat(st);
         return 0;
     }
-    if (vp.kind == VP_SUB && pending_with(path, fd_fstat, st) == 0)
+    if (vp.kind == VP_SUB && pending_with(path, fd_fstat, st) == 0) {
+        stat_tune(st);
         return 0;
+    }
     char sp[PATH_MAX_VFS];
     int extra;
     rc = vpath_resolve(&vp, sp, sizeof sp, &extra);
@@ -434,6 +449,7 @@ static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
         return rc;
     if (lstat(sp, st) != 0)
         return -errno;
+    stat_tune(st);
     if (vp.kind == VP_ITEM && !S_ISDIR(st->st_mode))
         return -ENOENT; /* stray files at an area's top are not shown */
     if (extra || is_readonly(&vp))
@@ -490,6 +506,7 @@ static int fill_dir(void *buf, fuse_fill_dir_t filler, const vpath *vp, const ch
             vpath sub = {strchr(rel, '/') ? VP_SUB : VP_ITEM, vp->area, rel};
             if (skip_dir || is_readonly(&sub))
                 st.st_mode &= ~(mode_t)0222;
+            stat_tune(&st);
             if (filler(buf, nm, &st, 0, FUSE_FILL_DIR_PLUS))
                 break;
         } else {
@@ -621,6 +638,7 @@ static int readdir_stream(fs_dirh *dh, void *buf, fuse_fill_dir_t filler, off_t 
             vpath sub = {strchr(rel, '/') ? VP_SUB : VP_ITEM, vp->area, rel};
             if (is_readonly(&sub))
                 st.st_mode &= ~(mode_t)0222;
+            stat_tune(&st);
             fl = FUSE_FILL_DIR_PLUS;
         } else {
             memset(&st, 0, sizeof st);
