@@ -93,10 +93,13 @@ static void make_images(void)
                 eng_image_free(im);
             } else
                 stbi_write_png(p, SIDE, SIDE, 3, rgb, SIDE * 3);
-            if (i < NTRAIN_PER)
-                train[nt++] = (eng_cls_sample){p, c, 100 + nt};
-            else
-                test[ne++] = (eng_cls_sample){p, c, 200 + ne};
+            if (i < NTRAIN_PER) {
+                train[nt] = (eng_cls_sample){p, c, 100 + nt};
+                nt++;
+            } else {
+                test[ne] = (eng_cls_sample){p, c, 200 + ne};
+                ne++;
+            }
         }
     free(rgb);
 }
