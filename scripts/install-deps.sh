@@ -11,7 +11,7 @@ PACKAGES=(
     libfuse3-dev fuse3 libcjson-dev libstb-dev libjpeg62-turbo-dev libwebp-dev libtiff-dev
     libcurl4-openssl-dev libopenblas-dev
     # tools the set-up and the tests use
-    jq python3 python3-pip nodejs ca-certificates git
+    jq python3 python3-pip python3-venv nodejs ca-certificates git
     # darknet ships real photos with known ImageNet classes (/usr/share/darknet/data):
     # test_backbone_imagenet checks the converted EfficientNet-Lite0 on them
     darknet
