@@ -30,6 +30,7 @@ struct eng_detector {
     float *w1, *b1;  /* hidden 1x1 + ReLU: [fdim,hidden], [hidden] (NULL when hidden 0) */
     float *wc, *bc;  /* heatmap 1x1: [hidden or fdim, ncat], [ncat] */
     float *ww, *bw;  /* box 1x1: [fdim,4], [4] */
+    int letterbox;   /* 1: image padded to a square (bottom/right) before the resize; 0: squashed */
     float nms_iou;   /* 0: no NMS */
     float min_score;
     char *recipe; /* JSON */
@@ -38,9 +39,9 @@ struct eng_detector {
 /* Features of one image: fdim x DET_CELLS float16 (NHWC), with the image's
  * size in pixels (after EXIF orientation). With cache_dir, read from and
  * written to the feature cache. *hit (may be NULL) says it came from the cache. */
-eng_status det_features(const eng_backbone *bb, const char *node, int fdim, const char *path,
-                        const char *cache_dir, int threads, uint16_t *f16, int *img_w, int *img_h,
-                        int *hit, eng_diag *d);
+eng_status det_features(const eng_backbone *bb, const char *node, int fdim, int letterbox,
+                        const char *path, const char *cache_dir, int threads, uint16_t *f16,
+                        int *img_w, int *img_h, int *hit, eng_diag *d);
 
 /* Scratch for det_heads (sized for one image). */
 typedef struct det_scratch {
@@ -61,6 +62,9 @@ void det_depthwise(det_scratch *s, int fdim, const float *dw, int threads);
  * [DET_CELLS, 4] of one image's features. */
 eng_status det_heads(const eng_detector *m, const uint16_t *f16, int threads, det_scratch *s,
                      float *heat, float *wh, eng_diag *d);
+
+/* Input pixels per image pixel along x and y. */
+void det_scale(int letterbox, int img_w, int img_h, float *fx, float *fy);
 
 /* Objects of one image from its features, in image pixels. */
 int det_objects(const eng_detector *m, const float *heat, const float *wh, int img_w, int img_h,

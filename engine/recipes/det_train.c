@@ -89,6 +89,7 @@ typedef struct trainer {
     reg_cell *rc;
     eng_param *p[6]; /* heatmap w, b, box w, b, hidden w, b */
     int hidden;
+    int letterbox;
     int threads;
 } trainer;
 
@@ -143,8 +144,8 @@ static const uint16_t *feat_of(trainer *t, int i, eng_diag *d)
     if (t->im[i].feat)
         return t->im[i].feat;
     int w, h;
-    if (det_features(t->bb, t->node, t->fdim, t->a->train[i].path, t->a->cache_dir, t->threads,
-                     t->tmpfeat, &w, &h, NULL, d) != ENG_OK)
+    if (det_features(t->bb, t->node, t->fdim, t->letterbox, t->a->train[i].path, t->a->cache_dir,
+                     t->threads, t->tmpfeat, &w, &h, NULL, d) != ENG_OK)
         return NULL;
     return t->tmpfeat;
 }
@@ -601,7 +602,10 @@ static eng_status score(trainer *t, eng_detector *m, const int *idx, int n, doub
                 x->score = o[j].score;
             }
         }
-        float sx = (float)im->w / DET_SIZE, sy = (float)im->h / DET_SIZE;
+        float sx, sy;
+        det_scale(t->letterbox, im->w, im->h, &sx, &sy);
+        sx = 1 / sx;
+        sy = 1 / sy;
         for (int b = 0; b < im->nbox; b++) {
             const float *x = im->box + 4 * b;
             gt[k].image = q;
@@ -729,6 +733,7 @@ static eng_detector *model_new(const trainer *t)
     m->bb_checksum = strdup(inf->checksum);
     m->feat_node = strdup(t->node);
     m->fdim = t->fdim;
+    m->letterbox = t->letterbox;
     m->wh_scale = t->wh_scale;
     size_t f = (size_t)t->fdim;
     m->dw_cls = malloc(9 * f * sizeof(float));
@@ -933,6 +938,9 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
     t.ncat = a->ncat;
     t.n = a->ntrain;
     t.threads = a->threads > 0 ? a->threads : 1;
+    /* squash, as the backbone was trained: letterboxing measured worse on
+     * raccoon k=10 (mAP@50 0.793 against 0.840) */
+    t.letterbox = 0;
     eng_rng_seed(&t.rng, a->seed ^ 0x6465746563740000ull);
     eng_detector *m = NULL;
     char *recipe = NULL;
@@ -964,8 +972,8 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
         uint16_t *buf = f ? f : t.tmpfeat;
         int hit = 0;
         double c0 = cpu_now();
-        st = det_features(t.bb, t.node, t.fdim, s->path, a->cache_dir, t.threads, buf, &t.im[i].w,
-                          &t.im[i].h, &hit, d);
+        st = det_features(t.bb, t.node, t.fdim, t.letterbox, s->path, a->cache_dir, t.threads, buf,
+                          &t.im[i].w, &t.im[i].h, &hit, d);
         if (st != ENG_OK) {
             eng_free(f);
             goto done;
@@ -991,7 +999,8 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
             kept += per * 2;
         /* boxes in input pixels */
         int dw = s->width > 0 ? s->width : t.im[i].w, dh = s->height > 0 ? s->height : t.im[i].h;
-        float fx = (float)DET_SIZE / dw, fy = (float)DET_SIZE / dh;
+        float fx, fy;
+        det_scale(t.letterbox, dw, dh, &fx, &fy);
         t.im[i].box = malloc((size_t)(s->nboxes + 1) * 4 * sizeof(float));
         t.im[i].cat = malloc((size_t)(s->nboxes + 1) * sizeof(int));
         if (!t.im[i].box || !t.im[i].cat) {

@@ -120,9 +120,33 @@ void det_widen(const uint16_t *f16, int fdim, int flip, float *f)
                            f + ((size_t)y * DET_GRID + x) * fdim, (size_t)fdim);
 }
 
-eng_status det_features(const eng_backbone *bb, const char *node, int fdim, const char *path,
-                        const char *cache_dir, int threads, uint16_t *f16, int *img_w, int *img_h,
-                        int *hit, eng_diag *d)
+void det_scale(int letterbox, int img_w, int img_h, float *fx, float *fy)
+{
+    if (letterbox) {
+        int side = img_w > img_h ? img_w : img_h;
+        *fx = *fy = (float)DET_SIZE / (float)side;
+    } else {
+        *fx = (float)DET_SIZE / (float)img_w;
+        *fy = (float)DET_SIZE / (float)img_h;
+    }
+}
+
+/* im padded to a square with grey at the bottom/right; NULL when out of memory. */
+static eng_image *pad_square(const eng_image *im)
+{
+    int side = im->w > im->h ? im->w : im->h;
+    eng_image *sq = eng_image_new(side, side);
+    if (!sq)
+        return NULL;
+    memset(sq->rgb, 128, (size_t)side * side * 3);
+    for (int y = 0; y < im->h; y++)
+        memcpy(sq->rgb + (size_t)y * side * 3, im->rgb + (size_t)y * im->w * 3, (size_t)im->w * 3);
+    return sq;
+}
+
+eng_status det_features(const eng_backbone *bb, const char *node, int fdim, int letterbox,
+                        const char *path, const char *cache_dir, int threads, uint16_t *f16,
+                        int *img_w, int *img_h, int *hit, eng_diag *d)
 {
     if (hit)
         *hit = 0;
@@ -138,8 +162,8 @@ eng_status det_features(const eng_backbone *bb, const char *node, int fdim, cons
     if (cache_dir) {
         char hex[33];
         if (eng_hash_file(path, hex, NULL) == ENG_OK)
-            snprintf(key, sizeof key, "det1|%s|%s|%d|%s|f16", eng_backbone_get_info(bb)->checksum,
-                     hex, DET_SIZE, node);
+            snprintf(key, sizeof key, "det1|%s|%s|%d|%s|f16%s", eng_backbone_get_info(bb)->checksum,
+                     hex, DET_SIZE, node, letterbox ? "|letterbox" : "");
         /* float16 pairs travel through the cache's float API as raw bits */
         if (key[0] && eng_featcache_get(cache_dir, key, (float *)f16, (int)(n / 2))) {
             if (hit)
@@ -151,6 +175,13 @@ eng_status det_features(const eng_backbone *bb, const char *node, int fdim, cons
     st = eng_image_decode_file(path, DET_SIZE, &im, d);
     if (st != ENG_OK)
         return st;
+    if (letterbox && im->w != im->h) {
+        eng_image *sq = pad_square(im);
+        eng_image_free(im);
+        if (!sq)
+            return eng_fail(d, ENG_ENOMEM, "\"%s\": out of memory", path);
+        im = sq;
+    }
     int64_t idim[4] = {1, DET_SIZE, DET_SIZE, 3};
     eng_tensor *in = eng_tensor_new(ENG_F32, 4, idim);
     if (!in) {
@@ -364,9 +395,10 @@ sorted:
 int det_objects(const eng_detector *m, const float *heat, const float *wh, int img_w, int img_h,
                 eng_det_object *out)
 {
-    return eng_det_decode(heat, wh, DET_GRID, DET_GRID, m->ncat, DET_STRIDE,
-                          (float)img_w / DET_SIZE, (float)img_h / DET_SIZE, img_w, img_h,
-                          ENG_DET_TOPK, m->min_score, m->nms_iou, out);
+    float fx, fy;
+    det_scale(m->letterbox, img_w, img_h, &fx, &fy);
+    return eng_det_decode(heat, wh, DET_GRID, DET_GRID, m->ncat, DET_STRIDE, 1 / fx, 1 / fy, img_w,
+                          img_h, ENG_DET_TOPK, m->min_score, m->nms_iou, out);
 }
 
 /* ---- prediction ---- */
@@ -376,8 +408,8 @@ static eng_status predict_one(const eng_detector *m, const eng_backbone *bb, con
                               float *heat, float *wh, eng_det_object *objs, int *n, int *w, int *h,
                               eng_diag *d)
 {
-    eng_status st =
-        det_features(bb, m->feat_node, m->fdim, path, cache_dir, threads, f16, w, h, NULL, d);
+    eng_status st = det_features(bb, m->feat_node, m->fdim, m->letterbox, path, cache_dir, threads,
+                                 f16, w, h, NULL, d);
     if (st == ENG_OK)
         st = det_heads(m, f16, threads, s, heat, wh, d);
     if (st != ENG_OK)
@@ -719,7 +751,11 @@ eng_status eng_detector_save(const eng_detector *m, const char *path, eng_diag *
     cJSON *in = ok ? cJSON_AddArrayToObject(pre, "input") : NULL;
     ok = ok && in && cJSON_AddItemToArray(in, cJSON_CreateNumber(DET_SIZE)) &&
          cJSON_AddItemToArray(in, cJSON_CreateNumber(DET_SIZE)) &&
-         cJSON_AddStringToObject(pre, "resize", "squash bilinear (aspect not kept)") &&
+         cJSON_AddStringToObject(pre, "resize",
+                                 m->letterbox ? "letterbox: padded to a square with grey 128 at "
+                                                "the bottom/right, then bilinear"
+                                              : "squash bilinear (aspect not kept)") &&
+         cJSON_AddNumberToObject(pre, "letterbox", m->letterbox) &&
          cJSON_AddStringToObject(pre, "features", m->feat_node) &&
          cJSON_AddNumberToObject(pre, "features_dim", m->fdim) &&
          cJSON_AddNumberToObject(pre, "hidden", m->hidden) &&
@@ -860,6 +896,7 @@ eng_status eng_detector_from_file(const eng_modelfile *f, eng_detector **out, en
     cJSON *ms = cJSON_GetObjectItemCaseSensitive(pre, "min_score");
     cJSON *stride = cJSON_GetObjectItemCaseSensitive(pre, "stride");
     cJSON *hid = cJSON_GetObjectItemCaseSensitive(pre, "hidden");
+    cJSON *lb = cJSON_GetObjectItemCaseSensitive(pre, "letterbox");
     if (!cJSON_IsString(feat) || !cJSON_IsNumber(fd) || fd->valuedouble < 1 ||
         fd->valuedouble > 4096 || !cJSON_IsNumber(ws) || !(ws->valuedouble > 0) ||
         !cJSON_IsNumber(nms) || !(nms->valuedouble >= 0 && nms->valuedouble <= 1) ||
@@ -876,6 +913,7 @@ eng_status eng_detector_from_file(const eng_modelfile *f, eng_detector **out, en
     m->feat_node = strdup(feat->valuestring);
     m->fdim = fd->valueint;
     m->hidden = hid ? hid->valueint : 0;
+    m->letterbox = cJSON_IsNumber(lb) && lb->valueint == 1;
     m->wh_scale = (float)ws->valuedouble;
     m->nms_iou = (float)nms->valuedouble;
     m->min_score = (float)ms->valuedouble;
