@@ -79,6 +79,7 @@ typedef struct ds_entry {
     ds_parsed *ann;    /* newest good parse (ref) */
     char refused[512]; /* last refused annotation write, "" when none */
     char refused_file[256];
+    time_t refused_at; /* when it was refused (wall clock) */
     /* results of the last verification */
     fs_ds_state state;
     int detection;
@@ -606,8 +607,37 @@ static fs_ds_state state_of(const coco_summary *s)
     return FS_DS_INVALID;
 }
 
+/* Appends the last refused write as "lastRefusedWrite": {file, message,
+ * time} (and the older name "refusedWrite" with file and message). */
+static void refused_json(char *head, size_t n, const char *file, const char *msg, time_t at)
+{
+    char when[32] = "";
+    struct tm tm;
+    if (at && gmtime_r(&at, &tm))
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    const char *keys[2] = {", \"lastRefusedWrite\": {\"file\": ", ", \"refusedWrite\": {\"file\": "};
+    for (int k = 0; k < 2; k++) {
+        size_t o = strlen(head);
+        snprintf(head + o, n - o, "%s", keys[k]);
+        json_str(head, n, file);
+        o = strlen(head);
+        snprintf(head + o, n - o, ", \"message\": ");
+        json_str(head, n, msg);
+        if (k == 0) {
+            o = strlen(head);
+            snprintf(head + o, n - o, ", \"time\": ");
+            json_str(head, n, when);
+            o = strlen(head);
+            snprintf(head + o, n - o, ", \"note\": \"the write was refused (close() returned "
+                                      "EINVAL); the previous annotation file is kept and used\"");
+        }
+        o = strlen(head);
+        snprintf(head + o, n - o, "}");
+    }
+}
+
 static void verify(ds_entry *e, const char *name, ds_parsed *have, const char *refused,
-                   const char *refused_file, verify_out *out)
+                   const char *refused_file, time_t refused_at, verify_out *out)
 {
     memset(out, 0, sizeof *out);
     out->state = FS_DS_EMPTY;
@@ -769,12 +799,8 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const char *r
     out->state = state_of(sum);
     out->detection = sum->kind == COCO_KIND_DETECTION;
     coco_report_status_line(rep, out->line, sizeof out->line);
-    if (refused[0]) {
-        out->state = FS_DS_INVALID;
-        snprintf(out->line, sizeof out->line,
-                 "invalid: datasetAnnotationsInvalid: %.300s (the previous \"%.60s\" is kept)",
-                 refused, ann_name);
-    }
+    /* a refused write leaves the dataset what its kept file makes it: the
+     * refusal is only reported (lastRefusedWrite in status.json, the log) */
     char *json = coco_report_to_json(rep);
     if (json) {
         /* our fields go first: dataset, annotation file, a refused write */
@@ -790,13 +816,8 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const char *r
                      "used; remove the others\"",
                      others, ann_list);
         }
-        if (refused[0]) {
-            strcat(head, ", \"refusedWrite\": {\"file\": ");
-            json_str(head, sizeof head, refused_file);
-            strcat(head, ", \"message\": ");
-            json_str(head, sizeof head, refused);
-            strcat(head, "}");
-        }
+        if (refused[0])
+            refused_json(head, sizeof head, refused_file, refused, refused_at);
         strcat(head, ", \"statusLine\": ");
         json_str(head, sizeof head, out->line);
         const char *body = json;
@@ -862,6 +883,7 @@ static void *verifier_main(void *arg)
         e->dirty = 0;
         e->busy = 1;
         char name[72], refused[512], refused_file[256];
+        time_t refused_at = e->refused_at;
         snprintf(name, sizeof name, "%s", e->name);
         snprintf(refused, sizeof refused, "%s", e->refused);
         snprintf(refused_file, sizeof refused_file, "%s", e->refused_file);
@@ -871,7 +893,7 @@ static void *verifier_main(void *arg)
         pthread_mutex_unlock(&ds_lock);
 
         verify_out out;
-        verify(e, name, have, refused, refused_file, &out);
+        verify(e, name, have, refused, refused_file, refused_at, &out);
         parsed_unref(have);
 
         pthread_mutex_lock(&ds_lock);
@@ -1038,17 +1060,23 @@ static int ds_validate_write(const char *rel, const char *tmp_path, char *why, s
         snprintf(why, why_len, "%s", msg);
         pthread_mutex_lock(&ds_lock);
         ds_entry *e = entry_get(name);
+        int kept = 0; /* a good annotation file stays in use */
         if (e) {
             snprintf(e->refused, sizeof e->refused, "\"%.80s\" refused: %.400s", rest, msg);
             snprintf(e->refused_file, sizeof e->refused_file, "%s", rest);
+            e->refused_at = time(NULL);
             snprintf(msg, sizeof msg, "%s", e->refused);
+            kept = e->ann != NULL;
         }
         pthread_mutex_unlock(&ds_lock);
-        /* say it at once, whatever the verifier is doing */
+        fs_log("dataset \"%s\": %s%s", name, msg,
+               kept ? " (the previous annotation file is kept)" : "");
+        /* no good file yet: say it at once, whatever the verifier is doing
+         * (with one, the status line stays what that file makes it) */
         char line[600];
         snprintf(line, sizeof line, "invalid: datasetAnnotationsInvalid: %.500s", msg);
         char dir[PATHN], path[PATHN];
-        if (fs_store_path(dir, sizeof dir, AREA, name) == 0) {
+        if (!kept && fs_store_path(dir, sizeof dir, AREA, name) == 0) {
             strcat(line, "\n");
             if (snprintf(path, sizeof path, "%s/status", dir) < (int)sizeof path)
                 fs_write_atomic(path, line, strlen(line));

@@ -105,12 +105,14 @@ good=$(md5sum < "$MNT/datasets/whole/annotations.json")
 echo "this is not json" > "$SRC/bad.json"
 check_err "non-JSON annotation file: cp fails with EINVAL" "Invalid argument" cp "$SRC/bad.json" "$MNT/datasets/whole/annotations.json"
 check_eq "previous annotation file intact" "$good" "$(md5sum < "$MNT/datasets/whole/annotations.json")"
-check "status says why" grep -q "^invalid: datasetAnnotationsInvalid: .*annotations.json.* refused" "$MNT/datasets/whole/status"
-check "status.json names the refused write" wait_jq "$S" .refusedWrite.file "annotations.json" 10
+check "status.json names the refused write" wait_jq "$S" .lastRefusedWrite.file "annotations.json" 10
+check "status.json gives the reason" sh -c "jq -r .lastRefusedWrite.message '$S' | grep -q 'refused: invalid json'"
+check_eq "the dataset stays ready (status)" "ready: 6 images" "$(cut -c1-15 "$MNT/datasets/whole/status")"
+check_eq "the dataset stays ready (status.json)" "ready" "$(jq -r .state "$S")"
 echo '{"images": [], "categories": []}' > "$SRC/noann.json"
 check_err "missing annotations array: EINVAL" "Invalid argument" cp "$SRC/noann.json" "$MNT/datasets/whole/annotations.json"
 check_eq "previous file still intact" "$good" "$(md5sum < "$MNT/datasets/whole/annotations.json")"
-check "status names the missing array" grep -q "annotations" "$MNT/datasets/whole/status"
+check "status.json names the missing array" wait_jq "$S" ".lastRefusedWrite.message | test(\"annotations' is missing\")" "true" 10
 check_err "a new name is refused too" "Invalid argument" cp "$SRC/bad.json" "$MNT/datasets/whole/other.json"
 check "and does not appear" test ! -e "$MNT/datasets/whole/other.json"
 check "a good write clears the refusal" cp "$EXP/annotations.json" "$MNT/datasets/whole/annotations.json"

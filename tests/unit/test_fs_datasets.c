@@ -221,11 +221,34 @@ static void test_lifecycle(void)
     CHECK_MSG(strcmp(status_of("cls"), "ready: 5 images, 2 categories, 0 boxes (classification)") ==
                   0,
               "%s", status_of("cls"));
-    char line[256];
+    char line[256], why_r[256];
     int det = -1;
     CHECK(fs_dataset_state("cls", &det, line, sizeof line) == FS_DS_READY);
     CHECK(det == 0);
     CHECK(strncmp(line, "ready: 5 images", 15) == 0);
+
+    /* a refused write over the good file costs nothing: still ready, same
+     * status line; status.json reports the refusal */
+    CHECK(put("cls/ann.json", "not json at all") == -EINVAL);
+    fs_dataset_wait("cls", 5000);
+    CHECK(fs_dataset_wait("cls", 10000) == FS_DS_READY);
+    CHECK_MSG(strcmp(status_of("cls"), "ready: 5 images, 2 categories, 0 boxes (classification)") ==
+                  0,
+              "after a refused write: %s", status_of("cls"));
+    CHECK(fs_dataset_state("cls", NULL, line, sizeof line) == FS_DS_READY);
+    fs_store_path(p, sizeof p, "datasets", "cls/status.json");
+    const char *sj = read_file(p);
+    CHECK_MSG(sj && strstr(sj, "\"lastRefusedWrite\": {\"file\": \"ann.json\"") != NULL, "%s",
+              sj ? sj : "(none)");
+    CHECK(sj && strstr(sj, "\"time\": \"20") != NULL);
+    fs_ds_snapshot *rs = NULL;
+    CHECK(fs_dataset_snapshot("cls", 1, &rs, why_r, sizeof why_r) == FS_DS_READY);
+    fs_dataset_snapshot_free(rs);
+    /* a good write clears the note */
+    CHECK(put("cls/ann.json", coco) == 0);
+    CHECK(fs_dataset_wait("cls", 10000) == FS_DS_READY);
+    sj = read_file(p);
+    CHECK(sj && strstr(sj, "lastRefusedWrite") == NULL);
 
     fs_ds_snapshot *s = NULL;
     char why[256] = "";
