@@ -999,6 +999,33 @@ static char *error_json(const char *code, const char *msg)
     return s;
 }
 
+/* Rewrites an engine message about a file of model `model` for the user:
+ * "STORE/models/MODEL/predict/x.jpg" becomes "predict/x.jpg" (the name as
+ * seen under models/MODEL/), and any other store path loses the store root,
+ * so no message shows where the store lives. In place; msg stays a string. */
+static void models_user_message(char *msg, size_t n, const char *model)
+{
+    char pre[2][MP];
+    const char *root = fs_store_root();
+    if (!msg || !n || !root || !*root)
+        return;
+    int np = 0;
+    if (fs_store_path(pre[0], sizeof pre[0], "models", model) == 0 &&
+        strlen(pre[0]) + 2 < sizeof pre[0]) {
+        strcat(pre[0], "/");
+        np = 1;
+    }
+    if (snprintf(pre[np], sizeof pre[np], "%s/", root) < (int)sizeof pre[np])
+        np++;
+    for (int k = 0; k < np; k++) {
+        size_t pl = strlen(pre[k]);
+        char *at;
+        while ((at = strstr(msg, pre[k])) != NULL)
+            memmove(at, at + pl, strlen(at + pl) + 1);
+    }
+    (void)n;
+}
+
 static void pend_remove_locked(mdl *m, pend *p)
 {
     for (pend **pp = &m->pending; *pp; pp = &(*pp)->next) {
@@ -1036,8 +1063,10 @@ static void pjob_run(void *arg)
         memset(&err, 0, sizeof err);
         if (s->recipe->predict(s->model, img, &pred, &err) == FS_RECIPE_OK)
             json = prediction_json(name, &pred);
-        else
+        else {
+            models_user_message(err.msg, sizeof err.msg, name);
             json = error_json(err.code[0] ? err.code : "InvalidImage", err.msg);
+        }
     }
     struct stat st;
     if (json && stat(img, &st) == 0) {

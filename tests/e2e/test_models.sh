@@ -111,6 +111,9 @@ cp "$SRC/text.png" "$M/predict/text.png"
 check_eq "not an image" "InvalidImageFormat" "$(jq -r .error.code "$M/predict/text.png.json")"
 cp "$SRC/tiny.png" "$M/predict/tiny.png"
 check_eq "too small" "InvalidImageSize" "$(jq -r .error.code "$M/predict/tiny.png.json")"
+check_eq "the message names the image as the user sees it" "1" \
+    "$(jq -r .error.message "$M/predict/text.png.json" | grep -c -F "'predict/text.png'")"
+check "no store path in any predict/*.json" sh -c "! grep -l -F '$STORE' '$M'/predict/*.json"
 
 # many at once
 t0=$(date +%s.%N)
