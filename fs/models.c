@@ -441,8 +441,15 @@ static void status_line_locked(const mdl *m, char *out, size_t n)
             pct = 99;
         if (m->has_prog && m->prog.best >= 0)
             snprintf(best, sizeof best, " best %s %.2f", metric_of(m), m->prog.best);
-        snprintf(out, n, "training %d%% trial %d/%d%s elapsed %s budget %s%s\n", pct,
-                 m->has_prog ? m->prog.trial : 0, m->has_prog ? m->prog.ntrials : 0, best, el, bu,
+        /* the trial under way (trials done + 1, at most the plan); before
+         * the search has a plan: "preparing", never "trial 0/0" */
+        char trial[48] = "preparing";
+        if (m->has_prog && m->prog.ntrials > 0) {
+            int t = m->prog.trial < 0 ? 1 : m->prog.trial + 1;
+            snprintf(trial, sizeof trial, "trial %d/%d", t > m->prog.ntrials ? m->prog.ntrials : t,
+                     m->prog.ntrials);
+        }
+        snprintf(out, n, "training %d%% %s%s elapsed %s budget %s%s\n", pct, trial, best, el, bu,
                  m->restarted_run ? " (restarted after an interruption)" : "");
         break;
     }
@@ -648,7 +655,15 @@ static void tjob_progress(void *ctx, const fs_recipe_progress *p)
     pthread_mutex_lock(&g.mu);
     int mine = !tjob_stale_locked(j) && j->m->state == ST_TRAINING;
     if (mine) {
+        /* the shown fraction is at least the share of trials done, and
+         * never goes back (the plan may grow as stages open) */
+        double f = p->fraction;
+        if (p->ntrials > 0 && p->trial > 0 && (double)p->trial / p->ntrials > f)
+            f = (double)p->trial / p->ntrials;
+        if (j->m->has_prog && j->m->prog.fraction > f)
+            f = j->m->prog.fraction;
         j->m->prog = *p;
+        j->m->prog.fraction = f > 1 ? 1 : f;
         j->m->has_prog = 1;
     }
     int due = mine && now_s() - j->m->last_publish >= 0.5;

@@ -63,10 +63,12 @@ cat >"$SRC/train.json" <<'EOF'
   "modelKind": "Generic-Classifier"}, "evaluationParameters": {"testDatasetName": "test"}}
 EOF
 check "train.json accepted" cp "$SRC/train.json" "$M/train.json"
-seen=""
+seen="" all=""
 for i in $(seq 3000); do
     s=$(cat "$M/status")
     [[ "$s" == training* ]] && [ -z "$seen" ] && seen=$s
+    [[ "$s" == training* ]] && all="$all$s
+"
     [[ "$s" == succeeded || "$s" == failed* ]] && break
     sleep 0.1
 done
@@ -74,7 +76,11 @@ check_eq "training succeeded" "succeeded" "$s"
 echo "first training line seen: $seen"
 if [ -n "$seen" ]; then
     check "status line shape while training" \
-        bash -c '[[ "$1" =~ ^training\ [0-9]+%\ trial\ [0-9]+/[0-9]+.*elapsed\ [0-9]+:[0-9][0-9]\ budget\ 1:12 ]]' _ "$seen"
+        bash -c '[[ "$1" =~ ^training\ [0-9]+%\ (preparing|trial\ [1-9][0-9]*/[1-9][0-9]*).*elapsed\ [0-9]+:[0-9][0-9]\ budget\ 1:12 ]]' _ "$seen"
+    check_eq "no status line says trial 0 or of 0 trials" "" \
+        "$(printf '%s' "$all" | grep -E 'trial 0/|/0 ' | sort -u)"
+    check_eq "no status line says 0% once trials are done" "" \
+        "$(printf '%s' "$all" | grep -E '^training 0% trial ([2-9]|[1-9][0-9]+)/' | sort -u)"
 fi
 check "log tells the run" grep -q 'training version 1 on dataset "train"' "$M/log"
 check "log says succeeded" grep -q 'succeeded' "$M/log"
