@@ -55,4 +55,51 @@ void cls_ncm_fit(const double *z, int n, int r, const int *y, int k, double tau,
 /* Mean cross-entropy of probabilities p (m x k) for labels y. */
 double cls_log_loss(const double *p, const int *y, int m, int k);
 
+/* ---- fine-tuning the last backbone stage (cls_finetune.c) ----
+ * The stage is the backbone's final 1x1 convolution (its embedding node:
+ * weights "<node>/weights" HWIO [1,1,cin,cout] and "<node>/bias") fed by the
+ * stride-32 tap, then ReLU6, mean over H and W and a dense layer to ncat. */
+typedef struct cls_ft {
+    int cin, cout, ncat;
+    float *w, *b;   /* stage: cin x cout, cout */
+    float *hw, *hb; /* dense: cout x ncat, ncat */
+} cls_ft;
+
+typedef struct cls_ft_opts {
+    int epochs, batch;           /* batch <= 0: 16 */
+    float lr_stage, lr_head;     /* AdamW, cosine to 5% */
+    float weight_decay;
+    uint64_t seed;
+    int threads;
+    eng_abort_fn abort; /* may be NULL */
+    void *abort_ctx;
+} cls_ft_opts;
+
+/* The tap feeding the stage and the stage's conv node (borrowed from bb). */
+eng_status cls_ft_nodes(const eng_backbone *bb, const char **tap, const char **conv, eng_diag *d);
+/* Shape of the stage input map at input size x size. */
+eng_status cls_ft_map_shape(const eng_backbone *bb, int size, int *h, int *w, int *cin,
+                            eng_diag *d);
+/* New stage from the pretrained weights, dense layer zero. Free with cls_ft_free. */
+eng_status cls_ft_init(cls_ft *s, const eng_backbone *bb, int ncat, eng_diag *d);
+void cls_ft_free(cls_ft *s);
+/* Stage input maps (n x h*w*cin) of image files, squash-resized to size,
+ * mirrored when flip; cached in cache_dir (may be NULL). */
+eng_status cls_ft_maps(const eng_backbone *bb, const char *const *paths, int n, int flip, int size,
+                       const char *cache_dir, int threads, float *out, eng_diag *d);
+/* Trains s in place on maps (n x h*w*cin) with labels y; epoch_loss (may be
+ * NULL, o->epochs floats) gets each epoch's mean training loss.
+ * Deterministic for o->seed whatever o->threads. */
+eng_status cls_ft_train(cls_ft *s, const float *maps, int n, int h, int w, const int *y,
+                        const cls_ft_opts *o, float *epoch_loss, eng_diag *d);
+/* Probabilities (n x ncat) of maps: the same forward pass as training. */
+eng_status cls_ft_probs(const cls_ft *s, const float *maps, int n, int h, int w, int threads,
+                        float *probs, eng_diag *d);
+/* The stage as 4 model-file tensors borrowing s (names static); returns 4. */
+int cls_ft_tensors(const cls_ft *s, const char **names, eng_tensor *t);
+/* Reads the stage from a model file; *present = 0 (s empty, ENG_OK) when
+ * the file has none (older files). ENG_EFORMAT when its tensors are malformed. */
+eng_status cls_ft_from_file(const eng_modelfile *f, int ncat, cls_ft *s, int *present,
+                            eng_diag *d);
+
 #endif
