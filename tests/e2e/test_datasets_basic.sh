@@ -26,6 +26,19 @@ echo '{"input": [224, 224], "pixels": "0..1", "embedding": "x"}' > "$SRC/mybb/ba
 check "cp -r a folder into backbones/" cp -r "$SRC/mybb" "$MNT/backbones/"
 check "it lands in the store" cmp "$SRC/mybb/backbone.json" "$STORE/backbones/mybb/backbone.json"
 check "it is listed" test -f "$MNT/backbones/mybb/backbone.json"
+check "a broken backbone's status says invalid" wait_status "$MNT/backbones/mybb/status" "invalid: " 20
+check "and why (model.json is missing)" grep -q "model.json" "$MNT/backbones/mybb/status"
+check "the reason names the folder as the user sees it" grep -q "backbones/mybb" "$MNT/backbones/mybb/status"
+check "no store path in it" sh -c "! grep -q -F '$STORE' '$MNT/backbones/mybb/status'"
+check_err "backbones/NAME/status is read-only" "denied" sh -c "echo x > '$MNT/backbones/mybb/status'"
+if [ -f "$DEF_BB/centernet/model.json" ]; then
+    check "the installed centernet is ok" wait_status "$MNT/backbones/centernet/status" "ok: centernet, input " 120
+    check "its status gives input and embedding" \
+        grep -qE "^ok: centernet, input [0-9]+x[0-9]+, embedding [1-9][0-9]*$" "$MNT/backbones/centernet/status"
+    check_err "still read-only with its status" "denied" sh -c "echo x > '$MNT/backbones/centernet/extra.txt'"
+    check "its files still read through" cmp "$DEF_BB/centernet/model.json" "$MNT/backbones/centernet/model.json"
+    check_err "an installed backbone cannot be removed" "denied" rmdir "$MNT/backbones/centernet"
+fi
 check "rm -r removes it" rm -r "$MNT/backbones/mybb"
 check "gone from the store" test ! -e "$STORE/backbones/mybb"
 
