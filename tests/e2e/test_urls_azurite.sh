@@ -9,13 +9,16 @@
 # status.json or logs, and a remount downloads nothing again.
 #
 # Azurite is installed with npm into VFS_AZURITE_DIR (default
-# ~/.cache/visionfs/azurite, outside the repository) when it is not there.
+# ~/.cache/visionfs/azurite-VERSION, outside the repository) when it is not
+# there. The version is the newest whose engines.node accepts Debian 12's own
+# nodejs 18 (3.35.0 declares node >= 10; 3.36.0 wants >= 21, 3.37.0 >= 22).
 # Without it (and no npm registry) the test is skipped, unless
 # VFS_REQUIRE_AZURITE=1.
 source "$(dirname "$0")/lib.sh"
 
 TOOLS=$E2E_DIR/../tools
-AZ_DIR=${VFS_AZURITE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/visionfs/azurite}
+AZ_VERSION=3.35.0
+AZ_DIR=${VFS_AZURITE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/visionfs/azurite-$AZ_VERSION}
 AZ_BIN=$AZ_DIR/node_modules/.bin/azurite-blob
 skip_or_fail() {
     echo "$1"
@@ -27,7 +30,7 @@ if [ ! -x "$AZ_BIN" ]; then
     mkdir -p "$AZ_DIR"
     echo "installing azurite into $AZ_DIR"
     timeout 600 npm install --prefix "$AZ_DIR" --no-audit --no-fund --loglevel=error \
-        azurite@3.37.0 >"$T/npm.log" 2>&1 || { tail -5 "$T/npm.log"; skip_or_fail "skipped: npm install azurite failed"; }
+        "azurite@$AZ_VERSION" >"$T/npm.log" 2>&1 || { tail -5 "$T/npm.log"; skip_or_fail "skipped: npm install azurite failed"; }
 fi
 [ -x "$AZ_BIN" ] || skip_or_fail "skipped: no azurite-blob after install"
 
