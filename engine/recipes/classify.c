@@ -40,6 +40,8 @@ void eng_classifier_free(eng_classifier *m)
     free(m->w);
     free(m->b);
     free(m->recipe);
+    cls_ft_free(m->ft);
+    free(m->ft);
     free(m);
 }
 
@@ -329,6 +331,43 @@ void cls_scores(const eng_classifier *m, const float *feat, int n, float *probs)
     free(s);
 }
 
+eng_status cls_model_probs(const eng_classifier *m, const eng_backbone *const *rb,
+                           const char *const *paths, char *const *hashes, int n,
+                           const char *cache_dir, const eng_run_opts *o, float *feat, float *probs,
+                           cls_chunk_fn on_chunk, void *chunk_ctx, eng_diag *d)
+{
+    if (!m->ft) {
+        eng_status st = cls_features(m, rb, paths, hashes, n, cache_dir, o, feat, on_chunk,
+                                     chunk_ctx, d);
+        if (st == ENG_OK)
+            cls_scores(m, feat, n, probs);
+        return st;
+    }
+    int h, w, c, threads = o && o->threads > 0 ? o->threads : 1;
+    eng_status st = cls_ft_map_shape(rb[m->ft_bb], m->ft_size, &h, &w, &c, d);
+    if (st != ENG_OK)
+        return st;
+    enum { CHUNK = 16 };
+    float *maps = malloc(sizeof(float) * (size_t)h * w * c * (n < CHUNK ? n : CHUNK));
+    if (!maps)
+        return eng_fail(d, ENG_ENOMEM, "predict: out of memory");
+    for (int i0 = 0; i0 < n && st == ENG_OK; i0 += CHUNK) {
+        int k = n - i0 < CHUNK ? n - i0 : CHUNK;
+        if (o && o->abort && o->abort(o->abort_ctx)) {
+            st = eng_fail(d, ENG_EABORTED, "cancelled");
+            break;
+        }
+        st = cls_ft_maps(rb[m->ft_bb], paths + i0, k, 0, m->ft_size, hashes ? cache_dir : NULL,
+                         threads, maps, d);
+        if (st == ENG_OK)
+            st = cls_ft_probs(m->ft, maps, k, h, w, threads, probs + (size_t)i0 * m->ncat, d);
+        if (st == ENG_OK && on_chunk)
+            on_chunk(chunk_ctx, i0 + k, n);
+    }
+    free(maps);
+    return st;
+}
+
 eng_status eng_cls_predict(const eng_classifier *m, eng_backbone *const *backbones, int nbackbones,
                            const char *image_path, int threads, float *probs, eng_diag *d)
 {
@@ -340,9 +379,7 @@ eng_status eng_cls_predict(const eng_classifier *m, eng_backbone *const *backbon
     if (!feat)
         return eng_fail(d, ENG_ENOMEM, "predict: out of memory");
     eng_run_opts o = {.threads = threads > 0 ? threads : 1};
-    st = cls_features(m, rb, &image_path, NULL, 1, NULL, &o, feat, NULL, NULL, d);
-    if (st == ENG_OK)
-        cls_scores(m, feat, 1, probs);
+    st = cls_model_probs(m, rb, &image_path, NULL, 1, NULL, &o, feat, probs, NULL, NULL, d);
     free(feat);
     return st;
 }
@@ -366,15 +403,14 @@ eng_status eng_cls_predict_files(const eng_classifier *m, eng_backbone *const *b
      * only fails itself */
     for (int i = 0; i < n; i++) {
         eng_diag di = {{0}};
-        eng_status si = cls_features(m, rb, &paths[i], NULL, 1, NULL, &ro, feat, NULL, NULL, &di);
+        eng_status si = cls_model_probs(m, rb, &paths[i], NULL, 1, NULL, &ro, feat,
+                                        probs + (size_t)i * m->ncat, NULL, NULL, &di);
         if (si == ENG_EABORTED || si == ENG_ENOMEM) {
             free(feat);
             *d = di;
             return si;
         }
-        if (si == ENG_OK)
-            cls_scores(m, feat, 1, probs + (size_t)i * m->ncat);
-        else
+        if (si != ENG_OK)
             memset(probs + (size_t)i * m->ncat, 0, (size_t)m->ncat * sizeof *probs);
         if (status)
             status[i] = si;
@@ -439,9 +475,8 @@ eng_status eng_cls_evaluate(const eng_classifier *m, eng_backbone *const *backbo
     for (int i = 0; i < n && st == ENG_OK; i++) {
         labels[i] = s[i].label;
         ids[i] = s[i].id ? s[i].id : i + 1;
-        st = cls_features(m, rb, &s[i].path, NULL, 1, NULL, &ro, feat, NULL, NULL, d);
-        if (st == ENG_OK)
-            cls_scores(m, feat, 1, probs + (size_t)i * m->ncat);
+        st = cls_model_probs(m, rb, &s[i].path, NULL, 1, NULL, &ro, feat,
+                             probs + (size_t)i * m->ncat, NULL, NULL, d);
     }
     if (st != ENG_OK)
         goto done;
@@ -472,7 +507,9 @@ done:
 eng_status eng_classifier_save(const eng_classifier *m, const char *path, eng_diag *d)
 {
     eng_status st = ENG_ENOMEM;
-    int nt = 2 + m->nviews;
+    int nt = 2 + m->nviews + (m->ft ? 4 : 0);
+    char ftmeta[128];
+    snprintf(ftmeta, sizeof ftmeta, "{\"backbone\":%d,\"size\":%d}", m->ft_bb, m->ft_size);
     const char **names = calloc((size_t)nt, sizeof *names);
     eng_tensor *ts = calloc((size_t)nt, sizeof *ts);
     const eng_tensor **tp = calloc((size_t)nt, sizeof *tp);
@@ -520,9 +557,10 @@ eng_status eng_classifier_save(const eng_classifier *m, const char *path, eng_di
     snprintf(version, sizeof version, "%d", CLS_VERSION);
     const char *keys[] = {"format",     "kind",          "version",
                           "categories", "backbone",      "backbone_checksum",
-                          "backbones",  "preprocessing", "recipe"};
+                          "backbones",  "preprocessing", "recipe",
+                          "finetune"};
     const char *vals[] = {"visionfs", "classifier", version, s_cats,           bbjoined,
-                          csjoined,   s_bbs,        s_pre,   eng_cls_recipe(m)};
+                          csjoined,   s_bbs,        s_pre,   eng_cls_recipe(m), ftmeta};
     ts[0] = (eng_tensor){ENG_F32, 2, {m->dim, m->ncat}, m->w};
     ts[1] = (eng_tensor){ENG_F32, 1, {m->ncat}, m->b};
     names[0] = "head.weight";
@@ -532,9 +570,11 @@ eng_status eng_classifier_save(const eng_classifier *m, const char *path, eng_di
         names[2 + v] = vnames[v];
         ts[2 + v] = (eng_tensor){ENG_F32, 1, {m->views[v].dim}, m->views[v].mean};
     }
+    if (m->ft)
+        cls_ft_tensors(m->ft, names + 2 + m->nviews, ts + 2 + m->nviews);
     for (int i = 0; i < nt; i++)
         tp[i] = &ts[i];
-    st = eng_modelfile_write(path, names, tp, nt, keys, vals, 9, d);
+    st = eng_modelfile_write(path, names, tp, nt, keys, vals, m->ft ? 10 : 9, d);
 done:
     if (st == ENG_ENOMEM)
         eng_fail(d, st, "model file: out of memory");
@@ -703,6 +743,35 @@ eng_status eng_classifier_from_file(const eng_modelfile *f, eng_classifier **out
         return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_ENOMEM, "model: out of memory"));
     memcpy(m->w, w->data, (size_t)m->dim * m->ncat * sizeof *m->w);
     memcpy(m->b, b->data, (size_t)m->ncat * sizeof *m->b);
+    /* fine-tuned stage: absent in files of recipes without it (and older files) */
+    cls_ft ft;
+    int present = 0;
+    st = cls_ft_from_file(f, m->ncat, &ft, &present, d);
+    if (st != ENG_OK)
+        return load_fail(m, cats, bbs, pre, st);
+    if (present) {
+        cJSON *fm = parse_meta_json(f, "finetune");
+        cJSON *fb = cJSON_GetObjectItemCaseSensitive(fm, "backbone");
+        cJSON *fs = cJSON_GetObjectItemCaseSensitive(fm, "size");
+        int ok = cJSON_IsNumber(fb) && fb->valuedouble >= 0 && fb->valuedouble < m->nbb &&
+                 cJSON_IsNumber(fs) && fs->valuedouble >= 32 && fs->valuedouble <= 2048 &&
+                 (int)fs->valuedouble % 32 == 0;
+        if (ok) {
+            m->ft_bb = (int)fb->valuedouble;
+            m->ft_size = (int)fs->valuedouble;
+        }
+        cJSON_Delete(fm);
+        m->ft = ok ? malloc(sizeof *m->ft) : NULL;
+        if (!m->ft) {
+            cls_ft_free(&ft);
+            return load_fail(m, cats, bbs, pre,
+                             ok ? eng_fail(d, ENG_ENOMEM, "model: out of memory")
+                                : eng_fail(d, ENG_EFORMAT,
+                                           "model file: metadata \"finetune\" needs a "
+                                           "backbone index and an input size"));
+        }
+        *m->ft = ft;
+    }
     cJSON_Delete(cats);
     cJSON_Delete(bbs);
     cJSON_Delete(pre);

@@ -30,6 +30,11 @@ struct eng_classifier {
     float *w;          /* dim x ncat */
     float *b;          /* ncat */
     char *recipe;      /* JSON */
+    cls_ft *ft;        /* fine-tuned last backbone stage (cls_finetune.c); NULL: none.
+                        * When set it alone scores: backbone ft_bb at ft_size to its
+                        * stride-32 tap, then the stage (w, b and views are kept
+                        * for the file layout and the backbone list). */
+    int ft_bb, ft_size;
 };
 
 typedef void (*cls_chunk_fn)(void *ctx, int done, int total);
@@ -66,6 +71,12 @@ eng_status cls_features(const eng_classifier *m, const eng_backbone *const *rb,
                         const char *const *paths, char *const *hashes, int n, const char *cache_dir,
                         const eng_run_opts *o, float *feat, cls_chunk_fn on_chunk, void *chunk_ctx,
                         eng_diag *d);
+/* Probabilities (n x ncat) of image files: the only path predict, evaluate
+ * and training's test pass take. feat is scratch of n x m->dim floats. */
+eng_status cls_model_probs(const eng_classifier *m, const eng_backbone *const *rb,
+                           const char *const *paths, char *const *hashes, int n,
+                           const char *cache_dir, const eng_run_opts *o, float *feat, float *probs,
+                           cls_chunk_fn on_chunk, void *chunk_ctx, eng_diag *d);
 /* Probabilities (n x ncat) from feature vectors. */
 void cls_scores(const eng_classifier *m, const float *feat, int n, float *probs);
 

@@ -1300,12 +1300,10 @@ static eng_status evaluate_final(trainer *t, const eng_classifier *m, char **jso
         t->stage = "evaluation";
         t->mandatory_limit = 1e30; /* the final evaluation always completes */
         double c0 = cpu_used(t);
-        st = cls_features(m, rb, t->test_paths, t->test_hash, n, a->cache_dir, &o, feat, on_chunk,
-                          t, t->d);
-        if (st == ENG_OK) {
+        st = cls_model_probs(m, rb, t->test_paths, t->test_hash, n, a->cache_dir, &o, feat, probs,
+                             on_chunk, t, t->d);
+        if (st == ENG_OK)
             tlog(t, "test features: %d images in %.1f CPU s", n, cpu_used(t) - c0);
-            cls_scores(m, feat, n, probs);
-        }
         free(feat);
         if (st != ENG_OK)
             goto done;
