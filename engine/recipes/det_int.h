@@ -33,8 +33,38 @@ struct eng_detector {
     int letterbox;   /* 1: image padded to a square (bottom/right) before the resize; 0: squashed */
     float nms_iou;   /* 0: no NMS */
     float min_score;
+    /* confidence = sigmoid(cal_a * logit(peak) + cal_b), fitted on held-out
+     * detections (Platt); calibrated 0: the peak itself */
+    int calibrated;
+    float cal_a, cal_b;
     char *recipe; /* JSON */
 };
+
+/* Confidence from which a detection counts: drawn on IMAGE.boxes.jpg and
+ * counted by tagPerformance accuracy. */
+#define DET_CONFIDENT 0.5f
+/* When nothing reaches DET_CONFIDENT, the best detection is still drawn if
+ * its confidence reaches this. */
+#define DET_DRAW_FALLBACK 0.2f
+/* NMS off must beat NMS on by more than this held-out mAP@50 to be chosen. */
+#define DET_NMS_MARGIN 0.02
+
+/* The calibrated confidence of a heatmap peak. */
+float det_confidence(const eng_detector *m, float peak);
+
+/* tp[j] = 1 when pred[j] matches a box of gt at IoU >= 0.5 (COCO's greedy
+ * matching by score per image and category), else 0. */
+eng_status det_label_tp(const eng_det_gt *gt, int ngt, const eng_det_pred *pred, int npred, int *tp,
+                        eng_diag *d);
+
+/* Fits a monotone calibration (Platt: logistic on logit(score), targets
+ * smoothed, slope kept in [0.05, 10]) to scores with labels tp. */
+void det_calibrate(const double *score, const int *tp, int n, float *a, float *b);
+
+/* Picks among nv variants by held-out mAP@50 (vmap[v][0] NMS off, [1] NMS
+ * 0.5; < 0: not tried): the best variant, and NMS on unless off beats it
+ * by more than DET_NMS_MARGIN. *best -1 when none was tried. */
+void det_pick_variant(const double (*vmap)[2], int nv, int *best, int *nms_on);
 
 /* Features of one image: fdim x DET_CELLS float16 (NHWC), with the image's
  * size in pixels (after EXIF orientation). With cache_dir, read from and
@@ -100,9 +130,12 @@ typedef struct det_fit_args {
     int epochs;
     int threads;
     uint64_t seed;
+    double budget_seconds; /* > 0: CPU seconds the fit may take */
+    int steps_done;        /* out: steps run */
+    int steps_planned;     /* out: steps the recipe wanted */
 } det_fit_args;
 
-eng_status det_fit_heads(const det_fit_args *f, eng_detector *m, float *last_loss, eng_diag *d);
+eng_status det_fit_heads(det_fit_args *f, eng_detector *m, float *last_loss, eng_diag *d);
 
 /* float32 <-> float16 (round to nearest even). */
 void det_f32_to_f16(const float *src, uint16_t *dst, size_t n);

@@ -34,8 +34,10 @@
 #define DET_NEG_RATE 0.125f              /* share of the cells far from objects a step samples */
 #define DET_BOX_WEIGHT 2.0f
 #define DET_MAX_STEPS 1500
-#define DET_FIT_MIN 0.65f /* pretrained box fit (mean IoU) below which it is fine-tuned */
-#define DET_NEAR 0.1f     /* cells whose target reaches this are always in a step */
+#define DET_FIT_MIN 0.65f    /* pretrained box fit (mean IoU) below which it is fine-tuned */
+#define DET_NEAR 0.1f        /* cells whose target reaches this are always in a step */
+#define DET_MIN_STEPS 20     /* a fit cut by the budget still runs this many steps */
+#define DET_SEARCH_SHARE 0.6 /* share of the budget the search may use */
 
 typedef struct det_img {
     int w, h;   /* image pixels (display) */
@@ -91,6 +93,8 @@ typedef struct trainer {
     int hidden;
     int letterbox;
     int threads;
+    double deadline;               /* > 0: CPU seconds (since cpu0) a fit must end by */
+    int steps_done, steps_planned; /* of the last fit */
 } trainer;
 
 static double cpu_now(void)
@@ -498,7 +502,15 @@ static eng_status fit(trainer *t, const int *idx, int n, const variant *v, eng_d
     double c0 = cpu_now();
     float l = 0;
     int done_steps = 0;
+    t->steps_planned = steps;
     for (int k = 0; k < steps && st == ENG_OK; k++) {
+        if (k == 1 && t->deadline > 0) {
+            /* the first step's cost says how many fit before the deadline */
+            double each = cpu_now() - c0, left = t->deadline - (cpu_now() - t->cpu0);
+            int fits = each > 0 ? (int)(left / each) + 1 : steps;
+            if (fits < steps)
+                steps = fits > DET_MIN_STEPS ? fits : DET_MIN_STEPS;
+        }
         if (aborted(t)) {
             st = eng_fail(d, ENG_EABORTED, "training cancelled");
             break;
@@ -513,8 +525,9 @@ static eng_status fit(trainer *t, const int *idx, int n, const variant *v, eng_d
         done_steps++;
     }
     eng_tape_free(tb);
-    logf_(t, "variant %s: %d images, %d steps, last loss %.4f, %.1f s CPU", v->name, n, done_steps,
-          l, cpu_now() - c0);
+    t->steps_done = done_steps;
+    logf_(t, "variant %s: %d images, %d of %d steps, last loss %.4f, %.1f s CPU", v->name, n,
+          done_steps, t->steps_planned, l, cpu_now() - c0);
     if (last_loss)
         *last_loss = l;
     if (st == ENG_OK) {
@@ -556,9 +569,11 @@ done:
     return st;
 }
 
-/* mAP@50 of m on training images idx (held out), NMS off and on. */
+/* mAP@50 of m on training images idx (held out), NMS off and on; for
+ * each, the calibration its detections fit (cal[q] = a, b) and, when json
+ * is not NULL, the metrics JSON with the calibrated confidences. */
 static eng_status score(trainer *t, eng_detector *m, const int *idx, int n, double *map_nms0,
-                        double *map_nms1, char **json, eng_diag *d)
+                        double *map_nms1, char **json, float (*cal)[2], eng_diag *d)
 {
     int ngt = 0;
     for (int i = 0; i < n; i++)
@@ -624,10 +639,31 @@ static eng_status score(trainer *t, eng_detector *m, const int *idx, int n, doub
     if (st == ENG_OK)
         st = eng_det_map_ex(gt, k, p1, n1, t->ncat, &iou, 1, ENG_DET_MAX_DETS, map_nms1, NULL, d);
     det_eval_extra x = {"held-out split", n, -1, NULL};
-    if (st == ENG_OK)
-        st = det_metrics(gt, k, p0, n0, t->ncat, t->a->categories, &x, NULL, &json[0], d);
-    if (st == ENG_OK)
-        st = det_metrics(gt, k, p1, n1, t->ncat, t->a->categories, &x, NULL, &json[1], d);
+    for (int q = 0; q < 2 && st == ENG_OK; q++) {
+        eng_det_pred *p = q ? p1 : p0;
+        int np = q ? n1 : n0;
+        int *tp = malloc(((size_t)np + 1) * sizeof *tp);
+        double *sc = malloc(((size_t)np + 1) * sizeof *sc);
+        if (!tp || !sc)
+            st = eng_fail(d, ENG_ENOMEM, "evaluation: out of memory");
+        if (st == ENG_OK)
+            st = det_label_tp(gt, k, p, np, tp, d);
+        if (st == ENG_OK) {
+            for (int j = 0; j < np; j++)
+                sc[j] = p[j].score;
+            det_calibrate(sc, tp, np, &cal[q][0], &cal[q][1]);
+            eng_detector c = *m;
+            c.calibrated = 1;
+            c.cal_a = cal[q][0];
+            c.cal_b = cal[q][1];
+            for (int j = 0; j < np; j++)
+                p[j].score = det_confidence(&c, (float)p[j].score);
+        }
+        free(tp);
+        free(sc);
+        if (st == ENG_OK && json)
+            st = det_metrics(gt, k, p, np, t->ncat, t->a->categories, &x, NULL, &json[q], d);
+    }
 done:
     free(gt);
     free(p0);
@@ -672,6 +708,26 @@ static double pretrained_fit(trainer *t, eng_detector *m, eng_diag *d)
     free(heat);
     free(wh);
     return cnt ? sum / cnt : 1;
+}
+
+void det_pick_variant(const double (*vmap)[2], int nv, int *best, int *nms_on)
+{
+    /* NMS unless turning it off clearly wins: a hundred overlapping boxes
+     * per object are of no use to whoever reads the predictions */
+    *best = -1;
+    *nms_on = 1;
+    double best_v = -1;
+    for (int v = 0; v < nv; v++) {
+        if (vmap[v][0] < 0 && vmap[v][1] < 0)
+            continue;
+        int on = !(vmap[v][0] > vmap[v][1] + DET_NMS_MARGIN);
+        double val = vmap[v][on];
+        if (val > best_v + 1e-9) {
+            best_v = val;
+            *best = v;
+            *nms_on = on;
+        }
+    }
 }
 
 /* ---- the whole run ---- */
@@ -846,7 +902,7 @@ static eng_status trainer_buffers(trainer *t, eng_diag *d)
     return det_scratch_init(&t->s, t->fdim, d);
 }
 
-eng_status det_fit_heads(const det_fit_args *f, eng_detector *m, float *last_loss, eng_diag *d)
+eng_status det_fit_heads(det_fit_args *f, eng_detector *m, float *last_loss, eng_diag *d)
 {
     trainer t;
     memset(&t, 0, sizeof t);
@@ -893,7 +949,10 @@ eng_status det_fit_heads(const det_fit_args *f, eng_detector *m, float *last_los
         for (int i = 0; i < f->n; i++)
             t.im[i].feat = (uint16_t *)f->feats[i]; /* borrowed: cleared before release */
         variant v = {"test", f->finetune_wh, f->hidden, f->lr, f->epochs};
+        t.deadline = f->budget_seconds > 0 ? (cpu_now() - t.cpu0) + f->budget_seconds : 0;
         st = fit(&t, idx, f->n, &v, m, last_loss, d);
+        f->steps_done = t.steps_done;
+        f->steps_planned = t.steps_planned;
         for (int i = 0; i < f->n; i++)
             t.im[i].feat = NULL;
     }
@@ -981,16 +1040,20 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
         if (!hit) {
             cpu_feat += cpu_now() - c0;
             misses++;
-            /* budget: extraction of the rest must fit */
+            /* budget: extraction of the rest (and of the test set) must fit;
+             * the first image's rate estimates it, as the classifier does */
             double each = cpu_feat / misses;
-            double need = each * (t.n + a->ntest) * 1.3;
-            if (misses == 1 && need > a->budget_seconds) {
+            double need = (cpu_now() - t.cpu0) + each * (t.n - i - 1 + a->ntest) * 1.15;
+            if (a->budget_seconds > 0 && need > a->budget_seconds) {
                 eng_free(f);
+                double all = each * (t.n + a->ntest) * 1.15;
+                double min_minutes = ceil(all / 60.0 * 100) / 100;
                 st = eng_fail(d, ENG_ENOBUDGET,
-                              "the budget of %.1f minutes cannot cover reading %d images "
-                              "(about %.1f CPU minutes); try budget_minutes %d",
-                              a->budget_seconds / 60, t.n + a->ntest, need / 60,
-                              (int)ceil(need * 2 / 60));
+                              "a budget of %.3f CPU minutes cannot cover feature extraction: %d "
+                              "images need about %.1f CPU seconds; minimum %.2f minutes, "
+                              "suggested %.0f minutes (budget_minutes)",
+                              a->budget_seconds / 60, t.n + a->ntest, all,
+                              min_minutes < 0.01 ? 0.01 : min_minutes, fmax(1, ceil(all * 4 / 60)));
                 goto done;
             }
         }
@@ -1041,6 +1104,8 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
     int best = ft;
     float best_nms = 0.5f; /* NMS helped on every held-out split measured */
     double best_map = -1;
+    float vcal[2][2][2] = {{{1, 0}, {1, 0}}, {{1, 0}, {1, 0}}};
+    char budget_reason[128];
     const char *reason =
         "too few images to hold some out: heatmap chosen by the pretrained box fit";
     int *all = malloc((size_t)t.n * sizeof *all);
@@ -1087,28 +1152,35 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
         }
         free(perm);
         reason = "searched every variant";
+        t.deadline = a->budget_seconds > 0 ? a->budget_seconds * DET_SEARCH_SHARE : 0;
         for (int v = 0; v < 2; v++) {
             double used = cpu_now() - t.cpu0;
-            if (v > 0 && used + fit_cost * (1 + (double)t.n / nf) > a->budget_seconds * 0.7) {
-                reason = "budget: search stopped early";
+            if (a->budget_seconds > 0 &&
+                (v == 0 ? used > a->budget_seconds * DET_SEARCH_SHARE / 2
+                        : used + fit_cost * (1 + (double)t.n / nf) > a->budget_seconds * 0.7)) {
+                reason = v == 0 ? "budget: no room for the search (heatmap chosen by the "
+                                  "pretrained box fit)"
+                                : "budget: search stopped early";
                 break;
             }
             double c0 = cpu_now();
             progress(&t, 0.4 + 0.2 * v, "search", v + 1, 2, best_map);
             if ((st = fit(&t, fitidx, nf, &vars[v], m, NULL, d)) != ENG_OK)
                 break;
-            if ((st = score(&t, m, hold, nh, &vmap[v][0], &vmap[v][1], vjson[v], d)) != ENG_OK)
+            if ((st = score(&t, m, hold, nh, &vmap[v][0], &vmap[v][1], vjson[v], vcal[v], d)) !=
+                ENG_OK)
                 break;
             fit_cost = cpu_now() - c0;
 
             logf_(&t, "variant %s: held-out mAP@50 %.4f (NMS off), %.4f (NMS 0.5) on %d images",
                   vars[v].name, vmap[v][0], vmap[v][1], nh);
-            for (int q = 0; q < 2; q++)
-                if (vmap[v][q] > best_map + 1e-9) {
-                    best_map = vmap[v][q];
-                    best = v;
-                    best_nms = q ? 0.5f : 0.0f;
-                }
+        }
+        int pick = -1, nms_on = 1;
+        det_pick_variant((const double(*)[2])vmap, 2, &pick, &nms_on);
+        if (pick >= 0) {
+            best = pick;
+            best_nms = nms_on ? 0.5f : 0.0f;
+            best_map = vmap[best][nms_on];
         }
         if (st != ENG_OK) {
             free(all);
@@ -1124,7 +1196,29 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
     /* 3. final fit on every image */
     progress(&t, 0.8, "final", 2, 2, best_map);
     m->nms_iou = best_nms;
+    t.deadline = a->budget_seconds > 0 ? a->budget_seconds : 0;
     st = fit(&t, all, t.n, &vars[best], m, NULL, d);
+    if (st == ENG_OK && t.steps_done < t.steps_planned) {
+        snprintf(budget_reason, sizeof budget_reason,
+                 "budget: final fit cut to %d of %d steps (%s)", t.steps_done, t.steps_planned,
+                 reason);
+        reason = budget_reason;
+    }
+    /* confidences: the calibration the chosen variant's held-out detections
+     * fit; without a split, the final model's own training detections
+     * (optimistic, but the order, and so mAP, does not depend on it) */
+    if (st == ENG_OK && vmap[best][0] >= 0) {
+        m->cal_a = vcal[best][best_nms > 0][0];
+        m->cal_b = vcal[best][best_nms > 0][1];
+        m->calibrated = 1;
+    } else if (st == ENG_OK) {
+        double m0, m1;
+        float c[2][2];
+        st = score(&t, m, all, t.n, &m0, &m1, NULL, c, d);
+        m->cal_a = c[best_nms > 0][0];
+        m->cal_b = c[best_nms > 0][1];
+        m->calibrated = 1;
+    }
     free(all);
     free(fitidx);
     if (st != ENG_OK) {
@@ -1153,6 +1247,14 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
                                                        : "pretrained");
         cJSON_AddStringToObject(r, "augmentation", "horizontal flip");
         cJSON_AddNumberToObject(r, "nms_iou", best_nms);
+        cJSON *cal = cJSON_AddObjectToObject(r, "confidence");
+        if (cal) {
+            cJSON_AddStringToObject(cal, "calibration",
+                                    vmap[best][0] >= 0 ? "Platt on held-out detections"
+                                                       : "Platt on training detections");
+            cJSON_AddNumberToObject(cal, "a", m->cal_a);
+            cJSON_AddNumberToObject(cal, "b", m->cal_b);
+        }
         cJSON_AddNumberToObject(r, "learning_rate", vars[best].lr);
         cJSON_AddNumberToObject(r, "epochs", vars[best].epochs);
         cJSON_AddNumberToObject(r, "pretrained_box_fit_iou", round(fitq * 1000) / 1000);
@@ -1188,7 +1290,7 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
         st = det_evaluate(m, &t.bb, 1, a->test, a->ntest, &eo, a->cache_dir, evaluation_json,
                           &preds, d);
         free(preds);
-    } else if (nhold) {
+    } else if (nhold && vjson[best][best_nms > 0]) {
         /* the held-out figure of the winner, measured before the final fit */
         *evaluation_json = vjson[best][best_nms > 0];
         vjson[best][best_nms > 0] = NULL;
@@ -1196,7 +1298,8 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
             st = eng_fail(d, ENG_EINVAL, "training: no held-out evaluation");
     } else {
         eng_det_eval_opts eo = {.threads = t.threads,
-                                .dataset_name = "training images (too few to hold out)"};
+                                .dataset_name = nhold ? "training images (no budget to hold out)"
+                                                      : "training images (too few to hold out)"};
         st = det_evaluate(m, &t.bb, 1, a->train, a->ntrain, &eo, a->cache_dir, evaluation_json,
                           NULL, d);
     }

@@ -397,8 +397,159 @@ int det_objects(const eng_detector *m, const float *heat, const float *wh, int i
 {
     float fx, fy;
     det_scale(m->letterbox, img_w, img_h, &fx, &fy);
-    return eng_det_decode(heat, wh, DET_GRID, DET_GRID, m->ncat, DET_STRIDE, 1 / fx, 1 / fy, img_w,
-                          img_h, ENG_DET_TOPK, m->min_score, m->nms_iou, out);
+    int n = eng_det_decode(heat, wh, DET_GRID, DET_GRID, m->ncat, DET_STRIDE, 1 / fx, 1 / fy, img_w,
+                           img_h, ENG_DET_TOPK, m->min_score, m->nms_iou, out);
+    /* monotone: the order (and so every mAP) stays that of the peaks */
+    for (int i = 0; i < n; i++)
+        out[i].score = det_confidence(m, out[i].score);
+    return n;
+}
+
+/* ---- confidence calibration ---- */
+
+static double logit_of(double p)
+{
+    p = p < 1e-7 ? 1e-7 : p > 1 - 1e-7 ? 1 - 1e-7 : p;
+    return log(p / (1 - p));
+}
+
+float det_confidence(const eng_detector *m, float peak)
+{
+    if (!m->calibrated)
+        return peak;
+    double z = m->cal_a * logit_of(peak) + m->cal_b;
+    return (float)(1 / (1 + exp(-z)));
+}
+
+typedef struct pred_ref {
+    double score;
+    int i;
+} pred_ref;
+
+static int pred_ref_cmp(const void *a, const void *b)
+{
+    const pred_ref *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score < y->score ? 1 : -1;
+    return x->i - y->i;
+}
+
+eng_status det_label_tp(const eng_det_gt *gt, int ngt, const eng_det_pred *pred, int npred, int *tp,
+                        eng_diag *d)
+{
+    pred_ref *ord = malloc(((size_t)npred + 1) * sizeof *ord);
+    char *used = calloc((size_t)ngt + 1, 1);
+    if (!ord || !used) {
+        free(ord);
+        free(used);
+        return eng_fail(d, ENG_ENOMEM, "calibration: out of memory");
+    }
+    for (int j = 0; j < npred; j++)
+        ord[j] = (pred_ref){pred[j].score, j};
+    qsort(ord, (size_t)npred, sizeof *ord, pred_ref_cmp);
+    for (int q = 0; q < npred; q++) {
+        const eng_det_pred *p = &pred[ord[q].i];
+        int best = -1;
+        double best_iou = 0.5;
+        for (int g = 0; g < ngt; g++) {
+            if (used[g] || gt[g].image != p->image || gt[g].category != p->category)
+                continue;
+            double iou = eng_det_iou(p->bbox, gt[g].bbox);
+            if (iou >= best_iou) {
+                best_iou = iou;
+                best = g;
+            }
+        }
+        tp[ord[q].i] = best >= 0;
+        if (best >= 0)
+            used[best] = 1;
+    }
+    free(ord);
+    free(used);
+    return ENG_OK;
+}
+
+/* Negative log-likelihood of Platt's fit at slope A, offset B (with the pull). */
+static double platt_nll(const double *x, const int *tp, int n, double tpos, double tneg,
+                        double lambda, double A, double B)
+{
+    double l = 0.5 * lambda * ((A - 1) * (A - 1) + B * B);
+    for (int i = 0; i < n; i++) {
+        double z = A * x[i] + B, y = tp[i] ? tpos : tneg;
+        /* log(1 + e^z) - y z, computed without overflow */
+        l += (z > 0 ? z + log1p(exp(-z)) : log1p(exp(z))) - y * z;
+    }
+    return l;
+}
+
+void det_calibrate(const double *score, const int *tp, int n, float *a, float *b)
+{
+    /* Platt's smoothed targets keep a separable or one-sided set finite; a
+     * weak pull towards slope 1 keeps a handful of points sane; Newton
+     * steps halved until the objective falls */
+    int npos = 0;
+    for (int i = 0; i < n; i++)
+        npos += tp[i] != 0;
+    double tpos = (npos + 1.0) / (npos + 2.0), tneg = 1.0 / (n - npos + 2.0);
+    double A = 1, B = 0;
+    const double lambda = 0.01;
+    double *x = malloc(((size_t)n + 1) * sizeof *x);
+    if (!x) {
+        *a = 1;
+        *b = 0;
+        return;
+    }
+    for (int i = 0; i < n; i++)
+        x[i] = logit_of(score[i]);
+    double f = platt_nll(x, tp, n, tpos, tneg, lambda, A, B);
+    for (int it = 0; it < 100; it++) {
+        double ga = lambda * (A - 1), gb = lambda * B;
+        double haa = lambda, hab = 0, hbb = lambda;
+        for (int i = 0; i < n; i++) {
+            double y = tp[i] ? tpos : tneg;
+            double p = 1 / (1 + exp(-(A * x[i] + B)));
+            double r = p - y, w = p * (1 - p);
+            ga += r * x[i];
+            gb += r;
+            haa += w * x[i] * x[i];
+            hab += w * x[i];
+            hbb += w;
+        }
+        double det = haa * hbb - hab * hab;
+        if (!(det > 1e-12))
+            break;
+        double da = (hbb * ga - hab * gb) / det, db = (haa * gb - hab * ga) / det;
+        double step = 1, nf = f;
+        for (; step > 1e-6; step /= 2) {
+            nf = platt_nll(x, tp, n, tpos, tneg, lambda, A - step * da, B - step * db);
+            if (nf <= f)
+                break;
+        }
+        if (!(step > 1e-6))
+            break;
+        A -= step * da;
+        B -= step * db;
+        double gain = f - nf;
+        f = nf;
+        if (gain < 1e-10)
+            break;
+    }
+    if (!isfinite(A) || !isfinite(B)) {
+        A = 1;
+        B = 0;
+    }
+    /* monotone and not a step: the order of the peaks survives in float */
+    if (A < 0.05 || A > 10) {
+        double x0 = 0; /* keep the fitted value at the mean logit */
+        for (int i = 0; i < n; i++)
+            x0 += x[i] / n;
+        double na = A < 0.05 ? 0.05 : 10;
+        B += (A - na) * x0;
+        A = na;
+    }
+    free(x);
+    *a = (float)A;
+    *b = (float)B;
 }
 
 /* ---- prediction ---- */
@@ -481,9 +632,6 @@ eng_status eng_det_predict(const eng_detector *m, eng_backbone *const *backbones
 
 /* ---- drawing ---- */
 
-/* Objects drawn on the picture: those at least this confident. */
-#define DET_DRAW_MIN_SCORE 0.3f
-
 eng_status eng_det_draw(const eng_detector *m, const char *image_path, const eng_det_object *objs,
                         int n, uint8_t **jpg, size_t *len, eng_diag *d)
 {
@@ -500,10 +648,17 @@ eng_status eng_det_draw(const eng_detector *m, const char *image_path, const eng
     int side = im->w > im->h ? im->w : im->h;
     int thick = side / 300 + 2;
     int scale = side / 400 + 1;
+    /* the confident ones; when there are none, the best if it is plausible */
+    int best = -1, nconf = 0;
+    for (int i = 0; i < n; i++) {
+        nconf += objs[i].score >= DET_CONFIDENT;
+        if (best < 0 || objs[i].score > objs[best].score)
+            best = i;
+    }
     /* weakest first so the best boxes end on top */
     for (int i = n - 1; i >= 0; i--) {
         const eng_det_object *o = &objs[i];
-        if (o->score < DET_DRAW_MIN_SCORE)
+        if (nconf ? o->score < DET_CONFIDENT : (i != best || o->score < DET_DRAW_FALLBACK))
             continue;
         const uint8_t *col = palette[o->category % 8];
         int x = (int)lrintf(o->x), y = (int)lrintf(o->y);
@@ -551,13 +706,13 @@ eng_status det_metrics(const eng_det_gt *gt, int ngt, const eng_det_pred *pred, 
         return st;
     }
     /* tag accuracy: share of a tag's boxes found (IoU >= 0.5) by a confident
-     * (score >= 0.5) detection of that tag */
+     * (score >= DET_CONFIDENT) detection of that tag */
     for (int i = 0; i < ngt; i++) {
         int c = gt[i].category;
         ngt_cat[c]++;
         for (int j = 0; j < npred; j++)
-            if (pred[j].image == gt[i].image && pred[j].category == c && pred[j].score >= 0.5 &&
-                eng_det_iou(pred[j].bbox, gt[i].bbox) >= 0.5) {
+            if (pred[j].image == gt[i].image && pred[j].category == c &&
+                pred[j].score >= DET_CONFIDENT && eng_det_iou(pred[j].bbox, gt[i].bbox) >= 0.5) {
                 hit_cat[c]++;
                 break;
             }
@@ -764,6 +919,11 @@ eng_status eng_detector_save(const eng_detector *m, const char *path, eng_diag *
          cJSON_AddNumberToObject(pre, "nms_iou", m->nms_iou) &&
          cJSON_AddNumberToObject(pre, "min_score", m->min_score) &&
          cJSON_AddNumberToObject(pre, "topk", ENG_DET_TOPK);
+    if (ok && m->calibrated) {
+        cJSON *cal = cJSON_AddObjectToObject(pre, "calibration");
+        ok = cal && cJSON_AddNumberToObject(cal, "a", m->cal_a) &&
+             cJSON_AddNumberToObject(cal, "b", m->cal_b);
+    }
     if (ok) {
         s_cats = cJSON_PrintUnformatted(cats);
         s_bbs = cJSON_PrintUnformatted(bbs);
@@ -917,6 +1077,21 @@ eng_status eng_detector_from_file(const eng_modelfile *f, eng_detector **out, en
     m->wh_scale = (float)ws->valuedouble;
     m->nms_iou = (float)nms->valuedouble;
     m->min_score = (float)ms->valuedouble;
+    /* absent (files before calibration): the peak is the confidence */
+    cJSON *cal = cJSON_GetObjectItemCaseSensitive(pre, "calibration");
+    if (cal) {
+        cJSON *ca = cJSON_GetObjectItemCaseSensitive(cal, "a");
+        cJSON *cb = cJSON_GetObjectItemCaseSensitive(cal, "b");
+        if (!cJSON_IsNumber(ca) || !cJSON_IsNumber(cb) || !(ca->valuedouble > 0) ||
+            !(ca->valuedouble <= 1000) || !(fabs(cb->valuedouble) <= 1e4)) {
+            st = eng_fail(d, ENG_EFORMAT,
+                          "model file: preprocessing \"calibration\" needs numbers a (> 0) and b");
+            goto fail;
+        }
+        m->calibrated = 1;
+        m->cal_a = (float)ca->valuedouble;
+        m->cal_b = (float)cb->valuedouble;
+    }
     if (!m->feat_node) {
         st = eng_fail(d, ENG_ENOMEM, "model: out of memory");
         goto fail;

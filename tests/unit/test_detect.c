@@ -1,7 +1,9 @@
 /* test_detect.c: the detector's pieces without a backbone: decoding of
  * hand-made heatmaps (peaks, ties, thresholds, top-K, NMS, scaling,
  * clipping), Gaussian targets, a training run on synthetic features that
- * must find the boxes again, and the model file round trip (and refusals).
+ * must find the boxes again, the CPU budget cutting a fit short, confidence
+ * calibration (true-positive labels, Platt fit, mAP unchanged), the NMS
+ * choice, and the model file round trip (and refusals).
  */
 #include "../../engine/recipes/det_int.h"
 #include "check.h"
@@ -257,9 +259,99 @@ static void test_train(eng_detector **out)
     CHECK(memcmp(m->wc, m2->wc, FD * NC * sizeof(float)) == 0);
     CHECK(memcmp(m->bw, m2->bw, 4 * sizeof(float)) == 0);
     eng_detector_free(m2);
+
+    /* a CPU budget cuts the fit short: far fewer steps than planned */
+    eng_detector *m3 = model_make();
+    f.budget_seconds = 1e-4;
+    CHECK(det_fit_heads(&f, m3, NULL, &d) == ENG_OK);
+    printf("budget 0.1 ms: %d of %d steps\n", f.steps_done, f.steps_planned);
+    CHECK(f.steps_planned > 60 && f.steps_done < f.steps_planned / 2);
+    eng_detector_free(m3);
+    f.budget_seconds = 0;
+    eng_detector *m4 = model_make();
+    CHECK(det_fit_heads(&f, m4, NULL, &d) == ENG_OK);
+    CHECK(f.steps_done == f.steps_planned);
+    eng_detector_free(m4);
+
+    /* calibration is monotone: the same mAP, whatever its slope and offset */
+    double raw = map50_on(m, &s, NIMG);
+    m->calibrated = 1;
+    m->cal_a = 3.0f;
+    m->cal_b = 10.0f;
+    CHECK(map50_on(m, &s, NIMG) == raw);
+    CHECK(det_confidence(m, 0.05f) > 0.5f && det_confidence(m, 0.01f) < det_confidence(m, 0.02f));
+    m->calibrated = 0;
+    CHECK(det_confidence(m, 0.05f) == 0.05f);
     for (int i = 0; i <= NIMG; i++)
         free(s.feat[i]);
     *out = m;
+}
+
+/* Labels by hand: duplicates, another category and another image are false. */
+static void test_label_tp(void)
+{
+    eng_det_gt gt[2] = {{1, 0, {0, 0, 10, 10}}, {1, 0, {50, 50, 10, 10}}};
+    eng_det_pred p[5] = {
+        {1, 0, {0, 0, 10, 10}, 0.6},   /* matches gt 0 */
+        {1, 0, {1, 0, 10, 10}, 0.9},   /* better score: takes gt 0 first */
+        {1, 1, {50, 50, 10, 10}, 0.8}, /* wrong category */
+        {2, 0, {50, 50, 10, 10}, 0.7}, /* wrong image */
+        {1, 0, {52, 50, 10, 10}, 0.1}, /* IoU 0.67 with gt 1 */
+    };
+    int tp[5] = {-1, -1, -1, -1, -1};
+    eng_diag d = {{0}};
+    CHECK(det_label_tp(gt, 2, p, 5, tp, &d) == ENG_OK);
+    CHECK(tp[0] == 0 && tp[1] == 1 && tp[2] == 0 && tp[3] == 0 && tp[4] == 1);
+}
+
+/* Raw peaks far below 0.5 whose chance of being right grows with them: the
+ * calibrated confidence tracks the empirical rate. */
+static void test_calibrate(void)
+{
+    enum { N = 400 };
+    double sc[N];
+    int tp[N];
+    eng_rng r;
+    eng_rng_seed(&r, 3);
+    for (int i = 0; i < N; i++) {
+        sc[i] = 0.02 + 0.08 * eng_rng_uniform(&r);
+        tp[i] = eng_rng_uniform(&r) < (sc[i] - 0.02) / 0.08;
+    }
+    float a = 0, b = 0;
+    det_calibrate(sc, tp, N, &a, &b);
+    eng_detector m = {.calibrated = 1, .cal_a = a, .cal_b = b};
+    float hi = det_confidence(&m, 0.095f), mid = det_confidence(&m, 0.06f),
+          lo = det_confidence(&m, 0.025f);
+    printf("calibration a %.3f b %.3f: 0.025 -> %.3f, 0.06 -> %.3f, 0.095 -> %.3f\n", a, b, lo, mid,
+           hi);
+    CHECK(a > 0);
+    CHECK(hi > 0.7f && lo < 0.2f && mid > 0.3f && mid < 0.7f);
+    /* one-sided and empty sets stay finite and monotone */
+    int none[N] = {0};
+    det_calibrate(sc, none, N, &a, &b);
+    m.cal_a = a;
+    m.cal_b = b;
+    CHECK(a > 0 && isfinite(b) && det_confidence(&m, 0.09f) < 0.1f);
+    det_calibrate(sc, tp, 0, &a, &b);
+    CHECK(a > 0 && isfinite(a) && isfinite(b));
+}
+
+/* NMS is kept unless switching it off clearly wins on the held-out split. */
+static void test_pick_variant(void)
+{
+    int best = -2, nms = -1;
+    double tie[2][2] = {{0.71, 0.71}, {0.60, 0.62}};
+    det_pick_variant((const double(*)[2])tie, 2, &best, &nms);
+    CHECK(best == 0 && nms == 1);
+    double noise[2][2] = {{0.715, 0.70}, {-1, -1}};
+    det_pick_variant((const double(*)[2])noise, 2, &best, &nms);
+    CHECK(best == 0 && nms == 1);
+    double clear[2][2] = {{0.50, 0.55}, {0.80, 0.70}};
+    det_pick_variant((const double(*)[2])clear, 2, &best, &nms);
+    CHECK(best == 1 && nms == 0);
+    double nothing[2][2] = {{-1, -1}, {-1, -1}};
+    det_pick_variant((const double(*)[2])nothing, 2, &best, &nms);
+    CHECK(best == -1 && nms == 1);
 }
 
 static void test_file(const eng_detector *m)
@@ -288,8 +380,23 @@ static void test_file(const eng_detector *m)
         CHECK(strcmp(eng_det_backbone_needed(l, &sum), "synthetic") == 0 && sum &&
               strcmp(sum, "00ff") == 0);
         CHECK(eng_det_ncat(l) == NC && eng_det_category(l, 2) == NULL);
+        CHECK(l->calibrated == 0); /* written without one: the peak is the confidence */
     }
     eng_detector_free(l);
+
+    /* the calibration survives the file exactly */
+    eng_detector *mc = (eng_detector *)m;
+    mc->calibrated = 1;
+    mc->cal_a = 2.75f;
+    mc->cal_b = 1.0f / 3.0f;
+    CHECK_MSG(eng_detector_save(mc, path, &d) == ENG_OK, "%s", d.msg);
+    l = NULL;
+    CHECK_MSG(eng_detector_load(path, &l, &d) == ENG_OK, "%s", d.msg);
+    CHECK(l && l->calibrated == 1 && l->cal_a == 2.75f && l->cal_b == 1.0f / 3.0f);
+    if (l)
+        CHECK(det_confidence(l, 0.2f) == det_confidence(mc, 0.2f));
+    eng_detector_free(l);
+    mc->calibrated = 0;
 
     /* truncated: refused with a message */
     FILE *f = fopen(path, "rb");
@@ -345,6 +452,9 @@ int main(void)
     test_decode();
     test_gaussian();
     test_predictions_json();
+    test_label_tp();
+    test_calibrate();
+    test_pick_variant();
     eng_detector *m = NULL;
     test_train(&m);
     if (m)
