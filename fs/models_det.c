@@ -18,8 +18,11 @@
 #include <sys/stat.h>
 #include <time.h>
 
-/* Engine messages are cut to the size of fs_recipe_err on purpose. */
+/* Engine messages are cut to the size of fs_recipe_err on purpose (clang
+ * has no such warning and would warn about the pragma itself). */
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
 
 #define DET_MAX_FILE ((int64_t)20 * 1000 * 1000)
 #define DET_MIN_SIDE 50
