@@ -2,18 +2,22 @@
 # test.sh: the whole test suite, as CI runs it.
 #   1. gcc, Release, warnings as errors: build everything into build/, run ctest
 #   2. clang with ASan+UBSan: build into build-asan/, run ctest
-#   3. clang libFuzzer: build into build-fuzz/, run each fuzz target for
+#   3. clang ThreadSanitizer: build into build-tsan/ only the unit tests of
+#      code that starts threads (TSAN_TESTS), run them with OpenMP and
+#      OpenBLAS at one thread (libgomp is not instrumented), tests/tsan.supp
+#   4. clang libFuzzer: build into build-fuzz/, run each fuzz target for
 #      FUZZ_SECONDS (default 30) on a copy of its corpus
 # plus a clang-format report (fatal with FORMAT_STRICT=1).
 # Runs every stage even when one fails; exits non-zero if any failed.
-# Env: JOBS (default 2), FUZZ_SECONDS, STAGES (default "gcc asan fuzz"),
-# BUILD (default build: the stages use BUILD, BUILD-asan and BUILD-fuzz).
+# Env: JOBS (default 2), FUZZ_SECONDS, STAGES (default "gcc asan tsan fuzz"),
+# TSAN_TESTS, BUILD (default build: the stages use BUILD, BUILD-asan,
+# BUILD-tsan and BUILD-fuzz).
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 JOBS=${JOBS:-2}
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
-STAGES=${STAGES:-gcc asan fuzz}
+STAGES=${STAGES:-gcc asan tsan fuzz}
 BUILD=${BUILD:-$ROOT/build}
 FAILED=()
 T0=$(date +%s)
@@ -68,6 +72,29 @@ if [[ " $STAGES " == *" asan "* ]]; then
             run_ctest "$BUILD-asan" || FAILED+=("asan ctest")
     else
         FAILED+=("asan build")
+    fi
+fi
+
+# TSan costs 5-15x in time: only the tests of code with its own threads
+# (jobs.c worker pool, fetch.c downloader, datasets.c verifier, the training
+# jobs in models*.c, the embed producer thread in engine/backbone/embed.c).
+TSAN_TESTS=${TSAN_TESTS:-test_fs_jobs test_fs_fetch test_fs_datasets test_fs_models test_backbone}
+if [[ " $STAGES " == *" tsan "* ]]; then
+    stage "clang ThreadSanitizer: build ($TSAN_TESTS)"
+    tsan_flags="-fsanitize=thread -fno-omit-frame-pointer"
+    # shellcheck disable=SC2086
+    if CC=clang CXX=clang++ cmake -S "$ROOT" -B "$BUILD-tsan" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+        -DCMAKE_C_FLAGS="$tsan_flags" -DCMAKE_CXX_FLAGS="$tsan_flags" \
+        -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread >/dev/null &&
+        cmake --build "$BUILD-tsan" -j"$JOBS" --target $TSAN_TESTS; then
+        stage "clang ThreadSanitizer: ctest"
+        tsan_re="^($(echo "$TSAN_TESTS" | tr -s ' ' '|'))\$"
+        (cd "$BUILD-tsan" && OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+            TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1:second_deadlock_stack=1:suppressions=$ROOT/tests/tsan.supp}" \
+            timeout -k 30 "${CTEST_TIMEOUT:-2400}" ctest --output-on-failure -j"$JOBS" \
+            --timeout 600 -R "$tsan_re") || FAILED+=("tsan ctest")
+    else
+        FAILED+=("tsan build")
     fi
 fi
 
