@@ -3,8 +3,11 @@
 # from the dataset), evaluation.json, predict/ (IMAGE.json in Azure's shape,
 # boxes that find the drawn shapes, IMAGE.boxes.jpg a JPEG), evaluations/
 # (predictions.json in COCO results format scoring what metrics.json says,
-# incorrectModelKind on a classification set), refusals (detector on a
-# classification dataset, a category with one image), export and import.
+# incorrectModelKind on a classification set), calibrated confidences (tag
+# accuracy, shapes found at >= 0.5), an unreadable image's error naming it
+# as the user sees it, the CPU budget (cut short and said, notEnoughBudget),
+# refusals (detector on a classification dataset, a category with one
+# image), export and import.
 source "$(dirname "$0")/lib.sh"
 
 MK="python3 $E2E_DIR/test_detect_mkdata.py"
@@ -73,7 +76,10 @@ check_eq "analyze shape: height" "140" "$(jq -r .metadata.height <<<"$r")"
 check "objects in Azure's shape" jqe '.customModelResult.objects[0] | (.boundingBox | has("x") and has("y") and has("w") and has("h")) and (.tags[0] | has("name") and has("confidence"))' <<<"$r"
 check "objects best first" jqe '[.customModelResult.objects[].tags[0].confidence] | . == (sort | reverse)' <<<"$r"
 check "boxes inside the image" jqe 'all(.customModelResult.objects[].boundingBox; .x >= 0 and .y >= 0 and .x + .w <= 200.001 and .y + .h <= 140.001)' <<<"$r"
-check "every drawn shape found (IoU >= 0.5, right tag, confidence >= 0.3)" python3 - "$truth" "$r" <<'EOF'
+check "confidences are calibrated: tag accuracy (confident detections) is not 0" jqe \
+    '.tagPerformance.disc.accuracy > 0 and .tagPerformance.square.accuracy > 0' "$E"
+check "the model file keeps the calibration" jqe '.recipe.confidence.a > 0' "$E"
+check "every drawn shape found (IoU >= 0.5, right tag, confidence >= 0.5)" python3 - "$truth" "$r" <<'EOF'
 import json, sys
 truth, res = json.loads(sys.argv[1]), json.loads(sys.argv[2])
 def iou(a, b):
@@ -85,7 +91,7 @@ def iou(a, b):
 objs = res["customModelResult"]["objects"]
 for cat, x, y, w, h in truth:
     best = max((iou([x, y, w, h], [o["boundingBox"][k] for k in "xywh"])
-                for o in objs if o["tags"][0]["name"] == cat and o["tags"][0]["confidence"] >= 0.3),
+                for o in objs if o["tags"][0]["name"] == cat and o["tags"][0]["confidence"] >= 0.5),
                default=0)
     print(cat, "best IoU", round(best, 3))
     if best < 0.5:
@@ -97,6 +103,15 @@ import sys
 b = open('$M/predict/one.png.boxes.jpg', 'rb').read()
 sys.exit(0 if b[:3] == b'\xff\xd8\xff' and b[-2:] == b'\xff\xd9' else 1)"
 cp "$M/predict/one.png.boxes.jpg" "$SRC/boxes.jpg"
+# an error names the image as the user sees it, never the store's path
+printf 'not an image at all\n' >"$SRC/text.png"
+cp "$SRC/text.png" "$M/predict/text.png"
+check_eq "not an image: InvalidImageFormat" "InvalidImageFormat" \
+    "$(jq -r .error.code "$M/predict/text.png.json")"
+echo "error: $(jq -r .error.message "$M/predict/text.png.json")"
+check_eq "the message names predict/text.png" "1" \
+    "$(jq -r .error.message "$M/predict/text.png.json" | grep -c -F "predict/text.png")"
+check "no store path in the detector's predict/*.json" sh -c "! grep -l -F '$STORE' '$M'/predict/*.json"
 check "boxes.jpg differs from the image (boxes drawn)" python3 -c "
 import sys; sys.exit(0 if len(open('$SRC/boxes.jpg','rb').read()) > 1000 else 1)"
 printf 'not an image\n' >"$SRC/text.png"
@@ -177,6 +192,29 @@ EOF
 mkdir "$M/evaluations/cls"
 check "evaluation on a classification dataset" \
     wait_status "$M/evaluations/cls/status" "failed: incorrectModelKind" 30
+
+# the CPU budget: with the features cached, a tiny budget stops early and
+# says so; with images never seen, it is refused before training
+mkdir "$MNT/models/quick"
+echo '{"dataset": "train", "test_dataset": "test", "budget_minutes": 0.01}' >"$SRC/quick.json"
+cp "$SRC/quick.json" "$MNT/models/quick/train.json"
+check "tiny budget, cached features: succeeded" wait_status "$MNT/models/quick/status" succeeded 240
+echo "quick: $(jq -c '{trainingCostInMinutes, stopReason}' "$MNT/models/quick/evaluation.json")"
+check "tiny budget: stopReason says budget" \
+    jqe '(.stopReason | startswith("budget")) and .trainingCostInMinutes < 0.05' \
+    "$MNT/models/quick/evaluation.json"
+$MK det "$SRC/fresh" 30 9
+mkdir "$MNT/datasets/fresh"
+cp -r "$SRC/fresh/." "$MNT/datasets/fresh/"
+check "dataset fresh ready" wait_status "$MNT/datasets/fresh/status" ready 60
+mkdir "$MNT/models/poor"
+echo '{"dataset": "fresh", "budget_minutes": 0.001}' >"$SRC/poor.json"
+cp "$SRC/poor.json" "$MNT/models/poor/train.json"
+check "budget below feature extraction: notEnoughBudget" \
+    wait_status "$MNT/models/poor/status" "failed: notEnoughBudget" 120
+echo "poor: $(cat "$MNT/models/poor/status")"
+check "the message gives the minimum and a suggested budget" \
+    grep -q "minimum .* suggested" "$MNT/models/poor/status"
 
 # export and import
 check "export: cp model.safetensors out" cp "$M/model.safetensors" "$SRC/det.safetensors"
