@@ -29,6 +29,14 @@ eng_status cls_ft_nodes(const eng_backbone *bb, const char **tap, const char **c
     if (!t || !c)
         return eng_fail(d, ENG_EUNSUPPORTED, "backbone \"%s\": no stride-32 tap to fine-tune from",
                         eng_backbone_get_info(bb)->name);
+    char wn[256];
+    const eng_tensor *wt = NULL;
+    snprintf(wn, sizeof wn, "%s/weights", c);
+    if (eng_model_const(eng_backbone_model(bb), wn, &wt, NULL) != ENG_OK || wt->ndim != 4 ||
+        wt->dim[0] != 1 || wt->dim[1] != 1)
+        return eng_fail(d, ENG_EUNSUPPORTED,
+                        "backbone \"%s\": embedding \"%s\" is not a 1x1 convolution",
+                        eng_backbone_get_info(bb)->name, c);
     *tap = t;
     *conv = c;
     return ENG_OK;
@@ -384,4 +392,61 @@ eng_status cls_ft_from_file(const eng_modelfile *f, int ncat, cls_ft *s, int *pr
     memcpy(s->hb, eng_f32(hb), sizeof(float) * ncat);
     *present = 1;
     return ENG_OK;
+}
+
+eng_status cls_ft_cv(const eng_backbone *bb, int ncat, const float *maps, int n, int h, int w,
+                     const int *y, const int *fold, int nfolds, const cls_ft_opts *o, double *oof,
+                     eng_diag *d)
+{
+    int groups = nfolds < CLS_FT_MAX_GROUPS ? nfolds : CLS_FT_MAX_GROUPS;
+    if (groups < 1)
+        return eng_fail(d, ENG_EINVAL, "fine-tuning: no validation split");
+    size_t dim = (size_t)h * w;
+    float *xt = NULL, *p = malloc(sizeof(float) * ncat * n);
+    int *yt = malloc(sizeof(int) * 2 * n), *vi = malloc(sizeof(int) * n);
+    eng_status st = ENG_OK;
+    if (!p || !yt || !vi) {
+        st = eng_fail(d, ENG_ENOMEM, "fine-tuning: out of memory");
+        goto done;
+    }
+    for (int g = 0; g < groups && st == ENG_OK; g++) {
+        cls_ft s;
+        st = cls_ft_init(&s, bb, ncat, d);
+        if (st != ENG_OK)
+            break;
+        dim = (size_t)h * w * s.cin;
+        if (!xt && !(xt = malloc(sizeof(float) * dim * 2 * n))) {
+            cls_ft_free(&s);
+            st = eng_fail(d, ENG_ENOMEM, "fine-tuning: out of memory");
+            break;
+        }
+        int nt = 0, nv = 0;
+        for (int i = 0; i < n; i++) {
+            if (fold[i] >= 0 && fold[i] % groups == g) {
+                vi[nv++] = i;
+                continue;
+            }
+            for (int f = 0; f < 2; f++) {
+                memcpy(xt + dim * nt, maps + dim * ((size_t)f * n + i), sizeof(float) * dim);
+                yt[nt++] = y[i];
+            }
+        }
+        if (nv > 0 && nt > 0)
+            st = cls_ft_train(&s, xt, nt, h, w, yt, o, NULL, d);
+        for (int k = 0; k < nv && st == ENG_OK; k++) {
+            memcpy(xt + dim * k, maps + dim * vi[k], sizeof(float) * dim);
+        }
+        if (nv > 0 && st == ENG_OK)
+            st = cls_ft_probs(&s, xt, nv, h, w, o->threads, p, d);
+        for (int k = 0; k < nv && st == ENG_OK; k++)
+            for (int c = 0; c < ncat; c++)
+                oof[(size_t)vi[k] * ncat + c] = p[(size_t)k * ncat + c];
+        cls_ft_free(&s);
+    }
+done:
+    free(xt);
+    free(p);
+    free(yt);
+    free(vi);
+    return st;
 }

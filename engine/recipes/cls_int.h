@@ -101,5 +101,14 @@ int cls_ft_tensors(const cls_ft *s, const char **names, eng_tensor *t);
  * the file has none (older files). ENG_EFORMAT when its tensors are malformed. */
 eng_status cls_ft_from_file(const eng_modelfile *f, int ncat, cls_ft *s, int *present,
                             eng_diag *d);
+/* Cross-validated probabilities of a fine-tuned stage: maps holds 2n rows,
+ * the n images then their mirrored copies; fold[i] < 0 means always trained
+ * on; folds are grouped into at most CLS_FT_MAX_GROUPS groups (fold %
+ * groups), each group validated by a stage trained on the other images and
+ * their mirrors. oof (n x ncat) is written for the rows with fold >= 0. */
+#define CLS_FT_MAX_GROUPS 4
+eng_status cls_ft_cv(const eng_backbone *bb, int ncat, const float *maps, int n, int h, int w,
+                     const int *y, const int *fold, int nfolds, const cls_ft_opts *o, double *oof,
+                     eng_diag *d);
 
 #endif

@@ -38,6 +38,7 @@ static const double TAU_GRID[NTAU] = {4, 8, 16, 32};
 #define MAX_PASSES 24
 #define LOO_MAX 40 /* leave-one-out cross-validation up to this many images */
 #define MAX_TAPS 3
+#define FT_EPOCHS 8     /* fine-tuning epochs over the images and their mirrors */
 #define DEFAULT_S_PER_GFLOP 0.05 /* CPU s per GFLOP before we have measured (this box: ~0.03) */
 
 typedef struct tpass {
@@ -100,6 +101,10 @@ typedef struct trainer {
     int have_best;
     const char *stage;
     char stop[512];
+    /* fine-tuning the last backbone stage (cls_finetune.c) */
+    int ft_won, ft_bb, ft_size, ft_h, ft_w;
+    float *ft_maps; /* 2n stage input maps (images, then mirrored) when it won */
+    double ft_top1, ft_loss;
 } trainer;
 
 static double cpu_now(void)
@@ -945,6 +950,19 @@ static char *recipe_json(const trainer *t)
         cJSON_AddNumberToObject(o, "folds", t->nfolds);
     cJSON_AddNumberToObject(o, "selectionTop1", round(r->top1[h] * 1e4) / 1e4);
     cJSON_AddNumberToObject(o, "selectionLogLoss", round(r->loss[h] * 1e4) / 1e4);
+    if (t->ft_won) {
+        const char *tap = "", *conv = "";
+        cls_ft_nodes(t->a->backbones[t->ft_bb], &tap, &conv, NULL);
+        cJSON *ft = cJSON_AddObjectToObject(o, "finetune");
+        cJSON_AddStringToObject(ft, "backbone", bbname(t, t->ft_bb));
+        cJSON_AddStringToObject(ft, "stage", conv);
+        cJSON_AddStringToObject(ft, "input", tap);
+        cJSON_AddNumberToObject(ft, "size", t->ft_size);
+        cJSON_AddStringToObject(ft, "head", "relu6, global average, dense (scores alone)");
+        cJSON_AddNumberToObject(ft, "epochs", FT_EPOCHS);
+        cJSON_AddStringToObject(ft, "optimizer", "AdamW lr 1e-4 stage, 1e-2 dense, cosine");
+        cJSON_AddStringToObject(ft, "augmentation", "flip");
+    }
     cJSON_AddNumberToObject(o, "trials", t->trials);
     cJSON_AddNumberToObject(o, "seed", (double)t->a->seed);
     char *s = cJSON_PrintUnformatted(o);
@@ -1198,8 +1216,171 @@ static eng_status stage_aug(trainer *t, int *improved)
     return try_fset(t, &f, improved);
 }
 
+/* Fine-tuning options: few epochs, small steps on the pretrained stage,
+ * larger ones on the new dense layer. */
+static cls_ft_opts ft_opts(trainer *t)
+{
+    return (cls_ft_opts){.epochs = FT_EPOCHS,
+                         .batch = 16,
+                         .lr_stage = 1e-4f,
+                         .lr_head = 1e-2f,
+                         .weight_decay = 1e-4f,
+                         .seed = t->a->seed,
+                         .threads = t->threads,
+                         .abort = t_abort,
+                         .abort_ctx = t};
+}
+
+/* Candidate: the last stage of a backbone of the winner, fine-tuned on
+ * cached stage inputs, validated on the same rows by the same log-loss.
+ * Appends what happened to note (never fails the training for budget). */
+static eng_status stage_finetune(trainer *t, char *note, size_t cap)
+{
+    int bb = -1;
+    for (int i = 0; i < t->best.nv && bb < 0; i++) {
+        const char *tap, *conv;
+        if (cls_ft_nodes(bbof(t, t->view[t->best.v[i]].bb), &tap, &conv, NULL) == ENG_OK)
+            bb = t->view[t->best.v[i]].bb;
+    }
+    if (bb < 0) {
+        snprintf(note, cap, "no backbone of the winner has a last stage to fine-tune");
+        return ENG_OK;
+    }
+    if (t->n > 600) {
+        snprintf(note, cap, "fine-tuning skipped: %d training images", t->n);
+        return ENG_OK;
+    }
+    int size = native_size(t, bb), h, w, c;
+    eng_status st = cls_ft_map_shape(bbof(t, bb), size, &h, &w, &c, t->d);
+    if (st != ENG_OK)
+        return st;
+    const eng_tensor *cw = NULL;
+    const char *tap, *conv;
+    char wn[256];
+    cls_ft_nodes(bbof(t, bb), &tap, &conv, NULL);
+    snprintf(wn, sizeof wn, "%s/weights", conv);
+    if (eng_model_const(eng_backbone_model(bbof(t, bb)), wn, &cw, NULL) != ENG_OK) {
+        snprintf(note, cap, "fine-tuning skipped: no weights \"%s\"", wn);
+        return ENG_OK;
+    }
+    int groups = t->nfolds < CLS_FT_MAX_GROUPS ? t->nfolds : CLS_FT_MAX_GROUPS;
+    double img_epoch = 6.0 * h * w * c * (double)cw->dim[3] * 1e-9; /* GFLOP fwd + bwd */
+    double need = est_cost(t, pass_gflop(t, bb, size, &tap, 1), 2 * t->n) +
+                  (groups + 1) * FT_EPOCHS * 2.0 * t->n * img_epoch * t->s_per_gflop;
+    if (need > room(t)) {
+        snprintf(note, cap, "budget: fine-tuning the last stage needs about %.0f CPU s, %.0f left",
+                 need, room(t) > 0 ? room(t) : 0.0);
+        return ENG_OK;
+    }
+    size_t dim = (size_t)h * w * c;
+    float *maps = malloc(sizeof(float) * dim * 2 * t->n);
+    double *oof = calloc((size_t)t->n * t->K, sizeof *oof);
+    if (!maps || !oof) {
+        free(maps);
+        free(oof);
+        return eng_fail(t->d, ENG_ENOMEM, "training: out of memory");
+    }
+    double c0 = cpu_used(t);
+    t->stage = "features";
+    st = cls_ft_maps(bbof(t, bb), t->paths, t->n, 0, size, t->a->cache_dir, t->threads, maps,
+                     t->d);
+    if (st == ENG_OK)
+        st = cls_ft_maps(bbof(t, bb), t->paths, t->n, 1, size, t->a->cache_dir, t->threads,
+                         maps + dim * t->n, t->d);
+    t->stage = "search";
+    cls_ft_opts o = ft_opts(t);
+    if (st == ENG_OK)
+        st = cls_ft_cv(bbof(t, bb), t->K, maps, t->n, h, w, t->y, t->fold, t->nfolds, &o, oof,
+                       t->d);
+    if (st == ENG_EABORTED && t->budget_stop && !user_abort(t)) {
+        t->budget_stop = 0;
+        snprintf(note, cap, "budget: ran out while fine-tuning the last stage");
+        st = ENG_OK;
+        goto out;
+    }
+    if (st != ENG_OK)
+        goto out;
+    int right = 0;
+    double loss = 0;
+    for (int i = 0; i < t->n; i++) {
+        if (t->fold[i] < 0)
+            continue;
+        const double *row = oof + (size_t)i * t->K;
+        int am = 0;
+        for (int k = 1; k < t->K; k++)
+            if (row[k] > row[am])
+                am = k;
+        right += am == t->y[i];
+        loss -= log(fmax(row[t->y[i]], 1e-15));
+    }
+    t->trials++;
+    double top1 = (double)right / t->nvalid;
+    loss /= t->nvalid;
+    int h0 = t->bestres.head;
+    int imp = loss < t->bestres.loss[h0] * (1 - 1e-3);
+    tlog(t, "trial %d/%d fine-tuned last stage (%s) of %s: %s top1 %.3f log-loss %.3f (%.1f CPU s)%s",
+         t->trials, t->ntrials, conv, bbname(t, bb), t->holdout ? "held-out" : "cv", top1, loss,
+         cpu_used(t) - c0, imp ? " (best so far)" : "");
+    snprintf(note, cap, "fine-tuning the last stage %s the %s log-loss (%.3f vs %.3f)",
+             imp ? "improved" : "did not improve", t->holdout ? "held-out" : "cross-validated",
+             loss, t->bestres.loss[h0]);
+    if (imp) {
+        t->ft_won = 1;
+        t->ft_bb = bb;
+        t->ft_size = size;
+        t->ft_h = h;
+        t->ft_w = w;
+        t->ft_top1 = top1;
+        t->ft_loss = loss;
+        t->ft_maps = maps;
+        maps = NULL;
+        memcpy(t->bestres.oof, oof, sizeof(double) * t->n * t->K);
+        t->bestres.top1[h0] = top1;
+        t->bestres.loss[h0] = loss;
+    }
+out:
+    free(maps);
+    free(oof);
+    return st;
+}
+
+/* Trains the winning stage on all training images (and mirrors) into m. */
+static eng_status finetune_final(trainer *t, eng_classifier *m)
+{
+    int mb = -1;
+    for (int i = 0; i < m->nbb; i++)
+        if (strcmp(m->bb_name[i], bbname(t, t->ft_bb)) == 0)
+            mb = i;
+    if (mb < 0)
+        return eng_fail(t->d, ENG_EINVAL, "training: fine-tuned backbone not in the model");
+    cls_ft *s = calloc(1, sizeof *s);
+    if (!s)
+        return eng_fail(t->d, ENG_ENOMEM, "training: out of memory");
+    eng_status st = cls_ft_init(s, bbof(t, t->ft_bb), t->K, t->d);
+    int *y2 = malloc(sizeof(int) * 2 * t->n);
+    if (st == ENG_OK && !y2)
+        st = eng_fail(t->d, ENG_ENOMEM, "training: out of memory");
+    for (int i = 0; st == ENG_OK && i < 2 * t->n; i++)
+        y2[i] = t->y[i % t->n];
+    cls_ft_opts o = ft_opts(t);
+    t->mandatory_limit = 1e30;
+    if (st == ENG_OK)
+        st = cls_ft_train(s, t->ft_maps, 2 * t->n, t->ft_h, t->ft_w, y2, &o, NULL, t->d);
+    free(y2);
+    if (st != ENG_OK) {
+        cls_ft_free(s);
+        free(s);
+        return st;
+    }
+    m->ft = s;
+    m->ft_bb = mb;
+    m->ft_size = t->ft_size;
+    return ENG_OK;
+}
+
 static void free_trainer(trainer *t)
 {
+    free(t->ft_maps);
     for (int p = 0; p < t->np; p++)
         free(t->pass[p].x);
     for (int v = 0; v < t->nv; v++) {
@@ -1466,13 +1647,20 @@ eng_status eng_cls_train(const eng_cls_train_args *a, eng_classifier **out, char
             if (st != ENG_OK)
                 goto done;
             if (!t.stop[0])
-                snprintf(t.stop, sizeof t.stop,
-                         "%s; fine-tuning the last backbone stage is not "
-                         "implemented yet",
+                snprintf(t.stop, sizeof t.stop, "%s",
                          imp ? "all recipe stages tried"
                              : "search stopped helping: augmentation did not "
                                "improve the selection score");
         }
+    }
+    if (!perfect(&t) && strncmp(t.stop, "budget", 6) != 0) {
+        char note[300] = "";
+        st = stage_finetune(&t, note, sizeof note);
+        if (st != ENG_OK)
+            goto done;
+        size_t len = strlen(t.stop);
+        if (note[0])
+            snprintf(t.stop + len, sizeof t.stop - len, "%s%s", len ? "; " : "", note);
     }
     char fl[600], hl[64];
     fset_label(&t, &t.best, fl, sizeof fl);
@@ -1484,6 +1672,13 @@ eng_status eng_cls_train(const eng_cls_train_args *a, eng_classifier **out, char
     st = build_model(&t, &m);
     if (st != ENG_OK)
         goto done;
+    if (t.ft_won) {
+        st = finetune_final(&t, m);
+        if (st != ENG_OK) {
+            eng_classifier_free(m);
+            goto done;
+        }
+    }
     m->recipe = recipe_json(&t);
     if (!m->recipe) {
         eng_classifier_free(m);
