@@ -6,9 +6,13 @@
  * fits the training images, training is deterministic for a seed whatever
  * the thread count, a model-file round trip gives bitwise identical
  * probabilities, an image scored alone scores as in a batch, files without
- * the stage load as "absent". Skips (77) when the backbone is not installed. */
+ * the stage load as "absent"; a classifier carrying a fine-tuned stage
+ * scores through it, saves and loads with identical probabilities, predict
+ * == evaluate, and its file without the stage still loads. Skips (77) when the backbone is not installed. */
 #include "check.h"
-#include "../../engine/recipes/cls_int.h"
+#include "../../engine/recipes/classify_int.h"
+
+#include <cjson/cJSON.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -200,6 +204,92 @@ int main(void)
     CHECK_EQUAL(present, 0);
     CHECK(s2.w == NULL);
     eng_modelfile_free(f);
+
+    /* a trained classifier carrying the fine-tuned stage */
+    {
+        eng_cls_sample tr[N];
+        for (int i = 0; i < N; i++)
+            tr[i] = (eng_cls_sample){paths[i], y[i], i + 1};
+        const char *cn[NCAT] = {"stripes", "disc", "checker"};
+        eng_backbone *bbs[1] = {bb};
+        eng_cls_train_args ta = {.train = tr,
+                                 .ntrain = N,
+                                 .test = tr,
+                                 .ntest = N,
+                                 .categories = cn,
+                                 .ncat = NCAT,
+                                 .backbones = bbs,
+                                 .nbackbones = 1,
+                                 .budget_seconds = 120,
+                                 .threads = 2,
+                                 .seed = 1,
+                                 .cache_dir = cache};
+        eng_classifier *m = NULL, *m2 = NULL;
+        char *ev = NULL;
+        CHECK_EQUAL(eng_cls_train(&ta, &m, &ev, &d), ENG_OK);
+        free(ev);
+        CHECK(m != NULL);
+        if (!m)
+            return check_report("test_classify_finetune");
+        char plain[600];
+        snprintf(plain, sizeof plain, "%s/plain.safetensors", dir);
+        CHECK_EQUAL(eng_classifier_save(m, plain, &d), ENG_OK);
+        float *lin = malloc(sizeof(float) * NCAT), *pa = malloc(sizeof(float) * N * NCAT),
+              *pb = malloc(sizeof(float) * N * NCAT);
+        CHECK_EQUAL(eng_cls_predict(m, bbs, 1, paths[0], 1, lin, &d), ENG_OK);
+        cls_ft *ft = calloc(1, sizeof *ft);
+        *ft = s;
+        memset(&s, 0, sizeof s);
+        CHECK(m->ft == NULL);
+        m->ft = ft;
+        m->ft_bb = 0;
+        m->ft_size = 224;
+        /* predict scores through the stage: as cls_ft_probs on the map */
+        CHECK_EQUAL(eng_cls_predict(m, bbs, 2, paths[0], 2, pa, &d), ENG_OK);
+        CHECK_EQUAL(eng_cls_predict(m, bbs, 1, paths[0], 1, pb, &d), ENG_OK);
+        CHECK(memcmp(pa, p, sizeof(float) * NCAT) == 0);
+        CHECK(memcmp(pa, pb, sizeof(float) * NCAT) == 0);
+        /* save / load round trip, predict == batch predict == evaluate */
+        CHECK_EQUAL(eng_classifier_save(m, mpath, &d), ENG_OK);
+        CHECK_EQUAL(eng_classifier_load(mpath, &m2, &d), ENG_OK);
+        CHECK(m2 && m2->ft && m2->ft_size == 224 && m2->ft_bb == 0);
+        eng_cls_eval_opts eo = {.threads = 2};
+        CHECK_EQUAL(eng_cls_predict_files(m2, bbs, 1, (const char *const *)paths, N, &eo, pb, NULL,
+                                          NULL, &d),
+                    ENG_OK);
+        for (int i = 0; i < N; i++) {
+            CHECK_EQUAL(eng_cls_predict(m, bbs, 1, paths[i], 1, pa + i * NCAT, &d), ENG_OK);
+        }
+        CHECK(memcmp(pa, pb, sizeof(float) * N * NCAT) == 0);
+        char *met = NULL, *pred = NULL;
+        CHECK_EQUAL(eng_cls_evaluate(m2, bbs, 1, tr, N, &eo, &met, &pred, &d), ENG_OK);
+        cJSON *arr = cJSON_Parse(pred ? pred : "[]");
+        int same = cJSON_GetArraySize(arr) == N;
+        for (int i = 0; same && i < N; i++) {
+            cJSON *o2 = cJSON_GetArrayItem(arr, i);
+            int c = (int)cJSON_GetObjectItem(o2, "category_id")->valuedouble - 1;
+            double sc = cJSON_GetObjectItem(o2, "score")->valuedouble;
+            same = c >= 0 && c < NCAT && fabs(sc - round(pa[i * NCAT + c] * 1e6) / 1e6) < 1e-9;
+            for (int k = 0; same && k < NCAT; k++)
+                same = pa[i * NCAT + k] <= pa[i * NCAT + c];
+        }
+        CHECK(same);
+        cJSON_Delete(arr);
+        free(met);
+        free(pred);
+        /* the file written without the stage still loads and scores linearly */
+        eng_classifier_free(m2);
+        m2 = NULL;
+        CHECK_EQUAL(eng_classifier_load(plain, &m2, &d), ENG_OK);
+        CHECK(m2 && m2->ft == NULL);
+        CHECK_EQUAL(eng_cls_predict(m2, bbs, 1, paths[0], 1, pa, &d), ENG_OK);
+        CHECK(memcmp(pa, lin, sizeof(float) * NCAT) == 0);
+        eng_classifier_free(m2);
+        eng_classifier_free(m);
+        free(lin);
+        free(pa);
+        free(pb);
+    }
 
     /* an unreadable image is named */
     const char *bad[1] = {"/nonexistent/x.png"};
