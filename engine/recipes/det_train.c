@@ -15,6 +15,7 @@
  * when the pretrained one fits the training boxes poorly (mean IoU at the
  * centres below 0.7).
  */
+#include "budget_int.h"
 #include "det_int.h"
 
 #include <cjson/cJSON.h>
@@ -1046,14 +1047,8 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
             double need = (cpu_now() - t.cpu0) + each * (t.n - i - 1 + a->ntest) * 1.15;
             if (a->budget_seconds > 0 && need > a->budget_seconds) {
                 eng_free(f);
-                double all = each * (t.n + a->ntest) * 1.15;
-                double min_minutes = ceil(all / 60.0 * 100) / 100;
-                st = eng_fail(d, ENG_ENOBUDGET,
-                              "a budget of %.3f CPU minutes cannot cover feature extraction: %d "
-                              "images need about %.1f CPU seconds; minimum %.2f minutes, "
-                              "suggested %.0f minutes (budget_minutes)",
-                              a->budget_seconds / 60, t.n + a->ntest, all,
-                              min_minutes < 0.01 ? 0.01 : min_minutes, fmax(1, ceil(all * 4 / 60)));
+                st = budget_fail_features(d, a->budget_seconds, t.n + a->ntest, inf->name,
+                                          each * (t.n + a->ntest) * 1.15);
                 goto done;
             }
         }

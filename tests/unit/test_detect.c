@@ -5,6 +5,7 @@
  * calibration (true-positive labels, Platt fit, mAP unchanged), the NMS
  * choice, and the model file round trip (and refusals).
  */
+#include "../../engine/recipes/budget_int.h"
 #include "../../engine/recipes/det_int.h"
 #include "check.h"
 
@@ -336,6 +337,20 @@ static void test_calibrate(void)
     CHECK(a > 0 && isfinite(a) && isfinite(b));
 }
 
+/* notEnoughBudget says the minimum and a suggestion, rounded up. */
+static void test_budget_message(void)
+{
+    eng_diag d = {{0}};
+    CHECK(budget_fail_features(&d, 1.0, 31, "centernet", 5.7) == ENG_ENOBUDGET);
+    printf("%s\n", d.msg);
+    CHECK(strstr(d.msg, "31 images through \"centernet\"") == NULL);
+    CHECK(strstr(d.msg, "31 images through centernet need about 5.7 CPU seconds"));
+    CHECK(strstr(d.msg, "minimum 0.10 minutes, suggested 1 minutes"));
+    CHECK(budget_fail_features(&d, 60, 500, NULL, 900) == ENG_ENOBUDGET);
+    CHECK(strstr(d.msg, "500 images need about 900.0") && strstr(d.msg, "minimum 15.00 minutes") &&
+          strstr(d.msg, "suggested 60 minutes"));
+}
+
 /* NMS is kept unless switching it off clearly wins on the held-out split. */
 static void test_pick_variant(void)
 {
@@ -455,6 +470,7 @@ int main(void)
     test_label_tp();
     test_calibrate();
     test_pick_variant();
+    test_budget_message();
     eng_detector *m = NULL;
     test_train(&m);
     if (m)

@@ -1,0 +1,17 @@
+/* budget_int.h: the one wording of "the CPU budget cannot cover feature
+ * extraction" (notEnoughBudget) for every recipe, so users see the same
+ * minimum and suggestion whichever kind of model they train. */
+#ifndef VFS_ENGINE_BUDGET_INT_H
+#define VFS_ENGINE_BUDGET_INT_H
+
+#include "engine.h"
+
+/* Fails d with ENG_ENOBUDGET: budget_s CPU seconds cannot cover extracting
+ * the features of nimages images through backbone `source` (NULL: not
+ * named), estimated at need_s CPU seconds. The message gives the minimum
+ * (need_s, in minutes rounded up to 0.01) and a suggested budget (4 x
+ * need_s, whole minutes, at least 1). Returns ENG_ENOBUDGET. */
+eng_status budget_fail_features(eng_diag *d, double budget_s, int nimages, const char *source,
+                                double need_s);
+
+#endif
