@@ -337,6 +337,51 @@ static void test_calibrate(void)
     CHECK(a > 0 && isfinite(a) && isfinite(b));
 }
 
+/* The picture draws the confident detections (>= 0.5); when there are
+ * none, only the best one if it reaches 0.2. */
+static int draw_same(const eng_detector *m, const char *path, const eng_det_object *a, int na,
+                     const eng_det_object *b, int nb)
+{
+    uint8_t *ja = NULL, *jb = NULL;
+    size_t la = 0, lb = 0;
+    eng_diag d = {{0}};
+    CHECK_MSG(eng_det_draw(m, path, a, na, &ja, &la, &d) == ENG_OK, "%s", d.msg);
+    CHECK_MSG(eng_det_draw(m, path, b, nb, &jb, &lb, &d) == ENG_OK, "%s", d.msg);
+    int same = ja && jb && la == lb && memcmp(ja, jb, la) == 0;
+    free(ja);
+    free(jb);
+    return same;
+}
+
+static void test_draw(const eng_detector *m)
+{
+    eng_image *im = eng_image_new(160, 120);
+    for (size_t i = 0; i < (size_t)160 * 120 * 3; i++)
+        im->rgb[i] = (uint8_t)(i * 7 % 200);
+    uint8_t *jpg = NULL;
+    size_t len = 0;
+    eng_diag d = {{0}};
+    CHECK(eng_image_encode_jpeg(im, 90, &jpg, &len, &d) == ENG_OK);
+    eng_image_free(im);
+    char path[] = "/tmp/test_detect_draw_XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0 && write(fd, jpg, len) == (ssize_t)len);
+    close(fd);
+    free(jpg);
+    eng_det_object conf = {10, 10, 50, 40, 0, 0.6f}, doubt = {80, 50, 40, 40, 1, 0.3f},
+                   weak = {90, 20, 30, 30, 1, 0.1f};
+    eng_det_object both[2] = {conf, doubt}, doubts[2] = {doubt, weak};
+    /* a confident one hides the doubtful one */
+    CHECK(draw_same(m, path, both, 2, &conf, 1));
+    CHECK(!draw_same(m, path, &conf, 1, NULL, 0));
+    /* nothing confident: the best doubtful one is drawn, the weaker is not */
+    CHECK(!draw_same(m, path, &doubt, 1, NULL, 0));
+    CHECK(draw_same(m, path, doubts, 2, &doubt, 1));
+    /* below 0.2: nothing */
+    CHECK(draw_same(m, path, &weak, 1, NULL, 0));
+    unlink(path);
+}
+
 /* notEnoughBudget says the minimum and a suggestion, rounded up. */
 static void test_budget_message(void)
 {
@@ -473,8 +518,10 @@ int main(void)
     test_budget_message();
     eng_detector *m = NULL;
     test_train(&m);
-    if (m)
+    if (m) {
         test_file(m);
+        test_draw(m);
+    }
     eng_detector_free(m);
     return check_report("test_detect");
 }
