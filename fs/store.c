@@ -6,8 +6,14 @@
  * Every file the daemon generates is written to STORE/.tmp and renamed into
  * place, so readers and crashes only ever see a whole old or a whole new
  * file. STORE/.tmp is emptied at mount: whatever is there was never
- * committed. One daemon per store: STORE/.vfs-lock is held with flock for
- * the life of the process (the kernel drops it when the process dies).
+ * committed. No fsync before a rename (here and for writes through the
+ * mount, fs/ops.c): the kernel keeps the written pages when the daemon is
+ * killed (kill -9, a crash of visionfs), so the rename alone keeps files
+ * whole then; only a power loss or kernel crash could leave a renamed file
+ * short or empty, and an fsync per file would cost more than the whole copy
+ * of a small image. A user who needs that guarantee runs sync(1).
+ * One daemon per store: STORE/.vfs-lock is held with flock for the life of
+ * the process (the kernel drops it when the process dies).
  */
 #include "area.h"
 
