@@ -1236,11 +1236,13 @@ static cls_ft_opts ft_opts(trainer *t)
  * Appends what happened to note (never fails the training for budget). */
 static eng_status stage_finetune(trainer *t, char *note, size_t cap)
 {
-    int bb = -1;
+    int bb = -1, size = 0;
     for (int i = 0; i < t->best.nv && bb < 0; i++) {
         const char *tap, *conv;
-        if (cls_ft_nodes(bbof(t, t->view[t->best.v[i]].bb), &tap, &conv, NULL) == ENG_OK)
+        if (cls_ft_nodes(bbof(t, t->view[t->best.v[i]].bb), &tap, &conv, NULL) == ENG_OK) {
             bb = t->view[t->best.v[i]].bb;
+            size = t->view[t->best.v[i]].size; /* the winner's input size */
+        }
     }
     if (bb < 0) {
         snprintf(note, cap, "no backbone of the winner has a last stage to fine-tune");
@@ -1250,7 +1252,7 @@ static eng_status stage_finetune(trainer *t, char *note, size_t cap)
         snprintf(note, cap, "fine-tuning skipped: %d training images", t->n);
         return ENG_OK;
     }
-    int size = native_size(t, bb), h, w, c;
+    int h, w, c;
     eng_status st = cls_ft_map_shape(bbof(t, bb), size, &h, &w, &c, t->d);
     if (st != ENG_OK)
         return st;
