@@ -714,6 +714,8 @@ static int vfs_mkdir(const char *path, mode_t mode)
         if (last && strncmp(last + 1, ".vfs", 4) == 0)
             return -EINVAL; /* reserved for bookkeeping */
     }
+    if (rc == -ENOENT && !vp.area && path[0] == '/' && !strchr(path + 1, '/'))
+        return -EPERM; /* the top holds only README, datasets/, models/, backbones/ */
     if (rc)
         return rc;
     switch (vp.kind) {

@@ -53,6 +53,7 @@ check_err "65 chars: EINVAL" "Invalid argument" mkdir "$MNT/datasets/$(printf 'a
 check "64 chars are fine" mkdir "$MNT/datasets/$(printf 'b%.0s' $(seq 64))"
 check_err "unicode name: EINVAL" "Invalid argument" mkdir "$MNT/datasets/caf$(printf '\xc3\xa9')"
 check "dots, dashes, underscores" mkdir "$MNT/datasets/a.b-c_D9"
+check_err "mkdir at the top: EPERM" "Operation not permitted" mkdir "$MNT/other"
 check "mv renames" mv "$MNT/datasets/a.b-c_D9" "$MNT/datasets/renamed"
 check "renamed is there" test -d "$MNT/datasets/renamed"
 check "old name is gone" test ! -e "$MNT/datasets/a.b-c_D9"
