@@ -201,8 +201,11 @@ cp "$SRC/quick.json" "$MNT/models/quick/train.json"
 check "tiny budget, cached features: succeeded" wait_status "$MNT/models/quick/status" succeeded 240
 echo "quick: $(jq -c '{trainingCostInMinutes, stopReason}' "$MNT/models/quick/evaluation.json")"
 check "tiny budget: stopReason says budget" \
-    jqe '(.stopReason | startswith("budget")) and .trainingCostInMinutes < 0.05' \
-    "$MNT/models/quick/evaluation.json"
+    jqe '.stopReason | startswith("budget")' "$MNT/models/quick/evaluation.json"
+# (not an absolute bound: sanitizer builds are ten times slower)
+full=$(jq -r .trainingCostInMinutes "$E")
+check "tiny budget: far cheaper than the full run ($full minutes)" \
+    jqe ".trainingCostInMinutes < $full / 2" "$MNT/models/quick/evaluation.json"
 $MK det "$SRC/fresh" 30 9
 mkdir "$MNT/datasets/fresh"
 cp -r "$SRC/fresh/." "$MNT/datasets/fresh/"
