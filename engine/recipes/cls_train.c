@@ -19,6 +19,7 @@
  * rows, mapped back to a linear head on the feature vectors, and scored on
  * the test images through the same feature path as prediction.
  */
+#include "budget_int.h"
 #include "classify_int.h"
 
 #include <cjson/cJSON.h>
@@ -1557,17 +1558,7 @@ static void budget_message(trainer *t)
         }
     }
     double need = est_cost(t, best, t->n + a->ntest) * 1.15;
-    double min_minutes = ceil(need / 60.0 * 100) / 100;
-    if (min_minutes < 0.01)
-        min_minutes = 0.01;
-    double suggest = ceil(need * 4 / 60.0);
-    if (suggest < 1)
-        suggest = 1;
-    eng_fail(t->d, ENG_ENOBUDGET,
-             "a budget of %.3f CPU minutes cannot cover feature extraction: %d images through "
-             "%s need about %.1f CPU seconds; minimum %.2f minutes, suggested %.0f minutes "
-             "(budget_minutes)",
-             a->budget_seconds / 60.0, t->n + a->ntest, bbname(t, bb), need, min_minutes, suggest);
+    budget_fail_features(t->d, a->budget_seconds, t->n + a->ntest, bbname(t, bb), need);
 }
 
 eng_status eng_cls_train(const eng_cls_train_args *a, eng_classifier **out, char **evaluation_json,
