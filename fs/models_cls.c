@@ -1,24 +1,22 @@
 /* models_cls.c: the classifier kind for the model lifecycle: fs_recipe on
  * top of engine/recipes/classify.h.
  *
- * Design: backbones are opened once per process and shared (the engine's
- * backbones are immutable and thread-safe), keyed by folder and the mtime
- * of backbone.json so a replaced backbone is reopened. Prediction and
+ * Design: backbones come from the process-wide cache of models_data.c
+ * (fs_models_backbones_open), shared with the detector. Prediction and
  * evaluation both end in the engine's one image-to-scores function, so an
  * image scores the same through predict/ as in evaluation.json. Test and
  * evaluation datasets are matched to the model's categories by name.
  */
 #include "area.h"
 #include "engine.h"
+#include "models_data.h"
 #include "models_recipe.h"
 
 #include <cjson/cJSON.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 /* Engine messages are cut to the size of fs_recipe_err on purpose. */
 #if defined(__GNUC__) && !defined(__clang__)
@@ -28,64 +26,6 @@
 #define CLS_MAX_FILE ((int64_t)20 * 1000 * 1000)
 #define CLS_MIN_SIDE 50
 #define CLS_MAX_SIDE 10240
-
-/* ---- shared backbones ---- */
-
-typedef struct bb_slot {
-    char dir[4096];
-    struct timespec mtime;
-    eng_backbone *bb; /* NULL when it failed to open */
-    char why[512];
-} bb_slot;
-
-static pthread_mutex_t bb_mu = PTHREAD_MUTEX_INITIALIZER; /* leaf lock */
-static bb_slot *bb_slots;
-static int bb_n, bb_cap;
-
-/* Opened backbones for dirs (borrowed for the life of the process: a
- * replaced backbone's old handle is kept, since models may still use it). */
-static int backbones_open(const char *const *dirs, int n, eng_backbone **out)
-{
-    int k = 0;
-    pthread_mutex_lock(&bb_mu);
-    for (int i = 0; i < n; i++) {
-        char bj[4200];
-        struct stat st;
-        snprintf(bj, sizeof bj, "%s/backbone.json", dirs[i]);
-        memset(&st, 0, sizeof st);
-        stat(bj, &st);
-        bb_slot *s = NULL;
-        for (int j = 0; j < bb_n && !s; j++)
-            if (strcmp(bb_slots[j].dir, dirs[i]) == 0 &&
-                bb_slots[j].mtime.tv_sec == st.st_mtim.tv_sec &&
-                bb_slots[j].mtime.tv_nsec == st.st_mtim.tv_nsec)
-                s = &bb_slots[j];
-        if (!s) {
-            if (bb_n == bb_cap) {
-                int nc = bb_cap ? bb_cap * 2 : 8;
-                bb_slot *t = realloc(bb_slots, (size_t)nc * sizeof *t);
-                if (!t)
-                    continue;
-                bb_slots = t;
-                bb_cap = nc;
-            }
-            s = &bb_slots[bb_n++];
-            memset(s, 0, sizeof *s);
-            snprintf(s->dir, sizeof s->dir, "%s", dirs[i]);
-            s->mtime = st.st_mtim;
-            eng_diag d = {{0}};
-            if (eng_backbone_open(dirs[i], &s->bb, &d) != ENG_OK) {
-                s->bb = NULL;
-                snprintf(s->why, sizeof s->why, "%s", d.msg);
-                fs_log("backbone \"%s\" not used: %s", dirs[i], d.msg);
-            }
-        }
-        if (s->bb)
-            out[k++] = s->bb;
-    }
-    pthread_mutex_unlock(&bb_mu);
-    return k;
-}
 
 /* ---- the model ---- */
 
@@ -119,7 +59,7 @@ static fs_recipe_status cls_attach(cls_model *c, const char *const *dirs, int n,
         set_err(err, "unknown", "out of memory");
         return FS_RECIPE_EFAIL;
     }
-    c->nbb = backbones_open(dirs, n, c->bbs);
+    c->nbb = fs_models_backbones_open(dirs, n, c->bbs);
     if (!c->m)
         return FS_RECIPE_OK;
     for (int i = 0;; i++) {

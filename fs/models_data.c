@@ -17,10 +17,12 @@
 #endif
 
 #include <dirent.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 struct fs_models_ds {
     fs_ds_snapshot *snap;
@@ -226,4 +228,58 @@ void fs_models_backbones_free(char **dirs, int n)
     for (int i = 0; i < n; i++)
         free(dirs[i]);
     free(dirs);
+}
+
+/* ---- opened backbones, shared by every model of every kind ---- */
+
+typedef struct bb_slot {
+    char dir[4096];
+    struct timespec mtime;
+    eng_backbone *bb; /* NULL when it failed to open */
+} bb_slot;
+
+static pthread_mutex_t bb_mu = PTHREAD_MUTEX_INITIALIZER; /* leaf lock */
+static bb_slot *bb_slots;
+static int bb_n, bb_cap;
+
+int fs_models_backbones_open(const char *const *dirs, int n, eng_backbone **out)
+{
+    int k = 0;
+    pthread_mutex_lock(&bb_mu);
+    for (int i = 0; i < n; i++) {
+        char bj[4200];
+        struct stat st;
+        snprintf(bj, sizeof bj, "%s/backbone.json", dirs[i]);
+        memset(&st, 0, sizeof st);
+        stat(bj, &st);
+        bb_slot *s = NULL;
+        for (int j = 0; j < bb_n && !s; j++)
+            if (strcmp(bb_slots[j].dir, dirs[i]) == 0 &&
+                bb_slots[j].mtime.tv_sec == st.st_mtim.tv_sec &&
+                bb_slots[j].mtime.tv_nsec == st.st_mtim.tv_nsec)
+                s = &bb_slots[j];
+        if (!s) {
+            if (bb_n == bb_cap) {
+                int nc = bb_cap ? bb_cap * 2 : 8;
+                bb_slot *t = realloc(bb_slots, (size_t)nc * sizeof *t);
+                if (!t)
+                    continue;
+                bb_slots = t;
+                bb_cap = nc;
+            }
+            s = &bb_slots[bb_n++];
+            memset(s, 0, sizeof *s);
+            snprintf(s->dir, sizeof s->dir, "%s", dirs[i]);
+            s->mtime = st.st_mtim;
+            eng_diag d = {{0}};
+            if (eng_backbone_open(dirs[i], &s->bb, &d) != ENG_OK) {
+                s->bb = NULL;
+                fs_log("backbone \"%s\" not used: %s", dirs[i], d.msg);
+            }
+        }
+        if (s->bb)
+            out[k++] = s->bb;
+    }
+    pthread_mutex_unlock(&bb_mu);
+    return k;
 }

@@ -9,6 +9,7 @@
 #ifndef VFS_FS_MODELS_DATA_H
 #define VFS_FS_MODELS_DATA_H
 
+#include "engine.h"
 #include "models_recipe.h"
 
 typedef struct fs_models_ds fs_models_ds;
@@ -41,5 +42,14 @@ void fs_models_ds_close(fs_models_ds *ds);
  * with fs_models_backbones_free. Returns the count (0 when none). */
 int fs_models_backbones_list(char ***dirs);
 void fs_models_backbones_free(char **dirs, int n);
+
+/* Opened engine backbones for dirs, written to out (room for n); returns how
+ * many opened. Backbones are opened once per process and shared by every
+ * model of every kind (they are immutable and thread-safe), keyed by folder
+ * and the mtime of backbone.json, so a replaced backbone is reopened. The
+ * handles are borrowed for the life of the process: a replaced backbone's
+ * old handle is kept, since models may still use it. A folder that does not
+ * open is logged and left out. */
+int fs_models_backbones_open(const char *const *dirs, int n, eng_backbone **out);
 
 #endif

@@ -1,22 +1,21 @@
 /* models_det.c: the detector kind for the model lifecycle: fs_recipe on top
  * of engine/recipes/detect.h.
  *
- * Design: as the classifier adapter, backbones are opened once per process
- * and shared (keyed by folder and the mtime of backbone.json), datasets are
+ * Design: as the classifier adapter, backbones come from the shared
+ * process-wide cache (fs_models_backbones_open in models_data.c), datasets are
  * matched to the model's categories by name, and prediction and evaluation
  * end in the engine's one image-to-objects path. Boxes arrive in pixels of
  * the image as declared by the dataset and leave in pixels of the image.
  */
 #include "area.h"
 #include "engine.h"
+#include "models_data.h"
 #include "models_recipe.h"
 
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 /* Engine messages are cut to the size of fs_recipe_err on purpose (clang
  * has no such warning and would warn about the pragma itself). */
@@ -27,61 +26,6 @@
 #define DET_MAX_FILE ((int64_t)20 * 1000 * 1000)
 #define DET_MIN_SIDE 50
 #define DET_MAX_SIDE 10240
-
-/* ---- shared backbones ---- */
-
-typedef struct det_bb_slot {
-    char dir[4096];
-    struct timespec mtime;
-    eng_backbone *bb; /* NULL when it failed to open */
-} det_bb_slot;
-
-static pthread_mutex_t det_bb_mu = PTHREAD_MUTEX_INITIALIZER; /* leaf lock */
-static det_bb_slot *det_bb_slots;
-static int det_bb_n, det_bb_cap;
-
-/* Opened backbones of dirs (borrowed for the life of the process). */
-static int det_backbones_open(const char *const *dirs, int n, eng_backbone **out)
-{
-    int k = 0;
-    pthread_mutex_lock(&det_bb_mu);
-    for (int i = 0; i < n; i++) {
-        char bj[4200];
-        struct stat st;
-        snprintf(bj, sizeof bj, "%s/backbone.json", dirs[i]);
-        memset(&st, 0, sizeof st);
-        stat(bj, &st);
-        det_bb_slot *s = NULL;
-        for (int j = 0; j < det_bb_n && !s; j++)
-            if (strcmp(det_bb_slots[j].dir, dirs[i]) == 0 &&
-                det_bb_slots[j].mtime.tv_sec == st.st_mtim.tv_sec &&
-                det_bb_slots[j].mtime.tv_nsec == st.st_mtim.tv_nsec)
-                s = &det_bb_slots[j];
-        if (!s) {
-            if (det_bb_n == det_bb_cap) {
-                int nc = det_bb_cap ? det_bb_cap * 2 : 8;
-                det_bb_slot *t = realloc(det_bb_slots, (size_t)nc * sizeof *t);
-                if (!t)
-                    continue;
-                det_bb_slots = t;
-                det_bb_cap = nc;
-            }
-            s = &det_bb_slots[det_bb_n++];
-            memset(s, 0, sizeof *s);
-            snprintf(s->dir, sizeof s->dir, "%s", dirs[i]);
-            s->mtime = st.st_mtim;
-            eng_diag d = {{0}};
-            if (eng_backbone_open(dirs[i], &s->bb, &d) != ENG_OK) {
-                s->bb = NULL;
-                fs_log("backbone \"%s\" not used: %s", dirs[i], d.msg);
-            }
-        }
-        if (s->bb)
-            out[k++] = s->bb;
-    }
-    pthread_mutex_unlock(&det_bb_mu);
-    return k;
-}
 
 /* ---- the model ---- */
 
@@ -114,7 +58,7 @@ static fs_recipe_status det_attach(det_model *c, const char *const *dirs, int n,
         set_err(err, "unknown", "out of memory");
         return FS_RECIPE_EFAIL;
     }
-    c->nbb = det_backbones_open(dirs, n, c->bbs);
+    c->nbb = fs_models_backbones_open(dirs, n, c->bbs);
     if (!c->m)
         return FS_RECIPE_OK;
     const char *sum = NULL;
