@@ -26,14 +26,14 @@ extern "C" {
 
 typedef enum eng_status {
     ENG_OK = 0,
-    ENG_EINVAL,      /* bad argument or malformed input */
-    ENG_ENOMEM,      /* allocation failed or declared size too large */
-    ENG_EIO,         /* file could not be read or written */
-    ENG_EFORMAT,     /* file content is not what it should be */
-    ENG_EUNSUPPORTED,/* valid input we do not handle (unknown op, format) */
-    ENG_EABORTED,    /* the abort callback asked to stop */
-    ENG_ENOTFOUND,   /* named thing (node, file, backbone) does not exist */
-    ENG_ENOBUDGET,   /* the time budget cannot cover the minimum work (notEnoughBudget) */
+    ENG_EINVAL,       /* bad argument or malformed input */
+    ENG_ENOMEM,       /* allocation failed or declared size too large */
+    ENG_EIO,          /* file could not be read or written */
+    ENG_EFORMAT,      /* file content is not what it should be */
+    ENG_EUNSUPPORTED, /* valid input we do not handle (unknown op, format) */
+    ENG_EABORTED,     /* the abort callback asked to stop */
+    ENG_ENOTFOUND,    /* named thing (node, file, backbone) does not exist */
+    ENG_ENOBUDGET,    /* the time budget cannot cover the minimum work (notEnoughBudget) */
 } eng_status;
 
 /* Caller-owned diagnostic: what went wrong, subject first. */

@@ -615,7 +615,8 @@ static void refused_json(char *head, size_t n, const char *file, const char *msg
     struct tm tm;
     if (at && gmtime_r(&at, &tm))
         strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    const char *keys[2] = {", \"lastRefusedWrite\": {\"file\": ", ", \"refusedWrite\": {\"file\": "};
+    const char *keys[2] = {", \"lastRefusedWrite\": {\"file\": ",
+                           ", \"refusedWrite\": {\"file\": "};
     for (int k = 0; k < 2; k++) {
         size_t o = strlen(head);
         snprintf(head + o, n - o, "%s", keys[k]);
@@ -628,8 +629,9 @@ static void refused_json(char *head, size_t n, const char *file, const char *msg
             snprintf(head + o, n - o, ", \"time\": ");
             json_str(head, n, when);
             o = strlen(head);
-            snprintf(head + o, n - o, ", \"note\": \"the write was refused (close() returned "
-                                      "EINVAL); the previous annotation file is kept and used\"");
+            snprintf(head + o, n - o,
+                     ", \"note\": \"the write was refused (close() returned "
+                     "EINVAL); the previous annotation file is kept and used\"");
         }
         o = strlen(head);
         snprintf(head + o, n - o, "}");

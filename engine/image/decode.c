@@ -98,14 +98,54 @@ static eng_image *orient(const eng_image *im, int o)
         /* source position of (0, y) and the step per output x, in pixels */
         ptrdiff_t x0, y0, dx, dy;
         switch (o) {
-        case 2: x0 = sw - 1; y0 = y; dx = -1; dy = 0; break;
-        case 3: x0 = sw - 1; y0 = sh - 1 - y; dx = -1; dy = 0; break;
-        case 4: x0 = 0; y0 = sh - 1 - y; dx = 1; dy = 0; break;
-        case 5: x0 = y; y0 = 0; dx = 0; dy = 1; break;
-        case 6: x0 = y; y0 = sh - 1; dx = 0; dy = -1; break;
-        case 7: x0 = sw - 1 - y; y0 = sh - 1; dx = 0; dy = -1; break;
-        case 8: x0 = sw - 1 - y; y0 = 0; dx = 0; dy = 1; break;
-        default: x0 = 0; y0 = y; dx = 1; dy = 0; break;
+        case 2:
+            x0 = sw - 1;
+            y0 = y;
+            dx = -1;
+            dy = 0;
+            break;
+        case 3:
+            x0 = sw - 1;
+            y0 = sh - 1 - y;
+            dx = -1;
+            dy = 0;
+            break;
+        case 4:
+            x0 = 0;
+            y0 = sh - 1 - y;
+            dx = 1;
+            dy = 0;
+            break;
+        case 5:
+            x0 = y;
+            y0 = 0;
+            dx = 0;
+            dy = 1;
+            break;
+        case 6:
+            x0 = y;
+            y0 = sh - 1;
+            dx = 0;
+            dy = -1;
+            break;
+        case 7:
+            x0 = sw - 1 - y;
+            y0 = sh - 1;
+            dx = 0;
+            dy = -1;
+            break;
+        case 8:
+            x0 = sw - 1 - y;
+            y0 = 0;
+            dx = 0;
+            dy = 1;
+            break;
+        default:
+            x0 = 0;
+            y0 = y;
+            dx = 1;
+            dy = 0;
+            break;
         }
         ptrdiff_t i = (y0 * sw + x0) * 3, step = (dy * sw + dx) * 3;
         for (int x = 0; x < w; x++, dst += 3, i += step) {
@@ -271,8 +311,8 @@ eng_status img_decode_jpeg(const uint8_t *b, size_t n, const img_probe *p, int m
 
 /* ---- entry points ---------------------------------------------------------- */
 
-eng_status eng_image_decode_mem(const void *buf, size_t len, int max_side_hint,
-                                eng_image **out, eng_diag *d)
+eng_status eng_image_decode_mem(const void *buf, size_t len, int max_side_hint, eng_image **out,
+                                eng_diag *d)
 {
     if (!out)
         return eng_fail(d, ENG_EINVAL, "image decode: no output pointer");
@@ -292,25 +332,14 @@ eng_status eng_image_decode_mem(const void *buf, size_t len, int max_side_hint,
     eng_image *im = NULL;
     switch (p.info.format) {
     case ENG_IMG_JPEG:
-    case ENG_IMG_MPO:
-        st = img_decode_jpeg(buf, len, &p, max_side_hint, &im, d);
-        break;
+    case ENG_IMG_MPO: st = img_decode_jpeg(buf, len, &p, max_side_hint, &im, d); break;
     case ENG_IMG_PNG:
     case ENG_IMG_GIF:
-    case ENG_IMG_BMP:
-        st = img_decode_stb(buf, len, &p, &im, d);
-        break;
-    case ENG_IMG_ICO:
-        st = img_decode_ico(buf, len, &p, &im, d);
-        break;
-    case ENG_IMG_WEBP:
-        st = img_decode_webp(buf, len, &p, &im, d);
-        break;
-    case ENG_IMG_TIFF:
-        st = img_decode_tiff(buf, len, &p, &im, d);
-        break;
-    default:
-        st = eng_fail(d, ENG_EUNSUPPORTED, "unsupported image format");
+    case ENG_IMG_BMP: st = img_decode_stb(buf, len, &p, &im, d); break;
+    case ENG_IMG_ICO: st = img_decode_ico(buf, len, &p, &im, d); break;
+    case ENG_IMG_WEBP: st = img_decode_webp(buf, len, &p, &im, d); break;
+    case ENG_IMG_TIFF: st = img_decode_tiff(buf, len, &p, &im, d); break;
+    default: st = eng_fail(d, ENG_EUNSUPPORTED, "unsupported image format");
     }
     if (st)
         return st;
@@ -325,8 +354,7 @@ eng_status eng_image_decode_mem(const void *buf, size_t len, int max_side_hint,
     return ENG_OK;
 }
 
-eng_status eng_image_decode_file(const char *path, int max_side_hint, eng_image **out,
-                                 eng_diag *d)
+eng_status eng_image_decode_file(const char *path, int max_side_hint, eng_image **out, eng_diag *d)
 {
     if (out)
         *out = NULL;

@@ -90,8 +90,7 @@ static eng_status stb_decode(const uint8_t *b, size_t n, eng_image **out, eng_di
     }
     if (w <= 0 || h <= 0 || comp < 1 || comp > 4) {
         stbi_image_free(px);
-        return eng_fail(d, ENG_EFORMAT, "%s corrupt: decoder returned %dx%dx%d", fmt, w, h,
-                        comp);
+        return eng_fail(d, ENG_EFORMAT, "%s corrupt: decoder returned %dx%dx%d", fmt, w, h, comp);
     }
     return from_stb(px, w, h, comp, out, d, fmt);
 }

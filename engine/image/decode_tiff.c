@@ -151,8 +151,7 @@ eng_status img_probe_tiff(const uint8_t *b, size_t n, img_probe *p, eng_diag *d)
         uint64_t off = le ? img_rd32le(b + 4) : img_rd32be(b + 4);
         while (off != 0) {
             if (off > n || n - off < 2)
-                return eng_fail(d, ENG_EFORMAT, "tiff truncated: directory %d missing",
-                                frames + 1);
+                return eng_fail(d, ENG_EFORMAT, "tiff truncated: directory %d missing", frames + 1);
             uint64_t cnt = le ? img_rd16le(b + off) : img_rd16be(b + off);
             if (off + 2 + cnt * 12 + 4 > n)
                 return eng_fail(d, ENG_EFORMAT, "tiff truncated: directory %d incomplete",

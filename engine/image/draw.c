@@ -8,6 +8,8 @@
 
 #include <string.h>
 
+/* The glyph table keeps one row per glyph, so it stays a picture. */
+/* clang-format off */
 /* Glyphs for ASCII 32..126: 7 rows of 5 columns, '#' = ink. */
 static const char *const font5x7[95] = {
     /*   */ "....." "....." "....." "....." "....." "....." ".....",
@@ -106,6 +108,7 @@ static const char *const font5x7[95] = {
     /* } */ ".#..." "..#.." "..#.." "...#." "..#.." "..#.." ".#...",
     /* ~ */ "....." "....." ".#..." "#.#.#" "...#." "....." ".....",
 };
+/* clang-format on */
 
 #define CELL_W 6 /* 5 columns + 1 spacing */
 #define CELL_H 9 /* 1 margin + 7 rows + 1 margin */
@@ -145,10 +148,10 @@ void eng_image_draw_rect(eng_image *im, int x, int y, int w, int h, const uint8_
     if (t > h / 2 + 1)
         t = h / 2 + 1;
     int cx1 = x1 > 1 << 30 ? 1 << 30 : (int)x1, cy1 = y1 > 1 << 30 ? 1 << 30 : (int)y1;
-    fill(im, x, y, cx1, y + t, rgb);           /* top */
-    fill(im, x, cy1 - t, cx1, cy1, rgb);       /* bottom */
-    fill(im, x, y, x + t, cy1, rgb);           /* left */
-    fill(im, cx1 - t, y, cx1, cy1, rgb);       /* right */
+    fill(im, x, y, cx1, y + t, rgb);     /* top */
+    fill(im, x, cy1 - t, cx1, cy1, rgb); /* bottom */
+    fill(im, x, y, x + t, cy1, rgb);     /* left */
+    fill(im, cx1 - t, y, cx1, cy1, rgb); /* right */
 }
 
 void eng_image_text_size(const char *s, int scale, int *w, int *h)

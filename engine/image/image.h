@@ -96,10 +96,9 @@ void eng_image_free(eng_image *im);
  * variant no decoder handles, or larger than ENG_IMAGE_MAX_SIDE / memory limit:
  * message contains "too large"), ENG_ENOMEM, ENG_EIO (file read).
  * *out: a new image, free with eng_image_free; NULL on error. */
-eng_status eng_image_decode_file(const char *path, int max_side_hint, eng_image **out,
-                                 eng_diag *d);
-eng_status eng_image_decode_mem(const void *buf, size_t len, int max_side_hint,
-                                eng_image **out, eng_diag *d);
+eng_status eng_image_decode_file(const char *path, int max_side_hint, eng_image **out, eng_diag *d);
+eng_status eng_image_decode_mem(const void *buf, size_t len, int max_side_hint, eng_image **out,
+                                eng_diag *d);
 
 /* Pixel ranges a backbone expects. */
 typedef enum eng_pixels { ENG_PIX_0_255 = 0, ENG_PIX_0_1, ENG_PIX_M1_1 } eng_pixels;
@@ -128,8 +127,7 @@ eng_status eng_image_to_tensor(const eng_image *im, const eng_crop *crop, int fl
  * or 114). *placed (may be NULL) receives where the image landed, in tensor
  * pixels, to map boxes back: src_x = (t_x - placed.x) * im->w / placed.w. */
 eng_status eng_image_to_tensor_letterbox(const eng_image *im, int out_w, int out_h, uint8_t pad,
-                                         eng_pixels px, float *dst, eng_crop *placed,
-                                         eng_diag *d);
+                                         eng_pixels px, float *dst, eng_crop *placed, eng_diag *d);
 
 /* Encodes im as a baseline JPEG (4:4:4 so drawn lines and text stay sharp;
  * quality clamped to 1..100).

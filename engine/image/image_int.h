@@ -8,11 +8,11 @@
 /* The full probe result: the public info plus what the decoders need. */
 typedef struct img_probe {
     eng_image_info info;
-    size_t est_bytes;     /* estimated peak memory of decoding at full size */
-    int progressive;      /* JPEG: progressive (whole-image coefficient buffer) */
-    size_t sub_off;       /* ICO: chosen entry's data */
+    size_t est_bytes; /* estimated peak memory of decoding at full size */
+    int progressive;  /* JPEG: progressive (whole-image coefficient buffer) */
+    size_t sub_off;   /* ICO: chosen entry's data */
     size_t sub_len;
-    int sub_png;          /* ICO: entry is a PNG (else a DIB without file header) */
+    int sub_png; /* ICO: entry is a PNG (else a DIB without file header) */
 } img_probe;
 
 eng_status img_probe_mem(const uint8_t *b, size_t n, img_probe *p, eng_diag *d);

@@ -73,8 +73,8 @@ int img_exif_orientation(const uint8_t *t, size_t n)
 
 /* Parses the MPF index (TIFF structure after "MPF\0"); base is the offset of
  * that TIFF header in the file, which MP entry offsets are relative to. */
-static eng_status parse_mpf(const uint8_t *b, size_t n, size_t base, size_t seglen,
-                            img_probe *p, eng_diag *d)
+static eng_status parse_mpf(const uint8_t *b, size_t n, size_t base, size_t seglen, img_probe *p,
+                            eng_diag *d)
 {
     const uint8_t *t = b + base;
     if (seglen < 8 || !((t[0] == 'I' && t[1] == 'I') || (t[0] == 'M' && t[1] == 'M')))
@@ -109,18 +109,15 @@ static eng_status parse_mpf(const uint8_t *b, size_t n, size_t base, size_t segl
         uint64_t size = r32(e + 4), off = r32(e + 8);
         if (off == 0 || base + off + size > n)
             return eng_fail(d, ENG_EFORMAT,
-                            "mpo truncated: image %u of %u extends past the end of the file",
-                            i + 1, nimg);
+                            "mpo truncated: image %u of %u extends past the end of the file", i + 1,
+                            nimg);
         if (size < 4 || b[base + off] != 0xFF || b[base + off + 1] != 0xD8)
             return eng_fail(d, ENG_EFORMAT, "mpo corrupt: image %u is not a jpeg", i + 1);
     }
     return ENG_OK;
 }
 
-static int is_sof(int m)
-{
-    return m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
-}
+static int is_sof(int m) { return m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC; }
 
 static eng_status probe_jpeg(const uint8_t *b, size_t n, img_probe *p, eng_diag *d)
 {
@@ -146,8 +143,8 @@ static eng_status probe_jpeg(const uint8_t *b, size_t n, img_probe *p, eng_diag 
             return eng_fail(d, ENG_EFORMAT, "jpeg truncated: file ends inside the headers");
         size_t len = img_rd16be(b + pos);
         if (len < 2)
-            return eng_fail(d, ENG_EFORMAT, "jpeg corrupt: segment length %zu at offset %zu",
-                            len, pos);
+            return eng_fail(d, ENG_EFORMAT, "jpeg corrupt: segment length %zu at offset %zu", len,
+                            pos);
         if (len > n - pos)
             return eng_fail(d, ENG_EFORMAT, "jpeg truncated: file ends inside the headers");
         const uint8_t *s = b + pos + 2;
@@ -216,8 +213,8 @@ static eng_status probe_png(const uint8_t *b, size_t n, img_probe *p, eng_diag *
     if (w == 0 || h == 0 || w > 0x7fffffff || h > 0x7fffffff)
         return eng_fail(d, ENG_EFORMAT, "png corrupt: size %ux%u", w, h);
     static const int chans[7] = {1, 0, 3, 1, 2, 0, 4};
-    if (ctype > 6 || chans[ctype] == 0 || !(depth == 1 || depth == 2 || depth == 4 ||
-                                            depth == 8 || depth == 16))
+    if (ctype > 6 || chans[ctype] == 0 ||
+        !(depth == 1 || depth == 2 || depth == 4 || depth == 8 || depth == 16))
         return eng_fail(d, ENG_EFORMAT, "png corrupt: colour type %d depth %d", ctype, depth);
     p->info.width = (int)w;
     p->info.height = (int)h;
@@ -225,13 +222,13 @@ static eng_status probe_png(const uint8_t *b, size_t n, img_probe *p, eng_diag *
     int iend = 0;
     while (!iend) {
         if (n - pos < 12)
-            return eng_fail(d, ENG_EFORMAT, pos == n ? "png truncated: IEND chunk missing"
-                                                     : "png truncated: last chunk incomplete");
+            return eng_fail(d, ENG_EFORMAT,
+                            pos == n ? "png truncated: IEND chunk missing"
+                                     : "png truncated: last chunk incomplete");
         uint32_t len = img_rd32be(b + pos);
         const uint8_t *type = b + pos + 4;
         if (len > 0x7fffffff)
-            return eng_fail(d, ENG_EFORMAT, "png corrupt: chunk length %u at offset %zu", len,
-                            pos);
+            return eng_fail(d, ENG_EFORMAT, "png corrupt: chunk length %u at offset %zu", len, pos);
         if (len > n - pos - 12)
             return eng_fail(d, ENG_EFORMAT, "png truncated: chunk '%.4s' incomplete",
                             (const char *)type);
@@ -289,8 +286,7 @@ static eng_status probe_gif(const uint8_t *b, size_t n, img_probe *p, eng_diag *
     p->info.width = (int)img_rd16le(b + 6);
     p->info.height = (int)img_rd16le(b + 8);
     if (p->info.width == 0 || p->info.height == 0)
-        return eng_fail(d, ENG_EFORMAT, "gif corrupt: size %dx%d", p->info.width,
-                        p->info.height);
+        return eng_fail(d, ENG_EFORMAT, "gif corrupt: size %dx%d", p->info.width, p->info.height);
     size_t pos = 13;
     if (b[10] & 0x80)
         pos += 3u << ((b[10] & 7) + 1);
@@ -368,8 +364,7 @@ static eng_status probe_bmp(const uint8_t *b, size_t n, img_probe *p, eng_diag *
     if (h < 0)
         h = -h;
     if (w <= 0 || h <= 0 || w > 0x7fffffff || h > 0x7fffffff)
-        return eng_fail(d, ENG_EFORMAT, "bmp corrupt: size %lldx%lld", (long long)w,
-                        (long long)h);
+        return eng_fail(d, ENG_EFORMAT, "bmp corrupt: size %lldx%lld", (long long)w, (long long)h);
     if (!(bpp == 1 || bpp == 4 || bpp == 8 || bpp == 16 || bpp == 24 || bpp == 32))
         return eng_fail(d, ENG_EFORMAT, "bmp corrupt: %d bits per pixel", bpp);
     p->info.width = (int)w;
@@ -377,15 +372,15 @@ static eng_status probe_bmp(const uint8_t *b, size_t n, img_probe *p, eng_diag *
     if (off < 14 + hs || off > n)
         return eng_fail(d, ENG_EFORMAT,
                         off > n ? "bmp truncated: pixel data missing"
-                                : "bmp corrupt: pixel data offset %u inside the header", off);
+                                : "bmp corrupt: pixel data offset %u inside the header",
+                        off);
     uint64_t need;
     if (comp == 1 || comp == 2)
         need = sizeimg;
     else
         need = ((uint64_t)w * (uint64_t)bpp + 31) / 32 * 4 * (uint64_t)h;
     if (need > n - off)
-        return eng_fail(d, ENG_EFORMAT,
-                        "bmp truncated: pixel data needs %llu bytes, file has %zu",
+        return eng_fail(d, ENG_EFORMAT, "bmp truncated: pixel data needs %llu bytes, file has %zu",
                         (unsigned long long)need, n - off);
     p->est_bytes = (size_t)w * (size_t)h * 11;
     return ENG_OK;
@@ -401,8 +396,7 @@ static eng_status probe_webp(const uint8_t *b, size_t n, img_probe *p, eng_diag 
         return eng_fail(d, ENG_EFORMAT, "webp truncated: file has %zu of %llu bytes", n,
                         (unsigned long long)riff);
     if (riff < 20)
-        return eng_fail(d, ENG_EFORMAT, "webp corrupt: RIFF size %llu",
-                        (unsigned long long)riff);
+        return eng_fail(d, ENG_EFORMAT, "webp corrupt: RIFF size %llu", (unsigned long long)riff);
     size_t end = (size_t)riff, pos = 12;
     int anmf = 0, orientation = 1, have_img = 0;
     while (pos + 8 <= end) {
@@ -538,8 +532,8 @@ eng_status img_probe_mem(const uint8_t *b, size_t n, img_probe *p, eng_diag *d)
                         (const char *)b + 8);
     else
         return eng_fail(d, ENG_EUNSUPPORTED,
-                        "not an image: unrecognised content (starts %02X %02X %02X %02X)",
-                        b[0], n > 1 ? b[1] : 0, n > 2 ? b[2] : 0, n > 3 ? b[3] : 0);
+                        "not an image: unrecognised content (starts %02X %02X %02X %02X)", b[0],
+                        n > 1 ? b[1] : 0, n > 2 ? b[2] : 0, n > 3 ? b[3] : 0);
     if (st)
         return st;
     if (p->info.width <= 0 || p->info.height <= 0)

@@ -18,10 +18,10 @@
 #define PREC 22 /* coefficient fixed-point bits (8-bit samples, 32-bit sums) */
 
 typedef struct axis {
-    int ksize;    /* coefficients per output sample */
-    int *lo;      /* first input sample of each output */
-    int *cnt;     /* input samples used */
-    int32_t *k;   /* out * ksize fixed-point weights */
+    int ksize;  /* coefficients per output sample */
+    int *lo;    /* first input sample of each output */
+    int *cnt;   /* input samples used */
+    int32_t *k; /* out * ksize fixed-point weights */
 } axis;
 
 static void axis_free(axis *a)
@@ -163,9 +163,8 @@ eng_status eng_image_to_tensor(const eng_image *im, const eng_crop *crop, int fl
     return resize_into(im, crop, flip, out_w, out_h, px, dst, (size_t)out_w * 3, d);
 }
 
-eng_status eng_image_to_tensor_letterbox(const eng_image *im, int out_w, int out_h,
-                                         uint8_t pad, eng_pixels px, float *dst,
-                                         eng_crop *placed, eng_diag *d)
+eng_status eng_image_to_tensor_letterbox(const eng_image *im, int out_w, int out_h, uint8_t pad,
+                                         eng_pixels px, float *dst, eng_crop *placed, eng_diag *d)
 {
     if (!im || !im->rgb || im->w <= 0 || im->h <= 0 || !dst)
         return eng_fail(d, ENG_EINVAL, "image to tensor: no image or no output");
@@ -176,7 +175,7 @@ eng_status eng_image_to_tensor_letterbox(const eng_image *im, int out_w, int out
         return eng_fail(d, ENG_EINVAL, "image to tensor: unknown pixel range %d", (int)px);
     /* the largest size with the image's aspect ratio that fits */
     double s = (double)out_w / im->w < (double)out_h / im->h ? (double)out_w / im->w
-                                                               : (double)out_h / im->h;
+                                                             : (double)out_h / im->h;
     int w = (int)(im->w * s + 0.5), h = (int)(im->h * s + 0.5);
     w = w < 1 ? 1 : w > out_w ? out_w : w;
     h = h < 1 ? 1 : h > out_h ? out_h : h;
@@ -205,10 +204,9 @@ static eng_status resize_into(const eng_image *im, const eng_crop *crop, int fli
     double x0 = 0, y0 = 0, x1 = im->w, y1 = im->h;
     if (crop) {
         const double eps = 1e-3;
-        if (!isfinite(crop->x) || !isfinite(crop->y) || !isfinite(crop->w) ||
-            !isfinite(crop->h) || crop->w <= 0 || crop->h <= 0 || crop->x < -eps ||
-            crop->y < -eps || (double)crop->x + crop->w > im->w + eps ||
-            (double)crop->y + crop->h > im->h + eps)
+        if (!isfinite(crop->x) || !isfinite(crop->y) || !isfinite(crop->w) || !isfinite(crop->h) ||
+            crop->w <= 0 || crop->h <= 0 || crop->x < -eps || crop->y < -eps ||
+            (double)crop->x + crop->w > im->w + eps || (double)crop->y + crop->h > im->h + eps)
             return eng_fail(d, ENG_EINVAL,
                             "image to tensor: crop (%g, %g, %g, %g) outside the %dx%d image",
                             crop->x, crop->y, crop->w, crop->h, im->w, im->h);

@@ -337,8 +337,8 @@ eng_status cls_model_probs(const eng_classifier *m, const eng_backbone *const *r
                            cls_chunk_fn on_chunk, void *chunk_ctx, eng_diag *d)
 {
     if (!m->ft) {
-        eng_status st = cls_features(m, rb, paths, hashes, n, cache_dir, o, feat, on_chunk,
-                                     chunk_ctx, d);
+        eng_status st =
+            cls_features(m, rb, paths, hashes, n, cache_dir, o, feat, on_chunk, chunk_ctx, d);
         if (st == ENG_OK)
             cls_scores(m, feat, n, probs);
         return st;
@@ -555,12 +555,11 @@ eng_status eng_classifier_save(const eng_classifier *m, const char *path, eng_di
         goto done;
     char version[16];
     snprintf(version, sizeof version, "%d", CLS_VERSION);
-    const char *keys[] = {"format",     "kind",          "version",
-                          "categories", "backbone",      "backbone_checksum",
-                          "backbones",  "preprocessing", "recipe",
-                          "finetune"};
-    const char *vals[] = {"visionfs", "classifier", version, s_cats,           bbjoined,
-                          csjoined,   s_bbs,        s_pre,   eng_cls_recipe(m), ftmeta};
+    const char *keys[] = {
+        "format",    "kind",          "version", "categories", "backbone", "backbone_checksum",
+        "backbones", "preprocessing", "recipe",  "finetune"};
+    const char *vals[] = {"visionfs", "classifier", version,           s_cats, bbjoined, csjoined,
+                          s_bbs,      s_pre,        eng_cls_recipe(m), ftmeta};
     ts[0] = (eng_tensor){ENG_F32, 2, {m->dim, m->ncat}, m->w};
     ts[1] = (eng_tensor){ENG_F32, 1, {m->ncat}, m->b};
     names[0] = "head.weight";

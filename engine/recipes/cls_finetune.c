@@ -42,8 +42,7 @@ eng_status cls_ft_nodes(const eng_backbone *bb, const char **tap, const char **c
     return ENG_OK;
 }
 
-eng_status cls_ft_map_shape(const eng_backbone *bb, int size, int *h, int *w, int *cin,
-                            eng_diag *d)
+eng_status cls_ft_map_shape(const eng_backbone *bb, int size, int *h, int *w, int *cin, eng_diag *d)
 {
     const char *tap = NULL, *conv = NULL;
     eng_status st = cls_ft_nodes(bb, &tap, &conv, d);
@@ -234,8 +233,12 @@ eng_status cls_ft_train(cls_ft *s, const float *maps, int n, int h, int w, const
     st = eng_tape_new(o->threads, &t, d);
     if (st != ENG_OK)
         goto done;
-    eng_opt_config cs = {.kind = ENG_OPT_ADAMW, .lr = o->lr_stage, .weight_decay = o->weight_decay,
-                         .total_steps = total, .min_lr_ratio = 0.05f, .grad_clip = 5.0f};
+    eng_opt_config cs = {.kind = ENG_OPT_ADAMW,
+                         .lr = o->lr_stage,
+                         .weight_decay = o->weight_decay,
+                         .total_steps = total,
+                         .min_lr_ratio = 0.05f,
+                         .grad_clip = 5.0f};
     eng_opt_config ch = cs;
     ch.lr = o->lr_head;
     st = eng_optimizer_new(&cs, p, 2, &os, d);
@@ -362,8 +365,8 @@ eng_status cls_ft_from_file(const eng_modelfile *f, int ncat, cls_ft *s, int *pr
     const eng_tensor *w = eng_modelfile_tensor(f, ft_names[0]);
     if (!w)
         return ENG_OK; /* older files and recipes without fine-tuning */
-    if (w->dtype != ENG_F32 || w->ndim != 4 || w->dim[0] != 1 || w->dim[1] != 1 ||
-        w->dim[2] < 1 || w->dim[3] < 1 || w->dim[2] > 65536 || w->dim[3] > 65536)
+    if (w->dtype != ENG_F32 || w->ndim != 4 || w->dim[0] != 1 || w->dim[1] != 1 || w->dim[2] < 1 ||
+        w->dim[3] < 1 || w->dim[2] > 65536 || w->dim[3] > 65536)
         return eng_fail(d, ENG_EFORMAT, "tensor \"%s\": not a 1x1 convolution", ft_names[0]);
     int cin = (int)w->dim[2], cout = (int)w->dim[3];
     const eng_tensor *b, *hw, *hb;

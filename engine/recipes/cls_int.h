@@ -66,8 +66,8 @@ typedef struct cls_ft {
 } cls_ft;
 
 typedef struct cls_ft_opts {
-    int epochs, batch;           /* batch <= 0: 16 */
-    float lr_stage, lr_head;     /* AdamW, cosine to 5% */
+    int epochs, batch;       /* batch <= 0: 16 */
+    float lr_stage, lr_head; /* AdamW, cosine to 5% */
     float weight_decay;
     uint64_t seed;
     int threads;
@@ -99,8 +99,7 @@ eng_status cls_ft_probs(const cls_ft *s, const float *maps, int n, int h, int w,
 int cls_ft_tensors(const cls_ft *s, const char **names, eng_tensor *t);
 /* Reads the stage from a model file; *present = 0 (s empty, ENG_OK) when
  * the file has none (older files). ENG_EFORMAT when its tensors are malformed. */
-eng_status cls_ft_from_file(const eng_modelfile *f, int ncat, cls_ft *s, int *present,
-                            eng_diag *d);
+eng_status cls_ft_from_file(const eng_modelfile *f, int ncat, cls_ft *s, int *present, eng_diag *d);
 /* Cross-validated probabilities of a fine-tuned stage: maps holds 2n rows,
  * the n images then their mirrored copies; fold[i] < 0 means always trained
  * on; folds are grouped into at most CLS_FT_MAX_GROUPS groups (fold %

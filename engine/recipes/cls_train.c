@@ -39,7 +39,7 @@ static const double TAU_GRID[NTAU] = {4, 8, 16, 32};
 #define MAX_PASSES 24
 #define LOO_MAX 40 /* leave-one-out cross-validation up to this many images */
 #define MAX_TAPS 3
-#define FT_EPOCHS 8     /* fine-tuning epochs over the images and their mirrors */
+#define FT_EPOCHS 8              /* fine-tuning epochs over the images and their mirrors */
 #define DEFAULT_S_PER_GFLOP 0.05 /* CPU s per GFLOP before we have measured (this box: ~0.03) */
 
 typedef struct tpass {
@@ -1285,16 +1285,15 @@ static eng_status stage_finetune(trainer *t, char *note, size_t cap)
     }
     double c0 = cpu_used(t);
     t->stage = "features";
-    st = cls_ft_maps(bbof(t, bb), t->paths, t->n, 0, size, t->a->cache_dir, t->threads, maps,
-                     t->d);
+    st = cls_ft_maps(bbof(t, bb), t->paths, t->n, 0, size, t->a->cache_dir, t->threads, maps, t->d);
     if (st == ENG_OK)
         st = cls_ft_maps(bbof(t, bb), t->paths, t->n, 1, size, t->a->cache_dir, t->threads,
                          maps + dim * t->n, t->d);
     t->stage = "search";
     cls_ft_opts o = ft_opts(t);
     if (st == ENG_OK)
-        st = cls_ft_cv(bbof(t, bb), t->K, maps, t->n, h, w, t->y, t->fold, t->nfolds, &o, oof,
-                       t->d);
+        st =
+            cls_ft_cv(bbof(t, bb), t->K, maps, t->n, h, w, t->y, t->fold, t->nfolds, &o, oof, t->d);
     if (st == ENG_EABORTED && t->budget_stop && !user_abort(t)) {
         t->budget_stop = 0;
         snprintf(note, cap, "budget: ran out while fine-tuning the last stage");
@@ -1321,7 +1320,8 @@ static eng_status stage_finetune(trainer *t, char *note, size_t cap)
     loss /= t->nvalid;
     int h0 = t->bestres.head;
     int imp = loss < t->bestres.loss[h0] * (1 - 1e-3);
-    tlog(t, "trial %d/%d fine-tuned last stage (%s) of %s: %s top1 %.3f log-loss %.3f (%.1f CPU s)%s",
+    tlog(t,
+         "trial %d/%d fine-tuned last stage (%s) of %s: %s top1 %.3f log-loss %.3f (%.1f CPU s)%s",
          t->trials, t->ntrials, conv, bbname(t, bb), t->holdout ? "held-out" : "cv", top1, loss,
          cpu_used(t) - c0, imp ? " (best so far)" : "");
     snprintf(note, cap, "fine-tuning the last stage %s the %s log-loss (%.3f vs %.3f)",

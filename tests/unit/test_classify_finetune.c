@@ -8,7 +8,8 @@
  * probabilities, an image scored alone scores as in a batch, files without
  * the stage load as "absent"; a classifier carrying a fine-tuned stage
  * scores through it, saves and loads with identical probabilities, predict
- * == evaluate, and its file without the stage still loads. Skips (77) when the backbone is not installed. */
+ * == evaluate, and its file without the stage still loads. Skips (77) when the backbone is not
+ * installed. */
 #include "check.h"
 #include "../../engine/recipes/classify_int.h"
 
@@ -114,9 +115,11 @@ int main(void)
     char cache[600];
     snprintf(cache, sizeof cache, "%s/cache", dir);
     CHECK_EQUAL(cls_ft_maps(bb, (const char *const *)paths, N, 0, 224, cache, 2, maps, &d), ENG_OK);
-    CHECK_EQUAL(cls_ft_maps(bb, (const char *const *)paths, N, 1, 224, cache, 2, maps + dim * N, &d),
-             ENG_OK);
-    CHECK_EQUAL(cls_ft_maps(bb, (const char *const *)paths, N, 0, 224, cache, 1, again, &d), ENG_OK);
+    CHECK_EQUAL(
+        cls_ft_maps(bb, (const char *const *)paths, N, 1, 224, cache, 2, maps + dim * N, &d),
+        ENG_OK);
+    CHECK_EQUAL(cls_ft_maps(bb, (const char *const *)paths, N, 0, 224, cache, 1, again, &d),
+                ENG_OK);
     CHECK(memcmp(maps, again, sizeof(float) * dim * N) == 0);
     /* the flipped map differs from the plain one */
     CHECK(memcmp(maps, maps + dim * N, sizeof(float) * dim) != 0);

@@ -572,13 +572,13 @@ static void test_url_query_hidden(void)
     coco_image_file files[3] = {{COCO_FILE_FETCH_FAILED, 0, NULL, 0, 0, 0, "http 403"},
                                 {COCO_FILE_FOUND, 5000, "jpeg", 640, 480, 1, NULL},
                                 {COCO_FILE_FOUND, 5000, "jpeg", 640, 480, 1, NULL}};
-    coco_report *r = validate_json(
-        DOC("{'id':1,'width':640,'height':480,'absolute_url':"
-            "'https://a.blob.core.windows.net/c/x.jpg?sv=2021&sig=SECRET'},"
-            "{'id':2,'file_name':'b.jpg','width':640,'height':480,'coco_url':'ftp://h/y.jpg?sig=SECRET'},"
-            IMG(3, "c.jpg"),
-            GOOD_ANNS, GOOD_CATS),
-        files, NULL);
+    coco_report *r =
+        validate_json(DOC("{'id':1,'width':640,'height':480,'absolute_url':"
+                          "'https://a.blob.core.windows.net/c/x.jpg?sv=2021&sig=SECRET'},"
+                          "{'id':2,'file_name':'b.jpg','width':640,'height':480,'coco_url':'ftp://"
+                          "h/y.jpg?sig=SECRET'}," IMG(3, "c.jpg"),
+                          GOOD_ANNS, GOOD_CATS),
+                      files, NULL);
     char *json = coco_report_to_json(r);
     char line[512];
     coco_report_status_line(r, line, sizeof line);

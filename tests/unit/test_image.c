@@ -82,8 +82,7 @@ static void check_format(const char *what, const uint8_t *buf, size_t n, eng_ima
                       d.msg);
         im = NULL;
         st = eng_image_decode_mem(buf, cuts[i], 0, &im, &d);
-        CHECK_MSG(st != ENG_OK && im == NULL, "%s cut to %zu: decode accepted it", what,
-                  cuts[i]);
+        CHECK_MSG(st != ENG_OK && im == NULL, "%s cut to %zu: decode accepted it", what, cuts[i]);
     }
 }
 
@@ -137,8 +136,8 @@ static void test_formats(void)
     eng_image *im = NULL;
     b = gen_ico(sq, 0, &n);
     eng_image_info info;
-    CHECK(eng_image_probe_mem(b, n, &info, &d) == ENG_OK && info.width == 64 &&
-          info.height == 64 && info.frames == 2);
+    CHECK(eng_image_probe_mem(b, n, &info, &d) == ENG_OK && info.width == 64 && info.height == 64 &&
+          info.frames == 2);
     CHECK_MSG(eng_image_decode_mem(b, n, 0, &im, &d) == ENG_OK, "ico bmp: %s", d.msg);
     if (im) {
         static const uint8_t white[3] = {255, 255, 255};
@@ -168,10 +167,9 @@ static void check_oriented(const char *what, const uint8_t *b, size_t n, int o, 
     eng_diag d = {{0}};
     eng_image_info info;
     CHECK_MSG(eng_image_probe_mem(b, n, &info, &d) == ENG_OK, "%s o=%d: %s", what, o, d.msg);
-    CHECK_MSG(info.orientation == o, "%s: orientation %d, expected %d", what, info.orientation,
-              o);
-    CHECK_MSG(info.width == w && info.height == h, "%s o=%d: probe reports %dx%d (stored)", what,
-              o, info.width, info.height);
+    CHECK_MSG(info.orientation == o, "%s: orientation %d, expected %d", what, info.orientation, o);
+    CHECK_MSG(info.width == w && info.height == h, "%s o=%d: probe reports %dx%d (stored)", what, o,
+              info.width, info.height);
     int dw = o >= 5 ? h : w, dh = o >= 5 ? w : h;
     CHECK(eng_image_info_display_w(&info) == dw && eng_image_info_display_h(&info) == dh);
     eng_image *im = NULL;
@@ -237,8 +235,8 @@ static void test_jpeg_variants(void)
     uint8_t *b = gen_jpeg(big, 90, 0, &n);
     struct {
         int hint, w, h;
-    } sc[] = {{0, 1024, 768}, {256, 384, 288}, {96, 128, 96}, {1, 128, 96}, {700, 1024, 768},
-              {2000, 1024, 768}, {384, 512, 384}};
+    } sc[] = {{0, 1024, 768},   {256, 384, 288},   {96, 128, 96},  {1, 128, 96},
+              {700, 1024, 768}, {2000, 1024, 768}, {384, 512, 384}};
     for (size_t i = 0; i < sizeof sc / sizeof sc[0]; i++) {
         CHECK(eng_image_decode_mem(b, n, sc[i].hint, &im, &d) == ENG_OK);
         CHECK_MSG(im && im->w == sc[i].w && im->h == sc[i].h, "hint %d: %dx%d", sc[i].hint,
@@ -286,8 +284,8 @@ static void test_jpeg_variants(void)
     if (im) {
         const uint8_t *c = at(im, 0.25, 0.25);
         int grey = (gen_quad_rgb[0][0] + gen_quad_rgb[0][1] + gen_quad_rgb[0][2]) / 3;
-        CHECK_MSG(c[0] == c[1] && c[1] == c[2] && abs(c[0] - grey) < 6, "grey %d %d %d", c[0],
-                  c[1], c[2]);
+        CHECK_MSG(c[0] == c[1] && c[1] == c[2] && abs(c[0] - grey) < 6, "grey %d %d %d", c[0], c[1],
+                  c[2]);
     }
     eng_image_free(im);
     im = NULL;
@@ -395,7 +393,10 @@ static void test_bad_input(void)
         {"empty", "", 0, "not an image"},
         {"text", "hello, this is not a picture\n", 29, "not an image"},
         {"json", "{\"images\": []}", 14, "not an image"},
-        {"heic", "\0\0\0\x18" "ftypheic\0\0\0\0mif1heic", 24, "heif"},
+        {"heic",
+         "\0\0\0\x18"
+         "ftypheic\0\0\0\0mif1heic",
+         24, "heif"},
         {"gif header only", "GIF89a\x10\0\x10\0\0\0\0", 13, "gif truncated"},
         {"png sig only", "\x89PNG\r\n\x1a\n", 8, "png truncated"},
         {"jpeg soi only", "\xFF\xD8\xFF", 3, "jpeg truncated"},
@@ -408,8 +409,8 @@ static void test_bad_input(void)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         memset(&d, 0, sizeof d);
         eng_status st = eng_image_probe_mem(bad[i].data, bad[i].n, &info, &d);
-        CHECK_MSG(st != ENG_OK && strstr(d.msg, bad[i].msg), "%s: status %d '%s'", bad[i].name,
-                  st, d.msg);
+        CHECK_MSG(st != ENG_OK && strstr(d.msg, bad[i].msg), "%s: status %d '%s'", bad[i].name, st,
+                  d.msg);
         CHECK(info.format == ENG_IMG_UNKNOWN);
         im = (eng_image *)1;
         st = eng_image_decode_mem(bad[i].data, bad[i].n, 0, &im, &d);
@@ -430,8 +431,7 @@ static void test_bad_input(void)
     }
     CHECK(eng_image_probe_mem(b, n, &info, &d) == ENG_OK && info.width == 20000);
     eng_status st = eng_image_decode_mem(b, n, 0, &im, &d);
-    CHECK_MSG(st == ENG_EUNSUPPORTED && strstr(d.msg, "too large") && !im, "20000 wide: %s",
-              d.msg);
+    CHECK_MSG(st == ENG_EUNSUPPORTED && strstr(d.msg, "too large") && !im, "20000 wide: %s", d.msg);
     free(b);
     /* memory-unsafe: a 10000x10000 GIF canvas with one tiny frame */
     eng_image *one = gen_quadrants(2, 2);

@@ -21,7 +21,7 @@ static void test_rect(void)
 {
     eng_image *im = eng_image_new(50, 40);
     eng_image_draw_rect(im, 10, 5, 20, 15, red, 2);
-    CHECK(is(px(im, 10, 5), red) && is(px(im, 29, 19), red)); /* corners */
+    CHECK(is(px(im, 10, 5), red) && is(px(im, 29, 19), red));    /* corners */
     CHECK(is(px(im, 11, 12), red) && is(px(im, 12, 12), black)); /* 2 px wide, inward */
     CHECK(is(px(im, 28, 12), red) && is(px(im, 27, 12), black));
     CHECK(is(px(im, 20, 6), red) && is(px(im, 20, 7), black));
@@ -65,9 +65,21 @@ static void test_font(void)
     for (int c = 32; c < 127; c++)
         glyph_bits((char)c, all[c - 32]);
     /* 'A' looks like an A: apex, crossbar, legs */
-    CHECK_MSG(strcmp(all['A' - 32], ".###." "#...#" "#...#" "#####" "#...#" "#...#" "#...#") == 0,
+    CHECK_MSG(strcmp(all['A' - 32], ".###."
+                                    "#...#"
+                                    "#...#"
+                                    "#####"
+                                    "#...#"
+                                    "#...#"
+                                    "#...#") == 0,
               "A = %s", all['A' - 32]);
-    CHECK(strcmp(all['1' - 32], "..#.." ".##.." "..#.." "..#.." "..#.." "..#.." ".###.") == 0);
+    CHECK(strcmp(all['1' - 32], "..#.."
+                                ".##.."
+                                "..#.."
+                                "..#.."
+                                "..#.."
+                                "..#.."
+                                ".###.") == 0);
     /* space is empty, every other glyph has ink, and all glyphs differ */
     CHECK(strchr(all[0], '#') == NULL);
     int dup = 0, empty = 0;

@@ -54,16 +54,36 @@ static void gb_u8(gbuf *b, unsigned v)
     uint8_t c = (uint8_t)v;
     gb_put(b, &c, 1);
 }
-static void gb_le16(gbuf *b, unsigned v) { gb_u8(b, v & 255); gb_u8(b, v >> 8 & 255); }
-static void gb_le32(gbuf *b, uint32_t v) { gb_le16(b, v & 0xffff); gb_le16(b, v >> 16); }
-static void gb_be16(gbuf *b, unsigned v) { gb_u8(b, v >> 8 & 255); gb_u8(b, v & 255); }
-static void gb_be32(gbuf *b, uint32_t v) { gb_be16(b, v >> 16); gb_be16(b, v & 0xffff); }
-static void gb_le24(gbuf *b, uint32_t v) { gb_le16(b, v & 0xffff); gb_u8(b, v >> 16); }
+static void gb_le16(gbuf *b, unsigned v)
+{
+    gb_u8(b, v & 255);
+    gb_u8(b, v >> 8 & 255);
+}
+static void gb_le32(gbuf *b, uint32_t v)
+{
+    gb_le16(b, v & 0xffff);
+    gb_le16(b, v >> 16);
+}
+static void gb_be16(gbuf *b, unsigned v)
+{
+    gb_u8(b, v >> 8 & 255);
+    gb_u8(b, v & 255);
+}
+static void gb_be32(gbuf *b, uint32_t v)
+{
+    gb_be16(b, v >> 16);
+    gb_be16(b, v & 0xffff);
+}
+static void gb_le24(gbuf *b, uint32_t v)
+{
+    gb_le16(b, v & 0xffff);
+    gb_u8(b, v >> 16);
+}
 
 /* The four quadrant colours: top-left red, top-right green, bottom-left blue,
  * bottom-right yellow. */
-static const uint8_t gen_quad_rgb[4][3] = {{220, 20, 20}, {20, 200, 40}, {30, 40, 210},
-                                           {230, 220, 30}};
+static const uint8_t gen_quad_rgb[4][3] = {
+    {220, 20, 20}, {20, 200, 40}, {30, 40, 210}, {230, 220, 30}};
 
 /* Returns a w x h image of the four quadrants. */
 static eng_image *gen_quadrants(int w, int h)
@@ -110,8 +130,8 @@ static void gen_exif(gbuf *b, int orientation)
 
 /* JPEG of im (quality q); orientation > 0 adds an EXIF APP1; grey: one
  * component; progressive: progressive scans. Returns a malloc'd buffer. */
-static uint8_t *gen_jpeg_ex(const eng_image *im, int q, int orientation, int grey,
-                            int progressive, size_t *len)
+static uint8_t *gen_jpeg_ex(const eng_image *im, int q, int orientation, int grey, int progressive,
+                            size_t *len)
 {
     struct jpeg_compress_struct ci;
     struct jpeg_error_mgr jerr;
@@ -511,16 +531,30 @@ static uint8_t *gen_mpo(const eng_image *a, const eng_image *b2, size_t *len)
     gb_put(&m, "MM\0*", 4);
     gb_be32(&m, 8);
     gb_be16(&m, 3);
-    gb_be16(&m, 0xB000); gb_be16(&m, 7); gb_be32(&m, 4); gb_put(&m, "0100", 4);
-    gb_be16(&m, 0xB001); gb_be16(&m, 4); gb_be32(&m, 1); gb_be32(&m, 2);
-    gb_be16(&m, 0xB002); gb_be16(&m, 7); gb_be32(&m, 32); gb_be32(&m, 50);
+    gb_be16(&m, 0xB000);
+    gb_be16(&m, 7);
+    gb_be32(&m, 4);
+    gb_put(&m, "0100", 4);
+    gb_be16(&m, 0xB001);
+    gb_be16(&m, 4);
+    gb_be32(&m, 1);
+    gb_be32(&m, 2);
+    gb_be16(&m, 0xB002);
+    gb_be16(&m, 7);
+    gb_be32(&m, 32);
+    gb_be32(&m, 50);
     gb_be32(&m, 0); /* next IFD */
     size_t app2_len = 2 + 4 + m.n + 32;
     size_t first_len = n1 + 2 + app2_len;
     size_t base = 2 + 4 + 4; /* SOI, marker+length, "MPF\0" */
-    gb_be32(&m, 0x20030000); gb_be32(&m, (uint32_t)first_len); gb_be32(&m, 0); gb_be32(&m, 0);
-    gb_be32(&m, 0x00020002); gb_be32(&m, (uint32_t)n2);
-    gb_be32(&m, (uint32_t)(first_len - base)); gb_be32(&m, 0);
+    gb_be32(&m, 0x20030000);
+    gb_be32(&m, (uint32_t)first_len);
+    gb_be32(&m, 0);
+    gb_be32(&m, 0);
+    gb_be32(&m, 0x00020002);
+    gb_be32(&m, (uint32_t)n2);
+    gb_be32(&m, (uint32_t)(first_len - base));
+    gb_be32(&m, 0);
     gbuf out = {0};
     gb_put(&out, j1, 2);
     gb_u8(&out, 0xFF);

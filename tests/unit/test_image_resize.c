@@ -108,7 +108,7 @@ static void test_hand_cases(void)
     eng_image *q = gen_quadrants(80, 40);
     float *qt = malloc(sizeof(float) * 32 * 32 * 3);
     CHECK(eng_image_to_tensor(q, NULL, 1, 32, 32, ENG_PIX_0_255, qt, &d) == ENG_OK);
-    CHECK(qt[(8 * 32 + 8) * 3 + 1] == gen_quad_rgb[1][1]);  /* TL shows green */
+    CHECK(qt[(8 * 32 + 8) * 3 + 1] == gen_quad_rgb[1][1]);   /* TL shows green */
     CHECK(qt[(24 * 32 + 24) * 3 + 2] == gen_quad_rgb[2][2]); /* BR shows blue */
     c = (eng_crop){40, 0, 40, 20};
     CHECK(eng_image_to_tensor(q, &c, 0, 32, 32, ENG_PIX_0_255, qt, &d) == ENG_OK);
@@ -127,8 +127,8 @@ static void test_hand_cases(void)
      * plain 32x16 resize, the rest is the pad value */
     eng_crop pl;
     CHECK(eng_image_to_tensor_letterbox(q, 32, 32, 114, ENG_PIX_0_1, qt, &pl, &d) == ENG_OK);
-    CHECK_MSG(pl.x == 0 && pl.y == 8 && pl.w == 32 && pl.h == 16, "placed %g %g %g %g", pl.x,
-              pl.y, pl.w, pl.h);
+    CHECK_MSG(pl.x == 0 && pl.y == 8 && pl.w == 32 && pl.h == 16, "placed %g %g %g %g", pl.x, pl.y,
+              pl.w, pl.h);
     float *plain = malloc(sizeof(float) * 32 * 16 * 3);
     CHECK(eng_image_to_tensor(q, NULL, 0, 32, 16, ENG_PIX_0_1, plain, &d) == ENG_OK);
     int same = 1, padded = 1;
@@ -185,8 +185,8 @@ static void bench(const char *what, const uint8_t *b, size_t n, int out)
         best_rs = t2 - t1 < best_rs ? t2 - t1 : best_rs;
         eng_image_free(im);
     }
-    printf("bench %s -> %dx%d: decode %.2f ms + resize %.2f ms = %.2f ms (best of 20)\n", what,
-           out, out, best_dec, best_rs, best_dec + best_rs);
+    printf("bench %s -> %dx%d: decode %.2f ms + resize %.2f ms = %.2f ms (best of 20)\n", what, out,
+           out, best_dec, best_rs, best_dec + best_rs);
     free(t);
 }
 

@@ -244,30 +244,18 @@ static eng_var *build_unary(eng_tape *t, eng_var **in, const void *ctx)
 {
     const un_ctx *u = ctx;
     switch (u->which) {
-    case 0:
-        return eng_op_relu(t, in[0]);
-    case 1:
-        return eng_op_relu6(t, in[0]);
-    case 2:
-        return eng_op_hard_swish(t, in[0]);
-    case 3:
-        return eng_op_sigmoid(t, in[0]);
-    case 4:
-        return eng_op_mean_hw(t, in[0]);
-    case 5:
-        return eng_op_scale(t, in[0], u->s);
-    case 6:
-        return eng_op_upsample2x(t, in[0]);
-    case 7:
-        return eng_op_resize_bilinear(t, in[0], 5, 7);
-    case 8:
-        return eng_op_maxpool(t, in[0], 3, 1);
-    case 9:
-        return eng_op_maxpool(t, in[0], 3, 2);
-    case 10:
-        return eng_op_sum(t, in[0]);
-    case 12:
-        return eng_op_hard_swish_k(t, in[0], 0.1666259765625f);
+    case 0: return eng_op_relu(t, in[0]);
+    case 1: return eng_op_relu6(t, in[0]);
+    case 2: return eng_op_hard_swish(t, in[0]);
+    case 3: return eng_op_sigmoid(t, in[0]);
+    case 4: return eng_op_mean_hw(t, in[0]);
+    case 5: return eng_op_scale(t, in[0], u->s);
+    case 6: return eng_op_upsample2x(t, in[0]);
+    case 7: return eng_op_resize_bilinear(t, in[0], 5, 7);
+    case 8: return eng_op_maxpool(t, in[0], 3, 1);
+    case 9: return eng_op_maxpool(t, in[0], 3, 2);
+    case 10: return eng_op_sum(t, in[0]);
+    case 12: return eng_op_hard_swish_k(t, in[0], 0.1666259765625f);
     default: {
         int64_t dim[2] = {6, 8};
         return eng_op_reshape(t, in[0], 2, dim);
@@ -278,14 +266,10 @@ static eng_var *build_unary(eng_tape *t, eng_var **in, const void *ctx)
 static double ref_act(int which, double x)
 {
     switch (which) {
-    case 0:
-        return x > 0 ? x : 0;
-    case 1:
-        return fmin(fmax(x, 0), 6);
-    case 2:
-        return x * fmin(fmax(x + 3, 0), 6) / 6;
-    default:
-        return 1 / (1 + exp(-x));
+    case 0: return x > 0 ? x : 0;
+    case 1: return fmin(fmax(x, 0), 6);
+    case 2: return x * fmin(fmax(x + 3, 0), 6) / 6;
+    default: return 1 / (1 + exp(-x));
     }
 }
 
@@ -562,16 +546,11 @@ static eng_var *build_loss(eng_tape *t, eng_var **in, const void *ctx)
 {
     const loss_ctx *c = ctx;
     switch (c->which) {
-    case 0:
-        return eng_loss_softmax_xent(t, in[0], c->target, c->a);
-    case 1:
-        return eng_loss_focal(t, in[0], c->target, c->a, c->b);
-    case 2:
-        return eng_loss_l1(t, in[0], c->target, c->weight, c->a);
-    case 3:
-        return eng_loss_giou(t, in[0], c->target, c->weight, ENG_BOX_XYXY, c->a);
-    default:
-        return eng_loss_giou(t, in[0], c->target, c->weight, ENG_BOX_LTRB, c->a);
+    case 0: return eng_loss_softmax_xent(t, in[0], c->target, c->a);
+    case 1: return eng_loss_focal(t, in[0], c->target, c->a, c->b);
+    case 2: return eng_loss_l1(t, in[0], c->target, c->weight, c->a);
+    case 3: return eng_loss_giou(t, in[0], c->target, c->weight, ENG_BOX_XYXY, c->a);
+    default: return eng_loss_giou(t, in[0], c->target, c->weight, ENG_BOX_LTRB, c->a);
     }
 }
 
