@@ -45,18 +45,12 @@ static void cls_free(void *p)
     free(c);
 }
 
-static void set_err(fs_recipe_err *err, const char *code, const char *msg)
-{
-    snprintf(err->code, sizeof err->code, "%s", code);
-    snprintf(err->msg, sizeof err->msg, "%s", msg);
-}
-
 /* Opens the backbones of dirs into c; checks the model's needs when c->m is set. */
 static fs_recipe_status cls_attach(cls_model *c, const char *const *dirs, int n, fs_recipe_err *err)
 {
     c->bbs = calloc((size_t)n + 1, sizeof *c->bbs);
     if (!c->bbs) {
-        set_err(err, "unknown", "out of memory");
+        fs_recipe_set_err(err, "unknown", "out of memory");
         return FS_RECIPE_EFAIL;
     }
     c->nbb = fs_models_backbones_open(dirs, n, c->bbs);
@@ -85,39 +79,6 @@ static fs_recipe_status cls_attach(cls_model *c, const char *const *dirs, int n,
 }
 
 /* ---- training ---- */
-
-typedef struct cls_train_ctx {
-    const fs_recipe_hooks *h;
-} cls_train_ctx;
-
-static int cls_abort(void *ctx)
-{
-    cls_train_ctx *c = ctx;
-    return c->h->abort ? c->h->abort(c->h->ctx) : 0;
-}
-
-static void cls_progress(void *ctx, const eng_train_progress *p)
-{
-    cls_train_ctx *c = ctx;
-    if (!c->h->progress)
-        return;
-    fs_recipe_progress q = {
-        .fraction = p->fraction,
-        .trial = p->trial,
-        .ntrials = p->ntrials,
-        .best = p->best_value,
-        .cpu_seconds = p->cpu_seconds,
-        .budget_seconds = p->budget_seconds,
-    };
-    c->h->progress(c->h->ctx, &q);
-}
-
-static void cls_log(void *ctx, const char *line)
-{
-    cls_train_ctx *c = ctx;
-    if (c->h->log)
-        c->h->log(c->h->ctx, line);
-}
 
 static int find_category(const char *const *cats, int n, const char *name)
 {
@@ -174,7 +135,7 @@ static fs_recipe_status cls_train(const fs_recipe_train_in *in, void **model, ch
     *evaluation = NULL;
     cls_model *c = calloc(1, sizeof *c);
     if (!c) {
-        set_err(err, "unknown", "out of memory");
+        fs_recipe_set_err(err, "unknown", "out of memory");
         return FS_RECIPE_EFAIL;
     }
     if (cls_attach(c, in->backbone_dirs, in->nbackbones, err) != FS_RECIPE_OK) {
@@ -182,8 +143,9 @@ static fs_recipe_status cls_train(const fs_recipe_train_in *in, void **model, ch
         return FS_RECIPE_EFAIL;
     }
     if (c->nbb == 0) {
-        set_err(err, "unknown",
-                "no installed backbone could be opened (run " ENG_BACKBONE_FIX_COMMAND ")");
+        fs_recipe_set_err(err, "unknown",
+                          "no installed backbone could be opened (run " ENG_BACKBONE_FIX_COMMAND
+                          ")");
         cls_free(c);
         return FS_RECIPE_EFAIL;
     }
@@ -192,9 +154,8 @@ static fs_recipe_status cls_train(const fs_recipe_train_in *in, void **model, ch
     eng_cls_sample *trs = samples_of(tr, NULL, 0, &ntr, &sk);
     eng_cls_sample *tes =
         in->test ? samples_of(in->test, tr->categories, tr->ncategories, &nte, &skt) : NULL;
-    cls_train_ctx ctx = {&in->hooks};
     if (!trs || (in->test && !tes)) {
-        set_err(err, "unknown", "out of memory");
+        fs_recipe_set_err(err, "unknown", "out of memory");
         free(trs);
         free(tes);
         cls_free(c);
@@ -234,7 +195,7 @@ static fs_recipe_status cls_train(const fs_recipe_train_in *in, void **model, ch
         .threads = in->threads,
         .seed = in->seed,
         .cache_dir = in->cache_dir,
-        .hooks = {.abort = cls_abort, .ctx = &ctx, .progress = cls_progress, .log = cls_log},
+        .hooks = fs_models_engine_hooks(&in->hooks),
     };
     eng_diag d = {{0}};
     eng_status st = eng_cls_train(&a, &c->m, evaluation, &d);
@@ -245,7 +206,7 @@ static fs_recipe_status cls_train(const fs_recipe_train_in *in, void **model, ch
         return FS_RECIPE_EABORTED;
     }
     if (st != ENG_OK) {
-        set_err(err, train_code(st), d.msg);
+        fs_recipe_set_err(err, train_code(st), d.msg);
         cls_free(c);
         return FS_RECIPE_EFAIL;
     }
@@ -260,7 +221,7 @@ static fs_recipe_status check_image(const char *path, int *w, int *h, fs_recipe_
 {
     struct stat st;
     if (stat(path, &st) != 0) {
-        set_err(err, "InvalidImageUrl", "the image file cannot be read");
+        fs_recipe_set_err(err, "InvalidImageUrl", "the image file cannot be read");
         return FS_RECIPE_EFAIL;
     }
     if (st.st_size > CLS_MAX_FILE) {
@@ -319,7 +280,7 @@ static fs_recipe_status cls_predict(void *model, const char *path, fs_recipe_pre
         free(probs);
         free(rk);
         fs_recipe_prediction_release(out);
-        set_err(err, "InternalServerError", "out of memory");
+        fs_recipe_set_err(err, "InternalServerError", "out of memory");
         return FS_RECIPE_EFAIL;
     }
     eng_diag d = {{0}};
@@ -328,11 +289,11 @@ static fs_recipe_status cls_predict(void *model, const char *path, fs_recipe_pre
         free(probs);
         free(rk);
         fs_recipe_prediction_release(out);
-        set_err(err,
-                st == ENG_EFORMAT || st == ENG_EUNSUPPORTED ? "InvalidImageFormat"
-                : st == ENG_ENOTFOUND                       ? "modelNotFound"
-                                                            : "InternalServerError",
-                d.msg);
+        fs_recipe_set_err(err,
+                          st == ENG_EFORMAT || st == ENG_EUNSUPPORTED ? "InvalidImageFormat"
+                          : st == ENG_ENOTFOUND                       ? "modelNotFound"
+                                                                      : "InternalServerError",
+                          d.msg);
         return FS_RECIPE_EFAIL;
     }
     for (int i = 0; i < ncat; i++) {
@@ -427,7 +388,7 @@ static fs_recipe_status cls_evaluate(void *model, const fs_recipe_dataset *ds, i
     if (!s) {
         free(cats);
         free(ids);
-        set_err(err, "unknown", "out of memory");
+        fs_recipe_set_err(err, "unknown", "out of memory");
         return FS_RECIPE_EFAIL;
     }
     if (n == 0) {
@@ -454,7 +415,7 @@ static fs_recipe_status cls_evaluate(void *model, const fs_recipe_dataset *ds, i
     if (st == ENG_EABORTED)
         return FS_RECIPE_EABORTED;
     if (st != ENG_OK) {
-        set_err(err, st == ENG_ENOMEM ? "unknown" : "datasetAnnotationsInvalid", d.msg);
+        fs_recipe_set_err(err, st == ENG_ENOMEM ? "unknown" : "datasetAnnotationsInvalid", d.msg);
         return FS_RECIPE_EFAIL;
     }
     add_whole_image_boxes(ds, predictions);
@@ -468,7 +429,7 @@ static fs_recipe_status cls_save(void *model, const char *path, fs_recipe_err *e
     cls_model *c = model;
     eng_diag d = {{0}};
     if (eng_classifier_save(c->m, path, &d) != ENG_OK) {
-        set_err(err, "unknown", d.msg);
+        fs_recipe_set_err(err, "unknown", d.msg);
         return FS_RECIPE_EFAIL;
     }
     return FS_RECIPE_OK;
@@ -480,7 +441,7 @@ static fs_recipe_status cls_load(const char *path, const char *const *dirs, int 
     *model = NULL;
     cls_model *c = calloc(1, sizeof *c);
     if (!c) {
-        set_err(err, "unknown", "out of memory");
+        fs_recipe_set_err(err, "unknown", "out of memory");
         return FS_RECIPE_EFAIL;
     }
     eng_diag d = {{0}};

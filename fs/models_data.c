@@ -283,3 +283,47 @@ int fs_models_backbones_open(const char *const *dirs, int n, eng_backbone **out)
     pthread_mutex_unlock(&bb_mu);
     return k;
 }
+
+/* ---- the engine's training hooks, forwarding to the lifecycle's ---- */
+
+static int hooks_abort(void *ctx)
+{
+    const fs_recipe_hooks *h = ctx;
+    return h->abort ? h->abort(h->ctx) : 0;
+}
+
+static void hooks_progress(void *ctx, const eng_train_progress *p)
+{
+    const fs_recipe_hooks *h = ctx;
+    if (!h->progress)
+        return;
+    fs_recipe_progress q = {
+        .fraction = p->fraction,
+        .trial = p->trial,
+        .ntrials = p->ntrials,
+        .best = p->best_value,
+        .cpu_seconds = p->cpu_seconds,
+        .budget_seconds = p->budget_seconds,
+    };
+    h->progress(h->ctx, &q);
+}
+
+static void hooks_log(void *ctx, const char *line)
+{
+    const fs_recipe_hooks *h = ctx;
+    if (h->log)
+        h->log(h->ctx, line);
+}
+
+eng_train_hooks fs_models_engine_hooks(const fs_recipe_hooks *h)
+{
+    eng_train_hooks e = {
+        .abort = hooks_abort, .ctx = (void *)h, .progress = hooks_progress, .log = hooks_log};
+    return e;
+}
+
+void fs_recipe_set_err(fs_recipe_err *err, const char *code, const char *msg)
+{
+    snprintf(err->code, sizeof err->code, "%s", code);
+    snprintf(err->msg, sizeof err->msg, "%s", msg);
+}

@@ -52,4 +52,11 @@ void fs_models_backbones_free(char **dirs, int n);
  * open is logged and left out. */
 int fs_models_backbones_open(const char *const *dirs, int n, eng_backbone **out);
 
+/* The engine's training hooks forwarding to the lifecycle's (abort,
+ * progress, log), for every kind's recipe; h is borrowed for the training. */
+eng_train_hooks fs_models_engine_hooks(const fs_recipe_hooks *h);
+
+/* Fills err with an Azure code and a message (both cut to fit). */
+void fs_recipe_set_err(fs_recipe_err *err, const char *code, const char *msg);
+
 #endif

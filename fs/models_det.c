@@ -45,17 +45,11 @@ static void det_free(void *p)
     free(c);
 }
 
-static void set_err(fs_recipe_err *err, const char *code, const char *msg)
-{
-    snprintf(err->code, sizeof err->code, "%s", code);
-    snprintf(err->msg, sizeof err->msg, "%s", msg);
-}
-
 static fs_recipe_status det_attach(det_model *c, const char *const *dirs, int n, fs_recipe_err *err)
 {
     c->bbs = calloc((size_t)n + 1, sizeof *c->bbs);
     if (!c->bbs) {
-        set_err(err, "unknown", "out of memory");
+        fs_recipe_set_err(err, "unknown", "out of memory");
         return FS_RECIPE_EFAIL;
     }
     c->nbb = fs_models_backbones_open(dirs, n, c->bbs);
@@ -136,39 +130,6 @@ static eng_det_sample *samples_of(const fs_recipe_dataset *ds, const char *const
 
 /* ---- training ---- */
 
-typedef struct det_train_ctx {
-    const fs_recipe_hooks *h;
-} det_train_ctx;
-
-static int det_abort(void *ctx)
-{
-    det_train_ctx *c = ctx;
-    return c->h->abort ? c->h->abort(c->h->ctx) : 0;
-}
-
-static void det_progress(void *ctx, const eng_train_progress *p)
-{
-    det_train_ctx *c = ctx;
-    if (!c->h->progress)
-        return;
-    fs_recipe_progress q = {
-        .fraction = p->fraction,
-        .trial = p->trial,
-        .ntrials = p->ntrials,
-        .best = p->best_value,
-        .cpu_seconds = p->cpu_seconds,
-        .budget_seconds = p->budget_seconds,
-    };
-    c->h->progress(c->h->ctx, &q);
-}
-
-static void det_log(void *ctx, const char *line)
-{
-    det_train_ctx *c = ctx;
-    if (c->h->log)
-        c->h->log(c->h->ctx, line);
-}
-
 static const char *train_code(eng_status st)
 {
     if (st == ENG_ENOBUDGET)
@@ -189,7 +150,7 @@ static fs_recipe_status det_train(const fs_recipe_train_in *in, void **model, ch
     *evaluation = NULL;
     det_model *c = calloc(1, sizeof *c);
     if (!c) {
-        set_err(err, "unknown", "out of memory");
+        fs_recipe_set_err(err, "unknown", "out of memory");
         return FS_RECIPE_EFAIL;
     }
     if (det_attach(c, in->backbone_dirs, in->nbackbones, err) != FS_RECIPE_OK) {
@@ -203,7 +164,7 @@ static fs_recipe_status det_train(const fs_recipe_train_in *in, void **model, ch
     eng_det_sample *tes =
         in->test ? samples_of(in->test, tr->categories, tr->ncategories, &teb, &dte) : NULL;
     if (!trs || (in->test && !tes)) {
-        set_err(err, "unknown", "out of memory");
+        fs_recipe_set_err(err, "unknown", "out of memory");
         free(trs);
         free(trb);
         free(tes);
@@ -217,7 +178,6 @@ static fs_recipe_status det_train(const fs_recipe_train_in *in, void **model, ch
                  "%d test boxes whose category is not in the training dataset are not used", dte);
         in->hooks.log(in->hooks.ctx, line);
     }
-    det_train_ctx ctx = {&in->hooks};
     eng_det_train_args a = {
         .train = trs,
         .ntrain = tr->nimages,
@@ -232,7 +192,7 @@ static fs_recipe_status det_train(const fs_recipe_train_in *in, void **model, ch
         .threads = in->threads,
         .seed = in->seed,
         .cache_dir = in->cache_dir,
-        .hooks = {.abort = det_abort, .ctx = &ctx, .progress = det_progress, .log = det_log},
+        .hooks = fs_models_engine_hooks(&in->hooks),
     };
     eng_diag d = {{0}};
     eng_status st = eng_det_train(&a, &c->m, evaluation, &d);
@@ -245,7 +205,7 @@ static fs_recipe_status det_train(const fs_recipe_train_in *in, void **model, ch
         return FS_RECIPE_EABORTED;
     }
     if (st != ENG_OK) {
-        set_err(err, train_code(st), d.msg);
+        fs_recipe_set_err(err, train_code(st), d.msg);
         det_free(c);
         return FS_RECIPE_EFAIL;
     }
@@ -259,7 +219,7 @@ static fs_recipe_status check_image(const char *path, fs_recipe_err *err)
 {
     struct stat st;
     if (stat(path, &st) != 0) {
-        set_err(err, "InvalidImageUrl", "the image file cannot be read");
+        fs_recipe_set_err(err, "InvalidImageUrl", "the image file cannot be read");
         return FS_RECIPE_EFAIL;
     }
     if (st.st_size > DET_MAX_FILE) {
@@ -302,18 +262,18 @@ static fs_recipe_status det_predict(void *model, const char *path, fs_recipe_pre
     if (st != ENG_OK) {
         free(o);
         fs_recipe_prediction_release(out);
-        set_err(err,
-                st == ENG_EFORMAT || st == ENG_EUNSUPPORTED ? "InvalidImageFormat"
-                : st == ENG_ENOTFOUND                       ? "modelNotFound"
-                                                            : "InternalServerError",
-                d.msg);
+        fs_recipe_set_err(err,
+                          st == ENG_EFORMAT || st == ENG_EUNSUPPORTED ? "InvalidImageFormat"
+                          : st == ENG_ENOTFOUND                       ? "modelNotFound"
+                                                                      : "InternalServerError",
+                          d.msg);
         return FS_RECIPE_EFAIL;
     }
     out->objects = calloc((size_t)n + 1, sizeof *out->objects);
     if (!out->objects) {
         free(o);
         fs_recipe_prediction_release(out);
-        set_err(err, "InternalServerError", "out of memory");
+        fs_recipe_set_err(err, "InternalServerError", "out of memory");
         return FS_RECIPE_EFAIL;
     }
     for (int i = 0; i < n; i++)
@@ -353,7 +313,7 @@ static fs_recipe_status det_evaluate(void *model, const fs_recipe_dataset *ds, i
     if (!s) {
         free(cats);
         free(ids);
-        set_err(err, "unknown", "out of memory");
+        fs_recipe_set_err(err, "unknown", "out of memory");
         return FS_RECIPE_EFAIL;
     }
     if (known == 0) {
@@ -383,7 +343,7 @@ static fs_recipe_status det_evaluate(void *model, const fs_recipe_dataset *ds, i
     if (st == ENG_EABORTED)
         return FS_RECIPE_EABORTED;
     if (st != ENG_OK) {
-        set_err(err, st == ENG_ENOMEM ? "unknown" : "datasetAnnotationsInvalid", d.msg);
+        fs_recipe_set_err(err, st == ENG_ENOMEM ? "unknown" : "datasetAnnotationsInvalid", d.msg);
         return FS_RECIPE_EFAIL;
     }
     return FS_RECIPE_OK;
@@ -396,7 +356,7 @@ static fs_recipe_status det_save(void *model, const char *path, fs_recipe_err *e
     det_model *c = model;
     eng_diag d = {{0}};
     if (eng_detector_save(c->m, path, &d) != ENG_OK) {
-        set_err(err, "unknown", d.msg);
+        fs_recipe_set_err(err, "unknown", d.msg);
         return FS_RECIPE_EFAIL;
     }
     return FS_RECIPE_OK;
@@ -408,7 +368,7 @@ static fs_recipe_status det_load(const char *path, const char *const *dirs, int 
     *model = NULL;
     det_model *c = calloc(1, sizeof *c);
     if (!c) {
-        set_err(err, "unknown", "out of memory");
+        fs_recipe_set_err(err, "unknown", "out of memory");
         return FS_RECIPE_EFAIL;
     }
     eng_modelfile *mf = NULL;
