@@ -25,6 +25,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "jsonw.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -351,6 +352,10 @@ size_t coco_report_status_line(const coco_report *r, char *buf, size_t n);
  *  "errors":[{"code","path","id","message","hint"}],"warnings":[...]}
  * Invalid UTF-8 in names is replaced by U+FFFD so jq always reads it. */
 char *coco_report_to_json(const coco_report *r);
+
+/* The same members written into an object the caller has opened on w (so a
+ * caller can put its own members first, as fs/ does for status.json). */
+void coco_report_json_members(const coco_report *r, jsonw *w);
 
 #ifdef __cplusplus
 }

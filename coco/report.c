@@ -1,8 +1,9 @@
 /* report.c: the coco_report object: accessors, the one-line status of SPEC
  * section 3, the training rule switch and status.json.
- * Design: status.json is written by a small JSON writer of ours rather than
- * a tree library, so it can replace invalid UTF-8 from user names by U+FFFD
- * (jq rejects invalid UTF-8) and stream large problem lists cheaply. */
+ * Design: status.json is written by jsonw (jsonw.h) rather than a tree
+ * library, so invalid UTF-8 from user names becomes U+FFFD (jq rejects
+ * invalid UTF-8), large problem lists stream cheaply, and no input can
+ * overflow it. */
 #include "coco_int.h"
 
 #include <stdio.h>
@@ -175,193 +176,80 @@ size_t coco_report_status_line(const coco_report *r, char *buf, size_t n)
 
 /* ---- JSON writer ------------------------------------------------------------ */
 
-typedef struct sb {
-    char *p;
-    size_t n, cap;
-    int oom;
-} sb;
-
-static void sb_put(sb *b, const char *s, size_t len)
+static void json_problems(jsonw *w, const char *key, const coco_problem *list, size_t n)
 {
-    if (b->oom)
-        return;
-    if (b->n + len + 1 > b->cap) {
-        size_t nc = b->cap ? b->cap * 2 : 4096;
-        while (nc < b->n + len + 1)
-            nc *= 2;
-        char *np = realloc(b->p, nc);
-        if (!np) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = nc;
-    }
-    memcpy(b->p + b->n, s, len);
-    b->n += len;
-    b->p[b->n] = 0;
-}
-
-static void sb_puts(sb *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void sb_printf(sb *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_printf(sb *b, const char *fmt, ...)
-{
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int k = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (k > 0)
-        sb_put(b, tmp, (size_t)k < sizeof tmp ? (size_t)k : sizeof tmp - 1);
-}
-
-/* Length of a valid UTF-8 sequence at s (n bytes left), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    unsigned min;
-    if (c < 0x80)
-        return 1;
-    if ((c & 0xe0) == 0xc0) {
-        len = 2;
-        min = 0x80;
-    } else if ((c & 0xf0) == 0xe0) {
-        len = 3;
-        min = 0x800;
-    } else if ((c & 0xf8) == 0xf0) {
-        len = 4;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    unsigned cp = c & (0x7f >> len);
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return len;
-}
-
-static void sb_str(sb *b, const char *s)
-{
-    sb_put(b, "\"", 1);
-    const unsigned char *p = (const unsigned char *)(s ? s : "");
-    size_t n = strlen((const char *)p);
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = p[i];
-        if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            sb_put(b, e, 2);
-            i++;
-        } else if (c < 0x20 || c == 0x7f) {
-            sb_printf(b, "\\u%04x", c);
-            i++;
-        } else if (c < 0x80) {
-            /* copy a run of plain ASCII at once */
-            size_t j = i;
-            while (j < n && p[j] >= 0x20 && p[j] < 0x7f && p[j] != '"' && p[j] != '\\')
-                j++;
-            sb_put(b, (const char *)p + i, j - i);
-            i = j;
-        } else {
-            size_t l = utf8_len(p + i, n - i);
-            if (l) {
-                sb_put(b, (const char *)p + i, l);
-                i += l;
-            } else {
-                sb_puts(b, "\\ufffd");
-                i++;
-            }
-        }
-    }
-    sb_put(b, "\"", 1);
-}
-
-static void sb_problems(sb *b, const coco_problem *list, size_t n)
-{
-    sb_puts(b, "[");
+    static const char *const subj[] = {"file", "image", "annotation", "category"};
+    jsonw_key(w, key);
+    jsonw_arr(w);
     for (size_t i = 0; i < n; i++) {
         const coco_problem *p = &list[i];
-        sb_puts(b, i ? ",\n    {" : "\n    {");
-        sb_puts(b, "\"code\":");
-        sb_str(b, coco_code_name(p->code));
-        sb_puts(b, ",\"path\":");
-        sb_str(b, p->path);
-        sb_puts(b, ",\"id\":");
+        jsonw_obj(w);
+        jsonw_kstr(w, "code", coco_code_name(p->code));
+        jsonw_kstr(w, "path", p->path);
+        jsonw_key(w, "id");
         if (p->has_id)
-            sb_printf(b, "%lld", (long long)p->id);
+            jsonw_int(w, (long long)p->id);
         else
-            sb_puts(b, "null");
-        static const char *const subj[] = {"file", "image", "annotation", "category"};
-        sb_puts(b, ",\"subject\":");
-        sb_str(b, subj[p->subject <= COCO_SUBJECT_CATEGORY ? p->subject : 0]);
-        sb_puts(b, ",\"message\":");
-        sb_str(b, p->message);
-        sb_puts(b, ",\"hint\":");
-        sb_str(b, p->hint);
+            jsonw_null(w);
+        jsonw_kstr(w, "subject", subj[p->subject <= COCO_SUBJECT_CATEGORY ? p->subject : 0]);
+        jsonw_kstr(w, "message", p->message);
+        jsonw_kstr(w, "hint", p->hint);
         if (p->training_only)
-            sb_puts(b, ",\"trainingOnly\":true");
-        sb_puts(b, "}");
+            jsonw_kbool(w, "trainingOnly", 1);
+        jsonw_end(w);
     }
-    sb_puts(b, n ? "\n  ]" : "]");
+    jsonw_end(w);
+}
+
+/* At most this many categories are listed one by one in categoryImages. */
+#define REPORT_CATEGORIES_LISTED 10000
+
+void coco_report_json_members(const coco_report *r, jsonw *w)
+{
+    const coco_summary *s = &r->sum;
+    char line[512];
+    coco_report_status_line(r, line, sizeof line);
+    jsonw_kstr(w, "state", coco_state_name(s->state));
+    jsonw_kstr(w, "status", line);
+    jsonw_kstr(w, "kind", kind_name(s->kind));
+    jsonw_kint(w, "images", (long long)s->images);
+    jsonw_kint(w, "annotations", (long long)s->annotations);
+    jsonw_kint(w, "categories", (long long)s->categories);
+    jsonw_kint(w, "boxes", (long long)s->boxes);
+    jsonw_kstr(w, "boxUnits", coco_units_name(s->units));
+    jsonw_kint(w, "imagesFound", (long long)s->images_found);
+    jsonw_kint(w, "imagesMissing", (long long)s->images_missing);
+    jsonw_kint(w, "imagesFetching", (long long)s->images_fetching);
+    jsonw_kint(w, "imagesFailed", (long long)s->images_failed);
+    jsonw_kint(w, "imagesBad", (long long)s->images_bad);
+    size_t listed = r->n_cats < REPORT_CATEGORIES_LISTED ? r->n_cats : REPORT_CATEGORIES_LISTED;
+    jsonw_key(w, "categoryImages");
+    jsonw_arr(w);
+    for (size_t i = 0; i < listed; i++) {
+        jsonw_obj(w);
+        jsonw_kint(w, "id", (long long)r->cat_ids[i]);
+        jsonw_kstr(w, "name", r->cat_names[i]); /* NULL: null */
+        jsonw_kint(w, "images", (long long)r->cat_images[i]);
+        jsonw_end(w);
+    }
+    jsonw_end(w);
+    jsonw_kint(w, "categoryImagesNotListed", (long long)(r->n_cats - listed));
+    jsonw_kint(w, "errorCount", (long long)s->errors);
+    jsonw_kint(w, "warningCount", (long long)s->warnings);
+    jsonw_kint(w, "errorsNotListed", (long long)(s->errors - r->problems.n_err));
+    jsonw_kint(w, "warningsNotListed", (long long)(s->warnings - r->problems.n_warn));
+    json_problems(w, "errors", r->problems.err, r->problems.n_err);
+    json_problems(w, "warnings", r->problems.warn, r->problems.n_warn);
 }
 
 char *coco_report_to_json(const coco_report *r)
 {
     if (!r)
         return NULL;
-    const coco_summary *s = &r->sum;
-    sb b = {0};
-    char line[512];
-    coco_report_status_line(r, line, sizeof line);
-    sb_puts(&b, "{\n  \"state\": ");
-    sb_str(&b, coco_state_name(s->state));
-    sb_puts(&b, ",\n  \"status\": ");
-    sb_str(&b, line);
-    sb_puts(&b, ",\n  \"kind\": ");
-    sb_str(&b, kind_name(s->kind));
-    sb_printf(&b,
-              ",\n  \"images\": %zu,\n  \"annotations\": %zu,\n  \"categories\": %zu,"
-              "\n  \"boxes\": %zu,\n  \"boxUnits\": ",
-              s->images, s->annotations, s->categories, s->boxes);
-    sb_str(&b, coco_units_name(s->units));
-    sb_printf(&b,
-              ",\n  \"imagesFound\": %zu,\n  \"imagesMissing\": %zu,"
-              "\n  \"imagesFetching\": %zu,\n  \"imagesFailed\": %zu,\n  \"imagesBad\": %zu,",
-              s->images_found, s->images_missing, s->images_fetching, s->images_failed,
-              s->images_bad);
-    sb_puts(&b, "\n  \"categoryImages\": [");
-    size_t listed = r->n_cats < 10000 ? r->n_cats : 10000;
-    for (size_t i = 0; i < listed; i++) {
-        sb_printf(&b, "%s{\"id\":%lld,\"name\":", i ? ",\n    " : "\n    ",
-                  (long long)r->cat_ids[i]);
-        if (r->cat_names[i])
-            sb_str(&b, r->cat_names[i]);
-        else
-            sb_puts(&b, "null");
-        sb_printf(&b, ",\"images\":%zu}", r->cat_images[i]);
-    }
-    sb_puts(&b, r->n_cats ? "\n  ],\n" : "],\n");
-    sb_printf(&b, "  \"categoryImagesNotListed\": %zu,\n", r->n_cats - listed);
-    sb_printf(&b, "  \"errorCount\": %zu,\n  \"warningCount\": %zu,\n", s->errors, s->warnings);
-    sb_printf(&b, "  \"errorsNotListed\": %zu,\n  \"warningsNotListed\": %zu,\n",
-              s->errors - r->problems.n_err, s->warnings - r->problems.n_warn);
-    sb_puts(&b, "  \"errors\": ");
-    sb_problems(&b, r->problems.err, r->problems.n_err);
-    sb_puts(&b, ",\n  \"warnings\": ");
-    sb_problems(&b, r->problems.warn, r->problems.n_warn);
-    sb_puts(&b, "\n}\n");
-    if (b.oom) {
-        free(b.p);
-        return NULL;
-    }
-    return b.p;
+    jsonw w;
+    jsonw_init(&w, JSONW_PRETTY);
+    jsonw_obj(&w);
+    coco_report_json_members(r, &w);
+    jsonw_end(&w);
+    return jsonw_finish(&w, NULL);
 }

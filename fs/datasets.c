@@ -299,28 +299,6 @@ static int is_annotation(const char *rest)
            strcmp(rest, "dataset.json") != 0;
 }
 
-/* Appends a JSON string literal of s to buf (always terminated). */
-static void json_str(char *buf, size_t n, const char *s)
-{
-    size_t o = strlen(buf);
-    if (o + 1 >= n)
-        return;
-    buf[o++] = '"';
-    for (const unsigned char *p = (const unsigned char *)s; *p && o + 8 < n; p++) {
-        if (*p == '"' || *p == '\\') {
-            buf[o++] = '\\';
-            buf[o++] = (char)*p;
-        } else if (*p < 0x20) {
-            o += (size_t)snprintf(buf + o, n - o, "\\u%04x", *p);
-        } else {
-            buf[o++] = (char)*p;
-        }
-    }
-    if (o + 1 < n)
-        buf[o++] = '"';
-    buf[o] = '\0';
-}
-
 static int write_status_files_raw(const char *name, const char *line, const char *json);
 
 static int write_status_files(const char *name, const char *line_in, const char *json_in)
@@ -342,6 +320,17 @@ static int write_status_files(const char *name, const char *line_in, const char 
 #endif
 }
 
+/* The status file's text: one line however the names in it are spelled
+ * (control characters become '?'), ending in a newline, truncated to n. */
+static void status_text(char *out, size_t n, const char *line)
+{
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)line; *p && o + 2 < n; p++)
+        out[o++] = *p < 0x20 || *p == 0x7f ? '?' : (char)*p;
+    out[o++] = '\n';
+    out[o] = '\0';
+}
+
 static int write_status_files_raw(const char *name, const char *line, const char *json)
 {
     char dir[PATHN], path[PATHN];
@@ -353,38 +342,86 @@ static int write_status_files_raw(const char *name, const char *line, const char
     if (rc)
         return rc;
     char text[600];
-    snprintf(text, sizeof text, "%s\n", line);
+    status_text(text, sizeof text, line);
     if (snprintf(path, sizeof path, "%s/status", dir) >= (int)sizeof path)
         return -ENAMETOOLONG;
     return fs_write_atomic(path, text, strlen(text));
 }
 
-/* status.json for states without a report (empty, unreadable file). */
-static void write_simple_status(const char *name, const char *state, const char *line,
-                                const char *ann_file, const char *error)
+/* Writes status.json from w (a finished document) and the status line; a
+ * writer that failed (out of memory) leaves the previous files and is logged. */
+static void write_status_jsonw(const char *name, const char *line, jsonw *w)
 {
-    char json[2048] = "{\"state\": ";
-    json_str(json, sizeof json, state);
-    strcat(json, ", \"status\": ");
-    json_str(json, sizeof json, line);
-    strcat(json, ", \"dataset\": ");
-    json_str(json, sizeof json, name);
-    if (ann_file) {
-        strcat(json, ", \"annotationFile\": ");
-        json_str(json, sizeof json, ann_file);
-    }
-    strcat(json, ", \"images\": 0, \"annotations\": 0, \"categories\": 0, \"boxes\": 0");
-    if (error) {
-        strcat(json, ", \"errorCount\": 1, \"warningCount\": 0, \"errors\": [{\"code\": "
-                     "\"datasetAnnotationsInvalid\", \"path\": \"\", \"message\": ");
-        json_str(json, sizeof json, error);
-        strcat(json, ", \"hint\": \"write a COCO file with images, annotations and categories "
-                     "arrays\"}], \"warnings\": []}\n");
-    } else {
-        strcat(json,
-               ", \"errorCount\": 0, \"warningCount\": 0, \"errors\": [], \"warnings\": []}\n");
+    jsonw_status err = jsonw_error(w);
+    char *json = jsonw_finish(w, NULL);
+    if (!json) {
+        fs_log("dataset \"%s\": status.json not written: %s", name, jsonw_status_name(err));
+        return;
     }
     write_status_files(name, line, json);
+    free(json);
+}
+
+/* The last refused write as "lastRefusedWrite": {file, message, time, note}
+ * (and the older name "refusedWrite" with file and message). */
+static void refused_members(jsonw *w, const char *file, const char *msg, time_t at)
+{
+    char when[32] = "";
+    struct tm tm;
+    if (at && gmtime_r(&at, &tm))
+        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    jsonw_key(w, "lastRefusedWrite");
+    jsonw_obj(w);
+    jsonw_kstr(w, "file", file);
+    jsonw_kstr(w, "message", msg);
+    jsonw_kstr(w, "time", when);
+    jsonw_kstr(w, "note",
+               "the write was refused (close() returned EINVAL); the previous "
+               "annotation file is kept and used");
+    jsonw_end(w);
+    jsonw_key(w, "refusedWrite");
+    jsonw_obj(w);
+    jsonw_kstr(w, "file", file);
+    jsonw_kstr(w, "message", msg);
+    jsonw_end(w);
+}
+
+/* status.json for states without a report (empty, unreadable file); a
+ * refused write (refused_at != 0) is also named as lastRefusedWrite. */
+static void write_simple_status(const char *name, const char *state, const char *line,
+                                const char *ann_file, const char *error, time_t refused_at)
+{
+    jsonw w;
+    jsonw_init(&w, JSONW_PRETTY);
+    jsonw_obj(&w);
+    jsonw_kstr(&w, "state", state);
+    jsonw_kstr(&w, "status", line);
+    jsonw_kstr(&w, "dataset", name);
+    if (ann_file)
+        jsonw_kstr(&w, "annotationFile", ann_file);
+    static const char *const zero[] = {"images", "annotations", "categories", "boxes"};
+    for (size_t i = 0; i < sizeof zero / sizeof zero[0]; i++)
+        jsonw_kint(&w, zero[i], 0);
+    jsonw_kint(&w, "errorCount", error ? 1 : 0);
+    jsonw_kint(&w, "warningCount", 0);
+    jsonw_key(&w, "errors");
+    jsonw_arr(&w);
+    if (error) {
+        jsonw_obj(&w);
+        jsonw_kstr(&w, "code", "datasetAnnotationsInvalid");
+        jsonw_kstr(&w, "path", "");
+        jsonw_kstr(&w, "message", error);
+        jsonw_kstr(&w, "hint", "write a COCO file with images, annotations and categories arrays");
+        jsonw_end(&w);
+    }
+    jsonw_end(&w);
+    jsonw_key(&w, "warnings");
+    jsonw_arr(&w);
+    jsonw_end(&w);
+    if (refused_at)
+        refused_members(&w, ann_file, error, refused_at);
+    jsonw_end(&w);
+    write_status_jsonw(name, line, &w);
 }
 
 /* ---- probing with a cache ---- */
@@ -465,7 +502,8 @@ static probe_ent *probe_lookup(ds_entry *e, const char *rel, const struct stat *
 
 /* ---- verification ---- */
 
-/* Names of the candidate annotation files, as JSON strings "a", "b". */
+/* Names of the candidate annotation files, separated by '/' (which no file
+ * name contains); names that do not fit are left out. */
 static char ann_list[1024];
 
 /* Newest annotation file at the dataset top (ties: the later name); others
@@ -490,11 +528,9 @@ static int find_annotation(int dfd, char *out, size_t n, struct stat *st_out, in
         struct stat st;
         if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
             continue;
-        if (strlen(ann_list) + strlen(de->d_name) + 16 < sizeof ann_list) {
-            if (ann_list[0])
-                strcat(ann_list, ", ");
-            json_str(ann_list, sizeof ann_list, de->d_name);
-        }
+        size_t used = strlen(ann_list);
+        if (used + strlen(de->d_name) + 2 < sizeof ann_list)
+            snprintf(ann_list + used, sizeof ann_list - used, "%s%s", used ? "/" : "", de->d_name);
         if (found) {
             (*others)++;
             if (st.st_mtim.tv_sec < st_out->st_mtim.tv_sec ||
@@ -607,35 +643,18 @@ static fs_ds_state state_of(const coco_summary *s)
     return FS_DS_INVALID;
 }
 
-/* Appends the last refused write as "lastRefusedWrite": {file, message,
- * time} (and the older name "refusedWrite" with file and message). */
-static void refused_json(char *head, size_t n, const char *file, const char *msg, time_t at)
+/* The names in ann_list ('/'-separated) as a JSON array. */
+static void ann_list_member(jsonw *w, const char *list)
 {
-    char when[32] = "";
-    struct tm tm;
-    if (at && gmtime_r(&at, &tm))
-        strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    const char *keys[2] = {", \"lastRefusedWrite\": {\"file\": ",
-                           ", \"refusedWrite\": {\"file\": "};
-    for (int k = 0; k < 2; k++) {
-        size_t o = strlen(head);
-        snprintf(head + o, n - o, "%s", keys[k]);
-        json_str(head, n, file);
-        o = strlen(head);
-        snprintf(head + o, n - o, ", \"message\": ");
-        json_str(head, n, msg);
-        if (k == 0) {
-            o = strlen(head);
-            snprintf(head + o, n - o, ", \"time\": ");
-            json_str(head, n, when);
-            o = strlen(head);
-            snprintf(head + o, n - o,
-                     ", \"note\": \"the write was refused (close() returned "
-                     "EINVAL); the previous annotation file is kept and used\"");
-        }
-        o = strlen(head);
-        snprintf(head + o, n - o, "}");
+    jsonw_key(w, "annotationFilesFound");
+    jsonw_arr(w);
+    for (const char *p = list; *p;) {
+        const char *e = strchr(p, '/');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        jsonw_strn(w, p, n);
+        p += n + (e != NULL);
     }
+    jsonw_end(w);
 }
 
 static void verify(ds_entry *e, const char *name, ds_parsed *have, const char *refused,
@@ -674,9 +693,9 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const char *r
             out->state = FS_DS_INVALID;
             snprintf(out->line, sizeof out->line, "invalid: datasetAnnotationsInvalid: %.400s",
                      refused);
-            write_simple_status(name, "invalid", out->line, refused_file, refused);
+            write_simple_status(name, "invalid", out->line, refused_file, refused, refused_at);
         } else {
-            write_simple_status(name, "empty", "empty", NULL, NULL);
+            write_simple_status(name, "empty", "empty", NULL, NULL, 0);
         }
         return;
     }
@@ -698,7 +717,7 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const char *r
             snprintf(msg, sizeof msg, "\"%.100s\": %s", ann_name, why);
             snprintf(out->line, sizeof out->line, "invalid: datasetAnnotationsInvalid: %.470s",
                      msg);
-            write_simple_status(name, "invalid", out->line, ann_name, msg);
+            write_simple_status(name, "invalid", out->line, ann_name, msg, 0);
             return;
         }
     }
@@ -803,48 +822,24 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const char *r
     coco_report_status_line(rep, out->line, sizeof out->line);
     /* a refused write leaves the dataset what its kept file makes it: the
      * refusal is only reported (lastRefusedWrite in status.json, the log) */
-    char *json = coco_report_to_json(rep);
-    if (json) {
-        /* our fields go first: dataset, annotation file, a refused write */
-        char head[4096] = "{\"dataset\": ";
-        json_str(head, sizeof head, name);
-        strcat(head, ", \"annotationFile\": ");
-        json_str(head, sizeof head, ann_name);
-        if (others) {
-            size_t o = strlen(head);
-            snprintf(head + o, sizeof head - o,
-                     ", \"otherAnnotationFiles\": %d, \"annotationFilesFound\": [%s], "
-                     "\"annotationFileNote\": \"several .json files at the top: the newest is "
-                     "used; remove the others\"",
-                     others, ann_list);
-        }
-        if (refused[0])
-            refused_json(head, sizeof head, refused_file, refused, refused_at);
-        strcat(head, ", \"statusLine\": ");
-        json_str(head, sizeof head, out->line);
-        const char *body = json;
-        while (*body && *body != '{')
-            body++;
-        if (*body == '{')
-            body++;
-        while (*body == ' ' || *body == '\n')
-            body++;
-        size_t hl = strlen(head), bl = strlen(body);
-        char *full = malloc(hl + bl + 4);
-        if (full) {
-            memcpy(full, head, hl);
-            size_t o = hl;
-            if (*body != '}')
-                full[o++] = ',', full[o++] = ' ';
-            memcpy(full + o, body, bl + 1);
-            o += bl;
-            if (o == 0 || full[o - 1] != '\n')
-                full[o++] = '\n', full[o] = '\0';
-            write_status_files(name, out->line, full);
-            free(full);
-        }
-        free(json);
+    jsonw w;
+    jsonw_init(&w, JSONW_PRETTY);
+    jsonw_obj(&w);
+    /* our members go first: dataset, annotation file, a refused write */
+    jsonw_kstr(&w, "dataset", name);
+    jsonw_kstr(&w, "annotationFile", ann_name);
+    if (others) {
+        jsonw_kint(&w, "otherAnnotationFiles", others);
+        ann_list_member(&w, ann_list);
+        jsonw_kstr(&w, "annotationFileNote",
+                   "several .json files at the top: the newest is used; remove the others");
     }
+    if (refused[0])
+        refused_members(&w, refused_file, refused, refused_at);
+    jsonw_kstr(&w, "statusLine", out->line);
+    coco_report_json_members(rep, &w);
+    jsonw_end(&w);
+    write_status_jsonw(name, out->line, &w);
     out->report = rep;
     out->found = found;
     out->n_found = n;
@@ -972,7 +967,7 @@ static int ds_mkdir_item(const char *name)
         return rc;
     if (mkdir(path, 0755) != 0)
         return -errno;
-    write_simple_status(name, "empty", "empty", NULL, NULL);
+    write_simple_status(name, "empty", "empty", NULL, NULL, 0);
     pthread_mutex_lock(&ds_lock);
     entry_get(name);
     pthread_mutex_unlock(&ds_lock);
@@ -1075,14 +1070,13 @@ static int ds_validate_write(const char *rel, const char *tmp_path, char *why, s
                kept ? " (the previous annotation file is kept)" : "");
         /* no good file yet: say it at once, whatever the verifier is doing
          * (with one, the status line stays what that file makes it) */
-        char line[600];
+        char line[600], text[600];
         snprintf(line, sizeof line, "invalid: datasetAnnotationsInvalid: %.500s", msg);
+        status_text(text, sizeof text, line);
         char dir[PATHN], path[PATHN];
-        if (!kept && fs_store_path(dir, sizeof dir, AREA, name) == 0) {
-            strcat(line, "\n");
-            if (snprintf(path, sizeof path, "%s/status", dir) < (int)sizeof path)
-                fs_write_atomic(path, line, strlen(line));
-        }
+        if (!kept && fs_store_path(dir, sizeof dir, AREA, name) == 0 &&
+            snprintf(path, sizeof path, "%s/status", dir) < (int)sizeof path)
+            fs_write_atomic(path, text, strlen(text));
         mark_dirty(name, 1);
         return -EINVAL;
     }

@@ -227,6 +227,11 @@ void fs_log(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
+    /* one entry, one line: names a user chose may hold newlines or
+     * terminal escapes, which must not forge entries or drive a terminal */
+    for (char *c = line; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);

@@ -1,0 +1,112 @@
+# test_hostile_names.sh: names a user can write into datasets/NAME/ never take
+# the daemon down and never make status.json invalid JSON. The first case is
+# the crash of issue 10: a refused write to a file named by 240 control
+# characters overflowed the status writer. Every case checks that the write
+# gets the errno a user expects, that status.json parses and carries the name
+# exactly (jq decodes it back), that status is one line, and that the daemon
+# still answers and a good dataset next to it is untouched.
+source "$(dirname "$0")/lib.sh"
+
+vfs_mount
+
+# a good dataset that must stay ready whatever happens next to it
+G=$SRC/good
+mkdir -p "$G/images"
+for i in 1 2 3 4; do $MKIMG "$G/images/g$i.png" 64 64 "$i"; done
+printf '%s\n' "1 images/g1.png 64 64 1" "2 images/g2.png 64 64 1" \
+    "3 images/g3.png 64 64 2" "4 images/g4.png 64 64 2" | mkcoco "$G/ann.json"
+cp -r "$G" "$MNT/datasets/good"
+check "good dataset ready" wait_status "$MNT/datasets/good/status" "ready: 4 images" 10
+GOOD_JSON=$(cat "$MNT/datasets/good/status.json")
+
+# py_write DIR NAME_EXPR CONTENT: writes CONTENT to DIR/<name> where the name
+# is a Python bytes expression; prints "ok" or the strerror of the failure.
+py_write() {
+    python3 - "$1" "$2" "$3" <<'EOF'
+import os, sys
+d, expr, content = sys.argv[1], sys.argv[2], sys.argv[3]
+name = eval(expr)
+path = os.fsencode(d) + b"/" + name
+try:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.write(fd, content.encode())
+    os.close(fd)
+    print("ok")
+except OSError as e:
+    print(e.strerror)
+EOF
+}
+
+# alive: the daemon answers and the good dataset is unchanged
+alive() {
+    ls "$MNT/datasets" >/dev/null 2>&1 &&
+        [ "$(cat "$MNT/datasets/good/status.json")" == "$GOOD_JSON" ]
+}
+
+# one_line FILE: exactly one line, no control characters but the newline
+one_line() {
+    [ "$(wc -l <"$1")" -eq 1 ] && ! LC_ALL=C grep -q '[[:cntrl:]]' "$1"
+}
+
+# ---- the crash: 240 control characters, content not JSON ----
+mkdir "$MNT/datasets/d"
+got=$(py_write "$MNT/datasets/d" 'b"\x01" * 240 + b".json"' 'not json')
+check_eq "240 control characters, not JSON: close() says EINVAL" "Invalid argument" "$got"
+check "daemon still answers after the refused write" alive
+check "status.json is valid JSON" jqe . "$MNT/datasets/d/status.json"
+check_eq "lastRefusedWrite.file is the name, decoded exactly" \
+    "$(python3 -c 'print("\x01" * 240 + ".json")')" \
+    "$(jq -r .lastRefusedWrite.file "$MNT/datasets/d/status.json")"
+check "status is one line without control characters" one_line "$MNT/datasets/d/status"
+check "status says the write was refused" grep -q '^invalid: datasetAnnotationsInvalid' \
+    "$MNT/datasets/d/status"
+
+# ---- every hostile spelling as the name of a refused and of a kept file ----
+# (quotes, backslashes, printf directives, U+2028, invalid UTF-8, DEL, a
+# newline, a 250-byte name)
+NAMES=(
+    'b"q\"uo\"te.json"'
+    'b"back\\\\slash\\\\.json"'
+    'b"%n%s%x%n.json"'
+    '"line\u2028sep\u2029.json".encode()'
+    'b"bad\xff\xfe\xc0\x80utf8.json"'
+    'b"del\x7f\x1b[31mred.json"'
+    'b"new\nline.json"'
+    'b"n" * 245 + b".json"'
+)
+i=0
+for expr in "${NAMES[@]}"; do
+    i=$((i + 1))
+    mkdir "$MNT/datasets/h$i"
+    got=$(py_write "$MNT/datasets/h$i" "$expr" '{"images": 1}')
+    check_eq "h$i: a refused write says EINVAL" "Invalid argument" "$got"
+    check "h$i: daemon answers" alive
+    check "h$i: status.json parses after a refused write" jqe . "$MNT/datasets/h$i/status.json"
+    check "h$i: status is one line" one_line "$MNT/datasets/h$i/status"
+    # a kept file with the same name: valid JSON but not a usable dataset
+    got=$(py_write "$MNT/datasets/h$i" "$expr" \
+        '{"images": [{"id": 1, "width": 64, "height": 64, "file_name": "missing.png"}], "annotations": [], "categories": [{"id": 1, "name": "a"}]}')
+    check_eq "h$i: a COCO file is accepted" "ok" "$got"
+    check "h$i: status.json parses" wait_jq "$MNT/datasets/h$i/status.json" '.imagesMissing' 1 10
+    want=$(python3 -c "import sys; sys.stdout.write(($expr).decode('utf-8', 'replace'))")
+    have=$(jq -j .annotationFile "$MNT/datasets/h$i/status.json")
+    check_eq "h$i: annotationFile names the file (invalid UTF-8 as U+FFFD)" "$want" "$have"
+    check "h$i: status is one line" one_line "$MNT/datasets/h$i/status"
+done
+
+# ---- several annotation files with hostile names: all listed exactly ----
+mkdir "$MNT/datasets/multi"
+for expr in 'b"a\"b.json"' 'b"c\\d.json"' 'b"e\x01f.json"'; do
+    py_write "$MNT/datasets/multi" "$expr" '{"images": [], "annotations": [], "categories": []}' >/dev/null
+done
+check "several files: status.json parses" wait_jq "$MNT/datasets/multi/status.json" \
+    '.annotationFilesFound | length' 3 10
+check_eq "several files: every name listed exactly" \
+    "$(printf '%s\n' 'a"b.json' 'c\d.json' "$(printf 'e\001f.json')" | sort)" \
+    "$(jq -r '.annotationFilesFound[]' "$MNT/datasets/multi/status.json" | sort)"
+
+check "the daemon log holds no raw control characters (no forged entries)" \
+    bash -c "! LC_ALL=C grep -q '[[:cntrl:]]' '$T/daemon.log'"
+check "daemon still mounted at the end" mountpoint -q "$MNT"
+check "good dataset untouched at the end" alive
+vfs_done
