@@ -28,6 +28,7 @@
 #include "models_data.h"
 #include "models_recipe.h"
 #include "trainreq.h"
+#include "jsonw.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -962,56 +963,86 @@ typedef struct pjob {
     pend *p;
 } pjob;
 
-/* Confidences are shown with 6 decimals (the list is already sorted on the
- * exact values, so the order is the engine's). */
-static double round6(float v) { return floor((double)v * 1e6 + 0.5) / 1e6; }
-
-static char *prediction_json(const char *model, const fs_recipe_prediction *p)
+/* predict/IMAGE.json: the shape Image Analysis 4.0's analyze call returned
+ * (SPEC section 5, AZURE-API.md 1.5): modelVersion, metadata, and
+ * customModelResult.tagsResult.values for classifiers or
+ * objectsResult.values for detectors. Confidences have 6 decimals (the list
+ * is already sorted on the exact values, so the order is the engine's).
+ * version 0 is an imported model. The HTTP analyze call answers the same. */
+static char *prediction_json(const char *model, int version, int detector,
+                             const fs_recipe_prediction *p)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "kind", "imageAnalysisResult");
-    cJSON_AddStringToObject(o, "modelName", model);
-    cJSON *md = cJSON_AddObjectToObject(o, "metadata");
-    cJSON_AddNumberToObject(md, "width", p->width);
-    cJSON_AddNumberToObject(md, "height", p->height);
-    cJSON *cr = cJSON_AddObjectToObject(o, "customModelResult");
-    cJSON *cl = cJSON_AddArrayToObject(cr, "classifications");
-    for (int i = 0; i < p->nclasses; i++) {
-        cJSON *c = cJSON_CreateObject();
-        cJSON_AddStringToObject(c, "label", p->classes[i].label);
-        cJSON_AddNumberToObject(c, "confidence", round6(p->classes[i].confidence));
-        cJSON_AddItemToArray(cl, c);
+    char mv[FS_TRQ_NAME_MAX + 32];
+    if (version > 0)
+        snprintf(mv, sizeof mv, "%s/v%d", model, version);
+    else
+        snprintf(mv, sizeof mv, "%s/imported", model);
+    jsonw w;
+    jsonw_init(&w, JSONW_PRETTY);
+    jsonw_obj(&w);
+    jsonw_kstr(&w, "modelVersion", mv);
+    jsonw_key(&w, "metadata");
+    jsonw_obj(&w);
+    jsonw_kint(&w, "width", p->width);
+    jsonw_kint(&w, "height", p->height);
+    jsonw_end(&w);
+    jsonw_key(&w, "customModelResult");
+    jsonw_obj(&w);
+    jsonw_key(&w, detector ? "objectsResult" : "tagsResult");
+    jsonw_obj(&w);
+    jsonw_key(&w, "values");
+    jsonw_arr(&w);
+    for (int i = 0; !detector && i < p->nclasses; i++) {
+        jsonw_obj(&w);
+        jsonw_kstr(&w, "name", p->classes[i].label);
+        jsonw_key(&w, "confidence");
+        jsonw_numr(&w, p->classes[i].confidence, 6);
+        jsonw_end(&w);
     }
-    cJSON *ob = cJSON_AddArrayToObject(cr, "objects");
-    for (int i = 0; i < p->nobjects; i++) {
+    for (int i = 0; detector && i < p->nobjects; i++) {
         const fs_recipe_object *x = &p->objects[i];
-        cJSON *e = cJSON_CreateObject();
-        cJSON *b = cJSON_AddObjectToObject(e, "boundingBox");
-        cJSON_AddNumberToObject(b, "x", (int)(x->x + 0.5f));
-        cJSON_AddNumberToObject(b, "y", (int)(x->y + 0.5f));
-        cJSON_AddNumberToObject(b, "w", (int)(x->w + 0.5f));
-        cJSON_AddNumberToObject(b, "h", (int)(x->h + 0.5f));
-        cJSON *tags = cJSON_AddArrayToObject(e, "tags");
-        cJSON *t = cJSON_CreateObject();
-        cJSON_AddStringToObject(t, "name", x->label);
-        cJSON_AddNumberToObject(t, "confidence", round6(x->confidence));
-        cJSON_AddItemToArray(tags, t);
-        cJSON_AddItemToArray(ob, e);
+        char id[16];
+        snprintf(id, sizeof id, "%d", i + 1);
+        jsonw_obj(&w);
+        jsonw_kstr(&w, "id", id);
+        jsonw_key(&w, "boundingBox");
+        jsonw_obj(&w);
+        jsonw_kint(&w, "x", (int)(x->x + 0.5f));
+        jsonw_kint(&w, "y", (int)(x->y + 0.5f));
+        int bw = (int)(x->w + 0.5f), bh = (int)(x->h + 0.5f);
+        jsonw_kint(&w, "w", bw < 1 ? 1 : bw);
+        jsonw_kint(&w, "h", bh < 1 ? 1 : bh);
+        jsonw_end(&w);
+        jsonw_key(&w, "tags");
+        jsonw_arr(&w);
+        jsonw_obj(&w);
+        jsonw_kstr(&w, "name", x->label);
+        jsonw_key(&w, "confidence");
+        jsonw_numr(&w, x->confidence, 6);
+        jsonw_end(&w);
+        jsonw_end(&w);
+        jsonw_end(&w);
     }
-    char *s = cJSON_Print(o);
-    cJSON_Delete(o);
-    return s;
+    jsonw_end(&w);
+    jsonw_end(&w);
+    jsonw_end(&w);
+    jsonw_end(&w);
+    return jsonw_finish(&w, NULL);
 }
 
+/* Azure's error shape, for an image that cannot be used. */
 static char *error_json(const char *code, const char *msg)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON *e = cJSON_AddObjectToObject(o, "error");
-    cJSON_AddStringToObject(e, "code", code);
-    cJSON_AddStringToObject(e, "message", msg);
-    char *s = cJSON_Print(o);
-    cJSON_Delete(o);
-    return s;
+    jsonw w;
+    jsonw_init(&w, JSONW_PRETTY);
+    jsonw_obj(&w);
+    jsonw_key(&w, "error");
+    jsonw_obj(&w);
+    jsonw_kstr(&w, "code", code);
+    jsonw_kstr(&w, "message", msg);
+    jsonw_end(&w);
+    jsonw_end(&w);
+    return jsonw_finish(&w, NULL);
 }
 
 /* Rewrites an engine message about a file of model `model` for the user:
@@ -1066,6 +1097,7 @@ static void pjob_run(void *arg)
     int gone = m->deleted || g.stopping || mdl_path_locked(m, j->p->rel, img, sizeof img);
     char name[FS_TRQ_NAME_MAX + 1];
     snprintf(name, sizeof name, "%s", m->name);
+    int version = m->imported ? 0 : m->served_version;
     pthread_mutex_unlock(&g.mu);
     if (gone) {
         if (s)
@@ -1077,7 +1109,7 @@ static void pjob_run(void *arg)
     } else {
         memset(&err, 0, sizeof err);
         if (s->recipe->predict(s->model, img, &pred, &err) == FS_RECIPE_OK)
-            json = prediction_json(name, &pred);
+            json = prediction_json(name, version, strcmp(s->recipe->kind, "detector") == 0, &pred);
         else {
             models_user_message(err.msg, sizeof err.msg, name);
             json = error_json(err.code[0] ? err.code : "InvalidImage", err.msg);
@@ -1087,12 +1119,6 @@ static void pjob_run(void *arg)
     if (json && stat(img, &st) == 0) {
         char out[MP];
         snprintf(out, sizeof out, "%s.json", j->p->rel);
-        size_t n = strlen(json);
-        char *t = realloc(json, n + 2);
-        if (t) {
-            json = t;
-            strcpy(json + n, "\n");
-        }
         if (pred.boxes_jpg) {
             snprintf(out, sizeof out, "%s.boxes.jpg", j->p->rel);
             mdl_put(m, out, pred.boxes_jpg, pred.boxes_jpg_len);

@@ -70,12 +70,15 @@ check "status.json names the detector" jqe '.status == "succeeded"' "$M/status.j
 # predict
 cp "$SRC/one.png" "$M/predict/one.png"
 r=$(cat "$M/predict/one.png.json")
-check_eq "analyze shape: kind" "imageAnalysisResult" "$(jq -r .kind <<<"$r")"
+check "analyze shape: the keys Azure returned" \
+    jqe '(keys == ["customModelResult", "metadata", "modelVersion"]) and (.customModelResult | keys == ["objectsResult"])' <<<"$r"
+check "objects have string ids, integer pixels, w and h at least 1" \
+    jqe '[.customModelResult.objectsResult.values[] | (.id | type == "string") and (.boundingBox.x | floor) == .boundingBox.x and .boundingBox.w >= 1 and .boundingBox.h >= 1] | all' <<<"$r"
 check_eq "analyze shape: width" "200" "$(jq -r .metadata.width <<<"$r")"
 check_eq "analyze shape: height" "140" "$(jq -r .metadata.height <<<"$r")"
-check "objects in Azure's shape" jqe '.customModelResult.objects[0] | (.boundingBox | has("x") and has("y") and has("w") and has("h")) and (.tags[0] | has("name") and has("confidence"))' <<<"$r"
-check "objects best first" jqe '[.customModelResult.objects[].tags[0].confidence] | . == (sort | reverse)' <<<"$r"
-check "boxes inside the image" jqe 'all(.customModelResult.objects[].boundingBox; .x >= 0 and .y >= 0 and .x + .w <= 200.001 and .y + .h <= 140.001)' <<<"$r"
+check "objects in Azure's shape" jqe '.customModelResult.objectsResult.values[0] | (.boundingBox | has("x") and has("y") and has("w") and has("h")) and (.tags[0] | has("name") and has("confidence"))' <<<"$r"
+check "objects best first" jqe '[.customModelResult.objectsResult.values[].tags[0].confidence] | . == (sort | reverse)' <<<"$r"
+check "boxes inside the image" jqe 'all(.customModelResult.objectsResult.values[].boundingBox; .x >= 0 and .y >= 0 and .x + .w <= 200.001 and .y + .h <= 140.001)' <<<"$r"
 check "confidences are calibrated: tag accuracy (confident detections) is not 0" jqe \
     '.tagPerformance.disc.accuracy > 0 and .tagPerformance.square.accuracy > 0' "$E"
 check "the model file keeps the calibration" jqe '.recipe.confidence.a > 0' "$E"
@@ -88,7 +91,7 @@ def iou(a, b):
     if ix <= 0 or iy <= 0:
         return 0
     return ix * iy / (a[2] * a[3] + b[2] * b[3] - ix * iy)
-objs = res["customModelResult"]["objects"]
+objs = res["customModelResult"]["objectsResult"]["values"]
 for cat, x, y, w, h in truth:
     best = max((iou([x, y, w, h], [o["boundingBox"][k] for k in "xywh"])
                 for o in objs if o["tags"][0]["name"] == cat and o["tags"][0]["confidence"] >= 0.5),
@@ -244,6 +247,6 @@ vfs_umount
 vfs_mount
 cp "$SRC/one.png" "$M/predict/after.png"
 check_eq "predicts the same after remount" \
-    "$(jq -c .customModelResult.objects "$M/predict/one.png.json")" \
-    "$(jq -c .customModelResult.objects "$M/predict/after.png.json")"
+    "$(jq -c .customModelResult.objectsResult.values "$M/predict/one.png.json")" \
+    "$(jq -c .customModelResult.objectsResult.values "$M/predict/after.png.json")"
 vfs_done

@@ -103,13 +103,14 @@ check "predict/ appears" test -d "$M/predict"
 cp "$SRC/one.png" "$M/predict/one.png"
 check "one.png.json listed right after cp" test -e "$M/predict/one.png.json"
 r=$(cat "$M/predict/one.png.json")
-check_eq "analyze shape: kind" "imageAnalysisResult" "$(jq -r .kind <<<"$r")"
-check_eq "analyze shape: modelName" "m" "$(jq -r .modelName <<<"$r")"
+check_eq "analyze shape: modelVersion names the model and its version" "m/v1" "$(jq -r .modelVersion <<<"$r")"
+check "analyze shape: the keys Azure returned, nothing of the older preview shape" \
+    jqe '(keys == ["customModelResult", "metadata", "modelVersion"]) and (.customModelResult | keys == ["tagsResult"])' <<<"$r"
 check_eq "analyze shape: width" "96" "$(jq -r .metadata.width <<<"$r")"
-check_eq "best label first" "stripes" "$(jq -r '.customModelResult.classifications[0].label' <<<"$r")"
-check_eq "all categories scored" "3" "$(jq -r '.customModelResult.classifications | length' <<<"$r")"
-check "sorted best first" jq -e '.customModelResult.classifications | (.[0].confidence >= .[1].confidence and .[1].confidence >= .[2].confidence)' <<<"$r"
-check "objects empty for a classifier" jq -e '.customModelResult.objects == []' <<<"$r"
+check_eq "best tag first" "stripes" "$(jq -r '.customModelResult.tagsResult.values[0].name' <<<"$r")"
+check_eq "all categories scored" "3" "$(jq -r '.customModelResult.tagsResult.values | length' <<<"$r")"
+check "sorted best first" jq -e '.customModelResult.tagsResult.values | (.[0].confidence >= .[1].confidence and .[1].confidence >= .[2].confidence)' <<<"$r"
+check "confidences sum to 1" jq -e '[.customModelResult.tagsResult.values[].confidence] | add | . > 0.9999 and . < 1.0001' <<<"$r"
 check "result is read-only" test ! -w "$M/predict/one.png.json"
 
 # unusable images get Azure's error shape
@@ -130,7 +131,7 @@ right=0
 for f in "$SRC"/many/*.png; do
     b=$(basename "$f")
     want=${b%%_*}
-    got=$(jq -r '.customModelResult.classifications[0].label' "$M/predict/many/$b.json")
+    got=$(jq -r '.customModelResult.tagsResult.values[0].name' "$M/predict/many/$b.json")
     [ "$got" == "$want" ] && right=$((right + 1))
 done
 t1=$(date +%s.%N)
@@ -181,8 +182,8 @@ check_eq "imported model scores the same" \
 check "mv renames a model" mv "$MNT/models/imp" "$MNT/models/imp2"
 cp "$SRC/one.png" "$MNT/models/imp2/predict/two.png"
 check_eq "renamed model predicts" "stripes" \
-    "$(jq -r '.customModelResult.classifications[0].label' "$MNT/models/imp2/predict/two.png.json")"
-check_eq "renamed model names itself" "imp2" "$(jq -r .modelName "$MNT/models/imp2/predict/two.png.json")"
+    "$(jq -r '.customModelResult.tagsResult.values[0].name' "$MNT/models/imp2/predict/two.png.json")"
+check_eq "renamed model names itself (an imported model)" "imp2/imported" "$(jq -r .modelVersion "$MNT/models/imp2/predict/two.png.json")"
 
 mkdir "$MNT/models/bad"
 head -c 3000 /dev/urandom >"$SRC/garbage.safetensors"
@@ -204,7 +205,7 @@ vfs_mount
 check_eq "status after remount" "succeeded" "$(cat "$M/status")"
 cp "$SRC/one.png" "$M/predict/after.png"
 check_eq "predicts after remount" "stripes" \
-    "$(jq -r '.customModelResult.classifications[0].label' "$M/predict/after.png.json")"
+    "$(jq -r '.customModelResult.tagsResult.values[0].name' "$M/predict/after.png.json")"
 check "rm -r of a model" rm -r "$MNT/models/imp2"
 check "model gone" test ! -e "$MNT/models/imp2"
 vfs_umount

@@ -43,7 +43,7 @@ check "tail -f of log shows the run as it goes" grep -q "succeeded: version 1" "
 check "tail -f saw the training lines" grep -q "training version 1" "$T/tail.out"
 cp "$SRC/one.png" "$M/predict/one.png"
 before=$(jq -c .customModelResult "$M/predict/one.png.json")
-check_eq "first version predicts" "disc" "$(jq -r '.classifications[0].label' <<<"$before")"
+check_eq "first version predicts" "disc" "$(jq -r '.tagsResult.values[0].name' <<<"$before")"
 
 # retrain: the old model keeps serving until the new one succeeds
 echo '{"dataset": "d12", "budget_minutes": 2, "test_dataset": "dt"}' >"$M/train.json"
@@ -52,13 +52,13 @@ check "retrain queued or training" bash -c '[[ "$1" == notStarted || "$1" == tra
 check "predict/ still there while retraining" test -d "$M/predict"
 cp "$SRC/one.png" "$M/predict/during.png"
 check_eq "old model answers during retraining" "disc" \
-    "$(jq -r '.customModelResult.classifications[0].label' "$M/predict/during.png.json")"
+    "$(jq -r '.customModelResult.tagsResult.values[0].name' "$M/predict/during.png.json")"
 check "second version succeeds" wait_status "$M/status" succeeded 300
 check "log names version 2" grep -q "training version 2" "$M/log"
 check_eq "status.json serves version 2" "2" "$(jq -r .model.version "$M/status.json")"
 cp "$SRC/one.png" "$M/predict/after.png"
 check_eq "new model answers" "disc" \
-    "$(jq -r '.customModelResult.classifications[0].label' "$M/predict/after.png.json")"
+    "$(jq -r '.customModelResult.tagsResult.values[0].name' "$M/predict/after.png.json")"
 
 # cancel by removing train.json
 C=$MNT/models/c
@@ -98,7 +98,7 @@ check_eq "status.json counts the restart" "1" "$(jq -r .restarts "$K/status.json
 check "log says restarted" grep -q "restart" "$K/log"
 cp "$SRC/one.png" "$K/predict/one.png"
 check_eq "restarted model predicts" "disc" \
-    "$(jq -r '.customModelResult.classifications[0].label' "$K/predict/one.png.json")"
+    "$(jq -r '.customModelResult.tagsResult.values[0].name' "$K/predict/one.png.json")"
 check_eq "cancelled model stays cancelled" "cancelled" "$(cat "$C/status")"
 vfs_umount
 vfs_done
