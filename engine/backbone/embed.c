@@ -161,11 +161,15 @@ static eng_status resolve_size(const eng_backbone *bb, int size, int *w, int *h,
         *h = in->input_h;
         return ENG_OK;
     }
-    if (size < 32 || size > 2048 || size % 32)
+    /* any multiple of 32 keeps every stride-32 network's maps aligned; the
+     * backbone's own square input size is valid whatever it is (it was
+     * trained there: EfficientNet-Lite2 at 260) */
+    int native = size == in->input_w && in->input_w == in->input_h;
+    if (size < 32 || size > 2048 || (size % 32 && !native))
         return eng_fail(d, ENG_EINVAL,
-                        "backbone '%s': input size %d is not a multiple of 32 in "
-                        "32..2048",
-                        in->name, size);
+                        "backbone '%s': input size %d is neither its own input size (%d) nor "
+                        "a multiple of 32 in 32..2048",
+                        in->name, size, in->input_w);
     *w = *h = size;
     return ENG_OK;
 }

@@ -698,8 +698,8 @@ eng_status eng_classifier_from_file(const eng_modelfile *f, eng_classifier **out
         cJSON *dm = cJSON_GetObjectItemCaseSensitive(v, "dim");
         if (!cJSON_IsNumber(b) || b->valuedouble < 0 || b->valuedouble >= m->nbb ||
             !cJSON_IsNumber(sz) || sz->valuedouble < 32 || sz->valuedouble > 2048 ||
-            (int)sz->valuedouble % 32 != 0 || !cJSON_IsString(tap) || !*tap->valuestring ||
-            !cJSON_IsNumber(dm) || dm->valuedouble < 1 || dm->valuedouble > 1 << 16)
+            !cJSON_IsString(tap) || !*tap->valuestring || !cJSON_IsNumber(dm) ||
+            dm->valuedouble < 1 || dm->valuedouble > 1 << 16)
             return load_fail(m, cats, bbs, pre,
                              eng_fail(d, ENG_EFORMAT,
                                       "model file: "
@@ -753,8 +753,7 @@ eng_status eng_classifier_from_file(const eng_modelfile *f, eng_classifier **out
         cJSON *fb = cJSON_GetObjectItemCaseSensitive(fm, "backbone");
         cJSON *fs = cJSON_GetObjectItemCaseSensitive(fm, "size");
         int ok = cJSON_IsNumber(fb) && fb->valuedouble >= 0 && fb->valuedouble < m->nbb &&
-                 cJSON_IsNumber(fs) && fs->valuedouble >= 32 && fs->valuedouble <= 2048 &&
-                 (int)fs->valuedouble % 32 == 0;
+                 cJSON_IsNumber(fs) && fs->valuedouble >= 32 && fs->valuedouble <= 2048;
         if (ok) {
             m->ft_bb = (int)fb->valuedouble;
             m->ft_size = (int)fs->valuedouble;

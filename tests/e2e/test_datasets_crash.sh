@@ -33,6 +33,9 @@ with open(sys.argv[1], "wb") as f:
 EOF
 WRITER=$!
 sleep 0.5
+DEAD_PID=$VFS_PID
+check "the in-flight write has a temp in the store before the crash" \
+    bash -c "ls '$STORE/.tmp' | grep -Eq '^[a-z]$DEAD_PID[.]'"
 
 vfs_kill9
 kill "$WRITER" 2>/dev/null || true
@@ -45,7 +48,10 @@ check "datasets are back" test -d "$MNT/datasets/keep" -a -d "$MNT/datasets/half
 check "models are back" test -d "$MNT/models/m1"
 check_eq "files are back, same content" "$sum_before" "$(cd "$MNT/datasets/keep" && md5sum ann.json images/*.png)"
 check "the half-written file did not survive" test ! -e "$MNT/datasets/keep/images/inflight.png"
-check "no temp left in the store" test -z "$(ls -A "$STORE/.tmp")"
+# temps carry the pid of the daemon that made them: the new daemon's own
+# status writes pass through .tmp at any moment, the dead one's must be gone
+check "no temp of the dead daemon left in the store" \
+    bash -c "! ls '$STORE/.tmp' | grep -Eq '^[a-z]$DEAD_PID[.]'"
 check "status is back: ready" wait_status "$MNT/datasets/keep/status" "ready: 4 images" 10
 check "status is back: incomplete" wait_status "$MNT/datasets/half/status" "incomplete: 4 images missing" 10
 check_eq "status.json is back" "ready" "$(jq -r .state "$MNT/datasets/keep/status.json")"
