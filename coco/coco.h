@@ -177,6 +177,11 @@ size_t coco_dataset_category_count(const coco_dataset *ds);
 const coco_image *coco_dataset_image(const coco_dataset *ds, size_t i);
 const coco_annotation *coco_dataset_annotation(const coco_dataset *ds, size_t i);
 const coco_category *coco_dataset_category(const coco_dataset *ds, size_t i);
+/* The dataset as one COCO file (ids, names, urls, sizes, boxes, areas as
+ * kept), "task" set from kind: a new string (free with free()), its length
+ * in *len (may be NULL); NULL when out of memory. */
+char *coco_dataset_to_json(const coco_dataset *ds, coco_kind kind, size_t *len);
+
 /* Index of the first record with that id, or -1. O(1). */
 long coco_dataset_find_image(const coco_dataset *ds, int64_t id);
 long coco_dataset_find_category(const coco_dataset *ds, int64_t id);

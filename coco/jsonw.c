@@ -291,6 +291,9 @@ void jsonw_num(jsonw *w, double v)
         if (strtod(t, NULL) == v)
             break;
     }
+    for (char *p = t; *p; p++)
+        if (*p == ',')
+            *p = '.'; /* whatever the locale */
     value_text(w, t);
 }
 

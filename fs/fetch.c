@@ -1362,161 +1362,6 @@ void fs_fetch_dataset_json(const char *dataset, const char *path)
     dsjson_start(dataset, dir);
 }
 
-/* A growable string buffer for the annotation file. */
-typedef struct sbuf {
-    char *s;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n)
-{
-    if (b->oom)
-        return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1 << 16;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *ns = realloc(b->s, cap);
-        if (!ns) {
-            b->oom = 1;
-            return;
-        }
-        b->s = ns;
-        b->cap = cap;
-    }
-    memcpy(b->s + b->len, s, n);
-    b->len += n;
-    b->s[b->len] = '\0';
-}
-
-static void sb_lit(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static void sb_fmt(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_fmt(sbuf *b, const char *fmt, ...)
-{
-    char tmp[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int w = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    if (w > 0)
-        sb_put(b, tmp, (size_t)w < sizeof tmp ? (size_t)w : sizeof tmp - 1);
-}
-
-static void sb_str(sbuf *b, const char *s, size_t n)
-{
-    sb_put(b, "\"", 1);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            sb_put(b, e, 2);
-        } else if (c < 0x20) {
-            sb_fmt(b, "\\u%04x", c);
-        } else {
-            sb_put(b, (const char *)&s[i], 1);
-        }
-    }
-    sb_put(b, "\"", 1);
-}
-
-static void sb_num(sbuf *b, double v)
-{
-    char tmp[64];
-    snprintf(tmp, sizeof tmp, "%.17g", v);
-    for (char *p = tmp; *p; p++)
-        if (*p == ',')
-            *p = '.'; /* whatever the locale */
-    sb_put(b, tmp, strlen(tmp));
-}
-
-/* The dataset as a COCO file (what coco keeps: ids, names, urls, sizes,
- * boxes), with "task" set from kind. */
-static char *coco_to_json(const coco_dataset *ds, coco_kind kind, size_t *len)
-{
-    sbuf b = {0};
-    sb_fmt(&b, "{\"task\": \"%s\",\n\"images\": [",
-           kind == COCO_KIND_DETECTION ? "imageObjectDetection" : "imageClassification");
-    size_t ni = coco_dataset_image_count(ds);
-    for (size_t i = 0; i < ni; i++) {
-        const coco_image *im = coco_dataset_image(ds, i);
-        sb_put(&b, i ? ",\n{" : "\n{", i ? 3 : 2);
-        int first = 1;
-#define SEP() (first ? (void)(first = 0) : sb_lit(&b, ", "))
-        if (im->flags & COCO_HAS_ID)
-            SEP(), sb_fmt(&b, "\"id\": %lld", (long long)im->id);
-        if (im->file_name) {
-            SEP();
-            sb_lit(&b, "\"file_name\": ");
-            sb_str(&b, im->file_name, im->file_name_len);
-        }
-        if (im->url) {
-            SEP();
-            if (im->flags & COCO_URL_IS_COCO)
-                sb_lit(&b, "\"coco_url\": ");
-            else
-                sb_lit(&b, "\"absolute_url\": ");
-            sb_str(&b, im->url, strlen(im->url));
-        }
-        if (im->flags & COCO_HAS_SIZE)
-            SEP(), sb_fmt(&b, "\"width\": %lld, \"height\": %lld", (long long)im->width,
-                          (long long)im->height);
-#undef SEP
-        sb_lit(&b, "}");
-    }
-    sb_lit(&b, "],\n\"annotations\": [");
-    size_t na = coco_dataset_annotation_count(ds);
-    for (size_t i = 0; i < na; i++) {
-        const coco_annotation *a = coco_dataset_annotation(ds, i);
-        sb_put(&b, i ? ",\n{" : "\n{", i ? 3 : 2);
-        int first = 1;
-#define SEP() (first ? (void)(first = 0) : sb_lit(&b, ", "))
-        if (a->flags & COCO_HAS_ID)
-            SEP(), sb_fmt(&b, "\"id\": %lld", (long long)a->id);
-        if (a->flags & COCO_HAS_IMAGE_ID)
-            SEP(), sb_fmt(&b, "\"image_id\": %lld", (long long)a->image_id);
-        if (a->flags & COCO_HAS_CAT_ID)
-            SEP(), sb_fmt(&b, "\"category_id\": %lld", (long long)a->category_id);
-        if (a->has_bbox) {
-            SEP();
-            sb_lit(&b, "\"bbox\": [");
-            for (int k = 0; k < 4; k++) {
-                if (k)
-                    sb_lit(&b, ", ");
-                sb_num(&b, a->bbox[k]);
-            }
-            sb_lit(&b, "]");
-        }
-        if (a->flags & COCO_HAS_AREA) {
-            SEP();
-            sb_lit(&b, "\"area\": ");
-            sb_num(&b, a->area);
-        }
-#undef SEP
-        sb_lit(&b, "}");
-    }
-    sb_lit(&b, "],\n\"categories\": [");
-    size_t nc = coco_dataset_category_count(ds);
-    for (size_t i = 0; i < nc; i++) {
-        const coco_category *c = coco_dataset_category(ds, i);
-        sb_put(&b, i ? ",\n{" : "\n{", i ? 3 : 2);
-        sb_fmt(&b, "\"id\": %lld", (long long)c->id);
-        if (c->name) {
-            sb_lit(&b, ", \"name\": ");
-            sb_str(&b, c->name, strlen(c->name));
-        }
-        sb_lit(&b, "}");
-    }
-    sb_lit(&b, "]}\n");
-    if (b.oom) {
-        free(b.s);
-        return NULL;
-    }
-    *len = b.len;
-    return b.s;
-}
-
 /* All parts of d are in: parse, merge, write annotations.json. Runs on the
  * fetch thread without the lock; returns NULL or the reason. */
 static const char *dsjson_assemble(const char *name, int n, char **parts, coco_kind kind, char *why,
@@ -1556,7 +1401,7 @@ static const char *dsjson_assemble(const char *name, int n, char **parts, coco_k
     if (!fail) {
         const coco_dataset *one = merged ? merged : ds[0];
         size_t len = 0;
-        char *json = coco_to_json(one, kind, &len);
+        char *json = coco_dataset_to_json(one, kind, &len);
         char path[PATHN];
         if (!json) {
             fail = "out of memory";
@@ -1646,9 +1491,6 @@ static void dsjson_part_done(fetch_job *j, const char *reason)
     fs_dataset_touch(name);
 }
 
-/* Appends a JSON string literal to b. */
-static void sb_jstr(sbuf *b, const char *s) { sb_str(b, s, strlen(s)); }
-
 int fs_fetch_dataset_json_status(const char *name, const char *dir, char *line, size_t n,
                                  char **json)
 {
@@ -1685,40 +1527,48 @@ int fs_fetch_dataset_json_status(const char *name, const char *dir, char *line, 
     if (state == 3)
         return 0;
     const char *code = code_uri ? "DatasetInvalidAnnotationUri" : "datasetAnnotationsInvalid";
-    sbuf b = {0};
-    sb_lit(&b, "{\"dataset\": ");
-    sb_jstr(&b, name);
+    jsonw w;
+    jsonw_init(&w, JSONW_PRETTY);
+    jsonw_obj(&w);
+    jsonw_kstr(&w, "dataset", name);
     if (state == 1) {
         snprintf(line, n, "fetching: annotation files %d/%d", done, total);
-        sb_lit(&b, ", \"state\": \"fetching\", \"status\": ");
-        sb_jstr(&b, line);
-        sb_fmt(&b,
-               ", \"annotationFilesFetched\": %d, \"annotationFiles\": %d, \"images\": 0, "
-               "\"errorCount\": 0, \"warningCount\": 0, \"errors\": [], \"warnings\": []}\n",
-               done, total);
+        jsonw_kstr(&w, "state", "fetching");
+        jsonw_kstr(&w, "status", line);
+        jsonw_kint(&w, "annotationFilesFetched", done);
     } else {
         snprintf(line, n, "invalid: %s: %.400s", code, error);
-        sb_lit(&b, ", \"state\": \"invalid\", \"status\": ");
-        sb_jstr(&b, line);
-        sb_fmt(&b,
-               ", \"annotationFiles\": %d, \"images\": 0, \"errorCount\": 1, "
-               "\"warningCount\": 0, \"errors\": [{\"code\": \"%s\", \"path\": \"dataset.json\", "
-               "\"message\": ",
-               total, code);
-        sb_jstr(&b, error);
-        sb_lit(&b, ", \"hint\": ");
-        sb_jstr(&b, code_uri ? "check the url (an expired SAS token gives 403), then write "
-                               "dataset.json again"
-                             : "fix the annotation file at that url, then write dataset.json "
-                               "again");
-        sb_lit(&b, "}], \"warnings\": []}\n");
+        jsonw_kstr(&w, "state", "invalid");
+        jsonw_kstr(&w, "status", line);
     }
-    if (b.oom) {
-        free(b.s);
+    jsonw_kint(&w, "annotationFiles", total);
+    jsonw_kint(&w, "images", 0);
+    jsonw_kint(&w, "errorCount", state == 1 ? 0 : 1);
+    jsonw_kint(&w, "warningCount", 0);
+    jsonw_key(&w, "errors");
+    jsonw_arr(&w);
+    if (state != 1) {
+        jsonw_obj(&w);
+        jsonw_kstr(&w, "code", code);
+        jsonw_kstr(&w, "path", "dataset.json");
+        jsonw_kstr(&w, "message", error);
+        jsonw_kstr(&w, "hint",
+                   code_uri ? "check the url (an expired SAS token gives 403), then "
+                              "write dataset.json again"
+                            : "fix the annotation file at that url, then write "
+                              "dataset.json again");
+        jsonw_end(&w);
+    }
+    jsonw_end(&w);
+    jsonw_key(&w, "warnings");
+    jsonw_arr(&w);
+    jsonw_end(&w);
+    jsonw_end(&w);
+    char *text = jsonw_finish(&w, NULL);
+    if (!text)
         return 0;
-    }
     fs_fetch_redact_text(line);
-    fs_fetch_redact_text(b.s);
-    *json = b.s;
+    fs_fetch_redact_text(text);
+    *json = text;
     return state == 1 ? 1 : 2;
 }

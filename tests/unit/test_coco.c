@@ -696,8 +696,42 @@ static void test_null_free(void)
     CHECK(strcmp(coco_status_name(COCO_ETOODEEP), "etoodeep") == 0);
 }
 
+/* coco_dataset_to_json: hostile names and urls come back exactly (invalid
+ * UTF-8 as U+FFFD), and the output parses to the same dataset. */
+static void test_serialize(void)
+{
+    const char *in = "{\"images\": [{\"id\": 7, \"width\": 64, \"height\": 48, \"file_name\": "
+                     "\"a\\\"b\\\\c\\u0001\\u2028.png\", \"absolute_url\": \"http://h/x?sig=1\"}],"
+                     "\"annotations\": [{\"id\": 3, \"image_id\": 7, \"category_id\": 2, "
+                     "\"bbox\": [0.1, 0.25, 0.5, 0.3333333333333333], \"area\": 0.1666}],"
+                     "\"categories\": [{\"id\": 2, \"name\": \"caf\xc3\xa9 \xff\"}]}";
+    coco_dataset *ds = NULL, *back = NULL;
+    coco_diag d;
+    CHECK(coco_dataset_parse(in, strlen(in), NULL, &ds, &d) == COCO_OK);
+    size_t len = 0;
+    char *out = ds ? coco_dataset_to_json(ds, COCO_KIND_DETECTION, &len) : NULL;
+    CHECK(out && len == strlen(out));
+    CHECK(out && strstr(out, "\"task\":\"imageObjectDetection\"") != NULL);
+    CHECK(out && coco_dataset_parse(out, len, NULL, &back, &d) == COCO_OK);
+    if (back) {
+        const coco_image *im = coco_dataset_image(back, 0);
+        CHECK(im && im->id == 7 && im->width == 64 && im->height == 48);
+        CHECK(im && im->file_name_len == strlen("a\"b\\c\x01\xe2\x80\xa8.png") &&
+              memcmp(im->file_name, "a\"b\\c\x01\xe2\x80\xa8.png", im->file_name_len) == 0);
+        CHECK(im && im->url && strcmp(im->url, "http://h/x?sig=1") == 0);
+        const coco_annotation *a = coco_dataset_annotation(back, 0);
+        CHECK(a && a->has_bbox && a->bbox[3] == 0.3333333333333333 && a->area == 0.1666);
+        const coco_category *c = coco_dataset_category(back, 0);
+        CHECK(c && c->name && strcmp(c->name, "caf\xc3\xa9 \xef\xbf\xbd") == 0);
+    }
+    free(out);
+    coco_dataset_free(ds);
+    coco_dataset_free(back);
+}
+
 int main(void)
 {
+    test_serialize();
     test_bad_cases();
     test_limits();
     test_good();
