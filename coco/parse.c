@@ -8,7 +8,9 @@
  * input costs at most linear time and bounded stack. Field-level problems
  * (missing or mistyped fields) do not fail the parse: they are recorded with
  * their JSON path for coco_validate. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* strtod_l: numbers read the same whatever the process locale */
+#endif
 #include "coco_int.h"
 
 #include <locale.h>

@@ -1407,7 +1407,8 @@ static const char *dsjson_assemble(const char *name, int n, char **parts, coco_k
             fail = "out of memory";
         } else if (fs_store_path(path, sizeof path, "datasets", name) == 0 &&
                    strlen(path) + 20 < sizeof path) {
-            strcat(path, "/annotations.json");
+            size_t used = strlen(path);
+            snprintf(path + used, sizeof path - used, "/annotations.json");
             int rc = fs_write_atomic(path, json, len);
             if (rc) {
                 snprintf(why, whyn, "cannot write annotations.json: %s", strerror(-rc));

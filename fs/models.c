@@ -401,7 +401,8 @@ static void mdl_log(mdl *m, const char *fmt, ...)
     for (char *c = line + n; *c; c++)
         if (*c == '\n')
             *c = ' ';
-    strcat(line, "\n");
+    size_t used = strlen(line);
+    snprintf(line + used, sizeof line - used, "\n");
     pthread_mutex_lock(&g.mu);
     if (!m->deleted && mdl_path_locked(m, "log", path, sizeof path) == 0) {
         int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
@@ -1058,7 +1059,8 @@ static void models_user_message(char *msg, size_t n, const char *model)
     int np = 0;
     if (fs_store_path(pre[0], sizeof pre[0], "models", model) == 0 &&
         strlen(pre[0]) + 2 < sizeof pre[0]) {
-        strcat(pre[0], "/");
+        size_t used = strlen(pre[0]);
+        snprintf(pre[0] + used, sizeof pre[0] - used, "/");
         np = 1;
     }
     if (snprintf(pre[np], sizeof pre[np], "%s/", root) < (int)sizeof pre[np])

@@ -22,9 +22,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* Debian's stb_image_write uses sprintf for its HDR header: allowed there
+ * only (common/banned.h bans it in our code) */
+#undef sprintf
 #define STB_IMAGE_WRITE_STATIC
 #define STB_IMAGE_WRITE_IMPLEMENTATION
 #include <stb/stb_image_write.h>
+#define sprintf(...) VFS_BANNED(sprintf_use_snprintf)
 
 #define CHECK_EQUAL(a, b) CHECK((a) == (b))
 
@@ -99,7 +103,7 @@ int main(void)
         y[i] = i % NCAT;
         draw(y[i], &seed, rgb);
         paths[i] = malloc(strlen(dir) + 32);
-        sprintf(paths[i], "%s/im%d.png", dir, i);
+        snprintf(paths[i], strlen(dir) + 32, "%s/im%d.png", dir, i);
         CHECK(stbi_write_png(paths[i], SIDE, SIDE, 3, rgb, SIDE * 3) != 0);
     }
     free(rgb);

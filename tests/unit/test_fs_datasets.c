@@ -106,7 +106,8 @@ static const char *status_of(const char *name)
 {
     char p[4200];
     fs_store_path(p, sizeof p, "datasets", name);
-    strcat(p, "/status");
+    size_t used = strlen(p);
+    snprintf(p + used, sizeof p - used, "/status");
     char *s = read_file(p);
     if (s) {
         char *nl = strchr(s, '\n');
