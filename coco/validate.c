@@ -56,11 +56,32 @@ static int format_supported(const char *f)
     return 0;
 }
 
-/* A url as messages show it: without its query or fragment, which may hold
- * a SAS token (a credential) that must never reach status files or logs. */
+/* A url as messages show it: without userinfo ("user:password@"), query,
+ * fragment or ';' parameters, which may hold credentials (a SAS token) that
+ * must never reach status files or logs. */
 static void quote_url(char *out, size_t n, const char *url)
 {
-    coco_quote(out, n, url, strcspn(url, "?#"));
+    char shown[2048];
+    const char *auth = strstr(url, "://");
+    size_t o = 0;
+    const char *p = url;
+    if (auth) {
+        auth += 3;
+        size_t al = strcspn(auth, "/?#");
+        const char *at = memchr(auth, '@', al);
+        size_t sl = (size_t)(auth - url);
+        if (sl < sizeof shown) {
+            memcpy(shown, url, sl);
+            o = sl;
+            p = at ? at + 1 : auth;
+        }
+    }
+    size_t rest = strcspn(p, "?#;");
+    if (rest > sizeof shown - o - 1)
+        rest = sizeof shown - o - 1;
+    memcpy(shown + o, p, rest);
+    o += rest;
+    coco_quote(out, n, shown, o);
 }
 
 /* The subject of an image: its quoted file name, else its url, else "". */

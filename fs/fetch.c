@@ -208,7 +208,8 @@ void fs_fetch_redact(const char *url, char *out, size_t n)
         o = sl;
         p = at ? at + 1 : auth;
     }
-    for (; *p && *p != '?' && *p != '#' && o + 1 < n; p++)
+    /* a ';' parameter (";sig=...") may carry a credential like a query */
+    for (; *p && *p != '?' && *p != '#' && *p != ';' && o + 1 < n; p++)
         out[o++] = *p;
     out[o] = '\0';
 }
@@ -231,8 +232,19 @@ void fs_fetch_redact_text(char *s)
         char *end = p;
         while (*end && url_char((unsigned char)*end))
             end++;
-        char *q = p;
-        while (q < end && *q != '?' && *q != '#')
+        /* userinfo ("user:password@") between "://" and the host */
+        char *auth = strstr(p, "://") + 3;
+        char *at = auth;
+        while (at < end && *at != '/' && *at != '?' && *at != '#' && *at != '@')
+            at++;
+        if (at < end && *at == '@') {
+            size_t cut = (size_t)(at + 1 - auth);
+            memmove(auth, at + 1, strlen(at + 1) + 1);
+            end -= cut;
+        }
+        /* then the query, fragment and ';' parameters, which may hold tokens */
+        char *q = auth;
+        while (q < end && *q != '?' && *q != '#' && *q != ';')
             q++;
         if (q < end) {
             memmove(q, end, strlen(end) + 1);

@@ -569,14 +569,18 @@ static void test_states(void)
 /* A SAS token in a url is a credential: no message may quote it. */
 static void test_url_query_hidden(void)
 {
+    /* a failed download with a SAS query, one with a coco_url query, one with
+     * a password and a ';sig=' parameter: none of them shown */
     coco_image_file files[3] = {{COCO_FILE_FETCH_FAILED, 0, NULL, 0, 0, 0, "http 403"},
                                 {COCO_FILE_FOUND, 5000, "jpeg", 640, 480, 1, NULL},
-                                {COCO_FILE_FOUND, 5000, "jpeg", 640, 480, 1, NULL}};
+                                {COCO_FILE_FETCH_FAILED, 0, NULL, 0, 0, 0, "http 401"}};
     coco_report *r =
         validate_json(DOC("{'id':1,'width':640,'height':480,'absolute_url':"
                           "'https://a.blob.core.windows.net/c/x.jpg?sv=2021&sig=SECRET'},"
                           "{'id':2,'file_name':'b.jpg','width':640,'height':480,'coco_url':'ftp://"
-                          "h/y.jpg?sig=SECRET'}," IMG(3, "c.jpg"),
+                          "h/y.jpg?sig=SECRET'},"
+                          "{'id':3,'width':640,'height':480,'absolute_url':"
+                          "'http://user:SECRET@h/z.jpg;sig=SECRET'}",
                           GOOD_ANNS, GOOD_CATS),
                       files, NULL);
     char *json = coco_report_to_json(r);
@@ -584,6 +588,7 @@ static void test_url_query_hidden(void)
     coco_report_status_line(r, line, sizeof line);
     CHECK_MSG(json && !strstr(json, "SECRET") && !strstr(json, "sv=2021"), "%s", json);
     CHECK(json && strstr(json, "https://a.blob.core.windows.net/c/x.jpg"));
+    CHECK_MSG(json && strstr(json, "http://h/z.jpg"), "%s", json);
     CHECK_MSG(!strstr(line, "SECRET"), "%s", line);
     free(json);
     coco_report_free(r);

@@ -137,6 +137,8 @@ static void test_redact(void)
         {"http://user:pw@host:8080/p/q.png#frag", "http://host:8080/p/q.png"},
         {"http://host/p", "http://host/p"},
         {"file:///tmp/a.png?x", "file:///tmp/a.png"},
+        {"https://h/c/x.jpg;sig=abc;se=1", "https://h/c/x.jpg"},
+        {"https://u:p@h/p;sig=s?x=1", "https://h/p"},
         {"", ""},
     };
     for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
@@ -157,6 +159,9 @@ static void test_redact(void)
          "{\"m\": \"url 'HTTP://h/x' bad\", \"u\": \"https://h/y\"}"},
         {"no url here? no.", "no url here? no."},
         {"two http://a/b?c http://d/e?f end", "two http://a/b http://d/e end"},
+        {"'http://user:pass@host:80/a.png' failed", "'http://host:80/a.png' failed"},
+        {"\"https://u@h/x;sig=S\", \"https://h2/y\"", "\"https://h/x\", \"https://h2/y\""},
+        {"http://h/a@b.png?q", "http://h/a@b.png"},
     };
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
         char buf[256];
