@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #define TRQ_MAX_BYTES (64 * 1024)
 
@@ -158,6 +159,24 @@ static fs_trainreq_status trq_azure(const cJSON *root, fs_trainreq *r, fs_trainr
     return FS_TRQ_OK;
 }
 
+/* The first key that appears twice in one object of o (at any depth, case
+ * ignored, since Azure's keys are matched without case), or NULL. cJSON
+ * keeps both and answers lookups with the first, so a request that says two
+ * things would silently mean one of them. */
+static const char *duplicate_key(const cJSON *o)
+{
+    for (const cJSON *a = o ? o->child : NULL; a; a = a->next) {
+        if (cJSON_IsObject(o) && a->string)
+            for (const cJSON *b = a->next; b; b = b->next)
+                if (b->string && strcasecmp(a->string, b->string) == 0)
+                    return a->string;
+        const char *inner = duplicate_key(a);
+        if (inner)
+            return inner;
+    }
+    return NULL;
+}
+
 fs_trainreq_status fs_trainreq_parse(const char *buf, size_t len, fs_trainreq *out,
                                      fs_trainreq_diag *d)
 {
@@ -174,8 +193,12 @@ fs_trainreq_status fs_trainreq_parse(const char *buf, size_t len, fs_trainreq *o
         return trq_fail(d, FS_TRQ_EJSON, "train.json: not valid JSON (near byte %zu)", at);
     }
     fs_trainreq_status st;
+    const char *dup = NULL;
     if (!cJSON_IsObject(root))
         st = trq_fail(d, FS_TRQ_EJSON, "train.json: must be a JSON object");
+    else if ((dup = duplicate_key(root)) != NULL)
+        st = trq_fail(d, FS_TRQ_EFIELD,
+                      "train.json: \"%.64s\" is given twice; keep one (keys must be unique)", dup);
     else if (cJSON_GetObjectItemCaseSensitive(root, "trainingParameters"))
         st = trq_azure(root, out, d);
     else

@@ -56,6 +56,9 @@ check "status says incorrectModelKind" grep -q "failed: incorrectModelKind: .*de
 check_eq "status.json carries the error" "incorrectModelKind" "$(jq -r '.errors[0].code' "$M/status.json")"
 echo '{"dataset": "train", "budget_minutes": -1}' >"$SRC/bad4.json"
 check_err "negative budget refused" "Invalid argument" cp "$SRC/bad4.json" "$M/train.json"
+echo '{"dataset": "train", "budget_minutes": 1, "budget_minutes": 600}' >"$SRC/bad5.json"
+check_err "a key given twice refused" "Invalid argument" cp "$SRC/bad5.json" "$M/train.json"
+check "status names the repeated key" grep -q '"budget_minutes" is given twice' "$M/status"
 
 # train with Azure's request body
 cat >"$SRC/train.json" <<'EOF'

@@ -100,6 +100,13 @@ int main(void)
         {"{\"trainingParameters\": {\"trainingDatasetName\": \"t\"}, \"evaluationParameters\": "
          "{\"testDatasetName\": \"a/b\"}}",
          FS_TRQ_EFIELD, "testDatasetName"},
+        /* a key given twice: refused, not silently the first */
+        {"{\"dataset\": \"a\", \"dataset\": \"b\"}", FS_TRQ_EFIELD, "\"dataset\" is given twice"},
+        {"{\"dataset\": \"a\", \"budget_minutes\": 1, \"Budget_Minutes\": 99}", FS_TRQ_EFIELD,
+         "given twice"},
+        {"{\"trainingParameters\": {\"trainingDatasetName\": \"t\", \"timeBudgetInHours\": 1, "
+         "\"timeBudgetInHours\": 9}}",
+         FS_TRQ_EFIELD, "\"timeBudgetInHours\" is given twice"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         memset(&d, 0, sizeof d);
