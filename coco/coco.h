@@ -193,6 +193,15 @@ long coco_dataset_find_category(const coco_dataset *ds, int64_t id);
 coco_status coco_annotation_box_relative(const coco_dataset *ds, const coco_annotation *a,
                                          double out[4], coco_diag *diag);
 
+/* ---- showing urls --------------------------------------------------------- */
+
+/* The url in url[0..len) as messages, status files and logs show it: without
+ * userinfo ("user:password@"), and cut at the first '?', '#' or ';' of the
+ * rest (queries, fragments and ';' parameters may hold a credential such as
+ * a SAS token). Writes at most n - 1 bytes and a NUL to out (n > 0); returns
+ * the length written. The shown url is never longer than the url. */
+size_t coco_url_shown(const char *url, size_t len, char *out, size_t n);
+
 /* ---- finding image files (pure string functions) ------------------------ */
 
 #define COCO_PATH_MAX 4096

@@ -62,26 +62,28 @@ static int format_supported(const char *f)
 static void quote_url(char *out, size_t n, const char *url)
 {
     char shown[2048];
-    const char *auth = strstr(url, "://");
+    coco_quote(out, n, shown, coco_url_shown(url, strlen(url), shown, sizeof shown));
+}
+
+size_t coco_url_shown(const char *url, size_t len, char *out, size_t n)
+{
+    const char *end = url + len, *p = url;
     size_t o = 0;
-    const char *p = url;
-    if (auth) {
-        auth += 3;
-        size_t al = strcspn(auth, "/?#");
-        const char *at = memchr(auth, '@', al);
-        size_t sl = (size_t)(auth - url);
-        if (sl < sizeof shown) {
-            memcpy(shown, url, sl);
-            o = sl;
-            p = at ? at + 1 : auth;
-        }
+    for (const char *s = url; s + 3 <= end; s++) {
+        if (s[0] != ':' || s[1] != '/' || s[2] != '/')
+            continue;
+        const char *auth = s + 3, *at = auth; /* userinfo ends at '@' before the path */
+        while (at < end && *at != '/' && *at != '?' && *at != '#' && *at != '@')
+            at++;
+        for (; url < auth && o + 1 < n; url++)
+            out[o++] = *url;
+        p = at < end && *at == '@' ? at + 1 : auth;
+        break;
     }
-    size_t rest = strcspn(p, "?#;");
-    if (rest > sizeof shown - o - 1)
-        rest = sizeof shown - o - 1;
-    memcpy(shown + o, p, rest);
-    o += rest;
-    coco_quote(out, n, shown, o);
+    for (; p < end && *p != '?' && *p != '#' && *p != ';' && o + 1 < n; p++)
+        out[o++] = *p;
+    out[o] = '\0';
+    return o;
 }
 
 /* The subject of an image: its quoted file name, else its url, else "". */

@@ -191,27 +191,7 @@ void fs_fetch_redact(const char *url, char *out, size_t n)
 {
     if (!n)
         return;
-    out[0] = '\0';
-    if (!url)
-        return;
-    const char *p = url;
-    size_t o = 0;
-    const char *scheme = strstr(url, "://");
-    if (scheme) {
-        size_t sl = (size_t)(scheme - url) + 3;
-        const char *auth = scheme + 3;
-        size_t al = strcspn(auth, "/?#");
-        const char *at = memchr(auth, '@', al);
-        if (sl >= n)
-            sl = n - 1;
-        memcpy(out, url, sl);
-        o = sl;
-        p = at ? at + 1 : auth;
-    }
-    /* a ';' parameter (";sig=...") may carry a credential like a query */
-    for (; *p && *p != '?' && *p != '#' && *p != ';' && o + 1 < n; p++)
-        out[o++] = *p;
-    out[o] = '\0';
+    coco_url_shown(url ? url : "", url ? strlen(url) : 0, out, n);
 }
 
 static int url_char(unsigned char c)
@@ -232,24 +212,19 @@ void fs_fetch_redact_text(char *s)
         char *end = p;
         while (*end && url_char((unsigned char)*end))
             end++;
-        /* userinfo ("user:password@") between "://" and the host */
-        char *auth = strstr(p, "://") + 3;
-        char *at = auth;
-        while (at < end && *at != '/' && *at != '?' && *at != '#' && *at != '@')
-            at++;
-        if (at < end && *at == '@') {
-            size_t cut = (size_t)(at + 1 - auth);
-            memmove(auth, at + 1, strlen(at + 1) + 1);
-            end -= cut;
+        /* the shown url is never longer: write it over the original, then
+         * close the gap */
+        size_t len = (size_t)(end - p);
+        char *shown = malloc(len + 1);
+        if (!shown) { /* cannot redact: hide the whole url rather than show it */
+            memmove(p, end, strlen(end) + 1);
+            continue;
         }
-        /* then the query, fragment and ';' parameters, which may hold tokens */
-        char *q = auth;
-        while (q < end && *q != '?' && *q != '#' && *q != ';')
-            q++;
-        if (q < end) {
-            memmove(q, end, strlen(end) + 1);
-            end = q;
-        }
+        size_t k = coco_url_shown(p, len, shown, len + 1);
+        memcpy(p, shown, k);
+        free(shown);
+        memmove(p + k, end, strlen(end) + 1);
+        end = p + k;
         p = end;
     }
 }

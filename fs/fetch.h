@@ -106,10 +106,11 @@ int fs_fetch_dataset_json_status(const char *dataset, const char *dir, char *lin
 
 /* ---- URL helpers ---- */
 
-/* url without its query and fragment, and without user:password@. */
+/* url as it may be shown (coco_url_shown: no user:password@, nothing from
+ * the first '?', '#' or ';'). */
 void fs_fetch_redact(const char *url, char *out, size_t n);
-/* Removes the query string of every http(s):// or file:// URL inside text
- * s, in place (for messages that quote URLs). */
+/* Every http(s):// or file:// URL inside text s shown the same way, in
+ * place (for messages and status files that quote URLs). */
 void fs_fetch_redact_text(char *s);
 
 #endif

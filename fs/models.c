@@ -1111,7 +1111,7 @@ static void pjob_run(void *arg)
     } else {
         memset(&err, 0, sizeof err);
         if (s->recipe->predict(s->model, img, &pred, &err) == FS_RECIPE_OK)
-            json = prediction_json(name, version, strcmp(s->recipe->kind, "detector") == 0, &pred);
+            json = prediction_json(name, version, s->recipe->wants_detection, &pred);
         else {
             models_user_message(err.msg, sizeof err.msg, name);
             json = error_json(err.code[0] ? err.code : "InvalidImage", err.msg);
