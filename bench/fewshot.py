@@ -33,6 +33,7 @@ REF = {  # CenterNet linear probe, BACKBONES.md (k: top-1 %)
 }
 AZURE = {2: 73, 3: 76, 5: 79, 10: 81, 0: 91}
 CONFIGS = {"both": "centernet,efficientnet-lite0", "centernet": "centernet",
+           "all3": "centernet,efficientnet-lite0,efficientnet-lite2",
            "efficientnet-lite0": "efficientnet-lite0"}
 
 

@@ -203,6 +203,14 @@ eng_status cls_extract(const cls_extract_req *r, float *out, eng_diag *d)
     return st;
 }
 
+void cls_power(float *v, int dim, float e)
+{
+    if (e == 1.0f)
+        return;
+    for (int j = 0; j < dim; j++)
+        v[j] = v[j] < 0 ? -powf(-v[j], e) : powf(v[j], e);
+}
+
 void cls_normalise(float *v, int dim, const float *mean, float weight)
 {
     double s = 0;
@@ -299,9 +307,11 @@ eng_status cls_features(const eng_classifier *m, const eng_backbone *const *rb,
         free(buf);
     }
     for (int i = 0; i < n; i++)
-        for (int v = 0; v < m->nviews; v++)
-            cls_normalise(feat + (size_t)i * m->dim + m->views[v].offset, m->views[v].dim,
-                          m->views[v].mean, m->view_weight);
+        for (int v = 0; v < m->nviews; v++) {
+            float *x = feat + (size_t)i * m->dim + m->views[v].offset;
+            cls_power(x, m->views[v].dim, m->views[v].power);
+            cls_normalise(x, m->views[v].dim, m->views[v].mean, m->view_weight);
+        }
     return ENG_OK;
 }
 
@@ -536,6 +546,7 @@ eng_status eng_classifier_save(const eng_classifier *m, const char *path, eng_di
     if (!views || !cJSON_AddStringToObject(pre, "resize", "squash bilinear (aspect not kept)") ||
         !cJSON_AddStringToObject(pre, "pooling", "global average") ||
         !cJSON_AddStringToObject(pre, "normalisation",
+                                 "each value x to sign(x) |x|^power (the view's power), "
                                  "subtract view.N.mean, divide by L2 norm, times view_weight") ||
         !cJSON_AddNumberToObject(pre, "view_weight", m->view_weight))
         goto done;
@@ -545,7 +556,8 @@ eng_status eng_classifier_save(const eng_classifier *m, const char *path, eng_di
             !cJSON_AddNumberToObject(o, "backbone", m->views[v].bb) ||
             !cJSON_AddNumberToObject(o, "size", m->views[v].size) ||
             !cJSON_AddStringToObject(o, "tap", m->views[v].tap) ||
-            !cJSON_AddNumberToObject(o, "dim", m->views[v].dim))
+            !cJSON_AddNumberToObject(o, "dim", m->views[v].dim) ||
+            !cJSON_AddNumberToObject(o, "power", m->views[v].power))
             goto done;
     }
     s_cats = cJSON_PrintUnformatted(cats);
@@ -696,7 +708,9 @@ eng_status eng_classifier_from_file(const eng_modelfile *f, eng_classifier **out
         cJSON *sz = cJSON_GetObjectItemCaseSensitive(v, "size");
         cJSON *tap = cJSON_GetObjectItemCaseSensitive(v, "tap");
         cJSON *dm = cJSON_GetObjectItemCaseSensitive(v, "dim");
-        if (!cJSON_IsNumber(b) || b->valuedouble < 0 || b->valuedouble >= m->nbb ||
+        cJSON *pw = cJSON_GetObjectItemCaseSensitive(v, "power"); /* absent in older files */
+        if ((pw && (!cJSON_IsNumber(pw) || !(pw->valuedouble > 0 && pw->valuedouble <= 4))) ||
+            !cJSON_IsNumber(b) || b->valuedouble < 0 || b->valuedouble >= m->nbb ||
             !cJSON_IsNumber(sz) || sz->valuedouble < 32 || sz->valuedouble > 2048 ||
             !cJSON_IsString(tap) || !*tap->valuestring || !cJSON_IsNumber(dm) ||
             dm->valuedouble < 1 || dm->valuedouble > 1 << 16)
@@ -704,11 +718,12 @@ eng_status eng_classifier_from_file(const eng_modelfile *f, eng_classifier **out
                              eng_fail(d, ENG_EFORMAT,
                                       "model file: "
                                       "preprocessing view %d is malformed "
-                                      "(backbone, size, tap, dim)",
+                                      "(backbone, size, tap, dim, power)",
                                       m->nviews));
         x->bb = (int)b->valuedouble;
         x->size = (int)sz->valuedouble;
         x->dim = (int)dm->valuedouble;
+        x->power = pw ? (float)pw->valuedouble : 1.0f;
         x->offset = m->dim;
         m->dim += x->dim;
         x->tap = strdup(tap->valuestring);

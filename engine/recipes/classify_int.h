@@ -16,6 +16,7 @@ typedef struct cls_view {
     char *tap;
     int dim, offset; /* length and position in the concatenated vector */
     float *mean;     /* dim: training mean */
+    float power;     /* signed power applied to raw values first (1 = none) */
 } cls_view;
 
 struct eng_classifier {
@@ -63,6 +64,9 @@ typedef struct cls_extract_req {
 eng_status cls_extract(const cls_extract_req *r, float *out, eng_diag *d);
 
 /* Centres v with mean, L2-normalises it and scales it by weight, in place. */
+/* v[j] -> sign(v[j]) |v[j]|^e: flattens the long tail of pooled ReLU
+ * features, which few-shot heads fit better (e = 1 leaves v alone). */
+void cls_power(float *v, int dim, float e);
 void cls_normalise(float *v, int dim, const float *mean, float weight);
 
 /* The model's feature vectors (n x m->dim, normalised) of image files;

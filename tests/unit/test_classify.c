@@ -38,6 +38,44 @@ static unsigned rnd(unsigned *s)
 
 static double frand(unsigned *s) { return (rnd(s) & 0xffff) / 65536.0; }
 
+/* Copies model file src to dst with every view's "power" in the
+ * preprocessing metadata set to the JSON number p, or removed (p NULL). */
+static int rewrite_power(const char *src, const char *dst, const char *p)
+{
+    eng_diag d;
+    eng_modelfile *f = NULL;
+    if (eng_modelfile_read(src, &f, &d) != ENG_OK)
+        return -1;
+    cJSON *pre = cJSON_Parse(eng_modelfile_meta(f, "preprocessing"));
+    cJSON *views = cJSON_GetObjectItem(pre, "views");
+    for (cJSON *v = views ? views->child : NULL; v; v = v->next) {
+        cJSON_DeleteItemFromObject(v, "power");
+        if (p)
+            cJSON_AddItemToObject(v, "power", cJSON_Parse(p));
+    }
+    char *spre = cJSON_PrintUnformatted(pre);
+    const char *keys[] = {
+        "format",    "kind",          "version", "categories", "backbone", "backbone_checksum",
+        "backbones", "preprocessing", "recipe",  "finetune"};
+    const char *vals[10];
+    int nk = 0;
+    for (int i = 0; i < 10; i++)
+        if ((vals[nk] = i == 7 ? spre : eng_modelfile_meta(f, keys[i])) != NULL)
+            keys[nk] = keys[i], nk++;
+    int nt = eng_modelfile_ntensors(f);
+    const char *names[64];
+    const eng_tensor *ts[64];
+    for (int i = 0; i < nt && i < 64; i++) {
+        names[i] = eng_modelfile_tensor_name(f, i);
+        ts[i] = eng_modelfile_tensor(f, names[i]);
+    }
+    eng_status st = eng_modelfile_write(dst, names, ts, nt, keys, vals, nk, &d);
+    free(spre);
+    cJSON_Delete(pre);
+    eng_modelfile_free(f);
+    return st == ENG_OK ? 0 : -1;
+}
+
 /* Draws one image of category c into rgb. */
 static void draw(int c, unsigned *s, unsigned char *rgb)
 {
@@ -288,6 +326,31 @@ int main(void)
         CHECK(strstr(d.msg, "not a classifier") != NULL);
         eng_tensor_free(x);
         eng_modelfile_free(mf);
+    }
+    /* the view power: applied at prediction, absent means 1 (older
+     * files), out of range refused */
+    {
+        eng_classifier *p1 = NULL, *pn = NULL, *ph = NULL;
+        CHECK(rewrite_power(model_path, model2, "1") == 0);
+        CHECK_MSG(eng_classifier_load(model2, &p1, &d) == ENG_OK, "%s", d.msg);
+        CHECK(rewrite_power(model_path, model2, NULL) == 0);
+        CHECK_MSG(eng_classifier_load(model2, &pn, &d) == ENG_OK, "%s", d.msg);
+        CHECK(rewrite_power(model_path, model2, "0.5") == 0);
+        CHECK_MSG(eng_classifier_load(model2, &ph, &d) == ENG_OK, "%s", d.msg);
+        if (p1 && pn && ph) {
+            eng_cls_predict(p1, &bb, 1, test[0].path, 1, probs, &d);
+            eng_cls_predict(pn, &bb, 1, test[0].path, 1, probs2, &d);
+            CHECK(memcmp(probs, probs2, sizeof probs) == 0);
+            eng_cls_predict(ph, &bb, 1, test[0].path, 1, probs2, &d);
+            CHECK(memcmp(probs, probs2, sizeof probs) != 0);
+        }
+        eng_classifier_free(p1);
+        eng_classifier_free(pn);
+        eng_classifier_free(ph);
+        CHECK(rewrite_power(model_path, model2, "9") == 0);
+        eng_classifier *bad = NULL;
+        CHECK(eng_classifier_load(model2, &bad, &d) == ENG_EFORMAT && bad == NULL);
+        CHECK_MSG(strstr(d.msg, "power") != NULL, "%s", d.msg);
     }
     /* a model needing a backbone that is not given */
     CHECK(eng_cls_predict(m, &bb, 0, test[0].path, 1, probs, &d) == ENG_ENOTFOUND);
