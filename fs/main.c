@@ -32,7 +32,8 @@ static void usage(const char *prog)
            "  --store DIR   keep datasets and models in DIR\n"
            "  -f            stay in the foreground\n"
            "  -d            debug output (implies -f)\n"
-           "  -o OPTS       fuse mount options\n"
+           "  -o OPTS       fuse mount options; allow_other (other users may use the\n"
+           "                mount) always comes with default_permissions\n"
            "Unmount with: fusermount3 -u MOUNTPOINT\n",
            prog);
 }
@@ -86,6 +87,32 @@ static void ensure_passive_openmp(char **argv)
     /* exec failed: run on with the default policy */
 }
 
+/* 1 when the comma-separated option list has the option name. */
+static int opt_listed(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; p && *p;) {
+        const char *e = strchr(p, ',');
+        size_t len = e ? (size_t)(e - p) : strlen(p);
+        if (len == n && strncmp(p, name, n) == 0)
+            return 1;
+        p = e ? e + 1 : NULL;
+    }
+    return 0;
+}
+
+/* 1 when some -o option of argv[1..argc) is name. */
+static int fuse_opt_given(char **argv, int argc, const char *name)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-o") == 0 && i + 1 < argc && opt_listed(argv[i + 1], name))
+            return 1;
+        if (strncmp(argv[i], "-o", 2) == 0 && argv[i][2] && opt_listed(argv[i] + 2, name))
+            return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     ensure_passive_openmp(argv);
@@ -110,6 +137,15 @@ int main(int argc, char **argv)
         }
     }
     fargv[fargc++] = "-ofsname=visionfs,subtype=visionfs";
+    /* allow_other alone lets every local user do anything the daemon can
+     * (remove datasets, make it read files for them): with it, the kernel
+     * must check each caller against the files' owners and modes */
+    if (fuse_opt_given(fargv, fargc, "allow_other") &&
+        !fuse_opt_given(fargv, fargc, "default_permissions")) {
+        fargv[fargc++] = "-odefault_permissions";
+        fprintf(stderr, "visionfs: allow_other given: adding default_permissions, so other "
+                        "users get only what the files' owners and modes allow\n");
+    }
     struct fuse_args args = FUSE_ARGS_INIT(fargc, fargv);
     struct fuse_cmdline_opts opts;
     memset(&opts, 0, sizeof opts);
