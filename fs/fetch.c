@@ -610,6 +610,10 @@ static const char *job_setup(fetch_job *j)
         j->tmp[0] = '\0';
         return intern(strerror(-j->fd));
     }
+    /* a copy of something the user could reach by url or path: readable by
+     * the user who mounted visionfs alone */
+    if (fchmod(j->fd, 0600) != 0)
+        return intern(strerror(errno));
     j->got = 0;
     j->too_big = j->stalled = 0;
     j->last_data = now_s();

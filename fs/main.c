@@ -187,6 +187,12 @@ int main(int argc, char **argv)
         return 2;
     }
     fs_store_open(real_store); /* absolute: the daemon chdirs to / */
+    struct stat sst;
+    if (stat(real_store, &sst) == 0 && (sst.st_mode & 077))
+        fprintf(stderr,
+                "visionfs: note: the store \"%s\" is open to other users (mode %03o); "
+                "chmod 700 it to keep datasets and annotation files private\n",
+                real_store, (unsigned)(sst.st_mode & 0777));
 
     struct fuse *fuse = fuse_new(&args, fs_operations(), sizeof(struct fuse_operations), NULL);
     if (!fuse)

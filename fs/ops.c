@@ -231,6 +231,11 @@ static int fd_ftruncate(int fd, void *arg)
     return ftruncate(fd, *(off_t *)arg) == 0 ? 0 : -errno;
 }
 
+static int fd_fchmod(int fd, void *arg)
+{
+    return fchmod(fd, *(mode_t *)arg) == 0 ? 0 : -errno;
+}
+
 static int fd_futimens(int fd, void *arg) { return futimens(fd, arg) == 0 ? 0 : -errno; }
 
 static int fd_tmp_path(int fd, void *arg)
@@ -450,6 +455,10 @@ static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
     if (lstat(sp, st) != 0)
         return -errno;
     stat_tune(st);
+    /* the store is 0700 to keep it private on disk; who may enter the
+     * mount is decided by allow_other, so its root is shown open */
+    if (vp.kind == VP_ROOT)
+        st->st_mode = (st->st_mode & ~(mode_t)07777) | 0755;
     if (vp.kind == VP_ITEM && !S_ISDIR(st->st_mode))
         return -ENOENT; /* stray files at an area's top are not shown */
     if (extra || is_readonly(&vp))
@@ -890,7 +899,10 @@ static int copy_into(int dst, const char *src_path, int64_t max)
     return 0;
 }
 
-static int open_writer(const char *path, const vpath *vp, struct fuse_file_info *fi, int creating)
+/* A writer of path (a new file with mode, umask already applied by the
+ * kernel, or an existing one, whose mode it keeps). */
+static int open_writer(const char *path, const vpath *vp, struct fuse_file_info *fi, int creating,
+                       mode_t mode)
 {
     if (vp->kind == VP_ROOT || vp->kind == VP_AREA || vp->kind == VP_ITEM)
         return creating ? -EPERM : -EISDIR;
@@ -936,6 +948,14 @@ static int open_writer(const char *path, const vpath *vp, struct fuse_file_info 
         fh_free(fh);
         return rc;
     }
+    /* the mode asked for (a copy of a 0600 file stays 0600), plus owner
+     * read: the daemon itself reads what it verifies */
+    if (fchmod(fh->fd, exists ? st.st_mode & 07777 : (mode & 07777) | 0400) != 0) {
+        rc = -errno;
+        unlink(fh->tmp);
+        fh_free(fh);
+        return rc;
+    }
     if (exists && !(fi->flags & O_TRUNC)) {
         rc = copy_into(fh->fd, sp, fh->max);
         if (rc) {
@@ -954,12 +974,11 @@ static int open_writer(const char *path, const vpath *vp, struct fuse_file_info 
 
 static int vfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
 {
-    (void)mode;
     vpath vp;
     int rc = vpath_parse(path, &vp);
     if (rc)
         return rc == -ENOENT ? -EACCES : rc;
-    return open_writer(path, &vp, fi, 1);
+    return open_writer(path, &vp, fi, 1, mode);
 }
 
 static int vfs_open(const char *path, struct fuse_file_info *fi)
@@ -969,7 +988,7 @@ static int vfs_open(const char *path, struct fuse_file_info *fi)
     if (rc)
         return rc;
     if ((fi->flags & O_ACCMODE) != O_RDONLY)
-        return open_writer(path, &vp, fi, 0);
+        return open_writer(path, &vp, fi, 0, 0644);
     fs_fh *fh;
     if (vp.kind == VP_README) {
         fh = fh_new();
@@ -1157,7 +1176,9 @@ static int truncate_committed(const vpath *vp, off_t size)
     int fd = fs_tmp_create(tmp, sizeof tmp);
     if (fd < 0)
         return fd;
-    rc = copy_into(fd, sp, INT64_MAX);
+    rc = fchmod(fd, st.st_mode & 07777) == 0 ? 0 : -errno; /* the file keeps its mode */
+    if (rc == 0)
+        rc = copy_into(fd, sp, INT64_MAX);
     if (rc == 0 && ftruncate(fd, size) != 0)
         rc = -errno;
     close(fd);
@@ -1247,10 +1268,14 @@ static int vfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
         return rc;
     if (extra)
         return -EACCES;
+    /* a file being written: its next content gets the mode (cp -p sets
+     * the mode while the copy is still open); the current one, if any, too */
+    mode_t m = mode & 07777;
+    int prc = pending_with(path, fd_fchmod, &m);
     struct stat st;
     if (lstat(sp, &st) != 0)
-        return pending_with(path, fd_fstat, &st) == 0 ? 0 : -errno;
-    return chmod(sp, mode & 07777) == 0 ? 0 : -errno;
+        return prc == -ENOENT ? -errno : prc;
+    return chmod(sp, m) == 0 ? 0 : -errno;
 }
 
 static int vfs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)

@@ -51,7 +51,8 @@ static int mkdir_p(const char *path)
             return -errno;
         *p = '/';
     }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+    /* the store itself is private: annotation files may hold tokens */
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
         return -errno;
     return 0;
 }
