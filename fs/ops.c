@@ -231,10 +231,7 @@ static int fd_ftruncate(int fd, void *arg)
     return ftruncate(fd, *(off_t *)arg) == 0 ? 0 : -errno;
 }
 
-static int fd_fchmod(int fd, void *arg)
-{
-    return fchmod(fd, *(mode_t *)arg) == 0 ? 0 : -errno;
-}
+static int fd_fchmod(int fd, void *arg) { return fchmod(fd, *(mode_t *)arg) == 0 ? 0 : -errno; }
 
 static int fd_futimens(int fd, void *arg) { return futimens(fd, arg) == 0 ? 0 : -errno; }
 
