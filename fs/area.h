@@ -99,6 +99,14 @@ int fs_write_atomic(const char *path, const void *data, size_t len);
 int fs_tmp_create(char *out, size_t n);
 /* rm -rf of path (no symlinks are followed). 0 or -errno. */
 int fs_remove_tree(const char *path);
+
+/* A 1 MB file of allocated space in the store, given back when the disk is
+ * full so that a failure can still be written down (status, log) instead of
+ * leaving a stale "training". fs_store_reserve (re)creates it, quietly
+ * doing nothing when there is no room; fs_store_release_reserve removes it
+ * and returns 1 when there was one. */
+void fs_store_reserve(void);
+int fs_store_release_reserve(void);
 /* Moves path out of the way at once (rename into STORE/.tmp) and deletes it
  * there, so a big tree disappears from the mount immediately. 0 or -errno. */
 int fs_discard_tree(const char *path);

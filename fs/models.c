@@ -747,6 +747,48 @@ static void cache_dir(char *out, size_t n)
     mkdir(out, 0755);
 }
 
+/* Writes the trained model and its evaluation into two new temp files
+ * (names in tmpm, tmpe). 0; or -1 with code ("storeFull" when the disk is
+ * full) and msg set and no temp file left. */
+static int write_model_files(const fs_recipe *r, void *model, const char *eval, char *tmpm,
+                             char *tmpe, char *code, size_t ncode, char *msg, size_t nmsg)
+{
+    tmpe[0] = '\0';
+    int fd = fs_tmp_create(tmpm, MP);
+    if (fd < 0) {
+        snprintf(code, ncode, "%s", fd == -ENOSPC || fd == -EDQUOT ? "storeFull" : "unknown");
+        snprintf(msg, nmsg, "saving the model: %s", strerror(-fd));
+        return -1;
+    }
+    close(fd);
+    fs_recipe_err err = {{0}, {0}};
+    if (r->save(model, tmpm, &err) != FS_RECIPE_OK) {
+        unlink(tmpm);
+        snprintf(code, ncode, "%s", err.code[0] ? err.code : "unknown");
+        snprintf(msg, nmsg, "saving the model: %s", err.msg);
+        return -1;
+    }
+    fd = fs_tmp_create(tmpe, MP);
+    int e = fd < 0 ? -fd : 0;
+    if (fd >= 0) {
+        size_t n = eval ? strlen(eval) : 0;
+        if ((n && write(fd, eval, n) != (ssize_t)n) || write(fd, "\n", 1) != 1)
+            e = errno ? errno : EIO;
+        if (close(fd) != 0 && !e)
+            e = errno;
+    }
+    if (e) {
+        unlink(tmpm);
+        if (fd >= 0)
+            unlink(tmpe);
+        tmpe[0] = '\0';
+        snprintf(code, ncode, "%s", e == ENOSPC || e == EDQUOT ? "storeFull" : "unknown");
+        snprintf(msg, nmsg, "saving evaluation.json: %s", strerror(e));
+        return -1;
+    }
+    return 0;
+}
+
 static void tjob_run(void *arg)
 {
     tjob *j = arg;
@@ -831,27 +873,22 @@ static void tjob_run(void *arg)
 
     if (st == FS_RECIPE_OK && !stale && !cancelled && !stopping) {
         char tmpm[MP], tmpe[MP] = "";
-        int fd = fs_tmp_create(tmpm, sizeof tmpm);
-        fs_recipe_err err = {{0}, {0}};
-        int ok = fd >= 0;
-        if (fd >= 0)
-            close(fd);
-        if (ok && r->save(model, tmpm, &err) != FS_RECIPE_OK) {
-            ok = 0;
-            unlink(tmpm);
-            snprintf(code, sizeof code, "unknown");
-            snprintf(msg, sizeof msg, "saving the model: %s", err.msg);
+        int ok =
+            write_model_files(r, model, eval, tmpm, tmpe, code, sizeof code, msg, sizeof msg) == 0;
+        if (!ok && strcmp(code, "storeFull") == 0) {
+            /* the feature cache yields to model files: it only saves time */
+            char cdir[MP];
+            cache_dir(cdir, sizeof cdir);
+            fs_remove_tree(cdir);
+            mdl_log(m, "the store's disk is full: removed the feature cache to make room");
+            ok = write_model_files(r, model, eval, tmpm, tmpe, code, sizeof code, msg,
+                                   sizeof msg) == 0;
         }
-        int fde = ok ? fs_tmp_create(tmpe, sizeof tmpe) : -1;
-        if (ok && fde >= 0) {
-            size_t n = eval ? strlen(eval) : 0;
-            ssize_t w = n ? write(fde, eval, n) : 0;
-            w += write(fde, "\n", 1);
-            close(fde);
-            ok = w == (ssize_t)n + 1;
-        } else if (ok) {
-            ok = 0;
-            unlink(tmpm);
+        if (!ok && strcmp(code, "storeFull") == 0) {
+            fs_store_release_reserve(); /* room to write the failure down */
+            snprintf(msg, sizeof msg,
+                     "the store's disk is full, the model could not be saved: free space "
+                     "there, then write train.json again");
         }
         srv *nsrv = NULL;
         if (ok) {
@@ -892,6 +929,7 @@ static void tjob_run(void *arg)
                 mdl_persist(m);
                 mdl_publish(m);
                 mdl_log(m, "succeeded: version %d is now serving predict/", version);
+                fs_store_reserve(); /* given back if a full disk took it */
             }
         } else {
             unlink(tmpm);
@@ -899,11 +937,12 @@ static void tjob_run(void *arg)
                 unlink(tmpe);
             pthread_mutex_lock(&g.mu);
             if (!tjob_stale_locked(j))
-                mdl_fail_locked(m, "unknown", msg[0] ? msg : "cannot write the model files");
+                mdl_fail_locked(m, code[0] ? code : "unknown",
+                                msg[0] ? msg : "cannot write the model files");
             pthread_mutex_unlock(&g.mu);
             mdl_persist(m);
             mdl_publish(m);
-            mdl_log(m, "failed: %s", msg);
+            mdl_log(m, "failed: %s: %s", code[0] ? code : "unknown", msg);
         }
     } else if (stale) {
         /* superseded by a newer train.json, or the model was deleted */

@@ -428,8 +428,9 @@ static fs_recipe_status cls_save(void *model, const char *path, fs_recipe_err *e
 {
     cls_model *c = model;
     eng_diag d = {{0}};
-    if (eng_classifier_save(c->m, path, &d) != ENG_OK) {
-        fs_recipe_set_err(err, "unknown", d.msg);
+    eng_status st = eng_classifier_save(c->m, path, &d);
+    if (st != ENG_OK) {
+        fs_recipe_set_err(err, st == ENG_ENOSPC ? "storeFull" : "unknown", d.msg);
         return FS_RECIPE_EFAIL;
     }
     return FS_RECIPE_OK;

@@ -355,8 +355,9 @@ static fs_recipe_status det_save(void *model, const char *path, fs_recipe_err *e
 {
     det_model *c = model;
     eng_diag d = {{0}};
-    if (eng_detector_save(c->m, path, &d) != ENG_OK) {
-        fs_recipe_set_err(err, "unknown", d.msg);
+    eng_status st = eng_detector_save(c->m, path, &d);
+    if (st != ENG_OK) {
+        fs_recipe_set_err(err, st == ENG_ENOSPC ? "storeFull" : "unknown", d.msg);
         return FS_RECIPE_EFAIL;
     }
     return FS_RECIPE_OK;

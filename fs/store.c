@@ -87,6 +87,7 @@ int fs_store_open(const char *root)
     fs_remove_tree(tmp);
     if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
         return -errno;
+    fs_store_reserve();
     static const char *const areas[] = {"datasets", "models", "backbones"};
     for (size_t i = 0; i < sizeof areas / sizeof areas[0]; i++) {
         snprintf(tmp, sizeof tmp, "%s/%s", store_root, areas[i]);
@@ -192,6 +193,33 @@ int fs_remove_tree(const char *path)
     if (nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
         return errno ? -errno : -EIO;
     return 0;
+}
+
+#define RESERVE_BYTES (1 << 20)
+
+static void reserve_path(char *out, size_t n) { snprintf(out, n, "%s/.reserve", store_root); }
+
+void fs_store_reserve(void)
+{
+    char path[4200];
+    struct stat st;
+    reserve_path(path, sizeof path);
+    if (stat(path, &st) == 0 && st.st_blocks * 512 >= RESERVE_BYTES)
+        return;
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    int rc = posix_fallocate(fd, 0, RESERVE_BYTES);
+    close(fd);
+    if (rc != 0)
+        unlink(path); /* no room now: tried again at the next success */
+}
+
+int fs_store_release_reserve(void)
+{
+    char path[4200];
+    reserve_path(path, sizeof path);
+    return unlink(path) == 0;
 }
 
 int fs_discard_tree(const char *path)

@@ -30,6 +30,7 @@ const char *eng_status_name(eng_status st)
     case ENG_EABORTED: return "aborted";
     case ENG_ENOTFOUND: return "not found";
     case ENG_ENOBUDGET: return "not enough budget";
+    case ENG_ENOSPC: return "no space";
     }
     return "unknown status";
 }

@@ -364,6 +364,10 @@ eng_status eng_modelfile_read(const char *path, eng_modelfile **out, eng_diag *d
 
 /* ---- writing ---- */
 
+/* ENG_ENOSPC for a full disk or quota (the caller can make room and retry),
+ * else ENG_EIO. */
+static eng_status io_status(int e) { return e == ENOSPC || e == EDQUOT ? ENG_ENOSPC : ENG_EIO; }
+
 static int write_all(int fd, const void *p, size_t n)
 {
     const char *c = p;
@@ -432,7 +436,7 @@ eng_status eng_modelfile_write(const char *path, const char *const *names,
              __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED));
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
-        eng_status st = eng_fail(d, ENG_EIO, "\"%s\": %s", tmp, strerror(errno));
+        eng_status st = eng_fail(d, io_status(errno), "\"%s\": %s", tmp, strerror(errno));
         free(hdr);
         free(tmp);
         return st;
@@ -446,12 +450,15 @@ eng_status eng_modelfile_write(const char *path, const char *const *names,
     for (int i = 0; !bad && i < ntensors; i++)
         bad = write_all(fd, tensors[i]->data, (size_t)eng_tensor_numel(tensors[i]) * 4);
     free(hdr);
-    if (!bad)
-        bad = fsync(fd) != 0;
-    if (close(fd) != 0)
-        bad = 1;
-    if (bad || rename(tmp, path) != 0) {
-        eng_status st = eng_fail(d, ENG_EIO, "\"%s\": cannot write: %s", path, strerror(errno));
+    int e = bad ? errno : 0; /* the first failure's reason */
+    if (!bad && fsync(fd) != 0)
+        bad = 1, e = errno;
+    if (close(fd) != 0 && !bad)
+        bad = 1, e = errno;
+    if (!bad && rename(tmp, path) != 0)
+        bad = 1, e = errno;
+    if (bad) {
+        eng_status st = eng_fail(d, io_status(e), "\"%s\": cannot write: %s", path, strerror(e));
         unlink(tmp);
         free(tmp);
         return st;

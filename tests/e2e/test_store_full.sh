@@ -1,0 +1,49 @@
+# test_store_full.sh: a store whose disk fills up during training. The model
+# fails with storeFull and a message saying what to do (never a status stuck
+# at "training"), the daemon stays up, and after space is freed writing
+# train.json again succeeds (issue 10). The store is a small tmpfs.
+source "$(dirname "$0")/lib.sh"
+
+MK="python3 $E2E_DIR/test_models_mkdata.py"
+BB_DIR="${XDG_DATA_HOME:-$HOME/.local/share}/visionfs/backbones"
+if [ ! -f "$BB_DIR/efficientnet-lite0/model.json" ] && [ ! -f "$BB_DIR/centernet/model.json" ]; then
+    echo "skipped: no backbone installed (scripts/fetch-backbones.sh)"
+    exit 77
+fi
+mkdir -p "$STORE"
+if [ "$(id -u)" != 0 ] || ! mount -t tmpfs -o size=24m,mode=700 vfs-e2e-store "$STORE"; then
+    echo "skipped: needs root to mount a small tmpfs"
+    exit 77
+fi
+# the daemon lets go of the store before the tmpfs goes
+trap 'fusermount3 -u "$MNT" 2>/dev/null; [ -z "$VFS_PID" ] || wait "$VFS_PID" 2>/dev/null
+      VFS_PID=; umount "$STORE" 2>/dev/null; vfs_cleanup' EXIT
+
+$MK cls "$SRC/d" 6 21
+
+vfs_mount
+mkdir "$MNT/datasets/d"
+cp -r "$SRC/d/." "$MNT/datasets/d/"
+check "dataset ready" wait_status "$MNT/datasets/d/status" ready 60
+mkdir "$MNT/models/m"
+
+# fill the disk, then give back 12 KB: enough for train.json, not for a model
+dd if=/dev/zero of="$STORE/filler" bs=4k 2>/dev/null || true
+truncate -s -12K "$STORE/filler"
+echo '{"dataset": "d", "budget_minutes": 2}' >"$MNT/models/m/train.json"
+check "the model fails with storeFull" wait_status "$MNT/models/m/status" "failed: storeFull" 300
+check "the message says what to do" grep -q "free space there, then write train.json again" \
+    "$MNT/models/m/status"
+check_eq "status.json agrees" "storeFull" "$(jq -r ".errors[0].code" "$MNT/models/m/status.json")"
+check "the log says the cache was removed for room" grep -q "removed the feature cache" \
+    "$MNT/models/m/log"
+check "the daemon is still up" test -f "$MNT/README"
+
+rm -f "$STORE/filler"
+echo '{"dataset": "d", "budget_minutes": 2}' >"$MNT/models/m/train.json"
+check "after freeing space, training again succeeds" wait_status "$MNT/models/m/status" succeeded 300
+check "the model file is there" test -s "$STORE/models/m/model.safetensors"
+check "the reserve is back" test -s "$STORE/.reserve"
+vfs_umount
+
+vfs_done
