@@ -74,6 +74,16 @@ static void clear_stale_mount(const char *mnt)
     }
 }
 
+/* 1 when something live is mounted at mnt (its device differs from its
+ * parent's): mounting over it would hide it, e.g. a first visionfs. */
+static int live_mount_at(const char *mnt)
+{
+    char parent[PATH_MAX + 4];
+    struct stat a, b;
+    snprintf(parent, sizeof parent, "%s/..", mnt);
+    return stat(mnt, &a) == 0 && stat(parent, &b) == 0 && a.st_dev != b.st_dev;
+}
+
 /* libgomp reads OMP_WAIT_POLICY once, when it loads: its default spins at
  * every barrier, which on a busy machine made 2-thread engine runs up to 10x
  * slower (docs/engine.md). Jobs here share cores with the FUSE threads, so
@@ -168,6 +178,13 @@ int main(int argc, char **argv)
         return 2;
     }
     clear_stale_mount(opts.mountpoint);
+    if (live_mount_at(opts.mountpoint)) {
+        fprintf(stderr,
+                "visionfs: \"%s\" is already a mount point (another visionfs or filesystem is "
+                "mounted there); unmount it first: fusermount3 -u %s\n",
+                opts.mountpoint, opts.mountpoint);
+        return 1;
+    }
     int rc = fs_store_open(store);
     if (rc) {
         fprintf(stderr, "visionfs: store \"%s\": %s\n", store,

@@ -84,6 +84,10 @@ mkdir -p "$T/mnt2"
 check_err "a second daemon on the same store is refused" "in use by another visionfs" \
     "$VFS_BIN" --store "$STORE" -f "$T/mnt2"
 check "the first mount is unharmed" test -f "$MNT/datasets/keep/status"
+check_err "a second daemon over the live mount point is refused" "already a mount point" \
+    timeout 10 "$VFS_BIN" --store "$T/store2" -f "$MNT"
+check "the first mount still answers" test -f "$MNT/datasets/keep/status"
+check "and was not hidden: its datasets are there" test -d "$MNT/datasets/keep"
 check "fusermount3 -u" fusermount3 -u "$MNT"
 sleep 0.5
 check "unmounted" bash -c "! mountpoint -q '$MNT'"
