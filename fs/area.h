@@ -68,6 +68,9 @@ typedef struct fs_area {
      * shows the installed default backbones); NULL or "" for none. Entries in
      * STORE/AREA win over entries of the same name there. */
     const char *(*extra_root)(void);
+    /* A new file rel is about to be created (create, or the target of a
+     * rename): 0 to allow, or -errno to refuse (NULL: always allowed). */
+    int (*check_create)(const char *rel);
 } fs_area;
 
 /* The areas, defined by fs/datasets.c, fs/models.c, fs/backbones.c. */

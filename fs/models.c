@@ -1607,6 +1607,34 @@ static int models_is_readonly(const char *rel)
     return 0;
 }
 
+/* Names predict/ cannot take: a result's name (X.json, X.boxes.jpg), which
+ * would never be predicted and would be overwritten by the result of X; and
+ * a name whose results would not fit in a file name. */
+static int models_check_create(const char *rel)
+{
+    char name[FS_TRQ_NAME_MAX + 1];
+    const char *sub;
+    if (split_rel(rel, name, &sub) || strncmp(sub, "predict/", 8) != 0)
+        return 0;
+    const char *img = sub + 8;
+    if (strchr(img, '/'))
+        return 0;
+    if (strlen(img) + strlen(".boxes.jpg") > 255)
+        return -ENAMETOOLONG;
+    if (is_predict_output(img)) {
+        mdl *m = mdl_get(name);
+        if (m) {
+            mdl_log(m,
+                    "predict/%.200s refused: names ending in .json or .boxes.jpg are "
+                    "results (rename the image)",
+                    img);
+            mdl_unref(m);
+        }
+        return -EINVAL;
+    }
+    return 0;
+}
+
 static int models_is_visible(const char *rel)
 {
     char name[FS_TRQ_NAME_MAX + 1];
@@ -2004,4 +2032,5 @@ const fs_area fs_area_models = {
     .max_size = models_max_size,
     .start = models_start,
     .stop = models_stop,
+    .check_create = models_check_create,
 };

@@ -840,6 +840,8 @@ static int vfs_rename(const char *from, const char *to, unsigned int flags)
     struct stat st;
     if (lstat(sa, &st) != 0)
         return -errno;
+    if (S_ISREG(st.st_mode) && b.area->check_create && (rc = b.area->check_create(b.rel)) != 0)
+        return rc;
     if (S_ISREG(st.st_mode) && a.area->validate_write) {
         char why[512] = "";
         rc = a.area->validate_write(b.rel, sa, why, sizeof why);
@@ -975,6 +977,8 @@ static int vfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
     int rc = vpath_parse(path, &vp);
     if (rc)
         return rc == -ENOENT ? -EACCES : rc;
+    if (vp.kind == VP_SUB && vp.area->check_create && (rc = vp.area->check_create(vp.rel)) != 0)
+        return rc;
     return open_writer(path, &vp, fi, 1, mode);
 }
 

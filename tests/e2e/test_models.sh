@@ -146,6 +146,23 @@ check "result gone" test ! -e "$M/predict/one.png.json"
 cp "$SRC/one.png" "$M/predict/x.png"
 cat "$M/predict/x.png.json" >/dev/null
 check "rm predict/* removes images and results" rm "$M/predict/x.png" "$M/predict/x.png.json"
+# names predict/ cannot take
+check_err "an image named like a result (w.json) is refused" "Invalid argument" \
+    cp "$SRC/one.png" "$M/predict/w.json"
+check_err "so is X.boxes.jpg" "Invalid argument" cp "$SRC/one.png" "$M/predict/w.boxes.jpg"
+check "the log says why" grep -q "predict/w.json refused: names ending in .json or .boxes.jpg" "$M/log"
+cp "$SRC/one.png" "$M/predict/ok.png"
+check_eq "nor by a rename" "Invalid argument" "$(rename_err "$M/predict/ok.png" "$M/predict/ok.json")"
+check "the image stays" test -f "$M/predict/ok.png"
+rm -f "$M/predict/ok.png" "$M/predict/ok.png.json"
+long=$(printf 'p%.0s' $(seq 242)).png
+check_err "a name whose results cannot have a name (246 bytes)" "File name too long" \
+    cp "$SRC/one.png" "$M/predict/$long"
+long=$(printf 'p%.0s' $(seq 241)).png
+cp "$SRC/one.png" "$M/predict/$long"
+check "245 bytes: predicted, the result readable" \
+    jqe '.customModelResult.tagsResult.values[0].name' "$M/predict/$long.json"
+rm -f "$M/predict/$long" "$M/predict/$long.json"
 
 # evaluations/
 check "mkdir evaluations/test" mkdir "$M/evaluations/test"
