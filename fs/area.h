@@ -100,6 +100,8 @@ int fs_write_atomic(const char *path, const void *data, size_t len);
 /* Makes a new temp file in STORE/.tmp; writes its path into out and returns
  * an fd open for writing (O_RDWR), or -errno. */
 int fs_tmp_create(char *out, size_t n);
+/* Makes a new empty folder in STORE/.tmp (path in out); 0 or -errno. */
+int fs_tmp_mkdir(char *out, size_t n);
 /* rm -rf of path (no symlinks are followed). 0 or -errno. */
 int fs_remove_tree(const char *path);
 
@@ -109,6 +111,9 @@ int fs_remove_tree(const char *path);
  * doing nothing when there is no room; fs_store_release_reserve removes it
  * and returns 1 when there was one. */
 void fs_store_reserve(void);
+/* Removes every "STORE/" from s, so a message names paths as the mount
+ * shows them ("datasets/d/images/a.png"), never where the store lives. */
+void fs_store_unroot(char *s);
 int fs_store_release_reserve(void);
 /* Moves path out of the way at once (rename into STORE/.tmp) and deletes it
  * there, so a big tree disappears from the mount immediately. 0 or -errno. */

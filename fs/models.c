@@ -401,6 +401,7 @@ static void mdl_log(mdl *m, const char *fmt, ...)
     for (char *c = line + n; *c; c++)
         if (*c == '\n')
             *c = ' ';
+    fs_store_unroot(line + n);
     size_t used = strlen(line);
     snprintf(line + used, sizeof line - used, "\n");
     pthread_mutex_lock(&g.mu);
@@ -572,6 +573,7 @@ static void mdl_fail_locked(mdl *m, const char *code, const char *msg)
     m->state = ST_FAILED;
     snprintf(m->err_code, sizeof m->err_code, "%s", code);
     snprintf(m->err_msg, sizeof m->err_msg, "%s", msg);
+    fs_store_unroot(m->err_msg);
 }
 
 /* ---- serving ------------------------------------------------------------ */
@@ -747,6 +749,21 @@ static void cache_dir(char *out, size_t n)
     mkdir(out, 0755);
 }
 
+/* The training or test dataset of req when it no longer exists (removed or
+ * renamed during training, which then fails reading its images), else NULL. */
+static const char *vanished(const fs_trainreq *req)
+{
+    const char *names[2] = {req->dataset, req->test_dataset};
+    for (int i = 0; i < 2; i++) {
+        char path[MP];
+        struct stat st;
+        if (names[i][0] && fs_store_path(path, sizeof path, "datasets", names[i]) == 0 &&
+            stat(path, &st) != 0)
+            return names[i];
+    }
+    return NULL;
+}
+
 /* Writes the trained model and its evaluation into two new temp files
  * (names in tmpm, tmpe). 0; or -1 with code ("storeFull" when the disk is
  * full) and msg set and no temp file left. */
@@ -860,6 +877,14 @@ static void tjob_run(void *arg)
             st = r->train(&in, &model, &eval, &err);
             snprintf(code, sizeof code, "%s", err.code[0] ? err.code : "unknown");
             snprintf(msg, sizeof msg, "%s", err.msg);
+            const char *gone = st == FS_RECIPE_EFAIL ? vanished(&req) : NULL;
+            if (gone) {
+                snprintf(code, sizeof code, "datasetNotFound");
+                snprintf(msg, sizeof msg,
+                         "dataset \"%s\" was removed or renamed while the model trained on "
+                         "it; write train.json again to train on what is there now",
+                         gone);
+            }
         }
     }
     fs_models_ds_close(tr);

@@ -23,9 +23,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 struct fs_models_ds {
     fs_ds_snapshot *snap;
+    char linkdir[4200]; /* hard links to the images, "" when none */
+    char **paths;       /* per image: its link, or NULL (the dataset's file) */
     fs_recipe_dataset view;
     fs_recipe_image *images;
     fs_recipe_box *boxes;
@@ -78,6 +81,28 @@ fs_models_ds_status fs_models_ds_check(const char *name, int *detection, fs_mode
     if (st != FS_DS_READY)
         explain(name, st, line, err);
     return map_state(st);
+}
+
+/* Hard links to every image in a folder of STORE/.tmp, used instead of the
+ * dataset's files: a dataset removed (rm -r) or renamed while a model
+ * trains or evaluates on it no longer pulls the images from under the job,
+ * which goes on with the data it started from. Costs one link per image; an
+ * image that cannot be linked is read where it is. */
+static void link_images(fs_models_ds *d)
+{
+    int n = d->snap->nimages;
+    if (n == 0 || fs_tmp_mkdir(d->linkdir, sizeof d->linkdir) != 0) {
+        d->linkdir[0] = '\0';
+        return;
+    }
+    d->paths = calloc((size_t)n, sizeof *d->paths);
+    for (int i = 0; d->paths && i < n; i++) {
+        const char *src = d->images[i].path, *base = strrchr(src, '/');
+        char dst[4400];
+        snprintf(dst, sizeof dst, "%s/%d-%s", d->linkdir, i, base ? base + 1 : src);
+        if (link(src, dst) == 0 && (d->paths[i] = strdup(dst)) != NULL)
+            d->images[i].path = d->paths[i];
+    }
 }
 
 fs_models_ds_status fs_models_ds_open(const char *name, fs_models_ds **out,
@@ -134,6 +159,7 @@ fs_models_ds_status fs_models_ds_open(const char *name, fs_models_ds **out,
             d->boxes[b].h = si->boxes[k].h;
         }
     }
+    link_images(d);
     d->view.name = s->name;
     d->view.detection = s->detection;
     d->view.ncategories = s->ncategories;
@@ -158,6 +184,11 @@ void fs_models_ds_close(fs_models_ds *ds)
 {
     if (!ds)
         return;
+    if (ds->linkdir[0])
+        fs_remove_tree(ds->linkdir);
+    for (int i = 0; ds->paths && i < ds->snap->nimages; i++)
+        free(ds->paths[i]);
+    free(ds->paths);
     fs_dataset_snapshot_free(ds->snap);
     free(ds->images);
     free(ds->boxes);

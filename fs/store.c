@@ -140,6 +140,21 @@ int fs_tmp_create(char *out, size_t n)
     return -EEXIST;
 }
 
+int fs_tmp_mkdir(char *out, size_t n)
+{
+    for (int attempt = 0; attempt < 100; attempt++) {
+        unsigned k = atomic_fetch_add(&tmp_counter, 1);
+        int w = snprintf(out, n, "%s/.tmp/s%ld.%u", store_root, (long)getpid(), k);
+        if (w < 0 || (size_t)w >= n)
+            return -ENAMETOOLONG;
+        if (mkdir(out, 0700) == 0)
+            return 0;
+        if (errno != EEXIST)
+            return -errno;
+    }
+    return -EEXIST;
+}
+
 int fs_write_atomic(const char *path, const void *data, size_t len)
 {
     char tmp[4200];
@@ -193,6 +208,19 @@ int fs_remove_tree(const char *path)
     if (nftw(path, remove_one, 16, FTW_DEPTH | FTW_PHYS) != 0)
         return errno ? -errno : -EIO;
     return 0;
+}
+
+void fs_store_unroot(char *s)
+{
+    size_t rl = strlen(store_root);
+    if (rl == 0)
+        return;
+    for (char *p = strstr(s, store_root); p; p = strstr(p, store_root)) {
+        if (p[rl] == '/')
+            memmove(p, p + rl + 1, strlen(p + rl + 1) + 1);
+        else
+            p += rl;
+    }
 }
 
 #define RESERVE_BYTES (1 << 20)

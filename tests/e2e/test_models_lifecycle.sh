@@ -13,15 +13,17 @@ fi
 
 # distinct seeds so each training extracts features afresh (no cache hits)
 for s in 11 12 13 14 16; do $MK cls "$SRC/d$s" 6 $s; done
+# big enough that training is still reading images when they go
+for s in 17 18; do $MK cls "$SRC/d$s" 40 $s; done
 $MK cls "$SRC/dt" 2 15
 $MK one "$SRC/one.png" disc 5
 
 vfs_mount
-for s in 11 12 13 14 16 t; do
+for s in 11 12 13 14 16 17 18 t; do
     mkdir "$MNT/datasets/d$s"
     cp -r "$SRC/d$s/." "$MNT/datasets/d$s/"
 done
-for s in 11 12 13 14 16 t; do
+for s in 11 12 13 14 16 17 18 t; do
     check "dataset d$s ready" wait_status "$MNT/datasets/d$s/status" ready 60
 done
 
@@ -82,6 +84,25 @@ check "rm -r of a training model" rm -r "$R"
 check "model gone" test ! -e "$R"
 check "mkdir of the same name again" mkdir "$R"
 check_eq "fresh model" "notStarted" "$(cat "$R/status")"
+
+# the dataset removed, or renamed, while a model trains on it: the job
+# goes on with the images it started from (hard links)
+for how in rm mv; do
+    G=$MNT/models/g$how
+    D=$([ $how = rm ] && echo d17 || echo d18)
+    mkdir "$G"
+    echo "{\"dataset\": \"$D\", \"budget_minutes\": 30}" >"$G/train.json"
+    check "$how: training starts" wait_status "$G/status" training 120
+    if [ $how = rm ]; then rm -r "$MNT/datasets/$D"; else mv "$MNT/datasets/$D" "$MNT/datasets/${D}b"; fi
+    check "$how of its dataset: the training still succeeds" wait_status "$G/status" succeeded 300
+    check "$how: no store path in status, status.json or log" \
+        bash -c "! grep -l -F '$STORE' '$G/status' '$G/status.json' '$G/log'"
+done
+check "the image links are gone after the jobs" bash -c "! find '$STORE/.tmp' -mindepth 1 -type d | grep -q ."
+# writing train.json again on the removed dataset names it
+echo '{"dataset": "d17", "budget_minutes": 30}' >"$MNT/models/grm/train.json"
+check "retraining on the removed dataset: datasetNotFound" \
+    wait_status "$MNT/models/grm/status" "failed: datasetNotFound" 30
 
 # kill -9 during training, then remount: the run restarts and succeeds
 K=$MNT/models/k

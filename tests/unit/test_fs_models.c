@@ -189,7 +189,15 @@ int main(void)
     CHECK(wait_for("u/status", "failed: unknown: the run interrupted"));
     CHECK(strstr(read_store("k/status.json"), "\"restarts\":\t1") != NULL);
     CHECK(strstr(read_store("k/log"), "restarting it") != NULL);
-    CHECK(strstr(read_store("k/.vfs-state.json"), "\"failed\"") != NULL);
+    /* the state file follows the status (another thread may publish the
+     * status between the two writes) */
+    int persisted = 0;
+    for (int i = 0; i < 500 && !persisted; i++) {
+        persisted = strstr(read_store("k/.vfs-state.json"), "\"failed\"") != NULL;
+        if (!persisted)
+            usleep(10000);
+    }
+    CHECK(persisted);
     /* state survives a stop and start */
     a->stop();
     a->start();
