@@ -1105,7 +1105,15 @@ static int vfs_write_buf(const char *path, struct fuse_bufvec *src, off_t off,
     dst.buf[0].fd = fh->fd;
     dst.buf[0].pos = off;
     ssize_t n = fuse_buf_copy(&dst, src, FUSE_BUF_SPLICE_NONBLOCK);
-    return n < 0 ? (int)n : (int)n;
+    if (n < 0) {
+        /* e.g. ENOSPC: the file is incomplete, so close() must say the same
+         * instead of validating what got written */
+        pthread_mutex_lock(&fh->lock);
+        if (!fh->failed)
+            fh->failed = (int)n;
+        pthread_mutex_unlock(&fh->lock);
+    }
+    return (int)n;
 }
 
 static int vfs_write(const char *path, const char *buf, size_t size, off_t off,

@@ -30,6 +30,14 @@ mkdir "$MNT/models/m"
 # fill the disk, then give back 12 KB: enough for train.json, not for a model
 dd if=/dev/zero of="$STORE/filler" bs=4k 2>/dev/null || true
 truncate -s -12K "$STORE/filler"
+# an annotation file that does not fit: cp says so, nothing is damaged
+python3 -c 'import sys; sys.stdout.write(open(sys.argv[1]).read() + " " * 200000)' \
+    "$SRC/d/annotations.json" >"$SRC/big.json"
+check_err "a COCO file too big for the disk: No space left on device" "No space left on device" \
+    cp "$SRC/big.json" "$MNT/datasets/d/annotations.json"
+check "the annotation file in use is unchanged" cmp -s "$SRC/d/annotations.json" \
+    "$MNT/datasets/d/annotations.json"
+check "the dataset stays ready" wait_status "$MNT/datasets/d/status" ready 10
 echo '{"dataset": "d", "budget_minutes": 2}' >"$MNT/models/m/train.json"
 check "the model fails with storeFull" wait_status "$MNT/models/m/status" "failed: storeFull" 300
 check "the message says what to do" grep -q "free space there, then write train.json again" \
