@@ -27,6 +27,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -892,6 +893,7 @@ static void *verifier_main(void *arg)
         verify_out out;
         verify(e, name, have, refused, refused_file, refused_at, &out);
         parsed_unref(have);
+        malloc_trim(0);
 
         pthread_mutex_lock(&ds_lock);
         e->busy = 0;
@@ -1053,6 +1055,9 @@ static int ds_validate_write(const char *rel, const char *tmp_path, char *why, s
         return 0;
     char msg[512];
     ds_parsed *p = parse_file(tmp_path, rest, msg, sizeof msg);
+    /* parsing a big file leaves the JSON tree's memory in this thread's
+     * malloc arena; give it back to the system */
+    malloc_trim(0);
     if (!p) {
         snprintf(why, why_len, "%s", msg);
         pthread_mutex_lock(&ds_lock);

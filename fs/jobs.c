@@ -5,6 +5,7 @@
  */
 #include "jobs.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,6 +68,7 @@ static void *jobq_worker(void *p)
         if (j->drop)
             j->drop(j->arg);
         free(j);
+        malloc_trim(0); /* a training's buffers go back to the system, not only to malloc */
         pthread_mutex_lock(&q->mu);
         q->running--;
         if (q->queued == 0 && q->running == 0)
