@@ -124,36 +124,34 @@ int fs_name_valid(const char *name)
     return 1;
 }
 
-int fs_tmp_create(char *out, size_t n)
+static int make_file(const char *path)
+{
+    return open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+}
+
+static int make_dir(const char *path) { return mkdir(path, 0700); }
+
+/* A new name STORE/.tmp/<kind>PID.N made by make (returns >= 0, or -1 with
+ * errno; EEXIST tries the next N): what make returned, or -errno. */
+static int tmp_make(char *out, size_t n, char kind, int (*make)(const char *))
 {
     for (int attempt = 0; attempt < 100; attempt++) {
         unsigned k = atomic_fetch_add(&tmp_counter, 1);
-        int w = snprintf(out, n, "%s/.tmp/w%ld.%u", store_root, (long)getpid(), k);
+        int w = snprintf(out, n, "%s/.tmp/%c%ld.%u", store_root, kind, (long)getpid(), k);
         if (w < 0 || (size_t)w >= n)
             return -ENAMETOOLONG;
-        int fd = open(out, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (fd >= 0)
-            return fd;
+        int rc = make(out);
+        if (rc >= 0)
+            return rc;
         if (errno != EEXIST)
             return -errno;
     }
     return -EEXIST;
 }
 
-int fs_tmp_mkdir(char *out, size_t n)
-{
-    for (int attempt = 0; attempt < 100; attempt++) {
-        unsigned k = atomic_fetch_add(&tmp_counter, 1);
-        int w = snprintf(out, n, "%s/.tmp/s%ld.%u", store_root, (long)getpid(), k);
-        if (w < 0 || (size_t)w >= n)
-            return -ENAMETOOLONG;
-        if (mkdir(out, 0700) == 0)
-            return 0;
-        if (errno != EEXIST)
-            return -errno;
-    }
-    return -EEXIST;
-}
+int fs_tmp_create(char *out, size_t n) { return tmp_make(out, n, 'w', make_file); }
+
+int fs_tmp_mkdir(char *out, size_t n) { return tmp_make(out, n, 's', make_dir); }
 
 int fs_write_atomic(const char *path, const void *data, size_t len)
 {

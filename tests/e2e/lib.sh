@@ -175,6 +175,20 @@ jqe() {
     jq -e "$@" >/dev/null
 }
 
+# MK: the labelled-image maker of the models/ tests.
+MK="python3 $E2E_DIR/test_models_mkdata.py"
+
+# need_backbone NAME...: skips the test (exit 77) unless one of the named
+# backbones is installed where scripts/fetch-backbones.sh puts them.
+need_backbone() {
+    local dir="${VISIONFS_BACKBONES:-${XDG_DATA_HOME:-$HOME/.local/share}/visionfs/backbones}" b
+    for b in "$@"; do
+        [ -f "$dir/$b/model.json" ] && return 0
+    done
+    echo "skipped: no backbone of [$*] installed (scripts/fetch-backbones.sh)"
+    exit 77
+}
+
 vfs_done() {
     echo "$PASS passed, $FAIL failed"
     # the EXIT traps that run next clean up (kill, wait, unmount): a failing

@@ -11,11 +11,7 @@
 source "$(dirname "$0")/lib.sh"
 
 MK="python3 $E2E_DIR/test_detect_mkdata.py"
-BB_DIR="${XDG_DATA_HOME:-$HOME/.local/share}/visionfs/backbones"
-if [ ! -f "$BB_DIR/centernet/model.json" ]; then
-    echo "skipped: CenterNet backbone not installed (scripts/fetch-backbones.sh)"
-    exit 77
-fi
+need_backbone centernet
 
 $MK det "$SRC/train" 12 1
 $MK det "$SRC/test" 5 2

@@ -5,12 +5,7 @@
 # model.safetensors (same scores), a malformed import refused.
 source "$(dirname "$0")/lib.sh"
 
-MK="python3 $E2E_DIR/test_models_mkdata.py"
-BB_DIR="${XDG_DATA_HOME:-$HOME/.local/share}/visionfs/backbones"
-if [ ! -f "$BB_DIR/efficientnet-lite0/model.json" ] && [ ! -f "$BB_DIR/centernet/model.json" ]; then
-    echo "skipped: no backbone installed (scripts/fetch-backbones.sh)"
-    exit 77
-fi
+need_backbone efficientnet-lite0 centernet
 
 $MK cls "$SRC/train" 6 1
 $MK cls "$SRC/test" 3 2

@@ -4,12 +4,7 @@
 # kill -9 during training: the next mount restarts the run and it succeeds.
 source "$(dirname "$0")/lib.sh"
 
-MK="python3 $E2E_DIR/test_models_mkdata.py"
-BB_DIR="${XDG_DATA_HOME:-$HOME/.local/share}/visionfs/backbones"
-if [ ! -f "$BB_DIR/efficientnet-lite0/model.json" ] && [ ! -f "$BB_DIR/centernet/model.json" ]; then
-    echo "skipped: no backbone installed (scripts/fetch-backbones.sh)"
-    exit 77
-fi
+need_backbone efficientnet-lite0 centernet
 
 # distinct seeds so each training extracts features afresh (no cache hits)
 for s in 11 12 13 14 16; do $MK cls "$SRC/d$s" 6 $s; done

@@ -4,12 +4,7 @@
 # train.json again succeeds (issue 10). The store is a small tmpfs.
 source "$(dirname "$0")/lib.sh"
 
-MK="python3 $E2E_DIR/test_models_mkdata.py"
-BB_DIR="${XDG_DATA_HOME:-$HOME/.local/share}/visionfs/backbones"
-if [ ! -f "$BB_DIR/efficientnet-lite0/model.json" ] && [ ! -f "$BB_DIR/centernet/model.json" ]; then
-    echo "skipped: no backbone installed (scripts/fetch-backbones.sh)"
-    exit 77
-fi
+need_backbone efficientnet-lite0 centernet
 mkdir -p "$STORE"
 if [ "$(id -u)" != 0 ] || ! mount -t tmpfs -o size=24m,mode=700 vfs-e2e-store "$STORE"; then
     echo "skipped: needs root to mount a small tmpfs"
