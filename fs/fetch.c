@@ -66,6 +66,9 @@ typedef struct fetch_job {
     char ctype[64];
     char mserr[64];
     char errbuf[CURL_ERROR_SIZE];
+    int requests;      /* requests sent in this attempt (redirects included) */
+    int began_local;   /* the first went to a loopback address */
+    int refused_local; /* a redirect to a loopback address was refused */
 } fetch_job;
 
 /* A dataset.json request of one dataset. */
@@ -114,6 +117,37 @@ static int interned_n;
 static pthread_mutex_t intern_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* A copy of s that lives as long as the process (lowercased first letter). */
+/* 1 for a loopback address as libcurl prints it (127.0.0.0/8, ::1, and
+ * IPv4-mapped 127.x). */
+static int loopback_ip(const char *ip)
+{
+    return strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0 ||
+           strncmp(ip, "::ffff:127.", 11) == 0;
+}
+
+/* libcurl calls this once connected, before each request of a transfer,
+ * redirects included. A transfer that began away from this machine may not
+ * be led to a loopback address (a redirect, or a name that resolves there),
+ * where it would reach services that trust local callers. One that began
+ * on loopback stays free to move between local ports. */
+static int on_prereq(void *ctx, char *primary_ip, char *local_ip, int primary_port, int local_port)
+{
+    (void)local_ip;
+    (void)primary_port;
+    (void)local_port;
+    fetch_job *j = ctx;
+    int local = loopback_ip(primary_ip);
+    if (j->requests++ == 0) {
+        j->began_local = local;
+        return CURL_PREREQFUNC_OK;
+    }
+    if (local && !j->began_local) {
+        j->refused_local = 1;
+        return CURL_PREREQFUNC_ABORT;
+    }
+    return CURL_PREREQFUNC_OK;
+}
+
 static const char *intern(const char *s)
 {
     pthread_mutex_lock(&intern_lock);
@@ -622,6 +656,9 @@ static const char *job_setup(fetch_job *j)
     if (!e)
         return "out of memory";
     j->easy = e;
+    j->requests = j->began_local = j->refused_local = 0;
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, j);
     curl_easy_setopt(e, CURLOPT_URL, j->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, j);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, uk == COCO_URL_FILE ? "file" : "http,https");
@@ -704,7 +741,10 @@ static const char *transfer_reason(fetch_job *j, CURLcode rc, long http)
     if (j->stalled)
         snprintf(buf, sizeof buf, "timed out: no data for %g s",
                  (double)opts.stall_timeout_ms / 1000.0);
-    switch (j->stalled ? CURLE_OK : rc) {
+    if (j->refused_local)
+        snprintf(buf, sizeof buf,
+                 "refused: a redirect from a remote server to this machine (loopback)");
+    switch (j->stalled || j->refused_local ? CURLE_OK : rc) {
     case CURLE_OK: break;
     case CURLE_OPERATION_TIMEDOUT: {
         double connect = 0;

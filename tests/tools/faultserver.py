@@ -4,7 +4,7 @@ files of a folder and injects the faults the fetcher must survive.
 
   faultserver.py ROOT PORTFILE [LOGFILE]
 
-Binds 127.0.0.1 on a free port, writes the port to PORTFILE, serves until
+Binds 127.0.0.1 (or $FAULTSERVER_BIND) on a free port, writes the port to PORTFILE, serves until
 killed (or 15 minutes at most). Every request line is appended to LOGFILE.
 Paths:
   /f/NAME            the file ROOT/NAME
@@ -19,6 +19,7 @@ Paths:
   /loop/N            a redirect to /loop/N+1, for ever
   /redir/NAME        one redirect to /f/NAME
   /ftp/NAME          a redirect to ftp://127.0.0.1/NAME (a protocol not allowed)
+  /tolocal/NAME      a redirect to http://127.0.0.1:PORT/f/NAME (this server, on loopback)
   /slow/NAME         the file in 10 pieces over 5 s
   /delay/NAME        the file after 50 ms
 """
@@ -168,6 +169,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.redirect(f"/f/{arg}")
         if kind == "ftp":
             return self.redirect(f"ftp://127.0.0.1/{arg}")
+        if kind == "tolocal":
+            return self.redirect(f"http://127.0.0.1:{self.server.server_address[1]}/f/{arg}")
         return self.send_body(404, b"unknown path\n", "text/plain")
 
     do_HEAD = do_GET
@@ -185,7 +188,7 @@ def main():
         return 2
     ROOT = sys.argv[1]
     LOG = sys.argv[3] if len(sys.argv) > 3 else None
-    srv = Server(("127.0.0.1", 0), Handler)
+    srv = Server((os.environ.get("FAULTSERVER_BIND", "127.0.0.1"), 0), Handler)
     with open(sys.argv[2] + ".tmp", "w") as f:
         f.write(str(srv.server_address[1]))
     os.rename(sys.argv[2] + ".tmp", sys.argv[2])
