@@ -71,6 +71,9 @@ typedef struct fs_area {
     /* A new file rel is about to be created (create, or the target of a
      * rename): 0 to allow, or -errno to refuse (NULL: always allowed). */
     int (*check_create)(const char *rel);
+    /* A write of rel failed before close (err: ENOSPC, EFBIG, ...) and was
+     * discarded; the file as it was stays. */
+    void (*write_failed)(const char *rel, int err);
 } fs_area;
 
 /* The areas, defined by fs/datasets.c, fs/models.c, fs/backbones.c. */

@@ -377,8 +377,9 @@ static void refused_members(jsonw *w, const char *file, const char *msg, time_t 
     jsonw_kstr(w, "message", msg);
     jsonw_kstr(w, "time", when);
     jsonw_kstr(w, "note",
-               "the write was refused (close() returned EINVAL); the previous "
-               "annotation file is kept and used");
+               "the write was refused (close() returned an error: EINVAL for a file "
+               "that is not valid, ENOSPC when the disk was full, EFBIG when too "
+               "large); the previous annotation file is kept and used");
     jsonw_end(w);
     jsonw_key(w, "refusedWrite");
     jsonw_obj(w);
@@ -894,6 +895,7 @@ static void *verifier_main(void *arg)
         verify(e, name, have, refused, refused_file, refused_at, &out);
         parsed_unref(have);
         malloc_trim(0);
+        fs_store_reserve(); /* again, if a full disk took it and there is room now */
 
         pthread_mutex_lock(&ds_lock);
         e->busy = 0;
@@ -1104,6 +1106,32 @@ static int ds_validate_write(const char *rel, const char *tmp_path, char *why, s
     return 0;
 }
 
+/* An annotation file whose write failed before close (a full disk, too
+ * large): said in status.json as lastRefusedWrite, like a file refused
+ * for its content. A full disk gives back the store's reserve so that the
+ * status can still be written. */
+static void ds_write_failed(const char *rel, int err)
+{
+    char name[72];
+    const char *rest = split_rel(rel, name, sizeof name);
+    if (!is_annotation(rest))
+        return;
+    if (err == ENOSPC || err == EDQUOT)
+        fs_store_release_reserve();
+    pthread_mutex_lock(&ds_lock);
+    ds_entry *e = entry_get(name);
+    if (e) {
+        snprintf(e->refused, sizeof e->refused, "\"%.80s\" refused: %s%s", rest, strerror(err),
+                 err == ENOSPC || err == EDQUOT ? " (the store's disk is full: free space "
+                                                  "there and copy the file again)"
+                                                : "");
+        snprintf(e->refused_file, sizeof e->refused_file, "%s", rest);
+        e->refused_at = time(NULL);
+    }
+    pthread_mutex_unlock(&ds_lock);
+    mark_dirty(name, 1);
+}
+
 static void ds_committed(const char *rel)
 {
     char name[72];
@@ -1201,6 +1229,7 @@ const fs_area fs_area_datasets = {
     .rename_item = ds_rename_item,
     .is_readonly = ds_is_readonly,
     .validate_write = ds_validate_write,
+    .write_failed = ds_write_failed,
     .committed = ds_committed,
     .unlinked = ds_unlinked,
     .max_size = ds_max_size,

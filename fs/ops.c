@@ -304,6 +304,8 @@ static int writer_commit(fs_fh *fh)
         fh->result = fh->failed;
         pending_remove(fh);
         fs_log("write of \"%s\" refused: %s", fh->path, strerror(-fh->failed));
+        if (fh->area->write_failed)
+            fh->area->write_failed(fh->rel, -fh->failed);
         return fh->result;
     }
     if (!fh->dirty)

@@ -33,6 +33,8 @@ check_err "a COCO file too big for the disk: No space left on device" "No space 
 check "the annotation file in use is unchanged" cmp -s "$SRC/d/annotations.json" \
     "$MNT/datasets/d/annotations.json"
 check "the dataset stays ready" wait_status "$MNT/datasets/d/status" ready 10
+check "status.json says the write was refused for the full disk" wait_jq "$MNT/datasets/d/status.json" \
+    '.lastRefusedWrite.message | contains("No space left on device")' true 10
 echo '{"dataset": "d", "budget_minutes": 2}' >"$MNT/models/m/train.json"
 check "the model fails with storeFull" wait_status "$MNT/models/m/status" "failed: storeFull" 300
 check "the message says what to do" grep -q "free space there, then write train.json again" \
