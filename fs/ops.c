@@ -18,6 +18,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -154,12 +155,13 @@ typedef struct fs_fh {
     char *rel;  /* area-relative path (writers) */
     char tmp[PATH_MAX_VFS];
     int64_t max;
-    int dirty;     /* content differs from the committed file */
-    int written;   /* write() was called (a shell's `> f` closes a dup first) */
-    int failed;    /* -errno to report at flush (e.g. -EFBIG) */
-    int committed; /* the temp has been renamed into place */
-    int discarded; /* the temp has been refused and removed */
-    int result;    /* what flush returns once finished */
+    int dirty;           /* content differs from the committed file */
+    int written;         /* write() was called (a shell's `> f` closes a dup first) */
+    int failed;          /* -errno to report at flush (e.g. -EFBIG) */
+    int committed;       /* the temp has been renamed into place */
+    int discarded;       /* the temp has been refused and removed */
+    atomic_int unlinked; /* its name was unlinked while open: close commits nothing */
+    int result;          /* what flush returns once finished */
     struct fs_fh *next;
     struct fs_fh *all_prev, *all_next; /* every open handle (open_lock) */
 } fs_fh;
@@ -222,6 +224,28 @@ static int pending_with(const char *path, int (*fn)(int fd, void *arg), void *ar
     }
     pthread_mutex_unlock(&pending_lock);
     return rc;
+}
+
+/* unlink of a file still open for writing: every writer of path leaves
+ * the table and will commit nothing; 1 when there was one. */
+static int pending_detach(const char *path)
+{
+    unsigned h = path_hash(path);
+    int found = 0;
+    pthread_mutex_lock(&pending_lock);
+    for (fs_fh **pp = &pending[h]; *pp;) {
+        fs_fh *f = *pp;
+        if (strcmp(f->path, path) == 0) {
+            atomic_store(&f->unlinked, 1);
+            *pp = f->next;
+            f->next = NULL;
+            found = 1;
+        } else {
+            pp = &f->next;
+        }
+    }
+    pthread_mutex_unlock(&pending_lock);
+    return found;
 }
 
 static int fd_fstat(int fd, void *arg) { return fstat(fd, arg) == 0 ? 0 : -errno; }
@@ -298,6 +322,13 @@ static int writer_commit(fs_fh *fh)
         fh->dirty = 0;
         return 0;
     }
+    if (atomic_load(&fh->unlinked)) {
+        /* removed while open, as POSIX has it: the data goes with the name */
+        unlink(fh->tmp);
+        fh->discarded = 1;
+        fh->result = 0;
+        return 0;
+    }
     if (fh->failed) {
         unlink(fh->tmp);
         fh->discarded = 1;
@@ -360,6 +391,7 @@ static void *vfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     cfg->attr_timeout = 1.0;
     cfg->negative_timeout = 0.0;
     cfg->hard_remove = 1;
+    cfg->nullpath_ok = 1; /* an unlinked open file is served by its handle */
     cfg->use_ino = 0;
     cfg->kernel_cache = 0;
     if (conn->capable & FUSE_CAP_SPLICE_WRITE)
@@ -534,7 +566,7 @@ static int fill_dir(void *buf, fuse_fill_dir_t filler, const vpath *vp, const ch
  * then needs no LOOKUP per entry) and big folders are read in pieces. Used
  * for folders of areas without an extra root; the others are listed whole. */
 typedef struct fs_dirh {
-    DIR *d;
+    DIR *d; /* NULL: a folder listed whole (the root, areas with an extra root) */
     vpath vp;
     char rel[PATH_MAX_VFS];
     struct fs_dirh *prev, *next; /* every open folder (open_lock) */
@@ -552,7 +584,8 @@ static void dirh_free(fs_dirh *dh)
     if (dh->next)
         dh->next->prev = dh->prev;
     pthread_mutex_unlock(&open_lock);
-    closedir(dh->d);
+    if (dh->d)
+        closedir(dh->d);
     free(dh);
 }
 
@@ -563,17 +596,17 @@ static int vfs_opendir(const char *path, struct fuse_file_info *fi)
     if (rc)
         return rc;
     fi->fh = 0;
-    if (vp.kind == VP_ROOT || vp.kind == VP_README || extra_root(vp.area))
-        return 0;
+    /* every folder gets a handle that knows its path: readdir may be
+     * called without one (nullpath_ok); the store's own folders are also
+     * streamed from it (d), the others listed whole (d NULL) */
+    int whole = vp.kind == VP_ROOT || vp.kind == VP_README || extra_root(vp.area);
     char sp[PATH_MAX_VFS];
-    rc = fs_store_path(sp, sizeof sp, vp.area->name, vp.rel);
-    if (rc)
+    if (!whole && (rc = fs_store_path(sp, sizeof sp, vp.area->name, vp.rel)) != 0)
         return rc;
     fs_dirh *dh = calloc(1, sizeof *dh);
     if (!dh)
         return -ENOMEM;
-    dh->d = opendir(sp);
-    if (!dh->d) {
+    if (!whole && !(dh->d = opendir(sp))) {
         rc = -errno;
         free(dh);
         return rc;
@@ -663,10 +696,14 @@ static int vfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_
                        struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
     fs_dirh *dh = fi ? (fs_dirh *)(uintptr_t)fi->fh : NULL;
-    if (dh)
+    if (dh && dh->d)
         return readdir_stream(dh, buf, filler, off, (flags & FUSE_READDIR_PLUS) != 0);
     vpath vp;
-    int rc = vpath_parse(path, &vp);
+    int rc = 0;
+    if (dh)
+        vp = dh->vp;
+    else
+        rc = vpath_parse(path, &vp);
     if (rc)
         return rc;
     filler(buf, ".", NULL, 0, 0);
@@ -794,7 +831,8 @@ static int vfs_unlink(const char *path)
         return rc;
     if (extra)
         return -EACCES;
-    if (unlink(sp) != 0)
+    int was_open = pending_detach(path);
+    if (unlink(sp) != 0 && !(was_open && errno == ENOENT))
         return -errno;
     if (vp.area->unlinked)
         vp.area->unlinked(vp.rel);

@@ -190,5 +190,30 @@ check "rm -r a full dataset" rm -r "$MNT/datasets/moved"
 check "it is gone" test ! -e "$MNT/datasets/moved"
 check_err "rmdir of a non-empty dataset: ENOTEMPTY" "not empty" rmdir "$MNT/datasets/jfirst"
 
+# ---- unlink of a file still open for writing (POSIX: the name goes, the fd works) ----
+check_eq "unlink while open for writing" "ok" "$(python3 - "$MNT/datasets/jfirst/images/open.png" "$SRC/ok.png" <<'PY'
+import os, sys
+path, src = sys.argv[1], sys.argv[2]
+data = open(src, "rb").read()
+fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, data[:1000])
+try:
+    os.unlink(path)
+except OSError as e:
+    print("unlink:", e.strerror); sys.exit()
+if os.path.exists(path):
+    print("still listed after unlink"); sys.exit()
+# (fstat here still fails with ESTALE: the kernel asks libfuse for the
+# attributes without the file handle, and the name is gone)
+os.write(fd, data[1000:])
+try:
+    os.close(fd)
+except OSError as e:
+    print("close:", e.strerror); sys.exit()
+print("ok" if not os.path.exists(path) else "back after close")
+PY
+)"
+check "nothing of it in the store" test ! -e "$STORE/datasets/jfirst/images/open.png"
+
 vfs_umount
 vfs_done
