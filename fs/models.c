@@ -1190,7 +1190,17 @@ static void pjob_run(void *arg)
             mdl_put(m, out, pred.boxes_jpg, pred.boxes_jpg_len);
             snprintf(out, sizeof out, "%s.json", j->p->rel);
         }
-        mdl_put(m, out, json, strlen(json));
+        int rc = mdl_put(m, out, json, strlen(json));
+        if (rc == -ENOSPC || rc == -EDQUOT) {
+            /* the reader must learn why rather than find an empty file */
+            fs_store_release_reserve();
+            char *e = error_json("StoreFull", "the store's disk is full, so the result could "
+                                              "not be written: free space there and copy the "
+                                              "image again");
+            if (e)
+                mdl_put(m, out, e, strlen(e));
+            free(e);
+        }
     }
     free(json);
     fs_recipe_prediction_release(&pred);

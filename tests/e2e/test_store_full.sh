@@ -49,6 +49,19 @@ echo '{"dataset": "d", "budget_minutes": 2}' >"$MNT/models/m/train.json"
 check "after freeing space, training again succeeds" wait_status "$MNT/models/m/status" succeeded 300
 check "the model file is there" test -s "$STORE/models/m/model.safetensors"
 check "the reserve is back" test -s "$STORE/.reserve"
+
+# predict/ on a full disk: room for the image, none for its result
+$MK one "$SRC/one.png" disc 5
+pages=$((($(stat -c %s "$SRC/one.png") + 4095) / 4096))
+dd if=/dev/zero of="$STORE/filler" bs=4k 2>/dev/null || true
+truncate -s "-$((pages * 4))K" "$STORE/filler"
+check "the image fits" cp "$SRC/one.png" "$MNT/models/m/predict/one.png"
+check_eq "its result says the disk is full" "StoreFull" \
+    "$(jq -r .error.code "$MNT/models/m/predict/one.png.json")"
+rm -f "$STORE/filler"
+cp "$SRC/one.png" "$MNT/models/m/predict/two.png"
+check_eq "with room again, predict answers" "disc" \
+    "$(jq -r '.customModelResult.tagsResult.values[0].name' "$MNT/models/m/predict/two.png.json")"
 vfs_umount
 
 vfs_done
