@@ -461,60 +461,72 @@ static void status_line_locked(const mdl *m, char *out, size_t n)
     }
 }
 
-static cJSON *request_json(const fs_trainreq *r)
+/* The request as members of the object being written. */
+static void request_members(jsonw *w, const fs_trainreq *r)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "dataset", r->dataset);
+    jsonw_kstr(w, "dataset", r->dataset);
     if (r->kind != FS_KIND_AUTO)
-        cJSON_AddStringToObject(o, "kind", fs_model_kind_name(r->kind));
-    cJSON_AddNumberToObject(o, "budget_minutes", r->budget_seconds / 60.0);
+        jsonw_kstr(w, "kind", fs_model_kind_name(r->kind));
+    jsonw_knum(w, "budget_minutes", r->budget_seconds / 60.0);
     if (r->test_dataset[0])
-        cJSON_AddStringToObject(o, "test_dataset", r->test_dataset);
-    return o;
+        jsonw_kstr(w, "test_dataset", r->test_dataset);
 }
 
 static char *status_json_locked(const mdl *m)
 {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "name", m->name);
-    cJSON_AddStringToObject(o, "status", state_names[m->state]);
+    jsonw w;
+    jsonw_init(&w, JSONW_PRETTY);
+    jsonw_obj(&w);
+    jsonw_kstr(&w, "name", m->name);
+    jsonw_kstr(&w, "status", state_names[m->state]);
     if (m->kind[0])
-        cJSON_AddStringToObject(o, "kind", m->kind);
-    cJSON_AddNumberToObject(o, "version", m->version);
-    cJSON_AddNumberToObject(o, "restarts", m->restarts);
-    cJSON_AddBoolToObject(o, "restarted", m->restarted_run && m->state == ST_TRAINING);
-    if (m->has_req)
-        cJSON_AddItemToObject(o, "request", request_json(&m->req));
+        jsonw_kstr(&w, "kind", m->kind);
+    jsonw_kint(&w, "version", m->version);
+    jsonw_kint(&w, "restarts", m->restarts);
+    jsonw_kbool(&w, "restarted", m->restarted_run && m->state == ST_TRAINING);
+    if (m->has_req) {
+        jsonw_key(&w, "request");
+        jsonw_obj(&w);
+        request_members(&w, &m->req);
+        jsonw_end(&w);
+    }
     if (m->state == ST_TRAINING) {
-        cJSON *p = cJSON_AddObjectToObject(o, "progress");
-        cJSON_AddNumberToObject(p, "fraction", m->has_prog ? m->prog.fraction : 0);
-        cJSON_AddNumberToObject(p, "trial", m->has_prog ? m->prog.trial : 0);
-        cJSON_AddNumberToObject(p, "trials", m->has_prog ? m->prog.ntrials : 0);
-        cJSON_AddNumberToObject(p, "elapsedSeconds", m->has_prog ? m->prog.cpu_seconds : 0);
-        cJSON_AddNumberToObject(p, "budgetSeconds", m->req.budget_seconds);
+        jsonw_key(&w, "progress");
+        jsonw_obj(&w);
+        jsonw_knum(&w, "fraction", m->has_prog ? m->prog.fraction : 0);
+        jsonw_kint(&w, "trial", m->has_prog ? m->prog.trial : 0);
+        jsonw_kint(&w, "trials", m->has_prog ? m->prog.ntrials : 0);
+        jsonw_knum(&w, "elapsedSeconds", m->has_prog ? m->prog.cpu_seconds : 0);
+        jsonw_knum(&w, "budgetSeconds", m->req.budget_seconds);
+        jsonw_end(&w);
     }
-    cJSON *best = cJSON_AddObjectToObject(o, "bestMetrics");
+    jsonw_key(&w, "bestMetrics");
+    jsonw_obj(&w);
     if (m->has_prog && m->prog.best >= 0)
-        cJSON_AddNumberToObject(best, metric_of(m), m->prog.best);
-    cJSON *errs = cJSON_AddArrayToObject(o, "errors");
+        jsonw_knum(&w, metric_of(m), m->prog.best);
+    jsonw_end(&w);
+    jsonw_key(&w, "errors");
+    jsonw_arr(&w);
     if (m->state == ST_FAILED) {
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "code", m->err_code);
-        cJSON_AddStringToObject(e, "message", m->err_msg);
-        cJSON_AddItemToArray(errs, e);
+        jsonw_obj(&w);
+        jsonw_kstr(&w, "code", m->err_code);
+        jsonw_kstr(&w, "message", m->err_msg);
+        jsonw_end(&w);
     }
+    jsonw_end(&w);
     if (m->refused[0])
-        cJSON_AddStringToObject(o, "lastRefusedRequest", m->refused);
-    cJSON *md = cJSON_AddObjectToObject(o, "model");
-    cJSON_AddBoolToObject(md, "available", m->has_model);
-    cJSON_AddBoolToObject(md, "imported", m->imported);
+        jsonw_kstr(&w, "lastRefusedRequest", m->refused);
+    jsonw_key(&w, "model");
+    jsonw_obj(&w);
+    jsonw_kbool(&w, "available", m->has_model);
+    jsonw_kbool(&w, "imported", m->imported);
     if (m->has_model && !m->imported)
-        cJSON_AddNumberToObject(md, "version", m->served_version);
+        jsonw_kint(&w, "version", m->served_version);
     if (m->srv && m->srv->about[0])
-        cJSON_AddStringToObject(md, "backbones", m->srv->about);
-    char *s = cJSON_Print(o);
-    cJSON_Delete(o);
-    return s;
+        jsonw_kstr(&w, "backbones", m->srv->about);
+    jsonw_end(&w);
+    jsonw_end(&w);
+    return jsonw_finish(&w, NULL);
 }
 
 /* Rewrites status and status.json from the record. */
@@ -545,24 +557,32 @@ static void mdl_publish(mdl *m)
 /* Saves the lifecycle state that must survive a crash. */
 static void mdl_persist(mdl *m)
 {
+    jsonw w;
+    jsonw_init(&w, JSONW_PRETTY);
     pthread_mutex_lock(&g.mu);
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "state", state_names[m->state]);
-    cJSON_AddNumberToObject(o, "version", m->version);
-    cJSON_AddNumberToObject(o, "restarts", m->restarts);
-    cJSON_AddNumberToObject(o, "servedVersion", m->served_version);
-    cJSON_AddBoolToObject(o, "imported", m->imported);
-    cJSON_AddStringToObject(o, "kind", m->kind);
-    if (m->has_req)
-        cJSON_AddItemToObject(o, "request", request_json(&m->req));
-    if (m->state == ST_FAILED) {
-        cJSON *e = cJSON_AddObjectToObject(o, "error");
-        cJSON_AddStringToObject(e, "code", m->err_code);
-        cJSON_AddStringToObject(e, "message", m->err_msg);
+    jsonw_obj(&w);
+    jsonw_kstr(&w, "state", state_names[m->state]);
+    jsonw_kint(&w, "version", m->version);
+    jsonw_kint(&w, "restarts", m->restarts);
+    jsonw_kint(&w, "servedVersion", m->served_version);
+    jsonw_kbool(&w, "imported", m->imported);
+    jsonw_kstr(&w, "kind", m->kind);
+    if (m->has_req) {
+        jsonw_key(&w, "request");
+        jsonw_obj(&w);
+        request_members(&w, &m->req);
+        jsonw_end(&w);
     }
+    if (m->state == ST_FAILED) {
+        jsonw_key(&w, "error");
+        jsonw_obj(&w);
+        jsonw_kstr(&w, "code", m->err_code);
+        jsonw_kstr(&w, "message", m->err_msg);
+        jsonw_end(&w);
+    }
+    jsonw_end(&w);
     pthread_mutex_unlock(&g.mu);
-    char *s = cJSON_Print(o);
-    cJSON_Delete(o);
+    char *s = jsonw_finish(&w, NULL);
     if (s)
         mdl_put(m, STATE_FILE, s, strlen(s));
     free(s);

@@ -187,7 +187,7 @@ int main(void)
     a->start();
     CHECK(wait_for("k/status", "failed: datasetNotFound"));
     CHECK(wait_for("u/status", "failed: unknown: the run interrupted"));
-    CHECK(strstr(read_store("k/status.json"), "\"restarts\":\t1") != NULL);
+    CHECK(strstr(read_store("k/status.json"), "\"restarts\": 1") != NULL);
     CHECK(strstr(read_store("k/log"), "restarting it") != NULL);
     /* the state file follows the status (another thread may publish the
      * status between the two writes) */
