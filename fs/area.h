@@ -103,6 +103,11 @@ int fs_write_atomic(const char *path, const void *data, size_t len);
 /* Makes a new temp file in STORE/.tmp; writes its path into out and returns
  * an fd open for writing (O_RDWR), or -errno. */
 int fs_tmp_create(char *out, size_t n);
+/* A new temp file in STORE/.tmp holding data, closed (path in out): 0, or
+ * -errno with nothing left behind. */
+int fs_tmp_write(char *out, size_t n, const void *data, size_t len);
+/* 1 when errno value err (positive) means the disk or quota is full. */
+int fs_disk_full(int err);
 /* Makes a new empty folder in STORE/.tmp (path in out); 0 or -errno. */
 int fs_tmp_mkdir(char *out, size_t n);
 /* rm -rf of path (no symlinks are followed). 0 or -errno. */

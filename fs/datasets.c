@@ -1116,15 +1116,15 @@ static void ds_write_failed(const char *rel, int err)
     const char *rest = split_rel(rel, name, sizeof name);
     if (!is_annotation(rest))
         return;
-    if (err == ENOSPC || err == EDQUOT)
+    if (fs_disk_full(err))
         fs_store_release_reserve();
     pthread_mutex_lock(&ds_lock);
     ds_entry *e = entry_get(name);
     if (e) {
         snprintf(e->refused, sizeof e->refused, "\"%.80s\" refused: %s%s", rest, strerror(err),
-                 err == ENOSPC || err == EDQUOT ? " (the store's disk is full: free space "
-                                                  "there and copy the file again)"
-                                                : "");
+                 fs_disk_full(err) ? " (the store's disk is full: free space "
+                                     "there and copy the file again)"
+                                   : "");
         snprintf(e->refused_file, sizeof e->refused_file, "%s", rest);
         e->refused_at = time(NULL);
     }

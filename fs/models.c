@@ -349,25 +349,11 @@ static mdl *mdl_get_rel(const char *rel, const char **sub)
 static int mdl_put(mdl *m, const char *sub, const void *data, size_t len)
 {
     char tmp[MP], path[MP];
-    int fd = fs_tmp_create(tmp, sizeof tmp);
-    if (fd < 0)
-        return fd;
-    const char *p = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0) {
-            int e = -errno;
-            close(fd);
-            unlink(tmp);
-            return e;
-        }
-        p += w;
-        left -= (size_t)w;
-    }
-    close(fd);
+    int rc = fs_tmp_write(tmp, sizeof tmp, data, len);
+    if (rc)
+        return rc;
     pthread_mutex_lock(&g.mu);
-    int rc = m->deleted ? -ENOENT : mdl_path_locked(m, sub, path, sizeof path);
+    rc = m->deleted ? -ENOENT : mdl_path_locked(m, sub, path, sizeof path);
     if (rc == 0 && rename(tmp, path) != 0)
         rc = -errno;
     pthread_mutex_unlock(&g.mu);
@@ -793,7 +779,7 @@ static int write_model_files(const fs_recipe *r, void *model, const char *eval, 
     tmpe[0] = '\0';
     int fd = fs_tmp_create(tmpm, MP);
     if (fd < 0) {
-        snprintf(code, ncode, "%s", fd == -ENOSPC || fd == -EDQUOT ? "storeFull" : "unknown");
+        snprintf(code, ncode, "%s", fs_disk_full(-fd) ? "storeFull" : "unknown");
         snprintf(msg, nmsg, "saving the model: %s", strerror(-fd));
         return -1;
     }
@@ -805,22 +791,20 @@ static int write_model_files(const fs_recipe *r, void *model, const char *eval, 
         snprintf(msg, nmsg, "saving the model: %s", err.msg);
         return -1;
     }
-    fd = fs_tmp_create(tmpe, MP);
-    int e = fd < 0 ? -fd : 0;
-    if (fd >= 0) {
-        size_t n = eval ? strlen(eval) : 0;
-        if ((n && write(fd, eval, n) != (ssize_t)n) || write(fd, "\n", 1) != 1)
-            e = errno ? errno : EIO;
-        if (close(fd) != 0 && !e)
-            e = errno;
+    size_t n = eval ? strlen(eval) : 0;
+    char *text = malloc(n + 1);
+    int rc = text ? 0 : -ENOMEM;
+    if (text) {
+        memcpy(text, eval ? eval : "", n);
+        text[n] = '\n';
+        rc = fs_tmp_write(tmpe, MP, text, n + 1);
+        free(text);
     }
-    if (e) {
+    if (rc) {
         unlink(tmpm);
-        if (fd >= 0)
-            unlink(tmpe);
         tmpe[0] = '\0';
-        snprintf(code, ncode, "%s", e == ENOSPC || e == EDQUOT ? "storeFull" : "unknown");
-        snprintf(msg, nmsg, "saving evaluation.json: %s", strerror(e));
+        snprintf(code, ncode, "%s", fs_disk_full(-rc) ? "storeFull" : "unknown");
+        snprintf(msg, nmsg, "saving evaluation.json: %s", strerror(-rc));
         return -1;
     }
     return 0;
@@ -1211,7 +1195,7 @@ static void pjob_run(void *arg)
             snprintf(out, sizeof out, "%s.json", j->p->rel);
         }
         int rc = mdl_put(m, out, json, strlen(json));
-        if (rc == -ENOSPC || rc == -EDQUOT) {
+        if (fs_disk_full(-rc)) {
             /* the reader must learn why rather than find an empty file */
             fs_store_release_reserve();
             char *e = error_json("StoreFull", "the store's disk is full, so the result could "

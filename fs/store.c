@@ -153,10 +153,9 @@ int fs_tmp_create(char *out, size_t n) { return tmp_make(out, n, 'w', make_file)
 
 int fs_tmp_mkdir(char *out, size_t n) { return tmp_make(out, n, 's', make_dir); }
 
-int fs_write_atomic(const char *path, const void *data, size_t len)
+int fs_tmp_write(char *out, size_t n, const void *data, size_t len)
 {
-    char tmp[4200];
-    int fd = fs_tmp_create(tmp, sizeof tmp);
+    int fd = fs_tmp_create(out, n);
     if (fd < 0)
         return fd;
     const char *p = data;
@@ -168,7 +167,7 @@ int fs_write_atomic(const char *path, const void *data, size_t len)
                 continue;
             int e = -errno;
             close(fd);
-            unlink(tmp);
+            unlink(out);
             return e;
         }
         p += w;
@@ -176,9 +175,18 @@ int fs_write_atomic(const char *path, const void *data, size_t len)
     }
     if (close(fd) != 0) {
         int e = -errno;
-        unlink(tmp);
+        unlink(out);
         return e;
     }
+    return 0;
+}
+
+int fs_write_atomic(const char *path, const void *data, size_t len)
+{
+    char tmp[4200];
+    int rc = fs_tmp_write(tmp, sizeof tmp, data, len);
+    if (rc)
+        return rc;
     if (rename(tmp, path) != 0) {
         int e = -errno;
         unlink(tmp);
@@ -186,6 +194,8 @@ int fs_write_atomic(const char *path, const void *data, size_t len)
     }
     return 0;
 }
+
+int fs_disk_full(int err) { return err == ENOSPC || err == EDQUOT; }
 
 static int remove_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
