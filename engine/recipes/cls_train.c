@@ -61,7 +61,6 @@ typedef struct tview {
     const char *tapname;
     const char *tapkey; /* "embedding", "stride16", ... */
     int dim;
-    float power;        /* cls_power exponent applied to the raw values */
     int pass[1 + NAUG]; /* pass index per augmentation, -1 when not extracted */
     float *mean;
     float *x;     /* rows x dim, normalised; rows = ntrain * (1 + naug) */
@@ -430,7 +429,7 @@ static void view_raw(const trainer *t, const tview *v, int a, int i, float *dst)
     for (int k = 0; k < v->tap; k++)
         off += p->tapdim[k];
     memcpy(dst, p->x + (size_t)i * p->dim + off, (size_t)v->dim * sizeof *dst);
-    cls_power(dst, v->dim, v->power);
+    cls_power(dst, v->dim, t->power);
 }
 
 /* The view's mean over the training images (powered, not augmented), then
@@ -484,7 +483,6 @@ static eng_status add_views(trainer *t, int p, int *first)
         v->pass[0] = p;
         for (int a = 1; a <= NAUG; a++)
             v->pass[a] = -1;
-        v->power = t->power;
         v->mean = calloc((size_t)v->dim, sizeof *v->mean);
         if (!v->mean)
             return eng_fail(t->d, ENG_ENOMEM, "training: out of memory");
@@ -511,8 +509,8 @@ static void fset_label(const trainer *t, const fset *f, char *buf, size_t cap)
         view_label(t, f->v[i], l, sizeof l);
         snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s", i ? " + " : "", l);
     }
-    if (f->nv > 0 && t->view[f->v[0]].power != 1.0f)
-        snprintf(buf + strlen(buf), cap - strlen(buf), ", power %g", t->view[f->v[0]].power);
+    if (t->power != 1.0f)
+        snprintf(buf + strlen(buf), cap - strlen(buf), ", power %g", t->power);
     if (f->aug)
         snprintf(buf + strlen(buf), cap - strlen(buf), " with flip+crop augmentation");
 }
@@ -701,11 +699,7 @@ static void score_head(const trainer *t, const float *oof_h, int r0, int r1, dou
             if (fold[i] < 0)
                 continue;
             const float *row = oof_h + ((size_t)rep * n + i) * K;
-            int am = 0;
-            for (int c = 1; c < K; c++)
-                if (row[c] > row[am])
-                    am = c;
-            right += am == t->y[i];
+            right += eng_argmax(row, K) == t->y[i];
             sum -= log(fmax(row[t->y[i]], 1e-15));
         }
     }
@@ -895,7 +889,7 @@ static eng_status build_model(trainer *t, eng_classifier **out)
         mv->bb = bbmap[v->bb];
         mv->size = v->size;
         mv->dim = v->dim;
-        mv->power = v->power;
+        mv->power = t->power;
         mv->offset = m->dim;
         m->dim += v->dim;
         mv->tap = strdup(v->tapname);
@@ -1035,12 +1029,12 @@ static char *recipe_json(const trainer *t)
 
 /* ---- the search ---- */
 
-/* Every view at power e: the trainer's power for views made later too. */
+/* The power of every view, now and for views made later: the rows of the
+ * existing ones are computed again. */
 static eng_status set_power(trainer *t, float e)
 {
     t->power = e;
     for (int v = 0; v < t->nv; v++) {
-        t->view[v].power = e;
         eng_status st = view_rows(t, &t->view[v]);
         if (st != ENG_OK)
             return st;
