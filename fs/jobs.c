@@ -68,11 +68,17 @@ static void *jobq_worker(void *p)
         if (j->drop)
             j->drop(j->arg);
         free(j);
-        malloc_trim(0); /* a training's buffers go back to the system, not only to malloc */
         pthread_mutex_lock(&q->mu);
         q->running--;
-        if (q->queued == 0 && q->running == 0)
+        if (q->queued == 0 && q->running == 0) {
             pthread_cond_broadcast(&q->idle);
+            /* the queue drained: its jobs' buffers (a training's features, a
+             * burst of predictions) go back to the system, not only to
+             * malloc; once per burst, not once per predicted image */
+            pthread_mutex_unlock(&q->mu);
+            malloc_trim(0);
+            pthread_mutex_lock(&q->mu);
+        }
     }
     pthread_mutex_unlock(&q->mu);
     return NULL;
