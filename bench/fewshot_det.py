@@ -12,8 +12,8 @@ time next to Azure Image Analysis 4.0's published averages.
                               [--cache DIR] [--threads 1] [--out res.jsonl]
   bench/fewshot_det.py table res.jsonl
 
-"engine" compiles bench/fewshot_det_engine.c against BUILD's engine library and
-calls the recipe directly (no mount, features cached in --cache across runs),
+"engine" runs BUILD/bench/bench_fewshot_det (bench/bench_fewshot_det.c),
+which calls the recipe directly (no mount, features cached in --cache across runs),
 for the whole table in little CPU time; its mAP is the engine's own (the mount
 runs check that it equals an independent one).
 
@@ -63,12 +63,9 @@ def run(args):
 
 
 def engine(args):
-    exe = os.path.join(args.build, "fewshot_det_engine")
-    libs = "-fopenmp -lcjson -ljpeg -lwebp -lwebpdemux -ltiff -lopenblas -lpng -lm -lpthread"
-    cmd = (f"gcc -O2 -I {PROJECT}/engine {HERE}/fewshot_det_engine.c "
-           f"{args.build}/engine/libvfs_engine.a {libs} -o {exe}")
-    if os.system(cmd) != 0:
-        sys.exit("cannot build " + exe)
+    exe = os.path.join(args.build, "bench", "bench_fewshot_det")
+    if not os.access(exe, os.X_OK):
+        sys.exit(exe + " not built (cmake --build BUILD --target bench_fewshot_det)")
     sys.path.insert(0, os.path.join(SHARED, "acceptance"))
     from vfs import subset
     import subprocess, tempfile

@@ -1,102 +1,21 @@
-/* engine.h: the public interface of the visionfs engine library.
+/* engine.h: the whole engine in one include, for the engine's users (fs/,
+ * tests, benchmarks). Engine modules never include it: each includes the
+ * public headers of the modules it may call, and the build gives it only
+ * those (engine/CMakeLists.txt spells out the arrows).
  *
  * The engine runs pretrained tfjs graph models, decodes images, trains
  * heads, computes metrics and reads/writes model files. It knows nothing of
  * FUSE or COCO: callers hand it plain arrays and paths.
- *
- * Conventions (see ../shared/STYLE.md):
- * - every call returns eng_status (ENG_OK == 0) and fills a caller-owned
- *   eng_diag with a lowercase message naming the subject;
- * - results come out through OUT parameters; "returns a new X, free with
- *   x_free"; x_free(NULL) is a no-op;
- * - untrusted input never asserts or exits.
- *
- * This header holds the core value types; each module has its own section
- * header below, all reached through this one include.
  */
 #ifndef VFS_ENGINE_H
 #define VFS_ENGINE_H
 
-#include <stddef.h>
-#include <stdint.h>
+#include "core.h"
+#include "runtime.h"
+#include "image.h"
+#include "metrics.h"
+#include "train.h"
+#include "backbone.h"
+#include "recipes.h"
 
-#ifdef __cplusplus
-extern "C" {
-#endif
-
-typedef enum eng_status {
-    ENG_OK = 0,
-    ENG_EINVAL,       /* bad argument or malformed input */
-    ENG_ENOMEM,       /* allocation failed or declared size too large */
-    ENG_EIO,          /* file could not be read or written */
-    ENG_EFORMAT,      /* file content is not what it should be */
-    ENG_EUNSUPPORTED, /* valid input we do not handle (unknown op, format) */
-    ENG_EABORTED,     /* the abort callback asked to stop */
-    ENG_ENOTFOUND,    /* named thing (node, file, backbone) does not exist */
-    ENG_ENOBUDGET,    /* the time budget cannot cover the minimum work (notEnoughBudget) */
-    ENG_ENOSPC,       /* a file could not be written: the disk or quota is full */
-} eng_status;
-
-/* Caller-owned diagnostic: what went wrong, subject first. */
-typedef struct eng_diag {
-    char msg[512];
-} eng_diag;
-
-/* Formats into d->msg (d may be NULL); returns st so callers can write
- * `return eng_fail(d, ENG_EINVAL, "...")`. */
-eng_status eng_fail(eng_diag *d, eng_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-const char *eng_status_name(eng_status st);
-
-/* Abort callback, polled between graph nodes and training steps: return
- * nonzero to stop; the call then returns ENG_EABORTED. */
-typedef int (*eng_abort_fn)(void *ctx);
-
-typedef enum eng_dtype { ENG_F32 = 0, ENG_I32 = 1 } eng_dtype;
-
-#define ENG_MAX_DIMS 6
-
-/* A dense row-major tensor (NHWC for images). Small value type: fields are
- * public. data is 64-byte aligned when made by eng_tensor_new. */
-typedef struct eng_tensor {
-    eng_dtype dtype;
-    int ndim;
-    int64_t dim[ENG_MAX_DIMS];
-    void *data;
-} eng_tensor;
-
-/* Returns a new zeroed tensor, or NULL when out of memory or when the
- * element count would exceed 2^34 bytes. Free with eng_tensor_free. */
-eng_tensor *eng_tensor_new(eng_dtype dtype, int ndim, const int64_t *dim);
-void eng_tensor_free(eng_tensor *t);
-int64_t eng_tensor_numel(const eng_tensor *t);
-static inline float *eng_f32(const eng_tensor *t) { return (float *)t->data; }
-
-/* Aligned allocation for kernels and tensors; free with eng_free. */
-void *eng_alloc(size_t bytes);
-void eng_free(void *p);
-
-/* Module sections. Each module's header is included once it exists. */
-#if __has_include("runtime/runtime.h")
-#include "runtime/runtime.h"
-#endif
-#if __has_include("image/image.h")
-#include "image/image.h"
-#endif
-#if __has_include("backbone/backbone.h")
-#include "backbone/backbone.h"
-#endif
-#if __has_include("train/train.h")
-#include "train/train.h"
-#endif
-#if __has_include("metrics/metrics.h")
-#include "metrics/metrics.h"
-#endif
-#if __has_include("recipes/recipes.h")
-#include "recipes/recipes.h"
-#endif
-
-#ifdef __cplusplus
-}
-#endif
 #endif

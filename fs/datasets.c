@@ -37,14 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#if __has_include("fetch.h")
 #include "fetch.h"
-#endif
-#if defined(FS_FETCH_IMAGE_API)
-#define HAVE_FETCH_IMAGE 1
-#else
-#define HAVE_FETCH_IMAGE 0
-#endif
 
 #define AREA "datasets"
 #define ANN_MAX_BYTES ((int64_t)512 << 20)
@@ -304,7 +297,6 @@ static int write_status_files_raw(const char *name, const char *line, const char
 
 static int write_status_files(const char *name, const char *line_in, const char *json_in)
 {
-#if HAVE_FETCH_IMAGE
     /* URLs may carry SAS tokens: never show their query strings */
     char line[600];
     snprintf(line, sizeof line, "%s", line_in);
@@ -316,9 +308,6 @@ static int write_status_files(const char *name, const char *line_in, const char 
     int rc = write_status_files_raw(name, line, json);
     free(json);
     return rc;
-#else
-    return write_status_files_raw(name, line_in, json_in);
-#endif
 }
 
 /* The status file's text: one line however the names in it are spelled
@@ -610,20 +599,6 @@ static int fetched_rel(const char *url, char *out, size_t n)
     return (w < 0 || (size_t)w >= n) ? -1 : 0;
 }
 
-static fs_fetch_state fetch_image(const char *name, const char *url, const char *dest, char *err,
-                                  size_t n)
-{
-#if HAVE_FETCH_IMAGE
-    return fs_fetch_image(name, url, dest, err, n);
-#else
-    (void)name;
-    (void)url;
-    (void)dest;
-    snprintf(err, n, "downloads are not available");
-    return FS_FETCH_FAILED;
-#endif
-}
-
 typedef struct verify_out {
     ds_parsed *ann; /* ref, or NULL */
     coco_report *report;
@@ -678,7 +653,6 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const char *r
     char sub[256];
     if (!find_annotation_any(dfd, ann_name, sizeof ann_name, &ast, &others, sub, sizeof sub)) {
         close(dfd);
-#if defined(FS_FETCH_DATASET_JSON_API)
         char *fjson = NULL;
         int fr = fs_fetch_dataset_json_status(name, dir, out->line, sizeof out->line, &fjson);
         if (fr == 1 || fr == 2) {
@@ -690,7 +664,6 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const char *r
         }
         free(fjson);
         snprintf(out->line, sizeof out->line, "empty");
-#endif
         if (refused[0]) {
             out->state = FS_DS_INVALID;
             snprintf(out->line, sizeof out->line, "invalid: datasetAnnotationsInvalid: %.400s",
@@ -768,10 +741,9 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const char *r
         if (url && fetched_rel(url, rel, sizeof rel) == 0) {
             if (fstatat(tfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
                 have = 1;
-            } else if (HAVE_FETCH_IMAGE &&
-                       snprintf(full, sizeof full, "%s/%s", dir, rel) < (int)sizeof full) {
+            } else if (snprintf(full, sizeof full, "%s/%s", dir, rel) < (int)sizeof full) {
                 char err[256] = "";
-                fs_fetch_state fst = fetch_image(name, url, full, err, sizeof err);
+                fs_fetch_state fst = fs_fetch_image(name, url, full, err, sizeof err);
                 if (fst == FS_FETCH_DONE && fstatat(tfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
                     S_ISREG(st.st_mode)) {
                     have = 1;
@@ -1000,9 +972,7 @@ static int ds_rmdir_item(const char *name)
     closedir(d);
     if (user_files)
         return -ENOTEMPTY;
-#if HAVE_FETCH_IMAGE
     fs_fetch_cancel(name);
-#endif
     rc = fs_discard_tree(path);
     if (rc)
         return rc;
@@ -1015,9 +985,7 @@ static int ds_rename_item(const char *from, const char *to)
     char a[PATHN], b[PATHN];
     if (fs_store_path(a, sizeof a, AREA, from) || fs_store_path(b, sizeof b, AREA, to))
         return -ENAMETOOLONG;
-#if HAVE_FETCH_IMAGE
     fs_fetch_cancel(from); /* queued again under the new name */
-#endif
     if (renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_NOREPLACE) != 0)
         return -errno;
     pthread_mutex_lock(&ds_lock);
@@ -1049,10 +1017,8 @@ static int ds_validate_write(const char *rel, const char *tmp_path, char *why, s
 {
     char name[72];
     const char *rest = split_rel(rel, name, sizeof name);
-#if defined(FS_FETCH_DATASET_JSON_API)
     if (strcmp(rest, "dataset.json") == 0)
         return fs_fetch_dataset_json_check(tmp_path, why, why_len);
-#endif
     if (!is_annotation(rest))
         return 0;
     char msg[512];
@@ -1087,9 +1053,7 @@ static int ds_validate_write(const char *rel, const char *tmp_path, char *why, s
         mark_dirty(name, 1);
         return -EINVAL;
     }
-#if HAVE_FETCH_IMAGE
     fs_fetch_forget_failed(name); /* a new annotation file: try failed downloads again */
-#endif
     pthread_mutex_lock(&ds_lock);
     ds_entry *e = entry_get(name);
     ds_parsed *old = NULL;
@@ -1137,13 +1101,11 @@ static void ds_committed(const char *rel)
     char name[72];
     const char *rest = split_rel(rel, name, sizeof name);
     mark_dirty(name, is_annotation(rest) || *rest == '\0');
-#if defined(FS_FETCH_DATASET_JSON_API)
     if (strcmp(rest, "dataset.json") == 0) {
         char path[PATHN];
         if (fs_store_path(path, sizeof path, AREA, rel) == 0)
             fs_fetch_dataset_json(name, path);
     }
-#endif
 }
 
 static void ds_unlinked(const char *rel)
@@ -1183,9 +1145,7 @@ static void ds_start(void)
             closedir(d);
         }
     }
-#if HAVE_FETCH_IMAGE
-    fs_fetch_start();
-#endif
+    fs_fetch_start(fs_dataset_touch);
     if (pthread_create(&verifier, NULL, verifier_main, NULL) == 0) {
         pthread_mutex_lock(&ds_lock);
         verifier_running = 1;
@@ -1204,9 +1164,7 @@ static void ds_stop(void)
     pthread_mutex_unlock(&ds_lock);
     if (running)
         pthread_join(verifier, NULL);
-#if HAVE_FETCH_IMAGE
     fs_fetch_stop();
-#endif
     pthread_mutex_lock(&ds_lock);
     verifier_running = 0;
     ds_entry *list = entries;

@@ -70,39 +70,5 @@ void fs_dataset_snapshot_free(fs_ds_snapshot *s);
  * folder behind the mount's back). */
 void fs_dataset_touch(const char *name);
 
-/* ---- what datasets/ expects of the fetcher (fs/fetch.c, fs/fetch.h) ----
- * datasets.c uses these only when fs/fetch.h exists and defines the macro
- * named with each; until then images that are not in the folder are
- * reported missing and dataset.json is stored as is.
- *
- * FS_FETCH_IMAGE_API:
- *   fs_fetch_state fs_fetch_image(const char *dataset, const char *url,
- *                                 const char *dest, char *err, size_t n);
- *   Asks for url (http, https or file, from coco_image_fetch_url) to be
- *   downloaded to dest, an absolute path inside the dataset folder
- *   (STORE/datasets/NAME/.vfs-fetched/...; its folder may not exist yet).
- *   Called by the verifier thread for every image that is not in the
- *   folder, at every verification: it must not block and must remember
- *   outcomes. Returns FS_FETCH_PENDING (queued or running), FS_FETCH_DONE
- *   (dest is in place) or FS_FETCH_FAILED (err says why: "http 404", "over
- *   20 MB", ...). The download lands by temp + rename; when it lands or fails
- *   for good the fetcher calls fs_dataset_touch(dataset).
- *   fs_fetch_start() / fs_fetch_stop() start and join its thread; datasets/
- *   calls them from its own start/stop (FUSE init/destroy).
- *
- * FS_FETCH_DATASET_JSON_API:
- *   int fs_fetch_dataset_json_check(const char *tmp_path, char *why, size_t n);
- *     validates a written dataset.json (0, or -EINVAL with why) at close().
- *   void fs_fetch_dataset_json(const char *dataset, const char *path);
- *     after dataset.json is committed: download the annotation files (merge
- *     several with coco_dataset_merge) and write the result as
- *     STORE/datasets/NAME/annotations.json (temp + rename), then call
- *     fs_dataset_touch(dataset). Must not block.
- */
-typedef enum fs_fetch_state {
-    FS_FETCH_PENDING = 0,
-    FS_FETCH_DONE,
-    FS_FETCH_FAILED,
-} fs_fetch_state;
 
 #endif

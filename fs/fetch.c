@@ -18,7 +18,6 @@
 #include "fetch.h"
 
 #include "area.h"
-#include "datasets.h"
 #include "engine.h"
 
 #include <cjson/cJSON.h>
@@ -27,6 +26,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +94,9 @@ static CURLM *multi;
 static pthread_t thread;
 static int running, stopping;
 static fs_fetch_opts opts;
+/* Told when a download of a dataset lands or fails for good (the datasets
+ * area re-verifies it); set at start, kept after stop. */
+static _Atomic(fs_fetch_changed_fn) changed_fn;
 /* the current burst of downloads, for the log (fetch thread only) */
 static double burst_start, burst_last;
 static long burst_ok, burst_failed;
@@ -115,6 +118,13 @@ typedef struct interned {
 static interned *interned_list;
 static int interned_n;
 static pthread_mutex_t intern_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void dataset_changed(const char *dataset)
+{
+    fs_fetch_changed_fn fn = atomic_load(&changed_fn);
+    if (fn)
+        fn(dataset);
+}
 
 /* A copy of s that lives as long as the process (lowercased first letter). */
 /* 1 for a loopback address as libcurl prints it (127.0.0.0/8, ::1, and
@@ -870,7 +880,7 @@ static void touch_add(touch_list *t, const char *name)
 static void touch_flush(touch_list *t)
 {
     for (size_t i = 0; i < t->n; i++) {
-        fs_dataset_touch(t->names[i]);
+        dataset_changed(t->names[i]);
         free(t->names[i]);
     }
     t->n = 0;
@@ -1113,10 +1123,11 @@ static void *fetch_main(void *arg)
     return NULL;
 }
 
-int fs_fetch_start(void) { return fs_fetch_start_with(NULL); }
+int fs_fetch_start(fs_fetch_changed_fn changed) { return fs_fetch_start_with(NULL, changed); }
 
-int fs_fetch_start_with(const fs_fetch_opts *o)
+int fs_fetch_start_with(const fs_fetch_opts *o, fs_fetch_changed_fn changed)
 {
+    atomic_store(&changed_fn, changed);
     pthread_mutex_lock(&fetch_lock);
     if (running) {
         pthread_mutex_unlock(&fetch_lock);
@@ -1377,7 +1388,7 @@ static void dsjson_start(const char *name, const char *dir)
         job_free(jobs[i]);
     free(jobs);
     dsjson_free(old);
-    fs_dataset_touch(name);
+    dataset_changed(name);
 }
 
 void fs_fetch_dataset_json(const char *dataset, const char *path)
@@ -1477,7 +1488,7 @@ static void dsjson_part_done(fetch_job *j, const char *reason)
                  reason);
         pthread_mutex_unlock(&fetch_lock);
         fs_log("fetch: dataset \"%s\": %s", j->owner, d->error);
-        fs_dataset_touch(j->owner);
+        dataset_changed(j->owner);
         return;
     }
     d->parts[j->part] = strdup(j->tmp);
@@ -1496,7 +1507,7 @@ static void dsjson_part_done(fetch_job *j, const char *reason)
     }
     pthread_mutex_unlock(&fetch_lock);
     if (!all) {
-        fs_dataset_touch(name);
+        dataset_changed(name);
         return;
     }
     char why[400] = "";
@@ -1520,7 +1531,7 @@ static void dsjson_part_done(fetch_job *j, const char *reason)
     pthread_mutex_unlock(&fetch_lock);
     if (fail)
         fs_log("fetch: dataset \"%s\": %s", name, fail);
-    fs_dataset_touch(name);
+    dataset_changed(name);
 }
 
 int fs_fetch_dataset_json_status(const char *name, const char *dir, char *line, size_t n,

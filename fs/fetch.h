@@ -5,7 +5,8 @@
  * datasets area's start hook, after fuse has daemonized; joined at stop),
  * many transfers in parallel. Callers never wait for a download: they ask
  * for a file and get its state at once (queued/running, failed with a
- * reason); when a download ends the fetcher calls fs_dataset_touch(owner) so
+ * reason); when a download ends the fetcher calls the `changed` callback given
+ * at start (the datasets area's fs_dataset_touch) with the owning dataset, so
  * the verifier looks again. A download is written to a temp file in
  * STORE/.tmp and renamed to its destination only when it is complete and
  * is an image, so a half-written image is never seen and a remount finds
@@ -26,14 +27,16 @@
 #define VFS_FS_FETCH_H
 
 #include "coco.h"
-#include "datasets.h" /* fs_fetch_state */
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* The interface datasets.c expects (see datasets.h). */
-#define FS_FETCH_IMAGE_API 1
-#define FS_FETCH_DATASET_JSON_API 1
+/* The state of one download, for the verifier. */
+typedef enum fs_fetch_state {
+    FS_FETCH_PENDING = 0,
+    FS_FETCH_DONE,
+    FS_FETCH_FAILED,
+} fs_fetch_state;
 
 #define FS_FETCH_MAX_IMAGE_BYTES ((int64_t)20 << 20)
 #define FS_FETCH_MAX_ANN_BYTES ((int64_t)512 << 20)
@@ -51,10 +54,14 @@ typedef struct fs_fetch_opts {
 /* Fills o with the defaults, then the VFS_FETCH_* environment overrides. */
 void fs_fetch_opts_default(fs_fetch_opts *o);
 
+/* Called (from the fetch thread or a caller's) when a download of dataset
+ * lands or fails for good; it must not call back into the fetcher. */
+typedef void (*fs_fetch_changed_fn)(const char *dataset);
+
 /* Starts the fetch thread with fs_fetch_opts_default (fs_fetch_start_with:
- * with o). Idempotent. Returns 0 or -errno. */
-int fs_fetch_start(void);
-int fs_fetch_start_with(const fs_fetch_opts *o);
+ * with o); changed may be NULL. Idempotent. Returns 0 or -errno. */
+int fs_fetch_start(fs_fetch_changed_fn changed);
+int fs_fetch_start_with(const fs_fetch_opts *o, fs_fetch_changed_fn changed);
 /* Cancels every transfer, removes their temp files, joins the thread and
  * forgets all state. Safe when not started. */
 void fs_fetch_stop(void);
@@ -68,7 +75,7 @@ void fs_fetch_stop(void);
  * text/plain)", "timed out: no data for 30 s", ...). A failure is
  * remembered until fs_fetch_forget_failed or a different url for dest.
  * Also FAILED when url is not http, https or file, or the fetcher is not
- * running. The fetcher calls fs_dataset_touch(dataset) when a download
+ * running. The fetcher calls `changed`(dataset) when a download
  * lands or fails for good. */
 fs_fetch_state fs_fetch_image(const char *dataset, const char *url, const char *dest, char *err,
                               size_t n);
@@ -90,7 +97,7 @@ int fs_fetch_dataset_json_check(const char *tmp_path, char *why, size_t n);
 /* dataset.json of `dataset` (at path) was committed: downloads its
  * annotation files (again), merges several with coco_dataset_merge and
  * writes STORE/datasets/NAME/annotations.json (temp + rename) with "task"
- * set from annotationKind, then calls fs_dataset_touch(dataset). Returns at
+ * set from annotationKind, then calls `changed`(dataset). Returns at
  * once. */
 void fs_fetch_dataset_json(const char *dataset, const char *path);
 

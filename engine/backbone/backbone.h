@@ -10,7 +10,6 @@
  * altered weights give a message naming the repair command instead of
  * garbage features. Embedding runs whole batches through the runtime while a
  * producer thread decodes and resizes the next batch.
- * Included by engine.h; do not include it directly.
  *
  * backbone.json fields (only input, pixels and embedding are required):
  *   name                 shown name (default: the folder's name)
@@ -28,6 +27,9 @@
  */
 #ifndef VFS_ENGINE_BACKBONE_H
 #define VFS_ENGINE_BACKBONE_H
+
+#include "runtime.h"
+#include "image.h"
 
 /* The command that (re)installs the default backbones; error messages name it. */
 #define ENG_BACKBONE_FIX_COMMAND "scripts/fetch-backbones.sh"

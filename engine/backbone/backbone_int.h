@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "engine.h"
+#include "backbone.h"
 
 typedef struct bb_sha256 {
     uint32_t h[8];

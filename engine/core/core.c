@@ -1,6 +1,6 @@
 /* core.c: status names, diagnostics, aligned memory and tensors: the value
  * types every engine module shares. */
-#include "engine.h"
+#include "core.h"
 
 #include <stdarg.h>
 #include <stdio.h>

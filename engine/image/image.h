@@ -8,14 +8,15 @@
  * and yields RGB8 with EXIF orientation applied. The resize matches Pillow's
  * 8-bit antialiased bilinear resize (triangle filter widened by the shrink factor,
  * separable, horizontal pass first, 8-bit intermediate), so tensors equal what
- * `Image.resize((W, H), Image.BILINEAR)` gives. Included by engine.h; do not
- * include directly.
+ * `Image.resize((W, H), Image.BILINEAR)` gives.
  *
  * Thread safety: every function is reentrant (no global state is written;
  * stb_image's global flags are never set).
  */
 #ifndef VFS_ENGINE_IMAGE_H
 #define VFS_ENGINE_IMAGE_H
+
+#include "core.h"
 
 #include <stddef.h>
 #include <stdint.h>

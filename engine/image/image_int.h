@@ -3,7 +3,7 @@
 #ifndef VFS_ENGINE_IMAGE_INT_H
 #define VFS_ENGINE_IMAGE_INT_H
 
-#include "engine.h"
+#include "image.h"
 
 /* The full probe result: the public info plus what the decoders need. */
 typedef struct img_probe {

@@ -6,7 +6,7 @@
  * other tools can reproduce the numbers. JSON output goes through cJSON,
  * which stays inside this file.
  */
-#include "engine.h"
+#include "metrics.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>

@@ -22,6 +22,8 @@
 #ifndef VFS_ENGINE_METRICS_CLASSIFICATION_H
 #define VFS_ENGINE_METRICS_CLASSIFICATION_H
 
+#include "core.h"
+
 #define ENG_ECE_BINS 15
 
 /* Result of eng_cls_metrics_compute. Release with eng_cls_metrics_release. */

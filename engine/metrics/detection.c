@@ -18,7 +18,7 @@
  * Grouping is done by sorting index arrays, so the cost is
  * O(n log n + sum over image/category groups of gt * dt).
  */
-#include "engine.h"
+#include "metrics.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -7,6 +7,8 @@
 #ifndef VFS_ENGINE_METRICS_DETECTION_H
 #define VFS_ENGINE_METRICS_DETECTION_H
 
+#include "core.h"
+
 /* One ground-truth box. bbox is [x, y, w, h] in pixels (w, h >= 0). */
 typedef struct eng_det_gt {
     long long image; /* any image id; boxes of one image share it */

@@ -4,7 +4,7 @@
 #ifndef VFS_ENGINE_BUDGET_INT_H
 #define VFS_ENGINE_BUDGET_INT_H
 
-#include "engine.h"
+#include "core.h"
 
 /* Fails d with ENG_ENOBUDGET: budget_s CPU seconds cannot cover extracting
  * the features of nimages images through backbone `source` (NULL: not

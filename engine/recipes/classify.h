@@ -23,6 +23,10 @@
 #ifndef VFS_ENGINE_CLASSIFY_H
 #define VFS_ENGINE_CLASSIFY_H
 
+#include "backbone.h"
+#include "train.h"
+#include "metrics.h"
+
 #include "featcache.h"
 #include "modelfile.h"
 

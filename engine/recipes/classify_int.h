@@ -5,7 +5,7 @@
 #define VFS_ENGINE_CLASSIFY_INT_H
 
 #include "cls_int.h"
-#include "engine.h"
+#include "classify.h"
 
 #define CLS_MAX_VIEWS 16
 

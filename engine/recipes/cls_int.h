@@ -11,7 +11,7 @@
 #ifndef VFS_ENGINE_CLS_INT_H
 #define VFS_ENGINE_CLS_INT_H
 
-#include "engine.h"
+#include "classify.h"
 
 /* G (n x n, row-major, full) = X X^T for X n x d (row stride ldx floats),
  * accumulated in double. Parallel over rows with `threads` OpenMP threads;

@@ -4,7 +4,7 @@
 #ifndef VFS_ENGINE_DET_INT_H
 #define VFS_ENGINE_DET_INT_H
 
-#include "engine.h"
+#include "detect.h"
 
 #define DET_SIZE 512 /* input side the neck works at */
 #define DET_STRIDE 4 /* of the detection features */

@@ -6,7 +6,7 @@
  * training run); the cache stores its full key in each file so lookups never
  * trust the hash alone.
  */
-#include "engine.h"
+#include "featcache.h"
 
 #include <errno.h>
 #include <fcntl.h>

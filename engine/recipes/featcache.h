@@ -11,6 +11,8 @@
 #ifndef VFS_ENGINE_FEATCACHE_H
 #define VFS_ENGINE_FEATCACHE_H
 
+#include "core.h"
+
 /* 128-bit content hash of a file (not cryptographic; collisions of random
  * inputs are negligible) as 32 lowercase hex characters + NUL. Errors: ENG_EIO. */
 eng_status eng_hash_file(const char *path, char hex[33], eng_diag *d);

@@ -7,7 +7,7 @@
  * spaces to a multiple of 8 so the data starts aligned, and writes through a
  * temporary file that is fsync'ed and renamed into place.
  */
-#include "engine.h"
+#include "modelfile.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>

@@ -17,6 +17,8 @@
 #ifndef VFS_ENGINE_MODELFILE_H
 #define VFS_ENGINE_MODELFILE_H
 
+#include "core.h"
+
 /* Largest header and file accepted by the reader. */
 #define ENG_MODELFILE_MAX_HEADER ((uint64_t)16 << 20)
 #define ENG_MODELFILE_MAX_BYTES ((uint64_t)1 << 30)

@@ -6,10 +6,11 @@
  * run evaluates only the nodes the requested outputs depend on, frees every
  * intermediate tensor after its last consumer, and keeps all per-run state on
  * the caller's side, so one model may run on several threads at once.
- * Included by engine.h; do not include it directly.
  */
 #ifndef VFS_ENGINE_RUNTIME_H
 #define VFS_ENGINE_RUNTIME_H
+
+#include "core.h"
 
 /* A loaded graph model. Opaque and immutable after load: several threads may
  * call eng_model_run on the same model concurrently. */

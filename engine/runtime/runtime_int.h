@@ -10,7 +10,7 @@
 #ifndef VFS_ENGINE_RUNTIME_INT_H
 #define VFS_ENGINE_RUNTIME_INT_H
 
-#include "engine.h"
+#include "runtime.h"
 
 #define RT_MAX_OUT 2                    /* outputs of one node (TopKV2 has two) */
 #define RT_MAX_ELEMS ((int64_t)1 << 32) /* limit of eng_tensor_new */

@@ -25,10 +25,11 @@
  * HWIO [KH,KW,Cin,Cout], depthwise filters [KH,KW,C,1], dense weights
  * [K,M] applied to the last axis. Padding is TensorFlow SAME (the extra
  * row/column at stride 2 goes bottom/right). See docs/training.md.
- * Included by engine.h; do not include it directly.
  */
 #ifndef VFS_ENGINE_TRAIN_H
 #define VFS_ENGINE_TRAIN_H
+
+#include "runtime.h"
 
 /* ---- random numbers (splitmix64 seeding a xoshiro256**) ---- */
 

@@ -11,7 +11,7 @@
 #ifndef VFS_ENGINE_TRAIN_INT_H
 #define VFS_ENGINE_TRAIN_INT_H
 
-#include "engine.h"
+#include "train.h"
 
 #include <stdarg.h>
 

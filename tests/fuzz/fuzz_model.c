@@ -7,7 +7,7 @@
  * node, so the executor and the ops see fuzzed graphs too.
  */
 #include "engine.h"
-#include "runtime/runtime_int.h"
+#include "runtime_int.h"
 
 #include <stdint.h>
 #include <stdlib.h>

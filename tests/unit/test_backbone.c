@@ -6,7 +6,7 @@
  * folder scan, and SHA-256 against the FIPS 180-4 example digests. */
 #include "check.h"
 #include "engine.h"
-#include "backbone/backbone_int.h"
+#include "backbone_int.h"
 
 #include <stdarg.h>
 #include <stdio.h>

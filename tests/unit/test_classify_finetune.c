@@ -11,7 +11,7 @@
  * == evaluate, and its file without the stage still loads. Skips (77) when the backbone is not
  * installed. */
 #include "check.h"
-#include "../../engine/recipes/classify_int.h"
+#include "classify_int.h"
 
 #include <cjson/cJSON.h>
 

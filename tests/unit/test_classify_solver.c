@@ -3,7 +3,7 @@
  * (kernel) fit predicts exactly like the primal fit, nearest class mean
  * equals its distance form, and the Cholesky helpers solve what they say. */
 #include "check.h"
-#include "../../engine/recipes/cls_int.h"
+#include "cls_int.h"
 
 #include <math.h>
 #include <stdlib.h>

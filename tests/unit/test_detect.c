@@ -5,8 +5,8 @@
  * calibration (true-positive labels, Platt fit, mAP unchanged), the NMS
  * choice, and the model file round trip (and refusals).
  */
-#include "../../engine/recipes/budget_int.h"
-#include "../../engine/recipes/det_int.h"
+#include "budget_int.h"
+#include "det_int.h"
 #include "check.h"
 
 #include <stdlib.h>

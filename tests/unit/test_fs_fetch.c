@@ -392,7 +392,7 @@ int main(void)
     o.stall_timeout_ms = 1000;
     o.retries = 1;
     o.backoff_ms = 50;
-    CHECK(fs_fetch_start_with(&o) == 0);
+    CHECK(fs_fetch_start_with(&o, NULL) == 0);
     test_file_urls();
 
     int server = -1;

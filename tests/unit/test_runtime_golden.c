@@ -6,7 +6,7 @@
  * ../shared or the installed weights are absent. Also checks that 1 and 2
  * threads give identical results and that a batch of two equals two runs. */
 #include "test_runtime_util.h"
-#include "runtime/runtime_int.h" /* white box: counts fused nodes */
+#include "runtime_int.h" /* white box: counts fused nodes */
 
 #define GOLD VFS_SHARED_DIR "/golden/centernet/"
 

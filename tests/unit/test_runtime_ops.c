@@ -4,7 +4,7 @@
  * slice masks), plus the executor's taps, multi-output ports, constants as
  * outputs and the abort callback. */
 #include "test_runtime_util.h"
-#include "runtime/runtime_int.h" /* white box: fused forms */
+#include "runtime_int.h" /* white box: fused forms */
 
 static eng_tensor *input4(int64_t n, int64_t h, int64_t w, int64_t c, const float *v)
 {

@@ -1,10 +1,10 @@
-/* fewshot_det_engine.c: runs the detection recipe directly (no mount) on a
+/* bench_fewshot_det.c: runs the detection recipe directly (no mount) on a
  * COCO detection split and prints the evaluation JSON and the wall time, for
  * tuning the recipe quickly with a warm feature cache. Not built by CMake
  * (the bench glob is bench_*.c); bench/fewshot_det.py --engine compiles it
  * against a build directory's libraries.
  *
- *   fewshot_det_engine ROOT TRAIN.json TEST.json [--cache DIR] [--seed N]
+ *   bench_fewshot_det ROOT TRAIN.json TEST.json [--cache DIR] [--seed N]
  *                      [--budget-min M] [--threads T] [--backbone DIR]
  *
  * COCO boxes: relative (0..1, Azure) when no coordinate exceeds 1, else pixels.
@@ -64,7 +64,7 @@ static int load_split(const char *root, const char *json, split *sp)
     cJSON *ims = cJSON_GetObjectItem(o, "images"), *ans = cJSON_GetObjectItem(o, "annotations");
     cJSON *cats = cJSON_GetObjectItem(o, "categories");
     if (!o || !cJSON_IsArray(ims) || !cJSON_IsArray(ans) || !cJSON_IsArray(cats)) {
-        fprintf(stderr, "fewshot_det_engine: %s is not a COCO file\n", json);
+        fprintf(stderr, "bench_fewshot_det: %s is not a COCO file\n", json);
         cJSON_Delete(o);
         return -1;
     }
@@ -138,7 +138,7 @@ static void log_line(void *ctx, const char *line)
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: fewshot_det_engine ROOT TRAIN.json TEST.json [--cache DIR] "
+        fprintf(stderr, "usage: bench_fewshot_det ROOT TRAIN.json TEST.json [--cache DIR] "
                         "[--seed N] [--budget-min M] [--threads T] [--backbone DIR]\n");
         return 2;
     }
