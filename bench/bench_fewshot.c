@@ -50,7 +50,7 @@ static char *slurp(const char *path)
 }
 
 typedef struct split {
-    eng_cls_sample *s;
+    eng_sample *s;
     int n;
     char **names; /* category names by index */
     int ncat;
@@ -101,7 +101,7 @@ static int load_split(const char *root, const char *json, split *sp)
         size_t len = strlen(root) + strlen(fn) + 2;
         char *p = malloc(len);
         snprintf(p, len, "%s/%s", root, fn);
-        sp->s[sp->n++] = (eng_cls_sample){p, label, id};
+        sp->s[sp->n++] = (eng_sample){.path = p, .label = label, .id = id};
     }
     cJSON_Delete(o);
     return 0;
@@ -187,7 +187,7 @@ int main(int argc, char **argv)
         nbb++;
     }
     free(list);
-    eng_cls_train_args a = {.train = tr.s,
+    eng_train_args a = {.train = tr.s,
                             .ntrain = tr.n,
                             .test = te.s,
                             .ntest = te.n,

@@ -44,7 +44,7 @@ static char *slurp(const char *path)
 }
 
 typedef struct split {
-    eng_det_sample *s;
+    eng_sample *s;
     int n;
     char **names;
     int ncat;
@@ -86,7 +86,7 @@ static int load_split(const char *root, const char *json, split *sp)
     int n = cJSON_GetArraySize(ims);
     sp->s = calloc((size_t)n, sizeof *sp->s);
     for (cJSON *im = ims->child; im; im = im->next) {
-        eng_det_sample *s = &sp->s[sp->n++];
+        eng_sample *s = &sp->s[sp->n++];
         s->id = (long long)num(im, "id");
         s->width = (int)num(im, "width");
         s->height = (int)num(im, "height");
@@ -98,7 +98,7 @@ static int load_split(const char *root, const char *json, split *sp)
         int nb = 0;
         for (cJSON *a = ans->child; a; a = a->next)
             nb += (long long)num(a, "image_id") == s->id;
-        eng_det_box *bx = calloc((size_t)nb + 1, sizeof *bx);
+        eng_box *bx = calloc((size_t)nb + 1, sizeof *bx);
         for (cJSON *a = ans->child; a; a = a->next) {
             if ((long long)num(a, "image_id") != s->id)
                 continue;
@@ -120,7 +120,7 @@ static int load_split(const char *root, const char *json, split *sp)
                     c = k;
             if (c < 0)
                 continue;
-            bx[s->nboxes++] = (eng_det_box){(float)v[0], (float)v[1], (float)v[2], (float)v[3], c};
+            bx[s->nboxes++] = (eng_box){(float)v[0], (float)v[1], (float)v[2], (float)v[3], c};
         }
         s->boxes = bx;
     }
@@ -168,7 +168,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "backbone: %s\n", d.msg);
         return 1;
     }
-    eng_det_train_args a = {
+    eng_train_args a = {
         .train = tr.s,
         .ntrain = tr.n,
         .test = te.s,

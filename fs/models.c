@@ -70,7 +70,7 @@ static const char *const state_names[] = {"notStarted", "training",   "succeeded
 typedef struct srv {
     int refs; /* under g.mu */
     const fs_recipe *recipe;
-    void *model;
+    fs_recipe_model *model;
     char about[512];
 } srv;
 
@@ -174,22 +174,21 @@ static void srv_free(srv *s)
 {
     if (!s)
         return;
-    s->recipe->free_model(s->model);
+    fs_recipe_model_free(s->model);
     free(s);
 }
 
-static srv *srv_new(const fs_recipe *r, void *model)
+static srv *srv_new(fs_recipe_model *model)
 {
     srv *s = calloc(1, sizeof *s);
     if (!s) {
-        r->free_model(model);
+        fs_recipe_model_free(model);
         return NULL;
     }
     s->refs = 1;
-    s->recipe = r;
+    s->recipe = fs_recipe_of(model);
     s->model = model;
-    if (r->describe)
-        r->describe(model, s->about, sizeof s->about);
+    fs_recipe_describe(model, s->about, sizeof s->about);
     return s;
 }
 
@@ -608,11 +607,10 @@ static srv *srv_get(mdl *m, fs_recipe_err *why)
 
     char **dirs = NULL;
     int nb = fs_models_backbones_list(&dirs);
-    const fs_recipe *r = NULL;
-    void *model = NULL;
-    fs_recipe_status st = fs_recipe_load_any(path, (const char *const *)dirs, nb, &r, &model, why);
+    fs_recipe_model *model = NULL;
+    fs_recipe_status st = fs_recipe_load(path, (const char *const *)dirs, nb, &model, why);
     fs_models_backbones_free(dirs, nb);
-    srv *s = st == FS_RECIPE_OK ? srv_new(r, model) : NULL;
+    srv *s = st == FS_RECIPE_OK ? srv_new(model) : NULL;
     if (st == FS_RECIPE_OK && !s)
         snprintf(why->msg, sizeof why->msg, "out of memory");
     if (!s)
@@ -624,7 +622,7 @@ static srv *srv_get(mdl *m, fs_recipe_err *why)
         m->srv = s;
         s->refs++;
         if (!m->kind[0])
-            snprintf(m->kind, sizeof m->kind, "%s", r->kind);
+            snprintf(m->kind, sizeof m->kind, "%s", s->recipe->kind);
     }
     pthread_cond_broadcast(&g.cv);
     pthread_mutex_unlock(&g.mu);
@@ -773,7 +771,7 @@ static const char *vanished(const fs_trainreq *req)
 /* Writes the trained model and its evaluation into two new temp files
  * (names in tmpm, tmpe). 0; or -1 with code ("storeFull" when the disk is
  * full) and msg set and no temp file left. */
-static int write_model_files(const fs_recipe *r, void *model, const char *eval, char *tmpm,
+static int write_model_files(const fs_recipe_model *model, const char *eval, char *tmpm,
                              char *tmpe, char *code, size_t ncode, char *msg, size_t nmsg)
 {
     tmpe[0] = '\0';
@@ -785,7 +783,7 @@ static int write_model_files(const fs_recipe *r, void *model, const char *eval, 
     }
     close(fd);
     fs_recipe_err err = {{0}, {0}};
-    if (r->save(model, tmpm, &err) != FS_RECIPE_OK) {
+    if (fs_recipe_save(model, tmpm, &err) != FS_RECIPE_OK) {
         unlink(tmpm);
         snprintf(code, ncode, "%s", err.code[0] ? err.code : "unknown");
         snprintf(msg, nmsg, "saving the model: %s", err.msg);
@@ -840,7 +838,7 @@ static void tjob_run(void *arg)
     const fs_recipe *r = NULL;
     fs_models_ds *tr = NULL, *te = NULL;
     const fs_recipe_dataset *trv = NULL, *tev = NULL;
-    void *model = NULL;
+    fs_recipe_model *model = NULL;
     char *eval = NULL;
     fs_recipe_status st = FS_RECIPE_EFAIL;
     char **dirs = NULL;
@@ -878,7 +876,7 @@ static void tjob_run(void *arg)
                           .log = tjob_log},
             };
             fs_recipe_err err = {{0}, {0}};
-            st = r->train(&in, &model, &eval, &err);
+            st = fs_recipe_train(r, &in, &model, &eval, &err);
             snprintf(code, sizeof code, "%s", err.code[0] ? err.code : "unknown");
             snprintf(msg, sizeof msg, "%s", err.msg);
             const char *gone = st == FS_RECIPE_EFAIL ? vanished(&req) : NULL;
@@ -903,14 +901,14 @@ static void tjob_run(void *arg)
     if (st == FS_RECIPE_OK && !stale && !cancelled && !stopping) {
         char tmpm[MP], tmpe[MP] = "";
         int ok =
-            write_model_files(r, model, eval, tmpm, tmpe, code, sizeof code, msg, sizeof msg) == 0;
+            write_model_files(model, eval, tmpm, tmpe, code, sizeof code, msg, sizeof msg) == 0;
         if (!ok && strcmp(code, "storeFull") == 0) {
             /* the feature cache yields to model files: it only saves time */
             char cdir[MP];
             cache_dir(cdir, sizeof cdir);
             fs_remove_tree(cdir);
             mdl_log(m, "the store's disk is full: removed the feature cache to make room");
-            ok = write_model_files(r, model, eval, tmpm, tmpe, code, sizeof code, msg,
+            ok = write_model_files(model, eval, tmpm, tmpe, code, sizeof code, msg,
                                    sizeof msg) == 0;
         }
         if (!ok && strcmp(code, "storeFull") == 0) {
@@ -921,7 +919,7 @@ static void tjob_run(void *arg)
         }
         srv *nsrv = NULL;
         if (ok) {
-            nsrv = srv_new(r, model); /* takes the model, also on failure */
+            nsrv = srv_new(model); /* takes the model, also on failure */
             model = NULL;
         }
         if (ok && nsrv) {
@@ -995,8 +993,7 @@ static void tjob_run(void *arg)
         mdl_publish(m);
         mdl_log(m, "failed: %s: %s", code, msg);
     }
-    if (model && r)
-        r->free_model(model);
+    fs_recipe_model_free(model);
     free(eval);
 }
 
@@ -1178,7 +1175,7 @@ static void pjob_run(void *arg)
         json = error_json("modelNotFound", err.msg);
     } else {
         memset(&err, 0, sizeof err);
-        if (s->recipe->predict(s->model, img, &pred, &err) == FS_RECIPE_OK)
+        if (fs_recipe_predict(s->model, img, &pred, &err) == FS_RECIPE_OK)
             json = prediction_json(name, version, s->recipe->wants_detection, &pred);
         else {
             models_user_message(err.msg, sizeof err.msg, name);
@@ -1320,7 +1317,7 @@ static void ejob_run(void *arg)
         char *metrics = NULL, *preds = NULL;
         fs_recipe_hooks hooks = {.ctx = j, .abort = ejob_abort};
         fs_recipe_status st =
-            s->recipe->evaluate(s->model, view, ncpu(), &hooks, &metrics, &preds, &err);
+            fs_recipe_evaluate(s->model, view, ncpu(), &hooks, &metrics, &preds, &err);
         if (st == FS_RECIPE_OK) {
             ejob_write(j, "metrics.json", metrics);
             ejob_write(j, "predictions.json", preds);
@@ -1762,13 +1759,12 @@ static int models_validate_write(const char *rel, const char *tmp_path, char *wh
     } else if (strcmp(sub, "model.safetensors") == 0) {
         char **dirs = NULL;
         int nb = fs_models_backbones_list(&dirs);
-        const fs_recipe *r = NULL;
-        void *model = NULL;
+        fs_recipe_model *model = NULL;
         fs_recipe_err err = {{0}, {0}};
         fs_recipe_status st =
-            fs_recipe_load_any(tmp_path, (const char *const *)dirs, nb, &r, &model, &err);
+            fs_recipe_load(tmp_path, (const char *const *)dirs, nb, &model, &err);
         fs_models_backbones_free(dirs, nb);
-        srv *s = st == FS_RECIPE_OK ? srv_new(r, model) : NULL;
+        srv *s = st == FS_RECIPE_OK ? srv_new(model) : NULL;
         if (!s) {
             snprintf(code, sizeof code, "%s", err.code[0] ? err.code : "invalidModel");
             snprintf(why, why_len, "%s: %s", code, err.msg);

@@ -30,8 +30,8 @@ struct fs_models_ds {
     char linkdir[4200]; /* hard links to the images, "" when none */
     char **paths;       /* per image: its link, or NULL (the dataset's file) */
     fs_recipe_dataset view;
-    fs_recipe_image *images;
-    fs_recipe_box *boxes;
+    eng_sample *images;
+    eng_box *boxes;
 };
 
 static fs_models_ds_status map_state(fs_ds_state st)
@@ -143,7 +143,7 @@ fs_models_ds_status fs_models_ds_open(const char *name, fs_models_ds **out,
     size_t b = 0;
     for (int i = 0; i < s->nimages; i++) {
         const fs_ds_image *si = &s->images[i];
-        fs_recipe_image *di = &d->images[i];
+        eng_sample *di = &d->images[i];
         di->path = si->path;
         di->id = si->id;
         di->width = si->width;

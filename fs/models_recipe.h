@@ -4,34 +4,25 @@
  * The lifecycle owns the files, the queue, the states and the JSON shapes the
  * user sees; a recipe only turns plain data into a model and a model into
  * scores. A recipe reaches the engine (engine/recipes/classify.h, detect.h)
- * and nothing of FUSE. Datasets arrive as fs_recipe_dataset: absolute store
- * paths plus labels or pixel boxes, borrowed for the call.
+ * and nothing of FUSE. Datasets arrive as fs_recipe_dataset: the engine's own
+ * samples (absolute store paths plus labels or pixel boxes), borrowed for the
+ * call.
  *
- * To add a kind: define a `const fs_recipe` in its own fs/models_<kind>.c
- * and list it in the table of models_recipes.c; the lifecycle is not
- * touched.
+ * A kind is one row: a `const fs_recipe` in its own fs/models_<kind>.c (the
+ * engine calls behind `void *`, and its predict), listed in the table of
+ * models_recipes.c. Everything else (backbones, image checks, samples,
+ * category matching, error codes, model files) is shared, in
+ * models_recipes.c; the lifecycle (models.c) is not touched.
  */
 #ifndef VFS_FS_MODELS_RECIPE_H
 #define VFS_FS_MODELS_RECIPE_H
+
+#include "engine.h" /* eng_sample */
 
 #include <stddef.h>
 #include <stdint.h>
 
 /* ---- data in ---- */
-
-typedef struct fs_recipe_box {
-    int category;     /* index into fs_recipe_dataset.categories */
-    float x, y, w, h; /* pixels of the image as stored (left, top, width, height) */
-} fs_recipe_box;
-
-typedef struct fs_recipe_image {
-    const char *path;  /* absolute path of the image file */
-    int64_t id;        /* the COCO image id */
-    int width, height; /* as declared by the dataset (pixels) */
-    int label;         /* classification: category index; -1 when none */
-    const fs_recipe_box *boxes;
-    int nboxes;
-} fs_recipe_image;
 
 typedef struct fs_recipe_dataset {
     const char *name;
@@ -39,7 +30,7 @@ typedef struct fs_recipe_dataset {
     int ncategories;
     const char *const *categories; /* names, by index */
     const int64_t *category_ids;   /* COCO ids, by index */
-    const fs_recipe_image *images;
+    const eng_sample *images;
     int nimages;
 } fs_recipe_dataset;
 
@@ -108,43 +99,70 @@ typedef struct fs_recipe_train_in {
     fs_recipe_hooks hooks;
 } fs_recipe_train_in;
 
-/* ---- the vtable ---- */
+/* ---- a kind: one table row ---- */
+
+/* A trained model of some kind with the backbones it runs on. */
+typedef struct fs_recipe_model fs_recipe_model;
 
 typedef struct fs_recipe {
-    const char *kind;       /* "classifier" | "detector" */
+    const char *kind;       /* "classifier" | "detector": train.json's and the model file's */
     const char *azure_kind; /* "Generic-Classifier" | "Generic-Detector" */
     const char *metric;     /* the headline metric in status: "accuracyTop1" */
     int wants_detection;    /* 1: needs a dataset with boxes */
+    int labelled_only;      /* 1: an image without a label (of a known category) is left out */
 
-    /* Trains; *model: new model (free with free_model); *evaluation_json: new
-     * string (free()) with SPEC section 5's names. */
-    fs_recipe_status (*train)(const fs_recipe_train_in *in, void **model, char **evaluation_json,
-                              fs_recipe_err *err);
-    /* Scores one image; single-threaded; safe to call on one model from many
-     * threads at once. */
-    fs_recipe_status (*predict)(void *model, const char *image_path, fs_recipe_prediction *out,
-                                fs_recipe_err *err);
-    /* Evaluates on a dataset: metrics (SPEC section 5 names) and COCO results
-     * [{image_id, category_id, bbox (pixels), score}]; both new strings. */
-    fs_recipe_status (*evaluate)(void *model, const fs_recipe_dataset *ds, int threads,
-                                 const fs_recipe_hooks *hooks, char **metrics_json,
-                                 char **predictions_json, fs_recipe_err *err);
-    fs_recipe_status (*save)(void *model, const char *path, fs_recipe_err *err);
-    /* Loads a model file; FS_RECIPE_EFAIL with code "wrongKind" when the file
-     * holds another kind of model (the registry then tries the next recipe). */
-    fs_recipe_status (*load)(const char *path, const char *const *backbone_dirs, int nbackbones,
-                             void **model, fs_recipe_err *err);
-    /* Names of the backbones (with checksums) the model uses, for status.json;
-     * writes at most cap bytes, NUL-terminated. May be NULL. */
-    void (*describe)(void *model, char *buf, size_t cap);
-    void (*free_model)(void *model);
+    /* The engine's side of the kind; `void *` is the kind's engine model. */
+    eng_status (*train)(const eng_train_args *a, void **model, char **evaluation_json,
+                        eng_diag *d);
+    eng_status (*evaluate)(const void *model, eng_backbone *const *bbs, int nbb,
+                           const eng_sample *s, int n, const eng_eval_opts *o, char **metrics_json,
+                           char **predictions_json, eng_diag *d);
+    eng_status (*save)(const void *model, const char *path, eng_diag *d);
+    eng_status (*from_file)(const eng_modelfile *f, void **model, eng_diag *d);
+    int (*ncat)(const void *model);
+    const char *(*category)(const void *model, int i);
+    const char *(*backbone_needed)(const void *model, int i, const char **checksum);
+    void (*free)(void *model);
+
+    /* The kind's own answer for one image (Azure's image checks done). */
+    fs_recipe_status (*predict)(const void *model, eng_backbone *const *bbs, int nbb,
+                                const char *image_path, int width, int height,
+                                fs_recipe_prediction *out, fs_recipe_err *err);
+    /* May be NULL: adjusts the COCO results of an evaluation. */
+    void (*after_evaluate)(const fs_recipe_dataset *ds, char **predictions_json);
 } fs_recipe;
+
+/* ---- what the lifecycle calls (models_recipes.c), the same for every kind ---- */
+
+/* Trains; *model: new model (free with fs_recipe_model_free);
+ * *evaluation_json: new string (free()) with SPEC section 5's names. */
+fs_recipe_status fs_recipe_train(const fs_recipe *r, const fs_recipe_train_in *in,
+                                 fs_recipe_model **model, char **evaluation_json,
+                                 fs_recipe_err *err);
+/* Scores one image; safe to call on one model from many threads at once. */
+fs_recipe_status fs_recipe_predict(const fs_recipe_model *m, const char *image_path,
+                                   fs_recipe_prediction *out, fs_recipe_err *err);
+/* Evaluates on a dataset: metrics (SPEC section 5 names) and COCO results
+ * [{image_id, category_id, bbox (pixels), score}]; both new strings. */
+fs_recipe_status fs_recipe_evaluate(const fs_recipe_model *m, const fs_recipe_dataset *ds,
+                                    int threads, const fs_recipe_hooks *hooks, char **metrics_json,
+                                    char **predictions_json, fs_recipe_err *err);
+fs_recipe_status fs_recipe_save(const fs_recipe_model *m, const char *path, fs_recipe_err *err);
+/* The kind of m. */
+const fs_recipe *fs_recipe_of(const fs_recipe_model *m);
+/* For a kind's predict: the Azure code and status for an engine failure. */
+fs_recipe_status fs_recipe_engine_predict_failed(fs_recipe_err *err, eng_status st,
+                                                 const char *msg);
+/* Names of the backbones (with checksums) the model uses, for status.json;
+ * writes at most cap bytes, NUL-terminated. */
+void fs_recipe_describe(const fs_recipe_model *m, char *buf, size_t cap);
+void fs_recipe_model_free(fs_recipe_model *m);
 
 /* The registry (models_recipes.c). */
 const fs_recipe *fs_recipe_for_kind(const char *kind); /* NULL when not available */
-/* Tries every recipe's load; on success *recipe and *model are set. */
-fs_recipe_status fs_recipe_load_any(const char *path, const char *const *backbone_dirs,
-                                    int nbackbones, const fs_recipe **recipe, void **model,
-                                    fs_recipe_err *err);
+/* Loads a model file of any kind (the file names its kind); *model: new
+ * model. Codes: invalidModel, backboneNotFound. */
+fs_recipe_status fs_recipe_load(const char *path, const char *const *backbone_dirs,
+                                int nbackbones, fs_recipe_model **model, fs_recipe_err *err);
 
 #endif

@@ -396,7 +396,7 @@ eng_status eng_cls_predict(const eng_classifier *m, eng_backbone *const *backbon
 
 eng_status eng_cls_predict_files(const eng_classifier *m, eng_backbone *const *backbones,
                                  int nbackbones, const char *const *paths, int n,
-                                 const eng_cls_eval_opts *o, float *probs, eng_status *status,
+                                 const eng_eval_opts *o, float *probs, eng_status *status,
                                  eng_diag *msgs, eng_diag *d)
 {
     const eng_backbone *rb[CLS_MAX_VIEWS];
@@ -455,7 +455,7 @@ eng_status cls_predictions_json(const eng_classifier *m, const float *probs, con
 }
 
 eng_status eng_cls_evaluate(const eng_classifier *m, eng_backbone *const *backbones, int nbackbones,
-                            const eng_cls_sample *s, int n, const eng_cls_eval_opts *o,
+                            const eng_sample *s, int n, const eng_eval_opts *o,
                             char **metrics_json, char **predictions_json, eng_diag *d)
 {
     *metrics_json = NULL;

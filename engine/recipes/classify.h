@@ -28,6 +28,7 @@
 #include "metrics.h"
 
 #include "featcache.h"
+#include "recipe.h"
 #include "modelfile.h"
 
 /* eng_cls_train returns ENG_ENOBUDGET (engine.h) when the budget cannot
@@ -36,47 +37,6 @@
 
 /* Minimum images per category the trainer accepts. */
 #define ENG_CLS_MIN_PER_CATEGORY 1
-
-typedef struct eng_cls_sample {
-    const char *path; /* image file */
-    int label;        /* index into categories; ignored by predict */
-    long long id;     /* image id written into predictions.json (0: index + 1) */
-} eng_cls_sample;
-
-typedef struct eng_train_progress {
-    double fraction;         /* 0..1 */
-    int trial, ntrials;      /* feature sets tried so far / planned (grows as stages open) */
-    const char *best_metric; /* "accuracyTop1" */
-    double best_value;       /* validated top-1 of the best recipe so far (chosen by
-                                validated log-loss); -1 before the first */
-    double cpu_seconds, budget_seconds;
-    const char *stage; /* "features", "search", "final", "evaluation" */
-} eng_train_progress;
-
-typedef struct eng_train_hooks {
-    eng_abort_fn abort; /* may be NULL; polled often (at least every batch of images) */
-    void *ctx;
-    void (*progress)(void *ctx, const eng_train_progress *p); /* may be NULL */
-    /* one human-readable line per event, no trailing newline; may be NULL */
-    void (*log)(void *ctx, const char *line);
-} eng_train_hooks;
-
-typedef struct eng_cls_train_args {
-    const eng_cls_sample *train;
-    int ntrain;
-    const eng_cls_sample *test; /* may be NULL */
-    int ntest;                  /* 0: a held-out part of train picks the recipe and is reported */
-    const char *test_name;      /* evaluatedOn name of the test dataset (NULL: "test") */
-    const char *const *categories;
-    int ncat;
-    eng_backbone *const *backbones; /* every usable backbone; borrowed for the call */
-    int nbackbones;
-    double budget_seconds; /* CPU seconds (process CPU time) */
-    int threads;           /* <= 0: 1 */
-    uint64_t seed;
-    const char *cache_dir; /* feature cache folder (created as needed), may be NULL */
-    eng_train_hooks hooks;
-} eng_cls_train_args;
 
 /* A trained model: head weights, categories, the backbones (name + checksum)
  * and preprocessing of each view, and a description of the recipe. Opaque,
@@ -92,7 +52,7 @@ typedef struct eng_classifier eng_classifier;
  * that cannot be read or decoded: the message names it), ENG_ENOMEM.
  * Deterministic for a given seed and thread count (and cache contents do not
  * change results). */
-eng_status eng_cls_train(const eng_cls_train_args *a, eng_classifier **out, char **evaluation_json,
+eng_status eng_cls_train(const eng_train_args *a, eng_classifier **out, char **evaluation_json,
                          eng_diag *d);
 
 /* Scores of one image: probs (ncat floats, caller-owned) sums to 1. The same
@@ -103,15 +63,6 @@ eng_status eng_cls_predict(const eng_classifier *m, eng_backbone *const *backbon
                            const char *image_path, int threads, float *probs, eng_diag *d);
 
 /* Options of evaluate and batch prediction. */
-typedef struct eng_cls_eval_opts {
-    int threads;        /* <= 0: 1 */
-    eng_abort_fn abort; /* may be NULL */
-    void *ctx;
-    const char *dataset_name;      /* evaluatedOn (NULL: "dataset") */
-    const long long *category_ids; /* COCO ids of the model's categories for
-                                      predictions.json (NULL: index + 1) */
-} eng_cls_eval_opts;
-
 /* Scores n images: probs is n x ncat (caller-owned). Every image goes through
  * eng_cls_predict's path. Per-image failures land in status[i] (may be NULL)
  * with messages in msgs[i] (may be NULL; each a caller-owned eng_diag) and a
@@ -119,7 +70,7 @@ typedef struct eng_cls_eval_opts {
  * missing backbone. */
 eng_status eng_cls_predict_files(const eng_classifier *m, eng_backbone *const *backbones,
                                  int nbackbones, const char *const *paths, int n,
-                                 const eng_cls_eval_opts *o, float *probs, eng_status *status,
+                                 const eng_eval_opts *o, float *probs, eng_status *status,
                                  eng_diag *msgs, eng_diag *d);
 
 /* Evaluates on n labelled images. *metrics_json: SPEC section 5 metrics plus
@@ -128,7 +79,7 @@ eng_status eng_cls_predict_files(const eng_classifier *m, eng_backbone *const *b
  * image (new string, free()). An image that cannot be read fails the call
  * (message names it). */
 eng_status eng_cls_evaluate(const eng_classifier *m, eng_backbone *const *backbones, int nbackbones,
-                            const eng_cls_sample *s, int n, const eng_cls_eval_opts *o,
+                            const eng_sample *s, int n, const eng_eval_opts *o,
                             char **metrics_json, char **predictions_json, eng_diag *d);
 
 int eng_cls_ncat(const eng_classifier *m);

@@ -82,7 +82,7 @@ typedef struct fres {
 } fres;
 
 typedef struct trainer {
-    const eng_cls_train_args *a;
+    const eng_train_args *a;
     eng_diag *d;
     int n, K, threads;
     int *y;
@@ -1061,7 +1061,7 @@ static eng_status stage_power(trainer *t)
 
 static eng_status stage_base(trainer *t)
 {
-    const eng_cls_train_args *a = t->a;
+    const eng_train_args *a = t->a;
     /* cheapest backbone first: it is the one the minimum budget covers */
     int order[64], nb = a->nbackbones < 64 ? a->nbackbones : 64;
     double gf[64];
@@ -1496,7 +1496,7 @@ static void free_trainer(trainer *t)
     free(t->bestres.oof);
 }
 
-static eng_status hash_all(trainer *t, const eng_cls_sample *s, int n, char ***out)
+static eng_status hash_all(trainer *t, const eng_sample *s, int n, char ***out)
 {
     *out = calloc((size_t)(n ? n : 1), sizeof **out);
     if (!*out)
@@ -1512,7 +1512,7 @@ static eng_status hash_all(trainer *t, const eng_cls_sample *s, int n, char ***o
     return ENG_OK;
 }
 
-static eng_status check_args(const eng_cls_train_args *a, eng_diag *d)
+static eng_status check_args(const eng_train_args *a, eng_diag *d)
 {
     if (a->ncat < 2)
         return eng_fail(d, ENG_EINVAL, "training: need at least 2 categories, got %d", a->ncat);
@@ -1551,7 +1551,7 @@ static eng_status check_args(const eng_cls_train_args *a, eng_diag *d)
  * path, or the held-out predictions of the winning recipe. */
 static eng_status evaluate_final(trainer *t, const eng_classifier *m, char **json)
 {
-    const eng_cls_train_args *a = t->a;
+    const eng_train_args *a = t->a;
     eng_status st;
     float *probs = NULL;
     int *labels = NULL, n = 0;
@@ -1634,7 +1634,7 @@ done:
 
 static void budget_message(trainer *t)
 {
-    const eng_cls_train_args *a = t->a;
+    const eng_train_args *a = t->a;
     /* cheapest backbone over all images, at the measured rate */
     double best = 1e30;
     int bb = 0;
@@ -1651,7 +1651,7 @@ static void budget_message(trainer *t)
     budget_fail_features(t->d, a->budget_seconds, t->n + a->ntest, bbname(t, bb), need);
 }
 
-eng_status eng_cls_train(const eng_cls_train_args *a, eng_classifier **out, char **evaluation_json,
+eng_status eng_cls_train(const eng_train_args *a, eng_classifier **out, char **evaluation_json,
                          eng_diag *d)
 {
     *out = NULL;

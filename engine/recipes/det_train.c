@@ -64,7 +64,7 @@ typedef struct variant {
 } variant;
 
 typedef struct trainer {
-    const eng_det_train_args *a;
+    const eng_train_args *a;
     eng_backbone *bb;
     const char *node;
     int fdim, ncat;
@@ -733,7 +733,7 @@ void det_pick_variant(const double (*vmap)[2], int nv, int *best, int *nms_on)
 
 /* ---- the whole run ---- */
 
-static eng_status check_args(const eng_det_train_args *a, eng_diag *d)
+static eng_status check_args(const eng_train_args *a, eng_diag *d)
 {
     if (!a || !a->train || a->ntrain < 1)
         return eng_fail(d, ENG_EINVAL, "training: no training images");
@@ -743,14 +743,14 @@ static eng_status check_args(const eng_det_train_args *a, eng_diag *d)
     if (!cnt)
         return eng_fail(d, ENG_ENOMEM, "training: out of memory");
     for (int i = 0; i < a->ntrain; i++) {
-        const eng_det_sample *s = &a->train[i];
+        const eng_sample *s = &a->train[i];
         if (s->nboxes > ENG_DET_MAX_BOXES) {
             free(cnt);
             return eng_fail(d, ENG_EINVAL, "image \"%s\": %d boxes; at most %d", s->path, s->nboxes,
                             ENG_DET_MAX_BOXES);
         }
         for (int b = 0; b < s->nboxes; b++) {
-            const eng_det_box *x = &s->boxes[b];
+            const eng_box *x = &s->boxes[b];
             if (x->category < 0 || x->category >= a->ncat || !isfinite(x->x) || !isfinite(x->y) ||
                 !(x->w > 0) || !(x->h > 0) || !isfinite(x->w) || !isfinite(x->h)) {
                 free(cnt);
@@ -907,7 +907,7 @@ eng_status det_fit_heads(det_fit_args *f, eng_detector *m, float *last_loss, eng
 {
     trainer t;
     memset(&t, 0, sizeof t);
-    eng_det_train_args a;
+    eng_train_args a;
     memset(&a, 0, sizeof a);
     t.a = &a;
     t.cpu0 = cpu_now();
@@ -983,7 +983,7 @@ static eng_status add_extra(char **json, double minutes, const char *reason, con
     return ENG_OK;
 }
 
-eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char **evaluation_json,
+eng_status eng_det_train(const eng_train_args *a, eng_detector **out, char **evaluation_json,
                          eng_diag *d)
 {
     *out = NULL;
@@ -1025,7 +1025,7 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
             st = eng_fail(d, ENG_EABORTED, "training cancelled");
             goto done;
         }
-        const eng_det_sample *s = &a->train[i];
+        const eng_sample *s = &a->train[i];
         uint16_t *f = NULL;
         if (kept + per * 2 <= DET_MEM_CAP || !a->cache_dir)
             f = eng_alloc(per * 2);
@@ -1066,7 +1066,7 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
             goto done;
         }
         for (int b = 0; b < s->nboxes; b++) {
-            const eng_det_box *x = &s->boxes[b];
+            const eng_box *x = &s->boxes[b];
             float *q = t.im[i].box + 4 * t.im[i].nbox;
             q[0] = fmaxf(0, x->x * fx);
             q[1] = fmaxf(0, x->y * fy);
@@ -1275,7 +1275,7 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
     /* 4. evaluation */
     progress(&t, 0.9, "evaluation", 2, 2, best_map);
     if (a->test && a->ntest > 0) {
-        eng_det_eval_opts eo = {
+        eng_eval_opts eo = {
             .threads = t.threads,
             .abort = abort_cb,
             .ctx = &t,
@@ -1292,7 +1292,7 @@ eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char *
         if (!*evaluation_json)
             st = eng_fail(d, ENG_EINVAL, "training: no held-out evaluation");
     } else {
-        eng_det_eval_opts eo = {.threads = t.threads,
+        eng_eval_opts eo = {.threads = t.threads,
                                 .dataset_name = nhold ? "training images (no budget to hold out)"
                                                       : "training images (too few to hold out)"};
         st = det_evaluate(m, &t.bb, 1, a->train, a->ntrain, &eo, a->cache_dir, evaluation_json,

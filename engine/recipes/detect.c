@@ -50,8 +50,10 @@ const char *eng_det_category(const eng_detector *m, int i)
     return i >= 0 && i < m->ncat ? m->cats[i] : NULL;
 }
 
-const char *eng_det_backbone_needed(const eng_detector *m, const char **checksum)
+const char *eng_det_backbone_needed(const eng_detector *m, int i, const char **checksum)
 {
+    if (i != 0)
+        return NULL;
     if (checksum)
         *checksum = m->bb_checksum;
     return m->bb_name;
@@ -791,14 +793,14 @@ eng_status det_predictions_json(const eng_det_pred *pred, int npred, const long 
 /* ---- evaluation ---- */
 
 eng_status eng_det_evaluate(const eng_detector *m, eng_backbone *const *backbones, int nbackbones,
-                            const eng_det_sample *s, int n, const eng_det_eval_opts *o,
+                            const eng_sample *s, int n, const eng_eval_opts *o,
                             char **metrics_json, char **predictions_json, eng_diag *d)
 {
     return det_evaluate(m, backbones, nbackbones, s, n, o, NULL, metrics_json, predictions_json, d);
 }
 
 eng_status det_evaluate(const eng_detector *m, eng_backbone *const *backbones, int nbackbones,
-                        const eng_det_sample *s, int n, const eng_det_eval_opts *o,
+                        const eng_sample *s, int n, const eng_eval_opts *o,
                         const char *cache_dir, char **metrics_json, char **predictions_json,
                         eng_diag *d)
 {
@@ -847,7 +849,7 @@ eng_status det_evaluate(const eng_detector *m, eng_backbone *const *backbones, i
             p->score = b.objs[j].score;
         }
         for (int j = 0; j < s[i].nboxes; j++) {
-            const eng_det_box *x = &s[i].boxes[j];
+            const eng_box *x = &s[i].boxes[j];
             if (x->category < 0 || x->category >= m->ncat)
                 continue;
             gt[k].image = id;

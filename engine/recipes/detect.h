@@ -31,45 +31,12 @@
 /* Most objects a prediction returns. */
 #define ENG_DET_TOPK 100
 
-/* A box in pixels of the image as stored (left, top, width, height). */
-typedef struct eng_det_box {
-    float x, y, w, h;
-    int category; /* index into the categories */
-} eng_det_box;
-
-/* One image of a detection dataset (boxes borrowed). An image without boxes
- * is a negative. width/height: the size the boxes refer to (0: the file's). */
-typedef struct eng_det_sample {
-    const char *path;
-    long long id; /* COCO image id for predictions.json */
-    int width, height;
-    const eng_det_box *boxes;
-    int nboxes;
-} eng_det_sample;
-
 /* One detected object, pixels of the image as stored. */
 typedef struct eng_det_object {
     float x, y, w, h;
     int category;
     float score; /* peak of the category's heatmap, 0..1 */
 } eng_det_object;
-
-typedef struct eng_det_train_args {
-    const eng_det_sample *train;
-    int ntrain;
-    const eng_det_sample *test; /* may be NULL: a held-out split is reported */
-    int ntest;
-    const char *test_name; /* evaluatedOn of the test set (NULL: "test") */
-    const char *const *categories;
-    int ncat;
-    eng_backbone *const *backbones; /* the first with detection features is used */
-    int nbackbones;
-    double budget_seconds; /* CPU seconds */
-    int threads;           /* <= 0: 1 */
-    uint64_t seed;
-    const char *cache_dir; /* feature cache (may be NULL) */
-    eng_train_hooks hooks;
-} eng_det_train_args;
 
 typedef struct eng_detector eng_detector;
 
@@ -81,7 +48,7 @@ typedef struct eng_detector eng_detector;
  * out of range: the message names it), ENG_ENOTFOUND (no backbone with
  * detection features, or an image file), ENG_EFORMAT/ENG_EUNSUPPORTED (an
  * image that cannot be decoded), ENG_ENOBUDGET, ENG_EABORTED, ENG_ENOMEM. */
-eng_status eng_det_train(const eng_det_train_args *a, eng_detector **out, char **evaluation_json,
+eng_status eng_det_train(const eng_train_args *a, eng_detector **out, char **evaluation_json,
                          eng_diag *d);
 
 /* Detects objects in one image: *objs a new array of *n objects, best first
@@ -96,27 +63,20 @@ eng_status eng_det_predict(const eng_detector *m, eng_backbone *const *backbones
 eng_status eng_det_draw(const eng_detector *m, const char *image_path, const eng_det_object *objs,
                         int n, uint8_t **jpg, size_t *len, eng_diag *d);
 
-typedef struct eng_det_eval_opts {
-    int threads;
-    eng_abort_fn abort;
-    void *ctx;
-    const char *dataset_name;      /* evaluatedOn (NULL: "dataset") */
-    const long long *category_ids; /* COCO ids by model category (NULL: index + 1) */
-} eng_det_eval_opts;
-
 /* Evaluates on n images with boxes (categories are the model's indices).
  * *metrics_json: the metrics and evaluatedOn (new string, free());
  * *predictions_json (may be NULL): COCO results [{image_id, category_id,
  * bbox (pixels), score}] whose mAP is exactly the reported one. */
 eng_status eng_det_evaluate(const eng_detector *m, eng_backbone *const *backbones, int nbackbones,
-                            const eng_det_sample *s, int n, const eng_det_eval_opts *o,
+                            const eng_sample *s, int n, const eng_eval_opts *o,
                             char **metrics_json, char **predictions_json, eng_diag *d);
 
 int eng_det_ncat(const eng_detector *m);
 /* Borrowed until eng_detector_free. */
 const char *eng_det_category(const eng_detector *m, int i);
-/* The backbone the model needs (checksum in *checksum when not NULL). Borrowed. */
-const char *eng_det_backbone_needed(const eng_detector *m, const char **checksum);
+/* Backbone i the model needs, as eng_cls_backbone_needed (a detector needs
+ * one: NULL for i > 0). Borrowed. */
+const char *eng_det_backbone_needed(const eng_detector *m, int i, const char **checksum);
 /* The recipe as JSON. Borrowed. */
 const char *eng_det_recipe(const eng_detector *m);
 

@@ -105,7 +105,7 @@ static void draw(int c, unsigned *s, unsigned char *rgb)
 }
 
 static char dir[] = "/tmp/test_classify.XXXXXX";
-static eng_cls_sample train[NCAT * NTRAIN_PER], test[NCAT * NTEST_PER];
+static eng_sample train[NCAT * NTRAIN_PER], test[NCAT * NTEST_PER];
 static const char *cats[NCAT] = {"stripes", "disc", "checker"};
 
 static void make_images(void)
@@ -136,10 +136,10 @@ static void make_images(void)
             } else
                 stbi_write_png(p, SIDE, SIDE, 3, rgb, SIDE * 3);
             if (i < NTRAIN_PER) {
-                train[nt] = (eng_cls_sample){p, c, 100 + nt};
+                train[nt] = (eng_sample){.path = p, .label = c, .id = 100 + nt};
                 nt++;
             } else {
-                test[ne] = (eng_cls_sample){p, c, 200 + ne};
+                test[ne] = (eng_sample){.path = p, .label = c, .id = 200 + ne};
                 ne++;
             }
         }
@@ -171,9 +171,9 @@ static void progress_cb(void *ctx, const eng_train_progress *p)
     CHECK(p->fraction >= 0 && p->fraction <= 1);
 }
 
-static eng_cls_train_args base_args(eng_backbone **bb, const char *cache)
+static eng_train_args base_args(eng_backbone **bb, const char *cache)
 {
-    eng_cls_train_args a = {.train = train,
+    eng_train_args a = {.train = train,
                             .ntrain = NCAT * NTRAIN_PER,
                             .test = test,
                             .ntest = NCAT * NTEST_PER,
@@ -240,7 +240,7 @@ int main(void)
     snprintf(model2, sizeof model2, "%s/model2.safetensors", dir);
 
     /* 1. train with a test set */
-    eng_cls_train_args a = base_args(&bb, cache);
+    eng_train_args a = base_args(&bb, cache);
     eng_classifier *m = NULL;
     char *ev = NULL;
     eng_status st = eng_cls_train(&a, &m, &ev, &d);
@@ -268,7 +268,7 @@ int main(void)
     CHECK(eng_cls_backbone_needed(m, 1, NULL) == NULL);
 
     /* 2. predict == evaluate, and the same accuracy as training reported */
-    eng_cls_eval_opts eo_opts = {.threads = 2, .dataset_name = "synthetic-test"};
+    eng_eval_opts eo_opts = {.threads = 2, .dataset_name = "synthetic-test"};
     char *mj = NULL, *pj = NULL;
     st = eng_cls_evaluate(m, &bb, 1, test, NCAT * NTEST_PER, &eo_opts, &mj, &pj, &d);
     CHECK_MSG(st == ENG_OK, "%s", d.msg);
@@ -373,7 +373,7 @@ int main(void)
     free(buf);
 
     /* 5. held-out mode */
-    eng_cls_train_args h = base_args(&bb, cache);
+    eng_train_args h = base_args(&bb, cache);
     h.test = NULL;
     h.ntest = 0;
     eng_classifier *mh = NULL;
@@ -391,7 +391,7 @@ int main(void)
     free(evh);
 
     /* 6. cancel: no cache so extraction must run; stops quickly */
-    eng_cls_train_args c = base_args(&bb, NULL);
+    eng_train_args c = base_args(&bb, NULL);
     polls = 0;
     abort_after = 3;
     struct timespec t0, t1;
@@ -406,7 +406,7 @@ int main(void)
     abort_after = -1;
 
     /* 7. a budget too small for feature extraction */
-    eng_cls_train_args b = base_args(&bb, NULL);
+    eng_train_args b = base_args(&bb, NULL);
     b.budget_seconds = 0.3;
     st = eng_cls_train(&b, &mc, &evc, &d);
     CHECK_MSG(st == ENG_ENOBUDGET, "%s: %s", eng_status_name(st), d.msg);
@@ -414,8 +414,8 @@ int main(void)
           strstr(d.msg, "suggested"));
 
     /* 8. bad arguments */
-    eng_cls_sample bad[2] = {{train[0].path, 0, 0}, {train[1].path, 5, 0}};
-    eng_cls_train_args x = base_args(&bb, NULL);
+    eng_sample bad[2] = {{.path = train[0].path, .label = 0}, {.path = train[1].path, .label = 5}};
+    eng_train_args x = base_args(&bb, NULL);
     x.train = bad;
     x.ntrain = 2;
     CHECK(eng_cls_train(&x, &mc, &evc, &d) == ENG_EINVAL && strstr(d.msg, "label 5"));

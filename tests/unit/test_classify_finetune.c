@@ -214,12 +214,12 @@ int main(void)
 
     /* a trained classifier carrying the fine-tuned stage */
     {
-        eng_cls_sample tr[N];
+        eng_sample tr[N];
         for (int i = 0; i < N; i++)
-            tr[i] = (eng_cls_sample){paths[i], y[i], i + 1};
+            tr[i] = (eng_sample){.path = paths[i], .label = y[i], .id = i + 1};
         const char *cn[NCAT] = {"stripes", "disc", "checker"};
         eng_backbone *bbs[1] = {bb};
-        eng_cls_train_args ta = {.train = tr,
+        eng_train_args ta = {.train = tr,
                                  .ntrain = N,
                                  .test = tr,
                                  .ntest = N,
@@ -260,7 +260,7 @@ int main(void)
         CHECK_EQUAL(eng_classifier_save(m, mpath, &d), ENG_OK);
         CHECK_EQUAL(eng_classifier_load(mpath, &m2, &d), ENG_OK);
         CHECK(m2 && m2->ft && m2->ft_size == 224 && m2->ft_bb == 0);
-        eng_cls_eval_opts eo = {.threads = 2};
+        eng_eval_opts eo = {.threads = 2};
         CHECK_EQUAL(eng_cls_predict_files(m2, bbs, 1, (const char *const *)paths, N, &eo, pb, NULL,
                                           NULL, &d),
                     ENG_OK);

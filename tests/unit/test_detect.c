@@ -437,7 +437,7 @@ static void test_file(const eng_detector *m)
         CHECK(l->nms_iou == m->nms_iou && l->min_score == m->min_score);
         CHECK(strcmp(eng_det_recipe(l), "{\"test\":1}") == 0);
         const char *sum = NULL;
-        CHECK(strcmp(eng_det_backbone_needed(l, &sum), "synthetic") == 0 && sum &&
+        CHECK(strcmp(eng_det_backbone_needed(l, 0, &sum), "synthetic") == 0 && sum &&
               strcmp(sum, "00ff") == 0);
         CHECK(eng_det_ncat(l) == NC && eng_det_category(l, 2) == NULL);
         CHECK(l->calibrated == 0); /* written without one: the peak is the confidence */

@@ -1,0 +1,72 @@
+/* recipe.h: what every training recipe takes (classifier, detector, and
+ * whatever kind comes next): the samples of a labelled dataset, the training
+ * arguments and hooks, and the evaluation options.
+ *
+ * One layout for every kind, so a caller builds its samples once: a
+ * classifier reads label, a detector reads boxes; each ignores the other.
+ * Strings, boxes and backbones are borrowed for the call.
+ */
+#ifndef VFS_ENGINE_RECIPE_H
+#define VFS_ENGINE_RECIPE_H
+
+#include "backbone.h"
+
+/* A box in pixels of the image as stored (left, top, width, height). */
+typedef struct eng_box {
+    float x, y, w, h;
+    int category; /* index into the categories */
+} eng_box;
+
+typedef struct eng_sample {
+    const char *path;     /* image file */
+    long long id;         /* image id written into predictions.json (0: index + 1) */
+    int width, height;    /* the size the boxes refer to (0: the file's) */
+    int label;            /* classification: index into the categories; -1: none */
+    const eng_box *boxes; /* detection: the image's boxes; none: a negative */
+    int nboxes;
+} eng_sample;
+
+typedef struct eng_train_progress {
+    double fraction;         /* 0..1 */
+    int trial, ntrials;      /* trials so far / planned (grows as stages open) */
+    const char *best_metric; /* "accuracyTop1", "meanAveragePrecision50" */
+    double best_value;       /* held-out value of the best recipe so far; -1 before the first */
+    double cpu_seconds, budget_seconds;
+    const char *stage; /* "features", "search", "final", "evaluation" */
+} eng_train_progress;
+
+typedef struct eng_train_hooks {
+    eng_abort_fn abort; /* may be NULL; polled often (at least every batch of images) */
+    void *ctx;
+    void (*progress)(void *ctx, const eng_train_progress *p); /* may be NULL */
+    /* one human-readable line per event, no trailing newline; may be NULL */
+    void (*log)(void *ctx, const char *line);
+} eng_train_hooks;
+
+typedef struct eng_train_args {
+    const eng_sample *train;
+    int ntrain;
+    const eng_sample *test; /* may be NULL */
+    int ntest;              /* 0: a held-out part of train picks the recipe and is reported */
+    const char *test_name;  /* evaluatedOn name of the test dataset (NULL: "test") */
+    const char *const *categories;
+    int ncat;
+    eng_backbone *const *backbones; /* every usable backbone; each recipe picks its own */
+    int nbackbones;
+    double budget_seconds; /* CPU seconds (process CPU time) */
+    int threads;           /* <= 0: 1 */
+    uint64_t seed;
+    const char *cache_dir; /* feature cache folder (created as needed), may be NULL */
+    eng_train_hooks hooks;
+} eng_train_args;
+
+typedef struct eng_eval_opts {
+    int threads;        /* <= 0: 1 */
+    eng_abort_fn abort; /* may be NULL */
+    void *ctx;
+    const char *dataset_name;      /* evaluatedOn (NULL: "dataset") */
+    const long long *category_ids; /* COCO ids of the model's categories for
+                                      predictions.json (NULL: index + 1) */
+} eng_eval_opts;
+
+#endif
