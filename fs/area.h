@@ -82,6 +82,10 @@ extern const fs_area fs_area_models;
 extern const fs_area fs_area_backbones;
 
 /* Default largest size of a written file (20 MB, SPEC section 3). */
+/* Size of a path buffer for a store file: the store's own path (PATH_MAX)
+ * plus an area and a path below it; a longer path fails at the system call. */
+#define FS_PATH_MAX 4200
+
 #define FS_MAX_FILE_DEFAULT ((int64_t)20 << 20)
 
 /* ---- store helpers (fs/store.c) ---- */
@@ -130,5 +134,14 @@ int fs_discard_tree(const char *path);
 void fs_log_to_store(int enable);
 /* Log a line to the daemon log (stderr with -f; STORE/.vfs-log otherwise). */
 void fs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Online CPUs, 1 to 64. */
+int fs_ncpu(void);
+/* Seconds on the monotonic clock. */
+double fs_now(void);
+int fs_ends_with(const char *s, const char *suffix);
+/* The whole of a regular file (not a symlink) of at most max bytes, NUL
+ * terminated; *len (may be NULL) gets its length. A new buffer, or NULL. */
+char *fs_read_small(const char *path, size_t max, size_t *len);
 
 #endif

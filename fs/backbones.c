@@ -28,7 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
-static char default_dir[4096];
+static char default_dir[FS_PATH_MAX];
 static pthread_once_t default_once = PTHREAD_ONCE_INIT;
 
 static void default_dir_init(void)
@@ -74,7 +74,7 @@ int fs_backbones_find(const char *name, char *out, size_t n)
 static int installed_only(const char *name)
 {
     const char *d = fs_backbones_default_dir();
-    char path[4200], store[4200];
+    char path[FS_PATH_MAX], store[FS_PATH_MAX];
     struct stat st;
     if (!*d || snprintf(path, sizeof path, "%s/%s", d, name) >= (int)sizeof path ||
         stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
@@ -178,7 +178,7 @@ static void backbone_status_line(const char *name, const char *dir, char *out, s
  * (or the file is missing). dir is where the backbone's files are. */
 static void status_update(const char *name, const char *dir)
 {
-    char store[4200], path[4300], sig[128];
+    char store[FS_PATH_MAX], path[FS_PATH_MAX + 8], sig[128];
     struct stat st;
     if (fs_store_path(store, sizeof store, "backbones", name) ||
         snprintf(path, sizeof path, "%s/status", store) >= (int)sizeof path)
@@ -211,7 +211,7 @@ static void status_update(const char *name, const char *dir)
 static void status_all(void)
 {
     const char *roots[2];
-    char store[4200];
+    char store[FS_PATH_MAX];
     roots[0] = fs_store_path(store, sizeof store, "backbones", NULL) == 0 ? store : NULL;
     roots[1] = fs_backbones_default_dir();
     for (int r = 0; r < 2; r++) {
@@ -220,7 +220,7 @@ static void status_all(void)
         while (d && (e = readdir(d))) {
             if (!fs_name_valid(e->d_name))
                 continue;
-            char dir[4200];
+            char dir[FS_PATH_MAX];
             struct stat st;
             if (snprintf(dir, sizeof dir, "%s/%s", roots[r], e->d_name) >= (int)sizeof dir ||
                 stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
@@ -228,7 +228,7 @@ static void status_all(void)
             if (r == 0 && installed_only(e->d_name))
                 continue; /* a shadow: done with the installed folder */
             if (r == 1) {
-                char mine[4200];
+                char mine[FS_PATH_MAX];
                 if (fs_backbones_find(e->d_name, mine, sizeof mine) == 0 &&
                     strcmp(mine, dir) != 0 && !installed_only(e->d_name))
                     continue; /* the store's folder of that name wins */
@@ -336,7 +336,7 @@ static void backbones_stop(void)
 
 static int backbones_mkdir_item(const char *name)
 {
-    char path[4200];
+    char path[FS_PATH_MAX];
     int rc = fs_store_path(path, sizeof path, "backbones", name);
     if (rc)
         return rc;
@@ -345,7 +345,7 @@ static int backbones_mkdir_item(const char *name)
 
 static int backbones_rmdir_item(const char *name)
 {
-    char path[4200];
+    char path[FS_PATH_MAX];
     if (installed_only(name))
         return -EACCES; /* an installed backbone stays */
     int rc = fs_store_path(path, sizeof path, "backbones", name);
@@ -358,7 +358,7 @@ static int backbones_rmdir_item(const char *name)
 
 static int backbones_rename_item(const char *from, const char *to)
 {
-    char a[4200], b[4200];
+    char a[FS_PATH_MAX], b[FS_PATH_MAX];
     if (installed_only(from))
         return -EACCES;
     if (fs_store_path(a, sizeof a, "backbones", from) ||

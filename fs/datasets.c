@@ -42,7 +42,6 @@
 #define AREA "datasets"
 #define ANN_MAX_BYTES ((int64_t)512 << 20)
 #define DEBOUNCE_S 0.5
-#define PATHN 4200
 
 /* A parsed annotation file, shared by the entry and a running verification. */
 typedef struct ds_parsed {
@@ -93,13 +92,6 @@ static pthread_cond_t ds_done = PTHREAD_COND_INITIALIZER; /* a verification fini
 static ds_entry *entries;
 static pthread_t verifier;
 static int verifier_running, stopping;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* ---- parsed files ---- */
 
@@ -249,7 +241,7 @@ static void mark_dirty(const char *name, int at_once)
     pthread_mutex_lock(&ds_lock);
     ds_entry *e = entry_get(name);
     if (e) {
-        double t = now_s();
+        double t = fs_now();
         double due = at_once ? t : e->last_run + DEBOUNCE_S;
         if (due < t)
             due = t;
@@ -275,12 +267,6 @@ static const char *split_rel(const char *rel, char *name, size_t n)
     return slash ? slash + 1 : "";
 }
 
-static int ends_with(const char *s, const char *suffix)
-{
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && strcmp(s + a - b, suffix) == 0;
-}
-
 static int is_generated(const char *top)
 {
     return strcmp(top, "status") == 0 || strcmp(top, "status.json") == 0;
@@ -289,7 +275,7 @@ static int is_generated(const char *top)
 /* An annotation file: a *.json at the dataset top, but not ours or fetch's. */
 static int is_annotation(const char *rest)
 {
-    return *rest && !strchr(rest, '/') && ends_with(rest, ".json") && !is_generated(rest) &&
+    return *rest && !strchr(rest, '/') && fs_ends_with(rest, ".json") && !is_generated(rest) &&
            strcmp(rest, "dataset.json") != 0;
 }
 
@@ -323,7 +309,7 @@ static void status_text(char *out, size_t n, const char *line)
 
 static int write_status_files_raw(const char *name, const char *line, const char *json)
 {
-    char dir[PATHN], path[PATHN];
+    char dir[FS_PATH_MAX], path[FS_PATH_MAX];
     if (fs_store_path(dir, sizeof dir, AREA, name))
         return -ENAMETOOLONG;
     if (snprintf(path, sizeof path, "%s/status.json", dir) >= (int)sizeof path)
@@ -640,7 +626,7 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const char *r
     memset(out, 0, sizeof *out);
     out->state = FS_DS_EMPTY;
     snprintf(out->line, sizeof out->line, "empty");
-    char dir[PATHN];
+    char dir[FS_PATH_MAX];
     if (fs_store_path(dir, sizeof dir, AREA, name))
         return;
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -682,7 +668,7 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const char *r
         pthread_mutex_unlock(&ds_lock);
         ann = have;
     } else {
-        char path[PATHN], why[400], msg[512];
+        char path[FS_PATH_MAX], why[400], msg[512];
         if (snprintf(path, sizeof path, "%s/%s", dir, ann_name) >= (int)sizeof path)
             path[0] = '\0';
         ann = parse_file(path, ann_name, why, sizeof why);
@@ -721,7 +707,7 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const char *r
         if (!im)
             continue;
         struct stat st;
-        char full[PATHN], rel[PATHN];
+        char full[FS_PATH_MAX], rel[FS_PATH_MAX];
         int have = 0;
         if (im->file_name) {
             coco_candidates cand;
@@ -830,7 +816,7 @@ static void *verifier_main(void *arg)
             for (ds_entry *e = entries; e; e = e->next)
                 if (e->dirty && !e->removed && (!pick || e->due < pick->due))
                     pick = e;
-            double t = now_s();
+            double t = fs_now();
             if (pick && pick->due <= t)
                 break;
             if (!pick) {
@@ -871,7 +857,7 @@ static void *verifier_main(void *arg)
 
         pthread_mutex_lock(&ds_lock);
         e->busy = 0;
-        e->last_run = now_s();
+        e->last_run = fs_now();
         ds_parsed *old_report_ann = e->report_ann, *old_ann = NULL;
         coco_report *old_report = e->report;
         char **old_found = e->found;
@@ -937,7 +923,7 @@ static void entry_remove(const char *name)
 
 static int ds_mkdir_item(const char *name)
 {
-    char path[PATHN];
+    char path[FS_PATH_MAX];
     int rc = fs_store_path(path, sizeof path, AREA, name);
     if (rc)
         return rc;
@@ -952,7 +938,7 @@ static int ds_mkdir_item(const char *name)
 
 static int ds_rmdir_item(const char *name)
 {
-    char path[PATHN];
+    char path[FS_PATH_MAX];
     int rc = fs_store_path(path, sizeof path, AREA, name);
     if (rc)
         return rc;
@@ -982,7 +968,7 @@ static int ds_rmdir_item(const char *name)
 
 static int ds_rename_item(const char *from, const char *to)
 {
-    char a[PATHN], b[PATHN];
+    char a[FS_PATH_MAX], b[FS_PATH_MAX];
     if (fs_store_path(a, sizeof a, AREA, from) || fs_store_path(b, sizeof b, AREA, to))
         return -ENAMETOOLONG;
     fs_fetch_cancel(from); /* queued again under the new name */
@@ -1008,7 +994,7 @@ static int64_t ds_max_size(const char *rel)
 {
     char name[72];
     const char *rest = split_rel(rel, name, sizeof name);
-    if (*rest && !strchr(rest, '/') && ends_with(rest, ".json"))
+    if (*rest && !strchr(rest, '/') && fs_ends_with(rest, ".json"))
         return ANN_MAX_BYTES;
     return FS_MAX_FILE_DEFAULT;
 }
@@ -1046,7 +1032,7 @@ static int ds_validate_write(const char *rel, const char *tmp_path, char *why, s
         char line[600], text[600];
         snprintf(line, sizeof line, "invalid: datasetAnnotationsInvalid: %.500s", msg);
         status_text(text, sizeof text, line);
-        char dir[PATHN], path[PATHN];
+        char dir[FS_PATH_MAX], path[FS_PATH_MAX];
         if (!kept && fs_store_path(dir, sizeof dir, AREA, name) == 0 &&
             snprintf(path, sizeof path, "%s/status", dir) < (int)sizeof path)
             fs_write_atomic(path, text, strlen(text));
@@ -1102,7 +1088,7 @@ static void ds_committed(const char *rel)
     const char *rest = split_rel(rel, name, sizeof name);
     mark_dirty(name, is_annotation(rest) || *rest == '\0');
     if (strcmp(rest, "dataset.json") == 0) {
-        char path[PATHN];
+        char path[FS_PATH_MAX];
         if (fs_store_path(path, sizeof path, AREA, rel) == 0)
             fs_fetch_dataset_json(name, path);
     }
@@ -1133,7 +1119,7 @@ static void ds_start(void)
     pthread_mutex_unlock(&ds_lock);
     /* every dataset in the store is verified again (status comes back after
      * a crash; files may have changed behind our back) */
-    char dir[PATHN];
+    char dir[FS_PATH_MAX];
     if (fs_store_path(dir, sizeof dir, AREA, NULL) == 0) {
         DIR *d = opendir(dir);
         if (d) {
@@ -1199,7 +1185,7 @@ const fs_area fs_area_datasets = {
 
 static int dataset_exists(const char *name)
 {
-    char path[PATHN];
+    char path[FS_PATH_MAX];
     struct stat st;
     if (!fs_name_valid(name) || fs_store_path(path, sizeof path, AREA, name))
         return 0;
@@ -1342,7 +1328,7 @@ fs_ds_state fs_dataset_snapshot(const char *name, int for_training, fs_ds_snapsh
         const coco_image *im = coco_dataset_image(cd, i);
         if (coco_report_image_status(rep, i) != COCO_IMAGE_OK || i >= e->n_found || !e->found[i])
             continue;
-        char path[PATHN];
+        char path[FS_PATH_MAX];
         if (fs_store_path(path, sizeof path, AREA, name))
             continue;
         size_t pl = strlen(path);

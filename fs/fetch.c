@@ -35,7 +35,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define PATHN 4200
 #define HASH_BUCKETS 65536
 #define MAX_INTERNED 2048
 
@@ -59,7 +58,7 @@ typedef struct fetch_job {
     /* running: fetch thread only */
     CURL *easy;
     int fd;
-    char tmp[PATHN];
+    char tmp[FS_PATH_MAX];
     int64_t got, max_bytes;
     int too_big, stalled;
     double last_data; /* when the last byte arrived (or the transfer started) */
@@ -100,13 +99,6 @@ static _Atomic(fs_fetch_changed_fn) changed_fn;
 /* the current burst of downloads, for the log (fetch thread only) */
 static double burst_start, burst_last;
 static long burst_ok, burst_failed;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 /* ---- interned reasons ---- */
 
@@ -603,7 +595,7 @@ static size_t on_write(char *buf, size_t size, size_t nmemb, void *arg)
         done += (size_t)w;
     }
     j->got += (int64_t)len;
-    j->last_data = now_s();
+    j->last_data = fs_now();
     return len;
 }
 
@@ -617,7 +609,7 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
     (void)ulnow;
     (void)dlnow;
     fetch_job *j = arg;
-    if (now_s() - j->last_data > (double)opts.stall_timeout_ms / 1000.0) {
+    if (fs_now() - j->last_data > (double)opts.stall_timeout_ms / 1000.0) {
         j->stalled = 1;
         return 1;
     }
@@ -634,7 +626,7 @@ static const char *job_setup(fetch_job *j)
 {
     coco_url_kind uk = coco_url_classify(j->url);
     if (uk == COCO_URL_FILE) {
-        char path[PATHN];
+        char path[FS_PATH_MAX];
         struct stat st;
         if (file_url_path(j->url, path, sizeof path) != 0)
             return "not a usable file url";
@@ -660,7 +652,7 @@ static const char *job_setup(fetch_job *j)
         return intern(strerror(errno));
     j->got = 0;
     j->too_big = j->stalled = 0;
-    j->last_data = now_s();
+    j->last_data = fs_now();
     j->ctype[0] = j->mserr[0] = j->errbuf[0] = '\0';
     CURL *e = curl_easy_init();
     if (!e)
@@ -823,7 +815,7 @@ static const char *check_body(fetch_job *j)
  * -ENOENT when the dataset is gone. */
 static int make_parent(const char *owner, const char *dest)
 {
-    char ds[PATHN], buf[PATHN];
+    char ds[FS_PATH_MAX], buf[FS_PATH_MAX];
     struct stat st;
     if (fs_store_path(ds, sizeof ds, "datasets", owner) || stat(ds, &st) != 0 ||
         !S_ISDIR(st.st_mode))
@@ -930,10 +922,10 @@ static void job_finish(fetch_job *j, const char *reason, touch_list *touch)
         fs_fetch_redact(j->url, plain, sizeof plain);
         fs_log("fetch: \"%s\" failed: %s", plain, reason);
         burst_failed++;
-        burst_last = now_s();
+        burst_last = fs_now();
     } else if (landed) {
         burst_ok++;
-        burst_last = now_s();
+        burst_last = fs_now();
     }
     pthread_mutex_lock(&fetch_lock);
     if (j->cancelled || landed || gone) {
@@ -965,7 +957,7 @@ static void job_done(fetch_job *j, CURLcode rc, touch_list *touch)
         pthread_mutex_lock(&fetch_lock);
         if (!j->cancelled) {
             long delay = opts.backoff_ms << (j->attempts - 1 < 10 ? j->attempts - 1 : 10);
-            j->not_before = now_s() + (double)delay / 1000.0;
+            j->not_before = fs_now() + (double)delay / 1000.0;
             j->state = JOB_WAIT;
             j->qnext = waiting;
             waiting = j;
@@ -993,7 +985,7 @@ static void *fetch_main(void *arg)
     for (;;) {
         fetch_job *start[256];
         int nstart = 0;
-        double t = now_s(), next_retry = 0;
+        double t = fs_now(), next_retry = 0;
         pthread_mutex_lock(&fetch_lock);
         if (stopping) {
             pthread_mutex_unlock(&fetch_lock);
@@ -1084,7 +1076,7 @@ static void *fetch_main(void *arg)
         if (busy && burst_start == 0) {
             burst_start = t;
         } else if (!busy && burst_start > 0) {
-            double took = (burst_last > burst_start ? burst_last : now_s()) - burst_start;
+            double took = (burst_last > burst_start ? burst_last : fs_now()) - burst_start;
             fs_log("fetch: idle: %ld images in place, %ld failed, in %.3f s (%.1f images/s)",
                    burst_ok, burst_failed, took, took > 0 ? (double)burst_ok / took : 0.0);
             burst_start = burst_last = 0;
@@ -1092,7 +1084,7 @@ static void *fetch_main(void *arg)
         }
         int timeout = 1000;
         if (next_retry > 0) {
-            double w = (next_retry - now_s()) * 1000.0;
+            double w = (next_retry - fs_now()) * 1000.0;
             if (w < timeout)
                 timeout = w < 1 ? 1 : (int)w;
         }
@@ -1227,34 +1219,6 @@ void fs_fetch_stop(void)
 /* ---- dataset.json ---- */
 
 /* Reads a whole small file; NULL on failure. */
-static char *read_small(const char *path, size_t max, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-    if (fd < 0)
-        return NULL;
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
-        close(fd);
-        return NULL;
-    }
-    char *buf = malloc((size_t)st.st_size + 1);
-    size_t got = 0;
-    while (buf && got < (size_t)st.st_size) {
-        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    close(fd);
-    if (buf)
-        buf[got] = '\0';
-    if (len)
-        *len = got;
-    return buf;
-}
-
 /* Parses dataset.json text; fills kind and the url list (borrowed from root). */
 static int dsjson_parse(const char *text, size_t len, cJSON **root_out, coco_kind *kind, char *why,
                         size_t n)
@@ -1303,7 +1267,7 @@ static int dsjson_parse(const char *text, size_t len, cJSON **root_out, coco_kin
 int fs_fetch_dataset_json_check(const char *path, char *why, size_t n)
 {
     size_t len = 0;
-    char *text = read_small(path, 1 << 20, &len);
+    char *text = fs_read_small(path, 1 << 20, &len);
     if (!text) {
         snprintf(why, n, "dataset.json: cannot read it or larger than 1 MB");
         return -EINVAL;
@@ -1319,11 +1283,11 @@ int fs_fetch_dataset_json_check(const char *path, char *why, size_t n)
 /* Starts (or restarts) the downloads of name's dataset.json; lock not held. */
 static void dsjson_start(const char *name, const char *dir)
 {
-    char path[PATHN], why[400];
+    char path[FS_PATH_MAX], why[400];
     if (snprintf(path, sizeof path, "%s/dataset.json", dir) >= (int)sizeof path)
         return;
     size_t len = 0;
-    char *text = read_small(path, 1 << 20, &len);
+    char *text = fs_read_small(path, 1 << 20, &len);
     cJSON *root = NULL;
     coco_kind kind = COCO_KIND_UNKNOWN;
     int rc = text ? dsjson_parse(text, len, &root, &kind, why, sizeof why) : -ENOENT;
@@ -1393,7 +1357,7 @@ static void dsjson_start(const char *name, const char *dir)
 
 void fs_fetch_dataset_json(const char *dataset, const char *path)
 {
-    char dir[PATHN];
+    char dir[FS_PATH_MAX];
     const char *slash = path ? strrchr(path, '/') : NULL;
     if (slash && (size_t)(slash - path) < sizeof dir) {
         memcpy(dir, path, (size_t)(slash - path));
@@ -1415,7 +1379,7 @@ static const char *dsjson_assemble(const char *name, int n, char **parts, coco_k
         return "out of memory";
     for (int k = 0; k < n && !fail; k++) {
         size_t len = 0;
-        char *text = read_small(parts[k], (size_t)FS_FETCH_MAX_ANN_BYTES, &len);
+        char *text = fs_read_small(parts[k], (size_t)FS_FETCH_MAX_ANN_BYTES, &len);
         coco_diag d;
         memset(&d, 0, sizeof d);
         if (!text) {
@@ -1444,7 +1408,7 @@ static const char *dsjson_assemble(const char *name, int n, char **parts, coco_k
         const coco_dataset *one = merged ? merged : ds[0];
         size_t len = 0;
         char *json = coco_dataset_to_json(one, kind, &len);
-        char path[PATHN];
+        char path[FS_PATH_MAX];
         if (!json) {
             fail = "out of memory";
         } else if (fs_store_path(path, sizeof path, "datasets", name) == 0 &&
@@ -1538,7 +1502,7 @@ int fs_fetch_dataset_json_status(const char *name, const char *dir, char *line, 
                                  char **json)
 {
     *json = NULL;
-    char path[PATHN];
+    char path[FS_PATH_MAX];
     struct stat st;
     if (snprintf(path, sizeof path, "%s/dataset.json", dir) >= (int)sizeof path ||
         lstat(path, &st) != 0 || !S_ISREG(st.st_mode))

@@ -27,7 +27,7 @@
 
 struct fs_models_ds {
     fs_ds_snapshot *snap;
-    char linkdir[4200]; /* hard links to the images, "" when none */
+    char linkdir[FS_PATH_MAX]; /* hard links to the images, "" when none */
     char **paths;       /* per image: its link, or NULL (the dataset's file) */
     fs_recipe_dataset view;
     eng_sample *images;
@@ -211,7 +211,7 @@ static int list_root(const char *root, char ***dirs, int n, int *cap)
     while ((e = readdir(d))) {
         if (e->d_name[0] == '.')
             continue;
-        char path[4300], mj[4400];
+        char path[FS_PATH_MAX + 100], mj[4400];
         snprintf(path, sizeof path, "%s/%s", root, e->d_name);
         snprintf(mj, sizeof mj, "%s/model.json", path);
         struct stat st;
@@ -245,7 +245,7 @@ int fs_models_backbones_list(char ***dirs)
 {
     *dirs = NULL;
     int n = 0, cap = 0;
-    char store[4200];
+    char store[FS_PATH_MAX];
     if (fs_store_path(store, sizeof store, "backbones", NULL) == 0)
         n = list_root(store, dirs, n, &cap);
     n = list_root(fs_backbones_default_dir(), dirs, n, &cap);
@@ -264,7 +264,7 @@ void fs_models_backbones_free(char **dirs, int n)
 /* ---- opened backbones, shared by every model of every kind ---- */
 
 typedef struct bb_slot {
-    char dir[4096];
+    char dir[FS_PATH_MAX];
     struct timespec mtime;
     eng_backbone *bb; /* NULL when it failed to open */
 } bb_slot;
@@ -278,7 +278,7 @@ int fs_models_backbones_open(const char *const *dirs, int n, eng_backbone **out)
     int k = 0;
     pthread_mutex_lock(&bb_mu);
     for (int i = 0; i < n; i++) {
-        char bj[4200];
+        char bj[FS_PATH_MAX];
         struct stat st;
         snprintf(bj, sizeof bj, "%s/backbone.json", dirs[i]);
         memset(&st, 0, sizeof st);

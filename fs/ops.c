@@ -30,7 +30,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#define PATH_MAX_VFS 4200
 
 static const fs_area *const areas[] = {&fs_area_datasets, &fs_area_models, &fs_area_backbones};
 #define N_AREAS (sizeof areas / sizeof areas[0])
@@ -116,7 +115,7 @@ static int vpath_resolve(const vpath *vp, char *out, size_t n, int *in_extra)
     struct stat st;
     if (!er || lstat(out, &st) == 0)
         return 0;
-    char alt[PATH_MAX_VFS];
+    char alt[FS_PATH_MAX];
     if (snprintf(alt, sizeof alt, "%s/%s", er, vp->rel) >= (int)sizeof alt)
         return 0;
     if (lstat(alt, &st) == 0) {
@@ -133,7 +132,7 @@ static int item_in_extra_only(const vpath *vp)
     if (!er || (vp->kind != VP_ITEM && vp->kind != VP_SUB))
         return 0;
     size_t len = strcspn(vp->rel, "/");
-    char sp[PATH_MAX_VFS], alt[PATH_MAX_VFS];
+    char sp[FS_PATH_MAX], alt[FS_PATH_MAX];
     struct stat st;
     if (fs_store_path(sp, sizeof sp, vp->area->name, "") ||
         snprintf(sp + strlen(sp), sizeof sp - strlen(sp), "/%.*s", (int)len, vp->rel) >=
@@ -153,7 +152,7 @@ typedef struct fs_fh {
     const fs_area *area;
     char *path; /* mount path (writers) */
     char *rel;  /* area-relative path (writers) */
-    char tmp[PATH_MAX_VFS];
+    char tmp[FS_PATH_MAX];
     int64_t max;
     int dirty;           /* content differs from the committed file */
     int written;         /* write() was called (a shell's `> f` closes a dup first) */
@@ -353,7 +352,7 @@ static int writer_commit(fs_fh *fh)
             return rc;
         }
     }
-    char dst[PATH_MAX_VFS];
+    char dst[FS_PATH_MAX];
     int rc = fs_store_path(dst, sizeof dst, fh->area->name, fh->rel);
     if (rc == 0 && rename(fh->tmp, dst) != 0)
         rc = -errno;
@@ -478,7 +477,7 @@ static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
         stat_tune(st);
         return 0;
     }
-    char sp[PATH_MAX_VFS];
+    char sp[FS_PATH_MAX];
     int extra;
     rc = vpath_resolve(&vp, sp, sizeof sp, &extra);
     if (rc)
@@ -518,7 +517,7 @@ static int fill_dir(void *buf, fuse_fill_dir_t filler, const vpath *vp, const ch
     DIR *d = opendir(dir);
     if (!d)
         return -errno;
-    char rel[PATH_MAX_VFS];
+    char rel[FS_PATH_MAX];
     struct dirent *e;
     while ((e = readdir(d))) {
         const char *nm = e->d_name;
@@ -535,7 +534,7 @@ static int fill_dir(void *buf, fuse_fill_dir_t filler, const vpath *vp, const ch
             continue;
         struct stat st;
         if (skip_dir) {
-            char other[PATH_MAX_VFS];
+            char other[FS_PATH_MAX];
             snprintf(other, sizeof other, "%s/%s", skip_dir, nm);
             if (lstat(other, &st) == 0)
                 continue;
@@ -568,7 +567,7 @@ static int fill_dir(void *buf, fuse_fill_dir_t filler, const vpath *vp, const ch
 typedef struct fs_dirh {
     DIR *d; /* NULL: a folder listed whole (the root, areas with an extra root) */
     vpath vp;
-    char rel[PATH_MAX_VFS];
+    char rel[FS_PATH_MAX];
     struct fs_dirh *prev, *next; /* every open folder (open_lock) */
 } fs_dirh;
 
@@ -600,7 +599,7 @@ static int vfs_opendir(const char *path, struct fuse_file_info *fi)
      * called without one (nullpath_ok); the store's own folders are also
      * streamed from it (d), the others listed whole (d NULL) */
     int whole = vp.kind == VP_ROOT || vp.kind == VP_README || extra_root(vp.area);
-    char sp[PATH_MAX_VFS];
+    char sp[FS_PATH_MAX];
     if (!whole && (rc = fs_store_path(sp, sizeof sp, vp.area->name, vp.rel)) != 0)
         return rc;
     fs_dirh *dh = calloc(1, sizeof *dh);
@@ -652,7 +651,7 @@ static int readdir_stream(fs_dirh *dh, void *buf, fuse_fill_dir_t filler, off_t 
         rewinddir(dh->d);
     else
         seekdir(dh->d, off);
-    char rel[PATH_MAX_VFS];
+    char rel[FS_PATH_MAX];
     struct dirent *e;
     while ((e = readdir(dh->d))) {
         const char *nm = e->d_name;
@@ -717,19 +716,19 @@ static int vfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_
     if (vp.kind == VP_README)
         return -ENOTDIR;
     int plus = (flags & FUSE_READDIR_PLUS) != 0;
-    char sp[PATH_MAX_VFS];
+    char sp[FS_PATH_MAX];
     int extra;
     rc = vpath_resolve(&vp, sp, sizeof sp, &extra);
     if (rc)
         return rc;
     const char *er = extra_root(vp.area);
-    char store_dir[PATH_MAX_VFS];
+    char store_dir[FS_PATH_MAX];
     fs_store_path(store_dir, sizeof store_dir, vp.area->name, vp.rel);
     rc = fill_dir(buf, filler, &vp, sp, plus, NULL);
     if (extra) /* the folder exists only in the extra root */
         return rc;
     if (er) {
-        char alt[PATH_MAX_VFS];
+        char alt[FS_PATH_MAX];
         if (snprintf(alt, sizeof alt, "%s%s%s", er, *vp.rel ? "/" : "", vp.rel) < (int)sizeof alt &&
             strcmp(alt, store_dir) != 0) {
             struct stat st;
@@ -742,7 +741,7 @@ static int vfs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_
 
 static int item_exists(const vpath *vp)
 {
-    char sp[PATH_MAX_VFS];
+    char sp[FS_PATH_MAX];
     int extra;
     struct stat st;
     if (vpath_resolve(vp, sp, sizeof sp, &extra))
@@ -779,7 +778,7 @@ static int vfs_mkdir(const char *path, mode_t mode)
         return -EACCES;
     if (vp.area->mkdir_sub)
         return vp.area->mkdir_sub(vp.rel);
-    char sp[PATH_MAX_VFS];
+    char sp[FS_PATH_MAX];
     rc = fs_store_path(sp, sizeof sp, vp.area->name, vp.rel);
     if (rc)
         return rc;
@@ -796,7 +795,7 @@ static int vfs_rmdir(const char *path)
         return -EBUSY;
     if (vp.kind == VP_README)
         return -ENOTDIR;
-    char sp[PATH_MAX_VFS];
+    char sp[FS_PATH_MAX];
     int extra;
     rc = vpath_resolve(&vp, sp, sizeof sp, &extra);
     if (rc)
@@ -824,7 +823,7 @@ static int vfs_unlink(const char *path)
         return vp.kind == VP_README ? -EACCES : -EISDIR;
     if (is_readonly(&vp))
         return 0; /* generated: comes back; lets rm -r of the item work */
-    char sp[PATH_MAX_VFS];
+    char sp[FS_PATH_MAX];
     int extra;
     rc = vpath_resolve(&vp, sp, sizeof sp, &extra);
     if (rc)
@@ -858,7 +857,7 @@ static int vfs_rename(const char *from, const char *to, unsigned int flags)
         return -EACCES;
     if (a.kind == VP_AREA)
         return -EBUSY;
-    char sa[PATH_MAX_VFS], sb[PATH_MAX_VFS];
+    char sa[FS_PATH_MAX], sb[FS_PATH_MAX];
     int extra;
     rc = vpath_resolve(&a, sa, sizeof sa, &extra);
     if (rc)
@@ -947,7 +946,7 @@ static int open_writer(const char *path, const vpath *vp, struct fuse_file_info 
         return creating ? -EPERM : -EISDIR;
     if (vp->kind == VP_README || is_readonly(vp))
         return -EACCES;
-    char sp[PATH_MAX_VFS];
+    char sp[FS_PATH_MAX];
     int extra;
     int rc = vpath_resolve(vp, sp, sizeof sp, &extra);
     if (rc)
@@ -960,7 +959,7 @@ static int open_writer(const char *path, const vpath *vp, struct fuse_file_info 
         return -EISDIR;
     if (!exists) {
         /* the parent must be a folder in the store */
-        char parent[PATH_MAX_VFS];
+        char parent[FS_PATH_MAX];
         snprintf(parent, sizeof parent, "%s", sp);
         char *slash = strrchr(parent, '/');
         if (slash)
@@ -1048,7 +1047,7 @@ static int vfs_open(const char *path, struct fuse_file_info *fi)
     }
     int fd = -1;
     if (pending_with(path, fd_tmp_path, &fd) != 0) {
-        char sp[PATH_MAX_VFS];
+        char sp[FS_PATH_MAX];
         int extra;
         rc = vpath_resolve(&vp, sp, sizeof sp, &extra);
         if (rc)
@@ -1213,7 +1212,7 @@ static int vfs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
  * validates the result like any other write. */
 static int truncate_committed(const vpath *vp, off_t size)
 {
-    char sp[PATH_MAX_VFS], tmp[PATH_MAX_VFS];
+    char sp[FS_PATH_MAX], tmp[FS_PATH_MAX];
     int rc = fs_store_path(sp, sizeof sp, vp->area->name, vp->rel);
     if (rc)
         return rc;
@@ -1289,7 +1288,7 @@ static int vfs_utimens(const char *path, const struct timespec tv[2], struct fus
     rc = pending_with(path, fd_futimens, (void *)tv);
     if (rc != -ENOENT)
         return rc;
-    char sp[PATH_MAX_VFS];
+    char sp[FS_PATH_MAX];
     int extra;
     rc = vpath_resolve(&vp, sp, sizeof sp, &extra);
     if (rc)
@@ -1310,7 +1309,7 @@ static int vfs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
         return rc;
     if (vp.kind == VP_ROOT || vp.kind == VP_README || vp.kind == VP_AREA || is_readonly(&vp))
         return -EACCES;
-    char sp[PATH_MAX_VFS];
+    char sp[FS_PATH_MAX];
     int extra;
     rc = vpath_resolve(&vp, sp, sizeof sp, &extra);
     if (rc)
@@ -1338,7 +1337,7 @@ static int vfs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_in
         return rc;
     if (vp.kind == VP_ROOT || vp.kind == VP_README || vp.kind == VP_AREA || is_readonly(&vp))
         return -EACCES;
-    char sp[PATH_MAX_VFS];
+    char sp[FS_PATH_MAX];
     int extra;
     rc = vpath_resolve(&vp, sp, sizeof sp, &extra);
     if (rc)

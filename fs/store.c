@@ -68,7 +68,7 @@ int fs_store_open(const char *root)
     int rc = mkdir_p(store_root);
     if (rc)
         return rc;
-    char tmp[4200];
+    char tmp[FS_PATH_MAX];
     if (lock_fd < 0) {
         /* a second daemon on the same store would empty the first one's
          * .tmp and race its verifier: refuse it */
@@ -183,7 +183,7 @@ int fs_tmp_write(char *out, size_t n, const void *data, size_t len)
 
 int fs_write_atomic(const char *path, const void *data, size_t len)
 {
-    char tmp[4200];
+    char tmp[FS_PATH_MAX];
     int rc = fs_tmp_write(tmp, sizeof tmp, data, len);
     if (rc)
         return rc;
@@ -237,7 +237,7 @@ static void reserve_path(char *out, size_t n) { snprintf(out, n, "%s/.reserve", 
 
 void fs_store_reserve(void)
 {
-    char path[4200];
+    char path[FS_PATH_MAX];
     struct stat st;
     reserve_path(path, sizeof path);
     if (stat(path, &st) == 0 && st.st_blocks * 512 >= RESERVE_BYTES)
@@ -253,14 +253,14 @@ void fs_store_reserve(void)
 
 int fs_store_release_reserve(void)
 {
-    char path[4200];
+    char path[FS_PATH_MAX];
     reserve_path(path, sizeof path);
     return unlink(path) == 0;
 }
 
 int fs_discard_tree(const char *path)
 {
-    char tmp[4200];
+    char tmp[FS_PATH_MAX];
     unsigned k = atomic_fetch_add(&tmp_counter, 1);
     snprintf(tmp, sizeof tmp, "%s/.tmp/d%ld.%u", store_root, (long)getpid(), k);
     if (rename(path, tmp) != 0)
@@ -278,7 +278,7 @@ void fs_log_to_store(int enable)
         log_file = NULL;
     }
     if (enable) {
-        char path[4200];
+        char path[FS_PATH_MAX];
         snprintf(path, sizeof path, "%s/.vfs-log", store_root);
         log_file = fopen(path, "ae");
     }
@@ -308,3 +308,53 @@ void fs_log(const char *fmt, ...)
     fflush(f);
     pthread_mutex_unlock(&log_lock);
 }
+
+/* ---- small helpers every area uses ---- */
+
+int fs_ncpu(void)
+{
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n < 1 ? 1 : n > 64 ? 64 : (int)n;
+}
+
+double fs_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int fs_ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+char *fs_read_small(const char *path, size_t max, size_t *len)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return NULL;
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || (size_t)st.st_size > max) {
+        close(fd);
+        return NULL;
+    }
+    char *buf = malloc((size_t)st.st_size + 1);
+    size_t got = 0;
+    while (buf && got < (size_t)st.st_size) {
+        ssize_t r = read(fd, buf + got, (size_t)st.st_size - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    close(fd);
+    if (buf)
+        buf[got] = '\0';
+    if (len)
+        *len = got;
+    return buf;
+}
+

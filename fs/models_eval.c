@@ -1,0 +1,164 @@
+/* models_eval.c: the evaluation job of the models/ area: a folder made in
+ * evaluations/ names a dataset to evaluate on (models_int.h). */
+#include "models_int.h"
+
+#include "backbones.h"
+#include "jsonw.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Messages and paths are cut to their buffers on purpose (a path that does
+ * not fit fails at the system call with ENAMETOOLONG or ENOENT). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
+
+/* ---- evaluations ---------------------------------------------------------- */
+
+typedef struct ejob {
+    mdl *m;
+    evl *e;
+} ejob;
+
+static int ejob_abort(void *ctx)
+{
+    ejob *j = ctx;
+    pthread_mutex_lock(&g_models.mu);
+    int stop = g_models.stopping || j->m->deleted || j->e->cancel;
+    pthread_mutex_unlock(&g_models.mu);
+    return stop;
+}
+
+static void ejob_write(ejob *j, const char *file, const char *text)
+{
+    char sub[FS_PATH_MAX];
+    snprintf(sub, sizeof sub, "evaluations/%s/%s", j->e->ds, file);
+    pthread_mutex_lock(&g_models.mu);
+    int cancel = j->e->cancel;
+    pthread_mutex_unlock(&g_models.mu);
+    if (!cancel)
+        mdl_put(j->m, sub, text, strlen(text));
+}
+
+static void ejob_status(ejob *j, const char *code, const char *msg)
+{
+    char line[1024];
+    if (code)
+        snprintf(line, sizeof line, "failed: %s: %s\n", code, msg);
+    else
+        snprintf(line, sizeof line, "%s\n", msg);
+    ejob_write(j, "status", line);
+}
+
+static void ejob_run(void *arg)
+{
+    ejob *j = arg;
+    mdl *m = j->m;
+    if (ejob_abort(j))
+        return;
+    fs_recipe_err err = {{0}, {0}};
+    srv *s = srv_get(m, &err);
+    if (!s) {
+        ejob_status(j, "modelNotFound", err.msg);
+        return;
+    }
+    fs_models_ds *ds = NULL;
+    const fs_recipe_dataset *view = NULL;
+    fs_models_ds_err de = {{0}};
+    fs_models_ds_status dst = fs_models_ds_open(j->e->ds, &ds, &view, &de);
+    if (dst != FS_MDS_OK) {
+        const char *code = dst == FS_MDS_NOTFOUND ? "datasetNotFound"
+                           : dst == FS_MDS_EMPTY  ? "datasetEmpty"
+                           : dst == FS_MDS_ENOMEM ? "unknown"
+                                                  : "datasetAnnotationsInvalid";
+        ejob_status(j, code, de.msg);
+    } else if (view->nimages == 0) {
+        ejob_status(j, "datasetEmpty", "the dataset has no images");
+    } else if (view->detection != s->recipe->wants_detection) {
+        char msg[400];
+        snprintf(msg, sizeof msg, "model \"%s\" is a %s; dataset \"%s\" is a %s dataset", m->name,
+                 s->recipe->kind, j->e->ds, view->detection ? "detection" : "classification");
+        ejob_status(j, "incorrectModelKind", msg);
+    } else {
+        ejob_status(j, NULL, "running");
+        char *metrics = NULL, *preds = NULL;
+        fs_recipe_hooks hooks = {.ctx = j, .abort = ejob_abort};
+        fs_recipe_status st =
+            fs_recipe_evaluate(s->model, view, fs_ncpu(), &hooks, &metrics, &preds, &err);
+        if (st == FS_RECIPE_OK) {
+            ejob_write(j, "metrics.json", metrics);
+            ejob_write(j, "predictions.json", preds);
+            ejob_status(j, NULL, "succeeded");
+        } else if (st == FS_RECIPE_EFAIL) {
+            ejob_status(j, err.code[0] ? err.code : "unknown", err.msg);
+        }
+        free(metrics);
+        free(preds);
+    }
+    fs_models_ds_close(ds);
+    srv_put(s);
+}
+
+static void ejob_drop(void *arg)
+{
+    ejob *j = arg;
+    pthread_mutex_lock(&g_models.mu);
+    for (evl **pp = &j->m->evals; *pp; pp = &(*pp)->next) {
+        if (*pp == j->e) {
+            *pp = j->e->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g_models.mu);
+    free(j->e);
+    mdl_unref(j->m);
+    free(j);
+}
+
+void mdl_eval_queue(mdl *m, const char *ds)
+{
+    ejob *j = calloc(1, sizeof *j);
+    evl *e = calloc(1, sizeof *e);
+    if (!j || !e) {
+        free(j);
+        free(e);
+        return;
+    }
+    snprintf(e->ds, sizeof e->ds, "%s", ds);
+    pthread_mutex_lock(&g_models.mu);
+    for (evl *o = m->evals; o; o = o->next)
+        if (strcmp(o->ds, ds) == 0)
+            o->cancel = 1;
+    e->next = m->evals;
+    m->evals = e;
+    m->refs++;
+    j->m = m;
+    j->e = e;
+    fs_jobq *q = g_models.evalq;
+    pthread_mutex_unlock(&g_models.mu);
+    char sub[FS_PATH_MAX];
+    snprintf(sub, sizeof sub, "evaluations/%s/status", ds);
+    mdl_put(m, sub, "notStarted\n", 11);
+    if (!q || fs_jobq_push(q, m->id, ejob_run, ejob_drop, j) != FS_JOBQ_OK)
+        ejob_drop(j);
+}
+
+void mdl_eval_cancel(mdl *m, const char *ds)
+{
+    pthread_mutex_lock(&g_models.mu);
+    for (evl *o = m->evals; o; o = o->next)
+        if (!ds || strcmp(o->ds, ds) == 0)
+            o->cancel = 1;
+    pthread_mutex_unlock(&g_models.mu);
+}

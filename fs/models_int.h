@@ -1,0 +1,163 @@
+/* models_int.h: what the files of the models/ area share (not a public
+ * interface): the model record, the served model, the area's globals and the
+ * functions one file of the area calls in another.
+ *
+ *   models.c          records, their files (status, status.json, log, state)
+ *                     and the served model
+ *   models_train.c    the training job
+ *   models_predict.c  the prediction job (predict/)
+ *   models_eval.c     the evaluation job (evaluations/)
+ *   models_area.c     the area's hooks (what a FUSE call on models/ does) and
+ *                     the resume after a crash
+ *
+ * Lock order: m->pub_mu, then m->files, then g_models.mu; the job queues'
+ * locks are leaves. No file I/O under g_models.mu.
+ */
+#ifndef VFS_FS_MODELS_INT_H
+#define VFS_FS_MODELS_INT_H
+
+#include "area.h"
+#include "jobs.h"
+#include "models_data.h"
+#include "models_recipe.h"
+#include "trainreq.h"
+
+#include <pthread.h>
+#include <stdint.h>
+
+#define STATE_FILE ".vfs-state.json"
+
+typedef enum mdl_state {
+    ST_NOT_STARTED = 0,
+    ST_TRAINING,
+    ST_SUCCEEDED,
+    ST_FAILED,
+    ST_CANCELLING,
+    ST_CANCELLED,
+} mdl_state;
+
+/* A loaded model that serves predictions; refcounted so a retrain can swap
+ * it while predictions still run on the old one. */
+typedef struct srv {
+    int refs; /* under g_models.mu */
+    const fs_recipe *recipe;
+    fs_recipe_model *model;
+    char about[512];
+} srv;
+
+/* A prediction not yet written: open_read of its .json waits for it. */
+typedef struct pend {
+    struct pend *next;
+    char rel[FS_PATH_MAX]; /* "predict/a/b.png" under the model */
+} pend;
+
+/* A running or queued evaluation. */
+typedef struct evl {
+    struct evl *next;
+    char ds[FS_TRQ_NAME_MAX + 1];
+    int cancel;
+} evl;
+
+typedef struct mdl {
+    struct mdl *next;
+    uint64_t id;
+    int refs;
+    int deleted;
+    char name[FS_TRQ_NAME_MAX + 1];
+    pthread_mutex_t pub_mu; /* orders writes of status/status.json */
+    /* The model's folder. Held shared to write a file of the model by its
+     * path (resolved under g_models.mu, used after releasing it) or to commit
+     * a run; exclusive to rename or delete the folder or to make runs stale
+     * (gen++). So no file I/O happens under g_models.mu, and a run's
+     * staleness cannot change while it commits. */
+    pthread_rwlock_t files;
+
+    mdl_state state;
+    char err_code[48], err_msg[480];
+    char refused[512]; /* last train.json refused while a run was going on */
+    fs_trainreq req;
+    int has_req;
+    char kind[16];
+    int version, restarts, restarted_run;
+    uint64_t gen;
+    int cancel, running, queued;
+    fs_recipe_progress prog;
+    int has_prog;
+    double last_publish;
+
+    srv *srv;
+    int has_model, loading, imported, served_version;
+    srv *import_pending;
+    pend *pending;
+    evl *evals;
+} mdl;
+
+/* The area's globals. */
+typedef struct models_globals {
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* predictions written, models loaded, stop */
+    mdl *models;
+    fs_jobq *trainq, *predq, *evalq;
+    int stopping, started;
+    uint64_t next_id;
+} models_globals;
+extern models_globals g_models;
+
+/* ---- records (models.c) ---- */
+
+/* The record of model `name` (loaded from the store on first use), with a
+ * reference the caller drops with mdl_unref; NULL when there is no such model. */
+mdl *mdl_get(const char *name);
+/* mdl_get of the model a path "NAME/sub" is in; *sub borrowed from rel. */
+mdl *mdl_get_rel(const char *rel, const char **sub);
+mdl *mdl_find_locked(const char *name);
+void mdl_unref(mdl *m);
+/* Splits "NAME/sub" into name (copied) and sub (borrowed; "" when none). */
+int mdl_split_rel(const char *rel, char *name, const char **sub);
+/* A generated output in predict/: X.json or X.boxes.jpg. */
+int mdl_is_predict_output(const char *sub);
+/* The store path of file `sub` of the model (g_models.mu held). */
+int mdl_path_locked(const mdl *m, const char *sub, char *out, size_t n);
+/* The same for a caller holding m->files (shared or exclusive), which keeps
+ * the path valid; -ENOENT once the model is deleted. */
+int mdl_path(mdl *m, const char *sub, char *out, size_t n);
+/* Writes data as model file `sub`, atomically; the target path is resolved
+ * under g_models.mu at rename time, so a concurrent mv of the model is safe. */
+int mdl_put(mdl *m, const char *sub, const void *data, size_t len);
+void mdl_mkdir(mdl *m, const char *sub);
+/* Appends one timestamped line to the model's log. */
+void mdl_log(mdl *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Rewrites status and status.json from the record. */
+void mdl_publish(mdl *m);
+/* Saves the lifecycle state that must survive a crash. */
+void mdl_persist(mdl *m);
+void mdl_fail_locked(mdl *m, const char *code, const char *msg);
+
+/* ---- the served model (models.c) ---- */
+
+/* Takes model (freed also on failure). */
+srv *srv_new(fs_recipe_model *model);
+void srv_free(srv *s);
+/* The served model with a reference (srv_put to drop), loading
+ * model.safetensors on first use; NULL when there is none (why filled). */
+srv *srv_get(mdl *m, fs_recipe_err *why);
+void srv_put(srv *s);
+/* Drops a reference (g_models.mu held); *to_free gets s when it was the last. */
+void srv_unref_locked(srv *s, srv **to_free);
+
+/* ---- jobs (models_train.c, models_predict.c, models_eval.c) ---- */
+
+/* Checks a request against the datasets; fills code/msg and returns -1 when
+ * it cannot train. Sets *recipe. */
+int mdl_request_check(const fs_trainreq *r, const fs_recipe **recipe, char *code, size_t cn,
+                      char *msg, size_t mn);
+/* Queues a training run of the current generation (g_models.mu not held). */
+void mdl_train_queue(mdl *m, int restarted);
+/* Queues the prediction of image `sub` ("predict/...") and puts an empty
+ * IMAGE.json in place at once, so ls shows it as soon as cp returns. */
+void mdl_predict_queue(mdl *m, const char *sub);
+/* Queues an evaluation of the model on dataset ds / cancels it. */
+void mdl_eval_queue(mdl *m, const char *ds);
+void mdl_eval_cancel(mdl *m, const char *ds);
+
+#endif

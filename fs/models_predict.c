@@ -1,0 +1,249 @@
+/* models_predict.c: the prediction job of the models/ area: an image in
+ * predict/ becomes its .json answer (models_int.h). */
+#include "models_int.h"
+
+#include "backbones.h"
+#include "jsonw.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Messages and paths are cut to their buffers on purpose (a path that does
+ * not fit fails at the system call with ENAMETOOLONG or ENOENT). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
+
+/* ---- prediction --------------------------------------------------------- */
+
+typedef struct pjob {
+    mdl *m;
+    pend *p;
+} pjob;
+
+/* predict/IMAGE.json: the shape Image Analysis 4.0's analyze call returned
+ * (SPEC section 5, AZURE-API.md 1.5): modelVersion, metadata, and
+ * customModelResult.tagsResult.values for classifiers or
+ * objectsResult.values for detectors. Confidences have 6 decimals (the list
+ * is already sorted on the exact values, so the order is the engine's).
+ * version 0 is an imported model. The HTTP analyze call answers the same. */
+static char *prediction_json(const char *model, int version, int detector,
+                             const fs_recipe_prediction *p)
+{
+    char mv[FS_TRQ_NAME_MAX + 32];
+    if (version > 0)
+        snprintf(mv, sizeof mv, "%s/v%d", model, version);
+    else
+        snprintf(mv, sizeof mv, "%s/imported", model);
+    jsonw w;
+    jsonw_init(&w, JSONW_PRETTY);
+    jsonw_obj(&w);
+    jsonw_kstr(&w, "modelVersion", mv);
+    jsonw_key(&w, "metadata");
+    jsonw_obj(&w);
+    jsonw_kint(&w, "width", p->width);
+    jsonw_kint(&w, "height", p->height);
+    jsonw_end(&w);
+    jsonw_key(&w, "customModelResult");
+    jsonw_obj(&w);
+    jsonw_key(&w, detector ? "objectsResult" : "tagsResult");
+    jsonw_obj(&w);
+    jsonw_key(&w, "values");
+    jsonw_arr(&w);
+    for (int i = 0; !detector && i < p->nclasses; i++) {
+        jsonw_obj(&w);
+        jsonw_kstr(&w, "name", p->classes[i].label);
+        jsonw_key(&w, "confidence");
+        jsonw_numr(&w, p->classes[i].confidence, 6);
+        jsonw_end(&w);
+    }
+    for (int i = 0; detector && i < p->nobjects; i++) {
+        const fs_recipe_object *x = &p->objects[i];
+        char id[16];
+        snprintf(id, sizeof id, "%d", i + 1);
+        jsonw_obj(&w);
+        jsonw_kstr(&w, "id", id);
+        jsonw_key(&w, "boundingBox");
+        jsonw_obj(&w);
+        jsonw_kint(&w, "x", (int)(x->x + 0.5f));
+        jsonw_kint(&w, "y", (int)(x->y + 0.5f));
+        int bw = (int)(x->w + 0.5f), bh = (int)(x->h + 0.5f);
+        jsonw_kint(&w, "w", bw < 1 ? 1 : bw);
+        jsonw_kint(&w, "h", bh < 1 ? 1 : bh);
+        jsonw_end(&w);
+        jsonw_key(&w, "tags");
+        jsonw_arr(&w);
+        jsonw_obj(&w);
+        jsonw_kstr(&w, "name", x->label);
+        jsonw_key(&w, "confidence");
+        jsonw_numr(&w, x->confidence, 6);
+        jsonw_end(&w);
+        jsonw_end(&w);
+        jsonw_end(&w);
+    }
+    jsonw_end(&w);
+    jsonw_end(&w);
+    jsonw_end(&w);
+    jsonw_end(&w);
+    return jsonw_finish(&w, NULL);
+}
+
+/* Azure's error shape, for an image that cannot be used. */
+static char *error_json(const char *code, const char *msg)
+{
+    jsonw w;
+    jsonw_init(&w, JSONW_PRETTY);
+    jsonw_obj(&w);
+    jsonw_key(&w, "error");
+    jsonw_obj(&w);
+    jsonw_kstr(&w, "code", code);
+    jsonw_kstr(&w, "message", msg);
+    jsonw_end(&w);
+    jsonw_end(&w);
+    return jsonw_finish(&w, NULL);
+}
+
+/* Rewrites an engine message about a file of model `model` for the user:
+ * "STORE/models/MODEL/predict/x.jpg" becomes "predict/x.jpg" (the name as
+ * seen under models/MODEL/), and any other store path loses the store root,
+ * so no message shows where the store lives. In place; msg stays a string. */
+static void models_user_message(char *msg, size_t n, const char *model)
+{
+    char pre[2][FS_PATH_MAX];
+    const char *root = fs_store_root();
+    if (!msg || !n || !root || !*root)
+        return;
+    int np = 0;
+    if (fs_store_path(pre[0], sizeof pre[0], "models", model) == 0 &&
+        strlen(pre[0]) + 2 < sizeof pre[0]) {
+        size_t used = strlen(pre[0]);
+        snprintf(pre[0] + used, sizeof pre[0] - used, "/");
+        np = 1;
+    }
+    if (snprintf(pre[np], sizeof pre[np], "%s/", root) < (int)sizeof pre[np])
+        np++;
+    for (int k = 0; k < np; k++) {
+        size_t pl = strlen(pre[k]);
+        char *at;
+        while ((at = strstr(msg, pre[k])) != NULL)
+            memmove(at, at + pl, strlen(at + pl) + 1);
+    }
+    (void)n;
+}
+
+static void pend_remove_locked(mdl *m, pend *p)
+{
+    for (pend **pp = &m->pending; *pp; pp = &(*pp)->next) {
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    }
+    free(p);
+    pthread_cond_broadcast(&g_models.cv);
+}
+
+static void pjob_run(void *arg)
+{
+    pjob *j = arg;
+    mdl *m = j->m;
+    fs_recipe_err err = {{0}, {0}};
+    char *json = NULL, img[FS_PATH_MAX];
+    fs_recipe_prediction pred;
+    memset(&pred, 0, sizeof pred);
+    srv *s = srv_get(m, &err);
+    pthread_mutex_lock(&g_models.mu);
+    int gone = m->deleted || g_models.stopping || mdl_path_locked(m, j->p->rel, img, sizeof img);
+    char name[FS_TRQ_NAME_MAX + 1];
+    snprintf(name, sizeof name, "%s", m->name);
+    int version = m->imported ? 0 : m->served_version;
+    pthread_mutex_unlock(&g_models.mu);
+    if (gone) {
+        if (s)
+            srv_put(s);
+        return;
+    }
+    if (!s) {
+        json = error_json("modelNotFound", err.msg);
+    } else {
+        memset(&err, 0, sizeof err);
+        if (fs_recipe_predict(s->model, img, &pred, &err) == FS_RECIPE_OK)
+            json = prediction_json(name, version, s->recipe->wants_detection, &pred);
+        else {
+            models_user_message(err.msg, sizeof err.msg, name);
+            json = error_json(err.code[0] ? err.code : "InvalidImage", err.msg);
+        }
+    }
+    struct stat st;
+    if (json && stat(img, &st) == 0) {
+        char out[FS_PATH_MAX];
+        snprintf(out, sizeof out, "%s.json", j->p->rel);
+        if (pred.boxes_jpg) {
+            snprintf(out, sizeof out, "%s.boxes.jpg", j->p->rel);
+            mdl_put(m, out, pred.boxes_jpg, pred.boxes_jpg_len);
+            snprintf(out, sizeof out, "%s.json", j->p->rel);
+        }
+        int rc = mdl_put(m, out, json, strlen(json));
+        if (fs_disk_full(-rc)) {
+            /* the reader must learn why rather than find an empty file */
+            fs_store_release_reserve();
+            char *e = error_json("StoreFull", "the store's disk is full, so the result could "
+                                              "not be written: free space there and copy the "
+                                              "image again");
+            if (e)
+                mdl_put(m, out, e, strlen(e));
+            free(e);
+        }
+    }
+    free(json);
+    fs_recipe_prediction_release(&pred);
+    if (s)
+        srv_put(s);
+}
+
+static void pjob_drop(void *arg)
+{
+    pjob *j = arg;
+    pthread_mutex_lock(&g_models.mu);
+    pend_remove_locked(j->m, j->p);
+    pthread_mutex_unlock(&g_models.mu);
+    mdl_unref(j->m);
+    free(j);
+}
+
+/* Queues the prediction of image `sub` ("predict/...") and puts an empty
+ * IMAGE.json in place at once, so ls shows it as soon as cp returns. */
+void mdl_predict_queue(mdl *m, const char *sub)
+{
+    pjob *j = calloc(1, sizeof *j);
+    pend *p = calloc(1, sizeof *p);
+    if (!j || !p) {
+        free(j);
+        free(p);
+        return;
+    }
+    snprintf(p->rel, sizeof p->rel, "%s", sub);
+    char out[FS_PATH_MAX];
+    snprintf(out, sizeof out, "%s.json", sub);
+    pthread_mutex_lock(&g_models.mu);
+    p->next = m->pending;
+    m->pending = p;
+    m->refs++;
+    j->m = m;
+    j->p = p;
+    fs_jobq *q = g_models.predq;
+    pthread_mutex_unlock(&g_models.mu);
+    mdl_put(m, out, "", 0);
+    if (!q || fs_jobq_push(q, m->id, pjob_run, pjob_drop, j) != FS_JOBQ_OK)
+        pjob_drop(j);
+}
