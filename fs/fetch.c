@@ -15,7 +15,7 @@
  * is held; curl_multi_wakeup is the one exception: it takes no lock of ours,
  * and holding the lock keeps the multi handle alive during the call).
  */
-#include "fetch.h"
+#include "fetch_int.h"
 
 #include "area.h"
 #include "engine.h"
@@ -38,60 +38,16 @@
 #define HASH_BUCKETS 65536
 #define MAX_INTERNED 2048
 
-typedef enum job_state { JOB_QUEUED, JOB_WAIT, JOB_RUNNING, JOB_FAILED } job_state;
-typedef enum job_kind { KIND_IMAGE, KIND_ANN } job_kind;
 
-typedef struct fetch_job {
-    struct fetch_job *hnext; /* hash chain (images only) */
-    struct fetch_job *qnext; /* queue or retry list */
-    job_kind kind;
-    job_state state;
-    char *owner, *url, *dest; /* dest: absolute path (images), NULL for annotation files */
-    int in_hash;
-    int cancelled; /* running: end it and free it (fetch thread) */
-    int attempts;
-    double not_before;
-    const char *error; /* interned, when FAILED */
-    /* annotation files: which dataset.json request and part */
-    unsigned gen;
-    int part;
-    /* running: fetch thread only */
-    CURL *easy;
-    int fd;
-    char tmp[FS_PATH_MAX];
-    int64_t got, max_bytes;
-    int too_big, stalled;
-    double last_data; /* when the last byte arrived (or the transfer started) */
-    char ctype[64];
-    char mserr[64];
-    char errbuf[CURL_ERROR_SIZE];
-    int requests;      /* requests sent in this attempt (redirects included) */
-    int began_local;   /* the first went to a loopback address */
-    int refused_local; /* a redirect to a loopback address was refused */
-} fetch_job;
-
-/* A dataset.json request of one dataset. */
-typedef struct dsjson {
-    struct dsjson *next;
-    char name[72];
-    unsigned gen;
-    coco_kind kind;
-    int n, done;
-    char **parts; /* temp paths of finished parts */
-    int state;    /* 1 fetching, 2 failed, 3 done */
-    char error[600];
-    int code_uri; /* failed on a url (DatasetInvalidAnnotationUri) or the file */
-} dsjson;
-
-static pthread_mutex_t fetch_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t fetch_lock = PTHREAD_MUTEX_INITIALIZER;
 static fetch_job **table;
 static fetch_job *q_head, *q_tail; /* JOB_QUEUED, FIFO */
 static fetch_job *waiting;         /* JOB_WAIT: retry after not_before */
-static dsjson *dsjsons;
-static unsigned dsj_gen;
+dsjson *fetch_dsjsons;
+unsigned fetch_dsj_gen;
 static CURLM *multi;
 static pthread_t thread;
-static int running, stopping;
+int fetch_running, fetch_stopping;
 static fs_fetch_opts opts;
 /* Told when a download of a dataset lands or fails for good (the datasets
  * area re-verifies it); set at start, kept after stop. */
@@ -111,14 +67,13 @@ static interned *interned_list;
 static int interned_n;
 static pthread_mutex_t intern_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void dataset_changed(const char *dataset)
+void fetch_dataset_changed(const char *dataset)
 {
     fs_fetch_changed_fn fn = atomic_load(&changed_fn);
     if (fn)
         fn(dataset);
 }
 
-/* A copy of s that lives as long as the process (lowercased first letter). */
 /* 1 for a loopback address as libcurl prints it (127.0.0.0/8, ::1, and
  * IPv4-mapped 127.x). */
 static int loopback_ip(const char *ip)
@@ -150,6 +105,7 @@ static int on_prereq(void *ctx, char *primary_ip, char *local_ip, int primary_po
     return CURL_PREREQFUNC_OK;
 }
 
+/* A copy of s that lives as long as the process (lowercased first letter). */
 static const char *intern(const char *s)
 {
     pthread_mutex_lock(&intern_lock);
@@ -307,11 +263,11 @@ static int file_url_path(const char *url, char *out, size_t n)
 /* ---- jobs (fetch_lock held) ---- */
 
 /* Wakes the fetch thread. Called with fetch_lock held: the multi handle is
- * only cleaned up under the lock after `stopping` is set, so it is valid
+ * only cleaned up under the lock after `fetch_stopping` is set, so it is valid
  * here (curl_multi_wakeup is thread-safe and takes no lock of ours). */
-static void wake_locked(void)
+void fetch_wake_locked(void)
 {
-    if (running && !stopping && multi)
+    if (fetch_running && !fetch_stopping && multi)
         curl_multi_wakeup(multi);
 }
 
@@ -347,7 +303,7 @@ static void table_remove(fetch_job *j)
     j->hnext = NULL;
 }
 
-static void job_free(fetch_job *j)
+void fetch_job_free(fetch_job *j)
 {
     if (!j)
         return;
@@ -357,7 +313,7 @@ static void job_free(fetch_job *j)
     free(j);
 }
 
-static fetch_job *job_new(job_kind kind, const char *owner, const char *url, const char *dest)
+fetch_job *fetch_job_new(job_kind kind, const char *owner, const char *url, const char *dest)
 {
     fetch_job *j = calloc(1, sizeof *j);
     if (!j)
@@ -368,14 +324,14 @@ static fetch_job *job_new(job_kind kind, const char *owner, const char *url, con
     j->url = strdup(url);
     j->dest = dest ? strdup(dest) : NULL;
     if (!j->owner || !j->url || (dest && !j->dest)) {
-        job_free(j);
+        fetch_job_free(j);
         return NULL;
     }
     j->max_bytes = kind == KIND_ANN ? FS_FETCH_MAX_ANN_BYTES : FS_FETCH_MAX_IMAGE_BYTES;
     return j;
 }
 
-static void queue_push(fetch_job *j)
+void fetch_queue_push(fetch_job *j)
 {
     j->state = JOB_QUEUED;
     j->qnext = NULL;
@@ -388,7 +344,7 @@ static void queue_push(fetch_job *j)
 
 /* Removes (and frees, unless running) every job of owner that matches; kinds:
  * 1 = failed images only, 2 = everything. */
-static void jobs_drop(const char *owner, int what)
+void fetch_jobs_drop(const char *owner, int what)
 {
     if (what == 2) {
         fetch_job **pp = &q_head;
@@ -398,7 +354,7 @@ static void jobs_drop(const char *owner, int what)
             if (strcmp(j->owner, owner) == 0) {
                 *pp = j->qnext;
                 table_remove(j);
-                job_free(j);
+                fetch_job_free(j);
             } else {
                 q_tail = j;
                 pp = &j->qnext;
@@ -410,7 +366,7 @@ static void jobs_drop(const char *owner, int what)
             if (strcmp(j->owner, owner) == 0) {
                 *pp = j->qnext;
                 table_remove(j);
-                job_free(j);
+                fetch_job_free(j);
             } else {
                 pp = &j->qnext;
             }
@@ -432,7 +388,7 @@ static void jobs_drop(const char *owner, int what)
             if (j->state == JOB_RUNNING)
                 j->cancelled = 1; /* the fetch thread frees it */
             else
-                job_free(j);
+                fetch_job_free(j);
         }
     }
 }
@@ -455,7 +411,7 @@ fs_fetch_state fs_fetch_image(const char *dataset, const char *url, const char *
     if (uk != COCO_URL_HTTP && uk != COCO_URL_HTTPS && uk != COCO_URL_FILE)
         return failed(err, n, "not an http, https or file url");
     pthread_mutex_lock(&fetch_lock);
-    if (!running || stopping) {
+    if (!fetch_running || fetch_stopping) {
         pthread_mutex_unlock(&fetch_lock);
         return failed(err, n, "downloads are not running");
     }
@@ -464,7 +420,7 @@ fs_fetch_state fs_fetch_image(const char *dataset, const char *url, const char *
         /* the annotation file now gives another url: start over */
         if (j->state == JOB_FAILED) {
             table_remove(j);
-            job_free(j);
+            fetch_job_free(j);
             j = NULL;
         } else {
             pthread_mutex_unlock(&fetch_lock);
@@ -482,21 +438,21 @@ fs_fetch_state fs_fetch_image(const char *dataset, const char *url, const char *
     struct stat st;
     if (lstat(dest, &st) == 0)
         return S_ISREG(st.st_mode) ? FS_FETCH_DONE : failed(err, n, "destination is not a file");
-    fetch_job *nj = job_new(KIND_IMAGE, dataset, url, dest);
+    fetch_job *nj = fetch_job_new(KIND_IMAGE, dataset, url, dest);
     if (!nj)
         return failed(err, n, "out of memory");
     pthread_mutex_lock(&fetch_lock);
-    if (!running || stopping || table_find(dest)) {
+    if (!fetch_running || fetch_stopping || table_find(dest)) {
         pthread_mutex_unlock(&fetch_lock);
-        job_free(nj);
+        fetch_job_free(nj);
         return FS_FETCH_PENDING;
     }
     size_t h = hash_str(dest);
     nj->hnext = table[h];
     table[h] = nj;
     nj->in_hash = 1;
-    queue_push(nj);
-    wake_locked();
+    fetch_queue_push(nj);
+    fetch_wake_locked();
     pthread_mutex_unlock(&fetch_lock);
     return FS_FETCH_PENDING;
 }
@@ -504,11 +460,11 @@ fs_fetch_state fs_fetch_image(const char *dataset, const char *url, const char *
 void fs_fetch_forget_failed(const char *owner)
 {
     pthread_mutex_lock(&fetch_lock);
-    jobs_drop(owner, 1);
+    fetch_jobs_drop(owner, 1);
     pthread_mutex_unlock(&fetch_lock);
 }
 
-static void dsjson_free(dsjson *d)
+void fetch_dsjson_free(dsjson *d)
 {
     if (!d)
         return;
@@ -525,18 +481,18 @@ static void dsjson_free(dsjson *d)
 void fs_fetch_cancel(const char *owner)
 {
     pthread_mutex_lock(&fetch_lock);
-    jobs_drop(owner, 2);
+    fetch_jobs_drop(owner, 2);
     dsjson *gone = NULL;
-    for (dsjson **pp = &dsjsons; *pp; pp = &(*pp)->next) {
+    for (dsjson **pp = &fetch_dsjsons; *pp; pp = &(*pp)->next) {
         if (strcmp((*pp)->name, owner) == 0) {
             gone = *pp;
             *pp = gone->next;
             break;
         }
     }
-    wake_locked();
+    fetch_wake_locked();
     pthread_mutex_unlock(&fetch_lock);
-    dsjson_free(gone);
+    fetch_dsjson_free(gone);
 }
 
 /* ---- the fetch thread ---- */
@@ -844,7 +800,6 @@ static int make_parent(const char *owner, const char *dest)
     return 0;
 }
 
-static void dsjson_part_done(fetch_job *j, const char *reason);
 
 typedef struct touch_list {
     char **names;
@@ -872,7 +827,7 @@ static void touch_add(touch_list *t, const char *name)
 static void touch_flush(touch_list *t)
 {
     for (size_t i = 0; i < t->n; i++) {
-        dataset_changed(t->names[i]);
+        fetch_dataset_changed(t->names[i]);
         free(t->names[i]);
     }
     t->n = 0;
@@ -887,13 +842,13 @@ static void job_finish(fetch_job *j, const char *reason, touch_list *touch)
     pthread_mutex_unlock(&fetch_lock);
     if (cancelled) {
         job_release(j, 0);
-        job_free(j);
+        fetch_job_free(j);
         return;
     }
     if (j->kind == KIND_ANN) {
         job_release(j, reason == NULL);
-        dsjson_part_done(j, reason);
-        job_free(j);
+        fetch_dsjson_part_done(j, reason);
+        fetch_job_free(j);
         return;
     }
     int landed = 0, gone = 0;
@@ -933,7 +888,7 @@ static void job_finish(fetch_job *j, const char *reason, touch_list *touch)
         pthread_mutex_unlock(&fetch_lock);
         if (!j->cancelled)
             touch_add(touch, j->owner);
-        job_free(j);
+        fetch_job_free(j);
         return;
     }
     j->state = JOB_FAILED;
@@ -965,7 +920,7 @@ static void job_done(fetch_job *j, CURLcode rc, touch_list *touch)
             return;
         }
         pthread_mutex_unlock(&fetch_lock);
-        job_free(j);
+        fetch_job_free(j);
         return;
     }
     /* no fsync: like the store's other atomic writes, a rename after the
@@ -987,7 +942,7 @@ static void *fetch_main(void *arg)
         int nstart = 0;
         double t = fs_now(), next_retry = 0;
         pthread_mutex_lock(&fetch_lock);
-        if (stopping) {
+        if (fetch_stopping) {
             pthread_mutex_unlock(&fetch_lock);
             break;
         }
@@ -1033,7 +988,7 @@ static void *fetch_main(void *arg)
 
         for (int i = 0; i < ndead; i++) {
             job_release(dead[i], 0);
-            job_free(dead[i]);
+            fetch_job_free(dead[i]);
         }
         for (int i = 0; i < nstart; i++) {
             fetch_job *j = start[i];
@@ -1107,7 +1062,7 @@ static void *fetch_main(void *arg)
     for (int i = 0; i < opts.parallel; i++) {
         if (run[i]) {
             job_release(run[i], 0);
-            job_free(run[i]);
+            fetch_job_free(run[i]);
         }
     }
     free(run);
@@ -1121,7 +1076,7 @@ int fs_fetch_start_with(const fs_fetch_opts *o, fs_fetch_changed_fn changed)
 {
     atomic_store(&changed_fn, changed);
     pthread_mutex_lock(&fetch_lock);
-    if (running) {
+    if (fetch_running) {
         pthread_mutex_unlock(&fetch_lock);
         return 0;
     }
@@ -1151,7 +1106,7 @@ int fs_fetch_start_with(const fs_fetch_opts *o, fs_fetch_changed_fn changed)
     }
     curl_multi_setopt(multi, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)opts.parallel);
     curl_multi_setopt(multi, CURLMOPT_MAX_HOST_CONNECTIONS, (long)opts.parallel);
-    stopping = 0;
+    fetch_stopping = 0;
     if (pthread_create(&thread, NULL, fetch_main, NULL) != 0) {
         curl_multi_cleanup(multi);
         multi = NULL;
@@ -1161,7 +1116,7 @@ int fs_fetch_start_with(const fs_fetch_opts *o, fs_fetch_changed_fn changed)
         pthread_mutex_unlock(&fetch_lock);
         return -EAGAIN;
     }
-    running = 1;
+    fetch_running = 1;
     pthread_mutex_unlock(&fetch_lock);
     fs_log("fetch: started (%d parallel transfers)", opts.parallel);
     return 0;
@@ -1170,11 +1125,11 @@ int fs_fetch_start_with(const fs_fetch_opts *o, fs_fetch_changed_fn changed)
 void fs_fetch_stop(void)
 {
     pthread_mutex_lock(&fetch_lock);
-    if (!running) {
+    if (!fetch_running) {
         pthread_mutex_unlock(&fetch_lock);
         return;
     }
-    stopping = 1;
+    fetch_stopping = 1;
     pthread_mutex_unlock(&fetch_lock);
     curl_multi_wakeup(multi);
     pthread_join(thread, NULL);
@@ -1183,399 +1138,35 @@ void fs_fetch_stop(void)
         fetch_job *j = q_head;
         q_head = j->qnext;
         table_remove(j);
-        job_free(j);
+        fetch_job_free(j);
     }
     q_tail = NULL;
     while (waiting) {
         fetch_job *j = waiting;
         waiting = j->qnext;
         table_remove(j);
-        job_free(j);
+        fetch_job_free(j);
     }
     for (size_t b = 0; b < HASH_BUCKETS; b++) {
         while (table[b]) {
             fetch_job *j = table[b];
             table[b] = j->hnext;
-            job_free(j);
+            fetch_job_free(j);
         }
     }
     free(table);
     table = NULL;
-    dsjson *d = dsjsons;
-    dsjsons = NULL;
+    dsjson *d = fetch_dsjsons;
+    fetch_dsjsons = NULL;
     curl_multi_cleanup(multi);
     multi = NULL;
-    running = 0;
-    stopping = 0;
+    fetch_running = 0;
+    fetch_stopping = 0;
     pthread_mutex_unlock(&fetch_lock);
     while (d) {
         dsjson *nx = d->next;
-        dsjson_free(d);
+        fetch_dsjson_free(d);
         d = nx;
     }
     curl_global_cleanup();
-}
-
-/* ---- dataset.json ---- */
-
-/* Reads a whole small file; NULL on failure. */
-/* Parses dataset.json text; fills kind and the url list (borrowed from root). */
-static int dsjson_parse(const char *text, size_t len, cJSON **root_out, coco_kind *kind, char *why,
-                        size_t n)
-{
-    *root_out = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, NULL, 0);
-    if (!root || !cJSON_IsObject(root)) {
-        snprintf(why, n, "dataset.json is not a JSON object");
-        cJSON_Delete(root);
-        return -EINVAL;
-    }
-    cJSON *k = cJSON_GetObjectItemCaseSensitive(root, "annotationKind");
-    if (!cJSON_IsString(k) || (strcasecmp(k->valuestring, "imageClassification") != 0 &&
-                               strcasecmp(k->valuestring, "imageObjectDetection") != 0)) {
-        snprintf(why, n,
-                 "annotationKind: must be \"imageClassification\" or \"imageObjectDetection\"");
-        cJSON_Delete(root);
-        return -EINVAL;
-    }
-    *kind = strcasecmp(k->valuestring, "imageClassification") == 0 ? COCO_KIND_CLASSIFICATION
-                                                                   : COCO_KIND_DETECTION;
-    cJSON *u = cJSON_GetObjectItemCaseSensitive(root, "annotationFileUris");
-    int nu = cJSON_IsArray(u) ? cJSON_GetArraySize(u) : 0;
-    if (nu < 1 || nu > 64) {
-        snprintf(why, n, "annotationFileUris: must be an array of 1 to 64 urls");
-        cJSON_Delete(root);
-        return -EINVAL;
-    }
-    for (int i = 0; i < nu; i++) {
-        cJSON *s = cJSON_GetArrayItem(u, i);
-        coco_url_kind uk = cJSON_IsString(s) ? coco_url_classify(s->valuestring) : COCO_URL_NONE;
-        if (uk != COCO_URL_HTTP && uk != COCO_URL_HTTPS && uk != COCO_URL_FILE) {
-            char plain[200] = "";
-            if (cJSON_IsString(s))
-                fs_fetch_redact(s->valuestring, plain, sizeof plain);
-            snprintf(why, n, "annotationFileUris[%d]: \"%.150s\" is not an http, https or file url",
-                     i, plain);
-            cJSON_Delete(root);
-            return -EINVAL;
-        }
-    }
-    *root_out = root;
-    return 0;
-}
-
-int fs_fetch_dataset_json_check(const char *path, char *why, size_t n)
-{
-    size_t len = 0;
-    char *text = fs_read_small(path, 1 << 20, &len);
-    if (!text) {
-        snprintf(why, n, "dataset.json: cannot read it or larger than 1 MB");
-        return -EINVAL;
-    }
-    cJSON *root = NULL;
-    coco_kind kind;
-    int rc = dsjson_parse(text, len, &root, &kind, why, n);
-    free(text);
-    cJSON_Delete(root);
-    return rc;
-}
-
-/* Starts (or restarts) the downloads of name's dataset.json; lock not held. */
-static void dsjson_start(const char *name, const char *dir)
-{
-    char path[FS_PATH_MAX], why[400];
-    if (snprintf(path, sizeof path, "%s/dataset.json", dir) >= (int)sizeof path)
-        return;
-    size_t len = 0;
-    char *text = fs_read_small(path, 1 << 20, &len);
-    cJSON *root = NULL;
-    coco_kind kind = COCO_KIND_UNKNOWN;
-    int rc = text ? dsjson_parse(text, len, &root, &kind, why, sizeof why) : -ENOENT;
-    free(text);
-    dsjson *d = calloc(1, sizeof *d);
-    if (!d) {
-        cJSON_Delete(root);
-        return;
-    }
-    snprintf(d->name, sizeof d->name, "%s", name);
-    d->kind = kind;
-    cJSON *u = root ? cJSON_GetObjectItemCaseSensitive(root, "annotationFileUris") : NULL;
-    d->n = u ? cJSON_GetArraySize(u) : 0;
-    d->parts = calloc((size_t)(d->n ? d->n : 1), sizeof *d->parts);
-    fetch_job **jobs = calloc((size_t)(d->n ? d->n : 1), sizeof *jobs);
-    d->state = 1;
-    if (rc || !d->parts || !jobs) {
-        d->state = 2;
-        d->code_uri = 1;
-        snprintf(d->error, sizeof d->error, "%s", rc == -ENOENT ? "dataset.json is gone" : why);
-    }
-    for (int i = 0; d->state == 1 && i < d->n; i++) {
-        cJSON *s = cJSON_GetArrayItem(u, i);
-        jobs[i] = job_new(KIND_ANN, name, s->valuestring, NULL);
-        if (!jobs[i]) {
-            d->state = 2;
-            snprintf(d->error, sizeof d->error, "out of memory");
-        } else
-            jobs[i]->part = i;
-    }
-    cJSON_Delete(root);
-    pthread_mutex_lock(&fetch_lock);
-    if (!running || stopping) {
-        pthread_mutex_unlock(&fetch_lock);
-        for (int i = 0; i < d->n && jobs; i++)
-            job_free(jobs[i]);
-        free(jobs);
-        dsjson_free(d);
-        return;
-    }
-    /* a new request replaces an older one (its parts are dropped) */
-    jobs_drop(name, 2);
-    dsjson *old = NULL;
-    for (dsjson **pp = &dsjsons; *pp; pp = &(*pp)->next) {
-        if (strcmp((*pp)->name, name) == 0) {
-            old = *pp;
-            *pp = old->next;
-            break;
-        }
-    }
-    d->gen = ++dsj_gen;
-    d->next = dsjsons;
-    dsjsons = d;
-    for (int i = 0; d->state == 1 && i < d->n; i++) {
-        jobs[i]->gen = d->gen;
-        queue_push(jobs[i]);
-        jobs[i] = NULL;
-    }
-    wake_locked();
-    pthread_mutex_unlock(&fetch_lock);
-    for (int i = 0; i < d->n && jobs; i++)
-        job_free(jobs[i]);
-    free(jobs);
-    dsjson_free(old);
-    dataset_changed(name);
-}
-
-void fs_fetch_dataset_json(const char *dataset, const char *path)
-{
-    char dir[FS_PATH_MAX];
-    const char *slash = path ? strrchr(path, '/') : NULL;
-    if (slash && (size_t)(slash - path) < sizeof dir) {
-        memcpy(dir, path, (size_t)(slash - path));
-        dir[slash - path] = '\0';
-    } else if (fs_store_path(dir, sizeof dir, "datasets", dataset) != 0) {
-        return;
-    }
-    dsjson_start(dataset, dir);
-}
-
-/* All parts of d are in: parse, merge, write annotations.json. Runs on the
- * fetch thread without the lock; returns NULL or the reason. */
-static const char *dsjson_assemble(const char *name, int n, char **parts, coco_kind kind, char *why,
-                                   size_t whyn)
-{
-    coco_dataset **ds = calloc((size_t)n, sizeof *ds);
-    const char *fail = NULL;
-    if (!ds)
-        return "out of memory";
-    for (int k = 0; k < n && !fail; k++) {
-        size_t len = 0;
-        char *text = fs_read_small(parts[k], (size_t)FS_FETCH_MAX_ANN_BYTES, &len);
-        coco_diag d;
-        memset(&d, 0, sizeof d);
-        if (!text) {
-            fail = "cannot read the download";
-            break;
-        }
-        coco_status cs = coco_dataset_parse(text, len, NULL, &ds[k], &d);
-        free(text);
-        if (cs != COCO_OK) {
-            snprintf(why, whyn, "annotationFileUris[%d]: %.300s", k,
-                     d.msg[0] ? d.msg : coco_status_name(cs));
-            fail = why;
-        }
-    }
-    coco_dataset *merged = NULL;
-    if (!fail && n > 1) {
-        coco_diag d;
-        memset(&d, 0, sizeof d);
-        if (coco_dataset_merge((const coco_dataset *const *)ds, (size_t)n, &merged, &d) !=
-            COCO_OK) {
-            snprintf(why, whyn, "merging the annotation files: %.300s", d.msg);
-            fail = why;
-        }
-    }
-    if (!fail) {
-        const coco_dataset *one = merged ? merged : ds[0];
-        size_t len = 0;
-        char *json = coco_dataset_to_json(one, kind, &len);
-        char path[FS_PATH_MAX];
-        if (!json) {
-            fail = "out of memory";
-        } else if (fs_store_path(path, sizeof path, "datasets", name) == 0 &&
-                   strlen(path) + 20 < sizeof path) {
-            size_t used = strlen(path);
-            snprintf(path + used, sizeof path - used, "/annotations.json");
-            int rc = fs_write_atomic(path, json, len);
-            if (rc) {
-                snprintf(why, whyn, "cannot write annotations.json: %s", strerror(-rc));
-                fail = why;
-            }
-        }
-        free(json);
-    }
-    coco_dataset_free(merged);
-    for (int k = 0; k < n; k++)
-        coco_dataset_free(ds[k]);
-    free(ds);
-    return fail;
-}
-
-static void dsjson_part_done(fetch_job *j, const char *reason)
-{
-    pthread_mutex_lock(&fetch_lock);
-    dsjson *d = dsjsons;
-    while (d && (strcmp(d->name, j->owner) != 0 || d->gen != j->gen))
-        d = d->next;
-    if (!d || d->state != 1) {
-        pthread_mutex_unlock(&fetch_lock);
-        if (!reason)
-            unlink(j->tmp);
-        return;
-    }
-    if (reason) {
-        char plain[300];
-        fs_fetch_redact(j->url, plain, sizeof plain);
-        d->state = 2;
-        d->code_uri = 1;
-        snprintf(d->error, sizeof d->error,
-                 "annotationFileUris[%d]: download of \"%.250s\" failed: %s", j->part, plain,
-                 reason);
-        pthread_mutex_unlock(&fetch_lock);
-        fs_log("fetch: dataset \"%s\": %s", j->owner, d->error);
-        dataset_changed(j->owner);
-        return;
-    }
-    d->parts[j->part] = strdup(j->tmp);
-    d->done++;
-    int all = d->done == d->n;
-    int n = d->n;
-    coco_kind kind = d->kind;
-    char name[72];
-    snprintf(name, sizeof name, "%s", d->name);
-    unsigned gen = d->gen;
-    char **parts = NULL;
-    if (all) {
-        /* take the parts: the lock is dropped while assembling */
-        parts = d->parts;
-        d->parts = calloc((size_t)n, sizeof *d->parts);
-    }
-    pthread_mutex_unlock(&fetch_lock);
-    if (!all) {
-        dataset_changed(name);
-        return;
-    }
-    char why[400] = "";
-    const char *fail =
-        parts ? dsjson_assemble(name, n, parts, kind, why, sizeof why) : "out of memory";
-    for (int k = 0; parts && k < n; k++) {
-        if (parts[k])
-            unlink(parts[k]);
-        free(parts[k]);
-    }
-    free(parts);
-    pthread_mutex_lock(&fetch_lock);
-    for (d = dsjsons; d; d = d->next) {
-        if (strcmp(d->name, name) == 0 && d->gen == gen) {
-            d->state = fail ? 2 : 3;
-            d->code_uri = 0;
-            if (fail)
-                snprintf(d->error, sizeof d->error, "%s", fail);
-        }
-    }
-    pthread_mutex_unlock(&fetch_lock);
-    if (fail)
-        fs_log("fetch: dataset \"%s\": %s", name, fail);
-    dataset_changed(name);
-}
-
-int fs_fetch_dataset_json_status(const char *name, const char *dir, char *line, size_t n,
-                                 char **json)
-{
-    *json = NULL;
-    char path[FS_PATH_MAX];
-    struct stat st;
-    if (snprintf(path, sizeof path, "%s/dataset.json", dir) >= (int)sizeof path ||
-        lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
-        return 0;
-    pthread_mutex_lock(&fetch_lock);
-    if (!running || stopping) {
-        pthread_mutex_unlock(&fetch_lock);
-        return 0;
-    }
-    dsjson *d = dsjsons;
-    while (d && strcmp(d->name, name) != 0)
-        d = d->next;
-    if (!d) {
-        pthread_mutex_unlock(&fetch_lock);
-        dsjson_start(name, dir);
-        pthread_mutex_lock(&fetch_lock);
-        for (d = dsjsons; d && strcmp(d->name, name) != 0;)
-            d = d->next;
-        if (!d) {
-            pthread_mutex_unlock(&fetch_lock);
-            return 0;
-        }
-    }
-    int state = d->state;
-    int done = d->done, total = d->n, code_uri = d->code_uri;
-    char error[600];
-    snprintf(error, sizeof error, "%s", d->error);
-    pthread_mutex_unlock(&fetch_lock);
-    if (state == 3)
-        return 0;
-    const char *code = code_uri ? "DatasetInvalidAnnotationUri" : "datasetAnnotationsInvalid";
-    jsonw w;
-    jsonw_init(&w, JSONW_PRETTY);
-    jsonw_obj(&w);
-    jsonw_kstr(&w, "dataset", name);
-    if (state == 1) {
-        snprintf(line, n, "fetching: annotation files %d/%d", done, total);
-        jsonw_kstr(&w, "state", "fetching");
-        jsonw_kstr(&w, "status", line);
-        jsonw_kint(&w, "annotationFilesFetched", done);
-    } else {
-        snprintf(line, n, "invalid: %s: %.400s", code, error);
-        jsonw_kstr(&w, "state", "invalid");
-        jsonw_kstr(&w, "status", line);
-    }
-    jsonw_kint(&w, "annotationFiles", total);
-    jsonw_kint(&w, "images", 0);
-    jsonw_kint(&w, "errorCount", state == 1 ? 0 : 1);
-    jsonw_kint(&w, "warningCount", 0);
-    jsonw_key(&w, "errors");
-    jsonw_arr(&w);
-    if (state != 1) {
-        jsonw_obj(&w);
-        jsonw_kstr(&w, "code", code);
-        jsonw_kstr(&w, "path", "dataset.json");
-        jsonw_kstr(&w, "message", error);
-        jsonw_kstr(&w, "hint",
-                   code_uri ? "check the url (an expired SAS token gives 403), then "
-                              "write dataset.json again"
-                            : "fix the annotation file at that url, then write "
-                              "dataset.json again");
-        jsonw_end(&w);
-    }
-    jsonw_end(&w);
-    jsonw_key(&w, "warnings");
-    jsonw_arr(&w);
-    jsonw_end(&w);
-    jsonw_end(&w);
-    char *text = jsonw_finish(&w, NULL);
-    if (!text)
-        return 0;
-    fs_fetch_redact_text(line);
-    fs_fetch_redact_text(text);
-    *json = text;
-    return state == 1 ? 1 : 2;
 }
