@@ -7,9 +7,12 @@
  *
  * Usage: bench_backbone [--reps N] [--profile] [--rss] [--only SIZE]
  *   --rss: run only the detector at 512 with batch 8 and print peak RSS.
- * Model paths: $VFS_CENTERNET_JSON or the default backbones folder.
+ * Model paths: $VFS_CENTERNET_JSON or the backbones folder of
+ * tests/unit/test_backbone_dir.h. Exits 77 when CenterNet is not installed,
+ * 1 when an installed backbone does not load.
  */
 #include "engine.h"
+#include "../tests/unit/test_backbone_dir.h"
 
 #include <cjson/cJSON.h>
 #include <immintrin.h>
@@ -30,16 +33,12 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
+/* NAME's model.json in the backbones folder (test_backbone_dir.h's rule);
+ * NULL only when NAME is not installed, so that a broken install reaches
+ * eng_model_load and is reported instead of being benchmarked as absent */
 static const char *backbone_json(const char *name, char *buf, size_t len)
 {
-    const char *xdg = getenv("XDG_DATA_HOME");
-    const char *home = getenv("HOME");
-    if (xdg && *xdg)
-        snprintf(buf, len, "%s/visionfs/backbones/%s/model.json", xdg, name);
-    else
-        snprintf(buf, len, "%s/.local/share/visionfs/backbones/%s/model.json", home ? home : "",
-                 name);
-    return access(buf, R_OK) == 0 ? buf : NULL;
+    return test_backbone_path(name, "model.json", buf, len) == 1 ? buf : NULL;
 }
 
 static double thread_cpu_ms(void)
@@ -226,7 +225,7 @@ int main(int argc, char **argv)
     }
     char cpath[4096], epath[4096], emb[512];
     const char *cj = getenv("VFS_CENTERNET_JSON");
-    if (!cj)
+    if (!cj || !*cj)
         cj = backbone_json("centernet", cpath, sizeof cpath);
     const char *ej = backbone_json("efficientnet-lite0", epath, sizeof epath);
     if (!cj) {
@@ -237,7 +236,7 @@ int main(int argc, char **argv)
     eng_model *cn = NULL, *en = NULL;
     double t0 = now_ms();
     if (eng_model_load(cj, &cn, &d)) {
-        fprintf(stderr, "%s: %s\n", cj, d.msg);
+        fprintf(stderr, "%s: installed but does not load: %s\n", cj, d.msg);
         return 1;
     }
     double load_ms = now_ms() - t0;
@@ -258,10 +257,13 @@ int main(int argc, char **argv)
         printf("{\"fma512_peak_gflops_1t\":%.1f}\n", fma512_peak_gflops());
     fflush(stdout);
     const char *en_emb = NULL;
-    if (ej && eng_model_load(ej, &en, &d) == ENG_OK)
+    if (ej && eng_model_load(ej, &en, &d) != ENG_OK) {
+        fprintf(stderr, "%s: installed but does not load: %s\n", ej, d.msg);
+        eng_model_free(cn);
+        return 1;
+    }
+    if (en)
         en_emb = embedding_of(ej, emb, sizeof emb);
-    else if (ej)
-        fprintf(stderr, "%s: %s\n", ej, d.msg);
     bench_case cases[4] = {
         {"centernet", "backbone", 320, &EMB, 1},
         {"centernet", "backbone", 512, &EMB, 1},

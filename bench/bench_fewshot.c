@@ -10,12 +10,14 @@
  *                 [--save model.safetensors] [--log]
  *
  * Backbones come from $VISIONFS_BACKBONES, else $XDG_DATA_HOME/visionfs/backbones,
- * else ~/.local/share/visionfs/backbones (where scripts/fetch-backbones.sh puts them).
+ * else ~/.local/share/visionfs/backbones (where scripts/fetch-backbones.sh puts them;
+ * the rule is tests/unit/test_backbone_dir.h's, shared with the tests).
  *
  * Design: COCO files are read with cJSON here (the bench is a client of the
  * engine like fs is); image paths are ROOT/file_name.
  */
 #include "engine.h"
+#include "../tests/unit/test_backbone_dir.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -164,24 +166,19 @@ int main(int argc, char **argv)
     split tr = {0}, te = {0};
     if (load_split(root, train, &tr) || (test && load_split(root, test, &te)))
         return 1;
-    /* the folder scripts/fetch-backbones.sh installs into */
-    const char *env = getenv("VISIONFS_BACKBONES"), *xdg = getenv("XDG_DATA_HOME");
-    const char *home = getenv("HOME");
-    char root_bb[4096], bdir[4200];
-    if (env && *env)
-        snprintf(root_bb, sizeof root_bb, "%s", env);
-    else if (xdg && *xdg)
-        snprintf(root_bb, sizeof root_bb, "%s/visionfs/backbones", xdg);
-    else
-        snprintf(root_bb, sizeof root_bb, "%s/.local/share/visionfs/backbones", home ? home : "");
     eng_backbone *bb[8];
     int nbb = 0;
     char *list = strdup(bbs);
     for (char *tok = strtok(list, ","); tok && nbb < 8; tok = strtok(NULL, ",")) {
-        snprintf(bdir, sizeof bdir, "%s/%s", root_bb, tok);
+        /* the folder scripts/fetch-backbones.sh installs into */
+        char bdir[4096];
+        if (test_backbone_path(tok, NULL, bdir, sizeof bdir) < 0) {
+            fprintf(stderr, "bench_fewshot: no backbones folder (set VISIONFS_BACKBONES)\n");
+            return 1;
+        }
         eng_diag d;
         if (eng_backbone_open(bdir, &bb[nbb], &d) != ENG_OK) {
-            fprintf(stderr, "bench_fewshot: %s\n", d.msg);
+            fprintf(stderr, "bench_fewshot: %s: %s\n", bdir, d.msg);
             return 1;
         }
         nbb++;

@@ -7,9 +7,12 @@
  *   bench_fewshot_det ROOT TRAIN.json TEST.json [--cache DIR] [--seed N]
  *                      [--budget-min M] [--threads T] [--backbone DIR]
  *
+ * --backbone defaults to the installed centernet (tests/unit/test_backbone_dir.h).
+ *
  * COCO boxes: relative (0..1, Azure) when no coordinate exceeds 1, else pixels.
  */
 #include "engine.h"
+#include "../tests/unit/test_backbone_dir.h"
 
 #include <cjson/cJSON.h>
 #include <stdio.h>
@@ -143,7 +146,10 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *root = argv[1], *cache = NULL;
-    const char *bbdir = "/root/.local/share/visionfs/backbones/centernet";
+    /* default: the installed CenterNet, found as the daemon finds it */
+    char installed[4096];
+    test_backbone_path("centernet", NULL, installed, sizeof installed);
+    const char *bbdir = installed;
     double budget = 5;
     int threads = 2;
     unsigned long long seed = 0;
@@ -165,7 +171,7 @@ int main(int argc, char **argv)
     eng_diag d = {{0}};
     eng_backbone *bb = NULL;
     if (eng_backbone_open(bbdir, &bb, &d) != ENG_OK) {
-        fprintf(stderr, "backbone: %s\n", d.msg);
+        fprintf(stderr, "backbone %s: %s\n", *bbdir ? bbdir : "(no backbones folder)", d.msg);
         return 1;
     }
     eng_train_args a = {

@@ -178,14 +178,39 @@ jqe() {
 # MK: the labelled-image maker of the models/ tests.
 MK="python3 $E2E_DIR/test_models_mkdata.py"
 
-# need_backbone NAME...: skips the test (exit 77) unless one of the named
-# backbones is installed where scripts/fetch-backbones.sh puts them.
+# backbones_dir: prints the folder of the installed backbones, by the
+# daemon's rule (fs/backbones.c; tests/unit/test_backbone_dir.h for the C
+# tests): $VISIONFS_BACKBONES, else $XDG_DATA_HOME/visionfs/backbones, else
+# $HOME/.local/share/visionfs/backbones; an empty variable counts as unset.
+# Prints nothing when none of them is set.
+backbones_dir() {
+    if [ -n "${VISIONFS_BACKBONES:-}" ]; then
+        echo "$VISIONFS_BACKBONES"
+    elif [ -n "${XDG_DATA_HOME:-}" ]; then
+        echo "$XDG_DATA_HOME/visionfs/backbones"
+    elif [ -n "${HOME:-}" ]; then
+        echo "$HOME/.local/share/visionfs/backbones"
+    fi
+}
+
+# need_backbone NAME...: skips the test (exit 77) when none of the named
+# backbones is installed (nothing at $(backbones_dir)/NAME). Fails (exit 1)
+# when one is installed but its model.json is missing, unreadable or not a
+# JSON object: skipping there would hide a broken install.
 need_backbone() {
-    local dir="${VISIONFS_BACKBONES:-${XDG_DATA_HOME:-$HOME/.local/share}/visionfs/backbones}" b
+    local dir b found=0
+    dir=$(backbones_dir)
     for b in "$@"; do
-        [ -f "$dir/$b/model.json" ] && return 0
+        [ -n "$dir" ] && { [ -e "$dir/$b" ] || [ -L "$dir/$b" ]; } || continue
+        # jq 1.6 -e exits 0 on an empty file, so compare what it prints
+        if [ "$(jq -r type "$dir/$b/model.json" 2>/dev/null)" != object ]; then
+            echo "FAIL: backbone $b is installed but $dir/$b/model.json is missing, unreadable or not JSON"
+            exit 1
+        fi
+        found=1
     done
-    echo "skipped: no backbone of [$*] installed (scripts/fetch-backbones.sh)"
+    [ "$found" -eq 1 ] && return 0
+    echo "skipped: no backbone of [$*] installed in ${dir:-(no folder)} (scripts/fetch-backbones.sh)"
     exit 77
 }
 

@@ -13,7 +13,7 @@ check_err "README is read-only" "denied" sh -c "echo x > '$MNT/README'"
 check_eq "top-level folders" "README backbones datasets models" "$(ls "$MNT" | tr '\n' ' ' | sed 's/ $//')"
 
 # ---- backbones/: the installed ones (read-only) merged with the store's ----
-DEF_BB="${XDG_DATA_HOME:-$HOME/.local/share}/visionfs/backbones"
+DEF_BB=$(backbones_dir)
 if [ -d "$DEF_BB" ] && [ -n "$(ls -A "$DEF_BB")" ]; then
     first=$(ls "$DEF_BB" | head -n 1)
     check "installed backbone $first is listed" test -d "$MNT/backbones/$first"
@@ -31,8 +31,10 @@ check "and why (model.json is missing)" grep -q "model.json" "$MNT/backbones/myb
 check "the reason names the folder as the user sees it" grep -q "backbones/mybb" "$MNT/backbones/mybb/status"
 check "no store path in it" sh -c "! grep -q -F '$STORE' '$MNT/backbones/mybb/status'"
 check_err "backbones/NAME/status is read-only" "denied" sh -c "echo x > '$MNT/backbones/mybb/status'"
-if [ -f "$DEF_BB/centernet/model.json" ]; then
-    check "the installed centernet is ok" wait_status "$MNT/backbones/centernet/status" "ok: centernet, input " 120
+# installed = the folder exists: a folder without a loadable model.json must
+# fail the status check below, not skip it
+if [ -n "$DEF_BB" ] && [ -e "$DEF_BB/centernet" ]; then
+    check "the installed centernet ($DEF_BB/centernet/model.json) is ok" wait_status "$MNT/backbones/centernet/status" "ok: centernet, input " 120
     check "its status gives input and embedding" \
         grep -qE "^ok: centernet, input [0-9]+x[0-9]+, embedding [1-9][0-9]*$" "$MNT/backbones/centernet/status"
     check_err "still read-only with its status" "denied" sh -c "echo x > '$MNT/backbones/centernet/extra.txt'"

@@ -4,28 +4,18 @@
  * passes on intact copies and fails on damaged ones, naming the backbone;
  * a CenterNet folder whose weights match but whose backbone.json is gone is
  * repaired without a download; and the engine's message for the damage names
- * the same script. Skips (77) when the backbones are not installed. */
+ * the same script. Skips (77) when the backbones are not installed; fails
+ * when one is installed without a readable backbone.json. */
 #include "check.h"
 #include "engine.h"
+#include "test_backbone_dir.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-static void backbones_dir(char *buf, size_t n)
-{
-    const char *env = getenv("VISIONFS_BACKBONES");
-    const char *xdg = getenv("XDG_DATA_HOME");
-    const char *home = getenv("HOME");
-    if (env && *env)
-        snprintf(buf, n, "%s", env);
-    else if (xdg && *xdg)
-        snprintf(buf, n, "%s/visionfs/backbones", xdg);
-    else
-        snprintf(buf, n, "%s/.local/share/visionfs/backbones", home ? home : "");
-}
 
 static int run(const char *cmd, char *out, size_t n)
 {
@@ -41,16 +31,23 @@ static int run(const char *cmd, char *out, size_t n)
 int main(void)
 {
     char src[1024], cn[1100], eff[1100];
-    backbones_dir(src, sizeof src);
-    snprintf(cn, sizeof cn, "%s/centernet/backbone.json", src);
-    snprintf(eff, sizeof eff, "%s/efficientnet-lite0/backbone.json", src);
-    if (access(cn, R_OK) != 0 || access(eff, R_OK) != 0)
+    int have_cn = test_backbone_path("centernet", "backbone.json", cn, sizeof cn);
+    int have_eff = test_backbone_path("efficientnet-lite0", "backbone.json", eff, sizeof eff);
+    /* an installed backbone without a readable backbone.json is broken, and
+     * the copies below would test the damage rather than the script */
+    if (have_cn == 1 && access(cn, R_OK) != 0)
+        return test_backbone_broken(cn, strerror(errno));
+    if (have_eff == 1 && access(eff, R_OK) != 0)
+        return test_backbone_broken(eff, strerror(errno));
+    if (have_cn != 1 || have_eff != 1 || test_backbones_dir(src, sizeof src) != 0)
         CHECK_SKIP("backbones not installed (run scripts/fetch-backbones.sh)");
     char tmp[] = "/tmp/vfs-test-fetch-XXXXXX";
     if (!mkdtemp(tmp))
         return 1;
     char cmd[4096], out[8192];
-    snprintf(cmd, sizeof cmd, "cp -r '%s/centernet' '%s/efficientnet-lite0' '%s/'", src, src, tmp);
+    /* -L: copies of the files, never links to them, since the test damages
+     * its copies and a link would damage the installation itself */
+    snprintf(cmd, sizeof cmd, "cp -rL '%s/centernet' '%s/efficientnet-lite0' '%s/'", src, src, tmp);
     CHECK(system(cmd) == 0);
     char script[1200];
     snprintf(script, sizeof script, "VISIONFS_BACKBONES='%s' bash '%s/scripts/fetch-backbones.sh'",
@@ -63,6 +60,15 @@ int main(void)
     CHECK_MSG(rc == 0, "check on intact copies: %d: %s", rc, out);
     CHECK_MSG(strstr(out, "centernet: up to date") && strstr(out, "efficientnet-lite0: up to date"),
               "%s", out);
+    /* the installation itself is damaged: the steps below assume intact
+     * copies (and the repair step would download), so stop here, failed */
+    if (rc != 0) {
+        fprintf(stderr, "FAIL: the installed backbones in %s do not pass --check\n", src);
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmp);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", tmp);
+        return check_report("test_backbone_fetch");
+    }
 
     /* truncate a shard: --check fails, names the backbone and the repair */
     char shard[1200];

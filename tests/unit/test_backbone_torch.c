@@ -4,12 +4,14 @@
  * very same input tensor: logits and the pooled 1280-d embedding must agree
  * within float tolerance and the top-1 class must match.
  *
- * Skips (77) when the backbone is not installed or no Python with torch and
- * efficientnet-lite-pytorch is found: $VFS_TORCH_PYTHON (e.g. a venv's
- * bin/python), else python3. Inputs: the darknet photos when present plus
- * images the test makes (a pattern and uniform noise). */
+ * Skips (77) when the backbone is not installed (an installed one that does
+ * not open fails) or no Python with torch and efficientnet-lite-pytorch is
+ * found: $VFS_TORCH_PYTHON (e.g. a venv's bin/python), else python3.
+ * Inputs: the darknet photos when present plus images the test makes (a
+ * pattern and uniform noise). */
 #include "check.h"
 #include "engine.h"
+#include "test_backbone_dir.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,19 +22,6 @@
 #define NCLASS 1000
 #define DIM 1280
 #define MAXN 8
-
-static void backbone_dir(char *buf, size_t n)
-{
-    const char *env = getenv("VISIONFS_BACKBONES");
-    const char *xdg = getenv("XDG_DATA_HOME");
-    const char *home = getenv("HOME");
-    if (env && *env)
-        snprintf(buf, n, "%s/efficientnet-lite0", env);
-    else if (xdg && *xdg)
-        snprintf(buf, n, "%s/visionfs/backbones/efficientnet-lite0", xdg);
-    else
-        snprintf(buf, n, "%s/.local/share/visionfs/backbones/efficientnet-lite0", home ? home : "");
-}
 
 static int write_f32(const char *path, const float *p, size_t n)
 {
@@ -66,9 +55,14 @@ static int argmax(const float *v, int n)
 int main(void)
 {
     char dir[1024];
-    backbone_dir(dir, sizeof dir);
-    if (access(dir, R_OK) != 0)
+    if (test_backbone_path("efficientnet-lite0", NULL, dir, sizeof dir) != 1)
         CHECK_SKIP("efficientnet-lite0 not installed (run scripts/fetch-backbones.sh)");
+    /* opened before looking for torch: a broken install must fail even on a
+     * machine that would skip the comparison */
+    eng_backbone *bb = NULL;
+    eng_diag d = {{0}};
+    if (eng_backbone_open(dir, &bb, &d) != ENG_OK)
+        return test_backbone_broken(dir, d.msg);
     const char *py = getenv("VFS_TORCH_PYTHON");
     if (!py || !*py)
         py = "python3";
@@ -77,15 +71,11 @@ int main(void)
              "'%s' -c 'import torch, numpy, efficientnet_lite_pytorch' "
              ">/dev/null 2>&1",
              py);
-    if (system(cmd) != 0)
+    if (system(cmd) != 0) {
+        eng_backbone_free(bb);
         CHECK_SKIP("no python with torch and efficientnet-lite-pytorch (set VFS_TORCH_PYTHON)");
+    }
 
-    eng_backbone *bb = NULL;
-    eng_diag d = {{0}};
-    eng_status st = eng_backbone_open(dir, &bb, &d);
-    CHECK_MSG(st == ENG_OK, "%s", d.msg);
-    if (st)
-        return check_report("test_backbone_torch");
     const char *logits_node = eng_backbone_field(bb, "outputs.logits");
     const char *emb_node = eng_backbone_get_info(bb)->embedding;
     CHECK(logits_node != NULL);
@@ -130,7 +120,7 @@ int main(void)
     const char *outs[2] = {logits_node, emb_node};
     eng_tensor *res[2] = {NULL, NULL};
     eng_run_opts o = {.threads = 2};
-    st = eng_model_run(eng_backbone_model(bb), in, outs, 2, res, &o, &d);
+    eng_status st = eng_model_run(eng_backbone_model(bb), in, outs, 2, res, &o, &d);
     CHECK_MSG(st == ENG_OK, "%s", d.msg);
     float *ours_l = calloc((size_t)n * NCLASS, sizeof(float));
     float *ours_e = calloc((size_t)n * DIM, sizeof(float));

@@ -8,10 +8,12 @@
  * probabilities, an image scored alone scores as in a batch, files without
  * the stage load as "absent"; a classifier carrying a fine-tuned stage
  * scores through it, saves and loads with identical probabilities, predict
- * == evaluate, and its file without the stage still loads. Skips (77) when the backbone is not
- * installed. */
+ * == evaluate, and its file without the stage still loads. Skips (77) only
+ * when the backbone is not installed; an installed one that does not open
+ * fails. */
 #include "check.h"
 #include "classify_int.h"
+#include "test_backbone_dir.h"
 
 #include <cjson/cJSON.h>
 
@@ -79,19 +81,13 @@ static char dir[] = "/tmp/test_classify_finetune.XXXXXX";
 
 int main(void)
 {
-    const char *home = getenv("HOME");
-    char bbdir[1024];
-    snprintf(bbdir, sizeof bbdir, "%s/.local/share/visionfs/backbones/efficientnet-lite0",
-             home ? home : "/root");
-    struct stat sb;
-    if (stat(bbdir, &sb) != 0)
+    char bbdir[4096];
+    if (test_backbone_path("efficientnet-lite0", NULL, bbdir, sizeof bbdir) != 1)
         CHECK_SKIP("efficientnet-lite0 backbone not installed (scripts/fetch-backbones.sh)");
     eng_backbone *bb = NULL;
     eng_diag d = {{0}};
-    if (eng_backbone_open(bbdir, &bb, &d) != ENG_OK) {
-        printf("skipped: efficientnet-lite0 does not open: %s\n", d.msg);
-        return 77;
-    }
+    if (eng_backbone_open(bbdir, &bb, &d) != ENG_OK)
+        return test_backbone_broken(bbdir, d.msg);
     CHECK(mkdtemp(dir) != NULL);
 
     /* images */

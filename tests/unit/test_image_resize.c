@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 static double now_ms(void)
@@ -194,11 +195,12 @@ static int test_golden(void)
 {
     const char *shared = VFS_SHARED_DIR;
     char path[4096];
-    snprintf(path, sizeof path, "%s/golden/centernet/img0_512_input.f32", shared);
-    FILE *probe = fopen(path, "rb");
-    if (!probe)
+    /* absent only when the folder is: once it exists, a missing or short
+     * reference file is a failure naming it, not a skip */
+    snprintf(path, sizeof path, "%s/golden/centernet", shared);
+    struct stat st;
+    if (stat(path, &st) != 0)
         return 0;
-    fclose(probe);
     struct {
         const char *src, *ref;
         int size;
@@ -209,7 +211,7 @@ static int test_golden(void)
         eng_diag d = {{0}};
         eng_image *im = NULL;
         snprintf(path, sizeof path, "%s/datasets/%s", shared, g[i].src);
-        CHECK_MSG(eng_image_decode_file(path, 0, &im, &d) == ENG_OK, "%s", d.msg);
+        CHECK_MSG(eng_image_decode_file(path, 0, &im, &d) == ENG_OK, "%s: %s", path, d.msg);
         if (!im)
             continue;
         int s = g[i].size;

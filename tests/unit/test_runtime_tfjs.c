@@ -4,7 +4,8 @@
  * synthetic images that this test rebuilds exactly (same integer formula).
  * Checks GAPs of the taps, crops of feature maps and heads, and detections
  * with the golden tolerance. Skips (77) when the weights are not installed
- * or their checksum (backbone.json) is not the one the reference used. */
+ * or their checksum (backbone.json) is not the one the reference used;
+ * installed weights that do not load fail. */
 #include "test_runtime_util.h"
 
 #include <cjson/cJSON.h>
@@ -200,7 +201,7 @@ int main(void)
     }
     eng_model *m = NULL;
     eng_diag d = {{0}};
-    CHECK_MSG(eng_model_load(json, &m, &d) == ENG_OK, "%s", d.msg);
+    CHECK_MSG(eng_model_load(json, &m, &d) == ENG_OK, "load %s: %s", json, d.msg);
     if (!ref || !m)
         return check_report("test_runtime_tfjs");
 
