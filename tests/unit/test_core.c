@@ -1,6 +1,8 @@
 /* test_core.c: tensors and diagnostics of engine/core. */
 #include "check.h"
 #include "engine.h"
+
+#include <cjson/cJSON.h>
 #include <string.h>
 
 int main(void)
@@ -22,5 +24,17 @@ int main(void)
     eng_diag d;
     CHECK(eng_fail(&d, ENG_EINVAL, "node '%s' missing", "x") == ENG_EINVAL);
     CHECK(strcmp(d.msg, "node 'x' missing") == 0);
+
+    /* JSON: by length (no NUL read past it), and where it broke */
+    cJSON *j = NULL;
+    const char ok[] = "{\"a\": [1, 2]}trailing bytes not read";
+    CHECK(eng_json_parse(ok, 13, "x.json", &j, &d) == ENG_OK && cJSON_IsObject(j));
+    CHECK(cJSON_GetArraySize(cJSON_GetObjectItem(j, "a")) == 2);
+    cJSON_Delete(j);
+    const char bad[] = "{\"a\": 1,\n \"b\": }";
+    CHECK(eng_json_parse(bad, strlen(bad), "x.json", &j, &d) == ENG_EFORMAT && j == NULL);
+    CHECK_MSG(strcmp(d.msg, "x.json: malformed json at byte 15 (line 2)") == 0, "%s", d.msg);
+    CHECK(eng_json_parse(ok, 5, "x.json", &j, &d) == ENG_EFORMAT && j == NULL); /* cut short */
+    CHECK(eng_json_parse(NULL, 0, "x.json", &j, &d) == ENG_EFORMAT);
     return check_report("test_core");
 }
