@@ -30,9 +30,11 @@ static int dsjson_parse(const char *text, size_t len, cJSON **root_out, coco_kin
                         size_t n)
 {
     *root_out = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(text, len, NULL, 0);
-    if (!root || !cJSON_IsObject(root)) {
-        snprintf(why, n, "dataset.json is not a JSON object");
+    cJSON *root = NULL;
+    eng_diag jd = {{0}};
+    if (eng_json_parse(text, len, "dataset.json", &root, &jd) != ENG_OK ||
+        !cJSON_IsObject(root)) {
+        snprintf(why, n, "%s", root ? "dataset.json is not a JSON object" : jd.msg);
         cJSON_Delete(root);
         return -EINVAL;
     }

@@ -164,7 +164,10 @@ static void mdl_load_state(mdl *m)
         return;
     size_t len;
     char *text = fs_read_small(path, 1 << 16, &len);
-    cJSON *root = text ? cJSON_ParseWithLength(text, len) : NULL;
+    cJSON *root = NULL;
+    eng_diag jd = {{0}};
+    if (text && eng_json_parse(text, len, STATE_FILE, &root, &jd) != ENG_OK)
+        fs_log("model \"%s\": %s: its state is read as new", m->name, jd.msg);
     free(text);
     if (root) {
         const cJSON *v;

@@ -122,7 +122,10 @@ static void add_whole_image_boxes(const fs_recipe_dataset *ds, char **prediction
     if (!*predictions)
         return;
     id_size *map = malloc(((size_t)ds->nimages + 1) * sizeof *map);
-    cJSON *arr = map ? cJSON_Parse(*predictions) : NULL;
+    cJSON *arr = NULL;
+    eng_diag d = {{0}};
+    if (map)
+        eng_json_parse(*predictions, strlen(*predictions), "predictions", &arr, &d);
     if (!cJSON_IsArray(arr)) {
         free(map);
         cJSON_Delete(arr);

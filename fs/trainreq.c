@@ -5,6 +5,8 @@
  */
 #include "trainreq.h"
 
+#include "engine.h" /* eng_json_parse */
+
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdarg.h>
@@ -186,12 +188,10 @@ fs_trainreq_status fs_trainreq_parse(const char *buf, size_t len, fs_trainreq *o
         return trq_fail(d, FS_TRQ_EJSON, "train.json: empty file");
     if (len > TRQ_MAX_BYTES)
         return trq_fail(d, FS_TRQ_EJSON, "train.json: %zu bytes, more than a request can be", len);
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
-    if (!root) {
-        size_t at = end && end >= buf ? (size_t)(end - buf) : 0;
-        return trq_fail(d, FS_TRQ_EJSON, "train.json: not valid JSON (near byte %zu)", at);
-    }
+    cJSON *root = NULL;
+    eng_diag jd = {{0}};
+    if (eng_json_parse(buf, len, "train.json", &root, &jd) != ENG_OK)
+        return trq_fail(d, FS_TRQ_EJSON, "%s", jd.msg);
     fs_trainreq_status st;
     const char *dup = NULL;
     if (!cJSON_IsObject(root))

@@ -67,7 +67,7 @@ static inline float *eng_f32(const eng_tensor *t) { return (float *)t->data; }
 
 /* Parses len bytes of JSON text (need not end in NUL) named `what` in
  * messages. *out: a new cJSON tree (cJSON_Delete). ENG_EFORMAT with the byte
- * and line where it broke ("model.json: malformed json at byte 12 (line 2)").
+ * and line where it broke ("model.json: not valid JSON at byte 12 (line 2)").
  * Every parse of text the engine or its users did not write goes here. */
 struct cJSON;
 eng_status eng_json_parse(const char *text, size_t len, const char *what, struct cJSON **out,

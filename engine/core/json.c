@@ -10,18 +10,18 @@ eng_status eng_json_parse(const char *text, size_t len, const char *what, struct
 {
     *out = NULL;
     if (!text)
-        return eng_fail(d, ENG_EFORMAT, "%s: no json", what);
+        return eng_fail(d, ENG_EFORMAT, "%s: no JSON", what);
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!root) {
         /* cJSON leaves end at the byte it could not take (NULL when it ran out
          * of memory before reading) */
         if (!end)
-            return eng_fail(d, ENG_ENOMEM, "%s: out of memory parsing json", what);
+            return eng_fail(d, ENG_ENOMEM, "%s: out of memory parsing JSON", what);
         size_t at = (size_t)(end - text), line = 1;
         for (size_t i = 0; i < at && i < len; i++)
             line += text[i] == '\n';
-        return eng_fail(d, ENG_EFORMAT, "%s: malformed json at byte %zu (line %zu)", what, at,
+        return eng_fail(d, ENG_EFORMAT, "%s: not valid JSON at byte %zu (line %zu)", what, at,
                         line);
     }
     *out = root;

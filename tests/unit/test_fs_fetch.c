@@ -184,7 +184,7 @@ static void test_dataset_json_check(void)
         {"{\"annotationKind\": \"imageObjectDetection\", \"annotationFileUris\": "
          "[\"http://h/a.json\", \"file:///tmp/b.json\"]}",
          1, ""},
-        {"not json", 0, "not a JSON object"},
+        {"not json", 0, "dataset.json: not valid JSON at byte 0 (line 1)"},
         {"[1]", 0, "not a JSON object"},
         {"{\"annotationFileUris\": [\"https://h/a.json\"]}", 0, "annotationKind"},
         {"{\"annotationKind\": \"segmentation\", \"annotationFileUris\": [\"https://h/a.json\"]}",
