@@ -196,7 +196,7 @@ static void mdl_load_state(mdl *m)
         const cJSON *err = cJSON_GetObjectItem(root, "error");
         if (cJSON_IsObject(err)) {
             if (cJSON_IsString(v = cJSON_GetObjectItem(err, "code")))
-                snprintf(m->err_code, sizeof m->err_code, "%s", v->valuestring);
+                m->err_code = fs_code_parse(v->valuestring);
             if (cJSON_IsString(v = cJSON_GetObjectItem(err, "message")))
                 snprintf(m->err_msg, sizeof m->err_msg, "%s", v->valuestring);
         }
@@ -364,7 +364,7 @@ static void status_line_locked(const mdl *m, char *out, size_t n)
                  m->restarted_run ? " (restarted after an interruption)" : "");
         break;
     }
-    case ST_FAILED: snprintf(out, n, "failed: %s: %s\n", m->err_code, m->err_msg); break;
+    case ST_FAILED: snprintf(out, n, "failed: %s: %s\n", fs_code_name(m->err_code), m->err_msg); break;
     default: snprintf(out, n, "%s\n", state_names[m->state]);
     }
 }
@@ -417,7 +417,7 @@ static char *status_json_locked(const mdl *m)
     jsonw_arr(&w);
     if (m->state == ST_FAILED) {
         jsonw_obj(&w);
-        jsonw_kstr(&w, "code", m->err_code);
+        jsonw_kstr(&w, "code", fs_code_name(m->err_code));
         jsonw_kstr(&w, "message", m->err_msg);
         jsonw_end(&w);
     }
@@ -484,7 +484,7 @@ void mdl_persist(mdl *m)
     if (m->state == ST_FAILED) {
         jsonw_key(&w, "error");
         jsonw_obj(&w);
-        jsonw_kstr(&w, "code", m->err_code);
+        jsonw_kstr(&w, "code", fs_code_name(m->err_code));
         jsonw_kstr(&w, "message", m->err_msg);
         jsonw_end(&w);
     }
@@ -496,10 +496,10 @@ void mdl_persist(mdl *m)
     free(s);
 }
 
-void mdl_fail_locked(mdl *m, const char *code, const char *msg)
+void mdl_fail_locked(mdl *m, fs_code code, const char *msg)
 {
     m->state = ST_FAILED;
-    snprintf(m->err_code, sizeof m->err_code, "%s", code);
+    m->err_code = code;
     snprintf(m->err_msg, sizeof m->err_msg, "%s", msg);
     fs_store_unroot(m->err_msg);
 }
@@ -519,7 +519,7 @@ srv *srv_get(mdl *m, fs_recipe_err *why)
             s->refs++;
         else
             snprintf(why->msg, sizeof why->msg, "model \"%s\" has no trained model", m->name);
-        snprintf(why->code, sizeof why->code, "modelNotFound");
+        why->code = FS_CODE_MODEL_NOT_FOUND;
         pthread_mutex_unlock(&g_models.mu);
         return s;
     }

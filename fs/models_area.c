@@ -347,13 +347,13 @@ static int64_t models_max_size(const char *rel)
 
 /* Reads the committed or temp train.json and checks it fully. Returns 0 or
  * -1 with code and msg. */
-static int train_json_check(const char *path, fs_trainreq *r, const fs_recipe **recipe, char *code,
-                            size_t cn, char *msg, size_t mn)
+static int train_json_check(const char *path, fs_trainreq *r, const fs_recipe **recipe,
+                            fs_code *code, char *msg, size_t mn)
 {
     size_t len = 0;
     char *text = fs_read_small(path, 1 << 16, &len);
     if (!text) {
-        snprintf(code, cn, "invalidRequest");
+        *code = FS_CODE_INVALID_REQUEST;
         snprintf(msg, mn, "train.json: cannot be read, or larger than 64 KB");
         return -1;
     }
@@ -361,28 +361,28 @@ static int train_json_check(const char *path, fs_trainreq *r, const fs_recipe **
     fs_trainreq_status st = fs_trainreq_parse(text, len, r, &d);
     free(text);
     if (st != FS_TRQ_OK) {
-        snprintf(code, cn, "invalidRequest");
+        *code = FS_CODE_INVALID_REQUEST;
         snprintf(msg, mn, "%s", d.msg);
         return -1;
     }
-    return mdl_request_check(r, recipe, code, cn, msg, mn);
+    return mdl_request_check(r, recipe, code, msg, mn);
 }
 
 /* Reports a refused train.json or model file: in status when the model is
  * idle, in status.json and the log when a run is going on. */
-static void report_refused(mdl *m, const char *what, const char *code, const char *msg)
+static void report_refused(mdl *m, const char *what, fs_code code, const char *msg)
 {
     pthread_mutex_lock(&g_models.mu);
     int busy = m->running || m->queued;
     if (busy)
-        snprintf(m->refused, sizeof m->refused, "%s: %s: %s", what, code, msg);
+        snprintf(m->refused, sizeof m->refused, "%s: %s: %s", what, fs_code_name(code), msg);
     else
         mdl_fail_locked(m, code, msg);
     pthread_mutex_unlock(&g_models.mu);
     if (!busy)
         mdl_persist(m);
     mdl_publish(m);
-    mdl_log(m, "%s refused: %s: %s", what, code, msg);
+    mdl_log(m, "%s refused: %s: %s", what, fs_code_name(code), msg);
 }
 
 static int models_validate_write(const char *rel, const char *tmp_path, char *why, size_t why_len)
@@ -392,15 +392,16 @@ static int models_validate_write(const char *rel, const char *tmp_path, char *wh
     if (!m)
         return 0;
     int rc = 0;
-    char code[48], msg[480];
+    fs_code code = FS_CODE_NONE;
+    char msg[480];
     if (strncmp(sub, "evaluations/", 12) == 0 && !strchr(sub + 12, '/')) {
         snprintf(why, why_len, "evaluations/ holds folders: mkdir evaluations/DATASET to evaluate");
         rc = -EACCES;
     } else if (strcmp(sub, "train.json") == 0) {
         fs_trainreq r;
         const fs_recipe *rec = NULL;
-        if (train_json_check(tmp_path, &r, &rec, code, sizeof code, msg, sizeof msg)) {
-            snprintf(why, why_len, "%s: %s", code, msg);
+        if (train_json_check(tmp_path, &r, &rec, &code, msg, sizeof msg)) {
+            snprintf(why, why_len, "%s: %s", fs_code_name(code), msg);
             report_refused(m, "train.json", code, msg);
             rc = -EINVAL;
         }
@@ -408,14 +409,14 @@ static int models_validate_write(const char *rel, const char *tmp_path, char *wh
         char **dirs = NULL;
         int nb = fs_models_backbones_list(&dirs);
         fs_recipe_model *model = NULL;
-        fs_recipe_err err = {{0}, {0}};
+        fs_recipe_err err = {0};
         fs_recipe_status st =
             fs_recipe_load(tmp_path, (const char *const *)dirs, nb, &model, &err);
         fs_models_backbones_free(dirs, nb);
         srv *s = st == FS_RECIPE_OK ? srv_new(model) : NULL;
         if (!s) {
-            snprintf(code, sizeof code, "%s", err.code[0] ? err.code : "invalidModel");
-            snprintf(why, why_len, "%s: %s", code, err.msg);
+            code = err.code ? err.code : FS_CODE_INVALID_MODEL;
+            snprintf(why, why_len, "%s: %s", fs_code_name(code), err.msg);
             report_refused(m, "model.safetensors", code, err.msg);
             rc = -EINVAL;
         } else {
@@ -438,11 +439,12 @@ static void models_committed(const char *rel)
     if (!m)
         return;
     if (strcmp(sub, "train.json") == 0) {
-        char path[FS_PATH_MAX], code[48], msg[480];
+        char path[FS_PATH_MAX], msg[480];
+        fs_code code = FS_CODE_NONE;
         fs_trainreq r;
         const fs_recipe *rec = NULL;
         fs_store_path(path, sizeof path, "models", rel);
-        if (train_json_check(path, &r, &rec, code, sizeof code, msg, sizeof msg)) {
+        if (train_json_check(path, &r, &rec, &code, msg, sizeof msg)) {
             report_refused(m, "train.json", code, msg); /* arrived by a path without validation */
         } else {
             pthread_rwlock_wrlock(&m->files); /* waits for a run committing */
@@ -595,7 +597,7 @@ static void resume_model(mdl *m)
     if (s == ST_CANCELLING)
         m->state = ST_CANCELLED;
     if (s == ST_TRAINING && !has_req) {
-        mdl_fail_locked(m, "unknown",
+        mdl_fail_locked(m, FS_CODE_UNKNOWN,
                         "the run interrupted by the daemon's stop cannot be restarted: its request "
                         "is unreadable; write train.json again");
         s = ST_CANCELLING; /* persist and publish below */

@@ -353,8 +353,8 @@ eng_train_hooks fs_models_engine_hooks(const fs_recipe_hooks *h)
     return e;
 }
 
-void fs_recipe_set_err(fs_recipe_err *err, const char *code, const char *msg)
+void fs_recipe_set_err(fs_recipe_err *err, fs_code code, const char *msg)
 {
-    snprintf(err->code, sizeof err->code, "%s", code);
+    err->code = code;
     snprintf(err->msg, sizeof err->msg, "%s", msg);
 }

@@ -56,7 +56,7 @@ int fs_models_backbones_open(const char *const *dirs, int n, eng_backbone **out)
  * progress, log), for every kind's recipe; h is borrowed for the training. */
 eng_train_hooks fs_models_engine_hooks(const fs_recipe_hooks *h);
 
-/* Fills err with an Azure code and a message (both cut to fit). */
-void fs_recipe_set_err(fs_recipe_err *err, const char *code, const char *msg);
+/* Fills err with a code and a message (cut to fit). */
+void fs_recipe_set_err(fs_recipe_err *err, fs_code code, const char *msg);
 
 #endif

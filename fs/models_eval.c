@@ -51,11 +51,11 @@ static void ejob_write(ejob *j, const char *file, const char *text)
         mdl_put(j->m, sub, text, strlen(text));
 }
 
-static void ejob_status(ejob *j, const char *code, const char *msg)
+static void ejob_status(ejob *j, fs_code code, const char *msg)
 {
     char line[1024];
     if (code)
-        snprintf(line, sizeof line, "failed: %s: %s\n", code, msg);
+        snprintf(line, sizeof line, "failed: %s: %s\n", fs_code_name(code), msg);
     else
         snprintf(line, sizeof line, "%s\n", msg);
     ejob_write(j, "status", line);
@@ -67,10 +67,10 @@ static void ejob_run(void *arg)
     mdl *m = j->m;
     if (ejob_abort(j))
         return;
-    fs_recipe_err err = {{0}, {0}};
+    fs_recipe_err err = {0};
     srv *s = srv_get(m, &err);
     if (!s) {
-        ejob_status(j, "modelNotFound", err.msg);
+        ejob_status(j, FS_CODE_MODEL_NOT_FOUND, err.msg);
         return;
     }
     fs_models_ds *ds = NULL;
@@ -78,20 +78,20 @@ static void ejob_run(void *arg)
     fs_models_ds_err de = {{0}};
     fs_models_ds_status dst = fs_models_ds_open(j->e->ds, &ds, &view, &de);
     if (dst != FS_MDS_OK) {
-        const char *code = dst == FS_MDS_NOTFOUND ? "datasetNotFound"
-                           : dst == FS_MDS_EMPTY  ? "datasetEmpty"
-                           : dst == FS_MDS_ENOMEM ? "unknown"
-                                                  : "datasetAnnotationsInvalid";
+        fs_code code = dst == FS_MDS_NOTFOUND ? FS_CODE_DATASET_NOT_FOUND
+                       : dst == FS_MDS_EMPTY  ? FS_CODE_DATASET_EMPTY
+                       : dst == FS_MDS_ENOMEM ? FS_CODE_UNKNOWN
+                                              : FS_CODE_DATASET_ANNOTATIONS_INVALID;
         ejob_status(j, code, de.msg);
     } else if (view->nimages == 0) {
-        ejob_status(j, "datasetEmpty", "the dataset has no images");
+        ejob_status(j, FS_CODE_DATASET_EMPTY, "the dataset has no images");
     } else if (view->detection != s->recipe->wants_detection) {
         char msg[400];
         snprintf(msg, sizeof msg, "model \"%s\" is a %s; dataset \"%s\" is a %s dataset", m->name,
                  s->recipe->kind, j->e->ds, view->detection ? "detection" : "classification");
-        ejob_status(j, "incorrectModelKind", msg);
+        ejob_status(j, FS_CODE_INCORRECT_MODEL_KIND, msg);
     } else {
-        ejob_status(j, NULL, "running");
+        ejob_status(j, FS_CODE_NONE, "running");
         char *metrics = NULL, *preds = NULL;
         fs_recipe_hooks hooks = {.ctx = j, .abort = ejob_abort};
         fs_recipe_status st =
@@ -99,9 +99,9 @@ static void ejob_run(void *arg)
         if (st == FS_RECIPE_OK) {
             ejob_write(j, "metrics.json", metrics);
             ejob_write(j, "predictions.json", preds);
-            ejob_status(j, NULL, "succeeded");
+            ejob_status(j, FS_CODE_NONE, "succeeded");
         } else if (st == FS_RECIPE_EFAIL) {
-            ejob_status(j, err.code[0] ? err.code : "unknown", err.msg);
+            ejob_status(j, err.code ? err.code : FS_CODE_UNKNOWN, err.msg);
         }
         free(metrics);
         free(preds);

@@ -73,7 +73,8 @@ typedef struct mdl {
     pthread_rwlock_t files;
 
     mdl_state state;
-    char err_code[48], err_msg[480];
+    fs_code err_code;
+    char err_msg[480];
     char refused[512]; /* last train.json refused while a run was going on */
     fs_trainreq req;
     int has_req;
@@ -131,7 +132,7 @@ void mdl_log(mdl *m, const char *fmt, ...) __attribute__((format(printf, 2, 3)))
 void mdl_publish(mdl *m);
 /* Saves the lifecycle state that must survive a crash. */
 void mdl_persist(mdl *m);
-void mdl_fail_locked(mdl *m, const char *code, const char *msg);
+void mdl_fail_locked(mdl *m, fs_code code, const char *msg);
 
 /* ---- the served model (models.c) ---- */
 
@@ -149,8 +150,8 @@ void srv_unref_locked(srv *s, srv **to_free);
 
 /* Checks a request against the datasets; fills code/msg and returns -1 when
  * it cannot train. Sets *recipe. */
-int mdl_request_check(const fs_trainreq *r, const fs_recipe **recipe, char *code, size_t cn,
-                      char *msg, size_t mn);
+int mdl_request_check(const fs_trainreq *r, const fs_recipe **recipe, fs_code *code, char *msg,
+                      size_t mn);
 /* Queues a training run of the current generation (g_models.mu not held). */
 void mdl_train_queue(mdl *m, int restarted);
 /* Queues the prediction of image `sub` ("predict/...") and puts an empty

@@ -99,14 +99,14 @@ static char *prediction_json(const char *model, int version, int detector,
 }
 
 /* Azure's error shape, for an image that cannot be used. */
-static char *error_json(const char *code, const char *msg)
+static char *error_json(fs_code code, const char *msg)
 {
     jsonw w;
     jsonw_init(&w, JSONW_PRETTY);
     jsonw_obj(&w);
     jsonw_key(&w, "error");
     jsonw_obj(&w);
-    jsonw_kstr(&w, "code", code);
+    jsonw_kstr(&w, "code", fs_code_name(code));
     jsonw_kstr(&w, "message", msg);
     jsonw_end(&w);
     jsonw_end(&w);
@@ -157,7 +157,7 @@ static void pjob_run(void *arg)
 {
     pjob *j = arg;
     mdl *m = j->m;
-    fs_recipe_err err = {{0}, {0}};
+    fs_recipe_err err = {0};
     char *json = NULL, img[FS_PATH_MAX];
     fs_recipe_prediction pred;
     memset(&pred, 0, sizeof pred);
@@ -174,14 +174,14 @@ static void pjob_run(void *arg)
         return;
     }
     if (!s) {
-        json = error_json("modelNotFound", err.msg);
+        json = error_json(FS_CODE_MODEL_NOT_FOUND, err.msg);
     } else {
         memset(&err, 0, sizeof err);
         if (fs_recipe_predict(s->model, img, &pred, &err) == FS_RECIPE_OK)
             json = prediction_json(name, version, s->recipe->wants_detection, &pred);
         else {
             models_user_message(err.msg, sizeof err.msg, name);
-            json = error_json(err.code[0] ? err.code : "InvalidImage", err.msg);
+            json = error_json(err.code ? err.code : FS_CODE_INVALID_IMAGE, err.msg);
         }
     }
     struct stat st;
@@ -197,7 +197,7 @@ static void pjob_run(void *arg)
         if (fs_disk_full(-rc)) {
             /* the reader must learn why rather than find an empty file */
             fs_store_release_reserve();
-            char *e = error_json("StoreFull", "the store's disk is full, so the result could "
+            char *e = error_json(FS_CODE_PREDICT_STORE_FULL, "the store's disk is full, so the result could "
                                               "not be written: free space there and copy the "
                                               "image again");
             if (e)

@@ -17,6 +17,7 @@
 #ifndef VFS_FS_MODELS_RECIPE_H
 #define VFS_FS_MODELS_RECIPE_H
 
+#include "codes.h"
 #include "engine.h" /* eng_sample */
 
 #include <stddef.h>
@@ -38,7 +39,7 @@ typedef struct fs_recipe_dataset {
 
 /* Errors a recipe reports: an Azure code and a message (lowercase, subject first). */
 typedef struct fs_recipe_err {
-    char code[48]; /* e.g. "diverged", "notEnoughBudget", "InvalidImageFormat" */
+    fs_code code; /* FS_CODE_NONE until set */
     char msg[480];
 } fs_recipe_err;
 

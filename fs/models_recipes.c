@@ -74,24 +74,25 @@ typedef enum at {
     AT_SAVE,
 } at;
 
-static const char *code_for(at where, eng_status st)
+static fs_code code_for(at where, eng_status st)
 {
     switch (where) {
     case AT_TRAIN:
         if (st == ENG_ENOBUDGET)
-            return "notEnoughBudget";
+            return FS_CODE_NOT_ENOUGH_BUDGET;
         if (st == ENG_EINVAL || st == ENG_ENOTFOUND || st == ENG_EFORMAT ||
             st == ENG_EUNSUPPORTED)
-            return "datasetCorrupt";
-        return "unknown";
+            return FS_CODE_DATASET_CORRUPT;
+        return FS_CODE_UNKNOWN;
     case AT_PREDICT:
         if (st == ENG_EFORMAT || st == ENG_EUNSUPPORTED)
-            return "InvalidImageFormat";
-        return st == ENG_ENOTFOUND ? "modelNotFound" : "InternalServerError";
-    case AT_EVALUATE: return st == ENG_ENOMEM ? "unknown" : "datasetAnnotationsInvalid";
-    case AT_SAVE: return st == ENG_ENOSPC ? "storeFull" : "unknown";
+            return FS_CODE_INVALID_IMAGE_FORMAT;
+        return st == ENG_ENOTFOUND ? FS_CODE_MODEL_NOT_FOUND : FS_CODE_INTERNAL_SERVER_ERROR;
+    case AT_EVALUATE:
+        return st == ENG_ENOMEM ? FS_CODE_UNKNOWN : FS_CODE_DATASET_ANNOTATIONS_INVALID;
+    case AT_SAVE: return st == ENG_ENOSPC ? FS_CODE_STORE_FULL : FS_CODE_UNKNOWN;
     }
-    return "unknown";
+    return FS_CODE_UNKNOWN;
 }
 
 /* The recipe status for an engine failure st (message msg) at where. */
@@ -105,7 +106,7 @@ static fs_recipe_status engine_failed(fs_recipe_err *err, at where, eng_status s
 
 static fs_recipe_status out_of_memory(fs_recipe_err *err)
 {
-    fs_recipe_set_err(err, "unknown", "out of memory");
+    fs_recipe_set_err(err, FS_CODE_UNKNOWN, "out of memory");
     return FS_RECIPE_EFAIL;
 }
 
@@ -143,7 +144,7 @@ static fs_recipe_status model_new(const fs_recipe *r, void *engine_model,
             found = strcmp(inf->name, name) == 0 && (!sum || strcmp(inf->checksum, sum) == 0);
         }
         if (!found) {
-            snprintf(err->code, sizeof err->code, "backboneNotFound");
+            err->code = FS_CODE_BACKBONE_NOT_FOUND;
             snprintf(err->msg, sizeof err->msg,
                      "the model needs backbone \"%s\" with weights checksum %.16s..., which is "
                      "not installed (see backbones/)",
@@ -271,7 +272,7 @@ fs_recipe_status fs_recipe_train(const fs_recipe *r, const fs_recipe_train_in *i
         return FS_RECIPE_EFAIL;
     if (m->nbb == 0) {
         fs_recipe_model_free(m);
-        fs_recipe_set_err(err, "unknown",
+        fs_recipe_set_err(err, FS_CODE_UNKNOWN,
                           "no installed backbone could be opened (run " ENG_BACKBONE_FIX_COMMAND
                           ")");
         return FS_RECIPE_EFAIL;
@@ -293,7 +294,7 @@ fs_recipe_status fs_recipe_train(const fs_recipe *r, const fs_recipe_train_in *i
              tes.dropped_boxes);
     fs_recipe_status rs = FS_RECIPE_OK;
     if (te && tes.n == 0) {
-        snprintf(err->code, sizeof err->code, "datasetCorrupt");
+        err->code = FS_CODE_DATASET_CORRUPT;
         snprintf(err->msg, sizeof err->msg,
                  "test dataset \"%s\": no image has a category of the training dataset",
                  te->name);
@@ -339,11 +340,11 @@ static fs_recipe_status check_image(const char *path, int *w, int *h, fs_recipe_
 {
     struct stat st;
     if (stat(path, &st) != 0) {
-        fs_recipe_set_err(err, "InvalidImageUrl", "the image file cannot be read");
+        fs_recipe_set_err(err, FS_CODE_INVALID_IMAGE_URL, "the image file cannot be read");
         return FS_RECIPE_EFAIL;
     }
     if (st.st_size > IMAGE_MAX_BYTES) {
-        snprintf(err->code, sizeof err->code, "InvalidImageSize");
+        err->code = FS_CODE_INVALID_IMAGE_SIZE;
         snprintf(err->msg, sizeof err->msg, "image is %lld bytes; at most 20 MB",
                  (long long)st.st_size);
         return FS_RECIPE_EFAIL;
@@ -351,7 +352,7 @@ static fs_recipe_status check_image(const char *path, int *w, int *h, fs_recipe_
     eng_image_info info;
     eng_diag d = {{0}};
     if (eng_image_probe_file(path, &info, &d) != ENG_OK) {
-        snprintf(err->code, sizeof err->code, "InvalidImageFormat");
+        err->code = FS_CODE_INVALID_IMAGE_FORMAT;
         snprintf(err->msg, sizeof err->msg,
                  "%s (formats: JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, MPO)", d.msg);
         return FS_RECIPE_EFAIL;
@@ -360,7 +361,7 @@ static fs_recipe_status check_image(const char *path, int *w, int *h, fs_recipe_
     *h = eng_image_info_display_h(&info);
     if (*w < IMAGE_MIN_SIDE || *h < IMAGE_MIN_SIDE || *w > IMAGE_MAX_SIDE ||
         *h > IMAGE_MAX_SIDE) {
-        snprintf(err->code, sizeof err->code, "InvalidImageSize");
+        err->code = FS_CODE_INVALID_IMAGE_SIZE;
         snprintf(err->msg, sizeof err->msg,
                  "image is %dx%d; width and height must be %d to %d pixels", *w, *h,
                  IMAGE_MIN_SIDE, IMAGE_MAX_SIDE);
@@ -409,7 +410,7 @@ fs_recipe_status fs_recipe_evaluate(const fs_recipe_model *m, const fs_recipe_da
     if (!ok || samples_of(r, ds, cats, ncat, &s) != 0) {
         rs = out_of_memory(err);
     } else if (known == 0 || s.n == 0) {
-        snprintf(err->code, sizeof err->code, "datasetAnnotationsInvalid");
+        err->code = FS_CODE_DATASET_ANNOTATIONS_INVALID;
         snprintf(err->msg, sizeof err->msg,
                  "dataset \"%s\": no image is labelled with a category the model knows",
                  ds->name);
@@ -462,7 +463,7 @@ static fs_recipe_status read_kind(const eng_modelfile *f, const fs_recipe **r, v
         if (!first.msg[0])
             first = d;
     }
-    snprintf(err->code, sizeof err->code, "invalidModel");
+    err->code = FS_CODE_INVALID_MODEL;
     if (first.msg[0])
         snprintf(err->msg, sizeof err->msg, "model.safetensors: %s", first.msg);
     else
@@ -478,7 +479,7 @@ fs_recipe_status fs_recipe_load(const char *path, const char *const *dirs, int n
     eng_modelfile *f = NULL;
     eng_diag d = {{0}};
     if (eng_modelfile_read(path, &f, &d) != ENG_OK) {
-        snprintf(err->code, sizeof err->code, "invalidModel");
+        err->code = FS_CODE_INVALID_MODEL;
         snprintf(err->msg, sizeof err->msg, "model.safetensors: %s", d.msg);
         return FS_RECIPE_EFAIL;
     }

@@ -75,23 +75,23 @@ static void tjob_log(void *ctx, const char *line)
         mdl_log(j->m, "%s", line);
 }
 
-static const char *ds_code(fs_models_ds_status st)
+static fs_code ds_code(fs_models_ds_status st)
 {
-    return st == FS_MDS_NOTFOUND ? "datasetNotFound"
-           : st == FS_MDS_ENOMEM ? "unknown"
-                                 : "datasetCorrupt";
+    return st == FS_MDS_NOTFOUND ? FS_CODE_DATASET_NOT_FOUND
+           : st == FS_MDS_ENOMEM ? FS_CODE_UNKNOWN
+                                 : FS_CODE_DATASET_CORRUPT;
 }
 
 /* Checks a request against the datasets; fills code/msg and returns -1 when
  * it cannot train. Sets *recipe. */
-int mdl_request_check(const fs_trainreq *r, const fs_recipe **recipe, char *code, size_t cn,
-                         char *msg, size_t mn)
+int mdl_request_check(const fs_trainreq *r, const fs_recipe **recipe, fs_code *code, char *msg,
+                      size_t mn)
 {
     int det = 0;
     fs_models_ds_err e = {{0}};
     fs_models_ds_status st = fs_models_ds_check(r->dataset, &det, &e);
     if (st != FS_MDS_OK) {
-        snprintf(code, cn, "%s", ds_code(st));
+        *code = ds_code(st);
         snprintf(msg, mn, "%s", e.msg);
         return -1;
     }
@@ -99,12 +99,12 @@ int mdl_request_check(const fs_trainreq *r, const fs_recipe **recipe, char *code
         r->kind == FS_KIND_AUTO ? (det ? "detector" : "classifier") : fs_model_kind_name(r->kind);
     const fs_recipe *rc = fs_recipe_for_kind(kind);
     if (!rc) {
-        snprintf(code, cn, "unknown");
+        *code = FS_CODE_UNKNOWN;
         snprintf(msg, mn, "kind \"%s\": not available in this build", kind);
         return -1;
     }
     if (rc->wants_detection != det) {
-        snprintf(code, cn, "incorrectModelKind");
+        *code = FS_CODE_INCORRECT_MODEL_KIND;
         snprintf(msg, mn,
                  "dataset \"%s\" is a %s dataset: a %s needs %s (write \"kind\": \"%s\" or "
                  "use another dataset)",
@@ -117,12 +117,12 @@ int mdl_request_check(const fs_trainreq *r, const fs_recipe **recipe, char *code
         int tdet = 0;
         st = fs_models_ds_check(r->test_dataset, &tdet, &e);
         if (st != FS_MDS_OK) {
-            snprintf(code, cn, "%s", ds_code(st));
+            *code = ds_code(st);
             snprintf(msg, mn, "test dataset: %s", e.msg);
             return -1;
         }
         if (tdet != det) {
-            snprintf(code, cn, "incorrectModelKind");
+            *code = FS_CODE_INCORRECT_MODEL_KIND;
             snprintf(msg, mn, "test dataset \"%s\" is a %s dataset, training dataset \"%s\" is not",
                      r->test_dataset, tdet ? "detection" : "classification", r->dataset);
             return -1;
@@ -154,23 +154,23 @@ static const char *vanished(const fs_trainreq *req)
 }
 
 /* Writes the trained model and its evaluation into two new temp files
- * (names in tmpm, tmpe). 0; or -1 with code ("storeFull" when the disk is
+ * (names in tmpm, tmpe). 0; or -1 with code (FS_CODE_STORE_FULL when the disk is
  * full) and msg set and no temp file left. */
 static int write_model_files(const fs_recipe_model *model, const char *eval, char *tmpm,
-                             char *tmpe, char *code, size_t ncode, char *msg, size_t nmsg)
+                             char *tmpe, fs_code *code, char *msg, size_t nmsg)
 {
     tmpe[0] = '\0';
     int fd = fs_tmp_create(tmpm, FS_PATH_MAX);
     if (fd < 0) {
-        snprintf(code, ncode, "%s", fs_disk_full(-fd) ? "storeFull" : "unknown");
+        *code = fs_disk_full(-fd) ? FS_CODE_STORE_FULL : FS_CODE_UNKNOWN;
         snprintf(msg, nmsg, "saving the model: %s", strerror(-fd));
         return -1;
     }
     close(fd);
-    fs_recipe_err err = {{0}, {0}};
+    fs_recipe_err err = {0};
     if (fs_recipe_save(model, tmpm, &err) != FS_RECIPE_OK) {
         unlink(tmpm);
-        snprintf(code, ncode, "%s", err.code[0] ? err.code : "unknown");
+        *code = err.code ? err.code : FS_CODE_UNKNOWN;
         snprintf(msg, nmsg, "saving the model: %s", err.msg);
         return -1;
     }
@@ -186,7 +186,7 @@ static int write_model_files(const fs_recipe_model *model, const char *eval, cha
     if (rc) {
         unlink(tmpm);
         tmpe[0] = '\0';
-        snprintf(code, ncode, "%s", fs_disk_full(-rc) ? "storeFull" : "unknown");
+        *code = fs_disk_full(-rc) ? FS_CODE_STORE_FULL : FS_CODE_UNKNOWN;
         snprintf(msg, nmsg, "saving evaluation.json: %s", strerror(-rc));
         return -1;
     }
@@ -219,7 +219,8 @@ static void tjob_run(void *arg)
             req.test_dataset[0] ? "\"" : "", fs_model_kind_name(req.kind),
             req.budget_seconds / 60.0);
 
-    char code[48] = "", msg[480] = "";
+    fs_code code = FS_CODE_NONE;
+    char msg[480] = "";
     const fs_recipe *r = NULL;
     fs_models_ds *tr = NULL, *te = NULL;
     const fs_recipe_dataset *trv = NULL, *tev = NULL;
@@ -230,16 +231,16 @@ static void tjob_run(void *arg)
     int nb = 0;
     fs_models_ds_err de = {{0}};
     fs_models_ds_status ds;
-    if (mdl_request_check(&req, &r, code, sizeof code, msg, sizeof msg) == 0) {
+    if (mdl_request_check(&req, &r, &code, msg, sizeof msg) == 0) {
         if ((ds = fs_models_ds_open(req.dataset, &tr, &trv, &de)) != FS_MDS_OK) {
-            snprintf(code, sizeof code, "%s", ds_code(ds));
+            code = ds_code(ds);
             snprintf(msg, sizeof msg, "%s", de.msg);
         } else if (req.test_dataset[0] &&
                    (ds = fs_models_ds_open(req.test_dataset, &te, &tev, &de)) != FS_MDS_OK) {
-            snprintf(code, sizeof code, "%s", ds_code(ds));
+            code = ds_code(ds);
             snprintf(msg, sizeof msg, "test dataset: %s", de.msg);
         } else if ((nb = fs_models_backbones_list(&dirs)) == 0) {
-            snprintf(code, sizeof code, "unknown");
+            code = FS_CODE_UNKNOWN;
             snprintf(msg, sizeof msg,
                      "no backbone is installed (run scripts/fetch-backbones.sh, or cp -r one "
                      "into backbones/)");
@@ -260,13 +261,13 @@ static void tjob_run(void *arg)
                           .progress = tjob_progress,
                           .log = tjob_log},
             };
-            fs_recipe_err err = {{0}, {0}};
+            fs_recipe_err err = {0};
             st = fs_recipe_train(r, &in, &model, &eval, &err);
-            snprintf(code, sizeof code, "%s", err.code[0] ? err.code : "unknown");
+            code = err.code ? err.code : FS_CODE_UNKNOWN;
             snprintf(msg, sizeof msg, "%s", err.msg);
             const char *gone = st == FS_RECIPE_EFAIL ? vanished(&req) : NULL;
             if (gone) {
-                snprintf(code, sizeof code, "datasetNotFound");
+                code = FS_CODE_DATASET_NOT_FOUND;
                 snprintf(msg, sizeof msg,
                          "dataset \"%s\" was removed or renamed while the model trained on "
                          "it; write train.json again to train on what is there now",
@@ -286,17 +287,16 @@ static void tjob_run(void *arg)
     if (st == FS_RECIPE_OK && !stale && !cancelled && !stopping) {
         char tmpm[FS_PATH_MAX], tmpe[FS_PATH_MAX] = "";
         int ok =
-            write_model_files(model, eval, tmpm, tmpe, code, sizeof code, msg, sizeof msg) == 0;
-        if (!ok && strcmp(code, "storeFull") == 0) {
+            write_model_files(model, eval, tmpm, tmpe, &code, msg, sizeof msg) == 0;
+        if (!ok && code == FS_CODE_STORE_FULL) {
             /* the feature cache yields to model files: it only saves time */
             char cdir[FS_PATH_MAX];
             cache_dir(cdir, sizeof cdir);
             fs_remove_tree(cdir);
             mdl_log(m, "the store's disk is full: removed the feature cache to make room");
-            ok = write_model_files(model, eval, tmpm, tmpe, code, sizeof code, msg,
-                                   sizeof msg) == 0;
+            ok = write_model_files(model, eval, tmpm, tmpe, &code, msg, sizeof msg) == 0;
         }
-        if (!ok && strcmp(code, "storeFull") == 0) {
+        if (!ok && code == FS_CODE_STORE_FULL) {
             fs_store_release_reserve(); /* room to write the failure down */
             snprintf(msg, sizeof msg,
                      "the store's disk is full, the model could not be saved: free space "
@@ -354,12 +354,12 @@ static void tjob_run(void *arg)
                 unlink(tmpe);
             pthread_mutex_lock(&g_models.mu);
             if (!tjob_stale_locked(j))
-                mdl_fail_locked(m, code[0] ? code : "unknown",
+                mdl_fail_locked(m, code ? code : FS_CODE_UNKNOWN,
                                 msg[0] ? msg : "cannot write the model files");
             pthread_mutex_unlock(&g_models.mu);
             mdl_persist(m);
             mdl_publish(m);
-            mdl_log(m, "failed: %s: %s", code[0] ? code : "unknown", msg);
+            mdl_log(m, "failed: %s: %s", fs_code_name(code ? code : FS_CODE_UNKNOWN), msg);
         }
     } else if (stale) {
         /* superseded by a newer train.json, or the model was deleted */
@@ -381,7 +381,7 @@ static void tjob_run(void *arg)
         pthread_mutex_unlock(&g_models.mu);
         mdl_persist(m);
         mdl_publish(m);
-        mdl_log(m, "failed: %s: %s", code, msg);
+        mdl_log(m, "failed: %s: %s", fs_code_name(code), msg);
     }
     fs_recipe_model_free(model);
     free(eval);
