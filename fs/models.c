@@ -69,10 +69,26 @@ int mdl_split_rel(const char *rel, char *name, const char **sub)
     return 0;
 }
 
-/* A generated output in predict/: X.json or X.boxes.jpg. */
-int mdl_is_predict_output(const char *sub)
+size_t mdl_result_suffix(const char *sub)
 {
-    return fs_ends_with(sub, ".json") || fs_ends_with(sub, ".boxes.jpg");
+    if (fs_ends_with(sub, MDL_RESULT_SUFFIX))
+        return strlen(MDL_RESULT_SUFFIX);
+    return fs_ends_with(sub, MDL_BOXES_SUFFIX) ? strlen(MDL_BOXES_SUFFIX) : 0;
+}
+
+const mdl_file mdl_files[] = {
+    {"status", 1},          {"status.json", 1}, {"log", 1},
+    {"evaluation.json", 1}, {"predict", 0},     {"evaluations", 0},
+    {"model.safetensors", 0}, /* read-only while trained or training (see is_readonly) */
+    {NULL, 0},
+};
+
+const mdl_file *mdl_file_find(const char *name)
+{
+    for (const mdl_file *f = mdl_files; f->name; f++)
+        if (strcmp(f->name, name) == 0)
+            return f;
+    return NULL;
 }
 
 /* ---- records ---------------------------------------------------------- */

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -71,7 +72,7 @@ static int has_user_files(const char *dir, int predict)
             continue;
         if (S_ISDIR(st.st_mode))
             found = has_user_files(sub, predict);
-        else if (!predict || !mdl_is_predict_output(n))
+        else if (!predict || !mdl_result_suffix(n))
             found = 1;
     }
     closedir(d);
@@ -97,7 +98,7 @@ static void clear_outputs(const char *dir, int remove_self)
             continue;
         if (S_ISDIR(st.st_mode))
             clear_outputs(sub, 1);
-        else if (mdl_is_predict_output(n))
+        else if (mdl_result_suffix(n))
             unlink(sub);
     }
     closedir(d);
@@ -126,12 +127,8 @@ static int models_rmdir_item(const char *name)
     struct dirent *e;
     while (d && !rc && (e = readdir(d))) {
         const char *n = e->d_name;
-        static const char *const gen[] = {"status",           "status.json", "log",
-                                          "evaluation.json",  "predict",     "evaluations",
-                                          "model.safetensors"};
-        int known = strcmp(n, ".") == 0 || strcmp(n, "..") == 0 || strncmp(n, ".vfs", 4) == 0;
-        for (size_t i = 0; i < sizeof gen / sizeof gen[0]; i++)
-            known |= strcmp(n, gen[i]) == 0;
+        int known = strcmp(n, ".") == 0 || strcmp(n, "..") == 0 || strncmp(n, ".vfs", 4) == 0 ||
+                    mdl_file_find(n);
         if (!known)
             rc = -ENOTEMPTY;
     }
@@ -262,8 +259,8 @@ static int models_is_readonly(const char *rel)
     const char *sub;
     if (mdl_split_rel(rel, name, &sub) || !*sub)
         return 0;
-    if (strcmp(sub, "status") == 0 || strcmp(sub, "status.json") == 0 || strcmp(sub, "log") == 0 ||
-        strcmp(sub, "evaluation.json") == 0)
+    const mdl_file *f = mdl_file_find(sub);
+    if (f && f->readonly)
         return 1;
     if (strcmp(sub, "model.safetensors") == 0) {
         mdl *m = mdl_get(name);
@@ -276,13 +273,14 @@ static int models_is_readonly(const char *rel)
         return ro;
     }
     if (strncmp(sub, "predict/", 8) == 0) {
-        if (!mdl_is_predict_output(sub))
+        size_t suffix = mdl_result_suffix(sub);
+        if (!suffix)
             return 0;
         /* the result of an image that was removed: the user may delete it
          * (rm -r and rm of a glob meet results after their images) */
         char img[FS_PATH_MAX], path[FS_PATH_MAX];
         snprintf(img, sizeof img, "%s", rel);
-        img[strlen(img) - (fs_ends_with(img, ".json") ? 5 : 10)] = '\0';
+        img[strlen(img) - suffix] = '\0';
         struct stat st;
         return fs_store_path(path, sizeof path, "models", img) != 0 || lstat(path, &st) == 0;
     }
@@ -303,13 +301,13 @@ static int models_check_create(const char *rel)
     const char *img = sub + 8;
     if (strchr(img, '/'))
         return 0;
-    if (strlen(img) + strlen(".boxes.jpg") > 255)
+    if (strlen(img) + strlen(MDL_BOXES_SUFFIX) > NAME_MAX)
         return -ENAMETOOLONG;
-    if (mdl_is_predict_output(img)) {
+    if (mdl_result_suffix(img)) {
         mdl *m = mdl_get(name);
         if (m) {
             mdl_log(m,
-                    "predict/%.200s refused: names ending in .json or .boxes.jpg are "
+                    "predict/%.200s refused: names ending in " MDL_RESULT_SUFFIX " or " MDL_BOXES_SUFFIX " are "
                     "results (rename the image)",
                     img);
             mdl_unref(m);
@@ -340,9 +338,13 @@ static int models_is_visible(const char *rel)
     return vis;
 }
 
+/* An imported model.safetensors may be this large: it may carry fine-tuned
+ * backbone layers besides its head (other files keep the 20 MB default). */
+#define MODEL_FILE_MAX_BYTES ((int64_t)1 << 30)
+
 static int64_t models_max_size(const char *rel)
 {
-    return fs_ends_with(rel, "/model.safetensors") ? (int64_t)1 << 30 : 0;
+    return fs_ends_with(rel, "/model.safetensors") ? MODEL_FILE_MAX_BYTES : 0;
 }
 
 /* Reads the committed or temp train.json and checks it fully. Returns 0 or
@@ -490,7 +492,7 @@ static void models_committed(const char *rel)
             mdl_publish(m);
             mdl_log(m, "imported model.safetensors (%s, %s)", s->recipe->kind, s->about);
         }
-    } else if (strncmp(sub, "predict/", 8) == 0 && !mdl_is_predict_output(sub)) {
+    } else if (strncmp(sub, "predict/", 8) == 0 && !mdl_result_suffix(sub)) {
         mdl_predict_queue(m, sub);
     }
     mdl_unref(m);
@@ -530,14 +532,13 @@ static int models_open_read(const char *rel)
 {
     const char *sub;
     char name[FS_TRQ_NAME_MAX + 1];
-    if (mdl_split_rel(rel, name, &sub) || strncmp(sub, "predict/", 8) != 0 || !mdl_is_predict_output(sub))
+    size_t suffix;
+    if (mdl_split_rel(rel, name, &sub) || strncmp(sub, "predict/", 8) != 0 ||
+        !(suffix = mdl_result_suffix(sub)))
         return 0;
     char img[FS_PATH_MAX];
     snprintf(img, sizeof img, "%s", sub);
-    if (fs_ends_with(img, ".json"))
-        img[strlen(img) - 5] = '\0';
-    else
-        img[strlen(img) - 10] = '\0';
+    img[strlen(img) - suffix] = '\0';
     mdl *m = mdl_get(name);
     if (!m)
         return 0;
@@ -574,7 +575,7 @@ static void rescan_predict(mdl *m, const char *dir, const char *sub)
             continue;
         if (S_ISDIR(st.st_mode)) {
             rescan_predict(m, p, s);
-        } else if (!mdl_is_predict_output(n)) {
+        } else if (!mdl_result_suffix(n)) {
             char out[FS_PATH_MAX + 8];
             snprintf(out, sizeof out, "%s.json", p);
             if (stat(out, &st) != 0 || st.st_size == 0)

@@ -115,8 +115,22 @@ mdl *mdl_find_locked(const char *name);
 void mdl_unref(mdl *m);
 /* Splits "NAME/sub" into name (copied) and sub (borrowed; "" when none). */
 int mdl_split_rel(const char *rel, char *name, const char **sub);
-/* A generated output in predict/: X.json or X.boxes.jpg. */
-int mdl_is_predict_output(const char *sub);
+/* The results of image X in predict/: X.json, and X.boxes.jpg for detectors. */
+#define MDL_RESULT_SUFFIX ".json"
+#define MDL_BOXES_SUFFIX ".boxes.jpg"
+/* The length of the result suffix sub ends in; 0 when sub is not a result. */
+size_t mdl_result_suffix(const char *sub);
+
+/* The files and folders the area makes in a model's folder (the user's own
+ * are train.json, and model.safetensors when imported). The one list: a
+ * model folder holding nothing else is removed by rmdir; readonly ones are
+ * never written by the user. */
+typedef struct mdl_file {
+    const char *name;
+    int readonly;
+} mdl_file;
+extern const mdl_file mdl_files[]; /* ends with {NULL} */
+const mdl_file *mdl_file_find(const char *name);
 /* The store path of file `sub` of the model (g_models.mu held). */
 int mdl_path_locked(const mdl *m, const char *sub, char *out, size_t n);
 /* The same for a caller holding m->files (shared or exclusive), which keeps

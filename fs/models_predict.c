@@ -187,11 +187,11 @@ static void pjob_run(void *arg)
     struct stat st;
     if (json && stat(img, &st) == 0) {
         char out[FS_PATH_MAX];
-        snprintf(out, sizeof out, "%s.json", j->p->rel);
+        snprintf(out, sizeof out, "%s" MDL_RESULT_SUFFIX, j->p->rel);
         if (pred.boxes_jpg) {
-            snprintf(out, sizeof out, "%s.boxes.jpg", j->p->rel);
+            snprintf(out, sizeof out, "%s" MDL_BOXES_SUFFIX, j->p->rel);
             mdl_put(m, out, pred.boxes_jpg, pred.boxes_jpg_len);
-            snprintf(out, sizeof out, "%s.json", j->p->rel);
+            snprintf(out, sizeof out, "%s" MDL_RESULT_SUFFIX, j->p->rel);
         }
         int rc = mdl_put(m, out, json, strlen(json));
         if (fs_disk_full(-rc)) {

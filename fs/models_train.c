@@ -193,177 +193,243 @@ static int write_model_files(const fs_recipe_model *model, const char *eval, cha
     return 0;
 }
 
-static void tjob_run(void *arg)
+/* One training run, from the queue to its end. */
+typedef struct run {
+    tjob *j;
+    mdl *m;
+    fs_trainreq req;
+    int version;
+    const fs_recipe *r;
+    fs_models_ds *tr, *te; /* snapshots (with hard links to their images) */
+    const fs_recipe_dataset *trv, *tev;
+    char **dirs; /* installed backbones */
+    int nb;
+    fs_recipe_model *model;
+    char *eval;
+    fs_recipe_status st;
+    fs_code code;
+    char msg[480];
+} run;
+
+static void run_fail(run *x, fs_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void run_fail(run *x, fs_code code, const char *fmt, ...)
 {
-    tjob *j = arg;
-    mdl *m = j->m;
+    x->st = FS_RECIPE_EFAIL;
+    x->code = code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(x->msg, sizeof x->msg, fmt, ap);
+    va_end(ap);
+}
+
+/* Takes the run off the queue; 0, or -1 when it has nothing to do (stale,
+ * cancelled, unmounting). */
+static int run_begin(run *x)
+{
+    mdl *m = x->m;
     pthread_mutex_lock(&g_models.mu);
-    if (tjob_stale_locked(j) || m->cancel || g_models.stopping) {
-        pthread_mutex_unlock(&g_models.mu);
+    int go = !tjob_stale_locked(x->j) && !m->cancel && !g_models.stopping;
+    if (go) {
+        m->queued = 0;
+        m->running = 1;
+        x->req = m->req;
+        x->version = m->version;
+    }
+    pthread_mutex_unlock(&g_models.mu);
+    return go ? 0 : -1;
+}
+
+/* The request checked again, the datasets snapshotted (their images linked,
+ * so a rm -r or mv of a dataset from here on does not disturb the run) and
+ * the backbones listed. 0, or -1 with the failure in x. */
+static int run_open_data(run *x)
+{
+    fs_models_ds_err de = {{0}};
+    fs_models_ds_status ds;
+    if (mdl_request_check(&x->req, &x->r, &x->code, x->msg, sizeof x->msg) != 0) {
+        x->st = FS_RECIPE_EFAIL;
+    } else if ((ds = fs_models_ds_open(x->req.dataset, &x->tr, &x->trv, &de)) != FS_MDS_OK) {
+        run_fail(x, ds_code(ds), "%s", de.msg);
+    } else if (x->req.test_dataset[0] &&
+               (ds = fs_models_ds_open(x->req.test_dataset, &x->te, &x->tev, &de)) != FS_MDS_OK) {
+        run_fail(x, ds_code(ds), "test dataset: %s", de.msg);
+    } else if ((x->nb = fs_models_backbones_list(&x->dirs)) == 0) {
+        run_fail(x, FS_CODE_UNKNOWN,
+                 "no backbone is installed (run scripts/fetch-backbones.sh, or cp -r one into "
+                 "backbones/)");
+    } else {
+        return 0;
+    }
+    return -1;
+}
+
+/* status says "training" once the run holds its data. 0, or -1 when a
+ * cancel or a newer train.json came first. */
+static int run_announce(run *x)
+{
+    mdl *m = x->m;
+    pthread_mutex_lock(&g_models.mu);
+    int go = !tjob_stale_locked(x->j) && !m->cancel;
+    if (go) {
+        m->state = ST_TRAINING;
+        m->has_prog = 0;
+        m->restarted_run = x->j->restarted;
+    }
+    pthread_mutex_unlock(&g_models.mu);
+    if (!go) {
+        x->st = FS_RECIPE_EABORTED;
+        return -1;
+    }
+    mdl_persist(m);
+    mdl_publish(m);
+    const fs_trainreq *q = &x->req;
+    if (x->j->restarted)
+        mdl_log(m, "restarted: the daemon stopped while version %d was training", x->version);
+    mdl_log(m, "training version %d on dataset \"%s\"%s%s%s, kind %s, budget %.1f minutes of CPU",
+            x->version, q->dataset, q->test_dataset[0] ? ", testing on \"" : "", q->test_dataset,
+            q->test_dataset[0] ? "\"" : "", fs_model_kind_name(q->kind), q->budget_seconds / 60.0);
+    return 0;
+}
+
+static void run_train(run *x)
+{
+    char cdir[FS_PATH_MAX];
+    cache_dir(cdir, sizeof cdir);
+    fs_recipe_train_in in = {
+        .train = x->trv,
+        .test = x->tev,
+        .budget_seconds = x->req.budget_seconds,
+        .threads = fs_ncpu(),
+        .seed = 0,
+        .cache_dir = cdir,
+        .backbone_dirs = (const char *const *)x->dirs,
+        .nbackbones = x->nb,
+        .hooks = {.ctx = x->j, .abort = tjob_abort, .progress = tjob_progress, .log = tjob_log},
+    };
+    fs_recipe_err err = {0};
+    x->st = fs_recipe_train(x->r, &in, &x->model, &x->eval, &err);
+    x->code = err.code ? err.code : FS_CODE_UNKNOWN;
+    snprintf(x->msg, sizeof x->msg, "%s", err.msg);
+    const char *gone = x->st == FS_RECIPE_EFAIL ? vanished(&x->req) : NULL;
+    if (gone)
+        run_fail(x, FS_CODE_DATASET_NOT_FOUND,
+                 "dataset \"%s\" was removed or renamed while the model trained on it; write "
+                 "train.json again to train on what is there now",
+                 gone);
+}
+
+/* The model files in two temp files; on a full disk the feature cache
+ * (which only saves time) is removed and the write tried once more. 0, or
+ * -1 with the failure in x. */
+static int run_save(run *x, char *tmpm, char *tmpe)
+{
+    if (write_model_files(x->model, x->eval, tmpm, tmpe, &x->code, x->msg, sizeof x->msg) == 0)
+        return 0;
+    if (x->code != FS_CODE_STORE_FULL)
+        return -1;
+    char cdir[FS_PATH_MAX];
+    cache_dir(cdir, sizeof cdir);
+    fs_remove_tree(cdir);
+    mdl_log(x->m, "the store's disk is full: removed the feature cache to make room");
+    if (write_model_files(x->model, x->eval, tmpm, tmpe, &x->code, x->msg, sizeof x->msg) == 0)
+        return 0;
+    if (x->code == FS_CODE_STORE_FULL) {
+        fs_store_release_reserve(); /* room to write the failure down */
+        snprintf(x->msg, sizeof x->msg,
+                 "the store's disk is full, the model could not be saved: free space there, "
+                 "then write train.json again");
+    }
+    return -1;
+}
+
+/* Renames the saved files into the model's folder and serves the new model,
+ * unless the run went stale meanwhile. 0, or -errno. */
+static int run_commit(run *x, const char *tmpm, const char *tmpe)
+{
+    mdl *m = x->m;
+    srv *nsrv = srv_new(x->model); /* takes the model, also on failure */
+    x->model = NULL;
+    if (!nsrv)
+        return -ENOMEM;
+    srv *old = NULL;
+    /* shared m->files: the run cannot become stale while it commits */
+    pthread_rwlock_rdlock(&m->files);
+    pthread_mutex_lock(&g_models.mu);
+    char pm[FS_PATH_MAX], pe[FS_PATH_MAX];
+    int rc = tjob_stale_locked(x->j) ? -ESTALE : 0;
+    if (rc == 0)
+        rc = mdl_path_locked(m, "model.safetensors", pm, sizeof pm);
+    if (rc == 0)
+        rc = mdl_path_locked(m, "evaluation.json", pe, sizeof pe);
+    pthread_mutex_unlock(&g_models.mu);
+    if (rc == 0 && (rename(tmpm, pm) != 0 || rename(tmpe, pe) != 0))
+        rc = -errno;
+    pthread_mutex_lock(&g_models.mu);
+    if (rc == 0) {
+        srv_unref_locked(m->srv, &old);
+        m->srv = nsrv;
+        nsrv = NULL;
+        m->has_model = 1;
+        m->imported = 0;
+        m->served_version = x->version;
+        m->state = ST_SUCCEEDED;
+        snprintf(m->kind, sizeof m->kind, "%s", x->r->kind);
+    }
+    pthread_mutex_unlock(&g_models.mu);
+    pthread_rwlock_unlock(&m->files);
+    srv_free(old);
+    if (nsrv)
+        srv_put(nsrv);
+    return rc;
+}
+
+/* A trained model: saved, committed and announced. */
+static void run_finish(run *x)
+{
+    mdl *m = x->m;
+    char tmpm[FS_PATH_MAX] = "", tmpe[FS_PATH_MAX] = "";
+    int rc = run_save(x, tmpm, tmpe) == 0 ? run_commit(x, tmpm, tmpe) : -1;
+    if (rc != -1) { /* run_save leaves nothing behind when it fails */
+        unlink(tmpm);
+        unlink(tmpe);
+    }
+    if (rc == 0) {
+        mdl_mkdir(m, "predict");
+        mdl_mkdir(m, "evaluations");
+        mdl_persist(m);
+        mdl_publish(m);
+        mdl_log(m, "succeeded: version %d is now serving predict/", x->version);
+        fs_store_reserve(); /* given back if a full disk took it */
         return;
     }
-    m->queued = 0;
-    m->running = 1;
-    m->state = ST_TRAINING;
-    m->has_prog = 0;
-    m->restarted_run = j->restarted;
-    fs_trainreq req = m->req;
-    int version = m->version;
+    if (rc == -ESTALE)
+        return; /* superseded while saving */
+    if (rc == -1 && !x->msg[0])
+        snprintf(x->msg, sizeof x->msg, "cannot write the model files");
+    if (rc < -1)
+        run_fail(x, FS_CODE_UNKNOWN, "cannot write the model files: %s", strerror(-rc));
+    pthread_mutex_lock(&g_models.mu);
+    if (!tjob_stale_locked(x->j))
+        mdl_fail_locked(m, x->code ? x->code : FS_CODE_UNKNOWN, x->msg);
     pthread_mutex_unlock(&g_models.mu);
     mdl_persist(m);
     mdl_publish(m);
-    if (j->restarted)
-        mdl_log(m, "restarted: the daemon stopped while version %d was training", version);
-    mdl_log(m, "training version %d on dataset \"%s\"%s%s%s, kind %s, budget %.1f minutes of CPU",
-            version, req.dataset, req.test_dataset[0] ? ", testing on \"" : "", req.test_dataset,
-            req.test_dataset[0] ? "\"" : "", fs_model_kind_name(req.kind),
-            req.budget_seconds / 60.0);
+    mdl_log(m, "failed: %s: %s", fs_code_name(x->code ? x->code : FS_CODE_UNKNOWN), x->msg);
+}
 
-    fs_code code = FS_CODE_NONE;
-    char msg[480] = "";
-    const fs_recipe *r = NULL;
-    fs_models_ds *tr = NULL, *te = NULL;
-    const fs_recipe_dataset *trv = NULL, *tev = NULL;
-    fs_recipe_model *model = NULL;
-    char *eval = NULL;
-    fs_recipe_status st = FS_RECIPE_EFAIL;
-    char **dirs = NULL;
-    int nb = 0;
-    fs_models_ds_err de = {{0}};
-    fs_models_ds_status ds;
-    if (mdl_request_check(&req, &r, &code, msg, sizeof msg) == 0) {
-        if ((ds = fs_models_ds_open(req.dataset, &tr, &trv, &de)) != FS_MDS_OK) {
-            code = ds_code(ds);
-            snprintf(msg, sizeof msg, "%s", de.msg);
-        } else if (req.test_dataset[0] &&
-                   (ds = fs_models_ds_open(req.test_dataset, &te, &tev, &de)) != FS_MDS_OK) {
-            code = ds_code(ds);
-            snprintf(msg, sizeof msg, "test dataset: %s", de.msg);
-        } else if ((nb = fs_models_backbones_list(&dirs)) == 0) {
-            code = FS_CODE_UNKNOWN;
-            snprintf(msg, sizeof msg,
-                     "no backbone is installed (run scripts/fetch-backbones.sh, or cp -r one "
-                     "into backbones/)");
-        } else {
-            char cdir[FS_PATH_MAX];
-            cache_dir(cdir, sizeof cdir);
-            fs_recipe_train_in in = {
-                .train = trv,
-                .test = tev,
-                .budget_seconds = req.budget_seconds,
-                .threads = fs_ncpu(),
-                .seed = 0,
-                .cache_dir = cdir,
-                .backbone_dirs = (const char *const *)dirs,
-                .nbackbones = nb,
-                .hooks = {.ctx = j,
-                          .abort = tjob_abort,
-                          .progress = tjob_progress,
-                          .log = tjob_log},
-            };
-            fs_recipe_err err = {0};
-            st = fs_recipe_train(r, &in, &model, &eval, &err);
-            code = err.code ? err.code : FS_CODE_UNKNOWN;
-            snprintf(msg, sizeof msg, "%s", err.msg);
-            const char *gone = st == FS_RECIPE_EFAIL ? vanished(&req) : NULL;
-            if (gone) {
-                code = FS_CODE_DATASET_NOT_FOUND;
-                snprintf(msg, sizeof msg,
-                         "dataset \"%s\" was removed or renamed while the model trained on "
-                         "it; write train.json again to train on what is there now",
-                         gone);
-            }
-        }
-    }
-    fs_models_ds_close(tr);
-    fs_models_ds_close(te);
-    fs_models_backbones_free(dirs, nb);
-
+/* How the run ended, written down: succeeded, cancelled, stopped or failed. */
+static void run_end(run *x)
+{
+    mdl *m = x->m;
     pthread_mutex_lock(&g_models.mu);
-    int stale = tjob_stale_locked(j), cancelled = m->cancel, stopping = g_models.stopping;
+    int stale = tjob_stale_locked(x->j), cancelled = m->cancel, stopping = g_models.stopping;
     m->running = 0;
     pthread_mutex_unlock(&g_models.mu);
-
-    if (st == FS_RECIPE_OK && !stale && !cancelled && !stopping) {
-        char tmpm[FS_PATH_MAX], tmpe[FS_PATH_MAX] = "";
-        int ok =
-            write_model_files(model, eval, tmpm, tmpe, &code, msg, sizeof msg) == 0;
-        if (!ok && code == FS_CODE_STORE_FULL) {
-            /* the feature cache yields to model files: it only saves time */
-            char cdir[FS_PATH_MAX];
-            cache_dir(cdir, sizeof cdir);
-            fs_remove_tree(cdir);
-            mdl_log(m, "the store's disk is full: removed the feature cache to make room");
-            ok = write_model_files(model, eval, tmpm, tmpe, &code, msg, sizeof msg) == 0;
-        }
-        if (!ok && code == FS_CODE_STORE_FULL) {
-            fs_store_release_reserve(); /* room to write the failure down */
-            snprintf(msg, sizeof msg,
-                     "the store's disk is full, the model could not be saved: free space "
-                     "there, then write train.json again");
-        }
-        srv *nsrv = NULL;
-        if (ok) {
-            nsrv = srv_new(model); /* takes the model, also on failure */
-            model = NULL;
-        }
-        if (ok && nsrv) {
-            srv *old = NULL;
-            /* shared m->files: the run cannot become stale while it commits */
-            pthread_rwlock_rdlock(&m->files);
-            pthread_mutex_lock(&g_models.mu);
-            char pm[FS_PATH_MAX], pe[FS_PATH_MAX];
-            int rc = tjob_stale_locked(j) ? -ESTALE : 0;
-            if (rc == 0)
-                rc = mdl_path_locked(m, "model.safetensors", pm, sizeof pm);
-            if (rc == 0)
-                rc = mdl_path_locked(m, "evaluation.json", pe, sizeof pe);
-            pthread_mutex_unlock(&g_models.mu);
-            if (rc == 0 && (rename(tmpm, pm) != 0 || rename(tmpe, pe) != 0))
-                rc = -errno;
-            pthread_mutex_lock(&g_models.mu);
-            if (rc == 0) {
-                srv_unref_locked(m->srv, &old);
-                m->srv = nsrv;
-                nsrv = NULL;
-                m->has_model = 1;
-                m->imported = 0;
-                m->served_version = version;
-                m->state = ST_SUCCEEDED;
-                snprintf(m->kind, sizeof m->kind, "%s", r->kind);
-            }
-            pthread_mutex_unlock(&g_models.mu);
-            pthread_rwlock_unlock(&m->files);
-            unlink(tmpm);
-            unlink(tmpe);
-            srv_free(old);
-            if (nsrv) {
-                srv_put(nsrv);
-            }
-            if (rc == 0) {
-                mdl_mkdir(m, "predict");
-                mdl_mkdir(m, "evaluations");
-                mdl_persist(m);
-                mdl_publish(m);
-                mdl_log(m, "succeeded: version %d is now serving predict/", version);
-                fs_store_reserve(); /* given back if a full disk took it */
-            }
-        } else {
-            unlink(tmpm);
-            if (tmpe[0])
-                unlink(tmpe);
-            pthread_mutex_lock(&g_models.mu);
-            if (!tjob_stale_locked(j))
-                mdl_fail_locked(m, code ? code : FS_CODE_UNKNOWN,
-                                msg[0] ? msg : "cannot write the model files");
-            pthread_mutex_unlock(&g_models.mu);
-            mdl_persist(m);
-            mdl_publish(m);
-            mdl_log(m, "failed: %s: %s", fs_code_name(code ? code : FS_CODE_UNKNOWN), msg);
-        }
-    } else if (stale) {
-        /* superseded by a newer train.json, or the model was deleted */
-    } else if (st == FS_RECIPE_EABORTED || st == FS_RECIPE_OK) {
+    if (stale)
+        return; /* superseded by a newer train.json, or the model was deleted */
+    if (x->st == FS_RECIPE_OK && !cancelled && !stopping) {
+        run_finish(x);
+    } else if (x->st == FS_RECIPE_EABORTED || x->st == FS_RECIPE_OK) {
         if (cancelled) {
             pthread_mutex_lock(&g_models.mu);
             m->state = ST_CANCELLED;
@@ -377,14 +443,27 @@ static void tjob_run(void *arg)
         }
     } else {
         pthread_mutex_lock(&g_models.mu);
-        mdl_fail_locked(m, code, msg[0] ? msg : "training failed");
+        mdl_fail_locked(m, x->code, x->msg[0] ? x->msg : "training failed");
         pthread_mutex_unlock(&g_models.mu);
         mdl_persist(m);
         mdl_publish(m);
-        mdl_log(m, "failed: %s: %s", fs_code_name(code), msg);
+        mdl_log(m, "failed: %s: %s", fs_code_name(x->code), x->msg);
     }
-    fs_recipe_model_free(model);
-    free(eval);
+}
+
+static void tjob_run(void *arg)
+{
+    run x = {.j = arg, .m = ((tjob *)arg)->m, .st = FS_RECIPE_EFAIL};
+    if (run_begin(&x) != 0)
+        return;
+    if (run_open_data(&x) == 0 && run_announce(&x) == 0)
+        run_train(&x);
+    fs_models_ds_close(x.tr);
+    fs_models_ds_close(x.te);
+    fs_models_backbones_free(x.dirs, x.nb);
+    run_end(&x);
+    fs_recipe_model_free(x.model);
+    free(x.eval);
 }
 
 static void tjob_drop(void *arg)
