@@ -620,8 +620,168 @@ static void ann_list_member(jsonw *w, const char *list)
     jsonw_end(w);
 }
 
-static void verify(ds_entry *e, const char *name, ds_parsed *have, const char *refused,
-                   const char *refused_file, time_t refused_at, verify_out *out)
+/* A refused write the verifier reports (lastRefusedWrite in status.json). */
+typedef struct refusal {
+    const char *msg; /* "" when none */
+    const char *file;
+    time_t at;
+} refusal;
+
+/* The dataset has no annotation file: fetching one (dataset.json), or
+ * empty, or invalid by a refused write. */
+static void verify_without_annotations(const char *name, const char *dir, const refusal *rf,
+                                       verify_out *out)
+{
+    char *fjson = NULL;
+    int fr = fs_fetch_dataset_json_status(name, dir, out->line, sizeof out->line, &fjson);
+    if (fr == 1 || fr == 2) {
+        out->state = fr == 1 ? FS_DS_FETCHING : FS_DS_INVALID;
+        if (fjson)
+            write_status_files(name, out->line, fjson);
+        free(fjson);
+        return;
+    }
+    free(fjson);
+    snprintf(out->line, sizeof out->line, "empty");
+    if (rf->msg[0]) {
+        out->state = FS_DS_INVALID;
+        snprintf(out->line, sizeof out->line, "invalid: datasetAnnotationsInvalid: %.400s",
+                 rf->msg);
+        write_simple_status(name, "invalid", out->line, rf->file, rf->msg, rf->at);
+    } else {
+        write_simple_status(name, "empty", "empty", NULL, NULL, 0);
+    }
+}
+
+/* The parsed annotation file: the one in have when the file has not changed
+ * (a new reference), else parsed again. NULL when it does not parse (status
+ * written). */
+static ds_parsed *verify_parse(const char *name, const char *dir, const char *ann_name,
+                               const struct stat *ast, ds_parsed *have, verify_out *out)
+{
+    if (have && strcmp(have->file, ann_name) == 0 && have->size == ast->st_size &&
+        have->mtime.tv_sec == ast->st_mtim.tv_sec && have->mtime.tv_nsec == ast->st_mtim.tv_nsec) {
+        pthread_mutex_lock(&ds_lock);
+        have->refs++;
+        pthread_mutex_unlock(&ds_lock);
+        return have;
+    }
+    char path[FS_PATH_MAX], why[400], msg[512];
+    if (snprintf(path, sizeof path, "%s/%s", dir, ann_name) >= (int)sizeof path)
+        path[0] = '\0';
+    ds_parsed *ann = parse_file(path, ann_name, why, sizeof why);
+    if (!ann) {
+        out->state = FS_DS_INVALID;
+        snprintf(msg, sizeof msg, "\"%.100s\": %s", ann_name, why);
+        snprintf(out->line, sizeof out->line, "invalid: datasetAnnotationsInvalid: %.470s", msg);
+        write_simple_status(name, "invalid", out->line, ann_name, msg, 0);
+    }
+    return ann;
+}
+
+/* Where a dataset's files are looked up. */
+typedef struct ds_dirs {
+    const char *name; /* the dataset */
+    const char *dir;  /* its store folder */
+    int tfd;          /* that folder (fetched images live there) */
+    int dfd;          /* the folder holding the COCO file (file names are relative to it) */
+    const char *sub;  /* that folder below the top, "" for the top */
+} ds_dirs;
+
+/* Finds image im: in the folder by its file name, or downloaded from its url
+ * (asking the fetcher when it is not there yet). Fills f, and *found with its
+ * path relative to the dataset; *err gets a download error (f->error
+ * borrows it). */
+static void locate_image(ds_entry *e, const ds_dirs *w, const coco_image *im,
+                         coco_image_file *f, char **found, char **err)
+{
+    struct stat st;
+    char full[FS_PATH_MAX], rel[FS_PATH_MAX];
+    int have = 0;
+    if (im->file_name) {
+        coco_candidates cand;
+        coco_diag cd;
+        if (coco_image_candidates(im->file_name, im->file_name_len, &cand, &cd) != COCO_OK)
+            return; /* unsafe name: coco_validate reports it */
+        for (int k = 0; k < cand.n && !have; k++) {
+            if (strncmp(cand.path[k], ".vfs", 4) == 0 ||
+                fstatat(w->dfd, cand.path[k], &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+                !S_ISREG(st.st_mode))
+                continue;
+            have = snprintf(rel, sizeof rel, "%s%s%s", w->sub, w->sub[0] ? "/" : "",
+                            cand.path[k]) < (int)sizeof rel;
+        }
+    }
+    const char *url = have ? NULL : coco_image_fetch_url(im);
+    if (url && fetched_rel(url, rel, sizeof rel) == 0) {
+        if (fstatat(w->tfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
+            have = 1;
+        } else if (snprintf(full, sizeof full, "%s/%s", w->dir, rel) < (int)sizeof full) {
+            char why[256] = "";
+            fs_fetch_state fst = fs_fetch_image(w->name, url, full, why, sizeof why);
+            if (fst == FS_FETCH_DONE && fstatat(w->tfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                S_ISREG(st.st_mode)) {
+                have = 1;
+            } else if (fst == FS_FETCH_FAILED) {
+                f->state = COCO_FILE_FETCH_FAILED;
+                *err = strdup(why[0] ? why : "download failed");
+                f->error = *err;
+                return;
+            } else {
+                f->state = COCO_FILE_FETCHING;
+                return;
+            }
+        }
+    }
+    if (!have || snprintf(full, sizeof full, "%s/%s", w->dir, rel) >= (int)sizeof full) {
+        f->state = COCO_FILE_MISSING;
+        return;
+    }
+    probe_ent *p = probe_lookup(e, rel, &st, full);
+    f->state = COCO_FILE_FOUND;
+    f->size = (uint64_t)st.st_size;
+    *found = strdup(rel);
+    if (p) {
+        if (p->info.format != ENG_IMG_UNKNOWN)
+            f->format = eng_image_format_name(p->info.format);
+        f->width = p->info.width;
+        f->height = p->info.height;
+        f->orientation = p->info.orientation;
+        f->error = p->error;
+    }
+}
+
+/* status.json: our members first (dataset, annotation file, a refused
+ * write), then the report's. A refused write leaves the dataset what its
+ * kept file makes it: the refusal is only reported. */
+static void write_report(const char *name, const char *ann_name, int others, const refusal *rf,
+                         const coco_report *rep, const char *line)
+{
+    jsonw w;
+    jsonw_init(&w, JSONW_PRETTY);
+    jsonw_obj(&w);
+    jsonw_kstr(&w, "dataset", name);
+    jsonw_kstr(&w, "annotationFile", ann_name);
+    if (others) {
+        jsonw_kint(&w, "otherAnnotationFiles", others);
+        ann_list_member(&w, ann_list);
+        jsonw_kstr(&w, "annotationFileNote",
+                   "several .json files at the top: the newest is used; remove the others");
+    }
+    if (rf->msg[0])
+        refused_members(&w, rf->file, rf->msg, rf->at);
+    jsonw_kstr(&w, "statusLine", line);
+    coco_report_json_members(rep, &w);
+    jsonw_end(&w);
+    write_status_jsonw(name, line, &w);
+}
+
+/* Verifies dataset name: finds its annotation file (parsing it unless it is
+ * have, unchanged), locates every image, validates, and writes status and
+ * status.json. out: the state, the status line and, when it got that far,
+ * the parsed file, the report and the found paths (the caller keeps them). */
+static void verify(ds_entry *e, const char *name, ds_parsed *have, const refusal *rf,
+                   verify_out *out)
 {
     memset(out, 0, sizeof *out);
     out->state = FS_DS_EMPTY;
@@ -629,143 +789,46 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const char *r
     char dir[FS_PATH_MAX];
     if (fs_store_path(dir, sizeof dir, AREA, name))
         return;
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dfd < 0)
+    int tfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (tfd < 0)
         return;
-    char ann_name[256];
+    char ann_name[256], sub[256];
     struct stat ast;
     memset(&ast, 0, sizeof ast);
     int others = 0;
-    char sub[256];
-    if (!find_annotation_any(dfd, ann_name, sizeof ann_name, &ast, &others, sub, sizeof sub)) {
-        close(dfd);
-        char *fjson = NULL;
-        int fr = fs_fetch_dataset_json_status(name, dir, out->line, sizeof out->line, &fjson);
-        if (fr == 1 || fr == 2) {
-            out->state = fr == 1 ? FS_DS_FETCHING : FS_DS_INVALID;
-            if (fjson)
-                write_status_files(name, out->line, fjson);
-            free(fjson);
-            return;
-        }
-        free(fjson);
-        snprintf(out->line, sizeof out->line, "empty");
-        if (refused[0]) {
-            out->state = FS_DS_INVALID;
-            snprintf(out->line, sizeof out->line, "invalid: datasetAnnotationsInvalid: %.400s",
-                     refused);
-            write_simple_status(name, "invalid", out->line, refused_file, refused, refused_at);
-        } else {
-            write_simple_status(name, "empty", "empty", NULL, NULL, 0);
-        }
+    ds_parsed *ann = NULL;
+    if (!find_annotation_any(tfd, ann_name, sizeof ann_name, &ast, &others, sub, sizeof sub))
+        verify_without_annotations(name, dir, rf, out);
+    else
+        ann = verify_parse(name, dir, ann_name, &ast, have, out);
+    if (!ann) {
+        close(tfd);
         return;
     }
-    ds_parsed *ann = NULL;
-    if (have && strcmp(have->file, ann_name) == 0 && have->size == ast.st_size &&
-        have->mtime.tv_sec == ast.st_mtim.tv_sec && have->mtime.tv_nsec == ast.st_mtim.tv_nsec) {
-        pthread_mutex_lock(&ds_lock);
-        have->refs++;
-        pthread_mutex_unlock(&ds_lock);
-        ann = have;
-    } else {
-        char path[FS_PATH_MAX], why[400], msg[512];
-        if (snprintf(path, sizeof path, "%s/%s", dir, ann_name) >= (int)sizeof path)
-            path[0] = '\0';
-        ann = parse_file(path, ann_name, why, sizeof why);
-        if (!ann) {
-            close(dfd);
-            out->state = FS_DS_INVALID;
-            snprintf(msg, sizeof msg, "\"%.100s\": %s", ann_name, why);
-            snprintf(out->line, sizeof out->line, "invalid: datasetAnnotationsInvalid: %.470s",
-                     msg);
-            write_simple_status(name, "invalid", out->line, ann_name, msg, 0);
-            return;
-        }
-    }
     out->ann = ann;
-    int tfd = dfd; /* the dataset's top (fetched images live there) */
+    ds_dirs w = {.name = name, .dir = dir, .tfd = tfd, .dfd = tfd, .sub = sub};
     if (sub[0]) {
-        /* file names are relative to the folder holding the COCO file */
         int sfd = openat(tfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (sfd >= 0)
-            dfd = sfd;
+            w.dfd = sfd;
     }
     size_t n = coco_dataset_image_count(ann->coco);
     coco_image_file *files = calloc(n ? n : 1, sizeof *files);
     char **found = calloc(n ? n : 1, sizeof *found);
-    if (!files || !found) {
-        free(files);
-        free(found);
-        close(dfd);
-        out->state = FS_DS_ENOMEM;
-        snprintf(out->line, sizeof out->line, "invalid: datasetCorrupt: out of memory");
-        return;
-    }
-    char **errs = calloc(n ? n : 1, sizeof *errs); /* fetch errors, borrowed by files */
-    for (size_t i = 0; i < n; i++) {
-        const coco_image *im = coco_dataset_image(ann->coco, i);
-        if (!im)
-            continue;
-        struct stat st;
-        char full[FS_PATH_MAX], rel[FS_PATH_MAX];
-        int have = 0;
-        if (im->file_name) {
-            coco_candidates cand;
-            coco_diag cd;
-            if (coco_image_candidates(im->file_name, im->file_name_len, &cand, &cd) != COCO_OK)
-                continue; /* unsafe name: coco_validate reports it */
-            for (int k = 0; k < cand.n && !have; k++) {
-                if (strncmp(cand.path[k], ".vfs", 4) == 0 ||
-                    fstatat(dfd, cand.path[k], &st, AT_SYMLINK_NOFOLLOW) != 0 ||
-                    !S_ISREG(st.st_mode))
-                    continue;
-                have = snprintf(rel, sizeof rel, "%s%s%s", sub, sub[0] ? "/" : "", cand.path[k]) <
-                       (int)sizeof rel;
-            }
-        }
-        const char *url = have ? NULL : coco_image_fetch_url(im);
-        if (url && fetched_rel(url, rel, sizeof rel) == 0) {
-            if (fstatat(tfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode)) {
-                have = 1;
-            } else if (snprintf(full, sizeof full, "%s/%s", dir, rel) < (int)sizeof full) {
-                char err[256] = "";
-                fs_fetch_state fst = fs_fetch_image(name, url, full, err, sizeof err);
-                if (fst == FS_FETCH_DONE && fstatat(tfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
-                    S_ISREG(st.st_mode)) {
-                    have = 1;
-                } else if (fst == FS_FETCH_FAILED) {
-                    files[i].state = COCO_FILE_FETCH_FAILED;
-                    errs[i] = strdup(err[0] ? err : "download failed");
-                    files[i].error = errs[i];
-                    continue;
-                } else {
-                    files[i].state = COCO_FILE_FETCHING;
-                    continue;
-                }
-            }
-        }
-        if (!have || snprintf(full, sizeof full, "%s/%s", dir, rel) >= (int)sizeof full) {
-            files[i].state = COCO_FILE_MISSING;
-            continue;
-        }
-        probe_ent *p = probe_lookup(e, rel, &st, full);
-        files[i].state = COCO_FILE_FOUND;
-        files[i].size = (uint64_t)st.st_size;
-        found[i] = strdup(rel);
-        if (p) {
-            if (p->info.format != ENG_IMG_UNKNOWN)
-                files[i].format = eng_image_format_name(p->info.format);
-            files[i].width = p->info.width;
-            files[i].height = p->info.height;
-            files[i].orientation = p->info.orientation;
-            files[i].error = p->error;
-        }
-    }
-    if (dfd != tfd)
-        close(dfd);
-    close(tfd);
+    char **errs = calloc(n ? n : 1, sizeof *errs); /* download errors, borrowed by files */
     coco_report *rep = NULL;
-    coco_status vs = coco_validate(ann->coco, files, &rep);
+    coco_status vs = COCO_ENOMEM;
+    if (files && found && errs) {
+        for (size_t i = 0; i < n; i++) {
+            const coco_image *im = coco_dataset_image(ann->coco, i);
+            if (im)
+                locate_image(e, &w, im, &files[i], &found[i], &errs[i]);
+        }
+        vs = coco_validate(ann->coco, files, &rep);
+    }
+    if (w.dfd != tfd)
+        close(w.dfd);
+    close(tfd);
     free(files);
     for (size_t i = 0; errs && i < n; i++)
         free(errs[i]);
@@ -780,26 +843,7 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const char *r
     out->state = state_of(sum);
     out->detection = sum->kind == COCO_KIND_DETECTION;
     coco_report_status_line(rep, out->line, sizeof out->line);
-    /* a refused write leaves the dataset what its kept file makes it: the
-     * refusal is only reported (lastRefusedWrite in status.json, the log) */
-    jsonw w;
-    jsonw_init(&w, JSONW_PRETTY);
-    jsonw_obj(&w);
-    /* our members go first: dataset, annotation file, a refused write */
-    jsonw_kstr(&w, "dataset", name);
-    jsonw_kstr(&w, "annotationFile", ann_name);
-    if (others) {
-        jsonw_kint(&w, "otherAnnotationFiles", others);
-        ann_list_member(&w, ann_list);
-        jsonw_kstr(&w, "annotationFileNote",
-                   "several .json files at the top: the newest is used; remove the others");
-    }
-    if (refused[0])
-        refused_members(&w, refused_file, refused, refused_at);
-    jsonw_kstr(&w, "statusLine", out->line);
-    coco_report_json_members(rep, &w);
-    jsonw_end(&w);
-    write_status_jsonw(name, out->line, &w);
+    write_report(name, ann_name, others, rf, rep, out->line);
     out->report = rep;
     out->found = found;
     out->n_found = n;
@@ -850,7 +894,8 @@ static void *verifier_main(void *arg)
         pthread_mutex_unlock(&ds_lock);
 
         verify_out out;
-        verify(e, name, have, refused, refused_file, refused_at, &out);
+        refusal rf = {.msg = refused, .file = refused_file, .at = refused_at};
+        verify(e, name, have, &rf, &out);
         parsed_unref(have);
         malloc_trim(0);
         fs_store_reserve(); /* again, if a full disk took it and there is room now */
@@ -1251,12 +1296,114 @@ void fs_dataset_snapshot_free(fs_ds_snapshot *s)
     free((void *)s->category_ids);
     free((void *)s->name);
     /* the boxes live in one block whose pointer follows the struct */
-    fs_ds_box **blk = (fs_ds_box **)(s + 1);
+    eng_box **blk = (eng_box **)(s + 1);
     free(*blk);
     free(s);
 }
 
 static double clampd(double v, double lo, double hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* The snapshot's categories (names and ids). With for_training, a category
+ * with one image makes the dataset FS_DS_INVALID (why says which). */
+static fs_ds_state snap_categories(fs_ds_snapshot *s, const coco_dataset *cd,
+                                   const coco_report *rep, int for_training, char *why, size_t n)
+{
+    const char **cats = (const char **)s->categories;
+    int64_t *cids = (int64_t *)s->category_ids;
+    fs_ds_state result = FS_DS_READY;
+    for (int c = 0; c < s->ncategories; c++) {
+        const coco_category *cat = coco_dataset_category(cd, (size_t)c);
+        cats[c] = strdup(cat->name ? cat->name : "");
+        cids[c] = cat->id;
+        if (!cats[c])
+            return FS_DS_ENOMEM;
+        if (for_training && coco_report_category_images(rep, (size_t)c) == 1) {
+            if (why && n)
+                snprintf(why, n,
+                         "category \"%s\" has 1 image: training needs at least 2 per category",
+                         cats[c]);
+            result = FS_DS_INVALID;
+        }
+    }
+    return result;
+}
+
+/* The images the report found usable, with their store paths; slot[i] is
+ * image i's place in the snapshot (-1: left out). */
+static fs_ds_state snap_images(fs_ds_snapshot *s, const ds_entry *e, const coco_dataset *cd,
+                               const coco_report *rep, int *slot)
+{
+    eng_sample *imgs = (eng_sample *)s->images;
+    size_t ni = coco_dataset_image_count(cd);
+    int m = 0;
+    for (size_t i = 0; i < ni; i++) {
+        slot[i] = -1;
+        const coco_image *im = coco_dataset_image(cd, i);
+        if (coco_report_image_status(rep, i) != COCO_IMAGE_OK || i >= e->n_found || !e->found[i])
+            continue;
+        char path[FS_PATH_MAX];
+        if (fs_store_path(path, sizeof path, AREA, s->name))
+            continue;
+        size_t pl = strlen(path);
+        snprintf(path + pl, sizeof path - pl, "/%s", e->found[i]);
+        imgs[m].path = strdup(path);
+        if (!imgs[m].path)
+            return FS_DS_ENOMEM;
+        imgs[m].id = im->id;
+        imgs[m].width = (int)im->width;
+        imgs[m].height = (int)im->height;
+        imgs[m].label = -1;
+        slot[i] = m++;
+        s->nimages = m;
+    }
+    return FS_DS_READY;
+}
+
+/* Each image's label (its first annotation without a box) and boxes (in
+ * pixels, clamped to the image), placed contiguously in blk. */
+static void snap_annotations(fs_ds_snapshot *s, const coco_dataset *cd, const int *slot,
+                             int *nbox, eng_box *blk)
+{
+    eng_sample *imgs = (eng_sample *)s->images;
+    size_t na = coco_dataset_annotation_count(cd);
+    for (size_t a = 0; a < na; a++) {
+        const coco_annotation *an = coco_dataset_annotation(cd, a);
+        long ii = coco_dataset_find_image(cd, an->image_id);
+        if (ii >= 0 && slot[ii] >= 0 && an->has_bbox)
+            nbox[slot[ii]]++;
+    }
+    size_t off = 0;
+    for (int k = 0; k < s->nimages; k++) {
+        imgs[k].boxes = blk + off;
+        off += (size_t)nbox[k];
+    }
+    for (size_t a = 0; a < na; a++) {
+        const coco_annotation *an = coco_dataset_annotation(cd, a);
+        long ii = coco_dataset_find_image(cd, an->image_id);
+        long ci = coco_dataset_find_category(cd, an->category_id);
+        if (ii < 0 || slot[ii] < 0 || ci < 0)
+            continue;
+        eng_sample *im = &imgs[slot[ii]];
+        if (!an->has_bbox) {
+            if (im->label < 0)
+                im->label = (int)ci;
+            continue;
+        }
+        double r[4];
+        if (coco_annotation_box_relative(cd, an, r, NULL) != COCO_OK)
+            continue;
+        double x0 = clampd(r[0], 0, 1), y0 = clampd(r[1], 0, 1);
+        double x1 = clampd(r[0] + r[2], 0, 1), y1 = clampd(r[1] + r[3], 0, 1);
+        if (x1 <= x0 || y1 <= y0)
+            continue;
+        eng_box *b = (eng_box *)&im->boxes[im->nboxes++];
+        b->category = (int)ci;
+        b->x = (float)(x0 * im->width);
+        b->y = (float)(y0 * im->height);
+        b->w = (float)((x1 - x0) * im->width);
+        b->h = (float)((y1 - y0) * im->height);
+    }
+}
 
 fs_ds_state fs_dataset_snapshot(const char *name, int for_training, fs_ds_snapshot **out, char *why,
                                 size_t n)
@@ -1270,10 +1417,10 @@ fs_ds_state fs_dataset_snapshot(const char *name, int for_training, fs_ds_snapsh
         return st;
     }
     /* snapshot struct followed by the pointer to its box block */
-    fs_ds_snapshot *s = calloc(1, sizeof *s + sizeof(fs_ds_box *));
+    fs_ds_snapshot *s = calloc(1, sizeof *s + sizeof(eng_box *));
     if (!s)
         return FS_DS_ENOMEM;
-    fs_ds_box **blk = (fs_ds_box **)(s + 1);
+    eng_box **blk = (eng_box **)(s + 1);
     pthread_mutex_lock(&ds_lock);
     ds_entry *e = entry_find(name);
     if (!e || !e->report || !e->report_ann || e->state != FS_DS_READY) {
@@ -1287,103 +1434,22 @@ fs_ds_state fs_dataset_snapshot(const char *name, int for_training, fs_ds_snapsh
     const coco_report *rep = e->report;
     size_t ni = coco_dataset_image_count(cd), na = coco_dataset_annotation_count(cd),
            nc = coco_dataset_category_count(cd);
-    fs_ds_state result = FS_DS_READY;
     s->name = strdup(name);
     s->detection = e->detection;
     s->ncategories = (int)nc;
-    const char **cats = calloc(nc ? nc : 1, sizeof *cats);
-    int64_t *cids = calloc(nc ? nc : 1, sizeof *cids);
-    fs_ds_image *imgs = calloc(ni ? ni : 1, sizeof *imgs);
+    s->categories = calloc(nc ? nc : 1, sizeof *s->categories);
+    s->category_ids = calloc(nc ? nc : 1, sizeof *s->category_ids);
+    s->images = calloc(ni ? ni : 1, sizeof *s->images);
     int *slot = malloc((ni ? ni : 1) * sizeof *slot);
     int *nbox = calloc(ni ? ni : 1, sizeof *nbox);
     *blk = calloc(na ? na : 1, sizeof **blk);
-    s->categories = cats;
-    s->category_ids = cids;
-    s->images = imgs;
-    if (!s->name || !cats || !cids || !imgs || !slot || !nbox || !*blk) {
-        result = FS_DS_ENOMEM;
-        goto done;
-    }
-    for (size_t c = 0; c < nc; c++) {
-        const coco_category *cat = coco_dataset_category(cd, c);
-        cats[c] = strdup(cat->name ? cat->name : "");
-        cids[c] = cat->id;
-        if (!cats[c]) {
-            result = FS_DS_ENOMEM;
-            goto done;
-        }
-        if (for_training && coco_report_category_images(rep, c) == 1) {
-            if (why && n)
-                snprintf(why, n,
-                         "category \"%s\" has 1 image: training needs at least 2 per category",
-                         cats[c]);
-            result = FS_DS_INVALID;
-        }
-    }
-    if (result != FS_DS_READY)
-        goto done;
-    int m = 0;
-    for (size_t i = 0; i < ni; i++) {
-        slot[i] = -1;
-        const coco_image *im = coco_dataset_image(cd, i);
-        if (coco_report_image_status(rep, i) != COCO_IMAGE_OK || i >= e->n_found || !e->found[i])
-            continue;
-        char path[FS_PATH_MAX];
-        if (fs_store_path(path, sizeof path, AREA, name))
-            continue;
-        size_t pl = strlen(path);
-        snprintf(path + pl, sizeof path - pl, "/%s", e->found[i]);
-        imgs[m].path = strdup(path);
-        if (!imgs[m].path) {
-            result = FS_DS_ENOMEM;
-            goto done;
-        }
-        imgs[m].id = im->id;
-        imgs[m].width = (int)im->width;
-        imgs[m].height = (int)im->height;
-        imgs[m].label = -1;
-        slot[i] = m++;
-        s->nimages = m;
-    }
-    /* count boxes per image, then place them contiguously */
-    for (size_t a = 0; a < na; a++) {
-        const coco_annotation *an = coco_dataset_annotation(cd, a);
-        long ii = coco_dataset_find_image(cd, an->image_id);
-        if (ii >= 0 && slot[ii] >= 0 && an->has_bbox)
-            nbox[slot[ii]]++;
-    }
-    size_t off = 0;
-    for (int k = 0; k < m; k++) {
-        imgs[k].boxes = *blk + off;
-        off += (size_t)nbox[k];
-    }
-    for (size_t a = 0; a < na; a++) {
-        const coco_annotation *an = coco_dataset_annotation(cd, a);
-        long ii = coco_dataset_find_image(cd, an->image_id);
-        long ci = coco_dataset_find_category(cd, an->category_id);
-        if (ii < 0 || slot[ii] < 0 || ci < 0)
-            continue;
-        fs_ds_image *im = &imgs[slot[ii]];
-        if (!an->has_bbox) {
-            if (im->label < 0)
-                im->label = (int)ci;
-            continue;
-        }
-        double r[4];
-        if (coco_annotation_box_relative(cd, an, r, NULL) != COCO_OK)
-            continue;
-        double x0 = clampd(r[0], 0, 1), y0 = clampd(r[1], 0, 1);
-        double x1 = clampd(r[0] + r[2], 0, 1), y1 = clampd(r[1] + r[3], 0, 1);
-        if (x1 <= x0 || y1 <= y0)
-            continue;
-        fs_ds_box *b = (fs_ds_box *)&im->boxes[im->nboxes++];
-        b->category = (int)ci;
-        b->x = (float)(x0 * im->width);
-        b->y = (float)(y0 * im->height);
-        b->w = (float)((x1 - x0) * im->width);
-        b->h = (float)((y1 - y0) * im->height);
-    }
-done:
+    fs_ds_state result = FS_DS_ENOMEM;
+    if (s->name && s->categories && s->category_ids && s->images && slot && nbox && *blk)
+        result = snap_categories(s, cd, rep, for_training, why, n);
+    if (result == FS_DS_READY)
+        result = snap_images(s, e, cd, rep, slot);
+    if (result == FS_DS_READY)
+        snap_annotations(s, cd, slot, nbox, *blk);
     pthread_mutex_unlock(&ds_lock);
     free(slot);
     free(nbox);
@@ -1391,8 +1457,8 @@ done:
         if (result == FS_DS_ENOMEM && why && n)
             snprintf(why, n, "out of memory");
         /* categories may be partly filled: free what exists */
-        for (size_t c = 0; cats && c < nc; c++)
-            free((void *)cats[c]);
+        for (size_t c = 0; s->categories && c < nc; c++)
+            free((void *)s->categories[c]);
         s->ncategories = 0;
         fs_dataset_snapshot_free(s);
         return result;

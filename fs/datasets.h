@@ -10,6 +10,8 @@
 #ifndef VFS_FS_DATASETS_H
 #define VFS_FS_DATASETS_H
 
+#include "engine.h" /* eng_sample */
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -24,19 +26,10 @@ typedef enum fs_ds_state {
     FS_DS_ENOMEM,
 } fs_ds_state;
 
-typedef struct fs_ds_box {
-    int category;     /* index into fs_ds_snapshot.categories */
-    float x, y, w, h; /* pixels of the declared image size, clipped to it */
-} fs_ds_box;
-
-typedef struct fs_ds_image {
-    const char *path;  /* absolute store path of the image file */
-    int64_t id;        /* COCO image id */
-    int width, height; /* declared in the COCO file (checked against the file) */
-    int label;         /* classification: category index; -1 when none */
-    const fs_ds_box *boxes;
-    int nboxes;
-} fs_ds_image;
+/* A snapshot's images are the engine's samples (engine/recipes/recipe.h):
+ * absolute store paths, the COCO id, the declared size, the label
+ * (classification; -1 when none) and boxes in pixels of the declared size,
+ * clipped to it. */
 
 typedef struct fs_ds_snapshot {
     const char *name;
@@ -44,7 +37,7 @@ typedef struct fs_ds_snapshot {
     int ncategories;
     const char *const *categories; /* names by index */
     const int64_t *category_ids;   /* COCO ids by index */
-    const fs_ds_image *images;     /* usable images only */
+    const eng_sample *images;      /* usable images only */
     int nimages;
 } fs_ds_snapshot;
 

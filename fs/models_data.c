@@ -30,8 +30,7 @@ struct fs_models_ds {
     char linkdir[FS_PATH_MAX]; /* hard links to the images, "" when none */
     char **paths;       /* per image: its link, or NULL (the dataset's file) */
     fs_recipe_dataset view;
-    eng_sample *images;
-    eng_box *boxes;
+    eng_sample *images; /* the snapshot's, with paths to the links */
 };
 
 static fs_models_ds_status map_state(fs_ds_state st)
@@ -98,7 +97,7 @@ static void link_images(fs_models_ds *d)
     d->paths = calloc((size_t)n, sizeof *d->paths);
     for (int i = 0; d->paths && i < n; i++) {
         const char *src = d->images[i].path, *base = strrchr(src, '/');
-        char dst[4400];
+        char dst[FS_PATH_MAX + 64];
         snprintf(dst, sizeof dst, "%s/%d-%s", d->linkdir, i, base ? base + 1 : src);
         if (link(src, dst) == 0 && (d->paths[i] = strdup(dst)) != NULL)
             d->images[i].path = d->paths[i];
@@ -120,19 +119,11 @@ fs_models_ds_status fs_models_ds_open(const char *name, fs_models_ds **out,
             explain(name, st, why, err);
         return map_state(st);
     }
+    /* the samples as the snapshot has them, paths replaced by their links */
     fs_models_ds *d = calloc(1, sizeof *d);
-    size_t nboxes = 0;
-    for (int i = 0; i < s->nimages; i++)
-        nboxes += (size_t)s->images[i].nboxes;
-    if (d) {
+    if (d)
         d->images = calloc((size_t)s->nimages + 1, sizeof *d->images);
-        d->boxes = calloc(nboxes + 1, sizeof *d->boxes);
-    }
-    if (!d || !d->images || !d->boxes) {
-        if (d) {
-            free(d->images);
-            free(d->boxes);
-        }
+    if (!d || !d->images) {
         free(d);
         fs_dataset_snapshot_free(s);
         if (err)
@@ -140,25 +131,7 @@ fs_models_ds_status fs_models_ds_open(const char *name, fs_models_ds **out,
         return FS_MDS_ENOMEM;
     }
     d->snap = s;
-    size_t b = 0;
-    for (int i = 0; i < s->nimages; i++) {
-        const fs_ds_image *si = &s->images[i];
-        eng_sample *di = &d->images[i];
-        di->path = si->path;
-        di->id = si->id;
-        di->width = si->width;
-        di->height = si->height;
-        di->label = si->label;
-        di->boxes = d->boxes + b;
-        di->nboxes = si->nboxes;
-        for (int k = 0; k < si->nboxes; k++, b++) {
-            d->boxes[b].category = si->boxes[k].category;
-            d->boxes[b].x = si->boxes[k].x;
-            d->boxes[b].y = si->boxes[k].y;
-            d->boxes[b].w = si->boxes[k].w;
-            d->boxes[b].h = si->boxes[k].h;
-        }
-    }
+    memcpy(d->images, s->images, (size_t)s->nimages * sizeof *d->images);
     link_images(d);
     d->view.name = s->name;
     d->view.detection = s->detection;
@@ -191,7 +164,6 @@ void fs_models_ds_close(fs_models_ds *ds)
     free(ds->paths);
     fs_dataset_snapshot_free(ds->snap);
     free(ds->images);
-    free(ds->boxes);
     free(ds);
 }
 

@@ -32,10 +32,10 @@ with open(sys.argv[1], "wb") as f:
     time.sleep(30)
 EOF
 WRITER=$!
-sleep 0.5
 DEAD_PID=$VFS_PID
+# the writer is mid-file once its temp exists (python may take a while to start on a busy machine)
 check "the in-flight write has a temp in the store before the crash" \
-    bash -c "ls '$STORE/.tmp' | grep -Eq '^[a-z]$DEAD_PID[.]'"
+    bash -c "for i in \$(seq 100); do ls '$STORE/.tmp' | grep -Eq '^[a-z]$DEAD_PID[.]' && exit 0; sleep 0.1; done; exit 1"
 
 vfs_kill9
 kill "$WRITER" 2>/dev/null || true

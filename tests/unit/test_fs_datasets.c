@@ -264,7 +264,7 @@ static void test_lifecycle(void)
         CHECK(strcmp(s->categories[0], "cat") == 0 && s->category_ids[0] == 7);
         CHECK(strcmp(s->categories[1], "dog") == 0 && s->category_ids[1] == 9);
         for (int i = 0; i < s->nimages; i++) {
-            const fs_ds_image *im = &s->images[i];
+            const eng_sample *im = &s->images[i];
             CHECK_MSG(access(im->path, R_OK) == 0, "%s", im->path);
             CHECK(im->path[0] == '/');
             CHECK(im->width == 64 && im->height == 60);
@@ -321,7 +321,7 @@ static void test_detection(void)
     if (s) {
         CHECK(s->detection == 1);
         CHECK(s->nimages == 3);
-        const fs_ds_image *a1 = NULL;
+        const eng_sample *a1 = NULL;
         for (int i = 0; i < s->nimages; i++)
             if (s->images[i].id == 1)
                 a1 = &s->images[i];
