@@ -930,143 +930,187 @@ static void job_done(fetch_job *j, CURLcode rc, touch_list *touch)
     job_finish(j, reason, touch);
 }
 
+/* Most jobs one turn of the fetch loop starts or ends (the rest wait a turn). */
+#define TURN_MAX 256
+
+/* What the fetch thread holds (fetch thread only). */
+typedef struct loop {
+    fetch_job **run; /* opts.parallel slots of running transfers */
+    touch_list touch;
+    fetch_job *start[TURN_MAX], *dead[TURN_MAX];
+    int nstart, ndead;
+    double next_retry; /* when the first waiting retry is due; 0: none */
+} loop;
+
+static int running_count(const loop *l)
+{
+    int n = 0;
+    for (int i = 0; i < opts.parallel; i++)
+        n += l->run[i] != NULL;
+    return n;
+}
+
+/* Under fetch_lock: due retries to the front of the queue, queued jobs into
+ * the free slots (l->start), cancelled transfers out (l->dead). */
+static void take_work_locked(loop *l, double now)
+{
+    l->nstart = l->ndead = 0;
+    l->next_retry = 0;
+    for (fetch_job **pp = &waiting; *pp;) {
+        fetch_job *j = *pp;
+        if (j->not_before <= now) {
+            *pp = j->qnext;
+            j->state = JOB_QUEUED;
+            j->qnext = q_head;
+            q_head = j;
+            if (!q_tail)
+                q_tail = j;
+        } else {
+            if (l->next_retry == 0 || j->not_before < l->next_retry)
+                l->next_retry = j->not_before;
+            pp = &j->qnext;
+        }
+    }
+    int nrun = running_count(l);
+    while (q_head && nrun + l->nstart < opts.parallel && l->nstart < TURN_MAX) {
+        fetch_job *j = q_head;
+        q_head = j->qnext;
+        if (!q_head)
+            q_tail = NULL;
+        j->qnext = NULL;
+        j->state = JOB_RUNNING;
+        j->attempts++;
+        l->start[l->nstart++] = j;
+    }
+    for (int i = 0; i < opts.parallel; i++) {
+        if (l->run[i] && l->run[i]->cancelled && l->ndead < TURN_MAX) {
+            l->dead[l->ndead++] = l->run[i];
+            l->run[i] = NULL;
+        }
+    }
+}
+
+/* Ends the cancelled transfers and starts the new ones in free slots. */
+static void start_and_reap(loop *l)
+{
+    for (int i = 0; i < l->ndead; i++) {
+        job_release(l->dead[i], 0);
+        fetch_job_free(l->dead[i]);
+    }
+    for (int i = 0; i < l->nstart; i++) {
+        fetch_job *j = l->start[i];
+        const char *why = job_setup(j);
+        if (why) {
+            job_release(j, 0);
+            job_finish(j, intern(why), &l->touch);
+            continue;
+        }
+        for (int k = 0; k < opts.parallel; k++) {
+            if (!l->run[k]) {
+                l->run[k] = j;
+                break;
+            }
+        }
+    }
+}
+
+/* Lets libcurl move every transfer on, and finishes those that ended. */
+static void perform(loop *l)
+{
+    int still = 0;
+    curl_multi_perform(multi, &still);
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(multi, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        fetch_job *j = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&j);
+        CURLcode rc = msg->data.result;
+        for (int k = 0; k < opts.parallel; k++)
+            if (l->run[k] == j)
+                l->run[k] = NULL;
+        if (j)
+            job_done(j, rc, &l->touch);
+    }
+    touch_flush(&l->touch);
+}
+
+/* One log line per burst of downloads, when the fetcher goes idle. */
+static void log_burst(const loop *l, double now)
+{
+    int busy = l->nstart > 0 || running_count(l) > 0;
+    pthread_mutex_lock(&fetch_lock);
+    busy = busy || q_head || waiting;
+    pthread_mutex_unlock(&fetch_lock);
+    if (busy && burst_start == 0) {
+        burst_start = now;
+    } else if (!busy && burst_start > 0) {
+        double took = (burst_last > burst_start ? burst_last : fs_now()) - burst_start;
+        fs_log("fetch: idle: %ld images in place, %ld failed, in %.3f s (%.1f images/s)",
+               burst_ok, burst_failed, took, took > 0 ? (double)burst_ok / took : 0.0);
+        burst_start = burst_last = 0;
+        burst_ok = burst_failed = 0;
+    }
+}
+
+/* Waits for network activity, a wake-up or the next due retry (at most
+ * 1 s), unless queued work could start at once. */
+static void wait_for_work(const loop *l)
+{
+    int timeout = 1000;
+    if (l->next_retry > 0) {
+        double w = (l->next_retry - fs_now()) * 1000.0;
+        if (w < timeout)
+            timeout = w < 1 ? 1 : (int)w;
+    }
+    int free_slot = running_count(l) < opts.parallel;
+    pthread_mutex_lock(&fetch_lock);
+    int more = q_head != NULL && free_slot;
+    pthread_mutex_unlock(&fetch_lock);
+    if (!more)
+        curl_multi_poll(multi, NULL, 0, timeout, NULL);
+}
+
+/* Unmount: ends every transfer and leaves nothing behind. */
+static void end_all(loop *l)
+{
+    pthread_mutex_lock(&fetch_lock);
+    for (int i = 0; i < opts.parallel; i++)
+        if (l->run[i])
+            table_remove(l->run[i]);
+    pthread_mutex_unlock(&fetch_lock);
+    for (int i = 0; i < opts.parallel; i++) {
+        if (l->run[i]) {
+            job_release(l->run[i], 0);
+            fetch_job_free(l->run[i]);
+        }
+    }
+}
+
 static void *fetch_main(void *arg)
 {
     (void)arg;
-    fetch_job **run = calloc((size_t)opts.parallel, sizeof *run);
-    touch_list touch = {0};
-    if (!run)
+    loop l = {.run = calloc((size_t)opts.parallel, sizeof *l.run)};
+    if (!l.run)
         return NULL;
     for (;;) {
-        fetch_job *start[256];
-        int nstart = 0;
-        double t = fs_now(), next_retry = 0;
+        double now = fs_now();
         pthread_mutex_lock(&fetch_lock);
-        if (fetch_stopping) {
-            pthread_mutex_unlock(&fetch_lock);
+        int stop = fetch_stopping;
+        if (!stop)
+            take_work_locked(&l, now);
+        pthread_mutex_unlock(&fetch_lock);
+        if (stop)
             break;
-        }
-        /* due retries go to the front of the queue */
-        for (fetch_job **pp = &waiting; *pp;) {
-            fetch_job *j = *pp;
-            if (j->not_before <= t) {
-                *pp = j->qnext;
-                j->state = JOB_QUEUED;
-                j->qnext = q_head;
-                q_head = j;
-                if (!q_tail)
-                    q_tail = j;
-            } else {
-                if (next_retry == 0 || j->not_before < next_retry)
-                    next_retry = j->not_before;
-                pp = &j->qnext;
-            }
-        }
-        int nrun = 0;
-        for (int i = 0; i < opts.parallel; i++)
-            nrun += run[i] != NULL;
-        while (q_head && nrun + nstart < opts.parallel && nstart < 256) {
-            fetch_job *j = q_head;
-            q_head = j->qnext;
-            if (!q_head)
-                q_tail = NULL;
-            j->qnext = NULL;
-            j->state = JOB_RUNNING;
-            j->attempts++;
-            start[nstart++] = j;
-        }
-        /* cancelled running transfers */
-        fetch_job *dead[256];
-        int ndead = 0;
-        for (int i = 0; i < opts.parallel; i++) {
-            if (run[i] && run[i]->cancelled && ndead < 256) {
-                dead[ndead++] = run[i];
-                run[i] = NULL;
-            }
-        }
-        pthread_mutex_unlock(&fetch_lock);
-
-        for (int i = 0; i < ndead; i++) {
-            job_release(dead[i], 0);
-            fetch_job_free(dead[i]);
-        }
-        for (int i = 0; i < nstart; i++) {
-            fetch_job *j = start[i];
-            const char *why = job_setup(j);
-            if (why) {
-                job_release(j, 0);
-                job_finish(j, intern(why), &touch);
-                continue;
-            }
-            for (int k = 0; k < opts.parallel; k++) {
-                if (!run[k]) {
-                    run[k] = j;
-                    break;
-                }
-            }
-        }
-        int still = 0;
-        curl_multi_perform(multi, &still);
-        CURLMsg *msg;
-        int left;
-        while ((msg = curl_multi_info_read(multi, &left))) {
-            if (msg->msg != CURLMSG_DONE)
-                continue;
-            fetch_job *j = NULL;
-            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&j);
-            CURLcode rc = msg->data.result;
-            for (int k = 0; k < opts.parallel; k++)
-                if (run[k] == j)
-                    run[k] = NULL;
-            if (j)
-                job_done(j, rc, &touch);
-        }
-        touch_flush(&touch);
-        int busy = nstart > 0;
-        for (int k = 0; k < opts.parallel && !busy; k++)
-            busy = run[k] != NULL;
-        pthread_mutex_lock(&fetch_lock);
-        busy = busy || q_head || waiting;
-        pthread_mutex_unlock(&fetch_lock);
-        if (busy && burst_start == 0) {
-            burst_start = t;
-        } else if (!busy && burst_start > 0) {
-            double took = (burst_last > burst_start ? burst_last : fs_now()) - burst_start;
-            fs_log("fetch: idle: %ld images in place, %ld failed, in %.3f s (%.1f images/s)",
-                   burst_ok, burst_failed, took, took > 0 ? (double)burst_ok / took : 0.0);
-            burst_start = burst_last = 0;
-            burst_ok = burst_failed = 0;
-        }
-        int timeout = 1000;
-        if (next_retry > 0) {
-            double w = (next_retry - fs_now()) * 1000.0;
-            if (w < timeout)
-                timeout = w < 1 ? 1 : (int)w;
-        }
-        /* queued work and a free slot: start it now rather than poll */
-        int free_slot = 0;
-        for (int k = 0; k < opts.parallel && !free_slot; k++)
-            free_slot = run[k] == NULL;
-        pthread_mutex_lock(&fetch_lock);
-        int more = q_head != NULL && free_slot;
-        pthread_mutex_unlock(&fetch_lock);
-        if (!more)
-            curl_multi_poll(multi, NULL, 0, timeout, NULL);
+        start_and_reap(&l);
+        perform(&l);
+        log_burst(&l, now);
+        wait_for_work(&l);
     }
-    /* unmount: end every transfer, leave nothing behind */
-    pthread_mutex_lock(&fetch_lock);
-    for (int i = 0; i < opts.parallel; i++)
-        if (run[i])
-            table_remove(run[i]);
-    pthread_mutex_unlock(&fetch_lock);
-    for (int i = 0; i < opts.parallel; i++) {
-        if (run[i]) {
-            job_release(run[i], 0);
-            fetch_job_free(run[i]);
-        }
-    }
-    free(run);
-    free(touch.names);
+    end_all(&l);
+    free(l.run);
+    free(l.touch.names);
     return NULL;
 }
 
