@@ -123,66 +123,49 @@ static int fuse_opt_given(char **argv, int argc, const char *name)
     return 0;
 }
 
-int main(int argc, char **argv)
+/* Takes --store (and --help) out of argv; the rest goes to libfuse in
+ * fargv, with our fsname, and default_permissions whenever allow_other is
+ * given. Returns -1 to go on, else the exit code. */
+static int parse_args(int argc, char **argv, char *store, size_t n, char **fargv, int *fargc)
 {
-    ensure_passive_openmp(argv);
-    char store[PATH_MAX] = "";
-    /* take --store out; pass the rest to libfuse */
-    char **fargv = calloc((size_t)argc + 3, sizeof *fargv);
-    if (!fargv)
-        return 1;
-    int fargc = 0;
-    fargv[fargc++] = argv[0];
+    int k = 0;
+    fargv[k++] = argv[0];
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
-            snprintf(store, sizeof store, "%s", argv[++i]);
+            snprintf(store, n, "%s", argv[++i]);
         } else if (strncmp(argv[i], "--store=", 8) == 0) {
-            snprintf(store, sizeof store, "%s", argv[i] + 8);
+            snprintf(store, n, "%s", argv[i] + 8);
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             usage(argv[0]);
-            free(fargv);
             return 0;
         } else {
-            fargv[fargc++] = argv[i];
+            fargv[k++] = argv[i];
         }
     }
-    fargv[fargc++] = "-ofsname=visionfs,subtype=visionfs";
+    fargv[k++] = "-ofsname=visionfs,subtype=visionfs";
     /* allow_other alone lets every local user do anything the daemon can
      * (remove datasets, make it read files for them): with it, the kernel
      * must check each caller against the files' owners and modes */
-    if (fuse_opt_given(fargv, fargc, "allow_other") &&
-        !fuse_opt_given(fargv, fargc, "default_permissions")) {
-        fargv[fargc++] = "-odefault_permissions";
+    if (fuse_opt_given(fargv, k, "allow_other") && !fuse_opt_given(fargv, k, "default_permissions")) {
+        fargv[k++] = "-odefault_permissions";
         fprintf(stderr, "visionfs: allow_other given: adding default_permissions, so other "
                         "users get only what the files' owners and modes allow\n");
     }
-    struct fuse_args args = FUSE_ARGS_INIT(fargc, fargv);
-    struct fuse_cmdline_opts opts;
-    memset(&opts, 0, sizeof opts);
-    if (fuse_parse_cmdline(&args, &opts) != 0) {
-        /* libfuse said what is wrong (e.g. a mount point that does not exist) */
-        fprintf(stderr, "visionfs: see %s --help\n", argv[0]);
-        return 2;
-    }
-    if (opts.show_version) {
-        printf("visionfs 0.1, libfuse %s\n", fuse_pkgversion());
-        return 0;
-    }
-    if (!opts.mountpoint) {
-        usage(argv[0]);
-        fprintf(stderr, "visionfs: no mount point given\n");
-        return 2;
-    }
-    if (!store[0] && default_store(store, sizeof store) != 0) {
-        fprintf(stderr, "visionfs: no --store and neither XDG_DATA_HOME nor HOME is set\n");
-        return 2;
-    }
-    clear_stale_mount(opts.mountpoint);
-    if (live_mount_at(opts.mountpoint)) {
+    *fargc = k;
+    return -1;
+}
+
+/* Opens the store for mounting on mnt: no live mount there, the store not
+ * in use nor inside the mount point. real_store/real_mnt get the absolute
+ * paths. Returns -1 to go on, else the exit code. */
+static int open_store(const char *store, const char *mnt, char *real_store, char *real_mnt)
+{
+    clear_stale_mount(mnt);
+    if (live_mount_at(mnt)) {
         fprintf(stderr,
                 "visionfs: \"%s\" is already a mount point (another visionfs or filesystem is "
                 "mounted there); unmount it first: fusermount3 -u %s\n",
-                opts.mountpoint, opts.mountpoint);
+                mnt, mnt);
         return 1;
     }
     int rc = fs_store_open(store);
@@ -191,9 +174,8 @@ int main(int argc, char **argv)
                 rc == -EBUSY ? "in use by another visionfs (one mount per store)" : strerror(-rc));
         return 1;
     }
-    char real_store[PATH_MAX], real_mnt[PATH_MAX];
-    if (!realpath(store, real_store) || !realpath(opts.mountpoint, real_mnt)) {
-        fprintf(stderr, "visionfs: \"%s\": %s\n", opts.mountpoint, strerror(errno));
+    if (!realpath(store, real_store) || !realpath(mnt, real_mnt)) {
+        fprintf(stderr, "visionfs: \"%s\": %s\n", mnt, strerror(errno));
         return 1;
     }
     size_t ml = strlen(real_mnt);
@@ -210,54 +192,99 @@ int main(int argc, char **argv)
                 "visionfs: note: the store \"%s\" is open to other users (mode %03o); "
                 "chmod 700 it to keep datasets and annotation files private\n",
                 real_store, (unsigned)(sst.st_mode & 0777));
+    return -1;
+}
 
-    struct fuse *fuse = fuse_new(&args, fs_operations(), sizeof(struct fuse_operations), NULL);
-    if (!fuse)
-        return 1;
-    if (fuse_mount(fuse, opts.mountpoint) != 0) {
-        fuse_destroy(fuse);
-        return 1;
-    }
-    if (fuse_daemonize(opts.foreground) != 0) {
-        fuse_unmount(fuse);
-        fuse_destroy(fuse);
-        return 1;
-    }
-    if (!opts.foreground)
-        fs_log_to_store(1);
-    fs_log("mounted \"%s\" on \"%s\"", real_store, real_mnt);
+/* Runs libfuse's loop until unmount or a signal; the loop's result. */
+static int serve(struct fuse *fuse, const struct fuse_cmdline_opts *opts)
+{
     /* a daemon started with `&` from a script inherits SIGINT ignored, and
      * libfuse leaves ignored signals alone: SIGINT must still unmount */
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     struct fuse_session *se = fuse_get_session(fuse);
-    if (fuse_set_signal_handlers(se) != 0) {
-        fuse_unmount(fuse);
-        fuse_destroy(fuse);
-        return 1;
-    }
-    if (opts.singlethread) {
+    if (fuse_set_signal_handlers(se) != 0)
+        return -1;
+    int rc;
+    if (opts->singlethread) {
         rc = fuse_loop(fuse);
     } else {
         struct fuse_loop_config *cfg = fuse_loop_cfg_create();
-        fuse_loop_cfg_set_clone_fd(cfg, (unsigned)opts.clone_fd);
-        if (opts.max_idle_threads != UINT_MAX)
-            fuse_loop_cfg_set_idle_threads(cfg, opts.max_idle_threads);
+        fuse_loop_cfg_set_clone_fd(cfg, (unsigned)opts->clone_fd);
+        if (opts->max_idle_threads != UINT_MAX)
+            fuse_loop_cfg_set_idle_threads(cfg, opts->max_idle_threads);
         /* readers of predict/X.json wait in open(): keep threads to spare */
-        unsigned mt = opts.max_threads;
+        unsigned mt = opts->max_threads;
         fuse_loop_cfg_set_max_threads(cfg, mt < 64 || mt > 100000 ? 64 : mt);
         rc = fuse_loop_mt(fuse, cfg);
         fuse_loop_cfg_destroy(cfg);
     }
     fuse_remove_signal_handlers(se);
+    /* the loop returns the signal that ended it: a clean unmount too */
+    return rc == SIGINT || rc == SIGTERM || rc == SIGHUP ? 0 : rc;
+}
+
+/* Mounts, daemonizes and serves; the exit code. */
+static int mount_and_serve(struct fuse_args *args, const struct fuse_cmdline_opts *opts,
+                           const char *real_store, const char *real_mnt)
+{
+    struct fuse *fuse = fuse_new(args, fs_operations(), sizeof(struct fuse_operations), NULL);
+    if (!fuse)
+        return 1;
+    if (fuse_mount(fuse, opts->mountpoint) != 0) {
+        fuse_destroy(fuse);
+        return 1;
+    }
+    int rc = 1, served = fuse_daemonize(opts->foreground) == 0;
+    if (served) {
+        if (!opts->foreground)
+            fs_log_to_store(1);
+        fs_log("mounted \"%s\" on \"%s\"", real_store, real_mnt);
+        rc = serve(fuse, opts) ? 1 : 0;
+    }
     fuse_unmount(fuse);
     fuse_destroy(fuse); /* calls destroy: areas stop their threads */
-    fs_log("unmounted \"%s\"", real_mnt);
-    /* the loop returns the signal that ended it: a clean unmount too */
-    if (rc == SIGINT || rc == SIGTERM || rc == SIGHUP)
+    if (served)
+        fs_log("unmounted \"%s\"", real_mnt);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    ensure_passive_openmp(argv);
+    char store[PATH_MAX] = "";
+    char **fargv = calloc((size_t)argc + 3, sizeof *fargv);
+    if (!fargv)
+        return 1;
+    int fargc = 0;
+    int rc = parse_args(argc, argv, store, sizeof store, fargv, &fargc);
+    if (rc >= 0) {
+        free(fargv);
+        return rc;
+    }
+    struct fuse_args args = FUSE_ARGS_INIT(fargc, fargv);
+    struct fuse_cmdline_opts opts;
+    memset(&opts, 0, sizeof opts);
+    char real_store[PATH_MAX], real_mnt[PATH_MAX];
+    if (fuse_parse_cmdline(&args, &opts) != 0) {
+        /* libfuse said what is wrong (e.g. a mount point that does not exist) */
+        fprintf(stderr, "visionfs: see %s --help\n", argv[0]);
+        rc = 2;
+    } else if (opts.show_version) {
+        printf("visionfs 0.1, libfuse %s\n", fuse_pkgversion());
         rc = 0;
+    } else if (!opts.mountpoint) {
+        usage(argv[0]);
+        fprintf(stderr, "visionfs: no mount point given\n");
+        rc = 2;
+    } else if (!store[0] && default_store(store, sizeof store) != 0) {
+        fprintf(stderr, "visionfs: no --store and neither XDG_DATA_HOME nor HOME is set\n");
+        rc = 2;
+    } else if ((rc = open_store(store, opts.mountpoint, real_store, real_mnt)) < 0) {
+        rc = mount_and_serve(&args, &opts, real_store, real_mnt);
+    }
     free(opts.mountpoint);
     fuse_opt_free_args(&args);
     free(fargv);
-    return rc ? 1 : 0;
+    return rc;
 }
