@@ -389,8 +389,8 @@ static void status_line_locked(const mdl *m, char *out, size_t n)
 static void request_members(jsonw *w, const fs_trainreq *r)
 {
     jsonw_kstr(w, "dataset", r->dataset);
-    if (r->kind != FS_KIND_AUTO)
-        jsonw_kstr(w, "kind", fs_model_kind_name(r->kind));
+    if (r->kind)
+        jsonw_kstr(w, "kind", r->kind);
     jsonw_knum(w, "budget_minutes", r->budget_seconds / 60.0);
     if (r->test_dataset[0])
         jsonw_kstr(w, "test_dataset", r->test_dataset);

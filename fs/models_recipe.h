@@ -161,6 +161,12 @@ void fs_recipe_model_free(fs_recipe_model *m);
 
 /* The registry (models_recipes.c). */
 const fs_recipe *fs_recipe_for_kind(const char *kind); /* NULL when not available */
+const fs_recipe *fs_recipe_for_azure_kind(const char *azure_kind);
+/* The kind a dataset trains when train.json names none (boxes: detector). */
+const fs_recipe *fs_recipe_for_dataset(int detection);
+/* The kinds' names for a message: "\"classifier\" or \"detector\"" (azure:
+ * "\"Generic-Classifier\" or ..."). */
+void fs_recipe_kind_names(int azure, char *buf, size_t n);
 /* Loads a model file of any kind (the file names its kind); *model: new
  * model. Codes: invalidModel, backboneNotFound. */
 fs_recipe_status fs_recipe_load(const char *path, const char *const *backbone_dirs,

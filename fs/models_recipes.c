@@ -52,6 +52,35 @@ const fs_recipe *fs_recipe_for_kind(const char *kind)
     return NULL;
 }
 
+const fs_recipe *fs_recipe_for_azure_kind(const char *azure_kind)
+{
+    for (int i = 0; azure_kind && i < NKINDS; i++)
+        if (strcmp(kinds[i]->azure_kind, azure_kind) == 0)
+            return kinds[i];
+    return NULL;
+}
+
+const fs_recipe *fs_recipe_for_dataset(int detection)
+{
+    for (int i = 0; i < NKINDS; i++)
+        if (kinds[i]->wants_detection == detection)
+            return kinds[i];
+    return NULL;
+}
+
+void fs_recipe_kind_names(int azure, char *buf, size_t n)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < NKINDS && len < n; i++) {
+        int w = snprintf(buf + len, n - len, "%s\"%s\"", i == 0 ? "" : i + 1 < NKINDS ? ", " : " or ",
+                         azure ? kinds[i]->azure_kind : kinds[i]->kind);
+        if (w < 0)
+            break;
+        len += (size_t)w;
+    }
+}
+
 const fs_recipe *fs_recipe_of(const fs_recipe_model *m) { return m->r; }
 
 void fs_recipe_model_free(fs_recipe_model *m)

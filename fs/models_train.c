@@ -95,9 +95,8 @@ int mdl_request_check(const fs_trainreq *r, const fs_recipe **recipe, fs_code *c
         snprintf(msg, mn, "%s", e.msg);
         return -1;
     }
-    const char *kind =
-        r->kind == FS_KIND_AUTO ? (det ? "detector" : "classifier") : fs_model_kind_name(r->kind);
-    const fs_recipe *rc = fs_recipe_for_kind(kind);
+    const fs_recipe *rc = r->kind ? fs_recipe_for_kind(r->kind) : fs_recipe_for_dataset(det);
+    const char *kind = rc ? rc->kind : r->kind ? r->kind : "auto";
     if (!rc) {
         *code = FS_CODE_UNKNOWN;
         snprintf(msg, mn, "kind \"%s\": not available in this build", kind);
@@ -110,7 +109,7 @@ int mdl_request_check(const fs_trainreq *r, const fs_recipe **recipe, fs_code *c
                  "use another dataset)",
                  r->dataset, det ? "detection" : "classification", kind,
                  rc->wants_detection ? "boxes" : "one label per image, no boxes",
-                 det ? "detector" : "classifier");
+                 fs_recipe_for_dataset(det) ? fs_recipe_for_dataset(det)->kind : "another kind");
         return -1;
     }
     if (r->test_dataset[0]) {
@@ -287,7 +286,7 @@ static int run_announce(run *x)
         mdl_log(m, "restarted: the daemon stopped while version %d was training", x->version);
     mdl_log(m, "training version %d on dataset \"%s\"%s%s%s, kind %s, budget %.1f minutes of CPU",
             x->version, q->dataset, q->test_dataset[0] ? ", testing on \"" : "", q->test_dataset,
-            q->test_dataset[0] ? "\"" : "", fs_model_kind_name(q->kind), q->budget_seconds / 60.0);
+            q->test_dataset[0] ? "\"" : "", q->kind ? q->kind : "auto", q->budget_seconds / 60.0);
     return 0;
 }
 

@@ -6,6 +6,7 @@
 #include "trainreq.h"
 
 #include "engine.h" /* eng_json_parse */
+#include "models_recipe.h" /* the kinds */
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -43,15 +44,6 @@ int fs_trainreq_name_ok(const char *name)
             return 0;
     }
     return 1;
-}
-
-const char *fs_model_kind_name(fs_model_kind k)
-{
-    switch (k) {
-    case FS_KIND_CLASSIFIER: return "classifier";
-    case FS_KIND_DETECTOR: return "detector";
-    default: return "auto";
-    }
 }
 
 /* Copies a dataset name from item (a string obeying the name rule). */
@@ -98,16 +90,15 @@ static fs_trainreq_status trq_short(const cJSON *root, fs_trainreq *r, fs_trainr
         return st;
     const cJSON *kind = cJSON_GetObjectItemCaseSensitive(root, "kind");
     if (kind && !cJSON_IsNull(kind)) {
+        char names[200];
+        fs_recipe_kind_names(0, names, sizeof names);
         if (!cJSON_IsString(kind))
-            return trq_fail(d, FS_TRQ_EFIELD, "\"kind\": must be \"classifier\" or \"detector\"");
-        if (strcmp(kind->valuestring, "classifier") == 0)
-            r->kind = FS_KIND_CLASSIFIER;
-        else if (strcmp(kind->valuestring, "detector") == 0)
-            r->kind = FS_KIND_DETECTOR;
-        else
-            return trq_fail(d, FS_TRQ_EFIELD,
-                            "\"kind\": \"%.40s\" is unknown (use \"classifier\" or \"detector\")",
-                            kind->valuestring);
+            return trq_fail(d, FS_TRQ_EFIELD, "\"kind\": must be %s", names);
+        const fs_recipe *rec = fs_recipe_for_kind(kind->valuestring);
+        if (!rec)
+            return trq_fail(d, FS_TRQ_EFIELD, "\"kind\": \"%.40s\" is unknown (use %s)",
+                            kind->valuestring, names);
+        r->kind = rec->kind;
     }
     const cJSON *b = cJSON_GetObjectItemCaseSensitive(root, "budget_minutes");
     if (b && !cJSON_IsNull(b) &&
@@ -138,15 +129,15 @@ static fs_trainreq_status trq_azure(const cJSON *root, fs_trainreq *r, fs_trainr
     if (kind && !cJSON_IsNull(kind)) {
         if (!cJSON_IsString(kind))
             return trq_fail(d, FS_TRQ_EFIELD, "\"trainingParameters.modelKind\": must be a string");
-        if (strcmp(kind->valuestring, "Generic-Classifier") == 0)
-            r->kind = FS_KIND_CLASSIFIER;
-        else if (strcmp(kind->valuestring, "Generic-Detector") == 0)
-            r->kind = FS_KIND_DETECTOR;
-        else
+        const fs_recipe *rec = fs_recipe_for_azure_kind(kind->valuestring);
+        if (!rec) {
+            char names[200];
+            fs_recipe_kind_names(1, names, sizeof names);
             return trq_fail(d, FS_TRQ_EFIELD,
-                            "\"trainingParameters.modelKind\": \"%.40s\" is unknown (use "
-                            "\"Generic-Classifier\" or \"Generic-Detector\")",
-                            kind->valuestring);
+                            "\"trainingParameters.modelKind\": \"%.40s\" is unknown (use %s)",
+                            kind->valuestring, names);
+        }
+        r->kind = rec->kind;
     }
     const cJSON *ep = cJSON_GetObjectItemCaseSensitive(root, "evaluationParameters");
     if (ep && !cJSON_IsNull(ep)) {
@@ -211,9 +202,9 @@ int fs_trainreq_format(const fs_trainreq *r, char *buf, size_t cap)
 {
     int n = snprintf(buf, cap, "{\"dataset\": \"%s\", \"budget_minutes\": %.6g", r->dataset,
                      r->budget_seconds / 60.0);
-    if (r->kind != FS_KIND_AUTO)
+    if (r->kind)
         n += snprintf(n < (int)cap ? buf + n : NULL, n < (int)cap ? cap - n : 0,
-                      ", \"kind\": \"%s\"", fs_model_kind_name(r->kind));
+                      ", \"kind\": \"%s\"", r->kind);
     if (r->test_dataset[0])
         n += snprintf(n < (int)cap ? buf + n : NULL, n < (int)cap ? cap - n : 0,
                       ", \"test_dataset\": \"%s\"", r->test_dataset);

@@ -1,13 +1,14 @@
 /* trainreq.h: parsing of models/NAME/train.json.
  *
  * Two shapes are accepted and normalised into one value type: the short form
- *   {"dataset": "NAME", "kind": "classifier"|"detector", "budget_minutes": 10,
+ *   {"dataset": "NAME", "kind": "classifier"|"detector"|..., "budget_minutes": 10,
  *    "test_dataset": "NAME2"}
  * and Azure's training request body, unchanged:
  *   {"trainingParameters": {"trainingDatasetName": "...", "timeBudgetInHours": 0.2,
- *    "modelKind": "Generic-Classifier"|"Generic-Detector"},
+ *    "modelKind": "Generic-Classifier"|"Generic-Detector"|...},
  *    "evaluationParameters": {"testDatasetName": "..."}}
- * This file only checks the request itself (syntax, types, names, ranges);
+ * The kinds are the table's (fs_recipe_for_kind). This file only checks the
+ * request itself (syntax, types, names, ranges);
  * whether the datasets exist and suit the kind is the lifecycle's business
  * (models.c), which knows the datasets. Unknown keys are ignored so Azure
  * bodies with extra fields pass.
@@ -16,12 +17,6 @@
 #define VFS_FS_TRAINREQ_H
 
 #include <stddef.h>
-
-typedef enum fs_model_kind {
-    FS_KIND_AUTO = 0, /* not given: decided from the dataset (boxes -> detector) */
-    FS_KIND_CLASSIFIER,
-    FS_KIND_DETECTOR,
-} fs_model_kind;
 
 typedef enum fs_trainreq_status {
     FS_TRQ_OK = 0,
@@ -37,7 +32,8 @@ typedef enum fs_trainreq_status {
 typedef struct fs_trainreq {
     char dataset[FS_TRQ_NAME_MAX + 1];
     char test_dataset[FS_TRQ_NAME_MAX + 1]; /* "" when none */
-    fs_model_kind kind;
+    const char *kind; /* a kind's name from the table of kinds (models_recipe.h);
+                         NULL when not given: decided from the dataset */
     double budget_seconds; /* CPU seconds */
     int azure_form;        /* 1 when parsed from Azure's body */
 } fs_trainreq;
@@ -55,9 +51,6 @@ fs_trainreq_status fs_trainreq_parse(const char *buf, size_t len, fs_trainreq *o
 /* Writes the normalised request as a short-form JSON object into buf (always
  * NUL-terminated); returns the length it needed (like snprintf). */
 int fs_trainreq_format(const fs_trainreq *r, char *buf, size_t cap);
-
-/* "classifier", "detector" or "auto". */
-const char *fs_model_kind_name(fs_model_kind k);
 
 /* Name rule of SPEC section 2: 1-64 of A-Za-z0-9._- not starting with '.'. */
 int fs_trainreq_name_ok(const char *name);
