@@ -81,15 +81,11 @@ static eng_status parse_json(const char *path, size_t max, cJSON **out, eng_diag
     eng_status st = read_file(path, max, &buf, &len, d);
     if (st)
         return st;
-    const char *end = NULL;
-    *out = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
-    if (!*out) {
-        size_t at = end && end >= buf ? (size_t)(end - buf) : 0;
-        free(buf);
-        return eng_fail(d, ENG_EFORMAT, "'%s': malformed json near byte %zu", path, at);
-    }
+    char what[PATH_MAX + 2];
+    snprintf(what, sizeof what, "'%s'", path);
+    st = eng_json_parse(buf, len, what, out, d);
     free(buf);
-    return ENG_OK;
+    return st;
 }
 
 /* A relative path that stays inside the folder: no leading '/', no ".."

@@ -72,6 +72,11 @@ static inline float *eng_f32(const eng_tensor *t) { return (float *)t->data; }
 struct cJSON;
 eng_status eng_json_parse(const char *text, size_t len, const char *what, struct cJSON **out,
                           eng_diag *d);
+/* As eng_json_parse, but the value may be followed by other bytes: *used
+ * is how many bytes it took (up to the end of the value, no whitespace
+ * after it), for the caller to check what follows. */
+eng_status eng_json_parse_prefix(const char *text, size_t len, const char *what, struct cJSON **out,
+                                 size_t *used, eng_diag *d);
 
 /* Aligned allocation for kernels and tensors; free with eng_free. */
 void *eng_alloc(size_t bytes);

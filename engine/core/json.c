@@ -5,8 +5,8 @@
 
 #include <cjson/cJSON.h>
 
-eng_status eng_json_parse(const char *text, size_t len, const char *what, struct cJSON **out,
-                          eng_diag *d)
+eng_status eng_json_parse_prefix(const char *text, size_t len, const char *what, cJSON **out,
+                                 size_t *used, eng_diag *d)
 {
     *out = NULL;
     if (!text)
@@ -24,6 +24,13 @@ eng_status eng_json_parse(const char *text, size_t len, const char *what, struct
         return eng_fail(d, ENG_EFORMAT, "%s: not valid JSON at byte %zu (line %zu)", what, at,
                         line);
     }
+    if (used)
+        *used = (size_t)(end - text);
     *out = root;
     return ENG_OK;
+}
+
+eng_status eng_json_parse(const char *text, size_t len, const char *what, cJSON **out, eng_diag *d)
+{
+    return eng_json_parse_prefix(text, len, what, out, NULL, d);
 }

@@ -112,6 +112,11 @@ static const char *const font5x7[95] = {
 
 #define CELL_W 6 /* 5 columns + 1 spacing */
 #define CELL_H 9 /* 1 margin + 7 rows + 1 margin */
+/* A rectangle's right and bottom edges (x + w, y + h, summed in 64 bits) are
+ * clamped to this before they go back to int: far past any image side
+ * (ENG_IMAGE_MAX_SIDE), so clipping draws the same pixels, and small enough
+ * that the edge minus the line thickness cannot overflow. */
+#define DRAW_EDGE_MAX (1 << 30)
 
 /* Fills [x0,x1) x [y0,y1) clipped. */
 static void fill(eng_image *im, int x0, int y0, int x1, int y1, const uint8_t c[3])
@@ -147,7 +152,8 @@ void eng_image_draw_rect(eng_image *im, int x, int y, int w, int h, const uint8_
         t = w / 2 + 1;
     if (t > h / 2 + 1)
         t = h / 2 + 1;
-    int cx1 = x1 > 1 << 30 ? 1 << 30 : (int)x1, cy1 = y1 > 1 << 30 ? 1 << 30 : (int)y1;
+    int cx1 = x1 > DRAW_EDGE_MAX ? DRAW_EDGE_MAX : (int)x1;
+    int cy1 = y1 > DRAW_EDGE_MAX ? DRAW_EDGE_MAX : (int)y1;
     fill(im, x, y, cx1, y + t, rgb);     /* top */
     fill(im, x, cy1 - t, cx1, cy1, rgb); /* bottom */
     fill(im, x, y, x + t, cy1, rgb);     /* left */

@@ -6,6 +6,14 @@
 
 #include "core.h"
 
+/* Feature-extraction estimates are extrapolated from a measured rate (the
+ * detector: the images extracted so far; the classifier: seconds per GFLOP
+ * times the cheapest backbone's GFLOP). An estimate is raised by this margin
+ * before it is quoted as the minimum (and, in the detector, before it is
+ * held against the budget), because the cost per image varies with image
+ * size and machine load; one margin so every recipe quotes alike. */
+#define BUDGET_MARGIN 1.15
+
 /* Fails d with ENG_ENOBUDGET: budget_s CPU seconds cannot cover extracting
  * the features of nimages images through backbone `source` (NULL: not
  * named), estimated at need_s CPU seconds. The message gives the minimum

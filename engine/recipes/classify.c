@@ -602,24 +602,21 @@ done:
     return st;
 }
 
-static eng_status load_fail(eng_classifier *m, cJSON *a, cJSON *b, cJSON *c, eng_status st)
-{
-    eng_classifier_free(m);
-    cJSON_Delete(a);
-    cJSON_Delete(b);
-    cJSON_Delete(c);
-    return st;
-}
-
+/* The metadata value `key` parsed as JSON; NULL when absent or not JSON
+ * (the check of its shape that follows then names the key). */
 static cJSON *parse_meta_json(const eng_modelfile *f, const char *key)
 {
     const char *s = eng_modelfile_meta(f, key);
-    return s ? cJSON_Parse(s) : NULL;
+    cJSON *j = NULL;
+    eng_diag jd;
+    if (s && eng_json_parse(s, strlen(s), key, &j, &jd) != ENG_OK)
+        return NULL;
+    return j;
 }
 
-eng_status eng_classifier_from_file(const eng_modelfile *f, eng_classifier **out, eng_diag *d)
+/* The file's kind and version: a classifier this program reads. */
+static eng_status check_kind(const eng_modelfile *f, eng_diag *d)
 {
-    *out = NULL;
     const char *kind = eng_modelfile_meta(f, "kind");
     const char *ver = eng_modelfile_meta(f, "version");
     if (!kind)
@@ -635,159 +632,212 @@ eng_status eng_classifier_from_file(const eng_modelfile *f, eng_classifier **out
                         "model file: version %d is newer than this program "
                         "reads (%d)",
                         atoi(ver), CLS_VERSION);
-    cJSON *cats = parse_meta_json(f, "categories");
-    cJSON *bbs = parse_meta_json(f, "backbones");
-    cJSON *pre = parse_meta_json(f, "preprocessing");
-    eng_classifier *m = calloc(1, sizeof *m);
-    if (!m)
-        return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_ENOMEM, "model: out of memory"));
+    return ENG_OK;
+}
+
+/* m->cats from the "categories" metadata. */
+static eng_status load_categories(eng_classifier *m, const cJSON *cats, eng_diag *d)
+{
     if (!cJSON_IsArray(cats) || cJSON_GetArraySize(cats) < 2 || cJSON_GetArraySize(cats) > 100000)
-        return load_fail(m, cats, bbs, pre,
-                         eng_fail(d, ENG_EFORMAT,
-                                  "model file: metadata "
-                                  "\"categories\" must be a JSON array of at "
-                                  "least 2 names"));
+        return eng_fail(d, ENG_EFORMAT,
+                        "model file: metadata "
+                        "\"categories\" must be a JSON array of at "
+                        "least 2 names");
     m->ncat = 0;
     m->cats = calloc((size_t)cJSON_GetArraySize(cats), sizeof *m->cats);
     if (!m->cats)
-        return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_ENOMEM, "model: out of memory"));
-    for (cJSON *c = cats->child; c; c = c->next) {
+        return eng_fail(d, ENG_ENOMEM, "model: out of memory");
+    for (const cJSON *c = cats->child; c; c = c->next) {
         if (!cJSON_IsString(c) || !*c->valuestring)
-            return load_fail(m, cats, bbs, pre,
-                             eng_fail(d, ENG_EFORMAT,
-                                      "model file: category "
-                                      "%d is not a name",
-                                      m->ncat));
+            return eng_fail(d, ENG_EFORMAT,
+                            "model file: category "
+                            "%d is not a name",
+                            m->ncat);
         m->cats[m->ncat] = strdup(c->valuestring);
         if (!m->cats[m->ncat++])
-            return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_ENOMEM, "model: out of memory"));
+            return eng_fail(d, ENG_ENOMEM, "model: out of memory");
     }
+    return ENG_OK;
+}
+
+/* m->bb_name and m->bb_checksum from the "backbones" metadata. */
+static eng_status load_backbones(eng_classifier *m, const cJSON *bbs, eng_diag *d)
+{
     int nbb = cJSON_GetArraySize(bbs);
     if (!cJSON_IsArray(bbs) || nbb < 1 || nbb > CLS_MAX_VIEWS)
-        return load_fail(m, cats, bbs, pre,
-                         eng_fail(d, ENG_EFORMAT,
-                                  "model file: metadata "
-                                  "\"backbones\" must list 1..%d backbones",
-                                  CLS_MAX_VIEWS));
+        return eng_fail(d, ENG_EFORMAT,
+                        "model file: metadata "
+                        "\"backbones\" must list 1..%d backbones",
+                        CLS_MAX_VIEWS);
     m->bb_name = calloc((size_t)nbb, sizeof *m->bb_name);
     m->bb_checksum = calloc((size_t)nbb, sizeof *m->bb_checksum);
     if (!m->bb_name || !m->bb_checksum)
-        return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_ENOMEM, "model: out of memory"));
-    for (cJSON *b = bbs->child; b; b = b->next) {
+        return eng_fail(d, ENG_ENOMEM, "model: out of memory");
+    for (const cJSON *b = bbs->child; b; b = b->next) {
         cJSON *nm = cJSON_GetObjectItemCaseSensitive(b, "name");
         cJSON *cs = cJSON_GetObjectItemCaseSensitive(b, "checksum");
         if (!cJSON_IsString(nm) || !cJSON_IsString(cs) || !*nm->valuestring)
-            return load_fail(m, cats, bbs, pre,
-                             eng_fail(d, ENG_EFORMAT,
-                                      "model file: backbones"
-                                      "[%d] needs \"name\" and \"checksum\"",
-                                      m->nbb));
+            return eng_fail(d, ENG_EFORMAT,
+                            "model file: backbones"
+                            "[%d] needs \"name\" and \"checksum\"",
+                            m->nbb);
         m->bb_name[m->nbb] = strdup(nm->valuestring);
         m->bb_checksum[m->nbb] = strdup(cs->valuestring);
         if (!m->bb_name[m->nbb++] || !m->bb_checksum[m->nbb - 1])
-            return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_ENOMEM, "model: out of memory"));
+            return eng_fail(d, ENG_ENOMEM, "model: out of memory");
     }
+    return ENG_OK;
+}
+
+/* The next view of m from its "preprocessing" entry v and its mean tensor. */
+static eng_status load_view(const eng_modelfile *f, eng_classifier *m, const cJSON *v, eng_diag *d)
+{
+    cls_view *x = &m->views[m->nviews];
+    cJSON *b = cJSON_GetObjectItemCaseSensitive(v, "backbone");
+    cJSON *sz = cJSON_GetObjectItemCaseSensitive(v, "size");
+    cJSON *tap = cJSON_GetObjectItemCaseSensitive(v, "tap");
+    cJSON *dm = cJSON_GetObjectItemCaseSensitive(v, "dim");
+    cJSON *pw = cJSON_GetObjectItemCaseSensitive(v, "power"); /* absent in older files */
+    if ((pw && (!cJSON_IsNumber(pw) || !(pw->valuedouble > 0 && pw->valuedouble <= 4))) ||
+        !cJSON_IsNumber(b) || b->valuedouble < 0 || b->valuedouble >= m->nbb ||
+        !cJSON_IsNumber(sz) || sz->valuedouble < 32 || sz->valuedouble > 2048 ||
+        !cJSON_IsString(tap) || !*tap->valuestring || !cJSON_IsNumber(dm) || dm->valuedouble < 1 ||
+        dm->valuedouble > 1 << 16)
+        return eng_fail(d, ENG_EFORMAT,
+                        "model file: "
+                        "preprocessing view %d is malformed "
+                        "(backbone, size, tap, dim, power)",
+                        m->nviews);
+    x->bb = (int)b->valuedouble;
+    x->size = (int)sz->valuedouble;
+    x->dim = (int)dm->valuedouble;
+    x->power = pw ? (float)pw->valuedouble : 1.0f;
+    x->offset = m->dim;
+    m->dim += x->dim;
+    x->tap = strdup(tap->valuestring);
+    m->nviews++;
+    if (!x->tap)
+        return eng_fail(d, ENG_ENOMEM, "model: out of memory");
+    char name[32];
+    snprintf(name, sizeof name, "view.%d.mean", m->nviews - 1);
+    const eng_tensor *t;
+    int64_t dim1[1] = {x->dim};
+    eng_status st = eng_modelfile_expect(f, name, 1, dim1, &t, d);
+    if (st != ENG_OK)
+        return st;
+    x->mean = malloc((size_t)x->dim * sizeof *x->mean);
+    if (!x->mean)
+        return eng_fail(d, ENG_ENOMEM, "model: out of memory");
+    memcpy(x->mean, t->data, (size_t)x->dim * sizeof *x->mean);
+    return ENG_OK;
+}
+
+/* m->views and m->view_weight from the "preprocessing" metadata. */
+static eng_status load_views(const eng_modelfile *f, eng_classifier *m, const cJSON *pre,
+                             eng_diag *d)
+{
     cJSON *views = cJSON_GetObjectItemCaseSensitive(pre, "views");
     cJSON *vw = cJSON_GetObjectItemCaseSensitive(pre, "view_weight");
     int nv = cJSON_GetArraySize(views);
     if (!cJSON_IsObject(pre) || !cJSON_IsArray(views) || nv < 1 || nv > CLS_MAX_VIEWS ||
         !cJSON_IsNumber(vw) || !(vw->valuedouble > 0 && vw->valuedouble <= 1))
-        return load_fail(m, cats, bbs, pre,
-                         eng_fail(d, ENG_EFORMAT,
-                                  "model file: metadata "
-                                  "\"preprocessing\" needs 1..%d views and a "
-                                  "view_weight in (0, 1]",
-                                  CLS_MAX_VIEWS));
+        return eng_fail(d, ENG_EFORMAT,
+                        "model file: metadata "
+                        "\"preprocessing\" needs 1..%d views and a "
+                        "view_weight in (0, 1]",
+                        CLS_MAX_VIEWS);
     m->view_weight = (float)vw->valuedouble;
     m->views = calloc((size_t)nv, sizeof *m->views);
     if (!m->views)
-        return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_ENOMEM, "model: out of memory"));
-    for (cJSON *v = views->child; v; v = v->next) {
-        cls_view *x = &m->views[m->nviews];
-        cJSON *b = cJSON_GetObjectItemCaseSensitive(v, "backbone");
-        cJSON *sz = cJSON_GetObjectItemCaseSensitive(v, "size");
-        cJSON *tap = cJSON_GetObjectItemCaseSensitive(v, "tap");
-        cJSON *dm = cJSON_GetObjectItemCaseSensitive(v, "dim");
-        cJSON *pw = cJSON_GetObjectItemCaseSensitive(v, "power"); /* absent in older files */
-        if ((pw && (!cJSON_IsNumber(pw) || !(pw->valuedouble > 0 && pw->valuedouble <= 4))) ||
-            !cJSON_IsNumber(b) || b->valuedouble < 0 || b->valuedouble >= m->nbb ||
-            !cJSON_IsNumber(sz) || sz->valuedouble < 32 || sz->valuedouble > 2048 ||
-            !cJSON_IsString(tap) || !*tap->valuestring || !cJSON_IsNumber(dm) ||
-            dm->valuedouble < 1 || dm->valuedouble > 1 << 16)
-            return load_fail(m, cats, bbs, pre,
-                             eng_fail(d, ENG_EFORMAT,
-                                      "model file: "
-                                      "preprocessing view %d is malformed "
-                                      "(backbone, size, tap, dim, power)",
-                                      m->nviews));
-        x->bb = (int)b->valuedouble;
-        x->size = (int)sz->valuedouble;
-        x->dim = (int)dm->valuedouble;
-        x->power = pw ? (float)pw->valuedouble : 1.0f;
-        x->offset = m->dim;
-        m->dim += x->dim;
-        x->tap = strdup(tap->valuestring);
-        m->nviews++;
-        if (!x->tap)
-            return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_ENOMEM, "model: out of memory"));
-        char name[32];
-        snprintf(name, sizeof name, "view.%d.mean", m->nviews - 1);
-        const eng_tensor *t;
-        int64_t dim1[1] = {x->dim};
-        eng_status st = eng_modelfile_expect(f, name, 1, dim1, &t, d);
+        return eng_fail(d, ENG_ENOMEM, "model: out of memory");
+    for (const cJSON *v = views->child; v; v = v->next) {
+        eng_status st = load_view(f, m, v, d);
         if (st != ENG_OK)
-            return load_fail(m, cats, bbs, pre, st);
-        x->mean = malloc((size_t)x->dim * sizeof *x->mean);
-        if (!x->mean)
-            return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_ENOMEM, "model: out of memory"));
-        memcpy(x->mean, t->data, (size_t)x->dim * sizeof *x->mean);
+            return st;
     }
+    return ENG_OK;
+}
+
+/* The linear head (head.weight, head.bias) and the recipe. */
+static eng_status load_head(const eng_modelfile *f, eng_classifier *m, eng_diag *d)
+{
     const eng_tensor *w, *b;
     int64_t wd[2] = {m->dim, m->ncat}, bd[1] = {m->ncat};
     eng_status st = eng_modelfile_expect(f, "head.weight", 2, wd, &w, d);
     if (st == ENG_OK)
         st = eng_modelfile_expect(f, "head.bias", 1, bd, &b, d);
     if (st != ENG_OK)
-        return load_fail(m, cats, bbs, pre, st);
+        return st;
     m->w = malloc((size_t)m->dim * m->ncat * sizeof *m->w);
     m->b = malloc((size_t)m->ncat * sizeof *m->b);
     const char *recipe = eng_modelfile_meta(f, "recipe");
     m->recipe = strdup(recipe ? recipe : "{}");
     if (!m->w || !m->b || !m->recipe)
-        return load_fail(m, cats, bbs, pre, eng_fail(d, ENG_ENOMEM, "model: out of memory"));
+        return eng_fail(d, ENG_ENOMEM, "model: out of memory");
     memcpy(m->w, w->data, (size_t)m->dim * m->ncat * sizeof *m->w);
     memcpy(m->b, b->data, (size_t)m->ncat * sizeof *m->b);
-    /* fine-tuned stage: absent in files of recipes without it (and older files) */
+    return ENG_OK;
+}
+
+/* The fine-tuned stage: absent in files of recipes without it (and older files). */
+static eng_status load_finetune(const eng_modelfile *f, eng_classifier *m, eng_diag *d)
+{
     cls_ft ft;
     int present = 0;
-    st = cls_ft_from_file(f, m->ncat, &ft, &present, d);
-    if (st != ENG_OK)
-        return load_fail(m, cats, bbs, pre, st);
-    if (present) {
-        cJSON *fm = parse_meta_json(f, "finetune");
-        cJSON *fb = cJSON_GetObjectItemCaseSensitive(fm, "backbone");
-        cJSON *fs = cJSON_GetObjectItemCaseSensitive(fm, "size");
-        int ok = cJSON_IsNumber(fb) && fb->valuedouble >= 0 && fb->valuedouble < m->nbb &&
-                 cJSON_IsNumber(fs) && fs->valuedouble >= 32 && fs->valuedouble <= 2048;
-        if (ok) {
-            m->ft_bb = (int)fb->valuedouble;
-            m->ft_size = (int)fs->valuedouble;
-        }
-        cJSON_Delete(fm);
-        m->ft = ok ? malloc(sizeof *m->ft) : NULL;
-        if (!m->ft) {
-            cls_ft_free(&ft);
-            return load_fail(m, cats, bbs, pre,
-                             ok ? eng_fail(d, ENG_ENOMEM, "model: out of memory")
-                                : eng_fail(d, ENG_EFORMAT,
-                                           "model file: metadata \"finetune\" needs a "
-                                           "backbone index and an input size"));
-        }
-        *m->ft = ft;
+    eng_status st = cls_ft_from_file(f, m->ncat, &ft, &present, d);
+    if (st != ENG_OK || !present)
+        return st;
+    cJSON *fm = parse_meta_json(f, "finetune");
+    cJSON *fb = cJSON_GetObjectItemCaseSensitive(fm, "backbone");
+    cJSON *fs = cJSON_GetObjectItemCaseSensitive(fm, "size");
+    int ok = cJSON_IsNumber(fb) && fb->valuedouble >= 0 && fb->valuedouble < m->nbb &&
+             cJSON_IsNumber(fs) && fs->valuedouble >= 32 && fs->valuedouble <= 2048;
+    if (ok) {
+        m->ft_bb = (int)fb->valuedouble;
+        m->ft_size = (int)fs->valuedouble;
     }
+    cJSON_Delete(fm);
+    m->ft = ok ? malloc(sizeof *m->ft) : NULL;
+    if (!m->ft) {
+        cls_ft_free(&ft);
+        return ok ? eng_fail(d, ENG_ENOMEM, "model: out of memory")
+                  : eng_fail(d, ENG_EFORMAT,
+                             "model file: metadata \"finetune\" needs a "
+                             "backbone index and an input size");
+    }
+    *m->ft = ft;
+    return ENG_OK;
+}
+
+eng_status eng_classifier_from_file(const eng_modelfile *f, eng_classifier **out, eng_diag *d)
+{
+    *out = NULL;
+    eng_status st = check_kind(f, d);
+    if (st != ENG_OK)
+        return st;
+    cJSON *cats = parse_meta_json(f, "categories");
+    cJSON *bbs = parse_meta_json(f, "backbones");
+    cJSON *pre = parse_meta_json(f, "preprocessing");
+    eng_classifier *m = calloc(1, sizeof *m);
+    if (!m)
+        st = eng_fail(d, ENG_ENOMEM, "model: out of memory");
+    if (st == ENG_OK)
+        st = load_categories(m, cats, d);
+    if (st == ENG_OK)
+        st = load_backbones(m, bbs, d);
+    if (st == ENG_OK)
+        st = load_views(f, m, pre, d);
+    if (st == ENG_OK)
+        st = load_head(f, m, d);
+    if (st == ENG_OK)
+        st = load_finetune(f, m, d);
     cJSON_Delete(cats);
     cJSON_Delete(bbs);
     cJSON_Delete(pre);
+    if (st != ENG_OK) {
+        eng_classifier_free(m);
+        return st;
+    }
     *out = m;
     return ENG_OK;
 }

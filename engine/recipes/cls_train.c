@@ -1610,8 +1610,12 @@ static eng_status evaluate_final(trainer *t, const eng_classifier *m, char **jso
     if (st != ENG_OK)
         goto done;
     /* add the recipe for readers of evaluation.json */
-    cJSON *o = cJSON_Parse(js);
-    cJSON *rc = cJSON_Parse(eng_cls_recipe(m));
+    const char *recipe = eng_cls_recipe(m);
+    cJSON *o = NULL, *rc = NULL;
+    eng_diag jd;
+    if (js)
+        eng_json_parse(js, strlen(js), "evaluation json", &o, &jd);
+    eng_json_parse(recipe, strlen(recipe), "recipe", &rc, &jd);
     free(js);
     js = NULL;
     if (o && rc && cJSON_AddItemToObject(o, "recipe", rc)) {
@@ -1647,7 +1651,7 @@ static void budget_message(trainer *t)
             bb = b;
         }
     }
-    double need = est_cost(t, best, t->n + a->ntest) * 1.15;
+    double need = est_cost(t, best, t->n + a->ntest) * BUDGET_MARGIN;
     budget_fail_features(t->d, a->budget_seconds, t->n + a->ntest, bbname(t, bb), need);
 }
 

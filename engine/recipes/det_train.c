@@ -10,10 +10,17 @@
  * learns from CenterNet's focal loss on elliptical Gaussians (TTFNet's
  * alpha 0.54); the box head, when fine-tuned, from GIoU on the cells near
  * each box centre weighted by the Gaussian, the smaller box winning a cell.
- * Variants: box head kept or fine-tuned, NMS off or on; with fewer than
- * five images no split is possible and the box head is fine-tuned only
- * when the pretrained one fits the training boxes poorly (mean IoU at the
- * centres below 0.7).
+ * Variants: a linear heatmap head and one with a hidden layer of 64, each
+ * scored on held-out images with NMS off and at 0.5 (NMS is kept unless
+ * turning it off wins by more than DET_NMS_MARGIN). In both the box head is
+ * fine-tuned when the pretrained one fits the training boxes poorly (mean
+ * IoU at the box centres below DET_FIT_MIN) and kept otherwise. A quarter of
+ * the images (rounded up) is held out when there are at least five; with
+ * fewer (or no budget left for the search) the hidden-layer heatmap is taken
+ * when the box head is fine-tuned, the linear one otherwise, NMS at 0.5.
+ * The CPU budget: feature extraction must fit in it (else notEnoughBudget),
+ * the search stops early when the rest would not fit, and each fit runs only
+ * the steps its first step's cost says fit before its deadline.
  */
 #include "budget_int.h"
 #include "det_int.h"
@@ -39,6 +46,11 @@
 #define DET_NEAR 0.1f        /* cells whose target reaches this are always in a step */
 #define DET_MIN_STEPS 20     /* a fit cut by the budget still runs this many steps */
 #define DET_SEARCH_SHARE 0.6 /* share of the budget the search may use */
+/* A further variant is tried only when it and the final fit, estimated from
+ * the last variant's cost, would end within this share of the budget: the
+ * rest is kept for evaluating the test images and for the estimate being
+ * off (each search fit is also cut to end by DET_SEARCH_SHARE). */
+#define DET_SEARCH_END 0.7
 
 typedef struct det_img {
     int w, h;   /* image pixels (display) */
@@ -966,13 +978,14 @@ eng_status det_fit_heads(det_fit_args *f, eng_detector *m, float *last_loss, eng
 static eng_status add_extra(char **json, double minutes, const char *reason, const char *recipe,
                             eng_diag *d)
 {
-    cJSON *o = cJSON_Parse(*json);
-    if (!o)
+    cJSON *o = NULL;
+    if (!*json || eng_json_parse(*json, strlen(*json), "evaluation json", &o, d) != ENG_OK)
         return eng_fail(d, ENG_ENOMEM, "evaluation json: out of memory");
     cJSON_AddNumberToObject(o, "trainingCostInMinutes", round(minutes * 1000) / 1000);
     cJSON_AddStringToObject(o, "stopReason", reason);
-    cJSON *r = cJSON_Parse(recipe);
-    if (r)
+    cJSON *r = NULL;
+    eng_diag rd;
+    if (eng_json_parse(recipe, strlen(recipe), "recipe", &r, &rd) == ENG_OK)
         cJSON_AddItemToObject(o, "recipe", r);
     char *s = cJSON_Print(o);
     cJSON_Delete(o);
@@ -981,6 +994,374 @@ static eng_status add_extra(char **json, double minutes, const char *reason, con
     free(*json);
     *json = s;
     return ENG_OK;
+}
+
+/* The variant search and what it chose, shared by the stages of eng_det_train. */
+typedef struct search {
+    variant vars[2];
+    double fitq;         /* pretrained box head: mean IoU at the training box centres */
+    int best;            /* index of the chosen variant */
+    float best_nms;      /* its NMS IoU, 0 for off */
+    double best_map;     /* its held-out mAP@50; -1 without a split */
+    double vmap[2][2];   /* held-out mAP@50 per variant, NMS off and on; -1 untried */
+    float vcal[2][2][2]; /* calibration (a, b) per variant, NMS off and on */
+    char *vjson[2][2];   /* held-out metrics JSON per variant, NMS off and on */
+    int *all;            /* every training image */
+    int *fitidx, nfit;   /* the images a variant trains on */
+    int *hold, nhold;    /* the held-out images (nhold 0: no split) */
+    const char *reason;  /* stopReason */
+    char budget_reason[128];
+    char *recipe; /* the recipe JSON of the model */
+} search;
+
+static void search_release(search *s)
+{
+    free(s->all);
+    free(s->fitidx);
+    free(s->hold);
+    for (int v = 0; v < 2; v++)
+        for (int q = 0; q < 2; q++)
+            free(s->vjson[v][q]);
+    free(s->recipe);
+}
+
+/* Sets up t for a run on a: the backbone, its detector constants, the
+ * step buffers. */
+static eng_status trainer_start(trainer *t, const eng_train_args *a, eng_diag *d)
+{
+    memset(t, 0, sizeof *t);
+    t->a = a;
+    t->cpu0 = cpu_now();
+    t->ncat = a->ncat;
+    t->n = a->ntrain;
+    t->threads = a->threads > 0 ? a->threads : 1;
+    /* squash, as the backbone was trained: letterboxing measured worse on
+     * raccoon k=10 (mAP@50 0.793 against 0.840) */
+    t->letterbox = 0;
+    eng_rng_seed(&t->rng, a->seed ^ 0x6465746563740000ull);
+    eng_status st = det_pick_backbone(a->backbones, a->nbackbones, NULL, NULL, &t->bb, d);
+    if (st != ENG_OK)
+        return st;
+    const eng_backbone_info *inf = eng_backbone_get_info(t->bb);
+    t->node = inf->detection_features;
+    t->fdim = inf->detection_features_dim;
+    if ((st = load_consts(t, d)) != ENG_OK)
+        return st;
+    t->im = calloc((size_t)t->n, sizeof *t->im);
+    if ((st = trainer_buffers(t, d)) != ENG_OK)
+        return st;
+    if (!t->im)
+        return eng_fail(d, ENG_ENOMEM, "training: out of memory");
+    return ENG_OK;
+}
+
+/* Features of training image i: computed or read from the cache, kept in
+ * memory while *kept allows. *cpu_feat and *misses count the computed ones;
+ * their rate says whether the rest fits the budget. */
+static eng_status image_features(trainer *t, int i, size_t *kept, double *cpu_feat, int *misses,
+                                 eng_diag *d)
+{
+    const eng_train_args *a = t->a;
+    size_t per = (size_t)t->fdim * DET_CELLS;
+    uint16_t *f = NULL;
+    if (*kept + per * 2 <= DET_MEM_CAP || !a->cache_dir)
+        f = eng_alloc(per * 2);
+    uint16_t *buf = f ? f : t->tmpfeat;
+    int hit = 0;
+    double c0 = cpu_now();
+    eng_status st = det_features(t->bb, t->node, t->fdim, t->letterbox, a->train[i].path,
+                                 a->cache_dir, t->threads, buf, &t->im[i].w, &t->im[i].h, &hit, d);
+    if (st != ENG_OK) {
+        eng_free(f);
+        return st;
+    }
+    if (!hit) {
+        *cpu_feat += cpu_now() - c0;
+        (*misses)++;
+        /* budget: extraction of the rest (and of the test set) must fit;
+         * the first image's rate estimates it, as the classifier does */
+        double each = *cpu_feat / *misses;
+        double need = (cpu_now() - t->cpu0) + each * (t->n - i - 1 + a->ntest) * BUDGET_MARGIN;
+        if (a->budget_seconds > 0 && need > a->budget_seconds) {
+            eng_free(f);
+            return budget_fail_features(d, a->budget_seconds, t->n + a->ntest,
+                                        eng_backbone_get_info(t->bb)->name,
+                                        each * (t->n + a->ntest) * BUDGET_MARGIN);
+        }
+    }
+    t->im[i].feat = f;
+    if (f)
+        *kept += per * 2;
+    return ENG_OK;
+}
+
+/* The boxes of training image i in input pixels (those left empty by the
+ * clamp to the input dropped). */
+static eng_status image_boxes(trainer *t, int i, eng_diag *d)
+{
+    const eng_sample *s = &t->a->train[i];
+    det_img *im = &t->im[i];
+    int dw = s->width > 0 ? s->width : im->w, dh = s->height > 0 ? s->height : im->h;
+    float fx, fy;
+    det_scale(t->letterbox, dw, dh, &fx, &fy);
+    im->box = malloc((size_t)(s->nboxes + 1) * 4 * sizeof(float));
+    im->cat = malloc((size_t)(s->nboxes + 1) * sizeof(int));
+    if (!im->box || !im->cat)
+        return eng_fail(d, ENG_ENOMEM, "training: out of memory");
+    for (int b = 0; b < s->nboxes; b++) {
+        const eng_box *x = &s->boxes[b];
+        float *q = im->box + 4 * im->nbox;
+        q[0] = fmaxf(0, x->x * fx);
+        q[1] = fmaxf(0, x->y * fy);
+        q[2] = fminf(DET_SIZE, (x->x + x->w) * fx);
+        q[3] = fminf(DET_SIZE, (x->y + x->h) * fy);
+        if (q[2] - q[0] <= 0 || q[3] - q[1] <= 0)
+            continue;
+        im->cat[im->nbox++] = x->category;
+    }
+    return ENG_OK;
+}
+
+/* Stage 1: the features and boxes of every training image. */
+static eng_status stage_features(trainer *t, eng_diag *d)
+{
+    size_t kept = 0;
+    double cpu_feat = 0;
+    int misses = 0;
+    for (int i = 0; i < t->n; i++) {
+        if (aborted(t))
+            return eng_fail(d, ENG_EABORTED, "training cancelled");
+        eng_status st = image_features(t, i, &kept, &cpu_feat, &misses, d);
+        if (st == ENG_OK)
+            st = image_boxes(t, i, d);
+        if (st != ENG_OK)
+            return st;
+        progress(t, 0.4 * (i + 1) / t->n, "features", 0, 0, -1);
+    }
+    logf_(t, "features of %d training images (%d computed, %.1f s CPU), %s at %dx%d", t->n, misses,
+          cpu_feat, t->node, DET_SIZE, DET_SIZE);
+    return ENG_OK;
+}
+
+/* The variants and the choice without a split, from the pretrained box fit. */
+static eng_status search_init(trainer *t, eng_detector *m, search *s, eng_diag *d)
+{
+    s->fitq = pretrained_fit(t, m, d);
+    logf_(t, "pretrained box head: mean IoU %.3f at the training box centres", s->fitq);
+    /* the box head is fine-tuned when the pretrained one fits the training
+     * boxes poorly; the search tries a linear and a hidden-layer heatmap */
+    int ft = s->fitq < DET_FIT_MIN;
+    s->vars[0] = (variant){"linear heatmap", ft, 0, 0.01f, 40};
+    s->vars[1] = (variant){"hidden-64 heatmap", ft, 64, 0.01f, 150};
+    /* without a split: far from COCO (box head fits poorly) wants the hidden layer */
+    s->best = ft;
+    s->best_nms = 0.5f; /* NMS helped on every held-out split measured */
+    s->best_map = -1;
+    for (int v = 0; v < 2; v++)
+        for (int q = 0; q < 2; q++) {
+            s->vcal[v][q][0] = 1;
+            s->vcal[v][q][1] = 0;
+            s->vmap[v][q] = -1;
+        }
+    s->reason = "too few images to hold some out: heatmap chosen by the pretrained box fit";
+    s->all = malloc((size_t)t->n * sizeof *s->all);
+    s->fitidx = malloc((size_t)t->n * sizeof *s->fitidx);
+    s->hold = malloc((size_t)t->n * sizeof *s->hold);
+    if (!s->all || !s->fitidx || !s->hold)
+        return eng_fail(d, ENG_ENOMEM, "training: out of memory");
+    for (int i = 0; i < t->n; i++)
+        s->all[i] = i;
+    s->nhold = t->n >= 5 ? (t->n + 3) / 4 : 0;
+    return ENG_OK;
+}
+
+/* A seeded shuffle picks the s->nhold held-out images; the rest train. */
+static eng_status search_split(const trainer *t, search *s, eng_diag *d)
+{
+    int *perm = malloc((size_t)t->n * sizeof *perm);
+    eng_rng r = t->rng;
+    if (!perm)
+        return eng_fail(d, ENG_ENOMEM, "training: out of memory");
+    for (int i = 0; i < t->n; i++)
+        perm[i] = i;
+    for (int i = t->n - 1; i > 0; i--) {
+        int j = (int)(eng_rng_u64(&r) % (uint64_t)(i + 1));
+        int x = perm[i];
+        perm[i] = perm[j];
+        perm[j] = x;
+    }
+    int nh = 0;
+    s->nfit = 0;
+    for (int i = 0; i < t->n; i++) {
+        if (i < s->nhold)
+            s->hold[nh++] = perm[i];
+        else
+            s->fitidx[s->nfit++] = perm[i];
+    }
+    free(perm);
+    return ENG_OK;
+}
+
+/* Stage 2: with a split, fits each variant while the budget allows and
+ * picks the best held-out mAP@50 (NMS off or on). */
+static eng_status stage_search(trainer *t, eng_detector *m, search *s, eng_diag *d)
+{
+    const eng_train_args *a = t->a;
+    if (!s->nhold)
+        return ENG_OK;
+    eng_status st = search_split(t, s, d);
+    if (st != ENG_OK)
+        return st;
+    s->reason = "searched every variant";
+    t->deadline = a->budget_seconds > 0 ? a->budget_seconds * DET_SEARCH_SHARE : 0;
+    double fit_cost = 0;
+    for (int v = 0; v < 2; v++) {
+        double used = cpu_now() - t->cpu0;
+        if (a->budget_seconds > 0 && (v == 0 ? used > a->budget_seconds * DET_SEARCH_SHARE / 2
+                                             : used + fit_cost * (1 + (double)t->n / s->nfit) >
+                                                   a->budget_seconds * DET_SEARCH_END)) {
+            s->reason = v == 0 ? "budget: no room for the search (heatmap chosen by the "
+                                 "pretrained box fit)"
+                               : "budget: search stopped early";
+            break;
+        }
+        double c0 = cpu_now();
+        progress(t, 0.4 + 0.2 * v, "search", v + 1, 2, s->best_map);
+        if ((st = fit(t, s->fitidx, s->nfit, &s->vars[v], m, NULL, d)) != ENG_OK)
+            break;
+        if ((st = score(t, m, s->hold, s->nhold, &s->vmap[v][0], &s->vmap[v][1], s->vjson[v],
+                        s->vcal[v], d)) != ENG_OK)
+            break;
+        fit_cost = cpu_now() - c0;
+
+        logf_(t, "variant %s: held-out mAP@50 %.4f (NMS off), %.4f (NMS 0.5) on %d images",
+              s->vars[v].name, s->vmap[v][0], s->vmap[v][1], s->nhold);
+    }
+    int pick = -1, nms_on = 1;
+    det_pick_variant((const double(*)[2])s->vmap, 2, &pick, &nms_on);
+    if (pick >= 0) {
+        s->best = pick;
+        s->best_nms = nms_on ? 0.5f : 0.0f;
+        s->best_map = s->vmap[s->best][nms_on];
+    }
+    return st;
+}
+
+/* Stage 3: the chosen variant fitted on every image, and its calibration. */
+static eng_status stage_final(trainer *t, eng_detector *m, search *s, eng_diag *d)
+{
+    progress(t, 0.8, "final", 2, 2, s->best_map);
+    m->nms_iou = s->best_nms;
+    t->deadline = t->a->budget_seconds > 0 ? t->a->budget_seconds : 0;
+    eng_status st = fit(t, s->all, t->n, &s->vars[s->best], m, NULL, d);
+    if (st != ENG_OK)
+        return st;
+    if (t->steps_done < t->steps_planned) {
+        snprintf(s->budget_reason, sizeof s->budget_reason,
+                 "budget: final fit cut to %d of %d steps (%s)", t->steps_done, t->steps_planned,
+                 s->reason);
+        s->reason = s->budget_reason;
+    }
+    /* confidences: the calibration the chosen variant's held-out detections
+     * fit; without a split, the final model's own training detections
+     * (optimistic, but the order, and so mAP, does not depend on it) */
+    int on = s->best_nms > 0;
+    if (s->vmap[s->best][0] >= 0) {
+        m->cal_a = s->vcal[s->best][on][0];
+        m->cal_b = s->vcal[s->best][on][1];
+        m->calibrated = 1;
+        return ENG_OK;
+    }
+    double m0, m1;
+    float c[2][2];
+    if ((st = score(t, m, s->all, t->n, &m0, &m1, NULL, c, d)) != ENG_OK)
+        return st;
+    m->cal_a = c[on][0];
+    m->cal_b = c[on][1];
+    m->calibrated = 1;
+    return ENG_OK;
+}
+
+/* The recipe JSON of the chosen variant, into s->recipe and m->recipe. */
+static void recipe_make(const trainer *t, eng_detector *m, search *s)
+{
+    const variant *v = &s->vars[s->best];
+    cJSON *r = cJSON_CreateObject();
+    cJSON_AddStringToObject(r, "backbone", eng_backbone_get_info(t->bb)->name);
+    cJSON_AddStringToObject(r, "features", t->node);
+    cJSON_AddNumberToObject(r, "input", DET_SIZE);
+    cJSON_AddStringToObject(r, "heatmap",
+                            v->hidden ? "frozen pretrained depthwise 3x3 + "
+                                        "trained 1x1 to 64 + ReLU + 1x1, sigmoid, "
+                                        "CenterNet focal loss"
+                                      : "frozen pretrained depthwise 3x3 + trained 1x1, "
+                                        "sigmoid, CenterNet focal loss");
+    cJSON_AddNumberToObject(r, "hidden", v->hidden);
+    cJSON_AddStringToObject(r, "box",
+                            v->finetune_wh ? "pretrained, 1x1 fine-tuned with GIoU" : "pretrained");
+    cJSON_AddStringToObject(r, "augmentation", "horizontal flip");
+    cJSON_AddNumberToObject(r, "nms_iou", s->best_nms);
+    cJSON *cal = cJSON_AddObjectToObject(r, "confidence");
+    if (cal) {
+        cJSON_AddStringToObject(cal, "calibration",
+                                s->vmap[s->best][0] >= 0 ? "Platt on held-out detections"
+                                                         : "Platt on training detections");
+        cJSON_AddNumberToObject(cal, "a", m->cal_a);
+        cJSON_AddNumberToObject(cal, "b", m->cal_b);
+    }
+    cJSON_AddNumberToObject(r, "learning_rate", v->lr);
+    cJSON_AddNumberToObject(r, "epochs", v->epochs);
+    cJSON_AddNumberToObject(r, "pretrained_box_fit_iou", round(s->fitq * 1000) / 1000);
+    if (s->best_map >= 0)
+        cJSON_AddNumberToObject(r, "heldout_map50", round(s->best_map * 10000) / 10000);
+    cJSON *vs = cJSON_AddArrayToObject(r, "variants");
+    for (int k = 0; vs && k < 2; k++) {
+        if (s->vmap[k][0] < 0)
+            continue;
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "name", s->vars[k].name);
+        cJSON_AddNumberToObject(o, "map50", round(s->vmap[k][0] * 10000) / 10000);
+        cJSON_AddNumberToObject(o, "map50_nms", round(s->vmap[k][1] * 10000) / 10000);
+        cJSON_AddItemToArray(vs, o);
+    }
+    s->recipe = cJSON_PrintUnformatted(r);
+    cJSON_Delete(r);
+    free(m->recipe);
+    m->recipe = s->recipe ? strdup(s->recipe) : NULL;
+}
+
+/* Stage 4: the metrics JSON: on the test images when there are some, else
+ * the winner's held-out figure, else on the training images. */
+static eng_status stage_evaluate(trainer *t, eng_detector *m, search *s, char **evaluation_json,
+                                 eng_diag *d)
+{
+    const eng_train_args *a = t->a;
+    char **held = &s->vjson[s->best][s->best_nms > 0];
+    progress(t, 0.9, "evaluation", 2, 2, s->best_map);
+    if (a->test && a->ntest > 0) {
+        eng_eval_opts eo = {
+            .threads = t->threads,
+            .abort = abort_cb,
+            .ctx = t,
+            .dataset_name = a->test_name ? a->test_name : "test",
+        };
+        char *preds = NULL;
+        eng_status st = det_evaluate(m, &t->bb, 1, a->test, a->ntest, &eo, a->cache_dir,
+                                     evaluation_json, &preds, d);
+        free(preds);
+        return st;
+    }
+    if (s->nhold && *held) {
+        /* the held-out figure of the winner, measured before the final fit */
+        *evaluation_json = *held;
+        *held = NULL;
+        return ENG_OK;
+    }
+    eng_eval_opts eo = {.threads = t->threads,
+                        .dataset_name = s->nhold ? "training images (no budget to hold out)"
+                                                 : "training images (too few to hold out)"};
+    return det_evaluate(m, &t->bb, 1, a->train, a->ntrain, &eo, a->cache_dir, evaluation_json, NULL,
+                        d);
 }
 
 eng_status eng_det_train(const eng_train_args *a, eng_detector **out, char **evaluation_json,
@@ -992,321 +1373,26 @@ eng_status eng_det_train(const eng_train_args *a, eng_detector **out, char **eva
     if (st != ENG_OK)
         return st;
     trainer t;
-    memset(&t, 0, sizeof t);
-    t.a = a;
-    t.cpu0 = cpu_now();
-    t.ncat = a->ncat;
-    t.n = a->ntrain;
-    t.threads = a->threads > 0 ? a->threads : 1;
-    /* squash, as the backbone was trained: letterboxing measured worse on
-     * raccoon k=10 (mAP@50 0.793 against 0.840) */
-    t.letterbox = 0;
-    eng_rng_seed(&t.rng, a->seed ^ 0x6465746563740000ull);
+    search s;
+    memset(&s, 0, sizeof s);
     eng_detector *m = NULL;
-    char *recipe = NULL;
-    if ((st = det_pick_backbone(a->backbones, a->nbackbones, NULL, NULL, &t.bb, d)) != ENG_OK)
-        return st;
-    const eng_backbone_info *inf = eng_backbone_get_info(t.bb);
-    t.node = inf->detection_features;
-    t.fdim = inf->detection_features_dim;
-    size_t per = (size_t)t.fdim * DET_CELLS;
-    if ((st = load_consts(&t, d)) != ENG_OK)
+    if ((st = trainer_start(&t, a, d)) != ENG_OK || (st = stage_features(&t, d)) != ENG_OK)
         goto done;
-    t.im = calloc((size_t)t.n, sizeof *t.im);
-    if ((st = trainer_buffers(&t, d)) != ENG_OK || !t.im)
-        goto done;
-
-    /* 1. features */
-    size_t kept = 0;
-    double cpu_feat = 0;
-    int misses = 0;
-    for (int i = 0; i < t.n; i++) {
-        if (aborted(&t)) {
-            st = eng_fail(d, ENG_EABORTED, "training cancelled");
-            goto done;
-        }
-        const eng_sample *s = &a->train[i];
-        uint16_t *f = NULL;
-        if (kept + per * 2 <= DET_MEM_CAP || !a->cache_dir)
-            f = eng_alloc(per * 2);
-        uint16_t *buf = f ? f : t.tmpfeat;
-        int hit = 0;
-        double c0 = cpu_now();
-        st = det_features(t.bb, t.node, t.fdim, t.letterbox, s->path, a->cache_dir, t.threads, buf,
-                          &t.im[i].w, &t.im[i].h, &hit, d);
-        if (st != ENG_OK) {
-            eng_free(f);
-            goto done;
-        }
-        if (!hit) {
-            cpu_feat += cpu_now() - c0;
-            misses++;
-            /* budget: extraction of the rest (and of the test set) must fit;
-             * the first image's rate estimates it, as the classifier does */
-            double each = cpu_feat / misses;
-            double need = (cpu_now() - t.cpu0) + each * (t.n - i - 1 + a->ntest) * 1.15;
-            if (a->budget_seconds > 0 && need > a->budget_seconds) {
-                eng_free(f);
-                st = budget_fail_features(d, a->budget_seconds, t.n + a->ntest, inf->name,
-                                          each * (t.n + a->ntest) * 1.15);
-                goto done;
-            }
-        }
-        t.im[i].feat = f;
-        if (f)
-            kept += per * 2;
-        /* boxes in input pixels */
-        int dw = s->width > 0 ? s->width : t.im[i].w, dh = s->height > 0 ? s->height : t.im[i].h;
-        float fx, fy;
-        det_scale(t.letterbox, dw, dh, &fx, &fy);
-        t.im[i].box = malloc((size_t)(s->nboxes + 1) * 4 * sizeof(float));
-        t.im[i].cat = malloc((size_t)(s->nboxes + 1) * sizeof(int));
-        if (!t.im[i].box || !t.im[i].cat) {
-            st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
-            goto done;
-        }
-        for (int b = 0; b < s->nboxes; b++) {
-            const eng_box *x = &s->boxes[b];
-            float *q = t.im[i].box + 4 * t.im[i].nbox;
-            q[0] = fmaxf(0, x->x * fx);
-            q[1] = fmaxf(0, x->y * fy);
-            q[2] = fminf(DET_SIZE, (x->x + x->w) * fx);
-            q[3] = fminf(DET_SIZE, (x->y + x->h) * fy);
-            if (q[2] - q[0] <= 0 || q[3] - q[1] <= 0)
-                continue;
-            t.im[i].cat[t.im[i].nbox++] = x->category;
-        }
-        progress(&t, 0.4 * (i + 1) / t.n, "features", 0, 0, -1);
-    }
-    logf_(&t, "features of %d training images (%d computed, %.1f s CPU), %s at %dx%d", t.n, misses,
-          cpu_feat, t.node, DET_SIZE, DET_SIZE);
-
-    m = model_new(&t);
-    if (!m) {
+    if (!(m = model_new(&t))) {
         st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
         goto done;
     }
-
-    /* 2. search */
-    double fitq = pretrained_fit(&t, m, d);
-    logf_(&t, "pretrained box head: mean IoU %.3f at the training box centres", fitq);
-    /* the box head is fine-tuned when the pretrained one fits the training
-     * boxes poorly; the search tries a linear and a hidden-layer heatmap */
-    int ft = fitq < DET_FIT_MIN;
-    variant vars[2] = {{"linear heatmap", ft, 0, 0.01f, 40},
-                       {"hidden-64 heatmap", ft, 64, 0.01f, 150}};
-    /* without a split: far from COCO (box head fits poorly) wants the hidden layer */
-    int best = ft;
-    float best_nms = 0.5f; /* NMS helped on every held-out split measured */
-    double best_map = -1;
-    float vcal[2][2][2] = {{{1, 0}, {1, 0}}, {{1, 0}, {1, 0}}};
-    char budget_reason[128];
-    const char *reason =
-        "too few images to hold some out: heatmap chosen by the pretrained box fit";
-    int *all = malloc((size_t)t.n * sizeof *all);
-    int *fitidx = malloc((size_t)t.n * sizeof *fitidx);
-    int *hold = malloc((size_t)t.n * sizeof *hold);
-    double vmap[2][2] = {{-1, -1}, {-1, -1}};
-    char *vjson[2][2] = {{NULL, NULL}, {NULL, NULL}};
-    if (!all || !fitidx || !hold) {
-        free(all);
-        free(fitidx);
-        free(hold);
-        st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
+    if ((st = search_init(&t, m, &s, d)) != ENG_OK || (st = stage_search(&t, m, &s, d)) != ENG_OK ||
+        (st = stage_final(&t, m, &s, d)) != ENG_OK)
         goto done;
-    }
-    for (int i = 0; i < t.n; i++)
-        all[i] = i;
-    int nhold = t.n >= 5 ? (t.n + 3) / 4 : 0;
-    double fit_cost = 0;
-    if (nhold) {
-        /* a seeded shuffle picks the held-out images */
-        int *perm = malloc((size_t)t.n * sizeof *perm);
-        eng_rng r = t.rng;
-        if (!perm) {
-            free(all);
-            free(fitidx);
-            free(hold);
-            st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
-            goto done;
-        }
-        for (int i = 0; i < t.n; i++)
-            perm[i] = i;
-        for (int i = t.n - 1; i > 0; i--) {
-            int j = (int)(eng_rng_u64(&r) % (uint64_t)(i + 1));
-            int x = perm[i];
-            perm[i] = perm[j];
-            perm[j] = x;
-        }
-        int nf = 0, nh = 0;
-        for (int i = 0; i < t.n; i++) {
-            if (i < nhold)
-                hold[nh++] = perm[i];
-            else
-                fitidx[nf++] = perm[i];
-        }
-        free(perm);
-        reason = "searched every variant";
-        t.deadline = a->budget_seconds > 0 ? a->budget_seconds * DET_SEARCH_SHARE : 0;
-        for (int v = 0; v < 2; v++) {
-            double used = cpu_now() - t.cpu0;
-            if (a->budget_seconds > 0 &&
-                (v == 0 ? used > a->budget_seconds * DET_SEARCH_SHARE / 2
-                        : used + fit_cost * (1 + (double)t.n / nf) > a->budget_seconds * 0.7)) {
-                reason = v == 0 ? "budget: no room for the search (heatmap chosen by the "
-                                  "pretrained box fit)"
-                                : "budget: search stopped early";
-                break;
-            }
-            double c0 = cpu_now();
-            progress(&t, 0.4 + 0.2 * v, "search", v + 1, 2, best_map);
-            if ((st = fit(&t, fitidx, nf, &vars[v], m, NULL, d)) != ENG_OK)
-                break;
-            if ((st = score(&t, m, hold, nh, &vmap[v][0], &vmap[v][1], vjson[v], vcal[v], d)) !=
-                ENG_OK)
-                break;
-            fit_cost = cpu_now() - c0;
-
-            logf_(&t, "variant %s: held-out mAP@50 %.4f (NMS off), %.4f (NMS 0.5) on %d images",
-                  vars[v].name, vmap[v][0], vmap[v][1], nh);
-        }
-        int pick = -1, nms_on = 1;
-        det_pick_variant((const double(*)[2])vmap, 2, &pick, &nms_on);
-        if (pick >= 0) {
-            best = pick;
-            best_nms = nms_on ? 0.5f : 0.0f;
-            best_map = vmap[best][nms_on];
-        }
-        if (st != ENG_OK) {
-            free(all);
-            free(fitidx);
-            free(hold);
-            for (int v = 0; v < 2; v++)
-                for (int q = 0; q < 2; q++)
-                    free(vjson[v][q]);
-            goto done;
-        }
-    }
-
-    /* 3. final fit on every image */
-    progress(&t, 0.8, "final", 2, 2, best_map);
-    m->nms_iou = best_nms;
-    t.deadline = a->budget_seconds > 0 ? a->budget_seconds : 0;
-    st = fit(&t, all, t.n, &vars[best], m, NULL, d);
-    if (st == ENG_OK && t.steps_done < t.steps_planned) {
-        snprintf(budget_reason, sizeof budget_reason,
-                 "budget: final fit cut to %d of %d steps (%s)", t.steps_done, t.steps_planned,
-                 reason);
-        reason = budget_reason;
-    }
-    /* confidences: the calibration the chosen variant's held-out detections
-     * fit; without a split, the final model's own training detections
-     * (optimistic, but the order, and so mAP, does not depend on it) */
-    if (st == ENG_OK && vmap[best][0] >= 0) {
-        m->cal_a = vcal[best][best_nms > 0][0];
-        m->cal_b = vcal[best][best_nms > 0][1];
-        m->calibrated = 1;
-    } else if (st == ENG_OK) {
-        double m0, m1;
-        float c[2][2];
-        st = score(&t, m, all, t.n, &m0, &m1, NULL, c, d);
-        m->cal_a = c[best_nms > 0][0];
-        m->cal_b = c[best_nms > 0][1];
-        m->calibrated = 1;
-    }
-    free(all);
-    free(fitidx);
-    if (st != ENG_OK) {
-        free(hold);
-        for (int v = 0; v < 2; v++)
-            for (int q = 0; q < 2; q++)
-                free(vjson[v][q]);
-        goto done;
-    }
-    {
-        cJSON *r = cJSON_CreateObject();
-        cJSON_AddStringToObject(r, "backbone", inf->name);
-        cJSON_AddStringToObject(r, "features", t.node);
-        cJSON_AddNumberToObject(r, "input", DET_SIZE);
-        cJSON_AddStringToObject(r, "heatmap",
-                                vars[best].hidden
-                                    ? "frozen pretrained depthwise 3x3 + "
-                                      "trained 1x1 to 64 + ReLU + 1x1, sigmoid, "
-                                      "CenterNet focal loss"
-                                    : "frozen pretrained depthwise 3x3 + trained 1x1, "
-                                      "sigmoid, CenterNet focal loss");
-        cJSON_AddNumberToObject(r, "hidden", vars[best].hidden);
-        cJSON_AddStringToObject(r, "box",
-                                vars[best].finetune_wh ? "pretrained, 1x1 fine-tuned "
-                                                         "with GIoU"
-                                                       : "pretrained");
-        cJSON_AddStringToObject(r, "augmentation", "horizontal flip");
-        cJSON_AddNumberToObject(r, "nms_iou", best_nms);
-        cJSON *cal = cJSON_AddObjectToObject(r, "confidence");
-        if (cal) {
-            cJSON_AddStringToObject(cal, "calibration",
-                                    vmap[best][0] >= 0 ? "Platt on held-out detections"
-                                                       : "Platt on training detections");
-            cJSON_AddNumberToObject(cal, "a", m->cal_a);
-            cJSON_AddNumberToObject(cal, "b", m->cal_b);
-        }
-        cJSON_AddNumberToObject(r, "learning_rate", vars[best].lr);
-        cJSON_AddNumberToObject(r, "epochs", vars[best].epochs);
-        cJSON_AddNumberToObject(r, "pretrained_box_fit_iou", round(fitq * 1000) / 1000);
-        if (best_map >= 0)
-            cJSON_AddNumberToObject(r, "heldout_map50", round(best_map * 10000) / 10000);
-        cJSON *vs = cJSON_AddArrayToObject(r, "variants");
-        for (int v = 0; vs && v < 2; v++) {
-            if (vmap[v][0] < 0)
-                continue;
-            cJSON *o = cJSON_CreateObject();
-            cJSON_AddStringToObject(o, "name", vars[v].name);
-            cJSON_AddNumberToObject(o, "map50", round(vmap[v][0] * 10000) / 10000);
-            cJSON_AddNumberToObject(o, "map50_nms", round(vmap[v][1] * 10000) / 10000);
-            cJSON_AddItemToArray(vs, o);
-        }
-        recipe = cJSON_PrintUnformatted(r);
-        cJSON_Delete(r);
-        free(m->recipe);
-        m->recipe = recipe ? strdup(recipe) : NULL;
-    }
-    logf_(&t, "chosen: %s, NMS %s (%s)", vars[best].name, best_nms > 0 ? "0.5" : "off", reason);
-
-    /* 4. evaluation */
-    progress(&t, 0.9, "evaluation", 2, 2, best_map);
-    if (a->test && a->ntest > 0) {
-        eng_eval_opts eo = {
-            .threads = t.threads,
-            .abort = abort_cb,
-            .ctx = &t,
-            .dataset_name = a->test_name ? a->test_name : "test",
-        };
-        char *preds = NULL;
-        st = det_evaluate(m, &t.bb, 1, a->test, a->ntest, &eo, a->cache_dir, evaluation_json,
-                          &preds, d);
-        free(preds);
-    } else if (nhold && vjson[best][best_nms > 0]) {
-        /* the held-out figure of the winner, measured before the final fit */
-        *evaluation_json = vjson[best][best_nms > 0];
-        vjson[best][best_nms > 0] = NULL;
-        if (!*evaluation_json)
-            st = eng_fail(d, ENG_EINVAL, "training: no held-out evaluation");
-    } else {
-        eng_eval_opts eo = {.threads = t.threads,
-                                .dataset_name = nhold ? "training images (no budget to hold out)"
-                                                      : "training images (too few to hold out)"};
-        st = det_evaluate(m, &t.bb, 1, a->train, a->ntrain, &eo, a->cache_dir, evaluation_json,
-                          NULL, d);
-    }
-    free(hold);
-    for (int v = 0; v < 2; v++)
-        for (int q = 0; q < 2; q++)
-            free(vjson[v][q]);
-    if (st == ENG_OK)
-        st = add_extra(evaluation_json, (cpu_now() - t.cpu0) / 60, reason, recipe ? recipe : "{}",
-                       d);
+    recipe_make(&t, m, &s);
+    logf_(&t, "chosen: %s, NMS %s (%s)", s.vars[s.best].name, s.best_nms > 0 ? "0.5" : "off",
+          s.reason);
+    if ((st = stage_evaluate(&t, m, &s, evaluation_json, d)) == ENG_OK)
+        st = add_extra(evaluation_json, (cpu_now() - t.cpu0) / 60, s.reason,
+                       s.recipe ? s.recipe : "{}", d);
 done:
-    free(recipe);
+    search_release(&s);
     trainer_release(&t);
     if (st != ENG_OK) {
         eng_detector_free(m);

@@ -992,6 +992,17 @@ static float *copy_tensor(const eng_modelfile *f, const char *name, int ndim, co
     return p;
 }
 
+/* Metadata text s (named key) parsed as JSON; NULL when absent or not JSON
+ * (the check of its shape that follows then names the key). */
+static cJSON *parse_meta_json(const char *s, const char *key)
+{
+    cJSON *j = NULL;
+    eng_diag jd;
+    if (s && eng_json_parse(s, strlen(s), key, &j, &jd) != ENG_OK)
+        return NULL;
+    return j;
+}
+
 eng_status eng_detector_from_file(const eng_modelfile *f, eng_detector **out, eng_diag *d)
 {
     *out = NULL;
@@ -1013,8 +1024,8 @@ eng_status eng_detector_from_file(const eng_modelfile *f, eng_detector **out, en
     const char *bbn = eng_modelfile_meta(f, "backbone");
     const char *bbc = eng_modelfile_meta(f, "backbone_checksum");
     const char *rec = eng_modelfile_meta(f, "recipe");
-    cJSON *cats = s_cats ? cJSON_Parse(s_cats) : NULL;
-    cJSON *pre = s_pre ? cJSON_Parse(s_pre) : NULL;
+    cJSON *cats = parse_meta_json(s_cats, "categories");
+    cJSON *pre = parse_meta_json(s_pre, "preprocessing");
     eng_detector *m = calloc(1, sizeof *m);
     eng_status st = ENG_OK;
     int nc = cJSON_GetArraySize(cats);

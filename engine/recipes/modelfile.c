@@ -244,12 +244,12 @@ eng_status eng_modelfile_parse(const void *buf, size_t len, eng_modelfile **out,
         return eng_fail(d, ENG_EFORMAT,
                         "model file: header does not start with '{' "
                         "(not a safetensors file?)");
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
-    if (!root)
-        return eng_fail(d, ENG_EFORMAT, "model file: header is not valid JSON near byte %ld",
-                        end ? (long)(end - hdr) : -1L);
-    for (const char *q = end; q && q < hdr + hlen; q++)
+    cJSON *root = NULL;
+    size_t used = 0;
+    eng_status jst = eng_json_parse_prefix(hdr, (size_t)hlen, "model file header", &root, &used, d);
+    if (jst != ENG_OK)
+        return jst;
+    for (const char *q = hdr + used; q < hdr + hlen; q++)
         if (*q != ' ' && *q != '\0') {
             cJSON_Delete(root);
             return eng_fail(d, ENG_EFORMAT, "model file: junk after the JSON header at byte %ld",

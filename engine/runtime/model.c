@@ -575,28 +575,26 @@ static eng_status decode_weights(load_ctx *L, eng_diag *d)
 
 /* ---- nodes ---- */
 
-static eng_status parse_attrs(rt_node *n, const cJSON *attrs, eng_diag *d)
+static eng_status bad_attr(const rt_node *n, const char *what, eng_diag *d)
+{
+    return eng_fail(d, ENG_EFORMAT, "node '%s': bad attribute '%s'", n->name, what);
+}
+
+/* strides, dilations, ksize: 4 values, 1 over batch and channels */
+static eng_status attrs_window(rt_node *n, const cJSON *attrs, eng_diag *d)
 {
     rt_attr *a = &n->a;
     int64_t v[8];
-    char s[64];
-    int k;
-    a->stride[0] = a->stride[1] = 1;
-    a->dilation[0] = a->dilation[1] = 1;
-    a->ksize[0] = a->ksize[1] = 1;
-    a->padding = ENG_PAD_VALID;
-
-#define BAD(what) return eng_fail(d, ENG_EFORMAT, "node '%s': bad attribute '%s'", n->name, what)
     static const char *const hw_lists[3] = {"strides", "dilations", "ksize"};
     int *hw_dst[3] = {a->stride, a->dilation, a->ksize};
     for (int i = 0; i < 3; i++) {
-        k = attr_ints(attrs, hw_lists[i], v, 8);
+        int k = attr_ints(attrs, hw_lists[i], v, 8);
         if (k < 0 || (k != 0 && k != 4))
-            BAD(hw_lists[i]);
+            return bad_attr(n, hw_lists[i], d);
         if (k == 4) {
             for (int j = 0; j < 4; j++)
                 if (v[j] < 1 || v[j] > MAX_ATTR_INT)
-                    BAD(hw_lists[i]);
+                    return bad_attr(n, hw_lists[i], d);
             if (v[0] != 1 || v[3] != 1)
                 return eng_fail(d, ENG_EUNSUPPORTED,
                                 "node '%s': '%s' over batch or channels not "
@@ -606,9 +604,18 @@ static eng_status parse_attrs(rt_node *n, const cJSON *attrs, eng_diag *d)
             hw_dst[i][1] = (int)v[2];
         }
     }
-    k = attr_str(attrs, "padding", s, sizeof s);
+    return ENG_OK;
+}
+
+/* padding (SAME, VALID, EXPLICIT with explicit_paddings) and data_format (NHWC) */
+static eng_status attrs_padding(rt_node *n, const cJSON *attrs, eng_diag *d)
+{
+    rt_attr *a = &n->a;
+    int64_t v[8];
+    char s[64];
+    int k = attr_str(attrs, "padding", s, sizeof s);
     if (k < 0)
-        BAD("padding");
+        return bad_attr(n, "padding", d);
     if (k == 1) {
         if (!strcmp(s, "SAME"))
             a->padding = ENG_PAD_SAME;
@@ -622,7 +629,7 @@ static eng_status parse_attrs(rt_node *n, const cJSON *attrs, eng_diag *d)
     }
     k = attr_ints(attrs, "explicit_paddings", v, 8);
     if (k < 0 || (k != 0 && k != 8))
-        BAD("explicit_paddings");
+        return bad_attr(n, "explicit_paddings", d);
     if (a->padding == ENG_PAD_EXPLICIT) {
         if (k != 8)
             return eng_fail(d, ENG_EFORMAT,
@@ -631,7 +638,7 @@ static eng_status parse_attrs(rt_node *n, const cJSON *attrs, eng_diag *d)
                             n->name);
         for (int j = 0; j < 8; j++)
             if (v[j] < 0 || v[j] > MAX_ATTR_INT)
-                BAD("explicit_paddings");
+                return bad_attr(n, "explicit_paddings", d);
         if (v[0] || v[1] || v[6] || v[7])
             return eng_fail(d, ENG_EUNSUPPORTED,
                             "node '%s': padding of batch or channels not "
@@ -642,70 +649,78 @@ static eng_status parse_attrs(rt_node *n, const cJSON *attrs, eng_diag *d)
     }
     k = attr_str(attrs, "data_format", s, sizeof s);
     if (k < 0)
-        BAD("data_format");
+        return bad_attr(n, "data_format", d);
     if (k == 1 && strcmp(s, "NHWC"))
         return eng_fail(d, ENG_EUNSUPPORTED,
                         "node '%s': data_format '%s' not supported (NHWC "
                         "only)",
                         n->name, s);
+    return ENG_OK;
+}
 
-    /* fused ops: BiasAdd then at most one activation */
+/* fused ops: BiasAdd then at most one activation, num_args to match */
+static eng_status attrs_fused(rt_node *n, const cJSON *attrs, eng_diag *d)
+{
+    rt_attr *a = &n->a;
+    char s[64];
     const cJSON *fo = attr_get(attrs, "fused_ops");
-    if (fo) {
-        const cJSON *l = cJSON_GetObjectItemCaseSensitive(fo, "list");
-        const cJSON *arr = l ? cJSON_GetObjectItemCaseSensitive(l, "s") : NULL;
-        if (arr && !cJSON_IsArray(arr))
-            BAD("fused_ops");
-        const cJSON *e;
-        int i = 0;
-        cJSON_ArrayForEach(e, arr)
-        {
-            if (!cJSON_IsString(e) || !e->valuestring || b64_decode(e->valuestring, s, sizeof s))
-                BAD("fused_ops");
-            if (i == 0 && !strcmp(s, "BiasAdd"))
-                a->has_bias = 1;
-            else if (a->act == ENG_ACT_NONE && !strcmp(s, "Relu"))
-                a->act = ENG_ACT_RELU;
-            else if (a->act == ENG_ACT_NONE && !strcmp(s, "Relu6"))
-                a->act = ENG_ACT_RELU6;
-            else if (a->act == ENG_ACT_NONE && !strcmp(s, "Sigmoid"))
-                a->act = ENG_ACT_SIGMOID;
-            else
-                return eng_fail(d, ENG_EUNSUPPORTED, "node '%s': fused op '%s' not supported",
-                                n->name, s);
-            i++;
-        }
-        int64_t na = 0;
-        if (attr_int(attrs, "num_args", &na) < 0)
-            BAD("num_args");
-        if (na != a->has_bias)
-            return eng_fail(d, ENG_EUNSUPPORTED,
-                            "node '%s': num_args %lld with fused_ops "
-                            "%s BiasAdd not supported",
-                            n->name, (long long)na, a->has_bias ? "with" : "without");
+    if (!fo)
+        return ENG_OK;
+    const cJSON *l = cJSON_GetObjectItemCaseSensitive(fo, "list");
+    const cJSON *arr = l ? cJSON_GetObjectItemCaseSensitive(l, "s") : NULL;
+    if (arr && !cJSON_IsArray(arr))
+        return bad_attr(n, "fused_ops", d);
+    const cJSON *e;
+    int i = 0;
+    cJSON_ArrayForEach(e, arr)
+    {
+        if (!cJSON_IsString(e) || !e->valuestring || b64_decode(e->valuestring, s, sizeof s))
+            return bad_attr(n, "fused_ops", d);
+        if (i == 0 && !strcmp(s, "BiasAdd"))
+            a->has_bias = 1;
+        else if (a->act == ENG_ACT_NONE && !strcmp(s, "Relu"))
+            a->act = ENG_ACT_RELU;
+        else if (a->act == ENG_ACT_NONE && !strcmp(s, "Relu6"))
+            a->act = ENG_ACT_RELU6;
+        else if (a->act == ENG_ACT_NONE && !strcmp(s, "Sigmoid"))
+            a->act = ENG_ACT_SIGMOID;
+        else
+            return eng_fail(d, ENG_EUNSUPPORTED, "node '%s': fused op '%s' not supported", n->name,
+                            s);
+        i++;
     }
+    int64_t na = 0;
+    if (attr_int(attrs, "num_args", &na) < 0)
+        return bad_attr(n, "num_args", d);
+    if (na != a->has_bias)
+        return eng_fail(d, ENG_EUNSUPPORTED,
+                        "node '%s': num_args %lld with fused_ops "
+                        "%s BiasAdd not supported",
+                        n->name, (long long)na, a->has_bias ? "with" : "without");
+    return ENG_OK;
+}
 
-    int b = 0;
-    if (attr_bool(attrs, "keep_dims", &b) < 0)
-        BAD("keep_dims");
-    a->keep_dims = b;
-    b = 0;
-    if (attr_bool(attrs, "align_corners", &b) < 0)
-        BAD("align_corners");
-    a->align_corners = b;
-    b = 0;
-    if (attr_bool(attrs, "half_pixel_centers", &b) < 0)
-        BAD("half_pixel_centers");
-    a->half_pixel = b;
-    b = 0;
-    if (attr_bool(attrs, "transpose_a", &b) < 0)
-        BAD("transpose_a");
-    a->transpose_a = b;
-    b = 0;
-    if (attr_bool(attrs, "transpose_b", &b) < 0)
-        BAD("transpose_b");
-    a->transpose_b = b;
+/* boolean flags, false when absent */
+static eng_status attrs_flags(rt_node *n, const cJSON *attrs, eng_diag *d)
+{
+    rt_attr *a = &n->a;
+    static const char *const flags[5] = {"keep_dims", "align_corners", "half_pixel_centers",
+                                         "transpose_a", "transpose_b"};
+    int *dst[5] = {&a->keep_dims, &a->align_corners, &a->half_pixel, &a->transpose_a,
+                   &a->transpose_b};
+    for (int i = 0; i < 5; i++) {
+        int b = 0;
+        if (attr_bool(attrs, flags[i], &b) < 0)
+            return bad_attr(n, flags[i], d);
+        *dst[i] = b;
+    }
+    return ENG_OK;
+}
 
+/* StridedSlice masks, batch_dims (0 only), squeeze_dims */
+static eng_status attrs_slicing(rt_node *n, const cJSON *attrs, eng_diag *d)
+{
+    rt_attr *a = &n->a;
     static const char *const masks[5] = {"begin_mask", "end_mask", "ellipsis_mask", "new_axis_mask",
                                          "shrink_axis_mask"};
     int *mdst[5] = {&a->begin_mask, &a->end_mask, &a->ellipsis_mask, &a->new_axis_mask,
@@ -713,35 +728,59 @@ static eng_status parse_attrs(rt_node *n, const cJSON *attrs, eng_diag *d)
     for (int i = 0; i < 5; i++) {
         int64_t x = 0;
         if (attr_int(attrs, masks[i], &x) < 0 || x < 0 || x > 0xffff)
-            BAD(masks[i]);
+            return bad_attr(n, masks[i], d);
         *mdst[i] = (int)x;
     }
     int64_t bd = 0;
     if (attr_int(attrs, "batch_dims", &bd) < 0)
-        BAD("batch_dims");
+        return bad_attr(n, "batch_dims", d);
     if (bd != 0)
         return eng_fail(d, ENG_EUNSUPPORTED, "node '%s': batch_dims %lld not supported", n->name,
                         (long long)bd);
-    k = attr_ints(attrs, "squeeze_dims", v, ENG_MAX_DIMS);
+    int64_t v[ENG_MAX_DIMS];
+    int k = attr_ints(attrs, "squeeze_dims", v, ENG_MAX_DIMS);
     if (k < 0)
-        BAD("squeeze_dims");
+        return bad_attr(n, "squeeze_dims", d);
     a->n_squeeze = k;
     for (int i = 0; i < k; i++) {
         if (v[i] < -ENG_MAX_DIMS || v[i] >= ENG_MAX_DIMS)
-            BAD("squeeze_dims");
+            return bad_attr(n, "squeeze_dims", d);
         a->squeeze[i] = (int)v[i];
     }
+    return ENG_OK;
+}
+
+/* DstT and SrcT (Cast, Const); a Cast to a type we do not hold fails */
+static eng_status attrs_types(rt_node *n, const cJSON *attrs, eng_diag *d)
+{
+    rt_attr *a = &n->a;
     int t = 0;
     if (attr_type(attrs, "DstT", &t) < 0)
-        BAD("DstT");
+        return bad_attr(n, "DstT", d);
     a->dst_type = t;
     t = 0;
     if (attr_type(attrs, "SrcT", &t) < 0)
-        BAD("SrcT");
+        return bad_attr(n, "SrcT", d);
     a->src_type = t;
     if (!strcmp(n->op->name, "Cast") && (!a->dst_type))
         return eng_fail(d, ENG_EUNSUPPORTED, "node '%s': Cast to this type not supported", n->name);
-#undef BAD
+    return ENG_OK;
+}
+
+/* Every attribute the ops read, parsed the same for every node (absent ones
+ * keep their defaults); checked in this order, so the first bad one is named. */
+static eng_status parse_attrs(rt_node *n, const cJSON *attrs, eng_diag *d)
+{
+    rt_attr *a = &n->a;
+    a->stride[0] = a->stride[1] = 1;
+    a->dilation[0] = a->dilation[1] = 1;
+    a->ksize[0] = a->ksize[1] = 1;
+    a->padding = ENG_PAD_VALID;
+    eng_status st;
+    if ((st = attrs_window(n, attrs, d)) || (st = attrs_padding(n, attrs, d)) ||
+        (st = attrs_fused(n, attrs, d)) || (st = attrs_flags(n, attrs, d)) ||
+        (st = attrs_slicing(n, attrs, d)) || (st = attrs_types(n, attrs, d)))
+        return st;
     return ENG_OK;
 }
 
@@ -1055,13 +1094,8 @@ static eng_status load(load_ctx *L, const char *json, size_t len, eng_model **ou
     eng_status st = ENG_OK;
     if (!m)
         return eng_fail(d, ENG_ENOMEM, "model: out of memory");
-    const char *end = NULL;
-    L->root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
-    if (!L->root) {
-        long at = end ? (long)(end - json) : -1;
-        st = eng_fail(d, ENG_EFORMAT, "model.json: malformed json near byte %ld", at);
+    if ((st = eng_json_parse(json, len, "model.json", &L->root, d)))
         goto fail;
-    }
     if (!cJSON_IsObject(L->root)) {
         st = eng_fail(d, ENG_EFORMAT, "model.json: not a json object");
         goto fail;

@@ -1,7 +1,15 @@
 /* ops.c: the op registry (name -> rt_op) and shape helpers shared by the
- * op files. Adding an op: write prepare/infer/compute in ops_nn.c (kernels
- * with weights) or ops_math.c (everything else) and add a row to that
- * file's table; nothing else changes. */
+ * op files. Adding an op: write infer and compute (prepare for checks and
+ * weight repacking at load, flops for the profile) in ops_nn.c (kernels
+ * with weights) or ops_math.c (everything else), add a row to that file's
+ * table, and a case to tests/unit/test_runtime_ops.c. Then check the places
+ * that name ops: an op sharing a compute function is told apart by name
+ * there (binop_of in ops_math.c takes any name it does not know for Add);
+ * a new attribute needs a field in rt_attr (runtime_int.h) and a parse in
+ * model.c's parse_attrs; run.c's batch_separable lists the ops a batch is
+ * split over item by item (others run the batch whole: same result, less
+ * parallel); fuse.c's patterns name the convolutions and element-wise ops
+ * they fold into an epilogue (a new one is not fused until named there). */
 #include "runtime_int.h"
 
 #include <stdio.h>

@@ -452,141 +452,173 @@ eng_status eng_model_run(const eng_model *m, const eng_tensor *input, const char
     return run_graph(m, input, outputs, n_outputs, out, opts, threads > 256 ? 256 : threads, 1, d);
 }
 
-static eng_status run_graph(const eng_model *m, const eng_tensor *input, const char *const *outputs,
-                            int n_outputs, eng_tensor **out, const eng_run_opts *opts, int threads,
-                            int may_split, eng_diag *d)
+/* One run's values and the bookkeeping that says which nodes run and when
+ * a value can go. */
+typedef struct run_state {
+    const eng_model *m;
+    eng_tensor **val;        /* n_nodes x RT_MAX_OUT: the values of node outputs */
+    unsigned char *needed;   /* node feeds a requested output */
+    unsigned char *borrowed; /* node's value is a constant or the input: not freed */
+    int *uses;               /* consumers of the node still to run */
+    rt_ref *refs;            /* the requested outputs, resolved */
+    unsigned char *unfused;  /* node runs unfused: the run asks for a node it absorbs */
+} run_state;
+
+/* Resolves the outputs and marks the nodes they need (r zeroed first, so
+ * run_state_release works whatever this returns). */
+static eng_status run_state_init(run_state *r, const eng_model *m, const char *const *outputs,
+                                 int n_outputs, eng_diag *d)
 {
-    rt_ctx ctx = {.threads = threads};
     int n = m->n_nodes;
-    eng_tensor **val = calloc((size_t)n * RT_MAX_OUT, sizeof *val);
-    unsigned char *needed = calloc((size_t)n, 1);
-    unsigned char *borrowed = calloc((size_t)n, 1);
-    int *uses = calloc((size_t)n, sizeof *uses);
-    rt_ref *refs = calloc((size_t)n_outputs, sizeof *refs);
-    unsigned char *unfused = calloc((size_t)n, 1);
-    eng_status st = ENG_OK;
-    int split = 0;
-    if (!val || !needed || !borrowed || !uses || !refs || !unfused) {
-        st = eng_fail(d, ENG_ENOMEM, "run: out of memory");
-        goto out;
-    }
+    memset(r, 0, sizeof *r);
+    r->m = m;
+    r->val = calloc((size_t)n * RT_MAX_OUT, sizeof *r->val);
+    r->needed = calloc((size_t)n, 1);
+    r->borrowed = calloc((size_t)n, 1);
+    r->uses = calloc((size_t)n, sizeof *r->uses);
+    r->refs = calloc((size_t)n_outputs, sizeof *r->refs);
+    r->unfused = calloc((size_t)n, 1);
+    if (!r->val || !r->needed || !r->borrowed || !r->uses || !r->refs || !r->unfused)
+        return eng_fail(d, ENG_ENOMEM, "run: out of memory");
+    eng_status st;
     for (int i = 0; i < n_outputs; i++)
-        if ((st = resolve(m, outputs[i], &refs[i], d)))
-            goto out;
+        if ((st = resolve(m, outputs[i], &r->refs[i], d)))
+            return st;
     /* a fused form is skipped when the run asks for a node it absorbs */
     for (int i = 0; i < n_outputs; i++)
-        if (m->nodes[refs[i].node].absorbed_by >= 0)
-            unfused[m->nodes[refs[i].node].absorbed_by] = 1;
-    if ((st = mark_needed(m, refs, n_outputs, needed, uses, unfused, d)))
-        goto out;
-    if (may_split && input->ndim >= 1 && input->dim[0] > 1 &&
-        batch_separable(m, needed, unfused, refs, n_outputs)) {
-        split = 1;
-        goto out;
-    }
+        if (m->nodes[r->refs[i].node].absorbed_by >= 0)
+            r->unfused[m->nodes[r->refs[i].node].absorbed_by] = 1;
+    return mark_needed(m, r->refs, n_outputs, r->needed, r->uses, r->unfused, d);
+}
 
-    for (int oi = 0; oi < n; oi++) {
-        int k = m->order[oi];
-        if (!needed[k])
-            continue;
-        const rt_node *nd = node_form(m, k, unfused);
-        eng_tensor **o = &val[(size_t)k * RT_MAX_OUT];
-        if (opts && opts->abort && opts->abort(opts->abort_ctx)) {
-            st = eng_fail(d, ENG_EABORTED, "run aborted before node '%s'", nd->name);
-            goto out;
-        }
-        if (nd->value) {
-            o[0] = nd->value;
-            borrowed[k] = 1;
-            continue;
-        }
-        if (k == m->input_node) {
-            o[0] = (eng_tensor *)input;
-            borrowed[k] = 1;
-            continue;
-        }
-        const eng_tensor *in_stack[16];
-        const eng_tensor **in = in_stack;
-        if (nd->n_in > 16 && !(in = malloc((size_t)nd->n_in * sizeof *in))) {
-            st = eng_fail(d, ENG_ENOMEM, "run: out of memory");
-            goto out;
-        }
-        for (int j = 0; j < nd->n_in; j++)
-            in[j] = val[(size_t)nd->in[j].node * RT_MAX_OUT + nd->in[j].port];
-        eng_tensor shape[RT_MAX_OUT];
-        memset(shape, 0, sizeof shape);
-        st = nd->op->infer(nd, in, shape, d);
-        for (int p = 0; !st && p < nd->op->n_out; p++) {
-            if (shape[p].ndim < 0)
-                st = eng_fail(d, ENG_EUNSUPPORTED, "node '%s': output shape not computable",
-                              nd->name);
-            else if (!(o[p] = rt_tensor_alloc(shape[p].dtype, shape[p].ndim, shape[p].dim)))
-                st = eng_fail(d, ENG_ENOMEM, "node '%s': out of memory for its output", nd->name);
-        }
-        if (!st) {
-            double t0 = opts && opts->profile ? now_ms() : 0;
-            double c0 = opts && opts->profile ? cpu_ms() : 0;
-            eng_tensor outs[RT_MAX_OUT];
-            for (int p = 0; p < nd->op->n_out; p++)
-                outs[p] = *o[p];
-            st = nd->op->compute(nd, in, outs, &ctx, d);
-            if (opts && opts->profile) {
-                double fl = nd->op->flops ? nd->op->flops(nd, in, o[0]) : 0;
-                profile_add(opts->profile, nd->op->name, now_ms() - t0, cpu_ms() - c0, fl);
-            }
-        }
-        if (in != in_stack)
-            free(in);
-        if (st)
-            goto out;
-        /* release inputs whose last consumer this was */
-        for (int j = 0; j < nd->n_in; j++) {
-            int s = nd->in[j].node;
-            if (--uses[s] == 0 && !borrowed[s])
-                for (int p = 0; p < RT_MAX_OUT; p++) {
-                    eng_tensor_free(val[(size_t)s * RT_MAX_OUT + p]);
-                    val[(size_t)s * RT_MAX_OUT + p] = NULL;
-                }
-        }
+/* Frees the values still held (borrowed ones stay) and the bookkeeping. */
+static void run_state_release(run_state *r)
+{
+    if (r->val && r->borrowed)
+        for (int k = 0; k < r->m->n_nodes; k++)
+            if (!r->borrowed[k])
+                for (int p = 0; p < RT_MAX_OUT; p++)
+                    eng_tensor_free(r->val[(size_t)k * RT_MAX_OUT + p]);
+    free(r->val);
+    free(r->needed);
+    free(r->borrowed);
+    free(r->uses);
+    free(r->refs);
+    free(r->unfused);
+}
+
+/* Allocates the outputs o of node nd for inputs in and computes them,
+ * timed into the profile when the run keeps one. */
+static eng_status node_compute(const rt_node *nd, const eng_tensor **in, eng_tensor **o,
+                               const eng_run_opts *opts, const rt_ctx *ctx, eng_diag *d)
+{
+    eng_tensor shape[RT_MAX_OUT];
+    memset(shape, 0, sizeof shape);
+    eng_status st = nd->op->infer(nd, in, shape, d);
+    for (int p = 0; !st && p < nd->op->n_out; p++) {
+        if (shape[p].ndim < 0)
+            st = eng_fail(d, ENG_EUNSUPPORTED, "node '%s': output shape not computable", nd->name);
+        else if (!(o[p] = rt_tensor_alloc(shape[p].dtype, shape[p].ndim, shape[p].dim)))
+            st = eng_fail(d, ENG_ENOMEM, "node '%s': out of memory for its output", nd->name);
     }
-    /* clones first (borrowed values and repeated names), so a failed copy
-     * leaves ownership clear; then the remaining outputs move out */
+    if (st)
+        return st;
+    double t0 = opts && opts->profile ? now_ms() : 0;
+    double c0 = opts && opts->profile ? cpu_ms() : 0;
+    eng_tensor outs[RT_MAX_OUT];
+    for (int p = 0; p < nd->op->n_out; p++)
+        outs[p] = *o[p];
+    st = nd->op->compute(nd, in, outs, ctx, d);
+    if (opts && opts->profile) {
+        double fl = nd->op->flops ? nd->op->flops(nd, in, o[0]) : 0;
+        profile_add(opts->profile, nd->op->name, now_ms() - t0, cpu_ms() - c0, fl);
+    }
+    return st;
+}
+
+/* Runs needed node k: a constant or the input is borrowed, anything else
+ * computed; then frees the inputs whose last consumer this was. */
+static eng_status run_node(run_state *r, int k, const eng_tensor *input, const eng_run_opts *opts,
+                           const rt_ctx *ctx, eng_diag *d)
+{
+    const eng_model *m = r->m;
+    const rt_node *nd = node_form(m, k, r->unfused);
+    eng_tensor **o = &r->val[(size_t)k * RT_MAX_OUT];
+    if (opts && opts->abort && opts->abort(opts->abort_ctx))
+        return eng_fail(d, ENG_EABORTED, "run aborted before node '%s'", nd->name);
+    if (nd->value || k == m->input_node) {
+        o[0] = nd->value ? nd->value : (eng_tensor *)input;
+        r->borrowed[k] = 1;
+        return ENG_OK;
+    }
+    const eng_tensor *in_stack[16];
+    const eng_tensor **in = in_stack;
+    if (nd->n_in > 16 && !(in = malloc((size_t)nd->n_in * sizeof *in)))
+        return eng_fail(d, ENG_ENOMEM, "run: out of memory");
+    for (int j = 0; j < nd->n_in; j++)
+        in[j] = r->val[(size_t)nd->in[j].node * RT_MAX_OUT + nd->in[j].port];
+    eng_status st = node_compute(nd, in, o, opts, ctx, d);
+    if (in != in_stack)
+        free(in);
+    if (st)
+        return st;
+    /* release inputs whose last consumer this was */
+    for (int j = 0; j < nd->n_in; j++) {
+        int s = nd->in[j].node;
+        if (--r->uses[s] == 0 && !r->borrowed[s])
+            for (int p = 0; p < RT_MAX_OUT; p++) {
+                eng_tensor_free(r->val[(size_t)s * RT_MAX_OUT + p]);
+                r->val[(size_t)s * RT_MAX_OUT + p] = NULL;
+            }
+    }
+    return ENG_OK;
+}
+
+/* Hands the requested values out: clones first (borrowed values and
+ * repeated names), so a failed copy leaves ownership clear; then the
+ * remaining outputs move out. */
+static eng_status run_outputs(run_state *r, const char *const *outputs, int n_outputs,
+                              eng_tensor **out, eng_diag *d)
+{
+    const rt_ref *refs = r->refs;
     for (int i = 0; i < n_outputs; i++) {
-        const eng_tensor *src = val[(size_t)refs[i].node * RT_MAX_OUT + refs[i].port];
+        const eng_tensor *src = r->val[(size_t)refs[i].node * RT_MAX_OUT + refs[i].port];
         int repeat = 0;
         for (int j = 0; j < i; j++)
             repeat |= refs[j].node == refs[i].node && refs[j].port == refs[i].port;
-        if (borrowed[refs[i].node] || repeat) {
-            if (!(out[i] = rt_tensor_clone(src))) {
-                st = eng_fail(d, ENG_ENOMEM, "output '%s': out of memory", outputs[i]);
-                goto out;
-            }
-        }
+        if ((r->borrowed[refs[i].node] || repeat) && !(out[i] = rt_tensor_clone(src)))
+            return eng_fail(d, ENG_ENOMEM, "output '%s': out of memory", outputs[i]);
     }
     for (int i = 0; i < n_outputs; i++) {
-        eng_tensor **slot = &val[(size_t)refs[i].node * RT_MAX_OUT + refs[i].port];
+        eng_tensor **slot = &r->val[(size_t)refs[i].node * RT_MAX_OUT + refs[i].port];
         if (!out[i]) {
             out[i] = *slot;
             *slot = NULL;
         }
     }
-out:
-    if (val && borrowed)
-        for (int k = 0; k < n; k++)
-            if (!borrowed[k])
-                for (int p = 0; p < RT_MAX_OUT; p++)
-                    eng_tensor_free(val[(size_t)k * RT_MAX_OUT + p]);
+    return ENG_OK;
+}
+
+static eng_status run_graph(const eng_model *m, const eng_tensor *input, const char *const *outputs,
+                            int n_outputs, eng_tensor **out, const eng_run_opts *opts, int threads,
+                            int may_split, eng_diag *d)
+{
+    rt_ctx ctx = {.threads = threads};
+    run_state r;
+    eng_status st = run_state_init(&r, m, outputs, n_outputs, d);
+    int split = !st && may_split && input->ndim >= 1 && input->dim[0] > 1 &&
+                batch_separable(m, r.needed, r.unfused, r.refs, n_outputs);
+    for (int oi = 0; !st && !split && oi < m->n_nodes; oi++)
+        if (r.needed[m->order[oi]])
+            st = run_node(&r, m->order[oi], input, opts, &ctx, d);
+    if (!st && !split)
+        st = run_outputs(&r, outputs, n_outputs, out, d);
+    run_state_release(&r);
     if (st)
         for (int i = 0; i < n_outputs; i++) {
             eng_tensor_free(out[i]);
             out[i] = NULL;
         }
-    free(val);
-    free(needed);
-    free(borrowed);
-    free(uses);
-    free(refs);
-    free(unfused);
     if (split)
         return run_split(m, input, outputs, n_outputs, out, opts, threads, d);
     return st;

@@ -501,7 +501,7 @@ static void test_broken(void)
          {.raw = "{\"input\": [64, 64"},
          DMG_NONE,
          ENG_EFORMAT,
-         "malformed json",
+         "': not valid JSON at byte ",
          NULL},
         {"not an object", {.raw = "[1, 2]"}, DMG_NONE, ENG_EFORMAT, "not an object", NULL},
         {"bad pixels", {.pixels = "0..2"}, DMG_NONE, ENG_EFORMAT, "\"pixels\"", NULL},

@@ -27,9 +27,9 @@ typedef struct bad_case {
 #define W1 "{\"name\":\"w\",\"shape\":[1,1,1,1],\"dtype\":\"float32\"}"
 
 static const bad_case cases[] = {
-    {"not json", "{\"modelTopology\": {", 0, ENG_EFORMAT, "malformed json"},
+    {"not json", "{\"modelTopology\": {", 0, ENG_EFORMAT, "model.json: not valid JSON at byte "},
     {"json array", "[1,2]", 0, ENG_EFORMAT, "not a json object"},
-    {"empty input", "", 0, ENG_EFORMAT, "malformed json"},
+    {"empty input", "", 0, ENG_EFORMAT, "model.json: not valid JSON at byte 0 (line 1)"},
     {"no topology", "{\"format\":\"graph-model\"}", 0, ENG_EFORMAT, "'modelTopology.node' missing"},
     {"layers model", "{\"modelTopology\":{\"model_config\":{}}}", 0, ENG_EFORMAT,
      "not a tfjs graph model"},
