@@ -14,11 +14,10 @@ eng_status eng_json_parse_prefix(const char *text, size_t len, const char *what,
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
     if (!root) {
-        /* cJSON leaves end at the byte it could not take (NULL when it ran out
-         * of memory before reading) */
-        if (!end)
-            return eng_fail(d, ENG_ENOMEM, "%s: out of memory parsing JSON", what);
-        size_t at = (size_t)(end - text), line = 1;
+        /* cJSON leaves end at the byte it could not take; it says nothing
+         * else, so running out of memory reads as text it could not take
+         * (a caller's own size limits keep that rare) */
+        size_t at = end ? (size_t)(end - text) : 0, line = 1;
         for (size_t i = 0; i < at && i < len; i++)
             line += text[i] == '\n';
         return eng_fail(d, ENG_EFORMAT, "%s: not valid JSON at byte %zu (line %zu)", what, at,
