@@ -135,6 +135,10 @@ void fs_log_to_store(int enable);
 /* Log a line to the daemon log (stderr with -f; STORE/.vfs-log otherwise). */
 void fs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* Whether the mount is shared with other users (allow_other); set once by
+ * main before the mount. */
+void fs_set_shared(int shared);
+int fs_shared(void);
 /* Online CPUs, 1 to 64. */
 int fs_ncpu(void);
 /* Seconds on the monotonic clock. */

@@ -686,6 +686,7 @@ typedef struct ds_dirs {
     int tfd;          /* that folder (fetched images live there) */
     int dfd;          /* the folder holding the COCO file (file names are relative to it) */
     const char *sub;  /* that folder below the top, "" for the top */
+    fs_fetch_reader reader; /* the annotation file's owner: file:// urls are read as them */
 } ds_dirs;
 
 /* Finds image im: in the folder by its file name, or downloaded from its url
@@ -718,7 +719,7 @@ static void locate_image(ds_entry *e, const ds_dirs *w, const coco_image *im,
             have = 1;
         } else if (snprintf(full, sizeof full, "%s/%s", w->dir, rel) < (int)sizeof full) {
             char why[256] = "";
-            fs_fetch_state fst = fs_fetch_image(w->name, url, full, why, sizeof why);
+            fs_fetch_state fst = fs_fetch_image(w->name, url, full, &w->reader, why, sizeof why);
             if (fst == FS_FETCH_DONE && fstatat(w->tfd, rel, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
                 S_ISREG(st.st_mode)) {
                 have = 1;
@@ -806,7 +807,8 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const refusal
         return;
     }
     out->ann = ann;
-    ds_dirs w = {.name = name, .dir = dir, .tfd = tfd, .dfd = tfd, .sub = sub};
+    ds_dirs w = {.name = name, .dir = dir, .tfd = tfd, .dfd = tfd, .sub = sub,
+                 .reader = {ast.st_uid, ast.st_gid}};
     if (sub[0]) {
         int sfd = openat(tfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
         if (sfd >= 0)

@@ -232,8 +232,7 @@ static int hexval(char c)
     return -1;
 }
 
-/* file:///a/b%20c -> /a/b c; -1 when it is not a usable local path. */
-static int file_url_path(const char *url, char *out, size_t n)
+int fetch_file_url_path(const char *url, char *out, size_t n)
 {
     if (!prefix_ci(url, "file://"))
         return -1;
@@ -328,6 +327,7 @@ fetch_job *fetch_job_new(job_kind kind, const char *owner, const char *url, cons
         return NULL;
     }
     j->max_bytes = kind == KIND_ANN ? FS_FETCH_MAX_ANN_BYTES : FS_FETCH_MAX_IMAGE_BYTES;
+    j->reader = (fs_fetch_reader){geteuid(), getegid()};
     return j;
 }
 
@@ -402,8 +402,8 @@ static fs_fetch_state failed(char *err, size_t n, const char *why)
     return FS_FETCH_FAILED;
 }
 
-fs_fetch_state fs_fetch_image(const char *dataset, const char *url, const char *dest, char *err,
-                              size_t n)
+fs_fetch_state fs_fetch_image(const char *dataset, const char *url, const char *dest,
+                              const fs_fetch_reader *reader, char *err, size_t n)
 {
     if (err && n)
         err[0] = '\0';
@@ -439,6 +439,8 @@ fs_fetch_state fs_fetch_image(const char *dataset, const char *url, const char *
     if (lstat(dest, &st) == 0)
         return S_ISREG(st.st_mode) ? FS_FETCH_DONE : failed(err, n, "destination is not a file");
     fetch_job *nj = fetch_job_new(KIND_IMAGE, dataset, url, dest);
+    if (nj && reader)
+        nj->reader = *reader;
     if (!nj)
         return failed(err, n, "out of memory");
     pthread_mutex_lock(&fetch_lock);
@@ -581,29 +583,15 @@ static const char *size_reason(const fetch_job *j)
 static const char *job_setup(fetch_job *j)
 {
     coco_url_kind uk = coco_url_classify(j->url);
-    if (uk == COCO_URL_FILE) {
-        char path[FS_PATH_MAX];
-        struct stat st;
-        if (file_url_path(j->url, path, sizeof path) != 0)
-            return "not a usable file url";
-        if (stat(path, &st) != 0)
-            return errno == ENOENT ? "no such file" : intern(strerror(errno));
-        if (!S_ISREG(st.st_mode))
-            return "not a regular file";
-        if (access(path, R_OK) != 0)
-            return "not readable by the user who mounted visionfs";
-        if (st.st_size > j->max_bytes)
-            return size_reason(j);
-    } else if (uk != COCO_URL_HTTP && uk != COCO_URL_HTTPS) {
-        return "not an http, https or file url";
-    }
+    if (uk != COCO_URL_HTTP && uk != COCO_URL_HTTPS)
+        return "not an http or https url";
     j->fd = fs_tmp_create(j->tmp, sizeof j->tmp);
     if (j->fd < 0) {
         j->tmp[0] = '\0';
         return intern(strerror(-j->fd));
     }
-    /* a copy of something the user could reach by url or path: readable by
-     * the user who mounted visionfs alone */
+    /* a copy of something the user could reach by url: readable by the
+     * user who mounted visionfs alone */
     if (fchmod(j->fd, 0600) != 0)
         return intern(strerror(errno));
     j->got = 0;
@@ -619,7 +607,7 @@ static const char *job_setup(fetch_job *j)
     curl_easy_setopt(e, CURLOPT_PREREQDATA, j);
     curl_easy_setopt(e, CURLOPT_URL, j->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, j);
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, uk == COCO_URL_FILE ? "file" : "http,https");
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(e, CURLOPT_MAXREDIRS, (long)FS_FETCH_MAX_REDIRECTS);
@@ -902,12 +890,9 @@ static void job_done(fetch_job *j, CURLcode rc, touch_list *touch)
 {
     long http = 0;
     curl_easy_getinfo(j->easy, CURLINFO_RESPONSE_CODE, &http);
-    int is_file = coco_url_classify(j->url) == COCO_URL_FILE;
-    if (is_file)
-        http = 0;
-    const char *reason = transfer_reason(j, rc, is_file ? 200 : http);
+    const char *reason = transfer_reason(j, rc, http);
     if (reason && !j->too_big && j->attempts <= opts.retries &&
-        (j->stalled || retryable(rc, http)) && !is_file) {
+        (j->stalled || retryable(rc, http))) {
         job_release(j, 0);
         pthread_mutex_lock(&fetch_lock);
         if (!j->cancelled) {
@@ -999,6 +984,12 @@ static void start_and_reap(loop *l)
     }
     for (int i = 0; i < l->nstart; i++) {
         fetch_job *j = l->start[i];
+        if (coco_url_classify(j->url) == COCO_URL_FILE) {
+            /* a local copy, made at once by a reader process */
+            const char *why = fetch_read_file(j);
+            job_finish(j, why ? intern(why) : check_body(j), &l->touch);
+            continue;
+        }
         const char *why = job_setup(j);
         if (why) {
             job_release(j, 0);

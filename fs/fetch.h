@@ -12,8 +12,11 @@
  * is an image, so a half-written image is never seen and a remount finds
  * what was fetched before (STORE/.tmp is emptied at mount: a crash loses
  * only unfinished transfers, which the next verification queues again).
- * Only http and https are followed (redirects too); file:// is read only
- * when the mounting user may read that regular file. URLs in status, logs
+ * Only http and https are followed (redirects too). A file:// URL is read
+ * with the rights of the owner of the file that names it (a child process
+ * takes that user's ids when visionfs runs as root); when visionfs is not
+ * root it can read only as itself, so it reads file:// URLs only from
+ * files it owns and never on a mount shared with allow_other. URLs in status, logs
  * and errors are shown without their query string (SAS tokens).
  * Lock order: fetch_lock (fetch.c) is a leaf: the fetcher never holds it
  * while calling into datasets/, and datasets/ never holds ds_lock while
@@ -30,6 +33,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* The state of one download, for the verifier. */
 typedef enum fs_fetch_state {
@@ -37,6 +41,14 @@ typedef enum fs_fetch_state {
     FS_FETCH_DONE,
     FS_FETCH_FAILED,
 } fs_fetch_state;
+
+/* Whose rights a file:// URL is read with: the owner of the file that names
+ * it (the annotation file or dataset.json; the store keeps files owned by
+ * their writer when visionfs runs as root). */
+typedef struct fs_fetch_reader {
+    uid_t uid;
+    gid_t gid;
+} fs_fetch_reader;
 
 #define FS_FETCH_MAX_IMAGE_BYTES ((int64_t)20 << 20)
 #define FS_FETCH_MAX_ANN_BYTES ((int64_t)512 << 20)
@@ -75,10 +87,11 @@ void fs_fetch_stop(void);
  * text/plain)", "timed out: no data for 30 s", ...). A failure is
  * remembered until fs_fetch_forget_failed or a different url for dest.
  * Also FAILED when url is not http, https or file, or the fetcher is not
- * running. The fetcher calls `changed`(dataset) when a download
+ * running. reader: whose rights a file:// url is read with (NULL: the
+ * daemon's own). The fetcher calls `changed`(dataset) when a download
  * lands or fails for good. */
-fs_fetch_state fs_fetch_image(const char *dataset, const char *url, const char *dest, char *err,
-                              size_t n);
+fs_fetch_state fs_fetch_image(const char *dataset, const char *url, const char *dest,
+                              const fs_fetch_reader *reader, char *err, size_t n);
 
 /* Drops the failed downloads of dataset (so they are tried again). */
 void fs_fetch_forget_failed(const char *dataset);

@@ -100,6 +100,10 @@ static void dsjson_start(const char *name, const char *dir)
     coco_kind kind = COCO_KIND_UNKNOWN;
     int rc = text ? dsjson_parse(text, len, &root, &kind, why, sizeof why) : -ENOENT;
     free(text);
+    struct stat st; /* its owner's rights read file:// urls */
+    fs_fetch_reader reader = {geteuid(), getegid()};
+    if (stat(path, &st) == 0)
+        reader = (fs_fetch_reader){st.st_uid, st.st_gid};
     dsjson *d = calloc(1, sizeof *d);
     if (!d) {
         cJSON_Delete(root);
@@ -123,8 +127,10 @@ static void dsjson_start(const char *name, const char *dir)
         if (!jobs[i]) {
             d->state = 2;
             snprintf(d->error, sizeof d->error, "out of memory");
-        } else
+        } else {
             jobs[i]->part = i;
+            jobs[i]->reader = reader;
+        }
     }
     cJSON_Delete(root);
     pthread_mutex_lock(&fetch_lock);

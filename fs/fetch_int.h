@@ -20,6 +20,7 @@ typedef struct fetch_job {
     job_kind kind;
     job_state state;
     char *owner, *url, *dest; /* dest: absolute path (images), NULL for annotation files */
+    fs_fetch_reader reader; /* file:// urls are read with these ids */
     int in_hash;
     int cancelled; /* running: end it and free it (fetch thread) */
     int attempts;
@@ -75,5 +76,10 @@ void fetch_job_free(fetch_job *j);
 void fetch_dsjson_free(dsjson *d);
 void fetch_dataset_changed(const char *dataset);
 void fetch_dsjson_part_done(fetch_job *j, const char *reason);
+/* file:///a/b%20c -> /a/b c; -1 when it is not a usable local path. */
+int fetch_file_url_path(const char *url, char *out, size_t n);
+/* Copies j's file:// url into a new temp (j->tmp, j->fd, j->got) with the
+ * rights of j->reader (fetch_file.c); NULL, or the reason it failed. */
+const char *fetch_read_file(fetch_job *j);
 
 #endif

@@ -994,6 +994,16 @@ static int open_writer(const char *path, const vpath *vp, struct fuse_file_info 
         fh_free(fh);
         return rc;
     }
+    /* a daemon running as root keeps each file owned by its writer: the
+     * kernel then checks other users against it (default_permissions), and
+     * file:// urls in it are read with the writer's rights (fetch_file.c) */
+    const struct fuse_context *who = fuse_get_context();
+    if (geteuid() == 0 && who && who->uid != 0 && fchown(fh->fd, who->uid, who->gid) != 0) {
+        rc = -errno;
+        unlink(fh->tmp);
+        fh_free(fh);
+        return rc;
+    }
     if (exists && !(fi->flags & O_TRUNC)) {
         rc = copy_into(fh->fd, sp, fh->max);
         if (rc) {

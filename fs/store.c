@@ -358,3 +358,8 @@ char *fs_read_small(const char *path, size_t max, size_t *len)
     return buf;
 }
 
+static atomic_int shared_mount;
+
+void fs_set_shared(int shared) { atomic_store(&shared_mount, shared); }
+
+int fs_shared(void) { return atomic_load(&shared_mount); }

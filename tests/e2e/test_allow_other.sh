@@ -38,6 +38,39 @@ check_err "nobody cannot overwrite the annotations" "Permission denied" \
     as_nobody sh -c "echo '{}' > '$MNT/datasets/d/ann.json'"
 check "everything is still there" test -f "$MNT/datasets/d/images/a.png"
 check "still ready" wait_status "$MNT/datasets/d/status" "ready: 2 images" 5
+
+# a folder root opens to others: what nobody writes stays nobody's, and the
+# file:// urls in nobody's annotation file are read with nobody's rights
+mkdir "$MNT/datasets/open"
+chmod 777 "$MNT/datasets/open"
+SECRET=$T/secret
+mkdir -p "$SECRET/root" "$SECRET/pub"
+chmod 755 "$SECRET"
+chmod 700 "$SECRET/root"
+chmod 755 "$SECRET/pub"
+cp "$E/images/a.png" "$SECRET/root/a.png"
+cp "$E/images/b.png" "$SECRET/pub/b.png"
+chmod 644 "$SECRET/root/a.png" "$SECRET/pub/b.png"
+python3 - "$SECRET" >"$T/fileurls.json" <<'EOF2'
+import json, sys
+d = sys.argv[1]
+json.dump({"images": [
+    {"id": 1, "file_name": "a.png", "width": 80, "height": 64, "absolute_url": "file://" + d + "/root/a.png"},
+    {"id": 2, "file_name": "b.png", "width": 80, "height": 64, "absolute_url": "file://" + d + "/pub/b.png"}],
+  "annotations": [{"id": 1, "image_id": 1, "category_id": 1}, {"id": 2, "image_id": 2, "category_id": 2}],
+  "categories": [{"id": 1, "name": "one"}, {"id": 2, "name": "two"}]}, sys.stdout)
+EOF2
+chmod 644 "$T/fileurls.json"
+check "nobody may write into the opened folder" \
+    as_nobody cp "$T/fileurls.json" "$MNT/datasets/open/ann.json"
+check_eq "the file is nobody's" "nobody" "$(stat -c %U "$MNT/datasets/open/ann.json")"
+check "the image nobody may read is fetched, the other is not" \
+    wait_jq "$MNT/datasets/open/status.json" \
+    '[.errors[] | select(.message | test("not readable by the user who wrote"))] | length' 1 30
+check "the readable one is in place" \
+    bash -c "ls '$STORE/datasets/open/.vfs-fetched/' | grep -q 'b.png'"
+check "the root-only one is not" \
+    bash -c "! ls '$STORE/datasets/open/.vfs-fetched/' | grep -q 'a.png'"
 vfs_umount
 
 # given together with default_permissions: taken as is, no note

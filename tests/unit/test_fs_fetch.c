@@ -95,7 +95,7 @@ static fs_fetch_state wait_fetch(const char *url, const char *dest, char *err, s
 {
     double end = now_s() + secs;
     fs_fetch_state st;
-    while ((st = fs_fetch_image("ds", url, dest, err, n)) == FS_FETCH_PENDING && now_s() < end)
+    while ((st = fs_fetch_image("ds", url, dest, NULL, err, n)) == FS_FETCH_PENDING && now_s() < end)
         usleep(20000);
     return st;
 }
@@ -297,7 +297,7 @@ static void test_http(int port, const char *log)
     for (size_t i = 0; i < nc; i++) {
         snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, cases[i].path);
         snprintf(dest, sizeof dest, "%s/.vfs-fetched/h%zu", dsdir, i);
-        CHECK(fs_fetch_image("ds", url, dest, err, sizeof err) == FS_FETCH_PENDING);
+        CHECK(fs_fetch_image("ds", url, dest, NULL, err, sizeof err) == FS_FETCH_PENDING);
     }
     for (size_t i = 0; i < nc; i++) {
         snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, cases[i].path);
@@ -324,13 +324,13 @@ static void test_http(int port, const char *log)
     int before = count_requests(log, "/f/a.bmp");
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, cases[0].path);
     snprintf(dest, sizeof dest, "%s/.vfs-fetched/h0", dsdir);
-    CHECK(fs_fetch_image("ds", url, dest, err, sizeof err) == FS_FETCH_DONE);
+    CHECK(fs_fetch_image("ds", url, dest, NULL, err, sizeof err) == FS_FETCH_DONE);
     CHECK(count_requests(log, "/f/a.bmp") == before);
     /* a failure is remembered, then forgotten on request and tried again */
     snprintf(url, sizeof url, "http://127.0.0.1:%d%s", port, cases[4].path);
     snprintf(dest, sizeof dest, "%s/.vfs-fetched/h4", dsdir);
     before = count_requests(log, "/missing/x.bmp");
-    CHECK(fs_fetch_image("ds", url, dest, err, sizeof err) == FS_FETCH_FAILED);
+    CHECK(fs_fetch_image("ds", url, dest, NULL, err, sizeof err) == FS_FETCH_FAILED);
     CHECK(count_requests(log, "/missing/x.bmp") == before);
     fs_fetch_forget_failed("ds");
     CHECK(wait_fetch(url, dest, err, sizeof err, 10) == FS_FETCH_FAILED);
@@ -349,7 +349,7 @@ static void test_cancel(int port)
     for (int i = 0; i < 6; i++) {
         snprintf(url, sizeof url, "http://127.0.0.1:%d/stall/c%d.png", port, i);
         snprintf(dest, sizeof dest, "%s/.vfs-fetched/c%d", dsdir, i);
-        CHECK(fs_fetch_image("ds", url, dest, err, sizeof err) == FS_FETCH_PENDING);
+        CHECK(fs_fetch_image("ds", url, dest, NULL, err, sizeof err) == FS_FETCH_PENDING);
     }
     usleep(300000);
     fs_fetch_cancel("ds");
@@ -358,7 +358,7 @@ static void test_cancel(int port)
     /* cancelled means forgotten: asking again queues it again */
     snprintf(url, sizeof url, "http://127.0.0.1:%d/stall/c0.png", port);
     snprintf(dest, sizeof dest, "%s/.vfs-fetched/c0", dsdir);
-    CHECK(fs_fetch_image("ds", url, dest, err, sizeof err) == FS_FETCH_PENDING);
+    CHECK(fs_fetch_image("ds", url, dest, NULL, err, sizeof err) == FS_FETCH_PENDING);
     /* stop with transfers running returns at once and leaves nothing */
     usleep(200000);
     double t0 = now_s();
@@ -366,7 +366,7 @@ static void test_cancel(int port)
     double took = now_s() - t0;
     CHECK_MSG(took < 2.0, "stop took %.2f s", took);
     CHECK_MSG(count_tmp() == 0, "temp files left after stop: %d", count_tmp());
-    CHECK(fs_fetch_image("ds", url, dest, err, sizeof err) == FS_FETCH_FAILED);
+    CHECK(fs_fetch_image("ds", url, dest, NULL, err, sizeof err) == FS_FETCH_FAILED);
     CHECK(strstr(err, "not running") != NULL);
 }
 
