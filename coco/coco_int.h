@@ -85,6 +85,19 @@ struct coco_report {
     coco_arena arena;
 };
 
+/* The decimal text of a limit #defined as a plain number, to splice into a
+ * message or hint that is a plain string: COCO_LIMIT_TEXT(50) is "50". */
+#define COCO_LIMIT_TEXT_(x) #x
+#define COCO_LIMIT_TEXT(x) COCO_LIMIT_TEXT_(x)
+
+/* A relative box coordinate is at most this; one coordinate above it makes
+ * the file's boxes pixel boxes (coco_dataset_units), and a pixel file's box
+ * with every coordinate within it looks relative (validate.c warns). */
+#define COCO_RELATIVE_MAX 1.0
+
+/* FNV-1a hash of a NUL-terminated name, for the category name maps. */
+uint64_t coco_name_hash(const char *s);
+
 /* Recomputes r->sum.state from the counts. */
 void coco_report_update_state(coco_report *r);
 

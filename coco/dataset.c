@@ -91,11 +91,18 @@ void coco_quote(char *out, size_t cap, const char *s, size_t len)
 
 /* ---- arena --------------------------------------------------------------- */
 
+/* Strings are copied into blocks of this size (a longer one gets a block of
+ * its own): one malloc for thousands of names. */
+#define ARENA_BLOCK ((size_t)1 << 20)
+/* A string longer than half a block goes behind the current block, which
+ * keeps filling, rather than leaving most of it unused. */
+#define ARENA_BIG (ARENA_BLOCK / 2)
+
 char *coco_arena_dup(coco_arena *a, const char *s, size_t len)
 {
     coco_arena_block *b = a->head;
     if (!b || b->cap - b->used < len + 1) {
-        size_t cap = len + 1 > (1u << 20) ? len + 1 : (1u << 20);
+        size_t cap = len + 1 > ARENA_BLOCK ? len + 1 : ARENA_BLOCK;
         b = malloc(sizeof *b + cap);
         if (!b)
             return NULL;
@@ -103,7 +110,7 @@ char *coco_arena_dup(coco_arena *a, const char *s, size_t len)
         b->cap = cap;
         /* a big one-off string goes behind the current block so the
          * current block keeps filling */
-        if (a->head && len + 1 > (1u << 19)) {
+        if (a->head && len + 1 > ARENA_BIG) {
             b->next = a->head->next;
             a->head->next = b;
         } else {
@@ -208,8 +215,26 @@ void coco_plist_copy(coco_plist *dst, const coco_problem *src, const char *prefi
     }
 }
 
-/* ---- id map ---------------------------------------------------------------- */
+/* ---- hashes and the id map ------------------------------------------------- */
 
+/* FNV-1a, 64 bits: the published offset basis and prime. */
+#define FNV64_OFFSET 1469598103934665603ULL
+#define FNV64_PRIME 1099511628211ULL
+
+uint64_t coco_name_hash(const char *s)
+{
+    uint64_t h = FNV64_OFFSET;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * FNV64_PRIME;
+    return h;
+}
+
+/* The map has at least this many slots per key, so it is at most half full:
+ * linear probes stay short and a lookup always reaches an empty slot. */
+#define IDMAP_SLOTS_PER_KEY 2
+
+/* MurmurHash3's 64-bit finaliser (fmix64): spreads ids, sequential ones
+ * too, over the slots. */
 static size_t hash64(int64_t k)
 {
     uint64_t x = (uint64_t)k;
@@ -224,7 +249,7 @@ static size_t hash64(int64_t k)
 int coco_idmap_init(coco_idmap *m, size_t n)
 {
     size_t cap = 16;
-    while (cap < n * 2 + 1)
+    while (cap < n * IDMAP_SLOTS_PER_KEY + 1)
         cap <<= 1;
     m->keys = malloc(cap * sizeof *m->keys);
     m->vals = calloc(cap, sizeof *m->vals);
@@ -317,7 +342,7 @@ coco_box_units coco_dataset_units(const coco_dataset *ds)
             continue;
         u = COCO_UNITS_RELATIVE;
         for (int k = 0; k < 4; k++)
-            if (a->bbox[k] > 1.0)
+            if (a->bbox[k] > COCO_RELATIVE_MAX)
                 return COCO_UNITS_PIXELS;
     }
     return u;
@@ -457,14 +482,6 @@ static int64_t clash_offset(const coco_idmap *seen, int64_t max_so_far, const in
     return off;
 }
 
-static uint64_t hash_name(const char *s)
-{
-    uint64_t h = 1469598103934665603ULL;
-    for (; *s; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
-}
-
 static int64_t add_sat(int64_t a, int64_t b)
 {
     if (b > 0 && a > INT64_MAX - b)
@@ -474,157 +491,219 @@ static int64_t add_sat(int64_t a, int64_t b)
     return a + b;
 }
 
-coco_status coco_dataset_merge(const coco_dataset *const *parts, size_t n, coco_dataset **out,
-                               coco_diag *diag)
+/* A merge has at most this many parts: a record keeps its part in a uint16_t
+ * (coco_image.source). */
+#define MERGE_MAX_PARTS UINT16_MAX
+
+/* One coco_dataset_merge call: the dataset being built and what the parts
+ * merged so far use (freed by merge_release). */
+typedef struct merger {
+    coco_dataset *ds;
+    coco_idmap img_seen, ann_seen, cat_seen; /* ids used so far */
+    coco_idmap name_seen;                    /* category name hashes so far */
+    int64_t max_img, max_ann, max_cat;       /* largest ids so far; INT64_MIN: none */
+    int64_t *cat_map; /* the current part's category index -> merged category id */
+    int64_t img_off;  /* the current part's image id shift */
+} merger;
+
+/* Stage: the maps and record arrays, sized for all parts. */
+static int merge_alloc(merger *m, const coco_dataset *const *parts, size_t n)
 {
-    if (!out || (!parts && n))
-        return coco_fail(diag, COCO_EINVAL, "coco_dataset_merge: null argument");
-    *out = NULL;
-    if (n > 65535)
-        return coco_fail(diag, COCO_EINVAL, "coco_dataset_merge: %zu parts, at most 65535", n);
-    for (size_t k = 0; k < n; k++)
-        if (!parts[k])
-            return coco_fail(diag, COCO_EINVAL, "coco_dataset_merge: part %zu is null", k);
-    coco_dataset *ds = calloc(1, sizeof *ds);
-    if (!ds)
-        return coco_fail(diag, COCO_ENOMEM, "out of memory merging datasets");
-    ds->n_sources = (int)n;
-    coco_idmap img_seen = {0}, ann_seen = {0}, cat_seen = {0}, name_seen = {0};
+    coco_dataset *ds = m->ds;
     size_t tot_i = 0, tot_a = 0, tot_c = 0;
     for (size_t k = 0; k < n; k++) {
         tot_i += parts[k]->n_images;
         tot_a += parts[k]->n_anns;
         tot_c += parts[k]->n_cats;
     }
-    int64_t *cat_map = NULL;
-    int64_t max_img = INT64_MIN, max_ann = INT64_MIN, max_cat = INT64_MIN;
-    if (coco_idmap_init(&img_seen, tot_i) || coco_idmap_init(&ann_seen, tot_a) ||
-        coco_idmap_init(&cat_seen, tot_c) || coco_idmap_init(&name_seen, tot_c) ||
+    if (coco_idmap_init(&m->img_seen, tot_i) || coco_idmap_init(&m->ann_seen, tot_a) ||
+        coco_idmap_init(&m->cat_seen, tot_c) || coco_idmap_init(&m->name_seen, tot_c) ||
         grow((void **)&ds->images, &ds->cap_images, tot_i, sizeof *ds->images) ||
         grow((void **)&ds->anns, &ds->cap_anns, tot_a, sizeof *ds->anns) ||
         grow((void **)&ds->cats, &ds->cap_cats, tot_c, sizeof *ds->cats))
-        goto oom;
+        return -1;
+    return 0;
+}
 
-    for (size_t k = 0; k < n; k++) {
-        const coco_dataset *p = parts[k];
-        if (ds->task_kind == COCO_KIND_UNKNOWN)
-            ds->task_kind = p->task_kind;
-        char prefix[32] = "";
-        if (n > 1)
-            snprintf(prefix, sizeof prefix, "files[%zu].", k);
-        for (size_t e = 0; e < p->problems.n_err; e++)
-            coco_plist_copy(&ds->problems, &p->problems.err[e], prefix);
-        for (size_t e = 0; e < p->problems.n_warn; e++)
-            coco_plist_copy(&ds->problems, &p->problems.warn[e], prefix);
-        /* problems beyond the stored cap are still counted */
-        ds->problems.total_err += p->problems.total_err - p->problems.n_err;
-        ds->problems.total_warn += p->problems.total_warn - p->problems.n_warn;
+static void merge_release(merger *m)
+{
+    free(m->cat_map);
+    m->cat_map = NULL;
+    coco_idmap_free(&m->img_seen);
+    coco_idmap_free(&m->ann_seen);
+    coco_idmap_free(&m->cat_seen);
+    coco_idmap_free(&m->name_seen);
+}
 
-        /* categories: by name, else own id if free, else a new one */
-        free(cat_map);
-        cat_map = malloc((p->n_cats ? p->n_cats : 1) * sizeof *cat_map);
-        if (!cat_map)
-            goto oom;
-        for (size_t i = 0; i < p->n_cats; i++) {
-            const coco_category *c = &p->cats[i];
-            coco_category nc = *c;
-            nc.source = (uint16_t)k;
-            nc.name = dup_opt(&ds->arena, c->name, c->name ? strlen(c->name) : 0);
-            if (c->name && !nc.name)
-                goto oom;
-            long same = -1;
-            if (k > 0 && c->name && (c->flags & COCO_HAS_ID)) {
-                same = coco_idmap_get(&name_seen, (int64_t)hash_name(c->name));
-                if (same >= 0 &&
-                    (ds->cats[same].source == k || strcmp(ds->cats[same].name, c->name)))
-                    same = -1;
-            }
-            if (same >= 0) {
-                cat_map[i] = ds->cats[same].id;
-                continue;
-            }
-            if ((c->flags & COCO_HAS_ID) && k > 0 && coco_idmap_get(&cat_seen, c->id) >= 0 &&
-                ds->cats[coco_idmap_get(&cat_seen, c->id)].source != k) {
-                nc.id = max_cat == INT64_MAX ? c->id : max_cat + 1;
-            }
-            cat_map[i] = nc.id;
-            if (nc.flags & COCO_HAS_ID) {
-                if (nc.id > max_cat)
-                    max_cat = nc.id;
-                coco_idmap_put(&cat_seen, nc.id, (uint32_t)ds->n_cats, NULL);
-                if (nc.name)
-                    coco_idmap_put(&name_seen, (int64_t)hash_name(nc.name), (uint32_t)ds->n_cats,
-                                   NULL);
-            }
-            ds->cats[ds->n_cats++] = nc;
+/* The problems part k (of n) found while parsing, with its "files[k]." prefix. */
+static void merge_problems(coco_dataset *ds, const coco_dataset *p, size_t k, size_t n)
+{
+    char prefix[32] = "";
+    if (n > 1)
+        snprintf(prefix, sizeof prefix, "files[%zu].", k);
+    for (size_t e = 0; e < p->problems.n_err; e++)
+        coco_plist_copy(&ds->problems, &p->problems.err[e], prefix);
+    for (size_t e = 0; e < p->problems.n_warn; e++)
+        coco_plist_copy(&ds->problems, &p->problems.warn[e], prefix);
+    /* problems beyond the stored cap are still counted */
+    ds->problems.total_err += p->problems.total_err - p->problems.n_err;
+    ds->problems.total_warn += p->problems.total_warn - p->problems.n_warn;
+}
+
+/* The merged category of an earlier part with the name of c (part k), or -1. */
+static long same_name_category(const merger *m, const coco_category *c, size_t k)
+{
+    if (k == 0 || !c->name || !(c->flags & COCO_HAS_ID))
+        return -1;
+    const coco_dataset *ds = m->ds;
+    long same = coco_idmap_get(&m->name_seen, (int64_t)coco_name_hash(c->name));
+    if (same >= 0 && (ds->cats[same].source == k || strcmp(ds->cats[same].name, c->name)))
+        return -1;
+    return same;
+}
+
+/* Stage, per part: categories by name, else own id if free, else a new one;
+ * fills cat_map for the part's annotations. */
+static int merge_categories(merger *m, const coco_dataset *p, size_t k)
+{
+    coco_dataset *ds = m->ds;
+    free(m->cat_map);
+    m->cat_map = malloc((p->n_cats ? p->n_cats : 1) * sizeof *m->cat_map);
+    if (!m->cat_map)
+        return -1;
+    for (size_t i = 0; i < p->n_cats; i++) {
+        const coco_category *c = &p->cats[i];
+        coco_category nc = *c;
+        nc.source = (uint16_t)k;
+        nc.name = dup_opt(&ds->arena, c->name, c->name ? strlen(c->name) : 0);
+        if (c->name && !nc.name)
+            return -1;
+        long same = same_name_category(m, c, k);
+        if (same >= 0) {
+            m->cat_map[i] = ds->cats[same].id;
+            continue;
         }
-
-        /* images: one offset for the part when any id clashes */
-        int64_t img_off = 0;
-        if (p->n_images)
-            img_off = clash_offset(&img_seen, max_img, &p->images[0].id, &p->images[0].flags,
-                                   p->n_images, sizeof *p->images);
-        for (size_t i = 0; i < p->n_images; i++) {
-            const coco_image *im = &p->images[i];
-            coco_image ni = *im;
-            ni.source = (uint16_t)k;
-            ni.file_name = dup_opt(&ds->arena, im->file_name, im->file_name_len);
-            ni.url = dup_opt(&ds->arena, im->url, im->url ? strlen(im->url) : 0);
-            if ((im->file_name && !ni.file_name) || (im->url && !ni.url))
-                goto oom;
-            if (ni.flags & COCO_HAS_ID) {
-                ni.id = add_sat(im->id, img_off);
-                if (ni.id > max_img)
-                    max_img = ni.id;
-            }
-            ds->images[ds->n_images++] = ni;
+        if ((c->flags & COCO_HAS_ID) && k > 0 && coco_idmap_get(&m->cat_seen, c->id) >= 0 &&
+            ds->cats[coco_idmap_get(&m->cat_seen, c->id)].source != k) {
+            nc.id = m->max_cat == INT64_MAX ? c->id : m->max_cat + 1;
         }
-        for (size_t i = 0; i < p->n_images; i++)
-            if (p->images[i].flags & COCO_HAS_ID)
-                coco_idmap_put(&img_seen, add_sat(p->images[i].id, img_off), 0, NULL);
-
-        int64_t ann_off = 0;
-        if (p->n_anns)
-            ann_off = clash_offset(&ann_seen, max_ann, &p->anns[0].id, &p->anns[0].flags, p->n_anns,
-                                   sizeof *p->anns);
-        for (size_t i = 0; i < p->n_anns; i++) {
-            const coco_annotation *a = &p->anns[i];
-            coco_annotation na = *a;
-            na.source = (uint16_t)k;
-            if (na.flags & COCO_HAS_ID) {
-                na.id = add_sat(a->id, ann_off);
-                if (na.id > max_ann)
-                    max_ann = na.id;
-            }
-            if (na.flags & COCO_HAS_IMAGE_ID)
-                na.image_id = add_sat(a->image_id, img_off);
-            if (na.flags & COCO_HAS_CAT_ID) {
-                long local = coco_idmap_get(&p->cat_ids, a->category_id);
-                if (local >= 0)
-                    na.category_id = cat_map[local];
-            }
-            ds->anns[ds->n_anns++] = na;
+        m->cat_map[i] = nc.id;
+        if (nc.flags & COCO_HAS_ID) {
+            if (nc.id > m->max_cat)
+                m->max_cat = nc.id;
+            coco_idmap_put(&m->cat_seen, nc.id, (uint32_t)ds->n_cats, NULL);
+            if (nc.name)
+                coco_idmap_put(&m->name_seen, (int64_t)coco_name_hash(nc.name),
+                               (uint32_t)ds->n_cats, NULL);
         }
-        for (size_t i = 0; i < p->n_anns; i++)
-            if (p->anns[i].flags & COCO_HAS_ID)
-                coco_idmap_put(&ann_seen, add_sat(p->anns[i].id, ann_off), 0, NULL);
+        ds->cats[ds->n_cats++] = nc;
     }
-    free(cat_map);
-    cat_map = NULL;
-    coco_idmap_free(&img_seen);
-    coco_idmap_free(&ann_seen);
-    coco_idmap_free(&cat_seen);
-    coco_idmap_free(&name_seen);
-    if (coco_dataset_index(ds) != COCO_OK || ds->problems.oom)
-        goto oom;
-    *out = ds;
+    return 0;
+}
+
+/* Stage, per part: images, all shifted by one offset (img_off) when any id
+ * clashes with an earlier part. */
+static int merge_images(merger *m, const coco_dataset *p, size_t k)
+{
+    coco_dataset *ds = m->ds;
+    m->img_off = 0;
+    if (p->n_images)
+        m->img_off = clash_offset(&m->img_seen, m->max_img, &p->images[0].id, &p->images[0].flags,
+                                  p->n_images, sizeof *p->images);
+    for (size_t i = 0; i < p->n_images; i++) {
+        const coco_image *im = &p->images[i];
+        coco_image ni = *im;
+        ni.source = (uint16_t)k;
+        ni.file_name = dup_opt(&ds->arena, im->file_name, im->file_name_len);
+        ni.url = dup_opt(&ds->arena, im->url, im->url ? strlen(im->url) : 0);
+        if ((im->file_name && !ni.file_name) || (im->url && !ni.url))
+            return -1;
+        if (ni.flags & COCO_HAS_ID) {
+            ni.id = add_sat(im->id, m->img_off);
+            if (ni.id > m->max_img)
+                m->max_img = ni.id;
+        }
+        ds->images[ds->n_images++] = ni;
+    }
+    for (size_t i = 0; i < p->n_images; i++)
+        if (p->images[i].flags & COCO_HAS_ID)
+            coco_idmap_put(&m->img_seen, add_sat(p->images[i].id, m->img_off), 0, NULL);
+    return 0;
+}
+
+/* Stage, per part: annotations, shifted like the images when any id clashes;
+ * they follow their image (img_off) and category (cat_map). */
+static void merge_annotations(merger *m, const coco_dataset *p, size_t k)
+{
+    coco_dataset *ds = m->ds;
+    int64_t ann_off = 0;
+    if (p->n_anns)
+        ann_off = clash_offset(&m->ann_seen, m->max_ann, &p->anns[0].id, &p->anns[0].flags,
+                               p->n_anns, sizeof *p->anns);
+    for (size_t i = 0; i < p->n_anns; i++) {
+        const coco_annotation *a = &p->anns[i];
+        coco_annotation na = *a;
+        na.source = (uint16_t)k;
+        if (na.flags & COCO_HAS_ID) {
+            na.id = add_sat(a->id, ann_off);
+            if (na.id > m->max_ann)
+                m->max_ann = na.id;
+        }
+        if (na.flags & COCO_HAS_IMAGE_ID)
+            na.image_id = add_sat(a->image_id, m->img_off);
+        if (na.flags & COCO_HAS_CAT_ID) {
+            long local = coco_idmap_get(&p->cat_ids, a->category_id);
+            if (local >= 0)
+                na.category_id = m->cat_map[local];
+        }
+        ds->anns[ds->n_anns++] = na;
+    }
+    for (size_t i = 0; i < p->n_anns; i++)
+        if (p->anns[i].flags & COCO_HAS_ID)
+            coco_idmap_put(&m->ann_seen, add_sat(p->anns[i].id, ann_off), 0, NULL);
+}
+
+/* Part k of n: its kind (when none yet), problems, categories, images and
+ * annotations, in that order. */
+static int merge_part(merger *m, const coco_dataset *p, size_t k, size_t n)
+{
+    if (m->ds->task_kind == COCO_KIND_UNKNOWN)
+        m->ds->task_kind = p->task_kind;
+    merge_problems(m->ds, p, k, n);
+    if (merge_categories(m, p, k) || merge_images(m, p, k))
+        return -1;
+    merge_annotations(m, p, k);
+    return 0;
+}
+
+coco_status coco_dataset_merge(const coco_dataset *const *parts, size_t n, coco_dataset **out,
+                               coco_diag *diag)
+{
+    if (!out || (!parts && n))
+        return coco_fail(diag, COCO_EINVAL, "coco_dataset_merge: null argument");
+    *out = NULL;
+    if (n > MERGE_MAX_PARTS)
+        return coco_fail(diag, COCO_EINVAL, "coco_dataset_merge: %zu parts, at most %d", n,
+                         MERGE_MAX_PARTS);
+    for (size_t k = 0; k < n; k++)
+        if (!parts[k])
+            return coco_fail(diag, COCO_EINVAL, "coco_dataset_merge: part %zu is null", k);
+    merger m = {.max_img = INT64_MIN, .max_ann = INT64_MIN, .max_cat = INT64_MIN};
+    m.ds = calloc(1, sizeof *m.ds);
+    if (!m.ds)
+        return coco_fail(diag, COCO_ENOMEM, "out of memory merging datasets");
+    m.ds->n_sources = (int)n;
+
+    int rc = merge_alloc(&m, parts, n);
+    for (size_t k = 0; k < n && rc == 0; k++)
+        rc = merge_part(&m, parts[k], k, n);
+    merge_release(&m);
+    if (rc == 0 && (coco_dataset_index(m.ds) != COCO_OK || m.ds->problems.oom))
+        rc = -1;
+    if (rc != 0) {
+        coco_dataset_free(m.ds);
+        return coco_fail(diag, COCO_ENOMEM, "out of memory merging datasets");
+    }
+    *out = m.ds;
     return COCO_OK;
-oom:
-    free(cat_map);
-    coco_idmap_free(&img_seen);
-    coco_idmap_free(&ann_seen);
-    coco_idmap_free(&cat_seen);
-    coco_idmap_free(&name_seen);
-    coco_dataset_free(ds);
-    return coco_fail(diag, COCO_ENOMEM, "out of memory merging datasets");
 }

@@ -3,6 +3,7 @@
  * escaping loop that validates UTF-8, so what comes out always parses. */
 #include "jsonw.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -285,8 +286,10 @@ void jsonw_num(jsonw *w, double v)
         return;
     }
     char t[40];
-    /* the shortest of %.15g..%.17g that reads back exactly */
-    for (int prec = 15; prec <= 17; prec++) {
+    /* the shortest of %.15g..%.17g that reads back exactly: DBL_DIG (15)
+     * digits always survive text -> double -> text, DBL_DECIMAL_DIG (17)
+     * always give the same double back */
+    for (int prec = DBL_DIG; prec <= DBL_DECIMAL_DIG; prec++) {
         snprintf(t, sizeof t, "%.*g", prec, v);
         if (strtod(t, NULL) == v)
             break;
@@ -303,7 +306,7 @@ void jsonw_numr(jsonw *w, double v, int decimals)
         jsonw_null(w);
         return;
     }
-    if (decimals < 0 || decimals > 15) {
+    if (decimals < 0 || decimals > DBL_DIG) { /* more is not rounding, just noise */
         jsonw_num(w, v);
         return;
     }

@@ -19,6 +19,32 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Whatever the caller's limits say, nesting stays within these: recursion
+ * is bounded (each level is a few stack frames), and a COCO file needs 4
+ * levels (top object, array, entry, bbox). */
+#define DEPTH_CAP 1000
+#define DEPTH_FLOOR 4
+/* Records keep their array index in a uint32_t and the id maps store
+ * index + 1 in one, so no file holds more entries than this. */
+#define ENTRIES_CAP ((size_t)UINT32_MAX - 1)
+/* Up to 19 decimal digits always fit a uint64_t (10^19 < 2^64). */
+#define U64_SAFE_DIGITS 19
+/* Clinger's exact fast path: a mantissa of at most 15 digits and at most
+ * 2^53 is exact in a double, and so is 10^e for e up to 22; one product or
+ * quotient of two exact doubles is correctly rounded. */
+#define CLINGER_MAX_DIGITS 15
+#define CLINGER_MAX_MANTISSA ((uint64_t)1 << 53)
+#define CLINGER_MAX_POW10 22
+/* Exponent digits stop accumulating here: any larger exponent already fails
+ * the fast path, and the sum cannot overflow a long. */
+#define EXPONENT_CAP 10000
+/* An integral double below this (2^63 is about 9.223e18) converts to int64_t
+ * without overflow. */
+#define INT64_SAFE_DOUBLE 9.2e18
+/* One step of the escape decoder writes at most 4 bytes (one UTF-8
+ * sequence); the scratch buffer keeps this much room ahead. */
+#define ESCAPE_STEP_ROOM 8
+
 typedef enum jtype { J_NONE = 0, J_STR, J_NUM, J_OBJ, J_ARR, J_TRUE, J_FALSE, J_NULL } jtype;
 
 typedef struct jval {
@@ -188,7 +214,7 @@ static int parse_string(parser *pr, jval *v)
         return -1;
     memcpy(pr->sbuf, start, o);
     while (p < e && *p != '"') {
-        if (sbuf_reserve(pr, o + 8))
+        if (sbuf_reserve(pr, o + ESCAPE_STEP_ROOM))
             return -1;
         unsigned char c = (unsigned char)*p;
         if (c < 0x20) {
@@ -297,10 +323,10 @@ static int parse_number(parser *pr, jval *v)
             p++;
     }
     v->type = J_NUM;
-    if (!frac && ndig <= 19) {
+    if (!frac && ndig <= U64_SAFE_DIGITS) {
         uint64_t x = 0;
         for (const char *q = digits; q < digits + ndig; q++)
-            x = x * 10 + (uint64_t)(*q - '0'); /* 19 digits cannot wrap a uint64 */
+            x = x * 10 + (uint64_t)(*q - '0'); /* cannot wrap: see U64_SAFE_DIGITS */
         if (x <= (uint64_t)INT64_MAX) {
             v->i = neg ? -(int64_t)x : (int64_t)x;
             v->d = (double)v->i;
@@ -326,23 +352,26 @@ static int parse_number(parser *pr, jval *v)
             q++;
             if (*q == '+' || *q == '-')
                 eneg = *q++ == '-';
-            for (; q < p && ex < 10000; q++)
+            for (; q < p && ex < EXPONENT_CAP; q++)
                 ex = ex * 10 + (*q - '0');
             if (eneg)
                 ex = -ex;
         }
         ex -= fd;
-        if (nd > 15 || m > ((uint64_t)1 << 53) || ex > 22 || ex < -22)
+        if (nd > CLINGER_MAX_DIGITS || m > CLINGER_MAX_MANTISSA || ex > CLINGER_MAX_POW10 ||
+            ex < -CLINGER_MAX_POW10)
             ok = 0;
         if (ok) {
             static const double p10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                          1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                          1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+            _Static_assert(sizeof p10 / sizeof p10[0] == CLINGER_MAX_POW10 + 1,
+                           "p10 holds every exact power of ten");
             double d = (double)m;
             d = ex >= 0 ? d * p10[ex] : d / p10[-ex];
             v->d = neg ? -d : d;
             v->is_int = 0;
-            if (v->d == floor(v->d) && fabs(v->d) < 9.2e18) {
+            if (v->d == floor(v->d) && fabs(v->d) < INT64_SAFE_DOUBLE) {
                 v->is_int = 1;
                 v->i = (int64_t)v->d;
             }
@@ -369,7 +398,7 @@ static int parse_number(parser *pr, jval *v)
     if (buf != small)
         free(buf);
     v->is_int = 0;
-    if (isfinite(v->d) && v->d == floor(v->d) && fabs(v->d) < 9.2e18) {
+    if (isfinite(v->d) && v->d == floor(v->d) && fabs(v->d) < INT64_SAFE_DOUBLE) {
         v->is_int = 1;
         v->i = (int64_t)v->d;
     }
@@ -1018,13 +1047,13 @@ coco_status coco_dataset_parse(const char *json, size_t len, const coco_limits *
     *out = NULL;
     size_t max_bytes = lim && lim->max_bytes ? lim->max_bytes : COCO_DEFAULT_MAX_BYTES;
     int max_depth = lim && lim->max_depth > 0 ? lim->max_depth : COCO_DEFAULT_MAX_DEPTH;
-    if (max_depth > 1000)
-        max_depth = 1000; /* bounded recursion */
-    if (max_depth < 4)
-        max_depth = 4; /* top, array, entry, bbox */
+    if (max_depth > DEPTH_CAP)
+        max_depth = DEPTH_CAP;
+    if (max_depth < DEPTH_FLOOR)
+        max_depth = DEPTH_FLOOR;
     size_t max_entries = lim && lim->max_entries ? lim->max_entries : COCO_DEFAULT_MAX_ENTRIES;
-    if (max_entries > UINT32_MAX - 1)
-        max_entries = UINT32_MAX - 1;
+    if (max_entries > ENTRIES_CAP)
+        max_entries = ENTRIES_CAP;
     if (len > max_bytes)
         return coco_fail(diag, COCO_ETOOBIG,
                          "annotation file is %zu bytes, more than the %zu allowed", len, max_bytes);

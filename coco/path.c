@@ -8,6 +8,10 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A file name part longer than this cannot exist on disk (NAME_MAX of the
+ * usual Linux file systems), so it cannot name an image of the folder. */
+#define NAME_PART_MAX 255
+
 static coco_status unsafe(coco_candidates *out, coco_diag *diag, const char *why)
 {
     out->n = 0;
@@ -22,8 +26,8 @@ coco_status coco_image_candidates(const char *file_name, size_t len, coco_candid
     out->n = 0;
     if (!file_name || len == 0)
         return unsafe(out, diag, "empty file name");
-    if (len >= COCO_PATH_MAX)
-        return unsafe(out, diag, "file name longer than 4095 bytes");
+    if (len >= COCO_PATH_MAX) /* out->n is 0 already, as unsafe() would set it */
+        return coco_fail(diag, COCO_EUNSAFE, "file name longer than %d bytes", COCO_PATH_MAX - 1);
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)file_name[i];
         if (c == 0)
@@ -66,8 +70,10 @@ coco_status coco_image_candidates(const char *file_name, size_t len, coco_candid
             nc--;
             continue;
         }
-        if (l > 255)
-            return unsafe(out, diag, "a part of the file name is longer than 255 bytes");
+        if (l > NAME_PART_MAX)
+            return unsafe(
+                out, diag,
+                "a part of the file name is longer than " COCO_LIMIT_TEXT(NAME_PART_MAX) " bytes");
         comp_start[nc] = s;
         comp_len[nc] = l;
         nc++;
