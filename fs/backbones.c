@@ -112,13 +112,6 @@ typedef struct bb_seen {
 } bb_seen;
 static bb_seen *bb_cache; /* thread only */
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* Sizes and mtimes of the folder's files, folded into a short string. */
 static void dir_signature(const char *dir, char *out, size_t n)
 {
@@ -254,7 +247,7 @@ static void *bb_main(void *arg)
             pthread_cond_wait(&bb_cond, &bb_lock);
             continue;
         }
-        double wait = bb_due - mono_s();
+        double wait = bb_due - fs_now();
         if (wait > 0) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -282,7 +275,7 @@ static void bb_mark(double delay)
 {
     pthread_mutex_lock(&bb_lock);
     bb_dirty = 1;
-    bb_due = mono_s() + delay;
+    bb_due = fs_now() + delay;
     pthread_cond_signal(&bb_cond);
     pthread_mutex_unlock(&bb_lock);
 }
@@ -308,7 +301,7 @@ static void backbones_start(void)
     }
     bb_stopping = 0;
     bb_dirty = 1;
-    bb_due = mono_s();
+    bb_due = fs_now();
     bb_running = pthread_create(&bb_thread, NULL, bb_main, NULL) == 0;
     pthread_mutex_unlock(&bb_lock);
 }
