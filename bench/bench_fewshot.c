@@ -185,18 +185,18 @@ int main(int argc, char **argv)
     }
     free(list);
     eng_train_args a = {.train = tr.s,
-                            .ntrain = tr.n,
-                            .test = te.s,
-                            .ntest = te.n,
-                            .test_name = "test",
-                            .categories = (const char *const *)tr.names,
-                            .ncat = tr.ncat,
-                            .backbones = bb,
-                            .nbackbones = nbb,
-                            .budget_seconds = budget_min * 60,
-                            .threads = threads,
-                            .seed = seed,
-                            .cache_dir = cache};
+                        .ntrain = tr.n,
+                        .test = te.s,
+                        .ntest = te.n,
+                        .test_name = "test",
+                        .categories = (const char *const *)tr.names,
+                        .ncat = tr.ncat,
+                        .backbones = bb,
+                        .nbackbones = nbb,
+                        .budget_seconds = budget_min * 60,
+                        .threads = threads,
+                        .seed = seed,
+                        .cache_dir = cache};
     if (verbose)
         a.hooks.log = log_line;
     eng_classifier *m = NULL;

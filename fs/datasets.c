@@ -681,11 +681,11 @@ static ds_parsed *verify_parse(const char *name, const char *dir, const char *an
 
 /* Where a dataset's files are looked up. */
 typedef struct ds_dirs {
-    const char *name; /* the dataset */
-    const char *dir;  /* its store folder */
-    int tfd;          /* that folder (fetched images live there) */
-    int dfd;          /* the folder holding the COCO file (file names are relative to it) */
-    const char *sub;  /* that folder below the top, "" for the top */
+    const char *name;       /* the dataset */
+    const char *dir;        /* its store folder */
+    int tfd;                /* that folder (fetched images live there) */
+    int dfd;                /* the folder holding the COCO file (file names are relative to it) */
+    const char *sub;        /* that folder below the top, "" for the top */
     fs_fetch_reader reader; /* the annotation file's owner: file:// urls are read as them */
 } ds_dirs;
 
@@ -693,8 +693,8 @@ typedef struct ds_dirs {
  * (asking the fetcher when it is not there yet). Fills f, and *found with its
  * path relative to the dataset; *err gets a download error (f->error
  * borrows it). */
-static void locate_image(ds_entry *e, const ds_dirs *w, const coco_image *im,
-                         coco_image_file *f, char **found, char **err)
+static void locate_image(ds_entry *e, const ds_dirs *w, const coco_image *im, coco_image_file *f,
+                         char **found, char **err)
 {
     struct stat st;
     char full[FS_PATH_MAX], rel[FS_PATH_MAX];
@@ -709,8 +709,8 @@ static void locate_image(ds_entry *e, const ds_dirs *w, const coco_image *im,
                 fstatat(w->dfd, cand.path[k], &st, AT_SYMLINK_NOFOLLOW) != 0 ||
                 !S_ISREG(st.st_mode))
                 continue;
-            have = snprintf(rel, sizeof rel, "%s%s%s", w->sub, w->sub[0] ? "/" : "",
-                            cand.path[k]) < (int)sizeof rel;
+            have = snprintf(rel, sizeof rel, "%s%s%s", w->sub, w->sub[0] ? "/" : "", cand.path[k]) <
+                   (int)sizeof rel;
         }
     }
     const char *url = have ? NULL : coco_image_fetch_url(im);
@@ -807,7 +807,11 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const refusal
         return;
     }
     out->ann = ann;
-    ds_dirs w = {.name = name, .dir = dir, .tfd = tfd, .dfd = tfd, .sub = sub,
+    ds_dirs w = {.name = name,
+                 .dir = dir,
+                 .tfd = tfd,
+                 .dfd = tfd,
+                 .sub = sub,
                  .reader = {ast.st_uid, ast.st_gid}};
     if (sub[0]) {
         int sfd = openat(tfd, sub, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -1363,8 +1367,8 @@ static fs_ds_state snap_images(fs_ds_snapshot *s, const ds_entry *e, const coco_
 
 /* Each image's label (its first annotation without a box) and boxes (in
  * pixels, clamped to the image), placed contiguously in blk. */
-static void snap_annotations(fs_ds_snapshot *s, const coco_dataset *cd, const int *slot,
-                             int *nbox, eng_box *blk)
+static void snap_annotations(fs_ds_snapshot *s, const coco_dataset *cd, const int *slot, int *nbox,
+                             eng_box *blk)
 {
     eng_sample *imgs = (eng_sample *)s->images;
     size_t na = coco_dataset_annotation_count(cd);

@@ -63,5 +63,4 @@ void fs_dataset_snapshot_free(fs_ds_snapshot *s);
  * folder behind the mount's back). */
 void fs_dataset_touch(const char *name);
 
-
 #endif

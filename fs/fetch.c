@@ -38,7 +38,6 @@
 #define HASH_BUCKETS 65536
 #define MAX_INTERNED 2048
 
-
 pthread_mutex_t fetch_lock = PTHREAD_MUTEX_INITIALIZER;
 static fetch_job **table;
 static fetch_job *q_head, *q_tail; /* JOB_QUEUED, FIFO */
@@ -788,7 +787,6 @@ static int make_parent(const char *owner, const char *dest)
     return 0;
 }
 
-
 typedef struct touch_list {
     char **names;
     size_t n, cap;
@@ -1038,8 +1036,8 @@ static void log_burst(const loop *l, double now)
         burst_start = now;
     } else if (!busy && burst_start > 0) {
         double took = (burst_last > burst_start ? burst_last : fs_now()) - burst_start;
-        fs_log("fetch: idle: %ld images in place, %ld failed, in %.3f s (%.1f images/s)",
-               burst_ok, burst_failed, took, took > 0 ? (double)burst_ok / took : 0.0);
+        fs_log("fetch: idle: %ld images in place, %ld failed, in %.3f s (%.1f images/s)", burst_ok,
+               burst_failed, took, took > 0 ? (double)burst_ok / took : 0.0);
         burst_start = burst_last = 0;
         burst_ok = burst_failed = 0;
     }

@@ -32,8 +32,7 @@ static int dsjson_parse(const char *text, size_t len, cJSON **root_out, coco_kin
     *root_out = NULL;
     cJSON *root = NULL;
     eng_diag jd = {{0}};
-    if (eng_json_parse(text, len, "dataset.json", &root, &jd) != ENG_OK ||
-        !cJSON_IsObject(root)) {
+    if (eng_json_parse(text, len, "dataset.json", &root, &jd) != ENG_OK || !cJSON_IsObject(root)) {
         snprintf(why, n, "%s", root ? "dataset.json is not a JSON object" : jd.msg);
         cJSON_Delete(root);
         return -EINVAL;

@@ -20,7 +20,7 @@ typedef struct fetch_job {
     job_kind kind;
     job_state state;
     char *owner, *url, *dest; /* dest: absolute path (images), NULL for annotation files */
-    fs_fetch_reader reader; /* file:// urls are read with these ids */
+    fs_fetch_reader reader;   /* file:// urls are read with these ids */
     int in_hash;
     int cancelled; /* running: end it and free it (fetch thread) */
     int attempts;
@@ -59,8 +59,8 @@ typedef struct dsjson {
 
 /* Guards everything below, every job and every dataset.json request. */
 extern pthread_mutex_t fetch_lock;
-extern dsjson *fetch_dsjsons; /* the dataset.json requests */
-extern unsigned fetch_dsj_gen;  /* numbers the requests */
+extern dsjson *fetch_dsjsons;  /* the dataset.json requests */
+extern unsigned fetch_dsj_gen; /* numbers the requests */
 extern int fetch_running, fetch_stopping;
 
 /* Wakes the fetch thread. Called with fetch_lock held: the multi handle is

@@ -147,7 +147,8 @@ static int parse_args(int argc, char **argv, char *store, size_t n, char **fargv
      * (remove datasets, make it read files for them): with it, the kernel
      * must check each caller against the files' owners and modes */
     fs_set_shared(fuse_opt_given(fargv, k, "allow_other"));
-    if (fuse_opt_given(fargv, k, "allow_other") && !fuse_opt_given(fargv, k, "default_permissions")) {
+    if (fuse_opt_given(fargv, k, "allow_other") &&
+        !fuse_opt_given(fargv, k, "default_permissions")) {
         fargv[k++] = "-odefault_permissions";
         fprintf(stderr, "visionfs: allow_other given: adding default_permissions, so other "
                         "users get only what the files' owners and modes allow\n");

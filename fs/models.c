@@ -51,10 +51,8 @@
 static const char *const state_names[] = {"notStarted", "training",   "succeeded",
                                           "failed",     "cancelling", "cancelled"};
 
-models_globals g_models = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .next_id = 1};
-
-
-
+models_globals g_models = {
+    .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .next_id = 1};
 
 /* Splits "NAME/sub" into name (copied) and sub (borrowed; "" when none). */
 int mdl_split_rel(const char *rel, char *name, const char **sub)
@@ -77,8 +75,12 @@ size_t mdl_result_suffix(const char *sub)
 }
 
 const mdl_file mdl_files[] = {
-    {"status", 1},          {"status.json", 1}, {"log", 1},
-    {"evaluation.json", 1}, {"predict", 0},     {"evaluations", 0},
+    {"status", 1},
+    {"status.json", 1},
+    {"log", 1},
+    {"evaluation.json", 1},
+    {"predict", 0},
+    {"evaluations", 0},
     {"model.safetensors", 0}, /* read-only while trained or training (see is_readonly) */
     {NULL, 0},
 };
@@ -169,7 +171,6 @@ void mdl_unref(mdl *m)
     }
     mdl_free(m);
 }
-
 
 /* Reads .vfs-state.json into a fresh record, not yet in the list (so no
  * lock is needed). */
@@ -380,7 +381,9 @@ static void status_line_locked(const mdl *m, char *out, size_t n)
                  m->restarted_run ? " (restarted after an interruption)" : "");
         break;
     }
-    case ST_FAILED: snprintf(out, n, "failed: %s: %s\n", fs_code_name(m->err_code), m->err_msg); break;
+    case ST_FAILED:
+        snprintf(out, n, "failed: %s: %s\n", fs_code_name(m->err_code), m->err_msg);
+        break;
     default: snprintf(out, n, "%s\n", state_names[m->state]);
     }
 }

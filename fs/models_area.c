@@ -307,7 +307,8 @@ static int models_check_create(const char *rel)
         mdl *m = mdl_get(name);
         if (m) {
             mdl_log(m,
-                    "predict/%.200s refused: names ending in " MDL_RESULT_SUFFIX " or " MDL_BOXES_SUFFIX " are "
+                    "predict/%.200s refused: names ending in " MDL_RESULT_SUFFIX
+                    " or " MDL_BOXES_SUFFIX " are "
                     "results (rename the image)",
                     img);
             mdl_unref(m);
@@ -412,8 +413,7 @@ static int models_validate_write(const char *rel, const char *tmp_path, char *wh
         int nb = fs_models_backbones_list(&dirs);
         fs_recipe_model *model = NULL;
         fs_recipe_err err = {0};
-        fs_recipe_status st =
-            fs_recipe_load(tmp_path, (const char *const *)dirs, nb, &model, &err);
+        fs_recipe_status st = fs_recipe_load(tmp_path, (const char *const *)dirs, nb, &model, &err);
         fs_models_backbones_free(dirs, nb);
         srv *s = st == FS_RECIPE_OK ? srv_new(model) : NULL;
         if (!s) {

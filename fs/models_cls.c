@@ -16,8 +16,7 @@
 
 /* ---- the engine calls ---- */
 
-static eng_status cls_train(const eng_train_args *a, void **model, char **evaluation,
-                            eng_diag *d)
+static eng_status cls_train(const eng_train_args *a, void **model, char **evaluation, eng_diag *d)
 {
     eng_classifier *m = NULL;
     eng_status st = eng_cls_train(a, &m, evaluation, d);

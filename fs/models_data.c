@@ -28,7 +28,7 @@
 struct fs_models_ds {
     fs_ds_snapshot *snap;
     char linkdir[FS_PATH_MAX]; /* hard links to the images, "" when none */
-    char **paths;       /* per image: its link, or NULL (the dataset's file) */
+    char **paths;              /* per image: its link, or NULL (the dataset's file) */
     fs_recipe_dataset view;
     eng_sample *images; /* the snapshot's, with paths to the links */
 };

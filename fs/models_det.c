@@ -14,8 +14,7 @@
 
 /* ---- the engine calls ---- */
 
-static eng_status det_train(const eng_train_args *a, void **model, char **evaluation,
-                            eng_diag *d)
+static eng_status det_train(const eng_train_args *a, void **model, char **evaluation, eng_diag *d)
 {
     eng_detector *m = NULL;
     eng_status st = eng_det_train(a, &m, evaluation, d);

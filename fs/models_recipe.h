@@ -113,8 +113,7 @@ typedef struct fs_recipe {
     int labelled_only;      /* 1: an image without a label (of a known category) is left out */
 
     /* The engine's side of the kind; `void *` is the kind's engine model. */
-    eng_status (*train)(const eng_train_args *a, void **model, char **evaluation_json,
-                        eng_diag *d);
+    eng_status (*train)(const eng_train_args *a, void **model, char **evaluation_json, eng_diag *d);
     eng_status (*evaluate)(const void *model, eng_backbone *const *bbs, int nbb,
                            const eng_sample *s, int n, const eng_eval_opts *o, char **metrics_json,
                            char **predictions_json, eng_diag *d);
@@ -169,7 +168,7 @@ const fs_recipe *fs_recipe_for_dataset(int detection);
 void fs_recipe_kind_names(int azure, char *buf, size_t n);
 /* Loads a model file of any kind (the file names its kind); *model: new
  * model. Codes: invalidModel, backboneNotFound. */
-fs_recipe_status fs_recipe_load(const char *path, const char *const *backbone_dirs,
-                                int nbackbones, fs_recipe_model **model, fs_recipe_err *err);
+fs_recipe_status fs_recipe_load(const char *path, const char *const *backbone_dirs, int nbackbones,
+                                fs_recipe_model **model, fs_recipe_err *err);
 
 #endif

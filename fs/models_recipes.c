@@ -73,7 +73,10 @@ void fs_recipe_kind_names(int azure, char *buf, size_t n)
     size_t len = 0;
     buf[0] = '\0';
     for (int i = 0; i < NKINDS && len < n; i++) {
-        int w = snprintf(buf + len, n - len, "%s\"%s\"", i == 0 ? "" : i + 1 < NKINDS ? ", " : " or ",
+        int w = snprintf(buf + len, n - len, "%s\"%s\"",
+                         i == 0           ? ""
+                         : i + 1 < NKINDS ? ", "
+                                          : " or ",
                          azure ? kinds[i]->azure_kind : kinds[i]->kind);
         if (w < 0)
             break;
@@ -109,8 +112,7 @@ static fs_code code_for(at where, eng_status st)
     case AT_TRAIN:
         if (st == ENG_ENOBUDGET)
             return FS_CODE_NOT_ENOUGH_BUDGET;
-        if (st == ENG_EINVAL || st == ENG_ENOTFOUND || st == ENG_EFORMAT ||
-            st == ENG_EUNSUPPORTED)
+        if (st == ENG_EINVAL || st == ENG_ENOTFOUND || st == ENG_EFORMAT || st == ENG_EUNSUPPORTED)
             return FS_CODE_DATASET_CORRUPT;
         return FS_CODE_UNKNOWN;
     case AT_PREDICT:
@@ -144,9 +146,8 @@ static fs_recipe_status out_of_memory(fs_recipe_err *err)
 /* A new model of kind r on the backbones of dirs; when engine_model is set,
  * every backbone it needs must be among them (backboneNotFound). On failure
  * engine_model is freed too. */
-static fs_recipe_status model_new(const fs_recipe *r, void *engine_model,
-                                  const char *const *dirs, int n, fs_recipe_model **out,
-                                  fs_recipe_err *err)
+static fs_recipe_status model_new(const fs_recipe *r, void *engine_model, const char *const *dirs,
+                                  int n, fs_recipe_model **out, fs_recipe_err *err)
 {
     *out = NULL;
     fs_recipe_model *m = calloc(1, sizeof *m);
@@ -318,15 +319,13 @@ fs_recipe_status fs_recipe_train(const fs_recipe *r, const fs_recipe_train_in *i
     log_line(&in->hooks,
              "%d test images whose category is not in the training dataset are not used",
              tes.dropped_images);
-    log_line(&in->hooks,
-             "%d test boxes whose category is not in the training dataset are not used",
+    log_line(&in->hooks, "%d test boxes whose category is not in the training dataset are not used",
              tes.dropped_boxes);
     fs_recipe_status rs = FS_RECIPE_OK;
     if (te && tes.n == 0) {
         err->code = FS_CODE_DATASET_CORRUPT;
         snprintf(err->msg, sizeof err->msg,
-                 "test dataset \"%s\": no image has a category of the training dataset",
-                 te->name);
+                 "test dataset \"%s\": no image has a category of the training dataset", te->name);
         rs = FS_RECIPE_EFAIL;
     } else {
         eng_train_args a = {
@@ -388,12 +387,11 @@ static fs_recipe_status check_image(const char *path, int *w, int *h, fs_recipe_
     }
     *w = eng_image_info_display_w(&info);
     *h = eng_image_info_display_h(&info);
-    if (*w < IMAGE_MIN_SIDE || *h < IMAGE_MIN_SIDE || *w > IMAGE_MAX_SIDE ||
-        *h > IMAGE_MAX_SIDE) {
+    if (*w < IMAGE_MIN_SIDE || *h < IMAGE_MIN_SIDE || *w > IMAGE_MAX_SIDE || *h > IMAGE_MAX_SIDE) {
         err->code = FS_CODE_INVALID_IMAGE_SIZE;
         snprintf(err->msg, sizeof err->msg,
-                 "image is %dx%d; width and height must be %d to %d pixels", *w, *h,
-                 IMAGE_MIN_SIDE, IMAGE_MAX_SIDE);
+                 "image is %dx%d; width and height must be %d to %d pixels", *w, *h, IMAGE_MIN_SIDE,
+                 IMAGE_MAX_SIDE);
         return FS_RECIPE_EFAIL;
     }
     return FS_RECIPE_OK;
@@ -409,8 +407,7 @@ fs_recipe_status fs_recipe_predict(const fs_recipe_model *m, const char *path,
     return m->r->predict(m->m, m->bbs, m->nbb, path, w, h, out, err);
 }
 
-fs_recipe_status fs_recipe_engine_predict_failed(fs_recipe_err *err, eng_status st,
-                                                 const char *msg)
+fs_recipe_status fs_recipe_engine_predict_failed(fs_recipe_err *err, eng_status st, const char *msg)
 {
     return engine_failed(err, AT_PREDICT, st, msg);
 }
@@ -441,8 +438,7 @@ fs_recipe_status fs_recipe_evaluate(const fs_recipe_model *m, const fs_recipe_da
     } else if (known == 0 || s.n == 0) {
         err->code = FS_CODE_DATASET_ANNOTATIONS_INVALID;
         snprintf(err->msg, sizeof err->msg,
-                 "dataset \"%s\": no image is labelled with a category the model knows",
-                 ds->name);
+                 "dataset \"%s\": no image is labelled with a category the model knows", ds->name);
         rs = FS_RECIPE_EFAIL;
     } else {
         eng_eval_opts o = {

@@ -155,8 +155,8 @@ static const char *vanished(const fs_trainreq *req)
 /* Writes the trained model and its evaluation into two new temp files
  * (names in tmpm, tmpe). 0; or -1 with code (FS_CODE_STORE_FULL when the disk is
  * full) and msg set and no temp file left. */
-static int write_model_files(const fs_recipe_model *model, const char *eval, char *tmpm,
-                             char *tmpe, fs_code *code, char *msg, size_t nmsg)
+static int write_model_files(const fs_recipe_model *model, const char *eval, char *tmpm, char *tmpe,
+                             fs_code *code, char *msg, size_t nmsg)
 {
     tmpe[0] = '\0';
     int fd = fs_tmp_create(tmpm, FS_PATH_MAX);
@@ -210,7 +210,8 @@ typedef struct run {
     char msg[480];
 } run;
 
-static void run_fail(run *x, fs_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void run_fail(run *x, fs_code code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void run_fail(run *x, fs_code code, const char *fmt, ...)
 {
     x->st = FS_RECIPE_EFAIL;

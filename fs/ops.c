@@ -30,7 +30,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-
 static const fs_area *const areas[] = {&fs_area_datasets, &fs_area_models, &fs_area_backbones};
 #define N_AREAS (sizeof areas / sizeof areas[0])
 

@@ -5,7 +5,7 @@
  */
 #include "trainreq.h"
 
-#include "engine.h" /* eng_json_parse */
+#include "engine.h"        /* eng_json_parse */
 #include "models_recipe.h" /* the kinds */
 
 #include <cjson/cJSON.h>

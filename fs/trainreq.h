@@ -32,8 +32,8 @@ typedef enum fs_trainreq_status {
 typedef struct fs_trainreq {
     char dataset[FS_TRQ_NAME_MAX + 1];
     char test_dataset[FS_TRQ_NAME_MAX + 1]; /* "" when none */
-    const char *kind; /* a kind's name from the table of kinds (models_recipe.h);
-                         NULL when not given: decided from the dataset */
+    const char *kind;      /* a kind's name from the table of kinds (models_recipe.h);
+                              NULL when not given: decided from the dataset */
     double budget_seconds; /* CPU seconds */
     int azure_form;        /* 1 when parsed from Azure's body */
 } fs_trainreq;

@@ -455,8 +455,8 @@ eng_status cls_predictions_json(const eng_classifier *m, const float *probs, con
 }
 
 eng_status eng_cls_evaluate(const eng_classifier *m, eng_backbone *const *backbones, int nbackbones,
-                            const eng_sample *s, int n, const eng_eval_opts *o,
-                            char **metrics_json, char **predictions_json, eng_diag *d)
+                            const eng_sample *s, int n, const eng_eval_opts *o, char **metrics_json,
+                            char **predictions_json, eng_diag *d)
 {
     *metrics_json = NULL;
     if (predictions_json)

@@ -79,8 +79,8 @@ eng_status eng_cls_predict_files(const eng_classifier *m, eng_backbone *const *b
  * image (new string, free()). An image that cannot be read fails the call
  * (message names it). */
 eng_status eng_cls_evaluate(const eng_classifier *m, eng_backbone *const *backbones, int nbackbones,
-                            const eng_sample *s, int n, const eng_eval_opts *o,
-                            char **metrics_json, char **predictions_json, eng_diag *d);
+                            const eng_sample *s, int n, const eng_eval_opts *o, char **metrics_json,
+                            char **predictions_json, eng_diag *d);
 
 int eng_cls_ncat(const eng_classifier *m);
 /* Borrowed until eng_classifier_free. */

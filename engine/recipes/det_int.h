@@ -143,9 +143,8 @@ void det_f16_to_f32(const uint16_t *src, float *dst, size_t n);
 
 /* eng_det_evaluate with a feature cache (may be NULL). */
 eng_status det_evaluate(const eng_detector *m, eng_backbone *const *backbones, int nbackbones,
-                        const eng_sample *s, int n, const eng_eval_opts *o,
-                        const char *cache_dir, char **metrics_json, char **predictions_json,
-                        eng_diag *d);
+                        const eng_sample *s, int n, const eng_eval_opts *o, const char *cache_dir,
+                        char **metrics_json, char **predictions_json, eng_diag *d);
 
 /* Finds the backbone with detection features; ENG_ENOTFOUND otherwise. */
 eng_status det_pick_backbone(eng_backbone *const *bbs, int n, const char *name,

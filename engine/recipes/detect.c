@@ -793,16 +793,15 @@ eng_status det_predictions_json(const eng_det_pred *pred, int npred, const long 
 /* ---- evaluation ---- */
 
 eng_status eng_det_evaluate(const eng_detector *m, eng_backbone *const *backbones, int nbackbones,
-                            const eng_sample *s, int n, const eng_eval_opts *o,
-                            char **metrics_json, char **predictions_json, eng_diag *d)
+                            const eng_sample *s, int n, const eng_eval_opts *o, char **metrics_json,
+                            char **predictions_json, eng_diag *d)
 {
     return det_evaluate(m, backbones, nbackbones, s, n, o, NULL, metrics_json, predictions_json, d);
 }
 
 eng_status det_evaluate(const eng_detector *m, eng_backbone *const *backbones, int nbackbones,
-                        const eng_sample *s, int n, const eng_eval_opts *o,
-                        const char *cache_dir, char **metrics_json, char **predictions_json,
-                        eng_diag *d)
+                        const eng_sample *s, int n, const eng_eval_opts *o, const char *cache_dir,
+                        char **metrics_json, char **predictions_json, eng_diag *d)
 {
     *metrics_json = NULL;
     if (predictions_json)

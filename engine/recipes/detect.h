@@ -68,8 +68,8 @@ eng_status eng_det_draw(const eng_detector *m, const char *image_path, const eng
  * *predictions_json (may be NULL): COCO results [{image_id, category_id,
  * bbox (pixels), score}] whose mAP is exactly the reported one. */
 eng_status eng_det_evaluate(const eng_detector *m, eng_backbone *const *backbones, int nbackbones,
-                            const eng_sample *s, int n, const eng_eval_opts *o,
-                            char **metrics_json, char **predictions_json, eng_diag *d);
+                            const eng_sample *s, int n, const eng_eval_opts *o, char **metrics_json,
+                            char **predictions_json, eng_diag *d);
 
 int eng_det_ncat(const eng_detector *m);
 /* Borrowed until eng_detector_free. */

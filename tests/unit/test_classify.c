@@ -176,18 +176,18 @@ static void progress_cb(void *ctx, const eng_train_progress *p)
 static eng_train_args base_args(eng_backbone **bb, const char *cache)
 {
     eng_train_args a = {.train = train,
-                            .ntrain = NCAT * NTRAIN_PER,
-                            .test = test,
-                            .ntest = NCAT * NTEST_PER,
-                            .test_name = "synthetic-test",
-                            .categories = cats,
-                            .ncat = NCAT,
-                            .backbones = bb,
-                            .nbackbones = 1,
-                            .budget_seconds = 600,
-                            .threads = 2,
-                            .seed = 7,
-                            .cache_dir = cache};
+                        .ntrain = NCAT * NTRAIN_PER,
+                        .test = test,
+                        .ntest = NCAT * NTEST_PER,
+                        .test_name = "synthetic-test",
+                        .categories = cats,
+                        .ncat = NCAT,
+                        .backbones = bb,
+                        .nbackbones = 1,
+                        .budget_seconds = 600,
+                        .threads = 2,
+                        .seed = 7,
+                        .cache_dir = cache};
     a.hooks.abort = abort_cb;
     a.hooks.log = log_cb;
     a.hooks.progress = progress_cb;

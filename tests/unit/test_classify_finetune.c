@@ -216,17 +216,17 @@ int main(void)
         const char *cn[NCAT] = {"stripes", "disc", "checker"};
         eng_backbone *bbs[1] = {bb};
         eng_train_args ta = {.train = tr,
-                                 .ntrain = N,
-                                 .test = tr,
-                                 .ntest = N,
-                                 .categories = cn,
-                                 .ncat = NCAT,
-                                 .backbones = bbs,
-                                 .nbackbones = 1,
-                                 .budget_seconds = 120,
-                                 .threads = 2,
-                                 .seed = 1,
-                                 .cache_dir = cache};
+                             .ntrain = N,
+                             .test = tr,
+                             .ntest = N,
+                             .categories = cn,
+                             .ncat = NCAT,
+                             .backbones = bbs,
+                             .nbackbones = 1,
+                             .budget_seconds = 120,
+                             .threads = 2,
+                             .seed = 1,
+                             .cache_dir = cache};
         eng_classifier *m = NULL, *m2 = NULL;
         char *ev = NULL;
         CHECK_EQUAL(eng_cls_train(&ta, &m, &ev, &d), ENG_OK);

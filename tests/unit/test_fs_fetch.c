@@ -95,7 +95,8 @@ static fs_fetch_state wait_fetch(const char *url, const char *dest, char *err, s
 {
     double end = now_s() + secs;
     fs_fetch_state st;
-    while ((st = fs_fetch_image("ds", url, dest, NULL, err, n)) == FS_FETCH_PENDING && now_s() < end)
+    while ((st = fs_fetch_image("ds", url, dest, NULL, err, n)) == FS_FETCH_PENDING &&
+           now_s() < end)
         usleep(20000);
     return st;
 }
