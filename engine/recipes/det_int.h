@@ -31,6 +31,10 @@ struct eng_detector {
     float *wc, *bc;  /* heatmap 1x1: [hidden or fdim, ncat], [ncat] */
     float *ww, *bw;  /* box 1x1: [fdim,4], [4] */
     int letterbox;   /* 1: image padded to a square (bottom/right) before the resize; 0: squashed */
+    /* 1: the heads also run on the mirrored feature map and the two maps are
+     * averaged (a horizontal flip at test time for the price of the heads,
+     * not of a second backbone pass); 0 in files written before it */
+    int flip_average;
     float nms_iou;   /* 0: no NMS */
     float min_score;
     /* confidence = sigmoid(cal_a * logit(peak) + cal_b), fitted on held-out

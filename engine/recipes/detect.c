@@ -241,10 +241,10 @@ void det_depthwise(det_scratch *s, int fdim, const float *dw, int threads)
     eng_dwconv2d(&g, s->f, dw, NULL, ENG_ACT_NONE, s->g, threads);
 }
 
-eng_status det_heads(const eng_detector *m, const uint16_t *f16, int threads, det_scratch *s,
-                     float *heat, float *wh, eng_diag *d)
+static eng_status heads_once(const eng_detector *m, const uint16_t *f16, int flip, int threads,
+                             det_scratch *s, float *heat, float *wh, eng_diag *d)
 {
-    det_widen(f16, m->fdim, 0, s->f);
+    det_widen(f16, m->fdim, flip, s->f);
     det_depthwise(s, m->fdim, m->dw_wh, threads);
     eng_status st =
         eng_matmul(DET_CELLS, 4, m->fdim, s->g, 0, m->ww, 0, m->bw, ENG_ACT_NONE, wh, threads);
@@ -267,6 +267,41 @@ eng_status det_heads(const eng_detector *m, const uint16_t *f16, int threads, de
     if (st != ENG_OK)
         return eng_fail(d, st, "detector heads: out of memory");
     return ENG_OK;
+}
+
+/* The heads on the features, and with flip_average on their mirror image too:
+ * cell x of the mirrored maps is cell (GRID - 1 - x) of the image's (the
+ * mirror training uses, x' = (SIZE - STRIDE) - x), and its left and right
+ * box distances swap. */
+eng_status det_heads(const eng_detector *m, const uint16_t *f16, int threads, det_scratch *s,
+                     float *heat, float *wh, eng_diag *d)
+{
+    eng_status st = heads_once(m, f16, 0, threads, s, heat, wh, d);
+    if (st != ENG_OK || !m->flip_average)
+        return st;
+    float *h2 = eng_alloc((size_t)DET_CELLS * m->ncat * sizeof(float));
+    float *w2 = eng_alloc((size_t)DET_CELLS * 4 * sizeof(float));
+    if (!h2 || !w2) {
+        eng_free(h2);
+        eng_free(w2);
+        return eng_fail(d, ENG_ENOMEM, "detector heads: out of memory");
+    }
+    st = heads_once(m, f16, 1, threads, s, h2, w2, d);
+    for (int y = 0; st == ENG_OK && y < DET_GRID; y++)
+        for (int x = 0; x < DET_GRID; x++) {
+            size_t c = (size_t)y * DET_GRID + x, c2 = (size_t)y * DET_GRID + (DET_GRID - 1 - x);
+            for (int k = 0; k < m->ncat; k++)
+                heat[c * m->ncat + k] = 0.5f * (heat[c * m->ncat + k] + h2[c2 * m->ncat + k]);
+            float *b = wh + c * 4;
+            const float *b2 = w2 + c2 * 4;
+            b[0] = 0.5f * (b[0] + b2[2]);
+            b[1] = 0.5f * (b[1] + b2[1]);
+            b[2] = 0.5f * (b[2] + b2[0]);
+            b[3] = 0.5f * (b[3] + b2[3]);
+        }
+    eng_free(h2);
+    eng_free(w2);
+    return st;
 }
 
 /* ---- targets and decoding ---- */
@@ -917,6 +952,7 @@ eng_status eng_detector_save(const eng_detector *m, const char *path, eng_diag *
          cJSON_AddNumberToObject(pre, "hidden", m->hidden) &&
          cJSON_AddNumberToObject(pre, "stride", DET_STRIDE) &&
          cJSON_AddNumberToObject(pre, "wh_scale", m->wh_scale) &&
+         cJSON_AddNumberToObject(pre, "flip_average", m->flip_average) &&
          cJSON_AddNumberToObject(pre, "nms_iou", m->nms_iou) &&
          cJSON_AddNumberToObject(pre, "min_score", m->min_score) &&
          cJSON_AddNumberToObject(pre, "topk", ENG_DET_TOPK);
@@ -1069,6 +1105,7 @@ eng_status eng_detector_from_file(const eng_modelfile *f, eng_detector **out, en
     cJSON *stride = cJSON_GetObjectItemCaseSensitive(pre, "stride");
     cJSON *hid = cJSON_GetObjectItemCaseSensitive(pre, "hidden");
     cJSON *lb = cJSON_GetObjectItemCaseSensitive(pre, "letterbox");
+    cJSON *fa = cJSON_GetObjectItemCaseSensitive(pre, "flip_average");
     if (!cJSON_IsString(feat) || !cJSON_IsNumber(fd) || fd->valuedouble < 1 ||
         fd->valuedouble > 4096 || !cJSON_IsNumber(ws) || !(ws->valuedouble > 0) ||
         !cJSON_IsNumber(nms) || !(nms->valuedouble >= 0 && nms->valuedouble <= 1) ||
@@ -1086,6 +1123,7 @@ eng_status eng_detector_from_file(const eng_modelfile *f, eng_detector **out, en
     m->fdim = fd->valueint;
     m->hidden = hid ? hid->valueint : 0;
     m->letterbox = cJSON_IsNumber(lb) && lb->valueint == 1;
+    m->flip_average = cJSON_IsNumber(fa) && fa->valueint == 1; /* absent: off */
     m->wh_scale = (float)ws->valuedouble;
     m->nms_iou = (float)nms->valuedouble;
     m->min_score = (float)ms->valuedouble;

@@ -507,6 +507,62 @@ static void test_predictions_json(void)
     free(s);
 }
 
+/* flip_average: the averaged maps of the mirrored features are the mirror
+ * of the averaged maps (cell x <-> GRID-1-x, left and right distances
+ * swapped), exactly; and the setting survives the model file. */
+static void test_flip_average(eng_detector *m)
+{
+    static synth s;
+    synth_make(&s, 11);
+    int flip_was = m->flip_average;
+    m->flip_average = 1;
+    size_t nf = (size_t)FD * DET_CELLS;
+    uint16_t *mir = malloc(nf * 2);
+    float *h = malloc((size_t)DET_CELLS * NC * sizeof *h), *w = malloc((size_t)DET_CELLS * 4 * sizeof *w);
+    float *hm = malloc((size_t)DET_CELLS * NC * sizeof *hm),
+          *wm = malloc((size_t)DET_CELLS * 4 * sizeof *wm);
+    for (int y = 0; y < DET_GRID; y++)
+        for (int x = 0; x < DET_GRID; x++)
+            memcpy(mir + ((size_t)y * DET_GRID + x) * FD,
+                   s.feat[0] + ((size_t)y * DET_GRID + DET_GRID - 1 - x) * FD, FD * 2);
+    det_scratch sc;
+    det_scratch_init(&sc, FD, NULL);
+    eng_diag d;
+    CHECK(det_heads(m, s.feat[0], 1, &sc, h, w, &d) == ENG_OK);
+    CHECK(det_heads(m, mir, 1, &sc, hm, wm, &d) == ENG_OK);
+    int bad = 0;
+    for (int y = 0; y < DET_GRID; y++)
+        for (int x = 0; x < DET_GRID; x++) {
+            size_t c = (size_t)y * DET_GRID + x, c2 = (size_t)y * DET_GRID + DET_GRID - 1 - x;
+            for (int k = 0; k < NC; k++)
+                bad += hm[c * NC + k] != h[c2 * NC + k];
+            bad += wm[c * 4] != w[c2 * 4 + 2] || wm[c * 4 + 2] != w[c2 * 4] ||
+                   wm[c * 4 + 1] != w[c2 * 4 + 1] || wm[c * 4 + 3] != w[c2 * 4 + 3];
+        }
+    CHECK_MSG(bad == 0, "%d cells differ from the mirror", bad);
+    char path[] = "/tmp/test_detect_flip_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    eng_detector *l = NULL;
+    CHECK(eng_detector_save(m, path, &d) == ENG_OK && eng_detector_load(path, &l, &d) == ENG_OK);
+    CHECK(l && l->flip_average == 1);
+    eng_detector_free(l);
+    m->flip_average = 0;
+    CHECK(eng_detector_save(m, path, &d) == ENG_OK && eng_detector_load(path, &l, &d) == ENG_OK);
+    CHECK(l && l->flip_average == 0);
+    eng_detector_free(l);
+    unlink(path);
+    m->flip_average = flip_was;
+    det_scratch_release(&sc);
+    free(mir);
+    free(h);
+    free(w);
+    free(hm);
+    free(wm);
+    for (int i = 0; i <= NIMG; i++)
+        free(s.feat[i]);
+}
+
 int main(void)
 {
     test_decode();
@@ -520,6 +576,7 @@ int main(void)
     test_train(&m);
     if (m) {
         test_file(m);
+        test_flip_average(m);
         test_draw(m);
     }
     eng_detector_free(m);
