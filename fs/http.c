@@ -204,14 +204,19 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, http_resp *r)
 typedef struct conn_state {
     char *body;
     size_t len, cap, max;
-    int over;      /* the body passed max: drained, then refused */
-    int refused;   /* an answer was queued on the first call */
-    int image;     /* the route takes an image body */
+    int over;    /* the body passed max: drained, then refused */
+    int refused; /* an answer was queued on the first call */
+    int image;   /* the route takes an image body */
 } conn_state;
 
 static const char *arg_of(const http_req *r, const char *name)
 {
     return MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, name);
+}
+
+static const char *header_of(const http_req *r, const char *name)
+{
+    return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
 static const char *header(struct MHD_Connection *c, const char *name)
@@ -256,8 +261,8 @@ static enum MHD_Result first_call(struct MHD_Connection *c, const char *url, con
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload, size_t *upload_size, void **con_cls)
+                                  const char *method, const char *version, const char *upload,
+                                  size_t *upload_size, void **con_cls)
 {
     (void)cls;
     (void)version;
@@ -308,6 +313,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             st->body[st->len] = '\0';
         r.len = st->len;
         r.arg = arg_of;
+        r.header = header_of;
         r.conn = c;
         http_route(&r, &out);
         if (!out.status)
@@ -342,13 +348,11 @@ void fs_http_start(void)
      * larger than the cores; connections are limited so a flood of idle
      * ones cannot exhaust file descriptors, and an idle connection is
      * closed after a minute (a slow client holds no thread meanwhile) */
-    daemon_ = MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL,
-                               MHD_OPTION_LISTEN_SOCKET, listen_fd,
-                               MHD_OPTION_THREAD_POOL_SIZE, pool,
-                               MHD_OPTION_CONNECTION_LIMIT, (unsigned)256,
-                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
-                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-                               MHD_OPTION_END);
+    daemon_ =
+        MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET,
+                         listen_fd, MHD_OPTION_THREAD_POOL_SIZE, pool, MHD_OPTION_CONNECTION_LIMIT,
+                         (unsigned)256, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)60,
+                         MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_END);
     if (!daemon_)
         fs_log("http: the server did not start (libmicrohttpd refused the options)");
 }

@@ -58,10 +58,19 @@ static void tree_error(http_resp *out, int rc, const char *what)
 }
 
 /* The camelCase spelling of every request key the tree's parsers read. */
-static const char *const canon_keys[] = {
-    "trainingParameters", "trainingDatasetName", "timeBudgetInHours", "modelKind",
-    "evaluationParameters", "testDatasetName", "annotationKind", "annotationFileUris",
-    "customProperties", "authentication", "kind", "sasToken", "url"};
+static const char *const canon_keys[] = {"trainingParameters",
+                                         "trainingDatasetName",
+                                         "timeBudgetInHours",
+                                         "modelKind",
+                                         "evaluationParameters",
+                                         "testDatasetName",
+                                         "annotationKind",
+                                         "annotationFileUris",
+                                         "customProperties",
+                                         "authentication",
+                                         "kind",
+                                         "sasToken",
+                                         "url"};
 
 /* Azure matched keys without case: rewrite every known key of j (at any
  * depth, not inside customProperties) to its camelCase spelling, and
@@ -241,8 +250,8 @@ static void list_items(const http_req *r, http_resp *out, const char *area,
     if ((size_t)(skip + top) < l.n) {
         char link[1024];
         const char *v = r->arg(r, "api-version");
-        snprintf(link, sizeof link, "http://%s" BASE "/%s?api-version=%s&skip=%ld&top=%ld",
-                 r->host, area, v ? v : "", skip + top, top);
+        snprintf(link, sizeof link, "http://%s" BASE "/%s?api-version=%s&skip=%ld&top=%ld", r->host,
+                 area, v ? v : "", skip + top, top);
         cJSON_AddStringToObject(root, "nextLink", link);
     }
     for (size_t i = 0; i < l.n; i++)
@@ -252,6 +261,35 @@ static void list_items(const http_req *r, http_resp *out, const char *area,
 }
 
 /* ---- datasets ---- */
+
+/* A dataset's eTag: its registration (dataset.json) changes it; "" when
+ * the dataset does not exist. */
+static void dataset_etag(const char *name, char *out, size_t n)
+{
+    char path[FS_PATH_MAX];
+    struct stat st;
+    out[0] = '\0';
+    snprintf(path, sizeof path, "/datasets/%s/dataset.json", name);
+    if (fs_tree_stat(path, &st) != 0) {
+        snprintf(path, sizeof path, "/datasets/%s", name);
+        if (fs_tree_stat(path, &st) != 0)
+            return;
+    }
+    snprintf(out, n, "\"%llx%09ld\"", (unsigned long long)st.st_mtim.tv_sec,
+             (long)st.st_mtim.tv_nsec);
+}
+
+/* If-Match (when given) must name the dataset's eTag (or be "*"); else 412. */
+static int if_match_ok(const http_req *r, http_resp *out, const char *name)
+{
+    const char *want = r->header(r, "If-Match");
+    char etag[64];
+    dataset_etag(name, etag, sizeof etag);
+    if (!want || strcmp(want, "*") == 0 || strcmp(want, etag) == 0)
+        return 1;
+    http_error(out, 412, "PreconditionFailed", "If-Match does not name the dataset's eTag", NULL);
+    return 0;
+}
 
 /* Azure's Dataset for datasets/NAME: the registration body it was made
  * with (dataset.json), or what the mount shows for one made by cp. */
@@ -268,9 +306,9 @@ static cJSON *dataset_json(const char *name)
         o = cJSON_CreateObject();
         char line[512];
         tree_line("/datasets/%s/status", name, line, sizeof line);
-        cJSON_AddStringToObject(o, "annotationKind", strstr(line, "(detection)")
-                                                         ? "imageObjectDetection"
-                                                         : "imageClassification");
+        cJSON_AddStringToObject(o, "annotationKind",
+                                strstr(line, "(detection)") ? "imageObjectDetection"
+                                                            : "imageClassification");
         cJSON_AddArrayToObject(o, "annotationFileUris");
     }
     cJSON_DeleteItemFromObject(o, "name");
@@ -279,8 +317,8 @@ static cJSON *dataset_json(const char *name)
     time_t changed = mtime_of("/datasets/%s/status", name, made);
     add_time(o, "createdDateTime", made);
     add_time(o, "updatedDateTime", changed > made ? changed : made);
-    char etag[40];
-    snprintf(etag, sizeof etag, "\"%llx\"", (unsigned long long)made);
+    char etag[64];
+    dataset_etag(name, etag, sizeof etag);
     cJSON_AddStringToObject(o, "eTag", etag);
     return o;
 }
@@ -309,8 +347,7 @@ static void dataset_put(const http_req *r, http_resp *out, const char *name)
     }
     free(text);
     if (rc == -EINVAL) {
-        http_error(out, 400, "InvalidRequest", why[0] ? why : "the dataset body was refused",
-                   NULL);
+        http_error(out, 400, "InvalidRequest", why[0] ? why : "the dataset body was refused", NULL);
         return;
     }
     if (rc) {
@@ -318,6 +355,53 @@ static void dataset_put(const http_req *r, http_resp *out, const char *name)
         return;
     }
     http_json(out, 201, dataset_json(name));
+}
+
+/* PATCH: the registration body with the given keys replaced, written again
+ * as dataset.json (what a user's editor would do); If-Match is checked. */
+static void dataset_patch(const http_req *r, http_resp *out, const char *name)
+{
+    char file[FS_PATH_MAX], why[512];
+    struct stat st;
+    snprintf(file, sizeof file, "/datasets/%s", name);
+    if (fs_tree_stat(file, &st) != 0) {
+        http_error(out, 404, "NotFound", "Resource not found", NULL);
+        return;
+    }
+    if (!if_match_ok(r, out, name))
+        return;
+    cJSON *patch = body_object(r, out);
+    if (!patch)
+        return;
+    cJSON *cur = tree_json("/datasets/%s/dataset.json", name);
+    if (!cJSON_IsObject(cur)) {
+        cJSON_Delete(cur);
+        cJSON_Delete(patch);
+        http_error(out, 409, "Conflict",
+                   "this dataset was made through the mount (no dataset.json): nothing to patch",
+                   NULL);
+        return;
+    }
+    cJSON *it;
+    cJSON_ArrayForEach(it, patch)
+    {
+        if (strcmp(it->string, "name") == 0)
+            continue;
+        cJSON_DeleteItemFromObjectCaseSensitive(cur, it->string);
+        cJSON_AddItemToObject(cur, it->string, cJSON_Duplicate(it, 1));
+    }
+    cJSON_Delete(patch);
+    char *text = cJSON_Print(cur);
+    cJSON_Delete(cur);
+    snprintf(file, sizeof file, "/datasets/%s/dataset.json", name);
+    int rc = text ? fs_tree_write(file, text, strlen(text), why, sizeof why) : -ENOMEM;
+    free(text);
+    if (rc == -EINVAL)
+        http_error(out, 400, "InvalidRequest", why[0] ? why : "the dataset body was refused", NULL);
+    else if (rc)
+        tree_error(out, rc, "datasets");
+    else
+        http_json(out, 200, dataset_json(name));
 }
 
 /* ---- models ---- */
@@ -367,10 +451,10 @@ static cJSON *model_json(const char *name)
     }
     if (strcmp(s, "succeeded") == 0) {
         cJSON *ev = tree_json("/models/%s/evaluation.json", name);
-        static const char *const perf[] = {
-            "accuracyTop1", "accuracyTop5", "averagePrecision", "calibrationECE",
-            "meanAveragePrecision30", "meanAveragePrecision50", "meanAveragePrecision75",
-            "tagPerformance"};
+        static const char *const perf[] = {"accuracyTop1",           "accuracyTop5",
+                                           "averagePrecision",       "calibrationECE",
+                                           "meanAveragePrecision30", "meanAveragePrecision50",
+                                           "meanAveragePrecision75", "tagPerformance"};
         const cJSON *cost = cJSON_GetObjectItemCaseSensitive(ev, "trainingCostInMinutes");
         if (cJSON_IsNumber(cost))
             cJSON_AddNumberToObject(o, "trainingCostInMinutes", (int)(cost->valuedouble + 0.5));
@@ -424,10 +508,11 @@ static void model_put(const http_req *r, http_resp *out, const char *name)
         http_error(out, 409, "ModelAlreadyExists", "a model of this name exists", NULL);
         return;
     }
-    if (rc == 0)
+    int made = rc == 0;
+    if (made)
         rc = fs_tree_write(file, text, strlen(text), NULL, 0);
     free(text);
-    if (rc == -EINVAL) {
+    if (rc == -EINVAL && made) {
         char code[64], msg[512];
         refused_reason(name, code, sizeof code, msg, sizeof msg);
         fs_tree_remove(dir); /* refused: as if never made */
@@ -435,7 +520,8 @@ static void model_put(const http_req *r, http_resp *out, const char *name)
         return;
     }
     if (rc) {
-        fs_tree_remove(dir);
+        if (made)
+            fs_tree_remove(dir);
         tree_error(out, rc, "models");
         return;
     }
@@ -656,7 +742,11 @@ static void item(const http_req *r, http_resp *out, const char *area, const char
             http_json(out, 200, o);
         else
             http_error(out, 404, "NotFound", "Resource not found", NULL);
+    } else if (method_is(r, "PATCH") && !models) {
+        dataset_patch(r, out, nm);
     } else if (method_is(r, "DELETE")) {
+        if (!models && !if_match_ok(r, out, nm))
+            return;
         int rc = fs_tree_remove(dir);
         if (rc == -ENOENT)
             http_error(out, 404, "NotFound", "Resource not found", NULL);

@@ -21,14 +21,16 @@ typedef struct http_req {
     size_t len;
     /* a query argument, NULL when absent */
     const char *(*arg)(const struct http_req *r, const char *name);
+    /* a request header (any case), NULL when absent */
+    const char *(*header)(const struct http_req *r, const char *name);
     void *conn; /* for arg */
 } http_req;
 
 typedef struct http_resp {
     int status;
-    char *body;            /* JSON, owned (free); NULL for no body */
-    char error_code[64];   /* x-ms-error-code when an error */
-    char location[512];    /* a Location header, "" for none */
+    char *body;          /* JSON, owned (free); NULL for no body */
+    char error_code[64]; /* x-ms-error-code when an error */
+    char location[512];  /* a Location header, "" for none */
 } http_resp;
 
 /* 1 when path is one of the image routes, whose bodies may be 20 MB. */

@@ -130,8 +130,8 @@ static int fuse_opt_given(char **argv, int argc, const char *name)
 /* Takes --store (and --help) out of argv; the rest goes to libfuse in
  * fargv, with our fsname, and default_permissions whenever allow_other is
  * given. Returns -1 to go on, else the exit code. */
-static int parse_args(int argc, char **argv, char *store, size_t n, const char **http,
-                      char **fargv, int *fargc)
+static int parse_args(int argc, char **argv, char *store, size_t n, const char **http, char **fargv,
+                      int *fargc)
 {
     int k = 0;
     fargv[k++] = argv[0];
@@ -155,7 +155,8 @@ static int parse_args(int argc, char **argv, char *store, size_t n, const char *
     /* allow_other alone lets every local user do anything the daemon can
      * (remove datasets, make it read files for them): with it, the kernel
      * must check each caller against the files' owners and modes */
-    if (fuse_opt_given(fargv, k, "allow_other") && !fuse_opt_given(fargv, k, "default_permissions")) {
+    if (fuse_opt_given(fargv, k, "allow_other") &&
+        !fuse_opt_given(fargv, k, "default_permissions")) {
         fargv[k++] = "-odefault_permissions";
         fprintf(stderr, "visionfs: allow_other given: adding default_permissions, so other "
                         "users get only what the files' owners and modes allow\n");

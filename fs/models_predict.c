@@ -229,9 +229,10 @@ static void pjob_run(void *arg)
         if (fs_disk_full(-rc)) {
             /* the reader must learn why rather than find an empty file */
             fs_store_release_reserve();
-            char *e = error_json(FS_CODE_PREDICT_STORE_FULL, "the store's disk is full, so the result could "
-                                              "not be written: free space there and copy the "
-                                              "image again");
+            char *e = error_json(FS_CODE_PREDICT_STORE_FULL,
+                                 "the store's disk is full, so the result could "
+                                 "not be written: free space there and copy the "
+                                 "image again");
             if (e)
                 mdl_put(m, out, e, strlen(e));
             free(e);

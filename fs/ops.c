@@ -31,7 +31,6 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-
 static const fs_area *const areas[] = {&fs_area_datasets, &fs_area_models, &fs_area_backbones};
 #define N_AREAS (sizeof areas / sizeof areas[0])
 
@@ -387,6 +386,10 @@ static void stat_tune(struct stat *st)
         st->st_blksize = IO_BLOCK;
 }
 
+/* The mounted file system, for telling the kernel about changes made by
+ * the fs_tree_* calls (NULL when the areas run without a mount). */
+static struct fuse *mounted;
+
 static void *vfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
     cfg->entry_timeout = 1.0;
@@ -405,6 +408,8 @@ static void *vfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     if (conn->capable & FUSE_CAP_READDIRPLUS)
         conn->want |= FUSE_CAP_READDIRPLUS;
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE; /* EFBIG must come from write() */
+    struct fuse_context *ctx = fuse_get_context();
+    mounted = ctx ? ctx->fuse : NULL;
     fs_areas_start();
     fs_http_start(); /* after the areas: every call goes through them */
     return NULL;
@@ -1434,7 +1439,30 @@ void fs_areas_stop(void)
  * the very handlers above, so the areas' rules, validate_write and committed
  * hooks apply exactly as they do to cp and mkdir through the mount. */
 
-int fs_tree_mkdir(const char *path) { return vfs_mkdir(path, 0755); }
+/* A change the kernel did not see (it came through HTTP): drop what it
+ * cached of path and its folder, so stat and ls at once show the change
+ * rather than after the 1 s attribute timeout. */
+static void tree_changed(const char *path)
+{
+    if (!mounted)
+        return;
+    fuse_invalidate_path(mounted, path); /* -ENOENT: never looked up, nothing cached */
+    char parent[FS_PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", path);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+        *slash = '\0';
+        fuse_invalidate_path(mounted, parent);
+    }
+}
+
+int fs_tree_mkdir(const char *path)
+{
+    int rc = vfs_mkdir(path, 0755);
+    if (rc == 0)
+        tree_changed(path);
+    return rc;
+}
 
 int fs_tree_stat(const char *path, struct stat *st) { return vfs_getattr(path, st, NULL); }
 
@@ -1463,6 +1491,7 @@ int fs_tree_write(const char *path, const void *data, size_t len, char *why, siz
     if (why && why_len)
         snprintf(why, why_len, "%s", get_fh(&fi)->why);
     vfs_release(path, &fi);
+    tree_changed(path);
     return rc ? rc : frc;
 }
 
@@ -1565,8 +1594,11 @@ int fs_tree_remove(const char *path)
     int rc = fs_tree_stat(path, &st);
     if (rc)
         return rc;
-    if (!S_ISDIR(st.st_mode))
-        return vfs_unlink(path);
+    if (!S_ISDIR(st.st_mode)) {
+        rc = vfs_unlink(path);
+        tree_changed(path);
+        return rc;
+    }
     /* rm -r: the entries first (generated files unlink as a no-op), then
      * the folder, where the area decides (a model's rmdir cancels training) */
     tree_rm r = {path, 0};
@@ -1574,5 +1606,6 @@ int fs_tree_remove(const char *path)
     if (rc)
         return rc;
     rc = vfs_rmdir(path);
+    tree_changed(path);
     return rc ? rc : r.rc;
 }
