@@ -220,8 +220,8 @@ static int parse_count(const char *s, long dflt, long lo, long hi, long *out)
 }
 
 /* {"value": [item(name) ...], "nextLink"?} over the folder `area`. */
-static void list_items(const http_req *r, http_resp *out, const char *area,
-                       cJSON *(*item)(const char *name))
+static void list_items(const http_req *r, http_resp *out, const char *area, const char *owner,
+                       cJSON *(*item)(const char *owner, const char *name))
 {
     long skip, top;
     if (parse_count(r->arg(r, "skip"), 0, 0, 1L << 30, &skip) ||
@@ -231,7 +231,7 @@ static void list_items(const http_req *r, http_resp *out, const char *area,
         return;
     }
     names l = {0};
-    char path[64];
+    char path[FS_PATH_MAX];
     snprintf(path, sizeof path, "/%s", area);
     int rc = fs_tree_list(path, names_add, &l);
     if (rc) {
@@ -243,7 +243,7 @@ static void list_items(const http_req *r, http_resp *out, const char *area,
     cJSON *root = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(root, "value");
     for (size_t i = (size_t)skip; i < l.n && i < (size_t)(skip + top); i++) {
-        cJSON *o = item(l.v[i]);
+        cJSON *o = item(owner, l.v[i]);
         if (o)
             cJSON_AddItemToArray(arr, o);
     }
@@ -528,6 +528,125 @@ static void model_put(const http_req *r, http_resp *out, const char *name)
     http_json(out, 201, model_json(name));
 }
 
+static int method_is(const http_req *r, const char *m);
+static void not_allowed(http_resp *out);
+
+/* ---- evaluations: models/M/evaluations/DATASET in the mount ---- */
+
+/* Azure's ModelEvaluation for models/M/evaluations/DS, from its status
+ * line (notStarted, running, succeeded, failed: CODE: message) and
+ * metrics.json. */
+static cJSON *eval_json(const char *model, const char *ds)
+{
+    char path[FS_PATH_MAX], line[1024], *buf = NULL;
+    struct stat st;
+    snprintf(path, sizeof path, "/models/%s/evaluations/%s", model, ds);
+    if (fs_tree_stat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+        return NULL;
+    snprintf(path, sizeof path, "/models/%s/evaluations/%s/status", model, ds);
+    line[0] = '\0';
+    if (fs_tree_read(path, 64 << 10, &buf, NULL) == 0) {
+        buf[strcspn(buf, "\n")] = '\0';
+        snprintf(line, sizeof line, "%s", buf);
+        free(buf);
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "name", ds);
+    cJSON_AddStringToObject(o, "modelName", model);
+    cJSON_AddStringToObject(cJSON_AddObjectToObject(o, "evaluationParameters"), "testDatasetName",
+                            ds);
+    add_time(o, "createdDateTime", st.st_mtime);
+    add_time(o, "updatedDateTime", fs_tree_stat(path, &st) == 0 ? st.st_mtime : time(NULL));
+    if (strncmp(line, "failed: ", 8) == 0) {
+        cJSON_AddStringToObject(o, "status", "failed");
+        char *code = line + 8, *msg = strstr(code, ": ");
+        if (msg)
+            *msg = '\0';
+        cJSON *e = cJSON_AddObjectToObject(o, "error");
+        cJSON_AddStringToObject(e, "code", code);
+        cJSON_AddStringToObject(e, "message", msg ? msg + 2 : "");
+    } else {
+        cJSON_AddStringToObject(o, "status", line[0] ? line : "notStarted");
+    }
+    if (strcmp(line, "succeeded") == 0) {
+        snprintf(path, sizeof path, "/models/%s/evaluations/%s/metrics.json", model, "%s");
+        cJSON *mj = tree_json(path, ds);
+        if (mj)
+            cJSON_AddItemToObject(o, "modelPerformance", mj);
+    }
+    return o;
+}
+
+static void evaluations(const http_req *r, http_resp *out, const char *model, const char *name)
+{
+    char path[FS_PATH_MAX];
+    struct stat st;
+    if (!fs_name_valid(model) || (name && !fs_name_valid(name))) {
+        http_error(out, 400, "InvalidRequest",
+                   "names are 1-64 characters of A-Za-z0-9._- not starting with '.'", NULL);
+        return;
+    }
+    snprintf(path, sizeof path, "/models/%s", model);
+    if (fs_tree_stat(path, &st) != 0) {
+        http_error(out, 404, "NotFound", "Resource not found", NULL);
+        return;
+    }
+    if (!name) {
+        char area[FS_PATH_MAX];
+        if (!method_is(r, "GET")) {
+            not_allowed(out);
+            return;
+        }
+        snprintf(area, sizeof area, "models/%s/evaluations", model);
+        list_items(r, out, area, model, eval_json);
+        return;
+    }
+    snprintf(path, sizeof path, "/models/%s/evaluations/%s", model, name);
+    if (method_is(r, "GET")) {
+        cJSON *o = eval_json(model, name);
+        if (o)
+            http_json(out, 200, o);
+        else
+            http_error(out, 404, "NotFound", "Resource not found", NULL);
+    } else if (method_is(r, "DELETE")) {
+        int rc = fs_tree_remove(path);
+        if (rc == -ENOENT)
+            http_error(out, 404, "NotFound", "Resource not found", NULL);
+        else if (rc)
+            tree_error(out, rc, "evaluations");
+        else
+            http_json(out, 204, NULL);
+    } else if (method_is(r, "PUT")) {
+        cJSON *j = body_object(r, out);
+        if (!j)
+            return;
+        const cJSON *td = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(j, "evaluationParameters"), "testDatasetName");
+        int same = !cJSON_IsString(td) || strcmp(td->valuestring, name) == 0;
+        cJSON_Delete(j);
+        if (!same) {
+            http_error(out, 400, "InvalidRequest",
+                       "visionfs names an evaluation after its test dataset "
+                       "(models/M/evaluations/DATASET): use the dataset's name as the "
+                       "evaluation's",
+                       NULL);
+            return;
+        }
+        int rc = fs_tree_mkdir(path);
+        if (rc == -EEXIST)
+            http_error(out, 409, "Conflict", "an evaluation of this name exists", NULL);
+        else if (rc == -ENOENT)
+            http_error(out, 400, "InvalidRequest",
+                       "the model has not succeeded yet: nothing to evaluate", NULL);
+        else if (rc)
+            tree_error(out, rc, "evaluations");
+        else
+            http_json(out, 201, eval_json(model, name));
+    } else {
+        not_allowed(out);
+    }
+}
+
 /* ---- analyze ---- */
 
 typedef struct dl {
@@ -681,6 +800,18 @@ static void analyze(const http_req *r, http_resp *out)
 
 /* ---- routing ---- */
 
+static cJSON *model_item(const char *owner, const char *name)
+{
+    (void)owner;
+    return model_json(name);
+}
+
+static cJSON *dataset_item(const char *owner, const char *name)
+{
+    (void)owner;
+    return dataset_json(name);
+}
+
 int http_route_takes_image(const char *path)
 {
     return strcmp(path, BASE "/imageanalysis:analyze") == 0;
@@ -795,7 +926,7 @@ void http_route(const http_req *r, http_resp *out)
         const char *rest = p + al;
         if (*rest == '\0' || strcmp(rest, "/") == 0) {
             if (method_is(r, "GET"))
-                list_items(r, out, areas[i], i ? model_json : dataset_json);
+                list_items(r, out, areas[i], NULL, i ? model_item : dataset_item);
             else
                 not_allowed(out);
             return;
@@ -803,6 +934,20 @@ void http_route(const http_req *r, http_resp *out)
         if (*rest == '/' && rest[1] && !strchr(rest + 1, '/')) {
             item(r, out, areas[i], rest + 1);
             return;
+        }
+        const char *ev = i ? strstr(rest + 1, "/evaluations") : NULL;
+        if (*rest == '/' && ev && ev > rest + 1 && ev - rest - 1 < 128) {
+            char model[128];
+            snprintf(model, sizeof model, "%.*s", (int)(ev - rest - 1), rest + 1);
+            const char *tail = ev + strlen("/evaluations");
+            if (*tail == '\0' || strcmp(tail, "/") == 0) {
+                evaluations(r, out, model, NULL);
+                return;
+            }
+            if (*tail == '/' && !strchr(tail + 1, '/')) {
+                evaluations(r, out, model, tail + 1);
+                return;
+            }
         }
     }
     http_error(out, 404, "NotFound", "Resource not found", NULL);

@@ -154,6 +154,38 @@ check "GET model: trainingCostInMinutes" jqe '.trainingCostInMinutes | type == "
 r=$(call GET "/models?$V")
 check_eq "list models" '["m"]' "$(body_of "$r" | jq -c '[.value[].name]')"
 
+# ---- evaluations: models/m/evaluations/DATASET ----
+r=$(call PUT "/models/m/evaluations/train?$V" -H 'Content-Type: application/json' \
+    --data-binary '{"EvaluationParameters": {"TestDatasetName": "train"}}')
+check_eq "PUT evaluation: 201" "201" "$(status_of "$r")"
+check "PUT evaluation: the folder in the mount" test -d "$MNT/models/m/evaluations/train"
+s=""
+for i in $(seq 600); do
+    s=$(body_of "$(call GET "/models/m/evaluations/train?$V")" | jq -r .status)
+    [[ "$s" == succeeded || "$s" == failed ]] && break
+    sleep 0.2
+done
+check_eq "GET evaluation: succeeded" "succeeded" "$s"
+r=$(call GET "/models/m/evaluations/train?$V")
+check_eq "evaluation's modelPerformance = metrics.json" "$(jq -S -c . "$MNT/models/m/evaluations/train/metrics.json")" \
+    "$(body_of "$r" | jq -S -c .modelPerformance)"
+r=$(call GET "/models/m/evaluations?$V")
+check_eq "list evaluations" '["train"]' "$(body_of "$r" | jq -c '[.value[].name]')"
+r=$(call PUT "/models/m/evaluations/other?$V" -H 'Content-Type: application/json' \
+    --data-binary '{"evaluationParameters": {"testDatasetName": "train"}}')
+check_eq "evaluation named unlike its dataset: 400" "400" "$(status_of "$r")"
+r=$(call PUT "/models/m/evaluations/nope?$V" -H 'Content-Type: application/json' --data-binary '{}')
+check_eq "evaluation on an unknown dataset: made (201)" "201" "$(status_of "$r")"
+for i in $(seq 100); do
+    s=$(body_of "$(call GET "/models/m/evaluations/nope?$V")" | jq -r .error.code)
+    [ "$s" != null ] && break
+    sleep 0.1
+done
+check_eq "evaluation on an unknown dataset: datasetNotFound" "datasetNotFound" "$s"
+r=$(call DELETE "/models/m/evaluations/nope?$V")
+check_eq "DELETE evaluation: 204" "204" "$(status_of "$r")"
+check "DELETE evaluation: gone from the mount" test ! -e "$MNT/models/m/evaluations/nope"
+
 # ---- analyze: the same answer as predict/ ----
 cp "$SRC/one.png" "$MNT/models/m/predict/one.png"
 want=$(jq -S . "$MNT/models/m/predict/one.png.json")
