@@ -194,14 +194,23 @@ check_eq "analyze bytes: 200" "200" "$(status_of "$r")"
 check_eq "analyze bytes = predict/one.png.json" "$want" "$(body_of "$r" | jq -S .)"
 r=$(call POST "/imageanalysis:analyze?model-name=m&$V&features=" -H 'Content-Type: image/png' --data-binary @"$SRC/one.png")
 check_eq "analyze image/png, empty features = predict/" "$want" "$(body_of "$r" | jq -S .)"
-WPORT=$(free_port)
-(cd "$SRC" && exec python3 -m http.server --bind 127.0.0.1 "$WPORT" >/dev/null 2>&1) &
+# the images on a web server of the tests (tests/tools/faultserver.py: /f/NAME, /tolocal/NAME)
+FAULTSERVER_BIND=0.0.0.0 python3 "$E2E_DIR/../tools/faultserver.py" "$SRC" "$T/wport" &
 WEB=$!
 trap 'kill $WEB 2>/dev/null; vfs_cleanup' EXIT
-for i in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$WPORT/one.png" && break; sleep 0.1; done
+for i in $(seq 100); do [ -s "$T/wport" ] && break; sleep 0.1; done
+WPORT=$(cat "$T/wport")
 r=$(call POST "/imageanalysis:analyze?model-name=m&api-version=2023-02-01-preview" -H 'Content-Type: application/json' \
-    --data-binary "{\"url\": \"http://127.0.0.1:$WPORT/one.png\"}")
+    --data-binary "{\"url\": \"http://127.0.0.1:$WPORT/f/one.png\"}")
 check_eq "analyze {url} (2023-02-01-preview) = predict/" "$want" "$(body_of "$r" | jq -S .)"
+IP=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -E '^[0-9]+\.' | grep -v '^127\.' | head -n 1 || true)
+if [ -n "$IP" ]; then
+    r=$(call POST "/imageanalysis:analyze?model-name=m&$V" -H 'Content-Type: application/json' \
+        --data-binary "{\"url\": \"http://$IP:$WPORT/tolocal/one.png\"}")
+    check_eq "analyze {url}: a remote redirect to loopback refused" "InvalidImageUrl" \
+        "$(body_of "$r" | jq -r .error.innererror.code)"
+    check "analyze {url}: the message says why" jqe '.error.message | test("loopback")' <<<"$(body_of "$r")"
+fi
 r=$(call POST "/imageanalysis:analyze?model-name=m&$V" -H 'Content-Type: application/json' \
     --data-binary "{\"url\": \"file://$SRC/one.png\"}")
 check_eq "analyze file:// URL refused" "InvalidImageUrl" "$(body_of "$r" | jq -r .error.innererror.code)"
