@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -236,6 +237,65 @@ static void too_big(http_resp *out, int image)
                    NULL);
 }
 
+/* ---- multipart image bodies ---- */
+
+typedef struct part {
+    char *data;
+    size_t len, cap;
+    char key[64]; /* the form field being kept; "" until the first part */
+} part;
+
+static enum MHD_Result on_part(void *cls, enum MHD_ValueKind kind, const char *key,
+                               const char *filename, const char *ctype, const char *enc,
+                               const char *data, uint64_t off, size_t size)
+{
+    (void)kind;
+    (void)filename;
+    (void)ctype;
+    (void)enc;
+    (void)off;
+    part *p = cls;
+    if (!p->key[0])
+        snprintf(p->key, sizeof p->key, "%s", key ? key : "?");
+    if (strcmp(p->key, key ? key : "?") != 0)
+        return MHD_YES; /* the image is the first field (Azure's form has one) */
+    if (p->len + size + 1 > p->cap) {
+        size_t cap = p->cap ? p->cap : 65536;
+        while (cap < p->len + size + 1)
+            cap *= 2;
+        char *nb = realloc(p->data, cap);
+        if (!nb)
+            return MHD_NO;
+        p->data = nb;
+        p->cap = cap;
+    }
+    memcpy(p->data + p->len, data, size);
+    p->len += size;
+    return MHD_YES;
+}
+
+/* A multipart/form-data body (what `curl -F` and requests' files= send) is
+ * turned into the bytes of its first field by libmicrohttpd's own form
+ * parser, so the handlers see an image body like any other. */
+static int unwrap_multipart(struct MHD_Connection *c, conn_state *st)
+{
+    part p = {0};
+    struct MHD_PostProcessor *pp = MHD_create_post_processor(c, 65536, on_part, &p);
+    if (!pp)
+        return -1;
+    enum MHD_Result rc = MHD_post_process(pp, st->body ? st->body : "", st->len);
+    MHD_destroy_post_processor(pp);
+    if (rc != MHD_YES) {
+        free(p.data);
+        return -1;
+    }
+    free(st->body);
+    st->body = p.data;
+    st->len = p.len;
+    st->cap = p.cap;
+    return 0;
+}
+
 static enum MHD_Result first_call(struct MHD_Connection *c, const char *url, conn_state *st)
 {
     http_resp out = {0};
@@ -300,13 +360,22 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     http_resp out = {0};
-    if (st->over) {
+    const char *ctype = header(c, "Content-Type");
+    if (!st->over && st->image && strncasecmp(ctype, "multipart/form-data", 19) == 0) {
+        if (unwrap_multipart(c, st) != 0)
+            http_error(&out, 400, "InvalidRequest", "the multipart/form-data body is malformed",
+                       NULL);
+        ctype = "application/octet-stream";
+    }
+    if (out.status) {
+        /* answered already */
+    } else if (st->over) {
         too_big(&out, st->image);
     } else {
         http_req r = {0};
         r.method = method;
         r.path = url;
-        r.content_type = header(c, "Content-Type");
+        r.content_type = ctype;
         r.host = header(c, "Host");
         r.body = st->body ? st->body : "";
         if (st->body)

@@ -151,12 +151,6 @@ void http_analyze(const http_req *r, http_resp *out)
             bad = download(u->valuestring, tmp, out) != 0;
         }
         cJSON_Delete(j);
-    } else if (strncasecmp(r->content_type, "multipart/", 10) == 0) {
-        http_error(out, 415, "InvalidRequest",
-                   "multipart bodies are not served yet: send the image bytes as "
-                   "application/octet-stream or {\"url\"} as application/json",
-                   NULL);
-        bad = 1;
     } else if (r->len == 0) {
         http_error(out, 400, "InvalidRequest",
                    "The image size is not allowed to be zero or larger than 20971520 bytes",

@@ -194,6 +194,12 @@ check_eq "analyze bytes: 200" "200" "$(status_of "$r")"
 check_eq "analyze bytes = predict/one.png.json" "$want" "$(body_of "$r" | jq -S .)"
 r=$(call POST "/imageanalysis:analyze?model-name=m&$V&features=" -H 'Content-Type: image/png' --data-binary @"$SRC/one.png")
 check_eq "analyze image/png, empty features = predict/" "$want" "$(body_of "$r" | jq -S .)"
+r=$(call POST "/imageanalysis:analyze?model-name=m&$V" -F "file=@$SRC/one.png;type=image/png")
+check_eq "analyze multipart/form-data = predict/" "$want" "$(body_of "$r" | jq -S .)"
+r=$(call POST "/imageanalysis:analyze?model-name=m&$V" -H 'Content-Type: multipart/form-data; boundary=zz' \
+    --data-binary $'--zz\r\nContent-Disposition: form-data; name="a"\r\n\r\nxx')
+check_eq "truncated multipart body: 400" "400" "$(status_of "$r")"
+
 # the images on a web server of the tests (tests/tools/faultserver.py: /f/NAME, /tolocal/NAME)
 FAULTSERVER_BIND=0.0.0.0 python3 "$E2E_DIR/../tools/faultserver.py" "$SRC" "$T/wport" &
 WEB=$!
