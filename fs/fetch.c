@@ -75,7 +75,7 @@ void fetch_dataset_changed(const char *dataset)
 
 /* 1 for a loopback address as libcurl prints it (127.0.0.0/8, ::1, and
  * IPv4-mapped 127.x). */
-static int loopback_ip(const char *ip)
+int fs_fetch_loopback_ip(const char *ip)
 {
     return strncmp(ip, "127.", 4) == 0 || strcmp(ip, "::1") == 0 ||
            strncmp(ip, "::ffff:127.", 11) == 0;
@@ -92,7 +92,7 @@ static int on_prereq(void *ctx, char *primary_ip, char *local_ip, int primary_po
     (void)primary_port;
     (void)local_port;
     fetch_job *j = ctx;
-    int local = loopback_ip(primary_ip);
+    int local = fs_fetch_loopback_ip(primary_ip);
     if (j->requests++ == 0) {
         j->began_local = local;
         return CURL_PREREQFUNC_OK;

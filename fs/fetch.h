@@ -133,4 +133,9 @@ void fs_fetch_redact(const char *url, char *out, size_t n);
  * place (for messages and status files that quote URLs). */
 void fs_fetch_redact_text(char *s);
 
+/* 1 for a loopback address as libcurl prints it (127.0.0.0/8, ::1, and
+ * IPv4-mapped 127.x): a download that began away from this machine may not
+ * be led there (the rule of every URL visionfs reads; HTTP analyze too). */
+int fs_fetch_loopback_ip(const char *ip);
+
 #endif

@@ -7,6 +7,7 @@
  * loop gets enough threads for readers that wait on results. Worker threads
  * start in the init callback, after fuse_daemonize has forked. */
 #include "area.h"
+#include "http.h"
 #include "ops.h"
 
 #include <errno.h>
@@ -25,11 +26,14 @@
 
 static void usage(const char *prog)
 {
-    printf("usage: %s [--store DIR] [-f] [-d] [-o fuse-options] MOUNTPOINT\n"
+    printf("usage: %s [--store DIR] [--http ADDR] [-f] [-d] [-o fuse-options] MOUNTPOINT\n"
            "\n"
            "Mounts visionfs at MOUNTPOINT. Everything lives in the store, by default\n"
            "$XDG_DATA_HOME/visionfs (else ~/.local/share/visionfs).\n"
            "  --store DIR   keep datasets and models in DIR\n"
+           "  --http ADDR   also serve Azure's Image Analysis 4.0 REST API on ADDR\n"
+           "                (HOST:PORT, or PORT for 127.0.0.1); the key every call needs\n"
+           "                is in STORE/http-key (docs/migrating-from-azure.md)\n"
            "  -f            stay in the foreground\n"
            "  -d            debug output (implies -f)\n"
            "  -o OPTS       fuse mount options; allow_other (other users may use the\n"
@@ -126,7 +130,8 @@ static int fuse_opt_given(char **argv, int argc, const char *name)
 /* Takes --store (and --help) out of argv; the rest goes to libfuse in
  * fargv, with our fsname, and default_permissions whenever allow_other is
  * given. Returns -1 to go on, else the exit code. */
-static int parse_args(int argc, char **argv, char *store, size_t n, char **fargv, int *fargc)
+static int parse_args(int argc, char **argv, char *store, size_t n, const char **http, char **fargv,
+                      int *fargc)
 {
     int k = 0;
     fargv[k++] = argv[0];
@@ -135,6 +140,10 @@ static int parse_args(int argc, char **argv, char *store, size_t n, char **fargv
             snprintf(store, n, "%s", argv[++i]);
         } else if (strncmp(argv[i], "--store=", 8) == 0) {
             snprintf(store, n, "%s", argv[i] + 8);
+        } else if (strcmp(argv[i], "--http") == 0 && i + 1 < argc) {
+            *http = argv[++i];
+        } else if (strncmp(argv[i], "--http=", 7) == 0) {
+            *http = argv[i] + 7;
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             usage(argv[0]);
             return 0;
@@ -259,7 +268,8 @@ int main(int argc, char **argv)
     if (!fargv)
         return 1;
     int fargc = 0;
-    int rc = parse_args(argc, argv, store, sizeof store, fargv, &fargc);
+    const char *http = NULL;
+    int rc = parse_args(argc, argv, store, sizeof store, &http, fargv, &fargc);
     if (rc >= 0) {
         free(fargv);
         return rc;
@@ -283,7 +293,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "visionfs: no --store and neither XDG_DATA_HOME nor HOME is set\n");
         rc = 2;
     } else if ((rc = open_store(store, opts.mountpoint, real_store, real_mnt)) < 0) {
-        rc = mount_and_serve(&args, &opts, real_store, real_mnt);
+        char err[512];
+        /* bound before fuse daemonizes, so a busy port is said here */
+        if (http && fs_http_prepare(http, err, sizeof err) != 0) {
+            fprintf(stderr, "visionfs: %s\n", err);
+            rc = 1;
+        } else {
+            rc = mount_and_serve(&args, &opts, real_store, real_mnt);
+        }
     }
     free(opts.mountpoint);
     fuse_opt_free_args(&args);

@@ -1,6 +1,7 @@
 /* models_predict.c: the prediction job of the models/ area: an image in
  * predict/ becomes its .json answer (models_int.h). */
 #include "models_int.h"
+#include "models.h"
 
 #include "backbones.h"
 #include "jsonw.h"
@@ -153,6 +154,46 @@ static void pend_remove_locked(mdl *m, pend *p)
     pthread_cond_broadcast(&g_models.cv);
 }
 
+/* Replaces every occurrence of from in s (cap bytes) with to. */
+static void replace_all(char *s, size_t cap, const char *from, const char *to)
+{
+    size_t fl = strlen(from), tl = strlen(to);
+    char *at = s;
+    while (fl && (at = strstr(at, from)) != NULL) {
+        size_t rest = strlen(at + fl);
+        if ((size_t)(at - s) + tl + rest + 1 > cap)
+            return;
+        memmove(at + tl, at + fl, rest + 1);
+        memcpy(at, to, tl);
+        at += tl;
+    }
+}
+
+/* The answer for image img (a store path) from the served model s of model
+ * `name`, or Azure's error shape: what predict/IMAGE.json holds and what
+ * the HTTP analyze call returns (one function makes both). s may be NULL
+ * (no model to serve: why in *err); *code gets the error's code or
+ * FS_CODE_NONE. A detector's drawing lands in pred. shown_as (may be NULL):
+ * how the caller knows the file img, for messages. */
+static char *answer_image(srv *s, const char *name, int version, const char *img,
+                          const char *shown_as, fs_recipe_prediction *pred, fs_recipe_err *err,
+                          fs_code *code)
+{
+    *code = FS_CODE_NONE;
+    if (!s) {
+        *code = FS_CODE_MODEL_NOT_FOUND;
+        return error_json(*code, err->msg);
+    }
+    memset(err, 0, sizeof *err);
+    if (fs_recipe_predict(s->model, img, pred, err) == FS_RECIPE_OK)
+        return prediction_json(name, version, s->recipe->wants_detection, pred);
+    if (shown_as)
+        replace_all(err->msg, sizeof err->msg, img, shown_as);
+    models_user_message(err->msg, sizeof err->msg, name);
+    *code = err->code ? err->code : FS_CODE_INVALID_IMAGE;
+    return error_json(*code, err->msg);
+}
+
 static void pjob_run(void *arg)
 {
     pjob *j = arg;
@@ -173,17 +214,8 @@ static void pjob_run(void *arg)
             srv_put(s);
         return;
     }
-    if (!s) {
-        json = error_json(FS_CODE_MODEL_NOT_FOUND, err.msg);
-    } else {
-        memset(&err, 0, sizeof err);
-        if (fs_recipe_predict(s->model, img, &pred, &err) == FS_RECIPE_OK)
-            json = prediction_json(name, version, s->recipe->wants_detection, &pred);
-        else {
-            models_user_message(err.msg, sizeof err.msg, name);
-            json = error_json(err.code ? err.code : FS_CODE_INVALID_IMAGE, err.msg);
-        }
-    }
+    fs_code code;
+    json = answer_image(s, name, version, img, NULL, &pred, &err, &code);
     struct stat st;
     if (json && stat(img, &st) == 0) {
         char out[FS_PATH_MAX];
@@ -247,4 +279,82 @@ void mdl_predict_queue(mdl *m, const char *sub)
     mdl_put(m, out, "", 0);
     if (!q || fs_jobq_push(q, m->id, pjob_run, pjob_drop, j) != FS_JOBQ_OK)
         pjob_drop(j);
+}
+
+/* ---- analyze: the same answer for an image that is not in the tree ---- */
+
+typedef struct ajob {
+    mdl *m;
+    const char *img, *shown_as;
+    char *json;
+    fs_code code;
+    int done;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} ajob;
+
+static void ajob_run(void *arg)
+{
+    ajob *j = arg;
+    fs_recipe_err err = {0};
+    fs_recipe_prediction pred;
+    memset(&pred, 0, sizeof pred);
+    srv *s = srv_get(j->m, &err);
+    pthread_mutex_lock(&g_models.mu);
+    char name[FS_TRQ_NAME_MAX + 1];
+    snprintf(name, sizeof name, "%s", j->m->name);
+    int version = j->m->imported ? 0 : j->m->served_version;
+    pthread_mutex_unlock(&g_models.mu);
+    j->json = answer_image(s, name, version, j->img, j->shown_as, &pred, &err, &j->code);
+    if (s)
+        srv_put(s);
+    fs_recipe_prediction_release(&pred);
+}
+
+static void ajob_drop(void *arg)
+{
+    ajob *j = arg;
+    pthread_mutex_lock(&j->mu);
+    j->done = 1;
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+}
+
+int fs_models_analyze(const char *model, const char *img, const char *shown_as, char **json,
+                      fs_code *code)
+{
+    *json = NULL;
+    *code = FS_CODE_NONE;
+    mdl *m = mdl_get(model);
+    if (!m)
+        return -ENOENT;
+    ajob j;
+    memset(&j, 0, sizeof j);
+    j.m = m;
+    j.img = img;
+    j.shown_as = shown_as;
+    pthread_mutex_init(&j.mu, NULL);
+    pthread_cond_init(&j.cv, NULL);
+    pthread_mutex_lock(&g_models.mu);
+    fs_jobq *q = g_models.predq;
+    pthread_mutex_unlock(&g_models.mu);
+    int rc = 0;
+    /* on the prediction queue, like predict/: the same worker count caps
+     * how many images the engine works on at once */
+    if (!q || fs_jobq_push(q, 0, ajob_run, ajob_drop, &j) != FS_JOBQ_OK) {
+        rc = -ESHUTDOWN;
+    } else {
+        pthread_mutex_lock(&j.mu);
+        while (!j.done)
+            pthread_cond_wait(&j.cv, &j.mu);
+        pthread_mutex_unlock(&j.mu);
+        if (!j.json)
+            rc = -ESHUTDOWN; /* dropped: the mount is stopping */
+    }
+    pthread_cond_destroy(&j.cv);
+    pthread_mutex_destroy(&j.mu);
+    mdl_unref(m);
+    *json = j.json;
+    *code = j.code;
+    return rc;
 }

@@ -15,6 +15,7 @@
 #include "ops.h"
 
 #include "area.h"
+#include "http.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -160,6 +161,7 @@ typedef struct fs_fh {
     int discarded;       /* the temp has been refused and removed */
     atomic_int unlinked; /* its name was unlinked while open: close commits nothing */
     int result;          /* what flush returns once finished */
+    char why[512];       /* the area's reason when validate_write refused it */
     struct fs_fh *next;
     struct fs_fh *all_prev, *all_next; /* every open handle (open_lock) */
 } fs_fh;
@@ -348,6 +350,7 @@ static int writer_commit(fs_fh *fh)
             fh->result = rc;
             pending_remove(fh);
             fs_log("write of \"%s\" refused: %s", fh->path, why[0] ? why : strerror(-rc));
+            snprintf(fh->why, sizeof fh->why, "%s", why);
             return rc;
         }
     }
@@ -383,6 +386,10 @@ static void stat_tune(struct stat *st)
         st->st_blksize = IO_BLOCK;
 }
 
+/* The mounted file system, for telling the kernel about changes made by
+ * the fs_tree_* calls (NULL when the areas run without a mount). */
+static struct fuse *mounted;
+
 static void *vfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
 {
     cfg->entry_timeout = 1.0;
@@ -401,7 +408,10 @@ static void *vfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     if (conn->capable & FUSE_CAP_READDIRPLUS)
         conn->want |= FUSE_CAP_READDIRPLUS;
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE; /* EFBIG must come from write() */
+    struct fuse_context *ctx = fuse_get_context();
+    mounted = ctx ? ctx->fuse : NULL;
     fs_areas_start();
+    fs_http_start(); /* after the areas: every call goes through them */
     return NULL;
 }
 
@@ -410,6 +420,7 @@ static void dirs_free_all(void);
 static void vfs_destroy(void *data)
 {
     (void)data;
+    fs_http_stop(); /* before the areas: no call may reach a stopped area */
     fs_areas_stop();
     /* handles the kernel never released: uncommitted writes are dropped
      * (as after a crash), the rest closed */
@@ -1429,4 +1440,182 @@ void fs_areas_stop(void)
     for (size_t i = N_AREAS; i-- > 0;)
         if (areas[i]->stop)
             areas[i]->stop();
+}
+
+/* ---- the tree as a user sees it, for the other front door (fs/http.c) ----
+ *
+ * Each call is the sequence of FUSE operations a program makes for the same
+ * thing (mkdir; create, write, close; open, read, close; rm -r), run through
+ * the very handlers above, so the areas' rules, validate_write and committed
+ * hooks apply exactly as they do to cp and mkdir through the mount. */
+
+/* A change the kernel did not see (it came through HTTP): drop what it
+ * cached of path and its folder, so stat and ls at once show the change
+ * rather than after the 1 s attribute timeout. */
+static void tree_changed(const char *path)
+{
+    if (!mounted)
+        return;
+    fuse_invalidate_path(mounted, path); /* -ENOENT: never looked up, nothing cached */
+    char parent[FS_PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", path);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent) {
+        *slash = '\0';
+        fuse_invalidate_path(mounted, parent);
+    }
+}
+
+int fs_tree_mkdir(const char *path)
+{
+    int rc = vfs_mkdir(path, 0755);
+    if (rc == 0)
+        tree_changed(path);
+    return rc;
+}
+
+int fs_tree_stat(const char *path, struct stat *st) { return vfs_getattr(path, st, NULL); }
+
+int fs_tree_write(const char *path, const void *data, size_t len, char *why, size_t why_len)
+{
+    if (why && why_len)
+        why[0] = '\0';
+    struct fuse_file_info fi;
+    memset(&fi, 0, sizeof fi);
+    fi.flags = O_WRONLY | O_CREAT | O_TRUNC;
+    int rc = vfs_create(path, 0644, &fi);
+    if (rc)
+        return rc;
+    size_t done = 0;
+    while (rc == 0 && done < len) {
+        size_t n = len - done > IO_BLOCK ? (size_t)IO_BLOCK : len - done;
+        int w = vfs_write(path, (const char *)data + done, n, (off_t)done, &fi);
+        if (w < 0)
+            rc = w;
+        else
+            done += (size_t)w;
+    }
+    if (len == 0) /* an empty file still counts as written (like `: > f`) */
+        get_fh(&fi)->written = get_fh(&fi)->dirty = 1;
+    int frc = vfs_flush(path, &fi);
+    if (why && why_len)
+        snprintf(why, why_len, "%s", get_fh(&fi)->why);
+    vfs_release(path, &fi);
+    tree_changed(path);
+    return rc ? rc : frc;
+}
+
+int fs_tree_read(const char *path, size_t max, char **out, size_t *len)
+{
+    *out = NULL;
+    struct fuse_file_info fi;
+    memset(&fi, 0, sizeof fi);
+    fi.flags = O_RDONLY;
+    int rc = vfs_open(path, &fi);
+    if (rc)
+        return rc;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        if (n == cap) {
+            if (cap >= max) {
+                rc = -EFBIG;
+                break;
+            }
+            cap = cap * 2 > max ? max : cap * 2;
+            char *nb = realloc(buf, cap + 1);
+            if (!nb)
+                break;
+            buf = nb;
+        }
+        int r = vfs_read(path, buf + n, cap - n, (off_t)n, &fi);
+        if (r <= 0) {
+            rc = r;
+            break;
+        }
+        n += (size_t)r;
+    }
+    vfs_release(path, &fi);
+    if (!buf)
+        return -ENOMEM;
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    if (len)
+        *len = n;
+    return 0;
+}
+
+typedef struct tree_lister {
+    fs_tree_entry_fn fn;
+    void *arg;
+} tree_lister;
+
+static int tree_fill(void *buf, const char *name, const struct stat *st, off_t off,
+                     enum fuse_fill_dir_flags flags)
+{
+    (void)st;
+    (void)off;
+    (void)flags;
+    tree_lister *l = buf;
+    if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+        return 0;
+    return l->fn(name, l->arg);
+}
+
+int fs_tree_list(const char *path, fs_tree_entry_fn fn, void *arg)
+{
+    struct fuse_file_info fi;
+    memset(&fi, 0, sizeof fi);
+    int rc = vfs_opendir(path, &fi);
+    if (rc)
+        return rc;
+    tree_lister l = {fn, arg};
+    rc = vfs_readdir(path, &l, tree_fill, 0, &fi, 0);
+    vfs_releasedir(path, &fi);
+    return rc;
+}
+
+typedef struct tree_rm {
+    const char *dir;
+    int rc;
+} tree_rm;
+
+static int tree_rm_one(const char *name, void *arg)
+{
+    tree_rm *r = arg;
+    char p[FS_PATH_MAX];
+    if (snprintf(p, sizeof p, "%s/%s", r->dir, name) >= (int)sizeof p) {
+        r->rc = -ENAMETOOLONG;
+        return 1;
+    }
+    int rc = fs_tree_remove(p);
+    if (rc && !r->rc)
+        r->rc = rc;
+    return 0;
+}
+
+int fs_tree_remove(const char *path)
+{
+    struct stat st;
+    int rc = fs_tree_stat(path, &st);
+    if (rc)
+        return rc;
+    if (!S_ISDIR(st.st_mode)) {
+        rc = vfs_unlink(path);
+        tree_changed(path);
+        return rc;
+    }
+    /* rm -r: the entries first (generated files unlink as a no-op), then
+     * the folder, where the area decides (a model's rmdir cancels training) */
+    tree_rm r = {path, 0};
+    rc = fs_tree_list(path, tree_rm_one, &r);
+    if (rc)
+        return rc;
+    rc = vfs_rmdir(path);
+    tree_changed(path);
+    return rc ? rc : r.rc;
 }
