@@ -35,7 +35,7 @@ struct eng_detector {
      * averaged (a horizontal flip at test time for the price of the heads,
      * not of a second backbone pass); 0 in files written before it */
     int flip_average;
-    float nms_iou;   /* 0: no NMS */
+    float nms_iou; /* 0: no NMS */
     float min_score;
     /* confidence = sigmoid(cal_a * logit(peak) + cal_b), fitted on held-out
      * detections (Platt); calibrated 0: the peak itself */

@@ -518,7 +518,8 @@ static void test_flip_average(eng_detector *m)
     m->flip_average = 1;
     size_t nf = (size_t)FD * DET_CELLS;
     uint16_t *mir = malloc(nf * 2);
-    float *h = malloc((size_t)DET_CELLS * NC * sizeof *h), *w = malloc((size_t)DET_CELLS * 4 * sizeof *w);
+    float *h = malloc((size_t)DET_CELLS * NC * sizeof *h),
+          *w = malloc((size_t)DET_CELLS * 4 * sizeof *w);
     float *hm = malloc((size_t)DET_CELLS * NC * sizeof *hm),
           *wm = malloc((size_t)DET_CELLS * 4 * sizeof *wm);
     for (int y = 0; y < DET_GRID; y++)
