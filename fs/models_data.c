@@ -41,6 +41,7 @@ static fs_models_ds_status map_state(fs_ds_state st)
     case FS_DS_EMPTY: return FS_MDS_EMPTY;
     case FS_DS_INVALID: return FS_MDS_INVALID;
     case FS_DS_ENOMEM: return FS_MDS_ENOMEM;
+    case FS_DS_FETCHING: return FS_MDS_FETCHING;
     default: return FS_MDS_NOTREADY;
     }
 }

@@ -17,7 +17,8 @@ typedef struct fs_models_ds fs_models_ds;
 typedef enum fs_models_ds_status {
     FS_MDS_OK = 0,
     FS_MDS_NOTFOUND, /* datasetNotFound */
-    FS_MDS_NOTREADY, /* empty, incomplete or still fetching */
+    FS_MDS_NOTREADY, /* empty or incomplete */
+    FS_MDS_FETCHING, /* its annotation files or images are being downloaded */
     FS_MDS_INVALID,  /* the verification found errors */
     FS_MDS_EMPTY,    /* ready but without images or annotations */
     FS_MDS_ENOMEM,

@@ -87,9 +87,21 @@ static fs_code ds_code(fs_models_ds_status st)
 int mdl_request_check(const fs_trainreq *r, const fs_recipe **recipe, fs_code *code, char *msg,
                       size_t mn)
 {
-    int det = 0;
-    fs_models_ds_err e = {{0}};
+    int det = 0, tdet = 0;
+    fs_models_ds_err e = {{0}}, te = {{0}};
     fs_models_ds_status st = fs_models_ds_check(r->dataset, &det, &e);
+    fs_models_ds_status tst =
+        r->test_dataset[0] ? fs_models_ds_check(r->test_dataset, &tdet, &te) : FS_MDS_OK;
+    if ((st == FS_MDS_FETCHING || tst == FS_MDS_FETCHING) &&
+        (st == FS_MDS_OK || st == FS_MDS_FETCHING) &&
+        (tst == FS_MDS_OK || tst == FS_MDS_FETCHING)) {
+        /* still being downloaded (Azure's flow: register a dataset, then
+         * train at once): accepted; the run waits for it and checks the
+         * rest then (run_wait_for_data) */
+        *recipe = r->kind ? fs_recipe_for_kind(r->kind) : fs_recipe_for_dataset(det);
+        if (*recipe)
+            return 0;
+    }
     if (st != FS_MDS_OK) {
         *code = ds_code(st);
         snprintf(msg, mn, "%s", e.msg);
@@ -113,11 +125,9 @@ int mdl_request_check(const fs_trainreq *r, const fs_recipe **recipe, fs_code *c
         return -1;
     }
     if (r->test_dataset[0]) {
-        int tdet = 0;
-        st = fs_models_ds_check(r->test_dataset, &tdet, &e);
-        if (st != FS_MDS_OK) {
-            *code = ds_code(st);
-            snprintf(msg, mn, "test dataset: %s", e.msg);
+        if (tst != FS_MDS_OK) {
+            *code = ds_code(tst);
+            snprintf(msg, mn, "test dataset: %s", te.msg);
             return -1;
         }
         if (tdet != det) {
@@ -139,6 +149,9 @@ static void cache_dir(char *out, size_t n)
 
 /* The training or test dataset of req when it no longer exists (removed or
  * renamed during training, which then fails reading its images), else NULL. */
+/* How often a run waiting for its datasets' downloads looks again. */
+#define DATA_POLL_MS 500
+
 static const char *vanished(const fs_trainreq *req)
 {
     const char *names[2] = {req->dataset, req->test_dataset};
@@ -242,10 +255,38 @@ static int run_begin(run *x)
 /* The request checked again, the datasets snapshotted (their images linked,
  * so a rm -r or mv of a dataset from here on does not disturb the run) and
  * the backbones listed. 0, or -1 with the failure in x. */
+/* Waits while a dataset of the run is being downloaded (train.json may be
+ * written right after dataset.json). 0, or -1 when the run was cancelled,
+ * superseded or the daemon stops meanwhile. */
+static int run_wait_for_data(run *x)
+{
+    const char *names[2] = {x->req.dataset, x->req.test_dataset};
+    for (int said = 0;;) {
+        int fetching = -1;
+        fs_models_ds_err e = {{0}};
+        for (int i = 0; i < 2 && fetching < 0; i++)
+            if (names[i][0] && fs_models_ds_check(names[i], NULL, &e) == FS_MDS_FETCHING)
+                fetching = i;
+        if (fetching < 0)
+            return 0;
+        if (!said++)
+            mdl_log(x->m, "waiting for dataset \"%s\" to be downloaded (%s)", names[fetching],
+                    e.msg);
+        if (tjob_abort(x->j)) {
+            x->st = FS_RECIPE_EABORTED;
+            return -1;
+        }
+        struct timespec ts = {0, DATA_POLL_MS * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static int run_open_data(run *x)
 {
     fs_models_ds_err de = {{0}};
     fs_models_ds_status ds;
+    if (run_wait_for_data(x) != 0)
+        return -1;
     if (mdl_request_check(&x->req, &x->r, &x->code, x->msg, sizeof x->msg) != 0) {
         x->st = FS_RECIPE_EFAIL;
     } else if ((ds = fs_models_ds_open(x->req.dataset, &x->tr, &x->trv, &de)) != FS_MDS_OK) {

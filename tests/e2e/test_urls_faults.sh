@@ -195,6 +195,18 @@ for i in 1 2 3 4; do
     check "crash: image $i whole" cmp "$WWW/ok$i.png" "$STORE/datasets/crash/.vfs-fetched/$f"
 done
 
+# ---- train.json written while the dataset downloads: accepted, the run waits ----
+mkdir "$MNT/datasets/later"
+cp "$SRC/slow.json" "$MNT/datasets/later/"
+check "later: downloads running" wait_status "$MNT/datasets/later/status" "fetching: " 10
+mkdir "$MNT/models/later"
+check "train.json on a dataset still downloading is accepted" \
+    sh -c "echo '{\"dataset\": \"later\", \"budget_minutes\": 2}' > '$MNT/models/later/train.json'"
+check "the run says it waits for the download" bash -c \
+    "for i in \$(seq 100); do grep -q 'waiting for dataset \"later\" to be downloaded' '$MNT/models/later/log' && exit 0; sleep 0.1; done; exit 1"
+check "then it trains and succeeds" wait_status "$MNT/models/later/status" "succeeded" 300
+check "the dataset is ready" wait_status "$MNT/datasets/later/status" "ready: 4 images" 5
+
 # ---- unmount cancels running transfers at once ----
 vfs_umount
 export VFS_FETCH_STALL_TIMEOUT=60
