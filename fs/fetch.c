@@ -81,24 +81,19 @@ int fs_fetch_loopback_ip(const char *ip)
            strncmp(ip, "::ffff:127.", 11) == 0;
 }
 
-/* libcurl calls this once connected, before each request of a transfer,
- * redirects included. A transfer that began away from this machine may not
- * be led to a loopback address (a redirect, or a name that resolves there),
- * where it would reach services that trust local callers. One that began
- * on loopback stays free to move between local ports. */
-static int on_prereq(void *ctx, char *primary_ip, char *local_ip, int primary_port, int local_port)
+int fs_fetch_prereq(void *ctx, char *primary_ip, char *local_ip, int primary_port, int local_port)
 {
     (void)local_ip;
     (void)primary_port;
     (void)local_port;
-    fetch_job *j = ctx;
+    fs_fetch_guard *g = ctx;
     int local = fs_fetch_loopback_ip(primary_ip);
-    if (j->requests++ == 0) {
-        j->began_local = local;
+    if (g->requests++ == 0) {
+        g->began_local = local;
         return CURL_PREREQFUNC_OK;
     }
-    if (local && !j->began_local) {
-        j->refused_local = 1;
+    if (local && !g->began_local) {
+        g->refused_local = 1;
         return CURL_PREREQFUNC_ABORT;
     }
     return CURL_PREREQFUNC_OK;
@@ -601,9 +596,9 @@ static const char *job_setup(fetch_job *j)
     if (!e)
         return "out of memory";
     j->easy = e;
-    j->requests = j->began_local = j->refused_local = 0;
-    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, on_prereq);
-    curl_easy_setopt(e, CURLOPT_PREREQDATA, j);
+    j->guard = (fs_fetch_guard){0};
+    curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, fs_fetch_prereq);
+    curl_easy_setopt(e, CURLOPT_PREREQDATA, &j->guard);
     curl_easy_setopt(e, CURLOPT_URL, j->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, j);
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
@@ -686,10 +681,10 @@ static const char *transfer_reason(fetch_job *j, CURLcode rc, long http)
     if (j->stalled)
         snprintf(buf, sizeof buf, "timed out: no data for %g s",
                  (double)opts.stall_timeout_ms / 1000.0);
-    if (j->refused_local)
+    if (j->guard.refused_local)
         snprintf(buf, sizeof buf,
                  "refused: a redirect from a remote server to this machine (loopback)");
-    switch (j->stalled || j->refused_local ? CURLE_OK : rc) {
+    switch (j->stalled || j->guard.refused_local ? CURLE_OK : rc) {
     case CURLE_OK: break;
     case CURLE_OPERATION_TIMEDOUT: {
         double connect = 0;

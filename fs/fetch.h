@@ -133,6 +133,21 @@ void fs_fetch_redact(const char *url, char *out, size_t n);
  * place (for messages and status files that quote URLs). */
 void fs_fetch_redact_text(char *s);
 
+/* The loopback rule for every URL visionfs reads: a transfer that began
+ * away from this machine may not be led to a loopback address (a redirect,
+ * or a name that resolves there), where it would reach services that trust
+ * local callers; one that began on loopback stays free to move between
+ * local ports. Set CURLOPT_PREREQFUNCTION to fs_fetch_prereq and
+ * CURLOPT_PREREQDATA to a zeroed guard per attempt (libcurl calls it once
+ * connected, before each request, redirects included). */
+typedef struct fs_fetch_guard {
+    int requests;      /* requests sent (redirects included) */
+    int began_local;   /* the first went to a loopback address */
+    int refused_local; /* a request to a loopback address was refused */
+} fs_fetch_guard;
+int fs_fetch_prereq(void *guard, char *primary_ip, char *local_ip, int primary_port,
+                    int local_port);
+
 /* 1 for a loopback address as libcurl prints it (127.0.0.0/8, ::1, and
  * IPv4-mapped 127.x): a download that began away from this machine may not
  * be led there (the rule of every URL visionfs reads; HTTP analyze too). */

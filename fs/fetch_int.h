@@ -39,9 +39,7 @@ typedef struct fetch_job {
     char ctype[64];
     char mserr[64];
     char errbuf[CURL_ERROR_SIZE];
-    int requests;      /* requests sent in this attempt (redirects included) */
-    int began_local;   /* the first went to a loopback address */
-    int refused_local; /* a redirect to a loopback address was refused */
+    fs_fetch_guard guard; /* the loopback rule for this attempt */
 } fetch_job;
 
 /* A dataset.json request of one dataset. */

@@ -30,25 +30,8 @@ typedef struct dl {
     FILE *f;
     size_t len;
     int over;
-    int requests, began_local, refused_local;
+    fs_fetch_guard guard; /* fetch.h's loopback rule */
 } dl;
-
-/* fetch.c's rule for every URL we read: a download that began away from
- * this machine may not be redirected (or resolved) to loopback, where
- * services trust local callers. */
-static int dl_prereq(void *ctx, char *primary_ip, char *local_ip, int primary_port, int local_port)
-{
-    (void)local_ip;
-    (void)primary_port;
-    (void)local_port;
-    dl *d = ctx;
-    int local = fs_fetch_loopback_ip(primary_ip);
-    if (d->requests++ == 0)
-        d->began_local = local;
-    else if (local && !d->began_local)
-        return d->refused_local = 1, CURL_PREREQFUNC_ABORT;
-    return CURL_PREREQFUNC_OK;
-}
 
 static size_t dl_write(char *p, size_t sz, size_t n, void *arg)
 {
@@ -65,7 +48,7 @@ static size_t dl_write(char *p, size_t sz, size_t n, void *arg)
  * into the temp file tmp. 0, or -1 with the answer set. */
 static int download(const char *url, const char *tmp, http_resp *out)
 {
-    dl d = {fopen(tmp, "wb"), 0, 0, 0, 0, 0};
+    dl d = {.f = fopen(tmp, "wb")};
     CURL *c = d.f ? curl_easy_init() : NULL;
     CURLcode cr = CURLE_FAILED_INIT;
     long code = 0;
@@ -80,8 +63,8 @@ static int download(const char *url, const char *tmp, http_resp *out)
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, dl_write);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, &d);
-        curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, dl_prereq);
-        curl_easy_setopt(c, CURLOPT_PREREQDATA, &d);
+        curl_easy_setopt(c, CURLOPT_PREREQFUNCTION, fs_fetch_prereq);
+        curl_easy_setopt(c, CURLOPT_PREREQDATA, &d.guard);
         cr = curl_easy_perform(c);
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
         curl_easy_cleanup(c);
@@ -96,7 +79,7 @@ static int download(const char *url, const char *tmp, http_resp *out)
     }
     if (cr != CURLE_OK || code >= 300) {
         char msg[512];
-        if (d.refused_local)
+        if (d.guard.refused_local)
             snprintf(msg, sizeof msg,
                      "the image URL was refused: a redirect from a remote server to this "
                      "machine (loopback)");
