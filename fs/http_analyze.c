@@ -6,6 +6,7 @@
 #include "http_int.h"
 #include "ops.h"
 #include "codes.h"
+#include "engine.h" /* eng_json_parse */
 #include "fetch.h"
 #include "models.h"
 
@@ -163,7 +164,9 @@ void http_analyze(const http_req *r, http_resp *out)
         json = NULL;
         out->status = 200;
     } else {
-        cJSON *e = cJSON_Parse(json);
+        cJSON *e = NULL;
+        eng_diag d = {{0}};
+        eng_json_parse(json, strlen(json), "the answer", &e, &d);
         const cJSON *m = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(e, "error"), "message");
         const char *msg = cJSON_IsString(m) ? m->valuestring : fs_code_name(code);

@@ -2,6 +2,8 @@
  * request bodies with Azure's key spelling made canonical, reading the
  * tree's generated JSON, and skip/top listing of a folder. */
 #include "area.h"
+#include "engine.h" /* eng_json_parse */
+#include "models_recipe.h"
 #include "http_int.h"
 #include "ops.h"
 
@@ -78,20 +80,9 @@ static void http_canonicalise(cJSON *j)
         }
         if (it->string && strcmp(it->string, "modelKind") == 0 && cJSON_IsString(it)) {
             /* Generic-Classifier, GenericClassifier, generic-classifier ... */
-            static const char *const kinds[] = {"Generic-Classifier", "Generic-Detector"};
-            for (size_t k = 0; k < 2; k++) {
-                char a[64], b[64];
-                size_t na = 0, nb = 0;
-                for (const char *p = it->valuestring; *p && na < 63; p++)
-                    if (*p != '-' && *p != '_')
-                        a[na++] = *p;
-                for (const char *p = kinds[k]; *p && nb < 63; p++)
-                    if (*p != '-')
-                        b[nb++] = *p;
-                a[na] = b[nb] = '\0';
-                if (strcasecmp(a, b) == 0)
-                    cJSON_SetValuestring(it, kinds[k]);
-            }
+            const fs_recipe *k = fs_recipe_for_azure_kind(it->valuestring);
+            if (k)
+                cJSON_SetValuestring(it, k->azure_kind);
         }
         if ((cJSON_IsObject(it) || cJSON_IsArray(it)) &&
             !(it->string && strcmp(it->string, "customProperties") == 0))
@@ -103,11 +94,13 @@ static void http_canonicalise(cJSON *j)
  * answer set. */
 cJSON *http_body_object(const http_req *r, http_resp *out)
 {
-    const char *end = NULL;
-    cJSON *j = cJSON_ParseWithLengthOpts(r->body, r->len, &end, 0);
-    if (!cJSON_IsObject(j)) {
+    cJSON *j = NULL;
+    eng_diag d = {{0}};
+    if (eng_json_parse(r->body, r->len, "the request body", &j, &d) != ENG_OK ||
+        !cJSON_IsObject(j)) {
         cJSON_Delete(j);
-        http_error(out, 400, "InvalidRequest", "the request body is not a JSON object", NULL);
+        http_error(out, 400, "InvalidRequest", j ? "the request body is not a JSON object" : d.msg,
+                   NULL);
         return NULL;
     }
     http_canonicalise(j);
@@ -136,7 +129,9 @@ cJSON *http_tree_json(const char *fmt, const char *name)
     snprintf(path, sizeof path, fmt, name);
     if (fs_tree_read(path, 16 << 20, &buf, &len) != 0)
         return NULL;
-    cJSON *j = cJSON_ParseWithLength(buf, len);
+    cJSON *j = NULL;
+    eng_diag d = {{0}};
+    eng_json_parse(buf, len, path, &j, &d); /* a file a user may have written */
     free(buf);
     return j;
 }

@@ -160,6 +160,7 @@ void fs_recipe_model_free(fs_recipe_model *m);
 
 /* The registry (models_recipes.c). */
 const fs_recipe *fs_recipe_for_kind(const char *kind); /* NULL when not available */
+/* By Azure's name, matched without case, '-' and '_' ("GenericClassifier"). */
 const fs_recipe *fs_recipe_for_azure_kind(const char *azure_kind);
 /* The kind a dataset trains when train.json names none (boxes: detector). */
 const fs_recipe *fs_recipe_for_dataset(int detection);

@@ -14,6 +14,7 @@
 #include "area.h"
 #include "models_data.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,10 +53,26 @@ const fs_recipe *fs_recipe_for_kind(const char *kind)
     return NULL;
 }
 
+/* a and b equal but for case, '-' and '_' (Azure's clients spell the kinds
+ * "Generic-Classifier" and "GenericClassifier") */
+static int same_kind_name(const char *a, const char *b)
+{
+    for (;;) {
+        while (*a == '-' || *a == '_')
+            a++;
+        while (*b == '-' || *b == '_')
+            b++;
+        if (!*a || !*b)
+            return !*a && !*b;
+        if (tolower((unsigned char)*a++) != tolower((unsigned char)*b++))
+            return 0;
+    }
+}
+
 const fs_recipe *fs_recipe_for_azure_kind(const char *azure_kind)
 {
     for (int i = 0; azure_kind && i < NKINDS; i++)
-        if (strcmp(kinds[i]->azure_kind, azure_kind) == 0)
+        if (same_kind_name(kinds[i]->azure_kind, azure_kind))
             return kinds[i];
     return NULL;
 }
