@@ -239,17 +239,26 @@ check_eq "unknown model: 404" "404" "$(status_of "$r")"
 r=$(call POST "/imageanalysis:analyze?$V" -H 'Content-Type: application/octet-stream' --data-binary @"$SRC/one.png")
 check "no model-name: Azure's message" bash -c "grep -q \"Either 'features' or 'model-name'\" <<<\"\$1\"" _ "$(body_of "$r")"
 
-# many at once: every answer whole and right
+# many at once while another model trains: every answer whole and right
 pids=()
-for i in $(seq 16); do
+for i in $(seq 100); do
     curl -s -o "$T/par$i" -H "Ocp-Apim-Subscription-Key: $KEY" -H 'Content-Type: image/png' \
         --data-binary @"$SRC/one.png" "$U/imageanalysis:analyze?model-name=m&$V" &
     pids+=($!)
 done
+body2='{"trainingParameters": {"trainingDatasetName": "train", "timeBudgetInHours": 0.02}}'
+r=$(call PUT "/models/m2?$V" -H 'Content-Type: application/json' --data-binary "$body2")
+check_eq "PUT a second model while they run: 201" "201" "$(status_of "$r")"
+n_done=0
+for i in $(seq 100); do [ -s "$T/par$i" ] && n_done=$((n_done + 1)); done
+echo "when the second model was put, $n_done of 100 analyze calls had answered"
 wait "${pids[@]}" || true
+echo "the second model once they all answered: $(cat "$MNT/models/m2/status")"
 same=0
-for i in $(seq 16); do [ "$(jq -S . "$T/par$i" 2>/dev/null)" == "$want" ] && same=$((same + 1)); done
-check_eq "16 parallel analyze calls all = predict/" "16" "$same"
+for i in $(seq 100); do [ "$(jq -S . "$T/par$i" 2>/dev/null)" == "$want" ] && same=$((same + 1)); done
+check_eq "100 parallel analyze calls, a second model put meanwhile: all = predict/" "100" "$same"
+r=$(call DELETE "/models/m2?$V")
+check_eq "DELETE the second model: 204" "204" "$(status_of "$r")"
 # a slow client holding a connection half-sent does not stop the others
 python3 -c '
 import socket, sys, time
