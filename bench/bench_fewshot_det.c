@@ -12,6 +12,7 @@
  * COCO boxes: relative (0..1, Azure) when no coordinate exceeds 1, else pixels.
  */
 #include "engine.h"
+#include "bench_util.h"
 #include "../tests/unit/test_backbone_dir.h"
 
 #include <cjson/cJSON.h>
@@ -19,32 +20,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-
-static double wall(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    if (b)
-        b[n] = 0;
-    fclose(f);
-    return b;
-}
 
 typedef struct split {
     eng_sample *s;
