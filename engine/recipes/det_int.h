@@ -81,6 +81,10 @@ eng_status det_features(const eng_backbone *bb, const char *node, int fdim, int 
 typedef struct det_scratch {
     float *f; /* fdim x DET_CELLS features (float32, maybe flipped) */
     float *g; /* same size: after the depthwise filter */
+    /* flip_average: the mirrored heads' heat [DET_CELLS, ncat] and boxes
+     * [DET_CELLS, 4], grown on first use, kept for the next image */
+    float *mirror;
+    size_t mirror_cap; /* floats */
 } det_scratch;
 
 eng_status det_scratch_init(det_scratch *s, int fdim, eng_diag *d);

@@ -217,6 +217,8 @@ eng_status det_features(const eng_backbone *bb, const char *node, int fdim, int 
 eng_status det_scratch_init(det_scratch *s, int fdim, eng_diag *d)
 {
     size_t n = (size_t)fdim * DET_CELLS * sizeof(float);
+    s->mirror = NULL;
+    s->mirror_cap = 0;
     s->f = eng_alloc(n);
     s->g = eng_alloc(n);
     if (!s->f || !s->g) {
@@ -230,7 +232,9 @@ void det_scratch_release(det_scratch *s)
 {
     eng_free(s->f);
     eng_free(s->g);
-    s->f = s->g = NULL;
+    eng_free(s->mirror);
+    s->f = s->g = s->mirror = NULL;
+    s->mirror_cap = 0;
 }
 
 void det_depthwise(det_scratch *s, int fdim, const float *dw, int threads)
@@ -279,13 +283,15 @@ eng_status det_heads(const eng_detector *m, const uint16_t *f16, int threads, de
     eng_status st = heads_once(m, f16, 0, threads, s, heat, wh, d);
     if (st != ENG_OK || !m->flip_average)
         return st;
-    float *h2 = eng_alloc((size_t)DET_CELLS * m->ncat * sizeof(float));
-    float *w2 = eng_alloc((size_t)DET_CELLS * 4 * sizeof(float));
-    if (!h2 || !w2) {
-        eng_free(h2);
-        eng_free(w2);
-        return eng_fail(d, ENG_ENOMEM, "detector heads: out of memory");
+    size_t need = (size_t)DET_CELLS * ((size_t)m->ncat + 4);
+    if (s->mirror_cap < need) {
+        eng_free(s->mirror);
+        s->mirror = eng_alloc(need * sizeof(float));
+        s->mirror_cap = s->mirror ? need : 0;
+        if (!s->mirror)
+            return eng_fail(d, ENG_ENOMEM, "detector heads: out of memory");
     }
+    float *h2 = s->mirror, *w2 = s->mirror + (size_t)DET_CELLS * m->ncat;
     st = heads_once(m, f16, 1, threads, s, h2, w2, d);
     for (int y = 0; st == ENG_OK && y < DET_GRID; y++)
         for (int x = 0; x < DET_GRID; x++) {
@@ -299,8 +305,6 @@ eng_status det_heads(const eng_detector *m, const uint16_t *f16, int threads, de
             b[2] = 0.5f * (b[2] + b2[0]);
             b[3] = 0.5f * (b[3] + b2[3]);
         }
-    eng_free(h2);
-    eng_free(w2);
     return st;
 }
 
