@@ -115,13 +115,14 @@ int mdl_request_check(const fs_trainreq *r, const fs_recipe **recipe, fs_code *c
         return -1;
     }
     if (rc->wants_detection != det) {
+        const fs_recipe *fits = fs_recipe_for_dataset(det);
         *code = FS_CODE_INCORRECT_MODEL_KIND;
         snprintf(msg, mn,
                  "dataset \"%s\" is a %s dataset: a %s needs %s (write \"kind\": \"%s\" or "
                  "use another dataset)",
                  r->dataset, det ? "detection" : "classification", kind,
                  rc->wants_detection ? "boxes" : "one label per image, no boxes",
-                 fs_recipe_for_dataset(det) ? fs_recipe_for_dataset(det)->kind : "another kind");
+                 fits ? fits->kind : "another kind");
         return -1;
     }
     if (r->test_dataset[0]) {
