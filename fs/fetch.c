@@ -705,7 +705,6 @@ static const char *transfer_reason(fetch_job *j, CURLcode rc, long http)
         snprintf(buf, sizeof buf, "redirected to a protocol other than http or https");
         break;
     case CURLE_WRITE_ERROR: snprintf(buf, sizeof buf, "cannot write the download"); break;
-    case CURLE_FILE_COULDNT_READ_FILE: snprintf(buf, sizeof buf, "cannot read the file"); break;
     default:
         snprintf(buf, sizeof buf, "%s", j->errbuf[0] ? j->errbuf : curl_easy_strerror(rc));
         break;
