@@ -84,12 +84,6 @@ static int load_split(const char *root, const char *json, split *sp)
     return 0;
 }
 
-static void log_line(void *ctx, const char *line)
-{
-    (void)ctx;
-    fprintf(stderr, "  | %s\n", line);
-}
-
 int main(int argc, char **argv)
 {
     const char *root = NULL, *train = NULL, *test = NULL, *bbs = "centernet,efficientnet-lite0";

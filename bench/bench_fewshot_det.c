@@ -107,12 +107,6 @@ static int load_split(const char *root, const char *json, split *sp)
     return 0;
 }
 
-static void log_line(void *ctx, const char *line)
-{
-    (void)ctx;
-    fprintf(stderr, "  | %s\n", line);
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 4) {
