@@ -107,14 +107,38 @@ static int load_split(const char *root, const char *json, split *sp)
     return 0;
 }
 
+/* Writes the test split's predictions as COCO results (category_id = the
+ * model's index + 1, as in the test file's order) for error analysis. */
+static int dump_predictions(const eng_detector *m, eng_backbone *bb, const split *te, int threads,
+                            const char *path)
+{
+    eng_eval_opts o = {.threads = threads, .dataset_name = "test"};
+    char *metrics = NULL, *preds = NULL;
+    eng_diag d = {{0}};
+    if (eng_det_evaluate(m, &bb, 1, te->s, te->n, &o, &metrics, &preds, &d) != ENG_OK) {
+        fprintf(stderr, "evaluate: %s\n", d.msg);
+        return 1;
+    }
+    FILE *f = fopen(path, "w");
+    int bad = !f || fputs(preds, f) < 0;
+    if (f && fclose(f))
+        bad = 1;
+    if (bad)
+        fprintf(stderr, "bench_fewshot_det: cannot write %s\n", path);
+    free(metrics);
+    free(preds);
+    return bad;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 4) {
         fprintf(stderr, "usage: bench_fewshot_det ROOT TRAIN.json TEST.json [--cache DIR] "
-                        "[--seed N] [--budget-min M] [--threads T] [--backbone DIR]\n");
+                        "[--seed N] [--budget-min M] [--threads T] [--backbone DIR] "
+                        "[--dump PREDICTIONS.json]\n");
         return 2;
     }
-    const char *root = argv[1], *cache = NULL;
+    const char *root = argv[1], *cache = NULL, *dump = NULL;
     /* default: the installed CenterNet, found as the daemon finds it */
     char installed[4096];
     test_backbone_path("centernet", NULL, installed, sizeof installed);
@@ -133,6 +157,8 @@ int main(int argc, char **argv)
             threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--backbone"))
             bbdir = argv[i + 1];
+        else if (!strcmp(argv[i], "--dump"))
+            dump = argv[i + 1];
     }
     split tr = {0}, te = {0};
     if (load_split(root, argv[2], &tr) || load_split(root, argv[3], &te))
@@ -168,6 +194,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "train: %s: %s\n", eng_status_name(st), d.msg);
         return 1;
     }
+    if (dump && dump_predictions(m, bb, &te, threads, dump))
+        return 1;
     cJSON *o = cJSON_Parse(ev);
     cJSON_AddNumberToObject(o, "wall_s", t1 - t0);
     cJSON_AddNumberToObject(o, "train_images", tr.n);

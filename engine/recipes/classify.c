@@ -341,6 +341,16 @@ void cls_scores(const eng_classifier *m, const float *feat, int n, float *probs)
     free(s);
 }
 
+const char *cls_model_ft_tap(const eng_classifier *m, const eng_backbone *bb)
+{
+    return m->ft->tap[0] ? m->ft->tap : eng_backbone_field(bb, "taps.stride32");
+}
+
+static eng_status cls_ft_model_probs(const eng_classifier *m, const eng_backbone *const *rb,
+                                     const char *const *paths, char *const *hashes, int n,
+                                     const char *cache_dir, const eng_run_opts *o, float *probs,
+                                     cls_chunk_fn on_chunk, void *chunk_ctx, eng_diag *d);
+
 eng_status cls_model_probs(const eng_classifier *m, const eng_backbone *const *rb,
                            const char *const *paths, char *const *hashes, int n,
                            const char *cache_dir, const eng_run_opts *o, float *feat, float *probs,
@@ -353,8 +363,36 @@ eng_status cls_model_probs(const eng_classifier *m, const eng_backbone *const *r
             cls_scores(m, feat, n, probs);
         return st;
     }
+    float *lin = NULL;
+    if (m->ft_mix) { /* the linear head's probabilities, averaged in below */
+        lin = malloc(sizeof(float) * (size_t)n * m->ncat);
+        if (!lin)
+            return eng_fail(d, ENG_ENOMEM, "predict: out of memory");
+        eng_status st = cls_features(m, rb, paths, hashes, n, cache_dir, o, feat, NULL, NULL, d);
+        if (st != ENG_OK) {
+            free(lin);
+            return st;
+        }
+        cls_scores(m, feat, n, lin);
+    }
+    eng_status st =
+        cls_ft_model_probs(m, rb, paths, hashes, n, cache_dir, o, probs, on_chunk, chunk_ctx, d);
+    for (size_t i = 0; lin && st == ENG_OK && i < (size_t)n * m->ncat; i++)
+        probs[i] = 0.5f * (probs[i] + lin[i]);
+    free(lin);
+    return st;
+}
+
+/* The fine-tuned tail's probabilities (n x ncat) of image files. */
+static eng_status cls_ft_model_probs(const eng_classifier *m, const eng_backbone *const *rb,
+                                     const char *const *paths, char *const *hashes, int n,
+                                     const char *cache_dir, const eng_run_opts *o, float *probs,
+                                     cls_chunk_fn on_chunk, void *chunk_ctx, eng_diag *d)
+{
     int h, w, c, threads = o && o->threads > 0 ? o->threads : 1;
-    eng_status st = cls_ft_map_shape(rb[m->ft_bb], m->ft_size, &h, &w, &c, d);
+    const char *tap = cls_model_ft_tap(m, rb[m->ft_bb]);
+    eng_status st = tap ? cls_ft_map_shape(rb[m->ft_bb], tap, m->ft_size, &h, &w, &c, d)
+                        : eng_fail(d, ENG_EUNSUPPORTED, "backbone has no stride-32 tap");
     if (st != ENG_OK)
         return st;
     enum { CHUNK = 16 };
@@ -367,8 +405,8 @@ eng_status cls_model_probs(const eng_classifier *m, const eng_backbone *const *r
             st = eng_fail(d, ENG_EABORTED, "cancelled");
             break;
         }
-        st = cls_ft_maps(rb[m->ft_bb], paths + i0, k, 0, m->ft_size, hashes ? cache_dir : NULL,
-                         threads, maps, d);
+        st = cls_ft_maps(rb[m->ft_bb], tap, paths + i0, k, 0, 0, m->ft_size,
+                         hashes ? cache_dir : NULL, threads, maps, d);
         if (st == ENG_OK)
             st = cls_ft_probs(m->ft, maps, k, h, w, threads, probs + (size_t)i0 * m->ncat, d);
         if (st == ENG_OK && on_chunk)
@@ -514,12 +552,26 @@ done:
 
 /* ---- model file ---- */
 
+/* The "finetune" metadata: backbone index, input size and the tail. */
+static char *ft_meta(const eng_classifier *m)
+{
+    cJSON *o = cJSON_CreateObject();
+    char *s = NULL;
+    if (o && cJSON_AddNumberToObject(o, "backbone", m->ft_bb) &&
+        cJSON_AddNumberToObject(o, "size", m->ft_size) &&
+        cJSON_AddStringToObject(o, "scores",
+                                m->ft_mix ? "average with the linear head" : "alone") &&
+        cls_ft_describe(m->ft, o) == 0)
+        s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
 eng_status eng_classifier_save(const eng_classifier *m, const char *path, eng_diag *d)
 {
     eng_status st = ENG_ENOMEM;
-    int nt = 2 + m->nviews + (m->ft ? 4 : 0);
-    char ftmeta[128];
-    snprintf(ftmeta, sizeof ftmeta, "{\"backbone\":%d,\"size\":%d}", m->ft_bb, m->ft_size);
+    int nt = 2 + m->nviews + (m->ft ? 2 * m->ft->nnodes + 2 : 0);
+    char *ftmeta = NULL;
     const char **names = calloc((size_t)nt, sizeof *names);
     eng_tensor *ts = calloc((size_t)nt, sizeof *ts);
     const eng_tensor **tp = calloc((size_t)nt, sizeof *tp);
@@ -563,7 +615,7 @@ eng_status eng_classifier_save(const eng_classifier *m, const char *path, eng_di
     s_cats = cJSON_PrintUnformatted(cats);
     s_bbs = cJSON_PrintUnformatted(bbs);
     s_pre = cJSON_PrintUnformatted(pre);
-    if (!s_cats || !s_bbs || !s_pre)
+    if (!s_cats || !s_bbs || !s_pre || (m->ft && !(ftmeta = ft_meta(m))))
         goto done;
     char version[16];
     snprintf(version, sizeof version, "%d", CLS_VERSION);
@@ -582,7 +634,7 @@ eng_status eng_classifier_save(const eng_classifier *m, const char *path, eng_di
         ts[2 + v] = (eng_tensor){ENG_F32, 1, {m->views[v].dim}, m->views[v].mean};
     }
     if (m->ft)
-        cls_ft_tensors(m->ft, names + 2 + m->nviews, ts + 2 + m->nviews);
+        nt = 2 + m->nviews + cls_ft_tensors(m->ft, names + 2 + m->nviews, ts + 2 + m->nviews);
     for (int i = 0; i < nt; i++)
         tp[i] = &ts[i];
     st = eng_modelfile_write(path, names, tp, nt, keys, vals, m->ft ? 10 : 9, d);
@@ -595,6 +647,7 @@ done:
     free(s_cats);
     free(s_bbs);
     free(s_pre);
+    free(ftmeta);
     free(names);
     free(ts);
     free(tp);
@@ -784,12 +837,16 @@ static eng_status load_finetune(const eng_modelfile *f, eng_classifier *m, eng_d
 {
     cls_ft ft;
     int present = 0;
-    eng_status st = cls_ft_from_file(f, m->ncat, &ft, &present, d);
-    if (st != ENG_OK || !present)
-        return st;
     cJSON *fm = parse_meta_json(f, "finetune");
+    eng_status st = cls_ft_from_file(f, fm, m->ncat, &ft, &present, d);
+    if (st != ENG_OK || !present) {
+        cJSON_Delete(fm);
+        return st;
+    }
     cJSON *fb = cJSON_GetObjectItemCaseSensitive(fm, "backbone");
     cJSON *fs = cJSON_GetObjectItemCaseSensitive(fm, "size");
+    const char *sc = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(fm, "scores"));
+    m->ft_mix = sc && strcmp(sc, "average with the linear head") == 0;
     int ok = cJSON_IsNumber(fb) && fb->valuedouble >= 0 && fb->valuedouble < m->nbb &&
              cJSON_IsNumber(fs) && fs->valuedouble >= 32 && fs->valuedouble <= 2048;
     if (ok) {

@@ -31,11 +31,12 @@ struct eng_classifier {
     float *w;          /* dim x ncat */
     float *b;          /* ncat */
     char *recipe;      /* JSON */
-    cls_ft *ft;        /* fine-tuned last backbone stage (cls_finetune.c); NULL: none.
-                        * When set it alone scores: backbone ft_bb at ft_size to its
-                        * stride-32 tap, then the stage (w, b and views are kept
-                        * for the file layout and the backbone list). */
-    int ft_bb, ft_size;
+    cls_ft *ft;        /* fine-tuned top of a backbone (cls_finetune.c); NULL: none.
+                        * It scores backbone ft_bb at ft_size to the tail's tap,
+                        * then the tail: alone (ft_mix 0; w, b and views are then
+                        * kept for the file layout and the backbone list) or
+                        * averaged with the linear head's probabilities (1). */
+    int ft_bb, ft_size, ft_mix;
 };
 
 typedef void (*cls_chunk_fn)(void *ctx, int done, int total);
@@ -75,6 +76,9 @@ eng_status cls_features(const eng_classifier *m, const eng_backbone *const *rb,
                         const char *const *paths, char *const *hashes, int n, const char *cache_dir,
                         const eng_run_opts *o, float *feat, cls_chunk_fn on_chunk, void *chunk_ctx,
                         eng_diag *d);
+/* The tap m->ft starts from in bb (files from before tails: the stride-32
+ * tap); NULL when bb has none. */
+const char *cls_model_ft_tap(const eng_classifier *m, const eng_backbone *bb);
 /* Probabilities (n x ncat) of image files: the only path predict, evaluate
  * and training's test pass take. feat is scratch of n x m->dim floats. */
 eng_status cls_model_probs(const eng_classifier *m, const eng_backbone *const *rb,

@@ -13,6 +13,8 @@
 
 #include "classify.h"
 
+#include <cjson/cJSON.h>
+
 /* G (n x n, row-major, full) = X X^T for X n x d (row stride ldx floats),
  * accumulated in double. Parallel over rows with `threads` OpenMP threads;
  * the result does not depend on the thread count. */
@@ -55,38 +57,67 @@ void cls_ncm_fit(const double *z, int n, int r, const int *y, int k, double tau,
 /* Mean cross-entropy of probabilities p (m x k) for labels y. */
 double cls_log_loss(const double *p, const int *y, int m, int k);
 
-/* ---- fine-tuning the last backbone stage (cls_finetune.c) ----
- * The stage is the backbone's final 1x1 convolution (its embedding node:
- * weights "<node>/weights" HWIO [1,1,cin,cout] and "<node>/bias") fed by the
- * stride-32 tap, then ReLU6, mean over H and W and a dense layer to ncat. */
+/* ---- fine-tuning the top of a backbone (cls_finetune.c) ----
+ * The backbone is cut at a tap: the part below runs in the runtime (its map
+ * is cached per image and augmented copy), the tail above it (convolutions,
+ * depthwise convolutions and residual adds up to the embedding node, rebuilt
+ * from the graph) trains on the tape, followed by global average pooling and
+ * a dense layer to ncat. */
+#define CLS_FT_MAX_NODES 64
+#define CLS_FT_MAX_TAPS 8
+
+typedef struct cls_ft_node {
+    char name[96];   /* the graph node it came from */
+    char wname[128]; /* model-file tensor names (finetune.NAME.weights, .bias) */
+    char bname[128];
+    eng_node_kind kind; /* ENG_NODE_CONV, _DEPTHWISE or _ADD */
+    int in[2];          /* -1: the tap's map; else an earlier node */
+    int stride;
+    eng_act act;
+    int64_t wdim[4]; /* conv [KH,KW,Cin,Cout]; depthwise [KH,KW,C,1] */
+    float *w, *b;    /* NULL for an add */
+} cls_ft_node;
+
 typedef struct cls_ft {
+    char tap[96]; /* the tail's input node */
+    int nnodes;
+    cls_ft_node *node; /* topological order; the last is the embedding */
     int cin, cout, ncat;
-    float *w, *b;   /* stage: cin x cout, cout */
     float *hw, *hb; /* dense: cout x ncat, ncat */
 } cls_ft;
 
 typedef struct cls_ft_opts {
-    int epochs, batch;       /* batch <= 0: 16 */
-    float lr_stage, lr_head; /* AdamW, cosine to 5% */
+    int epochs, batch;       /* passes over the rows; batch <= 0: 16 */
+    float lr_stage, lr_head; /* AdamW, warm-up then cosine to 5% */
     float weight_decay;
+    float lp_lambda; /* > 0: the dense layer starts from a logistic regression
+                        on the pretrained tail's pooled features (L2 lambda) */
     uint64_t seed;
     int threads;
     eng_abort_fn abort; /* may be NULL */
     void *abort_ctx;
 } cls_ft_opts;
 
-/* The tap feeding the stage and the stage's conv node (borrowed from bb). */
-eng_status cls_ft_nodes(const eng_backbone *bb, const char **tap, const char **conv, eng_diag *d);
-/* Shape of the stage input map at input size x size. */
-eng_status cls_ft_map_shape(const eng_backbone *bb, int size, int *h, int *w, int *cin,
-                            eng_diag *d);
-/* New stage from the pretrained weights, dense layer zero. Free with cls_ft_free. */
-eng_status cls_ft_init(cls_ft *s, const eng_backbone *bb, int ncat, eng_diag *d);
+/* Taps the tail may start from, shallowest first (the input of the
+ * embedding convolution, then each block boundary down to the stride-16
+ * tap); names borrowed from bb. Returns how many (0: bb cannot be
+ * fine-tuned). tail_gflop[i] (may be NULL) gets the tail's forward GFLOP
+ * per image at size. */
+int cls_ft_taps(const eng_backbone *bb, int size, const char **taps, double *tail_gflop, int max);
+/* Shape of the map at tap for input size x size. */
+eng_status cls_ft_map_shape(const eng_backbone *bb, const char *tap, int size, int *h, int *w,
+                            int *cin, eng_diag *d);
+/* New tail from tap with the pretrained weights, dense layer zero. Free
+ * with cls_ft_free. */
+eng_status cls_ft_init(cls_ft *s, const eng_backbone *bb, const char *tap, int ncat, eng_diag *d);
 void cls_ft_free(cls_ft *s);
-/* Stage input maps (n x h*w*cin) of image files, squash-resized to size,
- * mirrored when flip; cached in cache_dir (may be NULL). */
-eng_status cls_ft_maps(const eng_backbone *bb, const char *const *paths, int n, int flip, int size,
-                       const char *cache_dir, int threads, float *out, eng_diag *d);
+/* Maps at tap (n x h*w*cin) of image files squash-resized to size, as copy
+ * `copy`: 0 the image, 1 its mirror, >= 2 a random resized crop (seeded by
+ * seed and the file's content) with colour jitter. Cached in cache_dir (may
+ * be NULL). */
+eng_status cls_ft_maps(const eng_backbone *bb, const char *tap, const char *const *paths, int n,
+                       int copy, uint64_t seed, int size, const char *cache_dir, int threads,
+                       float *out, eng_diag *d);
 /* Trains s in place on maps (n x h*w*cin) with labels y; epoch_loss (may be
  * NULL, o->epochs floats) gets each epoch's mean training loss.
  * Deterministic for o->seed whatever o->threads. */
@@ -95,19 +126,27 @@ eng_status cls_ft_train(cls_ft *s, const float *maps, int n, int h, int w, const
 /* Probabilities (n x ncat) of maps: the same forward pass as training. */
 eng_status cls_ft_probs(const cls_ft *s, const float *maps, int n, int h, int w, int threads,
                         float *probs, eng_diag *d);
-/* The stage as 4 model-file tensors borrowing s (names static); returns 4. */
+/* The tail as model-file tensors borrowing s; names and t need room for
+ * 2 * nnodes + 2. Returns how many. */
 int cls_ft_tensors(const cls_ft *s, const char **names, eng_tensor *t);
-/* Reads the stage from a model file; *present = 0 (s empty, ENG_OK) when
- * the file has none (older files). ENG_EFORMAT when its tensors are malformed. */
-eng_status cls_ft_from_file(const eng_modelfile *f, int ncat, cls_ft *s, int *present, eng_diag *d);
-/* Cross-validated probabilities of a fine-tuned stage: maps holds 2n rows,
- * the n images then their mirrored copies; fold[i] < 0 means always trained
- * on; folds are grouped into at most CLS_FT_MAX_GROUPS groups (fold %
- * groups), each group validated by a stage trained on the other images and
- * their mirrors. oof (n x ncat) is written for the rows with fold >= 0. */
+/* The tail's structure for the model file's "finetune" metadata (adds
+ * "tap" and "nodes" to o). 0 on success. */
+int cls_ft_describe(const cls_ft *s, cJSON *o);
+/* Reads the tail from a model file given its "finetune" metadata (meta may
+ * be NULL); *present = 0 (s empty, ENG_OK) when the file has none. Files
+ * from before tails hold one 1x1 stage ("finetune.stage.*") fed by the
+ * stride-32 tap: they load as a one-node tail with tap "" (the caller
+ * substitutes the backbone's stride-32 tap). ENG_EFORMAT when malformed. */
+eng_status cls_ft_from_file(const eng_modelfile *f, const cJSON *meta, int ncat, cls_ft *s,
+                            int *present, eng_diag *d);
+/* Cross-validated probabilities of a fine-tuned tail: maps holds ncopies x n
+ * rows (copy-major: row c * n + i); fold[i] < 0 means always trained on;
+ * folds are grouped into at most CLS_FT_MAX_GROUPS groups (fold % groups),
+ * each group validated (copy 0) by a tail trained on every copy of the
+ * other images. oof (n x ncat) is written for the rows with fold >= 0. */
 #define CLS_FT_MAX_GROUPS 4
-eng_status cls_ft_cv(const eng_backbone *bb, int ncat, const float *maps, int n, int h, int w,
-                     const int *y, const int *fold, int nfolds, const cls_ft_opts *o, double *oof,
-                     eng_diag *d);
+eng_status cls_ft_cv(const eng_backbone *bb, const char *tap, int ncat, const float *maps, int n,
+                     int ncopies, int h, int w, const int *y, const int *fold, int nfolds,
+                     const cls_ft_opts *o, double *oof, eng_diag *d);
 
 #endif

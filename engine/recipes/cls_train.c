@@ -44,7 +44,8 @@ static const double TAU_GRID[NTAU] = {4, 8, 16, 32};
 #define MAX_REPEATS 5
 #define TIE_MARGIN 1e-3 /* relative log-loss a later candidate must gain */
 #define MAX_TAPS 3
-#define FT_EPOCHS 8              /* fine-tuning epochs over the images and their mirrors */
+#define FT_COPIES 6              /* fine-tuning: the image, its mirror and 4 random resized crops */
+#define FT_EPOCHS 3              /* fine-tuning passes over every copy */
 #define DEFAULT_S_PER_GFLOP 0.05 /* CPU s per GFLOP before we have measured (this box: ~0.03) */
 
 typedef struct tpass {
@@ -110,7 +111,10 @@ typedef struct trainer {
     char stop[512];
     /* fine-tuning the last backbone stage (cls_finetune.c) */
     int ft_won, ft_bb, ft_size, ft_h, ft_w;
-    float *ft_maps; /* 2n stage input maps (images, then mirrored) when it won */
+    const char *ft_tap; /* the winning tail's tap (borrowed from the backbone) */
+    int ft_nodes;       /* its length in graph nodes */
+    int ft_mix;         /* 1: its probabilities are averaged with the linear head's */
+    float *ft_maps;     /* FT_COPIES x n maps at the tap (copy-major) when it won */
     double ft_top1, ft_loss;
     float power; /* cls_power exponent of every view (stage_power) */
 } trainer;
@@ -1008,17 +1012,20 @@ static char *recipe_json(const trainer *t)
     cJSON_AddNumberToObject(o, "selectionTop1", round(r->top1[h] * 1e4) / 1e4);
     cJSON_AddNumberToObject(o, "selectionLogLoss", round(r->loss[h] * 1e4) / 1e4);
     if (t->ft_won) {
-        const char *tap = "", *conv = "";
-        cls_ft_nodes(t->a->backbones[t->ft_bb], &tap, &conv, NULL);
         cJSON *ft = cJSON_AddObjectToObject(o, "finetune");
         cJSON_AddStringToObject(ft, "backbone", bbname(t, t->ft_bb));
-        cJSON_AddStringToObject(ft, "stage", conv);
-        cJSON_AddStringToObject(ft, "input", tap);
+        cJSON_AddStringToObject(ft, "input", t->ft_tap);
+        cJSON_AddNumberToObject(ft, "layers", t->ft_nodes);
         cJSON_AddNumberToObject(ft, "size", t->ft_size);
-        cJSON_AddStringToObject(ft, "head", "relu6, global average, dense (scores alone)");
+        cJSON_AddStringToObject(ft, "head",
+                                t->ft_mix ? "global average, dense; probabilities averaged "
+                                            "with the linear head's"
+                                          : "global average, dense (scores alone)");
         cJSON_AddNumberToObject(ft, "epochs", FT_EPOCHS);
-        cJSON_AddStringToObject(ft, "optimizer", "AdamW lr 1e-4 stage, 1e-2 dense, cosine");
-        cJSON_AddStringToObject(ft, "augmentation", "flip");
+        cJSON_AddStringToObject(ft, "optimizer",
+                                "linear probe, then AdamW lr 1e-4 tail, 1e-3 dense, cosine");
+        cJSON_AddStringToObject(ft, "augmentation",
+                                "mirror and 4 random resized crops with colour jitter per image");
     }
     cJSON_AddNumberToObject(o, "trials", t->trials);
     cJSON_AddNumberToObject(o, "seed", (double)t->a->seed);
@@ -1310,134 +1317,198 @@ static eng_status stage_aug(trainer *t, int *improved)
     return try_fset(t, &f, improved);
 }
 
-/* Fine-tuning options: few epochs, small steps on the pretrained stage,
- * larger ones on the new dense layer. */
+/* Fine-tuning options: a linear probe, then a few passes with small steps
+ * on the pretrained tail and larger ones on the dense layer. */
 static cls_ft_opts ft_opts(trainer *t)
 {
     return (cls_ft_opts){.epochs = FT_EPOCHS,
                          .batch = 16,
                          .lr_stage = 1e-4f,
-                         .lr_head = 1e-2f,
+                         .lr_head = 1e-3f,
                          .weight_decay = 1e-4f,
+                         .lp_lambda = 1e-2f,
                          .seed = t->a->seed,
                          .threads = t->threads,
                          .abort = t_abort,
                          .abort_ctx = t};
 }
 
-/* Candidate: the last stage of a backbone of the winner, fine-tuned on
- * cached stage inputs, validated on the same rows by the same log-loss.
+/* Maps of every copy of the training images at tap (FT_COPIES x n rows). */
+static eng_status ft_copies(trainer *t, int bb, const char *tap, int size, size_t dim, float **out)
+{
+    float *maps = malloc(sizeof(float) * dim * FT_COPIES * t->n);
+    if (!maps)
+        return eng_fail(t->d, ENG_ENOMEM, "training: out of memory for %d maps", FT_COPIES * t->n);
+    eng_status st = ENG_OK;
+    t->stage = "features";
+    for (int c = 0; c < FT_COPIES && st == ENG_OK; c++)
+        st = cls_ft_maps(bbof(t, bb), tap, t->paths, t->n, c, t->a->seed, size, t->a->cache_dir,
+                         t->threads, maps + dim * c * t->n, t->d);
+    t->stage = "search";
+    if (st != ENG_OK) {
+        free(maps);
+        maps = NULL;
+    }
+    *out = maps;
+    return st;
+}
+
+/* Scores of probabilities oof (n x K, first repeat), alone (mix 0) or
+ * averaged with the linear head's lin (mix 1). */
+static void ft_score(trainer *t, const double *oof, const double *lin, int mix, double *top1,
+                     double *loss)
+{
+    float *o32 = malloc(sizeof(float) * t->n * t->K);
+    if (!o32) {
+        *top1 = 0;
+        *loss = INFINITY;
+        return;
+    }
+    for (size_t i = 0; i < (size_t)t->n * t->K; i++)
+        o32[i] = (float)(mix ? 0.5 * (oof[i] + lin[i]) : oof[i]);
+    score_head(t, o32, 0, 1, top1, loss);
+    free(o32);
+}
+
+/* One fine-tuning candidate: the tail from tap, cross-validated on the
+ * first repeat's folds: oof gets its held-out probabilities, *maps (on
+ * success) the copies' maps. */
+static eng_status ft_candidate(trainer *t, int bb, int size, const char *tap, float **maps, int *h,
+                               int *w, double *oof)
+{
+    int c;
+    eng_status st = cls_ft_map_shape(bbof(t, bb), tap, size, h, w, &c, t->d);
+    if (st == ENG_OK)
+        st = ft_copies(t, bb, tap, size, (size_t)*h * *w * c, maps);
+    cls_ft_opts o = ft_opts(t);
+    if (st == ENG_OK)
+        st = cls_ft_cv(bbof(t, bb), tap, t->K, *maps, t->n, FT_COPIES, *h, *w, t->y, t->fold,
+                       t->nfolds, &o, oof, t->d);
+    if (st != ENG_OK) {
+        free(*maps);
+        *maps = NULL;
+    }
+    return st;
+}
+
+/* Candidates: fine-tuning the top of a backbone of the winner (its last
+ * 1x1 convolution, the last block with it, the whole last stage), each
+ * validated on the same rows by the same log-loss as the linear heads.
  * Appends what happened to note (never fails the training for budget). */
 static eng_status stage_finetune(trainer *t, char *note, size_t cap)
 {
-    int bb = -1, size = 0;
+    int bb = -1, size = 0, ntap = 0;
+    const char *taps[CLS_FT_MAX_TAPS];
+    double tail_gf[CLS_FT_MAX_TAPS];
     for (int i = 0; i < t->best.nv && bb < 0; i++) {
-        const char *tap, *conv;
-        if (cls_ft_nodes(bbof(t, t->view[t->best.v[i]].bb), &tap, &conv, NULL) == ENG_OK) {
-            bb = t->view[t->best.v[i]].bb;
-            size = t->view[t->best.v[i]].size; /* the winner's input size */
+        const tview *v = &t->view[t->best.v[i]];
+        ntap = cls_ft_taps(bbof(t, v->bb), v->size, taps, tail_gf, CLS_FT_MAX_TAPS);
+        if (ntap > 0) {
+            bb = v->bb;
+            size = v->size; /* the winner's input size */
         }
     }
     if (bb < 0) {
-        snprintf(note, cap, "no backbone of the winner has a last stage to fine-tune");
+        snprintf(note, cap, "no backbone of the winner has a tail to fine-tune");
         return ENG_OK;
     }
     if (t->n > 600) {
         snprintf(note, cap, "fine-tuning skipped: %d training images", t->n);
         return ENG_OK;
     }
-    int h, w, c;
-    eng_status st = cls_ft_map_shape(bbof(t, bb), size, &h, &w, &c, t->d);
-    if (st != ENG_OK)
-        return st;
-    const eng_tensor *cw = NULL;
-    const char *tap, *conv;
-    char wn[256];
-    cls_ft_nodes(bbof(t, bb), &tap, &conv, NULL);
-    snprintf(wn, sizeof wn, "%s/weights", conv);
-    if (eng_model_const(eng_backbone_model(bbof(t, bb)), wn, &cw, NULL) != ENG_OK) {
-        snprintf(note, cap, "fine-tuning skipped: no weights \"%s\"", wn);
-        return ENG_OK;
-    }
+    int cand[2] = {0, ntap > 1 ? ntap - 1 : -1};
     int groups = t->nfolds < CLS_FT_MAX_GROUPS ? t->nfolds : CLS_FT_MAX_GROUPS;
-    double img_epoch = 6.0 * h * w * c * (double)cw->dim[3] * 1e-9; /* GFLOP fwd + bwd */
-    double need = est_cost(t, pass_gflop(t, bb, size, &tap, 1), 2 * t->n) +
-                  (groups + 1) * FT_EPOCHS * 2.0 * t->n * img_epoch * t->s_per_gflop;
-    if (need > room(t)) {
-        snprintf(note, cap, "budget: fine-tuning the last stage needs about %.0f CPU s, %.0f left",
-                 need, room(t) > 0 ? room(t) : 0.0);
-        return ENG_OK;
-    }
-    size_t dim = (size_t)h * w * c;
-    float *maps = malloc(sizeof(float) * dim * 2 * t->n);
-    double *oof = calloc((size_t)t->n * t->K, sizeof *oof);
-    if (!maps || !oof) {
-        free(maps);
+    size_t nk = (size_t)t->n * t->K;
+    double *oof = calloc(nk, sizeof *oof), *lin = malloc(nk * sizeof *lin);
+    if (!oof || !lin) {
         free(oof);
+        free(lin);
         return eng_fail(t->d, ENG_ENOMEM, "training: out of memory");
     }
-    double c0 = cpu_used(t);
-    t->stage = "features";
-    st = cls_ft_maps(bbof(t, bb), t->paths, t->n, 0, size, t->a->cache_dir, t->threads, maps, t->d);
-    if (st == ENG_OK)
-        st = cls_ft_maps(bbof(t, bb), t->paths, t->n, 1, size, t->a->cache_dir, t->threads,
-                         maps + dim * t->n, t->d);
-    t->stage = "search";
-    cls_ft_opts o = ft_opts(t);
-    if (st == ENG_OK)
-        st =
-            cls_ft_cv(bbof(t, bb), t->K, maps, t->n, h, w, t->y, t->fold, t->nfolds, &o, oof, t->d);
-    if (st == ENG_EABORTED && t->budget_stop && !user_abort(t)) {
-        t->budget_stop = 0;
-        snprintf(note, cap, "budget: ran out while fine-tuning the last stage");
-        st = ENG_OK;
-        goto out;
-    }
-    if (st != ENG_OK)
-        goto out;
-    float *oof32 = malloc(sizeof(float) * t->n * t->K);
-    if (!oof32) {
-        st = eng_fail(t->d, ENG_ENOMEM, "training: out of memory");
-        goto out;
-    }
-    for (size_t i = 0; i < (size_t)t->n * t->K; i++)
-        oof32[i] = (float)oof[i];
-    double top1, loss;
-    score_head(t, oof32, 0, 1, &top1, &loss);
-    free(oof32);
-    t->trials++;
+    memcpy(lin, t->bestres.oof, nk * sizeof *lin); /* the linear head's, first repeat */
     int h0 = t->bestres.head;
-    /* fine-tuning validates on the first repeat's folds only (each fit is
-     * costly), so it is compared with the linear head on those */
-    int imp = loss < t->bestres.loss0[h0] * (1 - TIE_MARGIN);
-    tlog(t,
-         "trial %d/%d fine-tuned last stage (%s) of %s: %s top1 %.3f log-loss %.3f (%.1f CPU s)%s",
-         t->trials, t->ntrials, conv, bbname(t, bb), t->holdout ? "held-out" : "cv", top1, loss,
-         cpu_used(t) - c0, imp ? " (best so far)" : "");
-    snprintf(note, cap, "fine-tuning the last stage %s the %s log-loss (%.3f vs %.3f)",
-             imp ? "improved" : "did not improve", t->holdout ? "held-out" : "cross-validated",
-             loss, t->bestres.loss0[h0]);
-    if (imp) {
+    double best_loss = t->bestres.loss0[h0];
+    eng_status st = ENG_OK;
+    int len = snprintf(note, cap, "fine-tuning:");
+    for (int q = 0; q < 2 && st == ENG_OK; q++) {
+        int k = cand[q];
+        if (k < 0)
+            continue;
+        double pass = est_cost(t, pass_gflop(t, bb, size, &taps[k], 1), FT_COPIES * t->n);
+        double need =
+            pass + (groups + 1) * FT_EPOCHS * 3.0 * FT_COPIES * t->n * tail_gf[k] * t->s_per_gflop;
+        if (need > room(t)) {
+            snprintf(note + len, cap - len, " the tail from %s needs about %.0f CPU s, %.0f left",
+                     taps[k], need, room(t) > 0 ? room(t) : 0.0);
+            break;
+        }
+        double c0 = cpu_used(t), top1, loss, top1m, lossm;
+        float *maps = NULL;
+        int h, w;
+        st = ft_candidate(t, bb, size, taps[k], &maps, &h, &w, oof);
+        if (st == ENG_EABORTED && t->budget_stop && !user_abort(t)) {
+            t->budget_stop = 0;
+            snprintf(note + len, cap - len, " budget ran out in the tail from %s", taps[k]);
+            st = ENG_OK;
+            break;
+        }
+        if (st != ENG_OK)
+            break;
+        t->trials++;
+        ft_score(t, oof, lin, 0, &top1, &loss);
+        ft_score(t, oof, lin, 1, &top1m, &lossm);
+        int mix = lossm < loss;
+        tlog(t,
+             "trial %d/%d fine-tuned %s from %s: %s top1 %.3f log-loss %.3f; averaged with the "
+             "linear head: top1 %.3f log-loss %.3f (%.1f CPU s)",
+             t->trials, t->ntrials, bbname(t, bb), taps[k], t->holdout ? "held-out" : "cv", top1,
+             loss, top1m, lossm, cpu_used(t) - c0);
+        if (mix) {
+            top1 = top1m;
+            loss = lossm;
+            for (size_t i = 0; i < nk; i++)
+                oof[i] = 0.5 * (oof[i] + lin[i]);
+        }
+        /* fine-tuning validates on the first repeat's folds only (each fit
+         * is costly), so it is compared with the linear head on those */
+        int imp = loss < best_loss * (1 - TIE_MARGIN);
+        if (imp)
+            tlog(t, "fine-tuned %s from %s%s: best so far", bbname(t, bb), taps[k],
+                 mix ? " averaged with the linear head" : "");
+        len += snprintf(note + len, cap - len, " from %s%s %.3f;", taps[k],
+                        mix ? " averaged with the linear head" : "", loss);
+        if (len >= (int)cap)
+            len = (int)cap - 1;
+        if (!imp) {
+            free(maps);
+            continue;
+        }
+        best_loss = loss;
+        free(t->ft_maps);
         t->ft_won = 1;
+        t->ft_mix = mix;
         t->ft_bb = bb;
         t->ft_size = size;
+        t->ft_tap = taps[k];
         t->ft_h = h;
         t->ft_w = w;
         t->ft_top1 = top1;
         t->ft_loss = loss;
         t->ft_maps = maps;
-        maps = NULL;
         memcpy(t->bestres.oof, oof, sizeof(double) * t->n * t->K);
         t->bestres.top1[h0] = top1;
         t->bestres.loss[h0] = t->bestres.loss0[h0] = loss;
     }
-out:
-    free(maps);
+    snprintf(note + len, cap - len, " linear head %s",
+             !t->ft_won  ? "kept"
+             : t->ft_mix ? "averaged with the fine-tuned one"
+                         : "replaced");
     free(oof);
+    free(lin);
     return st;
 }
 
-/* Trains the winning stage on all training images (and mirrors) into m. */
+/* Trains the winning tail on every copy of all training images into m. */
 static eng_status finetune_final(trainer *t, eng_classifier *m)
 {
     int mb = -1;
@@ -1449,23 +1520,26 @@ static eng_status finetune_final(trainer *t, eng_classifier *m)
     cls_ft *s = calloc(1, sizeof *s);
     if (!s)
         return eng_fail(t->d, ENG_ENOMEM, "training: out of memory");
-    eng_status st = cls_ft_init(s, bbof(t, t->ft_bb), t->K, t->d);
-    int *y2 = malloc(sizeof(int) * 2 * t->n);
-    if (st == ENG_OK && !y2)
+    eng_status st = cls_ft_init(s, bbof(t, t->ft_bb), t->ft_tap, t->K, t->d);
+    int rows = FT_COPIES * t->n;
+    int *yc = malloc(sizeof(int) * rows);
+    if (st == ENG_OK && !yc)
         st = eng_fail(t->d, ENG_ENOMEM, "training: out of memory");
-    for (int i = 0; st == ENG_OK && i < 2 * t->n; i++)
-        y2[i] = t->y[i % t->n];
+    for (int i = 0; st == ENG_OK && i < rows; i++)
+        yc[i] = t->y[i % t->n];
     cls_ft_opts o = ft_opts(t);
     t->mandatory_limit = 1e30;
     if (st == ENG_OK)
-        st = cls_ft_train(s, t->ft_maps, 2 * t->n, t->ft_h, t->ft_w, y2, &o, NULL, t->d);
-    free(y2);
+        st = cls_ft_train(s, t->ft_maps, rows, t->ft_h, t->ft_w, yc, &o, NULL, t->d);
+    free(yc);
     if (st != ENG_OK) {
         cls_ft_free(s);
         free(s);
         return st;
     }
+    t->ft_nodes = s->nnodes;
     m->ft = s;
+    m->ft_mix = t->ft_mix;
     m->ft_bb = mb;
     m->ft_size = t->ft_size;
     return ENG_OK;

@@ -1243,3 +1243,44 @@ eng_status eng_model_const(const eng_model *m, const char *name, const eng_tenso
     *out = m->nodes[k].value;
     return ENG_OK;
 }
+
+static int op_is(const rt_node *n, const char *a, const char *b)
+{
+    return strcmp(n->op->name, a) == 0 || strcmp(n->op->name, b) == 0;
+}
+
+eng_status eng_model_node(const eng_model *m, const char *name, eng_node_desc *out, eng_diag *d)
+{
+    int k = name ? rt_find_node(m, name, strlen(name)) : -1;
+    if (k < 0)
+        return eng_fail(d, ENG_ENOTFOUND, "node '%s' not found", name ? name : "(null)");
+    const rt_node *n = &m->nodes[k];
+    memset(out, 0, sizeof *out);
+    int conv = op_is(n, "Conv2D", "_FusedConv2D");
+    int dw = op_is(n, "DepthwiseConv2dNative", "FusedDepthwiseConv2dNative");
+    if (op_is(n, "Add", "AddV2") && n->n_in == 2) {
+        out->kind = ENG_NODE_ADD;
+        out->n_in = 2;
+        out->in[0] = m->nodes[n->in[0].node].name;
+        out->in[1] = m->nodes[n->in[1].node].name;
+        return ENG_OK;
+    }
+    if (!conv && !dw)
+        return ENG_OK;
+    const rt_node *f = rt_input_node(m, n, 1);
+    const rt_node *b = n->a.has_bias && n->n_in > 2 ? rt_input_node(m, n, 2) : NULL;
+    int plain = f && f->value && (!n->a.has_bias || (b && b->value)) &&
+                n->a.padding == ENG_PAD_SAME && n->a.stride[0] == n->a.stride[1] &&
+                n->a.dilation[0] == 1 && n->a.dilation[1] == 1 && !n->a.residual &&
+                f->value->ndim == 4 && (!dw || f->value->dim[3] == 1);
+    if (!plain)
+        return ENG_OK;
+    out->kind = conv ? ENG_NODE_CONV : ENG_NODE_DEPTHWISE;
+    out->n_in = 1;
+    out->in[0] = m->nodes[n->in[0].node].name;
+    out->weights = f->value;
+    out->bias = b ? b->value : NULL;
+    out->stride = n->a.stride[0];
+    out->act = n->a.act;
+    return ENG_OK;
+}

@@ -100,4 +100,28 @@ eng_status eng_model_const(const eng_model *m, const char *name, const eng_tenso
 
 #include "kernels.h"
 
+/* A node as a training recipe rebuilds it (eng_model_node): the kinds the
+ * tape can record; ENG_NODE_OTHER for everything else. */
+typedef enum eng_node_kind {
+    ENG_NODE_OTHER = 0,
+    ENG_NODE_CONV,      /* Conv2D / _FusedConv2D: filter HWIO */
+    ENG_NODE_DEPTHWISE, /* (Fused)DepthwiseConv2dNative: filter [KH,KW,C,1] */
+    ENG_NODE_ADD,       /* Add / AddV2 of two data inputs */
+} eng_node_kind;
+
+typedef struct eng_node_desc {
+    eng_node_kind kind;
+    int n_in;                         /* data inputs (not the weights) */
+    const char *in[2];                /* their node names, borrowed */
+    const eng_tensor *weights, *bias; /* conv, depthwise (bias may be NULL) */
+    int stride;                       /* equal along h and w */
+    eng_act act;                      /* fused activation */
+} eng_node_desc;
+
+/* Describes node `name` (weights borrowed until eng_model_free). A conv or
+ * depthwise node the tape cannot record as it is (padding other than SAME,
+ * dilation, unequal strides, a depth multiplier above 1) is
+ * ENG_NODE_OTHER. ENG_ENOTFOUND for an unknown name. */
+eng_status eng_model_node(const eng_model *m, const char *name, eng_node_desc *out, eng_diag *d);
+
 #endif

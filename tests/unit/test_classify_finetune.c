@@ -1,14 +1,19 @@
-/* test_classify_finetune.c: fine-tuning the last backbone stage
+/* test_classify_finetune.c: fine-tuning the top of a backbone
  * (cls_finetune.c) on the installed EfficientNet-Lite0 with images this
  * test draws (three categories: stripes, discs, checkerboards, randomly
- * placed and scaled). Checks: stage input maps have the tap's shape and come
- * back identical from the cache, fine-tuning lowers the training loss and
- * fits the training images, training is deterministic for a seed whatever
- * the thread count, a model-file round trip gives bitwise identical
- * probabilities, an image scored alone scores as in a batch, files without
- * the stage load as "absent"; a classifier carrying a fine-tuned stage
- * scores through it, saves and loads with identical probabilities, predict
- * == evaluate, and its file without the stage still loads. Skips (77) only
+ * placed and scaled). Checks: the taps offered run from the embedding
+ * convolution's input to the stride-16 tap; the tail rebuilt on the tape
+ * from the deepest one computes what the runtime computes; maps have the
+ * tap's shape and come back identical from the cache; augmented copies
+ * differ from the image and are reproducible; fine-tuning lowers the
+ * training loss, fits the training images and moves the pretrained
+ * weights; training is deterministic for a seed whatever the thread count;
+ * a model-file round trip gives bitwise identical probabilities; an image
+ * scored alone scores as in a batch; files without a tail load as
+ * "absent", files with the older one-stage layout still load; a classifier
+ * carrying a fine-tuned tail scores through it (alone or averaged with its
+ * linear head), saves and loads with identical probabilities, predict ==
+ * evaluate, and its file without the tail still loads. Skips (77) only
  * when the backbone is not installed; an installed one that does not open
  * fails. */
 #include "check.h"
@@ -104,48 +109,113 @@ int main(void)
     }
     free(rgb);
 
-    /* stage input maps */
+    /* the taps: the embedding convolution's input first, the stride-16 tap last */
+    const char *taps[CLS_FT_MAX_TAPS];
+    double gf[CLS_FT_MAX_TAPS];
+    int ntap = cls_ft_taps(bb, 224, taps, gf, CLS_FT_MAX_TAPS);
+    CHECK(ntap >= 3);
+    if (ntap < 3)
+        return check_report("test_classify_finetune");
+    CHECK(strcmp(taps[0], eng_backbone_field(bb, "taps.stride32")) == 0);
+    CHECK(strcmp(taps[ntap - 1], eng_backbone_field(bb, "taps.stride16")) == 0);
+    for (int i = 1; i < ntap; i++)
+        CHECK(gf[i] > gf[i - 1] && gf[i - 1] > 0);
+    const char *tap = taps[ntap - 1];
+
+    /* maps at the deepest tap */
     int h = 0, w = 0, cin = 0;
-    CHECK_EQUAL(cls_ft_map_shape(bb, 224, &h, &w, &cin, &d), ENG_OK);
-    CHECK_EQUAL(h, 7);
-    CHECK_EQUAL(w, 7);
-    CHECK_EQUAL(cin, 320);
+    CHECK_EQUAL(cls_ft_map_shape(bb, tap, 224, &h, &w, &cin, &d), ENG_OK);
+    CHECK_EQUAL(h, 14);
+    CHECK_EQUAL(w, 14);
     size_t dim = (size_t)h * w * cin;
-    float *maps = malloc(sizeof(float) * dim * 2 * N), *again = malloc(sizeof(float) * dim * N);
+    float *maps = malloc(sizeof(float) * dim * 3 * N), *again = malloc(sizeof(float) * dim * N);
     char cache[600];
     snprintf(cache, sizeof cache, "%s/cache", dir);
-    CHECK_EQUAL(cls_ft_maps(bb, (const char *const *)paths, N, 0, 224, cache, 2, maps, &d), ENG_OK);
-    CHECK_EQUAL(
-        cls_ft_maps(bb, (const char *const *)paths, N, 1, 224, cache, 2, maps + dim * N, &d),
-        ENG_OK);
-    CHECK_EQUAL(cls_ft_maps(bb, (const char *const *)paths, N, 0, 224, cache, 1, again, &d),
-                ENG_OK);
+    const char *const *cp = (const char *const *)paths;
+    for (int c = 0; c < 3; c++)
+        CHECK_EQUAL(cls_ft_maps(bb, tap, cp, N, c, 9, 224, cache, 2, maps + dim * N * c, &d),
+                    ENG_OK);
+    CHECK_EQUAL(cls_ft_maps(bb, tap, cp, N, 0, 9, 224, cache, 1, again, &d), ENG_OK);
     CHECK(memcmp(maps, again, sizeof(float) * dim * N) == 0);
-    /* the flipped map differs from the plain one */
+    /* an augmented copy is reproducible without the cache */
+    CHECK_EQUAL(cls_ft_maps(bb, tap, cp, N, 2, 9, 224, NULL, 1, again, &d), ENG_OK);
+    CHECK(memcmp(maps + dim * N * 2, again, sizeof(float) * dim * N) == 0);
+    /* the mirrored and the cropped copies differ from the plain one, and
+     * another seed crops otherwise */
     CHECK(memcmp(maps, maps + dim * N, sizeof(float) * dim) != 0);
-    int y2[2 * N];
-    for (int i = 0; i < 2 * N; i++)
+    CHECK(memcmp(maps, maps + dim * N * 2, sizeof(float) * dim) != 0);
+    CHECK_EQUAL(cls_ft_maps(bb, tap, cp, 1, 2, 10, 224, NULL, 1, again, &d), ENG_OK);
+    CHECK(memcmp(maps + dim * N * 2, again, sizeof(float) * dim) != 0);
+    int y2[3 * N];
+    for (int i = 0; i < 3 * N; i++)
         y2[i] = y[i % N];
 
-    /* training lowers the loss and fits the training images */
+    /* the tail as rebuilt on the tape computes what the runtime computes:
+     * with the dense layer reading the three embedding channels that the
+     * runtime finds largest as the three logits, softmax of those must
+     * come out */
     cls_ft s, s2;
-    CHECK_EQUAL(cls_ft_init(&s, bb, NCAT, &d), ENG_OK);
-    CHECK_EQUAL(s.cin, 320);
+    CHECK_EQUAL(cls_ft_init(&s, bb, tap, NCAT, &d), ENG_OK);
+    CHECK_EQUAL(s.cin, cin);
     CHECK_EQUAL(s.cout, 1280);
+    CHECK(s.nnodes >= 10);
+    float *p = malloc(sizeof(float) * 3 * N * NCAT), *q = malloc(sizeof(float) * 3 * N * NCAT);
+    {
+        eng_image *im = NULL;
+        int64_t idim[4] = {1, 224, 224, 3};
+        eng_tensor *in = eng_tensor_new(ENG_F32, 4, idim), *out = NULL;
+        const char *emb = eng_backbone_get_info(bb)->embedding;
+        CHECK_EQUAL(eng_image_decode_file(paths[0], 224, &im, &d), ENG_OK);
+        CHECK_EQUAL(eng_image_to_tensor(im, NULL, 0, 224, 224, eng_backbone_get_info(bb)->pixels,
+                                        eng_f32(in), &d),
+                    ENG_OK);
+        CHECK_EQUAL(eng_model_run(eng_backbone_model(bb), in, &emb, 1, &out, NULL, &d), ENG_OK);
+        int hw = (int)(out->dim[1] * out->dim[2]);
+        double *pooled = calloc(1280, sizeof *pooled);
+        for (int i = 0; i < hw; i++)
+            for (int c = 0; c < 1280; c++)
+                pooled[c] += eng_f32(out)[(size_t)i * 1280 + c] / hw;
+        int top[NCAT] = {-1, -1, -1};
+        for (int k = 0; k < NCAT; k++)
+            for (int c = 0; c < 1280; c++)
+                if ((k == 0 || (c != top[0] && c != top[1])) &&
+                    (top[k] < 0 || pooled[c] > pooled[top[k]]))
+                    top[k] = c;
+        for (int k = 0; k < NCAT; k++)
+            s.hw[top[k] * NCAT + k] = 1;
+        CHECK_EQUAL(cls_ft_probs(&s, maps, 1, h, w, 1, p, &d), ENG_OK);
+        double z = 0;
+        for (int k = 0; k < NCAT; k++)
+            z += exp(pooled[top[k]] - pooled[top[0]]);
+        CHECK(pooled[top[0]] > pooled[top[2]] + 0.01);
+        for (int k = 0; k < NCAT; k++) {
+            double want = exp(pooled[top[k]] - pooled[top[0]]) / z;
+            printf("channel %d: pooled %.4f, softmax runtime %.6f tape %.6f\n", top[k],
+                   pooled[top[k]], want, p[k]);
+            CHECK(fabs(want - p[k]) < 1e-4);
+        }
+        free(pooled);
+        eng_image_free(im);
+        eng_tensor_free(in);
+        eng_tensor_free(out);
+        memset(s.hw, 0, sizeof(float) * s.cout * NCAT);
+    }
+
+    /* training lowers the loss and fits the training images */
     cls_ft_opts o = {.epochs = 6,
                      .batch = 8,
                      .lr_stage = 1e-4f,
-                     .lr_head = 1e-2f,
+                     .lr_head = 1e-3f,
                      .weight_decay = 1e-4f,
+                     .lp_lambda = 1e-2f,
                      .seed = 5,
                      .threads = 2};
     float loss[6], loss2[6];
-    CHECK_EQUAL(cls_ft_train(&s, maps, 2 * N, h, w, y2, &o, loss, &d), ENG_OK);
+    CHECK_EQUAL(cls_ft_train(&s, maps, 3 * N, h, w, y2, &o, loss, &d), ENG_OK);
     printf("epoch losses: %.4f %.4f %.4f %.4f %.4f %.4f\n", loss[0], loss[1], loss[2], loss[3],
            loss[4], loss[5]);
     CHECK(loss[5] < loss[0]);
     CHECK(loss[5] < 0.5f * logf(NCAT));
-    float *p = malloc(sizeof(float) * 2 * N * NCAT), *q = malloc(sizeof(float) * 2 * N * NCAT);
     CHECK_EQUAL(cls_ft_probs(&s, maps, N, h, w, 2, p, &d), ENG_OK);
     int right = 0;
     for (int i = 0; i < N; i++) {
@@ -162,15 +232,21 @@ int main(void)
     printf("training images right: %d/%d\n", right, N);
     CHECK_EQUAL(right, N);
 
-    /* the stage moved away from the pretrained weights */
-    CHECK_EQUAL(cls_ft_init(&s2, bb, NCAT, &d), ENG_OK);
-    CHECK(memcmp(s.w, s2.w, sizeof(float) * s.cin * s.cout) != 0);
+    /* the tail moved away from the pretrained weights, its first and last layers too */
+    CHECK_EQUAL(cls_ft_init(&s2, bb, tap, NCAT, &d), ENG_OK);
+    size_t nw0 =
+        (size_t)(s.node[0].wdim[0] * s.node[0].wdim[1] * s.node[0].wdim[2] * s.node[0].wdim[3]);
+    const cls_ft_node *last = &s.node[s.nnodes - 1];
+    size_t nwl = (size_t)(last->wdim[0] * last->wdim[1] * last->wdim[2] * last->wdim[3]);
+    CHECK(memcmp(s.node[0].w, s2.node[0].w, sizeof(float) * nw0) != 0);
+    CHECK(memcmp(last->w, s2.node[s.nnodes - 1].w, sizeof(float) * nwl) != 0);
 
     /* deterministic for the seed, whatever the thread count */
     o.threads = 1;
-    CHECK_EQUAL(cls_ft_train(&s2, maps, 2 * N, h, w, y2, &o, loss2, &d), ENG_OK);
+    CHECK_EQUAL(cls_ft_train(&s2, maps, 3 * N, h, w, y2, &o, loss2, &d), ENG_OK);
     CHECK(memcmp(loss, loss2, sizeof loss) == 0);
-    CHECK(memcmp(s.w, s2.w, sizeof(float) * s.cin * s.cout) == 0);
+    CHECK(memcmp(s.node[0].w, s2.node[0].w, sizeof(float) * nw0) == 0);
+    CHECK(memcmp(last->w, s2.node[s.nnodes - 1].w, sizeof(float) * nwl) == 0);
     CHECK(memcmp(s.hw, s2.hw, sizeof(float) * s.cout * NCAT) == 0);
     cls_ft_free(&s2);
 
@@ -179,34 +255,78 @@ int main(void)
     CHECK(memcmp(q, p + 3 * NCAT, sizeof(float) * NCAT) == 0);
 
     /* model-file round trip */
-    const char *names[4];
-    eng_tensor ts[4];
-    const eng_tensor *tp[4];
-    CHECK_EQUAL(cls_ft_tensors(&s, names, ts), 4);
-    for (int i = 0; i < 4; i++)
+    int nt = 2 * s.nnodes + 2;
+    const char **names = calloc((size_t)nt, sizeof *names);
+    eng_tensor *ts = calloc((size_t)nt, sizeof *ts);
+    const eng_tensor **tp = calloc((size_t)nt, sizeof *tp);
+    nt = cls_ft_tensors(&s, names, ts);
+    CHECK(nt > 2 && nt <= 2 * s.nnodes + 2);
+    for (int i = 0; i < nt; i++)
         tp[i] = &ts[i];
     const char *keys[1] = {"kind"}, *vals[1] = {"classifier"};
     char mpath[600];
     snprintf(mpath, sizeof mpath, "%s/model.safetensors", dir);
-    CHECK_EQUAL(eng_modelfile_write(mpath, names, tp, 4, keys, vals, 1, &d), ENG_OK);
+    CHECK_EQUAL(eng_modelfile_write(mpath, names, tp, nt, keys, vals, 1, &d), ENG_OK);
+    cJSON *meta = cJSON_CreateObject();
+    CHECK_EQUAL(cls_ft_describe(&s, meta), 0);
     eng_modelfile *f = NULL;
     CHECK_EQUAL(eng_modelfile_read(mpath, &f, &d), ENG_OK);
     int present = 0;
-    CHECK_EQUAL(cls_ft_from_file(f, NCAT, &s2, &present, &d), ENG_OK);
+    CHECK_EQUAL(cls_ft_from_file(f, meta, NCAT, &s2, &present, &d), ENG_OK);
     CHECK_EQUAL(present, 1);
+    CHECK(strcmp(s2.tap, tap) == 0);
     CHECK_EQUAL(cls_ft_probs(&s2, maps, N, h, w, 2, q, &d), ENG_OK);
     CHECK(memcmp(p, q, sizeof(float) * N * NCAT) == 0);
     cls_ft_free(&s2);
     /* a mismatched category count is refused */
-    CHECK_EQUAL(cls_ft_from_file(f, NCAT + 1, &s2, &present, &d), ENG_EFORMAT);
+    CHECK_EQUAL(cls_ft_from_file(f, meta, NCAT + 1, &s2, &present, &d), ENG_EFORMAT);
+    /* a node reading a later one is refused */
+    cJSON *n0 = cJSON_GetArrayItem(cJSON_GetObjectItem(meta, "nodes"), 0);
+    cJSON_ReplaceItemInArray(cJSON_GetObjectItem(n0, "in"), 0, cJSON_CreateNumber(3));
+    CHECK_EQUAL(cls_ft_from_file(f, meta, NCAT, &s2, &present, &d), ENG_EFORMAT);
+    cJSON_Delete(meta);
     eng_modelfile_free(f);
-    /* an older file without the stage loads as absent */
-    CHECK_EQUAL(eng_modelfile_write(mpath, names + 1, tp + 1, 1, keys, vals, 1, &d), ENG_OK);
+    /* a file without a tail loads as absent */
+    CHECK_EQUAL(eng_modelfile_write(mpath, names, tp, 1, keys, vals, 1, &d), ENG_OK);
     CHECK_EQUAL(eng_modelfile_read(mpath, &f, &d), ENG_OK);
-    CHECK_EQUAL(cls_ft_from_file(f, NCAT, &s2, &present, &d), ENG_OK);
+    CHECK_EQUAL(cls_ft_from_file(f, NULL, NCAT, &s2, &present, &d), ENG_OK);
     CHECK_EQUAL(present, 0);
-    CHECK(s2.w == NULL);
+    CHECK(s2.node == NULL);
     eng_modelfile_free(f);
+    free(names);
+    free(ts);
+    free(tp);
+
+    /* the older layout (one 1x1 stage from the stride-32 tap) still loads
+     * and scores as the same tail built today */
+    {
+        cls_ft one;
+        int oh, ow, oc;
+        CHECK_EQUAL(cls_ft_init(&one, bb, taps[0], NCAT, &d), ENG_OK);
+        CHECK_EQUAL(one.nnodes, 1);
+        for (int i = 0; i < one.cout * NCAT; i++)
+            one.hw[i] = (float)((i * 7919) % 13 - 6) * 0.01f;
+        CHECK_EQUAL(cls_ft_map_shape(bb, taps[0], 224, &oh, &ow, &oc, &d), ENG_OK);
+        float *om = malloc(sizeof(float) * oh * ow * oc), po[NCAT], pn[NCAT];
+        CHECK_EQUAL(cls_ft_maps(bb, taps[0], cp, 1, 0, 0, 224, NULL, 1, om, &d), ENG_OK);
+        CHECK_EQUAL(cls_ft_probs(&one, om, 1, oh, ow, 1, po, &d), ENG_OK);
+        const char *on[4] = {"finetune.stage.weights", "finetune.stage.bias",
+                             "finetune.dense.weights", "finetune.dense.bias"};
+        eng_tensor ot[4];
+        const char *tmp[4];
+        CHECK_EQUAL(cls_ft_tensors(&one, tmp, ot), 4);
+        const eng_tensor *otp[4] = {&ot[0], &ot[1], &ot[2], &ot[3]};
+        CHECK_EQUAL(eng_modelfile_write(mpath, on, otp, 4, keys, vals, 1, &d), ENG_OK);
+        CHECK_EQUAL(eng_modelfile_read(mpath, &f, &d), ENG_OK);
+        CHECK_EQUAL(cls_ft_from_file(f, NULL, NCAT, &s2, &present, &d), ENG_OK);
+        CHECK(present == 1 && s2.tap[0] == '\0' && s2.nnodes == 1);
+        CHECK_EQUAL(cls_ft_probs(&s2, om, 1, oh, ow, 1, pn, &d), ENG_OK);
+        CHECK(memcmp(po, pn, sizeof po) == 0);
+        cls_ft_free(&s2);
+        cls_ft_free(&one);
+        eng_modelfile_free(f);
+        free(om);
+    }
 
     /* a trained classifier carrying the fine-tuned stage */
     {
@@ -247,7 +367,7 @@ int main(void)
         m->ft = ft;
         m->ft_bb = 0;
         m->ft_size = 224;
-        /* predict scores through the stage: as cls_ft_probs on the map */
+        /* predict scores through the tail: as cls_ft_probs on the map */
         CHECK_EQUAL(eng_cls_predict(m, bbs, 2, paths[0], 2, pa, &d), ENG_OK);
         CHECK_EQUAL(eng_cls_predict(m, bbs, 1, paths[0], 1, pb, &d), ENG_OK);
         CHECK(memcmp(pa, p, sizeof(float) * NCAT) == 0);
@@ -255,7 +375,7 @@ int main(void)
         /* save / load round trip, predict == batch predict == evaluate */
         CHECK_EQUAL(eng_classifier_save(m, mpath, &d), ENG_OK);
         CHECK_EQUAL(eng_classifier_load(mpath, &m2, &d), ENG_OK);
-        CHECK(m2 && m2->ft && m2->ft_size == 224 && m2->ft_bb == 0);
+        CHECK(m2 && m2->ft && m2->ft_size == 224 && m2->ft_bb == 0 && !m2->ft_mix);
         eng_eval_opts eo = {.threads = 2};
         CHECK_EQUAL(eng_cls_predict_files(m2, bbs, 1, (const char *const *)paths, N, &eo, pb, NULL,
                                           NULL, &d),
@@ -280,6 +400,24 @@ int main(void)
         cJSON_Delete(arr);
         free(met);
         free(pred);
+        /* averaged with the linear head: the mean of both, through a save and load */
+        float *lin_all = malloc(sizeof(float) * N * NCAT);
+        cls_ft *keep = m->ft;
+        m->ft = NULL;
+        for (int i = 0; i < N; i++)
+            CHECK_EQUAL(eng_cls_predict(m, bbs, 1, paths[i], 1, lin_all + i * NCAT, &d), ENG_OK);
+        m->ft = keep;
+        m->ft_mix = 1;
+        CHECK_EQUAL(eng_classifier_save(m, mpath, &d), ENG_OK);
+        eng_classifier_free(m2);
+        CHECK_EQUAL(eng_classifier_load(mpath, &m2, &d), ENG_OK);
+        CHECK(m2 && m2->ft_mix == 1);
+        CHECK_EQUAL(eng_cls_predict_files(m2, bbs, 1, (const char *const *)paths, N, &eo, pb, NULL,
+                                          NULL, &d),
+                    ENG_OK);
+        for (int i = 0; i < N * NCAT; i++)
+            CHECK(fabsf(pb[i] - 0.5f * (pa[i] + lin_all[i])) < 1e-6f);
+        free(lin_all);
         /* the file written without the stage still loads and scores linearly */
         eng_classifier_free(m2);
         m2 = NULL;
@@ -296,7 +434,7 @@ int main(void)
 
     /* an unreadable image is named */
     const char *bad[1] = {"/nonexistent/x.png"};
-    CHECK(cls_ft_maps(bb, bad, 1, 0, 224, NULL, 1, again, &d) != ENG_OK);
+    CHECK(cls_ft_maps(bb, tap, bad, 1, 0, 0, 224, NULL, 1, again, &d) != ENG_OK);
     CHECK(strstr(d.msg, "x.png") != NULL);
 
     cls_ft_free(&s);
