@@ -11,7 +11,8 @@
  * accepted, so nothing here re-implements a rule of the tree. Request keys
  * are matched without case (Microsoft's sample client sends PascalCase)
  * and rewritten to the camelCase the tree's parsers read. Analyze runs the
- * image through the same prediction code as predict/ (models.h). */
+ * image through the same prediction code as predict/ (models.h).
+ * /customvision/ paths go to http_customvision.c. */
 #include "area.h"
 #include "http_int.h"
 #include "ops.h"
@@ -50,7 +51,7 @@ static cJSON *dataset_item(const char *owner, const char *name)
 
 int http_route_takes_image(const char *path)
 {
-    return strcmp(path, BASE "/imageanalysis:analyze") == 0;
+    return strcmp(path, BASE "/imageanalysis:analyze") == 0 || http_cv_takes_image(path);
 }
 
 /* One item of a collection: GET, PUT, DELETE (and :cancel for models). */
@@ -121,6 +122,10 @@ static void item(const http_req *r, http_resp *out, const char *area, const char
 
 void http_route(const http_req *r, http_resp *out)
 {
+    if (http_cv_path(r->path)) {
+        http_customvision(r, out); /* no api-version: the version is in the path */
+        return;
+    }
     const char *v = r->arg(r, "api-version");
     int known = 0;
     for (size_t i = 0; v && i < sizeof api_versions / sizeof *api_versions; i++)
