@@ -4,7 +4,9 @@
 # In one run, on one classifier trained through the mount, the same images
 # answered three ways, with 1 and with 8 concurrent clients:
 #   engine  bench_predict: fs_recipe_predict on the model file (the function
-#           behind predict/ and analyze), 1 or 8 threads
+#           behind predict/ and analyze), 1 or min(8, cores) threads (the
+#           daemon's prediction queue has one worker per core), BLAS on one
+#           thread as in a daemon that trained
 #   mount   write the image into models/m/predict/, read its .json (open
 #           waits for the answer), remove both; 1 or 8 threads
 #   http    POST /computervision/imageanalysis:analyze (octet-stream) on a
@@ -60,8 +62,14 @@ KEY=$(cat "$B/store/http-key")
 echo "model: $(jq -c .recipe "$MNT/models/m/evaluation.json" 2>/dev/null || true)" >&2
 echo "cores: $(nproc); $NIMG images ${IW}x${IH}; $N calls per line" >&2
 
+# BLAS on one thread, as in the daemon: engine/train/tape.c sets OpenBLAS
+# to one thread process-wide once a training ran (threaded BLAS would give
+# a lone engine call both cores, which a daemon that trained never does)
+# and at most one thread per core, as the daemon's prediction queue
+NCPU=$(nproc)
 for c in 1 8; do
-    "$BP" "$B/model.safetensors" "$c" "$N" "$B"/img/*.png | sed "s/^/engine $c /" >>"$B/results"
+    OPENBLAS_NUM_THREADS=1 "$BP" "$B/model.safetensors" "$((c < NCPU ? c : NCPU))" "$N" "$B"/img/*.png |
+        sed "s/^/engine $c /" >>"$B/results"
 done
 python3 - "$MNT/models/m/predict" "127.0.0.1" "$PORT" "$KEY" "$N" "$B/img" >>"$B/results" <<'PY'
 import http.client, json, os, sys, threading, time
