@@ -42,7 +42,8 @@ int http_route_takes_image(const char *path);
  * 0 to go on, with *image (the route takes an image body) and *max (the
  * cap); -1 with the answer (401, or the size error) in out. */
 int http_admit(const http_req *r, const char *want_key, http_resp *out, int *image, size_t *max);
-/* Answers one request (the whole body read). */
+/* Answers one request (the whole body read). Runs of '/' in the path count
+ * as one, as Azure's gateway took them. */
 void http_route(const http_req *r, http_resp *out);
 
 /* Azure's error body {"error": {"code", "message", "innererror"?}} with
