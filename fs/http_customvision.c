@@ -43,7 +43,12 @@ typedef struct cv_route {
     int nostore; /* the /nostore variant */
 } cv_route;
 
-int http_cv_path(const char *path) { return strncasecmp(path, CV_BASE, strlen(CV_BASE)) == 0; }
+int http_cv_path(const char *path)
+{
+    while (path[0] == '/' && path[1] == '/') /* http_route reads "//" as "/" */
+        path++;
+    return strncasecmp(path, CV_BASE, strlen(CV_BASE)) == 0;
+}
 
 /* Splits path into its Custom Vision prediction route; 0 when it is not
  * one. */

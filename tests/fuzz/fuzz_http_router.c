@@ -104,7 +104,7 @@ static void unescape(char *s, int query)
 
 static const char *arg_of(const http_req *r, const char *name)
 {
-    const fuzz_req *f = (const fuzz_req *)r;
+    const fuzz_req *f = r->conn; /* the router may pass a copy of r */
     for (int i = 0; i < f->nargs; i++)
         if (strcmp(f->args[i].name, name) == 0)
             return f->args[i].value;
@@ -113,7 +113,7 @@ static const char *arg_of(const http_req *r, const char *name)
 
 static const char *header_of(const http_req *r, const char *name)
 {
-    const fuzz_req *f = (const fuzz_req *)r;
+    const fuzz_req *f = r->conn; /* the router may pass a copy of r */
     for (int i = 0; i < f->nheaders; i++)
         if (strcasecmp(f->headers[i].name, name) == 0)
             return f->headers[i].value;
@@ -188,6 +188,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     buf[size] = '\0';
     fuzz_req f;
     memset(&f, 0, sizeof f);
+    f.r.conn = &f;
     /* the request line */
     char *line_end = memchr(buf, '\n', size);
     char *rest = line_end ? line_end + 1 : buf + size;
