@@ -160,8 +160,11 @@ static void dsjson_start(const char *name, const char *dir)
         jobs[i] = NULL;
     }
     fetch_wake_locked();
+    /* d is the list's once the lock is let go: a second start for the same
+     * name may free it at once, so its count is read here */
+    int n = d->n;
     pthread_mutex_unlock(&fetch_lock);
-    for (int i = 0; i < d->n && jobs; i++)
+    for (int i = 0; i < n && jobs; i++)
         fetch_job_free(jobs[i]);
     free(jobs);
     fetch_dsjson_free(old);

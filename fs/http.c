@@ -78,14 +78,14 @@ static int load_key(char *err, size_t n)
 }
 
 /* Compares without an early exit, so timing does not tell the key. */
-static int key_ok(const char *given)
+static int key_ok(const char *want, const char *given)
 {
-    if (!given)
+    if (!given || !want || !*want)
         return 0;
-    size_t kl = strlen(key), gl = strlen(given);
+    size_t kl = strlen(want), gl = strlen(given);
     unsigned diff = (unsigned)(kl ^ gl);
     for (size_t i = 0; i < kl; i++)
-        diff |= (unsigned char)key[i] ^ (unsigned char)(i < gl ? given[i] : 0);
+        diff |= (unsigned char)want[i] ^ (unsigned char)(i < gl ? given[i] : 0);
     return diff == 0;
 }
 
@@ -226,9 +226,13 @@ static const char *header(struct MHD_Connection *c, const char *name)
     return v ? v : "";
 }
 
-static void too_big(http_resp *out, int image)
+static void too_big(http_resp *out, const char *url, int image)
 {
-    if (image)
+    if (http_cv_path(url))
+        http_cv_error(out, 400, image ? "BadRequestImageSizeBytes" : "BadRequest",
+                      image ? "the image is larger than 20971520 bytes"
+                            : "the request body is larger than 1048576 bytes");
+    else if (image)
         http_error(out, 400, "InvalidRequest",
                    "The image size is not allowed to be zero or larger than 20971520 bytes",
                    "InvalidImageSize");
@@ -296,25 +300,40 @@ static int unwrap_multipart(struct MHD_Connection *c, conn_state *st)
     return 0;
 }
 
-static enum MHD_Result first_call(struct MHD_Connection *c, const char *url, conn_state *st)
+int http_admit(const http_req *r, const char *want_key, http_resp *out, int *image, size_t *max)
 {
-    http_resp out = {0};
-    const char *ct = header(c, "Content-Type");
-    st->image = http_route_takes_image(url) && strncasecmp(ct, "application/json", 16) != 0;
-    st->max = st->image ? HTTP_IMAGE_MAX : HTTP_JSON_MAX;
-    if (!key_ok(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Ocp-Apim-Subscription-Key"))) {
-        /* APIM's own words for a missing or wrong key */
-        http_error(&out, 401, "401",
+    const char *ct = r->content_type ? r->content_type : "";
+    *image = http_route_takes_image(r->path) && strncasecmp(ct, "application/json", 16) != 0;
+    *max = *image ? HTTP_IMAGE_MAX : HTTP_JSON_MAX;
+    /* Custom Vision's prediction key, or Azure's subscription key */
+    const char *given =
+        r->header(r, http_cv_path(r->path) ? "Prediction-Key" : "Ocp-Apim-Subscription-Key");
+    if (!key_ok(want_key, given)) {
+        /* APIM's own words for a missing or wrong key (both services) */
+        http_error(out, 401, "401",
                    "Access denied due to invalid subscription key or wrong API endpoint. Make "
                    "sure to provide a valid key for an active subscription and use a correct "
                    "regional API endpoint for your resource.",
                    NULL);
-    } else {
-        const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > st->max)
-            too_big(&out, st->image);
+        return -1;
     }
-    if (!out.status)
+    const char *cl = r->header(r, "Content-Length");
+    if (cl && strtoull(cl, NULL, 10) > *max) {
+        too_big(out, r->path, *image);
+        return -1;
+    }
+    return 0;
+}
+
+static enum MHD_Result first_call(struct MHD_Connection *c, const char *url, conn_state *st)
+{
+    http_resp out = {0};
+    http_req r = {0};
+    r.path = url;
+    r.content_type = header(c, "Content-Type");
+    r.header = header_of;
+    r.conn = c;
+    if (http_admit(&r, key, &out, &st->image, &st->max) == 0)
         return MHD_YES;
     st->refused = 1;
     return send_resp(c, &out);
@@ -370,7 +389,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (out.status) {
         /* answered already */
     } else if (st->over) {
-        too_big(&out, st->image);
+        too_big(&out, url, st->image);
     } else {
         http_req r = {0};
         r.method = method;

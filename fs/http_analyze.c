@@ -1,7 +1,9 @@
 /* http_analyze.c: POST /computervision/imageanalysis:analyze: the image
  * (bytes, or a URL fetched with libcurl, http and https only) lands in a
  * temp file of the store and is answered by the prediction code of
- * predict/ (models.h), so both give the same JSON for the same image. */
+ * predict/ (models.h), so both give the same JSON for the same image.
+ * http_predict is that one path; Custom Vision's prediction calls
+ * (http_customvision.c) reshape its answer. */
 #include "area.h"
 #include "http_int.h"
 #include "ops.h"
@@ -108,6 +110,47 @@ void http_analyze(const http_req *r, http_resp *out)
                    NULL);
         return;
     }
+    http_predict(r, out, model, HTTP_IMG_BY_TYPE);
+}
+
+/* The image of the request into the temp file tmp: 0, or -1 with the
+ * answer set. */
+static int image_to_tmp(const http_req *r, http_resp *out, http_img_how how, const char *tmp)
+{
+    int json = how == HTTP_IMG_URL || (how == HTTP_IMG_BY_TYPE &&
+                                       strncasecmp(r->content_type, "application/json", 16) == 0);
+    if (json) {
+        cJSON *j = http_body_object(r, out);
+        const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "url");
+        int rc = -1;
+        if (!j)
+            rc = -1;
+        else if (!cJSON_IsString(u) || !u->valuestring[0])
+            http_error(out, 400, "InvalidRequest", "\"url\": missing", "InvalidImageUrl");
+        else
+            rc = download(u->valuestring, tmp, out);
+        cJSON_Delete(j);
+        return rc;
+    }
+    if (r->len == 0) {
+        http_error(out, 400, "InvalidRequest",
+                   "The image size is not allowed to be zero or larger than 20971520 bytes",
+                   "InvalidImageSize");
+        return -1;
+    }
+    FILE *f = fopen(tmp, "wb");
+    int bad = !f || fwrite(r->body, 1, r->len, f) != r->len;
+    if (f && fclose(f) != 0)
+        bad = 1;
+    if (bad) {
+        http_error(out, 507, "StoreFull", "the image could not be stored", NULL);
+        return -1;
+    }
+    return 0;
+}
+
+void http_predict(const http_req *r, http_resp *out, const char *model, http_img_how how)
+{
     char dir[FS_PATH_MAX];
     struct stat st;
     snprintf(dir, sizeof dir, "/models/%s", model);
@@ -122,32 +165,7 @@ void http_analyze(const http_req *r, http_resp *out)
         return;
     }
     close(fd);
-    int bad = 0;
-    if (strncasecmp(r->content_type, "application/json", 16) == 0) {
-        cJSON *j = http_body_object(r, out);
-        const cJSON *u = cJSON_GetObjectItemCaseSensitive(j, "url");
-        if (!j)
-            bad = 1;
-        else if (!cJSON_IsString(u) || !u->valuestring[0]) {
-            http_error(out, 400, "InvalidRequest", "\"url\": missing", "InvalidImageUrl");
-            bad = 1;
-        } else {
-            bad = download(u->valuestring, tmp, out) != 0;
-        }
-        cJSON_Delete(j);
-    } else if (r->len == 0) {
-        http_error(out, 400, "InvalidRequest",
-                   "The image size is not allowed to be zero or larger than 20971520 bytes",
-                   "InvalidImageSize");
-        bad = 1;
-    } else {
-        FILE *f = fopen(tmp, "wb");
-        bad = !f || fwrite(r->body, 1, r->len, f) != r->len;
-        if (f && fclose(f) != 0)
-            bad = 1;
-        if (bad)
-            http_error(out, 507, "StoreFull", "the image could not be stored", NULL);
-    }
+    int bad = image_to_tmp(r, out, how, tmp) != 0;
     char *json = NULL;
     fs_code code = FS_CODE_NONE;
     int rc = bad ? 0 : fs_models_analyze(model, tmp, "the image", &json, &code);

@@ -11,7 +11,8 @@
  * accepted, so nothing here re-implements a rule of the tree. Request keys
  * are matched without case (Microsoft's sample client sends PascalCase)
  * and rewritten to the camelCase the tree's parsers read. Analyze runs the
- * image through the same prediction code as predict/ (models.h). */
+ * image through the same prediction code as predict/ (models.h).
+ * /customvision/ paths go to http_customvision.c. */
 #include "area.h"
 #include "http_int.h"
 #include "ops.h"
@@ -48,9 +49,29 @@ static cJSON *dataset_item(const char *owner, const char *name)
     return http_dataset_json(name);
 }
 
+/* path with runs of '/' made one, as Azure's gateway took them (Microsoft's
+ * sample EvaluationClient sends /computervision//models/...); 0 when it
+ * does not fit out. */
+static int squeeze(const char *path, char *out, size_t n)
+{
+    size_t o = 0;
+    for (const char *p = path; *p; p++) {
+        if (*p == '/' && o > 0 && out[o - 1] == '/')
+            continue;
+        if (o + 1 >= n)
+            return 0;
+        out[o++] = *p;
+    }
+    out[o] = '\0';
+    return 1;
+}
+
 int http_route_takes_image(const char *path)
 {
-    return strcmp(path, BASE "/imageanalysis:analyze") == 0;
+    char clean[2048];
+    if (!squeeze(path, clean, sizeof clean))
+        return 0;
+    return strcmp(clean, BASE "/imageanalysis:analyze") == 0 || http_cv_takes_image(clean);
 }
 
 /* One item of a collection: GET, PUT, DELETE (and :cancel for models). */
@@ -119,8 +140,23 @@ static void item(const http_req *r, http_resp *out, const char *area, const char
     }
 }
 
-void http_route(const http_req *r, http_resp *out)
+void http_route(const http_req *in, http_resp *out)
 {
+    char clean[2048];
+    if (!squeeze(in->path, clean, sizeof clean)) {
+        if (http_cv_path(in->path))
+            http_cv_error(out, 404, "NotFound", "Resource not found: the path is too long");
+        else
+            http_error(out, 404, "NotFound", "Resource not found", NULL);
+        return;
+    }
+    http_req copy = *in;
+    copy.path = clean;
+    const http_req *r = &copy;
+    if (http_cv_path(r->path)) {
+        http_customvision(r, out); /* no api-version: the version is in the path */
+        return;
+    }
     const char *v = r->arg(r, "api-version");
     int known = 0;
     for (size_t i = 0; v && i < sizeof api_versions / sizeof *api_versions; i++)

@@ -36,7 +36,14 @@ typedef struct http_resp {
 
 /* 1 when path is one of the image routes, whose bodies may be 20 MB. */
 int http_route_takes_image(const char *path);
-/* Answers one request (the whole body read). */
+/* The first look at a request, before any body is read: the key (r's
+ * Ocp-Apim-Subscription-Key header, or Prediction-Key under /customvision/)
+ * must be want_key, and a declared Content-Length must fit the route's cap.
+ * 0 to go on, with *image (the route takes an image body) and *max (the
+ * cap); -1 with the answer (401, or the size error) in out. */
+int http_admit(const http_req *r, const char *want_key, http_resp *out, int *image, size_t *max);
+/* Answers one request (the whole body read). Runs of '/' in the path count
+ * as one, as Azure's gateway took them. */
 void http_route(const http_req *r, http_resp *out);
 
 /* Azure's error body {"error": {"code", "message", "innererror"?}} with
@@ -82,5 +89,26 @@ void http_model_put(const http_req *r, http_resp *out, const char *name);
 /* /models/MODEL/evaluations[/NAME] (name NULL: the list). */
 void http_evaluations(const http_req *r, http_resp *out, const char *model, const char *name);
 void http_analyze(const http_req *r, http_resp *out);
+
+/* How a prediction call gives its image: by Content-Type (JSON {"url"} or
+ * bytes; Image Analysis), always JSON {"url"}, always bytes (Custom
+ * Vision's /url and /image routes). */
+typedef enum http_img_how { HTTP_IMG_BY_TYPE, HTTP_IMG_URL, HTTP_IMG_BYTES } http_img_how;
+/* The image of r answered by model exactly as predict/ answers it
+ * (fs_models_analyze): 200 with predict/IMAGE.json's content as the body,
+ * or Azure's error shape (404 for an unknown model, 400 InvalidRequest
+ * with the inner code for image problems). */
+void http_predict(const http_req *r, http_resp *out, const char *model, http_img_how how);
+
+/* ---- Custom Vision Prediction v3.0/v3.1 (http_customvision.c) ---- */
+
+/* 1 when path is under /customvision/ (any case): its answers and errors
+ * use Custom Vision's shapes. */
+int http_cv_path(const char *path);
+/* 1 when path is a Custom Vision /image route (bodies up to 20 MB). */
+int http_cv_takes_image(const char *path);
+/* Custom Vision's error body {"code", "message"}. */
+void http_cv_error(http_resp *out, int status, const char *code, const char *message);
+void http_customvision(const http_req *r, http_resp *out);
 
 #endif

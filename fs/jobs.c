@@ -1,15 +1,23 @@
 /* jobs.c: the background job queue of jobs.h.
  *
  * A singly linked FIFO under one mutex; `work` wakes workers, `idle` wakes
- * fs_jobq_drain. Workers run jobs without the lock held.
+ * fs_jobq_drain. Workers run jobs without the lock held. Once a queue has
+ * drained and stayed empty for TRIM_DELAY_S, an idle worker gives freed
+ * memory back to the system (malloc_trim): after a burst, not between the
+ * calls of a client that sends one image at a time (trimming there made
+ * every prediction fault its buffers back in: a third of its time).
  */
 #include "jobs.h"
 
+#include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#define TRIM_DELAY_S 1
 
 typedef struct jobq_job {
     struct jobq_job *next;
@@ -26,6 +34,8 @@ struct fs_jobq {
     jobq_job *head, *tail;
     size_t queued, running;
     int stopping, started, nthreads;
+    int trim_due;            /* drained: trim at trim_at if still empty */
+    struct timespec trim_at; /* CLOCK_REALTIME, the conds' clock */
     pthread_t *threads;
     char name[16];
 };
@@ -48,13 +58,38 @@ fs_jobq *fs_jobq_new(const char *name, int nthreads)
     return q;
 }
 
+/* Waits for work (lock held); trims once the queue stayed drained until
+ * trim_at. */
+static void wait_for_work(fs_jobq *q)
+{
+    while (!q->head && !q->stopping) {
+        if (!q->trim_due) {
+            pthread_cond_wait(&q->work, &q->mu);
+            continue;
+        }
+        if (pthread_cond_timedwait(&q->work, &q->mu, &q->trim_at) != ETIMEDOUT || !q->trim_due)
+            continue;
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        if (now.tv_sec < q->trim_at.tv_sec ||
+            (now.tv_sec == q->trim_at.tv_sec && now.tv_nsec < q->trim_at.tv_nsec))
+            continue; /* drained again since: a later deadline */
+        int idle = !q->head && q->running == 0;
+        q->trim_due = 0; /* a running job sets it again when the queue drains */
+        if (idle && !q->stopping) {
+            pthread_mutex_unlock(&q->mu);
+            malloc_trim(0);
+            pthread_mutex_lock(&q->mu);
+        }
+    }
+}
+
 static void *jobq_worker(void *p)
 {
     fs_jobq *q = p;
     pthread_mutex_lock(&q->mu);
     for (;;) {
-        while (!q->head && !q->stopping)
-            pthread_cond_wait(&q->work, &q->mu);
+        wait_for_work(q);
         if (q->stopping)
             break;
         jobq_job *j = q->head;
@@ -74,10 +109,10 @@ static void *jobq_worker(void *p)
             pthread_cond_broadcast(&q->idle);
             /* the queue drained: its jobs' buffers (a training's features, a
              * burst of predictions) go back to the system, not only to
-             * malloc; once per burst, not once per predicted image */
-            pthread_mutex_unlock(&q->mu);
-            malloc_trim(0);
-            pthread_mutex_lock(&q->mu);
+             * malloc, once it stays empty a while (wait_for_work) */
+            clock_gettime(CLOCK_REALTIME, &q->trim_at);
+            q->trim_at.tv_sec += TRIM_DELAY_S;
+            q->trim_due = 1;
         }
     }
     pthread_mutex_unlock(&q->mu);

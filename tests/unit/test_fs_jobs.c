@@ -1,10 +1,12 @@
 /* test_fs_jobs.c: the background job queue: FIFO order on one worker, all
- * workers busy at once, cancel by key, stop drops queued jobs and joins. */
+ * workers busy at once, cancel by key, the deferred trim of a drained queue,
+ * stop drops queued jobs and joins. */
 #include "check.h"
 #include "jobs.h"
 
 #include <pthread.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
@@ -84,6 +86,29 @@ int main(void)
     CHECK(fs_jobq_push(q, 0, run_record, drop_count, NULL) == FS_JOBQ_ESTOPPED);
     fs_jobq_stop(q);
     fs_jobq_free(q);
+
+    /* a drained queue trims after a second of idleness on a waiting worker;
+     * jobs pushed before, during and after that wait all run, and a queue
+     * freed while its workers wait to trim stops at once */
+    q = fs_jobq_new("tt", 2);
+    fs_jobq_start(q);
+    norder = 0;
+    for (int round = 0; round < 3; round++) {
+        for (int i = 0; i < 3; i++)
+            fs_jobq_push(q, 0, run_record, NULL, (void *)(intptr_t)i);
+        fs_jobq_drain(q);
+        usleep(round == 1 ? 1300000 : 500000); /* the trim deadline passes once */
+    }
+    CHECK(norder == 9);
+    for (int i = 0; i < 3; i++)
+        fs_jobq_push(q, 0, run_record, NULL, (void *)(intptr_t)i);
+    fs_jobq_drain(q);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    fs_jobq_free(q);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    CHECK(norder == 12);
+    CHECK((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 500);
 
     q = fs_jobq_new("ts", 1);
     dropped = 0;
