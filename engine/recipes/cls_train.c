@@ -1428,18 +1428,22 @@ static eng_status stage_finetune(trainer *t, char *note, size_t cap)
     memcpy(lin, t->bestres.oof, nk * sizeof *lin); /* the linear head's, first repeat */
     int h0 = t->bestres.head;
     double best_loss = t->bestres.loss0[h0];
+    double tape_s_per_gflop = t->s_per_gflop; /* until the first candidate measures it */
     eng_status st = ENG_OK;
     int len = snprintf(note, cap, "fine-tuning:");
     for (int q = 0; q < 2 && st == ENG_OK; q++) {
         int k = cand[q];
         if (k < 0)
             continue;
+        /* GFLOP of one fit: forward and backward (about 3 forwards) of the
+         * tail over every copy; the CV's fits plus the final one */
         double pass = est_cost(t, pass_gflop(t, bb, size, &taps[k], 1), FT_COPIES * t->n);
-        double need =
-            pass + (groups + 1) * FT_EPOCHS * 3.0 * FT_COPIES * t->n * tail_gf[k] * t->s_per_gflop;
+        double fit_gf = FT_EPOCHS * 3.0 * FT_COPIES * t->n * tail_gf[k];
+        double need = pass + (groups + 1) * fit_gf * tape_s_per_gflop;
         if (need > room(t)) {
-            snprintf(note + len, cap - len, " the tail from %s needs about %.0f CPU s, %.0f left",
-                     taps[k], need, room(t) > 0 ? room(t) : 0.0);
+            len += snprintf(note + len, cap - len,
+                            " the tail from %s needs about %.0f CPU s, %.0f left;", taps[k], need,
+                            room(t) > 0 ? room(t) : 0.0);
             break;
         }
         double c0 = cpu_used(t), top1, loss, top1m, lossm;
@@ -1448,12 +1452,16 @@ static eng_status stage_finetune(trainer *t, char *note, size_t cap)
         st = ft_candidate(t, bb, size, taps[k], &maps, &h, &w, oof);
         if (st == ENG_EABORTED && t->budget_stop && !user_abort(t)) {
             t->budget_stop = 0;
-            snprintf(note + len, cap - len, " budget ran out in the tail from %s", taps[k]);
+            len += snprintf(note + len, cap - len, " budget ran out in the tail from %s;", taps[k]);
             st = ENG_OK;
             break;
         }
         if (st != ENG_OK)
             break;
+        /* the tape's own rate, measured, for the next candidate's estimate */
+        double spent = cpu_used(t) - c0 - pass;
+        if (spent > 1)
+            tape_s_per_gflop = spent / (groups * fit_gf);
         t->trials++;
         ft_score(t, oof, lin, 0, &top1, &loss);
         ft_score(t, oof, lin, 1, &top1m, &lossm);
@@ -1499,6 +1507,8 @@ static eng_status stage_finetune(trainer *t, char *note, size_t cap)
         t->bestres.top1[h0] = top1;
         t->bestres.loss[h0] = t->bestres.loss0[h0] = loss;
     }
+    if (len >= (int)cap)
+        len = (int)cap - 1;
     snprintf(note + len, cap - len, " linear head %s",
              !t->ft_won  ? "kept"
              : t->ft_mix ? "averaged with the fine-tuned one"

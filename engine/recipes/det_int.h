@@ -52,6 +52,10 @@ struct eng_detector {
 #define DET_DRAW_FALLBACK 0.2f
 /* NMS off must beat NMS on by more than this held-out mAP@50 to be chosen. */
 #define DET_NMS_MARGIN 0.02
+/* A variant must beat a simpler one (listed earlier) by more than this
+ * share of its held-out mAP@50 to be chosen (relative: the noise of a few
+ * held-out images grows with the figure). */
+#define DET_SIMPLER_MARGIN 0.05
 
 /* The calibrated confidence of a heatmap peak. */
 float det_confidence(const eng_detector *m, float peak);
@@ -66,8 +70,10 @@ eng_status det_label_tp(const eng_det_gt *gt, int ngt, const eng_det_pred *pred,
 void det_calibrate(const double *score, const int *tp, int n, float *a, float *b);
 
 /* Picks among nv variants by held-out mAP@50 (vmap[v][0] NMS off, [1] NMS
- * 0.5; < 0: not tried): the best variant, and NMS on unless off beats it
- * by more than DET_NMS_MARGIN. *best -1 when none was tried. */
+ * 0.5; < 0: not tried), simplest first: the best variant (a later one only
+ * when it beats the best before it by more than DET_SIMPLER_MARGIN of it), and
+ * NMS on unless off beats it by more than DET_NMS_MARGIN. *best -1 when
+ * none was tried. */
 void det_pick_variant(const double (*vmap)[2], int nv, int *best, int *nms_on);
 
 /* Features of one image: fdim x DET_CELLS float16 (NHWC), with the image's

@@ -46,6 +46,7 @@
 #define DET_NEAR 0.1f        /* cells whose target reaches this are always in a step */
 #define DET_MIN_STEPS 20     /* a fit cut by the budget still runs this many steps */
 #define DET_SEARCH_SHARE 0.6 /* share of the budget the search may use */
+#define DET_FOLDS 4          /* cross-validation folds of the search (fewer below 8 images) */
 /* A further variant is tried only when it and the final fit, estimated from
  * the last variant's cost, would end within this share of the budget: the
  * rest is kept for evaluating the test images and for the estimate being
@@ -582,27 +583,50 @@ done:
     return st;
 }
 
-/* mAP@50 of m on training images idx (held out), NMS off and on; for
- * each, the calibration its detections fit (cal[q] = a, b) and, when json
- * is not NULL, the metrics JSON with the calibrated confidences. */
-static eng_status score(trainer *t, eng_detector *m, const int *idx, int n, double *map_nms0,
-                        double *map_nms1, char **json, float (*cal)[2], eng_diag *d)
+/* Held-out detections and ground truth gathered over one or more models
+ * (the folds of a cross-validation), scored together. Image ids are the
+ * training images' indices. */
+typedef struct det_pool {
+    eng_det_gt *gt;
+    int ngt;
+    eng_det_pred *p[2]; /* NMS off, on */
+    int np[2];
+    int nimg;
+} det_pool;
+
+static void pool_release(det_pool *pl)
+{
+    free(pl->gt);
+    free(pl->p[0]);
+    free(pl->p[1]);
+    memset(pl, 0, sizeof *pl);
+}
+
+/* Adds m's detections (NMS off and on) and the ground truth of training
+ * images idx to pl. */
+static eng_status pool_add(trainer *t, eng_detector *m, const int *idx, int n, det_pool *pl,
+                           eng_diag *d)
 {
     int ngt = 0;
     for (int i = 0; i < n; i++)
         ngt += t->im[idx[i]].nbox;
-    eng_det_gt *gt = calloc((size_t)ngt + 1, sizeof *gt);
-    eng_det_pred *p0 = calloc((size_t)n * ENG_DET_TOPK + 1, sizeof *p0);
-    eng_det_pred *p1 = calloc((size_t)n * ENG_DET_TOPK + 1, sizeof *p1);
+    eng_det_gt *gt = realloc(pl->gt, ((size_t)pl->ngt + ngt + 1) * sizeof *gt);
+    if (gt)
+        pl->gt = gt;
+    for (int q = 0; q < 2 && gt; q++) {
+        eng_det_pred *p =
+            realloc(pl->p[q], ((size_t)pl->np[q] + (size_t)n * ENG_DET_TOPK + 1) * sizeof *p);
+        if (!p)
+            gt = NULL;
+        else
+            pl->p[q] = p;
+    }
     float *heat = malloc((size_t)DET_CELLS * t->ncat * sizeof *heat);
     float *wh = malloc((size_t)DET_CELLS * 4 * sizeof *wh);
     eng_det_object *o = calloc(ENG_DET_TOPK, sizeof *o);
     eng_status st = ENG_OK;
-    if (!gt || !p0 || !p1 || !heat || !wh || !o) {
+    if (!gt || !heat || !wh || !o)
         st = eng_fail(d, ENG_ENOMEM, "evaluation: out of memory");
-        goto done;
-    }
-    int k = 0, n0 = 0, n1 = 0;
     float nms = m->nms_iou;
     for (int q = 0; q < n && st == ENG_OK; q++) {
         int i = idx[q];
@@ -617,73 +641,76 @@ static eng_status score(trainer *t, eng_detector *m, const int *idx, int n, doub
         for (int pass = 0; pass < 2; pass++) {
             m->nms_iou = pass ? 0.5f : 0.0f;
             int no = det_objects(m, heat, wh, im->w, im->h, o);
-            eng_det_pred *p = pass ? p1 : p0;
-            int *np = pass ? &n1 : &n0;
-            for (int j = 0; j < no; j++) {
-                eng_det_pred *x = &p[(*np)++];
-                x->image = q;
-                x->category = o[j].category;
-                x->bbox[0] = o[j].x;
-                x->bbox[1] = o[j].y;
-                x->bbox[2] = o[j].w;
-                x->bbox[3] = o[j].h;
-                x->score = o[j].score;
-            }
+            for (int j = 0; j < no; j++)
+                pl->p[pass][pl->np[pass]++] =
+                    (eng_det_pred){i, o[j].category, {o[j].x, o[j].y, o[j].w, o[j].h}, o[j].score};
         }
         float sx, sy;
         det_scale(t->letterbox, im->w, im->h, &sx, &sy);
-        sx = 1 / sx;
-        sy = 1 / sy;
         for (int b = 0; b < im->nbox; b++) {
             const float *x = im->box + 4 * b;
-            gt[k].image = q;
-            gt[k].category = im->cat[b];
-            gt[k].bbox[0] = x[0] * sx;
-            gt[k].bbox[1] = x[1] * sy;
-            gt[k].bbox[2] = (x[2] - x[0]) * sx;
-            gt[k].bbox[3] = (x[3] - x[1]) * sy;
-            k++;
+            pl->gt[pl->ngt++] = (eng_det_gt){
+                i, im->cat[b], {x[0] / sx, x[1] / sy, (x[2] - x[0]) / sx, (x[3] - x[1]) / sy}};
         }
+        pl->nimg++;
     }
     m->nms_iou = nms;
+    free(heat);
+    free(wh);
+    free(o);
+    return st;
+}
+
+/* mAP@50 of the pooled detections, NMS off and on; for each, the
+ * calibration they fit (cal[q] = a, b) and, when json is not NULL, the
+ * metrics JSON with the calibrated confidences. */
+static eng_status pool_score(trainer *t, det_pool *pl, double *map_nms0, double *map_nms1,
+                             char **json, float (*cal)[2], eng_diag *d)
+{
     double iou = 0.5;
+    eng_status st = eng_det_map_ex(pl->gt, pl->ngt, pl->p[0], pl->np[0], t->ncat, &iou, 1,
+                                   ENG_DET_MAX_DETS, map_nms0, NULL, d);
     if (st == ENG_OK)
-        st = eng_det_map_ex(gt, k, p0, n0, t->ncat, &iou, 1, ENG_DET_MAX_DETS, map_nms0, NULL, d);
-    if (st == ENG_OK)
-        st = eng_det_map_ex(gt, k, p1, n1, t->ncat, &iou, 1, ENG_DET_MAX_DETS, map_nms1, NULL, d);
-    det_eval_extra x = {"held-out split", n, -1, NULL};
+        st = eng_det_map_ex(pl->gt, pl->ngt, pl->p[1], pl->np[1], t->ncat, &iou, 1,
+                            ENG_DET_MAX_DETS, map_nms1, NULL, d);
+    det_eval_extra x = {"training images, each held out once (cross-validation)", pl->nimg, -1,
+                        NULL};
     for (int q = 0; q < 2 && st == ENG_OK; q++) {
-        eng_det_pred *p = q ? p1 : p0;
-        int np = q ? n1 : n0;
+        eng_det_pred *p = pl->p[q];
+        int np = pl->np[q];
         int *tp = malloc(((size_t)np + 1) * sizeof *tp);
         double *sc = malloc(((size_t)np + 1) * sizeof *sc);
         if (!tp || !sc)
             st = eng_fail(d, ENG_ENOMEM, "evaluation: out of memory");
         if (st == ENG_OK)
-            st = det_label_tp(gt, k, p, np, tp, d);
+            st = det_label_tp(pl->gt, pl->ngt, p, np, tp, d);
         if (st == ENG_OK) {
             for (int j = 0; j < np; j++)
                 sc[j] = p[j].score;
             det_calibrate(sc, tp, np, &cal[q][0], &cal[q][1]);
-            eng_detector c = *m;
-            c.calibrated = 1;
-            c.cal_a = cal[q][0];
-            c.cal_b = cal[q][1];
+            eng_detector c = {.calibrated = 1, .cal_a = cal[q][0], .cal_b = cal[q][1]};
             for (int j = 0; j < np; j++)
                 p[j].score = det_confidence(&c, (float)p[j].score);
         }
         free(tp);
         free(sc);
         if (st == ENG_OK && json)
-            st = det_metrics(gt, k, p, np, t->ncat, t->a->categories, &x, NULL, &json[q], d);
+            st = det_metrics(pl->gt, pl->ngt, p, np, t->ncat, t->a->categories, &x, NULL, &json[q],
+                             d);
     }
-done:
-    free(gt);
-    free(p0);
-    free(p1);
-    free(heat);
-    free(wh);
-    free(o);
+    return st;
+}
+
+/* mAP@50 of m on training images idx, NMS off and on, with the
+ * calibrations its detections fit (see pool_score). */
+static eng_status score(trainer *t, eng_detector *m, const int *idx, int n, double *map_nms0,
+                        double *map_nms1, char **json, float (*cal)[2], eng_diag *d)
+{
+    det_pool pl = {0};
+    eng_status st = pool_add(t, m, idx, n, &pl, d);
+    if (st == ENG_OK)
+        st = pool_score(t, &pl, map_nms0, map_nms1, json, cal, d);
+    pool_release(&pl);
     return st;
 }
 
@@ -735,7 +762,9 @@ void det_pick_variant(const double (*vmap)[2], int nv, int *best, int *nms_on)
             continue;
         int on = !(vmap[v][0] > vmap[v][1] + DET_NMS_MARGIN);
         double val = vmap[v][on];
-        if (val > best_v + 1e-9) {
+        /* variants come simplest first: a later one must win clearly, as
+         * a few held-out images cannot tell close ones apart */
+        if (val > best_v * (*best >= 0 ? 1 + DET_SIMPLER_MARGIN : 1) + 1e-9) {
             best_v = val;
             *best = v;
             *nms_on = on;
@@ -1010,8 +1039,10 @@ typedef struct search {
     float vcal[2][2][2]; /* calibration (a, b) per variant, NMS off and on */
     char *vjson[2][2];   /* held-out metrics JSON per variant, NMS off and on */
     int *all;            /* every training image */
-    int *fitidx, nfit;   /* the images a variant trains on */
-    int *hold, nhold;    /* the held-out images (nhold 0: no split) */
+    int nfolds;          /* cross-validation folds; 0: too few images to hold some out */
+    int *fold;           /* each training image's fold */
+    int *fitidx, nfit;   /* one fold's training images */
+    int *hold, nhold;    /* one fold's held-out images */
     const char *reason;  /* stopReason */
     char budget_reason[128];
     char *recipe; /* the recipe JSON of the model */
@@ -1022,6 +1053,7 @@ static void search_release(search *s)
     free(s->all);
     free(s->fitidx);
     free(s->hold);
+    free(s->fold);
     for (int v = 0; v < 2; v++)
         for (int q = 0; q < 2; q++)
             free(s->vjson[v][q]);
@@ -1170,15 +1202,18 @@ static eng_status search_init(trainer *t, eng_detector *m, search *s, eng_diag *
     s->all = malloc((size_t)t->n * sizeof *s->all);
     s->fitidx = malloc((size_t)t->n * sizeof *s->fitidx);
     s->hold = malloc((size_t)t->n * sizeof *s->hold);
-    if (!s->all || !s->fitidx || !s->hold)
+    s->fold = malloc((size_t)t->n * sizeof *s->fold);
+    if (!s->all || !s->fitidx || !s->hold || !s->fold)
         return eng_fail(d, ENG_ENOMEM, "training: out of memory");
     for (int i = 0; i < t->n; i++)
         s->all[i] = i;
-    s->nhold = t->n >= 5 ? (t->n + 3) / 4 : 0;
+    /* every image is held out once: one split of a quarter scored 2-3
+     * images at few shots, and its choice was noise */
+    s->nfolds = t->n < 5 ? 0 : t->n / 2 < DET_FOLDS ? t->n / 2 : DET_FOLDS;
     return ENG_OK;
 }
 
-/* A seeded shuffle picks the s->nhold held-out images; the rest train. */
+/* A seeded shuffle deals the images into the folds. */
 static eng_status search_split(const trainer *t, search *s, eng_diag *d)
 {
     int *perm = malloc((size_t)t->n * sizeof *perm);
@@ -1193,36 +1228,55 @@ static eng_status search_split(const trainer *t, search *s, eng_diag *d)
         perm[i] = perm[j];
         perm[j] = x;
     }
-    int nh = 0;
-    s->nfit = 0;
-    for (int i = 0; i < t->n; i++) {
-        if (i < s->nhold)
-            s->hold[nh++] = perm[i];
-        else
-            s->fitidx[s->nfit++] = perm[i];
-    }
+    for (int i = 0; i < t->n; i++)
+        s->fold[perm[i]] = i % s->nfolds;
     free(perm);
     return ENG_OK;
 }
 
-/* Stage 2: with a split, fits each variant while the budget allows and
- * picks the best held-out mAP@50 (NMS off or on). */
+/* Fits variant v on every fold's training images and pools the held-out
+ * fold's detections; scores the pool into s->vmap[v], vjson[v], vcal[v]. */
+static eng_status cross_validate(trainer *t, eng_detector *m, search *s, int v, eng_diag *d)
+{
+    det_pool pl = {0};
+    eng_status st = ENG_OK;
+    for (int f = 0; f < s->nfolds && st == ENG_OK; f++) {
+        s->nfit = s->nhold = 0;
+        for (int i = 0; i < t->n; i++) {
+            if (s->fold[i] == f)
+                s->hold[s->nhold++] = i;
+            else
+                s->fitidx[s->nfit++] = i;
+        }
+        if ((st = fit(t, s->fitidx, s->nfit, &s->vars[v], m, NULL, d)) == ENG_OK)
+            st = pool_add(t, m, s->hold, s->nhold, &pl, d);
+    }
+    if (st == ENG_OK)
+        st = pool_score(t, &pl, &s->vmap[v][0], &s->vmap[v][1], s->vjson[v], s->vcal[v], d);
+    pool_release(&pl);
+    return st;
+}
+
+/* Stage 2: with enough images, cross-validates each variant while the
+ * budget allows and picks the best pooled held-out mAP@50 (NMS off or on). */
 static eng_status stage_search(trainer *t, eng_detector *m, search *s, eng_diag *d)
 {
     const eng_train_args *a = t->a;
-    if (!s->nhold)
+    if (!s->nfolds)
         return ENG_OK;
     eng_status st = search_split(t, s, d);
     if (st != ENG_OK)
         return st;
     s->reason = "searched every variant";
     t->deadline = a->budget_seconds > 0 ? a->budget_seconds * DET_SEARCH_SHARE : 0;
-    double fit_cost = 0;
+    double cv_cost = 0;
+    /* the final fit costs about one fold's fit scaled to every image */
+    double final_share = (double)t->n / (t->n - t->n / s->nfolds) / s->nfolds;
     for (int v = 0; v < 2; v++) {
         double used = cpu_now() - t->cpu0;
-        if (a->budget_seconds > 0 && (v == 0 ? used > a->budget_seconds * DET_SEARCH_SHARE / 2
-                                             : used + fit_cost * (1 + (double)t->n / s->nfit) >
-                                                   a->budget_seconds * DET_SEARCH_END)) {
+        if (a->budget_seconds > 0 &&
+            (v == 0 ? used > a->budget_seconds * DET_SEARCH_SHARE / 2
+                    : used + cv_cost * (1 + final_share) > a->budget_seconds * DET_SEARCH_END)) {
             s->reason = v == 0 ? "budget: no room for the search (heatmap chosen by the "
                                  "pretrained box fit)"
                                : "budget: search stopped early";
@@ -1230,15 +1284,13 @@ static eng_status stage_search(trainer *t, eng_detector *m, search *s, eng_diag 
         }
         double c0 = cpu_now();
         progress(t, 0.4 + 0.2 * v, "search", v + 1, 2, s->best_map);
-        if ((st = fit(t, s->fitidx, s->nfit, &s->vars[v], m, NULL, d)) != ENG_OK)
+        if ((st = cross_validate(t, m, s, v, d)) != ENG_OK)
             break;
-        if ((st = score(t, m, s->hold, s->nhold, &s->vmap[v][0], &s->vmap[v][1], s->vjson[v],
-                        s->vcal[v], d)) != ENG_OK)
-            break;
-        fit_cost = cpu_now() - c0;
-
-        logf_(t, "variant %s: held-out mAP@50 %.4f (NMS off), %.4f (NMS 0.5) on %d images",
-              s->vars[v].name, s->vmap[v][0], s->vmap[v][1], s->nhold);
+        cv_cost = cpu_now() - c0;
+        logf_(t,
+              "variant %s: cross-validated mAP@50 %.4f (NMS off), %.4f (NMS 0.5), %d folds of "
+              "%d images",
+              s->vars[v].name, s->vmap[v][0], s->vmap[v][1], s->nfolds, t->n);
     }
     int pick = -1, nms_on = 1;
     det_pick_variant((const double(*)[2])s->vmap, 2, &pick, &nms_on);
@@ -1355,15 +1407,15 @@ static eng_status stage_evaluate(trainer *t, eng_detector *m, search *s, char **
         free(preds);
         return st;
     }
-    if (s->nhold && *held) {
+    if (s->nfolds && *held) {
         /* the held-out figure of the winner, measured before the final fit */
         *evaluation_json = *held;
         *held = NULL;
         return ENG_OK;
     }
     eng_eval_opts eo = {.threads = t->threads,
-                        .dataset_name = s->nhold ? "training images (no budget to hold out)"
-                                                 : "training images (too few to hold out)"};
+                        .dataset_name = s->nfolds ? "training images (no budget to hold out)"
+                                                  : "training images (too few to hold out)"};
     return det_evaluate(m, &t->bb, 1, a->train, a->ntrain, &eo, a->cache_dir, evaluation_json, NULL,
                         d);
 }

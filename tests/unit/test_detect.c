@@ -396,7 +396,8 @@ static void test_budget_message(void)
           strstr(d.msg, "suggested 60 minutes"));
 }
 
-/* NMS is kept unless switching it off clearly wins on the held-out split. */
+/* NMS is kept unless switching it off clearly wins on the held-out split;
+ * a later (less simple) variant must win by a share of the figure. */
 static void test_pick_variant(void)
 {
     int best = -2, nms = -1;
@@ -409,6 +410,13 @@ static void test_pick_variant(void)
     double clear[2][2] = {{0.50, 0.55}, {0.80, 0.70}};
     det_pick_variant((const double(*)[2])clear, 2, &best, &nms);
     CHECK(best == 1 && nms == 0);
+    /* the simpler variant (listed first) keeps a near tie, relative to the figure */
+    double near[2][2] = {{0.80, 0.8475}, {0.80, 0.8755}};
+    det_pick_variant((const double(*)[2])near, 2, &best, &nms);
+    CHECK(best == 0 && nms == 1);
+    double low[2][2] = {{0.06, 0.0725}, {0.07, 0.0926}};
+    det_pick_variant((const double(*)[2])low, 2, &best, &nms);
+    CHECK(best == 1 && nms == 1);
     double nothing[2][2] = {{-1, -1}, {-1, -1}};
     det_pick_variant((const double(*)[2])nothing, 2, &best, &nms);
     CHECK(best == -1 && nms == 1);
