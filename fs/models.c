@@ -142,6 +142,7 @@ int mdl_path(mdl *m, const char *sub, char *out, size_t n)
 
 static void mdl_free(mdl *m)
 {
+    free(m->slurm_tasks);
     pthread_mutex_destroy(&m->pub_mu);
     pthread_rwlock_destroy(&m->files);
     free(m);
@@ -357,6 +358,26 @@ static const char *metric_of(const mdl *m)
 }
 
 /* The one-line status (under g_models.mu). */
+/* " slurm job 12: 2 RUNNING, 2 PENDING" while a job array runs, else "". */
+static void slurm_summary_locked(const mdl *m, char *out, size_t n)
+{
+    static const char *const states[] = {"PENDING", "RUNNING", "COMPLETED", NULL};
+    if (!m->slurm_ntasks)
+        return;
+    size_t k = (size_t)snprintf(out, n, " slurm job %s:", m->slurm_job);
+    int other = m->slurm_ntasks;
+    for (int s = 0; states[s] && k < n; s++) {
+        int c = 0;
+        for (int i = 0; i < m->slurm_ntasks; i++)
+            c += strcmp(m->slurm_tasks[i].state, states[s]) == 0;
+        other -= c;
+        if (c)
+            k += (size_t)snprintf(out + k, n - k, " %d %s", c, states[s]);
+    }
+    if (other > 0 && k < n)
+        snprintf(out + k, n - k, " %d other", other);
+}
+
 static void status_line_locked(const mdl *m, char *out, size_t n)
 {
     switch (m->state) {
@@ -377,8 +398,10 @@ static void status_line_locked(const mdl *m, char *out, size_t n)
             snprintf(trial, sizeof trial, "trial %d/%d", t > m->prog.ntrials ? m->prog.ntrials : t,
                      m->prog.ntrials);
         }
-        snprintf(out, n, "training %d%% %s%s elapsed %s budget %s%s\n", pct, trial, best, el, bu,
-                 m->restarted_run ? " (restarted after an interruption)" : "");
+        char sl[160] = "";
+        slurm_summary_locked(m, sl, sizeof sl);
+        snprintf(out, n, "training %d%% %s%s elapsed %s budget %s%s%s\n", pct, trial, best, el, bu,
+                 m->restarted_run ? " (restarted after an interruption)" : "", sl);
         break;
     }
     case ST_FAILED:
@@ -425,6 +448,33 @@ static char *status_json_locked(const mdl *m)
         jsonw_kint(&w, "trials", m->has_prog ? m->prog.ntrials : 0);
         jsonw_knum(&w, "elapsedSeconds", m->has_prog ? m->prog.cpu_seconds : 0);
         jsonw_knum(&w, "budgetSeconds", m->req.budget_seconds);
+        jsonw_end(&w);
+    }
+    if (m->slurm_ntasks) {
+        double now = fs_now();
+        jsonw_key(&w, "slurm");
+        jsonw_obj(&w);
+        jsonw_kstr(&w, "stage", "features");
+        jsonw_kstr(&w, "jobId", m->slurm_job);
+        jsonw_key(&w, "tasks");
+        jsonw_arr(&w);
+        for (int i = 0; i < m->slurm_ntasks; i++) {
+            const fs_slurm_task *t = &m->slurm_tasks[i];
+            char id[FS_SLURM_ID_MAX + 16];
+            snprintf(id, sizeof id, "%s_%d", t->job, t->index);
+            jsonw_obj(&w);
+            jsonw_kint(&w, "task", t->index);
+            jsonw_kstr(&w, "jobId", id);
+            jsonw_kstr(&w, "state", t->state);
+            jsonw_kstr(&w, "node", t->node);
+            if (t->reason[0])
+                jsonw_kstr(&w, "reason", t->reason);
+            double q = t->started > 0 ? t->started - t->submitted : now - t->submitted;
+            jsonw_knum(&w, "queuedSeconds", q > 0 ? q : 0);
+            jsonw_kint(&w, "tries", t->tries);
+            jsonw_end(&w);
+        }
+        jsonw_end(&w);
         jsonw_end(&w);
     }
     jsonw_key(&w, "bestMetrics");

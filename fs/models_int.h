@@ -20,6 +20,7 @@
 #include "jobs.h"
 #include "models_data.h"
 #include "models_recipe.h"
+#include "slurm.h"
 #include "trainreq.h"
 
 #include <pthread.h>
@@ -91,6 +92,12 @@ typedef struct mdl {
     srv *import_pending;
     pend *pending;
     evl *evals;
+
+    /* --executor slurm: the tasks of the run's job array, for status and
+     * status.json (a copy owned by the record; NULL when none) */
+    fs_slurm_task *slurm_tasks;
+    int slurm_ntasks;
+    char slurm_job[FS_SLURM_ID_MAX];
 } mdl;
 
 /* The area's globals. */
@@ -174,5 +181,14 @@ void mdl_predict_queue(mdl *m, const char *sub);
 /* Queues an evaluation of the model on dataset ds / cancels it. */
 void mdl_eval_queue(mdl *m, const char *ds);
 void mdl_eval_cancel(mdl *m, const char *ds);
+
+/* ---- the Slurm executor (models_slurm.c) ---- */
+
+/* Puts the features of paths[0..n) (absolute store paths) through the
+ * backbone folders bbs[0..nb) into the feature cache with a Slurm job array,
+ * showing its tasks in the model's status; abort(actx) is polled (then
+ * scancel). 0 done; -2 aborted; -1 failed with code and msg set. */
+int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs, int nb,
+                      int (*abort)(void *), void *actx, fs_code *code, char *msg, size_t mn);
 
 #endif

@@ -333,6 +333,34 @@ static int run_announce(run *x)
     return 0;
 }
 
+/* --executor slurm: the features of the training images extracted by a
+ * Slurm job array into the cache first (models_slurm.c); training then
+ * finds them there. Detectors train in the daemon. 0, or -1 with the
+ * failure (or the abort) in x. */
+static int run_slurm(run *x)
+{
+    if (!fs_slurm()->enabled || x->r->wants_detection)
+        return 0;
+    int n = x->trv->nimages;
+    const char **paths = malloc(((size_t)n + 1) * sizeof *paths);
+    if (!paths) {
+        run_fail(x, FS_CODE_UNKNOWN, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        paths[i] = x->trv->images[i].path;
+    fs_code code = FS_CODE_UNKNOWN;
+    char msg[sizeof x->msg];
+    int rc =
+        mdl_slurm_extract(x->m, paths, n, x->dirs, x->nb, tjob_abort, x->j, &code, msg, sizeof msg);
+    free(paths);
+    if (rc == -2)
+        x->st = FS_RECIPE_EABORTED;
+    else if (rc != 0)
+        run_fail(x, code, "%s", msg);
+    return rc == 0 ? 0 : -1;
+}
+
 static void run_train(run *x)
 {
     char cdir[FS_PATH_MAX];
@@ -498,7 +526,7 @@ static void tjob_run(void *arg)
     run x = {.j = arg, .m = ((tjob *)arg)->m, .st = FS_RECIPE_EFAIL};
     if (run_begin(&x) != 0)
         return;
-    if (run_open_data(&x) == 0 && run_announce(&x) == 0)
+    if (run_open_data(&x) == 0 && run_announce(&x) == 0 && run_slurm(&x) == 0)
         run_train(&x);
     fs_models_ds_close(x.tr);
     fs_models_ds_close(x.te);
