@@ -53,16 +53,19 @@ static int has_file(const char *dir, const char *what, int idx)
 }
 
 /* The last line of the task's Slurm output file (what the worker said
- * last), or "" when there is none. */
-static void task_said(const char *dir, const fs_slurm_task *t, char *out, size_t n)
+ * last), or "" when there is none. Returns 1 when the file exists, and
+ * sets *blind when the worker said it cannot see the store. */
+static int task_said(const char *dir, const fs_slurm_task *t, char *out, size_t n, int *blind)
 {
     char p[FS_PATH_MAX + 64];
     snprintf(p, sizeof p, "%s/task-%d-%s.out", dir, t->index, t->job);
     out[0] = '\0';
+    *blind = 0;
     size_t len = 0;
     char *s = fs_read_small(p, 1 << 16, &len);
     if (!s)
-        return;
+        return 0;
+    *blind = strstr(s, "is not visible here") != NULL;
     while (len && (s[len - 1] == '\n' || s[len - 1] == ' '))
         len--;
     size_t b = len;
@@ -70,6 +73,7 @@ static void task_said(const char *dir, const fs_slurm_task *t, char *out, size_t
         b--;
     snprintf(out, n, "%.*s", (int)(len - b), s + b);
     free(s);
+    return 1;
 }
 
 /* Publishes a copy of the tasks in the record (status, status.json). */
@@ -238,10 +242,13 @@ int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs,
                     continue;
                 final_polls[i] = 0;
                 char said[300];
-                task_said(dir, k, said, sizeof said);
+                int blind = 0, has_out = task_said(dir, k, said, sizeof said, &blind);
                 const char *st = k->listed ? k->state : "LOST (no longer known to squeue)";
                 int ran = strcmp(k->state, "COMPLETED") == 0 || strcmp(k->state, "FAILED") == 0;
-                if (ran && !has_file(dir, "started", i)) {
+                /* it ran but left neither its marker nor Slurm's output file
+                 * in the job folder (or said so itself): the store is not
+                 * shared with its node */
+                if (ran && !has_file(dir, "started", i) && (!has_out || blind)) {
                     *code = FS_CODE_UNKNOWN;
                     snprintf(msg, mn,
                              "slurm: task %d of job %s ran on %s but cannot see the store "
