@@ -25,85 +25,14 @@ WORKER=$(dirname "$VFS_BIN")/visionfs-worker
 [ -x "$WORKER" ] || { echo "no visionfs-worker next to $VFS_BIN"; exit 1; }
 
 # ---- the cluster -------------------------------------------------------------
-C=$T/cluster
-mkdir -p "$C/munge" "$C/state" "$C/spool" "$C/log"
-chmod 700 "$C/munge"
-head -c 1024 /dev/urandom >"$C/munge/munge.key"
-chmod 400 "$C/munge/munge.key"
-ME=$(id -un)
-BASE=$((20000 + ($$ % 200) * 50))
-export SLURM_CONF=$C/slurm.conf
-cat >"$SLURM_CONF" <<EOF
-ClusterName=vfstest
-SlurmctldHost=localhost
-SlurmctldPort=$BASE
-SlurmdPort=$((BASE + 1))
-AuthType=auth/munge
-AuthInfo=socket=$C/munge/munge.sock
-CredType=cred/munge
-SlurmUser=$ME
-SlurmdUser=$ME
-StateSaveLocation=$C/state
-SlurmdSpoolDir=$C/spool/%n
-SlurmctldPidFile=$C/ctld.pid
-SlurmdPidFile=$C/slurmd-%n.pid
-SlurmctldLogFile=$C/log/ctld.log
-SlurmdLogFile=$C/log/slurmd-%n.log
-MailProg=/bin/true
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-JobCompType=jobcomp/none
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
-MpiDefault=none
-ReturnToService=2
-SlurmdTimeout=10
-InactiveLimit=0
-MinJobAge=300
-KillWait=2
-Waittime=0
-SchedulerParameters=sched_interval=1
-NodeName=node1 NodeHostname=localhost NodeAddr=127.0.0.1 Port=$((BASE + 2)) CPUs=2 RealMemory=1000 State=UNKNOWN
-NodeName=node2 NodeHostname=localhost NodeAddr=127.0.0.1 Port=$((BASE + 3)) CPUs=2 RealMemory=1000 State=UNKNOWN
-PartitionName=debug Nodes=node[1-2] Default=YES MaxTime=INFINITE State=UP
-EOF
-
-pidof_file() { cat "$1" 2>/dev/null || true; }
-cluster_stop() {
-    set +e
-    local f p
-    for f in "$C/slurmd-node1.pid" "$C/slurmd-node2.pid" "$C/ctld.pid" "$C/munge/munged.pid"; do
-        p=$(pidof_file "$f")
-        [ -n "$p" ] && kill "$p" 2>/dev/null
-    done
-    sleep 1
-    for f in "$C/slurmd-node1.pid" "$C/slurmd-node2.pid" "$C/ctld.pid" "$C/munge/munged.pid"; do
-        p=$(pidof_file "$f")
-        [ -n "$p" ] && kill -9 "$p" 2>/dev/null
-    done
-}
+source "$E2E_DIR/slurm_cluster.sh"
 all_cleanup() {
     cluster_stop
     vfs_cleanup
 }
 trap all_cleanup EXIT
-
-slurmd_start() {
-    slurmd -f "$SLURM_CONF" -N "$1"
-}
-munged --key-file="$C/munge/munge.key" --socket="$C/munge/munge.sock" \
-    --pid-file="$C/munge/munged.pid" --log-file="$C/munge/munged.log" \
-    --seed-file="$C/munge/seed" --force
-slurmctld -f "$SLURM_CONF"
-slurmd_start node1
-slurmd_start node2
-nodes_idle() {
-    [ "$(sinfo -h -N -o '%N %t' 2>/dev/null | grep -c ' idle$')" -eq 2 ]
-}
-for i in $(seq 60); do nodes_idle && break; sleep 0.5; done
-check "cluster up: two idle nodes" nodes_idle
+check "cluster up: two idle nodes" cluster_start "$T/cluster"
+C=$T/cluster
 
 # ---- data --------------------------------------------------------------------
 $MK cls "$SRC/train" 6 1
@@ -254,7 +183,7 @@ elif [[ "$st" == "failed: "*slurm* ]]; then
 else
     bad "kill: neither finished nor failed clearly: $st"
 fi
-slurmd_start node2 # it takes over what its steps left
+cluster_slurmd node2 # it takes over what its steps left
 check "kill: no half-written cache file" test -z "$(find "$STORE/models/.vfs-cache" -name '*.tmp.*')"
 check "kill: every cache file whole" python3 - "$STORE/models/.vfs-cache" <<'EOF'
 import os, struct, sys
