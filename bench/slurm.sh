@@ -30,11 +30,11 @@ for d in "$ROOT/../shared/datasets" /work/shared/datasets; do
 done
 if [ -n "$DS" ]; then
     ln -s "$DS" "$S/img"
-    (cd "$S" && find -L img -type f \( -name '*.jpg' -o -name '*.jpeg' -o -name '*.png' \) | sort | head -n "$N") >"$T/images.txt"
+    (cd "$S" && find -L img -type f \( -name '*.jpg' -o -name '*.jpeg' -o -name '*.png' \) | sort | head -n "$N" || true) >"$T/images.txt"
     what="photos from $DS"
 else
     python3 "$ROOT/tests/e2e/test_models_mkdata.py" cls "$S/img" $(((N + 2) / 3)) 1
-    (cd "$S" && find img -name '*.png' | sort | head -n "$N") >"$T/images.txt"
+    (cd "$S" && find img -name '*.png' | sort | head -n "$N" || true) >"$T/images.txt"
     what="generated 96x96 PNGs"
 fi
 NI=$(wc -l <"$T/images.txt")

@@ -143,6 +143,7 @@ int mdl_path(mdl *m, const char *sub, char *out, size_t n)
 static void mdl_free(mdl *m)
 {
     free(m->slurm_tasks);
+    free(m->sb);
     pthread_mutex_destroy(&m->pub_mu);
     pthread_rwlock_destroy(&m->files);
     free(m);

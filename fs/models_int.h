@@ -98,6 +98,11 @@ typedef struct mdl {
     fs_slurm_task *slurm_tasks;
     int slurm_ntasks;
     char slurm_job[FS_SLURM_ID_MAX];
+    /* --executor slurm: predict/ images of the current burst (also in
+     * pending), sent as one job array when the burst ends; sb_open: its
+     * batch job is queued */
+    pend **sb;
+    int nsb, sbcap, sb_open;
 } mdl;
 
 /* The area's globals. */
@@ -190,5 +195,15 @@ void mdl_eval_cancel(mdl *m, const char *ds);
  * scancel). 0 done; -2 aborted; -1 failed with code and msg set. */
 int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs, int nb,
                       int (*abort)(void *), void *actx, fs_code *code, char *msg, size_t mn);
+/* Answers paths[0..n) (absolute store paths of predict/ images) with
+ * version `version` of the model by a Slurm job array; the answers are in
+ * DIR/answers/K.json (K: index in paths; missing ones were left to the
+ * daemon), dir gets DIR, which the caller removes. 0 done; -2 aborted; -1
+ * failed (msg). */
+int mdl_slurm_predict(mdl *m, int version, const char *const *paths, int n, int (*abort)(void *),
+                      void *actx, char *dir, size_t dn, char *msg, size_t mn);
+/* Fewest images copied in one burst that go to Slurm; fewer are answered
+ * in the daemon. */
+#define MDL_SLURM_MIN_PREDICT 16
 
 #endif

@@ -28,6 +28,7 @@
 
 /* Images per array task when --slurm-tasks is not given, and the cap. */
 #define IMAGES_PER_TASK 500
+#define PREDICT_PER_TASK 100
 #define MAX_TASKS 100
 /* Consecutive squeue failures (one per poll) before the run gives up. */
 #define MAX_POLL_ERRORS 30
@@ -155,27 +156,22 @@ static void totals(const char *dir, int ntasks, int *computed, double *cpu)
     }
 }
 
-int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs, int nb,
-                      int (*abort)(void *), void *actx, fs_code *code, char *msg, size_t mn)
+/* Runs DIR/job.sh as an array of ntasks and follows it to its end: what
+ * says what it does (log lines), show 1 puts the tasks in status. 0 done;
+ * -2 aborted; -1 failed with code and msg set. The caller removes dir. */
+static int run_array(mdl *m, const char *dir, int ntasks, const char *what, int show_it,
+                     int (*abort)(void *), void *actx, fs_code *code, char *msg, size_t mn)
 {
     const fs_slurm_config *cfg = fs_slurm();
-    char dir[FS_PATH_MAX], script[FS_PATH_MAX + 16], outpat[FS_PATH_MAX + 32], job[48];
+    char script[FS_PATH_MAX + 16], outpat[FS_PATH_MAX + 32], job[48];
     char name[FS_TRQ_NAME_MAX + 16], err[600];
     *code = FS_CODE_UNKNOWN;
-    int ntasks = cfg->tasks > 0 ? cfg->tasks : (n + IMAGES_PER_TASK - 1) / IMAGES_PER_TASK;
-    ntasks = ntasks > MAX_TASKS ? MAX_TASKS : ntasks > n ? n : ntasks < 1 ? 1 : ntasks;
-    int rc = fs_tmp_mkdir(dir, sizeof dir);
-    if (rc < 0) {
-        snprintf(msg, mn, "slurm: cannot make the job folder: %s", strerror(-rc));
-        return -1;
-    }
     fs_slurm_task *t = calloc((size_t)ntasks, sizeof *t);
     int *final_polls = calloc((size_t)ntasks, sizeof *final_polls);
-    if (!t || !final_polls || write_inputs(dir, paths, n, bbs, nb, ntasks, err, sizeof err) != 0) {
-        snprintf(msg, mn, "slurm: %s", t && final_polls ? err : "out of memory");
+    if (!t || !final_polls) {
+        snprintf(msg, mn, "slurm: out of memory");
         free(t);
         free(final_polls);
-        fs_remove_tree(dir);
         return -1;
     }
     snprintf(script, sizeof script, "%s/job.sh", dir);
@@ -185,10 +181,9 @@ int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs,
     snprintf(spec, sizeof spec, "0-%d", ntasks - 1);
     double t0 = fs_now();
     if (fs_slurm_submit(script, spec, name, outpat, job, sizeof job, err, sizeof err) != 0) {
-        snprintf(msg, mn, "slurm: submitting the feature extraction: %s", err);
+        snprintf(msg, mn, "slurm: submitting the %s: %s", what, err);
         free(t);
         free(final_polls);
-        fs_remove_tree(dir);
         return -1;
     }
     for (int i = 0; i < ntasks; i++) {
@@ -198,11 +193,9 @@ int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs,
         snprintf(t[i].job, sizeof t[i].job, "%s", job);
         snprintf(t[i].state, sizeof t[i].state, "PENDING");
     }
-    mdl_log(m,
-            "slurm: features of %d images through %d backbone(s) submitted as job array %s "
-            "(%d tasks)",
-            n, nb, job, ntasks);
-    show(m, job, t, ntasks);
+    mdl_log(m, "slurm: %s submitted as job array %s (%d tasks)", what, job, ntasks);
+    if (show_it)
+        show(m, job, t, ntasks);
     int result = 1, poll_errors = 0;
     while (result > 0) {
         struct timespec ts = {(time_t)cfg->poll_seconds,
@@ -261,9 +254,9 @@ int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs,
                 }
                 if (k->tries >= cfg->max_tries) {
                     snprintf(msg, mn,
-                             "slurm: task %d of the feature extraction failed %d time(s), last "
-                             "as job %s_%d: %s%s%s%s%s",
-                             i, k->tries, k->job, i, st, k->node[0] ? " on " : "", k->node,
+                             "slurm: task %d of the %s failed %d time(s), last as job %s_%d: "
+                             "%s%s%s%s%s",
+                             i, what, k->tries, k->job, i, st, k->node[0] ? " on " : "", k->node,
                              said[0] ? ": " : "", said);
                     result = -1;
                     break;
@@ -303,25 +296,100 @@ int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs,
                 mdl_log(m, "slurm: task %d (job %s_%d) %s%s%s", i, k->job, i, k->state,
                         k->node[0] ? " on " : "", k->node);
         }
-        if (changed)
+        if (changed && show_it)
             show(m, job, t, ntasks);
         if (ndone == ntasks)
             result = 0;
     }
-    if (result == 0) {
+    if (result == 0)
+        mdl_log(m, "slurm: job array %s done in %.1f s", job, fs_now() - t0);
+    else if (result == -1)
+        fs_slurm_cancel(t, ntasks);
+    if (show_it)
+        show(m, NULL, NULL, 0);
+    free(t);
+    free(final_polls);
+    return result;
+}
+
+static int tasks_for(int n, int per_task)
+{
+    const fs_slurm_config *cfg = fs_slurm();
+    int k = cfg->tasks > 0 ? cfg->tasks : (n + per_task - 1) / per_task;
+    return k > MAX_TASKS ? MAX_TASKS : k > n ? n : k < 1 ? 1 : k;
+}
+
+int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs, int nb,
+                      int (*abort)(void *), void *actx, fs_code *code, char *msg, size_t mn)
+{
+    char dir[FS_PATH_MAX], err[600], what[96];
+    *code = FS_CODE_UNKNOWN;
+    int ntasks = tasks_for(n, IMAGES_PER_TASK);
+    int rc = fs_tmp_mkdir(dir, sizeof dir);
+    if (rc < 0) {
+        snprintf(msg, mn, "slurm: cannot make the job folder: %s", strerror(-rc));
+        return -1;
+    }
+    if (write_inputs(dir, paths, n, bbs, nb, ntasks, err, sizeof err) != 0) {
+        snprintf(msg, mn, "slurm: %s", err);
+        fs_remove_tree(dir);
+        return -1;
+    }
+    snprintf(what, sizeof what, "feature extraction (%d images, %d backbone(s))", n, nb);
+    rc = run_array(m, dir, ntasks, what, 1, abort, actx, code, msg, mn);
+    if (rc == 0) {
         int computed;
         double cpu;
         totals(dir, ntasks, &computed, &cpu);
-        mdl_log(m,
-                "slurm: job array %s done in %.1f s: %d feature files computed, %.1f CPU s on "
-                "the nodes",
-                job, fs_now() - t0, computed, cpu);
-    } else if (result == -1) {
-        fs_slurm_cancel(t, ntasks);
+        mdl_log(m, "slurm: %d feature files computed, %.1f CPU s on the nodes", computed, cpu);
     }
-    show(m, NULL, NULL, 0);
-    free(t);
-    free(final_polls);
     fs_remove_tree(dir);
-    return result;
+    return rc;
+}
+
+int mdl_slurm_predict(mdl *m, int version, const char *const *paths, int n, int (*abort)(void *),
+                      void *actx, char *dir, size_t dn, char *msg, size_t mn)
+{
+    char name[FS_TRQ_NAME_MAX + 1], p[FS_PATH_MAX + 32], what[64];
+    fs_code code;
+    int ntasks = tasks_for(n, PREDICT_PER_TASK);
+    int rc = fs_tmp_mkdir(dir, dn);
+    if (rc < 0) {
+        snprintf(msg, mn, "slurm: cannot make the job folder: %s", strerror(-rc));
+        return -1;
+    }
+    pthread_mutex_lock(&g_models.mu);
+    snprintf(name, sizeof name, "%s", m->name);
+    pthread_mutex_unlock(&g_models.mu);
+    const char *root = fs_store_root();
+    size_t rl = strlen(root);
+    snprintf(p, sizeof p, "%s/images.txt", dir);
+    FILE *f = fopen(p, "w");
+    for (int i = 0; f && i < n; i++)
+        fprintf(f, "%s\n", strncmp(paths[i], root, rl) == 0 ? paths[i] + rl + 1 : "");
+    int ok = f && fclose(f) == 0;
+    snprintf(p, sizeof p, "%s/job.sh", dir);
+    f = ok ? fopen(p, "w") : NULL;
+    if (f) {
+        fprintf(f, "#!/bin/sh\n# visionfs: answers of shard $SLURM_ARRAY_TASK_ID of %d\n", ntasks);
+        fprintf(f, "export OMP_WAIT_POLICY=passive\nexec ");
+        sh_quote(f, fs_slurm()->worker);
+        fprintf(f, " predict --store ");
+        sh_quote(f, root);
+        fprintf(f, " --model ");
+        sh_quote(f, name);
+        fprintf(f, " --version %d --images ", version);
+        snprintf(p, sizeof p, "%s/images.txt", dir);
+        sh_quote(f, p);
+        fprintf(f, " --job-dir ");
+        sh_quote(f, dir);
+        fprintf(f, " --shard \"$SLURM_ARRAY_TASK_ID/%d\"\n", ntasks);
+        ok = fclose(f) == 0;
+    }
+    if (!ok) {
+        snprintf(msg, mn, "slurm: job folder: %s", strerror(errno));
+        return -1;
+    }
+    snprintf(what, sizeof what, "prediction of %d images", n);
+    return run_array(m, dir, ntasks, what, 0, abort, actx, &code, msg, mn);
 }

@@ -33,7 +33,9 @@
 #define MAX_BB 32
 
 typedef struct wargs {
-    const char *store, *dataset, *images, *job_dir;
+    const char *store, *dataset, *images, *job_dir, *model;
+    char **files; /* predict: FILES... */
+    int nfiles, version;
     const char *bb[MAX_BB];
     int nbb;
     int shard, nshards, threads;
@@ -48,7 +50,14 @@ static void usage(void)
             "Puts the features of shard I of N of the images into the store's feature cache\n"
             "(STORE/models/.vfs-cache), the same files the daemon writes when it trains.\n"
             "LIST: one image path per line, relative to the store. Exit codes: 0 done,\n"
-            "1 failed, 2 usage, 3 the store is not visible from this node.\n");
+            "1 failed, 2 usage, 3 the store is not visible from this node.\n"
+            "\n"
+            "       visionfs-worker predict --store DIR --model NAME [--version V]\n"
+            "                       (--images LIST | FILES...) --shard I/N [--job-dir DIR]\n"
+            "Answers shard I of N of the images with classifier models/NAME: IMAGE.json next\n"
+            "to each image as predict/ does, or with --job-dir DIR/answers/K.json (K: the\n"
+            "image's line in LIST). An image Azure's checks refuse gets no answer (the\n"
+            "daemon writes its error).\n");
 }
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -71,6 +80,11 @@ static int parse(int argc, char **argv, wargs *a)
     a->nshards = 1;
     for (int i = 2; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (k[0] != '-' || k[1] != '-') { /* FILES... */
+            a->files = argv + i;
+            a->nfiles = argc - i;
+            break;
+        }
         if (!v) {
             fprintf(stderr, "visionfs-worker: %s needs a value\n", k);
             return -1;
@@ -84,6 +98,10 @@ static int parse(int argc, char **argv, wargs *a)
             a->images = v;
         else if (strcmp(k, "--job-dir") == 0)
             a->job_dir = v;
+        else if (strcmp(k, "--model") == 0)
+            a->model = v;
+        else if (strcmp(k, "--version") == 0)
+            a->version = atoi(v);
         else if (strcmp(k, "--threads") == 0)
             a->threads = atoi(v);
         else if (strcmp(k, "--backbone") == 0 && a->nbb < MAX_BB)
@@ -100,7 +118,13 @@ static int parse(int argc, char **argv, wargs *a)
             return -1;
         }
     }
-    if (!a->store || (!a->dataset == !a->images)) {
+    if (strcmp(argv[1], "predict") == 0) {
+        if (!a->store || !a->model || (!a->images == !a->nfiles)) {
+            fprintf(stderr, "visionfs-worker: predict needs --store, --model and either "
+                            "--images LIST or FILES...\n");
+            return -1;
+        }
+    } else if (!a->store || (!a->dataset == !a->images)) {
         fprintf(stderr, "visionfs-worker: extract needs --store and one of --dataset, --images\n");
         return -1;
     }
@@ -397,6 +421,207 @@ out:
     return rc;
 }
 
+/* ---- predict ---- */
+
+#define IMAGE_MAX_BYTES ((long long)20 * 1000 * 1000)
+#define IMAGE_MIN_SIDE 50
+#define IMAGE_MAX_SIDE 10240
+
+typedef struct rank {
+    float p;
+    int i;
+} rank;
+
+static int rank_cmp(const void *a, const void *b)
+{
+    const rank *x = a, *y = b;
+    if (x->p != y->p)
+        return x->p < y->p ? 1 : -1;
+    return x->i - y->i;
+}
+
+/* The answer predict/ writes for a classifier (fs/models_predict.c
+ * prediction_json: the same shape, order and rounding). */
+static char *answer_json(const wargs *a, const eng_classifier *m, const float *probs, int w, int h)
+{
+    int ncat = eng_cls_ncat(m);
+    rank *rk = malloc((size_t)ncat * sizeof *rk);
+    if (!rk)
+        return NULL;
+    for (int i = 0; i < ncat; i++)
+        rk[i] = (rank){probs[i], i};
+    qsort(rk, (size_t)ncat, sizeof *rk, rank_cmp);
+    char mv[512];
+    if (a->version > 0)
+        snprintf(mv, sizeof mv, "%s/v%d", a->model, a->version);
+    else
+        snprintf(mv, sizeof mv, "%s/imported", a->model);
+    jsonw jw;
+    jsonw_init(&jw, JSONW_PRETTY);
+    jsonw_obj(&jw);
+    jsonw_kstr(&jw, "modelVersion", mv);
+    jsonw_key(&jw, "metadata");
+    jsonw_obj(&jw);
+    jsonw_kint(&jw, "width", w);
+    jsonw_kint(&jw, "height", h);
+    jsonw_end(&jw);
+    jsonw_key(&jw, "customModelResult");
+    jsonw_obj(&jw);
+    jsonw_key(&jw, "tagsResult");
+    jsonw_obj(&jw);
+    jsonw_key(&jw, "values");
+    jsonw_arr(&jw);
+    for (int i = 0; i < ncat; i++) {
+        jsonw_obj(&jw);
+        jsonw_kstr(&jw, "name", eng_cls_category(m, rk[i].i));
+        jsonw_key(&jw, "confidence");
+        jsonw_numr(&jw, rk[i].p, 6);
+        jsonw_end(&jw);
+    }
+    jsonw_end(&jw);
+    jsonw_end(&jw);
+    jsonw_end(&jw);
+    jsonw_end(&jw);
+    free(rk);
+    return jsonw_finish(&jw, NULL);
+}
+
+/* Azure's image checks (fs/models_recipes.c check_image); 0 when usable. */
+static int usable(const char *path, int *w, int *h)
+{
+    struct stat st;
+    eng_image_info info;
+    eng_diag d;
+    if (stat(path, &st) != 0 || st.st_size > IMAGE_MAX_BYTES ||
+        eng_image_probe_file(path, &info, &d) != ENG_OK)
+        return -1;
+    *w = eng_image_info_display_w(&info);
+    *h = eng_image_info_display_h(&info);
+    return *w < IMAGE_MIN_SIDE || *h < IMAGE_MIN_SIDE || *w > IMAGE_MAX_SIDE || *h > IMAGE_MAX_SIDE
+               ? -1
+               : 0;
+}
+
+static int write_whole(const char *path, const char *text)
+{
+    char tmp[2 * W_PATH];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    int ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_predict(const wargs *a)
+{
+    char path[W_PATH + 64], host[256] = "?";
+    struct stat st;
+    gethostname(host, sizeof host - 1);
+    snprintf(path, sizeof path, "%s/models", a->store);
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        say("the store \"%s\" is not visible here: it must be on a file system shared with "
+            "every node, at the same path",
+            a->store);
+        return 3;
+    }
+    char marker[64], text[512];
+    if (a->job_dir) {
+        snprintf(marker, sizeof marker, "started.%d", a->shard);
+        const char *node = getenv("SLURMD_NODENAME");
+        snprintf(text, sizeof text, "%s\n", node ? node : host);
+        if (put_file(a->job_dir, marker, text) != 0) {
+            say("job folder \"%s\": %s", a->job_dir, strerror(errno));
+            return 3;
+        }
+    }
+    strs imgs = {0}, bbdirs = {0};
+    eng_classifier *m = NULL;
+    eng_backbone *bbs[MAX_BB] = {0};
+    int nbb = 0, rc = 1, answered = 0, skipped = 0;
+    float *probs = NULL;
+    if (a->images ? read_list(a->store, a->images, &imgs) != 0 : 0)
+        goto out;
+    for (int i = 0; !a->images && i < a->nfiles; i++)
+        if (strs_add(&imgs, a->files[i]) != 0)
+            goto out;
+    snprintf(path, sizeof path, "%s/models/%s/model.safetensors", a->store, a->model);
+    eng_diag d = {{0}};
+    if (eng_classifier_load(path, &m, &d) != ENG_OK) {
+        say("model \"%s\": %s (the worker answers for classifiers only)", a->model, d.msg);
+        goto out;
+    }
+    wargs all = *a;
+    all.nbb = 0;
+    if (backbone_dirs(&all, &bbdirs) != 0)
+        goto out;
+    for (int i = 0; eng_cls_backbone_needed(m, i, NULL) && nbb < MAX_BB; i++) {
+        const char *sum = NULL, *name = eng_cls_backbone_needed(m, i, &sum);
+        for (int k = 0; k < bbdirs.n; k++) {
+            if (strcmp(strrchr(bbdirs.v[k], '/') + 1, name) != 0)
+                continue;
+            if (eng_backbone_open(bbdirs.v[k], &bbs[nbb], &d) == ENG_OK) {
+                if (!sum || strcmp(eng_backbone_get_info(bbs[nbb])->checksum, sum) == 0)
+                    nbb++;
+                else
+                    eng_backbone_free(bbs[nbb]);
+            }
+            break;
+        }
+    }
+    probs = malloc((size_t)eng_cls_ncat(m) * sizeof *probs);
+    if (!probs)
+        goto out;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *cpt = getenv("SLURM_CPUS_PER_TASK");
+    int threads = cpt && atoi(cpt) > 0 ? atoi(cpt) : ncpu > 0 ? (int)ncpu : 1;
+    int lo = (int)((long long)imgs.n * a->shard / a->nshards);
+    int hi = (int)((long long)imgs.n * (a->shard + 1) / a->nshards);
+    if (a->job_dir) {
+        snprintf(path, sizeof path, "%s/answers", a->job_dir);
+        mkdir(path, 0700);
+    }
+    for (int i = lo; i < hi; i++) {
+        int w, h;
+        char *json = NULL;
+        if (usable(imgs.v[i], &w, &h) == 0 &&
+            eng_cls_predict(m, bbs, nbb, imgs.v[i], threads, probs, &d) == ENG_OK)
+            json = answer_json(a, m, probs, w, h);
+        if (!json) {
+            skipped++;
+            continue;
+        }
+        if (a->job_dir)
+            snprintf(path, sizeof path, "%s/answers/%d.json", a->job_dir, i);
+        else
+            snprintf(path, sizeof path, "%s.json", imgs.v[i]);
+        if (write_whole(path, json) == 0)
+            answered++;
+        else
+            skipped++;
+        free(json);
+    }
+    say("shard %d/%d: %d answered, %d left to the daemon", a->shard, a->nshards, answered, skipped);
+    rc = 0;
+    if (a->job_dir) {
+        snprintf(marker, sizeof marker, "done.%d", a->shard);
+        snprintf(text, sizeof text, "{\"answered\": %d, \"skipped\": %d}\n", answered, skipped);
+        rc = put_file(a->job_dir, marker, text) == 0 ? 0 : 1;
+    }
+out:
+    for (int i = 0; i < nbb; i++)
+        eng_backbone_free(bbs[i]);
+    eng_classifier_free(m);
+    free(probs);
+    strs_free(&imgs);
+    strs_free(&bbdirs);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
@@ -404,11 +629,11 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     wargs a;
-    if (strcmp(argv[1], "extract") != 0) {
+    if (strcmp(argv[1], "extract") != 0 && strcmp(argv[1], "predict") != 0) {
         fprintf(stderr, "visionfs-worker: unknown command \"%s\" (see --help)\n", argv[1]);
         return 2;
     }
     if (parse(argc, argv, &a) != 0)
         return 2;
-    return cmd_extract(&a);
+    return strcmp(argv[1], "predict") == 0 ? cmd_predict(&a) : cmd_extract(&a);
 }

@@ -2,7 +2,9 @@
 # (slurmctld, two slurmd started with -N node1 / -N node2, munged; all
 # state, sockets and logs in the test's temp dir; every daemon stopped by
 # the trap). Runs: a classifier whose features come from a 4-task job array
-# (the same evaluation and the same answers as the local executor), tasks
+# (the same evaluation and the same answers as the local executor), 200
+# images copied into predict/ answered by one job array (the same answers
+# as the local executor), tasks
 # shown in status/status.json/log, a task that fails once and is retried,
 # a worker that cannot see the store, cancellation (rm train.json ->
 # scancel), and a slurmd killed while its tasks run (the model finishes or
@@ -40,6 +42,9 @@ $MK cls "$SRC/test" 3 2
 $MK cls "$SRC/big" 20 3
 mkdir -p "$SRC/probe"
 for c in disc stripes checker; do $MK one "$SRC/probe/$c.png" $c 77; done
+$MK cls "$SRC/bulkset" 67 5
+mkdir -p "$SRC/bulk"
+ls "$SRC/bulkset/images" | head -n 200 | while read -r f; do mv "$SRC/bulkset/images/$f" "$SRC/bulk/"; done
 
 add_datasets() {
     local d
@@ -75,6 +80,10 @@ echo "$REQ" >"$MNT/models/ref/train.json"
 check "local: trained" wait_status "$MNT/models/ref/status" succeeded 240
 eval_of ref >"$T/ref.eval"
 answers ref >"$T/ref.answers"
+cp "$SRC"/bulk/*.png "$MNT/models/ref/predict/"
+for f in "$SRC"/bulk/*.png; do
+    jq -c '{metadata, customModelResult}' "$MNT/models/ref/predict/$(basename "$f").json"
+done >"$T/ref.bulk"
 vfs_umount
 rm -rf "$STORE/models/.vfs-cache" # the cluster must compute every feature
 
@@ -106,6 +115,21 @@ check "same evaluation as the local executor" cmp -s "$T/ref.eval" "$T/sl.eval"
 answers sl >"$T/sl.answers"
 check "same answers as the local executor" cmp -s "$T/ref.answers" "$T/sl.answers"
 check "the job folder is gone" test -z "$(ls "$STORE/.tmp" | grep -v '^s' || true)"
+
+# bulk prediction: 200 images copied at once become one job array
+cp "$SRC"/bulk/*.png "$M/predict/"
+for f in "$SRC"/bulk/*.png; do
+    jq -c '{metadata, customModelResult}' "$M/predict/$(basename "$f").json"
+done >"$T/sl.bulk"
+check_eq "bulk: 200 answers" 200 "$(grep -c tagsResult "$T/sl.bulk")"
+check "bulk: same answers as the local executor" cmp -s "$T/ref.bulk" "$T/sl.bulk"
+check "bulk: one job array for the burst" \
+    grep -Eq "slurm: prediction of 200 images submitted as job array [0-9]+ \(4 tasks\)" "$M/log"
+check "bulk: every answer came from the cluster" \
+    grep -q "slurm: 200 of 200 answers came from the cluster" "$M/log"
+check "bulk: a single image is answered in the daemon" cp "$SRC/probe/disc.png" "$M/predict/single.png"
+check "bulk: its answer" jqe '.customModelResult.tagsResult.values[0].name == "disc"' \
+    "$M/predict/single.png.json"
 vfs_umount
 
 # ---- a task that fails once is retried -----------------------------------------
