@@ -509,7 +509,7 @@ static int write_whole(const char *path, const char *text)
     FILE *f = fopen(tmp, "w");
     if (!f)
         return -1;
-    int ok = fputs(text, f) >= 0 && fputc('\n', f) != EOF;
+    int ok = fputs(text, f) >= 0; /* as the daemon writes it: no newline */
     if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
         unlink(tmp);
         return -1;

@@ -19,7 +19,15 @@ check "dataset ready" wait_status "$MNT/datasets/train/status" ready 60
 mkdir "$MNT/models/m"
 echo '{"dataset": "train", "budget_minutes": 2}' >"$MNT/models/m/train.json"
 check "trained" wait_status "$MNT/models/m/status" succeeded 300
+IMG=$(ls "$SRC/train/images" | head -n 1)
+cp "$SRC/train/images/$IMG" "$MNT/models/m/predict/x.png"
+cp "$MNT/models/m/predict/x.png.json" "$T/daemon.answer"
 vfs_umount
+
+# worker predict FILES...: IMAGE.json next to the image, as predict/ writes it
+cp "$SRC/train/images/$IMG" "$T/x.png"
+check "worker predict" "$WORKER" predict --store "$STORE" --model m --version 1 --shard 0/1 "$T/x.png"
+check "its answer is byte for byte the daemon's" cmp "$T/daemon.answer" "$T/x.png.json"
 
 # a second store with only the dataset: the worker fills its cache
 S2=$T/store2
