@@ -195,9 +195,13 @@ static int executor_setup(void)
     char *argv[] = {"sbatch", "--version", NULL};
     char out[256];
     if (fs_slurm_run(argv, out, sizeof out) != 0) {
+        size_t l = strlen(out);
+        while (l && (out[l - 1] == '\n' || out[l - 1] == ' '))
+            out[--l] = '\0';
         fprintf(stderr,
-                "visionfs: --executor slurm: cannot run sbatch (%s): install Slurm's client "
-                "commands and put them in PATH\n",
+                "visionfs: --executor slurm: \"sbatch --version\" failed: %s\n"
+                "visionfs: install Slurm's client commands, put them in PATH and make sure they "
+                "find the cluster's configuration (SLURM_CONF or configless DNS)\n",
                 out);
         return 2;
     }
