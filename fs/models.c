@@ -359,7 +359,8 @@ static const char *metric_of(const mdl *m)
 }
 
 /* The one-line status (under g_models.mu). */
-/* " slurm job 12: 2 RUNNING, 2 PENDING" while a job array runs, else "". */
+/* " slurm job 12: 2 RUNNING on node1,node2, 2 PENDING (queued 4s)" while a
+ * job array runs, else "". */
 static void slurm_summary_locked(const mdl *m, char *out, size_t n)
 {
     static const char *const states[] = {"PENDING", "RUNNING", "COMPLETED", NULL};
@@ -367,16 +368,35 @@ static void slurm_summary_locked(const mdl *m, char *out, size_t n)
         return;
     size_t k = (size_t)snprintf(out, n, " slurm job %s:", m->slurm_job);
     int other = m->slurm_ntasks;
+    double now = fs_now();
     for (int s = 0; states[s] && k < n; s++) {
         int c = 0;
-        for (int i = 0; i < m->slurm_ntasks; i++)
-            c += strcmp(m->slurm_tasks[i].state, states[s]) == 0;
+        double wait = 0;
+        char nodes[96] = "";
+        size_t nl = 0;
+        for (int i = 0; i < m->slurm_ntasks; i++) {
+            const fs_slurm_task *t = &m->slurm_tasks[i];
+            if (strcmp(t->state, states[s]) != 0)
+                continue;
+            c++;
+            if (now - t->submitted > wait)
+                wait = now - t->submitted;
+            if (s == 1 && t->node[0] && !strstr(nodes, t->node) && nl < sizeof nodes)
+                nl +=
+                    (size_t)snprintf(nodes + nl, sizeof nodes - nl, "%s%s", nl ? "," : "", t->node);
+        }
         other -= c;
-        if (c)
-            k += (size_t)snprintf(out + k, n - k, " %d %s", c, states[s]);
+        if (!c)
+            continue;
+        k += (size_t)snprintf(out + k, n - k, "%s %d %s", other + c < m->slurm_ntasks ? "," : "", c,
+                              states[s]);
+        if (s == 0 && k < n)
+            k += (size_t)snprintf(out + k, n - k, " (queued %.0fs)", wait);
+        if (s == 1 && nodes[0] && k < n)
+            k += (size_t)snprintf(out + k, n - k, " on %s", nodes);
     }
     if (other > 0 && k < n)
-        snprintf(out + k, n - k, " %d other", other);
+        snprintf(out + k, n - k, ", %d other", other);
 }
 
 static void status_line_locked(const mdl *m, char *out, size_t n)
@@ -399,7 +419,7 @@ static void status_line_locked(const mdl *m, char *out, size_t n)
             snprintf(trial, sizeof trial, "trial %d/%d", t > m->prog.ntrials ? m->prog.ntrials : t,
                      m->prog.ntrials);
         }
-        char sl[160] = "";
+        char sl[320] = "";
         slurm_summary_locked(m, sl, sizeof sl);
         snprintf(out, n, "training %d%% %s%s elapsed %s budget %s%s%s\n", pct, trial, best, el, bu,
                  m->restarted_run ? " (restarted after an interruption)" : "", sl);

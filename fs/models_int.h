@@ -192,9 +192,11 @@ void mdl_eval_cancel(mdl *m, const char *ds);
 /* Puts the features of paths[0..n) (absolute store paths) through the
  * backbone folders bbs[0..nb) into the feature cache with a Slurm job array,
  * showing its tasks in the model's status; abort(actx) is polled (then
- * scancel). 0 done; -2 aborted; -1 failed with code and msg set. */
+ * scancel). *cpu_out: the CPU seconds the workers report. 0 done; -2
+ * aborted; -1 failed with code and msg set. */
 int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs, int nb,
-                      int (*abort)(void *), void *actx, fs_code *code, char *msg, size_t mn);
+                      int (*abort)(void *), void *actx, double *cpu_out, fs_code *code, char *msg,
+                      size_t mn);
 /* Answers paths[0..n) (absolute store paths of predict/ images) with
  * version `version` of the model by a Slurm job array; the answers are in
  * DIR/answers/K.json (K: index in paths; missing ones were left to the

@@ -320,8 +320,10 @@ static int tasks_for(int n, int per_task)
 }
 
 int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs, int nb,
-                      int (*abort)(void *), void *actx, fs_code *code, char *msg, size_t mn)
+                      int (*abort)(void *), void *actx, double *cpu_out, fs_code *code, char *msg,
+                      size_t mn)
 {
+    *cpu_out = 0;
     char dir[FS_PATH_MAX], err[600], what[96];
     *code = FS_CODE_UNKNOWN;
     int ntasks = tasks_for(n, IMAGES_PER_TASK);
@@ -342,6 +344,7 @@ int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs,
         double cpu;
         totals(dir, ntasks, &computed, &cpu);
         mdl_log(m, "slurm: %d feature files computed, %.1f CPU s on the nodes", computed, cpu);
+        *cpu_out = cpu;
     }
     fs_remove_tree(dir);
     return rc;

@@ -99,7 +99,8 @@ for i in $(seq 100); do
     sleep 0.1
 done
 check_eq "status.json lists 4 array tasks" 4 "$seen_tasks"
-check "status names the slurm job" grep -Eq "slurm job [0-9]+: " "$T/sl.status"
+check "status names the slurm job and the task states" \
+    grep -Eq "slurm job [0-9]+: [0-9]+ (PENDING|RUNNING)" "$T/sl.status"
 check "tasks have job ids, states and queued time" jqe \
     '.slurm.tasks | all(.jobId | test("^[0-9]+_[0-3]$")) and all(.state | length > 0) and all(.queuedSeconds >= 0)' \
     "$T/sl.status.json"
@@ -109,6 +110,8 @@ check "log: tasks ran on node1 and node2" \
     bash -c 'grep -q "RUNNING on node1" "$1" && grep -q "RUNNING on node2" "$1"' _ "$M/log"
 check "log: training found the features in the cache" \
     grep -Eq "features [^:]+: ([0-9]+) images \(\1 from cache\)" "$M/log"
+check "log: the budget counts the workers' CPU time" \
+    grep -Eq "budget: [0-9.]+ of 180.0 CPU s spent by the Slurm workers" "$M/log"
 check "status.json has no slurm section after the run" jqe '.slurm == null' "$M/status.json"
 eval_of sl >"$T/sl.eval"
 check "same evaluation as the local executor" cmp -s "$T/ref.eval" "$T/sl.eval"
