@@ -190,13 +190,14 @@ void mdl_eval_cancel(mdl *m, const char *ds);
 /* ---- the Slurm executor (models_slurm.c) ---- */
 
 /* Puts the features of paths[0..n) (absolute store paths) through the
- * backbone folders bbs[0..nb) into the feature cache with a Slurm job array,
+ * backbone folders bbs[0..nb) (detector: the detection features training
+ * reads) into the feature cache with a Slurm job array,
  * showing its tasks in the model's status; abort(actx) is polled (then
  * scancel). *cpu_out: the CPU seconds the workers report. 0 done; -2
  * aborted; -1 failed with code and msg set. */
 int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs, int nb,
-                      int (*abort)(void *), void *actx, double *cpu_out, fs_code *code, char *msg,
-                      size_t mn);
+                      int detector, int (*abort)(void *), void *actx, double *cpu_out,
+                      fs_code *code, char *msg, size_t mn);
 /* Answers paths[0..n) (absolute store paths of predict/ images) with
  * version `version` of the model by a Slurm job array; the answers are in
  * DIR/answers/K.json (K: index in paths; missing ones were left to the

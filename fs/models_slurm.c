@@ -93,7 +93,7 @@ static void show(mdl *m, const char *job, const fs_slurm_task *t, int n)
 }
 
 static int write_inputs(const char *dir, const char *const *paths, int n, char *const *bbs, int nb,
-                        int ntasks, char *err, size_t en)
+                        int detector, int ntasks, char *err, size_t en)
 {
     const char *root = fs_store_root();
     size_t rl = strlen(root);
@@ -128,6 +128,8 @@ static int write_inputs(const char *dir, const char *const *paths, int n, char *
         fprintf(f, " --backbone ");
         sh_quote(f, bbs[b]);
     }
+    if (detector)
+        fprintf(f, " --kind detector");
     fprintf(f, " --shard \"$SLURM_ARRAY_TASK_ID/%d\"\n", ntasks);
     if (fclose(f) != 0) {
         snprintf(err, en, "job folder: %s", strerror(errno));
@@ -320,8 +322,8 @@ static int tasks_for(int n, int per_task)
 }
 
 int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs, int nb,
-                      int (*abort)(void *), void *actx, double *cpu_out, fs_code *code, char *msg,
-                      size_t mn)
+                      int detector, int (*abort)(void *), void *actx, double *cpu_out,
+                      fs_code *code, char *msg, size_t mn)
 {
     *cpu_out = 0;
     char dir[FS_PATH_MAX], err[600], what[96];
@@ -332,12 +334,15 @@ int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs,
         snprintf(msg, mn, "slurm: cannot make the job folder: %s", strerror(-rc));
         return -1;
     }
-    if (write_inputs(dir, paths, n, bbs, nb, ntasks, err, sizeof err) != 0) {
+    if (write_inputs(dir, paths, n, bbs, nb, detector, ntasks, err, sizeof err) != 0) {
         snprintf(msg, mn, "slurm: %s", err);
         fs_remove_tree(dir);
         return -1;
     }
-    snprintf(what, sizeof what, "feature extraction (%d images, %d backbone(s))", n, nb);
+    if (detector)
+        snprintf(what, sizeof what, "feature extraction (%d images, detection features)", n);
+    else
+        snprintf(what, sizeof what, "feature extraction (%d images, %d backbone(s))", n, nb);
     rc = run_array(m, dir, ntasks, what, 1, abort, actx, code, msg, mn);
     if (rc == 0) {
         int computed;

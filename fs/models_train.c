@@ -339,11 +339,11 @@ static int run_announce(run *x)
 
 /* --executor slurm: the features of the training images extracted by a
  * Slurm job array into the cache first (models_slurm.c); training then
- * finds them there. Detectors train in the daemon. 0, or -1 with the
+ * finds them there. 0, or -1 with the
  * failure (or the abort) in x. */
 static int run_slurm(run *x)
 {
-    if (!fs_slurm()->enabled || x->r->wants_detection)
+    if (!fs_slurm()->enabled)
         return 0;
     int n = x->trv->nimages;
     const char **paths = malloc(((size_t)n + 1) * sizeof *paths);
@@ -355,8 +355,8 @@ static int run_slurm(run *x)
         paths[i] = x->trv->images[i].path;
     fs_code code = FS_CODE_UNKNOWN;
     char msg[sizeof x->msg];
-    int rc = mdl_slurm_extract(x->m, paths, n, x->dirs, x->nb, tjob_abort, x->j, &x->j->cluster_cpu,
-                               &code, msg, sizeof msg);
+    int rc = mdl_slurm_extract(x->m, paths, n, x->dirs, x->nb, x->r->wants_detection, tjob_abort,
+                               x->j, &x->j->cluster_cpu, &code, msg, sizeof msg);
     free(paths);
     if (rc == -2)
         x->st = FS_RECIPE_EABORTED;

@@ -39,6 +39,7 @@ typedef struct wargs {
     const char *bb[MAX_BB];
     int nbb;
     int shard, nshards, threads;
+    int detector; /* extract --kind detector */
 } wargs;
 
 static void usage(void)
@@ -46,7 +47,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: visionfs-worker extract --store DIR (--dataset NAME | --images LIST)\n"
             "                       [--backbone NAME|DIR|all]... --shard I/N [--job-dir DIR]\n"
-            "                       [--threads T]\n"
+            "                       [--threads T] [--kind classifier|detector]\n"
             "Puts the features of shard I of N of the images into the store's feature cache\n"
             "(STORE/models/.vfs-cache), the same files the daemon writes when it trains.\n"
             "LIST: one image path per line, relative to the store. Exit codes: 0 done,\n"
@@ -100,6 +101,9 @@ static int parse(int argc, char **argv, wargs *a)
             a->job_dir = v;
         else if (strcmp(k, "--model") == 0)
             a->model = v;
+        else if (strcmp(k, "--kind") == 0 &&
+                 (strcmp(v, "classifier") == 0 || strcmp(v, "detector") == 0))
+            a->detector = strcmp(v, "detector") == 0;
         else if (strcmp(k, "--version") == 0)
             a->version = atoi(v);
         else if (strcmp(k, "--threads") == 0)
@@ -384,7 +388,24 @@ static int cmd_extract(const wargs *a)
     eng_run_opts o = {.threads = threads > 0 ? threads : 1};
     int computed = 0, failed = 0;
     double c0 = cpu_seconds();
-    for (int b = 0; b < bbs.n; b++) {
+    if (a->detector) {
+        /* the detector trains on one backbone's detection features */
+        eng_backbone *open[MAX_BB];
+        int no = 0;
+        eng_diag d = {{0}};
+        for (int b = 0; b < bbs.n && no < MAX_BB; b++)
+            if (eng_backbone_open(bbs.v[b], &open[no], &d) == ENG_OK)
+                no++;
+        eng_status st = eng_det_cache_features(open, no, (const char *const *)imgs.v + lo, hi - lo,
+                                               cache, o.threads, &computed, &failed, &d);
+        for (int b = 0; b < no; b++)
+            eng_backbone_free(open[b]);
+        if (st != ENG_OK) {
+            say("detection features: %s", d.msg);
+            goto out;
+        }
+    }
+    for (int b = 0; !a->detector && b < bbs.n; b++) {
         eng_backbone *bb = NULL;
         eng_diag d = {{0}};
         if (eng_backbone_open(bbs.v[b], &bb, &d) != ENG_OK) {

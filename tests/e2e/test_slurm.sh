@@ -4,8 +4,8 @@
 # the trap). Runs: a classifier whose features come from a 4-task job array
 # (the same evaluation and the same answers as the local executor), 200
 # images copied into predict/ answered by one job array (the same answers
-# as the local executor), tasks
-# shown in status/status.json/log, a task that fails once and is retried,
+# as the local executor), a detector whose detection features come from an
+# array, tasks shown in status/status.json/log, a task that fails once and is retried,
 # a worker that cannot see the store, cancellation (rm train.json ->
 # scancel), and a slurmd killed while its tasks run (the model finishes or
 # fails clearly; no half-written cache file).
@@ -42,6 +42,7 @@ $MK cls "$SRC/test" 3 2
 $MK cls "$SRC/big" 20 3
 mkdir -p "$SRC/probe"
 for c in disc stripes checker; do $MK one "$SRC/probe/$c.png" $c 77; done
+python3 "$E2E_DIR/test_detect_mkdata.py" det "$SRC/dtrain" 8 4 >/dev/null
 $MK cls "$SRC/bulkset" 67 5
 mkdir -p "$SRC/bulk"
 ls "$SRC/bulkset/images" | head -n 200 | while read -r f; do mv "$SRC/bulkset/images/$f" "$SRC/bulk/"; done
@@ -133,6 +134,17 @@ check "bulk: every answer came from the cluster" \
 check "bulk: a single image is answered in the daemon" cp "$SRC/probe/disc.png" "$M/predict/single.png"
 check "bulk: its answer" jqe '.customModelResult.tagsResult.values[0].name == "disc"' \
     "$M/predict/single.png.json"
+
+# ---- a detector: its detection features from the array ---------------------------
+add_datasets dtrain
+mkdir "$MNT/models/det"
+echo '{"dataset": "dtrain", "budget_minutes": 0.3}' >"$MNT/models/det/train.json"
+check "detector: trained" wait_status "$MNT/models/det/status" succeeded 240
+check "detector: features submitted as an array" \
+    grep -Eq "slurm: feature extraction \([0-9]+ images, detection features\) submitted as job array" \
+    "$MNT/models/det/log"
+check "detector: training computed no feature itself" \
+    grep -Eq "features of [0-9]+ training images \(0 computed" "$MNT/models/det/log"
 vfs_umount
 
 # ---- a task that fails once is retried -----------------------------------------
