@@ -9,6 +9,7 @@
 #include "area.h"
 #include "http.h"
 #include "ops.h"
+#include "slurm.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -34,6 +35,14 @@ static void usage(const char *prog)
            "  --http ADDR   also serve Azure's Image Analysis 4.0 REST API on ADDR\n"
            "                (HOST:PORT, or PORT for 127.0.0.1); the key every call needs\n"
            "                is in STORE/http-key (docs/migrating-from-azure.md)\n"
+           "  --executor local|slurm  where heavy work runs: in the daemon (local, the\n"
+           "                default) or as Slurm jobs (feature extraction for training runs\n"
+           "                as a job array of build/visionfs-worker; docs/cluster.md)\n"
+           "  --slurm-partition P, --slurm-account A   sbatch's --partition, --account\n"
+           "  --slurm-args \"...\"  more sbatch arguments (split on spaces)\n"
+           "  --slurm-tasks N  array tasks per extraction (default: one per 500 images)\n"
+           "  --slurm-tries N  runs of a task before the model fails (default 3)\n"
+           "  --slurm-worker PATH  the worker (default: visionfs-worker next to visionfs)\n"
            "  -f            stay in the foreground\n"
            "  -d            debug output (implies -f)\n"
            "  -o OPTS       fuse mount options; allow_other (other users may use the\n"
@@ -127,6 +136,80 @@ static int fuse_opt_given(char **argv, int argc, const char *name)
     return 0;
 }
 
+static fs_slurm_config g_exec = {.max_tries = 3, .poll_seconds = 1.0};
+static char g_executor[16] = "local";
+
+/* One of the executor options with its value; -1 when name is not one. */
+static int executor_arg(const char *name, const char *v)
+{
+    if (strcmp(name, "--executor") == 0)
+        snprintf(g_executor, sizeof g_executor, "%s", v);
+    else if (strcmp(name, "--slurm-partition") == 0)
+        snprintf(g_exec.partition, sizeof g_exec.partition, "%s", v);
+    else if (strcmp(name, "--slurm-account") == 0)
+        snprintf(g_exec.account, sizeof g_exec.account, "%s", v);
+    else if (strcmp(name, "--slurm-args") == 0)
+        snprintf(g_exec.args, sizeof g_exec.args, "%s", v);
+    else if (strcmp(name, "--slurm-worker") == 0)
+        snprintf(g_exec.worker, sizeof g_exec.worker, "%s", v);
+    else if (strcmp(name, "--slurm-tasks") == 0)
+        g_exec.tasks = atoi(v) > 0 ? atoi(v) : -1;
+    else if (strcmp(name, "--slurm-tries") == 0)
+        g_exec.max_tries = atoi(v) > 0 ? atoi(v) : -1;
+    else
+        return -1;
+    return 0;
+}
+
+/* Checks the executor options and sets the executor. 0, or 2 (said why). */
+static int executor_setup(void)
+{
+    if (strcmp(g_executor, "local") == 0)
+        return 0;
+    if (strcmp(g_executor, "slurm") != 0) {
+        fprintf(stderr, "visionfs: --executor \"%s\": expected local or slurm\n", g_executor);
+        return 2;
+    }
+    if (g_exec.tasks < 0 || g_exec.max_tries < 0) {
+        fprintf(stderr, "visionfs: --slurm-tasks and --slurm-tries take a number >= 1\n");
+        return 2;
+    }
+    if (!g_exec.worker[0]) {
+        char self[PATH_MAX - 32];
+        ssize_t l = readlink("/proc/self/exe", self, sizeof self - 1);
+        self[l > 0 ? l : 0] = '\0';
+        char *slash = strrchr(self, '/');
+        if (slash)
+            *slash = '\0';
+        snprintf(g_exec.worker, sizeof g_exec.worker, "%s/visionfs-worker", self);
+    }
+    char real[PATH_MAX];
+    if (!realpath(g_exec.worker, real) || access(real, X_OK) != 0) {
+        fprintf(stderr,
+                "visionfs: --executor slurm: the worker \"%s\" is not an executable file "
+                "(build it, or name it with --slurm-worker PATH)\n",
+                g_exec.worker);
+        return 2;
+    }
+    snprintf(g_exec.worker, sizeof g_exec.worker, "%s", real);
+    char *argv[] = {"sbatch", "--version", NULL};
+    char out[256];
+    if (fs_slurm_run(argv, out, sizeof out) != 0) {
+        size_t l = strlen(out);
+        while (l && (out[l - 1] == '\n' || out[l - 1] == ' '))
+            out[--l] = '\0';
+        fprintf(stderr,
+                "visionfs: --executor slurm: \"sbatch --version\" failed: %s\n"
+                "visionfs: install Slurm's client commands, put them in PATH and make sure they "
+                "find the cluster's configuration (SLURM_CONF or configless DNS)\n",
+                out);
+        return 2;
+    }
+    g_exec.enabled = 1;
+    fs_slurm_configure(&g_exec);
+    return 0;
+}
+
 /* Takes --store (and --help) out of argv; the rest goes to libfuse in
  * fargv, with our fsname, and default_permissions whenever allow_other is
  * given. Returns -1 to go on, else the exit code. */
@@ -147,6 +230,8 @@ static int parse_args(int argc, char **argv, char *store, size_t n, const char *
         } else if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
             usage(argv[0]);
             return 0;
+        } else if (i + 1 < argc && executor_arg(argv[i], argv[i + 1]) == 0) {
+            i++;
         } else {
             fargv[k++] = argv[i];
         }
@@ -270,6 +355,8 @@ int main(int argc, char **argv)
     int fargc = 0;
     const char *http = NULL;
     int rc = parse_args(argc, argv, store, sizeof store, &http, fargv, &fargc);
+    if (rc < 0 && (rc = executor_setup()) == 0)
+        rc = -1;
     if (rc >= 0) {
         free(fargv);
         return rc;

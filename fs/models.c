@@ -142,6 +142,8 @@ int mdl_path(mdl *m, const char *sub, char *out, size_t n)
 
 static void mdl_free(mdl *m)
 {
+    free(m->slurm_tasks);
+    free(m->sb);
     pthread_mutex_destroy(&m->pub_mu);
     pthread_rwlock_destroy(&m->files);
     free(m);
@@ -357,6 +359,46 @@ static const char *metric_of(const mdl *m)
 }
 
 /* The one-line status (under g_models.mu). */
+/* " slurm job 12: 2 RUNNING on node1,node2, 2 PENDING (queued 4s)" while a
+ * job array runs, else "". */
+static void slurm_summary_locked(const mdl *m, char *out, size_t n)
+{
+    static const char *const states[] = {"PENDING", "RUNNING", "COMPLETED", NULL};
+    if (!m->slurm_ntasks)
+        return;
+    size_t k = (size_t)snprintf(out, n, " slurm job %s:", m->slurm_job);
+    int other = m->slurm_ntasks;
+    double now = fs_now();
+    for (int s = 0; states[s] && k < n; s++) {
+        int c = 0;
+        double wait = 0;
+        char nodes[96] = "";
+        size_t nl = 0;
+        for (int i = 0; i < m->slurm_ntasks; i++) {
+            const fs_slurm_task *t = &m->slurm_tasks[i];
+            if (strcmp(t->state, states[s]) != 0)
+                continue;
+            c++;
+            if (now - t->submitted > wait)
+                wait = now - t->submitted;
+            if (s == 1 && t->node[0] && !strstr(nodes, t->node) && nl < sizeof nodes)
+                nl +=
+                    (size_t)snprintf(nodes + nl, sizeof nodes - nl, "%s%s", nl ? "," : "", t->node);
+        }
+        other -= c;
+        if (!c)
+            continue;
+        k += (size_t)snprintf(out + k, n - k, "%s %d %s", other + c < m->slurm_ntasks ? "," : "", c,
+                              states[s]);
+        if (s == 0 && k < n)
+            k += (size_t)snprintf(out + k, n - k, " (queued %.0fs)", wait);
+        if (s == 1 && nodes[0] && k < n)
+            k += (size_t)snprintf(out + k, n - k, " on %s", nodes);
+    }
+    if (other > 0 && k < n)
+        snprintf(out + k, n - k, ", %d other", other);
+}
+
 static void status_line_locked(const mdl *m, char *out, size_t n)
 {
     switch (m->state) {
@@ -377,8 +419,10 @@ static void status_line_locked(const mdl *m, char *out, size_t n)
             snprintf(trial, sizeof trial, "trial %d/%d", t > m->prog.ntrials ? m->prog.ntrials : t,
                      m->prog.ntrials);
         }
-        snprintf(out, n, "training %d%% %s%s elapsed %s budget %s%s\n", pct, trial, best, el, bu,
-                 m->restarted_run ? " (restarted after an interruption)" : "");
+        char sl[320] = "";
+        slurm_summary_locked(m, sl, sizeof sl);
+        snprintf(out, n, "training %d%% %s%s elapsed %s budget %s%s%s\n", pct, trial, best, el, bu,
+                 m->restarted_run ? " (restarted after an interruption)" : "", sl);
         break;
     }
     case ST_FAILED:
@@ -425,6 +469,33 @@ static char *status_json_locked(const mdl *m)
         jsonw_kint(&w, "trials", m->has_prog ? m->prog.ntrials : 0);
         jsonw_knum(&w, "elapsedSeconds", m->has_prog ? m->prog.cpu_seconds : 0);
         jsonw_knum(&w, "budgetSeconds", m->req.budget_seconds);
+        jsonw_end(&w);
+    }
+    if (m->slurm_ntasks) {
+        double now = fs_now();
+        jsonw_key(&w, "slurm");
+        jsonw_obj(&w);
+        jsonw_kstr(&w, "stage", "features");
+        jsonw_kstr(&w, "jobId", m->slurm_job);
+        jsonw_key(&w, "tasks");
+        jsonw_arr(&w);
+        for (int i = 0; i < m->slurm_ntasks; i++) {
+            const fs_slurm_task *t = &m->slurm_tasks[i];
+            char id[FS_SLURM_ID_MAX + 16];
+            snprintf(id, sizeof id, "%s_%d", t->job, t->index);
+            jsonw_obj(&w);
+            jsonw_kint(&w, "task", t->index);
+            jsonw_kstr(&w, "jobId", id);
+            jsonw_kstr(&w, "state", t->state);
+            jsonw_kstr(&w, "node", t->node);
+            if (t->reason[0])
+                jsonw_kstr(&w, "reason", t->reason);
+            double q = t->started > 0 ? t->started - t->submitted : now - t->submitted;
+            jsonw_knum(&w, "queuedSeconds", q > 0 ? q : 0);
+            jsonw_kint(&w, "tries", t->tries);
+            jsonw_end(&w);
+        }
+        jsonw_end(&w);
         jsonw_end(&w);
     }
     jsonw_key(&w, "bestMetrics");

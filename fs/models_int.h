@@ -20,6 +20,7 @@
 #include "jobs.h"
 #include "models_data.h"
 #include "models_recipe.h"
+#include "slurm.h"
 #include "trainreq.h"
 
 #include <pthread.h>
@@ -91,6 +92,17 @@ typedef struct mdl {
     srv *import_pending;
     pend *pending;
     evl *evals;
+
+    /* --executor slurm: the tasks of the run's job array, for status and
+     * status.json (a copy owned by the record; NULL when none) */
+    fs_slurm_task *slurm_tasks;
+    int slurm_ntasks;
+    char slurm_job[FS_SLURM_ID_MAX];
+    /* --executor slurm: predict/ images of the current burst (also in
+     * pending), sent as one job array when the burst ends; sb_open: its
+     * batch job is queued */
+    pend **sb;
+    int nsb, sbcap, sb_open;
 } mdl;
 
 /* The area's globals. */
@@ -174,5 +186,27 @@ void mdl_predict_queue(mdl *m, const char *sub);
 /* Queues an evaluation of the model on dataset ds / cancels it. */
 void mdl_eval_queue(mdl *m, const char *ds);
 void mdl_eval_cancel(mdl *m, const char *ds);
+
+/* ---- the Slurm executor (models_slurm.c) ---- */
+
+/* Puts the features of paths[0..n) (absolute store paths) through the
+ * backbone folders bbs[0..nb) (detector: the detection features training
+ * reads) into the feature cache with a Slurm job array,
+ * showing its tasks in the model's status; abort(actx) is polled (then
+ * scancel). *cpu_out: the CPU seconds the workers report. 0 done; -2
+ * aborted; -1 failed with code and msg set. */
+int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs, int nb,
+                      int detector, int (*abort)(void *), void *actx, double *cpu_out,
+                      fs_code *code, char *msg, size_t mn);
+/* Answers paths[0..n) (absolute store paths of predict/ images) with
+ * version `version` of the model by a Slurm job array; the answers are in
+ * DIR/answers/K.json (K: index in paths; missing ones were left to the
+ * daemon), dir gets DIR, which the caller removes. 0 done; -2 aborted; -1
+ * failed (msg). */
+int mdl_slurm_predict(mdl *m, int version, const char *const *paths, int n, int (*abort)(void *),
+                      void *actx, char *dir, size_t dn, char *msg, size_t mn);
+/* Fewest images copied in one burst that go to Slurm; fewer are answered
+ * in the daemon. */
+#define MDL_SLURM_MIN_PREDICT 16
 
 #endif

@@ -194,17 +194,16 @@ static char *answer_image(srv *s, const char *name, int version, const char *img
     return error_json(*code, err->msg);
 }
 
-static void pjob_run(void *arg)
+/* Answers one image of predict/ in the daemon. */
+static void predict_one(mdl *m, const pend *p)
 {
-    pjob *j = arg;
-    mdl *m = j->m;
     fs_recipe_err err = {0};
     char *json = NULL, img[FS_PATH_MAX];
     fs_recipe_prediction pred;
     memset(&pred, 0, sizeof pred);
     srv *s = srv_get(m, &err);
     pthread_mutex_lock(&g_models.mu);
-    int gone = m->deleted || g_models.stopping || mdl_path_locked(m, j->p->rel, img, sizeof img);
+    int gone = m->deleted || g_models.stopping || mdl_path_locked(m, p->rel, img, sizeof img);
     char name[FS_TRQ_NAME_MAX + 1];
     snprintf(name, sizeof name, "%s", m->name);
     int version = m->imported ? 0 : m->served_version;
@@ -219,11 +218,11 @@ static void pjob_run(void *arg)
     struct stat st;
     if (json && stat(img, &st) == 0) {
         char out[FS_PATH_MAX];
-        snprintf(out, sizeof out, "%s" MDL_RESULT_SUFFIX, j->p->rel);
+        snprintf(out, sizeof out, "%s" MDL_RESULT_SUFFIX, p->rel);
         if (pred.boxes_jpg) {
-            snprintf(out, sizeof out, "%s" MDL_BOXES_SUFFIX, j->p->rel);
+            snprintf(out, sizeof out, "%s" MDL_BOXES_SUFFIX, p->rel);
             mdl_put(m, out, pred.boxes_jpg, pred.boxes_jpg_len);
-            snprintf(out, sizeof out, "%s" MDL_RESULT_SUFFIX, j->p->rel);
+            snprintf(out, sizeof out, "%s" MDL_RESULT_SUFFIX, p->rel);
         }
         int rc = mdl_put(m, out, json, strlen(json));
         if (fs_disk_full(-rc)) {
@@ -242,6 +241,171 @@ static void pjob_run(void *arg)
     fs_recipe_prediction_release(&pred);
     if (s)
         srv_put(s);
+}
+
+static void pjob_run(void *arg)
+{
+    pjob *j = arg;
+    predict_one(j->m, j->p);
+}
+
+/* ---- --executor slurm: a burst of images as one job array ---- */
+
+typedef struct sbjob {
+    mdl *m;
+    int ran;
+} sbjob;
+
+/* How long a burst may be quiet before it is sent, and its longest wait. */
+#define BURST_QUIET_S 1.0
+#define BURST_MAX_S 10.0
+
+static int sb_abort(void *ctx)
+{
+    mdl *m = ctx;
+    pthread_mutex_lock(&g_models.mu);
+    int stop = g_models.stopping || m->deleted;
+    pthread_mutex_unlock(&g_models.mu);
+    return stop;
+}
+
+/* Takes the burst's images out of the record (g_models.mu held). */
+static pend **sb_take_locked(mdl *m, int *n)
+{
+    pend **b = m->sb;
+    *n = m->nsb;
+    m->sb = NULL;
+    m->nsb = m->sbcap = 0;
+    m->sb_open = 0;
+    return b;
+}
+
+/* The cluster's answers for b[0..n) moved into predict/; done[k] set for each. */
+static int sb_merge(mdl *m, pend **b, int n, const char *dir, int version, char *done)
+{
+    int got = 0;
+    for (int k = 0; k < n; k++) {
+        char p[FS_PATH_MAX + 48], out[FS_PATH_MAX];
+        snprintf(p, sizeof p, "%s/answers/%d.json", dir, k);
+        size_t len = 0;
+        char *json = fs_read_small(p, 1 << 20, &len);
+        if (!json)
+            continue;
+        pthread_mutex_lock(&g_models.mu);
+        int same = !m->deleted && !m->imported && m->served_version == version;
+        pthread_mutex_unlock(&g_models.mu);
+        snprintf(out, sizeof out, "%s" MDL_RESULT_SUFFIX, b[k]->rel);
+        if (same && mdl_put(m, out, json, len) == 0) {
+            done[k] = 1;
+            got++;
+        }
+        free(json);
+    }
+    return got;
+}
+
+static void sbjob_run(void *arg)
+{
+    sbjob *j = arg;
+    mdl *m = j->m;
+    j->ran = 1;
+    double t0 = fs_now(), quiet = t0;
+    int last = -1, n = 0;
+    for (;;) {
+        struct timespec ts = {0, 200 * 1000000L};
+        nanosleep(&ts, NULL);
+        pthread_mutex_lock(&g_models.mu);
+        n = m->nsb;
+        pthread_mutex_unlock(&g_models.mu);
+        if (n != last) {
+            last = n;
+            quiet = fs_now();
+        }
+        if (sb_abort(m) || fs_now() - quiet >= BURST_QUIET_S || fs_now() - t0 >= BURST_MAX_S)
+            break;
+    }
+    pthread_mutex_lock(&g_models.mu);
+    pend **b = sb_take_locked(m, &n);
+    int version = m->served_version, det = strcmp(m->kind, "detector") == 0;
+    int cluster = n >= MDL_SLURM_MIN_PREDICT && !det && !m->imported && m->has_model;
+    char **paths = cluster ? calloc((size_t)n, sizeof *paths) : NULL;
+    for (int k = 0; paths && k < n; k++) {
+        paths[k] = malloc(FS_PATH_MAX);
+        if (paths[k] && mdl_path_locked(m, b[k]->rel, paths[k], FS_PATH_MAX) != 0)
+            paths[k][0] = '\0';
+    }
+    pthread_mutex_unlock(&g_models.mu);
+    char *done = calloc((size_t)n + 1, 1);
+    if (paths && done && !sb_abort(m)) {
+        char dir[FS_PATH_MAX] = "", msg[480];
+        int rc = mdl_slurm_predict(m, version, (const char *const *)paths, n, sb_abort, m, dir,
+                                   sizeof dir, msg, sizeof msg);
+        int got = rc == 0 ? sb_merge(m, b, n, dir, version, done) : 0;
+        if (rc == -1)
+            mdl_log(m, "%s; the daemon answers those images itself", msg);
+        else if (rc == 0)
+            mdl_log(m, "slurm: %d of %d answers came from the cluster%s", got, n,
+                    got < n ? ", the daemon writes the others" : "");
+        if (dir[0])
+            fs_remove_tree(dir);
+    }
+    for (int k = 0; k < n; k++)
+        if (!(done && done[k]))
+            predict_one(m, b[k]);
+    pthread_mutex_lock(&g_models.mu);
+    for (int k = 0; k < n; k++)
+        pend_remove_locked(m, b[k]);
+    pthread_mutex_unlock(&g_models.mu);
+    for (int k = 0; paths && k < n; k++)
+        free(paths[k]);
+    free(paths);
+    free(done);
+    free(b);
+}
+
+static void sbjob_drop(void *arg)
+{
+    sbjob *j = arg;
+    if (!j->ran) { /* dropped unrun (unmount): nobody waits for these any more */
+        pthread_mutex_lock(&g_models.mu);
+        int n;
+        pend **b = sb_take_locked(j->m, &n);
+        for (int k = 0; k < n; k++)
+            pend_remove_locked(j->m, b[k]);
+        pthread_mutex_unlock(&g_models.mu);
+        free(b);
+    }
+    mdl_unref(j->m);
+    free(j);
+}
+
+/* Adds p to the model's burst, queueing its batch job when none is. 0, or
+ * -1 when it could not (the caller predicts it on its own). */
+static int sb_add(mdl *m, pend *p)
+{
+    sbjob *j = NULL;
+    pthread_mutex_lock(&g_models.mu);
+    if (m->nsb == m->sbcap) {
+        int cap = m->sbcap ? 2 * m->sbcap : 64;
+        pend **v = realloc(m->sb, (size_t)cap * sizeof *v);
+        if (!v) {
+            pthread_mutex_unlock(&g_models.mu);
+            return -1;
+        }
+        m->sb = v;
+        m->sbcap = cap;
+    }
+    m->sb[m->nsb++] = p;
+    if (!m->sb_open && (j = calloc(1, sizeof *j))) {
+        m->sb_open = 1;
+        m->refs++;
+        j->m = m;
+    }
+    fs_jobq *q = g_models.predq;
+    pthread_mutex_unlock(&g_models.mu);
+    if (j && (!q || fs_jobq_push(q, m->id, sbjob_run, sbjob_drop, j) != FS_JOBQ_OK))
+        sbjob_drop(j);
+    return 0;
 }
 
 static void pjob_drop(void *arg)
@@ -277,6 +441,11 @@ void mdl_predict_queue(mdl *m, const char *sub)
     fs_jobq *q = g_models.predq;
     pthread_mutex_unlock(&g_models.mu);
     mdl_put(m, out, "", 0);
+    if (fs_slurm()->enabled && sb_add(m, p) == 0) {
+        mdl_unref(m);
+        free(j);
+        return;
+    }
     if (!q || fs_jobq_push(q, m->id, pjob_run, pjob_drop, j) != FS_JOBQ_OK)
         pjob_drop(j);
 }

@@ -29,6 +29,7 @@ typedef struct tjob {
     mdl *m;
     uint64_t gen;
     int restarted;
+    double cluster_cpu; /* CPU seconds the run's Slurm workers spent */
 } tjob;
 
 static int tjob_stale_locked(const tjob *j) { return j->m->deleted || j->m->gen != j->gen; }
@@ -57,6 +58,9 @@ static void tjob_progress(void *ctx, const fs_recipe_progress *p)
             f = j->m->prog.fraction;
         j->m->prog = *p;
         j->m->prog.fraction = f > 1 ? 1 : f;
+        /* the budget counts the workers' CPU time too */
+        j->m->prog.cpu_seconds += j->cluster_cpu;
+        j->m->prog.budget_seconds += j->cluster_cpu;
         j->m->has_prog = 1;
     }
     int due = mine && fs_now() - j->m->last_publish >= 0.5;
@@ -333,14 +337,57 @@ static int run_announce(run *x)
     return 0;
 }
 
+/* --executor slurm: the features of the training images extracted by a
+ * Slurm job array into the cache first (models_slurm.c); training then
+ * finds them there. 0, or -1 with the
+ * failure (or the abort) in x. */
+static int run_slurm(run *x)
+{
+    if (!fs_slurm()->enabled)
+        return 0;
+    int n = x->trv->nimages;
+    const char **paths = malloc(((size_t)n + 1) * sizeof *paths);
+    if (!paths) {
+        run_fail(x, FS_CODE_UNKNOWN, "out of memory");
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        paths[i] = x->trv->images[i].path;
+    fs_code code = FS_CODE_UNKNOWN;
+    char msg[sizeof x->msg];
+    int rc = mdl_slurm_extract(x->m, paths, n, x->dirs, x->nb, x->r->wants_detection, tjob_abort,
+                               x->j, &x->j->cluster_cpu, &code, msg, sizeof msg);
+    free(paths);
+    if (rc == -2)
+        x->st = FS_RECIPE_EABORTED;
+    else if (rc != 0)
+        run_fail(x, code, "%s", msg);
+    return rc == 0 ? 0 : -1;
+}
+
+/* The CPU budget left for the daemon: the request's minus what the Slurm
+ * workers spent (at least a quarter of it, so a run whose workers extracted
+ * more backbones than the search will use can still search). */
+static double daemon_budget(run *x)
+{
+    double b = x->req.budget_seconds, c = x->j->cluster_cpu;
+    if (c <= 0 || b <= 0)
+        return b;
+    double left = b - c < 0.25 * b ? 0.25 * b : b - c;
+    mdl_log(x->m, "budget: %.1f of %.1f CPU s spent by the Slurm workers; %.1f left for the search",
+            c, b, left);
+    return left;
+}
+
 static void run_train(run *x)
 {
     char cdir[FS_PATH_MAX];
     cache_dir(cdir, sizeof cdir);
+    double budget = daemon_budget(x);
     fs_recipe_train_in in = {
         .train = x->trv,
         .test = x->tev,
-        .budget_seconds = x->req.budget_seconds,
+        .budget_seconds = budget,
         .threads = fs_ncpu(),
         .seed = 0,
         .cache_dir = cdir,
@@ -498,7 +545,7 @@ static void tjob_run(void *arg)
     run x = {.j = arg, .m = ((tjob *)arg)->m, .st = FS_RECIPE_EFAIL};
     if (run_begin(&x) != 0)
         return;
-    if (run_open_data(&x) == 0 && run_announce(&x) == 0)
+    if (run_open_data(&x) == 0 && run_announce(&x) == 0 && run_slurm(&x) == 0)
         run_train(&x);
     fs_models_ds_close(x.tr);
     fs_models_ds_close(x.te);

@@ -15,6 +15,9 @@ PACKAGES=(
     # darknet ships real photos with known ImageNet classes (/usr/share/darknet/data):
     # test_backbone_imagenet checks the converted EfficientNet-Lite0 on them
     darknet
+    # tests/e2e/test_slurm.sh runs a one-machine Slurm cluster (controller,
+    # two slurmd, munge) for the --executor slurm path
+    slurm-wlm munge
 )
 
 SUDO=

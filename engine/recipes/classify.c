@@ -203,6 +203,110 @@ eng_status cls_extract(const cls_extract_req *r, float *out, eng_diag *d)
     return st;
 }
 
+/* Tap keys tried for extra views, in order; the first that exists. */
+static const char *const EXTRA_TAPS[][3] = {
+    {"taps.stride32_block", "taps.stride32", NULL},
+    {"taps.stride16", NULL, NULL},
+};
+
+int cls_pass_taps(const eng_backbone *b, const char **taps, const char **keys)
+{
+    int nt = 0;
+    taps[nt] = eng_backbone_get_info(b)->embedding;
+    keys[nt++] = "embedding";
+    for (size_t e = 0; e < sizeof EXTRA_TAPS / sizeof EXTRA_TAPS[0]; e++)
+        for (int k = 0; k < 3 && EXTRA_TAPS[e][k]; k++) {
+            const char *node = eng_backbone_field(b, EXTRA_TAPS[e][k]);
+            if (node && eng_model_has_node(eng_backbone_model(b), node)) {
+                taps[nt] = node;
+                keys[nt++] = EXTRA_TAPS[e][k] + 5;
+                break;
+            }
+        }
+    return nt;
+}
+
+/* Features of paths[0..n) through one pass into the cache; an image the
+ * backbone refuses is counted in *failed and left out. */
+static eng_status cache_chunk(const cls_extract_req *base, const char *const *paths,
+                              char *const *hashes, int n, float *buf, int *computed, int *failed,
+                              eng_diag *d)
+{
+    cls_extract_req r = *base;
+    int nmiss = 0;
+    r.paths = paths;
+    r.hashes = hashes;
+    r.n = n;
+    r.nmiss = &nmiss;
+    eng_status st = cls_extract(&r, buf, d);
+    if (st == ENG_OK) {
+        *computed += nmiss;
+        return ENG_OK;
+    }
+    if (st == ENG_EABORTED || st == ENG_ENOMEM || n == 1) {
+        if (n == 1 && st != ENG_EABORTED && st != ENG_ENOMEM) {
+            ++*failed;
+            return ENG_OK;
+        }
+        return st;
+    }
+    for (int i = 0; i < n; i++) {
+        st = cache_chunk(base, paths + i, hashes + i, 1, buf, computed, failed, d);
+        if (st != ENG_OK)
+            return st;
+    }
+    return ENG_OK;
+}
+
+eng_status eng_cls_cache_features(const eng_backbone *bb, const char *const *paths, int n,
+                                  const char *cache_dir, const eng_run_opts *o, int *computed,
+                                  int *failed, eng_diag *d)
+{
+    const char *taps[CLS_MAX_TAPS], *keys[CLS_MAX_TAPS];
+    int ntaps = cls_pass_taps(bb, taps, keys), dim = 0;
+    int size = eng_backbone_get_info(bb)->input_w;
+    *computed = 0;
+    *failed = 0;
+    for (int k = 0; k < ntaps; k++) {
+        int td = 0;
+        eng_status st = eng_backbone_embed_dim(bb, size, &taps[k], 1, &td, d);
+        if (st != ENG_OK)
+            return st;
+        dim += td;
+    }
+    enum { CHUNK = 16 };
+    float *buf = malloc((size_t)CHUNK * dim * sizeof *buf);
+    char *hash[CHUNK];
+    char hbuf[CHUNK][33];
+    if (!buf)
+        return eng_fail(d, ENG_ENOMEM, "features: out of memory");
+    cls_extract_req base = {.bb = bb,
+                            .size = size,
+                            .taps = taps,
+                            .ntaps = ntaps,
+                            .dim = dim,
+                            .cache_dir = cache_dir,
+                            .opts = o};
+    eng_status st = ENG_OK;
+    for (int c0 = 0; c0 < n && st == ENG_OK; c0 += CHUNK) {
+        int cn = n - c0 < CHUNK ? n - c0 : CHUNK, k = 0;
+        const char *p[CHUNK];
+        for (int j = 0; j < cn; j++) {
+            eng_diag ign;
+            if (eng_hash_file(paths[c0 + j], hbuf[k], &ign) != ENG_OK) {
+                ++*failed;
+                continue;
+            }
+            hash[k] = hbuf[k];
+            p[k++] = paths[c0 + j];
+        }
+        if (k)
+            st = cache_chunk(&base, p, hash, k, buf, computed, failed, d);
+    }
+    free(buf);
+    return st;
+}
+
 void cls_power(float *v, int dim, float e)
 {
     if (e == 1.0f)

@@ -73,6 +73,15 @@ eng_status eng_cls_predict_files(const eng_classifier *m, eng_backbone *const *b
                                  const eng_eval_opts *o, float *probs, eng_status *status,
                                  eng_diag *msgs, eng_diag *d);
 
+/* Puts into the feature cache cache_dir the features training extracts
+ * first for backbone bb (its native input size, its embedding and extra
+ * taps, no augmentation) of n image files: the very files training would
+ * write, each written to a temp name and renamed. *computed: how many were
+ * not cached yet; *failed: images that could not be read or decoded (left
+ * out). Errors: ENG_ENOMEM, ENG_EABORTED (o->abort), the backbone's. */
+eng_status eng_cls_cache_features(const eng_backbone *bb, const char *const *paths, int n,
+                                  const char *cache_dir, const eng_run_opts *o, int *computed,
+                                  int *failed, eng_diag *d);
 /* Evaluates on n labelled images. *metrics_json: SPEC section 5 metrics plus
  * evaluatedOn (new string, free()); *predictions_json (may be NULL): COCO
  * results [{image_id, category_id, score}] with the top-1 category of each

@@ -64,6 +64,13 @@ typedef struct cls_extract_req {
 
 eng_status cls_extract(const cls_extract_req *r, float *out, eng_diag *d);
 
+/* The taps of a backbone's feature pass: its embedding, then the extra taps
+ * it has (stride-32 block, stride 16); keys gets their short names. Returns
+ * how many (at most CLS_MAX_TAPS). Training and eng_cls_cache_features
+ * share it, so both write the same cache files. */
+#define CLS_MAX_TAPS 3
+int cls_pass_taps(const eng_backbone *b, const char **taps, const char **keys);
+
 /* Centres v with mean, L2-normalises it and scales it by weight, in place. */
 /* v[j] -> sign(v[j]) |v[j]|^e: flattens the long tail of pooled ReLU
  * features, which few-shot heads fit better (e = 1 leaves v alone). */

@@ -43,7 +43,7 @@ static const double TAU_GRID[NTAU] = {4, 8, 16, 32};
 #define CV_FITS 12  /* about this many fits per repeated cross-validation */
 #define MAX_REPEATS 5
 #define TIE_MARGIN 1e-3 /* relative log-loss a later candidate must gain */
-#define MAX_TAPS 3
+#define MAX_TAPS CLS_MAX_TAPS
 #define FT_COPIES 6              /* fine-tuning: the image, its mirror and 4 random resized crops */
 #define FT_EPOCHS 3              /* fine-tuning passes over every copy */
 #define DEFAULT_S_PER_GFLOP 0.05 /* CPU s per GFLOP before we have measured (this box: ~0.03) */
@@ -281,28 +281,9 @@ static eng_status make_folds(trainer *t)
 
 /* ---- passes and views ---- */
 
-/* Tap keys tried for extra views, in order; the first that exists. */
-static const char *const EXTRA_TAPS[][3] = {
-    {"taps.stride32_block", "taps.stride32", NULL},
-    {"taps.stride16", NULL, NULL},
-};
-
 static int pass_taps(const trainer *t, int bb, const char **taps, const char **keys)
 {
-    const eng_backbone *b = bbof(t, bb);
-    int nt = 0;
-    taps[nt] = eng_backbone_get_info(b)->embedding;
-    keys[nt++] = "embedding";
-    for (size_t e = 0; e < sizeof EXTRA_TAPS / sizeof EXTRA_TAPS[0]; e++)
-        for (int k = 0; k < 3 && EXTRA_TAPS[e][k]; k++) {
-            const char *node = eng_backbone_field(b, EXTRA_TAPS[e][k]);
-            if (node && eng_model_has_node(eng_backbone_model(b), node)) {
-                taps[nt] = node;
-                keys[nt++] = EXTRA_TAPS[e][k] + 5;
-                break;
-            }
-        }
-    return nt;
+    return cls_pass_taps(bbof(t, bb), taps, keys);
 }
 
 static double pass_gflop(const trainer *t, int bb, int size, const char *const *taps, int nt)

@@ -1459,3 +1459,36 @@ done:
     *out = m;
     return ENG_OK;
 }
+
+eng_status eng_det_cache_features(eng_backbone *const *backbones, int nbackbones,
+                                  const char *const *paths, int n, const char *cache_dir,
+                                  int threads, int *computed, int *failed, eng_diag *d)
+{
+    *computed = 0;
+    *failed = 0;
+    eng_backbone *bb = NULL;
+    eng_status st = det_pick_backbone(backbones, nbackbones, NULL, NULL, &bb, d);
+    if (st != ENG_OK)
+        return st;
+    const eng_backbone_info *inf = eng_backbone_get_info(bb);
+    uint16_t *buf = eng_alloc((size_t)inf->detection_features_dim * DET_CELLS * 2);
+    if (!buf)
+        return eng_fail(d, ENG_ENOMEM, "detection features: out of memory");
+    for (int i = 0; i < n; i++) {
+        int w, h, hit = 0;
+        eng_diag ign;
+        /* letterbox 0: as trainer_start sets it */
+        st = det_features(bb, inf->detection_features, inf->detection_features_dim, 0, paths[i],
+                          cache_dir, threads, buf, &w, &h, &hit, &ign);
+        if (st == ENG_ENOMEM) {
+            eng_free(buf);
+            return eng_fail(d, st, "detection features: out of memory");
+        }
+        if (st != ENG_OK)
+            ++*failed;
+        else if (!hit)
+            ++*computed;
+    }
+    eng_free(buf);
+    return ENG_OK;
+}

@@ -51,6 +51,15 @@ typedef struct eng_detector eng_detector;
 eng_status eng_det_train(const eng_train_args *a, eng_detector **out, char **evaluation_json,
                          eng_diag *d);
 
+/* Puts into the feature cache cache_dir the detection features training
+ * reads for each of n image files (the backbone with detection features
+ * among backbones, squashed to the detector's input): the very files
+ * eng_det_train writes. *computed: how many were not cached yet; *failed:
+ * images that could not be read or decoded (left out). Errors: ENG_ENOTFOUND
+ * (no backbone with detection features), ENG_ENOMEM, the backbone's. */
+eng_status eng_det_cache_features(eng_backbone *const *backbones, int nbackbones,
+                                  const char *const *paths, int n, const char *cache_dir,
+                                  int threads, int *computed, int *failed, eng_diag *d);
 /* Detects objects in one image: *objs a new array of *n objects, best first
  * (free()); *img_w, *img_h (may be NULL) the image's size in pixels.
  * threads <= 0: 1. */

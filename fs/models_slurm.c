@@ -1,0 +1,403 @@
+/* models_slurm.c: a training run's feature extraction as a Slurm job array
+ * (--executor slurm; see slurm.h and docs/cluster.md).
+ *
+ * Design: the daemon keeps the tree; the workers only fill the feature cache.
+ * A run writes a job folder in STORE/.tmp (the image list, the batch script;
+ * the workers add started.I, done.I and Slurm's output files), submits one
+ * array sharded by image, polls squeue, shows every task in status,
+ * status.json and log, retries a task that died, and on success returns:
+ * training then runs in the daemon as before and finds every feature in the
+ * cache. A task that ran but left no started.I marker means the store is
+ * not visible on the nodes: the run fails at once saying so.
+ */
+#include "models_int.h"
+#include "slurm.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wformat-truncation"
+#endif
+
+/* Images per array task when --slurm-tasks is not given, and the cap. */
+#define IMAGES_PER_TASK 500
+#define PREDICT_PER_TASK 100
+#define MAX_TASKS 100
+/* Consecutive squeue failures (one per poll) before the run gives up. */
+#define MAX_POLL_ERRORS 30
+
+/* s with every ' closed, escaped and reopened: safe inside '...' in sh. */
+static void sh_quote(FILE *f, const char *s)
+{
+    fputc('\'', f);
+    for (; *s; s++)
+        if (*s == '\'')
+            fputs("'\\''", f);
+        else
+            fputc(*s, f);
+    fputc('\'', f);
+}
+
+static int has_file(const char *dir, const char *what, int idx)
+{
+    char p[FS_PATH_MAX + 32];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/%s.%d", dir, what, idx);
+    return stat(p, &st) == 0;
+}
+
+/* The last line of the task's Slurm output file (what the worker said
+ * last), or "" when there is none. Returns 1 when the file exists, and
+ * sets *blind when the worker said it cannot see the store. */
+static int task_said(const char *dir, const fs_slurm_task *t, char *out, size_t n, int *blind)
+{
+    char p[FS_PATH_MAX + 64];
+    snprintf(p, sizeof p, "%s/task-%d-%s.out", dir, t->index, t->job);
+    out[0] = '\0';
+    *blind = 0;
+    size_t len = 0;
+    char *s = fs_read_small(p, 1 << 16, &len);
+    if (!s)
+        return 0;
+    *blind = strstr(s, "is not visible here") != NULL;
+    while (len && (s[len - 1] == '\n' || s[len - 1] == ' '))
+        len--;
+    size_t b = len;
+    while (b && s[b - 1] != '\n')
+        b--;
+    snprintf(out, n, "%.*s", (int)(len - b), s + b);
+    free(s);
+    return 1;
+}
+
+/* Publishes a copy of the tasks in the record (status, status.json). */
+static void show(mdl *m, const char *job, const fs_slurm_task *t, int n)
+{
+    fs_slurm_task *copy = NULL;
+    if (t && n > 0 && (copy = malloc((size_t)n * sizeof *copy)))
+        memcpy(copy, t, (size_t)n * sizeof *copy);
+    pthread_mutex_lock(&g_models.mu);
+    free(m->slurm_tasks);
+    m->slurm_tasks = copy;
+    m->slurm_ntasks = copy ? n : 0;
+    snprintf(m->slurm_job, sizeof m->slurm_job, "%s", job ? job : "");
+    pthread_mutex_unlock(&g_models.mu);
+    mdl_publish(m);
+}
+
+static int write_inputs(const char *dir, const char *const *paths, int n, char *const *bbs, int nb,
+                        int detector, int ntasks, char *err, size_t en)
+{
+    const char *root = fs_store_root();
+    size_t rl = strlen(root);
+    char p[FS_PATH_MAX + 32];
+    snprintf(p, sizeof p, "%s/images.txt", dir);
+    FILE *f = fopen(p, "w");
+    if (!f) {
+        snprintf(err, en, "job folder: %s", strerror(errno));
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        if (strncmp(paths[i], root, rl) == 0 && paths[i][rl] == '/')
+            fprintf(f, "%s\n", paths[i] + rl + 1);
+    int ok = fclose(f) == 0;
+    snprintf(p, sizeof p, "%s/job.sh", dir);
+    f = ok ? fopen(p, "w") : NULL;
+    if (!f) {
+        snprintf(err, en, "job folder: %s", strerror(errno));
+        return -1;
+    }
+    fprintf(f, "#!/bin/sh\n# visionfs: features of shard $SLURM_ARRAY_TASK_ID of %d\n", ntasks);
+    fprintf(f, "export OMP_WAIT_POLICY=passive\nexec ");
+    sh_quote(f, fs_slurm()->worker);
+    fprintf(f, " extract --store ");
+    sh_quote(f, root);
+    fprintf(f, " --images ");
+    snprintf(p, sizeof p, "%s/images.txt", dir);
+    sh_quote(f, p);
+    fprintf(f, " --job-dir ");
+    sh_quote(f, dir);
+    for (int b = 0; b < nb; b++) {
+        fprintf(f, " --backbone ");
+        sh_quote(f, bbs[b]);
+    }
+    if (detector)
+        fprintf(f, " --kind detector");
+    fprintf(f, " --shard \"$SLURM_ARRAY_TASK_ID/%d\"\n", ntasks);
+    if (fclose(f) != 0) {
+        snprintf(err, en, "job folder: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* Totals of the done markers: images, computed, CPU seconds. */
+static void totals(const char *dir, int ntasks, int *computed, double *cpu)
+{
+    *computed = 0;
+    *cpu = 0;
+    for (int i = 0; i < ntasks; i++) {
+        char p[FS_PATH_MAX + 32];
+        snprintf(p, sizeof p, "%s/done.%d", dir, i);
+        size_t len = 0;
+        char *s = fs_read_small(p, 4096, &len);
+        const char *c = s ? strstr(s, "\"computed\":") : NULL;
+        const char *u = s ? strstr(s, "\"cpuSeconds\":") : NULL;
+        if (c)
+            *computed += atoi(c + 11);
+        if (u)
+            *cpu += atof(u + 13);
+        free(s);
+    }
+}
+
+/* Runs DIR/job.sh as an array of ntasks and follows it to its end: what
+ * says what it does (log lines), show 1 puts the tasks in status. 0 done;
+ * -2 aborted; -1 failed with code and msg set. The caller removes dir. */
+static int run_array(mdl *m, const char *dir, int ntasks, const char *what, int show_it,
+                     int (*abort)(void *), void *actx, fs_code *code, char *msg, size_t mn)
+{
+    const fs_slurm_config *cfg = fs_slurm();
+    char script[FS_PATH_MAX + 16], outpat[FS_PATH_MAX + 32], job[48];
+    char name[FS_TRQ_NAME_MAX + 16], err[600];
+    *code = FS_CODE_UNKNOWN;
+    fs_slurm_task *t = calloc((size_t)ntasks, sizeof *t);
+    int *final_polls = calloc((size_t)ntasks, sizeof *final_polls);
+    if (!t || !final_polls) {
+        snprintf(msg, mn, "slurm: out of memory");
+        free(t);
+        free(final_polls);
+        return -1;
+    }
+    snprintf(script, sizeof script, "%s/job.sh", dir);
+    snprintf(outpat, sizeof outpat, "%s/task-%%a-%%A.out", dir);
+    snprintf(name, sizeof name, "vfs-%s", m->name);
+    char spec[32];
+    snprintf(spec, sizeof spec, "0-%d", ntasks - 1);
+    double t0 = fs_now();
+    if (fs_slurm_submit(script, spec, name, outpat, job, sizeof job, err, sizeof err) != 0) {
+        snprintf(msg, mn, "slurm: submitting the %s: %s", what, err);
+        free(t);
+        free(final_polls);
+        return -1;
+    }
+    for (int i = 0; i < ntasks; i++) {
+        t[i].index = i;
+        t[i].tries = 1;
+        t[i].submitted = t0;
+        snprintf(t[i].job, sizeof t[i].job, "%s", job);
+        snprintf(t[i].state, sizeof t[i].state, "PENDING");
+    }
+    mdl_log(m, "slurm: %s submitted as job array %s (%d tasks)", what, job, ntasks);
+    if (show_it)
+        show(m, job, t, ntasks);
+    int result = 1, poll_errors = 0;
+    while (result > 0) {
+        struct timespec ts = {(time_t)cfg->poll_seconds,
+                              (long)(fmod(cfg->poll_seconds, 1.0) * 1e9)};
+        nanosleep(&ts, NULL);
+        if (abort(actx)) {
+            fs_slurm_cancel(t, ntasks);
+            mdl_log(m, "slurm: cancelled job array %s (scancel)", job);
+            result = -2;
+            break;
+        }
+        fs_slurm_task before[MAX_TASKS];
+        memcpy(before, t, (size_t)ntasks * sizeof *t);
+        if (fs_slurm_poll(t, ntasks, err, sizeof err) != 0) {
+            if (++poll_errors >= MAX_POLL_ERRORS) {
+                fs_slurm_cancel(t, ntasks);
+                snprintf(msg, mn, "slurm: cannot follow job array %s: %s", job, err);
+                result = -1;
+            }
+            continue;
+        }
+        poll_errors = 0;
+        int ndone = 0, changed = 0;
+        for (int i = 0; i < ntasks && result > 0; i++) {
+            fs_slurm_task *k = &t[i];
+            if (!k->done && has_file(dir, "done", i)) {
+                k->done = 1;
+                if (!fs_slurm_state_final(k->state))
+                    snprintf(k->state, sizeof k->state, "COMPLETED");
+            }
+            if (k->done) {
+                ndone++;
+            } else if (!k->listed || fs_slurm_state_final(k->state)) {
+                /* give the done marker one more poll to appear (a shared
+                 * file system may show it a little later) */
+                if (++final_polls[i] < 2)
+                    continue;
+                final_polls[i] = 0;
+                char said[300];
+                int blind = 0, has_out = task_said(dir, k, said, sizeof said, &blind);
+                const char *st = k->listed ? k->state : "LOST (no longer known to squeue)";
+                int ran = strcmp(k->state, "COMPLETED") == 0 || strcmp(k->state, "FAILED") == 0;
+                /* it ran but left neither its marker nor Slurm's output file
+                 * in the job folder (or said so itself): the store is not
+                 * shared with its node */
+                if (ran && !has_file(dir, "started", i) && (!has_out || blind)) {
+                    *code = FS_CODE_UNKNOWN;
+                    snprintf(msg, mn,
+                             "slurm: task %d of job %s ran on %s but cannot see the store "
+                             "\"%s\"%s%s: the store must be on a file system shared with "
+                             "the nodes (NFS, Lustre...), at the same path",
+                             i, k->job, k->node[0] ? k->node : "its node", fs_store_root(),
+                             said[0] ? ": " : "", said);
+                    result = -1;
+                    break;
+                }
+                if (k->tries >= cfg->max_tries) {
+                    snprintf(msg, mn,
+                             "slurm: task %d of the %s failed %d time(s), last as job %s_%d: "
+                             "%s%s%s%s%s",
+                             i, what, k->tries, k->job, i, st, k->node[0] ? " on " : "", k->node,
+                             said[0] ? ": " : "", said);
+                    result = -1;
+                    break;
+                }
+                char nj[48], one[16];
+                snprintf(one, sizeof one, "%d", i);
+                if (fs_slurm_submit(script, one, name, outpat, nj, sizeof nj, err, sizeof err) !=
+                    0) {
+                    snprintf(msg, mn, "slurm: resubmitting task %d: %s", i, err);
+                    result = -1;
+                    break;
+                }
+                mdl_log(m, "slurm: task %d (job %s_%d) ended %s%s%s%s%s; try %d of %d as job %s_%d",
+                        i, k->job, i, st, k->node[0] ? " on " : "", k->node, said[0] ? ": " : "",
+                        said, k->tries + 1, cfg->max_tries, nj, i);
+                snprintf(k->job, sizeof k->job, "%s", nj);
+                snprintf(k->state, sizeof k->state, "PENDING");
+                k->node[0] = k->reason[0] = '\0';
+                k->submitted = fs_now();
+                k->started = 0;
+                k->tries++;
+                k->listed = 1;
+                changed = 1;
+            }
+        }
+        if (result <= 0)
+            break;
+        for (int i = 0; i < ntasks; i++) {
+            const fs_slurm_task *a = &before[i], *k = &t[i];
+            if (strcmp(a->state, k->state) == 0 && strcmp(a->node, k->node) == 0)
+                continue;
+            changed = 1;
+            if (strcmp(k->state, "RUNNING") == 0)
+                mdl_log(m, "slurm: task %d (job %s_%d) RUNNING on %s after %.1f s queued", i,
+                        k->job, i, k->node, k->started > 0 ? k->started - k->submitted : 0);
+            else
+                mdl_log(m, "slurm: task %d (job %s_%d) %s%s%s", i, k->job, i, k->state,
+                        k->node[0] ? " on " : "", k->node);
+        }
+        if (changed && show_it)
+            show(m, job, t, ntasks);
+        if (ndone == ntasks)
+            result = 0;
+    }
+    if (result == 0)
+        mdl_log(m, "slurm: job array %s done in %.1f s", job, fs_now() - t0);
+    else if (result == -1)
+        fs_slurm_cancel(t, ntasks);
+    if (show_it)
+        show(m, NULL, NULL, 0);
+    free(t);
+    free(final_polls);
+    return result;
+}
+
+static int tasks_for(int n, int per_task)
+{
+    const fs_slurm_config *cfg = fs_slurm();
+    int k = cfg->tasks > 0 ? cfg->tasks : (n + per_task - 1) / per_task;
+    return k > MAX_TASKS ? MAX_TASKS : k > n ? n : k < 1 ? 1 : k;
+}
+
+int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs, int nb,
+                      int detector, int (*abort)(void *), void *actx, double *cpu_out,
+                      fs_code *code, char *msg, size_t mn)
+{
+    *cpu_out = 0;
+    char dir[FS_PATH_MAX], err[600], what[96];
+    *code = FS_CODE_UNKNOWN;
+    int ntasks = tasks_for(n, IMAGES_PER_TASK);
+    int rc = fs_tmp_mkdir(dir, sizeof dir);
+    if (rc < 0) {
+        snprintf(msg, mn, "slurm: cannot make the job folder: %s", strerror(-rc));
+        return -1;
+    }
+    if (write_inputs(dir, paths, n, bbs, nb, detector, ntasks, err, sizeof err) != 0) {
+        snprintf(msg, mn, "slurm: %s", err);
+        fs_remove_tree(dir);
+        return -1;
+    }
+    if (detector)
+        snprintf(what, sizeof what, "feature extraction (%d images, detection features)", n);
+    else
+        snprintf(what, sizeof what, "feature extraction (%d images, %d backbone(s))", n, nb);
+    rc = run_array(m, dir, ntasks, what, 1, abort, actx, code, msg, mn);
+    if (rc == 0) {
+        int computed;
+        double cpu;
+        totals(dir, ntasks, &computed, &cpu);
+        mdl_log(m, "slurm: %d feature files computed, %.1f CPU s on the nodes", computed, cpu);
+        *cpu_out = cpu;
+    }
+    fs_remove_tree(dir);
+    return rc;
+}
+
+int mdl_slurm_predict(mdl *m, int version, const char *const *paths, int n, int (*abort)(void *),
+                      void *actx, char *dir, size_t dn, char *msg, size_t mn)
+{
+    char name[FS_TRQ_NAME_MAX + 1], p[FS_PATH_MAX + 32], what[64];
+    fs_code code;
+    int ntasks = tasks_for(n, PREDICT_PER_TASK);
+    int rc = fs_tmp_mkdir(dir, dn);
+    if (rc < 0) {
+        snprintf(msg, mn, "slurm: cannot make the job folder: %s", strerror(-rc));
+        return -1;
+    }
+    pthread_mutex_lock(&g_models.mu);
+    snprintf(name, sizeof name, "%s", m->name);
+    pthread_mutex_unlock(&g_models.mu);
+    const char *root = fs_store_root();
+    size_t rl = strlen(root);
+    snprintf(p, sizeof p, "%s/images.txt", dir);
+    FILE *f = fopen(p, "w");
+    for (int i = 0; f && i < n; i++)
+        fprintf(f, "%s\n", strncmp(paths[i], root, rl) == 0 ? paths[i] + rl + 1 : "");
+    int ok = f && fclose(f) == 0;
+    snprintf(p, sizeof p, "%s/job.sh", dir);
+    f = ok ? fopen(p, "w") : NULL;
+    if (f) {
+        fprintf(f, "#!/bin/sh\n# visionfs: answers of shard $SLURM_ARRAY_TASK_ID of %d\n", ntasks);
+        fprintf(f, "export OMP_WAIT_POLICY=passive\nexec ");
+        sh_quote(f, fs_slurm()->worker);
+        fprintf(f, " predict --store ");
+        sh_quote(f, root);
+        fprintf(f, " --model ");
+        sh_quote(f, name);
+        fprintf(f, " --version %d --images ", version);
+        snprintf(p, sizeof p, "%s/images.txt", dir);
+        sh_quote(f, p);
+        fprintf(f, " --job-dir ");
+        sh_quote(f, dir);
+        fprintf(f, " --shard \"$SLURM_ARRAY_TASK_ID/%d\"\n", ntasks);
+        ok = fclose(f) == 0;
+    }
+    if (!ok) {
+        snprintf(msg, mn, "slurm: job folder: %s", strerror(errno));
+        return -1;
+    }
+    snprintf(what, sizeof what, "prediction of %d images", n);
+    return run_array(m, dir, ntasks, what, 0, abort, actx, &code, msg, mn);
+}

@@ -1,0 +1,242 @@
+/* slurm.c: the Slurm executor's client side (see slurm.h): sbatch, squeue
+ * and scancel run as child processes and their output parsed.
+ *
+ * Design: the client commands rather than libslurm: they are what every site
+ * has and supports (libslurm's API changes with each release and its
+ * configuration must match the controller's), the cost of a process per
+ * poll is small next to the jobs, and a site's wrappers keep working.
+ */
+#include "slurm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static fs_slurm_config g_cfg;
+
+void fs_slurm_configure(const fs_slurm_config *c) { g_cfg = *c; }
+
+const fs_slurm_config *fs_slurm(void) { return &g_cfg; }
+
+int fs_slurm_run(char *const argv[], char *out, size_t n)
+{
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0)
+        return -errno;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, p[1], 1);
+    posix_spawn_file_actions_adddup2(&fa, p[1], 2);
+    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    pid_t pid;
+    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(p[1]);
+    if (rc != 0) {
+        close(p[0]);
+        if (n)
+            snprintf(out, n, "%s: %s", argv[0], strerror(rc));
+        return -rc;
+    }
+    size_t got = 0;
+    char sink[512];
+    for (;;) {
+        char *dst = got + 1 < n ? out + got : sink;
+        size_t room = got + 1 < n ? n - 1 - got : sizeof sink;
+        ssize_t r = read(p[0], dst, room);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        if (dst != sink)
+            got += (size_t)r;
+    }
+    close(p[0]);
+    if (n)
+        out[got < n ? got : n - 1] = '\0';
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* The last non-empty line of s, without its newline, into out. */
+static void last_line(const char *s, char *out, size_t n)
+{
+    size_t len = strlen(s);
+    while (len && (s[len - 1] == '\n' || s[len - 1] == ' '))
+        len--;
+    size_t b = len;
+    while (b && s[b - 1] != '\n')
+        b--;
+    snprintf(out, n, "%.*s", (int)(len - b), s + b);
+}
+
+int fs_slurm_submit(const char *script, const char *spec, const char *name, const char *out,
+                    char *jobid, size_t n, char *err, size_t en)
+{
+    char array[64], jname[160], output[4200], part[160], acct[160];
+    char extra[sizeof g_cfg.args];
+    char *argv[64];
+    int k = 0;
+    snprintf(array, sizeof array, "--array=%s", spec);
+    snprintf(jname, sizeof jname, "--job-name=%s", name);
+    snprintf(output, sizeof output, "--output=%s", out);
+    argv[k++] = "sbatch";
+    argv[k++] = "--parsable";
+    argv[k++] = array;
+    argv[k++] = jname;
+    argv[k++] = output;
+    if (g_cfg.partition[0]) {
+        snprintf(part, sizeof part, "--partition=%s", g_cfg.partition);
+        argv[k++] = part;
+    }
+    if (g_cfg.account[0]) {
+        snprintf(acct, sizeof acct, "--account=%s", g_cfg.account);
+        argv[k++] = acct;
+    }
+    snprintf(extra, sizeof extra, "%s", g_cfg.args);
+    char *save = NULL;
+    for (char *t = strtok_r(extra, " \t", &save); t && k < 60; t = strtok_r(NULL, " \t", &save))
+        argv[k++] = t;
+    argv[k++] = (char *)script;
+    argv[k] = NULL;
+    char buf[2048];
+    int rc = fs_slurm_run(argv, buf, sizeof buf);
+    char line[512];
+    last_line(buf, line, sizeof line);
+    /* --parsable: "jobid" or "jobid;cluster" */
+    size_t idl = strspn(line, "0123456789");
+    if (rc != 0 || idl == 0 || idl >= n || (line[idl] && line[idl] != ';')) {
+        snprintf(err, en, "sbatch failed (exit %d): %s", rc, line[0] ? line : "no output");
+        return -1;
+    }
+    snprintf(jobid, n, "%.*s", (int)idl, line);
+    return 0;
+}
+
+static double parse_time(const char *s)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+    if (!end)
+        return 0;
+    tm.tm_isdst = -1;
+    time_t t = mktime(&tm);
+    return t == (time_t)-1 ? 0 : (double)t;
+}
+
+/* Splits s at '|' into at most n fields (in place). */
+static int fields(char *s, char **f, int n)
+{
+    int k = 0;
+    f[k++] = s;
+    for (char *p = s; *p && k < n; p++)
+        if (*p == '|') {
+            *p = '\0';
+            f[k++] = p + 1;
+        }
+    return k;
+}
+
+static int poll_job(const char *job, fs_slurm_task *tasks, int n, char *err, size_t en)
+{
+    char jarg[FS_SLURM_ID_MAX + 8];
+    snprintf(jarg, sizeof jarg, "--jobs=%s", job);
+    char *argv[] = {
+        "squeue", "--noheader", "--array", "--states=all", jarg, "--format=%F|%K|%T|%N|%V|%S|%r",
+        NULL};
+    size_t cap = 64 + (size_t)n * 200;
+    char *out = malloc(cap);
+    if (!out) {
+        snprintf(err, en, "out of memory");
+        return -1;
+    }
+    int rc = fs_slurm_run(argv, out, cap);
+    if (rc != 0) {
+        /* a purged job: squeue refuses its id; its tasks are simply not listed */
+        int purged = strstr(out, "Invalid job id") != NULL;
+        if (!purged) {
+            char line[400];
+            last_line(out, line, sizeof line);
+            snprintf(err, en, "squeue failed (exit %d): %s", rc, line);
+        }
+        free(out);
+        return purged ? 0 : -1;
+    }
+    char *save = NULL;
+    for (char *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        char *f[7];
+        if (fields(l, f, 7) != 7 || strcmp(f[0], job) != 0)
+            continue;
+        int idx = atoi(f[1]);
+        for (int i = 0; i < n; i++) {
+            fs_slurm_task *t = &tasks[i];
+            if (t->index != idx || strcmp(t->job, job) != 0)
+                continue;
+            t->listed = 1;
+            snprintf(t->state, sizeof t->state, "%s", f[2]);
+            snprintf(t->node, sizeof t->node, "%s", strcmp(f[3], "(null)") ? f[3] : "");
+            snprintf(t->reason, sizeof t->reason, "%s", strcmp(f[6], "None") ? f[6] : "");
+            double sub = parse_time(f[4]), sta = parse_time(f[5]);
+            if (sub > 0)
+                t->submitted = sub;
+            /* a pending task's %S is the expected start: only a running or
+             * finished one has really started */
+            if (sta > 0 && strcmp(f[2], "PENDING") != 0)
+                t->started = sta;
+        }
+    }
+    free(out);
+    return 0;
+}
+
+int fs_slurm_poll(fs_slurm_task *tasks, int n, char *err, size_t en)
+{
+    for (int i = 0; i < n; i++)
+        tasks[i].listed = 0;
+    for (int i = 0; i < n; i++) {
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++)
+            seen = strcmp(tasks[j].job, tasks[i].job) == 0;
+        if (!seen && tasks[i].job[0] && poll_job(tasks[i].job, tasks, n, err, en) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+void fs_slurm_cancel(const fs_slurm_task *tasks, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int seen = 0;
+        for (int j = 0; j < i && !seen; j++)
+            seen = strcmp(tasks[j].job, tasks[i].job) == 0;
+        if (seen || !tasks[i].job[0])
+            continue;
+        char *argv[] = {"scancel", (char *)tasks[i].job, NULL};
+        char out[512];
+        (void)fs_slurm_run(argv, out, sizeof out);
+    }
+}
+
+int fs_slurm_state_final(const char *s)
+{
+    static const char *const fin[] = {"COMPLETED", "FAILED",        "CANCELLED",   "TIMEOUT",
+                                      "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL",   "DEADLINE",
+                                      "PREEMPTED", "REVOKED",       "SPECIAL_EXIT"};
+    for (size_t i = 0; i < sizeof fin / sizeof fin[0]; i++)
+        if (strncmp(s, fin[i], strlen(fin[i])) == 0)
+            return 1;
+    return 0;
+}

@@ -1,0 +1,71 @@
+/* slurm.h: the Slurm executor: where the heavy parts of a job may run.
+ *
+ * Without --executor slurm nothing here is used and every job runs in the
+ * daemon. With it, the daemon submits units of work (build/visionfs-worker
+ * runs) as Slurm job arrays through the ordinary client commands (sbatch,
+ * squeue, scancel), polls their states and cancels them. The commands are
+ * run as child processes (posix_spawnp, no shell), so a site's own wrappers
+ * and configuration (SLURM_CONF, PATH) apply as for the user; nothing here
+ * knows about models.
+ *
+ * Thread safety: the configuration is set once by main before the mount and
+ * only read afterwards; the other calls keep no state.
+ */
+#ifndef VFS_FS_SLURM_H
+#define VFS_FS_SLURM_H
+
+#include <stddef.h>
+
+#define FS_SLURM_ID_MAX 48
+
+typedef struct fs_slurm_config {
+    int enabled;
+    char partition[128], account[128];
+    char args[1024];   /* extra sbatch arguments, split on spaces */
+    char worker[4096]; /* absolute path of visionfs-worker */
+    int tasks;         /* array size for feature extraction; 0 = by image count */
+    int max_tries;     /* tries per array task (first run + retries) */
+    double poll_seconds;
+} fs_slurm_config;
+
+/* Sets the executor (main, before mounting). */
+void fs_slurm_configure(const fs_slurm_config *c);
+/* The configuration; enabled == 0 for the local executor. */
+const fs_slurm_config *fs_slurm(void);
+
+/* One array task as squeue shows it. */
+typedef struct fs_slurm_task {
+    int index;                 /* array index */
+    char job[FS_SLURM_ID_MAX]; /* array job id of its current try ("12") */
+    char state[24];            /* PENDING, RUNNING, COMPLETED, FAILED, ...; "" unknown */
+    char node[64];             /* "" until it runs */
+    char reason[64];           /* why it waits ("Resources"), "" when none */
+    double submitted, started; /* epoch seconds; 0 unknown */
+    int tries;
+    int done;   /* its done marker was seen */
+    int listed; /* squeue listed it at the last poll */
+} fs_slurm_task;
+
+/* Submits script as array `spec` ("0-3", or "2" for a retry). out: Slurm's
+ * output file pattern. jobid gets the array job id. 0; or -1 with err set
+ * (sbatch's own message). */
+int fs_slurm_submit(const char *script, const char *spec, const char *name, const char *out,
+                    char *jobid, size_t n, char *err, size_t en);
+
+/* Refreshes state, node, reason and times of tasks[0..n) from squeue (one
+ * call for all their array jobs). Tasks squeue does not list get listed = 0
+ * (finished and purged, or never known). 0; or -1 with err set. */
+int fs_slurm_poll(fs_slurm_task *tasks, int n, char *err, size_t en);
+
+/* scancel of each distinct array job of tasks[0..n). */
+void fs_slurm_cancel(const fs_slurm_task *tasks, int n);
+
+/* 1 when state is final (the task will not run any more). */
+int fs_slurm_state_final(const char *state);
+
+/* Runs argv[0] (searched in PATH) with argv; stdout and stderr together in
+ * out (cut to n - 1 bytes, NUL-terminated). The exit status, or -errno when
+ * it could not be started. */
+int fs_slurm_run(char *const argv[], char *out, size_t n);
+
+#endif

@@ -1,0 +1,236 @@
+# test_slurm.sh: --executor slurm against a real one-machine Slurm cluster
+# (slurmctld, two slurmd started with -N node1 / -N node2, munged; all
+# state, sockets and logs in the test's temp dir; every daemon stopped by
+# the trap). Runs: a classifier whose features come from a 4-task job array
+# (the same evaluation and the same answers as the local executor), 200
+# images copied into predict/ answered by one job array (the same answers
+# as the local executor), a detector whose detection features come from an
+# array, tasks shown in status/status.json/log, a task that fails once and is retried,
+# a worker that cannot see the store, cancellation (rm train.json ->
+# scancel), and a slurmd killed while its tasks run (the model finishes or
+# fails clearly; no half-written cache file).
+#
+# Skips (77) when slurmctld is not installed, unless VFS_REQUIRE_SLURM is
+# set (then it fails). scripts/install-deps.sh installs slurm-wlm and munge.
+source "$(dirname "$0")/lib.sh"
+
+if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
+    if [ -n "${VFS_REQUIRE_SLURM:-}" ]; then
+        echo "FAIL: slurmctld or munged missing (apt-get install slurm-wlm munge)"
+        exit 1
+    fi
+    echo "skipped: slurmctld or munged not installed (apt-get install slurm-wlm munge)"
+    exit 77
+fi
+need_backbone efficientnet-lite0 centernet
+WORKER=$(dirname "$VFS_BIN")/visionfs-worker
+[ -x "$WORKER" ] || { echo "no visionfs-worker next to $VFS_BIN"; exit 1; }
+
+# ---- the cluster -------------------------------------------------------------
+source "$E2E_DIR/slurm_cluster.sh"
+all_cleanup() {
+    cluster_stop
+    vfs_cleanup
+}
+trap all_cleanup EXIT
+check "cluster up: two idle nodes" cluster_start "$T/cluster"
+C=$T/cluster
+
+# ---- data --------------------------------------------------------------------
+$MK cls "$SRC/train" 6 1
+$MK cls "$SRC/test" 3 2
+$MK cls "$SRC/big" 20 3
+mkdir -p "$SRC/probe"
+for c in disc stripes checker; do $MK one "$SRC/probe/$c.png" $c 77; done
+python3 "$E2E_DIR/test_detect_mkdata.py" det "$SRC/dtrain" 8 4 >/dev/null
+$MK cls "$SRC/bulkset" 67 5
+mkdir -p "$SRC/bulk"
+ls "$SRC/bulkset/images" | head -n 200 | while read -r f; do mv "$SRC/bulkset/images/$f" "$SRC/bulk/"; done
+
+add_datasets() {
+    local d
+    for d in "$@"; do
+        mkdir "$MNT/datasets/$d"
+        cp -r "$SRC/$d/." "$MNT/datasets/$d/"
+    done
+    for d in "$@"; do
+        check "dataset $d ready" wait_status "$MNT/datasets/$d/status" ready 60
+    done
+}
+# answers of model $1 for the probe images, confidences only
+answers() {
+    local f
+    for f in "$SRC"/probe/*.png; do
+        cp "$f" "$MNT/models/$1/predict/"
+    done
+    for f in "$SRC"/probe/*.png; do
+        jq -c '.customModelResult' \
+            "$MNT/models/$1/predict/$(basename "$f").json"
+    done
+}
+eval_of() {
+    jq -S 'del(.trainingCostInMinutes)' "$MNT/models/$1/evaluation.json"
+}
+REQ='{"dataset": "train", "test_dataset": "test", "budget_minutes": 3}'
+
+# ---- the local executor: the reference --------------------------------------
+vfs_mount
+add_datasets train test big
+mkdir "$MNT/models/ref"
+echo "$REQ" >"$MNT/models/ref/train.json"
+check "local: trained" wait_status "$MNT/models/ref/status" succeeded 240
+eval_of ref >"$T/ref.eval"
+answers ref >"$T/ref.answers"
+cp "$SRC"/bulk/*.png "$MNT/models/ref/predict/"
+for f in "$SRC"/bulk/*.png; do
+    jq -c '{metadata, customModelResult}' "$MNT/models/ref/predict/$(basename "$f").json"
+done >"$T/ref.bulk"
+vfs_umount
+rm -rf "$STORE/models/.vfs-cache" # the cluster must compute every feature
+
+# ---- the Slurm executor -------------------------------------------------------
+vfs_mount --executor slurm --slurm-tasks 4 --slurm-args "--cpus-per-task=1"
+M=$MNT/models/sl
+mkdir "$M"
+echo "$REQ" >"$M/train.json"
+seen_tasks=0
+for i in $(seq 100); do
+    n=$(jq '.slurm.tasks | length' "$M/status.json" 2>/dev/null || echo 0)
+    [ "${n:-0}" -gt 0 ] && { seen_tasks=$n; cp "$M/status.json" "$T/sl.status.json"; cp "$M/status" "$T/sl.status"; break; }
+    sleep 0.1
+done
+check_eq "status.json lists 4 array tasks" 4 "$seen_tasks"
+check "status names the slurm job and the task states" \
+    grep -Eq "slurm job [0-9]+: [0-9]+ (PENDING|RUNNING)" "$T/sl.status"
+check "tasks have job ids, states and queued time" jqe \
+    '.slurm.tasks | all(.jobId | test("^[0-9]+_[0-3]$")) and all(.state | length > 0) and all(.queuedSeconds >= 0)' \
+    "$T/sl.status.json"
+check "slurm: trained" wait_status "$M/status" succeeded 240
+check "log: submitted as a 4-task array" grep -Eq "submitted as job array [0-9]+ \(4 tasks\)" "$M/log"
+check "log: tasks ran on node1 and node2" \
+    bash -c 'grep -q "RUNNING on node1" "$1" && grep -q "RUNNING on node2" "$1"' _ "$M/log"
+check "log: training found the features in the cache" \
+    grep -Eq "features [^:]+: ([0-9]+) images \(\1 from cache\)" "$M/log"
+check "log: the budget counts the workers' CPU time" \
+    grep -Eq "budget: [0-9.]+ of 180.0 CPU s spent by the Slurm workers" "$M/log"
+check "status.json has no slurm section after the run" jqe '.slurm == null' "$M/status.json"
+eval_of sl >"$T/sl.eval"
+check "same evaluation as the local executor" cmp -s "$T/ref.eval" "$T/sl.eval"
+answers sl >"$T/sl.answers"
+check "same answers as the local executor" cmp -s "$T/ref.answers" "$T/sl.answers"
+check "the job folder is gone" test -z "$(ls "$STORE/.tmp" | grep -v '^s' || true)"
+
+# bulk prediction: 200 images copied at once become one job array
+cp "$SRC"/bulk/*.png "$M/predict/"
+for f in "$SRC"/bulk/*.png; do
+    jq -c '{metadata, customModelResult}' "$M/predict/$(basename "$f").json"
+done >"$T/sl.bulk"
+check_eq "bulk: 200 answers" 200 "$(grep -c tagsResult "$T/sl.bulk")"
+check "bulk: same answers as the local executor" cmp -s "$T/ref.bulk" "$T/sl.bulk"
+check "bulk: one job array for the burst" \
+    grep -Eq "slurm: prediction of 200 images submitted as job array [0-9]+ \(4 tasks\)" "$M/log"
+check "bulk: every answer came from the cluster" \
+    grep -q "slurm: 200 of 200 answers came from the cluster" "$M/log"
+check "bulk: a single image is answered in the daemon" cp "$SRC/probe/disc.png" "$M/predict/single.png"
+check "bulk: its answer" jqe '.customModelResult.tagsResult.values[0].name == "disc"' \
+    "$M/predict/single.png.json"
+
+# ---- a detector: its detection features from the array ---------------------------
+add_datasets dtrain
+mkdir "$MNT/models/det"
+echo '{"dataset": "dtrain", "budget_minutes": 0.3}' >"$MNT/models/det/train.json"
+check "detector: trained" wait_status "$MNT/models/det/status" succeeded 240
+check "detector: features submitted as an array" \
+    grep -Eq "slurm: feature extraction \([0-9]+ images, detection features\) submitted as job array" \
+    "$MNT/models/det/log"
+check "detector: training computed no feature itself" \
+    grep -Eq "features of [0-9]+ training images \(0 computed" "$MNT/models/det/log"
+vfs_umount
+
+# ---- a task that fails once is retried -----------------------------------------
+cat >"$T/flaky-worker" <<EOF
+#!/bin/sh
+# fails the first run of task 1, then behaves
+if [ "\$SLURM_ARRAY_TASK_ID" = 1 ] && [ ! -e "$T/flaked" ]; then
+    touch "$T/flaked"; echo "flaky: simulated crash" >&2; exit 9
+fi
+exec "$WORKER" "\$@"
+EOF
+chmod +x "$T/flaky-worker"
+rm -rf "$STORE/models/.vfs-cache"
+vfs_mount --executor slurm --slurm-tasks 2 --slurm-worker "$T/flaky-worker"
+mkdir "$MNT/models/flaky"
+echo '{"dataset": "train", "budget_minutes": 2}' >"$MNT/models/flaky/train.json"
+check "flaky task: trained" wait_status "$MNT/models/flaky/status" succeeded 240
+check "log: the failed task was retried" \
+    grep -Eq "task 1 \(job [0-9]+_1\) ended FAILED.*simulated crash; try 2 of 3" "$MNT/models/flaky/log"
+vfs_umount
+
+# ---- a worker that cannot see the store ------------------------------------------
+cat >"$T/blind-worker" <<EOF
+#!/bin/sh
+# a node where the store is not mounted: the worker looks for it elsewhere
+for a; do shift; [ "\$prev" = --store ] && a=/nonexistent/store; set -- "\$@" "\$a"; prev=\$a; done
+exec "$WORKER" "\$@"
+EOF
+chmod +x "$T/blind-worker"
+vfs_mount --executor slurm --slurm-tasks 2 --slurm-tries 2 --slurm-worker "$T/blind-worker"
+mkdir "$MNT/models/blind"
+echo '{"dataset": "test", "budget_minutes": 2}' >"$MNT/models/blind/train.json"
+check "store not visible: model fails" wait_status "$MNT/models/blind/status" failed 120
+check "store not visible: says so" grep -q "cannot see the store.*shared with the nodes" \
+    "$MNT/models/blind/status"
+
+# ---- cancellation: rm train.json while the array waits ------------------------------
+vfs_umount
+vfs_mount --executor slurm --slurm-tasks 4
+blocker=$(sbatch --parsable --exclusive -N 2 --job-name=blocker -o /dev/null --wrap 'sleep 120')
+for i in $(seq 50); do
+    [ "$(squeue -h -j "$blocker" -o %T)" = RUNNING ] && break
+    sleep 0.2
+done
+mkdir "$MNT/models/c"
+echo '{"dataset": "big", "budget_minutes": 2}' >"$MNT/models/c/train.json"
+check "cancel: tasks pending" wait_jq "$MNT/models/c/status.json" '.slurm.tasks[0].state' PENDING 30
+cjob=$(jq -r '.slurm.jobId' "$MNT/models/c/status.json")
+check "cancel: squeue shows the array" test -n "$(squeue -h -j "$cjob" -o %i)"
+rm "$MNT/models/c/train.json"
+check "cancel: model cancelled" wait_status "$MNT/models/c/status" cancelled 30
+check "cancel: log says scancel" grep -q "cancelled job array $cjob (scancel)" "$MNT/models/c/log"
+gone=0
+for i in $(seq 50); do
+    [ -z "$(squeue -h -j "$cjob" -t PENDING,RUNNING -o %i 2>/dev/null)" ] && { gone=1; break; }
+    sleep 0.2
+done
+check_eq "cancel: no task of the array left in the queue" 1 "$gone"
+scancel "$blocker"
+
+# ---- a slurmd killed while its tasks run ----------------------------------------------
+rm -rf "$STORE/models/.vfs-cache"
+mkdir "$MNT/models/k"
+echo '{"dataset": "big", "budget_minutes": 3}' >"$MNT/models/k/train.json"
+check "kill: node2 runs a task" wait_jq "$MNT/models/k/status.json" \
+    '[.slurm.tasks[]? | select(.state == "RUNNING" and .node == "node2")] | length > 0' true 60
+kill -9 "$(cat "$C/slurmd-node2.pid")"
+wait_status "$MNT/models/k/status" succeeded 150 >/dev/null ||
+    wait_status "$MNT/models/k/status" failed 5 >/dev/null || true
+st=$(head -n 1 "$MNT/models/k/status")
+if [[ "$st" == succeeded* ]]; then
+    ok "kill: the model finished ($st)"
+elif [[ "$st" == "failed: "*slurm* ]]; then
+    ok "kill: the model failed clearly ($st)"
+else
+    bad "kill: neither finished nor failed clearly: $st"
+fi
+cluster_slurmd node2 # it takes over what its steps left
+check "kill: no half-written cache file" test -z "$(find "$STORE/models/.vfs-cache" -name '*.tmp.*')"
+check "kill: every cache file whole" python3 - "$STORE/models/.vfs-cache" <<'EOF'
+import os, struct, sys
+for d, _, fs in os.walk(sys.argv[1]):
+    for f in fs:
+        b = open(os.path.join(d, f), "rb").read()
+        magic, dim, klen = struct.unpack("<III", b[:12])
+        assert magic == 0x31434656 and len(b) == 12 + klen + 4 * dim, f
+EOF
+vfs_umount
+vfs_done

@@ -1,0 +1,72 @@
+# test_worker.sh: build/visionfs-worker extract (the unit of work a cluster
+# runs) writes the very feature-cache files the daemon writes when it trains:
+# a classifier is trained through the mount, then the worker extracts the
+# same dataset in 2 shards into a second store; every file the daemon wrote
+# must be byte for byte one the worker wrote. Also: its exit codes and messages
+# for a store it cannot see and a bad --shard.
+source "$(dirname "$0")/lib.sh"
+
+need_backbone efficientnet-lite0 centernet
+WORKER=$(dirname "$VFS_BIN")/visionfs-worker
+[ -x "$WORKER" ] || { echo "no visionfs-worker next to $VFS_BIN"; exit 1; }
+
+$MK cls "$SRC/train" 4 1
+
+vfs_mount
+mkdir "$MNT/datasets/train"
+cp -r "$SRC/train/." "$MNT/datasets/train/"
+check "dataset ready" wait_status "$MNT/datasets/train/status" ready 60
+mkdir "$MNT/models/m"
+echo '{"dataset": "train", "budget_minutes": 2}' >"$MNT/models/m/train.json"
+check "trained" wait_status "$MNT/models/m/status" succeeded 300
+IMG=$(ls "$SRC/train/images" | head -n 1)
+cp "$SRC/train/images/$IMG" "$MNT/models/m/predict/x.png"
+cp "$MNT/models/m/predict/x.png.json" "$T/daemon.answer"
+vfs_umount
+
+# worker predict FILES...: IMAGE.json next to the image, as predict/ writes it
+cp "$SRC/train/images/$IMG" "$T/x.png"
+check "worker predict" "$WORKER" predict --store "$STORE" --model m --version 1 --shard 0/1 "$T/x.png"
+check "its answer is byte for byte the daemon's" cmp "$T/daemon.answer" "$T/x.png.json"
+
+# a second store with only the dataset: the worker fills its cache
+S2=$T/store2
+mkdir -p "$S2/models" "$S2/datasets"
+cp -r "$SRC/train" "$S2/datasets/train"
+J=$T/job
+mkdir -p "$J"
+for i in 0 1; do
+    check "worker shard $i/2" "$WORKER" extract --store "$S2" --dataset train \
+        --shard $i/2 --job-dir "$J" --threads 2
+done
+check "started markers" test -f "$J/started.0" -a -f "$J/started.1"
+check_eq "done markers count 12 images" 12 \
+    "$(cat "$J/done.0" "$J/done.1" | jq -s 'map(.images) | add')"
+nb=$(ls "$(backbones_dir)" | wc -l)
+check_eq "worker wrote one file per image and backbone" $((12 * nb)) \
+    "$(find "$S2/models/.vfs-cache" -name '*.feat' | wc -l)"
+# the daemon's first pass (the cheapest backbone, no augmentation) is among
+# them: each of its files byte for byte
+n=0 same=0
+while IFS= read -r f; do
+    n=$((n + 1))
+    cmp -s "$S2/models/.vfs-cache/$f" "$STORE/models/.vfs-cache/$f" && same=$((same + 1))
+done < <(cd "$STORE/models/.vfs-cache" && find . -name '*.feat' | sort)
+check "the daemon wrote its features" test "$n" -ge 12
+check_eq "each daemon file is byte for byte the worker's" "$n" "$same"
+check "no temp file left" test -z "$(find "$S2/models/.vfs-cache" -name '*.tmp.*')"
+
+# a second run finds everything cached
+out=$("$WORKER" extract --store "$S2" --dataset train --shard 0/1 2>&1)
+check "second run computes nothing" grep -q "0 computed" <<<"$out"
+
+# a store the worker cannot see: exit 3 and a message naming it
+set +e
+out=$("$WORKER" extract --store "$T/nowhere" --dataset train --shard 0/1 2>&1)
+rc=$?
+set -e
+check_eq "invisible store: exit 3" 3 "$rc"
+check "invisible store: says shared file system" grep -q "not visible here.*shared" <<<"$out"
+check_err "bad --shard refused" "expected I/N" "$WORKER" extract --store "$S2" --dataset train \
+    --shard 2/2
+vfs_done

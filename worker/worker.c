@@ -1,0 +1,660 @@
+/* worker.c: build/visionfs-worker, one unit of work against a store, run by
+ * a cluster scheduler (Slurm) on any node that sees the store.
+ *
+ * Design: the worker links the engine and coco, never FUSE, and writes only
+ * through the engine's feature cache (temp file + rename, so a killed worker
+ * leaves nothing half-written) and into its job folder (markers the daemon
+ * reads). The daemon stays the one owner of the tree: it names the images
+ * (a list of store-relative paths in the job folder) and merges the shards
+ * by reading the cache the workers filled.
+ *
+ *   visionfs-worker extract --store S (--dataset D | --images LIST)
+ *                   [--backbone B]... --shard i/n [--job-dir DIR] [--threads T]
+ *
+ * Exit codes: 0 done, 1 work failed, 2 usage, 3 the store is not visible here.
+ */
+#include "coco.h"
+#include "engine.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define W_PATH 4096
+#define MAX_BB 32
+
+typedef struct wargs {
+    const char *store, *dataset, *images, *job_dir, *model;
+    char **files; /* predict: FILES... */
+    int nfiles, version;
+    const char *bb[MAX_BB];
+    int nbb;
+    int shard, nshards, threads;
+    int detector; /* extract --kind detector */
+} wargs;
+
+static void usage(void)
+{
+    fprintf(stderr,
+            "usage: visionfs-worker extract --store DIR (--dataset NAME | --images LIST)\n"
+            "                       [--backbone NAME|DIR|all]... --shard I/N [--job-dir DIR]\n"
+            "                       [--threads T] [--kind classifier|detector]\n"
+            "Puts the features of shard I of N of the images into the store's feature cache\n"
+            "(STORE/models/.vfs-cache), the same files the daemon writes when it trains.\n"
+            "LIST: one image path per line, relative to the store. Exit codes: 0 done,\n"
+            "1 failed, 2 usage, 3 the store is not visible from this node.\n"
+            "\n"
+            "       visionfs-worker predict --store DIR --model NAME [--version V]\n"
+            "                       (--images LIST | FILES...) --shard I/N [--job-dir DIR]\n"
+            "Answers shard I of N of the images with classifier models/NAME: IMAGE.json next\n"
+            "to each image as predict/ does, or with --job-dir DIR/answers/K.json (K: the\n"
+            "image's line in LIST). An image Azure's checks refuse gets no answer (the\n"
+            "daemon writes its error).\n");
+}
+
+static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void say(const char *fmt, ...)
+{
+    char host[256] = "?";
+    gethostname(host, sizeof host - 1);
+    const char *node = getenv("SLURMD_NODENAME");
+    fprintf(stderr, "visionfs-worker[%s]: ", node ? node : host);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+static int parse(int argc, char **argv, wargs *a)
+{
+    memset(a, 0, sizeof *a);
+    a->nshards = 1;
+    for (int i = 2; i < argc; i++) {
+        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (k[0] != '-' || k[1] != '-') { /* FILES... */
+            a->files = argv + i;
+            a->nfiles = argc - i;
+            break;
+        }
+        if (!v) {
+            fprintf(stderr, "visionfs-worker: %s needs a value\n", k);
+            return -1;
+        }
+        i++;
+        if (strcmp(k, "--store") == 0)
+            a->store = v;
+        else if (strcmp(k, "--dataset") == 0)
+            a->dataset = v;
+        else if (strcmp(k, "--images") == 0)
+            a->images = v;
+        else if (strcmp(k, "--job-dir") == 0)
+            a->job_dir = v;
+        else if (strcmp(k, "--model") == 0)
+            a->model = v;
+        else if (strcmp(k, "--kind") == 0 &&
+                 (strcmp(v, "classifier") == 0 || strcmp(v, "detector") == 0))
+            a->detector = strcmp(v, "detector") == 0;
+        else if (strcmp(k, "--version") == 0)
+            a->version = atoi(v);
+        else if (strcmp(k, "--threads") == 0)
+            a->threads = atoi(v);
+        else if (strcmp(k, "--backbone") == 0 && a->nbb < MAX_BB)
+            a->bb[a->nbb++] = v;
+        else if (strcmp(k, "--shard") == 0) {
+            if (sscanf(v, "%d/%d", &a->shard, &a->nshards) != 2 || a->nshards < 1 || a->shard < 0 ||
+                a->shard >= a->nshards) {
+                fprintf(stderr, "visionfs-worker: --shard \"%s\": expected I/N with 0 <= I < N\n",
+                        v);
+                return -1;
+            }
+        } else {
+            fprintf(stderr, "visionfs-worker: unknown option \"%s\"\n", k);
+            return -1;
+        }
+    }
+    if (strcmp(argv[1], "predict") == 0) {
+        if (!a->store || !a->model || (!a->images == !a->nfiles)) {
+            fprintf(stderr, "visionfs-worker: predict needs --store, --model and either "
+                            "--images LIST or FILES...\n");
+            return -1;
+        }
+    } else if (!a->store || (!a->dataset == !a->images)) {
+        fprintf(stderr, "visionfs-worker: extract needs --store and one of --dataset, --images\n");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- the image list ---- */
+
+typedef struct strs {
+    char **v;
+    int n, cap;
+} strs;
+
+static int strs_add(strs *s, const char *p)
+{
+    if (s->n == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 256;
+        char **v = realloc(s->v, (size_t)cap * sizeof *v);
+        if (!v)
+            return -1;
+        s->v = v;
+        s->cap = cap;
+    }
+    return (s->v[s->n] = strdup(p)) ? (s->n++, 0) : -1;
+}
+
+static void strs_free(strs *s)
+{
+    for (int i = 0; i < s->n; i++)
+        free(s->v[i]);
+    free(s->v);
+}
+
+static int read_list(const char *store, const char *list, strs *out)
+{
+    FILE *f = fopen(list, "r");
+    if (!f) {
+        say("image list \"%s\": %s", list, strerror(errno));
+        return -1;
+    }
+    char line[W_PATH], path[2 * W_PATH + 2];
+    int rc = 0;
+    while (rc == 0 && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        if (!line[0])
+            continue;
+        snprintf(path, sizeof path, "%s/%s", store, line);
+        rc = strs_add(out, path);
+    }
+    fclose(f);
+    return rc;
+}
+
+/* The dataset's annotation file: the newest top-level *.json that is not
+ * ours (status.json) nor dataset.json, as the daemon's verifier picks it. */
+static int dataset_images(const char *store, const char *name, strs *out)
+{
+    char dir[W_PATH], best[3 * W_PATH] = "", p[2 * W_PATH + 2];
+    snprintf(dir, sizeof dir, "%s/datasets/%s", store, name);
+    DIR *d = opendir(dir);
+    if (!d) {
+        say("dataset \"%s\": %s", name, strerror(errno));
+        return -1;
+    }
+    struct dirent *e;
+    struct timespec newest = {0, 0};
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        struct stat st;
+        if (l < 6 || strcmp(e->d_name + l - 5, ".json") != 0 ||
+            strcmp(e->d_name, "status.json") == 0 || strcmp(e->d_name, "dataset.json") == 0)
+            continue;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (stat(p, &st) == 0 && S_ISREG(st.st_mode) &&
+            (st.st_mtim.tv_sec > newest.tv_sec ||
+             (st.st_mtim.tv_sec == newest.tv_sec && st.st_mtim.tv_nsec > newest.tv_nsec))) {
+            newest = st.st_mtim;
+            snprintf(best, sizeof best, "%s", p);
+        }
+    }
+    closedir(d);
+    if (!best[0]) {
+        say("dataset \"%s\": no annotation file", name);
+        return -1;
+    }
+    FILE *f = fopen(best, "rb");
+    char *buf = NULL;
+    long len = -1;
+    if (f && fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+        (buf = malloc((size_t)len + 1)) && fread(buf, 1, (size_t)len, f) != (size_t)len)
+        len = -1;
+    if (f)
+        fclose(f);
+    coco_dataset *ds = NULL;
+    coco_diag cd;
+    memset(&cd, 0, sizeof cd);
+    if (len < 0 || !buf || coco_dataset_parse(buf, (size_t)len, NULL, &ds, &cd) != COCO_OK) {
+        say("dataset \"%s\": cannot read its annotation file", name);
+        free(buf);
+        return -1;
+    }
+    int rc = 0;
+    size_t n = coco_dataset_image_count(ds);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const coco_image *im = coco_dataset_image(ds, i);
+        coco_candidates c;
+        if (coco_image_candidates(im->file_name, im->file_name_len, &c, &cd) != COCO_OK)
+            continue;
+        for (int k = 0; k < c.n; k++) {
+            struct stat st;
+            snprintf(p, sizeof p, "%s/%s", dir, c.path[k]);
+            if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) {
+                rc = strs_add(out, p);
+                break;
+            }
+        }
+    }
+    coco_dataset_free(ds);
+    free(buf);
+    return rc;
+}
+
+/* ---- backbones ---- */
+
+static const char *installed_dir(char *buf, size_t n)
+{
+    const char *env = getenv("VISIONFS_BACKBONES");
+    if (env && env[0])
+        return env;
+    const char *x = getenv("XDG_DATA_HOME"), *h = getenv("HOME");
+    if (x && x[0])
+        snprintf(buf, n, "%s/visionfs/backbones", x);
+    else
+        snprintf(buf, n, "%s/.local/share/visionfs/backbones", h ? h : "");
+    return buf;
+}
+
+static void add_root(const char *root, strs *out)
+{
+    DIR *d = opendir(root);
+    if (!d)
+        return;
+    struct dirent *e;
+    char p[2 * W_PATH + 16];
+    while ((e = readdir(d))) {
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s/backbone.json", root, e->d_name);
+        if (e->d_name[0] != '.' && stat(p, &st) == 0) {
+            p[strlen(p) - strlen("/backbone.json")] = '\0';
+            int dup = 0;
+            for (int i = 0; i < out->n; i++)
+                dup |= strcmp(strrchr(out->v[i], '/') + 1, e->d_name) == 0;
+            if (!dup)
+                strs_add(out, p);
+        }
+    }
+    closedir(d);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The backbone folders: DIRs as given, NAMEs looked up in STORE/backbones
+ * then the installed ones (as the daemon does), "all" (or none) = every one. */
+static int backbone_dirs(const wargs *a, strs *out)
+{
+    char sroot[W_PATH], ibuf[W_PATH];
+    snprintf(sroot, sizeof sroot, "%s/backbones", a->store);
+    const char *iroot = installed_dir(ibuf, sizeof ibuf);
+    if (a->nbb == 0 || (a->nbb == 1 && strcmp(a->bb[0], "all") == 0)) {
+        add_root(sroot, out);
+        add_root(iroot, out);
+        qsort(out->v, (size_t)out->n, sizeof *out->v, cmp_str);
+        return out->n ? 0 : (say("no backbone found in \"%s\" nor \"%s\"", sroot, iroot), -1);
+    }
+    for (int i = 0; i < a->nbb; i++) {
+        char p[2 * W_PATH + 2];
+        struct stat st;
+        if (strchr(a->bb[i], '/')) {
+            snprintf(p, sizeof p, "%s", a->bb[i]);
+        } else {
+            snprintf(p, sizeof p, "%s/%s", sroot, a->bb[i]);
+            if (stat(p, &st) != 0)
+                snprintf(p, sizeof p, "%s/%s", iroot, a->bb[i]);
+        }
+        if (strs_add(out, p) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- markers in the job folder ---- */
+
+static int put_file(const char *dir, const char *name, const char *text)
+{
+    char path[W_PATH + 256], tmp[W_PATH + 300];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp.%ld", dir, name, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    int ok = fputs(text, f) >= 0;
+    if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1e-6;
+}
+
+static int cmd_extract(const wargs *a)
+{
+    char models[W_PATH + 16], cache[W_PATH + 32], host[256] = "?";
+    struct stat st;
+    gethostname(host, sizeof host - 1);
+    snprintf(models, sizeof models, "%s/models", a->store);
+    if (stat(models, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        say("the store \"%s\" is not visible here (%s): it must be on a file system shared "
+            "with every node, at the same path",
+            a->store, strerror(errno ? errno : ENOTDIR));
+        return 3;
+    }
+    char marker[64], text[512];
+    if (a->job_dir) {
+        /* the first act: the daemon checks this marker to know the store is
+         * shared with the node the task ran on */
+        snprintf(marker, sizeof marker, "started.%d", a->shard);
+        const char *node = getenv("SLURMD_NODENAME");
+        snprintf(text, sizeof text, "%s\n", node ? node : host);
+        if (put_file(a->job_dir, marker, text) != 0) {
+            say("job folder \"%s\": %s: the store must be shared with this node", a->job_dir,
+                strerror(errno));
+            return 3;
+        }
+    }
+    snprintf(cache, sizeof cache, "%s/.vfs-cache", models);
+    strs imgs = {0}, bbs = {0};
+    int rc = 1;
+    if ((a->images ? read_list(a->store, a->images, &imgs)
+                   : dataset_images(a->store, a->dataset, &imgs)) != 0 ||
+        backbone_dirs(a, &bbs) != 0)
+        goto out;
+    int lo = (int)((long long)imgs.n * a->shard / a->nshards);
+    int hi = (int)((long long)imgs.n * (a->shard + 1) / a->nshards);
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *cpt = getenv("SLURM_CPUS_PER_TASK");
+    int threads = a->threads > 0 ? a->threads : cpt && atoi(cpt) > 0 ? atoi(cpt) : (int)ncpu;
+    eng_run_opts o = {.threads = threads > 0 ? threads : 1};
+    int computed = 0, failed = 0;
+    double c0 = cpu_seconds();
+    if (a->detector) {
+        /* the detector trains on one backbone's detection features */
+        eng_backbone *open[MAX_BB];
+        int no = 0;
+        eng_diag d = {{0}};
+        for (int b = 0; b < bbs.n && no < MAX_BB; b++)
+            if (eng_backbone_open(bbs.v[b], &open[no], &d) == ENG_OK)
+                no++;
+        eng_status st = eng_det_cache_features(open, no, (const char *const *)imgs.v + lo, hi - lo,
+                                               cache, o.threads, &computed, &failed, &d);
+        for (int b = 0; b < no; b++)
+            eng_backbone_free(open[b]);
+        if (st != ENG_OK) {
+            say("detection features: %s", d.msg);
+            goto out;
+        }
+    }
+    for (int b = 0; !a->detector && b < bbs.n; b++) {
+        eng_backbone *bb = NULL;
+        eng_diag d = {{0}};
+        if (eng_backbone_open(bbs.v[b], &bb, &d) != ENG_OK) {
+            say("backbone \"%s\": %s", bbs.v[b], d.msg);
+            goto out;
+        }
+        int c = 0, f = 0;
+        eng_status st = eng_cls_cache_features(bb, (const char *const *)imgs.v + lo, hi - lo, cache,
+                                               &o, &c, &f, &d);
+        eng_backbone_free(bb);
+        if (st != ENG_OK) {
+            say("features of \"%s\": %s", bbs.v[b], d.msg);
+            goto out;
+        }
+        computed += c;
+        failed += f;
+    }
+    say("shard %d/%d: %d images x %d backbones, %d computed, %d unreadable, %.1f CPU s", a->shard,
+        a->nshards, hi - lo, bbs.n, computed, failed, cpu_seconds() - c0);
+    rc = 0;
+    if (a->job_dir) {
+        snprintf(marker, sizeof marker, "done.%d", a->shard);
+        snprintf(text, sizeof text,
+                 "{\"images\": %d, \"computed\": %d, \"unreadable\": %d, \"cpuSeconds\": %.3f}\n",
+                 hi - lo, computed, failed, cpu_seconds() - c0);
+        if (put_file(a->job_dir, marker, text) != 0) {
+            say("job folder \"%s\": %s", a->job_dir, strerror(errno));
+            rc = 1;
+        }
+    }
+out:
+    strs_free(&imgs);
+    strs_free(&bbs);
+    return rc;
+}
+
+/* ---- predict ---- */
+
+#define IMAGE_MAX_BYTES ((long long)20 * 1000 * 1000)
+#define IMAGE_MIN_SIDE 50
+#define IMAGE_MAX_SIDE 10240
+
+typedef struct rank {
+    float p;
+    int i;
+} rank;
+
+static int rank_cmp(const void *a, const void *b)
+{
+    const rank *x = a, *y = b;
+    if (x->p != y->p)
+        return x->p < y->p ? 1 : -1;
+    return x->i - y->i;
+}
+
+/* The answer predict/ writes for a classifier (fs/models_predict.c
+ * prediction_json: the same shape, order and rounding). */
+static char *answer_json(const wargs *a, const eng_classifier *m, const float *probs, int w, int h)
+{
+    int ncat = eng_cls_ncat(m);
+    rank *rk = malloc((size_t)ncat * sizeof *rk);
+    if (!rk)
+        return NULL;
+    for (int i = 0; i < ncat; i++)
+        rk[i] = (rank){probs[i], i};
+    qsort(rk, (size_t)ncat, sizeof *rk, rank_cmp);
+    char mv[512];
+    if (a->version > 0)
+        snprintf(mv, sizeof mv, "%s/v%d", a->model, a->version);
+    else
+        snprintf(mv, sizeof mv, "%s/imported", a->model);
+    jsonw jw;
+    jsonw_init(&jw, JSONW_PRETTY);
+    jsonw_obj(&jw);
+    jsonw_kstr(&jw, "modelVersion", mv);
+    jsonw_key(&jw, "metadata");
+    jsonw_obj(&jw);
+    jsonw_kint(&jw, "width", w);
+    jsonw_kint(&jw, "height", h);
+    jsonw_end(&jw);
+    jsonw_key(&jw, "customModelResult");
+    jsonw_obj(&jw);
+    jsonw_key(&jw, "tagsResult");
+    jsonw_obj(&jw);
+    jsonw_key(&jw, "values");
+    jsonw_arr(&jw);
+    for (int i = 0; i < ncat; i++) {
+        jsonw_obj(&jw);
+        jsonw_kstr(&jw, "name", eng_cls_category(m, rk[i].i));
+        jsonw_key(&jw, "confidence");
+        jsonw_numr(&jw, rk[i].p, 6);
+        jsonw_end(&jw);
+    }
+    jsonw_end(&jw);
+    jsonw_end(&jw);
+    jsonw_end(&jw);
+    jsonw_end(&jw);
+    free(rk);
+    return jsonw_finish(&jw, NULL);
+}
+
+/* Azure's image checks (fs/models_recipes.c check_image); 0 when usable. */
+static int usable(const char *path, int *w, int *h)
+{
+    struct stat st;
+    eng_image_info info;
+    eng_diag d;
+    if (stat(path, &st) != 0 || st.st_size > IMAGE_MAX_BYTES ||
+        eng_image_probe_file(path, &info, &d) != ENG_OK)
+        return -1;
+    *w = eng_image_info_display_w(&info);
+    *h = eng_image_info_display_h(&info);
+    return *w < IMAGE_MIN_SIDE || *h < IMAGE_MIN_SIDE || *w > IMAGE_MAX_SIDE || *h > IMAGE_MAX_SIDE
+               ? -1
+               : 0;
+}
+
+static int write_whole(const char *path, const char *text)
+{
+    char tmp[2 * W_PATH];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return -1;
+    int ok = fputs(text, f) >= 0; /* as the daemon writes it: no newline */
+    if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_predict(const wargs *a)
+{
+    char path[W_PATH + 64], host[256] = "?";
+    struct stat st;
+    gethostname(host, sizeof host - 1);
+    snprintf(path, sizeof path, "%s/models", a->store);
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        say("the store \"%s\" is not visible here: it must be on a file system shared with "
+            "every node, at the same path",
+            a->store);
+        return 3;
+    }
+    char marker[64], text[512];
+    if (a->job_dir) {
+        snprintf(marker, sizeof marker, "started.%d", a->shard);
+        const char *node = getenv("SLURMD_NODENAME");
+        snprintf(text, sizeof text, "%s\n", node ? node : host);
+        if (put_file(a->job_dir, marker, text) != 0) {
+            say("job folder \"%s\": %s", a->job_dir, strerror(errno));
+            return 3;
+        }
+    }
+    strs imgs = {0}, bbdirs = {0};
+    eng_classifier *m = NULL;
+    eng_backbone *bbs[MAX_BB] = {0};
+    int nbb = 0, rc = 1, answered = 0, skipped = 0;
+    float *probs = NULL;
+    if (a->images ? read_list(a->store, a->images, &imgs) != 0 : 0)
+        goto out;
+    for (int i = 0; !a->images && i < a->nfiles; i++)
+        if (strs_add(&imgs, a->files[i]) != 0)
+            goto out;
+    snprintf(path, sizeof path, "%s/models/%s/model.safetensors", a->store, a->model);
+    eng_diag d = {{0}};
+    if (eng_classifier_load(path, &m, &d) != ENG_OK) {
+        say("model \"%s\": %s (the worker answers for classifiers only)", a->model, d.msg);
+        goto out;
+    }
+    wargs all = *a;
+    all.nbb = 0;
+    if (backbone_dirs(&all, &bbdirs) != 0)
+        goto out;
+    for (int i = 0; eng_cls_backbone_needed(m, i, NULL) && nbb < MAX_BB; i++) {
+        const char *sum = NULL, *name = eng_cls_backbone_needed(m, i, &sum);
+        for (int k = 0; k < bbdirs.n; k++) {
+            if (strcmp(strrchr(bbdirs.v[k], '/') + 1, name) != 0)
+                continue;
+            if (eng_backbone_open(bbdirs.v[k], &bbs[nbb], &d) == ENG_OK) {
+                if (!sum || strcmp(eng_backbone_get_info(bbs[nbb])->checksum, sum) == 0)
+                    nbb++;
+                else
+                    eng_backbone_free(bbs[nbb]);
+            }
+            break;
+        }
+    }
+    probs = malloc((size_t)eng_cls_ncat(m) * sizeof *probs);
+    if (!probs)
+        goto out;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *cpt = getenv("SLURM_CPUS_PER_TASK");
+    int threads = cpt && atoi(cpt) > 0 ? atoi(cpt) : ncpu > 0 ? (int)ncpu : 1;
+    int lo = (int)((long long)imgs.n * a->shard / a->nshards);
+    int hi = (int)((long long)imgs.n * (a->shard + 1) / a->nshards);
+    if (a->job_dir) {
+        snprintf(path, sizeof path, "%s/answers", a->job_dir);
+        mkdir(path, 0700);
+    }
+    for (int i = lo; i < hi; i++) {
+        int w, h;
+        char *json = NULL;
+        if (usable(imgs.v[i], &w, &h) == 0 &&
+            eng_cls_predict(m, bbs, nbb, imgs.v[i], threads, probs, &d) == ENG_OK)
+            json = answer_json(a, m, probs, w, h);
+        if (!json) {
+            skipped++;
+            continue;
+        }
+        if (a->job_dir)
+            snprintf(path, sizeof path, "%s/answers/%d.json", a->job_dir, i);
+        else
+            snprintf(path, sizeof path, "%s.json", imgs.v[i]);
+        if (write_whole(path, json) == 0)
+            answered++;
+        else
+            skipped++;
+        free(json);
+    }
+    say("shard %d/%d: %d answered, %d left to the daemon", a->shard, a->nshards, answered, skipped);
+    rc = 0;
+    if (a->job_dir) {
+        snprintf(marker, sizeof marker, "done.%d", a->shard);
+        snprintf(text, sizeof text, "{\"answered\": %d, \"skipped\": %d}\n", answered, skipped);
+        rc = put_file(a->job_dir, marker, text) == 0 ? 0 : 1;
+    }
+out:
+    for (int i = 0; i < nbb; i++)
+        eng_backbone_free(bbs[i]);
+    eng_classifier_free(m);
+    free(probs);
+    strs_free(&imgs);
+    strs_free(&bbdirs);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+        usage();
+        return argc < 2 ? 2 : 0;
+    }
+    wargs a;
+    if (strcmp(argv[1], "extract") != 0 && strcmp(argv[1], "predict") != 0) {
+        fprintf(stderr, "visionfs-worker: unknown command \"%s\" (see --help)\n", argv[1]);
+        return 2;
+    }
+    if (parse(argc, argv, &a) != 0)
+        return 2;
+    return strcmp(argv[1], "predict") == 0 ? cmd_predict(&a) : cmd_extract(&a);
+}
