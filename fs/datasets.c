@@ -872,7 +872,8 @@ static ds_parsed *load_other(ds_entry *e, const char *name, const char *dir, int
         return NULL;
     }
     p->coco = coco;
-    const char *first = fmt == FS_FMT_VOC ? sc->xml[0] : sc->labels[0];
+    const char *first =
+        fmt == FS_FMT_VOC ? (sc->n_xml ? sc->xml[0] : "") : (sc->n_labels ? sc->labels[0] : "");
     snprintf(p->file, sizeof p->file, "%.250s", first);
     p->refs = 1;
     return p;
@@ -936,7 +937,7 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const refusal
     int others = 0;
     ds_parsed *ann = NULL;
     fs_ds_scan sc;
-    fs_ds_scan_dir(tfd, &sc); /* out of memory: what it found */
+    fs_ds_scan_dir(tfd, 0, &sc); /* out of memory: what it found */
     int has_coco =
         find_annotation_any(tfd, ann_name, sizeof ann_name, &ast, &others, sub, sizeof sub);
     size_t ann_files = 1;
@@ -949,7 +950,9 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const refusal
         out->format = sc.n_xml ? FS_FMT_VOC : FS_FMT_YOLO;
         sub[0] = '\0';
         others = 0;
-        ann_files = sc.n_xml ? sc.n_xml : sc.n_labels;
+        fs_ds_scan_free(&sc);
+        fs_ds_scan_dir(tfd, 1, &sc); /* again, with the images */
+        ann_files = out->format == FS_FMT_VOC ? sc.n_xml : sc.n_labels;
         ann = load_other(e, name, dir, tfd, &sc, out->format, out);
         if (ann)
             snprintf(ann_name, sizeof ann_name, "%s", ann->file);

@@ -100,6 +100,7 @@ typedef struct walker {
     fs_ds_scan *s;
     size_t entries;
     int export_ours; /* the top's coco.json is our generated export */
+    int with_images;
 } walker;
 
 static void walk(walker *w, int dfd, const char *rel, int depth, int in_labels)
@@ -157,7 +158,7 @@ static void walk(walker *w, int dfd, const char *rel, int depth, int in_labels)
             push(s, &s->xml, &s->n_xml, &s->cap_xml, path);
         else if (in_labels && ends_ci(nm, ".txt") && !rank)
             push(s, &s->labels, &s->n_labels, &s->cap_labels, path);
-        else if (is_image_name(nm))
+        else if (w->with_images && is_image_name(nm))
             push(s, &s->images, &s->n_images, &s->cap_images, path);
     }
     closedir(d);
@@ -168,10 +169,10 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-int fs_ds_scan_dir(int dfd, fs_ds_scan *out)
+int fs_ds_scan_dir(int dfd, int with_images, fs_ds_scan *out)
 {
     memset(out, 0, sizeof *out);
-    walker w = {.s = out};
+    walker w = {.s = out, .with_images = with_images};
     w.export_ours = faccessat(dfd, FS_DS_EXPORT_MARK, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
     walk(&w, dfd, "", 0, 0);
     qsort(out->xml, out->n_xml, sizeof *out->xml, cmp_str);

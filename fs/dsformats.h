@@ -41,8 +41,9 @@ typedef struct fs_ds_scan {
 } fs_ds_scan;
 
 /* Walks the folder dfd (no symlinks, no names starting with '.', not the
- * generated status files and export). 0, or -ENOMEM. */
-int fs_ds_scan_dir(int dfd, fs_ds_scan *out);
+ * generated status files and export); images are listed only with
+ * with_images (a COCO dataset does not need them). 0, or -ENOMEM. */
+int fs_ds_scan_dir(int dfd, int with_images, fs_ds_scan *out);
 void fs_ds_scan_free(fs_ds_scan *s);
 
 /* The displayed size of the image at rel (0 when unknown): 0 or -1. */
