@@ -175,9 +175,12 @@ int fs_ds_scan_dir(int dfd, int with_images, fs_ds_scan *out)
     walker w = {.s = out, .with_images = with_images};
     w.export_ours = faccessat(dfd, FS_DS_EXPORT_MARK, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
     walk(&w, dfd, "", 0, 0);
-    qsort(out->xml, out->n_xml, sizeof *out->xml, cmp_str);
-    qsort(out->labels, out->n_labels, sizeof *out->labels, cmp_str);
-    qsort(out->images, out->n_images, sizeof *out->images, cmp_str);
+    if (out->n_xml > 1)
+        qsort(out->xml, out->n_xml, sizeof *out->xml, cmp_str);
+    if (out->n_labels > 1)
+        qsort(out->labels, out->n_labels, sizeof *out->labels, cmp_str);
+    if (out->n_images > 1)
+        qsort(out->images, out->n_images, sizeof *out->images, cmp_str);
     return out->oom ? -ENOMEM : 0;
 }
 
