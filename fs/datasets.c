@@ -879,18 +879,12 @@ static ds_parsed *load_other(ds_entry *e, const char *name, const char *dir, int
     return p;
 }
 
-/* Removes the generated export (not a user's coco.json). */
-static void export_remove(int tfd)
-{
-    if (faccessat(tfd, FS_DS_EXPORT_MARK, F_OK, AT_SYMLINK_NOFOLLOW) != 0)
-        return;
-    unlinkat(tfd, FS_DS_EXPORT, 0);
-    unlinkat(tfd, FS_DS_EXPORT_MARK, 0);
-}
-
 /* Writes datasets/NAME/coco.json: the ready dataset as one COCO file, its
  * images named where they were found. A user's own top-level coco.json is
- * their annotation file and is left alone. */
+ * their annotation file and is left alone. While the dataset is not ready
+ * the export keeps its last ready version and is never removed (only with
+ * the dataset): a file that vanished between rm -r's readdir and its
+ * unlink would make `rm -r datasets/NAME` fail with ENOENT. */
 static void export_write(const char *name, const char *dir, int tfd, const coco_dataset *cd,
                          coco_kind kind, char **found, const int *sizes)
 {
@@ -961,7 +955,6 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const refusal
     }
     fs_ds_scan_free(&sc);
     if (!ann) {
-        export_remove(tfd);
         close(tfd);
         return;
     }
@@ -1004,7 +997,6 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const refusal
     if (vs != COCO_OK || !rep) {
         found_free(found, n);
         free(sizes);
-        export_remove(tfd);
         close(tfd);
         out->state = FS_DS_ENOMEM;
         snprintf(out->line, sizeof out->line, "invalid: datasetCorrupt: out of memory");
@@ -1022,8 +1014,6 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const refusal
     write_report(name, ann_name, others, rf, rep, out->line, out->format, ann_files);
     if (out->state == FS_DS_READY)
         export_write(name, dir, tfd, ann->coco, sum->kind, found, sizes);
-    else
-        export_remove(tfd);
     close(tfd);
     free(sizes);
     out->report = rep;

@@ -2,7 +2,8 @@
 # mount, as a user would: cp -r of a VOC folder (Annotations/ + JPEGImages/)
 # and of a YOLO folder (images/ + labels/ + data.yaml) made from the same
 # drawn images, the format in status and status.json, datasets/NAME/coco.json
-# (generated, read-only: ls, cat, cp work, writes refused, rm leaves it; the
+# (generated, read-only: ls, cat, cp work, writes refused, rm leaves it, the
+# last ready version kept while not ready, rm -r of the dataset works; the
 # same images, boxes and categories as the source; a COCO dataset does not
 # take it for a second annotation file), problems named by file and line or
 # element, a folder mixing COCO and VOC refused naming both files (and
@@ -96,9 +97,9 @@ cp "$SRC/s1_3.xml" "$D/badvoc/Annotations/s1_3.xml"
 check "a VOC box outside the image: invalid, file and element" \
     wait_status "$D/badvoc/status" "invalid: datasetAnnotationsInvalid: Annotations/s1_3.xml: annotation/object[1]/bndbox (line" 30
 echo "badvoc: $(cat "$D/badvoc/status")"
-check "no export of an invalid dataset" test ! -e "$D/badvoc/coco.json"
 cp "$SRC/voc/Annotations/s1_3.xml" "$D/badvoc/Annotations/s1_3.xml"
 check "fixed: ready again" wait_status "$D/badvoc/status" ready 30
+check "and exported" wait_jq "$D/badvoc/coco.json" '.annotations | length' "$n_ann" 30
 
 # mixed formats: an error naming the files; nothing is deleted
 mkdir "$D/mixed"
@@ -109,7 +110,7 @@ check "mixed formats: invalid, naming both files" wait_status "$D/mixed/status" 
     'invalid: datasetAnnotationsInvalid: annotation formats are mixed: "annotations.json" is COCO, "Annotations/s1_0.xml" is Pascal VOC' 30
 check "status.json says mixed, with a hint" jqe '.format == "mixed" and (.errors[0].hint | test("one annotation format"))' "$D/mixed/status.json"
 check "nothing was deleted" test -f "$D/mixed/annotations.json" -a -f "$D/mixed/Annotations/s1_0.xml" -a -f "$D/mixed/JPEGImages/s1_0.png"
-check "no export of a mixed dataset" test ! -e "$D/mixed/coco.json"
+check "a mixed dataset keeps its last ready export" jqe '.images[0].file_name == "JPEGImages/s1_0.png"' "$D/mixed/coco.json"
 mkdir -p "$SRC/lbl/labels"
 cp "$SRC/yolo/labels/s1_0.txt" "$SRC/lbl/labels/"
 rm "$D/mixed/annotations.json"
@@ -118,6 +119,8 @@ check "VOC and YOLO mixed: invalid, naming both" wait_status "$D/mixed/status" \
     'invalid: datasetAnnotationsInvalid: annotation formats are mixed: "Annotations/s1_0.xml" is Pascal VOC, "labels/s1_0.txt" is YOLO' 30
 rm -r "$D/mixed/labels"
 check "one format again: ready" wait_status "$D/mixed/status" ready 30
+check "rm -r of a dataset with its export" rm -r "$D/mixed"
+check "the dataset is gone" test ! -e "$D/mixed"
 
 # a detector from each format
 BB=$(backbones_dir)
