@@ -137,6 +137,9 @@ typedef struct coco_image {
     uint32_t index;        /* position in its file's "images" array */
     uint16_t source;       /* part index after coco_dataset_merge, else 0 */
     uint16_t flags;
+    const char *origin; /* VOC/YOLO: where the entry came from ("labels/a.txt",
+                         * "Annotations/a.xml"); problems name it instead of
+                         * images[i]. NULL for COCO files. */
 } coco_image;
 
 typedef struct coco_category {
@@ -145,6 +148,7 @@ typedef struct coco_category {
     uint32_t index;
     uint16_t source;
     uint16_t flags;
+    const char *origin; /* as coco_image.origin ("data.yaml", "Annotations/a.xml: ...") */
 } coco_category;
 
 typedef struct coco_annotation {
@@ -157,6 +161,8 @@ typedef struct coco_annotation {
     uint32_t index;
     uint16_t source;
     uint16_t flags;
+    const char *origin; /* as coco_image.origin ("labels/a.txt:3", "Annotations/a.xml:
+                         * annotation/object[2]/bndbox") */
 } coco_annotation;
 
 typedef struct coco_info {
@@ -192,6 +198,64 @@ long coco_dataset_find_category(const coco_dataset *ds, int64_t id);
  * or nothing of the box lies inside the image. */
 coco_status coco_annotation_box_relative(const coco_dataset *ds, const coco_annotation *a,
                                          double out[4], coco_diag *diag);
+
+/* The dataset as one COCO file in our flavour, for export (datasets/NAME/
+ * coco.json): every image with id, file_name (file_names[i] when given and
+ * not NULL: where the file was found, relative to the dataset folder) and
+ * width/height (declared, else sizes[2i], sizes[2i+1] when given); every
+ * annotation with a box written relative to its image (0..1, clipped) and
+ * its relative area; categories {id, name}; "task" from kind. A new string
+ * (free with free()), its length in *len (may be NULL); NULL when out of
+ * memory. */
+char *coco_dataset_export_json(const coco_dataset *ds, coco_kind kind,
+                               const char *const *file_names, const int *sizes, size_t *len);
+
+/* ---- other formats: Pascal VOC and YOLO --------------------------------- */
+
+/* Pascal VOC (one XML per image) and YOLO (one text file of boxes per image)
+ * become the same coco_dataset a COCO file gives: image file_names are paths
+ * relative to the dataset folder, boxes are relative (0..1), the kind is
+ * detection. The caller (fs/) reads the files and lists the images it found
+ * with their pixel sizes; coco reads no disk. Like coco_dataset_parse these
+ * fail only on a bad argument or no memory: every problem in a file is kept
+ * in the dataset (path = the file and line or element) and reported by
+ * coco_validate. XML is read with libxml2 without network access, DTDs or
+ * entity expansion (a DOCTYPE is refused). */
+
+/* One input file: its path relative to the dataset folder and its bytes. */
+typedef struct coco_src_file {
+    const char *path;
+    const char *data;
+    size_t len;
+} coco_src_file;
+
+/* One image file found in the dataset folder: its path relative to the
+ * folder and its displayed size (0 when unknown: not an image, unreadable). */
+typedef struct coco_src_image {
+    const char *path;
+    int width, height;
+} coco_src_image;
+
+/* Pascal VOC: xml[0..n) (sorted by path for stable ids). An XML's image is
+ * its <filename> (else its own base name, any image extension) in
+ * ../JPEGImages/ when the XML is in Annotations/, else next to the XML; an
+ * image not found yet is named at that place (coco_validate reports it
+ * missing). Categories are numbered from 1 in order of first use. */
+coco_status coco_voc_parse(const coco_src_file *xml, size_t n, const coco_src_image *images,
+                           size_t n_images, coco_dataset **out, coco_diag *diag);
+
+/* YOLO: every image under a folder named "images" is an image of the
+ * dataset; its boxes are in the same path with "labels" for "images" and
+ * ".txt" for the extension (no file: no boxes), one "CLASS CX CY W H" line
+ * per box (normalised 0..1; a polygon "CLASS X1 Y1 X2 Y2 ..." gives its
+ * bounding box). labels[0..n) are those .txt files (a label without an
+ * image is reported missing). names: data.yaml (its "names", a list or an
+ * index map) or classes.txt / obj.names (one per line), or NULL (an error;
+ * classes are then named by their numbers). Categories are the classes
+ * used, numbered from 1 in order of first use. */
+coco_status coco_yolo_parse(const coco_src_file *labels, size_t n, const coco_src_file *names,
+                            const coco_src_image *images, size_t n_images, coco_dataset **out,
+                            coco_diag *diag);
 
 /* ---- showing urls --------------------------------------------------------- */
 

@@ -109,6 +109,29 @@ coco_box_units coco_dataset_units(const coco_dataset *ds);
  * control bytes and quotes escaped, long names shortened with "...". */
 void coco_quote(char *out, size_t cap, const char *s, size_t len);
 
+/* ---- building a dataset from another format (build.c; voc.c, yolo.c) ---- */
+
+/* A new empty dataset of kind detection, or NULL. */
+coco_dataset *coco_build_new(void);
+/* Appends an image with id n + 1 (flags ID, NAME, and SIZE when w, h > 0);
+ * returns its id, or -1 when out of memory. */
+int64_t coco_build_image(coco_dataset *ds, const char *file_name, int64_t w, int64_t h,
+                         const char *origin);
+/* The id of the category named name, added with id n + 1 when new; -1 when
+ * out of memory. */
+int64_t coco_build_category(coco_dataset *ds, const char *name, size_t len, const char *origin);
+/* Appends a box annotation (relative left, top, width, height); 0 or -1. */
+int coco_build_box(coco_dataset *ds, int64_t image_id, int64_t category_id, const double rel[4],
+                   const char *origin);
+/* Indexes the ids; COCO_OK or COCO_ENOMEM (the dataset is freed then). */
+coco_status coco_build_finish(coco_dataset *ds);
+/* A problem found while reading the files (severity, file-level subject). */
+void coco_build_problem(coco_dataset *ds, coco_severity sev, const char *path, const char *hint,
+                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+/* strtod of s[0..len) (surrounding blanks allowed) into *out: 0, or -1 when
+ * it is not one finite number. */
+int coco_parse_double(const char *s, size_t len, double *out);
+
 /* Sets diag and returns st. */
 coco_status coco_fail(coco_diag *d, coco_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));

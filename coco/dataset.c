@@ -574,6 +574,7 @@ static int merge_categories(merger *m, const coco_dataset *p, size_t k)
     for (size_t i = 0; i < p->n_cats; i++) {
         const coco_category *c = &p->cats[i];
         coco_category nc = *c;
+        nc.origin = dup_opt(&ds->arena, c->origin, c->origin ? strlen(c->origin) : 0);
         nc.source = (uint16_t)k;
         nc.name = dup_opt(&ds->arena, c->name, c->name ? strlen(c->name) : 0);
         if (c->name && !nc.name)
@@ -613,6 +614,7 @@ static int merge_images(merger *m, const coco_dataset *p, size_t k)
     for (size_t i = 0; i < p->n_images; i++) {
         const coco_image *im = &p->images[i];
         coco_image ni = *im;
+        ni.origin = dup_opt(&ds->arena, im->origin, im->origin ? strlen(im->origin) : 0);
         ni.source = (uint16_t)k;
         ni.file_name = dup_opt(&ds->arena, im->file_name, im->file_name_len);
         ni.url = dup_opt(&ds->arena, im->url, im->url ? strlen(im->url) : 0);
@@ -643,6 +645,7 @@ static void merge_annotations(merger *m, const coco_dataset *p, size_t k)
     for (size_t i = 0; i < p->n_anns; i++) {
         const coco_annotation *a = &p->anns[i];
         coco_annotation na = *a;
+        na.origin = dup_opt(&ds->arena, a->origin, a->origin ? strlen(a->origin) : 0);
         na.source = (uint16_t)k;
         if (na.flags & COCO_HAS_ID) {
             na.id = add_sat(a->id, ann_off);

@@ -148,7 +148,10 @@ static void icheck_ctx(icheck *c)
     if (!c->path[0]) {
         char pre[32];
         prefix_of(c->v, c->im->source, pre, sizeof pre);
-        snprintf(c->path, sizeof c->path, "%simages[%u]", pre, c->im->index);
+        if (c->im->origin)
+            snprintf(c->path, sizeof c->path, "%s", c->im->origin);
+        else
+            snprintf(c->path, sizeof c->path, "%simages[%u]", pre, c->im->index);
         image_subject(c->im, c->subj, sizeof c->subj);
     }
 }
@@ -236,7 +239,7 @@ static void check_declared_size(icheck *c, int turned, int64_t disp_w, int64_t d
         return;
     char p2[160], hint[200];
     icheck_ctx(c);
-    snprintf(p2, sizeof p2, "%s.width", c->path);
+    snprintf(p2, sizeof p2, "%s%s", c->path, c->im->origin ? "" : ".width");
     snprintf(hint, sizeof hint, "fix width/height in %s to %lldx%lld or re-export the file",
              c->path, (long long)disp_w, (long long)disp_h);
     image_problem(c, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, p2, hint,
@@ -305,8 +308,11 @@ static uint8_t check_image_file(icheck *c, coco_file_state fs, uint8_t st, int64
             st = COCO_IMAGE_MISSING;
         icheck_ctx(c);
         image_problem(c, COCO_WARNING, COCO_CODE_DATASET_CORRUPT, c->path,
-                      "copy the file into the dataset folder (at file_name, or by its base name "
-                      "in the folder or in images/), or give an absolute_url",
+                      c->im->origin
+                          ? "copy the image where its annotation expects it (images/ for "
+                            "labels/, JPEGImages/ for Annotations/, else next to the file)"
+                          : "copy the file into the dataset folder (at file_name, or by its base "
+                            "name in the folder or in images/), or give an absolute_url",
                       "%s: image %s not found", c->path, c->subj);
         break;
     case COCO_FILE_FETCHING:
@@ -418,7 +424,10 @@ static const char *ann_path(const vctx *v, const coco_annotation *a, const char 
 {
     char pre[32];
     prefix_of(v, a->source, pre, sizeof pre);
-    snprintf(buf, n, "%sannotations[%u]%s", pre, a->index, suffix);
+    if (a->origin)
+        snprintf(buf, n, "%s", a->origin);
+    else
+        snprintf(buf, n, "%sannotations[%u]%s", pre, a->index, suffix);
     return buf;
 }
 
@@ -701,7 +710,10 @@ static void check_image_labels(vctx *v, size_t i, size_t labels, size_t boxes)
         return;
     char pre[32], path[160], subj[160];
     prefix_of(v, im->source, pre, sizeof pre);
-    snprintf(path, sizeof path, "%simages[%u]", pre, im->index);
+    if (im->origin)
+        snprintf(path, sizeof path, "%s", im->origin);
+    else
+        snprintf(path, sizeof path, "%simages[%u]", pre, im->index);
     image_subject(im, subj, sizeof subj);
     if (too_many)
         add(v, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, COCO_SUBJECT_IMAGE, hid, im->id, path,
@@ -758,7 +770,10 @@ static void check_category_images(vctx *v, size_t c)
     else
         snprintf(q, sizeof q, "%lld", (long long)cat->id);
     prefix_of(v, cat->source, pre, sizeof pre);
-    snprintf(path, sizeof path, "%scategories[%u]", pre, cat->index);
+    if (cat->origin)
+        snprintf(path, sizeof path, "%s", cat->origin);
+    else
+        snprintf(path, sizeof path, "%scategories[%u]", pre, cat->index);
     if (r->cat_images[c] == 0) {
         snprintf(hint, sizeof hint, "label some images with %s or remove the category", q);
         add(v, COCO_WARNING, COCO_CODE_ANNOTATIONS_INVALID, COCO_SUBJECT_CATEGORY, 1, cat->id, path,

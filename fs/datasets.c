@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dsformats.h"
 #include "fetch.h"
 
 #define AREA "datasets"
@@ -365,8 +366,9 @@ static void refused_members(jsonw *w, const char *file, const char *msg, time_t 
 
 /* status.json for states without a report (empty, unreadable file); a
  * refused write (refused_at != 0) is also named as lastRefusedWrite. */
-static void write_simple_status(const char *name, const char *state, const char *line,
-                                const char *ann_file, const char *error, time_t refused_at)
+static void write_simple_status_ex(const char *name, const char *state, const char *line,
+                                   const char *ann_file, const char *error, time_t refused_at,
+                                   const char *format, const char *hint)
 {
     jsonw w;
     jsonw_init(&w, JSONW_PRETTY);
@@ -374,6 +376,8 @@ static void write_simple_status(const char *name, const char *state, const char 
     jsonw_kstr(&w, "state", state);
     jsonw_kstr(&w, "status", line);
     jsonw_kstr(&w, "dataset", name);
+    if (format)
+        jsonw_kstr(&w, "format", format);
     if (ann_file)
         jsonw_kstr(&w, "annotationFile", ann_file);
     static const char *const zero[] = {"images", "annotations", "categories", "boxes"};
@@ -388,7 +392,9 @@ static void write_simple_status(const char *name, const char *state, const char 
         jsonw_kstr(&w, "code", "datasetAnnotationsInvalid");
         jsonw_kstr(&w, "path", "");
         jsonw_kstr(&w, "message", error);
-        jsonw_kstr(&w, "hint", "write a COCO file with images, annotations and categories arrays");
+        jsonw_kstr(&w, "hint",
+                   hint ? hint
+                        : "write a COCO file with images, annotations and categories arrays");
         jsonw_end(&w);
     }
     jsonw_end(&w);
@@ -399,6 +405,12 @@ static void write_simple_status(const char *name, const char *state, const char 
         refused_members(&w, ann_file, error, refused_at);
     jsonw_end(&w);
     write_status_jsonw(name, line, &w);
+}
+
+static void write_simple_status(const char *name, const char *state, const char *line,
+                                const char *ann_file, const char *error, time_t refused_at)
+{
+    write_simple_status_ex(name, state, line, ann_file, error, refused_at, NULL, NULL);
 }
 
 /* ---- probing with a cache ---- */
@@ -502,6 +514,9 @@ static int find_annotation(int dfd, char *out, size_t n, struct stat *st_out, in
     while ((de = readdir(d))) {
         if (de->d_name[0] == '.' || !is_annotation(de->d_name))
             continue;
+        if (strcmp(de->d_name, FS_DS_EXPORT) == 0 &&
+            faccessat(dfd, FS_DS_EXPORT_MARK, F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+            continue; /* our generated export, not the user's COCO file */
         struct stat st;
         if (fstatat(dfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode))
             continue;
@@ -586,6 +601,7 @@ static int fetched_rel(const char *url, char *out, size_t n)
 }
 
 typedef struct verify_out {
+    fs_ds_format format;
     ds_parsed *ann; /* ref, or NULL */
     coco_report *report;
     char **found;
@@ -756,13 +772,17 @@ static void locate_image(ds_entry *e, const ds_dirs *w, const coco_image *im, co
  * write), then the report's. A refused write leaves the dataset what its
  * kept file makes it: the refusal is only reported. */
 static void write_report(const char *name, const char *ann_name, int others, const refusal *rf,
-                         const coco_report *rep, const char *line)
+                         const coco_report *rep, const char *line, fs_ds_format fmt,
+                         size_t ann_files)
 {
     jsonw w;
     jsonw_init(&w, JSONW_PRETTY);
     jsonw_obj(&w);
     jsonw_kstr(&w, "dataset", name);
+    jsonw_kstr(&w, "format", fs_ds_format_name(fmt));
     jsonw_kstr(&w, "annotationFile", ann_name);
+    if (fmt != FS_FMT_COCO)
+        jsonw_kint(&w, "annotationFileCount", (long long)ann_files);
     if (others) {
         jsonw_kint(&w, "otherAnnotationFiles", others);
         ann_list_member(&w, ann_list);
@@ -777,10 +797,122 @@ static void write_report(const char *name, const char *ann_name, int others, con
     write_status_jsonw(name, line, &w);
 }
 
-/* Verifies dataset name: finds its annotation file (parsing it unless it is
- * have, unchanged), locates every image, validates, and writes status and
- * status.json. out: the state, the status line and, when it got that far,
- * the parsed file, the report and the found paths (the caller keeps them). */
+/* ---- other formats and the export ---- */
+
+/* What the size callback of fs_ds_load needs. */
+typedef struct size_ctx {
+    ds_entry *e;
+    int tfd;
+    const char *dir;
+} size_ctx;
+
+/* The displayed size of the image at rel (probed, cached like the others). */
+static int image_size(void *arg, const char *rel, int *w, int *h)
+{
+    size_ctx *c = arg;
+    struct stat st;
+    char full[FS_PATH_MAX];
+    if (fstatat(c->tfd, rel, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode) ||
+        snprintf(full, sizeof full, "%s/%s", c->dir, rel) >= (int)sizeof full)
+        return -1;
+    probe_ent *p = probe_lookup(c->e, rel, &st, full);
+    if (!p || !p->probed_ok)
+        return -1;
+    int turned = p->info.orientation >= 5 && p->info.orientation <= 8;
+    *w = turned ? p->info.height : p->info.width;
+    *h = turned ? p->info.width : p->info.height;
+    return 0;
+}
+
+/* Annotation files of more than one format: the dataset is invalid and
+ * status names one file of each. Returns 1 when mixed (status written). */
+static int mixed_formats(const char *name, const char *coco_file, const fs_ds_scan *sc,
+                         verify_out *out)
+{
+    const char *files[3] = {coco_file, sc->n_xml ? sc->xml[0] : NULL,
+                            sc->n_labels ? sc->labels[0] : NULL};
+    static const fs_ds_format fmts[3] = {FS_FMT_COCO, FS_FMT_VOC, FS_FMT_YOLO};
+    int kinds = 0;
+    char list[600] = "";
+    for (int k = 0; k < 3; k++) {
+        if (!files[k])
+            continue;
+        size_t used = strlen(list);
+        snprintf(list + used, sizeof list - used, "%s\"%.120s\" is %s", kinds ? ", " : "", files[k],
+                 fs_ds_format_title(fmts[k]));
+        kinds++;
+    }
+    if (kinds < 2)
+        return 0;
+    char msg[700];
+    snprintf(msg, sizeof msg, "annotation formats are mixed: %s", list);
+    out->state = FS_DS_INVALID;
+    snprintf(out->line, sizeof out->line, "invalid: datasetAnnotationsInvalid: %.460s", msg);
+    write_simple_status_ex(name, "invalid", out->line, NULL, msg, 0, "mixed",
+                           "keep one annotation format in a dataset: remove the files of the "
+                           "other formats (or copy them into a dataset of their own)");
+    return 1;
+}
+
+/* A VOC or YOLO folder read into a parsed dataset (a new reference); NULL
+ * when out of memory (status written). */
+static ds_parsed *load_other(ds_entry *e, const char *name, const char *dir, int tfd,
+                             const fs_ds_scan *sc, fs_ds_format fmt, verify_out *out)
+{
+    size_ctx c = {.e = e, .tfd = tfd, .dir = dir};
+    coco_dataset *coco = NULL;
+    ds_parsed *p = NULL;
+    if (fs_ds_load(tfd, sc, fmt, image_size, &c, &coco) == COCO_OK)
+        p = calloc(1, sizeof *p);
+    if (!p) {
+        coco_dataset_free(coco);
+        out->state = FS_DS_ENOMEM;
+        snprintf(out->line, sizeof out->line, "invalid: datasetCorrupt: out of memory");
+        write_simple_status(name, "invalid", out->line, NULL, "out of memory", 0);
+        return NULL;
+    }
+    p->coco = coco;
+    const char *first =
+        fmt == FS_FMT_VOC ? (sc->n_xml ? sc->xml[0] : "") : (sc->n_labels ? sc->labels[0] : "");
+    snprintf(p->file, sizeof p->file, "%.250s", first);
+    p->refs = 1;
+    return p;
+}
+
+/* Writes datasets/NAME/coco.json: the ready dataset as one COCO file, its
+ * images named where they were found. A user's own top-level coco.json is
+ * their annotation file and is left alone. While the dataset is not ready
+ * the export keeps its last ready version and is never removed (only with
+ * the dataset): a file that vanished between rm -r's readdir and its
+ * unlink would make `rm -r datasets/NAME` fail with ENOENT. */
+static void export_write(const char *name, const char *dir, int tfd, const coco_dataset *cd,
+                         coco_kind kind, char **found, const int *sizes)
+{
+    if (faccessat(tfd, FS_DS_EXPORT, F_OK, AT_SYMLINK_NOFOLLOW) == 0 &&
+        faccessat(tfd, FS_DS_EXPORT_MARK, F_OK, AT_SYMLINK_NOFOLLOW) != 0)
+        return; /* the user's file */
+    size_t len = 0;
+    char *json = coco_dataset_export_json(cd, kind, (const char *const *)found, sizes, &len);
+    char path[FS_PATH_MAX];
+    if (!json || snprintf(path, sizeof path, "%s/%s", dir, FS_DS_EXPORT) >= (int)sizeof path) {
+        free(json);
+        fs_log("dataset \"%s\": coco.json not written: out of memory", name);
+        return;
+    }
+    int mfd = openat(tfd, FS_DS_EXPORT_MARK, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (mfd >= 0)
+        close(mfd);
+    int rc = mfd >= 0 ? fs_write_atomic(path, json, len) : -errno;
+    if (rc)
+        fs_log("dataset \"%s\": coco.json not written: %s", name, strerror(-rc));
+    free(json);
+}
+
+/* Verifies dataset name: finds its annotation files (COCO, Pascal VOC or
+ * YOLO; parsing a COCO file again unless it is have, unchanged), locates
+ * every image, validates, and writes status, status.json and the export.
+ * out: the state, the status line and, when it got that far, the parsed
+ * file, the report and the found paths (the caller keeps them). */
 static void verify(ds_entry *e, const char *name, ds_parsed *have, const refusal *rf,
                    verify_out *out)
 {
@@ -798,10 +930,30 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const refusal
     memset(&ast, 0, sizeof ast);
     int others = 0;
     ds_parsed *ann = NULL;
-    if (!find_annotation_any(tfd, ann_name, sizeof ann_name, &ast, &others, sub, sizeof sub))
-        verify_without_annotations(name, dir, rf, out);
-    else
+    fs_ds_scan sc;
+    fs_ds_scan_dir(tfd, 0, &sc); /* out of memory: what it found */
+    int has_coco =
+        find_annotation_any(tfd, ann_name, sizeof ann_name, &ast, &others, sub, sizeof sub);
+    size_t ann_files = 1;
+    if (mixed_formats(name, has_coco ? ann_name : NULL, &sc, out)) {
+        out->format = FS_FMT_NONE;
+    } else if (has_coco) {
+        out->format = FS_FMT_COCO;
         ann = verify_parse(name, dir, ann_name, &ast, have, out);
+    } else if (sc.n_xml || sc.n_labels) {
+        out->format = sc.n_xml ? FS_FMT_VOC : FS_FMT_YOLO;
+        sub[0] = '\0';
+        others = 0;
+        fs_ds_scan_free(&sc);
+        fs_ds_scan_dir(tfd, 1, &sc); /* again, with the images */
+        ann_files = out->format == FS_FMT_VOC ? sc.n_xml : sc.n_labels;
+        ann = load_other(e, name, dir, tfd, &sc, out->format, out);
+        if (ann)
+            snprintf(ann_name, sizeof ann_name, "%s", ann->file);
+    } else {
+        verify_without_annotations(name, dir, rf, out);
+    }
+    fs_ds_scan_free(&sc);
     if (!ann) {
         close(tfd);
         return;
@@ -821,26 +973,31 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const refusal
     size_t n = coco_dataset_image_count(ann->coco);
     coco_image_file *files = calloc(n ? n : 1, sizeof *files);
     char **found = calloc(n ? n : 1, sizeof *found);
-    char **errs = calloc(n ? n : 1, sizeof *errs); /* download errors, borrowed by files */
+    char **errs = calloc(n ? n : 1, sizeof *errs);       /* download errors, borrowed by files */
+    int *sizes = calloc(2 * (n ? n : 1), sizeof *sizes); /* displayed, for the export */
     coco_report *rep = NULL;
     coco_status vs = COCO_ENOMEM;
-    if (files && found && errs) {
+    if (files && found && errs && sizes) {
         for (size_t i = 0; i < n; i++) {
             const coco_image *im = coco_dataset_image(ann->coco, i);
             if (im)
                 locate_image(e, &w, im, &files[i], &found[i], &errs[i]);
+            int turned = files[i].orientation >= 5 && files[i].orientation <= 8;
+            sizes[2 * i] = turned ? files[i].height : files[i].width;
+            sizes[2 * i + 1] = turned ? files[i].width : files[i].height;
         }
         vs = coco_validate(ann->coco, files, &rep);
     }
     if (w.dfd != tfd)
         close(w.dfd);
-    close(tfd);
     free(files);
     for (size_t i = 0; errs && i < n; i++)
         free(errs[i]);
     free(errs);
     if (vs != COCO_OK || !rep) {
         found_free(found, n);
+        free(sizes);
+        close(tfd);
         out->state = FS_DS_ENOMEM;
         snprintf(out->line, sizeof out->line, "invalid: datasetCorrupt: out of memory");
         return;
@@ -849,7 +1006,16 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const refusal
     out->state = state_of(sum);
     out->detection = sum->kind == COCO_KIND_DETECTION;
     coco_report_status_line(rep, out->line, sizeof out->line);
-    write_report(name, ann_name, others, rf, rep, out->line);
+    size_t ll = strlen(out->line);
+    if (out->format != FS_FMT_COCO && out->state == FS_DS_READY && ll > 0 &&
+        out->line[ll - 1] == ')')
+        snprintf(out->line + ll - 1, sizeof out->line - (ll - 1), ", %s)",
+                 fs_ds_format_title(out->format));
+    write_report(name, ann_name, others, rf, rep, out->line, out->format, ann_files);
+    if (out->state == FS_DS_READY)
+        export_write(name, dir, tfd, ann->coco, sum->kind, found, sizes);
+    close(tfd);
+    free(sizes);
     out->report = rep;
     out->found = found;
     out->n_found = n;
@@ -987,6 +1153,18 @@ static int ds_mkdir_item(const char *name)
     return 0;
 }
 
+/* 1 when NAME's coco.json is our generated export (not a user's file). */
+static int export_is_ours(const char *name)
+{
+    char path[FS_PATH_MAX];
+    if (fs_store_path(path, sizeof path, AREA, name))
+        return 0;
+    size_t l = strlen(path);
+    if (snprintf(path + l, sizeof path - l, "/%s", FS_DS_EXPORT_MARK) >= (int)(sizeof path - l))
+        return 0;
+    return faccessat(AT_FDCWD, path, F_OK, AT_SYMLINK_NOFOLLOW) == 0;
+}
+
 static int ds_rmdir_item(const char *name)
 {
     char path[FS_PATH_MAX];
@@ -1001,7 +1179,7 @@ static int ds_rmdir_item(const char *name)
     while ((de = readdir(d))) {
         const char *nm = de->d_name;
         if (strcmp(nm, ".") == 0 || strcmp(nm, "..") == 0 || strncmp(nm, ".vfs", 4) == 0 ||
-            is_generated(nm))
+            is_generated(nm) || (strcmp(nm, FS_DS_EXPORT) == 0 && export_is_ours(name)))
             continue;
         user_files = 1;
         break;
@@ -1038,7 +1216,7 @@ static int ds_is_readonly(const char *rel)
 {
     char name[72];
     const char *rest = split_rel(rel, name, sizeof name);
-    return is_generated(rest);
+    return is_generated(rest) || (strcmp(rest, FS_DS_EXPORT) == 0 && export_is_ours(name));
 }
 
 static int64_t ds_max_size(const char *rel)

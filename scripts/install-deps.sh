@@ -9,7 +9,7 @@ PACKAGES=(
     gcc clang libclang-rt-14-dev libomp-14-dev clang-format cmake make pkg-config
     # libraries
     libfuse3-dev fuse3 libcjson-dev libstb-dev libjpeg62-turbo-dev libwebp-dev libtiff-dev
-    libcurl4-openssl-dev libopenblas-dev libmicrohttpd-dev
+    libcurl4-openssl-dev libopenblas-dev libmicrohttpd-dev libxml2-dev libyaml-dev
     # tools the set-up and the tests use
     jq python3 python3-pip python3-venv nodejs ca-certificates git
     # darknet ships real photos with known ImageNet classes (/usr/share/darknet/data):
