@@ -4,9 +4,10 @@
  * The store is a plain directory tree that mirrors the mount: the mount path
  * /AREA/REL is the file STORE/AREA/REL. The core (fs/ops.c) does the generic
  * file work: it passes reads through to store files, sends every write to a
- * temp file in STORE/.tmp and, when the file is closed (flush), asks the area
- * to validate it and then renames it into place (commit) or discards it, so a
- * refused write never costs the previous good file. An area supplies the
+ * private file (unnamed, in the folder where it will live) and, when the
+ * file is closed (flush), asks the area to validate it and then gives it its
+ * name (commit) or discards it, so a refused write never costs the previous
+ * good file. An area supplies the
  * policy through this hook table: which names may be made, which files are
  * generated (read-only through the mount), what a written file must look
  * like, and what to do once it is in place (e.g. re-verify a dataset, start
