@@ -16,13 +16,21 @@
 # Env: ROUNDS, BENCH_DIR (default a temp dir under /tmp), VFS_BASE (another
 # visionfs build, e.g. of the previous commit: the cp and ls figures are
 # measured through it too, interleaved round by round, so a change is judged
-# by ratios from the same run).
+# by ratios from the same run), FRESH=1 (each round copies into a new folder
+# and nothing is deleted until the end; by default each round deletes the
+# previous copy first, as this bench always did. On ext4 without a journal,
+# files created within a minute of deleting thousands in the same block group
+# cost ext4 a scan past every recently freed inode, which then weighs on
+# whichever target shares that group: FRESH=1 measures the copy alone).
+# The daemons get 2 s after mounting to finish their start-up work (checking
+# the installed backbones) before anything is timed.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BIN=$(readlink -f "${1:-$ROOT/build/visionfs}")
 PTLL=${2:-}
 ROUNDS=${ROUNDS:-3}
+FRESH=${FRESH:-0}
 W=$(mktemp -d "${BENCH_DIR:-/tmp}/vfs-bench.XXXXXX")
 MNT=$W/mnt
 PT=$W/pt
@@ -89,11 +97,20 @@ if [ -n "$BASE" ]; then
     BPID=$!
     for _ in $(seq 100); do [ -f "$BMNT/README" ] && break; sleep 0.1; done
 fi
-if [ -n "$PTLL" ]; then
+# passthrough_ll keeps an fd open for every inode the kernel knows: with
+# FRESH=1 it is mounted again each round, or it runs out of fds
+pt_start() {
     "$PTLL" -f -o source="$W/ptback" "$PT" 2>/dev/null &
     PTPID=$!
-    sleep 1
-fi
+    for _ in $(seq 100); do mountpoint -q "$PT" && break; sleep 0.1; done
+}
+pt_stop() {
+    fusermount3 -u "$PT"
+    wait "$PTPID" 2>/dev/null || true
+    PTPID=
+}
+[ -n "$PTLL" ] && pt_start
+sleep 2
 
 # time_cp SRC DST: seconds for cp -r SRC/. DST (DST made fresh)
 time_cp() {
@@ -108,21 +125,34 @@ declare -A RES
 for set in photos small; do
     plain=() vfs=() pt=() base=()
     for r in $(seq "$ROUNDS"); do
-        rm -rf "$W/plain/$set"; mkdir "$W/plain/$set"
-        plain+=("$(time_cp "$W/src/$set" "$W/plain/$set")")
-        rm -rf "$MNT/datasets/$set" 2>/dev/null || true
-        mkdir "$MNT/datasets/$set"
-        vfs+=("$(time_cp "$W/src/$set" "$MNT/datasets/$set")")
+        d=$set
+        if [ "$FRESH" = 1 ]; then
+            d=$set$r
+        else
+            rm -rf "$W/plain/$d" "$PT/$d" 2>/dev/null || true
+            rm -rf "$MNT/datasets/$d" 2>/dev/null || true
+            [ -n "$BASE" ] && { rm -rf "$BMNT/datasets/$d" 2>/dev/null || true; }
+        fi
+        mkdir "$W/plain/$d"
+        plain+=("$(time_cp "$W/src/$set" "$W/plain/$d")")
+        mkdir "$MNT/datasets/$d"
+        vfs+=("$(time_cp "$W/src/$set" "$MNT/datasets/$d")")
         if [ -n "$BASE" ]; then
-            rm -rf "$BMNT/datasets/$set" 2>/dev/null || true
-            mkdir "$BMNT/datasets/$set"
-            base+=("$(time_cp "$W/src/$set" "$BMNT/datasets/$set")")
+            mkdir "$BMNT/datasets/$d"
+            base+=("$(time_cp "$W/src/$set" "$BMNT/datasets/$d")")
         fi
         if [ -n "$PTLL" ]; then
-            rm -rf "$PT/$set"; mkdir "$PT/$set"
-            pt+=("$(time_cp "$W/src/$set" "$PT/$set")")
+            mkdir "$PT/$d"
+            pt+=("$(time_cp "$W/src/$set" "$PT/$d")")
+            [ "$FRESH" = 1 ] && { pt_stop; pt_start; }
         fi
     done
+    # the ls row lists the last copy of the small files under their set name
+    if [ "$FRESH" = 1 ] && [ "$set" = small ]; then
+        mv "$W/plain/small$ROUNDS" "$W/plain/small"
+        mv "$MNT/datasets/small$ROUNDS" "$MNT/datasets/small"
+        [ -n "$BASE" ] && mv "$BMNT/datasets/small$ROUNDS" "$BMNT/datasets/small"
+    fi
     RES[$set.plain]=$(best "${plain[@]}")
     RES[$set.vfs]=$(best "${vfs[@]}")
     [ -n "$PTLL" ] && RES[$set.pt]=$(best "${pt[@]}")
@@ -203,4 +233,4 @@ if [ -n "$BASE" ]; then
         echo "| ${k%:*} | ${RES[$n.plain]} | ${RES[$n.base]} | $(ratio "${RES[$n.plain]}" "${RES[$n.base]}") | $(ratio "${RES[$n.plain]}" "${RES[$n.vfs]}") |"
     done
 fi
-echo "(close() of the 10,000-image ann.json returned after ${RES[coco.close]} s; best of $ROUNDS rounds; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg))"
+echo "(close() of the 10,000-image ann.json returned after ${RES[coco.close]} s; best of $ROUNDS rounds$([ "$FRESH" = 1 ] && echo ", FRESH=1"); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg))"

@@ -4,9 +4,10 @@
  * The store is a plain directory tree that mirrors the mount: the mount path
  * /AREA/REL is the file STORE/AREA/REL. The core (fs/ops.c) does the generic
  * file work: it passes reads through to store files, sends every write to a
- * temp file in STORE/.tmp and, when the file is closed (flush), asks the area
- * to validate it and then renames it into place (commit) or discards it, so a
- * refused write never costs the previous good file. An area supplies the
+ * private file (unnamed, in the folder where it will live) and, when the
+ * file is closed (flush), asks the area to validate it and then gives it its
+ * name (commit) or discards it, so a refused write never costs the previous
+ * good file. An area supplies the
  * policy through this hook table: which names may be made, which files are
  * generated (read-only through the mount), what a written file must look
  * like, and what to do once it is in place (e.g. re-verify a dataset, start
@@ -47,7 +48,8 @@ typedef struct fs_area {
     int (*is_visible)(const char *rel);
     /* A written file is complete at tmp_path and is about to become rel.
      * Return 0 to commit, or -errno (usually -EINVAL) to refuse: the temp is
-     * discarded and close() returns the error. Write a reason into why. */
+     * discarded and close() returns the error. Write a reason into why.
+     * tmp_path is NULL when validate_reads said the file is not read. */
     int (*validate_write)(const char *rel, const char *tmp_path, char *why, size_t why_len);
     /* rel was committed (a written file renamed into place, or something
      * moved or created there). */
@@ -74,6 +76,11 @@ typedef struct fs_area {
     /* A write of rel failed before close (err: ENOSPC, EFBIG, ...) and was
      * discarded; the file as it was stays. */
     void (*write_failed)(const char *rel, int err);
+    /* Nonzero when validate_write reads the written file of rel; zero: it
+     * decides by the name alone and gets tmp_path NULL, which spares the
+     * core a name for the file before it is committed (NULL hook: always
+     * a path). */
+    int (*validate_reads)(const char *rel);
 } fs_area;
 
 /* The areas, defined by fs/datasets.c, fs/models.c, fs/backbones.c. */
@@ -107,6 +114,17 @@ int fs_write_atomic(const char *path, const void *data, size_t len);
 /* Makes a new temp file in STORE/.tmp; writes its path into out and returns
  * an fd open for writing (O_RDWR), or -errno. */
 int fs_tmp_create(char *out, size_t n);
+/* A new file without a name (O_TMPFILE) in the store folder dir, open for
+ * writing (O_RDWR, mode 0600): its inode is made where the file will live,
+ * and a crash leaves nothing behind. Returns the fd, or -errno (EOPNOTSUPP,
+ * EISDIR or EINVAL where the file system or kernel has no O_TMPFILE). */
+int fs_anon_create(const char *dir);
+/* Gives the anonymous file fd the name path (which must not exist, EEXIST
+ * otherwise; same file system). 0 or -errno. */
+int fs_anon_link(int fd, const char *path);
+/* Gives the anonymous file fd a new name in STORE/.tmp (its path in out),
+ * to be validated by path or renamed over an existing file. 0 or -errno. */
+int fs_anon_tmp_link(int fd, char *out, size_t n);
 /* A new temp file in STORE/.tmp holding data, closed (path in out): 0, or
  * -errno with nothing left behind. */
 int fs_tmp_write(char *out, size_t n, const void *data, size_t len);

@@ -246,10 +246,13 @@ static void mark_dirty(const char *name, int at_once)
         double due = at_once ? t : e->last_run + DEBOUNCE_S;
         if (due < t)
             due = t;
-        if (!e->dirty || due < e->due)
+        /* the verifier only needs waking when this moves its next run
+         * earlier: not for every image of a copy streaming in */
+        if (!e->dirty || due < e->due) {
             e->due = due;
-        e->dirty = 1;
-        pthread_cond_signal(&ds_cond);
+            e->dirty = 1;
+            pthread_cond_signal(&ds_cond);
+        }
     }
     pthread_mutex_unlock(&ds_lock);
 }
@@ -1285,6 +1288,15 @@ static int ds_validate_write(const char *rel, const char *tmp_path, char *why, s
     return 0;
 }
 
+/* The validator reads annotation files and dataset.json; images pass by
+ * name (the verifier checks them later). */
+static int ds_validate_reads(const char *rel)
+{
+    char name[72];
+    const char *rest = split_rel(rel, name, sizeof name);
+    return strcmp(rest, "dataset.json") == 0 || is_annotation(rest);
+}
+
 /* An annotation file whose write failed before close (a full disk, too
  * large): said in status.json as lastRefusedWrite, like a file refused
  * for its content. A full disk gives back the store's reserve so that the
@@ -1408,6 +1420,7 @@ const fs_area fs_area_datasets = {
     .max_size = ds_max_size,
     .start = ds_start,
     .stop = ds_stop,
+    .validate_reads = ds_validate_reads,
 };
 
 /* ---- for models/ ---- */

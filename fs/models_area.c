@@ -434,6 +434,13 @@ static int models_validate_write(const char *rel, const char *tmp_path, char *wh
     return rc;
 }
 
+/* The validator reads train.json and model.safetensors of a model. */
+static int models_validate_reads(const char *rel)
+{
+    const char *sub = strchr(rel, '/');
+    return sub && (strcmp(sub + 1, "train.json") == 0 || strcmp(sub + 1, "model.safetensors") == 0);
+}
+
 static void models_committed(const char *rel)
 {
     const char *sub;
@@ -723,4 +730,5 @@ const fs_area fs_area_models = {
     .start = models_start,
     .stop = models_stop,
     .check_create = models_check_create,
+    .validate_reads = models_validate_reads,
 };

@@ -4,10 +4,13 @@
  * Design: reads pass straight through to store files (open() pins the
  * inode, so a generated file replaced by rename mid-read stays whole), and
  * generated files are opened with direct_io so their size in the kernel's
- * cache never truncates a read. Every write goes to a private temp file in
- * STORE/.tmp; flush (what close() returns) asks the area to validate it and
- * renames it into place, or discards it and returns the error, so a refused
- * or oversized write never replaces the previous good file. While a file is
+ * cache never truncates a read. Every write goes to a private file without
+ * a name (O_TMPFILE) in the store folder where it will live; flush (what
+ * close() returns) asks the area to validate it (through a name in
+ * STORE/.tmp when the validator reads it) and links it into place (renames,
+ * when it replaces a file), or discards it and returns the error, so a
+ * refused or oversized write never replaces the previous good file and a
+ * crash leaves nothing behind. While a file is
  * being written its temp is found through a small table of open writers so
  * stat, fstat and O_APPEND see its growing size. Handlers only do file
  * system calls; anything slow is the areas' threads' job.
@@ -308,8 +311,38 @@ static void fh_free(fs_fh *fh)
 
 static fs_fh *get_fh(struct fuse_file_info *fi) { return fi ? (fs_fh *)(uintptr_t)fi->fh : NULL; }
 
-/* Validates and renames the temp into place; called with fh->lock held.
- * Returns 0 or -errno (what close() reports). */
+/* Forgets the writer's uncommitted file: its name in STORE/.tmp, if it has
+ * one (an anonymous file goes with its last fd). */
+static void writer_drop(fs_fh *fh)
+{
+    if (fh->tmp[0])
+        unlink(fh->tmp);
+    fh->tmp[0] = '\0';
+}
+
+/* Gives the writer's file the name dst, replacing what is there. */
+static int writer_place(fs_fh *fh, const char *dst)
+{
+    if (!fh->tmp[0]) {
+        /* a new file: its name at once; else through a name in .tmp, as
+         * only rename replaces a file atomically */
+        int rc = fs_anon_link(fh->fd, dst);
+        if (rc != -EEXIST)
+            return rc;
+        rc = fs_anon_tmp_link(fh->fd, fh->tmp, sizeof fh->tmp);
+        if (rc) {
+            fh->tmp[0] = '\0';
+            return rc;
+        }
+    }
+    if (rename(fh->tmp, dst) != 0)
+        return -errno;
+    fh->tmp[0] = '\0';
+    return 0;
+}
+
+/* Validates the written file and gives it its name; called with fh->lock
+ * held. Returns 0 or -errno (what close() reports). */
 static int writer_commit(fs_fh *fh)
 {
     if (fh->discarded)
@@ -324,13 +357,13 @@ static int writer_commit(fs_fh *fh)
     }
     if (atomic_load(&fh->unlinked)) {
         /* removed while open, as POSIX has it: the data goes with the name */
-        unlink(fh->tmp);
+        writer_drop(fh);
         fh->discarded = 1;
         fh->result = 0;
         return 0;
     }
     if (fh->failed) {
-        unlink(fh->tmp);
+        writer_drop(fh);
         fh->discarded = 1;
         fh->result = fh->failed;
         pending_remove(fh);
@@ -341,11 +374,17 @@ static int writer_commit(fs_fh *fh)
     }
     if (!fh->dirty)
         return 0;
+    int rc = 0;
     if (fh->area->validate_write) {
+        /* an anonymous file gets a name in .tmp for a validator that reads */
+        if (!fh->tmp[0] && (!fh->area->validate_reads || fh->area->validate_reads(fh->rel)) &&
+            (rc = fs_anon_tmp_link(fh->fd, fh->tmp, sizeof fh->tmp)) != 0)
+            fh->tmp[0] = '\0';
         char why[512] = "";
-        int rc = fh->area->validate_write(fh->rel, fh->tmp, why, sizeof why);
+        if (rc == 0)
+            rc = fh->area->validate_write(fh->rel, fh->tmp[0] ? fh->tmp : NULL, why, sizeof why);
         if (rc < 0) {
-            unlink(fh->tmp);
+            writer_drop(fh);
             fh->discarded = 1;
             fh->result = rc;
             pending_remove(fh);
@@ -355,12 +394,12 @@ static int writer_commit(fs_fh *fh)
         }
     }
     char dst[FS_PATH_MAX];
-    int rc = fs_store_path(dst, sizeof dst, fh->area->name, fh->rel);
-    if (rc == 0 && rename(fh->tmp, dst) != 0)
-        rc = -errno;
+    rc = fs_store_path(dst, sizeof dst, fh->area->name, fh->rel);
+    if (rc == 0)
+        rc = writer_place(fh, dst);
     pending_remove(fh);
     if (rc) {
-        unlink(fh->tmp);
+        writer_drop(fh);
         fh->discarded = 1;
         fh->result = rc;
         return rc;
@@ -431,7 +470,7 @@ static void vfs_destroy(void *data)
         if (!fh)
             break;
         if (fh->writer && !fh->committed && !fh->discarded) {
-            unlink(fh->tmp);
+            writer_drop(fh);
             pending_remove(fh);
         }
         fh_free(fh);
@@ -967,16 +1006,15 @@ static int open_writer(const char *path, const vpath *vp, struct fuse_file_info 
     int exists = lstat(sp, &st) == 0;
     if (exists && S_ISDIR(st.st_mode))
         return -EISDIR;
-    if (!exists) {
-        /* the parent must be a folder in the store */
-        char parent[FS_PATH_MAX];
-        snprintf(parent, sizeof parent, "%s", sp);
-        char *slash = strrchr(parent, '/');
-        if (slash)
-            *slash = '\0';
-        if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode))
-            return -ENOENT;
-    }
+    char parent[FS_PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", sp);
+    char *slash = strrchr(parent, '/');
+    if (slash)
+        *slash = '\0';
+    /* the parent must be a folder in the store */
+    struct stat pst;
+    if (!exists && (stat(parent, &pst) != 0 || !S_ISDIR(pst.st_mode)))
+        return -ENOENT;
     fs_fh *fh = fh_new();
     if (!fh)
         return -ENOMEM;
@@ -989,10 +1027,18 @@ static int open_writer(const char *path, const vpath *vp, struct fuse_file_info 
         fh_free(fh);
         return -ENOMEM;
     }
-    fh->fd = fs_tmp_create(fh->tmp, sizeof fh->tmp);
+    /* a file without a name in the folder where it will live: its inode is
+     * allocated there as for a plain cp (not all in one .tmp folder, whose
+     * recently freed inodes ext4 may scan past on every create), commit is
+     * one link, and a crash leaves nothing; a named temp where the file
+     * system has no O_TMPFILE */
+    fh->fd = fs_anon_create(parent);
+    if (fh->fd == -EOPNOTSUPP || fh->fd == -EISDIR || fh->fd == -EINVAL)
+        fh->fd = fs_tmp_create(fh->tmp, sizeof fh->tmp);
     if (fh->fd < 0) {
         rc = fh->fd;
         fh->fd = -1;
+        fh->tmp[0] = '\0';
         fh_free(fh);
         return rc;
     }
@@ -1000,7 +1046,7 @@ static int open_writer(const char *path, const vpath *vp, struct fuse_file_info 
      * read: the daemon itself reads what it verifies */
     if (fchmod(fh->fd, exists ? st.st_mode & 07777 : (mode & 07777) | 0400) != 0) {
         rc = -errno;
-        unlink(fh->tmp);
+        writer_drop(fh);
         fh_free(fh);
         return rc;
     }
@@ -1010,14 +1056,14 @@ static int open_writer(const char *path, const vpath *vp, struct fuse_file_info 
     const struct fuse_context *who = fuse_get_context();
     if (geteuid() == 0 && who && who->uid != 0 && fchown(fh->fd, who->uid, who->gid) != 0) {
         rc = -errno;
-        unlink(fh->tmp);
+        writer_drop(fh);
         fh_free(fh);
         return rc;
     }
     if (exists && !(fi->flags & O_TRUNC)) {
         rc = copy_into(fh->fd, sp, fh->max);
         if (rc) {
-            unlink(fh->tmp);
+            writer_drop(fh);
             fh_free(fh);
             return rc;
         }
@@ -1209,7 +1255,7 @@ static int vfs_release(const char *path, struct fuse_file_info *fi)
         if (fh->dirty || fh->failed)
             writer_commit(fh);
         if (!fh->committed && !fh->discarded) {
-            unlink(fh->tmp);
+            writer_drop(fh);
             pending_remove(fh);
         }
         pthread_mutex_unlock(&fh->lock);

@@ -124,23 +124,38 @@ int fs_name_valid(const char *name)
     return 1;
 }
 
-static int make_file(const char *path)
+static int make_file(const char *path, void *arg)
 {
+    (void)arg;
     return open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 }
 
-static int make_dir(const char *path) { return mkdir(path, 0700); }
+static int make_dir(const char *path, void *arg)
+{
+    (void)arg;
+    return mkdir(path, 0700);
+}
+
+/* A name for the anonymous file open as *(int *)arg (O_TMPFILE), through
+ * /proc so that no privilege is needed (linkat with AT_EMPTY_PATH wants
+ * CAP_DAC_READ_SEARCH). */
+static int make_link(const char *path, void *arg)
+{
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", *(int *)arg);
+    return linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW);
+}
 
 /* A new name STORE/.tmp/<kind>PID.N made by make (returns >= 0, or -1 with
  * errno; EEXIST tries the next N): what make returned, or -errno. */
-static int tmp_make(char *out, size_t n, char kind, int (*make)(const char *))
+static int tmp_make(char *out, size_t n, char kind, int (*make)(const char *, void *), void *arg)
 {
     for (int attempt = 0; attempt < 100; attempt++) {
         unsigned k = atomic_fetch_add(&tmp_counter, 1);
         int w = snprintf(out, n, "%s/.tmp/%c%ld.%u", store_root, kind, (long)getpid(), k);
         if (w < 0 || (size_t)w >= n)
             return -ENAMETOOLONG;
-        int rc = make(out);
+        int rc = make(out, arg);
         if (rc >= 0)
             return rc;
         if (errno != EEXIST)
@@ -149,9 +164,23 @@ static int tmp_make(char *out, size_t n, char kind, int (*make)(const char *))
     return -EEXIST;
 }
 
-int fs_tmp_create(char *out, size_t n) { return tmp_make(out, n, 'w', make_file); }
+int fs_tmp_create(char *out, size_t n) { return tmp_make(out, n, 'w', make_file, NULL); }
 
-int fs_tmp_mkdir(char *out, size_t n) { return tmp_make(out, n, 's', make_dir); }
+int fs_tmp_mkdir(char *out, size_t n) { return tmp_make(out, n, 's', make_dir, NULL); }
+
+int fs_anon_create(const char *dir)
+{
+    int fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    return fd >= 0 ? fd : -errno;
+}
+
+int fs_anon_link(int fd, const char *path) { return make_link(path, &fd) == 0 ? 0 : -errno; }
+
+int fs_anon_tmp_link(int fd, char *out, size_t n)
+{
+    int rc = tmp_make(out, n, 'l', make_link, &fd);
+    return rc < 0 ? rc : 0;
+}
 
 int fs_tmp_write(char *out, size_t n, const void *data, size_t len)
 {

@@ -174,6 +174,10 @@ assert open(sys.argv[1], "rb").read()[-11:] == b"y" + b"z" * 10
 PY
 check "stat and read of a file while it is written, then O_APPEND" test $? -eq 0
 check_eq "appended size" "2010" "$(stat -c %s "$MNT/datasets/whole/images/growing.bin")"
+printf 'new content' > "$SRC/new.bin"
+check "cp over an existing file" cp "$SRC/new.bin" "$MNT/datasets/whole/images/growing.bin"
+check_eq "it has the new content" "new content" "$(cat "$MNT/datasets/whole/images/growing.bin")"
+check_eq "and so has the store" "new content" "$(cat "$STORE/datasets/whole/images/growing.bin")"
 rm "$MNT/datasets/whole/images/growing.bin"
 
 # ---- sizes ----
@@ -181,6 +185,7 @@ $MKIMG --big "$SRC/big.png" $((21 * 1024 * 1024))
 check_err "21 MB image: EFBIG" "File too large" cp "$SRC/big.png" "$MNT/datasets/whole/images/"
 check "the big image is not there" test ! -e "$MNT/datasets/whole/images/big.png"
 check "no temp left behind" test -z "$(ls -A "$STORE/.tmp")"
+check_eq "nor a hidden file in the dataset's folder" "" "$(find "$STORE/datasets/whole" -name '.*')"
 $MKIMG --big "$SRC/ok.png" $((19 * 1024 * 1024))
 check "19 MB file is accepted" cp "$SRC/ok.png" "$MNT/datasets/whole/images/"
 

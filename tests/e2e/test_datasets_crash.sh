@@ -33,9 +33,14 @@ with open(sys.argv[1], "wb") as f:
 EOF
 WRITER=$!
 DEAD_PID=$VFS_PID
-# the writer is mid-file once its temp exists (python may take a while to start on a busy machine)
-check "the in-flight write has a temp in the store before the crash" \
-    bash -c "for i in \$(seq 100); do ls '$STORE/.tmp' | grep -Eq '^[a-z]$DEAD_PID[.]' && exit 0; sleep 0.1; done; exit 1"
+# the writer is mid-file once the daemon holds its file: one without a name
+# (O_TMPFILE) in the folder where it will live, shown in /proc as
+# "FOLDER/#INODE (deleted)", or a temp in STORE/.tmp where the file system
+# has no O_TMPFILE (python may take a while to start on a busy machine)
+check "the in-flight write has an unnamed file or a temp in the store before the crash" \
+    bash -c "for i in \$(seq 100); do
+        ls -l /proc/$DEAD_PID/fd 2>/dev/null | grep -q '$STORE/datasets/keep/images/#[0-9]* (deleted)' && exit 0
+        ls '$STORE/.tmp' | grep -Eq '^[a-z]$DEAD_PID[.]' && exit 0; sleep 0.1; done; exit 1"
 
 vfs_kill9
 kill "$WRITER" 2>/dev/null || true
@@ -48,6 +53,8 @@ check "datasets are back" test -d "$MNT/datasets/keep" -a -d "$MNT/datasets/half
 check "models are back" test -d "$MNT/models/m1"
 check_eq "files are back, same content" "$sum_before" "$(cd "$MNT/datasets/keep" && md5sum ann.json images/*.png)"
 check "the half-written file did not survive" test ! -e "$MNT/datasets/keep/images/inflight.png"
+check_eq "nothing of it is left in the store's folder either" "" \
+    "$(ls -A "$STORE/datasets/keep/images" | grep -v '[.]png$' || true)"
 # temps carry the pid of the daemon that made them: the new daemon's own
 # status writes pass through .tmp at any moment, the dead one's must be gone
 check "no temp of the dead daemon left in the store" \
