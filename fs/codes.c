@@ -6,6 +6,7 @@
 static const char *const names[FS_CODE_COUNT] = {
     [FS_CODE_NONE] = "",
     [FS_CODE_UNKNOWN] = "unknown",
+    [FS_CODE_DIVERGED] = "diverged",
     [FS_CODE_NOT_ENOUGH_BUDGET] = "notEnoughBudget",
     [FS_CODE_DATASET_CORRUPT] = "datasetCorrupt",
     [FS_CODE_DATASET_NOT_FOUND] = "datasetNotFound",

@@ -13,6 +13,7 @@ typedef enum fs_code {
     FS_CODE_NONE = 0, /* no error (yet) */
     /* a training run that failed: "failed: CODE: message" */
     FS_CODE_UNKNOWN,
+    FS_CODE_DIVERGED,
     FS_CODE_NOT_ENOUGH_BUDGET,
     FS_CODE_DATASET_CORRUPT,
     FS_CODE_DATASET_NOT_FOUND,

@@ -129,6 +129,8 @@ static fs_code code_for(at where, eng_status st)
     case AT_TRAIN:
         if (st == ENG_ENOBUDGET)
             return FS_CODE_NOT_ENOUGH_BUDGET;
+        if (st == ENG_EDIVERGED)
+            return FS_CODE_DIVERGED;
         if (st == ENG_EINVAL || st == ENG_ENOTFOUND || st == ENG_EFORMAT || st == ENG_EUNSUPPORTED)
             return FS_CODE_DATASET_CORRUPT;
         return FS_CODE_UNKNOWN;

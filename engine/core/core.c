@@ -31,6 +31,7 @@ const char *eng_status_name(eng_status st)
     case ENG_ENOTFOUND: return "not found";
     case ENG_ENOBUDGET: return "not enough budget";
     case ENG_ENOSPC: return "no space";
+    case ENG_EDIVERGED: return "diverged";
     }
     return "unknown status";
 }

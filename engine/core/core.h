@@ -28,6 +28,7 @@ typedef enum eng_status {
     ENG_ENOTFOUND,    /* named thing (node, file, backbone) does not exist */
     ENG_ENOBUDGET,    /* the time budget cannot cover the minimum work (notEnoughBudget) */
     ENG_ENOSPC,       /* a file could not be written: the disk or quota is full */
+    ENG_EDIVERGED,    /* training stopped: a loss or gradient was not finite (diverged) */
 } eng_status;
 
 /* Caller-owned diagnostic: what went wrong, subject first. */

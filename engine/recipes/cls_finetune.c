@@ -527,7 +527,7 @@ static eng_status ft_linear_probe(cls_ft *s, const float *maps, int n, int h, in
         if (it == -2)
             st = eng_fail(d, ENG_EABORTED, "fine-tuning: cancelled");
         else if (it < 0)
-            st = eng_fail(d, ENG_EINVAL, "diverged: the linear probe did not converge");
+            st = eng_fail(d, ENG_EDIVERGED, "diverged: the linear probe did not converge");
     }
     for (size_t i = 0; st == ENG_OK && i < (size_t)s->cout * s->ncat; i++)
         s->hw[i] = (float)wb[i];

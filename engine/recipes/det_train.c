@@ -532,7 +532,7 @@ static eng_status fit(trainer *t, const int *idx, int n, const variant *v, eng_d
         if ((st = step(t, tape, tb, &l, d)) != ENG_OK)
             break;
         if (!isfinite(l)) {
-            st = eng_fail(d, ENG_EINVAL, "diverged: loss is %g at step %d", l, k);
+            st = eng_fail(d, ENG_EDIVERGED, "diverged: loss is %g at step %d", l, k);
             break;
         }
         st = eng_optimizer_step(opt, d);

@@ -105,7 +105,7 @@ eng_status eng_optimizer_step(eng_optimizer *o, eng_diag *d)
     }
     if (!isfinite(sq)) {
         zero_all(o);
-        return eng_fail(d, ENG_EINVAL, "diverged: gradient is not finite at step %d", o->step);
+        return eng_fail(d, ENG_EDIVERGED, "diverged: gradient is not finite at step %d", o->step);
     }
     double scale = 1.0, norm = sqrt(sq);
     if (c->grad_clip > 0 && norm > c->grad_clip)
@@ -180,7 +180,7 @@ eng_status eng_train_run(eng_tape *t, eng_optimizer *o, int steps, eng_train_ste
         float lv = eng_var_scalar(loss);
         if (!isfinite(lv)) {
             r.diverged = 1;
-            st = eng_fail(d, ENG_EINVAL, "diverged: loss is %g at step %d", (double)lv, s);
+            st = eng_fail(d, ENG_EDIVERGED, "diverged: loss is %g at step %d", (double)lv, s);
             goto out;
         }
         st = eng_tape_backward(t, loss, NULL, d);

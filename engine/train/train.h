@@ -214,7 +214,7 @@ void eng_optimizer_free(eng_optimizer *o);
 /* Learning rate of the given step under cfg's schedule. */
 float eng_lr_at(const eng_opt_config *cfg, int step);
 /* Applies one update from the params' gradients and zeroes them. Returns
- * ENG_EINVAL ("diverged: ...") without touching the weights when a
+ * ENG_EDIVERGED ("diverged: ...") without touching the weights when a
  * gradient is not finite. */
 eng_status eng_optimizer_step(eng_optimizer *o, eng_diag *d);
 /* Steps taken so far. */
@@ -237,7 +237,7 @@ typedef struct eng_train_result {
 
 /* Runs `steps` steps: poll abort (ENG_EABORTED), reset the tape, build
  * (fn), backward, optimizer step. A non-finite loss or gradient stops with
- * ENG_EINVAL, res->diverged = 1 and a "diverged: ..." message. res may be
+ * ENG_EDIVERGED, res->diverged = 1 and a "diverged: ..." message. res may be
  * NULL. */
 eng_status eng_train_run(eng_tape *t, eng_optimizer *o, int steps, eng_train_step_fn fn, void *ctx,
                          eng_train_log_fn log, void *log_ctx, eng_abort_fn abort_fn,

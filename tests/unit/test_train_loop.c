@@ -69,7 +69,7 @@ static void test_sgd(void)
     CHECK_NEAR(eng_f32(q->value)[1], -0.8, 1e-6);
     /* a non-finite gradient: refused, weights untouched */
     eng_f32(q->grad)[0] = NAN;
-    CHECK(eng_optimizer_step(o, &d) == ENG_EINVAL);
+    CHECK(eng_optimizer_step(o, &d) == ENG_EDIVERGED);
     CHECK_MSG(strcmp(d.msg, "diverged: gradient is not finite at step 1") == 0, "%s", d.msg);
     CHECK_NEAR(eng_f32(q->value)[0], -0.6, 1e-6);
     eng_optimizer_free(o);
@@ -431,7 +431,7 @@ static void test_diverged(void)
     eng_tape_new(1, &t, &d);
     eng_train_result res;
     CHECK(eng_train_run(t, o, 10, nan_loss_step, p, NULL, NULL, NULL, NULL, &res, &d) ==
-          ENG_EINVAL);
+          ENG_EDIVERGED);
     CHECK(res.diverged == 1 && res.steps_done == 2);
     CHECK_MSG(strcmp(d.msg, "diverged: loss is nan at step 2") == 0, "%s", d.msg);
     CHECK_NEAR(eng_f32(p->value)[0], 0.8, 1e-6); /* two good steps of -0.1 */
