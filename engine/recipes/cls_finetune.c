@@ -474,9 +474,11 @@ static void ft_store(cls_ft *s, eng_param *const *p)
     memcpy(s->hb, eng_f32(p[k + 1]->value), sizeof(float) * s->ncat);
 }
 
-/* Pooled embeddings (n x cout) of maps through the tail as it is. */
-static eng_status ft_pooled(const cls_ft *s, const float *maps, int n, int h, int w, int threads,
-                            float *out, eng_diag *d)
+/* Runs the tail as it is over maps in batches: with probs, out (n x ncat)
+ * gets the softmax of the logits; else out (n x cout) the pooled
+ * embeddings. */
+static eng_status ft_infer(const cls_ft *s, const float *maps, int n, int h, int w, int threads,
+                           int probs, float *out, eng_diag *d)
 {
     eng_param **p = NULL;
     int np = 0;
@@ -489,6 +491,7 @@ static eng_status ft_pooled(const cls_ft *s, const float *maps, int n, int h, in
     eng_tape *t = NULL;
     st = eng_tape_new(threads, &t, d);
     size_t dim = (size_t)h * w * s->cin;
+    int cols = probs ? s->ncat : s->cout;
     for (int b0 = 0; b0 < n && st == ENG_OK; b0 += FT_SCORE_BATCH) {
         int bn = n - b0 < FT_SCORE_BATCH ? n - b0 : FT_SCORE_BATCH;
         eng_tensor x = {.dtype = ENG_F32,
@@ -496,10 +499,21 @@ static eng_status ft_pooled(const cls_ft *s, const float *maps, int n, int h, in
                         .dim = {bn, h, w, s->cin},
                         .data = (void *)(maps + dim * b0)};
         eng_tape_reset(t);
-        eng_var *e = ft_embed(t, s, &x, p);
-        if ((st = eng_tape_status(t, d)) == ENG_OK)
-            memcpy(out + (size_t)b0 * s->cout, eng_f32(eng_var_value(e)),
-                   sizeof(float) * bn * s->cout);
+        eng_var *v = probs ? ft_forward(t, s, &x, p) : ft_embed(t, s, &x, p);
+        if ((st = eng_tape_status(t, d)) != ENG_OK)
+            break;
+        float *o = out + (size_t)b0 * cols;
+        memcpy(o, eng_f32(eng_var_value(v)), sizeof(float) * bn * cols);
+        for (int i = 0; probs && i < bn; i++) {
+            float *r = o + (size_t)i * cols, mx = r[0];
+            for (int k = 1; k < cols; k++)
+                mx = r[k] > mx ? r[k] : mx;
+            double z = 0;
+            for (int k = 0; k < cols; k++)
+                z += exp((double)r[k] - mx);
+            for (int k = 0; k < cols; k++)
+                r[k] = (float)(exp((double)r[k] - mx) / z);
+        }
     }
     eng_tape_free(t);
     ft_params_free(p, np);
@@ -518,7 +532,7 @@ static eng_status ft_linear_probe(cls_ft *s, const float *maps, int n, int h, in
     if (!e || !z || !wb)
         st = eng_fail(d, ENG_ENOMEM, "fine-tuning: out of memory");
     if (st == ENG_OK)
-        st = ft_pooled(s, maps, n, h, w, o->threads, e, d);
+        st = ft_infer(s, maps, n, h, w, o->threads, 0, e, d);
     if (st == ENG_OK) {
         for (size_t i = 0; i < (size_t)n * s->cout; i++)
             z[i] = e[i];
@@ -637,44 +651,7 @@ done:
 eng_status cls_ft_probs(const cls_ft *s, const float *maps, int n, int h, int w, int threads,
                         float *probs, eng_diag *d)
 {
-    eng_param **p = NULL;
-    int np = 0;
-    eng_status st = ft_params(s, &p, &np, d);
-    if (st != ENG_OK)
-        return st;
-    for (int i = 0; i < np; i++)
-        if (p[i])
-            p[i]->frozen = 1;
-    eng_tape *t = NULL;
-    st = eng_tape_new(threads, &t, d);
-    size_t dim = (size_t)h * w * s->cin;
-    for (int b0 = 0; b0 < n && st == ENG_OK; b0 += FT_SCORE_BATCH) {
-        int bn = n - b0 < FT_SCORE_BATCH ? n - b0 : FT_SCORE_BATCH;
-        eng_tensor x = {.dtype = ENG_F32,
-                        .ndim = 4,
-                        .dim = {bn, h, w, s->cin},
-                        .data = (void *)(maps + dim * b0)};
-        eng_tape_reset(t);
-        eng_var *lg = ft_forward(t, s, &x, p);
-        if ((st = eng_tape_status(t, d)) != ENG_OK)
-            break;
-        const float *l = eng_f32(eng_var_value(lg));
-        for (int i = 0; i < bn; i++) {
-            const float *r = l + (size_t)i * s->ncat;
-            float *o = probs + (size_t)(b0 + i) * s->ncat;
-            float mx = r[0];
-            for (int k = 1; k < s->ncat; k++)
-                mx = r[k] > mx ? r[k] : mx;
-            double z = 0;
-            for (int k = 0; k < s->ncat; k++)
-                z += exp((double)r[k] - mx);
-            for (int k = 0; k < s->ncat; k++)
-                o[k] = (float)(exp((double)r[k] - mx) / z);
-        }
-    }
-    eng_tape_free(t);
-    ft_params_free(p, np);
-    return st;
+    return ft_infer(s, maps, n, h, w, threads, 1, probs, d);
 }
 
 /* ---- model file ---- */
