@@ -22,8 +22,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int is_op(const rt_node *n, const char *name) { return !strcmp(n->op->name, name); }
-
 static int const_scalar(const eng_model *m, rt_ref r, float *v)
 {
     const rt_node *n = &m->nodes[r.node];
@@ -47,8 +45,8 @@ static int other_than_const(const eng_model *m, const rt_node *n, float *c)
 
 static int is_conv(const rt_node *n)
 {
-    return is_op(n, "Conv2D") || is_op(n, "_FusedConv2D") || is_op(n, "DepthwiseConv2dNative") ||
-           is_op(n, "FusedDepthwiseConv2dNative");
+    return rt_is_op(n, "Conv2D") || rt_is_op(n, "_FusedConv2D") ||
+           rt_is_op(n, "DepthwiseConv2dNative") || rt_is_op(n, "FusedDepthwiseConv2dNative");
 }
 
 static int same_ref(rt_ref a, rt_ref b) { return a.node == b.node && a.port == b.port; }
@@ -57,15 +55,15 @@ static int same_ref(rt_ref a, rt_ref b) { return a.node == b.node && a.port == b
 static eng_status try_hswish(eng_model *m, int y, eng_diag *d)
 {
     rt_node *Y = &m->nodes[y];
-    if (!is_op(Y, "Mul") || Y->n_in != 2 || Y->fused || Y->absorbed_by >= 0)
+    if (!rt_is_op(Y, "Mul") || Y->n_in != 2 || Y->fused || Y->absorbed_by >= 0)
         return ENG_OK;
     for (int side = 0; side < 2; side++) {
         rt_node *M1 = &m->nodes[Y->in[side].node], *R = &m->nodes[Y->in[1 - side].node];
-        if (!is_op(M1, "Mul") || !is_op(R, "Relu6") || M1->n_consumers != 1 ||
+        if (!rt_is_op(M1, "Mul") || !rt_is_op(R, "Relu6") || M1->n_consumers != 1 ||
             R->n_consumers != 1 || M1 == R)
             continue;
         rt_node *A = &m->nodes[R->in[0].node];
-        if (!(is_op(A, "Add") || is_op(A, "AddV2")) || A->n_consumers != 1)
+        if (!(rt_is_op(A, "Add") || rt_is_op(A, "AddV2")) || A->n_consumers != 1)
             continue;
         float three, c;
         int ia = other_than_const(m, A, &three), im = other_than_const(m, M1, &c);
@@ -115,12 +113,13 @@ static eng_status try_hswish(eng_model *m, int y, eng_diag *d)
 static eng_status try_residual(eng_model *m, int y, const eng_tensor *shapes, eng_diag *d)
 {
     rt_node *Y = &m->nodes[y];
-    if (!(is_op(Y, "Add") || is_op(Y, "AddV2")) || Y->n_in != 2 || Y->fused || Y->absorbed_by >= 0)
+    if (!(rt_is_op(Y, "Add") || rt_is_op(Y, "AddV2")) || Y->n_in != 2 || Y->fused ||
+        Y->absorbed_by >= 0)
         return ENG_OK;
     for (int side = 0; side < 2; side++) {
         rt_ref pr = Y->in[side], sr = Y->in[1 - side];
         rt_node *P = &m->nodes[pr.node], *S = &m->nodes[sr.node];
-        if (!(is_op(P, "Conv2D") || is_op(P, "_FusedConv2D")) || P->a.act != ENG_ACT_NONE ||
+        if (!(rt_is_op(P, "Conv2D") || rt_is_op(P, "_FusedConv2D")) || P->a.act != ENG_ACT_NONE ||
             P->a.residual || P->n_consumers != 1 || P->absorbed_by >= 0 || P->fused || S->value ||
             pr.node == sr.node)
             continue;

@@ -1244,11 +1244,6 @@ eng_status eng_model_const(const eng_model *m, const char *name, const eng_tenso
     return ENG_OK;
 }
 
-static int op_is(const rt_node *n, const char *a, const char *b)
-{
-    return strcmp(n->op->name, a) == 0 || strcmp(n->op->name, b) == 0;
-}
-
 eng_status eng_model_node(const eng_model *m, const char *name, eng_node_desc *out, eng_diag *d)
 {
     int k = name ? rt_find_node(m, name, strlen(name)) : -1;
@@ -1256,9 +1251,9 @@ eng_status eng_model_node(const eng_model *m, const char *name, eng_node_desc *o
         return eng_fail(d, ENG_ENOTFOUND, "node '%s' not found", name ? name : "(null)");
     const rt_node *n = &m->nodes[k];
     memset(out, 0, sizeof *out);
-    int conv = op_is(n, "Conv2D", "_FusedConv2D");
-    int dw = op_is(n, "DepthwiseConv2dNative", "FusedDepthwiseConv2dNative");
-    if (op_is(n, "Add", "AddV2") && n->n_in == 2) {
+    int conv = rt_is_op(n, "Conv2D") || rt_is_op(n, "_FusedConv2D");
+    int dw = rt_is_op(n, "DepthwiseConv2dNative") || rt_is_op(n, "FusedDepthwiseConv2dNative");
+    if ((rt_is_op(n, "Add") || rt_is_op(n, "AddV2")) && n->n_in == 2) {
         out->kind = ENG_NODE_ADD;
         out->n_in = 2;
         out->in[0] = m->nodes[n->in[0].node].name;

@@ -12,6 +12,8 @@
 
 #include "runtime.h"
 
+#include <string.h>
+
 #define RT_MAX_OUT 2                    /* outputs of one node (TopKV2 has two) */
 #define RT_MAX_ELEMS ((int64_t)1 << 32) /* limit of eng_tensor_new */
 
@@ -88,6 +90,12 @@ struct eng_model {
     int *hash;      /* open addressing name -> node index, -1 empty */
     int hash_cap;
 };
+
+/* Nonzero when node n is of op name (e.g. "AddV2"). */
+static inline int rt_is_op(const rt_node *n, const char *name)
+{
+    return strcmp(n->op->name, name) == 0;
+}
 
 /* model.c helpers used by ops */
 int rt_find_node(const eng_model *m, const char *name, size_t len);
