@@ -185,6 +185,17 @@ static eng_status node_weights(cls_ft_node *nd, const eng_tensor *w, const eng_t
     return ENG_OK;
 }
 
+/* s->cin, the tap's channels: what the first filter reading the tap expects. */
+static eng_status tap_channels(cls_ft *s, eng_diag *d)
+{
+    for (int i = 0; i < s->nnodes; i++)
+        if (s->node[i].kind != ENG_NODE_ADD && s->node[i].in[0] < 0) {
+            s->cin = (int)s->node[i].wdim[2];
+            return ENG_OK;
+        }
+    return eng_fail(d, ENG_EFORMAT, "model file: no fine-tuned node reads the tap");
+}
+
 eng_status cls_ft_init(cls_ft *s, const eng_backbone *bb, const char *tap, int ncat, eng_diag *d)
 {
     memset(s, 0, sizeof *s);
@@ -196,14 +207,10 @@ eng_status cls_ft_init(cls_ft *s, const eng_backbone *bb, const char *tap, int n
         desc[0].kind != ENG_NODE_CONV)
         return eng_fail(d, ENG_EUNSUPPORTED, "backbone \"%s\": no tail to fine-tune above \"%s\"",
                         eng_backbone_get_info(bb)->name, tap);
-    int h, w, cin;
-    eng_status st = cls_ft_map_shape(bb, tap, 32, &h, &w, &cin, d);
-    if (st == ENG_OK)
-        st = ft_alloc(s, j, (int)desc[0].weights->dim[3], ncat, d);
+    eng_status st = ft_alloc(s, j, (int)desc[0].weights->dim[3], ncat, d);
     if (st != ENG_OK)
         return st;
     snprintf(s->tap, sizeof s->tap, "%s", tap);
-    s->cin = cin;
     for (int i = 0; i < j && st == ENG_OK; i++) {
         int k = j - 1 - i; /* topological: from the tap up */
         cls_ft_node *nd = &s->node[i];
@@ -217,6 +224,8 @@ eng_status cls_ft_init(cls_ft *s, const eng_backbone *bb, const char *tap, int n
         if (nd->kind != ENG_NODE_ADD)
             st = node_weights(nd, desc[k].weights, desc[k].bias, d);
     }
+    if (st == ENG_OK)
+        st = tap_channels(s, d);
     if (st != ENG_OK)
         cls_ft_free(s);
     return st;
@@ -854,12 +863,8 @@ eng_status cls_ft_from_file(const eng_modelfile *f, const cJSON *meta, int ncat,
         int i = 0;
         for (const cJSON *x = nodes->child; x && st == ENG_OK; x = x->next, i++)
             st = node_from_meta(f, x, i, &s->node[i], d);
-        /* the tap's channels: what the first filter reading the tap expects */
-        for (i = 0; st == ENG_OK && i < n && !s->cin; i++)
-            if (s->node[i].kind != ENG_NODE_ADD && s->node[i].in[0] < 0)
-                s->cin = (int)s->node[i].wdim[2];
-        if (st == ENG_OK && !s->cin)
-            st = eng_fail(d, ENG_EFORMAT, "model file: no fine-tuned node reads the tap");
+        if (st == ENG_OK)
+            st = tap_channels(s, d);
         if (st == ENG_OK)
             st = dense_from_file(f, s, dense_names[0], dense_names[1], d);
     }
