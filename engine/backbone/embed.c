@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 enum { SLOT_FREE = 0, SLOT_READY, SLOT_ERROR };
 
@@ -37,6 +38,7 @@ typedef struct embed_job {
     int n, w, h, nbatch;
     eng_pixels pixels;
     const char *bbname;
+    double fill_cpu_ms; /* CPU of decoding and resizing, on whichever thread fills */
     embed_slot slot[2];
     pthread_mutex_t mu; /* guards slot[].state/count/st/msg and cancel */
     pthread_cond_t cv;
@@ -49,8 +51,8 @@ static int batch_count(const embed_job *j, int b)
     return left < ENG_BACKBONE_MAX_BATCH ? left : ENG_BACKBONE_MAX_BATCH;
 }
 
-/* Fills s with batch b; returns ENG_OK or the error (message in s->msg). */
-static eng_status fill_batch(embed_job *j, int b, embed_slot *s)
+/* Decodes and resizes batch b's images into s (see fill_batch). */
+static eng_status fill_batch_images(embed_job *j, int b, embed_slot *s)
 {
     int count = batch_count(j, b);
     size_t per = (size_t)j->w * (size_t)j->h * 3;
@@ -96,6 +98,24 @@ static eng_status fill_batch(embed_job *j, int b, embed_slot *s)
     }
     s->count = count;
     return ENG_OK;
+}
+
+static double thread_cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+/* Fills s with batch b; returns ENG_OK or the error (message in s->msg).
+ * Only one thread fills at a time (the producer, or the caller without it),
+ * so fill_cpu_ms needs no lock. */
+static eng_status fill_batch(embed_job *j, int b, embed_slot *s)
+{
+    double c0 = thread_cpu_ms();
+    eng_status st = fill_batch_images(j, b, s);
+    j->fill_cpu_ms += thread_cpu_ms() - c0;
+    return st;
 }
 
 static void *producer_main(void *arg)
@@ -323,6 +343,8 @@ static eng_status embed_run(const eng_backbone *bb, embed_job *j, int size, cons
         pthread_mutex_unlock(&j->mu);
         pthread_join(th, NULL);
     }
+    if (o && o->profile) /* the batch's images, decoded and resized */
+        eng_run_profile_add(o->profile, "decode+resize", 0, j->fill_cpu_ms, 0);
     pthread_cond_destroy(&j->cv);
     pthread_mutex_destroy(&j->mu);
     for (int s = 0; s < nslots; s++)

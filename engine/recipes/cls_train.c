@@ -82,6 +82,12 @@ typedef struct fres {
     double *oof;                     /* ntrain x K probabilities of the best head, first repeat */
 } fres;
 
+/* Where training time goes: the stages the log's last line reports, also
+ * the stage name progress reports. */
+enum { ST_FEATURES, ST_SEARCH, ST_FINETUNE, ST_FINAL, ST_EVALUATION, ST_N };
+static const char *const STAGE_NAME[ST_N] = {"features", "search", "fine-tuning", "final",
+                                             "evaluation"};
+
 typedef struct trainer {
     const eng_train_args *a;
     eng_diag *d;
@@ -107,7 +113,11 @@ typedef struct trainer {
     fset best;
     fres bestres;
     int have_best;
-    const char *stage;
+    const char *stage;                                            /* STAGE_NAME[stage_i] */
+    int stage_i;                                                  /* the stage the clock runs for */
+    double stage_cpu0, stage_wall0, stage_decode0;                /* when it began */
+    double stage_cpu[ST_N], stage_wall[ST_N], stage_decode[ST_N]; /* seconds */
+    eng_run_profile prof; /* of the feature extractions: "decode+resize" */
     char stop[512];
     /* fine-tuning the last backbone stage (cls_finetune.c) */
     int ft_won, ft_bb, ft_size, ft_h, ft_w;
@@ -127,6 +137,36 @@ static double cpu_now(void)
 }
 
 static double cpu_used(const trainer *t) { return cpu_now() - t->cpu0; }
+
+static double wall_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* CPU seconds the backbones' image preparation has taken so far. */
+static double decode_cpu(const trainer *t)
+{
+    for (int i = 0; i < t->prof.n; i++)
+        if (strcmp(t->prof.op[i], "decode+resize") == 0)
+            return t->prof.cpu_ms[i] * 1e-3;
+    return 0;
+}
+
+/* Stops the clock of the current stage and starts stage s's. */
+static void set_stage(trainer *t, int s)
+{
+    double c = cpu_now(), w = wall_now(), dc = decode_cpu(t);
+    t->stage_cpu[t->stage_i] += c - t->stage_cpu0;
+    t->stage_wall[t->stage_i] += w - t->stage_wall0;
+    t->stage_decode[t->stage_i] += dc - t->stage_decode0;
+    t->stage_i = s;
+    t->stage = STAGE_NAME[s];
+    t->stage_cpu0 = c;
+    t->stage_wall0 = w;
+    t->stage_decode0 = dc;
+}
 
 static void tlog(trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void tlog(trainer *t, const char *fmt, ...)
@@ -365,7 +405,7 @@ static eng_status get_pass(trainer *t, int bb, int size, int aug, int *out)
     p->x = malloc((size_t)t->n * dim * sizeof *p->x);
     if (!p->x)
         return eng_fail(t->d, ENG_ENOMEM, "training: out of memory for features");
-    eng_run_opts o = {.threads = t->threads, .abort = t_abort, .abort_ctx = t};
+    eng_run_opts o = {.threads = t->threads, .abort = t_abort, .abort_ctx = t, .profile = &t->prof};
     int nmiss = 0;
     double gf = pass_gflop(t, bb, size, p->taps, p->ntaps);
     t->pass_gflop = gf;
@@ -1092,7 +1132,7 @@ static eng_status stage_base(trainer *t)
             return ENG_ENOBUDGET; /* hopeless even if the default rate is 3x off */
         tlog(t, "backbone %s: %.2f GFLOP per image at %d px", bbname(t, b), gf[b],
              native_size(t, b));
-        t->stage = "features";
+        set_stage(t, ST_FEATURES);
         int p;
         eng_status st = get_pass(t, b, native_size(t, b), 0, &p);
         t->project = 0;
@@ -1115,7 +1155,7 @@ static eng_status stage_base(trainer *t)
         if (st != ENG_OK)
             return st;
         nemb++;
-        t->stage = "search";
+        set_stage(t, ST_SEARCH);
         fset f = {.nv = 1, .v = {first_view[nemb - 1]}};
         int imp;
         st = try_fset(t, &f, &imp);
@@ -1197,7 +1237,7 @@ static eng_status stage_scale(trainer *t, int *improved)
     fset repl = base, uni = base;
     for (int j = 0; j < nbbs; j++) {
         int p, first;
-        t->stage = "features";
+        set_stage(t, ST_FEATURES);
         eng_status st = get_pass(t, bbs[j], second_size(t, bbs[j]), 0, &p);
         if (st == ENG_EABORTED && t->budget_stop && !user_abort(t)) {
             t->budget_stop = 0;
@@ -1219,7 +1259,7 @@ static eng_status stage_scale(trainer *t, int *improved)
             if (t->view[base.v[i]].bb == bbs[j])
                 uni.v[uni.nv++] = first + t->view[base.v[i]].tap;
     }
-    t->stage = "search";
+    set_stage(t, ST_SEARCH);
     int imp;
     eng_status st = try_fset(t, &repl, &imp);
     if (st != ENG_OK)
@@ -1264,7 +1304,7 @@ static eng_status stage_aug(trainer *t, int *improved)
         return ENG_OK;
     }
     t->mandatory_limit = t->a->budget_seconds > 0 ? cpu_used(t) + room(t) : 1e30;
-    t->stage = "features";
+    set_stage(t, ST_FEATURES);
     for (int i = 0; i < f.nv; i++) {
         tview *v = &t->view[f.v[i]];
         if (v->naug == NAUG)
@@ -1293,7 +1333,7 @@ static eng_status stage_aug(trainer *t, int *improved)
                 return st;
         }
     }
-    t->stage = "search";
+    set_stage(t, ST_SEARCH);
     f.aug = 1;
     return try_fset(t, &f, improved);
 }
@@ -1321,11 +1361,9 @@ static eng_status ft_copies(trainer *t, int bb, const char *tap, int size, size_
     if (!maps)
         return eng_fail(t->d, ENG_ENOMEM, "training: out of memory for %d maps", FT_COPIES * t->n);
     eng_status st = ENG_OK;
-    t->stage = "features";
     for (int c = 0; c < FT_COPIES && st == ENG_OK; c++)
         st = cls_ft_maps(bbof(t, bb), tap, t->paths, t->n, c, t->a->seed, size, t->a->cache_dir,
                          t->threads, maps + dim * c * t->n, t->d);
-    t->stage = "search";
     if (st != ENG_OK) {
         free(maps);
         maps = NULL;
@@ -1378,6 +1416,7 @@ static eng_status ft_candidate(trainer *t, int bb, int size, const char *tap, fl
  * Appends what happened to note (never fails the training for budget). */
 static eng_status stage_finetune(trainer *t, char *note, size_t cap)
 {
+    set_stage(t, ST_FINETUNE); /* the copies' maps and the fits */
     int bb = -1, size = 0, ntap = 0;
     const char *taps[CLS_FT_MAX_TAPS];
     double tail_gf[CLS_FT_MAX_TAPS];
@@ -1502,6 +1541,7 @@ static eng_status stage_finetune(trainer *t, char *note, size_t cap)
 /* Trains the winning tail on every copy of all training images into m. */
 static eng_status finetune_final(trainer *t, eng_classifier *m)
 {
+    set_stage(t, ST_FINETUNE);
     int mb = -1;
     for (int i = 0; i < m->nbb; i++)
         if (strcmp(m->bb_name[i], bbname(t, t->ft_bb)) == 0)
@@ -1614,6 +1654,29 @@ static eng_status check_args(const eng_train_args *a, eng_diag *d)
 
 /* Evaluation of the final model: on the test set through the prediction
  * path, or the held-out predictions of the winning recipe. */
+/* The log's account of where the time went, stage by stage. */
+static void log_stage_times(trainer *t)
+{
+    set_stage(t, t->stage_i); /* closes the running stage */
+    char line[512] = "";
+    int len = 0;
+    double cpu = 0, wall = 0;
+    for (int s = 0; s < ST_N; s++) {
+        cpu += t->stage_cpu[s];
+        wall += t->stage_wall[s];
+        if (t->stage_wall[s] < 0.05 && t->stage_cpu[s] < 0.05)
+            continue;
+        len += snprintf(line + len, sizeof line - len, "%s %s %.1f CPU s, %.1f s", len ? ";" : "",
+                        STAGE_NAME[s], t->stage_cpu[s], t->stage_wall[s]);
+        if (t->stage_decode[s] >= 0.05 && len < (int)sizeof line)
+            len += snprintf(line + len, sizeof line - len, " (decoding and resizing %.1f CPU s)",
+                            t->stage_decode[s]);
+        if (len >= (int)sizeof line)
+            len = (int)sizeof line - 1;
+    }
+    tlog(t, "time by stage:%s; in all %.1f CPU s, %.1f s", line, cpu, wall);
+}
+
 static eng_status evaluate_final(trainer *t, const eng_classifier *m, char **json)
 {
     const eng_train_args *a = t->a;
@@ -1635,8 +1698,9 @@ static eng_status evaluate_final(trainer *t, const eng_classifier *m, char **jso
             st = eng_fail(t->d, ENG_ENOMEM, "evaluation: out of memory");
             goto done;
         }
-        eng_run_opts o = {.threads = t->threads, .abort = t_abort, .abort_ctx = t};
-        t->stage = "evaluation";
+        eng_run_opts o = {
+            .threads = t->threads, .abort = t_abort, .abort_ctx = t, .profile = &t->prof};
+        set_stage(t, ST_EVALUATION);
         t->mandatory_limit = 1e30; /* the final evaluation always completes */
         double c0 = cpu_used(t);
         st = cls_model_probs(m, rb, t->test_paths, t->test_hash, n, a->cache_dir, &o, feat, probs,
@@ -1735,8 +1799,10 @@ eng_status eng_cls_train(const eng_train_args *a, eng_classifier **out, char **e
                  .threads = a->threads > 0 ? a->threads : 1,
                  .s_per_gflop = DEFAULT_S_PER_GFLOP,
                  .power = 1.0f,
-                 .stage = "features"};
-    t.cpu0 = cpu_now();
+                 .stage = STAGE_NAME[ST_FEATURES],
+                 .stage_i = ST_FEATURES};
+    t.cpu0 = t.stage_cpu0 = cpu_now();
+    t.stage_wall0 = wall_now();
     t.y = malloc((size_t)t.n * sizeof *t.y);
     t.paths = malloc((size_t)t.n * sizeof *t.paths);
     t.test_paths = malloc((size_t)(a->ntest ? a->ntest : 1) * sizeof *t.test_paths);
@@ -1820,7 +1886,7 @@ eng_status eng_cls_train(const eng_train_args *a, eng_classifier **out, char **e
     head_label(t.bestres.head, hl, sizeof hl);
     tlog(&t, "winner: %s on %s (%s top1 %.3f); stop: %s", hl, fl, t.holdout ? "held-out" : "cv",
          t.bestres.top1[t.bestres.head], t.stop);
-    t.stage = "final";
+    set_stage(&t, ST_FINAL);
     eng_classifier *m = NULL;
     st = build_model(&t, &m);
     if (st != ENG_OK)
@@ -1843,6 +1909,7 @@ eng_status eng_cls_train(const eng_train_args *a, eng_classifier **out, char **e
         eng_classifier_free(m);
         goto done;
     }
+    log_stage_times(&t);
     *out = m;
 done:
     if (st == ENG_EABORTED && user_abort(&t))

@@ -60,7 +60,7 @@ static double cpu_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
-static void profile_add(eng_run_profile *p, const char *op, double ms, double cms, double flops)
+void eng_run_profile_add(eng_run_profile *p, const char *op, double ms, double cms, double flops)
 {
     int i = 0;
     while (i < p->n && strcmp(p->op[i], op))
@@ -531,7 +531,7 @@ static eng_status node_compute(const rt_node *nd, const eng_tensor **in, eng_ten
     st = nd->op->compute(nd, in, outs, ctx, d);
     if (opts && opts->profile) {
         double fl = nd->op->flops ? nd->op->flops(nd, in, o[0]) : 0;
-        profile_add(opts->profile, nd->op->name, now_ms() - t0, cpu_ms() - c0, fl);
+        eng_run_profile_add(opts->profile, nd->op->name, now_ms() - t0, cpu_ms() - c0, fl);
     }
     return st;
 }

@@ -27,6 +27,11 @@ typedef struct eng_run_profile {
     int calls[ENG_PROFILE_MAX_OPS];
 } eng_run_profile;
 
+/* Adds one call of op (a static string) to p: wall and CPU milliseconds and
+ * floating point operations. Also for work around the runtime that callers
+ * want in the same table (the backbone's "decode+resize"). */
+void eng_run_profile_add(eng_run_profile *p, const char *op, double ms, double cms, double flops);
+
 /* Options of one run. threads <= 0 means 1; the run never uses more threads
  * than this (OpenMP num_threads per kernel; no threaded BLAS). A batch whose
  * needed ops all work per item runs item by item spread over the threads;

@@ -82,6 +82,7 @@ if [ -n "$seen" ]; then
 fi
 check "log tells the run" grep -q 'training version 1 on dataset "train"' "$M/log"
 check "log says succeeded" grep -q 'succeeded' "$M/log"
+check "log says where the time went" grep -Eq 'time by stage: features [0-9.]+ CPU s, [0-9.]+ s.*; in all [0-9.]+ CPU s' "$M/log"
 check_eq "status.json succeeded" "succeeded" "$(jq -r .status "$M/status.json")"
 check "generated files are read-only" test ! -w "$M/status"
 check_err "status cannot be written" "Permission denied" cp "$SRC/one.png" "$M/status"
