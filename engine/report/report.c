@@ -507,7 +507,7 @@ static const char css[] =
 
 static void fmt_num(char *buf, size_t n, double v)
 {
-    if (v == floor(v) && fabs(v) < 1e9)
+    if (v == floor(v) && fabs(v) < 1e9 && fabs(v) > 1)
         snprintf(buf, n, "%.0f", v);
     else
         snprintf(buf, n, "%.3f", v);
@@ -615,8 +615,17 @@ static void page_confusion(sb *b, const rpt *r)
         sb_puts(b, "<p class=\"note\">Rows: the true category; columns: the top-1 answer. Colour: "
                    "share of the row.</p>");
     int R = r->R;
-    double cell = R <= 12 ? 40 : R <= 30 ? 24 : 14, lm = 150, tm = 150;
-    double W = lm + R * cell + 20, H = tm + R * cell + 30;
+    /* margins from the longest name (about 6.5 px a character at 11 px;
+     * column names are rotated by 60 degrees) */
+    size_t longest = 4;
+    for (int i = 0; i < R; i++) {
+        size_t a = strlen(rpt_row_name(r, i)), c = strlen(rpt_col_name(r, i));
+        longest = a > longest ? a : longest;
+        longest = c > longest ? c : longest;
+    }
+    double text = fmin(400, longest * 6.5);
+    double cell = R <= 12 ? 40 : R <= 30 ? 24 : 14, lm = 24 + text, tm = 24 + text * 0.87;
+    double W = lm + R * cell + 20 + text * 0.5, H = tm + R * cell + 30;
     sb_printf(b,
               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
               "viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"confusion matrix\">",
@@ -664,7 +673,7 @@ static void page_pr(sb *b, const rpt *r)
     if (r->dt->detection)
         sb_puts(b, "<p class=\"note\">Boxes matched at IoU &ge; 0.5, every score.</p>");
     sb_puts(b, "<div class=\"grid\">");
-    const double W = 230, H = 210, x0 = 36, y0 = 28, pw = 180, ph = 150;
+    const double W = 230, H = 226, x0 = 36, y0 = 40, pw = 180, ph = 150;
     for (int c = 0; c < r->K; c++) {
         const rpt_curve *cv = &r->pr[c];
         uint8_t col[3];
@@ -675,12 +684,12 @@ static void page_pr(sb *b, const rpt *r)
                   W, H, W, H);
         char title[160];
         snprintf(title, sizeof title, "%.60s", r->dt->categories[c]);
-        svg_text(b, x0, 16, "start", " font-weight=\"bold\"", title);
+        svg_text(b, 8, 15, "start", " font-weight=\"bold\"", title);
         if (cv->ap >= 0)
             snprintf(title, sizeof title, "AP %.3f, %d true", cv->ap, cv->npos);
         else
             snprintf(title, sizeof title, "no true %s", r->dt->detection ? "boxes" : "images");
-        svg_text(b, x0 + pw, 16, "end", "", title);
+        svg_text(b, 8, 29, "start", "", title);
         sb_printf(b,
                   "<rect x=\"%.0f\" y=\"%.0f\" width=\"%.0f\" height=\"%.0f\" fill=\"none\" "
                   "stroke=\"#999\"/>",
