@@ -274,14 +274,16 @@ static int analyse_boxes(rpt *r)
     by_score *order = malloc(((size_t)np + 1) * sizeof *order);
     signed char *tp = calloc((size_t)np + 1, 1), *taken = calloc((size_t)ng + 1, 1);
     scored *it = malloc(((size_t)np + 1) * sizeof *it);
+    int *first = calloc((size_t)n + 1, sizeof *first), *slot = calloc((size_t)n + 1, sizeof *slot);
+    int *bygt = malloc(((size_t)ng + 1) * sizeof *bygt);
     r->conf = calloc((size_t)r->R * r->R, sizeof *r->conf);
     r->pred_ok = malloc((size_t)np + 1);
     r->gt_found = calloc((size_t)ng + 1, 1);
     r->pred_img = malloc(((size_t)np + 1) * sizeof *r->pred_img);
     r->gt_img = malloc(((size_t)ng + 1) * sizeof *r->gt_img);
     int rc = -1;
-    if (!map || !order || !tp || !taken || !it || !r->conf || !r->pred_ok || !r->gt_found ||
-        !r->pred_img || !r->gt_img)
+    if (!map || !order || !tp || !taken || !it || !first || !slot || !bygt || !r->conf ||
+        !r->pred_ok || !r->gt_found || !r->pred_img || !r->gt_img)
         goto done;
     for (int i = 0; i < n; i++)
         map[i] = (idx_id){dt->ids[i], i};
@@ -292,13 +294,25 @@ static int analyse_boxes(rpt *r)
         r->pred_img[p] = image_of(map, n, dt->pred[p].image);
         order[p] = (by_score){dt->pred[p].score, p};
     }
+    /* the true boxes of each image: bygt[first[i] .. first[i + 1]) */
+    for (int g = 0; g < ng; g++)
+        if (r->gt_img[g] >= 0)
+            first[r->gt_img[g] + 1]++;
+    for (int i = 0; i < n; i++)
+        first[i + 1] += first[i];
+    for (int g = 0; g < ng; g++) {
+        if (r->gt_img[g] >= 0)
+            bygt[first[r->gt_img[g]] + slot[r->gt_img[g]]++] = g;
+    }
     qsort(order, (size_t)np, sizeof *order, by_score_cmp);
     /* class-aware matching (the PR curves, calibration, the threshold) */
     for (int q = 0; q < np; q++) {
         const eng_det_pred *p = &dt->pred[order[q].k];
         int best = -1;
         double bi = RPT_IOU;
-        for (int g = 0; g < ng; g++) {
+        int pi = r->pred_img[order[q].k];
+        for (int e = pi < 0 ? 0 : first[pi]; pi >= 0 && e < first[pi + 1]; e++) {
+            int g = bygt[e];
             if (taken[g] || dt->gt[g].image != p->image || dt->gt[g].category != p->category)
                 continue;
             double iou = eng_det_iou(p->bbox, dt->gt[g].bbox);
@@ -352,10 +366,11 @@ static int analyse_boxes(rpt *r)
             r->pred_ok[k] = -1;
             continue;
         }
-        int best = -1, same = 0;
+        int best = -1, same = 0, pi = r->pred_img[k];
         double bi = RPT_IOU;
         for (int pass = 0; pass < 2 && best < 0; pass++)
-            for (int g = 0; g < ng; g++) {
+            for (int e = pi < 0 ? 0 : first[pi]; pi >= 0 && e < first[pi + 1]; e++) {
+                int g = bygt[e];
                 if (taken[g] || dt->gt[g].image != p->image ||
                     (pass == 0 && dt->gt[g].category != p->category))
                     continue;
@@ -385,6 +400,9 @@ done:
     free(tp);
     free(taken);
     free(it);
+    free(first);
+    free(slot);
+    free(bygt);
     return rc;
 }
 

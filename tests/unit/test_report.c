@@ -171,6 +171,46 @@ static void test_detector(void)
     eng_report_release(&r);
 }
 
+/* Many boxes: matching looks only at each image's own boxes, so this takes
+ * well under a second (all pairs would take minutes). */
+static void test_many_boxes(void)
+{
+    enum { N = 4000, G = 3, P = 12 };
+    const char *cats[2] = {"a", "b"};
+    const char **paths = calloc(N, sizeof *paths);
+    long long *ids = calloc(N, sizeof *ids);
+    eng_det_gt *gt = calloc((size_t)N * G, sizeof *gt);
+    eng_det_pred *pred = calloc((size_t)N * P, sizeof *pred);
+    for (int i = 0; i < N; i++) {
+        paths[i] = "/nonexistent/x.jpg";
+        ids[i] = 1000 + i;
+        for (int g = 0; g < G; g++)
+            gt[i * G + g] = (eng_det_gt){ids[i], g % 2, {g * 30.0, 0, 20, 20}};
+        for (int p = 0; p < P; p++)
+            pred[i * P + p] =
+                (eng_det_pred){ids[i], p % 2, {p * 10.0, 0, 20, 20}, (p * 37 % 100) / 100.0};
+    }
+    eng_eval_detail dt = {.detection = 1,
+                          .n = N,
+                          .ncat = 2,
+                          .categories = cats,
+                          .paths = paths,
+                          .ids = ids,
+                          .gt = gt,
+                          .ngt = N * G,
+                          .pred = pred,
+                          .npred = N * P};
+    eng_report r;
+    eng_diag d = {{0}};
+    CHECK(eng_report_build(&dt, NULL, "many", &r, &d) == ENG_OK);
+    CHECK(r.html && count(r.html, "image no longer readable") == ENG_REPORT_MAX_MISTAKES);
+    eng_report_release(&r);
+    free(paths);
+    free(ids);
+    free(gt);
+    free(pred);
+}
+
 static void test_no_detail(void)
 {
     eng_report r;
@@ -197,6 +237,7 @@ int main(void)
     test_classifier();
     test_detector();
     test_no_detail();
+    test_many_boxes();
     const char *names[] = {"0.jpg", "1.jpg", "2.jpg", "d0.jpg", "d1.jpg"};
     char p[128];
     for (int i = 0; i < 5; i++) {
