@@ -46,18 +46,19 @@ done
 
 C=$MNT/models/c D=$MNT/models/d
 mkdir "$C" "$D"
-echo '{"dataset": "cls", "test_dataset": "clstest", "budget_minutes": 1}' >"$SRC/c.json"
+# the classifier reports its held-out split, the detector its test dataset
+echo '{"dataset": "cls", "budget_minutes": 1}' >"$SRC/c.json"
 echo '{"dataset": "det", "test_dataset": "dettest", "budget_minutes": 1}' >"$SRC/d.json"
 cp "$SRC/c.json" "$C/train.json"
 check "classifier trained" wait_status "$C/status" succeeded 600
 cp "$SRC/d.json" "$D/train.json"
 check "detector trained" wait_status "$D/status" succeeded 900
-mkdir "$C/evaluations/cls" "$D/evaluations/det"
-check "classifier evaluated on cls" wait_status "$C/evaluations/cls/status" succeeded 300
+mkdir "$C/evaluations/clstest" "$D/evaluations/det"
+check "classifier evaluated on clstest" wait_status "$C/evaluations/clstest/status" succeeded 300
 check "detector evaluated on det" wait_status "$D/evaluations/det/status" succeeded 300
 
 for f in report.html confusion.png pr.png; do
-    for dir in "$C" "$C/evaluations/cls" "$D" "$D/evaluations/det"; do
+    for dir in "$C" "$C/evaluations/clstest" "$D" "$D/evaluations/det"; do
         check "$dir/$f is offered" test -s "$dir/$f"
     done
     check "ls lists $f" grep -qx "$f" <(ls "$C")
@@ -99,14 +100,20 @@ page() {
 }
 
 # classifier: 3 categories; mistakes shown = off-diagonal cells, at most 12
-wrong=$(jq '[.confusionMatrix.matrix | to_entries[] | .key as $i | .value | to_entries[] | select(.key != $i) | .value] | add' "$C/evaluation.json")
-echo "classifier: $wrong wrong answers on the test set"
-check "the wrongly labelled test images are mistakes" test "$wrong" -ge 2
+wrong_in() {
+    jq '[.confusionMatrix.matrix | to_entries[] | .key as $i | .value | to_entries[] | select(.key != $i) | .value] | add' "$1"
+}
+wrong=$(wrong_in "$C/evaluation.json")
+echo "classifier: $wrong wrong answers on the held-out split"
 page cls-model "$C" 3 5 "$((wrong < 12 ? wrong : 12))"
+check "page names the held-out split" jqe '.text | contains("Evaluated on held-out split")' <<<"$LAST_DOM"
+wrong=$(wrong_in "$C/evaluations/clstest/metrics.json")
+echo "classifier: $wrong wrong answers on clstest"
+check "the wrongly labelled test images are mistakes" test "$wrong" -ge 2
+page cls-eval "$C/evaluations/clstest" 3 5 "$((wrong < 12 ? wrong : 12))"
 check "category name shown as text, escaped" jqe --arg n "$WEIRD" '.text | contains($n)' <<<"$LAST_DOM"
-check "no markup from a name in the page" sh -c "! grep -q '<b>er</b>' '$T/cls-model.dom.html'"
+check "no markup from a name in the page" sh -c "! grep -q '<b>er</b>' '$T/cls-eval.dom.html'"
 check "page names the test dataset" jqe '.text | contains("Evaluated on clstest")' <<<"$LAST_DOM"
-page cls-eval "$C/evaluations/cls" 3 5 -
 # detector: 2 categories, confusion with background/missed
 page det-model "$D" 3 4 -
 check "the relabelled test box is a mistake with a thumbnail" test "$(jq .img <<<"$LAST_DOM")" -ge 1
@@ -114,8 +121,8 @@ check "detector page has missed and background" jqe '.text | contains("missed") 
 page det-eval "$D/evaluations/det" 3 4 -
 
 # the report goes with the evaluation and with the model
-rmdir "$C/evaluations/cls" 2>/dev/null || rm -r "$C/evaluations/cls"
-check "evaluation removed with its report" test ! -e "$C/evaluations/cls/report.html"
+rmdir "$C/evaluations/clstest"
+check "evaluation removed with its report" test ! -e "$C/evaluations/clstest/report.html"
 rm -r "$D"
 check "model removed with its report" test ! -e "$D/report.html"
 vfs_done
