@@ -853,8 +853,11 @@ static void page_mistakes_scores(sb *b, const rpt *r)
     int show = nm < ENG_REPORT_MAX_MISTAKES ? nm : ENG_REPORT_MAX_MISTAKES;
     sb_printf(b,
               "<section id=\"mistakes\"><h2>Worst mistakes</h2><p class=\"note\">%d wrong "
-              "answer%s; the %d most confident shown.</p><div class=\"grid\">",
-              nm, nm == 1 ? "" : "s", show);
+              "answer%s%s",
+              nm, nm == 1 ? "" : "s", nm ? "" : ".");
+    if (nm)
+        sb_printf(b, "; the %d most confident shown.", show);
+    sb_puts(b, "</p><div class=\"grid\">");
     for (int k = 0; k < show; k++) {
         int i = ms[k].i;
         const float *row = dt->scores + (size_t)i * K;
@@ -915,12 +918,14 @@ static void page_mistakes_boxes(sb *b, const rpt *r)
     int show = nm < ENG_REPORT_MAX_MISTAKES ? nm : ENG_REPORT_MAX_MISTAKES;
     sb_printf(b,
               "<section id=\"mistakes\"><h2>Worst mistakes</h2><p class=\"note\">%d image%s "
-              "with a false alarm or a missed box at score &ge; %.3f; the %d with the most shown. "
-              "</p><p class=\"key\"><span style=\"background:#14aa3c\"></span>found"
-              "<span style=\"background:#e11e1e\"></span>false alarm (wrong place or category)"
-              "<span style=\"background:#ffbe00\"></span>missed (true box)</p><div "
-              "class=\"grid\">",
-              nm, nm == 1 ? "" : "s", r->threshold, show);
+              "with a false alarm or a missed box at score &ge; %.3f%s",
+              nm, nm == 1 ? "" : "s", r->threshold, nm ? "" : ".");
+    if (nm)
+        sb_printf(b, "; the %d with the most shown.", show);
+    sb_printf(b, "</p><p class=\"key\"><span style=\"background:#14aa3c\"></span>found"
+                 "<span style=\"background:#e11e1e\"></span>false alarm (wrong place or category)"
+                 "<span style=\"background:#ffbe00\"></span>missed (true box)</p><div "
+                 "class=\"grid\">");
     for (int k = 0; k < show; k++) {
         int i = ms[k].i, nb = 0;
         for (int g = 0; g < dt->ngt; g++)
