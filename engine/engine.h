@@ -17,5 +17,6 @@
 #include "train.h"
 #include "backbone.h"
 #include "recipes.h"
+#include "report.h"
 
 #endif

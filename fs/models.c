@@ -79,6 +79,9 @@ const mdl_file mdl_files[] = {
     {"status.json", 1},
     {"log", 1},
     {"evaluation.json", 1},
+    {MDL_REPORT_HTML, 1},
+    {MDL_REPORT_CONFUSION, 1},
+    {MDL_REPORT_PR, 1},
     {"predict", 0},
     {"evaluations", 0},
     {"model.safetensors", 0}, /* read-only while trained or training (see is_readonly) */

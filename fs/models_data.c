@@ -319,10 +319,20 @@ static void hooks_log(void *ctx, const char *line)
         h->log(h->ctx, line);
 }
 
+void fs_models_hooks_detail(void *ctx, const eng_eval_detail *dt)
+{
+    const fs_recipe_hooks *h = ctx;
+    if (h->detail)
+        h->detail(h->ctx, dt);
+}
+
 eng_train_hooks fs_models_engine_hooks(const fs_recipe_hooks *h)
 {
-    eng_train_hooks e = {
-        .abort = hooks_abort, .ctx = (void *)h, .progress = hooks_progress, .log = hooks_log};
+    eng_train_hooks e = {.abort = hooks_abort,
+                         .ctx = (void *)h,
+                         .progress = hooks_progress,
+                         .log = hooks_log,
+                         .detail = h->detail ? fs_models_hooks_detail : NULL};
     return e;
 }
 

@@ -29,7 +29,14 @@
 typedef struct ejob {
     mdl *m;
     evl *e;
+    eng_eval_detail *detail; /* the evaluation's per-image data, for the report */
 } ejob;
+
+static void ejob_detail(void *ctx, const eng_eval_detail *dt)
+{
+    ejob *j = ctx;
+    mdl_report_keep(&j->detail, dt);
+}
 
 static int ejob_abort(void *ctx)
 {
@@ -93,12 +100,22 @@ static void ejob_run(void *arg)
     } else {
         ejob_status(j, FS_CODE_NONE, "running");
         char *metrics = NULL, *preds = NULL;
-        fs_recipe_hooks hooks = {.ctx = j, .abort = ejob_abort};
+        fs_recipe_hooks hooks = {.ctx = j, .abort = ejob_abort, .detail = ejob_detail};
         fs_recipe_status st =
             fs_recipe_evaluate(s->model, view, fs_ncpu(), &hooks, &metrics, &preds, &err);
         if (st == FS_RECIPE_OK) {
             ejob_write(j, "metrics.json", metrics);
             ejob_write(j, "predictions.json", preds);
+            /* built while the dataset's images are still at hand */
+            char title[FS_PATH_MAX], dir[FS_PATH_MAX];
+            snprintf(title, sizeof title, "Model %s on dataset %s", m->name, j->e->ds);
+            snprintf(dir, sizeof dir, "evaluations/%s", j->e->ds);
+            mdl_report rep;
+            mdl_report_build(m, j->detail, metrics, title, &rep);
+            if (!ejob_abort(j))
+                mdl_report_write(m, dir, &rep);
+            else
+                eng_report_release(&rep.r);
             ejob_status(j, FS_CODE_NONE, "succeeded");
         } else if (st == FS_RECIPE_EFAIL) {
             ejob_status(j, err.code ? err.code : FS_CODE_UNKNOWN, err.msg);
@@ -122,6 +139,7 @@ static void ejob_drop(void *arg)
     }
     pthread_mutex_unlock(&g_models.mu);
     free(j->e);
+    eng_eval_detail_free(j->detail);
     mdl_unref(j->m);
     free(j);
 }

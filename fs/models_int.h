@@ -130,6 +130,11 @@ int mdl_split_rel(const char *rel, char *name, const char **sub);
 /* The results of image X in predict/: X.json, and X.boxes.jpg for detectors. */
 #define MDL_RESULT_SUFFIX ".json"
 #define MDL_BOXES_SUFFIX ".boxes.jpg"
+/* The evaluation report (models_report.c), next to evaluation.json and in
+ * each evaluations/DATASET/. */
+#define MDL_REPORT_HTML "report.html"
+#define MDL_REPORT_CONFUSION "confusion.png"
+#define MDL_REPORT_PR "pr.png"
 /* The length of the result suffix sub ends in; 0 when sub is not a result. */
 size_t mdl_result_suffix(const char *sub);
 
@@ -186,6 +191,25 @@ void mdl_predict_queue(mdl *m, const char *sub);
 /* Queues an evaluation of the model on dataset ds / cancels it. */
 void mdl_eval_queue(mdl *m, const char *ds);
 void mdl_eval_cancel(mdl *m, const char *ds);
+
+/* ---- the evaluation report (models_report.c) ---- */
+
+/* A built report waiting to be written (the images it shows are read while
+ * building, so it is built while the dataset snapshot is open). */
+typedef struct mdl_report {
+    eng_report r;
+    int built;
+} mdl_report;
+/* Builds the report of an evaluation: dt (may be NULL: the page says the
+ * evaluation kept no per-image results) and its metrics JSON. Failures are
+ * logged in the model's log; out->built stays 0. */
+void mdl_report_build(mdl *m, const eng_eval_detail *dt, const char *metrics_json,
+                      const char *title, mdl_report *out);
+/* Writes report.html, confusion.png and pr.png into folder dir of the
+ * model ("" or "evaluations/DS") and releases the report. */
+void mdl_report_write(mdl *m, const char *dir, mdl_report *rep);
+/* The detail hook of a job: keeps an owned copy in *slot (replacing one). */
+void mdl_report_keep(eng_eval_detail **slot, const eng_eval_detail *dt);
 
 /* ---- the Slurm executor (models_slurm.c) ---- */
 

@@ -86,6 +86,9 @@ typedef struct fs_recipe_hooks {
     int (*abort)(void *ctx); /* nonzero: stop */
     void (*progress)(void *ctx, const fs_recipe_progress *p);
     void (*log)(void *ctx, const char *line); /* one line, no newline */
+    /* may be NULL: the per-image data of the evaluation (training's, when
+     * it has them, or fs_recipe_evaluate's), borrowed for the call */
+    void (*detail)(void *ctx, const eng_eval_detail *dt);
 } fs_recipe_hooks;
 
 typedef struct fs_recipe_train_in {

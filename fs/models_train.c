@@ -29,7 +29,8 @@ typedef struct tjob {
     mdl *m;
     uint64_t gen;
     int restarted;
-    double cluster_cpu; /* CPU seconds the run's Slurm workers spent */
+    double cluster_cpu;      /* CPU seconds the run's Slurm workers spent */
+    eng_eval_detail *detail; /* per-image data of evaluation.json, for the report */
 } tjob;
 
 static int tjob_stale_locked(const tjob *j) { return j->m->deleted || j->m->gen != j->gen; }
@@ -67,6 +68,12 @@ static void tjob_progress(void *ctx, const fs_recipe_progress *p)
     pthread_mutex_unlock(&g_models.mu);
     if (due)
         mdl_publish(j->m);
+}
+
+static void tjob_detail(void *ctx, const eng_eval_detail *dt)
+{
+    tjob *j = ctx;
+    mdl_report_keep(&j->detail, dt);
 }
 
 static void tjob_log(void *ctx, const char *line)
@@ -223,6 +230,7 @@ typedef struct run {
     int nb;
     fs_recipe_model *model;
     char *eval;
+    mdl_report report; /* of evaluation.json, written once the model is committed */
     fs_recipe_status st;
     fs_code code;
     char msg[480];
@@ -393,10 +401,23 @@ static void run_train(run *x)
         .cache_dir = cdir,
         .backbone_dirs = (const char *const *)x->dirs,
         .nbackbones = x->nb,
-        .hooks = {.ctx = x->j, .abort = tjob_abort, .progress = tjob_progress, .log = tjob_log},
+        .hooks = {.ctx = x->j,
+                  .abort = tjob_abort,
+                  .progress = tjob_progress,
+                  .log = tjob_log,
+                  .detail = tjob_detail},
     };
     fs_recipe_err err = {0};
     x->st = fs_recipe_train(x->r, &in, &x->model, &x->eval, &err);
+    if (x->st == FS_RECIPE_OK) {
+        /* the report reads the images: build it while the snapshots are open */
+        char title[FS_PATH_MAX];
+        snprintf(title, sizeof title, "Model %s, version %d: evaluation after training", x->m->name,
+                 x->version);
+        mdl_report_build(x->m, x->j->detail, x->eval, title, &x->report);
+    }
+    eng_eval_detail_free(x->j->detail);
+    x->j->detail = NULL;
     x->code = err.code ? err.code : FS_CODE_UNKNOWN;
     snprintf(x->msg, sizeof x->msg, "%s", err.msg);
     const char *gone = x->st == FS_RECIPE_EFAIL ? vanished(&x->req) : NULL;
@@ -483,6 +504,7 @@ static void run_finish(run *x)
         unlink(tmpe);
     }
     if (rc == 0) {
+        mdl_report_write(m, "", &x->report);
         mdl_mkdir(m, "predict");
         mdl_mkdir(m, "evaluations");
         mdl_persist(m);
@@ -553,6 +575,7 @@ static void tjob_run(void *arg)
     run_end(&x);
     fs_recipe_model_free(x.model);
     free(x.eval);
+    eng_report_release(&x.report.r);
 }
 
 static void tjob_drop(void *arg)

@@ -18,6 +18,8 @@ PACKAGES=(
     # tests/e2e/test_slurm.sh runs a one-machine Slurm cluster (controller,
     # two slurmd, munge) for the --executor slurm path
     slurm-wlm munge
+    # tests/e2e/test_models_report.sh loads report.html in headless Chromium
+    chromium
 )
 
 SUDO=

@@ -3,4 +3,5 @@
 #define VFS_ENGINE_METRICS_H
 #include "classification.h"
 #include "detection.h"
+#include "detail.h"
 #endif

@@ -573,6 +573,37 @@ eng_status eng_cls_predict_files(const eng_classifier *m, eng_backbone *const *b
     return ENG_OK;
 }
 
+void cls_emit_detail(eng_eval_detail_fn fn, void *ctx, const char *const *cats, int ncat,
+                     const eng_sample *s, const int *idx, int n, const float *probs,
+                     const int *labels)
+{
+    if (!fn || n < 1)
+        return;
+    const char **paths = malloc((size_t)n * sizeof *paths);
+    long long *ids = malloc((size_t)n * sizeof *ids);
+    uint8_t *truth = calloc((size_t)n * ncat, 1);
+    if (paths && ids && truth) {
+        for (int k = 0; k < n; k++) {
+            int i = idx ? idx[k] : k;
+            paths[k] = s[i].path;
+            ids[k] = s[i].id ? s[i].id : i + 1;
+            if (labels[k] >= 0 && labels[k] < ncat)
+                truth[(size_t)k * ncat + labels[k]] = 1;
+        }
+        eng_eval_detail dt = {.n = n,
+                              .ncat = ncat,
+                              .categories = cats,
+                              .paths = paths,
+                              .ids = ids,
+                              .scores = probs,
+                              .truth = truth};
+        fn(ctx, &dt);
+    }
+    free(paths);
+    free(ids);
+    free(truth);
+}
+
 eng_status cls_predictions_json(const eng_classifier *m, const float *probs, const long long *ids,
                                 int n, const long long *cat_ids, char **out, eng_diag *d)
 {
@@ -639,6 +670,9 @@ eng_status eng_cls_evaluate(const eng_classifier *m, eng_backbone *const *backbo
     eng_eval_extra ex = {o && o->dataset_name ? o->dataset_name : "dataset", n, -1, NULL};
     st = eng_cls_metrics_json(&met, (const char *const *)m->cats, &ex, metrics_json, d);
     eng_cls_metrics_release(&met);
+    if (st == ENG_OK && o)
+        cls_emit_detail(o->detail, o->detail_ctx, (const char *const *)m->cats, m->ncat, s, NULL, n,
+                        probs, labels);
     if (st == ENG_OK && predictions_json)
         st =
             cls_predictions_json(m, probs, ids, n, o ? o->category_ids : NULL, predictions_json, d);

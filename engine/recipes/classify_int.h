@@ -95,6 +95,13 @@ eng_status cls_model_probs(const eng_classifier *m, const eng_backbone *const *r
 /* Probabilities (n x ncat) from feature vectors. */
 void cls_scores(const eng_classifier *m, const float *feat, int n, float *probs);
 
+/* Hands fn the per-image detail of an evaluation (detail.h): image k is
+ * s[idx ? idx[k] : k] with probabilities probs[k] and label labels[k]. Does
+ * nothing when fn is NULL or memory is short (the detail is optional). */
+void cls_emit_detail(eng_eval_detail_fn fn, void *ctx, const char *const *cats, int ncat,
+                     const eng_sample *s, const int *idx, int n, const float *probs,
+                     const int *labels);
+
 eng_status cls_predictions_json(const eng_classifier *m, const float *probs, const long long *ids,
                                 int n, const long long *cat_ids, char **out, eng_diag *d);
 

@@ -1682,7 +1682,7 @@ static eng_status evaluate_final(trainer *t, const eng_classifier *m, char **jso
     const eng_train_args *a = t->a;
     eng_status st;
     float *probs = NULL;
-    int *labels = NULL, n = 0;
+    int *labels = NULL, *idx = NULL, n = 0;
     if (a->ntest > 0) {
         const eng_backbone *rb[CLS_MAX_VIEWS];
         for (int i = 0; i < m->nbb; i++)
@@ -1719,10 +1719,16 @@ static eng_status evaluate_final(trainer *t, const eng_classifier *m, char **jso
             st = eng_fail(t->d, ENG_ENOMEM, "evaluation: out of memory");
             goto done;
         }
+        idx = malloc((size_t)t->nvalid * sizeof *idx);
+        if (!idx) {
+            st = eng_fail(t->d, ENG_ENOMEM, "evaluation: out of memory");
+            goto done;
+        }
         for (int i = 0; i < t->n; i++)
             if (t->fold[i] >= 0) {
                 for (int c = 0; c < t->K; c++)
                     probs[(size_t)n * t->K + c] = (float)t->bestres.oof[(size_t)i * t->K + c];
+                idx[n] = i;
                 labels[n++] = t->y[i];
             }
     }
@@ -1738,6 +1744,8 @@ static eng_status evaluate_final(trainer *t, const eng_classifier *m, char **jso
     eng_cls_metrics_release(&met);
     if (st != ENG_OK)
         goto done;
+    cls_emit_detail(a->hooks.detail, a->hooks.ctx, a->categories, t->K,
+                    a->ntest > 0 ? a->test : a->train, idx, n, probs, labels);
     /* add the recipe for readers of evaluation.json */
     const char *recipe = eng_cls_recipe(m);
     cJSON *o = NULL, *rc = NULL;
@@ -1762,6 +1770,7 @@ static eng_status evaluate_final(trainer *t, const eng_classifier *m, char **jso
 done:
     free(probs);
     free(labels);
+    free(idx);
     return st;
 }
 

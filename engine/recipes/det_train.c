@@ -1400,6 +1400,8 @@ static eng_status stage_evaluate(trainer *t, eng_detector *m, search *s, char **
             .abort = abort_cb,
             .ctx = t,
             .dataset_name = a->test_name ? a->test_name : "test",
+            .detail = a->hooks.detail,
+            .detail_ctx = a->hooks.ctx,
         };
         char *preds = NULL;
         eng_status st = det_evaluate(m, &t->bb, 1, a->test, a->ntest, &eo, a->cache_dir,
@@ -1414,6 +1416,8 @@ static eng_status stage_evaluate(trainer *t, eng_detector *m, search *s, char **
         return ENG_OK;
     }
     eng_eval_opts eo = {.threads = t->threads,
+                        .detail = a->hooks.detail,
+                        .detail_ctx = a->hooks.ctx,
                         .dataset_name = s->nfolds ? "training images (no budget to hold out)"
                                                   : "training images (too few to hold out)"};
     return det_evaluate(m, &t->bb, 1, a->train, a->ntrain, &eo, a->cache_dir, evaluation_json, NULL,

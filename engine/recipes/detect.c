@@ -838,6 +838,40 @@ eng_status eng_det_evaluate(const eng_detector *m, eng_backbone *const *backbone
     return det_evaluate(m, backbones, nbackbones, s, n, o, NULL, metrics_json, predictions_json, d);
 }
 
+/* Hands o->detail the per-image data (detail.h); skipped when memory is short. */
+static void emit_detail(const eng_detector *m, const eng_sample *s, int n, const eng_det_gt *gt,
+                        int ngt, const eng_det_pred *pred, int npred, const eng_eval_opts *o)
+{
+    const char **paths = malloc((size_t)n * sizeof *paths);
+    long long *ids = malloc((size_t)n * sizeof *ids);
+    int *ws = malloc((size_t)n * sizeof *ws), *hs = malloc((size_t)n * sizeof *hs);
+    if (paths && ids && ws && hs) {
+        for (int i = 0; i < n; i++) {
+            paths[i] = s[i].path;
+            ids[i] = s[i].id ? s[i].id : i + 1;
+            ws[i] = s[i].width;
+            hs[i] = s[i].height;
+        }
+        eng_eval_detail dt = {.detection = 1,
+                              .n = n,
+                              .ncat = m->ncat,
+                              .categories = (const char *const *)m->cats,
+                              .paths = paths,
+                              .ids = ids,
+                              .widths = ws,
+                              .heights = hs,
+                              .gt = gt,
+                              .ngt = ngt,
+                              .pred = pred,
+                              .npred = npred};
+        o->detail(o->detail_ctx, &dt);
+    }
+    free(paths);
+    free(ids);
+    free(ws);
+    free(hs);
+}
+
 eng_status det_evaluate(const eng_detector *m, eng_backbone *const *backbones, int nbackbones,
                         const eng_sample *s, int n, const eng_eval_opts *o, const char *cache_dir,
                         char **metrics_json, char **predictions_json, eng_diag *d)
@@ -916,6 +950,8 @@ eng_status det_evaluate(const eng_detector *m, eng_backbone *const *backbones, i
         st = det_metrics(gt, k, pred, npred, m->ncat, (const char *const *)m->cats, &x, NULL,
                          metrics_json, d);
     }
+    if (st == ENG_OK && o && o->detail)
+        emit_detail(m, s, n, gt, k, pred, npred, o);
     if (st == ENG_OK && predictions_json) {
         st = det_predictions_json(pred, npred, o ? o->category_ids : NULL, predictions_json, d);
         if (st != ENG_OK) {

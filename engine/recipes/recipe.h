@@ -10,6 +10,7 @@
 #define VFS_ENGINE_RECIPE_H
 
 #include "backbone.h"
+#include "detail.h"
 
 /* A box in pixels of the image as stored (left, top, width, height). */
 typedef struct eng_box {
@@ -41,6 +42,9 @@ typedef struct eng_train_hooks {
     void (*progress)(void *ctx, const eng_train_progress *p); /* may be NULL */
     /* one human-readable line per event, no trailing newline; may be NULL */
     void (*log)(void *ctx, const char *line);
+    /* may be NULL: the per-image data of the evaluation training reports
+     * (evaluation.json), when it has them (a held-out detector figure has none) */
+    eng_eval_detail_fn detail;
 } eng_train_hooks;
 
 typedef struct eng_train_args {
@@ -67,6 +71,8 @@ typedef struct eng_eval_opts {
     const char *dataset_name;      /* evaluatedOn (NULL: "dataset") */
     const long long *category_ids; /* COCO ids of the model's categories for
                                       predictions.json (NULL: index + 1) */
+    eng_eval_detail_fn detail;     /* may be NULL: gets the per-image data at the end */
+    void *detail_ctx;
 } eng_eval_opts;
 
 #endif
