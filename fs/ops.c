@@ -1074,20 +1074,21 @@ static int vfs_rmdir(const char *path)
 
 static int vfs_unlink(const char *path)
 {
-    vpath vp;
-    int rc = vpath_parse(path, &vp);
-    if (rc)
-        return rc;
-    if (vp.kind != VP_SUB)
-        return vp.kind == VP_README ? -EACCES : -EISDIR;
-    if (is_hidden_name(path)) {
-        /* the last close of a file unlinked while open (see vfs_rename) */
+    if (path && is_hidden_name(path)) {
+        /* the last close of a file unlinked while open (see vfs_rename),
+         * also when its folder has gone meanwhile */
         hidden_remove(path);
         pthread_rwlock_wrlock(&names_lock);
         pending_detach(path);
         pthread_rwlock_unlock(&names_lock);
         return 0;
     }
+    vpath vp;
+    int rc = vpath_parse(path, &vp);
+    if (rc)
+        return rc;
+    if (vp.kind != VP_SUB)
+        return vp.kind == VP_README ? -EACCES : -EISDIR;
     if (is_readonly(&vp))
         return 0; /* generated: comes back; lets rm -r of the item work */
     char sp[FS_PATH_MAX];
