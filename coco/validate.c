@@ -14,12 +14,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "imglimits.h"
+
 /* Limits of SPEC section 3 (the service's published limits). Messages and
- * hints spell them through these names, so the text cannot drift from the rule. */
-#define MAX_FILE_MB 20 /* an image file is at most this many MB */
-#define MAX_FILE_BYTES ((uint64_t)MAX_FILE_MB << 20)
-#define MIN_SIDE 50    /* width and height must be above this */
-#define MAX_SIDE 10240 /* ... and at most this */
+ * hints spell them through these names, so the text cannot drift from the
+ * rule; the image limits come from the one table, common/imglimits.h. */
+#define MAX_FILE_MB IMG_MAX_MB
+#define MAX_FILE_BYTES ((uint64_t)IMG_MAX_BYTES)
+#define MIN_SIDE IMG_MIN_SIDE
+#define MAX_SIDE IMG_MAX_SIDE
 #define MAX_BOXES_PER_IMAGE 1000
 #define MIN_CLASSIFY_CATEGORIES 2 /* a classifier tells at least 2 classes apart */
 #define MAX_CLASSIFY_CATEGORIES 2500

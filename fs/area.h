@@ -28,6 +28,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "imglimits.h"
+
 typedef struct fs_area {
     const char *name; /* "datasets", "models", "backbones" */
     /* Make STORE/AREA/NAME (the core has checked the name and that it does
@@ -93,7 +95,7 @@ extern const fs_area fs_area_backbones;
  * plus an area and a path below it; a longer path fails at the system call. */
 #define FS_PATH_MAX 4200
 
-#define FS_MAX_FILE_DEFAULT ((int64_t)20 << 20)
+#define FS_MAX_FILE_DEFAULT IMG_MAX_BYTES
 
 /* ---- store helpers (fs/store.c) ---- */
 

@@ -570,7 +570,7 @@ static int on_progress(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off
 
 static const char *size_reason(const fetch_job *j)
 {
-    return j->kind == KIND_ANN ? "larger than 512 MB" : "larger than 20 MB";
+    return j->kind == KIND_ANN ? "larger than 512 MB" : "larger than " IMG_MAX_BYTES_TEXT;
 }
 
 /* Prepares a running job's temp file and easy handle; a reason on failure. */

@@ -30,6 +30,7 @@
 #define VFS_FS_FETCH_H
 
 #include "coco.h"
+#include "imglimits.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -50,7 +51,7 @@ typedef struct fs_fetch_reader {
     gid_t gid;
 } fs_fetch_reader;
 
-#define FS_FETCH_MAX_IMAGE_BYTES ((int64_t)20 << 20)
+#define FS_FETCH_MAX_IMAGE_BYTES IMG_MAX_BYTES
 #define FS_FETCH_MAX_ANN_BYTES ((int64_t)512 << 20)
 #define FS_FETCH_MAX_REDIRECTS 5
 

@@ -105,7 +105,8 @@ static const char *reason_of(int code, const fetch_job *j)
     case COPY_NOENT: return "no such file";
     case COPY_ACCES: return "not readable by the user who wrote the file naming it";
     case COPY_NOTREG: return "not a regular file";
-    case COPY_BIG: return j->kind == KIND_ANN ? "larger than 512 MB" : "larger than 20 MB";
+    case COPY_BIG:
+        return j->kind == KIND_ANN ? "larger than 512 MB" : "larger than " IMG_MAX_BYTES_TEXT;
     case COPY_FULL: return "the store's disk is full";
     default: return "cannot be read";
     }

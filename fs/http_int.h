@@ -9,9 +9,11 @@
 #include <stddef.h>
 #include <time.h>
 
-/* JSON bodies are capped at 1 MB, images at 20 MB (Azure's limit). */
+#include "imglimits.h"
+
+/* JSON bodies are capped at 1 MB, images by the table of image limits. */
 #define HTTP_JSON_MAX ((size_t)1 << 20)
-#define HTTP_IMAGE_MAX ((size_t)20971520)
+#define HTTP_IMAGE_MAX ((size_t)IMG_MAX_BYTES)
 
 typedef struct http_req {
     const char *method;       /* "GET", "PUT", ... */

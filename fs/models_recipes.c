@@ -33,10 +33,8 @@ extern const fs_recipe fs_recipe_detector;
 static const fs_recipe *const kinds[] = {&fs_recipe_classifier, &fs_recipe_detector};
 #define NKINDS ((int)(sizeof kinds / sizeof kinds[0]))
 
-/* Azure's limits on an image to score (SPEC section 5). */
-#define IMAGE_MAX_BYTES ((int64_t)20 * 1000 * 1000)
-#define IMAGE_MIN_SIDE 50
-#define IMAGE_MAX_SIDE 10240
+/* The limits on an image to score are those of a dataset's images: one
+ * table, common/imglimits.h. */
 
 struct fs_recipe_model {
     const fs_recipe *r;
@@ -390,9 +388,9 @@ static fs_recipe_status check_image(const char *path, int *w, int *h, fs_recipe_
         fs_recipe_set_err(err, FS_CODE_INVALID_IMAGE_URL, "the image file cannot be read");
         return FS_RECIPE_EFAIL;
     }
-    if (st.st_size > IMAGE_MAX_BYTES) {
+    if (st.st_size > IMG_MAX_BYTES) {
         err->code = FS_CODE_INVALID_IMAGE_SIZE;
-        snprintf(err->msg, sizeof err->msg, "image is %lld bytes; at most 20 MB",
+        snprintf(err->msg, sizeof err->msg, "image is %lld bytes; at most " IMG_MAX_BYTES_TEXT,
                  (long long)st.st_size);
         return FS_RECIPE_EFAIL;
     }
@@ -400,17 +398,14 @@ static fs_recipe_status check_image(const char *path, int *w, int *h, fs_recipe_
     eng_diag d = {{0}};
     if (eng_image_probe_file(path, &info, &d) != ENG_OK) {
         err->code = FS_CODE_INVALID_IMAGE_FORMAT;
-        snprintf(err->msg, sizeof err->msg,
-                 "%s (formats: JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, MPO)", d.msg);
+        snprintf(err->msg, sizeof err->msg, "%s (formats: " IMG_FORMATS_TEXT ")", d.msg);
         return FS_RECIPE_EFAIL;
     }
     *w = eng_image_info_display_w(&info);
     *h = eng_image_info_display_h(&info);
-    if (*w < IMAGE_MIN_SIDE || *h < IMAGE_MIN_SIDE || *w > IMAGE_MAX_SIDE || *h > IMAGE_MAX_SIDE) {
+    if (!img_sides_ok(*w, *h)) {
         err->code = FS_CODE_INVALID_IMAGE_SIZE;
-        snprintf(err->msg, sizeof err->msg,
-                 "image is %dx%d; width and height must be %d to %d pixels", *w, *h, IMAGE_MIN_SIDE,
-                 IMAGE_MAX_SIDE);
+        snprintf(err->msg, sizeof err->msg, "image is %dx%d; " IMG_SIDES_TEXT, *w, *h);
         return FS_RECIPE_EFAIL;
     }
     return FS_RECIPE_OK;

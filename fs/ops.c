@@ -163,6 +163,9 @@ typedef struct fs_fh {
     int committed;       /* the temp has been renamed into place */
     int discarded;       /* the temp has been refused and removed */
     atomic_int unlinked; /* its name was unlinked while open: close commits nothing */
+    unsigned gen;        /* bumped when rename moves path/rel (names_lock) */
+    atomic_int moved;    /* renamed while open: close gives it the new name */
+    atomic_int touched;  /* truncated by path or fd: close() commits, as for a write */
     int result;          /* what flush returns once finished */
     char why[512];       /* the area's reason when validate_write refused it */
     struct fs_fh *next;
@@ -176,7 +179,15 @@ static fs_fh *open_list;
 static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Open writers by mount path, so lookups see a file while it is written.
- * Lock order: pending_lock is a leaf (no other lock is taken under it). */
+ * Lock order: pending_lock is a leaf (no other lock is taken under it).
+ *
+ * names_lock guards a pending writer's name (path, rel, gen, unlinked): an
+ * unlink or rename of a file open for writing holds it exclusive while it
+ * moves or detaches the writers of that name and changes the store; a
+ * commit holds it shared while it gives the file its name, so a name
+ * removed or moved by then is never brought back. Order: fh->lock, then
+ * names_lock, then pending_lock. */
+static pthread_rwlock_t names_lock = PTHREAD_RWLOCK_INITIALIZER;
 #define PENDING_BUCKETS 1024
 static fs_fh *pending[PENDING_BUCKETS];
 static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -251,11 +262,161 @@ static int pending_detach(const char *path)
     return found;
 }
 
+/* rename of a file still open for writing: its writers take the new name
+ * (and commit under it at close); unlinked marks them removed (libfuse
+ * hides an open file that is unlinked by renaming it to .fuse_hidden*).
+ * Called with names_lock held exclusive. Returns how many moved, or
+ * -ENOMEM. */
+static int pending_move(const char *from, const char *to, const char *to_rel, int unlinked)
+{
+    unsigned h = path_hash(from);
+    fs_fh *moved = NULL;
+    int n = 0;
+    pthread_mutex_lock(&pending_lock);
+    for (fs_fh **pp = &pending[h]; *pp;) {
+        fs_fh *f = *pp;
+        if (strcmp(f->path, from) != 0) {
+            pp = &f->next;
+            continue;
+        }
+        char *np = strdup(to), *nr = strdup(to_rel);
+        if (!np || !nr) {
+            free(np);
+            free(nr);
+            n = -ENOMEM;
+            break;
+        }
+        *pp = f->next;
+        free(f->path);
+        free(f->rel);
+        f->path = np;
+        f->rel = nr;
+        f->gen++;
+        atomic_store(&f->moved, 1); /* close commits it even if untouched */
+        if (unlinked)
+            atomic_store(&f->unlinked, 1);
+        f->next = moved;
+        moved = f;
+        n++;
+    }
+    unsigned h2 = path_hash(to);
+    while (moved) {
+        fs_fh *f = moved;
+        moved = f->next;
+        f->next = pending[h2];
+        pending[h2] = f;
+    }
+    pthread_mutex_unlock(&pending_lock);
+    return n;
+}
+
+/* Files unlinked while open for reading (libfuse hides them as
+ * .fuse_hidden* until the last close): the hidden name keeps an fd of the
+ * removed file so fstat on the open fd still answers. Lock order:
+ * hidden_lock is a leaf. */
+typedef struct hidden_file {
+    char *path;
+    int fd;
+    struct hidden_file *next;
+} hidden_file;
+static hidden_file *hidden_list;
+static pthread_mutex_t hidden_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static int is_hidden_name(const char *path)
+{
+    const char *b = strrchr(path, '/');
+    return strncmp(b ? b + 1 : path, ".fuse_hidden", 12) == 0;
+}
+
+static int hidden_add(const char *path, int fd)
+{
+    hidden_file *h = calloc(1, sizeof *h);
+    char *p = strdup(path);
+    if (!h || !p) {
+        free(h);
+        free(p);
+        return -ENOMEM;
+    }
+    h->path = p;
+    h->fd = fd;
+    pthread_mutex_lock(&hidden_lock);
+    h->next = hidden_list;
+    hidden_list = h;
+    pthread_mutex_unlock(&hidden_lock);
+    return 0;
+}
+
+/* Forgets path (every entry when path is NULL). */
+static void hidden_remove(const char *path)
+{
+    pthread_mutex_lock(&hidden_lock);
+    for (hidden_file **pp = &hidden_list; *pp;) {
+        hidden_file *h = *pp;
+        if (!path || strcmp(h->path, path) == 0) {
+            *pp = h->next;
+            close(h->fd);
+            free(h->path);
+            free(h);
+        } else {
+            pp = &h->next;
+        }
+    }
+    pthread_mutex_unlock(&hidden_lock);
+}
+
+static int hidden_fstat(const char *path, struct stat *st)
+{
+    int rc = -ENOENT;
+    pthread_mutex_lock(&hidden_lock);
+    for (hidden_file *h = hidden_list; h; h = h->next) {
+        if (strcmp(h->path, path) == 0) {
+            rc = fstat(h->fd, st) == 0 ? 0 : -errno;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&hidden_lock);
+    return rc;
+}
+
+/* 1 when a file is open for writing somewhere under the folder dir (a
+ * mount path): a new one has no name in the store yet, so rmdir of its
+ * folder must see it. */
+static int pending_under(const char *dir)
+{
+    size_t n = strlen(dir);
+    int found = 0;
+    pthread_mutex_lock(&pending_lock);
+    for (unsigned h = 0; h < PENDING_BUCKETS && !found; h++) {
+        for (fs_fh *f = pending[h]; f; f = f->next) {
+            if (strncmp(f->path, dir, n) == 0 && f->path[n] == '/' && !atomic_load(&f->unlinked)) {
+                found = 1;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&pending_lock);
+    return found;
+}
+
 static int fd_fstat(int fd, void *arg) { return fstat(fd, arg) == 0 ? 0 : -errno; }
 
-static int fd_ftruncate(int fd, void *arg)
+/* truncate(path) of a file open for writing: its newest writer's file,
+ * which close() then commits. */
+static int pending_truncate(const char *path, off_t size)
 {
-    return ftruncate(fd, *(off_t *)arg) == 0 ? 0 : -errno;
+    unsigned h = path_hash(path);
+    int rc = -ENOENT;
+    pthread_mutex_lock(&pending_lock);
+    for (fs_fh *f = pending[h]; f; f = f->next) {
+        if (strcmp(f->path, path) == 0) {
+            rc = ftruncate(f->fd, size) == 0 ? 0 : -errno;
+            if (rc == 0)
+                atomic_store(&f->touched, 1);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&pending_lock);
+    return rc;
 }
 
 static int fd_fchmod(int fd, void *arg) { return fchmod(fd, *(mode_t *)arg) == 0 ? 0 : -errno; }
@@ -342,7 +503,10 @@ static int writer_place(fs_fh *fh, const char *dst)
 }
 
 /* Validates the written file and gives it its name; called with fh->lock
- * held. Returns 0 or -errno (what close() reports). */
+ * held. Returns 0 or -errno (what close() reports). The name is read under
+ * names_lock and checked again when the file is placed: a rename of the
+ * open file in between validates again under the new name; an unlink
+ * drops it. */
 static int writer_commit(fs_fh *fh)
 {
     if (fh->discarded)
@@ -355,60 +519,83 @@ static int writer_commit(fs_fh *fh)
         fh->dirty = 0;
         return 0;
     }
-    if (atomic_load(&fh->unlinked)) {
-        /* removed while open, as POSIX has it: the data goes with the name */
-        writer_drop(fh);
-        fh->discarded = 1;
-        fh->result = 0;
-        return 0;
-    }
-    if (fh->failed) {
-        writer_drop(fh);
-        fh->discarded = 1;
-        fh->result = fh->failed;
-        pending_remove(fh);
-        fs_log("write of \"%s\" refused: %s", fh->path, strerror(-fh->failed));
-        if (fh->area->write_failed)
-            fh->area->write_failed(fh->rel, -fh->failed);
-        return fh->result;
-    }
-    if (!fh->dirty)
-        return 0;
-    int rc = 0;
-    if (fh->area->validate_write) {
-        /* an anonymous file gets a name in .tmp for a validator that reads */
-        if (!fh->tmp[0] && (!fh->area->validate_reads || fh->area->validate_reads(fh->rel)) &&
-            (rc = fs_anon_tmp_link(fh->fd, fh->tmp, sizeof fh->tmp)) != 0)
-            fh->tmp[0] = '\0';
-        char why[512] = "";
+    char path[FS_PATH_MAX], rel[FS_PATH_MAX];
+    for (int attempt = 0;; attempt++) {
+        pthread_rwlock_rdlock(&names_lock);
+        unsigned gen = fh->gen;
+        int unlinked = atomic_load(&fh->unlinked);
+        snprintf(path, sizeof path, "%s", fh->path);
+        snprintf(rel, sizeof rel, "%s", fh->rel);
+        pthread_rwlock_unlock(&names_lock);
+        if (unlinked) {
+            /* removed while open, as POSIX has it: the data goes with the name */
+            writer_drop(fh);
+            pthread_rwlock_rdlock(&names_lock);
+            pending_remove(fh);
+            pthread_rwlock_unlock(&names_lock);
+            fh->discarded = 1;
+            fh->result = 0;
+            return 0;
+        }
+        if (fh->failed) {
+            writer_drop(fh);
+            fh->discarded = 1;
+            fh->result = fh->failed;
+            pthread_rwlock_rdlock(&names_lock);
+            pending_remove(fh);
+            pthread_rwlock_unlock(&names_lock);
+            fs_log("write of \"%s\" refused: %s", path, strerror(-fh->failed));
+            if (fh->area->write_failed)
+                fh->area->write_failed(rel, -fh->failed);
+            return fh->result;
+        }
+        if (!fh->dirty && !atomic_load(&fh->moved) && !atomic_load(&fh->touched))
+            return 0;
+        int rc = 0;
+        if (fh->area->validate_write) {
+            /* an anonymous file gets a name in .tmp for a validator that reads */
+            if (!fh->tmp[0] && (!fh->area->validate_reads || fh->area->validate_reads(rel)) &&
+                (rc = fs_anon_tmp_link(fh->fd, fh->tmp, sizeof fh->tmp)) != 0)
+                fh->tmp[0] = '\0';
+            char why[512] = "";
+            if (rc == 0)
+                rc = fh->area->validate_write(rel, fh->tmp[0] ? fh->tmp : NULL, why, sizeof why);
+            if (rc < 0) {
+                writer_drop(fh);
+                fh->discarded = 1;
+                fh->result = rc;
+                pthread_rwlock_rdlock(&names_lock);
+                pending_remove(fh);
+                pthread_rwlock_unlock(&names_lock);
+                fs_log("write of \"%s\" refused: %s", path, why[0] ? why : strerror(-rc));
+                snprintf(fh->why, sizeof fh->why, "%s", why);
+                return rc;
+            }
+        }
+        pthread_rwlock_rdlock(&names_lock);
+        if ((fh->gen != gen || atomic_load(&fh->unlinked)) && attempt < 8) {
+            pthread_rwlock_unlock(&names_lock);
+            continue; /* renamed or removed while it was validated */
+        }
+        char dst[FS_PATH_MAX];
+        rc = atomic_load(&fh->unlinked) ? -ENOENT
+                                        : fs_store_path(dst, sizeof dst, fh->area->name, fh->rel);
         if (rc == 0)
-            rc = fh->area->validate_write(fh->rel, fh->tmp[0] ? fh->tmp : NULL, why, sizeof why);
-        if (rc < 0) {
+            rc = writer_place(fh, dst);
+        pending_remove(fh);
+        pthread_rwlock_unlock(&names_lock);
+        if (rc) {
             writer_drop(fh);
             fh->discarded = 1;
             fh->result = rc;
-            pending_remove(fh);
-            fs_log("write of \"%s\" refused: %s", fh->path, why[0] ? why : strerror(-rc));
-            snprintf(fh->why, sizeof fh->why, "%s", why);
             return rc;
         }
+        fh->committed = 1;
+        fh->dirty = 0;
+        if (fh->area->committed)
+            fh->area->committed(rel);
+        return 0;
     }
-    char dst[FS_PATH_MAX];
-    rc = fs_store_path(dst, sizeof dst, fh->area->name, fh->rel);
-    if (rc == 0)
-        rc = writer_place(fh, dst);
-    pending_remove(fh);
-    if (rc) {
-        writer_drop(fh);
-        fh->discarded = 1;
-        fh->result = rc;
-        return rc;
-    }
-    fh->committed = 1;
-    fh->dirty = 0;
-    if (fh->area->committed)
-        fh->area->committed(fh->rel);
-    return 0;
 }
 
 /* ---- operations ---- */
@@ -434,8 +621,11 @@ static void *vfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     cfg->entry_timeout = 1.0;
     cfg->attr_timeout = 1.0;
     cfg->negative_timeout = 0.0;
-    cfg->hard_remove = 1;
-    cfg->nullpath_ok = 1; /* an unlinked open file is served by its handle */
+    /* an open file that is unlinked is renamed to .fuse_hidden* by libfuse
+     * (vfs_rename hides it: gone from the store and every listing) and
+     * unlinked at its last close, so fstat on its fd keeps answering */
+    cfg->hard_remove = 0;
+    cfg->nullpath_ok = 1; /* reads and writes are served by the handle */
     cfg->use_ino = 0;
     cfg->kernel_cache = 0;
     if (conn->capable & FUSE_CAP_SPLICE_WRITE)
@@ -471,10 +661,13 @@ static void vfs_destroy(void *data)
             break;
         if (fh->writer && !fh->committed && !fh->discarded) {
             writer_drop(fh);
+            pthread_rwlock_rdlock(&names_lock);
             pending_remove(fh);
+            pthread_rwlock_unlock(&names_lock);
         }
         fh_free(fh);
     }
+    hidden_remove(NULL);
     dirs_free_all();
 }
 
@@ -522,7 +715,8 @@ static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
         readme_stat(st);
         return 0;
     }
-    if (vp.kind == VP_SUB && pending_with(path, fd_fstat, st) == 0) {
+    if (vp.kind == VP_SUB && (pending_with(path, fd_fstat, st) == 0 ||
+                              (is_hidden_name(path) && hidden_fstat(path, st) == 0))) {
         stat_tune(st);
         return 0;
     }
@@ -560,6 +754,17 @@ static int vfs_access(const char *path, int mask)
     return 0;
 }
 
+/* readdirplus hands the kernel each entry's attributes, which it caches:
+ * a file being written must show its writer's file, as stat does, not the
+ * committed one. */
+static void pending_stat(const vpath *sub, struct stat *st)
+{
+    char path[FS_PATH_MAX];
+    if (sub->kind == VP_SUB && S_ISREG(st->st_mode) &&
+        snprintf(path, sizeof path, "/%s/%s", sub->area->name, sub->rel) < (int)sizeof path)
+        pending_with(path, fd_fstat, st);
+}
+
 static int fill_dir(void *buf, fuse_fill_dir_t filler, const vpath *vp, const char *dir, int plus,
                     const char *skip_dir)
 {
@@ -594,6 +799,8 @@ static int fill_dir(void *buf, fuse_fill_dir_t filler, const vpath *vp, const ch
             vpath sub = {strchr(rel, '/') ? VP_SUB : VP_ITEM, vp->area, rel};
             if (skip_dir || is_readonly(&sub))
                 st.st_mode &= ~(mode_t)0222;
+            else
+                pending_stat(&sub, &st);
             stat_tune(&st);
             if (filler(buf, nm, &st, 0, FUSE_FILL_DIR_PLUS))
                 break;
@@ -727,6 +934,7 @@ static int readdir_stream(fs_dirh *dh, void *buf, fuse_fill_dir_t filler, off_t 
             vpath sub = {strchr(rel, '/') ? VP_SUB : VP_ITEM, vp->area, rel};
             if (is_readonly(&sub))
                 st.st_mode &= ~(mode_t)0222;
+            pending_stat(&sub, &st);
             stat_tune(&st);
             fl = FUSE_FILL_DIR_PLUS;
         } else {
@@ -853,6 +1061,8 @@ static int vfs_rmdir(const char *path)
         return -EACCES;
     if (vp.kind == VP_ITEM)
         return vp.area->rmdir_item ? vp.area->rmdir_item(vp.rel) : -EPERM;
+    if (pending_under(path))
+        return -ENOTEMPTY;
     if (vp.area->rmdir_sub)
         return vp.area->rmdir_sub(vp.rel);
     if (rmdir(sp) != 0)
@@ -864,6 +1074,15 @@ static int vfs_rmdir(const char *path)
 
 static int vfs_unlink(const char *path)
 {
+    if (path && is_hidden_name(path)) {
+        /* the last close of a file unlinked while open (see vfs_rename),
+         * also when its folder has gone meanwhile */
+        hidden_remove(path);
+        pthread_rwlock_wrlock(&names_lock);
+        pending_detach(path);
+        pthread_rwlock_unlock(&names_lock);
+        return 0;
+    }
     vpath vp;
     int rc = vpath_parse(path, &vp);
     if (rc)
@@ -879,12 +1098,89 @@ static int vfs_unlink(const char *path)
         return rc;
     if (extra)
         return -EACCES;
+    pthread_rwlock_wrlock(&names_lock);
     int was_open = pending_detach(path);
-    if (unlink(sp) != 0 && !(was_open && errno == ENOENT))
-        return -errno;
+    rc = unlink(sp) != 0 && !(was_open && errno == ENOENT) ? -errno : 0;
+    pthread_rwlock_unlock(&names_lock);
+    if (rc)
+        return rc;
     if (vp.area->unlinked)
         vp.area->unlinked(vp.rel);
     return 0;
+}
+
+/* unlink of a file that is open: libfuse renames it to a .fuse_hidden*
+ * name instead (hard_remove off) and unlinks that name at the last close.
+ * Here the file leaves the store and every listing at once, as unlink does;
+ * its writers commit nothing; a reader's fstat is answered from an fd of
+ * the removed file kept under the hidden name. */
+static int hide_open_file(const vpath *a, const char *from, const char *to, const char *sa)
+{
+    if (a->kind != VP_SUB)
+        return -EACCES;
+    const char *to_rel = strchr(to + 1, '/') + 1;
+    int fd = open(sa, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0 && hidden_add(to, fd) != 0) {
+        close(fd);
+        return -ENOMEM;
+    }
+    if (is_readonly(a))
+        return 0; /* generated: stays, as for unlink */
+    pthread_rwlock_wrlock(&names_lock);
+    int n = pending_move(from, to, to_rel, 1);
+    int rc = n < 0 ? n : 0;
+    if (rc == 0 && unlink(sa) != 0 && !(n > 0 && errno == ENOENT))
+        rc = -errno;
+    pthread_rwlock_unlock(&names_lock);
+    if (rc) {
+        hidden_remove(to);
+        return rc;
+    }
+    if (a->area->unlinked)
+        a->area->unlinked(a->rel);
+    return 0;
+}
+
+static int pending_exists(const char *path)
+{
+    struct stat st;
+    return pending_with(path, fd_fstat, &st) == 0;
+}
+
+/* rename of a file still open for writing: the writers take the new name
+ * and commit under it at close, as a plain folder moves an open file; a
+ * committed version under the old name goes, as the name does. Returns 1
+ * when from has no writer (an ordinary rename), else 0 or -errno. */
+static int rename_open_writer(const vpath *a, const vpath *b, const char *from, const char *to,
+                              const char *sa, const char *sb, unsigned int flags)
+{
+    if (!pending_exists(from))
+        return 1;
+    if (b->kind != VP_SUB)
+        return -EACCES;
+    int rc;
+    if (b->area->check_create && (rc = b->area->check_create(b->rel)) != 0)
+        return rc;
+    struct stat st;
+    char parent[FS_PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", sb);
+    char *slash = strrchr(parent, '/');
+    if (slash)
+        *slash = '\0';
+    if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode))
+        return -ENOENT;
+    if (lstat(sb, &st) == 0 && S_ISDIR(st.st_mode))
+        return -EISDIR;
+    if ((flags & RENAME_NOREPLACE) && (lstat(sb, &st) == 0 || pending_exists(to)))
+        return -EEXIST;
+    pthread_rwlock_wrlock(&names_lock);
+    int n = pending_move(from, to, b->rel, 0);
+    rc = n < 0 ? n : 0;
+    int had_old = n > 0 && unlink(sa) == 0;
+    pthread_rwlock_unlock(&names_lock);
+    if (rc == 0 && had_old && a->area->unlinked)
+        a->area->unlinked(a->rel);
+    return n == 0 ? 1 : rc; /* closed meanwhile: an ordinary rename */
 }
 
 static int vfs_rename(const char *from, const char *to, unsigned int flags)
@@ -923,8 +1219,15 @@ static int vfs_rename(const char *from, const char *to, unsigned int flags)
             return -EEXIST;
         return a.area->rename_item ? a.area->rename_item(a.rel, b.rel) : -EPERM;
     }
+    if (is_hidden_name(to))
+        return hide_open_file(&a, from, to, sa);
+    if (is_hidden_name(from))
+        return -ENOENT;
     if (is_readonly(&a) || is_readonly(&b))
         return -EACCES;
+    rc = rename_open_writer(&a, &b, from, to, sa, sb, flags);
+    if (rc != 1)
+        return rc;
     struct stat st;
     if (lstat(sa, &st) != 0)
         return -errno;
@@ -1084,6 +1387,8 @@ static int vfs_create(const char *path, mode_t mode, struct fuse_file_info *fi)
         return rc == -ENOENT ? -EACCES : rc;
     if (vp.kind == VP_SUB && vp.area->check_create && (rc = vp.area->check_create(vp.rel)) != 0)
         return rc;
+    if (is_hidden_name(path))
+        return -EINVAL; /* libfuse's names for files unlinked while open */
     return open_writer(path, &vp, fi, 1, mode);
 }
 
@@ -1239,7 +1544,9 @@ static int vfs_flush(const char *path, struct fuse_file_info *fi)
     /* Not written to yet: this close is of a dup (a shell's `> f` opens,
      * dups onto stdout and closes the original before writing). Commit at
      * a later flush, or at release. */
-    int rc = fh->written || fh->failed ? writer_commit(fh) : 0;
+    int rc = fh->written || fh->failed || atomic_load(&fh->touched) || atomic_load(&fh->moved)
+                 ? writer_commit(fh)
+                 : 0;
     pthread_mutex_unlock(&fh->lock);
     return rc;
 }
@@ -1252,11 +1559,13 @@ static int vfs_release(const char *path, struct fuse_file_info *fi)
         return 0;
     if (fh->writer) {
         pthread_mutex_lock(&fh->lock);
-        if (fh->dirty || fh->failed)
+        if (fh->dirty || fh->failed || atomic_load(&fh->moved) || atomic_load(&fh->touched))
             writer_commit(fh);
         if (!fh->committed && !fh->discarded) {
             writer_drop(fh);
+            pthread_rwlock_rdlock(&names_lock);
             pending_remove(fh);
+            pthread_rwlock_unlock(&names_lock);
         }
         pthread_mutex_unlock(&fh->lock);
     }
@@ -1319,8 +1628,10 @@ static int vfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
             return -EFBIG;
         pthread_mutex_lock(&fh->lock);
         int rc = ftruncate(fh->fd, size) == 0 ? 0 : -errno;
-        if (rc == 0)
+        if (rc == 0) {
             fh->dirty = 1;
+            atomic_store(&fh->touched, 1);
+        }
         pthread_mutex_unlock(&fh->lock);
         return rc;
     }
@@ -1334,7 +1645,7 @@ static int vfs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
         return -EACCES;
     if (size > max_size_of(&vp))
         return -EFBIG;
-    rc = pending_with(path, fd_ftruncate, &size);
+    rc = pending_truncate(path, size);
     if (rc != -ENOENT)
         return rc;
     return truncate_committed(&vp, size);

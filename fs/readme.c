@@ -1,5 +1,6 @@
 /* readme.c: the text of MOUNT/README, the read-only guide at the top of
  * the mount. Kept short: the full guide is docs/user-guide.md. */
+#include "imglimits.h"
 #include "ops.h"
 
 static const char readme[] =
@@ -45,6 +46,6 @@ static const char readme[] =
     "\n"
     "Files ending in status, status.json, log and the result files are generated:\n"
     "they are read-only and always whole. A write that is refused (not JSON, an\n"
-    "image over 20 MB) fails at close() and the previous file stays.\n";
+    "image over " IMG_MAX_BYTES_TEXT ") fails at close() and the previous file stays.\n";
 
 const char *fs_readme_text(void) { return readme; }

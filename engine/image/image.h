@@ -21,8 +21,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Largest width or height accepted for decoding (the service's limit). */
-#define ENG_IMAGE_MAX_SIDE 10240
+#include "imglimits.h"
+
+/* Largest width or height accepted for decoding (the service's limit, from
+ * the one table of image limits). */
+#define ENG_IMAGE_MAX_SIDE IMG_MAX_SIDE
 /* Estimated peak memory of one decode above which it is refused. */
 #define ENG_IMAGE_MAX_DECODE_BYTES ((size_t)1 << 30)
 /* Files larger than this are not read (the product limit is 20 MB). */

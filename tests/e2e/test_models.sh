@@ -17,6 +17,8 @@ done
 $MK one "$SRC/one.png" stripes 7
 printf 'not an image at all\n' >"$SRC/text.png"
 $MKIMG "$SRC/tiny.png" 20 20 1
+$MKIMG "$SRC/edge50.png" 50 50 2
+$MKIMG "$SRC/edge51.png" 51 51 3
 
 vfs_mount
 for d in train test det; do
@@ -117,6 +119,13 @@ cp "$SRC/text.png" "$M/predict/text.png"
 check_eq "not an image" "InvalidImageFormat" "$(jq -r .error.code "$M/predict/text.png.json")"
 cp "$SRC/tiny.png" "$M/predict/tiny.png"
 check_eq "too small" "InvalidImageSize" "$(jq -r .error.code "$M/predict/tiny.png.json")"
+# one table of image limits (common/imglimits.h): predict/ refuses what a
+# dataset refuses, with the message built from the table
+cp "$SRC/edge50.png" "$SRC/edge51.png" "$M/predict/"
+check_eq "50x50: refused, as in a dataset" "InvalidImageSize" "$(jq -r .error.code "$M/predict/edge50.png.json")"
+check "50x50: the message gives the table's sides" \
+    grep -q "width and height over 50 and at most 10240 pixels" "$M/predict/edge50.png.json"
+check "51x51: predicted" jq -e '.customModelResult.tagsResult.values | length == 3' "$M/predict/edge51.png.json"
 check_eq "the message names the image as the user sees it" "1" \
     "$(jq -r .error.message "$M/predict/text.png.json" | grep -c -F "'predict/text.png'")"
 check "no store path in any predict/*.json" sh -c "! grep -l -F '$STORE' '$M'/predict/*.json"
