@@ -208,6 +208,7 @@ typedef struct conn_state {
     int over;    /* the body passed max: drained, then refused */
     int refused; /* an answer was queued on the first call */
     int image;   /* the route takes an image body */
+    double t0;   /* headers read (fs_trace_predict) */
 } conn_state;
 
 static const char *arg_of(const http_req *r, const char *name)
@@ -351,6 +352,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!st)
             return MHD_NO;
         *con_cls = st;
+        st->t0 = fs_now();
         return first_call(c, url, st);
     }
     if (st->refused) {
@@ -379,6 +381,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     http_resp out = {0};
+    double t1 = fs_now();
     const char *ctype = header(c, "Content-Type");
     if (!st->over && st->image && strncasecmp(ctype, "multipart/form-data", 19) == 0) {
         if (unwrap_multipart(c, st) != 0)
@@ -407,7 +410,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!out.status)
             http_error(&out, 500, "InternalServerError", "no answer", NULL);
     }
-    return send_resp(c, &out);
+    double t2 = fs_now();
+    enum MHD_Result rc = send_resp(c, &out);
+    if (fs_trace_predict())
+        fs_log("trace http %s %s: body %.2f ms (%zu bytes), handler %.2f, response queued %.2f",
+               method, url, 1e3 * (t1 - st->t0), st->len, 1e3 * (t2 - t1), 1e3 * (fs_now() - t2));
+    return rc;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
