@@ -50,7 +50,7 @@ static void *worker(void *arg)
         memset(&p, 0, sizeof p);
         memset(&err, 0, sizeof err);
         double t0 = wall(), c0 = thread_cpu();
-        fs_recipe_status st = fs_recipe_predict(r->m, r->images[i % r->nimages], &p, &err);
+        fs_recipe_status st = fs_recipe_predict(r->m, r->images[i % r->nimages], 1, &p, &err);
         r->lat[i] = wall() - t0;
         r->cpu[i] = thread_cpu() - c0;
         fs_recipe_prediction_release(&p);
@@ -103,7 +103,7 @@ int main(int argc, char **argv)
     /* one untimed call: backbones open lazily on the first */
     fs_recipe_prediction p;
     memset(&p, 0, sizeof p);
-    fs_recipe_predict(m, r.images[0], &p, &err);
+    fs_recipe_predict(m, r.images[0], 1, &p, &err);
     fs_recipe_prediction_release(&p);
     pthread_t *t = calloc((size_t)threads, sizeof *t);
     double t0 = wall();

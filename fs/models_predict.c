@@ -185,8 +185,8 @@ static void replace_all(char *s, size_t cap, const char *from, const char *to)
  * FS_CODE_NONE. A detector's drawing lands in pred. shown_as (may be NULL):
  * how the caller knows the file img, for messages. */
 static char *answer_image(srv *s, const char *name, int version, const char *img,
-                          const char *shown_as, fs_recipe_prediction *pred, fs_recipe_err *err,
-                          fs_code *code)
+                          const char *shown_as, int draw, fs_recipe_prediction *pred,
+                          fs_recipe_err *err, fs_code *code)
 {
     *code = FS_CODE_NONE;
     if (!s) {
@@ -194,7 +194,7 @@ static char *answer_image(srv *s, const char *name, int version, const char *img
         return error_json(*code, err->msg);
     }
     memset(err, 0, sizeof *err);
-    if (fs_recipe_predict(s->model, img, pred, err) == FS_RECIPE_OK)
+    if (fs_recipe_predict(s->model, img, draw, pred, err) == FS_RECIPE_OK)
         return prediction_json(name, version, s->recipe->wants_detection, pred);
     if (shown_as)
         replace_all(err->msg, sizeof err->msg, img, shown_as);
@@ -225,7 +225,7 @@ static void predict_one(mdl *m, const pend *p)
     }
     fs_code code;
     double t1 = fs_now(), c1 = cpu_now();
-    json = answer_image(s, name, version, img, NULL, &pred, &err, &code);
+    json = answer_image(s, name, version, img, NULL, 1, &pred, &err, &code);
     double t2 = fs_now(), c2 = cpu_now();
     struct stat st;
     if (json && stat(img, &st) == 0) {
@@ -495,7 +495,9 @@ static void ajob_run(void *arg)
     snprintf(name, sizeof name, "%s", j->m->name);
     int version = j->m->imported ? 0 : j->m->served_version;
     pthread_mutex_unlock(&g_models.mu);
-    j->json = answer_image(s, name, version, j->img, j->shown_as, &pred, &err, &j->code);
+    /* no boxes drawn: the HTTP answer has no image (a full-size decode and
+     * encode of the photo saved) */
+    j->json = answer_image(s, name, version, j->img, j->shown_as, 0, &pred, &err, &j->code);
     if (s)
         srv_put(s);
     fs_recipe_prediction_release(&pred);
