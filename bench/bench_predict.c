@@ -7,6 +7,9 @@
  *
  *   bench_predict MODEL.safetensors THREADS N IMAGE...
  *
+ * A detector draws X.boxes.jpg as predict/ does; BENCH_DRAW=0 leaves that
+ * out, as the HTTP analyze call does.
+ *
  * Backbones are found as the daemon finds them (fs_models_backbones_list:
  * $XDG_DATA_HOME/visionfs/backbones or ~/.local/share/visionfs/backbones).
  */
@@ -30,6 +33,7 @@ typedef struct run {
     const fs_recipe_model *m;
     char **images;
     int nimages, n;
+    int draw; /* a detector draws X.boxes.jpg, as predict/ does (BENCH_DRAW=0: as analyze) */
     int next, failed; /* under mu */
     double *lat;      /* per call, seconds */
     double *cpu;      /* per call, the calling thread's CPU seconds */
@@ -50,7 +54,7 @@ static void *worker(void *arg)
         memset(&p, 0, sizeof p);
         memset(&err, 0, sizeof err);
         double t0 = wall(), c0 = thread_cpu();
-        fs_recipe_status st = fs_recipe_predict(r->m, r->images[i % r->nimages], 1, &p, &err);
+        fs_recipe_status st = fs_recipe_predict(r->m, r->images[i % r->nimages], r->draw, &p, &err);
         r->lat[i] = wall() - t0;
         r->cpu[i] = thread_cpu() - c0;
         fs_recipe_prediction_release(&p);
@@ -97,6 +101,8 @@ int main(int argc, char **argv)
     r.images = argv + 4;
     r.nimages = argc - 4;
     r.n = n;
+    const char *dr = getenv("BENCH_DRAW");
+    r.draw = !(dr && strcmp(dr, "0") == 0);
     r.lat = calloc((size_t)n, sizeof *r.lat);
     r.cpu = calloc((size_t)n, sizeof *r.cpu);
     pthread_mutex_init(&r.mu, NULL);
