@@ -163,6 +163,10 @@ int fs_shared(void);
 int fs_ncpu(void);
 /* Seconds on the monotonic clock. */
 double fs_now(void);
+/* 1 when VFS_TRACE_PREDICT is set in the daemon's environment: each
+ * prediction (predict/ and HTTP analyze) logs its stages' times (queue
+ * wait, engine, result file, request body, temp file) in milliseconds. */
+int fs_trace_predict(void);
 int fs_ends_with(const char *s, const char *suffix);
 /* The whole of a regular file (not a symlink) of at most max bytes, NUL
  * terminated; *len (may be NULL) gets its length. A new buffer, or NULL. */

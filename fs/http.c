@@ -12,6 +12,7 @@
 
 #include "area.h"
 #include "http_int.h"
+#include "jobs.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -33,6 +34,9 @@
 static int listen_fd = -1, listen_v6;
 static char key[2 * KEY_BYTES + 1];
 static struct MHD_Daemon *daemon_;
+/* Prediction calls are routed here, off libmicrohttpd's pool threads, with
+ * their connections suspended meanwhile (see on_request). */
+static fs_jobq *callq;
 
 /* ---- key ---- */
 
@@ -205,10 +209,15 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, http_resp *r)
 typedef struct conn_state {
     char *body;
     size_t len, cap, max;
-    int over;    /* the body passed max: drained, then refused */
-    int refused; /* an answer was queued on the first call */
-    int image;   /* the route takes an image body */
+    int over;      /* the body passed max: drained, then refused */
+    int refused;   /* an answer was queued on the first call */
+    int image;     /* the route takes an image body */
+    int call;      /* CALL_*: a prediction routed on a call thread */
+    http_resp out; /* that call's answer, sent when the connection resumes */
+    double t0, t1; /* headers read, body read (fs_trace_predict) */
 } conn_state;
+
+enum { CALL_NONE = 0, CALL_RUNNING, CALL_DONE };
 
 static const char *arg_of(const http_req *r, const char *name)
 {
@@ -339,6 +348,78 @@ static enum MHD_Result first_call(struct MHD_Connection *c, const char *url, con
     return send_resp(c, &out);
 }
 
+/* Sends out (the last call of a request), with its stage times when
+ * fs_trace_predict. */
+static enum MHD_Result answer(struct MHD_Connection *c, const char *url, const char *method,
+                              const conn_state *st, http_resp *out)
+{
+    double t2 = fs_now();
+    enum MHD_Result rc = send_resp(c, out);
+    if (fs_trace_predict())
+        fs_log("trace http %s %s: body %.2f ms (%zu bytes), handler %.2f, response queued %.2f",
+               method, url, 1e3 * (st->t1 - st->t0), st->len, 1e3 * (t2 - st->t1),
+               1e3 * (fs_now() - t2));
+    return rc;
+}
+
+/* ---- prediction calls: off the pool threads ----
+ *
+ * A prediction waits for the engine (tens of milliseconds, longer behind a
+ * queue) or for a download. Waiting on a libmicrohttpd pool thread stalls
+ * every other connection that thread serves (4 threads on 2 cores: at 8
+ * clients, p99 was 8 times the engine's). So the connection is suspended,
+ * the call is routed on a call thread that may block, and the answer is
+ * sent when the call resumes the connection; the pool thread goes on
+ * serving its other connections meanwhile. */
+
+typedef struct call {
+    struct MHD_Connection *c;
+    conn_state *st;
+    http_req r; /* strings borrowed from the connection, kept while suspended */
+    int ran;
+} call;
+
+static void call_run(void *arg)
+{
+    call *j = arg;
+    j->ran = 1;
+    http_route(&j->r, &j->st->out);
+    if (!j->st->out.status)
+        http_error(&j->st->out, 500, "InternalServerError", "no answer", NULL);
+}
+
+/* After the call ran, or instead of it (the server is stopping): resumes
+ * the connection, whose handler then sends st->out. */
+static void call_done(void *arg)
+{
+    call *j = arg;
+    if (!j->ran)
+        http_error(&j->st->out, 503, "ServiceUnavailable", "the mount is stopping", NULL);
+    j->st->call = CALL_DONE;
+    MHD_resume_connection(j->c);
+    free(j);
+}
+
+/* 0 when the call was handed to a call thread (the connection suspended). */
+static int call_start(struct MHD_Connection *c, conn_state *st, const http_req *r)
+{
+    call *j = calloc(1, sizeof *j);
+    if (!j)
+        return -1;
+    j->c = c;
+    j->st = st;
+    j->r = *r;
+    st->call = CALL_RUNNING;
+    MHD_suspend_connection(c);
+    if (fs_jobq_push(callq, 0, call_run, call_done, j) != FS_JOBQ_OK) {
+        st->call = CALL_NONE;
+        MHD_resume_connection(c);
+        free(j);
+        return -1;
+    }
+    return 0;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
                                   const char *method, const char *version, const char *upload,
                                   size_t *upload_size, void **con_cls)
@@ -351,6 +432,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         if (!st)
             return MHD_NO;
         *con_cls = st;
+        st->t0 = fs_now();
         return first_call(c, url, st);
     }
     if (st->refused) {
@@ -378,7 +460,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         st->len += n;
         return MHD_YES;
     }
+    if (st->call == CALL_RUNNING)
+        return MHD_YES; /* not resumed yet (libmicrohttpd may ask again) */
+    if (st->call == CALL_DONE)
+        return answer(c, url, method, st, &st->out);
     http_resp out = {0};
+    st->t1 = fs_now();
     const char *ctype = header(c, "Content-Type");
     if (!st->over && st->image && strncasecmp(ctype, "multipart/form-data", 19) == 0) {
         if (unwrap_multipart(c, st) != 0)
@@ -403,11 +490,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r.arg = arg_of;
         r.header = header_of;
         r.conn = c;
+        if (callq && http_route_predicts(url) && call_start(c, st, &r) == 0)
+            return MHD_YES; /* answered when the call resumes the connection */
         http_route(&r, &out);
         if (!out.status)
             http_error(&out, 500, "InternalServerError", "no answer", NULL);
     }
-    return send_resp(c, &out);
+    return answer(c, url, method, st, &out);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
@@ -419,6 +508,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     conn_state *st = *con_cls;
     if (st) {
         free(st->body);
+        free(st->out.body);
         free(st);
     }
     *con_cls = NULL;
@@ -429,13 +519,22 @@ void fs_http_start(void)
     if (listen_fd < 0 || daemon_)
         return;
     unsigned pool = (unsigned)(fs_ncpu() * 2 < 4 ? 4 : fs_ncpu() * 2);
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
     if (listen_v6)
         flags |= MHD_USE_IPv6;
-    /* analyze calls wait for the engine on a pool thread, so the pool is
-     * larger than the cores; connections are limited so a flood of idle
-     * ones cannot exhaust file descriptors, and an idle connection is
-     * closed after a minute (a slow client holds no thread meanwhile) */
+    /* prediction calls wait on call threads (the prediction queue caps how
+     * many images the engine works on; the rest of them wait for it, or
+     * for a download); if the call threads cannot start, they wait on the
+     * pool threads as before */
+    int ncall = fs_ncpu() * 4 < 8 ? 8 : fs_ncpu() * 4;
+    callq = fs_jobq_new("http-call", ncall);
+    if (callq && fs_jobq_start(callq) != FS_JOBQ_OK) {
+        fs_jobq_free(callq);
+        callq = NULL;
+    }
+    /* connections are limited so a flood of idle ones cannot exhaust file
+     * descriptors, and an idle connection is closed after a minute (a slow
+     * client holds no thread meanwhile) */
     daemon_ =
         MHD_start_daemon(flags, 0, NULL, NULL, on_request, NULL, MHD_OPTION_LISTEN_SOCKET,
                          listen_fd, MHD_OPTION_THREAD_POOL_SIZE, pool, MHD_OPTION_CONNECTION_LIMIT,
@@ -447,6 +546,10 @@ void fs_http_start(void)
 
 void fs_http_stop(void)
 {
+    /* every suspended connection resumed (answered, or 503 for a call not
+     * started) before libmicrohttpd stops */
+    fs_jobq_free(callq);
+    callq = NULL;
     if (daemon_)
         MHD_stop_daemon(daemon_); /* also closes the listening socket */
     else if (listen_fd >= 0)

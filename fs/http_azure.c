@@ -74,6 +74,14 @@ int http_route_takes_image(const char *path)
     return strcmp(clean, BASE "/imageanalysis:analyze") == 0 || http_cv_takes_image(clean);
 }
 
+int http_route_predicts(const char *path)
+{
+    char clean[2048];
+    if (!squeeze(path, clean, sizeof clean))
+        return 0;
+    return strcmp(clean, BASE "/imageanalysis:analyze") == 0 || http_cv_predicts(clean);
+}
+
 /* One item of a collection: GET, PUT, DELETE (and :cancel for models). */
 static void item(const http_req *r, http_resp *out, const char *area, const char *name)
 {

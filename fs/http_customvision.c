@@ -96,6 +96,12 @@ static int cv_parse(const char *path, cv_route *rt)
     return 1;
 }
 
+int http_cv_predicts(const char *path)
+{
+    cv_route rt;
+    return cv_parse(path, &rt);
+}
+
 int http_cv_takes_image(const char *path)
 {
     cv_route rt;

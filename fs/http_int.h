@@ -38,6 +38,10 @@ typedef struct http_resp {
 
 /* 1 when path is one of the image routes, whose bodies may be 20 MB. */
 int http_route_takes_image(const char *path);
+/* 1 when path is a prediction route (analyze, Custom Vision's classify and
+ * detect, image or URL): its answer waits for the engine (or a download),
+ * so http.c suspends the connection and routes it on a call thread. */
+int http_route_predicts(const char *path);
 /* The first look at a request, before any body is read: the key (r's
  * Ocp-Apim-Subscription-Key header, or Prediction-Key under /customvision/)
  * must be want_key, and a declared Content-Length must fit the route's cap.
@@ -107,6 +111,8 @@ void http_predict(const http_req *r, http_resp *out, const char *model, http_img
 /* 1 when path is under /customvision/ (any case): its answers and errors
  * use Custom Vision's shapes. */
 int http_cv_path(const char *path);
+/* 1 when path is any Custom Vision prediction route. */
+int http_cv_predicts(const char *path);
 /* 1 when path is a Custom Vision /image route (bodies up to 20 MB). */
 int http_cv_takes_image(const char *path);
 /* Custom Vision's error body {"code", "message"}. */

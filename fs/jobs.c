@@ -1,6 +1,10 @@
 /* jobs.c: the background job queue of jobs.h.
  *
- * A singly linked FIFO under one mutex; `work` wakes workers, `idle` wakes
+ * A singly linked FIFO under one mutex. Each worker sleeps on its own
+ * condition variable, and a push wakes the worker that went idle last (a
+ * stack of idle workers): one client sending one image at a time is
+ * answered by the same thread every time, its caches, malloc arena and
+ * engine scratch warm, instead of by the workers in turn. `idle` wakes
  * fs_jobq_drain. Workers run jobs without the lock held. Once a queue has
  * drained and stayed empty for TRIM_DELAY_S, an idle worker gives freed
  * memory back to the system (malloc_trim): after a burst, not between the
@@ -19,6 +23,13 @@
 
 #define TRIM_DELAY_S 1
 
+typedef struct jobq_worker {
+    struct fs_jobq *q;
+    pthread_cond_t wake;
+    struct jobq_worker *next_idle; /* the idle stack, under q->mu */
+    int idle;                      /* on the idle stack */
+} jobq_worker;
+
 typedef struct jobq_job {
     struct jobq_job *next;
     uint64_t key;
@@ -29,8 +40,9 @@ typedef struct jobq_job {
 
 struct fs_jobq {
     pthread_mutex_t mu; /* leaf lock: guards everything below */
-    pthread_cond_t work;
     pthread_cond_t idle;
+    jobq_worker *workers;  /* nthreads of them */
+    jobq_worker *idle_top; /* the worker that went idle last */
     jobq_job *head, *tail;
     size_t queued, running;
     int stopping, started, nthreads;
@@ -47,27 +59,53 @@ fs_jobq *fs_jobq_new(const char *name, int nthreads)
         return NULL;
     q->nthreads = nthreads < 1 ? 1 : nthreads;
     q->threads = calloc((size_t)q->nthreads, sizeof *q->threads);
-    if (!q->threads) {
+    q->workers = calloc((size_t)q->nthreads, sizeof *q->workers);
+    if (!q->threads || !q->workers) {
+        free(q->threads);
+        free(q->workers);
         free(q);
         return NULL;
     }
     pthread_mutex_init(&q->mu, NULL);
-    pthread_cond_init(&q->work, NULL);
     pthread_cond_init(&q->idle, NULL);
+    for (int i = 0; i < q->nthreads; i++) {
+        q->workers[i].q = q;
+        pthread_cond_init(&q->workers[i].wake, NULL);
+    }
     snprintf(q->name, sizeof q->name, "%s", name ? name : "jobs");
     return q;
 }
 
-/* Waits for work (lock held); trims once the queue stayed drained until
- * trim_at. */
-static void wait_for_work(fs_jobq *q)
+static void idle_push(fs_jobq *q, jobq_worker *w)
+{
+    w->next_idle = q->idle_top;
+    q->idle_top = w;
+    w->idle = 1;
+}
+
+static void idle_remove(fs_jobq *q, jobq_worker *w)
+{
+    for (jobq_worker **p = &q->idle_top; *p; p = &(*p)->next_idle) {
+        if (*p == w) {
+            *p = w->next_idle;
+            break;
+        }
+    }
+    w->idle = 0;
+}
+
+/* Waits for work (lock held) on the idle stack; trims once the queue
+ * stayed drained until trim_at. */
+static void wait_for_work(fs_jobq *q, jobq_worker *w)
 {
     while (!q->head && !q->stopping) {
+        if (!w->idle)
+            idle_push(q, w);
         if (!q->trim_due) {
-            pthread_cond_wait(&q->work, &q->mu);
+            pthread_cond_wait(&w->wake, &q->mu);
             continue;
         }
-        if (pthread_cond_timedwait(&q->work, &q->mu, &q->trim_at) != ETIMEDOUT || !q->trim_due)
+        if (pthread_cond_timedwait(&w->wake, &q->mu, &q->trim_at) != ETIMEDOUT || !q->trim_due)
             continue;
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
@@ -82,14 +120,17 @@ static void wait_for_work(fs_jobq *q)
             pthread_mutex_lock(&q->mu);
         }
     }
+    if (w->idle)
+        idle_remove(q, w);
 }
 
-static void *jobq_worker(void *p)
+static void *worker_main(void *p)
 {
-    fs_jobq *q = p;
+    jobq_worker *w = p;
+    fs_jobq *q = w->q;
     pthread_mutex_lock(&q->mu);
     for (;;) {
-        wait_for_work(q);
+        wait_for_work(q, w);
         if (q->stopping)
             break;
         jobq_job *j = q->head;
@@ -130,7 +171,7 @@ fs_jobq_status fs_jobq_start(fs_jobq *q)
     pthread_mutex_unlock(&q->mu);
     int made = 0;
     for (; made < q->nthreads; made++) {
-        if (pthread_create(&q->threads[made], NULL, jobq_worker, q) != 0)
+        if (pthread_create(&q->threads[made], NULL, worker_main, &q->workers[made]) != 0)
             break;
         char tn[32];
         snprintf(tn, sizeof tn, "%.10s-%d", q->name, made);
@@ -165,7 +206,13 @@ fs_jobq_status fs_jobq_push(fs_jobq *q, uint64_t key, fs_job_run_fn run, fs_job_
         q->head = j;
     q->tail = j;
     q->queued++;
-    pthread_cond_signal(&q->work);
+    jobq_worker *w = q->idle_top;
+    if (w) { /* the worker that went idle last; it leaves the stack now, so
+              * a second push wakes another */
+        q->idle_top = w->next_idle;
+        w->idle = 0;
+        pthread_cond_signal(&w->wake);
+    }
     pthread_mutex_unlock(&q->mu);
     return FS_JOBQ_OK;
 }
@@ -243,7 +290,8 @@ void fs_jobq_stop(fs_jobq *q)
     jobq_job *list = jobq_take(q, 0, 1, &n);
     int started = q->started;
     q->started = 0;
-    pthread_cond_broadcast(&q->work);
+    for (int i = 0; i < q->nthreads; i++)
+        pthread_cond_signal(&q->workers[i].wake);
     pthread_cond_broadcast(&q->idle);
     pthread_mutex_unlock(&q->mu);
     jobq_drop_list(list);
@@ -257,8 +305,10 @@ void fs_jobq_free(fs_jobq *q)
         return;
     fs_jobq_stop(q);
     pthread_mutex_destroy(&q->mu);
-    pthread_cond_destroy(&q->work);
+    for (int i = 0; i < q->nthreads; i++)
+        pthread_cond_destroy(&q->workers[i].wake);
     pthread_cond_destroy(&q->idle);
+    free(q->workers);
     free(q->threads);
     free(q);
 }

@@ -68,9 +68,10 @@ static int rank_cmp(const void *a, const void *b)
 }
 
 static fs_recipe_status cls_predict(const void *model, eng_backbone *const *bbs, int nbb,
-                                    const char *path, int width, int height,
+                                    const char *path, int width, int height, int draw,
                                     fs_recipe_prediction *out, fs_recipe_err *err)
 {
+    (void)draw;
     int ncat = eng_cls_ncat(model);
     float *probs = calloc((size_t)ncat, sizeof *probs);
     cls_rank *rk = calloc((size_t)ncat, sizeof *rk);

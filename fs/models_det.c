@@ -53,7 +53,7 @@ static void det_free(void *model) { eng_detector_free(model); }
 /* ---- prediction: objects, and the image with their boxes drawn ---- */
 
 static fs_recipe_status det_predict(const void *model, eng_backbone *const *bbs, int nbb,
-                                    const char *path, int width, int height,
+                                    const char *path, int width, int height, int draw,
                                     fs_recipe_prediction *out, fs_recipe_err *err)
 {
     (void)width;
@@ -62,7 +62,7 @@ static fs_recipe_status det_predict(const void *model, eng_backbone *const *bbs,
     int n = 0, w = 0, h = 0;
     eng_diag d = {{0}};
     eng_status st = eng_det_predict(model, bbs, nbb, path, 1, &o, &n, &w, &h, &d);
-    if (st == ENG_OK)
+    if (st == ENG_OK && draw)
         st = eng_det_draw(model, path, o, n, &out->boxes_jpg, &out->boxes_jpg_len, &d);
     if (st == ENG_OK && !(out->objects = calloc((size_t)n + 1, sizeof *out->objects))) {
         st = ENG_ENOMEM;

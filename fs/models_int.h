@@ -50,6 +50,7 @@ typedef struct srv {
 typedef struct pend {
     struct pend *next;
     char rel[FS_PATH_MAX]; /* "predict/a/b.png" under the model */
+    double queued;         /* fs_now() when queued (fs_trace_predict) */
 } pend;
 
 /* A running or queued evaluation. */

@@ -27,6 +27,15 @@
 
 /* ---- prediction --------------------------------------------------------- */
 
+/* This thread's CPU time in seconds (fs_trace_predict: an engine stage
+ * that takes longer than its CPU time waited for a core). */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
 typedef struct pjob {
     mdl *m;
     pend *p;
@@ -176,8 +185,8 @@ static void replace_all(char *s, size_t cap, const char *from, const char *to)
  * FS_CODE_NONE. A detector's drawing lands in pred. shown_as (may be NULL):
  * how the caller knows the file img, for messages. */
 static char *answer_image(srv *s, const char *name, int version, const char *img,
-                          const char *shown_as, fs_recipe_prediction *pred, fs_recipe_err *err,
-                          fs_code *code)
+                          const char *shown_as, int draw, fs_recipe_prediction *pred,
+                          fs_recipe_err *err, fs_code *code)
 {
     *code = FS_CODE_NONE;
     if (!s) {
@@ -185,7 +194,7 @@ static char *answer_image(srv *s, const char *name, int version, const char *img
         return error_json(*code, err->msg);
     }
     memset(err, 0, sizeof *err);
-    if (fs_recipe_predict(s->model, img, pred, err) == FS_RECIPE_OK)
+    if (fs_recipe_predict(s->model, img, draw, pred, err) == FS_RECIPE_OK)
         return prediction_json(name, version, s->recipe->wants_detection, pred);
     if (shown_as)
         replace_all(err->msg, sizeof err->msg, img, shown_as);
@@ -197,6 +206,7 @@ static char *answer_image(srv *s, const char *name, int version, const char *img
 /* Answers one image of predict/ in the daemon. */
 static void predict_one(mdl *m, const pend *p)
 {
+    double t0 = fs_now();
     fs_recipe_err err = {0};
     char *json = NULL, img[FS_PATH_MAX];
     fs_recipe_prediction pred;
@@ -214,7 +224,9 @@ static void predict_one(mdl *m, const pend *p)
         return;
     }
     fs_code code;
-    json = answer_image(s, name, version, img, NULL, &pred, &err, &code);
+    double t1 = fs_now(), c1 = cpu_now();
+    json = answer_image(s, name, version, img, NULL, 1, &pred, &err, &code);
+    double t2 = fs_now(), c2 = cpu_now();
     struct stat st;
     if (json && stat(img, &st) == 0) {
         char out[FS_PATH_MAX];
@@ -237,6 +249,11 @@ static void predict_one(mdl *m, const pend *p)
             free(e);
         }
     }
+    if (fs_trace_predict())
+        fs_log("trace predict %s/%s: queue %.2f ms, model %.2f, engine %.2f (cpu %.2f), result "
+               "file %.2f",
+               name, p->rel, 1e3 * (t0 - p->queued), 1e3 * (t1 - t0), 1e3 * (t2 - t1),
+               1e3 * (c2 - c1), 1e3 * (fs_now() - t2));
     free(json);
     fs_recipe_prediction_release(&pred);
     if (s)
@@ -430,6 +447,7 @@ void mdl_predict_queue(mdl *m, const char *sub)
         return;
     }
     snprintf(p->rel, sizeof p->rel, "%s", sub);
+    p->queued = fs_now();
     char out[FS_PATH_MAX];
     snprintf(out, sizeof out, "%s.json", sub);
     pthread_mutex_lock(&g_models.mu);
@@ -458,6 +476,7 @@ typedef struct ajob {
     char *json;
     fs_code code;
     int done;
+    double t_push, t_start, t_end, cpu; /* fs_trace_predict */
     pthread_mutex_t mu;
     pthread_cond_t cv;
 } ajob;
@@ -465,6 +484,8 @@ typedef struct ajob {
 static void ajob_run(void *arg)
 {
     ajob *j = arg;
+    j->t_start = fs_now();
+    double c0 = cpu_now();
     fs_recipe_err err = {0};
     fs_recipe_prediction pred;
     memset(&pred, 0, sizeof pred);
@@ -474,10 +495,14 @@ static void ajob_run(void *arg)
     snprintf(name, sizeof name, "%s", j->m->name);
     int version = j->m->imported ? 0 : j->m->served_version;
     pthread_mutex_unlock(&g_models.mu);
-    j->json = answer_image(s, name, version, j->img, j->shown_as, &pred, &err, &j->code);
+    /* no boxes drawn: the HTTP answer has no image (a full-size decode and
+     * encode of the photo saved) */
+    j->json = answer_image(s, name, version, j->img, j->shown_as, 0, &pred, &err, &j->code);
     if (s)
         srv_put(s);
     fs_recipe_prediction_release(&pred);
+    j->t_end = fs_now();
+    j->cpu = cpu_now() - c0;
 }
 
 static void ajob_drop(void *arg)
@@ -508,6 +533,7 @@ int fs_models_analyze(const char *model, const char *img, const char *shown_as, 
     fs_jobq *q = g_models.predq;
     pthread_mutex_unlock(&g_models.mu);
     int rc = 0;
+    j.t_push = fs_now();
     /* on the prediction queue, like predict/: the same worker count caps
      * how many images the engine works on at once */
     if (!q || fs_jobq_push(q, 0, ajob_run, ajob_drop, &j) != FS_JOBQ_OK) {
@@ -519,6 +545,11 @@ int fs_models_analyze(const char *model, const char *img, const char *shown_as, 
         pthread_mutex_unlock(&j.mu);
         if (!j.json)
             rc = -ESHUTDOWN; /* dropped: the mount is stopping */
+        if (fs_trace_predict() && j.json)
+            fs_log("trace analyze %s: queue %.2f ms, engine %.2f (cpu %.2f), back to the caller "
+                   "%.2f",
+                   model, 1e3 * (j.t_start - j.t_push), 1e3 * (j.t_end - j.t_start), 1e3 * j.cpu,
+                   1e3 * (fs_now() - j.t_end));
     }
     pthread_cond_destroy(&j.cv);
     pthread_mutex_destroy(&j.mu);

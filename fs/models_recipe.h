@@ -127,9 +127,11 @@ typedef struct fs_recipe {
     const char *(*backbone_needed)(const void *model, int i, const char **checksum);
     void (*free)(void *model);
 
-    /* The kind's own answer for one image (Azure's image checks done). */
+    /* The kind's own answer for one image (Azure's image checks done);
+     * draw: a detector also draws out->boxes_jpg (predict/ writes it; the
+     * HTTP answer has no use for it). */
     fs_recipe_status (*predict)(const void *model, eng_backbone *const *bbs, int nbb,
-                                const char *image_path, int width, int height,
+                                const char *image_path, int width, int height, int draw,
                                 fs_recipe_prediction *out, fs_recipe_err *err);
     /* May be NULL: adjusts the COCO results of an evaluation. */
     void (*after_evaluate)(const fs_recipe_dataset *ds, char **predictions_json);
@@ -142,8 +144,10 @@ typedef struct fs_recipe {
 fs_recipe_status fs_recipe_train(const fs_recipe *r, const fs_recipe_train_in *in,
                                  fs_recipe_model **model, char **evaluation_json,
                                  fs_recipe_err *err);
-/* Scores one image; safe to call on one model from many threads at once. */
-fs_recipe_status fs_recipe_predict(const fs_recipe_model *m, const char *image_path,
+/* Scores one image; safe to call on one model from many threads at once.
+ * draw: a detector also draws out->boxes_jpg (a full-size decode and JPEG
+ * encode of the image: only predict/ writes it). */
+fs_recipe_status fs_recipe_predict(const fs_recipe_model *m, const char *image_path, int draw,
                                    fs_recipe_prediction *out, fs_recipe_err *err);
 /* Evaluates on a dataset: metrics (SPEC section 5 names) and COCO results
  * [{image_id, category_id, bbox (pixels), score}]; both new strings. */

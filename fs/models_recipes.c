@@ -411,14 +411,14 @@ static fs_recipe_status check_image(const char *path, int *w, int *h, fs_recipe_
     return FS_RECIPE_OK;
 }
 
-fs_recipe_status fs_recipe_predict(const fs_recipe_model *m, const char *path,
+fs_recipe_status fs_recipe_predict(const fs_recipe_model *m, const char *path, int draw,
                                    fs_recipe_prediction *out, fs_recipe_err *err)
 {
     memset(out, 0, sizeof *out);
     int w = 0, h = 0;
     if (check_image(path, &w, &h, err) != FS_RECIPE_OK)
         return FS_RECIPE_EFAIL;
-    return m->r->predict(m->m, m->bbs, m->nbb, path, w, h, out, err);
+    return m->r->predict(m->m, m->bbs, m->nbb, path, w, h, draw, out, err);
 }
 
 fs_recipe_status fs_recipe_engine_predict_failed(fs_recipe_err *err, eng_status st, const char *msg)

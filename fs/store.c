@@ -353,6 +353,16 @@ double fs_now(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+int fs_trace_predict(void)
+{
+    static _Atomic int on = -1; /* every thread computes the same value */
+    if (on < 0) {
+        const char *e = getenv("VFS_TRACE_PREDICT");
+        on = e && *e && strcmp(e, "0") != 0;
+    }
+    return on;
+}
+
 int fs_ends_with(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);
