@@ -82,6 +82,7 @@ const mdl_file mdl_files[] = {
     {"predict", 0},
     {"evaluations", 0},
     {"model.safetensors", 0}, /* read-only while trained or training (see is_readonly) */
+    {MDL_ONNX_FILE, 1},       /* generated on first read (models_onnx.c) */
     {NULL, 0},
 };
 
@@ -224,6 +225,12 @@ static void mdl_load_state(mdl *m)
     struct stat st;
     if (mdl_path_locked(m, "model.safetensors", path, sizeof path) == 0 && stat(path, &st) == 0)
         m->has_model = 1;
+    /* a model served before model.onnx existed gets its placeholder */
+    if (m->has_model && mdl_path_locked(m, MDL_ONNX_FILE, path, sizeof path) == 0) {
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        if (fd >= 0)
+            close(fd);
+    }
 }
 
 mdl *mdl_find_locked(const char *name)

@@ -1,0 +1,92 @@
+# test_models_onnx.sh: models/NAME/model.onnx as a user meets it: listed
+# for a succeeded model, read-only, generated on first read (cached: a second
+# read gives the same bytes without a new export in the log), checked by
+# onnx.checker, and run by onnxruntime on 20 real photos resized the way the
+# docs say (Pillow BILINEAR squash): the same top-1 and every probability
+# within 1e-4 of predict/. Retraining puts a fresh export in place.
+# Needs ../shared/datasets (real photos) and pip (onnx, onnxruntime pinned,
+# in a venv outside the tree); skips (77) without them.
+source "$(dirname "$0")/lib.sh"
+
+need_backbone efficientnet-lite0
+SHARED=""
+for s in "$E2E_DIR/../../../shared" /work/shared; do
+    [ -d "$s/datasets/clothing/images" ] && SHARED=$(cd "$s" && pwd) && break
+done
+[ -n "$SHARED" ] || { echo "skipped: ../shared/datasets/clothing not found"; exit 77; }
+CL=$SHARED/datasets/clothing
+PIX=$(dirname "$VFS_BIN")/tests/vfs_pixels
+[ -x "$PIX" ] || { echo "no $PIX (built with visionfs)"; exit 1; }
+
+PYO=${XDG_CACHE_HOME:-$HOME/.cache}/visionfs/pyonnx
+want='import onnx, onnxruntime, numpy, PIL; assert onnx.__version__ == "1.16.2" and onnxruntime.__version__ == "1.19.2"'
+if ! "$PYO/bin/python3" -c "$want" 2>/dev/null; then
+    python3 -m venv "$PYO" && "$PYO/bin/pip" install -q onnx==1.16.2 onnxruntime==1.19.2 \
+        numpy==1.26.4 pillow==10.4.0 || true
+fi
+"$PYO/bin/python3" -c "$want" 2>/dev/null || { echo "skipped: cannot pip install onnx/onnxruntime"; exit 77; }
+
+# a small clothing set: 4 categories x 4 training images, 20 test photos
+python3 - "$CL" "$SRC" <<'PY'
+import json, os, shutil, sys
+cl, out = sys.argv[1], sys.argv[2]
+tr = json.load(open(os.path.join(cl, "train.json")))
+te = json.load(open(os.path.join(cl, "test.json")))
+keep = ["dress", "hat", "pants", "shoes"]
+cid = {c["id"]: c["name"] for c in tr["categories"]}
+lab = {a["image_id"]: cid[a["category_id"]] for a in tr["annotations"]}
+os.makedirs(os.path.join(out, "train/images"))
+imgs, anns, per = [], [], {k: 0 for k in keep}
+for im in tr["images"]:
+    c = lab.get(im["id"])
+    if c in per and per[c] < 4:
+        per[c] += 1
+        shutil.copy(os.path.join(cl, im["file_name"]), os.path.join(out, "train", im["file_name"]))
+        imgs.append(im)
+        anns.append({"id": len(anns) + 1, "image_id": im["id"], "category_id": keep.index(c) + 1})
+json.dump({"images": imgs, "annotations": anns,
+           "categories": [{"id": i + 1, "name": k} for i, k in enumerate(keep)]},
+          open(os.path.join(out, "train/annotations.json"), "w"))
+os.makedirs(os.path.join(out, "photos"))
+for im in te["images"][:20]:
+    shutil.copy(os.path.join(cl, im["file_name"]), os.path.join(out, "photos"))
+PY
+
+vfs_mount
+mkdir "$MNT/datasets/cl"
+cp -r "$SRC/train/." "$MNT/datasets/cl/"
+check "dataset ready" wait_status "$MNT/datasets/cl/status" ready 120
+
+M=$MNT/models/c
+mkdir "$M"
+check "model.onnx hidden before training" test ! -e "$M/model.onnx"
+echo '{"dataset": "cl", "budget_minutes": 3}' >"$SRC/train.json"
+cp "$SRC/train.json" "$M/train.json"
+check "classifier trained" wait_status "$M/status" succeeded 500
+echo "recipe: $(jq -c '.recipe // .stopReason' "$M/evaluation.json" | head -c 600)"
+check "model.onnx listed" bash -c "ls '$M' | grep -qx model.onnx"
+check "model.onnx is read-only" test ! -w "$M/model.onnx"
+check_err "writing model.onnx refused" "Permission denied" cp "$SRC/train.json" "$M/model.onnx"
+
+cp "$SRC"/photos/* "$M/predict/"
+for f in "$SRC"/photos/*; do cat "$M/predict/$(basename "$f").json" >/dev/null; done
+
+check "model.onnx read" cp "$M/model.onnx" "$SRC/a.onnx"
+echo "model.onnx: $(stat -c %s "$SRC/a.onnx") bytes"
+check "the first read exported it (log)" grep -q "model.onnx exported" "$M/log"
+check "a second read gives the same bytes" cmp -s "$SRC/a.onnx" "$M/model.onnx"
+check_eq "and did not export again" "1" "$(grep -c 'model.onnx exported' "$M/log")"
+mkdir -p "$SRC/pred"
+cp "$M"/predict/*.json "$SRC/pred/"
+check "onnxruntime agrees with predict/ on 20 photos" \
+    "$PYO/bin/python3" "$E2E_DIR/test_models_onnx_check.py" "$SRC/a.onnx" "$SRC/pred" "$PIX" "$SRC"/photos/*
+
+# retraining drops the cached export
+echo '{"dataset": "cl", "budget_minutes": 1}' >"$SRC/train2.json"
+cp "$SRC/train2.json" "$M/train.json"
+check "retrained model succeeded" wait_status "$M/status" succeeded 400
+check_eq "the placeholder is back (empty until read)" "0" "$(stat -c %s "$M/model.onnx")"
+check "the new export reads" cp "$M/model.onnx" "$SRC/b.onnx"
+check_eq "exported twice in all" "2" "$(grep -c 'model.onnx exported' "$M/log")"
+
+vfs_done
