@@ -225,11 +225,18 @@ static void mdl_load_state(mdl *m)
     struct stat st;
     if (mdl_path_locked(m, "model.safetensors", path, sizeof path) == 0 && stat(path, &st) == 0)
         m->has_model = 1;
-    /* a model served before model.onnx existed gets its placeholder */
+    /* model.onnx starts each run of the daemon as the placeholder: an export
+     * cached by an earlier build is not trusted (nothing has the file open
+     * yet: this is the record's first load) */
     if (m->has_model && mdl_path_locked(m, MDL_ONNX_FILE, path, sizeof path) == 0) {
-        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-        if (fd >= 0)
+        char tmp[FS_PATH_MAX + 32];
+        snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd >= 0) {
             close(fd);
+            if (rename(tmp, path) != 0)
+                unlink(tmp);
+        }
     }
 }
 

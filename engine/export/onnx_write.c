@@ -94,19 +94,23 @@ const char *onnx_name(onnx_b *b, const char *base)
     return dup(b, buf);
 }
 
-int onnx_has_init(const onnx_b *b, const char *name)
+/* the stored name of initializer `name`, or NULL */
+static const char *find_init(const onnx_b *b, const char *name)
 {
     for (size_t i = 0; i < b->inits.n; i++)
         if (strcmp(((Onnx__TensorProto *)b->inits.v[i])->name, name) == 0)
-            return 1;
-    return 0;
+            return ((Onnx__TensorProto *)b->inits.v[i])->name;
+    return NULL;
 }
+
+int onnx_has_init(const onnx_b *b, const char *name) { return find_init(b, name) != NULL; }
 
 static const char *init_raw(onnx_b *b, const char *name, int type, int ndim, const int64_t *dim,
                             const void *data, size_t elem)
 {
-    if (onnx_has_init(b, name))
-        return name;
+    const char *had = find_init(b, name);
+    if (had) /* the builder's copy: name may be the caller's scratch buffer */
+        return had;
     Onnx__TensorProto *t = zalloc(b, sizeof *t);
     if (!t)
         return NULL;

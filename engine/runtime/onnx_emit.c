@@ -341,7 +341,7 @@ eng_status eng_model_emit_onnx(const eng_model *m, struct onnx_b *b, const char 
     if (m->nodes[m->input_node].decl_ndim != 4 || ind[3] < 1)
         return eng_fail(d, ENG_EUNSUPPORTED, "onnx export: the graph's input is not NHWC");
     eng_tensor *shp = NULL;
-    eng_status st = rt_infer_all(m, 4, ind, &shp, d);
+    eng_status st = rt_infer_for(m, 4, ind, outputs, n_outputs, &shp, d);
     if (st)
         return st;
     emit e = {.m = m, .b = b, .shp = shp, .prefix = prefix, .wprefix = wprefix, .d = d};

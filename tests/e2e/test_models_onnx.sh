@@ -81,6 +81,42 @@ cp "$M"/predict/*.json "$SRC/pred/"
 check "onnxruntime agrees with predict/ on 20 photos" \
     "$PYO/bin/python3" "$E2E_DIR/test_models_onnx_check.py" "$SRC/a.onnx" "$SRC/pred" "$PIX" "$SRC"/photos/*
 
+# imported models the search may not pick on 16 images: 4 views at 3 sizes
+# over 2 backbones (inputs image, image_352, image_320), and fine-tuned
+# tails (SAME padding with the odd pixel, add, hard-swish) alone and
+# averaged with the linear head
+BB=$(backbones_dir)
+if [ -e "$BB/centernet" ]; then kinds="multiview finetune finetune-alone"; else kinds="finetune finetune-alone"; fi
+for k in $kinds; do
+    python3 "$E2E_DIR/test_models_onnx_mkmodel.py" "$k" "$BB" "$SRC/$k.safetensors"
+    mkdir "$MNT/models/$k"
+    check "$k model imported" cp "$SRC/$k.safetensors" "$MNT/models/$k/model.safetensors"
+    cp "$SRC"/photos/* "$MNT/models/$k/predict/"
+    mkdir -p "$SRC/pred_$k"
+    for f in "$SRC"/photos/*; do
+        cat "$MNT/models/$k/predict/$(basename "$f").json" >"$SRC/pred_$k/$(basename "$f").json"
+    done
+    check "$k: model.onnx read" cp "$MNT/models/$k/model.onnx" "$SRC/$k.onnx"
+    check "$k: onnxruntime agrees with predict/ on 20 photos" \
+        "$PYO/bin/python3" "$E2E_DIR/test_models_onnx_check.py" "$SRC/$k.onnx" "$SRC/pred_$k" "$PIX" "$SRC"/photos/*
+done
+if [ -e "$BB/centernet" ]; then
+    check_eq "multiview: one input per size" "image image_352 image_320" \
+        "$("$PYO/bin/python3" -c 'import onnx, sys; print(*[i.name for i in onnx.load(sys.argv[1]).graph.input])' "$SRC/multiview.onnx")"
+fi
+
+# an export that cannot be made: EIO, the reason in the model's log, the
+# placeholder stays, predict/ unaffected
+python3 "$E2E_DIR/test_models_onnx_mkmodel.py" logits "$BB" "$SRC/logits.safetensors"
+mkdir "$MNT/models/lg"
+check "logits model imported" cp "$SRC/logits.safetensors" "$MNT/models/lg/model.safetensors"
+check_err "its model.onnx fails to read with EIO" "Input/output error" cat "$MNT/models/lg/model.onnx"
+check "the log says why, naming the op" grep -q "model.onnx export failed: .*logits.*Reshape" "$MNT/models/lg/log"
+echo "log: $(grep 'export failed' "$MNT/models/lg/log" | head -1)"
+check_eq "the placeholder stays empty" "0" "$(stat -c %s "$MNT/models/lg/model.onnx")"
+cp "$SRC/photos/$(ls "$SRC/photos" | head -1)" "$MNT/models/lg/predict/x.jpg"
+check "predict/ still answers" jqe '.customModelResult.tagsResult.values | length == 5' "$MNT/models/lg/predict/x.jpg.json"
+
 # retraining drops the cached export
 echo '{"dataset": "cl", "budget_minutes": 1}' >"$SRC/train2.json"
 cp "$SRC/train2.json" "$M/train.json"
