@@ -183,6 +183,32 @@ const char *onnx_op1(onnx_b *b, const char *op, const char *out, const char *con
     return n && n->p.output ? n->p.output[0] : NULL;
 }
 
+const char *onnx_opx(onnx_b *b, const char *op, const char *const *in, int nin, onnx_node **node)
+{
+    const char *out = onnx_name(b, op);
+    onnx_node *n = out ? onnx_op(b, op, in, nin, &out, 1) : NULL;
+    if (node)
+        *node = n;
+    return n ? out : NULL;
+}
+
+const char *onnx_bin(onnx_b *b, const char *op, const char *x, const char *y)
+{
+    const char *in[2] = {x, y};
+    return onnx_opx(b, op, in, 2, NULL);
+}
+
+const char *onnx_scalar(onnx_b *b, const char *name, float v)
+{
+    return onnx_init_f32(b, name, 0, NULL, &v);
+}
+
+const char *onnx_ints(onnx_b *b, const char *name, int n, const int64_t *v)
+{
+    int64_t dim = n;
+    return onnx_init_i64(b, name, 1, &dim, v);
+}
+
 static Onnx__AttributeProto *attr_new(onnx_b *b, onnx_node *n, const char *key, int type)
 {
     if (!n)

@@ -48,6 +48,14 @@ onnx_node *onnx_op(onnx_b *b, const char *op, const char *const *in, int nin,
 /* Shorthand: one output, returns its name (out; NULL: a fresh name). */
 const char *onnx_op1(onnx_b *b, const char *op, const char *out, const char *const *in, int nin);
 
+/* Shorthands returning the (fresh) output name: op(in) with *node (may be
+ * NULL) for attributes; a binary op; a float scalar and an int64 vector
+ * initializer. */
+const char *onnx_opx(onnx_b *b, const char *op, const char *const *in, int nin, onnx_node **node);
+const char *onnx_bin(onnx_b *b, const char *op, const char *x, const char *y);
+const char *onnx_scalar(onnx_b *b, const char *name, float v);
+const char *onnx_ints(onnx_b *b, const char *name, int n, const int64_t *v);
+
 void onnx_attr_int(onnx_b *b, onnx_node *n, const char *key, int64_t v);
 void onnx_attr_ints(onnx_b *b, onnx_node *n, const char *key, int cnt, const int64_t *v);
 void onnx_attr_float(onnx_b *b, onnx_node *n, const char *key, float v);

@@ -46,27 +46,6 @@ static int size_index(cx *c, int s)
     return c->nsize++;
 }
 
-/* node op with one fresh output; *node gets the node (for attributes) */
-static const char *op1(onnx_b *b, const char *op, const char *const *in, int nin, onnx_node **node)
-{
-    const char *out = onnx_name(b, op);
-    onnx_node *n = out ? onnx_op(b, op, in, nin, &out, 1) : NULL;
-    if (node)
-        *node = n;
-    return n ? out : NULL;
-}
-
-static const char *bin(onnx_b *b, const char *op, const char *x, const char *y)
-{
-    const char *in[2] = {x, y};
-    return op1(b, op, in, 2, NULL);
-}
-
-static const char *fconst(onnx_b *b, const char *name, float v)
-{
-    return onnx_init_f32(b, name, 0, NULL, &v);
-}
-
 /* the float NCHW input at size index si for pixel range px (the same
  * float values as resize.c's table: i, i / 255, i / 127.5 - 1) */
 static const char *pixels_in(cx *c, int si, eng_pixels px)
@@ -76,14 +55,14 @@ static const char *pixels_in(cx *c, int si, eng_pixels px)
     onnx_b *b = c->b;
     const char *in = c->input[si];
     onnx_node *n;
-    const char *x = op1(b, "Cast", &in, 1, &n);
+    const char *x = onnx_opx(b, "Cast", &in, 1, &n);
     onnx_attr_int(b, n, "to", ONNX_FLOAT);
     if (px == ENG_PIX_0_1)
-        x = bin(b, "Div", x, fconst(b, "const_255", 255.0f));
+        x = onnx_bin(b, "Div", x, onnx_scalar(b, "const_255", 255.0f));
     else if (px == ENG_PIX_M1_1)
-        x = bin(b, "Sub", bin(b, "Div", x, fconst(b, "const_127_5", 127.5f)),
-                fconst(b, "const_1", 1.0f));
-    x = op1(b, "Transpose", &x, 1, &n);
+        x = onnx_bin(b, "Sub", onnx_bin(b, "Div", x, onnx_scalar(b, "const_127_5", 127.5f)),
+                     onnx_scalar(b, "const_1", 1.0f));
+    x = onnx_opx(b, "Transpose", &x, 1, &n);
     int64_t perm[4] = {0, 3, 1, 2};
     onnx_attr_ints(b, n, "perm", 4, perm);
     return c->nchw[si][px] = x;
@@ -93,7 +72,7 @@ static const char *pixels_in(cx *c, int si, eng_pixels px)
 static const char *gap(onnx_b *b, const char *x)
 {
     onnx_node *n;
-    const char *r = op1(b, "ReduceMean", &x, 1, &n);
+    const char *r = onnx_opx(b, "ReduceMean", &x, 1, &n);
     int64_t axes[2] = {2, 3};
     onnx_attr_ints(b, n, "axes", 2, axes);
     onnx_attr_int(b, n, "keepdims", 0);
@@ -145,31 +124,31 @@ static eng_status linear_head(const eng_classifier *m, const eng_backbone *const
             const char *x = gap(b, maps[t]);
             if (vw->power != 1.0f) {
                 snprintf(buf, sizeof buf, "view%d.power", members[t]);
-                const char *sg = op1(b, "Sign", &x, 1, NULL);
-                const char *ab = op1(b, "Abs", &x, 1, NULL);
-                x = bin(b, "Mul", sg, bin(b, "Pow", ab, fconst(b, buf, vw->power)));
+                const char *sg = onnx_opx(b, "Sign", &x, 1, NULL);
+                const char *ab = onnx_opx(b, "Abs", &x, 1, NULL);
+                x = onnx_bin(b, "Mul", sg, onnx_bin(b, "Pow", ab, onnx_scalar(b, buf, vw->power)));
             }
             int64_t dim = vw->dim;
             snprintf(buf, sizeof buf, "view%d.mean", members[t]);
-            x = bin(b, "Sub", x, onnx_init_f32(b, buf, 1, &dim, vw->mean));
+            x = onnx_bin(b, "Sub", x, onnx_init_f32(b, buf, 1, &dim, vw->mean));
             onnx_node *n;
-            const char *nrm = op1(b, "ReduceL2", &x, 1, &n);
+            const char *nrm = onnx_opx(b, "ReduceL2", &x, 1, &n);
             int64_t ax = 1;
             onnx_attr_ints(b, n, "axes", 1, &ax);
             onnx_attr_int(b, n, "keepdims", 1);
             /* a zero vector stays zero: its norm is replaced by a tiny one */
-            nrm = bin(b, "Max", nrm, fconst(b, "const_tiny", 1e-30f));
-            const char *k = bin(b, "Div", fconst(b, "view_weight", m->view_weight), nrm);
-            vec[members[t]] = bin(b, "Mul", x, k);
+            nrm = onnx_bin(b, "Max", nrm, onnx_scalar(b, "const_tiny", 1e-30f));
+            const char *k = onnx_bin(b, "Div", onnx_scalar(b, "view_weight", m->view_weight), nrm);
+            vec[members[t]] = onnx_bin(b, "Mul", x, k);
         }
     }
     onnx_node *n;
-    const char *x = m->nviews == 1 ? vec[0] : op1(b, "Concat", vec, m->nviews, &n);
+    const char *x = m->nviews == 1 ? vec[0] : onnx_opx(b, "Concat", vec, m->nviews, &n);
     if (m->nviews > 1)
         onnx_attr_int(b, n, "axis", 1);
     int64_t wd[2] = {m->dim, m->ncat}, bd = m->ncat;
-    x = bin(b, "MatMul", x, onnx_init_f32(b, "head.weight", 2, wd, m->w));
-    x = bin(b, "Add", x, onnx_init_f32(b, "head.bias", 1, &bd, m->b));
+    x = onnx_bin(b, "MatMul", x, onnx_init_f32(b, "head.weight", 2, wd, m->w));
+    x = onnx_bin(b, "Add", x, onnx_init_f32(b, "head.bias", 1, &bd, m->b));
     softmax(b, x, out);
     return ENG_OK;
 }
@@ -213,7 +192,7 @@ static eng_status tail_head(const eng_classifier *m, const eng_backbone *const *
             iw = nd->in[0] < 0 ? w : hh[2 * nd->in[0] + 1];
         if (nd->kind == ENG_NODE_ADD) {
             const char *x1 = nd->in[1] < 0 ? map : val[nd->in[1]];
-            val[i] = eng_onnx_act(b, bin(b, "Add", x0, x1), nd->act, NULL);
+            val[i] = eng_onnx_act(b, onnx_bin(b, "Add", x0, x1), nd->act, NULL);
             hh[2 * i] = ih, hh[2 * i + 1] = iw;
             continue;
         }
@@ -246,7 +225,7 @@ static eng_status tail_head(const eng_classifier *m, const eng_backbone *const *
         snprintf(buf, sizeof buf, "finetune.%s.bias", nd->name);
         const char *in[3] = {x0, wn, onnx_init_f32(b, buf, 1, &co, nd->b)};
         onnx_node *n;
-        const char *y = op1(b, "Conv", in, 3, &n);
+        const char *y = onnx_opx(b, "Conv", in, 3, &n);
         int64_t ks[2] = {kh, kw}, str[2] = {nd->stride, nd->stride}, dil[2] = {1, 1},
                 pads[4] = {g.pad_top, g.pad_left, g.pad_bottom, g.pad_right};
         onnx_attr_ints(b, n, "kernel_shape", 2, ks);
@@ -260,8 +239,8 @@ static eng_status tail_head(const eng_classifier *m, const eng_backbone *const *
     if (st == ENG_OK) {
         const char *x = gap(b, val[s->nnodes - 1]);
         int64_t wd[2] = {s->cout, s->ncat}, bd = s->ncat;
-        x = bin(b, "MatMul", x, onnx_init_f32(b, "finetune.dense.weights", 2, wd, s->hw));
-        x = bin(b, "Add", x, onnx_init_f32(b, "finetune.dense.bias", 1, &bd, s->hb));
+        x = onnx_bin(b, "MatMul", x, onnx_init_f32(b, "finetune.dense.weights", 2, wd, s->hw));
+        x = onnx_bin(b, "Add", x, onnx_init_f32(b, "finetune.dense.bias", 1, &bd, s->hb));
         softmax(b, x, out);
     }
     free(val);
@@ -303,8 +282,9 @@ eng_status eng_classifier_export_onnx(const eng_classifier *m, eng_backbone *con
         if (st == ENG_OK)
             st = tail_head(m, rb, &c, "probabilities_finetuned", d);
         if (st == ENG_OK) {
-            const char *sum = bin(c.b, "Add", "probabilities_linear", "probabilities_finetuned");
-            const char *in[2] = {sum, fconst(c.b, "const_half", 0.5f)};
+            const char *sum =
+                onnx_bin(c.b, "Add", "probabilities_linear", "probabilities_finetuned");
+            const char *in[2] = {sum, onnx_scalar(c.b, "const_half", 0.5f)};
             onnx_op1(c.b, "Mul", "probabilities", in, 2);
         }
     }

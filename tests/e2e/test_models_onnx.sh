@@ -1,14 +1,19 @@
 # test_models_onnx.sh: models/NAME/model.onnx as a user meets it: listed
 # for a succeeded model, read-only, generated on first read (cached: a second
 # read gives the same bytes without a new export in the log), checked by
-# onnx.checker, and run by onnxruntime on 20 real photos resized the way the
-# docs say (Pillow BILINEAR squash): the same top-1 and every probability
-# within 1e-4 of predict/. Retraining puts a fresh export in place.
+# onnx.checker, and run by onnxruntime on 20 real photos: classifiers
+# (trained; imported multi-view and fine-tuned ones) the same top-1 and every
+# probability within 1e-4 of predict/, a detector the same objects (boxes
+# within 0.5 px). The inputs are the exact pixels predict/ gives the backbone
+# (tests/tools/vfs_pixels); the plain-Pillow recipe of the docs is measured
+# too and printed. An unexportable model: EIO and the reason in its log.
+# Retraining puts a fresh export in place.
 # Needs ../shared/datasets (real photos) and pip (onnx, onnxruntime pinned,
 # in a venv outside the tree); skips (77) without them.
 source "$(dirname "$0")/lib.sh"
 
 need_backbone efficientnet-lite0
+# centernet (the detector, a second backbone in a multi-view model) when installed
 SHARED=""
 for s in "$E2E_DIR/../../../shared" /work/shared; do
     [ -d "$s/datasets/clothing/images" ] && SHARED=$(cd "$s" && pwd) && break
@@ -116,6 +121,35 @@ echo "log: $(grep 'export failed' "$MNT/models/lg/log" | head -1)"
 check_eq "the placeholder stays empty" "0" "$(stat -c %s "$MNT/models/lg/model.onnx")"
 cp "$SRC/photos/$(ls "$SRC/photos" | head -1)" "$MNT/models/lg/predict/x.jpg"
 check "predict/ still answers" jqe '.customModelResult.tagsResult.values | length == 5' "$MNT/models/lg/predict/x.jpg.json"
+
+# a detector (drawn shapes, as test_detect.sh) on 20 real photos: the same
+# objects in the same order, categories equal, confidences within 1e-4,
+# boxes within 0.5 px of predict/ (which rounds them to integers)
+if [ -e "$BB/centernet" ]; then
+    python3 "$E2E_DIR/test_detect_mkdata.py" det "$SRC/det" 12 1
+    mkdir "$MNT/datasets/det"
+    cp -r "$SRC/det/." "$MNT/datasets/det/"
+    check "detection dataset ready" wait_status "$MNT/datasets/det/status" ready 120
+    mkdir "$MNT/models/det"
+    echo '{"dataset": "det", "budget_minutes": 5}' >"$SRC/det.json"
+    cp "$SRC/det.json" "$MNT/models/det/train.json"
+    check "detector trained" wait_status "$MNT/models/det/status" succeeded 540
+    mkdir -p "$SRC/dphotos" "$SRC/pred_det"
+    python3 - "$SHARED/datasets" "$SRC/dphotos" <<'PY'
+import json, shutil, sys
+for ds in ("raccoon", "blood-cells"):
+    te = json.load(open(f"{sys.argv[1]}/{ds}/test.json"))
+    for im in te["images"][:10]:
+        shutil.copy(f"{sys.argv[1]}/{ds}/{im['file_name']}", f"{sys.argv[2]}/{ds}-{im['file_name'].split('/')[-1]}")
+PY
+    cp "$SRC"/dphotos/* "$MNT/models/det/predict/"
+    for f in "$SRC"/dphotos/*; do
+        cat "$MNT/models/det/predict/$(basename "$f").json" >"$SRC/pred_det/$(basename "$f").json"
+    done
+    check "detector: model.onnx read" cp "$MNT/models/det/model.onnx" "$SRC/det.onnx"
+    check "detector: onnxruntime agrees with predict/ on 20 photos" \
+        "$PYO/bin/python3" "$E2E_DIR/test_models_onnx_check.py" "$SRC/det.onnx" "$SRC/pred_det" "$PIX" "$SRC"/dphotos/*
+fi
 
 # retraining drops the cached export
 echo '{"dataset": "cl", "budget_minutes": 1}' >"$SRC/train2.json"

@@ -31,6 +31,8 @@ def main():
     print(f"checker ok; opset {model.opset_import[0].version}, IR {model.ir_version}, "
           f"kind {meta.get('kind')}, {len(cats)} categories, inputs {meta.get('inputs')}")
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    if meta.get("kind") == "detector":
+        sys.exit(detector(sess, meta, cats, pdir, tool, images))
     ins = sess.get_inputs()
     bad, worst, pil_worst, pil_top = 0, 0.0, 0.0, 0
     tmp = tempfile.mkdtemp()
@@ -63,6 +65,45 @@ def main():
     print(f"plain Pillow inputs (information): top-1 equal on {pil_top}/{len(images)}, "
           f"max |dp| {pil_worst:.2e}")
     sys.exit(1 if bad else 0)
+
+
+def detector(sess, meta, cats, pdir, tool, images):
+    """Same objects in the same order: category, confidence within 1e-4,
+    box within 0.5 px (predict/ rounds x, y, w, h to integers, so the
+    exported box rounded the same way must equal it, 1e-3 of slack at a
+    .5 boundary)."""
+    letterbox = meta["resize"].startswith("letterbox")
+    tmp = tempfile.mkdtemp()
+    bad, worst_p, worst_b, nobj = 0, 0.0, 0.0, 0
+    for img in images:
+        raw = os.path.join(tmp, "px.rgb")
+        subprocess.run([tool, img, "512", "512", raw] + (["letterbox"] if letterbox else []),
+                       check=True)
+        x = np.fromfile(raw, dtype=np.uint8).reshape(1, 512, 512, 3)
+        want = json.load(open(os.path.join(pdir, os.path.basename(img) + ".json")))
+        w, h = want["metadata"]["width"], want["metadata"]["height"]
+        boxes, scores, cat, count = sess.run(
+            ["boxes", "scores", "categories", "count"],
+            {"image": x, "image_size": np.array([[w, h]], dtype=np.float32)})
+        objs = want["customModelResult"]["objectsResult"]["values"]
+        n = int(count[0])
+        ok = n == len(objs)
+        for j in range(min(n, len(objs))):
+            o = objs[j]
+            x1, y1, x2, y2 = (float(v) for v in boxes[0, j])
+            bb = o["boundingBox"]
+            got = [x1, y1, x2 - x1, y2 - y1]
+            ref = [bb["x"], bb["y"], bb["w"], bb["h"]]
+            db = max(abs(g - r) for g, r in zip(got, ref))
+            dp = abs(float(scores[0, j]) - o["tags"][0]["confidence"])
+            worst_b, worst_p = max(worst_b, db), max(worst_p, dp)
+            ok = ok and cats[int(cat[0, j])] == o["tags"][0]["name"] and dp <= TOL and db <= 0.5 + 1e-3
+        nobj += len(objs)
+        bad += not ok
+        print(f"{'ok ' if ok else 'BAD'} {os.path.basename(img)}: onnx {n} objects, predict/ {len(objs)}")
+    print(f"{len(images) - bad}/{len(images)} images agree ({nobj} objects); "
+          f"max |dconfidence| {worst_p:.2e}, max |dbox| {worst_b:.3f} px (predict/ rounds to integers)")
+    return 1 if bad else 0
 
 
 main()

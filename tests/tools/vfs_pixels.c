@@ -5,16 +5,20 @@
  * RGB triples). test_models_onnx.sh feeds these bytes to onnxruntime, so the
  * comparison with predict/ tests the exported graph alone.
  *
- *   vfs_pixels IMAGE W H OUT.rgb */
+ * With "letterbox" the decoded image is first padded to a square with grey
+ * 128 at the bottom/right, as a letterboxing detector's features are.
+ *
+ *   vfs_pixels IMAGE W H OUT.rgb [letterbox] */
 #include "engine.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: vfs_pixels IMAGE W H OUT.rgb\n");
+    if (argc != 5 && !(argc == 6 && strcmp(argv[5], "letterbox") == 0)) {
+        fprintf(stderr, "usage: vfs_pixels IMAGE W H OUT.rgb [letterbox]\n");
         return 2;
     }
     int w = atoi(argv[2]), h = atoi(argv[3]);
@@ -27,8 +31,25 @@ int main(int argc, char **argv)
         fprintf(stderr, "vfs_pixels: bad size or out of memory\n");
         return 1;
     }
-    if (eng_image_decode_file(argv[1], w > h ? w : h, &im, &d) != ENG_OK ||
-        eng_image_to_tensor(im, NULL, 0, w, h, ENG_PIX_0_255, px, &d) != ENG_OK) {
+    if (eng_image_decode_file(argv[1], w > h ? w : h, &im, &d) != ENG_OK) {
+        fprintf(stderr, "vfs_pixels: %s: %s\n", argv[1], d.msg);
+        return 1;
+    }
+    if (argc == 6 && im->w != im->h) {
+        int side = im->w > im->h ? im->w : im->h;
+        eng_image *sq = eng_image_new(side, side);
+        if (!sq) {
+            fprintf(stderr, "vfs_pixels: out of memory\n");
+            return 1;
+        }
+        memset(sq->rgb, 128, (size_t)side * side * 3);
+        for (int y = 0; y < im->h; y++)
+            memcpy(sq->rgb + (size_t)y * side * 3, im->rgb + (size_t)y * im->w * 3,
+                   (size_t)im->w * 3);
+        eng_image_free(im);
+        im = sq;
+    }
+    if (eng_image_to_tensor(im, NULL, 0, w, h, ENG_PIX_0_255, px, &d) != ENG_OK) {
         fprintf(stderr, "vfs_pixels: %s: %s\n", argv[1], d.msg);
         return 1;
     }
