@@ -20,6 +20,8 @@ static const char readme[] =
     "  models/NAME/          mkdir creates a model; rm -r deletes (cancels training)\n"
     "    train.json          write it to train: {\"dataset\": \"NAME\", \"budget_minutes\": 10}\n"
     "    status, status.json, log, evaluation.json, model.safetensors\n"
+    "    model.onnx          the model for onnxruntime, made on first read (0 bytes\n"
+    "                        until then); inputs/outputs in docs/model-format.md\n"
     "    predict/            cp images in, read IMAGE.json (and IMAGE.boxes.jpg)\n"
     "    evaluations/DATASET/  mkdir with a dataset's name to evaluate on it\n"
     "  backbones/NAME/       the pretrained backbones; cp -r a tfjs graph model to add one\n"
