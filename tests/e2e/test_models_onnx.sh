@@ -149,6 +149,19 @@ PY
     check "detector: model.onnx read" cp "$MNT/models/det/model.onnx" "$SRC/det.onnx"
     check "detector: onnxruntime agrees with predict/ on 20 photos" \
         "$PYO/bin/python3" "$E2E_DIR/test_models_onnx_check.py" "$SRC/det.onnx" "$SRC/pred_det" "$PIX" "$SRC"/dphotos/*
+    # the other branches: letterbox, no flip averaging, no NMS, no
+    # calibration, no hidden layer (100 objects per photo)
+    python3 "$E2E_DIR/test_models_onnx_mkmodel.py" detector-variant \
+        "$MNT/models/det/model.safetensors" "$SRC/dv.safetensors"
+    mkdir "$MNT/models/dv" "$SRC/pred_dv"
+    check "detector variant imported" cp "$SRC/dv.safetensors" "$MNT/models/dv/model.safetensors"
+    cp "$SRC"/dphotos/* "$MNT/models/dv/predict/"
+    for f in "$SRC"/dphotos/*; do
+        cat "$MNT/models/dv/predict/$(basename "$f").json" >"$SRC/pred_dv/$(basename "$f").json"
+    done
+    check "detector variant: model.onnx read" cp "$MNT/models/dv/model.onnx" "$SRC/dv.onnx"
+    check "detector variant: onnxruntime agrees with predict/ on 20 photos" \
+        "$PYO/bin/python3" "$E2E_DIR/test_models_onnx_check.py" "$SRC/dv.onnx" "$SRC/pred_dv" "$PIX" "$SRC"/dphotos/*
 fi
 
 # retraining drops the cached export

@@ -12,6 +12,10 @@ backbones.
   test_models_onnx_mkmodel.py logits BACKBONES_DIR OUT      a view on the ImageNet logits (a
                                                             Reshape: predict/ runs it, the
                                                             export refuses it)
+  test_models_onnx_mkmodel.py detector-variant DETECTOR.safetensors OUT
+      the trained detector changed to take the other branch of everything the
+      export translates: letterbox, no flip averaging, no NMS, no
+      calibration, no hidden layer (a seeded heatmap 1x1 on the features)
 Standard library only.
 """
 import json, random, struct, sys
@@ -53,9 +57,39 @@ def base_meta(bbs, views, vw):
     }
 
 
+def read(path):
+    b = open(path, "rb").read()
+    n = struct.unpack("<Q", b[:8])[0]
+    header = json.loads(b[8:8 + n])
+    meta = header.pop("__metadata__")
+    data = b[8 + n:]
+    t = {}
+    for name, v in header.items():
+        lo, hi = v["data_offsets"]
+        t[name] = (v["shape"], list(struct.unpack("<%df" % ((hi - lo) // 4), data[lo:hi])))
+    return meta, t
+
+
+def detector_variant(src, out, rng):
+    meta, t = read(src)
+    pre = json.loads(meta["preprocessing"])
+    pre.update({"letterbox": 1, "flip_average": 0, "nms_iou": 0, "hidden": 0})
+    pre.pop("calibration", None)
+    meta["preprocessing"] = json.dumps(pre)
+    f, c = pre["features_dim"], len(json.loads(meta["categories"]))
+    for k in ("heatmap.hidden.weight", "heatmap.hidden.bias"):
+        t.pop(k, None)
+    t["heatmap.weight"] = ([f, c], rnd(rng, f * c, 0.3))
+    t["heatmap.bias"] = ([c], [-3.0] * c)
+    write(out, meta, t)
+
+
 def main():
     kind, bdir, out = sys.argv[1], sys.argv[2], sys.argv[3]
     rng = random.Random(7)
+    if kind == "detector-variant":
+        detector_variant(bdir, out, rng)
+        return
     C = len(CATS)
     if kind == "multiview":
         bbs = [{"name": "efficientnet-lite0", "checksum": checksum(bdir, "efficientnet-lite0")},
