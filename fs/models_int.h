@@ -166,8 +166,9 @@ void mdl_fail_locked(mdl *m, fs_code code, const char *msg);
 /* Puts the empty placeholder (drops a cached export): a new model is served. */
 void mdl_onnx_reset(mdl *m);
 /* Before a read of model.onnx: exports the served model when the file is
- * the placeholder. 0, or -EIO (the reason in the daemon's and the model's
- * log). */
+ * the placeholder (a job on the prediction queue; this waits for it). 0,
+ * -EIO (the reason in the daemon's and the model's log), or -ESHUTDOWN
+ * when the mount is stopping. */
 int mdl_onnx_open(mdl *m);
 
 /* ---- the served model (models.c) ---- */

@@ -8,8 +8,10 @@
  * file). A new model (training success, import) puts the placeholder back,
  * dropping the cached export; deleting the model removes its folder. One
  * mutex serialises exports and resets, so an export of the old model cannot
- * land after the reset for a new one. A failed export leaves the placeholder,
- * logs the reason and fails the open with EIO. */
+ * land after the reset for a new one. The export runs as a job on the
+ * prediction queue (the FUSE handler only waits, as for predict/ results).
+ * A failed export leaves the placeholder, logs the reason and fails the
+ * open with EIO. */
 #include "models_int.h"
 
 #include <errno.h>
@@ -17,6 +19,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
+/* Lock order: onnx_mu first, then m->files and g_models.mu (mdl_path,
+ * srv_get, mdl_put); never m->pub_mu (mdl_log runs after it is released). */
 static pthread_mutex_t onnx_mu = PTHREAD_MUTEX_INITIALIZER;
 
 void mdl_onnx_reset(mdl *m)
@@ -28,7 +32,8 @@ void mdl_onnx_reset(mdl *m)
         fs_log("model \"%s\": cannot reset " MDL_ONNX_FILE ": %s", m->name, strerror(-rc));
 }
 
-int mdl_onnx_open(mdl *m)
+/* The export itself (a prediction-queue worker). 0, or -EIO. */
+static int onnx_export(mdl *m)
 {
     char path[FS_PATH_MAX];
     struct stat st;
@@ -64,4 +69,49 @@ int mdl_onnx_open(mdl *m)
     }
     mdl_log(m, MDL_ONNX_FILE " exported (%zu bytes)", len);
     return 0;
+}
+
+typedef struct ojob {
+    mdl *m;
+    int rc, done;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} ojob;
+
+static void ojob_run(void *arg)
+{
+    ojob *j = arg;
+    j->rc = onnx_export(j->m);
+}
+
+static void ojob_drop(void *arg) /* after the run, or instead of it */
+{
+    ojob *j = arg;
+    pthread_mutex_lock(&j->mu);
+    j->done = 1;
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+}
+
+int mdl_onnx_open(mdl *m)
+{
+    ojob j = {.m = m, .rc = -ESHUTDOWN};
+    pthread_mutex_init(&j.mu, NULL);
+    pthread_cond_init(&j.cv, NULL);
+    pthread_mutex_lock(&g_models.mu);
+    fs_jobq *q = g_models.predq;
+    pthread_mutex_unlock(&g_models.mu);
+    int rc;
+    if (!q || fs_jobq_push(q, 0, ojob_run, ojob_drop, &j) != FS_JOBQ_OK) {
+        rc = -ESHUTDOWN;
+    } else {
+        pthread_mutex_lock(&j.mu);
+        while (!j.done)
+            pthread_cond_wait(&j.cv, &j.mu);
+        pthread_mutex_unlock(&j.mu);
+        rc = j.rc; /* -ESHUTDOWN when dropped: the mount is stopping */
+    }
+    pthread_cond_destroy(&j.cv);
+    pthread_mutex_destroy(&j.mu);
+    return rc;
 }
