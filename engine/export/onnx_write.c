@@ -74,10 +74,10 @@ void onnx_free(onnx_b *b)
 {
     if (!b)
         return;
+    for (size_t i = 0; i < b->nodes.n; i++) /* the nodes are blocks: first */
+        free(((onnx_node *)b->nodes.v[i])->attrs.v);
     for (size_t i = 0; i < b->blocks.n; i++)
         free(b->blocks.v[i]);
-    for (size_t i = 0; i < b->nodes.n; i++)
-        free(((onnx_node *)b->nodes.v[i])->attrs.v);
     free(b->blocks.v);
     free(b->nodes.v);
     free(b->inits.v);
