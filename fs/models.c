@@ -229,14 +229,9 @@ static void mdl_load_state(mdl *m)
      * cached by an earlier build is not trusted (nothing has the file open
      * yet: this is the record's first load) */
     if (m->has_model && mdl_path_locked(m, MDL_ONNX_FILE, path, sizeof path) == 0) {
-        char tmp[FS_PATH_MAX + 32];
-        snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-        if (fd >= 0) {
-            close(fd);
-            if (rename(tmp, path) != 0)
-                unlink(tmp);
-        }
+        char tmp[FS_PATH_MAX];
+        if (fs_tmp_write(tmp, sizeof tmp, "", 0) == 0 && rename(tmp, path) != 0)
+            unlink(tmp);
     }
 }
 
