@@ -11,6 +11,7 @@
 #define VFS_ENGINE_H
 
 #include "core.h"
+#include "onnx_write.h"
 #include "runtime.h"
 #include "image.h"
 #include "metrics.h"

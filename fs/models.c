@@ -85,6 +85,7 @@ const mdl_file mdl_files[] = {
     {"predict", 0},
     {"evaluations", 0},
     {"model.safetensors", 0}, /* read-only while trained or training (see is_readonly) */
+    {MDL_ONNX_FILE, 1},       /* generated on first read (models_onnx.c) */
     {NULL, 0},
 };
 
@@ -227,6 +228,14 @@ static void mdl_load_state(mdl *m)
     struct stat st;
     if (mdl_path_locked(m, "model.safetensors", path, sizeof path) == 0 && stat(path, &st) == 0)
         m->has_model = 1;
+    /* model.onnx starts each run of the daemon as the placeholder: an export
+     * cached by an earlier build is not trusted (nothing has the file open
+     * yet: this is the record's first load) */
+    if (m->has_model && mdl_path_locked(m, MDL_ONNX_FILE, path, sizeof path) == 0) {
+        char tmp[FS_PATH_MAX];
+        if (fs_tmp_write(tmp, sizeof tmp, "", 0) == 0 && rename(tmp, path) != 0)
+            unlink(tmp);
+    }
 }
 
 mdl *mdl_find_locked(const char *name)

@@ -325,6 +325,7 @@ static int models_is_visible(const char *rel)
     if (mdl_split_rel(rel, name, &sub) || !*sub)
         return 1;
     if (strncmp(sub, "predict", 7) == 0 && (sub[7] == '\0' || sub[7] == '/')) {
+    } else if (strcmp(sub, MDL_ONNX_FILE) == 0) {
     } else if (strncmp(sub, "evaluations", 11) == 0 && (sub[11] == '\0' || sub[11] == '/')) {
     } else {
         return 1;
@@ -497,6 +498,7 @@ static void models_committed(const char *rel)
             mdl_mkdir(m, "evaluations");
             mdl_persist(m);
             mdl_publish(m);
+            mdl_onnx_reset(m);
             mdl_log(m, "imported model.safetensors (%s, %s)", s->recipe->kind, s->about);
         }
     } else if (strncmp(sub, "predict/", 8) == 0 && !mdl_result_suffix(sub)) {
@@ -540,6 +542,13 @@ static int models_open_read(const char *rel)
     const char *sub;
     char name[FS_TRQ_NAME_MAX + 1];
     size_t suffix;
+    if (mdl_split_rel(rel, name, &sub) == 0 && strcmp(sub, MDL_ONNX_FILE) == 0) {
+        mdl *m = mdl_get(name);
+        int rc = m ? mdl_onnx_open(m) : -ENOENT;
+        if (m)
+            mdl_unref(m);
+        return rc;
+    }
     if (mdl_split_rel(rel, name, &sub) || strncmp(sub, "predict/", 8) != 0 ||
         !(suffix = mdl_result_suffix(sub)))
         return 0;

@@ -156,6 +156,12 @@ static void add_whole_image_boxes(const fs_recipe_dataset *ds, char **prediction
     free(map);
 }
 
+static eng_status cls_export_onnx(const void *model, eng_backbone *const *bbs, int nbb,
+                                  uint8_t **out, size_t *len, eng_diag *d)
+{
+    return eng_classifier_export_onnx(model, bbs, nbb, "0.1", out, len, d);
+}
+
 const fs_recipe fs_recipe_classifier = {
     .kind = "classifier",
     .azure_kind = "Generic-Classifier",
@@ -171,5 +177,6 @@ const fs_recipe fs_recipe_classifier = {
     .backbone_needed = cls_needed,
     .free = cls_free,
     .predict = cls_predict,
+    .export_onnx = cls_export_onnx,
     .after_evaluate = add_whole_image_boxes,
 };

@@ -83,6 +83,12 @@ static fs_recipe_status det_predict(const void *model, eng_backbone *const *bbs,
     return FS_RECIPE_OK;
 }
 
+static eng_status det_export_onnx(const void *model, eng_backbone *const *bbs, int nbb,
+                                  uint8_t **out, size_t *len, eng_diag *d)
+{
+    return eng_detector_export_onnx(model, bbs, nbb, "0.1", out, len, d);
+}
+
 const fs_recipe fs_recipe_detector = {
     .kind = "detector",
     .azure_kind = "Generic-Detector",
@@ -98,4 +104,5 @@ const fs_recipe fs_recipe_detector = {
     .backbone_needed = det_needed,
     .free = det_free,
     .predict = det_predict,
+    .export_onnx = det_export_onnx,
 };

@@ -166,6 +166,17 @@ void mdl_publish(mdl *m);
 void mdl_persist(mdl *m);
 void mdl_fail_locked(mdl *m, fs_code code, const char *msg);
 
+/* ---- model.onnx (models_onnx.c) ---- */
+
+#define MDL_ONNX_FILE "model.onnx"
+/* Puts the empty placeholder (drops a cached export): a new model is served. */
+void mdl_onnx_reset(mdl *m);
+/* Before a read of model.onnx: exports the served model when the file is
+ * the placeholder (a job on the prediction queue; this waits for it). 0,
+ * -EIO (the reason in the daemon's and the model's log), or -ESHUTDOWN
+ * when the mount is stopping. */
+int mdl_onnx_open(mdl *m);
+
 /* ---- the served model (models.c) ---- */
 
 /* Takes model (freed also on failure). */

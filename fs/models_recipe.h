@@ -133,6 +133,9 @@ typedef struct fs_recipe {
     fs_recipe_status (*predict)(const void *model, eng_backbone *const *bbs, int nbb,
                                 const char *image_path, int width, int height, int draw,
                                 fs_recipe_prediction *out, fs_recipe_err *err);
+    /* May be NULL (kind not exportable): the model as ONNX bytes (*out malloc'd). */
+    eng_status (*export_onnx)(const void *model, eng_backbone *const *bbs, int nbb, uint8_t **out,
+                              size_t *len, eng_diag *d);
     /* May be NULL: adjusts the COCO results of an evaluation. */
     void (*after_evaluate)(const fs_recipe_dataset *ds, char **predictions_json);
 } fs_recipe;
@@ -155,6 +158,10 @@ fs_recipe_status fs_recipe_evaluate(const fs_recipe_model *m, const fs_recipe_da
                                     int threads, const fs_recipe_hooks *hooks, char **metrics_json,
                                     char **predictions_json, fs_recipe_err *err);
 fs_recipe_status fs_recipe_save(const fs_recipe_model *m, const char *path, fs_recipe_err *err);
+/* The model as ONNX bytes (*out malloc'd); err says why not (a kind without
+ * an export, an op the export cannot translate). */
+fs_recipe_status fs_recipe_export_onnx(const fs_recipe_model *m, uint8_t **out, size_t *len,
+                                       fs_recipe_err *err);
 /* The kind of m. */
 const fs_recipe *fs_recipe_of(const fs_recipe_model *m);
 /* For a kind's predict: the Azure code and status for an engine failure. */

@@ -486,6 +486,25 @@ fs_recipe_status fs_recipe_save(const fs_recipe_model *m, const char *path, fs_r
     return st == ENG_OK ? FS_RECIPE_OK : engine_failed(err, AT_SAVE, st, d.msg);
 }
 
+fs_recipe_status fs_recipe_export_onnx(const fs_recipe_model *m, uint8_t **out, size_t *len,
+                                       fs_recipe_err *err)
+{
+    *out = NULL;
+    *len = 0;
+    if (!m->r->export_onnx) {
+        err->code = FS_CODE_INTERNAL_SERVER_ERROR;
+        snprintf(err->msg, sizeof err->msg, "a %s has no ONNX export in this build", m->r->kind);
+        return FS_RECIPE_EFAIL;
+    }
+    eng_diag d = {{0}};
+    eng_status st = m->r->export_onnx(m->m, m->bbs, m->nbb, out, len, &d);
+    if (st == ENG_OK)
+        return FS_RECIPE_OK;
+    err->code = FS_CODE_INTERNAL_SERVER_ERROR;
+    snprintf(err->msg, sizeof err->msg, "%s", d.msg);
+    return FS_RECIPE_EFAIL;
+}
+
 /* The engine model in f: of the kind f names, or (an old file without one)
  * of the first kind that reads it. */
 static fs_recipe_status read_kind(const eng_modelfile *f, const fs_recipe **r, void **em,

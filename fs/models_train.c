@@ -499,6 +499,9 @@ static void run_finish(run *x)
     mdl *m = x->m;
     char tmpm[FS_PATH_MAX] = "", tmpe[FS_PATH_MAX] = "";
     int rc = run_save(x, tmpm, tmpe) == 0 ? run_commit(x, tmpm, tmpe) : -1;
+    /* the cached model.onnx was the previous model's */
+    if (rc == 0)
+        mdl_onnx_reset(m);
     if (rc != -1) { /* run_save leaves nothing behind when it fails */
         unlink(tmpm);
         unlink(tmpe);

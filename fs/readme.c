@@ -24,6 +24,8 @@ static const char readme[] =
     "    report.html         the evaluation to look at: metrics, confusion, curves,\n"
     "                        calibration, worst mistakes (one self-contained page)\n"
     "    confusion.png, pr.png  the same plots for a terminal\n"
+    "    model.onnx          the model for onnxruntime, made on first read (0 bytes\n"
+    "                        until then); inputs/outputs in docs/model-format.md\n"
     "    predict/            cp images in, read IMAGE.json (and IMAGE.boxes.jpg)\n"
     "    evaluations/DATASET/  mkdir with a dataset's name to evaluate on it:\n"
     "                        status, metrics.json, predictions.json, report.html,\n"

@@ -10,6 +10,8 @@ PACKAGES=(
     # libraries
     libfuse3-dev fuse3 libcjson-dev libstb-dev libjpeg62-turbo-dev libwebp-dev libtiff-dev
     libcurl4-openssl-dev libopenblas-dev libmicrohttpd-dev libxml2-dev libyaml-dev
+    # model.onnx: protobuf-c and protoc-c compile engine/export/onnx.proto
+    libprotobuf-c-dev protobuf-c-compiler
     # tools the set-up and the tests use
     jq python3 python3-pip python3-venv nodejs ca-certificates git
     # darknet ships real photos with known ImageNet classes (/usr/share/darknet/data):

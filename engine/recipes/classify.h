@@ -111,4 +111,14 @@ eng_status eng_classifier_load(const char *path, eng_classifier **out, eng_diag 
 eng_status eng_classifier_from_file(const eng_modelfile *f, eng_classifier **out, eng_diag *d);
 void eng_classifier_free(eng_classifier *m);
 
+/* The whole prediction pipeline as an ONNX model (cls_onnx.c): inputs
+ * uint8 RGB NHWC `image` [N, S, S, 3] (S the first view's size) and
+ * `image_S2`... for every other view size, output `probabilities` [N, C],
+ * IR 7 / opset 13, metadata_props categories, inputs, resize. bbs: the
+ * installed backbones (the model's are found by name and checksum). *out:
+ * malloc'd bytes. ENG_EUNSUPPORTED names a backbone op the export lacks. */
+eng_status eng_classifier_export_onnx(const eng_classifier *m, eng_backbone *const *bbs, int nbb,
+                                      const char *producer_version, uint8_t **out, size_t *len,
+                                      eng_diag *d);
+
 #endif

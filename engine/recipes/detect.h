@@ -114,4 +114,14 @@ int eng_det_decode(const float *heat, const float *wh, int gh, int gw, int ncat,
 void eng_det_gaussian(float *heat, int gh, int gw, int ncat, int c, int stride, float x1, float y1,
                       float x2, float y2, float alpha);
 
+/* The whole prediction pipeline as an ONNX model (det_onnx.c): inputs
+ * uint8 RGB NHWC `image` [N, 512, 512, 3] and float `image_size` [N, 2]
+ * (width, height the boxes are given in); outputs boxes [N, 100, 4]
+ * (x1, y1, x2, y2), scores [N, 100], categories int64 [N, 100], count
+ * int64 [N]; decoding and per-category NMS in the graph. IR 7 / opset 13.
+ * *out: malloc'd bytes. */
+eng_status eng_detector_export_onnx(const eng_detector *m, eng_backbone *const *bbs, int nbb,
+                                    const char *producer_version, uint8_t **out, size_t *len,
+                                    eng_diag *d);
+
 #endif

@@ -159,6 +159,13 @@ eng_status rt_infer_all(const eng_model *m, int in_ndim, const int64_t *in_dim, 
     return shapes_impl(m, in_ndim, in_dim, NULL, 0, NULL, NULL, NULL, out, d);
 }
 
+eng_status rt_infer_for(const eng_model *m, int in_ndim, const int64_t *in_dim,
+                        const char *const *outputs, int n_outputs, eng_tensor **out, eng_diag *d)
+{
+    *out = NULL;
+    return shapes_impl(m, in_ndim, in_dim, outputs, n_outputs, NULL, NULL, NULL, out, d);
+}
+
 eng_status eng_model_shapes(const eng_model *m, int in_ndim, const int64_t *in_dim,
                             const char *const *outputs, int n_outputs,
                             int64_t (*out_dim)[ENG_MAX_DIMS], int *out_ndim, double *flops,

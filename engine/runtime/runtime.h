@@ -129,4 +129,24 @@ typedef struct eng_node_desc {
  * ENG_NODE_OTHER. ENG_ENOTFOUND for an unknown name. */
 eng_status eng_model_node(const eng_model *m, const char *name, eng_node_desc *out, eng_diag *d);
 
+/* ---- ONNX export (onnx_emit.c) ---- */
+
+struct onnx_b; /* engine/export/onnx_write.h */
+
+/* Adds to b the nodes computing the requested outputs of m (taps, 4-D maps)
+ * from `input`, an ONNX float tensor NCHW [N, C, h, w] holding what m's
+ * Placeholder takes (pixel range included), with the semantics of this
+ * runtime's kernels (see onnx_emit.c). Tensor names start with prefix;
+ * weights are initializers named wprefix + node name, so two calls with the
+ * same wprefix share them. out_names[i] receives the NCHW tensor of
+ * outputs[i] (names owned by b). ENG_EUNSUPPORTED names an op or shape the
+ * export cannot translate. */
+eng_status eng_model_emit_onnx(const eng_model *m, struct onnx_b *b, const char *input, int h,
+                               int w, const char *const *outputs, int n_outputs, const char *prefix,
+                               const char *wprefix, const char **out_names, eng_diag *d);
+
+/* Adds act applied to tensor x (out: the result's name, NULL for a fresh
+ * one; ENG_ACT_NONE with out NULL returns x); returns the result's name. */
+const char *eng_onnx_act(struct onnx_b *b, const char *x, eng_act act, const char *out);
+
 #endif

@@ -125,6 +125,10 @@ eng_status rt_conv2d_packed_res(const eng_conv_geom *g, const float *in, const e
 eng_status rt_infer_all(const eng_model *m, int in_ndim, const int64_t *in_dim, eng_tensor **out,
                         eng_diag *d);
 
+/* the same for the nodes the outputs depend on (others have ndim 0) */
+eng_status rt_infer_for(const eng_model *m, int in_ndim, const int64_t *in_dim,
+                        const char *const *outputs, int n_outputs, eng_tensor **out, eng_diag *d);
+
 /* ops.c */
 const rt_op *rt_op_find(const char *name);
 

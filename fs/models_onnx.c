@@ -1,0 +1,117 @@
+/* models_onnx.c: models/NAME/model.onnx, the served model exported to ONNX
+ * (the engine's eng_classifier_export_onnx through the kind's recipe).
+ *
+ * Design: a succeeded model's folder in the store holds model.onnx from the
+ * moment it is served: an empty placeholder (so the file is listed) until
+ * the first open for reading, which exports the served model and renames
+ * the bytes over the placeholder (temp + rename: a reader never sees half a
+ * file). A new model (training success, import) puts the placeholder back,
+ * dropping the cached export; deleting the model removes its folder. One
+ * mutex serialises exports and resets, so an export of the old model cannot
+ * land after the reset for a new one. The export runs as a job on the
+ * prediction queue (the FUSE handler only waits, as for predict/ results).
+ * A failed export leaves the placeholder, logs the reason and fails the
+ * open with EIO. */
+#include "models_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+/* Lock order: onnx_mu first, then m->files and g_models.mu (mdl_path,
+ * srv_get, mdl_put); never m->pub_mu (mdl_log runs after it is released). */
+static pthread_mutex_t onnx_mu = PTHREAD_MUTEX_INITIALIZER;
+
+void mdl_onnx_reset(mdl *m)
+{
+    pthread_mutex_lock(&onnx_mu);
+    int rc = mdl_put(m, MDL_ONNX_FILE, "", 0);
+    pthread_mutex_unlock(&onnx_mu);
+    if (rc)
+        fs_log("model \"%s\": cannot reset " MDL_ONNX_FILE ": %s", m->name, strerror(-rc));
+}
+
+/* The export itself (a prediction-queue worker). 0, or -EIO. */
+static int onnx_export(mdl *m)
+{
+    char path[FS_PATH_MAX];
+    struct stat st;
+    pthread_mutex_lock(&onnx_mu);
+    pthread_rwlock_rdlock(&m->files);
+    int rc = mdl_path(m, MDL_ONNX_FILE, path, sizeof path);
+    pthread_rwlock_unlock(&m->files);
+    if (rc == 0 && stat(path, &st) != 0)
+        rc = -errno;
+    if (rc || st.st_size > 0) { /* gone, or already exported */
+        pthread_mutex_unlock(&onnx_mu);
+        return rc;
+    }
+    fs_recipe_err why = {0};
+    srv *s = srv_get(m, &why);
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (s && fs_recipe_export_onnx(s->model, &buf, &len, &why) == FS_RECIPE_OK) {
+        rc = mdl_put(m, MDL_ONNX_FILE, buf, len);
+        if (rc)
+            snprintf(why.msg, sizeof why.msg, "cannot write it: %s", strerror(-rc));
+    } else {
+        rc = -EIO;
+    }
+    if (s)
+        srv_put(s);
+    free(buf);
+    pthread_mutex_unlock(&onnx_mu);
+    if (rc) {
+        fs_log("model \"%s\": " MDL_ONNX_FILE " export failed: %s", m->name, why.msg);
+        mdl_log(m, MDL_ONNX_FILE " export failed: %s", why.msg);
+        return -EIO;
+    }
+    mdl_log(m, MDL_ONNX_FILE " exported (%zu bytes)", len);
+    return 0;
+}
+
+typedef struct ojob {
+    mdl *m;
+    int rc, done;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} ojob;
+
+static void ojob_run(void *arg)
+{
+    ojob *j = arg;
+    j->rc = onnx_export(j->m);
+}
+
+static void ojob_drop(void *arg) /* after the run, or instead of it */
+{
+    ojob *j = arg;
+    pthread_mutex_lock(&j->mu);
+    j->done = 1;
+    pthread_cond_signal(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+}
+
+int mdl_onnx_open(mdl *m)
+{
+    ojob j = {.m = m, .rc = -ESHUTDOWN};
+    pthread_mutex_init(&j.mu, NULL);
+    pthread_cond_init(&j.cv, NULL);
+    pthread_mutex_lock(&g_models.mu);
+    fs_jobq *q = g_models.predq;
+    pthread_mutex_unlock(&g_models.mu);
+    int rc;
+    if (!q || fs_jobq_push(q, 0, ojob_run, ojob_drop, &j) != FS_JOBQ_OK) {
+        rc = -ESHUTDOWN;
+    } else {
+        pthread_mutex_lock(&j.mu);
+        while (!j.done)
+            pthread_cond_wait(&j.cv, &j.mu);
+        pthread_mutex_unlock(&j.mu);
+        rc = j.rc; /* -ESHUTDOWN when dropped: the mount is stopping */
+    }
+    pthread_cond_destroy(&j.cv);
+    pthread_mutex_destroy(&j.mu);
+    return rc;
+}
