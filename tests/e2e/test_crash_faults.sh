@@ -27,13 +27,16 @@ intact() {
         xargs -0 -r -n 50 python3 -c '
 import json, os, sys
 for p in sys.argv[1:]:
+    # log grows while read; model.onnx is made on first read (0 bytes until
+    # then, docs/model-format.md) and dropped at every start, so reading it
+    # here would only run an export
+    if os.path.basename(p) in ("log", "model.onnx"):
+        continue
     try:
         size = os.stat(p).st_size
         data = open(p, "rb").read()
     except OSError as e:
         print(p, e); continue
-    if os.path.basename(p) in ("log",):
-        continue
     if len(data) != size and not p.endswith(("/status", ".json")):
         print(p, "read", len(data), "of", size)
     if p.endswith(".json") and "/datasets/" not in p:
