@@ -71,6 +71,7 @@ echo "mean AP on mltest: $map"
 # of (6 x 0.2 + 2 x 0.4) / 8 = 0.25. 0.6 is far above it.
 check "mean AP $map > 0.6 (chance 0.25)" python3 -c "import sys; sys.exit(0 if $map > 0.6 else 1)"
 check_eq "evaluatedOn the test dataset" "mltest" "$(jq -r .evaluatedOn.dataset "$E")"
+check "report.html is offered" test -s "$M/report.html"
 
 # predict: a pair of trousers from the test split gets pants and lower
 img=$(jq -r '[.annotations[] | select(.category_id == 3)][0].image_id as $i
