@@ -385,6 +385,13 @@ static eng_status fit_heads(const mltrain *t, const float *x, int dim, const int
                 st = eng_fail(t->d, ENG_EABORTED, "training cancelled");
                 break;
             }
+            if (it < 0) {
+                st = eng_fail(t->d, ENG_EDIVERGED,
+                              "training: tag \"%s\": the logistic regression stopped being "
+                              "finite",
+                              t->a->categories[k]);
+                break;
+            }
             /* log-odds of class 1: L (W1 - W0) + b1 - b0; back to features:
              * w = Xs^T alpha with L^T alpha = W1 - W0 */
             for (int i = 0; i < m; i++)
