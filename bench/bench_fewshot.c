@@ -7,7 +7,11 @@
  *   bench_fewshot --root DATASET_DIR --train SUB.json --test TEST.json
  *                 [--backbones centernet,efficientnet-lite0] [--budget-min 10]
  *                 [--threads 2] [--seed 0] [--cache DIR] [--predict N]
- *                 [--save model.safetensors] [--log]
+ *                 [--save model.safetensors] [--log] [--multilabel]
+ *
+ * --multilabel: every annotation of an image is one of its tags (the
+ * multilabel recipe, engine/recipes/multilabel.h); the line then carries
+ * the test mean average precision ("mAP") instead of top-1.
  *
  * Backbones come from $VISIONFS_BACKBONES, else $XDG_DATA_HOME/visionfs/backbones,
  * else ~/.local/share/visionfs/backbones (where scripts/fetch-backbones.sh puts them;
@@ -34,8 +38,9 @@ typedef struct split {
     long long *cat_ids;
 } split;
 
-/* Categories are indexed in the order of the COCO "categories" array. */
-static int load_split(const char *root, const char *json, split *sp)
+/* Categories are indexed in the order of the COCO "categories" array.
+ * ml: every annotation of an image becomes a tag (a box of its category). */
+static int load_split(const char *root, const char *json, int ml, split *sp)
 {
     char *txt = slurp(json);
     if (!txt) {
@@ -72,15 +77,56 @@ static int load_split(const char *root, const char *json, split *sp)
                     if (sp->cat_ids[c] == cid)
                         label = c;
             }
-        if (label < 0)
+        if (label < 0 && !ml)
             continue;
         const char *fn = cJSON_GetObjectItem(im, "file_name")->valuestring;
         size_t len = strlen(root) + strlen(fn) + 2;
         char *p = malloc(len);
         snprintf(p, len, "%s/%s", root, fn);
-        sp->s[sp->n++] = (eng_sample){.path = p, .label = label, .id = id};
+        eng_box *tags = NULL;
+        int ntags = 0;
+        if (ml) {
+            tags = calloc((size_t)sp->ncat + 1, sizeof *tags);
+            for (cJSON *a = ans->child; a; a = a->next)
+                if ((long long)cJSON_GetObjectItem(a, "image_id")->valuedouble == id) {
+                    long long cid = (long long)cJSON_GetObjectItem(a, "category_id")->valuedouble;
+                    for (int c = 0; c < sp->ncat && ntags < sp->ncat; c++)
+                        if (sp->cat_ids[c] == cid)
+                            tags[ntags++].category = c;
+                }
+        }
+        sp->s[sp->n++] =
+            (eng_sample){.path = p, .label = label, .id = id, .boxes = tags, .nboxes = ntags};
     }
     cJSON_Delete(o);
+    return 0;
+}
+
+/* --multilabel: trains, prints mean AP on the test split and the recipe. */
+static int run_multilabel(const eng_train_args *a, eng_backbone **bb, int nbb)
+{
+    eng_multilabel *m = NULL;
+    char *ev = NULL;
+    eng_diag d = {{0}};
+    double t0 = wall();
+    clock_t c0 = clock();
+    eng_status st = eng_ml_train(a, &m, &ev, &d);
+    double train_s = wall() - t0, train_cpu = (double)(clock() - c0) / CLOCKS_PER_SEC;
+    if (st != ENG_OK) {
+        printf("{\"error\": \"%s\", \"status\": \"%s\"}\n", d.msg, eng_status_name(st));
+        return 1;
+    }
+    cJSON *evj = cJSON_Parse(ev);
+    printf("{\"train_images\": %d, \"test_images\": %d, \"mAP\": %.4f, \"precision\": %.4f, "
+           "\"recall\": %.4f, \"train_wall_s\": %.2f, \"train_cpu_s\": %.2f, \"recipe\": %s}\n",
+           a->ntrain, a->ntest, cJSON_GetObjectItem(evj, "averagePrecision")->valuedouble,
+           cJSON_GetObjectItem(evj, "precision")->valuedouble,
+           cJSON_GetObjectItem(evj, "recall")->valuedouble, train_s, train_cpu, eng_ml_recipe(m));
+    cJSON_Delete(evj);
+    free(ev);
+    eng_ml_free(m);
+    for (int i = 0; i < nbb; i++)
+        eng_backbone_free(bb[i]);
     return 0;
 }
 
@@ -89,12 +135,16 @@ int main(int argc, char **argv)
     const char *root = NULL, *train = NULL, *test = NULL, *bbs = "centernet,efficientnet-lite0";
     const char *cache = NULL, *save = NULL;
     double budget_min = 10;
-    int threads = 2, npredict = 0, verbose = 0;
+    int threads = 2, npredict = 0, verbose = 0, ml = 0;
     unsigned long long seed = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--log")) {
             verbose = 1;
+            continue;
+        }
+        if (!strcmp(a, "--multilabel")) {
+            ml = 1;
             continue;
         }
         if (!v) {
@@ -133,7 +183,7 @@ int main(int argc, char **argv)
         return 2;
     }
     split tr = {0}, te = {0};
-    if (load_split(root, train, &tr) || (test && load_split(root, test, &te)))
+    if (load_split(root, train, ml, &tr) || (test && load_split(root, test, ml, &te)))
         return 1;
     eng_backbone *bb[8];
     int nbb = 0;
@@ -168,6 +218,8 @@ int main(int argc, char **argv)
                         .cache_dir = cache};
     if (verbose)
         a.hooks.log = log_line;
+    if (ml)
+        return run_multilabel(&a, bb, nbb);
     eng_classifier *m = NULL;
     char *ev = NULL;
     eng_diag d = {{0}};

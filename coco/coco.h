@@ -105,6 +105,7 @@ typedef enum coco_kind {
     COCO_KIND_UNKNOWN = 0,
     COCO_KIND_CLASSIFICATION,
     COCO_KIND_DETECTION,
+    COCO_KIND_MULTILABEL, /* no boxes, some image with several categories */
 } coco_kind;
 
 typedef enum coco_box_units {
@@ -167,9 +168,12 @@ typedef struct coco_annotation {
 
 typedef struct coco_info {
     coco_kind kind; /* the "task" field or a caller's choice, else detection
-                     * if any annotation has a bbox, else classification */
+                     * if any annotation has a bbox, else multilabel if an
+                     * image has annotations of 2 or more categories, else
+                     * classification */
     coco_box_units units;
     size_t images, annotations, categories, boxes;
+    size_t max_labels; /* most distinct categories on one image */
 } coco_info;
 
 void coco_dataset_info(const coco_dataset *ds, coco_info *out);
@@ -334,7 +338,7 @@ typedef enum coco_code {
 } coco_code;
 
 const char *coco_code_name(coco_code code);
-/* "classification"/"detection" ("unknown"), "relative"/"pixels"/"none",
+/* "classification"/"detection"/"multilabel" ("unknown"), "relative"/"pixels"/"none",
  * "ready"/"invalid"/"incomplete"/"fetching". */
 const char *coco_kind_name(coco_kind kind);
 const char *coco_units_name(coco_box_units units);
@@ -384,6 +388,7 @@ typedef struct coco_summary {
     coco_kind kind;
     coco_box_units units;
     size_t images, annotations, categories, boxes;
+    size_t max_labels; /* most distinct categories on one image */
     size_t images_found, images_missing, images_fetching, images_failed, images_bad;
     size_t errors, warnings; /* totals, including those not stored */
 } coco_summary;

@@ -348,6 +348,42 @@ coco_box_units coco_dataset_units(const coco_dataset *ds)
     return u;
 }
 
+static int cmp_pair(const void *a, const void *b)
+{
+    const int64_t *x = a, *y = b;
+    if (x[0] != y[0])
+        return x[0] < y[0] ? -1 : 1;
+    return x[1] < y[1] ? -1 : x[1] > y[1];
+}
+
+/* The most distinct categories any one image is annotated with (0 when out
+ * of memory: the kind then falls back to classification, whose validation
+ * names every image with several labels). */
+static size_t max_labels(const coco_dataset *ds)
+{
+    if (ds->n_anns == 0)
+        return 0;
+    int64_t *pairs = malloc(ds->n_anns * 2 * sizeof *pairs);
+    if (!pairs)
+        return 0;
+    for (size_t i = 0; i < ds->n_anns; i++) {
+        pairs[2 * i] = ds->anns[i].image_id;
+        pairs[2 * i + 1] = ds->anns[i].category_id;
+    }
+    qsort(pairs, ds->n_anns, 2 * sizeof *pairs, cmp_pair);
+    size_t best = 1, run = 1;
+    for (size_t i = 1; i < ds->n_anns; i++) {
+        if (pairs[2 * i] != pairs[2 * i - 2])
+            run = 1;
+        else if (pairs[2 * i + 1] != pairs[2 * i - 1])
+            run++;
+        if (run > best)
+            best = run;
+    }
+    free(pairs);
+    return best;
+}
+
 void coco_dataset_info(const coco_dataset *ds, coco_info *out)
 {
     memset(out, 0, sizeof *out);
@@ -359,10 +395,13 @@ void coco_dataset_info(const coco_dataset *ds, coco_info *out)
     for (size_t i = 0; i < ds->n_anns; i++)
         out->boxes += ds->anns[i].has_bbox ? 1 : 0;
     out->units = coco_dataset_units(ds);
+    out->max_labels = max_labels(ds);
     if (ds->task_kind != COCO_KIND_UNKNOWN)
         out->kind = ds->task_kind;
+    else if (out->boxes)
+        out->kind = COCO_KIND_DETECTION;
     else
-        out->kind = out->boxes ? COCO_KIND_DETECTION : COCO_KIND_CLASSIFICATION;
+        out->kind = out->max_labels > 1 ? COCO_KIND_MULTILABEL : COCO_KIND_CLASSIFICATION;
 }
 
 void coco_dataset_set_kind(coco_dataset *ds, coco_kind kind)

@@ -1025,6 +1025,8 @@ static int top_key(parser *pr, void *ctx, const char *k, size_t n)
             low[m] = 0;
             if (strstr(low, "detect"))
                 pr->ds->task_kind = COCO_KIND_DETECTION;
+            else if (strstr(low, "multilabel") || strstr(low, "multi-label"))
+                pr->ds->task_kind = COCO_KIND_MULTILABEL;
             else if (strstr(low, "classif"))
                 pr->ds->task_kind = COCO_KIND_CLASSIFICATION;
         }

@@ -102,7 +102,9 @@ size_t coco_report_apply_training_rules(coco_report *r)
 
 static const char *kind_name(coco_kind k)
 {
-    return k == COCO_KIND_DETECTION ? "detection" : "classification";
+    return k == COCO_KIND_DETECTION    ? "detection"
+           : k == COCO_KIND_MULTILABEL ? "multilabel"
+                                       : "classification";
 }
 
 const char *coco_kind_name(coco_kind kind)
@@ -163,6 +165,11 @@ size_t coco_report_status_line(const coco_report *r, char *buf, size_t n)
         k = snprintf(buf, n, "incomplete: %zu images missing", s->images_missing);
         break;
     case COCO_STATE_READY:
+        if (s->kind == COCO_KIND_MULTILABEL) {
+            k = snprintf(buf, n, "ready: %zu images, %zu tags, up to %zu per image (multilabel)",
+                         s->images, s->categories, s->max_labels);
+            break;
+        }
         k = snprintf(buf, n, "ready: %zu images, %zu categories, %zu boxes (%s)", s->images,
                      s->categories, s->boxes, kind_name(s->kind));
         break;
@@ -216,6 +223,8 @@ void coco_report_json_members(const coco_report *r, jsonw *w)
     jsonw_kint(w, "annotations", (long long)s->annotations);
     jsonw_kint(w, "categories", (long long)s->categories);
     jsonw_kint(w, "boxes", (long long)s->boxes);
+    if (s->kind == COCO_KIND_MULTILABEL)
+        jsonw_kint(w, "maxTagsPerImage", (long long)s->max_labels);
     jsonw_kstr(w, "boxUnits", coco_units_name(s->units));
     jsonw_kint(w, "imagesFound", (long long)s->images_found);
     jsonw_kint(w, "imagesMissing", (long long)s->images_missing);

@@ -81,7 +81,9 @@ char *coco_dataset_to_json(const coco_dataset *ds, coco_kind kind, size_t *len)
     jsonw_init(&w, JSONW_COMPACT);
     jsonw_obj(&w);
     jsonw_kstr(&w, "task",
-               kind == COCO_KIND_DETECTION ? "imageObjectDetection" : "imageClassification");
+               kind == COCO_KIND_DETECTION    ? "imageObjectDetection"
+               : kind == COCO_KIND_MULTILABEL ? "imageMultilabelClassification"
+                                              : "imageClassification");
     write_images(&w, ds);
     write_annotations(&w, ds);
     write_categories(&w, ds);
@@ -96,7 +98,9 @@ char *coco_dataset_export_json(const coco_dataset *ds, coco_kind kind,
     jsonw_init(&w, JSONW_COMPACT);
     jsonw_obj(&w);
     jsonw_kstr(&w, "task",
-               kind == COCO_KIND_DETECTION ? "imageObjectDetection" : "imageClassification");
+               kind == COCO_KIND_DETECTION    ? "imageObjectDetection"
+               : kind == COCO_KIND_MULTILABEL ? "imageMultilabelClassification"
+                                              : "imageClassification");
     jsonw_key(&w, "images");
     jsonw_arr(&w);
     size_t n = coco_dataset_image_count(ds);

@@ -618,11 +618,12 @@ static void check_ann_box(vctx *v, const coco_annotation *a, long ii)
     int hid = !!(a->flags & COCO_HAS_ID);
     char bpath[180];
     if (a->has_bbox) {
-        if (v->kind == COCO_KIND_CLASSIFICATION) {
+        if (v->kind == COCO_KIND_CLASSIFICATION || v->kind == COCO_KIND_MULTILABEL) {
             ann_path(v, a, ".bbox", bpath, sizeof bpath);
             add(v, COCO_WARNING, COCO_CODE_ANNOTATIONS_INVALID, COCO_SUBJECT_ANNOTATION, hid, a->id,
                 bpath, "remove the bbox, or make the dataset a detection dataset",
-                "%s: box ignored in a classification dataset", bpath);
+                "%s: box ignored in a %s dataset", bpath,
+                v->kind == COCO_KIND_MULTILABEL ? "multilabel" : "classification");
             return;
         }
         int64_t w = 0, h = 0;
@@ -731,7 +732,8 @@ static void check_image_labels(vctx *v, size_t i, size_t labels, size_t boxes)
             "%s: image %s has no label", path, subj);
     else
         add(v, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, COCO_SUBJECT_IMAGE, 1, im->id, path,
-            "keep exactly one annotation per image (multi-label is not supported)",
+            "keep exactly one annotation per image, or make it a multilabel dataset "
+            "(\"task\": \"multilabel\")",
             "%s: image %s has %zu labels; classification needs exactly one", path, subj, labels);
 }
 
@@ -802,7 +804,7 @@ static void check_category_counts(vctx *v)
     size_t n = v->valid_cats;
     if (v->ds->n_images == 0 || v->ds->n_anns == 0)
         return;
-    if (v->kind == COCO_KIND_CLASSIFICATION &&
+    if ((v->kind == COCO_KIND_CLASSIFICATION || v->kind == COCO_KIND_MULTILABEL) &&
         (n < MIN_CLASSIFY_CATEGORIES || n > MAX_CLASSIFY_CATEGORIES))
         add(v, COCO_ERROR, COCO_CODE_ANNOTATIONS_INVALID, COCO_SUBJECT_NONE, 0, 0, "categories",
             n < MIN_CLASSIFY_CATEGORIES
@@ -875,6 +877,7 @@ static void report_start(vctx *v)
     r->sum.annotations = ds->n_anns;
     r->sum.categories = ds->n_cats;
     r->sum.boxes = info.boxes;
+    r->sum.max_labels = info.max_labels;
 
     for (size_t k = 0; k < ds->problems.n_err; k++)
         coco_plist_copy(&r->problems, &ds->problems.err[k], NULL);

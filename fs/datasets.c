@@ -1007,7 +1007,9 @@ static void verify(ds_entry *e, const char *name, ds_parsed *have, const refusal
     }
     const coco_summary *sum = coco_report_summary(rep);
     out->state = state_of(sum);
-    out->detection = sum->kind == COCO_KIND_DETECTION;
+    out->detection = sum->kind == COCO_KIND_DETECTION    ? FS_DATA_BOXES
+                     : sum->kind == COCO_KIND_MULTILABEL ? FS_DATA_TAGS
+                                                         : FS_DATA_LABEL;
     coco_report_status_line(rep, out->line, sizeof out->line);
     size_t ll = strlen(out->line);
     if (out->format != FS_FMT_COCO && out->state == FS_DS_READY && ll > 0 &&
@@ -1557,7 +1559,9 @@ static fs_ds_state snap_images(fs_ds_snapshot *s, const ds_entry *e, const coco_
 }
 
 /* Each image's label (its first annotation without a box) and boxes (in
- * pixels, clamped to the image), placed contiguously in blk. */
+ * pixels, clamped to the image), placed contiguously in blk. In a multilabel
+ * dataset each distinct category of an image is one box of zero size: its
+ * tags (engine/recipes/recipe.h). */
 static void snap_annotations(fs_ds_snapshot *s, const coco_dataset *cd, const int *slot, int *nbox,
                              eng_box *blk)
 {
@@ -1566,7 +1570,7 @@ static void snap_annotations(fs_ds_snapshot *s, const coco_dataset *cd, const in
     for (size_t a = 0; a < na; a++) {
         const coco_annotation *an = coco_dataset_annotation(cd, a);
         long ii = coco_dataset_find_image(cd, an->image_id);
-        if (ii >= 0 && slot[ii] >= 0 && an->has_bbox)
+        if (ii >= 0 && slot[ii] >= 0 && (an->has_bbox || s->detection == FS_DATA_TAGS))
             nbox[slot[ii]]++;
     }
     size_t off = 0;
@@ -1581,6 +1585,16 @@ static void snap_annotations(fs_ds_snapshot *s, const coco_dataset *cd, const in
         if (ii < 0 || slot[ii] < 0 || ci < 0)
             continue;
         eng_sample *im = &imgs[slot[ii]];
+        if (s->detection == FS_DATA_TAGS) {
+            int dup = 0;
+            for (int k = 0; k < im->nboxes && !dup; k++)
+                dup = im->boxes[k].category == (int)ci;
+            if (!dup)
+                ((eng_box *)&im->boxes[im->nboxes++])->category = (int)ci;
+            if (im->label < 0)
+                im->label = (int)ci;
+            continue;
+        }
         if (!an->has_bbox) {
             if (im->label < 0)
                 im->label = (int)ci;

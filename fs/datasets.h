@@ -31,9 +31,13 @@ typedef enum fs_ds_state {
  * (classification; -1 when none) and boxes in pixels of the declared size,
  * clipped to it. */
 
+/* What a dataset's images carry (the `detection` fields below and in
+ * models_recipe.h): one label each, boxes, or several tags each. */
+enum { FS_DATA_LABEL = 0, FS_DATA_BOXES = 1, FS_DATA_TAGS = 2 };
+
 typedef struct fs_ds_snapshot {
     const char *name;
-    int detection; /* 1 for a detection dataset */
+    int detection; /* FS_DATA_LABEL, FS_DATA_BOXES or FS_DATA_TAGS */
     int ncategories;
     const char *const *categories; /* names by index */
     const int64_t *category_ids;   /* COCO ids by index */
@@ -42,8 +46,9 @@ typedef struct fs_ds_snapshot {
 } fs_ds_snapshot;
 
 /* State of dataset name after its last verification; FS_DS_VERIFYING when
- * something changed since. detection (may be NULL) gets 1 when the dataset
- * has boxes; line (may be NULL) the status line. Never blocks on I/O. */
+ * something changed since. detection (may be NULL) gets FS_DATA_BOXES when
+ * the dataset has boxes, FS_DATA_TAGS when it is multilabel; line (may be NULL) the status line.
+ * Never blocks on I/O. */
 fs_ds_state fs_dataset_state(const char *name, int *detection, char *line, size_t n);
 
 /* Waits up to timeout_ms for a pending verification of name to finish.

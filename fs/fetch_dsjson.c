@@ -39,14 +39,18 @@ static int dsjson_parse(const char *text, size_t len, cJSON **root_out, coco_kin
     }
     cJSON *k = cJSON_GetObjectItemCaseSensitive(root, "annotationKind");
     if (!cJSON_IsString(k) || (strcasecmp(k->valuestring, "imageClassification") != 0 &&
-                               strcasecmp(k->valuestring, "imageObjectDetection") != 0)) {
+                               strcasecmp(k->valuestring, "imageObjectDetection") != 0 &&
+                               strcasecmp(k->valuestring, "imageMultilabelClassification") != 0)) {
         snprintf(why, n,
-                 "annotationKind: must be \"imageClassification\" or \"imageObjectDetection\"");
+                 "annotationKind: must be \"imageClassification\", \"imageObjectDetection\" or "
+                 "\"imageMultilabelClassification\" (several tags per image; not Azure's)");
         cJSON_Delete(root);
         return -EINVAL;
     }
-    *kind = strcasecmp(k->valuestring, "imageClassification") == 0 ? COCO_KIND_CLASSIFICATION
-                                                                   : COCO_KIND_DETECTION;
+    /* the last is ours: Azure IA 4.0 had no multilabel datasets */
+    *kind = strcasecmp(k->valuestring, "imageClassification") == 0    ? COCO_KIND_CLASSIFICATION
+            : strcasecmp(k->valuestring, "imageObjectDetection") == 0 ? COCO_KIND_DETECTION
+                                                                      : COCO_KIND_MULTILABEL;
     cJSON *u = cJSON_GetObjectItemCaseSensitive(root, "annotationFileUris");
     int nu = cJSON_IsArray(u) ? cJSON_GetArraySize(u) : 0;
     if (nu < 1 || nu > 64) {

@@ -67,8 +67,9 @@ cJSON *http_dataset_json(const char *name)
         char line[512];
         http_tree_line("/datasets/%s/status", name, line, sizeof line);
         cJSON_AddStringToObject(o, "annotationKind",
-                                strstr(line, "(detection)") ? "imageObjectDetection"
-                                                            : "imageClassification");
+                                strstr(line, "(detection)")    ? "imageObjectDetection"
+                                : strstr(line, "(multilabel)") ? "imageMultilabelClassification"
+                                                               : "imageClassification");
         cJSON_AddArrayToObject(o, "annotationFileUris");
     }
     cJSON_DeleteItemFromObject(o, "name");

@@ -117,7 +117,7 @@ static int id_cmp(const void *a, const void *b)
 /* COCO results carry a bbox (SPEC section 5); for a classifier the answer
  * is about the whole image: [0, 0, width, height] in pixels. Leaves the
  * string as it is when anything does not fit. */
-static void add_whole_image_boxes(const fs_recipe_dataset *ds, char **predictions)
+void fs_recipe_whole_image_boxes(const fs_recipe_dataset *ds, char **predictions)
 {
     if (!*predictions)
         return;
@@ -178,5 +178,5 @@ const fs_recipe fs_recipe_classifier = {
     .free = cls_free,
     .predict = cls_predict,
     .export_onnx = cls_export_onnx,
-    .after_evaluate = add_whole_image_boxes,
+    .after_evaluate = fs_recipe_whole_image_boxes,
 };

@@ -11,6 +11,11 @@
 #include "backbones.h"
 #include "datasets.h"
 
+_Static_assert((int)FS_DATA_LABEL == (int)FS_RECIPE_LABEL &&
+                   (int)FS_DATA_BOXES == (int)FS_RECIPE_BOXES &&
+                   (int)FS_DATA_TAGS == (int)FS_RECIPE_TAGS,
+               "datasets.h and models_recipe.h name the same data kinds");
+
 /* Reasons are cut to the size of fs_models_ds_err on purpose. */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wformat-truncation"

@@ -92,10 +92,10 @@ static void ejob_run(void *arg)
         ejob_status(j, code, de.msg);
     } else if (view->nimages == 0) {
         ejob_status(j, FS_CODE_DATASET_EMPTY, "the dataset has no images");
-    } else if (view->detection != s->recipe->wants_detection) {
+    } else if (!fs_recipe_accepts(s->recipe, view->detection)) {
         char msg[400];
         snprintf(msg, sizeof msg, "model \"%s\" is a %s; dataset \"%s\" is a %s dataset", m->name,
-                 s->recipe->kind, j->e->ds, view->detection ? "detection" : "classification");
+                 s->recipe->kind, j->e->ds, fs_recipe_data_name(view->detection));
         ejob_status(j, FS_CODE_INCORRECT_MODEL_KIND, msg);
     } else {
         ejob_status(j, FS_CODE_NONE, "running");

@@ -195,7 +195,7 @@ static char *answer_image(srv *s, const char *name, int version, const char *img
     }
     memset(err, 0, sizeof *err);
     if (fs_recipe_predict(s->model, img, draw, pred, err) == FS_RECIPE_OK)
-        return prediction_json(name, version, s->recipe->wants_detection, pred);
+        return prediction_json(name, version, s->recipe->wants_detection == FS_RECIPE_BOXES, pred);
     if (shown_as)
         replace_all(err->msg, sizeof err->msg, img, shown_as);
     models_user_message(err->msg, sizeof err->msg, name);

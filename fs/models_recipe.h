@@ -25,9 +25,13 @@
 
 /* ---- data in ---- */
 
+/* What a dataset's images carry and what a kind needs (`detection` below,
+ * `wants_detection` of a kind); the same values as datasets.h's FS_DATA_*. */
+enum { FS_RECIPE_LABEL = 0, FS_RECIPE_BOXES = 1, FS_RECIPE_TAGS = 2 };
+
 typedef struct fs_recipe_dataset {
     const char *name;
-    int detection; /* 1 when it has boxes */
+    int detection; /* FS_RECIPE_LABEL, _BOXES or _TAGS */
     int ncategories;
     const char *const *categories; /* names, by index */
     const int64_t *category_ids;   /* COCO ids, by index */
@@ -109,11 +113,13 @@ typedef struct fs_recipe_train_in {
 typedef struct fs_recipe_model fs_recipe_model;
 
 typedef struct fs_recipe {
-    const char *kind;       /* "classifier" | "detector": train.json's and the model file's */
-    const char *azure_kind; /* "Generic-Classifier" | "Generic-Detector" */
-    const char *metric;     /* the headline metric in status: "accuracyTop1" */
-    int wants_detection;    /* 1: needs a dataset with boxes */
-    int labelled_only;      /* 1: an image without a label (of a known category) is left out */
+    const char *kind; /* "classifier" | "detector" | "multilabel": train.json's and the
+                         model file's */
+    const char
+        *azure_kind;     /* "Generic-Classifier" | "Generic-Detector" | "Multilabel-Classifier" */
+    const char *metric;  /* the headline metric in status: "accuracyTop1" */
+    int wants_detection; /* the data it needs: FS_RECIPE_LABEL, _BOXES or _TAGS */
+    int labelled_only;   /* 1: an image without a label (of a known category) is left out */
 
     /* The engine's side of the kind; `void *` is the kind's engine model. */
     eng_status (*train)(const eng_train_args *a, void **model, char **evaluation_json, eng_diag *d);
@@ -176,8 +182,19 @@ void fs_recipe_model_free(fs_recipe_model *m);
 const fs_recipe *fs_recipe_for_kind(const char *kind); /* NULL when not available */
 /* By Azure's name, matched without case, '-' and '_' ("GenericClassifier"). */
 const fs_recipe *fs_recipe_for_azure_kind(const char *azure_kind);
-/* The kind a dataset trains when train.json names none (boxes: detector). */
+/* The kind a dataset trains when train.json names none (boxes: detector,
+ * tags: multilabel). */
 const fs_recipe *fs_recipe_for_dataset(int detection);
+/* "classification", "detection" or "multilabel": a dataset's kind in
+ * messages; and what a kind needs ("one label per image, no boxes", ...). */
+const char *fs_recipe_data_name(int detection);
+/* 1 when kind r trains on or evaluates a dataset of that data: its own, or
+ * for multilabel also one label per image (one tag each). */
+int fs_recipe_accepts(const fs_recipe *r, int detection);
+const char *fs_recipe_data_needs(int detection);
+/* after_evaluate of the kinds without boxes: COCO results get the whole
+ * image as their bbox (SPEC section 5). */
+void fs_recipe_whole_image_boxes(const fs_recipe_dataset *ds, char **predictions_json);
 /* The kinds' names for a message: "\"classifier\" or \"detector\"" (azure:
  * "\"Generic-Classifier\" or ..."). */
 void fs_recipe_kind_names(int azure, char *buf, size_t n);

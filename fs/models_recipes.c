@@ -28,9 +28,11 @@
 
 extern const fs_recipe fs_recipe_classifier;
 extern const fs_recipe fs_recipe_detector;
+extern const fs_recipe fs_recipe_multilabel;
 
 /* The kinds, in the order a model file without a "kind" is tried. */
-static const fs_recipe *const kinds[] = {&fs_recipe_classifier, &fs_recipe_detector};
+static const fs_recipe *const kinds[] = {&fs_recipe_classifier, &fs_recipe_detector,
+                                         &fs_recipe_multilabel};
 #define NKINDS ((int)(sizeof kinds / sizeof kinds[0]))
 
 /* The limits on an image to score are those of a dataset's images: one
@@ -81,6 +83,26 @@ const fs_recipe *fs_recipe_for_dataset(int detection)
         if (kinds[i]->wants_detection == detection)
             return kinds[i];
     return NULL;
+}
+
+const char *fs_recipe_data_name(int detection)
+{
+    return detection == FS_RECIPE_BOXES  ? "detection"
+           : detection == FS_RECIPE_TAGS ? "multilabel"
+                                         : "classification";
+}
+
+int fs_recipe_accepts(const fs_recipe *r, int detection)
+{
+    return r->wants_detection == detection ||
+           (r->wants_detection == FS_RECIPE_TAGS && detection == FS_RECIPE_LABEL);
+}
+
+const char *fs_recipe_data_needs(int detection)
+{
+    return detection == FS_RECIPE_BOXES  ? "boxes"
+           : detection == FS_RECIPE_TAGS ? "images with several tags, no boxes"
+                                         : "one label per image, no boxes";
 }
 
 void fs_recipe_kind_names(int azure, char *buf, size_t n)

@@ -125,15 +125,14 @@ int mdl_request_check(const fs_trainreq *r, const fs_recipe **recipe, fs_code *c
         snprintf(msg, mn, "kind \"%s\": not available in this build", kind);
         return -1;
     }
-    if (rc->wants_detection != det) {
+    if (!fs_recipe_accepts(rc, det)) {
         const fs_recipe *fits = fs_recipe_for_dataset(det);
         *code = FS_CODE_INCORRECT_MODEL_KIND;
         snprintf(msg, mn,
                  "dataset \"%s\" is a %s dataset: a %s needs %s (write \"kind\": \"%s\" or "
                  "use another dataset)",
-                 r->dataset, det ? "detection" : "classification", kind,
-                 rc->wants_detection ? "boxes" : "one label per image, no boxes",
-                 fits ? fits->kind : "another kind");
+                 r->dataset, fs_recipe_data_name(det), kind,
+                 fs_recipe_data_needs(rc->wants_detection), fits ? fits->kind : "another kind");
         return -1;
     }
     if (r->test_dataset[0]) {
@@ -142,10 +141,10 @@ int mdl_request_check(const fs_trainreq *r, const fs_recipe **recipe, fs_code *c
             snprintf(msg, mn, "test dataset: %s", te.msg);
             return -1;
         }
-        if (tdet != det) {
+        if (tdet != det && !fs_recipe_accepts(rc, tdet)) {
             *code = FS_CODE_INCORRECT_MODEL_KIND;
             snprintf(msg, mn, "test dataset \"%s\" is a %s dataset, training dataset \"%s\" is not",
-                     r->test_dataset, tdet ? "detection" : "classification", r->dataset);
+                     r->test_dataset, fs_recipe_data_name(tdet), r->dataset);
             return -1;
         }
     }
@@ -363,8 +362,9 @@ static int run_slurm(run *x)
         paths[i] = x->trv->images[i].path;
     fs_code code = FS_CODE_UNKNOWN;
     char msg[sizeof x->msg];
-    int rc = mdl_slurm_extract(x->m, paths, n, x->dirs, x->nb, x->r->wants_detection, tjob_abort,
-                               x->j, &x->j->cluster_cpu, &code, msg, sizeof msg);
+    int rc =
+        mdl_slurm_extract(x->m, paths, n, x->dirs, x->nb, x->r->wants_detection == FS_RECIPE_BOXES,
+                          tjob_abort, x->j, &x->j->cluster_cpu, &code, msg, sizeof msg);
     free(paths);
     if (rc == -2)
         x->st = FS_RECIPE_EABORTED;

@@ -45,6 +45,8 @@ static const char readme[] =
     "  cp cat.jpg models/pets1/predict/\n"
     "  jq '.customModelResult.tagsResult.values[0]' models/pets1/predict/cat.jpg.json\n"
     "  # detectors: .customModelResult.objectsResult.values[] {id, boundingBox, tags}\n"
+    "  # multilabel (images with several categories, no boxes; or \"kind\": \"multilabel\"):\n"
+    "  #   tagsResult.values[] lists every tag above its threshold (may be empty)\n"
     "\n"
     "Files ending in status, status.json, log and the result files are generated:\n"
     "they are read-only and always whole. A write that is refused (not JSON, an\n"

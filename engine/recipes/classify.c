@@ -327,9 +327,8 @@ void cls_normalise(float *v, int dim, const float *mean, float weight)
         v[j] *= k;
 }
 
-/* Finds the model's backbones among the given ones. */
-static eng_status resolve_backbones(const eng_classifier *m, eng_backbone *const *bbs, int nbb,
-                                    const eng_backbone **out, eng_diag *d)
+eng_status cls_resolve_backbones(const eng_classifier *m, eng_backbone *const *bbs, int nbb,
+                                 const eng_backbone **out, eng_diag *d)
 {
     for (int i = 0; i < m->nbb; i++) {
         out[i] = NULL;
@@ -524,7 +523,7 @@ eng_status eng_cls_predict(const eng_classifier *m, eng_backbone *const *backbon
                            const char *image_path, int threads, float *probs, eng_diag *d)
 {
     const eng_backbone *rb[CLS_MAX_VIEWS];
-    eng_status st = resolve_backbones(m, backbones, nbackbones, rb, d);
+    eng_status st = cls_resolve_backbones(m, backbones, nbackbones, rb, d);
     if (st != ENG_OK)
         return st;
     float *feat = malloc((size_t)m->dim * sizeof *feat);
@@ -542,7 +541,7 @@ eng_status eng_cls_predict_files(const eng_classifier *m, eng_backbone *const *b
                                  eng_diag *msgs, eng_diag *d)
 {
     const eng_backbone *rb[CLS_MAX_VIEWS];
-    eng_status st = resolve_backbones(m, backbones, nbackbones, rb, d);
+    eng_status st = cls_resolve_backbones(m, backbones, nbackbones, rb, d);
     if (st != ENG_OK)
         return st;
     eng_run_opts ro = {.threads = o && o->threads > 0 ? o->threads : 1,
@@ -641,7 +640,7 @@ eng_status eng_cls_evaluate(const eng_classifier *m, eng_backbone *const *backbo
             return eng_fail(d, ENG_EINVAL, "evaluate: image \"%s\": label %d outside 0..%d",
                             s[i].path, s[i].label, m->ncat - 1);
     const eng_backbone *rb[CLS_MAX_VIEWS];
-    eng_status st = resolve_backbones(m, backbones, nbackbones, rb, d);
+    eng_status st = cls_resolve_backbones(m, backbones, nbackbones, rb, d);
     if (st != ENG_OK)
         return st;
     eng_run_opts ro = {.threads = o && o->threads > 0 ? o->threads : 1,
@@ -707,8 +706,14 @@ static char *ft_meta(const eng_classifier *m)
 
 eng_status eng_classifier_save(const eng_classifier *m, const char *path, eng_diag *d)
 {
+    return cls_save_as(m, "classifier", NULL, NULL, 0, path, d);
+}
+
+eng_status cls_save_as(const eng_classifier *m, const char *kind, const char *const *xnames,
+                       const eng_tensor *xt, int nx, const char *path, eng_diag *d)
+{
     eng_status st = ENG_ENOMEM;
-    int nt = 2 + m->nviews + (m->ft ? 2 * m->ft->nnodes + 2 : 0);
+    int nt = 2 + m->nviews + (m->ft ? 2 * m->ft->nnodes + 2 : 0) + nx;
     char *ftmeta = NULL;
     const char **names = calloc((size_t)nt, sizeof *names);
     eng_tensor *ts = calloc((size_t)nt, sizeof *ts);
@@ -760,8 +765,8 @@ eng_status eng_classifier_save(const eng_classifier *m, const char *path, eng_di
     const char *keys[] = {
         "format",    "kind",          "version", "categories", "backbone", "backbone_checksum",
         "backbones", "preprocessing", "recipe",  "finetune"};
-    const char *vals[] = {"visionfs", "classifier", version,           s_cats, bbjoined, csjoined,
-                          s_bbs,      s_pre,        eng_cls_recipe(m), ftmeta};
+    const char *vals[] = {"visionfs", kind,  version,           s_cats, bbjoined, csjoined,
+                          s_bbs,      s_pre, eng_cls_recipe(m), ftmeta};
     ts[0] = (eng_tensor){ENG_F32, 2, {m->dim, m->ncat}, m->w};
     ts[1] = (eng_tensor){ENG_F32, 1, {m->ncat}, m->b};
     names[0] = "head.weight";
@@ -771,8 +776,13 @@ eng_status eng_classifier_save(const eng_classifier *m, const char *path, eng_di
         names[2 + v] = vnames[v];
         ts[2 + v] = (eng_tensor){ENG_F32, 1, {m->views[v].dim}, m->views[v].mean};
     }
+    nt = 2 + m->nviews;
     if (m->ft)
-        nt = 2 + m->nviews + cls_ft_tensors(m->ft, names + 2 + m->nviews, ts + 2 + m->nviews);
+        nt += cls_ft_tensors(m->ft, names + nt, ts + nt);
+    for (int i = 0; i < nx; i++) {
+        names[nt] = xnames[i];
+        ts[nt++] = xt[i];
+    }
     for (int i = 0; i < nt; i++)
         tp[i] = &ts[i];
     st = eng_modelfile_write(path, names, tp, nt, keys, vals, m->ft ? 10 : 9, d);
@@ -805,8 +815,8 @@ static cJSON *parse_meta_json(const eng_modelfile *f, const char *key)
     return j;
 }
 
-/* The file's kind and version: a classifier this program reads. */
-static eng_status check_kind(const eng_modelfile *f, eng_diag *d)
+/* The file's kind and version: a `want` (classifier) this program reads. */
+static eng_status check_kind(const eng_modelfile *f, const char *want, eng_diag *d)
 {
     const char *kind = eng_modelfile_meta(f, "kind");
     const char *ver = eng_modelfile_meta(f, "version");
@@ -814,8 +824,8 @@ static eng_status check_kind(const eng_modelfile *f, eng_diag *d)
         return eng_fail(d, ENG_EFORMAT,
                         "model file: metadata \"kind\" missing (not a visionfs "
                         "model?)");
-    if (strcmp(kind, "classifier") != 0)
-        return eng_fail(d, ENG_EFORMAT, "model file: kind is \"%.32s\", not a classifier", kind);
+    if (strcmp(kind, want) != 0)
+        return eng_fail(d, ENG_EFORMAT, "model file: kind is \"%.32s\", not a %s", kind, want);
     if (!ver || atoi(ver) < 1)
         return eng_fail(d, ENG_EFORMAT, "model file: metadata \"version\" missing or bad");
     if (atoi(ver) > CLS_VERSION)
@@ -1006,8 +1016,14 @@ static eng_status load_finetune(const eng_modelfile *f, eng_classifier *m, eng_d
 
 eng_status eng_classifier_from_file(const eng_modelfile *f, eng_classifier **out, eng_diag *d)
 {
+    return cls_from_file_as(f, "classifier", out, d);
+}
+
+eng_status cls_from_file_as(const eng_modelfile *f, const char *kind, eng_classifier **out,
+                            eng_diag *d)
+{
     *out = NULL;
-    eng_status st = check_kind(f, d);
+    eng_status st = check_kind(f, kind, d);
     if (st != ENG_OK)
         return st;
     cJSON *cats = parse_meta_json(f, "categories");

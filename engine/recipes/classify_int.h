@@ -71,6 +71,21 @@ eng_status cls_extract(const cls_extract_req *r, float *out, eng_diag *d);
 #define CLS_MAX_TAPS 3
 int cls_pass_taps(const eng_backbone *b, const char **taps, const char **keys);
 
+/* Finds the model's backbones (by name and checksum) among bbs: out[i] is
+ * m's backbone i; ENG_ENOTFOUND naming the one missing. */
+eng_status cls_resolve_backbones(const eng_classifier *m, eng_backbone *const *bbs, int nbb,
+                                 const eng_backbone **out, eng_diag *d);
+
+/* The classifier's model file with metadata "kind" = kind and nx more
+ * tensors (names, tensors borrowed): how a kind built on the classifier's
+ * views and head (multilabel.c) writes its file. */
+eng_status cls_save_as(const eng_classifier *m, const char *kind, const char *const *xnames,
+                       const eng_tensor *xt, int nx, const char *path, eng_diag *d);
+/* Reads a file written by cls_save_as(kind) (its extra tensors are the
+ * caller's to read). */
+eng_status cls_from_file_as(const eng_modelfile *f, const char *kind, eng_classifier **out,
+                            eng_diag *d);
+
 /* Centres v with mean, L2-normalises it and scales it by weight, in place. */
 /* v[j] -> sign(v[j]) |v[j]|^e: flattens the long tail of pooled ReLU
  * features, which few-shot heads fit better (e = 1 leaves v alone). */

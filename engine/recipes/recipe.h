@@ -23,7 +23,9 @@ typedef struct eng_sample {
     long long id;         /* image id written into predictions.json (0: index + 1) */
     int width, height;    /* the size the boxes refer to (0: the file's) */
     int label;            /* classification: index into the categories; -1: none */
-    const eng_box *boxes; /* detection: the image's boxes; none: a negative */
+    const eng_box *boxes; /* detection: the image's boxes; none: a negative.
+                           * multilabel: its tags are the boxes' categories
+                           * (coordinates unused); none: no tag */
     int nboxes;
 } eng_sample;
 

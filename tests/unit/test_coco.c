@@ -191,7 +191,9 @@ static const bad_case bad_cases[] = {
      COCO_OK, W, INV, "categories[2]", 3, NOFILE},
 
     /* classification rules */
-    {"classification two labels", DOC(CLS_IMGS, CLS_ANNS "," LBL(5, 1, 2), GOOD_CATS),
+    {"classification two labels",
+     "{'task':'imageClassification','images':[" CLS_IMGS "],'annotations':[" CLS_ANNS
+     "," LBL(5, 1, 2) "],'categories':[" GOOD_CATS "]}",
      COCO_OK, E, INV, "images[0]", 1, NOFILE},
     {"classification unlabelled image", DOC(CLS_IMGS "," IMG(5, "e.jpg"), CLS_ANNS, GOOD_CATS),
      COCO_OK, E, INV, "images[4]", 5, NOFILE},
@@ -447,6 +449,26 @@ static void test_good(void)
     coco_report_status_line(r, line, sizeof line);
     CHECK_MSG(strcmp(line, "ready: 4 images, 2 categories, 0 boxes (classification)") == 0, "%s",
               line);
+    coco_report_free(r);
+
+    /* multilabel: several categories on an image, no boxes (no "task"
+     * needed); an image without a tag is fine */
+    r = validate_json(DOC(CLS_IMGS "," IMG(5, "e.jpg"),
+                          CLS_ANNS "," LBL(5, 1, 2) "," LBL(6, 1, 2) "," LBL(7, 3, 3),
+                          GOOD_CATS "," CAT(3, "bird")),
+                      NULL, NULL);
+    s = coco_report_summary(r);
+    CHECK(s->state == COCO_STATE_READY && s->kind == COCO_KIND_MULTILABEL && s->max_labels == 2);
+    if (s->errors)
+        dump_problems(r);
+    coco_report_status_line(r, line, sizeof line);
+    CHECK_MSG(strcmp(line, "ready: 5 images, 3 tags, up to 2 per image (multilabel)") == 0, "%s",
+              line);
+    coco_report_free(r);
+    r = validate_json("{'task':'multilabel','images':[" CLS_IMGS "],'annotations':[" CLS_ANNS
+                      "],'categories':[" GOOD_CATS "]}",
+                      NULL, NULL);
+    CHECK(coco_report_summary(r)->kind == COCO_KIND_MULTILABEL);
     coco_report_free(r);
 
     /* Azure style: bbox null / [] for labels, urls, extra fields, BOM, unicode names */

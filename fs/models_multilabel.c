@@ -1,0 +1,119 @@
+/* models_multilabel.c: the multilabel kind (models_recipe.h): the engine's
+ * multilabel classifier (engine/recipes/multilabel.h) behind the shared
+ * lifecycle.
+ *
+ * Design: predict lists every tag whose score reaches its threshold, best
+ * first (none: an empty list); scores come from the engine's one
+ * image-to-scores path, which evaluation uses too. Evaluation results get
+ * the whole image as their box, as the classifier's do.
+ */
+#include "engine.h"
+#include "models_recipe.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static eng_status ml_train(const eng_train_args *a, void **model, char **evaluation, eng_diag *d)
+{
+    eng_multilabel *m = NULL;
+    eng_status st = eng_ml_train(a, &m, evaluation, d);
+    *model = m;
+    return st;
+}
+
+static eng_status ml_evaluate(const void *model, eng_backbone *const *bbs, int nbb,
+                              const eng_sample *s, int n, const eng_eval_opts *o, char **metrics,
+                              char **predictions, eng_diag *d)
+{
+    return eng_ml_evaluate(model, bbs, nbb, s, n, o, metrics, predictions, d);
+}
+
+static eng_status ml_save(const void *model, const char *path, eng_diag *d)
+{
+    return eng_ml_save(model, path, d);
+}
+
+static eng_status ml_from_file(const eng_modelfile *f, void **model, eng_diag *d)
+{
+    eng_multilabel *m = NULL;
+    eng_status st = eng_ml_from_file(f, &m, d);
+    *model = m;
+    return st;
+}
+
+static int ml_ncat(const void *model) { return eng_ml_ncat(model); }
+static const char *ml_category(const void *model, int i) { return eng_ml_category(model, i); }
+static const char *ml_needed(const void *model, int i, const char **checksum)
+{
+    return eng_ml_backbone_needed(model, i, checksum);
+}
+static void ml_free(void *model) { eng_ml_free(model); }
+
+typedef struct ml_rank {
+    float p;
+    int i;
+} ml_rank;
+
+static int rank_cmp(const void *a, const void *b)
+{
+    const ml_rank *x = a, *y = b;
+    if (x->p != y->p)
+        return x->p < y->p ? 1 : -1;
+    return x->i - y->i;
+}
+
+/* Every tag at or above its threshold, best first. */
+static fs_recipe_status ml_predict(const void *model, eng_backbone *const *bbs, int nbb,
+                                   const char *path, int width, int height, int draw,
+                                   fs_recipe_prediction *out, fs_recipe_err *err)
+{
+    (void)draw; /* no picture for tags */
+    int ncat = eng_ml_ncat(model);
+    float *scores = calloc((size_t)ncat, sizeof *scores);
+    ml_rank *rk = calloc((size_t)ncat, sizeof *rk);
+    out->classes = calloc((size_t)ncat, sizeof *out->classes);
+    fs_recipe_status rs = FS_RECIPE_OK;
+    eng_diag d = {{0}};
+    eng_status st = ENG_ENOMEM;
+    if (scores && rk && out->classes)
+        st = eng_ml_predict(model, bbs, nbb, path, 1, scores, &d);
+    if (st == ENG_ENOMEM && !d.msg[0])
+        snprintf(d.msg, sizeof d.msg, "out of memory");
+    if (st != ENG_OK) {
+        fs_recipe_prediction_release(out);
+        rs = fs_recipe_engine_predict_failed(err, st, d.msg);
+    } else {
+        int k = 0;
+        for (int i = 0; i < ncat; i++)
+            if (scores[i] >= eng_ml_threshold(model, i))
+                rk[k++] = (ml_rank){scores[i], i};
+        qsort(rk, (size_t)k, sizeof *rk, rank_cmp);
+        for (int i = 0; i < k; i++)
+            out->classes[i] = (fs_recipe_class){eng_ml_category(model, rk[i].i), rk[i].p};
+        out->nclasses = k;
+        out->width = width;
+        out->height = height;
+    }
+    free(scores);
+    free(rk);
+    return rs;
+}
+
+const fs_recipe fs_recipe_multilabel = {
+    .kind = "multilabel",
+    .azure_kind = "Multilabel-Classifier",
+    .metric = "averagePrecision",
+    .wants_detection = FS_RECIPE_TAGS,
+    .labelled_only = 0,
+    .train = ml_train,
+    .evaluate = ml_evaluate,
+    .save = ml_save,
+    .from_file = ml_from_file,
+    .ncat = ml_ncat,
+    .category = ml_category,
+    .backbone_needed = ml_needed,
+    .free = ml_free,
+    .predict = ml_predict,
+    .after_evaluate = fs_recipe_whole_image_boxes,
+};
