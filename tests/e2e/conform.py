@@ -9,7 +9,7 @@ result, so both sides see the same sequence. Compared: the errno of every
 call, what every read returns, sizes and modes from stat/fstat, mtimes
 after utimens, listings, and at every checkpoint (all files closed) the
 tree with a SHA-256 of every file. Reader threads read the mount's files
-meanwhile; any error but ENOENT is a failure.
+meanwhile; any error but ENOENT (and ESTALE, gone-folder below) is a failure.
 
 Differences that are product rules are allowed, counted and printed:
   listing-new   a new file is listed only from its first close: it has no
@@ -156,7 +156,11 @@ def reader(seed):
                 fh.read()
             reader_reads[0] += 1
         except OSError as e:
-            if e.errno not in (errno.ENOENT, errno.EISDIR):
+            if e.errno == errno.ESTALE:
+                # gone-folder (above): the reader's file was unlinked while it
+                # held it open and its folder removed before the read
+                allow("gone-folder")
+            elif e.errno not in (errno.ENOENT, errno.EISDIR):
                 reader_errors.append("%s: %s" % (name, e))
 
 
