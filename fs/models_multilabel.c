@@ -100,6 +100,12 @@ static fs_recipe_status ml_predict(const void *model, eng_backbone *const *bbs, 
     return rs;
 }
 
+static eng_status ml_export_onnx(const void *model, eng_backbone *const *bbs, int nbb,
+                                 uint8_t **out, size_t *len, eng_diag *d)
+{
+    return eng_ml_export_onnx(model, bbs, nbb, "0.1", out, len, d);
+}
+
 const fs_recipe fs_recipe_multilabel = {
     .kind = "multilabel",
     .azure_kind = "Multilabel-Classifier",
@@ -115,5 +121,6 @@ const fs_recipe fs_recipe_multilabel = {
     .backbone_needed = ml_needed,
     .free = ml_free,
     .predict = ml_predict,
+    .export_onnx = ml_export_onnx,
     .after_evaluate = fs_recipe_whole_image_boxes,
 };

@@ -79,6 +79,11 @@ eng_status cls_resolve_backbones(const eng_classifier *m, eng_backbone *const *b
 /* The classifier's model file with metadata "kind" = kind and nx more
  * tensors (names, tensors borrowed): how a kind built on the classifier's
  * views and head (multilabel.c) writes its file. */
+/* eng_classifier_export_onnx, or with thresholds (ncat) a multilabel
+ * model's: output `scores`, a sigmoid per tag, the thresholds in metadata. */
+eng_status cls_export_onnx(const eng_classifier *m, const float *thresholds,
+                           eng_backbone *const *bbs, int nbb, const char *producer_version,
+                           uint8_t **out, size_t *len, eng_diag *d);
 eng_status cls_save_as(const eng_classifier *m, const char *kind, const char *const *xnames,
                        const eng_tensor *xt, int nx, const char *path, eng_diag *d);
 /* Reads a file written by cls_save_as(kind) (its extra tensors are the

@@ -86,9 +86,10 @@ static const char *softmax(onnx_b *b, const char *x, const char *out)
     return n ? out : NULL;
 }
 
-/* the linear head's probabilities (out: the name of the result) */
+/* the linear head's probabilities (out: the name of the result): softmax
+ * over the categories, or (multilabel) an independent sigmoid per tag */
 static eng_status linear_head(const eng_classifier *m, const eng_backbone *const *rb, cx *c,
-                              const char *out, eng_diag *d)
+                              int multilabel, const char *out, eng_diag *d)
 {
     onnx_b *b = c->b;
     const char *vec[CLS_MAX_VIEWS] = {0};
@@ -149,7 +150,10 @@ static eng_status linear_head(const eng_classifier *m, const eng_backbone *const
     int64_t wd[2] = {m->dim, m->ncat}, bd = m->ncat;
     x = onnx_bin(b, "MatMul", x, onnx_init_f32(b, "head.weight", 2, wd, m->w));
     x = onnx_bin(b, "Add", x, onnx_init_f32(b, "head.bias", 1, &bd, m->b));
-    softmax(b, x, out);
+    if (multilabel)
+        onnx_op(b, "Sigmoid", &x, 1, &out, 1);
+    else
+        softmax(b, x, out);
     return ENG_OK;
 }
 
@@ -252,6 +256,13 @@ eng_status eng_classifier_export_onnx(const eng_classifier *m, eng_backbone *con
                                       const char *producer_version, uint8_t **out, size_t *len,
                                       eng_diag *d)
 {
+    return cls_export_onnx(m, NULL, bbs, nbb, producer_version, out, len, d);
+}
+
+eng_status cls_export_onnx(const eng_classifier *m, const float *thresholds,
+                           eng_backbone *const *bbs, int nbb, const char *producer_version,
+                           uint8_t **out, size_t *len, eng_diag *d)
+{
     *out = NULL;
     *len = 0;
     const eng_backbone *rb[16];
@@ -273,12 +284,15 @@ eng_status eng_classifier_export_onnx(const eng_classifier *m, eng_backbone *con
     if (!c.b)
         return eng_fail(d, ENG_ENOMEM, "onnx export: out of memory");
     eng_status st = ENG_OK;
-    if (!m->ft) {
-        st = linear_head(m, rb, &c, "probabilities", d);
+    const char *result = thresholds ? "scores" : "probabilities";
+    if (thresholds && m->ft) {
+        st = eng_fail(d, ENG_EUNSUPPORTED, "onnx export: a multilabel model has no tail");
+    } else if (!m->ft) {
+        st = linear_head(m, rb, &c, thresholds != NULL, result, d);
     } else if (!m->ft_mix) {
         st = tail_head(m, rb, &c, "probabilities", d);
     } else {
-        st = linear_head(m, rb, &c, "probabilities_linear", d);
+        st = linear_head(m, rb, &c, 0, "probabilities_linear", d);
         if (st == ENG_OK)
             st = tail_head(m, rb, &c, "probabilities_finetuned", d);
         if (st == ENG_OK) {
@@ -288,8 +302,8 @@ eng_status eng_classifier_export_onnx(const eng_classifier *m, eng_backbone *con
             onnx_op1(c.b, "Mul", "probabilities", in, 2);
         }
     }
-    cJSON *meta = cJSON_CreateArray(), *cats = NULL;
-    char *inputs = NULL, *catj = NULL;
+    cJSON *meta = cJSON_CreateArray(), *cats = NULL, *thr = NULL;
+    char *inputs = NULL, *catj = NULL, *thrj = NULL;
     if (st == ENG_OK) {
         for (int i = 0; i < c.nsize; i++) {
             int64_t dim[4] = {-1, c.size[i], c.size[i], 3};
@@ -301,18 +315,24 @@ eng_status eng_classifier_export_onnx(const eng_classifier *m, eng_backbone *con
             cJSON_AddItemToArray(meta, o);
         }
         int64_t od[2] = {-1, m->ncat};
-        onnx_output(c.b, "probabilities", ONNX_FLOAT, 2, od);
+        onnx_output(c.b, result, ONNX_FLOAT, 2, od);
         cats = cJSON_CreateStringArray((const char *const *)m->cats, m->ncat);
         inputs = cJSON_PrintUnformatted(meta);
         catj = cats ? cJSON_PrintUnformatted(cats) : NULL;
-        if (!inputs || !catj)
+        if (thresholds) {
+            thr = cJSON_CreateFloatArray(thresholds, m->ncat);
+            thrj = thr ? cJSON_PrintUnformatted(thr) : NULL;
+        }
+        if (!inputs || !catj || (thresholds && !thrj))
             st = eng_fail(d, ENG_ENOMEM, "onnx export: out of memory");
     }
     if (st == ENG_OK) {
         char sz[64];
         snprintf(sz, sizeof sz, "%d", c.size[0]);
-        onnx_meta(c.b, "kind", "classifier");
+        onnx_meta(c.b, "kind", thresholds ? "multilabel" : "classifier");
         onnx_meta(c.b, "categories", catj);
+        if (thresholds)
+            onnx_meta(c.b, "thresholds", thrj);
         onnx_meta(c.b, "inputs", inputs);
         onnx_meta(c.b, "input_size", sz);
         onnx_meta(c.b, "input_format", "uint8 RGB, NHWC [N, H, W, 3]");
@@ -321,14 +341,20 @@ eng_status eng_classifier_export_onnx(const eng_classifier *m, eng_backbone *con
                   "resized to its height x width without keeping the aspect, with 8-bit "
                   "bilinear filtering as Pillow's Image.resize(BILINEAR) does");
         onnx_meta(c.b, "outputs",
-                  "probabilities [N, C]: softmax over categories, in the order "
-                  "of categories");
-        st = onnx_pack(c.b, "visionfs_classifier", producer_version, out, len, d);
+                  thresholds ? "scores [N, C]: an independent sigmoid per tag, in the order of "
+                               "categories; a tag applies when its score reaches its entry "
+                               "in thresholds"
+                             : "probabilities [N, C]: softmax over categories, in the order "
+                               "of categories");
+        st = onnx_pack(c.b, thresholds ? "visionfs_multilabel" : "visionfs_classifier",
+                       producer_version, out, len, d);
     }
     free(inputs);
     free(catj);
+    free(thrj);
     cJSON_Delete(meta);
     cJSON_Delete(cats);
+    cJSON_Delete(thr);
     onnx_free(c.b);
     return st;
 }

@@ -820,6 +820,12 @@ eng_status eng_ml_train(const eng_train_args *a, eng_multilabel **out, char **ev
 
 /* ---- model file ---- */
 
+eng_status eng_ml_export_onnx(const eng_multilabel *m, eng_backbone *const *bbs, int nbb,
+                              const char *producer_version, uint8_t **out, size_t *len, eng_diag *d)
+{
+    return cls_export_onnx(m->c, m->thr, bbs, nbb, producer_version, out, len, d);
+}
+
 eng_status eng_ml_save(const eng_multilabel *m, const char *path, eng_diag *d)
 {
     const char *names[] = {"head.threshold"};

@@ -55,5 +55,11 @@ eng_status eng_ml_save(const eng_multilabel *m, const char *path, eng_diag *d);
 /* ENG_EFORMAT when f is not a multilabel model or is malformed. */
 eng_status eng_ml_from_file(const eng_modelfile *f, eng_multilabel **out, eng_diag *d);
 void eng_ml_free(eng_multilabel *m);
+/* The model as ONNX (the classifier's graph, classify.h, with output
+ * `scores` [N, C]: a sigmoid per tag; metadata kind "multilabel" and
+ * thresholds, a JSON array in category order). *out: malloc'd bytes. */
+eng_status eng_ml_export_onnx(const eng_multilabel *m, eng_backbone *const *bbs, int nbb,
+                              const char *producer_version, uint8_t **out, size_t *len,
+                              eng_diag *d);
 
 #endif

@@ -91,7 +91,7 @@ check "onnxruntime agrees with predict/ on 20 photos" \
 # tails (SAME padding with the odd pixel, add, hard-swish) alone and
 # averaged with the linear head
 BB=$(backbones_dir)
-if [ -e "$BB/centernet" ]; then kinds="multiview finetune finetune-alone"; else kinds="finetune finetune-alone"; fi
+if [ -e "$BB/centernet" ]; then kinds="multiview finetune finetune-alone multilabel"; else kinds="finetune finetune-alone multilabel"; fi
 for k in $kinds; do
     python3 "$E2E_DIR/test_models_onnx_mkmodel.py" "$k" "$BB" "$SRC/$k.safetensors"
     mkdir "$MNT/models/$k"

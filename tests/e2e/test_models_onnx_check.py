@@ -33,6 +33,8 @@ def main():
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     if meta.get("kind") == "detector":
         sys.exit(detector(sess, meta, cats, pdir, tool, images))
+    if meta.get("kind") == "multilabel":
+        sys.exit(multilabel(sess, meta, cats, pdir, tool, images))
     ins = sess.get_inputs()
     bad, worst, pil_worst, pil_top = 0, 0.0, 0.0, 0
     tmp = tempfile.mkdtemp()
@@ -65,6 +67,38 @@ def main():
     print(f"plain Pillow inputs (information): top-1 equal on {pil_top}/{len(images)}, "
           f"max |dp| {pil_worst:.2e}")
     sys.exit(1 if bad else 0)
+
+
+def multilabel(sess, meta, cats, pdir, tool, images):
+    """Every tag whose score reaches its threshold is in predict/'s list with
+    the same confidence (1e-4), and no other tag is."""
+    thr = json.loads(meta["thresholds"])
+    bad, worst, listed = 0, 0.0, 0
+    tmp = tempfile.mkdtemp()
+    (i,) = sess.get_inputs()
+    _, h, w, _ = i.shape
+    for img in images:
+        raw = os.path.join(tmp, "px.rgb")
+        subprocess.run([tool, img, str(w), str(h), raw], check=True)
+        x = np.fromfile(raw, dtype=np.uint8).reshape(1, h, w, 3)
+        scores = sess.run(["scores"], {i.name: x})[0][0]
+        want = json.load(open(os.path.join(pdir, os.path.basename(img) + ".json")))
+        ref = {v["name"]: v["confidence"] for v in want["customModelResult"]["tagsResult"]["values"]}
+        ok = True
+        for k, c in enumerate(cats):
+            s = float(scores[k])
+            if c in ref:
+                worst = max(worst, abs(s - ref[c]))
+                ok &= abs(s - ref[c]) <= TOL
+            elif abs(s - thr[k]) > TOL:  # a score at its threshold may round either way
+                ok &= s < thr[k]
+        listed += len(ref)
+        bad += not ok
+        print(f"{'ok ' if ok else 'BAD'} {os.path.basename(img)}: predict/ {sorted(ref)}, "
+              f"onnx above threshold {[c for k, c in enumerate(cats) if scores[k] >= thr[k]]}")
+    print(f"{len(images) - bad}/{len(images)} images agree; {listed} tags listed; "
+          f"max |dscore| {worst:.2e}")
+    return 1 if bad or listed == 0 else 0
 
 
 def detector(sess, meta, cats, pdir, tool, images):

@@ -107,6 +107,17 @@ def main():
         write(out, base_meta(bbs, views, 0.5), t)
         return
     bbs = [{"name": "efficientnet-lite0", "checksum": checksum(bdir, "efficientnet-lite0")}]
+    if kind == "multilabel":
+        # a sigmoid per tag and thresholds spread so some tags pass and some do not
+        views = [{"backbone": 0, "size": 224, "tap": "head/relu6", "dim": 1280, "power": 0.5}]
+        t = {"view.0.mean": ([1280], [abs(x) for x in rnd(rng, 1280, 0.2)]),
+             "head.weight": ([1280, C], rnd(rng, 1280 * C, 4.0)),
+             "head.bias": ([C], rnd(rng, C, 1.0)),
+             "head.threshold": ([C], [0.1, 0.3, 0.5, 0.7, 0.9][:C])}
+        meta = base_meta(bbs, views, 1.0)
+        meta["kind"] = "multilabel"
+        write(out, meta, t)
+        return
     if kind == "logits":
         views = [{"backbone": 0, "size": 224, "tap": "logits", "dim": 1000}]
         t = {"view.0.mean": ([1000], rnd(rng, 1000, 0.1)),
