@@ -7,6 +7,7 @@
  * which stays inside this file.
  */
 #include "metrics.h"
+#include "metrics_int.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -239,6 +240,12 @@ eng_status eng_cls_metrics_json(const eng_cls_metrics *m, const char *const *cat
             cJSON_Delete(rows);
         }
     }
+    return metrics_json_finish(o, ok, extra, json, d);
+}
+
+eng_status metrics_json_finish(cJSON *o, int ok, const eng_eval_extra *extra, char **json,
+                               eng_diag *d)
+{
     if (ok && extra) {
         if (extra->evaluated_on) {
             cJSON *e = cJSON_AddObjectToObject(o, "evaluatedOn");

@@ -2,6 +2,7 @@
  * threshold, their means, and the F1-best threshold of a tag (the rules are
  * in multilabel.h). */
 #include "metrics.h"
+#include "metrics_int.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -142,23 +143,5 @@ eng_status eng_ml_metrics_json(const eng_ml_metrics *m, const char *const *tags,
               cJSON_AddNumberToObject(t, "threshold", r4(thr[c])) &&
               cJSON_AddNumberToObject(t, "imageCount", m->tag_images[c]);
     }
-    if (ok && extra) {
-        if (extra->evaluated_on) {
-            cJSON *e = cJSON_AddObjectToObject(o, "evaluatedOn");
-            ok &= e && cJSON_AddStringToObject(e, "dataset", extra->evaluated_on) &&
-                  cJSON_AddNumberToObject(e, "imageCount", extra->image_count);
-        }
-        if (extra->training_cost_minutes >= 0)
-            ok &=
-                cJSON_AddNumberToObject(o, "trainingCostInMinutes",
-                                        round(extra->training_cost_minutes * 1000) / 1000) != NULL;
-        if (extra->stop_reason)
-            ok &= cJSON_AddStringToObject(o, "stopReason", extra->stop_reason) != NULL;
-    }
-    char *s = ok ? cJSON_Print(o) : NULL;
-    cJSON_Delete(o);
-    if (!s)
-        return eng_fail(d, ENG_ENOMEM, "metrics json: out of memory");
-    *json = s;
-    return ENG_OK;
+    return metrics_json_finish(o, ok, extra, json, d);
 }
