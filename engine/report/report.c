@@ -119,13 +119,18 @@ void rpt_colour(int k, int K, uint8_t rgb[3])
     memcpy(rgb, pal[k % 10], 3);
 }
 
-void rpt_heat(double f, uint8_t rgb[3])
+double rpt_cell(const rpt *r, int i, int j, long long *count, uint8_t rgb[3])
 {
-    f = fmin(1, fmax(0, f));
+    long long rs = 0;
+    for (int k = 0; k < r->R; k++)
+        rs += r->conf[(size_t)i * r->R + k];
+    *count = r->conf[(size_t)i * r->R + j];
+    double f = rs ? (double)*count / rs : 0;
     /* white to a deep blue */
     rgb[0] = (uint8_t)(255 - f * (255 - 23));
     rgb[1] = (uint8_t)(255 - f * (255 - 82));
     rgb[2] = (uint8_t)(255 - f * (255 - 158));
+    return f;
 }
 
 /* ---- analysis -------------------------------------------------------------- */
@@ -649,14 +654,10 @@ static void page_confusion(sb *b, const rpt *r)
               "viewBox=\"0 0 %.0f %.0f\" role=\"img\" aria-label=\"confusion matrix\">",
               W, H, W, H);
     for (int i = 0; i < R; i++) {
-        long long rs = 0;
-        for (int j = 0; j < R; j++)
-            rs += r->conf[(size_t)i * R + j];
         for (int j = 0; j < R; j++) {
-            long long v = r->conf[(size_t)i * R + j];
-            double f = rs ? (double)v / rs : 0;
+            long long v;
             uint8_t c[3];
-            rpt_heat(f, c);
+            double f = rpt_cell(r, i, j, &v, c);
             sb_printf(b,
                       "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" "
                       "fill=\"#%02x%02x%02x\" stroke=\"#ccc\"><title>",

@@ -38,8 +38,10 @@ const char *rpt_col_name(const rpt *r, int j);
 /* Curve colour k of K (distinct hues). */
 void rpt_colour(int k, int K, uint8_t rgb[3]);
 
-/* Heat-map cell colour for fraction f in [0, 1] of the row. */
-void rpt_heat(double f, uint8_t rgb[3]);
+/* Cell (i, j) of the confusion, as both drawings show it: its count, its
+ * heat-map colour (white to deep blue by its share of row i), and that share
+ * (returned; 0 for an empty row). */
+double rpt_cell(const rpt *r, int i, int j, long long *count, uint8_t rgb[3]);
 
 eng_status rpt_confusion_png(const rpt *r, uint8_t **out, size_t *len, eng_diag *d);
 eng_status rpt_pr_png(const rpt *r, uint8_t **out, size_t *len, eng_diag *d);

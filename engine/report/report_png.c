@@ -152,14 +152,10 @@ eng_status rpt_confusion_png(const rpt *r, uint8_t **out, size_t *len, eng_diag 
     }
     eng_image_draw_text(im, 6, 6, "rows: true\ncolumns: predicted", INK, NULL, 1);
     for (int i = 0; i < R; i++) {
-        long long rs = 0;
-        for (int j = 0; j < R; j++)
-            rs += r->conf[(size_t)i * R + j];
         for (int j = 0; j < R; j++) {
-            long long v = r->conf[(size_t)i * R + j];
-            double f = rs ? (double)v / rs : 0;
+            long long v;
             uint8_t c[3];
-            rpt_heat(f, c);
+            double f = rpt_cell(r, i, j, &v, c);
             fill(im, lm + j * C, tm + i * C, C, C, c);
             if (v) {
                 char num[32];
