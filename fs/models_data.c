@@ -331,8 +331,8 @@ void fs_models_hooks_detail(void *ctx, const eng_eval_detail *dt)
         h->detail(h->ctx, dt);
 }
 
-int fs_models_hooks_probs(void *ctx, const void *model, const char *const *paths, int n,
-                         int cached, float *probs, eng_status *st, eng_diag *d)
+int fs_models_hooks_probs(void *ctx, const void *model, const char *const *paths, int n, int cached,
+                          float *probs, eng_status *st, eng_diag *d)
 {
     const fs_recipe_hooks *h = ctx;
     return h->probs(h->ctx, model, paths, n, cached, probs, st, d);

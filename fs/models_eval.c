@@ -144,7 +144,10 @@ static void ejob_run(void *arg)
                 eng_report_release(&rep.r);
             ejob_status(j, FS_CODE_NONE, "succeeded");
         } else if (st == FS_RECIPE_EFAIL) {
-            ejob_status(j, j->cluster_failed ? FS_CODE_UNKNOWN : err.code ? err.code : FS_CODE_UNKNOWN,
+            ejob_status(j,
+                        j->cluster_failed ? FS_CODE_UNKNOWN
+                        : err.code        ? err.code
+                                          : FS_CODE_UNKNOWN,
                         err.msg);
         }
         free(metrics);

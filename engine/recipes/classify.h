@@ -90,9 +90,9 @@ eng_status eng_cls_cache_features(const eng_backbone *bb, const char *const *pat
 eng_status eng_cls_probs(const eng_classifier *m, eng_backbone *const *backbones, int nbackbones,
                          const char *const *paths, int n, const char *cache_dir,
                          const eng_run_opts *o, float *probs, eng_diag *d);
-/* Evaluates on n labelled images. o->probs (may be NULL) may compute the probabilities elsewhere. *metrics_json: SPEC section 5 metrics plus
- * evaluatedOn (new string, free()); *predictions_json (may be NULL): COCO
- * results [{image_id, category_id, score}] with the top-1 category of each
+/* Evaluates on n labelled images. o->probs (may be NULL) may compute the probabilities elsewhere.
+ * *metrics_json: SPEC section 5 metrics plus evaluatedOn (new string, free()); *predictions_json
+ * (may be NULL): COCO results [{image_id, category_id, score}] with the top-1 category of each
  * image (new string, free()). An image that cannot be read fails the call
  * (message names it). */
 eng_status eng_cls_evaluate(const eng_classifier *m, eng_backbone *const *backbones, int nbackbones,
