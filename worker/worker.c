@@ -10,6 +10,13 @@
  *
  *   visionfs-worker extract --store S (--dataset D | --images LIST)
  *                   [--backbone B]... --shard i/n [--job-dir DIR] [--threads T]
+ *   visionfs-worker predict --store S --model M (--images LIST | FILES...) --shard i/n
+ *   visionfs-worker evaluate --store S --model-file F --images LIST --shard i/n
+ *                   --job-dir DIR [--cache]
+ *
+ * evaluate writes a classifier's probabilities of its shard (eng_cls_probs,
+ * the call the daemon's evaluation makes) into DIR/probs.I as raw floats;
+ * the daemon merges the shards and computes the metrics itself.
  *
  * Exit codes: 0 done, 1 work failed, 2 usage, 3 the store is not visible here.
  */
