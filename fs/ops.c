@@ -626,7 +626,12 @@ static void *vfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
      * unlinked at its last close, so fstat on its fd keeps answering */
     cfg->hard_remove = 0;
     cfg->nullpath_ok = 1; /* reads and writes are served by the handle */
-    cfg->use_ino = 0;
+    /* st_ino is the store's inode number: libfuse's own numbers (use_ino
+     * 0) are node ids, new each time the kernel forgets a name whose 1 s
+     * entry timeout passed, so a file's inode changed under ls -i, find and
+     * pjdfstest's rename checks. A file written through the mount is linked
+     * in from its O_TMPFILE, so it keeps the number it had while open. */
+    cfg->use_ino = 1;
     cfg->kernel_cache = 0;
     if (conn->capable & FUSE_CAP_SPLICE_WRITE)
         conn->want |= FUSE_CAP_SPLICE_WRITE;
@@ -682,6 +687,7 @@ static void readme_stat(struct stat *st)
         st->st_ctim = root.st_ctim;
         st->st_atim = root.st_atim;
     }
+    st->st_ino = 1; /* not a store file; no ext4 file has the number 1 */
     st->st_mode = S_IFREG | 0444;
     st->st_nlink = 1;
     st->st_size = (off_t)strlen(fs_readme_text());

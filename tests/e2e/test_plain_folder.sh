@@ -1,7 +1,8 @@
-# test_ownership.sh: files and folders made in a dataset's images/ belong to
+# test_plain_folder.sh: what pjdfstest found where a dataset's images/ did
+# not behave as a plain folder (issue 10 item 7): files and folders belong to
 # the user who made them, with exactly the mode asked for, and keep their
-# owner through truncate(1), as in a plain folder (pjdfstest mkdir/00,
-# open/00, open/26 and ftruncate/05 found each of these; issue 10 item 7).
+# owner through truncate(1) (mkdir/00, open/00, open/26, ftruncate/05); a
+# file keeps its inode number over time and through rename (rename/09, 10).
 # The daemon runs as root under umask 022; the other user is nobody.
 source "$(dirname "$0")/lib.sh"
 
@@ -48,6 +49,9 @@ check_eq "a truncate by root keeps the owner too" "nobody 644" "$(owner "$I/n/f.
 echo data > "$I/rootfile.bin"
 chmod 666 "$I/rootfile.bin"
 check "nobody may write over root's 0666 file" as_nobody sh -c "echo x > '$I/rootfile.bin'"
+# the kernel may show the replaced file's cached owner and inode for up to
+# the 1 s attribute timeout (a write invalidates only size and times)
+sleep 1.1
 check_eq "which becomes nobody's (file:// urls in it are read with its owner's rights)" \
     "nobody 666" "$(owner "$I/rootfile.bin")"
 check "nobody may still remove the file and the folder" as_nobody rm -r "$I/n"
@@ -62,6 +66,25 @@ check_eq "root's folder in a set-group-ID folder: its group and the bit" "$G 275
     "$(stat -c '%g %a' "$I/g/sub")"
 mk_file "$I/g/f" 0644
 check_eq "root's file in a set-group-ID folder: its group" "$G 644" "$(stat -c '%g %a' "$I/g/f")"
+
+# inode numbers: the store's, stable past the 1 s entry timeout and
+# through rename (libfuse's own numbers changed whenever the kernel forgot
+# a name)
+mkdir "$I/a" "$I/b"
+echo one > "$I/a/f.bin"
+ino=$(stat -c %i "$I/a/f.bin")
+check_eq "the inode shown is the store file's" "$(stat -c %i "$STORE/datasets/d/images/a/f.bin")" "$ino"
+sleep 1.5
+check_eq "the same inode after the entry timeout" "$ino" "$(stat -c %i "$I/a/f.bin")"
+mv "$I/a/f.bin" "$I/b/g.bin"
+check_eq "the same inode after a rename to another folder" "$ino" "$(stat -c %i "$I/b/g.bin")"
+sleep 1.5
+check_eq "and after the entry timeout" "$ino" "$(stat -c %i "$I/b/g.bin")"
+dino=$(stat -c %i "$I/a")
+sleep 1.5
+check_eq "a folder keeps its inode too" "$dino" "$(stat -c %i "$I/a")"
+check_eq "ls -i lists the inode stat shows" "$ino" "$(ls -i "$I/b" | awk '$2 == "g.bin" {print $1}')"
+check "README has an inode number" test "$(stat -c %i "$MNT/README")" -ne 0
 
 check "the daemon still answers" test -f "$MNT/datasets/d/status"
 vfs_umount
