@@ -398,7 +398,19 @@ static int pending_under(const char *dir)
     return found;
 }
 
-static int fd_fstat(int fd, void *arg) { return fstat(fd, arg) == 0 ? 0 : -errno; }
+/* fstat of a pending writer's file, which has its name in the mount but
+ * none yet in the store (an O_TMPFILE, nlink 0): shown with nlink 1, as a
+ * plain folder shows a new file (pjdfstest link/00 saw 0 for 1 s after
+ * close, the kernel caching what create answered). */
+static int fd_fstat(int fd, void *arg)
+{
+    struct stat *st = arg;
+    if (fstat(fd, st) != 0)
+        return -errno;
+    if (S_ISREG(st->st_mode) && st->st_nlink == 0)
+        st->st_nlink = 1;
+    return 0;
+}
 
 /* truncate(path) of a file open for writing: its newest writer's file,
  * which close() then commits. */
@@ -705,6 +717,8 @@ static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
     if (fh && fh->fd >= 0) {
         if (fstat(fh->fd, st) != 0)
             return -errno;
+        if (fh->writer && !atomic_load(&fh->unlinked) && st->st_nlink == 0)
+            st->st_nlink = 1; /* named in the mount (see fd_fstat) */
         stat_tune(st);
         if (!fh->writer && path) {
             vpath vp;

@@ -2,7 +2,8 @@
 # not behave as a plain folder (issue 10 item 7): files and folders belong to
 # the user who made them, with exactly the mode asked for, and keep their
 # owner through truncate(1) (mkdir/00, open/00, open/26, ftruncate/05); a
-# file keeps its inode number over time and through rename (rename/09, 10).
+# file keeps its inode number over time and through rename (rename/09, 10);
+# a new file has a link count of 1 at once (link/00).
 # The daemon runs as root under umask 022; the other user is nobody.
 source "$(dirname "$0")/lib.sh"
 
@@ -85,6 +86,23 @@ sleep 1.5
 check_eq "a folder keeps its inode too" "$dino" "$(stat -c %i "$I/a")"
 check_eq "ls -i lists the inode stat shows" "$ino" "$(ls -i "$I/b" | awk '$2 == "g.bin" {print $1}')"
 check "README has an inode number" test "$(stat -c %i "$MNT/README")" -ne 0
+
+# link counts: a new file has one name from its create on (the kernel kept
+# the create's answer, nlink 0 of the unnamed temp, for 1 s); unlinked while
+# open, none
+check_eq "nlink of a new file: while open, right after close, after unlink while open" "1 1 1 0" \
+    "$(python3 -c 'import os, sys
+p = sys.argv[1]
+fd = os.open(p, os.O_CREAT | os.O_WRONLY, 0o644)
+a = os.fstat(fd).st_nlink
+b = os.stat(p).st_nlink
+os.close(fd)
+c = os.stat(p).st_nlink
+fd = os.open(p, os.O_WRONLY)
+os.unlink(p)
+d = os.fstat(fd).st_nlink
+os.close(fd)
+print(a, b, c, d)' "$I/nl.bin")"
 
 check "the daemon still answers" test -f "$MNT/datasets/d/status"
 vfs_umount
