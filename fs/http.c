@@ -215,7 +215,7 @@ typedef struct conn_state {
     int over;          /* the body passed max: drained, then refused */
     int refused;       /* an answer was queued on the first call */
     int image;         /* the route takes an image body */
-    int call;          /* CALL_*: a prediction routed on a call thread */
+    int call;          /* CALL_*: a prediction routed on another thread */
     http_resp out;     /* that call's answer, sent when the connection resumes */
     double t0, t1;     /* headers read, body read (fs_trace_predict) */
     double ts, tc, td; /* suspended, call started, call done (fs_trace_predict) */
