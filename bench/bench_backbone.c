@@ -7,9 +7,12 @@
  * bench/backbone_peers.sh to tabulate next to the peers.
  *
  * Usage: bench_backbone [--reps N] [--profile] [--rss] [--only SIZE]
- *                       [--threads T] [--batch B] [--export DIR --image PHOTO]
+ *                       [--threads T] [--batch B] [--case NAME]... [--no-peak]
+ *                       [--export DIR --image PHOTO]
  *   --rss: run only the detector at 512 with batch 8 and print peak RSS.
- *   --threads / --batch: only that thread count / batch size.
+ *   --threads / --batch / --case: only that thread count / batch size /
+ *   network (NAME as the export names it, e.g. centernet-backbone-512;
+ *   repeatable). --no-peak: skip measuring the FMA peak.
  *   --export: instead of timing, write for every network the bare graph as
  *   DIR/NAME.onnx (eng_model_emit_onnx: input "image" NCHW [N,3,S,S] in the
  *   backbone's pixel range, the network's outputs NCHW), the photo's pixels
@@ -299,7 +302,8 @@ done:
 int main(int argc, char **argv)
 {
     int reps = 5, profile = 0, rss = 0, only = 0, only_thr = 0, only_batch = 0;
-    const char *export_dir = NULL, *photo = NULL;
+    const char *export_dir = NULL, *photo = NULL, *want[8];
+    int n_want = 0, no_peak = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--reps") && i + 1 < argc)
             reps = atoi(argv[++i]);
@@ -317,10 +321,14 @@ int main(int argc, char **argv)
             export_dir = argv[++i];
         else if (!strcmp(argv[i], "--image") && i + 1 < argc)
             photo = argv[++i];
+        else if (!strcmp(argv[i], "--case") && i + 1 < argc && n_want < 8)
+            want[n_want++] = argv[++i];
+        else if (!strcmp(argv[i], "--no-peak"))
+            no_peak = 1;
         else {
             fprintf(stderr,
                     "usage: %s [--reps N] [--profile] [--rss] [--only SIZE] [--threads T] "
-                    "[--batch B] [--export DIR --image PHOTO]\n",
+                    "[--batch B] [--case NAME]... [--no-peak] [--export DIR --image PHOTO]\n",
                     argv[0]);
             return 2;
         }
@@ -379,6 +387,15 @@ int main(int argc, char **argv)
         {"efficientnet-lite2", "backbone", 260, &e2_emb, 1},
     };
     const eng_model *model_of[5] = {cn, cn, cn, en_emb ? en : NULL, e2_emb ? e2 : NULL};
+    for (int i = 0; i < 5 && n_want; i++) { /* --case: drop the others */
+        char nm[128];
+        snprintf(nm, sizeof nm, "%s-%s-%d", cases[i].model, cases[i].name, cases[i].size);
+        int hit = 0;
+        for (int k = 0; k < n_want; k++)
+            hit |= !strcmp(want[k], nm);
+        if (!hit)
+            model_of[i] = NULL;
+    }
     int rc = 0;
     if (export_dir) {
         eng_image *im = NULL;
@@ -394,10 +411,12 @@ int main(int argc, char **argv)
         goto out;
     }
     printf("{\"load_ms\":%.1f}\n", load_ms);
-    printf("{\"fma_peak_gflops_1t\":%.1f}\n", fma_peak_gflops());
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && !getenv("VFS_NO_AVX512"))
-        printf("{\"fma512_peak_gflops_1t\":%.1f}\n", fma512_peak_gflops());
+    if (!no_peak) {
+        printf("{\"fma_peak_gflops_1t\":%.1f}\n", fma_peak_gflops());
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512f") && !getenv("VFS_NO_AVX512"))
+            printf("{\"fma512_peak_gflops_1t\":%.1f}\n", fma512_peak_gflops());
+    }
     fflush(stdout);
     for (int batch = 1; batch <= 8; batch *= 8)
         for (int threads = 1; threads <= 2; threads++)
