@@ -144,14 +144,24 @@ for (name, t), v in sorted(worst.items()):
 p = os.path.join(tmp, "prof.jsonl")
 if os.path.exists(p):
     prof = [json.loads(l) for l in open(p) if l.startswith("{")]
-    print("per op type, batch 1, 1 thread, ms per image (engine: its eng_run_profile wall time; "
-          "onnxruntime: its own profiler's kernel time)")
+    print("per op type, batch 1, 1 thread, CPU ms per image: engine: its profile's CPU time per op "
+          "(eng_run_profile);\nonnxruntime: its own profiler's kernel wall time per op as a share of its "
+          "run, times its CPU ms per image in the timed runs above (its profiler has no CPU time)")
+    same = {"AddV2": "Add", "BiasAdd": "Add", "Relu6": "Clip", "Mean": "ReduceMean",
+            "ResizeBilinear": "Resize", "ConcatV2": "Concat", "RealDiv": "Div"}
     for n in nets:
-        e = {x["op"]: x["ms"] / x["runs"] for x in prof if x["profile"] == n and "runs" in x}
-        o = {x["op"]: x["ms"] for x in prof if x["profile"] == n and x.get("runtime") == "onnxruntime"}
-        print(f"  {n}: engine total {sum(e.values()):.1f} ms, onnxruntime total {sum(o.values()):.1f} ms")
-        for op, v in sorted(e.items(), key=lambda kv: -kv[1]):
-            print(f"    engine {op:<28}{v:8.2f}")
-        for op, v in sorted(o.items(), key=lambda kv: -kv[1]):
-            print(f"    ort    {op:<28}{v:8.2f}")
+        e = {}
+        for x in prof:
+            if x["profile"] == n and "runs" in x:
+                k = same.get(x["op"], x["op"])
+                e[k] = e.get(k, 0) + x["cpu_ms"] / x["runs"]
+        ow = {x["op"]: x["ms"] for x in prof if x["profile"] == n and x.get("runtime") == "onnxruntime"}
+        ocpu = cp.get(("onnxruntime", n, 1, 1), 0)
+        tot = sum(ow.values()) or 1
+        o = {k: v / tot * ocpu for k, v in ow.items()}
+        print(f"  {n}: engine {sum(e.values()):.1f} ms, onnxruntime {ocpu:.1f} ms "
+              f"(its profile's kernels: {tot:.1f} ms wall)")
+        print(f"    {'op':<26}{'engine':>8}{'ort':>8}{'engine-ort':>11}")
+        for op in sorted(set(e) | set(o), key=lambda k: -max(e.get(k, 0), o.get(k, 0))):
+            print(f"    {op:<26}{e.get(op, 0):8.2f}{o.get(op, 0):8.2f}{e.get(op, 0) - o.get(op, 0):11.2f}")
 EOF

@@ -138,6 +138,27 @@ def time_case(d, which, threads, batch, reps):
                           "cpu_ms_per_image": round(cpu, 3)}), flush=True)
 
 
+def conv_kind(args):
+    """a profiled ONNX Runtime node's row: convolutions by kind as the
+    engine's profile names them (bench_backbone --profile), from the shapes
+    the profile records (input NCHW or NCHWc, weights [O, I/group, KH, KW])"""
+    op = args.get("op_name", "?")
+    shapes = [list(v.values())[0] for v in args.get("input_type_shape", [])]
+    outs = [list(v.values())[0] for v in args.get("output_type_shape", [])]
+    if "Conv" not in op or len(shapes) < 2 or len(shapes[1]) != 4 or not outs:
+        return op
+    x, w = shapes[0], shapes[1]
+    cin = x[1] * (x[4] if len(x) == 5 else 1)
+    kh, kw = w[2], w[3]
+    s2 = outs[0][2] < x[2]
+    if w[1] == 1 and cin > 1:
+        k = f"{kh}x{kw}" if kh == kw and kh in (3, 5) else None
+        return f"depthwise {k} {'s2' if s2 else 's1'}" if k else "depthwise other"
+    if kh == 1 and kw == 1:
+        return "conv 1x1 s2" if s2 else "conv 1x1"
+    return "conv KxK (stem)"
+
+
 def profile(d, reps):
     """ONNX Runtime's own profile, 1 thread, batch 1: kernel time per op type"""
     import tempfile
@@ -156,7 +177,7 @@ def profile(d, reps):
         for e in ev:
             if e.get("cat") != "Node" or not e["name"].endswith("_kernel_time"):
                 continue
-            op = e.get("args", {}).get("op_name", "?")
+            op = conv_kind(e.get("args", {}))
             p = per.setdefault(op, [0.0, 0])
             p[0] += e["dur"] / 1e3
             p[1] += 1
