@@ -54,17 +54,10 @@ static void cls_free(void *model) { eng_classifier_free(model); }
 
 /* ---- prediction: every category, best first ---- */
 
-typedef struct cls_rank {
-    float p;
-    int i;
-} cls_rank;
-
-static int rank_cmp(const void *a, const void *b)
+static eng_status cls_scores(const void *model, eng_backbone *const *bbs, int nbb, const char *path,
+                             float *probs, eng_diag *d)
 {
-    const cls_rank *x = a, *y = b;
-    if (x->p != y->p)
-        return x->p < y->p ? 1 : -1;
-    return x->i - y->i;
+    return eng_cls_predict(model, bbs, nbb, path, 1, probs, d);
 }
 
 static fs_recipe_status cls_predict(const void *model, eng_backbone *const *bbs, int nbb,
@@ -72,33 +65,8 @@ static fs_recipe_status cls_predict(const void *model, eng_backbone *const *bbs,
                                     fs_recipe_prediction *out, fs_recipe_err *err)
 {
     (void)draw;
-    int ncat = eng_cls_ncat(model);
-    float *probs = calloc((size_t)ncat, sizeof *probs);
-    cls_rank *rk = calloc((size_t)ncat, sizeof *rk);
-    out->classes = calloc((size_t)ncat, sizeof *out->classes);
-    fs_recipe_status rs = FS_RECIPE_OK;
-    eng_diag d = {{0}};
-    eng_status st = ENG_ENOMEM;
-    if (probs && rk && out->classes)
-        st = eng_cls_predict(model, bbs, nbb, path, 1, probs, &d);
-    if (st == ENG_ENOMEM && !d.msg[0])
-        snprintf(d.msg, sizeof d.msg, "out of memory");
-    if (st != ENG_OK) {
-        fs_recipe_prediction_release(out);
-        rs = fs_recipe_engine_predict_failed(err, st, d.msg);
-    } else {
-        for (int i = 0; i < ncat; i++)
-            rk[i] = (cls_rank){probs[i], i};
-        qsort(rk, (size_t)ncat, sizeof *rk, rank_cmp);
-        for (int i = 0; i < ncat; i++)
-            out->classes[i] = (fs_recipe_class){eng_cls_category(model, rk[i].i), rk[i].p};
-        out->nclasses = ncat;
-        out->width = width;
-        out->height = height;
-    }
-    free(probs);
-    free(rk);
-    return rs;
+    return fs_recipe_predict_scores(&fs_recipe_classifier, cls_scores, NULL, model, bbs, nbb, path,
+                                    width, height, out, err);
 }
 
 /* ---- evaluation ---- */

@@ -50,18 +50,13 @@ static const char *ml_needed(const void *model, int i, const char **checksum)
 }
 static void ml_free(void *model) { eng_ml_free(model); }
 
-typedef struct ml_rank {
-    float p;
-    int i;
-} ml_rank;
-
-static int rank_cmp(const void *a, const void *b)
+static eng_status ml_scores(const void *model, eng_backbone *const *bbs, int nbb, const char *path,
+                            float *scores, eng_diag *d)
 {
-    const ml_rank *x = a, *y = b;
-    if (x->p != y->p)
-        return x->p < y->p ? 1 : -1;
-    return x->i - y->i;
+    return eng_ml_predict(model, bbs, nbb, path, 1, scores, d);
 }
+
+static float ml_threshold(const void *model, int i) { return eng_ml_threshold(model, i); }
 
 /* Every tag at or above its threshold, best first. */
 static fs_recipe_status ml_predict(const void *model, eng_backbone *const *bbs, int nbb,
@@ -69,35 +64,8 @@ static fs_recipe_status ml_predict(const void *model, eng_backbone *const *bbs, 
                                    fs_recipe_prediction *out, fs_recipe_err *err)
 {
     (void)draw; /* no picture for tags */
-    int ncat = eng_ml_ncat(model);
-    float *scores = calloc((size_t)ncat, sizeof *scores);
-    ml_rank *rk = calloc((size_t)ncat, sizeof *rk);
-    out->classes = calloc((size_t)ncat, sizeof *out->classes);
-    fs_recipe_status rs = FS_RECIPE_OK;
-    eng_diag d = {{0}};
-    eng_status st = ENG_ENOMEM;
-    if (scores && rk && out->classes)
-        st = eng_ml_predict(model, bbs, nbb, path, 1, scores, &d);
-    if (st == ENG_ENOMEM && !d.msg[0])
-        snprintf(d.msg, sizeof d.msg, "out of memory");
-    if (st != ENG_OK) {
-        fs_recipe_prediction_release(out);
-        rs = fs_recipe_engine_predict_failed(err, st, d.msg);
-    } else {
-        int k = 0;
-        for (int i = 0; i < ncat; i++)
-            if (scores[i] >= eng_ml_threshold(model, i))
-                rk[k++] = (ml_rank){scores[i], i};
-        qsort(rk, (size_t)k, sizeof *rk, rank_cmp);
-        for (int i = 0; i < k; i++)
-            out->classes[i] = (fs_recipe_class){eng_ml_category(model, rk[i].i), rk[i].p};
-        out->nclasses = k;
-        out->width = width;
-        out->height = height;
-    }
-    free(scores);
-    free(rk);
-    return rs;
+    return fs_recipe_predict_scores(&fs_recipe_multilabel, ml_scores, ml_threshold, model, bbs, nbb,
+                                    path, width, height, out, err);
 }
 
 static eng_status ml_export_onnx(const void *model, eng_backbone *const *bbs, int nbb,

@@ -176,12 +176,28 @@ const fs_recipe *fs_recipe_of(const fs_recipe_model *m);
 /* For a kind's predict: the Azure code and status for an engine failure. */
 fs_recipe_status fs_recipe_engine_predict_failed(fs_recipe_err *err, eng_status st,
                                                  const char *msg);
+/* The predict of a kind that scores every category of an image (classifier,
+ * multilabel): scores(model, ...) fills one score per category; the answer
+ * lists the categories whose score reaches threshold(model, i) (threshold
+ * NULL: every category), best first, ties by category order. */
+typedef eng_status (*fs_recipe_scores_fn)(const void *model, eng_backbone *const *bbs, int nbb,
+                                          const char *path, float *scores, eng_diag *d);
+typedef float (*fs_recipe_threshold_fn)(const void *model, int i);
+fs_recipe_status fs_recipe_predict_scores(const fs_recipe *r, fs_recipe_scores_fn scores,
+                                          fs_recipe_threshold_fn threshold, const void *model,
+                                          eng_backbone *const *bbs, int nbb, const char *path,
+                                          int width, int height, fs_recipe_prediction *out,
+                                          fs_recipe_err *err);
 /* Names of the backbones (with checksums) the model uses, for status.json;
  * writes at most cap bytes, NUL-terminated. */
 void fs_recipe_describe(const fs_recipe_model *m, char *buf, size_t cap);
 void fs_recipe_model_free(fs_recipe_model *m);
 
-/* The registry (models_recipes.c). */
+/* The registry (models_recipes.c) and its kinds (models_cls.c, models_det.c,
+ * models_multilabel.c). */
+extern const fs_recipe fs_recipe_classifier;
+extern const fs_recipe fs_recipe_detector;
+extern const fs_recipe fs_recipe_multilabel;
 const fs_recipe *fs_recipe_for_kind(const char *kind); /* NULL when not available */
 /* By Azure's name, matched without case, '-' and '_' ("GenericClassifier"). */
 const fs_recipe *fs_recipe_for_azure_kind(const char *azure_kind);

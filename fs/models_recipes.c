@@ -26,10 +26,6 @@
 #pragma GCC diagnostic ignored "-Wformat-truncation"
 #endif
 
-extern const fs_recipe fs_recipe_classifier;
-extern const fs_recipe fs_recipe_detector;
-extern const fs_recipe fs_recipe_multilabel;
-
 /* The kinds, in the order a model file without a "kind" is tried. */
 static const fs_recipe *const kinds[] = {&fs_recipe_classifier, &fs_recipe_detector,
                                          &fs_recipe_multilabel};
@@ -446,6 +442,56 @@ fs_recipe_status fs_recipe_predict(const fs_recipe_model *m, const char *path, i
 fs_recipe_status fs_recipe_engine_predict_failed(fs_recipe_err *err, eng_status st, const char *msg)
 {
     return engine_failed(err, AT_PREDICT, st, msg);
+}
+
+typedef struct ranked {
+    float p;
+    int i;
+} ranked;
+
+static int ranked_cmp(const void *a, const void *b)
+{
+    const ranked *x = a, *y = b;
+    if (x->p != y->p)
+        return x->p < y->p ? 1 : -1;
+    return x->i - y->i;
+}
+
+fs_recipe_status fs_recipe_predict_scores(const fs_recipe *r, fs_recipe_scores_fn scores,
+                                          fs_recipe_threshold_fn threshold, const void *model,
+                                          eng_backbone *const *bbs, int nbb, const char *path,
+                                          int width, int height, fs_recipe_prediction *out,
+                                          fs_recipe_err *err)
+{
+    int ncat = r->ncat(model);
+    float *sc = calloc((size_t)ncat, sizeof *sc);
+    ranked *rk = calloc((size_t)ncat, sizeof *rk);
+    out->classes = calloc((size_t)ncat, sizeof *out->classes);
+    fs_recipe_status rs = FS_RECIPE_OK;
+    eng_diag d = {{0}};
+    eng_status st = ENG_ENOMEM;
+    if (sc && rk && out->classes)
+        st = scores(model, bbs, nbb, path, sc, &d);
+    if (st == ENG_ENOMEM && !d.msg[0])
+        snprintf(d.msg, sizeof d.msg, "out of memory");
+    if (st != ENG_OK) {
+        fs_recipe_prediction_release(out);
+        rs = fs_recipe_engine_predict_failed(err, st, d.msg);
+    } else {
+        int k = 0;
+        for (int i = 0; i < ncat; i++)
+            if (!threshold || sc[i] >= threshold(model, i))
+                rk[k++] = (ranked){sc[i], i};
+        qsort(rk, (size_t)k, sizeof *rk, ranked_cmp);
+        for (int i = 0; i < k; i++)
+            out->classes[i] = (fs_recipe_class){r->category(model, rk[i].i), rk[i].p};
+        out->nclasses = k;
+        out->width = width;
+        out->height = height;
+    }
+    free(sc);
+    free(rk);
+    return rs;
 }
 
 /* ---- evaluation ---- */
