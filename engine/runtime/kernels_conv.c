@@ -9,10 +9,14 @@
  * store. Row blocks are the unit of OpenMP work (dynamic schedule, so a
  * thread that the OS preempts on a busy machine does not hold the others
  * up); each output element is computed by one thread in a fixed order, so
- * results do not depend on the thread count. On CPUs with AVX-512 a 12x16 kernel in 512-bit
- * registers does the same sums in the same order (bit-identical, twice the FMA width). Depthwise
- * convolution is memory-bound: it runs 8 or 16 channels x 4 pixels per step with bounds checks
- * hoisted out of interior pixels.
+ * results do not depend on the thread count. On CPUs with AVX-512 (chosen at run time;
+ * VFS_NO_AVX512=1 forces AVX2) 12x32 kernels take two panels per broadcast of A (24 zmm
+ * accumulators), with 4-row kernels for the rows left over (a 7x7 map's 49 rows) and 256-bit
+ * accumulators for a last panel of <= 8 channels (24, 40 outputs); when all of B fits in L2 the
+ * loop runs over 12-row groups outside the panels, so each output row is written whole. Every
+ * kernel sums the same products in the same order (k ascending from zero, then the bias), so
+ * all give bit-identical results. Depthwise convolution is memory-bound: it runs 8 or 16
+ * channels x 4 pixels per step with bounds checks hoisted out of interior pixels.
  */
 #include "runtime_int.h"
 #include "simd_int.h"
@@ -220,47 +224,92 @@ static T512 inline __m512 act16(__m512 v, eng_act act)
     }
 }
 
-/* as ukernel_6x16 with 12 rows in 512-bit registers: the same products summed
- * in the same order, so results are bit-identical to the AVX2 kernel */
-static T512 void ukernel_12x16(int K, const float *const *a, const float *b, const float *bias,
-                               const float *const *res, float *const *c, int nr, eng_act act)
+/* The AVX-512 micro-kernels: R rows (R <= 12) x P panels of 16 output channels (P = 1 or 2),
+ * R*P accumulators in registers; with P = 2 each broadcast of a[r][k] feeds two FMAs, so a k
+ * step is R broadcasts and 2 loads for 2R FMAs. Rows c[r][0..16P) = act(sum_k a[r][k] * b_p[k] +
+ * bias (+ res[r])), the last panel's stores and residual loads masked to its nr channels (tails
+ * such as 24, 40, 72, 120 need no copy); when H, that panel has nr <= 8 and its accumulators are
+ * 256-bit (half the FMA work on CPUs that split 512-bit FMAs in two, as AMD Zen 4 does). Rows
+ * with c[r] == NULL are computed but not stored. Every output sums its products in k order from
+ * zero and then adds the bias, as ukernel_6x16 does, so all kernels give bit-identical results.
+ * R, P and H are compile-time constants in each instance below, so the arrays are registers. */
+static T512 inline __attribute__((always_inline)) void
+uk512(const int R, const int P, const int H, int K, const float *const *a, const float *b0,
+      const float *b1, const float *bias, const float *const *res, float *const *c, int nr,
+      eng_act act)
 {
-    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
-    __m512 c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
-    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
-    const float *a6 = a[6], *a7 = a[7], *a8 = a[8], *a9 = a[9], *a10 = a[10], *a11 = a[11];
-    for (int k = 0; k < K; k++) {
-        __m512 bv = _mm512_load_ps(b);
-        c0 = _mm512_fmadd_ps(_mm512_set1_ps(a0[k]), bv, c0);
-        c1 = _mm512_fmadd_ps(_mm512_set1_ps(a1[k]), bv, c1);
-        c2 = _mm512_fmadd_ps(_mm512_set1_ps(a2[k]), bv, c2);
-        c3 = _mm512_fmadd_ps(_mm512_set1_ps(a3[k]), bv, c3);
-        c4 = _mm512_fmadd_ps(_mm512_set1_ps(a4[k]), bv, c4);
-        c5 = _mm512_fmadd_ps(_mm512_set1_ps(a5[k]), bv, c5);
-        c6 = _mm512_fmadd_ps(_mm512_set1_ps(a6[k]), bv, c6);
-        c7 = _mm512_fmadd_ps(_mm512_set1_ps(a7[k]), bv, c7);
-        c8 = _mm512_fmadd_ps(_mm512_set1_ps(a8[k]), bv, c8);
-        c9 = _mm512_fmadd_ps(_mm512_set1_ps(a9[k]), bv, c9);
-        c10 = _mm512_fmadd_ps(_mm512_set1_ps(a10[k]), bv, c10);
-        c11 = _mm512_fmadd_ps(_mm512_set1_ps(a11[k]), bv, c11);
-        b += NR;
+    __m512 p[MR512], q[MR512];
+    __m256 h[MR512];
+    const float *ar[MR512];
+    const float *bl = P == 2 ? b1 : b0; /* the last panel */
+#pragma GCC unroll 12
+    for (int r = 0; r < R; r++) {
+        p[r] = q[r] = _mm512_setzero_ps();
+        h[r] = _mm256_setzero_ps();
+        ar[r] = a[r];
     }
-    const __m512 bb = _mm512_load_ps(bias);
-    const __m512 acc[MR512] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
-    const __mmask16 mask = (__mmask16)((1u << nr) - 1);
-    for (int r = 0; r < MR512; r++) {
+    for (int k = 0; k < K; k++) {
+        const __m512 u = _mm512_load_ps(b0 + (size_t)k * NR);
+        const __m512 v = P == 2 && !H ? _mm512_load_ps(b1 + (size_t)k * NR) : u;
+        const __m256 v8 = H ? _mm256_load_ps(bl + (size_t)k * NR) : _mm512_castps512_ps256(u);
+#pragma GCC unroll 12
+        for (int r = 0; r < R; r++) {
+            const __m512 x = _mm512_set1_ps(ar[r][k]);
+            if (P == 2 || !H)
+                p[r] = _mm512_fmadd_ps(x, u, p[r]);
+            if (P == 2 && !H)
+                q[r] = _mm512_fmadd_ps(x, v, q[r]);
+            if (H)
+                h[r] = _mm256_fmadd_ps(_mm512_castps512_ps256(x), v8, h[r]);
+        }
+    }
+    const __mmask16 last = (__mmask16)((1u << nr) - 1);
+    const __m512 bu = _mm512_load_ps(bias), bv = _mm512_load_ps(bl == b0 ? bias : bias + NR);
+#pragma GCC unroll 12
+    for (int r = 0; r < R; r++) {
         if (!c[r])
             continue;
-        __m512 v = _mm512_add_ps(acc[r], bb);
-        if (res)
-            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, res[r]));
-        v = act16(v, act);
-        if (nr == NR)
-            _mm512_storeu_ps(c[r], v);
-        else
-            _mm512_mask_storeu_ps(c[r], mask, v);
+        if (P == 2 || !H) { /* first panel, full unless it is the only one */
+            const __mmask16 m = P == 2 ? 0xffff : last;
+            __m512 s = _mm512_add_ps(p[r], bu);
+            if (res) /* residual added after the bias, as the graph's Add does */
+                s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(m, res[r]));
+            _mm512_mask_storeu_ps(c[r], m, act16(s, act));
+        }
+        if (P == 2 || H) { /* last panel (or the only one, in 256 bits) */
+            const int o = P == 2 ? NR : 0;
+            __m512 t = _mm512_add_ps(H ? _mm512_castps256_ps512(h[r]) : q[r], bv);
+            if (res)
+                t = _mm512_add_ps(t, _mm512_maskz_loadu_ps(last, res[r] + o));
+            _mm512_mask_storeu_ps(c[r] + o, last, act16(t, act));
+        }
     }
 }
+
+#define UK512(R, P, H)                                                                             \
+    static T512 void uk512_##R##x##P##H(                                                           \
+        int K, const float *const *a, const float *b0, const float *b1, const float *bias,         \
+        const float *const *res, float *const *c, int nr, eng_act act)                             \
+    {                                                                                              \
+        uk512(R, P, H, K, a, b0, b1, bias, res, c, nr, act);                                       \
+    }
+UK512(12, 2, 0)
+UK512(12, 2, 1)
+UK512(12, 1, 0)
+UK512(12, 1, 1)
+UK512(4, 2, 0)
+UK512(4, 2, 1)
+UK512(4, 1, 0)
+UK512(4, 1, 1)
+#undef UK512
+
+typedef void (*uk512_fn)(int, const float *const *, const float *, const float *, const float *,
+                         const float *const *, float *const *, int, eng_act);
+/* [R == 12][P - 1][H] */
+static const uk512_fn UK512_FN[2][2][2] = {
+    {{uk512_4x10, uk512_4x11}, {uk512_4x20, uk512_4x21}},
+    {{uk512_12x10, uk512_12x11}, {uk512_12x20, uk512_12x21}},
+};
 
 /* 1 when the AVX-512 kernel may run (VFS_NO_AVX512 set in the environment turns it off) */
 static int use_avx512(void)
@@ -324,6 +373,36 @@ static void im2col_block(const eng_conv_geom *g, const float *in, int64_t m0, in
     }
 }
 
+/* packed B up to this size is kept whole in L2 (rows-outer loop order) */
+#define B_L2 (256 * 1024)
+
+/* runs the micro-kernel for the `rows` rows ap[] (residual rows rp[], may be NULL; output rows
+ * cp[], NULL: not stored; all pointing at channel 0) and output channels [j*16, j*16+16)
+ * (AVX2: 6 rows) or [j*16, j*16+32) (AVX-512: 12 or 4 rows; panels j and j+1, or a last odd
+ * panel alone) */
+static void panel_step(const eng_conv_packed *w, int cout, int j, int wide, int rows,
+                       const float *const *ap, const float *const *rp, float *const *cp,
+                       eng_act act)
+{
+    const float *rj[MR512];
+    float *cj[MR512];
+    for (int r = 0; r < rows; r++) {
+        cj[r] = cp[r] ? cp[r] + j * NR : NULL;
+        rj[r] = rp ? rp[r] + j * NR : NULL;
+    }
+    const float *bp = w->w + (size_t)j * w->K * NR, *bias = w->bias + j * NR;
+    const float *const *res = rp ? rj : NULL;
+    if (!wide) {
+        int nr = cout - j * NR < NR ? cout - j * NR : NR;
+        ukernel_6x16(w->K, ap, bp, bias, res, cj, nr, act);
+    } else {
+        const int P = j + 1 < w->npanel ? 2 : 1;
+        const int nr = cout - (j + P - 1) * NR < NR ? cout - (j + P - 1) * NR : NR;
+        UK512_FN[rows == MR512][P - 1][nr <= 8](w->K, ap, bp, bp + (size_t)w->K * NR, bias, res, cj,
+                                                nr, act);
+    }
+}
+
 eng_status eng_conv2d_packed(const eng_conv_geom *g, const float *in, const eng_conv_packed *w,
                              eng_act act, float *out, int threads)
 {
@@ -375,22 +454,26 @@ eng_status rt_conv2d_packed_res(const eng_conv_geom *g, const float *in, const e
                 im2col_block(g, in, m0, rows, buf);
                 abase = buf;
             }
-            for (int j = 0; j < w->npanel; j++) {
-                const float *bp = w->w + (size_t)j * K * NR;
-                int nr = g->cout - j * NR < NR ? g->cout - j * NR : NR;
-                for (int r0 = 0; r0 < rows; r0 += mr) {
+            /* panels outer (one panel pair of B hot in L1, the block's A rows re-read from L2
+             * for each) when B is large; rows outer (12 A rows hot in L1, each output row
+             * written whole at once) when all of B fits in L2 */
+            const int rows_outer = wide && (size_t)K * w->npanel * NR * sizeof(float) <= B_L2;
+            const int step = wide ? 2 : 1;
+            for (int j = 0; j < (rows_outer ? 1 : w->npanel); j += step) {
+                for (int r0 = 0; r0 < rows;) {
+                    /* AVX-512: 12-row groups, the tail in 4-row groups (49 rows: 4x12 + 4) */
+                    const int R = !wide ? MR : rows - r0 >= MR512 ? MR512 : 4;
                     const float *ap[MR512], *rp[MR512];
                     float *cp[MR512];
-                    for (int r = 0; r < mr; r++) {
+                    for (int r = 0; r < R; r++) {
                         int rr = r0 + r < rows ? r0 + r : r0;
                         ap[r] = abase + (size_t)rr * lda;
-                        cp[r] = r0 + r < rows ? out + (m0 + r0 + r) * g->cout + j * NR : NULL;
-                        rp[r] = res ? res + (m0 + rr) * g->cout + j * NR : NULL;
+                        cp[r] = r0 + r < rows ? out + (m0 + r0 + r) * g->cout : NULL;
+                        rp[r] = res ? res + (m0 + rr) * g->cout : NULL;
                     }
-                    if (wide)
-                        ukernel_12x16(K, ap, bp, w->bias + j * NR, res ? rp : NULL, cp, nr, act);
-                    else
-                        ukernel_6x16(K, ap, bp, w->bias + j * NR, res ? rp : NULL, cp, nr, act);
+                    for (int jj = j; jj < (rows_outer ? w->npanel : j + step); jj += step)
+                        panel_step(w, g->cout, jj, wide, R, ap, res ? rp : NULL, cp, act);
+                    r0 += R;
                 }
             }
         }

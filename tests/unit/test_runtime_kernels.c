@@ -178,10 +178,59 @@ static void test_maxpool(void)
     CHECK(g.oh == 4 && g.ow == 3 && g.pad_top == 1 && g.pad_bottom == 1 && g.pad_left == 0);
 }
 
+/* 1x1 convolutions (the direct GEMM path) on the shapes where the micro-kernels' edges are:
+ * rows that are not a multiple of the 12- or 6-row groups (1, 5, 13, 49: the AVX-512 4-row tail
+ * groups), output channels that end a 32-channel panel pair part way or leave a last panel of
+ * <= 8 (1, 8, 17, 24, 40, 72, 120, 136), large K with many channels (packed weights over 256 KB:
+ * the panels-outer order), 1x1 spatial maps (squeeze-excite); against the double loop, and 1
+ * and 2 threads bit-identical. ctest runs this file twice, once with VFS_NO_AVX512=1, so both
+ * dispatch paths are checked on CPUs with AVX-512. */
+static void test_conv1x1_edges(void)
+{
+    static const int rows[] = {1, 5, 13, 49, 196};
+    static const int chans[][2] = {{16, 1},  {3, 8},    {32, 17}, {64, 24},   {24, 40},
+                                   {72, 72}, {96, 120}, {8, 136}, {720, 184}, {1152, 96}};
+    static const eng_act acts[3] = {ENG_ACT_RELU6, ENG_ACT_HSWISH_F16, ENG_ACT_NONE};
+    int cases = 0;
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        for (size_t j = 0; j < sizeof chans / sizeof chans[0]; j++) {
+            int m = rows[i], cin = chans[j][0], cout = chans[j][1];
+            /* m pixels as a 1 x m map, or an m-item batch of 1x1 maps */
+            int batch = (i + j) % 2, n = batch ? m : 1, w = batch ? 1 : m;
+            eng_conv_geom g;
+            CHECK(eng_conv_geom_init(&g, n, 1, w, cin, cout, 1, 1, 1, 1, 1, 1, ENG_PAD_VALID, NULL,
+                                     NULL) == ENG_OK);
+            size_t nin = (size_t)m * cin, nout = (size_t)m * cout, nf = (size_t)cin * cout;
+            float *in = malloc(nin * 4), *f = malloc(nf * 4), *b = malloc((size_t)cout * 4);
+            float *o1 = malloc(nout * 4), *o2 = malloc(nout * 4);
+            double *ref = malloc(nout * sizeof *ref);
+            for (size_t q = 0; q < nin; q++)
+                in[q] = frand() * 2;
+            for (size_t q = 0; q < nf; q++)
+                f[q] = frand() * 0.2f;
+            for (int q = 0; q < cout; q++)
+                b[q] = frand();
+            eng_act act = acts[(i + j) % 3];
+            const float *bias = j % 4 == 3 ? NULL : b;
+            conv_ref(&g, in, f, bias, act, 0, ref);
+            memset(o1, 0xff, nout * 4); /* NaN: an output the kernel skips shows */
+            CHECK(eng_conv2d(&g, in, f, bias, act, o1, 1) == ENG_OK);
+            CHECK(eng_conv2d(&g, in, f, bias, act, o2, 2) == ENG_OK);
+            CHECK_MSG(close_all(o1, ref, nout, 1e-5, "conv1x1"), "conv1x1 %d rows %d->%d act %d", m,
+                      cin, cout, (int)act);
+            CHECK_MSG(memcmp(o1, o2, nout * 4) == 0, "conv1x1 %d rows %d->%d: 1 and 2 threads", m,
+                      cin, cout);
+            free(in), free(f), free(b), free(o1), free(o2), free(ref);
+            cases++;
+        }
+    printf("conv1x1: %d shapes\n", cases);
+}
+
 int main(void)
 {
     test_conv(0);
     test_conv(1);
+    test_conv1x1_edges();
     test_matmul();
     test_maxpool();
     return check_report("test_runtime_kernels");
