@@ -226,11 +226,58 @@ static void test_conv1x1_edges(void)
     printf("conv1x1: %d shapes\n", cases);
 }
 
+/* depthwise (mult 1) on the AVX-512 kernel's edges: channel tails of the 16-lane masks (1, 15,
+ * 17, 33, 72, 120), rows long enough for its 8- and 4-pixel blocks next to border pixels, 1x1
+ * and 2x3 maps under 3x3 and 5x5 windows (only border pixels), stride 2 with SAME padding on odd
+ * and even sizes, asymmetric explicit padding, and a map over 1 MB (the prefetching path);
+ * against the double loop, 1 and 2 threads bit-identical (run again with VFS_NO_AVX512=1) */
+static void test_dw_edges(void)
+{
+    static const int cases[][6] = {
+        /* h, w, c, k, stride, padding (0 SAME, 1 VALID, 2 EXPLICIT 1,2,0,2) */
+        {1, 1, 17, 3, 1, 0},    {1, 1, 72, 5, 2, 0},  {2, 3, 33, 5, 1, 0},  {9, 27, 15, 3, 1, 0},
+        {9, 27, 16, 3, 2, 0},   {8, 26, 17, 5, 2, 0}, {7, 7, 120, 5, 1, 0}, {14, 14, 72, 5, 2, 0},
+        {11, 40, 1, 3, 2, 1},   {6, 19, 33, 3, 1, 2}, {5, 23, 24, 5, 2, 2}, {64, 72, 64, 3, 2, 0},
+        {40, 45, 160, 3, 1, 0},
+    };
+    static const eng_act acts[3] = {ENG_ACT_RELU6, ENG_ACT_NONE, ENG_ACT_HSWISH_F16};
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        const int *q = cases[t];
+        int h = q[0], w = q[1], c = q[2], k = q[3], st = q[4];
+        int pads[4] = {1, 2, 0, 2};
+        eng_conv_geom g;
+        CHECK(eng_conv_geom_init(&g, 1 + (int)t % 2, h, w, c, c, k, k, st, st, 1, 1,
+                                 (eng_padding)q[5], pads, NULL) == ENG_OK);
+        size_t nin = (size_t)g.n * h * w * c, nout = (size_t)g.n * g.oh * g.ow * c;
+        size_t nf = (size_t)k * k * c;
+        float *in = malloc(nin * 4), *f = malloc(nf * 4), *b = malloc((size_t)c * 4);
+        float *o1 = malloc(nout * 4), *o2 = malloc(nout * 4);
+        double *ref = malloc(nout * sizeof *ref);
+        for (size_t i = 0; i < nin; i++)
+            in[i] = frand() * 3;
+        for (size_t i = 0; i < nf; i++)
+            f[i] = frand();
+        for (int i = 0; i < c; i++)
+            b[i] = frand();
+        const float *bias = t % 3 == 2 ? NULL : b;
+        eng_act act = acts[t % 3];
+        conv_ref(&g, in, f, bias, act, 1, ref);
+        memset(o1, 0xff, nout * 4); /* NaN: an output the kernel skips shows */
+        eng_dwconv2d(&g, in, f, bias, act, o1, 1);
+        eng_dwconv2d(&g, in, f, bias, act, o2, 2);
+        CHECK_MSG(close_all(o1, ref, nout, 1e-5, "dw"), "dw %dx%dx%d k%d s%d pad%d", h, w, c, k, st,
+                  q[5]);
+        CHECK_MSG(memcmp(o1, o2, nout * 4) == 0, "dw %dx%dx%d: 1 and 2 threads differ", h, w, c);
+        free(in), free(f), free(b), free(o1), free(o2), free(ref);
+    }
+}
+
 int main(void)
 {
     test_conv(0);
     test_conv(1);
     test_conv1x1_edges();
+    test_dw_edges();
     test_matmul();
     test_maxpool();
     return check_report("test_runtime_kernels");
