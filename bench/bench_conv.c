@@ -6,7 +6,7 @@
  * rest of the graph. Run it twice, once with VFS_NO_AVX512=1, to compare
  * the two dispatch paths; pin it (taskset -c 1) on a shared machine.
  *
- * Usage: bench_conv [--reps N] [--only 1x1|dw]
+ * Usage: bench_conv [--reps N] [--only 1x1|dw|stem]
  * Prints one line per shape: kind, geometry, best CPU ms of N reps, GFLOP/s.
  */
 #include "engine.h"
@@ -23,15 +23,16 @@ static double cpu_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
 }
 
-/* a 1x1 convolution over hw x hw pixels, cin -> cout, or a depthwise one
- * (k x k, stride s) over hw x hw pixels of cin channels */
+/* a dense convolution (k x k, stride s; dw 0) or a depthwise one (dw 1) over hw x hw input
+ * pixels, cin -> cout channels, count times in the network */
 typedef struct shape {
     const char *net;
     int dw, hw, cin, cout, k, s, count;
 } shape;
 
 static const shape SHAPES[] = {
-    /* CenterNet backbone at 512 (MobileNetV3 tower, stride 4 maps 128x128) */
+    /* CenterNet backbone at 512 (MobileNetV3): the stem, then 1x1 and depthwise shapes */
+    {"centernet", 0, 512, 3, 16, 3, 2, 1},
     {"centernet", 0, 128, 16, 64, 1, 1, 1},
     {"centernet", 0, 128, 64, 24, 1, 1, 1},
     {"centernet", 0, 128, 24, 72, 1, 1, 1},
@@ -60,6 +61,7 @@ static const shape SHAPES[] = {
     {"centernet", 1, 32, 528, 528, 5, 2, 1},
     {"centernet", 1, 16, 720, 720, 5, 1, 2},
     /* EfficientNet-Lite0 at 224 */
+    {"lite0", 0, 224, 3, 32, 3, 2, 1},
     {"lite0", 0, 112, 32, 16, 1, 1, 1},
     {"lite0", 0, 112, 16, 96, 1, 1, 1},
     {"lite0", 0, 56, 96, 24, 1, 1, 1},
@@ -103,14 +105,15 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--reps N] [--only 1x1|dw]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--reps N] [--only 1x1|dw|stem]\n", argv[0]);
             return 2;
         }
     }
-    double tot_ms[2][2] = {{0}}, tot_fl[2][2] = {{0}};
+    double tot_ms[2][3] = {{0}}, tot_fl[2][3] = {{0}};
     for (size_t i = 0; i < sizeof SHAPES / sizeof SHAPES[0]; i++) {
         const shape *s = &SHAPES[i];
-        if (only && strcmp(only, s->dw ? "dw" : "1x1"))
+        const char *kind = s->dw ? "dw" : s->k > 1 ? "stem" : "1x1";
+        if (only && strcmp(only, kind))
             continue;
         eng_conv_geom g;
         if (eng_conv_geom_init(&g, 1, s->hw, s->hw, s->cin, s->cout, s->k, s->k, s->s, s->s, 1, 1,
@@ -128,7 +131,7 @@ int main(int argc, char **argv)
             f[j] = (float)(j % 13) * 0.01f - 0.06f;
         for (int j = 0; j < s->cout; j++)
             b[j] = 0.5f;
-        eng_conv_packed *p = s->dw ? NULL : eng_conv_pack(f, b, 1, 1, s->cin, s->cout);
+        eng_conv_packed *p = s->dw ? NULL : eng_conv_pack(f, b, s->k, s->k, s->cin, s->cout);
         double best = 1e30;
         for (int r = 0; r < reps; r++) {
             double t0 = cpu_ms();
@@ -140,20 +143,20 @@ int main(int argc, char **argv)
             best = t < best ? t : best;
         }
         double fl = 2.0 * nout * s->k * s->k * (s->dw ? 1 : s->cin);
-        printf("%-9s %-4s %3dx%-3d %4d->%-4d k%d s%d  %8.3f ms  %6.1f GFLOP/s  x%d\n", s->net,
-               s->dw ? "dw" : "1x1", s->hw, s->hw, s->cin, s->cout, s->k, s->s, best,
-               fl / (best * 1e6), s->count);
+        printf("%-9s %-4s %3dx%-3d %4d->%-4d k%d s%d  %8.3f ms  %6.1f GFLOP/s  x%d\n", s->net, kind,
+               s->hw, s->hw, s->cin, s->cout, s->k, s->s, best, fl / (best * 1e6), s->count);
         int net = strcmp(s->net, "lite0") == 0;
-        tot_ms[net][s->dw] += best * s->count;
-        tot_fl[net][s->dw] += fl * s->count;
+        int ki = s->dw ? 1 : s->k > 1 ? 2 : 0;
+        tot_ms[net][ki] += best * s->count;
+        tot_fl[net][ki] += fl * s->count;
         eng_conv_packed_free(p);
         free(in), free(f), free(b), free(out);
     }
     for (int net = 0; net < 2; net++)
-        for (int dw = 0; dw < 2; dw++)
-            if (tot_ms[net][dw] > 0)
+        for (int ki = 0; ki < 3; ki++)
+            if (tot_ms[net][ki] > 0)
                 printf("total %-9s %-4s %8.3f ms  %6.1f GFLOP/s\n", net ? "lite0" : "centernet",
-                       dw ? "dw" : "1x1", tot_ms[net][dw],
-                       tot_fl[net][dw] / (tot_ms[net][dw] * 1e6));
+                       (const char *[]){"1x1", "dw", "stem"}[ki], tot_ms[net][ki],
+                       tot_fl[net][ki] / (tot_ms[net][ki] * 1e6));
     return 0;
 }

@@ -237,9 +237,9 @@ static T512 inline __m512 act16(__m512 v, eng_act act)
  * zero and then adds the bias, as ukernel_6x16 does, so all kernels give bit-identical results.
  * R, P and H are compile-time constants in each instance below, so the arrays are registers. */
 static T512 inline __attribute__((always_inline)) void
-uk512(const int R, const int P, const int H, int K, const float *const *a, const float *b0,
-      const float *b1, const float *bias, const float *const *res, float *const *c, int nr,
-      eng_act act)
+uk512(const int R, const int P, const int H, int nseg, int L, const float *const *a,
+      const float *b0, const float *b1, const float *bias, const float *const *res, float *const *c,
+      int nr, eng_act act)
 {
     __m512 p[MR512], q[MR512];
     __m256 h[MR512];
@@ -249,21 +249,27 @@ uk512(const int R, const int P, const int H, int K, const float *const *a, const
     for (int r = 0; r < R; r++) {
         p[r] = q[r] = _mm512_setzero_ps();
         h[r] = _mm256_setzero_ps();
-        ar[r] = a[r];
     }
-    for (int k = 0; k < K; k++) {
-        const __m512 u = _mm512_load_ps(b0 + (size_t)k * NR);
-        const __m512 v = P == 2 && !H ? _mm512_load_ps(b1 + (size_t)k * NR) : u;
-        const __m256 v8 = H ? _mm256_load_ps(bl + (size_t)k * NR) : _mm512_castps512_ps256(u);
+    for (int sg = 0; sg < nseg; sg++) {
 #pragma GCC unroll 12
-        for (int r = 0; r < R; r++) {
-            const __m512 x = _mm512_set1_ps(ar[r][k]);
-            if (P == 2 || !H)
-                p[r] = _mm512_fmadd_ps(x, u, p[r]);
-            if (P == 2 && !H)
-                q[r] = _mm512_fmadd_ps(x, v, q[r]);
-            if (H)
-                h[r] = _mm256_fmadd_ps(_mm512_castps512_ps256(x), v8, h[r]);
+        for (int r = 0; r < R; r++)
+            ar[r] = a[sg * MR512 + r];
+        const size_t kb = (size_t)sg * L * NR;
+        for (int k = 0; k < L; k++) {
+            const size_t o = kb + (size_t)k * NR;
+            const __m512 u = _mm512_load_ps(b0 + o);
+            const __m512 v = P == 2 && !H ? _mm512_load_ps(b1 + o) : u;
+            const __m256 v8 = H ? _mm256_load_ps(bl + o) : _mm512_castps512_ps256(u);
+#pragma GCC unroll 12
+            for (int r = 0; r < R; r++) {
+                const __m512 x = _mm512_set1_ps(ar[r][k]);
+                if (P == 2 || !H)
+                    p[r] = _mm512_fmadd_ps(x, u, p[r]);
+                if (P == 2 && !H)
+                    q[r] = _mm512_fmadd_ps(x, v, q[r]);
+                if (H)
+                    h[r] = _mm256_fmadd_ps(_mm512_castps512_ps256(x), v8, h[r]);
+            }
         }
     }
     const __mmask16 last = (__mmask16)((1u << nr) - 1);
@@ -291,10 +297,10 @@ uk512(const int R, const int P, const int H, int K, const float *const *a, const
 
 #define UK512(R, P, H)                                                                             \
     static T512 void uk512_##R##x##P##H(                                                           \
-        int K, const float *const *a, const float *b0, const float *b1, const float *bias,         \
-        const float *const *res, float *const *c, int nr, eng_act act)                             \
+        int nseg, int L, const float *const *a, const float *b0, const float *b1,                  \
+        const float *bias, const float *const *res, float *const *c, int nr, eng_act act)          \
     {                                                                                              \
-        uk512(R, P, H, K, a, b0, b1, bias, res, c, nr, act);                                       \
+        uk512(R, P, H, nseg, L, a, b0, b1, bias, res, c, nr, act);                                 \
     }
 UK512(12, 2, 0)
 UK512(12, 2, 1)
@@ -306,8 +312,8 @@ UK512(4, 1, 0)
 UK512(4, 1, 1)
 #undef UK512
 
-typedef void (*uk512_fn)(int, const float *const *, const float *, const float *, const float *,
-                         const float *const *, float *const *, int, eng_act);
+typedef void (*uk512_fn)(int, int, const float *const *, const float *, const float *,
+                         const float *, const float *const *, float *const *, int, eng_act);
 /* [R == 12][P - 1][H] */
 static const uk512_fn UK512_FN[2][2][2] = {
     {{uk512_4x10, uk512_4x11}, {uk512_4x20, uk512_4x21}},
@@ -379,12 +385,16 @@ static void im2col_block(const eng_conv_geom *g, const float *in, int64_t m0, in
 /* packed B up to this size is kept whole in L2 (rows-outer loop order) */
 #define B_L2 (256 * 1024)
 
-/* runs the micro-kernel for the `rows` rows ap[] (residual rows rp[], may be NULL; output rows
- * cp[], NULL: not stored; all pointing at channel 0) and output channels [j*16, j*16+16)
- * (AVX2: 6 rows) or [j*16, j*16+32) (AVX-512: 12 or 4 rows; panels j and j+1, or a last odd
- * panel alone) */
-static void panel_step(const eng_conv_packed *w, int cout, int j, int wide, int rows,
-                       const float *const *ap, const float *const *rp, float *const *cp,
+/* most window rows a convolution may have for the AVX-512 kernel to read its patches in place */
+#define MAXSEG 7
+
+/* runs the micro-kernel for `rows` rows of A and output channels [j*16, j*16+16) (AVX2: 6 rows)
+ * or [j*16, j*16+32) (AVX-512: 12 or 4 rows; panels j and j+1, or a last odd panel alone).
+ * Row r of A is nseg segments of L floats, segment s at ap[s * MR512 + r] (AVX2: nseg 1);
+ * rp[] are the residual rows (rp NULL: none), cp[] the output rows (NULL: not stored), all
+ * pointing at channel 0. */
+static void panel_step(const eng_conv_packed *w, int cout, int j, int wide, int rows, int nseg,
+                       int L, const float *const *ap, const float *const *rp, float *const *cp,
                        eng_act act)
 {
     const float *rj[MR512];
@@ -401,9 +411,40 @@ static void panel_step(const eng_conv_packed *w, int cout, int j, int wide, int 
     } else {
         const int P = j + 1 < w->npanel ? 2 : 1;
         const int nr = cout - (j + P - 1) * NR < NR ? cout - (j + P - 1) * NR : NR;
-        UK512_FN[rows == MR512][P - 1][nr <= 8](w->K, ap, bp, bp + (size_t)w->K * NR, bias, res, cj,
-                                                nr, act);
+        UK512_FN[rows == MR512][P - 1][nr <= 8](nseg, L, ap, bp, bp + (size_t)w->K * NR, bias, res,
+                                                cj, nr, act);
     }
+}
+
+/* For the AVX-512 kernel reading KxK patches in place: points ap[s * MR512 + r] at window row s
+ * of output pixel m0 + r (r < R; rows past `left` repeat pixel m0) and returns 1, or returns 0
+ * when a window of these pixels reaches into the padding. */
+static int patch_rows(const eng_conv_geom *g, const float *in, int64_t m0, int R, int left,
+                      const float **ap)
+{
+    int ox = (int)(m0 % g->ow);
+    int64_t t = m0 / g->ow;
+    int oy = (int)(t % g->oh), n = (int)(t / g->oh);
+    const int64_t rowstep = (int64_t)g->iw * g->cin;
+    for (int r = 0; r < R; r++) {
+        if (r > 0 && r < left && ++ox == g->ow) { /* the next pixel (no division per row) */
+            ox = 0;
+            if (++oy == g->oh)
+                oy = 0, n++;
+        }
+        if (r >= left) { /* past the rows: repeat the first pixel */
+            for (int sg = 0; sg < g->kh; sg++)
+                ap[sg * MR512 + r] = ap[sg * MR512];
+            continue;
+        }
+        int ix0 = ox * g->sw - g->pad_left, iy0 = oy * g->sh - g->pad_top;
+        if (ix0 < 0 || ix0 + g->kw > g->iw || iy0 < 0 || iy0 + g->kh > g->ih)
+            return 0;
+        const float *p0 = in + (((int64_t)n * g->ih + iy0) * g->iw + ix0) * g->cin;
+        for (int sg = 0; sg < g->kh; sg++)
+            ap[sg * MR512 + r] = p0 + sg * rowstep;
+    }
+    return 1;
 }
 
 eng_status eng_conv2d_packed(const eng_conv_geom *g, const float *in, const eng_conv_packed *w,
@@ -435,6 +476,14 @@ eng_status rt_conv2d_packed_res(const eng_conv_geom *g, const float *in, const e
     const int64_t nblocks = (M + mb - 1) / mb;
     if (nt > nblocks)
         nt = (int)(nblocks > 0 ? nblocks : 1);
+    /* panels outer (one panel pair of B hot in L1, the block's A rows re-read from L2 for each)
+     * when B is large; rows outer (12 A rows hot in L1, each output row written whole at once)
+     * when all of B fits in L2 */
+    const int rows_outer = wide && (size_t)K * w->npanel * NR * sizeof(float) <= B_L2;
+    const int step = wide ? 2 : 1;
+    /* AVX-512, rows outer, dilation 1: KxK patches read in place from the input (window row by
+     * window row), no im2col copy except for row groups with a pixel on the padding */
+    const int inplace = !direct && rows_outer && g->dh == 1 && g->dw == 1 && g->kh <= MAXSEG;
     int fail = 0;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
@@ -453,29 +502,37 @@ eng_status rt_conv2d_packed_res(const eng_conv_geom *g, const float *in, const e
             size_t lda = (size_t)K;
             if (direct) {
                 abase = in + m0 * K;
-            } else {
+            } else if (!inplace) {
                 im2col_block(g, in, m0, rows, buf);
                 abase = buf;
+            } else {
+                abase = NULL; /* patches read in place, or gathered per row group */
             }
-            /* panels outer (one panel pair of B hot in L1, the block's A rows re-read from L2
-             * for each) when B is large; rows outer (12 A rows hot in L1, each output row
-             * written whole at once) when all of B fits in L2 */
-            const int rows_outer = wide && (size_t)K * w->npanel * NR * sizeof(float) <= B_L2;
-            const int step = wide ? 2 : 1;
             for (int j = 0; j < (rows_outer ? 1 : w->npanel); j += step) {
                 for (int r0 = 0; r0 < rows;) {
                     /* AVX-512: 12-row groups, the tail in 4-row groups (49 rows: 4x12 + 4) */
                     const int R = !wide ? MR : rows - r0 >= MR512 ? MR512 : 4;
-                    const float *ap[MR512], *rp[MR512];
+                    const float *ap[MR512 * MAXSEG], *rp[MR512];
                     float *cp[MR512];
+                    int nseg = 1, L = K;
+                    if (inplace && patch_rows(g, in, m0 + r0, R, rows - r0, ap)) {
+                        nseg = g->kh, L = g->kw * g->cin;
+                    } else if (inplace) { /* a pixel on the padding: gather just this group */
+                        int n = rows - r0 < R ? rows - r0 : R;
+                        im2col_block(g, in, m0 + r0, n, buf);
+                        for (int r = 0; r < R; r++)
+                            ap[r] = buf + (size_t)(r < n ? r : 0) * lda;
+                    } else {
+                        for (int r = 0; r < R; r++)
+                            ap[r] = abase + (size_t)(r0 + r < rows ? r0 + r : r0) * lda;
+                    }
                     for (int r = 0; r < R; r++) {
                         int rr = r0 + r < rows ? r0 + r : r0;
-                        ap[r] = abase + (size_t)rr * lda;
                         cp[r] = r0 + r < rows ? out + (m0 + r0 + r) * g->cout : NULL;
                         rp[r] = res ? res + (m0 + rr) * g->cout : NULL;
                     }
                     for (int jj = j; jj < (rows_outer ? w->npanel : j + step); jj += step)
-                        panel_step(w, g->cout, jj, wide, R, ap, res ? rp : NULL, cp, act);
+                        panel_step(w, g->cout, jj, wide, R, nseg, L, ap, res ? rp : NULL, cp, act);
                     r0 += R;
                 }
             }

@@ -218,10 +218,12 @@ static eng_status binary_compute(const rt_node *n, const eng_tensor *const *in, 
         inner = total, isa = 1, isb = 0;
     int64_t rows = total / inner;
     int nt = nth(c, total);
-    /* a full tensor with a vector over its last axis ([1,H,W,3] - [3], an input normalisation):
-     * one flat loop with the vector's index wrapping, not a call per 3-element row */
+    /* a full tensor with a short vector over its last axis ([1,H,W,3] - [3], an input
+     * normalisation): one flat loop with the vector's index wrapping, not a call per 3-element
+     * row (longer rows, as a squeeze-excite's [1,H,W,C] * [1,1,1,C], vectorise as rows below) */
     int64_t nb = rt_numel(b), na = rt_numel(a);
-    if (a->dtype == ENG_F32 && op <= B_DIV && inner < total && inner == out->dim[nd - 1] &&
+    if (a->dtype == ENG_F32 && op <= B_DIV && inner < 16 && inner < total &&
+        inner == out->dim[nd - 1] &&
         ((na == total && nb == inner && isb == 1) || (nb == total && na == inner && isa == 1))) {
         const int bvec = na == total;
         const float *full = eng_f32(bvec ? a : b), *vec = eng_f32(bvec ? b : a);
