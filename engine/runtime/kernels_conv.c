@@ -216,12 +216,11 @@ static T512 inline __m512 act16(__m512 v, eng_act act)
             _mm512_set1_ps(6.0f));
         return _mm512_mul_ps(_mm512_mul_ps(v, c), r);
     }
-    case ENG_ACT_SIGMOID: {
-        float t[16];
-        _mm512_storeu_ps(t, v);
-        for (int i = 0; i < 16; i++)
-            t[i] = 1.0f / (1.0f + expf(-t[i]));
-        return _mm512_loadu_ps(t);
+    case ENG_ACT_SIGMOID: { /* the AVX2 kernel's function on each half: the same results */
+        __m256 lo = rt_sigmoid8(_mm512_castps512_ps256(v));
+        __m256 hi = rt_sigmoid8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+        return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)),
+                                                   _mm256_castps_pd(hi), 1));
     }
     default: return v;
     }
