@@ -131,6 +131,14 @@ for b in (1, 8):
             print(f"{n:<32}{b:>6}{t:>4}{f(1000 / e if e else None, 9)}{f(1000 / o if o else None, 9)}"
                   f"{f(1000 / l if l else None, 9)}{f(ro, 7, 2)}{f(rl, 9, 2)}"
                   f"{f(co / ce if ce and co else None, 10, 2)}{f(cl / ce if ce and cl else None, 11, 2)}")
+print("CPU ms per image (all threads), batch / threads as above:")
+print(f"{'network':<32}{'batch':>6}{'thr':>4}{'engine':>9}{'ort':>9}{'litert':>9}")
+for b in (1, 8):
+    for t in (1, 2):
+        for n in nets:
+            if (("engine", n, b, t)) in cp:
+                print(f"{n:<32}{b:>6}{t:>4}" + "".join(f(cp.get((r, n, b, t)), 9, 2)
+                      for r in ("engine", "onnxruntime", "litert")))
 print("2-thread / 1-thread scaling (wall, img/s):")
 print(f"{'network':<32}{'batch':>6}{'engine':>8}{'ort':>8}{'litert':>8}")
 for b in (1, 8):
