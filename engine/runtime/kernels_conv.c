@@ -698,6 +698,9 @@ dw512_block(const int PX, const int checked, const eng_conv_geom *g, const float
 {
     const int C = g->cin, KW = g->kw, sw = g->sw;
     const int ix0 = ox * sw - g->pad_left;
+    /* the taps inside the input row (all of them unless checked) */
+    const int kxa = checked && ix0 < 0 ? -ix0 : 0;
+    const int kxb = checked && ix0 + KW > g->iw ? g->iw - ix0 : KW;
     if (!checked && pf) { /* input rows the next output row adds, this block's span, into L2 */
         const int64_t span = (int64_t)((PX - 1) * sw + KW) * C;
         for (int ky = g->kh; ky < g->kh + g->sh; ky++) {
@@ -718,13 +721,11 @@ dw512_block(const int PX, const int checked, const eng_conv_geom *g, const float
         for (int ky = ky0; ky < ky1; ky++) {
             const float *ir = in_n + (int64_t)(iy0 + ky) * g->iw * C + c0;
             const float *fr = filter + (size_t)ky * KW * C + c0;
-            for (int kx = 0; kx < KW; kx++) {
+            for (int kx = kxa; kx < kxb; kx++) {
                 const __m512 w = _mm512_maskz_loadu_ps(m, fr + (size_t)kx * C);
                 if (checked) {
-                    const int ix = ix0 + kx;
-                    if (ix >= 0 && ix < g->iw)
-                        acc[0] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, ir + (int64_t)ix * C), w,
-                                                 acc[0]);
+                    acc[0] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, ir + (int64_t)(ix0 + kx) * C),
+                                             w, acc[0]);
                     continue;
                 }
                 const float *ip = ir + (int64_t)(ix0 + kx) * C;
@@ -770,6 +771,9 @@ static T512 void dw512_row(const eng_conv_geom *g, const float *in_n, const floa
         } else if (ox + 3 <= ox_hi) {
             dw512_block(4, 0, g, in_n, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);
             ox += 4;
+        } else if (ox + 1 <= ox_hi) {
+            dw512_block(2, 0, g, in_n, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);
+            ox += 2;
         } else {
             dw512_block(1, 0, g, in_n, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);
             ox++;
