@@ -13,7 +13,8 @@
  * VFS_NO_AVX512=1 forces AVX2) 12x32 kernels take two panels per broadcast of A (24 zmm
  * accumulators), with 4-row kernels for the rows left over (a 7x7 map's 49 rows) and 256-bit
  * accumulators for a last panel of <= 8 channels (24, 40 outputs); when all of B fits in L2 the
- * loop runs over 12-row groups outside the panels, so each output row is written whole. Every
+ * loop runs over 12-row groups outside the panels, so each output row is written whole, and KxK
+ * convolutions read their patches in place (kh segments per pixel) instead of im2col. Every
  * kernel sums the same products in the same order (k ascending from zero, then the bias), so
  * all give bit-identical results. Depthwise convolution is memory-bound: AVX2 runs 16 channels x
  * 4 pixels per step, a row's 16-channel slices one after the other; AVX-512 runs 8 pixels x all
