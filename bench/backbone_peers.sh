@@ -20,7 +20,8 @@
 #   env REPS (7), ROUNDS (3), PHOTO (a real photo; default: the clothing
 #   dataset's 000001.jpg in ../shared or /work/shared), NETS (networks, as
 #   the export names them), PROFILE=1 adds the per-op profile of the engine
-#   and of ONNX Runtime at batch 1, 1 thread.
+#   and of ONNX Runtime at batch 1, 1 thread, BATCHES ("1 8") and THREADS
+#   ("1 2") narrow the grid, CPU1 (0) is the CPU 1-thread runs are pinned to.
 # Needs BUILD_DIR/bench/bench_backbone and pip; the pinned peers install into
 # a venv outside the tree ($XDG_CACHE_HOME/visionfs-bench-venv).
 set -euo pipefail
@@ -71,13 +72,13 @@ echo "# outputs on $photo against the engine's (1 thread):" >&2
 
 pin() { # pin THREADS: the taskset prefix
     if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-        [ "$1" = 1 ] && echo "taskset -c 0" || echo "taskset -c 0,1"
+        [ "$1" = 1 ] && echo "taskset -c ${CPU1:-0}" || echo "taskset -c 0,1"
     fi
 }
 load0=$(cut -d' ' -f1-3 /proc/loadavg)
 for r in $(seq "$rounds"); do
-    for b in 1 8; do
-        for t in 1 2; do
+    for b in ${BATCHES:-1 8}; do
+        for t in ${THREADS:-1 2}; do
             echo "# round $r batch $b threads $t (load $(cut -d' ' -f1 /proc/loadavg))" >&2
             $(pin $t) "$bin" --reps "$reps" --threads "$t" --batch "$b" --no-peak "${cases[@]}" |
                 grep '"runtime"' >> "$tmp/runs.jsonl"
@@ -108,7 +109,7 @@ ms = {k: statistics.median(v) for k, v in med.items()}
 cp = {k: statistics.median(v) for k, v in cpu.items()}
 nets = list(dict.fromkeys(k[1] for k in ms))
 print(f"load average {load0} at the start, {load1} at the end; 2 cores; median of {reps} runs per "
-      f"case, median of {rounds} interleaved rounds; 1 thread pinned to CPU 0, 2 threads to 0,1")
+      f"case, median of {rounds} interleaved rounds; 1 thread pinned to CPU {os.environ.get('CPU1', '0')}, 2 threads to 0,1")
 print("img/s: images per second (wall); x ort / x litert: engine img/s over the peer's at the same "
       "threads and batch;\ncpu x: the same in CPU time per image (all threads; steadier on a shared machine)")
 hdr = f"{'network':<32}{'batch':>6}{'thr':>4}{'engine':>9}{'ort':>9}{'litert':>9}{'x ort':>7}{'x litert':>9}{'cpu x ort':>10}{'cpu x lite':>11}"
@@ -130,6 +131,14 @@ for b in (1, 8):
             print(f"{n:<32}{b:>6}{t:>4}{f(1000 / e if e else None, 9)}{f(1000 / o if o else None, 9)}"
                   f"{f(1000 / l if l else None, 9)}{f(ro, 7, 2)}{f(rl, 9, 2)}"
                   f"{f(co / ce if ce and co else None, 10, 2)}{f(cl / ce if ce and cl else None, 11, 2)}")
+print("CPU ms per image (all threads), batch / threads as above:")
+print(f"{'network':<32}{'batch':>6}{'thr':>4}{'engine':>9}{'ort':>9}{'litert':>9}")
+for b in (1, 8):
+    for t in (1, 2):
+        for n in nets:
+            if (("engine", n, b, t)) in cp:
+                print(f"{n:<32}{b:>6}{t:>4}" + "".join(f(cp.get((r, n, b, t)), 9, 2)
+                      for r in ("engine", "onnxruntime", "litert")))
 print("2-thread / 1-thread scaling (wall, img/s):")
 print(f"{'network':<32}{'batch':>6}{'engine':>8}{'ort':>8}{'litert':>8}")
 for b in (1, 8):

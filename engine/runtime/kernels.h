@@ -71,7 +71,8 @@ eng_status eng_conv2d(const eng_conv_geom *g, const float *in, const float *filt
 
 /* Depthwise convolution: filter [kh,kw,cin,mult], bias [cin*mult] (may be
  * NULL), g->cout must be cin*mult; output channel c*mult+q reads input
- * channel c. AVX2/FMA for mult == 1 and dilation 1. */
+ * channel c. AVX-512 or AVX2/FMA (chosen at run time) for mult == 1 and
+ * dilation 1. */
 void eng_dwconv2d(const eng_conv_geom *g, const float *in, const float *filter, const float *bias,
                   eng_act act, float *out, int threads);
 

@@ -9,10 +9,18 @@
  * store. Row blocks are the unit of OpenMP work (dynamic schedule, so a
  * thread that the OS preempts on a busy machine does not hold the others
  * up); each output element is computed by one thread in a fixed order, so
- * results do not depend on the thread count. On CPUs with AVX-512 a 12x16 kernel in 512-bit
- * registers does the same sums in the same order (bit-identical, twice the FMA width). Depthwise
- * convolution is memory-bound: it runs 8 or 16 channels x 4 pixels per step with bounds checks
- * hoisted out of interior pixels.
+ * results do not depend on the thread count. On CPUs with AVX-512 (chosen at run time;
+ * VFS_NO_AVX512=1 forces AVX2) 12x32 kernels take two panels per broadcast of A (24 zmm
+ * accumulators), with 4-row kernels for the rows left over (a 7x7 map's 49 rows) and 256-bit
+ * accumulators for a last panel of <= 8 channels (24, 40 outputs); when all of B fits in L2 the
+ * loop runs over 12-row groups outside the panels, so each output row is written whole, and KxK
+ * convolutions read their patches in place (kh segments per pixel) instead of im2col. Every
+ * kernel sums the same products in the same order (k ascending from zero, then the bias), so
+ * all give bit-identical results. Depthwise convolution is memory-bound: AVX2 runs 16 channels x
+ * 4 pixels per step, a row's 16-channel slices one after the other; AVX-512 runs 8 pixels x all
+ * channels (16 at a time, masked tails) per block, so each block reads its input window once and
+ * in order, and prefetches the rows the next output row needs when the map is larger than L2.
+ * Bounds checks only on border pixels; the same summation order everywhere (bit-identical).
  */
 #include "runtime_int.h"
 #include "simd_int.h"
@@ -209,58 +217,108 @@ static T512 inline __m512 act16(__m512 v, eng_act act)
             _mm512_set1_ps(6.0f));
         return _mm512_mul_ps(_mm512_mul_ps(v, c), r);
     }
-    case ENG_ACT_SIGMOID: {
-        float t[16];
-        _mm512_storeu_ps(t, v);
-        for (int i = 0; i < 16; i++)
-            t[i] = 1.0f / (1.0f + expf(-t[i]));
-        return _mm512_loadu_ps(t);
+    case ENG_ACT_SIGMOID: { /* the AVX2 kernel's function on each half: the same results */
+        __m256 lo = rt_sigmoid8(_mm512_castps512_ps256(v));
+        __m256 hi = rt_sigmoid8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+        return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)),
+                                                   _mm256_castps_pd(hi), 1));
     }
     default: return v;
     }
 }
 
-/* as ukernel_6x16 with 12 rows in 512-bit registers: the same products summed
- * in the same order, so results are bit-identical to the AVX2 kernel */
-static T512 void ukernel_12x16(int K, const float *const *a, const float *b, const float *bias,
-                               const float *const *res, float *const *c, int nr, eng_act act)
+/* The AVX-512 micro-kernels: R rows (R <= 12) x P panels of 16 output channels (P = 1 or 2),
+ * R*P accumulators in registers; with P = 2 each broadcast of a[r][k] feeds two FMAs, so a k
+ * step is R broadcasts and 2 loads for 2R FMAs. Rows c[r][0..16P) = act(sum_k a[r][k] * b_p[k] +
+ * bias (+ res[r])), the last panel's stores and residual loads masked to its nr channels (tails
+ * such as 24, 40, 72, 120 need no copy); when H, that panel has nr <= 8 and its accumulators are
+ * 256-bit (half the FMA work on CPUs that split 512-bit FMAs in two, as AMD Zen 4 does). Rows
+ * with c[r] == NULL are computed but not stored. Every output sums its products in k order from
+ * zero and then adds the bias, as ukernel_6x16 does, so all kernels give bit-identical results.
+ * R, P and H are compile-time constants in each instance below, so the arrays are registers. */
+static T512 inline __attribute__((always_inline)) void
+uk512(const int R, const int P, const int H, int nseg, int L, const float *const *a,
+      const float *b0, const float *b1, const float *bias, const float *const *res, float *const *c,
+      int nr, eng_act act)
 {
-    __m512 c0 = _mm512_setzero_ps(), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0;
-    __m512 c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0, c11 = c0;
-    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
-    const float *a6 = a[6], *a7 = a[7], *a8 = a[8], *a9 = a[9], *a10 = a[10], *a11 = a[11];
-    for (int k = 0; k < K; k++) {
-        __m512 bv = _mm512_load_ps(b);
-        c0 = _mm512_fmadd_ps(_mm512_set1_ps(a0[k]), bv, c0);
-        c1 = _mm512_fmadd_ps(_mm512_set1_ps(a1[k]), bv, c1);
-        c2 = _mm512_fmadd_ps(_mm512_set1_ps(a2[k]), bv, c2);
-        c3 = _mm512_fmadd_ps(_mm512_set1_ps(a3[k]), bv, c3);
-        c4 = _mm512_fmadd_ps(_mm512_set1_ps(a4[k]), bv, c4);
-        c5 = _mm512_fmadd_ps(_mm512_set1_ps(a5[k]), bv, c5);
-        c6 = _mm512_fmadd_ps(_mm512_set1_ps(a6[k]), bv, c6);
-        c7 = _mm512_fmadd_ps(_mm512_set1_ps(a7[k]), bv, c7);
-        c8 = _mm512_fmadd_ps(_mm512_set1_ps(a8[k]), bv, c8);
-        c9 = _mm512_fmadd_ps(_mm512_set1_ps(a9[k]), bv, c9);
-        c10 = _mm512_fmadd_ps(_mm512_set1_ps(a10[k]), bv, c10);
-        c11 = _mm512_fmadd_ps(_mm512_set1_ps(a11[k]), bv, c11);
-        b += NR;
+    __m512 p[MR512], q[MR512];
+    __m256 h[MR512];
+    const float *ar[MR512];
+    const float *bl = P == 2 ? b1 : b0; /* the last panel */
+#pragma GCC unroll 12
+    for (int r = 0; r < R; r++) {
+        p[r] = q[r] = _mm512_setzero_ps();
+        h[r] = _mm256_setzero_ps();
     }
-    const __m512 bb = _mm512_load_ps(bias);
-    const __m512 acc[MR512] = {c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11};
-    const __mmask16 mask = (__mmask16)((1u << nr) - 1);
-    for (int r = 0; r < MR512; r++) {
+    for (int sg = 0; sg < nseg; sg++) {
+#pragma GCC unroll 12
+        for (int r = 0; r < R; r++)
+            ar[r] = a[sg * MR512 + r];
+        const size_t kb = (size_t)sg * L * NR;
+        for (int k = 0; k < L; k++) {
+            const size_t o = kb + (size_t)k * NR;
+            const __m512 u = _mm512_load_ps(b0 + o);
+            const __m512 v = P == 2 && !H ? _mm512_load_ps(b1 + o) : u;
+            const __m256 v8 = H ? _mm256_load_ps(bl + o) : _mm512_castps512_ps256(u);
+#pragma GCC unroll 12
+            for (int r = 0; r < R; r++) {
+                const __m512 x = _mm512_set1_ps(ar[r][k]);
+                if (P == 2 || !H)
+                    p[r] = _mm512_fmadd_ps(x, u, p[r]);
+                if (P == 2 && !H)
+                    q[r] = _mm512_fmadd_ps(x, v, q[r]);
+                if (H)
+                    h[r] = _mm256_fmadd_ps(_mm512_castps512_ps256(x), v8, h[r]);
+            }
+        }
+    }
+    const __mmask16 last = (__mmask16)((1u << nr) - 1);
+    const __m512 bu = _mm512_load_ps(bias), bv = _mm512_load_ps(bl == b0 ? bias : bias + NR);
+#pragma GCC unroll 12
+    for (int r = 0; r < R; r++) {
         if (!c[r])
             continue;
-        __m512 v = _mm512_add_ps(acc[r], bb);
-        if (res)
-            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, res[r]));
-        v = act16(v, act);
-        if (nr == NR)
-            _mm512_storeu_ps(c[r], v);
-        else
-            _mm512_mask_storeu_ps(c[r], mask, v);
+        if (P == 2 || !H) { /* first panel, full unless it is the only one */
+            const __mmask16 m = P == 2 ? 0xffff : last;
+            __m512 s = _mm512_add_ps(p[r], bu);
+            if (res) /* residual added after the bias, as the graph's Add does */
+                s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(m, res[r]));
+            _mm512_mask_storeu_ps(c[r], m, act16(s, act));
+        }
+        if (P == 2 || H) { /* last panel (or the only one, in 256 bits) */
+            const int o = P == 2 ? NR : 0;
+            __m512 t = _mm512_add_ps(H ? _mm512_castps256_ps512(h[r]) : q[r], bv);
+            if (res)
+                t = _mm512_add_ps(t, _mm512_maskz_loadu_ps(last, res[r] + o));
+            _mm512_mask_storeu_ps(c[r] + o, last, act16(t, act));
+        }
     }
 }
+
+#define UK512(R, P, H)                                                                             \
+    static T512 void uk512_##R##x##P##H(                                                           \
+        int nseg, int L, const float *const *a, const float *b0, const float *b1,                  \
+        const float *bias, const float *const *res, float *const *c, int nr, eng_act act)          \
+    {                                                                                              \
+        uk512(R, P, H, nseg, L, a, b0, b1, bias, res, c, nr, act);                                 \
+    }
+UK512(12, 2, 0)
+UK512(12, 2, 1)
+UK512(12, 1, 0)
+UK512(12, 1, 1)
+UK512(4, 2, 0)
+UK512(4, 2, 1)
+UK512(4, 1, 0)
+UK512(4, 1, 1)
+#undef UK512
+
+typedef void (*uk512_fn)(int, int, const float *const *, const float *, const float *,
+                         const float *, const float *const *, float *const *, int, eng_act);
+/* [R == 12][P - 1][H] */
+static const uk512_fn UK512_FN[2][2][2] = {
+    {{uk512_4x10, uk512_4x11}, {uk512_4x20, uk512_4x21}},
+    {{uk512_12x10, uk512_12x11}, {uk512_12x20, uk512_12x21}},
+};
 
 /* 1 when the AVX-512 kernel may run (VFS_NO_AVX512 set in the environment turns it off) */
 static int use_avx512(void)
@@ -324,6 +382,71 @@ static void im2col_block(const eng_conv_geom *g, const float *in, int64_t m0, in
     }
 }
 
+/* packed B up to this size is kept whole in L2 (rows-outer loop order) */
+#define B_L2 (256 * 1024)
+
+/* most window rows a convolution may have for the AVX-512 kernel to read its patches in place */
+#define MAXSEG 7
+
+/* runs the micro-kernel for `rows` rows of A and output channels [j*16, j*16+16) (AVX2: 6 rows)
+ * or [j*16, j*16+32) (AVX-512: 12 or 4 rows; panels j and j+1, or a last odd panel alone).
+ * Row r of A is nseg segments of L floats, segment s at ap[s * MR512 + r] (AVX2: nseg 1);
+ * rp[] are the residual rows (rp NULL: none), cp[] the output rows (NULL: not stored), all
+ * pointing at channel 0. */
+static void panel_step(const eng_conv_packed *w, int cout, int j, int wide, int rows, int nseg,
+                       int L, const float *const *ap, const float *const *rp, float *const *cp,
+                       eng_act act)
+{
+    const float *rj[MR512];
+    float *cj[MR512];
+    for (int r = 0; r < rows; r++) {
+        cj[r] = cp[r] ? cp[r] + j * NR : NULL;
+        rj[r] = rp ? rp[r] + j * NR : NULL;
+    }
+    const float *bp = w->w + (size_t)j * w->K * NR, *bias = w->bias + j * NR;
+    const float *const *res = rp ? rj : NULL;
+    if (!wide) {
+        int nr = cout - j * NR < NR ? cout - j * NR : NR;
+        ukernel_6x16(w->K, ap, bp, bias, res, cj, nr, act);
+    } else {
+        const int P = j + 1 < w->npanel ? 2 : 1;
+        const int nr = cout - (j + P - 1) * NR < NR ? cout - (j + P - 1) * NR : NR;
+        UK512_FN[rows == MR512][P - 1][nr <= 8](nseg, L, ap, bp, bp + (size_t)w->K * NR, bias, res,
+                                                cj, nr, act);
+    }
+}
+
+/* For the AVX-512 kernel reading KxK patches in place: points ap[s * MR512 + r] at window row s
+ * of output pixel m0 + r (r < R; rows past `left` repeat pixel m0) and returns 1, or returns 0
+ * when a window of these pixels reaches into the padding. */
+static int patch_rows(const eng_conv_geom *g, const float *in, int64_t m0, int R, int left,
+                      const float **ap)
+{
+    int ox = (int)(m0 % g->ow);
+    int64_t t = m0 / g->ow;
+    int oy = (int)(t % g->oh), n = (int)(t / g->oh);
+    const int64_t rowstep = (int64_t)g->iw * g->cin;
+    for (int r = 0; r < R; r++) {
+        if (r > 0 && r < left && ++ox == g->ow) { /* the next pixel (no division per row) */
+            ox = 0;
+            if (++oy == g->oh)
+                oy = 0, n++;
+        }
+        if (r >= left) { /* past the rows: repeat the first pixel */
+            for (int sg = 0; sg < g->kh; sg++)
+                ap[sg * MR512 + r] = ap[sg * MR512];
+            continue;
+        }
+        int ix0 = ox * g->sw - g->pad_left, iy0 = oy * g->sh - g->pad_top;
+        if (ix0 < 0 || ix0 + g->kw > g->iw || iy0 < 0 || iy0 + g->kh > g->ih)
+            return 0;
+        const float *p0 = in + (((int64_t)n * g->ih + iy0) * g->iw + ix0) * g->cin;
+        for (int sg = 0; sg < g->kh; sg++)
+            ap[sg * MR512 + r] = p0 + sg * rowstep;
+    }
+    return 1;
+}
+
 eng_status eng_conv2d_packed(const eng_conv_geom *g, const float *in, const eng_conv_packed *w,
                              eng_act act, float *out, int threads)
 {
@@ -353,6 +476,14 @@ eng_status rt_conv2d_packed_res(const eng_conv_geom *g, const float *in, const e
     const int64_t nblocks = (M + mb - 1) / mb;
     if (nt > nblocks)
         nt = (int)(nblocks > 0 ? nblocks : 1);
+    /* panels outer (one panel pair of B hot in L1, the block's A rows re-read from L2 for each)
+     * when B is large; rows outer (12 A rows hot in L1, each output row written whole at once)
+     * when all of B fits in L2 */
+    const int rows_outer = wide && (size_t)K * w->npanel * NR * sizeof(float) <= B_L2;
+    const int step = wide ? 2 : 1;
+    /* AVX-512, rows outer, dilation 1: KxK patches read in place from the input (window row by
+     * window row), no im2col copy except for row groups with a pixel on the padding */
+    const int inplace = !direct && rows_outer && g->dh == 1 && g->dw == 1 && g->kh <= MAXSEG;
     int fail = 0;
 #pragma omp parallel num_threads(nt) if (nt > 1)
     {
@@ -371,26 +502,38 @@ eng_status rt_conv2d_packed_res(const eng_conv_geom *g, const float *in, const e
             size_t lda = (size_t)K;
             if (direct) {
                 abase = in + m0 * K;
-            } else {
+            } else if (!inplace) {
                 im2col_block(g, in, m0, rows, buf);
                 abase = buf;
+            } else {
+                abase = NULL; /* patches read in place, or gathered per row group */
             }
-            for (int j = 0; j < w->npanel; j++) {
-                const float *bp = w->w + (size_t)j * K * NR;
-                int nr = g->cout - j * NR < NR ? g->cout - j * NR : NR;
-                for (int r0 = 0; r0 < rows; r0 += mr) {
-                    const float *ap[MR512], *rp[MR512];
+            for (int j = 0; j < (rows_outer ? 1 : w->npanel); j += step) {
+                for (int r0 = 0; r0 < rows;) {
+                    /* AVX-512: 12-row groups, the tail in 4-row groups (49 rows: 4x12 + 4) */
+                    const int R = !wide ? MR : rows - r0 >= MR512 ? MR512 : 4;
+                    const float *ap[MR512 * MAXSEG], *rp[MR512];
                     float *cp[MR512];
-                    for (int r = 0; r < mr; r++) {
-                        int rr = r0 + r < rows ? r0 + r : r0;
-                        ap[r] = abase + (size_t)rr * lda;
-                        cp[r] = r0 + r < rows ? out + (m0 + r0 + r) * g->cout + j * NR : NULL;
-                        rp[r] = res ? res + (m0 + rr) * g->cout + j * NR : NULL;
+                    int nseg = 1, L = K;
+                    if (inplace && patch_rows(g, in, m0 + r0, R, rows - r0, ap)) {
+                        nseg = g->kh, L = g->kw * g->cin;
+                    } else if (inplace) { /* a pixel on the padding: gather just this group */
+                        int n = rows - r0 < R ? rows - r0 : R;
+                        im2col_block(g, in, m0 + r0, n, buf);
+                        for (int r = 0; r < R; r++)
+                            ap[r] = buf + (size_t)(r < n ? r : 0) * lda;
+                    } else {
+                        for (int r = 0; r < R; r++)
+                            ap[r] = abase + (size_t)(r0 + r < rows ? r0 + r : r0) * lda;
                     }
-                    if (wide)
-                        ukernel_12x16(K, ap, bp, w->bias + j * NR, res ? rp : NULL, cp, nr, act);
-                    else
-                        ukernel_6x16(K, ap, bp, w->bias + j * NR, res ? rp : NULL, cp, nr, act);
+                    for (int r = 0; r < R; r++) {
+                        int rr = r0 + r < rows ? r0 + r : r0;
+                        cp[r] = r0 + r < rows ? out + (m0 + r0 + r) * g->cout : NULL;
+                        rp[r] = res ? res + (m0 + rr) * g->cout : NULL;
+                    }
+                    for (int jj = j; jj < (rows_outer ? w->npanel : j + step); jj += step)
+                        panel_step(w, g->cout, jj, wide, R, nseg, L, ap, res ? rp : NULL, cp, act);
+                    r0 += R;
                 }
             }
         }
@@ -542,6 +685,103 @@ static void dw_row(const eng_conv_geom *g, const float *in_n, const float *filte
     }
 }
 
+/* AVX-512 depthwise (mult 1, dilation 1): for each block of PX output pixels of a row, all
+ * channels 16 at a time (masked on the tail), so a block reads its input window once, in
+ * order, instead of once per 16-channel slice (the AVX2 kernel's order, which strides through
+ * a 64-channel stride-2 map a cache line per pixel). Each output sums bias, then the taps
+ * in (ky, kx) order skipping those outside the input: the same order as dw_span and dw_generic,
+ * so results are bit-identical to them. When `checked`, taps are bounds-checked per pixel
+ * (border pixels); otherwise every tap of the block is inside the input row. */
+static T512 inline __attribute__((always_inline)) void
+dw512_block(const int PX, const int checked, const eng_conv_geom *g, const float *in_n,
+            const float *filter, const float *bias, eng_act act, int ky0, int ky1, int iy0, int ox,
+            float *orow, int pf)
+{
+    const int C = g->cin, KW = g->kw, sw = g->sw;
+    const int ix0 = ox * sw - g->pad_left;
+    /* the taps inside the input row (all of them unless checked) */
+    const int kxa = checked && ix0 < 0 ? -ix0 : 0;
+    const int kxb = checked && ix0 + KW > g->iw ? g->iw - ix0 : KW;
+    if (!checked && pf) { /* input rows the next output row adds, this block's span, into L2 */
+        const int64_t span = (int64_t)((PX - 1) * sw + KW) * C;
+        for (int ky = g->kh; ky < g->kh + g->sh; ky++) {
+            if (iy0 + ky >= g->ih)
+                break;
+            const char *pr = (const char *)(in_n + ((int64_t)(iy0 + ky) * g->iw + ix0) * C);
+            for (int64_t o = 0; o < span * (int64_t)sizeof(float); o += 64)
+                _mm_prefetch(pr + o, _MM_HINT_T1);
+        }
+    }
+    for (int c0 = 0; c0 < C; c0 += 16) {
+        const __mmask16 m = C - c0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (C - c0)) - 1);
+        const __m512 b = bias ? _mm512_maskz_loadu_ps(m, bias + c0) : _mm512_setzero_ps();
+        __m512 acc[8];
+#pragma GCC unroll 8
+        for (int p = 0; p < PX; p++)
+            acc[p] = b;
+        for (int ky = ky0; ky < ky1; ky++) {
+            const float *ir = in_n + (int64_t)(iy0 + ky) * g->iw * C + c0;
+            const float *fr = filter + (size_t)ky * KW * C + c0;
+            for (int kx = kxa; kx < kxb; kx++) {
+                const __m512 w = _mm512_maskz_loadu_ps(m, fr + (size_t)kx * C);
+                if (checked) {
+                    acc[0] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, ir + (int64_t)(ix0 + kx) * C),
+                                             w, acc[0]);
+                    continue;
+                }
+                const float *ip = ir + (int64_t)(ix0 + kx) * C;
+#pragma GCC unroll 8
+                for (int p = 0; p < PX; p++)
+                    acc[p] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, ip + (int64_t)p * sw * C), w,
+                                             acc[p]);
+            }
+        }
+        float *op = orow + (int64_t)ox * C + c0;
+#pragma GCC unroll 8
+        for (int p = 0; p < PX; p++)
+            _mm512_mask_storeu_ps(op + (int64_t)p * C, m, act16(acc[p], act));
+    }
+}
+
+/* one output row of a mult-1, dilation-1 depthwise convolution, AVX-512 */
+static T512 void dw512_row(const eng_conv_geom *g, const float *in_n, const float *filter,
+                           const float *bias, eng_act act, int oy, float *orow)
+{
+    const int sw = g->sw, KW = g->kw;
+    int ky0 = g->pad_top - oy * g->sh, ky1 = g->ih + g->pad_top - oy * g->sh;
+    ky0 = ky0 < 0 ? 0 : ky0;
+    ky1 = ky1 > g->kh ? g->kh : ky1;
+    const int iy0 = oy * g->sh - g->pad_top;
+    /* prefetch when the input map is larger than L2 (there it made the 256x256x64 stride-2
+     * convolution of CenterNet@512 1.6x faster; on maps in L2 it only costs) */
+    const int pf = (int64_t)g->ih * g->iw * g->cin * (int64_t)sizeof(float) > 1024 * 1024;
+    /* interior pixels [ox_lo, ox_hi]: all KW taps inside the input row */
+    int ox_lo = (g->pad_left + sw - 1) / sw;
+    int ox_hi = g->iw + g->pad_left - KW;
+    ox_hi = ox_hi < 0 ? -1 : ox_hi / sw;
+    if (ox_hi >= g->ow)
+        ox_hi = g->ow - 1;
+    int ox = 0;
+    while (ox < g->ow) {
+        if (ox < ox_lo || ox > ox_hi) {
+            dw512_block(1, 1, g, in_n, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);
+            ox++;
+        } else if (ox + 7 <= ox_hi) {
+            dw512_block(8, 0, g, in_n, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);
+            ox += 8;
+        } else if (ox + 3 <= ox_hi) {
+            dw512_block(4, 0, g, in_n, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);
+            ox += 4;
+        } else if (ox + 1 <= ox_hi) {
+            dw512_block(2, 0, g, in_n, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);
+            ox += 2;
+        } else {
+            dw512_block(1, 0, g, in_n, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);
+            ox++;
+        }
+    }
+}
+
 static void dw_generic(const eng_conv_geom *g, const float *in, const float *filter,
                        const float *bias, eng_act act, float *out, int64_t row)
 {
@@ -574,13 +814,14 @@ void eng_dwconv2d(const eng_conv_geom *g, const float *in, const float *filter, 
 {
     const int64_t rows = (int64_t)g->n * g->oh;
     const int fast = g->cout == g->cin && g->dh == 1 && g->dw == 1;
+    const int wide = use_avx512();
     int nt = threads < 1 ? 1 : threads;
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 2)
     for (int64_t row = 0; row < rows; row++) {
         if (fast) {
             int n = (int)(row / g->oh), oy = (int)(row % g->oh);
-            dw_row(g, in + (int64_t)n * g->ih * g->iw * g->cin, filter, bias, act, oy,
-                   out + row * g->ow * g->cout);
+            (wide ? dw512_row : dw_row)(g, in + (int64_t)n * g->ih * g->iw * g->cin, filter, bias,
+                                        act, oy, out + row * g->ow * g->cout);
         } else {
             dw_generic(g, in, filter, bias, act, out, row);
         }

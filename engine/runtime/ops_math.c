@@ -218,6 +218,27 @@ static eng_status binary_compute(const rt_node *n, const eng_tensor *const *in, 
         inner = total, isa = 1, isb = 0;
     int64_t rows = total / inner;
     int nt = nth(c, total);
+    /* a full tensor with a short vector over its last axis ([1,H,W,3] - [3], an input
+     * normalisation): one flat loop with the vector's index wrapping, not a call per 3-element
+     * row (longer rows, as a squeeze-excite's [1,H,W,C] * [1,1,1,C], vectorise as rows below) */
+    int64_t nb = rt_numel(b), na = rt_numel(a);
+    if (a->dtype == ENG_F32 && op <= B_DIV && inner < 16 && inner < total &&
+        inner == out->dim[nd - 1] &&
+        ((na == total && nb == inner && isb == 1) || (nb == total && na == inner && isa == 1))) {
+        const int bvec = na == total;
+        const float *full = eng_f32(bvec ? a : b), *vec = eng_f32(bvec ? b : a);
+        float *of = eng_f32(out);
+#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
+        for (int64_t r0 = 0; r0 < rows; r0 += 1024) {
+            int64_t e = (r0 + 1024 < rows ? r0 + 1024 : rows) * inner;
+            for (int64_t i = r0 * inner, j = 0; i < e; i++) {
+                float x = bvec ? full[i] : vec[j], y = bvec ? vec[j] : full[i];
+                of[i] = op == B_ADD ? x + y : op == B_SUB ? x - y : op == B_MUL ? x * y : x / y;
+                j = j + 1 == inner ? 0 : j + 1;
+            }
+        }
+        return ENG_OK;
+    }
     if (rows == 1 && inner > 65536 && nt > 1) {
         /* one long row: split it into chunks */
         int64_t chunk = (inner + nt - 1) / nt;

@@ -178,10 +178,106 @@ static void test_maxpool(void)
     CHECK(g.oh == 4 && g.ow == 3 && g.pad_top == 1 && g.pad_bottom == 1 && g.pad_left == 0);
 }
 
+/* 1x1 convolutions (the direct GEMM path) on the shapes where the micro-kernels' edges are:
+ * rows that are not a multiple of the 12- or 6-row groups (1, 5, 13, 49: the AVX-512 4-row tail
+ * groups), output channels that end a 32-channel panel pair part way or leave a last panel of
+ * <= 8 (1, 8, 17, 24, 40, 72, 120, 136), large K with many channels (packed weights over 256 KB:
+ * the panels-outer order), 1x1 spatial maps (squeeze-excite); against the double loop, and 1
+ * and 2 threads bit-identical. ctest runs this file twice, once with VFS_NO_AVX512=1, so both
+ * dispatch paths are checked on CPUs with AVX-512. */
+static void test_conv1x1_edges(void)
+{
+    static const int rows[] = {1, 5, 13, 49, 196};
+    static const int chans[][2] = {{16, 1},  {3, 8},    {32, 17}, {64, 24},   {24, 40},
+                                   {72, 72}, {96, 120}, {8, 136}, {720, 184}, {1152, 96}};
+    static const eng_act acts[3] = {ENG_ACT_RELU6, ENG_ACT_HSWISH_F16, ENG_ACT_NONE};
+    int cases = 0;
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        for (size_t j = 0; j < sizeof chans / sizeof chans[0]; j++) {
+            int m = rows[i], cin = chans[j][0], cout = chans[j][1];
+            /* m pixels as a 1 x m map, or an m-item batch of 1x1 maps */
+            int batch = (i + j) % 2, n = batch ? m : 1, w = batch ? 1 : m;
+            eng_conv_geom g;
+            CHECK(eng_conv_geom_init(&g, n, 1, w, cin, cout, 1, 1, 1, 1, 1, 1, ENG_PAD_VALID, NULL,
+                                     NULL) == ENG_OK);
+            size_t nin = (size_t)m * cin, nout = (size_t)m * cout, nf = (size_t)cin * cout;
+            float *in = malloc(nin * 4), *f = malloc(nf * 4), *b = malloc((size_t)cout * 4);
+            float *o1 = malloc(nout * 4), *o2 = malloc(nout * 4);
+            double *ref = malloc(nout * sizeof *ref);
+            for (size_t q = 0; q < nin; q++)
+                in[q] = frand() * 2;
+            for (size_t q = 0; q < nf; q++)
+                f[q] = frand() * 0.2f;
+            for (int q = 0; q < cout; q++)
+                b[q] = frand();
+            eng_act act = acts[(i + j) % 3];
+            const float *bias = j % 4 == 3 ? NULL : b;
+            conv_ref(&g, in, f, bias, act, 0, ref);
+            memset(o1, 0xff, nout * 4); /* NaN: an output the kernel skips shows */
+            CHECK(eng_conv2d(&g, in, f, bias, act, o1, 1) == ENG_OK);
+            CHECK(eng_conv2d(&g, in, f, bias, act, o2, 2) == ENG_OK);
+            CHECK_MSG(close_all(o1, ref, nout, 1e-5, "conv1x1"), "conv1x1 %d rows %d->%d act %d", m,
+                      cin, cout, (int)act);
+            CHECK_MSG(memcmp(o1, o2, nout * 4) == 0, "conv1x1 %d rows %d->%d: 1 and 2 threads", m,
+                      cin, cout);
+            free(in), free(f), free(b), free(o1), free(o2), free(ref);
+            cases++;
+        }
+    printf("conv1x1: %d shapes\n", cases);
+}
+
+/* depthwise (mult 1) on the AVX-512 kernel's edges: channel tails of the 16-lane masks (1, 15,
+ * 17, 33, 72, 120), rows long enough for its 8- and 4-pixel blocks next to border pixels, 1x1
+ * and 2x3 maps under 3x3 and 5x5 windows (only border pixels), stride 2 with SAME padding on odd
+ * and even sizes, asymmetric explicit padding, and a map over 1 MB (the prefetching path);
+ * against the double loop, 1 and 2 threads bit-identical (run again with VFS_NO_AVX512=1) */
+static void test_dw_edges(void)
+{
+    static const int cases[][6] = {
+        /* h, w, c, k, stride, padding (0 SAME, 1 VALID, 2 EXPLICIT 1,2,0,2) */
+        {1, 1, 17, 3, 1, 0},    {1, 1, 72, 5, 2, 0},  {2, 3, 33, 5, 1, 0},  {9, 27, 15, 3, 1, 0},
+        {9, 27, 16, 3, 2, 0},   {8, 26, 17, 5, 2, 0}, {7, 7, 120, 5, 1, 0}, {14, 14, 72, 5, 2, 0},
+        {11, 40, 1, 3, 2, 1},   {6, 19, 33, 3, 1, 2}, {5, 23, 24, 5, 2, 2}, {64, 72, 64, 3, 2, 0},
+        {40, 45, 160, 3, 1, 0},
+    };
+    static const eng_act acts[3] = {ENG_ACT_RELU6, ENG_ACT_NONE, ENG_ACT_HSWISH_F16};
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        const int *q = cases[t];
+        int h = q[0], w = q[1], c = q[2], k = q[3], st = q[4];
+        int pads[4] = {1, 2, 0, 2};
+        eng_conv_geom g;
+        CHECK(eng_conv_geom_init(&g, 1 + (int)t % 2, h, w, c, c, k, k, st, st, 1, 1,
+                                 (eng_padding)q[5], pads, NULL) == ENG_OK);
+        size_t nin = (size_t)g.n * h * w * c, nout = (size_t)g.n * g.oh * g.ow * c;
+        size_t nf = (size_t)k * k * c;
+        float *in = malloc(nin * 4), *f = malloc(nf * 4), *b = malloc((size_t)c * 4);
+        float *o1 = malloc(nout * 4), *o2 = malloc(nout * 4);
+        double *ref = malloc(nout * sizeof *ref);
+        for (size_t i = 0; i < nin; i++)
+            in[i] = frand() * 3;
+        for (size_t i = 0; i < nf; i++)
+            f[i] = frand();
+        for (int i = 0; i < c; i++)
+            b[i] = frand();
+        const float *bias = t % 3 == 2 ? NULL : b;
+        eng_act act = acts[t % 3];
+        conv_ref(&g, in, f, bias, act, 1, ref);
+        memset(o1, 0xff, nout * 4); /* NaN: an output the kernel skips shows */
+        eng_dwconv2d(&g, in, f, bias, act, o1, 1);
+        eng_dwconv2d(&g, in, f, bias, act, o2, 2);
+        CHECK_MSG(close_all(o1, ref, nout, 1e-5, "dw"), "dw %dx%dx%d k%d s%d pad%d", h, w, c, k, st,
+                  q[5]);
+        CHECK_MSG(memcmp(o1, o2, nout * 4) == 0, "dw %dx%dx%d: 1 and 2 threads differ", h, w, c);
+        free(in), free(f), free(b), free(o1), free(o2), free(ref);
+    }
+}
+
 int main(void)
 {
     test_conv(0);
     test_conv(1);
+    test_conv1x1_edges();
+    test_dw_edges();
     test_matmul();
     test_maxpool();
     return check_report("test_runtime_kernels");

@@ -311,6 +311,10 @@ static void test_elementwise(void)
     tr_node(&g, "addv2", "AddV2", "c3,x", "");
     tr_node(&g, "sub", "Sub", "x,three", "");
     tr_node(&g, "mul", "Mul", "three,x", "");
+    /* a vector over the last axis, on either side (the flat wrapping loop) */
+    tr_node(&g, "subv", "Sub", "x,c3", "");
+    tr_node(&g, "mulv", "Mul", "c3,x", "");
+    tr_node(&g, "divv", "RealDiv", "x,c3", "");
     tr_node(&g, "eq", "Equal", "x,c3", "");
     tr_node(&g, "cast", "Cast", "eq",
             "\"SrcT\":{\"type\":\"DT_BOOL\"},\"DstT\":{\"type\":\"DT_FLOAT\"}");
@@ -329,6 +333,9 @@ static void test_elementwise(void)
         {"addv2", {-3, 1.5f, 3, 3, 8.5f, 12}},
         {"sub", {-7, -3.5f, -3, -1, 3.5f, 6}},
         {"mul", {-12, -1.5f, 0, 6, 19.5f, 27}},
+        {"subv", {-5, -2.5f, -3, 1, 4.5f, 6}},
+        {"mulv", {-4, -1, 0, 2, 13, 27}},
+        {"divv", {-4, -0.25f, 0, 2, 3.25f, 3}},
         {"eq", {0, 0, 0, 0, 0, 0}},
         {"cast", {0, 0, 0, 0, 0, 0}},
         {"hs", {0, -1.25f, 0, 10, 39, 54}},

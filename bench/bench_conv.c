@@ -1,0 +1,162 @@
+/* bench_conv.c: the convolution kernels alone, on the shapes of the
+ * backbones (EfficientNet-Lite0 at 224 as it is; CenterNet at 512 its
+ * channel counts at representative map sizes), one
+ * thread: CPU ms per call and GFLOP/s for each 1x1 and depthwise shape, and
+ * the sum per network, so that a kernel change is measured without the
+ * rest of the graph. Run it twice, once with VFS_NO_AVX512=1, to compare
+ * the two dispatch paths; pin it (taskset -c 1) on a shared machine.
+ *
+ * Usage: bench_conv [--reps N] [--only 1x1|dw|stem]
+ * Prints one line per shape: kind, geometry, best CPU ms of N reps, GFLOP/s.
+ */
+#include "engine.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double cpu_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec * 1e-6;
+}
+
+/* a dense convolution (k x k, stride s; dw 0) or a depthwise one (dw 1) over hw x hw input
+ * pixels, cin -> cout channels, count times in the network */
+typedef struct shape {
+    const char *net;
+    int dw, hw, cin, cout, k, s, count;
+} shape;
+
+static const shape SHAPES[] = {
+    /* CenterNet backbone at 512 (MobileNetV3): the stem, then 1x1 and depthwise shapes */
+    {"centernet", 0, 512, 3, 16, 3, 2, 1},
+    {"centernet", 0, 128, 16, 64, 1, 1, 1},
+    {"centernet", 0, 128, 64, 24, 1, 1, 1},
+    {"centernet", 0, 128, 24, 72, 1, 1, 1},
+    {"centernet", 0, 128, 72, 24, 1, 1, 1},
+    {"centernet", 0, 64, 72, 40, 1, 1, 1},
+    {"centernet", 0, 64, 24, 96, 1, 1, 2},
+    {"centernet", 0, 64, 96, 24, 1, 1, 2},
+    {"centernet", 0, 32, 96, 384, 1, 1, 1},
+    {"centernet", 0, 32, 64, 144, 1, 1, 2},
+    {"centernet", 0, 32, 144, 64, 1, 1, 2},
+    {"centernet", 0, 32, 88, 528, 1, 1, 2},
+    {"centernet", 0, 32, 528, 136, 1, 1, 2},
+    {"centernet", 0, 16, 136, 528, 1, 1, 2},
+    {"centernet", 0, 16, 184, 720, 1, 1, 2},
+    {"centernet", 0, 16, 720, 184, 1, 1, 2},
+    {"centernet", 0, 16, 120, 720, 1, 1, 2},
+    {"centernet", 0, 16, 720, 120, 1, 1, 2},
+    {"centernet", 0, 16, 120, 480, 1, 1, 1},
+    {"centernet", 1, 256, 16, 16, 3, 1, 1},
+    {"centernet", 1, 256, 64, 64, 3, 2, 1},
+    {"centernet", 1, 128, 72, 72, 3, 1, 2},
+    {"centernet", 1, 128, 72, 72, 5, 2, 1},
+    {"centernet", 1, 64, 96, 96, 5, 1, 2},
+    {"centernet", 1, 64, 144, 144, 3, 2, 1},
+    {"centernet", 1, 32, 528, 528, 3, 1, 2},
+    {"centernet", 1, 32, 528, 528, 5, 2, 1},
+    {"centernet", 1, 16, 720, 720, 5, 1, 2},
+    /* EfficientNet-Lite0 at 224 */
+    {"lite0", 0, 224, 3, 32, 3, 2, 1},
+    {"lite0", 0, 112, 32, 16, 1, 1, 1},
+    {"lite0", 0, 112, 16, 96, 1, 1, 1},
+    {"lite0", 0, 56, 96, 24, 1, 1, 1},
+    {"lite0", 0, 56, 24, 144, 1, 1, 2},
+    {"lite0", 0, 56, 144, 24, 1, 1, 1},
+    {"lite0", 0, 28, 144, 40, 1, 1, 1},
+    {"lite0", 0, 28, 40, 240, 1, 1, 2},
+    {"lite0", 0, 28, 240, 40, 1, 1, 1},
+    {"lite0", 0, 14, 240, 80, 1, 1, 1},
+    {"lite0", 0, 14, 80, 480, 1, 1, 3},
+    {"lite0", 0, 14, 480, 80, 1, 1, 2},
+    {"lite0", 0, 14, 480, 112, 1, 1, 1},
+    {"lite0", 0, 14, 112, 672, 1, 1, 3},
+    {"lite0", 0, 14, 672, 112, 1, 1, 2},
+    {"lite0", 0, 7, 672, 192, 1, 1, 1},
+    {"lite0", 0, 7, 192, 1152, 1, 1, 4},
+    {"lite0", 0, 7, 1152, 192, 1, 1, 3},
+    {"lite0", 0, 7, 1152, 320, 1, 1, 1},
+    {"lite0", 0, 7, 320, 1280, 1, 1, 1},
+    {"lite0", 1, 112, 32, 32, 3, 1, 1},
+    {"lite0", 1, 112, 96, 96, 3, 2, 1},
+    {"lite0", 1, 56, 144, 144, 3, 1, 1},
+    {"lite0", 1, 56, 144, 144, 5, 2, 1},
+    {"lite0", 1, 28, 240, 240, 5, 1, 1},
+    {"lite0", 1, 28, 240, 240, 3, 2, 1},
+    {"lite0", 1, 14, 480, 480, 3, 1, 2},
+    {"lite0", 1, 14, 480, 480, 5, 1, 1},
+    {"lite0", 1, 14, 672, 672, 5, 1, 2},
+    {"lite0", 1, 14, 672, 672, 5, 2, 1},
+    {"lite0", 1, 7, 1152, 1152, 5, 1, 3},
+    {"lite0", 1, 7, 1152, 1152, 3, 1, 1},
+};
+
+int main(int argc, char **argv)
+{
+    int reps = 20;
+    const char *only = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--reps") && i + 1 < argc)
+            reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--only") && i + 1 < argc)
+            only = argv[++i];
+        else {
+            fprintf(stderr, "usage: %s [--reps N] [--only 1x1|dw|stem]\n", argv[0]);
+            return 2;
+        }
+    }
+    double tot_ms[2][3] = {{0}}, tot_fl[2][3] = {{0}};
+    for (size_t i = 0; i < sizeof SHAPES / sizeof SHAPES[0]; i++) {
+        const shape *s = &SHAPES[i];
+        const char *kind = s->dw ? "dw" : s->k > 1 ? "stem" : "1x1";
+        if (only && strcmp(only, kind))
+            continue;
+        eng_conv_geom g;
+        if (eng_conv_geom_init(&g, 1, s->hw, s->hw, s->cin, s->cout, s->k, s->k, s->s, s->s, 1, 1,
+                               ENG_PAD_SAME, NULL, NULL))
+            return 1;
+        size_t nin = (size_t)s->hw * s->hw * s->cin, nout = (size_t)g.oh * g.ow * s->cout;
+        size_t nf = (size_t)s->k * s->k * s->cin * (s->dw ? 1 : s->cout);
+        float *in = malloc(nin * 4), *f = malloc(nf * 4), *b = malloc((size_t)s->cout * 4);
+        float *out = malloc(nout * 4);
+        if (!in || !f || !b || !out)
+            return 1;
+        for (size_t j = 0; j < nin; j++)
+            in[j] = (float)(j % 17) * 0.1f - 0.8f;
+        for (size_t j = 0; j < nf; j++)
+            f[j] = (float)(j % 13) * 0.01f - 0.06f;
+        for (int j = 0; j < s->cout; j++)
+            b[j] = 0.5f;
+        eng_conv_packed *p = s->dw ? NULL : eng_conv_pack(f, b, s->k, s->k, s->cin, s->cout);
+        double best = 1e30;
+        for (int r = 0; r < reps; r++) {
+            double t0 = cpu_ms();
+            if (s->dw)
+                eng_dwconv2d(&g, in, f, b, ENG_ACT_RELU6, out, 1);
+            else if (eng_conv2d_packed(&g, in, p, ENG_ACT_RELU6, out, 1))
+                return 1;
+            double t = cpu_ms() - t0;
+            best = t < best ? t : best;
+        }
+        double fl = 2.0 * nout * s->k * s->k * (s->dw ? 1 : s->cin);
+        printf("%-9s %-4s %3dx%-3d %4d->%-4d k%d s%d  %8.3f ms  %6.1f GFLOP/s  x%d\n", s->net, kind,
+               s->hw, s->hw, s->cin, s->cout, s->k, s->s, best, fl / (best * 1e6), s->count);
+        int net = strcmp(s->net, "lite0") == 0;
+        int ki = s->dw ? 1 : s->k > 1 ? 2 : 0;
+        tot_ms[net][ki] += best * s->count;
+        tot_fl[net][ki] += fl * s->count;
+        eng_conv_packed_free(p);
+        free(in), free(f), free(b), free(out);
+    }
+    for (int net = 0; net < 2; net++)
+        for (int ki = 0; ki < 3; ki++)
+            if (tot_ms[net][ki] > 0)
+                printf("total %-9s %-4s %8.3f ms  %6.1f GFLOP/s\n", net ? "lite0" : "centernet",
+                       (const char *[]){"1x1", "dw", "stem"}[ki], tot_ms[net][ki],
+                       tot_fl[net][ki] / (tot_ms[net][ki] * 1e6));
+    return 0;
+}
