@@ -11,8 +11,9 @@
  *   visionfs-worker extract --store S (--dataset D | --images LIST)
  *                   [--backbone B]... --shard i/n [--job-dir DIR] [--threads T]
  *   visionfs-worker predict --store S --model M (--images LIST | FILES...) --shard i/n
+ *                   [--threads T]
  *   visionfs-worker evaluate --store S --model-file F --images LIST --shard i/n
- *                   --job-dir DIR [--cache]
+ *                   --job-dir DIR [--cache] [--threads T]
  *
  * evaluate writes a classifier's probabilities of its shard (eng_cls_probs,
  * the call the daemon's evaluation makes) into DIR/probs.I as raw floats;
@@ -63,17 +64,19 @@ static void usage(void)
             "\n"
             "       visionfs-worker predict --store DIR --model NAME [--version V]\n"
             "                       (--images LIST | FILES...) --shard I/N [--job-dir DIR]\n"
+            "                       [--threads T]\n"
             "Answers shard I of N of the images with classifier models/NAME: IMAGE.json next\n"
             "to each image as predict/ does, or with --job-dir DIR/answers/K.json (K: the\n"
             "image's line in LIST). An image Azure's checks refuse gets no answer (the\n"
             "daemon writes its error).\n"
             "\n"
             "       visionfs-worker evaluate --store DIR --model-file FILE --images LIST\n"
-            "                       --shard I/N --job-dir DIR [--cache]\n"
+            "                       --shard I/N --job-dir DIR [--cache] [--threads T]\n"
             "Computes a classifier's probabilities of shard I of N of the images, as the\n"
             "daemon's evaluation does (--cache: through the feature cache, as training's\n"
             "test pass does), into DIR/probs.I (float32, one row of categories per image).\n"
-            "An image that cannot be read is named in DIR/failed.I (its status and message).\n");
+            "An image that cannot be read is named in DIR/failed.I (its status and message).\n"
+            "--threads T: threads of a unit (default $SLURM_CPUS_PER_TASK, else every CPU).\n");
 }
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -553,35 +556,71 @@ static int put_bytes(const char *dir, const char *name, const void *p, size_t n)
     return 0;
 }
 
-static int cmd_evaluate(const wargs *a)
+/* What evaluate and predict share: the store check, the image list, the
+ * classifier and the backbones it needs, the shard's range. */
+typedef struct unit {
+    strs imgs, bbdirs;
+    eng_classifier *m;
+    eng_backbone *bbs[MAX_BB];
+    int nbb, lo, hi, threads;
+} unit;
+
+static void unit_close(unit *u)
 {
+    for (int i = 0; i < u->nbb; i++)
+        eng_backbone_free(u->bbs[i]);
+    eng_classifier_free(u->m);
+    strs_free(&u->imgs);
+    strs_free(&u->bbdirs);
+    memset(u, 0, sizeof *u);
+}
+
+/* Opens u for the classifier in model_file: 0; 3 when the store or the job
+ * folder is not visible here; 1 failed (said; u closed). */
+static int unit_open(const wargs *a, const char *model_file, unit *u)
+{
+    memset(u, 0, sizeof *u);
     if (begin(a) != 0)
         return 3;
-    strs imgs = {0}, bbdirs = {0};
-    eng_classifier *m = NULL;
-    eng_backbone *bbs[MAX_BB] = {0};
-    int nbb = 0, rc = 1;
+    eng_diag d = {{0}};
+    if (a->images ? read_list(a->store, a->images, &u->imgs) != 0 : 0)
+        goto fail;
+    for (int i = 0; !a->images && i < a->nfiles; i++)
+        if (strs_add(&u->imgs, a->files[i]) != 0)
+            goto fail;
+    if (eng_classifier_load(model_file, &u->m, &d) != ENG_OK) {
+        say("model file \"%s\": %s (the worker answers for classifiers only)", model_file, d.msg);
+        goto fail;
+    }
+    if (model_backbones(a, u->m, &u->bbdirs, u->bbs, &u->nbb) != 0)
+        goto fail;
+    u->lo = (int)((long long)u->imgs.n * a->shard / a->nshards);
+    u->hi = (int)((long long)u->imgs.n * (a->shard + 1) / a->nshards);
+    u->threads = task_threads(a);
+    return 0;
+fail:
+    unit_close(u);
+    return 1;
+}
+
+static int cmd_evaluate(const wargs *a)
+{
+    unit u;
+    int rc = unit_open(a, a->model_file, &u);
+    if (rc != 0)
+        return rc;
+    rc = 1;
     float *probs = NULL;
     double c0 = cpu_seconds();
     eng_diag d = {{0}};
     char name[64], text[1200], cache[W_PATH + 32];
-    if (read_list(a->store, a->images, &imgs) != 0)
-        goto out;
-    if (eng_classifier_load(a->model_file, &m, &d) != ENG_OK) {
-        say("model file \"%s\": %s", a->model_file, d.msg);
-        goto out;
-    }
-    if (model_backbones(a, m, &bbdirs, bbs, &nbb) != 0)
-        goto out;
-    int lo = (int)((long long)imgs.n * a->shard / a->nshards);
-    int hi = (int)((long long)imgs.n * (a->shard + 1) / a->nshards);
-    int ncat = eng_cls_ncat(m);
+    int lo = u.lo, hi = u.hi, ncat = eng_cls_ncat(u.m);
     probs = calloc((size_t)(hi - lo ? hi - lo : 1) * ncat, sizeof *probs);
     if (!probs)
         goto out;
     snprintf(cache, sizeof cache, "%s/models/.vfs-cache", a->store);
-    eng_run_opts o = {.threads = task_threads(a)};
-    eng_status st = eng_cls_probs(m, bbs, nbb, (const char *const *)imgs.v + lo, hi - lo,
+    eng_run_opts o = {.threads = u.threads};
+    eng_status st = eng_cls_probs(u.m, u.bbs, u.nbb, (const char *const *)u.imgs.v + lo, hi - lo,
                                   a->cached ? cache : NULL, &o, probs, &d);
     if (st != ENG_OK && st != ENG_ENOMEM) {
         /* an image the daemon's own evaluation would fail on: said once,
@@ -608,12 +647,8 @@ static int cmd_evaluate(const wargs *a)
              cpu_seconds() - c0);
     rc = put_file(a->job_dir, name, text) == 0 ? 0 : 1;
 out:
-    for (int i = 0; i < nbb; i++)
-        eng_backbone_free(bbs[i]);
-    eng_classifier_free(m);
     free(probs);
-    strs_free(&imgs);
-    strs_free(&bbdirs);
+    unit_close(&u);
     return rc;
 }
 
@@ -716,34 +751,18 @@ static int write_whole(const char *path, const char *text)
 static int cmd_predict(const wargs *a)
 {
     char path[W_PATH + 64], marker[64], text[512];
-    if (begin(a) != 0)
-        return 3;
-    strs imgs = {0}, bbdirs = {0};
-    eng_classifier *m = NULL;
-    eng_backbone *bbs[MAX_BB] = {0};
-    int nbb = 0, rc = 1, answered = 0, skipped = 0;
-    float *probs = NULL;
-    if (a->images ? read_list(a->store, a->images, &imgs) != 0 : 0)
-        goto out;
-    for (int i = 0; !a->images && i < a->nfiles; i++)
-        if (strs_add(&imgs, a->files[i]) != 0)
-            goto out;
     snprintf(path, sizeof path, "%s/models/%s/model.safetensors", a->store, a->model);
+    unit u;
+    int rc = unit_open(a, path, &u);
+    if (rc != 0)
+        return rc;
+    rc = 1;
+    int answered = 0, skipped = 0;
     eng_diag d = {{0}};
-    if (eng_classifier_load(path, &m, &d) != ENG_OK) {
-        say("model \"%s\": %s (the worker answers for classifiers only)", a->model, d.msg);
-        goto out;
-    }
-    if (model_backbones(a, m, &bbdirs, bbs, &nbb) != 0)
-        goto out;
-    probs = malloc((size_t)eng_cls_ncat(m) * sizeof *probs);
+    float *probs = malloc((size_t)eng_cls_ncat(u.m) * sizeof *probs);
     if (!probs)
         goto out;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    const char *cpt = getenv("SLURM_CPUS_PER_TASK");
-    int threads = cpt && atoi(cpt) > 0 ? atoi(cpt) : ncpu > 0 ? (int)ncpu : 1;
-    int lo = (int)((long long)imgs.n * a->shard / a->nshards);
-    int hi = (int)((long long)imgs.n * (a->shard + 1) / a->nshards);
+    int lo = u.lo, hi = u.hi;
     if (a->job_dir) {
         snprintf(path, sizeof path, "%s/answers", a->job_dir);
         mkdir(path, 0700);
@@ -751,9 +770,9 @@ static int cmd_predict(const wargs *a)
     for (int i = lo; i < hi; i++) {
         int w, h;
         char *json = NULL;
-        if (usable(imgs.v[i], &w, &h) == 0 &&
-            eng_cls_predict(m, bbs, nbb, imgs.v[i], threads, probs, &d) == ENG_OK)
-            json = answer_json(a, m, probs, w, h);
+        if (usable(u.imgs.v[i], &w, &h) == 0 &&
+            eng_cls_predict(u.m, u.bbs, u.nbb, u.imgs.v[i], u.threads, probs, &d) == ENG_OK)
+            json = answer_json(a, u.m, probs, w, h);
         if (!json) {
             skipped++;
             continue;
@@ -761,7 +780,7 @@ static int cmd_predict(const wargs *a)
         if (a->job_dir)
             snprintf(path, sizeof path, "%s/answers/%d.json", a->job_dir, i);
         else
-            snprintf(path, sizeof path, "%s.json", imgs.v[i]);
+            snprintf(path, sizeof path, "%s.json", u.imgs.v[i]);
         if (write_whole(path, json) == 0)
             answered++;
         else
@@ -776,12 +795,8 @@ static int cmd_predict(const wargs *a)
         rc = put_file(a->job_dir, marker, text) == 0 ? 0 : 1;
     }
 out:
-    for (int i = 0; i < nbb; i++)
-        eng_backbone_free(bbs[i]);
-    eng_classifier_free(m);
     free(probs);
-    strs_free(&imgs);
-    strs_free(&bbdirs);
+    unit_close(&u);
     return rc;
 }
 
