@@ -265,6 +265,16 @@ int mdl_slurm_probs(mdl *m, int slot, const char *stage, const void *model,
                     const char *const *paths, int n, int cached, int (*abort)(void *), void *actx,
                     void (*changed)(void *cctx, const char *summary), void *cctx, float *probs,
                     double *cpu, eng_status *st, eng_diag *d);
+/* A fine-tuning candidate of the classifier training (job: the engine's
+ * JSON, paths[0..n) its training images) run by one Slurm job of
+ * `visionfs-worker finetune`, shown in m->sl[MDL_SL_TRAIN] (stage
+ * "fine-tuning") and the log; abort(actx) is polled (then scancel). An
+ * eng_finetune_fn's answer: 0 with *result (malloc'd, *len bytes) and *cpu
+ * (the worker's CPU s); 1 not taken (an image outside the store); -1 failed
+ * with *st and d (ENG_EABORTED when aborted). */
+int mdl_slurm_finetune(mdl *m, const char *job, const char *const *paths, int n,
+                       int (*abort)(void *), void *actx, void **result, size_t *len, double *cpu,
+                       eng_status *st, eng_diag *d);
 /* " slurm job 12: 2 RUNNING on node1,node2, 2 PENDING (queued 4s)" of the
  * tasks v shows, "" when none (models.c). */
 void mdl_slurm_summary(const mdl_slurm_view *v, char *out, size_t n);

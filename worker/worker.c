@@ -14,10 +14,15 @@
  *                   [--threads T]
  *   visionfs-worker evaluate --store S --model-file F --images LIST --shard i/n
  *                   --job-dir DIR [--cache] [--threads T]
+ *   visionfs-worker finetune --store S --spec JOB --images LIST --job-dir DIR
+ *                   [--shard i/n] [--threads T]
  *
  * evaluate writes a classifier's probabilities of its shard (eng_cls_probs,
  * the call the daemon's evaluation makes) into DIR/probs.I as raw floats;
- * the daemon merges the shards and computes the metrics itself.
+ * the daemon merges the shards and computes the metrics itself. finetune
+ * runs one fine-tuning candidate of a classifier's search (JOB: the
+ * engine's JSON, eng_cls_finetune_run) and writes its result into
+ * DIR/result.I for the daemon's search.
  *
  * Exit codes: 0 done, 1 work failed, 2 usage, 3 the store is not visible here.
  */
@@ -41,7 +46,7 @@
 #define MAX_BB 32
 
 typedef struct wargs {
-    const char *store, *dataset, *images, *job_dir, *model, *model_file;
+    const char *store, *dataset, *images, *job_dir, *model, *model_file, *spec;
     char **files; /* predict: FILES... */
     int nfiles, version;
     const char *bb[MAX_BB];
@@ -76,6 +81,12 @@ static void usage(void)
             "daemon's evaluation does (--cache: through the feature cache, as training's\n"
             "test pass does), into DIR/probs.I (float32, one row of categories per image).\n"
             "An image that cannot be read is named in DIR/failed.I (its status and message).\n"
+            "\n"
+            "       visionfs-worker finetune --store DIR --spec JOB --images LIST --job-dir DIR\n"
+            "                       [--shard I/1] [--threads T]\n"
+            "Runs the fine-tuning candidate JOB (written by the daemon's search) on the\n"
+            "training images of LIST into DIR/result.I (I: the shard, 0 by default).\n"
+            "\n"
             "--threads T: threads of a unit (default $SLURM_CPUS_PER_TASK, else every CPU).\n");
 }
 
@@ -125,6 +136,8 @@ static int parse(int argc, char **argv, wargs *a)
             a->model = v;
         else if (strcmp(k, "--model-file") == 0)
             a->model_file = v;
+        else if (strcmp(k, "--spec") == 0)
+            a->spec = v;
         else if (strcmp(k, "--kind") == 0 &&
                  (strcmp(v, "classifier") == 0 || strcmp(v, "detector") == 0))
             a->detector = strcmp(v, "detector") == 0;
@@ -149,6 +162,12 @@ static int parse(int argc, char **argv, wargs *a)
     if (strcmp(argv[1], "evaluate") == 0) {
         if (!a->store || !a->model_file || !a->images || !a->job_dir) {
             fprintf(stderr, "visionfs-worker: evaluate needs --store, --model-file, --images and "
+                            "--job-dir\n");
+            return -1;
+        }
+    } else if (strcmp(argv[1], "finetune") == 0) {
+        if (!a->store || !a->spec || !a->images || !a->job_dir) {
+            fprintf(stderr, "visionfs-worker: finetune needs --store, --spec, --images and "
                             "--job-dir\n");
             return -1;
         }
@@ -800,6 +819,67 @@ out:
     return rc;
 }
 
+/* ---- finetune ---- */
+
+static int cmd_finetune(const wargs *a)
+{
+    if (begin(a) != 0)
+        return 3;
+    strs imgs = {0}, bbdirs = {0};
+    wargs all = *a;
+    all.nbb = 0;
+    int rc = 1;
+    void *res = NULL;
+    size_t len = 0, jl = 0;
+    char *job = NULL, name[64], text[256], cache[W_PATH + 32];
+    double c0 = cpu_seconds();
+    FILE *f = fopen(a->spec, "rb");
+    if (f && fseek(f, 0, SEEK_END) == 0) {
+        long l = ftell(f);
+        if (l >= 0 && fseek(f, 0, SEEK_SET) == 0 && (job = malloc((size_t)l + 1)) &&
+            fread(job, 1, (size_t)l, f) == (size_t)l) {
+            jl = (size_t)l;
+            job[jl] = '\0';
+        } else {
+            free(job);
+            job = NULL;
+        }
+    }
+    if (f)
+        fclose(f);
+    if (!job) {
+        say("job \"%s\": %s", a->spec, strerror(errno ? errno : EIO));
+        goto out;
+    }
+    if (read_list(a->store, a->images, &imgs) != 0 || backbone_dirs(&all, &bbdirs) != 0)
+        goto out;
+    snprintf(cache, sizeof cache, "%s/models/.vfs-cache", a->store);
+    eng_diag d = {{0}};
+    eng_status st = eng_cls_finetune_run(job, (const char *const *)bbdirs.v, bbdirs.n,
+                                         (const char *const *)imgs.v, imgs.n, cache,
+                                         task_threads(a), NULL, NULL, &res, &len, &d);
+    if (st != ENG_OK) {
+        say("fine-tuning: %s", d.msg);
+        goto out;
+    }
+    snprintf(name, sizeof name, "result.%d", a->shard);
+    if (put_bytes(a->job_dir, name, res, len) != 0) {
+        say("job folder \"%s\": %s", a->job_dir, strerror(errno));
+        goto out;
+    }
+    say("fine-tuning candidate: %d images, %.1f CPU s", imgs.n, cpu_seconds() - c0);
+    snprintf(name, sizeof name, "done.%d", a->shard);
+    snprintf(text, sizeof text, "{\"images\": %d, \"cpuSeconds\": %.3f}\n", imgs.n,
+             cpu_seconds() - c0);
+    rc = put_file(a->job_dir, name, text) == 0 ? 0 : 1;
+out:
+    free(job);
+    free(res);
+    strs_free(&imgs);
+    strs_free(&bbdirs);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
@@ -808,7 +888,7 @@ int main(int argc, char **argv)
     }
     wargs a;
     if (strcmp(argv[1], "extract") != 0 && strcmp(argv[1], "predict") != 0 &&
-        strcmp(argv[1], "evaluate") != 0) {
+        strcmp(argv[1], "evaluate") != 0 && strcmp(argv[1], "finetune") != 0) {
         fprintf(stderr, "visionfs-worker: unknown command \"%s\" (see --help)\n", argv[1]);
         return 2;
     }
@@ -816,5 +896,7 @@ int main(int argc, char **argv)
         return 2;
     if (strcmp(argv[1], "evaluate") == 0)
         return cmd_evaluate(&a);
+    if (strcmp(argv[1], "finetune") == 0)
+        return cmd_finetune(&a);
     return strcmp(argv[1], "predict") == 0 ? cmd_predict(&a) : cmd_extract(&a);
 }
