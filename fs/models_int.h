@@ -251,7 +251,8 @@ int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs,
  * failed (msg). */
 int mdl_slurm_predict(mdl *m, int version, const char *const *paths, int n, int (*abort)(void *),
                       void *actx, char *dir, size_t dn, char *msg, size_t mn);
-/* The probabilities (n x ncat of the classifier `model`, an eng_classifier)
+/* The probabilities (n x ncat of the classifier `model`, an eng_classifier;
+ * or the scores of a multilabel model, an eng_multilabel: r is its kind)
  * of paths[0..n) (absolute store paths) computed by a job array of
  * `visionfs-worker evaluate` (cached: through the feature cache, as
  * training's test pass), its tasks shown in m->sl[slot] with stage;
@@ -261,7 +262,7 @@ int mdl_slurm_predict(mdl *m, int version, const char *const *paths, int n, int 
  * outside the store: the caller computes them); -1 failed with *st and d
  * (the first image that cannot be read, as the engine says it, or the
  * cluster's failure; ENG_EABORTED when aborted). *cpu: the workers' CPU s. */
-int mdl_slurm_probs(mdl *m, int slot, const char *stage, const void *model,
+int mdl_slurm_probs(mdl *m, const fs_recipe *r, int slot, const char *stage, const void *model,
                     const char *const *paths, int n, int cached, int (*abort)(void *), void *actx,
                     void (*changed)(void *cctx, const char *summary), void *cctx, float *probs,
                     double *cpu, eng_status *st, eng_diag *d);

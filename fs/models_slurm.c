@@ -467,12 +467,11 @@ static int read_probs(const char *dir, int ntasks, int n, int ncat, float *probs
     return 0;
 }
 
-int mdl_slurm_probs(mdl *m, int slot, const char *stage, const void *model,
+int mdl_slurm_probs(mdl *m, const fs_recipe *r, int slot, const char *stage, const void *model,
                     const char *const *paths, int n, int cached, int (*abort)(void *), void *actx,
                     void (*changed)(void *cctx, const char *summary), void *cctx, float *probs,
                     double *cpu, eng_status *st, eng_diag *d)
 {
-    const eng_classifier *cm = model;
     const char *root = fs_store_root();
     size_t rl = strlen(root);
     *cpu = 0;
@@ -480,7 +479,7 @@ int mdl_slurm_probs(mdl *m, int slot, const char *stage, const void *model,
         if (strncmp(paths[i], root, rl) != 0 || paths[i][rl] != '/')
             return 1; /* not in the store: the workers cannot see it */
     char dir[FS_PATH_MAX], p[FS_PATH_MAX + 32], msg[1024], what[FS_TRQ_NAME_MAX + 96];
-    int ntasks = tasks_for(n, PREDICT_PER_TASK), ncat = eng_cls_ncat(cm);
+    int ntasks = tasks_for(n, PREDICT_PER_TASK), ncat = r->ncat(model);
     *st = ENG_EIO;
     int rc = fs_tmp_mkdir(dir, sizeof dir);
     if (rc < 0) {
@@ -489,7 +488,7 @@ int mdl_slurm_probs(mdl *m, int slot, const char *stage, const void *model,
     }
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
     eng_diag sd = {{0}};
-    if (eng_classifier_save(cm, p, &sd) != ENG_OK) {
+    if (r->save(model, p, &sd) != ENG_OK) {
         eng_fail(d, ENG_EIO, "slurm: the model for the workers: %s", sd.msg);
         fs_remove_tree(dir);
         return -1;

@@ -397,8 +397,8 @@ static int tjob_probs(void *ctx, const void *model, const char *const *paths, in
     char stage[FS_TRQ_NAME_MAX + 32];
     snprintf(stage, sizeof stage, "evaluation on %s", j->test_name ? j->test_name : "test");
     double cpu = 0;
-    int rc = mdl_slurm_probs(j->m, MDL_SL_TRAIN, stage, model, paths, n, cached, tjob_abort, j,
-                             NULL, NULL, probs, &cpu, st, d);
+    int rc = mdl_slurm_probs(j->m, fs_recipe_for_kind("classifier"), MDL_SL_TRAIN, stage, model,
+                             paths, n, cached, tjob_abort, j, NULL, NULL, probs, &cpu, st, d);
     j->cluster_cpu += cpu;
     return rc;
 }

@@ -18,7 +18,8 @@
  *                   [--shard i/n] [--threads T]
  *
  * evaluate writes a classifier's probabilities of its shard (eng_cls_probs,
- * the call the daemon's evaluation makes) into DIR/probs.I as raw floats;
+ * the call the daemon's evaluation makes), or a multilabel model's scores
+ * (eng_ml_predict of each image), into DIR/probs.I as raw floats;
  * the daemon merges the shards and computes the metrics itself. finetune
  * runs one fine-tuning candidate of a classifier's search (JOB: the
  * engine's JSON, eng_cls_finetune_run) and writes its result into
@@ -77,7 +78,8 @@ static void usage(void)
             "\n"
             "       visionfs-worker evaluate --store DIR --model-file FILE --images LIST\n"
             "                       --shard I/N --job-dir DIR [--cache] [--threads T]\n"
-            "Computes a classifier's probabilities of shard I of N of the images, as the\n"
+            "Computes a classifier's probabilities (a multilabel model's scores) of shard I\n"
+            "of N of the images, as the\n"
             "daemon's evaluation does (--cache: through the feature cache, as training's\n"
             "test pass does), into DIR/probs.I (float32, one row of categories per image).\n"
             "An image that cannot be read is named in DIR/failed.I (its status and message).\n"
@@ -520,10 +522,18 @@ static int begin(const wargs *a)
     return 0;
 }
 
-/* Opens the installed backbones model m needs (by name and checksum, as the
- * daemon does) into bbs[0..*nbb); bbdirs gets every backbone folder. */
-static int model_backbones(const wargs *a, const eng_classifier *m, strs *bbdirs,
-                           eng_backbone **bbs, int *nbb)
+/* Backbone i a classifier (m) or a multilabel model (ml) needs. */
+static const char *needed(const eng_classifier *m, const eng_multilabel *ml, int i,
+                          const char **sum)
+{
+    return m ? eng_cls_backbone_needed(m, i, sum) : eng_ml_backbone_needed(ml, i, sum);
+}
+
+/* Opens the installed backbones the model (m or ml) needs (by name and
+ * checksum, as the daemon does) into bbs[0..*nbb); bbdirs gets every
+ * backbone folder. */
+static int model_backbones(const wargs *a, const eng_classifier *m, const eng_multilabel *ml,
+                           strs *bbdirs, eng_backbone **bbs, int *nbb)
 {
     wargs all = *a;
     all.nbb = 0;
@@ -531,8 +541,8 @@ static int model_backbones(const wargs *a, const eng_classifier *m, strs *bbdirs
     *nbb = 0;
     if (backbone_dirs(&all, bbdirs) != 0)
         return -1;
-    for (int i = 0; eng_cls_backbone_needed(m, i, NULL) && *nbb < MAX_BB; i++) {
-        const char *sum = NULL, *name = eng_cls_backbone_needed(m, i, &sum);
+    for (int i = 0; needed(m, ml, i, NULL) && *nbb < MAX_BB; i++) {
+        const char *sum = NULL, *name = needed(m, ml, i, &sum);
         for (int k = 0; k < bbdirs->n; k++) {
             if (strcmp(strrchr(bbdirs->v[k], '/') + 1, name) != 0)
                 continue;
@@ -579,9 +589,10 @@ static int put_bytes(const char *dir, const char *name, const void *p, size_t n)
  * classifier and the backbones it needs, the shard's range. */
 typedef struct unit {
     strs imgs, bbdirs;
-    eng_classifier *m;
+    eng_classifier *m;  /* a classifier, */
+    eng_multilabel *ml; /* or a multilabel model (evaluate only) */
     eng_backbone *bbs[MAX_BB];
-    int nbb, lo, hi, threads;
+    int nbb, lo, hi, threads, ncat;
 } unit;
 
 static void unit_close(unit *u)
@@ -589,14 +600,16 @@ static void unit_close(unit *u)
     for (int i = 0; i < u->nbb; i++)
         eng_backbone_free(u->bbs[i]);
     eng_classifier_free(u->m);
+    eng_ml_free(u->ml);
     strs_free(&u->imgs);
     strs_free(&u->bbdirs);
     memset(u, 0, sizeof *u);
 }
 
-/* Opens u for the classifier in model_file: 0; 3 when the store or the job
- * folder is not visible here; 1 failed (said; u closed). */
-static int unit_open(const wargs *a, const char *model_file, unit *u)
+/* Opens u for the model in model_file (a classifier; with multilabel = 1 a
+ * multilabel model too): 0; 3 when the store or the job folder is not
+ * visible here; 1 failed (said; u closed). */
+static int unit_open(const wargs *a, const char *model_file, int multilabel, unit *u)
 {
     memset(u, 0, sizeof *u);
     if (begin(a) != 0)
@@ -607,11 +620,24 @@ static int unit_open(const wargs *a, const char *model_file, unit *u)
     for (int i = 0; !a->images && i < a->nfiles; i++)
         if (strs_add(&u->imgs, a->files[i]) != 0)
             goto fail;
-    if (eng_classifier_load(model_file, &u->m, &d) != ENG_OK) {
-        say("model file \"%s\": %s (the worker answers for classifiers only)", model_file, d.msg);
+    eng_modelfile *f = NULL;
+    if (eng_modelfile_read(model_file, &f, &d) != ENG_OK) {
+        say("model file \"%s\": %s", model_file, d.msg);
         goto fail;
     }
-    if (model_backbones(a, u->m, &u->bbdirs, u->bbs, &u->nbb) != 0)
+    const char *kind = eng_modelfile_meta(f, "kind");
+    eng_status st = multilabel && kind && strcmp(kind, "multilabel") == 0
+                        ? eng_ml_from_file(f, &u->ml, &d)
+                        : eng_classifier_from_file(f, &u->m, &d);
+    eng_modelfile_free(f);
+    if (st != ENG_OK) {
+        say("model file \"%s\": %s (the worker %s)", model_file, d.msg,
+            multilabel ? "evaluates classifiers and multilabel models only"
+                       : "answers for classifiers only");
+        goto fail;
+    }
+    u->ncat = u->m ? eng_cls_ncat(u->m) : eng_ml_ncat(u->ml);
+    if (model_backbones(a, u->m, u->ml, &u->bbdirs, u->bbs, &u->nbb) != 0)
         goto fail;
     u->lo = (int)((long long)u->imgs.n * a->shard / a->nshards);
     u->hi = (int)((long long)u->imgs.n * (a->shard + 1) / a->nshards);
@@ -625,7 +651,7 @@ fail:
 static int cmd_evaluate(const wargs *a)
 {
     unit u;
-    int rc = unit_open(a, a->model_file, &u);
+    int rc = unit_open(a, a->model_file, 1, &u);
     if (rc != 0)
         return rc;
     rc = 1;
@@ -633,14 +659,20 @@ static int cmd_evaluate(const wargs *a)
     double c0 = cpu_seconds();
     eng_diag d = {{0}};
     char name[64], text[1200], cache[W_PATH + 32];
-    int lo = u.lo, hi = u.hi, ncat = eng_cls_ncat(u.m);
+    int lo = u.lo, hi = u.hi, ncat = u.ncat;
     probs = calloc((size_t)(hi - lo ? hi - lo : 1) * ncat, sizeof *probs);
     if (!probs)
         goto out;
     snprintf(cache, sizeof cache, "%s/models/.vfs-cache", a->store);
     eng_run_opts o = {.threads = u.threads};
-    eng_status st = eng_cls_probs(u.m, u.bbs, u.nbb, (const char *const *)u.imgs.v + lo, hi - lo,
-                                  a->cached ? cache : NULL, &o, probs, &d);
+    eng_status st = ENG_OK;
+    if (u.m)
+        st = eng_cls_probs(u.m, u.bbs, u.nbb, (const char *const *)u.imgs.v + lo, hi - lo,
+                           a->cached ? cache : NULL, &o, probs, &d);
+    /* a multilabel model: one image at a time, eng_ml_evaluate's path */
+    for (int i = lo; u.ml && i < hi && st == ENG_OK; i++)
+        st = eng_ml_predict(u.ml, u.bbs, u.nbb, u.imgs.v[i], u.threads,
+                            probs + (size_t)(i - lo) * ncat, &d);
     if (st != ENG_OK && st != ENG_ENOMEM) {
         /* an image the daemon's own evaluation would fail on: said once,
          * not retried */
@@ -772,7 +804,7 @@ static int cmd_predict(const wargs *a)
     char path[W_PATH + 64], marker[64], text[512];
     snprintf(path, sizeof path, "%s/models/%s/model.safetensors", a->store, a->model);
     unit u;
-    int rc = unit_open(a, path, &u);
+    int rc = unit_open(a, path, 0, &u);
     if (rc != 0)
         return rc;
     rc = 1;

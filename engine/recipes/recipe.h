@@ -39,9 +39,11 @@ typedef struct eng_train_progress {
 } eng_train_progress;
 
 /* Computes elsewhere (the Slurm executor's workers) the probabilities a
- * classifier (model: an eng_classifier) gives n image files, exactly as the
+ * classifier (model: an eng_classifier) or the scores a multilabel model
+ * (an eng_multilabel, cached = 0) gives n image files, exactly as the
  * engine would: cached = 1 through the feature cache as training's test pass
- * does, 0 one image at a time as eng_cls_evaluate does. probs: n x ncat.
+ * does, 0 one image at a time as eng_cls_evaluate and eng_ml_evaluate do.
+ * probs: n x ncat.
  * Returns 0 with probs filled; 1 when it does not take the work (the engine
  * computes the probabilities itself); -1 failed with *st and d set (the
  * first image that cannot be read, ENG_EABORTED, or the cluster's failure). */

@@ -11,7 +11,9 @@
 # array, a classifier whose search's fine-tuning candidate runs as one Slurm
 # job of `visionfs-worker finetune` (the same trials, model.safetensors and
 # evaluation as the local executor; rm train.json during it scancels; needs
-# ../shared/datasets/sign-language-digits, else that part is skipped),
+# ../shared/datasets/sign-language-digits, else that part is skipped), a
+# multilabel model's evaluation whose scores come from a job array (the same
+# metrics.json and predictions.json as local; needs ../shared/datasets/clothing),
 # tasks shown in status/status.json/log, a task that fails once and is retried,
 # a worker that cannot see the store, cancellation (rm train.json ->
 # scancel), and a slurmd killed while its tasks run (the model finishes or
@@ -208,6 +210,10 @@ if [ -z "$SLD" ]; then
 else
     python3 "$E2E_DIR/mksubset.py" "$SLD" train "$SRC/ft" 2 >/dev/null
     python3 "$E2E_DIR/mksubset.py" "$SLD" test "$SRC/fttest" 2 >/dev/null
+    # a multilabel model (clothing, two tags per image) evaluated in
+    # evaluations/: its scores from a job array, the same files as local
+    CLOTHING=$(dirname "$SLD")/clothing
+    [ -f "$CLOTHING/train.json" ] && python3 "$E2E_DIR/mkmultilabel.py" "$CLOTHING" train "$SRC/ml" 4 0 >/dev/null
     FTREQ='{"dataset": "ft", "test_dataset": "fttest", "budget_minutes": 4}'
     mkdir -p "$T/bb1"
     ln -s "$(backbones_dir)/efficientnet-lite0" "$T/bb1/efficientnet-lite0"
@@ -219,9 +225,20 @@ else
     check "fine-tuning, local: trained" wait_status "$MNT/models/ftref/status" succeeded 400
     check "fine-tuning, local: the search tried a fine-tuned tail" \
         grep -Eq "trial [0-9]+/[0-9]+ fine-tuned efficientnet-lite[0-9] from" "$MNT/models/ftref/log"
+    check "fine-tuning, local: the fine-tuned tail won" grep -q "linear head replaced" "$MNT/models/ftref/log"
     eval_of ftref >"$T/ftref.eval"
     cp "$MNT/models/ftref/model.safetensors" "$T/ftref.model"
-    check "fine-tuning, local: the fine-tuned tail won" grep -q "linear head replaced" "$MNT/models/ftref/log"
+    if [ -d "$SRC/ml" ]; then
+        add_datasets ml
+        mkdir "$MNT/models/ml"
+        echo '{"dataset": "ml", "budget_minutes": 1}' >"$MNT/models/ml/train.json"
+        check "multilabel, local: trained" wait_status "$MNT/models/ml/status" succeeded 300
+        mkdir "$MNT/models/ml/evaluations/ml"
+        check "multilabel, local: evaluated" wait_status "$MNT/models/ml/evaluations/ml/status" succeeded 120
+        cp "$MNT/models/ml/evaluations/ml/metrics.json" "$T/ml.metrics"
+        cp "$MNT/models/ml/evaluations/ml/predictions.json" "$T/ml.preds"
+        rm -r "$MNT/models/ml/evaluations/ml"
+    fi
     grep -E "fine-tuned|winner" "$MNT/models/ftref/log" >"$T/ftref.trials"
     vfs_umount
     rm -rf "$STORE/models/.vfs-cache" # the maps of the copies from the worker
@@ -260,6 +277,17 @@ else
     eval_of ftsl >"$T/ftsl.eval"
     check "fine-tuning, slurm: the same evaluation as the local executor" cmp "$T/ftref.eval" "$T/ftsl.eval"
     check "fine-tuning, slurm: the job folders are gone" test -z "$(find "$STORE/.tmp" -name job.json)"
+
+    if [ -d "$SRC/ml" ]; then
+        mkdir "$MNT/models/ml/evaluations/ml"
+        check "multilabel, slurm: evaluated" wait_status "$MNT/models/ml/evaluations/ml/status" succeeded 200
+        check "multilabel, slurm: its scores came from a job array" \
+            grep -Eq "slurm: evaluation of ml \([0-9]+ images\) submitted as job array [0-9]+ \(2 tasks\)" "$MNT/models/ml/log"
+        check "multilabel, slurm: the same metrics.json as the local executor" \
+            cmp "$T/ml.metrics" "$MNT/models/ml/evaluations/ml/metrics.json"
+        check "multilabel, slurm: the same predictions.json as the local executor" \
+            cmp "$T/ml.preds" "$MNT/models/ml/evaluations/ml/predictions.json"
+    fi
 
     # rm train.json while a candidate's job runs: scancel, cancelled
     mkdir "$MNT/models/ftc"
