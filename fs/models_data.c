@@ -338,6 +338,13 @@ int fs_models_hooks_probs(void *ctx, const void *model, const char *const *paths
     return h->probs(h->ctx, model, paths, n, cached, probs, st, d);
 }
 
+int fs_models_hooks_finetune(void *ctx, const char *job, const char *const *paths, int n,
+                             void **result, size_t *len, double *cpu, eng_status *st, eng_diag *d)
+{
+    const fs_recipe_hooks *h = ctx;
+    return h->finetune(h->ctx, job, paths, n, result, len, cpu, st, d);
+}
+
 eng_train_hooks fs_models_engine_hooks(const fs_recipe_hooks *h)
 {
     eng_train_hooks e = {.abort = hooks_abort,
@@ -345,7 +352,8 @@ eng_train_hooks fs_models_engine_hooks(const fs_recipe_hooks *h)
                          .progress = hooks_progress,
                          .log = hooks_log,
                          .detail = h->detail ? fs_models_hooks_detail : NULL,
-                         .probs = h->probs ? fs_models_hooks_probs : NULL};
+                         .probs = h->probs ? fs_models_hooks_probs : NULL,
+                         .finetune = h->finetune ? fs_models_hooks_finetune : NULL};
     return e;
 }
 

@@ -31,6 +31,7 @@ typedef struct ejob {
     evl *e;
     eng_eval_detail *detail; /* the evaluation's per-image data, for the report */
     int cluster_failed;      /* the Slurm job array failed (not an image) */
+    const fs_recipe *recipe; /* the model's kind, while it evaluates */
 } ejob;
 
 static void ejob_detail(void *ctx, const eng_eval_detail *dt)
@@ -77,8 +78,9 @@ static void ejob_slurm_changed(void *ctx, const char *summary)
     ejob_status(j, FS_CODE_NONE, line);
 }
 
-/* --executor slurm: the probabilities of a classifier's evaluation computed
- * by a job array of `visionfs-worker evaluate` (an eng_probs_fn). */
+/* --executor slurm: the probabilities of a classifier's (or the scores of a
+ * multilabel model's) evaluation computed by a job array of
+ * `visionfs-worker evaluate` (an eng_probs_fn). */
 static int ejob_probs(void *ctx, const void *model, const char *const *paths, int n, int cached,
                       float *probs, eng_status *st, eng_diag *d)
 {
@@ -86,8 +88,8 @@ static int ejob_probs(void *ctx, const void *model, const char *const *paths, in
     char stage[FS_TRQ_NAME_MAX + 32];
     snprintf(stage, sizeof stage, "evaluation of %s", j->e->ds);
     double cpu = 0;
-    int rc = mdl_slurm_probs(j->m, MDL_SL_EVAL, stage, model, paths, n, cached, ejob_abort, j,
-                             ejob_slurm_changed, j, probs, &cpu, st, d);
+    int rc = mdl_slurm_probs(j->m, j->recipe, MDL_SL_EVAL, stage, model, paths, n, cached,
+                             ejob_abort, j, ejob_slurm_changed, j, probs, &cpu, st, d);
     j->cluster_failed = rc < 0 && strncmp(d->msg, "slurm:", 6) == 0;
     return rc;
 }
@@ -125,7 +127,9 @@ static void ejob_run(void *arg)
         ejob_status(j, FS_CODE_NONE, "running");
         char *metrics = NULL, *preds = NULL;
         fs_recipe_hooks hooks = {.ctx = j, .abort = ejob_abort, .detail = ejob_detail};
-        if (fs_slurm()->enabled && strcmp(s->recipe->kind, "classifier") == 0)
+        j->recipe = s->recipe;
+        if (fs_slurm()->enabled && (strcmp(s->recipe->kind, "classifier") == 0 ||
+                                    strcmp(s->recipe->kind, "multilabel") == 0))
             hooks.probs = ejob_probs;
         fs_recipe_status st =
             fs_recipe_evaluate(s->model, view, fs_ncpu(), &hooks, &metrics, &preds, &err);

@@ -251,7 +251,8 @@ int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs,
  * failed (msg). */
 int mdl_slurm_predict(mdl *m, int version, const char *const *paths, int n, int (*abort)(void *),
                       void *actx, char *dir, size_t dn, char *msg, size_t mn);
-/* The probabilities (n x ncat of the classifier `model`, an eng_classifier)
+/* The probabilities (n x ncat of the classifier `model`, an eng_classifier;
+ * or the scores of a multilabel model, an eng_multilabel: r is its kind)
  * of paths[0..n) (absolute store paths) computed by a job array of
  * `visionfs-worker evaluate` (cached: through the feature cache, as
  * training's test pass), its tasks shown in m->sl[slot] with stage;
@@ -261,10 +262,20 @@ int mdl_slurm_predict(mdl *m, int version, const char *const *paths, int n, int 
  * outside the store: the caller computes them); -1 failed with *st and d
  * (the first image that cannot be read, as the engine says it, or the
  * cluster's failure; ENG_EABORTED when aborted). *cpu: the workers' CPU s. */
-int mdl_slurm_probs(mdl *m, int slot, const char *stage, const void *model,
+int mdl_slurm_probs(mdl *m, const fs_recipe *r, int slot, const char *stage, const void *model,
                     const char *const *paths, int n, int cached, int (*abort)(void *), void *actx,
                     void (*changed)(void *cctx, const char *summary), void *cctx, float *probs,
                     double *cpu, eng_status *st, eng_diag *d);
+/* A fine-tuning candidate of the classifier training (job: the engine's
+ * JSON, paths[0..n) its training images) run by one Slurm job of
+ * `visionfs-worker finetune`, shown in m->sl[MDL_SL_TRAIN] (stage
+ * "fine-tuning") and the log; abort(actx) is polled (then scancel). An
+ * eng_finetune_fn's answer: 0 with *result (malloc'd, *len bytes) and *cpu
+ * (the worker's CPU s); 1 not taken (an image outside the store); -1 failed
+ * with *st and d (ENG_EABORTED when aborted). */
+int mdl_slurm_finetune(mdl *m, const char *job, const char *const *paths, int n,
+                       int (*abort)(void *), void *actx, void **result, size_t *len, double *cpu,
+                       eng_status *st, eng_diag *d);
 /* " slurm job 12: 2 RUNNING on node1,node2, 2 PENDING (queued 4s)" of the
  * tasks v shows, "" when none (models.c). */
 void mdl_slurm_summary(const mdl_slurm_view *v, char *out, size_t n);

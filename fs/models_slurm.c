@@ -13,6 +13,8 @@
 #include "models_int.h"
 #include "slurm.h"
 
+#include <cjson/cJSON.h>
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -465,12 +467,11 @@ static int read_probs(const char *dir, int ntasks, int n, int ncat, float *probs
     return 0;
 }
 
-int mdl_slurm_probs(mdl *m, int slot, const char *stage, const void *model,
+int mdl_slurm_probs(mdl *m, const fs_recipe *r, int slot, const char *stage, const void *model,
                     const char *const *paths, int n, int cached, int (*abort)(void *), void *actx,
                     void (*changed)(void *cctx, const char *summary), void *cctx, float *probs,
                     double *cpu, eng_status *st, eng_diag *d)
 {
-    const eng_classifier *cm = model;
     const char *root = fs_store_root();
     size_t rl = strlen(root);
     *cpu = 0;
@@ -478,7 +479,7 @@ int mdl_slurm_probs(mdl *m, int slot, const char *stage, const void *model,
         if (strncmp(paths[i], root, rl) != 0 || paths[i][rl] != '/')
             return 1; /* not in the store: the workers cannot see it */
     char dir[FS_PATH_MAX], p[FS_PATH_MAX + 32], msg[1024], what[FS_TRQ_NAME_MAX + 96];
-    int ntasks = tasks_for(n, PREDICT_PER_TASK), ncat = eng_cls_ncat(cm);
+    int ntasks = tasks_for(n, PREDICT_PER_TASK), ncat = r->ncat(model);
     *st = ENG_EIO;
     int rc = fs_tmp_mkdir(dir, sizeof dir);
     if (rc < 0) {
@@ -487,7 +488,7 @@ int mdl_slurm_probs(mdl *m, int slot, const char *stage, const void *model,
     }
     snprintf(p, sizeof p, "%s/model.safetensors", dir);
     eng_diag sd = {{0}};
-    if (eng_classifier_save(cm, p, &sd) != ENG_OK) {
+    if (r->save(model, p, &sd) != ENG_OK) {
         eng_fail(d, ENG_EIO, "slurm: the model for the workers: %s", sd.msg);
         fs_remove_tree(dir);
         return -1;
@@ -534,6 +535,89 @@ int mdl_slurm_probs(mdl *m, int slot, const char *stage, const void *model,
         int computed;
         totals(dir, ntasks, &computed, cpu);
         mdl_log(m, "slurm: %d probabilities computed, %.1f CPU s on the nodes", n, *cpu);
+    }
+    if (rc == -2)
+        *st = eng_fail(d, ENG_EABORTED, "cancelled");
+    else if (rc == -1)
+        *st = eng_fail(d, ENG_EIO, "%s", msg);
+    fs_remove_tree(dir);
+    return rc == 0 ? 0 : -1;
+}
+
+int mdl_slurm_finetune(mdl *m, const char *job, const char *const *paths, int n,
+                       int (*abort)(void *), void *actx, void **result, size_t *len, double *cpu,
+                       eng_status *st, eng_diag *d)
+{
+    const char *root = fs_store_root();
+    size_t rl = strlen(root);
+    *cpu = 0;
+    *result = NULL;
+    *len = 0;
+    for (int i = 0; i < n; i++)
+        if (strncmp(paths[i], root, rl) != 0 || paths[i][rl] != '/')
+            return 1; /* not in the store: the workers cannot see it */
+    char dir[FS_PATH_MAX], p[FS_PATH_MAX + 32], msg[1024], what[256];
+    *st = ENG_EIO;
+    int rc = fs_tmp_mkdir(dir, sizeof dir);
+    if (rc < 0) {
+        eng_fail(d, ENG_EIO, "slurm: cannot make the job folder: %s", strerror(-rc));
+        return -1;
+    }
+    snprintf(p, sizeof p, "%s/job.json", dir);
+    FILE *f = fopen(p, "w");
+    int ok = f && fputs(job, f) >= 0;
+    ok = f && fclose(f) == 0 && ok;
+    snprintf(p, sizeof p, "%s/images.txt", dir);
+    f = ok ? fopen(p, "w") : NULL;
+    for (int i = 0; f && i < n; i++)
+        fprintf(f, "%s\n", paths[i] + rl + 1);
+    ok = f && fclose(f) == 0;
+    snprintf(p, sizeof p, "%s/job.sh", dir);
+    f = ok ? fopen(p, "w") : NULL;
+    if (f) {
+        fprintf(f, "#!/bin/sh\n# visionfs: a fine-tuning candidate\n");
+        fprintf(f, "export OMP_WAIT_POLICY=passive\nexec ");
+        sh_quote(f, fs_slurm()->worker);
+        fprintf(f, " finetune --store ");
+        sh_quote(f, root);
+        fprintf(f, " --spec ");
+        snprintf(p, sizeof p, "%s/job.json", dir);
+        sh_quote(f, p);
+        fprintf(f, " --images ");
+        snprintf(p, sizeof p, "%s/images.txt", dir);
+        sh_quote(f, p);
+        fprintf(f, " --job-dir ");
+        sh_quote(f, dir);
+        fprintf(f, " --shard \"$SLURM_ARRAY_TASK_ID/1\"\n");
+        ok = fclose(f) == 0;
+    }
+    if (!ok) {
+        eng_fail(d, ENG_EIO, "slurm: job folder: %s", strerror(errno));
+        fs_remove_tree(dir);
+        return -1;
+    }
+    /* the log names the candidate: the backbone and the tail's tap */
+    cJSON *j = cJSON_Parse(job);
+    const char *bb = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "backbone"));
+    const char *tap = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "tap"));
+    snprintf(what, sizeof what, "fine-tuning of %s from %s (%d images)", bb ? bb : "?",
+             tap ? tap : "?", n);
+    cJSON_Delete(j);
+    sl_show sv = {MDL_SL_TRAIN, "fine-tuning", NULL, NULL};
+    fs_code code;
+    rc = run_array(m, dir, 1, what, &sv, abort, actx, &code, msg, sizeof msg);
+    if (rc == 0) {
+        snprintf(p, sizeof p, "%s/result.0", dir);
+        *result = fs_read_small(p, (size_t)1 << 30, len);
+        if (!*result) {
+            snprintf(msg, sizeof msg, "slurm: the fine-tuning job left no result in %s", dir);
+            rc = -1;
+        }
+    }
+    if (rc == 0) {
+        int computed;
+        totals(dir, 1, &computed, cpu);
+        mdl_log(m, "slurm: %s done, %.1f CPU s on the node", what, *cpu);
     }
     if (rc == -2)
         *st = eng_fail(d, ENG_EABORTED, "cancelled");

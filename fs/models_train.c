@@ -397,10 +397,20 @@ static int tjob_probs(void *ctx, const void *model, const char *const *paths, in
     char stage[FS_TRQ_NAME_MAX + 32];
     snprintf(stage, sizeof stage, "evaluation on %s", j->test_name ? j->test_name : "test");
     double cpu = 0;
-    int rc = mdl_slurm_probs(j->m, MDL_SL_TRAIN, stage, model, paths, n, cached, tjob_abort, j,
-                             NULL, NULL, probs, &cpu, st, d);
+    int rc = mdl_slurm_probs(j->m, fs_recipe_for_kind("classifier"), MDL_SL_TRAIN, stage, model,
+                             paths, n, cached, tjob_abort, j, NULL, NULL, probs, &cpu, st, d);
     j->cluster_cpu += cpu;
     return rc;
+}
+
+/* --executor slurm: a classifier's fine-tuning candidate run by one Slurm
+ * job of `visionfs-worker finetune` (an eng_finetune_fn). Its CPU time is
+ * counted by the engine (its budget), not in cluster_cpu. */
+static int tjob_finetune(void *ctx, const char *job, const char *const *paths, int n, void **result,
+                         size_t *len, double *cpu, eng_status *st, eng_diag *d)
+{
+    tjob *j = ctx;
+    return mdl_slurm_finetune(j->m, job, paths, n, tjob_abort, j, result, len, cpu, st, d);
 }
 
 static void run_train(run *x)
@@ -426,6 +436,7 @@ static void run_train(run *x)
     if (fs_slurm()->enabled && strcmp(x->r->kind, "classifier") == 0) {
         x->j->test_name = x->req.test_dataset;
         in.hooks.probs = tjob_probs;
+        in.hooks.finetune = tjob_finetune;
     }
     fs_recipe_err err = {0};
     x->st = fs_recipe_train(x->r, &in, &x->model, &x->eval, &err);

@@ -11,12 +11,19 @@
  *   visionfs-worker extract --store S (--dataset D | --images LIST)
  *                   [--backbone B]... --shard i/n [--job-dir DIR] [--threads T]
  *   visionfs-worker predict --store S --model M (--images LIST | FILES...) --shard i/n
+ *                   [--threads T]
  *   visionfs-worker evaluate --store S --model-file F --images LIST --shard i/n
- *                   --job-dir DIR [--cache]
+ *                   --job-dir DIR [--cache] [--threads T]
+ *   visionfs-worker finetune --store S --spec JOB --images LIST --job-dir DIR
+ *                   [--shard i/n] [--threads T]
  *
  * evaluate writes a classifier's probabilities of its shard (eng_cls_probs,
- * the call the daemon's evaluation makes) into DIR/probs.I as raw floats;
- * the daemon merges the shards and computes the metrics itself.
+ * the call the daemon's evaluation makes), or a multilabel model's scores
+ * (eng_ml_predict of each image), into DIR/probs.I as raw floats;
+ * the daemon merges the shards and computes the metrics itself. finetune
+ * runs one fine-tuning candidate of a classifier's search (JOB: the
+ * engine's JSON, eng_cls_finetune_run) and writes its result into
+ * DIR/result.I for the daemon's search.
  *
  * Exit codes: 0 done, 1 work failed, 2 usage, 3 the store is not visible here.
  */
@@ -40,7 +47,7 @@
 #define MAX_BB 32
 
 typedef struct wargs {
-    const char *store, *dataset, *images, *job_dir, *model, *model_file;
+    const char *store, *dataset, *images, *job_dir, *model, *model_file, *spec;
     char **files; /* predict: FILES... */
     int nfiles, version;
     const char *bb[MAX_BB];
@@ -63,17 +70,26 @@ static void usage(void)
             "\n"
             "       visionfs-worker predict --store DIR --model NAME [--version V]\n"
             "                       (--images LIST | FILES...) --shard I/N [--job-dir DIR]\n"
+            "                       [--threads T]\n"
             "Answers shard I of N of the images with classifier models/NAME: IMAGE.json next\n"
             "to each image as predict/ does, or with --job-dir DIR/answers/K.json (K: the\n"
             "image's line in LIST). An image Azure's checks refuse gets no answer (the\n"
             "daemon writes its error).\n"
             "\n"
             "       visionfs-worker evaluate --store DIR --model-file FILE --images LIST\n"
-            "                       --shard I/N --job-dir DIR [--cache]\n"
-            "Computes a classifier's probabilities of shard I of N of the images, as the\n"
+            "                       --shard I/N --job-dir DIR [--cache] [--threads T]\n"
+            "Computes a classifier's probabilities (a multilabel model's scores) of shard I\n"
+            "of N of the images, as the\n"
             "daemon's evaluation does (--cache: through the feature cache, as training's\n"
             "test pass does), into DIR/probs.I (float32, one row of categories per image).\n"
-            "An image that cannot be read is named in DIR/failed.I (its status and message).\n");
+            "An image that cannot be read is named in DIR/failed.I (its status and message).\n"
+            "\n"
+            "       visionfs-worker finetune --store DIR --spec JOB --images LIST --job-dir DIR\n"
+            "                       [--shard I/1] [--threads T]\n"
+            "Runs the fine-tuning candidate JOB (written by the daemon's search) on the\n"
+            "training images of LIST into DIR/result.I (I: the shard, 0 by default).\n"
+            "\n"
+            "--threads T: threads of a unit (default $SLURM_CPUS_PER_TASK, else every CPU).\n");
 }
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -122,6 +138,8 @@ static int parse(int argc, char **argv, wargs *a)
             a->model = v;
         else if (strcmp(k, "--model-file") == 0)
             a->model_file = v;
+        else if (strcmp(k, "--spec") == 0)
+            a->spec = v;
         else if (strcmp(k, "--kind") == 0 &&
                  (strcmp(v, "classifier") == 0 || strcmp(v, "detector") == 0))
             a->detector = strcmp(v, "detector") == 0;
@@ -146,6 +164,12 @@ static int parse(int argc, char **argv, wargs *a)
     if (strcmp(argv[1], "evaluate") == 0) {
         if (!a->store || !a->model_file || !a->images || !a->job_dir) {
             fprintf(stderr, "visionfs-worker: evaluate needs --store, --model-file, --images and "
+                            "--job-dir\n");
+            return -1;
+        }
+    } else if (strcmp(argv[1], "finetune") == 0) {
+        if (!a->store || !a->spec || !a->images || !a->job_dir) {
+            fprintf(stderr, "visionfs-worker: finetune needs --store, --spec, --images and "
                             "--job-dir\n");
             return -1;
         }
@@ -498,10 +522,18 @@ static int begin(const wargs *a)
     return 0;
 }
 
-/* Opens the installed backbones model m needs (by name and checksum, as the
- * daemon does) into bbs[0..*nbb); bbdirs gets every backbone folder. */
-static int model_backbones(const wargs *a, const eng_classifier *m, strs *bbdirs,
-                           eng_backbone **bbs, int *nbb)
+/* Backbone i a classifier (m) or a multilabel model (ml) needs. */
+static const char *needed(const eng_classifier *m, const eng_multilabel *ml, int i,
+                          const char **sum)
+{
+    return m ? eng_cls_backbone_needed(m, i, sum) : eng_ml_backbone_needed(ml, i, sum);
+}
+
+/* Opens the installed backbones the model (m or ml) needs (by name and
+ * checksum, as the daemon does) into bbs[0..*nbb); bbdirs gets every
+ * backbone folder. */
+static int model_backbones(const wargs *a, const eng_classifier *m, const eng_multilabel *ml,
+                           strs *bbdirs, eng_backbone **bbs, int *nbb)
 {
     wargs all = *a;
     all.nbb = 0;
@@ -509,8 +541,8 @@ static int model_backbones(const wargs *a, const eng_classifier *m, strs *bbdirs
     *nbb = 0;
     if (backbone_dirs(&all, bbdirs) != 0)
         return -1;
-    for (int i = 0; eng_cls_backbone_needed(m, i, NULL) && *nbb < MAX_BB; i++) {
-        const char *sum = NULL, *name = eng_cls_backbone_needed(m, i, &sum);
+    for (int i = 0; needed(m, ml, i, NULL) && *nbb < MAX_BB; i++) {
+        const char *sum = NULL, *name = needed(m, ml, i, &sum);
         for (int k = 0; k < bbdirs->n; k++) {
             if (strcmp(strrchr(bbdirs->v[k], '/') + 1, name) != 0)
                 continue;
@@ -553,36 +585,94 @@ static int put_bytes(const char *dir, const char *name, const void *p, size_t n)
     return 0;
 }
 
-static int cmd_evaluate(const wargs *a)
+/* What evaluate and predict share: the store check, the image list, the
+ * classifier and the backbones it needs, the shard's range. */
+typedef struct unit {
+    strs imgs, bbdirs;
+    eng_classifier *m;  /* a classifier, */
+    eng_multilabel *ml; /* or a multilabel model (evaluate only) */
+    eng_backbone *bbs[MAX_BB];
+    int nbb, lo, hi, threads, ncat;
+} unit;
+
+static void unit_close(unit *u)
 {
+    for (int i = 0; i < u->nbb; i++)
+        eng_backbone_free(u->bbs[i]);
+    eng_classifier_free(u->m);
+    eng_ml_free(u->ml);
+    strs_free(&u->imgs);
+    strs_free(&u->bbdirs);
+    memset(u, 0, sizeof *u);
+}
+
+/* Opens u for the model in model_file (a classifier; with multilabel = 1 a
+ * multilabel model too): 0; 3 when the store or the job folder is not
+ * visible here; 1 failed (said; u closed). */
+static int unit_open(const wargs *a, const char *model_file, int multilabel, unit *u)
+{
+    memset(u, 0, sizeof *u);
     if (begin(a) != 0)
         return 3;
-    strs imgs = {0}, bbdirs = {0};
-    eng_classifier *m = NULL;
-    eng_backbone *bbs[MAX_BB] = {0};
-    int nbb = 0, rc = 1;
+    eng_diag d = {{0}};
+    if (a->images ? read_list(a->store, a->images, &u->imgs) != 0 : 0)
+        goto fail;
+    for (int i = 0; !a->images && i < a->nfiles; i++)
+        if (strs_add(&u->imgs, a->files[i]) != 0)
+            goto fail;
+    eng_modelfile *f = NULL;
+    if (eng_modelfile_read(model_file, &f, &d) != ENG_OK) {
+        say("model file \"%s\": %s", model_file, d.msg);
+        goto fail;
+    }
+    const char *kind = eng_modelfile_meta(f, "kind");
+    eng_status st = multilabel && kind && strcmp(kind, "multilabel") == 0
+                        ? eng_ml_from_file(f, &u->ml, &d)
+                        : eng_classifier_from_file(f, &u->m, &d);
+    eng_modelfile_free(f);
+    if (st != ENG_OK) {
+        say("model file \"%s\": %s (the worker %s)", model_file, d.msg,
+            multilabel ? "evaluates classifiers and multilabel models only"
+                       : "answers for classifiers only");
+        goto fail;
+    }
+    u->ncat = u->m ? eng_cls_ncat(u->m) : eng_ml_ncat(u->ml);
+    if (model_backbones(a, u->m, u->ml, &u->bbdirs, u->bbs, &u->nbb) != 0)
+        goto fail;
+    u->lo = (int)((long long)u->imgs.n * a->shard / a->nshards);
+    u->hi = (int)((long long)u->imgs.n * (a->shard + 1) / a->nshards);
+    u->threads = task_threads(a);
+    return 0;
+fail:
+    unit_close(u);
+    return 1;
+}
+
+static int cmd_evaluate(const wargs *a)
+{
+    unit u;
+    int rc = unit_open(a, a->model_file, 1, &u);
+    if (rc != 0)
+        return rc;
+    rc = 1;
     float *probs = NULL;
     double c0 = cpu_seconds();
     eng_diag d = {{0}};
     char name[64], text[1200], cache[W_PATH + 32];
-    if (read_list(a->store, a->images, &imgs) != 0)
-        goto out;
-    if (eng_classifier_load(a->model_file, &m, &d) != ENG_OK) {
-        say("model file \"%s\": %s", a->model_file, d.msg);
-        goto out;
-    }
-    if (model_backbones(a, m, &bbdirs, bbs, &nbb) != 0)
-        goto out;
-    int lo = (int)((long long)imgs.n * a->shard / a->nshards);
-    int hi = (int)((long long)imgs.n * (a->shard + 1) / a->nshards);
-    int ncat = eng_cls_ncat(m);
+    int lo = u.lo, hi = u.hi, ncat = u.ncat;
     probs = calloc((size_t)(hi - lo ? hi - lo : 1) * ncat, sizeof *probs);
     if (!probs)
         goto out;
     snprintf(cache, sizeof cache, "%s/models/.vfs-cache", a->store);
-    eng_run_opts o = {.threads = task_threads(a)};
-    eng_status st = eng_cls_probs(m, bbs, nbb, (const char *const *)imgs.v + lo, hi - lo,
-                                  a->cached ? cache : NULL, &o, probs, &d);
+    eng_run_opts o = {.threads = u.threads};
+    eng_status st = ENG_OK;
+    if (u.m)
+        st = eng_cls_probs(u.m, u.bbs, u.nbb, (const char *const *)u.imgs.v + lo, hi - lo,
+                           a->cached ? cache : NULL, &o, probs, &d);
+    /* a multilabel model: one image at a time, eng_ml_evaluate's path */
+    for (int i = lo; u.ml && i < hi && st == ENG_OK; i++)
+        st = eng_ml_predict(u.ml, u.bbs, u.nbb, u.imgs.v[i], u.threads,
+                            probs + (size_t)(i - lo) * ncat, &d);
     if (st != ENG_OK && st != ENG_ENOMEM) {
         /* an image the daemon's own evaluation would fail on: said once,
          * not retried */
@@ -608,12 +698,8 @@ static int cmd_evaluate(const wargs *a)
              cpu_seconds() - c0);
     rc = put_file(a->job_dir, name, text) == 0 ? 0 : 1;
 out:
-    for (int i = 0; i < nbb; i++)
-        eng_backbone_free(bbs[i]);
-    eng_classifier_free(m);
     free(probs);
-    strs_free(&imgs);
-    strs_free(&bbdirs);
+    unit_close(&u);
     return rc;
 }
 
@@ -716,34 +802,18 @@ static int write_whole(const char *path, const char *text)
 static int cmd_predict(const wargs *a)
 {
     char path[W_PATH + 64], marker[64], text[512];
-    if (begin(a) != 0)
-        return 3;
-    strs imgs = {0}, bbdirs = {0};
-    eng_classifier *m = NULL;
-    eng_backbone *bbs[MAX_BB] = {0};
-    int nbb = 0, rc = 1, answered = 0, skipped = 0;
-    float *probs = NULL;
-    if (a->images ? read_list(a->store, a->images, &imgs) != 0 : 0)
-        goto out;
-    for (int i = 0; !a->images && i < a->nfiles; i++)
-        if (strs_add(&imgs, a->files[i]) != 0)
-            goto out;
     snprintf(path, sizeof path, "%s/models/%s/model.safetensors", a->store, a->model);
+    unit u;
+    int rc = unit_open(a, path, 0, &u);
+    if (rc != 0)
+        return rc;
+    rc = 1;
+    int answered = 0, skipped = 0;
     eng_diag d = {{0}};
-    if (eng_classifier_load(path, &m, &d) != ENG_OK) {
-        say("model \"%s\": %s (the worker answers for classifiers only)", a->model, d.msg);
-        goto out;
-    }
-    if (model_backbones(a, m, &bbdirs, bbs, &nbb) != 0)
-        goto out;
-    probs = malloc((size_t)eng_cls_ncat(m) * sizeof *probs);
+    float *probs = malloc((size_t)eng_cls_ncat(u.m) * sizeof *probs);
     if (!probs)
         goto out;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    const char *cpt = getenv("SLURM_CPUS_PER_TASK");
-    int threads = cpt && atoi(cpt) > 0 ? atoi(cpt) : ncpu > 0 ? (int)ncpu : 1;
-    int lo = (int)((long long)imgs.n * a->shard / a->nshards);
-    int hi = (int)((long long)imgs.n * (a->shard + 1) / a->nshards);
+    int lo = u.lo, hi = u.hi;
     if (a->job_dir) {
         snprintf(path, sizeof path, "%s/answers", a->job_dir);
         mkdir(path, 0700);
@@ -751,9 +821,9 @@ static int cmd_predict(const wargs *a)
     for (int i = lo; i < hi; i++) {
         int w, h;
         char *json = NULL;
-        if (usable(imgs.v[i], &w, &h) == 0 &&
-            eng_cls_predict(m, bbs, nbb, imgs.v[i], threads, probs, &d) == ENG_OK)
-            json = answer_json(a, m, probs, w, h);
+        if (usable(u.imgs.v[i], &w, &h) == 0 &&
+            eng_cls_predict(u.m, u.bbs, u.nbb, u.imgs.v[i], u.threads, probs, &d) == ENG_OK)
+            json = answer_json(a, u.m, probs, w, h);
         if (!json) {
             skipped++;
             continue;
@@ -761,7 +831,7 @@ static int cmd_predict(const wargs *a)
         if (a->job_dir)
             snprintf(path, sizeof path, "%s/answers/%d.json", a->job_dir, i);
         else
-            snprintf(path, sizeof path, "%s.json", imgs.v[i]);
+            snprintf(path, sizeof path, "%s.json", u.imgs.v[i]);
         if (write_whole(path, json) == 0)
             answered++;
         else
@@ -776,10 +846,67 @@ static int cmd_predict(const wargs *a)
         rc = put_file(a->job_dir, marker, text) == 0 ? 0 : 1;
     }
 out:
-    for (int i = 0; i < nbb; i++)
-        eng_backbone_free(bbs[i]);
-    eng_classifier_free(m);
     free(probs);
+    unit_close(&u);
+    return rc;
+}
+
+/* ---- finetune ---- */
+
+static int cmd_finetune(const wargs *a)
+{
+    if (begin(a) != 0)
+        return 3;
+    strs imgs = {0}, bbdirs = {0};
+    wargs all = *a;
+    all.nbb = 0;
+    int rc = 1;
+    void *res = NULL;
+    size_t len = 0, jl = 0;
+    char *job = NULL, name[64], text[256], cache[W_PATH + 32];
+    double c0 = cpu_seconds();
+    FILE *f = fopen(a->spec, "rb");
+    if (f && fseek(f, 0, SEEK_END) == 0) {
+        long l = ftell(f);
+        if (l >= 0 && fseek(f, 0, SEEK_SET) == 0 && (job = malloc((size_t)l + 1)) &&
+            fread(job, 1, (size_t)l, f) == (size_t)l) {
+            jl = (size_t)l;
+            job[jl] = '\0';
+        } else {
+            free(job);
+            job = NULL;
+        }
+    }
+    if (f)
+        fclose(f);
+    if (!job) {
+        say("job \"%s\": %s", a->spec, strerror(errno ? errno : EIO));
+        goto out;
+    }
+    if (read_list(a->store, a->images, &imgs) != 0 || backbone_dirs(&all, &bbdirs) != 0)
+        goto out;
+    snprintf(cache, sizeof cache, "%s/models/.vfs-cache", a->store);
+    eng_diag d = {{0}};
+    eng_status st = eng_cls_finetune_run(job, (const char *const *)bbdirs.v, bbdirs.n,
+                                         (const char *const *)imgs.v, imgs.n, cache,
+                                         task_threads(a), NULL, NULL, &res, &len, &d);
+    if (st != ENG_OK) {
+        say("fine-tuning: %s", d.msg);
+        goto out;
+    }
+    snprintf(name, sizeof name, "result.%d", a->shard);
+    if (put_bytes(a->job_dir, name, res, len) != 0) {
+        say("job folder \"%s\": %s", a->job_dir, strerror(errno));
+        goto out;
+    }
+    say("fine-tuning candidate: %d images, %.1f CPU s", imgs.n, cpu_seconds() - c0);
+    snprintf(name, sizeof name, "done.%d", a->shard);
+    snprintf(text, sizeof text, "{\"images\": %d, \"cpuSeconds\": %.3f}\n", imgs.n,
+             cpu_seconds() - c0);
+    rc = put_file(a->job_dir, name, text) == 0 ? 0 : 1;
+out:
+    free(job);
+    free(res);
     strs_free(&imgs);
     strs_free(&bbdirs);
     return rc;
@@ -793,7 +920,7 @@ int main(int argc, char **argv)
     }
     wargs a;
     if (strcmp(argv[1], "extract") != 0 && strcmp(argv[1], "predict") != 0 &&
-        strcmp(argv[1], "evaluate") != 0) {
+        strcmp(argv[1], "evaluate") != 0 && strcmp(argv[1], "finetune") != 0) {
         fprintf(stderr, "visionfs-worker: unknown command \"%s\" (see --help)\n", argv[1]);
         return 2;
     }
@@ -801,5 +928,7 @@ int main(int argc, char **argv)
         return 2;
     if (strcmp(argv[1], "evaluate") == 0)
         return cmd_evaluate(&a);
+    if (strcmp(argv[1], "finetune") == 0)
+        return cmd_finetune(&a);
     return strcmp(argv[1], "predict") == 0 ? cmd_predict(&a) : cmd_extract(&a);
 }

@@ -90,6 +90,20 @@ eng_status eng_cls_cache_features(const eng_backbone *bb, const char *const *pat
 eng_status eng_cls_probs(const eng_classifier *m, eng_backbone *const *backbones, int nbackbones,
                          const char *const *paths, int n, const char *cache_dir,
                          const eng_run_opts *o, float *probs, eng_diag *d);
+/* The worker's side of eng_finetune_fn (recipe.h): runs the fine-tuning
+ * candidate job describes on its n training images paths, exactly as
+ * training would run it here: the maps of every copy (through the feature
+ * cache cache_dir, may be NULL), the tail's cross-validation, then its fit
+ * on every copy of every image (so a winning candidate needs no second
+ * job). bb_dirs: backbone folders; the job's backbone is the one whose
+ * folder has its name, checked by checksum (ENG_ENOTFOUND otherwise).
+ * *result (malloc'd, *len bytes) is what the hook hands back to training.
+ * Bitwise the result training computes itself, whatever threads (<= 0: 1).
+ * abort (may be NULL) is polled every batch. */
+eng_status eng_cls_finetune_run(const char *job, const char *const *bb_dirs, int nbb,
+                                const char *const *paths, int n, const char *cache_dir, int threads,
+                                eng_abort_fn abort, void *actx, void **result, size_t *len,
+                                eng_diag *d);
 /* Evaluates on n labelled images. o->probs (may be NULL) may compute the probabilities elsewhere.
  * *metrics_json: SPEC section 5 metrics plus evaluatedOn (new string, free()); *predictions_json
  * (may be NULL): COCO results [{image_id, category_id, score}] with the top-1 category of each

@@ -145,6 +145,20 @@ eng_status cls_ft_from_file(const eng_modelfile *f, const cJSON *meta, int ncat,
  * each group validated (copy 0) by a tail trained on every copy of the
  * other images. oof (n x ncat) is written for the rows with fold >= 0. */
 #define CLS_FT_MAX_GROUPS 4
+/* ---- a fine-tuning candidate run elsewhere (cls_ftjob.c) ----
+ * The job (JSON text, malloc'd; NULL when out of memory) that
+ * eng_cls_finetune_run runs: the candidate cls_ft_cv would cross-validate
+ * here (bb's tail from tap at size, ncopies copies of n images, labels y,
+ * the first repeat's folds) and the final fit with the same options. */
+char *cls_ftjob_spec(const eng_backbone *bb, const char *tap, int size, int ncopies, int ncat,
+                     const int *y, const int *fold, int n, int nfolds, const cls_ft_opts *o);
+/* Reads a job's result: oof (n x ncat) gets the held-out probabilities of
+ * the rows with fold[i] >= 0 (others untouched, as cls_ft_cv leaves them),
+ * tail the tail trained on every image (free with cls_ft_free).
+ * ENG_EFORMAT when res does not fit the candidate. */
+eng_status cls_ftjob_result(const void *res, size_t len, const eng_backbone *bb, const char *tap,
+                            int n, int ncat, const int *fold, double *oof, cls_ft *tail,
+                            eng_diag *d);
 eng_status cls_ft_cv(const eng_backbone *bb, const char *tap, int ncat, const float *maps, int n,
                      int ncopies, int h, int w, const int *y, const int *fold, int nfolds,
                      const cls_ft_opts *o, double *oof, eng_diag *d);

@@ -125,6 +125,8 @@ typedef struct trainer {
     int ft_nodes;       /* its length in graph nodes */
     int ft_mix;         /* 1: its probabilities are averaged with the linear head's */
     float *ft_maps;     /* FT_COPIES x n maps at the tap (copy-major) when it won */
+    cls_ft *ft_tail;    /* or the tail already trained on them (run by hooks.finetune) */
+    double remote_cpu;  /* CPU seconds of the work hooks.finetune ran elsewhere */
     double ft_top1, ft_loss;
     float power; /* cls_power exponent of every view (stage_power) */
 } trainer;
@@ -136,7 +138,9 @@ static double cpu_now(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-static double cpu_used(const trainer *t) { return cpu_now() - t->cpu0; }
+/* The run's CPU time: this process's since the start, plus the work its
+ * hooks ran elsewhere (the budget counts both). */
+static double cpu_used(const trainer *t) { return cpu_now() - t->cpu0 + t->remote_cpu; }
 
 static double wall_now(void)
 {
@@ -1410,6 +1414,56 @@ static eng_status ft_candidate(trainer *t, int bb, int size, const char *tap, fl
     return st;
 }
 
+/* The candidate of ft_candidate run elsewhere by hooks.finetune, which also
+ * trains the tail on every image (*tail) so a winner needs no second job.
+ * *taken = 0 when the hook leaves the work to the engine. */
+static eng_status ft_remote(trainer *t, int bb, int size, const char *tap, cls_ft **tail, int *h,
+                            int *w, double *oof, int *taken)
+{
+    *taken = 0;
+    *tail = NULL;
+    int c;
+    eng_status st = cls_ft_map_shape(bbof(t, bb), tap, size, h, w, &c, t->d);
+    if (st != ENG_OK)
+        return st;
+    cls_ft_opts o = ft_opts(t);
+    char *job =
+        cls_ftjob_spec(bbof(t, bb), tap, size, FT_COPIES, t->K, t->y, t->fold, t->n, t->nfolds, &o);
+    if (!job)
+        return eng_fail(t->d, ENG_ENOMEM, "training: out of memory");
+    void *res = NULL;
+    size_t len = 0;
+    double cpu = 0;
+    eng_status rst = ENG_EIO;
+    int rc =
+        t->a->hooks.finetune(t->a->hooks.ctx, job, t->paths, t->n, &res, &len, &cpu, &rst, t->d);
+    free(job);
+    if (rc == 1)
+        return ENG_OK;
+    *taken = 1;
+    t->remote_cpu += cpu;
+    if (rc != 0) {
+        free(res);
+        return rst != ENG_OK ? rst : eng_fail(t->d, ENG_EIO, "fine-tuning elsewhere failed");
+    }
+    cls_ft *s = calloc(1, sizeof *s);
+    st = s ? cls_ftjob_result(res, len, bbof(t, bb), tap, t->n, t->K, t->fold, oof, s, t->d)
+           : eng_fail(t->d, ENG_ENOMEM, "training: out of memory");
+    free(res);
+    if (st != ENG_OK) {
+        free(s);
+        return st;
+    }
+    *tail = s;
+    return ENG_OK;
+}
+
+static void ft_tail_free(cls_ft *s)
+{
+    cls_ft_free(s);
+    free(s);
+}
+
 /* Candidates: fine-tuning the top of a backbone of the winner (its last
  * 1x1 convolution, the last block with it, the whole last stage), each
  * validated on the same rows by the same log-loss as the linear heads.
@@ -1468,8 +1522,12 @@ static eng_status stage_finetune(trainer *t, char *note, size_t cap)
         }
         double c0 = cpu_used(t), top1, loss, top1m, lossm;
         float *maps = NULL;
-        int h, w;
-        st = ft_candidate(t, bb, size, taps[k], &maps, &h, &w, oof);
+        cls_ft *tail = NULL;
+        int h, w, remote = 0;
+        if (t->a->hooks.finetune)
+            st = ft_remote(t, bb, size, taps[k], &tail, &h, &w, oof, &remote);
+        if (!remote && st == ENG_OK)
+            st = ft_candidate(t, bb, size, taps[k], &maps, &h, &w, oof);
         if (st == ENG_EABORTED && t->budget_stop && !user_abort(t)) {
             t->budget_stop = 0;
             len += snprintf(note + len, cap - len, " budget ran out in the tail from %s;", taps[k]);
@@ -1509,10 +1567,13 @@ static eng_status stage_finetune(trainer *t, char *note, size_t cap)
             len = (int)cap - 1;
         if (!imp) {
             free(maps);
+            ft_tail_free(tail);
             continue;
         }
         best_loss = loss;
         free(t->ft_maps);
+        ft_tail_free(t->ft_tail);
+        t->ft_tail = tail;
         t->ft_won = 1;
         t->ft_mix = mix;
         t->ft_bb = bb;
@@ -1548,6 +1609,16 @@ static eng_status finetune_final(trainer *t, eng_classifier *m)
             mb = i;
     if (mb < 0)
         return eng_fail(t->d, ENG_EINVAL, "training: fine-tuned backbone not in the model");
+    if (t->ft_tail) {
+        /* trained with the candidate, by the same calls on the same maps */
+        t->ft_nodes = t->ft_tail->nnodes;
+        m->ft = t->ft_tail;
+        t->ft_tail = NULL;
+        m->ft_mix = t->ft_mix;
+        m->ft_bb = mb;
+        m->ft_size = t->ft_size;
+        return ENG_OK;
+    }
     cls_ft *s = calloc(1, sizeof *s);
     if (!s)
         return eng_fail(t->d, ENG_ENOMEM, "training: out of memory");
@@ -1579,6 +1650,7 @@ static eng_status finetune_final(trainer *t, eng_classifier *m)
 static void free_trainer(trainer *t)
 {
     free(t->ft_maps);
+    ft_tail_free(t->ft_tail);
     for (int p = 0; p < t->np; p++)
         free(t->pass[p].x);
     for (int v = 0; v < t->nv; v++) {

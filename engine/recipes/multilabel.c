@@ -204,12 +204,30 @@ eng_status eng_ml_evaluate(const eng_multilabel *m, eng_backbone *const *backbon
     uint8_t *truth = malloc((size_t)n * K);
     if (!feat || !scores || !truth)
         st = eng_fail(d, ENG_ENOMEM, "evaluate: out of memory");
-    /* one image at a time: exactly the path of predict */
-    for (int i = 0; i < n && st == ENG_OK; i++) {
+    for (int i = 0; i < n && st == ENG_OK; i++)
         tags_of(&s[i], K, truth + (size_t)i * K);
+    /* the scores computed elsewhere (the Slurm workers: eng_ml_predict of
+     * each image, the same path as below), unless the hook declines */
+    int here = 1;
+    if (st == ENG_OK && o && o->probs) {
+        const char **paths = malloc((size_t)n * sizeof *paths);
+        if (!paths) {
+            st = eng_fail(d, ENG_ENOMEM, "evaluate: out of memory");
+        } else {
+            for (int i = 0; i < n; i++)
+                paths[i] = s[i].path;
+            eng_status hs = ENG_OK;
+            int rc = o->probs(o->probs_ctx, m, paths, n, 0, scores, &hs, d);
+            free(paths);
+            here = rc == 1;
+            if (rc < 0)
+                st = hs != ENG_OK ? hs : eng_fail(d, ENG_EIO, "evaluate: failed elsewhere");
+        }
+    }
+    /* one image at a time: exactly the path of predict */
+    for (int i = 0; here && i < n && st == ENG_OK; i++)
         st =
             ml_model_scores(m, rb, &s[i].path, NULL, 1, NULL, &ro, feat, scores + (size_t)i * K, d);
-    }
     if (st == ENG_OK) {
         eng_eval_extra ex = {o && o->dataset_name ? o->dataset_name : "dataset", n, -1, NULL};
         st = ml_report(m, s, n, scores, truth, &ex, o, metrics_json, predictions_json, d);

@@ -39,14 +39,29 @@ typedef struct eng_train_progress {
 } eng_train_progress;
 
 /* Computes elsewhere (the Slurm executor's workers) the probabilities a
- * classifier (model: an eng_classifier) gives n image files, exactly as the
+ * classifier (model: an eng_classifier) or the scores a multilabel model
+ * (an eng_multilabel, cached = 0) gives n image files, exactly as the
  * engine would: cached = 1 through the feature cache as training's test pass
- * does, 0 one image at a time as eng_cls_evaluate does. probs: n x ncat.
+ * does, 0 one image at a time as eng_cls_evaluate and eng_ml_evaluate do.
+ * probs: n x ncat.
  * Returns 0 with probs filled; 1 when it does not take the work (the engine
  * computes the probabilities itself); -1 failed with *st and d set (the
  * first image that cannot be read, ENG_EABORTED, or the cluster's failure). */
 typedef int (*eng_probs_fn)(void *ctx, const void *model, const char *const *paths, int n,
                             int cached, float *probs, eng_status *st, eng_diag *d);
+
+/* Runs a classifier's fine-tuning candidate elsewhere (the Slurm executor's
+ * worker, `visionfs-worker finetune`, which hands job to
+ * eng_cls_finetune_run): job is the candidate as JSON text the engine wrote
+ * (backbone, tap, labels, folds, options, seed), paths its n training
+ * images. Returns 0 with *result (malloc'd, *len bytes: the bytes
+ * eng_cls_finetune_run gave the worker) and *cpu (the worker's CPU seconds,
+ * which the engine counts in its budget); 1 when it does not take the work
+ * (the engine fine-tunes itself); -1 failed with *st and d set (ENG_EABORTED
+ * when cancelled, or the cluster's failure). */
+typedef int (*eng_finetune_fn)(void *ctx, const char *job, const char *const *paths, int n,
+                               void **result, size_t *len, double *cpu, eng_status *st,
+                               eng_diag *d);
 
 typedef struct eng_train_hooks {
     eng_abort_fn abort; /* may be NULL; polled often (at least every batch of images) */
@@ -59,6 +74,8 @@ typedef struct eng_train_hooks {
     eng_eval_detail_fn detail;
     /* may be NULL: the classifier's test-set probabilities computed elsewhere */
     eng_probs_fn probs;
+    /* may be NULL: the classifier's fine-tuning candidates run elsewhere */
+    eng_finetune_fn finetune;
 } eng_train_hooks;
 
 typedef struct eng_train_args {

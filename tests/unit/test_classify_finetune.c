@@ -13,7 +13,9 @@
  * "absent", files with the older one-stage layout still load; a classifier
  * carrying a fine-tuned tail scores through it (alone or averaged with its
  * linear head), saves and loads with identical probabilities, predict ==
- * evaluate, and its file without the tail still loads. Skips (77) only
+ * evaluate, and its file without the tail still loads; a candidate run as
+ * a job (cls_ftjob.c, the Slurm worker's unit) gives bitwise the local
+ * cross-validation and fit, and a malformed one is refused. Skips (77) only
  * when the backbone is not installed; an installed one that does not open
  * fails. */
 #include "check.h"
@@ -430,6 +432,75 @@ int main(void)
         free(lin);
         free(pa);
         free(pb);
+    }
+
+    /* a fine-tuning candidate run as a job (cls_ftjob.c, what the Slurm
+     * worker runs): its result read back is bitwise the cross-validation and
+     * the fit computed here, with 1 thread there and 2 here */
+    {
+        const char *t0 = taps[0];
+        int fold[N], h0, w0, c0;
+        for (int i = 0; i < N; i++)
+            fold[i] = i % 2;
+        CHECK_EQUAL(cls_ft_map_shape(bb, t0, 224, &h0, &w0, &c0, &d), ENG_OK);
+        size_t d0 = (size_t)h0 * w0 * c0;
+        cls_ft_opts jo = {.epochs = 1,
+                          .batch = 8,
+                          .lr_stage = 1e-4f,
+                          .lr_head = 1e-3f,
+                          .weight_decay = 1e-4f,
+                          .lp_lambda = 1e-2f,
+                          .seed = 5,
+                          .threads = 2};
+        char *job = cls_ftjob_spec(bb, t0, 224, 2, NCAT, y, fold, N, 2, &jo);
+        CHECK(job != NULL);
+        const char *dirs[1] = {bbdir};
+        void *res = NULL;
+        size_t len = 0;
+        CHECK_EQUAL(eng_cls_finetune_run(job, dirs, 1, cp, N, NULL, 1, NULL, NULL, &res, &len, &d),
+                    ENG_OK);
+        float *jm = malloc(sizeof(float) * d0 * 2 * N);
+        double *oof = calloc((size_t)N * NCAT, sizeof *oof),
+               *oof2 = malloc(sizeof(double) * N * NCAT);
+        int yc[2 * N];
+        for (int c = 0; c < 2; c++)
+            CHECK_EQUAL(cls_ft_maps(bb, t0, cp, N, c, 5, 224, NULL, 2, jm + d0 * N * c, &d),
+                        ENG_OK);
+        CHECK_EQUAL(cls_ft_cv(bb, t0, NCAT, jm, N, 2, h0, w0, y, fold, 2, &jo, oof, &d), ENG_OK);
+        for (int i = 0; i < 2 * N; i++)
+            yc[i] = y[i % N];
+        cls_ft here, there;
+        CHECK_EQUAL(cls_ft_init(&here, bb, t0, NCAT, &d), ENG_OK);
+        CHECK_EQUAL(cls_ft_train(&here, jm, 2 * N, h0, w0, yc, &jo, NULL, &d), ENG_OK);
+        CHECK_EQUAL(cls_ftjob_result(res, len, bb, t0, N, NCAT, fold, oof2, &there, &d), ENG_OK);
+        CHECK(memcmp(oof, oof2, sizeof(double) * N * NCAT) == 0);
+        const char *na[2 * CLS_FT_MAX_NODES + 2], *nb[2 * CLS_FT_MAX_NODES + 2];
+        eng_tensor ta[2 * CLS_FT_MAX_NODES + 2], tb[2 * CLS_FT_MAX_NODES + 2];
+        int ka = cls_ft_tensors(&here, na, ta), kb = cls_ft_tensors(&there, nb, tb);
+        CHECK_EQUAL(ka, kb);
+        for (int k = 0; k < ka && k < kb; k++)
+            CHECK(eng_tensor_numel(&ta[k]) == eng_tensor_numel(&tb[k]) &&
+                  memcmp(ta[k].data, tb[k].data, sizeof(float) * eng_tensor_numel(&ta[k])) == 0);
+        /* a result that does not fit the candidate, a job for another image
+         * count, a backbone the node lacks: refused with a message */
+        cls_ft other;
+        CHECK_EQUAL(cls_ftjob_result(res, len - 4, bb, t0, N, NCAT, fold, oof2, &other, &d),
+                    ENG_EFORMAT);
+        void *r2 = NULL;
+        CHECK(eng_cls_finetune_run(job, dirs, 1, cp, N - 1, NULL, 1, NULL, NULL, &r2, &len, &d) !=
+              ENG_OK);
+        const char *none[1] = {"/nonexistent/efficientnet-lite9"};
+        CHECK_EQUAL(eng_cls_finetune_run(job, none, 1, cp, N, NULL, 1, NULL, NULL, &r2, &len, &d),
+                    ENG_ENOTFOUND);
+        CHECK(strstr(d.msg, "efficientnet-lite0") != NULL);
+        CHECK(r2 == NULL);
+        cls_ft_free(&here);
+        cls_ft_free(&there);
+        free(res);
+        free(job);
+        free(jm);
+        free(oof);
+        free(oof2);
     }
 
     /* an unreadable image is named */
