@@ -91,22 +91,17 @@ eng_status eng_backbone_embed_dim(const eng_backbone *bb, int size, const char *
  * kept) to size x size (0 = the backbone's input size; otherwise a multiple
  * of 32 in 32..2048) in the backbone's pixel range, run in batches of up to
  * ENG_BACKBONE_MAX_BATCH to the given taps (NULL = the embedding node), each
- * tap global-average-pooled (or as its suffix says, eng_backbone_tap_pool) over height and width
- * and the results concatenated in tap order: out[i * dim + ...], dim as eng_backbone_embed_dim says
- * (also stored in *dim, which may be NULL). out NULL: only *dim is set. Decoding and resizing of
- * the next batch run on a producer thread while the model computes (o->threads threads; o may be
- * NULL); o->abort is polled between nodes and batches. _files decodes each path (any format
- * eng_image_decode_file reads, JPEG with DCT scaling to the input size). On a failing image the
- * call fails and the message names it. _images takes decoded images; crops (may be NULL: whole
- * images) in image pixels and flips (may be NULL: none) give the augmentation per image. */
-/* A tap may name a node followed by "#gem" or "#max": the node's map is
- * then pooled over height and width by the generalised mean with p = 3 of
- * max(x, 0), (mean max(x, 0)^3)^(1/3), or by the maximum, instead of the
- * average. Writes the node name into node (cap bytes; cap 0: not written)
- * and returns the pooling. */
-enum { ENG_POOL_MEAN = 0, ENG_POOL_GEM, ENG_POOL_MAX };
-int eng_backbone_tap_pool(const char *tap, char *node, size_t cap);
-
+ * tap global-average-pooled over height and width and the results
+ * concatenated in tap order: out[i * dim + ...], dim as eng_backbone_embed_dim
+ * says (also stored in *dim, which may be NULL). out NULL: only *dim is set.
+ * Decoding and resizing of the next batch run on a producer thread while the
+ * model computes (o->threads threads; o may be NULL); o->abort is polled
+ * between nodes and batches.
+ * _files decodes each path (any format eng_image_decode_file reads, JPEG
+ * with DCT scaling to the input size). On a failing image the call fails and
+ * the message names it. _images takes decoded images; crops (may be NULL:
+ * whole images) in image pixels and flips (may be NULL: none) give the
+ * augmentation per image. */
 eng_status eng_backbone_embed_files(const eng_backbone *bb, const char *const *paths, int n,
                                     int size, const char *const *taps, int ntaps, float *out,
                                     int *dim, const eng_run_opts *o, eng_diag *d);

@@ -12,7 +12,6 @@
  */
 #include "backbone_int.h"
 
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -143,26 +142,6 @@ static void *producer_main(void *arg)
     return NULL;
 }
 
-int eng_backbone_tap_pool(const char *tap, char *node, size_t cap)
-{
-    const char *h = strrchr(tap, '#');
-    int kind = ENG_POOL_MEAN;
-    size_t len = strlen(tap);
-    if (h && strcmp(h, "#gem") == 0)
-        kind = ENG_POOL_GEM;
-    else if (h && strcmp(h, "#max") == 0)
-        kind = ENG_POOL_MAX;
-    if (kind != ENG_POOL_MEAN)
-        len = (size_t)(h - tap);
-    if (cap == 0)
-        return kind;
-    if (len >= cap)
-        len = cap - 1;
-    memcpy(node, tap, len);
-    node[len] = '\0';
-    return kind;
-}
-
 /* Channels of each tap at w x h; sum in *dim. */
 static eng_status tap_channels(const eng_backbone *bb, int w, int h, const char *const *taps,
                                int ntaps, int *chan, int *dim, eng_diag *d)
@@ -175,11 +154,9 @@ static eng_status tap_channels(const eng_backbone *bb, int w, int h, const char 
         int64_t od[1][ENG_MAX_DIMS];
         int nd = 0;
         eng_diag md = {{0}};
+        const char *outs[1] = {taps[t]};
         if (!taps[t])
             return eng_fail(d, ENG_EINVAL, "backbone '%s': tap %d is NULL", in->name, t);
-        char node[256];
-        eng_backbone_tap_pool(taps[t], node, sizeof node);
-        const char *outs[1] = {node};
         eng_status st = eng_model_shapes(m, 4, shape, outs, 1, od, &nd, NULL, &md);
         if (st)
             return eng_fail(d, st, "backbone '%s': tap '%s' at %dx%d: %s", in->name, taps[t], w, h,
@@ -235,9 +212,8 @@ eng_status eng_backbone_embed_dim(const eng_backbone *bb, int size, const char *
     return tap_channels(bb, w, h, taps, ntaps, chan, dim, d);
 }
 
-/* Global pool (average, GeM or max: tap_node) of t [N, ..., C] into
- * out[i * dim + off + c]. */
-static void pool_into(const eng_tensor *t, int kind, int count, int dim, int off, float *out)
+/* Global average pool of t [N, ..., C] into out[i * dim + off + c]. */
+static void pool_into(const eng_tensor *t, int count, int dim, int off, float *out)
 {
     int64_t c = t->dim[t->ndim - 1];
     int64_t per = eng_tensor_numel(t) / (count > 0 ? count : 1);
@@ -251,29 +227,11 @@ static void pool_into(const eng_tensor *t, int kind, int count, int dim, int off
             for (int64_t k = 0; k < cn; k++)
                 acc[k] = 0;
             const float *p = src + (size_t)i * (size_t)per + c0;
-            if (kind == ENG_POOL_MAX) {
+            for (int64_t s = 0; s < cells; s++, p += c)
                 for (int64_t k = 0; k < cn; k++)
-                    acc[k] = cells > 0 ? p[k] : 0;
-                for (int64_t s = 0; s < cells; s++, p += c)
-                    for (int64_t k = 0; k < cn; k++)
-                        acc[k] = p[k] > acc[k] ? p[k] : acc[k];
-                for (int64_t k = 0; k < cn; k++)
-                    o[c0 + k] = (float)acc[k];
-                continue;
-            }
-            if (kind == ENG_POOL_GEM)
-                for (int64_t s = 0; s < cells; s++, p += c)
-                    for (int64_t k = 0; k < cn; k++) {
-                        double v = p[k] > 0 ? p[k] : 0;
-                        acc[k] += v * v * v;
-                    }
-            else
-                for (int64_t s = 0; s < cells; s++, p += c)
-                    for (int64_t k = 0; k < cn; k++)
-                        acc[k] += p[k];
+                    acc[k] += p[k];
             for (int64_t k = 0; k < cn; k++)
-                o[c0 + k] = kind == ENG_POOL_GEM ? (float)cbrt(acc[k] / (double)cells)
-                                                 : (float)(acc[k] / (double)cells);
+                o[c0 + k] = (float)(acc[k] / (double)cells);
         }
     }
 }
@@ -300,22 +258,6 @@ static eng_status embed_run(const eng_backbone *bb, embed_job *j, int size, cons
         *dim = total;
     if (!out || j->n == 0)
         return ENG_OK;
-    /* one model output per distinct node; each tap pools its node's map */
-    char nodebuf[64][256];
-    const char *nodes[64];
-    int nnodes = 0, tnode[64], tkind[64];
-    for (int t = 0; t < ntaps; t++) {
-        char nm[256];
-        tkind[t] = eng_backbone_tap_pool(taps[t], nm, sizeof nm);
-        int u = 0;
-        while (u < nnodes && strcmp(nodes[u], nm) != 0)
-            u++;
-        if (u == nnodes) {
-            memcpy(nodebuf[u], nm, sizeof nm);
-            nodes[nnodes++] = nodebuf[u];
-        }
-        tnode[t] = u;
-    }
 
     j->pixels = in->pixels;
     j->bbname = in->name;
@@ -365,26 +307,25 @@ static eng_status embed_run(const eng_backbone *bb, embed_job *j, int size, cons
         input.dim[2] = j->w;
         input.dim[3] = 3;
         eng_diag md = {{0}};
-        st = eng_model_run(eng_backbone_model(bb), &input, nodes, nnodes, res, o, &md);
+        st = eng_model_run(eng_backbone_model(bb), &input, taps, ntaps, res, o, &md);
         if (st) {
             eng_fail(d, st, "backbone '%s': %s", in->name, md.msg);
             break;
         }
         int off = 0;
         for (int t = 0; t < ntaps && !st; t++) {
-            const eng_tensor *r = res[tnode[t]];
-            if (r->dtype != ENG_F32 || r->ndim < 2 || r->dim[0] != s->count ||
-                r->dim[r->ndim - 1] != chan[t])
+            if (res[t]->dtype != ENG_F32 || res[t]->ndim < 2 || res[t]->dim[0] != s->count ||
+                res[t]->dim[res[t]->ndim - 1] != chan[t])
                 st = eng_fail(d, ENG_EFORMAT,
                               "backbone '%s': tap '%s' came out with an "
                               "unexpected shape",
                               in->name, taps[t]);
             else
-                pool_into(r, tkind[t], s->count, total, off,
+                pool_into(res[t], s->count, total, off,
                           out + (size_t)b * ENG_BACKBONE_MAX_BATCH * (size_t)total);
             off += chan[t];
         }
-        for (int t = 0; t < nnodes; t++) {
+        for (int t = 0; t < ntaps; t++) {
             eng_tensor_free(res[t]);
             res[t] = NULL;
         }

@@ -13,7 +13,6 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -208,47 +207,12 @@ eng_status cls_extract(const cls_extract_req *r, float *out, eng_diag *d)
 static const char *const EXTRA_TAPS[][3] = {
     {"taps.stride32_block", "taps.stride32", NULL},
     {"taps.stride16", NULL, NULL},
-    {"taps.stride8", NULL, NULL},
 };
-
-/* Tap names made here (a node with a pooling suffix, a block found by
- * name) live for the process: a few per backbone, appended under a lock. */
-#define INTERN_MAX 64
-static char *interned[INTERN_MAX];
-static int ninterned;
-static pthread_mutex_t intern_mu = PTHREAD_MUTEX_INITIALIZER;
-
-static const char *intern(const char *s)
-{
-    const char *r = NULL;
-    pthread_mutex_lock(&intern_mu);
-    for (int i = 0; i < ninterned && !r; i++)
-        if (strcmp(interned[i], s) == 0)
-            r = interned[i];
-    if (!r && ninterned < INTERN_MAX && (interned[ninterned] = strdup(s)) != NULL)
-        r = interned[ninterned++];
-    pthread_mutex_unlock(&intern_mu);
-    return r;
-}
-
-/* The last block of the stage before the stride-32 tap "blocks_N/project"
- * (EfficientNet-Lite: the input of the last stage, "blocks_{N-1}/add"). */
-static const char *stage6_tap(const eng_backbone *b)
-{
-    const char *s32 = eng_backbone_field(b, "taps.stride32");
-    int n = -1, end = 0;
-    if (!s32 || sscanf(s32, "blocks_%d/project%n", &n, &end) != 1 || s32[end] || n < 1)
-        return NULL;
-    char name[64];
-    snprintf(name, sizeof name, "blocks_%d/add", n - 1);
-    return eng_model_has_node(eng_backbone_model(b), name) ? intern(name) : NULL;
-}
 
 int cls_pass_taps(const eng_backbone *b, const char **taps, const char **keys)
 {
     int nt = 0;
-    const char *emb = eng_backbone_get_info(b)->embedding;
-    taps[nt] = emb;
+    taps[nt] = eng_backbone_get_info(b)->embedding;
     keys[nt++] = "embedding";
     for (size_t e = 0; e < sizeof EXTRA_TAPS / sizeof EXTRA_TAPS[0]; e++)
         for (int k = 0; k < 3 && EXTRA_TAPS[e][k]; k++) {
@@ -259,22 +223,6 @@ int cls_pass_taps(const eng_backbone *b, const char **taps, const char **keys)
                 break;
             }
         }
-    const char *s6 = stage6_tap(b);
-    if (s6) {
-        taps[nt] = s6;
-        keys[nt++] = "stage6";
-    }
-    /* the embedding's map pooled otherwise (embed.c: "#gem", "#max") */
-    static const char *const POOLS[] = {"gem", "max"};
-    for (int k = 0; k < 2; k++) {
-        char name[512];
-        snprintf(name, sizeof name, "%s#%s", emb, POOLS[k]);
-        const char *s = intern(name);
-        if (s) {
-            taps[nt] = s;
-            keys[nt++] = POOLS[k];
-        }
-    }
     return nt;
 }
 

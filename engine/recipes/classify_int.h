@@ -7,7 +7,7 @@
 #include "cls_int.h"
 #include "classify.h"
 
-#define CLS_MAX_VIEWS 32
+#define CLS_MAX_VIEWS 16
 
 /* One view of a trained model: backbone index, input size, tap node. */
 typedef struct cls_view {
@@ -65,13 +65,10 @@ typedef struct cls_extract_req {
 eng_status cls_extract(const cls_extract_req *r, float *out, eng_diag *d);
 
 /* The taps of a backbone's feature pass: its embedding, then the extra taps
- * it has (stride-32 block, stride 16, stride 8, the last block before the
- * last stage), then the embedding's map max- and GeM-pooled (tap names
- * "NODE#gem", "NODE#max", see eng_backbone_embed_files); keys gets their
- * short names. Returns
+ * it has (stride-32 block, stride 16); keys gets their short names. Returns
  * how many (at most CLS_MAX_TAPS). Training and eng_cls_cache_features
  * share it, so both write the same cache files. */
-#define CLS_MAX_TAPS 7
+#define CLS_MAX_TAPS 3
 int cls_pass_taps(const eng_backbone *b, const char **taps, const char **keys);
 
 /* Finds the model's backbones (by name and checksum) among bbs: out[i] is

@@ -5,7 +5,7 @@
  * caller exactly as predict/ resizes: Pillow-style 8-bit bilinear), cast to
  * float, mapped to the backbone's pixel range, transposed to NCHW; each
  * (backbone, size) group runs its backbone once (eng_model_emit_onnx) to the
- * taps of its views; each view is pooled (mean, GeM or max), signed-powered, centred,
+ * taps of its views; each view is mean-pooled, signed-powered, centred,
  * L2-normalised and weighted; the concatenation goes through the linear head
  * and softmax. A fine-tuned tail runs from its tap (convolutions with SAME
  * padding, adds, activations), is mean-pooled, goes through its dense layer
@@ -69,28 +69,14 @@ static const char *pixels_in(cx *c, int si, eng_pixels px)
 }
 
 /* mean over H and W of an NCHW map: [N, C] */
-static const char *reduce_hw(onnx_b *b, const char *op, const char *x)
+static const char *gap(onnx_b *b, const char *x)
 {
     onnx_node *n;
-    const char *r = onnx_opx(b, op, &x, 1, &n);
+    const char *r = onnx_opx(b, "ReduceMean", &x, 1, &n);
     int64_t axes[2] = {2, 3};
     onnx_attr_ints(b, n, "axes", 2, axes);
     onnx_attr_int(b, n, "keepdims", 0);
     return r;
-}
-
-static const char *gap(onnx_b *b, const char *x) { return reduce_hw(b, "ReduceMean", x); }
-
-/* a view's pooling (eng_backbone_tap_pool): average, GeM (p = 3) or max */
-static const char *pool(onnx_b *b, int kind, const char *x)
-{
-    if (kind == ENG_POOL_MAX)
-        return reduce_hw(b, "ReduceMax", x);
-    if (kind != ENG_POOL_GEM)
-        return gap(b, x);
-    x = onnx_opx(b, "Relu", &x, 1, NULL);
-    x = onnx_bin(b, "Pow", x, onnx_scalar(b, "const_gem_p", 3.0f));
-    return onnx_bin(b, "Pow", gap(b, x), onnx_scalar(b, "const_gem_inv_p", 1.0f / 3.0f));
 }
 
 static const char *softmax(onnx_b *b, const char *x, const char *out)
@@ -114,15 +100,12 @@ static eng_status linear_head(const eng_classifier *m, const eng_backbone *const
             continue;
         const cls_view *w0 = &m->views[v0];
         const char *taps[CLS_MAX_VIEWS], *maps[CLS_MAX_VIEWS];
-        char node[CLS_MAX_VIEWS][256];
-        int members[CLS_MAX_VIEWS], kind[CLS_MAX_VIEWS], nt = 0;
+        int members[CLS_MAX_VIEWS], nt = 0;
         for (int v = v0; v < m->nviews; v++)
             if (!done[v] && m->views[v].bb == w0->bb && m->views[v].size == w0->size) {
                 done[v] = 1;
                 members[nt] = v;
-                kind[nt] = eng_backbone_tap_pool(m->views[v].tap, node[nt], sizeof node[nt]);
-                taps[nt] = node[nt];
-                nt++;
+                taps[nt++] = m->views[v].tap;
             }
         const eng_backbone *bb = rb[w0->bb];
         const eng_backbone_info *inf = eng_backbone_get_info(bb);
@@ -139,7 +122,7 @@ static eng_status linear_head(const eng_classifier *m, const eng_backbone *const
             return st;
         for (int t = 0; t < nt; t++) {
             const cls_view *vw = &m->views[members[t]];
-            const char *x = pool(b, kind[t], maps[t]);
+            const char *x = gap(b, maps[t]);
             if (vw->power != 1.0f) {
                 snprintf(buf, sizeof buf, "view%d.power", members[t]);
                 const char *sg = onnx_opx(b, "Sign", &x, 1, NULL);

@@ -333,10 +333,7 @@ static double pass_gflop(const trainer *t, int bb, int size, const char *const *
     int on[MAX_TAPS];
     double flops = 0;
     eng_diag d;
-    /* the embedding (the first tap) comes last in the network, so its cost
-     * is the pass's; the other taps may carry a pooling suffix */
-    (void)nt;
-    if (eng_model_shapes(eng_backbone_model(bbof(t, bb)), 4, in, taps, 1, od, on, &flops, &d) !=
+    if (eng_model_shapes(eng_backbone_model(bbof(t, bb)), 4, in, taps, nt, od, on, &flops, &d) !=
         ENG_OK)
         return 1.0;
     return flops * 1e-9;
@@ -1090,44 +1087,6 @@ static eng_status stage_power(trainer *t)
     return st;
 }
 
-/* Adds to f the views of the taps named in keys (NULL-terminated) of every
- * (backbone, size) in f; with replace, each embedding view of f is replaced
- * by the first key's view instead. Returns how many views changed. */
-static int with_taps(const trainer *t, fset *f, const char *const *keys, int replace)
-{
-    fset base = *f;
-    int changed = 0;
-    for (int i = 0; i < base.nv; i++) {
-        const tview *v = &t->view[base.v[i]];
-        if (v->tap != 0)
-            continue;
-        for (int u = 0; u < t->nv; u++) {
-            const tview *w = &t->view[u];
-            int match = 0;
-            for (int k = 0; keys[k] && !(replace && k > 0); k++)
-                match |= w->bb == v->bb && w->size == v->size && w->tap > 0 &&
-                         strcmp(w->tapkey, keys[k]) == 0;
-            if (!match)
-                continue;
-            int dup = 0;
-            for (int q = 0; q < f->nv; q++)
-                dup |= f->v[q] == u;
-            if (dup)
-                continue;
-            if (replace) {
-                for (int q = 0; q < f->nv; q++)
-                    if (f->v[q] == base.v[i])
-                        f->v[q] = u;
-                changed++;
-            } else if (f->nv < CLS_MAX_VIEWS) {
-                f->v[f->nv++] = u;
-                changed++;
-            }
-        }
-    }
-    return changed;
-}
-
 static eng_status stage_base(trainer *t)
 {
     const eng_train_args *a = t->a;
@@ -1147,10 +1106,9 @@ static eng_status stage_base(trainer *t)
             order[j - 1] = x;
         }
     int nemb = 0, first_view[64];
-    /* each alone, together, power, extra taps (the old pair together, 6
-     * kinds alone, 2 poolings in place), two scales, augmentation,
+    /* each alone, together, power, extra taps, two scales, augmentation,
      * fine-tuning */
-    t->ntrials = nb + (nb > 1) + 1 + 9 + 2 + 1 + 1;
+    t->ntrials = nb + (nb > 1) + 1 + 1 + 2 + 1 + 1;
     for (int k = 0; k < nb; k++) {
         int b = order[k];
         t->mandatory_limit = a->budget_seconds <= 0 ? 1e30
@@ -1220,33 +1178,27 @@ static eng_status stage_base(trainer *t)
     eng_status pst = stage_power(t);
     if (pst != ENG_OK || perfect(t))
         return pst;
-    /* extra taps of the backbones in the best set: the stride-32 block and
-     * stride 16 together (the first candidate of this stage), then each
-     * kind of tap alone, greedily, and the embedding pooled otherwise in
-     * place of the average */
-    static const char *const OLD_KEYS[] = {"stride32_block", "stride32", "stride16", NULL};
+    /* extra taps of the backbones in the best set */
     fset f = t->best;
-    if (with_taps(t, &f, OLD_KEYS, 0)) {
-        eng_status st = try_fset(t, &f, &imp);
-        if (st != ENG_OK || perfect(t))
-            return st;
+    int added = 0;
+    for (int i = 0; i < t->best.nv; i++) {
+        const tview *v = &t->view[t->best.v[i]];
+        for (int u = 0; u < t->nv; u++)
+            if (t->view[u].bb == v->bb && t->view[u].size == v->size && t->view[u].tap > 0 &&
+                f.nv < CLS_MAX_VIEWS) {
+                int dup = 0;
+                for (int q = 0; q < f.nv; q++)
+                    dup |= f.v[q] == u;
+                if (!dup) {
+                    f.v[f.nv++] = u;
+                    added++;
+                }
+            }
     }
-    static const char *const KEYS[][3] = {{"stride32_block", "stride32", NULL},
-                                          {"stride16", NULL, NULL},
-                                          {"stride8", NULL, NULL},
-                                          {"stage6", NULL, NULL},
-                                          {"gem", NULL, NULL},
-                                          {"max", NULL, NULL}};
-    for (size_t k = 0; k < sizeof KEYS / sizeof KEYS[0]; k++) {
-        int replace = !strcmp(KEYS[k][0], "gem") || !strcmp(KEYS[k][0], "max");
-        for (int r = 0; r <= replace; r++) {
-            f = t->best;
-            if (!with_taps(t, &f, KEYS[k], r))
-                continue;
-            eng_status st = try_fset(t, &f, &imp);
-            if (st != ENG_OK || perfect(t))
-                return st;
-        }
+    if (added) {
+        eng_status st = try_fset(t, &f, &imp);
+        if (st != ENG_OK)
+            return st;
     }
     return ENG_OK;
 }

@@ -86,7 +86,7 @@ cp "$M"/predict/*.json "$SRC/pred/"
 check "onnxruntime agrees with predict/ on 20 photos" \
     "$PYO/bin/python3" "$E2E_DIR/test_models_onnx_check.py" "$SRC/a.onnx" "$SRC/pred" "$PIX" "$SRC"/photos/*
 
-# imported models the search may not pick on 16 images: 6 views at 3 sizes (two pooled by GeM and max)
+# imported models the search may not pick on 16 images: 4 views at 3 sizes
 # over 2 backbones (inputs image, image_352, image_320), and fine-tuned
 # tails (SAME padding with the odd pixel, add, hard-swish) alone and
 # averaged with the linear head
