@@ -377,48 +377,10 @@ eng_status cls_features(const eng_classifier *m, const eng_backbone *const *rb,
                 taps[nt++] = m->views[v].tap;
                 gdim += m->views[v].dim;
             }
-        /* with a cache, the training passes' taps when they hold the
-         * group's: the same cache files whichever views a model kept, so
-         * evaluations of models trained on the same images share them */
-        const eng_backbone *bb = rb[m->views[v0].bb];
-        int nmem = nt, at[CLS_MAX_VIEWS];
-        const char *ptaps[CLS_MAX_TAPS], *pkeys[CLS_MAX_TAPS];
-        int np = cache_dir && hashes ? cls_pass_taps(bb, ptaps, pkeys) : 0, pdim = 0;
-        for (int t = 0; t < nmem && np > 0; t++) {
-            at[t] = -1;
-            for (int k = 0, off = 0; k < np && at[t] < 0; k++) {
-                int dk = 0;
-                eng_diag ign;
-                if (eng_backbone_embed_dim(bb, m->views[v0].size, &ptaps[k], 1, &dk, &ign) !=
-                    ENG_OK)
-                    break;
-                if (strcmp(ptaps[k], taps[t]) == 0 && dk == m->views[members[t]].dim)
-                    at[t] = off;
-                off += dk;
-            }
-            if (at[t] < 0)
-                np = 0; /* a tap of the model's own: its taps alone */
-        }
-        if (np > 0) {
-            eng_diag ign;
-            if (eng_backbone_embed_dim(bb, m->views[v0].size, ptaps, np, &pdim, &ign) != ENG_OK)
-                np = 0;
-        }
-        if (np > 0) {
-            for (int k = 0; k < np; k++)
-                taps[k] = ptaps[k];
-            nt = np;
-            gdim = pdim;
-        } else {
-            for (int t = 0, off = 0; t < nmem; t++) {
-                at[t] = off;
-                off += m->views[members[t]].dim;
-            }
-        }
         float *buf = malloc((size_t)(n ? n : 1) * gdim * sizeof *buf);
         if (!buf)
             return eng_fail(d, ENG_ENOMEM, "features: out of memory");
-        cls_extract_req r = {.bb = bb,
+        cls_extract_req r = {.bb = rb[m->views[v0].bb],
                              .size = m->views[v0].size,
                              .taps = taps,
                              .ntaps = nt,
@@ -436,12 +398,15 @@ eng_status cls_features(const eng_classifier *m, const eng_backbone *const *rb,
             free(buf);
             return st;
         }
-        for (int i = 0; i < n; i++)
-            for (int t = 0; t < nmem; t++) {
+        for (int i = 0; i < n; i++) {
+            int at = 0;
+            for (int t = 0; t < nt; t++) {
                 const cls_view *vw = &m->views[members[t]];
-                memcpy(feat + (size_t)i * m->dim + vw->offset, buf + (size_t)i * gdim + at[t],
+                memcpy(feat + (size_t)i * m->dim + vw->offset, buf + (size_t)i * gdim + at,
                        (size_t)vw->dim * sizeof *feat);
+                at += vw->dim;
             }
+        }
         free(buf);
     }
     for (int i = 0; i < n; i++)
