@@ -1,12 +1,25 @@
 /* bench_backbone.c: speed of the engine's runtime on the installed
  * backbones: CenterNet backbone to the embedding at 320 and 512, the full
- * detector heads (keypoints + wh) at 512, EfficientNet-Lite0 at 224 when
- * installed; 1 and 2 threads, batch 1 and 8. Prints one json line per case
- * (ms per image, images per second, GFLOP/s) plus the measured AVX2 FMA
- * peak, for bench/backbone to tabulate next to the wasm peer.
+ * detector heads (keypoints + wh) at 512, EfficientNet-Lite0 at 224 and
+ * Lite2 at 260 when installed; 1 and 2 threads, batch 1 and 8. Prints one
+ * json line per case (ms per image, images per second, GFLOP/s, median)
+ * plus the measured AVX2 FMA peak, for bench/backbone and
+ * bench/backbone_peers.sh to tabulate next to the peers.
  *
  * Usage: bench_backbone [--reps N] [--profile] [--rss] [--only SIZE]
+ *                       [--threads T] [--batch B] [--case NAME]... [--no-peak]
+ *                       [--export DIR --image PHOTO]
  *   --rss: run only the detector at 512 with batch 8 and print peak RSS.
+ *   --threads / --batch / --case: only that thread count / batch size /
+ *   network (NAME as the export names it, e.g. centernet-backbone-512;
+ *   repeatable). --no-peak: skip measuring the FMA peak.
+ *   --export: instead of timing, write for every network the bare graph as
+ *   DIR/NAME.onnx (eng_model_emit_onnx: input "image" NCHW [N,3,S,S] in the
+ *   backbone's pixel range, the network's outputs NCHW), the photo's pixels
+ *   as the engine takes them (DIR/NAME.in.f32, NHWC [1,S,S,3]) and the
+ *   engine's outputs on them (DIR/NAME.outK.f32, NHWC), plus one json line
+ *   per network saying the shapes, so that a peer runtime can be checked
+ *   against the engine on a real image before it is timed.
  * Model paths: $VFS_CENTERNET_JSON or the backbones folder of
  * tests/unit/test_backbone_dir.h. Exits 77 when CenterNet is not installed,
  * 1 when an installed backbone does not load.
@@ -206,9 +219,91 @@ static const char *embedding_of(const char *json_path, char *buf, size_t len)
     return r;
 }
 
+static int write_file(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f || fwrite(p, 1, n, f) != n || fclose(f)) {
+        fprintf(stderr, "%s: cannot write\n", path);
+        return -1;
+    }
+    return 0;
+}
+
+/* --export: c's graph as DIR/NAME.onnx, the photo's pixels at c's size and
+ * the engine's outputs on them (see the usage at the top) */
+static int export_case(const eng_model *m, const bench_case *c, const eng_image *im,
+                       const char *dir)
+{
+    char name[128], path[4400];
+    snprintf(name, sizeof name, "%s-%s-%d", c->model, c->name, c->size);
+    int64_t dim[4] = {1, c->size, c->size, 3};
+    eng_tensor *x = eng_tensor_new(ENG_F32, 4, dim);
+    eng_tensor *out[2] = {0};
+    eng_diag d;
+    onnx_b *b = onnx_new();
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = -1;
+    if (!x || !b)
+        goto done;
+    if (eng_image_to_tensor(im, NULL, 0, c->size, c->size, ENG_PIX_0_255, eng_f32(x), &d)) {
+        fprintf(stderr, "%s: %s\n", name, d.msg);
+        goto done;
+    }
+    eng_run_opts opts = {.threads = 1};
+    if (eng_model_run(m, x, c->outs, c->n_outs, out, &opts, &d)) {
+        fprintf(stderr, "%s: %s\n", name, d.msg);
+        goto done;
+    }
+    int64_t in_nchw[4] = {-1, 3, c->size, c->size};
+    onnx_input(b, "image", ONNX_FLOAT, 4, in_nchw);
+    const char *on[2];
+    if (eng_model_emit_onnx(m, b, "image", c->size, c->size, c->outs, c->n_outs, "", "w/", on,
+                            &d)) {
+        fprintf(stderr, "%s: %s\n", name, d.msg);
+        goto done;
+    }
+    for (int i = 0; i < c->n_outs; i++) {
+        const int64_t *od = out[i]->dim;
+        int64_t nchw[4] = {-1, od[3], od[1], od[2]};
+        onnx_output(b, on[i], ONNX_FLOAT, 4, nchw);
+    }
+    if (onnx_pack(b, name, "bench", &buf, &len, &d)) {
+        fprintf(stderr, "%s: %s\n", name, d.msg);
+        goto done;
+    }
+    snprintf(path, sizeof path, "%s/%s.onnx", dir, name);
+    if (write_file(path, buf, len))
+        goto done;
+    snprintf(path, sizeof path, "%s/%s.in.f32", dir, name);
+    if (write_file(path, eng_f32(x), sizeof(float) * (size_t)eng_tensor_numel(x)))
+        goto done;
+    printf("{\"name\":\"%s\",\"model\":\"%s\",\"case\":\"%s\",\"size\":%d,\"outputs\":[", name,
+           c->model, c->name, c->size);
+    for (int i = 0; i < c->n_outs; i++) {
+        snprintf(path, sizeof path, "%s/%s.out%d.f32", dir, name, i);
+        if (write_file(path, eng_f32(out[i]), sizeof(float) * (size_t)eng_tensor_numel(out[i])))
+            goto done;
+        const int64_t *od = out[i]->dim;
+        printf("%s{\"node\":\"%s\",\"nhwc\":[1,%lld,%lld,%lld]}", i ? "," : "", c->outs[i],
+               (long long)od[1], (long long)od[2], (long long)od[3]);
+    }
+    printf("]}\n");
+    rc = 0;
+done:
+    free(buf);
+    onnx_free(b);
+    for (int i = 0; i < 2; i++)
+        eng_tensor_free(out[i]);
+    eng_tensor_free(x);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
-    int reps = 5, profile = 0, rss = 0, only = 0;
+    int reps = 5, profile = 0, rss = 0, only = 0, only_thr = 0, only_batch = 0;
+    const char *export_dir = NULL, *photo = NULL, *want[8];
+    int n_want = 0, no_peak = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--reps") && i + 1 < argc)
             reps = atoi(argv[++i]);
@@ -218,10 +313,29 @@ int main(int argc, char **argv)
             rss = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+            only_thr = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--batch") && i + 1 < argc)
+            only_batch = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--export") && i + 1 < argc)
+            export_dir = argv[++i];
+        else if (!strcmp(argv[i], "--image") && i + 1 < argc)
+            photo = argv[++i];
+        else if (!strcmp(argv[i], "--case") && i + 1 < argc && n_want < 8)
+            want[n_want++] = argv[++i];
+        else if (!strcmp(argv[i], "--no-peak"))
+            no_peak = 1;
         else {
-            fprintf(stderr, "usage: %s [--reps N] [--profile] [--rss] [--only SIZE]\n", argv[0]);
+            fprintf(stderr,
+                    "usage: %s [--reps N] [--profile] [--rss] [--only SIZE] [--threads T] "
+                    "[--batch B] [--case NAME]... [--no-peak] [--export DIR --image PHOTO]\n",
+                    argv[0]);
             return 2;
         }
+    }
+    if (export_dir && !photo) {
+        fprintf(stderr, "--export needs --image PHOTO (a real photo to check the peers on)\n");
+        return 2;
     }
     char cpath[4096], epath[4096], emb[512];
     const char *cj = getenv("VFS_CENTERNET_JSON");
@@ -250,43 +364,88 @@ int main(int argc, char **argv)
         eng_model_free(cn);
         return 0;
     }
-    printf("{\"load_ms\":%.1f}\n", load_ms);
-    printf("{\"fma_peak_gflops_1t\":%.1f}\n", fma_peak_gflops());
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && !getenv("VFS_NO_AVX512"))
-        printf("{\"fma512_peak_gflops_1t\":%.1f}\n", fma512_peak_gflops());
-    fflush(stdout);
-    const char *en_emb = NULL;
-    if (ej && eng_model_load(ej, &en, &d) != ENG_OK) {
-        fprintf(stderr, "%s: installed but does not load: %s\n", ej, d.msg);
+    const char *en_emb = NULL, *e2_emb = NULL;
+    char e2path[4096], emb2[512];
+    const char *e2j = backbone_json("efficientnet-lite2", e2path, sizeof e2path);
+    eng_model *e2 = NULL;
+    if ((ej && eng_model_load(ej, &en, &d) != ENG_OK) ||
+        (e2j && eng_model_load(e2j, &e2, &d) != ENG_OK)) {
+        fprintf(stderr, "%s: installed but does not load: %s\n", en ? e2j : ej, d.msg);
         eng_model_free(cn);
+        eng_model_free(en);
         return 1;
     }
     if (en)
         en_emb = embedding_of(ej, emb, sizeof emb);
-    bench_case cases[4] = {
+    if (e2)
+        e2_emb = embedding_of(e2j, emb2, sizeof emb2);
+    bench_case cases[5] = {
         {"centernet", "backbone", 320, &EMB, 1},
         {"centernet", "backbone", 512, &EMB, 1},
         {"centernet", "detector", 512, HEADS, 2},
         {"efficientnet-lite0", "backbone", 224, &en_emb, 1},
+        {"efficientnet-lite2", "backbone", 260, &e2_emb, 1},
     };
-    int nc = en && en_emb ? 4 : 3;
-    eng_run_profile prof = {0};
+    const eng_model *model_of[5] = {cn, cn, cn, en_emb ? en : NULL, e2_emb ? e2 : NULL};
+    for (int i = 0; i < 5 && n_want; i++) { /* --case: drop the others */
+        char nm[128];
+        snprintf(nm, sizeof nm, "%s-%s-%d", cases[i].model, cases[i].name, cases[i].size);
+        int hit = 0;
+        for (int k = 0; k < n_want; k++)
+            hit |= !strcmp(want[k], nm);
+        if (!hit)
+            model_of[i] = NULL;
+    }
+    int rc = 0;
+    if (export_dir) {
+        eng_image *im = NULL;
+        if (eng_image_decode_file(photo, 0, &im, &d)) {
+            fprintf(stderr, "%s: %s\n", photo, d.msg);
+            rc = 1;
+        }
+        for (int i = 0; im && i < 5; i++)
+            if (model_of[i] && (!only || cases[i].size == only) &&
+                export_case(model_of[i], &cases[i], im, export_dir))
+                rc = 1;
+        eng_image_free(im);
+        goto out;
+    }
+    printf("{\"load_ms\":%.1f}\n", load_ms);
+    if (!no_peak) {
+        printf("{\"fma_peak_gflops_1t\":%.1f}\n", fma_peak_gflops());
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512f") && !getenv("VFS_NO_AVX512"))
+            printf("{\"fma512_peak_gflops_1t\":%.1f}\n", fma512_peak_gflops());
+    }
+    fflush(stdout);
     for (int batch = 1; batch <= 8; batch *= 8)
         for (int threads = 1; threads <= 2; threads++)
-            for (int i = 0; i < nc; i++) {
-                if (only && cases[i].size != only)
+            for (int i = 0; i < 5; i++) {
+                if (!model_of[i] || (only && cases[i].size != only) ||
+                    (only_thr && threads != only_thr) || (only_batch && batch != only_batch))
                     continue;
-                run_case(i == 3 ? en : cn, &cases[i], batch, threads, reps,
-                         profile && threads == 1 && batch == 1 ? &prof : NULL);
+                /* --profile: per network, 1 thread, batch 1 */
+                eng_run_profile prof = {0};
+                int p = profile && threads == 1 && batch == 1;
+                run_case(model_of[i], &cases[i], batch, threads, reps, p ? &prof : NULL);
+                if (!p)
+                    continue;
+                printf("# per op, %s %s @%d, 1 thread, batch 1, %d runs: wall ms, cpu ms, calls, "
+                       "GFLOP/s (cpu)\n",
+                       cases[i].model, cases[i].name, cases[i].size, reps);
+                for (int k = 0; k < prof.n; k++) {
+                    printf("#  %-28s %9.2f %9.2f %6d  %6.1f\n", prof.op[k], prof.ms[k],
+                           prof.cpu_ms[k], prof.calls[k],
+                           prof.flops[k] / (prof.cpu_ms[k] * 1e6 + 1e-9));
+                    printf("{\"profile\":\"%s-%s-%d\",\"op\":\"%s\",\"ms\":%.3f,\"cpu_ms\":%.3f,"
+                           "\"calls\":%d,\"flops\":%.0f,\"runs\":%d}\n",
+                           cases[i].model, cases[i].name, cases[i].size, prof.op[k], prof.ms[k],
+                           prof.cpu_ms[k], prof.calls[k], prof.flops[k], reps);
+                }
             }
-    if (profile) {
-        printf("# per op (1 thread, batch 1, all cases): wall ms, cpu ms, calls, GFLOP/s (cpu)\n");
-        for (int i = 0; i < prof.n; i++)
-            printf("#  %-28s %9.2f %9.2f %6d  %6.1f\n", prof.op[i], prof.ms[i], prof.cpu_ms[i],
-                   prof.calls[i], prof.flops[i] / (prof.cpu_ms[i] * 1e6 + 1e-9));
-    }
+out:
     eng_model_free(cn);
     eng_model_free(en);
-    return 0;
+    eng_model_free(e2);
+    return rc;
 }

@@ -106,15 +106,21 @@ size_t coco_url_shown(const char *url, size_t len, char *out, size_t n)
 {
     const char *end = url + len, *p = url;
     size_t o = 0;
-    for (const char *s = url; s + 3 <= end; s++) {
+    /* the scheme's "://" comes before any query, fragment or ';'
+     * parameter: one found after them (s3:b/x?sig=S&next=https://h) would
+     * copy them out */
+    for (const char *s = url; s + 3 <= end && *s != '?' && *s != '#' && *s != ';'; s++) {
         if (s[0] != ':' || s[1] != '/' || s[2] != '/')
             continue;
-        const char *auth = s + 3, *at = auth; /* userinfo ends at '@' before the path */
-        while (at < end && *at != '/' && *at != '?' && *at != '#' && *at != '@')
-            at++;
+        /* userinfo ends at the last '@' before the path: a password with
+         * an unescaped '@' (user:p@ss@host) must not show its tail */
+        const char *auth = s + 3, *at = NULL, *q = auth;
+        for (; q < end && *q != '/' && *q != '?' && *q != '#'; q++)
+            if (*q == '@')
+                at = q;
         for (; url < auth && o + 1 < n; url++)
             out[o++] = *url;
-        p = at < end && *at == '@' ? at + 1 : auth;
+        p = at ? at + 1 : auth;
         break;
     }
     for (; p < end && *p != '?' && *p != '#' && *p != ';' && o + 1 < n; p++)

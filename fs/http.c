@@ -13,12 +13,14 @@
 #include "area.h"
 #include "http_int.h"
 #include "jobs.h"
+#include "models.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,8 +36,9 @@
 static int listen_fd = -1, listen_v6;
 static char key[2 * KEY_BYTES + 1];
 static struct MHD_Daemon *daemon_;
-/* Prediction calls are routed here, off libmicrohttpd's pool threads, with
- * their connections suspended meanwhile (see on_request). */
+/* Prediction calls whose image comes by URL are routed here, off
+ * libmicrohttpd's pool threads, with their connections suspended meanwhile
+ * (see "prediction calls" below). */
 static fs_jobq *callq;
 
 /* ---- key ---- */
@@ -209,12 +212,13 @@ static enum MHD_Result send_resp(struct MHD_Connection *c, http_resp *r)
 typedef struct conn_state {
     char *body;
     size_t len, cap, max;
-    int over;      /* the body passed max: drained, then refused */
-    int refused;   /* an answer was queued on the first call */
-    int image;     /* the route takes an image body */
-    int call;      /* CALL_*: a prediction routed on a call thread */
-    http_resp out; /* that call's answer, sent when the connection resumes */
-    double t0, t1; /* headers read, body read (fs_trace_predict) */
+    int over;          /* the body passed max: drained, then refused */
+    int refused;       /* an answer was queued on the first call */
+    int image;         /* the route takes an image body */
+    int call;          /* CALL_*: a prediction routed on another thread */
+    http_resp out;     /* that call's answer, sent when the connection resumes */
+    double t0, t1;     /* headers read, body read (fs_trace_predict) */
+    double ts, tc, td; /* suspended, call started, call done (fs_trace_predict) */
 } conn_state;
 
 enum { CALL_NONE = 0, CALL_RUNNING, CALL_DONE };
@@ -355,6 +359,9 @@ static enum MHD_Result answer(struct MHD_Connection *c, const char *url, const c
 {
     double t2 = fs_now();
     enum MHD_Result rc = send_resp(c, out);
+    if (fs_trace_predict() && st->ts > 0)
+        fs_log("trace http hops: suspended to call start %.2f ms, call %.2f, to resumed %.2f",
+               1e3 * (st->tc - st->ts), 1e3 * (st->td - st->tc), 1e3 * (t2 - st->td));
     if (fs_trace_predict())
         fs_log("trace http %s %s: body %.2f ms (%zu bytes), handler %.2f, response queued %.2f",
                method, url, 1e3 * (st->t1 - st->t0), st->len, 1e3 * (t2 - st->t1),
@@ -368,9 +375,20 @@ static enum MHD_Result answer(struct MHD_Connection *c, const char *url, const c
  * queue) or for a download. Waiting on a libmicrohttpd pool thread stalls
  * every other connection that thread serves (4 threads on 2 cores: at 8
  * clients, p99 was 8 times the engine's). So the connection is suspended,
- * the call is routed on a call thread that may block, and the answer is
- * sent when the call resumes the connection; the pool thread goes on
- * serving its other connections meanwhile. */
+ * the call is routed on a thread that may block, and the answer is sent
+ * when the call resumes the connection; the pool thread goes on serving
+ * its other connections meanwhile.
+ *
+ * Which thread: the one that does the call's slow part. An image in the
+ * body goes to a prediction worker (fs_models_call), which routes the call
+ * and runs the engine in place: pool thread -> prediction worker -> pool
+ * thread, the two hand-offs a prediction needs anyway. (Routing it on an
+ * http-call thread that queued the engine job and waited for it added two
+ * more, call thread and back, each a wake-up that waits for a core on a
+ * loaded machine.) An image by URL goes to an http-call thread, which
+ * downloads it and then waits for the engine job like any caller: a slow
+ * server must not hold one of the few prediction workers. Both are jobs
+ * of a queue with the same run and drop below. */
 
 typedef struct call {
     struct MHD_Connection *c;
@@ -379,10 +397,16 @@ typedef struct call {
     int ran;
 } call;
 
+/* Calls suspended and not yet resumed; fs_http_stop waits for none. */
+static pthread_mutex_t calls_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t calls_cv = PTHREAD_COND_INITIALIZER;
+static int calls_live, calls_stopping;
+
 static void call_run(void *arg)
 {
     call *j = arg;
     j->ran = 1;
+    j->st->tc = fs_now();
     http_route(&j->r, &j->st->out);
     if (!j->st->out.status)
         http_error(&j->st->out, 500, "InternalServerError", "no answer", NULL);
@@ -395,12 +419,18 @@ static void call_done(void *arg)
     call *j = arg;
     if (!j->ran)
         http_error(&j->st->out, 503, "ServiceUnavailable", "the mount is stopping", NULL);
+    j->st->td = fs_now();
     j->st->call = CALL_DONE;
-    MHD_resume_connection(j->c);
+    MHD_resume_connection(j->c); /* st is the connection's again */
     free(j);
+    pthread_mutex_lock(&calls_mu);
+    if (--calls_live == 0)
+        pthread_cond_broadcast(&calls_cv);
+    pthread_mutex_unlock(&calls_mu);
 }
 
-/* 0 when the call was handed to a call thread (the connection suspended). */
+/* 0 when the call was handed to a thread (the connection suspended); -1:
+ * the caller routes it on this thread. */
 static int call_start(struct MHD_Connection *c, conn_state *st, const http_req *r)
 {
     call *j = calloc(1, sizeof *j);
@@ -410,9 +440,24 @@ static int call_start(struct MHD_Connection *c, conn_state *st, const http_req *
     j->st = st;
     j->r = *r;
     st->call = CALL_RUNNING;
+    st->ts = fs_now();
     MHD_suspend_connection(c);
-    if (fs_jobq_push(callq, 0, call_run, call_done, j) != FS_JOBQ_OK) {
+    /* counted before the push (the call may be done before it returns);
+     * under calls_mu, so fs_http_stop sees every call it must wait for and
+     * no push reaches callq once it stops */
+    pthread_mutex_lock(&calls_mu);
+    int ok = !calls_stopping;
+    if (ok) {
+        calls_live++;
+        ok = st->image ? fs_models_call(call_run, call_done, j) == 0
+                       : callq && fs_jobq_push(callq, 0, call_run, call_done, j) == FS_JOBQ_OK;
+        if (!ok)
+            calls_live--;
+    }
+    pthread_mutex_unlock(&calls_mu);
+    if (!ok) {
         st->call = CALL_NONE;
+        st->ts = 0;
         MHD_resume_connection(c);
         free(j);
         return -1;
@@ -490,7 +535,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         r.arg = arg_of;
         r.header = header_of;
         r.conn = c;
-        if (callq && http_route_predicts(url) && call_start(c, st, &r) == 0)
+        if (http_route_predicts(url) && call_start(c, st, &r) == 0)
             return MHD_YES; /* answered when the call resumes the connection */
         http_route(&r, &out);
         if (!out.status)
@@ -522,10 +567,12 @@ void fs_http_start(void)
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME;
     if (listen_v6)
         flags |= MHD_USE_IPv6;
-    /* prediction calls wait on call threads (the prediction queue caps how
-     * many images the engine works on; the rest of them wait for it, or
-     * for a download); if the call threads cannot start, they wait on the
-     * pool threads as before */
+    /* prediction calls by URL download and wait on call threads (the
+     * prediction queue caps how many images the engine works on); if the
+     * call threads cannot start, they wait on the pool threads */
+    pthread_mutex_lock(&calls_mu);
+    calls_stopping = 0;
+    pthread_mutex_unlock(&calls_mu);
     int ncall = fs_ncpu() * 4 < 8 ? 8 : fs_ncpu() * 4;
     callq = fs_jobq_new("http-call", ncall);
     if (callq && fs_jobq_start(callq) != FS_JOBQ_OK) {
@@ -547,9 +594,18 @@ void fs_http_start(void)
 void fs_http_stop(void)
 {
     /* every suspended connection resumed (answered, or 503 for a call not
-     * started) before libmicrohttpd stops */
+     * started) before libmicrohttpd stops; the prediction workers are
+     * still there (the models area stops after this) */
+    pthread_mutex_lock(&calls_mu);
+    calls_stopping = 1;
+    pthread_mutex_unlock(&calls_mu);
+    fs_models_call_cancel();
     fs_jobq_free(callq);
     callq = NULL;
+    pthread_mutex_lock(&calls_mu);
+    while (calls_live > 0)
+        pthread_cond_wait(&calls_cv, &calls_mu);
+    pthread_mutex_unlock(&calls_mu);
     if (daemon_)
         MHD_stop_daemon(daemon_); /* also closes the listening socket */
     else if (listen_fd >= 0)

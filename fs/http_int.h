@@ -40,7 +40,7 @@ typedef struct http_resp {
 int http_route_takes_image(const char *path);
 /* 1 when path is a prediction route (analyze, Custom Vision's classify and
  * detect, image or URL): its answer waits for the engine (or a download),
- * so http.c suspends the connection and routes it on a call thread. */
+ * so http.c suspends the connection and routes it on another thread. */
 int http_route_predicts(const char *path);
 /* The first look at a request, before any body is read: the key (r's
  * Ocp-Apim-Subscription-Key header, or Prediction-Key under /customvision/)

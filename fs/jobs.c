@@ -23,6 +23,10 @@
 
 #define TRIM_DELAY_S 1
 
+/* The queue whose worker this thread is (fs_jobq_is_worker); NULL on any
+ * other thread. */
+static __thread const struct fs_jobq *tl_queue;
+
 typedef struct jobq_worker {
     struct fs_jobq *q;
     pthread_cond_t wake;
@@ -128,6 +132,7 @@ static void *worker_main(void *p)
 {
     jobq_worker *w = p;
     fs_jobq *q = w->q;
+    tl_queue = q;
     pthread_mutex_lock(&q->mu);
     for (;;) {
         wait_for_work(q, w);
@@ -265,6 +270,8 @@ size_t fs_jobq_cancel_key(fs_jobq *q, uint64_t key)
     jobq_drop_list(list);
     return n;
 }
+
+int fs_jobq_is_worker(const fs_jobq *q) { return q && tl_queue == q; }
 
 size_t fs_jobq_pending(fs_jobq *q)
 {

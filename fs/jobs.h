@@ -45,6 +45,11 @@ fs_jobq_status fs_jobq_push(fs_jobq *q, uint64_t key, fs_job_run_fn run, fs_job_
  * returns how many were removed. */
 size_t fs_jobq_cancel_key(fs_jobq *q, uint64_t key);
 
+/* 1 when the calling thread is one of q's workers: a job that would queue
+ * work on its own queue and wait for it does that work in place instead
+ * (no hand-off, and no deadlock when every worker waits). */
+int fs_jobq_is_worker(const fs_jobq *q);
+
 /* Jobs queued plus running. */
 size_t fs_jobq_pending(fs_jobq *q);
 

@@ -146,7 +146,8 @@ int mdl_path(mdl *m, const char *sub, char *out, size_t n)
 
 static void mdl_free(mdl *m)
 {
-    free(m->slurm_tasks);
+    free(m->sl[0].tasks);
+    free(m->sl[1].tasks);
     free(m->sb);
     pthread_mutex_destroy(&m->pub_mu);
     pthread_rwlock_destroy(&m->files);
@@ -371,23 +372,23 @@ static const char *metric_of(const mdl *m)
 }
 
 /* The one-line status (under g_models.mu). */
-/* " slurm job 12: 2 RUNNING on node1,node2, 2 PENDING (queued 4s)" while a
- * job array runs, else "". */
-static void slurm_summary_locked(const mdl *m, char *out, size_t n)
+void mdl_slurm_summary(const mdl_slurm_view *v, char *out, size_t n)
 {
     static const char *const states[] = {"PENDING", "RUNNING", "COMPLETED", NULL};
-    if (!m->slurm_ntasks)
+    if (n)
+        out[0] = '\0';
+    if (!v->ntasks)
         return;
-    size_t k = (size_t)snprintf(out, n, " slurm job %s:", m->slurm_job);
-    int other = m->slurm_ntasks;
+    size_t k = (size_t)snprintf(out, n, " slurm job %s:", v->job);
+    int other = v->ntasks;
     double now = fs_now();
     for (int s = 0; states[s] && k < n; s++) {
         int c = 0;
         double wait = 0;
         char nodes[96] = "";
         size_t nl = 0;
-        for (int i = 0; i < m->slurm_ntasks; i++) {
-            const fs_slurm_task *t = &m->slurm_tasks[i];
+        for (int i = 0; i < v->ntasks; i++) {
+            const fs_slurm_task *t = &v->tasks[i];
             if (strcmp(t->state, states[s]) != 0)
                 continue;
             c++;
@@ -400,7 +401,7 @@ static void slurm_summary_locked(const mdl *m, char *out, size_t n)
         other -= c;
         if (!c)
             continue;
-        k += (size_t)snprintf(out + k, n - k, "%s %d %s", other + c < m->slurm_ntasks ? "," : "", c,
+        k += (size_t)snprintf(out + k, n - k, "%s %d %s", other + c < v->ntasks ? "," : "", c,
                               states[s]);
         if (s == 0 && k < n)
             k += (size_t)snprintf(out + k, n - k, " (queued %.0fs)", wait);
@@ -432,7 +433,7 @@ static void status_line_locked(const mdl *m, char *out, size_t n)
                      m->prog.ntrials);
         }
         char sl[320] = "";
-        slurm_summary_locked(m, sl, sizeof sl);
+        mdl_slurm_summary(&m->sl[MDL_SL_TRAIN], sl, sizeof sl);
         snprintf(out, n, "training %d%% %s%s elapsed %s budget %s%s%s\n", pct, trial, best, el, bu,
                  m->restarted_run ? " (restarted after an interruption)" : "", sl);
         break;
@@ -453,6 +454,38 @@ static void request_members(jsonw *w, const fs_trainreq *r)
     jsonw_knum(w, "budget_minutes", r->budget_seconds / 60.0);
     if (r->test_dataset[0])
         jsonw_kstr(w, "test_dataset", r->test_dataset);
+}
+
+/* status.json's member key: the tasks v shows (nothing when none). */
+static void slurm_json(jsonw *w, const char *key, const mdl_slurm_view *v)
+{
+    if (v->ntasks) {
+        double now = fs_now();
+        jsonw_key(w, key);
+        jsonw_obj(w);
+        jsonw_kstr(w, "stage", v->stage);
+        jsonw_kstr(w, "jobId", v->job);
+        jsonw_key(w, "tasks");
+        jsonw_arr(w);
+        for (int i = 0; i < v->ntasks; i++) {
+            const fs_slurm_task *t = &v->tasks[i];
+            char id[FS_SLURM_ID_MAX + 16];
+            snprintf(id, sizeof id, "%s_%d", t->job, t->index);
+            jsonw_obj(w);
+            jsonw_kint(w, "task", t->index);
+            jsonw_kstr(w, "jobId", id);
+            jsonw_kstr(w, "state", t->state);
+            jsonw_kstr(w, "node", t->node);
+            if (t->reason[0])
+                jsonw_kstr(w, "reason", t->reason);
+            double q = t->started > 0 ? t->started - t->submitted : now - t->submitted;
+            jsonw_knum(w, "queuedSeconds", q > 0 ? q : 0);
+            jsonw_kint(w, "tries", t->tries);
+            jsonw_end(w);
+        }
+        jsonw_end(w);
+        jsonw_end(w);
+    }
 }
 
 static char *status_json_locked(const mdl *m)
@@ -483,33 +516,8 @@ static char *status_json_locked(const mdl *m)
         jsonw_knum(&w, "budgetSeconds", m->req.budget_seconds);
         jsonw_end(&w);
     }
-    if (m->slurm_ntasks) {
-        double now = fs_now();
-        jsonw_key(&w, "slurm");
-        jsonw_obj(&w);
-        jsonw_kstr(&w, "stage", "features");
-        jsonw_kstr(&w, "jobId", m->slurm_job);
-        jsonw_key(&w, "tasks");
-        jsonw_arr(&w);
-        for (int i = 0; i < m->slurm_ntasks; i++) {
-            const fs_slurm_task *t = &m->slurm_tasks[i];
-            char id[FS_SLURM_ID_MAX + 16];
-            snprintf(id, sizeof id, "%s_%d", t->job, t->index);
-            jsonw_obj(&w);
-            jsonw_kint(&w, "task", t->index);
-            jsonw_kstr(&w, "jobId", id);
-            jsonw_kstr(&w, "state", t->state);
-            jsonw_kstr(&w, "node", t->node);
-            if (t->reason[0])
-                jsonw_kstr(&w, "reason", t->reason);
-            double q = t->started > 0 ? t->started - t->submitted : now - t->submitted;
-            jsonw_knum(&w, "queuedSeconds", q > 0 ? q : 0);
-            jsonw_kint(&w, "tries", t->tries);
-            jsonw_end(&w);
-        }
-        jsonw_end(&w);
-        jsonw_end(&w);
-    }
+    slurm_json(&w, "slurm", &m->sl[MDL_SL_TRAIN]);
+    slurm_json(&w, "slurmEvaluation", &m->sl[MDL_SL_EVAL]);
     jsonw_key(&w, "bestMetrics");
     jsonw_obj(&w);
     if (m->has_prog && m->prog.best >= 0)

@@ -5,6 +5,7 @@
 #define VFS_FS_MODELS_H
 
 #include "codes.h"
+#include "jobs.h"
 
 /* Analyzes image img (a store path, e.g. a temp file) with model `model`
  * exactly as predict/ would: the same prediction queue, engine call and
@@ -13,8 +14,20 @@
  * Azure's error shape in *json (the model serves nothing yet:
  * modelNotFound; an unusable image: invalidImageFormat, ...), in whose
  * message img is named shown_as. -ENOENT: no such model; -ESHUTDOWN: the
- * mount is stopping. Blocks until the answer is there. */
+ * mount is stopping. Blocks until the answer is there; called on a
+ * prediction worker (fs_models_call), it answers there, in place. */
 int fs_models_analyze(const char *model, const char *img, const char *shown_as, char **json,
                       fs_code *code);
+
+/* Runs run(arg) on a prediction worker, then drop(arg); only drop(arg)
+ * when the job is dropped unrun (fs_models_call_cancel, the mount
+ * stopping). For a caller whose work is mostly one fs_models_analyze call
+ * (the HTTP server's prediction calls): that call then answers on the
+ * worker itself, so the image goes through one hand-off, not two, and the
+ * prediction queue still caps how many images the engine works on. 0, or
+ * -1 when not queued (no prediction queue: the mount is stopping). */
+int fs_models_call(fs_job_run_fn run, fs_job_drop_fn drop, void *arg);
+/* Drops the fs_models_call jobs still queued (their drop runs). */
+void fs_models_call_cancel(void);
 
 #endif

@@ -331,13 +331,21 @@ void fs_models_hooks_detail(void *ctx, const eng_eval_detail *dt)
         h->detail(h->ctx, dt);
 }
 
+int fs_models_hooks_probs(void *ctx, const void *model, const char *const *paths, int n, int cached,
+                          float *probs, eng_status *st, eng_diag *d)
+{
+    const fs_recipe_hooks *h = ctx;
+    return h->probs(h->ctx, model, paths, n, cached, probs, st, d);
+}
+
 eng_train_hooks fs_models_engine_hooks(const fs_recipe_hooks *h)
 {
     eng_train_hooks e = {.abort = hooks_abort,
                          .ctx = (void *)h,
                          .progress = hooks_progress,
                          .log = hooks_log,
-                         .detail = h->detail ? fs_models_hooks_detail : NULL};
+                         .detail = h->detail ? fs_models_hooks_detail : NULL,
+                         .probs = h->probs ? fs_models_hooks_probs : NULL};
     return e;
 }
 

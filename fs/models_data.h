@@ -58,6 +58,9 @@ int fs_models_backbones_open(const char *const *dirs, int n, eng_backbone **out)
 eng_train_hooks fs_models_engine_hooks(const fs_recipe_hooks *h);
 /* An eng_eval_detail_fn whose ctx is a fs_recipe_hooks: calls its detail. */
 void fs_models_hooks_detail(void *ctx, const eng_eval_detail *dt);
+/* An eng_probs_fn whose ctx is a fs_recipe_hooks: calls its probs. */
+int fs_models_hooks_probs(void *ctx, const void *model, const char *const *paths, int n, int cached,
+                          float *probs, eng_status *st, eng_diag *d);
 
 /* Fills err with a code and a message (cut to fit). */
 void fs_recipe_set_err(fs_recipe_err *err, fs_code code, const char *msg);

@@ -30,6 +30,7 @@ typedef struct ejob {
     mdl *m;
     evl *e;
     eng_eval_detail *detail; /* the evaluation's per-image data, for the report */
+    int cluster_failed;      /* the Slurm job array failed (not an image) */
 } ejob;
 
 static void ejob_detail(void *ctx, const eng_eval_detail *dt)
@@ -68,6 +69,29 @@ static void ejob_status(ejob *j, fs_code code, const char *msg)
     ejob_write(j, "status", line);
 }
 
+static void ejob_slurm_changed(void *ctx, const char *summary)
+{
+    ejob *j = ctx;
+    char line[512];
+    snprintf(line, sizeof line, "running%s", summary);
+    ejob_status(j, FS_CODE_NONE, line);
+}
+
+/* --executor slurm: the probabilities of a classifier's evaluation computed
+ * by a job array of `visionfs-worker evaluate` (an eng_probs_fn). */
+static int ejob_probs(void *ctx, const void *model, const char *const *paths, int n, int cached,
+                      float *probs, eng_status *st, eng_diag *d)
+{
+    ejob *j = ctx;
+    char stage[FS_TRQ_NAME_MAX + 32];
+    snprintf(stage, sizeof stage, "evaluation of %s", j->e->ds);
+    double cpu = 0;
+    int rc = mdl_slurm_probs(j->m, MDL_SL_EVAL, stage, model, paths, n, cached, ejob_abort, j,
+                             ejob_slurm_changed, j, probs, &cpu, st, d);
+    j->cluster_failed = rc < 0 && strncmp(d->msg, "slurm:", 6) == 0;
+    return rc;
+}
+
 static void ejob_run(void *arg)
 {
     ejob *j = arg;
@@ -101,6 +125,8 @@ static void ejob_run(void *arg)
         ejob_status(j, FS_CODE_NONE, "running");
         char *metrics = NULL, *preds = NULL;
         fs_recipe_hooks hooks = {.ctx = j, .abort = ejob_abort, .detail = ejob_detail};
+        if (fs_slurm()->enabled && strcmp(s->recipe->kind, "classifier") == 0)
+            hooks.probs = ejob_probs;
         fs_recipe_status st =
             fs_recipe_evaluate(s->model, view, fs_ncpu(), &hooks, &metrics, &preds, &err);
         if (st == FS_RECIPE_OK) {
@@ -118,7 +144,11 @@ static void ejob_run(void *arg)
                 eng_report_release(&rep.r);
             ejob_status(j, FS_CODE_NONE, "succeeded");
         } else if (st == FS_RECIPE_EFAIL) {
-            ejob_status(j, err.code ? err.code : FS_CODE_UNKNOWN, err.msg);
+            ejob_status(j,
+                        j->cluster_failed ? FS_CODE_UNKNOWN
+                        : err.code        ? err.code
+                                          : FS_CODE_UNKNOWN,
+                        err.msg);
         }
         free(metrics);
         free(preds);

@@ -60,6 +60,16 @@ typedef struct evl {
     int cancel;
 } evl;
 
+/* A job array's tasks as shown (a copy owned by the record; tasks NULL when
+ * none runs). stage: status.json's "stage" ("features", "evaluation", ...). */
+typedef struct mdl_slurm_view {
+    fs_slurm_task *tasks;
+    int ntasks;
+    char job[FS_SLURM_ID_MAX];
+    char stage[FS_TRQ_NAME_MAX + 32];
+} mdl_slurm_view;
+enum { MDL_SL_TRAIN, MDL_SL_EVAL };
+
 typedef struct mdl {
     struct mdl *next;
     uint64_t id;
@@ -94,11 +104,11 @@ typedef struct mdl {
     pend *pending;
     evl *evals;
 
-    /* --executor slurm: the tasks of the run's job array, for status and
-     * status.json (a copy owned by the record; NULL when none) */
-    fs_slurm_task *slurm_tasks;
-    int slurm_ntasks;
-    char slurm_job[FS_SLURM_ID_MAX];
+    /* --executor slurm: the tasks of the job arrays under way, for status
+     * and status.json: sl[MDL_SL_TRAIN] the training run's (status.json
+     * "slurm"), sl[MDL_SL_EVAL] an evaluation's of evaluations/
+     * ("slurmEvaluation") */
+    mdl_slurm_view sl[2];
     /* --executor slurm: predict/ images of the current burst (also in
      * pending), sent as one job array when the burst ends; sb_open: its
      * batch job is queued */
@@ -241,6 +251,23 @@ int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs,
  * failed (msg). */
 int mdl_slurm_predict(mdl *m, int version, const char *const *paths, int n, int (*abort)(void *),
                       void *actx, char *dir, size_t dn, char *msg, size_t mn);
+/* The probabilities (n x ncat of the classifier `model`, an eng_classifier)
+ * of paths[0..n) (absolute store paths) computed by a job array of
+ * `visionfs-worker evaluate` (cached: through the feature cache, as
+ * training's test pass), its tasks shown in m->sl[slot] with stage;
+ * changed(cctx, summary) (may be NULL) hears of every change of the tasks
+ * (summary: " slurm job 12: 2 RUNNING on node1"). abort(actx) is polled
+ * (then scancel). An eng_probs_fn's answer: 0 done; 1 not taken (an image
+ * outside the store: the caller computes them); -1 failed with *st and d
+ * (the first image that cannot be read, as the engine says it, or the
+ * cluster's failure; ENG_EABORTED when aborted). *cpu: the workers' CPU s. */
+int mdl_slurm_probs(mdl *m, int slot, const char *stage, const void *model,
+                    const char *const *paths, int n, int cached, int (*abort)(void *), void *actx,
+                    void (*changed)(void *cctx, const char *summary), void *cctx, float *probs,
+                    double *cpu, eng_status *st, eng_diag *d);
+/* " slurm job 12: 2 RUNNING on node1,node2, 2 PENDING (queued 4s)" of the
+ * tasks v shows, "" when none (models.c). */
+void mdl_slurm_summary(const mdl_slurm_view *v, char *out, size_t n);
 /* Fewest images copied in one burst that go to Slurm; fewer are answered
  * in the daemon. */
 #define MDL_SLURM_MIN_PREDICT 16

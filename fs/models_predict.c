@@ -535,8 +535,14 @@ int fs_models_analyze(const char *model, const char *img, const char *shown_as, 
     int rc = 0;
     j.t_push = fs_now();
     /* on the prediction queue, like predict/: the same worker count caps
-     * how many images the engine works on at once */
-    if (!q || fs_jobq_push(q, 0, ajob_run, ajob_drop, &j) != FS_JOBQ_OK) {
+     * how many images the engine works on at once; on one of its workers
+     * already (fs_models_call), right here */
+    if (fs_jobq_is_worker(q)) {
+        ajob_run(&j);
+        if (fs_trace_predict())
+            fs_log("trace analyze %s: on the prediction worker, engine %.2f (cpu %.2f)", model,
+                   1e3 * (j.t_end - j.t_start), 1e3 * j.cpu);
+    } else if (!q || fs_jobq_push(q, 0, ajob_run, ajob_drop, &j) != FS_JOBQ_OK) {
         rc = -ESHUTDOWN;
     } else {
         pthread_mutex_lock(&j.mu);
@@ -557,4 +563,25 @@ int fs_models_analyze(const char *model, const char *img, const char *shown_as, 
     *json = j.json;
     *code = j.code;
     return rc;
+}
+
+/* The key of fs_models_call's jobs on the prediction queue: model ids count
+ * up from 1, and analyze's own jobs use 0. */
+#define CALL_KEY UINT64_MAX
+
+int fs_models_call(fs_job_run_fn run, fs_job_drop_fn drop, void *arg)
+{
+    pthread_mutex_lock(&g_models.mu);
+    fs_jobq *q = g_models.predq;
+    pthread_mutex_unlock(&g_models.mu);
+    return q && fs_jobq_push(q, CALL_KEY, run, drop, arg) == FS_JOBQ_OK ? 0 : -1;
+}
+
+void fs_models_call_cancel(void)
+{
+    pthread_mutex_lock(&g_models.mu);
+    fs_jobq *q = g_models.predq;
+    pthread_mutex_unlock(&g_models.mu);
+    if (q)
+        fs_jobq_cancel_key(q, CALL_KEY);
 }

@@ -93,6 +93,9 @@ typedef struct fs_recipe_hooks {
     /* may be NULL: the per-image data of the evaluation (training's, when
      * it has them, or fs_recipe_evaluate's), borrowed for the call */
     void (*detail)(void *ctx, const eng_eval_detail *dt);
+    /* may be NULL: a classifier's probabilities computed elsewhere (the
+     * Slurm executor); the engine's eng_probs_fn, called with ctx */
+    eng_probs_fn probs;
 } fs_recipe_hooks;
 
 typedef struct fs_recipe_train_in {

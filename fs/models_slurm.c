@@ -77,19 +77,36 @@ static int task_said(const char *dir, const fs_slurm_task *t, char *out, size_t 
     return 1;
 }
 
+/* Where a job array's tasks are shown: m->sl[slot] (-1: nowhere) with its
+ * stage, and changed(cctx, summary) told of each change (may be NULL). */
+typedef struct sl_show {
+    int slot;
+    const char *stage;
+    void (*changed)(void *cctx, const char *summary);
+    void *cctx;
+} sl_show;
+
 /* Publishes a copy of the tasks in the record (status, status.json). */
-static void show(mdl *m, const char *job, const fs_slurm_task *t, int n)
+static void show(mdl *m, const sl_show *v, const char *job, const fs_slurm_task *t, int n)
 {
+    if (v->slot < 0)
+        return;
     fs_slurm_task *copy = NULL;
     if (t && n > 0 && (copy = malloc((size_t)n * sizeof *copy)))
         memcpy(copy, t, (size_t)n * sizeof *copy);
+    char summary[320] = "";
     pthread_mutex_lock(&g_models.mu);
-    free(m->slurm_tasks);
-    m->slurm_tasks = copy;
-    m->slurm_ntasks = copy ? n : 0;
-    snprintf(m->slurm_job, sizeof m->slurm_job, "%s", job ? job : "");
+    mdl_slurm_view *s = &m->sl[v->slot];
+    free(s->tasks);
+    s->tasks = copy;
+    s->ntasks = copy ? n : 0;
+    snprintf(s->job, sizeof s->job, "%s", job ? job : "");
+    snprintf(s->stage, sizeof s->stage, "%s", v->stage);
+    mdl_slurm_summary(s, summary, sizeof summary);
     pthread_mutex_unlock(&g_models.mu);
     mdl_publish(m);
+    if (v->changed)
+        v->changed(v->cctx, summary);
 }
 
 static int write_inputs(const char *dir, const char *const *paths, int n, char *const *bbs, int nb,
@@ -161,7 +178,7 @@ static void totals(const char *dir, int ntasks, int *computed, double *cpu)
 /* Runs DIR/job.sh as an array of ntasks and follows it to its end: what
  * says what it does (log lines), show 1 puts the tasks in status. 0 done;
  * -2 aborted; -1 failed with code and msg set. The caller removes dir. */
-static int run_array(mdl *m, const char *dir, int ntasks, const char *what, int show_it,
+static int run_array(mdl *m, const char *dir, int ntasks, const char *what, const sl_show *sv,
                      int (*abort)(void *), void *actx, fs_code *code, char *msg, size_t mn)
 {
     const fs_slurm_config *cfg = fs_slurm();
@@ -196,8 +213,7 @@ static int run_array(mdl *m, const char *dir, int ntasks, const char *what, int 
         snprintf(t[i].state, sizeof t[i].state, "PENDING");
     }
     mdl_log(m, "slurm: %s submitted as job array %s (%d tasks)", what, job, ntasks);
-    if (show_it)
-        show(m, job, t, ntasks);
+    show(m, sv, job, t, ntasks);
     int result = 1, poll_errors = 0;
     while (result > 0) {
         struct timespec ts = {(time_t)cfg->poll_seconds,
@@ -298,8 +314,8 @@ static int run_array(mdl *m, const char *dir, int ntasks, const char *what, int 
                 mdl_log(m, "slurm: task %d (job %s_%d) %s%s%s", i, k->job, i, k->state,
                         k->node[0] ? " on " : "", k->node);
         }
-        if (changed && show_it)
-            show(m, job, t, ntasks);
+        if (changed)
+            show(m, sv, job, t, ntasks);
         if (ndone == ntasks)
             result = 0;
     }
@@ -307,8 +323,7 @@ static int run_array(mdl *m, const char *dir, int ntasks, const char *what, int 
         mdl_log(m, "slurm: job array %s done in %.1f s", job, fs_now() - t0);
     else if (result == -1)
         fs_slurm_cancel(t, ntasks);
-    if (show_it)
-        show(m, NULL, NULL, 0);
+    show(m, sv, NULL, NULL, 0);
     free(t);
     free(final_polls);
     return result;
@@ -343,7 +358,8 @@ int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs,
         snprintf(what, sizeof what, "feature extraction (%d images, detection features)", n);
     else
         snprintf(what, sizeof what, "feature extraction (%d images, %d backbone(s))", n, nb);
-    rc = run_array(m, dir, ntasks, what, 1, abort, actx, code, msg, mn);
+    sl_show sv = {MDL_SL_TRAIN, "features", NULL, NULL};
+    rc = run_array(m, dir, ntasks, what, &sv, abort, actx, code, msg, mn);
     if (rc == 0) {
         int computed;
         double cpu;
@@ -399,5 +415,130 @@ int mdl_slurm_predict(mdl *m, int version, const char *const *paths, int n, int 
         return -1;
     }
     snprintf(what, sizeof what, "prediction of %d images", n);
-    return run_array(m, dir, ntasks, what, 0, abort, actx, &code, msg, mn);
+    sl_show sv = {-1, "", NULL, NULL};
+    return run_array(m, dir, ntasks, what, &sv, abort, actx, &code, msg, mn);
+}
+
+/* The first image a worker could not read (failed.I, in shard order: the
+ * image the daemon's own loop would have stopped at). 1 when one did. */
+static int first_failure(const char *dir, int ntasks, eng_status *st, eng_diag *d)
+{
+    for (int i = 0; i < ntasks; i++) {
+        char p[FS_PATH_MAX + 32];
+        snprintf(p, sizeof p, "%s/failed.%d", dir, i);
+        size_t len = 0;
+        char *s = fs_read_small(p, 4096, &len);
+        if (!s)
+            continue;
+        char *nl = strchr(s, '\n');
+        char *msg = nl ? nl + 1 : s + len;
+        msg[strcspn(msg, "\n")] = '\0';
+        *st = (eng_status)atoi(s);
+        if (*st == ENG_OK || *st == ENG_EABORTED)
+            *st = ENG_EIO;
+        eng_fail(d, *st, "%s", msg);
+        free(s);
+        return 1;
+    }
+    return 0;
+}
+
+/* Reads the shards' probabilities probs.I into probs (n x ncat). */
+static int read_probs(const char *dir, int ntasks, int n, int ncat, float *probs, char *msg,
+                      size_t mn)
+{
+    for (int i = 0; i < ntasks; i++) {
+        int lo = (int)((long long)n * i / ntasks), hi = (int)((long long)n * (i + 1) / ntasks);
+        size_t want = (size_t)(hi - lo) * ncat * sizeof *probs, len = 0;
+        char p[FS_PATH_MAX + 32];
+        snprintf(p, sizeof p, "%s/probs.%d", dir, i);
+        char *s = fs_read_small(p, want + 1, &len);
+        if (!s || len != want) {
+            snprintf(msg, mn, "slurm: task %d left %s (%zu bytes, expected %zu)", i,
+                     s ? "a damaged probs file" : "no probs file", s ? len : 0, want);
+            free(s);
+            return -1;
+        }
+        memcpy(probs + (size_t)lo * ncat, s, want);
+        free(s);
+    }
+    return 0;
+}
+
+int mdl_slurm_probs(mdl *m, int slot, const char *stage, const void *model,
+                    const char *const *paths, int n, int cached, int (*abort)(void *), void *actx,
+                    void (*changed)(void *cctx, const char *summary), void *cctx, float *probs,
+                    double *cpu, eng_status *st, eng_diag *d)
+{
+    const eng_classifier *cm = model;
+    const char *root = fs_store_root();
+    size_t rl = strlen(root);
+    *cpu = 0;
+    for (int i = 0; i < n; i++)
+        if (strncmp(paths[i], root, rl) != 0 || paths[i][rl] != '/')
+            return 1; /* not in the store: the workers cannot see it */
+    char dir[FS_PATH_MAX], p[FS_PATH_MAX + 32], msg[1024], what[FS_TRQ_NAME_MAX + 96];
+    int ntasks = tasks_for(n, PREDICT_PER_TASK), ncat = eng_cls_ncat(cm);
+    *st = ENG_EIO;
+    int rc = fs_tmp_mkdir(dir, sizeof dir);
+    if (rc < 0) {
+        eng_fail(d, ENG_EIO, "slurm: cannot make the job folder: %s", strerror(-rc));
+        return -1;
+    }
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    eng_diag sd = {{0}};
+    if (eng_classifier_save(cm, p, &sd) != ENG_OK) {
+        eng_fail(d, ENG_EIO, "slurm: the model for the workers: %s", sd.msg);
+        fs_remove_tree(dir);
+        return -1;
+    }
+    snprintf(p, sizeof p, "%s/images.txt", dir);
+    FILE *f = fopen(p, "w");
+    for (int i = 0; f && i < n; i++)
+        fprintf(f, "%s\n", paths[i] + rl + 1);
+    int ok = f && fclose(f) == 0;
+    snprintf(p, sizeof p, "%s/job.sh", dir);
+    f = ok ? fopen(p, "w") : NULL;
+    if (f) {
+        fprintf(f, "#!/bin/sh\n# visionfs: probabilities of shard $SLURM_ARRAY_TASK_ID of %d\n",
+                ntasks);
+        fprintf(f, "export OMP_WAIT_POLICY=passive\nexec ");
+        sh_quote(f, fs_slurm()->worker);
+        fprintf(f, " evaluate --store ");
+        sh_quote(f, root);
+        fprintf(f, " --model-file ");
+        snprintf(p, sizeof p, "%s/model.safetensors", dir);
+        sh_quote(f, p);
+        fprintf(f, " --images ");
+        snprintf(p, sizeof p, "%s/images.txt", dir);
+        sh_quote(f, p);
+        fprintf(f, " --job-dir ");
+        sh_quote(f, dir);
+        fprintf(f, "%s --shard \"$SLURM_ARRAY_TASK_ID/%d\"\n", cached ? " --cache" : "", ntasks);
+        ok = fclose(f) == 0;
+    }
+    if (!ok) {
+        eng_fail(d, ENG_EIO, "slurm: job folder: %s", strerror(errno));
+        fs_remove_tree(dir);
+        return -1;
+    }
+    snprintf(what, sizeof what, "%s (%d images)", stage, n);
+    sl_show sv = {slot, stage, changed, cctx};
+    fs_code code;
+    rc = run_array(m, dir, ntasks, what, &sv, abort, actx, &code, msg, sizeof msg);
+    if (rc == 0 && first_failure(dir, ntasks, st, d)) {
+        rc = -3;
+    } else if (rc == 0 && read_probs(dir, ntasks, n, ncat, probs, msg, sizeof msg) != 0) {
+        rc = -1;
+    } else if (rc == 0) {
+        int computed;
+        totals(dir, ntasks, &computed, cpu);
+        mdl_log(m, "slurm: %d probabilities computed, %.1f CPU s on the nodes", n, *cpu);
+    }
+    if (rc == -2)
+        *st = eng_fail(d, ENG_EABORTED, "cancelled");
+    else if (rc == -1)
+        *st = eng_fail(d, ENG_EIO, "%s", msg);
+    fs_remove_tree(dir);
+    return rc == 0 ? 0 : -1;
 }

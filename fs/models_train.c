@@ -30,6 +30,7 @@ typedef struct tjob {
     uint64_t gen;
     int restarted;
     double cluster_cpu;      /* CPU seconds the run's Slurm workers spent */
+    const char *test_name;   /* the test dataset, for the evaluation's stage */
     eng_eval_detail *detail; /* per-image data of evaluation.json, for the report */
 } tjob;
 
@@ -387,6 +388,21 @@ static double daemon_budget(run *x)
     return left;
 }
 
+/* --executor slurm: a classifier's test-set probabilities computed by a
+ * job array of `visionfs-worker evaluate` (an eng_probs_fn). */
+static int tjob_probs(void *ctx, const void *model, const char *const *paths, int n, int cached,
+                      float *probs, eng_status *st, eng_diag *d)
+{
+    tjob *j = ctx;
+    char stage[FS_TRQ_NAME_MAX + 32];
+    snprintf(stage, sizeof stage, "evaluation on %s", j->test_name ? j->test_name : "test");
+    double cpu = 0;
+    int rc = mdl_slurm_probs(j->m, MDL_SL_TRAIN, stage, model, paths, n, cached, tjob_abort, j,
+                             NULL, NULL, probs, &cpu, st, d);
+    j->cluster_cpu += cpu;
+    return rc;
+}
+
 static void run_train(run *x)
 {
     char cdir[FS_PATH_MAX];
@@ -407,6 +423,10 @@ static void run_train(run *x)
                   .log = tjob_log,
                   .detail = tjob_detail},
     };
+    if (fs_slurm()->enabled && strcmp(x->r->kind, "classifier") == 0) {
+        x->j->test_name = x->req.test_dataset;
+        in.hooks.probs = tjob_probs;
+    }
     fs_recipe_err err = {0};
     x->st = fs_recipe_train(x->r, &in, &x->model, &x->eval, &err);
     if (x->st == FS_RECIPE_OK) {

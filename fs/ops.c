@@ -398,7 +398,19 @@ static int pending_under(const char *dir)
     return found;
 }
 
-static int fd_fstat(int fd, void *arg) { return fstat(fd, arg) == 0 ? 0 : -errno; }
+/* fstat of a pending writer's file, which has its name in the mount but
+ * none yet in the store (an O_TMPFILE, nlink 0): shown with nlink 1, as a
+ * plain folder shows a new file (pjdfstest link/00 saw 0 for 1 s after
+ * close, the kernel caching what create answered). */
+static int fd_fstat(int fd, void *arg)
+{
+    struct stat *st = arg;
+    if (fstat(fd, st) != 0)
+        return -errno;
+    if (S_ISREG(st->st_mode) && st->st_nlink == 0)
+        st->st_nlink = 1;
+    return 0;
+}
 
 /* truncate(path) of a file open for writing: its newest writer's file,
  * which close() then commits. */
@@ -626,7 +638,12 @@ static void *vfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
      * unlinked at its last close, so fstat on its fd keeps answering */
     cfg->hard_remove = 0;
     cfg->nullpath_ok = 1; /* reads and writes are served by the handle */
-    cfg->use_ino = 0;
+    /* st_ino is the store's inode number: libfuse's own numbers (use_ino
+     * 0) are node ids, new each time the kernel forgets a name whose 1 s
+     * entry timeout passed, so a file's inode changed under ls -i, find and
+     * pjdfstest's rename checks. A file written through the mount is linked
+     * in from its O_TMPFILE, so it keeps the number it had while open. */
+    cfg->use_ino = 1;
     cfg->kernel_cache = 0;
     if (conn->capable & FUSE_CAP_SPLICE_WRITE)
         conn->want |= FUSE_CAP_SPLICE_WRITE;
@@ -682,6 +699,7 @@ static void readme_stat(struct stat *st)
         st->st_ctim = root.st_ctim;
         st->st_atim = root.st_atim;
     }
+    st->st_ino = 1; /* not a store file; no ext4 file has the number 1 */
     st->st_mode = S_IFREG | 0444;
     st->st_nlink = 1;
     st->st_size = (off_t)strlen(fs_readme_text());
@@ -699,6 +717,8 @@ static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
     if (fh && fh->fd >= 0) {
         if (fstat(fh->fd, st) != 0)
             return -errno;
+        if (fh->writer && !atomic_load(&fh->unlinked) && st->st_nlink == 0)
+            st->st_nlink = 1; /* named in the mount (see fd_fstat) */
         stat_tune(st);
         if (!fh->writer && path) {
             vpath vp;
@@ -1006,6 +1026,9 @@ static int item_exists(const vpath *vp)
     return lstat(sp, &st) == 0;
 }
 
+static int give_to_caller(int fd, gid_t parent_gid, const struct stat *old);
+static gid_t inherited_gid(const char *dir);
+
 static int vfs_mkdir(const char *path, mode_t mode)
 {
     vpath vp;
@@ -1039,7 +1062,27 @@ static int vfs_mkdir(const char *path, mode_t mode)
     rc = fs_store_path(sp, sizeof sp, vp.area->name, vp.rel);
     if (rc)
         return rc;
-    return mkdir(sp, mode & 07777) == 0 ? 0 : -errno;
+    if (mkdir(sp, mode & 07777) != 0)
+        return -errno;
+    /* mkdir applied the daemon's umask on top of the caller's (which the
+     * kernel already applied): set the mode asked for, and the owner */
+    char parent[FS_PATH_MAX];
+    snprintf(parent, sizeof parent, "%s", sp);
+    char *slash = strrchr(parent, '/');
+    if (slash)
+        *slash = '\0';
+    int fd = open(sp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    rc = fd < 0 ? -errno : 0;
+    gid_t pgid = inherited_gid(parent); /* a set-group-ID folder passes the bit on */
+    if (rc == 0)
+        rc = give_to_caller(fd, pgid, NULL);
+    if (rc == 0 && fchmod(fd, (mode & 07777) | (pgid != (gid_t)-1 ? S_ISGID : 0)) != 0)
+        rc = -errno;
+    if (fd >= 0)
+        close(fd);
+    if (rc)
+        rmdir(sp);
+    return rc;
 }
 
 static int vfs_rmdir(const char *path)
@@ -1289,8 +1332,49 @@ static int copy_into(int dst, const char *src_path, int64_t max)
     return 0;
 }
 
+/* Gives fd (a file or folder just made in the store by a daemon running as
+ * root) to the user who asked for it: owner the caller's uid; group the
+ * caller's gid, or the parent's when the parent folder is set-group-ID
+ * (parent_gid, or -1 when it is not). The kernel then checks other users
+ * against it (default_permissions). old, when not NULL, is the stat of the
+ * file this content replaces: written by its owner or by root, the file
+ * keeps its owner and group, as in a plain folder; written by another user
+ * (whom the mode let write it), it becomes that user's, unlike a plain
+ * folder: file:// urls in an annotation file are read with its owner's
+ * rights (datasets.c, fetch_file.c), and those must not be more than the
+ * rights of the user who wrote the urls. */
+static int give_to_caller(int fd, gid_t parent_gid, const struct stat *old)
+{
+    const struct fuse_context *who = fuse_get_context();
+    if (geteuid() != 0 || !who)
+        return 0;
+    uid_t uid = who->uid;
+    gid_t gid = parent_gid != (gid_t)-1 ? parent_gid : who->gid;
+    if (old && (who->uid == 0 || who->uid == old->st_uid)) {
+        uid = old->st_uid;
+        gid = old->st_gid;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return -errno;
+    if (st.st_uid == uid && st.st_gid == gid)
+        return 0;
+    return fchown(fd, uid, gid) == 0 ? 0 : -errno;
+}
+
+/* The group a new entry of the store folder dir takes from it: its group
+ * when it is set-group-ID, else -1. */
+static gid_t inherited_gid(const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) == 0 && (st.st_mode & S_ISGID))
+        return st.st_gid;
+    return (gid_t)-1;
+}
+
 /* A writer of path (a new file with mode, umask already applied by the
- * kernel, or an existing one, whose mode it keeps). */
+ * kernel, or an existing one, whose mode it keeps; its owner: see
+ * give_to_caller). */
 static int open_writer(const char *path, const vpath *vp, struct fuse_file_info *fi, int creating,
                        mode_t mode)
 {
@@ -1345,20 +1429,16 @@ static int open_writer(const char *path, const vpath *vp, struct fuse_file_info 
         fh_free(fh);
         return rc;
     }
-    /* the mode asked for (a copy of a 0600 file stays 0600), plus owner
-     * read: the daemon itself reads what it verifies */
-    if (fchmod(fh->fd, exists ? st.st_mode & 07777 : (mode & 07777) | 0400) != 0) {
+    /* the mode asked for (a copy of a 0600 file stays 0600); a daemon not
+     * running as root adds owner read: it reads what it verifies */
+    mode_t want = exists ? st.st_mode & 07777 : mode & 07777;
+    if (!exists && geteuid() != 0)
+        want |= 0400;
+    /* owner first: chown clears the set-user-ID and set-group-ID bits */
+    rc = give_to_caller(fh->fd, exists ? (gid_t)-1 : inherited_gid(parent), exists ? &st : NULL);
+    if (rc == 0 && fchmod(fh->fd, want) != 0)
         rc = -errno;
-        writer_drop(fh);
-        fh_free(fh);
-        return rc;
-    }
-    /* a daemon running as root keeps each file owned by its writer: the
-     * kernel then checks other users against it (default_permissions), and
-     * file:// urls in it are read with the writer's rights (fetch_file.c) */
-    const struct fuse_context *who = fuse_get_context();
-    if (geteuid() == 0 && who && who->uid != 0 && fchown(fh->fd, who->uid, who->gid) != 0) {
-        rc = -errno;
+    if (rc) {
         writer_drop(fh);
         fh_free(fh);
         return rc;
@@ -1599,7 +1679,13 @@ static int truncate_committed(const vpath *vp, off_t size)
     int fd = fs_tmp_create(tmp, sizeof tmp);
     if (fd < 0)
         return fd;
-    rc = fchmod(fd, st.st_mode & 07777) == 0 ? 0 : -errno; /* the file keeps its mode */
+    /* the file keeps its owner (the new copy is the daemon's) and mode;
+     * owner first: chown clears the set-user-ID and set-group-ID bits */
+    rc = 0;
+    if (geteuid() == 0 && fchown(fd, st.st_uid, st.st_gid) != 0)
+        rc = -errno;
+    if (rc == 0 && fchmod(fd, st.st_mode & 07777) != 0)
+        rc = -errno;
     if (rc == 0)
         rc = copy_into(fd, sp, INT64_MAX);
     if (rc == 0 && ftruncate(fd, size) != 0)

@@ -10,6 +10,13 @@
  *
  *   visionfs-worker extract --store S (--dataset D | --images LIST)
  *                   [--backbone B]... --shard i/n [--job-dir DIR] [--threads T]
+ *   visionfs-worker predict --store S --model M (--images LIST | FILES...) --shard i/n
+ *   visionfs-worker evaluate --store S --model-file F --images LIST --shard i/n
+ *                   --job-dir DIR [--cache]
+ *
+ * evaluate writes a classifier's probabilities of its shard (eng_cls_probs,
+ * the call the daemon's evaluation makes) into DIR/probs.I as raw floats;
+ * the daemon merges the shards and computes the metrics itself.
  *
  * Exit codes: 0 done, 1 work failed, 2 usage, 3 the store is not visible here.
  */
@@ -33,13 +40,14 @@
 #define MAX_BB 32
 
 typedef struct wargs {
-    const char *store, *dataset, *images, *job_dir, *model;
+    const char *store, *dataset, *images, *job_dir, *model, *model_file;
     char **files; /* predict: FILES... */
     int nfiles, version;
     const char *bb[MAX_BB];
     int nbb;
     int shard, nshards, threads;
     int detector; /* extract --kind detector */
+    int cached;   /* evaluate --cache: through the feature cache */
 } wargs;
 
 static void usage(void)
@@ -58,7 +66,14 @@ static void usage(void)
             "Answers shard I of N of the images with classifier models/NAME: IMAGE.json next\n"
             "to each image as predict/ does, or with --job-dir DIR/answers/K.json (K: the\n"
             "image's line in LIST). An image Azure's checks refuse gets no answer (the\n"
-            "daemon writes its error).\n");
+            "daemon writes its error).\n"
+            "\n"
+            "       visionfs-worker evaluate --store DIR --model-file FILE --images LIST\n"
+            "                       --shard I/N --job-dir DIR [--cache]\n"
+            "Computes a classifier's probabilities of shard I of N of the images, as the\n"
+            "daemon's evaluation does (--cache: through the feature cache, as training's\n"
+            "test pass does), into DIR/probs.I (float32, one row of categories per image).\n"
+            "An image that cannot be read is named in DIR/failed.I (its status and message).\n");
 }
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -81,6 +96,10 @@ static int parse(int argc, char **argv, wargs *a)
     a->nshards = 1;
     for (int i = 2; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(k, "--cache") == 0) {
+            a->cached = 1;
+            continue;
+        }
         if (k[0] != '-' || k[1] != '-') { /* FILES... */
             a->files = argv + i;
             a->nfiles = argc - i;
@@ -101,6 +120,8 @@ static int parse(int argc, char **argv, wargs *a)
             a->job_dir = v;
         else if (strcmp(k, "--model") == 0)
             a->model = v;
+        else if (strcmp(k, "--model-file") == 0)
+            a->model_file = v;
         else if (strcmp(k, "--kind") == 0 &&
                  (strcmp(v, "classifier") == 0 || strcmp(v, "detector") == 0))
             a->detector = strcmp(v, "detector") == 0;
@@ -122,7 +143,13 @@ static int parse(int argc, char **argv, wargs *a)
             return -1;
         }
     }
-    if (strcmp(argv[1], "predict") == 0) {
+    if (strcmp(argv[1], "evaluate") == 0) {
+        if (!a->store || !a->model_file || !a->images || !a->job_dir) {
+            fprintf(stderr, "visionfs-worker: evaluate needs --store, --model-file, --images and "
+                            "--job-dir\n");
+            return -1;
+        }
+    } else if (strcmp(argv[1], "predict") == 0) {
         if (!a->store || !a->model || (!a->images == !a->nfiles)) {
             fprintf(stderr, "visionfs-worker: predict needs --store, --model and either "
                             "--images LIST or FILES...\n");
@@ -442,6 +469,154 @@ out:
     return rc;
 }
 
+/* The store check and the started marker every unit begins with: 0, or 3
+ * (the exit code) when the store or the job folder is not visible here. */
+static int begin(const wargs *a)
+{
+    char path[W_PATH + 64], host[256] = "?";
+    struct stat st;
+    gethostname(host, sizeof host - 1);
+    snprintf(path, sizeof path, "%s/models", a->store);
+    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+        say("the store \"%s\" is not visible here: it must be on a file system shared with "
+            "every node, at the same path",
+            a->store);
+        return 3;
+    }
+    if (a->job_dir) {
+        /* the first act: the daemon checks this marker to know the store is
+         * shared with the node the task ran on */
+        char marker[64], text[512];
+        snprintf(marker, sizeof marker, "started.%d", a->shard);
+        const char *node = getenv("SLURMD_NODENAME");
+        snprintf(text, sizeof text, "%s\n", node ? node : host);
+        if (put_file(a->job_dir, marker, text) != 0) {
+            say("job folder \"%s\": %s", a->job_dir, strerror(errno));
+            return 3;
+        }
+    }
+    return 0;
+}
+
+/* Opens the installed backbones model m needs (by name and checksum, as the
+ * daemon does) into bbs[0..*nbb); bbdirs gets every backbone folder. */
+static int model_backbones(const wargs *a, const eng_classifier *m, strs *bbdirs,
+                           eng_backbone **bbs, int *nbb)
+{
+    wargs all = *a;
+    all.nbb = 0;
+    eng_diag d = {{0}};
+    *nbb = 0;
+    if (backbone_dirs(&all, bbdirs) != 0)
+        return -1;
+    for (int i = 0; eng_cls_backbone_needed(m, i, NULL) && *nbb < MAX_BB; i++) {
+        const char *sum = NULL, *name = eng_cls_backbone_needed(m, i, &sum);
+        for (int k = 0; k < bbdirs->n; k++) {
+            if (strcmp(strrchr(bbdirs->v[k], '/') + 1, name) != 0)
+                continue;
+            if (eng_backbone_open(bbdirs->v[k], &bbs[*nbb], &d) == ENG_OK) {
+                if (!sum || strcmp(eng_backbone_get_info(bbs[*nbb])->checksum, sum) == 0)
+                    (*nbb)++;
+                else
+                    eng_backbone_free(bbs[*nbb]);
+            }
+            break;
+        }
+    }
+    return 0;
+}
+
+static int task_threads(const wargs *a)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    const char *cpt = getenv("SLURM_CPUS_PER_TASK");
+    int t = a->threads > 0 ? a->threads : cpt && atoi(cpt) > 0 ? atoi(cpt) : (int)ncpu;
+    return t > 0 ? t : 1;
+}
+
+/* ---- evaluate ---- */
+
+/* Writes n bytes to DIR/name through a temp name and a rename. */
+static int put_bytes(const char *dir, const char *name, const void *p, size_t n)
+{
+    char path[W_PATH + 256], tmp[W_PATH + 300];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s/.%s.tmp.%ld", dir, name, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f)
+        return -1;
+    int ok = fwrite(p, 1, n, f) == n;
+    if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_evaluate(const wargs *a)
+{
+    if (begin(a) != 0)
+        return 3;
+    strs imgs = {0}, bbdirs = {0};
+    eng_classifier *m = NULL;
+    eng_backbone *bbs[MAX_BB] = {0};
+    int nbb = 0, rc = 1;
+    float *probs = NULL;
+    double c0 = cpu_seconds();
+    eng_diag d = {{0}};
+    char name[64], text[1200], cache[W_PATH + 32];
+    if (read_list(a->store, a->images, &imgs) != 0)
+        goto out;
+    if (eng_classifier_load(a->model_file, &m, &d) != ENG_OK) {
+        say("model file \"%s\": %s", a->model_file, d.msg);
+        goto out;
+    }
+    if (model_backbones(a, m, &bbdirs, bbs, &nbb) != 0)
+        goto out;
+    int lo = (int)((long long)imgs.n * a->shard / a->nshards);
+    int hi = (int)((long long)imgs.n * (a->shard + 1) / a->nshards);
+    int ncat = eng_cls_ncat(m);
+    probs = calloc((size_t)(hi - lo ? hi - lo : 1) * ncat, sizeof *probs);
+    if (!probs)
+        goto out;
+    snprintf(cache, sizeof cache, "%s/models/.vfs-cache", a->store);
+    eng_run_opts o = {.threads = task_threads(a)};
+    eng_status st = eng_cls_probs(m, bbs, nbb, (const char *const *)imgs.v + lo, hi - lo,
+                                  a->cached ? cache : NULL, &o, probs, &d);
+    if (st != ENG_OK && st != ENG_ENOMEM) {
+        /* an image the daemon's own evaluation would fail on: said once,
+         * not retried */
+        snprintf(name, sizeof name, "failed.%d", a->shard);
+        snprintf(text, sizeof text, "%d\n%s\n", (int)st, d.msg);
+        if (put_file(a->job_dir, name, text) != 0)
+            goto out;
+        say("shard %d/%d: %s", a->shard, a->nshards, d.msg);
+    } else if (st != ENG_OK) {
+        say("shard %d/%d: %s", a->shard, a->nshards, d.msg);
+        goto out;
+    } else {
+        snprintf(name, sizeof name, "probs.%d", a->shard);
+        if (put_bytes(a->job_dir, name, probs, (size_t)(hi - lo) * ncat * sizeof *probs) != 0) {
+            say("job folder \"%s\": %s", a->job_dir, strerror(errno));
+            goto out;
+        }
+        say("shard %d/%d: %d images x %d categories, %.1f CPU s", a->shard, a->nshards, hi - lo,
+            ncat, cpu_seconds() - c0);
+    }
+    snprintf(name, sizeof name, "done.%d", a->shard);
+    snprintf(text, sizeof text, "{\"images\": %d, \"cpuSeconds\": %.3f}\n", hi - lo,
+             cpu_seconds() - c0);
+    rc = put_file(a->job_dir, name, text) == 0 ? 0 : 1;
+out:
+    for (int i = 0; i < nbb; i++)
+        eng_backbone_free(bbs[i]);
+    eng_classifier_free(m);
+    free(probs);
+    strs_free(&imgs);
+    strs_free(&bbdirs);
+    return rc;
+}
+
 /* ---- predict ---- */
 
 #define IMAGE_MAX_BYTES ((long long)20 * 1000 * 1000)
@@ -540,26 +715,9 @@ static int write_whole(const char *path, const char *text)
 
 static int cmd_predict(const wargs *a)
 {
-    char path[W_PATH + 64], host[256] = "?";
-    struct stat st;
-    gethostname(host, sizeof host - 1);
-    snprintf(path, sizeof path, "%s/models", a->store);
-    if (stat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
-        say("the store \"%s\" is not visible here: it must be on a file system shared with "
-            "every node, at the same path",
-            a->store);
+    char path[W_PATH + 64], marker[64], text[512];
+    if (begin(a) != 0)
         return 3;
-    }
-    char marker[64], text[512];
-    if (a->job_dir) {
-        snprintf(marker, sizeof marker, "started.%d", a->shard);
-        const char *node = getenv("SLURMD_NODENAME");
-        snprintf(text, sizeof text, "%s\n", node ? node : host);
-        if (put_file(a->job_dir, marker, text) != 0) {
-            say("job folder \"%s\": %s", a->job_dir, strerror(errno));
-            return 3;
-        }
-    }
     strs imgs = {0}, bbdirs = {0};
     eng_classifier *m = NULL;
     eng_backbone *bbs[MAX_BB] = {0};
@@ -576,24 +734,8 @@ static int cmd_predict(const wargs *a)
         say("model \"%s\": %s (the worker answers for classifiers only)", a->model, d.msg);
         goto out;
     }
-    wargs all = *a;
-    all.nbb = 0;
-    if (backbone_dirs(&all, &bbdirs) != 0)
+    if (model_backbones(a, m, &bbdirs, bbs, &nbb) != 0)
         goto out;
-    for (int i = 0; eng_cls_backbone_needed(m, i, NULL) && nbb < MAX_BB; i++) {
-        const char *sum = NULL, *name = eng_cls_backbone_needed(m, i, &sum);
-        for (int k = 0; k < bbdirs.n; k++) {
-            if (strcmp(strrchr(bbdirs.v[k], '/') + 1, name) != 0)
-                continue;
-            if (eng_backbone_open(bbdirs.v[k], &bbs[nbb], &d) == ENG_OK) {
-                if (!sum || strcmp(eng_backbone_get_info(bbs[nbb])->checksum, sum) == 0)
-                    nbb++;
-                else
-                    eng_backbone_free(bbs[nbb]);
-            }
-            break;
-        }
-    }
     probs = malloc((size_t)eng_cls_ncat(m) * sizeof *probs);
     if (!probs)
         goto out;
@@ -650,11 +792,14 @@ int main(int argc, char **argv)
         return argc < 2 ? 2 : 0;
     }
     wargs a;
-    if (strcmp(argv[1], "extract") != 0 && strcmp(argv[1], "predict") != 0) {
+    if (strcmp(argv[1], "extract") != 0 && strcmp(argv[1], "predict") != 0 &&
+        strcmp(argv[1], "evaluate") != 0) {
         fprintf(stderr, "visionfs-worker: unknown command \"%s\" (see --help)\n", argv[1]);
         return 2;
     }
     if (parse(argc, argv, &a) != 0)
         return 2;
+    if (strcmp(argv[1], "evaluate") == 0)
+        return cmd_evaluate(&a);
     return strcmp(argv[1], "predict") == 0 ? cmd_predict(&a) : cmd_extract(&a);
 }

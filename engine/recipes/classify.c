@@ -626,6 +626,40 @@ eng_status cls_predictions_json(const eng_classifier *m, const float *probs, con
     return ENG_OK;
 }
 
+eng_status eng_cls_probs(const eng_classifier *m, eng_backbone *const *backbones, int nbackbones,
+                         const char *const *paths, int n, const char *cache_dir,
+                         const eng_run_opts *o, float *probs, eng_diag *d)
+{
+    const eng_backbone *rb[CLS_MAX_VIEWS];
+    eng_status st = cls_resolve_backbones(m, backbones, nbackbones, rb, d);
+    if (st != ENG_OK || n < 1)
+        return st;
+    eng_run_opts ro = {.threads = o && o->threads > 0 ? o->threads : 1,
+                       .abort = o ? o->abort : NULL,
+                       .abort_ctx = o ? o->abort_ctx : NULL};
+    char **hashes = NULL;
+    float *feat = malloc((size_t)(cache_dir ? n : 1) * m->dim * sizeof *feat);
+    if (cache_dir && feat && !(hashes = calloc((size_t)n, sizeof *hashes)))
+        st = eng_fail(d, ENG_ENOMEM, "probabilities: out of memory");
+    if (!feat)
+        st = eng_fail(d, ENG_ENOMEM, "probabilities: out of memory");
+    for (int i = 0; hashes && st == ENG_OK && i < n; i++) {
+        hashes[i] = malloc(33);
+        st = hashes[i] ? eng_hash_file(paths[i], hashes[i], d)
+                       : eng_fail(d, ENG_ENOMEM, "probabilities: out of memory");
+    }
+    if (st == ENG_OK && cache_dir) /* training's test pass: all at once through the cache */
+        st = cls_model_probs(m, rb, paths, hashes, n, cache_dir, &ro, feat, probs, NULL, NULL, d);
+    for (int i = 0; !cache_dir && st == ENG_OK && i < n; i++) /* eng_cls_evaluate's loop */
+        st = cls_model_probs(m, rb, &paths[i], NULL, 1, NULL, &ro, feat,
+                             probs + (size_t)i * m->ncat, NULL, NULL, d);
+    for (int i = 0; hashes && i < n; i++)
+        free(hashes[i]);
+    free(hashes);
+    free(feat);
+    return st;
+}
+
 eng_status eng_cls_evaluate(const eng_classifier *m, eng_backbone *const *backbones, int nbackbones,
                             const eng_sample *s, int n, const eng_eval_opts *o, char **metrics_json,
                             char **predictions_json, eng_diag *d)
@@ -654,12 +688,30 @@ eng_status eng_cls_evaluate(const eng_classifier *m, eng_backbone *const *backbo
         st = eng_fail(d, ENG_ENOMEM, "evaluate: out of memory");
         goto done;
     }
-    for (int i = 0; i < n && st == ENG_OK; i++) {
+    for (int i = 0; i < n; i++) {
         labels[i] = s[i].label;
         ids[i] = s[i].id ? s[i].id : i + 1;
+    }
+    /* the probabilities computed elsewhere (the Slurm workers run
+     * eng_cls_probs on their shards), or here */
+    int here = 1;
+    if (o && o->probs) {
+        const char **paths = malloc((size_t)n * sizeof *paths);
+        if (!paths) {
+            st = eng_fail(d, ENG_ENOMEM, "evaluate: out of memory");
+            goto done;
+        }
+        for (int i = 0; i < n; i++)
+            paths[i] = s[i].path;
+        here = o->probs(o->probs_ctx, m, paths, n, 0, probs, &st, d);
+        free(paths);
+        if (here < 0)
+            goto done;
+        st = ENG_OK;
+    }
+    for (int i = 0; here && i < n && st == ENG_OK; i++)
         st = cls_model_probs(m, rb, &s[i].path, NULL, 1, NULL, &ro, feat,
                              probs + (size_t)i * m->ncat, NULL, NULL, d);
-    }
     if (st != ENG_OK)
         goto done;
     eng_cls_metrics met;

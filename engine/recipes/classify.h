@@ -82,9 +82,17 @@ eng_status eng_cls_predict_files(const eng_classifier *m, eng_backbone *const *b
 eng_status eng_cls_cache_features(const eng_backbone *bb, const char *const *paths, int n,
                                   const char *cache_dir, const eng_run_opts *o, int *computed,
                                   int *failed, eng_diag *d);
-/* Evaluates on n labelled images. *metrics_json: SPEC section 5 metrics plus
- * evaluatedOn (new string, free()); *predictions_json (may be NULL): COCO
- * results [{image_id, category_id, score}] with the top-1 category of each
+/* The probabilities (n x ncat, caller-owned) of n image files, computed as
+ * the evaluations do: with cache_dir, through the feature cache all at once
+ * (training's test pass); with NULL, one image at a time (eng_cls_evaluate).
+ * The first image that cannot be read fails the call (the message names
+ * it). The Slurm workers compute evaluations with it. */
+eng_status eng_cls_probs(const eng_classifier *m, eng_backbone *const *backbones, int nbackbones,
+                         const char *const *paths, int n, const char *cache_dir,
+                         const eng_run_opts *o, float *probs, eng_diag *d);
+/* Evaluates on n labelled images. o->probs (may be NULL) may compute the probabilities elsewhere.
+ * *metrics_json: SPEC section 5 metrics plus evaluatedOn (new string, free()); *predictions_json
+ * (may be NULL): COCO results [{image_id, category_id, score}] with the top-1 category of each
  * image (new string, free()). An image that cannot be read fails the call
  * (message names it). */
 eng_status eng_cls_evaluate(const eng_classifier *m, eng_backbone *const *backbones, int nbackbones,

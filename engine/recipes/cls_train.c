@@ -1703,10 +1703,21 @@ static eng_status evaluate_final(trainer *t, const eng_classifier *m, char **jso
         set_stage(t, ST_EVALUATION);
         t->mandatory_limit = 1e30; /* the final evaluation always completes */
         double c0 = cpu_used(t);
-        st = cls_model_probs(m, rb, t->test_paths, t->test_hash, n, a->cache_dir, &o, feat, probs,
-                             on_chunk, t, t->d);
+        /* the Slurm workers may compute them (the same call on their shards) */
+        int here = a->hooks.probs ? a->hooks.probs(a->hooks.ctx, m, t->test_paths, n,
+                                                   a->cache_dir != NULL, probs, &st, t->d)
+                                  : 1;
+        if (here < 0) {
+            free(feat);
+            goto done;
+        }
+        st = ENG_OK;
+        if (here)
+            st = cls_model_probs(m, rb, t->test_paths, t->test_hash, n, a->cache_dir, &o, feat,
+                                 probs, on_chunk, t, t->d);
         if (st == ENG_OK)
-            tlog(t, "test features: %d images in %.1f CPU s", n, cpu_used(t) - c0);
+            tlog(t, "test features: %d images in %.1f CPU s%s", n, cpu_used(t) - c0,
+                 here ? "" : " here (the probabilities came from the Slurm workers)");
         free(feat);
         if (st != ENG_OK)
             goto done;

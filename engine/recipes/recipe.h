@@ -38,6 +38,16 @@ typedef struct eng_train_progress {
     const char *stage; /* "features", "search", "final", "evaluation" */
 } eng_train_progress;
 
+/* Computes elsewhere (the Slurm executor's workers) the probabilities a
+ * classifier (model: an eng_classifier) gives n image files, exactly as the
+ * engine would: cached = 1 through the feature cache as training's test pass
+ * does, 0 one image at a time as eng_cls_evaluate does. probs: n x ncat.
+ * Returns 0 with probs filled; 1 when it does not take the work (the engine
+ * computes the probabilities itself); -1 failed with *st and d set (the
+ * first image that cannot be read, ENG_EABORTED, or the cluster's failure). */
+typedef int (*eng_probs_fn)(void *ctx, const void *model, const char *const *paths, int n,
+                            int cached, float *probs, eng_status *st, eng_diag *d);
+
 typedef struct eng_train_hooks {
     eng_abort_fn abort; /* may be NULL; polled often (at least every batch of images) */
     void *ctx;
@@ -47,6 +57,8 @@ typedef struct eng_train_hooks {
     /* may be NULL: the per-image data of the evaluation training reports
      * (evaluation.json), when it has them (a held-out detector figure has none) */
     eng_eval_detail_fn detail;
+    /* may be NULL: the classifier's test-set probabilities computed elsewhere */
+    eng_probs_fn probs;
 } eng_train_hooks;
 
 typedef struct eng_train_args {
@@ -75,6 +87,8 @@ typedef struct eng_eval_opts {
                                       predictions.json (NULL: index + 1) */
     eng_eval_detail_fn detail;     /* may be NULL: gets the per-image data at the end */
     void *detail_ctx;
+    eng_probs_fn probs; /* may be NULL: a classifier's probabilities computed elsewhere */
+    void *probs_ctx;
 } eng_eval_opts;
 
 #endif

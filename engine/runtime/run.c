@@ -514,6 +514,26 @@ static void run_state_release(run_state *r)
     free(r->unfused);
 }
 
+/* The profile's row for nd: convolutions by kind, as their costs differ
+ * (1x1 GEMMs, gathered KxK ones, depthwise by window and stride); other ops
+ * by op name. Static strings (the profile keeps the pointers). */
+static const char *profile_label(const rt_node *nd, const eng_tensor *const *in)
+{
+    int dw = rt_is_op(nd, "DepthwiseConv2dNative") || rt_is_op(nd, "FusedDepthwiseConv2dNative");
+    int conv = rt_is_op(nd, "Conv2D") || rt_is_op(nd, "_FusedConv2D");
+    if ((!dw && !conv) || nd->n_in < 2 || !in[1] || in[1]->ndim != 4)
+        return nd->op->name;
+    int64_t kh = in[1]->dim[0], kw = in[1]->dim[1];
+    int s2 = nd->a.stride[0] > 1 || nd->a.stride[1] > 1;
+    if (conv)
+        return kh == 1 && kw == 1 ? (s2 ? "conv 1x1 s2" : "conv 1x1") : "conv KxK (stem)";
+    if (kh == 3 && kw == 3)
+        return s2 ? "depthwise 3x3 s2" : "depthwise 3x3 s1";
+    if (kh == 5 && kw == 5)
+        return s2 ? "depthwise 5x5 s2" : "depthwise 5x5 s1";
+    return "depthwise other";
+}
+
 /* Allocates the outputs o of node nd for inputs in and computes them,
  * timed into the profile when the run keeps one. */
 static eng_status node_compute(const rt_node *nd, const eng_tensor **in, eng_tensor **o,
@@ -538,7 +558,7 @@ static eng_status node_compute(const rt_node *nd, const eng_tensor **in, eng_ten
     st = nd->op->compute(nd, in, outs, ctx, d);
     if (opts && opts->profile) {
         double fl = nd->op->flops ? nd->op->flops(nd, in, o[0]) : 0;
-        eng_run_profile_add(opts->profile, nd->op->name, now_ms() - t0, cpu_ms() - c0, fl);
+        eng_run_profile_add(opts->profile, profile_label(nd, in), now_ms() - t0, cpu_ms() - c0, fl);
     }
     return st;
 }

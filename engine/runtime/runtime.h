@@ -20,7 +20,8 @@ typedef struct eng_model eng_model;
 #define ENG_PROFILE_MAX_OPS 48
 typedef struct eng_run_profile {
     int n;                               /* op types seen */
-    const char *op[ENG_PROFILE_MAX_OPS]; /* op names (static strings) */
+    const char *op[ENG_PROFILE_MAX_OPS]; /* op names, convolutions by kind ("conv 1x1",
+                                            "depthwise 3x3 s2"...): static strings */
     double ms[ENG_PROFILE_MAX_OPS];      /* wall time summed over calls */
     double cpu_ms[ENG_PROFILE_MAX_OPS];  /* CPU time of the calling thread */
     double flops[ENG_PROFILE_MAX_OPS];   /* floating point operations summed */

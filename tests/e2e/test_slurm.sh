@@ -4,7 +4,10 @@
 # the trap). Runs: a classifier whose features come from a 4-task job array
 # (the same evaluation and the same answers as the local executor), 200
 # images copied into predict/ answered by one job array (the same answers
-# as the local executor), a detector whose detection features come from an
+# as the local executor), the training's test-set evaluation and an
+# evaluation of evaluations/ computed by job arrays (the same metrics.json
+# and predictions.json as the local executor; tasks in status.json and the
+# evaluation's status; removing the folder scancels), a detector whose detection features come from an
 # array, tasks shown in status/status.json/log, a task that fails once and is retried,
 # a worker that cannot see the store, cancellation (rm train.json ->
 # scancel), and a slurmd killed while its tasks run (the model finishes or
@@ -80,6 +83,10 @@ mkdir "$MNT/models/ref"
 echo "$REQ" >"$MNT/models/ref/train.json"
 check "local: trained" wait_status "$MNT/models/ref/status" succeeded 240
 eval_of ref >"$T/ref.eval"
+mkdir "$MNT/models/ref/evaluations/test"
+check "local: evaluation on test" wait_status "$MNT/models/ref/evaluations/test/status" succeeded 120
+cp "$MNT/models/ref/evaluations/test/metrics.json" "$T/ref.emetrics"
+cp "$MNT/models/ref/evaluations/test/predictions.json" "$T/ref.epreds"
 answers ref >"$T/ref.answers"
 cp "$SRC"/bulk/*.png "$MNT/models/ref/predict/"
 for f in "$SRC"/bulk/*.png; do
@@ -118,6 +125,40 @@ eval_of sl >"$T/sl.eval"
 check "same evaluation as the local executor" cmp -s "$T/ref.eval" "$T/sl.eval"
 answers sl >"$T/sl.answers"
 check "same answers as the local executor" cmp -s "$T/ref.answers" "$T/sl.answers"
+check "log: the test-set evaluation ran as a 4-task array" \
+    grep -Eq "slurm: evaluation on test \([0-9]+ images\) submitted as job array [0-9]+ \(4 tasks\)" "$M/log"
+check "log: training took the test probabilities from the workers" \
+    grep -q "the probabilities came from the Slurm workers" "$M/log"
+
+# evaluations/: the probabilities from a job array, the metrics in the daemon
+mkdir "$M/evaluations/test"
+seen_tasks=0 seen_line=0
+for i in $(seq 400); do
+    if [ "$seen_tasks" = 0 ]; then
+        n=$(jq '.slurmEvaluation.tasks | length' "$M/status.json" 2>/dev/null || echo 0)
+        [ "${n:-0}" -gt 0 ] && { seen_tasks=$n; cp "$M/status.json" "$T/ev.status.json"; }
+    fi
+    if [ "$seen_line" = 0 ] && grep -Eq "^running slurm job [0-9]+: [0-9]+ (PENDING|RUNNING|COMPLETED)" \
+        "$M/evaluations/test/status" 2>/dev/null; then
+        seen_line=1
+    fi
+    [ "$seen_tasks" != 0 ] && [ "$seen_line" = 1 ] && break
+    grep -q succeeded "$M/evaluations/test/status" 2>/dev/null && break
+    sleep 0.05
+done
+check_eq "evaluation: status.json lists its 4 array tasks" 4 "$seen_tasks"
+check "evaluation: its stage and job ids" jqe \
+    '.slurmEvaluation.stage == "evaluation of test" and (.slurmEvaluation.tasks | all(.jobId | test("^[0-9]+_[0-3]$")))' \
+    "$T/ev.status.json"
+check_eq "evaluation: its status names the slurm job and its tasks" 1 "$seen_line"
+check "evaluation: succeeded" wait_status "$M/evaluations/test/status" succeeded 120
+check "evaluation: same metrics.json as the local executor" \
+    cmp "$T/ref.emetrics" "$M/evaluations/test/metrics.json"
+check "evaluation: same predictions.json as the local executor" \
+    cmp "$T/ref.epreds" "$M/evaluations/test/predictions.json"
+check "evaluation: log names its array" \
+    grep -Eq "slurm: evaluation of test \([0-9]+ images\) submitted as job array [0-9]+ \(4 tasks\)" "$M/log"
+check "evaluation: status.json has no slurmEvaluation after it" jqe '.slurmEvaluation == null' "$M/status.json"
 check "the job folder is gone" test -z "$(ls "$STORE/.tmp" | grep -v '^s' || true)"
 
 # bulk prediction: 200 images copied at once become one job array
@@ -203,6 +244,23 @@ for i in $(seq 50); do
     sleep 0.2
 done
 check_eq "cancel: no task of the array left in the queue" 1 "$gone"
+
+# an evaluation cancelled by removing its folder while its array waits
+mkdir "$MNT/models/sl/evaluations/big"
+check "cancel evaluation: tasks pending" \
+    wait_jq "$MNT/models/sl/status.json" '.slurmEvaluation.tasks[0].state' PENDING 30
+ejob=$(jq -r '.slurmEvaluation.jobId' "$MNT/models/sl/status.json")
+rm -r "$MNT/models/sl/evaluations/big"
+check "cancel evaluation: log says scancel" \
+    bash -c 'for i in $(seq 100); do grep -q "cancelled job array $1 (scancel)" "$2" && exit 0; sleep 0.1; done; exit 1' \
+    _ "$ejob" "$MNT/models/sl/log"
+gone=0
+for i in $(seq 50); do
+    [ -z "$(squeue -h -j "$ejob" -t PENDING,RUNNING -o %i 2>/dev/null)" ] && { gone=1; break; }
+    sleep 0.2
+done
+check_eq "cancel evaluation: no task of its array left in the queue" 1 "$gone"
+check "cancel evaluation: the folder stays gone" test ! -e "$MNT/models/sl/evaluations/big"
 scancel "$blocker"
 
 # ---- a slurmd killed while its tasks run ----------------------------------------------

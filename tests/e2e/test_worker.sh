@@ -3,7 +3,9 @@
 # a classifier is trained through the mount, then the worker extracts the
 # same dataset in 2 shards into a second store; every file the daemon wrote
 # must be byte for byte one the worker wrote. Also: its exit codes and messages
-# for a store it cannot see and a bad --shard.
+# for a store it cannot see and a bad --shard, and `evaluate` (a classifier's
+# probabilities of two shards give the daemon's evaluation's scores; an
+# unreadable image is named in failed.I).
 source "$(dirname "$0")/lib.sh"
 
 need_backbone efficientnet-lite0 centernet
@@ -22,12 +24,53 @@ check "trained" wait_status "$MNT/models/m/status" succeeded 300
 IMG=$(ls "$SRC/train/images" | head -n 1)
 cp "$SRC/train/images/$IMG" "$MNT/models/m/predict/x.png"
 cp "$MNT/models/m/predict/x.png.json" "$T/daemon.answer"
+mkdir "$MNT/models/m/evaluations/train"
+check "daemon's evaluation" wait_status "$MNT/models/m/evaluations/train/status" succeeded 120
+cp "$MNT/models/m/evaluations/train/predictions.json" "$T/daemon.preds"
 vfs_umount
 
 # worker predict FILES...: IMAGE.json next to the image, as predict/ writes it
 cp "$SRC/train/images/$IMG" "$T/x.png"
 check "worker predict" "$WORKER" predict --store "$STORE" --model m --version 1 --shard 0/1 "$T/x.png"
 check "its answer is byte for byte the daemon's" cmp "$T/daemon.answer" "$T/x.png.json"
+
+# worker evaluate: a classifier's probabilities of two shards of the dataset's
+# images; their best scores are the daemon's evaluation's predictions.json
+python3 - "$STORE" "$T/eval.list" "$T/eval.ids" <<'PY'
+import glob, json, os, sys
+store, lst, ids = sys.argv[1:]
+ann = [f for f in glob.glob(store + "/datasets/train/*.json")
+       if os.path.basename(f) not in ("status.json", "dataset.json")][0]
+imgs = json.load(open(ann))["images"]
+open(lst, "w").write("".join("datasets/train/%s\n" % i["file_name"] for i in imgs))
+open(ids, "w").write(json.dumps([i["id"] for i in imgs]))
+PY
+JE=$T/evaljob
+mkdir -p "$JE"
+for i in 0 1; do
+    check "worker evaluate shard $i/2" "$WORKER" evaluate --store "$STORE" \
+        --model-file "$STORE/models/m/model.safetensors" --images "$T/eval.list" \
+        --job-dir "$JE" --shard "$i/2"
+done
+check "evaluate: done and probs files, no failure" \
+    test -f "$JE/done.0" -a -f "$JE/done.1" -a -f "$JE/probs.0" -a -f "$JE/probs.1" -a ! -e "$JE/failed.0"
+check "evaluate: the daemon's scores" python3 - "$JE" "$T/eval.ids" "$T/daemon.preds" <<'PY'
+import json, struct, sys
+job, ids, preds = sys.argv[1:]
+ids = json.load(open(ids))
+raw = open(job + "/probs.0", "rb").read() + open(job + "/probs.1", "rb").read()
+ncat = len(raw) // 4 // len(ids)
+assert ncat >= 2 and len(raw) == 4 * ncat * len(ids), (len(raw), len(ids))
+p = struct.unpack("<%df" % (len(raw) // 4), raw)
+score = {i: round(max(p[k * ncat:(k + 1) * ncat]) * 1e6) / 1e6 for k, i in enumerate(ids)}
+daemon = {d["image_id"]: d["score"] for d in json.load(open(preds))}
+assert daemon == score, (daemon, score)
+PY
+{ head -n 1 "$T/eval.list"; echo no/such/image.png; } >"$T/bad.list"
+check "evaluate: an unreadable image" "$WORKER" evaluate --store "$STORE" \
+    --model-file "$STORE/models/m/model.safetensors" --images "$T/bad.list" --job-dir "$JE" \
+    --shard 0/1
+check "evaluate: failed.0 names it" grep -q "no/such/image.png" "$JE/failed.0"
 
 # a second store with only the dataset: the worker fills its cache
 S2=$T/store2

@@ -218,6 +218,36 @@ static long file_bytes(const char *path, unsigned char **buf)
     return n;
 }
 
+/* ---- eng_probs_fn: probabilities computed "elsewhere" ---- */
+static float g_seen[NCAT * NTEST_PER * NCAT];
+static void keep_scores(void *ctx, const eng_eval_detail *dt)
+{
+    (void)ctx;
+    if (dt->n == NCAT * NTEST_PER && dt->ncat == NCAT)
+        memcpy(g_seen, dt->scores, sizeof g_seen);
+}
+static int g_hook_calls, g_hook_cached, g_hook_mode;
+/* mode 0: every image is "stripes"; 1: not taken; 2: fails like an unreadable image */
+static int probs_hook(void *ctx, const void *model, const char *const *paths, int n, int cached,
+                      float *probs, eng_status *st, eng_diag *d)
+{
+    (void)ctx;
+    (void)model;
+    (void)paths;
+    g_hook_calls++;
+    g_hook_cached = cached;
+    if (g_hook_mode == 1)
+        return 1;
+    if (g_hook_mode == 2) {
+        *st = eng_fail(d, ENG_EFORMAT, "image \"%s\": not an image", paths[n - 1]);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        for (int c = 0; c < NCAT; c++)
+            probs[i * NCAT + c] = c == 0 ? 0.9f : 0.05f;
+    return 0;
+}
+
 int main(void)
 {
     char bbdir[4096];
@@ -284,6 +314,48 @@ int main(void)
     cJSON_Delete(preds);
     free(mj);
     free(pj);
+
+    /* 2b. eng_cls_probs (what the Slurm workers run) gives the evaluation's
+     * very bits, through the cache or not; an eng_probs_fn hook's
+     * probabilities make the metrics, 1 leaves the work to the engine, -1
+     * fails the evaluation with the hook's status and message */
+    {
+        int nt = NCAT * NTEST_PER;
+        const char *tp[NCAT * NTEST_PER];
+        float mine[NCAT * NTEST_PER * NCAT], cached[NCAT * NTEST_PER * NCAT];
+        for (int k = 0; k < nt; k++)
+            tp[k] = test[k].path;
+        eng_eval_opts ko = {.threads = 2, .detail = keep_scores};
+        char *m0 = NULL, *p0 = NULL;
+        CHECK(eng_cls_evaluate(m, &bb, 1, test, nt, &ko, &m0, &p0, &d) == ENG_OK);
+        eng_run_opts ro = {.threads = 1};
+        CHECK_MSG(eng_cls_probs(m, &bb, 1, tp, nt, NULL, &ro, mine, &d) == ENG_OK, "%s", d.msg);
+        CHECK(memcmp(mine, g_seen, sizeof mine) == 0);
+        CHECK_MSG(eng_cls_probs(m, &bb, 1, tp, nt, cache, &ro, cached, &d) == ENG_OK, "%s", d.msg);
+        CHECK(memcmp(cached, g_seen, sizeof cached) == 0);
+        const char *bad[2] = {tp[0], "/nonexistent/x.png"};
+        CHECK(eng_cls_probs(m, &bb, 1, bad, 2, NULL, &ro, mine, &d) != ENG_OK &&
+              strstr(d.msg, "/nonexistent/x.png"));
+        eng_eval_opts ho = {.threads = 2, .probs = probs_hook};
+        char *m1 = NULL, *p1 = NULL;
+        g_hook_mode = 0;
+        CHECK(eng_cls_evaluate(m, &bb, 1, test, nt, &ho, &m1, &p1, &d) == ENG_OK);
+        CHECK(g_hook_calls == 1 && g_hook_cached == 0);
+        CHECK_NEAR(json_num(m1, "accuracyTop1"), 1.0 / NCAT, 1e-4); /* rounded in the JSON */
+        free(m1);
+        free(p1);
+        g_hook_mode = 1;
+        CHECK(eng_cls_evaluate(m, &bb, 1, test, nt, &ho, &m1, &p1, &d) == ENG_OK);
+        CHECK(g_hook_calls == 2 && m0 && m1 && strcmp(m0, m1) == 0 && strcmp(p0, p1) == 0);
+        free(m1);
+        free(p1);
+        g_hook_mode = 2;
+        m1 = p1 = NULL;
+        CHECK(eng_cls_evaluate(m, &bb, 1, test, nt, &ho, &m1, &p1, &d) == ENG_EFORMAT &&
+              strstr(d.msg, "not an image") && !m1 && !p1);
+        free(m0);
+        free(p0);
+    }
 
     /* 3. save / load: identical predictions; damaged files refused */
     CHECK(eng_classifier_save(m, model_path, &d) == ENG_OK);

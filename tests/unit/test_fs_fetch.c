@@ -140,6 +140,11 @@ static void test_redact(void)
         {"file:///tmp/a.png?x", "file:///tmp/a.png"},
         {"https://h/c/x.jpg;sig=abc;se=1", "https://h/c/x.jpg"},
         {"https://u:p@h/p;sig=s?x=1", "https://h/p"},
+        /* found by fuzz_dsjson: a "://" only after the query copied it out */
+        {"s3:b/x?sig=SECRET&next=https://h/y", "s3:b/x"},
+        {"x#frag=file:///etc", "x"},
+        {"x;sig=S://h/p", "x"},
+        {"https://user:p@ss@host/x?y", "https://host/x"},
         {"", ""},
     };
     for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {

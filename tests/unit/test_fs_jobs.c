@@ -1,6 +1,6 @@
 /* test_fs_jobs.c: the background job queue: FIFO order on one worker, all
  * workers busy at once, cancel by key, the deferred trim of a drained queue,
- * stop drops queued jobs and joins. */
+ * stop drops queued jobs and joins, a worker knows its own queue. */
 #include "check.h"
 #include "jobs.h"
 
@@ -38,6 +38,16 @@ static void drop_count(void *arg)
     pthread_mutex_lock(&mu);
     dropped++;
     pthread_mutex_unlock(&mu);
+}
+
+static fs_jobq *seen_q, *other_q;
+static int seen_own = -1, seen_other = -1;
+
+static void run_is_worker(void *arg)
+{
+    (void)arg;
+    seen_own = fs_jobq_is_worker(seen_q);
+    seen_other = fs_jobq_is_worker(other_q);
 }
 
 int main(void)
@@ -109,6 +119,21 @@ int main(void)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     CHECK(norder == 12);
     CHECK((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000 < 500);
+
+    /* a job knows it runs on its own queue's worker (fs_models_analyze
+     * runs in place there), not on another queue's nor on this thread */
+    seen_q = fs_jobq_new("tw", 1);
+    other_q = fs_jobq_new("to", 1);
+    fs_jobq_start(seen_q);
+    fs_jobq_start(other_q);
+    fs_jobq_push(seen_q, 0, run_is_worker, NULL, NULL);
+    fs_jobq_drain(seen_q);
+    CHECK(seen_own == 1);
+    CHECK(seen_other == 0);
+    CHECK(!fs_jobq_is_worker(seen_q));
+    CHECK(!fs_jobq_is_worker(NULL));
+    fs_jobq_free(seen_q);
+    fs_jobq_free(other_q);
 
     q = fs_jobq_new("ts", 1);
     dropped = 0;
