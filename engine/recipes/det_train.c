@@ -14,7 +14,11 @@
  * scored on held-out images with NMS off and at 0.5 (NMS is kept unless
  * turning it off wins by more than DET_NMS_MARGIN). In both the box head is
  * fine-tuned when the pretrained one fits the training boxes poorly (mean
- * IoU at the box centres below DET_FIT_MIN) and kept otherwise. A quarter of
+ * IoU at the box centres below DET_FIT_MIN) and kept otherwise. Then, when
+ * the budget allows, the better of the two trained on the whole images and
+ * their 2 x 2 tiles (small objects at twice the scale, DET_TILE_STEPS times
+ * the steps), scored predicting from the tiles and the whole image and from
+ * the tiles alone. A quarter of
  * the images (rounded up) is held out when there are at least five; with
  * fewer (or no budget left for the search) the hidden-layer heatmap is taken
  * when the box head is fine-tuned, the linear one otherwise, NMS at 0.5.
@@ -42,6 +46,7 @@
 #define DET_NEG_RATE 0.125f              /* share of the cells far from objects a step samples */
 #define DET_BOX_WEIGHT 2.0f
 #define DET_MAX_STEPS 1500
+#define DET_TILE_STEPS 2     /* a tiled fit's steps per step of the untiled one */
 #define DET_FIT_MIN 0.65f    /* pretrained box fit (mean IoU) below which it is fine-tuned */
 #define DET_NEAR 0.1f        /* cells whose target reaches this are always in a step */
 #define DET_MIN_STEPS 20     /* a fit cut by the budget still runs this many steps */
@@ -462,6 +467,14 @@ static eng_status step(trainer *t, eng_tape *ta, eng_tape *tb, float *loss, eng_
 static eng_status fit(trainer *t, const int *idx, int n, const variant *v, eng_detector *m,
                       float *last_loss, eng_diag *d)
 {
+    /* a tiled fit trains on DET_MAX_VIEWS views per image but runs
+     * DET_TILE_STEPS times the steps of its images untiled, not
+     * DET_MAX_VIEWS times: the tiles of an image show its objects again.
+     * At DET_MAX_VIEWS times (every tiled fit then reached DET_MAX_STEPS)
+     * the tiled search cost about 5x the CPU of an untiled one and held
+     * out no better (docs/training.md) */
+    int B = n < DET_MAX_BATCH ? n : DET_MAX_BATCH;
+    int steps = (v->epochs * n * (v->tiles ? DET_TILE_STEPS : 1) + B - 1) / B;
     if (v->tiles) { /* the images' whole views and their tiles */
         int nv = 0;
         for (int q = 0; q < n; q++) {
@@ -472,8 +485,6 @@ static eng_status fit(trainer *t, const int *idx, int n, const variant *v, eng_d
         idx = t->vidx;
         n = nv;
     }
-    int B = n < DET_MAX_BATCH ? n : DET_MAX_BATCH;
-    int steps = (v->epochs * n + B - 1) / B;
     if (steps < 60)
         steps = 60;
     if (steps > DET_MAX_STEPS)
@@ -1451,8 +1462,10 @@ static eng_status stage_search(trainer *t, eng_detector *m, search *s, eng_diag 
         if (v == DET_V_TILES) {
             if (s->tiles_forced < 0)
                 break;
-            /* the heads of the better whole-image variant; a tiled fit has
-             * up to DET_MAX_VIEWS times the views (its steps are capped) */
+            /* the heads of the better whole-image variant; a tiled fit
+             * runs DET_TILE_STEPS times its steps, and is scored on
+             * DET_MAX_VIEWS views per held-out image twice: estimated at
+             * DET_TILE_STEPS + 1 times its cost */
             int h = -1, on = 1;
             det_pick_variant((const double(*)[2])s->vmap, 2, &h, &on);
             if (h < 0)
@@ -1462,7 +1475,7 @@ static eng_status stage_search(trainer *t, eng_detector *m, search *s, eng_diag 
                 s->vars[q].epochs = s->vars[h].epochs;
                 s->vars[q].lr = s->vars[h].lr;
             }
-            double reserve = vcost[h] * DET_MAX_VIEWS * (1 + final_share);
+            double reserve = vcost[h] * (DET_TILE_STEPS + 1) * (1 + final_share);
             st = stage_tiles(t, s->tiles_forced > 0, reserve, s->tiles_note, sizeof s->tiles_note,
                              d);
             if (st != ENG_OK)
