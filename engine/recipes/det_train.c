@@ -16,15 +16,15 @@
  * fine-tuned when the pretrained one fits the training boxes poorly (mean
  * IoU at the box centres below DET_FIT_MIN) and kept otherwise. Then, when
  * the budget allows, the better of the two trained on the whole images and
- * their 2 x 2 tiles (small objects at twice the scale, DET_TILE_STEPS times
- * the steps), scored predicting from the tiles and the whole image and from
- * the tiles alone. A quarter of
- * the images (rounded up) is held out when there are at least five; with
- * fewer (or no budget left for the search) the hidden-layer heatmap is taken
- * when the box head is fine-tuned, the linear one otherwise, NMS at 0.5.
- * The CPU budget: feature extraction must fit in it (else notEnoughBudget),
- * the search stops early when the rest would not fit, and each fit runs only
- * the steps its first step's cost says fit before its deadline.
+ * their 2 x 2 tiles (small objects at twice the scale, at most
+ * DET_TILE_MAX_STEPS steps), scored predicting from the tiles and the
+ * whole image and from the tiles alone. A quarter of the images (rounded
+ * up) is held out when there are at least five; with fewer (or no budget
+ * left for the search) the hidden-layer heatmap is taken when the box head
+ * is fine-tuned, the linear one otherwise, NMS at 0.5. The CPU budget:
+ * feature extraction must fit in it (else notEnoughBudget), the search
+ * stops early when the rest would not fit, and each fit runs only the steps
+ * its first step's cost says fit before its deadline.
  */
 #include "budget_int.h"
 #include "det_int.h"
@@ -46,12 +46,12 @@
 #define DET_NEG_RATE 0.125f              /* share of the cells far from objects a step samples */
 #define DET_BOX_WEIGHT 2.0f
 #define DET_MAX_STEPS 1500
-#define DET_TILE_STEPS 2     /* a tiled fit's steps per step of the untiled one */
-#define DET_FIT_MIN 0.65f    /* pretrained box fit (mean IoU) below which it is fine-tuned */
-#define DET_NEAR 0.1f        /* cells whose target reaches this are always in a step */
-#define DET_MIN_STEPS 20     /* a fit cut by the budget still runs this many steps */
-#define DET_SEARCH_SHARE 0.6 /* share of the budget the search may use */
-#define DET_FOLDS 4          /* cross-validation folds of the search (fewer below 8 images) */
+#define DET_TILE_MAX_STEPS 750 /* steps of a tiled fit at most */
+#define DET_FIT_MIN 0.65f      /* pretrained box fit (mean IoU) below which it is fine-tuned */
+#define DET_NEAR 0.1f          /* cells whose target reaches this are always in a step */
+#define DET_MIN_STEPS 20       /* a fit cut by the budget still runs this many steps */
+#define DET_SEARCH_SHARE 0.6   /* share of the budget the search may use */
+#define DET_FOLDS 4            /* cross-validation folds of the search (fewer below 8 images) */
 /* A further variant is tried only when it and the final fit, estimated from
  * the last variant's cost, would end within this share of the budget: the
  * rest is kept for evaluating the test images and for the estimate being
@@ -467,14 +467,6 @@ static eng_status step(trainer *t, eng_tape *ta, eng_tape *tb, float *loss, eng_
 static eng_status fit(trainer *t, const int *idx, int n, const variant *v, eng_detector *m,
                       float *last_loss, eng_diag *d)
 {
-    /* a tiled fit trains on DET_MAX_VIEWS views per image but runs
-     * DET_TILE_STEPS times the steps of its images untiled, not
-     * DET_MAX_VIEWS times: the tiles of an image show its objects again.
-     * At DET_MAX_VIEWS times (every tiled fit then reached DET_MAX_STEPS)
-     * the tiled search cost about 5x the CPU of an untiled one and held
-     * out no better (docs/training.md) */
-    int B = n < DET_MAX_BATCH ? n : DET_MAX_BATCH;
-    int steps = (v->epochs * n * (v->tiles ? DET_TILE_STEPS : 1) + B - 1) / B;
     if (v->tiles) { /* the images' whole views and their tiles */
         int nv = 0;
         for (int q = 0; q < n; q++) {
@@ -485,10 +477,15 @@ static eng_status fit(trainer *t, const int *idx, int n, const variant *v, eng_d
         idx = t->vidx;
         n = nv;
     }
+    int B = n < DET_MAX_BATCH ? n : DET_MAX_BATCH;
+    int steps = (v->epochs * n + B - 1) / B;
     if (steps < 60)
         steps = 60;
-    if (steps > DET_MAX_STEPS)
-        steps = DET_MAX_STEPS;
+    /* a tiled fit (5 views per image) stops at DET_TILE_MAX_STEPS: at
+     * DET_MAX_STEPS it cost 5x the CPU of an untiled fit at k = 10, and
+     * fewer steps per view (twice the untiled fit's) lost most of its gain */
+    if (steps > (v->tiles ? DET_TILE_MAX_STEPS : DET_MAX_STEPS))
+        steps = v->tiles ? DET_TILE_MAX_STEPS : DET_MAX_STEPS;
     eng_status st = ENG_OK;
     int hid = v->hidden;
     int64_t dwc[2] = {hid > 0 ? hid : t->fdim, t->ncat}, dc[1] = {t->ncat};
@@ -1508,9 +1505,9 @@ static eng_status stage_search(trainer *t, eng_detector *m, search *s, eng_diag 
             if (s->tiles_forced < 0)
                 break;
             /* the heads of the better whole-image variant; a tiled fit
-             * runs DET_TILE_STEPS times its steps, and is scored on
-             * DET_MAX_VIEWS views per held-out image twice: estimated at
-             * DET_TILE_STEPS + 1 times its cost */
+             * runs up to DET_MAX_VIEWS times its steps (at most
+             * DET_TILE_MAX_STEPS), and is scored on DET_MAX_VIEWS views
+             * per held-out image twice */
             int h = -1, on = 1;
             det_pick_variant((const double(*)[2])s->vmap, 2, &h, &on);
             if (h < 0)
@@ -1525,7 +1522,7 @@ static eng_status stage_search(trainer *t, eng_detector *m, search *s, eng_diag 
                 s->vars[q].epochs = s->vars[h].epochs;
                 s->vars[q].lr = s->vars[h].lr;
             }
-            double reserve = vcost[h] * (DET_TILE_STEPS + 1) * (1 + final_share);
+            double reserve = vcost[h] * DET_MAX_VIEWS * (1 + final_share);
             st = stage_tiles(t, s->tiles_forced > 0, reserve, s->tiles_note, sizeof s->tiles_note,
                              d);
             if (st != ENG_OK)
