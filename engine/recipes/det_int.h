@@ -41,8 +41,41 @@ struct eng_detector {
      * detections (Platt); calibrated 0: the peak itself */
     int calibrated;
     float cal_a, cal_b;
-    char *recipe; /* JSON */
+    /* tiles 0: the whole image only (files before tiling); DET_TILES: also
+     * the image cut into DET_TILES x DET_TILES overlapping tiles, each
+     * squash-resized to DET_SIZE (small objects at a larger scale) */
+    int tiles;
+    int tile_whole; /* with tiles: 1 the whole image is a view too */
+    char *recipe;   /* JSON */
 };
+
+/* Tiling: tiles per side, and the share of the image's width and height one
+ * tile covers (neighbours overlap by 2 x DET_TILE_SPAN - 1 of it). */
+#define DET_TILES 2
+#define DET_TILE_SPAN 0.6f
+#define DET_MAX_VIEWS (DET_TILES * DET_TILES + 1)
+
+/* Views of an image m predicts from: 1 without tiles, else its tiles then
+ * (tile_whole) the whole image; det_view_tile: view v's tile index, -1 for
+ * the whole image. */
+int det_nviews(const eng_detector *m);
+int det_view_tile(const eng_detector *m, int v);
+
+/* Tile k (0 .. DET_TILES^2 - 1, row-major) of an image as a share of its
+ * width and height: r = x0, y0, w, h; core = the part it owns (x0, y0, x1,
+ * y1): a detection from the tile is kept only when its centre lies there,
+ * so neighbours do not report an object twice. */
+void det_tile_rect(int k, float r[4], float core[4]);
+
+/* Objects of one view's maps in image pixels (a tile's: mapped back from
+ * the tile and kept only when centred in its core), NMS at m->nms_iou
+ * inside the view, calibrated confidences. Returns the count (<= ENG_DET_TOPK). */
+int det_view_objects(const eng_detector *m, int tile, const float *heat, const float *wh, int img_w,
+                     int img_h, eng_det_object *out);
+
+/* Merges n objects of several views (sorted by confidence, NMS per category
+ * at nms_iou when > 0) into out; returns the count (<= cap). Reorders in. */
+int det_merge(eng_det_object *in, int n, float nms_iou, eng_det_object *out, int cap);
 
 /* Confidence from which a detection counts: drawn on IMAGE.boxes.jpg and
  * counted by tagPerformance accuracy. */
@@ -76,10 +109,11 @@ void det_calibrate(const double *score, const int *tp, int n, float *a, float *b
  * none was tried. */
 void det_pick_variant(const double (*vmap)[2], int nv, int *best, int *nms_on);
 
-/* Features of one image: fdim x DET_CELLS float16 (NHWC), with the image's
- * size in pixels (after EXIF orientation). With cache_dir, read from and
- * written to the feature cache. *hit (may be NULL) says it came from the cache. */
-eng_status det_features(const eng_backbone *bb, const char *node, int fdim, int letterbox,
+/* Features of one image (tile -1) or of its tile (det_tile_rect; letterbox
+ * must be 0): fdim x DET_CELLS float16 (NHWC), with the image's size in
+ * pixels (after EXIF orientation). With cache_dir, read from and written to
+ * the feature cache. *hit (may be NULL) says it came from the cache. */
+eng_status det_features(const eng_backbone *bb, const char *node, int fdim, int letterbox, int tile,
                         const char *path, const char *cache_dir, int threads, uint16_t *f16,
                         int *img_w, int *img_h, int *hit, eng_diag *d);
 

@@ -350,6 +350,10 @@ eng_status eng_detector_export_onnx(const eng_detector *m, eng_backbone *const *
 {
     *out = NULL;
     *len = 0;
+    if (m->tiles > 0) /* the crops and the merge of the views are not in the graph */
+        return eng_fail(d, ENG_EUNSUPPORTED,
+                        "tiled detectors are not exportable yet (model.safetensors and predict/ "
+                        "work; train without tiles for an ONNX file)");
     eng_backbone *bb = NULL;
     eng_status st = det_pick_backbone(bbs, nbb, m->bb_name, m->bb_checksum, &bb, d);
     if (st != ENG_OK)

@@ -14,13 +14,17 @@
  * scored on held-out images with NMS off and at 0.5 (NMS is kept unless
  * turning it off wins by more than DET_NMS_MARGIN). In both the box head is
  * fine-tuned when the pretrained one fits the training boxes poorly (mean
- * IoU at the box centres below DET_FIT_MIN) and kept otherwise. A quarter of
- * the images (rounded up) is held out when there are at least five; with
- * fewer (or no budget left for the search) the hidden-layer heatmap is taken
- * when the box head is fine-tuned, the linear one otherwise, NMS at 0.5.
- * The CPU budget: feature extraction must fit in it (else notEnoughBudget),
- * the search stops early when the rest would not fit, and each fit runs only
- * the steps its first step's cost says fit before its deadline.
+ * IoU at the box centres below DET_FIT_MIN) and kept otherwise. Then, when
+ * the budget allows, the better of the two trained on the whole images and
+ * their 2 x 2 tiles (small objects at twice the scale, at most
+ * DET_TILE_MAX_STEPS steps), scored predicting from the tiles and the
+ * whole image and from the tiles alone. A quarter of the images (rounded
+ * up) is held out when there are at least five; with fewer (or no budget
+ * left for the search) the hidden-layer heatmap is taken when the box head
+ * is fine-tuned, the linear one otherwise, NMS at 0.5. The CPU budget:
+ * feature extraction must fit in it (else notEnoughBudget), the search
+ * stops early when the rest would not fit, and each fit runs only the steps
+ * its first step's cost says fit before its deadline.
  */
 #include "budget_int.h"
 #include "det_int.h"
@@ -42,18 +46,23 @@
 #define DET_NEG_RATE 0.125f              /* share of the cells far from objects a step samples */
 #define DET_BOX_WEIGHT 2.0f
 #define DET_MAX_STEPS 1500
-#define DET_FIT_MIN 0.65f    /* pretrained box fit (mean IoU) below which it is fine-tuned */
-#define DET_NEAR 0.1f        /* cells whose target reaches this are always in a step */
-#define DET_MIN_STEPS 20     /* a fit cut by the budget still runs this many steps */
-#define DET_SEARCH_SHARE 0.6 /* share of the budget the search may use */
-#define DET_FOLDS 4          /* cross-validation folds of the search (fewer below 8 images) */
+#define DET_TILE_MAX_STEPS 750 /* steps of a tiled fit at most */
+#define DET_FIT_MIN 0.65f      /* pretrained box fit (mean IoU) below which it is fine-tuned */
+#define DET_NEAR 0.1f          /* cells whose target reaches this are always in a step */
+#define DET_MIN_STEPS 20       /* a fit cut by the budget still runs this many steps */
+#define DET_SEARCH_SHARE 0.6   /* share of the budget the search may use */
+#define DET_FOLDS 4            /* cross-validation folds of the search (fewer below 8 images) */
 /* A further variant is tried only when it and the final fit, estimated from
  * the last variant's cost, would end within this share of the budget: the
  * rest is kept for evaluating the test images and for the estimate being
  * off (each search fit is also cut to end by DET_SEARCH_SHARE). */
 #define DET_SEARCH_END 0.7
 
+/* A view of a training image: the whole image (views 0 .. n-1, view i of
+ * image i) or one of its tiles (view n + DET_TILES^2 i + k of tile k). */
 typedef struct det_img {
+    int src;    /* the training image */
+    int tile;   /* -1: the whole image */
     int w, h;   /* image pixels (display) */
     float *box; /* nbox x 4: x1, y1, x2, y2 in input (512) pixels */
     int *cat;
@@ -74,6 +83,8 @@ typedef struct variant {
     int hidden;
     float lr;
     int epochs;
+    int tiles; /* 0: trained on the whole images; DET_TILES: on their tiles too */
+    int whole; /* with tiles: the whole image is a view at prediction too */
 } variant;
 
 typedef struct trainer {
@@ -83,8 +94,12 @@ typedef struct trainer {
     int fdim, ncat;
     float *dw_cls, *dw_wh, *ww0, *bw0;
     float wh_scale;
-    det_img *im;
+    det_img *im; /* views: n whole images, then (tiles_ready) their tiles */
     int n;
+    int nv;          /* views set up in im */
+    int tiles_ready; /* the tile views have features and boxes */
+    int *vidx;       /* a fit's views (n x DET_MAX_VIEWS) */
+    size_t kept;     /* bytes of features kept in memory */
     double cpu0;
     eng_rng rng;
     /* step state */
@@ -162,8 +177,9 @@ static const uint16_t *feat_of(trainer *t, int i, eng_diag *d)
     if (t->im[i].feat)
         return t->im[i].feat;
     int w, h;
-    if (det_features(t->bb, t->node, t->fdim, t->letterbox, t->a->train[i].path, t->a->cache_dir,
-                     t->threads, t->tmpfeat, &w, &h, NULL, d) != ENG_OK)
+    if (det_features(t->bb, t->node, t->fdim, t->letterbox, t->im[i].tile,
+                     t->a->train[t->im[i].src].path, t->a->cache_dir, t->threads, t->tmpfeat, &w,
+                     &h, NULL, d) != ENG_OK)
         return NULL;
     return t->tmpfeat;
 }
@@ -451,12 +467,25 @@ static eng_status step(trainer *t, eng_tape *ta, eng_tape *tb, float *loss, eng_
 static eng_status fit(trainer *t, const int *idx, int n, const variant *v, eng_detector *m,
                       float *last_loss, eng_diag *d)
 {
+    if (v->tiles) { /* the images' whole views and their tiles */
+        int nv = 0;
+        for (int q = 0; q < n; q++) {
+            t->vidx[nv++] = idx[q];
+            for (int k = 0; k < DET_TILES * DET_TILES; k++)
+                t->vidx[nv++] = t->n + idx[q] * DET_TILES * DET_TILES + k;
+        }
+        idx = t->vidx;
+        n = nv;
+    }
     int B = n < DET_MAX_BATCH ? n : DET_MAX_BATCH;
     int steps = (v->epochs * n + B - 1) / B;
     if (steps < 60)
         steps = 60;
-    if (steps > DET_MAX_STEPS)
-        steps = DET_MAX_STEPS;
+    /* a tiled fit (5 views per image) stops at DET_TILE_MAX_STEPS: at
+     * DET_MAX_STEPS it cost 5x the CPU of an untiled fit at k = 10, and
+     * fewer steps per view (twice the untiled fit's) lost most of its gain */
+    if (steps > (v->tiles ? DET_TILE_MAX_STEPS : DET_MAX_STEPS))
+        steps = v->tiles ? DET_TILE_MAX_STEPS : DET_MAX_STEPS;
     eng_status st = ENG_OK;
     int hid = v->hidden;
     int64_t dwc[2] = {hid > 0 ? hid : t->fdim, t->ncat}, dc[1] = {t->ncat};
@@ -623,7 +652,9 @@ static eng_status pool_add(trainer *t, eng_detector *m, const int *idx, int n, d
     }
     float *heat = malloc((size_t)DET_CELLS * t->ncat * sizeof *heat);
     float *wh = malloc((size_t)DET_CELLS * 4 * sizeof *wh);
-    eng_det_object *o = calloc(ENG_DET_TOPK, sizeof *o);
+    int nv = det_nviews(m);
+    /* per pass (NMS off, on): every view's objects, then the merged ones */
+    eng_det_object *o = calloc((size_t)(2 * nv + 1) * ENG_DET_TOPK, sizeof *o);
     eng_status st = ENG_OK;
     if (!gt || !heat || !wh || !o)
         st = eng_fail(d, ENG_ENOMEM, "evaluation: out of memory");
@@ -631,19 +662,36 @@ static eng_status pool_add(trainer *t, eng_detector *m, const int *idx, int n, d
     for (int q = 0; q < n && st == ENG_OK; q++) {
         int i = idx[q];
         const det_img *im = &t->im[i];
-        const uint16_t *f = feat_of(t, i, d);
-        if (!f) {
-            st = ENG_EIO;
-            break;
+        int cnt[2] = {0, 0};
+        for (int v = 0; v < nv && st == ENG_OK; v++) {
+            int tile = det_view_tile(m, v);
+            const uint16_t *f =
+                feat_of(t, tile < 0 ? i : t->n + i * DET_TILES * DET_TILES + tile, d);
+            if (!f) {
+                st = ENG_EIO;
+                break;
+            }
+            if ((st = det_heads(m, f, t->threads, &t->s, heat, wh, d)) != ENG_OK)
+                break;
+            for (int pass = 0; pass < 2; pass++) {
+                m->nms_iou = pass ? 0.5f : 0.0f;
+                cnt[pass] += det_view_objects(m, tile, heat, wh, im->w, im->h,
+                                              o + ((size_t)pass * nv * ENG_DET_TOPK + cnt[pass]));
+            }
         }
-        if ((st = det_heads(m, f, t->threads, &t->s, heat, wh, d)) != ENG_OK)
+        if (st != ENG_OK)
             break;
         for (int pass = 0; pass < 2; pass++) {
-            m->nms_iou = pass ? 0.5f : 0.0f;
-            int no = det_objects(m, heat, wh, im->w, im->h, o);
+            eng_det_object *all = o + (size_t)pass * nv * ENG_DET_TOPK;
+            eng_det_object *one = o + (size_t)2 * nv * ENG_DET_TOPK;
+            int no = cnt[pass];
+            if (nv > 1)
+                no = det_merge(all, cnt[pass], pass ? 0.5f : 0.0f, one, ENG_DET_TOPK);
+            else
+                one = all;
             for (int j = 0; j < no; j++)
-                pl->p[pass][pl->np[pass]++] =
-                    (eng_det_pred){i, o[j].category, {o[j].x, o[j].y, o[j].w, o[j].h}, o[j].score};
+                pl->p[pass][pl->np[pass]++] = (eng_det_pred){
+                    i, one[j].category, {one[j].x, one[j].y, one[j].w, one[j].h}, one[j].score};
         }
         float sx, sy;
         det_scale(t->letterbox, im->w, im->h, &sx, &sy);
@@ -891,7 +939,7 @@ static eng_status load_consts(trainer *t, eng_diag *d)
 
 static void trainer_release(trainer *t)
 {
-    for (int i = 0; t->im && i < t->n; i++) {
+    for (int i = 0; t->im && i < t->nv; i++) {
         free(t->im[i].box);
         free(t->im[i].cat);
         eng_free(t->im[i].feat);
@@ -906,6 +954,7 @@ static void trainer_release(trainer *t)
     free(t->ww0);
     free(t->bw0);
     free(t->order);
+    free(t->vidx);
     det_scratch_release(&t->s);
     eng_tensor_free(t->gbatch);
     eng_tensor_free(t->hsel);
@@ -925,7 +974,8 @@ static void trainer_release(trainer *t)
 static eng_status trainer_buffers(trainer *t, eng_diag *d)
 {
     size_t per = (size_t)t->fdim * DET_CELLS;
-    t->order = calloc((size_t)t->n, sizeof *t->order);
+    t->order = calloc((size_t)t->n * DET_MAX_VIEWS, sizeof *t->order);
+    t->vidx = calloc((size_t)t->n * DET_MAX_VIEWS, sizeof *t->vidx);
     t->tmpfeat = eng_alloc(per * 2);
     int64_t gd[4] = {DET_MAX_BATCH, DET_GRID, DET_GRID, t->fdim};
     t->gbatch = eng_tensor_new(ENG_F32, 4, gd);
@@ -941,8 +991,8 @@ static eng_status trainer_buffers(trainer *t, eng_diag *d)
     t->owner = malloc(DET_CELLS * sizeof *t->owner);
     t->wmap = malloc(DET_CELLS * sizeof *t->wmap);
     t->rc = malloc(DET_CELLS * sizeof *t->rc);
-    if (!t->owner || !t->wmap || !t->rc || !t->order || !t->tmpfeat || !t->gbatch || !t->hsel ||
-        !t->target || !t->ltrb || !t->wgt || !t->seed || !t->heat1 || !t->roww)
+    if (!t->owner || !t->wmap || !t->rc || !t->order || !t->vidx || !t->tmpfeat || !t->gbatch ||
+        !t->hsel || !t->target || !t->ltrb || !t->wgt || !t->seed || !t->heat1 || !t->roww)
         return eng_fail(d, ENG_ENOMEM, "training: out of memory");
     return det_scratch_init(&t->s, t->fdim, d);
 }
@@ -955,7 +1005,7 @@ eng_status det_fit_heads(det_fit_args *f, eng_detector *m, float *last_loss, eng
     memset(&a, 0, sizeof a);
     t.a = &a;
     t.cpu0 = cpu_now();
-    t.n = f->n;
+    t.n = t.nv = f->n;
     t.fdim = m->fdim;
     t.ncat = m->ncat;
     t.threads = f->threads > 0 ? f->threads : 1;
@@ -978,6 +1028,8 @@ eng_status det_fit_heads(det_fit_args *f, eng_detector *m, float *last_loss, eng
         memcpy(t.bw0, m->bw, 4 * sizeof(float));
         for (int i = 0; i < f->n; i++) {
             idx[i] = i;
+            t.im[i].src = i;
+            t.im[i].tile = -1;
             t.im[i].w = t.im[i].h = DET_SIZE;
             t.im[i].nbox = f->nbox[i];
             t.im[i].box = malloc((size_t)(f->nbox[i] + 1) * 4 * sizeof(float));
@@ -993,7 +1045,7 @@ eng_status det_fit_heads(det_fit_args *f, eng_detector *m, float *last_loss, eng
     if (st == ENG_OK) {
         for (int i = 0; i < f->n; i++)
             t.im[i].feat = (uint16_t *)f->feats[i]; /* borrowed: cleared before release */
-        variant v = {"test", f->finetune_wh, f->hidden, f->lr, f->epochs};
+        variant v = {"test", f->finetune_wh, f->hidden, f->lr, f->epochs, 0, 0};
         t.deadline = f->budget_seconds > 0 ? (cpu_now() - t.cpu0) + f->budget_seconds : 0;
         st = fit(&t, idx, f->n, &v, m, last_loss, d);
         f->steps_done = t.steps_done;
@@ -1028,22 +1080,34 @@ static eng_status add_extra(char **json, double minutes, const char *reason, con
     return ENG_OK;
 }
 
+/* Variants: the linear and hidden-layer heatmaps on the whole image; the
+ * better of them trained on the tiles and the whole image, predicting from
+ * the tiles and the whole image, or from the tiles alone. */
+#define DET_NVARIANTS 4
+#define DET_V_TILES 2      /* tiles + whole image; DET_V_TILES + 1: tiles alone */
+#define DET_TILE_KEEP 0.5f /* share of a box inside a tile for it to be a target there */
+/* tiles are tried only when the median object's longer side is at most
+ * this share of the image (so it fits in a tile of DET_TILE_SPAN) */
+#define DET_TILE_MAX_OBJECT (DET_TILE_SPAN / 2)
+
 /* The variant search and what it chose, shared by the stages of eng_det_train. */
 typedef struct search {
-    variant vars[2];
-    double fitq;         /* pretrained box head: mean IoU at the training box centres */
-    int best;            /* index of the chosen variant */
-    float best_nms;      /* its NMS IoU, 0 for off */
-    double best_map;     /* its held-out mAP@50; -1 without a split */
-    double vmap[2][2];   /* held-out mAP@50 per variant, NMS off and on; -1 untried */
-    float vcal[2][2][2]; /* calibration (a, b) per variant, NMS off and on */
-    char *vjson[2][2];   /* held-out metrics JSON per variant, NMS off and on */
-    int *all;            /* every training image */
-    int nfolds;          /* cross-validation folds; 0: too few images to hold some out */
-    int *fold;           /* each training image's fold */
-    int *fitidx, nfit;   /* one fold's training images */
-    int *hold, nhold;    /* one fold's held-out images */
-    const char *reason;  /* stopReason */
+    variant vars[DET_NVARIANTS];
+    double fitq;                     /* pretrained box head: mean IoU at the training box centres */
+    int best;                        /* index of the chosen variant */
+    float best_nms;                  /* its NMS IoU, 0 for off */
+    double best_map;                 /* its held-out mAP@50; -1 without a split */
+    double vmap[DET_NVARIANTS][2];   /* held-out mAP@50 per variant, NMS off, on; -1 untried */
+    float vcal[DET_NVARIANTS][2][2]; /* calibration (a, b) per variant, NMS off and on */
+    char *vjson[DET_NVARIANTS][2];   /* held-out metrics JSON per variant, NMS off and on */
+    int tiles_forced;                /* VFS_DET_TILES: 0 no, -1 off, else the variant forced */
+    char tiles_note[128];            /* why the tiled variants were not tried */
+    int *all;                        /* every training image */
+    int nfolds;         /* cross-validation folds; 0: too few images to hold some out */
+    int *fold;          /* each training image's fold */
+    int *fitidx, nfit;  /* one fold's training images */
+    int *hold, nhold;   /* one fold's held-out images */
+    const char *reason; /* stopReason */
     char budget_reason[128];
     char *recipe; /* the recipe JSON of the model */
 } search;
@@ -1054,7 +1118,7 @@ static void search_release(search *s)
     free(s->fitidx);
     free(s->hold);
     free(s->fold);
-    for (int v = 0; v < 2; v++)
+    for (int v = 0; v < DET_NVARIANTS; v++)
         for (int q = 0; q < 2; q++)
             free(s->vjson[v][q]);
     free(s->recipe);
@@ -1082,11 +1146,16 @@ static eng_status trainer_start(trainer *t, const eng_train_args *a, eng_diag *d
     t->fdim = inf->detection_features_dim;
     if ((st = load_consts(t, d)) != ENG_OK)
         return st;
-    t->im = calloc((size_t)t->n, sizeof *t->im);
+    t->im = calloc((size_t)t->n * DET_MAX_VIEWS, sizeof *t->im);
     if ((st = trainer_buffers(t, d)) != ENG_OK)
         return st;
     if (!t->im)
         return eng_fail(d, ENG_ENOMEM, "training: out of memory");
+    t->nv = t->n;
+    for (int i = 0; i < t->n; i++) {
+        t->im[i].src = i;
+        t->im[i].tile = -1;
+    }
     return ENG_OK;
 }
 
@@ -1104,7 +1173,7 @@ static eng_status image_features(trainer *t, int i, size_t *kept, double *cpu_fe
     uint16_t *buf = f ? f : t->tmpfeat;
     int hit = 0;
     double c0 = cpu_now();
-    eng_status st = det_features(t->bb, t->node, t->fdim, t->letterbox, a->train[i].path,
+    eng_status st = det_features(t->bb, t->node, t->fdim, t->letterbox, -1, a->train[i].path,
                                  a->cache_dir, t->threads, buf, &t->im[i].w, &t->im[i].h, &hit, d);
     if (st != ENG_OK) {
         eng_free(f);
@@ -1160,13 +1229,12 @@ static eng_status image_boxes(trainer *t, int i, eng_diag *d)
 /* Stage 1: the features and boxes of every training image. */
 static eng_status stage_features(trainer *t, eng_diag *d)
 {
-    size_t kept = 0;
     double cpu_feat = 0;
     int misses = 0;
     for (int i = 0; i < t->n; i++) {
         if (aborted(t))
             return eng_fail(d, ENG_EABORTED, "training cancelled");
-        eng_status st = image_features(t, i, &kept, &cpu_feat, &misses, d);
+        eng_status st = image_features(t, i, &t->kept, &cpu_feat, &misses, d);
         if (st == ENG_OK)
             st = image_boxes(t, i, d);
         if (st != ENG_OK)
@@ -1186,13 +1254,28 @@ static eng_status search_init(trainer *t, eng_detector *m, search *s, eng_diag *
     /* the box head is fine-tuned when the pretrained one fits the training
      * boxes poorly; the search tries a linear and a hidden-layer heatmap */
     int ft = s->fitq < DET_FIT_MIN;
-    s->vars[0] = (variant){"linear heatmap", ft, 0, 0.01f, 40};
-    s->vars[1] = (variant){"hidden-64 heatmap", ft, 64, 0.01f, 150};
+    s->vars[0] = (variant){"linear heatmap", ft, 0, 0.01f, 40, 0, 0};
+    s->vars[1] = (variant){"hidden-64 heatmap", ft, 64, 0.01f, 150, 0, 0};
+    /* heads set from the better of the two once they are scored */
+    s->vars[DET_V_TILES] = s->vars[1];
+    s->vars[DET_V_TILES].name = "tiles 2x2 + whole image";
+    s->vars[DET_V_TILES].tiles = DET_TILES;
+    s->vars[DET_V_TILES].whole = 1;
+    s->vars[DET_V_TILES + 1] = s->vars[DET_V_TILES];
+    s->vars[DET_V_TILES + 1].name = "tiles 2x2";
+    s->vars[DET_V_TILES + 1].whole = 0;
+    /* a measuring knob (docs/training.md): off, or force a tiled variant */
+    const char *e = getenv("VFS_DET_TILES");
+    s->tiles_forced = !e                    ? 0
+                      : !strcmp(e, "off")   ? -1
+                      : !strcmp(e, "whole") ? DET_V_TILES
+                      : !strcmp(e, "only")  ? DET_V_TILES + 1
+                                            : 0;
     /* without a split: far from COCO (box head fits poorly) wants the hidden layer */
     s->best = ft;
     s->best_nms = 0.5f; /* NMS helped on every held-out split measured */
     s->best_map = -1;
-    for (int v = 0; v < 2; v++)
+    for (int v = 0; v < DET_NVARIANTS; v++)
         for (int q = 0; q < 2; q++) {
             s->vcal[v][q][0] = 1;
             s->vcal[v][q][1] = 0;
@@ -1238,7 +1321,9 @@ static eng_status search_split(const trainer *t, search *s, eng_diag *d)
  * fold's detections; scores the pool into s->vmap[v], vjson[v], vcal[v]. */
 static eng_status cross_validate(trainer *t, eng_detector *m, search *s, int v, eng_diag *d)
 {
-    det_pool pl = {0};
+    det_pool pl[2] = {{0}};
+    /* the tiled fit is scored with and without the whole image (variant v + 1) */
+    int npool = s->vars[v].tiles ? 2 : 1;
     eng_status st = ENG_OK;
     for (int f = 0; f < s->nfolds && st == ENG_OK; f++) {
         s->nfit = s->nhold = 0;
@@ -1248,13 +1333,154 @@ static eng_status cross_validate(trainer *t, eng_detector *m, search *s, int v, 
             else
                 s->fitidx[s->nfit++] = i;
         }
-        if ((st = fit(t, s->fitidx, s->nfit, &s->vars[v], m, NULL, d)) == ENG_OK)
-            st = pool_add(t, m, s->hold, s->nhold, &pl, d);
+        st = fit(t, s->fitidx, s->nfit, &s->vars[v], m, NULL, d);
+        for (int p = 0; p < npool && st == ENG_OK; p++) {
+            m->tiles = s->vars[v + p].tiles;
+            m->tile_whole = s->vars[v + p].whole;
+            st = pool_add(t, m, s->hold, s->nhold, &pl[p], d);
+        }
     }
-    if (st == ENG_OK)
-        st = pool_score(t, &pl, &s->vmap[v][0], &s->vmap[v][1], s->vjson[v], s->vcal[v], d);
-    pool_release(&pl);
+    m->tiles = m->tile_whole = 0;
+    for (int p = 0; p < npool && st == ENG_OK; p++)
+        st = pool_score(t, &pl[p], &s->vmap[v + p][0], &s->vmap[v + p][1], s->vjson[v + p],
+                        s->vcal[v + p], d);
+    pool_release(&pl[0]);
+    pool_release(&pl[1]);
     return st;
+}
+
+/* The boxes of tile view v in its input pixels: clipped to the tile, kept
+ * where at least DET_TILE_KEEP of the box lies inside (a sliver cut off by
+ * the tile's edge is neither an object nor trained as one). */
+static eng_status tile_boxes(trainer *t, int v, eng_diag *d)
+{
+    det_img *im = &t->im[v];
+    const eng_sample *s = &t->a->train[im->src];
+    float dw = (float)(s->width > 0 ? s->width : im->w);
+    float dh = (float)(s->height > 0 ? s->height : im->h);
+    float r[4], core[4];
+    det_tile_rect(im->tile, r, core);
+    float ox = r[0] * dw, oy = r[1] * dh, fx = DET_SIZE / (r[2] * dw), fy = DET_SIZE / (r[3] * dh);
+    im->box = malloc((size_t)(s->nboxes + 1) * 4 * sizeof(float));
+    im->cat = malloc((size_t)(s->nboxes + 1) * sizeof(int));
+    if (!im->box || !im->cat)
+        return eng_fail(d, ENG_ENOMEM, "training: out of memory");
+    for (int b = 0; b < s->nboxes; b++) {
+        const eng_box *x = &s->boxes[b];
+        float x1 = (x->x - ox) * fx, y1 = (x->y - oy) * fy;
+        float x2 = (x->x + x->w - ox) * fx, y2 = (x->y + x->h - oy) * fy;
+        float full = (x2 - x1) * (y2 - y1);
+        float *q = im->box + 4 * im->nbox;
+        q[0] = fmaxf(0, x1);
+        q[1] = fmaxf(0, y1);
+        q[2] = fminf(DET_SIZE, x2);
+        q[3] = fminf(DET_SIZE, y2);
+        if (q[2] - q[0] <= 0 || q[3] - q[1] <= 0 ||
+            (q[2] - q[0]) * (q[3] - q[1]) < DET_TILE_KEEP * full)
+            continue;
+        im->cat[im->nbox++] = x->category;
+    }
+    return ENG_OK;
+}
+
+/* Features and boxes of every training image's tiles, unless (force 0)
+ * their extraction, the test images' tiles at the same rate and reserve
+ * CPU seconds would end past DET_SEARCH_END of the budget: then *why says
+ * so and t->tiles_ready stays 0. */
+static eng_status stage_tiles(trainer *t, int force, double reserve, char *why, size_t whylen,
+                              eng_diag *d)
+{
+    const eng_train_args *a = t->a;
+    const int per_img = DET_TILES * DET_TILES, total = t->n * per_img;
+    size_t per = (size_t)t->fdim * DET_CELLS;
+    double cpu_feat = 0;
+    int misses = 0;
+    for (int q = 0; q < total; q++) {
+        if (aborted(t))
+            return eng_fail(d, ENG_EABORTED, "training cancelled");
+        int v = t->n + q;
+        det_img *im = &t->im[v];
+        im->src = q / per_img;
+        im->tile = q % per_img;
+        t->nv = v + 1;
+        uint16_t *f = NULL;
+        if (t->kept + per * 2 <= DET_MEM_CAP || !a->cache_dir)
+            f = eng_alloc(per * 2);
+        int hit = 0;
+        double c0 = cpu_now();
+        eng_status st =
+            det_features(t->bb, t->node, t->fdim, t->letterbox, im->tile, a->train[im->src].path,
+                         a->cache_dir, t->threads, f ? f : t->tmpfeat, &im->w, &im->h, &hit, d);
+        if (st != ENG_OK) {
+            eng_free(f);
+            return st;
+        }
+        im->feat = f;
+        if (f)
+            t->kept += per * 2;
+        if ((st = tile_boxes(t, v, d)) != ENG_OK)
+            return st;
+        if (!hit) {
+            cpu_feat += cpu_now() - c0;
+            misses++;
+            double each = cpu_feat / misses;
+            double need = (cpu_now() - t->cpu0) +
+                          each * (total - q - 1 + a->ntest * per_img) * BUDGET_MARGIN + reserve;
+            if (!force && a->budget_seconds > 0 && need > a->budget_seconds * DET_SEARCH_END) {
+                snprintf(why, whylen,
+                         "budget: no room for tiles (about %.0f CPU s needed, %.0f left)", need,
+                         a->budget_seconds * DET_SEARCH_END - (cpu_now() - t->cpu0));
+                return ENG_OK;
+            }
+        }
+        progress(t, 0.6 + 0.1 * (q + 1) / total, "tiles", 0, 0, -1);
+    }
+    t->tiles_ready = 1;
+    logf_(t, "features of %d tiles (%d computed, %.1f s CPU), %dx%d tiles of %.0f%% of the image",
+          total, misses, cpu_feat, DET_TILES, DET_TILES, 100.0 * DET_TILE_SPAN);
+    return ENG_OK;
+}
+
+static int float_cmp(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Whether the tiled variants cannot help, saying why: the best held-out
+ * mAP@50 so far leaves no room to beat it by DET_SIMPLER_MARGIN, or the
+ * median training object's longer side exceeds DET_TILE_MAX_OBJECT of the
+ * image (tiles enlarge small objects; large ones are cut by the tiles'
+ * edges: raccoon, median 0.83, held out 0.27-0.59 tiled vs 0.82-0.88). */
+static int tiles_pointless(const trainer *t, double best, char *why, size_t whylen)
+{
+    if (best * (1 + DET_SIMPLER_MARGIN) >= 1) {
+        snprintf(why, whylen, "held-out mAP@50 %.4f leaves no room to beat", best);
+        return 1;
+    }
+    int nb = 0;
+    for (int i = 0; i < t->n; i++)
+        nb += t->im[i].nbox;
+    if (nb == 0)
+        return 0;
+    float *side = malloc((size_t)nb * sizeof *side);
+    if (!side)
+        return 0; /* only a saving: try them */
+    nb = 0;
+    for (int i = 0; i < t->n; i++)
+        for (int b = 0; b < t->im[i].nbox; b++) {
+            const float *q = t->im[i].box + 4 * b;
+            side[nb++] = fmaxf(q[2] - q[0], q[3] - q[1]) / DET_SIZE;
+        }
+    qsort(side, (size_t)nb, sizeof *side, float_cmp);
+    float med = side[nb / 2];
+    free(side);
+    if (med > DET_TILE_MAX_OBJECT) {
+        snprintf(why, whylen, "objects too large for tiles (median side %.2f of the image)",
+                 (double)med);
+        return 1;
+    }
+    return 0;
 }
 
 /* Stage 2: with enough images, cross-validates each variant while the
@@ -1272,28 +1498,67 @@ static eng_status stage_search(trainer *t, eng_detector *m, search *s, eng_diag 
     double cv_cost = 0;
     /* the final fit costs about one fold's fit scaled to every image */
     double final_share = (double)t->n / (t->n - t->n / s->nfolds) / s->nfolds;
-    for (int v = 0; v < 2; v++) {
+    double vcost[2] = {0, 0};
+    for (int v = 0; v <= DET_V_TILES; v++) {
         double used = cpu_now() - t->cpu0;
-        if (a->budget_seconds > 0 &&
-            (v == 0 ? used > a->budget_seconds * DET_SEARCH_SHARE / 2
-                    : used + cv_cost * (1 + final_share) > a->budget_seconds * DET_SEARCH_END)) {
+        if (v == DET_V_TILES) {
+            if (s->tiles_forced < 0)
+                break;
+            /* the heads of the better whole-image variant; a tiled fit
+             * runs up to DET_MAX_VIEWS times its steps (at most
+             * DET_TILE_MAX_STEPS), and is scored on DET_MAX_VIEWS views
+             * per held-out image twice */
+            int h = -1, on = 1;
+            det_pick_variant((const double(*)[2])s->vmap, 2, &h, &on);
+            if (h < 0)
+                break;
+            if (s->tiles_forced == 0 &&
+                tiles_pointless(t, s->vmap[h][on], s->tiles_note, sizeof s->tiles_note)) {
+                logf_(t, "tiles not tried: %s", s->tiles_note);
+                break;
+            }
+            for (int q = DET_V_TILES; q < DET_NVARIANTS; q++) {
+                s->vars[q].hidden = s->vars[h].hidden;
+                s->vars[q].epochs = s->vars[h].epochs;
+                s->vars[q].lr = s->vars[h].lr;
+            }
+            double reserve = vcost[h] * DET_MAX_VIEWS * (1 + final_share);
+            st = stage_tiles(t, s->tiles_forced > 0, reserve, s->tiles_note, sizeof s->tiles_note,
+                             d);
+            if (st != ENG_OK)
+                break;
+            if (!t->tiles_ready) {
+                logf_(t, "tiles not tried: %s", s->tiles_note);
+                break;
+            }
+        } else if (a->budget_seconds > 0 &&
+                   (v == 0 ? used > a->budget_seconds * DET_SEARCH_SHARE / 2
+                           : used + cv_cost * (1 + final_share) >
+                                 a->budget_seconds * DET_SEARCH_END)) {
             s->reason = v == 0 ? "budget: no room for the search (heatmap chosen by the "
                                  "pretrained box fit)"
                                : "budget: search stopped early";
             break;
         }
         double c0 = cpu_now();
-        progress(t, 0.4 + 0.2 * v, "search", v + 1, 2, s->best_map);
+        progress(t, 0.4 + 0.1 * v, "search", v + 1, DET_V_TILES + 1, s->best_map);
         if ((st = cross_validate(t, m, s, v, d)) != ENG_OK)
             break;
         cv_cost = cpu_now() - c0;
-        logf_(t,
-              "variant %s: cross-validated mAP@50 %.4f (NMS off), %.4f (NMS 0.5), %d folds of "
-              "%d images",
-              s->vars[v].name, s->vmap[v][0], s->vmap[v][1], s->nfolds, t->n);
+        if (v < 2)
+            vcost[v] = cv_cost;
+        for (int q = v; q < (v == DET_V_TILES ? DET_NVARIANTS : v + 1); q++)
+            logf_(t,
+                  "variant %s: cross-validated mAP@50 %.4f (NMS off), %.4f (NMS 0.5), %d folds "
+                  "of %d images, %.1f s CPU",
+                  s->vars[q].name, s->vmap[q][0], s->vmap[q][1], s->nfolds, t->n, cv_cost);
     }
     int pick = -1, nms_on = 1;
-    det_pick_variant((const double(*)[2])s->vmap, 2, &pick, &nms_on);
+    det_pick_variant((const double(*)[2])s->vmap, DET_NVARIANTS, &pick, &nms_on);
+    if (s->tiles_forced > 0 && s->vmap[s->tiles_forced][0] >= 0) {
+        pick = s->tiles_forced;
+        nms_on = !(s->vmap[pick][0] > s->vmap[pick][1] + DET_NMS_MARGIN);
+    }
     if (pick >= 0) {
         s->best = pick;
         s->best_nms = nms_on ? 0.5f : 0.0f;
@@ -1311,6 +1576,8 @@ static eng_status stage_final(trainer *t, eng_detector *m, search *s, eng_diag *
     eng_status st = fit(t, s->all, t->n, &s->vars[s->best], m, NULL, d);
     if (st != ENG_OK)
         return st;
+    m->tiles = s->vars[s->best].tiles;
+    m->tile_whole = s->vars[s->best].whole;
     if (t->steps_done < t->steps_planned) {
         snprintf(s->budget_reason, sizeof s->budget_reason,
                  "budget: final fit cut to %d of %d steps (%s)", t->steps_done, t->steps_planned,
@@ -1345,6 +1612,14 @@ static void recipe_make(const trainer *t, eng_detector *m, search *s)
     cJSON_AddStringToObject(r, "backbone", eng_backbone_get_info(t->bb)->name);
     cJSON_AddStringToObject(r, "features", t->node);
     cJSON_AddNumberToObject(r, "input", DET_SIZE);
+    if (v->tiles) {
+        cJSON *tl = cJSON_AddObjectToObject(r, "tiles");
+        if (tl) {
+            cJSON_AddNumberToObject(tl, "per_side", v->tiles);
+            cJSON_AddNumberToObject(tl, "span", DET_TILE_SPAN);
+            cJSON_AddNumberToObject(tl, "whole_image", v->whole);
+        }
+    }
     cJSON_AddStringToObject(r, "heatmap",
                             v->hidden ? "frozen pretrained depthwise 3x3 + "
                                         "trained 1x1 to 64 + ReLU + 1x1, sigmoid, "
@@ -1370,8 +1645,10 @@ static void recipe_make(const trainer *t, eng_detector *m, search *s)
     cJSON_AddNumberToObject(r, "pretrained_box_fit_iou", round(s->fitq * 1000) / 1000);
     if (s->best_map >= 0)
         cJSON_AddNumberToObject(r, "heldout_map50", round(s->best_map * 10000) / 10000);
+    if (s->tiles_note[0])
+        cJSON_AddStringToObject(r, "tiles_not_tried", s->tiles_note);
     cJSON *vs = cJSON_AddArrayToObject(r, "variants");
-    for (int k = 0; vs && k < 2; k++) {
+    for (int k = 0; vs && k < DET_NVARIANTS; k++) {
         if (s->vmap[k][0] < 0)
             continue;
         cJSON *o = cJSON_CreateObject();
@@ -1482,7 +1759,7 @@ eng_status eng_det_cache_features(eng_backbone *const *backbones, int nbackbones
         int w, h, hit = 0;
         eng_diag ign;
         /* letterbox 0: as trainer_start sets it */
-        st = det_features(bb, inf->detection_features, inf->detection_features_dim, 0, paths[i],
+        st = det_features(bb, inf->detection_features, inf->detection_features_dim, 0, -1, paths[i],
                           cache_dir, threads, buf, &w, &h, &hit, &ign);
         if (st == ENG_ENOMEM) {
             eng_free(buf);

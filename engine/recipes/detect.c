@@ -17,7 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DET_VERSION 1
+/* 2: tiled detectors (tiles > 0), which a reader of version 1 would run on
+ * the whole image only; files without tiles stay version 1 */
+#define DET_VERSION 2
 
 /* ---- the model ---- */
 
@@ -146,7 +148,30 @@ static eng_image *pad_square(const eng_image *im)
     return sq;
 }
 
-eng_status det_features(const eng_backbone *bb, const char *node, int fdim, int letterbox,
+void det_tile_rect(int k, float r[4], float core[4])
+{
+    const float step = (1 - DET_TILE_SPAN) / (DET_TILES - 1);
+    const float half = (DET_TILE_SPAN + step) / 2; /* a core ends midway through the overlap */
+    int t[2] = {k % DET_TILES, k / DET_TILES};
+    for (int a = 0; a < 2; a++) {
+        r[a] = (float)t[a] * step;
+        r[2 + a] = DET_TILE_SPAN;
+        core[a] = t[a] == 0 ? 0.0f : (float)(t[a] - 1) * step + half;
+        core[2 + a] = t[a] == DET_TILES - 1 ? 1.0f : (float)t[a] * step + half;
+    }
+}
+
+int det_nviews(const eng_detector *m)
+{
+    return m->tiles > 0 ? DET_TILES * DET_TILES + (m->tile_whole != 0) : 1;
+}
+
+int det_view_tile(const eng_detector *m, int v)
+{
+    return m->tiles > 0 && v < DET_TILES * DET_TILES ? v : -1;
+}
+
+eng_status det_features(const eng_backbone *bb, const char *node, int fdim, int letterbox, int tile,
                         const char *path, const char *cache_dir, int threads, uint16_t *f16,
                         int *img_w, int *img_h, int *hit, eng_diag *d)
 {
@@ -163,9 +188,14 @@ eng_status det_features(const eng_backbone *bb, const char *node, int fdim, int 
     key[0] = '\0';
     if (cache_dir) {
         char hex[33];
-        if (eng_hash_file(path, hex, NULL) == ENG_OK)
-            snprintf(key, sizeof key, "det1|%s|%s|%d|%s|f16%s", eng_backbone_get_info(bb)->checksum,
-                     hex, DET_SIZE, node, letterbox ? "|letterbox" : "");
+        if (eng_hash_file(path, hex, NULL) == ENG_OK) {
+            char tk[48] = "";
+            if (tile >= 0) /* whole-image keys stay as they were */
+                snprintf(tk, sizeof tk, "|tile%d/%d/%.2f", tile, DET_TILES, DET_TILE_SPAN);
+            snprintf(key, sizeof key, "det1|%s|%s|%d|%s|f16%s%s",
+                     eng_backbone_get_info(bb)->checksum, hex, DET_SIZE, node,
+                     letterbox ? "|letterbox" : "", tk);
+        }
         /* float16 pairs travel through the cache's float API as raw bits */
         if (key[0] && eng_featcache_get(cache_dir, key, (float *)f16, (int)(n / 2))) {
             if (hit)
@@ -174,10 +204,21 @@ eng_status det_features(const eng_backbone *bb, const char *node, int fdim, int 
         }
     }
     eng_image *im = NULL;
-    st = eng_image_decode_file(path, DET_SIZE, &im, d);
+    /* a tile needs DET_SIZE pixels across DET_TILE_SPAN of the image */
+    st = eng_image_decode_file(
+        path, tile >= 0 ? (int)ceilf((float)DET_SIZE / DET_TILE_SPAN) : DET_SIZE, &im, d);
     if (st != ENG_OK)
         return st;
-    if (letterbox && im->w != im->h) {
+    eng_crop crop, *cp = NULL;
+    if (tile >= 0) {
+        float r[4], core[4];
+        det_tile_rect(tile, r, core);
+        crop = (eng_crop){r[0] * (float)im->w, r[1] * (float)im->h, r[2] * (float)im->w,
+                          r[3] * (float)im->h};
+        crop.w = fminf(crop.w, (float)im->w - crop.x);
+        crop.h = fminf(crop.h, (float)im->h - crop.y);
+        cp = &crop;
+    } else if (letterbox && im->w != im->h) {
         eng_image *sq = pad_square(im);
         eng_image_free(im);
         if (!sq)
@@ -190,7 +231,7 @@ eng_status det_features(const eng_backbone *bb, const char *node, int fdim, int 
         eng_image_free(im);
         return eng_fail(d, ENG_ENOMEM, "\"%s\": out of memory", path);
     }
-    st = eng_image_to_tensor(im, NULL, 0, DET_SIZE, DET_SIZE, eng_backbone_get_info(bb)->pixels,
+    st = eng_image_to_tensor(im, cp, 0, DET_SIZE, DET_SIZE, eng_backbone_get_info(bb)->pixels,
                              eng_f32(in), d);
     eng_image_free(im);
     eng_tensor *out = NULL;
@@ -446,6 +487,62 @@ int det_objects(const eng_detector *m, const float *heat, const float *wh, int i
     return n;
 }
 
+int det_view_objects(const eng_detector *m, int tile, const float *heat, const float *wh, int img_w,
+                     int img_h, eng_det_object *out)
+{
+    if (tile < 0)
+        return det_objects(m, heat, wh, img_w, img_h, out);
+    float r[4], core[4];
+    det_tile_rect(tile, r, core);
+    float x0 = r[0] * (float)img_w, y0 = r[1] * (float)img_h;
+    float tw = r[2] * (float)img_w, th = r[3] * (float)img_h;
+    int n = eng_det_decode(heat, wh, DET_GRID, DET_GRID, m->ncat, DET_STRIDE, tw / DET_SIZE,
+                           th / DET_SIZE, (int)ceilf(tw), (int)ceilf(th), ENG_DET_TOPK,
+                           m->min_score, m->nms_iou, out);
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        eng_det_object o = out[i];
+        o.x += x0;
+        o.y += y0;
+        o.w = fminf(o.w, (float)img_w - o.x);
+        o.h = fminf(o.h, (float)img_h - o.y);
+        float cx = (o.x + o.w / 2) / (float)img_w, cy = (o.y + o.h / 2) / (float)img_h;
+        if (!(o.w > 0.5f) || !(o.h > 0.5f) || cx < core[0] || cy < core[1] ||
+            (cx >= core[2] && core[2] < 1) || (cy >= core[3] && core[3] < 1))
+            continue;
+        o.score = det_confidence(m, o.score);
+        out[k++] = o;
+    }
+    return k;
+}
+
+static int obj_score_cmp(const void *a, const void *b)
+{
+    const eng_det_object *x = a, *y = b;
+    if (x->score != y->score)
+        return x->score < y->score ? 1 : -1;
+    if (x->category != y->category)
+        return x->category - y->category;
+    if (x->x != y->x)
+        return x->x < y->x ? -1 : 1;
+    return x->y < y->y ? -1 : x->y > y->y;
+}
+
+int det_merge(eng_det_object *in, int n, float nms_iou, eng_det_object *out, int cap)
+{
+    qsort(in, (size_t)n, sizeof *in, obj_score_cmp);
+    int k = 0;
+    for (int i = 0; i < n && k < cap; i++) {
+        int keep = 1;
+        for (int j = 0; nms_iou > 0 && j < k && keep; j++)
+            if (out[j].category == in[i].category && obj_iou(&out[j], &in[i]) > nms_iou)
+                keep = 0;
+        if (keep)
+            out[k++] = in[i];
+    }
+    return k;
+}
+
 /* ---- confidence calibration ---- */
 
 static double logit_of(double p)
@@ -595,27 +692,35 @@ void det_calibrate(const double *score, const int *tp, int n, float *a, float *b
 
 /* ---- prediction ---- */
 
-static eng_status predict_one(const eng_detector *m, const eng_backbone *bb, const char *path,
-                              const char *cache_dir, int threads, uint16_t *f16, det_scratch *s,
-                              float *heat, float *wh, eng_det_object *objs, int *n, int *w, int *h,
-                              eng_diag *d)
-{
-    eng_status st = det_features(bb, m->feat_node, m->fdim, m->letterbox, path, cache_dir, threads,
-                                 f16, w, h, NULL, d);
-    if (st == ENG_OK)
-        st = det_heads(m, f16, threads, s, heat, wh, d);
-    if (st != ENG_OK)
-        return st;
-    *n = det_objects(m, heat, wh, *w, *h, objs);
-    return ENG_OK;
-}
-
 typedef struct det_bufs {
     uint16_t *f16;
     det_scratch s;
     float *heat, *wh;
     eng_det_object *objs;
+    eng_det_object *views; /* with tiles: every view's objects before the merge */
 } det_bufs;
+
+/* Objects of the image at path into b->objs: each view's features and
+ * heads, and with tiles the views' objects merged. */
+static eng_status predict_one(const eng_detector *m, const eng_backbone *bb, const char *path,
+                              const char *cache_dir, int threads, det_bufs *b, int *n, int *w,
+                              int *h, eng_diag *d)
+{
+    int nv = det_nviews(m), total = 0;
+    for (int v = 0; v < nv; v++) {
+        int tile = det_view_tile(m, v);
+        eng_status st = det_features(bb, m->feat_node, m->fdim, m->letterbox, tile, path, cache_dir,
+                                     threads, b->f16, w, h, NULL, d);
+        if (st == ENG_OK)
+            st = det_heads(m, b->f16, threads, &b->s, b->heat, b->wh, d);
+        if (st != ENG_OK)
+            return st;
+        eng_det_object *dst = nv > 1 ? b->views + total : b->objs;
+        total += det_view_objects(m, tile, b->heat, b->wh, *w, *h, dst);
+    }
+    *n = nv > 1 ? det_merge(b->views, total, m->nms_iou, b->objs, ENG_DET_TOPK) : total;
+    return ENG_OK;
+}
 
 static void bufs_release(det_bufs *b)
 {
@@ -624,6 +729,7 @@ static void bufs_release(det_bufs *b)
     eng_free(b->heat);
     eng_free(b->wh);
     free(b->objs);
+    free(b->views);
     memset(b, 0, sizeof *b);
 }
 
@@ -634,7 +740,9 @@ static eng_status bufs_init(det_bufs *b, const eng_detector *m, eng_diag *d)
     b->heat = eng_alloc((size_t)DET_CELLS * m->ncat * sizeof(float));
     b->wh = eng_alloc((size_t)DET_CELLS * 4 * sizeof(float));
     b->objs = calloc(ENG_DET_TOPK, sizeof *b->objs);
-    if (!b->f16 || !b->heat || !b->wh || !b->objs ||
+    if (det_nviews(m) > 1)
+        b->views = calloc((size_t)det_nviews(m) * ENG_DET_TOPK, sizeof *b->views);
+    if (!b->f16 || !b->heat || !b->wh || !b->objs || (det_nviews(m) > 1 && !b->views) ||
         det_scratch_init(&b->s, m->fdim, NULL) != ENG_OK) {
         bufs_release(b);
         return eng_fail(d, ENG_ENOMEM, "detector: out of memory");
@@ -656,8 +764,7 @@ eng_status eng_det_predict(const eng_detector *m, eng_backbone *const *backbones
     if ((st = bufs_init(&b, m, d)) != ENG_OK)
         return st;
     int w = 0, h = 0, k = 0;
-    st = predict_one(m, bb, image_path, NULL, threads, b.f16, &b.s, b.heat, b.wh, b.objs, &k, &w,
-                     &h, d);
+    st = predict_one(m, bb, image_path, NULL, threads, &b, &k, &w, &h, d);
     if (st == ENG_OK) {
         *objs = b.objs;
         b.objs = NULL;
@@ -902,8 +1009,7 @@ eng_status det_evaluate(const eng_detector *m, eng_backbone *const *backbones, i
             break;
         }
         int w = 0, h = 0, no = 0;
-        st = predict_one(m, bb, s[i].path, cache_dir, threads, b.f16, &b.s, b.heat, b.wh, b.objs,
-                         &no, &w, &h, d);
+        st = predict_one(m, bb, s[i].path, cache_dir, threads, &b, &no, &w, &h, d);
         if (st != ENG_OK)
             break;
         /* boxes refer to the declared size; predictions are in it too */
@@ -996,6 +1102,12 @@ eng_status eng_detector_save(const eng_detector *m, const char *path, eng_diag *
          cJSON_AddNumberToObject(pre, "nms_iou", m->nms_iou) &&
          cJSON_AddNumberToObject(pre, "min_score", m->min_score) &&
          cJSON_AddNumberToObject(pre, "topk", ENG_DET_TOPK);
+    if (ok && m->tiles > 0) {
+        cJSON *tl = cJSON_AddObjectToObject(pre, "tiles");
+        ok = tl && cJSON_AddNumberToObject(tl, "per_side", m->tiles) &&
+             cJSON_AddNumberToObject(tl, "span", DET_TILE_SPAN) &&
+             cJSON_AddNumberToObject(tl, "whole_image", m->tile_whole);
+    }
     if (ok && m->calibrated) {
         cJSON *cal = cJSON_AddObjectToObject(pre, "calibration");
         ok = cal && cJSON_AddNumberToObject(cal, "a", m->cal_a) &&
@@ -1008,7 +1120,7 @@ eng_status eng_detector_save(const eng_detector *m, const char *path, eng_diag *
     }
     if (s_cats && s_bbs && s_pre) {
         char version[16];
-        snprintf(version, sizeof version, "%d", DET_VERSION);
+        snprintf(version, sizeof version, "%d", m->tiles > 0 ? 2 : 1);
         const char *keys[] = {"format",     "kind",          "version",
                               "categories", "backbone",      "backbone_checksum",
                               "backbones",  "preprocessing", "recipe"};
@@ -1167,6 +1279,25 @@ eng_status eng_detector_from_file(const eng_modelfile *f, eng_detector **out, en
     m->wh_scale = (float)ws->valuedouble;
     m->nms_iou = (float)nms->valuedouble;
     m->min_score = (float)ms->valuedouble;
+    /* absent (files before tiling): the whole image only */
+    cJSON *tl = cJSON_GetObjectItemCaseSensitive(pre, "tiles");
+    if (tl) {
+        cJSON *ps = cJSON_GetObjectItemCaseSensitive(tl, "per_side");
+        cJSON *sp = cJSON_GetObjectItemCaseSensitive(tl, "span");
+        cJSON *wi = cJSON_GetObjectItemCaseSensitive(tl, "whole_image");
+        if (!cJSON_IsNumber(ps) || ps->valuedouble != DET_TILES || !cJSON_IsNumber(sp) ||
+            fabs(sp->valuedouble - DET_TILE_SPAN) > 1e-6 || !cJSON_IsNumber(wi) ||
+            (wi->valuedouble != 0 && wi->valuedouble != 1) || m->letterbox) {
+            st = eng_fail(d, ENG_EFORMAT,
+                          "model file: preprocessing \"tiles\" must be {\"per_side\": %d, "
+                          "\"span\": %.1f, \"whole_image\": 0 or 1} without letterbox "
+                          "(retrain the model with this version)",
+                          DET_TILES, (double)DET_TILE_SPAN);
+            goto fail;
+        }
+        m->tiles = DET_TILES;
+        m->tile_whole = wi->valueint;
+    }
     /* absent (files before calibration): the peak is the confidence */
     cJSON *cal = cJSON_GetObjectItemCaseSensitive(pre, "calibration");
     if (cal) {

@@ -16,6 +16,9 @@ backbones.
       the trained detector changed to take the other branch of everything the
       export translates: letterbox, no flip averaging, no NMS, no
       calibration, no hidden layer (a seeded heatmap 1x1 on the features)
+  test_models_onnx_mkmodel.py detector-tiled DETECTOR.safetensors OUT
+      the trained detector as a tiled one (version 2, preprocessing.tiles:
+      2 x 2 tiles and the whole image): predict/ runs it, the export refuses it
 Standard library only.
 """
 import json, random, struct, sys
@@ -84,11 +87,23 @@ def detector_variant(src, out, rng):
     write(out, meta, t)
 
 
+def detector_tiled(src, out):
+    meta, t = read(src)
+    pre = json.loads(meta["preprocessing"])
+    pre["tiles"] = {"per_side": 2, "span": 0.6, "whole_image": 1}
+    meta["preprocessing"] = json.dumps(pre)
+    meta["version"] = "2"
+    write(out, meta, t)
+
+
 def main():
     kind, bdir, out = sys.argv[1], sys.argv[2], sys.argv[3]
     rng = random.Random(7)
     if kind == "detector-variant":
         detector_variant(bdir, out, rng)
+        return
+    if kind == "detector-tiled":
+        detector_tiled(bdir, out)
         return
     C = len(CATS)
     if kind == "multiview":

@@ -9,6 +9,7 @@
 #include "det_int.h"
 #include "check.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -572,6 +573,105 @@ static void test_flip_average(eng_detector *m)
         free(s.feat[i]);
 }
 
+/* Tiling: the tiles' geometry, a tile's objects mapped back to the image
+ * and kept in its core only, the merge across views, the model file
+ * (version 2, refusals) and the ONNX export's refusal. */
+static void test_tiles(eng_detector *m)
+{
+    float r[4], core[4];
+    det_tile_rect(0, r, core);
+    CHECK(r[0] == 0 && r[1] == 0 && fabsf(r[2] - 0.6f) < 1e-6f && fabsf(r[3] - 0.6f) < 1e-6f);
+    CHECK(core[0] == 0 && core[1] == 0 && fabsf(core[2] - 0.5f) < 1e-6f);
+    det_tile_rect(3, r, core);
+    CHECK(fabsf(r[0] - 0.4f) < 1e-6f && fabsf(r[1] - 0.4f) < 1e-6f);
+    CHECK(fabsf(r[0] + r[2] - 1) < 1e-6f && fabsf(core[0] - 0.5f) < 1e-6f && core[2] == 1);
+    det_tile_rect(1, r, core); /* tx 1, ty 0 */
+    CHECK(fabsf(r[0] - 0.4f) < 1e-6f && r[1] == 0);
+
+    int tiles_was = m->tiles, whole_was = m->tile_whole;
+    float nms_was = m->nms_iou;
+    m->tiles = 0;
+    CHECK(det_nviews(m) == 1 && det_view_tile(m, 0) == -1);
+    m->tiles = DET_TILES;
+    m->tile_whole = 1;
+    CHECK(det_nviews(m) == 5 && det_view_tile(m, 3) == 3 && det_view_tile(m, 4) == -1);
+    m->tile_whole = 0;
+    CHECK(det_nviews(m) == 4);
+
+    /* tile 3 of a 1000 x 500 image covers x 400..1000, y 200..500; a peak
+     * at cell (64, 64) = input (256, 256), box 64 px each way: in the
+     * image (400 + 192 * 600 / 512, 200 + 192 * 300 / 512, 128 * 600 / 512,
+     * 128 * 300 / 512); a second one at cell (4, 4) centres left of the core */
+    float *heat = calloc((size_t)DET_CELLS * NC, sizeof *heat);
+    float *wh = calloc((size_t)DET_CELLS * 4, sizeof *wh);
+    set_cell(heat, wh, DET_GRID, NC, 64, 64, 1, 0.9f, 64, 64, 64, 64);
+    set_cell(heat, wh, DET_GRID, NC, 4, 4, 0, 0.8f, 8, 8, 8, 8);
+    m->nms_iou = 0.5f;
+    m->calibrated = 0;
+    eng_det_object o[ENG_DET_TOPK];
+    int n = det_view_objects(m, 3, heat, wh, 1000, 500, o);
+    CHECK_MSG(n == 1, "%d objects", n);
+    if (n == 1) {
+        CHECK(o[0].category == 1 && o[0].score == 0.9f);
+        CHECK(fabsf(o[0].x - (400 + 192 * 600.0f / 512)) < 1e-3f);
+        CHECK(fabsf(o[0].y - (200 + 192 * 300.0f / 512)) < 1e-3f);
+        CHECK(fabsf(o[0].w - 128 * 600.0f / 512) < 1e-3f);
+        CHECK(fabsf(o[0].h - 128 * 300.0f / 512) < 1e-3f);
+    }
+    /* the same peak in tile 0 lies in its core (x 0..500, y 0..250) */
+    CHECK(det_view_objects(m, 0, heat, wh, 1000, 500, o) == 2);
+
+    /* merge: best first, a same-category overlap dropped, another category kept */
+    eng_det_object in[4] = {{0, 0, 10, 10, 0, 0.5f},
+                            {1, 0, 10, 10, 0, 0.7f},
+                            {0, 0, 10, 10, 1, 0.6f},
+                            {50, 50, 10, 10, 0, 0.2f}};
+    eng_det_object out[4];
+    n = det_merge(in, 4, 0.5f, out, 4);
+    CHECK(n == 3 && out[0].score == 0.7f && out[1].score == 0.6f && out[2].score == 0.2f);
+    n = det_merge(in, 4, 0, out, 2); /* NMS off: everything, up to the cap */
+    CHECK(n == 2 && out[0].score == 0.7f && out[1].score == 0.6f);
+
+    /* the file: tiles survive, version 2; untiled files stay version 1 */
+    char path[] = "/tmp/test_detect_tiles_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    eng_diag d = {{0}};
+    eng_detector *l = NULL;
+    m->tile_whole = 1;
+    CHECK(eng_detector_save(m, path, &d) == ENG_OK && eng_detector_load(path, &l, &d) == ENG_OK);
+    CHECK(l && l->tiles == DET_TILES && l->tile_whole == 1);
+    eng_detector_free(l);
+    eng_modelfile *f = NULL;
+    CHECK(eng_modelfile_read(path, &f, &d) == ENG_OK);
+    CHECK(f && strcmp(eng_modelfile_meta(f, "version"), "2") == 0);
+    eng_modelfile_free(f);
+    /* not exportable to ONNX yet, with a reason */
+    uint8_t *onnx = NULL;
+    size_t len = 0;
+    CHECK(eng_detector_export_onnx(m, NULL, 0, "test", &onnx, &len, &d) == ENG_EUNSUPPORTED &&
+          onnx == NULL && strstr(d.msg, "tiled detectors are not exportable yet"));
+    /* letterbox with tiles is refused */
+    m->letterbox = 1;
+    CHECK(eng_detector_save(m, path, &d) == ENG_OK);
+    l = NULL;
+    CHECK(eng_detector_load(path, &l, &d) == ENG_EFORMAT && l == NULL && strstr(d.msg, "tiles"));
+    m->letterbox = 0;
+    m->tiles = 0;
+    CHECK(eng_detector_save(m, path, &d) == ENG_OK && eng_detector_load(path, &l, &d) == ENG_OK);
+    CHECK(l && l->tiles == 0);
+    eng_detector_free(l);
+    CHECK(eng_modelfile_read(path, &f, &d) == ENG_OK);
+    CHECK(f && strcmp(eng_modelfile_meta(f, "version"), "1") == 0);
+    eng_modelfile_free(f);
+    unlink(path);
+    m->tiles = tiles_was;
+    m->tile_whole = whole_was;
+    m->nms_iou = nms_was;
+    free(heat);
+    free(wh);
+}
+
 int main(void)
 {
     test_decode();
@@ -586,6 +686,7 @@ int main(void)
     if (m) {
         test_file(m);
         test_flip_average(m);
+        test_tiles(m);
         test_draw(m);
     }
     eng_detector_free(m);
