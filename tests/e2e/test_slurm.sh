@@ -166,7 +166,7 @@ check "evaluation: same predictions.json as the local executor" \
 check "evaluation: log names its array" \
     grep -Eq "slurm: evaluation of test \([0-9]+ images\) submitted as job array [0-9]+ \(4 tasks\)" "$M/log"
 check "evaluation: status.json has no slurmEvaluation after it" jqe '.slurmEvaluation == null' "$M/status.json"
-check "the job folder is gone" test -z "$(ls "$STORE/.tmp" | grep -v '^s' || true)"
+check "the job folder is gone" test -z "$(find "$STORE/.tmp" -name job.sh)"
 
 # bulk prediction: 200 images copied at once become one job array
 cp "$SRC"/bulk/*.png "$M/predict/"
