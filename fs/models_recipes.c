@@ -13,6 +13,7 @@
 
 #include "area.h"
 #include "models_data.h"
+#include "ranked.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -444,19 +445,6 @@ fs_recipe_status fs_recipe_engine_predict_failed(fs_recipe_err *err, eng_status 
     return engine_failed(err, AT_PREDICT, st, msg);
 }
 
-typedef struct ranked {
-    float p;
-    int i;
-} ranked;
-
-static int ranked_cmp(const void *a, const void *b)
-{
-    const ranked *x = a, *y = b;
-    if (x->p != y->p)
-        return x->p < y->p ? 1 : -1;
-    return x->i - y->i;
-}
-
 fs_recipe_status fs_recipe_predict_scores(const fs_recipe *r, fs_recipe_scores_fn scores,
                                           fs_recipe_threshold_fn threshold, const void *model,
                                           eng_backbone *const *bbs, int nbb, const char *path,
@@ -482,9 +470,10 @@ fs_recipe_status fs_recipe_predict_scores(const fs_recipe *r, fs_recipe_scores_f
         for (int i = 0; i < ncat; i++)
             if (!threshold || sc[i] >= threshold(model, i))
                 rk[k++] = (ranked){sc[i], i};
-        qsort(rk, (size_t)k, sizeof *rk, ranked_cmp);
+        ranked_sort(rk, (size_t)k);
         for (int i = 0; i < k; i++)
-            out->classes[i] = (fs_recipe_class){r->category(model, rk[i].i), rk[i].p};
+            out->classes[i] =
+                (fs_recipe_class){r->category(model, rk[i].index), (float)rk[i].score};
         out->nclasses = k;
         out->width = width;
         out->height = height;

@@ -29,6 +29,7 @@
  */
 #include "coco.h"
 #include "engine.h"
+#include "ranked.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -709,30 +710,17 @@ out:
 #define IMAGE_MIN_SIDE 50
 #define IMAGE_MAX_SIDE 10240
 
-typedef struct rank {
-    float p;
-    int i;
-} rank;
-
-static int rank_cmp(const void *a, const void *b)
-{
-    const rank *x = a, *y = b;
-    if (x->p != y->p)
-        return x->p < y->p ? 1 : -1;
-    return x->i - y->i;
-}
-
 /* The answer predict/ writes for a classifier (fs/models_predict.c
  * prediction_json: the same shape, order and rounding). */
 static char *answer_json(const wargs *a, const eng_classifier *m, const float *probs, int w, int h)
 {
     int ncat = eng_cls_ncat(m);
-    rank *rk = malloc((size_t)ncat * sizeof *rk);
+    ranked *rk = malloc((size_t)ncat * sizeof *rk);
     if (!rk)
         return NULL;
     for (int i = 0; i < ncat; i++)
-        rk[i] = (rank){probs[i], i};
-    qsort(rk, (size_t)ncat, sizeof *rk, rank_cmp);
+        rk[i] = (ranked){probs[i], i};
+    ranked_sort(rk, (size_t)ncat);
     char mv[512];
     if (a->version > 0)
         snprintf(mv, sizeof mv, "%s/v%d", a->model, a->version);
@@ -755,9 +743,9 @@ static char *answer_json(const wargs *a, const eng_classifier *m, const float *p
     jsonw_arr(&jw);
     for (int i = 0; i < ncat; i++) {
         jsonw_obj(&jw);
-        jsonw_kstr(&jw, "name", eng_cls_category(m, rk[i].i));
+        jsonw_kstr(&jw, "name", eng_cls_category(m, rk[i].index));
         jsonw_key(&jw, "confidence");
-        jsonw_numr(&jw, rk[i].p, 6);
+        jsonw_numr(&jw, rk[i].score, 6);
         jsonw_end(&jw);
     }
     jsonw_end(&jw);

@@ -9,6 +9,7 @@
  * in memory and in the cache. Training lives in det_train.c.
  */
 #include "det_int.h"
+#include "ranked.h"
 
 #include <cjson/cJSON.h>
 #include <immintrin.h>
@@ -559,23 +560,10 @@ float det_confidence(const eng_detector *m, float peak)
     return (float)(1 / (1 + exp(-z)));
 }
 
-typedef struct pred_ref {
-    double score;
-    int i;
-} pred_ref;
-
-static int pred_ref_cmp(const void *a, const void *b)
-{
-    const pred_ref *x = a, *y = b;
-    if (x->score != y->score)
-        return x->score < y->score ? 1 : -1;
-    return x->i - y->i;
-}
-
 eng_status det_label_tp(const eng_det_gt *gt, int ngt, const eng_det_pred *pred, int npred, int *tp,
                         eng_diag *d)
 {
-    pred_ref *ord = malloc(((size_t)npred + 1) * sizeof *ord);
+    ranked *ord = malloc(((size_t)npred + 1) * sizeof *ord);
     char *used = calloc((size_t)ngt + 1, 1);
     if (!ord || !used) {
         free(ord);
@@ -583,10 +571,10 @@ eng_status det_label_tp(const eng_det_gt *gt, int ngt, const eng_det_pred *pred,
         return eng_fail(d, ENG_ENOMEM, "calibration: out of memory");
     }
     for (int j = 0; j < npred; j++)
-        ord[j] = (pred_ref){pred[j].score, j};
-    qsort(ord, (size_t)npred, sizeof *ord, pred_ref_cmp);
+        ord[j] = (ranked){pred[j].score, j};
+    ranked_sort(ord, (size_t)npred);
     for (int q = 0; q < npred; q++) {
-        const eng_det_pred *p = &pred[ord[q].i];
+        const eng_det_pred *p = &pred[ord[q].index];
         int best = -1;
         double best_iou = 0.5;
         for (int g = 0; g < ngt; g++) {
@@ -598,7 +586,7 @@ eng_status det_label_tp(const eng_det_gt *gt, int ngt, const eng_det_pred *pred,
                 best = g;
             }
         }
-        tp[ord[q].i] = best >= 0;
+        tp[ord[q].index] = best >= 0;
         if (best >= 0)
             used[best] = 1;
     }

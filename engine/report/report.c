@@ -13,6 +13,7 @@
 
 #include "classification.h"
 #include "detection.h"
+#include "ranked.h"
 
 #include <cjson/cJSON.h>
 #include <math.h>
@@ -249,19 +250,6 @@ static int analyse_scores(rpt *r)
     return rc;
 }
 
-typedef struct by_score {
-    double s;
-    int k;
-} by_score;
-
-static int by_score_cmp(const void *a, const void *b)
-{
-    const by_score *x = a, *y = b;
-    if (x->s != y->s)
-        return x->s < y->s ? 1 : -1;
-    return x->k - y->k;
-}
-
 static int image_of(const idx_id *map, int n, long long id)
 {
     idx_id key = {id, 0};
@@ -276,7 +264,7 @@ static int analyse_boxes(rpt *r)
     r->R = K + 1;
     r->has_conf = 1;
     idx_id *map = malloc(((size_t)n + 1) * sizeof *map);
-    by_score *order = malloc(((size_t)np + 1) * sizeof *order);
+    ranked *order = malloc(((size_t)np + 1) * sizeof *order);
     signed char *tp = calloc((size_t)np + 1, 1), *taken = calloc((size_t)ng + 1, 1);
     scored *it = malloc(((size_t)np + 1) * sizeof *it);
     int *first = calloc((size_t)n + 1, sizeof *first), *slot = calloc((size_t)n + 1, sizeof *slot);
@@ -297,7 +285,7 @@ static int analyse_boxes(rpt *r)
         r->gt_img[g] = image_of(map, n, dt->gt[g].image);
     for (int p = 0; p < np; p++) {
         r->pred_img[p] = image_of(map, n, dt->pred[p].image);
-        order[p] = (by_score){dt->pred[p].score, p};
+        order[p] = (ranked){dt->pred[p].score, p};
     }
     /* the true boxes of each image: bygt[first[i] .. first[i + 1]) */
     for (int g = 0; g < ng; g++)
@@ -309,13 +297,13 @@ static int analyse_boxes(rpt *r)
         if (r->gt_img[g] >= 0)
             bygt[first[r->gt_img[g]] + slot[r->gt_img[g]]++] = g;
     }
-    qsort(order, (size_t)np, sizeof *order, by_score_cmp);
+    ranked_sort(order, (size_t)np);
     /* class-aware matching (the PR curves, calibration, the threshold) */
     for (int q = 0; q < np; q++) {
-        const eng_det_pred *p = &dt->pred[order[q].k];
+        const eng_det_pred *p = &dt->pred[order[q].index];
         int best = -1;
         double bi = RPT_IOU;
-        int pi = r->pred_img[order[q].k];
+        int pi = r->pred_img[order[q].index];
         for (int e = pi < 0 ? 0 : first[pi]; pi >= 0 && e < first[pi + 1]; e++) {
             int g = bygt[e];
             if (taken[g] || dt->gt[g].image != p->image || dt->gt[g].category != p->category)
@@ -328,7 +316,7 @@ static int analyse_boxes(rpt *r)
         }
         if (best >= 0) {
             taken[best] = 1;
-            tp[order[q].k] = 1;
+            tp[order[q].index] = 1;
         }
         cal_add(r, p->score, best >= 0);
     }
@@ -353,19 +341,19 @@ static int analyse_boxes(rpt *r)
     r->threshold = 0.5;
     for (int q = 0; q < np;) {
         int j = q;
-        while (j < np && order[j].s == order[q].s)
-            ctp += tp[order[j++].k];
+        while (j < np && order[j].score == order[q].score)
+            ctp += tp[order[j++].index];
         double f1 = ng + j > 0 ? 2.0 * ctp / (ng + j) : 0;
         if (f1 > best_f1) {
             best_f1 = f1;
-            r->threshold = order[q].s;
+            r->threshold = order[q].score;
         }
         q = j;
     }
     /* the confusion at the threshold: same category first, else any */
     memset(taken, 0, (size_t)ng + 1);
     for (int q = 0; q < np; q++) {
-        int k = order[q].k;
+        int k = order[q].index;
         const eng_det_pred *p = &dt->pred[k];
         if (p->score < r->threshold || p->category < 0 || p->category >= K) {
             r->pred_ok[k] = -1;
