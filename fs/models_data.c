@@ -338,6 +338,14 @@ int fs_models_hooks_probs(void *ctx, const void *model, const char *const *paths
     return h->probs(h->ctx, model, paths, n, cached, probs, st, d);
 }
 
+int fs_models_hooks_dets(void *ctx, const void *model, const char *const *paths, int n,
+                         struct eng_det_object *objs, int *nobjs, int *wh, eng_status *st,
+                         eng_diag *d)
+{
+    const fs_recipe_hooks *h = ctx;
+    return h->dets(h->ctx, model, paths, n, objs, nobjs, wh, st, d);
+}
+
 int fs_models_hooks_finetune(void *ctx, const char *job, const char *const *paths, int n,
                              void **result, size_t *len, double *cpu, eng_status *st, eng_diag *d)
 {

@@ -62,6 +62,11 @@ void fs_models_hooks_detail(void *ctx, const eng_eval_detail *dt);
 int fs_models_hooks_probs(void *ctx, const void *model, const char *const *paths, int n, int cached,
                           float *probs, eng_status *st, eng_diag *d);
 
+/* An eng_dets_fn whose ctx is a fs_recipe_hooks: calls its dets. */
+int fs_models_hooks_dets(void *ctx, const void *model, const char *const *paths, int n,
+                         struct eng_det_object *objs, int *nobjs, int *wh, eng_status *st,
+                         eng_diag *d);
+
 /* An eng_finetune_fn whose ctx is a fs_recipe_hooks: calls its finetune. */
 int fs_models_hooks_finetune(void *ctx, const char *job, const char *const *paths, int n,
                              void **result, size_t *len, double *cpu, eng_status *st, eng_diag *d);

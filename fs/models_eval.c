@@ -94,6 +94,22 @@ static int ejob_probs(void *ctx, const void *model, const char *const *paths, in
     return rc;
 }
 
+/* --executor slurm: the objects a detector finds in the images of its
+ * evaluation, from a job array of `visionfs-worker evaluate` (an
+ * eng_dets_fn); the metrics are computed here as the local executor does. */
+static int ejob_dets(void *ctx, const void *model, const char *const *paths, int n,
+                     struct eng_det_object *objs, int *nobjs, int *wh, eng_status *st, eng_diag *d)
+{
+    ejob *j = ctx;
+    char stage[FS_TRQ_NAME_MAX + 32];
+    snprintf(stage, sizeof stage, "evaluation of %s", j->e->ds);
+    double cpu = 0;
+    int rc = mdl_slurm_dets(j->m, j->recipe, MDL_SL_EVAL, stage, model, paths, n, ejob_abort, j,
+                            ejob_slurm_changed, j, objs, nobjs, wh, &cpu, st, d);
+    j->cluster_failed = rc < 0 && strncmp(d->msg, "slurm:", 6) == 0;
+    return rc;
+}
+
 static void ejob_run(void *arg)
 {
     ejob *j = arg;
@@ -131,6 +147,8 @@ static void ejob_run(void *arg)
         if (fs_slurm()->enabled && (strcmp(s->recipe->kind, "classifier") == 0 ||
                                     strcmp(s->recipe->kind, "multilabel") == 0))
             hooks.probs = ejob_probs;
+        if (fs_slurm()->enabled && strcmp(s->recipe->kind, "detector") == 0)
+            hooks.dets = ejob_dets;
         fs_recipe_status st =
             fs_recipe_evaluate(s->model, view, fs_ncpu(), &hooks, &metrics, &preds, &err);
         if (st == FS_RECIPE_OK) {

@@ -266,6 +266,15 @@ int mdl_slurm_probs(mdl *m, const fs_recipe *r, int slot, const char *stage, con
                     const char *const *paths, int n, int cached, int (*abort)(void *), void *actx,
                     void (*changed)(void *cctx, const char *summary), void *cctx, float *probs,
                     double *cpu, eng_status *st, eng_diag *d);
+/* The same job array for a detector (model: an eng_detector; r its kind)
+ * of an evaluation: the objects of each image as eng_det_predict finds them
+ * (objs n x ENG_DET_TOPK, nobjs, wh: eng_dets_fn's). Returns like
+ * mdl_slurm_probs. */
+int mdl_slurm_dets(mdl *m, const fs_recipe *r, int slot, const char *stage, const void *model,
+                   const char *const *paths, int n, int (*abort)(void *), void *actx,
+                   void (*changed)(void *cctx, const char *summary), void *cctx,
+                   eng_det_object *objs, int *nobjs, int *wh, double *cpu, eng_status *st,
+                   eng_diag *d);
 /* A fine-tuning candidate of the classifier training (job: the engine's
  * JSON, paths[0..n) its training images) run by one Slurm job of
  * `visionfs-worker finetune`, shown in m->sl[MDL_SL_TRAIN] (stage

@@ -96,6 +96,9 @@ typedef struct fs_recipe_hooks {
     /* may be NULL: a classifier's probabilities computed elsewhere (the
      * Slurm executor); the engine's eng_probs_fn, called with ctx */
     eng_probs_fn probs;
+    /* may be NULL: a detector's objects of an evaluation computed elsewhere
+     * (the Slurm executor); the engine's eng_dets_fn, called with ctx */
+    eng_dets_fn dets;
     /* may be NULL: a classifier's fine-tuning candidates run elsewhere (the
      * Slurm executor); the engine's eng_finetune_fn, called with ctx */
     eng_finetune_fn finetune;

@@ -522,6 +522,8 @@ fs_recipe_status fs_recipe_evaluate(const fs_recipe_model *m, const fs_recipe_da
             .detail_ctx = (void *)hooks,
             .probs = hooks && hooks->probs ? fs_models_hooks_probs : NULL,
             .probs_ctx = (void *)hooks,
+            .dets = hooks && hooks->dets ? fs_models_hooks_dets : NULL,
+            .dets_ctx = (void *)hooks,
         };
         eng_diag d = {{0}};
         eng_status st = r->evaluate(m->m, m->bbs, m->nbb, s.s, s.n, &o, metrics, predictions, &d);

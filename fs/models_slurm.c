@@ -467,21 +467,26 @@ static int read_probs(const char *dir, int ntasks, int n, int ncat, float *probs
     return 0;
 }
 
-int mdl_slurm_probs(mdl *m, const fs_recipe *r, int slot, const char *stage, const void *model,
-                    const char *const *paths, int n, int cached, int (*abort)(void *), void *actx,
-                    void (*changed)(void *cctx, const char *summary), void *cctx, float *probs,
-                    double *cpu, eng_status *st, eng_diag *d)
+/* The job array of `visionfs-worker evaluate` for mdl_slurm_probs and
+ * mdl_slurm_dets: writes the model and the image list into a new job folder
+ * (dir), runs the array, and returns 0 with the shards' files in dir (the
+ * caller reads them and removes dir) and *ntasks; 1 not taken (an image
+ * outside the store); -1 failed with *st and d set (dir removed). */
+static int eval_array(mdl *m, const fs_recipe *r, int slot, const char *stage, const void *model,
+                      const char *const *paths, int n, int cached, int (*abort)(void *), void *actx,
+                      void (*changed)(void *cctx, const char *summary), void *cctx, char *dir,
+                      size_t dn, int *ntasks_out, eng_status *st, eng_diag *d)
 {
     const char *root = fs_store_root();
     size_t rl = strlen(root);
-    *cpu = 0;
     for (int i = 0; i < n; i++)
         if (strncmp(paths[i], root, rl) != 0 || paths[i][rl] != '/')
             return 1; /* not in the store: the workers cannot see it */
-    char dir[FS_PATH_MAX], p[FS_PATH_MAX + 32], msg[1024], what[FS_TRQ_NAME_MAX + 96];
-    int ntasks = tasks_for(n, PREDICT_PER_TASK), ncat = r->ncat(model);
+    char p[FS_PATH_MAX + 32], msg[1024], what[FS_TRQ_NAME_MAX + 96];
+    int ntasks = tasks_for(n, PREDICT_PER_TASK);
+    *ntasks_out = ntasks;
     *st = ENG_EIO;
-    int rc = fs_tmp_mkdir(dir, sizeof dir);
+    int rc = fs_tmp_mkdir(dir, dn);
     if (rc < 0) {
         eng_fail(d, ENG_EIO, "slurm: cannot make the job folder: %s", strerror(-rc));
         return -1;
@@ -501,8 +506,8 @@ int mdl_slurm_probs(mdl *m, const fs_recipe *r, int slot, const char *stage, con
     snprintf(p, sizeof p, "%s/job.sh", dir);
     f = ok ? fopen(p, "w") : NULL;
     if (f) {
-        fprintf(f, "#!/bin/sh\n# visionfs: probabilities of shard $SLURM_ARRAY_TASK_ID of %d\n",
-                ntasks);
+        fprintf(f, "#!/bin/sh\n# visionfs: %s of shard $SLURM_ARRAY_TASK_ID of %d\n",
+                strcmp(r->kind, "detector") == 0 ? "objects" : "probabilities", ntasks);
         fprintf(f, "export OMP_WAIT_POLICY=passive\nexec ");
         sh_quote(f, fs_slurm()->worker);
         fprintf(f, " evaluate --store ");
@@ -527,21 +532,117 @@ int mdl_slurm_probs(mdl *m, const fs_recipe *r, int slot, const char *stage, con
     sl_show sv = {slot, stage, changed, cctx};
     fs_code code;
     rc = run_array(m, dir, ntasks, what, &sv, abort, actx, &code, msg, sizeof msg);
-    if (rc == 0 && first_failure(dir, ntasks, st, d)) {
+    if (rc == 0 && first_failure(dir, ntasks, st, d))
         rc = -3;
-    } else if (rc == 0 && read_probs(dir, ntasks, n, ncat, probs, msg, sizeof msg) != 0) {
-        rc = -1;
-    } else if (rc == 0) {
-        int computed;
-        totals(dir, ntasks, &computed, cpu);
-        mdl_log(m, "slurm: %d probabilities computed, %.1f CPU s on the nodes", n, *cpu);
-    }
     if (rc == -2)
         *st = eng_fail(d, ENG_EABORTED, "cancelled");
     else if (rc == -1)
         *st = eng_fail(d, ENG_EIO, "%s", msg);
+    if (rc != 0) {
+        fs_remove_tree(dir);
+        return -1;
+    }
+    return 0;
+}
+
+int mdl_slurm_probs(mdl *m, const fs_recipe *r, int slot, const char *stage, const void *model,
+                    const char *const *paths, int n, int cached, int (*abort)(void *), void *actx,
+                    void (*changed)(void *cctx, const char *summary), void *cctx, float *probs,
+                    double *cpu, eng_status *st, eng_diag *d)
+{
+    char dir[FS_PATH_MAX], msg[1024];
+    int ntasks = 0;
+    *cpu = 0;
+    int rc = eval_array(m, r, slot, stage, model, paths, n, cached, abort, actx, changed, cctx, dir,
+                        sizeof dir, &ntasks, st, d);
+    if (rc != 0)
+        return rc;
+    if (read_probs(dir, ntasks, n, r->ncat(model), probs, msg, sizeof msg) != 0) {
+        *st = eng_fail(d, ENG_EIO, "%s", msg);
+        rc = -1;
+    } else {
+        int computed;
+        totals(dir, ntasks, &computed, cpu);
+        mdl_log(m, "slurm: %d probabilities computed, %.1f CPU s on the nodes", n, *cpu);
+    }
     fs_remove_tree(dir);
-    return rc == 0 ? 0 : -1;
+    return rc;
+}
+
+/* Reads the shards' objects dets.I (the worker's text: per image a line
+ * "WIDTH HEIGHT COUNT", then COUNT lines "CATEGORY X Y W H SCORE") into
+ * objs, nobjs, wh (mdl_slurm_dets). */
+static int read_dets(const char *dir, int ntasks, int n, int ncat, eng_det_object *objs, int *nobjs,
+                     int *wh, char *msg, size_t mn)
+{
+    for (int t = 0; t < ntasks; t++) {
+        int lo = (int)((long long)n * t / ntasks), hi = (int)((long long)n * (t + 1) / ntasks);
+        char p[FS_PATH_MAX + 32];
+        snprintf(p, sizeof p, "%s/dets.%d", dir, t);
+        size_t len = 0;
+        char *s = fs_read_small(p, (size_t)1 << 28, &len);
+        if (!s) {
+            snprintf(msg, mn, "slurm: task %d left no objects file (%s)", t, p);
+            return -1;
+        }
+        const char *c = s;
+        int ok = 1;
+        for (int i = lo; ok && i < hi; i++) {
+            char *e;
+            long w = strtol(c, &e, 10), h = strtol(e, &e, 10), k = strtol(e, &e, 10);
+            ok = e != c && w > 0 && h > 0 && k >= 0 && k <= ENG_DET_TOPK;
+            c = e;
+            wh[2 * i] = (int)w;
+            wh[2 * i + 1] = (int)h;
+            nobjs[i] = ok ? (int)k : 0;
+            for (int j = 0; ok && j < k; j++) {
+                eng_det_object *o = &objs[(size_t)i * ENG_DET_TOPK + j];
+                long cat = strtol(c, &e, 10);
+                ok = e != c && cat >= 0 && cat < ncat;
+                o->category = (int)cat;
+                float *v[5] = {&o->x, &o->y, &o->w, &o->h, &o->score};
+                for (int q = 0; ok && q < 5; q++) {
+                    c = e;
+                    *v[q] = strtof(c, &e);
+                    ok = e != c;
+                }
+                c = e;
+            }
+        }
+        free(s);
+        if (!ok) {
+            snprintf(msg, mn, "slurm: task %d left a damaged objects file (%s)", t, p);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int mdl_slurm_dets(mdl *m, const fs_recipe *r, int slot, const char *stage, const void *model,
+                   const char *const *paths, int n, int (*abort)(void *), void *actx,
+                   void (*changed)(void *cctx, const char *summary), void *cctx,
+                   eng_det_object *objs, int *nobjs, int *wh, double *cpu, eng_status *st,
+                   eng_diag *d)
+{
+    char dir[FS_PATH_MAX], msg[1024];
+    int ntasks = 0;
+    *cpu = 0;
+    int rc = eval_array(m, r, slot, stage, model, paths, n, 0, abort, actx, changed, cctx, dir,
+                        sizeof dir, &ntasks, st, d);
+    if (rc != 0)
+        return rc;
+    if (read_dets(dir, ntasks, n, r->ncat(model), objs, nobjs, wh, msg, sizeof msg) != 0) {
+        *st = eng_fail(d, ENG_EIO, "%s", msg);
+        rc = -1;
+    } else {
+        int computed, total = 0;
+        for (int i = 0; i < n; i++)
+            total += nobjs[i];
+        totals(dir, ntasks, &computed, cpu);
+        mdl_log(m, "slurm: %d objects in %d images found, %.1f CPU s on the nodes", total, n, *cpu);
+    }
+    fs_remove_tree(dir);
+    return rc;
 }
 
 int mdl_slurm_finetune(mdl *m, const char *job, const char *const *paths, int n,

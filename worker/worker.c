@@ -19,7 +19,10 @@
  *
  * evaluate writes a classifier's probabilities of its shard (eng_cls_probs,
  * the call the daemon's evaluation makes), or a multilabel model's scores
- * (eng_ml_predict of each image), into DIR/probs.I as raw floats;
+ * (eng_ml_predict of each image), into DIR/probs.I as raw floats, or a
+ * detector's objects (eng_det_predict of each image, eng_det_evaluate's
+ * path) into DIR/dets.I as text (per image "WIDTH HEIGHT COUNT", then COUNT
+ * lines "CATEGORY X Y W H SCORE", floats as %.9g: the very floats);
  * the daemon merges the shards and computes the metrics itself. finetune
  * runs one fine-tuning candidate of a classifier's search (JOB: the
  * engine's JSON, eng_cls_finetune_run) and writes its result into
@@ -82,7 +85,8 @@ static void usage(void)
             "Computes a classifier's probabilities (a multilabel model's scores) of shard I\n"
             "of N of the images, as the\n"
             "daemon's evaluation does (--cache: through the feature cache, as training's\n"
-            "test pass does), into DIR/probs.I (float32, one row of categories per image).\n"
+            "test pass does), into DIR/probs.I (float32, one row of categories per image);\n"
+            "a detector's objects of each image into DIR/dets.I (text).\n"
             "An image that cannot be read is named in DIR/failed.I (its status and message).\n"
             "\n"
             "       visionfs-worker finetune --store DIR --spec JOB --images LIST --job-dir DIR\n"
@@ -523,18 +527,21 @@ static int begin(const wargs *a)
     return 0;
 }
 
-/* Backbone i a classifier (m) or a multilabel model (ml) needs. */
-static const char *needed(const eng_classifier *m, const eng_multilabel *ml, int i,
-                          const char **sum)
+/* Backbone i a classifier (m), a multilabel model (ml) or a detector (det)
+ * needs. */
+static const char *needed(const eng_classifier *m, const eng_multilabel *ml,
+                          const eng_detector *det, int i, const char **sum)
 {
-    return m ? eng_cls_backbone_needed(m, i, sum) : eng_ml_backbone_needed(ml, i, sum);
+    return m    ? eng_cls_backbone_needed(m, i, sum)
+           : ml ? eng_ml_backbone_needed(ml, i, sum)
+                : eng_det_backbone_needed(det, i, sum);
 }
 
-/* Opens the installed backbones the model (m or ml) needs (by name and
+/* Opens the installed backbones the model (m, ml or det) needs (by name and
  * checksum, as the daemon does) into bbs[0..*nbb); bbdirs gets every
  * backbone folder. */
 static int model_backbones(const wargs *a, const eng_classifier *m, const eng_multilabel *ml,
-                           strs *bbdirs, eng_backbone **bbs, int *nbb)
+                           const eng_detector *det, strs *bbdirs, eng_backbone **bbs, int *nbb)
 {
     wargs all = *a;
     all.nbb = 0;
@@ -542,8 +549,8 @@ static int model_backbones(const wargs *a, const eng_classifier *m, const eng_mu
     *nbb = 0;
     if (backbone_dirs(&all, bbdirs) != 0)
         return -1;
-    for (int i = 0; needed(m, ml, i, NULL) && *nbb < MAX_BB; i++) {
-        const char *sum = NULL, *name = needed(m, ml, i, &sum);
+    for (int i = 0; needed(m, ml, det, i, NULL) && *nbb < MAX_BB; i++) {
+        const char *sum = NULL, *name = needed(m, ml, det, i, &sum);
         for (int k = 0; k < bbdirs->n; k++) {
             if (strcmp(strrchr(bbdirs->v[k], '/') + 1, name) != 0)
                 continue;
@@ -591,7 +598,8 @@ static int put_bytes(const char *dir, const char *name, const void *p, size_t n)
 typedef struct unit {
     strs imgs, bbdirs;
     eng_classifier *m;  /* a classifier, */
-    eng_multilabel *ml; /* or a multilabel model (evaluate only) */
+    eng_multilabel *ml; /* or a multilabel model (evaluate only), */
+    eng_detector *det;  /* or a detector (evaluate only) */
     eng_backbone *bbs[MAX_BB];
     int nbb, lo, hi, threads, ncat;
 } unit;
@@ -602,15 +610,16 @@ static void unit_close(unit *u)
         eng_backbone_free(u->bbs[i]);
     eng_classifier_free(u->m);
     eng_ml_free(u->ml);
+    eng_detector_free(u->det);
     strs_free(&u->imgs);
     strs_free(&u->bbdirs);
     memset(u, 0, sizeof *u);
 }
 
-/* Opens u for the model in model_file (a classifier; with multilabel = 1 a
- * multilabel model too): 0; 3 when the store or the job folder is not
- * visible here; 1 failed (said; u closed). */
-static int unit_open(const wargs *a, const char *model_file, int multilabel, unit *u)
+/* Opens u for the model in model_file (a classifier; with evaluate = 1 a
+ * multilabel model or a detector too): 0; 3 when the store or the job
+ * folder is not visible here; 1 failed (said; u closed). */
+static int unit_open(const wargs *a, const char *model_file, int evaluate, unit *u)
 {
     memset(u, 0, sizeof *u);
     if (begin(a) != 0)
@@ -627,18 +636,20 @@ static int unit_open(const wargs *a, const char *model_file, int multilabel, uni
         goto fail;
     }
     const char *kind = eng_modelfile_meta(f, "kind");
-    eng_status st = multilabel && kind && strcmp(kind, "multilabel") == 0
+    eng_status st = evaluate && kind && strcmp(kind, "multilabel") == 0
                         ? eng_ml_from_file(f, &u->ml, &d)
+                    : evaluate && kind && strcmp(kind, "detector") == 0
+                        ? eng_detector_from_file(f, &u->det, &d)
                         : eng_classifier_from_file(f, &u->m, &d);
     eng_modelfile_free(f);
     if (st != ENG_OK) {
         say("model file \"%s\": %s (the worker %s)", model_file, d.msg,
-            multilabel ? "evaluates classifiers and multilabel models only"
-                       : "answers for classifiers only");
+            evaluate ? "evaluates classifiers, multilabel models and detectors only"
+                     : "answers for classifiers only");
         goto fail;
     }
-    u->ncat = u->m ? eng_cls_ncat(u->m) : eng_ml_ncat(u->ml);
-    if (model_backbones(a, u->m, u->ml, &u->bbdirs, u->bbs, &u->nbb) != 0)
+    u->ncat = u->m ? eng_cls_ncat(u->m) : u->ml ? eng_ml_ncat(u->ml) : eng_det_ncat(u->det);
+    if (model_backbones(a, u->m, u->ml, u->det, &u->bbdirs, u->bbs, &u->nbb) != 0)
         goto fail;
     u->lo = (int)((long long)u->imgs.n * a->shard / a->nshards);
     u->hi = (int)((long long)u->imgs.n * (a->shard + 1) / a->nshards);
@@ -649,12 +660,43 @@ fail:
     return 1;
 }
 
+/* Appends image path's objects (eng_det_predict: eng_det_evaluate's path
+ * for one image) to *buf in dets.I's form. */
+static eng_status det_lines(const unit *u, const char *path, char **buf, size_t *len, size_t *cap,
+                            eng_diag *d)
+{
+    eng_det_object *o = NULL;
+    int n = 0, w = 0, h = 0;
+    eng_status st = eng_det_predict(u->det, u->bbs, u->nbb, path, u->threads, &o, &n, &w, &h, d);
+    if (st != ENG_OK)
+        return st;
+    size_t need = *len + 64 + (size_t)n * 96;
+    if (need > *cap) {
+        size_t nc = need * 2;
+        char *nb = realloc(*buf, nc);
+        if (!nb) {
+            free(o);
+            return eng_fail(d, ENG_ENOMEM, "out of memory");
+        }
+        *buf = nb;
+        *cap = nc;
+    }
+    *len += (size_t)snprintf(*buf + *len, *cap - *len, "%d %d %d\n", w, h, n);
+    for (int j = 0; j < n; j++)
+        *len += (size_t)snprintf(*buf + *len, *cap - *len, "%d %.9g %.9g %.9g %.9g %.9g\n",
+                                 o[j].category, o[j].x, o[j].y, o[j].w, o[j].h, o[j].score);
+    free(o);
+    return ENG_OK;
+}
+
 static int cmd_evaluate(const wargs *a)
 {
     unit u;
     int rc = unit_open(a, a->model_file, 1, &u);
     if (rc != 0)
         return rc;
+    char *dets = NULL;
+    size_t dlen = 0, dcap = 0;
     rc = 1;
     float *probs = NULL;
     double c0 = cpu_seconds();
@@ -674,6 +716,9 @@ static int cmd_evaluate(const wargs *a)
     for (int i = lo; u.ml && i < hi && st == ENG_OK; i++)
         st = eng_ml_predict(u.ml, u.bbs, u.nbb, u.imgs.v[i], u.threads,
                             probs + (size_t)(i - lo) * ncat, &d);
+    /* a detector: one image at a time, eng_det_evaluate's path */
+    for (int i = lo; u.det && i < hi && st == ENG_OK; i++)
+        st = det_lines(&u, u.imgs.v[i], &dets, &dlen, &dcap, &d);
     if (st != ENG_OK && st != ENG_ENOMEM) {
         /* an image the daemon's own evaluation would fail on: said once,
          * not retried */
@@ -685,6 +730,14 @@ static int cmd_evaluate(const wargs *a)
     } else if (st != ENG_OK) {
         say("shard %d/%d: %s", a->shard, a->nshards, d.msg);
         goto out;
+    } else if (u.det) {
+        snprintf(name, sizeof name, "dets.%d", a->shard);
+        if (put_bytes(a->job_dir, name, dets ? dets : "", dlen) != 0) {
+            say("job folder \"%s\": %s", a->job_dir, strerror(errno));
+            goto out;
+        }
+        say("shard %d/%d: objects of %d images, %.1f CPU s", a->shard, a->nshards, hi - lo,
+            cpu_seconds() - c0);
     } else {
         snprintf(name, sizeof name, "probs.%d", a->shard);
         if (put_bytes(a->job_dir, name, probs, (size_t)(hi - lo) * ncat * sizeof *probs) != 0) {
@@ -700,6 +753,7 @@ static int cmd_evaluate(const wargs *a)
     rc = put_file(a->job_dir, name, text) == 0 ? 0 : 1;
 out:
     free(probs);
+    free(dets);
     unit_close(&u);
     return rc;
 }

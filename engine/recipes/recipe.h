@@ -50,6 +50,19 @@ typedef struct eng_train_progress {
 typedef int (*eng_probs_fn)(void *ctx, const void *model, const char *const *paths, int n,
                             int cached, float *probs, eng_status *st, eng_diag *d);
 
+struct eng_det_object;
+
+/* Computes elsewhere (the Slurm executor's workers) the objects a detector
+ * (model: an eng_detector) finds in n image files, exactly as
+ * eng_det_predict does (the engine's per-image path in eng_det_evaluate):
+ * image i's objects at objs + i * ENG_DET_TOPK (detect.h), nobjs[i] of
+ * them, in pixels of the decoded image whose size is wh[2i] x wh[2i + 1].
+ * Returns like eng_probs_fn: 0 filled; 1 not taken (the engine computes
+ * them itself); -1 failed with *st and d set. */
+typedef int (*eng_dets_fn)(void *ctx, const void *model, const char *const *paths, int n,
+                           struct eng_det_object *objs, int *nobjs, int *wh, eng_status *st,
+                           eng_diag *d);
+
 /* Runs a classifier's fine-tuning candidate elsewhere (the Slurm executor's
  * worker, `visionfs-worker finetune`, which hands job to
  * eng_cls_finetune_run): job is the candidate as JSON text the engine wrote
@@ -106,6 +119,8 @@ typedef struct eng_eval_opts {
     void *detail_ctx;
     eng_probs_fn probs; /* may be NULL: a classifier's probabilities computed elsewhere */
     void *probs_ctx;
+    eng_dets_fn dets; /* may be NULL: a detector's objects computed elsewhere */
+    void *dets_ctx;
 } eng_eval_opts;
 
 #endif
