@@ -7,8 +7,10 @@
 # as the local executor), the training's test-set evaluation and an
 # evaluation of evaluations/ computed by job arrays (the same metrics.json
 # and predictions.json as the local executor; tasks in status.json and the
-# evaluation's status; removing the folder scancels), a detector whose detection features come from an
-# array, a classifier whose search's fine-tuning candidate runs as one Slurm
+# evaluation's status; removing the folder scancels), a detector whose
+# detection features come from an array and whose evaluation of evaluations/
+# takes its objects from a job array (the same metrics.json, predictions.json
+# and report.html as the local executor), a classifier whose search's fine-tuning candidate runs as one Slurm
 # job of `visionfs-worker finetune` (the same trials, model.safetensors and
 # evaluation as the local executor; rm train.json during it scancels; needs
 # ../shared/datasets/sign-language-digits, else that part is skipped), a
@@ -193,6 +195,38 @@ check "detector: features submitted as an array" \
     "$MNT/models/det/log"
 check "detector: training computed no feature itself" \
     grep -Eq "features of [0-9]+ training images \(0 computed" "$MNT/models/det/log"
+
+# its evaluations/: the objects of each image from a job array, the metrics in
+# the daemon; the same files as the local executor's
+D=$MNT/models/det
+mkdir "$D/evaluations/dtrain"
+seen_tasks=0
+for i in $(seq 600); do
+    n=$(jq '.slurmEvaluation.tasks | length' "$D/status.json" 2>/dev/null || echo 0)
+    [ "${n:-0}" -gt 0 ] && { seen_tasks=$n; cp "$D/status.json" "$T/dev.status.json"; break; }
+    grep -q succeeded "$D/evaluations/dtrain/status" 2>/dev/null && break
+    sleep 0.05
+done
+check_eq "detector evaluation: status.json lists its 4 array tasks" 4 "$seen_tasks"
+check "detector evaluation: its stage and job ids" jqe \
+    '.slurmEvaluation.stage == "evaluation of dtrain" and (.slurmEvaluation.tasks | all(.jobId | test("^[0-9]+_[0-3]$")))' \
+    "$T/dev.status.json"
+check "detector evaluation: succeeded" wait_status "$D/evaluations/dtrain/status" succeeded 240
+check "detector evaluation: log names its array" \
+    grep -Eq "slurm: evaluation of dtrain \([0-9]+ images\) submitted as job array [0-9]+ \(4 tasks\)" "$D/log"
+check "detector evaluation: the objects came from the nodes" \
+    grep -Eq "slurm: [1-9][0-9]* objects in [0-9]+ images found" "$D/log"
+check "detector evaluation: boxes were predicted" jqe 'length > 0' "$D/evaluations/dtrain/predictions.json"
+for f in metrics.json predictions.json report.html; do cp "$D/evaluations/dtrain/$f" "$T/dsl.$f"; done
+check "detector evaluation: the job folder is gone" test -z "$(ls "$STORE/.tmp" | grep -v '^s' || true)"
+vfs_umount
+vfs_mount
+rm -r "$D/evaluations/dtrain"
+mkdir "$D/evaluations/dtrain"
+check "detector evaluation, local: succeeded" wait_status "$D/evaluations/dtrain/status" succeeded 240
+for f in metrics.json predictions.json report.html; do
+    check "detector evaluation: the same $f as the local executor" cmp "$T/dsl.$f" "$D/evaluations/dtrain/$f"
+done
 vfs_umount
 
 # ---- the fine-tuning candidates as Slurm jobs -----------------------------------
