@@ -218,7 +218,7 @@ check "detector evaluation: the objects came from the nodes" \
     grep -Eq "slurm: [1-9][0-9]* objects in [0-9]+ images found" "$D/log"
 check "detector evaluation: boxes were predicted" jqe 'length > 0' "$D/evaluations/dtrain/predictions.json"
 for f in metrics.json predictions.json report.html; do cp "$D/evaluations/dtrain/$f" "$T/dsl.$f"; done
-check "detector evaluation: the job folder is gone" test -z "$(ls "$STORE/.tmp" | grep -v '^s' || true)"
+check "detector evaluation: the job folder is gone" test -z "$(find "$STORE/.tmp" -name job.sh)"
 vfs_umount
 vfs_mount
 rm -r "$D/evaluations/dtrain"
