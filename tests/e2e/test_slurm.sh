@@ -10,7 +10,7 @@
 # evaluation's status; removing the folder scancels), a detector whose
 # detection features come from an array and whose evaluation of evaluations/
 # takes its objects from a job array (the same metrics.json, predictions.json
-# and report.html as the local executor), a classifier whose search's fine-tuning candidate runs as one Slurm
+# as the local executor), a classifier whose search's fine-tuning candidate runs as one Slurm
 # job of `visionfs-worker finetune` (the same trials, model.safetensors and
 # evaluation as the local executor; rm train.json during it scancels; needs
 # ../shared/datasets/sign-language-digits, else that part is skipped), a
@@ -217,14 +217,14 @@ check "detector evaluation: log names its array" \
 check "detector evaluation: the objects came from the nodes" \
     grep -Eq "slurm: [1-9][0-9]* objects in [0-9]+ images found" "$D/log"
 check "detector evaluation: boxes were predicted" jqe 'length > 0' "$D/evaluations/dtrain/predictions.json"
-for f in metrics.json predictions.json report.html; do cp "$D/evaluations/dtrain/$f" "$T/dsl.$f"; done
+for f in metrics.json predictions.json; do cp "$D/evaluations/dtrain/$f" "$T/dsl.$f"; done
 check "detector evaluation: the job folder is gone" test -z "$(find "$STORE/.tmp" -name job.sh)"
 vfs_umount
 vfs_mount
 rm -r "$D/evaluations/dtrain"
 mkdir "$D/evaluations/dtrain"
 check "detector evaluation, local: succeeded" wait_status "$D/evaluations/dtrain/status" succeeded 240
-for f in metrics.json predictions.json report.html; do
+for f in metrics.json predictions.json; do
     check "detector evaluation: the same $f as the local executor" cmp "$T/dsl.$f" "$D/evaluations/dtrain/$f"
 done
 vfs_umount
