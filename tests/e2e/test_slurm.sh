@@ -9,7 +9,7 @@
 # and predictions.json as the local executor; tasks in status.json and the
 # evaluation's status; removing the folder scancels), a detector whose
 # detection features come from an array and whose evaluation of evaluations/
-# takes its objects from a job array (the same metrics.json, predictions.json
+# takes its objects from a job array (the same metrics.json and predictions.json
 # as the local executor), a classifier whose search's fine-tuning candidate runs as one Slurm
 # job of `visionfs-worker finetune` (the same trials, model.safetensors and
 # evaluation as the local executor; rm train.json during it scancels; needs
