@@ -22,6 +22,8 @@ PACKAGES=(
     slurm-wlm munge
     # tests/e2e/test_models_report.sh loads report.html in headless Chromium
     chromium
+    # tests/e2e/lib.sh's watchdog prints a hung daemon's thread stacks
+    gdb
 )
 
 SUDO=

@@ -43,6 +43,7 @@ vfs_cleanup() {
         kill "$VFS_PID" 2>/dev/null
         wait "$VFS_PID" 2>/dev/null
     fi
+    [ -n "$WATCHDOG_PID" ] && kill "$WATCHDOG_PID" 2>/dev/null
     if [ "$FAIL" -gt 0 ] && [ -f "$T/daemon.log" ]; then
         echo "---- daemon log (last 40 lines) ----"
         tail -n 40 "$T/daemon.log"
@@ -50,6 +51,35 @@ vfs_cleanup() {
     rm -rf "$T"
 }
 trap vfs_cleanup EXIT
+
+# A test still running after VFS_WATCHDOG_SECS (default 540, under ctest's
+# 600 s limit) prints where every thread of its daemons is blocked in the
+# kernel (/proc/PID/task/*/stack, root only), their user stacks (gdb) and
+# the daemon log's tail, so a hang leaves evidence in the test's output
+# before ctest kills it. The sleep
+# gets no stdout or stderr: killed at cleanup, it cannot hold ctest's pipe.
+vfs_watchdog_dump() {
+    local p t
+    echo "==== watchdog: still running after ${VFS_WATCHDOG_SECS:-540} s ===="
+    for p in $(pgrep -f -- "--store $STORE"); do
+        echo "-- process $p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"
+        for t in /proc/"$p"/task/*; do
+            echo "-- thread ${t##*/} $(cat "$t/comm" 2>/dev/null) wchan=$(cat "$t/wchan" 2>/dev/null)"
+            cat "$t/stack" 2>/dev/null
+        done
+        command -v gdb >/dev/null &&
+            timeout 60 gdb -batch -p "$p" -ex 'thread apply all bt' </dev/null 2>&1 | grep -E '^(Thread|#)'
+    done
+    echo "---- daemon log (last 60 lines) ----"
+    tail -n 60 "$T/daemon.log" 2>/dev/null
+}
+(
+    trap 'kill "$s" 2>/dev/null; exit 0' TERM
+    sleep "${VFS_WATCHDOG_SECS:-540}" </dev/null >/dev/null 2>&1 &
+    s=$!
+    wait "$s" && vfs_watchdog_dump
+) &
+WATCHDOG_PID=$!
 
 # vfs_mount [extra args]: mount in the foreground (background job), wait for it.
 # A stale mount left by kill -9 can still answer stat from the kernel's
