@@ -52,15 +52,16 @@ vfs_cleanup() {
 }
 trap vfs_cleanup EXIT
 
-# A test still running after VFS_WATCHDOG_SECS (default 540, under ctest's
-# 600 s limit) prints where every thread of its daemons is blocked in the
-# kernel (/proc/PID/task/*/stack, root only), their user stacks (gdb) and
-# the daemon log's tail, so a hang leaves evidence in the test's output
-# before ctest kills it. The sleep
-# gets no stdout or stderr: killed at cleanup, it cannot hold ctest's pipe.
+# A test still running after VFS_WATCHDOG_SECS (default: a minute before the
+# script's own limit, VFS_E2E_TIMEOUT) prints where every thread of its
+# daemons is blocked in the kernel (/proc/PID/task/*/stack, root only), their
+# user stacks (gdb) and the daemon log's tail, so a hang leaves evidence in
+# the test's output before the kill. The sleep gets no stdout or stderr:
+# killed at cleanup, it cannot hold ctest's pipe.
 vfs_watchdog_dump() {
+    set +e
     local p t
-    echo "==== watchdog: still running after ${VFS_WATCHDOG_SECS:-540} s ===="
+    echo "==== watchdog: still running after $WATCHDOG_SECS s ===="
     for p in $(pgrep -f -- "--store $STORE"); do
         echo "-- process $p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"
         for t in /proc/"$p"/task/*; do
@@ -73,9 +74,10 @@ vfs_watchdog_dump() {
     echo "---- daemon log (last 60 lines) ----"
     tail -n 60 "$T/daemon.log" 2>/dev/null
 }
+WATCHDOG_SECS=${VFS_WATCHDOG_SECS:-$((${VFS_E2E_TIMEOUT:-600} - 60))}
 (
     trap 'kill "$s" 2>/dev/null; exit 0' TERM
-    sleep "${VFS_WATCHDOG_SECS:-540}" </dev/null >/dev/null 2>&1 &
+    sleep "$WATCHDOG_SECS" </dev/null >/dev/null 2>&1 &
     s=$!
     wait "$s" && vfs_watchdog_dump
 ) &
