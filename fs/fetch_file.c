@@ -8,7 +8,11 @@
  * folder and the file as it would for that user, symbolic links included,
  * and there is nothing to race. The child calls only system calls (a forked
  * child of a threaded process may not take locks) and says how it ended by
- * its exit code. A daemon that is not root can read only as itself: it reads
+ * its exit code. It is made by _Fork, not fork: fork first runs every
+ * library's atfork handlers in the daemon, and OpenBLAS's handler shuts down
+ * and joins its thread pool (racing any BLAS call in flight on another
+ * thread) on each file:// URL; _Fork runs none and takes no locks.
+ * A daemon that is not root can read only as itself: it reads
  * file:// URLs only from files it owns, and never on a shared mount.
  */
 #include "fetch_int.h"
@@ -136,7 +140,7 @@ const char *fetch_read_file(fetch_job *j)
         return "cannot make a temp file";
     gid_t groups[MAX_GROUPS];
     int ngroups = ids ? groups_of(&j->reader, groups) : 0;
-    pid_t pid = fork();
+    pid_t pid = _Fork();
     if (pid < 0)
         return "cannot start the reader process";
     if (pid == 0)
