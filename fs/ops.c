@@ -19,6 +19,7 @@
 
 #include "area.h"
 #include "http.h"
+#include "stale_reads.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -153,8 +154,12 @@ typedef struct fs_fh {
     int readme;
     pthread_mutex_t lock;
     const fs_area *area;
-    char *path; /* mount path (writers) */
-    char *rel;  /* area-relative path (writers) */
+    char *path;   /* mount path (writers) */
+    char *rel;    /* area-relative path (writers) */
+    char *rpath;  /* mount path of a reader of a committed file (stale_reads.c) */
+    char *rstore; /* ... its store path */
+    ino_t rino;   /* ... the inode it opened */
+    off_t rsize;  /* ... and that version's size */
     char tmp[FS_PATH_MAX];
     int64_t max;
     int dirty;           /* content differs from the committed file */
@@ -479,10 +484,40 @@ static void fh_free(fs_fh *fh)
     pthread_mutex_destroy(&fh->lock);
     free(fh->path);
     free(fh->rel);
+    free(fh->rpath);
+    free(fh->rstore);
     free(fh);
 }
 
 static fs_fh *get_fh(struct fuse_file_info *fi) { return fi ? (fs_fh *)(uintptr_t)fi->fh : NULL; }
+
+/* The mount path a reader opened, into out (open_lock: a rename may drop
+ * it meanwhile). 0, or -1 when it has none. */
+static int reader_path(fs_fh *fh, char *out, size_t n)
+{
+    pthread_mutex_lock(&open_lock);
+    int rc = fh->rpath && snprintf(out, n, "%s", fh->rpath) < (int)n ? 0 : -1;
+    pthread_mutex_unlock(&open_lock);
+    return rc;
+}
+
+/* path (a file, or a folder and everything in it) was renamed, replaced or
+ * removed: its readers no longer know which path names their file, so they
+ * answer from the file they hold, as before stale_reads.c. */
+static void readers_forget(const char *path)
+{
+    size_t len = strlen(path);
+    pthread_mutex_lock(&open_lock);
+    for (fs_fh *f = open_list; f; f = f->all_next) {
+        if (f->rpath && strncmp(f->rpath, path, len) == 0 &&
+            (f->rpath[len] == '\0' || f->rpath[len] == '/')) {
+            free(f->rpath);
+            free(f->rstore);
+            f->rpath = f->rstore = NULL;
+        }
+    }
+    pthread_mutex_unlock(&open_lock);
+}
 
 /* Forgets the writer's uncommitted file: its name in STORE/.tmp, if it has
  * one (an anonymous file goes with its last fd). */
@@ -714,6 +749,12 @@ static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
         readme_stat(st);
         return 0;
     }
+    /* the kernel keeps one inode per path and takes these attributes for
+     * it: a reader holding an older version answers for the path's file,
+     * or a later reader's cat stops at the old size (stale_reads.c) */
+    char rp[FS_PATH_MAX];
+    if (fh && reader_path(fh, rp, sizeof rp) == 0 && vfs_getattr(rp, st, NULL) == 0)
+        return 0;
     if (fh && fh->fd >= 0) {
         if (fstat(fh->fd, st) != 0)
             return -errno;
@@ -1126,6 +1167,7 @@ static int vfs_unlink(const char *path)
         pthread_rwlock_unlock(&names_lock);
         return 0;
     }
+    readers_forget(path);
     vpath vp;
     int rc = vpath_parse(path, &vp);
     if (rc)
@@ -1228,6 +1270,8 @@ static int rename_open_writer(const vpath *a, const vpath *b, const char *from, 
 
 static int vfs_rename(const char *from, const char *to, unsigned int flags)
 {
+    readers_forget(from);
+    readers_forget(to);
     vpath a, b;
     int rc = vpath_parse(from, &a);
     if (rc)
@@ -1478,6 +1522,8 @@ static int vfs_open(const char *path, struct fuse_file_info *fi)
     int rc = vpath_parse(path, &vp);
     if (rc)
         return rc;
+    if (mounted && fs_stale_take(path))
+        fuse_invalidate_path(mounted, path); /* a size cached too small: stale_reads.c */
     if ((fi->flags & O_ACCMODE) != O_RDONLY)
         return open_writer(path, &vp, fi, 0, 0644);
     fs_fh *fh;
@@ -1497,6 +1543,8 @@ static int vfs_open(const char *path, struct fuse_file_info *fi)
             return rc;
     }
     int fd = -1;
+    char *rpath = NULL, *rstore = NULL; /* a reader of a committed file */
+    struct stat rst;
     if (pending_with(path, fd_tmp_path, &fd) != 0) {
         char sp[FS_PATH_MAX];
         int extra;
@@ -1506,18 +1554,51 @@ static int vfs_open(const char *path, struct fuse_file_info *fi)
         fd = open(sp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0)
             return -errno;
+        if (!is_readonly(&vp) && fstat(fd, &rst) == 0) {
+            rpath = strdup(path);
+            rstore = strdup(sp);
+        }
     }
     fh = fh_new();
     if (!fh) {
         close(fd);
+        free(rpath);
+        free(rstore);
         return -ENOMEM;
     }
     fh->fd = fd;
+    if (rpath && rstore) {
+        pthread_mutex_lock(&open_lock); /* readers_forget may look already */
+        fh->rpath = rpath;
+        fh->rstore = rstore;
+        fh->rino = rst.st_ino;
+        fh->rsize = rst.st_size;
+        pthread_mutex_unlock(&open_lock);
+    } else {
+        free(rpath);
+        free(rstore);
+    }
     fi->fh = (uint64_t)(uintptr_t)fh;
     if (is_readonly(&vp))
         fi->direct_io = 1; /* generated: size may change under the cache */
     fi->keep_cache = 0;
     return 0;
+}
+
+/* A read that reaches the end of the version fh opened: when the path now
+ * names another file, mark it (stale_reads.c). */
+static void reader_at_end(fs_fh *fh, size_t size, off_t off)
+{
+    if (fh->rino == 0 || off + (off_t)size < fh->rsize)
+        return;
+    char rp[FS_PATH_MAX], rs[FS_PATH_MAX];
+    pthread_mutex_lock(&open_lock);
+    int known = fh->rpath && snprintf(rp, sizeof rp, "%s", fh->rpath) < (int)sizeof rp &&
+                snprintf(rs, sizeof rs, "%s", fh->rstore) < (int)sizeof rs;
+    pthread_mutex_unlock(&open_lock);
+    struct stat st;
+    if (known && stat(rs, &st) == 0 && st.st_ino != fh->rino)
+        fs_stale_mark(rp);
 }
 
 static int vfs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
@@ -1536,6 +1617,7 @@ static int vfs_read(const char *path, char *buf, size_t size, off_t off, struct 
         memcpy(buf, t + off, size);
         return (int)size;
     }
+    reader_at_end(fh, size, off);
     ssize_t n = pread(fh->fd, buf, size, off);
     return n < 0 ? -errno : (int)n;
 }
@@ -1561,6 +1643,7 @@ static int vfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size
         *bufp = v;
         return 0;
     }
+    reader_at_end(fh, size, off);
     *v = FUSE_BUFVEC_INIT(size);
     v->buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
     v->buf[0].fd = fh->fd;
