@@ -270,8 +270,12 @@ void fetch_dsjson_part_done(fetch_job *j, const char *reason)
         snprintf(d->error, sizeof d->error,
                  "annotationFileUris[%d]: download of \"%.250s\" failed: %s", j->part, plain,
                  reason);
+        /* once the lock is let go, an rm -r of the dataset frees d
+         * (fs_fetch_cancel): log a copy */
+        char error[sizeof d->error];
+        snprintf(error, sizeof error, "%s", d->error);
         pthread_mutex_unlock(&fetch_lock);
-        fs_log("fetch: dataset \"%s\": %s", j->owner, d->error);
+        fs_log("fetch: dataset \"%s\": %s", j->owner, error);
         fetch_dataset_changed(j->owner);
         return;
     }
