@@ -529,7 +529,14 @@ static void run_finish(run *x)
 {
     mdl *m = x->m;
     char tmpm[FS_PATH_MAX] = "", tmpe[FS_PATH_MAX] = "";
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+    double w0 = fs_now();
     int rc = run_save(x, tmpm, tmpe) == 0 ? run_commit(x, tmpm, tmpe) : -1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    if (rc == 0) /* the last stage of the log's time account (the recipes log the others) */
+        mdl_log(m, "stage saving: %.1f CPU s, %.1f s",
+                (double)(c1.tv_sec - c0.tv_sec) + (c1.tv_nsec - c0.tv_nsec) * 1e-9, fs_now() - w0);
     /* the cached model.onnx was the previous model's */
     if (rc == 0)
         mdl_onnx_reset(m);

@@ -413,7 +413,7 @@ static eng_status get_pass(trainer *t, int bb, int size, int aug, int *out)
     int nmiss = 0;
     double gf = pass_gflop(t, bb, size, p->taps, p->ntaps);
     t->pass_gflop = gf;
-    double c0 = cpu_used(t);
+    double c0 = cpu_used(t), w0 = wall_now(), dc0 = decode_cpu(t);
     t->pass_c0 = c0;
     cls_extract_req r = {.bb = bbof(t, bb),
                          .size = size,
@@ -444,8 +444,11 @@ static eng_status get_pass(trainer *t, int bb, int size, int aug, int *out)
         t->s_per_gflop = t->ext_cpu / t->ext_gflop;
     }
     static const char *const augname[] = {"", " flipped", " cropped"};
-    tlog(t, "features %s@%d%s: %d images (%d from cache) in %.1f CPU s", bbname(t, bb), size,
-         augname[aug < 3 ? aug : 2], t->n, t->n - nmiss, spent);
+    tlog(t,
+         "features %s@%d%s: %d images (%d from cache) in %.1f CPU s, %.1f s (decoding and "
+         "resizing %.1f CPU s)",
+         bbname(t, bb), size, augname[aug < 3 ? aug : 2], t->n, t->n - nmiss, spent,
+         wall_now() - w0, decode_cpu(t) - dc0);
     *out = t->np++;
     return ENG_OK;
 }
@@ -1400,13 +1403,21 @@ static eng_status ft_candidate(trainer *t, int bb, int size, const char *tap, fl
                                int *w, double *oof)
 {
     int c;
+    double c0 = cpu_used(t), w0 = wall_now();
     eng_status st = cls_ft_map_shape(bbof(t, bb), tap, size, h, w, &c, t->d);
     if (st == ENG_OK)
         st = ft_copies(t, bb, tap, size, (size_t)*h * *w * c, maps);
+    double c1 = cpu_used(t), w1 = wall_now();
     cls_ft_opts o = ft_opts(t);
     if (st == ENG_OK)
         st = cls_ft_cv(bbof(t, bb), tap, t->K, *maps, t->n, FT_COPIES, *h, *w, t->y, t->fold,
                        t->nfolds, &o, oof, t->d);
+    if (st == ENG_OK)
+        tlog(t,
+             "fine-tuning %s from %s: maps of %d copies x %d images %.1f CPU s, %.1f s; %d-fold "
+             "fits %.1f CPU s, %.1f s",
+             bbname(t, bb), tap, FT_COPIES, t->n, c1 - c0, w1 - w0, t->nfolds, cpu_used(t) - c1,
+             wall_now() - w1);
     if (st != ENG_OK) {
         free(*maps);
         *maps = NULL;
@@ -1724,20 +1735,22 @@ static eng_status check_args(const eng_train_args *a, eng_diag *d)
     return ENG_OK;
 }
 
-/* Evaluation of the final model: on the test set through the prediction
- * path, or the held-out predictions of the winning recipe. */
-/* The log's account of where the time went, stage by stage. */
+/* The log's account of where the time went: one line per stage that took
+ * any time (CPU and wall seconds), the decoding and resizing inside the
+ * feature passes, then the summary line. */
 static void log_stage_times(trainer *t)
 {
     set_stage(t, t->stage_i); /* closes the running stage */
     char line[512] = "";
     int len = 0;
-    double cpu = 0, wall = 0;
+    double cpu = 0, wall = 0, dec = 0;
     for (int s = 0; s < ST_N; s++) {
         cpu += t->stage_cpu[s];
         wall += t->stage_wall[s];
+        dec += t->stage_decode[s];
         if (t->stage_wall[s] < 0.05 && t->stage_cpu[s] < 0.05)
             continue;
+        tlog(t, "stage %s: %.1f CPU s, %.1f s", STAGE_NAME[s], t->stage_cpu[s], t->stage_wall[s]);
         len += snprintf(line + len, sizeof line - len, "%s %s %.1f CPU s, %.1f s", len ? ";" : "",
                         STAGE_NAME[s], t->stage_cpu[s], t->stage_wall[s]);
         if (t->stage_decode[s] >= 0.05 && len < (int)sizeof line)
@@ -1746,9 +1759,12 @@ static void log_stage_times(trainer *t)
         if (len >= (int)sizeof line)
             len = (int)sizeof line - 1;
     }
+    tlog(t, "stage decode+resize: %.1f CPU s (inside the stages above)", dec);
     tlog(t, "time by stage:%s; in all %.1f CPU s, %.1f s", line, cpu, wall);
 }
 
+/* Evaluation of the final model: on the test set through the prediction
+ * path, or the held-out predictions of the winning recipe. */
 static eng_status evaluate_final(trainer *t, const eng_classifier *m, char **json)
 {
     const eng_train_args *a = t->a;

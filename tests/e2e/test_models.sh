@@ -85,6 +85,13 @@ fi
 check "log tells the run" grep -q 'training version 1 on dataset "train"' "$M/log"
 check "log says succeeded" grep -q 'succeeded' "$M/log"
 check "log says where the time went" grep -Eq 'time by stage: features [0-9.]+ CPU s, [0-9.]+ s.*; in all [0-9.]+ CPU s' "$M/log"
+# one line per stage, each with CPU and wall seconds, in the order they ran
+check "log times each feature pass" grep -Eq 'features [a-z0-9-]+@[0-9]+: [0-9]+ images \([0-9]+ from cache\) in [0-9.]+ CPU s, [0-9.]+ s \(decoding and resizing [0-9.]+ CPU s\)' "$M/log"
+check "log has a features stage line" grep -Eq 'stage features: [0-9.]+ CPU s, [0-9.]+ s$' "$M/log"
+check "log has a decode+resize line" grep -Eq 'stage decode\+resize: [0-9.]+ CPU s' "$M/log"
+check "log has a saving stage line" grep -Eq 'stage saving: [0-9.]+ CPU s, [0-9.]+ s$' "$M/log"
+check_eq "stage lines in the order the stages ran" "features decode+resize saving" \
+    "$(grep -oE 'stage (features|decode\+resize|saving):' "$M/log" | cut -d' ' -f2 | tr -d : | xargs)"
 check_eq "status.json succeeded" "succeeded" "$(jq -r .status "$M/status.json")"
 check "generated files are read-only" test ! -w "$M/status"
 check_err "status cannot be written" "Permission denied" cp "$SRC/one.png" "$M/status"
