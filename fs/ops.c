@@ -3,8 +3,8 @@
  *
  * Design: reads pass straight through to store files (open() pins the
  * inode, so a generated file replaced by rename mid-read stays whole), and
- * generated files are opened with direct_io so their size in the kernel's
- * cache never truncates a read. Every write goes to a private file without
+ * every reader is opened with direct_io so a size in the kernel's cache
+ * never truncates a read (see vfs_open). Every write goes to a private file without
  * a name (O_TMPFILE) in the store folder where it will live; flush (what
  * close() returns) asks the area to validate it (through a name in
  * STORE/.tmp when the validator reads it) and links it into place (renames,
@@ -19,7 +19,6 @@
 
 #include "area.h"
 #include "http.h"
-#include "stale_reads.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -154,12 +153,9 @@ typedef struct fs_fh {
     int readme;
     pthread_mutex_t lock;
     const fs_area *area;
-    char *path;   /* mount path (writers) */
-    char *rel;    /* area-relative path (writers) */
-    char *rpath;  /* mount path of a reader of a committed file (stale_reads.c) */
-    char *rstore; /* ... its store path */
-    ino_t rino;   /* ... the inode it opened */
-    off_t rsize;  /* ... and that version's size */
+    char *path;  /* mount path (writers) */
+    char *rel;   /* area-relative path (writers) */
+    char *rpath; /* mount path of a reader of a writable file (see vfs_open) */
     char tmp[FS_PATH_MAX];
     int64_t max;
     int dirty;           /* content differs from the committed file */
@@ -485,7 +481,6 @@ static void fh_free(fs_fh *fh)
     free(fh->path);
     free(fh->rel);
     free(fh->rpath);
-    free(fh->rstore);
     free(fh);
 }
 
@@ -503,7 +498,7 @@ static int reader_path(fs_fh *fh, char *out, size_t n)
 
 /* path (a file, or a folder and everything in it) was renamed, replaced or
  * removed: its readers no longer know which path names their file, so they
- * answer from the file they hold, as before stale_reads.c. */
+ * answer from the file they hold. */
 static void readers_forget(const char *path)
 {
     size_t len = strlen(path);
@@ -512,8 +507,7 @@ static void readers_forget(const char *path)
         if (f->rpath && strncmp(f->rpath, path, len) == 0 &&
             (f->rpath[len] == '\0' || f->rpath[len] == '/')) {
             free(f->rpath);
-            free(f->rstore);
-            f->rpath = f->rstore = NULL;
+            f->rpath = NULL;
         }
     }
     pthread_mutex_unlock(&open_lock);
@@ -751,7 +745,7 @@ static int vfs_getattr(const char *path, struct stat *st, struct fuse_file_info 
     }
     /* the kernel keeps one inode per path and takes these attributes for
      * it: a reader holding an older version answers for the path's file,
-     * or a later reader's cat stops at the old size (stale_reads.c) */
+     * or a later reader's cat stops at the old size (see vfs_open) */
     char rp[FS_PATH_MAX];
     if (fh && reader_path(fh, rp, sizeof rp) == 0 && vfs_getattr(rp, st, NULL) == 0)
         return 0;
@@ -1522,8 +1516,6 @@ static int vfs_open(const char *path, struct fuse_file_info *fi)
     int rc = vpath_parse(path, &vp);
     if (rc)
         return rc;
-    if (mounted && fs_stale_take(path))
-        fuse_invalidate_path(mounted, path); /* a size cached too small: stale_reads.c */
     if ((fi->flags & O_ACCMODE) != O_RDONLY)
         return open_writer(path, &vp, fi, 0, 0644);
     fs_fh *fh;
@@ -1543,8 +1535,6 @@ static int vfs_open(const char *path, struct fuse_file_info *fi)
             return rc;
     }
     int fd = -1;
-    char *rpath = NULL, *rstore = NULL; /* a reader of a committed file */
-    struct stat rst;
     if (pending_with(path, fd_tmp_path, &fd) != 0) {
         char sp[FS_PATH_MAX];
         int extra;
@@ -1554,51 +1544,29 @@ static int vfs_open(const char *path, struct fuse_file_info *fi)
         fd = open(sp, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd < 0)
             return -errno;
-        if (!is_readonly(&vp) && fstat(fd, &rst) == 0) {
-            rpath = strdup(path);
-            rstore = strdup(sp);
-        }
     }
+    char *rpath = is_readonly(&vp) ? NULL : strdup(path);
     fh = fh_new();
     if (!fh) {
         close(fd);
         free(rpath);
-        free(rstore);
         return -ENOMEM;
     }
     fh->fd = fd;
-    if (rpath && rstore) {
-        pthread_mutex_lock(&open_lock); /* readers_forget may look already */
-        fh->rpath = rpath;
-        fh->rstore = rstore;
-        fh->rino = rst.st_ino;
-        fh->rsize = rst.st_size;
-        pthread_mutex_unlock(&open_lock);
-    } else {
-        free(rpath);
-        free(rstore);
-    }
+    pthread_mutex_lock(&open_lock); /* readers_forget may look already */
+    fh->rpath = rpath;
+    pthread_mutex_unlock(&open_lock);
     fi->fh = (uint64_t)(uintptr_t)fh;
-    if (is_readonly(&vp))
-        fi->direct_io = 1; /* generated: size may change under the cache */
+    /* Every reader reads past the kernel's cache. A generated file's size
+     * may change under it. A writable file is replaced whole at a writer's
+     * close, but a reader keeps the version it opened while the kernel
+     * keeps one inode per path: through the cache, that reader's short read
+     * at its version's end would be taken as the end of the file for every
+     * fd on the path (a writer's own pread, a later reader's cat) for the
+     * 1 s attribute timeout. direct_io reads never set the size. */
+    fi->direct_io = 1;
     fi->keep_cache = 0;
     return 0;
-}
-
-/* A read that reaches the end of the version fh opened: when the path now
- * names another file, mark it (stale_reads.c). */
-static void reader_at_end(fs_fh *fh, size_t size, off_t off)
-{
-    if (fh->rino == 0 || off + (off_t)size < fh->rsize)
-        return;
-    char rp[FS_PATH_MAX], rs[FS_PATH_MAX];
-    pthread_mutex_lock(&open_lock);
-    int known = fh->rpath && snprintf(rp, sizeof rp, "%s", fh->rpath) < (int)sizeof rp &&
-                snprintf(rs, sizeof rs, "%s", fh->rstore) < (int)sizeof rs;
-    pthread_mutex_unlock(&open_lock);
-    struct stat st;
-    if (known && stat(rs, &st) == 0 && st.st_ino != fh->rino)
-        fs_stale_mark(rp);
 }
 
 static int vfs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
@@ -1617,7 +1585,6 @@ static int vfs_read(const char *path, char *buf, size_t size, off_t off, struct 
         memcpy(buf, t + off, size);
         return (int)size;
     }
-    reader_at_end(fh, size, off);
     ssize_t n = pread(fh->fd, buf, size, off);
     return n < 0 ? -errno : (int)n;
 }
@@ -1643,7 +1610,6 @@ static int vfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size
         *bufp = v;
         return 0;
     }
-    reader_at_end(fh, size, off);
     *v = FUSE_BUFVEC_INIT(size);
     v->buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
     v->buf[0].fd = fh->fd;

@@ -1,9 +1,11 @@
 # test_stale_reads.sh: a file replaced while an older reader holds it open
 # (writes are committed at close, so that reader keeps its version) is read
-# whole by the next reader. Before fs/stale_reads.c the kernel took the old
-# version's size from that reader twice over: from an fstat answered by its
-# handle, and from its short read at its version's end; a read right after
-# then stopped at the old length (10 times in 10, each case).
+# whole by the next reader. The kernel keeps one inode per path, and before
+# fs/ops.c's fix it took the old version's size from that reader twice
+# over: from a GETATTR answered through its handle, and from its short read
+# at its version's end (through the page cache); a read right after then
+# stopped at the old length (10 times in 10, each case). Now a reader's
+# GETATTR answers for the file its path names, and readers use direct_io.
 source "$(dirname "$0")/lib.sh"
 
 vfs_mount
