@@ -361,6 +361,7 @@ eng_train_hooks fs_models_engine_hooks(const fs_recipe_hooks *h)
                          .log = hooks_log,
                          .detail = h->detail ? fs_models_hooks_detail : NULL,
                          .probs = h->probs ? fs_models_hooks_probs : NULL,
+                         .dets = h->dets ? fs_models_hooks_dets : NULL,
                          .finetune = h->finetune ? fs_models_hooks_finetune : NULL};
     return e;
 }

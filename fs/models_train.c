@@ -31,6 +31,7 @@ typedef struct tjob {
     int restarted;
     double cluster_cpu;      /* CPU seconds the run's Slurm workers spent */
     const char *test_name;   /* the test dataset, for the evaluation's stage */
+    const fs_recipe *recipe; /* the model's kind, for the test-set evaluation's array */
     eng_eval_detail *detail; /* per-image data of evaluation.json, for the report */
 } tjob;
 
@@ -388,8 +389,9 @@ static double daemon_budget(run *x)
     return left;
 }
 
-/* --executor slurm: a classifier's test-set probabilities computed by a
- * job array of `visionfs-worker evaluate` (an eng_probs_fn). */
+/* --executor slurm: a classifier's test-set probabilities (a multilabel
+ * model's scores) computed by a job array of `visionfs-worker evaluate`
+ * (an eng_probs_fn). */
 static int tjob_probs(void *ctx, const void *model, const char *const *paths, int n, int cached,
                       float *probs, eng_status *st, eng_diag *d)
 {
@@ -397,8 +399,23 @@ static int tjob_probs(void *ctx, const void *model, const char *const *paths, in
     char stage[FS_TRQ_NAME_MAX + 32];
     snprintf(stage, sizeof stage, "evaluation on %s", j->test_name ? j->test_name : "test");
     double cpu = 0;
-    int rc = mdl_slurm_probs(j->m, fs_recipe_for_kind("classifier"), MDL_SL_TRAIN, stage, model,
-                             paths, n, cached, tjob_abort, j, NULL, NULL, probs, &cpu, st, d);
+    int rc = mdl_slurm_probs(j->m, j->recipe, MDL_SL_TRAIN, stage, model, paths, n, cached,
+                             tjob_abort, j, NULL, NULL, probs, &cpu, st, d);
+    j->cluster_cpu += cpu;
+    return rc;
+}
+
+/* --executor slurm: a detector's objects in the test images found by a job
+ * array of `visionfs-worker evaluate` (an eng_dets_fn). */
+static int tjob_dets(void *ctx, const void *model, const char *const *paths, int n,
+                     eng_det_object *objs, int *nobjs, int *wh, eng_status *st, eng_diag *d)
+{
+    tjob *j = ctx;
+    char stage[FS_TRQ_NAME_MAX + 32];
+    snprintf(stage, sizeof stage, "evaluation on %s", j->test_name ? j->test_name : "test");
+    double cpu = 0;
+    int rc = mdl_slurm_dets(j->m, j->recipe, MDL_SL_TRAIN, stage, model, paths, n, tjob_abort, j,
+                            NULL, NULL, objs, nobjs, wh, &cpu, st, d);
     j->cluster_cpu += cpu;
     return rc;
 }
@@ -433,10 +450,17 @@ static void run_train(run *x)
                   .log = tjob_log,
                   .detail = tjob_detail},
     };
-    if (fs_slurm()->enabled && strcmp(x->r->kind, "classifier") == 0) {
+    if (fs_slurm()->enabled) {
         x->j->test_name = x->req.test_dataset;
-        in.hooks.probs = tjob_probs;
-        in.hooks.finetune = tjob_finetune;
+        x->j->recipe = x->r;
+        if (strcmp(x->r->kind, "classifier") == 0) {
+            in.hooks.probs = tjob_probs;
+            in.hooks.finetune = tjob_finetune;
+        } else if (strcmp(x->r->kind, "multilabel") == 0) {
+            in.hooks.probs = tjob_probs;
+        } else if (strcmp(x->r->kind, "detector") == 0) {
+            in.hooks.dets = tjob_dets;
+        }
     }
     fs_recipe_err err = {0};
     x->st = fs_recipe_train(x->r, &in, &x->model, &x->eval, &err);

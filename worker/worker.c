@@ -19,7 +19,7 @@
  *
  * evaluate writes a classifier's probabilities of its shard (eng_cls_probs,
  * the call the daemon's evaluation makes), or a multilabel model's scores
- * (eng_ml_predict of each image), into DIR/probs.I as raw floats, or a
+ * (eng_ml_probs), into DIR/probs.I as raw floats, or a
  * detector's objects (eng_det_predict of each image, eng_det_evaluate's
  * path) into DIR/dets.I as text (per image "WIDTH HEIGHT COUNT", then COUNT
  * lines "CATEGORY X Y W H SCORE", floats as %.9g: the very floats);
@@ -712,10 +712,11 @@ static int cmd_evaluate(const wargs *a)
     if (u.m)
         st = eng_cls_probs(u.m, u.bbs, u.nbb, (const char *const *)u.imgs.v + lo, hi - lo,
                            a->cached ? cache : NULL, &o, probs, &d);
-    /* a multilabel model: one image at a time, eng_ml_evaluate's path */
-    for (int i = lo; u.ml && i < hi && st == ENG_OK; i++)
-        st = eng_ml_predict(u.ml, u.bbs, u.nbb, u.imgs.v[i], u.threads,
-                            probs + (size_t)(i - lo) * ncat, &d);
+    /* a multilabel model: the same call (one image at a time as
+     * eng_ml_evaluate, or through the cache as training's test pass) */
+    if (u.ml)
+        st = eng_ml_probs(u.ml, u.bbs, u.nbb, (const char *const *)u.imgs.v + lo, hi - lo,
+                          a->cached ? cache : NULL, &o, probs, &d);
     /* a detector: one image at a time, eng_det_evaluate's path */
     for (int i = lo; u.det && i < hi && st == ENG_OK; i++)
         st = det_lines(&u, u.imgs.v[i], &dets, &dlen, &dcap, &d);

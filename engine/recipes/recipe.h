@@ -40,9 +40,9 @@ typedef struct eng_train_progress {
 
 /* Computes elsewhere (the Slurm executor's workers) the probabilities a
  * classifier (model: an eng_classifier) or the scores a multilabel model
- * (an eng_multilabel, cached = 0) gives n image files, exactly as the
- * engine would: cached = 1 through the feature cache as training's test pass
- * does, 0 one image at a time as eng_cls_evaluate and eng_ml_evaluate do.
+ * (an eng_multilabel) gives n image files, exactly as the engine would:
+ * cached = 1 through the feature cache as training's test pass does, 0 one
+ * image at a time as eng_cls_evaluate and eng_ml_evaluate do.
  * probs: n x ncat.
  * Returns 0 with probs filled; 1 when it does not take the work (the engine
  * computes the probabilities itself); -1 failed with *st and d set (the
@@ -85,8 +85,11 @@ typedef struct eng_train_hooks {
     /* may be NULL: the per-image data of the evaluation training reports
      * (evaluation.json), when it has them (a held-out detector figure has none) */
     eng_eval_detail_fn detail;
-    /* may be NULL: the classifier's test-set probabilities computed elsewhere */
+    /* may be NULL: a classifier's test-set probabilities, or a multilabel
+     * model's test-set scores (cached = 1), computed elsewhere */
     eng_probs_fn probs;
+    /* may be NULL: a detector's objects in the test images computed elsewhere */
+    eng_dets_fn dets;
     /* may be NULL: the classifier's fine-tuning candidates run elsewhere */
     eng_finetune_fn finetune;
 } eng_train_hooks;
