@@ -146,9 +146,19 @@ static void show(mdl *m, const sl_show *v, const char *job, const fs_slurm_task 
         v->changed(v->cctx, summary);
 }
 
-static int write_inputs(const char *dir, const char *const *paths, int n, char *const *bbs, int nb,
-                        int detector, int ntasks, char *err, size_t en)
+/* One extraction: the backbone folders, detection features or not, and a
+ * classifier search's pass (size 0: the backbone's own; aug; seed). */
+typedef struct ex_pass {
+    char *const *bbs;
+    int nb, detector, size, aug;
+    uint64_t seed;
+} ex_pass;
+
+static int write_inputs(const char *dir, const char *const *paths, int n, const ex_pass *x,
+                        int ntasks, char *err, size_t en)
 {
+    char *const *bbs = x->bbs;
+    int nb = x->nb;
     const char *root = fs_store_root();
     size_t rl = strlen(root);
     char p[FS_PATH_MAX + 32];
@@ -165,7 +175,8 @@ static int write_inputs(const char *dir, const char *const *paths, int n, char *
         snprintf(err, en, "job folder: %s", strerror(errno));
         return -1;
     }
-    const char **args = malloc((size_t)(2 * nb + 2) * sizeof *args);
+    const char **args = malloc((size_t)(2 * nb + 8) * sizeof *args);
+    char size[16], aug[16], seed[32];
     if (!args) {
         snprintf(err, en, "out of memory");
         return -1;
@@ -175,9 +186,17 @@ static int write_inputs(const char *dir, const char *const *paths, int n, char *
         args[na++] = "--backbone";
         args[na++] = bbs[b];
     }
-    if (detector) {
+    if (x->detector) {
         args[na++] = "--kind";
         args[na++] = "detector";
+    }
+    if (x->size > 0 || x->aug) {
+        snprintf(size, sizeof size, "%d", x->size);
+        snprintf(aug, sizeof aug, "%d", x->aug);
+        snprintf(seed, sizeof seed, "%llu", (unsigned long long)x->seed);
+        const char *more[] = {"--size", size, "--aug", aug, "--seed", seed};
+        for (int k = 0; k < 6; k++)
+            args[na++] = more[k];
     }
     snprintf(p, sizeof p, "features of shard $SLURM_ARRAY_TASK_ID of %d", ntasks);
     int rc = write_job_sh(dir, p, "extract", args, na, ntasks, err, en);
@@ -366,12 +385,15 @@ static int tasks_for(int n, int per_task)
     return k > MAX_TASKS ? MAX_TASKS : k > n ? n : k < 1 ? 1 : k;
 }
 
-int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs, int nb,
-                      int detector, int (*abort)(void *), void *actx, double *cpu_out,
-                      fs_code *code, char *msg, size_t mn)
+/* The extraction array of x over paths[0..n): 0 done (*computed, *cpu_out
+ * from the done markers), -2 aborted, -1 failed with code and msg. */
+static int extract_array(mdl *m, const char *const *paths, int n, const ex_pass *x,
+                         const char *what, int (*abort)(void *), void *actx, int *computed_out,
+                         double *cpu_out, fs_code *code, char *msg, size_t mn)
 {
     *cpu_out = 0;
-    char dir[FS_PATH_MAX], err[600], what[96];
+    *computed_out = 0;
+    char dir[FS_PATH_MAX], err[600];
     *code = FS_CODE_UNKNOWN;
     int ntasks = tasks_for(n, IMAGES_PER_TASK);
     int rc = fs_tmp_mkdir(dir, sizeof dir);
@@ -379,15 +401,11 @@ int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs,
         snprintf(msg, mn, "slurm: cannot make the job folder: %s", strerror(-rc));
         return -1;
     }
-    if (write_inputs(dir, paths, n, bbs, nb, detector, ntasks, err, sizeof err) != 0) {
+    if (write_inputs(dir, paths, n, x, ntasks, err, sizeof err) != 0) {
         snprintf(msg, mn, "slurm: %s", err);
         fs_remove_tree(dir);
         return -1;
     }
-    if (detector)
-        snprintf(what, sizeof what, "feature extraction (%d images, detection features)", n);
-    else
-        snprintf(what, sizeof what, "feature extraction (%d images, %d backbone(s))", n, nb);
     sl_show sv = {MDL_SL_TRAIN, "features", NULL, NULL};
     rc = run_array(m, dir, ntasks, what, &sv, abort, actx, code, msg, mn);
     if (rc == 0) {
@@ -396,9 +414,41 @@ int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs,
         totals(dir, ntasks, &computed, &cpu);
         mdl_log(m, "slurm: %d feature files computed, %.1f CPU s on the nodes", computed, cpu);
         *cpu_out = cpu;
+        *computed_out = computed;
     }
     fs_remove_tree(dir);
     return rc;
+}
+
+int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs, int nb,
+                      int detector, int (*abort)(void *), void *actx, double *cpu_out,
+                      fs_code *code, char *msg, size_t mn)
+{
+    char what[96];
+    if (detector)
+        snprintf(what, sizeof what, "feature extraction (%d images, detection features)", n);
+    else
+        snprintf(what, sizeof what, "feature extraction (%d images, %d backbone(s))", n, nb);
+    ex_pass x = {bbs, nb, detector, 0, 0, 0};
+    int computed;
+    return extract_array(m, paths, n, &x, what, abort, actx, &computed, cpu_out, code, msg, mn);
+}
+
+int mdl_slurm_extract_pass(mdl *m, const char *const *paths, int n, const char *bbdir, int size,
+                           int aug, uint64_t seed, int (*abort)(void *), void *actx, int *computed,
+                           double *cpu_out, fs_code *code, char *msg, size_t mn)
+{
+    static const char *const augname[] = {"", ", flipped", ", cropped"};
+    char what[FS_PATH_MAX + 96];
+    const char *name = strrchr(bbdir, '/');
+    snprintf(what, sizeof what, "feature extraction (%d images, %s@%d%s)", n,
+             name ? name + 1 : bbdir, size,
+             augname[aug < 0   ? 0
+                     : aug > 2 ? 2
+                               : aug]);
+    char *const bbs[1] = {(char *)bbdir};
+    ex_pass x = {bbs, 1, 0, size, aug, seed};
+    return extract_array(m, paths, n, &x, what, abort, actx, computed, cpu_out, code, msg, mn);
 }
 
 int mdl_slurm_predict(mdl *m, int version, const char *const *paths, int n, int (*abort)(void *),

@@ -32,6 +32,8 @@ typedef struct tjob {
     double cluster_cpu;      /* CPU seconds the run's Slurm workers spent */
     const char *test_name;   /* the test dataset, for the evaluation's stage */
     const fs_recipe *recipe; /* the model's kind, for the test-set evaluation's array */
+    char *const *dirs;       /* the backbone folders, for the search's extraction arrays */
+    int nb;
     eng_eval_detail *detail; /* per-image data of evaluation.json, for the report */
 } tjob;
 
@@ -430,6 +432,35 @@ static int tjob_finetune(void *ctx, const char *job, const char *const *paths, i
     return mdl_slurm_finetune(j->m, job, paths, n, tjob_abort, j, result, len, cpu, st, d);
 }
 
+/* --executor slurm: a classifier search's second input scale or augmented
+ * copies extracted into the cache by a job array of `visionfs-worker
+ * extract --size --aug` (an eng_extract_fn). Its CPU time is counted by the
+ * engine (its budget), not in cluster_cpu. */
+static int tjob_extract(void *ctx, const char *backbone, const char *checksum, int size, int aug,
+                        uint64_t seed, const char *const *paths, int n, int *computed, double *cpu,
+                        eng_status *st, eng_diag *d)
+{
+    tjob *j = ctx;
+    (void)checksum; /* the worker opens the same folder */
+    const char *dir = NULL;
+    for (int i = 0; i < j->nb && !dir; i++) {
+        const char *b = strrchr(j->dirs[i], '/');
+        if (strcmp(b ? b + 1 : j->dirs[i], backbone) == 0)
+            dir = j->dirs[i];
+    }
+    if (!dir)
+        return 1; /* not a folder of ours: extracted here */
+    fs_code code;
+    char msg[1024];
+    int rc = mdl_slurm_extract_pass(j->m, paths, n, dir, size, aug, seed, tjob_abort, j, computed,
+                                    cpu, &code, msg, sizeof msg);
+    if (rc == -2)
+        *st = eng_fail(d, ENG_EABORTED, "cancelled");
+    else if (rc != 0)
+        *st = eng_fail(d, ENG_EIO, "%s", msg);
+    return rc == 0 ? 0 : -1;
+}
+
 static void run_train(run *x)
 {
     char cdir[FS_PATH_MAX];
@@ -453,9 +484,12 @@ static void run_train(run *x)
     if (fs_slurm()->enabled) {
         x->j->test_name = x->req.test_dataset;
         x->j->recipe = x->r;
+        x->j->dirs = x->dirs;
+        x->j->nb = x->nb;
         if (strcmp(x->r->kind, "classifier") == 0) {
             in.hooks.probs = tjob_probs;
             in.hooks.finetune = tjob_finetune;
+            in.hooks.extract = tjob_extract;
         } else if (strcmp(x->r->kind, "multilabel") == 0) {
             in.hooks.probs = tjob_probs;
         } else if (strcmp(x->r->kind, "detector") == 0) {

@@ -57,8 +57,10 @@ typedef struct wargs {
     const char *bb[MAX_BB];
     int nbb;
     int shard, nshards, threads;
-    int detector; /* extract --kind detector */
-    int cached;   /* evaluate --cache: through the feature cache */
+    int detector;  /* extract --kind detector */
+    int size, aug; /* extract: a search's pass (--size, --aug; 0: the plain pass) */
+    unsigned long long seed;
+    int cached; /* evaluate --cache: through the feature cache */
 } wargs;
 
 static void usage(void)
@@ -67,8 +69,11 @@ static void usage(void)
             "usage: visionfs-worker extract --store DIR (--dataset NAME | --images LIST)\n"
             "                       [--backbone NAME|DIR|all]... --shard I/N [--job-dir DIR]\n"
             "                       [--threads T] [--kind classifier|detector]\n"
+            "                       [--size S --aug A --seed N]\n"
             "Puts the features of shard I of N of the images into the store's feature cache\n"
-            "(STORE/models/.vfs-cache), the same files the daemon writes when it trains.\n"
+            "(STORE/models/.vfs-cache), the same files the daemon writes when it trains\n"
+            "(--size/--aug/--seed: a classifier search's second input scale or augmented\n"
+            "copies, A 1 flipped, 2 cropped).\n"
             "LIST: one image path per line, relative to the store. Exit codes: 0 done,\n"
             "1 failed, 2 usage, 3 the store is not visible from this node.\n"
             "\n"
@@ -153,6 +158,12 @@ static int parse(int argc, char **argv, wargs *a)
             a->version = atoi(v);
         else if (strcmp(k, "--threads") == 0)
             a->threads = atoi(v);
+        else if (strcmp(k, "--size") == 0)
+            a->size = atoi(v);
+        else if (strcmp(k, "--aug") == 0)
+            a->aug = atoi(v);
+        else if (strcmp(k, "--seed") == 0)
+            a->seed = strtoull(v, NULL, 10);
         else if (strcmp(k, "--backbone") == 0 && a->nbb < MAX_BB)
             a->bb[a->nbb++] = v;
         else if (strcmp(k, "--shard") == 0) {
@@ -470,8 +481,9 @@ static int cmd_extract(const wargs *a)
             goto out;
         }
         int c = 0, f = 0;
-        eng_status st = eng_cls_cache_features(bb, (const char *const *)imgs.v + lo, hi - lo, cache,
-                                               &o, &c, &f, &d);
+        eng_status st =
+            eng_cls_cache_pass(bb, a->size, a->aug, (uint64_t)a->seed,
+                               (const char *const *)imgs.v + lo, hi - lo, cache, &o, &c, &f, &d);
         eng_backbone_free(bb);
         if (st != ENG_OK) {
             say("features of \"%s\": %s", bbs.v[b], d.msg);

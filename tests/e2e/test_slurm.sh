@@ -85,6 +85,28 @@ answers() {
             "$MNT/models/$1/predict/$(basename "$f").json"
     done
 }
+# extra_passes REF_LOG SLURM_LOG: the search's passes beyond the first (a
+# second input scale, flipped or cropped copies) in the local log, and that
+# the Slurm run's log shows each of them computed by the workers; prints N
+extra_passes() {
+    python3 - "$1" "$2" <<'PY'
+import re, sys
+pat = re.compile(r"features (\S+)@(\d+)( flipped| cropped)?: \d+ images")
+def passes(path):
+    out, first = [], {}
+    for line in open(path):
+        m = pat.search(line)
+        if m:
+            first.setdefault(m.group(1), int(m.group(2)))
+            if m.group(3) or int(m.group(2)) != first[m.group(1)]:
+                out.append((m.group(1), m.group(2), m.group(3), "computed by the Slurm workers" in line))
+    return out
+ref, sl = passes(sys.argv[1]), passes(sys.argv[2])
+assert [r[:3] for r in ref] == [x[:3] for x in sl], (ref, sl)
+assert all(x[3] for x in sl), sl
+print(len(sl))
+PY
+}
 eval_of() {
     jq -S 'del(.trainingCostInMinutes)' "$MNT/models/$1/evaluation.json"
 }
@@ -97,6 +119,7 @@ mkdir "$MNT/models/ref"
 echo "$REQ" >"$MNT/models/ref/train.json"
 check "local: trained" wait_status "$MNT/models/ref/status" succeeded 240
 eval_of ref >"$T/ref.eval"
+cp "$MNT/models/ref/log" "$T/ref.log"
 mkdir "$MNT/models/ref/evaluations/test"
 check "local: evaluation on test" wait_status "$MNT/models/ref/evaluations/test/status" succeeded 120
 cp "$MNT/models/ref/evaluations/test/metrics.json" "$T/ref.emetrics"
@@ -137,6 +160,9 @@ check "log: the budget counts the workers' CPU time" \
 check "status.json has no slurm section after the run" jqe '.slurm == null' "$M/status.json"
 eval_of sl >"$T/sl.eval"
 check "same evaluation as the local executor" cmp -s "$T/ref.eval" "$T/sl.eval"
+n=$(extra_passes "$T/ref.log" "$M/log")
+check "the search's extra passes (second scale, augmented copies) came from arrays" test -n "$n"
+echo "note: $n extra pass(es) of the search extracted by job arrays"
 answers sl >"$T/sl.answers"
 check "same answers as the local executor" cmp -s "$T/ref.answers" "$T/sl.answers"
 check "log: the test-set evaluation ran as a 4-task array" \
@@ -329,6 +355,7 @@ else
         rm -r "$MNT/models/ml/evaluations/ml"
     fi
     grep -E "fine-tuned|winner" "$MNT/models/ftref/log" >"$T/ftref.trials"
+    cp "$MNT/models/ftref/log" "$T/ftref.log"
     vfs_umount
     rm -rf "$STORE/models/.vfs-cache" # the maps of the copies from the worker
 
@@ -357,6 +384,11 @@ else
     check "fine-tuning, slurm: log: the worker's CPU time" \
         grep -Eq "slurm: fine-tuning of efficientnet-lite[0-9] from [^ ]+ \(20 images\) done, [0-9.]+ CPU s on the node" "$F/log"
     grep -E "fine-tuned|winner" "$F/log" >"$T/ftsl.trials"
+    n=$(extra_passes "$T/ftref.log" "$F/log")
+    check "fine-tuning, slurm: the search's extra passes came from arrays" test -n "$n"
+    echo "note: fine-tuning: $n extra pass(es) of the search extracted by job arrays"
+    grep -E "computed by the Slurm workers|slurm: feature extraction \([0-9]+ images, [^)]*@" "$F/log" | sed 's/^/note: fine-tuning: /'
+    grep -E "slurm: job array [0-9]+ done in" "$F/log" | sed 's/^/note: fine-tuning: /'
     # (the CPU seconds and the budget estimates vary from run to run)
     untimed() { sed -E 's/^[^ ]+ [^ ]+ //; s/\([0-9.]+ CPU s\)//; s/about [0-9]+ CPU s, [0-9]+ left/about N CPU s, N left/' "$1"; }
     check "fine-tuning, slurm: the same candidates and scores as the local executor" \
