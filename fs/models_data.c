@@ -353,6 +353,14 @@ int fs_models_hooks_finetune(void *ctx, const char *job, const char *const *path
     return h->finetune(h->ctx, job, paths, n, result, len, cpu, st, d);
 }
 
+static int hooks_extract(void *ctx, const char *backbone, const char *checksum, int size, int aug,
+                         uint64_t seed, const char *const *paths, int n, int *computed, double *cpu,
+                         eng_status *st, eng_diag *d)
+{
+    const fs_recipe_hooks *h = ctx;
+    return h->extract(h->ctx, backbone, checksum, size, aug, seed, paths, n, computed, cpu, st, d);
+}
+
 eng_train_hooks fs_models_engine_hooks(const fs_recipe_hooks *h)
 {
     eng_train_hooks e = {.abort = hooks_abort,
@@ -361,7 +369,9 @@ eng_train_hooks fs_models_engine_hooks(const fs_recipe_hooks *h)
                          .log = hooks_log,
                          .detail = h->detail ? fs_models_hooks_detail : NULL,
                          .probs = h->probs ? fs_models_hooks_probs : NULL,
-                         .finetune = h->finetune ? fs_models_hooks_finetune : NULL};
+                         .dets = h->dets ? fs_models_hooks_dets : NULL,
+                         .finetune = h->finetune ? fs_models_hooks_finetune : NULL,
+                         .extract = h->extract ? hooks_extract : NULL};
     return e;
 }
 

@@ -244,6 +244,12 @@ void mdl_report_keep(eng_eval_detail **slot, const eng_eval_detail *dt);
 int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs, int nb,
                       int detector, int (*abort)(void *), void *actx, double *cpu_out,
                       fs_code *code, char *msg, size_t mn);
+/* mdl_slurm_extract for one pass of a classifier's search: the backbone
+ * folder bbdir at input size with augmentation aug and seed (the worker's
+ * eng_cls_cache_pass). *computed: the features the workers computed. */
+int mdl_slurm_extract_pass(mdl *m, const char *const *paths, int n, const char *bbdir, int size,
+                           int aug, uint64_t seed, int (*abort)(void *), void *actx, int *computed,
+                           double *cpu_out, fs_code *code, char *msg, size_t mn);
 /* Answers paths[0..n) (absolute store paths of predict/ images) with
  * version `version` of the model by a Slurm job array; the answers are in
  * DIR/answers/K.json (K: index in paths; missing ones were left to the

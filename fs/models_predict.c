@@ -297,8 +297,9 @@ static pend **sb_take_locked(mdl *m, int *n)
     return b;
 }
 
-/* The cluster's answers for b[0..n) moved into predict/; done[k] set for each. */
-static int sb_merge(mdl *m, pend **b, int n, const char *dir, int version, char *done)
+/* The cluster's answers for b[0..n) moved into predict/ (a detector's
+ * drawing first, as predict_one writes them); done[k] set for each. */
+static int sb_merge(mdl *m, pend **b, int n, const char *dir, int version, int det, char *done)
 {
     int got = 0;
     for (int k = 0; k < n; k++) {
@@ -311,6 +312,16 @@ static int sb_merge(mdl *m, pend **b, int n, const char *dir, int version, char 
         pthread_mutex_lock(&g_models.mu);
         int same = !m->deleted && !m->imported && m->served_version == version;
         pthread_mutex_unlock(&g_models.mu);
+        size_t jl = 0;
+        char *jpg = NULL;
+        if (det) {
+            snprintf(p, sizeof p, "%s/answers/%d" MDL_BOXES_SUFFIX, dir, k);
+            jpg = fs_read_small(p, (size_t)1 << 28, &jl);
+            snprintf(out, sizeof out, "%s" MDL_BOXES_SUFFIX, b[k]->rel);
+            if (!jpg || (same && mdl_put(m, out, jpg, jl) != 0))
+                same = 0; /* no drawing: the daemon answers it */
+            free(jpg);
+        }
         snprintf(out, sizeof out, "%s" MDL_RESULT_SUFFIX, b[k]->rel);
         if (same && mdl_put(m, out, json, len) == 0) {
             done[k] = 1;
@@ -344,7 +355,9 @@ static void sbjob_run(void *arg)
     pthread_mutex_lock(&g_models.mu);
     pend **b = sb_take_locked(m, &n);
     int version = m->served_version, det = strcmp(m->kind, "detector") == 0;
-    int cluster = n >= MDL_SLURM_MIN_PREDICT && !det && !m->imported && m->has_model;
+    /* classifiers and detectors (the worker answers for those kinds) */
+    int cluster = n >= MDL_SLURM_MIN_PREDICT && (det || strcmp(m->kind, "classifier") == 0) &&
+                  !m->imported && m->has_model;
     char **paths = cluster ? calloc((size_t)n, sizeof *paths) : NULL;
     for (int k = 0; paths && k < n; k++) {
         paths[k] = malloc(FS_PATH_MAX);
@@ -357,7 +370,7 @@ static void sbjob_run(void *arg)
         char dir[FS_PATH_MAX] = "", msg[480];
         int rc = mdl_slurm_predict(m, version, (const char *const *)paths, n, sb_abort, m, dir,
                                    sizeof dir, msg, sizeof msg);
-        int got = rc == 0 ? sb_merge(m, b, n, dir, version, done) : 0;
+        int got = rc == 0 ? sb_merge(m, b, n, dir, version, det, done) : 0;
         if (rc == -1)
             mdl_log(m, "%s; the daemon answers those images itself", msg);
         else if (rc == 0)

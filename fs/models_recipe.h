@@ -102,6 +102,9 @@ typedef struct fs_recipe_hooks {
     /* may be NULL: a classifier's fine-tuning candidates run elsewhere (the
      * Slurm executor); the engine's eng_finetune_fn, called with ctx */
     eng_finetune_fn finetune;
+    /* may be NULL: a classifier search's second scale and augmented copies
+     * extracted elsewhere (the Slurm executor); eng_extract_fn, with ctx */
+    eng_extract_fn extract;
 } fs_recipe_hooks;
 
 typedef struct fs_recipe_train_in {

@@ -47,6 +47,41 @@ static void sh_quote(FILE *f, const char *s)
     fputc('\'', f);
 }
 
+/* DIR/job.sh, the one batch script every job folder gets: a comment line,
+ * then `exec WORKER CMD --store ROOT --images DIR/images.txt --job-dir DIR
+ * ARGS... --shard "$SLURM_ARRAY_TASK_ID/NTASKS"` (every argument quoted for
+ * sh). 0, or -1 with err set. */
+static int write_job_sh(const char *dir, const char *comment, const char *cmd,
+                        const char *const *args, int nargs, int ntasks, char *err, size_t en)
+{
+    char p[FS_PATH_MAX + 32];
+    snprintf(p, sizeof p, "%s/job.sh", dir);
+    FILE *f = fopen(p, "w");
+    if (!f) {
+        snprintf(err, en, "job folder: %s", strerror(errno));
+        return -1;
+    }
+    fprintf(f, "#!/bin/sh\n# visionfs: %s\nexport OMP_WAIT_POLICY=passive\nexec ", comment);
+    sh_quote(f, fs_slurm()->worker);
+    fprintf(f, " %s --store ", cmd);
+    sh_quote(f, fs_store_root());
+    fprintf(f, " --images ");
+    snprintf(p, sizeof p, "%s/images.txt", dir);
+    sh_quote(f, p);
+    fprintf(f, " --job-dir ");
+    sh_quote(f, dir);
+    for (int i = 0; i < nargs; i++) {
+        fputc(' ', f);
+        sh_quote(f, args[i]);
+    }
+    fprintf(f, " --shard \"$SLURM_ARRAY_TASK_ID/%d\"\n", ntasks);
+    if (fclose(f) != 0) {
+        snprintf(err, en, "job folder: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
 static int has_file(const char *dir, const char *what, int idx)
 {
     char p[FS_PATH_MAX + 32];
@@ -111,9 +146,19 @@ static void show(mdl *m, const sl_show *v, const char *job, const fs_slurm_task 
         v->changed(v->cctx, summary);
 }
 
-static int write_inputs(const char *dir, const char *const *paths, int n, char *const *bbs, int nb,
-                        int detector, int ntasks, char *err, size_t en)
+/* One extraction: the backbone folders, detection features or not, and a
+ * classifier search's pass (size 0: the backbone's own; aug; seed). */
+typedef struct ex_pass {
+    char *const *bbs;
+    int nb, detector, size, aug;
+    uint64_t seed;
+} ex_pass;
+
+static int write_inputs(const char *dir, const char *const *paths, int n, const ex_pass *x,
+                        int ntasks, char *err, size_t en)
 {
+    char *const *bbs = x->bbs;
+    int nb = x->nb;
     const char *root = fs_store_root();
     size_t rl = strlen(root);
     char p[FS_PATH_MAX + 32];
@@ -126,35 +171,37 @@ static int write_inputs(const char *dir, const char *const *paths, int n, char *
     for (int i = 0; i < n; i++)
         if (strncmp(paths[i], root, rl) == 0 && paths[i][rl] == '/')
             fprintf(f, "%s\n", paths[i] + rl + 1);
-    int ok = fclose(f) == 0;
-    snprintf(p, sizeof p, "%s/job.sh", dir);
-    f = ok ? fopen(p, "w") : NULL;
-    if (!f) {
-        snprintf(err, en, "job folder: %s", strerror(errno));
-        return -1;
-    }
-    fprintf(f, "#!/bin/sh\n# visionfs: features of shard $SLURM_ARRAY_TASK_ID of %d\n", ntasks);
-    fprintf(f, "export OMP_WAIT_POLICY=passive\nexec ");
-    sh_quote(f, fs_slurm()->worker);
-    fprintf(f, " extract --store ");
-    sh_quote(f, root);
-    fprintf(f, " --images ");
-    snprintf(p, sizeof p, "%s/images.txt", dir);
-    sh_quote(f, p);
-    fprintf(f, " --job-dir ");
-    sh_quote(f, dir);
-    for (int b = 0; b < nb; b++) {
-        fprintf(f, " --backbone ");
-        sh_quote(f, bbs[b]);
-    }
-    if (detector)
-        fprintf(f, " --kind detector");
-    fprintf(f, " --shard \"$SLURM_ARRAY_TASK_ID/%d\"\n", ntasks);
     if (fclose(f) != 0) {
         snprintf(err, en, "job folder: %s", strerror(errno));
         return -1;
     }
-    return 0;
+    const char **args = malloc((size_t)(2 * nb + 8) * sizeof *args);
+    char size[16], aug[16], seed[32];
+    if (!args) {
+        snprintf(err, en, "out of memory");
+        return -1;
+    }
+    int na = 0;
+    for (int b = 0; b < nb; b++) {
+        args[na++] = "--backbone";
+        args[na++] = bbs[b];
+    }
+    if (x->detector) {
+        args[na++] = "--kind";
+        args[na++] = "detector";
+    }
+    if (x->size > 0 || x->aug) {
+        snprintf(size, sizeof size, "%d", x->size);
+        snprintf(aug, sizeof aug, "%d", x->aug);
+        snprintf(seed, sizeof seed, "%llu", (unsigned long long)x->seed);
+        const char *more[] = {"--size", size, "--aug", aug, "--seed", seed};
+        for (int k = 0; k < 6; k++)
+            args[na++] = more[k];
+    }
+    snprintf(p, sizeof p, "features of shard $SLURM_ARRAY_TASK_ID of %d", ntasks);
+    int rc = write_job_sh(dir, p, "extract", args, na, ntasks, err, en);
+    free(args);
+    return rc;
 }
 
 /* Totals of the done markers: images, computed, CPU seconds. */
@@ -338,12 +385,15 @@ static int tasks_for(int n, int per_task)
     return k > MAX_TASKS ? MAX_TASKS : k > n ? n : k < 1 ? 1 : k;
 }
 
-int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs, int nb,
-                      int detector, int (*abort)(void *), void *actx, double *cpu_out,
-                      fs_code *code, char *msg, size_t mn)
+/* The extraction array of x over paths[0..n): 0 done (*computed, *cpu_out
+ * from the done markers), -2 aborted, -1 failed with code and msg. */
+static int extract_array(mdl *m, const char *const *paths, int n, const ex_pass *x,
+                         const char *what, int (*abort)(void *), void *actx, int *computed_out,
+                         double *cpu_out, fs_code *code, char *msg, size_t mn)
 {
     *cpu_out = 0;
-    char dir[FS_PATH_MAX], err[600], what[96];
+    *computed_out = 0;
+    char dir[FS_PATH_MAX], err[600];
     *code = FS_CODE_UNKNOWN;
     int ntasks = tasks_for(n, IMAGES_PER_TASK);
     int rc = fs_tmp_mkdir(dir, sizeof dir);
@@ -351,15 +401,11 @@ int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs,
         snprintf(msg, mn, "slurm: cannot make the job folder: %s", strerror(-rc));
         return -1;
     }
-    if (write_inputs(dir, paths, n, bbs, nb, detector, ntasks, err, sizeof err) != 0) {
+    if (write_inputs(dir, paths, n, x, ntasks, err, sizeof err) != 0) {
         snprintf(msg, mn, "slurm: %s", err);
         fs_remove_tree(dir);
         return -1;
     }
-    if (detector)
-        snprintf(what, sizeof what, "feature extraction (%d images, detection features)", n);
-    else
-        snprintf(what, sizeof what, "feature extraction (%d images, %d backbone(s))", n, nb);
     sl_show sv = {MDL_SL_TRAIN, "features", NULL, NULL};
     rc = run_array(m, dir, ntasks, what, &sv, abort, actx, code, msg, mn);
     if (rc == 0) {
@@ -368,9 +414,41 @@ int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs,
         totals(dir, ntasks, &computed, &cpu);
         mdl_log(m, "slurm: %d feature files computed, %.1f CPU s on the nodes", computed, cpu);
         *cpu_out = cpu;
+        *computed_out = computed;
     }
     fs_remove_tree(dir);
     return rc;
+}
+
+int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs, int nb,
+                      int detector, int (*abort)(void *), void *actx, double *cpu_out,
+                      fs_code *code, char *msg, size_t mn)
+{
+    char what[96];
+    if (detector)
+        snprintf(what, sizeof what, "feature extraction (%d images, detection features)", n);
+    else
+        snprintf(what, sizeof what, "feature extraction (%d images, %d backbone(s))", n, nb);
+    ex_pass x = {bbs, nb, detector, 0, 0, 0};
+    int computed;
+    return extract_array(m, paths, n, &x, what, abort, actx, &computed, cpu_out, code, msg, mn);
+}
+
+int mdl_slurm_extract_pass(mdl *m, const char *const *paths, int n, const char *bbdir, int size,
+                           int aug, uint64_t seed, int (*abort)(void *), void *actx, int *computed,
+                           double *cpu_out, fs_code *code, char *msg, size_t mn)
+{
+    static const char *const augname[] = {"", ", flipped", ", cropped"};
+    char what[FS_PATH_MAX + 96];
+    const char *name = strrchr(bbdir, '/');
+    snprintf(what, sizeof what, "feature extraction (%d images, %s@%d%s)", n,
+             name ? name + 1 : bbdir, size,
+             augname[aug < 0   ? 0
+                     : aug > 2 ? 2
+                               : aug]);
+    char *const bbs[1] = {(char *)bbdir};
+    ex_pass x = {bbs, 1, 0, size, aug, seed};
+    return extract_array(m, paths, n, &x, what, abort, actx, computed, cpu_out, code, msg, mn);
 }
 
 int mdl_slurm_predict(mdl *m, int version, const char *const *paths, int n, int (*abort)(void *),
@@ -393,27 +471,16 @@ int mdl_slurm_predict(mdl *m, int version, const char *const *paths, int n, int 
     FILE *f = fopen(p, "w");
     for (int i = 0; f && i < n; i++)
         fprintf(f, "%s\n", strncmp(paths[i], root, rl) == 0 ? paths[i] + rl + 1 : "");
-    int ok = f && fclose(f) == 0;
-    snprintf(p, sizeof p, "%s/job.sh", dir);
-    f = ok ? fopen(p, "w") : NULL;
-    if (f) {
-        fprintf(f, "#!/bin/sh\n# visionfs: answers of shard $SLURM_ARRAY_TASK_ID of %d\n", ntasks);
-        fprintf(f, "export OMP_WAIT_POLICY=passive\nexec ");
-        sh_quote(f, fs_slurm()->worker);
-        fprintf(f, " predict --store ");
-        sh_quote(f, root);
-        fprintf(f, " --model ");
-        sh_quote(f, name);
-        fprintf(f, " --version %d --images ", version);
-        snprintf(p, sizeof p, "%s/images.txt", dir);
-        sh_quote(f, p);
-        fprintf(f, " --job-dir ");
-        sh_quote(f, dir);
-        fprintf(f, " --shard \"$SLURM_ARRAY_TASK_ID/%d\"\n", ntasks);
-        ok = fclose(f) == 0;
-    }
-    if (!ok) {
-        snprintf(msg, mn, "slurm: job folder: %s", strerror(errno));
+    char err[600] = "", ver[16], comment[96];
+    snprintf(ver, sizeof ver, "%d", version);
+    snprintf(comment, sizeof comment, "answers of shard $SLURM_ARRAY_TASK_ID of %d", ntasks);
+    const char *args[] = {"--model", name, "--version", ver};
+    if (!f || fclose(f) != 0)
+        snprintf(err, sizeof err, "job folder: %s", strerror(errno));
+    else
+        write_job_sh(dir, comment, "predict", args, 4, ntasks, err, sizeof err);
+    if (err[0]) {
+        snprintf(msg, mn, "slurm: %s", err);
         return -1;
     }
     snprintf(what, sizeof what, "prediction of %d images", n);
@@ -502,29 +569,17 @@ static int eval_array(mdl *m, const fs_recipe *r, int slot, const char *stage, c
     FILE *f = fopen(p, "w");
     for (int i = 0; f && i < n; i++)
         fprintf(f, "%s\n", paths[i] + rl + 1);
-    int ok = f && fclose(f) == 0;
-    snprintf(p, sizeof p, "%s/job.sh", dir);
-    f = ok ? fopen(p, "w") : NULL;
-    if (f) {
-        fprintf(f, "#!/bin/sh\n# visionfs: %s of shard $SLURM_ARRAY_TASK_ID of %d\n",
-                strcmp(r->kind, "detector") == 0 ? "objects" : "probabilities", ntasks);
-        fprintf(f, "export OMP_WAIT_POLICY=passive\nexec ");
-        sh_quote(f, fs_slurm()->worker);
-        fprintf(f, " evaluate --store ");
-        sh_quote(f, root);
-        fprintf(f, " --model-file ");
-        snprintf(p, sizeof p, "%s/model.safetensors", dir);
-        sh_quote(f, p);
-        fprintf(f, " --images ");
-        snprintf(p, sizeof p, "%s/images.txt", dir);
-        sh_quote(f, p);
-        fprintf(f, " --job-dir ");
-        sh_quote(f, dir);
-        fprintf(f, "%s --shard \"$SLURM_ARRAY_TASK_ID/%d\"\n", cached ? " --cache" : "", ntasks);
-        ok = fclose(f) == 0;
-    }
-    if (!ok) {
-        eng_fail(d, ENG_EIO, "slurm: job folder: %s", strerror(errno));
+    char err[600] = "", comment[96];
+    snprintf(comment, sizeof comment, "%s of shard $SLURM_ARRAY_TASK_ID of %d",
+             strcmp(r->kind, "detector") == 0 ? "objects" : "probabilities", ntasks);
+    snprintf(p, sizeof p, "%s/model.safetensors", dir);
+    const char *args[] = {"--model-file", p, "--cache"};
+    if (!f || fclose(f) != 0)
+        snprintf(err, sizeof err, "job folder: %s", strerror(errno));
+    else
+        write_job_sh(dir, comment, "evaluate", args, cached ? 3 : 2, ntasks, err, sizeof err);
+    if (err[0]) {
+        eng_fail(d, ENG_EIO, "slurm: %s", err);
         fs_remove_tree(dir);
         return -1;
     }
@@ -672,28 +727,15 @@ int mdl_slurm_finetune(mdl *m, const char *job, const char *const *paths, int n,
     f = ok ? fopen(p, "w") : NULL;
     for (int i = 0; f && i < n; i++)
         fprintf(f, "%s\n", paths[i] + rl + 1);
-    ok = f && fclose(f) == 0;
-    snprintf(p, sizeof p, "%s/job.sh", dir);
-    f = ok ? fopen(p, "w") : NULL;
-    if (f) {
-        fprintf(f, "#!/bin/sh\n# visionfs: a fine-tuning candidate\n");
-        fprintf(f, "export OMP_WAIT_POLICY=passive\nexec ");
-        sh_quote(f, fs_slurm()->worker);
-        fprintf(f, " finetune --store ");
-        sh_quote(f, root);
-        fprintf(f, " --spec ");
-        snprintf(p, sizeof p, "%s/job.json", dir);
-        sh_quote(f, p);
-        fprintf(f, " --images ");
-        snprintf(p, sizeof p, "%s/images.txt", dir);
-        sh_quote(f, p);
-        fprintf(f, " --job-dir ");
-        sh_quote(f, dir);
-        fprintf(f, " --shard \"$SLURM_ARRAY_TASK_ID/1\"\n");
-        ok = fclose(f) == 0;
-    }
-    if (!ok) {
-        eng_fail(d, ENG_EIO, "slurm: job folder: %s", strerror(errno));
+    char err[600] = "";
+    snprintf(p, sizeof p, "%s/job.json", dir);
+    const char *args[] = {"--spec", p};
+    if (!f || fclose(f) != 0)
+        snprintf(err, sizeof err, "job folder: %s", strerror(errno));
+    else
+        write_job_sh(dir, "a fine-tuning candidate", "finetune", args, 2, 1, err, sizeof err);
+    if (err[0]) {
+        eng_fail(d, ENG_EIO, "slurm: %s", err);
         fs_remove_tree(dir);
         return -1;
     }

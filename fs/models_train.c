@@ -31,6 +31,9 @@ typedef struct tjob {
     int restarted;
     double cluster_cpu;      /* CPU seconds the run's Slurm workers spent */
     const char *test_name;   /* the test dataset, for the evaluation's stage */
+    const fs_recipe *recipe; /* the model's kind, for the test-set evaluation's array */
+    char *const *dirs;       /* the backbone folders, for the search's extraction arrays */
+    int nb;
     eng_eval_detail *detail; /* per-image data of evaluation.json, for the report */
 } tjob;
 
@@ -388,8 +391,9 @@ static double daemon_budget(run *x)
     return left;
 }
 
-/* --executor slurm: a classifier's test-set probabilities computed by a
- * job array of `visionfs-worker evaluate` (an eng_probs_fn). */
+/* --executor slurm: a classifier's test-set probabilities (a multilabel
+ * model's scores) computed by a job array of `visionfs-worker evaluate`
+ * (an eng_probs_fn). */
 static int tjob_probs(void *ctx, const void *model, const char *const *paths, int n, int cached,
                       float *probs, eng_status *st, eng_diag *d)
 {
@@ -397,8 +401,23 @@ static int tjob_probs(void *ctx, const void *model, const char *const *paths, in
     char stage[FS_TRQ_NAME_MAX + 32];
     snprintf(stage, sizeof stage, "evaluation on %s", j->test_name ? j->test_name : "test");
     double cpu = 0;
-    int rc = mdl_slurm_probs(j->m, fs_recipe_for_kind("classifier"), MDL_SL_TRAIN, stage, model,
-                             paths, n, cached, tjob_abort, j, NULL, NULL, probs, &cpu, st, d);
+    int rc = mdl_slurm_probs(j->m, j->recipe, MDL_SL_TRAIN, stage, model, paths, n, cached,
+                             tjob_abort, j, NULL, NULL, probs, &cpu, st, d);
+    j->cluster_cpu += cpu;
+    return rc;
+}
+
+/* --executor slurm: a detector's objects in the test images found by a job
+ * array of `visionfs-worker evaluate` (an eng_dets_fn). */
+static int tjob_dets(void *ctx, const void *model, const char *const *paths, int n,
+                     eng_det_object *objs, int *nobjs, int *wh, eng_status *st, eng_diag *d)
+{
+    tjob *j = ctx;
+    char stage[FS_TRQ_NAME_MAX + 32];
+    snprintf(stage, sizeof stage, "evaluation on %s", j->test_name ? j->test_name : "test");
+    double cpu = 0;
+    int rc = mdl_slurm_dets(j->m, j->recipe, MDL_SL_TRAIN, stage, model, paths, n, tjob_abort, j,
+                            NULL, NULL, objs, nobjs, wh, &cpu, st, d);
     j->cluster_cpu += cpu;
     return rc;
 }
@@ -411,6 +430,35 @@ static int tjob_finetune(void *ctx, const char *job, const char *const *paths, i
 {
     tjob *j = ctx;
     return mdl_slurm_finetune(j->m, job, paths, n, tjob_abort, j, result, len, cpu, st, d);
+}
+
+/* --executor slurm: a classifier search's second input scale or augmented
+ * copies extracted into the cache by a job array of `visionfs-worker
+ * extract --size --aug` (an eng_extract_fn). Its CPU time is counted by the
+ * engine (its budget), not in cluster_cpu. */
+static int tjob_extract(void *ctx, const char *backbone, const char *checksum, int size, int aug,
+                        uint64_t seed, const char *const *paths, int n, int *computed, double *cpu,
+                        eng_status *st, eng_diag *d)
+{
+    tjob *j = ctx;
+    (void)checksum; /* the worker opens the same folder */
+    const char *dir = NULL;
+    for (int i = 0; i < j->nb && !dir; i++) {
+        const char *b = strrchr(j->dirs[i], '/');
+        if (strcmp(b ? b + 1 : j->dirs[i], backbone) == 0)
+            dir = j->dirs[i];
+    }
+    if (!dir)
+        return 1; /* not a folder of ours: extracted here */
+    fs_code code;
+    char msg[1024];
+    int rc = mdl_slurm_extract_pass(j->m, paths, n, dir, size, aug, seed, tjob_abort, j, computed,
+                                    cpu, &code, msg, sizeof msg);
+    if (rc == -2)
+        *st = eng_fail(d, ENG_EABORTED, "cancelled");
+    else if (rc != 0)
+        *st = eng_fail(d, ENG_EIO, "%s", msg);
+    return rc == 0 ? 0 : -1;
 }
 
 static void run_train(run *x)
@@ -433,10 +481,20 @@ static void run_train(run *x)
                   .log = tjob_log,
                   .detail = tjob_detail},
     };
-    if (fs_slurm()->enabled && strcmp(x->r->kind, "classifier") == 0) {
+    if (fs_slurm()->enabled) {
         x->j->test_name = x->req.test_dataset;
-        in.hooks.probs = tjob_probs;
-        in.hooks.finetune = tjob_finetune;
+        x->j->recipe = x->r;
+        x->j->dirs = x->dirs;
+        x->j->nb = x->nb;
+        if (strcmp(x->r->kind, "classifier") == 0) {
+            in.hooks.probs = tjob_probs;
+            in.hooks.finetune = tjob_finetune;
+            in.hooks.extract = tjob_extract;
+        } else if (strcmp(x->r->kind, "multilabel") == 0) {
+            in.hooks.probs = tjob_probs;
+        } else if (strcmp(x->r->kind, "detector") == 0) {
+            in.hooks.dets = tjob_dets;
+        }
     }
     fs_recipe_err err = {0};
     x->st = fs_recipe_train(x->r, &in, &x->model, &x->eval, &err);

@@ -11,7 +11,7 @@
  *   visionfs-worker extract --store S (--dataset D | --images LIST)
  *                   [--backbone B]... --shard i/n [--job-dir DIR] [--threads T]
  *   visionfs-worker predict --store S --model M (--images LIST | FILES...) --shard i/n
- *                   [--threads T]
+ *                   [--threads T]      (a classifier or a detector)
  *   visionfs-worker evaluate --store S --model-file F --images LIST --shard i/n
  *                   --job-dir DIR [--cache] [--threads T]
  *   visionfs-worker finetune --store S --spec JOB --images LIST --job-dir DIR
@@ -19,7 +19,7 @@
  *
  * evaluate writes a classifier's probabilities of its shard (eng_cls_probs,
  * the call the daemon's evaluation makes), or a multilabel model's scores
- * (eng_ml_predict of each image), into DIR/probs.I as raw floats, or a
+ * (eng_ml_probs), into DIR/probs.I as raw floats, or a
  * detector's objects (eng_det_predict of each image, eng_det_evaluate's
  * path) into DIR/dets.I as text (per image "WIDTH HEIGHT COUNT", then COUNT
  * lines "CATEGORY X Y W H SCORE", floats as %.9g: the very floats);
@@ -57,8 +57,10 @@ typedef struct wargs {
     const char *bb[MAX_BB];
     int nbb;
     int shard, nshards, threads;
-    int detector; /* extract --kind detector */
-    int cached;   /* evaluate --cache: through the feature cache */
+    int detector;  /* extract --kind detector */
+    int size, aug; /* extract: a search's pass (--size, --aug; 0: the plain pass) */
+    unsigned long long seed;
+    int cached; /* evaluate --cache: through the feature cache */
 } wargs;
 
 static void usage(void)
@@ -67,18 +69,22 @@ static void usage(void)
             "usage: visionfs-worker extract --store DIR (--dataset NAME | --images LIST)\n"
             "                       [--backbone NAME|DIR|all]... --shard I/N [--job-dir DIR]\n"
             "                       [--threads T] [--kind classifier|detector]\n"
+            "                       [--size S --aug A --seed N]\n"
             "Puts the features of shard I of N of the images into the store's feature cache\n"
-            "(STORE/models/.vfs-cache), the same files the daemon writes when it trains.\n"
+            "(STORE/models/.vfs-cache), the same files the daemon writes when it trains\n"
+            "(--size/--aug/--seed: a classifier search's second input scale or augmented\n"
+            "copies, A 1 flipped, 2 cropped).\n"
             "LIST: one image path per line, relative to the store. Exit codes: 0 done,\n"
             "1 failed, 2 usage, 3 the store is not visible from this node.\n"
             "\n"
             "       visionfs-worker predict --store DIR --model NAME [--version V]\n"
             "                       (--images LIST | FILES...) --shard I/N [--job-dir DIR]\n"
             "                       [--threads T]\n"
-            "Answers shard I of N of the images with classifier models/NAME: IMAGE.json next\n"
-            "to each image as predict/ does, or with --job-dir DIR/answers/K.json (K: the\n"
-            "image's line in LIST). An image Azure's checks refuse gets no answer (the\n"
-            "daemon writes its error).\n"
+            "Answers shard I of N of the images with classifier or detector models/NAME:\n"
+            "IMAGE.json next to each image as predict/ does (a detector's IMAGE.boxes.jpg\n"
+            "too), or with --job-dir DIR/answers/K.json and K.boxes.jpg (K: the image's\n"
+            "line in LIST). An image Azure's checks refuse gets no answer (the daemon\n"
+            "writes its error).\n"
             "\n"
             "       visionfs-worker evaluate --store DIR --model-file FILE --images LIST\n"
             "                       --shard I/N --job-dir DIR [--cache] [--threads T]\n"
@@ -152,6 +158,12 @@ static int parse(int argc, char **argv, wargs *a)
             a->version = atoi(v);
         else if (strcmp(k, "--threads") == 0)
             a->threads = atoi(v);
+        else if (strcmp(k, "--size") == 0)
+            a->size = atoi(v);
+        else if (strcmp(k, "--aug") == 0)
+            a->aug = atoi(v);
+        else if (strcmp(k, "--seed") == 0)
+            a->seed = strtoull(v, NULL, 10);
         else if (strcmp(k, "--backbone") == 0 && a->nbb < MAX_BB)
             a->bb[a->nbb++] = v;
         else if (strcmp(k, "--shard") == 0) {
@@ -469,8 +481,9 @@ static int cmd_extract(const wargs *a)
             goto out;
         }
         int c = 0, f = 0;
-        eng_status st = eng_cls_cache_features(bb, (const char *const *)imgs.v + lo, hi - lo, cache,
-                                               &o, &c, &f, &d);
+        eng_status st =
+            eng_cls_cache_pass(bb, a->size, a->aug, (uint64_t)a->seed,
+                               (const char *const *)imgs.v + lo, hi - lo, cache, &o, &c, &f, &d);
         eng_backbone_free(bb);
         if (st != ENG_OK) {
             say("features of \"%s\": %s", bbs.v[b], d.msg);
@@ -599,7 +612,7 @@ typedef struct unit {
     strs imgs, bbdirs;
     eng_classifier *m;  /* a classifier, */
     eng_multilabel *ml; /* or a multilabel model (evaluate only), */
-    eng_detector *det;  /* or a detector (evaluate only) */
+    eng_detector *det;  /* or a detector */
     eng_backbone *bbs[MAX_BB];
     int nbb, lo, hi, threads, ncat;
 } unit;
@@ -616,8 +629,8 @@ static void unit_close(unit *u)
     memset(u, 0, sizeof *u);
 }
 
-/* Opens u for the model in model_file (a classifier; with evaluate = 1 a
- * multilabel model or a detector too): 0; 3 when the store or the job
+/* Opens u for the model in model_file (a classifier or a detector; with
+ * evaluate = 1 a multilabel model too): 0; 3 when the store or the job
  * folder is not visible here; 1 failed (said; u closed). */
 static int unit_open(const wargs *a, const char *model_file, int evaluate, unit *u)
 {
@@ -636,16 +649,15 @@ static int unit_open(const wargs *a, const char *model_file, int evaluate, unit 
         goto fail;
     }
     const char *kind = eng_modelfile_meta(f, "kind");
-    eng_status st = evaluate && kind && strcmp(kind, "multilabel") == 0
-                        ? eng_ml_from_file(f, &u->ml, &d)
-                    : evaluate && kind && strcmp(kind, "detector") == 0
-                        ? eng_detector_from_file(f, &u->det, &d)
-                        : eng_classifier_from_file(f, &u->m, &d);
+    eng_status st =
+        evaluate && kind && strcmp(kind, "multilabel") == 0 ? eng_ml_from_file(f, &u->ml, &d)
+        : kind && strcmp(kind, "detector") == 0             ? eng_detector_from_file(f, &u->det, &d)
+                                                : eng_classifier_from_file(f, &u->m, &d);
     eng_modelfile_free(f);
     if (st != ENG_OK) {
         say("model file \"%s\": %s (the worker %s)", model_file, d.msg,
             evaluate ? "evaluates classifiers, multilabel models and detectors only"
-                     : "answers for classifiers only");
+                     : "answers for classifiers and detectors only");
         goto fail;
     }
     u->ncat = u->m ? eng_cls_ncat(u->m) : u->ml ? eng_ml_ncat(u->ml) : eng_det_ncat(u->det);
@@ -712,10 +724,11 @@ static int cmd_evaluate(const wargs *a)
     if (u.m)
         st = eng_cls_probs(u.m, u.bbs, u.nbb, (const char *const *)u.imgs.v + lo, hi - lo,
                            a->cached ? cache : NULL, &o, probs, &d);
-    /* a multilabel model: one image at a time, eng_ml_evaluate's path */
-    for (int i = lo; u.ml && i < hi && st == ENG_OK; i++)
-        st = eng_ml_predict(u.ml, u.bbs, u.nbb, u.imgs.v[i], u.threads,
-                            probs + (size_t)(i - lo) * ncat, &d);
+    /* a multilabel model: the same call (one image at a time as
+     * eng_ml_evaluate, or through the cache as training's test pass) */
+    if (u.ml)
+        st = eng_ml_probs(u.ml, u.bbs, u.nbb, (const char *const *)u.imgs.v + lo, hi - lo,
+                          a->cached ? cache : NULL, &o, probs, &d);
     /* a detector: one image at a time, eng_det_evaluate's path */
     for (int i = lo; u.det && i < hi && st == ENG_OK; i++)
         st = det_lines(&u, u.imgs.v[i], &dets, &dlen, &dcap, &d);
@@ -810,6 +823,61 @@ static char *answer_json(const wargs *a, const eng_classifier *m, const float *p
     return jsonw_finish(&jw, NULL);
 }
 
+/* The answer predict/ writes for a detector (fs/models_predict.c
+ * prediction_json: the same shape, order and rounding). */
+static char *det_answer_json(const wargs *a, const eng_detector *m, const eng_det_object *o, int n,
+                             int w, int h)
+{
+    char mv[512];
+    if (a->version > 0)
+        snprintf(mv, sizeof mv, "%s/v%d", a->model, a->version);
+    else
+        snprintf(mv, sizeof mv, "%s/imported", a->model);
+    jsonw jw;
+    jsonw_init(&jw, JSONW_PRETTY);
+    jsonw_obj(&jw);
+    jsonw_kstr(&jw, "modelVersion", mv);
+    jsonw_key(&jw, "metadata");
+    jsonw_obj(&jw);
+    jsonw_kint(&jw, "width", w);
+    jsonw_kint(&jw, "height", h);
+    jsonw_end(&jw);
+    jsonw_key(&jw, "customModelResult");
+    jsonw_obj(&jw);
+    jsonw_key(&jw, "objectsResult");
+    jsonw_obj(&jw);
+    jsonw_key(&jw, "values");
+    jsonw_arr(&jw);
+    for (int i = 0; i < n; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "%d", i + 1);
+        jsonw_obj(&jw);
+        jsonw_kstr(&jw, "id", id);
+        jsonw_key(&jw, "boundingBox");
+        jsonw_obj(&jw);
+        jsonw_kint(&jw, "x", (int)(o[i].x + 0.5f));
+        jsonw_kint(&jw, "y", (int)(o[i].y + 0.5f));
+        int bw = (int)(o[i].w + 0.5f), bh = (int)(o[i].h + 0.5f);
+        jsonw_kint(&jw, "w", bw < 1 ? 1 : bw);
+        jsonw_kint(&jw, "h", bh < 1 ? 1 : bh);
+        jsonw_end(&jw);
+        jsonw_key(&jw, "tags");
+        jsonw_arr(&jw);
+        jsonw_obj(&jw);
+        jsonw_kstr(&jw, "name", eng_det_category(m, o[i].category));
+        jsonw_key(&jw, "confidence");
+        jsonw_numr(&jw, o[i].score, 6);
+        jsonw_end(&jw);
+        jsonw_end(&jw);
+        jsonw_end(&jw);
+    }
+    jsonw_end(&jw);
+    jsonw_end(&jw);
+    jsonw_end(&jw);
+    jsonw_end(&jw);
+    return jsonw_finish(&jw, NULL);
+}
+
 /* Azure's image checks (fs/models_recipes.c check_image); 0 when usable. */
 static int usable(const char *path, int *w, int *h)
 {
@@ -826,14 +894,16 @@ static int usable(const char *path, int *w, int *h)
                : 0;
 }
 
-static int write_whole(const char *path, const char *text)
+/* path's whole content (as the daemon writes an answer: no newline added),
+ * through a temp name and a rename. */
+static int write_whole(const char *path, const void *data, size_t len)
 {
     char tmp[2 * W_PATH];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "w");
+    FILE *f = fopen(tmp, "wb");
     if (!f)
         return -1;
-    int ok = fputs(text, f) >= 0; /* as the daemon writes it: no newline */
+    int ok = fwrite(data, 1, len, f) == len;
     if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
         unlink(tmp);
         return -1;
@@ -852,7 +922,7 @@ static int cmd_predict(const wargs *a)
     rc = 1;
     int answered = 0, skipped = 0;
     eng_diag d = {{0}};
-    float *probs = malloc((size_t)eng_cls_ncat(u.m) * sizeof *probs);
+    float *probs = malloc((size_t)u.ncat * sizeof *probs);
     if (!probs)
         goto out;
     int lo = u.lo, hi = u.hi;
@@ -863,22 +933,40 @@ static int cmd_predict(const wargs *a)
     for (int i = lo; i < hi; i++) {
         int w, h;
         char *json = NULL;
-        if (usable(u.imgs.v[i], &w, &h) == 0 &&
-            eng_cls_predict(u.m, u.bbs, u.nbb, u.imgs.v[i], u.threads, probs, &d) == ENG_OK)
+        const char *img = u.imgs.v[i];
+        eng_det_object *o = NULL;
+        uint8_t *jpg = NULL; /* a detector's drawing, as predict/ shows it */
+        size_t jl = 0;
+        int no = 0;
+        if (usable(img, &w, &h) != 0)
+            json = NULL;
+        else if (u.m && eng_cls_predict(u.m, u.bbs, u.nbb, img, u.threads, probs, &d) == ENG_OK)
             json = answer_json(a, u.m, probs, w, h);
-        if (!json) {
-            skipped++;
-            continue;
+        else if (u.det &&
+                 eng_det_predict(u.det, u.bbs, u.nbb, img, u.threads, &o, &no, &w, &h, &d) ==
+                     ENG_OK &&
+                 eng_det_draw(u.det, img, o, no, &jpg, &jl, &d) == ENG_OK)
+            json = det_answer_json(a, u.det, o, no, w, h);
+        free(o);
+        int ok = json != NULL;
+        if (ok && jpg) {
+            if (a->job_dir)
+                snprintf(path, sizeof path, "%s/answers/%d.boxes.jpg", a->job_dir, i);
+            else
+                snprintf(path, sizeof path, "%s.boxes.jpg", img);
+            ok = write_whole(path, jpg, jl) == 0;
         }
-        if (a->job_dir)
-            snprintf(path, sizeof path, "%s/answers/%d.json", a->job_dir, i);
-        else
-            snprintf(path, sizeof path, "%s.json", u.imgs.v[i]);
-        if (write_whole(path, json) == 0)
-            answered++;
-        else
-            skipped++;
+        if (ok) {
+            if (a->job_dir)
+                snprintf(path, sizeof path, "%s/answers/%d.json", a->job_dir, i);
+            else
+                snprintf(path, sizeof path, "%s.json", img);
+            ok = write_whole(path, json, strlen(json)) == 0;
+        }
+        answered += ok;
+        skipped += !ok;
         free(json);
+        free(jpg);
     }
     say("shard %d/%d: %d answered, %d left to the daemon", a->shard, a->nshards, answered, skipped);
     rc = 0;

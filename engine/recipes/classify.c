@@ -262,9 +262,17 @@ eng_status eng_cls_cache_features(const eng_backbone *bb, const char *const *pat
                                   const char *cache_dir, const eng_run_opts *o, int *computed,
                                   int *failed, eng_diag *d)
 {
+    return eng_cls_cache_pass(bb, 0, 0, 0, paths, n, cache_dir, o, computed, failed, d);
+}
+
+eng_status eng_cls_cache_pass(const eng_backbone *bb, int size, int aug, uint64_t seed,
+                              const char *const *paths, int n, const char *cache_dir,
+                              const eng_run_opts *o, int *computed, int *failed, eng_diag *d)
+{
     const char *taps[CLS_MAX_TAPS], *keys[CLS_MAX_TAPS];
     int ntaps = cls_pass_taps(bb, taps, keys), dim = 0;
-    int size = eng_backbone_get_info(bb)->input_w;
+    if (size <= 0)
+        size = eng_backbone_get_info(bb)->input_w;
     *computed = 0;
     *failed = 0;
     for (int k = 0; k < ntaps; k++) {
@@ -285,6 +293,8 @@ eng_status eng_cls_cache_features(const eng_backbone *bb, const char *const *pat
                             .taps = taps,
                             .ntaps = ntaps,
                             .dim = dim,
+                            .aug = aug,
+                            .seed = seed,
                             .cache_dir = cache_dir,
                             .opts = o};
     eng_status st = ENG_OK;

@@ -82,6 +82,14 @@ eng_status eng_cls_predict_files(const eng_classifier *m, eng_backbone *const *b
 eng_status eng_cls_cache_features(const eng_backbone *bb, const char *const *paths, int n,
                                   const char *cache_dir, const eng_run_opts *o, int *computed,
                                   int *failed, eng_diag *d);
+/* eng_cls_cache_features for one pass of training's search: at input size
+ * size (<= 0: the backbone's own), with augmentation aug (0 none, 1 flip,
+ * 2 seeded crop, cls_train's copies) and the training seed; the same cache
+ * files training's pass reads. The Slurm workers run a search's second
+ * input scale and augmented copies with it. */
+eng_status eng_cls_cache_pass(const eng_backbone *bb, int size, int aug, uint64_t seed,
+                              const char *const *paths, int n, const char *cache_dir,
+                              const eng_run_opts *o, int *computed, int *failed, eng_diag *d);
 /* The probabilities (n x ncat, caller-owned) of n image files, computed as
  * the evaluations do: with cache_dir, through the feature cache all at once
  * (training's test pass); with NULL, one image at a time (eng_cls_evaluate).

@@ -415,6 +415,27 @@ static eng_status get_pass(trainer *t, int bb, int size, int aug, int *out)
     t->pass_gflop = gf;
     double c0 = cpu_used(t), w0 = wall_now(), dc0 = decode_cpu(t);
     t->pass_c0 = c0;
+    /* a second scale or augmented copies: the Slurm workers may put them in
+     * the cache first (their CPU time counts in cpu_used, so spent and the
+     * estimates below are what a local pass gives) */
+    int far = 0, far_computed = 0;
+    if (t->a->hooks.extract && t->a->cache_dir && t->hash && (size != native_size(t, bb) || aug)) {
+        const eng_backbone_info *inf = eng_backbone_get_info(bbof(t, bb));
+        double cpu = 0;
+        eng_status hs = ENG_OK;
+        int rc = t->a->hooks.extract(t->a->hooks.ctx, inf->name, inf->checksum, size, aug,
+                                     t->a->seed, t->paths, t->n, &far_computed, &cpu, &hs, t->d);
+        if (rc < 0) {
+            free(p->x);
+            p->x = NULL;
+            return hs != ENG_OK ? hs
+                                : eng_fail(t->d, ENG_EIO, "training: extraction elsewhere failed");
+        }
+        if (rc == 0) {
+            t->remote_cpu += cpu;
+            far = 1;
+        }
+    }
     cls_extract_req r = {.bb = bbof(t, bb),
                          .size = size,
                          .taps = p->taps,
@@ -438,6 +459,8 @@ static eng_status get_pass(trainer *t, int bb, int size, int aug, int *out)
         p->x = NULL;
         return st;
     }
+    if (far)
+        nmiss += far_computed;
     if (nmiss >= 4) {
         t->ext_cpu += spent;
         t->ext_gflop += gf * nmiss;
@@ -446,9 +469,9 @@ static eng_status get_pass(trainer *t, int bb, int size, int aug, int *out)
     static const char *const augname[] = {"", " flipped", " cropped"};
     tlog(t,
          "features %s@%d%s: %d images (%d from cache) in %.1f CPU s, %.1f s (decoding and "
-         "resizing %.1f CPU s)",
+         "resizing %.1f CPU s)%s",
          bbname(t, bb), size, augname[aug < 3 ? aug : 2], t->n, t->n - nmiss, spent,
-         wall_now() - w0, decode_cpu(t) - dc0);
+         wall_now() - w0, decode_cpu(t) - dc0, far ? " (computed by the Slurm workers)" : "");
     *out = t->np++;
     return ENG_OK;
 }

@@ -1679,6 +1679,8 @@ static eng_status stage_evaluate(trainer *t, eng_detector *m, search *s, char **
             .dataset_name = a->test_name ? a->test_name : "test",
             .detail = a->hooks.detail,
             .detail_ctx = a->hooks.ctx,
+            .dets = a->hooks.dets, /* the Slurm workers may find the objects */
+            .dets_ctx = a->hooks.ctx,
         };
         char *preds = NULL;
         eng_status st = det_evaluate(m, &t->bb, 1, a->test, a->ntest, &eo, a->cache_dir,

@@ -990,10 +990,13 @@ eng_status det_evaluate(const eng_detector *m, eng_backbone *const *backbones, i
         free(pred);
         return eng_fail(d, ENG_ENOMEM, "evaluation: out of memory");
     }
-    /* the objects computed elsewhere (o->dets), or here image by image */
+    /* the objects computed elsewhere (o->dets: eng_det_predict of each
+     * image, the same objects as predict_one's with or without the cache,
+     * whose features are the float16 ones computed here), or here image by
+     * image */
     eng_det_object *far = NULL;
     int *far_n = NULL, *far_wh = NULL, taken = 0;
-    if (o && o->dets && !cache_dir && n > 0) {
+    if (o && o->dets && n > 0) {
         const char **paths = malloc((size_t)n * sizeof *paths);
         far = calloc((size_t)n * ENG_DET_TOPK, sizeof *far);
         far_n = calloc((size_t)n, sizeof *far_n);

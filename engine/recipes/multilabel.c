@@ -103,6 +103,36 @@ eng_status eng_ml_predict(const eng_multilabel *m, eng_backbone *const *backbone
     return st;
 }
 
+eng_status eng_ml_probs(const eng_multilabel *m, eng_backbone *const *backbones, int nbackbones,
+                        const char *const *paths, int n, const char *cache_dir,
+                        const eng_run_opts *o, float *scores, eng_diag *d)
+{
+    const eng_backbone *rb[CLS_MAX_VIEWS];
+    eng_status st = cls_resolve_backbones(m->c, backbones, nbackbones, rb, d);
+    if (st != ENG_OK || n < 1)
+        return st;
+    eng_run_opts ro = {.threads = o && o->threads > 0 ? o->threads : 1,
+                       .abort = o ? o->abort : NULL,
+                       .abort_ctx = o ? o->abort_ctx : NULL};
+    char **hash = cache_dir ? calloc((size_t)n, sizeof *hash) : NULL;
+    float *feat = malloc((size_t)(cache_dir ? n : 1) * m->c->dim * sizeof *feat);
+    if (!feat || (cache_dir && !hash))
+        st = eng_fail(d, ENG_ENOMEM, "scores: out of memory");
+    for (int i = 0; hash && st == ENG_OK && i < n; i++)
+        st = (hash[i] = malloc(33)) ? eng_hash_file(paths[i], hash[i], d)
+                                    : eng_fail(d, ENG_ENOMEM, "scores: out of memory");
+    if (st == ENG_OK && cache_dir) /* training's test pass: all at once through the cache */
+        st = ml_model_scores(m, rb, paths, hash, n, cache_dir, &ro, feat, scores, d);
+    for (int i = 0; !cache_dir && st == ENG_OK && i < n; i++) /* eng_ml_evaluate's loop */
+        st = ml_model_scores(m, rb, &paths[i], NULL, 1, NULL, &ro, feat,
+                             scores + (size_t)i * m->c->ncat, d);
+    for (int i = 0; hash && i < n; i++)
+        free(hash[i]);
+    free(hash);
+    free(feat);
+    return st;
+}
+
 /* ---- evaluation ---- */
 
 /* Row i of truth (ncat) from sample s's box categories. */
@@ -631,10 +661,29 @@ static int make_folds(const mltrain *t, int *fold)
     return nf;
 }
 
-/* Scores of the test images through the model's own path. */
+/* Scores of the test images through the model's own path (through the
+ * feature cache when there is one), or from the Slurm workers (hooks.probs,
+ * which run eng_ml_probs: the same path). */
 static eng_status test_scores(const mltrain *t, const eng_multilabel *m, float *scores)
 {
     const eng_train_args *a = t->a;
+    if (a->hooks.probs) {
+        const char **tp = malloc((size_t)a->ntest * sizeof *tp);
+        if (!tp)
+            return eng_fail(t->d, ENG_ENOMEM, "training: out of memory");
+        for (int i = 0; i < a->ntest; i++)
+            tp[i] = a->test[i].path;
+        eng_status hs = ENG_OK;
+        int rc =
+            a->hooks.probs(a->hooks.ctx, m, tp, a->ntest, a->cache_dir != NULL, scores, &hs, t->d);
+        free(tp);
+        if (rc < 0)
+            return hs != ENG_OK ? hs : eng_fail(t->d, ENG_EIO, "training: failed elsewhere");
+        if (rc == 0) {
+            mlog(t, "test scores: %d images (from the Slurm workers)", a->ntest);
+            return ENG_OK;
+        }
+    }
     const eng_backbone *rb[CLS_MAX_VIEWS];
     eng_status st = cls_resolve_backbones(m->c, a->backbones, a->nbackbones, rb, t->d);
     const char **paths = malloc((size_t)a->ntest * sizeof *paths);

@@ -37,6 +37,14 @@ eng_status eng_ml_train(const eng_train_args *a, eng_multilabel **out, char **ev
 /* Scores (ncat, caller-owned, each 0..1, independent) of one image. */
 eng_status eng_ml_predict(const eng_multilabel *m, eng_backbone *const *backbones, int nbackbones,
                           const char *image_path, int threads, float *scores, eng_diag *d);
+/* The scores (n x ncat, caller-owned) of n image files, computed as the
+ * engine does: with cache_dir, through the feature cache all at once
+ * (training's test pass); with NULL, one image at a time (eng_ml_evaluate).
+ * The first image that cannot be read fails the call. The Slurm workers
+ * compute a multilabel model's evaluations with it. */
+eng_status eng_ml_probs(const eng_multilabel *m, eng_backbone *const *backbones, int nbackbones,
+                        const char *const *paths, int n, const char *cache_dir,
+                        const eng_run_opts *o, float *scores, eng_diag *d);
 /* Evaluates on n samples (tags as in training). *metrics_json: multilabel
  * metrics with evaluatedOn; *predictions_json (may be NULL): COCO results,
  * one {image_id, category_id, score} per image and tag. */

@@ -40,9 +40,9 @@ typedef struct eng_train_progress {
 
 /* Computes elsewhere (the Slurm executor's workers) the probabilities a
  * classifier (model: an eng_classifier) or the scores a multilabel model
- * (an eng_multilabel, cached = 0) gives n image files, exactly as the
- * engine would: cached = 1 through the feature cache as training's test pass
- * does, 0 one image at a time as eng_cls_evaluate and eng_ml_evaluate do.
+ * (an eng_multilabel) gives n image files, exactly as the engine would:
+ * cached = 1 through the feature cache as training's test pass does, 0 one
+ * image at a time as eng_cls_evaluate and eng_ml_evaluate do.
  * probs: n x ncat.
  * Returns 0 with probs filled; 1 when it does not take the work (the engine
  * computes the probabilities itself); -1 failed with *st and d set (the
@@ -76,6 +76,17 @@ typedef int (*eng_finetune_fn)(void *ctx, const char *job, const char *const *pa
                                void **result, size_t *len, double *cpu, eng_status *st,
                                eng_diag *d);
 
+/* Extracts elsewhere (the Slurm executor's workers, eng_cls_cache_pass)
+ * the features of one pass of a classifier's search into the feature cache:
+ * backbone (its name and checksum) at input size with augmentation aug and
+ * seed, over the n training images paths. Returns 0 when every feature is
+ * in the cache (*computed: how many the workers computed, *cpu: their CPU
+ * seconds, which the engine counts in its budget); 1 when it does not take
+ * the work (the engine extracts it itself); -1 failed with *st and d set. */
+typedef int (*eng_extract_fn)(void *ctx, const char *backbone, const char *checksum, int size,
+                              int aug, uint64_t seed, const char *const *paths, int n,
+                              int *computed, double *cpu, eng_status *st, eng_diag *d);
+
 typedef struct eng_train_hooks {
     eng_abort_fn abort; /* may be NULL; polled often (at least every batch of images) */
     void *ctx;
@@ -85,10 +96,16 @@ typedef struct eng_train_hooks {
     /* may be NULL: the per-image data of the evaluation training reports
      * (evaluation.json), when it has them (a held-out detector figure has none) */
     eng_eval_detail_fn detail;
-    /* may be NULL: the classifier's test-set probabilities computed elsewhere */
+    /* may be NULL: a classifier's test-set probabilities, or a multilabel
+     * model's test-set scores (cached = 1), computed elsewhere */
     eng_probs_fn probs;
+    /* may be NULL: a detector's objects in the test images computed elsewhere */
+    eng_dets_fn dets;
     /* may be NULL: the classifier's fine-tuning candidates run elsewhere */
     eng_finetune_fn finetune;
+    /* may be NULL: a classifier search's second input scale and augmented
+     * copies extracted elsewhere into the feature cache */
+    eng_extract_fn extract;
 } eng_train_hooks;
 
 typedef struct eng_train_args {

@@ -15,7 +15,11 @@
 # evaluation as the local executor; rm train.json during it scancels; needs
 # ../shared/datasets/sign-language-digits, else that part is skipped), a
 # multilabel model's evaluation whose scores come from a job array (the same
-# metrics.json and predictions.json as local; needs ../shared/datasets/clothing),
+# metrics.json and predictions.json as local; needs ../shared/datasets/clothing)
+# and its training's test-set evaluation from an array (the same
+# evaluation.json), a detector's test-set evaluation at the end of training
+# and 16 images copied into its predict/ from job arrays (the same figures as
+# the local evaluation, the same IMAGE.json and IMAGE.boxes.jpg byte for byte),
 # tasks shown in status/status.json/log, a task that fails once and is retried,
 # a worker that cannot see the store, cancellation (rm train.json ->
 # scancel), and a slurmd killed while its tasks run (the model finishes or
@@ -55,6 +59,7 @@ $MK cls "$SRC/big" 20 3
 mkdir -p "$SRC/probe"
 for c in disc stripes checker; do $MK one "$SRC/probe/$c.png" $c 77; done
 python3 "$E2E_DIR/test_detect_mkdata.py" det "$SRC/dtrain" 8 4 >/dev/null
+python3 "$E2E_DIR/test_detect_mkdata.py" det "$SRC/dprobe" 15 9 >/dev/null # 16 images: a burst
 $MK cls "$SRC/bulkset" 67 5
 mkdir -p "$SRC/bulk"
 ls "$SRC/bulkset/images" | head -n 200 | while read -r f; do mv "$SRC/bulkset/images/$f" "$SRC/bulk/"; done
@@ -80,6 +85,28 @@ answers() {
             "$MNT/models/$1/predict/$(basename "$f").json"
     done
 }
+# extra_passes REF_LOG SLURM_LOG: the search's passes beyond the first (a
+# second input scale, flipped or cropped copies) in the local log, and that
+# the Slurm run's log shows each of them computed by the workers; prints N
+extra_passes() {
+    python3 - "$1" "$2" <<'PY'
+import re, sys
+pat = re.compile(r"features (\S+)@(\d+)( flipped| cropped)?: \d+ images")
+def passes(path):
+    out, first = [], {}
+    for line in open(path):
+        m = pat.search(line)
+        if m:
+            first.setdefault(m.group(1), int(m.group(2)))
+            if m.group(3) or int(m.group(2)) != first[m.group(1)]:
+                out.append((m.group(1), m.group(2), m.group(3), "computed by the Slurm workers" in line))
+    return out
+ref, sl = passes(sys.argv[1]), passes(sys.argv[2])
+assert [r[:3] for r in ref] == [x[:3] for x in sl], (ref, sl)
+assert all(x[3] for x in sl), sl
+print(len(sl))
+PY
+}
 eval_of() {
     jq -S 'del(.trainingCostInMinutes)' "$MNT/models/$1/evaluation.json"
 }
@@ -92,6 +119,7 @@ mkdir "$MNT/models/ref"
 echo "$REQ" >"$MNT/models/ref/train.json"
 check "local: trained" wait_status "$MNT/models/ref/status" succeeded 240
 eval_of ref >"$T/ref.eval"
+cp "$MNT/models/ref/log" "$T/ref.log"
 mkdir "$MNT/models/ref/evaluations/test"
 check "local: evaluation on test" wait_status "$MNT/models/ref/evaluations/test/status" succeeded 120
 cp "$MNT/models/ref/evaluations/test/metrics.json" "$T/ref.emetrics"
@@ -132,6 +160,9 @@ check "log: the budget counts the workers' CPU time" \
 check "status.json has no slurm section after the run" jqe '.slurm == null' "$M/status.json"
 eval_of sl >"$T/sl.eval"
 check "same evaluation as the local executor" cmp -s "$T/ref.eval" "$T/sl.eval"
+n=$(extra_passes "$T/ref.log" "$M/log")
+check "the search's extra passes (second scale, augmented copies) came from arrays" test -n "$n"
+echo "note: $n extra pass(es) of the search extracted by job arrays"
 answers sl >"$T/sl.answers"
 check "same answers as the local executor" cmp -s "$T/ref.answers" "$T/sl.answers"
 check "log: the test-set evaluation ran as a 4-task array" \
@@ -188,13 +219,40 @@ check "bulk: its answer" jqe '.customModelResult.tagsResult.values[0].name == "d
 # ---- a detector: its detection features from the array ---------------------------
 add_datasets dtrain
 mkdir "$MNT/models/det"
-echo '{"dataset": "dtrain", "budget_minutes": 0.3}' >"$MNT/models/det/train.json"
+echo '{"dataset": "dtrain", "test_dataset": "dtrain", "budget_minutes": 0.3}' >"$MNT/models/det/train.json"
 check "detector: trained" wait_status "$MNT/models/det/status" succeeded 240
 check "detector: features submitted as an array" \
     grep -Eq "slurm: feature extraction \([0-9]+ images, detection features\) submitted as job array" \
     "$MNT/models/det/log"
 check "detector: training computed no feature itself" \
     grep -Eq "features of [0-9]+ training images \(0 computed" "$MNT/models/det/log"
+check "detector: the evaluation on its test dataset was an array" \
+    grep -Eq "slurm: evaluation on dtrain \([0-9]+ images\) submitted as job array [0-9]+ \(4 tasks\)" \
+    "$MNT/models/det/log"
+cp "$MNT/models/det/evaluation.json" "$T/det.training.eval"
+grep -E "slurm: (job array [0-9]+ done in|[0-9]+ objects in)" "$MNT/models/det/log" | sed 's/^/note: detector training: /'
+
+# 16 images copied into its predict/: one job array, answers and drawings
+# moved into predict/ by the daemon
+cp "$SRC"/dprobe/images/*.png "$MNT/models/det/predict/"
+answered=0
+for f in "$SRC"/dprobe/images/*.png; do
+    jqe '.customModelResult.objectsResult.values | type == "array"' \
+        "$MNT/models/det/predict/$(basename "$f").json" && answered=$((answered + 1))
+done
+check_eq "detector predict: 16 images answered" 16 "$answered"
+check "detector predict: a 16-image array" \
+    grep -Eq "slurm: prediction of 16 images submitted as job array [0-9]+ \(4 tasks\)" "$MNT/models/det/log"
+check "detector predict: every answer came from the cluster" \
+    grep -q "slurm: 16 of 16 answers came from the cluster" "$MNT/models/det/log"
+mkdir -p "$T/dpred.sl"
+for f in "$SRC"/dprobe/images/*.png; do
+    b=$(basename "$f")
+    cp "$MNT/models/det/predict/$b.json" "$MNT/models/det/predict/$b.boxes.jpg" "$T/dpred.sl/"
+done
+grep -E "slurm: job array [0-9]+ done in" "$MNT/models/det/log" | tail -n 1 | sed 's/^/note: detector predict: /'
+check "detector predict: boxes were found" \
+    bash -c 'cat "$1"/*.json | jq -s "map(.customModelResult.objectsResult.values | length) | add > 0" | grep -q true' _ "$T/dpred.sl"
 
 # its evaluations/: the objects of each image from a job array, the metrics in
 # the daemon; the same files as the local executor's
@@ -227,6 +285,27 @@ check "detector evaluation, local: succeeded" wait_status "$D/evaluations/dtrain
 for f in metrics.json predictions.json; do
     check "detector evaluation: the same $f as the local executor" cmp "$T/dsl.$f" "$D/evaluations/dtrain/$f"
 done
+# the end-of-training evaluation on dtrain (objects from the array) is the
+# local evaluation of the same model on the same images: evaluation.json's
+# figures are metrics.json's (evaluation.json adds the training's cost,
+# stop reason and recipe)
+common() { jq -S --slurpfile m "$2" 'with_entries(select(.key as $k | $m[0] | has($k)))' "$1"; }
+check "detector: evaluation.json has the figures" jqe '.meanAveragePrecision50 != null and .evaluatedOn.dataset == "dtrain"' "$T/det.training.eval"
+check "detector: the end-of-training evaluation equals the local executor's" \
+    diff <(common "$T/det.training.eval" "$D/evaluations/dtrain/metrics.json") <(jq -S . "$D/evaluations/dtrain/metrics.json")
+# the same images answered in the daemon: the same files, byte for byte
+# (read through cat: opening a result waits for it, but a size the kernel
+# cached for the empty placeholder may still show, which cmp would trust)
+for f in "$SRC"/dprobe/images/*.png; do cp "$f" "$D/predict/local-$(basename "$f")"; done
+same=0
+for f in "$SRC"/dprobe/images/*.png; do
+    b=$(basename "$f")
+    cat "$D/predict/local-$b.json" >"$T/local.json"
+    cat "$D/predict/local-$b.boxes.jpg" >"$T/local.jpg"
+    cmp -s "$T/dpred.sl/$b.json" "$T/local.json" && cmp -s "$T/dpred.sl/$b.boxes.jpg" "$T/local.jpg" &&
+        same=$((same + 1))
+done
+check_eq "detector predict: the same IMAGE.json and IMAGE.boxes.jpg as the local executor" 16 "$same"
 vfs_umount
 
 # ---- the fine-tuning candidates as Slurm jobs -----------------------------------
@@ -265,8 +344,10 @@ else
     if [ -d "$SRC/ml" ]; then
         add_datasets ml
         mkdir "$MNT/models/ml"
-        echo '{"dataset": "ml", "budget_minutes": 1}' >"$MNT/models/ml/train.json"
+        MLREQ='{"dataset": "ml", "test_dataset": "ml", "budget_minutes": 1}'
+        echo "$MLREQ" >"$MNT/models/ml/train.json"
         check "multilabel, local: trained" wait_status "$MNT/models/ml/status" succeeded 300
+        eval_of ml >"$T/ml.eval"
         mkdir "$MNT/models/ml/evaluations/ml"
         check "multilabel, local: evaluated" wait_status "$MNT/models/ml/evaluations/ml/status" succeeded 120
         cp "$MNT/models/ml/evaluations/ml/metrics.json" "$T/ml.metrics"
@@ -274,6 +355,7 @@ else
         rm -r "$MNT/models/ml/evaluations/ml"
     fi
     grep -E "fine-tuned|winner" "$MNT/models/ftref/log" >"$T/ftref.trials"
+    cp "$MNT/models/ftref/log" "$T/ftref.log"
     vfs_umount
     rm -rf "$STORE/models/.vfs-cache" # the maps of the copies from the worker
 
@@ -302,6 +384,11 @@ else
     check "fine-tuning, slurm: log: the worker's CPU time" \
         grep -Eq "slurm: fine-tuning of efficientnet-lite[0-9] from [^ ]+ \(20 images\) done, [0-9.]+ CPU s on the node" "$F/log"
     grep -E "fine-tuned|winner" "$F/log" >"$T/ftsl.trials"
+    n=$(extra_passes "$T/ftref.log" "$F/log")
+    check "fine-tuning, slurm: the search's extra passes came from arrays" test -n "$n"
+    echo "note: fine-tuning: $n extra pass(es) of the search extracted by job arrays"
+    grep -E "computed by the Slurm workers|slurm: feature extraction \([0-9]+ images, [^)]*@" "$F/log" | sed 's/^/note: fine-tuning: /'
+    grep -E "slurm: job array [0-9]+ done in" "$F/log" | sed 's/^/note: fine-tuning: /'
     # (the CPU seconds and the budget estimates vary from run to run)
     untimed() { sed -E 's/^[^ ]+ [^ ]+ //; s/\([0-9.]+ CPU s\)//; s/about [0-9]+ CPU s, [0-9]+ left/about N CPU s, N left/' "$1"; }
     check "fine-tuning, slurm: the same candidates and scores as the local executor" \
@@ -321,6 +408,16 @@ else
             cmp "$T/ml.metrics" "$MNT/models/ml/evaluations/ml/metrics.json"
         check "multilabel, slurm: the same predictions.json as the local executor" \
             cmp "$T/ml.preds" "$MNT/models/ml/evaluations/ml/predictions.json"
+        # trained with the Slurm executor: the end-of-training evaluation's
+        # scores from an array (through the cache the array filled)
+        mkdir "$MNT/models/mlsl"
+        echo "$MLREQ" >"$MNT/models/mlsl/train.json"
+        check "multilabel, slurm: trained" wait_status "$MNT/models/mlsl/status" succeeded 300
+        check "multilabel, slurm: the test-set scores came from an array" \
+            grep -Eq "slurm: evaluation on ml \([0-9]+ images\) submitted as job array [0-9]+ \(2 tasks\)" "$MNT/models/mlsl/log"
+        eval_of mlsl >"$T/mlsl.eval"
+        grep -E "slurm: (job array [0-9]+ done in|[0-9]+ probabilities computed)" "$MNT/models/mlsl/log" | sed 's/^/note: multilabel training: /'
+        check "multilabel, slurm: the same evaluation.json as the local executor" cmp "$T/ml.eval" "$T/mlsl.eval"
     fi
 
     # rm train.json while a candidate's job runs: scancel, cancelled
