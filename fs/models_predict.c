@@ -3,6 +3,7 @@
 #include "models_int.h"
 #include "models.h"
 
+#include "answer.h"
 #include "backbones.h"
 #include "jsonw.h"
 
@@ -41,71 +42,14 @@ typedef struct pjob {
     pend *p;
 } pjob;
 
-/* predict/IMAGE.json: the shape Image Analysis 4.0's analyze call returned
- * (SPEC section 5, AZURE-API.md 1.5): modelVersion, metadata, and
- * customModelResult.tagsResult.values for classifiers or
- * objectsResult.values for detectors. Confidences have 6 decimals (the list
- * is already sorted on the exact values, so the order is the engine's).
- * version 0 is an imported model. The HTTP analyze call answers the same. */
+/* predict/IMAGE.json (answer.h): version 0 is an imported model. The HTTP
+ * analyze call answers the same. */
 static char *prediction_json(const char *model, int version, int detector,
                              const fs_recipe_prediction *p)
 {
-    char mv[FS_TRQ_NAME_MAX + 32];
-    if (version > 0)
-        snprintf(mv, sizeof mv, "%s/v%d", model, version);
-    else
-        snprintf(mv, sizeof mv, "%s/imported", model);
-    jsonw w;
-    jsonw_init(&w, JSONW_PRETTY);
-    jsonw_obj(&w);
-    jsonw_kstr(&w, "modelVersion", mv);
-    jsonw_key(&w, "metadata");
-    jsonw_obj(&w);
-    jsonw_kint(&w, "width", p->width);
-    jsonw_kint(&w, "height", p->height);
-    jsonw_end(&w);
-    jsonw_key(&w, "customModelResult");
-    jsonw_obj(&w);
-    jsonw_key(&w, detector ? "objectsResult" : "tagsResult");
-    jsonw_obj(&w);
-    jsonw_key(&w, "values");
-    jsonw_arr(&w);
-    for (int i = 0; !detector && i < p->nclasses; i++) {
-        jsonw_obj(&w);
-        jsonw_kstr(&w, "name", p->classes[i].label);
-        jsonw_key(&w, "confidence");
-        jsonw_numr(&w, p->classes[i].confidence, 6);
-        jsonw_end(&w);
-    }
-    for (int i = 0; detector && i < p->nobjects; i++) {
-        const fs_recipe_object *x = &p->objects[i];
-        char id[16];
-        snprintf(id, sizeof id, "%d", i + 1);
-        jsonw_obj(&w);
-        jsonw_kstr(&w, "id", id);
-        jsonw_key(&w, "boundingBox");
-        jsonw_obj(&w);
-        jsonw_kint(&w, "x", (int)(x->x + 0.5f));
-        jsonw_kint(&w, "y", (int)(x->y + 0.5f));
-        int bw = (int)(x->w + 0.5f), bh = (int)(x->h + 0.5f);
-        jsonw_kint(&w, "w", bw < 1 ? 1 : bw);
-        jsonw_kint(&w, "h", bh < 1 ? 1 : bh);
-        jsonw_end(&w);
-        jsonw_key(&w, "tags");
-        jsonw_arr(&w);
-        jsonw_obj(&w);
-        jsonw_kstr(&w, "name", x->label);
-        jsonw_key(&w, "confidence");
-        jsonw_numr(&w, x->confidence, 6);
-        jsonw_end(&w);
-        jsonw_end(&w);
-        jsonw_end(&w);
-    }
-    jsonw_end(&w);
-    jsonw_end(&w);
-    jsonw_end(&w);
-    jsonw_end(&w);
-    return jsonw_finish(&w, NULL);
+    answer a = {model,      version,     p->width,   p->height,  detector,
+                p->classes, p->nclasses, p->objects, p->nobjects};
+    return answer_json(&a);
 }
 
 /* Azure's error shape, for an image that cannot be used. */
@@ -355,9 +299,10 @@ static void sbjob_run(void *arg)
     pthread_mutex_lock(&g_models.mu);
     pend **b = sb_take_locked(m, &n);
     int version = m->served_version, det = strcmp(m->kind, "detector") == 0;
-    /* classifiers and detectors (the worker answers for those kinds) */
-    int cluster = n >= MDL_SLURM_MIN_PREDICT && (det || strcmp(m->kind, "classifier") == 0) &&
-                  !m->imported && m->has_model;
+    /* every kind (the worker answers for classifiers, multilabel models and
+     * detectors); not an imported model, which has no version for sb_merge to
+     * check the answers against */
+    int cluster = n >= MDL_SLURM_MIN_PREDICT && !m->imported && m->has_model;
     char **paths = cluster ? calloc((size_t)n, sizeof *paths) : NULL;
     for (int k = 0; paths && k < n; k++) {
         paths[k] = malloc(FS_PATH_MAX);

@@ -17,6 +17,7 @@
 #ifndef VFS_FS_MODELS_RECIPE_H
 #define VFS_FS_MODELS_RECIPE_H
 
+#include "answer.h"
 #include "codes.h"
 #include "engine.h" /* eng_sample */
 
@@ -53,16 +54,11 @@ typedef enum fs_recipe_status {
     FS_RECIPE_EABORTED, /* the abort hook asked to stop */
 } fs_recipe_status;
 
-typedef struct fs_recipe_class {
-    const char *label; /* borrowed from the model */
-    float confidence;
-} fs_recipe_class;
-
-typedef struct fs_recipe_object {
-    float x, y, w, h; /* pixels of the image as stored */
-    const char *label;
-    float confidence;
-} fs_recipe_object;
+/* A tag ({name borrowed from the model, confidence}) and an object ({x, y,
+ * w, h in pixels of the image as stored, name, confidence}) of an answer:
+ * answer.h's, which writes them. */
+typedef answer_tag fs_recipe_class;
+typedef answer_object fs_recipe_object;
 
 /* One image's answer; release with fs_recipe_prediction_release. */
 typedef struct fs_recipe_prediction {

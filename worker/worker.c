@@ -11,7 +11,7 @@
  *   visionfs-worker extract --store S (--dataset D | --images LIST)
  *                   [--backbone B]... --shard i/n [--job-dir DIR] [--threads T]
  *   visionfs-worker predict --store S --model M (--images LIST | FILES...) --shard i/n
- *                   [--threads T]      (a classifier or a detector)
+ *                   [--threads T]      (a classifier, multilabel model or detector)
  *   visionfs-worker evaluate --store S --model-file F --images LIST --shard i/n
  *                   --job-dir DIR [--cache] [--threads T]
  *   visionfs-worker finetune --store S --spec JOB --images LIST --job-dir DIR
@@ -30,7 +30,9 @@
  *
  * Exit codes: 0 done, 1 work failed, 2 usage, 3 the store is not visible here.
  */
+#include "answer.h"
 #include "coco.h"
+#include "imglimits.h"
 #include "engine.h"
 #include "ranked.h"
 
@@ -607,11 +609,11 @@ static int put_bytes(const char *dir, const char *name, const void *p, size_t n)
 }
 
 /* What evaluate and predict share: the store check, the image list, the
- * classifier and the backbones it needs, the shard's range. */
+ * model and the backbones it needs, the shard's range. */
 typedef struct unit {
     strs imgs, bbdirs;
     eng_classifier *m;  /* a classifier, */
-    eng_multilabel *ml; /* or a multilabel model (evaluate only), */
+    eng_multilabel *ml; /* or a multilabel model, */
     eng_detector *det;  /* or a detector */
     eng_backbone *bbs[MAX_BB];
     int nbb, lo, hi, threads, ncat;
@@ -629,10 +631,10 @@ static void unit_close(unit *u)
     memset(u, 0, sizeof *u);
 }
 
-/* Opens u for the model in model_file (a classifier or a detector; with
- * evaluate = 1 a multilabel model too): 0; 3 when the store or the job
- * folder is not visible here; 1 failed (said; u closed). */
-static int unit_open(const wargs *a, const char *model_file, int evaluate, unit *u)
+/* Opens u for the model in model_file (a classifier, a multilabel model or
+ * a detector): 0; 3 when the store or the job folder is not visible here; 1
+ * failed (said; u closed). */
+static int unit_open(const wargs *a, const char *model_file, unit *u)
 {
     memset(u, 0, sizeof *u);
     if (begin(a) != 0)
@@ -649,15 +651,15 @@ static int unit_open(const wargs *a, const char *model_file, int evaluate, unit 
         goto fail;
     }
     const char *kind = eng_modelfile_meta(f, "kind");
-    eng_status st =
-        evaluate && kind && strcmp(kind, "multilabel") == 0 ? eng_ml_from_file(f, &u->ml, &d)
-        : kind && strcmp(kind, "detector") == 0             ? eng_detector_from_file(f, &u->det, &d)
-                                                : eng_classifier_from_file(f, &u->m, &d);
+    eng_status st = kind && strcmp(kind, "multilabel") == 0 ? eng_ml_from_file(f, &u->ml, &d)
+                    : kind && strcmp(kind, "detector") == 0
+                        ? eng_detector_from_file(f, &u->det, &d)
+                        : eng_classifier_from_file(f, &u->m, &d);
     eng_modelfile_free(f);
     if (st != ENG_OK) {
-        say("model file \"%s\": %s (the worker %s)", model_file, d.msg,
-            evaluate ? "evaluates classifiers, multilabel models and detectors only"
-                     : "answers for classifiers and detectors only");
+        say("model file \"%s\": %s (the worker knows classifiers, multilabel models and "
+            "detectors)",
+            model_file, d.msg);
         goto fail;
     }
     u->ncat = u->m ? eng_cls_ncat(u->m) : u->ml ? eng_ml_ncat(u->ml) : eng_det_ncat(u->det);
@@ -704,7 +706,7 @@ static eng_status det_lines(const unit *u, const char *path, char **buf, size_t 
 static int cmd_evaluate(const wargs *a)
 {
     unit u;
-    int rc = unit_open(a, a->model_file, 1, &u);
+    int rc = unit_open(a, a->model_file, &u);
     if (rc != 0)
         return rc;
     char *dets = NULL;
@@ -773,125 +775,70 @@ out:
 
 /* ---- predict ---- */
 
-#define IMAGE_MAX_BYTES ((long long)20 * 1000 * 1000)
-#define IMAGE_MIN_SIDE 50
-#define IMAGE_MAX_SIDE 10240
-
-/* The answer predict/ writes for a classifier (fs/models_predict.c
- * prediction_json: the same shape, order and rounding). */
-static char *answer_json(const wargs *a, const eng_classifier *m, const float *probs, int w, int h)
+/* The answer predict/ writes (answer.h, as the daemon writes it). */
+static char *answer_of(const wargs *a, int w, int h, const answer_tag *tags, int ntags,
+                       const answer_object *objs, int nobjs, int detector)
 {
-    int ncat = eng_cls_ncat(m);
+    answer x = {a->model, a->version > 0 ? a->version : 0, w, h, detector, tags, ntags, objs,
+                nobjs};
+    return answer_json(&x);
+}
+
+/* A classifier's answer: every category, best first; a multilabel model's
+ * (threshold 1): the tags at or above their thresholds, best first, as
+ * fs/models_recipes.c fs_recipe_predict_scores lists them. */
+static char *tags_answer(const wargs *a, const unit *u, const float *scores, int thresholded, int w,
+                         int h)
+{
+    int ncat = u->ncat, k = 0;
     ranked *rk = malloc((size_t)ncat * sizeof *rk);
-    if (!rk)
-        return NULL;
-    for (int i = 0; i < ncat; i++)
-        rk[i] = (ranked){probs[i], i};
-    ranked_sort(rk, (size_t)ncat);
-    char mv[512];
-    if (a->version > 0)
-        snprintf(mv, sizeof mv, "%s/v%d", a->model, a->version);
-    else
-        snprintf(mv, sizeof mv, "%s/imported", a->model);
-    jsonw jw;
-    jsonw_init(&jw, JSONW_PRETTY);
-    jsonw_obj(&jw);
-    jsonw_kstr(&jw, "modelVersion", mv);
-    jsonw_key(&jw, "metadata");
-    jsonw_obj(&jw);
-    jsonw_kint(&jw, "width", w);
-    jsonw_kint(&jw, "height", h);
-    jsonw_end(&jw);
-    jsonw_key(&jw, "customModelResult");
-    jsonw_obj(&jw);
-    jsonw_key(&jw, "tagsResult");
-    jsonw_obj(&jw);
-    jsonw_key(&jw, "values");
-    jsonw_arr(&jw);
-    for (int i = 0; i < ncat; i++) {
-        jsonw_obj(&jw);
-        jsonw_kstr(&jw, "name", eng_cls_category(m, rk[i].index));
-        jsonw_key(&jw, "confidence");
-        jsonw_numr(&jw, rk[i].score, 6);
-        jsonw_end(&jw);
+    answer_tag *t = malloc((size_t)ncat * sizeof *t);
+    char *json = NULL;
+    if (rk && t) {
+        for (int i = 0; i < ncat; i++)
+            if (!thresholded || scores[i] >= eng_ml_threshold(u->ml, i))
+                rk[k++] = (ranked){scores[i], i};
+        ranked_sort(rk, (size_t)k);
+        for (int i = 0; i < k; i++)
+            t[i] = (answer_tag){u->m ? eng_cls_category(u->m, rk[i].index)
+                                     : eng_ml_category(u->ml, rk[i].index),
+                                (float)rk[i].score};
+        json = answer_of(a, w, h, t, k, NULL, 0, 0);
     }
-    jsonw_end(&jw);
-    jsonw_end(&jw);
-    jsonw_end(&jw);
-    jsonw_end(&jw);
     free(rk);
-    return jsonw_finish(&jw, NULL);
+    free(t);
+    return json;
 }
 
-/* The answer predict/ writes for a detector (fs/models_predict.c
- * prediction_json: the same shape, order and rounding). */
-static char *det_answer_json(const wargs *a, const eng_detector *m, const eng_det_object *o, int n,
-                             int w, int h)
+/* A detector's answer. */
+static char *objects_answer(const wargs *a, const eng_detector *m, const eng_det_object *o, int n,
+                            int w, int h)
 {
-    char mv[512];
-    if (a->version > 0)
-        snprintf(mv, sizeof mv, "%s/v%d", a->model, a->version);
-    else
-        snprintf(mv, sizeof mv, "%s/imported", a->model);
-    jsonw jw;
-    jsonw_init(&jw, JSONW_PRETTY);
-    jsonw_obj(&jw);
-    jsonw_kstr(&jw, "modelVersion", mv);
-    jsonw_key(&jw, "metadata");
-    jsonw_obj(&jw);
-    jsonw_kint(&jw, "width", w);
-    jsonw_kint(&jw, "height", h);
-    jsonw_end(&jw);
-    jsonw_key(&jw, "customModelResult");
-    jsonw_obj(&jw);
-    jsonw_key(&jw, "objectsResult");
-    jsonw_obj(&jw);
-    jsonw_key(&jw, "values");
-    jsonw_arr(&jw);
-    for (int i = 0; i < n; i++) {
-        char id[16];
-        snprintf(id, sizeof id, "%d", i + 1);
-        jsonw_obj(&jw);
-        jsonw_kstr(&jw, "id", id);
-        jsonw_key(&jw, "boundingBox");
-        jsonw_obj(&jw);
-        jsonw_kint(&jw, "x", (int)(o[i].x + 0.5f));
-        jsonw_kint(&jw, "y", (int)(o[i].y + 0.5f));
-        int bw = (int)(o[i].w + 0.5f), bh = (int)(o[i].h + 0.5f);
-        jsonw_kint(&jw, "w", bw < 1 ? 1 : bw);
-        jsonw_kint(&jw, "h", bh < 1 ? 1 : bh);
-        jsonw_end(&jw);
-        jsonw_key(&jw, "tags");
-        jsonw_arr(&jw);
-        jsonw_obj(&jw);
-        jsonw_kstr(&jw, "name", eng_det_category(m, o[i].category));
-        jsonw_key(&jw, "confidence");
-        jsonw_numr(&jw, o[i].score, 6);
-        jsonw_end(&jw);
-        jsonw_end(&jw);
-        jsonw_end(&jw);
-    }
-    jsonw_end(&jw);
-    jsonw_end(&jw);
-    jsonw_end(&jw);
-    jsonw_end(&jw);
-    return jsonw_finish(&jw, NULL);
+    answer_object *x = malloc((size_t)(n > 0 ? n : 1) * sizeof *x);
+    if (!x)
+        return NULL;
+    for (int i = 0; i < n; i++)
+        x[i] = (answer_object){
+            o[i].x, o[i].y, o[i].w, o[i].h, eng_det_category(m, o[i].category), o[i].score};
+    char *json = answer_of(a, w, h, NULL, 0, x, n, 1);
+    free(x);
+    return json;
 }
 
-/* Azure's image checks (fs/models_recipes.c check_image); 0 when usable. */
+/* The image checks of the limits table (imglimits.h), as the daemon's
+ * predict/ makes them; 0 when usable. An image refused here is left to the
+ * daemon, which writes the error answer. */
 static int usable(const char *path, int *w, int *h)
 {
     struct stat st;
     eng_image_info info;
     eng_diag d;
-    if (stat(path, &st) != 0 || st.st_size > IMAGE_MAX_BYTES ||
+    if (stat(path, &st) != 0 || st.st_size > IMG_MAX_BYTES ||
         eng_image_probe_file(path, &info, &d) != ENG_OK)
         return -1;
     *w = eng_image_info_display_w(&info);
     *h = eng_image_info_display_h(&info);
-    return *w < IMAGE_MIN_SIDE || *h < IMAGE_MIN_SIDE || *w > IMAGE_MAX_SIDE || *h > IMAGE_MAX_SIDE
-               ? -1
-               : 0;
+    return img_sides_ok(*w, *h) ? 0 : -1;
 }
 
 /* path's whole content (as the daemon writes an answer: no newline added),
@@ -916,7 +863,7 @@ static int cmd_predict(const wargs *a)
     char path[W_PATH + 64], marker[64], text[512];
     snprintf(path, sizeof path, "%s/models/%s/model.safetensors", a->store, a->model);
     unit u;
-    int rc = unit_open(a, path, 0, &u);
+    int rc = unit_open(a, path, &u);
     if (rc != 0)
         return rc;
     rc = 1;
@@ -941,12 +888,14 @@ static int cmd_predict(const wargs *a)
         if (usable(img, &w, &h) != 0)
             json = NULL;
         else if (u.m && eng_cls_predict(u.m, u.bbs, u.nbb, img, u.threads, probs, &d) == ENG_OK)
-            json = answer_json(a, u.m, probs, w, h);
+            json = tags_answer(a, &u, probs, 0, w, h);
+        else if (u.ml && eng_ml_predict(u.ml, u.bbs, u.nbb, img, u.threads, probs, &d) == ENG_OK)
+            json = tags_answer(a, &u, probs, 1, w, h);
         else if (u.det &&
                  eng_det_predict(u.det, u.bbs, u.nbb, img, u.threads, &o, &no, &w, &h, &d) ==
                      ENG_OK &&
                  eng_det_draw(u.det, img, o, no, &jpg, &jl, &d) == ENG_OK)
-            json = det_answer_json(a, u.det, o, no, w, h);
+            json = objects_answer(a, u.det, o, no, w, h);
         free(o);
         int ok = json != NULL;
         if (ok && jpg) {

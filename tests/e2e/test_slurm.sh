@@ -15,9 +15,10 @@
 # evaluation as the local executor; rm train.json during it scancels; needs
 # ../shared/datasets/sign-language-digits, else that part is skipped), a
 # multilabel model's evaluation whose scores come from a job array (the same
-# metrics.json and predictions.json as local; needs ../shared/datasets/clothing)
-# and its training's test-set evaluation from an array (the same
-# evaluation.json), a detector's test-set evaluation at the end of training
+# metrics.json and predictions.json as local; needs ../shared/datasets/clothing),
+# its training's test-set evaluation from an array (the same evaluation.json)
+# and 16 images copied into its predict/ answered by an array (the same
+# IMAGE.json byte for byte), a detector's test-set evaluation at the end of training
 # and 16 images copied into its predict/ from job arrays (the same figures as
 # the local evaluation, the same IMAGE.json and IMAGE.boxes.jpg byte for byte),
 # tasks shown in status/status.json/log, a task that fails once and is retried,
@@ -353,6 +354,11 @@ else
         cp "$MNT/models/ml/evaluations/ml/metrics.json" "$T/ml.metrics"
         cp "$MNT/models/ml/evaluations/ml/predictions.json" "$T/ml.preds"
         rm -r "$MNT/models/ml/evaluations/ml"
+        # 16 of its images answered in the daemon, for the Slurm burst below
+        ls "$SRC/ml/images" | head -n 16 >"$T/ml.burst"
+        mkdir -p "$T/mlpred.local"
+        while read -r b; do cp "$SRC/ml/images/$b" "$MNT/models/ml/predict/$b"; done <"$T/ml.burst"
+        while read -r b; do cat "$MNT/models/ml/predict/$b.json" >"$T/mlpred.local/$b.json"; done <"$T/ml.burst"
     fi
     grep -E "fine-tuned|winner" "$MNT/models/ftref/log" >"$T/ftref.trials"
     cp "$MNT/models/ftref/log" "$T/ftref.log"
@@ -408,6 +414,20 @@ else
             cmp "$T/ml.metrics" "$MNT/models/ml/evaluations/ml/metrics.json"
         check "multilabel, slurm: the same predictions.json as the local executor" \
             cmp "$T/ml.preds" "$MNT/models/ml/evaluations/ml/predictions.json"
+        # the same 16 images copied at once into its predict/ under new names:
+        # one job array answers them, byte for byte the daemon's answers
+        while read -r b; do cp "$SRC/ml/images/$b" "$MNT/models/ml/predict/sl-$b"; done <"$T/ml.burst"
+        same=0
+        while read -r b; do
+            cmp -s "$T/mlpred.local/$b.json" "$MNT/models/ml/predict/sl-$b.json" && same=$((same + 1))
+        done <"$T/ml.burst"
+        check "multilabel predict: a 16-image array" \
+            grep -Eq "slurm: prediction of 16 images submitted as job array [0-9]+ \([0-9]+ tasks\)" "$MNT/models/ml/log"
+        check "multilabel predict: every answer came from the cluster" \
+            grep -q "slurm: 16 of 16 answers came from the cluster" "$MNT/models/ml/log"
+        check_eq "multilabel predict: the same IMAGE.json as the local executor" 16 "$same"
+        check "multilabel predict: the answers name tags" \
+            bash -c 'cat "$1"/*.json | jq -s "map(.customModelResult.tagsResult.values | length) | add > 0" | grep -q true' _ "$T/mlpred.local"
         # trained with the Slurm executor: the end-of-training evaluation's
         # scores from an array (through the cache the array filled)
         mkdir "$MNT/models/mlsl"
