@@ -46,8 +46,26 @@ struct eng_detector {
      * squash-resized to DET_SIZE (small objects at a larger scale) */
     int tiles;
     int tile_whole; /* with tiles: 1 the whole image is a view too */
-    char *recipe;   /* JSON */
+    /* box-size prior (file version 3): a detection of category c takes, per
+     * axis, the size exp((1 - size_weight) * log(the box head's size) +
+     * size_weight * size_prior[2c or 2c + 1]) around its own centre, where
+     * size_prior [ncat, 2] is the mean log of the training boxes' width and
+     * height as shares of their image's. size_weight 0 (and size_prior NULL
+     * in files before it): the box head's size. */
+    float size_weight;
+    float *size_prior;
+    char *recipe; /* JSON */
 };
+
+/* Resizes objects o[0..n) of an img_w x img_h image by m's size prior
+ * (nothing when m->size_weight is 0), clipped to the image. */
+void det_apply_size_prior(const eng_detector *m, eng_det_object *o, int n, int img_w, int img_h);
+
+/* The size prior of boxes: prior [ncat, 2] = the mean log width and height
+ * shares of category c's boxes; a category without boxes gets the mean
+ * over every box (0 when there are none). boxes hold nbox x (x, y, w, h)
+ * shares of their image, cats their categories. */
+void det_size_prior_fit(const float *boxes, const int *cats, int nbox, int ncat, float *prior);
 
 /* Tiling: tiles per side, and the share of the image's width and height one
  * tile covers (neighbours overlap by 2 x DET_TILE_SPAN - 1 of it). */

@@ -354,6 +354,11 @@ eng_status eng_detector_export_onnx(const eng_detector *m, eng_backbone *const *
         return eng_fail(d, ENG_EUNSUPPORTED,
                         "tiled detectors are not exportable yet (model.safetensors and predict/ "
                         "work; train without tiles for an ONNX file)");
+    if (m->size_weight > 0) /* the graph's boxes are the box head's */
+        return eng_fail(d, ENG_EUNSUPPORTED,
+                        "detectors with a box-size prior are not exportable yet "
+                        "(model.safetensors and predict/ work; train with "
+                        "VFS_DET_SIZE_PRIOR=off in the daemon's environment for an ONNX file)");
     eng_backbone *bb = NULL;
     eng_status st = det_pick_backbone(bbs, nbb, m->bb_name, m->bb_checksum, &bb, d);
     if (st != ENG_OK)

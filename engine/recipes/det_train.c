@@ -1090,6 +1090,14 @@ static eng_status add_extra(char **json, double minutes, const char *reason, con
  * this share of the image (so it fits in a tile of DET_TILE_SPAN) */
 #define DET_TILE_MAX_OBJECT (DET_TILE_SPAN / 2)
 
+/* Weights of the box-size prior the search tries on every variant's fits,
+ * simplest (none) first: on blood-cells, whose three categories each have
+ * a typical size, the box head's sizes from a few images were the weak
+ * part; on raccoon (one category, sizes from a quarter of the image to all
+ * of it) the prior should lose and is then not taken. */
+#define DET_NSIZE 3
+static const float DET_SIZE_W[DET_NSIZE] = {0, 0.5f, 1};
+
 /* The variant search and what it chose, shared by the stages of eng_det_train. */
 typedef struct search {
     variant vars[DET_NVARIANTS];
@@ -1100,14 +1108,22 @@ typedef struct search {
     double vmap[DET_NVARIANTS][2];   /* held-out mAP@50 per variant, NMS off, on; -1 untried */
     float vcal[DET_NVARIANTS][2][2]; /* calibration (a, b) per variant, NMS off and on */
     char *vjson[DET_NVARIANTS][2];   /* held-out metrics JSON per variant, NMS off and on */
-    int tiles_forced;                /* VFS_DET_TILES: 0 no, -1 off, else the variant forced */
-    char tiles_note[128];            /* why the tiled variants were not tried */
-    int *all;                        /* every training image */
-    int nfolds;         /* cross-validation folds; 0: too few images to hold some out */
-    int *fold;          /* each training image's fold */
-    int *fitidx, nfit;  /* one fold's training images */
-    int *hold, nhold;   /* one fold's held-out images */
-    const char *reason; /* stopReason */
+    /* the size prior (det_int.h) at weight DET_SIZE_W[w] on each variant's
+     * fits: held-out mAP@50 (-1 untried), calibration and metrics JSON as
+     * above; row 0 (weight 0) is vmap/vcal/vjson */
+    double smap[DET_NVARIANTS][DET_NSIZE][2];
+    float scal[DET_NVARIANTS][DET_NSIZE][2][2];
+    char *sjson[DET_NVARIANTS][DET_NSIZE][2];
+    int size_off;         /* VFS_DET_SIZE_PRIOR=off */
+    int best_size;        /* the chosen weight's index */
+    int tiles_forced;     /* VFS_DET_TILES: 0 no, -1 off, else the variant forced */
+    char tiles_note[128]; /* why the tiled variants were not tried */
+    int *all;             /* every training image */
+    int nfolds;           /* cross-validation folds; 0: too few images to hold some out */
+    int *fold;            /* each training image's fold */
+    int *fitidx, nfit;    /* one fold's training images */
+    int *hold, nhold;     /* one fold's held-out images */
+    const char *reason;   /* stopReason */
     char budget_reason[128];
     char *recipe; /* the recipe JSON of the model */
 } search;
@@ -1119,8 +1135,11 @@ static void search_release(search *s)
     free(s->hold);
     free(s->fold);
     for (int v = 0; v < DET_NVARIANTS; v++)
-        for (int q = 0; q < 2; q++)
+        for (int q = 0; q < 2; q++) {
             free(s->vjson[v][q]);
+            for (int w = 0; w < DET_NSIZE; w++)
+                free(s->sjson[v][w][q]);
+        }
     free(s->recipe);
 }
 
@@ -1280,7 +1299,12 @@ static eng_status search_init(trainer *t, eng_detector *m, search *s, eng_diag *
             s->vcal[v][q][0] = 1;
             s->vcal[v][q][1] = 0;
             s->vmap[v][q] = -1;
+            for (int w = 0; w < DET_NSIZE; w++)
+                s->smap[v][w][q] = -1;
         }
+    /* a measuring knob (docs/training.md): the search without the prior */
+    e = getenv("VFS_DET_SIZE_PRIOR");
+    s->size_off = e && !strcmp(e, "off");
     s->reason = "too few images to hold some out: heatmap chosen by the pretrained box fit";
     s->all = malloc((size_t)t->n * sizeof *s->all);
     s->fitidx = malloc((size_t)t->n * sizeof *s->fitidx);
@@ -1319,11 +1343,53 @@ static eng_status search_split(const trainer *t, search *s, eng_diag *d)
 
 /* Fits variant v on every fold's training images and pools the held-out
  * fold's detections; scores the pool into s->vmap[v], vjson[v], vcal[v]. */
+/* m->size_prior from the boxes of training images idx (whole views). */
+static eng_status size_prior_of(const trainer *t, const int *idx, int n, eng_detector *m,
+                                eng_diag *d)
+{
+    int nb = 0;
+    for (int q = 0; q < n; q++)
+        nb += t->im[idx[q]].nbox;
+    float *box = malloc(((size_t)nb + 1) * 4 * sizeof *box);
+    int *cat = malloc(((size_t)nb + 1) * sizeof *cat);
+    if (!m->size_prior)
+        m->size_prior = malloc((size_t)t->ncat * 2 * sizeof *m->size_prior);
+    if (!box || !cat || !m->size_prior) {
+        free(box);
+        free(cat);
+        return eng_fail(d, ENG_ENOMEM, "training: out of memory");
+    }
+    nb = 0;
+    for (int q = 0; q < n; q++) {
+        const det_img *im = &t->im[idx[q]];
+        float sx, sy;
+        det_scale(t->letterbox, im->w, im->h, &sx, &sy);
+        for (int b = 0; b < im->nbox; b++) {
+            const float *x = im->box + 4 * b;
+            float *o = box + 4 * nb;
+            o[0] = x[0] / sx / (float)im->w;
+            o[1] = x[1] / sy / (float)im->h;
+            o[2] = (x[2] - x[0]) / sx / (float)im->w;
+            o[3] = (x[3] - x[1]) / sy / (float)im->h;
+            cat[nb++] = im->cat[b];
+        }
+    }
+    det_size_prior_fit(box, cat, nb, t->ncat, m->size_prior);
+    free(box);
+    free(cat);
+    return ENG_OK;
+}
+
+/* Fits variant v on every fold's training images and pools the held-out
+ * fold's detections; scores the pool into s->vmap[v], vjson[v], vcal[v],
+ * and, with the size prior of the fold's training boxes at each weight,
+ * into s->smap[v], sjson[v], scal[v]. */
 static eng_status cross_validate(trainer *t, eng_detector *m, search *s, int v, eng_diag *d)
 {
-    det_pool pl[2] = {{0}};
+    det_pool pl[2][DET_NSIZE];
+    memset(pl, 0, sizeof pl);
     /* the tiled fit is scored with and without the whole image (variant v + 1) */
-    int npool = s->vars[v].tiles ? 2 : 1;
+    int npool = s->vars[v].tiles ? 2 : 1, nsize = s->size_off ? 1 : DET_NSIZE;
     eng_status st = ENG_OK;
     for (int f = 0; f < s->nfolds && st == ENG_OK; f++) {
         s->nfit = s->nhold = 0;
@@ -1334,18 +1400,31 @@ static eng_status cross_validate(trainer *t, eng_detector *m, search *s, int v, 
                 s->fitidx[s->nfit++] = i;
         }
         st = fit(t, s->fitidx, s->nfit, &s->vars[v], m, NULL, d);
+        if (st == ENG_OK && nsize > 1)
+            st = size_prior_of(t, s->fitidx, s->nfit, m, d);
         for (int p = 0; p < npool && st == ENG_OK; p++) {
             m->tiles = s->vars[v + p].tiles;
             m->tile_whole = s->vars[v + p].whole;
-            st = pool_add(t, m, s->hold, s->nhold, &pl[p], d);
+            for (int w = 0; w < nsize && st == ENG_OK; w++) {
+                m->size_weight = DET_SIZE_W[w];
+                st = pool_add(t, m, s->hold, s->nhold, &pl[p][w], d);
+            }
         }
+        m->size_weight = 0;
     }
     m->tiles = m->tile_whole = 0;
-    for (int p = 0; p < npool && st == ENG_OK; p++)
-        st = pool_score(t, &pl[p], &s->vmap[v + p][0], &s->vmap[v + p][1], s->vjson[v + p],
+    for (int p = 0; p < npool && st == ENG_OK; p++) {
+        st = pool_score(t, &pl[p][0], &s->vmap[v + p][0], &s->vmap[v + p][1], s->vjson[v + p],
                         s->vcal[v + p], d);
-    pool_release(&pl[0]);
-    pool_release(&pl[1]);
+        s->smap[v + p][0][0] = s->vmap[v + p][0];
+        s->smap[v + p][0][1] = s->vmap[v + p][1];
+        for (int w = 1; w < nsize && st == ENG_OK; w++)
+            st = pool_score(t, &pl[p][w], &s->smap[v + p][w][0], &s->smap[v + p][w][1],
+                            s->sjson[v + p][w], s->scal[v + p][w], d);
+    }
+    for (int p = 0; p < 2; p++)
+        for (int w = 0; w < DET_NSIZE; w++)
+            pool_release(&pl[p][w]);
     return st;
 }
 
@@ -1547,11 +1626,15 @@ static eng_status stage_search(trainer *t, eng_detector *m, search *s, eng_diag 
         cv_cost = cpu_now() - c0;
         if (v < 2)
             vcost[v] = cv_cost;
-        for (int q = v; q < (v == DET_V_TILES ? DET_NVARIANTS : v + 1); q++)
+        for (int q = v; q < (v == DET_V_TILES ? DET_NVARIANTS : v + 1); q++) {
             logf_(t,
                   "variant %s: cross-validated mAP@50 %.4f (NMS off), %.4f (NMS 0.5), %d folds "
                   "of %d images, %.1f s CPU",
                   s->vars[q].name, s->vmap[q][0], s->vmap[q][1], s->nfolds, t->n, cv_cost);
+            for (int w = 1; w < DET_NSIZE && s->smap[q][w][0] >= 0; w++)
+                logf_(t, "variant %s with the box-size prior at weight %.1f: %.4f, %.4f",
+                      s->vars[q].name, (double)DET_SIZE_W[w], s->smap[q][w][0], s->smap[q][w][1]);
+        }
     }
     int pick = -1, nms_on = 1;
     det_pick_variant((const double(*)[2])s->vmap, DET_NVARIANTS, &pick, &nms_on);
@@ -1563,6 +1646,15 @@ static eng_status stage_search(trainer *t, eng_detector *m, search *s, eng_diag 
         s->best = pick;
         s->best_nms = nms_on ? 0.5f : 0.0f;
         s->best_map = s->vmap[s->best][nms_on];
+        /* then the prior's weight for that variant, none first: a weight
+         * must win by the same margin as a more complex variant */
+        int w = -1, won = 1;
+        det_pick_variant((const double(*)[2])s->smap[pick], DET_NSIZE, &w, &won);
+        if (w > 0) {
+            s->best_size = w;
+            s->best_nms = won ? 0.5f : 0.0f;
+            s->best_map = s->smap[pick][w][won];
+        }
     }
     return st;
 }
@@ -1578,6 +1670,15 @@ static eng_status stage_final(trainer *t, eng_detector *m, search *s, eng_diag *
         return st;
     m->tiles = s->vars[s->best].tiles;
     m->tile_whole = s->vars[s->best].whole;
+    if (s->best_size > 0) {
+        if ((st = size_prior_of(t, s->all, t->n, m, d)) != ENG_OK)
+            return st;
+        m->size_weight = DET_SIZE_W[s->best_size];
+    } else {
+        free(m->size_prior);
+        m->size_prior = NULL;
+        m->size_weight = 0;
+    }
     if (t->steps_done < t->steps_planned) {
         snprintf(s->budget_reason, sizeof s->budget_reason,
                  "budget: final fit cut to %d of %d steps (%s)", t->steps_done, t->steps_planned,
@@ -1589,8 +1690,10 @@ static eng_status stage_final(trainer *t, eng_detector *m, search *s, eng_diag *
      * (optimistic, but the order, and so mAP, does not depend on it) */
     int on = s->best_nms > 0;
     if (s->vmap[s->best][0] >= 0) {
-        m->cal_a = s->vcal[s->best][on][0];
-        m->cal_b = s->vcal[s->best][on][1];
+        const float *c =
+            s->best_size > 0 ? s->scal[s->best][s->best_size][on] : s->vcal[s->best][on];
+        m->cal_a = c[0];
+        m->cal_b = c[1];
         m->calibrated = 1;
         return ENG_OK;
     }
@@ -1647,6 +1750,16 @@ static void recipe_make(const trainer *t, eng_detector *m, search *s)
         cJSON_AddNumberToObject(r, "heldout_map50", round(s->best_map * 10000) / 10000);
     if (s->tiles_note[0])
         cJSON_AddStringToObject(r, "tiles_not_tried", s->tiles_note);
+    if (s->best_size > 0) {
+        cJSON *sp = cJSON_AddObjectToObject(r, "size_prior");
+        if (sp) {
+            cJSON_AddNumberToObject(sp, "weight", DET_SIZE_W[s->best_size]);
+            cJSON_AddStringToObject(sp, "sizes",
+                                    "mean log width and height of each "
+                                    "category's training boxes, as shares "
+                                    "of their image");
+        }
+    }
     cJSON *vs = cJSON_AddArrayToObject(r, "variants");
     for (int k = 0; vs && k < DET_NVARIANTS; k++) {
         if (s->vmap[k][0] < 0)
@@ -1655,6 +1768,14 @@ static void recipe_make(const trainer *t, eng_detector *m, search *s)
         cJSON_AddStringToObject(o, "name", s->vars[k].name);
         cJSON_AddNumberToObject(o, "map50", round(s->vmap[k][0] * 10000) / 10000);
         cJSON_AddNumberToObject(o, "map50_nms", round(s->vmap[k][1] * 10000) / 10000);
+        cJSON *sw = s->smap[k][1][0] >= 0 ? cJSON_AddArrayToObject(o, "size_prior") : NULL;
+        for (int w = 1; sw && w < DET_NSIZE; w++) {
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddNumberToObject(x, "weight", DET_SIZE_W[w]);
+            cJSON_AddNumberToObject(x, "map50", round(s->smap[k][w][0] * 10000) / 10000);
+            cJSON_AddNumberToObject(x, "map50_nms", round(s->smap[k][w][1] * 10000) / 10000);
+            cJSON_AddItemToArray(sw, x);
+        }
         cJSON_AddItemToArray(vs, o);
     }
     s->recipe = cJSON_PrintUnformatted(r);
@@ -1669,7 +1790,8 @@ static eng_status stage_evaluate(trainer *t, eng_detector *m, search *s, char **
                                  eng_diag *d)
 {
     const eng_train_args *a = t->a;
-    char **held = &s->vjson[s->best][s->best_nms > 0];
+    char **held = s->best_size > 0 ? &s->sjson[s->best][s->best_size][s->best_nms > 0]
+                                   : &s->vjson[s->best][s->best_nms > 0];
     progress(t, 0.9, "evaluation", 2, 2, s->best_map);
     if (a->test && a->ntest > 0) {
         eng_eval_opts eo = {
@@ -1725,8 +1847,9 @@ eng_status eng_det_train(const eng_train_args *a, eng_detector **out, char **eva
         (st = stage_final(&t, m, &s, d)) != ENG_OK)
         goto done;
     recipe_make(&t, m, &s);
-    logf_(&t, "chosen: %s, NMS %s (%s)", s.vars[s.best].name, s.best_nms > 0 ? "0.5" : "off",
-          s.reason);
+    logf_(&t, "chosen: %s, NMS %s, box-size prior %s (%s)", s.vars[s.best].name,
+          s.best_nms > 0 ? "0.5" : "off",
+          s.best_size > 0 ? (s.best_size == 1 ? "at weight 0.5" : "at weight 1") : "off", s.reason);
     if ((st = stage_evaluate(&t, m, &s, evaluation_json, d)) == ENG_OK)
         st = add_extra(evaluation_json, (cpu_now() - t.cpu0) / 60, s.reason,
                        s.recipe ? s.recipe : "{}", d);

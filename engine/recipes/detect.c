@@ -19,8 +19,10 @@
 #include <string.h>
 
 /* 2: tiled detectors (tiles > 0), which a reader of version 1 would run on
- * the whole image only; files without tiles stay version 1 */
-#define DET_VERSION 2
+ * the whole image only; 3: a box-size prior (size_weight > 0), which a
+ * reader of version 2 would ignore; other files keep the lowest version
+ * that reads them right */
+#define DET_VERSION 3
 
 /* ---- the model ---- */
 
@@ -42,6 +44,7 @@ void eng_detector_free(eng_detector *m)
     free(m->bc);
     free(m->ww);
     free(m->bw);
+    free(m->size_prior);
     free(m->recipe);
     free(m);
 }
@@ -482,10 +485,59 @@ int det_objects(const eng_detector *m, const float *heat, const float *wh, int i
     det_scale(m->letterbox, img_w, img_h, &fx, &fy);
     int n = eng_det_decode(heat, wh, DET_GRID, DET_GRID, m->ncat, DET_STRIDE, 1 / fx, 1 / fy, img_w,
                            img_h, ENG_DET_TOPK, m->min_score, m->nms_iou, out);
+    det_apply_size_prior(m, out, n, img_w, img_h);
     /* monotone: the order (and so every mAP) stays that of the peaks */
     for (int i = 0; i < n; i++)
         out[i].score = det_confidence(m, out[i].score);
     return n;
+}
+
+void det_apply_size_prior(const eng_detector *m, eng_det_object *o, int n, int img_w, int img_h)
+{
+    if (!(m->size_weight > 0) || !m->size_prior || img_w <= 0 || img_h <= 0)
+        return;
+    float a = m->size_weight, W = (float)img_w, H = (float)img_h;
+    for (int i = 0; i < n; i++) {
+        const float *p = m->size_prior + 2 * o[i].category;
+        float cx = o[i].x + o[i].w / 2, cy = o[i].y + o[i].h / 2;
+        /* a box the decoder kept is over half a pixel wide and high */
+        float w = W * expf((1 - a) * logf(o[i].w / W) + a * p[0]);
+        float h = H * expf((1 - a) * logf(o[i].h / H) + a * p[1]);
+        float x1 = fmaxf(0, cx - w / 2), x2 = fminf(W, cx + w / 2);
+        float y1 = fmaxf(0, cy - h / 2), y2 = fminf(H, cy + h / 2);
+        o[i].x = x1;
+        o[i].y = y1;
+        o[i].w = x2 - x1;
+        o[i].h = y2 - y1;
+    }
+}
+
+void det_size_prior_fit(const float *boxes, const int *cats, int nbox, int ncat, float *prior)
+{
+    double all[2] = {0, 0};
+    int nall = 0;
+    for (int c = 0; c < ncat; c++) {
+        double sum[2] = {0, 0};
+        int cnt = 0;
+        for (int b = 0; b < nbox; b++) {
+            const float *x = boxes + 4 * b;
+            if (cats[b] != c || !(x[2] > 0) || !(x[3] > 0))
+                continue;
+            sum[0] += log(x[2]);
+            sum[1] += log(x[3]);
+            cnt++;
+        }
+        all[0] += sum[0];
+        all[1] += sum[1];
+        nall += cnt;
+        prior[2 * c] = cnt ? (float)(sum[0] / cnt) : NAN;
+        prior[2 * c + 1] = cnt ? (float)(sum[1] / cnt) : NAN;
+    }
+    for (int c = 0; c < ncat; c++)
+        if (isnan(prior[2 * c])) {
+            prior[2 * c] = nall ? (float)(all[0] / nall) : 0;
+            prior[2 * c + 1] = nall ? (float)(all[1] / nall) : 0;
+        }
 }
 
 int det_view_objects(const eng_detector *m, int tile, const float *heat, const float *wh, int img_w,
@@ -507,6 +559,7 @@ int det_view_objects(const eng_detector *m, int tile, const float *heat, const f
         o.y += y0;
         o.w = fminf(o.w, (float)img_w - o.x);
         o.h = fminf(o.h, (float)img_h - o.y);
+        det_apply_size_prior(m, &o, 1, img_w, img_h); /* in the image's frame */
         float cx = (o.x + o.w / 2) / (float)img_w, cy = (o.y + o.h / 2) / (float)img_h;
         if (!(o.w > 0.5f) || !(o.h > 0.5f) || cx < core[0] || cy < core[1] ||
             (cx >= core[2] && core[2] < 1) || (cy >= core[3] && core[3] < 1))
@@ -1131,6 +1184,10 @@ eng_status eng_detector_save(const eng_detector *m, const char *path, eng_diag *
              cJSON_AddNumberToObject(tl, "span", DET_TILE_SPAN) &&
              cJSON_AddNumberToObject(tl, "whole_image", m->tile_whole);
     }
+    if (ok && m->size_weight > 0) {
+        cJSON *sp = cJSON_AddObjectToObject(pre, "size_prior");
+        ok = sp && cJSON_AddNumberToObject(sp, "weight", m->size_weight);
+    }
     if (ok && m->calibrated) {
         cJSON *cal = cJSON_AddObjectToObject(pre, "calibration");
         ok = cal && cJSON_AddNumberToObject(cal, "a", m->cal_a) &&
@@ -1143,27 +1200,36 @@ eng_status eng_detector_save(const eng_detector *m, const char *path, eng_diag *
     }
     if (s_cats && s_bbs && s_pre) {
         char version[16];
-        snprintf(version, sizeof version, "%d", m->tiles > 0 ? 2 : 1);
+        snprintf(version, sizeof version, "%d", m->size_weight > 0 ? 3 : m->tiles > 0 ? 2 : 1);
         const char *keys[] = {"format",     "kind",          "version",
                               "categories", "backbone",      "backbone_checksum",
                               "backbones",  "preprocessing", "recipe"};
         const char *vals[] = {"visionfs",     "detector", version, s_cats,           m->bb_name,
                               m->bb_checksum, s_bbs,      s_pre,   eng_det_recipe(m)};
         int64_t f = m->fdim, c = m->ncat, h = m->hidden, k = m->hidden > 0 ? h : f;
-        eng_tensor ts[8] = {
-            {ENG_F32, 3, {3, 3, f}, m->dw_cls}, {ENG_F32, 2, {k, c}, m->wc},
-            {ENG_F32, 1, {c}, m->bc},           {ENG_F32, 3, {3, 3, f}, m->dw_wh},
-            {ENG_F32, 2, {f, 4}, m->ww},        {ENG_F32, 1, {4}, m->bw},
-            {ENG_F32, 2, {f, h}, m->w1},        {ENG_F32, 1, {h}, m->b1},
+        eng_tensor ts[9] = {
+            {ENG_F32, 3, {3, 3, f}, m->dw_cls},
+            {ENG_F32, 2, {k, c}, m->wc},
+            {ENG_F32, 1, {c}, m->bc},
+            {ENG_F32, 3, {3, 3, f}, m->dw_wh},
+            {ENG_F32, 2, {f, 4}, m->ww},
+            {ENG_F32, 1, {4}, m->bw},
+            {ENG_F32, 2, {f, h}, m->w1},
+            {ENG_F32, 1, {h}, m->b1},
+            {ENG_F32, 2, {c, 2}, m->size_prior},
         };
-        const char *names[8] = {"heatmap.depthwise",     "heatmap.weight",     "heatmap.bias",
-                                "box.depthwise",         "box.weight",         "box.bias",
-                                "heatmap.hidden.weight", "heatmap.hidden.bias"};
-        const eng_tensor *tp[8];
-        int nt = m->hidden > 0 ? 8 : 6;
-        for (int i = 0; i < nt; i++)
-            tp[i] = &ts[i];
-        st = eng_modelfile_write(path, names, tp, nt, keys, vals, 9, d);
+        const char *names[9] = {"heatmap.depthwise",     "heatmap.weight",      "heatmap.bias",
+                                "box.depthwise",         "box.weight",          "box.bias",
+                                "heatmap.hidden.weight", "heatmap.hidden.bias", "box.size_prior"};
+        const eng_tensor *tp[9];
+        const char *tn[9];
+        int nt = 0;
+        for (int i = 0; i < 9; i++)
+            if ((i < 6) || (i < 8 && m->hidden > 0) || (i == 8 && m->size_weight > 0)) {
+                tn[nt] = names[i];
+                tp[nt++] = &ts[i];
+            }
+        st = eng_modelfile_write(path, tn, tp, nt, keys, vals, 9, d);
     } else {
         eng_fail(d, st, "model file: out of memory");
     }
@@ -1354,6 +1420,19 @@ eng_status eng_detector_from_file(const eng_modelfile *f, eng_detector **out, en
     m->dw_wh = copy_tensor(f, "box.depthwise", 3, f3, &st, d);
     m->ww = copy_tensor(f, "box.weight", 2, f4, &st, d);
     m->bw = copy_tensor(f, "box.bias", 1, b4, &st, d);
+    /* absent (files before version 3): the box head's sizes */
+    cJSON *sp = cJSON_GetObjectItemCaseSensitive(pre, "size_prior");
+    if (sp && st == ENG_OK) {
+        cJSON *sw = cJSON_GetObjectItemCaseSensitive(sp, "weight");
+        if (!cJSON_IsNumber(sw) || !(sw->valuedouble > 0 && sw->valuedouble <= 1)) {
+            st = eng_fail(d, ENG_EFORMAT,
+                          "model file: preprocessing \"size_prior\" needs a weight in (0, 1]");
+            goto fail;
+        }
+        int64_t c2[2] = {m->ncat, 2};
+        m->size_weight = (float)sw->valuedouble;
+        m->size_prior = copy_tensor(f, "box.size_prior", 2, c2, &st, d);
+    }
     if (st != ENG_OK)
         goto fail;
     cJSON_Delete(cats);

@@ -672,6 +672,106 @@ static void test_tiles(eng_detector *m)
     free(wh);
 }
 
+/* The box-size prior: the fit (mean log shares per category, the pooled
+ * mean for a category without boxes), a detection resized around its centre
+ * at weights 1 and 0.5 (whole image and tile views), the model file
+ * (version 3 with the prior, the lower versions without, refusals) and the
+ * ONNX export's refusal. */
+static void test_size_prior(eng_detector *m)
+{
+    /* category 0: shares 0.1 x 0.2 and 0.4 x 0.2 (geometric mean 0.2 x 0.2);
+     * category 1 has no boxes: the mean of all, 0.2 x 0.2 */
+    float boxes[8] = {0, 0, 0.1f, 0.2f, 0.5f, 0.5f, 0.4f, 0.2f};
+    int cats[2] = {0, 0};
+    float prior[2 * NC];
+    det_size_prior_fit(boxes, cats, 2, NC, prior);
+    CHECK_NEAR(expf(prior[0]), 0.2, 1e-5);
+    CHECK_NEAR(expf(prior[1]), 0.2, 1e-5);
+    CHECK_NEAR(expf(prior[2]), 0.2, 1e-5);
+    CHECK_NEAR(expf(prior[3]), 0.2, 1e-5);
+
+    float *heat = calloc((size_t)DET_CELLS * NC, sizeof *heat);
+    float *wh = calloc((size_t)DET_CELLS * 4, sizeof *wh);
+    /* a peak at input (256, 256) with an 8 px box each way: in a 1000 x 500
+     * image a 31.25 x 15.625 box centred at (500, 250) */
+    set_cell(heat, wh, DET_GRID, NC, 64, 64, 0, 0.9f, 8, 8, 8, 8);
+    float nms_was = m->nms_iou;
+    int tiles_was = m->tiles, whole_was = m->tile_whole, cal_was = m->calibrated;
+    m->nms_iou = 0.5f;
+    m->calibrated = 0;
+    m->tiles = 0;
+    eng_det_object o[ENG_DET_TOPK];
+    CHECK(det_view_objects(m, -1, heat, wh, 1000, 500, o) == 1);
+    float head_w = o[0].w, head_h = o[0].h;
+    CHECK_NEAR(head_w, 31.25, 1e-3);
+    m->size_prior = malloc(sizeof prior);
+    memcpy(m->size_prior, prior, sizeof prior);
+    m->size_weight = 1;
+    CHECK(det_view_objects(m, -1, heat, wh, 1000, 500, o) == 1);
+    CHECK_NEAR(o[0].w, 200, 1e-2); /* 0.2 of the width */
+    CHECK_NEAR(o[0].h, 100, 1e-2);
+    CHECK_NEAR(o[0].x + o[0].w / 2, 500, 1e-2);
+    CHECK_NEAR(o[0].y + o[0].h / 2, 250, 1e-2);
+    m->size_weight = 0.5f;
+    CHECK(det_view_objects(m, -1, heat, wh, 1000, 500, o) == 1);
+    CHECK_NEAR(o[0].w, sqrt(200.0 * head_w), 1e-2);
+    CHECK_NEAR(o[0].h, sqrt(100.0 * head_h), 1e-2);
+    /* a tile's detection takes the size in the image's frame: the same
+     * share of the image, whatever the tile's scale */
+    m->size_weight = 1;
+    m->tiles = DET_TILES;
+    m->tile_whole = 0;
+    int n = det_view_objects(m, 3, heat, wh, 1000, 500, o);
+    CHECK(n == 1 && fabsf(o[0].w - 200) < 1e-2f && fabsf(o[0].h - 100) < 1e-2f);
+    m->tiles = 0;
+
+    /* the file: the prior survives, version 3; without it the file keeps
+     * its lower version and loads with no prior */
+    char path[] = "/tmp/test_detect_prior_XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    eng_diag d = {{0}};
+    eng_detector *l = NULL;
+    m->size_weight = 0.5f;
+    CHECK_MSG(eng_detector_save(m, path, &d) == ENG_OK && eng_detector_load(path, &l, &d) == ENG_OK,
+              "%s", d.msg);
+    CHECK(l && l->size_weight == 0.5f && l->size_prior &&
+          memcmp(l->size_prior, prior, sizeof prior) == 0);
+    if (l) {
+        eng_det_object a[ENG_DET_TOPK], b[ENG_DET_TOPK];
+        int na = det_view_objects(m, -1, heat, wh, 1000, 500, a);
+        l->nms_iou = m->nms_iou;
+        l->calibrated = 0;
+        int nb = det_view_objects(l, -1, heat, wh, 1000, 500, b);
+        CHECK(na == nb && na == 1 && memcmp(a, b, sizeof a[0]) == 0);
+    }
+    eng_detector_free(l);
+    eng_modelfile *f = NULL;
+    CHECK(eng_modelfile_read(path, &f, &d) == ENG_OK);
+    CHECK(f && strcmp(eng_modelfile_meta(f, "version"), "3") == 0);
+    eng_modelfile_free(f);
+    uint8_t *onnx = NULL;
+    size_t len = 0;
+    CHECK(eng_detector_export_onnx(m, NULL, 0, "test", &onnx, &len, &d) == ENG_EUNSUPPORTED &&
+          onnx == NULL && strstr(d.msg, "box-size prior"));
+    m->size_weight = 0;
+    CHECK(eng_detector_save(m, path, &d) == ENG_OK && eng_detector_load(path, &l, &d) == ENG_OK);
+    CHECK(l && l->size_weight == 0 && l->size_prior == NULL);
+    eng_detector_free(l);
+    CHECK(eng_modelfile_read(path, &f, &d) == ENG_OK);
+    CHECK(f && strcmp(eng_modelfile_meta(f, "version"), "1") == 0);
+    eng_modelfile_free(f);
+    unlink(path);
+    free(m->size_prior);
+    m->size_prior = NULL;
+    m->nms_iou = nms_was;
+    m->tiles = tiles_was;
+    m->tile_whole = whole_was;
+    m->calibrated = cal_was;
+    free(heat);
+    free(wh);
+}
+
 int main(void)
 {
     test_decode();
@@ -687,6 +787,7 @@ int main(void)
         test_file(m);
         test_flip_average(m);
         test_tiles(m);
+        test_size_prior(m);
         test_draw(m);
     }
     eng_detector_free(m);
