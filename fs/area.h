@@ -150,6 +150,12 @@ int fs_store_release_reserve(void);
 /* Moves path out of the way at once (rename into STORE/.tmp) and deletes it
  * there, so a big tree disappears from the mount immediately. 0 or -errno. */
 int fs_discard_tree(const char *path);
+/* Makes s safe as one line of a log a user reads with cat or tail -f, in
+ * place and keeping its length: C0 controls (newline, carriage return,
+ * escape, ...), DEL, C1 controls (U+0080..U+009F) and bytes that are not
+ * UTF-8 become '?', so no name or URL a user wrote can start a forged
+ * entry, overwrite the line on screen or send a terminal escape. */
+void fs_line_clean(char *s);
 /* Log lines to STORE/.vfs-log from now on (enable) or to stderr. */
 void fs_log_to_store(int enable);
 /* Log a line to the daemon log (stderr with -f; STORE/.vfs-log otherwise). */

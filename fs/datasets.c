@@ -301,12 +301,13 @@ static int write_status_files(const char *name, const char *line_in, const char 
 }
 
 /* The status file's text: one line however the names in it are spelled
- * (control characters become '?'), ending in a newline, truncated to n. */
+ * (fs_line_clean), ending in a newline, truncated to n. */
 static void status_text(char *out, size_t n, const char *line)
 {
-    size_t o = 0;
-    for (const unsigned char *p = (const unsigned char *)line; *p && o + 2 < n; p++)
-        out[o++] = *p < 0x20 || *p == 0x7f ? '?' : (char)*p;
+    size_t o = strnlen(line, n - 2);
+    memcpy(out, line, o);
+    out[o] = '\0';
+    fs_line_clean(out); /* a sequence cut at n becomes '?' too */
     out[o++] = '\n';
     out[o] = '\0';
 }

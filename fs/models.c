@@ -338,9 +338,7 @@ void mdl_log(mdl *m, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
     va_end(ap);
-    for (char *c = line + n; *c; c++)
-        if (*c == '\n')
-            *c = ' ';
+    fs_line_clean(line + n); /* user text (names, URLs, messages) is in it */
     fs_store_unroot(line + n);
     size_t used = strlen(line);
     snprintf(line + used, sizeof line - used, "\n");
@@ -412,6 +410,7 @@ void mdl_slurm_summary(const mdl_slurm_view *v, char *out, size_t n)
         snprintf(out + k, n - k, ", %d other", other);
 }
 
+/* status's one line, without its newline (mdl_publish cleans and ends it) */
 static void status_line_locked(const mdl *m, char *out, size_t n)
 {
     switch (m->state) {
@@ -434,14 +433,14 @@ static void status_line_locked(const mdl *m, char *out, size_t n)
         }
         char sl[320] = "";
         mdl_slurm_summary(&m->sl[MDL_SL_TRAIN], sl, sizeof sl);
-        snprintf(out, n, "training %d%% %s%s elapsed %s budget %s%s%s\n", pct, trial, best, el, bu,
+        snprintf(out, n, "training %d%% %s%s elapsed %s budget %s%s%s", pct, trial, best, el, bu,
                  m->restarted_run ? " (restarted after an interruption)" : "", sl);
         break;
     }
     case ST_FAILED:
-        snprintf(out, n, "failed: %s: %s\n", fs_code_name(m->err_code), m->err_msg);
+        snprintf(out, n, "failed: %s: %s", fs_code_name(m->err_code), m->err_msg);
         break;
-    default: snprintf(out, n, "%s\n", state_names[m->state]);
+    default: snprintf(out, n, "%s", state_names[m->state]);
     }
 }
 
@@ -553,10 +552,15 @@ void mdl_publish(mdl *m)
     char line[1200];
     pthread_mutex_lock(&m->pub_mu);
     pthread_mutex_lock(&g_models.mu);
-    status_line_locked(m, line, sizeof line);
+    status_line_locked(m, line, sizeof line - 1);
     char *js = status_json_locked(m);
     m->last_publish = fs_now();
     pthread_mutex_unlock(&g_models.mu);
+    /* one line, however the names and messages in it are spelled */
+    fs_line_clean(line);
+    size_t used = strlen(line);
+    line[used] = '\n';
+    line[used + 1] = '\0';
     mdl_put(m, "status", line, strlen(line));
     if (js) {
         size_t n = strlen(js);

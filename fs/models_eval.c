@@ -64,9 +64,13 @@ static void ejob_status(ejob *j, fs_code code, const char *msg)
 {
     char line[1024];
     if (code)
-        snprintf(line, sizeof line, "failed: %s: %s\n", fs_code_name(code), msg);
+        snprintf(line, sizeof line - 1, "failed: %s: %s", fs_code_name(code), msg);
     else
-        snprintf(line, sizeof line, "%s\n", msg);
+        snprintf(line, sizeof line - 1, "%s", msg);
+    fs_line_clean(line); /* one line, however the names in it are spelled */
+    size_t used = strlen(line);
+    line[used] = '\n';
+    line[used + 1] = '\0';
     ejob_write(j, "status", line);
 }
 

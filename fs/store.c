@@ -314,6 +314,42 @@ void fs_log_to_store(int enable)
     pthread_mutex_unlock(&log_lock);
 }
 
+/* Length of the UTF-8 sequence at s (1-4, shortest form, no surrogates,
+ * at most U+10FFFF), or 0 when it is not one. */
+static int utf8_len(const unsigned char *s)
+{
+    unsigned c = s[0];
+    int n = c < 0x80             ? 1
+            : (c & 0xe0) == 0xc0 ? 2
+            : (c & 0xf0) == 0xe0 ? 3
+            : (c & 0xf8) == 0xf0 ? 4
+                                 : 0;
+    if (n == 0 || (n == 2 && c < 0xc2) || (n == 4 && c > 0xf4))
+        return 0;
+    for (int i = 1; i < n; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((n == 3 && c == 0xe0 && s[1] < 0xa0) || (n == 3 && c == 0xed && s[1] >= 0xa0) ||
+        (n == 4 && c == 0xf0 && s[1] < 0x90) || (n == 4 && c == 0xf4 && s[1] >= 0x90))
+        return 0;
+    return n;
+}
+
+void fs_line_clean(char *s)
+{
+    unsigned char *p = (unsigned char *)s;
+    while (*p) {
+        int n = utf8_len(p);
+        if (n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7f)) ||
+            (n == 2 && p[0] == 0xc2 && p[1] < 0xa0)) {
+            for (int i = 0; i < (n ? n : 1); i++)
+                p[i] = '?';
+            n = n ? n : 1;
+        }
+        p += n;
+    }
+}
+
 void fs_log(const char *fmt, ...)
 {
     char line[1024];
@@ -321,11 +357,7 @@ void fs_log(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    /* one entry, one line: names a user chose may hold newlines or
-     * terminal escapes, which must not forge entries or drive a terminal */
-    for (char *c = line; *c; c++)
-        if ((unsigned char)*c < 0x20 || *c == 0x7f)
-            *c = '?';
+    fs_line_clean(line);
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);

@@ -48,6 +48,15 @@ one_line() {
     [ "$(wc -l <"$1")" -eq 1 ] && ! LC_ALL=C grep -q '[[:cntrl:]]' "$1"
 }
 
+# clean_text FILE: UTF-8 whose only control character is the newline (no
+# C0 but it, no DEL, no C1 such as U+009B, the 8-bit CSI)
+clean_text() {
+    python3 -c '
+import sys, unicodedata
+t = open(sys.argv[1], "rb").read().decode("utf-8")
+sys.exit(1 if [c for c in t if c != "\n" and unicodedata.category(c) == "Cc"] else 0)' "$1"
+}
+
 # ---- the crash: 240 control characters, content not JSON ----
 mkdir "$MNT/datasets/d"
 got=$(py_write "$MNT/datasets/d" 'b"\x01" * 240 + b".json"' 'not json')
@@ -105,8 +114,35 @@ check_eq "several files: every name listed exactly" \
     "$(printf '%s\n' 'a"b.json' 'c\d.json' "$(printf 'e\001f.json')" | sort)" \
     "$(jq -r '.annotationFilesFound[]' "$MNT/datasets/multi/status.json" | sort)"
 
+# ---- a category name with a terminal escape, a C1 CSI, a carriage return
+# and a newline: a model's training fails naming it; its status stays one
+# line and its log one entry per line, with none of those characters ----
+H=$SRC/hcat
+mkdir -p "$H/images"
+for i in 1 2 3; do $MKIMG "$H/images/c$i.png" 64 64 "$i"; done
+python3 - "$H/ann.json" <<'EOF'
+import json, sys
+cats = [{"id": 1, "name": "ok"}, {"id": 2, "name": "\u001b[2J\u009b31mred\rX\n2026-01-01 forged"}]
+imgs = [{"id": i, "file_name": "images/c%d.png" % i, "width": 64, "height": 64} for i in (1, 2, 3)]
+anns = [{"id": i, "image_id": i, "category_id": 1 if i < 3 else 2, "bbox": [0, 0, 64, 64]} for i in (1, 2, 3)]
+json.dump({"images": imgs, "annotations": anns, "categories": cats}, open(sys.argv[1], "w"))
+EOF
+cp -r "$H" "$MNT/datasets/hcat"
+check "hostile category: dataset ready" wait_status "$MNT/datasets/hcat/status" "ready: 3 images" 10
+check "hostile category: dataset status is clean text" clean_text "$MNT/datasets/hcat/status"
+mkdir "$MNT/models/hm"
+echo '{"dataset": "hcat", "kind": "detector", "budget_minutes": 1}' >"$MNT/models/hm/train.json"
+check "hostile category: training fails naming the category" \
+    wait_status "$MNT/models/hm/status" "failed: datasetCorrupt: dataset \"hcat\": category" 30
+check "hostile category: model status is one line" one_line "$MNT/models/hm/status"
+check "hostile category: model status is clean text" clean_text "$MNT/models/hm/status"
+check "hostile category: model log is clean text" clean_text "$MNT/models/hm/log"
+check_eq "hostile category: no log line was forged" 0 "$(grep -c '^2026-01-01 forged' "$MNT/models/hm/log")"
+check "hostile category: status.json parses" jqe . "$MNT/models/hm/status.json"
+
 check "the daemon log holds no raw control characters (no forged entries)" \
     bash -c "! LC_ALL=C grep -q '[[:cntrl:]]' '$T/daemon.log'"
+check "the daemon log is clean text" clean_text "$T/daemon.log"
 check "daemon still mounted at the end" mountpoint -q "$MNT"
 check "good dataset untouched at the end" alive
 vfs_done
