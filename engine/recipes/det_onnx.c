@@ -14,8 +14,9 @@
  * sort) become boxes mapped to image_size and clipped; boxes under half a
  * pixel are dropped; per-category NonMaxSuppression at nms_iou; the first
  * 100 survivors in score order are the output, confidences through the
- * calibration. Outputs: boxes [N, 100, 4] (x1, y1, x2, y2), scores
- * [N, 100] (0 on padding rows), categories int64 [N, 100] (-1 on padding),
+ * calibration, boxes through the size prior when the model has one.
+ * Outputs: boxes [N, 100, 4] (x1, y1, x2, y2), scores [N, 100] (0 on
+ * padding rows), categories int64 [N, 100] (-1 on padding),
  * count int64 [N]. */
 #include "det_int.h"
 
@@ -125,6 +126,29 @@ static const char *col(onnx_b *b, const char *x, int c)
     snprintf(nm, sizeof nm, "col%d", c);
     int64_t v = c;
     return gather(b, "Gather", x, onnx_init_i64(b, nm, 0, NULL, &v), 2);
+}
+
+/* One axis of step 4b (det_apply_size_prior) on corners lo, hi of an
+ * image side `side`: the box keeps its centre and takes the size side x
+ * exp((1 - a) log(size / side) + a plog), clipped to [0, side]; the same
+ * float operations in the same order as the engine. */
+static void prior_axis(onnx_b *b, const char *lo, const char *hi, const char *side,
+                       const char *plog, float a, const char **nlo, const char **nhi)
+{
+    const char *size = onnx_bin(b, "Sub", hi, lo);
+    const char *c = onnx_bin(b, "Add", lo, onnx_bin(b, "Div", size, onnx_scalar(b, "const_2", 2)));
+    const char *t = onnx_bin(b, "Mul", onnx_scalar(b, "size_weight", a), plog);
+    if (a < 1) {
+        /* padding rows may be 0 wide: kept finite, then zeroed by the caller */
+        const char *share = onnx_bin(b, "Max", onnx_bin(b, "Div", size, side),
+                                     onnx_scalar(b, "const_tiny", 1e-30f));
+        const char *lg = onnx_opx(b, "Log", &share, 1, NULL);
+        t = onnx_bin(b, "Add", onnx_bin(b, "Mul", onnx_scalar(b, "size_keep", 1 - a), lg), t);
+    }
+    const char *e = onnx_opx(b, "Exp", &t, 1, NULL);
+    const char *hs = onnx_bin(b, "Div", onnx_bin(b, "Mul", side, e), onnx_scalar(b, "const_2", 2));
+    *nlo = onnx_bin(b, "Max", onnx_scalar(b, "const_0", 0), onnx_bin(b, "Sub", c, hs));
+    *nhi = onnx_bin(b, "Min", side, onnx_bin(b, "Add", c, hs));
 }
 
 static eng_status build(const eng_detector *m, const eng_backbone *bb, onnx_b *b, eng_diag *d)
@@ -329,6 +353,24 @@ static eng_status build(const eng_detector *m, const eng_backbone *bb, onnx_b *b
     const char *bidx =
         onnx_bin(b, "Tile", onnx_opx(b, "Unsqueeze", oi3, 2, NULL), onnx_ints(b, "rep_4", 3, rep));
     const char *ob = gather(b, "GatherElements", boxes, bidx, 1);
+    if (m->size_weight > 0 && m->size_prior) {
+        /* step 4b on the objects NMS kept: their category's row of the prior */
+        int64_t pd[2] = {m->ncat, 2};
+        const char *oc = gather(b, "GatherElements", cat, oi, 1); /* [N, 100] */
+        const char *pr =
+            gather(b, "Gather", onnx_init_f32(b, "box.size_prior", 2, pd, m->size_prior), oc, 0);
+        const char *nc[4];
+        prior_axis(b, col(b, ob, 0), col(b, ob, 2), iw, col(b, pr, 0), m->size_weight, &nc[0],
+                   &nc[2]);
+        prior_axis(b, col(b, ob, 1), col(b, ob, 3), ih, col(b, pr, 1), m->size_weight, &nc[1],
+                   &nc[3]);
+        for (int i = 0; i < 4; i++) {
+            const char *ui[2] = {nc[i], onnx_ints(b, "axes_2", 1, last)};
+            nc[i] = onnx_opx(b, "Unsqueeze", ui, 2, NULL);
+        }
+        ob = onnx_opx(b, "Concat", nc, 4, &n); /* [N, 100, 4] */
+        onnx_attr_int(b, n, "axis", 2);
+    }
     const char *okb[2] = {ok, onnx_ints(b, "axes_2", 1, last)};
     const char *w2[3] = {onnx_opx(b, "Unsqueeze", okb, 2, NULL), ob, zero};
     onnx_op(b, "Where", w2, 3, (const char *[]){"boxes"}, 1);
@@ -354,11 +396,6 @@ eng_status eng_detector_export_onnx(const eng_detector *m, eng_backbone *const *
         return eng_fail(d, ENG_EUNSUPPORTED,
                         "tiled detectors are not exportable yet (model.safetensors and predict/ "
                         "work; train without tiles for an ONNX file)");
-    if (m->size_weight > 0) /* the graph's boxes are the box head's */
-        return eng_fail(d, ENG_EUNSUPPORTED,
-                        "detectors with a box-size prior are not exportable yet "
-                        "(model.safetensors and predict/ work; train with "
-                        "VFS_DET_SIZE_PRIOR=off in the daemon's environment for an ONNX file)");
     eng_backbone *bb = NULL;
     eng_status st = det_pick_backbone(bbs, nbb, m->bb_name, m->bb_checksum, &bb, d);
     if (st != ENG_OK)

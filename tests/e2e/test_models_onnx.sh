@@ -166,6 +166,21 @@ PY
     check "detector variant: model.onnx read" cp "$MNT/models/dv/model.onnx" "$SRC/dv.onnx"
     check "detector variant: onnxruntime agrees with predict/ on 20 photos" \
         "$PYO/bin/python3" "$E2E_DIR/test_models_onnx_check.py" "$SRC/dv.onnx" "$SRC/pred_dv" "$PIX" "$SRC"/dphotos/*
+    # a detector with a box-size prior (model file version 3): the boxes of
+    # its model.onnx take the prior as predict/'s do
+    python3 "$E2E_DIR/test_models_onnx_mkmodel.py" detector-prior \
+        "$MNT/models/det/model.safetensors" "$SRC/dp.safetensors"
+    mkdir "$MNT/models/dp" "$SRC/pred_dp"
+    check "detector with a size prior (version 3) imported" cp "$SRC/dp.safetensors" "$MNT/models/dp/model.safetensors"
+    cp "$SRC"/dphotos/* "$MNT/models/dp/predict/"
+    for f in "$SRC"/dphotos/*; do
+        cat "$MNT/models/dp/predict/$(basename "$f").json" >"$SRC/pred_dp/$(basename "$f").json"
+    done
+    check "detector with a size prior: its boxes differ from the plain detector's" \
+        bash -c '! diff -q <(cat "$1"/*.json | jq -c "[.customModelResult.objectsResult.values[].boundingBox]") <(cat "$2"/*.json | jq -c "[.customModelResult.objectsResult.values[].boundingBox]") >/dev/null' _ "$SRC/pred_det" "$SRC/pred_dp"
+    check "detector with a size prior: model.onnx read" cp "$MNT/models/dp/model.onnx" "$SRC/dp.onnx"
+    check "detector with a size prior: onnxruntime agrees with predict/ on 20 photos" \
+        "$PYO/bin/python3" "$E2E_DIR/test_models_onnx_check.py" "$SRC/dp.onnx" "$SRC/pred_dp" "$PIX" "$SRC"/dphotos/*
     # a tiled detector (model file version 2) imports and predicts; its
     # export is refused with the reason in the log
     python3 "$E2E_DIR/test_models_onnx_mkmodel.py" detector-tiled \

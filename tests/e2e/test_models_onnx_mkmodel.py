@@ -19,9 +19,13 @@ backbones.
   test_models_onnx_mkmodel.py detector-tiled DETECTOR.safetensors OUT
       the trained detector as a tiled one (version 2, preprocessing.tiles:
       2 x 2 tiles and the whole image): predict/ runs it, the export refuses it
+  test_models_onnx_mkmodel.py detector-prior DETECTOR.safetensors OUT
+      the trained detector with a box-size prior (version 3,
+      preprocessing.size_prior at weight 0.5, box.size_prior: seeded
+      sizes of 8-40% of the image per category)
 Standard library only.
 """
-import json, random, struct, sys
+import json, math, random, struct, sys
 
 CATS = ["alpha", "beta", "gamma", "delta", "epsilon"]
 
@@ -96,6 +100,17 @@ def detector_tiled(src, out):
     write(out, meta, t)
 
 
+def detector_prior(src, out, rng):
+    meta, t = read(src)
+    pre = json.loads(meta["preprocessing"])
+    pre["size_prior"] = {"weight": 0.5}
+    meta["preprocessing"] = json.dumps(pre)
+    meta["version"] = "3"
+    c = len(json.loads(meta["categories"]))
+    t["box.size_prior"] = ([c, 2], [math.log(rng.uniform(0.08, 0.4)) for _ in range(2 * c)])
+    write(out, meta, t)
+
+
 def main():
     kind, bdir, out = sys.argv[1], sys.argv[2], sys.argv[3]
     rng = random.Random(7)
@@ -104,6 +119,9 @@ def main():
         return
     if kind == "detector-tiled":
         detector_tiled(bdir, out)
+        return
+    if kind == "detector-prior":
+        detector_prior(bdir, out, rng)
         return
     C = len(CATS)
     if kind == "multiview":
