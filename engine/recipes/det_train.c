@@ -21,7 +21,10 @@
  * whole image and from the tiles alone. A quarter of the images (rounded
  * up) is held out when there are at least five; with fewer (or no budget
  * left for the search) the hidden-layer heatmap is taken when the box head
- * is fine-tuned, the linear one otherwise, NMS at 0.5. The CPU budget:
+ * is fine-tuned, the linear one otherwise, NMS at 0.5, and (with fewer than
+ * five) trained on the tiles too when the objects are small, with the
+ * box-size prior when each category's boxes keep their size. Every fold's
+ * fit is also scored with the box-size prior at two weights. The CPU budget:
  * feature extraction must fit in it (else notEnoughBudget), the search
  * stops early when the rest would not fit, and each fit runs only the steps
  * its first step's cost says fit before its deadline.
@@ -1611,6 +1614,36 @@ static double size_spread(const trainer *t)
     return cnt - groups >= DET_SIZE_MIN_DOF ? sqrt(fmax(0, ss) / (double)(cnt - groups)) : INFINITY;
 }
 
+/* Without a held-out split: the tiles and the whole image, with the head
+ * search_init chose, when the objects are small (tiles_pointless: the
+ * median training box's longer side within DET_TILE_MAX_OBJECT of the
+ * image) and the budget has room for the tiles' features. With folds the
+ * tiled variant won on blood-cells (median 0.28) in 5 of 6 runs at 5
+ * shots; raccoon (0.83) never tries tiles. */
+static eng_status no_split_tiles(trainer *t, search *s, eng_diag *d)
+{
+    if (s->tiles_forced < 0)
+        return ENG_OK;
+    if (s->tiles_forced == 0 && tiles_pointless(t, 0, s->tiles_note, sizeof s->tiles_note)) {
+        logf_(t, "tiles not tried: %s", s->tiles_note);
+        return ENG_OK;
+    }
+    eng_status st = stage_tiles(t, s->tiles_forced > 0, 0, s->tiles_note, sizeof s->tiles_note, d);
+    if (st != ENG_OK)
+        return st;
+    if (!t->tiles_ready) {
+        logf_(t, "tiles not tried: %s", s->tiles_note);
+        return ENG_OK;
+    }
+    int v = s->tiles_forced > 0 ? s->tiles_forced : DET_V_TILES;
+    s->vars[v].hidden = s->vars[s->best].hidden;
+    s->vars[v].epochs = s->vars[s->best].epochs;
+    s->vars[v].lr = s->vars[s->best].lr;
+    s->best = v;
+    logf_(t, "without a held-out split, %s: the objects are small", s->vars[v].name);
+    return ENG_OK;
+}
+
 /* Stage 2: with enough images, cross-validates each variant while the
  * budget allows and picks the best pooled held-out mAP@50 (NMS off or on).
  * With too few, only the size prior's rule (DET_SIZE_STEADY). */
@@ -1631,7 +1664,7 @@ static eng_status stage_search(trainer *t, eng_detector *m, search *s, eng_diag 
                   "%.2f%s)",
                   spread, s->size_off ? "; VFS_DET_SIZE_PRIOR=off" : "");
         }
-        return ENG_OK;
+        return no_split_tiles(t, s, d);
     }
     eng_status st = search_split(t, s, d);
     if (st != ENG_OK)
