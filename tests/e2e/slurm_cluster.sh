@@ -29,6 +29,8 @@ cluster_start() {
     chmod 400 "$c/munge/munge.key"
     me=$(id -un)
     base=$((20000 + ($$ % 200) * 50))
+    # (a cluster with accounting after one without: other ports)
+    [ "$acct" = accounting ] && base=$((base + 25))
     export SLURM_CONF=$c/slurm.conf
     munged --key-file="$c/munge/munge.key" --socket="$c/munge/munge.sock" \
         --pid-file="$c/munge/munged.pid" --log-file="$c/munge/munged.log" \
