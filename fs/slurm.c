@@ -309,7 +309,7 @@ int fs_slurm_accounted(const char *jobs, int expect, double *cpu, char *err, siz
         return -1;
     }
     /* first the allocations (no '.' in JobID), then their steps */
-    int tasks = 0, ended = 1, missing = 0;
+    int tasks = 0, ended = 1, missing = 0, completed = 0;
     double sum = 0;
     for (int pass = 0; pass < 2; pass++) {
         for (char *l = out; *l;) {
@@ -327,6 +327,7 @@ int fs_slurm_accounted(const char *jobs, int expect, double *cpu, char *err, siz
                 ended = ended && fs_slurm_state_final(f[2]);
                 /* a completed task's batch step must be in too */
                 if (strncmp(f[2], "COMPLETED", 9) == 0) {
+                    completed++;
                     char batch[80];
                     snprintf(batch, sizeof batch, "%s.batch|", f[0]);
                     missing += !has_line(out, batch);
@@ -344,6 +345,13 @@ int fs_slurm_accounted(const char *jobs, int expect, double *cpu, char *err, siz
     free(out);
     if (tasks < expect || !ended || missing)
         return 1;
+    /* a process that ran uses some CPU: zero for completed tasks means Slurm
+     * does not measure it (JobAcctGatherType=jobacct_gather/none) */
+    if (completed && sum <= 0) {
+        snprintf(err, en, "it accounts 0 CPU s for %d completed task(s): no JobAcctGatherType?",
+                 completed);
+        return -1;
+    }
     *cpu = sum;
     return 0;
 }

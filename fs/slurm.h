@@ -69,7 +69,9 @@ void fs_slurm_cancel(const fs_slurm_task *tasks, int n);
  * step of each completed one; 1 when sacct answers but has not recorded all
  * of that yet (the database learns of a job's end a moment after the job
  * ends: ask again); -1 with err set when sacct cannot answer (no
- * accounting database: "Slurm accounting storage is disabled"; no sacct). */
+ * accounting database: "Slurm accounting storage is disabled"; no sacct)
+ * or accounts no CPU at all for completed tasks (a cluster that records
+ * jobs but does not measure them: JobAcctGatherType=jobacct_gather/none). */
 int fs_slurm_accounted(const char *jobs, int expect, double *cpu, char *err, size_t en);
 
 /* Seconds of sacct's time format "[D-][HH:]MM:SS[.mmm]", or -1. */

@@ -165,6 +165,7 @@ check "log: the budget counts the workers' CPU time" \
     grep -Eq "budget: [0-9.]+ of 180.0 CPU s spent by the Slurm workers" "$M/log"
 check "log: without an accounting database the workers' own count is charged" \
     grep -Eq "budget: [0-9.]+ CPU s reported by the workers \(sacct: Slurm accounting storage is disabled\)" "$M/log"
+grep -m1 "reported by the workers" "$M/log" | sed -E 's/^[^ ]+ [^ ]+ /note: no accounting: /' || true
 check "status.json has no slurm section after the run" jqe '.slurm == null' "$M/status.json"
 eval_of sl >"$T/sl.eval"
 check "same evaluation as the local executor" cmp -s "$T/ref.eval" "$T/sl.eval"
@@ -585,7 +586,7 @@ else
         grep -Eq "slurm: feature extraction \([0-9]+ images, [0-9]+ backbone\(s\)\) submitted as job array [0-9]+ \(2 tasks\)" "$A/log"
     # the line right after the extraction's: what was charged for it
     line=$(grep -A1 -E "slurm: [0-9]+ feature files computed" "$A/log" | grep "budget:" | head -n 1 || true)
-    echo "note: accounting: ${line#* * }"
+    echo "note: accounting: $(sed -E 's/^[^ ]+ [^ ]+ //' <<<"$line")"
     check "accounting: log: the extraction was charged sacct's count" \
         grep -Eq "budget: [0-9.]+ CPU s accounted by Slurm \(sacct\) for job [0-9]+ \(2 tasks; the workers report [0-9.]+\)" <<<"$line"
     acct=$(sed -E 's/.*budget: ([0-9.]+) CPU s accounted.*/\1/' <<<"$line")

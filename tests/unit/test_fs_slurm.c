@@ -3,8 +3,9 @@
  * when slurmdbd runs) and sacct's durations (fs_slurm_duration). A fake
  * `sacct` first in PATH prints a canned answer: the answer of a site with an
  * accounting database (every step summed), one whose database has not yet
- * recorded a job's end (ask again), one without a database (fall back), and
- * the arguments the daemon passed. The real sacct is in
+ * recorded a job's end (ask again), one without a database (fall back),
+ * one that records jobs without measuring them (every step at zero: fall
+ * back too), and the arguments the daemon passed. The real sacct is in
  * tests/e2e/test_slurm.sh. */
 #include "check.h"
 #include "slurm.h"
@@ -126,6 +127,16 @@ int main(void)
          0);
     CHECK(accounted("12", 2, &cpu, err, sizeof err) == 0);
     CHECK_NEAR(cpu, 2, 1e-9);
+
+    /* a database but no measurement (JobAcctGatherType=jobacct_gather/none):
+     * every step at zero, as sacct shows it there */
+    fake("1_0|00:00:00|COMPLETED\n"
+         "1_0.batch|00:00:00|COMPLETED\n"
+         "1_1|00:00:00|COMPLETED\n"
+         "1_1.batch|00:00:00|COMPLETED\n",
+         0);
+    CHECK(accounted("1", 2, &cpu, err, sizeof err) == -1);
+    CHECK_MSG(strstr(err, "0 CPU s for 2 completed task(s)") != NULL, "err: %s", err);
 
     /* no accounting database: sacct's own words, without its prefix */
     fake("sacct: error: Slurm accounting storage is disabled\n", 1);
