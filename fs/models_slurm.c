@@ -8,7 +8,10 @@
  * status.json and log, retries a task that died, and on success returns:
  * training then runs in the daemon as before and finds every feature in the
  * cache. A task that ran but left no started.I marker means the store is
- * not visible on the nodes: the run fails at once saying so.
+ * not visible on the nodes: the run fails at once saying so. The CPU an
+ * array of a training run charges to its budget is Slurm's own accounting
+ * (sacct) where an accounting database answers, else the workers' count
+ * from their done markers (charged_cpu).
  */
 #include "models_int.h"
 #include "slurm.h"
