@@ -239,7 +239,9 @@ void mdl_report_keep(eng_eval_detail **slot, const eng_eval_detail *dt);
  * backbone folders bbs[0..nb) (detector: the detection features training
  * reads) into the feature cache with a Slurm job array,
  * showing its tasks in the model's status; abort(actx) is polled (then
- * scancel). *cpu_out: the CPU seconds the workers report. 0 done; -2
+ * scancel). *cpu_out: the CPU seconds to charge (what Slurm's accounting
+ * says the jobs used when sacct answers, else what the workers report; the
+ * log says which). 0 done; -2
  * aborted; -1 failed with code and msg set. */
 int mdl_slurm_extract(mdl *m, const char *const *paths, int n, char *const *bbs, int nb,
                       int detector, int (*abort)(void *), void *actx, double *cpu_out,
@@ -267,7 +269,9 @@ int mdl_slurm_predict(mdl *m, int version, const char *const *paths, int n, int 
  * (then scancel). An eng_probs_fn's answer: 0 done; 1 not taken (an image
  * outside the store: the caller computes them); -1 failed with *st and d
  * (the first image that cannot be read, as the engine says it, or the
- * cluster's failure; ENG_EABORTED when aborted). *cpu: the workers' CPU s. */
+ * cluster's failure; ENG_EABORTED when aborted). *cpu: the workers' CPU s
+ * (slot MDL_SL_TRAIN, charged to training's budget: sacct's count when it
+ * answers, as mdl_slurm_extract). */
 int mdl_slurm_probs(mdl *m, const fs_recipe *r, int slot, const char *stage, const void *model,
                     const char *const *paths, int n, int cached, int (*abort)(void *), void *actx,
                     void (*changed)(void *cctx, const char *summary), void *cctx, float *probs,
@@ -286,8 +290,9 @@ int mdl_slurm_dets(mdl *m, const fs_recipe *r, int slot, const char *stage, cons
  * `visionfs-worker finetune`, shown in m->sl[MDL_SL_TRAIN] (stage
  * "fine-tuning") and the log; abort(actx) is polled (then scancel). An
  * eng_finetune_fn's answer: 0 with *result (malloc'd, *len bytes) and *cpu
- * (the worker's CPU s); 1 not taken (an image outside the store); -1 failed
- * with *st and d (ENG_EABORTED when aborted). */
+ * (the job's CPU s, as mdl_slurm_extract counts them); 1 not taken (an
+ * image outside the store); -1 failed with *st and d (ENG_EABORTED when
+ * aborted). */
 int mdl_slurm_finetune(mdl *m, const char *job, const char *const *paths, int n,
                        int (*abort)(void *), void *actx, void **result, size_t *len, double *cpu,
                        eng_status *st, eng_diag *d);

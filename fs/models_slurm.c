@@ -8,7 +8,10 @@
  * status.json and log, retries a task that died, and on success returns:
  * training then runs in the daemon as before and finds every feature in the
  * cache. A task that ran but left no started.I marker means the store is
- * not visible on the nodes: the run fails at once saying so.
+ * not visible on the nodes: the run fails at once saying so. The CPU an
+ * array of a training run charges to its budget is Slurm's own accounting
+ * (sacct) where an accounting database answers, else the workers' count
+ * from their done markers (charged_cpu).
  */
 #include "models_int.h"
 #include "slurm.h"
@@ -34,6 +37,10 @@
 #define MAX_TASKS 100
 /* Consecutive squeue failures (one per poll) before the run gives up. */
 #define MAX_POLL_ERRORS 30
+/* How long after an array's end sacct may take to record it (seconds), and
+ * the pause between two questions. */
+#define SACCT_WAIT 5.0
+#define SACCT_POLL 0.25
 
 /* s with every ' closed, escaped and reopened: safe inside '...' in sh. */
 static void sh_quote(FILE *f, const char *s)
@@ -224,11 +231,59 @@ static void totals(const char *dir, int ntasks, int *computed, double *cpu)
     }
 }
 
+/* What an array ran, for sacct: its job ids, comma-separated (the first
+ * submission's and every retry's; malloc'd), and the array tasks they hold
+ * (every try of every task). */
+typedef struct sl_ran {
+    char *jobs;
+    int tries;
+} sl_ran;
+
+static void sleep_for(double s)
+{
+    struct timespec ts = {(time_t)s, (long)(fmod(s, 1.0) * 1e9)};
+    nanosleep(&ts, NULL);
+}
+
+/* The CPU seconds a finished array charges to the budget: what Slurm's
+ * accounting says its jobs used (every step of every try: fs_slurm_accounted)
+ * when sacct has recorded their end within SACCT_WAIT seconds, else what its
+ * workers report in their done markers (`workers`: sites without slurmdbd).
+ * The log says which. Frees ran->jobs. */
+static double charged_cpu(mdl *m, sl_ran *ran, double workers)
+{
+    char err[400] = "";
+    double cpu = 0, t0 = fs_now();
+    int rc = -1;
+    if (ran->jobs)
+        while ((rc = fs_slurm_accounted(ran->jobs, ran->tries, &cpu, err, sizeof err)) == 1 &&
+               fs_now() - t0 < SACCT_WAIT)
+            sleep_for(SACCT_POLL);
+    if (rc == 0)
+        mdl_log(m,
+                "budget: %.1f CPU s accounted by Slurm (sacct) for job %s (%d tasks; the workers "
+                "report %.1f)",
+                cpu, ran->jobs, ran->tries, workers);
+    else if (rc == 1)
+        mdl_log(m,
+                "budget: %.1f CPU s reported by the workers (sacct had not recorded the end of "
+                "job %s after %.0f s)",
+                workers, ran->jobs, SACCT_WAIT);
+    else
+        mdl_log(m, "budget: %.1f CPU s reported by the workers (sacct: %s)", workers,
+                err[0] ? err : "out of memory");
+    free(ran->jobs);
+    ran->jobs = NULL;
+    return rc == 0 ? cpu : workers;
+}
+
 /* Runs DIR/job.sh as an array of ntasks and follows it to its end: what
- * says what it does (log lines), show 1 puts the tasks in status. 0 done;
- * -2 aborted; -1 failed with code and msg set. The caller removes dir. */
+ * says what it does (log lines), show 1 puts the tasks in status. 0 done
+ * (ran, unless NULL, says what ran: the caller frees ran->jobs); -2
+ * aborted; -1 failed with code and msg set. The caller removes dir. */
 static int run_array(mdl *m, const char *dir, int ntasks, const char *what, const sl_show *sv,
-                     int (*abort)(void *), void *actx, fs_code *code, char *msg, size_t mn)
+                     int (*abort)(void *), void *actx, sl_ran *ran, fs_code *code, char *msg,
+                     size_t mn)
 {
     const fs_slurm_config *cfg = fs_slurm();
     char script[FS_PATH_MAX + 16], outpat[FS_PATH_MAX + 32], job[48];
@@ -263,11 +318,11 @@ static int run_array(mdl *m, const char *dir, int ntasks, const char *what, cons
     }
     mdl_log(m, "slurm: %s submitted as job array %s (%d tasks)", what, job, ntasks);
     show(m, sv, job, t, ntasks);
+    char *ids = strdup(job); /* NULL (out of memory): no sacct */
+    int tries = ntasks;
     int result = 1, poll_errors = 0;
     while (result > 0) {
-        struct timespec ts = {(time_t)cfg->poll_seconds,
-                              (long)(fmod(cfg->poll_seconds, 1.0) * 1e9)};
-        nanosleep(&ts, NULL);
+        sleep_for(cfg->poll_seconds);
         if (abort(actx)) {
             fs_slurm_cancel(t, ntasks);
             mdl_log(m, "slurm: cancelled job array %s (scancel)", job);
@@ -339,6 +394,14 @@ static int run_array(mdl *m, const char *dir, int ntasks, const char *what, cons
                 mdl_log(m, "slurm: task %d (job %s_%d) ended %s%s%s%s%s; try %d of %d as job %s_%d",
                         i, k->job, i, st, k->node[0] ? " on " : "", k->node, said[0] ? ": " : "",
                         said, k->tries + 1, cfg->max_tries, nj, i);
+                size_t il = ids ? strlen(ids) : 0;
+                char *more = ids ? realloc(ids, il + strlen(nj) + 2) : NULL;
+                if (more)
+                    snprintf(more + il, strlen(nj) + 2, ",%s", nj);
+                else
+                    free(ids);
+                ids = more;
+                tries++;
                 snprintf(k->job, sizeof k->job, "%s", nj);
                 snprintf(k->state, sizeof k->state, "PENDING");
                 k->node[0] = k->reason[0] = '\0';
@@ -375,6 +438,12 @@ static int run_array(mdl *m, const char *dir, int ntasks, const char *what, cons
     show(m, sv, NULL, NULL, 0);
     free(t);
     free(final_polls);
+    if (result == 0 && ran) {
+        ran->jobs = ids;
+        ran->tries = tries;
+    } else {
+        free(ids);
+    }
     return result;
 }
 
@@ -407,13 +476,14 @@ static int extract_array(mdl *m, const char *const *paths, int n, const ex_pass 
         return -1;
     }
     sl_show sv = {MDL_SL_TRAIN, "features", NULL, NULL};
-    rc = run_array(m, dir, ntasks, what, &sv, abort, actx, code, msg, mn);
+    sl_ran ran = {NULL, 0};
+    rc = run_array(m, dir, ntasks, what, &sv, abort, actx, &ran, code, msg, mn);
     if (rc == 0) {
         int computed;
         double cpu;
         totals(dir, ntasks, &computed, &cpu);
         mdl_log(m, "slurm: %d feature files computed, %.1f CPU s on the nodes", computed, cpu);
-        *cpu_out = cpu;
+        *cpu_out = charged_cpu(m, &ran, cpu);
         *computed_out = computed;
     }
     fs_remove_tree(dir);
@@ -485,7 +555,7 @@ int mdl_slurm_predict(mdl *m, int version, const char *const *paths, int n, int 
     }
     snprintf(what, sizeof what, "prediction of %d images", n);
     sl_show sv = {-1, "", NULL, NULL};
-    return run_array(m, dir, ntasks, what, &sv, abort, actx, &code, msg, mn);
+    return run_array(m, dir, ntasks, what, &sv, abort, actx, NULL, &code, msg, mn);
 }
 
 /* The first image a worker could not read (failed.I, in shard order: the
@@ -542,7 +612,7 @@ static int read_probs(const char *dir, int ntasks, int n, int ncat, float *probs
 static int eval_array(mdl *m, const fs_recipe *r, int slot, const char *stage, const void *model,
                       const char *const *paths, int n, int cached, int (*abort)(void *), void *actx,
                       void (*changed)(void *cctx, const char *summary), void *cctx, char *dir,
-                      size_t dn, int *ntasks_out, eng_status *st, eng_diag *d)
+                      size_t dn, int *ntasks_out, sl_ran *ran, eng_status *st, eng_diag *d)
 {
     const char *root = fs_store_root();
     size_t rl = strlen(root);
@@ -586,9 +656,13 @@ static int eval_array(mdl *m, const fs_recipe *r, int slot, const char *stage, c
     snprintf(what, sizeof what, "%s (%d images)", stage, n);
     sl_show sv = {slot, stage, changed, cctx};
     fs_code code;
-    rc = run_array(m, dir, ntasks, what, &sv, abort, actx, &code, msg, sizeof msg);
+    rc = run_array(m, dir, ntasks, what, &sv, abort, actx, ran, &code, msg, sizeof msg);
     if (rc == 0 && first_failure(dir, ntasks, st, d))
         rc = -3;
+    if (rc != 0 && ran) {
+        free(ran->jobs);
+        ran->jobs = NULL;
+    }
     if (rc == -2)
         *st = eng_fail(d, ENG_EABORTED, "cancelled");
     else if (rc == -1)
@@ -608,17 +682,21 @@ int mdl_slurm_probs(mdl *m, const fs_recipe *r, int slot, const char *stage, con
     char dir[FS_PATH_MAX], msg[1024];
     int ntasks = 0;
     *cpu = 0;
+    sl_ran ran = {NULL, 0};
     int rc = eval_array(m, r, slot, stage, model, paths, n, cached, abort, actx, changed, cctx, dir,
-                        sizeof dir, &ntasks, st, d);
+                        sizeof dir, &ntasks, slot == MDL_SL_TRAIN ? &ran : NULL, st, d);
     if (rc != 0)
         return rc;
     if (read_probs(dir, ntasks, n, r->ncat(model), probs, msg, sizeof msg) != 0) {
         *st = eng_fail(d, ENG_EIO, "%s", msg);
+        free(ran.jobs);
         rc = -1;
     } else {
         int computed;
         totals(dir, ntasks, &computed, cpu);
         mdl_log(m, "slurm: %d probabilities computed, %.1f CPU s on the nodes", n, *cpu);
+        if (slot == MDL_SL_TRAIN)
+            *cpu = charged_cpu(m, &ran, *cpu);
     }
     fs_remove_tree(dir);
     return rc;
@@ -682,12 +760,14 @@ int mdl_slurm_dets(mdl *m, const fs_recipe *r, int slot, const char *stage, cons
     char dir[FS_PATH_MAX], msg[1024];
     int ntasks = 0;
     *cpu = 0;
+    sl_ran ran = {NULL, 0};
     int rc = eval_array(m, r, slot, stage, model, paths, n, 0, abort, actx, changed, cctx, dir,
-                        sizeof dir, &ntasks, st, d);
+                        sizeof dir, &ntasks, slot == MDL_SL_TRAIN ? &ran : NULL, st, d);
     if (rc != 0)
         return rc;
     if (read_dets(dir, ntasks, n, r->ncat(model), objs, nobjs, wh, msg, sizeof msg) != 0) {
         *st = eng_fail(d, ENG_EIO, "%s", msg);
+        free(ran.jobs);
         rc = -1;
     } else {
         int computed, total = 0;
@@ -695,6 +775,8 @@ int mdl_slurm_dets(mdl *m, const fs_recipe *r, int slot, const char *stage, cons
             total += nobjs[i];
         totals(dir, ntasks, &computed, cpu);
         mdl_log(m, "slurm: %d objects in %d images found, %.1f CPU s on the nodes", total, n, *cpu);
+        if (slot == MDL_SL_TRAIN)
+            *cpu = charged_cpu(m, &ran, *cpu);
     }
     fs_remove_tree(dir);
     return rc;
@@ -748,7 +830,8 @@ int mdl_slurm_finetune(mdl *m, const char *job, const char *const *paths, int n,
     cJSON_Delete(j);
     sl_show sv = {MDL_SL_TRAIN, "fine-tuning", NULL, NULL};
     fs_code code;
-    rc = run_array(m, dir, 1, what, &sv, abort, actx, &code, msg, sizeof msg);
+    sl_ran ran = {NULL, 0};
+    rc = run_array(m, dir, 1, what, &sv, abort, actx, &ran, &code, msg, sizeof msg);
     if (rc == 0) {
         snprintf(p, sizeof p, "%s/result.0", dir);
         *result = fs_read_small(p, (size_t)1 << 30, len);
@@ -761,7 +844,9 @@ int mdl_slurm_finetune(mdl *m, const char *job, const char *const *paths, int n,
         int computed;
         totals(dir, 1, &computed, cpu);
         mdl_log(m, "slurm: %s done, %.1f CPU s on the node", what, *cpu);
+        *cpu = charged_cpu(m, &ran, *cpu);
     }
+    free(ran.jobs);
     if (rc == -2)
         *st = eng_fail(d, ENG_EABORTED, "cancelled");
     else if (rc == -1)

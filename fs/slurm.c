@@ -1,5 +1,5 @@
-/* slurm.c: the Slurm executor's client side (see slurm.h): sbatch, squeue
- * and scancel run as child processes and their output parsed.
+/* slurm.c: the Slurm executor's client side (see slurm.h): sbatch, squeue,
+ * scancel and sacct run as child processes and their output parsed.
  *
  * Design: the client commands rather than libslurm: they are what every site
  * has and supports (libslurm's API changes with each release and its
@@ -228,6 +228,132 @@ void fs_slurm_cancel(const fs_slurm_task *tasks, int n)
         char out[512];
         (void)fs_slurm_run(argv, out, sizeof out);
     }
+}
+
+double fs_slurm_duration(const char *s)
+{
+    long v[4] = {0, 0, 0, 0}; /* days, hours, minutes, seconds */
+    int k = 0;
+    const char *p = s, *dash = strchr(s, '-');
+    char *e;
+    if (dash) {
+        v[0] = strtol(p, &e, 10);
+        if (e != dash || e == p)
+            return -1;
+        p = dash + 1;
+    }
+    long part[3];
+    for (;;) {
+        if (*p < '0' || *p > '9' || k == 3)
+            return -1;
+        part[k++] = strtol(p, &e, 10);
+        if (*e != ':')
+            break;
+        p = e + 1;
+    }
+    double frac = 0;
+    if (*e == '.') {
+        p = e;
+        frac = strtod(p, &e);
+    }
+    if (*e || k < 2 || (dash && k != 3))
+        return -1;
+    v[1] = k == 3 ? part[0] : 0;
+    v[2] = part[k - 2];
+    v[3] = part[k - 1];
+    return ((v[0] * 24.0 + v[1]) * 60.0 + v[2]) * 60.0 + v[3] + frac;
+}
+
+/* 1 when a line of s starts with prefix. */
+static int has_line(const char *s, const char *prefix)
+{
+    size_t pl = strlen(prefix);
+    for (const char *l = s;; l++) {
+        if (strncmp(l, prefix, pl) == 0)
+            return 1;
+        if (!(l = strchr(l, '\n')))
+            return 0;
+    }
+}
+
+int fs_slurm_accounted(const char *jobs, int expect, double *cpu, char *err, size_t en)
+{
+    *cpu = 0;
+    size_t jl = strlen(jobs) + 8;
+    char *jarg = malloc(jl);
+    size_t cap = 4096 + (size_t)(expect > 0 ? expect : 1) * 400;
+    char *out = malloc(cap);
+    if (!jarg || !out) {
+        free(jarg);
+        free(out);
+        snprintf(err, en, "out of memory");
+        return -1;
+    }
+    snprintf(jarg, jl, "--jobs=%s", jobs);
+    /* no --allocations: an allocation alone reports zero CPU (sacct(1)); its
+     * steps hold what the processes used */
+    char *argv[] = {"sacct", "--noheader", "--parsable2", jarg, "--format=JobID,TotalCPU,State",
+                    NULL};
+    int rc = fs_slurm_run(argv, out, cap);
+    if (rc != 0) {
+        char line[400];
+        last_line(out, line, sizeof line);
+        const char *l = line;
+        if (strncmp(l, "sacct: ", 7) == 0)
+            l += 7;
+        if (strncmp(l, "error: ", 7) == 0)
+            l += 7;
+        snprintf(err, en, "%s", l[0] ? l : "sacct failed");
+        free(jarg);
+        free(out);
+        return -1;
+    }
+    /* first the allocations (no '.' in JobID), then their steps */
+    int tasks = 0, ended = 1, missing = 0, completed = 0;
+    double sum = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (char *l = out; *l;) {
+            char *nl = strchr(l, '\n');
+            size_t len = nl ? (size_t)(nl - l) : strlen(l);
+            char line[256];
+            snprintf(line, sizeof line, "%.*s", (int)len, l);
+            l += len + (nl ? 1 : 0);
+            char *f[3];
+            if (fields(line, f, 3) != 3)
+                continue;
+            char *dot = strchr(f[0], '.');
+            if (pass == 0 && !dot) {
+                tasks++;
+                ended = ended && fs_slurm_state_final(f[2]);
+                /* a completed task's batch step must be in too */
+                if (strncmp(f[2], "COMPLETED", 9) == 0) {
+                    completed++;
+                    char batch[80];
+                    snprintf(batch, sizeof batch, "%s.batch|", f[0]);
+                    missing += !has_line(out, batch);
+                }
+            } else if (pass == 1 && dot) {
+                double s = fs_slurm_duration(f[1]);
+                if (s > 0)
+                    sum += s;
+            }
+        }
+        if (pass == 0 && (tasks < expect || !ended || missing))
+            break;
+    }
+    free(jarg);
+    free(out);
+    if (tasks < expect || !ended || missing)
+        return 1;
+    /* a process that ran uses some CPU: zero for completed tasks means Slurm
+     * does not measure it (JobAcctGatherType=jobacct_gather/none) */
+    if (completed && sum <= 0) {
+        snprintf(err, en, "it accounts 0 CPU s for %d completed task(s): no JobAcctGatherType?",
+                 completed);
+        return -1;
+    }
+    *cpu = sum;
+    return 0;
 }
 
 int fs_slurm_state_final(const char *s)

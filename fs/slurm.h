@@ -60,6 +60,23 @@ int fs_slurm_poll(fs_slurm_task *tasks, int n, char *err, size_t en);
 /* scancel of each distinct array job of tasks[0..n). */
 void fs_slurm_cancel(const fs_slurm_task *tasks, int n);
 
+/* Slurm's own accounting of finished jobs: jobs is a comma-separated list
+ * of array job ids ("12,15"), expect the number of array tasks they hold
+ * (every try of every task). Asks sacct for every step of every task and
+ * sums their TotalCPU (user + system seconds of each step's processes; the
+ * batch step holds the batch script, that is, the worker it execs) into
+ * *cpu. 0 when sacct lists at least `expect` tasks, all ended, and the batch
+ * step of each completed one; 1 when sacct answers but has not recorded all
+ * of that yet (the database learns of a job's end a moment after the job
+ * ends: ask again); -1 with err set when sacct cannot answer (no
+ * accounting database: "Slurm accounting storage is disabled"; no sacct)
+ * or accounts no CPU at all for completed tasks (a cluster that records
+ * jobs but does not measure them: JobAcctGatherType=jobacct_gather/none). */
+int fs_slurm_accounted(const char *jobs, int expect, double *cpu, char *err, size_t en);
+
+/* Seconds of sacct's time format "[D-][HH:]MM:SS[.mmm]", or -1. */
+double fs_slurm_duration(const char *s);
+
 /* 1 when state is final (the task will not run any more). */
 int fs_slurm_state_final(const char *state);
 

@@ -18,8 +18,9 @@ PACKAGES=(
     # test_backbone_imagenet checks the converted EfficientNet-Lite0 on them
     darknet
     # tests/e2e/test_slurm.sh runs a one-machine Slurm cluster (controller,
-    # two slurmd, munge) for the --executor slurm path
-    slurm-wlm munge
+    # two slurmd, munge) for the --executor slurm path, then one with an
+    # accounting database (slurmdbd on MariaDB) so sacct answers
+    slurm-wlm munge slurmdbd mariadb-server
     # tests/e2e/test_models_report.sh loads report.html in headless Chromium
     chromium
     # tests/e2e/lib.sh's watchdog prints a hung daemon's thread stacks

@@ -24,7 +24,12 @@
 # tasks shown in status/status.json/log, a task that fails once and is retried,
 # a worker that cannot see the store, cancellation (rm train.json ->
 # scancel), and a slurmd killed while its tasks run (the model finishes or
-# fails clearly; no half-written cache file).
+# fails clearly; no half-written cache file). Then a second cluster with
+# accounting (MariaDB and slurmdbd of its own, in the temp dir): a
+# classifier's feature extraction array charged to its budget with the CPU
+# time sacct accounts (the first cluster has no database: the workers' own
+# count is charged). That part is skipped with a note when slurmdbd or
+# mariadb-server is missing, unless VFS_REQUIRE_SLURM is set.
 #
 # Skips (77) when slurmctld is not installed, unless VFS_REQUIRE_SLURM is
 # set (then it fails). scripts/install-deps.sh installs slurm-wlm and munge.
@@ -158,6 +163,9 @@ check "log: training found the features in the cache" \
     grep -Eq "features [^:]+: ([0-9]+) images \(\1 from cache\)" "$M/log"
 check "log: the budget counts the workers' CPU time" \
     grep -Eq "budget: [0-9.]+ of 180.0 CPU s spent by the Slurm workers" "$M/log"
+check "log: without an accounting database the workers' own count is charged" \
+    grep -Eq "budget: [0-9.]+ CPU s reported by the workers \(sacct: Slurm accounting storage is disabled\)" "$M/log"
+grep -m1 "reported by the workers" "$M/log" | sed -E 's/^[^ ]+ [^ ]+ /note: no accounting: /' || true
 check "status.json has no slurm section after the run" jqe '.slurm == null' "$M/status.json"
 eval_of sl >"$T/sl.eval"
 check "same evaluation as the local executor" cmp -s "$T/ref.eval" "$T/sl.eval"
@@ -555,4 +563,42 @@ for d, _, fs in os.walk(sys.argv[1]):
         assert magic == 0x31434656 and len(b) == 12 + klen + 4 * dim, f
 EOF
 vfs_umount
+
+# ---- a cluster with accounting: the budget charged with sacct's count ------------
+if ! cluster_has_accounting; then
+    if [ -n "${VFS_REQUIRE_SLURM:-}" ]; then
+        bad "accounting: slurmdbd or mariadb-server missing (apt-get install slurmdbd mariadb-server)"
+    else
+        echo "note: slurmdbd or mariadb-server not installed: the accounting part is skipped"
+    fi
+else
+    cluster_stop
+    t_acct=$SECONDS
+    check "accounting: cluster up with MariaDB and slurmdbd" cluster_start "$T/cluster-acct" accounting
+    check "accounting: sacct answers" sacct --noheader -j 1
+    rm -rf "$STORE/models/.vfs-cache" # the array must compute the features
+    vfs_mount --executor slurm --slurm-tasks 2 --slurm-args "--cpus-per-task=1"
+    A=$MNT/models/acct
+    mkdir "$A"
+    echo '{"dataset": "train", "budget_minutes": 1}' >"$A/train.json"
+    check "accounting: trained" wait_status "$A/status" succeeded 240
+    check "accounting: features from a 2-task array" \
+        grep -Eq "slurm: feature extraction \([0-9]+ images, [0-9]+ backbone\(s\)\) submitted as job array [0-9]+ \(2 tasks\)" "$A/log"
+    # the line right after the extraction's: what was charged for it
+    line=$(grep -A1 -E "slurm: [0-9]+ feature files computed" "$A/log" | grep "budget:" | head -n 1 || true)
+    echo "note: accounting: $(sed -E 's/^[^ ]+ [^ ]+ //' <<<"$line")"
+    check "accounting: log: the extraction was charged sacct's count" \
+        grep -Eq "budget: [0-9.]+ CPU s accounted by Slurm \(sacct\) for job [0-9]+ \(2 tasks; the workers report [0-9.]+\)" <<<"$line"
+    acct=$(sed -E 's/.*budget: ([0-9.]+) CPU s accounted.*/\1/' <<<"$line")
+    workers=$(sed -E 's/.*the workers report ([0-9.]+)\).*/\1/' <<<"$line")
+    check "accounting: sacct's figure is plausible (> 0, within 25% + 1 s of the workers' $workers)" \
+        python3 -c 'import sys; a, w = map(float, sys.argv[1:]); sys.exit(not (a > 0 and abs(a - w) <= 0.25 * w + 1))' \
+        "${acct:-0}" "${workers:-0}"
+    check "accounting: the search's budget is what sacct counted" \
+        grep -Eq "budget: ${acct:-x} of 60.0 CPU s spent by the Slurm workers" "$A/log"
+    check "accounting: sacct lists the array's tasks" \
+        test "$(sacct --noheader -X --parsable2 --name=vfs-acct -o JobID | grep -c _)" -ge 2
+    vfs_umount
+    echo "note: accounting part took $((SECONDS - t_acct)) s"
+fi
 vfs_done
