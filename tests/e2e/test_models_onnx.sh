@@ -153,34 +153,31 @@ PY
     check "detector: model.onnx read" cp "$MNT/models/det/model.onnx" "$SRC/det.onnx"
     check "detector: onnxruntime agrees with predict/ on 20 photos" \
         "$PYO/bin/python3" "$E2E_DIR/test_models_onnx_check.py" "$SRC/det.onnx" "$SRC/pred_det" "$PIX" "$SRC"/dphotos/*
+    # onnx_detector KIND NAME WHAT: the trained detector rewritten by
+    # test_models_onnx_mkmodel.py KIND, imported as models/NAME, its
+    # predict/ answers on the photos in $SRC/pred_NAME, and ONNX Runtime
+    # checked against them
+    onnx_detector() {
+        python3 "$E2E_DIR/test_models_onnx_mkmodel.py" "$1" \
+            "$MNT/models/det/model.safetensors" "$SRC/$2.safetensors"
+        mkdir "$MNT/models/$2" "$SRC/pred_$2"
+        check "$3: imported" cp "$SRC/$2.safetensors" "$MNT/models/$2/model.safetensors"
+        cp "$SRC"/dphotos/* "$MNT/models/$2/predict/"
+        for f in "$SRC"/dphotos/*; do
+            cat "$MNT/models/$2/predict/$(basename "$f").json" >"$SRC/pred_$2/$(basename "$f").json"
+        done
+        check "$3: model.onnx read" cp "$MNT/models/$2/model.onnx" "$SRC/$2.onnx"
+        check "$3: onnxruntime agrees with predict/ on 20 photos" \
+            "$PYO/bin/python3" "$E2E_DIR/test_models_onnx_check.py" "$SRC/$2.onnx" "$SRC/pred_$2" "$PIX" "$SRC"/dphotos/*
+    }
     # the other branches: letterbox, no flip averaging, no NMS, no
     # calibration, no hidden layer (100 objects per photo)
-    python3 "$E2E_DIR/test_models_onnx_mkmodel.py" detector-variant \
-        "$MNT/models/det/model.safetensors" "$SRC/dv.safetensors"
-    mkdir "$MNT/models/dv" "$SRC/pred_dv"
-    check "detector variant imported" cp "$SRC/dv.safetensors" "$MNT/models/dv/model.safetensors"
-    cp "$SRC"/dphotos/* "$MNT/models/dv/predict/"
-    for f in "$SRC"/dphotos/*; do
-        cat "$MNT/models/dv/predict/$(basename "$f").json" >"$SRC/pred_dv/$(basename "$f").json"
-    done
-    check "detector variant: model.onnx read" cp "$MNT/models/dv/model.onnx" "$SRC/dv.onnx"
-    check "detector variant: onnxruntime agrees with predict/ on 20 photos" \
-        "$PYO/bin/python3" "$E2E_DIR/test_models_onnx_check.py" "$SRC/dv.onnx" "$SRC/pred_dv" "$PIX" "$SRC"/dphotos/*
+    onnx_detector detector-variant dv "detector variant"
     # a detector with a box-size prior (model file version 3): the boxes of
     # its model.onnx take the prior as predict/'s do
-    python3 "$E2E_DIR/test_models_onnx_mkmodel.py" detector-prior \
-        "$MNT/models/det/model.safetensors" "$SRC/dp.safetensors"
-    mkdir "$MNT/models/dp" "$SRC/pred_dp"
-    check "detector with a size prior (version 3) imported" cp "$SRC/dp.safetensors" "$MNT/models/dp/model.safetensors"
-    cp "$SRC"/dphotos/* "$MNT/models/dp/predict/"
-    for f in "$SRC"/dphotos/*; do
-        cat "$MNT/models/dp/predict/$(basename "$f").json" >"$SRC/pred_dp/$(basename "$f").json"
-    done
+    onnx_detector detector-prior dp "detector with a size prior (version 3)"
     check "detector with a size prior: its boxes differ from the plain detector's" \
         bash -c '! diff -q <(cat "$1"/*.json | jq -c "[.customModelResult.objectsResult.values[].boundingBox]") <(cat "$2"/*.json | jq -c "[.customModelResult.objectsResult.values[].boundingBox]") >/dev/null' _ "$SRC/pred_det" "$SRC/pred_dp"
-    check "detector with a size prior: model.onnx read" cp "$MNT/models/dp/model.onnx" "$SRC/dp.onnx"
-    check "detector with a size prior: onnxruntime agrees with predict/ on 20 photos" \
-        "$PYO/bin/python3" "$E2E_DIR/test_models_onnx_check.py" "$SRC/dp.onnx" "$SRC/pred_dp" "$PIX" "$SRC"/dphotos/*
     # a tiled detector (model file version 2) imports and predicts; its
     # export is refused with the reason in the log
     python3 "$E2E_DIR/test_models_onnx_mkmodel.py" detector-tiled \
