@@ -8,7 +8,7 @@ time next to Azure Image Analysis 4.0's published averages.
 
   bench/fewshot_det.py run [--bin build/visionfs] [--datasets raccoon,blood-cells]
                            [--k 2,3,5,10,0] [--seeds 0,1,2] [--budget 5] [--out res.jsonl]
-  bench/fewshot_det.py engine [--build build] [--datasets ...] [--k ...] [--seeds ...]
+  bench/fewshot_det.py engine [--build build] [--datasets ...] [--k ...] [--seeds ...] [--budget 5]
                               [--cache DIR] [--threads 1] [--out res.jsonl]
   bench/fewshot_det.py table res.jsonl
 
@@ -81,14 +81,15 @@ def engine(args):
                 t0 = time.time()
                 p = subprocess.run([exe, root, sub, os.path.join(root, "test.json"), "--cache",
                                     args.cache, "--seed", str(seed), "--threads",
-                                    str(args.threads)], capture_output=True, text=True)
+                                    str(args.threads), "--budget-min", str(args.budget)],
+                               capture_output=True, text=True)
                 if p.returncode != 0:
                     res = {"dataset": ds, "k": k, "seed": seed, "error": p.stderr[-500:]}
                 else:
                     ev = json.loads(p.stdout.strip().splitlines()[-1])
                     m = ev["meanAveragePrecision50"]
                     res = {"dataset": ds, "k": k, "seed": seed, "train_images": ev["train_images"],
-                           "reported_map50": m, "measured_map50": m,
+                           "budget_min": args.budget, "reported_map50": m, "measured_map50": m,
                            "train_s": round(ev["wall_s"], 1),
                            "cpu_min": ev["trainingCostInMinutes"],
                            "recipe": ev.get("recipe")}
@@ -143,6 +144,7 @@ def main():
     e.add_argument("--seeds", default="0,1,2")
     e.add_argument("--cache", default=os.path.join(tempfile_dir(), "fewshot_det_cache"))
     e.add_argument("--threads", type=int, default=1)
+    e.add_argument("--budget", type=float, default=5, help="CPU minutes (bench_fewshot_det --budget-min)")
     e.add_argument("--out")
     t = sp.add_parser("table")
     t.add_argument("path")
