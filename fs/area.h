@@ -150,12 +150,18 @@ int fs_store_release_reserve(void);
 /* Moves path out of the way at once (rename into STORE/.tmp) and deletes it
  * there, so a big tree disappears from the mount immediately. 0 or -errno. */
 int fs_discard_tree(const char *path);
-/* Makes s safe as one line of a log a user reads with cat or tail -f, in
- * place and keeping its length: C0 controls (newline, carriage return,
- * escape, ...), DEL, C1 controls (U+0080..U+009F) and bytes that are not
- * UTF-8 become '?', so no name or URL a user wrote can start a forged
- * entry, overwrite the line on screen or send a terminal escape. */
-void fs_line_clean(char *s);
+/* Copies in to out (n bytes, n >= 1) as text safe to show as one line of a
+ * log or status file a user reads with cat, less or tail -f: C0 controls
+ * (newline, carriage return, escape, tab, ...), DEL, C1 controls
+ * (U+0080..U+009F), U+2028, U+2029 and every byte that is not UTF-8 are
+ * written as \xNN, one escape per byte, so no name or URL a user wrote
+ * can start a forged entry, overwrite the line on screen or send a
+ * terminal escape, and the bytes can still be read. Other UTF-8 text is
+ * kept, backslashes too (coco's messages escape controls the same way
+ * already; a literal "\x0A" in a name stays four harmless characters).
+ * Never cuts an escape or a character: what does not fit is left out.
+ * Returns the length written. */
+size_t fs_line_escape(char *out, size_t n, const char *in);
 /* Log lines to STORE/.vfs-log from now on (enable) or to stderr. */
 void fs_log_to_store(int enable);
 /* Log a line to the daemon log (stderr with -f; STORE/.vfs-log otherwise). */

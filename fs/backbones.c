@@ -158,7 +158,10 @@ static void backbone_status_line(const char *name, const char *dir, char *out, s
             snprintf(tail, sizeof tail, "%s", at + strlen(dir));
             snprintf(at, sizeof msg - (size_t)(at - msg), "backbones/%s%s", name, tail);
         }
-        snprintf(out, n, "invalid: %s\n", msg);
+        /* the message quotes the folder's files: one line, escaped */
+        size_t o = (size_t)snprintf(out, n, "invalid: ");
+        o += fs_line_escape(out + o, n - o - 1, msg);
+        snprintf(out + o, n - o, "\n");
         return;
     }
     const eng_backbone_info *in = eng_backbone_get_info(bb);
@@ -182,7 +185,7 @@ static void status_update(const char *name, const char *dir)
         c = c->next;
     if (c && strcmp(c->sig, sig) == 0 && stat(path, &st) == 0)
         return;
-    char line[700];
+    char line[2500];
     backbone_status_line(name, dir, line, sizeof line);
     if (strcmp(dir, store) != 0 && mkdir(store, 0755) != 0 && errno != EEXIST)
         return;

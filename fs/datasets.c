@@ -301,13 +301,10 @@ static int write_status_files(const char *name, const char *line_in, const char 
 }
 
 /* The status file's text: one line however the names in it are spelled
- * (fs_line_clean), ending in a newline, truncated to n. */
+ * (fs_line_escape), ending in a newline, truncated to n. */
 static void status_text(char *out, size_t n, const char *line)
 {
-    size_t o = strnlen(line, n - 2);
-    memcpy(out, line, o);
-    out[o] = '\0';
-    fs_line_clean(out); /* a sequence cut at n becomes '?' too */
+    size_t o = fs_line_escape(out, n - 1, line);
     out[o++] = '\n';
     out[o] = '\0';
 }
@@ -322,7 +319,7 @@ static int write_status_files_raw(const char *name, const char *line, const char
     int rc = fs_write_atomic(path, json, strlen(json));
     if (rc)
         return rc;
-    char text[600];
+    char text[1200];
     status_text(text, sizeof text, line);
     if (snprintf(path, sizeof path, "%s/status", dir) >= (int)sizeof path)
         return -ENAMETOOLONG;
@@ -1264,7 +1261,7 @@ static int ds_validate_write(const char *rel, const char *tmp_path, char *why, s
                kept ? " (the previous annotation file is kept)" : "");
         /* no good file yet: say it at once, whatever the verifier is doing
          * (with one, the status line stays what that file makes it) */
-        char line[600], text[600];
+        char line[600], text[1200];
         snprintf(line, sizeof line, "invalid: datasetAnnotationsInvalid: %.500s", msg);
         status_text(text, sizeof text, line);
         char dir[FS_PATH_MAX], path[FS_PATH_MAX];

@@ -329,17 +329,18 @@ void mdl_mkdir(mdl *m, const char *sub)
 /* Appends one timestamped line to the model's log. */
 void mdl_log(mdl *m, const char *fmt, ...)
 {
-    char line[1200], path[FS_PATH_MAX];
+    char raw[1200], line[2400], path[FS_PATH_MAX];
     time_t t = time(NULL);
     struct tm tm;
     gmtime_r(&t, &tm);
     size_t n = strftime(line, sizeof line, "%Y-%m-%d %H:%M:%S ", &tm);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line + n, sizeof line - n - 1, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
-    fs_line_clean(line + n); /* user text (names, URLs, messages) is in it */
-    fs_store_unroot(line + n);
+    fs_store_unroot(raw);
+    /* user text (names, URLs, messages) is in it: one line, escaped */
+    fs_line_escape(line + n, sizeof line - n - 1, raw);
     size_t used = strlen(line);
     snprintf(line + used, sizeof line - used, "\n");
     pthread_rwlock_rdlock(&m->files);
@@ -549,15 +550,15 @@ static char *status_json_locked(const mdl *m)
 /* Rewrites status and status.json from the record. */
 void mdl_publish(mdl *m)
 {
-    char line[1200];
+    char raw[1200], line[2400];
     pthread_mutex_lock(&m->pub_mu);
     pthread_mutex_lock(&g_models.mu);
-    status_line_locked(m, line, sizeof line - 1);
+    status_line_locked(m, raw, sizeof raw);
     char *js = status_json_locked(m);
     m->last_publish = fs_now();
     pthread_mutex_unlock(&g_models.mu);
     /* one line, however the names and messages in it are spelled */
-    fs_line_clean(line);
+    fs_line_escape(line, sizeof line - 1, raw);
     size_t used = strlen(line);
     line[used] = '\n';
     line[used + 1] = '\0';

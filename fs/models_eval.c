@@ -62,12 +62,13 @@ static void ejob_write(ejob *j, const char *file, const char *text)
 
 static void ejob_status(ejob *j, fs_code code, const char *msg)
 {
-    char line[1024];
+    char raw[1024], line[2048];
     if (code)
-        snprintf(line, sizeof line - 1, "failed: %s: %s", fs_code_name(code), msg);
+        snprintf(raw, sizeof raw, "failed: %s: %s", fs_code_name(code), msg);
     else
-        snprintf(line, sizeof line - 1, "%s", msg);
-    fs_line_clean(line); /* one line, however the names in it are spelled */
+        snprintf(raw, sizeof raw, "%s", msg);
+    /* one line, however the names in it are spelled */
+    fs_line_escape(line, sizeof line - 1, raw);
     size_t used = strlen(line);
     line[used] = '\n';
     line[used + 1] = '\0';

@@ -335,29 +335,45 @@ static int utf8_len(const unsigned char *s)
     return n;
 }
 
-void fs_line_clean(char *s)
+size_t fs_line_escape(char *out, size_t n, const char *in)
 {
-    unsigned char *p = (unsigned char *)s;
+    static const char hex[] = "0123456789ABCDEF";
+    size_t o = 0;
+    const unsigned char *p = (const unsigned char *)in;
     while (*p) {
-        int n = utf8_len(p);
-        if (n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7f)) ||
-            (n == 2 && p[0] == 0xc2 && p[1] < 0xa0)) {
-            for (int i = 0; i < (n ? n : 1); i++)
-                p[i] = '?';
-            n = n ? n : 1;
+        int k = utf8_len(p);
+        int esc = k == 0 || (k == 1 && (*p < 0x20 || *p == 0x7f)) ||
+                  (k == 2 && p[0] == 0xc2 && p[1] < 0xa0) || /* C1 */
+                  (k == 3 && p[0] == 0xe2 && p[1] == 0x80 && (p[2] == 0xa8 || p[2] == 0xa9));
+        if (k == 0)
+            k = 1; /* a byte that starts no character: escape it alone */
+        size_t need = esc ? 4 * (size_t)k : (size_t)k;
+        if (o + need >= n)
+            break;
+        for (int i = 0; i < k; i++) {
+            if (esc) {
+                out[o++] = '\\';
+                out[o++] = 'x';
+                out[o++] = hex[p[i] >> 4];
+                out[o++] = hex[p[i] & 15];
+            } else {
+                out[o++] = (char)p[i];
+            }
         }
-        p += n;
+        p += k;
     }
+    out[o] = '\0';
+    return o;
 }
 
 void fs_log(const char *fmt, ...)
 {
-    char line[1024];
+    char raw[1024], line[4096];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line, sizeof line, fmt, ap);
+    vsnprintf(raw, sizeof raw, fmt, ap);
     va_end(ap);
-    fs_line_clean(line);
+    fs_line_escape(line, sizeof line, raw);
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);

@@ -57,6 +57,18 @@ t = open(sys.argv[1], "rb").read().decode("utf-8")
 sys.exit(1 if [c for c in t if c != "\n" and unicodedata.category(c) == "Cc"] else 0)' "$1"
 }
 
+# wait_grep SECONDS TEXT FILE: until FILE holds the fixed string TEXT
+wait_grep() {
+    local n=$(($1 * 10))
+    while [ $n -gt 0 ]; do
+        grep -qF "$2" "$3" && return 0
+        sleep 0.1
+        n=$((n - 1))
+    done
+    echo "timeout waiting for \"$2\" in $3"
+    return 1
+}
+
 # ---- the crash: 240 control characters, content not JSON ----
 mkdir "$MNT/datasets/d"
 got=$(py_write "$MNT/datasets/d" 'b"\x01" * 240 + b".json"' 'not json')
@@ -139,6 +151,57 @@ check "hostile category: model status is clean text" clean_text "$MNT/models/hm/
 check "hostile category: model log is clean text" clean_text "$MNT/models/hm/log"
 check_eq "hostile category: no log line was forged" 0 "$(grep -c '^2026-01-01 forged' "$MNT/models/hm/log")"
 check "hostile category: status.json parses" jqe . "$MNT/models/hm/status.json"
+HCAT_ESC='\x1B[2J\xC2\x9B31mred\x0DX\x0A2026-01-01 forged'
+check "hostile category: model status shows the name with its bytes escaped" \
+    grep -qF "$HCAT_ESC" "$MNT/models/hm/status"
+check_eq "hostile category: the model log has one line naming it, bytes escaped" 1 \
+    "$(grep -cF "$HCAT_ESC" "$MNT/models/hm/log")"
+
+# ---- URLs (COCO absolute_url) a user wrote reach status and the daemon
+# log: one with a C1 CSI (U+009B), U+2028 and invalid UTF-8 is fetched and
+# fails (nothing listens on port 9): its log line shows those bytes as
+# \xNN; one with a newline followed by a forged entry and a terminal escape
+# is refused: the dataset's status stays one line, escaped ----
+mkdir "$MNT/datasets/url1" "$MNT/datasets/url2"
+# url_coco FILE URL_BYTES_EXPR: a one-image COCO file whose absolute_url is
+# the Python bytes expression, written as raw bytes (JSON escapes for C0)
+url_coco() {
+    python3 - "$1" "$2" <<'EOF2'
+import sys
+url = eval(sys.argv[2])
+esc = b"".join(b"\\u%04x" % c if c < 0x20 else b"\\\\" if c == 0x5c else bytes([c]) for c in url)
+doc = (b'{"images": [{"id": 1, "width": 64, "height": 64, "file_name": "u.png", '
+       b'"absolute_url": "' + esc + b'"}], "annotations": [{"id": 1, "image_id": 1, '
+       b'"category_id": 1}], "categories": [{"id": 1, "name": "a"}]}')
+open(sys.argv[1], "wb").write(doc)
+EOF2
+}
+url_coco "$MNT/datasets/url1/ann.json" 'b"http://127.0.0.1:9/a\xc2\x9b31m\xe2\x80\xa8\xff.png"'
+URL_ESC='http://127.0.0.1:9/a\xC2\x9B31m\xE2\x80\xA8\xFF.png'
+check "hostile URL: the failed download is logged, bytes escaped" \
+    wait_grep 30 "fetch: \"$URL_ESC\" failed" "$T/daemon.log"
+check_eq "hostile URL: exactly one log line names it" 1 "$(grep -cF "$URL_ESC" "$T/daemon.log")"
+check_eq "hostile URL: no other log line holds its path" 1 "$(grep -c '127.0.0.1:9/a' "$T/daemon.log")"
+check "hostile URL: dataset status is one line" one_line "$MNT/datasets/url1/status"
+check "hostile URL: dataset status is clean text" clean_text "$MNT/datasets/url1/status"
+check "hostile URL: status.json parses" jqe . "$MNT/datasets/url1/status.json"
+url_coco "$MNT/datasets/url2/ann.json" \
+    'b"http://127.0.0.1:9/b\n2026-01-01T00:00:00Z visionfs: forged\x1b[31m\xe2\x80\xa9\xfe.png"'
+check "hostile URL with a newline: refused in status" \
+    wait_status "$MNT/datasets/url2/status" "invalid: DatasetInvalidAnnotationUri" 10
+check "hostile URL with a newline: status is one line" one_line "$MNT/datasets/url2/status"
+check "hostile URL with a newline: status is clean text" clean_text "$MNT/datasets/url2/status"
+check "hostile URL with a newline: status shows the bytes escaped" grep -qF \
+    '9/b\x0a2026-01-01T00:00:00Z visionfs: forged\x1b[31m\xE2\x80\xA9\xFE.png' "$MNT/datasets/url2/status"
+check_eq "hostile URL with a newline: no forged log entry" 0 \
+    "$(grep -c '^2026-01-01T00:00:00Z visionfs: forged' "$T/daemon.log")"
+
+# ---- the refused annotation file named with a newline (h7 above): its
+# daemon log line shows the name escaped ----
+check "hostile file name: the refusal is logged with the name escaped" \
+    grep -qF 'dataset "h7": "new\x0Aline.json" refused' "$T/daemon.log"
+check_eq "hostile file name: no log line starts with what followed the newline" 0 \
+    "$(grep -c '^line.json' "$T/daemon.log")"
 
 check "the daemon log holds no raw control characters (no forged entries)" \
     bash -c "! LC_ALL=C grep -q '[[:cntrl:]]' '$T/daemon.log'"
