@@ -873,8 +873,12 @@ static void job_finish(fetch_job *j, const char *reason, touch_list *touch)
     }
     j->state = JOB_FAILED;
     j->error = reason;
-    pthread_mutex_unlock(&fetch_lock);
+    /* a failed job is the table's once the lock is let go: an rm -r of its
+     * dataset (fs_fetch_cancel), a new annotation file (fs_fetch_forget_failed)
+     * or another url for its file (fs_fetch_image) frees it, so its owner
+     * is copied now */
     touch_add(touch, j->owner);
+    pthread_mutex_unlock(&fetch_lock);
 }
 
 /* A transfer completed (curl says how). */

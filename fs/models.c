@@ -136,6 +136,13 @@ int mdl_path_locked(const mdl *m, const char *sub, char *out, size_t n)
     return fs_store_path(out, n, "models", rel);
 }
 
+void mdl_name_copy(mdl *m, char *out, size_t n)
+{
+    pthread_mutex_lock(&g_models.mu);
+    snprintf(out, n, "%s", m->name);
+    pthread_mutex_unlock(&g_models.mu);
+}
+
 int mdl_path(mdl *m, const char *sub, char *out, size_t n)
 {
     pthread_mutex_lock(&g_models.mu);
@@ -651,8 +658,11 @@ srv *srv_get(mdl *m, fs_recipe_err *why)
     srv *s = st == FS_RECIPE_OK ? srv_new(model) : NULL;
     if (st == FS_RECIPE_OK && !s)
         snprintf(why->msg, sizeof why->msg, "out of memory");
-    if (!s)
-        fs_log("model \"%s\": cannot load model.safetensors: %s", m->name, why->msg);
+    if (!s) {
+        char name[FS_TRQ_NAME_MAX + 1];
+        mdl_name_copy(m, name, sizeof name);
+        fs_log("model \"%s\": cannot load model.safetensors: %s", name, why->msg);
+    }
 
     pthread_mutex_lock(&g_models.mu);
     m->loading = 0;

@@ -479,6 +479,7 @@ static void models_committed(const char *rel)
         }
     } else if (strcmp(sub, "model.safetensors") == 0) {
         srv *old = NULL;
+        char kind[16] = "", about[sizeof old->about] = "";
         pthread_mutex_lock(&g_models.mu);
         srv *s = m->import_pending;
         m->import_pending = NULL;
@@ -490,6 +491,10 @@ static void models_committed(const char *rel)
             m->served_version = 0;
             m->state = ST_SUCCEEDED;
             snprintf(m->kind, sizeof m->kind, "%s", s->recipe->kind);
+            /* s is the record's once the lock is let go: a second import or
+             * a training that succeeds meanwhile frees it */
+            snprintf(kind, sizeof kind, "%s", s->recipe->kind);
+            snprintf(about, sizeof about, "%s", s->about);
         }
         pthread_mutex_unlock(&g_models.mu);
         srv_free(old);
@@ -499,7 +504,7 @@ static void models_committed(const char *rel)
             mdl_persist(m);
             mdl_publish(m);
             mdl_onnx_reset(m);
-            mdl_log(m, "imported model.safetensors (%s, %s)", s->recipe->kind, s->about);
+            mdl_log(m, "imported model.safetensors (%s, %s)", kind, about);
         }
     } else if (strncmp(sub, "predict/", 8) == 0 && !mdl_result_suffix(sub)) {
         mdl_predict_queue(m, sub);

@@ -140,8 +140,9 @@ static void ejob_run(void *arg)
     } else if (view->nimages == 0) {
         ejob_status(j, FS_CODE_DATASET_EMPTY, "the dataset has no images");
     } else if (!fs_recipe_accepts(s->recipe, view->detection)) {
-        char msg[400];
-        snprintf(msg, sizeof msg, "model \"%s\" is a %s; dataset \"%s\" is a %s dataset", m->name,
+        char msg[400], name[FS_TRQ_NAME_MAX + 1];
+        mdl_name_copy(m, name, sizeof name);
+        snprintf(msg, sizeof msg, "model \"%s\" is a %s; dataset \"%s\" is a %s dataset", name,
                  s->recipe->kind, j->e->ds, fs_recipe_data_name(view->detection));
         ejob_status(j, FS_CODE_INCORRECT_MODEL_KIND, msg);
     } else {
@@ -160,8 +161,9 @@ static void ejob_run(void *arg)
             ejob_write(j, "metrics.json", metrics);
             ejob_write(j, "predictions.json", preds);
             /* built while the dataset's images are still at hand */
-            char title[FS_PATH_MAX], dir[FS_PATH_MAX];
-            snprintf(title, sizeof title, "Model %s on dataset %s", m->name, j->e->ds);
+            char title[FS_PATH_MAX], dir[FS_PATH_MAX], name[FS_TRQ_NAME_MAX + 1];
+            mdl_name_copy(m, name, sizeof name);
+            snprintf(title, sizeof title, "Model %s on dataset %s", name, j->e->ds);
             snprintf(dir, sizeof dir, "evaluations/%s", j->e->ds);
             mdl_report rep;
             mdl_report_build(m, j->detail, metrics, title, &rep);

@@ -136,6 +136,9 @@ mdl *mdl_get(const char *name);
 mdl *mdl_get_rel(const char *rel, const char **sub);
 mdl *mdl_find_locked(const char *name);
 void mdl_unref(mdl *m);
+/* The model's name as it is now (a mv renames the record under
+ * g_models.mu): for a caller that holds neither g_models.mu nor m->files. */
+void mdl_name_copy(mdl *m, char *out, size_t n);
 /* Splits "NAME/sub" into name (copied) and sub (borrowed; "" when none). */
 int mdl_split_rel(const char *rel, char *name, const char **sub);
 /* The results of image X in predict/: X.json, and X.boxes.jpg for detectors. */

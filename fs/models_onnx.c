@@ -28,8 +28,11 @@ void mdl_onnx_reset(mdl *m)
     pthread_mutex_lock(&onnx_mu);
     int rc = mdl_put(m, MDL_ONNX_FILE, "", 0);
     pthread_mutex_unlock(&onnx_mu);
-    if (rc)
-        fs_log("model \"%s\": cannot reset " MDL_ONNX_FILE ": %s", m->name, strerror(-rc));
+    if (rc) {
+        char name[FS_TRQ_NAME_MAX + 1];
+        mdl_name_copy(m, name, sizeof name);
+        fs_log("model \"%s\": cannot reset " MDL_ONNX_FILE ": %s", name, strerror(-rc));
+    }
 }
 
 /* The export itself (a prediction-queue worker). 0, or -EIO. */
@@ -63,7 +66,9 @@ static int onnx_export(mdl *m)
     free(buf);
     pthread_mutex_unlock(&onnx_mu);
     if (rc) {
-        fs_log("model \"%s\": " MDL_ONNX_FILE " export failed: %s", m->name, why.msg);
+        char name[FS_TRQ_NAME_MAX + 1];
+        mdl_name_copy(m, name, sizeof name);
+        fs_log("model \"%s\": " MDL_ONNX_FILE " export failed: %s", name, why.msg);
         mdl_log(m, MDL_ONNX_FILE " export failed: %s", why.msg);
         return -EIO;
     }

@@ -299,7 +299,9 @@ static int run_array(mdl *m, const char *dir, int ntasks, const char *what, cons
     }
     snprintf(script, sizeof script, "%s/job.sh", dir);
     snprintf(outpat, sizeof outpat, "%s/task-%%a-%%A.out", dir);
-    snprintf(name, sizeof name, "vfs-%s", m->name);
+    char mname[FS_TRQ_NAME_MAX + 1];
+    mdl_name_copy(m, mname, sizeof mname);
+    snprintf(name, sizeof name, "vfs-%s", mname);
     char spec[32];
     snprintf(spec, sizeof spec, "0-%d", ntasks - 1);
     double t0 = fs_now();

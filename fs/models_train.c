@@ -500,8 +500,9 @@ static void run_train(run *x)
     x->st = fs_recipe_train(x->r, &in, &x->model, &x->eval, &err);
     if (x->st == FS_RECIPE_OK) {
         /* the report reads the images: build it while the snapshots are open */
-        char title[FS_PATH_MAX];
-        snprintf(title, sizeof title, "Model %s, version %d: evaluation after training", x->m->name,
+        char title[FS_PATH_MAX], name[FS_TRQ_NAME_MAX + 1];
+        mdl_name_copy(x->m, name, sizeof name);
+        snprintf(title, sizeof title, "Model %s, version %d: evaluation after training", name,
                  x->version);
         mdl_report_build(x->m, x->j->detail, x->eval, title, &x->report);
     }

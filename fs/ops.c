@@ -1628,8 +1628,9 @@ static int vfs_write_buf(const char *path, struct fuse_bufvec *src, off_t off,
     size_t size = fuse_buf_size(src);
     pthread_mutex_lock(&fh->lock);
     if (fh->discarded) {
+        int rc = fh->result ? fh->result : -EIO; /* read under the lock that writes it */
         pthread_mutex_unlock(&fh->lock);
-        return fh->result ? fh->result : -EIO;
+        return rc;
     }
     if ((int64_t)off + (int64_t)size > fh->max) {
         fh->failed = -EFBIG;
