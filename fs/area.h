@@ -148,7 +148,11 @@ void fs_store_reserve(void);
 void fs_store_unroot(char *s);
 int fs_store_release_reserve(void);
 /* Moves path out of the way at once (rename into STORE/.tmp) and deletes it
- * there, so a big tree disappears from the mount immediately. 0 or -errno. */
+ * there, so a big tree disappears from the mount immediately. 0 once it is
+ * moved, or -errno when it could not be (it is still there). A thread that
+ * still holds a folder fd of the tree may create files in it while it is
+ * deleted: what cannot be deleted then stays in STORE/.tmp (logged), which
+ * is emptied at the next mount; the caller's rmdir has still succeeded. */
 int fs_discard_tree(const char *path);
 /* Copies in to out (n bytes, n >= 1) as text safe to show as one line of a
  * log or status file a user reads with cat, less or tail -f: C0 controls

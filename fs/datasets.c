@@ -900,7 +900,12 @@ static void export_write(const char *name, const char *dir, int tfd, const coco_
         fs_log("dataset \"%s\": coco.json not written: out of memory", name);
         return;
     }
-    int mfd = openat(tfd, FS_DS_EXPORT_MARK, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    /* by path, as coco.json: through tfd it would land in the folder even
+     * after an rm -r moved it away to be deleted, racing that deletion */
+    char mark[FS_PATH_MAX];
+    int mfd = snprintf(mark, sizeof mark, "%s/%s", dir, FS_DS_EXPORT_MARK) < (int)sizeof mark
+                  ? open(mark, O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600)
+                  : (errno = ENAMETOOLONG, -1);
     if (mfd >= 0)
         close(mfd);
     int rc = mfd >= 0 ? fs_write_atomic(path, json, len) : -errno;

@@ -294,7 +294,16 @@ int fs_discard_tree(const char *path)
     snprintf(tmp, sizeof tmp, "%s/.tmp/d%ld.%u", store_root, (long)getpid(), k);
     if (rename(path, tmp) != 0)
         return -errno;
-    return fs_remove_tree(tmp);
+    /* gone from the mount: from here on the rmdir has succeeded, whatever
+     * the deletion meets (reporting ENOTEMPTY for a folder that is gone
+     * made rm -r fail and left the area's record behind) */
+    int rc = 0;
+    for (int attempt = 0; attempt < 3; attempt++)
+        if ((rc = fs_remove_tree(tmp)) == 0)
+            return 0;
+    fs_log("\"%s\" not deleted yet (%s): it goes at the next mount", tmp + strlen(store_root) + 1,
+           strerror(-rc));
+    return 0;
 }
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
