@@ -15,6 +15,7 @@ mount   the same through a mounted build/visionfs via ../shared/acceptance/vfs.p
   bench/fewshot.py engine [--datasets clothing,sign-language-digits] [--k 2,5,10]
                           [--seeds 0] [--configs both,centernet,efficientnet-lite0]
                           [--budget-min 10] [--cache DIR] [--out results.jsonl]
+                          [--build BUILD_DIR]
   bench/fewshot.py mount  [--datasets clothing] [--k 5] [--seeds 0] [--budget-min 5]
   bench/fewshot.py table  results.jsonl
 
@@ -34,7 +35,8 @@ REF = {  # CenterNet linear probe, BACKBONES.md (k: top-1 %)
 AZURE = {2: 73, 3: 76, 5: 79, 10: 81, 0: 91}
 CONFIGS = {"both": "centernet,efficientnet-lite0", "centernet": "centernet",
            "all3": "centernet,efficientnet-lite0,efficientnet-lite2",
-           "efficientnet-lite0": "efficientnet-lite0"}
+           "efficientnet-lite0": "efficientnet-lite0",
+           "imagenet": "efficientnet-lite0,efficientnet-lite2"}
 
 
 def subset(coco, k, seed):
@@ -43,7 +45,9 @@ def subset(coco, k, seed):
     return s(coco, k, seed)
 
 
-def find_tool():
+def find_tool(build=None):
+    if build:
+        return os.path.join(build, "bench", "bench_fewshot")
     for b in ("build", "build-classify"):
         p = os.path.join(PROJECT, b, "bench", "bench_fewshot")
         if os.access(p, os.X_OK):
@@ -52,7 +56,7 @@ def find_tool():
 
 
 def run_engine(a):
-    tool = find_tool()
+    tool = find_tool(a.build)
     out = open(a.out, "a") if a.out else None
     tmp = tempfile.mkdtemp(prefix="fewshot.")
     for ds in a.datasets.split(","):
@@ -159,6 +163,7 @@ def main():
     e.add_argument("--predict", type=int, default=0)
     e.add_argument("--cache", default=os.path.join(tempfile.gettempdir(), "fewshot-cache"))
     e.add_argument("--out", default="")
+    e.add_argument("--build", default="", help="build folder whose bench/bench_fewshot to run")
     m = sp.add_parser("mount")
     m.add_argument("--datasets", default="clothing")
     m.add_argument("--k", default="5")

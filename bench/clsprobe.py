@@ -1,0 +1,148 @@
+#!/usr/bin/env python3
+"""clsprobe.py: which feature fusions few-shot classification should offer.
+
+Fixed recipes (no search) on the backbones' pooled embeddings, scored on each
+dataset's test.json, so a candidate of the search can be judged apart from
+the noise of choosing it on a few images. For each dataset it extracts the
+embeddings of every train and test image once per view with
+build/bench/bench_features (the recipe's own feature pass), takes the
+acceptance script's k-image subsets (vfs.py subset()) for each seed, and fits
+the two heads the search has on every feature set: L2 logistic regression
+(C = 32) and nearest class mean (temperature 8), after the recipe's
+normalisation (signed power, centred on the training mean, unit length,
+views concatenated at equal weight).
+
+  bench/clsprobe.py [--build build] [--datasets clothing,sign-language-digits]
+                    [--k 2,3,5,10] [--seeds 0,1,...,9] [--power 1,0.5]
+                    [--work /tmp/clsprobe]
+
+Needs numpy and scikit-learn: it makes its own venv outside the tree
+(~/.cache/visionfs-clsprobe-venv) and re-runs itself there.
+"""
+import argparse, os, subprocess, sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PROJECT = os.path.dirname(HERE)
+SHARED = os.path.join(PROJECT, "..", "shared")
+VENV = os.path.expanduser("~/.cache/visionfs-clsprobe-venv")
+VIEWS = {  # short name: (backbone, input size)
+    "cn": ("centernet", 320), "l0": ("efficientnet-lite0", 224), "l2": ("efficientnet-lite2", 260),
+    "CN": ("centernet", 512), "L0": ("efficientnet-lite0", 352), "L2": ("efficientnet-lite2", 416),
+}
+SETS = ["l0", "l2", "l0 l2", "cn l0 l2", "L0 L2", "CN L0 L2", "l0 l2 L0 L2", "cn l0 l2 CN L0 L2"]
+
+
+def ensure_numpy():
+    try:
+        import numpy, sklearn  # noqa: F401
+    except ImportError:
+        if os.path.abspath(sys.prefix) == os.path.abspath(VENV):
+            raise
+        if not os.path.exists(os.path.join(VENV, "bin", "python3")):
+            subprocess.check_call([sys.executable, "-m", "venv", VENV])
+            subprocess.check_call([os.path.join(VENV, "bin", "pip"), "install", "-q",
+                                   "numpy==2.4.6", "scikit-learn==1.9.1"])
+        os.execv(os.path.join(VENV, "bin", "python3"), [os.path.join(VENV, "bin", "python3")] + sys.argv)
+
+
+def listing(ds, work):
+    """Every train and test image of ds: paths file, split and label per row."""
+    import json
+    root = os.path.join(SHARED, "datasets", ds)
+    rows = []
+    for split in ("train", "test"):
+        coco = json.load(open(os.path.join(root, split + ".json")))
+        cats = [c["id"] for c in coco["categories"]]
+        label = {a["image_id"]: cats.index(a["category_id"]) for a in coco["annotations"]}
+        for im in sorted(coco["images"], key=lambda i: i["id"]):
+            rows.append((split, label[im["id"]], os.path.join(root, im["file_name"])))
+    paths = os.path.join(work, ds + ".paths")
+    with open(paths, "w") as f:
+        f.write("".join(r[2] + "\n" for r in rows))
+    return paths, rows
+
+
+def features(tool, ds, paths, view, work):
+    import numpy as np
+    bb, size = VIEWS[view]
+    out = os.path.join(work, "%s.%s.%d.f32" % (ds, bb, size))
+    if not os.path.exists(out):
+        bbdir = os.path.join(os.environ.get("VISIONFS_BACKBONES", os.path.expanduser(
+            "~/.local/share/visionfs/backbones")), bb)
+        dim = subprocess.check_output([tool, "--backbone", bbdir, "--list", paths, "--out",
+                                       out + ".tmp", "--size", str(size)], text=True)
+        os.rename(out + ".tmp", out)
+        print("  features %s %s@%d: dim %s" % (ds, bb, size, dim.strip()), file=sys.stderr)
+    x = np.fromfile(out, dtype=np.float32).astype(np.float64)
+    return x.reshape(sum(1 for _ in open(paths)), -1)
+
+
+def prep(tr, te, power):
+    import numpy as np
+    a_out, b_out = [], []
+    for a, b in zip(tr, te):
+        a = np.sign(a) * np.abs(a) ** power
+        b = np.sign(b) * np.abs(b) ** power
+        m = a.mean(0)
+        a, b = a - m, b - m
+        a_out.append(a / (np.linalg.norm(a, axis=1, keepdims=True) + 1e-12))
+        b_out.append(b / (np.linalg.norm(b, axis=1, keepdims=True) + 1e-12))
+    w = 1 / np.sqrt(len(tr))
+    return np.hstack(a_out) * w, np.hstack(b_out) * w
+
+
+def heads(ztr, ytr, zte, K):
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    lr = LogisticRegression(C=32, max_iter=400, tol=1e-6).fit(ztr, ytr).predict_proba(zte)
+    mu = np.stack([ztr[ytr == c].mean(0) for c in range(K)])
+    mu /= np.linalg.norm(mu, axis=1, keepdims=True)
+    return {"logreg C=32": lr.argmax(1), "nearest-mean tau=8": (zte @ mu.T).argmax(1)}
+
+
+def main():
+    ensure_numpy()
+    import json, numpy as np
+    p = argparse.ArgumentParser()
+    p.add_argument("--build", default=os.path.join(PROJECT, "build"))
+    p.add_argument("--datasets", default="clothing,sign-language-digits")
+    p.add_argument("--k", default="2,3,5,10")
+    p.add_argument("--seeds", default=",".join(str(s) for s in range(10)))
+    p.add_argument("--power", default="1,0.5")
+    p.add_argument("--work", default="/tmp/clsprobe")
+    a = p.parse_args()
+    os.makedirs(a.work, exist_ok=True)
+    sys.path.insert(0, os.path.join(SHARED, "acceptance"))
+    from vfs import subset
+    tool = os.path.join(a.build, "bench", "bench_features")
+    seeds = [int(s) for s in a.seeds.split(",")]
+    print("| dataset | k | feature set | power | head | top-1 %% (mean of %d seeds) |" % len(seeds))
+    print("|---|---|---|---|---|---|")
+    for ds in a.datasets.split(","):
+        paths, rows = listing(ds, a.work)
+        X = {v: features(tool, ds, paths, v, a.work) for v in VIEWS}
+        y = np.array([r[1] for r in rows])
+        K = int(y.max()) + 1
+        row_of = {r[2]: i for i, r in enumerate(rows) if r[0] == "train"}
+        te = np.array([i for i, r in enumerate(rows) if r[0] == "test"])
+        train = json.load(open(os.path.join(SHARED, "datasets", ds, "train.json")))
+        root = os.path.join(SHARED, "datasets", ds)
+        for k in [int(x) for x in a.k.split(",")]:
+            acc = {}
+            for seed in seeds:
+                sub = subset(train, k, seed)
+                tr = np.array([row_of[os.path.join(root, im["file_name"])] for im in sub["images"]])
+                for fs in SETS:
+                    vs = fs.split()
+                    for pw in [float(x) for x in a.power.split(",")]:
+                        ztr, zte = prep([X[v][tr] for v in vs], [X[v][te] for v in vs], pw)
+                        for h, pred in heads(ztr, y[tr], zte, K).items():
+                            acc.setdefault((fs, pw, h), []).append((pred == y[te]).mean())
+            for (fs, pw, h), v in acc.items():
+                names = " + ".join("%s@%d" % VIEWS[x] for x in fs.split())
+                print("| %s | %d | %s | %g | %s | %.1f |" % (ds, k, names, pw, h, 100 * np.mean(v)),
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
