@@ -89,8 +89,8 @@ int main(int argc, char **argv)
         crops[i] = crop;
     }
     eng_run_opts o = {.threads = threads};
-    if (eng_backbone_embed_files_aug(bb, paths, cropped ? crops : NULL, flips, n, size, NULL, 0, x, NULL, &o, &d) !=
-        ENG_OK) {
+    if (eng_backbone_embed_files_aug(bb, paths, cropped ? crops : NULL, flips, n, size, NULL, 0, x,
+                                     NULL, &o, &d) != ENG_OK) {
         fprintf(stderr, "bench_features: %s\n", d.msg);
         return 1;
     }
