@@ -493,6 +493,31 @@ int main(void)
     x.ncat = 1;
     CHECK(eng_cls_train(&x, &mc, &evc, &d) == ENG_EINVAL);
 
+    /* 9. given a detector's backbone and an image classifier, the search
+     * offers only the classifier (its embedding is the better feature) */
+    char l0dir[4096];
+    eng_backbone *l0 = NULL;
+    if (test_backbone_path("efficientnet-lite0", NULL, l0dir, sizeof l0dir) == 1 &&
+        eng_backbone_open(l0dir, &l0, &d) == ENG_OK) {
+        eng_backbone *both[2] = {bb, l0};
+        eng_train_args w = base_args(both, cache);
+        w.nbackbones = 2;
+        w.budget_seconds = 60;
+        eng_classifier *mw = NULL;
+        char *evw = NULL;
+        st = eng_cls_train(&w, &mw, &evw, &d);
+        CHECK_MSG(st == ENG_OK, "%s: %s", eng_status_name(st), d.msg);
+        if (mw) {
+            CHECK(!strcmp(eng_cls_backbone_needed(mw, 0, NULL), "efficientnet-lite0"));
+            CHECK(eng_cls_backbone_needed(mw, 1, NULL) == NULL);
+        }
+        eng_classifier_free(mw);
+        free(evw);
+        eng_backbone_free(l0);
+    } else {
+        printf("  (efficientnet-lite0 not installed: the classifier-backbone check skipped)\n");
+    }
+
     eng_classifier_free(m);
     free(ev);
     eng_backbone_free(bb);
