@@ -320,9 +320,9 @@ vfs_umount
 # ---- the fine-tuning candidates as Slurm jobs -----------------------------------
 # sign-language-digits at 2 images per category with efficientnet-lite0 alone
 # (a backbone folder of links): the search does not reach a perfect validated
-# accuracy, tries the fine-tuning candidate, and the fine-tuned tail wins;
-# with the Slurm executor the candidate runs as one job of
-# `visionfs-worker finetune`, and the model is byte for byte the local one
+# accuracy and tries the fine-tuning candidate; with the Slurm executor the
+# candidate runs as one job of `visionfs-worker finetune`, and the model is
+# byte for byte the local one
 SLD=
 for d in /work/shared/datasets/sign-language-digits "$E2E_DIR/../../../shared/datasets/sign-language-digits"; do
     [ -f "$d/train.json" ] && SLD=$d && break
@@ -347,7 +347,14 @@ else
     check "fine-tuning, local: trained" wait_status "$MNT/models/ftref/status" succeeded 400
     check "fine-tuning, local: the search tried a fine-tuned tail" \
         grep -Eq "trial [0-9]+/[0-9]+ fine-tuned efficientnet-lite[0-9] from" "$MNT/models/ftref/log"
-    check "fine-tuning, local: the fine-tuned tail won" grep -q "linear head replaced" "$MNT/models/ftref/log"
+    # whether the tail wins is the search's call on the data (since the
+    # second input scale joins the first, the linear head wins here); the
+    # checks below hold either way: same candidates, scores and model
+    if grep -q "linear head replaced" "$MNT/models/ftref/log"; then
+        echo "note: fine-tuning: the fine-tuned tail won"
+    else
+        echo "note: fine-tuning: the linear head won"
+    fi
     eval_of ftref >"$T/ftref.eval"
     cp "$MNT/models/ftref/model.safetensors" "$T/ftref.model"
     if [ -d "$SRC/ml" ]; then
