@@ -1235,9 +1235,9 @@ static eng_status stage_base(trainer *t)
 
 /* Second input scale for the backbones of the best set: each view joined by
  * the same tap at the larger size. (Replacing the views by their larger
- * size was a candidate too. It won the cross-validation at 2 and 3 images
- * per category and tested 2-5 points of top-1 below the union on clothing
- * there, and never above it on either dev set: bench/clsprobe.py.) */
+ * size was a candidate too. It won the search on clothing at 2 images per
+ * category, tested 2-4 points of top-1 below the union there and at 3, and
+ * never above it on either dev set: bench/clsprobe.py.) */
 static eng_status stage_scale(trainer *t, int *improved)
 {
     *improved = 0;
@@ -1911,10 +1911,11 @@ static void budget_message(trainer *t)
  * when none is. A detector's backbone (CenterNet) pools features made to
  * find objects; fused with the classifiers' embeddings at equal weight it
  * dilutes them, and the few-shot cross-validation could not tell: on
- * clothing and sign-language-digits, 2 to 10 images per category, the
- * fusion with it tested 0.3-4 points of top-1 below the same fusion
- * without it in every row (bench/clsprobe.py), and alone it scored 27 %
- * on clothing at k = 2 against 56-60 % for the Lite models. */
+ * clothing and sign-language-digits, 2 to 10 images per category, fusions
+ * with it tested below the same fusions without it in 13 of 14 comparisons
+ * (up to 3.3 points of top-1; the exception 0.2 above), and alone it
+ * scored 27 % on clothing at k = 2 against 56-60 % for the Lite models
+ * (bench/clsprobe.py, docs/training.md). */
 static int classifier_backbones(const eng_train_args *a, eng_backbone **out, int cap)
 {
     int n = 0;
