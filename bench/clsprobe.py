@@ -62,13 +62,21 @@ def listing(ds, work):
     return paths, rows
 
 
+def backbones_root():
+    """Where the backbones are, by the rule of bench_fewshot and the tests
+    (tests/unit/test_backbone_dir.h)."""
+    if os.environ.get("VISIONFS_BACKBONES"):
+        return os.environ["VISIONFS_BACKBONES"]
+    data = os.environ.get("XDG_DATA_HOME") or os.path.expanduser("~/.local/share")
+    return os.path.join(data, "visionfs", "backbones")
+
+
 def features(tool, ds, paths, view, work):
     import numpy as np
     bb, size = VIEWS[view]
     out = os.path.join(work, "%s.%s.%d.f32" % (ds, bb, size))
     if not os.path.exists(out):
-        bbdir = os.path.join(os.environ.get("VISIONFS_BACKBONES", os.path.expanduser(
-            "~/.local/share/visionfs/backbones")), bb)
+        bbdir = os.path.join(backbones_root(), bb)
         dim = subprocess.check_output([tool, "--backbone", bbdir, "--list", paths, "--out",
                                        out + ".tmp", "--size", str(size)], text=True)
         os.rename(out + ".tmp", out)
