@@ -9,8 +9,9 @@
  * content + size + taps + augmentation), then searches recipes within a
  * CPU-time budget: backbones alone and concatenated, extra taps, a second
  * input scale, flip/crop augmentation; heads are multinomial logistic
- * regression (several L2 strengths, L-BFGS in the Gram-reduced space) and
- * nearest class mean. Cross-validated log-loss on the training images picks
+ * regression (several L2 strengths, L-BFGS in the Gram-reduced space), or
+ * nearest class mean when logistic regression would not fit in memory.
+ * Cross-validated log-loss on the training images picks
  * the recipe (a held-out split when there is no test set), the winner is refit
  * on all training images and scored on the test set. Prediction and
  * evaluation share one function from image file to scores. The file
