@@ -258,6 +258,7 @@ typedef struct samples {
     int n;
     int dropped_images; /* labelled_only: without a label of the categories */
     int dropped_boxes;  /* of a category not in the list */
+    int no_boxes;       /* images left without a box */
 } samples;
 
 static void samples_free(samples *x)
@@ -313,6 +314,7 @@ static int samples_of(const fs_recipe *r, const fs_recipe_dataset *ds, const cha
             x->boxes[k++].category = c;
             s->nboxes++;
         }
+        x->no_boxes += s->nboxes == 0;
     }
     return 0;
 }
@@ -352,6 +354,11 @@ fs_recipe_status fs_recipe_train(const fs_recipe *r, const fs_recipe_train_in *i
         return out_of_memory(err);
     }
     log_line(&in->hooks, "%d training images without a label are not used", trs.dropped_images);
+    if (r->wants_detection == FS_RECIPE_BOXES)
+        log_line(&in->hooks,
+                 "%d training images have no boxes: they are background, every place in them "
+                 "a negative",
+                 trs.no_boxes);
     log_line(&in->hooks,
              "%d test images whose category is not in the training dataset are not used",
              tes.dropped_images);

@@ -5,9 +5,9 @@
 # (predictions.json in COCO results format scoring what metrics.json says,
 # incorrectModelKind on a classification set), calibrated confidences (tag
 # accuracy, shapes found at >= 0.5), an unreadable image's error naming it
-# as the user sees it, the CPU budget (cut short and said, notEnoughBudget),
-# refusals (detector on a classification dataset, a category with one
-# image), export and import.
+# as the user sees it, an image without boxes taken as background, the CPU
+# budget (cut short and said, notEnoughBudget), refusals (detector on a
+# classification dataset, a category with one image), export and import.
 source "$(dirname "$0")/lib.sh"
 
 MK="python3 $E2E_DIR/test_detect_mkdata.py"
@@ -50,6 +50,9 @@ echo '{"dataset": "train", "test_dataset": "test", "budget_minutes": 5}' >"$SRC/
 check "train.json accepted" cp "$SRC/train.json" "$M/train.json"
 check "training succeeded" wait_status "$M/status" succeeded 540
 cat "$M/log"
+# test_detect_mkdata.py draws the last image of a set without shapes
+check "the log says the image without boxes is background" \
+    grep -q "1 training images have no boxes: they are background" "$M/log"
 E=$M/evaluation.json
 check "evaluation.json is JSON" jqe . "$E"
 map50=$(jq -r .meanAveragePrecision50 "$E")
