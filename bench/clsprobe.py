@@ -14,7 +14,14 @@ views concatenated at equal weight).
 
   bench/clsprobe.py [--build build] [--datasets clothing,sign-language-digits]
                     [--k 2,3,5,10] [--seeds 0,1,...,9] [--power 1,0.5]
-                    [--work /tmp/clsprobe]
+                    [--work /tmp/clsprobe] [--select]
+
+--select: the head choice instead, on one fusion (Lite0 + Lite2 at both
+sizes): each head of the search's grids (logistic regression C = 2..8192,
+nearest class mean temperature 4..32) is scored by cross-validated log-loss
+(2 stratified folds, 3 seeded repeats, as the search does at k = 2), and the
+test top-1 of the head picked among both families, among logistic
+regressions only and among nearest means only is printed.
 
 Needs numpy and scikit-learn: it makes its own venv outside the tree
 (~/.cache/visionfs-clsprobe-venv) and re-runs itself there.
@@ -108,6 +115,55 @@ def heads(ztr, ytr, zte, K):
     return {"logreg C=32": lr.argmax(1), "nearest-mean tau=8": (zte @ mu.T).argmax(1)}
 
 
+C_GRID = (2, 8, 32, 128, 512, 2048, 8192)
+TAU_GRID = (4, 8, 16, 32)
+
+
+def head_probs(ztr, ytr, zte, K):
+    """Test probabilities of every head of the grids. Logistic regression
+    is fitted in the row space of ztr: with an L2 penalty its weights lie in
+    the span of the training rows, so this is the same fit at n x n cost."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    u, s, vt = np.linalg.svd(ztr, full_matrices=False)
+    out = {}
+    for C in C_GRID:
+        m = LogisticRegression(C=C, max_iter=1000, tol=1e-8).fit(u * s, ytr)
+        out[("logreg", C)] = m.predict_proba(zte @ vt.T)
+    mu = np.stack([ztr[ytr == c].mean(0) for c in range(K)])
+    mu /= np.linalg.norm(mu, axis=1, keepdims=True)
+    for tau in TAU_GRID:
+        e = tau * zte @ mu.T
+        e = np.exp(e - e.max(1, keepdims=True))
+        out[("nearest-mean", tau)] = e / e.sum(1, keepdims=True)
+    return out
+
+
+def select(X, y, tr, te, K, pw, seed):
+    """Test top-1 of the head each rule picks by cross-validated log-loss."""
+    import numpy as np
+    vs = "l0 l2 L0 L2".split()
+    rng = np.random.RandomState(seed)
+    loss = {}
+    for rep in range(3):
+        fold = np.zeros(len(tr), int)
+        for c in range(K):
+            idx = np.where(y[tr] == c)[0]
+            rng.shuffle(idx)
+            fold[idx] = np.arange(len(idx)) % 2
+        for f in range(2):
+            a, b = tr[fold != f], tr[fold == f]
+            za, zb = prep([X[v][a] for v in vs], [X[v][b] for v in vs], pw)
+            for h, p in head_probs(za, y[a], zb, K).items():
+                loss[h] = loss.get(h, 0) - np.log(np.maximum(p[np.arange(len(b)), y[b]], 1e-15)).sum()
+    ztr, zte = prep([X[v][tr] for v in vs], [X[v][te] for v in vs], pw)
+    acc = {h: (p.argmax(1) == y[te]).mean() for h, p in head_probs(ztr, y[tr], zte, K).items()}
+    rules = {"both families (the search before)": list(acc),
+             "logistic regression only (the search now)": [h for h in acc if h[0] == "logreg"],
+             "nearest mean only": [h for h in acc if h[0] == "nearest-mean"]}
+    return {r: acc[min(hs, key=lambda h: loss[h])] for r, hs in rules.items()}
+
+
 def main():
     ensure_numpy()
     import json, numpy as np
@@ -118,14 +174,19 @@ def main():
     p.add_argument("--seeds", default=",".join(str(s) for s in range(10)))
     p.add_argument("--power", default="1,0.5")
     p.add_argument("--work", default="/tmp/clsprobe")
+    p.add_argument("--select", action="store_true")
     a = p.parse_args()
     os.makedirs(a.work, exist_ok=True)
     sys.path.insert(0, os.path.join(SHARED, "acceptance"))
     from vfs import subset
     tool = os.path.join(a.build, "bench", "bench_features")
     seeds = [int(s) for s in a.seeds.split(",")]
-    print("| dataset | k | feature set | power | head | top-1 %% (mean of %d seeds) |" % len(seeds))
-    print("|---|---|---|---|---|---|")
+    if a.select:
+        print("| dataset | k | power | head picked among | top-1 %% (mean of %d seeds) |" % len(seeds))
+        print("|---|---|---|---|---|")
+    else:
+        print("| dataset | k | feature set | power | head | top-1 %% (mean of %d seeds) |" % len(seeds))
+        print("|---|---|---|---|---|---|")
     for ds in a.datasets.split(","):
         paths, rows = listing(ds, a.work)
         X = {v: features(tool, ds, paths, v, a.work) for v in VIEWS}
@@ -140,12 +201,21 @@ def main():
             for seed in seeds:
                 sub = subset(train, k, seed)
                 tr = np.array([row_of[os.path.join(root, im["file_name"])] for im in sub["images"]])
+                if a.select:
+                    for pw in [float(x) for x in a.power.split(",")]:
+                        for r, v in select(X, y, tr, te, K, pw, seed).items():
+                            acc.setdefault((r, pw), []).append(v)
+                    continue
                 for fs in SETS:
                     vs = fs.split()
                     for pw in [float(x) for x in a.power.split(",")]:
                         ztr, zte = prep([X[v][tr] for v in vs], [X[v][te] for v in vs], pw)
                         for h, pred in heads(ztr, y[tr], zte, K).items():
                             acc.setdefault((fs, pw, h), []).append((pred == y[te]).mean())
+            if a.select:
+                for (r, pw), v in acc.items():
+                    print("| %s | %d | %g | %s | %.1f |" % (ds, k, pw, r, 100 * np.mean(v)), flush=True)
+                continue
             for (fs, pw, h), v in acc.items():
                 names = " + ".join("%s@%d" % VIEWS[x] for x in fs.split())
                 print("| %s | %d | %s | %g | %s | %.1f |" % (ds, k, names, pw, h, 100 * np.mean(v)),
