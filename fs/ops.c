@@ -1137,10 +1137,12 @@ static int vfs_rmdir(const char *path)
         return rc;
     if (extra)
         return -EACCES;
-    if (vp.kind == VP_ITEM)
-        return vp.area->rmdir_item ? vp.area->rmdir_item(vp.rel) : -EPERM;
+    /* a file still being written is listed but has no name in the store
+     * yet (O_TMPFILE): an item's own emptiness check cannot see it */
     if (pending_under(path))
         return -ENOTEMPTY;
+    if (vp.kind == VP_ITEM)
+        return vp.area->rmdir_item ? vp.area->rmdir_item(vp.rel) : -EPERM;
     if (vp.area->rmdir_sub)
         return vp.area->rmdir_sub(vp.rel);
     if (rmdir(sp) != 0)

@@ -224,5 +224,32 @@ PY
 )"
 check "nothing of it in the store" test ! -e "$STORE/datasets/jfirst/images/open.png"
 
+# ---- rmdir of a dataset whose only file is still being written: ENOTEMPTY,
+# as a plain folder answers (the file is listed), and the write completes ----
+mkdir "$MNT/datasets/pend"
+check_eq "rmdir of a dataset under a write" "refused: Directory not empty; close ok; listed" \
+    "$(python3 - "$MNT/datasets/pend" "$SRC/ok.png" <<'PY'
+import os, sys
+ds, src = sys.argv[1], sys.argv[2]
+data = open(src, "rb").read()
+fd = os.open(os.path.join(ds, "open.png"), os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, data[:1000])
+try:
+    os.rmdir(ds)
+    out = "removed"
+except OSError as e:
+    out = "refused: " + e.strerror
+os.write(fd, data[1000:])
+try:
+    os.close(fd)
+    out += "; close ok"
+except OSError as e:
+    out += "; close: " + e.strerror
+out += "; listed" if os.path.exists(os.path.join(ds, "open.png")) else "; gone"
+print(out)
+PY
+)"
+check "and then rm -r removes it" rm -r "$MNT/datasets/pend"
+
 vfs_umount
 vfs_done
