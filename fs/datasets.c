@@ -236,11 +236,17 @@ static void entry_unlink_list(ds_entry *e)
     }
 }
 
-/* Marks name for verification: at once, or debounced. */
+static int dataset_exists(const char *name);
+
+/* Marks name for verification: at once, or debounced. A late notice about
+ * a dataset that is gone (a fetch finishing, a writer's close after rm -r)
+ * does not bring its record back. */
 static void mark_dirty(const char *name, int at_once)
 {
     pthread_mutex_lock(&ds_lock);
-    ds_entry *e = entry_get(name);
+    ds_entry *e = entry_find(name);
+    if (!e && dataset_exists(name))
+        e = entry_get(name);
     if (e) {
         double t = fs_now();
         double due = at_once ? t : e->last_run + DEBOUNCE_S;

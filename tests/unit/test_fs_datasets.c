@@ -447,6 +447,31 @@ static void test_rmdir_while_written(void)
     }
 }
 
+/* A late notice about a removed dataset (a fetch finishing, a writer's
+ * close) must not bring its record back: the verifier would check a folder
+ * that is gone, and a new dataset of the same name would start from the
+ * ghost's state. */
+static void test_no_ghost_after_rmdir(void)
+{
+    const fs_area *a = &fs_area_datasets;
+    char dir[4200];
+    fs_store_path(dir, sizeof dir, "datasets", "ghost");
+    CHECK(a->mkdir_item("ghost") == 0);
+    CHECK(a->rmdir_item("ghost") == 0);
+    fs_dataset_touch("ghost");
+    a->unlinked("ghost/x.json");
+    usleep(300 * 1000); /* the verifier would have picked it up by now */
+    struct stat st;
+    CHECK_MSG(stat(dir, &st) != 0, "the removed dataset's folder is back");
+    CHECK(fs_dataset_state("ghost", NULL, NULL, 0) == FS_DS_NOTFOUND);
+    /* the same name again starts empty */
+    CHECK(a->mkdir_item("ghost") == 0);
+    char line[200];
+    fs_ds_state s = fs_dataset_state("ghost", NULL, line, sizeof line);
+    CHECK_MSG(s == FS_DS_EMPTY, "state %d: %s", (int)s, line);
+    CHECK(a->rmdir_item("ghost") == 0);
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/vfs-test-ds.XXXXXX");
@@ -461,6 +486,7 @@ int main(void)
     test_detection();
     test_training_rule();
     test_rmdir_while_written();
+    test_no_ghost_after_rmdir();
     fs_area_datasets.stop();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
