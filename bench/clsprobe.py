@@ -14,7 +14,7 @@ views concatenated at equal weight).
 
   bench/clsprobe.py [--build build] [--datasets clothing,sign-language-digits]
                     [--k 2,3,5,10] [--seeds 0,1,...,9] [--power 1,0.5]
-                    [--work /tmp/clsprobe] [--select]
+                    [--work /tmp/clsprobe] [--select | --fusions]
 
 --select: the head choice instead, on one fusion (Lite0 + Lite2 at both
 sizes): each head of the search's grids (logistic regression C = 2..8192,
@@ -22,6 +22,12 @@ nearest class mean temperature 4..32) is scored by cross-validated log-loss
 (2 stratified folds, 3 seeded repeats, as the search does at k = 2), and the
 test top-1 of the head picked among both families, among logistic
 regressions only and among nearest means only is printed.
+
+--fusions: the feature-set choice instead, with logistic regression (C =
+32, 512, 8192): the (set, C) picked by the same cross-validated log-loss
+among seven fusions of Lite0 and Lite2 at both sizes, against always the
+richest one (all four views, C by the cross-validation), and each set at
+C = 512; the power is 1 (--power takes the first value).
 
 Needs numpy and scikit-learn: it makes its own venv outside the tree
 (~/.cache/visionfs-clsprobe-venv) and re-runs itself there.
@@ -164,6 +170,57 @@ def select(X, y, tr, te, K, pw, seed):
     return {r: acc[min(hs, key=lambda h: loss[h])] for r, hs in rules.items()}
 
 
+FUSIONS = ["l0", "l2", "l0 l2", "L0 L2", "l0 L0", "l2 L2", "l0 l2 L0 L2"]
+
+
+def cv_folds(y, tr, K, rng):
+    """Two stratified folds of the rows tr, seeded."""
+    import numpy as np
+    fold = np.zeros(len(tr), int)
+    for c in range(K):
+        idx = np.where(y[tr] == c)[0]
+        rng.shuffle(idx)
+        fold[idx] = np.arange(len(idx)) % 2
+    return fold
+
+
+def lr_rowspace(ztr, ytr, zte, C):
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    u, s, vt = np.linalg.svd(ztr, full_matrices=False)
+    m = LogisticRegression(C=C, max_iter=1000, tol=1e-8).fit(u * s, ytr)
+    return m.predict_proba(zte @ vt.T)
+
+
+def fusions(X, y, tr, te, K, pw, seed):
+    """Test top-1 of the fusion picked by cross-validation, of the richest
+    one, and of each at C = 512."""
+    import numpy as np
+    rng = np.random.RandomState(seed)
+    cands = [(fs, C) for fs in FUSIONS for C in (32, 512, 8192)]
+    loss = dict.fromkeys(cands, 0.0)
+    for rep in range(3):
+        fold = cv_folds(y, tr, K, rng)
+        for f in range(2):
+            a, b = tr[fold != f], tr[fold == f]
+            for fs, C in cands:
+                vs = fs.split()
+                za, zb = prep([X[v][a] for v in vs], [X[v][b] for v in vs], pw)
+                p = lr_rowspace(za, y[a], zb, C)
+                loss[(fs, C)] -= np.log(np.maximum(p[np.arange(len(b)), y[b]], 1e-15)).sum()
+    acc = {}
+    for fs, C in cands:
+        vs = fs.split()
+        ztr, zte = prep([X[v][tr] for v in vs], [X[v][te] for v in vs], pw)
+        acc[(fs, C)] = (lr_rowspace(ztr, y[tr], zte, C).argmax(1) == y[te]).mean()
+    out = {"picked by cross-validation": acc[min(cands, key=lambda h: loss[h])],
+           "always the richest (four views)":
+               acc[min([h for h in cands if h[0] == FUSIONS[-1]], key=lambda h: loss[h])]}
+    for fs in FUSIONS:
+        out[" + ".join("%s@%d" % VIEWS[v] for v in fs.split()) + ", C=512"] = acc[(fs, 512)]
+    return out
+
+
 def main():
     ensure_numpy()
     import json, numpy as np
@@ -175,14 +232,16 @@ def main():
     p.add_argument("--power", default="1,0.5")
     p.add_argument("--work", default="/tmp/clsprobe")
     p.add_argument("--select", action="store_true")
+    p.add_argument("--fusions", action="store_true")
     a = p.parse_args()
     os.makedirs(a.work, exist_ok=True)
     sys.path.insert(0, os.path.join(SHARED, "acceptance"))
     from vfs import subset
     tool = os.path.join(a.build, "bench", "bench_features")
     seeds = [int(s) for s in a.seeds.split(",")]
-    if a.select:
-        print("| dataset | k | power | head picked among | top-1 %% (mean of %d seeds) |" % len(seeds))
+    if a.select or a.fusions:
+        print("| dataset | k | power | %s | top-1 %% (mean of %d seeds) |"
+              % ("head picked among" if a.select else "feature set", len(seeds)))
         print("|---|---|---|---|---|")
     else:
         print("| dataset | k | feature set | power | head | top-1 %% (mean of %d seeds) |" % len(seeds))
@@ -206,13 +265,18 @@ def main():
                         for r, v in select(X, y, tr, te, K, pw, seed).items():
                             acc.setdefault((r, pw), []).append(v)
                     continue
+                if a.fusions:
+                    pw = float(a.power.split(",")[0])
+                    for r, v in fusions(X, y, tr, te, K, pw, seed).items():
+                        acc.setdefault((r, pw), []).append(v)
+                    continue
                 for fs in SETS:
                     vs = fs.split()
                     for pw in [float(x) for x in a.power.split(",")]:
                         ztr, zte = prep([X[v][tr] for v in vs], [X[v][te] for v in vs], pw)
                         for h, pred in heads(ztr, y[tr], zte, K).items():
                             acc.setdefault((fs, pw, h), []).append((pred == y[te]).mean())
-            if a.select:
+            if a.select or a.fusions:
                 for (r, pw), v in acc.items():
                     print("| %s | %d | %g | %s | %.1f |" % (ds, k, pw, r, 100 * np.mean(v)), flush=True)
                 continue
