@@ -121,55 +121,6 @@ def heads(ztr, ytr, zte, K):
     return {"logreg C=32": lr.argmax(1), "nearest-mean tau=8": (zte @ mu.T).argmax(1)}
 
 
-C_GRID = (2, 8, 32, 128, 512, 2048, 8192)
-TAU_GRID = (4, 8, 16, 32)
-
-
-def head_probs(ztr, ytr, zte, K):
-    """Test probabilities of every head of the grids. Logistic regression
-    is fitted in the row space of ztr: with an L2 penalty its weights lie in
-    the span of the training rows, so this is the same fit at n x n cost."""
-    import numpy as np
-    from sklearn.linear_model import LogisticRegression
-    u, s, vt = np.linalg.svd(ztr, full_matrices=False)
-    out = {}
-    for C in C_GRID:
-        m = LogisticRegression(C=C, max_iter=1000, tol=1e-8).fit(u * s, ytr)
-        out[("logreg", C)] = m.predict_proba(zte @ vt.T)
-    mu = np.stack([ztr[ytr == c].mean(0) for c in range(K)])
-    mu /= np.linalg.norm(mu, axis=1, keepdims=True)
-    for tau in TAU_GRID:
-        e = tau * zte @ mu.T
-        e = np.exp(e - e.max(1, keepdims=True))
-        out[("nearest-mean", tau)] = e / e.sum(1, keepdims=True)
-    return out
-
-
-def select(X, y, tr, te, K, pw, seed):
-    """Test top-1 of the head each rule picks by cross-validated log-loss."""
-    import numpy as np
-    vs = "l0 l2 L0 L2".split()
-    rng = np.random.RandomState(seed)
-    loss = {}
-    for rep in range(3):
-        fold = np.zeros(len(tr), int)
-        for c in range(K):
-            idx = np.where(y[tr] == c)[0]
-            rng.shuffle(idx)
-            fold[idx] = np.arange(len(idx)) % 2
-        for f in range(2):
-            a, b = tr[fold != f], tr[fold == f]
-            za, zb = prep([X[v][a] for v in vs], [X[v][b] for v in vs], pw)
-            for h, p in head_probs(za, y[a], zb, K).items():
-                loss[h] = loss.get(h, 0) - np.log(np.maximum(p[np.arange(len(b)), y[b]], 1e-15)).sum()
-    ztr, zte = prep([X[v][tr] for v in vs], [X[v][te] for v in vs], pw)
-    acc = {h: (p.argmax(1) == y[te]).mean() for h, p in head_probs(ztr, y[tr], zte, K).items()}
-    rules = {"both families (the search before)": list(acc),
-             "logistic regression only (the search now)": [h for h in acc if h[0] == "logreg"],
-             "nearest mean only": [h for h in acc if h[0] == "nearest-mean"]}
-    return {r: acc[min(hs, key=lambda h: loss[h])] for r, hs in rules.items()}
-
-
 FUSIONS = ["l0", "l2", "l0 l2", "L0 L2", "l0 L0", "l2 L2", "l0 l2 L0 L2"]
 
 
@@ -190,6 +141,46 @@ def lr_rowspace(ztr, ytr, zte, C):
     u, s, vt = np.linalg.svd(ztr, full_matrices=False)
     m = LogisticRegression(C=C, max_iter=1000, tol=1e-8).fit(u * s, ytr)
     return m.predict_proba(zte @ vt.T)
+
+
+C_GRID = (2, 8, 32, 128, 512, 2048, 8192)
+TAU_GRID = (4, 8, 16, 32)
+
+
+def head_probs(ztr, ytr, zte, K):
+    """Test probabilities of every head of the grids. Logistic regression
+    is fitted in the row space of ztr: with an L2 penalty its weights lie in
+    the span of the training rows, so this is the same fit at n x n cost."""
+    import numpy as np
+    out = {("logreg", C): lr_rowspace(ztr, ytr, zte, C) for C in C_GRID}
+    mu = np.stack([ztr[ytr == c].mean(0) for c in range(K)])
+    mu /= np.linalg.norm(mu, axis=1, keepdims=True)
+    for tau in TAU_GRID:
+        e = tau * zte @ mu.T
+        e = np.exp(e - e.max(1, keepdims=True))
+        out[("nearest-mean", tau)] = e / e.sum(1, keepdims=True)
+    return out
+
+
+def select(X, y, tr, te, K, pw, seed):
+    """Test top-1 of the head each rule picks by cross-validated log-loss."""
+    import numpy as np
+    vs = "l0 l2 L0 L2".split()
+    rng = np.random.RandomState(seed)
+    loss = {}
+    for rep in range(3):
+        fold = cv_folds(y, tr, K, rng)
+        for f in range(2):
+            a, b = tr[fold != f], tr[fold == f]
+            za, zb = prep([X[v][a] for v in vs], [X[v][b] for v in vs], pw)
+            for h, p in head_probs(za, y[a], zb, K).items():
+                loss[h] = loss.get(h, 0) - np.log(np.maximum(p[np.arange(len(b)), y[b]], 1e-15)).sum()
+    ztr, zte = prep([X[v][tr] for v in vs], [X[v][te] for v in vs], pw)
+    acc = {h: (p.argmax(1) == y[te]).mean() for h, p in head_probs(ztr, y[tr], zte, K).items()}
+    rules = {"both families (the search before)": list(acc),
+             "logistic regression only (the search now)": [h for h in acc if h[0] == "logreg"],
+             "nearest mean only": [h for h in acc if h[0] == "nearest-mean"]}
+    return {r: acc[min(hs, key=lambda h: loss[h])] for r, hs in rules.items()}
 
 
 def fusions(X, y, tr, te, K, pw, seed):
