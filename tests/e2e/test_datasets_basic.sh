@@ -2,7 +2,8 @@
 # names (EINVAL, EEXIST), mkdir / mv / rm -r, README, cp -r of images in
 # sub-folders plus a COCO file in both orders, status and status.json, the
 # close() EINVAL of a bad annotation file with the previous file kept,
-# EFBIG for an image over 20 MB, read-only generated files.
+# EFBIG for an image over 20 MB, read-only generated files, rmdir of a
+# dataset or model while a file in it is being written.
 source "$(dirname "$0")/lib.sh"
 
 vfs_mount
@@ -250,6 +251,31 @@ print(out)
 PY
 )"
 check "and then rm -r removes it" rm -r "$MNT/datasets/pend"
+# a model's folder too (the check is the core's, made before the area's own):
+# a train.json still being written keeps it; this one is refused at close
+mkdir "$MNT/models/pend"
+check_eq "rmdir of a model under a write" "refused: Directory not empty; close: Invalid argument; kept" \
+    "$(python3 - "$MNT/models/pend" <<'PY'
+import os, sys
+m = sys.argv[1]
+fd = os.open(os.path.join(m, "train.json"), os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, b"{")
+try:
+    os.rmdir(m)
+    out = "removed"
+except OSError as e:
+    out = "refused: " + e.strerror
+os.write(fd, b"not json")
+try:
+    os.close(fd)
+    out += "; close ok"
+except OSError as e:
+    out += "; close: " + e.strerror
+out += "; kept" if os.path.isdir(m) else "; gone"
+print(out)
+PY
+)"
+check "and then rmdir removes it" rmdir "$MNT/models/pend"
 
 vfs_umount
 vfs_done
