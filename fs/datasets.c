@@ -15,9 +15,13 @@
  *   writing status.json then status, each atomically.
  * - The last verification's result (report and the file found per image) is
  *   kept in memory for fs_dataset_snapshot.
+ * - A record exists only while its dataset's folder does: hooks and late
+ *   notices (a writer's close, a fetch finishing) make one only for a folder
+ *   that is there (entry_live), checked under ds_lock, which orders it with
+ *   rmdir_item (the folder goes first, then the record) and rename_item.
  * Lock order: ds_lock is the area's only lock and is a leaf: nothing else is
  * locked and no file I/O is done while holding it (except in snapshot
- * copies, which only copy memory).
+ * copies, which only copy memory, and entry_live's stat of the folder).
  */
 #include "datasets.h"
 
@@ -236,17 +240,51 @@ static void entry_unlink_list(ds_entry *e)
     }
 }
 
+/* Takes e out of the records (ds_lock held) and returns it for entry_free
+ * once the lock is let go; NULL when the verifier is busy with it (it frees
+ * it when done). */
+static ds_entry *entry_retire(ds_entry *e)
+{
+    e->removed = 1;
+    if (e->busy)
+        return NULL;
+    entry_unlink_list(e);
+    pthread_cond_broadcast(&ds_done);
+    return e;
+}
+
+/* Frees a retired entry; call without ds_lock. */
+static void entry_free(ds_entry *e)
+{
+    if (!e)
+        return;
+    parsed_unref(e->ann);
+    parsed_unref(e->report_ann);
+    entry_free_unlocked(e);
+}
+
 static int dataset_exists(const char *name);
 
-/* Marks name for verification: at once, or debounced. A late notice about
- * a dataset that is gone (a fetch finishing, a writer's close after rm -r)
- * does not bring its record back. */
-static void mark_dirty(const char *name, int at_once)
+/* The record of dataset name (ds_lock held), made if need be; NULL when
+ * the dataset is gone. A late notice about a removed dataset (a fetch
+ * finishing, a writer's close after rm -r or mv of the dataset) must not
+ * bring its record back: a new dataset of the name would start with the old
+ * one's state (a refused annotation file). The folder is looked at under
+ * the lock: rmdir_item removes the folder before the record, so a record
+ * made here is either removed by it or made after a new mkdir. */
+static ds_entry *entry_live(const char *name)
 {
-    pthread_mutex_lock(&ds_lock);
     ds_entry *e = entry_find(name);
     if (!e && dataset_exists(name))
         e = entry_get(name);
+    return e;
+}
+
+/* Marks name for verification: at once, or debounced. */
+static void mark_dirty(const char *name, int at_once)
+{
+    pthread_mutex_lock(&ds_lock);
+    ds_entry *e = entry_live(name);
     if (e) {
         double t = fs_now();
         double due = at_once ? t : e->last_run + DEBOUNCE_S;
@@ -1133,21 +1171,10 @@ static void entry_remove(const char *name)
 {
     pthread_mutex_lock(&ds_lock);
     ds_entry *e = entry_find(name);
-    if (!e) {
-        pthread_mutex_unlock(&ds_lock);
-        return;
-    }
-    e->removed = 1;
-    if (e->busy) {
-        pthread_mutex_unlock(&ds_lock);
-        return;
-    }
-    entry_unlink_list(e);
-    pthread_cond_broadcast(&ds_done);
+    if (e)
+        e = entry_retire(e);
     pthread_mutex_unlock(&ds_lock);
-    parsed_unref(e->ann);
-    parsed_unref(e->report_ann);
-    entry_free_unlocked(e);
+    entry_free(e);
 }
 
 /* ---- area hooks ---- */
@@ -1218,10 +1245,19 @@ static int ds_rename_item(const char *from, const char *to)
     if (renameat2(AT_FDCWD, a, AT_FDCWD, b, RENAME_NOREPLACE) != 0)
         return -errno;
     pthread_mutex_lock(&ds_lock);
-    ds_entry *e = entry_find(from);
-    if (e)
+    ds_entry *e = entry_find(from), *extra = NULL;
+    if (e) {
+        /* a notice about `to` that came since the folder moved made a
+         * record of that name: it holds nothing but that notice (the
+         * mark_dirty below stands for it), and left there it would outlive
+         * the dataset */
+        extra = entry_find(to);
+        if (extra)
+            extra = entry_retire(extra);
         snprintf(e->name, sizeof e->name, "%s", to);
+    }
     pthread_mutex_unlock(&ds_lock);
+    entry_free(extra);
     mark_dirty(to, 1);
     return 0;
 }
@@ -1258,7 +1294,7 @@ static int ds_validate_write(const char *rel, const char *tmp_path, char *why, s
     if (!p) {
         snprintf(why, why_len, "%s", msg);
         pthread_mutex_lock(&ds_lock);
-        ds_entry *e = entry_get(name);
+        ds_entry *e = entry_live(name);
         int kept = 0; /* a good annotation file stays in use */
         if (e) {
             snprintf(e->refused, sizeof e->refused, "\"%.80s\" refused: %.400s", rest, msg);
@@ -1284,7 +1320,7 @@ static int ds_validate_write(const char *rel, const char *tmp_path, char *why, s
     }
     fs_fetch_forget_failed(name); /* a new annotation file: try failed downloads again */
     pthread_mutex_lock(&ds_lock);
-    ds_entry *e = entry_get(name);
+    ds_entry *e = entry_live(name);
     ds_parsed *old = NULL;
     if (e) {
         old = e->ann;
@@ -1321,7 +1357,7 @@ static void ds_write_failed(const char *rel, int err)
     if (fs_disk_full(err))
         fs_store_release_reserve();
     pthread_mutex_lock(&ds_lock);
-    ds_entry *e = entry_get(name);
+    ds_entry *e = entry_live(name);
     if (e) {
         snprintf(e->refused, sizeof e->refused, "\"%.80s\" refused: %s%s", rest, strerror(err),
                  fs_disk_full(err) ? " (the store's disk is full: free space "

@@ -2,7 +2,9 @@
 # names (EINVAL, EEXIST), mkdir / mv / rm -r, README, cp -r of images in
 # sub-folders plus a COCO file in both orders, status and status.json, the
 # close() EINVAL of a bad annotation file with the previous file kept,
-# EFBIG for an image over 20 MB, read-only generated files.
+# EFBIG for an image over 20 MB, read-only generated files, rmdir of a
+# dataset or model while a file in it is being written, and a dataset made
+# again under the name of one that went while a write was still open in it.
 source "$(dirname "$0")/lib.sh"
 
 vfs_mount
@@ -250,6 +252,58 @@ print(out)
 PY
 )"
 check "and then rm -r removes it" rm -r "$MNT/datasets/pend"
+# a model's folder too (the check is the core's, made before the area's own):
+# a train.json still being written keeps it; this one is refused at close
+mkdir "$MNT/models/pend"
+check_eq "rmdir of a model under a write" "refused: Directory not empty; close: Invalid argument; kept" \
+    "$(python3 - "$MNT/models/pend" <<'PY'
+import os, sys
+m = sys.argv[1]
+fd = os.open(os.path.join(m, "train.json"), os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, b"{")
+try:
+    os.rmdir(m)
+    out = "removed"
+except OSError as e:
+    out = "refused: " + e.strerror
+os.write(fd, b"not json")
+try:
+    os.close(fd)
+    out += "; close ok"
+except OSError as e:
+    out += "; close: " + e.strerror
+out += "; kept" if os.path.isdir(m) else "; gone"
+print(out)
+PY
+)"
+check "and then rmdir removes it" rmdir "$MNT/models/pend"
+
+# ---- the close of a file whose dataset has gone meanwhile (mv of the
+# dataset, or rm -r, while a broken annotation file was still open in it)
+# leaves nothing of the old dataset: a new one of the same name starts
+# empty, not "invalid" with the old one's refused write ----
+mkdir "$MNT/datasets/late"
+check_eq "close after the dataset moved away" "close: Invalid argument" \
+    "$(python3 - "$MNT/datasets" <<'PY'
+import os, sys
+d = sys.argv[1]
+fd = os.open(os.path.join(d, "late", "ann.json"), os.O_WRONLY | os.O_CREAT, 0o644)
+os.write(fd, b"not json")
+os.rename(os.path.join(d, "late"), os.path.join(d, "late2"))
+try:
+    os.close(fd)
+    print("close ok")
+except OSError as e:
+    print("close: " + e.strerror)
+PY
+)"
+check "a new dataset of the old name" mkdir "$MNT/datasets/late"
+cp "$SRC/ok.png" "$MNT/datasets/late/"
+sleep 1.5 # the verifier's run after the image (0.5 s debounce)
+check_eq "starts empty" "empty" "$(cat "$MNT/datasets/late/status")"
+check_eq "with no refused write of the old one" "null" \
+    "$(jq -c .lastRefusedWrite "$MNT/datasets/late/status.json")"
+check "both go" rm -r "$MNT/datasets/late" "$MNT/datasets/late2"
 
 vfs_umount
 vfs_done

@@ -472,6 +472,102 @@ static void test_no_ghost_after_rmdir(void)
     CHECK(a->rmdir_item("ghost") == 0);
 }
 
+/* The close of a writer whose dataset has gone meanwhile (rm -r while an
+ * annotation file was being closed, or mv of the dataset while it was open)
+ * reaches validate_write or write_failed under a name that no longer exists.
+ * It must leave no record behind: a new dataset of that name started
+ * "invalid" with the old one's refused write. */
+static void test_no_ghost_after_late_close(void)
+{
+    const fs_area *a = &fs_area_datasets;
+    CHECK(a->mkdir_item("late") == 0);
+    CHECK(a->rmdir_item("late") == 0);
+    CHECK(put("late/ann.json", "not json") == -EINVAL);
+    a->write_failed("late/big.json", EFBIG);
+    CHECK(fs_dataset_state("late", NULL, NULL, 0) == FS_DS_NOTFOUND);
+    /* a new dataset of the name, with an image and no annotation file */
+    CHECK(a->mkdir_item("late") == 0);
+    put_image("late/a.bmp", 64, 64, 1);
+    char line[600];
+    fs_ds_state s = fs_dataset_wait("late", 10000);
+    fs_dataset_state("late", NULL, line, sizeof line);
+    CHECK_MSG(s == FS_DS_EMPTY, "state %d: %s", (int)s, line);
+    CHECK_MSG(strcmp(status_of("late"), "empty") == 0, "status: %s", status_of("late"));
+    char p[4200];
+    fs_store_path(p, sizeof p, "datasets", "late/status.json");
+    const char *sj = read_file(p);
+    CHECK_MSG(sj && !strstr(sj, "lastRefusedWrite"), "%s", sj ? sj : "(no status.json)");
+    fs_store_path(p, sizeof p, "datasets", "late/a.bmp");
+    CHECK(unlink(p) == 0);
+    a->unlinked("late/a.bmp");
+    CHECK(a->rmdir_item("late") == 0);
+}
+
+/* Notices about both names while a dataset is moved back and forth. */
+typedef struct toucher {
+    const char *names[2];
+    atomic_int stop;
+} toucher;
+
+static void *touch_loop(void *arg)
+{
+    toucher *t = arg;
+    while (!atomic_load(&t->stop)) {
+        fs_dataset_touch(t->names[0]);
+        fs_dataset_touch(t->names[1]);
+    }
+    return NULL;
+}
+
+/* The dataset of name is empty apart from one image: a fresh start. */
+static void check_fresh(const char *name)
+{
+    char rel[64], line[600];
+    snprintf(rel, sizeof rel, "%s/a.bmp", name);
+    put_image(rel, 64, 64, 1);
+    fs_ds_state s = fs_dataset_wait(name, 10000);
+    fs_dataset_state(name, NULL, line, sizeof line);
+    CHECK_MSG(s == FS_DS_EMPTY, "%s: state %d: %s", name, (int)s, line);
+    CHECK_MSG(strcmp(status_of(name), "empty") == 0, "%s: status: %s", name, status_of(name));
+    char p[4200];
+    fs_store_path(p, sizeof p, "datasets", rel);
+    CHECK(unlink(p) == 0);
+    fs_area_datasets.unlinked(rel);
+}
+
+/* A notice about a dataset's new name that came while mv was under way
+ * (the folder already renamed, the record not yet) made a second record of
+ * that name; the renamed one then lived on after the dataset was removed,
+ * and a new dataset of either name started with the old one's state (here
+ * its refused annotation file). */
+static void test_no_ghost_after_rename(void)
+{
+    const fs_area *a = &fs_area_datasets;
+    CHECK(a->mkdir_item("mv1") == 0);
+    CHECK(put("mv1/ann.json", "not json") == -EINVAL);
+    toucher t = {.names = {"mv1", "mv2"}};
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, touch_loop, &t) == 0);
+    /* the old code was caught within 20000 rounds in every run */
+    int rc = 0, round = 0;
+    for (; round < 20000 && rc == 0; round++)
+        rc = a->rename_item(round % 2 ? "mv2" : "mv1", round % 2 ? "mv1" : "mv2");
+    CHECK_MSG(rc == 0, "round %d: %s", round - 1, strerror(-rc));
+    atomic_store(&t.stop, 1);
+    pthread_join(th, NULL);
+    char line[600];
+    fs_ds_state s = fs_dataset_wait("mv1", 10000);
+    fs_dataset_state("mv1", NULL, line, sizeof line);
+    CHECK_MSG(s == FS_DS_INVALID && strstr(line, "refused"), "state %d: %s", (int)s, line);
+    CHECK(a->rmdir_item("mv1") == 0);
+    CHECK(a->mkdir_item("mv1") == 0);
+    CHECK(a->mkdir_item("mv2") == 0);
+    check_fresh("mv1");
+    check_fresh("mv2");
+    CHECK(a->rmdir_item("mv1") == 0);
+    CHECK(a->rmdir_item("mv2") == 0);
+}
+
 int main(void)
 {
     snprintf(root, sizeof root, "/tmp/vfs-test-ds.XXXXXX");
@@ -487,6 +583,8 @@ int main(void)
     test_training_rule();
     test_rmdir_while_written();
     test_no_ghost_after_rmdir();
+    test_no_ghost_after_late_close();
+    test_no_ghost_after_rename();
     fs_area_datasets.stop();
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
