@@ -245,25 +245,30 @@ static void sleep_for(double s)
     nanosleep(&ts, NULL);
 }
 
-/* The CPU seconds a finished array charges to the budget: what Slurm's
- * accounting says its jobs used (every step of every try: fs_slurm_accounted)
- * when sacct has recorded their end within SACCT_WAIT seconds, else what its
- * workers report in their done markers (`workers`: sites without slurmdbd).
- * The log says which. Frees ran->jobs. */
-static double charged_cpu(mdl *m, sl_ran *ran, double workers)
+/* The CPU seconds a finished array charges to the budget (*cpu): what
+ * Slurm's accounting says its jobs used (every step of every try:
+ * fs_slurm_accounted) when sacct has recorded their end within SACCT_WAIT
+ * seconds, else what its workers report in their done markers (`workers`:
+ * sites without slurmdbd). The log says which. abort(actx) is heard while
+ * it waits for sacct, as run_array hears it while the array runs. 0; -2
+ * when abort said stop (*cpu = workers). Frees ran->jobs. */
+static int charged_cpu(mdl *m, sl_ran *ran, double workers, int (*abort)(void *), void *actx,
+                       double *cpu)
 {
     char err[400] = "";
-    double cpu = 0, t0 = fs_now();
+    double acc = 0;
     int rc = -1;
+    *cpu = workers;
     if (ran->jobs)
-        while ((rc = fs_slurm_accounted(ran->jobs, ran->tries, &cpu, err, sizeof err)) == 1 &&
-               fs_now() - t0 < SACCT_WAIT)
-            sleep_for(SACCT_POLL);
-    if (rc == 0)
+        rc = fs_slurm_accounted_wait(ran->jobs, ran->tries, SACCT_WAIT, SACCT_POLL, abort, actx,
+                                     &acc, err, sizeof err);
+    if (rc == -2)
+        mdl_log(m, "slurm: cancelled while waiting for sacct's accounting of job %s", ran->jobs);
+    else if (rc == 0)
         mdl_log(m,
                 "budget: %.1f CPU s accounted by Slurm (sacct) for job %s (%d tasks; the workers "
                 "report %.1f)",
-                cpu, ran->jobs, ran->tries, workers);
+                acc, ran->jobs, ran->tries, workers);
     else if (rc == 1)
         mdl_log(m,
                 "budget: %.1f CPU s reported by the workers (sacct had not recorded the end of "
@@ -274,7 +279,9 @@ static double charged_cpu(mdl *m, sl_ran *ran, double workers)
                 err[0] ? err : "out of memory");
     free(ran->jobs);
     ran->jobs = NULL;
-    return rc == 0 ? cpu : workers;
+    if (rc == 0)
+        *cpu = acc;
+    return rc == -2 ? -2 : 0;
 }
 
 /* Runs DIR/job.sh as an array of ntasks and follows it to its end: what
@@ -485,7 +492,7 @@ static int extract_array(mdl *m, const char *const *paths, int n, const ex_pass 
         double cpu;
         totals(dir, ntasks, &computed, &cpu);
         mdl_log(m, "slurm: %d feature files computed, %.1f CPU s on the nodes", computed, cpu);
-        *cpu_out = charged_cpu(m, &ran, cpu);
+        rc = charged_cpu(m, &ran, cpu, abort, actx, cpu_out);
         *computed_out = computed;
     }
     fs_remove_tree(dir);
@@ -697,8 +704,10 @@ int mdl_slurm_probs(mdl *m, const fs_recipe *r, int slot, const char *stage, con
         int computed;
         totals(dir, ntasks, &computed, cpu);
         mdl_log(m, "slurm: %d probabilities computed, %.1f CPU s on the nodes", n, *cpu);
-        if (slot == MDL_SL_TRAIN)
-            *cpu = charged_cpu(m, &ran, *cpu);
+        if (slot == MDL_SL_TRAIN && charged_cpu(m, &ran, *cpu, abort, actx, cpu) == -2) {
+            *st = eng_fail(d, ENG_EABORTED, "cancelled");
+            rc = -1;
+        }
     }
     fs_remove_tree(dir);
     return rc;
@@ -777,8 +786,10 @@ int mdl_slurm_dets(mdl *m, const fs_recipe *r, int slot, const char *stage, cons
             total += nobjs[i];
         totals(dir, ntasks, &computed, cpu);
         mdl_log(m, "slurm: %d objects in %d images found, %.1f CPU s on the nodes", total, n, *cpu);
-        if (slot == MDL_SL_TRAIN)
-            *cpu = charged_cpu(m, &ran, *cpu);
+        if (slot == MDL_SL_TRAIN && charged_cpu(m, &ran, *cpu, abort, actx, cpu) == -2) {
+            *st = eng_fail(d, ENG_EABORTED, "cancelled");
+            rc = -1;
+        }
     }
     fs_remove_tree(dir);
     return rc;
@@ -846,9 +857,14 @@ int mdl_slurm_finetune(mdl *m, const char *job, const char *const *paths, int n,
         int computed;
         totals(dir, 1, &computed, cpu);
         mdl_log(m, "slurm: %s done, %.1f CPU s on the node", what, *cpu);
-        *cpu = charged_cpu(m, &ran, *cpu);
+        rc = charged_cpu(m, &ran, *cpu, abort, actx, cpu);
     }
     free(ran.jobs);
+    if (rc != 0) {
+        free(*result);
+        *result = NULL;
+        *len = 0;
+    }
     if (rc == -2)
         *st = eng_fail(d, ENG_EABORTED, "cancelled");
     else if (rc == -1)

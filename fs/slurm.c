@@ -28,7 +28,26 @@ void fs_slurm_configure(const fs_slurm_config *c) { g_cfg = *c; }
 
 const fs_slurm_config *fs_slurm(void) { return &g_cfg; }
 
-int fs_slurm_run(char *const argv[], char *out, size_t n)
+/* Kills the process group of a child that run_cmd started (it leads it)
+ * and reaps the child. */
+static void kill_child(pid_t pid)
+{
+    kill(-pid, SIGKILL);
+    int status;
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+}
+
+/* run_cmd's answer when it was told to stop (apart from exit statuses and
+ * -errno). */
+#define FS_SLURM_ABORTED (-1000)
+
+/* fs_slurm_run, and with abort (may be NULL) polled every ABORT_POLL_MS
+ * while the child runs: when it says stop, the child and whatever it
+ * started (its own process group) are killed and the answer is
+ * FS_SLURM_ABORTED. */
+#define ABORT_POLL_MS 100
+static int run_cmd(char *const argv[], char *out, size_t n, int (*abort)(void *), void *actx)
 {
     int p[2];
     if (pipe2(p, O_CLOEXEC) != 0)
@@ -38,9 +57,16 @@ int fs_slurm_run(char *const argv[], char *out, size_t n)
     posix_spawn_file_actions_adddup2(&fa, p[1], 1);
     posix_spawn_file_actions_adddup2(&fa, p[1], 2);
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawnattr_t at;
+    posix_spawnattr_init(&at);
+    if (abort) { /* a group of its own, to kill whatever it starts too */
+        posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP);
+        posix_spawnattr_setpgroup(&at, 0);
+    }
     pid_t pid;
-    int rc = posix_spawnp(&pid, argv[0], &fa, NULL, argv, environ);
+    int rc = posix_spawnp(&pid, argv[0], &fa, &at, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
     close(p[1]);
     if (rc != 0) {
         close(p[0]);
@@ -51,6 +77,21 @@ int fs_slurm_run(char *const argv[], char *out, size_t n)
     size_t got = 0;
     char sink[512];
     for (;;) {
+        if (abort) {
+            struct pollfd pf = {p[0], POLLIN, 0};
+            int r = poll(&pf, 1, ABORT_POLL_MS);
+            if (r < 0 && errno != EINTR)
+                break;
+            if (abort(actx)) {
+                close(p[0]);
+                kill_child(pid);
+                if (n)
+                    snprintf(out, n, "%s: stopped (cancelled)", argv[0]);
+                return FS_SLURM_ABORTED;
+            }
+            if (r <= 0)
+                continue;
+        }
         char *dst = got + 1 < n ? out + got : sink;
         size_t room = got + 1 < n ? n - 1 - got : sizeof sink;
         ssize_t r = read(p[0], dst, room);
@@ -68,6 +109,11 @@ int fs_slurm_run(char *const argv[], char *out, size_t n)
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+int fs_slurm_run(char *const argv[], char *out, size_t n)
+{
+    return run_cmd(argv, out, n, NULL, NULL);
 }
 
 /* The last non-empty line of s, without its newline, into out. */
@@ -276,7 +322,10 @@ static int has_line(const char *s, const char *prefix)
     }
 }
 
-int fs_slurm_accounted(const char *jobs, int expect, double *cpu, char *err, size_t en)
+/* fs_slurm_accounted, with abort polled while sacct runs: -2 when it
+ * said stop (sacct killed). */
+static int accounted(const char *jobs, int expect, int (*abort)(void *), void *actx, double *cpu,
+                     char *err, size_t en)
 {
     *cpu = 0;
     size_t jl = strlen(jobs) + 8;
@@ -294,7 +343,13 @@ int fs_slurm_accounted(const char *jobs, int expect, double *cpu, char *err, siz
      * steps hold what the processes used */
     char *argv[] = {"sacct", "--noheader", "--parsable2", jarg, "--format=JobID,TotalCPU,State",
                     NULL};
-    int rc = fs_slurm_run(argv, out, cap);
+    int rc = run_cmd(argv, out, cap, abort, actx);
+    if (rc == FS_SLURM_ABORTED) {
+        snprintf(err, en, "cancelled");
+        free(jarg);
+        free(out);
+        return -2;
+    }
     if (rc != 0) {
         char line[400];
         last_line(out, line, sizeof line);
@@ -354,6 +409,43 @@ int fs_slurm_accounted(const char *jobs, int expect, double *cpu, char *err, siz
     }
     *cpu = sum;
     return 0;
+}
+
+int fs_slurm_accounted(const char *jobs, int expect, double *cpu, char *err, size_t en)
+{
+    return accounted(jobs, expect, NULL, NULL, cpu, err, en);
+}
+
+static double mono_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+int fs_slurm_accounted_wait(const char *jobs, int expect, double wait, double pause,
+                            int (*abort)(void *), void *actx, double *cpu, char *err, size_t en)
+{
+    double t0 = mono_now();
+    for (;;) {
+        if (abort && abort(actx)) {
+            snprintf(err, en, "cancelled");
+            return -2;
+        }
+        int rc = accounted(jobs, expect, abort, actx, cpu, err, en);
+        if (rc != 1 || mono_now() - t0 >= wait)
+            return rc;
+        /* the pause in slices, so that a cancellation is heard at once */
+        for (double left = pause; left > 0; left -= ABORT_POLL_MS * 1e-3) {
+            if (abort && abort(actx)) {
+                snprintf(err, en, "cancelled");
+                return -2;
+            }
+            double s = left < ABORT_POLL_MS * 1e-3 ? left : ABORT_POLL_MS * 1e-3;
+            struct timespec ts = {(time_t)s, (long)((s - (time_t)s) * 1e9)};
+            nanosleep(&ts, NULL);
+        }
+    }
 }
 
 int fs_slurm_state_final(const char *s)

@@ -74,6 +74,16 @@ void fs_slurm_cancel(const fs_slurm_task *tasks, int n);
  * jobs but does not measure them: JobAcctGatherType=jobacct_gather/none). */
 int fs_slurm_accounted(const char *jobs, int expect, double *cpu, char *err, size_t en);
 
+/* fs_slurm_accounted until sacct has recorded every end: asks again every
+ * `pause` seconds for at most `wait` seconds (a question begun within them
+ * runs to its answer). abort(actx) (may be NULL) is polled between the
+ * questions, during the pauses and while sacct runs (every 0.1 s; sacct is
+ * then killed): -2 with err "cancelled" as soon as it says stop. Otherwise
+ * fs_slurm_accounted's answer to the last question (1: not recorded within
+ * `wait`). */
+int fs_slurm_accounted_wait(const char *jobs, int expect, double wait, double pause,
+                            int (*abort)(void *), void *actx, double *cpu, char *err, size_t en);
+
 /* Seconds of sacct's time format "[D-][HH:]MM:SS[.mmm]", or -1. */
 double fs_slurm_duration(const char *s);
 

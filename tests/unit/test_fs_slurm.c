@@ -5,8 +5,11 @@
  * accounting database (every step summed), one whose database has not yet
  * recorded a job's end (ask again), one without a database (fall back),
  * one that records jobs without measuring them (every step at zero: fall
- * back too), and the arguments the daemon passed. The real sacct is in
- * tests/e2e/test_slurm.sh. */
+ * back too), and the arguments the daemon passed. Then the daemon's wait
+ * for sacct after an array (fs_slurm_accounted_wait): it asks again until
+ * the end is recorded or its time is up, and a cancellation (rm
+ * train.json) ends it at once, also while a slow sacct (the fake sleeps)
+ * is still running. The real sacct is in tests/e2e/test_slurm.sh. */
 #include "check.h"
 #include "slurm.h"
 
@@ -14,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static char g_dir[64];
@@ -37,6 +41,48 @@ static void fake(const char *out, int rc)
     f = fopen(p, "w");
     fprintf(f, "%d\n", rc);
     fclose(f);
+}
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* The fake sacct sleeps this long before it answers. */
+static void fake_delay(double s)
+{
+    char p[128];
+    snprintf(p, sizeof p, "%s/delay", g_dir);
+    FILE *f = fopen(p, "w");
+    fprintf(f, "%g\n", s);
+    fclose(f);
+}
+
+/* An abort callback: stop once `after` seconds have passed since t0
+ * (after < 0: never); counts its calls. */
+typedef struct stopper {
+    double t0, after;
+    int calls;
+} stopper;
+
+static int stop_after(void *ctx)
+{
+    stopper *s = ctx;
+    s->calls++;
+    return s->after >= 0 && now() - s->t0 >= s->after;
+}
+
+/* fs_slurm_accounted_wait with up to `wait` s, a pause of 0.25 s, and an
+ * abort that says stop after `after` s; *took: how long it ran. */
+static int waited(double wait, double after, double *cpu, double *took, char *err, size_t en)
+{
+    stopper s = {now(), after, 0};
+    err[0] = '\0';
+    int rc = fs_slurm_accounted_wait("12", 2, wait, 0.25, stop_after, &s, cpu, err, en);
+    *took = now() - s.t0;
+    return rc;
 }
 
 static int accounted(const char *jobs, int expect, double *cpu, char *err, size_t en)
@@ -66,13 +112,16 @@ int main(void)
     char p[128];
     snprintf(p, sizeof p, "%s/sacct", g_dir);
     FILE *f = fopen(p, "w");
-    fprintf(f, "#!/bin/sh\necho \"$@\" >\"%s/args\"\ncat \"%s/answer\"\nexit $(cat \"%s/rc\")\n",
-            g_dir, g_dir, g_dir);
+    fprintf(f,
+            "#!/bin/sh\necho \"$@\" >\"%s/args\"\nsleep $(cat \"%s/delay\")\ncat "
+            "\"%s/answer\"\nexit $(cat \"%s/rc\")\n",
+            g_dir, g_dir, g_dir, g_dir);
     fclose(f);
     chmod(p, 0755);
     char path[8192];
     snprintf(path, sizeof path, "%s:%s", g_dir, getenv("PATH") ? getenv("PATH") : "/usr/bin:/bin");
     setenv("PATH", path, 1);
+    fake_delay(0);
 
     double cpu = -1;
     char err[300];
@@ -142,6 +191,40 @@ int main(void)
     fake("sacct: error: Slurm accounting storage is disabled\n", 1);
     CHECK(accounted("12", 1, &cpu, err, sizeof err) == -1);
     CHECK_MSG(strcmp(err, "Slurm accounting storage is disabled") == 0, "err: %s", err);
+    /* the wait after an array: recorded at the first question */
+    double took = 0;
+    fake("12_0|00:01.000|COMPLETED\n"
+         "12_0.batch|00:01.000|COMPLETED\n"
+         "12_1|00:02.000|COMPLETED\n"
+         "12_1.batch|00:02.000|COMPLETED\n",
+         0);
+    CHECK(waited(5, -1, &cpu, &took, err, sizeof err) == 0);
+    CHECK_NEAR(cpu, 3, 1e-9);
+    CHECK_MSG(took < 2, "took %.2f s", took);
+    /* not recorded: asks again until its time is up, then says so */
+    fake("12_0|00:01.000|COMPLETED\n"
+         "12_0.batch|00:01.000|COMPLETED\n"
+         "12_1|00:00:00|RUNNING\n",
+         0);
+    CHECK(waited(0.6, -1, &cpu, &took, err, sizeof err) == 1);
+    CHECK_MSG(took >= 0.6 && took < 3, "took %.2f s", took);
+    /* cancelled while it waits for the database: it stops at once instead
+     * of asking for its whole 5 s */
+    CHECK(waited(5, 0.5, &cpu, &took, err, sizeof err) == -2);
+    CHECK_MSG(took < 1.5, "the wait took %.2f s after a cancellation at 0.5 s", took);
+    CHECK_MSG(strcmp(err, "cancelled") == 0, "err: %s", err);
+    /* cancelled while a slow sacct runs (the fake sleeps 30 s): sacct is
+     * stopped, the wait ends at once */
+    fake_delay(30);
+    CHECK(waited(5, 0.5, &cpu, &took, err, sizeof err) == -2);
+    CHECK_MSG(took < 1.5, "the wait took %.2f s after a cancellation at 0.5 s", took);
+    fake_delay(0);
+    /* cancelled before: no question asked */
+    snprintf(p, sizeof p, "%s/args", g_dir);
+    unlink(p);
+    CHECK(waited(5, 0, &cpu, &took, err, sizeof err) == -2);
+    CHECK(access(p, F_OK) != 0);
+
     /* no sacct at all */
     setenv("PATH", "/nonexistent", 1);
     CHECK(accounted("12", 1, &cpu, err, sizeof err) == -1);
