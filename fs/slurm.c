@@ -8,6 +8,8 @@
  */
 #include "slurm.h"
 
+#include "area.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -416,31 +418,29 @@ int fs_slurm_accounted(const char *jobs, int expect, double *cpu, char *err, siz
     return accounted(jobs, expect, NULL, NULL, cpu, err, en);
 }
 
-static double mono_now(void)
+/* 1 with err "cancelled" when abort (may be NULL) says stop. */
+static int stopped(int (*abort)(void *), void *actx, char *err, size_t en)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
+    if (!abort || !abort(actx))
+        return 0;
+    snprintf(err, en, "cancelled");
+    return 1;
 }
 
 int fs_slurm_accounted_wait(const char *jobs, int expect, double wait, double pause,
                             int (*abort)(void *), void *actx, double *cpu, char *err, size_t en)
 {
-    double t0 = mono_now();
+    double t0 = fs_now();
     for (;;) {
-        if (abort && abort(actx)) {
-            snprintf(err, en, "cancelled");
+        if (stopped(abort, actx, err, en))
             return -2;
-        }
         int rc = accounted(jobs, expect, abort, actx, cpu, err, en);
-        if (rc != 1 || mono_now() - t0 >= wait)
+        if (rc != 1 || fs_now() - t0 >= wait)
             return rc;
         /* the pause in slices, so that a cancellation is heard at once */
         for (double left = pause; left > 0; left -= ABORT_POLL_MS * 1e-3) {
-            if (abort && abort(actx)) {
-                snprintf(err, en, "cancelled");
+            if (stopped(abort, actx, err, en))
                 return -2;
-            }
             double s = left < ABORT_POLL_MS * 1e-3 ? left : ABORT_POLL_MS * 1e-3;
             struct timespec ts = {(time_t)s, (long)((s - (time_t)s) * 1e9)};
             nanosleep(&ts, NULL);

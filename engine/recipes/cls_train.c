@@ -1448,9 +1448,8 @@ static void ft_score(trainer *t, const double *oof, const double *lin, int mix, 
 
 /* One fine-tuning candidate: the tail from tap, cross-validated on the
  * first repeat's folds: oof gets its held-out probabilities, *maps (on
- * success) the copies' maps. */
-/* *fit_cpu: the CPU seconds of the cross-validated fits alone (the maps
- * may have come from the cache). */
+ * success) the copies' maps, *fit_cpu the CPU seconds of the fits alone
+ * (the maps may have come from the cache). */
 static eng_status ft_candidate(trainer *t, int bb, int size, const char *tap, float **maps, int *h,
                                int *w, double *oof, double *fit_cpu)
 {

@@ -131,6 +131,18 @@ typedef struct synth {
     int cat[NIMG + 1][NBOX];
 } synth;
 
+/* Adds a Gaussian blob of height a at input pixel (cx, cy) to channel ch
+ * of features f (DET_GRID x DET_GRID x FD). */
+static void blob(float *f, int cx, int cy, int ch, float a)
+{
+    int gx = cx / DET_STRIDE, gy = cy / DET_STRIDE;
+    for (int y = gy - 4; y <= gy + 4; y++)
+        for (int x = gx - 4; x <= gx + 4; x++)
+            if (x >= 0 && y >= 0 && x < DET_GRID && y < DET_GRID)
+                f[((size_t)y * DET_GRID + x) * FD + ch] +=
+                    a * expf(-(float)((x - gx) * (x - gx) + (y - gy) * (y - gy)) / 4.0f);
+}
+
 /* Channel c < NC: a blob at each centre of a category-c box; channel NC:
  * ones; the rest: noise. Every box is BOX x BOX input pixels. */
 static void synth_make(synth *s, uint64_t seed)
@@ -152,14 +164,7 @@ static void synth_make(synth *s, uint64_t seed)
             q[2] = (float)(cx + BOX / 2);
             q[3] = (float)(cy + BOX / 2);
             s->cat[i][b] = c;
-            int gx = cx / 4, gy = cy / 4;
-            for (int y = gy - 4; y <= gy + 4; y++)
-                for (int x = gx - 4; x <= gx + 4; x++) {
-                    if (x < 0 || y < 0 || x >= DET_GRID || y >= DET_GRID)
-                        continue;
-                    float d2 = (float)((x - gx) * (x - gx) + (y - gy) * (y - gy));
-                    f[((size_t)y * DET_GRID + x) * FD + c] += 3.0f * expf(-d2 / 4.0f);
-                }
+            blob(f, cx, cy, c, 3.0f);
         }
         s->feat[i] = malloc((size_t)FD * DET_CELLS * 2);
         det_f32_to_f16(f, s->feat[i], (size_t)FD * DET_CELLS);
@@ -297,16 +302,6 @@ static void test_train(eng_detector **out)
  * images full of distractors teach it not to. At the same number of steps,
  * the score at a distractor of an unseen image must be lower with them. */
 enum { BG_POS = 6, BG_NEG = 6 };
-
-static void blob(float *f, int cx, int cy, int ch, float a)
-{
-    int gx = cx / DET_STRIDE, gy = cy / DET_STRIDE;
-    for (int y = gy - 4; y <= gy + 4; y++)
-        for (int x = gx - 4; x <= gx + 4; x++)
-            if (x >= 0 && y >= 0 && x < DET_GRID && y < DET_GRID)
-                f[((size_t)y * DET_GRID + x) * FD + ch] +=
-                    a * expf(-(float)((x - gx) * (x - gx) + (y - gy) * (y - gy)) / 4.0f);
-}
 
 /* Image i: objects (boxes written to box) or distractors, 3 per image. */
 static uint16_t *bg_image(eng_rng *r, int objects, float *box)
