@@ -346,11 +346,11 @@ int fs_models_hooks_dets(void *ctx, const void *model, const char *const *paths,
     return h->dets(h->ctx, model, paths, n, objs, nobjs, wh, st, d);
 }
 
-int fs_models_hooks_finetune(void *ctx, const char *job, const char *const *paths, int n,
-                             void **result, size_t *len, double *cpu, eng_status *st, eng_diag *d)
+int fs_models_hooks_finetune(void *ctx, eng_finetune_job *jobs, int njobs, const char *const *paths,
+                             int n, double *cpu, eng_status *st, eng_diag *d)
 {
     const fs_recipe_hooks *h = ctx;
-    return h->finetune(h->ctx, job, paths, n, result, len, cpu, st, d);
+    return h->finetune(h->ctx, jobs, njobs, paths, n, cpu, st, d);
 }
 
 static int hooks_extract(void *ctx, const char *backbone, const char *checksum, int size, int aug,

@@ -68,8 +68,8 @@ int fs_models_hooks_dets(void *ctx, const void *model, const char *const *paths,
                          eng_diag *d);
 
 /* An eng_finetune_fn whose ctx is a fs_recipe_hooks: calls its finetune. */
-int fs_models_hooks_finetune(void *ctx, const char *job, const char *const *paths, int n,
-                             void **result, size_t *len, double *cpu, eng_status *st, eng_diag *d);
+int fs_models_hooks_finetune(void *ctx, eng_finetune_job *jobs, int njobs, const char *const *paths,
+                             int n, double *cpu, eng_status *st, eng_diag *d);
 
 /* Fills err with a code and a message (cut to fit). */
 void fs_recipe_set_err(fs_recipe_err *err, fs_code code, const char *msg);

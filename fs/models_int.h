@@ -288,17 +288,17 @@ int mdl_slurm_dets(mdl *m, const fs_recipe *r, int slot, const char *stage, cons
                    void (*changed)(void *cctx, const char *summary), void *cctx,
                    eng_det_object *objs, int *nobjs, int *wh, double *cpu, eng_status *st,
                    eng_diag *d);
-/* A fine-tuning candidate of the classifier training (job: the engine's
- * JSON, paths[0..n) its training images) run by one Slurm job of
- * `visionfs-worker finetune`, shown in m->sl[MDL_SL_TRAIN] (stage
- * "fine-tuning") and the log; abort(actx) is polled (then scancel). An
- * eng_finetune_fn's answer: 0 with *result (malloc'd, *len bytes) and *cpu
- * (the job's CPU s, as mdl_slurm_extract counts them); 1 not taken (an
- * image outside the store); -1 failed with *st and d (ENG_EABORTED when
- * aborted). */
-int mdl_slurm_finetune(mdl *m, const char *job, const char *const *paths, int n,
-                       int (*abort)(void *), void *actx, void **result, size_t *len, double *cpu,
-                       eng_status *st, eng_diag *d);
+/* The fine-tuning candidates of the classifier training (jobs[0..njobs):
+ * the engine's JSON in spec; paths[0..n) their training images) run by one
+ * Slurm job array of `visionfs-worker finetune`, task i for jobs[i], shown
+ * in m->sl[MDL_SL_TRAIN] (stage "fine-tuning") and the log; abort(actx) is
+ * polled (then scancel). An eng_finetune_fn's answer: 0 with each job's
+ * result (malloc'd) and cpu (its worker's count) and *cpu (the array's CPU
+ * s, as mdl_slurm_extract counts them); 1 not taken (an image outside the
+ * store); -1 failed with *st and d (ENG_EABORTED when aborted), no result
+ * kept. */
+int mdl_slurm_finetune(mdl *m, eng_finetune_job *jobs, int njobs, const char *const *paths, int n,
+                       int (*abort)(void *), void *actx, double *cpu, eng_status *st, eng_diag *d);
 /* " slurm job 12: 2 RUNNING on node1,node2, 2 PENDING (queued 4s)" of the
  * tasks v shows, "" when none (models.c). */
 void mdl_slurm_summary(const mdl_slurm_view *v, char *out, size_t n);

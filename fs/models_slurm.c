@@ -211,23 +211,31 @@ static int write_inputs(const char *dir, const char *const *paths, int n, const 
     return rc;
 }
 
-/* Totals of the done markers: images, computed, CPU seconds. */
+/* What task i's done marker says: computed, CPU seconds (0 when absent). */
+static void task_done(const char *dir, int i, int *computed, double *cpu)
+{
+    char p[FS_PATH_MAX + 32];
+    snprintf(p, sizeof p, "%s/done.%d", dir, i);
+    size_t len = 0;
+    char *s = fs_read_small(p, 4096, &len);
+    const char *c = s ? strstr(s, "\"computed\":") : NULL;
+    const char *u = s ? strstr(s, "\"cpuSeconds\":") : NULL;
+    *computed = c ? atoi(c + 11) : 0;
+    *cpu = u ? atof(u + 13) : 0;
+    free(s);
+}
+
+/* Totals of the done markers: computed, CPU seconds. */
 static void totals(const char *dir, int ntasks, int *computed, double *cpu)
 {
     *computed = 0;
     *cpu = 0;
     for (int i = 0; i < ntasks; i++) {
-        char p[FS_PATH_MAX + 32];
-        snprintf(p, sizeof p, "%s/done.%d", dir, i);
-        size_t len = 0;
-        char *s = fs_read_small(p, 4096, &len);
-        const char *c = s ? strstr(s, "\"computed\":") : NULL;
-        const char *u = s ? strstr(s, "\"cpuSeconds\":") : NULL;
-        if (c)
-            *computed += atoi(c + 11);
-        if (u)
-            *cpu += atof(u + 13);
-        free(s);
+        int c;
+        double u;
+        task_done(dir, i, &c, &u);
+        *computed += c;
+        *cpu += u;
     }
 }
 
@@ -795,75 +803,123 @@ int mdl_slurm_dets(mdl *m, const fs_recipe *r, int slot, const char *stage, cons
     return rc;
 }
 
-int mdl_slurm_finetune(mdl *m, const char *job, const char *const *paths, int n,
-                       int (*abort)(void *), void *actx, void **result, size_t *len, double *cpu,
-                       eng_status *st, eng_diag *d)
+/* "efficientnet-lite0 from blocks_14/add and blocks_15/project" (the
+ * backbone and the tail's tap of every job, a backbone named once while it
+ * stays the same) into out. */
+static void ft_names(const eng_finetune_job *jobs, int njobs, char *out, size_t n)
+{
+    size_t len = 0;
+    char prev[128] = "";
+    out[0] = '\0';
+    for (int i = 0; i < njobs && len < n; i++) {
+        cJSON *j = cJSON_Parse(jobs[i].spec);
+        const char *bb = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "backbone"));
+        const char *tap = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "tap"));
+        const char *sep = i == 0 ? "" : i == njobs - 1 ? " and " : ", ";
+        bb = bb ? bb : "?";
+        if (strcmp(bb, prev) == 0)
+            len += snprintf(out + len, n - len, "%s%s", sep, tap ? tap : "?");
+        else
+            len += snprintf(out + len, n - len, "%s%s from %s", sep, bb, tap ? tap : "?");
+        snprintf(prev, sizeof prev, "%s", bb);
+        cJSON_Delete(j);
+    }
+}
+
+int mdl_slurm_finetune(mdl *m, eng_finetune_job *jobs, int njobs, const char *const *paths, int n,
+                       int (*abort)(void *), void *actx, double *cpu, eng_status *st, eng_diag *d)
 {
     const char *root = fs_store_root();
     size_t rl = strlen(root);
     *cpu = 0;
-    *result = NULL;
-    *len = 0;
+    for (int k = 0; k < njobs; k++) {
+        jobs[k].result = NULL;
+        jobs[k].len = 0;
+        jobs[k].cpu = 0;
+    }
+    if (njobs < 1 || njobs > MAX_TASKS)
+        return 1;
     for (int i = 0; i < n; i++)
         if (strncmp(paths[i], root, rl) != 0 || paths[i][rl] != '/')
             return 1; /* not in the store: the workers cannot see it */
-    char dir[FS_PATH_MAX], p[FS_PATH_MAX + 32], msg[1024], what[256];
+    char dir[FS_PATH_MAX], p[FS_PATH_MAX + 32], msg[1024], what[600], names[512], err[600] = "";
     *st = ENG_EIO;
     int rc = fs_tmp_mkdir(dir, sizeof dir);
     if (rc < 0) {
         eng_fail(d, ENG_EIO, "slurm: cannot make the job folder: %s", strerror(-rc));
         return -1;
     }
-    snprintf(p, sizeof p, "%s/job.json", dir);
-    FILE *f = fopen(p, "w");
-    int ok = f && fputs(job, f) >= 0;
-    ok = f && fclose(f) == 0 && ok;
+    /* task k runs jobs[k]: --spec DIR/job.K.json, one per task, in order */
+    const char **args = malloc(sizeof *args * 2 * (size_t)njobs);
+    char(*specs)[FS_PATH_MAX + 32] = malloc(sizeof *specs * (size_t)njobs);
+    int ok = args && specs;
+    for (int k = 0; ok && k < njobs; k++) {
+        snprintf(specs[k], sizeof specs[k], "%s/job.%d.json", dir, k);
+        args[2 * k] = "--spec";
+        args[2 * k + 1] = specs[k];
+        FILE *f = fopen(specs[k], "w");
+        ok = f && fputs(jobs[k].spec, f) >= 0;
+        ok = f && fclose(f) == 0 && ok;
+    }
     snprintf(p, sizeof p, "%s/images.txt", dir);
-    f = ok ? fopen(p, "w") : NULL;
+    FILE *f = ok ? fopen(p, "w") : NULL;
     for (int i = 0; f && i < n; i++)
         fprintf(f, "%s\n", paths[i] + rl + 1);
-    char err[600] = "";
-    snprintf(p, sizeof p, "%s/job.json", dir);
-    const char *args[] = {"--spec", p};
-    if (!f || fclose(f) != 0)
+    if (!args || !specs)
+        snprintf(err, sizeof err, "out of memory");
+    else if (!f || fclose(f) != 0)
         snprintf(err, sizeof err, "job folder: %s", strerror(errno));
     else
-        write_job_sh(dir, "a fine-tuning candidate", "finetune", args, 2, 1, err, sizeof err);
+        write_job_sh(dir, "fine-tuning candidate $SLURM_ARRAY_TASK_ID", "finetune", args, 2 * njobs,
+                     njobs, err, sizeof err);
+    free(args);
+    free(specs);
     if (err[0]) {
         eng_fail(d, ENG_EIO, "slurm: %s", err);
         fs_remove_tree(dir);
         return -1;
     }
-    /* the log names the candidate: the backbone and the tail's tap */
-    cJSON *j = cJSON_Parse(job);
-    const char *bb = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "backbone"));
-    const char *tap = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "tap"));
-    snprintf(what, sizeof what, "fine-tuning of %s from %s (%d images)", bb ? bb : "?",
-             tap ? tap : "?", n);
-    cJSON_Delete(j);
+    /* the log names the candidates: the backbone and each tail's tap */
+    ft_names(jobs, njobs, names, sizeof names);
+    snprintf(what, sizeof what, "fine-tuning of %s (%d images)", names, n);
     sl_show sv = {MDL_SL_TRAIN, "fine-tuning", NULL, NULL};
     fs_code code;
     sl_ran ran = {NULL, 0};
-    rc = run_array(m, dir, 1, what, &sv, abort, actx, &ran, &code, msg, sizeof msg);
-    if (rc == 0) {
-        snprintf(p, sizeof p, "%s/result.0", dir);
-        *result = fs_read_small(p, (size_t)1 << 30, len);
-        if (!*result) {
-            snprintf(msg, sizeof msg, "slurm: the fine-tuning job left no result in %s", dir);
+    rc = run_array(m, dir, njobs, what, &sv, abort, actx, &ran, &code, msg, sizeof msg);
+    for (int k = 0; rc == 0 && k < njobs; k++) {
+        snprintf(p, sizeof p, "%s/result.%d", dir, k);
+        jobs[k].result = fs_read_small(p, (size_t)1 << 30, &jobs[k].len);
+        if (!jobs[k].result) {
+            snprintf(msg, sizeof msg, "slurm: task %d of the fine-tuning left no result in %s", k,
+                     dir);
             rc = -1;
         }
     }
     if (rc == 0) {
-        int computed;
-        totals(dir, 1, &computed, cpu);
-        mdl_log(m, "slurm: %s done, %.1f CPU s on the node", what, *cpu);
+        char each[400] = "";
+        size_t el = 0;
+        for (int k = 0; k < njobs; k++) {
+            int computed;
+            task_done(dir, k, &computed, &jobs[k].cpu);
+            *cpu += jobs[k].cpu;
+            if (njobs > 1 && el < sizeof each)
+                el += snprintf(each + el, sizeof each - el, "%stask %d %.1f", k ? ", " : " (", k,
+                               jobs[k].cpu);
+        }
+        if (njobs > 1 && el < sizeof each)
+            snprintf(each + el, sizeof each - el, ")");
+        mdl_log(m, "slurm: %s done, %.1f CPU s on the node%s%s", what, *cpu, njobs > 1 ? "s" : "",
+                each);
         rc = charged_cpu(m, &ran, *cpu, abort, actx, cpu);
     }
     free(ran.jobs);
     if (rc != 0) {
-        free(*result);
-        *result = NULL;
-        *len = 0;
+        for (int k = 0; k < njobs; k++) {
+            free(jobs[k].result);
+            jobs[k].result = NULL;
+            jobs[k].len = 0;
+        }
+        *cpu = 0;
     }
     if (rc == -2)
         *st = eng_fail(d, ENG_EABORTED, "cancelled");

@@ -422,14 +422,15 @@ static int tjob_dets(void *ctx, const void *model, const char *const *paths, int
     return rc;
 }
 
-/* --executor slurm: a classifier's fine-tuning candidate run by one Slurm
- * job of `visionfs-worker finetune` (an eng_finetune_fn). Its CPU time is
- * counted by the engine (its budget), not in cluster_cpu. */
-static int tjob_finetune(void *ctx, const char *job, const char *const *paths, int n, void **result,
-                         size_t *len, double *cpu, eng_status *st, eng_diag *d)
+/* --executor slurm: a classifier search's fine-tuning candidates run by
+ * one Slurm job array of `visionfs-worker finetune`, a task per candidate
+ * (an eng_finetune_fn). Its CPU time is counted by the engine (its
+ * budget), not in cluster_cpu. */
+static int tjob_finetune(void *ctx, eng_finetune_job *jobs, int njobs, const char *const *paths,
+                         int n, double *cpu, eng_status *st, eng_diag *d)
 {
     tjob *j = ctx;
-    return mdl_slurm_finetune(j->m, job, paths, n, tjob_abort, j, result, len, cpu, st, d);
+    return mdl_slurm_finetune(j->m, jobs, njobs, paths, n, tjob_abort, j, cpu, st, d);
 }
 
 /* --executor slurm: a classifier search's second input scale or augmented

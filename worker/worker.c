@@ -14,8 +14,8 @@
  *                   [--threads T]      (a classifier, multilabel model or detector)
  *   visionfs-worker evaluate --store S --model-file F --images LIST --shard i/n
  *                   --job-dir DIR [--cache] [--threads T]
- *   visionfs-worker finetune --store S --spec JOB --images LIST --job-dir DIR
- *                   [--shard i/n] [--threads T]
+ *   visionfs-worker finetune --store S --spec JOB [--spec JOB]... --images LIST
+ *                   --job-dir DIR [--shard i/n] [--threads T]
  *
  * evaluate writes a classifier's probabilities of its shard (eng_cls_probs,
  * the call the daemon's evaluation makes), or a multilabel model's scores
@@ -26,7 +26,8 @@
  * the daemon merges the shards and computes the metrics itself. finetune
  * runs one fine-tuning candidate of a classifier's search (JOB: the
  * engine's JSON, eng_cls_finetune_run) and writes its result into
- * DIR/result.I for the daemon's search.
+ * DIR/result.I for the daemon's search: shard I of a job array of n tasks
+ * runs the I-th of n JOBs, so one array runs every candidate at once.
  *
  * Exit codes: 0 done, 1 work failed, 2 usage, 3 the store is not visible here.
  */
@@ -51,9 +52,12 @@
 
 #define W_PATH 4096
 #define MAX_BB 32
+#define MAX_SPECS 100 /* the daemon's array tasks at most */
 
 typedef struct wargs {
-    const char *store, *dataset, *images, *job_dir, *model, *model_file, *spec;
+    const char *store, *dataset, *images, *job_dir, *model, *model_file;
+    const char *spec[MAX_SPECS]; /* finetune: one per shard */
+    int nspec;
     char **files; /* predict: FILES... */
     int nfiles, version;
     const char *bb[MAX_BB];
@@ -97,10 +101,11 @@ static void usage(void)
             "a detector's objects of each image into DIR/dets.I (text).\n"
             "An image that cannot be read is named in DIR/failed.I (its status and message).\n"
             "\n"
-            "       visionfs-worker finetune --store DIR --spec JOB --images LIST --job-dir DIR\n"
-            "                       [--shard I/1] [--threads T]\n"
+            "       visionfs-worker finetune --store DIR --spec JOB [--spec JOB]... --images LIST\n"
+            "                       --job-dir DIR [--shard I/N] [--threads T]\n"
             "Runs the fine-tuning candidate JOB (written by the daemon's search) on the\n"
-            "training images of LIST into DIR/result.I (I: the shard, 0 by default).\n"
+            "training images of LIST into DIR/result.I (I: the shard, 0 by default); with\n"
+            "N JOBs (one job array for every candidate), shard I runs the I-th.\n"
             "\n"
             "--threads T: threads of a unit (default $SLURM_CPUS_PER_TASK, else every CPU).\n");
 }
@@ -151,10 +156,14 @@ static int parse(int argc, char **argv, wargs *a)
             a->model = v;
         else if (strcmp(k, "--model-file") == 0)
             a->model_file = v;
-        else if (strcmp(k, "--spec") == 0)
-            a->spec = v;
-        else if (strcmp(k, "--kind") == 0 &&
-                 (strcmp(v, "classifier") == 0 || strcmp(v, "detector") == 0))
+        else if (strcmp(k, "--spec") == 0) {
+            if (a->nspec == MAX_SPECS) {
+                fprintf(stderr, "visionfs-worker: more than %d --spec\n", MAX_SPECS);
+                return -1;
+            }
+            a->spec[a->nspec++] = v;
+        } else if (strcmp(k, "--kind") == 0 &&
+                   (strcmp(v, "classifier") == 0 || strcmp(v, "detector") == 0))
             a->detector = strcmp(v, "detector") == 0;
         else if (strcmp(k, "--version") == 0)
             a->version = atoi(v);
@@ -187,9 +196,16 @@ static int parse(int argc, char **argv, wargs *a)
             return -1;
         }
     } else if (strcmp(argv[1], "finetune") == 0) {
-        if (!a->store || !a->spec || !a->images || !a->job_dir) {
+        if (!a->store || !a->nspec || !a->images || !a->job_dir) {
             fprintf(stderr, "visionfs-worker: finetune needs --store, --spec, --images and "
                             "--job-dir\n");
+            return -1;
+        }
+        if (a->nspec != a->nshards) {
+            fprintf(stderr,
+                    "visionfs-worker: finetune: %d --spec for %d shard(s): one per shard, "
+                    "in order\n",
+                    a->nspec, a->nshards);
             return -1;
         }
     } else if (strcmp(argv[1], "predict") == 0) {
@@ -944,7 +960,8 @@ static int cmd_finetune(const wargs *a)
     size_t len = 0, jl = 0;
     char *job = NULL, name[64], text[256], cache[W_PATH + 32];
     double c0 = cpu_seconds();
-    FILE *f = fopen(a->spec, "rb");
+    const char *spec = a->spec[a->shard];
+    FILE *f = fopen(spec, "rb");
     if (f && fseek(f, 0, SEEK_END) == 0) {
         long l = ftell(f);
         if (l >= 0 && fseek(f, 0, SEEK_SET) == 0 && (job = malloc((size_t)l + 1)) &&
@@ -959,7 +976,7 @@ static int cmd_finetune(const wargs *a)
     if (f)
         fclose(f);
     if (!job) {
-        say("job \"%s\": %s", a->spec, strerror(errno ? errno : EIO));
+        say("job \"%s\": %s", spec, strerror(errno ? errno : EIO));
         goto out;
     }
     if (read_list(a->store, a->images, &imgs) != 0 || backbone_dirs(&all, &bbdirs) != 0)

@@ -1477,42 +1477,104 @@ static eng_status ft_candidate(trainer *t, int bb, int size, const char *tap, fl
     return st;
 }
 
-/* The candidate of ft_candidate run elsewhere by hooks.finetune, which also
- * trains the tail on every image (*tail) so a winner needs no second job.
- * *taken = 0 when the hook leaves the work to the engine. */
-static eng_status ft_remote(trainer *t, int bb, int size, const char *tap, cls_ft **tail, int *h,
-                            int *w, double *oof, int *taken)
+/* The estimated CPU seconds of the fine-tuning candidate from tap (the
+ * tail's GFLOP per image tail_gf) at the tape's rate s_per_gflop: the maps
+ * of every copy, then a fit per fold group and the final one (forward and
+ * backward, about 3 forwards, of the tail over every copy). *fit_gf (may be
+ * NULL): the GFLOP of one fit. */
+static double ft_need(const trainer *t, int bb, int size, const char *tap, double tail_gf,
+                      int groups, double s_per_gflop, double *fit_gf)
 {
-    *taken = 0;
+    double pass = est_cost(t, pass_gflop(t, bb, size, &tap, 1), FT_COPIES * t->n);
+    double gf = FT_EPOCHS * 3.0 * FT_COPIES * t->n * tail_gf;
+    if (fit_gf)
+        *fit_gf = gf;
+    return pass + (groups + 1) * gf * s_per_gflop;
+}
+
+/* The fine-tuning candidates of stage_finetune run elsewhere
+ * (hooks.finetune) as one batch, so that a cluster runs them at the same
+ * time. Each also trains its tail on every image, so a winner needs no
+ * second job. */
+typedef struct ft_batch {
+    int taken; /* the hook took the work */
+    int n;     /* candidates in the batch: the stage's first n */
+    eng_finetune_job job[CLS_FT_MAX_TAPS];
+    char *spec[CLS_FT_MAX_TAPS]; /* job[i].spec, owned */
+    char left_out[160];          /* the note on the first candidate the budget left out */
+} ft_batch;
+
+static void ft_batch_free(ft_batch *b)
+{
+    for (int i = 0; i < CLS_FT_MAX_TAPS; i++) {
+        free(b->spec[i]);
+        free(b->job[i].result);
+    }
+    memset(b, 0, sizeof *b);
+}
+
+/* Hands the candidates taps[ks[0..nk)] of bb at size whose estimated costs
+ * (need[]) fit the budget together to hooks.finetune as one batch; the
+ * first that does not fit, and every later one, is left out (b->left_out
+ * says so, as the one-after-the-other loop says it). b->taken = 0 when
+ * the hook leaves the work to the engine or no candidate fits. */
+static eng_status ft_remote_batch(trainer *t, int bb, int size, const char *const *taps,
+                                  const int *ks, const double *need, int nk, ft_batch *b)
+{
+    memset(b, 0, sizeof *b);
+    double left = room(t);
+    int n = 0;
+    for (; n < nk && need[n] <= left; n++)
+        left -= need[n];
+    if (n < nk)
+        snprintf(b->left_out, sizeof b->left_out,
+                 " the tail from %s needs about %.0f CPU s, %.0f left;", taps[ks[n]], need[n],
+                 left > 0 ? left : 0.0);
+    if (n == 0)
+        return ENG_OK; /* the loop says the first does not fit */
+    cls_ft_opts o = ft_opts(t);
+    for (int q = 0; q < n; q++) {
+        b->spec[q] = cls_ftjob_spec(bbof(t, bb), taps[ks[q]], size, FT_COPIES, t->K, t->y, t->fold,
+                                    t->n, t->nfolds, &o);
+        b->job[q].spec = b->spec[q];
+        if (!b->spec[q]) {
+            ft_batch_free(b);
+            return eng_fail(t->d, ENG_ENOMEM, "training: out of memory");
+        }
+    }
+    double cpu = 0;
+    eng_status rst = ENG_EIO;
+    int rc = t->a->hooks.finetune(t->a->hooks.ctx, b->job, n, t->paths, t->n, &cpu, &rst, t->d);
+    if (rc == 1) {
+        ft_batch_free(b);
+        return ENG_OK;
+    }
+    t->remote_cpu += cpu;
+    if (rc != 0) {
+        ft_batch_free(b);
+        return rst != ENG_OK ? rst : eng_fail(t->d, ENG_EIO, "fine-tuning elsewhere failed");
+    }
+    b->taken = 1;
+    b->n = n;
+    return ENG_OK;
+}
+
+/* The result of a batch's candidate from tap: oof gets its held-out
+ * probabilities (the rows cls_ft_cv would write), *tail the tail trained on
+ * every image. */
+static eng_status ft_remote_result(trainer *t, int bb, int size, const char *tap,
+                                   const eng_finetune_job *j, cls_ft **tail, int *h, int *w,
+                                   double *oof)
+{
     *tail = NULL;
     int c;
     eng_status st = cls_ft_map_shape(bbof(t, bb), tap, size, h, w, &c, t->d);
     if (st != ENG_OK)
         return st;
-    cls_ft_opts o = ft_opts(t);
-    char *job =
-        cls_ftjob_spec(bbof(t, bb), tap, size, FT_COPIES, t->K, t->y, t->fold, t->n, t->nfolds, &o);
-    if (!job)
-        return eng_fail(t->d, ENG_ENOMEM, "training: out of memory");
-    void *res = NULL;
-    size_t len = 0;
-    double cpu = 0;
-    eng_status rst = ENG_EIO;
-    int rc =
-        t->a->hooks.finetune(t->a->hooks.ctx, job, t->paths, t->n, &res, &len, &cpu, &rst, t->d);
-    free(job);
-    if (rc == 1)
-        return ENG_OK;
-    *taken = 1;
-    t->remote_cpu += cpu;
-    if (rc != 0) {
-        free(res);
-        return rst != ENG_OK ? rst : eng_fail(t->d, ENG_EIO, "fine-tuning elsewhere failed");
-    }
     cls_ft *s = calloc(1, sizeof *s);
-    st = s ? cls_ftjob_result(res, len, bbof(t, bb), tap, t->n, t->K, t->fold, oof, s, t->d)
-           : eng_fail(t->d, ENG_ENOMEM, "training: out of memory");
-    free(res);
+    st =
+        s ? cls_ftjob_result(j->result, j->len, bbof(t, bb), tap, t->n, t->K, t->fold, oof, s, t->d)
+          : eng_fail(t->d, ENG_ENOMEM, "training: out of memory");
     if (st != ENG_OK) {
         free(s);
         return st;
@@ -1553,7 +1615,10 @@ static eng_status stage_finetune(trainer *t, char *note, size_t cap)
         snprintf(note, cap, "fine-tuning skipped: %d training images", t->n);
         return ENG_OK;
     }
-    int cand[2] = {0, ntap > 1 ? ntap - 1 : -1};
+    int cand[2] = {0, ntap > 1 ? ntap - 1 : -1}, ks[2], ncand = 0;
+    for (int q = 0; q < 2; q++)
+        if (cand[q] >= 0)
+            ks[ncand++] = cand[q];
     int groups = t->nfolds < CLS_FT_MAX_GROUPS ? t->nfolds : CLS_FT_MAX_GROUPS;
     size_t nk = (size_t)t->n * t->K;
     double *oof = calloc(nk, sizeof *oof), *lin = malloc(nk * sizeof *lin);
@@ -1568,46 +1633,61 @@ static eng_status stage_finetune(trainer *t, char *note, size_t cap)
     double tape_s_per_gflop = t->s_per_gflop; /* until the first candidate measures it */
     eng_status st = ENG_OK;
     int len = snprintf(note, cap, "fine-tuning:");
-    for (int q = 0; q < 2 && st == ENG_OK; q++) {
-        int k = cand[q];
-        if (k < 0)
-            continue;
-        /* GFLOP of one fit: forward and backward (about 3 forwards) of the
-         * tail over every copy; the CV's fits plus the final one */
-        double pass = est_cost(t, pass_gflop(t, bb, size, &taps[k], 1), FT_COPIES * t->n);
-        double fit_gf = FT_EPOCHS * 3.0 * FT_COPIES * t->n * tail_gf[k];
-        double need = pass + (groups + 1) * fit_gf * tape_s_per_gflop;
-        if (need > room(t)) {
-            len += snprintf(note + len, cap - len,
-                            " the tail from %s needs about %.0f CPU s, %.0f left;", taps[k], need,
-                            room(t) > 0 ? room(t) : 0.0);
-            break;
-        }
-        double c0 = cpu_used(t), top1, loss, top1m, lossm, fit_cpu = -1;
+    /* elsewhere (hooks.finetune): the candidates that fit the budget
+     * together, at once, on the first estimates; scored below in the same
+     * order as those run here, one after the other */
+    ft_batch batch = {0};
+    if (t->a->hooks.finetune) {
+        double need[2];
+        for (int q = 0; q < ncand; q++)
+            need[q] =
+                ft_need(t, bb, size, taps[ks[q]], tail_gf[ks[q]], groups, tape_s_per_gflop, NULL);
+        st = ft_remote_batch(t, bb, size, taps, ks, need, ncand, &batch);
+    }
+    for (int q = 0; q < ncand && st == ENG_OK; q++) {
+        int k = ks[q];
+        double fit_gf, top1, loss, top1m, lossm, fit_cpu = -1, c0 = 0, cand_cpu = -1;
         float *maps = NULL;
         cls_ft *tail = NULL;
-        int h, w, remote = 0;
-        if (t->a->hooks.finetune)
-            st = ft_remote(t, bb, size, taps[k], &tail, &h, &w, oof, &remote);
-        if (!remote && st == ENG_OK)
+        int h, w;
+        if (batch.taken) {
+            if (q >= batch.n) {
+                len += snprintf(note + len, cap - len, "%s", batch.left_out);
+                break;
+            }
+            st = ft_remote_result(t, bb, size, taps[k], &batch.job[q], &tail, &h, &w, oof);
+            if (st != ENG_OK)
+                break;
+            cand_cpu = batch.job[q].cpu;
+        } else {
+            double need =
+                ft_need(t, bb, size, taps[k], tail_gf[k], groups, tape_s_per_gflop, &fit_gf);
+            if (need > room(t)) {
+                len += snprintf(note + len, cap - len,
+                                " the tail from %s needs about %.0f CPU s, %.0f left;", taps[k],
+                                need, room(t) > 0 ? room(t) : 0.0);
+                break;
+            }
+            c0 = cpu_used(t);
             st = ft_candidate(t, bb, size, taps[k], &maps, &h, &w, oof, &fit_cpu);
-        if (st == ENG_EABORTED && t->budget_stop && !user_abort(t)) {
-            t->budget_stop = 0;
-            len += snprintf(note + len, cap - len, " budget ran out in the tail from %s;", taps[k]);
-            st = ENG_OK;
-            break;
+            if (st == ENG_EABORTED && t->budget_stop && !user_abort(t)) {
+                t->budget_stop = 0;
+                len += snprintf(note + len, cap - len, " budget ran out in the tail from %s;",
+                                taps[k]);
+                st = ENG_OK;
+                break;
+            }
+            if (st != ENG_OK)
+                break;
+            /* the tape's own rate, measured, for the next candidate's
+             * estimate: from the fits alone (the whole candidate less the
+             * estimated maps was far too high when the maps came from the
+             * cache: sign-language-digits k=10 retrained on a warm cache
+             * skipped the second candidate, "needs about 394 CPU s, 363
+             * left", and tested 0.882 against 0.910 cold) */
+            if (fit_cpu > 1)
+                tape_s_per_gflop = fit_cpu / (groups * fit_gf);
         }
-        if (st != ENG_OK)
-            break;
-        /* the tape's own rate, measured, for the next candidate's estimate:
-         * from the fits alone when they ran here (the whole candidate less
-         * the estimated maps was far too high when the maps came from the
-         * cache: sign-language-digits k=10 retrained on a warm cache
-         * skipped the second candidate, "needs about 394 CPU s, 363 left",
-         * and tested 0.882 against 0.910 cold) */
-        double spent = fit_cpu >= 0 ? fit_cpu : cpu_used(t) - c0 - pass;
-        if (spent > 1)
-            tape_s_per_gflop = spent / (groups * fit_gf);
         t->trials++;
         ft_score(t, oof, lin, 0, &top1, &loss);
         ft_score(t, oof, lin, 1, &top1m, &lossm);
@@ -1616,7 +1696,7 @@ static eng_status stage_finetune(trainer *t, char *note, size_t cap)
              "trial %d/%d fine-tuned %s from %s: %s top1 %.3f log-loss %.3f; averaged with the "
              "linear head: top1 %.3f log-loss %.3f (%.1f CPU s)",
              t->trials, t->ntrials, bbname(t, bb), taps[k], t->holdout ? "held-out" : "cv", top1,
-             loss, top1m, lossm, cpu_used(t) - c0);
+             loss, top1m, lossm, cand_cpu >= 0 ? cand_cpu : cpu_used(t) - c0);
         if (mix) {
             top1 = top1m;
             loss = lossm;
@@ -1662,6 +1742,7 @@ static eng_status stage_finetune(trainer *t, char *note, size_t cap)
              !t->ft_won  ? "kept"
              : t->ft_mix ? "averaged with the fine-tuned one"
                          : "replaced");
+    ft_batch_free(&batch);
     free(oof);
     free(lin);
     return st;

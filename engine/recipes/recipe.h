@@ -63,17 +63,29 @@ typedef int (*eng_dets_fn)(void *ctx, const void *model, const char *const *path
                            struct eng_det_object *objs, int *nobjs, int *wh, eng_status *st,
                            eng_diag *d);
 
-/* Runs a classifier's fine-tuning candidate elsewhere (the Slurm executor's
- * worker, `visionfs-worker finetune`, which hands job to
- * eng_cls_finetune_run): job is the candidate as JSON text the engine wrote
- * (backbone, tap, labels, folds, options, seed), paths its n training
- * images. Returns 0 with *result (malloc'd, *len bytes: the bytes
- * eng_cls_finetune_run gave the worker) and *cpu (the worker's CPU seconds,
- * which the engine counts in its budget); 1 when it does not take the work
- * (the engine fine-tunes itself); -1 failed with *st and d set (ENG_EABORTED
- * when cancelled, or the cluster's failure). */
-typedef int (*eng_finetune_fn)(void *ctx, const char *job, const char *const *paths, int n,
-                               void **result, size_t *len, double *cpu, eng_status *st,
+/* One fine-tuning candidate of a classifier's search handed to an
+ * eng_finetune_fn. */
+typedef struct eng_finetune_job {
+    const char *spec; /* the candidate as JSON text the engine wrote (backbone, tap,
+                       * labels, folds, options, seed), borrowed for the call */
+    void *result;     /* OUT: malloc'd, len bytes: what eng_cls_finetune_run gave */
+    size_t len;
+    double cpu; /* OUT: the CPU seconds its run reports (the log's figure) */
+} eng_finetune_job;
+
+/* Runs a batch of a classifier's fine-tuning candidates elsewhere, at the
+ * same time where it can (the Slurm executor: one job array of
+ * `visionfs-worker finetune`, one task per candidate, each handing its job
+ * to eng_cls_finetune_run): jobs[0..njobs) the candidates, paths the n
+ * training images they share. Returns 0 with every job's result and cpu,
+ * and *cpu the CPU seconds the whole batch costs (which the engine counts
+ * in its budget: the cluster's own accounting where it has one, so not
+ * always the sum of the jobs' figures); 1 when it does not take the work
+ * (the engine fine-tunes itself, one candidate after the other); -1 failed
+ * with *st and d set (ENG_EABORTED when cancelled, or the cluster's
+ * failure) and no result kept. */
+typedef int (*eng_finetune_fn)(void *ctx, eng_finetune_job *jobs, int njobs,
+                               const char *const *paths, int n, double *cpu, eng_status *st,
                                eng_diag *d);
 
 /* Extracts elsewhere (the Slurm executor's workers, eng_cls_cache_pass)
@@ -101,7 +113,8 @@ typedef struct eng_train_hooks {
     eng_probs_fn probs;
     /* may be NULL: a detector's objects in the test images computed elsewhere */
     eng_dets_fn dets;
-    /* may be NULL: the classifier's fine-tuning candidates run elsewhere */
+    /* may be NULL: the classifier's fine-tuning candidates run elsewhere,
+     * together in one batch */
     eng_finetune_fn finetune;
     /* may be NULL: a classifier search's second input scale and augmented
      * copies extracted elsewhere into the feature cache */

@@ -10,9 +10,11 @@
 # evaluation's status; removing the folder scancels), a detector whose
 # detection features come from an array and whose evaluation of evaluations/
 # takes its objects from a job array (the same metrics.json and predictions.json
-# as the local executor), a classifier whose search's fine-tuning candidate runs as one Slurm
-# job of `visionfs-worker finetune` (the same trials, model.safetensors and
-# evaluation as the local executor; rm train.json during it scancels; needs
+# as the local executor), a classifier whose search's two fine-tuning candidates
+# run as one Slurm job array of `visionfs-worker finetune`, a task per
+# candidate, both running at once (the same trials, model.safetensors and
+# evaluation as the local executor, also on a clothing subset where a
+# fine-tuned tail wins; rm train.json during it scancels; needs
 # ../shared/datasets/sign-language-digits, else that part is skipped), a
 # multilabel model's evaluation whose scores come from a job array (the same
 # metrics.json and predictions.json as local; needs ../shared/datasets/clothing),
@@ -317,12 +319,13 @@ done
 check_eq "detector predict: the same IMAGE.json and IMAGE.boxes.jpg as the local executor" 16 "$same"
 vfs_umount
 
-# ---- the fine-tuning candidates as Slurm jobs -----------------------------------
+# ---- the fine-tuning candidates as one Slurm job array ---------------------------
 # sign-language-digits at 2 images per category with efficientnet-lite0 alone
 # (a backbone folder of links): the search does not reach a perfect validated
-# accuracy and tries the fine-tuning candidate; with the Slurm executor the
-# candidate runs as one job of `visionfs-worker finetune`, and the model is
-# byte for byte the local one
+# accuracy and tries its two fine-tuning candidates (two taps); with the Slurm
+# executor they run as one job array of `visionfs-worker finetune` (a task
+# per candidate, on the two nodes at once), and the model is byte for byte
+# the local one
 SLD=
 for d in /work/shared/datasets/sign-language-digits "$E2E_DIR/../../../shared/datasets/sign-language-digits"; do
     [ -f "$d/train.json" ] && SLD=$d && break
@@ -375,7 +378,24 @@ else
         while read -r b; do cp "$SRC/ml/images/$b" "$MNT/models/ml/predict/$b"; done <"$T/ml.burst"
         while read -r b; do cat "$MNT/models/ml/predict/$b.json" >"$T/mlpred.local/$b.json"; done <"$T/ml.burst"
     fi
+    # clothing at 2 images per category: there the fine-tuned tails win (the
+    # second candidate's, averaged with the linear head), so the model holds
+    # a tail trained by a task of the array
+    if [ -f "$CLOTHING/train.json" ]; then
+        python3 "$E2E_DIR/mksubset.py" "$CLOTHING" train "$SRC/cw" 2 >/dev/null
+        python3 "$E2E_DIR/mksubset.py" "$CLOTHING" test "$SRC/cwtest" 2 >/dev/null
+        add_datasets cw cwtest
+        CWREQ='{"dataset": "cw", "test_dataset": "cwtest", "budget_minutes": 6}'
+        mkdir "$MNT/models/cwref"
+        echo "$CWREQ" >"$MNT/models/cwref/train.json"
+        check "fine-tuning, clothing, local: trained" wait_status "$MNT/models/cwref/status" succeeded 600
+        grep -E "fine-tuned|winner" "$MNT/models/cwref/log" >"$T/cwref.trials"
+        cp "$MNT/models/cwref/model.safetensors" "$T/cwref.model"
+        eval_of cwref >"$T/cwref.eval"
+    fi
     grep -E "fine-tuned|winner" "$MNT/models/ftref/log" >"$T/ftref.trials"
+    nft=$(grep -Ec "trial [0-9]+/[0-9]+ fine-tuned" "$MNT/models/ftref/log" || true)
+    check_eq "fine-tuning, local: both candidates tried (one after the other)" 2 "$nft"
     cp "$MNT/models/ftref/log" "$T/ftref.log"
     vfs_umount
     rm -rf "$STORE/models/.vfs-cache" # the maps of the copies from the worker
@@ -386,7 +406,7 @@ else
     echo "$FTREQ" >"$F/train.json"
     seen=0
     for i in $(seq 3000); do
-        if jqe '.slurm.stage == "fine-tuning" and (.slurm.tasks | length) == 1' "$F/status.json" 2>/dev/null; then
+        if jqe '.slurm.stage == "fine-tuning" and (.slurm.tasks | length) > 0' "$F/status.json" 2>/dev/null; then
             cp "$F/status.json" "$T/ft.status.json"
             cp "$F/status" "$T/ft.status"
             seen=1
@@ -395,15 +415,38 @@ else
         grep -Eq "^(succeeded|failed)" "$F/status" 2>/dev/null && break
         sleep 0.1
     done
-    check_eq "fine-tuning, slurm: status.json shows the job (stage fine-tuning, 1 task)" 1 "$seen"
-    check "fine-tuning, slurm: its task has a job id and a state" jqe \
-        '.slurm.tasks[0].jobId | test("^[0-9]+_0$")' "$T/ft.status.json"
-    check "fine-tuning, slurm: status names the job" grep -Eq "slurm job [0-9]+: 1 (PENDING|RUNNING)" "$T/ft.status"
+    check_eq "fine-tuning, slurm: status.json shows the array (stage fine-tuning)" 1 "$seen"
+    check "fine-tuning, slurm: status.json lists a task per candidate, with job ids" jqe \
+        '(.slurm.tasks | length) == 2 and ([.slurm.tasks[].jobId | test("^[0-9]+_[01]$")] | all)' \
+        "$T/ft.status.json"
+    check "fine-tuning, slurm: status names the job" \
+        grep -Eq "slurm job [0-9]+: ([0-9]+ (PENDING|RUNNING|COMPLETED)(, )?)+" "$T/ft.status"
     check "fine-tuning, slurm: trained" wait_status "$F/status" succeeded 400
-    check "fine-tuning, slurm: log: each candidate submitted as one job" \
-        grep -Eq "slurm: fine-tuning of efficientnet-lite[0-9] from [^ ]+ \(20 images\) submitted as job array [0-9]+ \(1 tasks\)" "$F/log"
-    check "fine-tuning, slurm: log: the worker's CPU time" \
-        grep -Eq "slurm: fine-tuning of efficientnet-lite[0-9] from [^ ]+ \(20 images\) done, [0-9.]+ CPU s on the node" "$F/log"
+    check_eq "fine-tuning, slurm: log: the candidates submitted as one array of 2 tasks" 1 \
+        "$(grep -Ec "slurm: fine-tuning of efficientnet-lite[0-9] from [^ ]+ and [^ ]+ \(20 images\) submitted as job array [0-9]+ \(2 tasks\)" "$F/log")"
+    check_eq "fine-tuning, slurm: log: no other fine-tuning job" 1 \
+        "$(grep -c "slurm: fine-tuning of .* submitted as job array" "$F/log")"
+    check "fine-tuning, slurm: log: the workers' CPU time" \
+        grep -Eq "slurm: fine-tuning of efficientnet-lite[0-9] from [^ ]+ and [^ ]+ \(20 images\) done, [0-9.]+ CPU s on the nodes \(task 0 [0-9.]+, task 1 [0-9.]+\)" "$F/log"
+    # both tasks were running before either ended: the cluster ran the two
+    # candidates at the same time
+    ftjob=$(sed -nE 's/.*slurm: fine-tuning of .* submitted as job array ([0-9]+) .*/\1/p' "$F/log" | head -n 1)
+    check "fine-tuning, slurm: both candidates ran at once (task 0 and 1 RUNNING before either ended)" \
+        python3 - "$F/log" "${ftjob:-x}" <<'PY'
+import re, sys
+job = sys.argv[2]
+running, ended = set(), None
+for line in open(sys.argv[1]):
+    m = re.search(r"slurm: task ([01]) \(job %s_[01]\) (\w+)" % re.escape(job), line)
+    if not m:
+        continue
+    if m.group(2) == "RUNNING":
+        running.add(m.group(1))
+    elif m.group(2) not in ("PENDING", "CONFIGURING") and ended is None:
+        ended = set(running)
+sys.exit(0 if ended == {"0", "1"} else 1)
+PY
+    grep -E "slurm: (task [01] \(job ${ftjob:-x}_|fine-tuning of .* done)" "$F/log" | sed 's/^/note: fine-tuning: /'
     grep -E "fine-tuned|winner" "$F/log" >"$T/ftsl.trials"
     n=$(extra_passes "$T/ftref.log" "$F/log")
     check "fine-tuning, slurm: the search's extra passes came from arrays" test -n "$n"
@@ -418,7 +461,29 @@ else
         cmp "$T/ftref.model" "$F/model.safetensors"
     eval_of ftsl >"$T/ftsl.eval"
     check "fine-tuning, slurm: the same evaluation as the local executor" cmp "$T/ftref.eval" "$T/ftsl.eval"
-    check "fine-tuning, slurm: the job folders are gone" test -z "$(find "$STORE/.tmp" -name job.json)"
+    check "fine-tuning, slurm: the job folders are gone" test -z "$(find "$STORE/.tmp" -name 'job.*.json')"
+    if [ -f "$T/cwref.model" ]; then
+        mkdir "$MNT/models/cwsl"
+        echo "$CWREQ" >"$MNT/models/cwsl/train.json"
+        check "fine-tuning, clothing, slurm: trained" wait_status "$MNT/models/cwsl/status" succeeded 600
+        check_eq "fine-tuning, clothing, slurm: log: one array of 2 tasks" 1 \
+            "$(grep -Ec "slurm: fine-tuning of efficientnet-lite[0-9] from [^ ]+ and [^ ]+ \([0-9]+ images\) submitted as job array [0-9]+ \(2 tasks\)" "$MNT/models/cwsl/log")"
+        # the point of this part: if a change of the search makes the linear
+        # head win here, pick a subset where a tail wins
+        check "fine-tuning, clothing: a fine-tuned tail won (the model holds one)" \
+            grep -Eq "linear head (averaged with the fine-tuned one|replaced)" "$MNT/models/cwsl/log"
+        grep -E "winner" "$MNT/models/cwsl/log" | sed -E 's/^[^ ]+ [^ ]+ /note: fine-tuning, clothing: /'
+        grep -E "fine-tuned|winner" "$MNT/models/cwsl/log" >"$T/cwsl.trials"
+        check "fine-tuning, clothing, slurm: the same candidates and scores as the local executor" \
+            diff <(untimed "$T/cwref.trials") <(untimed "$T/cwsl.trials")
+        check "fine-tuning, clothing, slurm: the same model.safetensors as the local executor" \
+            cmp "$T/cwref.model" "$MNT/models/cwsl/model.safetensors"
+        eval_of cwsl >"$T/cwsl.eval"
+        check "fine-tuning, clothing, slurm: the same evaluation as the local executor" \
+            cmp "$T/cwref.eval" "$T/cwsl.eval"
+    else
+        echo "note: ../shared/datasets/clothing absent: the fine-tuned tail from an array is not compared"
+    fi
 
     if [ -d "$SRC/ml" ]; then
         mkdir "$MNT/models/ml/evaluations/ml"

@@ -5,7 +5,8 @@
 # must be byte for byte one the worker wrote. Also: its exit codes and messages
 # for a store it cannot see and a bad --shard, and `evaluate` (a classifier's
 # probabilities of two shards give the daemon's evaluation's scores; an
-# unreadable image is named in failed.I).
+# unreadable image is named in failed.I), and that `finetune` shard I of
+# an array runs the I-th of its --spec (one per shard).
 source "$(dirname "$0")/lib.sh"
 
 need_backbone efficientnet-lite0 centernet
@@ -112,4 +113,19 @@ check_eq "invisible store: exit 3" 3 "$rc"
 check "invisible store: says shared file system" grep -q "not visible here.*shared" <<<"$out"
 check_err "bad --shard refused" "expected I/N" "$WORKER" extract --store "$S2" --dataset train \
     --shard 2/2
+
+# finetune: one --spec per shard (a job array of every candidate), shard I
+# runs the I-th (here a damaged one and a missing one: no training needed)
+echo "not a job" >"$T/spec0.json"
+: >"$T/ft.list"
+mkdir -p "$T/ftjob"
+check_err "finetune: two specs for one shard refused" "2 --spec for 1 shard(s)" \
+    "$WORKER" finetune --store "$S2" --spec "$T/spec0.json" --spec "$T/spec1.json" \
+    --images "$T/ft.list" --job-dir "$T/ftjob"
+check_err "finetune: shard 0 of 2 runs the first spec" "fine-tuning job: malformed" \
+    "$WORKER" finetune --store "$S2" --spec "$T/spec0.json" --spec "$T/spec1.json" \
+    --images "$T/ft.list" --job-dir "$T/ftjob" --shard 0/2
+check_err "finetune: shard 1 of 2 runs the second spec" "job \"$T/spec1.json\"" \
+    "$WORKER" finetune --store "$S2" --spec "$T/spec0.json" --spec "$T/spec1.json" \
+    --images "$T/ft.list" --job-dir "$T/ftjob" --shard 1/2
 vfs_done
