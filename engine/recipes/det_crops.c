@@ -140,6 +140,23 @@ float det_crop_score(float s, float p, float g)
     return powf(s > 1e-12f ? s : 1e-12f, 1 - g) * powf(p > 1e-12f ? p : 1e-12f, g);
 }
 
+/* The confidences out[0..n) of one image's objects at weight g, given
+ * their confidences s (most confident first) and, for the first k, the
+ * crop probability p of their category: those k rescored, the rest in
+ * their order below every rescored one. A crop costs a backbone run, so
+ * only the k most confident are looked at; the tail keeps its recall. */
+static void rescore_list(const float *s, const float *p, int n, int k, float g, float *out)
+{
+    float lo = 1;
+    for (int i = 0; i < k; i++) {
+        out[i] = det_crop_score(s[i], p[i], g);
+        lo = out[i] < lo ? out[i] : lo;
+    }
+    float sk = k > 0 && s[k - 1] > 1e-12f ? s[k - 1] : 1e-12f;
+    for (int i = k; i < n; i++)
+        out[i] = g > 0 ? lo * (s[i] < sk ? s[i] / sk : 1) : s[i];
+}
+
 static int obj_cmp(const void *a, const void *b)
 {
     float x = ((const eng_det_object *)a)->score, y = ((const eng_det_object *)b)->score;
@@ -157,8 +174,9 @@ eng_status det_crop_rescore(const eng_detector *m, const eng_backbone *cbb, cons
     float *box = malloc((size_t)k * 4 * sizeof *box);
     float *x = malloc((size_t)k * m->crop_dim * sizeof *x);
     float *p = malloc((size_t)k * nc * sizeof *p);
+    float *sc = malloc((size_t)*n * 3 * sizeof *sc); /* confidences, p, new confidences */
     eng_status st = ENG_OK;
-    if (!box || !x || !p)
+    if (!box || !x || !p || !sc)
         st = eng_fail(d, ENG_ENOMEM, "detector: out of memory");
     for (int i = 0; i < k && st == ENG_OK; i++) {
         box[4 * i] = o[i].x;
@@ -170,15 +188,20 @@ eng_status det_crop_rescore(const eng_detector *m, const eng_backbone *cbb, cons
         st = det_crop_embed(cbb, path, img_w, img_h, box, k, 0, threads, x, m->crop_dim, d);
     if (st == ENG_OK) {
         det_crop_probs(m->crop_mean, m->crop_wb, m->crop_dim, nc, x, k, p);
-        for (int i = 0; i < k; i++)
-            o[i].score =
-                det_crop_score(o[i].score, p[(size_t)i * nc + o[i].category], m->crop_gamma);
-        qsort(o, (size_t)k, sizeof *o, obj_cmp);
-        *n = k;
+        float *ps = sc + *n, *out = sc + 2 * *n;
+        for (int i = 0; i < *n; i++) {
+            sc[i] = o[i].score;
+            ps[i] = i < k ? p[(size_t)i * nc + o[i].category] : 0;
+        }
+        rescore_list(sc, ps, *n, k, m->crop_gamma, out);
+        for (int i = 0; i < *n; i++)
+            o[i].score = out[i];
+        qsort(o, (size_t)*n, sizeof *o, obj_cmp);
     }
     free(box);
     free(x);
     free(p);
+    free(sc);
     return st;
 }
 
@@ -311,6 +334,27 @@ static eng_status fold_fit(const crop_rows *r, const det_crop_image *ims, int f,
     return st;
 }
 
+/* q = pred (sorted by image, then confidence) rescored at weight g with
+ * the probabilities prob [np, k] of each image's first DET_CROP_TOPK;
+ * sc: scratch of 3 np floats. */
+static void rescore_all(const eng_det_pred *pred, int np, const float *prob, int k, float g,
+                        float *sc, eng_det_pred *q)
+{
+    float *ps = sc + np, *out = sc + 2 * np;
+    for (int a = 0, b; a < np; a = b) {
+        for (b = a; b < np && pred[b].image == pred[a].image; b++) {
+            sc[b] = (float)pred[b].score;
+            ps[b] = b - a < DET_CROP_TOPK ? prob[(size_t)b * k + pred[b].category] : 0;
+        }
+        int kk = b - a < DET_CROP_TOPK ? b - a : DET_CROP_TOPK;
+        rescore_list(sc + a, ps + a, b - a, kk, g, out + a);
+    }
+    for (int j = 0; j < np; j++) {
+        q[j] = pred[j];
+        q[j].score = out[j];
+    }
+}
+
 void det_crop_result_release(det_crop_result *c)
 {
     free(c->mean);
@@ -333,7 +377,8 @@ eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, i
     if (st != ENG_OK)
         return st;
     c->dim = dim;
-    /* the detections, by image then confidence; DET_CROP_TOPK per image kept */
+    /* the detections, by image then confidence; the first DET_CROP_TOPK of
+     * each image are embedded */
     eng_det_pred *pred = malloc(((size_t)npred0 + 1) * sizeof *pred);
     eng_det_gt *g = malloc(((size_t)ngt + 1) * sizeof *g);
     float *prob = NULL;
@@ -344,14 +389,7 @@ eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, i
     }
     memcpy(pred, pred0, (size_t)npred0 * sizeof *pred);
     qsort(pred, (size_t)npred0, sizeof *pred, pred_cmp);
-    int np = 0;
-    long long last = -1;
-    for (int j = 0, run = 0; j < npred0; j++) {
-        run = j && pred[j].image == last ? run + 1 : 0;
-        last = pred[j].image;
-        if (run < DET_CROP_TOPK)
-            pred[np++] = pred[j];
-    }
+    int np = npred0;
     /* every image's rows; the first one's cost says whether all fit */
     for (int i = 0, pj = 0; i < n && st == ENG_OK; i++) {
         int p0 = pj, ng = 0;
@@ -360,7 +398,8 @@ eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, i
         for (int q = 0; q < ngt; q++)
             if (gt[q].image == i)
                 g[ng++] = gt[q];
-        st = image_rows(cbb, &ims[i], i, dim, ncat, pred + p0, pj - p0, p0, g, ng, threads, &r, d);
+        int kp = pj - p0 < DET_CROP_TOPK ? pj - p0 : DET_CROP_TOPK;
+        st = image_rows(cbb, &ims[i], i, dim, ncat, pred + p0, kp, p0, g, ng, threads, &r, d);
         double used = cpu_seconds() - c0;
         if (st == ENG_OK && i == 0 && used * n > cpu_left) {
             snprintf(c->note, sizeof c->note,
@@ -384,20 +423,16 @@ eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, i
                 det_crop_probs(c->mean, c->wb, dim, k, r.x + (size_t)i * dim, 1,
                                prob + (size_t)r.pred[i] * k);
     }
-    /* mAP@50 of the kept detections at each weight, 0 (only the cut) first */
+    /* mAP@50 of the detections at each weight, 0 (as they were) first */
     eng_det_pred *q = malloc(((size_t)np + 1) * sizeof *q);
-    if (st == ENG_OK && !q)
+    float *sc = malloc(((size_t)np + 1) * 3 * sizeof *sc);
+    if (st == ENG_OK && (!q || !sc))
         st = eng_fail(d, ENG_ENOMEM, "detector: out of memory");
     double iou = 0.5;
     int best = -1;
     double best_map = base_map;
     for (int w = 0; w <= CROP_NG && st == ENG_OK; w++) {
-        float gw = w ? CROP_G[w - 1] : 0;
-        for (int j = 0; j < np; j++) {
-            q[j] = pred[j];
-            q[j].score =
-                det_crop_score((float)pred[j].score, prob[(size_t)j * k + pred[j].category], gw);
-        }
+        rescore_all(pred, np, prob, k, w ? CROP_G[w - 1] : 0, sc, q);
         st = eng_det_map_ex(gt, ngt, q, np, ncat, &iou, 1, ENG_DET_MAX_DETS, &c->map[w], NULL, d);
         /* a weight must win as a more complex variant must */
         if (st == ENG_OK && w > 0 && c->map[w] > best_map * (1 + DET_SIMPLER_MARGIN) + 1e-9) {
@@ -408,17 +443,14 @@ eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, i
     if (st == ENG_OK && best > 0) {
         c->gamma = CROP_G[best - 1];
         c->heldout_map = best_map;
-        for (int j = 0; j < np; j++) {
-            q[j] = pred[j];
-            q[j].score = det_crop_score((float)pred[j].score,
-                                        prob[(size_t)j * k + pred[j].category], c->gamma);
-        }
+        rescore_all(pred, np, prob, k, c->gamma, sc, q);
         c->pred = q;
         c->npred = np;
         q = NULL;
         st = fold_fit(&r, ims, -1, dim, k, c->mean, c->wb, d);
     }
     free(q);
+    free(sc);
 done:
     c->cpu = cpu_seconds() - c0;
     free(pred);

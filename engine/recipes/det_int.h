@@ -143,9 +143,9 @@ void det_crop_probs(const float *mean, const float *wb, int dim, int k, const fl
 /* A confidence s and crop probability p combined at weight g: s^(1-g) p^g. */
 float det_crop_score(float s, float p, float g);
 
-/* With m's crop classifier (cbb its backbone): keeps the DET_CROP_TOPK
+/* With m's crop classifier (cbb its backbone): rescores the DET_CROP_TOPK
  * most confident of o[0..*n) (pixels of an img_w x img_h image at path),
- * rescored and sorted by confidence. */
+ * keeps the rest in their order below them, and sorts by confidence. */
 eng_status det_crop_rescore(const eng_detector *m, const eng_backbone *cbb, const char *path,
                             int img_w, int img_h, eng_det_object *o, int *n, int threads,
                             eng_diag *d);
@@ -160,8 +160,8 @@ typedef struct det_crop_image {
 /* What det_crop_search measured and chose. */
 typedef struct det_crop_result {
     float gamma;        /* chosen weight; 0: the stage does not win */
-    double map[3];      /* held-out mAP@50 at weight 0 (the cut to the top
-                         * DET_CROP_TOPK only), 0.5 and 1; -1 untried */
+    double map[3];      /* held-out mAP@50 at weight 0 (as they were), 0.5
+                         * and 1; -1 untried */
     double heldout_map; /* at the chosen weight */
     int dim, ncrops;
     double cpu;         /* CPU seconds the search took */

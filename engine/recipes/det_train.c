@@ -1146,7 +1146,8 @@ typedef struct search {
     /* each variant's held-out detections at each prior weight (calibrated
      * confidences), kept for the crop classifier's search */
     det_pool pool[DET_NVARIANTS][DET_NSIZE];
-    det_crop_result crop; /* the crop classifier's search */
+    det_crop_result crop;             /* the crop classifier's search */
+    double final_cost[DET_NVARIANTS]; /* CPU s a variant's final fit is estimated to take */
 } search;
 
 static void search_release(search *s)
@@ -1742,6 +1743,9 @@ static eng_status stage_search(trainer *t, eng_detector *m, search *s, eng_diag 
         cv_cost = cpu_now() - c0;
         if (v < 2)
             vcost[v] = cv_cost;
+        /* the final fit of the variant(s) just scored, for the stages after */
+        for (int q = v; q < (v == DET_V_TILES ? DET_NVARIANTS : v + 1); q++)
+            s->final_cost[q] = cv_cost * final_share;
         for (int q = v; q < (v == DET_V_TILES ? DET_NVARIANTS : v + 1); q++) {
             logf_(t,
                   "variant %s: cross-validated mAP@50 %.4f (NMS off), %.4f (NMS 0.5), %d folds "
@@ -1796,8 +1800,9 @@ static eng_status stage_crops(trainer *t, eng_detector *m, search *s, eng_diag *
         logf_(t, "crop classifier not tried: backbone %s is not installed", DET_CROP_BACKBONE);
         return ENG_OK;
     }
-    double left =
-        a->budget_seconds > 0 ? a->budget_seconds * DET_SEARCH_END - (cpu_now() - t->cpu0) : 1e30;
+    /* what is left before the search's end, keeping the final fit's share */
+    double used = cpu_now() - t->cpu0, final = s->final_cost[s->best];
+    double left = a->budget_seconds > 0 ? a->budget_seconds * DET_SEARCH_END - used - final : 1e30;
     det_crop_image *ims = malloc((size_t)t->n * sizeof *ims);
     if (!ims)
         return eng_fail(d, ENG_ENOMEM, "training: out of memory");
@@ -1818,9 +1823,9 @@ static eng_status stage_crops(trainer *t, eng_detector *m, search *s, eng_diag *
     }
     logf_(t,
           "crop classifier (%s crops, %d of them, %.1f s CPU): cross-validated mAP@50 %.4f "
-          "(the top %d per image), %.4f at weight 0.5, %.4f at weight 1, against %.4f: %s",
-          DET_CROP_BACKBONE, c->ncrops, c->cpu, c->map[0], DET_CROP_TOPK, c->map[1], c->map[2],
-          s->best_map, c->gamma > 0 ? "kept" : "not kept");
+          "at weight 0.5, %.4f at weight 1, against %.4f: %s",
+          DET_CROP_BACKBONE, c->ncrops, c->cpu, c->map[1], c->map[2], s->best_map,
+          c->gamma > 0 ? "kept" : "not kept");
     if (!(c->gamma > 0))
         return ENG_OK;
     const eng_backbone_info *inf = eng_backbone_get_info(cbb);
@@ -1956,7 +1961,6 @@ static void recipe_make(const trainer *t, eng_detector *m, search *s)
             cJSON_AddStringToObject(cc, "backbone", DET_CROP_BACKBONE);
             cJSON_AddNumberToObject(cc, "weight", c->gamma);
             cJSON_AddNumberToObject(cc, "crops", c->ncrops);
-            cJSON_AddNumberToObject(cc, "map50_top", round(c->map[0] * 10000) / 10000);
             cJSON_AddNumberToObject(cc, "map50_weight_0_5", round(c->map[1] * 10000) / 10000);
             cJSON_AddNumberToObject(cc, "map50_weight_1", round(c->map[2] * 10000) / 10000);
         }

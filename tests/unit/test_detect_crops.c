@@ -5,8 +5,8 @@
  * heatmap that is sure of the ring and sometimes calls the disc a square:
  * the crop classifier must learn to tell them apart, raise the held-out
  * mAP@50 and be kept; rescoring an unseen image must put the square above
- * the ring; a budget too small for the crops must skip the stage and say
- * why.
+ * the ring, and keep the objects it does not look at below; a budget too small for the crops must
+ * skip the stage and say why.
  */
 #include "det_int.h"
 #include "check.h"
@@ -162,6 +162,24 @@ int main(void)
                o[0].x == (float)b[0] ? o[0].score : o[1].score,
                o[0].x == (float)b[0] ? o[1].score : o[0].score);
         CHECK(no == 2 && o[0].x == (float)b[0] && o[0].score > o[1].score);
+
+        /* past the DET_CROP_TOPK most confident, objects are not looked
+         * at: they stay, in their order, below every rescored one */
+        int nt = DET_CROP_TOPK + 2;
+        eng_det_object *t = calloc((size_t)nt, sizeof *t);
+        for (int i = 0; i < nt; i++)
+            t[i] = (eng_det_object){(float)b[0], (float)b[1], (float)b[2],
+                                    (float)b[3], i % 2,       0.9f - 0.01f * (float)i};
+        CHECK_MSG(det_crop_rescore(&m, bb, paths[NIMG], SIDE, SIDE, t, &nt, 1, &d) == ENG_OK, "%s",
+                  d.msg);
+        CHECK(nt == DET_CROP_TOPK + 2);
+        int sorted = 1;
+        for (int i = 1; i < nt; i++)
+            sorted &= t[i].score <= t[i - 1].score;
+        /* the last two are the two not looked at (categories 0 then 1) */
+        CHECK(sorted && t[nt - 2].category == 0 && t[nt - 1].category == 1 &&
+              t[nt - 1].score < t[nt - 2].score && t[nt - 2].score < t[nt - 3].score);
+        free(t);
     }
     det_crop_result_release(&c);
 
