@@ -390,6 +390,17 @@ eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, i
     memcpy(pred, pred0, (size_t)npred0 * sizeof *pred);
     qsort(pred, (size_t)npred0, sizeof *pred, pred_cmp);
     int np = npred0;
+    /* rows: each image's first DET_CROP_TOPK detections, its boxes twice */
+    long rows = 2L * ngt;
+    for (int j = 0, run = 0; j < np; j++) {
+        run = j && pred[j].image == pred[j - 1].image ? run + 1 : 0;
+        rows += run < DET_CROP_TOPK;
+    }
+    if (rows > DET_CROP_MAX_ROWS) {
+        snprintf(c->note, sizeof c->note, "too many crops for memory (%ld, at most %d)", rows,
+                 DET_CROP_MAX_ROWS);
+        goto done;
+    }
     /* every image's rows; the first one's cost says whether all fit */
     for (int i = 0, pj = 0; i < n && st == ENG_OK; i++) {
         int p0 = pj, ng = 0;

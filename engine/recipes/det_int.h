@@ -122,6 +122,9 @@ int det_merge(eng_det_object *in, int n, float nms_iou, eng_det_object *out, int
 #define DET_CROP_TOPK 40  /* objects per image the crop classifier rescores */
 #define DET_CROP_PAD 0.2f /* context around a crop, share of the box side on each side */
 #define DET_CROP_C 8.0    /* inverse regularisation of its logistic regression */
+/* crops the search holds at most: the embeddings and the regression's
+ * copy take about 16 KB each with Lite0 (30,000: under 500 MB) */
+#define DET_CROP_MAX_ROWS 30000
 
 /* Embeddings out [n (2n with flip: then the mirrored crops), dim] of the
  * crops of boxes (n x 4: x, y, w, h in pixels of a ref_w x ref_h image) of
