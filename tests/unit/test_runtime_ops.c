@@ -823,6 +823,67 @@ static void test_expand_dw_fusion(void)
     tr_graph_free(&g);
 }
 
+/* the expansion in its hard-swish form (MobileNetV3, CenterNet) fuses too: the depthwise node
+ * gets the fused form, the hard-swish node is absorbed; results equal the graph as written */
+static void test_expand_dw_hswish(void)
+{
+    const int64_t xd[4] = {1, 6, 5, 2}, ewd[4] = {1, 1, 2, 4}, dwd[4] = {3, 3, 4, 1};
+    const int64_t sd[1] = {1};
+    float ew[8], dwf[36];
+    const float three[1] = {3}, c[1] = {0.1666259765625f};
+    for (int i = 0; i < 8; i++)
+        ew[i] = (float)(i % 5) * 0.7f - 1.2f;
+    for (int i = 0; i < 36; i++)
+        dwf[i] = (float)((i * 7) % 11) / 11.0f - 0.4f;
+    tr_graph g;
+    tr_graph_init(&g);
+    char a[1024];
+    tr_placeholder(&g, "x", 4, xd);
+    tr_const_f(&g, "ew", 4, ewd, ew);
+    tr_const_f(&g, "dwf", 4, dwd, dwf);
+    tr_const_f(&g, "three", 0, sd, three);
+    tr_const_f(&g, "c", 0, sd, c);
+    tr_node(&g, "e", "Conv2D", "x,ew", tr_attr_conv(a, sizeof a, 1, "SAME", NULL));
+    tr_node(&g, "hm", "Mul", "c,e", "");
+    tr_node(&g, "ha", "AddV2", "e,three", "");
+    tr_node(&g, "hr", "Relu6", "ha", "");
+    tr_node(&g, "h", "Mul", "hm,hr", "");
+    tr_node(&g, "d", "DepthwiseConv2dNative", "h,dwf", tr_attr_conv(a, sizeof a, 2, "SAME", NULL));
+    eng_model *m = NULL;
+    eng_diag d = {{0}};
+    CHECK_MSG(tr_load(&g, &m, &d) == ENG_OK, "%s", d.msg);
+    if (!m) {
+        tr_graph_free(&g);
+        return;
+    }
+    int id = rt_find_node(m, "d", 1), ih = rt_find_node(m, "h", 1);
+    CHECK(id >= 0 && ih >= 0);
+    if (id >= 0 && ih >= 0) {
+        CHECK_MSG(m->nodes[id].fused && m->nodes[id].fused->op == &rt_op_expand_dw &&
+                      m->nodes[id].fused->a.pre_act == ENG_ACT_HSWISH_F16,
+                  "the hard-swish expansion + depthwise is not fused");
+        CHECK(m->nodes[ih].absorbed_by == id);
+    }
+    float x[60];
+    for (int i = 0; i < 60; i++)
+        x[i] = (float)((i * 13) % 17) * 0.5f - 4;
+    eng_tensor *in = input4(1, 6, 5, 2, x);
+    const char *fused = "d", *both[2] = {"d", "h"};
+    eng_tensor *o1 = NULL, *o2[2] = {0};
+    CHECK(eng_model_run(m, in, &fused, 1, &o1, NULL, &d) == ENG_OK);
+    CHECK(eng_model_run(m, in, both, 2, o2, NULL, &d) == ENG_OK);
+    const int64_t od[4] = {1, 3, 3, 4};
+    expect_dims(o1, 4, od);
+    if (o1 && o2[0])
+        CHECK_MSG(memcmp(o1->data, o2[0]->data, 36 * 4) == 0, "hswish expand: fused != unfused");
+    eng_tensor_free(o1);
+    eng_tensor_free(o2[0]);
+    eng_tensor_free(o2[1]);
+    eng_tensor_free(in);
+    eng_model_free(m);
+    tr_graph_free(&g);
+}
+
 /* long enough for the vector path: sigmoid against libm */
 static void test_sigmoid_vector(void)
 {
@@ -906,6 +967,7 @@ int main(void)
     test_sigmoid_vector();
     test_hswish_fusion();
     test_expand_dw_fusion();
+    test_expand_dw_hswish();
     test_conv_same_stride2();
     test_fused_conv();
     test_depthwise();
