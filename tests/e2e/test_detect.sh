@@ -6,7 +6,8 @@
 # incorrectModelKind on a classification set), calibrated confidences (tag
 # accuracy, shapes found at >= 0.5), an unreadable image's error naming it
 # as the user sees it, an image without boxes taken as background, the CPU
-# budget (cut short and said, notEnoughBudget), refusals (detector on a
+# budget (cut short and said, notEnoughBudget), the crop classifier tried
+# and its figures logged, refusals (detector on a
 # classification dataset, a category with one image), export and import.
 source "$(dirname "$0")/lib.sh"
 
@@ -65,6 +66,14 @@ check "tagPerformance per tag" jqe '.tagPerformance.disc.averagePrecision50 >= 0
 check_eq "evaluatedOn the test dataset" "test 6" "$(jq -r '"\(.evaluatedOn.dataset) \(.evaluatedOn.imageCount)"' "$E")"
 check "trainingCostInMinutes and stopReason" jqe '(.trainingCostInMinutes > 0) and (.stopReason | length > 0)' "$E"
 check "status.json names the detector" jqe '.status == "succeeded"' "$M/status.json"
+# the second stage is tried whenever Lite0 is there and images can be held out
+if [ -e "$(backbones_dir)/efficientnet-lite0" ]; then
+    check "the log gives the crop classifier's cross-validated figures" grep -Eq \
+        "crop classifier \(efficientnet-lite0 crops, [0-9]+ of them.*against [0-9.]+: (kept|not kept)" \
+        "$M/log"
+    check "evaluation.json's recipe gives the crop classifier's weight" \
+        jqe '.recipe.crop_classifier.weight >= 0' "$E"
+fi
 
 # predict
 cp "$SRC/one.png" "$M/predict/one.png"
