@@ -204,8 +204,9 @@ static int parse(int argc, char **argv, wargs *a)
         }
     } else if (strcmp(argv[1], "finetune") == 0 || strcmp(argv[1], "detfit") == 0) {
         if (!a->store || !a->nspec || !a->images || !a->job_dir) {
-            fprintf(stderr, "visionfs-worker: %s needs --store, --spec, --images and "
-                            "--job-dir\n",
+            fprintf(stderr,
+                    "visionfs-worker: %s needs --store, --spec, --images and "
+                    "--job-dir\n",
                     argv[1]);
             return -1;
         }
@@ -993,13 +994,12 @@ static int cmd_finetune(const wargs *a, int det)
         goto out;
     snprintf(cache, sizeof cache, "%s/models/.vfs-cache", a->store);
     eng_diag d = {{0}};
-    eng_status st =
-        det ? eng_det_fit_run(job, (const char *const *)bbdirs.v, bbdirs.n,
-                              (const char *const *)imgs.v, imgs.n, cache, task_threads(a), &res,
-                              &len, &d)
-            : eng_cls_finetune_run(job, (const char *const *)bbdirs.v, bbdirs.n,
-                                   (const char *const *)imgs.v, imgs.n, cache, task_threads(a),
-                                   NULL, NULL, &res, &len, &d);
+    eng_status st = det ? eng_det_fit_run(job, (const char *const *)bbdirs.v, bbdirs.n,
+                                          (const char *const *)imgs.v, imgs.n, cache,
+                                          task_threads(a), &res, &len, &d)
+                        : eng_cls_finetune_run(job, (const char *const *)bbdirs.v, bbdirs.n,
+                                               (const char *const *)imgs.v, imgs.n, cache,
+                                               task_threads(a), NULL, NULL, &res, &len, &d);
     if (st != ENG_OK) {
         say("%s: %s", det ? "head fit" : "fine-tuning", d.msg);
         goto out;

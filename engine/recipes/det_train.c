@@ -1541,8 +1541,8 @@ static int rb_pool(const unsigned char *p, size_t len, size_t *pos, det_pool *pl
 {
     int32_t ngt, np[2], nimg;
     if (!rb_get(p, len, pos, &ngt, 4) || !rb_get(p, len, pos, &np[0], 4) ||
-        !rb_get(p, len, pos, &np[1], 4) || !rb_get(p, len, pos, &nimg, 4) || ngt < 0 ||
-        np[0] < 0 || np[1] < 0 || nimg < 0)
+        !rb_get(p, len, pos, &np[1], 4) || !rb_get(p, len, pos, &nimg, 4) || ngt < 0 || np[0] < 0 ||
+        np[1] < 0 || nimg < 0)
         return 0;
     eng_det_gt *gt = realloc(pl->gt, ((size_t)pl->ngt + ngt + 1) * sizeof *gt);
     if (!gt)
@@ -1611,8 +1611,11 @@ static char *fit_spec(const trainer *t, const search *s, int v, int npool, int n
         cJSON_AddItemToArray(pj, cJSON_CreateIntArray(two, 2));
     }
     cJSON_AddNumberToObject(j, "sizes", nsize);
-    cJSON_AddItemToObject(j, "fit", cJSON_CreateIntArray(fitidx, nfit));
-    cJSON_AddItemToObject(j, "hold", cJSON_CreateIntArray(hold, nhold));
+    /* (cJSON makes no array of no numbers) */
+    cJSON_AddItemToObject(j, "fit",
+                          nfit ? cJSON_CreateIntArray(fitidx, nfit) : cJSON_CreateArray());
+    cJSON_AddItemToObject(j, "hold",
+                          nhold ? cJSON_CreateIntArray(hold, nhold) : cJSON_CreateArray());
     cJSON *rj = cJSON_AddArrayToObject(j, "rng");
     for (int k = 0; rj && k < 4; k++) {
         char hex[32];
@@ -1671,8 +1674,7 @@ static int rb_head(const unsigned char *p, size_t len, size_t *pos, fit_res *r)
             return 0;
     return rb_get(p, len, pos, &r->loss, sizeof r->loss) &&
            rb_get(p, len, pos, &r->cpu, sizeof r->cpu) && r->hidden >= 0 && r->fdim > 0 &&
-           r->ncat > 0 && r->npool >= 0 && r->npool <= 2 && r->nsize >= 1 &&
-           r->nsize <= DET_NSIZE;
+           r->ncat > 0 && r->npool >= 0 && r->npool <= 2 && r->nsize >= 1 && r->nsize <= DET_NSIZE;
 }
 
 /* The heads of a result at *pos into m, as fit() leaves them. */
@@ -1711,8 +1713,7 @@ static eng_status rb_heads(const unsigned char *p, size_t len, size_t *pos, cons
 
 /* Hands jobs to hooks.detfit; the batch's CPU seconds count as training's
  * (t->cpu0 moves back by them). Returns the hook's answer; *st when -1. */
-static int detfit_batch(trainer *t, eng_finetune_job *jobs, int njobs, eng_status *st,
-                        eng_diag *d)
+static int detfit_batch(trainer *t, eng_finetune_job *jobs, int njobs, eng_status *st, eng_diag *d)
 {
     const char **paths = malloc(((size_t)t->n + 1) * sizeof *paths);
     if (!paths) {
@@ -1842,8 +1843,8 @@ static int cross_validate_elsewhere(trainer *t, eng_detector *m, search *s, int 
         }
         char title[160];
         snprintf(title, sizeof title, "%s, fold %d of %d", s->vars[v].name, f + 1, nf);
-        jobs[f].spec = fit_spec(t, s, v, npool, nsize, s->fitidx, s->nfit, s->hold, s->nhold, &r,
-                                left, title);
+        jobs[f].spec =
+            fit_spec(t, s, v, npool, nsize, s->fitidx, s->nfit, s->hold, s->nhold, &r, left, title);
         if (!jobs[f].spec) {
             *st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
             goto out;
@@ -1898,8 +1899,8 @@ static int final_elsewhere(trainer *t, eng_detector *m, search *s, eng_status *s
     memset(&job, 0, sizeof job);
     char title[160];
     snprintf(title, sizeof title, "%s, final fit", s->vars[s->best].name);
-    job.spec = fit_spec(t, s, s->best, 0, 1, s->all, t->n, NULL, 0, &t->rng, deadline_left(t),
-                        title);
+    job.spec =
+        fit_spec(t, s, s->best, 0, 1, s->all, t->n, NULL, 0, &t->rng, deadline_left(t), title);
     if (!job.spec) {
         *st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
         return -1;
@@ -2550,7 +2551,7 @@ static eng_status fit_views(trainer *t, const cJSON *views, eng_diag *d)
 {
     int nv = cJSON_GetArraySize(views);
     if (!cJSON_IsArray(views) || nv < t->n || nv > t->n * DET_MAX_VIEWS)
-        return eng_fail(d, ENG_EFORMAT, "head fit: the job's views are not valid");
+        return eng_fail(d, ENG_EFORMAT, "the job's views are not valid");
     int i = 0;
     const cJSON *o;
     cJSON_ArrayForEach(o, views)
@@ -2559,14 +2560,13 @@ static eng_status fit_views(trainer *t, const cJSON *views, eng_diag *d)
         const cJSON *b = cJSON_GetArrayItem(o, 4);
         int nb = cJSON_GetArraySize(b) / 5;
         if (cJSON_GetArraySize(o) != 5 || !cJSON_IsArray(b) || cJSON_GetArraySize(b) % 5)
-            return eng_fail(d, ENG_EFORMAT, "head fit: view %d is not valid", i);
+            return eng_fail(d, ENG_EFORMAT, "view %d is not valid", i);
         im->src = (int)cJSON_GetArrayItem(o, 0)->valuedouble;
         im->tile = (int)cJSON_GetArrayItem(o, 1)->valuedouble;
         im->w = (int)cJSON_GetArrayItem(o, 2)->valuedouble;
         im->h = (int)cJSON_GetArrayItem(o, 3)->valuedouble;
-        if (im->src < 0 || im->src >= t->n || im->tile < -1 ||
-            im->tile >= DET_TILES * DET_TILES)
-            return eng_fail(d, ENG_EFORMAT, "head fit: view %d is not valid", i);
+        if (im->src < 0 || im->src >= t->n || im->tile < -1 || im->tile >= DET_TILES * DET_TILES)
+            return eng_fail(d, ENG_EFORMAT, "view %d is not valid", i);
         im->box = malloc(((size_t)nb + 1) * 4 * sizeof(float));
         im->cat = malloc(((size_t)nb + 1) * sizeof(int));
         t->nv = i + 1;
@@ -2577,7 +2577,7 @@ static eng_status fit_views(trainer *t, const cJSON *views, eng_diag *d)
                 im->box[4 * q + c] = (float)cJSON_GetArrayItem(b, 5 * q + c)->valuedouble;
             im->cat[q] = (int)cJSON_GetArrayItem(b, 5 * q + 4)->valuedouble;
             if (im->cat[q] < 0 || im->cat[q] >= t->ncat)
-                return eng_fail(d, ENG_EFORMAT, "head fit: view %d is not valid", i);
+                return eng_fail(d, ENG_EFORMAT, "view %d is not valid", i);
         }
         im->nbox = nb;
         i++;
@@ -2591,7 +2591,7 @@ static eng_status fit_load(trainer *t, int i, eng_diag *d)
 {
     det_img *im = &t->im[i];
     if (im->feat || i >= t->nv)
-        return i >= t->nv ? eng_fail(d, ENG_EFORMAT, "head fit: view %d is missing", i) : ENG_OK;
+        return i >= t->nv ? eng_fail(d, ENG_EFORMAT, "view %d is missing", i) : ENG_OK;
     size_t per = (size_t)t->fdim * DET_CELLS;
     if (t->kept + per * 2 > DET_MEM_CAP && t->a->cache_dir)
         return ENG_OK; /* read back when needed, as here */
@@ -2599,9 +2599,9 @@ static eng_status fit_load(trainer *t, int i, eng_diag *d)
     if (!f)
         return eng_fail(d, ENG_ENOMEM, "training: out of memory");
     int w, h, hit = 0;
-    eng_status st = det_features(t->bb, t->node, t->fdim, t->letterbox, im->tile,
-                                 t->a->train[im->src].path, t->a->cache_dir, t->threads, f, &w,
-                                 &h, &hit, d);
+    eng_status st =
+        det_features(t->bb, t->node, t->fdim, t->letterbox, im->tile, t->a->train[im->src].path,
+                     t->a->cache_dir, t->threads, f, &w, &h, &hit, d);
     if (st != ENG_OK) {
         eng_free(f);
         return st;
@@ -2642,7 +2642,7 @@ eng_status eng_det_fit_run(const char *job, const char *const *bb_dirs, int nbb,
         cJSON_GetArraySize(rj) != 4 || ncat < 1 || nsize < 1 || nsize > DET_NSIZE || npool > 2 ||
         json_int(j, "images") != n || n < 1) {
         cJSON_Delete(j);
-        return eng_fail(d, ENG_EFORMAT, "head fit: the job is not valid");
+        return eng_fail(d, ENG_EFORMAT, "the job is not valid");
     }
     trainer t;
     memset(&t, 0, sizeof t);
@@ -2658,7 +2658,7 @@ eng_status eng_det_fit_run(const char *job, const char *const *bb_dirs, int nbb,
     wbuf b = {0};
     eng_status st = ENG_OK;
     if (!smp || !cats || !fitidx || !hold || nfit < 1) {
-        st = eng_fail(d, ENG_EFORMAT, "head fit: the job is not valid");
+        st = eng_fail(d, ENG_EFORMAT, "the job is not valid");
         goto out;
     }
     for (int i = 0; i < n; i++)
@@ -2709,7 +2709,7 @@ eng_status eng_det_fit_run(const char *job, const char *const *bb_dirs, int nbb,
         anytiles |= ptiles[p] > 0;
     }
     if (v.epochs < 1 || !(v.lr > 0) || ((v.tiles || anytiles) && !t.tiles_ready)) {
-        st = eng_fail(d, ENG_EFORMAT, "head fit: the job's variant is not valid");
+        st = eng_fail(d, ENG_EFORMAT, "the job's variant is not valid");
         goto out;
     }
     for (int k = 0; k < 4; k++) {
@@ -2764,7 +2764,7 @@ eng_status eng_det_fit_run(const char *job, const char *const *bb_dirs, int nbb,
         for (int w = 0; w < nsize; w++)
             wb_pool(&b, &pl[p][w]);
     if (b.bad) {
-        st = eng_fail(d, ENG_ENOMEM, "head fit: out of memory");
+        st = eng_fail(d, ENG_ENOMEM, "out of memory");
         goto out;
     }
     *result = b.p;
