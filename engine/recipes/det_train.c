@@ -120,6 +120,14 @@ typedef struct trainer {
     float *target, *ltrb, *wgt;
     float *heat1, *roww, *seed; /* one image's heatmap target; row weights; logit gradient */
     size_t map_bytes;           /* depthwise maps kept */
+    /* a worker's fit (eng_det_fit_run): the map slots (4 per view: 2 *
+     * which + flip) the daemon's own run would hold as float16 already,
+     * which it keeps so whatever map_bytes says; NULL in the daemon */
+    unsigned char *map_held;
+    /* the daemon with hooks.detfit: the map slots and bytes its own fits
+     * would hold by now (fit_rng_skip keeps them); NULL until then */
+    unsigned char *sim_held;
+    size_t sim_bytes;
     int maxsel;
     uint16_t *tmpfeat;
     int *owner;
@@ -320,9 +328,11 @@ static eng_status dw_map(trainer *t, int i, int flip, int which, map_ref *out, e
         return ENG_EIO;
     det_widen(f, t->fdim, flip, t->s.f);
     det_depthwise(&t->s, t->fdim, which ? t->dw_wh : t->dw_cls, 1);
-    if (t->map_bytes + per * 2 <= DET_MAP_CAP && (*slot = eng_alloc(per * 2)) != NULL) {
+    int held = t->map_held && t->map_held[4 * i + 2 * which + flip];
+    if ((held || t->map_bytes + per * 2 <= DET_MAP_CAP) && (*slot = eng_alloc(per * 2)) != NULL) {
         det_f32_to_f16(t->s.g, *slot, per);
-        t->map_bytes += per * 2;
+        if (!held)
+            t->map_bytes += per * 2;
         out->h = *slot; /* train on what later steps will see */
         return ENG_OK;
     }
@@ -975,6 +985,8 @@ static void trainer_release(trainer *t)
     free(t->owner);
     free(t->wmap);
     free(t->rc);
+    free(t->map_held);
+    free(t->sim_held);
 }
 
 /* Allocates the step buffers of t (t->n, fdim and ncat set). */
@@ -1429,11 +1441,32 @@ static int far_cells(trainer *t, int *far, int i, int flip)
     return far[2 * i + flip] = cnt;
 }
 
+/* Cells of view i (flipped when flip) that regress a box, as step()
+ * counts them (reg caches them as far_cells does). */
+static int reg_count(trainer *t, int *reg, int i, int flip)
+{
+    if (reg[2 * i + flip] < 0)
+        reg[2 * i + flip] = reg_cells(&t->im[i], flip, t->rc, DET_CELLS, t->owner, t->wmap);
+    return reg[2 * i + flip];
+}
+
+/* The map slot k (dw_map's: 4 per view) as the daemon's fit would keep
+ * it: held in float16 from its first use while the cap allows. */
+static void sim_map(trainer *t, int k)
+{
+    size_t per = (size_t)DET_CELLS * t->fdim;
+    if (!t->sim_held[k] && t->sim_bytes + per * 2 <= DET_MAP_CAP) {
+        t->sim_held[k] = 1;
+        t->sim_bytes += per * 2;
+    }
+}
+
 /* Advances r past the draws fit(t, idx, n, v) makes when it runs every
- * step it plans (mirrors fit() and step(); order and vidx: scratch of
- * t->n * DET_MAX_VIEWS). */
+ * step it plans, and t->sim_held and sim_bytes past the maps it keeps
+ * (mirrors fit() and step(); far, reg: 2 per view, -1 unknown; order and
+ * vidx: scratch of t->n * DET_MAX_VIEWS). */
 static void fit_rng_skip(trainer *t, const int *idx, int n, const variant *v, eng_rng *r, int *far,
-                         int *order, int *vidx)
+                         int *reg, int *order, int *vidx)
 {
     if (v->tiles) {
         int nv = 0;
@@ -1467,9 +1500,29 @@ static void fit_rng_skip(trainer *t, const int *idx, int n, const variant *v, en
             }
             int i = idx[order[pos++]];
             int flip = (int)(eng_rng_u64(r) & 1);
+            sim_map(t, 4 * i + flip);
             for (int c = far_cells(t, far, i, flip); c > 0; c--)
                 eng_rng_u64(r);
+            if (v->finetune_wh && reg_count(t, reg, i, flip) > 0)
+                sim_map(t, 4 * i + 2 + flip);
         }
+}
+
+/* Starts t->sim_held and sim_bytes from the maps t holds (once). */
+static eng_status sim_start(trainer *t, eng_diag *d)
+{
+    if (t->sim_held)
+        return ENG_OK;
+    t->sim_held = calloc((size_t)t->n * DET_MAX_VIEWS * 4, 1);
+    if (!t->sim_held)
+        return eng_fail(d, ENG_ENOMEM, "training: out of memory");
+    for (int i = 0; i < t->nv; i++)
+        for (int q = 0; q < 2; q++) {
+            t->sim_held[4 * i + q] = t->im[i].gmap[q] != NULL;
+            t->sim_held[4 * i + 2 + q] = t->im[i].hmap[q] != NULL;
+        }
+    t->sim_bytes = t->map_bytes;
+    return ENG_OK;
 }
 
 /* A growing byte buffer for a fit's result. */
@@ -1623,6 +1676,12 @@ static char *fit_spec(const trainer *t, const search *s, int v, int npool, int n
         cJSON_AddItemToArray(rj, cJSON_CreateString(hex));
     }
     cJSON_AddNumberToObject(j, "deadline", deadline);
+    /* the map slots the daemon's fit would find held, and their bytes */
+    cJSON *mj = cJSON_AddArrayToObject(j, "maps");
+    for (int k = 0; mj && k < 4 * t->nv; k++)
+        if (t->sim_held[k])
+            cJSON_AddItemToArray(mj, cJSON_CreateNumber(k));
+    cJSON_AddNumberToObject(j, "map_bytes", (double)t->sim_bytes);
     /* the views: [image, tile, w, h, [x1, y1, x2, y2, category, ...]] */
     cJSON *views = cJSON_AddArrayToObject(j, "views");
     for (int i = 0; views && i < t->nv; i++) {
@@ -1728,7 +1787,10 @@ static int detfit_batch(trainer *t, eng_finetune_job *jobs, int njobs, eng_statu
     free(paths);
     if (rc == 0)
         t->cpu0 -= cpu;
-    else if (rc < 0)
+    else if (rc == 1) { /* fitted here from now on: its own maps are the truth */
+        free(t->sim_held);
+        t->sim_held = NULL;
+    } else
         *st = rst != ENG_OK ? rst : ENG_EIO;
     return rc;
 }
@@ -1819,7 +1881,7 @@ static int cross_validate_elsewhere(trainer *t, eng_detector *m, search *s, int 
     int npool = s->vars[v].tiles ? 2 : 1, nsize = s->size_off ? 1 : DET_NSIZE, nf = s->nfolds;
     size_t nviews = (size_t)t->n * DET_MAX_VIEWS;
     eng_finetune_job *jobs = calloc((size_t)nf, sizeof *jobs);
-    int *far = malloc(2 * nviews * sizeof *far);
+    int *far = malloc(4 * nviews * sizeof *far); /* far_cells', then reg_count's */
     int *order = malloc(nviews * sizeof *order), *vidx = malloc(nviews * sizeof *vidx);
     det_pool pl[2][DET_NSIZE];
     memset(pl, 0, sizeof pl);
@@ -1829,7 +1891,9 @@ static int cross_validate_elsewhere(trainer *t, eng_detector *m, search *s, int 
         *st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
         goto out;
     }
-    for (size_t i = 0; i < 2 * nviews; i++)
+    if ((*st = sim_start(t, d)) != ENG_OK)
+        goto out;
+    for (size_t i = 0; i < 4 * nviews; i++)
         far[i] = -1;
     eng_rng r = t->rng;
     double left = deadline_left(t);
@@ -1849,7 +1913,7 @@ static int cross_validate_elsewhere(trainer *t, eng_detector *m, search *s, int 
             *st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
             goto out;
         }
-        fit_rng_skip(t, s->fitidx, s->nfit, &s->vars[v], &r, far, order, vidx);
+        fit_rng_skip(t, s->fitidx, s->nfit, &s->vars[v], &r, far, far + 2 * nviews, order, vidx);
     }
     rc = detfit_batch(t, jobs, nf, st, d);
     if (rc != 0)
@@ -1897,6 +1961,8 @@ static int final_elsewhere(trainer *t, eng_detector *m, search *s, eng_status *s
 {
     eng_finetune_job job;
     memset(&job, 0, sizeof job);
+    if ((*st = sim_start(t, d)) != ENG_OK)
+        return -1;
     char title[160];
     snprintf(title, sizeof title, "%s, final fit", s->vars[s->best].name);
     job.spec =
@@ -2716,6 +2782,19 @@ eng_status eng_det_fit_run(const char *job, const char *const *bb_dirs, int nbb,
         const char *hex = cJSON_GetStringValue(cJSON_GetArrayItem(rj, k));
         t.rng.s[k] = hex ? strtoull(hex, NULL, 16) : 0;
     }
+    /* the maps the daemon's own fit would find held (dw_map) */
+    const cJSON *mj = cJSON_GetObjectItemCaseSensitive(j, "maps"), *x;
+    if (!(t.map_held = calloc((size_t)n * DET_MAX_VIEWS * 4, 1))) {
+        st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
+        goto out;
+    }
+    cJSON_ArrayForEach(x, mj)
+    {
+        if (cJSON_IsNumber(x) && x->valuedouble >= 0 && x->valuedouble < 4.0 * t.nv)
+            t.map_held[(int)x->valuedouble] = 1;
+    }
+    double mb = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "map_bytes"));
+    t.map_bytes = mb > 0 ? (size_t)mb : 0;
     if ((st = fit_load_all(&t, fitidx, nfit, v.tiles, d)) != ENG_OK ||
         (npool > 0 && (st = fit_load_all(&t, hold, nhold, anytiles, d)) != ENG_OK))
         goto out;
