@@ -298,6 +298,16 @@ eval_of detsl >"$T/detsl.eval"
 check "detector head training: the same evaluation as the local executor" \
     cmp "$T/detref.eval" "$T/detsl.eval"
 check "detector head training: the job folders are gone" test -z "$(find "$STORE/.tmp" -name 'job.*.json')"
+# rm train.json while a head-training array runs: scancel, cancelled
+mkdir "$MNT/models/detc"
+echo "$DETREQ" >"$MNT/models/detc/train.json"
+check "detector head training, cancel: an array is queued or running" \
+    wait_jq "$MNT/models/detc/status.json" '.slurm.stage' "head training" 120
+djob=$(jq -r '.slurm.jobId' "$MNT/models/detc/status.json")
+rm "$MNT/models/detc/train.json"
+check "detector head training, cancel: cancelled" wait_status "$MNT/models/detc/status" cancelled 30
+check "detector head training, cancel: log says scancel" \
+    grep -q "cancelled job array $djob (scancel)" "$MNT/models/detc/log"
 
 # 16 images copied into its predict/: one job array, answers and drawings
 # moved into predict/ by the daemon
@@ -605,6 +615,25 @@ echo '{"dataset": "train", "budget_minutes": 2}' >"$MNT/models/flaky/train.json"
 check "flaky task: trained" wait_status "$MNT/models/flaky/status" succeeded 240
 check "log: the failed task was retried" \
     grep -Eq "task 1 \(job [0-9]+_1\) ended FAILED.*simulated crash; try 2 of 3" "$MNT/models/flaky/log"
+vfs_umount
+# a detector whose first head fit of fold 2 crashes: that fold is run
+# again, and the model is still the local executor's
+cat >"$T/flaky-detfit" <<EOF
+#!/bin/sh
+if [ "\$1" = detfit ] && [ "\$SLURM_ARRAY_TASK_ID" = 1 ] && [ ! -e "$T/dflaked" ]; then
+    touch "$T/dflaked"; echo "flaky: simulated crash" >&2; exit 9
+fi
+exec "$WORKER" "\$@"
+EOF
+chmod +x "$T/flaky-detfit"
+vfs_mount --executor slurm --slurm-tasks 4 --slurm-worker "$T/flaky-detfit"
+mkdir "$MNT/models/detflaky"
+echo "$DETREQ" >"$MNT/models/detflaky/train.json"
+check "flaky head fit: trained" wait_status "$MNT/models/detflaky/status" succeeded 300
+check "flaky head fit: log: the fold was retried" \
+    grep -Eq "task 1 \(job [0-9]+_1\) ended FAILED.*simulated crash; try 2 of 3" "$MNT/models/detflaky/log"
+check "flaky head fit: the same model.safetensors as the local executor" \
+    cmp "$T/detref.model" "$MNT/models/detflaky/model.safetensors"
 vfs_umount
 
 # ---- a worker that cannot see the store ------------------------------------------
