@@ -6,10 +6,15 @@
  * rest of the graph. Run it twice, once with VFS_NO_AVX512=1, to compare
  * the two dispatch paths; pin it (taskset -c 1) on a shared machine.
  *
- * Usage: bench_conv [--reps N] [--only 1x1|dw|stem]
+ * Usage: bench_conv [--reps N] [--only 1x1|dw|stem|fused]
  * Prints one line per shape: kind, geometry, best CPU ms of N reps, GFLOP/s.
+ * `--only fused`: each inverted-residual block's expand 1x1 + depthwise pair
+ * (Lite0 at 224, Lite2 at 260, CenterNet at 512) run as two kernels (the 1x1's
+ * output stored whole) and fused (rt_expand_dwconv2d, docs/engine.md), best
+ * CPU ms of each and their ratio; rows alternate, so load hits both alike.
  */
 #include "engine.h"
+#include "runtime_int.h" /* rt_expand_dwconv2d */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -95,6 +100,98 @@ static const shape SHAPES[] = {
     {"lite0", 1, 7, 1152, 1152, 3, 1, 1},
 };
 
+/* an expand 1x1 (cin -> ce at hw x hw) feeding a k x k stride-s depthwise, count times: the
+ * pairs the runtime fuses structurally (CenterNet's backbone at 512 without the two expansions
+ * the detector's neck also reads) */
+typedef struct pair {
+    const char *net;
+    int hw, cin, ce, k, s, count;
+} pair;
+
+static const pair PAIRS[] = {
+    {"lite0", 112, 16, 96, 3, 2, 1},     {"lite0", 56, 24, 144, 3, 1, 1},
+    {"lite0", 56, 24, 144, 5, 2, 1},     {"lite0", 28, 40, 240, 5, 1, 1},
+    {"lite0", 28, 40, 240, 3, 2, 1},     {"lite0", 14, 80, 480, 3, 1, 2},
+    {"lite0", 14, 80, 480, 5, 1, 1},     {"lite0", 14, 112, 672, 5, 1, 2},
+    {"lite0", 14, 112, 672, 5, 2, 1},    {"lite0", 7, 192, 1152, 5, 1, 3},
+    {"lite0", 7, 192, 1152, 3, 1, 1},    {"lite2", 130, 16, 96, 3, 2, 1},
+    {"lite2", 65, 24, 144, 3, 1, 2},     {"lite2", 65, 24, 144, 5, 2, 1},
+    {"lite2", 33, 48, 288, 5, 1, 2},     {"lite2", 33, 48, 288, 3, 2, 1},
+    {"lite2", 17, 88, 528, 3, 1, 3},     {"lite2", 17, 88, 528, 5, 1, 1},
+    {"lite2", 17, 120, 720, 5, 1, 3},    {"lite2", 17, 120, 720, 5, 2, 1},
+    {"lite2", 9, 208, 1248, 5, 1, 4},    {"lite2", 9, 208, 1248, 3, 1, 1},
+    {"centernet", 256, 16, 64, 3, 2, 1}, {"centernet", 128, 24, 72, 3, 1, 1},
+    {"centernet", 64, 32, 96, 5, 1, 1},  {"centernet", 64, 32, 192, 3, 2, 1},
+    {"centernet", 32, 64, 160, 3, 1, 1}, {"centernet", 32, 64, 144, 3, 1, 2},
+    {"centernet", 32, 64, 384, 3, 1, 1}, {"centernet", 32, 88, 528, 3, 1, 1},
+    {"centernet", 32, 88, 528, 5, 2, 1}, {"centernet", 16, 120, 720, 5, 1, 2},
+};
+
+static int bench_fused(int reps)
+{
+    const char *nets[] = {"lite0", "lite2", "centernet"};
+    double tot[3][2] = {{0}};
+    for (size_t i = 0; i < sizeof PAIRS / sizeof PAIRS[0]; i++) {
+        const pair *s = &PAIRS[i];
+        eng_conv_geom ge, gd;
+        if (eng_conv_geom_init(&ge, 1, s->hw, s->hw, s->cin, s->ce, 1, 1, 1, 1, 1, 1, ENG_PAD_SAME,
+                               NULL, NULL) ||
+            eng_conv_geom_init(&gd, 1, s->hw, s->hw, s->ce, s->ce, s->k, s->k, s->s, s->s, 1, 1,
+                               ENG_PAD_SAME, NULL, NULL))
+            return 1;
+        size_t nin = (size_t)s->hw * s->hw * s->cin, nmid = (size_t)s->hw * s->hw * s->ce;
+        size_t nout = (size_t)gd.oh * gd.ow * s->ce, nfe = (size_t)s->cin * s->ce;
+        size_t nfd = (size_t)s->k * s->k * s->ce;
+        float *in = malloc(nin * 4), *fe = malloc(nfe * 4), *fd = malloc(nfd * 4);
+        float *b = malloc((size_t)s->ce * 4), *mid = malloc(nmid * 4), *o1 = malloc(nout * 4);
+        float *o2 = malloc(nout * 4);
+        if (!in || !fe || !fd || !b || !mid || !o1 || !o2)
+            return 1;
+        for (size_t j = 0; j < nin; j++)
+            in[j] = (float)(j % 17) * 0.1f - 0.8f;
+        for (size_t j = 0; j < nfe; j++)
+            fe[j] = (float)(j % 13) * 0.01f - 0.06f;
+        for (size_t j = 0; j < nfd; j++)
+            fd[j] = (float)(j % 11) * 0.02f - 0.1f;
+        for (int j = 0; j < s->ce; j++)
+            b[j] = 0.5f;
+        eng_conv_packed *p = eng_conv_pack(fe, b, 1, 1, s->cin, s->ce);
+        if (!p)
+            return 1;
+        double best[2] = {1e30, 1e30};
+        for (int r = 0; r < reps; r++) {
+            double t0 = cpu_ms();
+            if (eng_conv2d_packed(&ge, in, p, ENG_ACT_RELU6, mid, 1))
+                return 1;
+            eng_dwconv2d(&gd, mid, fd, b, ENG_ACT_RELU6, o1, 1);
+            double t1 = cpu_ms();
+            if (rt_expand_dwconv2d(&gd, in, p, ENG_ACT_RELU6, fd, b, ENG_ACT_RELU6, o2, 1))
+                return 1;
+            double t2 = cpu_ms();
+            best[0] = t1 - t0 < best[0] ? t1 - t0 : best[0];
+            best[1] = t2 - t1 < best[1] ? t2 - t1 : best[1];
+        }
+        if (memcmp(o1, o2, nout * 4)) {
+            fprintf(stderr, "bench_conv: fused and unfused results differ\n");
+            return 1;
+        }
+        printf("%-9s fused %3dx%-3d %4d->%-4d dw k%d s%d  %5.1f MB  two %8.3f ms  fused %8.3f ms"
+               "  %5.2fx  x%d\n",
+               s->net, s->hw, s->hw, s->cin, s->ce, s->k, s->s, nmid * 4 / 1e6, best[0], best[1],
+               best[0] / best[1], s->count);
+        for (int n = 0; n < 3; n++)
+            if (!strcmp(s->net, nets[n]))
+                for (int v = 0; v < 2; v++)
+                    tot[n][v] += best[v] * s->count;
+        eng_conv_packed_free(p);
+        free(in), free(fe), free(fd), free(b), free(mid), free(o1), free(o2);
+    }
+    for (int n = 0; n < 3; n++)
+        printf("total %-9s fused  two %8.3f ms  fused %8.3f ms  %5.2fx\n", nets[n], tot[n][0],
+               tot[n][1], tot[n][0] / tot[n][1]);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int reps = 20;
@@ -105,10 +202,12 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--reps N] [--only 1x1|dw|stem]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--reps N] [--only 1x1|dw|stem|fused]\n", argv[0]);
             return 2;
         }
     }
+    if (only && !strcmp(only, "fused"))
+        return bench_fused(reps);
     double tot_ms[2][3] = {{0}}, tot_fl[2][3] = {{0}};
     for (size_t i = 0; i < sizeof SHAPES / sizeof SHAPES[0]; i++) {
         const shape *s = &SHAPES[i];

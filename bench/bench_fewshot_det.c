@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 typedef struct split {
@@ -114,13 +115,13 @@ static int load_split(const char *root, const char *json, split *sp)
 
 /* Writes the test split's predictions as COCO results (category_id = the
  * model's index + 1, as in the test file's order) for error analysis. */
-static int dump_predictions(const eng_detector *m, eng_backbone *bb, const split *te, int threads,
-                            const char *path)
+static int dump_predictions(const eng_detector *m, eng_backbone *const *bbs, int nbb,
+                            const split *te, int threads, const char *path)
 {
     eng_eval_opts o = {.threads = threads, .dataset_name = "test"};
     char *metrics = NULL, *preds = NULL;
     eng_diag d = {{0}};
-    if (eng_det_evaluate(m, &bb, 1, te->s, te->n, &o, &metrics, &preds, &d) != ENG_OK) {
+    if (eng_det_evaluate(m, bbs, nbb, te->s, te->n, &o, &metrics, &preds, &d) != ENG_OK) {
         fprintf(stderr, "evaluate: %s\n", d.msg);
         return 1;
     }
@@ -165,7 +166,8 @@ int main(int argc, char **argv)
     if (argc < 4) {
         fprintf(stderr, "usage: bench_fewshot_det ROOT TRAIN.json TEST.json [--cache DIR] "
                         "[--seed N] [--budget-min M] [--threads T] [--backbone DIR] "
-                        "[--dump PREDICTIONS.json] [--model OUT] [--detfit here]\n");
+                        "[--crop-backbone DIR|none] [--dump PREDICTIONS.json] [--model OUT] "
+                        "[--detfit here]\n");
         return 2;
     }
     const char *root = argv[1], *cache = NULL, *dump = NULL, *model = NULL;
@@ -174,6 +176,10 @@ int main(int argc, char **argv)
     char installed[4096];
     test_backbone_path("centernet", NULL, installed, sizeof installed);
     const char *bbdir = installed;
+    /* the crop classifier's backbone: the installed Lite0 when there is one */
+    char crop_installed[4096];
+    test_backbone_path("efficientnet-lite0", NULL, crop_installed, sizeof crop_installed);
+    const char *cropdir = crop_installed;
     double budget = 5;
     int threads = 2;
     unsigned long long seed = 0;
@@ -188,6 +194,8 @@ int main(int argc, char **argv)
             threads = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--backbone"))
             bbdir = argv[i + 1];
+        else if (!strcmp(argv[i], "--crop-backbone"))
+            cropdir = argv[i + 1];
         else if (!strcmp(argv[i], "--dump"))
             dump = argv[i + 1];
         else if (!strcmp(argv[i], "--model"))
@@ -199,10 +207,19 @@ int main(int argc, char **argv)
     if (load_split(root, argv[2], &tr) || load_split(root, argv[3], &te))
         return 1;
     eng_diag d = {{0}};
-    eng_backbone *bb = NULL;
-    if (eng_backbone_open(bbdir, &bb, &d) != ENG_OK) {
+    eng_backbone *bbs[2] = {NULL, NULL};
+    int nbb = 1;
+    if (eng_backbone_open(bbdir, &bbs[0], &d) != ENG_OK) {
         fprintf(stderr, "backbone %s: %s\n", *bbdir ? bbdir : "(no backbones folder)", d.msg);
         return 1;
+    }
+    struct stat sb;
+    if (strcmp(cropdir, "none") != 0 && stat(cropdir, &sb) == 0) {
+        if (eng_backbone_open(cropdir, &bbs[1], &d) != ENG_OK) {
+            fprintf(stderr, "backbone %s: %s\n", cropdir, d.msg);
+            return 1;
+        }
+        nbb = 2;
     }
     eng_train_args a = {
         .train = tr.s,
@@ -212,8 +229,8 @@ int main(int argc, char **argv)
         .test_name = "test",
         .categories = (const char *const *)tr.names,
         .ncat = tr.ncat,
-        .backbones = &bb,
-        .nbackbones = 1,
+        .backbones = bbs,
+        .nbackbones = nbb,
         .budget_seconds = budget * 60,
         .threads = threads,
         .seed = seed,
@@ -234,7 +251,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "train: %s: %s\n", eng_status_name(st), d.msg);
         return 1;
     }
-    if (dump && dump_predictions(m, bb, &te, threads, dump))
+    if (dump && dump_predictions(m, bbs, nbb, &te, threads, dump))
         return 1;
     if (model && eng_detector_save(m, model, &d) != ENG_OK) {
         fprintf(stderr, "%s: %s\n", model, d.msg);
@@ -249,6 +266,7 @@ int main(int argc, char **argv)
     cJSON_Delete(o);
     free(ev);
     eng_detector_free(m);
-    eng_backbone_free(bb);
+    eng_backbone_free(bbs[0]);
+    eng_backbone_free(bbs[1]);
     return 0;
 }

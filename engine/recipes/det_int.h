@@ -54,6 +54,15 @@ struct eng_detector {
      * in files before it): the box head's size. */
     float size_weight;
     float *size_prior;
+    /* crop classifier (file version 4, det_crops.c): crop_gamma > 0 rescores
+     * the DET_CROP_TOPK most confident objects with backbone crop_bb's
+     * embedding of their crops: [crop_dim] mean, then a logistic regression
+     * crop_wb [(crop_dim + 1), ncat + 1] (weights, then biases; the last
+     * class is background). crop_gamma 0: no second stage. */
+    float crop_gamma;
+    char *crop_bb_name, *crop_bb_checksum;
+    int crop_dim;
+    float *crop_mean, *crop_wb;
     char *recipe; /* JSON */
 };
 
@@ -107,6 +116,77 @@ int det_merge(eng_det_object *in, int n, float nms_iou, eng_det_object *out, int
  * share of its held-out mAP@50 to be chosen (relative: the noise of a few
  * held-out images grows with the figure). */
 #define DET_SIMPLER_MARGIN 0.05
+
+/* ---- the crop classifier (det_crops.c) ---- */
+
+#define DET_CROP_TOPK 40  /* objects per image the crop classifier rescores */
+#define DET_CROP_PAD 0.2f /* context around a crop, share of the box side on each side */
+#define DET_CROP_C 8.0    /* inverse regularisation of its logistic regression */
+/* crops the search holds at most: the embeddings and the regression's
+ * copy take about 16 KB each with Lite0 (30,000: under 500 MB) */
+#define DET_CROP_MAX_ROWS 30000
+
+/* Embeddings out [n (2n with flip: then the mirrored crops), dim] of the
+ * crops of boxes (n x 4: x, y, w, h in pixels of a ref_w x ref_h image) of
+ * the image at path, each widened by DET_CROP_PAD and squash-resized to
+ * bb's input size. */
+eng_status det_crop_embed(const eng_backbone *bb, const char *path, int ref_w, int ref_h,
+                          const float *boxes, int n, int flip, int threads, float *out, int dim,
+                          eng_diag *d);
+
+/* Fits the crop classifier on rows x [n, dim] with labels y in 0..k-1:
+ * mean [dim] and wb [(dim + 1), k]. */
+eng_status det_crop_fit(const float *x, const int *y, int n, int dim, int k, float *mean, float *wb,
+                        eng_diag *d);
+
+/* Its probabilities p [n, k] for rows x [n, dim]. */
+void det_crop_probs(const float *mean, const float *wb, int dim, int k, const float *x, int n,
+                    float *p);
+
+/* A confidence s and crop probability p combined at weight g: s^(1-g) p^g. */
+float det_crop_score(float s, float p, float g);
+
+/* With m's crop classifier (cbb its backbone): rescores the DET_CROP_TOPK
+ * most confident of o[0..*n) (pixels of an img_w x img_h image at path),
+ * keeps the rest in their order below them, and sorts by confidence. */
+eng_status det_crop_rescore(const eng_detector *m, const eng_backbone *cbb, const char *path,
+                            int img_w, int img_h, eng_det_object *o, int *n, int threads,
+                            eng_diag *d);
+
+/* A training image as the crop search sees it. */
+typedef struct det_crop_image {
+    const char *path;
+    int w, h; /* the pixels its boxes are in */
+    int fold; /* its cross-validation fold */
+} det_crop_image;
+
+/* What det_crop_search measured and chose. */
+typedef struct det_crop_result {
+    float gamma;        /* chosen weight; 0: the stage does not win */
+    double map[3];      /* held-out mAP@50 at weight 0 (as they were), 0.5
+                         * and 1; -1 untried */
+    double heldout_map; /* at the chosen weight */
+    int dim, ncrops;
+    double cpu;         /* CPU seconds the search took */
+    float *mean, *wb;   /* the classifier fitted on every image (chosen only) */
+    eng_det_pred *pred; /* the held-out detections rescored (chosen only) */
+    int npred;
+    char note[160]; /* why it was not tried, when it was not */
+} det_crop_result;
+
+/* The crop classifier's cross-validation: ims[0..n) the training images
+ * (detections and boxes name them by index), pred the pooled held-out
+ * detections of the chosen heads (calibrated confidences) and gt the boxes;
+ * base_map their mAP@50. Each fold's classifier is trained on the crops of
+ * the other folds' images and scores the fold's detections. The weight is
+ * kept when it beats base_map by DET_SIMPLER_MARGIN; then the classifier is
+ * fitted on every image. Gives up (note set, gamma 0) when the crops would
+ * take more than cpu_left CPU seconds. */
+eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, int n, int nfolds,
+                           int ncat, const eng_det_gt *gt, int ngt, const eng_det_pred *pred,
+                           int npred, double base_map, double cpu_left, int threads,
+                           det_crop_result *c, eng_diag *d);
+void det_crop_result_release(det_crop_result *c);
 
 /* The calibrated confidence of a heatmap peak. */
 float det_confidence(const eng_detector *m, float peak);

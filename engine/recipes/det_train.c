@@ -1155,6 +1155,11 @@ typedef struct search {
     const char *reason;   /* stopReason */
     char budget_reason[128];
     char *recipe; /* the recipe JSON of the model */
+    /* each variant's held-out detections at each prior weight (calibrated
+     * confidences), kept for the crop classifier's search */
+    det_pool pool[DET_NVARIANTS][DET_NSIZE];
+    det_crop_result crop;             /* the crop classifier's search */
+    double final_cost[DET_NVARIANTS]; /* CPU s a variant's final fit is estimated to take */
 } search;
 
 static void search_release(search *s)
@@ -1169,6 +1174,10 @@ static void search_release(search *s)
             for (int w = 0; w < DET_NSIZE; w++)
                 free(s->sjson[v][w][q]);
         }
+    for (int v = 0; v < DET_NVARIANTS; v++)
+        for (int w = 0; w < DET_NSIZE; w++)
+            pool_release(&s->pool[v][w]);
+    det_crop_result_release(&s->crop);
     free(s->recipe);
 }
 
@@ -1866,9 +1875,16 @@ static eng_status cross_validate(trainer *t, eng_detector *m, search *s, int v, 
     m->tiles = m->tile_whole = 0;
     if (st == ENG_OK)
         st = cv_score(t, s, v, pl, npool, nsize, d);
+    /* kept for the crop classifier */
     for (int p = 0; p < 2; p++)
-        for (int w = 0; w < DET_NSIZE; w++)
-            pool_release(&pl[p][w]);
+        for (int w = 0; w < DET_NSIZE; w++) {
+            if (p < npool && st == ENG_OK) {
+                pool_release(&s->pool[v + p][w]);
+                s->pool[v + p][w] = pl[p][w];
+            } else {
+                pool_release(&pl[p][w]);
+            }
+        }
     return st;
 }
 
@@ -1945,9 +1961,16 @@ static int cross_validate_elsewhere(trainer *t, eng_detector *m, search *s, int 
     if ((*st = cv_score(t, s, v, pl, npool, nsize, d)) == ENG_OK)
         rc = 0;
 out:
+    /* kept for the crop classifier, as cross_validate keeps them */
     for (int p = 0; p < 2; p++)
-        for (int w = 0; w < DET_NSIZE; w++)
-            pool_release(&pl[p][w]);
+        for (int w = 0; w < DET_NSIZE; w++) {
+            if (p < npool && rc == 0) {
+                pool_release(&s->pool[v + p][w]);
+                s->pool[v + p][w] = pl[p][w];
+            } else {
+                pool_release(&pl[p][w]);
+            }
+        }
     jobs_free(jobs, nf);
     free(far);
     free(order);
@@ -2280,6 +2303,9 @@ static eng_status stage_search(trainer *t, eng_detector *m, search *s, eng_diag 
         cv_cost = cpu_now() - c0 + (r0 - t->cpu0);
         if (v < 2)
             vcost[v] = cv_cost;
+        /* the final fit of the variant(s) just scored, for the stages after */
+        for (int q = v; q < (v == DET_V_TILES ? DET_NVARIANTS : v + 1); q++)
+            s->final_cost[q] = cv_cost * final_share;
         for (int q = v; q < (v == DET_V_TILES ? DET_NVARIANTS : v + 1); q++) {
             logf_(t,
                   "variant %s: cross-validated mAP@50 %.4f (NMS off), %.4f (NMS 0.5), %d folds "
@@ -2309,6 +2335,80 @@ static eng_status stage_search(trainer *t, eng_detector *m, search *s, eng_diag 
             s->best_nms = won ? 0.5f : 0.0f;
             s->best_map = s->smap[pick][w][won];
         }
+    }
+    return st;
+}
+
+/* The backbone that embeds the crops of the crop classifier: Lite0, the
+ * cheapest ImageNet network installed (a crop costs one pass of it). */
+#define DET_CROP_BACKBONE "efficientnet-lite0"
+
+/* Stage 2b: the crop classifier (det_crops.c) on the chosen heads'
+ * held-out detections; it needs a split, and is kept only when it raises
+ * their mAP@50 by the margin a more complex variant needs. */
+static eng_status stage_crops(trainer *t, eng_detector *m, search *s, eng_diag *d)
+{
+    const eng_train_args *a = t->a;
+    const char *e = getenv("VFS_DET_CROPS"); /* a measuring knob: off */
+    if (!s->nfolds || s->best_map < 0 || (e && !strcmp(e, "off")))
+        return ENG_OK;
+    eng_backbone *cbb = NULL;
+    for (int i = 0; i < a->nbackbones && !cbb; i++)
+        if (!strcmp(eng_backbone_get_info(a->backbones[i])->name, DET_CROP_BACKBONE))
+            cbb = a->backbones[i];
+    if (!cbb) {
+        logf_(t, "crop classifier not tried: backbone %s is not installed", DET_CROP_BACKBONE);
+        return ENG_OK;
+    }
+    /* what is left before the search's end, keeping the final fit's share */
+    double used = cpu_now() - t->cpu0, final = s->final_cost[s->best];
+    double left = a->budget_seconds > 0 ? a->budget_seconds * DET_SEARCH_END - used - final : 1e30;
+    det_crop_image *ims = malloc((size_t)t->n * sizeof *ims);
+    if (!ims)
+        return eng_fail(d, ENG_ENOMEM, "training: out of memory");
+    for (int i = 0; i < t->n; i++)
+        ims[i] = (det_crop_image){a->train[i].path, t->im[i].w, t->im[i].h, s->fold[i]};
+    progress(t, 0.75, "search", DET_V_TILES + 2, DET_V_TILES + 2, s->best_map);
+    det_pool *pl = &s->pool[s->best][s->best_size];
+    int on = s->best_nms > 0;
+    det_crop_result *c = &s->crop;
+    eng_status st = det_crop_search(cbb, ims, t->n, s->nfolds, t->ncat, pl->gt, pl->ngt, pl->p[on],
+                                    pl->np[on], s->best_map, left, t->threads, c, d);
+    free(ims);
+    if (st != ENG_OK)
+        return st;
+    if (c->note[0]) {
+        logf_(t, "crop classifier not tried: %s", c->note);
+        return ENG_OK;
+    }
+    logf_(t,
+          "crop classifier (%s crops, %d of them, %.1f s CPU): cross-validated mAP@50 %.4f "
+          "at weight 0.5, %.4f at weight 1, against %.4f: %s",
+          DET_CROP_BACKBONE, c->ncrops, c->cpu, c->map[1], c->map[2], s->best_map,
+          c->gamma > 0 ? "kept" : "not kept");
+    if (!(c->gamma > 0))
+        return ENG_OK;
+    const eng_backbone_info *inf = eng_backbone_get_info(cbb);
+    m->crop_bb_name = strdup(inf->name);
+    m->crop_bb_checksum = strdup(inf->checksum);
+    if (!m->crop_bb_name || !m->crop_bb_checksum)
+        return eng_fail(d, ENG_ENOMEM, "training: out of memory");
+    m->crop_dim = c->dim;
+    m->crop_mean = c->mean;
+    m->crop_wb = c->wb;
+    c->mean = c->wb = NULL;
+    m->crop_gamma = c->gamma;
+    s->best_map = c->heldout_map;
+    /* the held-out figure reported without a test set: the rescored one */
+    char **held = s->best_size > 0 ? &s->sjson[s->best][s->best_size][on] : &s->vjson[s->best][on];
+    det_eval_extra x = {"training images, each held out once (cross-validation)", pl->nimg, -1,
+                        NULL};
+    char *json = NULL;
+    st =
+        det_metrics(pl->gt, pl->ngt, c->pred, c->npred, t->ncat, a->categories, &x, NULL, &json, d);
+    if (st == ENG_OK) {
+        free(*held);
+        *held = json;
     }
     return st;
 }
@@ -2415,6 +2515,17 @@ static void recipe_make(const trainer *t, eng_detector *m, search *s)
                                     "of their image");
         }
     }
+    const det_crop_result *c = &s->crop;
+    if (c->map[0] >= 0) {
+        cJSON *cc = cJSON_AddObjectToObject(r, "crop_classifier");
+        if (cc) {
+            cJSON_AddStringToObject(cc, "backbone", DET_CROP_BACKBONE);
+            cJSON_AddNumberToObject(cc, "weight", c->gamma);
+            cJSON_AddNumberToObject(cc, "crops", c->ncrops);
+            cJSON_AddNumberToObject(cc, "map50_weight_0_5", round(c->map[1] * 10000) / 10000);
+            cJSON_AddNumberToObject(cc, "map50_weight_1", round(c->map[2] * 10000) / 10000);
+        }
+    }
     cJSON *vs = cJSON_AddArrayToObject(r, "variants");
     for (int k = 0; vs && k < DET_NVARIANTS; k++) {
         if (s->vmap[k][0] < 0)
@@ -2460,8 +2571,8 @@ static eng_status stage_evaluate(trainer *t, eng_detector *m, search *s, char **
             .dets_ctx = a->hooks.ctx,
         };
         char *preds = NULL;
-        eng_status st = det_evaluate(m, &t->bb, 1, a->test, a->ntest, &eo, a->cache_dir,
-                                     evaluation_json, &preds, d);
+        eng_status st = det_evaluate(m, a->backbones, a->nbackbones, a->test, a->ntest, &eo,
+                                     a->cache_dir, evaluation_json, &preds, d);
         free(preds);
         return st;
     }
@@ -2476,8 +2587,8 @@ static eng_status stage_evaluate(trainer *t, eng_detector *m, search *s, char **
                         .detail_ctx = a->hooks.ctx,
                         .dataset_name = s->nfolds ? "training images (no budget to hold out)"
                                                   : "training images (too few to hold out)"};
-    return det_evaluate(m, &t->bb, 1, a->train, a->ntrain, &eo, a->cache_dir, evaluation_json, NULL,
-                        d);
+    return det_evaluate(m, a->backbones, a->nbackbones, a->train, a->ntrain, &eo, a->cache_dir,
+                        evaluation_json, NULL, d);
 }
 
 eng_status eng_det_train(const eng_train_args *a, eng_detector **out, char **evaluation_json,
@@ -2499,7 +2610,7 @@ eng_status eng_det_train(const eng_train_args *a, eng_detector **out, char **eva
         goto done;
     }
     if ((st = search_init(&t, m, &s, d)) != ENG_OK || (st = stage_search(&t, m, &s, d)) != ENG_OK ||
-        (st = stage_final(&t, m, &s, d)) != ENG_OK)
+        (st = stage_crops(&t, m, &s, d)) != ENG_OK || (st = stage_final(&t, m, &s, d)) != ENG_OK)
         goto done;
     recipe_make(&t, m, &s);
     logf_(&t, "chosen: %s, NMS %s, box-size prior %s (%s)", s.vars[s.best].name,

@@ -22,7 +22,7 @@
  * the whole image only; 3: a box-size prior (size_weight > 0), which a
  * reader of version 2 would ignore; other files keep the lowest version
  * that reads them right */
-#define DET_VERSION 3
+#define DET_VERSION 4
 
 /* ---- the model ---- */
 
@@ -45,6 +45,10 @@ void eng_detector_free(eng_detector *m)
     free(m->ww);
     free(m->bw);
     free(m->size_prior);
+    free(m->crop_bb_name);
+    free(m->crop_bb_checksum);
+    free(m->crop_mean);
+    free(m->crop_wb);
     free(m->recipe);
     free(m);
 }
@@ -58,11 +62,36 @@ const char *eng_det_category(const eng_detector *m, int i)
 
 const char *eng_det_backbone_needed(const eng_detector *m, int i, const char **checksum)
 {
+    if (i == 1 && m->crop_gamma > 0) {
+        if (checksum)
+            *checksum = m->crop_bb_checksum;
+        return m->crop_bb_name;
+    }
     if (i != 0)
         return NULL;
     if (checksum)
         *checksum = m->bb_checksum;
     return m->bb_name;
+}
+
+/* The backbone of m's crop classifier among bbs: *out NULL when m has none. */
+static eng_status pick_crop_backbone(const eng_detector *m, eng_backbone *const *bbs, int n,
+                                     eng_backbone **out, eng_diag *d)
+{
+    *out = NULL;
+    if (!(m->crop_gamma > 0))
+        return ENG_OK;
+    for (int i = 0; i < n; i++) {
+        const eng_backbone_info *inf = eng_backbone_get_info(bbs[i]);
+        if (!strcmp(inf->name, m->crop_bb_name) && !strcmp(inf->checksum, m->crop_bb_checksum)) {
+            *out = bbs[i];
+            return ENG_OK;
+        }
+    }
+    return eng_fail(d, ENG_ENOTFOUND,
+                    "backbone \"%s\" (weights checksum %.16s...) of the crop classifier is not "
+                    "installed (run " ENG_BACKBONE_FIX_COMMAND ")",
+                    m->crop_bb_name, m->crop_bb_checksum);
 }
 
 const char *eng_det_recipe(const eng_detector *m) { return m->recipe ? m->recipe : "{}"; }
@@ -742,10 +771,11 @@ typedef struct det_bufs {
 } det_bufs;
 
 /* Objects of the image at path into b->objs: each view's features and
- * heads, and with tiles the views' objects merged. */
-static eng_status predict_one(const eng_detector *m, const eng_backbone *bb, const char *path,
-                              const char *cache_dir, int threads, det_bufs *b, int *n, int *w,
-                              int *h, eng_diag *d)
+ * heads, with tiles the views' objects merged, and with a crop classifier
+ * (cbb its backbone) the most confident rescored. */
+static eng_status predict_one(const eng_detector *m, const eng_backbone *bb,
+                              const eng_backbone *cbb, const char *path, const char *cache_dir,
+                              int threads, det_bufs *b, int *n, int *w, int *h, eng_diag *d)
 {
     int nv = det_nviews(m), total = 0;
     for (int v = 0; v < nv; v++) {
@@ -760,6 +790,8 @@ static eng_status predict_one(const eng_detector *m, const eng_backbone *bb, con
         total += det_view_objects(m, tile, b->heat, b->wh, *w, *h, dst);
     }
     *n = nv > 1 ? det_merge(b->views, total, m->nms_iou, b->objs, ENG_DET_TOPK) : total;
+    if (cbb)
+        return det_crop_rescore(m, cbb, path, *w, *h, b->objs, n, threads, d);
     return ENG_OK;
 }
 
@@ -797,15 +829,17 @@ eng_status eng_det_predict(const eng_detector *m, eng_backbone *const *backbones
 {
     *objs = NULL;
     *n = 0;
-    eng_backbone *bb = NULL;
+    eng_backbone *bb = NULL, *cbb = NULL;
     eng_status st = det_pick_backbone(backbones, nbackbones, m->bb_name, m->bb_checksum, &bb, d);
+    if (st == ENG_OK)
+        st = pick_crop_backbone(m, backbones, nbackbones, &cbb, d);
     if (st != ENG_OK)
         return st;
     det_bufs b;
     if ((st = bufs_init(&b, m, d)) != ENG_OK)
         return st;
     int w = 0, h = 0, k = 0;
-    st = predict_one(m, bb, image_path, NULL, threads, &b, &k, &w, &h, d);
+    st = predict_one(m, bb, cbb, image_path, NULL, threads, &b, &k, &w, &h, d);
     if (st == ENG_OK) {
         *objs = b.objs;
         b.objs = NULL;
@@ -1027,8 +1061,10 @@ eng_status det_evaluate(const eng_detector *m, eng_backbone *const *backbones, i
     *metrics_json = NULL;
     if (predictions_json)
         *predictions_json = NULL;
-    eng_backbone *bb = NULL;
+    eng_backbone *bb = NULL, *cbb = NULL;
     eng_status st = det_pick_backbone(backbones, nbackbones, m->bb_name, m->bb_checksum, &bb, d);
+    if (st == ENG_OK)
+        st = pick_crop_backbone(m, backbones, nbackbones, &cbb, d);
     if (st != ENG_OK)
         return st;
     int threads = o && o->threads > 0 ? o->threads : 1;
@@ -1081,7 +1117,7 @@ eng_status det_evaluate(const eng_detector *m, eng_backbone *const *backbones, i
             w = far_wh[2 * i];
             h = far_wh[2 * i + 1];
         } else {
-            st = predict_one(m, bb, s[i].path, cache_dir, threads, &b, &no, &w, &h, d);
+            st = predict_one(m, bb, cbb, s[i].path, cache_dir, threads, &b, &no, &w, &h, d);
         }
         if (st != ENG_OK)
             break;
@@ -1188,6 +1224,21 @@ eng_status eng_detector_save(const eng_detector *m, const char *path, eng_diag *
         cJSON *sp = cJSON_AddObjectToObject(pre, "size_prior");
         ok = sp && cJSON_AddNumberToObject(sp, "weight", m->size_weight);
     }
+    if (ok && m->crop_gamma > 0) {
+        cJSON *cb = cJSON_CreateObject();
+        ok = cb && cJSON_AddItemToArray(bbs, cb);
+        if (!ok)
+            cJSON_Delete(cb);
+        ok = ok && cJSON_AddStringToObject(cb, "name", m->crop_bb_name) &&
+             cJSON_AddStringToObject(cb, "checksum", m->crop_bb_checksum);
+        cJSON *cc = ok ? cJSON_AddObjectToObject(pre, "crop_classifier") : NULL;
+        ok = cc && cJSON_AddStringToObject(cc, "backbone", m->crop_bb_name) &&
+             cJSON_AddStringToObject(cc, "checksum", m->crop_bb_checksum) &&
+             cJSON_AddNumberToObject(cc, "dim", m->crop_dim) &&
+             cJSON_AddNumberToObject(cc, "weight", m->crop_gamma) &&
+             cJSON_AddNumberToObject(cc, "pad", DET_CROP_PAD) &&
+             cJSON_AddNumberToObject(cc, "topk", DET_CROP_TOPK);
+    }
     if (ok && m->calibrated) {
         cJSON *cal = cJSON_AddObjectToObject(pre, "calibration");
         ok = cal && cJSON_AddNumberToObject(cal, "a", m->cal_a) &&
@@ -1200,14 +1251,19 @@ eng_status eng_detector_save(const eng_detector *m, const char *path, eng_diag *
     }
     if (s_cats && s_bbs && s_pre) {
         char version[16];
-        snprintf(version, sizeof version, "%d", m->size_weight > 0 ? 3 : m->tiles > 0 ? 2 : 1);
+        snprintf(version, sizeof version, "%d",
+                 m->crop_gamma > 0    ? 4
+                 : m->size_weight > 0 ? 3
+                 : m->tiles > 0       ? 2
+                                      : 1);
         const char *keys[] = {"format",     "kind",          "version",
                               "categories", "backbone",      "backbone_checksum",
                               "backbones",  "preprocessing", "recipe"};
         const char *vals[] = {"visionfs",     "detector", version, s_cats,           m->bb_name,
                               m->bb_checksum, s_bbs,      s_pre,   eng_det_recipe(m)};
         int64_t f = m->fdim, c = m->ncat, h = m->hidden, k = m->hidden > 0 ? h : f;
-        eng_tensor ts[9] = {
+        int64_t cd = m->crop_dim;
+        eng_tensor ts[11] = {
             {ENG_F32, 3, {3, 3, f}, m->dw_cls},
             {ENG_F32, 2, {k, c}, m->wc},
             {ENG_F32, 1, {c}, m->bc},
@@ -1217,15 +1273,26 @@ eng_status eng_detector_save(const eng_detector *m, const char *path, eng_diag *
             {ENG_F32, 2, {f, h}, m->w1},
             {ENG_F32, 1, {h}, m->b1},
             {ENG_F32, 2, {c, 2}, m->size_prior},
+            {ENG_F32, 1, {cd}, m->crop_mean},
+            {ENG_F32, 2, {cd + 1, c + 1}, m->crop_wb},
         };
-        const char *names[9] = {"heatmap.depthwise",     "heatmap.weight",      "heatmap.bias",
-                                "box.depthwise",         "box.weight",          "box.bias",
-                                "heatmap.hidden.weight", "heatmap.hidden.bias", "box.size_prior"};
-        const eng_tensor *tp[9];
-        const char *tn[9];
+        const char *names[11] = {"heatmap.depthwise",
+                                 "heatmap.weight",
+                                 "heatmap.bias",
+                                 "box.depthwise",
+                                 "box.weight",
+                                 "box.bias",
+                                 "heatmap.hidden.weight",
+                                 "heatmap.hidden.bias",
+                                 "box.size_prior",
+                                 "crop.mean",
+                                 "crop.weight"};
+        const eng_tensor *tp[11];
+        const char *tn[11];
         int nt = 0;
-        for (int i = 0; i < 9; i++)
-            if ((i < 6) || (i < 8 && m->hidden > 0) || (i == 8 && m->size_weight > 0)) {
+        for (int i = 0; i < 11; i++)
+            if ((i < 6) || (i < 8 && m->hidden > 0) || (i == 8 && m->size_weight > 0) ||
+                (i > 8 && m->crop_gamma > 0)) {
                 tn[nt] = names[i];
                 tp[nt++] = &ts[i];
             }
@@ -1432,6 +1499,33 @@ eng_status eng_detector_from_file(const eng_modelfile *f, eng_detector **out, en
         int64_t c2[2] = {m->ncat, 2};
         m->size_weight = (float)sw->valuedouble;
         m->size_prior = copy_tensor(f, "box.size_prior", 2, c2, &st, d);
+    }
+    /* absent (files before version 4): no second stage */
+    cJSON *cc = cJSON_GetObjectItemCaseSensitive(pre, "crop_classifier");
+    if (cc && st == ENG_OK) {
+        cJSON *cn = cJSON_GetObjectItemCaseSensitive(cc, "backbone");
+        cJSON *cs = cJSON_GetObjectItemCaseSensitive(cc, "checksum");
+        cJSON *cd = cJSON_GetObjectItemCaseSensitive(cc, "dim");
+        cJSON *cw = cJSON_GetObjectItemCaseSensitive(cc, "weight");
+        if (!cJSON_IsString(cn) || !cJSON_IsString(cs) || !cJSON_IsNumber(cd) ||
+            !(cd->valuedouble >= 1 && cd->valuedouble <= 65536) || !cJSON_IsNumber(cw) ||
+            !(cw->valuedouble > 0 && cw->valuedouble <= 1)) {
+            st = eng_fail(d, ENG_EFORMAT,
+                          "model file: preprocessing \"crop_classifier\" needs a backbone, its "
+                          "checksum, a dim in 1..65536 and a weight in (0, 1]");
+            goto fail;
+        }
+        m->crop_dim = cd->valueint;
+        m->crop_bb_name = strdup(cn->valuestring);
+        m->crop_bb_checksum = strdup(cs->valuestring);
+        if (!m->crop_bb_name || !m->crop_bb_checksum) {
+            st = eng_fail(d, ENG_ENOMEM, "model file: out of memory");
+            goto fail;
+        }
+        int64_t d1[1] = {m->crop_dim}, d2[2] = {m->crop_dim + 1, m->ncat + 1};
+        m->crop_mean = copy_tensor(f, "crop.mean", 1, d1, &st, d);
+        m->crop_wb = copy_tensor(f, "crop.weight", 2, d2, &st, d);
+        m->crop_gamma = (float)cw->valuedouble;
     }
     if (st != ENG_OK)
         goto fail;

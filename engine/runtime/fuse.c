@@ -15,7 +15,13 @@
  * (the projection of an inverted-residual block): the convolution adds s in
  * its epilogue; fused only where s has the conv's shape at the declared
  * input, and a run whose shapes differ gets an error naming the node to
- * request to run unfused.
+ * request to run unfused. Expand + depthwise: a depthwise convolution (mult 1,
+ * dilation 1, constant filter; plain or in its hard-swish form) whose input
+ * is a 1x1 stride-1 convolution with constant weights used nowhere else (the
+ * expansion of an inverted-residual block, plain or in its hard-swish form):
+ * the depthwise node gets a form that makes the expanded tensor in row bands
+ * and consumes each band while it is in L2 (rt_expand_dwconv2d), so that
+ * tensor is never stored whole.
  */
 #include "runtime_int.h"
 
@@ -154,6 +160,80 @@ static eng_status try_residual(eng_model *m, int y, const eng_tensor *shapes, en
     return ENG_OK;
 }
 
+static int is_dw(const rt_node *n)
+{
+    return rt_is_op(n, "DepthwiseConv2dNative") || rt_is_op(n, "FusedDepthwiseConv2dNative");
+}
+
+/* constant float32 4-D tensor behind input i of n, or NULL */
+static const eng_tensor *const_filter(const eng_model *m, const rt_node *n, int i)
+{
+    const eng_tensor *v = rt_input_node(m, n, i)->value;
+    return v && v->dtype == ENG_F32 && v->ndim == 4 ? v : NULL;
+}
+
+/* node k computes (or its hard-swish form is) a depthwise convolution of a 1x1 convolution
+ * that nothing else reads: k gets the fused expand + depthwise form */
+static eng_status try_expand_dw(eng_model *m, int k, eng_diag *d)
+{
+    rt_node *N = &m->nodes[k];
+    if (N->absorbed_by >= 0)
+        return ENG_OK;
+    rt_node *D = N->fused ? N->fused : N;
+    if (!is_dw(D) || D->n_in != 2 + D->a.has_bias || D->a.dilation[0] != 1 ||
+        D->a.dilation[1] != 1 || D->a.residual || D->in[0].port != 0)
+        return ENG_OK;
+    const eng_tensor *df = const_filter(m, D, 1);
+    if (!df || df->dim[3] != 1 || (D->a.has_bias && !rt_input_node(m, D, 2)->value))
+        return ENG_OK;
+    int p = D->in[0].node;
+    rt_node *P = &m->nodes[p];
+    if (P->n_consumers != 1 || P->absorbed_by >= 0 || P->value || p == k)
+        return ENG_OK;
+    const rt_node *E = P->fused ? P->fused : P;
+    if (!(rt_is_op(E, "Conv2D") || rt_is_op(E, "_FusedConv2D")) || !E->packed || E->a.residual ||
+        E->n_in != 2 + E->a.has_bias || E->a.stride[0] != 1 || E->a.stride[1] != 1 ||
+        E->a.dilation[0] != 1 || E->a.dilation[1] != 1)
+        return ENG_OK;
+    if (E->a.padding == ENG_PAD_EXPLICIT &&
+        (E->a.pads[0] || E->a.pads[1] || E->a.pads[2] || E->a.pads[3]))
+        return ENG_OK;
+    const eng_tensor *ef = const_filter(m, E, 1);
+    if (!ef || ef->dim[0] != 1 || ef->dim[1] != 1 || ef->dim[3] != df->dim[2])
+        return ENG_OK;
+    rt_node *f = calloc(1, sizeof *f);
+    if (!f)
+        return eng_fail(d, ENG_ENOMEM, "fusion: out of memory");
+    *f = *D;
+    f->op = &rt_op_expand_dw;
+    f->name = strdup(N->name);
+    f->in = malloc((size_t)(D->n_in + 1) * sizeof *f->in);
+    if (!f->name || !f->in) {
+        free(f->name);
+        free(f->in);
+        free(f);
+        return eng_fail(d, ENG_ENOMEM, "fusion: out of memory");
+    }
+    f->in[0] = E->in[0];
+    memcpy(f->in + 1, D->in + 1, (size_t)(D->n_in - 1) * sizeof *f->in);
+    f->in[D->n_in] = E->in[1];
+    f->n_in = D->n_in + 1;
+    f->a.pre_act = E->a.act;
+    f->packed = E->packed;
+    f->packed_borrowed = 1;
+    f->value = NULL;
+    f->fused = NULL;
+    f->absorbed_by = -1;
+    if (N->fused) { /* replaces the hard-swish form, which it includes */
+        free(N->fused->name);
+        free(N->fused->in);
+        free(N->fused);
+    }
+    N->fused = f;
+    P->absorbed_by = k;
+    return ENG_OK;
+}
+
 eng_status rt_fuse_residual(eng_model *m, const eng_tensor *shapes, eng_diag *d)
 {
     if (!shapes)
@@ -173,6 +253,11 @@ eng_status rt_fuse(eng_model *m, eng_diag *d)
             m->nodes[m->nodes[i].in[j].node].n_consumers++;
     for (int i = 0; i < m->n_nodes; i++) {
         eng_status st = try_hswish(m, m->order[i], d);
+        if (st)
+            return st;
+    }
+    for (int i = 0; i < m->n_nodes; i++) {
+        eng_status st = try_expand_dw(m, m->order[i], d);
         if (st)
             return st;
     }

@@ -585,10 +585,9 @@ static float act1(float v, eng_act act)
 /* 16 channels [c0, c0+16) of one output row of a mult-1, dilation-1
  * depthwise convolution; interior pixels 4 at a time (8 accumulators),
  * border pixels one by one with bounds checks */
-static inline __attribute__((always_inline)) void dw_span(const eng_conv_geom *g, const float *in_n,
-                                                          const float *filter, const float *bias,
-                                                          eng_act act, int oy, float *orow, int c0,
-                                                          const int masked, __m256i m0, __m256i m1)
+static inline __attribute__((always_inline)) void
+dw_span(const eng_conv_geom *g, const float *in_n, int row0, const float *filter, const float *bias,
+        eng_act act, int oy, float *orow, int c0, const int masked, __m256i m0, __m256i m1)
 {
     const int C = g->cin, KW = g->kw, sw = g->sw;
     const int64_t step = (int64_t)sw * C;
@@ -609,7 +608,7 @@ static inline __attribute__((always_inline)) void dw_span(const eng_conv_geom *g
             __m256 a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1, a30 = b0, a31 = b1;
             for (int ky = ky0; ky < ky1; ky++) {
                 const float *ir =
-                    in_n + ((int64_t)(iy0 + ky) * g->iw + ox * sw - g->pad_left) * C + c0;
+                    in_n + ((int64_t)(iy0 + ky - row0) * g->iw + ox * sw - g->pad_left) * C + c0;
                 const float *fr = filter + (size_t)ky * KW * C + c0;
                 for (int kx = 0; kx < KW; kx++) {
                     const __m256 w0 = DW_LD(fr + (size_t)kx * C, m0);
@@ -644,7 +643,7 @@ static inline __attribute__((always_inline)) void dw_span(const eng_conv_geom *g
         } else {
             __m256 a0 = b0, a1 = b1;
             for (int ky = ky0; ky < ky1; ky++) {
-                const float *ir = in_n + (int64_t)(iy0 + ky) * g->iw * C + c0;
+                const float *ir = in_n + (int64_t)(iy0 + ky - row0) * g->iw * C + c0;
                 const float *fr = filter + (size_t)ky * KW * C + c0;
                 for (int kx = 0; kx < KW; kx++) {
                     int ix = ox * sw - g->pad_left + kx;
@@ -671,17 +670,20 @@ static __m256i lane_mask(int n)
     return _mm256_loadu_si256((const __m256i *)mk);
 }
 
-/* one output row of a mult-1, dilation-1 depthwise convolution */
-static void dw_row(const eng_conv_geom *g, const float *in_n, const float *filter,
-                   const float *bias, eng_act act, int oy, float *orow)
+/* one output row of a mult-1, dilation-1 depthwise convolution; in_n holds the
+ * input rows from row0 on (0: the whole image) */
+static void dw_row(const eng_conv_geom *g, const float *in_n, int row0, const float *filter,
+                   const float *bias, eng_act act, int oy, float *orow, int pf)
 {
+    (void)pf;
     const int C = g->cin, c16 = C & ~15;
     const __m256i all = _mm256_set1_epi32(-1);
     for (int c0 = 0; c0 < c16; c0 += 16)
-        dw_span(g, in_n, filter, bias, act, oy, orow, c0, 0, all, all);
+        dw_span(g, in_n, row0, filter, bias, act, oy, orow, c0, 0, all, all);
     if (c16 < C) {
         int rem = C - c16;
-        dw_span(g, in_n, filter, bias, act, oy, orow, c16, 1, lane_mask(rem), lane_mask(rem - 8));
+        dw_span(g, in_n, row0, filter, bias, act, oy, orow, c16, 1, lane_mask(rem),
+                lane_mask(rem - 8));
     }
 }
 
@@ -693,7 +695,7 @@ static void dw_row(const eng_conv_geom *g, const float *in_n, const float *filte
  * so results are bit-identical to them. When `checked`, taps are bounds-checked per pixel
  * (border pixels); otherwise every tap of the block is inside the input row. */
 static T512 inline __attribute__((always_inline)) void
-dw512_block(const int PX, const int checked, const eng_conv_geom *g, const float *in_n,
+dw512_block(const int PX, const int checked, const eng_conv_geom *g, const float *in_n, int row0,
             const float *filter, const float *bias, eng_act act, int ky0, int ky1, int iy0, int ox,
             float *orow, int pf)
 {
@@ -707,7 +709,7 @@ dw512_block(const int PX, const int checked, const eng_conv_geom *g, const float
         for (int ky = g->kh; ky < g->kh + g->sh; ky++) {
             if (iy0 + ky >= g->ih)
                 break;
-            const char *pr = (const char *)(in_n + ((int64_t)(iy0 + ky) * g->iw + ix0) * C);
+            const char *pr = (const char *)(in_n + ((int64_t)(iy0 + ky - row0) * g->iw + ix0) * C);
             for (int64_t o = 0; o < span * (int64_t)sizeof(float); o += 64)
                 _mm_prefetch(pr + o, _MM_HINT_T1);
         }
@@ -720,7 +722,7 @@ dw512_block(const int PX, const int checked, const eng_conv_geom *g, const float
         for (int p = 0; p < PX; p++)
             acc[p] = b;
         for (int ky = ky0; ky < ky1; ky++) {
-            const float *ir = in_n + (int64_t)(iy0 + ky) * g->iw * C + c0;
+            const float *ir = in_n + (int64_t)(iy0 + ky - row0) * g->iw * C + c0;
             const float *fr = filter + (size_t)ky * KW * C + c0;
             for (int kx = kxa; kx < kxb; kx++) {
                 const __m512 w = _mm512_maskz_loadu_ps(m, fr + (size_t)kx * C);
@@ -743,18 +745,16 @@ dw512_block(const int PX, const int checked, const eng_conv_geom *g, const float
     }
 }
 
-/* one output row of a mult-1, dilation-1 depthwise convolution, AVX-512 */
-static T512 void dw512_row(const eng_conv_geom *g, const float *in_n, const float *filter,
-                           const float *bias, eng_act act, int oy, float *orow)
+/* one output row of a mult-1, dilation-1 depthwise convolution, AVX-512; in_n holds the input
+ * rows from row0 on; pf: prefetch the rows the next output row adds */
+static T512 void dw512_row(const eng_conv_geom *g, const float *in_n, int row0, const float *filter,
+                           const float *bias, eng_act act, int oy, float *orow, int pf)
 {
     const int sw = g->sw, KW = g->kw;
     int ky0 = g->pad_top - oy * g->sh, ky1 = g->ih + g->pad_top - oy * g->sh;
     ky0 = ky0 < 0 ? 0 : ky0;
     ky1 = ky1 > g->kh ? g->kh : ky1;
     const int iy0 = oy * g->sh - g->pad_top;
-    /* prefetch when the input map is larger than L2 (there it made the 256x256x64 stride-2
-     * convolution of CenterNet@512 1.6x faster; on maps in L2 it only costs) */
-    const int pf = (int64_t)g->ih * g->iw * g->cin * (int64_t)sizeof(float) > 1024 * 1024;
     /* interior pixels [ox_lo, ox_hi]: all KW taps inside the input row */
     int ox_lo = (g->pad_left + sw - 1) / sw;
     int ox_hi = g->iw + g->pad_left - KW;
@@ -764,19 +764,19 @@ static T512 void dw512_row(const eng_conv_geom *g, const float *in_n, const floa
     int ox = 0;
     while (ox < g->ow) {
         if (ox < ox_lo || ox > ox_hi) {
-            dw512_block(1, 1, g, in_n, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);
+            dw512_block(1, 1, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);
             ox++;
         } else if (ox + 7 <= ox_hi) {
-            dw512_block(8, 0, g, in_n, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);
+            dw512_block(8, 0, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);
             ox += 8;
         } else if (ox + 3 <= ox_hi) {
-            dw512_block(4, 0, g, in_n, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);
+            dw512_block(4, 0, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);
             ox += 4;
         } else if (ox + 1 <= ox_hi) {
-            dw512_block(2, 0, g, in_n, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);
+            dw512_block(2, 0, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);
             ox += 2;
         } else {
-            dw512_block(1, 0, g, in_n, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);
+            dw512_block(1, 0, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);
             ox++;
         }
     }
@@ -815,17 +815,119 @@ void eng_dwconv2d(const eng_conv_geom *g, const float *in, const float *filter, 
     const int64_t rows = (int64_t)g->n * g->oh;
     const int fast = g->cout == g->cin && g->dh == 1 && g->dw == 1;
     const int wide = use_avx512();
+    /* prefetch when the input map is larger than L2 (there it made the 256x256x64 stride-2
+     * convolution of CenterNet@512 1.6x faster; on maps in L2 it only costs) */
+    const int pf = (int64_t)g->ih * g->iw * g->cin * (int64_t)sizeof(float) > 1024 * 1024;
     int nt = threads < 1 ? 1 : threads;
 #pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 2)
     for (int64_t row = 0; row < rows; row++) {
         if (fast) {
             int n = (int)(row / g->oh), oy = (int)(row % g->oh);
-            (wide ? dw512_row : dw_row)(g, in + (int64_t)n * g->ih * g->iw * g->cin, filter, bias,
-                                        act, oy, out + row * g->ow * g->cout);
+            (wide ? dw512_row : dw_row)(g, in + (int64_t)n * g->ih * g->iw * g->cin, 0, filter,
+                                        bias, act, oy, out + row * g->ow * g->cout, pf);
         } else {
             dw_generic(g, in, filter, bias, act, out, row);
         }
     }
+}
+
+/* ---- expand 1x1 + depthwise, fused ---- */
+
+/* Expanded rows a band may hold: the band is written by the 1x1 GEMM and read back by the
+ * depthwise kernel while it is still in L2 (1 MB per core here; the band shares it with the
+ * GEMM's input rows and the depthwise output). VFS_FUSE_BAND_KB overrides (benchmarks). */
+static size_t band_bytes(void)
+{
+    static size_t v;
+    size_t b;
+#pragma omp atomic read
+    b = v;
+    if (!b) {
+        const char *e = getenv("VFS_FUSE_BAND_KB");
+        long kb = e ? strtol(e, NULL, 10) : 0;
+        b = kb > 0 && kb < (1L << 20) ? (size_t)kb * 1024 : 384 * 1024;
+#pragma omp atomic write
+        v = b;
+    }
+    return b;
+}
+
+eng_status rt_expand_dwconv2d(const eng_conv_geom *g, const float *x, const eng_conv_packed *we,
+                              eng_act eact, const float *filter, const float *bias, eng_act act,
+                              float *out, int threads)
+{
+    const int C = g->cin, H = g->ih, W = g->iw, cx = we->cin;
+    const size_t rowf = (size_t)W * C;
+    const int wide = use_avx512();
+    /* output rows per band: its (B - 1) * sh + kh expanded rows fit the band size */
+    int64_t cap = (int64_t)(band_bytes() / (rowf * sizeof(float)));
+    int64_t B = cap < g->kh ? 1 : (cap - g->kh) / g->sh + 1;
+    if (B > g->oh)
+        B = g->oh;
+    const int64_t brows = (B - 1) * g->sh + g->kh;
+    /* each image's output rows in nc chunks (a chunk recomputes the kh - sh rows it shares with
+     * the one before); chunks are the unit of OpenMP work */
+    int nt = threads < 1 ? 1 : threads;
+    int nc = nt > 1 ? 2 * nt : 1;
+    if (nc > g->oh)
+        nc = g->oh;
+    const int64_t items = (int64_t)g->n * nc;
+    if (nt > items)
+        nt = (int)items;
+    int fail = 0;
+#pragma omp parallel num_threads(nt) if (nt > 1)
+    {
+        float *buf = eng_alloc((size_t)brows * rowf * sizeof(float));
+        if (!buf) {
+#pragma omp atomic write
+            fail = 1;
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int64_t it = 0; it < items; it++) {
+            if (!buf)
+                continue;
+            const int n = (int)(it / nc), c = (int)(it % nc);
+            const int oy_end = (int)((int64_t)g->oh * (c + 1) / nc);
+            const float *xn = x + (int64_t)n * H * W * cx;
+            int lo = 0, hi = 0; /* expanded rows [lo, hi) of image n are in buf */
+            for (int oy0 = (int)((int64_t)g->oh * c / nc); oy0 < oy_end; oy0 += (int)B) {
+                int oy1 = oy0 + (int)B < oy_end ? oy0 + (int)B : oy_end;
+                int need_lo = oy0 * g->sh - g->pad_top,
+                    need_hi = (oy1 - 1) * g->sh - g->pad_top + g->kh;
+                need_lo = need_lo < 0 ? 0 : need_lo > H ? H : need_lo;
+                need_hi = need_hi > H ? H : need_hi < need_lo ? need_lo : need_hi;
+                int keep = hi > need_lo && lo <= need_lo ? hi - need_lo : 0;
+                if (keep && need_lo > lo)
+                    memmove(buf, buf + (size_t)(need_lo - lo) * rowf,
+                            (size_t)keep * rowf * sizeof(float));
+                if (need_hi > need_lo + keep) { /* the 1x1 over the rows not yet expanded */
+                    const int r0 = need_lo + keep;
+                    eng_conv_geom e = {.n = 1,
+                                       .ih = need_hi - r0,
+                                       .iw = W,
+                                       .cin = cx,
+                                       .oh = need_hi - r0,
+                                       .ow = W,
+                                       .cout = C,
+                                       .kh = 1,
+                                       .kw = 1,
+                                       .sh = 1,
+                                       .sw = 1,
+                                       .dh = 1,
+                                       .dw = 1};
+                    rt_conv2d_packed_res(&e, xn + (size_t)r0 * W * cx, we, eact, NULL,
+                                         buf + (size_t)keep * rowf, 1);
+                }
+                lo = need_lo;
+                hi = need_hi;
+                for (int oy = oy0; oy < oy1; oy++)
+                    (wide ? dw512_row : dw_row)(g, buf, lo, filter, bias, act, oy,
+                                                out + ((int64_t)n * g->oh + oy) * g->ow * C, 0);
+            }
+        }
+        eng_free(buf);
+    }
+    return fail ? ENG_ENOMEM : ENG_OK;
 }
 
 /* ---- matrix product ---- */

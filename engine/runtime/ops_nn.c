@@ -197,6 +197,114 @@ static double dw_flops(const rt_node *n, const eng_tensor *const *in, const eng_
     return 2.0 * (double)rt_numel(out) * (double)(in[1]->dim[0] * in[1]->dim[1]);
 }
 
+/* ---- expand 1x1 + depthwise, fused (fuse.c) ----
+ * The fused form of a depthwise convolution whose input is a 1x1 convolution used nowhere
+ * else. Inputs: x (the 1x1's input), the depthwise filter, its bias when has_bias, and the
+ * 1x1's filter last; `packed` is the 1x1's packed weights (borrowed), `a` the depthwise's
+ * attributes with a.pre_act the 1x1's activation. */
+
+/* the 1x1's output shape (no data) */
+static eng_status xdw_mid(const rt_node *n, const eng_tensor *const *in, eng_tensor *mid,
+                          eng_diag *d)
+{
+    char sbuf[160], sbuf2[160];
+    const eng_tensor *x = in[0], *ef = in[n->n_in - 1];
+    if (!is_f32(x, 4))
+        return RT_FAIL(d, ENG_EINVAL, n, "input must be float32 NHWC, is %s", SHAPE(x));
+    if (!is_f32(ef, 4) || ef->dim[0] != 1 || ef->dim[1] != 1 || ef->dim[2] != x->dim[3] ||
+        !n->packed)
+        return RT_FAIL(d, ENG_EINVAL, n, "expand filter %s does not fit input %s", SHAPE(ef),
+                       SHAPE2(x));
+    memset(mid, 0, sizeof *mid);
+    int64_t dim[4] = {x->dim[0], x->dim[1], x->dim[2], ef->dim[3]};
+    rt_set_shape(mid, ENG_F32, 4, dim);
+    return ENG_OK;
+}
+
+static eng_status xdw_infer(const rt_node *n, const eng_tensor *const *in, eng_tensor *out,
+                            eng_diag *d)
+{
+    eng_tensor mid;
+    eng_status st = xdw_mid(n, in, &mid, d);
+    if (st)
+        return st;
+    const eng_tensor *din[3] = {&mid, in[1], n->a.has_bias ? in[2] : NULL};
+    return dw_infer(n, din, out, d);
+}
+
+/* Expanded maps under 4 MB per image run as the two kernels one after the other: measured in
+ * the networks (docs/engine.md), fusion wins only on the large early maps (CenterNet's
+ * 256x256x64 and 128x128x72, Lite0's 112x112x96, Lite2's 130x130x96); smaller ones stay in
+ * cache between the two kernels, and with 2 threads the chunks' recomputed overlap rows made
+ * them slower. VFS_FUSE_MIN_KB overrides (benchmarks; 0 fuses every map). */
+static int64_t xdw_min_bytes(void)
+{
+    static int64_t v = -1;
+    int64_t b;
+#pragma omp atomic read
+    b = v;
+    if (b < 0) {
+        const char *e = getenv("VFS_FUSE_MIN_KB");
+        long kb = e ? strtol(e, NULL, 10) : -1;
+        b = kb >= 0 && kb < (1L << 30) ? (int64_t)kb * 1024 : (int64_t)4 << 20;
+#pragma omp atomic write
+        v = b;
+    }
+    return b;
+}
+
+static eng_status xdw_compute(const rt_node *n, const eng_tensor *const *in, eng_tensor *out,
+                              const rt_ctx *c, eng_diag *d)
+{
+    const eng_tensor *f = in[1];
+    eng_tensor mid;
+    eng_status st = xdw_mid(n, in, &mid, d);
+    if (st)
+        return st;
+    eng_conv_geom g;
+    if ((st = window_geom(n, &mid, (int)mid.dim[3], (int)f->dim[0], (int)f->dim[1], &g, d)))
+        return st;
+    const float *bias = n->a.has_bias ? eng_f32(in[2]) : NULL;
+    if ((int64_t)g.ih * g.iw * g.cin * (int64_t)sizeof(float) >= xdw_min_bytes()) {
+        st = rt_expand_dwconv2d(&g, eng_f32(in[0]), n->packed, n->a.pre_act, eng_f32(f), bias,
+                                n->a.act, eng_f32(out), c->threads);
+    } else { /* small map: the 1x1 whole, then the depthwise */
+        eng_tensor *t = rt_tensor_alloc(ENG_F32, 4, mid.dim);
+        eng_conv_geom e = {.n = g.n,
+                           .ih = g.ih,
+                           .iw = g.iw,
+                           .cin = (int)in[0]->dim[3],
+                           .oh = g.ih,
+                           .ow = g.iw,
+                           .cout = g.cin,
+                           .kh = 1,
+                           .kw = 1,
+                           .sh = 1,
+                           .sw = 1,
+                           .dh = 1,
+                           .dw = 1};
+        st = t ? rt_conv2d_packed_res(&e, eng_f32(in[0]), n->packed, n->a.pre_act, NULL, eng_f32(t),
+                                      c->threads)
+               : ENG_ENOMEM;
+        if (!st)
+            eng_dwconv2d(&g, eng_f32(t), eng_f32(f), bias, n->a.act, eng_f32(out), c->threads);
+        eng_tensor_free(t);
+    }
+    if (st)
+        return RT_FAIL(d, st, n, "out of memory");
+    return ENG_OK;
+}
+
+static double xdw_flops(const rt_node *n, const eng_tensor *const *in, const eng_tensor *out)
+{
+    const eng_tensor *x = in[0], *ef = in[n->n_in - 1];
+    return 2.0 * (double)(x->dim[0] * x->dim[1] * x->dim[2]) * (double)(ef->dim[2] * ef->dim[3]) +
+           dw_flops(n, in, out);
+}
+
+const rt_op rt_op_expand_dw = {"_ExpandDepthwise", 3,           4,        1, NULL,
+                               xdw_infer,          xdw_compute, xdw_flops};
+
 /* ---- MaxPool ---- */
 
 static eng_status pool_infer(const rt_node *n, const eng_tensor *const *in, eng_tensor *out,

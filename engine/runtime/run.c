@@ -295,6 +295,7 @@ static int batch_separable(const eng_model *m, const unsigned char *needed,
                                            "_FusedConv2D",
                                            "DepthwiseConv2dNative",
                                            "FusedDepthwiseConv2dNative",
+                                           "_ExpandDepthwise",
                                            "MaxPool",
                                            "ResizeBilinear",
                                            "Relu",
@@ -519,6 +520,14 @@ static void run_state_release(run_state *r)
  * by op name. Static strings (the profile keeps the pointers). */
 static const char *profile_label(const rt_node *nd, const eng_tensor *const *in)
 {
+    if (nd->op == &rt_op_expand_dw && in[1] && in[1]->ndim == 4) {
+        int s2 = nd->a.stride[0] > 1 || nd->a.stride[1] > 1;
+        if (in[1]->dim[0] == 3 && in[1]->dim[1] == 3)
+            return s2 ? "1x1 + depthwise 3x3 s2" : "1x1 + depthwise 3x3 s1";
+        if (in[1]->dim[0] == 5 && in[1]->dim[1] == 5)
+            return s2 ? "1x1 + depthwise 5x5 s2" : "1x1 + depthwise 5x5 s1";
+        return "1x1 + depthwise other";
+    }
     int dw = rt_is_op(nd, "DepthwiseConv2dNative") || rt_is_op(nd, "FusedDepthwiseConv2dNative");
     int conv = rt_is_op(nd, "Conv2D") || rt_is_op(nd, "_FusedConv2D");
     if ((!dw && !conv) || nd->n_in < 2 || !in[1] || in[1]->ndim != 4)

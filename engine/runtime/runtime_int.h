@@ -40,7 +40,8 @@ typedef struct rt_attr {
     int transpose_a, transpose_b;
     int batch_dims;
     int n_squeeze, squeeze[ENG_MAX_DIMS];
-    int residual; /* fused form of a conv: last input is added after the bias */
+    int residual;    /* fused form of a conv: last input is added after the bias */
+    eng_act pre_act; /* fused expand + depthwise form: the expand 1x1's activation */
 } rt_attr;
 
 struct rt_op;
@@ -118,6 +119,17 @@ eng_status rt_fuse_residual(eng_model *m, const eng_tensor *shapes, eng_diag *d)
  * added after the bias and before the activation */
 eng_status rt_conv2d_packed_res(const eng_conv_geom *g, const float *in, const eng_conv_packed *w,
                                 eng_act act, const float *res, float *out, int threads);
+
+/* kernels_conv.c: out = depthwise(act_e(1x1(x))) without storing the 1x1's output whole:
+ * g is the depthwise's geometry (g->cin the expanded channels, mult 1, dilation 1), we the 1x1's
+ * packed weights (we->cin channels of x). The expanded rows are made in bands that stay in L2;
+ * results are bit-identical to the two kernels run one after the other. */
+eng_status rt_expand_dwconv2d(const eng_conv_geom *g, const float *x, const eng_conv_packed *we,
+                              eng_act eact, const float *filter, const float *bias, eng_act act,
+                              float *out, int threads);
+
+/* ops_nn.c: the op of fuse.c's expand + depthwise form (in no op table: a graph cannot name it) */
+extern const rt_op rt_op_expand_dw;
 
 /* run.c: shapes (dtype, dims; data only for constants) of every node and
  * port for an input shape, graph as written; *out is n_nodes * RT_MAX_OUT

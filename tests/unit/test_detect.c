@@ -600,6 +600,41 @@ static void test_file(const eng_detector *m)
     eng_detector_free(l);
     mc->calibrated = 0;
 
+    /* a crop classifier survives the file exactly, names its backbone as
+     * the second one needed, and makes the file version 4 */
+    float cmean[3] = {0.5f, -1, 2}, cwb[4 * (NC + 1)];
+    for (int i = 0; i < 4 * (NC + 1); i++)
+        cwb[i] = (float)i / 7 - 1;
+    mc->crop_gamma = 0.5f;
+    mc->crop_dim = 3;
+    mc->crop_bb_name = "lite";
+    mc->crop_bb_checksum = "abcd";
+    mc->crop_mean = cmean;
+    mc->crop_wb = cwb;
+    CHECK_MSG(eng_detector_save(mc, path, &d) == ENG_OK, "%s", d.msg);
+    mc->crop_gamma = 0;
+    mc->crop_dim = 0;
+    mc->crop_bb_name = mc->crop_bb_checksum = NULL;
+    mc->crop_mean = mc->crop_wb = NULL;
+    eng_modelfile *mf = NULL;
+    CHECK(eng_modelfile_read(path, &mf, &d) == ENG_OK && mf &&
+          strcmp(eng_modelfile_meta(mf, "version"), "4") == 0);
+    eng_modelfile_free(mf);
+    l = NULL;
+    CHECK_MSG(eng_detector_load(path, &l, &d) == ENG_OK, "%s", d.msg);
+    if (l) {
+        CHECK(l->crop_gamma == 0.5f && l->crop_dim == 3);
+        CHECK(memcmp(l->crop_mean, cmean, sizeof cmean) == 0);
+        CHECK(memcmp(l->crop_wb, cwb, sizeof cwb) == 0);
+        const char *sum = NULL;
+        CHECK(strcmp(eng_det_backbone_needed(l, 1, &sum), "lite") == 0 && sum &&
+              strcmp(sum, "abcd") == 0);
+        CHECK(eng_det_backbone_needed(l, 2, NULL) == NULL);
+    }
+    eng_detector_free(l);
+    /* without one, no second backbone is needed */
+    CHECK(eng_det_backbone_needed(m, 1, NULL) == NULL);
+
     /* truncated: refused with a message */
     FILE *f = fopen(path, "rb");
     fseek(f, 0, SEEK_END);

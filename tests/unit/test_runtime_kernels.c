@@ -4,9 +4,11 @@
  * vector widths, every activation): dense convolution (packed GEMM, direct
  * 1x1 and im2col paths, both micro-kernels where the CPU has AVX-512),
  * depthwise with multipliers 1 and 2, matrix products with transposes, max
- * pooling. Also: results are bit-identical for 1 and 3 threads. */
+ * pooling. Also: results are bit-identical for 1 and 3 threads; the fused
+ * expand 1x1 + depthwise kernel equals the two kernels run apart bit for bit. */
 #include "check.h"
 #include "engine.h"
+#include "runtime_int.h" /* white box: rt_expand_dwconv2d */
 
 #include <stdlib.h>
 #include <string.h>
@@ -272,12 +274,78 @@ static void test_dw_edges(void)
     }
 }
 
+/* the fused expand 1x1 + depthwise kernel (rt_expand_dwconv2d) against the two kernels run one
+ * after the other: bit-identical, for 1, 2 and 3 threads, batches of 1 and 2, strides 1 and 2,
+ * windows 1-5, every padding, channel tails, maps of one band and of many (rows of 80x100
+ * channels: a band holds a dozen, so bands keep overlap rows and chunks recompute them), and
+ * against the double loops */
+static void test_expand_dw(void)
+{
+    static const int cases[][8] = {
+        /* n, h, w, cin, ce, k, stride, padding (0 SAME, 1 VALID, 2 EXPLICIT 1,2,0,2) */
+        {1, 1, 1, 3, 8, 3, 1, 0},      {1, 7, 7, 16, 17, 5, 1, 0},   {2, 9, 11, 5, 33, 3, 2, 0},
+        {1, 14, 14, 24, 72, 5, 2, 0},  {2, 6, 19, 8, 24, 3, 1, 2},   {1, 12, 23, 4, 40, 5, 2, 2},
+        {1, 10, 13, 7, 15, 3, 2, 1},   {1, 8, 8, 16, 64, 1, 1, 0},   {1, 64, 80, 12, 100, 3, 2, 0},
+        {2, 61, 80, 12, 100, 5, 1, 0}, {1, 70, 80, 9, 100, 3, 1, 2}, {1, 33, 80, 16, 100, 5, 2, 1},
+    };
+    static const eng_act acts[4] = {ENG_ACT_RELU6, ENG_ACT_NONE, ENG_ACT_HSWISH_F16, ENG_ACT_RELU};
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        const int *q = cases[t];
+        int n = q[0], h = q[1], w = q[2], cin = q[3], ce = q[4], k = q[5], st = q[6];
+        int pads[4] = {1, 2, 0, 2};
+        eng_conv_geom ge, gd;
+        CHECK(eng_conv_geom_init(&ge, n, h, w, cin, ce, 1, 1, 1, 1, 1, 1, ENG_PAD_VALID, NULL,
+                                 NULL) == ENG_OK);
+        CHECK(eng_conv_geom_init(&gd, n, h, w, ce, ce, k, k, st, st, 1, 1, (eng_padding)q[7], pads,
+                                 NULL) == ENG_OK);
+        size_t nin = (size_t)n * h * w * cin, nmid = (size_t)n * h * w * ce;
+        size_t nout = (size_t)n * gd.oh * gd.ow * ce, nfe = (size_t)cin * ce;
+        size_t nfd = (size_t)k * k * ce;
+        float *in = malloc(nin * 4), *fe = malloc(nfe * 4), *fd = malloc(nfd * 4);
+        float *be = malloc((size_t)ce * 4), *bd = malloc((size_t)ce * 4), *mid = malloc(nmid * 4);
+        float *o0 = malloc(nout * 4), *o1 = malloc(nout * 4), *o2 = malloc(nout * 4);
+        float *o3 = malloc(nout * 4);
+        double *rmid = malloc(nmid * sizeof *rmid), *ref = malloc(nout * sizeof *ref);
+        for (size_t i = 0; i < nin; i++)
+            in[i] = frand() * 2;
+        for (size_t i = 0; i < nfe; i++)
+            fe[i] = frand() * 0.5f;
+        for (size_t i = 0; i < nfd; i++)
+            fd[i] = frand();
+        for (int i = 0; i < ce; i++)
+            be[i] = frand(), bd[i] = frand();
+        eng_act ea = acts[t % 4], da = acts[(t + 1) % 4];
+        const float *bias = t % 3 == 2 ? NULL : bd;
+        eng_conv_packed *p = eng_conv_pack(fe, be, 1, 1, cin, ce);
+        CHECK(p != NULL);
+        CHECK(eng_conv2d_packed(&ge, in, p, ea, mid, 1) == ENG_OK);
+        eng_dwconv2d(&gd, mid, fd, bias, da, o0, 1);
+        memset(o1, 0xff, nout * 4); /* NaN: an output the kernel skips shows */
+        CHECK(rt_expand_dwconv2d(&gd, in, p, ea, fd, bias, da, o1, 1) == ENG_OK);
+        CHECK(rt_expand_dwconv2d(&gd, in, p, ea, fd, bias, da, o2, 2) == ENG_OK);
+        CHECK(rt_expand_dwconv2d(&gd, in, p, ea, fd, bias, da, o3, 3) == ENG_OK);
+        CHECK_MSG(memcmp(o0, o1, nout * 4) == 0, "expand+dw case %zu: fused != two kernels", t);
+        CHECK_MSG(memcmp(o1, o2, nout * 4) == 0 && memcmp(o1, o3, nout * 4) == 0,
+                  "expand+dw case %zu: thread counts differ", t);
+        /* and the double loops: 1x1 then depthwise on the rounded 1x1 outputs */
+        conv_ref(&ge, in, fe, be, ea, 0, rmid);
+        CHECK_MSG(close_all(mid, rmid, nmid, 1e-5, "expand"), "expand case %zu", t);
+        conv_ref(&gd, mid, fd, bias, da, 1, ref);
+        CHECK_MSG(close_all(o1, ref, nout, 1e-5, "expand+dw"), "expand+dw case %zu", t);
+        eng_conv_packed_free(p);
+        free(in), free(fe), free(fd), free(be), free(bd), free(mid);
+        free(o0), free(o1), free(o2), free(o3), free(rmid), free(ref);
+    }
+    printf("expand+dw: %zu geometries\n", sizeof cases / sizeof cases[0]);
+}
+
 int main(void)
 {
     test_conv(0);
     test_conv(1);
     test_conv1x1_edges();
     test_dw_edges();
+    test_expand_dw();
     test_matmul();
     test_maxpool();
     return check_report("test_runtime_kernels");

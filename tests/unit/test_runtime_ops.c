@@ -707,6 +707,183 @@ static void test_hswish_fusion(void)
     tr_graph_free(&g);
 }
 
+/* An inverted-residual block's expand 1x1 (+ relu6) feeding a depthwise convolution runs as
+ * one fused node (the expanded 128x128x64 map, 4 MB, is never stored whole) unless a run asks
+ * for the expand's output; fused and unfused give the same bits, for 1 and 2 threads and a
+ * batch of 2, and match the double loops. An expand that has a second consumer, and a 3x3
+ * "expand", are left alone. */
+static void test_expand_dw_fusion(void)
+{
+    enum { H = 128, W = 128, CI = 8, CE = 64 };
+    const int64_t xd[4] = {-1, H, W, CI}, ewd[4] = {1, 1, CI, CE}, bd[1] = {CE};
+    const int64_t dwd[4] = {3, 3, CE, 1}, k3d[4] = {3, 3, CI, CE};
+    static float ew[CI * CE], eb[CE], dwf[9 * CE], dwb[CE], k3[9 * CI * CE];
+    for (int i = 0; i < CI * CE; i++)
+        ew[i] = (float)((i * 37) % 23) / 23.0f - 0.5f;
+    for (int i = 0; i < CE; i++)
+        eb[i] = (float)(i % 7) * 0.25f - 0.5f, dwb[i] = (float)(i % 5) * 0.1f;
+    for (int i = 0; i < 9 * CE; i++)
+        dwf[i] = (float)((i * 11) % 19) / 19.0f - 0.4f;
+    for (int i = 0; i < 9 * CI * CE; i++)
+        k3[i] = (float)(i % 13) * 0.01f;
+    tr_graph g;
+    tr_graph_init(&g);
+    char a[1024];
+    tr_placeholder(&g, "x", 4, xd);
+    tr_const_f(&g, "ew", 4, ewd, ew);
+    tr_const_f(&g, "eb", 1, bd, eb);
+    tr_const_f(&g, "dwf", 4, dwd, dwf);
+    tr_const_f(&g, "dwb", 1, bd, dwb);
+    tr_const_f(&g, "k3", 4, k3d, k3);
+    tr_node(&g, "exp", "_FusedConv2D", "x,ew,eb",
+            tr_attr_conv(a, sizeof a, 1, "VALID", "BiasAdd,Relu6"));
+    tr_node(&g, "dw", "FusedDepthwiseConv2dNative", "exp,dwf,dwb",
+            tr_attr_conv(a, sizeof a, 2, "SAME", "BiasAdd,Relu6"));
+    tr_node(&g, "exp2", "Conv2D", "x,ew", tr_attr_conv(a, sizeof a, 1, "SAME", NULL));
+    tr_node(&g, "dw2", "DepthwiseConv2dNative", "exp2,dwf",
+            tr_attr_conv(a, sizeof a, 1, "SAME", NULL));
+    tr_node(&g, "sum", "AddV2", "dw2,exp2", "");
+    tr_node(&g, "c3", "Conv2D", "x,k3", tr_attr_conv(a, sizeof a, 1, "SAME", NULL));
+    tr_node(&g, "dw3", "DepthwiseConv2dNative", "c3,dwf",
+            tr_attr_conv(a, sizeof a, 1, "SAME", NULL));
+    eng_model *m = NULL;
+    eng_diag d = {{0}};
+    CHECK_MSG(tr_load(&g, &m, &d) == ENG_OK, "%s", d.msg);
+    if (!m) {
+        tr_graph_free(&g);
+        return;
+    }
+    int idw = rt_find_node(m, "dw", 2), iexp = rt_find_node(m, "exp", 3);
+    int idw2 = rt_find_node(m, "dw2", 3), idw3 = rt_find_node(m, "dw3", 3);
+    CHECK(idw >= 0 && iexp >= 0 && idw2 >= 0 && idw3 >= 0);
+    if (idw < 0 || iexp < 0 || idw2 < 0 || idw3 < 0)
+        return;
+    CHECK_MSG(m->nodes[idw].fused && m->nodes[idw].fused->op == &rt_op_expand_dw,
+              "the expand + depthwise pair is not fused");
+    CHECK(m->nodes[iexp].absorbed_by == idw);
+    CHECK_MSG(!m->nodes[idw2].fused, "an expand read twice was fused");
+    CHECK_MSG(!m->nodes[idw3].fused, "a 3x3 convolution was fused as an expand");
+
+    eng_tensor *in = tr_tensor(4, 2, H, W, CI);
+    for (int64_t i = 0; i < 2 * H * W * CI; i++)
+        eng_f32(in)[i] = (float)((i * 7919) % 1009) / 1009.0f * 4 - 2;
+    eng_tensor one = *in; /* item 0 alone */
+    one.dim[0] = 1;
+    const char *fused = "dw", *both[2] = {"dw", "exp"};
+    eng_tensor *f1 = NULL, *f2 = NULL, *fb = NULL, *u[2] = {0};
+    eng_run_opts o1 = {.threads = 1}, o2 = {.threads = 2};
+    CHECK(eng_model_run(m, &one, &fused, 1, &f1, &o1, &d) == ENG_OK);
+    CHECK(eng_model_run(m, &one, &fused, 1, &f2, &o2, &d) == ENG_OK);
+    CHECK(eng_model_run(m, in, &fused, 1, &fb, &o2, &d) == ENG_OK);
+    CHECK(eng_model_run(m, &one, both, 2, u, &o1, &d) == ENG_OK); /* asks for exp: unfused */
+    const int64_t od[4] = {1, H / 2, W / 2, CE};
+    expect_dims(f1, 4, od);
+    size_t nout = (size_t)(H / 2) * (W / 2) * CE;
+    if (f1 && f2 && fb && u[0] && u[1]) {
+        CHECK_MSG(memcmp(f1->data, u[0]->data, nout * 4) == 0, "fused != unfused");
+        CHECK_MSG(memcmp(f1->data, f2->data, nout * 4) == 0, "1 and 2 threads differ");
+        CHECK_MSG(memcmp(f1->data, fb->data, nout * 4) == 0, "batch item 0 differs");
+        /* the double loops: relu6(x . ew + eb), then the depthwise (SAME, stride 2 on an even
+         * size: pad bottom/right only) + dwb, relu6; on a sample of outputs */
+        const float *x = eng_f32(in), *e = eng_f32(u[1]), *y = eng_f32(f1);
+        double maxd = 0;
+        for (int p = 0; p < H * W; p += 97)
+            for (int c = 0; c < CE; c++) {
+                double s = eb[c];
+                for (int k = 0; k < CI; k++)
+                    s += (double)x[(size_t)p * CI + k] * ew[k * CE + c];
+                s = s < 0 ? 0 : s > 6 ? 6 : s;
+                double dd = fabs(s - e[(size_t)p * CE + c]);
+                maxd = dd > maxd ? dd : maxd;
+            }
+        for (int oy = 0; oy < H / 2; oy += 7)
+            for (int ox = 0; ox < W / 2; ox += 5)
+                for (int c = 0; c < CE; c++) {
+                    double s = dwb[c];
+                    for (int ky = 0; ky < 3; ky++)
+                        for (int kx = 0; kx < 3; kx++) {
+                            int iy = 2 * oy + ky, ix = 2 * ox + kx;
+                            if (iy < H && ix < W)
+                                s += (double)e[((size_t)iy * W + ix) * CE + c] *
+                                     dwf[(ky * 3 + kx) * CE + c];
+                        }
+                    s = s < 0 ? 0 : s > 6 ? 6 : s;
+                    double dd = fabs(s - y[((size_t)oy * (W / 2) + ox) * CE + c]);
+                    maxd = dd > maxd ? dd : maxd;
+                }
+        CHECK_MSG(maxd < 1e-4, "expand + depthwise off the double loops by %g", maxd);
+    }
+    eng_tensor_free(f1);
+    eng_tensor_free(f2);
+    eng_tensor_free(fb);
+    eng_tensor_free(u[0]);
+    eng_tensor_free(u[1]);
+    eng_tensor_free(in);
+    eng_model_free(m);
+    tr_graph_free(&g);
+}
+
+/* the expansion in its hard-swish form (MobileNetV3, CenterNet) fuses too: the depthwise node
+ * gets the fused form, the hard-swish node is absorbed; results equal the graph as written */
+static void test_expand_dw_hswish(void)
+{
+    const int64_t xd[4] = {1, 6, 5, 2}, ewd[4] = {1, 1, 2, 4}, dwd[4] = {3, 3, 4, 1};
+    const int64_t sd[1] = {1};
+    float ew[8], dwf[36];
+    const float three[1] = {3}, c[1] = {0.1666259765625f};
+    for (int i = 0; i < 8; i++)
+        ew[i] = (float)(i % 5) * 0.7f - 1.2f;
+    for (int i = 0; i < 36; i++)
+        dwf[i] = (float)((i * 7) % 11) / 11.0f - 0.4f;
+    tr_graph g;
+    tr_graph_init(&g);
+    char a[1024];
+    tr_placeholder(&g, "x", 4, xd);
+    tr_const_f(&g, "ew", 4, ewd, ew);
+    tr_const_f(&g, "dwf", 4, dwd, dwf);
+    tr_const_f(&g, "three", 0, sd, three);
+    tr_const_f(&g, "c", 0, sd, c);
+    tr_node(&g, "e", "Conv2D", "x,ew", tr_attr_conv(a, sizeof a, 1, "SAME", NULL));
+    tr_node(&g, "hm", "Mul", "c,e", "");
+    tr_node(&g, "ha", "AddV2", "e,three", "");
+    tr_node(&g, "hr", "Relu6", "ha", "");
+    tr_node(&g, "h", "Mul", "hm,hr", "");
+    tr_node(&g, "d", "DepthwiseConv2dNative", "h,dwf", tr_attr_conv(a, sizeof a, 2, "SAME", NULL));
+    eng_model *m = NULL;
+    eng_diag d = {{0}};
+    CHECK_MSG(tr_load(&g, &m, &d) == ENG_OK, "%s", d.msg);
+    if (!m) {
+        tr_graph_free(&g);
+        return;
+    }
+    int id = rt_find_node(m, "d", 1), ih = rt_find_node(m, "h", 1);
+    CHECK(id >= 0 && ih >= 0);
+    if (id >= 0 && ih >= 0) {
+        CHECK_MSG(m->nodes[id].fused && m->nodes[id].fused->op == &rt_op_expand_dw &&
+                      m->nodes[id].fused->a.pre_act == ENG_ACT_HSWISH_F16,
+                  "the hard-swish expansion + depthwise is not fused");
+        CHECK(m->nodes[ih].absorbed_by == id);
+    }
+    float x[60];
+    for (int i = 0; i < 60; i++)
+        x[i] = (float)((i * 13) % 17) * 0.5f - 4;
+    eng_tensor *in = input4(1, 6, 5, 2, x);
+    const char *fused = "d", *both[2] = {"d", "h"};
+    eng_tensor *o1 = NULL, *o2[2] = {0};
+    CHECK(eng_model_run(m, in, &fused, 1, &o1, NULL, &d) == ENG_OK);
+    CHECK(eng_model_run(m, in, both, 2, o2, NULL, &d) == ENG_OK);
+    const int64_t od[4] = {1, 3, 3, 4};
+    expect_dims(o1, 4, od);
+    if (o1 && o2[0])
+        CHECK_MSG(memcmp(o1->data, o2[0]->data, 36 * 4) == 0, "hswish expand: fused != unfused");
+    eng_tensor_free(o1);
+    eng_tensor_free(o2[0]);
+    eng_tensor_free(o2[1]);
+    eng_tensor_free(in);
+    eng_model_free(m);
+    tr_graph_free(&g);
+}
+
 /* long enough for the vector path: sigmoid against libm */
 static void test_sigmoid_vector(void)
 {
@@ -789,6 +966,8 @@ int main(void)
     test_residual_fusion();
     test_sigmoid_vector();
     test_hswish_fusion();
+    test_expand_dw_fusion();
+    test_expand_dw_hswish();
     test_conv_same_stride2();
     test_fused_conv();
     test_depthwise();

@@ -1,0 +1,484 @@
+/* det_crops.c: the detector's second stage, a crop classifier. The heatmap
+ * finds objects well on real photo sets but names and ranks them from
+ * CenterNet's own features, which separate few-shot categories and
+ * background poorly. Here each detection's crop (with some context) is
+ * embedded by an ImageNet backbone and a logistic regression over
+ * "background + categories" gives p(category); the detection's confidence
+ * s becomes s^(1 - g) p^g. The search (det_train.c) trains the regression on
+ * crops of the training images' held-out detections and boxes, and keeps
+ * the stage only when it raises the cross-validated mAP@50.
+ */
+#include "cls_int.h"
+#include "det_int.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* The crop of box b (x, y, w, h in pixels of a ref_w x ref_h image) in an
+ * im->w x im->h decoding of it, widened by DET_CROP_PAD of its side on
+ * every side and clipped; at least 2 x 2 pixels. */
+static eng_crop crop_of(const float *b, int ref_w, int ref_h, const eng_image *im)
+{
+    float sx = ref_w > 0 ? (float)im->w / (float)ref_w : 1;
+    float sy = ref_h > 0 ? (float)im->h / (float)ref_h : 1;
+    float w = b[2] > 1 ? b[2] : 1, h = b[3] > 1 ? b[3] : 1;
+    float x1 = (b[0] - DET_CROP_PAD * w) * sx, y1 = (b[1] - DET_CROP_PAD * h) * sy;
+    float x2 = (b[0] + w + DET_CROP_PAD * w) * sx, y2 = (b[1] + h + DET_CROP_PAD * h) * sy;
+    x1 = x1 < 0 ? 0 : x1 > (float)im->w - 2 ? (float)im->w - 2 : x1;
+    y1 = y1 < 0 ? 0 : y1 > (float)im->h - 2 ? (float)im->h - 2 : y1;
+    x2 = x2 > (float)im->w ? (float)im->w : x2 < x1 + 2 ? x1 + 2 : x2;
+    y2 = y2 > (float)im->h ? (float)im->h : y2 < y1 + 2 ? y1 + 2 : y2;
+    return (eng_crop){x1, y1, x2 - x1, y2 - y1};
+}
+
+eng_status det_crop_embed(const eng_backbone *bb, const char *path, int ref_w, int ref_h,
+                          const float *boxes, int n, int flip, int threads, float *out, int dim,
+                          eng_diag *d)
+{
+    if (n <= 0)
+        return ENG_OK;
+    eng_image *im = NULL;
+    eng_status st = eng_image_decode_file(path, 0, &im, d);
+    if (st != ENG_OK)
+        return st;
+    int rows = flip ? 2 * n : n;
+    const eng_image **ims = malloc((size_t)rows * sizeof *ims);
+    eng_crop *cr = malloc((size_t)rows * sizeof *cr);
+    int *fl = malloc((size_t)rows * sizeof *fl);
+    if (!ims || !cr || !fl) {
+        st = eng_fail(d, ENG_ENOMEM, "detector: out of memory");
+    } else {
+        for (int r = 0; r < rows; r++) {
+            ims[r] = im;
+            cr[r] = crop_of(boxes + 4 * (r % n), ref_w, ref_h, im);
+            fl[r] = r >= n;
+        }
+        eng_run_opts o = {.threads = threads};
+        int got = 0;
+        st = eng_backbone_embed_images(bb, ims, cr, fl, rows, 0, NULL, 0, out, &got, &o, d);
+        if (st == ENG_OK && got != dim)
+            st = eng_fail(d, ENG_EFORMAT, "detector: crop embedding has %d values, expected %d",
+                          got, dim);
+    }
+    free(ims);
+    free(cr);
+    free(fl);
+    eng_image_free(im);
+    return st;
+}
+
+/* Row x into z: minus mean, L2-normalised. */
+static void crop_row(const float *x, const float *mean, int dim, double *z)
+{
+    double s = 0;
+    for (int j = 0; j < dim; j++) {
+        z[j] = (double)x[j] - mean[j];
+        s += z[j] * z[j];
+    }
+    s = s > 0 ? 1 / sqrt(s) : 0;
+    for (int j = 0; j < dim; j++)
+        z[j] *= s;
+}
+
+eng_status det_crop_fit(const float *x, const int *y, int n, int dim, int k, float *mean, float *wb,
+                        eng_diag *d)
+{
+    double *z = malloc(((size_t)n * dim + 1) * sizeof *z);
+    double *w = calloc((size_t)(dim + 1) * k, sizeof *w);
+    if (!z || !w) {
+        free(z);
+        free(w);
+        return eng_fail(d, ENG_ENOMEM, "detector: out of memory");
+    }
+    for (int j = 0; j < dim; j++)
+        mean[j] = 0;
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < dim; j++)
+            mean[j] += x[(size_t)i * dim + j] / (float)n;
+    for (int i = 0; i < n; i++)
+        crop_row(x + (size_t)i * dim, mean, dim, z + (size_t)i * dim);
+    int it = cls_logreg_fit(z, n, dim, y, k, 1.0 / (DET_CROP_C * n), w, 300, 1e-5, NULL, NULL);
+    for (size_t j = 0; j < (size_t)(dim + 1) * k; j++)
+        wb[j] = (float)w[j];
+    free(z);
+    free(w);
+    return it < 0 ? eng_fail(d, ENG_ENOMEM, "detector: crop classifier did not fit") : ENG_OK;
+}
+
+void det_crop_probs(const float *mean, const float *wb, int dim, int k, const float *x, int n,
+                    float *p)
+{
+    double *z = malloc((size_t)dim * sizeof *z);
+    double *w = malloc((size_t)(dim + 1) * k * sizeof *w);
+    double *o = malloc((size_t)k * sizeof *o);
+    for (int i = 0; i < n; i++) {
+        if (!z || !w || !o) {
+            for (int c = 0; c < k; c++)
+                p[(size_t)i * k + c] = 1;
+            continue;
+        }
+        if (i == 0)
+            for (size_t j = 0; j < (size_t)(dim + 1) * k; j++)
+                w[j] = wb[j];
+        crop_row(x + (size_t)i * dim, mean, dim, z);
+        cls_logreg_predict(z, 1, dim, w, k, o);
+        for (int c = 0; c < k; c++)
+            p[(size_t)i * k + c] = (float)o[c];
+    }
+    free(z);
+    free(w);
+    free(o);
+}
+
+float det_crop_score(float s, float p, float g)
+{
+    if (!(g > 0))
+        return s;
+    return powf(s > 1e-12f ? s : 1e-12f, 1 - g) * powf(p > 1e-12f ? p : 1e-12f, g);
+}
+
+/* The confidences out[0..n) of one image's objects at weight g, given
+ * their confidences s (most confident first) and, for the first k, the
+ * crop probability p of their category: those k rescored, the rest in
+ * their order below every rescored one. A crop costs a backbone run, so
+ * only the k most confident are looked at; the tail keeps its recall. */
+static void rescore_list(const float *s, const float *p, int n, int k, float g, float *out)
+{
+    float lo = 1;
+    for (int i = 0; i < k; i++) {
+        out[i] = det_crop_score(s[i], p[i], g);
+        lo = out[i] < lo ? out[i] : lo;
+    }
+    float sk = k > 0 && s[k - 1] > 1e-12f ? s[k - 1] : 1e-12f;
+    for (int i = k; i < n; i++)
+        out[i] = g > 0 ? lo * (s[i] < sk ? s[i] / sk : 1) : s[i];
+}
+
+static int obj_cmp(const void *a, const void *b)
+{
+    float x = ((const eng_det_object *)a)->score, y = ((const eng_det_object *)b)->score;
+    return (x < y) - (x > y);
+}
+
+eng_status det_crop_rescore(const eng_detector *m, const eng_backbone *cbb, const char *path,
+                            int img_w, int img_h, eng_det_object *o, int *n, int threads,
+                            eng_diag *d)
+{
+    if (!(m->crop_gamma > 0) || *n <= 0)
+        return ENG_OK;
+    qsort(o, (size_t)*n, sizeof *o, obj_cmp);
+    int k = *n < DET_CROP_TOPK ? *n : DET_CROP_TOPK, nc = m->ncat + 1;
+    float *box = malloc((size_t)k * 4 * sizeof *box);
+    float *x = malloc((size_t)k * m->crop_dim * sizeof *x);
+    float *p = malloc((size_t)k * nc * sizeof *p);
+    float *sc = malloc((size_t)*n * 3 * sizeof *sc); /* confidences, p, new confidences */
+    eng_status st = ENG_OK;
+    if (!box || !x || !p || !sc)
+        st = eng_fail(d, ENG_ENOMEM, "detector: out of memory");
+    for (int i = 0; i < k && st == ENG_OK; i++) {
+        box[4 * i] = o[i].x;
+        box[4 * i + 1] = o[i].y;
+        box[4 * i + 2] = o[i].w;
+        box[4 * i + 3] = o[i].h;
+    }
+    if (st == ENG_OK)
+        st = det_crop_embed(cbb, path, img_w, img_h, box, k, 0, threads, x, m->crop_dim, d);
+    if (st == ENG_OK) {
+        det_crop_probs(m->crop_mean, m->crop_wb, m->crop_dim, nc, x, k, p);
+        float *ps = sc + *n, *out = sc + 2 * *n;
+        for (int i = 0; i < *n; i++) {
+            sc[i] = o[i].score;
+            ps[i] = i < k ? p[(size_t)i * nc + o[i].category] : 0;
+        }
+        rescore_list(sc, ps, *n, k, m->crop_gamma, out);
+        for (int i = 0; i < *n; i++)
+            o[i].score = out[i];
+        qsort(o, (size_t)*n, sizeof *o, obj_cmp);
+    }
+    free(box);
+    free(x);
+    free(p);
+    free(sc);
+    return st;
+}
+
+/* ---- the search's side ---- */
+
+#define CROP_NG 2
+static const float CROP_G[CROP_NG] = {0.5f, 1};
+
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double box_iou(const double *a, const double *b)
+{
+    double iw = fmin(a[0] + a[2], b[0] + b[2]) - fmax(a[0], b[0]);
+    double ih = fmin(a[1] + a[3], b[1] + b[3]) - fmax(a[1], b[1]);
+    if (iw <= 0 || ih <= 0)
+        return 0;
+    double i = iw * ih, u = a[2] * a[3] + b[2] * b[3] - i;
+    return u > 0 ? i / u : 0;
+}
+
+static int pred_cmp(const void *a, const void *b)
+{
+    const eng_det_pred *x = a, *y = b;
+    if (x->image != y->image)
+        return (x->image > y->image) - (x->image < y->image);
+    return (x->score < y->score) - (x->score > y->score);
+}
+
+/* The rows of the crop set: each kept detection (label: the category of the
+ * box it overlaps at IoU >= 0.5, background under 0.3, else -1: not
+ * trained on), then each box and its mirror image. */
+typedef struct crop_rows {
+    float *x;
+    int *y, *img, *pred; /* pred: index of the detection, -1 for a box */
+    int n, cap;
+} crop_rows;
+
+static eng_status rows_grow(crop_rows *r, int more, int dim, eng_diag *d)
+{
+    if (r->n + more <= r->cap)
+        return ENG_OK;
+    int cap = (r->n + more) * 2;
+    float *x = realloc(r->x, (size_t)cap * dim * sizeof *x);
+    if (x)
+        r->x = x;
+    int *y = realloc(r->y, (size_t)cap * sizeof *y);
+    if (y)
+        r->y = y;
+    int *im = realloc(r->img, (size_t)cap * sizeof *im);
+    if (im)
+        r->img = im;
+    int *p = realloc(r->pred, (size_t)cap * sizeof *p);
+    if (p)
+        r->pred = p;
+    if (!x || !y || !im || !p)
+        return eng_fail(d, ENG_ENOMEM, "detector: out of memory");
+    r->cap = cap;
+    return ENG_OK;
+}
+
+/* Embeds image i's kept detections pred[0..np) and its boxes gt[0..ngt). */
+static eng_status image_rows(const eng_backbone *cbb, const det_crop_image *im, int i, int dim,
+                             int ncat, const eng_det_pred *pred, int np, int p0,
+                             const eng_det_gt *gt, int ngt, int threads, crop_rows *r, eng_diag *d)
+{
+    int rows = np + 2 * ngt;
+    float *box = malloc(((size_t)np + ngt + 1) * 4 * sizeof *box);
+    eng_status st = box ? rows_grow(r, rows, dim, d) : eng_fail(d, ENG_ENOMEM, "out of memory");
+    for (int j = 0; j < np + ngt && st == ENG_OK; j++) {
+        const double *b = j < np ? pred[j].bbox : gt[j - np].bbox;
+        for (int q = 0; q < 4; q++)
+            box[4 * j + q] = (float)b[q];
+    }
+    float *x = st == ENG_OK ? r->x + (size_t)r->n * dim : NULL;
+    if (st == ENG_OK)
+        st = det_crop_embed(cbb, im->path, im->w, im->h, box, np, 0, threads, x, dim, d);
+    if (st == ENG_OK && ngt)
+        st = det_crop_embed(cbb, im->path, im->w, im->h, box + 4 * np, ngt, 1, threads,
+                            x + (size_t)np * dim, dim, d);
+    for (int j = 0; j < rows && st == ENG_OK; j++) {
+        int k = r->n + j, y = -1;
+        if (j < np) {
+            double best = 0;
+            int bc = ncat;
+            for (int g = 0; g < ngt; g++) {
+                double o = box_iou(pred[j].bbox, gt[g].bbox);
+                if (o > best) {
+                    best = o;
+                    bc = gt[g].category;
+                }
+            }
+            y = best >= 0.5 ? bc : best < 0.3 ? ncat : -1;
+        } else {
+            y = gt[(j - np) % ngt].category;
+        }
+        r->y[k] = y;
+        r->img[k] = i;
+        r->pred[k] = j < np ? p0 + j : -1;
+    }
+    if (st == ENG_OK)
+        r->n += rows;
+    free(box);
+    return st;
+}
+
+/* Fits on the rows whose image is not in fold f (every row: f < 0). */
+static eng_status fold_fit(const crop_rows *r, const det_crop_image *ims, int f, int dim, int k,
+                           float *mean, float *wb, eng_diag *d)
+{
+    float *x = malloc(((size_t)r->n + 1) * dim * sizeof *x);
+    int *y = malloc(((size_t)r->n + 1) * sizeof *y);
+    int n = 0;
+    eng_status st = x && y ? ENG_OK : eng_fail(d, ENG_ENOMEM, "detector: out of memory");
+    for (int i = 0; i < r->n && st == ENG_OK; i++) {
+        if (r->y[i] < 0 || (f >= 0 && ims[r->img[i]].fold == f))
+            continue;
+        memcpy(x + (size_t)n * dim, r->x + (size_t)i * dim, (size_t)dim * sizeof *x);
+        y[n++] = r->y[i];
+    }
+    if (st == ENG_OK)
+        st = n ? det_crop_fit(x, y, n, dim, k, mean, wb, d)
+               : eng_fail(d, ENG_EINVAL, "detector: no crops to train on");
+    free(x);
+    free(y);
+    return st;
+}
+
+/* q = pred (sorted by image, then confidence) rescored at weight g with
+ * the probabilities prob [np, k] of each image's first DET_CROP_TOPK;
+ * sc: scratch of 3 np floats. */
+static void rescore_all(const eng_det_pred *pred, int np, const float *prob, int k, float g,
+                        float *sc, eng_det_pred *q)
+{
+    float *ps = sc + np, *out = sc + 2 * np;
+    for (int a = 0, b; a < np; a = b) {
+        for (b = a; b < np && pred[b].image == pred[a].image; b++) {
+            sc[b] = (float)pred[b].score;
+            ps[b] = b - a < DET_CROP_TOPK ? prob[(size_t)b * k + pred[b].category] : 0;
+        }
+        int kk = b - a < DET_CROP_TOPK ? b - a : DET_CROP_TOPK;
+        rescore_list(sc + a, ps + a, b - a, kk, g, out + a);
+    }
+    for (int j = 0; j < np; j++) {
+        q[j] = pred[j];
+        q[j].score = out[j];
+    }
+}
+
+void det_crop_result_release(det_crop_result *c)
+{
+    free(c->mean);
+    free(c->wb);
+    free(c->pred);
+    memset(c, 0, sizeof *c);
+}
+
+eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, int n, int nfolds,
+                           int ncat, const eng_det_gt *gt, int ngt, const eng_det_pred *pred0,
+                           int npred0, double base_map, double cpu_left, int threads,
+                           det_crop_result *c, eng_diag *d)
+{
+    memset(c, 0, sizeof *c);
+    for (int w = 0; w <= CROP_NG; w++)
+        c->map[w] = -1;
+    double c0 = cpu_seconds();
+    int dim = 0, k = ncat + 1;
+    eng_status st = eng_backbone_embed_dim(cbb, 0, NULL, 0, &dim, d);
+    if (st != ENG_OK)
+        return st;
+    c->dim = dim;
+    /* the detections, by image then confidence; the first DET_CROP_TOPK of
+     * each image are embedded */
+    eng_det_pred *pred = malloc(((size_t)npred0 + 1) * sizeof *pred);
+    eng_det_gt *g = malloc(((size_t)ngt + 1) * sizeof *g);
+    float *prob = NULL;
+    crop_rows r = {0};
+    if (!pred || !g) {
+        st = eng_fail(d, ENG_ENOMEM, "detector: out of memory");
+        goto done;
+    }
+    memcpy(pred, pred0, (size_t)npred0 * sizeof *pred);
+    qsort(pred, (size_t)npred0, sizeof *pred, pred_cmp);
+    int np = npred0;
+    /* rows: each image's first DET_CROP_TOPK detections, its boxes twice */
+    long rows = 2L * ngt;
+    for (int j = 0, run = 0; j < np; j++) {
+        run = j && pred[j].image == pred[j - 1].image ? run + 1 : 0;
+        rows += run < DET_CROP_TOPK;
+    }
+    if (rows > DET_CROP_MAX_ROWS) {
+        snprintf(c->note, sizeof c->note, "too many crops for memory (%ld, at most %d)", rows,
+                 DET_CROP_MAX_ROWS);
+        goto done;
+    }
+    /* every image's rows; the first one's cost says whether all fit */
+    for (int i = 0, pj = 0; i < n && st == ENG_OK; i++) {
+        int p0 = pj, ng = 0;
+        while (pj < np && pred[pj].image == i)
+            pj++;
+        for (int q = 0; q < ngt; q++)
+            if (gt[q].image == i)
+                g[ng++] = gt[q];
+        int kp = pj - p0 < DET_CROP_TOPK ? pj - p0 : DET_CROP_TOPK;
+        st = image_rows(cbb, &ims[i], i, dim, ncat, pred + p0, kp, p0, g, ng, threads, &r, d);
+        double used = cpu_seconds() - c0;
+        if (st == ENG_OK && i == 0 && used * n > cpu_left) {
+            snprintf(c->note, sizeof c->note,
+                     "budget: no room for the crop classifier (about %.0f CPU s needed, %.0f left)",
+                     used * n, cpu_left);
+            goto done;
+        }
+    }
+    c->ncrops = r.n;
+    /* held-out probabilities of each kept detection, fold by fold */
+    prob = malloc(((size_t)np + 1) * k * sizeof *prob);
+    c->mean = malloc((size_t)dim * sizeof *c->mean);
+    c->wb = malloc((size_t)(dim + 1) * k * sizeof *c->wb);
+    if (st == ENG_OK && (!prob || !c->mean || !c->wb))
+        st = eng_fail(d, ENG_ENOMEM, "detector: out of memory");
+    for (int f = 0; f < nfolds && st == ENG_OK; f++) {
+        if ((st = fold_fit(&r, ims, f, dim, k, c->mean, c->wb, d)) != ENG_OK)
+            break;
+        for (int i = 0; i < r.n; i++)
+            if (r.pred[i] >= 0 && ims[r.img[i]].fold == f)
+                det_crop_probs(c->mean, c->wb, dim, k, r.x + (size_t)i * dim, 1,
+                               prob + (size_t)r.pred[i] * k);
+    }
+    /* mAP@50 of the detections at each weight, 0 (as they were) first */
+    eng_det_pred *q = malloc(((size_t)np + 1) * sizeof *q);
+    float *sc = malloc(((size_t)np + 1) * 3 * sizeof *sc);
+    if (st == ENG_OK && (!q || !sc))
+        st = eng_fail(d, ENG_ENOMEM, "detector: out of memory");
+    double iou = 0.5;
+    int best = -1;
+    double best_map = base_map;
+    for (int w = 0; w <= CROP_NG && st == ENG_OK; w++) {
+        rescore_all(pred, np, prob, k, w ? CROP_G[w - 1] : 0, sc, q);
+        st = eng_det_map_ex(gt, ngt, q, np, ncat, &iou, 1, ENG_DET_MAX_DETS, &c->map[w], NULL, d);
+        /* a weight must win as a more complex variant must */
+        if (st == ENG_OK && w > 0 && c->map[w] > best_map * (1 + DET_SIMPLER_MARGIN) + 1e-9) {
+            best = w;
+            best_map = c->map[w];
+        }
+    }
+    if (st == ENG_OK && best > 0) {
+        c->gamma = CROP_G[best - 1];
+        c->heldout_map = best_map;
+        rescore_all(pred, np, prob, k, c->gamma, sc, q);
+        c->pred = q;
+        c->npred = np;
+        q = NULL;
+        st = fold_fit(&r, ims, -1, dim, k, c->mean, c->wb, d);
+    }
+    free(q);
+    free(sc);
+done:
+    c->cpu = cpu_seconds() - c0;
+    free(pred);
+    free(g);
+    free(prob);
+    free(r.x);
+    free(r.y);
+    free(r.img);
+    free(r.pred);
+    if (st != ENG_OK || !(c->gamma > 0)) {
+        free(c->mean);
+        free(c->wb);
+        free(c->pred);
+        c->mean = c->wb = NULL;
+        c->pred = NULL;
+        c->npred = 0;
+        c->gamma = 0;
+    }
+    return st;
+}
