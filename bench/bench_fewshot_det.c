@@ -6,8 +6,13 @@
  *
  *   bench_fewshot_det ROOT TRAIN.json TEST.json [--cache DIR] [--seed N]
  *                      [--budget-min M] [--threads T] [--backbone DIR]
+ *                      [--model OUT.safetensors] [--detfit here]
  *
  * --backbone defaults to the installed centernet (tests/unit/test_backbone_dir.h).
+ *
+ * --detfit here hands the head fits to the engine's detfit hook, which runs
+ * each job in this process with eng_det_fit_run (the Slurm worker's call),
+ * so that the model (--model) can be compared with a run without it.
  *
  * COCO boxes: relative (0..1, Azure) when no coordinate exceeds 1, else pixels.
  */
@@ -131,15 +136,42 @@ static int dump_predictions(const eng_detector *m, eng_backbone *const *bbs, int
     return bad;
 }
 
+/* --detfit here: the jobs of a batch one after the other, as the Slurm
+ * workers would run them (their CPU time is this process's already). */
+static const char *g_bbdir, *g_cache;
+static int g_threads;
+
+static int detfit_here(void *ctx, eng_finetune_job *jobs, int njobs, const char *const *paths,
+                       int n, double *cpu, eng_status *st, eng_diag *d)
+{
+    (void)ctx;
+    *cpu = 0;
+    for (int k = 0; k < njobs; k++) {
+        eng_status s = eng_det_fit_run(jobs[k].spec, &g_bbdir, 1, paths, n, g_cache, g_threads,
+                                       &jobs[k].result, &jobs[k].len, d);
+        if (s != ENG_OK) {
+            for (int q = 0; q <= k; q++) {
+                free(jobs[q].result);
+                jobs[q].result = NULL;
+            }
+            *st = s;
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 4) {
         fprintf(stderr, "usage: bench_fewshot_det ROOT TRAIN.json TEST.json [--cache DIR] "
                         "[--seed N] [--budget-min M] [--threads T] [--backbone DIR] "
-                        "[--crop-backbone DIR|none] [--dump PREDICTIONS.json]\n");
+                        "[--crop-backbone DIR|none] [--dump PREDICTIONS.json] [--model OUT] "
+                        "[--detfit here]\n");
         return 2;
     }
-    const char *root = argv[1], *cache = NULL, *dump = NULL;
+    const char *root = argv[1], *cache = NULL, *dump = NULL, *model = NULL;
+    int here = 0;
     /* default: the installed CenterNet, found as the daemon finds it */
     char installed[4096];
     test_backbone_path("centernet", NULL, installed, sizeof installed);
@@ -166,6 +198,10 @@ int main(int argc, char **argv)
             cropdir = argv[i + 1];
         else if (!strcmp(argv[i], "--dump"))
             dump = argv[i + 1];
+        else if (!strcmp(argv[i], "--model"))
+            model = argv[i + 1];
+        else if (!strcmp(argv[i], "--detfit"))
+            here = !strcmp(argv[i + 1], "here");
     }
     split tr = {0}, te = {0};
     if (load_split(root, argv[2], &tr) || load_split(root, argv[3], &te))
@@ -201,6 +237,11 @@ int main(int argc, char **argv)
         .cache_dir = cache,
         .hooks = {.log = log_line},
     };
+    g_bbdir = bbdir;
+    g_cache = cache;
+    g_threads = threads;
+    if (here)
+        a.hooks.detfit = detfit_here;
     double t0 = wall();
     eng_detector *m = NULL;
     char *ev = NULL;
@@ -212,6 +253,10 @@ int main(int argc, char **argv)
     }
     if (dump && dump_predictions(m, bbs, nbb, &te, threads, dump))
         return 1;
+    if (model && eng_detector_save(m, model, &d) != ENG_OK) {
+        fprintf(stderr, "%s: %s\n", model, d.msg);
+        return 1;
+    }
     cJSON *o = cJSON_Parse(ev);
     cJSON_AddNumberToObject(o, "wall_s", t1 - t0);
     cJSON_AddNumberToObject(o, "train_images", tr.n);

@@ -361,6 +361,13 @@ static int hooks_extract(void *ctx, const char *backbone, const char *checksum, 
     return h->extract(h->ctx, backbone, checksum, size, aug, seed, paths, n, computed, cpu, st, d);
 }
 
+static int hooks_detfit(void *ctx, eng_finetune_job *jobs, int njobs, const char *const *paths,
+                        int n, double *cpu, eng_status *st, eng_diag *d)
+{
+    const fs_recipe_hooks *h = ctx;
+    return h->detfit(h->ctx, jobs, njobs, paths, n, cpu, st, d);
+}
+
 eng_train_hooks fs_models_engine_hooks(const fs_recipe_hooks *h)
 {
     eng_train_hooks e = {.abort = hooks_abort,
@@ -371,7 +378,8 @@ eng_train_hooks fs_models_engine_hooks(const fs_recipe_hooks *h)
                          .probs = h->probs ? fs_models_hooks_probs : NULL,
                          .dets = h->dets ? fs_models_hooks_dets : NULL,
                          .finetune = h->finetune ? fs_models_hooks_finetune : NULL,
-                         .extract = h->extract ? hooks_extract : NULL};
+                         .extract = h->extract ? hooks_extract : NULL,
+                         .detfit = h->detfit ? hooks_detfit : NULL};
     return e;
 }
 

@@ -299,6 +299,14 @@ int mdl_slurm_dets(mdl *m, const fs_recipe *r, int slot, const char *stage, cons
  * kept. */
 int mdl_slurm_finetune(mdl *m, eng_finetune_job *jobs, int njobs, const char *const *paths, int n,
                        int (*abort)(void *), void *actx, double *cpu, eng_status *st, eng_diag *d);
+/* A detector's head fits (jobs[0..njobs): the engine's JSON in spec, the
+ * folds of one variant of the search or the final fit; paths[0..n) the
+ * training images) run by one Slurm job array of `visionfs-worker
+ * detfit`, task i for jobs[i], shown in m->sl[MDL_SL_TRAIN] (stage "head
+ * training") and the log: an eng_detfit_fn's answer, as
+ * mdl_slurm_finetune. */
+int mdl_slurm_detfit(mdl *m, eng_finetune_job *jobs, int njobs, const char *const *paths, int n,
+                     int (*abort)(void *), void *actx, double *cpu, eng_status *st, eng_diag *d);
 /* " slurm job 12: 2 RUNNING on node1,node2, 2 PENDING (queued 4s)" of the
  * tasks v shows, "" when none (models.c). */
 void mdl_slurm_summary(const mdl_slurm_view *v, char *out, size_t n);

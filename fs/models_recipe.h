@@ -101,6 +101,9 @@ typedef struct fs_recipe_hooks {
     /* may be NULL: a classifier search's second scale and augmented copies
      * extracted elsewhere (the Slurm executor); eng_extract_fn, with ctx */
     eng_extract_fn extract;
+    /* may be NULL: a detector's head fits run elsewhere (the Slurm
+     * executor); eng_detfit_fn, with ctx */
+    eng_detfit_fn detfit;
 } fs_recipe_hooks;
 
 typedef struct fs_recipe_train_in {

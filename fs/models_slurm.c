@@ -826,8 +826,13 @@ static void ft_names(const eng_finetune_job *jobs, int njobs, char *out, size_t 
     }
 }
 
-int mdl_slurm_finetune(mdl *m, eng_finetune_job *jobs, int njobs, const char *const *paths, int n,
-                       int (*abort)(void *), void *actx, double *cpu, eng_status *st, eng_diag *d)
+/* One job array of `visionfs-worker CMD --spec job.0.json ...`, task k for
+ * jobs[k] (mdl_slurm_finetune, mdl_slurm_detfit): what names the work in
+ * the log and the failures, stage in status.json, task its task in the
+ * batch script's comment. */
+static int spec_array(mdl *m, eng_finetune_job *jobs, int njobs, const char *const *paths, int n,
+                      const char *cmd, const char *what, const char *stage, const char *task,
+                      int (*abort)(void *), void *actx, double *cpu, eng_status *st, eng_diag *d)
 {
     const char *root = fs_store_root();
     size_t rl = strlen(root);
@@ -842,7 +847,7 @@ int mdl_slurm_finetune(mdl *m, eng_finetune_job *jobs, int njobs, const char *co
     for (int i = 0; i < n; i++)
         if (strncmp(paths[i], root, rl) != 0 || paths[i][rl] != '/')
             return 1; /* not in the store: the workers cannot see it */
-    char dir[FS_PATH_MAX], p[FS_PATH_MAX + 32], msg[1024], what[600], names[512], err[600] = "";
+    char dir[FS_PATH_MAX], p[FS_PATH_MAX + 32], msg[1024], err[600] = "";
     *st = ENG_EIO;
     int rc = fs_tmp_mkdir(dir, sizeof dir);
     if (rc < 0) {
@@ -870,8 +875,7 @@ int mdl_slurm_finetune(mdl *m, eng_finetune_job *jobs, int njobs, const char *co
     else if (!f || fclose(f) != 0)
         snprintf(err, sizeof err, "job folder: %s", strerror(errno));
     else
-        write_job_sh(dir, "fine-tuning candidate $SLURM_ARRAY_TASK_ID", "finetune", args, 2 * njobs,
-                     njobs, err, sizeof err);
+        write_job_sh(dir, task, cmd, args, 2 * njobs, njobs, err, sizeof err);
     free(args);
     free(specs);
     if (err[0]) {
@@ -879,10 +883,7 @@ int mdl_slurm_finetune(mdl *m, eng_finetune_job *jobs, int njobs, const char *co
         fs_remove_tree(dir);
         return -1;
     }
-    /* the log names the candidates: the backbone and each tail's tap */
-    ft_names(jobs, njobs, names, sizeof names);
-    snprintf(what, sizeof what, "fine-tuning of %s (%d images)", names, n);
-    sl_show sv = {MDL_SL_TRAIN, "fine-tuning", NULL, NULL};
+    sl_show sv = {MDL_SL_TRAIN, stage, NULL, NULL};
     fs_code code;
     sl_ran ran = {NULL, 0};
     rc = run_array(m, dir, njobs, what, &sv, abort, actx, &ran, &code, msg, sizeof msg);
@@ -890,7 +891,7 @@ int mdl_slurm_finetune(mdl *m, eng_finetune_job *jobs, int njobs, const char *co
         snprintf(p, sizeof p, "%s/result.%d", dir, k);
         jobs[k].result = fs_read_small(p, (size_t)1 << 30, &jobs[k].len);
         if (!jobs[k].result) {
-            snprintf(msg, sizeof msg, "slurm: task %d of the fine-tuning left no result in %s", k,
+            snprintf(msg, sizeof msg, "slurm: task %d of the %s left no result in %s", k, what,
                      dir);
             rc = -1;
         }
@@ -927,4 +928,35 @@ int mdl_slurm_finetune(mdl *m, eng_finetune_job *jobs, int njobs, const char *co
         *st = eng_fail(d, ENG_EIO, "%s", msg);
     fs_remove_tree(dir);
     return rc == 0 ? 0 : -1;
+}
+
+int mdl_slurm_finetune(mdl *m, eng_finetune_job *jobs, int njobs, const char *const *paths, int n,
+                       int (*abort)(void *), void *actx, double *cpu, eng_status *st, eng_diag *d)
+{
+    /* the log names the candidates: the backbone and each tail's tap */
+    char what[600], names[512];
+    ft_names(jobs, njobs, names, sizeof names);
+    snprintf(what, sizeof what, "fine-tuning of %s (%d images)", names, n);
+    return spec_array(m, jobs, njobs, paths, n, "finetune", what, "fine-tuning",
+                      "fine-tuning candidate $SLURM_ARRAY_TASK_ID", abort, actx, cpu, st, d);
+}
+
+int mdl_slurm_detfit(mdl *m, eng_finetune_job *jobs, int njobs, const char *const *paths, int n,
+                     int (*abort)(void *), void *actx, double *cpu, eng_status *st, eng_diag *d)
+{
+    /* "head training of linear heatmap, 4 folds (20 images)", or "head
+     * training of hidden-64 heatmap, final fit (20 images)" */
+    char what[600], name[200] = "?";
+    cJSON *j = njobs > 0 ? cJSON_Parse(jobs[0].spec) : NULL;
+    const char *title = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "title"));
+    if (title) {
+        snprintf(name, sizeof name, "%s", title);
+        char *fold = njobs > 1 ? strstr(name, ", fold ") : NULL;
+        if (fold)
+            snprintf(fold, sizeof name - (size_t)(fold - name), ", %d folds", njobs);
+    }
+    cJSON_Delete(j);
+    snprintf(what, sizeof what, "head training of %s (%d images)", name, n);
+    return spec_array(m, jobs, njobs, paths, n, "detfit", what, "head training",
+                      "head fit $SLURM_ARRAY_TASK_ID", abort, actx, cpu, st, d);
 }

@@ -433,6 +433,17 @@ static int tjob_finetune(void *ctx, eng_finetune_job *jobs, int njobs, const cha
     return mdl_slurm_finetune(j->m, jobs, njobs, paths, n, tjob_abort, j, cpu, st, d);
 }
 
+/* --executor slurm: a detector's head fits (a variant's folds, the final
+ * fit) run by one Slurm job array of `visionfs-worker detfit`, a task per
+ * fit (an eng_detfit_fn). Its CPU time is counted by the engine (its
+ * budget), not in cluster_cpu. */
+static int tjob_detfit(void *ctx, eng_finetune_job *jobs, int njobs, const char *const *paths,
+                       int n, double *cpu, eng_status *st, eng_diag *d)
+{
+    tjob *j = ctx;
+    return mdl_slurm_detfit(j->m, jobs, njobs, paths, n, tjob_abort, j, cpu, st, d);
+}
+
 /* --executor slurm: a classifier search's second input scale or augmented
  * copies extracted into the cache by a job array of `visionfs-worker
  * extract --size --aug` (an eng_extract_fn). Its CPU time is counted by the
@@ -495,6 +506,7 @@ static void run_train(run *x)
             in.hooks.probs = tjob_probs;
         } else if (strcmp(x->r->kind, "detector") == 0) {
             in.hooks.dets = tjob_dets;
+            in.hooks.detfit = tjob_detfit;
         }
     }
     fs_recipe_err err = {0};

@@ -16,6 +16,7 @@
  *                   --job-dir DIR [--cache] [--threads T]
  *   visionfs-worker finetune --store S --spec JOB [--spec JOB]... --images LIST
  *                   --job-dir DIR [--shard i/n] [--threads T]
+ *   visionfs-worker detfit   (the same arguments as finetune)
  *
  * evaluate writes a classifier's probabilities of its shard (eng_cls_probs,
  * the call the daemon's evaluation makes), or a multilabel model's scores
@@ -28,6 +29,8 @@
  * engine's JSON, eng_cls_finetune_run) and writes its result into
  * DIR/result.I for the daemon's search: shard I of a job array of n tasks
  * runs the I-th of n JOBs, so one array runs every candidate at once.
+ * detfit does the same for one head fit of a detector's training (the
+ * search's fold of a variant, or the final fit: eng_det_fit_run).
  *
  * Exit codes: 0 done, 1 work failed, 2 usage, 3 the store is not visible here.
  */
@@ -106,6 +109,10 @@ static void usage(void)
             "Runs the fine-tuning candidate JOB (written by the daemon's search) on the\n"
             "training images of LIST into DIR/result.I (I: the shard, 0 by default); with\n"
             "N JOBs (one job array for every candidate), shard I runs the I-th.\n"
+            "\n"
+            "       visionfs-worker detfit (the arguments of finetune)\n"
+            "Runs the detector head fit JOB (a fold of the search, or the final fit: the\n"
+            "heads, the held-out detections) into DIR/result.I, as finetune does.\n"
             "\n"
             "--threads T: threads of a unit (default $SLURM_CPUS_PER_TASK, else every CPU).\n");
 }
@@ -195,17 +202,19 @@ static int parse(int argc, char **argv, wargs *a)
                             "--job-dir\n");
             return -1;
         }
-    } else if (strcmp(argv[1], "finetune") == 0) {
+    } else if (strcmp(argv[1], "finetune") == 0 || strcmp(argv[1], "detfit") == 0) {
         if (!a->store || !a->nspec || !a->images || !a->job_dir) {
-            fprintf(stderr, "visionfs-worker: finetune needs --store, --spec, --images and "
-                            "--job-dir\n");
+            fprintf(stderr,
+                    "visionfs-worker: %s needs --store, --spec, --images and "
+                    "--job-dir\n",
+                    argv[1]);
             return -1;
         }
         if (a->nspec != a->nshards) {
             fprintf(stderr,
-                    "visionfs-worker: finetune: %d --spec for %d shard(s): one per shard, "
+                    "visionfs-worker: %s: %d --spec for %d shard(s): one per shard, "
                     "in order\n",
-                    a->nspec, a->nshards);
+                    argv[1], a->nspec, a->nshards);
             return -1;
         }
     } else if (strcmp(argv[1], "predict") == 0) {
@@ -946,9 +955,11 @@ out:
     return rc;
 }
 
-/* ---- finetune ---- */
+/* ---- finetune, detfit ---- */
 
-static int cmd_finetune(const wargs *a)
+/* det 0: a classifier's fine-tuning candidate (eng_cls_finetune_run);
+ * 1: a detector's head fit (eng_det_fit_run). */
+static int cmd_finetune(const wargs *a, int det)
 {
     if (begin(a) != 0)
         return 3;
@@ -983,11 +994,14 @@ static int cmd_finetune(const wargs *a)
         goto out;
     snprintf(cache, sizeof cache, "%s/models/.vfs-cache", a->store);
     eng_diag d = {{0}};
-    eng_status st = eng_cls_finetune_run(job, (const char *const *)bbdirs.v, bbdirs.n,
-                                         (const char *const *)imgs.v, imgs.n, cache,
-                                         task_threads(a), NULL, NULL, &res, &len, &d);
+    eng_status st = det ? eng_det_fit_run(job, (const char *const *)bbdirs.v, bbdirs.n,
+                                          (const char *const *)imgs.v, imgs.n, cache,
+                                          task_threads(a), &res, &len, &d)
+                        : eng_cls_finetune_run(job, (const char *const *)bbdirs.v, bbdirs.n,
+                                               (const char *const *)imgs.v, imgs.n, cache,
+                                               task_threads(a), NULL, NULL, &res, &len, &d);
     if (st != ENG_OK) {
-        say("fine-tuning: %s", d.msg);
+        say("%s: %s", det ? "head fit" : "fine-tuning", d.msg);
         goto out;
     }
     snprintf(name, sizeof name, "result.%d", a->shard);
@@ -995,7 +1009,8 @@ static int cmd_finetune(const wargs *a)
         say("job folder \"%s\": %s", a->job_dir, strerror(errno));
         goto out;
     }
-    say("fine-tuning candidate: %d images, %.1f CPU s", imgs.n, cpu_seconds() - c0);
+    say("%s: %d images, %.1f CPU s", det ? "head fit" : "fine-tuning candidate", imgs.n,
+        cpu_seconds() - c0);
     snprintf(name, sizeof name, "done.%d", a->shard);
     snprintf(text, sizeof text, "{\"images\": %d, \"cpuSeconds\": %.3f}\n", imgs.n,
              cpu_seconds() - c0);
@@ -1016,7 +1031,8 @@ int main(int argc, char **argv)
     }
     wargs a;
     if (strcmp(argv[1], "extract") != 0 && strcmp(argv[1], "predict") != 0 &&
-        strcmp(argv[1], "evaluate") != 0 && strcmp(argv[1], "finetune") != 0) {
+        strcmp(argv[1], "evaluate") != 0 && strcmp(argv[1], "finetune") != 0 &&
+        strcmp(argv[1], "detfit") != 0) {
         fprintf(stderr, "visionfs-worker: unknown command \"%s\" (see --help)\n", argv[1]);
         return 2;
     }
@@ -1024,7 +1040,7 @@ int main(int argc, char **argv)
         return 2;
     if (strcmp(argv[1], "evaluate") == 0)
         return cmd_evaluate(&a);
-    if (strcmp(argv[1], "finetune") == 0)
-        return cmd_finetune(&a);
+    if (strcmp(argv[1], "finetune") == 0 || strcmp(argv[1], "detfit") == 0)
+        return cmd_finetune(&a, strcmp(argv[1], "detfit") == 0);
     return strcmp(argv[1], "predict") == 0 ? cmd_predict(&a) : cmd_extract(&a);
 }

@@ -120,6 +120,14 @@ typedef struct trainer {
     float *target, *ltrb, *wgt;
     float *heat1, *roww, *seed; /* one image's heatmap target; row weights; logit gradient */
     size_t map_bytes;           /* depthwise maps kept */
+    /* a worker's fit (eng_det_fit_run): the map slots (4 per view: 2 *
+     * which + flip) the daemon's own run would hold as float16 already,
+     * which it keeps so whatever map_bytes says; NULL in the daemon */
+    unsigned char *map_held;
+    /* the daemon with hooks.detfit: the map slots and bytes its own fits
+     * would hold by now (fit_rng_skip keeps them); NULL until then */
+    unsigned char *sim_held;
+    size_t sim_bytes;
     int maxsel;
     uint16_t *tmpfeat;
     int *owner;
@@ -320,9 +328,11 @@ static eng_status dw_map(trainer *t, int i, int flip, int which, map_ref *out, e
         return ENG_EIO;
     det_widen(f, t->fdim, flip, t->s.f);
     det_depthwise(&t->s, t->fdim, which ? t->dw_wh : t->dw_cls, 1);
-    if (t->map_bytes + per * 2 <= DET_MAP_CAP && (*slot = eng_alloc(per * 2)) != NULL) {
+    int held = t->map_held && t->map_held[4 * i + 2 * which + flip];
+    if ((held || t->map_bytes + per * 2 <= DET_MAP_CAP) && (*slot = eng_alloc(per * 2)) != NULL) {
         det_f32_to_f16(t->s.g, *slot, per);
-        t->map_bytes += per * 2;
+        if (!held)
+            t->map_bytes += per * 2;
         out->h = *slot; /* train on what later steps will see */
         return ENG_OK;
     }
@@ -975,6 +985,8 @@ static void trainer_release(trainer *t)
     free(t->owner);
     free(t->wmap);
     free(t->rc);
+    free(t->map_held);
+    free(t->sim_held);
 }
 
 /* Allocates the step buffers of t (t->n, fdim and ncat set). */
@@ -1406,6 +1418,428 @@ static eng_status size_prior_of(const trainer *t, const int *idx, int n, eng_det
     return ENG_OK;
 }
 
+/* ---- head fits run elsewhere (hooks.detfit, the Slurm workers) ----
+ *
+ * The fits of a variant's folds (and the final fit) are independent but
+ * for the random generator: each fit draws from t->rng where the previous
+ * one stopped. The engine therefore replays the draws a fit makes
+ * (fit_rng_skip: the shuffles, the flips and one draw per cell far from
+ * every object, counted per view and flip) to give each job the state the
+ * local loop would start it from; the worker returns the state it ended
+ * at, and training carries on from the last job's. A fit the budget cuts
+ * draws less than the replay assumed: then the later jobs start elsewhere
+ * than they would here (a cut fit is not reproducible locally either, as
+ * the cut follows the CPU time). */
+
+/* Cells of view i (flipped when flip) a step draws a number for: those
+ * whose target stays below DET_NEAR, as step() counts them. far caches
+ * them (2 per view, -1: not counted yet). */
+static int far_cells(trainer *t, int *far, int i, int flip)
+{
+    if (far[2 * i + flip] >= 0)
+        return far[2 * i + flip];
+    heat_target(t, &t->im[i], flip, t->heat1);
+    int cnt = 0;
+    for (int c = 0; c < DET_CELLS; c++) {
+        const float *y = t->heat1 + (size_t)c * t->ncat;
+        float mx = 0;
+        for (int k = 0; k < t->ncat; k++)
+            mx = y[k] > mx ? y[k] : mx;
+        cnt += mx < DET_NEAR;
+    }
+    return far[2 * i + flip] = cnt;
+}
+
+/* Cells of view i (flipped when flip) that regress a box, as step()
+ * counts them (reg caches them as far_cells does). */
+static int reg_count(trainer *t, int *reg, int i, int flip)
+{
+    if (reg[2 * i + flip] < 0)
+        reg[2 * i + flip] = reg_cells(&t->im[i], flip, t->rc, DET_CELLS, t->owner, t->wmap);
+    return reg[2 * i + flip];
+}
+
+/* The map slot k (dw_map's: 4 per view) as the daemon's fit would keep
+ * it: held in float16 from its first use while the cap allows. */
+static void sim_map(trainer *t, int k)
+{
+    size_t per = (size_t)DET_CELLS * t->fdim;
+    if (!t->sim_held[k] && t->sim_bytes + per * 2 <= DET_MAP_CAP) {
+        t->sim_held[k] = 1;
+        t->sim_bytes += per * 2;
+    }
+}
+
+/* Advances r past the draws fit(t, idx, n, v) makes when it runs every
+ * step it plans, and t->sim_held and sim_bytes past the maps it keeps
+ * (mirrors fit() and step(); far, reg: 2 per view, -1 unknown; order and
+ * vidx: scratch of t->n * DET_MAX_VIEWS). */
+static void fit_rng_skip(trainer *t, const int *idx, int n, const variant *v, eng_rng *r, int *far,
+                         int *reg, int *order, int *vidx)
+{
+    if (v->tiles) {
+        int nv = 0;
+        for (int q = 0; q < n; q++) {
+            vidx[nv++] = idx[q];
+            for (int k = 0; k < DET_TILES * DET_TILES; k++)
+                vidx[nv++] = t->n + idx[q] * DET_TILES * DET_TILES + k;
+        }
+        idx = vidx;
+        n = nv;
+    }
+    int B = n < DET_MAX_BATCH ? n : DET_MAX_BATCH;
+    int steps = (v->epochs * n + B - 1) / B;
+    if (steps < 60)
+        steps = 60;
+    if (steps > (v->tiles ? DET_TILE_MAX_STEPS : DET_MAX_STEPS))
+        steps = v->tiles ? DET_TILE_MAX_STEPS : DET_MAX_STEPS;
+    int pos = n;
+    for (int i = 0; i < n; i++)
+        order[i] = i;
+    for (int k = 0; k < steps; k++)
+        for (int b = 0; b < B; b++) {
+            if (pos >= n) {
+                for (int i = n - 1; i > 0; i--) {
+                    int j = (int)(eng_rng_u64(r) % (uint64_t)(i + 1));
+                    int x = order[i];
+                    order[i] = order[j];
+                    order[j] = x;
+                }
+                pos = 0;
+            }
+            int i = idx[order[pos++]];
+            int flip = (int)(eng_rng_u64(r) & 1);
+            sim_map(t, 4 * i + flip);
+            for (int c = far_cells(t, far, i, flip); c > 0; c--)
+                eng_rng_u64(r);
+            if (v->finetune_wh && reg_count(t, reg, i, flip) > 0)
+                sim_map(t, 4 * i + 2 + flip);
+        }
+}
+
+/* Starts t->sim_held and sim_bytes from the maps t holds (once). */
+static eng_status sim_start(trainer *t, eng_diag *d)
+{
+    if (t->sim_held)
+        return ENG_OK;
+    t->sim_held = calloc((size_t)t->n * DET_MAX_VIEWS * 4, 1);
+    if (!t->sim_held)
+        return eng_fail(d, ENG_ENOMEM, "training: out of memory");
+    for (int i = 0; i < t->nv; i++)
+        for (int q = 0; q < 2; q++) {
+            t->sim_held[4 * i + q] = t->im[i].gmap[q] != NULL;
+            t->sim_held[4 * i + 2 + q] = t->im[i].hmap[q] != NULL;
+        }
+    t->sim_bytes = t->map_bytes;
+    return ENG_OK;
+}
+
+/* A growing byte buffer for a fit's result. */
+typedef struct wbuf {
+    unsigned char *p;
+    size_t len, cap;
+    int bad;
+} wbuf;
+
+static void wb_put(wbuf *b, const void *x, size_t n)
+{
+    if (b->bad)
+        return;
+    if (b->len + n > b->cap) {
+        size_t c = b->cap ? b->cap : 4096;
+        while (c < b->len + n)
+            c *= 2;
+        unsigned char *q = realloc(b->p, c);
+        if (!q) {
+            b->bad = 1;
+            return;
+        }
+        b->p = q;
+        b->cap = c;
+    }
+    memcpy(b->p + b->len, x, n);
+    b->len += n;
+}
+
+static void wb_i32(wbuf *b, int32_t v) { wb_put(b, &v, sizeof v); }
+
+/* Reads n bytes at *pos of a result of len bytes; 0 when it is short. */
+static int rb_get(const unsigned char *p, size_t len, size_t *pos, void *x, size_t n)
+{
+    if (len - *pos < n || *pos > len)
+        return 0;
+    memcpy(x, p + *pos, n);
+    *pos += n;
+    return 1;
+}
+
+#define DET_FIT_MAGIC 0x31544656u /* "VFT1" */
+
+/* A pool's content (the detections and boxes one fold added) into b. */
+static void wb_pool(wbuf *b, const det_pool *pl)
+{
+    wb_i32(b, pl->ngt);
+    wb_i32(b, pl->np[0]);
+    wb_i32(b, pl->np[1]);
+    wb_i32(b, pl->nimg);
+    for (int i = 0; i < pl->ngt; i++) {
+        const eng_det_gt *g = &pl->gt[i];
+        wb_put(b, &g->image, sizeof g->image);
+        wb_i32(b, g->category);
+        wb_put(b, g->bbox, sizeof g->bbox);
+    }
+    for (int q = 0; q < 2; q++)
+        for (int i = 0; i < pl->np[q]; i++) {
+            const eng_det_pred *x = &pl->p[q][i];
+            wb_put(b, &x->image, sizeof x->image);
+            wb_i32(b, x->category);
+            wb_put(b, x->bbox, sizeof x->bbox);
+            wb_put(b, &x->score, sizeof x->score);
+        }
+}
+
+/* Appends a pool's content read at *pos to pl (as pool_add would have). */
+static int rb_pool(const unsigned char *p, size_t len, size_t *pos, det_pool *pl)
+{
+    int32_t ngt, np[2], nimg;
+    if (!rb_get(p, len, pos, &ngt, 4) || !rb_get(p, len, pos, &np[0], 4) ||
+        !rb_get(p, len, pos, &np[1], 4) || !rb_get(p, len, pos, &nimg, 4) || ngt < 0 || np[0] < 0 ||
+        np[1] < 0 || nimg < 0)
+        return 0;
+    eng_det_gt *gt = realloc(pl->gt, ((size_t)pl->ngt + ngt + 1) * sizeof *gt);
+    if (!gt)
+        return 0;
+    pl->gt = gt;
+    for (int i = 0; i < ngt; i++) {
+        eng_det_gt *g = &pl->gt[pl->ngt++];
+        int32_t c;
+        if (!rb_get(p, len, pos, &g->image, sizeof g->image) || !rb_get(p, len, pos, &c, 4) ||
+            !rb_get(p, len, pos, g->bbox, sizeof g->bbox))
+            return 0;
+        g->category = c;
+    }
+    for (int q = 0; q < 2; q++) {
+        eng_det_pred *x = realloc(pl->p[q], ((size_t)pl->np[q] + np[q] + 1) * sizeof *x);
+        if (!x)
+            return 0;
+        pl->p[q] = x;
+        for (int i = 0; i < np[q]; i++) {
+            eng_det_pred *o = &pl->p[q][pl->np[q]++];
+            int32_t c;
+            if (!rb_get(p, len, pos, &o->image, sizeof o->image) || !rb_get(p, len, pos, &c, 4) ||
+                !rb_get(p, len, pos, o->bbox, sizeof o->bbox) ||
+                !rb_get(p, len, pos, &o->score, sizeof o->score))
+                return 0;
+            o->category = c;
+        }
+    }
+    pl->nimg += nimg;
+    return 1;
+}
+
+/* The JSON of one fit for hooks.detfit: every view of t (its image, tile,
+ * size and boxes), variant v (and the pools' tiles and whole-image flags
+ * of v .. v + npool - 1), nsize box-size weights, the images fitted and
+ * held out, the generator's state and the CPU seconds the fit may take
+ * (0: no limit). NULL when out of memory. */
+static char *fit_spec(const trainer *t, const search *s, int v, int npool, int nsize,
+                      const int *fitidx, int nfit, const int *hold, int nhold, const eng_rng *r,
+                      double deadline, const char *title)
+{
+    const eng_backbone_info *inf = eng_backbone_get_info(t->bb);
+    cJSON *j = cJSON_CreateObject();
+    if (!j)
+        return NULL;
+    const variant *x = &s->vars[v];
+    cJSON_AddStringToObject(j, "kind", "detector-fit");
+    cJSON_AddStringToObject(j, "title", title);
+    cJSON_AddStringToObject(j, "backbone", inf->name);
+    cJSON_AddStringToObject(j, "checksum", inf->checksum);
+    cJSON_AddNumberToObject(j, "images", t->n);
+    cJSON_AddNumberToObject(j, "categories", t->ncat);
+    cJSON *vj = cJSON_AddObjectToObject(j, "variant");
+    if (vj) {
+        cJSON_AddStringToObject(vj, "name", x->name);
+        cJSON_AddNumberToObject(vj, "finetune_wh", x->finetune_wh);
+        cJSON_AddNumberToObject(vj, "hidden", x->hidden);
+        cJSON_AddNumberToObject(vj, "lr", x->lr);
+        cJSON_AddNumberToObject(vj, "epochs", x->epochs);
+        cJSON_AddNumberToObject(vj, "tiles", x->tiles);
+        cJSON_AddNumberToObject(vj, "whole", x->whole);
+    }
+    cJSON *pj = cJSON_AddArrayToObject(j, "pools");
+    for (int p = 0; pj && p < npool; p++) {
+        int two[2] = {s->vars[v + p].tiles, s->vars[v + p].whole};
+        cJSON_AddItemToArray(pj, cJSON_CreateIntArray(two, 2));
+    }
+    cJSON_AddNumberToObject(j, "sizes", nsize);
+    /* (cJSON makes no array of no numbers) */
+    cJSON_AddItemToObject(j, "fit",
+                          nfit ? cJSON_CreateIntArray(fitidx, nfit) : cJSON_CreateArray());
+    cJSON_AddItemToObject(j, "hold",
+                          nhold ? cJSON_CreateIntArray(hold, nhold) : cJSON_CreateArray());
+    cJSON *rj = cJSON_AddArrayToObject(j, "rng");
+    for (int k = 0; rj && k < 4; k++) {
+        char hex[32];
+        snprintf(hex, sizeof hex, "%016llx", (unsigned long long)r->s[k]);
+        cJSON_AddItemToArray(rj, cJSON_CreateString(hex));
+    }
+    cJSON_AddNumberToObject(j, "deadline", deadline);
+    /* the map slots the daemon's fit would find held, and their bytes */
+    cJSON *mj = cJSON_AddArrayToObject(j, "maps");
+    for (int k = 0; mj && k < 4 * t->nv; k++)
+        if (t->sim_held[k])
+            cJSON_AddItemToArray(mj, cJSON_CreateNumber(k));
+    cJSON_AddNumberToObject(j, "map_bytes", (double)t->sim_bytes);
+    /* the views: [image, tile, w, h, [x1, y1, x2, y2, category, ...]] */
+    cJSON *views = cJSON_AddArrayToObject(j, "views");
+    for (int i = 0; views && i < t->nv; i++) {
+        const det_img *im = &t->im[i];
+        cJSON *o = cJSON_CreateArray(), *b = cJSON_CreateArray();
+        if (!o || !b) {
+            cJSON_Delete(o);
+            cJSON_Delete(b);
+            cJSON_Delete(j);
+            return NULL;
+        }
+        cJSON_AddItemToArray(o, cJSON_CreateNumber(im->src));
+        cJSON_AddItemToArray(o, cJSON_CreateNumber(im->tile));
+        cJSON_AddItemToArray(o, cJSON_CreateNumber(im->w));
+        cJSON_AddItemToArray(o, cJSON_CreateNumber(im->h));
+        for (int q = 0; q < im->nbox; q++) {
+            for (int c = 0; c < 4; c++)
+                cJSON_AddItemToArray(b, cJSON_CreateNumber(im->box[4 * q + c]));
+            cJSON_AddItemToArray(b, cJSON_CreateNumber(im->cat[q]));
+        }
+        cJSON_AddItemToArray(o, b);
+        cJSON_AddItemToArray(views, o);
+    }
+    char *text = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return text;
+}
+
+/* A fit's result as eng_det_fit_run writes it: the header, then the heads
+ * (heatmap weight and bias, box weight and bias, hidden weight and bias),
+ * then npool x nsize pools (wb_pool). */
+typedef struct fit_res {
+    eng_rng rng; /* the generator after the fit */
+    int32_t steps_done, steps_planned, hidden, fdim, ncat, npool, nsize, nviews;
+    float loss;
+    double cpu; /* the fit's own CPU seconds (the log's figure) */
+} fit_res;
+
+static int rb_head(const unsigned char *p, size_t len, size_t *pos, fit_res *r)
+{
+    uint32_t magic = 0;
+    int32_t *ints[8] = {&r->steps_done, &r->steps_planned, &r->hidden, &r->fdim,
+                        &r->ncat,       &r->npool,         &r->nsize,  &r->nviews};
+    if (!rb_get(p, len, pos, &magic, 4) || magic != DET_FIT_MAGIC ||
+        !rb_get(p, len, pos, r->rng.s, sizeof r->rng.s))
+        return 0;
+    for (int k = 0; k < 8; k++)
+        if (!rb_get(p, len, pos, ints[k], 4))
+            return 0;
+    return rb_get(p, len, pos, &r->loss, sizeof r->loss) &&
+           rb_get(p, len, pos, &r->cpu, sizeof r->cpu) && r->hidden >= 0 && r->fdim > 0 &&
+           r->ncat > 0 && r->npool >= 0 && r->npool <= 2 && r->nsize >= 1 && r->nsize <= DET_NSIZE;
+}
+
+/* The heads of a result at *pos into m, as fit() leaves them. */
+static eng_status rb_heads(const unsigned char *p, size_t len, size_t *pos, const fit_res *r,
+                           eng_detector *m, eng_diag *d)
+{
+    int hid = r->hidden, k = hid > 0 ? hid : r->fdim;
+    if (r->fdim != m->fdim || r->ncat != m->ncat)
+        return eng_fail(d, ENG_EFORMAT, "head fit: the result does not match the model");
+    float *wc = realloc(m->wc, (size_t)k * r->ncat * sizeof(float));
+    if (wc)
+        m->wc = wc;
+    float *w1 = hid > 0 ? realloc(m->w1, (size_t)r->fdim * hid * sizeof(float)) : NULL;
+    if (w1)
+        m->w1 = w1;
+    float *b1 = hid > 0 ? realloc(m->b1, (size_t)hid * sizeof(float)) : NULL;
+    if (b1)
+        m->b1 = b1;
+    if (!wc || (hid > 0 && (!w1 || !b1)))
+        return eng_fail(d, ENG_ENOMEM, "training: out of memory");
+    if (hid <= 0) {
+        free(m->w1);
+        free(m->b1);
+        m->w1 = m->b1 = NULL;
+    }
+    m->hidden = hid;
+    int ok = rb_get(p, len, pos, m->wc, (size_t)k * r->ncat * sizeof(float)) &&
+             rb_get(p, len, pos, m->bc, (size_t)r->ncat * sizeof(float)) &&
+             rb_get(p, len, pos, m->ww, (size_t)r->fdim * 4 * sizeof(float)) &&
+             rb_get(p, len, pos, m->bw, 4 * sizeof(float));
+    if (ok && hid > 0)
+        ok = rb_get(p, len, pos, m->w1, (size_t)r->fdim * hid * sizeof(float)) &&
+             rb_get(p, len, pos, m->b1, (size_t)hid * sizeof(float));
+    return ok ? ENG_OK : eng_fail(d, ENG_EFORMAT, "head fit: the result is truncated");
+}
+
+/* Hands jobs to hooks.detfit; the batch's CPU seconds count as training's
+ * (t->cpu0 moves back by them). Returns the hook's answer; *st when -1. */
+static int detfit_batch(trainer *t, eng_finetune_job *jobs, int njobs, eng_status *st, eng_diag *d)
+{
+    const char **paths = malloc(((size_t)t->n + 1) * sizeof *paths);
+    if (!paths) {
+        *st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
+        return -1;
+    }
+    for (int i = 0; i < t->n; i++)
+        paths[i] = t->a->train[i].path;
+    double cpu = 0;
+    eng_status rst = ENG_EIO;
+    int rc = t->a->hooks.detfit(t->a->hooks.ctx, jobs, njobs, paths, t->n, &cpu, &rst, d);
+    free(paths);
+    if (rc == 0)
+        t->cpu0 -= cpu;
+    else if (rc == 1) { /* fitted here from now on: its own maps are the truth */
+        free(t->sim_held);
+        t->sim_held = NULL;
+    } else
+        *st = rst != ENG_OK ? rst : ENG_EIO;
+    return rc;
+}
+
+static void jobs_free(eng_finetune_job *jobs, int n)
+{
+    for (int k = 0; jobs && k < n; k++) {
+        free((char *)jobs[k].spec);
+        free(jobs[k].result);
+    }
+    free(jobs);
+}
+
+/* The CPU seconds a fit started now may take (fit()'s deadline): 0 none. */
+static double deadline_left(const trainer *t)
+{
+    if (t->deadline <= 0)
+        return 0;
+    double left = t->deadline - (cpu_now() - t->cpu0);
+    return left > 1e-3 ? left : 1e-3; /* past it: DET_MIN_STEPS, as here */
+}
+
+/* The scores of the pooled held-out detections of variant v (and v + 1
+ * when npool is 2) into s, as cross_validate leaves them. */
+static eng_status cv_score(trainer *t, search *s, int v, det_pool (*pl)[DET_NSIZE], int npool,
+                           int nsize, eng_diag *d)
+{
+    eng_status st = ENG_OK;
+    for (int p = 0; p < npool && st == ENG_OK; p++) {
+        st = pool_score(t, &pl[p][0], &s->vmap[v + p][0], &s->vmap[v + p][1], s->vjson[v + p],
+                        s->vcal[v + p], d);
+        s->smap[v + p][0][0] = s->vmap[v + p][0];
+        s->smap[v + p][0][1] = s->vmap[v + p][1];
+        for (int w = 1; w < nsize && st == ENG_OK; w++)
+            st = pool_score(t, &pl[p][w], &s->smap[v + p][w][0], &s->smap[v + p][w][1],
+                            s->sjson[v + p][w], s->scal[v + p][w], d);
+    }
+    return st;
+}
+
 /* Fits variant v on every fold's training images and pools the held-out
  * fold's detections; scores the pool into s->vmap[v], vjson[v], vcal[v],
  * and, with the size prior of the fold's training boxes at each weight,
@@ -1439,15 +1873,8 @@ static eng_status cross_validate(trainer *t, eng_detector *m, search *s, int v, 
         m->size_weight = 0;
     }
     m->tiles = m->tile_whole = 0;
-    for (int p = 0; p < npool && st == ENG_OK; p++) {
-        st = pool_score(t, &pl[p][0], &s->vmap[v + p][0], &s->vmap[v + p][1], s->vjson[v + p],
-                        s->vcal[v + p], d);
-        s->smap[v + p][0][0] = s->vmap[v + p][0];
-        s->smap[v + p][0][1] = s->vmap[v + p][1];
-        for (int w = 1; w < nsize && st == ENG_OK; w++)
-            st = pool_score(t, &pl[p][w], &s->smap[v + p][w][0], &s->smap[v + p][w][1],
-                            s->sjson[v + p][w], s->scal[v + p][w], d);
-    }
+    if (st == ENG_OK)
+        st = cv_score(t, s, v, pl, npool, nsize, d);
     /* kept for the crop classifier */
     for (int p = 0; p < 2; p++)
         for (int w = 0; w < DET_NSIZE; w++) {
@@ -1459,6 +1886,136 @@ static eng_status cross_validate(trainer *t, eng_detector *m, search *s, int v, 
             }
         }
     return st;
+}
+
+/* cross_validate with the folds' fits run by hooks.detfit as one batch.
+ * Returns 1 when the hook does not take them (then cross_validate runs
+ * them here), 0 done, -1 failed with *st. */
+static int cross_validate_elsewhere(trainer *t, eng_detector *m, search *s, int v, eng_status *st,
+                                    eng_diag *d)
+{
+    int npool = s->vars[v].tiles ? 2 : 1, nsize = s->size_off ? 1 : DET_NSIZE, nf = s->nfolds;
+    size_t nviews = (size_t)t->n * DET_MAX_VIEWS;
+    eng_finetune_job *jobs = calloc((size_t)nf, sizeof *jobs);
+    int *far = malloc(4 * nviews * sizeof *far); /* far_cells', then reg_count's */
+    int *order = malloc(nviews * sizeof *order), *vidx = malloc(nviews * sizeof *vidx);
+    det_pool pl[2][DET_NSIZE];
+    memset(pl, 0, sizeof pl);
+    int rc = -1;
+    *st = ENG_OK;
+    if (!jobs || !far || !order || !vidx) {
+        *st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
+        goto out;
+    }
+    if ((*st = sim_start(t, d)) != ENG_OK)
+        goto out;
+    for (size_t i = 0; i < 4 * nviews; i++)
+        far[i] = -1;
+    eng_rng r = t->rng;
+    double left = deadline_left(t);
+    for (int f = 0; f < nf; f++) {
+        s->nfit = s->nhold = 0;
+        for (int i = 0; i < t->n; i++) {
+            if (s->fold[i] == f)
+                s->hold[s->nhold++] = i;
+            else
+                s->fitidx[s->nfit++] = i;
+        }
+        char title[160];
+        snprintf(title, sizeof title, "%s, fold %d of %d", s->vars[v].name, f + 1, nf);
+        jobs[f].spec =
+            fit_spec(t, s, v, npool, nsize, s->fitidx, s->nfit, s->hold, s->nhold, &r, left, title);
+        if (!jobs[f].spec) {
+            *st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
+            goto out;
+        }
+        fit_rng_skip(t, s->fitidx, s->nfit, &s->vars[v], &r, far, far + 2 * nviews, order, vidx);
+    }
+    rc = detfit_batch(t, jobs, nf, st, d);
+    if (rc != 0)
+        goto out;
+    rc = -1;
+    for (int f = 0; f < nf; f++) {
+        const unsigned char *p = jobs[f].result;
+        size_t pos = 0, len = jobs[f].len;
+        fit_res res;
+        if (!p || !rb_head(p, len, &pos, &res) || res.npool != npool || res.nsize != nsize) {
+            *st = eng_fail(d, ENG_EFORMAT, "head fit: fold %d's result is not valid", f + 1);
+            goto out;
+        }
+        if ((*st = rb_heads(p, len, &pos, &res, m, d)) != ENG_OK)
+            goto out;
+        for (int q = 0; q < npool; q++)
+            for (int w = 0; w < nsize; w++)
+                if (!rb_pool(p, len, &pos, &pl[q][w])) {
+                    *st = eng_fail(d, ENG_EFORMAT, "head fit: fold %d's detections are truncated",
+                                   f + 1);
+                    goto out;
+                }
+        logf_(t, "variant %s: %d images, %d of %d steps, last loss %.4f, %.1f s CPU on the cluster",
+              s->vars[v].name, res.nviews, res.steps_done, res.steps_planned, res.loss, res.cpu);
+        t->rng = res.rng;
+        t->steps_done = res.steps_done;
+        t->steps_planned = res.steps_planned;
+    }
+    if ((*st = cv_score(t, s, v, pl, npool, nsize, d)) == ENG_OK)
+        rc = 0;
+out:
+    /* kept for the crop classifier, as cross_validate keeps them */
+    for (int p = 0; p < 2; p++)
+        for (int w = 0; w < DET_NSIZE; w++) {
+            if (p < npool && rc == 0) {
+                pool_release(&s->pool[v + p][w]);
+                s->pool[v + p][w] = pl[p][w];
+            } else {
+                pool_release(&pl[p][w]);
+            }
+        }
+    jobs_free(jobs, nf);
+    free(far);
+    free(order);
+    free(vidx);
+    return rc;
+}
+
+/* stage_final's fit run by hooks.detfit; returns like
+ * cross_validate_elsewhere (1: fit here). */
+static int final_elsewhere(trainer *t, eng_detector *m, search *s, eng_status *st, eng_diag *d)
+{
+    eng_finetune_job job;
+    memset(&job, 0, sizeof job);
+    if ((*st = sim_start(t, d)) != ENG_OK)
+        return -1;
+    char title[160];
+    snprintf(title, sizeof title, "%s, final fit", s->vars[s->best].name);
+    job.spec =
+        fit_spec(t, s, s->best, 0, 1, s->all, t->n, NULL, 0, &t->rng, deadline_left(t), title);
+    if (!job.spec) {
+        *st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
+        return -1;
+    }
+    int rc = detfit_batch(t, &job, 1, st, d);
+    if (rc == 0) {
+        size_t pos = 0;
+        fit_res res;
+        rc = -1;
+        if (!job.result || !rb_head(job.result, job.len, &pos, &res))
+            *st = eng_fail(d, ENG_EFORMAT, "head fit: the final fit's result is not valid");
+        else if ((*st = rb_heads(job.result, job.len, &pos, &res, m, d)) == ENG_OK) {
+            logf_(t,
+                  "variant %s: %d images, %d of %d steps, last loss %.4f, %.1f s CPU on the "
+                  "cluster",
+                  s->vars[s->best].name, res.nviews, res.steps_done, res.steps_planned, res.loss,
+                  res.cpu);
+            t->rng = res.rng;
+            t->steps_done = res.steps_done;
+            t->steps_planned = res.steps_planned;
+            rc = 0;
+        }
+    }
+    free((char *)job.spec);
+    free(job.result);
+    return rc;
 }
 
 /* The boxes of tile view v in its input pixels: clipped to the tile, kept
@@ -1736,11 +2293,14 @@ static eng_status stage_search(trainer *t, eng_detector *m, search *s, eng_diag 
                                : "budget: search stopped early";
             break;
         }
-        double c0 = cpu_now();
+        double c0 = cpu_now(), r0 = t->cpu0;
         progress(t, 0.4 + 0.1 * v, "search", v + 1, DET_V_TILES + 1, s->best_map);
-        if ((st = cross_validate(t, m, s, v, d)) != ENG_OK)
+        /* the folds' fits elsewhere (hooks.detfit) when it takes them */
+        int rc = a->hooks.detfit ? cross_validate_elsewhere(t, m, s, v, &st, d) : 1;
+        if (rc < 0 || (rc == 1 && (st = cross_validate(t, m, s, v, d)) != ENG_OK))
             break;
-        cv_cost = cpu_now() - c0;
+        /* with hooks.detfit, t->cpu0 moved back by the CPU spent elsewhere */
+        cv_cost = cpu_now() - c0 + (r0 - t->cpu0);
         if (v < 2)
             vcost[v] = cv_cost;
         /* the final fit of the variant(s) just scored, for the stages after */
@@ -1859,8 +2419,9 @@ static eng_status stage_final(trainer *t, eng_detector *m, search *s, eng_diag *
     progress(t, 0.8, "final", 2, 2, s->best_map);
     m->nms_iou = s->best_nms;
     t->deadline = t->a->budget_seconds > 0 ? t->a->budget_seconds : 0;
-    eng_status st = fit(t, s->all, t->n, &s->vars[s->best], m, NULL, d);
-    if (st != ENG_OK)
+    eng_status st = ENG_OK;
+    int rc = t->a->hooks.detfit ? final_elsewhere(t, m, s, &st, d) : 1;
+    if (rc < 0 || (rc == 1 && (st = fit(t, s->all, t->n, &s->vars[s->best], m, NULL, d)) != ENG_OK))
         return st;
     m->tiles = s->vars[s->best].tiles;
     m->tile_whole = s->vars[s->best].whole;
@@ -2102,4 +2663,315 @@ eng_status eng_det_cache_features(eng_backbone *const *backbones, int nbackbones
     }
     eng_free(buf);
     return ENG_OK;
+}
+
+/* ---- the worker's side of hooks.detfit ---- */
+
+static int json_int(const cJSON *o, const char *k)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(x) ? (int)x->valuedouble : -1;
+}
+
+/* The int array o[k] into a new array (*n entries); NULL on error. */
+static int *json_ints(const cJSON *o, const char *k, int max, int *n)
+{
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(o, k);
+    *n = cJSON_GetArraySize(a);
+    int *v = malloc(((size_t)*n + 1) * sizeof *v);
+    if (!cJSON_IsArray(a) || !v) {
+        free(v);
+        return NULL;
+    }
+    int i = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, a)
+    {
+        if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble >= max) {
+            free(v);
+            return NULL;
+        }
+        v[i++] = (int)x->valuedouble;
+    }
+    return v;
+}
+
+static eng_status fit_backbone(const char *name, const char *checksum, const char *const *dirs,
+                               int nd, eng_backbone **out, eng_diag *d)
+{
+    *out = NULL;
+    for (int i = 0; i < nd; i++) {
+        const char *base = strrchr(dirs[i], '/');
+        base = base ? base + 1 : dirs[i];
+        if (strcmp(base, name) != 0)
+            continue;
+        eng_status st = eng_backbone_open(dirs[i], out, d);
+        if (st != ENG_OK)
+            return st;
+        if (strcmp(eng_backbone_get_info(*out)->checksum, checksum) == 0)
+            return ENG_OK;
+        eng_backbone_free(*out);
+        *out = NULL;
+        return eng_fail(d, ENG_ENOTFOUND,
+                        "backbone \"%s\" in \"%s\" differs from the daemon's (checksum): install "
+                        "the same backbones on the nodes",
+                        name, dirs[i]);
+    }
+    return eng_fail(d, ENG_ENOTFOUND,
+                    "backbone \"%s\" is not installed on this node: install it or put it in the "
+                    "store's backbones/",
+                    name);
+}
+
+/* The views of the job into t->im (t->n images set). */
+static eng_status fit_views(trainer *t, const cJSON *views, eng_diag *d)
+{
+    int nv = cJSON_GetArraySize(views);
+    if (!cJSON_IsArray(views) || nv < t->n || nv > t->n * DET_MAX_VIEWS)
+        return eng_fail(d, ENG_EFORMAT, "the job's views are not valid");
+    int i = 0;
+    const cJSON *o;
+    cJSON_ArrayForEach(o, views)
+    {
+        det_img *im = &t->im[i];
+        const cJSON *b = cJSON_GetArrayItem(o, 4);
+        int nb = cJSON_GetArraySize(b) / 5;
+        if (cJSON_GetArraySize(o) != 5 || !cJSON_IsArray(b) || cJSON_GetArraySize(b) % 5)
+            return eng_fail(d, ENG_EFORMAT, "view %d is not valid", i);
+        im->src = (int)cJSON_GetArrayItem(o, 0)->valuedouble;
+        im->tile = (int)cJSON_GetArrayItem(o, 1)->valuedouble;
+        im->w = (int)cJSON_GetArrayItem(o, 2)->valuedouble;
+        im->h = (int)cJSON_GetArrayItem(o, 3)->valuedouble;
+        if (im->src < 0 || im->src >= t->n || im->tile < -1 || im->tile >= DET_TILES * DET_TILES)
+            return eng_fail(d, ENG_EFORMAT, "view %d is not valid", i);
+        im->box = malloc(((size_t)nb + 1) * 4 * sizeof(float));
+        im->cat = malloc(((size_t)nb + 1) * sizeof(int));
+        t->nv = i + 1;
+        if (!im->box || !im->cat)
+            return eng_fail(d, ENG_ENOMEM, "training: out of memory");
+        for (int q = 0; q < nb; q++) {
+            for (int c = 0; c < 4; c++)
+                im->box[4 * q + c] = (float)cJSON_GetArrayItem(b, 5 * q + c)->valuedouble;
+            im->cat[q] = (int)cJSON_GetArrayItem(b, 5 * q + 4)->valuedouble;
+            if (im->cat[q] < 0 || im->cat[q] >= t->ncat)
+                return eng_fail(d, ENG_EFORMAT, "view %d is not valid", i);
+        }
+        im->nbox = nb;
+        i++;
+    }
+    t->tiles_ready = t->nv > t->n;
+    return ENG_OK;
+}
+
+/* Features of view i into memory, as stage_features keeps them. */
+static eng_status fit_load(trainer *t, int i, eng_diag *d)
+{
+    det_img *im = &t->im[i];
+    if (im->feat || i >= t->nv)
+        return i >= t->nv ? eng_fail(d, ENG_EFORMAT, "view %d is missing", i) : ENG_OK;
+    size_t per = (size_t)t->fdim * DET_CELLS;
+    if (t->kept + per * 2 > DET_MEM_CAP && t->a->cache_dir)
+        return ENG_OK; /* read back when needed, as here */
+    uint16_t *f = eng_alloc(per * 2);
+    if (!f)
+        return eng_fail(d, ENG_ENOMEM, "training: out of memory");
+    int w, h, hit = 0;
+    eng_status st =
+        det_features(t->bb, t->node, t->fdim, t->letterbox, im->tile, t->a->train[im->src].path,
+                     t->a->cache_dir, t->threads, f, &w, &h, &hit, d);
+    if (st != ENG_OK) {
+        eng_free(f);
+        return st;
+    }
+    im->feat = f;
+    t->kept += per * 2;
+    return ENG_OK;
+}
+
+/* The features of images idx (and their tiles when tiles) into memory. */
+static eng_status fit_load_all(trainer *t, const int *idx, int n, int tiles, eng_diag *d)
+{
+    eng_status st = ENG_OK;
+    for (int q = 0; q < n && st == ENG_OK; q++) {
+        st = fit_load(t, idx[q], d);
+        for (int k = 0; tiles && k < DET_TILES * DET_TILES && st == ENG_OK; k++)
+            st = fit_load(t, t->n + idx[q] * DET_TILES * DET_TILES + k, d);
+    }
+    return st;
+}
+
+eng_status eng_det_fit_run(const char *job, const char *const *bb_dirs, int nbb,
+                           const char *const *paths, int n, const char *cache_dir, int threads,
+                           void **result, size_t *len, eng_diag *d)
+{
+    *result = NULL;
+    *len = 0;
+    cJSON *j = cJSON_Parse(job);
+    const cJSON *vj = cJSON_GetObjectItemCaseSensitive(j, "variant");
+    const char *bbname = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "backbone"));
+    const char *sum = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "checksum"));
+    const char *kind = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(j, "kind"));
+    const cJSON *rj = cJSON_GetObjectItemCaseSensitive(j, "rng");
+    const cJSON *pj = cJSON_GetObjectItemCaseSensitive(j, "pools");
+    int ncat = json_int(j, "categories"), nsize = json_int(j, "sizes");
+    int npool = cJSON_GetArraySize(pj);
+    if (!j || !vj || !bbname || !sum || !kind || strcmp(kind, "detector-fit") != 0 ||
+        cJSON_GetArraySize(rj) != 4 || ncat < 1 || nsize < 1 || nsize > DET_NSIZE || npool > 2 ||
+        json_int(j, "images") != n || n < 1) {
+        cJSON_Delete(j);
+        return eng_fail(d, ENG_EFORMAT, "the job is not valid");
+    }
+    trainer t;
+    memset(&t, 0, sizeof t);
+    eng_train_args a;
+    memset(&a, 0, sizeof a);
+    eng_sample *smp = calloc((size_t)n, sizeof *smp);
+    char **cats = calloc((size_t)ncat, sizeof *cats);
+    int nfit = 0, nhold = 0, *fitidx = json_ints(j, "fit", n, &nfit);
+    int *hold = json_ints(j, "hold", n, &nhold);
+    eng_detector *m = NULL;
+    det_pool pl[2][DET_NSIZE];
+    memset(pl, 0, sizeof pl);
+    wbuf b = {0};
+    eng_status st = ENG_OK;
+    if (!smp || !cats || !fitidx || !hold || nfit < 1) {
+        st = eng_fail(d, ENG_EFORMAT, "the job is not valid");
+        goto out;
+    }
+    for (int i = 0; i < n; i++)
+        smp[i].path = paths[i];
+    for (int c = 0; c < ncat; c++)
+        cats[c] = "?"; /* names do not enter the fit or its detections */
+    a.train = smp;
+    a.ntrain = n;
+    a.categories = (const char *const *)cats;
+    a.ncat = ncat;
+    a.cache_dir = cache_dir;
+    t.a = &a;
+    t.ncat = ncat;
+    t.n = n;
+    t.threads = threads > 0 ? threads : 1;
+    t.letterbox = 0; /* as trainer_start */
+    if ((st = fit_backbone(bbname, sum, bb_dirs, nbb, &t.bb, d)) != ENG_OK)
+        goto out;
+    const eng_backbone_info *inf = eng_backbone_get_info(t.bb);
+    t.node = inf->detection_features;
+    t.fdim = inf->detection_features_dim;
+    if (!t.node || t.fdim < 1) {
+        st = eng_fail(d, ENG_EUNSUPPORTED, "backbone \"%s\" has no detection features", bbname);
+        goto out;
+    }
+    if ((st = load_consts(&t, d)) != ENG_OK || (st = trainer_buffers(&t, d)) != ENG_OK)
+        goto out;
+    if (!(t.im = calloc((size_t)n * DET_MAX_VIEWS, sizeof *t.im))) {
+        st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
+        goto out;
+    }
+    if ((st = fit_views(&t, cJSON_GetObjectItemCaseSensitive(j, "views"), d)) != ENG_OK)
+        goto out;
+    variant v = {
+        .name = "fit",
+        .finetune_wh = json_int(vj, "finetune_wh") > 0,
+        .hidden = json_int(vj, "hidden") > 0 ? json_int(vj, "hidden") : 0,
+        .lr = (float)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(vj, "lr")),
+        .epochs = json_int(vj, "epochs"),
+        .tiles = json_int(vj, "tiles") > 0 ? json_int(vj, "tiles") : 0,
+        .whole = json_int(vj, "whole") > 0,
+    };
+    int ptiles[2] = {0, 0}, pwhole[2] = {0, 0}, anytiles = 0;
+    for (int p = 0; p < npool; p++) {
+        const cJSON *x = cJSON_GetArrayItem(pj, p);
+        ptiles[p] = (int)cJSON_GetNumberValue(cJSON_GetArrayItem(x, 0));
+        pwhole[p] = (int)cJSON_GetNumberValue(cJSON_GetArrayItem(x, 1));
+        anytiles |= ptiles[p] > 0;
+    }
+    if (v.epochs < 1 || !(v.lr > 0) || ((v.tiles || anytiles) && !t.tiles_ready)) {
+        st = eng_fail(d, ENG_EFORMAT, "the job's variant is not valid");
+        goto out;
+    }
+    for (int k = 0; k < 4; k++) {
+        const char *hex = cJSON_GetStringValue(cJSON_GetArrayItem(rj, k));
+        t.rng.s[k] = hex ? strtoull(hex, NULL, 16) : 0;
+    }
+    /* the maps the daemon's own fit would find held (dw_map) */
+    const cJSON *mj = cJSON_GetObjectItemCaseSensitive(j, "maps"), *x;
+    if (!(t.map_held = calloc((size_t)n * DET_MAX_VIEWS * 4, 1))) {
+        st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
+        goto out;
+    }
+    cJSON_ArrayForEach(x, mj)
+    {
+        if (cJSON_IsNumber(x) && x->valuedouble >= 0 && x->valuedouble < 4.0 * t.nv)
+            t.map_held[(int)x->valuedouble] = 1;
+    }
+    double mb = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "map_bytes"));
+    t.map_bytes = mb > 0 ? (size_t)mb : 0;
+    if ((st = fit_load_all(&t, fitidx, nfit, v.tiles, d)) != ENG_OK ||
+        (npool > 0 && (st = fit_load_all(&t, hold, nhold, anytiles, d)) != ENG_OK))
+        goto out;
+    if (!(m = model_new(&t))) {
+        st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
+        goto out;
+    }
+    /* the fit, as cross_validate and stage_final run it */
+    t.cpu0 = cpu_now();
+    double dl = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "deadline"));
+    t.deadline = dl > 0 ? dl : 0;
+    float loss = 0;
+    if ((st = fit(&t, fitidx, nfit, &v, m, &loss, d)) != ENG_OK)
+        goto out;
+    double fit_cpu = cpu_now() - t.cpu0;
+    if (npool > 0 && nhold > 0 && nsize > 1)
+        st = size_prior_of(&t, fitidx, nfit, m, d);
+    for (int p = 0; p < npool && st == ENG_OK; p++) {
+        m->tiles = ptiles[p];
+        m->tile_whole = pwhole[p];
+        for (int w = 0; w < nsize && st == ENG_OK; w++) {
+            m->size_weight = DET_SIZE_W[w];
+            st = pool_add(&t, m, hold, nhold, &pl[p][w], d);
+        }
+    }
+    if (st != ENG_OK)
+        goto out;
+    uint32_t magic = DET_FIT_MAGIC;
+    int hid = m->hidden, k = hid > 0 ? hid : t.fdim;
+    int32_t nviews = v.tiles ? nfit * (1 + DET_TILES * DET_TILES) : nfit;
+    wb_put(&b, &magic, 4);
+    wb_put(&b, t.rng.s, sizeof t.rng.s);
+    int32_t head[8] = {t.steps_done, t.steps_planned, hid, t.fdim, t.ncat, npool, nsize, nviews};
+    wb_put(&b, head, sizeof head);
+    wb_put(&b, &loss, sizeof loss);
+    wb_put(&b, &fit_cpu, sizeof fit_cpu);
+    wb_put(&b, m->wc, (size_t)k * t.ncat * sizeof(float));
+    wb_put(&b, m->bc, (size_t)t.ncat * sizeof(float));
+    wb_put(&b, m->ww, (size_t)t.fdim * 4 * sizeof(float));
+    wb_put(&b, m->bw, 4 * sizeof(float));
+    if (hid > 0) {
+        wb_put(&b, m->w1, (size_t)t.fdim * hid * sizeof(float));
+        wb_put(&b, m->b1, (size_t)hid * sizeof(float));
+    }
+    for (int p = 0; p < npool; p++)
+        for (int w = 0; w < nsize; w++)
+            wb_pool(&b, &pl[p][w]);
+    if (b.bad) {
+        st = eng_fail(d, ENG_ENOMEM, "out of memory");
+        goto out;
+    }
+    *result = b.p;
+    *len = b.len;
+    b.p = NULL;
+out:
+    free(b.p);
+    for (int p = 0; p < 2; p++)
+        for (int w = 0; w < DET_NSIZE; w++)
+            pool_release(&pl[p][w]);
+    eng_detector_free(m);
+    trainer_release(&t);
+    eng_backbone_free(t.bb);
+    free(smp);
+    free(cats);
+    free(fitidx);
+    free(hold);
+    cJSON_Delete(j);
+    return st;
 }

@@ -60,6 +60,20 @@ eng_status eng_det_train(const eng_train_args *a, eng_detector **out, char **eva
 eng_status eng_det_cache_features(eng_backbone *const *backbones, int nbackbones,
                                   const char *const *paths, int n, const char *cache_dir,
                                   int threads, int *computed, int *failed, eng_diag *d);
+/* The worker's side of eng_detfit_fn (recipe.h): runs the head fit job
+ * describes (the JSON eng_det_train wrote) on the n training images paths,
+ * exactly as training would run it here: the features through the cache
+ * cache_dir (may be NULL: computed), the fit from the random generator's
+ * state the job gives, then the held-out images' detections at each pool
+ * and box-size weight the job names. bb_dirs: backbone folders; the job's
+ * backbone is the one whose folder has its name, checked by checksum
+ * (ENG_ENOTFOUND otherwise). *result (malloc'd, *len bytes) is what the
+ * hook hands back to training. Bitwise what training computes itself,
+ * whatever threads. */
+eng_status eng_det_fit_run(const char *job, const char *const *bb_dirs, int nbb,
+                           const char *const *paths, int n, const char *cache_dir, int threads,
+                           void **result, size_t *len, eng_diag *d);
+
 /* Detects objects in one image: *objs a new array of *n objects, best first
  * (free()); *img_w, *img_h (may be NULL) the image's size in pixels.
  * threads <= 0: 1. */

@@ -88,6 +88,18 @@ typedef int (*eng_finetune_fn)(void *ctx, eng_finetune_job *jobs, int njobs,
                                const char *const *paths, int n, double *cpu, eng_status *st,
                                eng_diag *d);
 
+/* Runs a batch of a detector's head fits elsewhere, at the same time where
+ * it can (the Slurm executor: one job array of `visionfs-worker detfit`,
+ * one task per fit, each handing its job to eng_det_fit_run, detect.h):
+ * the folds of one variant of the search, or the final fit. The same
+ * contract as eng_finetune_fn: jobs[k].spec is the fit as JSON text the
+ * engine wrote (the views, the variant, the images fitted and held out,
+ * the random generator's state), jobs[k].result what eng_det_fit_run gave
+ * (the heads, the held-out detections, the generator's state after the
+ * fit); paths the n training images; *cpu the CPU seconds the batch costs.
+ * Returns 0, 1 (not taken: the engine fits locally) or -1 (failed). */
+typedef eng_finetune_fn eng_detfit_fn;
+
 /* Extracts elsewhere (the Slurm executor's workers, eng_cls_cache_pass)
  * the features of one pass of a classifier's search into the feature cache:
  * backbone (its name and checksum) at input size with augmentation aug and
@@ -119,6 +131,9 @@ typedef struct eng_train_hooks {
     /* may be NULL: a classifier search's second input scale and augmented
      * copies extracted elsewhere into the feature cache */
     eng_extract_fn extract;
+    /* may be NULL: a detector's head fits (the search's folds of a variant,
+     * the final fit) run elsewhere, each batch at once */
+    eng_detfit_fn detfit;
 } eng_train_hooks;
 
 typedef struct eng_train_args {

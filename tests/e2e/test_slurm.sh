@@ -137,6 +137,16 @@ cp "$SRC"/bulk/*.png "$MNT/models/ref/predict/"
 for f in "$SRC"/bulk/*.png; do
     jq -c '{metadata, customModelResult}' "$MNT/models/ref/predict/$(basename "$f").json"
 done >"$T/ref.bulk"
+# a detector, the reference for its head training on the cluster (a budget
+# the search never reaches, so that no fit is cut by the CPU clock)
+DETREQ='{"dataset": "dtrain", "test_dataset": "dtrain", "budget_minutes": 5}'
+add_datasets dtrain
+mkdir "$MNT/models/detref"
+echo "$DETREQ" >"$MNT/models/detref/train.json"
+check "detector, local: trained" wait_status "$MNT/models/detref/status" succeeded 300
+cp "$MNT/models/detref/model.safetensors" "$T/detref.model"
+eval_of detref >"$T/detref.eval"
+grep -E "^[^ ]+ [^ ]+ (variant|chosen)" "$MNT/models/detref/log" >"$T/detref.variants"
 vfs_umount
 rm -rf "$STORE/models/.vfs-cache" # the cluster must compute every feature
 
@@ -228,7 +238,6 @@ check "bulk: its answer" jqe '.customModelResult.tagsResult.values[0].name == "d
     "$M/predict/single.png.json"
 
 # ---- a detector: its detection features from the array ---------------------------
-add_datasets dtrain
 mkdir "$MNT/models/det"
 echo '{"dataset": "dtrain", "test_dataset": "dtrain", "budget_minutes": 0.3}' >"$MNT/models/det/train.json"
 check "detector: trained" wait_status "$MNT/models/det/status" succeeded 240
@@ -242,6 +251,63 @@ check "detector: the evaluation on its test dataset was an array" \
     "$MNT/models/det/log"
 cp "$MNT/models/det/evaluation.json" "$T/det.training.eval"
 grep -E "slurm: (job array [0-9]+ done in|[0-9]+ objects in)" "$MNT/models/det/log" | sed 's/^/note: detector training: /'
+
+# the same request as the local reference: every head fit on the cluster,
+# a job array per variant of the search (a task per fold) and one for the
+# final fit, and the very model and evaluation of the local executor
+D2=$MNT/models/detsl
+mkdir "$D2"
+echo "$DETREQ" >"$D2/train.json"
+seen=0
+for i in $(seq 3000); do
+    if jqe '.slurm.stage == "head training" and (.slurm.tasks | length) > 1' "$D2/status.json" 2>/dev/null; then
+        cp "$D2/status.json" "$T/dfit.status.json"
+        cp "$D2/status" "$T/dfit.status"
+        seen=1
+        break
+    fi
+    grep -Eq "^(succeeded|failed)" "$D2/status" 2>/dev/null && break
+    sleep 0.1
+done
+check_eq "detector head training: status.json shows an array (stage head training)" 1 "$seen"
+check "detector head training: status.json lists a task per fold, with job ids" jqe \
+    '(.slurm.tasks | length) == 4 and ([.slurm.tasks[].jobId | test("^[0-9]+_[0-3]$")] | all)' \
+    "$T/dfit.status.json"
+check "detector head training: status names the job" \
+    grep -Eq "slurm job [0-9]+: ([0-9]+ (PENDING|RUNNING|COMPLETED)(, )?)+" "$T/dfit.status"
+check "detector head training: trained" wait_status "$D2/status" succeeded 400
+nfolds=$(grep -Ec "slurm: head training of [a-z0-9 -]+ heatmap, 4 folds \([0-9]+ images\) submitted as job array [0-9]+ \(4 tasks\)" "$D2/log" || true)
+check "detector head training: log: each variant's 4 folds as one array of 4 tasks" \
+    test "$nfolds" -ge 2
+check_eq "detector head training: log: the final fit as an array of 1 task" 1 \
+    "$(grep -Ec "slurm: head training of .*, final fit \([0-9]+ images\) submitted as job array [0-9]+ \(1 task" "$D2/log")"
+check "detector head training: log: the workers' CPU time" \
+    grep -Eq "slurm: head training of .* done, [0-9.]+ CPU s on the nodes \(task 0 [0-9.]+, task 1 [0-9.]+" "$D2/log"
+check "detector head training: every fit ran on the cluster" \
+    test "$(grep -Ec "variant .*: [0-9]+ images, [0-9]+ of [0-9]+ steps" "$D2/log")" = \
+    "$(grep -Ec "variant .*: [0-9]+ images, [0-9]+ of [0-9]+ steps.* on the cluster" "$D2/log")"
+grep -E "slurm: head training of .* (submitted|done)" "$D2/log" | sed 's/^/note: detector head training: /'
+grep -E "^[^ ]+ [^ ]+ (variant|chosen)" "$D2/log" >"$T/detsl.variants"
+# (the CPU seconds vary from run to run)
+unclocked() { sed -E 's/^[^ ]+ [^ ]+ //; s/, [0-9.]+ s CPU( on the cluster)?$//' "$1"; }
+check "detector head training: the same fits, scores and choice as the local executor" \
+    diff <(unclocked "$T/detref.variants") <(unclocked "$T/detsl.variants")
+check "detector head training: the same model.safetensors as the local executor" \
+    cmp "$T/detref.model" "$D2/model.safetensors"
+eval_of detsl >"$T/detsl.eval"
+check "detector head training: the same evaluation as the local executor" \
+    cmp "$T/detref.eval" "$T/detsl.eval"
+check "detector head training: the job folders are gone" test -z "$(find "$STORE/.tmp" -name 'job.*.json')"
+# rm train.json while a head-training array runs: scancel, cancelled
+mkdir "$MNT/models/detc"
+echo "$DETREQ" >"$MNT/models/detc/train.json"
+check "detector head training, cancel: an array is queued or running" \
+    wait_jq "$MNT/models/detc/status.json" '.slurm.stage' "head training" 120
+djob=$(jq -r '.slurm.jobId' "$MNT/models/detc/status.json")
+rm "$MNT/models/detc/train.json"
+check "detector head training, cancel: cancelled" wait_status "$MNT/models/detc/status" cancelled 30
+check "detector head training, cancel: log says scancel" \
+    grep -q "cancelled job array $djob (scancel)" "$MNT/models/detc/log"
 
 # 16 images copied into its predict/: one job array, answers and drawings
 # moved into predict/ by the daemon
@@ -549,6 +615,25 @@ echo '{"dataset": "train", "budget_minutes": 2}' >"$MNT/models/flaky/train.json"
 check "flaky task: trained" wait_status "$MNT/models/flaky/status" succeeded 240
 check "log: the failed task was retried" \
     grep -Eq "task 1 \(job [0-9]+_1\) ended FAILED.*simulated crash; try 2 of 3" "$MNT/models/flaky/log"
+vfs_umount
+# a detector whose first head fit of fold 2 crashes: that fold is run
+# again, and the model is still the local executor's
+cat >"$T/flaky-detfit" <<EOF
+#!/bin/sh
+if [ "\$1" = detfit ] && [ "\$SLURM_ARRAY_TASK_ID" = 1 ] && [ ! -e "$T/dflaked" ]; then
+    touch "$T/dflaked"; echo "flaky: simulated crash" >&2; exit 9
+fi
+exec "$WORKER" "\$@"
+EOF
+chmod +x "$T/flaky-detfit"
+vfs_mount --executor slurm --slurm-tasks 4 --slurm-worker "$T/flaky-detfit"
+mkdir "$MNT/models/detflaky"
+echo "$DETREQ" >"$MNT/models/detflaky/train.json"
+check "flaky head fit: trained" wait_status "$MNT/models/detflaky/status" succeeded 300
+check "flaky head fit: log: the fold was retried" \
+    grep -Eq "task 1 \(job [0-9]+_1\) ended FAILED.*simulated crash; try 2 of 3" "$MNT/models/detflaky/log"
+check "flaky head fit: the same model.safetensors as the local executor" \
+    cmp "$T/detref.model" "$MNT/models/detflaky/model.safetensors"
 vfs_umount
 
 # ---- a worker that cannot see the store ------------------------------------------

@@ -128,4 +128,23 @@ check_err "finetune: shard 0 of 2 runs the first spec" "fine-tuning job: malform
 check_err "finetune: shard 1 of 2 runs the second spec" "job \"$T/spec1.json\"" \
     "$WORKER" finetune --store "$S2" --spec "$T/spec0.json" --spec "$T/spec1.json" \
     --images "$T/ft.list" --job-dir "$T/ftjob" --shard 1/2
+# detfit: a detector's head fit, the same way (shard I runs the I-th spec);
+# a fit naming a backbone this node lacks fails saying so
+echo "train/a.png" >"$T/df.list"
+cat >"$T/dspec1.json" <<'JSON'
+{"kind": "detector-fit", "title": "linear heatmap, fold 2 of 4", "backbone": "nosuch",
+ "checksum": "00", "images": 1, "categories": 1, "sizes": 1, "pools": [],
+ "variant": {"name": "linear heatmap", "finetune_wh": 0, "hidden": 0, "lr": 0.01,
+             "epochs": 40, "tiles": 0, "whole": 0},
+ "fit": [0], "hold": [], "rng": ["1", "2", "3", "4"], "deadline": 0, "maps": [],
+ "map_bytes": 0, "views": [[0, -1, 64, 64, [1, 1, 9, 9, 0]]]}
+JSON
+check_err "detfit: shard 0 of 2 runs the first spec" "head fit: the job is not valid" \
+    "$WORKER" detfit --store "$S2" --spec "$T/spec0.json" --spec "$T/dspec1.json" \
+    --images "$T/df.list" --job-dir "$T/ftjob" --shard 0/2
+check_err "detfit: a backbone missing on the node is named" \
+    "head fit: backbone \"nosuch\" is not installed on this node" \
+    "$WORKER" detfit --store "$S2" --spec "$T/spec0.json" --spec "$T/dspec1.json" \
+    --images "$T/df.list" --job-dir "$T/ftjob" --shard 1/2
+check "detfit: no result left by a failed fit" test ! -e "$T/ftjob/result.1"
 vfs_done

@@ -505,6 +505,31 @@ static void test_budget_message(void)
           strstr(d.msg, "suggested 60 minutes"));
 }
 
+/* The worker's side of the head fits (eng_det_fit_run): a job it cannot
+ * read, or one for another detector's images, fails without a result; a
+ * backbone missing on the node is named. */
+static void test_fit_run_refuses(void)
+{
+    const char *paths[1] = {"/nonexistent/a.png"}, *dirs[1] = {"/nonexistent/centernet"};
+    void *res = (void *)1;
+    size_t len = 7;
+    eng_diag d = {{0}};
+    CHECK(eng_det_fit_run("not json", dirs, 1, paths, 1, NULL, 1, &res, &len, &d) == ENG_EFORMAT);
+    CHECK(res == NULL && len == 0);
+    const char *job =
+        "{\"kind\": \"detector-fit\", \"backbone\": \"nosuch\", \"checksum\": \"00\", "
+        "\"images\": 1, \"categories\": 1, \"sizes\": 1, \"pools\": [], \"variant\": "
+        "{\"hidden\": 0, \"lr\": 0.01, \"epochs\": 40}, \"fit\": [0], \"hold\": [], "
+        "\"rng\": [\"1\", \"2\", \"3\", \"4\"], \"views\": [[0, -1, 64, 64, []]]}";
+    /* two images for a job of one: not this job's list */
+    const char *two[2] = {paths[0], paths[0]};
+    CHECK(eng_det_fit_run(job, dirs, 1, two, 2, NULL, 1, &res, &len, &d) == ENG_EFORMAT);
+    CHECK(eng_det_fit_run(job, dirs, 1, paths, 1, NULL, 1, &res, &len, &d) == ENG_ENOTFOUND);
+    printf("%s\n", d.msg);
+    CHECK(strstr(d.msg, "backbone \"nosuch\" is not installed on this node"));
+    CHECK(res == NULL);
+}
+
 /* NMS is kept unless switching it off clearly wins on the held-out split;
  * a later (less simple) variant must win by a share of the figure. */
 static void test_pick_variant(void)
@@ -920,6 +945,7 @@ int main(void)
     test_calibrate();
     test_pick_variant();
     test_budget_message();
+    test_fit_run_refuses();
     test_background_images();
     eng_detector *m = NULL;
     test_train(&m);
