@@ -330,6 +330,7 @@ void coco_dataset_free(coco_dataset *ds)
     coco_plist_free(&ds->problems);
     coco_idmap_free(&ds->image_ids);
     coco_idmap_free(&ds->cat_ids);
+    free(ds->build_names);
     free(ds);
 }
 
