@@ -409,13 +409,13 @@ static void check_classes(const coco_dataset *ds, size_t n, const char *what, co
     CHECK_MSG(bad == 0, "%s: %zu boxes with the wrong category", what, bad);
 }
 
-/* A label folder with 50,000 distinct classes and no class-name file, and a
- * VOC file with 30,000 distinct object names, each used twice: hostile
- * input a daemon reads on every write, so the category lookup must not scan
- * every category per box (that took minutes for the YOLO folder). */
+/* A label folder with 100,000 distinct classes (the most it may have) and no
+ * class-name file, and a VOC file with 50,000 distinct object names, each
+ * used twice: hostile input a daemon reads on every write, so the category
+ * lookup must not scan every category per box. */
 static void test_many_classes(void)
 {
-    const size_t ny = 50000, nv = 30000;
+    const size_t ny = 100000, nv = 50000;
     size_t cap = 2 * ny * 32 + 1, o = 0;
     char *txt = malloc(cap);
     for (size_t r = 0; r < 2; r++)
@@ -455,9 +455,9 @@ static void test_many_classes(void)
     free(txt);
     printf("many classes: YOLO %zu classes x 2 in %.0f ms, VOC %zu names x 2 in %.0f ms\n", ny, ty,
            nv, tv);
-    /* linear is tens of ms (a few hundred under sanitizers); a scan per box
-     * took 9-60 s here */
-    CHECK_MSG(ty < 3000 && tv < 3000, "too slow: YOLO %.0f ms, VOC %.0f ms", ty, tv);
+    /* linear is 0.2-0.7 s (1-3 s under sanitizers on a loaded machine); a
+     * scan per box took 20 s and more */
+    CHECK_MSG(ty < 10000 && tv < 10000, "too slow: YOLO %.0f ms, VOC %.0f ms", ty, tv);
 }
 
 int main(void)
