@@ -64,11 +64,61 @@ int64_t coco_build_image(coco_dataset *ds, const char *file_name, int64_t w, int
     return im->id;
 }
 
+/* FNV-1a of name[0..len). */
+static size_t name_hash(const char *name, size_t len)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)name[i];
+        h *= 0x100000001b3ULL;
+    }
+    return (size_t)(h ^ (h >> 32));
+}
+
+/* The slot of the category named name[0..len) in ds->build_names, or the
+ * empty slot where it goes. */
+static size_t name_slot(const coco_dataset *ds, const char *name, size_t len)
+{
+    size_t i = name_hash(name, len) & ds->build_names_mask;
+    for (uint32_t v; (v = ds->build_names[i]) != 0; i = (i + 1) & ds->build_names_mask) {
+        const char *c = ds->cats[v - 1].name;
+        if (strlen(c) == len && memcmp(c, name, len) == 0)
+            break;
+    }
+    return i;
+}
+
+/* Keeps the name table at most half full: rebuilt at twice the size. */
+static int names_grow(coco_dataset *ds)
+{
+    size_t cap = ds->build_names ? ds->build_names_mask + 1 : 0;
+    if (ds->n_cats + 1 <= cap / 2)
+        return 0;
+    size_t nc = cap ? cap * 2 : 64;
+    while (nc / 2 < ds->n_cats + 1)
+        nc *= 2;
+    uint32_t *t = calloc(nc, sizeof *t);
+    if (!t)
+        return -1;
+    free(ds->build_names);
+    ds->build_names = t;
+    ds->build_names_mask = nc - 1;
+    for (size_t k = 0; k < ds->n_cats; k++) {
+        const char *c = ds->cats[k].name;
+        ds->build_names[name_slot(ds, c, strlen(c))] = (uint32_t)k + 1;
+    }
+    return 0;
+}
+
 int64_t coco_build_category(coco_dataset *ds, const char *name, size_t len, const char *origin)
 {
-    for (size_t i = 0; i < ds->n_cats; i++)
-        if (strlen(ds->cats[i].name) == len && memcmp(ds->cats[i].name, name, len) == 0)
-            return ds->cats[i].id;
+    /* a hash table, not a scan: a label folder can name 100,000 classes */
+    len = strnlen(name, len); /* the name as stored */
+    if (names_grow(ds))
+        return -1;
+    size_t slot = name_slot(ds, name, len);
+    if (ds->build_names[slot])
+        return ds->cats[ds->build_names[slot] - 1].id;
     if (grow((void **)&ds->cats, &ds->cap_cats, ds->n_cats + 1, sizeof *ds->cats))
         return -1;
     coco_category *c = &ds->cats[ds->n_cats];
@@ -81,6 +131,7 @@ int64_t coco_build_category(coco_dataset *ds, const char *name, size_t len, cons
     c->index = (uint32_t)ds->n_cats;
     c->flags = COCO_HAS_ID | COCO_HAS_NAME;
     ds->n_cats++;
+    ds->build_names[slot] = (uint32_t)ds->n_cats;
     return c->id;
 }
 
@@ -108,6 +159,9 @@ int coco_build_box(coco_dataset *ds, int64_t image_id, int64_t category_id, cons
 
 coco_status coco_build_finish(coco_dataset *ds)
 {
+    free(ds->build_names);
+    ds->build_names = NULL;
+    ds->build_names_mask = 0;
     if (coco_dataset_index(ds) != COCO_OK || ds->problems.oom) {
         coco_dataset_free(ds);
         return COCO_ENOMEM;

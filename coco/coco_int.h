@@ -69,6 +69,10 @@ struct coco_dataset {
     coco_kind task_kind; /* from "task" or coco_dataset_set_kind */
     int n_sources;       /* > 1 after a merge of several parts */
     coco_idmap image_ids, cat_ids;
+    /* while a reader builds the dataset (build.c): category index + 1 by
+     * name, open addressing, 0 = empty; freed by coco_build_finish */
+    uint32_t *build_names;
+    size_t build_names_mask;
 };
 
 struct coco_report {

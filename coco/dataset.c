@@ -91,8 +91,11 @@ void coco_quote(char *out, size_t cap, const char *s, size_t len)
 
 /* ---- arena --------------------------------------------------------------- */
 
-/* Strings are copied into blocks of this size (a longer one gets a block of
- * its own): one malloc for thousands of names. */
+/* Strings are copied into blocks that start at ARENA_FIRST bytes and double
+ * up to ARENA_BLOCK (a longer string gets a block of its own): one malloc
+ * for thousands of names, and a small file (a status, one label file) does
+ * not cost a megabyte of fresh pages. */
+#define ARENA_FIRST ((size_t)4 << 10)
 #define ARENA_BLOCK ((size_t)1 << 20)
 /* A string longer than half a block goes behind the current block, which
  * keeps filling, rather than leaving most of it unused. */
@@ -102,7 +105,9 @@ char *coco_arena_dup(coco_arena *a, const char *s, size_t len)
 {
     coco_arena_block *b = a->head;
     if (!b || b->cap - b->used < len + 1) {
-        size_t cap = len + 1 > ARENA_BLOCK ? len + 1 : ARENA_BLOCK;
+        size_t cap = !b ? ARENA_FIRST : b->cap < ARENA_BLOCK / 2 ? 2 * b->cap : ARENA_BLOCK;
+        if (cap < len + 1)
+            cap = len + 1;
         b = malloc(sizeof *b + cap);
         if (!b)
             return NULL;
@@ -330,6 +335,7 @@ void coco_dataset_free(coco_dataset *ds)
     coco_plist_free(&ds->problems);
     coco_idmap_free(&ds->image_ids);
     coco_idmap_free(&ds->cat_ids);
+    free(ds->build_names);
     free(ds);
 }
 

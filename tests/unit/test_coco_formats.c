@@ -4,15 +4,25 @@
  * and validate as ready; a table of broken files per format asserts each
  * problem's severity, its path (file and line, or file and element) and its
  * message; a DOCTYPE (XXE, entity bombs) is refused; the export is a COCO
- * file with relative boxes that reads back as the same dataset. */
+ * file with relative boxes that reads back as the same dataset; many
+ * distinct class names cost linear time, not quadratic. */
+#define _POSIX_C_SOURCE 200809L
 #include "check.h"
 #include "coco.h"
 
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* ---- helpers ---- */
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
 
 static const coco_src_image IMAGES[] = {
     {"JPEGImages/a.jpg", 200, 100}, {"JPEGImages/b.png", 400, 300}, {"side/c.jpg", 640, 480},
@@ -375,11 +385,87 @@ static void run_yolo_bad(void)
     CHECK(coco_voc_parse(NULL, 1, NULL, 0, &ds, NULL) == COCO_EINVAL);
 }
 
+/* ---- many distinct classes ---- */
+
+/* Boxes k and k + n both have the category named PREFIX k, and there are n
+ * categories. */
+static void check_classes(const coco_dataset *ds, size_t n, const char *what, const char *prefix)
+{
+    CHECK_MSG(coco_dataset_category_count(ds) == n, "%s: %zu categories, want %zu", what,
+              coco_dataset_category_count(ds), n);
+    CHECK_MSG(coco_dataset_annotation_count(ds) == 2 * n, "%s: %zu boxes, want %zu", what,
+              coco_dataset_annotation_count(ds), 2 * n);
+    size_t bad = 0;
+    for (size_t k = 0; k < n && coco_dataset_annotation_count(ds) == 2 * n; k++) {
+        const coco_annotation *a = coco_dataset_annotation(ds, k);
+        const coco_annotation *b = coco_dataset_annotation(ds, k + n);
+        long ci = coco_dataset_find_category(ds, a->category_id);
+        char want[32];
+        snprintf(want, sizeof want, "%s%zu", prefix, k);
+        if (a->category_id != b->category_id || ci < 0 ||
+            strcmp(coco_dataset_category(ds, (size_t)ci)->name, want))
+            bad++;
+    }
+    CHECK_MSG(bad == 0, "%s: %zu boxes with the wrong category", what, bad);
+}
+
+/* A label folder with 100,000 distinct classes (the most it may have) and no
+ * class-name file, and a VOC file with 50,000 distinct object names, each
+ * used twice: hostile input a daemon reads on every write, so the category
+ * lookup must not scan every category per box. */
+static void test_many_classes(void)
+{
+    const size_t ny = 100000, nv = 50000;
+    size_t cap = 2 * ny * 32 + 1, o = 0;
+    char *txt = malloc(cap);
+    for (size_t r = 0; r < 2; r++)
+        for (size_t k = 0; k < ny; k++)
+            o += (size_t)snprintf(txt + o, cap - o, "%zu 0.5 0.5 0.2 0.2\n", k);
+    coco_src_file lab = {"labels/a.txt", txt, o};
+    coco_dataset *ds = NULL;
+    double t0 = now_ms();
+    CHECK(coco_yolo_parse(&lab, 1, NULL, IMAGES, N_IMAGES, &ds, NULL) == COCO_OK);
+    double ty = now_ms() - t0;
+    if (ds)
+        check_classes(ds, ny, "YOLO", ""); /* no names: classes are named by number */
+    coco_dataset_free(ds);
+    free(txt);
+
+    cap = 200 + 2 * nv * 120;
+    o = 0;
+    txt = malloc(cap);
+    o += (size_t)snprintf(txt + o, cap - o,
+                          "<annotation><filename>a.jpg</filename><size><width>200</width>"
+                          "<height>100</height></size>");
+    for (size_t r = 0; r < 2; r++)
+        for (size_t k = 0; k < nv; k++)
+            o += (size_t)snprintf(txt + o, cap - o,
+                                  "<object><name>c%zu</name><bndbox><xmin>1</xmin><ymin>2</ymin>"
+                                  "<xmax>30</xmax><ymax>40</ymax></bndbox></object>",
+                                  k);
+    o += (size_t)snprintf(txt + o, cap - o, "</annotation>");
+    coco_src_file x = {"Annotations/a.xml", txt, o};
+    ds = NULL;
+    t0 = now_ms();
+    CHECK(coco_voc_parse(&x, 1, IMAGES, N_IMAGES, &ds, NULL) == COCO_OK);
+    double tv = now_ms() - t0;
+    if (ds)
+        check_classes(ds, nv, "VOC", "c");
+    coco_dataset_free(ds);
+    free(txt);
+    printf("many classes: YOLO %zu classes x 2 in %.0f ms, VOC %zu names x 2 in %.0f ms\n", ny, ty,
+           nv, tv);
+    /* linear is 0.2-0.7 s (1-3 s under sanitizers on a loaded machine); a
+     * scan per box took 20 s and more */
+    CHECK_MSG(ty < 10000 && tv < 10000, "too slow: YOLO %.0f ms, VOC %.0f ms", ty, tv);
+}
+
 int main(void)
 {
     test_voc_good();
     run_voc_bad();
     test_yolo_good();
     run_yolo_bad();
+    test_many_classes();
     return check_report("test_coco_formats");
 }
