@@ -365,8 +365,8 @@ void det_crop_result_release(det_crop_result *c)
 
 eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, int n, int nfolds,
                            int ncat, const eng_det_gt *gt, int ngt, const eng_det_pred *pred0,
-                           int npred0, double base_map, double cpu_left, int threads,
-                           det_crop_result *c, eng_diag *d)
+                           int npred0, double cpu_left, int threads, det_crop_result *c,
+                           eng_diag *d)
 {
     memset(c, 0, sizeof *c);
     for (int w = 0; w <= CROP_NG; w++)
@@ -441,12 +441,14 @@ eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, i
         st = eng_fail(d, ENG_ENOMEM, "detector: out of memory");
     double iou = 0.5;
     int best = -1;
-    double best_map = base_map;
+    double best_map = -1;
     for (int w = 0; w <= CROP_NG && st == ENG_OK; w++) {
         rescore_all(pred, np, prob, k, w ? CROP_G[w - 1] : 0, sc, q);
         st = eng_det_map_ex(gt, ngt, q, np, ncat, &iou, 1, ENG_DET_MAX_DETS, &c->map[w], NULL, d);
         /* a weight must win as a more complex variant must */
-        if (st == ENG_OK && w > 0 && c->map[w] > best_map * (1 + DET_SIMPLER_MARGIN) + 1e-9) {
+        if (st == ENG_OK && w == 0)
+            best_map = c->map[0];
+        else if (st == ENG_OK && c->map[w] > best_map * (1 + DET_SIMPLER_MARGIN) + 1e-9) {
             best = w;
             best_map = c->map[w];
         }

@@ -125,6 +125,9 @@ int det_merge(eng_det_object *in, int n, float nms_iou, eng_det_object *out, int
 /* crops the search holds at most: the embeddings and the regression's
  * copy take about 16 KB each with Lite0 (30,000: under 500 MB) */
 #define DET_CROP_MAX_ROWS 30000
+/* images whose crops the search uses at most (a seeded sample of a larger
+ * set): about 4,000 crops, 40 CPU s with Lite0 */
+#define DET_CROP_MAX_IMAGES 64
 
 /* Embeddings out [n (2n with flip: then the mirrored crops), dim] of the
  * crops of boxes (n x 4: x, y, w, h in pixels of a ref_w x ref_h image) of
@@ -176,16 +179,16 @@ typedef struct det_crop_result {
 
 /* The crop classifier's cross-validation: ims[0..n) the training images
  * (detections and boxes name them by index), pred the pooled held-out
- * detections of the chosen heads (calibrated confidences) and gt the boxes;
- * base_map their mAP@50. Each fold's classifier is trained on the crops of
- * the other folds' images and scores the fold's detections. The weight is
- * kept when it beats base_map by DET_SIMPLER_MARGIN; then the classifier is
- * fitted on every image. Gives up (note set, gamma 0) when the crops would
+ * detections of the chosen heads (calibrated confidences) and gt the boxes.
+ * Each fold's classifier is trained on the crops of the other folds'
+ * images and scores the fold's detections. A weight is kept when it beats
+ * their mAP@50 as they are (map[0]) by DET_SIMPLER_MARGIN; then the
+ * classifier is fitted on every image. Gives up (note set, gamma 0) when the crops would
  * take more than cpu_left CPU seconds. */
 eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, int n, int nfolds,
                            int ncat, const eng_det_gt *gt, int ngt, const eng_det_pred *pred,
-                           int npred, double base_map, double cpu_left, int threads,
-                           det_crop_result *c, eng_diag *d);
+                           int npred, double cpu_left, int threads, det_crop_result *c,
+                           eng_diag *d);
 void det_crop_result_release(det_crop_result *c);
 
 /* The calibrated confidence of a heatmap peak. */

@@ -2343,6 +2343,69 @@ static eng_status stage_search(trainer *t, eng_detector *m, search *s, eng_diag 
  * cheapest ImageNet network installed (a crop costs one pass of it). */
 #define DET_CROP_BACKBONE "efficientnet-lite0"
 
+static int int_cmp(const void *a, const void *b)
+{
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+/* The chosen heads' held-out detections and boxes (NMS as chosen) of at
+ * most DET_CROP_MAX_IMAGES training images, a seeded sample when there
+ * are more, renumbered 0..sub->nimg - 1: image j of the sample is
+ * s->hold[j]. */
+static eng_status crop_sample(trainer *t, search *s, det_pool *sub, eng_diag *d)
+{
+    const det_pool *pl = &s->pool[s->best][s->best_size];
+    int on = s->best_nms > 0, n = t->n;
+    int *slot = malloc((size_t)n * sizeof *slot);
+    sub->gt = malloc(((size_t)pl->ngt + 1) * sizeof *sub->gt);
+    sub->p[0] = malloc(((size_t)pl->np[on] + 1) * sizeof *sub->p[0]);
+    if (!slot || !sub->gt || !sub->p[0]) {
+        free(slot);
+        return eng_fail(d, ENG_ENOMEM, "training: out of memory");
+    }
+    for (int i = 0; i < n; i++)
+        s->hold[i] = i;
+    eng_rng r = t->rng;
+    for (int i = 0; i < n && i < DET_CROP_MAX_IMAGES; i++) {
+        int j = i + (int)(eng_rng_u64(&r) % (uint64_t)(n - i));
+        int x = s->hold[i];
+        s->hold[i] = s->hold[j];
+        s->hold[j] = x;
+    }
+    sub->nimg = n < DET_CROP_MAX_IMAGES ? n : DET_CROP_MAX_IMAGES;
+    /* in image order, so a set under the cap keeps its numbering */
+    qsort(s->hold, (size_t)sub->nimg, sizeof *s->hold, int_cmp);
+    for (int i = 0; i < n; i++)
+        slot[i] = -1;
+    for (int j = 0; j < sub->nimg; j++)
+        slot[s->hold[j]] = j;
+    for (int q = 0; q < pl->ngt; q++)
+        if (slot[pl->gt[q].image] >= 0) {
+            sub->gt[sub->ngt] = pl->gt[q];
+            sub->gt[sub->ngt++].image = slot[pl->gt[q].image];
+        }
+    for (int q = 0; q < pl->np[on]; q++)
+        if (slot[pl->p[on][q].image] >= 0) {
+            sub->p[0][sub->np[0]] = pl->p[on][q];
+            sub->p[0][sub->np[0]++].image = slot[pl->p[on][q].image];
+        }
+    free(slot);
+    return ENG_OK;
+}
+
+/* The crop classifier's log line. */
+static void crop_log(const trainer *t, const det_crop_result *c, int nimg, const char *verdict)
+{
+    char sample[64] = "";
+    if (nimg < t->n)
+        snprintf(sample, sizeof sample, " of %d of the %d images", nimg, t->n);
+    logf_(t,
+          "crop classifier (%s crops, %d of them%s, %.1f s CPU): cross-validated mAP@50 %.4f "
+          "at weight 0.5, %.4f at weight 1, against %.4f: %s",
+          DET_CROP_BACKBONE, c->ncrops, sample, c->cpu, c->map[1], c->map[2], c->map[0], verdict);
+}
+
 /* Stage 2b: the crop classifier (det_crops.c) on the chosen heads'
  * held-out detections; it needs a split, and is kept only when it raises
  * their mAP@50 by the margin a more complex variant needs. */
@@ -2363,36 +2426,41 @@ static eng_status stage_crops(trainer *t, eng_detector *m, search *s, eng_diag *
     /* what is left before the search's end, keeping the final fit's share */
     double used = cpu_now() - t->cpu0, final = s->final_cost[s->best];
     double left = a->budget_seconds > 0 ? a->budget_seconds * DET_SEARCH_END - used - final : 1e30;
-    det_crop_image *ims = malloc((size_t)t->n * sizeof *ims);
-    if (!ims)
-        return eng_fail(d, ENG_ENOMEM, "training: out of memory");
-    for (int i = 0; i < t->n; i++)
-        ims[i] = (det_crop_image){a->train[i].path, t->im[i].w, t->im[i].h, s->fold[i]};
     progress(t, 0.75, "search", DET_V_TILES + 2, DET_V_TILES + 2, s->best_map);
-    det_pool *pl = &s->pool[s->best][s->best_size];
-    int on = s->best_nms > 0;
+    det_pool sub = {0};
+    eng_status st = crop_sample(t, s, &sub, d);
+    det_crop_image *ims = st == ENG_OK ? malloc((size_t)sub.nimg * sizeof *ims) : NULL;
+    if (st == ENG_OK && !ims)
+        st = eng_fail(d, ENG_ENOMEM, "training: out of memory");
+    for (int j = 0; st == ENG_OK && j < sub.nimg; j++) {
+        int i = s->hold[j];
+        ims[j] = (det_crop_image){a->train[i].path, t->im[i].w, t->im[i].h, s->fold[i]};
+    }
     det_crop_result *c = &s->crop;
-    eng_status st = det_crop_search(cbb, ims, t->n, s->nfolds, t->ncat, pl->gt, pl->ngt, pl->p[on],
-                                    pl->np[on], s->best_map, left, t->threads, c, d);
+    if (st == ENG_OK)
+        st = det_crop_search(cbb, ims, sub.nimg, s->nfolds, t->ncat, sub.gt, sub.ngt, sub.p[0],
+                             sub.np[0], left, t->threads, c, d);
     free(ims);
-    if (st != ENG_OK)
+    if (st != ENG_OK) {
+        pool_release(&sub);
         return st;
-    if (c->note[0]) {
-        logf_(t, "crop classifier not tried: %s", c->note);
+    }
+    if (c->note[0] || !(c->gamma > 0)) {
+        if (c->note[0])
+            logf_(t, "crop classifier not tried: %s", c->note);
+        else
+            crop_log(t, c, sub.nimg, "not kept");
+        pool_release(&sub);
         return ENG_OK;
     }
-    logf_(t,
-          "crop classifier (%s crops, %d of them, %.1f s CPU): cross-validated mAP@50 %.4f "
-          "at weight 0.5, %.4f at weight 1, against %.4f: %s",
-          DET_CROP_BACKBONE, c->ncrops, c->cpu, c->map[1], c->map[2], s->best_map,
-          c->gamma > 0 ? "kept" : "not kept");
-    if (!(c->gamma > 0))
-        return ENG_OK;
+    crop_log(t, c, sub.nimg, "kept");
     const eng_backbone_info *inf = eng_backbone_get_info(cbb);
     m->crop_bb_name = strdup(inf->name);
     m->crop_bb_checksum = strdup(inf->checksum);
-    if (!m->crop_bb_name || !m->crop_bb_checksum)
+    if (!m->crop_bb_name || !m->crop_bb_checksum) {
+        pool_release(&sub);
         return eng_fail(d, ENG_ENOMEM, "training: out of memory");
+    }
     m->crop_dim = c->dim;
     m->crop_mean = c->mean;
     m->crop_wb = c->wb;
@@ -2400,16 +2468,20 @@ static eng_status stage_crops(trainer *t, eng_detector *m, search *s, eng_diag *
     m->crop_gamma = c->gamma;
     s->best_map = c->heldout_map;
     /* the held-out figure reported without a test set: the rescored one */
+    int on = s->best_nms > 0;
     char **held = s->best_size > 0 ? &s->sjson[s->best][s->best_size][on] : &s->vjson[s->best][on];
-    det_eval_extra x = {"training images, each held out once (cross-validation)", pl->nimg, -1,
-                        NULL};
+    det_eval_extra x = {sub.nimg < t->n ? "a sample of the training images, each held out once "
+                                          "(cross-validation)"
+                                        : "training images, each held out once (cross-validation)",
+                        sub.nimg, -1, NULL};
     char *json = NULL;
     st =
-        det_metrics(pl->gt, pl->ngt, c->pred, c->npred, t->ncat, a->categories, &x, NULL, &json, d);
+        det_metrics(sub.gt, sub.ngt, c->pred, c->npred, t->ncat, a->categories, &x, NULL, &json, d);
     if (st == ENG_OK) {
         free(*held);
         *held = json;
     }
+    pool_release(&sub);
     return st;
 }
 

@@ -131,7 +131,7 @@ int main(void)
           ENG_OK);
 
     det_crop_result c;
-    eng_status st = det_crop_search(bb, ims, NIMG, 4, 2, gt, ngt, pred, np, base, 1e9, 2, &c, &d);
+    eng_status st = det_crop_search(bb, ims, NIMG, 4, 2, gt, ngt, pred, np, 1e9, 2, &c, &d);
     CHECK_MSG(st == ENG_OK, "%s", d.msg);
     printf("crop classifier: held-out mAP@50 %.4f -> %.4f at weight 0.5, %.4f at 1 "
            "(%d crops, %.1f CPU s)\n",
@@ -184,7 +184,7 @@ int main(void)
     det_crop_result_release(&c);
 
     /* a budget too small for the crops: skipped, and said */
-    st = det_crop_search(bb, ims, NIMG, 4, 2, gt, ngt, pred, np, base, 1e-6, 1, &c, &d);
+    st = det_crop_search(bb, ims, NIMG, 4, 2, gt, ngt, pred, np, 1e-6, 1, &c, &d);
     CHECK(st == ENG_OK && c.gamma == 0 && strstr(c.note, "budget") && !c.mean && !c.pred);
     det_crop_result_release(&c);
 
