@@ -1332,6 +1332,8 @@ static eng_status search_init(trainer *t, eng_detector *m, search *s, eng_diag *
     s->best = ft;
     s->best_nms = 0.5f; /* NMS helped on every held-out split measured */
     s->best_map = -1;
+    for (int w = 0; w < 3; w++)
+        s->crop.map[w] = -1; /* the crop classifier untried */
     for (int v = 0; v < DET_NVARIANTS; v++)
         for (int q = 0; q < 2; q++) {
             s->vcal[v][q][0] = 1;
@@ -2420,7 +2422,9 @@ static eng_status stage_crops(trainer *t, eng_detector *m, search *s, eng_diag *
         if (!strcmp(eng_backbone_get_info(a->backbones[i])->name, DET_CROP_BACKBONE))
             cbb = a->backbones[i];
     if (!cbb) {
-        logf_(t, "crop classifier not tried: backbone %s is not installed", DET_CROP_BACKBONE);
+        snprintf(s->crop.note, sizeof s->crop.note, "backbone %s is not installed",
+                 DET_CROP_BACKBONE);
+        logf_(t, "crop classifier not tried: %s", s->crop.note);
         return ENG_OK;
     }
     /* what is left before the search's end, keeping the final fit's share */
@@ -2588,7 +2592,11 @@ static void recipe_make(const trainer *t, eng_detector *m, search *s)
         }
     }
     const det_crop_result *c = &s->crop;
-    if (c->map[0] >= 0) {
+    if (c->note[0]) {
+        cJSON *cc = cJSON_AddObjectToObject(r, "crop_classifier");
+        if (cc)
+            cJSON_AddStringToObject(cc, "not_tried", c->note);
+    } else if (c->map[0] >= 0) {
         cJSON *cc = cJSON_AddObjectToObject(r, "crop_classifier");
         if (cc) {
             cJSON_AddStringToObject(cc, "backbone", DET_CROP_BACKBONE);
