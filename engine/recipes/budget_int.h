@@ -1,6 +1,7 @@
-/* budget_int.h: the one wording of "the CPU budget cannot cover feature
- * extraction" (notEnoughBudget) for every recipe, so users see the same
- * minimum and suggestion whichever kind of model they train. */
+/* budget_int.h: the CPU clock every recipe keeps its budget in, and the one
+ * wording of "the CPU budget cannot cover feature extraction"
+ * (notEnoughBudget) for every recipe, so users see the same minimum and
+ * suggestion whichever kind of model they train. */
 #ifndef VFS_ENGINE_BUDGET_INT_H
 #define VFS_ENGINE_BUDGET_INT_H
 
@@ -21,5 +22,8 @@
  * need_s, whole minutes, at least 1). Returns ENG_ENOBUDGET. */
 eng_status budget_fail_features(eng_diag *d, double budget_s, int nimages, const char *source,
                                 double need_s);
+
+/* This process's CPU time in seconds, the clock every budget is kept in. */
+double budget_cpu_now(void);
 
 #endif

@@ -137,12 +137,7 @@ typedef struct trainer {
     float power; /* cls_power exponent of every view (stage_power) */
 } trainer;
 
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+static double cpu_now(void) { return budget_cpu_now(); }
 
 /* The run's CPU time: this process's since the start, plus the work its
  * hooks ran elsewhere (the budget counts both). */

@@ -8,6 +8,7 @@
  * crops of the training images' held-out detections and boxes, and keeps
  * the stage only when it raises the cross-validated mAP@50.
  */
+#include "budget_int.h"
 #include "cls_int.h"
 #include "det_int.h"
 
@@ -15,7 +16,6 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 /* The crop of box b (x, y, w, h in pixels of a ref_w x ref_h image) in an
  * im->w x im->h decoding of it, widened by DET_CROP_PAD of its side on
@@ -157,19 +157,13 @@ static void rescore_list(const float *s, const float *p, int n, int k, float g, 
         out[i] = g > 0 ? lo * (s[i] < sk ? s[i] / sk : 1) : s[i];
 }
 
-static int obj_cmp(const void *a, const void *b)
-{
-    float x = ((const eng_det_object *)a)->score, y = ((const eng_det_object *)b)->score;
-    return (x < y) - (x > y);
-}
-
 eng_status det_crop_rescore(const eng_detector *m, const eng_backbone *cbb, const char *path,
                             int img_w, int img_h, eng_det_object *o, int *n, int threads,
                             eng_diag *d)
 {
     if (!(m->crop_gamma > 0) || *n <= 0)
         return ENG_OK;
-    qsort(o, (size_t)*n, sizeof *o, obj_cmp);
+    qsort(o, (size_t)*n, sizeof *o, det_obj_cmp);
     int k = *n < DET_CROP_TOPK ? *n : DET_CROP_TOPK, nc = m->ncat + 1;
     float *box = malloc((size_t)k * 4 * sizeof *box);
     float *x = malloc((size_t)k * m->crop_dim * sizeof *x);
@@ -196,7 +190,7 @@ eng_status det_crop_rescore(const eng_detector *m, const eng_backbone *cbb, cons
         rescore_list(sc, ps, *n, k, m->crop_gamma, out);
         for (int i = 0; i < *n; i++)
             o[i].score = out[i];
-        qsort(o, (size_t)*n, sizeof *o, obj_cmp);
+        qsort(o, (size_t)*n, sizeof *o, det_obj_cmp);
     }
     free(box);
     free(x);
@@ -209,23 +203,6 @@ eng_status det_crop_rescore(const eng_detector *m, const eng_backbone *cbb, cons
 
 #define CROP_NG 2
 static const float CROP_G[CROP_NG] = {0.5f, 1};
-
-static double cpu_seconds(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
-static double box_iou(const double *a, const double *b)
-{
-    double iw = fmin(a[0] + a[2], b[0] + b[2]) - fmax(a[0], b[0]);
-    double ih = fmin(a[1] + a[3], b[1] + b[3]) - fmax(a[1], b[1]);
-    if (iw <= 0 || ih <= 0)
-        return 0;
-    double i = iw * ih, u = a[2] * a[3] + b[2] * b[3] - i;
-    return u > 0 ? i / u : 0;
-}
 
 static int pred_cmp(const void *a, const void *b)
 {
@@ -292,7 +269,7 @@ static eng_status image_rows(const eng_backbone *cbb, const det_crop_image *im, 
             double best = 0;
             int bc = ncat;
             for (int g = 0; g < ngt; g++) {
-                double o = box_iou(pred[j].bbox, gt[g].bbox);
+                double o = eng_det_iou(pred[j].bbox, gt[g].bbox);
                 if (o > best) {
                     best = o;
                     bc = gt[g].category;
@@ -371,7 +348,7 @@ eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, i
     memset(c, 0, sizeof *c);
     for (int w = 0; w <= CROP_NG; w++)
         c->map[w] = -1;
-    double c0 = cpu_seconds();
+    double c0 = budget_cpu_now();
     int dim = 0, k = ncat + 1;
     eng_status st = eng_backbone_embed_dim(cbb, 0, NULL, 0, &dim, d);
     if (st != ENG_OK)
@@ -411,7 +388,7 @@ eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, i
                 g[ng++] = gt[q];
         int kp = pj - p0 < DET_CROP_TOPK ? pj - p0 : DET_CROP_TOPK;
         st = image_rows(cbb, &ims[i], i, dim, ncat, pred + p0, kp, p0, g, ng, threads, &r, d);
-        double used = cpu_seconds() - c0;
+        double used = budget_cpu_now() - c0;
         if (st == ENG_OK && i == 0 && used * n > cpu_left) {
             snprintf(c->note, sizeof c->note,
                      "budget: no room for the crop classifier (about %.0f CPU s needed, %.0f left)",
@@ -465,7 +442,7 @@ eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, i
     free(q);
     free(sc);
 done:
-    c->cpu = cpu_seconds() - c0;
+    c->cpu = budget_cpu_now() - c0;
     free(pred);
     free(g);
     free(prob);

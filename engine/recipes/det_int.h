@@ -100,6 +100,9 @@ void det_tile_rect(int k, float r[4], float core[4]);
 int det_view_objects(const eng_detector *m, int tile, const float *heat, const float *wh, int img_w,
                      int img_h, eng_det_object *out);
 
+/* qsort order of objects: most confident first, ties by category, x, y. */
+int det_obj_cmp(const void *a, const void *b);
+
 /* Merges n objects of several views (sorted by confidence, NMS per category
  * at nms_iou when > 0) into out; returns the count (<= cap). Reorders in. */
 int det_merge(eng_det_object *in, int n, float nms_iou, eng_det_object *out, int cap);

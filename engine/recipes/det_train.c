@@ -141,12 +141,7 @@ typedef struct trainer {
     int steps_done, steps_planned; /* of the last fit */
 } trainer;
 
-static double cpu_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
+static double cpu_now(void) { return budget_cpu_now(); }
 
 static void logf_(const trainer *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void logf_(const trainer *t, const char *fmt, ...)

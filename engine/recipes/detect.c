@@ -599,7 +599,7 @@ int det_view_objects(const eng_detector *m, int tile, const float *heat, const f
     return k;
 }
 
-static int obj_score_cmp(const void *a, const void *b)
+int det_obj_cmp(const void *a, const void *b)
 {
     const eng_det_object *x = a, *y = b;
     if (x->score != y->score)
@@ -613,7 +613,7 @@ static int obj_score_cmp(const void *a, const void *b)
 
 int det_merge(eng_det_object *in, int n, float nms_iou, eng_det_object *out, int cap)
 {
-    qsort(in, (size_t)n, sizeof *in, obj_score_cmp);
+    qsort(in, (size_t)n, sizeof *in, det_obj_cmp);
     int k = 0;
     for (int i = 0; i < n && k < cap; i++) {
         int keep = 1;
