@@ -1168,8 +1168,8 @@ static eng_status stage_base(trainer *t)
         }
     int nemb = 0, first_view[64];
     /* each alone, together, power, extra taps, two scales, augmentation,
-     * fine-tuning */
-    t->ntrials = nb + (nb > 1) + 1 + 1 + 1 + 1 + 1;
+     * fine-tuning's two candidates */
+    t->ntrials = nb + (nb > 1) + 1 + 1 + 1 + 1 + 2;
     for (int k = 0; k < nb; k++) {
         int b = order[k];
         t->mandatory_limit = a->budget_seconds <= 0 ? 1e30
@@ -1493,10 +1493,10 @@ static double ft_need(const trainer *t, int bb, int size, const char *tap, doubl
  * second job. */
 typedef struct ft_batch {
     int taken; /* the hook took the work */
-    int n;     /* candidates in the batch: the stage's first n */
+    int first; /* the stage's candidates first .. first + n - 1 */
+    int n;
     eng_finetune_job job[CLS_FT_MAX_TAPS];
     char *spec[CLS_FT_MAX_TAPS]; /* job[i].spec, owned */
-    char left_out[160];          /* the note on the first candidate the budget left out */
 } ft_batch;
 
 static void ft_batch_free(ft_batch *b)
@@ -1508,29 +1508,27 @@ static void ft_batch_free(ft_batch *b)
     memset(b, 0, sizeof *b);
 }
 
-/* Hands the candidates taps[ks[0..nk)] of bb at size whose estimated costs
- * (need[]) fit the budget together to hooks.finetune as one batch; the
- * first that does not fit, and every later one, is left out (b->left_out
- * says so, as the one-after-the-other loop says it). b->taken = 0 when
- * the hook leaves the work to the engine or no candidate fits. */
+/* Hands the stage's candidates first .. nk-1 (taps[ks[q]] of bb at size,
+ * estimated to cost need[q]) that fit the budget together to
+ * hooks.finetune as one batch; the first that does not fit, and every later
+ * one, is left for a later batch, once these have run (the loop run here
+ * decides the same way: one candidate at a time). b->taken = 0 when the
+ * hook leaves the work to the engine or the first does not fit (the loop
+ * says so). */
 static eng_status ft_remote_batch(trainer *t, int bb, int size, const char *const *taps,
-                                  const int *ks, const double *need, int nk, ft_batch *b)
+                                  const int *ks, const double *need, int first, int nk, ft_batch *b)
 {
-    memset(b, 0, sizeof *b);
+    ft_batch_free(b);
     double left = room(t);
     int n = 0;
-    for (; n < nk && need[n] <= left; n++)
-        left -= need[n];
-    if (n < nk)
-        snprintf(b->left_out, sizeof b->left_out,
-                 " the tail from %s needs about %.0f CPU s, %.0f left;", taps[ks[n]], need[n],
-                 left > 0 ? left : 0.0);
+    for (; first + n < nk && need[first + n] <= left; n++)
+        left -= need[first + n];
     if (n == 0)
-        return ENG_OK; /* the loop says the first does not fit */
+        return ENG_OK;
     cls_ft_opts o = ft_opts(t);
     for (int q = 0; q < n; q++) {
-        b->spec[q] = cls_ftjob_spec(bbof(t, bb), taps[ks[q]], size, FT_COPIES, t->K, t->y, t->fold,
-                                    t->n, t->nfolds, &o);
+        b->spec[q] = cls_ftjob_spec(bbof(t, bb), taps[ks[first + q]], size, FT_COPIES, t->K, t->y,
+                                    t->fold, t->n, t->nfolds, &o);
         b->job[q].spec = b->spec[q];
         if (!b->spec[q]) {
             ft_batch_free(b);
@@ -1550,6 +1548,7 @@ static eng_status ft_remote_batch(trainer *t, int bb, int size, const char *cons
         return rst != ENG_OK ? rst : eng_fail(t->d, ENG_EIO, "fine-tuning elsewhere failed");
     }
     b->taken = 1;
+    b->first = first;
     b->n = n;
     return ENG_OK;
 }
@@ -1629,31 +1628,32 @@ static eng_status stage_finetune(trainer *t, char *note, size_t cap)
     eng_status st = ENG_OK;
     int len = snprintf(note, cap, "fine-tuning:");
     /* elsewhere (hooks.finetune): the candidates that fit the budget
-     * together, at once, on the first estimates; scored below in the same
+     * together, at once, on the first estimates, and one left out in a later
+     * batch if it still fits once they have run; scored below in the same
      * order as those run here, one after the other */
     ft_batch batch = {0};
-    if (t->a->hooks.finetune) {
-        double need[2];
-        for (int q = 0; q < ncand; q++)
-            need[q] =
-                ft_need(t, bb, size, taps[ks[q]], tail_gf[ks[q]], groups, tape_s_per_gflop, NULL);
-        st = ft_remote_batch(t, bb, size, taps, ks, need, ncand, &batch);
-    }
+    int remote = t->a->hooks.finetune != NULL;
+    double need[2];
+    for (int q = 0; q < ncand; q++)
+        need[q] = ft_need(t, bb, size, taps[ks[q]], tail_gf[ks[q]], groups, tape_s_per_gflop, NULL);
     for (int q = 0; q < ncand && st == ENG_OK; q++) {
         int k = ks[q];
         double fit_gf, top1, loss, top1m, lossm, fit_cpu = -1, c0 = 0, cand_cpu = -1;
         float *maps = NULL;
         cls_ft *tail = NULL;
         int h, w;
-        if (batch.taken) {
-            if (q >= batch.n) {
-                len += snprintf(note + len, cap - len, "%s", batch.left_out);
-                break;
-            }
-            st = ft_remote_result(t, bb, size, taps[k], &batch.job[q], &tail, &h, &w, oof);
+        if (remote && (!batch.taken || q >= batch.first + batch.n)) {
+            st = ft_remote_batch(t, bb, size, taps, ks, need, q, ncand, &batch);
             if (st != ENG_OK)
                 break;
-            cand_cpu = batch.job[q].cpu;
+            remote = batch.taken; /* declined, or the first does not fit: the loop below */
+        }
+        if (batch.taken) {
+            const eng_finetune_job *j = &batch.job[q - batch.first];
+            st = ft_remote_result(t, bb, size, taps[k], j, &tail, &h, &w, oof);
+            if (st != ENG_OK)
+                break;
+            cand_cpu = j->cpu;
         } else {
             double need =
                 ft_need(t, bb, size, taps[k], tail_gf[k], groups, tape_s_per_gflop, &fit_gf);
