@@ -94,6 +94,18 @@ typedef struct variant {
     int whole; /* with tiles: the whole image is a view at prediction too */
 } variant;
 
+/* The steps a fit of v over n views plans (fit() and fit_rng_skip()): its
+ * epochs in batches, at least 60; a tiled fit (5 views per image) stops at
+ * DET_TILE_MAX_STEPS: at DET_MAX_STEPS it cost 5x the CPU of an untiled fit
+ * at k = 10, and fewer steps per view (twice the untiled fit's) lost most
+ * of its gain. */
+static int fit_steps(const variant *v, int n)
+{
+    int B = n < DET_MAX_BATCH ? n : DET_MAX_BATCH;
+    int steps = (v->epochs * n + B - 1) / B, cap = v->tiles ? DET_TILE_MAX_STEPS : DET_MAX_STEPS;
+    return steps < 60 ? 60 : steps > cap ? cap : steps;
+}
+
 typedef struct trainer {
     const eng_train_args *a;
     eng_backbone *bb;
@@ -489,15 +501,7 @@ static eng_status fit(trainer *t, const int *idx, int n, const variant *v, eng_d
         idx = t->vidx;
         n = nv;
     }
-    int B = n < DET_MAX_BATCH ? n : DET_MAX_BATCH;
-    int steps = (v->epochs * n + B - 1) / B;
-    if (steps < 60)
-        steps = 60;
-    /* a tiled fit (5 views per image) stops at DET_TILE_MAX_STEPS: at
-     * DET_MAX_STEPS it cost 5x the CPU of an untiled fit at k = 10, and
-     * fewer steps per view (twice the untiled fit's) lost most of its gain */
-    if (steps > (v->tiles ? DET_TILE_MAX_STEPS : DET_MAX_STEPS))
-        steps = v->tiles ? DET_TILE_MAX_STEPS : DET_MAX_STEPS;
+    int steps = fit_steps(v, n);
     eng_status st = ENG_OK;
     int hid = v->hidden;
     int64_t dwc[2] = {hid > 0 ? hid : t->fdim, t->ncat}, dc[1] = {t->ncat};
@@ -1485,11 +1489,7 @@ static void fit_rng_skip(trainer *t, const int *idx, int n, const variant *v, en
         n = nv;
     }
     int B = n < DET_MAX_BATCH ? n : DET_MAX_BATCH;
-    int steps = (v->epochs * n + B - 1) / B;
-    if (steps < 60)
-        steps = 60;
-    if (steps > (v->tiles ? DET_TILE_MAX_STEPS : DET_MAX_STEPS))
-        steps = v->tiles ? DET_TILE_MAX_STEPS : DET_MAX_STEPS;
+    int steps = fit_steps(v, n);
     int pos = n;
     for (int i = 0; i < n; i++)
         order[i] = i;
@@ -2281,14 +2281,28 @@ static eng_status stage_search(trainer *t, eng_detector *m, search *s, eng_diag 
                 logf_(t, "tiles not tried: %s", s->tiles_note);
                 break;
             }
-        } else if (a->budget_seconds > 0 &&
-                   (v == 0 ? used > a->budget_seconds * DET_SEARCH_SHARE / 2
-                           : used + cv_cost * (1 + final_share) >
-                                 a->budget_seconds * DET_SEARCH_END)) {
-            s->reason = v == 0 ? "budget: no room for the search (heatmap chosen by the "
-                                 "pretrained box fit)"
-                               : "budget: search stopped early";
+        } else if (a->budget_seconds > 0 && v == 0 &&
+                   used > a->budget_seconds * DET_SEARCH_SHARE / 2) {
+            s->reason = "budget: no room for the search (heatmap chosen by the pretrained box fit)";
             break;
+        } else if (a->budget_seconds > 0 && v > 0) {
+            /* the last variant's cost scaled by the steps this one plans: a
+             * lower bound (a hidden layer's step costs more; blood-cells,
+             * 292 images: 1.5x), which keeps it from being cut by the
+             * deadline part-way, scored on half-trained folds, while the
+             * stages after it (the crop classifier) starve */
+            int nfit = t->n - t->n / s->nfolds;
+            double need = cv_cost * fit_steps(&s->vars[v], nfit) /
+                          fit_steps(&s->vars[v - 1], nfit) * (1 + final_share);
+            double end = a->budget_seconds * DET_SEARCH_END;
+            if (used + need > end) {
+                s->reason = "budget: search stopped early";
+                logf_(t,
+                      "variant %s not tried: budget: about %.0f CPU s needed with its final fit, "
+                      "%.0f left",
+                      s->vars[v].name, need, end > used ? end - used : 0.0);
+                break;
+            }
         }
         double c0 = cpu_now(), r0 = t->cpu0;
         progress(t, 0.4 + 0.1 * v, "search", v + 1, DET_V_TILES + 1, s->best_map);
