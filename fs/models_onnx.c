@@ -3,9 +3,14 @@
  *
  * Design: a succeeded model's folder in the store holds model.onnx from the
  * moment it is served: an empty placeholder (so the file is listed) until
- * the first open for reading, which exports the served model and renames
- * the bytes over the placeholder (temp + rename: a reader never sees half a
- * file). A new model (training success, import) puts the placeholder back,
+ * the first open for reading, which exports the served model and writes
+ * the bytes into the placeholder itself. In place, not temp + rename: the
+ * file keeps its inode number, which cp compares between its stat and its
+ * open ("skipping file ..., as it was replaced while being copied" when the
+ * export outlived the 1 s attribute cache). No reader sees half a file:
+ * every open for reading waits for the export (below), and a daemon killed
+ * mid-write finds the placeholder again, since each run starts every
+ * model.onnx empty (models.c). A new model (training success, import) puts the placeholder back,
  * dropping the cached export; deleting the model removes its folder. One
  * mutex serialises exports and resets, so an export of the old model cannot
  * land after the reset for a new one. The export runs as a job on the
@@ -15,9 +20,11 @@
 #include "models_int.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Lock order: onnx_mu first, then m->files and g_models.mu (mdl_path,
  * srv_get, mdl_put); never m->pub_mu (mdl_log runs after it is released). */
@@ -33,6 +40,32 @@ void mdl_onnx_reset(mdl *m)
         mdl_name_copy(m, name, sizeof name);
         fs_log("model \"%s\": cannot reset " MDL_ONNX_FILE ": %s", name, strerror(-rc));
     }
+}
+
+/* Writes buf into the (empty) model.onnx at path, keeping its inode; on a
+ * failure it is left empty again. 0 or -errno. */
+static int write_in_place(mdl *m, const uint8_t *buf, size_t len)
+{
+    char path[FS_PATH_MAX];
+    pthread_rwlock_rdlock(&m->files); /* the folder stays where path says */
+    int rc = mdl_path(m, MDL_ONNX_FILE, path, sizeof path), fd = -1;
+    if (rc == 0 && (fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)) < 0)
+        rc = -errno;
+    for (size_t at = 0; rc == 0 && at < len;) {
+        ssize_t w = write(fd, buf + at, len - at);
+        if (w < 0 && errno != EINTR)
+            rc = -errno;
+        else if (w > 0)
+            at += (size_t)w;
+    }
+    if (fd >= 0) {
+        if (rc && ftruncate(fd, 0) != 0)
+            rc = -errno;
+        if (close(fd) != 0 && rc == 0)
+            rc = -errno;
+    }
+    pthread_rwlock_unlock(&m->files);
+    return rc;
 }
 
 /* The export itself (a prediction-queue worker). 0, or -EIO. */
@@ -55,7 +88,7 @@ static int onnx_export(mdl *m)
     uint8_t *buf = NULL;
     size_t len = 0;
     if (s && fs_recipe_export_onnx(s->model, &buf, &len, &why) == FS_RECIPE_OK) {
-        rc = mdl_put(m, MDL_ONNX_FILE, buf, len);
+        rc = write_in_place(m, buf, len);
         if (rc)
             snprintf(why.msg, sizeof why.msg, "cannot write it: %s", strerror(-rc));
     } else {

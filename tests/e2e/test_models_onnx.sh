@@ -76,6 +76,17 @@ check_err "writing model.onnx refused" "Permission denied" cp "$SRC/train.json" 
 cp "$SRC"/photos/* "$M/predict/"
 for f in "$SRC"/photos/*; do cat "$M/predict/$(basename "$f").json" >/dev/null; done
 
+# the export (at the first open) keeps the file's inode number: cp compares
+# its stat with the opened file's fstat and skips a file "replaced while
+# being copied", as it did when the export outlived the 1 s attribute cache
+# (fstat past that cache, on the descriptor the exporting open gave)
+check "the export keeps model.onnx's inode number (stat, open, fstat)" python3 -c '
+import os, sys, time
+ino = os.stat(sys.argv[1]).st_ino
+fd = os.open(sys.argv[1], os.O_RDONLY)
+time.sleep(1.2)
+sys.exit(0 if os.fstat(fd).st_ino == ino and os.fstat(fd).st_size > 0 else 1)
+' "$M/model.onnx"
 check "model.onnx read" cp "$M/model.onnx" "$SRC/a.onnx"
 echo "model.onnx: $(stat -c %s "$SRC/a.onnx") bytes"
 check "the first read exported it (log)" grep -q "model.onnx exported" "$M/log"
