@@ -127,6 +127,9 @@ int fs_anon_link(int fd, const char *path);
 /* Gives the anonymous file fd a new name in STORE/.tmp (its path in out),
  * to be validated by path or renamed over an existing file. 0 or -errno. */
 int fs_anon_tmp_link(int fd, char *out, size_t n);
+/* Writes all len bytes of data to fd (short writes and EINTR retried): 0
+ * or -errno. */
+int fs_write_fd(int fd, const void *data, size_t len);
 /* A new temp file in STORE/.tmp holding data, closed (path in out): 0, or
  * -errno with nothing left behind. */
 int fs_tmp_write(char *out, size_t n, const void *data, size_t len);

@@ -51,13 +51,8 @@ static int write_in_place(mdl *m, const uint8_t *buf, size_t len)
     int rc = mdl_path(m, MDL_ONNX_FILE, path, sizeof path), fd = -1;
     if (rc == 0 && (fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)) < 0)
         rc = -errno;
-    for (size_t at = 0; rc == 0 && at < len;) {
-        ssize_t w = write(fd, buf + at, len - at);
-        if (w < 0 && errno != EINTR)
-            rc = -errno;
-        else if (w > 0)
-            at += (size_t)w;
-    }
+    if (rc == 0)
+        rc = fs_write_fd(fd, buf, len);
     if (fd >= 0) {
         if (rc && ftruncate(fd, 0) != 0)
             rc = -errno;

@@ -182,25 +182,32 @@ int fs_anon_tmp_link(int fd, char *out, size_t n)
     return rc < 0 ? rc : 0;
 }
 
+int fs_write_fd(int fd, const void *data, size_t len)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
 int fs_tmp_write(char *out, size_t n, const void *data, size_t len)
 {
     int fd = fs_tmp_create(out, n);
     if (fd < 0)
         return fd;
-    const char *p = data;
-    size_t left = len;
-    while (left > 0) {
-        ssize_t w = write(fd, p, left);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            int e = -errno;
-            close(fd);
-            unlink(out);
-            return e;
-        }
-        p += w;
-        left -= (size_t)w;
+    int e = fs_write_fd(fd, data, len);
+    if (e) {
+        close(fd);
+        unlink(out);
+        return e;
     }
     if (close(fd) != 0) {
         int e = -errno;
