@@ -262,7 +262,8 @@ static void read_line(yctx *y, const char *file, size_t line, const char *s, siz
                            "%s: %zu numbers, expected 5", path, nf);
         return;
     }
-    if (v[0] < 0 || v[0] != (double)(long)v[0] || v[0] >= YOLO_MAX_NAMES) {
+    /* range first: converting a double outside long's range is undefined */
+    if (!(v[0] >= 0 && v[0] < YOLO_MAX_NAMES) || v[0] != (double)(long)v[0]) {
         coco_build_problem(y->ds, COCO_ERROR, path,
                            "the first number is the class index: 0, 1, 2, ...",
                            "%s: class %g is not a whole number from 0", path, v[0]);
