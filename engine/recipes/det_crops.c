@@ -70,8 +70,7 @@ eng_status det_crop_embed(const eng_backbone *bb, const char *path, int ref_w, i
     return st;
 }
 
-/* Row x into z: minus mean, L2-normalised. */
-static void crop_row(const float *x, const float *mean, int dim, double *z)
+void det_crop_row(const float *x, const float *mean, int dim, double *z)
 {
     double s = 0;
     for (int j = 0; j < dim; j++) {
@@ -99,7 +98,7 @@ eng_status det_crop_fit(const float *x, const int *y, int n, int dim, int k, flo
         for (int j = 0; j < dim; j++)
             mean[j] += x[(size_t)i * dim + j] / (float)n;
     for (int i = 0; i < n; i++)
-        crop_row(x + (size_t)i * dim, mean, dim, z + (size_t)i * dim);
+        det_crop_row(x + (size_t)i * dim, mean, dim, z + (size_t)i * dim);
     int it = cls_logreg_fit(z, n, dim, y, k, 1.0 / (DET_CROP_C * n), w, 300, 1e-5, NULL, NULL);
     for (size_t j = 0; j < (size_t)(dim + 1) * k; j++)
         wb[j] = (float)w[j];
@@ -123,7 +122,7 @@ void det_crop_probs(const float *mean, const float *wb, int dim, int k, const fl
         if (i == 0)
             for (size_t j = 0; j < (size_t)(dim + 1) * k; j++)
                 w[j] = wb[j];
-        crop_row(x + (size_t)i * dim, mean, dim, z);
+        det_crop_row(x + (size_t)i * dim, mean, dim, z);
         cls_logreg_predict(z, 1, dim, w, k, o);
         for (int c = 0; c < k; c++)
             p[(size_t)i * k + c] = (float)o[c];
@@ -161,7 +160,7 @@ eng_status det_crop_rescore(const eng_detector *m, const eng_backbone *cbb, cons
                             int img_w, int img_h, eng_det_object *o, int *n, int threads,
                             eng_diag *d)
 {
-    if (!(m->crop_gamma > 0) || *n <= 0)
+    if (!det_crop_on(m) || *n <= 0)
         return ENG_OK;
     qsort(o, (size_t)*n, sizeof *o, det_obj_cmp);
     int k = *n < DET_CROP_TOPK ? *n : DET_CROP_TOPK, nc = m->ncat + 1;
@@ -169,8 +168,9 @@ eng_status det_crop_rescore(const eng_detector *m, const eng_backbone *cbb, cons
     float *x = malloc((size_t)k * m->crop_dim * sizeof *x);
     float *p = malloc((size_t)k * nc * sizeof *p);
     float *sc = malloc((size_t)*n * 3 * sizeof *sc); /* confidences, p, new confidences */
+    double *z = malloc(((size_t)m->crop_dim + 1) * sizeof *z);
     eng_status st = ENG_OK;
-    if (!box || !x || !p || !sc)
+    if (!box || !x || !p || !sc || !z)
         st = eng_fail(d, ENG_ENOMEM, "detector: out of memory");
     for (int i = 0; i < k && st == ENG_OK; i++) {
         box[4 * i] = o[i].x;
@@ -190,8 +190,16 @@ eng_status det_crop_rescore(const eng_detector *m, const eng_backbone *cbb, cons
         rescore_list(sc, ps, *n, k, m->crop_gamma, out);
         for (int i = 0; i < *n; i++)
             o[i].score = out[i];
+        for (int i = 0; i < k && m->crop_reg; i++) {
+            float t[DET_BOX_T], b[4] = {o[i].x, o[i].y, o[i].w, o[i].h};
+            det_crop_row(x + (size_t)i * m->crop_dim, m->crop_mean, m->crop_dim, z);
+            det_boxreg_predict(m->crop_reg, z, m->crop_dim, t);
+            det_box_apply(t, img_w, img_h, b);
+            o[i].x = b[0], o[i].y = b[1], o[i].w = b[2], o[i].h = b[3];
+        }
         qsort(o, (size_t)*n, sizeof *o, det_obj_cmp);
     }
+    free(z);
     free(box);
     free(x);
     free(p);
@@ -214,9 +222,11 @@ static int pred_cmp(const void *a, const void *b)
 
 /* The rows of the crop set: each kept detection (label: the category of the
  * box it overlaps at IoU >= 0.5, background under 0.3, else -1: not
- * trained on), then each box and its mirror image. */
+ * trained on; t: the correction to the box it overlaps most when that is
+ * at least DET_BOXREG_MIN_IOU, else NaN), then each box and its mirror
+ * image. */
 typedef struct crop_rows {
-    float *x;
+    float *x, *t;
     int *y, *img, *pred; /* pred: index of the detection, -1 for a box */
     int n, cap;
 } crop_rows;
@@ -238,7 +248,10 @@ static eng_status rows_grow(crop_rows *r, int more, int dim, eng_diag *d)
     int *p = realloc(r->pred, (size_t)cap * sizeof *p);
     if (p)
         r->pred = p;
-    if (!x || !y || !im || !p)
+    float *t = realloc(r->t, (size_t)cap * DET_BOX_T * sizeof *t);
+    if (t)
+        r->t = t;
+    if (!x || !y || !im || !p || !t)
         return eng_fail(d, ENG_ENOMEM, "detector: out of memory");
     r->cap = cap;
     return ENG_OK;
@@ -265,17 +278,22 @@ static eng_status image_rows(const eng_backbone *cbb, const det_crop_image *im, 
                             x + (size_t)np * dim, dim, d);
     for (int j = 0; j < rows && st == ENG_OK; j++) {
         int k = r->n + j, y = -1;
+        float *t = r->t + (size_t)k * DET_BOX_T;
+        t[0] = NAN;
         if (j < np) {
             double best = 0;
-            int bc = ncat;
+            int bc = ncat, bg = -1;
             for (int g = 0; g < ngt; g++) {
                 double o = eng_det_iou(pred[j].bbox, gt[g].bbox);
                 if (o > best) {
                     best = o;
                     bc = gt[g].category;
+                    bg = g;
                 }
             }
             y = best >= 0.5 ? bc : best < 0.3 ? ncat : -1;
+            if (best >= DET_BOXREG_MIN_IOU)
+                det_box_target(pred[j].bbox, gt[bg].bbox, t);
         } else {
             y = gt[(j - np) % ngt].category;
         }
@@ -332,8 +350,56 @@ static void rescore_all(const eng_det_pred *pred, int np, const float *prob, int
     }
 }
 
+/* The box refinement's penalties, tried in every fold; the one with the
+ * least held-out squared error of the corrections is kept. */
+#define REG_NL 3
+static const double REG_LAMBDA[REG_NL] = {0.3, 3, 30};
+
+/* Fits the box refinement at lambda[0..nl) into w on the detections with a
+ * correction whose image is not in fold f (every one: f < 0), their rows
+ * normalised by mean. *n: how many. */
+static eng_status reg_fit(const crop_rows *r, const det_crop_image *ims, int f, int dim,
+                          const float *mean, const double *lambda, int nl, float *w, int *n,
+                          eng_diag *d)
+{
+    double *z = malloc(((size_t)r->n + 1) * dim * sizeof *z);
+    float *t = malloc(((size_t)r->n + 1) * DET_BOX_T * sizeof *t);
+    eng_status st = z && t ? ENG_OK : eng_fail(d, ENG_ENOMEM, "detector: out of memory");
+    *n = 0;
+    for (int i = 0; i < r->n && st == ENG_OK; i++) {
+        const float *ti = r->t + (size_t)i * DET_BOX_T;
+        if (r->pred[i] < 0 || isnan(ti[0]) || (f >= 0 && ims[r->img[i]].fold == f))
+            continue;
+        det_crop_row(r->x + (size_t)i * dim, mean, dim, z + (size_t)*n * dim);
+        memcpy(t + (size_t)*n * DET_BOX_T, ti, DET_BOX_T * sizeof *t);
+        (*n)++;
+    }
+    if (st == ENG_OK && *n)
+        st = det_boxreg_fit(z, t, *n, dim, lambda, nl, w, d);
+    free(z);
+    free(t);
+    return st;
+}
+
+/* q's boxes corrected by delta [np, DET_BOX_T] where it has one (not NaN). */
+static void refine_all(eng_det_pred *q, int np, const float *delta, const det_crop_image *ims)
+{
+    for (int j = 0; j < np; j++) {
+        const float *t = delta + (size_t)j * DET_BOX_T;
+        if (isnan(t[0]))
+            continue;
+        float b[4];
+        for (int v = 0; v < 4; v++)
+            b[v] = (float)q[j].bbox[v];
+        det_box_apply(t, ims[q[j].image].w, ims[q[j].image].h, b);
+        for (int v = 0; v < 4; v++)
+            q[j].bbox[v] = b[v];
+    }
+}
+
 void det_crop_result_release(det_crop_result *c)
 {
+    free(c->reg);
     free(c->mean);
     free(c->wb);
     free(c->pred);
@@ -348,6 +414,7 @@ eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, i
     memset(c, 0, sizeof *c);
     for (int w = 0; w <= CROP_NG; w++)
         c->map[w] = -1;
+    c->reg_map = -1;
     double c0 = budget_cpu_now();
     int dim = 0, k = ncat + 1;
     eng_status st = eng_backbone_embed_dim(cbb, 0, NULL, 0, &dim, d);
@@ -358,7 +425,8 @@ eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, i
      * each image are embedded */
     eng_det_pred *pred = malloc(((size_t)npred0 + 1) * sizeof *pred);
     eng_det_gt *g = malloc(((size_t)ngt + 1) * sizeof *g);
-    float *prob = NULL;
+    float *prob = NULL, *delta = NULL, *regw = NULL;
+    double *zrow = NULL;
     crop_rows r = {0};
     if (!pred || !g) {
         st = eng_fail(d, ENG_ENOMEM, "detector: out of memory");
@@ -398,11 +466,20 @@ eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, i
     }
     c->ncrops = r.n;
     /* held-out probabilities of each kept detection, fold by fold */
+    /* and, at each penalty, the held-out corrections delta [REG_NL, np,
+     * DET_BOX_T] of the box refinement (NaN: none) and their squared error */
     prob = malloc(((size_t)np + 1) * k * sizeof *prob);
     c->mean = malloc((size_t)dim * sizeof *c->mean);
     c->wb = malloc((size_t)(dim + 1) * k * sizeof *c->wb);
-    if (st == ENG_OK && (!prob || !c->mean || !c->wb))
+    delta = malloc(((size_t)np + 1) * REG_NL * DET_BOX_T * sizeof *delta);
+    regw = malloc((size_t)REG_NL * (dim + 1) * DET_BOX_T * sizeof *regw);
+    zrow = malloc((size_t)dim * sizeof *zrow);
+    if (st == ENG_OK && (!prob || !c->mean || !c->wb || !delta || !regw || !zrow))
         st = eng_fail(d, ENG_ENOMEM, "detector: out of memory");
+    for (size_t j = 0; st == ENG_OK && j < (size_t)np * REG_NL * DET_BOX_T; j++)
+        delta[j] = NAN;
+    double err[REG_NL] = {0};
+    int reg_folds = 0;
     for (int f = 0; f < nfolds && st == ENG_OK; f++) {
         if ((st = fold_fit(&r, ims, f, dim, k, c->mean, c->wb, d)) != ENG_OK)
             break;
@@ -410,6 +487,24 @@ eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, i
             if (r.pred[i] >= 0 && ims[r.img[i]].fold == f)
                 det_crop_probs(c->mean, c->wb, dim, k, r.x + (size_t)i * dim, 1,
                                prob + (size_t)r.pred[i] * k);
+        int nr = 0;
+        if ((st = reg_fit(&r, ims, f, dim, c->mean, REG_LAMBDA, REG_NL, regw, &nr, d)) != ENG_OK)
+            break;
+        if (!nr)
+            continue;
+        reg_folds++;
+        for (int i = 0; i < r.n; i++) {
+            if (r.pred[i] < 0 || ims[r.img[i]].fold != f)
+                continue;
+            det_crop_row(r.x + (size_t)i * dim, c->mean, dim, zrow);
+            const float *ti = r.t + (size_t)i * DET_BOX_T;
+            for (int l = 0; l < REG_NL; l++) {
+                float *dl = delta + ((size_t)l * np + r.pred[i]) * DET_BOX_T;
+                det_boxreg_predict(regw + (size_t)l * (dim + 1) * DET_BOX_T, zrow, dim, dl);
+                for (int v = 0; v < DET_BOX_T && !isnan(ti[0]); v++)
+                    err[l] += (double)(dl[v] - ti[v]) * (dl[v] - ti[v]);
+            }
+        }
     }
     /* mAP@50 of the detections at each weight, 0 (as they were) first */
     eng_det_pred *q = malloc(((size_t)np + 1) * sizeof *q);
@@ -430,14 +525,46 @@ eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, i
             best_map = c->map[w];
         }
     }
-    if (st == ENG_OK && best > 0) {
-        c->gamma = CROP_G[best - 1];
+    /* the box refinement at the chosen weight, with the penalty whose
+     * corrections erred least. It costs no crop of its own, so it is an
+     * option of the stage, like the weight: kept when it raises the
+     * held-out mAP@50, as long as the stage then beats the detections as
+     * they were by the margin a more complex variant needs */
+    int lb = 0, keep_reg = 0;
+    for (int l = 1; l < REG_NL; l++)
+        lb = err[l] < err[lb] ? l : lb;
+    float gamma = best > 0 ? CROP_G[best - 1] : 0;
+    const float *dl = delta + (size_t)lb * np * DET_BOX_T;
+    if (st == ENG_OK && reg_folds == nfolds) {
+        rescore_all(pred, np, prob, k, gamma, sc, q);
+        refine_all(q, np, dl, ims);
+        st = eng_det_map_ex(gt, ngt, q, np, ncat, &iou, 1, ENG_DET_MAX_DETS, &c->reg_map, NULL, d);
+        c->reg_lambda = REG_LAMBDA[lb];
+        c->reg_base = best_map;
+        const char *e = getenv("VFS_DET_BOXREG"); /* a measuring knob: always, off */
+        int always = e && !strcmp(e, "always"), off = e && !strcmp(e, "off");
+        if (st == ENG_OK && !off &&
+            (always || (c->reg_map > best_map + 1e-9 &&
+                        c->reg_map > c->map[0] * (1 + DET_SIMPLER_MARGIN) + 1e-9))) {
+            keep_reg = 1;
+            best_map = c->reg_map;
+        }
+    }
+    if (st == ENG_OK && (best > 0 || keep_reg)) {
+        c->gamma = gamma;
         c->heldout_map = best_map;
         rescore_all(pred, np, prob, k, c->gamma, sc, q);
+        if (keep_reg)
+            refine_all(q, np, dl, ims);
         c->pred = q;
         c->npred = np;
         q = NULL;
         st = fold_fit(&r, ims, -1, dim, k, c->mean, c->wb, d);
+        c->reg = keep_reg ? malloc((size_t)(dim + 1) * DET_BOX_T * sizeof *c->reg) : NULL;
+        if (st == ENG_OK && keep_reg && !c->reg)
+            st = eng_fail(d, ENG_ENOMEM, "detector: out of memory");
+        if (st == ENG_OK && keep_reg)
+            st = reg_fit(&r, ims, -1, dim, c->mean, &c->reg_lambda, 1, c->reg, &c->nreg, d);
     }
     free(q);
     free(sc);
@@ -446,14 +573,20 @@ done:
     free(pred);
     free(g);
     free(prob);
+    free(delta);
+    free(regw);
+    free(zrow);
+    free(r.t);
     free(r.x);
     free(r.y);
     free(r.img);
     free(r.pred);
-    if (st != ENG_OK || !(c->gamma > 0)) {
+    if (st != ENG_OK || (!(c->gamma > 0) && !c->reg)) {
         free(c->mean);
         free(c->wb);
         free(c->pred);
+        free(c->reg);
+        c->reg = NULL;
         c->mean = c->wb = NULL;
         c->pred = NULL;
         c->npred = 0;

@@ -58,11 +58,14 @@ struct eng_detector {
      * the DET_CROP_TOPK most confident objects with backbone crop_bb's
      * embedding of their crops: [crop_dim] mean, then a logistic regression
      * crop_wb [(crop_dim + 1), ncat + 1] (weights, then biases; the last
-     * class is background). crop_gamma 0: no second stage. */
+     * class is background). crop_gamma 0 (and crop_reg NULL): no second
+     * stage. crop_reg (file version 5, det_boxreg.c): [(crop_dim + 1),
+     * DET_BOX_T] a ridge regression from the same embedding to each of those
+     * objects' box correction; NULL: their boxes as found. */
     float crop_gamma;
     char *crop_bb_name, *crop_bb_checksum;
     int crop_dim;
-    float *crop_mean, *crop_wb;
+    float *crop_mean, *crop_wb, *crop_reg;
     char *recipe; /* JSON */
 };
 
@@ -132,6 +135,13 @@ int det_merge(eng_det_object *in, int n, float nms_iou, eng_det_object *out, int
  * set): about 4,000 crops, 40 CPU s with Lite0 */
 #define DET_CROP_MAX_IMAGES 64
 
+/* Whether m has the crop stage: a crop classifier, a box refinement or both. */
+static inline int det_crop_on(const eng_detector *m) { return m->crop_gamma > 0 || m->crop_reg; }
+
+/* Row x of a crop embedding as the crop stage's regressions see it: minus
+ * mean, L2-normalised, into z [dim]. */
+void det_crop_row(const float *x, const float *mean, int dim, double *z);
+
 /* Embeddings out [n (2n with flip: then the mirrored crops), dim] of the
  * crops of boxes (n x 4: x, y, w, h in pixels of a ref_w x ref_h image) of
  * the image at path, each widened by DET_CROP_PAD and squash-resized to
@@ -173,12 +183,43 @@ typedef struct det_crop_result {
                          * and 1; -1 untried */
     double heldout_map; /* at the chosen weight */
     int dim, ncrops;
-    double cpu;         /* CPU seconds the search took */
-    float *mean, *wb;   /* the classifier fitted on every image (chosen only) */
+    double cpu;       /* CPU seconds the search took */
+    float *mean, *wb; /* the classifier fitted on every image (chosen only) */
+    /* the box refinement: held-out mAP@50 with it at the chosen weight (-1
+     * untried), its penalty, and its weights fitted on every image (when
+     * kept; NULL otherwise) */
+    double reg_map, reg_lambda;
+    double reg_base; /* what it had to beat: mAP@50 at the chosen weight */
+    int nreg;        /* detections it was trained on */
+    float *reg;
     eng_det_pred *pred; /* the held-out detections rescored (chosen only) */
     int npred;
     char note[160]; /* why it was not tried, when it was not */
 } det_crop_result;
+
+/* ---- the crop stage's box refinement (det_boxreg.c) ---- */
+
+/* A box correction: the centre's shift along x and y as shares of the
+ * box's width and height, then the log of the width and height ratios. */
+#define DET_BOX_T 4
+/* detections the refinement learns from overlap a box by at least this */
+#define DET_BOXREG_MIN_IOU 0.3
+
+/* t [DET_BOX_T]: the correction that takes box p to box g (x, y, w, h). */
+void det_box_target(const double *p, const double *g, float *t);
+
+/* Applies correction t (bounded) to box b (x, y, w, h), clipped to an
+ * img_w x img_h image. */
+void det_box_apply(const float *t, int img_w, int img_h, float *b);
+
+/* Ridge regressions of corrections t [n, DET_BOX_T] on rows z [n, dim]
+ * (det_crop_row's), one per penalty lambda[0..nl): w [nl, dim + 1,
+ * DET_BOX_T], weights then biases (not penalised). */
+eng_status det_boxreg_fit(const double *z, const float *t, int n, int dim, const double *lambda,
+                          int nl, float *w, eng_diag *d);
+
+/* t [DET_BOX_T]: the correction w gives row z [dim]. */
+void det_boxreg_predict(const float *w, const double *z, int dim, float *t);
 
 /* The crop classifier's cross-validation: ims[0..n) the training images
  * (detections and boxes name them by index), pred the pooled held-out

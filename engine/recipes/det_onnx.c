@@ -396,7 +396,7 @@ eng_status eng_detector_export_onnx(const eng_detector *m, eng_backbone *const *
         return eng_fail(d, ENG_EUNSUPPORTED,
                         "tiled detectors are not exportable yet (model.safetensors and predict/ "
                         "work; train without tiles for an ONNX file)");
-    if (m->crop_gamma > 0) /* a second network over each object's crop */
+    if (det_crop_on(m)) /* a second network over each object's crop */
         return eng_fail(d, ENG_EUNSUPPORTED,
                         "detectors with a crop classifier (chosen by the search when it "
                         "named the held-out objects better) are not exportable yet "

@@ -2406,7 +2406,7 @@ static eng_status crop_sample(trainer *t, search *s, det_pool *sub, eng_diag *d)
 }
 
 /* The crop classifier's log line. */
-static void crop_log(const trainer *t, const det_crop_result *c, int nimg, const char *verdict)
+static void crop_log(const trainer *t, const det_crop_result *c, int nimg)
 {
     char sample[64] = "";
     if (nimg < t->n)
@@ -2414,7 +2414,13 @@ static void crop_log(const trainer *t, const det_crop_result *c, int nimg, const
     logf_(t,
           "crop classifier (%s crops, %d of them%s, %.1f s CPU): cross-validated mAP@50 %.4f "
           "at weight 0.5, %.4f at weight 1, against %.4f: %s",
-          DET_CROP_BACKBONE, c->ncrops, sample, c->cpu, c->map[1], c->map[2], c->map[0], verdict);
+          DET_CROP_BACKBONE, c->ncrops, sample, c->cpu, c->map[1], c->map[2], c->map[0],
+          c->gamma > 0 ? "kept" : "not kept");
+    if (c->reg_map >= 0)
+        logf_(t,
+              "box refinement from the crops (ridge, penalty %g): cross-validated mAP@50 %.4f "
+              "at weight %g, against %.4f: %s",
+              c->reg_lambda, c->reg_map, c->gamma, c->reg_base, c->reg ? "kept" : "not kept");
 }
 
 /* Stage 2b: the crop classifier (det_crops.c) on the chosen heads'
@@ -2458,15 +2464,15 @@ static eng_status stage_crops(trainer *t, eng_detector *m, search *s, eng_diag *
         pool_release(&sub);
         return st;
     }
-    if (c->note[0] || !(c->gamma > 0)) {
+    if (c->note[0] || (!(c->gamma > 0) && !c->reg)) {
         if (c->note[0])
             logf_(t, "crop classifier not tried: %s", c->note);
         else
-            crop_log(t, c, sub.nimg, "not kept");
+            crop_log(t, c, sub.nimg);
         pool_release(&sub);
         return ENG_OK;
     }
-    crop_log(t, c, sub.nimg, "kept");
+    crop_log(t, c, sub.nimg);
     const eng_backbone_info *inf = eng_backbone_get_info(cbb);
     m->crop_bb_name = strdup(inf->name);
     m->crop_bb_checksum = strdup(inf->checksum);
@@ -2477,7 +2483,8 @@ static eng_status stage_crops(trainer *t, eng_detector *m, search *s, eng_diag *
     m->crop_dim = c->dim;
     m->crop_mean = c->mean;
     m->crop_wb = c->wb;
-    c->mean = c->wb = NULL;
+    m->crop_reg = c->reg;
+    c->mean = c->wb = c->reg = NULL;
     m->crop_gamma = c->gamma;
     s->best_map = c->heldout_map;
     /* the held-out figure reported without a test set: the rescored one */
@@ -2613,6 +2620,14 @@ static void recipe_make(const trainer *t, eng_detector *m, search *s)
             cJSON_AddNumberToObject(cc, "crops", c->ncrops);
             cJSON_AddNumberToObject(cc, "map50_weight_0_5", round(c->map[1] * 10000) / 10000);
             cJSON_AddNumberToObject(cc, "map50_weight_1", round(c->map[2] * 10000) / 10000);
+            if (c->reg_map >= 0) {
+                cJSON *br = cJSON_AddObjectToObject(cc, "box_refinement");
+                if (br) {
+                    cJSON_AddBoolToObject(br, "kept", c->nreg > 0);
+                    cJSON_AddNumberToObject(br, "map50", round(c->reg_map * 10000) / 10000);
+                    cJSON_AddNumberToObject(br, "penalty", c->reg_lambda);
+                }
+            }
         }
     }
     cJSON *vs = cJSON_AddArrayToObject(r, "variants");

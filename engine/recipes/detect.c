@@ -20,9 +20,10 @@
 
 /* 2: tiled detectors (tiles > 0), which a reader of version 1 would run on
  * the whole image only; 3: a box-size prior (size_weight > 0), which a
- * reader of version 2 would ignore; other files keep the lowest version
- * that reads them right */
-#define DET_VERSION 4
+ * reader of version 2 would ignore; 4: a crop classifier; 5: a box
+ * refinement from the crops (crop_reg); other files keep the lowest
+ * version that reads them right */
+#define DET_VERSION 5
 
 /* ---- the model ---- */
 
@@ -49,6 +50,7 @@ void eng_detector_free(eng_detector *m)
     free(m->crop_bb_checksum);
     free(m->crop_mean);
     free(m->crop_wb);
+    free(m->crop_reg);
     free(m->recipe);
     free(m);
 }
@@ -62,7 +64,7 @@ const char *eng_det_category(const eng_detector *m, int i)
 
 const char *eng_det_backbone_needed(const eng_detector *m, int i, const char **checksum)
 {
-    if (i == 1 && m->crop_gamma > 0) {
+    if (i == 1 && det_crop_on(m)) {
         if (checksum)
             *checksum = m->crop_bb_checksum;
         return m->crop_bb_name;
@@ -79,7 +81,7 @@ static eng_status pick_crop_backbone(const eng_detector *m, eng_backbone *const 
                                      eng_backbone **out, eng_diag *d)
 {
     *out = NULL;
-    if (!(m->crop_gamma > 0))
+    if (!det_crop_on(m))
         return ENG_OK;
     for (int i = 0; i < n; i++) {
         const eng_backbone_info *inf = eng_backbone_get_info(bbs[i]);
@@ -1224,7 +1226,7 @@ eng_status eng_detector_save(const eng_detector *m, const char *path, eng_diag *
         cJSON *sp = cJSON_AddObjectToObject(pre, "size_prior");
         ok = sp && cJSON_AddNumberToObject(sp, "weight", m->size_weight);
     }
-    if (ok && m->crop_gamma > 0) {
+    if (ok && det_crop_on(m)) {
         cJSON *cb = cJSON_CreateObject();
         ok = cb && cJSON_AddItemToArray(bbs, cb);
         if (!ok)
@@ -1238,6 +1240,11 @@ eng_status eng_detector_save(const eng_detector *m, const char *path, eng_diag *
              cJSON_AddNumberToObject(cc, "weight", m->crop_gamma) &&
              cJSON_AddNumberToObject(cc, "pad", DET_CROP_PAD) &&
              cJSON_AddNumberToObject(cc, "topk", DET_CROP_TOPK);
+        if (ok && m->crop_reg) {
+            cJSON *br = cJSON_AddObjectToObject(cc, "box_refinement");
+            ok = br && cJSON_AddStringToObject(br, "tensor", "crop.box") &&
+                 cJSON_AddStringToObject(br, "outputs", "dx dy log_w log_h");
+        }
     }
     if (ok && m->calibrated) {
         cJSON *cal = cJSON_AddObjectToObject(pre, "calibration");
@@ -1252,7 +1259,8 @@ eng_status eng_detector_save(const eng_detector *m, const char *path, eng_diag *
     if (s_cats && s_bbs && s_pre) {
         char version[16];
         snprintf(version, sizeof version, "%d",
-                 m->crop_gamma > 0    ? 4
+                 m->crop_reg          ? 5
+                 : det_crop_on(m)     ? 4
                  : m->size_weight > 0 ? 3
                  : m->tiles > 0       ? 2
                                       : 1);
@@ -1263,7 +1271,7 @@ eng_status eng_detector_save(const eng_detector *m, const char *path, eng_diag *
                               m->bb_checksum, s_bbs,      s_pre,   eng_det_recipe(m)};
         int64_t f = m->fdim, c = m->ncat, h = m->hidden, k = m->hidden > 0 ? h : f;
         int64_t cd = m->crop_dim;
-        eng_tensor ts[11] = {
+        eng_tensor ts[12] = {
             {ENG_F32, 3, {3, 3, f}, m->dw_cls},
             {ENG_F32, 2, {k, c}, m->wc},
             {ENG_F32, 1, {c}, m->bc},
@@ -1275,24 +1283,18 @@ eng_status eng_detector_save(const eng_detector *m, const char *path, eng_diag *
             {ENG_F32, 2, {c, 2}, m->size_prior},
             {ENG_F32, 1, {cd}, m->crop_mean},
             {ENG_F32, 2, {cd + 1, c + 1}, m->crop_wb},
+            {ENG_F32, 2, {cd + 1, DET_BOX_T}, m->crop_reg},
         };
-        const char *names[11] = {"heatmap.depthwise",
-                                 "heatmap.weight",
-                                 "heatmap.bias",
-                                 "box.depthwise",
-                                 "box.weight",
-                                 "box.bias",
-                                 "heatmap.hidden.weight",
-                                 "heatmap.hidden.bias",
-                                 "box.size_prior",
-                                 "crop.mean",
-                                 "crop.weight"};
-        const eng_tensor *tp[11];
-        const char *tn[11];
+        const char *names[12] = {
+            "heatmap.depthwise", "heatmap.weight", "heatmap.bias",          "box.depthwise",
+            "box.weight",        "box.bias",       "heatmap.hidden.weight", "heatmap.hidden.bias",
+            "box.size_prior",    "crop.mean",      "crop.weight",           "crop.box"};
+        const eng_tensor *tp[12];
+        const char *tn[12];
         int nt = 0;
-        for (int i = 0; i < 11; i++)
+        for (int i = 0; i < 12; i++)
             if ((i < 6) || (i < 8 && m->hidden > 0) || (i == 8 && m->size_weight > 0) ||
-                (i > 8 && m->crop_gamma > 0)) {
+                ((i == 9 || i == 10) && det_crop_on(m)) || (i == 11 && m->crop_reg)) {
                 tn[nt] = names[i];
                 tp[nt++] = &ts[i];
             }
@@ -1507,12 +1509,15 @@ eng_status eng_detector_from_file(const eng_modelfile *f, eng_detector **out, en
         cJSON *cs = cJSON_GetObjectItemCaseSensitive(cc, "checksum");
         cJSON *cd = cJSON_GetObjectItemCaseSensitive(cc, "dim");
         cJSON *cw = cJSON_GetObjectItemCaseSensitive(cc, "weight");
+        cJSON *br = cJSON_GetObjectItemCaseSensitive(cc, "box_refinement");
         if (!cJSON_IsString(cn) || !cJSON_IsString(cs) || !cJSON_IsNumber(cd) ||
             !(cd->valuedouble >= 1 && cd->valuedouble <= 65536) || !cJSON_IsNumber(cw) ||
-            !(cw->valuedouble > 0 && cw->valuedouble <= 1)) {
+            !(cw->valuedouble >= 0 && cw->valuedouble <= 1) ||
+            (cw->valuedouble == 0 && !cJSON_IsObject(br))) {
             st = eng_fail(d, ENG_EFORMAT,
                           "model file: preprocessing \"crop_classifier\" needs a backbone, its "
-                          "checksum, a dim in 1..65536 and a weight in (0, 1]");
+                          "checksum, a dim in 1..65536 and a weight in [0, 1], above 0 "
+                          "without a box_refinement");
             goto fail;
         }
         m->crop_dim = cd->valueint;
@@ -1525,6 +1530,9 @@ eng_status eng_detector_from_file(const eng_modelfile *f, eng_detector **out, en
         int64_t d1[1] = {m->crop_dim}, d2[2] = {m->crop_dim + 1, m->ncat + 1};
         m->crop_mean = copy_tensor(f, "crop.mean", 1, d1, &st, d);
         m->crop_wb = copy_tensor(f, "crop.weight", 2, d2, &st, d);
+        int64_t d3[2] = {m->crop_dim + 1, DET_BOX_T};
+        if (cJSON_IsObject(br)) /* absent (files before version 5): boxes as found */
+            m->crop_reg = copy_tensor(f, "crop.box", 2, d3, &st, d);
         m->crop_gamma = (float)cw->valuedouble;
     }
     if (st != ENG_OK)

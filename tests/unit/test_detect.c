@@ -632,6 +632,33 @@ static void test_file(const eng_detector *m)
         CHECK(eng_det_backbone_needed(l, 2, NULL) == NULL);
     }
     eng_detector_free(l);
+    /* a box refinement alone (weight 0) keeps the crop stage, survives the
+     * file exactly and makes it version 5 */
+    float creg[4 * DET_BOX_T];
+    for (int i = 0; i < 4 * DET_BOX_T; i++)
+        creg[i] = (float)i / 9 - 0.5f;
+    mc->crop_dim = 3;
+    mc->crop_bb_name = "lite";
+    mc->crop_bb_checksum = "abcd";
+    mc->crop_mean = cmean;
+    mc->crop_wb = cwb;
+    mc->crop_reg = creg;
+    CHECK_MSG(eng_detector_save(mc, path, &d) == ENG_OK, "%s", d.msg);
+    mc->crop_dim = 0;
+    mc->crop_bb_name = mc->crop_bb_checksum = NULL;
+    mc->crop_mean = mc->crop_wb = mc->crop_reg = NULL;
+    mf = NULL;
+    CHECK(eng_modelfile_read(path, &mf, &d) == ENG_OK && mf &&
+          strcmp(eng_modelfile_meta(mf, "version"), "5") == 0);
+    eng_modelfile_free(mf);
+    l = NULL;
+    CHECK_MSG(eng_detector_load(path, &l, &d) == ENG_OK, "%s", d.msg);
+    if (l) {
+        CHECK(l->crop_gamma == 0 && det_crop_on(l) && l->crop_reg);
+        CHECK(l->crop_reg && memcmp(l->crop_reg, creg, sizeof creg) == 0);
+        CHECK(strcmp(eng_det_backbone_needed(l, 1, NULL), "lite") == 0);
+    }
+    eng_detector_free(l);
     /* without one, no second backbone is needed */
     CHECK(eng_det_backbone_needed(m, 1, NULL) == NULL);
 
