@@ -2623,7 +2623,7 @@ static void recipe_make(const trainer *t, eng_detector *m, search *s)
             if (c->reg_map >= 0) {
                 cJSON *br = cJSON_AddObjectToObject(cc, "box_refinement");
                 if (br) {
-                    cJSON_AddBoolToObject(br, "kept", c->nreg > 0);
+                    cJSON_AddBoolToObject(br, "kept", m->crop_reg != NULL);
                     cJSON_AddNumberToObject(br, "map50", round(c->reg_map * 10000) / 10000);
                     cJSON_AddNumberToObject(br, "penalty", c->reg_lambda);
                 }
