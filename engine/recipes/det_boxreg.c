@@ -8,13 +8,17 @@
  * part of that. det_crops.c trains it on the held-out detections that
  * overlap a box and keeps it only when it raises the held-out mAP@50.
  */
-#include "cls_int.h"
 #include "det_int.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* LAPACK's Cholesky solve, in libopenblas (Debian ships no LAPACKE header
+ * with it): A X = B for symmetric positive definite A, column-major. */
+void dposv_(const char *uplo, const int *n, const int *nrhs, double *a, const int *lda, double *b,
+            const int *ldb, int *info);
 
 void det_box_target(const double *p, const double *g, float *t)
 {
@@ -61,11 +65,10 @@ eng_status det_boxreg_fit(const double *z, const float *t, int n, int dim, const
     double *l = malloc((size_t)m * m * sizeof *l);
     double *b = malloc((size_t)m * DET_BOX_T * sizeof *b);
     double *y = malloc((size_t)m * DET_BOX_T * sizeof *y);
-    double *wk = malloc((size_t)m * DET_BOX_T * sizeof *wk);
     eng_status st = ENG_OK;
     if (n <= 0)
         st = eng_fail(d, ENG_EINVAL, "detector: no boxes to refine on");
-    else if (!za || !ta || !g || !l || !b || !y || !wk)
+    else if (!za || !ta || !g || !l || !b || !y)
         st = eng_fail(d, ENG_ENOMEM, "detector: out of memory");
     if (st == ENG_OK) {
         for (int i = 0; i < n; i++) {
@@ -83,21 +86,21 @@ eng_status det_boxreg_fit(const double *z, const float *t, int n, int dim, const
         memcpy(l, g, (size_t)m * m * sizeof *l);
         for (int j = 0; j < dim; j++) /* the bias is not penalised */
             l[(size_t)j * m + j] += lambda[k];
-        if (cls_cholesky(l, m, 1e-9 * (double)n) != 0) {
-            st = eng_fail(d, ENG_EINVAL, "detector: box refinement did not fit");
-            break;
-        }
-        /* L L^T W = B: L Y = B by rows of B^T, then L^T W = Y */
+        /* (G + lambda I) W = B by OpenBLAS's LAPACK: column-major, so the
+         * lower triangle dsyrk filled by rows is the upper one by columns,
+         * and B's columns are the rows of y */
         for (int j = 0; j < m; j++)
             for (int q = 0; q < DET_BOX_T; q++)
                 y[(size_t)q * m + j] = b[(size_t)j * DET_BOX_T + q];
-        cls_solve_lt_right(l, m, y, DET_BOX_T);
+        int nrhs = DET_BOX_T, info = 0;
+        dposv_("U", &m, &nrhs, l, &m, y, &m, &info);
+        if (info != 0) {
+            st = eng_fail(d, ENG_EINVAL, "detector: box refinement did not fit");
+            break;
+        }
         for (int j = 0; j < m; j++)
             for (int q = 0; q < DET_BOX_T; q++)
-                wk[(size_t)j * DET_BOX_T + q] = y[(size_t)q * m + j];
-        cls_solve_lt(l, m, wk, DET_BOX_T);
-        for (size_t j = 0; j < (size_t)m * DET_BOX_T; j++)
-            w[(size_t)k * m * DET_BOX_T + j] = (float)wk[j];
+                w[((size_t)k * m + j) * DET_BOX_T + q] = (float)y[(size_t)q * m + j];
     }
     free(za);
     free(ta);
@@ -105,7 +108,6 @@ eng_status det_boxreg_fit(const double *z, const float *t, int n, int dim, const
     free(l);
     free(b);
     free(y);
-    free(wk);
     return st;
 }
 
