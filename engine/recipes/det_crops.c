@@ -209,6 +209,16 @@ eng_status det_crop_rescore(const eng_detector *m, const eng_backbone *cbb, cons
 
 /* ---- the search's side ---- */
 
+int det_crop_images(int n, int room)
+{
+    int least = n < DET_CROP_MIN_IMAGES ? n : DET_CROP_MIN_IMAGES;
+    if (room >= n)
+        return n;
+    if (room < least)
+        return 0;
+    return room - (room - least) % DET_CROP_IMAGE_STEP;
+}
+
 #define CROP_NG 2
 static const float CROP_G[CROP_NG] = {0.5f, 1};
 
@@ -434,19 +444,32 @@ eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, i
     }
     memcpy(pred, pred0, (size_t)npred0 * sizeof *pred);
     qsort(pred, (size_t)npred0, sizeof *pred, pred_cmp);
-    int np = npred0;
-    /* rows: each image's first DET_CROP_TOPK detections, its boxes twice */
-    long rows = 2L * ngt;
-    for (int j = 0, run = 0; j < np; j++) {
-        run = j && pred[j].image == pred[j - 1].image ? run + 1 : 0;
-        rows += run < DET_CROP_TOPK;
-    }
-    if (rows > DET_CROP_MAX_ROWS) {
-        snprintf(c->note, sizeof c->note, "too many crops for memory (%ld, at most %d)", rows,
-                 DET_CROP_MAX_ROWS);
+    int np = npred0, least = n < DET_CROP_MIN_IMAGES ? n : DET_CROP_MIN_IMAGES;
+    /* rows: each image's first DET_CROP_TOPK detections, its boxes twice;
+     * the images whose rows fit in memory */
+    long rows = 0, *ri = calloc((size_t)n + 1, sizeof *ri);
+    int fit = 0;
+    if (!ri) {
+        st = eng_fail(d, ENG_ENOMEM, "detector: out of memory");
         goto done;
     }
-    /* every image's rows; the first one's cost says whether all fit */
+    for (int q = 0; q < ngt; q++)
+        ri[gt[q].image] += 2;
+    for (int j = 0, run = 0; j < np; j++) {
+        run = j && pred[j].image == pred[j - 1].image ? run + 1 : 0;
+        ri[pred[j].image] += run < DET_CROP_TOPK;
+    }
+    while (fit < n && rows + ri[fit] <= DET_CROP_MAX_ROWS)
+        rows += ri[fit++];
+    free(ri);
+    if (!det_crop_images(n, fit)) {
+        snprintf(c->note, sizeof c->note,
+                 "too many crops for memory (%d images fit in %d crops, at least %d needed)", fit,
+                 DET_CROP_MAX_ROWS, least);
+        goto done;
+    }
+    n = det_crop_images(n, fit);
+    /* every image's rows; the first one's cost says how many fit */
     for (int i = 0, pj = 0; i < n && st == ENG_OK; i++) {
         int p0 = pj, ng = 0;
         while (pj < np && pred[pj].image == i)
@@ -458,13 +481,28 @@ eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, i
         st = image_rows(cbb, &ims[i], i, dim, ncat, pred + p0, kp, p0, g, ng, threads, &r, d);
         double used = budget_cpu_now() - c0;
         if (st == ENG_OK && i == 0 && used * n > cpu_left) {
-            snprintf(c->note, sizeof c->note,
-                     "budget: no room for the crop classifier (about %.0f CPU s needed, %.0f left)",
-                     used * n, cpu_left);
-            goto done;
+            int room = det_crop_images(n, used > 0 ? (int)fmin(cpu_left / used, n) : n);
+            if (!room) {
+                snprintf(c->note, sizeof c->note,
+                         "budget: no room for the crop classifier (about %.0f CPU s needed for "
+                         "%d images, %.0f left)",
+                         used * least, least, cpu_left);
+                goto done;
+            }
+            n = room;
         }
     }
+    c->nimg = n;
     c->ncrops = r.n;
+    /* the detections and boxes of those images */
+    while (np > 0 && pred[np - 1].image >= n)
+        np--;
+    int ng = 0;
+    for (int q = 0; q < ngt; q++)
+        if (gt[q].image < n)
+            g[ng++] = gt[q];
+    gt = g;
+    ngt = ng;
     /* held-out probabilities of each kept detection, fold by fold */
     /* and, at each penalty, the held-out corrections delta [REG_NL, np,
      * DET_BOX_T] of the box refinement (NaN: none) and their squared error */

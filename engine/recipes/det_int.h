@@ -131,9 +131,19 @@ int det_merge(eng_det_object *in, int n, float nms_iou, eng_det_object *out, int
 /* crops the search holds at most: the embeddings and the regression's
  * copy take about 16 KB each with Lite0 (30,000: under 500 MB) */
 #define DET_CROP_MAX_ROWS 30000
-/* images whose crops the search uses at most (a seeded sample of a larger
- * set): about 4,000 crops, 40 CPU s with Lite0 */
-#define DET_CROP_MAX_IMAGES 64
+/* The search embeds the crops of as many training images as its budget
+ * holds, in a seeded random order, at least this many (or all) or none:
+ * 64 blood-cell images are about 4,000 crops, 50 CPU s with Lite0 */
+#define DET_CROP_MIN_IMAGES 64
+/* beyond that minimum, the images used are a multiple of this, so that a
+ * little more or less CPU time does not change the sample */
+#define DET_CROP_IMAGE_STEP 32
+
+/* How many of n images the crop search uses when room of them fit (in the
+ * budget or in memory): all when all fit, else room rounded down to
+ * DET_CROP_MIN_IMAGES plus a multiple of DET_CROP_IMAGE_STEP; 0 (none)
+ * when fewer than that minimum (or n) fit. */
+int det_crop_images(int n, int room);
 
 /* Whether m has the crop stage: a crop classifier, a box refinement or both. */
 static inline int det_crop_on(const eng_detector *m) { return m->crop_gamma > 0 || m->crop_reg; }
@@ -183,6 +193,7 @@ typedef struct det_crop_result {
                          * and 1; -1 untried */
     double heldout_map; /* at the chosen weight */
     int dim, ncrops;
+    int nimg;         /* images whose crops it used: ims[0..nimg) */
     double cpu;       /* CPU seconds the search took */
     float *mean, *wb; /* the classifier fitted on every image (chosen only) */
     /* the box refinement: held-out mAP@50 with it at the chosen weight (-1
@@ -227,8 +238,11 @@ void det_boxreg_predict(const float *w, const double *z, int dim, float *t);
  * Each fold's classifier is trained on the crops of the other folds'
  * images and scores the fold's detections. A weight is kept when it beats
  * their mAP@50 as they are (map[0]) by DET_SIMPLER_MARGIN; then the
- * classifier is fitted on every image. Gives up (note set, gamma 0) when the crops would
- * take more than cpu_left CPU seconds. */
+ * classifier is fitted on every image. It uses the first images of ims
+ * whose crops fit in cpu_left CPU seconds and in memory (c->nimg; ims is
+ * a random order when that may be fewer than n), at least
+ * DET_CROP_MIN_IMAGES of them (or all n), else gives up (note set, gamma
+ * 0). */
 eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, int n, int nfolds,
                            int ncat, const eng_det_gt *gt, int ngt, const eng_det_pred *pred,
                            int npred, double cpu_left, int threads, det_crop_result *c,

@@ -27,7 +27,7 @@
  * fit is also scored with the box-size prior at two weights. The CPU budget:
  * feature extraction must fit in it (else notEnoughBudget), the search
  * stops early when the rest would not fit, and each fit runs only the steps
- * its first step's cost says fit before its deadline.
+ * its first steps' cost says fit before its deadline.
  */
 #include "budget_int.h"
 #include "det_int.h"
@@ -57,6 +57,7 @@
 #define DET_FIT_MIN 0.65f      /* pretrained box fit (mean IoU) below which it is fine-tuned */
 #define DET_NEAR 0.1f          /* cells whose target reaches this are always in a step */
 #define DET_MIN_STEPS 20       /* a fit cut by the budget still runs this many steps */
+#define DET_PLAN_STEPS 16      /* steps after the first whose cost first re-plans a fit */
 #define DET_SEARCH_SHARE 0.6   /* share of the budget the search may use */
 #define DET_FOLDS 4            /* cross-validation folds of the search (fewer below 8 images) */
 /* A further variant is tried only when it and the final fit, estimated from
@@ -562,13 +563,23 @@ static eng_status fit(trainer *t, const int *idx, int n, const variant *v, eng_d
     float l = 0;
     int done_steps = 0;
     t->steps_planned = steps;
-    for (int k = 0; k < steps && st == ENG_OK; k++) {
-        if (k == 1 && t->deadline > 0) {
-            /* the first step's cost says how many fit before the deadline */
-            double each = cpu_now() - c0, left = t->deadline - (cpu_now() - t->cpu0);
-            int fits = each > 0 ? (int)(left / each) + 1 : steps;
-            if (fits < steps)
-                steps = fits > DET_MIN_STEPS ? fits : DET_MIN_STEPS;
+    double c1 = c0;
+    for (int k = 0, k1 = 0, plan = 1; k < steps && st == ENG_OK; k++) {
+        if (t->deadline > 0 && k == plan) {
+            /* the first step's cost says how many fit before the deadline,
+             * and the mean cost of the steps since says it again at steps
+             * 1 + 16, 1 + 64, 1 + 256, ...: the first steps alone, slowed
+             * by one-time costs (the features paged in) or a busy moment,
+             * cut whole folds to a third on a loaded machine */
+            double now = cpu_now(), left = t->deadline - (now - t->cpu0);
+            double each = (now - c1) / (k - k1);
+            c1 = now;
+            k1 = k;
+            plan = k == 1 ? 1 + DET_PLAN_STEPS : 1 + 4 * (k - 1);
+            int fits = each > 0 ? k + (int)(left / each) : t->steps_planned;
+            steps = fits >= t->steps_planned ? t->steps_planned
+                    : fits > DET_MIN_STEPS   ? fits
+                                             : DET_MIN_STEPS;
         }
         if (aborted(t)) {
             st = eng_fail(d, ENG_EABORTED, "training cancelled");
@@ -2354,16 +2365,11 @@ static eng_status stage_search(trainer *t, eng_detector *m, search *s, eng_diag 
  * cheapest ImageNet network installed (a crop costs one pass of it). */
 #define DET_CROP_BACKBONE "efficientnet-lite0"
 
-static int int_cmp(const void *a, const void *b)
-{
-    int x = *(const int *)a, y = *(const int *)b;
-    return (x > y) - (x < y);
-}
-
-/* The chosen heads' held-out detections and boxes (NMS as chosen) of at
- * most DET_CROP_MAX_IMAGES training images, a seeded sample when there
- * are more, renumbered 0..sub->nimg - 1: image j of the sample is
- * s->hold[j]. */
+/* The chosen heads' held-out detections and boxes (NMS as chosen) of every
+ * training image, renumbered 0..sub->nimg - 1: image j of the sample is
+ * s->hold[j]. Above DET_CROP_MIN_IMAGES the order is a seeded shuffle, so
+ * that the first ones, all the crop search may have room for, are a
+ * random sample; a smaller set keeps its numbering. */
 static eng_status crop_sample(trainer *t, search *s, det_pool *sub, eng_diag *d)
 {
     const det_pool *pl = &s->pool[s->best][s->best_size];
@@ -2378,29 +2384,23 @@ static eng_status crop_sample(trainer *t, search *s, det_pool *sub, eng_diag *d)
     for (int i = 0; i < n; i++)
         s->hold[i] = i;
     eng_rng r = t->rng;
-    for (int i = 0; i < n && i < DET_CROP_MAX_IMAGES; i++) {
+    for (int i = 0; n > DET_CROP_MIN_IMAGES && i < n; i++) {
         int j = i + (int)(eng_rng_u64(&r) % (uint64_t)(n - i));
         int x = s->hold[i];
         s->hold[i] = s->hold[j];
         s->hold[j] = x;
     }
-    sub->nimg = n < DET_CROP_MAX_IMAGES ? n : DET_CROP_MAX_IMAGES;
-    /* in image order, so a set under the cap keeps its numbering */
-    qsort(s->hold, (size_t)sub->nimg, sizeof *s->hold, int_cmp);
-    for (int i = 0; i < n; i++)
-        slot[i] = -1;
-    for (int j = 0; j < sub->nimg; j++)
+    sub->nimg = n;
+    for (int j = 0; j < n; j++)
         slot[s->hold[j]] = j;
-    for (int q = 0; q < pl->ngt; q++)
-        if (slot[pl->gt[q].image] >= 0) {
-            sub->gt[sub->ngt] = pl->gt[q];
-            sub->gt[sub->ngt++].image = slot[pl->gt[q].image];
-        }
-    for (int q = 0; q < pl->np[on]; q++)
-        if (slot[pl->p[on][q].image] >= 0) {
-            sub->p[0][sub->np[0]] = pl->p[on][q];
-            sub->p[0][sub->np[0]++].image = slot[pl->p[on][q].image];
-        }
+    for (int q = 0; q < pl->ngt; q++) {
+        sub->gt[sub->ngt] = pl->gt[q];
+        sub->gt[sub->ngt++].image = slot[pl->gt[q].image];
+    }
+    for (int q = 0; q < pl->np[on]; q++) {
+        sub->p[0][sub->np[0]] = pl->p[on][q];
+        sub->p[0][sub->np[0]++].image = slot[pl->p[on][q].image];
+    }
     free(slot);
     return ENG_OK;
 }
@@ -2468,11 +2468,11 @@ static eng_status stage_crops(trainer *t, eng_detector *m, search *s, eng_diag *
         if (c->note[0])
             logf_(t, "crop classifier not tried: %s", c->note);
         else
-            crop_log(t, c, sub.nimg);
+            crop_log(t, c, c->nimg);
         pool_release(&sub);
         return ENG_OK;
     }
-    crop_log(t, c, sub.nimg);
+    crop_log(t, c, c->nimg);
     const eng_backbone_info *inf = eng_backbone_get_info(cbb);
     m->crop_bb_name = strdup(inf->name);
     m->crop_bb_checksum = strdup(inf->checksum);
@@ -2490,10 +2490,16 @@ static eng_status stage_crops(trainer *t, eng_detector *m, search *s, eng_diag *
     /* the held-out figure reported without a test set: the rescored one */
     int on = s->best_nms > 0;
     char **held = s->best_size > 0 ? &s->sjson[s->best][s->best_size][on] : &s->vjson[s->best][on];
-    det_eval_extra x = {sub.nimg < t->n ? "a sample of the training images, each held out once "
-                                          "(cross-validation)"
-                                        : "training images, each held out once (cross-validation)",
-                        sub.nimg, -1, NULL};
+    /* the boxes of the images the crops came from */
+    int ng = 0;
+    for (int q = 0; q < sub.ngt; q++)
+        if (sub.gt[q].image < c->nimg)
+            sub.gt[ng++] = sub.gt[q];
+    sub.ngt = ng;
+    det_eval_extra x = {c->nimg < t->n ? "a sample of the training images, each held out once "
+                                         "(cross-validation)"
+                                       : "training images, each held out once (cross-validation)",
+                        c->nimg, -1, NULL};
     char *json = NULL;
     st =
         det_metrics(sub.gt, sub.ngt, c->pred, c->npred, t->ncat, a->categories, &x, NULL, &json, d);
@@ -2618,6 +2624,7 @@ static void recipe_make(const trainer *t, eng_detector *m, search *s)
             cJSON_AddStringToObject(cc, "backbone", DET_CROP_BACKBONE);
             cJSON_AddNumberToObject(cc, "weight", c->gamma);
             cJSON_AddNumberToObject(cc, "crops", c->ncrops);
+            cJSON_AddNumberToObject(cc, "images", c->nimg);
             cJSON_AddNumberToObject(cc, "map50_weight_0_5", round(c->map[1] * 10000) / 10000);
             cJSON_AddNumberToObject(cc, "map50_weight_1", round(c->map[2] * 10000) / 10000);
             if (c->reg_map >= 0) {

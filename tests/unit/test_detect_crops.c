@@ -122,6 +122,19 @@ static void test_box_target_round_trip(void)
     CHECK(b2[2] <= 40 * expf(0.7f) + 1e-3f && b2[0] + b2[2] / 2 <= 30 + 0.5f * 40 + 1e-3f);
 }
 
+/* How many images the crop search uses when only some fit in its budget
+ * or in memory: a small set all or none, a large one at least
+ * DET_CROP_MIN_IMAGES (64) in steps of 32, so that a little more or less
+ * CPU time does not change the sample. */
+static void test_crop_images(void)
+{
+    CHECK(det_crop_images(40, 40) == 40 && det_crop_images(40, 100) == 40);
+    CHECK(det_crop_images(40, 39) == 0 && det_crop_images(292, 63) == 0);
+    CHECK(det_crop_images(292, 64) == 64 && det_crop_images(292, 95) == 64);
+    CHECK(det_crop_images(292, 96) == 96 && det_crop_images(292, 291) == 288);
+    CHECK(det_crop_images(292, 292) == 292 && det_crop_images(292, 0) == 0);
+}
+
 /* Loose boxes of the right category: the refinement alone must win. */
 static void test_box_refinement(eng_backbone *bb, char (*paths)[600], det_crop_image *ims)
 {
@@ -215,7 +228,7 @@ int main(void)
     CHECK(fabs(c.map[0] - base) < 1e-9); /* nothing cut: 4 detections per image */
     CHECK(c.gamma > 0 && c.heldout_map > base + 0.2);
     CHECK(c.ncrops == NIMG * (4 + 2 * 2)); /* detections, boxes and their mirrors */
-    CHECK(c.pred && c.npred == np && c.mean && c.wb && c.dim > 0);
+    CHECK(c.pred && c.npred == np && c.mean && c.wb && c.dim > 0 && c.nimg == NIMG);
 
     /* the classifier fitted on every image rescores an unseen one */
     if (c.gamma > 0 && c.mean) {
@@ -265,6 +278,7 @@ int main(void)
     det_crop_result_release(&c);
 
     test_box_refinement(bb, paths, ims);
+    test_crop_images();
 
     for (int i = 0; i <= NIMG; i++)
         unlink(paths[i]);
