@@ -199,6 +199,17 @@ eng_status det_crop_rescore(const eng_detector *m, const eng_backbone *cbb, cons
         }
         qsort(o, (size_t)*n, sizeof *o, det_obj_cmp);
     }
+    /* corrected boxes may now cover one object twice: NMS again, as the
+     * search scored them */
+    int again = st == ENG_OK && m->crop_reg && m->crop_nms > 0;
+    eng_det_object *kept = again ? malloc((size_t)*n * sizeof *kept) : NULL;
+    if (kept) {
+        *n = det_merge(o, *n, m->crop_nms, kept, *n);
+        memcpy(o, kept, (size_t)*n * sizeof *o);
+    } else if (again) {
+        st = eng_fail(d, ENG_ENOMEM, "detector: out of memory");
+    }
+    free(kept);
     free(z);
     free(box);
     free(x);
@@ -227,7 +238,13 @@ static int pred_cmp(const void *a, const void *b)
     const eng_det_pred *x = a, *y = b;
     if (x->image != y->image)
         return (x->image > y->image) - (x->image < y->image);
-    return (x->score < y->score) - (x->score > y->score);
+    if (x->score != y->score)
+        return (x->score < y->score) - (x->score > y->score);
+    if (x->category != y->category) /* ties in a fixed order, as det_obj_cmp */
+        return x->category - y->category;
+    if (x->bbox[0] != y->bbox[0])
+        return x->bbox[0] < y->bbox[0] ? -1 : 1;
+    return (x->bbox[1] > y->bbox[1]) - (x->bbox[1] < y->bbox[1]);
 }
 
 /* The rows of the crop set: each kept detection (label: the category of the
@@ -391,8 +408,12 @@ static eng_status reg_fit(const crop_rows *r, const det_crop_image *ims, int f, 
     return st;
 }
 
-/* q's boxes corrected by delta [np, DET_BOX_T] where it has one (not NaN). */
-static void refine_all(eng_det_pred *q, int np, const float *delta, const det_crop_image *ims)
+/* q's boxes corrected by delta [np, DET_BOX_T] where it has one (not NaN),
+ * then NMS at nms_iou again (0: none) per image and category, as
+ * det_crop_rescore does: two corrected boxes may now cover one object.
+ * Returns how many are left, q compacted by image then confidence. */
+static int refine_all(eng_det_pred *q, int np, const float *delta, const det_crop_image *ims,
+                      float nms_iou)
 {
     for (int j = 0; j < np; j++) {
         const float *t = delta + (size_t)j * DET_BOX_T;
@@ -405,6 +426,22 @@ static void refine_all(eng_det_pred *q, int np, const float *delta, const det_cr
         for (int v = 0; v < 4; v++)
             q[j].bbox[v] = b[v];
     }
+    if (!(nms_iou > 0))
+        return np;
+    qsort(q, (size_t)np, sizeof *q, pred_cmp);
+    int k = 0;
+    for (int a = 0, b; a < np; a = b) {
+        int first = k;
+        for (b = a; b < np && q[b].image == q[a].image; b++) {
+            int keep = 1;
+            for (int j = first; j < k && keep; j++)
+                keep =
+                    q[j].category != q[b].category || eng_det_iou(q[j].bbox, q[b].bbox) <= nms_iou;
+            if (keep)
+                q[k++] = q[b];
+        }
+    }
+    return k;
 }
 
 void det_crop_result_release(det_crop_result *c)
@@ -418,8 +455,8 @@ void det_crop_result_release(det_crop_result *c)
 
 eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, int n, int nfolds,
                            int ncat, const eng_det_gt *gt, int ngt, const eng_det_pred *pred0,
-                           int npred0, double cpu_left, int threads, det_crop_result *c,
-                           eng_diag *d)
+                           int npred0, float nms_iou, double cpu_left, int threads,
+                           det_crop_result *c, eng_diag *d)
 {
     memset(c, 0, sizeof *c);
     for (int w = 0; w <= CROP_NG; w++)
@@ -551,14 +588,19 @@ eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, i
         st = eng_fail(d, ENG_ENOMEM, "detector: out of memory");
     double iou = 0.5;
     int best = -1;
+    double margin = det_crop_margin(n);      /* every one of the n images held out once */
+    const char *e = getenv("VFS_DET_CROPS"); /* a measuring knob: always (off: det_train.c) */
+    int force = e && !strcmp(e, "always");
     double best_map = -1;
     for (int w = 0; w <= CROP_NG && st == ENG_OK; w++) {
         rescore_all(pred, np, prob, k, w ? CROP_G[w - 1] : 0, sc, q);
         st = eng_det_map_ex(gt, ngt, q, np, ncat, &iou, 1, ENG_DET_MAX_DETS, &c->map[w], NULL, d);
-        /* a weight must win as a more complex variant must */
+        /* a weight must win as a more complex variant must (unless
+         * forced, for measuring) */
         if (st == ENG_OK && w == 0)
             best_map = c->map[0];
-        else if (st == ENG_OK && c->map[w] > best_map * (1 + DET_SIMPLER_MARGIN) + 1e-9) {
+        else if (st == ENG_OK && (c->map[w] > best_map * (1 + margin) + 1e-9 ||
+                                  (force && (best < 0 || c->map[w] > best_map)))) {
             best = w;
             best_map = c->map[w];
         }
@@ -575,15 +617,15 @@ eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, i
     const float *dl = delta + (size_t)lb * np * DET_BOX_T;
     if (st == ENG_OK && reg_folds == nfolds) {
         rescore_all(pred, np, prob, k, gamma, sc, q);
-        refine_all(q, np, dl, ims);
-        st = eng_det_map_ex(gt, ngt, q, np, ncat, &iou, 1, ENG_DET_MAX_DETS, &c->reg_map, NULL, d);
+        int nq = refine_all(q, np, dl, ims, nms_iou);
+        st = eng_det_map_ex(gt, ngt, q, nq, ncat, &iou, 1, ENG_DET_MAX_DETS, &c->reg_map, NULL, d);
         c->reg_lambda = REG_LAMBDA[lb];
         c->reg_base = best_map;
-        const char *e = getenv("VFS_DET_BOXREG"); /* a measuring knob: always, off */
+        e = getenv("VFS_DET_BOXREG"); /* a measuring knob: always, off */
         int always = e && !strcmp(e, "always"), off = e && !strcmp(e, "off");
         if (st == ENG_OK && !off &&
-            (always || (c->reg_map > best_map + 1e-9 &&
-                        c->reg_map > c->map[0] * (1 + DET_SIMPLER_MARGIN) + 1e-9))) {
+            (always ||
+             (c->reg_map > best_map + 1e-9 && c->reg_map > c->map[0] * (1 + margin) + 1e-9))) {
             keep_reg = 1;
             best_map = c->reg_map;
         }
@@ -592,10 +634,8 @@ eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, i
         c->gamma = gamma;
         c->heldout_map = best_map;
         rescore_all(pred, np, prob, k, c->gamma, sc, q);
-        if (keep_reg)
-            refine_all(q, np, dl, ims);
+        c->npred = keep_reg ? refine_all(q, np, dl, ims, nms_iou) : np;
         c->pred = q;
-        c->npred = np;
         q = NULL;
         st = fold_fit(&r, ims, -1, dim, k, c->mean, c->wb, d);
         c->reg = keep_reg ? malloc((size_t)(dim + 1) * DET_BOX_T * sizeof *c->reg) : NULL;

@@ -2458,7 +2458,7 @@ static eng_status stage_crops(trainer *t, eng_detector *m, search *s, eng_diag *
     det_crop_result *c = &s->crop;
     if (st == ENG_OK)
         st = det_crop_search(cbb, ims, sub.nimg, s->nfolds, t->ncat, sub.gt, sub.ngt, sub.p[0],
-                             sub.np[0], left, t->threads, c, d);
+                             sub.np[0], s->best_nms, left, t->threads, c, d);
     free(ims);
     if (st != ENG_OK) {
         pool_release(&sub);
@@ -2484,6 +2484,7 @@ static eng_status stage_crops(trainer *t, eng_detector *m, search *s, eng_diag *
     m->crop_mean = c->mean;
     m->crop_wb = c->wb;
     m->crop_reg = c->reg;
+    m->crop_nms = c->reg ? s->best_nms : 0; /* as det_crop_search scored it */
     c->mean = c->wb = c->reg = NULL;
     m->crop_gamma = c->gamma;
     s->best_map = c->heldout_map;

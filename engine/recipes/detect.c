@@ -21,9 +21,10 @@
 /* 2: tiled detectors (tiles > 0), which a reader of version 1 would run on
  * the whole image only; 3: a box-size prior (size_weight > 0), which a
  * reader of version 2 would ignore; 4: a crop classifier; 5: a box
- * refinement from the crops (crop_reg); other files keep the lowest
- * version that reads them right */
-#define DET_VERSION 5
+ * refinement from the crops (crop_reg); 6: NMS after it (crop_nms), which
+ * a reader of version 5 would skip; other files keep the lowest version
+ * that reads them right */
+#define DET_VERSION 6
 
 /* ---- the model ---- */
 
@@ -1243,7 +1244,8 @@ eng_status eng_detector_save(const eng_detector *m, const char *path, eng_diag *
         if (ok && m->crop_reg) {
             cJSON *br = cJSON_AddObjectToObject(cc, "box_refinement");
             ok = br && cJSON_AddStringToObject(br, "tensor", "crop.box") &&
-                 cJSON_AddStringToObject(br, "outputs", "dx dy log_w log_h");
+                 cJSON_AddStringToObject(br, "outputs", "dx dy log_w log_h") &&
+                 (!(m->crop_nms > 0) || cJSON_AddNumberToObject(br, "nms_iou", m->crop_nms));
         }
     }
     if (ok && m->calibrated) {
@@ -1259,11 +1261,12 @@ eng_status eng_detector_save(const eng_detector *m, const char *path, eng_diag *
     if (s_cats && s_bbs && s_pre) {
         char version[16];
         snprintf(version, sizeof version, "%d",
-                 m->crop_reg          ? 5
-                 : det_crop_on(m)     ? 4
-                 : m->size_weight > 0 ? 3
-                 : m->tiles > 0       ? 2
-                                      : 1);
+                 m->crop_reg && m->crop_nms > 0 ? 6
+                 : m->crop_reg                  ? 5
+                 : det_crop_on(m)               ? 4
+                 : m->size_weight > 0           ? 3
+                 : m->tiles > 0                 ? 2
+                                                : 1);
         const char *keys[] = {"format",     "kind",          "version",
                               "categories", "backbone",      "backbone_checksum",
                               "backbones",  "preprocessing", "recipe"};
@@ -1533,6 +1536,14 @@ eng_status eng_detector_from_file(const eng_modelfile *f, eng_detector **out, en
         int64_t d3[2] = {m->crop_dim + 1, DET_BOX_T};
         if (cJSON_IsObject(br)) /* absent (files before version 5): boxes as found */
             m->crop_reg = copy_tensor(f, "crop.box", 2, d3, &st, d);
+        /* absent (files before version 6): no NMS after the refinement */
+        cJSON *bn = cJSON_GetObjectItemCaseSensitive(br, "nms_iou");
+        if (bn && !(cJSON_IsNumber(bn) && bn->valuedouble > 0 && bn->valuedouble <= 1)) {
+            st = eng_fail(d, ENG_EFORMAT,
+                          "model file: box_refinement's nms_iou must be a number in (0, 1]");
+            goto fail;
+        }
+        m->crop_nms = bn ? (float)bn->valuedouble : 0;
         m->crop_gamma = (float)cw->valuedouble;
     }
     if (st != ENG_OK)

@@ -654,10 +654,31 @@ static void test_file(const eng_detector *m)
     l = NULL;
     CHECK_MSG(eng_detector_load(path, &l, &d) == ENG_OK, "%s", d.msg);
     if (l) {
-        CHECK(l->crop_gamma == 0 && det_crop_on(l) && l->crop_reg);
+        CHECK(l->crop_gamma == 0 && det_crop_on(l) && l->crop_reg && l->crop_nms == 0);
         CHECK(l->crop_reg && memcmp(l->crop_reg, creg, sizeof creg) == 0);
         CHECK(strcmp(eng_det_backbone_needed(l, 1, NULL), "lite") == 0);
     }
+    eng_detector_free(l);
+    /* with NMS after the refinement: version 6, the IoU kept */
+    mc->crop_dim = 3;
+    mc->crop_bb_name = "lite";
+    mc->crop_bb_checksum = "abcd";
+    mc->crop_mean = cmean;
+    mc->crop_wb = cwb;
+    mc->crop_reg = creg;
+    mc->crop_nms = 0.5f;
+    CHECK_MSG(eng_detector_save(mc, path, &d) == ENG_OK, "%s", d.msg);
+    mc->crop_dim = 0;
+    mc->crop_bb_name = mc->crop_bb_checksum = NULL;
+    mc->crop_mean = mc->crop_wb = mc->crop_reg = NULL;
+    mc->crop_nms = 0;
+    mf = NULL;
+    CHECK(eng_modelfile_read(path, &mf, &d) == ENG_OK && mf &&
+          strcmp(eng_modelfile_meta(mf, "version"), "6") == 0);
+    eng_modelfile_free(mf);
+    l = NULL;
+    CHECK_MSG(eng_detector_load(path, &l, &d) == ENG_OK, "%s", d.msg);
+    CHECK(l && l->crop_reg && l->crop_nms == 0.5f);
     eng_detector_free(l);
     /* without one, no second backbone is needed */
     CHECK(eng_det_backbone_needed(m, 1, NULL) == NULL);

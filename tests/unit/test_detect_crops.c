@@ -152,7 +152,7 @@ static void test_box_refinement(eng_backbone *bb, char (*paths)[600], det_crop_i
         }
     }
     det_crop_result c;
-    eng_status st = det_crop_search(bb, ims, NIMG, 4, 2, gt, ngt, pred, np, 1e9, 2, &c, &d);
+    eng_status st = det_crop_search(bb, ims, NIMG, 4, 2, gt, ngt, pred, np, 0.5f, 1e9, 2, &c, &d);
     CHECK_MSG(st == ENG_OK, "%s", d.msg);
     printf("box refinement: held-out mAP@50 %.4f -> %.4f (penalty %g, %d detections)\n", c.map[0],
            c.reg_map, c.reg_lambda, c.nreg);
@@ -173,6 +173,21 @@ static void test_box_refinement(eng_backbone *bb, char (*paths)[600], det_crop_i
         printf("unseen image: IoU %.3f before, %.3f after; score %.3f\n", eng_det_iou(lb, tb),
                eng_det_iou(ob, tb), o.score);
         CHECK(no == 1 && eng_det_iou(ob, tb) > 0.8 && o.score == 0.7f);
+
+        /* two boxes corrected onto one object: NMS again when the model
+         * says so (crop_nms), both kept when not (version 5 files) */
+        for (int nms = 0; nms < 2; nms++) {
+            m.crop_nms = nms ? 0.5f : 0;
+            eng_det_object two[2];
+            two[0] =
+                (eng_det_object){(float)lb[0], (float)lb[1], (float)lb[2], (float)lb[3], 1, 0.7f};
+            two[1] = two[0];
+            two[1].score = 0.6f;
+            int n2 = 2;
+            CHECK_MSG(det_crop_rescore(&m, bb, paths[NIMG], SIDE, SIDE, two, &n2, 1, &d) == ENG_OK,
+                      "%s", d.msg);
+            CHECK(n2 == (nms ? 1 : 2) && two[0].score == 0.7f);
+        }
     }
     det_crop_result_release(&c);
 }
@@ -220,7 +235,7 @@ int main(void)
           ENG_OK);
 
     det_crop_result c;
-    eng_status st = det_crop_search(bb, ims, NIMG, 4, 2, gt, ngt, pred, np, 1e9, 2, &c, &d);
+    eng_status st = det_crop_search(bb, ims, NIMG, 4, 2, gt, ngt, pred, np, 0.5f, 1e9, 2, &c, &d);
     CHECK_MSG(st == ENG_OK, "%s", d.msg);
     printf("crop classifier: held-out mAP@50 %.4f -> %.4f at weight 0.5, %.4f at 1 "
            "(%d crops, %.1f CPU s)\n",
@@ -273,7 +288,7 @@ int main(void)
     det_crop_result_release(&c);
 
     /* a budget too small for the crops: skipped, and said */
-    st = det_crop_search(bb, ims, NIMG, 4, 2, gt, ngt, pred, np, 1e-6, 1, &c, &d);
+    st = det_crop_search(bb, ims, NIMG, 4, 2, gt, ngt, pred, np, 0.5f, 1e-6, 1, &c, &d);
     CHECK(st == ENG_OK && c.gamma == 0 && strstr(c.note, "budget") && !c.mean && !c.pred && !c.reg);
     det_crop_result_release(&c);
 
