@@ -556,6 +556,35 @@ static void test_pick_variant(void)
     CHECK(best == -1 && nms == 1);
 }
 
+/* Saves m with a crop stage (weight gamma, refinement reg or NULL, NMS
+ * after it nms) at path, checks the file's version, and returns the file
+ * loaded (NULL: failed); m is left without the stage. */
+static eng_detector *crop_round_trip(eng_detector *m, const char *path, float gamma, float *mean,
+                                     float *wb, float *reg, float nms, const char *version)
+{
+    eng_diag d = {{0}};
+    m->crop_gamma = gamma;
+    m->crop_dim = 3;
+    m->crop_bb_name = "lite";
+    m->crop_bb_checksum = "abcd";
+    m->crop_mean = mean;
+    m->crop_wb = wb;
+    m->crop_reg = reg;
+    m->crop_nms = nms;
+    CHECK_MSG(eng_detector_save(m, path, &d) == ENG_OK, "%s", d.msg);
+    m->crop_gamma = m->crop_nms = 0;
+    m->crop_dim = 0;
+    m->crop_bb_name = m->crop_bb_checksum = NULL;
+    m->crop_mean = m->crop_wb = m->crop_reg = NULL;
+    eng_modelfile *mf = NULL;
+    CHECK(eng_modelfile_read(path, &mf, &d) == ENG_OK && mf &&
+          strcmp(eng_modelfile_meta(mf, "version"), version) == 0);
+    eng_modelfile_free(mf);
+    eng_detector *l = NULL;
+    CHECK_MSG(eng_detector_load(path, &l, &d) == ENG_OK, "%s", d.msg);
+    return l;
+}
+
 static void test_file(const eng_detector *m)
 {
     char path[] = "/tmp/test_detect_XXXXXX";
@@ -605,81 +634,33 @@ static void test_file(const eng_detector *m)
     float cmean[3] = {0.5f, -1, 2}, cwb[4 * (NC + 1)];
     for (int i = 0; i < 4 * (NC + 1); i++)
         cwb[i] = (float)i / 7 - 1;
-    mc->crop_gamma = 0.5f;
-    mc->crop_dim = 3;
-    mc->crop_bb_name = "lite";
-    mc->crop_bb_checksum = "abcd";
-    mc->crop_mean = cmean;
-    mc->crop_wb = cwb;
-    CHECK_MSG(eng_detector_save(mc, path, &d) == ENG_OK, "%s", d.msg);
-    mc->crop_gamma = 0;
-    mc->crop_dim = 0;
-    mc->crop_bb_name = mc->crop_bb_checksum = NULL;
-    mc->crop_mean = mc->crop_wb = NULL;
-    eng_modelfile *mf = NULL;
-    CHECK(eng_modelfile_read(path, &mf, &d) == ENG_OK && mf &&
-          strcmp(eng_modelfile_meta(mf, "version"), "4") == 0);
-    eng_modelfile_free(mf);
-    l = NULL;
-    CHECK_MSG(eng_detector_load(path, &l, &d) == ENG_OK, "%s", d.msg);
-    if (l) {
-        CHECK(l->crop_gamma == 0.5f && l->crop_dim == 3);
-        CHECK(memcmp(l->crop_mean, cmean, sizeof cmean) == 0);
-        CHECK(memcmp(l->crop_wb, cwb, sizeof cwb) == 0);
+    eng_detector *l4 = crop_round_trip(mc, path, 0.5f, cmean, cwb, NULL, 0, "4");
+    if (l4) {
+        CHECK(l4->crop_gamma == 0.5f && l4->crop_dim == 3);
+        CHECK(memcmp(l4->crop_mean, cmean, sizeof cmean) == 0);
+        CHECK(memcmp(l4->crop_wb, cwb, sizeof cwb) == 0);
         const char *sum = NULL;
-        CHECK(strcmp(eng_det_backbone_needed(l, 1, &sum), "lite") == 0 && sum &&
+        CHECK(strcmp(eng_det_backbone_needed(l4, 1, &sum), "lite") == 0 && sum &&
               strcmp(sum, "abcd") == 0);
-        CHECK(eng_det_backbone_needed(l, 2, NULL) == NULL);
+        CHECK(eng_det_backbone_needed(l4, 2, NULL) == NULL);
     }
-    eng_detector_free(l);
+    eng_detector_free(l4);
     /* a box refinement alone (weight 0) keeps the crop stage, survives the
      * file exactly and makes it version 5 */
     float creg[4 * DET_BOX_T];
     for (int i = 0; i < 4 * DET_BOX_T; i++)
         creg[i] = (float)i / 9 - 0.5f;
-    mc->crop_dim = 3;
-    mc->crop_bb_name = "lite";
-    mc->crop_bb_checksum = "abcd";
-    mc->crop_mean = cmean;
-    mc->crop_wb = cwb;
-    mc->crop_reg = creg;
-    CHECK_MSG(eng_detector_save(mc, path, &d) == ENG_OK, "%s", d.msg);
-    mc->crop_dim = 0;
-    mc->crop_bb_name = mc->crop_bb_checksum = NULL;
-    mc->crop_mean = mc->crop_wb = mc->crop_reg = NULL;
-    mf = NULL;
-    CHECK(eng_modelfile_read(path, &mf, &d) == ENG_OK && mf &&
-          strcmp(eng_modelfile_meta(mf, "version"), "5") == 0);
-    eng_modelfile_free(mf);
-    l = NULL;
-    CHECK_MSG(eng_detector_load(path, &l, &d) == ENG_OK, "%s", d.msg);
-    if (l) {
-        CHECK(l->crop_gamma == 0 && det_crop_on(l) && l->crop_reg && l->crop_nms == 0);
-        CHECK(l->crop_reg && memcmp(l->crop_reg, creg, sizeof creg) == 0);
-        CHECK(strcmp(eng_det_backbone_needed(l, 1, NULL), "lite") == 0);
+    eng_detector *l5 = crop_round_trip(mc, path, 0, cmean, cwb, creg, 0, "5");
+    if (l5) {
+        CHECK(l5->crop_gamma == 0 && det_crop_on(l5) && l5->crop_reg && l5->crop_nms == 0);
+        CHECK(l5->crop_reg && memcmp(l5->crop_reg, creg, sizeof creg) == 0);
+        CHECK(strcmp(eng_det_backbone_needed(l5, 1, NULL), "lite") == 0);
     }
-    eng_detector_free(l);
+    eng_detector_free(l5);
     /* with NMS after the refinement: version 6, the IoU kept */
-    mc->crop_dim = 3;
-    mc->crop_bb_name = "lite";
-    mc->crop_bb_checksum = "abcd";
-    mc->crop_mean = cmean;
-    mc->crop_wb = cwb;
-    mc->crop_reg = creg;
-    mc->crop_nms = 0.5f;
-    CHECK_MSG(eng_detector_save(mc, path, &d) == ENG_OK, "%s", d.msg);
-    mc->crop_dim = 0;
-    mc->crop_bb_name = mc->crop_bb_checksum = NULL;
-    mc->crop_mean = mc->crop_wb = mc->crop_reg = NULL;
-    mc->crop_nms = 0;
-    mf = NULL;
-    CHECK(eng_modelfile_read(path, &mf, &d) == ENG_OK && mf &&
-          strcmp(eng_modelfile_meta(mf, "version"), "6") == 0);
-    eng_modelfile_free(mf);
-    l = NULL;
-    CHECK_MSG(eng_detector_load(path, &l, &d) == ENG_OK, "%s", d.msg);
-    CHECK(l && l->crop_reg && l->crop_nms == 0.5f);
-    eng_detector_free(l);
+    eng_detector *l6 = crop_round_trip(mc, path, 0, cmean, cwb, creg, 0.5f, "6");
+    CHECK(l6 && l6->crop_reg && l6->crop_nms == 0.5f);
+    eng_detector_free(l6);
     /* without one, no second backbone is needed */
     CHECK(eng_det_backbone_needed(m, 1, NULL) == NULL);
 
