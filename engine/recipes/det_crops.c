@@ -231,6 +231,7 @@ int det_crop_images(int n, int room)
 }
 
 #define CROP_NG 2
+#define DET_CROP_PLAN 8 /* images after the first whose mean cost re-plans the sample */
 static const float CROP_G[CROP_NG] = {0.5f, 1};
 
 static int pred_cmp(const void *a, const void *b)
@@ -506,7 +507,11 @@ eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, i
         goto done;
     }
     n = det_crop_images(n, fit);
-    /* every image's rows; the first one's cost says how many fit */
+    /* every image's rows; the first one's cost says how many fit, and the
+     * mean of the next DET_CROP_PLAN says it again (the first one also
+     * pays for warming the backbone up) */
+    int nfit = n;
+    double c1 = c0;
     for (int i = 0, pj = 0; i < n && st == ENG_OK; i++) {
         int p0 = pj, ng = 0;
         while (pj < np && pred[pj].image == i)
@@ -516,14 +521,17 @@ eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, i
                 g[ng++] = gt[q];
         int kp = pj - p0 < DET_CROP_TOPK ? pj - p0 : DET_CROP_TOPK;
         st = image_rows(cbb, &ims[i], i, dim, ncat, pred + p0, kp, p0, g, ng, threads, &r, d);
-        double used = budget_cpu_now() - c0;
-        if (st == ENG_OK && i == 0 && used * n > cpu_left) {
-            int room = det_crop_images(n, used > 0 ? (int)fmin(cpu_left / used, n) : n);
+        if (st == ENG_OK && (i == 0 || i == DET_CROP_PLAN)) {
+            double now = budget_cpu_now(), each = (now - c1) / (i ? i : 1);
+            double left = cpu_left - (now - c0);
+            c1 = now;
+            int room =
+                det_crop_images(nfit, each > 0 ? (int)fmin(i + 1 + left / each, nfit) : nfit);
             if (!room) {
                 snprintf(c->note, sizeof c->note,
                          "budget: no room for the crop classifier (about %.0f CPU s needed for "
                          "%d images, %.0f left)",
-                         used * least, least, cpu_left);
+                         each * least, least, cpu_left);
                 goto done;
             }
             n = room;
