@@ -2316,7 +2316,8 @@ static eng_status stage_search(trainer *t, eng_detector *m, search *s, eng_diag 
             }
         }
         double c0 = cpu_now(), r0 = t->cpu0;
-        progress(t, 0.4 + 0.1 * v, "search", v + 1, DET_V_TILES + 1, s->best_map);
+        /* trials done of the plan: the variants, then the crop stage */
+        progress(t, 0.4 + 0.1 * v, "search", v, DET_V_TILES + 2, s->best_map);
         /* the folds' fits elsewhere (hooks.detfit) when it takes them */
         int rc = a->hooks.detfit ? cross_validate_elsewhere(t, m, s, v, &st, d) : 1;
         if (rc < 0 || (rc == 1 && (st = cross_validate(t, m, s, v, d)) != ENG_OK))
@@ -2445,7 +2446,7 @@ static eng_status stage_crops(trainer *t, eng_detector *m, search *s, eng_diag *
     /* what is left before the search's end, keeping the final fit's share */
     double used = cpu_now() - t->cpu0, final = s->final_cost[s->best];
     double left = a->budget_seconds > 0 ? a->budget_seconds * DET_SEARCH_END - used - final : 1e30;
-    progress(t, 0.75, "search", DET_V_TILES + 2, DET_V_TILES + 2, s->best_map);
+    progress(t, 0.75, "search", DET_V_TILES + 1, DET_V_TILES + 2, s->best_map);
     det_pool sub = {0};
     eng_status st = crop_sample(t, s, &sub, d);
     det_crop_image *ims = st == ENG_OK ? malloc((size_t)sub.nimg * sizeof *ims) : NULL;
