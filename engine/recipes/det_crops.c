@@ -500,17 +500,17 @@ eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, i
     while (fit < n && rows + ri[fit] <= DET_CROP_MAX_ROWS)
         rows += ri[fit++];
     free(ri);
-    if (!det_crop_images(n, fit)) {
+    int nfit = det_crop_images(n, fit);
+    if (!nfit) {
         snprintf(c->note, sizeof c->note,
                  "too many crops for memory (%d images fit in %d crops, at least %d needed)", fit,
                  DET_CROP_MAX_ROWS, least);
         goto done;
     }
-    n = det_crop_images(n, fit);
+    n = nfit;
     /* every image's rows; the first one's cost says how many fit, and the
      * mean of the next DET_CROP_PLAN says it again (the first one also
      * pays for warming the backbone up) */
-    int nfit = n;
     double c1 = c0;
     for (int i = 0, pj = 0; i < n && st == ENG_OK; i++) {
         int p0 = pj, ng = 0;
