@@ -254,7 +254,7 @@ void det_boxreg_predict(const float *w, const double *z, int dim, float *t);
  * detections of the chosen heads (calibrated confidences) and gt the boxes.
  * Each fold's classifier is trained on the crops of the other folds'
  * images and scores the fold's detections. A weight is kept when it beats
- * their mAP@50 as they are (map[0]) by DET_SIMPLER_MARGIN; then the
+ * their mAP@50 as they are (map[0]) by det_crop_margin; then the
  * classifier is fitted on every image. It uses the first images of ims
  * whose crops fit in cpu_left CPU seconds and in memory (c->nimg; ims is
  * a random order when that may be fewer than n), at least
