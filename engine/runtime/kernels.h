@@ -3,8 +3,8 @@
  *
  * All tensors are dense row-major float32, images NHWC. Kernels never
  * allocate on the hot path except where noted, never fail on valid
- * geometry, and split their work over at most `threads` OpenMP threads
- * (num_threads clause; <= 0 means 1). Each output element is computed by
+ * geometry, and split their work over at most `threads` threads of the
+ * runtime's pool (pool.h; <= 0 means 1). Each output element is computed by
  * exactly one thread in a fixed order, so results do not depend on the
  * thread count. BLAS, where used, runs single-threaded inside our threads.
  * Included by runtime.h.

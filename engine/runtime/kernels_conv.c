@@ -6,9 +6,9 @@
  * ([K][16] each), so a 6x16 AVX2/FMA micro-kernel keeps 12 accumulators in
  * registers and reads each panel from L1 for a whole block of rows; bias and
  * activation are applied in the micro-kernel's epilogue before the single
- * store. Row blocks are the unit of OpenMP work (dynamic schedule, so a
- * thread that the OS preempts on a busy machine does not hold the others
- * up); each output element is computed by one thread in a fixed order, so
+ * store. Row blocks are the unit of parallel work (claimed one by one from
+ * the pool's counter, so a thread that the OS preempts on a busy machine
+ * does not hold the others up); each output element is computed by one thread in a fixed order, so
  * results do not depend on the thread count. On CPUs with AVX-512 (chosen at run time;
  * VFS_NO_AVX512=1 forces AVX2) 12x32 kernels take two panels per broadcast of A (24 zmm
  * accumulators), with 4-row kernels for the rows left over (a 7x7 map's 49 rows) and 256-bit
@@ -22,11 +22,13 @@
  * in order, and prefetches the rows the next output row needs when the map is larger than L2.
  * Bounds checks only on border pixels; the same summation order everywhere (bit-identical).
  */
+#include "pool.h"
 #include "runtime_int.h"
 #include "simd_int.h"
 
 #include <immintrin.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -453,6 +455,85 @@ eng_status eng_conv2d_packed(const eng_conv_geom *g, const float *in, const eng_
     return rt_conv2d_packed_res(g, in, w, act, NULL, out, threads);
 }
 
+/* one convolution split into blocks of output rows (rt_parallel_for items) */
+typedef struct conv_job {
+    const eng_conv_geom *g;
+    const float *in, *res;
+    const eng_conv_packed *w;
+    eng_act act;
+    float *out;
+    int64_t M;
+    int mb, K, direct, wide, rows_outer, step, inplace;
+    int pgroups, pper; /* each block's panels in pgroups groups of pper (a multiple of step) */
+    float **bufs;      /* per tid: the block's im2col rows (not needed when direct) */
+    atomic_int fail;
+} conv_job;
+
+/* items: (row block, panel group) pairs, item = block * pgroups + group */
+static void conv_blocks(void *ctx, int tid, int64_t ilo, int64_t ihi)
+{
+    conv_job *j = ctx;
+    const eng_conv_geom *g = j->g;
+    const eng_conv_packed *w = j->w;
+    const float *in = j->in, *res = j->res;
+    const int K = j->K, mb = j->mb, wide = j->wide, step = j->step;
+    float *buf = NULL;
+    if (!j->direct) {
+        if (!j->bufs[tid])
+            j->bufs[tid] = eng_alloc((size_t)mb * K * sizeof(float));
+        buf = j->bufs[tid];
+        if (!buf) {
+            atomic_store(&j->fail, 1);
+            return;
+        }
+    }
+    for (int64_t item = ilo; item < ihi; item++) {
+        const int64_t blk = item / j->pgroups;
+        const int p0 = (int)(item % j->pgroups) * j->pper;
+        const int p1 = p0 + j->pper < w->npanel ? p0 + j->pper : w->npanel;
+        int64_t m0 = blk * mb;
+        int rows = (int)(j->M - m0 < mb ? j->M - m0 : mb);
+        const float *abase;
+        size_t lda = (size_t)K;
+        if (j->direct) {
+            abase = in + m0 * K;
+        } else if (!j->inplace) {
+            im2col_block(g, in, m0, rows, buf);
+            abase = buf;
+        } else {
+            abase = NULL; /* patches read in place, or gathered per row group */
+        }
+        for (int jp = p0; jp < (j->rows_outer ? p0 + 1 : p1); jp += step) {
+            for (int r0 = 0; r0 < rows;) {
+                /* AVX-512: 12-row groups, the tail in 4-row groups (49 rows: 4x12 + 4) */
+                const int R = !wide ? MR : rows - r0 >= MR512 ? MR512 : 4;
+                const float *ap[MR512 * MAXSEG], *rp[MR512];
+                float *cp[MR512];
+                int nseg = 1, L = K;
+                if (j->inplace && patch_rows(g, in, m0 + r0, R, rows - r0, ap)) {
+                    nseg = g->kh, L = g->kw * g->cin;
+                } else if (j->inplace) { /* a pixel on the padding: gather just this group */
+                    int n = rows - r0 < R ? rows - r0 : R;
+                    im2col_block(g, in, m0 + r0, n, buf);
+                    for (int r = 0; r < R; r++)
+                        ap[r] = buf + (size_t)(r < n ? r : 0) * lda;
+                } else {
+                    for (int r = 0; r < R; r++)
+                        ap[r] = abase + (size_t)(r0 + r < rows ? r0 + r : r0) * lda;
+                }
+                for (int r = 0; r < R; r++) {
+                    int rr = r0 + r < rows ? r0 + r : r0;
+                    cp[r] = r0 + r < rows ? j->out + (m0 + r0 + r) * g->cout : NULL;
+                    rp[r] = res ? res + (m0 + rr) * g->cout : NULL;
+                }
+                for (int jj = jp; jj < (j->rows_outer ? p1 : jp + step); jj += step)
+                    panel_step(w, g->cout, jj, wide, R, nseg, L, ap, res ? rp : NULL, cp, j->act);
+                r0 += R;
+            }
+        }
+    }
+}
+
 eng_status rt_conv2d_packed_res(const eng_conv_geom *g, const float *in, const eng_conv_packed *w,
                                 eng_act act, const float *res, float *out, int threads)
 {
@@ -474,72 +555,46 @@ eng_status rt_conv2d_packed_res(const eng_conv_geom *g, const float *in, const e
             mb = (int)fair;
     }
     const int64_t nblocks = (M + mb - 1) / mb;
-    if (nt > nblocks)
-        nt = (int)(nblocks > 0 ? nblocks : 1);
     /* panels outer (one panel pair of B hot in L1, the block's A rows re-read from L2 for each)
      * when B is large; rows outer (12 A rows hot in L1, each output row written whole at once)
      * when all of B fits in L2 */
     const int rows_outer = wide && (size_t)K * w->npanel * NR * sizeof(float) <= B_L2;
+    /* too few blocks to keep the threads busy (a 7x7 map's 49 rows make 5): split each block's
+     * panels too, so every thread gets about 4 items */
     const int step = wide ? 2 : 1;
-    /* AVX-512, rows outer, dilation 1: KxK patches read in place from the input (window row by
-     * window row), no im2col copy except for row groups with a pixel on the padding */
-    const int inplace = !direct && rows_outer && g->dh == 1 && g->dw == 1 && g->kh <= MAXSEG;
-    int fail = 0;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        float *buf = direct ? NULL : eng_alloc((size_t)mb * K * sizeof(float));
-        if (!direct && !buf) {
-#pragma omp atomic write
-            fail = 1;
-        }
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t blk = 0; blk < nblocks; blk++) {
-            if (!direct && !buf)
-                continue;
-            int64_t m0 = blk * mb;
-            int rows = (int)(M - m0 < mb ? M - m0 : mb);
-            const float *abase;
-            size_t lda = (size_t)K;
-            if (direct) {
-                abase = in + m0 * K;
-            } else if (!inplace) {
-                im2col_block(g, in, m0, rows, buf);
-                abase = buf;
-            } else {
-                abase = NULL; /* patches read in place, or gathered per row group */
-            }
-            for (int j = 0; j < (rows_outer ? 1 : w->npanel); j += step) {
-                for (int r0 = 0; r0 < rows;) {
-                    /* AVX-512: 12-row groups, the tail in 4-row groups (49 rows: 4x12 + 4) */
-                    const int R = !wide ? MR : rows - r0 >= MR512 ? MR512 : 4;
-                    const float *ap[MR512 * MAXSEG], *rp[MR512];
-                    float *cp[MR512];
-                    int nseg = 1, L = K;
-                    if (inplace && patch_rows(g, in, m0 + r0, R, rows - r0, ap)) {
-                        nseg = g->kh, L = g->kw * g->cin;
-                    } else if (inplace) { /* a pixel on the padding: gather just this group */
-                        int n = rows - r0 < R ? rows - r0 : R;
-                        im2col_block(g, in, m0 + r0, n, buf);
-                        for (int r = 0; r < R; r++)
-                            ap[r] = buf + (size_t)(r < n ? r : 0) * lda;
-                    } else {
-                        for (int r = 0; r < R; r++)
-                            ap[r] = abase + (size_t)(r0 + r < rows ? r0 + r : r0) * lda;
-                    }
-                    for (int r = 0; r < R; r++) {
-                        int rr = r0 + r < rows ? r0 + r : r0;
-                        cp[r] = r0 + r < rows ? out + (m0 + r0 + r) * g->cout : NULL;
-                        rp[r] = res ? res + (m0 + rr) * g->cout : NULL;
-                    }
-                    for (int jj = j; jj < (rows_outer ? w->npanel : j + step); jj += step)
-                        panel_step(w, g->cout, jj, wide, R, nseg, L, ap, res ? rp : NULL, cp, act);
-                    r0 += R;
-                }
-            }
-        }
-        eng_free(buf);
+    int pgroups = 1;
+    if (nt > 1 && nblocks < 4 * nt) {
+        int64_t want = (4 * nt + nblocks - 1) / nblocks, most = (w->npanel + step - 1) / step;
+        pgroups = (int)(want < most ? want : most);
     }
-    return fail ? ENG_ENOMEM : ENG_OK;
+    int pper = (w->npanel + pgroups - 1) / pgroups;
+    pper = (pper + step - 1) / step * step;
+    pgroups = (w->npanel + pper - 1) / pper;
+    float *bufs[RT_POOL_MAX_THREADS] = {0};
+    conv_job j = {.g = g,
+                  .in = in,
+                  .res = res,
+                  .w = w,
+                  .act = act,
+                  .out = out,
+                  .M = M,
+                  .mb = mb,
+                  .K = K,
+                  .direct = direct,
+                  .wide = wide,
+                  .rows_outer = rows_outer,
+                  .step = step,
+                  .pgroups = pgroups,
+                  .pper = pper,
+                  /* AVX-512, rows outer, dilation 1: KxK patches read in place from the input
+                   * (window row by window row), no im2col copy except for row groups with a
+                   * pixel on the padding */
+                  .inplace = !direct && rows_outer && g->dh == 1 && g->dw == 1 && g->kh <= MAXSEG,
+                  .bufs = bufs};
+    rt_parallel_for(nt, nblocks * pgroups, 1, conv_blocks, &j);
+    for (int t = 0; t < RT_POOL_MAX_THREADS; t++)
+        eng_free(bufs[t]);
+    return atomic_load(&j.fail) ? ENG_ENOMEM : ENG_OK;
 }
 
 eng_status eng_conv2d(const eng_conv_geom *g, const float *in, const float *filter,
@@ -809,26 +864,47 @@ static void dw_generic(const eng_conv_geom *g, const float *in, const float *fil
     }
 }
 
+typedef struct dw_job {
+    const eng_conv_geom *g;
+    const float *in, *filter, *bias;
+    eng_act act;
+    float *out;
+    int fast, wide, pf;
+} dw_job;
+
+static void dw_rows(void *ctx, int tid, int64_t lo, int64_t hi)
+{
+    (void)tid;
+    const dw_job *j = ctx;
+    const eng_conv_geom *g = j->g;
+    for (int64_t row = lo; row < hi; row++) {
+        if (j->fast) {
+            int n = (int)(row / g->oh), oy = (int)(row % g->oh);
+            (j->wide ? dw512_row : dw_row)(g, j->in + (int64_t)n * g->ih * g->iw * g->cin, 0,
+                                           j->filter, j->bias, j->act, oy,
+                                           j->out + row * g->ow * g->cout, j->pf);
+        } else {
+            dw_generic(g, j->in, j->filter, j->bias, j->act, j->out, row);
+        }
+    }
+}
+
 void eng_dwconv2d(const eng_conv_geom *g, const float *in, const float *filter, const float *bias,
                   eng_act act, float *out, int threads)
 {
-    const int64_t rows = (int64_t)g->n * g->oh;
-    const int fast = g->cout == g->cin && g->dh == 1 && g->dw == 1;
-    const int wide = use_avx512();
-    /* prefetch when the input map is larger than L2 (there it made the 256x256x64 stride-2
-     * convolution of CenterNet@512 1.6x faster; on maps in L2 it only costs) */
-    const int pf = (int64_t)g->ih * g->iw * g->cin * (int64_t)sizeof(float) > 1024 * 1024;
-    int nt = threads < 1 ? 1 : threads;
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(dynamic, 2)
-    for (int64_t row = 0; row < rows; row++) {
-        if (fast) {
-            int n = (int)(row / g->oh), oy = (int)(row % g->oh);
-            (wide ? dw512_row : dw_row)(g, in + (int64_t)n * g->ih * g->iw * g->cin, 0, filter,
-                                        bias, act, oy, out + row * g->ow * g->cout, pf);
-        } else {
-            dw_generic(g, in, filter, bias, act, out, row);
-        }
-    }
+    dw_job j = {.g = g,
+                .in = in,
+                .filter = filter,
+                .bias = bias,
+                .act = act,
+                .out = out,
+                .fast = g->cout == g->cin && g->dh == 1 && g->dw == 1,
+                .wide = use_avx512(),
+                /* prefetch when the input map is larger than L2 (there it made the 256x256x64
+                 * stride-2 convolution of CenterNet@512 1.6x faster; on maps in L2 it only
+                 * costs) */
+                .pf = (int64_t)g->ih * g->iw * g->cin * (int64_t)sizeof(float) > 1024 * 1024};
+    rt_parallel_for(threads, (int64_t)g->n * g->oh, 2, dw_rows, &j);
 }
 
 /* ---- expand 1x1 + depthwise, fused ---- */
@@ -852,82 +928,108 @@ static size_t band_bytes(void)
     return b;
 }
 
+/* one fused expand + depthwise split into chunks of output rows (rt_parallel_for items) */
+typedef struct xdw_job {
+    const eng_conv_geom *g;
+    const float *x, *filter, *bias;
+    const eng_conv_packed *we;
+    eng_act eact, act;
+    float *out;
+    int64_t B, brows;
+    int nc, wide;
+    float **bufs; /* per tid: the band of expanded rows */
+    atomic_int fail;
+} xdw_job;
+
+static void xdw_chunks(void *ctx, int tid, int64_t lo, int64_t hi)
+{
+    xdw_job *j = ctx;
+    const eng_conv_geom *g = j->g;
+    const int C = g->cin, H = g->ih, W = g->iw, cx = j->we->cin, nc = j->nc, B = (int)j->B;
+    const size_t rowf = (size_t)W * C;
+    if (!j->bufs[tid])
+        j->bufs[tid] = eng_alloc((size_t)j->brows * rowf * sizeof(float));
+    float *buf = j->bufs[tid];
+    if (!buf) {
+        atomic_store(&j->fail, 1);
+        return;
+    }
+    for (int64_t it = lo; it < hi; it++) {
+        const int n = (int)(it / nc), c = (int)(it % nc);
+        const int oy_end = (int)((int64_t)g->oh * (c + 1) / nc);
+        const float *xn = j->x + (int64_t)n * H * W * cx;
+        int blo = 0, bhi = 0; /* expanded rows [blo, bhi) of image n are in buf */
+        for (int oy0 = (int)((int64_t)g->oh * c / nc); oy0 < oy_end; oy0 += B) {
+            int oy1 = oy0 + B < oy_end ? oy0 + B : oy_end;
+            int need_lo = oy0 * g->sh - g->pad_top,
+                need_hi = (oy1 - 1) * g->sh - g->pad_top + g->kh;
+            need_lo = need_lo < 0 ? 0 : need_lo > H ? H : need_lo;
+            need_hi = need_hi > H ? H : need_hi < need_lo ? need_lo : need_hi;
+            int keep = bhi > need_lo && blo <= need_lo ? bhi - need_lo : 0;
+            if (keep && need_lo > blo)
+                memmove(buf, buf + (size_t)(need_lo - blo) * rowf,
+                        (size_t)keep * rowf * sizeof(float));
+            if (need_hi > need_lo + keep) { /* the 1x1 over the rows not yet expanded */
+                const int r0 = need_lo + keep;
+                eng_conv_geom e = {.n = 1,
+                                   .ih = need_hi - r0,
+                                   .iw = W,
+                                   .cin = cx,
+                                   .oh = need_hi - r0,
+                                   .ow = W,
+                                   .cout = C,
+                                   .kh = 1,
+                                   .kw = 1,
+                                   .sh = 1,
+                                   .sw = 1,
+                                   .dh = 1,
+                                   .dw = 1};
+                rt_conv2d_packed_res(&e, xn + (size_t)r0 * W * cx, j->we, j->eact, NULL,
+                                     buf + (size_t)keep * rowf, 1);
+            }
+            blo = need_lo;
+            bhi = need_hi;
+            for (int oy = oy0; oy < oy1; oy++)
+                (j->wide ? dw512_row : dw_row)(g, buf, blo, j->filter, j->bias, j->act, oy,
+                                               j->out + ((int64_t)n * g->oh + oy) * g->ow * C, 0);
+        }
+    }
+}
+
 eng_status rt_expand_dwconv2d(const eng_conv_geom *g, const float *x, const eng_conv_packed *we,
                               eng_act eact, const float *filter, const float *bias, eng_act act,
                               float *out, int threads)
 {
-    const int C = g->cin, H = g->ih, W = g->iw, cx = we->cin;
-    const size_t rowf = (size_t)W * C;
-    const int wide = use_avx512();
+    const size_t rowf = (size_t)g->iw * g->cin;
     /* output rows per band: its (B - 1) * sh + kh expanded rows fit the band size */
     int64_t cap = (int64_t)(band_bytes() / (rowf * sizeof(float)));
     int64_t B = cap < g->kh ? 1 : (cap - g->kh) / g->sh + 1;
     if (B > g->oh)
         B = g->oh;
-    const int64_t brows = (B - 1) * g->sh + g->kh;
     /* each image's output rows in nc chunks (a chunk recomputes the kh - sh rows it shares with
-     * the one before); chunks are the unit of OpenMP work */
+     * the one before); chunks are the unit of parallel work */
     int nt = threads < 1 ? 1 : threads;
     int nc = nt > 1 ? 2 * nt : 1;
     if (nc > g->oh)
         nc = g->oh;
-    const int64_t items = (int64_t)g->n * nc;
-    if (nt > items)
-        nt = (int)items;
-    int fail = 0;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        float *buf = eng_alloc((size_t)brows * rowf * sizeof(float));
-        if (!buf) {
-#pragma omp atomic write
-            fail = 1;
-        }
-#pragma omp for schedule(dynamic, 1)
-        for (int64_t it = 0; it < items; it++) {
-            if (!buf)
-                continue;
-            const int n = (int)(it / nc), c = (int)(it % nc);
-            const int oy_end = (int)((int64_t)g->oh * (c + 1) / nc);
-            const float *xn = x + (int64_t)n * H * W * cx;
-            int lo = 0, hi = 0; /* expanded rows [lo, hi) of image n are in buf */
-            for (int oy0 = (int)((int64_t)g->oh * c / nc); oy0 < oy_end; oy0 += (int)B) {
-                int oy1 = oy0 + (int)B < oy_end ? oy0 + (int)B : oy_end;
-                int need_lo = oy0 * g->sh - g->pad_top,
-                    need_hi = (oy1 - 1) * g->sh - g->pad_top + g->kh;
-                need_lo = need_lo < 0 ? 0 : need_lo > H ? H : need_lo;
-                need_hi = need_hi > H ? H : need_hi < need_lo ? need_lo : need_hi;
-                int keep = hi > need_lo && lo <= need_lo ? hi - need_lo : 0;
-                if (keep && need_lo > lo)
-                    memmove(buf, buf + (size_t)(need_lo - lo) * rowf,
-                            (size_t)keep * rowf * sizeof(float));
-                if (need_hi > need_lo + keep) { /* the 1x1 over the rows not yet expanded */
-                    const int r0 = need_lo + keep;
-                    eng_conv_geom e = {.n = 1,
-                                       .ih = need_hi - r0,
-                                       .iw = W,
-                                       .cin = cx,
-                                       .oh = need_hi - r0,
-                                       .ow = W,
-                                       .cout = C,
-                                       .kh = 1,
-                                       .kw = 1,
-                                       .sh = 1,
-                                       .sw = 1,
-                                       .dh = 1,
-                                       .dw = 1};
-                    rt_conv2d_packed_res(&e, xn + (size_t)r0 * W * cx, we, eact, NULL,
-                                         buf + (size_t)keep * rowf, 1);
-                }
-                lo = need_lo;
-                hi = need_hi;
-                for (int oy = oy0; oy < oy1; oy++)
-                    (wide ? dw512_row : dw_row)(g, buf, lo, filter, bias, act, oy,
-                                                out + ((int64_t)n * g->oh + oy) * g->ow * C, 0);
-            }
-        }
-        eng_free(buf);
-    }
-    return fail ? ENG_ENOMEM : ENG_OK;
+    float *bufs[RT_POOL_MAX_THREADS] = {0};
+    xdw_job j = {.g = g,
+                 .x = x,
+                 .filter = filter,
+                 .bias = bias,
+                 .we = we,
+                 .eact = eact,
+                 .act = act,
+                 .out = out,
+                 .B = B,
+                 .brows = (B - 1) * g->sh + g->kh,
+                 .nc = nc,
+                 .wide = use_avx512(),
+                 .bufs = bufs};
+    rt_parallel_for(nt, (int64_t)g->n * nc, 1, xdw_chunks, &j);
+    for (int t = 0; t < RT_POOL_MAX_THREADS; t++)
+        eng_free(bufs[t]);
+    return atomic_load(&j.fail) ? ENG_ENOMEM : ENG_OK;
 }
 
 /* ---- matrix product ---- */

@@ -7,6 +7,7 @@
  * the order of the two interpolations) so results match the reference
  * runtime to the last bits where possible. The mean accumulates in double.
  */
+#include "pool.h"
 #include "runtime_int.h"
 #include "simd_int.h"
 
@@ -15,15 +16,21 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int nthreads(int t) { return t < 1 ? 1 : t; }
+typedef struct maxpool_job {
+    const eng_conv_geom *g;
+    const float *in;
+    float *out;
+} maxpool_job;
 
-void eng_maxpool2d(const eng_conv_geom *g, const float *in, float *out, int threads)
+static void maxpool_rows(void *ctx, int tid, int64_t lo, int64_t hi)
 {
-    const int64_t rows = (int64_t)g->n * g->oh;
+    (void)tid;
+    const maxpool_job *j = ctx;
+    const eng_conv_geom *g = j->g;
+    const float *in = j->in;
+    float *out = j->out;
     const int C = g->cin;
-    int nt = nthreads(threads);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (int64_t row = 0; row < rows; row++) {
+    for (int64_t row = lo; row < hi; row++) {
         int n = (int)(row / g->oh), oy = (int)(row % g->oh);
         for (int ox = 0; ox < g->ow; ox++) {
             float *o = out + (row * g->ow + ox) * C;
@@ -50,6 +57,13 @@ void eng_maxpool2d(const eng_conv_geom *g, const float *in, float *out, int thre
     }
 }
 
+void eng_maxpool2d(const eng_conv_geom *g, const float *in, float *out, int threads)
+{
+    const int64_t rows = (int64_t)g->n * g->oh;
+    maxpool_job j = {g, in, out};
+    rt_parallel_for(threads, rows, rt_grain(rows, threads, 4), maxpool_rows, &j);
+}
+
 /* source coordinate of output index i */
 static void resize_coord(int i, int in_size, double scale, int half_pixel, int *lo, int *hi,
                          float *frac)
@@ -62,43 +76,38 @@ static void resize_coord(int i, int in_size, double scale, int half_pixel, int *
     *frac = (float)(src - fl);
 }
 
-void eng_resize_bilinear(const float *in, int n, int ih, int iw, int c, float *out, int oh, int ow,
-                         int align_corners, int half_pixel_centers, int threads)
+typedef struct resize_job {
+    const float *in;
+    float *out;
+    int ih, iw, c, oh, ow, half_pixel;
+    double sy, sx;
+    const int *xl; /* per output column: its two source columns, or NULL */
+    const float *xf;
+} resize_job;
+
+static void resize_rows(void *ctx, int tid, int64_t lo, int64_t hi)
 {
-    double sy = (align_corners && oh > 1) ? (double)(ih - 1) / (oh - 1) : (double)ih / oh;
-    double sx = (align_corners && ow > 1) ? (double)(iw - 1) / (ow - 1) : (double)iw / ow;
-    int *xl = malloc((size_t)ow * 2 * sizeof(int));
-    float *xf = malloc((size_t)ow * sizeof(float));
-    if (!xl || !xf) { /* tiny buffers; fall back to computing per pixel */
-        free(xl);
-        free(xf);
-        xl = NULL;
-        xf = NULL;
-    } else {
-        for (int x = 0; x < ow; x++)
-            resize_coord(x, iw, sx, half_pixel_centers, &xl[2 * x], &xl[2 * x + 1], &xf[x]);
-    }
-    const int64_t rows = (int64_t)n * oh;
-    int nt = nthreads(threads);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (int64_t row = 0; row < rows; row++) {
+    (void)tid;
+    const resize_job *j = ctx;
+    const int ih = j->ih, iw = j->iw, c = j->c, oh = j->oh, ow = j->ow;
+    for (int64_t row = lo; row < hi; row++) {
         int b = (int)(row / oh), y = (int)(row % oh);
         int y0, y1;
         float fy;
-        resize_coord(y, ih, sy, half_pixel_centers, &y0, &y1, &fy);
-        const float *r0 = in + ((int64_t)b * ih + y0) * iw * c;
-        const float *r1 = in + ((int64_t)b * ih + y1) * iw * c;
+        resize_coord(y, ih, j->sy, j->half_pixel, &y0, &y1, &fy);
+        const float *r0 = j->in + ((int64_t)b * ih + y0) * iw * c;
+        const float *r1 = j->in + ((int64_t)b * ih + y1) * iw * c;
         for (int x = 0; x < ow; x++) {
             int x0, x1;
             float fx;
-            if (xl) {
-                x0 = xl[2 * x], x1 = xl[2 * x + 1], fx = xf[x];
+            if (j->xl) {
+                x0 = j->xl[2 * x], x1 = j->xl[2 * x + 1], fx = j->xf[x];
             } else {
-                resize_coord(x, iw, sx, half_pixel_centers, &x0, &x1, &fx);
+                resize_coord(x, iw, j->sx, j->half_pixel, &x0, &x1, &fx);
             }
             const float *tl = r0 + (int64_t)x0 * c, *tr = r0 + (int64_t)x1 * c;
             const float *bl = r1 + (int64_t)x0 * c, *br = r1 + (int64_t)x1 * c;
-            float *o = out + (row * ow + x) * c;
+            float *o = j->out + (row * ow + x) * c;
             for (int k = 0; k < c; k++) {
                 float top = tl[k] + (tr[k] - tl[k]) * fx;
                 float bot = bl[k] + (br[k] - bl[k]) * fx;
@@ -106,72 +115,111 @@ void eng_resize_bilinear(const float *in, int n, int ih, int iw, int c, float *o
             }
         }
     }
+}
+
+void eng_resize_bilinear(const float *in, int n, int ih, int iw, int c, float *out, int oh, int ow,
+                         int align_corners, int half_pixel_centers, int threads)
+{
+    resize_job j = {.in = in,
+                    .out = out,
+                    .ih = ih,
+                    .iw = iw,
+                    .c = c,
+                    .oh = oh,
+                    .ow = ow,
+                    .half_pixel = half_pixel_centers,
+                    .sy = (align_corners && oh > 1) ? (double)(ih - 1) / (oh - 1) : (double)ih / oh,
+                    .sx =
+                        (align_corners && ow > 1) ? (double)(iw - 1) / (ow - 1) : (double)iw / ow};
+    int *xl = malloc((size_t)ow * 2 * sizeof(int));
+    float *xf = malloc((size_t)ow * sizeof(float));
+    if (xl && xf) { /* else (tiny buffers): computed per pixel */
+        for (int x = 0; x < ow; x++)
+            resize_coord(x, iw, j.sx, half_pixel_centers, &xl[2 * x], &xl[2 * x + 1], &xf[x]);
+        j.xl = xl;
+        j.xf = xf;
+    }
+    const int64_t rows = (int64_t)n * oh;
+    rt_parallel_for(threads, rows, rt_grain(rows, threads, 4), resize_rows, &j);
     free(xl);
     free(xf);
 }
 
-void eng_mean_hw(const float *in, int n, int h, int w, int c, float *out, int threads)
+typedef struct mean_job {
+    const float *in;
+    float *out;
+    int64_t hw;
+    int c;
+} mean_job;
+
+static void mean_images(void *ctx, int tid, int64_t lo, int64_t hi)
 {
-    int nt = nthreads(threads);
-    if (nt > n)
-        nt = n;
-#pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        double *acc = malloc((size_t)c * sizeof(double));
-#pragma omp for schedule(static)
-        for (int b = 0; b < n; b++) {
-            const float *p = in + (int64_t)b * h * w * c;
-            if (!acc) { /* out of memory: slower column sums */
-                for (int k = 0; k < c; k++) {
-                    double s = 0;
-                    for (int64_t i = 0; i < (int64_t)h * w; i++)
-                        s += p[i * c + k];
-                    out[(int64_t)b * c + k] = (float)(s / ((double)h * w));
-                }
-                continue;
+    (void)tid;
+    const mean_job *j = ctx;
+    const int c = j->c;
+    const int64_t hw = j->hw;
+    double *acc = malloc((size_t)c * sizeof(double));
+    for (int64_t b = lo; b < hi; b++) {
+        const float *p = j->in + b * hw * c;
+        float *o = j->out + b * c;
+        if (!acc) { /* out of memory: slower column sums */
+            for (int k = 0; k < c; k++) {
+                double s = 0;
+                for (int64_t i = 0; i < hw; i++)
+                    s += p[i * c + k];
+                o[k] = (float)(s / (double)hw);
             }
-            for (int k = 0; k < c; k++)
-                acc[k] = 0;
-            for (int64_t i = 0; i < (int64_t)h * w; i++)
-                for (int k = 0; k < c; k++)
-                    acc[k] += p[i * c + k];
-            for (int k = 0; k < c; k++)
-                out[(int64_t)b * c + k] = (float)(acc[k] / ((double)h * w));
+            continue;
         }
-        free(acc);
+        for (int k = 0; k < c; k++)
+            acc[k] = 0;
+        for (int64_t i = 0; i < hw; i++)
+            for (int k = 0; k < c; k++)
+                acc[k] += p[i * c + k];
+        for (int k = 0; k < c; k++)
+            o[k] = (float)(acc[k] / (double)hw);
     }
+    free(acc);
 }
 
-void eng_act_apply(float *x, int64_t len, eng_act act, int threads)
+void eng_mean_hw(const float *in, int n, int h, int w, int c, float *out, int threads)
 {
-    int nt = nthreads(threads);
-    if (len < 65536)
-        nt = 1;
-    switch (act) {
+    mean_job j = {in, out, (int64_t)h * w, c};
+    rt_parallel_for(threads, n, 1, mean_images, &j);
+}
+
+typedef struct act_job {
+    float *x;
+    eng_act act;
+} act_job;
+
+/* x[lo, hi) through the activation; lo is a multiple of 8 (the grain is) */
+static void act_span(void *ctx, int tid, int64_t lo, int64_t hi)
+{
+    (void)tid;
+    const act_job *j = ctx;
+    float *x = j->x;
+    switch (j->act) {
     case ENG_ACT_RELU:
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-        for (int64_t i = 0; i < len; i++)
+        for (int64_t i = lo; i < hi; i++)
             x[i] = x[i] > 0 ? x[i] : 0;
         break;
     case ENG_ACT_RELU6:
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-        for (int64_t i = 0; i < len; i++)
+        for (int64_t i = lo; i < hi; i++)
             x[i] = x[i] < 0 ? 0 : x[i] > 6 ? 6 : x[i];
         break;
     case ENG_ACT_SIGMOID: {
-        int64_t n8 = len / 8;
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-        for (int64_t i = 0; i < n8; i++)
-            _mm256_storeu_ps(x + 8 * i, rt_sigmoid8(_mm256_loadu_ps(x + 8 * i)));
-        for (int64_t i = n8 * 8; i < len; i++)
+        int64_t i = lo;
+        for (; i + 8 <= hi; i += 8)
+            _mm256_storeu_ps(x + i, rt_sigmoid8(_mm256_loadu_ps(x + i)));
+        for (; i < hi; i++)
             x[i] = 1.0f / (1.0f + expf(-x[i]));
         break;
     }
     case ENG_ACT_HSWISH:
     case ENG_ACT_HSWISH_F16: {
-        const float c = act == ENG_ACT_HSWISH ? 1.0f / 6.0f : 0.1666259765625f;
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-        for (int64_t i = 0; i < len; i++) {
+        const float c = j->act == ENG_ACT_HSWISH ? 1.0f / 6.0f : 0.1666259765625f;
+        for (int64_t i = lo; i < hi; i++) {
             float r = x[i] + 3.0f;
             r = r < 0 ? 0 : r > 6 ? 6 : r;
             x[i] = (x[i] * c) * r;
@@ -182,23 +230,41 @@ void eng_act_apply(float *x, int64_t len, eng_act act, int threads)
     }
 }
 
-void eng_softmax_rows(float *x, int64_t rows, int64_t cols, int threads)
+void eng_act_apply(float *x, int64_t len, eng_act act, int threads)
 {
-    int nt = nthreads(threads);
-    if (rows * cols < 65536)
-        nt = 1;
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        float *p = x + r * cols;
+    act_job j = {x, act};
+    int nt = len < 65536 ? 1 : threads;
+    int64_t grain = (rt_grain(len, nt, 4) + 7) / 8 * 8;
+    rt_parallel_for(nt, len, grain, act_span, &j);
+}
+
+typedef struct softmax_job {
+    float *x;
+    int64_t cols;
+} softmax_job;
+
+static void softmax_span(void *ctx, int tid, int64_t lo, int64_t hi)
+{
+    (void)tid;
+    const softmax_job *j = ctx;
+    for (int64_t r = lo; r < hi; r++) {
+        float *p = j->x + r * j->cols;
         float mx = -INFINITY;
-        for (int64_t i = 0; i < cols; i++)
+        for (int64_t i = 0; i < j->cols; i++)
             mx = p[i] > mx ? p[i] : mx;
         double s = 0;
-        for (int64_t i = 0; i < cols; i++) {
+        for (int64_t i = 0; i < j->cols; i++) {
             p[i] = expf(p[i] - mx);
             s += p[i];
         }
-        for (int64_t i = 0; i < cols; i++)
+        for (int64_t i = 0; i < j->cols; i++)
             p[i] = (float)(p[i] / s);
     }
+}
+
+void eng_softmax_rows(float *x, int64_t rows, int64_t cols, int threads)
+{
+    softmax_job j = {x, cols};
+    int nt = rows * cols < 65536 ? 1 : threads;
+    rt_parallel_for(nt, rows, rt_grain(rows, nt, 4), softmax_span, &j);
 }

@@ -11,6 +11,7 @@
  * Integer arithmetic wraps instead of overflowing, and division by zero
  * yields 0, so no input can trigger undefined behaviour.
  */
+#include "pool.h"
 #include "runtime_int.h"
 
 #include <limits.h>
@@ -187,6 +188,74 @@ static void bin_i32(int op, const int32_t *a, int64_t sa, const int32_t *b, int6
     }
 }
 
+/* one binary op's work, split by rt_parallel_for (items: see each function) */
+typedef struct bin_job {
+    const eng_tensor *a, *b;
+    eng_tensor *out;
+    int op, nd;
+    int64_t inner, isa, isb;
+    const int64_t *sa, *sb; /* strides of a and b over the output dims */
+} bin_job;
+
+/* items: blocks of 1024 rows of a full tensor op a vector over its last axis (isa or isb 1,
+ * the other operand's length inner), the vector's index wrapping */
+static void bin_wrap_blocks(void *ctx, int tid, int64_t lo, int64_t hi)
+{
+    (void)tid;
+    const bin_job *j = ctx;
+    const int bvec = rt_numel(j->a) == rt_numel(j->out);
+    const float *full = eng_f32(bvec ? j->a : j->b), *vec = eng_f32(bvec ? j->b : j->a);
+    float *of = eng_f32(j->out);
+    const int64_t inner = j->inner, rows = rt_numel(j->out) / inner;
+    const int op = j->op;
+    for (int64_t blk = lo; blk < hi; blk++) {
+        int64_t r0 = blk * 1024, e = (r0 + 1024 < rows ? r0 + 1024 : rows) * inner;
+        for (int64_t i = r0 * inner, k = 0; i < e; i++) {
+            float x = bvec ? full[i] : vec[k], y = bvec ? vec[k] : full[i];
+            of[i] = op == B_ADD ? x + y : op == B_SUB ? x - y : op == B_MUL ? x * y : x / y;
+            k = k + 1 == inner ? 0 : k + 1;
+        }
+    }
+}
+
+/* items: elements [lo, hi) of the one row */
+static void bin_span(void *ctx, int tid, int64_t lo, int64_t hi)
+{
+    (void)tid;
+    const bin_job *j = ctx;
+    if (j->a->dtype == ENG_F32)
+        bin_f32(j->op, eng_f32(j->a) + lo * j->isa, j->isa, eng_f32(j->b) + lo * j->isb, j->isb,
+                (int32_t *)j->out->data + lo, hi - lo);
+    else
+        bin_i32(j->op, (const int32_t *)j->a->data + lo * j->isa, j->isa,
+                (const int32_t *)j->b->data + lo * j->isb, j->isb, (int32_t *)j->out->data + lo,
+                hi - lo);
+}
+
+/* items: rows of the output's last axis */
+static void bin_rows(void *ctx, int tid, int64_t lo, int64_t hi)
+{
+    (void)tid;
+    const bin_job *j = ctx;
+    const int64_t inner = j->inner, total = rt_numel(j->out);
+    for (int64_t r = lo; r < hi; r++) {
+        int64_t rem = r, oa = 0, ob = 0;
+        for (int i = j->nd - 2; i >= 0 && inner != total; i--) {
+            int64_t idx = rem % j->out->dim[i];
+            rem /= j->out->dim[i];
+            oa += idx * j->sa[i];
+            ob += idx * j->sb[i];
+        }
+        if (j->a->dtype == ENG_F32)
+            bin_f32(j->op, eng_f32(j->a) + oa, j->isa, eng_f32(j->b) + ob, j->isb,
+                    (int32_t *)j->out->data + r * inner, inner);
+        else
+            bin_i32(j->op, (const int32_t *)j->a->data + oa, j->isa,
+                    (const int32_t *)j->b->data + ob, j->isb, (int32_t *)j->out->data + r * inner,
+                    inner);
+    }
+}
+
 static eng_status binary_compute(const rt_node *n, const eng_tensor *const *in, eng_tensor *out,
                                  const rt_ctx *c, eng_diag *d)
 {
@@ -218,6 +287,7 @@ static eng_status binary_compute(const rt_node *n, const eng_tensor *const *in, 
         inner = total, isa = 1, isb = 0;
     int64_t rows = total / inner;
     int nt = nth(c, total);
+    bin_job j = {a, b, out, op, nd, inner, isa, isb, sa, sb};
     /* a full tensor with a short vector over its last axis ([1,H,W,3] - [3], an input
      * normalisation): one flat loop with the vector's index wrapping, not a call per 3-element
      * row (longer rows, as a squeeze-excite's [1,H,W,C] * [1,1,1,C], vectorise as rows below) */
@@ -225,52 +295,12 @@ static eng_status binary_compute(const rt_node *n, const eng_tensor *const *in, 
     if (a->dtype == ENG_F32 && op <= B_DIV && inner < 16 && inner < total &&
         inner == out->dim[nd - 1] &&
         ((na == total && nb == inner && isb == 1) || (nb == total && na == inner && isa == 1))) {
-        const int bvec = na == total;
-        const float *full = eng_f32(bvec ? a : b), *vec = eng_f32(bvec ? b : a);
-        float *of = eng_f32(out);
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-        for (int64_t r0 = 0; r0 < rows; r0 += 1024) {
-            int64_t e = (r0 + 1024 < rows ? r0 + 1024 : rows) * inner;
-            for (int64_t i = r0 * inner, j = 0; i < e; i++) {
-                float x = bvec ? full[i] : vec[j], y = bvec ? vec[j] : full[i];
-                of[i] = op == B_ADD ? x + y : op == B_SUB ? x - y : op == B_MUL ? x * y : x / y;
-                j = j + 1 == inner ? 0 : j + 1;
-            }
-        }
-        return ENG_OK;
-    }
-    if (rows == 1 && inner > 65536 && nt > 1) {
-        /* one long row: split it into chunks */
-        int64_t chunk = (inner + nt - 1) / nt;
-#pragma omp parallel for num_threads(nt) schedule(static)
-        for (int t = 0; t < nt; t++) {
-            int64_t s = t * chunk, e = s + chunk < inner ? s + chunk : inner;
-            if (s >= e)
-                continue;
-            if (a->dtype == ENG_F32)
-                bin_f32(op, eng_f32(a) + s * isa, isa, eng_f32(b) + s * isb, isb,
-                        (int32_t *)out->data + s, e - s);
-            else
-                bin_i32(op, (const int32_t *)a->data + s * isa, isa,
-                        (const int32_t *)b->data + s * isb, isb, (int32_t *)out->data + s, e - s);
-        }
-        return ENG_OK;
-    }
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t rem = r, oa = 0, ob = 0;
-        for (int i = nd - 2; i >= 0 && inner != total; i--) {
-            int64_t idx = rem % out->dim[i];
-            rem /= out->dim[i];
-            oa += idx * sa[i];
-            ob += idx * sb[i];
-        }
-        if (a->dtype == ENG_F32)
-            bin_f32(op, eng_f32(a) + oa, isa, eng_f32(b) + ob, isb,
-                    (int32_t *)out->data + r * inner, inner);
-        else
-            bin_i32(op, (const int32_t *)a->data + oa, isa, (const int32_t *)b->data + ob, isb,
-                    (int32_t *)out->data + r * inner, inner);
+        int64_t blocks = (rows + 1023) / 1024;
+        rt_parallel_for(nt, blocks, rt_grain(blocks, nt, 4), bin_wrap_blocks, &j);
+    } else if (rows == 1 && inner > 65536 && nt > 1) { /* one long row: split it */
+        rt_parallel_for(nt, inner, rt_grain(inner, nt, 4), bin_span, &j);
+    } else {
+        rt_parallel_for(nt, rows, rt_grain(rows, nt, 4), bin_rows, &j);
     }
     return ENG_OK;
 }
@@ -356,6 +386,29 @@ static eng_status concat_infer(const rt_node *n, const eng_tensor *const *in, en
     return ENG_OK;
 }
 
+typedef struct concat_job {
+    const eng_tensor *const *in;
+    eng_tensor *out;
+    int nin, axis;
+    int64_t inner, orow;
+} concat_job;
+
+/* items: the output's slices before the axis */
+static void concat_rows(void *ctx, int tid, int64_t lo, int64_t hi)
+{
+    (void)tid;
+    const concat_job *j = ctx;
+    for (int64_t o = lo; o < hi; o++) {
+        int64_t off = 0;
+        for (int i = 0; i < j->nin; i++) {
+            int64_t len = j->in[i]->dim[j->axis] * j->inner;
+            memcpy((int32_t *)j->out->data + o * j->orow + off,
+                   (const int32_t *)j->in[i]->data + o * len, (size_t)len * 4);
+            off += len;
+        }
+    }
+}
+
 static eng_status concat_compute(const rt_node *n, const eng_tensor *const *in, eng_tensor *out,
                                  const rt_ctx *c, eng_diag *d)
 {
@@ -370,17 +423,9 @@ static eng_status concat_compute(const rt_node *n, const eng_tensor *const *in, 
         inner *= out->dim[i];
     int64_t orow = out->dim[axis] * inner;
     int nin = n->n_in - 1;
+    concat_job j = {in, out, nin, axis, inner, orow};
     int nt = nth(c, rt_numel(out));
-#pragma omp parallel for num_threads(nt) if (nt > 1) schedule(static)
-    for (int64_t o = 0; o < outer; o++) {
-        int64_t off = 0;
-        for (int i = 0; i < nin; i++) {
-            int64_t len = in[i]->dim[axis] * inner;
-            memcpy((int32_t *)out->data + o * orow + off, (const int32_t *)in[i]->data + o * len,
-                   (size_t)len * 4);
-            off += len;
-        }
-    }
+    rt_parallel_for(nt, outer, rt_grain(outer, nt, 4), concat_rows, &j);
     return ENG_OK;
 }
 
