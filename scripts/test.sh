@@ -77,8 +77,9 @@ fi
 
 # TSan costs 5-15x in time: only the tests of code with its own threads
 # (jobs.c worker pool, fetch.c downloader, datasets.c verifier, the training
-# jobs in models*.c, the embed producer thread in engine/backbone/embed.c).
-TSAN_TESTS=${TSAN_TESTS:-test_fs_jobs test_fs_fetch test_fs_datasets test_fs_models test_backbone test_runtime_pool}
+# jobs in models*.c, the embed producer thread in engine/backbone/embed.c,
+# the runtime's fork-join pool and the kernels split over it).
+TSAN_TESTS=${TSAN_TESTS:-test_fs_jobs test_fs_fetch test_fs_datasets test_fs_models test_backbone test_runtime_pool test_runtime_kernels}
 if [[ " $STAGES " == *" tsan "* ]]; then
     stage "clang ThreadSanitizer: build ($TSAN_TESTS)"
     tsan_flags="-fsanitize=thread -fno-omit-frame-pointer"

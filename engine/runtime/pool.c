@@ -51,6 +51,7 @@ static struct {
     atomic_int sleepers;     /* workers in (or entering) futex wait */
     atomic_llong next;       /* first item not yet claimed */
     int nworkers;            /* threads started; changed only by the owner */
+    int forked;              /* 1 in a forked child: no workers */
     int misses;              /* jobs in a row the workers did almost none of (owner only) */
     int hits;                /* jobs in a row the workers did their share of (owner only) */
     int64_t solo_ns;         /* how long the next solo period lasts (owner only) */
@@ -154,10 +155,13 @@ static void *worker(void *arg)
     return NULL;
 }
 
-/* a forked child has none of the parent's workers, and none of its jobs */
+/* A forked child has none of the parent's workers and none of its jobs; it runs its jobs
+ * alone (a child of a threaded process may only call async-signal-safe functions, which
+ * pthread_create is not). */
 static void after_fork_child(void)
 {
     P.nworkers = 0;
+    P.forked = 1;
     atomic_store(&P.owner, 0);
     atomic_store(&P.active, 0);
     atomic_store(&P.sleepers, 0);
@@ -170,7 +174,7 @@ static void grow(int want)
     static int atfork_done; /* only the owner gets here */
     if (want > POOL_MAX_WORKERS)
         want = POOL_MAX_WORKERS;
-    if (P.nworkers >= want)
+    if (P.nworkers >= want || P.forked)
         return;
     if (!atfork_done) {
         pthread_atfork(NULL, NULL, after_fork_child);

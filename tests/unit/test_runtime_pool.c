@@ -3,7 +3,7 @@
  * counts, grains and thread counts; jobs back to back (the worker still
  * spinning) and after the workers went to sleep; several threads calling at
  * once (the pool serves one, the others run alone); a forked child, which has
- * no workers, still finishes its jobs. Also runs under ThreadSanitizer
+ * no workers and may not start any, finishes its jobs alone. Also runs under ThreadSanitizer
  * (scripts/test.sh, TSAN_TESTS). */
 #include "check.h"
 #include "pool.h"
@@ -108,6 +108,7 @@ static void test_fork(void)
     CHECK(pid >= 0);
     if (pid == 0) {
         alarm(20); /* a hang (waiting for a worker the child does not have) fails */
+        /* (under ThreadSanitizer, starting a thread here would kill the child) */
         int ok = 1;
         for (int r = 0; r < 100; r++)
             ok &= run_once(2, 1000, 3);
