@@ -2,14 +2,15 @@
  * studying classification recipes offline (bench/clsprobe.py reads them).
  *
  *   bench_features --backbone DIR --list PATHS.txt --out FEATS.f32
- *                  [--size S] [--flip] [--crop X,Y,W,H] [--threads 2]
+ *                  [--size S] [--flip] [--crop X,Y,W,H] [--threads 2] [--tap NODE]
  *
  * PATHS.txt holds one image path per line. FEATS.f32 is n x dim float32,
  * row i for line i, exactly what the classification recipe's feature pass
  * computes for that backbone and size (the embedding node,
  * global-average-pooled); --flip mirrors every image first and --crop takes
- * the same region of each (fractions of its width and height). The dimension
- * is printed on stdout.
+ * the same region of each (fractions of its width and height); --tap takes
+ * another node of the graph instead of the embedding (e.g. "logits"),
+ * pooled the same way. The dimension is printed on stdout.
  */
 #include "engine.h"
 #include "bench_util.h"
@@ -18,7 +19,7 @@
 
 int main(int argc, char **argv)
 {
-    const char *bbdir = NULL, *list = NULL, *out = NULL;
+    const char *bbdir = NULL, *list = NULL, *out = NULL, *tap = NULL;
     int size = 0, flip = 0, threads = 2, cropped = 0;
     eng_crop crop = {0, 0, 1, 1};
     for (int i = 1; i < argc; i++) {
@@ -44,6 +45,8 @@ int main(int argc, char **argv)
             cropped = sscanf(v, "%f,%f,%f,%f", &crop.x, &crop.y, &crop.w, &crop.h) == 4;
         else if (!strcmp(a, "--threads"))
             threads = atoi(v);
+        else if (!strcmp(a, "--tap"))
+            tap = v;
         else {
             fprintf(stderr, "bench_features: unknown option %s\n", a);
             return 2;
@@ -51,7 +54,7 @@ int main(int argc, char **argv)
     }
     if (!bbdir || !list || !out) {
         fprintf(stderr, "usage: bench_features --backbone DIR --list PATHS.txt --out FEATS.f32 "
-                        "[--size S] [--flip] [--crop X,Y,W,H] [--threads N]\n");
+                        "[--size S] [--flip] [--crop X,Y,W,H] [--threads N] [--tap NODE]\n");
         return 2;
     }
     char *txt = slurp(list);
@@ -75,7 +78,7 @@ int main(int argc, char **argv)
     eng_backbone *bb = NULL;
     int dim = 0;
     if (eng_backbone_open(bbdir, &bb, &d) != ENG_OK ||
-        eng_backbone_embed_dim(bb, size, NULL, 0, &dim, &d) != ENG_OK) {
+        eng_backbone_embed_dim(bb, size, tap ? &tap : NULL, tap ? 1 : 0, &dim, &d) != ENG_OK) {
         fprintf(stderr, "bench_features: %s\n", d.msg);
         return 1;
     }
@@ -89,8 +92,8 @@ int main(int argc, char **argv)
         crops[i] = crop;
     }
     eng_run_opts o = {.threads = threads};
-    if (eng_backbone_embed_files_aug(bb, paths, cropped ? crops : NULL, flips, n, size, NULL, 0, x,
-                                     NULL, &o, &d) != ENG_OK) {
+    if (eng_backbone_embed_files_aug(bb, paths, cropped ? crops : NULL, flips, n, size,
+                                     tap ? &tap : NULL, tap ? 1 : 0, x, NULL, &o, &d) != ENG_OK) {
         fprintf(stderr, "bench_features: %s\n", d.msg);
         return 1;
     }

@@ -457,7 +457,7 @@ void det_crop_result_release(det_crop_result *c)
 eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, int n, int nfolds,
                            int ncat, const eng_det_gt *gt, int ngt, const eng_det_pred *pred0,
                            int npred0, float nms_iou, double cpu_left, int threads,
-                           det_crop_result *c, eng_diag *d)
+                           const det_crop_hooks *h, det_crop_result *c, eng_diag *d)
 {
     memset(c, 0, sizeof *c);
     for (int w = 0; w <= CROP_NG; w++)
@@ -513,6 +513,12 @@ eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, i
      * pays for warming the backbone up) */
     double c1 = c0;
     for (int i = 0, pj = 0; i < n && st == ENG_OK; i++) {
+        if (h && h->abort && h->abort(h->ctx)) {
+            st = eng_fail(d, ENG_EABORTED, "training cancelled");
+            break;
+        }
+        if (h && h->progress)
+            h->progress(h->ctx, i, n);
         int p0 = pj, ng = 0;
         while (pj < np && pred[pj].image == i)
             pj++;

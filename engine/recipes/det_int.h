@@ -203,6 +203,14 @@ typedef struct det_crop_image {
     int fold; /* its cross-validation fold */
 } det_crop_image;
 
+/* What det_crop_search asks and tells its caller while it embeds the images' crops, the
+ * stage's long part (minutes on a few hundred images). Any member may be NULL. */
+typedef struct det_crop_hooks {
+    void *ctx;
+    int (*abort)(void *ctx);                       /* nonzero: stop, ENG_EABORTED */
+    void (*progress)(void *ctx, int done, int of); /* after each image: done of `of` planned */
+} det_crop_hooks;
+
 /* What det_crop_search measured and chose. */
 typedef struct det_crop_result {
     float gamma;        /* chosen weight; 0: the stage does not win */
@@ -260,11 +268,11 @@ void det_boxreg_predict(const float *w, const double *z, int dim, float *t);
  * a random order when that may be fewer than n), at least
  * DET_CROP_MIN_IMAGES of them (or all n), else gives up (note set, gamma
  * 0). nms_iou: the detector's NMS (0: off), run again on boxes the
- * refinement moved. */
+ * refinement moved. h (may be NULL) is polled before each image. */
 eng_status det_crop_search(const eng_backbone *cbb, const det_crop_image *ims, int n, int nfolds,
                            int ncat, const eng_det_gt *gt, int ngt, const eng_det_pred *pred,
                            int npred, float nms_iou, double cpu_left, int threads,
-                           det_crop_result *c, eng_diag *d);
+                           const det_crop_hooks *h, det_crop_result *c, eng_diag *d);
 void det_crop_result_release(det_crop_result *c);
 
 /* The calibrated confidence of a heatmap peak. */

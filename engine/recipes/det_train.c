@@ -2427,6 +2427,22 @@ static void crop_log(const trainer *t, const det_crop_result *c, int nimg)
 /* Stage 2b: the crop classifier (det_crops.c) on the chosen heads'
  * held-out detections; it needs a split, and is kept only when it raises
  * their mAP@50 by the margin a more complex variant needs. */
+/* det_crop_search's hooks: the user's cancel, and the stage's share of the progress (75 % to
+ * the final stage's 80 %) moving with its images */
+typedef struct crop_watch {
+    const trainer *t;
+    const search *s;
+} crop_watch;
+
+static int crop_abort(void *ctx) { return aborted(((const crop_watch *)ctx)->t); }
+
+static void crop_progress(void *ctx, int done, int of)
+{
+    const crop_watch *w = ctx;
+    progress(w->t, 0.75 + 0.05 * done / (of > 0 ? of : 1), "search", DET_V_TILES + 1,
+             DET_V_TILES + 2, w->s->best_map);
+}
+
 static eng_status stage_crops(trainer *t, eng_detector *m, search *s, eng_diag *d)
 {
     const eng_train_args *a = t->a;
@@ -2457,9 +2473,11 @@ static eng_status stage_crops(trainer *t, eng_detector *m, search *s, eng_diag *
         ims[j] = (det_crop_image){a->train[i].path, t->im[i].w, t->im[i].h, s->fold[i]};
     }
     det_crop_result *c = &s->crop;
+    crop_watch w = {t, s};
+    det_crop_hooks h = {&w, crop_abort, crop_progress};
     if (st == ENG_OK)
         st = det_crop_search(cbb, ims, sub.nimg, s->nfolds, t->ncat, sub.gt, sub.ngt, sub.p[0],
-                             sub.np[0], s->best_nms, left, t->threads, c, d);
+                             sub.np[0], s->best_nms, left, t->threads, &h, c, d);
     free(ims);
     if (st != ENG_OK) {
         pool_release(&sub);

@@ -10,7 +10,8 @@
  * detections of the right category whose boxes are all 1.6 times too
  * large (IoU 0.39, every one a miss at 0.5) must be corrected, the stage
  * kept for it alone (weight 0), and an unseen image's box shrunk onto its
- * object.
+ * object. The search reports each image to its progress hook and stops at
+ * the image after a cancel.
  */
 #include "det_int.h"
 #include "check.h"
@@ -152,7 +153,8 @@ static void test_box_refinement(eng_backbone *bb, char (*paths)[600], det_crop_i
         }
     }
     det_crop_result c;
-    eng_status st = det_crop_search(bb, ims, NIMG, 4, 2, gt, ngt, pred, np, 0.5f, 1e9, 2, &c, &d);
+    eng_status st =
+        det_crop_search(bb, ims, NIMG, 4, 2, gt, ngt, pred, np, 0.5f, 1e9, 2, NULL, &c, &d);
     CHECK_MSG(st == ENG_OK, "%s", d.msg);
     printf("box refinement: held-out mAP@50 %.4f -> %.4f (penalty %g, %d detections)\n", c.map[0],
            c.reg_map, c.reg_lambda, c.nreg);
@@ -190,6 +192,25 @@ static void test_box_refinement(eng_backbone *bb, char (*paths)[600], det_crop_i
         }
     }
     det_crop_result_release(&c);
+}
+
+/* det_crop_hooks for the test: counts, and cancels after `stop_after` images */
+typedef struct crop_watch {
+    int calls, polls, stop_after, last_done, last_of;
+} crop_watch;
+
+static int watch_abort(void *ctx)
+{
+    crop_watch *w = ctx;
+    return ++w->polls > w->stop_after;
+}
+
+static void watch_progress(void *ctx, int done, int of)
+{
+    crop_watch *w = ctx;
+    w->calls++;
+    w->last_done = done;
+    w->last_of = of;
 }
 
 int main(void)
@@ -235,7 +256,8 @@ int main(void)
           ENG_OK);
 
     det_crop_result c;
-    eng_status st = det_crop_search(bb, ims, NIMG, 4, 2, gt, ngt, pred, np, 0.5f, 1e9, 2, &c, &d);
+    eng_status st =
+        det_crop_search(bb, ims, NIMG, 4, 2, gt, ngt, pred, np, 0.5f, 1e9, 2, NULL, &c, &d);
     CHECK_MSG(st == ENG_OK, "%s", d.msg);
     printf("crop classifier: held-out mAP@50 %.4f -> %.4f at weight 0.5, %.4f at 1 "
            "(%d crops, %.1f CPU s)\n",
@@ -288,8 +310,16 @@ int main(void)
     det_crop_result_release(&c);
 
     /* a budget too small for the crops: skipped, and said */
-    st = det_crop_search(bb, ims, NIMG, 4, 2, gt, ngt, pred, np, 0.5f, 1e-6, 1, &c, &d);
+    st = det_crop_search(bb, ims, NIMG, 4, 2, gt, ngt, pred, np, 0.5f, 1e-6, 1, NULL, &c, &d);
     CHECK(st == ENG_OK && c.gamma == 0 && strstr(c.note, "budget") && !c.mean && !c.pred && !c.reg);
+    det_crop_result_release(&c);
+
+    /* the hooks: progress before each image, and a cancel stops the stage at once */
+    crop_watch w = {.stop_after = 3};
+    det_crop_hooks h = {&w, watch_abort, watch_progress};
+    st = det_crop_search(bb, ims, NIMG, 4, 2, gt, ngt, pred, np, 0.5f, 1e9, 1, &h, &c, &d);
+    CHECK(st == ENG_EABORTED && strstr(d.msg, "cancelled"));
+    CHECK(w.calls == 3 && w.last_done == 2 && w.last_of == NIMG && w.polls == 4);
     det_crop_result_release(&c);
 
     test_box_refinement(bb, paths, ims);
