@@ -29,6 +29,11 @@ among seven fusions of Lite0 and Lite2 at both sizes, against always the
 richest one (all four views, C by the cross-validation), and each set at
 C = 512; the power is 1 (--power takes the first value).
 
+--logits: the ImageNet logits of Lite0 and Lite2 at their native sizes
+(bench_features --tap logits) as features, alone, as softmax probabilities
+(power 0.5) and each added to the two embeddings (power 1), against the two
+embeddings alone; logistic regression at C = 32 and 8192.
+
 Needs numpy and scikit-learn: it makes its own venv outside the tree
 (~/.cache/visionfs-clsprobe-venv) and re-runs itself there.
 """
@@ -84,16 +89,18 @@ def backbones_root():
     return os.path.join(data, "visionfs", "backbones")
 
 
-def features(tool, ds, paths, view, work):
+def features(tool, ds, paths, view, work, tap=None):
     import numpy as np
     bb, size = VIEWS[view]
-    out = os.path.join(work, "%s.%s.%d.f32" % (ds, bb, size))
+    out = os.path.join(work, "%s.%s.%d%s.f32" % (ds, bb, size, "." + tap if tap else ""))
     if not os.path.exists(out):
         bbdir = os.path.join(backbones_root(), bb)
         dim = subprocess.check_output([tool, "--backbone", bbdir, "--list", paths, "--out",
-                                       out + ".tmp", "--size", str(size)], text=True)
+                                       out + ".tmp", "--size", str(size)] +
+                                      (["--tap", tap] if tap else []), text=True)
         os.rename(out + ".tmp", out)
-        print("  features %s %s@%d: dim %s" % (ds, bb, size, dim.strip()), file=sys.stderr)
+        print("  features %s %s@%d %s: dim %s" % (ds, bb, size, tap or "", dim.strip()),
+              file=sys.stderr)
     x = np.fromfile(out, dtype=np.float32).astype(np.float64)
     return x.reshape(sum(1 for _ in open(paths)), -1)
 
@@ -212,6 +219,33 @@ def fusions(X, y, tr, te, K, pw, seed):
     return out
 
 
+def logit_sets(X, L, y, tr, te):
+    """Test top-1 of the embeddings with and without the ImageNet logits
+    (L: view -> logits) or their softmax probabilities, per C."""
+    import numpy as np
+
+    def softmax(z):
+        e = np.exp(z - z.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+    emb = [(X[v], 1.0) for v in ("l0", "l2")]
+    lg = [(L[v], 1.0) for v in ("l0", "l2")]
+    pr = [(softmax(L[v]), 0.5) for v in ("l0", "l2")]
+    sets = {"embeddings": emb, "logits": lg, "probabilities (power 0.5)": pr,
+            "embeddings + logits": emb + lg, "embeddings + probabilities (power 0.5)": emb + pr}
+    out = {}
+    for name, views in sets.items():
+        za, zb = [], []
+        for x, pw in views:
+            a, b = prep([x[tr]], [x[te]], pw)
+            za.append(a)
+            zb.append(b)
+        w = 1 / np.sqrt(len(views))
+        za, zb = np.hstack(za) * w, np.hstack(zb) * w
+        for C in (32, 8192):
+            out["%s, C=%d" % (name, C)] = (lr_rowspace(za, y[tr], zb, C).argmax(1) == y[te]).mean()
+    return out
+
+
 def main():
     ensure_numpy()
     import json, numpy as np
@@ -224,13 +258,14 @@ def main():
     p.add_argument("--work", default="/tmp/clsprobe")
     p.add_argument("--select", action="store_true")
     p.add_argument("--fusions", action="store_true")
+    p.add_argument("--logits", action="store_true")
     a = p.parse_args()
     os.makedirs(a.work, exist_ok=True)
     sys.path.insert(0, os.path.join(SHARED, "acceptance"))
     from vfs import subset
     tool = os.path.join(a.build, "bench", "bench_features")
     seeds = [int(s) for s in a.seeds.split(",")]
-    if a.select or a.fusions:
+    if a.select or a.fusions or a.logits:
         print("| dataset | k | power | %s | top-1 %% (mean of %d seeds) |"
               % ("head picked among" if a.select else "feature set", len(seeds)))
         print("|---|---|---|---|---|")
@@ -239,7 +274,9 @@ def main():
         print("|---|---|---|---|---|---|")
     for ds in a.datasets.split(","):
         paths, rows = listing(ds, a.work)
-        X = {v: features(tool, ds, paths, v, a.work) for v in VIEWS}
+        X = {v: features(tool, ds, paths, v, a.work) for v in (("l0", "l2") if a.logits else VIEWS)}
+        L = {v: features(tool, ds, paths, v, a.work, "logits") for v in ("l0", "l2")} \
+            if a.logits else {}
         y = np.array([r[1] for r in rows])
         K = int(y.max()) + 1
         row_of = {r[2]: i for i, r in enumerate(rows) if r[0] == "train"}
@@ -256,6 +293,10 @@ def main():
                         for r, v in select(X, y, tr, te, K, pw, seed).items():
                             acc.setdefault((r, pw), []).append(v)
                     continue
+                if a.logits:
+                    for r, v in logit_sets(X, L, y, tr, te).items():
+                        acc.setdefault((r, 1), []).append(v)
+                    continue
                 if a.fusions:
                     pw = float(a.power.split(",")[0])
                     for r, v in fusions(X, y, tr, te, K, pw, seed).items():
@@ -267,7 +308,7 @@ def main():
                         ztr, zte = prep([X[v][tr] for v in vs], [X[v][te] for v in vs], pw)
                         for h, pred in heads(ztr, y[tr], zte, K).items():
                             acc.setdefault((fs, pw, h), []).append((pred == y[te]).mean())
-            if a.select or a.fusions:
+            if a.select or a.fusions or a.logits:
                 for (r, pw), v in acc.items():
                     print("| %s | %d | %g | %s | %.1f |" % (ds, k, pw, r, 100 * np.mean(v)), flush=True)
                 continue
