@@ -2534,7 +2534,9 @@ static eng_status stage_crops(trainer *t, eng_detector *m, search *s, eng_diag *
 /* Stage 3: the chosen variant fitted on every image, and its calibration. */
 static eng_status stage_final(trainer *t, eng_detector *m, search *s, eng_diag *d)
 {
-    progress(t, 0.8, "final", 2, 2, s->best_map);
+    /* a plan of two: this fit, then the evaluation (trials done 0: the mount shows "trial 1/2";
+     * reporting 2 of 2 here made it show 99 % through the last minute of training) */
+    progress(t, 0.8, "final", 0, 2, s->best_map);
     m->nms_iou = s->best_nms;
     t->deadline = t->a->budget_seconds > 0 ? t->a->budget_seconds : 0;
     eng_status st = ENG_OK;
@@ -2689,7 +2691,7 @@ static eng_status stage_evaluate(trainer *t, eng_detector *m, search *s, char **
     const eng_train_args *a = t->a;
     char **held = s->best_size > 0 ? &s->sjson[s->best][s->best_size][s->best_nms > 0]
                                    : &s->vjson[s->best][s->best_nms > 0];
-    progress(t, 0.9, "evaluation", 2, 2, s->best_map);
+    progress(t, 0.9, "evaluation", 1, 2, s->best_map);
     if (a->test && a->ntest > 0) {
         eng_eval_opts eo = {
             .threads = t->threads,
