@@ -40,7 +40,7 @@
 #define POOL_MAX_WORKERS (RT_POOL_MAX_THREADS - 1)
 #define SOLO_MIN_JOB_NS 50000 /* shorter jobs can end before a spinning worker looks */
 #define SOLO_MISSES 4
-#define SOLO_HITS 16     /* jobs helped in a row that end the doubling */
+#define SOLO_HITS 16     /* jobs shared since the last solo period that end the doubling */
 #define SOLO_NS 20000000 /* the first solo period; it doubles up to SOLO_MAX_NS */
 #define SOLO_MAX_NS 1280000000
 
@@ -54,7 +54,7 @@ static struct {
     int nworkers;        /* threads started; changed only by the owner */
     int forked;          /* 1 in a forked child: no workers */
     int misses;          /* jobs in a row the workers did almost none of (owner only) */
-    int hits;            /* jobs in a row the workers did their share of (owner only) */
+    int hits;            /* jobs shared since the last solo period (owner only) */
     int64_t solo_ns;     /* how long the next solo period lasts (owner only) */
     /* counts for VFS_POOL_STATS (owner only) */
     long long jobs, shared, missed, asleep_at_open, solos, solo_ms;
@@ -255,7 +255,7 @@ void rt_parallel_for(int nt, int64_t n, int64_t grain, rt_for_fn fn, void *ctx)
     /* A job long enough for an awake worker to join in which the workers did under 1/8 of the
      * items: they have no core (the machine is busy), and every wake-up or spin of theirs is
      * CPU time taken from this thread's share. After SOLO_MISSES such jobs in a row, run alone
-     * for a while, twice as long each time until SOLO_HITS jobs in a row were shared again.
+     * for a while, twice as long each time until SOLO_HITS jobs were shared again after one.
      * (Counting only jobs whose workers were awake at the open was tried: beside busy loops the
      * workers are mostly asleep, and 2 threads fell to 0.51-0.73 of 1 thread, from 0.68-1.04.) */
     if (t1 - t0 > SOLO_MIN_JOB_NS) {
