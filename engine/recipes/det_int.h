@@ -208,7 +208,7 @@ typedef struct det_crop_image {
 typedef struct det_crop_hooks {
     void *ctx;
     int (*abort)(void *ctx);                       /* nonzero: stop, ENG_EABORTED */
-    void (*progress)(void *ctx, int done, int of); /* after each image: done of `of` planned */
+    void (*progress)(void *ctx, int done, int of); /* before each image: done of `of` planned */
 } det_crop_hooks;
 
 /* What det_crop_search measured and chose. */

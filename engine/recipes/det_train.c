@@ -2424,9 +2424,6 @@ static void crop_log(const trainer *t, const det_crop_result *c, int nimg)
               c->reg_lambda, c->reg_map, c->gamma, c->reg_base, c->reg ? "kept" : "not kept");
 }
 
-/* Stage 2b: the crop classifier (det_crops.c) on the chosen heads'
- * held-out detections; it needs a split, and is kept only when it raises
- * their mAP@50 by the margin a more complex variant needs. */
 /* det_crop_search's hooks: the user's cancel, and the stage's share of the progress (75 % to
  * the final stage's 80 %) moving with its images */
 typedef struct crop_watch {
@@ -2443,6 +2440,9 @@ static void crop_progress(void *ctx, int done, int of)
              DET_V_TILES + 2, w->s->best_map);
 }
 
+/* Stage 2b: the crop classifier (det_crops.c) on the chosen heads'
+ * held-out detections; it needs a split, and is kept only when it raises
+ * their mAP@50 by the margin a more complex variant needs. */
 static eng_status stage_crops(trainer *t, eng_detector *m, search *s, eng_diag *d)
 {
     const eng_train_args *a = t->a;
