@@ -28,7 +28,6 @@
 
 #include <immintrin.h>
 #include <math.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -465,8 +464,7 @@ typedef struct conv_job {
     int64_t M;
     int mb, K, direct, wide, rows_outer, step, inplace;
     int pgroups, pper; /* each block's panels in pgroups groups of pper (a multiple of step) */
-    float **bufs;      /* per tid: the block's im2col rows (not needed when direct) */
-    atomic_int fail;
+    rt_scratch *rows;  /* per tid: the block's im2col rows (not needed when direct) */
 } conv_job;
 
 /* items: (row block, panel group) pairs, item = block * pgroups + group */
@@ -478,15 +476,8 @@ static void conv_blocks(void *ctx, int tid, int64_t ilo, int64_t ihi)
     const float *in = j->in, *res = j->res;
     const int K = j->K, mb = j->mb, wide = j->wide, step = j->step;
     float *buf = NULL;
-    if (!j->direct) {
-        if (!j->bufs[tid])
-            j->bufs[tid] = eng_alloc((size_t)mb * K * sizeof(float));
-        buf = j->bufs[tid];
-        if (!buf) {
-            atomic_store(&j->fail, 1);
-            return;
-        }
-    }
+    if (!j->direct && !(buf = rt_scratch_get(j->rows, tid)))
+        return;
     for (int64_t item = ilo; item < ihi; item++) {
         const int64_t blk = item / j->pgroups;
         const int p0 = (int)(item % j->pgroups) * j->pper;
@@ -570,7 +561,7 @@ eng_status rt_conv2d_packed_res(const eng_conv_geom *g, const float *in, const e
     int pper = (w->npanel + pgroups - 1) / pgroups;
     pper = (pper + step - 1) / step * step;
     pgroups = (w->npanel + pper - 1) / pper;
-    float *bufs[RT_POOL_MAX_THREADS] = {0};
+    rt_scratch rows = {.bytes = (size_t)mb * K * sizeof(float)};
     conv_job j = {.g = g,
                   .in = in,
                   .res = res,
@@ -590,11 +581,9 @@ eng_status rt_conv2d_packed_res(const eng_conv_geom *g, const float *in, const e
                    * (window row by window row), no im2col copy except for row groups with a
                    * pixel on the padding */
                   .inplace = !direct && rows_outer && g->dh == 1 && g->dw == 1 && g->kh <= MAXSEG,
-                  .bufs = bufs};
+                  .rows = &rows};
     rt_parallel_for(nt, nblocks * pgroups, 1, conv_blocks, &j);
-    for (int t = 0; t < RT_POOL_MAX_THREADS; t++)
-        eng_free(bufs[t]);
-    return atomic_load(&j.fail) ? ENG_ENOMEM : ENG_OK;
+    return rt_scratch_free(&rows) ? ENG_ENOMEM : ENG_OK;
 }
 
 eng_status eng_conv2d(const eng_conv_geom *g, const float *in, const float *filter,
@@ -935,10 +924,9 @@ typedef struct xdw_job {
     const eng_conv_packed *we;
     eng_act eact, act;
     float *out;
-    int64_t B, brows;
+    int64_t B;
     int nc, wide;
-    float **bufs; /* per tid: the band of expanded rows */
-    atomic_int fail;
+    rt_scratch *band; /* per tid: the band of expanded rows */
 } xdw_job;
 
 static void xdw_chunks(void *ctx, int tid, int64_t lo, int64_t hi)
@@ -947,13 +935,9 @@ static void xdw_chunks(void *ctx, int tid, int64_t lo, int64_t hi)
     const eng_conv_geom *g = j->g;
     const int C = g->cin, H = g->ih, W = g->iw, cx = j->we->cin, nc = j->nc, B = (int)j->B;
     const size_t rowf = (size_t)W * C;
-    if (!j->bufs[tid])
-        j->bufs[tid] = eng_alloc((size_t)j->brows * rowf * sizeof(float));
-    float *buf = j->bufs[tid];
-    if (!buf) {
-        atomic_store(&j->fail, 1);
+    float *buf = rt_scratch_get(j->band, tid);
+    if (!buf)
         return;
-    }
     for (int64_t it = lo; it < hi; it++) {
         const int n = (int)(it / nc), c = (int)(it % nc);
         const int oy_end = (int)((int64_t)g->oh * (c + 1) / nc);
@@ -1012,7 +996,8 @@ eng_status rt_expand_dwconv2d(const eng_conv_geom *g, const float *x, const eng_
     int nc = nt > 1 ? 2 * nt : 1;
     if (nc > g->oh)
         nc = g->oh;
-    float *bufs[RT_POOL_MAX_THREADS] = {0};
+    const int64_t brows = (B - 1) * g->sh + g->kh; /* the expanded rows a band needs */
+    rt_scratch band = {.bytes = (size_t)brows * rowf * sizeof(float)};
     xdw_job j = {.g = g,
                  .x = x,
                  .filter = filter,
@@ -1022,14 +1007,11 @@ eng_status rt_expand_dwconv2d(const eng_conv_geom *g, const float *x, const eng_
                  .act = act,
                  .out = out,
                  .B = B,
-                 .brows = (B - 1) * g->sh + g->kh,
                  .nc = nc,
                  .wide = use_avx512(),
-                 .bufs = bufs};
+                 .band = &band};
     rt_parallel_for(nt, (int64_t)g->n * nc, 1, xdw_chunks, &j);
-    for (int t = 0; t < RT_POOL_MAX_THREADS; t++)
-        eng_free(bufs[t]);
-    return atomic_load(&j.fail) ? ENG_ENOMEM : ENG_OK;
+    return rt_scratch_free(&band) ? ENG_ENOMEM : ENG_OK;
 }
 
 /* ---- matrix product ---- */

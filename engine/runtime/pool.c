@@ -24,6 +24,8 @@
 
 #include "pool.h"
 
+#include "core.h"
+
 #include <immintrin.h>
 #include <limits.h>
 #include <linux/futex.h>
@@ -208,6 +210,24 @@ static void grow(int want)
     }
     pthread_attr_destroy(&a);
     pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+float *rt_scratch_get(rt_scratch *s, int tid)
+{
+    if (!s->buf[tid])
+        s->buf[tid] = eng_alloc(s->bytes);
+    if (!s->buf[tid])
+        atomic_store(&s->failed, 1);
+    return s->buf[tid];
+}
+
+int rt_scratch_free(rt_scratch *s)
+{
+    for (int t = 0; t < RT_POOL_MAX_THREADS; t++) {
+        eng_free(s->buf[t]);
+        s->buf[t] = NULL;
+    }
+    return atomic_load(&s->failed);
 }
 
 int64_t rt_grain(int64_t n, int nt, int per_thread)

@@ -15,6 +15,8 @@
 #ifndef VFS_ENGINE_RUNTIME_POOL_H
 #define VFS_ENGINE_RUNTIME_POOL_H
 
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define RT_POOL_MAX_THREADS 64 /* tids are below this, whatever nt asks */
@@ -34,5 +36,19 @@ void rt_parallel_for(int nt, int64_t n, int64_t grain, rt_for_fn fn, void *ctx);
 
 /* Chunk size that deals [0, n) into about `per_thread` chunks per thread. */
 int64_t rt_grain(int64_t n, int nt, int per_thread);
+
+/* Scratch buffers of one job, one per tid, each made on its tid's first use
+ * (a tid is used by one thread at a time, so no lock); the caller sets
+ * `bytes`, runs the job and then calls rt_scratch_free. */
+typedef struct rt_scratch {
+    size_t bytes;
+    float *buf[RT_POOL_MAX_THREADS];
+    atomic_int failed; /* an allocation failed: the job is incomplete (ENG_ENOMEM) */
+} rt_scratch;
+
+/* tid's buffer, or NULL (and failed set) when out of memory */
+float *rt_scratch_get(rt_scratch *s, int tid);
+/* frees every buffer; returns 1 when an allocation failed */
+int rt_scratch_free(rt_scratch *s);
 
 #endif

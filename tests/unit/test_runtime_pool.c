@@ -3,7 +3,8 @@
  * counts, grains and thread counts; jobs back to back (the worker still
  * spinning) and after the workers went to sleep; several threads calling at
  * once (the pool serves one, the others run alone); a forked child, which has
- * no workers and may not start any, finishes its jobs alone. Also runs under ThreadSanitizer
+ * no workers and may not start any, finishes its jobs alone; per-tid scratch
+ * buffers are made once per tid and all freed. Also runs under ThreadSanitizer
  * (scripts/test.sh, TSAN_TESTS). */
 #include "check.h"
 #include "pool.h"
@@ -120,10 +121,42 @@ static void test_fork(void)
     CHECK(run_once(2, 1000, 3));
 }
 
+/* rt_scratch: one buffer per tid, made once, all freed after the job */
+typedef struct {
+    rt_scratch *s;
+    float *seen[RT_POOL_MAX_THREADS];
+    atomic_int bad;
+} scratch_job;
+
+static void use_scratch(void *ctx, int tid, int64_t lo, int64_t hi)
+{
+    scratch_job *j = ctx;
+    float *b = rt_scratch_get(j->s, tid);
+    if (!b || (j->seen[tid] && j->seen[tid] != b))
+        atomic_fetch_add(&j->bad, 1);
+    j->seen[tid] = b;
+    for (int64_t i = lo; i < hi && b; i++)
+        b[i % 64] = (float)i; /* the whole buffer is the job's */
+}
+
+static void test_scratch(void)
+{
+    rt_scratch s = {.bytes = 64 * sizeof(float)};
+    scratch_job j = {.s = &s};
+    rt_parallel_for(2, 1000, 1, use_scratch, &j);
+    CHECK(atomic_load(&j.bad) == 0 && j.seen[0]);
+    CHECK(rt_scratch_free(&s) == 0);
+    int left = 0;
+    for (int t = 0; t < RT_POOL_MAX_THREADS; t++)
+        left += s.buf[t] != NULL;
+    CHECK(left == 0);
+}
+
 int main(void)
 {
     test_every_item_once();
     test_concurrent_callers();
+    test_scratch();
     test_fork();
     return check_report("test_runtime_pool");
 }
