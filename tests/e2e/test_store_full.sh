@@ -21,10 +21,17 @@ mkdir "$MNT/datasets/d"
 cp -r "$SRC/d/." "$MNT/datasets/d/"
 check "dataset ready" wait_status "$MNT/datasets/d/status" ready 60
 mkdir "$MNT/models/m"
+# the daemon writes each backbone's status file once at start: let those land
+# before the disk fills, so that what is left below is known
+for b in "$MNT"/backbones/*/; do
+    for _ in $(seq 600); do [ -s "$b/status" ] && break; sleep 0.1; done
+    check "backbones/$(basename "$b")/status written" test -s "$b/status"
+done
 
-# fill the disk, then give back 12 KB: enough for train.json, not for a model
+# fill the disk, then give back 16 KB: enough for train.json, not for a model
+# (the model's two files take 28 KB)
 dd if=/dev/zero of="$STORE/filler" bs=4k 2>/dev/null || true
-truncate -s -12K "$STORE/filler"
+truncate -s -16K "$STORE/filler"
 # an annotation file that does not fit: cp says so, nothing is damaged
 python3 -c 'import sys; sys.stdout.write(open(sys.argv[1]).read() + " " * 200000)' \
     "$SRC/d/annotations.json" >"$SRC/big.json"
