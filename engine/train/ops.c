@@ -62,6 +62,15 @@ static void act_backward(eng_tape *t, eng_var *v)
     }
 }
 
+/* min(max(x, 0), 6), NaN to 0 as fminf(fmaxf()) gives; written as
+ * comparisons because those calls are not inlined without -ffast-math and
+ * were 15% of fine-tuning's CPU time (perf), the loop around them scalar. */
+static inline float clamp06(float x)
+{
+    float y = x > 0.0f ? x : 0.0f;
+    return y < 6.0f ? y : 6.0f;
+}
+
 static eng_var *act_op(eng_tape *t, eng_var *x, int kind, float k, const char *name)
 {
     if (!x)
@@ -87,12 +96,12 @@ static eng_var *act_op(eng_tape *t, eng_var *x, int kind, float k, const char *n
         case ACT_RELU6:
 #pragma omp simd
             for (int64_t i = i0; i < i1; i++)
-                y[i] = fminf(fmaxf(xv[i], 0.0f), 6.0f);
+                y[i] = clamp06(xv[i]);
             break;
         case ACT_HSWISH:
 #pragma omp simd
             for (int64_t i = i0; i < i1; i++)
-                y[i] = xv[i] * k * fminf(fmaxf(xv[i] + 3.0f, 0.0f), 6.0f);
+                y[i] = xv[i] * k * clamp06(xv[i] + 3.0f);
             break;
         default:
             for (int64_t i = i0; i < i1; i++)
