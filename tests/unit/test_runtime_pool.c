@@ -144,7 +144,12 @@ static void test_scratch(void)
     rt_scratch s = {.bytes = 64 * sizeof(float)};
     scratch_job j = {.s = &s};
     rt_parallel_for(2, 1000, 1, use_scratch, &j);
-    CHECK(atomic_load(&j.bad) == 0 && j.seen[0]);
+    /* which tids worked varies (a worker may take every chunk before the
+     * caller takes one), but some did */
+    int used = 0;
+    for (int t = 0; t < RT_POOL_MAX_THREADS; t++)
+        used += j.seen[t] != NULL;
+    CHECK(atomic_load(&j.bad) == 0 && used >= 1);
     CHECK(rt_scratch_free(&s) == 0);
     int left = 0;
     for (int t = 0; t < RT_POOL_MAX_THREADS; t++)
