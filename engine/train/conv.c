@@ -5,7 +5,7 @@
  * kernels.h: packed GEMM convolution, AVX2 depthwise), which compute each
  * output element on one thread in a fixed order. Backward passes are ours,
  * as GEMMs (OpenBLAS sgemm, single-threaded, one call per fixed block,
- * blocks spread over OpenMP threads):
+ * blocks spread over the runtime's pool with tr_for):
  * - input gradient: written as a gather so no two blocks touch the same
  *   element: for TR_ROWS input pixels, collect dY at the output pixels each
  *   kernel tap maps them to, times the filter transposed per tap (1x1
@@ -20,13 +20,12 @@
 #include "train_int.h"
 
 #include <cblas.h>
-#include <omp.h>
 #include <string.h>
 
-#define NT(t) num_threads(tr_nt((t), v))
 #define CI_BLOCK 64
 #define CO_BLOCK 64
 #define DW_ROWS 4
+#define PW_ROWS 256
 
 typedef struct conv_geom {
     int n, ih, iw, ci, oh, ow, co, kh, kw, s, pt, pl;
@@ -49,83 +48,90 @@ static float **thread_scratch(eng_tape *t, size_t floats)
 
 static int is_pointwise(const conv_geom *g) { return g->kh == 1 && g->kw == 1 && g->s == 1; }
 
-static void conv_backward(eng_tape *t, eng_var *v)
+/* What the blocks of one backward pass share (tr_for callbacks). */
+typedef struct conv_job {
+    conv_geom g;
+    const float *x, *w, *gy;
+    float *gx, *gw;
+    float *part;   /* depthwise filter gradient: one partial per row block */
+    float **scr;   /* per-tid scratch from the arena */
+    int64_t n, kd; /* pixels (rows) of the pass; columns of a gathered row
+                      (depthwise: the filter's size) */
+    int nob, ncb;  /* output / input channel blocks */
+} conv_job;
+
+/* input gradient of a 1x1 stride-1 convolution, TR_ROWS pixels per block */
+static void conv_gx_pointwise(void *ctx, int tid, int64_t lo, int64_t hi)
 {
-    eng_var *xv = v->in[0], *wv = v->in[1];
-    conv_geom g = *(const conv_geom *)v->aux;
-    const float *x = tr_val(xv), *w = tr_val(wv), *gy = v->grad;
-    float *gx = tr_grad(t, xv), *gw = tr_grad(t, wv);
-    int taps = g.kh * g.kw;
-    int64_t npix_out = (int64_t)g.n * g.oh * g.ow;
-    if (gx && is_pointwise(&g)) {
-        int64_t nb = tr_nblocks(npix_out, TR_ROWS);
-#pragma omp parallel for NT(t) schedule(static)
-        for (int64_t b = 0; b < nb; b++) {
-            int64_t p0 = b * TR_ROWS, rows = npix_out - p0 < TR_ROWS ? npix_out - p0 : TR_ROWS;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, g.ci, g.co, 1.0f,
-                        gy + p0 * g.co, g.co, w, g.co, 1.0f, gx + p0 * g.ci, g.ci);
-        }
-    } else if (gx) {
-        /* wt[(tap, co), ci] = w[tap, ci, co] */
-        int64_t kd = (int64_t)taps * g.co;
-        float *wt = tr_alloc(t, (size_t)(kd * g.ci) * sizeof(float));
-        float **scr = thread_scratch(t, (size_t)(TR_ROWS * kd));
-        if (!wt || !scr)
-            return;
-        for (int tp = 0; tp < taps; tp++)
-            for (int c = 0; c < g.ci; c++)
-                for (int o = 0; o < g.co; o++)
-                    wt[((int64_t)tp * g.co + o) * g.ci + c] =
-                        w[((int64_t)tp * g.ci + c) * g.co + o];
-        int64_t npix_in = (int64_t)g.n * g.ih * g.iw, nb = tr_nblocks(npix_in, TR_ROWS);
-#pragma omp parallel for NT(t) schedule(static)
-        for (int64_t b = 0; b < nb; b++) {
-            float *col = scr[omp_get_thread_num()];
-            int64_t p0 = b * TR_ROWS, rows = npix_in - p0 < TR_ROWS ? npix_in - p0 : TR_ROWS;
-            for (int64_t p = p0; p < p0 + rows; p++) {
-                int64_t i = p / ((int64_t)g.ih * g.iw), r = p % ((int64_t)g.ih * g.iw);
-                int iy = (int)(r / g.iw), ix = (int)(r % g.iw);
-                float *dst = col + (p - p0) * kd;
-                for (int ky = 0; ky < g.kh; ky++) {
-                    int ty = iy + g.pt - ky, oy = ty / g.s;
-                    int oky = ty >= 0 && ty % g.s == 0 && oy < g.oh;
-                    for (int kx = 0; kx < g.kw; kx++, dst += g.co) {
-                        int tx = ix + g.pl - kx, ox = tx / g.s;
-                        if (oky && tx >= 0 && tx % g.s == 0 && ox < g.ow)
-                            memcpy(dst, gy + (((int64_t)i * g.oh + oy) * g.ow + ox) * g.co,
-                                   (size_t)g.co * sizeof(float));
-                        else
-                            memset(dst, 0, (size_t)g.co * sizeof(float));
-                    }
+    const conv_job *j = ctx;
+    (void)tid;
+    for (int64_t b = lo; b < hi; b++) {
+        int64_t p0 = b * PW_ROWS, rows = j->n - p0 < PW_ROWS ? j->n - p0 : PW_ROWS;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)rows, j->g.ci, j->g.co, 1.0f,
+                    j->gy + p0 * j->g.co, j->g.co, j->w, j->g.co, 1.0f, j->gx + p0 * j->g.ci,
+                    j->g.ci);
+    }
+}
+
+/* input gradient, any kernel: gather dY per tap for TR_ROWS input pixels,
+ * times the transposed filter (j->w holds wt[(tap, co), ci]) */
+static void conv_gx_gather(void *ctx, int tid, int64_t lo, int64_t hi)
+{
+    const conv_job *j = ctx;
+    conv_geom g = j->g;
+    int64_t kd = j->kd;
+    float *col = j->scr[tid];
+    for (int64_t b = lo; b < hi; b++) {
+        int64_t p0 = b * TR_ROWS, rows = j->n - p0 < TR_ROWS ? j->n - p0 : TR_ROWS;
+        for (int64_t p = p0; p < p0 + rows; p++) {
+            int64_t i = p / ((int64_t)g.ih * g.iw), r = p % ((int64_t)g.ih * g.iw);
+            int iy = (int)(r / g.iw), ix = (int)(r % g.iw);
+            float *dst = col + (p - p0) * kd;
+            for (int ky = 0; ky < g.kh; ky++) {
+                int ty = iy + g.pt - ky, oy = ty / g.s;
+                int oky = ty >= 0 && ty % g.s == 0 && oy < g.oh;
+                for (int kx = 0; kx < g.kw; kx++, dst += g.co) {
+                    int tx = ix + g.pl - kx, ox = tx / g.s;
+                    if (oky && tx >= 0 && tx % g.s == 0 && ox < g.ow)
+                        memcpy(dst, j->gy + (((int64_t)i * g.oh + oy) * g.ow + ox) * g.co,
+                               (size_t)g.co * sizeof(float));
+                    else
+                        memset(dst, 0, (size_t)g.co * sizeof(float));
                 }
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, g.ci, (int)kd, 1.0f,
-                        col, (int)kd, wt, g.ci, 1.0f, gx + p0 * g.ci, g.ci);
         }
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)rows, g.ci, (int)kd, 1.0f, col,
+                    (int)kd, j->w, g.ci, 1.0f, j->gx + p0 * g.ci, g.ci);
     }
-    if (!gw)
-        return;
-    int ncb = (g.ci + CI_BLOCK - 1) / CI_BLOCK, items = taps * ncb;
-    if (is_pointwise(&g)) {
-        int nob = (g.co + CO_BLOCK - 1) / CO_BLOCK;
-#pragma omp parallel for NT(t) schedule(static)
-        for (int it = 0; it < ncb * nob; it++) {
-            int c0 = (it / nob) * CI_BLOCK, cb = g.ci - c0 < CI_BLOCK ? g.ci - c0 : CI_BLOCK;
-            int o0 = (it % nob) * CO_BLOCK, ob = g.co - o0 < CO_BLOCK ? g.co - o0 : CO_BLOCK;
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cb, ob, (int)npix_out, 1.0f,
-                        x + c0, g.ci, gy + o0, g.co, 1.0f, gw + (int64_t)c0 * g.co + o0, g.co);
-        }
-        return;
+}
+
+/* filter gradient of a 1x1 stride-1 convolution, one item per block of
+ * CI_BLOCK input x CO_BLOCK output channels */
+static void conv_gw_pointwise(void *ctx, int tid, int64_t lo, int64_t hi)
+{
+    const conv_job *j = ctx;
+    (void)tid;
+    for (int64_t it = lo; it < hi; it++) {
+        int c0 = (int)(it / j->nob) * CI_BLOCK, o0 = (int)(it % j->nob) * CO_BLOCK;
+        int cb = j->g.ci - c0 < CI_BLOCK ? j->g.ci - c0 : CI_BLOCK;
+        int ob = j->g.co - o0 < CO_BLOCK ? j->g.co - o0 : CO_BLOCK;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cb, ob, (int)j->n, 1.0f, j->x + c0,
+                    j->g.ci, j->gy + o0, j->g.co, 1.0f, j->gw + (int64_t)c0 * j->g.co + o0,
+                    j->g.co);
     }
+}
+
+/* filter gradient, any kernel: one item per (tap, block of CI_BLOCK input
+ * channels), summing over the images in order */
+static void conv_gw_taps(void *ctx, int tid, int64_t lo, int64_t hi)
+{
+    const conv_job *j = ctx;
+    conv_geom g = j->g;
     int64_t plane = (int64_t)g.oh * g.ow;
-    float **scr = thread_scratch(t, (size_t)(plane * CI_BLOCK));
-    if (!scr)
-        return;
-#pragma omp parallel for NT(t) schedule(static)
-    for (int it = 0; it < items; it++) {
-        int tp = it / ncb, ky = tp / g.kw, kx = tp % g.kw;
-        int c0 = (it % ncb) * CI_BLOCK, cb = g.ci - c0 < CI_BLOCK ? g.ci - c0 : CI_BLOCK;
-        float *xt = scr[omp_get_thread_num()];
+    float *xt = j->scr[tid];
+    for (int64_t it = lo; it < hi; it++) {
+        int tp = (int)(it / j->ncb), ky = tp / g.kw, kx = tp % g.kw;
+        int c0 = (int)(it % j->ncb) * CI_BLOCK, cb = g.ci - c0 < CI_BLOCK ? g.ci - c0 : CI_BLOCK;
         for (int i = 0; i < g.n; i++) {
             for (int oy = 0; oy < g.oh; oy++) {
                 int iy = oy * g.s - g.pt + ky;
@@ -135,15 +141,59 @@ static void conv_backward(eng_tape *t, eng_var *v)
                     if (iy < 0 || iy >= g.ih || ix < 0 || ix >= g.iw)
                         memset(dst, 0, (size_t)cb * sizeof(float));
                     else
-                        memcpy(dst, x + (((int64_t)i * g.ih + iy) * g.iw + ix) * g.ci + c0,
+                        memcpy(dst, j->x + (((int64_t)i * g.ih + iy) * g.iw + ix) * g.ci + c0,
                                (size_t)cb * sizeof(float));
                 }
             }
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, cb, g.co, (int)plane, 1.0f, xt, cb,
-                        gy + (int64_t)i * plane * g.co, g.co, 1.0f,
-                        gw + ((int64_t)tp * g.ci + c0) * g.co, g.co);
+                        j->gy + (int64_t)i * plane * g.co, g.co, 1.0f,
+                        j->gw + ((int64_t)tp * g.ci + c0) * g.co, g.co);
         }
     }
+}
+
+static void conv_backward(eng_tape *t, eng_var *v)
+{
+    eng_var *xv = v->in[0], *wv = v->in[1];
+    conv_job j = {.g = *(const conv_geom *)v->aux, .x = tr_val(xv), .w = tr_val(wv), .gy = v->grad};
+    conv_geom g = j.g;
+    j.gx = tr_grad(t, xv);
+    j.gw = tr_grad(t, wv);
+    int nt = tr_nt(t, v), taps = g.kh * g.kw;
+    int64_t npix_out = (int64_t)g.n * g.oh * g.ow;
+    if (j.gx && is_pointwise(&g)) {
+        j.n = npix_out;
+        tr_for(nt, tr_nblocks(npix_out, PW_ROWS), conv_gx_pointwise, &j);
+    } else if (j.gx) {
+        /* wt[(tap, co), ci] = w[tap, ci, co] */
+        j.kd = (int64_t)taps * g.co;
+        float *wt = tr_alloc(t, (size_t)(j.kd * g.ci) * sizeof(float));
+        j.scr = thread_scratch(t, (size_t)(TR_ROWS * j.kd));
+        if (!wt || !j.scr)
+            return;
+        for (int tp = 0; tp < taps; tp++)
+            for (int c = 0; c < g.ci; c++)
+                for (int o = 0; o < g.co; o++)
+                    wt[((int64_t)tp * g.co + o) * g.ci + c] =
+                        j.w[((int64_t)tp * g.ci + c) * g.co + o];
+        conv_job jt = j;
+        jt.w = wt;
+        jt.n = (int64_t)g.n * g.ih * g.iw;
+        tr_for(nt, tr_nblocks(jt.n, TR_ROWS), conv_gx_gather, &jt);
+    }
+    if (!j.gw)
+        return;
+    j.n = npix_out;
+    j.ncb = (g.ci + CI_BLOCK - 1) / CI_BLOCK;
+    if (is_pointwise(&g)) {
+        j.nob = (g.co + CO_BLOCK - 1) / CO_BLOCK;
+        tr_for(nt, (int64_t)j.ncb * j.nob, conv_gw_pointwise, &j);
+        return;
+    }
+    j.scr = thread_scratch(t, (size_t)((int64_t)g.oh * g.ow * CI_BLOCK));
+    if (!j.scr)
+        return;
+    tr_for(nt, (int64_t)taps * j.ncb, conv_gw_taps, &j);
 }
 
 eng_var *eng_op_conv2d(eng_tape *t, eng_var *x, eng_var *w, int stride)
@@ -221,52 +271,52 @@ eng_var *eng_op_dense(eng_tape *t, eng_var *x, eng_var *w)
 
 /* ---- depthwise ---- */
 
-static void dw_backward(eng_tape *t, eng_var *v)
+/* depthwise input gradient, one item per input row (image, iy) */
+static void dw_gx_rows(void *ctx, int tid, int64_t lo, int64_t hi)
 {
-    eng_var *xv = v->in[0], *wv = v->in[1];
-    conv_geom g = *(const conv_geom *)v->aux;
-    const float *x = tr_val(xv), *w = tr_val(wv), *gy = v->grad;
-    float *gx = tr_grad(t, xv), *gw = tr_grad(t, wv);
+    const conv_job *j = ctx;
+    conv_geom g = j->g;
     int c = g.ci;
-    if (gx) {
-#pragma omp parallel for NT(t) schedule(static) collapse(2)
-        for (int i = 0; i < g.n; i++)
-            for (int iy = 0; iy < g.ih; iy++)
-                for (int ix = 0; ix < g.iw; ix++) {
-                    float *dst = gx + (((int64_t)i * g.ih + iy) * g.iw + ix) * c;
-                    for (int ky = 0; ky < g.kh; ky++) {
-                        int ty = iy + g.pt - ky, oy = ty / g.s;
-                        if (ty < 0 || ty % g.s || oy >= g.oh)
-                            continue;
-                        for (int kx = 0; kx < g.kw; kx++) {
-                            int tx = ix + g.pl - kx, ox = tx / g.s;
-                            if (tx < 0 || tx % g.s || ox >= g.ow)
-                                continue;
-                            const float *src = gy + (((int64_t)i * g.oh + oy) * g.ow + ox) * c;
-                            const float *wk = w + ((int64_t)ky * g.kw + kx) * c;
+    (void)tid;
+    for (int64_t r = lo; r < hi; r++) {
+        int i = (int)(r / g.ih), iy = (int)(r % g.ih);
+        for (int ix = 0; ix < g.iw; ix++) {
+            float *dst = j->gx + (((int64_t)i * g.ih + iy) * g.iw + ix) * c;
+            for (int ky = 0; ky < g.kh; ky++) {
+                int ty = iy + g.pt - ky, oy = ty / g.s;
+                if (ty < 0 || ty % g.s || oy >= g.oh)
+                    continue;
+                for (int kx = 0; kx < g.kw; kx++) {
+                    int tx = ix + g.pl - kx, ox = tx / g.s;
+                    if (tx < 0 || tx % g.s || ox >= g.ow)
+                        continue;
+                    const float *src = j->gy + (((int64_t)i * g.oh + oy) * g.ow + ox) * c;
+                    const float *wk = j->w + ((int64_t)ky * g.kw + kx) * c;
 #pragma omp simd
-                            for (int j = 0; j < c; j++)
-                                dst[j] += src[j] * wk[j];
-                        }
-                    }
+                    for (int q = 0; q < c; q++)
+                        dst[q] += src[q] * wk[q];
                 }
+            }
+        }
     }
-    if (!gw)
-        return;
-    int64_t rows = (int64_t)g.n * g.oh, nb = tr_nblocks(rows, DW_ROWS);
-    int64_t wsz = (int64_t)g.kh * g.kw * c;
-    float *part = tr_alloc(t, (size_t)(nb * wsz) * sizeof(float));
-    if (!part)
-        return;
-#pragma omp parallel for NT(t) schedule(static)
-    for (int64_t b = 0; b < nb; b++) {
-        float *p = part + b * wsz;
+}
+
+/* depthwise filter gradient: one partial per block of DW_ROWS output rows */
+static void dw_gw_blocks(void *ctx, int tid, int64_t lo, int64_t hi)
+{
+    const conv_job *j = ctx;
+    conv_geom g = j->g;
+    int c = g.ci;
+    int64_t rows = j->n, wsz = j->kd;
+    (void)tid;
+    for (int64_t b = lo; b < hi; b++) {
+        float *p = j->part + b * wsz;
         memset(p, 0, (size_t)wsz * sizeof(float));
         int64_t r1 = (b + 1) * DW_ROWS < rows ? (b + 1) * DW_ROWS : rows;
         for (int64_t r = b * DW_ROWS; r < r1; r++) {
             int i = (int)(r / g.oh), oy = (int)(r % g.oh);
             for (int ox = 0; ox < g.ow; ox++) {
-                const float *go = gy + (r * g.ow + ox) * c;
+                const float *go = j->gy + (r * g.ow + ox) * c;
                 for (int ky = 0; ky < g.kh; ky++) {
                     int iy = oy * g.s - g.pt + ky;
                     if (iy < 0 || iy >= g.ih)
@@ -275,20 +325,41 @@ static void dw_backward(eng_tape *t, eng_var *v)
                         int ix = ox * g.s - g.pl + kx;
                         if (ix < 0 || ix >= g.iw)
                             continue;
-                        const float *xi = x + (((int64_t)i * g.ih + iy) * g.iw + ix) * c;
+                        const float *xi = j->x + (((int64_t)i * g.ih + iy) * g.iw + ix) * c;
                         float *pk = p + ((int64_t)ky * g.kw + kx) * c;
 #pragma omp simd
-                        for (int j = 0; j < c; j++)
-                            pk[j] += xi[j] * go[j];
+                        for (int q = 0; q < c; q++)
+                            pk[q] += xi[q] * go[q];
                     }
                 }
             }
         }
     }
+}
+
+static void dw_backward(eng_tape *t, eng_var *v)
+{
+    eng_var *xv = v->in[0], *wv = v->in[1];
+    conv_job j = {.g = *(const conv_geom *)v->aux, .x = tr_val(xv), .w = tr_val(wv), .gy = v->grad};
+    conv_geom g = j.g;
+    int nt = tr_nt(t, v);
+    j.gx = tr_grad(t, xv);
+    if (j.gx)
+        tr_for(nt, (int64_t)g.n * g.ih, dw_gx_rows, &j);
+    j.gw = tr_grad(t, wv);
+    if (!j.gw)
+        return;
+    j.n = (int64_t)g.n * g.oh;
+    j.kd = (int64_t)g.kh * g.kw * g.ci;
+    int64_t nb = tr_nblocks(j.n, DW_ROWS);
+    j.part = tr_alloc(t, (size_t)(nb * j.kd) * sizeof(float));
+    if (!j.part)
+        return;
+    tr_for(nt, nb, dw_gw_blocks, &j);
     for (int64_t b = 0; b < nb; b++)
 #pragma omp simd
-        for (int64_t j = 0; j < wsz; j++)
-            gw[j] += part[b * wsz + j];
+        for (int64_t q = 0; q < j.kd; q++)
+            j.gw[q] += j.part[b * j.kd + q];
 }
 
 eng_var *eng_op_depthwise(eng_tape *t, eng_var *x, eng_var *w, int stride)

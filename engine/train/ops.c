@@ -2,38 +2,41 @@
  * activations, bias, broadcasting add/mul, scale, mean over H and W,
  * concat, bilinear resize, max pooling, reshape, sum.
  *
- * Design: elementwise work is split into fixed TR_CHUNK blocks (OpenMP,
- * static schedule); reductions whose order matters (bias and broadcast
- * gradients, sums) keep one partial per fixed block and add the partials
- * in block order, so results do not depend on the thread count.
- * Scatter-shaped backward passes (pooling) are written as gathers, one
- * writer per output element.
+ * Design: elementwise work is split into fixed TR_CHUNK blocks (or rows,
+ * or images) spread over the runtime's pool with tr_for; reductions whose
+ * order matters (bias and broadcast gradients, sums) keep one partial per
+ * fixed block and add the partials in block order, so results do not
+ * depend on the thread count. Scatter-shaped backward passes (pooling) are
+ * written as gathers, one writer per output element.
  */
 #include "train_int.h"
 
 #include <math.h>
 #include <string.h>
 
-#define NT(t) num_threads(tr_nt((t), v))
-
 /* ---- unary activations ---- */
 
 enum { ACT_RELU, ACT_RELU6, ACT_HSWISH, ACT_SIGMOID };
 
-static void act_backward(eng_tape *t, eng_var *v)
+/* One activation pass over TR_CHUNK blocks: forward (gy NULL: out = f(x))
+ * or backward (out += gy * f'(x), y the forward's output). */
+typedef struct act_job {
+    const float *x, *y, *gy;
+    float *out;
+    int64_t n;
+    int kind;
+    float k;
+} act_job;
+
+static void act_backward_blocks(void *ctx, int tid, int64_t lo, int64_t hi)
 {
-    eng_var *x = v->in[0];
-    float *gx = tr_grad(t, x);
-    if (!gx)
-        return;
-    const float *xv = tr_val(x), *yv = tr_val(v), *gy = v->grad;
-    int64_t n = tr_numel(v), nb = tr_nblocks(n, TR_CHUNK);
-    int kind = v->iattr[0];
-    float k = v->fattr[0];
-#pragma omp parallel for NT(t) schedule(static)
-    for (int64_t b = 0; b < nb; b++) {
-        int64_t i0 = b * TR_CHUNK, i1 = i0 + TR_CHUNK < n ? i0 + TR_CHUNK : n;
-        switch (kind) {
+    const act_job *j = ctx;
+    const float *xv = j->x, *yv = j->y, *gy = j->gy;
+    float *gx = j->out, k = j->k;
+    (void)tid;
+    for (int64_t b = lo; b < hi; b++) {
+        int64_t i0 = b * TR_CHUNK, i1 = i0 + TR_CHUNK < j->n ? i0 + TR_CHUNK : j->n;
+        switch (j->kind) {
         case ACT_RELU:
 #pragma omp simd
             for (int64_t i = i0; i < i1; i++)
@@ -62,6 +65,16 @@ static void act_backward(eng_tape *t, eng_var *v)
     }
 }
 
+static void act_backward(eng_tape *t, eng_var *v)
+{
+    eng_var *x = v->in[0];
+    float *gx = tr_grad(t, x);
+    if (!gx)
+        return;
+    act_job j = {tr_val(x), tr_val(v), v->grad, gx, tr_numel(v), v->iattr[0], v->fattr[0]};
+    tr_for(tr_nt(t, v), tr_nblocks(j.n, TR_CHUNK), act_backward_blocks, &j);
+}
+
 /* min(max(x, 0), 6), NaN to 0 as fminf(fmaxf()) gives; written as
  * comparisons because those calls are not inlined without -ffast-math and
  * were 15% of fine-tuning's CPU time (perf), the loop around them scalar. */
@@ -71,23 +84,15 @@ static inline float clamp06(float x)
     return y < 6.0f ? y : 6.0f;
 }
 
-static eng_var *act_op(eng_tape *t, eng_var *x, int kind, float k, const char *name)
+static void act_forward_blocks(void *ctx, int tid, int64_t lo, int64_t hi)
 {
-    if (!x)
-        return NULL;
-    eng_var *v = tr_node(t, name, x->val.ndim, x->val.dim, x, NULL, NULL);
-    if (!v)
-        return NULL;
-    v->iattr[0] = kind;
-    v->fattr[0] = k;
-    v->backward = act_backward;
-    const float *xv = tr_val(x);
-    float *y = tr_val(v);
-    int64_t n = tr_numel(v), nb = tr_nblocks(n, TR_CHUNK);
-#pragma omp parallel for NT(t) schedule(static)
-    for (int64_t b = 0; b < nb; b++) {
-        int64_t i0 = b * TR_CHUNK, i1 = i0 + TR_CHUNK < n ? i0 + TR_CHUNK : n;
-        switch (kind) {
+    const act_job *j = ctx;
+    const float *xv = j->x;
+    float *y = j->out, k = j->k;
+    (void)tid;
+    for (int64_t b = lo; b < hi; b++) {
+        int64_t i0 = b * TR_CHUNK, i1 = i0 + TR_CHUNK < j->n ? i0 + TR_CHUNK : j->n;
+        switch (j->kind) {
         case ACT_RELU:
 #pragma omp simd
             for (int64_t i = i0; i < i1; i++)
@@ -109,6 +114,20 @@ static eng_var *act_op(eng_tape *t, eng_var *x, int kind, float k, const char *n
             break;
         }
     }
+}
+
+static eng_var *act_op(eng_tape *t, eng_var *x, int kind, float k, const char *name)
+{
+    if (!x)
+        return NULL;
+    eng_var *v = tr_node(t, name, x->val.ndim, x->val.dim, x, NULL, NULL);
+    if (!v)
+        return NULL;
+    v->iattr[0] = kind;
+    v->fattr[0] = k;
+    v->backward = act_backward;
+    act_job j = {tr_val(x), NULL, NULL, tr_val(v), tr_numel(v), kind, k};
+    tr_for(tr_nt(t, v), tr_nblocks(j.n, TR_CHUNK), act_forward_blocks, &j);
     return v;
 }
 
@@ -154,6 +173,30 @@ eng_var *eng_op_scale(eng_tape *t, eng_var *x, float s)
 
 /* ---- bias over the last axis ---- */
 
+/* Rows of c channels: the bias gradient's partial sums, one per block of
+ * rb rows, or the forward out = x + b row by row. */
+typedef struct bias_job {
+    const float *x, *b, *gy;
+    float *out;
+    int64_t rows, rb, c;
+} bias_job;
+
+static void bias_partials(void *ctx, int tid, int64_t lo, int64_t hi)
+{
+    const bias_job *j = ctx;
+    int64_t c = j->c;
+    (void)tid;
+    for (int64_t k = lo; k < hi; k++) {
+        float *p = j->out + k * c;
+        memset(p, 0, (size_t)c * sizeof(float));
+        int64_t r1 = (k + 1) * j->rb < j->rows ? (k + 1) * j->rb : j->rows;
+        for (int64_t r = k * j->rb; r < r1; r++)
+#pragma omp simd
+            for (int64_t q = 0; q < c; q++)
+                p[q] += j->gy[r * c + q];
+    }
+}
+
 static void bias_backward(eng_tape *t, eng_var *v)
 {
     eng_var *x = v->in[0], *b = v->in[1];
@@ -169,21 +212,23 @@ static void bias_backward(eng_tape *t, eng_var *v)
     float *part = tr_alloc(t, (size_t)(nb * c) * sizeof(float));
     if (!part)
         return;
-    const float *gy = v->grad;
-#pragma omp parallel for NT(t) schedule(static)
-    for (int64_t k = 0; k < nb; k++) {
-        float *p = part + k * c;
-        memset(p, 0, (size_t)c * sizeof(float));
-        int64_t r1 = (k + 1) * rb < rows ? (k + 1) * rb : rows;
-        for (int64_t r = k * rb; r < r1; r++)
-#pragma omp simd
-            for (int64_t j = 0; j < c; j++)
-                p[j] += gy[r * c + j];
-    }
+    bias_job j = {.gy = v->grad, .out = part, .rows = rows, .rb = rb, .c = c};
+    tr_for(tr_nt(t, v), nb, bias_partials, &j);
     for (int64_t k = 0; k < nb; k++)
 #pragma omp simd
-        for (int64_t j = 0; j < c; j++)
-            gb[j] += part[k * c + j];
+        for (int64_t q = 0; q < c; q++)
+            gb[q] += part[k * c + q];
+}
+
+static void bias_rows(void *ctx, int tid, int64_t lo, int64_t hi)
+{
+    const bias_job *j = ctx;
+    int64_t c = j->c;
+    (void)tid;
+    for (int64_t r = lo; r < hi; r++)
+#pragma omp simd
+        for (int64_t q = 0; q < c; q++)
+            j->out[r * c + q] = j->x[r * c + q] + j->b[q];
 }
 
 eng_var *eng_op_bias(eng_tape *t, eng_var *x, eng_var *b)
@@ -198,14 +243,9 @@ eng_var *eng_op_bias(eng_tape *t, eng_var *x, eng_var *b)
     if (!v)
         return NULL;
     v->backward = bias_backward;
-    int64_t rows = tr_numel(x) / c;
-    const float *xv = tr_val(x), *bv = tr_val(b);
-    float *y = tr_val(v);
-#pragma omp parallel for NT(t) schedule(static)
-    for (int64_t r = 0; r < rows; r++)
-#pragma omp simd
-        for (int64_t j = 0; j < c; j++)
-            y[r * c + j] = xv[r * c + j] + bv[j];
+    bias_job j = {
+        .x = tr_val(x), .b = tr_val(b), .out = tr_val(v), .rows = tr_numel(x) / c, .c = c};
+    tr_for(tr_nt(t, v), j.rows, bias_rows, &j);
     return v;
 }
 
@@ -288,6 +328,31 @@ static void bcast_grad_rows(const bcast_iter *it, int64_t r0, int64_t r1, const 
     }
 }
 
+/* Blocks of rb output rows for one operand's gradient: into dst itself
+ * (part NULL) or into one partial of nx values per block. */
+typedef struct bcast_grad_job {
+    const bcast_iter *it;
+    const float *gy, *ov;
+    float *dst, *part;
+    int64_t rows, rb, nx;
+    int is_mul, which;
+} bcast_grad_job;
+
+static void bcast_grad_blocks(void *ctx, int tid, int64_t lo, int64_t hi)
+{
+    const bcast_grad_job *j = ctx;
+    (void)tid;
+    for (int64_t k = lo; k < hi; k++) {
+        float *d = j->dst;
+        if (j->part) {
+            d = j->part + k * j->nx;
+            memset(d, 0, (size_t)j->nx * sizeof(float));
+        }
+        int64_t r1 = (k + 1) * j->rb < j->rows ? (k + 1) * j->rb : j->rows;
+        bcast_grad_rows(j->it, k * j->rb, r1, j->gy, j->ov, j->is_mul, j->which, d);
+    }
+}
+
 /* Gradient of one operand. When it is not broadcast, each block of rows
  * writes its own elements; otherwise per-block partials are added in block
  * order, or, when those would outweigh the output, one serial pass. */
@@ -301,32 +366,24 @@ static void bcast_grad(eng_tape *t, eng_var *v, eng_var *x, const eng_var *other
     bcast_init(&it, v, v->in[0], v->in[1]);
     int64_t n = tr_numel(v), nx = tr_numel(x), len = it.dim[it.nd - 1];
     int64_t rows = n / len, rb = bcast_rows_per_block(len), nb = tr_nblocks(rows, rb);
-    const float *gy = v->grad, *ov = other ? tr_val(other) : NULL;
+    bcast_grad_job j = {&it,    v->grad, other ? tr_val(other) : NULL, gx, NULL, rows, rb, nx,
+                        is_mul, which};
     if (nx == n) {
-#pragma omp parallel for NT(t) schedule(static)
-        for (int64_t k = 0; k < nb; k++)
-            bcast_grad_rows(&it, k * rb, (k + 1) * rb < rows ? (k + 1) * rb : rows, gy, ov, is_mul,
-                            which, gx);
+        tr_for(tr_nt(t, v), nb, bcast_grad_blocks, &j);
         return;
     }
     if (nb * nx > n) {
-        bcast_grad_rows(&it, 0, rows, gy, ov, is_mul, which, gx);
+        bcast_grad_rows(&it, 0, rows, j.gy, j.ov, is_mul, which, gx);
         return;
     }
-    float *part = tr_alloc(t, (size_t)(nb * nx) * sizeof(float));
-    if (!part)
+    j.part = tr_alloc(t, (size_t)(nb * nx) * sizeof(float));
+    if (!j.part)
         return;
-#pragma omp parallel for NT(t) schedule(static)
-    for (int64_t k = 0; k < nb; k++) {
-        float *p = part + k * nx;
-        memset(p, 0, (size_t)nx * sizeof(float));
-        bcast_grad_rows(&it, k * rb, (k + 1) * rb < rows ? (k + 1) * rb : rows, gy, ov, is_mul,
-                        which, p);
-    }
+    tr_for(tr_nt(t, v), nb, bcast_grad_blocks, &j);
     for (int64_t k = 0; k < nb; k++)
 #pragma omp simd
-        for (int64_t j = 0; j < nx; j++)
-            gx[j] += part[k * nx + j];
+        for (int64_t q = 0; q < nx; q++)
+            gx[q] += j.part[k * nx + q];
 }
 
 static void add_backward(eng_tape *t, eng_var *v)
@@ -339,6 +396,37 @@ static void mul_backward(eng_tape *t, eng_var *v)
 {
     bcast_grad(t, v, v->in[0], v->in[1], 1, 0);
     bcast_grad(t, v, v->in[1], v->in[0], 1, 1);
+}
+
+typedef struct bcast_job {
+    const bcast_iter *it;
+    const float *a, *b;
+    float *y;
+    int is_mul;
+} bcast_job;
+
+/* out = a + b or a * b for output rows [lo, hi) of the last axis */
+static void bcast_rows(void *ctx, int tid, int64_t lo, int64_t hi)
+{
+    const bcast_job *j = ctx;
+    int nd = j->it->nd;
+    int64_t len = j->it->dim[nd - 1], sa = j->it->sa[nd - 1], sb = j->it->sb[nd - 1];
+    (void)tid;
+    for (int64_t r = lo; r < hi; r++) {
+        int64_t ia, ib;
+        bcast_index(j->it, r * len, &ia, &ib);
+        const float *pa = j->a + ia, *pb = j->b + ib;
+        float *o = j->y + r * len;
+        if (j->is_mul) {
+#pragma omp simd
+            for (int64_t q = 0; q < len; q++)
+                o[q] = pa[q * sa] * pb[q * sb];
+        } else {
+#pragma omp simd
+            for (int64_t q = 0; q < len; q++)
+                o[q] = pa[q * sa] + pb[q * sb];
+        }
+    }
 }
 
 static eng_var *bcast_op(eng_tape *t, eng_var *a, eng_var *b, int is_mul)
@@ -362,27 +450,8 @@ static eng_var *bcast_op(eng_tape *t, eng_var *a, eng_var *b, int is_mul)
     v->backward = is_mul ? mul_backward : add_backward;
     bcast_iter it;
     bcast_init(&it, v, a, b);
-    int nd = it.nd;
-    int64_t n = tr_numel(v), len = it.dim[nd - 1], rows = n / len;
-    int64_t sa = it.sa[nd - 1], sb = it.sb[nd - 1];
-    const float *av = tr_val(a), *bv = tr_val(b);
-    float *y = tr_val(v);
-#pragma omp parallel for NT(t) schedule(static)
-    for (int64_t r = 0; r < rows; r++) {
-        int64_t ia, ib;
-        bcast_index(&it, r * len, &ia, &ib);
-        const float *pa = av + ia, *pb = bv + ib;
-        float *o = y + r * len;
-        if (is_mul) {
-#pragma omp simd
-            for (int64_t j = 0; j < len; j++)
-                o[j] = pa[j * sa] * pb[j * sb];
-        } else {
-#pragma omp simd
-            for (int64_t j = 0; j < len; j++)
-                o[j] = pa[j * sa] + pb[j * sb];
-        }
-    }
+    bcast_job j = {&it, tr_val(a), tr_val(b), tr_val(v), is_mul};
+    tr_for(tr_nt(t, v), tr_numel(v) / it.dim[it.nd - 1], bcast_rows, &j);
     return v;
 }
 
@@ -391,20 +460,54 @@ eng_var *eng_op_mul(eng_tape *t, eng_var *a, eng_var *b) { return bcast_op(t, a,
 
 /* ---- mean over H, W ---- */
 
+/* One item per image of hw pixels x c channels. */
+typedef struct mean_job {
+    const float *src;
+    float *dst;
+    int64_t hw, c;
+} mean_job;
+
+/* dst (the input's gradient) += src (the mean's) / hw at every pixel */
+static void mean_hw_spread(void *ctx, int tid, int64_t lo, int64_t hi)
+{
+    const mean_job *j = ctx;
+    int64_t hw = j->hw, c = j->c;
+    float inv = 1.0f / (float)hw;
+    (void)tid;
+    for (int64_t i = lo; i < hi; i++)
+        for (int64_t p = 0; p < hw; p++)
+#pragma omp simd
+            for (int64_t q = 0; q < c; q++)
+                j->dst[(i * hw + p) * c + q] += j->src[i * c + q] * inv;
+}
+
 static void mean_hw_backward(eng_tape *t, eng_var *v)
 {
     eng_var *x = v->in[0];
     float *gx = tr_grad(t, x);
     if (!gx)
         return;
-    int64_t n = x->val.dim[0], hw = x->val.dim[1] * x->val.dim[2], c = x->val.dim[3];
-    float inv = 1.0f / (float)hw;
-#pragma omp parallel for NT(t) schedule(static)
-    for (int64_t i = 0; i < n; i++)
+    mean_job j = {v->grad, gx, x->val.dim[1] * x->val.dim[2], x->val.dim[3]};
+    tr_for(tr_nt(t, v), x->val.dim[0], mean_hw_spread, &j);
+}
+
+/* dst = the mean of src over its hw pixels */
+static void mean_hw_images(void *ctx, int tid, int64_t lo, int64_t hi)
+{
+    const mean_job *j = ctx;
+    int64_t hw = j->hw, c = j->c;
+    (void)tid;
+    for (int64_t i = lo; i < hi; i++) {
+        float *o = j->dst + i * c;
+        memset(o, 0, (size_t)c * sizeof(float));
         for (int64_t p = 0; p < hw; p++)
 #pragma omp simd
-            for (int64_t j = 0; j < c; j++)
-                gx[(i * hw + p) * c + j] += v->grad[i * c + j] * inv;
+            for (int64_t q = 0; q < c; q++)
+                o[q] += j->src[(i * hw + p) * c + q];
+#pragma omp simd
+        for (int64_t q = 0; q < c; q++)
+            o[q] /= (float)hw;
+    }
 }
 
 eng_var *eng_op_mean_hw(eng_tape *t, eng_var *x)
@@ -418,25 +521,37 @@ eng_var *eng_op_mean_hw(eng_tape *t, eng_var *x)
     if (!v)
         return NULL;
     v->backward = mean_hw_backward;
-    int64_t n = dim[0], hw = x->val.dim[1] * x->val.dim[2], c = dim[3];
-    const float *xv = tr_val(x);
-    float *y = tr_val(v);
-#pragma omp parallel for NT(t) schedule(static)
-    for (int64_t i = 0; i < n; i++) {
-        float *o = y + i * c;
-        memset(o, 0, (size_t)c * sizeof(float));
-        for (int64_t p = 0; p < hw; p++)
-#pragma omp simd
-            for (int64_t j = 0; j < c; j++)
-                o[j] += xv[(i * hw + p) * c + j];
-#pragma omp simd
-        for (int64_t j = 0; j < c; j++)
-            o[j] /= (float)hw;
-    }
+    mean_job j = {tr_val(x), tr_val(v), x->val.dim[1] * x->val.dim[2], dim[3]};
+    tr_for(tr_nt(t, v), dim[0], mean_hw_images, &j);
     return v;
 }
 
 /* ---- concat along the last axis ---- */
+
+/* One input's columns [off, off + cx) of the c-wide output, per row. */
+typedef struct concat_job {
+    const float *src;
+    float *dst;
+    int64_t c, cx, off;
+} concat_job;
+
+static void concat_grad_rows(void *ctx, int tid, int64_t lo, int64_t hi)
+{
+    const concat_job *j = ctx;
+    (void)tid;
+    for (int64_t r = lo; r < hi; r++)
+#pragma omp simd
+        for (int64_t q = 0; q < j->cx; q++)
+            j->dst[r * j->cx + q] += j->src[r * j->c + j->off + q];
+}
+
+static void concat_rows(void *ctx, int tid, int64_t lo, int64_t hi)
+{
+    const concat_job *j = ctx;
+    (void)tid;
+    for (int64_t r = lo; r < hi; r++)
+        memcpy(j->dst + r * j->c + j->off, j->src + r * j->cx, (size_t)j->cx * sizeof(float));
+}
 
 static void concat_backward(eng_tape *t, eng_var *v)
 {
@@ -446,11 +561,8 @@ static void concat_backward(eng_tape *t, eng_var *v)
         int64_t cx = x->val.dim[x->val.ndim - 1];
         float *gx = tr_grad(t, x);
         if (gx) {
-#pragma omp parallel for NT(t) schedule(static)
-            for (int64_t r = 0; r < rows; r++)
-#pragma omp simd
-                for (int64_t j = 0; j < cx; j++)
-                    gx[r * cx + j] += v->grad[r * c + off + j];
+            concat_job j = {v->grad, gx, c, cx, off};
+            tr_for(tr_nt(t, v), rows, concat_grad_rows, &j);
         }
         off += cx;
     }
@@ -494,13 +606,10 @@ eng_var *eng_op_concat(eng_tape *t, eng_var *const *xs, int n)
     }
     v->backward = concat_backward;
     int64_t rows = tr_numel(v) / c, off = 0;
-    float *y = tr_val(v);
     for (int k = 0; k < n; k++) {
         int64_t cx = xs[k]->val.dim[x0->ndim - 1];
-        const float *xv = tr_val(xs[k]);
-#pragma omp parallel for NT(t) schedule(static)
-        for (int64_t r = 0; r < rows; r++)
-            memcpy(y + r * c + off, xv + r * cx, (size_t)cx * sizeof(float));
+        concat_job j = {tr_val(xs[k]), tr_val(v), c, cx, off};
+        tr_for(tr_nt(t, v), rows, concat_rows, &j);
         off += cx;
     }
     return v;
@@ -527,36 +636,80 @@ static void lerp_fill(lerp_tab *tab, int in, int out)
     }
 }
 
-static void resize_backward(eng_tape *t, eng_var *v)
+/* A resize or max-pooling node and its input's gradient (NULL forward):
+ * the callbacks read the shapes off the node. */
+typedef struct node_job {
+    const eng_var *v;
+    float *gx;
+} node_job;
+
+/* scatter per image: images are independent, each written by one thread */
+static void resize_grad_images(void *ctx, int tid, int64_t lo, int64_t hi)
 {
-    eng_var *x = v->in[0];
-    float *gx = tr_grad(t, x);
-    if (!gx)
-        return;
-    int n = (int)x->val.dim[0], ih = (int)x->val.dim[1], iw = (int)x->val.dim[2];
+    const node_job *j = ctx;
+    const eng_var *v = j->v, *x = v->in[0];
+    int ih = (int)x->val.dim[1], iw = (int)x->val.dim[2];
     int c = (int)x->val.dim[3], oh = (int)v->val.dim[1], ow = (int)v->val.dim[2];
     const lerp_tab *ty = v->aux, *tx = ty + oh;
-    /* scatter per image: images are independent, each written by one thread */
-#pragma omp parallel for NT(t) schedule(static)
-    for (int i = 0; i < n; i++) {
-        float *g = gx + (int64_t)i * ih * iw * c;
+    (void)tid;
+    for (int64_t i = lo; i < hi; i++) {
+        float *g = j->gx + i * ih * iw * c;
         for (int oy = 0; oy < oh; oy++) {
             float fy = ty[oy].f;
             for (int ox = 0; ox < ow; ox++) {
                 float fx = tx[ox].f;
-                const float *gy = v->grad + (((int64_t)i * oh + oy) * ow + ox) * c;
+                const float *gy = v->grad + ((i * oh + oy) * ow + ox) * c;
                 float *p00 = g + ((int64_t)ty[oy].lo * iw + tx[ox].lo) * c;
                 float *p01 = g + ((int64_t)ty[oy].lo * iw + tx[ox].hi) * c;
                 float *p10 = g + ((int64_t)ty[oy].hi * iw + tx[ox].lo) * c;
                 float *p11 = g + ((int64_t)ty[oy].hi * iw + tx[ox].hi) * c;
                 float w00 = (1 - fy) * (1 - fx), w01 = (1 - fy) * fx, w10 = fy * (1 - fx),
                       w11 = fy * fx;
-                for (int j = 0; j < c; j++) {
-                    p00[j] += gy[j] * w00;
-                    p01[j] += gy[j] * w01;
-                    p10[j] += gy[j] * w10;
-                    p11[j] += gy[j] * w11;
+                for (int q = 0; q < c; q++) {
+                    p00[q] += gy[q] * w00;
+                    p01[q] += gy[q] * w01;
+                    p10[q] += gy[q] * w10;
+                    p11[q] += gy[q] * w11;
                 }
+            }
+        }
+    }
+}
+
+static void resize_backward(eng_tape *t, eng_var *v)
+{
+    node_job j = {v, tr_grad(t, v->in[0])};
+    if (j.gx)
+        tr_for(tr_nt(t, v), v->val.dim[0], resize_grad_images, &j);
+}
+
+/* one item per output row (image, oy) */
+static void resize_rows(void *ctx, int tid, int64_t lo, int64_t hi)
+{
+    const node_job *j = ctx;
+    const eng_var *v = j->v, *x = v->in[0];
+    int ih = (int)x->val.dim[1], iw = (int)x->val.dim[2], c = (int)x->val.dim[3];
+    int oh = (int)v->val.dim[1], ow = (int)v->val.dim[2];
+    const lerp_tab *ty = v->aux, *tx = ty + oh;
+    const float *xv = tr_val(x);
+    float *y = tr_val(v);
+    (void)tid;
+    for (int64_t r = lo; r < hi; r++) {
+        int64_t i = r / oh;
+        int oy = (int)(r % oh);
+        const float *r0 = xv + (i * ih + ty[oy].lo) * iw * c;
+        const float *r1 = xv + (i * ih + ty[oy].hi) * iw * c;
+        float fy = ty[oy].f;
+        for (int ox = 0; ox < ow; ox++) {
+            float fx = tx[ox].f;
+            const float *a = r0 + (int64_t)tx[ox].lo * c, *b = r0 + (int64_t)tx[ox].hi * c;
+            const float *cc = r1 + (int64_t)tx[ox].lo * c, *dd = r1 + (int64_t)tx[ox].hi * c;
+            float *o = y + (r * ow + ox) * c;
+#pragma omp simd
+            for (int q = 0; q < c; q++) {
+                float top = a[q] + (b[q] - a[q]) * fx;
+                float bot = cc[q] + (dd[q] - cc[q]) * fx;
+                o[q] = top + (bot - top) * fy;
             }
         }
     }
@@ -572,38 +725,17 @@ eng_var *eng_op_resize_bilinear(eng_tape *t, eng_var *x, int oh, int ow)
     eng_var *v = tr_node(t, "resize_bilinear", 4, dim, x, NULL, NULL);
     if (!v)
         return NULL;
-    int n = (int)x->val.dim[0], ih = (int)x->val.dim[1], iw = (int)x->val.dim[2];
-    int c = (int)x->val.dim[3];
+    int ih = (int)x->val.dim[1], iw = (int)x->val.dim[2];
     /* both tables in one arena block for backward: tx follows ty */
     lerp_tab *ty = tr_alloc(t, sizeof *ty * (size_t)(oh + ow));
     if (!ty)
         return NULL;
     lerp_fill(ty, ih, oh);
-    lerp_tab *tx = ty + oh;
-    lerp_fill(tx, iw, ow);
+    lerp_fill(ty + oh, iw, ow);
     v->aux = ty;
     v->backward = resize_backward;
-    const float *xv = tr_val(x);
-    float *y = tr_val(v);
-#pragma omp parallel for NT(t) schedule(static) collapse(2)
-    for (int i = 0; i < n; i++)
-        for (int oy = 0; oy < oh; oy++) {
-            const float *r0 = xv + ((int64_t)i * ih + ty[oy].lo) * iw * c;
-            const float *r1 = xv + ((int64_t)i * ih + ty[oy].hi) * iw * c;
-            float fy = ty[oy].f;
-            for (int ox = 0; ox < ow; ox++) {
-                float fx = tx[ox].f;
-                const float *a = r0 + (int64_t)tx[ox].lo * c, *b = r0 + (int64_t)tx[ox].hi * c;
-                const float *cc = r1 + (int64_t)tx[ox].lo * c, *dd = r1 + (int64_t)tx[ox].hi * c;
-                float *o = y + (((int64_t)i * oh + oy) * ow + ox) * c;
-#pragma omp simd
-                for (int j = 0; j < c; j++) {
-                    float top = a[j] + (b[j] - a[j]) * fx;
-                    float bot = cc[j] + (dd[j] - cc[j]) * fx;
-                    o[j] = top + (bot - top) * fy;
-                }
-            }
-        }
+    node_job j = {v, NULL};
+    tr_for(tr_nt(t, v), dim[0] * oh, resize_rows, &j);
     return v;
 }
 
@@ -618,45 +750,95 @@ eng_var *eng_op_upsample2x(eng_tape *t, eng_var *x)
 
 /* ---- max pooling ---- */
 
-static void maxpool_backward(eng_tape *t, eng_var *v)
+/* gather: each input pixel of rows [lo, hi) (image, iy) sums the outputs
+ * whose window won on it */
+static void maxpool_grad_rows(void *ctx, int tid, int64_t lo, int64_t hi)
 {
-    eng_var *x = v->in[0];
-    float *gx = tr_grad(t, x);
-    if (!gx)
-        return;
-    int n = (int)x->val.dim[0], ih = (int)x->val.dim[1], iw = (int)x->val.dim[2];
+    const node_job *j = ctx;
+    const eng_var *v = j->v, *x = v->in[0];
+    int ih = (int)x->val.dim[1], iw = (int)x->val.dim[2];
     int c = (int)x->val.dim[3], oh = (int)v->val.dim[1], ow = (int)v->val.dim[2];
     int k = v->iattr[0], s = v->iattr[1], pt = v->iattr[2], pl = v->iattr[3];
     const int32_t *arg = v->aux; /* winning input pixel (y * iw + x) per output */
-    /* gather: each input pixel sums the outputs whose window won on it */
-#pragma omp parallel for NT(t) schedule(static) collapse(2)
-    for (int i = 0; i < n; i++)
-        for (int iy = 0; iy < ih; iy++)
-            for (int ix = 0; ix < iw; ix++) {
-                int32_t me = iy * iw + ix;
-                float *g = gx + (((int64_t)i * ih + iy) * iw + ix) * c;
-                for (int ky = 0; ky < k; ky++) {
-                    int ty = iy + pt - ky;
-                    if (ty < 0 || ty % s)
+    (void)tid;
+    for (int64_t r = lo; r < hi; r++) {
+        int64_t i = r / ih;
+        int iy = (int)(r % ih);
+        for (int ix = 0; ix < iw; ix++) {
+            int32_t me = iy * iw + ix;
+            float *g = j->gx + ((i * ih + iy) * iw + ix) * c;
+            for (int ky = 0; ky < k; ky++) {
+                int ty = iy + pt - ky;
+                if (ty < 0 || ty % s)
+                    continue;
+                int oy = ty / s;
+                if (oy >= oh)
+                    continue;
+                for (int kx = 0; kx < k; kx++) {
+                    int tx = ix + pl - kx;
+                    if (tx < 0 || tx % s)
                         continue;
-                    int oy = ty / s;
-                    if (oy >= oh)
+                    int ox = tx / s;
+                    if (ox >= ow)
                         continue;
-                    for (int kx = 0; kx < k; kx++) {
-                        int tx = ix + pl - kx;
-                        if (tx < 0 || tx % s)
-                            continue;
-                        int ox = tx / s;
-                        if (ox >= ow)
-                            continue;
-                        int64_t o = (((int64_t)i * oh + oy) * ow + ox) * c;
+                    int64_t o = ((i * oh + oy) * ow + ox) * c;
 #pragma omp simd
-                        for (int j = 0; j < c; j++)
-                            if (arg[o + j] == me)
-                                g[j] += v->grad[o + j];
-                    }
+                    for (int q = 0; q < c; q++)
+                        if (arg[o + q] == me)
+                            g[q] += v->grad[o + q];
                 }
             }
+        }
+    }
+}
+
+static void maxpool_backward(eng_tape *t, eng_var *v)
+{
+    node_job j = {v, tr_grad(t, v->in[0])};
+    if (j.gx)
+        tr_for(tr_nt(t, v), v->in[0]->val.dim[0] * v->in[0]->val.dim[1], maxpool_grad_rows, &j);
+}
+
+/* one item per output row (image, oy): the maximum and where it was */
+static void maxpool_rows(void *ctx, int tid, int64_t lo, int64_t hi)
+{
+    const node_job *j = ctx;
+    const eng_var *v = j->v, *x = v->in[0];
+    int ih = (int)x->val.dim[1], iw = (int)x->val.dim[2], c = (int)x->val.dim[3];
+    int oh = (int)v->val.dim[1], ow = (int)v->val.dim[2];
+    int k = v->iattr[0], stride = v->iattr[1], pt = v->iattr[2], pl = v->iattr[3];
+    int32_t *arg = v->aux;
+    const float *xv = tr_val(x);
+    float *y = tr_val(v);
+    (void)tid;
+    for (int64_t r = lo; r < hi; r++) {
+        int64_t i = r / oh;
+        int oy = (int)(r % oh);
+        for (int ox = 0; ox < ow; ox++) {
+            int64_t o = (r * ow + ox) * c;
+            for (int q = 0; q < c; q++) {
+                y[o + q] = -INFINITY;
+                arg[o + q] = -1;
+            }
+            for (int ky = 0; ky < k; ky++) {
+                int iy = oy * stride - pt + ky;
+                if (iy < 0 || iy >= ih)
+                    continue;
+                for (int kx = 0; kx < k; kx++) {
+                    int ix = ox * stride - pl + kx;
+                    if (ix < 0 || ix >= iw)
+                        continue;
+                    const float *p = xv + ((i * ih + iy) * iw + ix) * c;
+#pragma omp simd
+                    for (int q = 0; q < c; q++)
+                        if (p[q] > y[o + q]) {
+                            y[o + q] = p[q];
+                            arg[o + q] = iy * iw + ix;
+                        }
+                }
+            }
+        }
+    }
 }
 
 eng_var *eng_op_maxpool(eng_tape *t, eng_var *x, int k, int stride)
@@ -682,35 +864,8 @@ eng_var *eng_op_maxpool(eng_tape *t, eng_var *x, int k, int stride)
     v->iattr[2] = pt;
     v->iattr[3] = pl;
     v->backward = maxpool_backward;
-    const float *xv = tr_val(x);
-    float *y = tr_val(v);
-#pragma omp parallel for NT(t) schedule(static) collapse(2)
-    for (int i = 0; i < n; i++)
-        for (int oy = 0; oy < oh; oy++)
-            for (int ox = 0; ox < ow; ox++) {
-                int64_t o = (((int64_t)i * oh + oy) * ow + ox) * c;
-                for (int j = 0; j < c; j++) {
-                    y[o + j] = -INFINITY;
-                    arg[o + j] = -1;
-                }
-                for (int ky = 0; ky < k; ky++) {
-                    int iy = oy * stride - pt + ky;
-                    if (iy < 0 || iy >= ih)
-                        continue;
-                    for (int kx = 0; kx < k; kx++) {
-                        int ix = ox * stride - pl + kx;
-                        if (ix < 0 || ix >= iw)
-                            continue;
-                        const float *p = xv + (((int64_t)i * ih + iy) * iw + ix) * c;
-#pragma omp simd
-                        for (int j = 0; j < c; j++)
-                            if (p[j] > y[o + j]) {
-                                y[o + j] = p[j];
-                                arg[o + j] = iy * iw + ix;
-                            }
-                    }
-                }
-            }
+    node_job j = {v, NULL};
+    tr_for(tr_nt(t, v), (int64_t)n * oh, maxpool_rows, &j);
     return v;
 }
 

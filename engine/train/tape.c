@@ -192,17 +192,31 @@ eng_var *tr_fail(eng_tape *t, eng_status st, const char *fmt, ...)
 
 /* ---- helpers ---- */
 
-void tr_axpy(const eng_tape *t, int64_t n, float a, const float *x, float *y)
+typedef struct axpy_job {
+    int64_t n;
+    float a;
+    const float *x;
+    float *y;
+} axpy_job;
+
+static void axpy_blocks(void *ctx, int tid, int64_t lo, int64_t hi)
 {
-    int64_t nb = tr_nblocks(n, TR_CHUNK);
-    int nt = n < TR_PAR_MIN ? 1 : t->threads;
-#pragma omp parallel for num_threads(nt) schedule(static)
-    for (int64_t b = 0; b < nb; b++) {
-        int64_t i1 = (b + 1) * TR_CHUNK < n ? (b + 1) * TR_CHUNK : n;
+    const axpy_job *j = ctx;
+    (void)tid;
+    for (int64_t b = lo; b < hi; b++) {
+        int64_t i1 = (b + 1) * TR_CHUNK < j->n ? (b + 1) * TR_CHUNK : j->n;
+        float a = j->a, *y = j->y;
+        const float *x = j->x;
 #pragma omp simd
         for (int64_t i = b * TR_CHUNK; i < i1; i++)
             y[i] += a * x[i];
     }
+}
+
+void tr_axpy(const eng_tape *t, int64_t n, float a, const float *x, float *y)
+{
+    axpy_job j = {n, a, x, y};
+    tr_for(n < TR_PAR_MIN ? 1 : t->threads, tr_nblocks(n, TR_CHUNK), axpy_blocks, &j);
 }
 
 /* ---- tape ---- */

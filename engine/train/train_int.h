@@ -11,6 +11,7 @@
 #ifndef VFS_ENGINE_TRAIN_INT_H
 #define VFS_ENGINE_TRAIN_INT_H
 
+#include "pool.h"
 #include "train.h"
 
 #include <stdarg.h>
@@ -87,6 +88,15 @@ static inline int tr_nt(const eng_tape *t, const eng_var *v)
             w += eng_tensor_numel(&v->in[0]->val);
     }
     return w < TR_PAR_MIN ? 1 : t->threads;
+}
+
+/* Calls fn over items [0, n) on nt threads of the runtime's pool (the
+ * tape's ops are as short as the runtime's, and an OpenMP region per op
+ * either slept and woke at every op or spun: engine/runtime/pool.h). An
+ * item is a fixed block computed the same way on any thread. */
+static inline void tr_for(int nt, int64_t n, rt_for_fn fn, void *ctx)
+{
+    rt_parallel_for(nt, n, rt_grain(n, nt, 4), fn, ctx);
 }
 
 /* y[i] += a * x[i] for i < n, in TR_CHUNK blocks over threads when large. */
