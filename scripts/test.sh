@@ -79,7 +79,7 @@ fi
 # (jobs.c worker pool, fetch.c downloader, datasets.c verifier, the training
 # jobs in models*.c, the embed producer thread in engine/backbone/embed.c,
 # the runtime's fork-join pool and the kernels split over it).
-TSAN_TESTS=${TSAN_TESTS:-test_fs_jobs test_fs_fetch test_fs_datasets test_fs_models test_backbone test_runtime_pool test_runtime_kernels}
+TSAN_TESTS=${TSAN_TESTS:-test_fs_jobs test_fs_fetch test_fs_datasets test_fs_models test_backbone test_runtime_pool test_runtime_kernels test_train_grad test_train_loop}
 if [[ " $STAGES " == *" tsan "* ]]; then
     stage "clang ThreadSanitizer: build ($TSAN_TESTS)"
     tsan_flags="-fsanitize=thread -fno-omit-frame-pointer"

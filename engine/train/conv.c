@@ -25,7 +25,7 @@
 #define CI_BLOCK 64
 #define CO_BLOCK 64
 #define DW_ROWS 4
-#define PW_ROWS 256
+#define PW_ROWS 256 /* pixels per 1x1 input-gradient GEMM (each call packs the filter) */
 
 typedef struct conv_geom {
     int n, ih, iw, ci, oh, ow, co, kh, kw, s, pt, pl;
