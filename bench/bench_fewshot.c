@@ -7,11 +7,15 @@
  *   bench_fewshot --root DATASET_DIR --train SUB.json --test TEST.json
  *                 [--backbones centernet,efficientnet-lite0] [--budget-min 10]
  *                 [--threads 2] [--seed 0] [--cache DIR] [--predict N]
- *                 [--save model.safetensors] [--log] [--multilabel]
+ *                 [--save model.safetensors] [--log] [--multilabel] [--heldout]
  *
  * --multilabel: every annotation of an image is one of its tags (the
  * multilabel recipe, engine/recipes/multilabel.h); the line then carries
  * the test mean average precision ("mAP") instead of top-1.
+ * --heldout: train without the test set, as train.json without
+ * test_dataset does (a held-out split of the training images picks the
+ * recipe, and the budget keeps no reserve for a test pass), then predict
+ * every test image as predict/ does; top-1 is counted from those answers.
  *
  * Backbones come from $VISIONFS_BACKBONES, else $XDG_DATA_HOME/visionfs/backbones,
  * else ~/.local/share/visionfs/backbones (where scripts/fetch-backbones.sh puts them;
@@ -136,12 +140,16 @@ int main(int argc, char **argv)
     const char *root = NULL, *train = NULL, *test = NULL, *bbs = "centernet,efficientnet-lite0";
     const char *cache = NULL, *save = NULL;
     double budget_min = 10;
-    int threads = 2, npredict = 0, verbose = 0, ml = 0;
+    int threads = 2, npredict = 0, verbose = 0, ml = 0, heldout = 0;
     unsigned long long seed = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--log")) {
             verbose = 1;
+            continue;
+        }
+        if (!strcmp(a, "--heldout")) {
+            heldout = 1;
             continue;
         }
         if (!strcmp(a, "--multilabel")) {
@@ -206,8 +214,8 @@ int main(int argc, char **argv)
     free(list);
     eng_train_args a = {.train = tr.s,
                         .ntrain = tr.n,
-                        .test = te.s,
-                        .ntest = te.n,
+                        .test = heldout ? NULL : te.s,
+                        .ntest = heldout ? 0 : te.n,
                         .test_name = "test",
                         .categories = (const char *const *)tr.names,
                         .ncat = tr.ncat,
@@ -237,6 +245,8 @@ int main(int argc, char **argv)
     const char *stop = cJSON_GetStringValue(cJSON_GetObjectItem(evj, "stopReason"));
     char *recipe = cJSON_PrintUnformatted(cJSON_GetObjectItem(evj, "recipe"));
     double rate = 0;
+    if (heldout)
+        npredict = te.n;
     if (npredict > 0 && te.n > 0) {
         int np = npredict < te.n ? npredict : te.n;
         const char **paths = malloc((size_t)np * sizeof *paths);
@@ -255,6 +265,18 @@ int main(int argc, char **argv)
         }
         if (!bad)
             rate = np / (wall() - p0);
+        if (heldout) {
+            int right = 0;
+            for (int i = 0; i < np; i++) {
+                const float *p = probs + (size_t)i * tr.ncat;
+                int best = 0;
+                for (int c = 1; c < tr.ncat; c++)
+                    if (p[c] > p[best])
+                        best = c;
+                right += best == te.s[i].label;
+            }
+            top1 = bad ? -1 : (double)right / np;
+        }
         free(paths);
         free(probs);
     }
