@@ -750,6 +750,16 @@ eng_var *eng_op_upsample2x(eng_tape *t, eng_var *x)
 
 /* ---- max pooling ---- */
 
+/* Along one axis: the output whose window (stride s, leading pad) holds
+ * input position `in` at offset `tap`, or -1 when none does. */
+static inline int window_at(int in, int pad, int tap, int s, int n_out)
+{
+    int t = in + pad - tap;
+    if (t < 0 || t % s || t / s >= n_out)
+        return -1;
+    return t / s;
+}
+
 /* gather: each input pixel of rows [lo, hi) (image, iy) sums the outputs
  * whose window won on it */
 static void maxpool_grad_rows(void *ctx, int tid, int64_t lo, int64_t hi)
@@ -768,18 +778,12 @@ static void maxpool_grad_rows(void *ctx, int tid, int64_t lo, int64_t hi)
             int32_t me = iy * iw + ix;
             float *g = j->gx + ((i * ih + iy) * iw + ix) * c;
             for (int ky = 0; ky < k; ky++) {
-                int ty = iy + pt - ky;
-                if (ty < 0 || ty % s)
-                    continue;
-                int oy = ty / s;
-                if (oy >= oh)
+                int oy = window_at(iy, pt, ky, s, oh);
+                if (oy < 0)
                     continue;
                 for (int kx = 0; kx < k; kx++) {
-                    int tx = ix + pl - kx;
-                    if (tx < 0 || tx % s)
-                        continue;
-                    int ox = tx / s;
-                    if (ox >= ow)
+                    int ox = window_at(ix, pl, kx, s, ow);
+                    if (ox < 0)
                         continue;
                     int64_t o = ((i * oh + oy) * ow + ox) * c;
 #pragma omp simd
