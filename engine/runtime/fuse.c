@@ -21,7 +21,9 @@
  * expansion of an inverted-residual block, plain or in its hard-swish form):
  * the depthwise node gets a form that makes the expanded tensor in row bands
  * and consumes each band while it is in L2 (rt_expand_dwconv2d), so that
- * tensor is never stored whole.
+ * tensor is never stored whole. Activation after its producer: Sigmoid of a
+ * convolution (a detector's heatmap) or Relu of a concatenation
+ * (CenterNet's neck), where the producer has no other reader.
  */
 #include "runtime_int.h"
 
@@ -57,6 +59,30 @@ static int is_conv(const rt_node *n)
 
 static int same_ref(rt_ref a, rt_ref b) { return a.node == b.node && a.port == b.port; }
 
+/* A copy of node X standing for node Y (fused form), inputs copied; NULL when
+ * out of memory. */
+static rt_node *fused_copy(const rt_node *X, const rt_node *Y)
+{
+    rt_node *f = calloc(1, sizeof *f);
+    if (!f)
+        return NULL;
+    *f = *X;
+    f->name = strdup(Y->name);
+    f->in = malloc((size_t)(X->n_in ? X->n_in : 1) * sizeof *f->in);
+    if (!f->name || !f->in) {
+        free(f->name);
+        free(f->in);
+        free(f);
+        return NULL;
+    }
+    memcpy(f->in, X->in, (size_t)X->n_in * sizeof *f->in);
+    f->value = NULL;
+    f->packed_borrowed = 1;
+    f->fused = NULL;
+    f->absorbed_by = -1;
+    return f;
+}
+
 /* y = Mul(M1, R) with M1 = Mul(x, c), R = Relu6(Add(x, 3)), x a conv output */
 static eng_status try_hswish(eng_model *m, int y, eng_diag *d)
 {
@@ -87,28 +113,42 @@ static eng_status try_hswish(eng_model *m, int y, eng_diag *d)
         if (!is_conv(X) || X->a.act != ENG_ACT_NONE || X->n_consumers != 2 || X->absorbed_by >= 0 ||
             X->fused)
             continue;
-        rt_node *f = calloc(1, sizeof *f);
+        rt_node *f = fused_copy(X, Y);
         if (!f)
             return eng_fail(d, ENG_ENOMEM, "fusion: out of memory");
-        *f = *X;
-        f->name = strdup(Y->name);
-        f->in = malloc((size_t)(X->n_in ? X->n_in : 1) * sizeof *f->in);
-        if (!f->name || !f->in) {
-            free(f->name);
-            free(f->in);
-            free(f);
-            return eng_fail(d, ENG_ENOMEM, "fusion: out of memory");
-        }
-        memcpy(f->in, X->in, (size_t)X->n_in * sizeof *f->in);
         f->a.act = act;
-        f->value = NULL;
-        f->packed_borrowed = 1;
-        f->fused = NULL;
-        f->absorbed_by = -1;
         Y->fused = f;
         X->absorbed_by = A->absorbed_by = R->absorbed_by = M1->absorbed_by = y;
         return ENG_OK;
     }
+    return ENG_OK;
+}
+
+/* y = Sigmoid(X), X a convolution without activation used only here (a
+ * detector's heatmap): X applies the sigmoid in its epilogue, with the
+ * function the Sigmoid op applies (rt_sigmoid8 per lane). y = Relu(C), C a
+ * concatenation used only here (CenterNet's neck): C clamps while it
+ * copies. Either way the output is not written twice. */
+static eng_status try_act_after(eng_model *m, int y, eng_diag *d)
+{
+    rt_node *Y = &m->nodes[y];
+    int sigmoid = rt_is_op(Y, "Sigmoid"), relu = rt_is_op(Y, "Relu");
+    if ((!sigmoid && !relu) || Y->n_in != 1 || Y->fused || Y->absorbed_by >= 0 ||
+        Y->in[0].port != 0)
+        return ENG_OK;
+    rt_node *X = &m->nodes[Y->in[0].node];
+    if (X->n_consumers != 1 || X->absorbed_by >= 0 || X->fused || X->value ||
+        X->a.act != ENG_ACT_NONE || X->a.residual)
+        return ENG_OK;
+    if (sigmoid ? !(rt_is_op(X, "Conv2D") || rt_is_op(X, "_FusedConv2D"))
+                : !rt_is_op(X, "ConcatV2"))
+        return ENG_OK;
+    rt_node *f = fused_copy(X, Y);
+    if (!f)
+        return eng_fail(d, ENG_ENOMEM, "fusion: out of memory");
+    f->a.act = sigmoid ? ENG_ACT_SIGMOID : ENG_ACT_RELU;
+    Y->fused = f;
+    X->absorbed_by = y;
     return ENG_OK;
 }
 
@@ -258,6 +298,11 @@ eng_status rt_fuse(eng_model *m, eng_diag *d)
     }
     for (int i = 0; i < m->n_nodes; i++) {
         eng_status st = try_expand_dw(m, m->order[i], d);
+        if (st)
+            return st;
+    }
+    for (int i = 0; i < m->n_nodes; i++) {
+        eng_status st = try_act_after(m, m->order[i], d);
         if (st)
             return st;
     }

@@ -391,6 +391,7 @@ typedef struct concat_job {
     eng_tensor *out;
     int nin, axis;
     int64_t inner, orow;
+    int relu; /* the fused form of Relu(ConcatV2) (fuse.c): max(x, 0) while copying */
 } concat_job;
 
 /* items: the output's slices before the axis */
@@ -402,8 +403,15 @@ static void concat_rows(void *ctx, int tid, int64_t lo, int64_t hi)
         int64_t off = 0;
         for (int i = 0; i < j->nin; i++) {
             int64_t len = j->in[i]->dim[j->axis] * j->inner;
-            memcpy((int32_t *)j->out->data + o * j->orow + off,
-                   (const int32_t *)j->in[i]->data + o * len, (size_t)len * 4);
+            if (j->relu) {
+                float *dst = eng_f32(j->out) + o * j->orow + off;
+                const float *src = eng_f32(j->in[i]) + o * len;
+                for (int64_t k = 0; k < len; k++)
+                    dst[k] = src[k] > 0 ? src[k] : 0;
+            } else {
+                memcpy((int32_t *)j->out->data + o * j->orow + off,
+                       (const int32_t *)j->in[i]->data + o * len, (size_t)len * 4);
+            }
             off += len;
         }
     }
@@ -423,7 +431,10 @@ static eng_status concat_compute(const rt_node *n, const eng_tensor *const *in, 
         inner *= out->dim[i];
     int64_t orow = out->dim[axis] * inner;
     int nin = n->n_in - 1;
-    concat_job j = {in, out, nin, axis, inner, orow};
+    int relu = n->a.act == ENG_ACT_RELU;
+    if (relu && out->dtype != ENG_F32)
+        return RT_FAIL(d, ENG_EINVAL, n, "Relu of a concatenation: input must be float32");
+    concat_job j = {in, out, nin, axis, inner, orow, relu};
     int nt = nth(c, rt_numel(out));
     rt_parallel_for(nt, outer, rt_grain(outer, nt, 4), concat_rows, &j);
     return ENG_OK;

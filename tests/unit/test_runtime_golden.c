@@ -167,6 +167,38 @@ int main(void)
         CHECK(memcmp(ou[0]->data, o[0]->data, 64 * 64 * 32 * 4) == 0);
     eng_tensor_free(ou[0]);
     eng_tensor_free(ou[1]);
+    /* and for the activations fused after a node: the heatmap's sigmoid in
+     * its convolution's epilogue, the neck's relu in its concatenation */
+    const char *act_fused[2] = {"tower_0/keypoints", "tower_0/CenternetHead/Relu_2"};
+    const char *act_plain[7] = {"tower_0/keypoints",
+                                "tower_0/CenternetHead/Relu_2",
+                                "tower_0/CenternetHead/centernet_cls_output/BiasAdd",
+                                "tower_0/CenternetHead/conv1x1_se_b/Conv2D",
+                                "tower_0/CenternetHead/concat",
+                                "tower_0/CenternetHead/concat_1",
+                                "tower_0/CenternetHead/concat_2"};
+    eng_tensor *af[2] = {0}, *ap[7] = {0};
+    st = eng_model_run(m, x, act_fused, 2, af, &opts, &d);
+    CHECK_MSG(st == ENG_OK, "run: %s", d.msg);
+    eng_status st2 = eng_model_run(m, x, act_plain, 7, ap, &opts, &d);
+    CHECK_MSG(st2 == ENG_OK, "run: %s", d.msg);
+    for (int i = 0; i < 2 && !st && !st2; i++) {
+        size_t bytes = (size_t)eng_tensor_numel(af[i]) * 4;
+        CHECK_MSG(eng_tensor_numel(af[i]) == eng_tensor_numel(ap[i]) &&
+                      memcmp(af[i]->data, ap[i]->data, bytes) == 0,
+                  "%s: fused and unfused differ", act_fused[i]);
+    }
+    for (int i = 0; i < 7; i++) {
+        if (i < 2)
+            eng_tensor_free(af[i]);
+        eng_tensor_free(ap[i]);
+    }
+    int n_act = 0;
+    for (int i = 0; i < m->n_nodes; i++)
+        n_act += m->nodes[i].fused &&
+                 (rt_is_op(&m->nodes[i], "Sigmoid") || rt_is_op(&m->nodes[i], "Relu"));
+    printf("  activations fused into their producer: %d\n", n_act);
+    CHECK(n_act >= 4); /* the heatmap's sigmoid, the neck's three relus */
     int n_hs = 0, n_res = 0;
     for (int i = 0; i < m->n_nodes; i++) {
         n_hs += m->nodes[i].fused && !m->nodes[i].fused->a.residual;
