@@ -31,21 +31,6 @@ typedef struct conv_geom {
     int n, ih, iw, ci, oh, ow, co, kh, kw, s, pt, pl;
 } conv_geom;
 
-/* One scratch buffer per thread, from the arena. */
-static float **thread_scratch(eng_tape *t, size_t floats)
-{
-    int nt = tr_threads(t);
-    float **s = tr_alloc(t, sizeof *s * (size_t)nt);
-    if (!s)
-        return NULL;
-    for (int i = 0; i < nt; i++) {
-        s[i] = tr_alloc(t, floats * sizeof(float));
-        if (!s[i])
-            return NULL;
-    }
-    return s;
-}
-
 static int is_pointwise(const conv_geom *g) { return g->kh == 1 && g->kw == 1 && g->s == 1; }
 
 /* What the blocks of one backward pass share (tr_for callbacks). */
@@ -53,11 +38,11 @@ typedef struct conv_job {
     conv_geom g;
     const float *x, *w, *gy;
     float *gx, *gw;
-    float *part;   /* depthwise filter gradient: one partial per row block */
-    float **scr;   /* per-tid scratch from the arena */
-    int64_t n, kd; /* pixels (rows) of the pass; columns of a gathered row
-                      (depthwise: the filter's size) */
-    int nob, ncb;  /* output / input channel blocks */
+    float *part;     /* depthwise filter gradient: one partial per row block */
+    rt_scratch *scr; /* per-tid scratch (the pool's) */
+    int64_t n, kd;   /* pixels (rows) of the pass; columns of a gathered row
+                        (depthwise: the filter's size) */
+    int nob, ncb;    /* output / input channel blocks */
 } conv_job;
 
 /* input gradient of a 1x1 stride-1 convolution, TR_ROWS pixels per block */
@@ -80,7 +65,9 @@ static void conv_gx_gather(void *ctx, int tid, int64_t lo, int64_t hi)
     const conv_job *j = ctx;
     conv_geom g = j->g;
     int64_t kd = j->kd;
-    float *col = j->scr[tid];
+    float *col = rt_scratch_get(j->scr, tid);
+    if (!col)
+        return;
     for (int64_t b = lo; b < hi; b++) {
         int64_t p0 = b * TR_ROWS, rows = j->n - p0 < TR_ROWS ? j->n - p0 : TR_ROWS;
         for (int64_t p = p0; p < p0 + rows; p++) {
@@ -128,7 +115,9 @@ static void conv_gw_taps(void *ctx, int tid, int64_t lo, int64_t hi)
     const conv_job *j = ctx;
     conv_geom g = j->g;
     int64_t plane = (int64_t)g.oh * g.ow;
-    float *xt = j->scr[tid];
+    float *xt = rt_scratch_get(j->scr, tid);
+    if (!xt)
+        return;
     for (int64_t it = lo; it < hi; it++) {
         int tp = (int)(it / j->ncb), ky = tp / g.kw, kx = tp % g.kw;
         int c0 = (int)(it % j->ncb) * CI_BLOCK, cb = g.ci - c0 < CI_BLOCK ? g.ci - c0 : CI_BLOCK;
@@ -168,18 +157,23 @@ static void conv_backward(eng_tape *t, eng_var *v)
         /* wt[(tap, co), ci] = w[tap, ci, co] */
         j.kd = (int64_t)taps * g.co;
         float *wt = tr_alloc(t, (size_t)(j.kd * g.ci) * sizeof(float));
-        j.scr = thread_scratch(t, (size_t)(TR_ROWS * j.kd));
-        if (!wt || !j.scr)
+        if (!wt)
             return;
         for (int tp = 0; tp < taps; tp++)
             for (int c = 0; c < g.ci; c++)
                 for (int o = 0; o < g.co; o++)
                     wt[((int64_t)tp * g.co + o) * g.ci + c] =
                         j.w[((int64_t)tp * g.ci + c) * g.co + o];
+        rt_scratch cols = {.bytes = (size_t)(TR_ROWS * j.kd) * sizeof(float)};
         conv_job jt = j;
         jt.w = wt;
         jt.n = (int64_t)g.n * g.ih * g.iw;
+        jt.scr = &cols;
         tr_for(nt, tr_nblocks(jt.n, TR_ROWS), conv_gx_gather, &jt);
+        if (rt_scratch_free(&cols)) {
+            tr_fail(t, ENG_ENOMEM, "conv2d backward: out of memory");
+            return;
+        }
     }
     if (!j.gw)
         return;
@@ -190,10 +184,11 @@ static void conv_backward(eng_tape *t, eng_var *v)
         tr_for(nt, (int64_t)j.ncb * j.nob, conv_gw_pointwise, &j);
         return;
     }
-    j.scr = thread_scratch(t, (size_t)((int64_t)g.oh * g.ow * CI_BLOCK));
-    if (!j.scr)
-        return;
+    rt_scratch taps_in = {.bytes = (size_t)((int64_t)g.oh * g.ow * CI_BLOCK) * sizeof(float)};
+    j.scr = &taps_in;
     tr_for(nt, (int64_t)taps * j.ncb, conv_gw_taps, &j);
+    if (rt_scratch_free(&taps_in))
+        tr_fail(t, ENG_ENOMEM, "conv2d backward: out of memory");
 }
 
 eng_var *eng_op_conv2d(eng_tape *t, eng_var *x, eng_var *w, int stride)

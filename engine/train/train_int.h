@@ -75,7 +75,6 @@ float *tr_grad(eng_tape *t, eng_var *v);
 
 static inline int64_t tr_numel(const eng_var *v) { return eng_tensor_numel(&v->val); }
 static inline float *tr_val(const eng_var *v) { return (float *)v->val.data; }
-static inline int tr_threads(const eng_tape *t) { return t->threads; }
 
 /* Threads for a loop of node v: one when the work is too small to pay for
  * waking the others (the block split, hence the result, is the same). */
