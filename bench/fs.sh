@@ -11,6 +11,12 @@
 #   a 10,000-image COCO file: from `cp ann.json` until `status` says ready,
 #     against the same work by a script on a plain folder (parse the JSON,
 #     stat every image, read every header)
+# and, first (before any delete), the steps of one photo's copy
+# (bench_filesteps: open O_CREAT|O_EXCL, one 300 KB write, close; 500 new
+# files, mean microseconds per step) on the plain folder, visionfs and
+# passthrough_ll, with the bound they set: even a mount whose write cost no
+# more than the plain folder's would reach at most plain total / (the
+# mount's create + plain write + the mount's close).
 # With PASSTHROUGH_LL (a built libfuse example/passthrough_ll), the two cp
 # figures are also measured through it, for comparison.
 # Env: ROUNDS, BENCH_DIR (default a temp dir under /tmp), VFS_BASE (another
@@ -111,6 +117,41 @@ pt_stop() {
 }
 [ -n "$PTLL" ] && pt_start
 sleep 2
+
+# per-file steps, before anything is deleted (see the ext4 note above)
+STEPS=$(dirname "$BIN")/bench/bench_filesteps
+STEPS_OUT=
+if [ -x "$STEPS" ]; then
+    mkdir "$W/plain/steps" "$MNT/datasets/steps"
+    sp=$("$STEPS" "$W/plain/steps" 500 307200)
+    sv=$("$STEPS" "$MNT/datasets/steps" 500 307200)
+    spt=
+    if [ -n "$PTLL" ]; then
+        mkdir "$PT/steps"
+        spt=$("$STEPS" "$PT/steps" 500 307200)
+    fi
+    STEPS_OUT=$(python3 - "$sp" "$sv" "$spt" <<'EOF'
+import sys
+def parse(s):
+    f = s.split()
+    return {f[i]: float(f[i + 1]) for i in range(0, 8, 2)} if s else None
+p, v, t = (parse(a) for a in sys.argv[1:4])
+print("| steps of one 300 KB file (us) | create | write | close | total | bound on the ratio |")
+print("|---|---|---|---|---|---|")
+def row(name, r):
+    if not r:
+        return
+    bound = p["total"] / (r["create"] + p["write"] + r["close"])
+    print(f"| {name} | {r['create']:.1f} | {r['write']:.1f} | {r['close']:.1f} | {r['total']:.1f} | {bound:.2f} |")
+row("plain folder", p)
+row("visionfs", v)
+row("passthrough_ll", t)
+EOF
+)
+    rm -rf "$W/plain/steps" "$MNT/datasets/steps"
+    [ -n "$PTLL" ] && rm -rf "$PT/steps"
+    sleep 2
+fi
 
 # time_cp SRC DST: seconds for cp -r SRC/. DST (DST made fresh)
 time_cp() {
@@ -232,5 +273,10 @@ if [ -n "$BASE" ]; then
         n=${k##*:}
         echo "| ${k%:*} | ${RES[$n.plain]} | ${RES[$n.base]} | $(ratio "${RES[$n.plain]}" "${RES[$n.base]}") | $(ratio "${RES[$n.plain]}" "${RES[$n.vfs]}") |"
     done
+fi
+if [ -n "$STEPS_OUT" ]; then
+    echo
+    echo "$STEPS_OUT"
+    echo "(bound: plain total / (create + plain write + close): the best ratio a mount with that create and close could reach)"
 fi
 echo "(close() of the 10,000-image ann.json returned after ${RES[coco.close]} s; best of $ROUNDS rounds$([ "$FRESH" = 1 ] && echo ", FRESH=1"); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg))"
