@@ -7,7 +7,9 @@
  * eng_model_node) and a dense layer to the categories train on the tape.
  * The taps offered are the block boundaries between the stride-16 tap and
  * the embedding, so a search can fine-tune anything from the last 1x1
- * convolution alone to the whole last stage.
+ * convolution alone to the whole last stage, and then the network's input
+ * (after its normalisation): the whole network on the tape, whose "maps"
+ * are the augmented pixels themselves.
  *
  * Copies of an image: 0 the image, 1 its mirror, 2.. random resized crops
  * (35-100 % of the area, aspect 3/4..4/3) mirrored half the time with
@@ -33,24 +35,21 @@
 
 #define FT_CACHE_TAG "ft2"
 #define FT_SCORE_BATCH 16
-#define FT_MAX_CHAIN 96
+#define FT_MAX_CHAIN (CLS_FT_MAX_NODES + 32)
 #define FT_LP_ITERS 300
 
 /* ---- the tail in the graph ---- */
 
 /* Walks from the embedding back along first inputs while the tape can
- * record the nodes, stopping at the stride-16 tap. chain[0] is the
- * embedding, chain[k] the input of chain[k - 1]; chain[n] is where the walk
- * stopped (a possible tap). Returns n. */
+ * record the nodes: down to the input's normalisation on the Lite
+ * backbones. chain[0] is the embedding, chain[k] the input of chain[k - 1];
+ * chain[n] is where the walk stopped (a possible tap). Returns n. */
 static int ft_chain(const eng_backbone *bb, const char **chain, eng_node_desc *desc)
 {
     const eng_model *m = eng_backbone_model(bb);
-    const char *stop = eng_backbone_field(bb, "taps.stride16");
     const char *cur = eng_backbone_get_info(bb)->embedding;
     int n = 0;
     while (cur && n < FT_MAX_CHAIN - 1) {
-        if (stop && strcmp(cur, stop) == 0)
-            break;
         eng_node_desc nd;
         if (eng_model_node(m, cur, &nd, NULL) != ENG_OK || nd.kind == ENG_NODE_OTHER)
             break;
@@ -109,6 +108,7 @@ int cls_ft_taps(const eng_backbone *bb, int size, const char **taps, double *tai
     if (n < 1 || desc[0].kind != ENG_NODE_CONV)
         return 0; /* the embedding must be a convolution */
     const char *stop = eng_backbone_field(bb, "taps.stride16");
+    int s16 = stop ? chain_find(chain, n, stop) : -1;
     double top = tail_gflop ? gflop_to(bb, chain[0], size) : 0;
     for (int j = 1; j <= n && nt < max; j++) {
         int ok = 1;
@@ -116,9 +116,11 @@ int cls_ft_taps(const eng_backbone *bb, int size, const char **taps, double *tai
             ok = act_ok(desc[k].act);
         if (!ok)
             break;
+        /* block boundaries down to the stride-16 tap, then only the input */
         eng_node_desc td = {0};
         eng_model_node(eng_backbone_model(bb), chain[j], &td, NULL);
-        int boundary = j == 1 || td.kind == ENG_NODE_ADD || (stop && !strcmp(chain[j], stop));
+        int boundary = s16 < 0 || j <= s16 ? j == 1 || td.kind == ENG_NODE_ADD || j == s16
+                                           : j == n && n <= CLS_FT_MAX_NODES;
         if (!boundary || !valid_cut(chain, desc, j))
             continue;
         if (tail_gflop)

@@ -63,7 +63,7 @@ double cls_log_loss(const double *p, const int *y, int m, int k);
  * depthwise convolutions and residual adds up to the embedding node, rebuilt
  * from the graph) trains on the tape, followed by global average pooling and
  * a dense layer to ncat. */
-#define CLS_FT_MAX_NODES 64
+#define CLS_FT_MAX_NODES 96
 #define CLS_FT_MAX_TAPS 8
 
 typedef struct cls_ft_node {
@@ -100,7 +100,9 @@ typedef struct cls_ft_opts {
 
 /* Taps the tail may start from, shallowest first (the input of the
  * embedding convolution, then each block boundary down to the stride-16
- * tap); names borrowed from bb. Returns how many (0: bb cannot be
+ * tap, then the network's input after its normalisation when the tape can
+ * record everything above it: the whole network); names borrowed from bb.
+ * Returns how many (0: bb cannot be
  * fine-tuned). tail_gflop[i] (may be NULL) gets the tail's forward GFLOP
  * per image at size. */
 int cls_ft_taps(const eng_backbone *bb, int size, const char **taps, double *tail_gflop, int max);

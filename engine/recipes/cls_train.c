@@ -1609,7 +1609,16 @@ static eng_status stage_finetune(trainer *t, char *note, size_t cap)
         snprintf(note, cap, "fine-tuning skipped: %d training images", t->n);
         return ENG_OK;
     }
-    int cand[2] = {0, ntap > 1 ? ntap - 1 : -1}, ks[2], ncand = 0;
+    /* the shallowest cut and the stride-16 one. cls_ft_taps also offers
+     * the whole network (its last tap on the Lite backbones): measured as a
+     * third candidate, it cost 2-4x the stage's CPU and never won
+     * (docs/training.md, "The whole network on the tape") */
+    const char *s16 = eng_backbone_field(bbof(t, bb), "taps.stride16");
+    int deep = ntap - 1;
+    for (int k = 0; k < ntap; k++)
+        if (s16 && strcmp(taps[k], s16) == 0)
+            deep = k;
+    int cand[2] = {0, deep > 0 ? deep : -1}, ks[2], ncand = 0;
     for (int q = 0; q < 2; q++)
         if (cand[q] >= 0)
             ks[ncand++] = cand[q];

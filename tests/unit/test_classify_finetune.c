@@ -2,8 +2,9 @@
  * (cls_finetune.c) on the installed EfficientNet-Lite0 with images this
  * test draws (three categories: stripes, discs, checkerboards, randomly
  * placed and scaled). Checks: the taps offered run from the embedding
- * convolution's input to the stride-16 tap; the tail rebuilt on the tape
- * from the deepest one computes what the runtime computes; maps have the
+ * convolution's input to the stride-16 tap, then the network's input; the
+ * tail rebuilt on the tape from the stride-16 tap and from the input
+ * computes what the runtime computes; maps have the
  * tap's shape and come back identical from the cache; augmented copies
  * differ from the image and are reproducible; fine-tuning lowers the
  * training loss, fits the training images and moves the pretrained
@@ -84,6 +85,60 @@ static void draw(int c, unsigned *s, unsigned char *rgb)
         }
 }
 
+/* The tail from tap, rebuilt on the tape, computes what the runtime
+ * computes for the image at path: with the dense layer reading the three
+ * embedding channels that the runtime finds largest as the three logits,
+ * softmax of those must come out. */
+static void tail_matches_runtime(const eng_backbone *bb, const char *tap, const char *path)
+{
+    eng_diag d = {{0}};
+    cls_ft s;
+    int h = 0, w = 0, cin = 0;
+    CHECK_EQUAL(cls_ft_init(&s, bb, tap, NCAT, &d), ENG_OK);
+    CHECK_EQUAL(cls_ft_map_shape(bb, tap, 224, &h, &w, &cin, &d), ENG_OK);
+    float *map = malloc(sizeof(float) * h * w * cin), p[NCAT];
+    CHECK_EQUAL(cls_ft_maps(bb, tap, &path, 1, 0, 0, 224, NULL, 1, map, &d), ENG_OK);
+    eng_image *im = NULL;
+    int64_t idim[4] = {1, 224, 224, 3};
+    eng_tensor *in = eng_tensor_new(ENG_F32, 4, idim), *out = NULL;
+    const char *emb = eng_backbone_get_info(bb)->embedding;
+    CHECK_EQUAL(eng_image_decode_file(path, 224, &im, &d), ENG_OK);
+    CHECK_EQUAL(eng_image_to_tensor(im, NULL, 0, 224, 224, eng_backbone_get_info(bb)->pixels,
+                                    eng_f32(in), &d),
+                ENG_OK);
+    CHECK_EQUAL(eng_model_run(eng_backbone_model(bb), in, &emb, 1, &out, NULL, &d), ENG_OK);
+    int hw = (int)(out->dim[1] * out->dim[2]);
+    double *pooled = calloc(1280, sizeof *pooled);
+    for (int i = 0; i < hw; i++)
+        for (int c = 0; c < 1280; c++)
+            pooled[c] += eng_f32(out)[(size_t)i * 1280 + c] / hw;
+    int top[NCAT] = {-1, -1, -1};
+    for (int k = 0; k < NCAT; k++)
+        for (int c = 0; c < 1280; c++)
+            if ((k == 0 || (c != top[0] && c != top[1])) &&
+                (top[k] < 0 || pooled[c] > pooled[top[k]]))
+                top[k] = c;
+    for (int k = 0; k < NCAT; k++)
+        s.hw[top[k] * NCAT + k] = 1;
+    CHECK_EQUAL(cls_ft_probs(&s, map, 1, h, w, 1, p, &d), ENG_OK);
+    double z = 0;
+    for (int k = 0; k < NCAT; k++)
+        z += exp(pooled[top[k]] - pooled[top[0]]);
+    CHECK(pooled[top[0]] > pooled[top[2]] + 0.01);
+    for (int k = 0; k < NCAT; k++) {
+        double want = exp(pooled[top[k]] - pooled[top[0]]) / z;
+        printf("from %s: channel %d: pooled %.4f, softmax runtime %.6f tape %.6f\n", tap, top[k],
+               pooled[top[k]], want, p[k]);
+        CHECK(fabs(want - p[k]) < 1e-4);
+    }
+    free(pooled);
+    free(map);
+    eng_image_free(im);
+    eng_tensor_free(in);
+    eng_tensor_free(out);
+    cls_ft_free(&s);
+}
+
 static char dir[] = "/tmp/test_classify_finetune.XXXXXX";
 
 int main(void)
@@ -111,18 +166,25 @@ int main(void)
     }
     free(rgb);
 
-    /* the taps: the embedding convolution's input first, the stride-16 tap last */
+    /* the taps: the embedding convolution's input first, then block
+     * boundaries down to the stride-16 tap, and last the network's input
+     * (the whole network, fed the normalised pixels) */
     const char *taps[CLS_FT_MAX_TAPS];
     double gf[CLS_FT_MAX_TAPS];
     int ntap = cls_ft_taps(bb, 224, taps, gf, CLS_FT_MAX_TAPS);
-    CHECK(ntap >= 3);
-    if (ntap < 3)
+    CHECK(ntap >= 4);
+    if (ntap < 4)
         return check_report("test_classify_finetune");
     CHECK(strcmp(taps[0], eng_backbone_field(bb, "taps.stride32")) == 0);
-    CHECK(strcmp(taps[ntap - 1], eng_backbone_field(bb, "taps.stride16")) == 0);
+    CHECK(strcmp(taps[ntap - 2], eng_backbone_field(bb, "taps.stride16")) == 0);
     for (int i = 1; i < ntap; i++)
         CHECK(gf[i] > gf[i - 1] && gf[i - 1] > 0);
-    const char *tap = taps[ntap - 1];
+    const char *tap = taps[ntap - 2], *whole = taps[ntap - 1];
+    {
+        int wh = 0, ww = 0, wc = 0;
+        CHECK_EQUAL(cls_ft_map_shape(bb, whole, 224, &wh, &ww, &wc, &d), ENG_OK);
+        CHECK(wh == 224 && ww == 224 && wc == 3);
+    }
 
     /* maps at the deepest tap */
     int h = 0, w = 0, cin = 0;
@@ -152,56 +214,16 @@ int main(void)
     for (int i = 0; i < 3 * N; i++)
         y2[i] = y[i % N];
 
-    /* the tail as rebuilt on the tape computes what the runtime computes:
-     * with the dense layer reading the three embedding channels that the
-     * runtime finds largest as the three logits, softmax of those must
-     * come out */
+    /* the tail as rebuilt on the tape computes what the runtime computes,
+     * from the stride-16 tap and from the input (the whole network) */
+    tail_matches_runtime(bb, tap, paths[0]);
+    tail_matches_runtime(bb, whole, paths[0]);
     cls_ft s, s2;
     CHECK_EQUAL(cls_ft_init(&s, bb, tap, NCAT, &d), ENG_OK);
     CHECK_EQUAL(s.cin, cin);
     CHECK_EQUAL(s.cout, 1280);
     CHECK(s.nnodes >= 10);
     float *p = malloc(sizeof(float) * 3 * N * NCAT), *q = malloc(sizeof(float) * 3 * N * NCAT);
-    {
-        eng_image *im = NULL;
-        int64_t idim[4] = {1, 224, 224, 3};
-        eng_tensor *in = eng_tensor_new(ENG_F32, 4, idim), *out = NULL;
-        const char *emb = eng_backbone_get_info(bb)->embedding;
-        CHECK_EQUAL(eng_image_decode_file(paths[0], 224, &im, &d), ENG_OK);
-        CHECK_EQUAL(eng_image_to_tensor(im, NULL, 0, 224, 224, eng_backbone_get_info(bb)->pixels,
-                                        eng_f32(in), &d),
-                    ENG_OK);
-        CHECK_EQUAL(eng_model_run(eng_backbone_model(bb), in, &emb, 1, &out, NULL, &d), ENG_OK);
-        int hw = (int)(out->dim[1] * out->dim[2]);
-        double *pooled = calloc(1280, sizeof *pooled);
-        for (int i = 0; i < hw; i++)
-            for (int c = 0; c < 1280; c++)
-                pooled[c] += eng_f32(out)[(size_t)i * 1280 + c] / hw;
-        int top[NCAT] = {-1, -1, -1};
-        for (int k = 0; k < NCAT; k++)
-            for (int c = 0; c < 1280; c++)
-                if ((k == 0 || (c != top[0] && c != top[1])) &&
-                    (top[k] < 0 || pooled[c] > pooled[top[k]]))
-                    top[k] = c;
-        for (int k = 0; k < NCAT; k++)
-            s.hw[top[k] * NCAT + k] = 1;
-        CHECK_EQUAL(cls_ft_probs(&s, maps, 1, h, w, 1, p, &d), ENG_OK);
-        double z = 0;
-        for (int k = 0; k < NCAT; k++)
-            z += exp(pooled[top[k]] - pooled[top[0]]);
-        CHECK(pooled[top[0]] > pooled[top[2]] + 0.01);
-        for (int k = 0; k < NCAT; k++) {
-            double want = exp(pooled[top[k]] - pooled[top[0]]) / z;
-            printf("channel %d: pooled %.4f, softmax runtime %.6f tape %.6f\n", top[k],
-                   pooled[top[k]], want, p[k]);
-            CHECK(fabs(want - p[k]) < 1e-4);
-        }
-        free(pooled);
-        eng_image_free(im);
-        eng_tensor_free(in);
-        eng_tensor_free(out);
-        memset(s.hw, 0, sizeof(float) * s.cout * NCAT);
-    }
 
     /* training lowers the loss and fits the training images */
     cls_ft_opts o = {.epochs = 6,
