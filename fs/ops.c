@@ -674,10 +674,13 @@ static void *vfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
      * in from its O_TMPFILE, so it keeps the number it had while open. */
     cfg->use_ino = 1;
     cfg->kernel_cache = 0;
-    if (conn->capable & FUSE_CAP_SPLICE_WRITE)
-        conn->want |= FUSE_CAP_SPLICE_WRITE;
-    if (conn->capable & FUSE_CAP_SPLICE_MOVE)
-        conn->want |= FUSE_CAP_SPLICE_MOVE;
+    /* no splice for replies: when libfuse 3.14's splice of a read reply into
+     * /dev/fuse fails ("fuse: splice from pipe: Invalid argument", seen once
+     * on kernel 6.18 while test_datasets_urls read a status file) it drops
+     * the request unanswered and the reader waits forever. Without
+     * FUSE_CAP_SPLICE_WRITE it copies the file's bytes into memory and
+     * writes the reply, which cannot be lost that way. */
+    conn->want &= ~(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
     if (conn->capable & FUSE_CAP_SPLICE_READ)
         conn->want |= FUSE_CAP_SPLICE_READ;
     if (conn->capable & FUSE_CAP_READDIRPLUS)
