@@ -677,9 +677,9 @@ static void *vfs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
     /* no splice for replies: when libfuse 3.14's splice of a read reply into
      * /dev/fuse fails ("fuse: splice from pipe: Invalid argument", seen once
      * on kernel 6.18 while test_datasets_urls read a status file) it drops
-     * the request unanswered and the reader waits forever. Without
-     * FUSE_CAP_SPLICE_WRITE it copies the file's bytes into memory and
-     * writes the reply, which cannot be lost that way. */
+     * the request unanswered and the reader waits forever. Reads are
+     * answered from memory (vfs_read's pread) and written, which cannot be
+     * lost that way. */
     conn->want &= ~(FUSE_CAP_SPLICE_WRITE | FUSE_CAP_SPLICE_MOVE);
     if (conn->capable & FUSE_CAP_SPLICE_READ)
         conn->want |= FUSE_CAP_SPLICE_READ;
@@ -1594,35 +1594,6 @@ static int vfs_read(const char *path, char *buf, size_t size, off_t off, struct 
     return n < 0 ? -errno : (int)n;
 }
 
-static int vfs_read_buf(const char *path, struct fuse_bufvec **bufp, size_t size, off_t off,
-                        struct fuse_file_info *fi)
-{
-    fs_fh *fh = get_fh(fi);
-    if (!fh)
-        return -EBADF;
-    struct fuse_bufvec *v = malloc(sizeof *v);
-    if (!v)
-        return -ENOMEM;
-    if (fh->readme) {
-        char *mem = malloc(size ? size : 1);
-        if (!mem) {
-            free(v);
-            return -ENOMEM;
-        }
-        int n = vfs_read(path, mem, size, off, fi);
-        *v = FUSE_BUFVEC_INIT((size_t)n);
-        v->buf[0].mem = mem;
-        *bufp = v;
-        return 0;
-    }
-    *v = FUSE_BUFVEC_INIT(size);
-    v->buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
-    v->buf[0].fd = fh->fd;
-    v->buf[0].pos = off;
-    *bufp = v;
-    return 0;
-}
-
 static int vfs_write_buf(const char *path, struct fuse_bufvec *src, off_t off,
                          struct fuse_file_info *fi)
 {
@@ -1908,7 +1879,6 @@ static const struct fuse_operations ops = {
     .create = vfs_create,
     .open = vfs_open,
     .read = vfs_read,
-    .read_buf = vfs_read_buf,
     .write = vfs_write,
     .write_buf = vfs_write_buf,
     .flush = vfs_flush,
