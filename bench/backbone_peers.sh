@@ -14,7 +14,16 @@
 #    REPS runs per network, pinned with taskset (1 thread: CPU 0; 2 threads:
 #    CPUs 0,1); the table takes the median over rounds;
 # 4. images/s per runtime, the engine's ratio to each peer at the same thread
-#    count and batch, and each runtime's 2-thread/1-thread scaling.
+#    count and batch, and each runtime's 2-thread/1-thread scaling;
+# 5. the ceiling: each round also measures one thread's FMA peak (AVX2 and
+#    AVX-512, bench_backbone --peak-only, on the CPU the 1-thread runs use),
+#    and at batch 1, 1 thread the summary prints each runtime's GFLOP/s (the
+#    network's FLOPs as the engine counts them, over its CPU time) as a share
+#    of that peak, and the fastest any fp32 runtime could be against each
+#    peer: the peer's CPU time over the network's FLOPs at the peak. Below
+#    1.2 there, the goal is beyond what this CPU can do in fp32 with the same
+#    arithmetic (depthwise and element-wise ops never reach the peak, so the
+#    true ceiling is lower still).
 #
 # Usage: bench/backbone_peers.sh [BUILD_DIR]   (default: build)
 #   env REPS (7), ROUNDS (3), PHOTO (a real photo; default: the clothing
@@ -80,6 +89,7 @@ for r in $(seq "$rounds"); do
     for b in ${BATCHES:-1 8}; do
         for t in ${THREADS:-1 2}; do
             echo "# round $r batch $b threads $t (load $(cut -d' ' -f1 /proc/loadavg))" >&2
+            [ "$t" = 1 ] && [ "$b" = 1 ] && $(pin 1) "$bin" --peak-only >> "$tmp/runs.jsonl"
             $(pin $t) "$bin" --reps "$reps" --threads "$t" --batch "$b" --no-peak "${cases[@]}" |
                 grep '"runtime"' >> "$tmp/runs.jsonl"
             for p in ort litert; do
@@ -99,7 +109,11 @@ fi
 "$py" - "$tmp" "$reps" "$rounds" "$load0" "$load1" <<'EOF'
 import json, os, statistics, sys
 tmp, reps, rounds, load0, load1 = sys.argv[1:6]
-runs = [json.loads(l) for l in open(os.path.join(tmp, "runs.jsonl")) if l.startswith("{")]
+lines = [json.loads(l) for l in open(os.path.join(tmp, "runs.jsonl")) if l.startswith("{")]
+runs = [x for x in lines if "runtime" in x]
+peaks = [max(x.get("fma_peak_gflops_1t", 0), x.get("fma512_peak_gflops_1t", 0))
+         for x in lines if "fma_peak_gflops_1t" in x]
+gflop = {f"{x['model']}-{x['case']}-{x['size']}": x["gflop"] for x in runs if x["runtime"] == "engine"}
 med, cpu = {}, {}
 for x in runs:
     k = (x["runtime"], f"{x['model']}-{x['case']}-{x['size']}", x["batch"], x["threads"])
@@ -150,6 +164,24 @@ for (name, t), v in sorted(worst.items()):
     lo = min(v)
     print(f"batch 1, {t} thread(s): engine / {name} lowest {lo[0]:.2f} ({lo[1]}); goal 1.20: "
           f"{'met' if lo[0] >= 1.2 else 'not met'}")
+if peaks and (1, 1) in {(k[2], k[3]) for k in cp}:
+    pk = max(peaks)
+    print(f"the ceiling, batch 1, 1 thread: FMA peak of one thread {pk:.1f} GFLOP/s (highest of the "
+          f"rounds' {', '.join(f'{v:.1f}' for v in peaks)}); GFLOP/s = the network's GFLOP per image "
+          "over each runtime's CPU time;\nat peak: the ratio an fp32 runtime running every FLOP at the "
+          "peak would reach over the peer")
+    print(f"{'network':<32}{'GFLOP':>7}{'engine':>8}{'ort':>8}{'litert':>8}"
+          f"{'% peak e/o/l':>15}{'at peak x ort':>14}{'x litert':>9}")
+    for n in nets:
+        c = [cp.get((r, n, 1, 1)) for r in ("engine", "onnxruntime", "litert")]
+        if n not in gflop or None in c:
+            continue
+        g = gflop[n]
+        rate = [g / (v / 1000) for v in c]
+        floor_ms = g / pk * 1000
+        print(f"{n:<32}{g:7.3f}" + "".join(f(v, 8) for v in rate) +
+              f"{'/'.join(f'{100 * v / pk:.0f}' for v in rate):>15}"
+              f"{f(c[1] / floor_ms, 14, 2)}{f(c[2] / floor_ms, 9, 2)}")
 p = os.path.join(tmp, "prof.jsonl")
 if os.path.exists(p):
     prof = [json.loads(l) for l in open(p) if l.startswith("{")]

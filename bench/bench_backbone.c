@@ -8,11 +8,12 @@
  *
  * Usage: bench_backbone [--reps N] [--profile] [--rss] [--only SIZE]
  *                       [--threads T] [--batch B] [--case NAME]... [--no-peak]
- *                       [--export DIR --image PHOTO]
+ *                       [--peak-only] [--export DIR --image PHOTO]
  *   --rss: run only the detector at 512 with batch 8 and print peak RSS.
  *   --threads / --batch / --case: only that thread count / batch size /
  *   network (NAME as the export names it, e.g. centernet-backbone-512;
- *   repeatable). --no-peak: skip measuring the FMA peak.
+ *   repeatable). --no-peak: skip measuring the FMA peak. --peak-only: only
+ *   measure it (one thread, thread CPU time) and exit.
  *   --export: instead of timing, write for every network the bare graph as
  *   DIR/NAME.onnx (eng_model_emit_onnx: input "image" NCHW [N,3,S,S] in the
  *   backbone's pixel range, the network's outputs NCHW), the photo's pixels
@@ -305,6 +306,15 @@ int main(int argc, char **argv)
     const char *export_dir = NULL, *photo = NULL, *want[8];
     int n_want = 0, no_peak = 0;
     for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--peak-only")) {
+            /* the ceiling bench/backbone_peers.sh holds every runtime to,
+             * measured in the same run as they are timed */
+            printf("{\"fma_peak_gflops_1t\":%.1f}\n", fma_peak_gflops());
+            __builtin_cpu_init();
+            if (__builtin_cpu_supports("avx512f") && !getenv("VFS_NO_AVX512"))
+                printf("{\"fma512_peak_gflops_1t\":%.1f}\n", fma512_peak_gflops());
+            return 0;
+        }
         if (!strcmp(argv[i], "--reps") && i + 1 < argc)
             reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--profile"))
@@ -328,7 +338,8 @@ int main(int argc, char **argv)
         else {
             fprintf(stderr,
                     "usage: %s [--reps N] [--profile] [--rss] [--only SIZE] [--threads T] "
-                    "[--batch B] [--case NAME]... [--no-peak] [--export DIR --image PHOTO]\n",
+                    "[--batch B] [--case NAME]... [--no-peak] [--peak-only] "
+                    "[--export DIR --image PHOTO]\n",
                     argv[0]);
             return 2;
         }
