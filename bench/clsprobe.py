@@ -34,6 +34,16 @@ C = 512; the power is 1 (--power takes the first value).
 (power 0.5) and each added to the two embeddings (power 1), against the two
 embeddings alone; logistic regression at C = 32 and 8192.
 
+--augment: more augmented copies of each training image for the linear
+head (Lite0 + Lite2 at their own sizes, power 1): the originals alone,
+with their mirror, and with the mirror plus 1, 4 or 8 crops (side 60-90 %
+of the image, aspect jittered, random place, half of them mirrored: the
+distribution of the search's seeded crop, cls_aug_crop; here crop j takes
+the same region of every image). Augmented rows weigh as much as the
+originals, the centring is on the originals; logistic regression at C =
+512 and 8192, and the best C of the grid per cell (hindsight, an upper
+bound).
+
 Needs numpy and scikit-learn: it makes its own venv outside the tree
 (~/.cache/visionfs-clsprobe-venv) and re-runs itself there.
 """
@@ -246,6 +256,89 @@ def logit_sets(X, L, y, tr, te):
     return out
 
 
+def aug_crops(n, seed=7):
+    """n crop regions drawn as cls_aug_crop draws them: (x, y, w, h, flip)."""
+    import numpy as np
+    rng = np.random.RandomState(seed)
+    out = []
+    for _ in range(n):
+        u1, u2, u3, u4, u5 = rng.rand(5)
+        sw = 0.6 + 0.3 * u1
+        sh = min(0.95, max(0.55, sw * (0.85 + 0.3 * u2)))
+        out.append(((1 - sw) * u3, (1 - sh) * u4, sw, sh, u5 < 0.5))
+    return out
+
+
+def aug_features(tool, ds, paths, view, work, name, crop, flip):
+    """Features of the images in paths, cropped and/or mirrored."""
+    import numpy as np
+    bb, size = VIEWS[view]
+    out = os.path.join(work, "%s.aug.%s.%d.%s.f32" % (ds, bb, size, name))
+    if not os.path.exists(out):
+        cmd = [tool, "--backbone", os.path.join(backbones_root(), bb), "--list", paths,
+               "--out", out + ".tmp", "--size", str(size)]
+        if crop:
+            cmd += ["--crop", "%.4f,%.4f,%.4f,%.4f" % crop]
+        if flip:
+            cmd += ["--flip"]
+        subprocess.check_output(cmd, text=True)
+        os.rename(out + ".tmp", out)
+    x = np.fromfile(out, dtype=np.float32).astype(np.float64)
+    return x.reshape(sum(1 for _ in open(paths)), -1)
+
+
+AUG_SETS = {"originals": 0, "+ mirror": 1, "+ mirror + 1 crop": 2, "+ mirror + 4 crops": 5,
+            "+ mirror + 8 crops": 9}
+
+
+def augment_run(tool, ds, paths, rows, X, y, K, te, train, root, ks, seeds, work):
+    """Per k: test top-1 of each augmentation set, per C (see --augment)."""
+    import numpy as np
+    sys.path.insert(0, os.path.join(SHARED, "acceptance"))
+    from vfs import subset
+    row_of = {r[2]: i for i, r in enumerate(rows) if r[0] == "train"}
+    subs = {(k, s): [row_of[os.path.join(root, im["file_name"])] for im in subset(train, k, s)["images"]]
+            for k in ks for s in seeds}
+    used = sorted(set(i for v in subs.values() for i in v))
+    upaths = os.path.join(work, ds + ".augpaths")
+    with open(upaths, "w") as f:
+        f.write("".join(rows[i][2] + "\n" for i in used))
+    at = {i: j for j, i in enumerate(used)}
+    # augmentation a of view v: rows of `used`; a = 0 the originals
+    crops = aug_crops(8)
+    A = {}
+    for v in ("l0", "l2"):
+        A[(v, 0)] = X[v][used]
+        A[(v, 1)] = aug_features(tool, ds, upaths, v, work, "flip", None, True)
+        for j, c in enumerate(crops):
+            A[(v, 2 + j)] = aug_features(tool, ds, upaths, v, work, "crop%d" % j, c[:4], c[4])
+    res = {}
+    for k in ks:
+        for s in seeds:
+            idx = np.array([at[i] for i in subs[(k, s)]])
+            ytr = y[np.array(subs[(k, s)])]
+            for name, na in AUG_SETS.items():
+                za, zb = [], []
+                for v in ("l0", "l2"):
+                    orig = A[(v, 0)][idx]
+                    m = orig.mean(0)
+                    a = np.vstack([A[(v, j)][idx] for j in range(na + 1)]) - m
+                    b = X[v][te] - m
+                    za.append(a / (np.linalg.norm(a, axis=1, keepdims=True) + 1e-12))
+                    zb.append(b / (np.linalg.norm(b, axis=1, keepdims=True) + 1e-12))
+                za, zb = np.hstack(za) / np.sqrt(2), np.hstack(zb) / np.sqrt(2)
+                yy = np.tile(ytr, na + 1)
+                for C in C_GRID:
+                    acc = (lr_rowspace(za, yy, zb, C).argmax(1) == y[te]).mean()
+                    res.setdefault((k, name, C), []).append(acc)
+    for k in ks:
+        for name in AUG_SETS:
+            best = max(C_GRID, key=lambda C: np.mean(res[(k, name, C)]))
+            print("| %s | %d | %s | %.1f | %.1f | %.1f (C=%d) |" % (
+                ds, k, name, 100 * np.mean(res[(k, name, 512)]), 100 * np.mean(res[(k, name, 8192)]),
+                100 * np.mean(res[(k, name, best)]), best), flush=True)
+
+
 def main():
     ensure_numpy()
     import json, numpy as np
@@ -259,12 +352,26 @@ def main():
     p.add_argument("--select", action="store_true")
     p.add_argument("--fusions", action="store_true")
     p.add_argument("--logits", action="store_true")
+    p.add_argument("--augment", action="store_true")
     a = p.parse_args()
     os.makedirs(a.work, exist_ok=True)
     sys.path.insert(0, os.path.join(SHARED, "acceptance"))
     from vfs import subset
     tool = os.path.join(a.build, "bench", "bench_features")
     seeds = [int(s) for s in a.seeds.split(",")]
+    if a.augment:
+        print("| dataset | k | training rows per image | C=512 | C=8192 | best C (hindsight) |")
+        print("|---|---|---|---|---|---|")
+        for ds in a.datasets.split(","):
+            paths, rows = listing(ds, a.work)
+            X = {v: features(tool, ds, paths, v, a.work) for v in ("l0", "l2")}
+            y = np.array([r[1] for r in rows])
+            te = np.array([i for i, r in enumerate(rows) if r[0] == "test"])
+            root = os.path.join(SHARED, "datasets", ds)
+            train = json.load(open(os.path.join(root, "train.json")))
+            augment_run(tool, ds, paths, rows, X, y, int(y.max()) + 1, te, train, root,
+                        [int(x) for x in a.k.split(",")], seeds, a.work)
+        return
     if a.select or a.fusions or a.logits:
         print("| dataset | k | power | %s | top-1 %% (mean of %d seeds) |"
               % ("head picked among" if a.select else "feature set", len(seeds)))
