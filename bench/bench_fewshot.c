@@ -136,7 +136,7 @@ static int run_multilabel(const eng_train_args *a, eng_backbone **bb, int nbb)
 
 int main(int argc, char **argv)
 {
-    bench_daemon_openmp(argv);
+    eng_openmp_passive(argv); /* the daemon's policy: what users run */
     const char *root = NULL, *train = NULL, *test = NULL, *bbs = "centernet,efficientnet-lite0";
     const char *cache = NULL, *save = NULL;
     double budget_min = 10;

@@ -163,7 +163,7 @@ static int detfit_here(void *ctx, eng_finetune_job *jobs, int njobs, const char 
 
 int main(int argc, char **argv)
 {
-    bench_daemon_openmp(argv);
+    eng_openmp_passive(argv); /* the daemon's policy: what users run */
     if (argc < 4) {
         fprintf(stderr, "usage: bench_fewshot_det ROOT TRAIN.json TEST.json [--cache DIR] "
                         "[--seed N] [--budget-min M] [--threads T] [--backbone DIR] "

@@ -15,22 +15,6 @@ static inline double wall(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* The daemon's OpenMP wait policy (fs/main.c, ensure_passive_openmp):
- * waiting threads sleep. libgomp's default spins at every barrier of the
- * training tape's many small loops; on the 2-core machine a warm
- * fine-tuning stage took 94.7 CPU s and 117 s wall that way against 35.1
- * CPU s and 48 s with the daemon's policy (both beside a CI run), so a
- * bench without it measures what users never run. libgomp reads the
- * variable when it loads: set it and re-execute, unless the caller chose a
- * policy. */
-static inline void bench_daemon_openmp(char **argv)
-{
-    if (getenv("OMP_WAIT_POLICY"))
-        return;
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    execv("/proc/self/exe", argv);
-}
-
 /* The whole file, NUL terminated (free()); NULL when it cannot be read. */
 static inline char *slurp(const char *path)
 {

@@ -7,6 +7,7 @@
  * loop gets enough threads for readers that wait on results. Worker threads
  * start in the init callback, after fuse_daemonize has forked. */
 #include "area.h"
+#include "engine.h"
 #include "http.h"
 #include "ops.h"
 #include "slurm.h"
@@ -97,19 +98,6 @@ static int live_mount_at(const char *mnt)
     struct stat a, b;
     snprintf(parent, sizeof parent, "%s/..", mnt);
     return stat(mnt, &a) == 0 && stat(parent, &b) == 0 && a.st_dev != b.st_dev;
-}
-
-/* libgomp reads OMP_WAIT_POLICY once, when it loads: its default spins at
- * every barrier, which on a busy machine made 2-thread engine runs up to 10x
- * slower (docs/engine.md). Jobs here share cores with the FUSE threads, so
- * waiting threads must sleep: set it and re-exec before anything starts. */
-static void ensure_passive_openmp(char **argv)
-{
-    if (getenv("OMP_WAIT_POLICY"))
-        return;
-    setenv("OMP_WAIT_POLICY", "passive", 1);
-    execv("/proc/self/exe", argv);
-    /* exec failed: run on with the default policy */
 }
 
 /* 1 when the comma-separated option list has the option name. */
@@ -349,7 +337,7 @@ static int mount_and_serve(struct fuse_args *args, const struct fuse_cmdline_opt
 
 int main(int argc, char **argv)
 {
-    ensure_passive_openmp(argv);
+    eng_openmp_passive(argv); /* jobs here share cores with the FUSE threads */
     char store[PATH_MAX] = "";
     char **fargv = calloc((size_t)argc + 3, sizeof *fargv);
     if (!fargv)

@@ -25,6 +25,7 @@
 #include "pool.h"
 
 #include "core.h"
+#include "runtime.h"
 
 #include <immintrin.h>
 #include <limits.h>
@@ -300,4 +301,12 @@ void rt_parallel_for(int nt, int64_t n, int64_t grain, rt_for_fn fn, void *ctx)
             sched_yield(); /* a worker inside a chunk lost its core */
     }
     atomic_store(&P.owner, 0);
+}
+
+void eng_openmp_passive(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY"))
+        return;
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv);
 }

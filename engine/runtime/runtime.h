@@ -47,6 +47,17 @@ typedef struct eng_run_opts {
     eng_run_profile *profile;
 } eng_run_opts;
 
+/* For a program that runs the engine (the daemon, the benches): makes
+ * libgomp's waiting threads sleep instead of spinning. libgomp reads
+ * OMP_WAIT_POLICY once, when it loads, and its default spins at every
+ * barrier: on a busy machine that made 2-thread runs up to 10x slower, and a
+ * warm fine-tuning stage (the tape's many small loops) took 94.7 CPU s
+ * against 35.1 (docs/engine.md, docs/training.md). Unless the caller chose
+ * a policy, it sets OMP_WAIT_POLICY=passive and re-executes the program
+ * (/proc/self/exe with argv), so call it first in main. If the exec fails
+ * the program runs on with libgomp's default. */
+void eng_openmp_passive(char **argv);
+
 /* Loads a tfjs graph model. Weight shards named by the manifest are resolved
  * relative to the folder of model_json_path and concatenated in manifest
  * order. On success *out is a new model, free with eng_model_free. Errors:
