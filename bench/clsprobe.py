@@ -44,6 +44,12 @@ originals, the centring is on the originals; logistic regression at C =
 512 and 8192, and the best C of the grid per cell (hindsight, an upper
 bound).
 
+--compare "SET;SET;...": feature sets (views separated by spaces, e.g.
+"l0 l2;l0 l1 l2") side by side, logistic regression at C = 512 and the
+best C of the grid per cell (hindsight), power 1. A view of a backbone
+that is not installed (l1, EfficientNet-Lite1 at 240 px) needs
+VISIONFS_BACKBONES pointing at a folder that holds it.
+
 Needs numpy and scikit-learn: it makes its own venv outside the tree
 (~/.cache/visionfs-clsprobe-venv) and re-runs itself there.
 """
@@ -56,6 +62,7 @@ VENV = os.path.expanduser("~/.cache/visionfs-clsprobe-venv")
 VIEWS = {  # short name: (backbone, input size)
     "cn": ("centernet", 320), "l0": ("efficientnet-lite0", 224), "l2": ("efficientnet-lite2", 260),
     "CN": ("centernet", 512), "L0": ("efficientnet-lite0", 352), "L2": ("efficientnet-lite2", 416),
+    "l1": ("efficientnet-lite1", 240),  # not installed by default: --compare only
 }
 SETS = ["l0", "l2", "l0 l2", "cn l0 l2", "L0 L2", "CN L0 L2", "l0 l2 L0 L2", "cn l0 l2 CN L0 L2"]
 
@@ -339,6 +346,31 @@ def augment_run(tool, ds, paths, rows, X, y, K, te, train, root, ks, seeds, work
                 100 * np.mean(res[(k, name, best)]), best), flush=True)
 
 
+def compare_run(X, y, te, train, root, rows, sets, ks, seeds, ds):
+    """Per k: test top-1 of each feature set, per C (see --compare)."""
+    import numpy as np
+    sys.path.insert(0, os.path.join(SHARED, "acceptance"))
+    from vfs import subset
+    row_of = {r[2]: i for i, r in enumerate(rows) if r[0] == "train"}
+    for k in ks:
+        res = {}
+        for s in seeds:
+            tr = np.array([row_of[os.path.join(root, im["file_name"])]
+                           for im in subset(train, k, s)["images"]])
+            for fs in sets:
+                vs = fs.split()
+                ztr, zte = prep([X[v][tr] for v in vs], [X[v][te] for v in vs], 1.0)
+                for C in C_GRID:
+                    acc = (lr_rowspace(ztr, y[tr], zte, C).argmax(1) == y[te]).mean()
+                    res.setdefault((fs, C), []).append(acc)
+        for fs in sets:
+            best = max(C_GRID, key=lambda C: np.mean(res[(fs, C)]))
+            names = " + ".join("%s@%d" % VIEWS[v] for v in fs.split())
+            print("| %s | %d | %s | %.1f | %.1f (C=%d) |" % (
+                ds, k, names, 100 * np.mean(res[(fs, 512)]), 100 * np.mean(res[(fs, best)]), best),
+                flush=True)
+
+
 def main():
     ensure_numpy()
     import json, numpy as np
@@ -353,12 +385,27 @@ def main():
     p.add_argument("--fusions", action="store_true")
     p.add_argument("--logits", action="store_true")
     p.add_argument("--augment", action="store_true")
+    p.add_argument("--compare", default="")
     a = p.parse_args()
     os.makedirs(a.work, exist_ok=True)
     sys.path.insert(0, os.path.join(SHARED, "acceptance"))
     from vfs import subset
     tool = os.path.join(a.build, "bench", "bench_features")
     seeds = [int(s) for s in a.seeds.split(",")]
+    if a.compare:
+        sets = [x.strip() for x in a.compare.split(";") if x.strip()]
+        print("| dataset | k | feature set | C=512 | best C (hindsight) |")
+        print("|---|---|---|---|---|")
+        for ds in a.datasets.split(","):
+            paths, rows = listing(ds, a.work)
+            X = {v: features(tool, ds, paths, v, a.work) for v in set(" ".join(sets).split())}
+            y = np.array([r[1] for r in rows])
+            te = np.array([i for i, r in enumerate(rows) if r[0] == "test"])
+            root = os.path.join(SHARED, "datasets", ds)
+            train = json.load(open(os.path.join(root, "train.json")))
+            compare_run(X, y, te, train, root, rows, sets, [int(x) for x in a.k.split(",")],
+                        seeds, ds)
+        return
     if a.augment:
         print("| dataset | k | training rows per image | C=512 | C=8192 | best C (hindsight) |")
         print("|---|---|---|---|---|---|")
