@@ -11,6 +11,9 @@
 #   a 10,000-image COCO file: from `cp ann.json` until `status` says ready,
 #     against the same work by a script on a plain folder (parse the JSON,
 #     stat every image, read every header)
+# plus, for the two cp rows, the CPU time each daemon spent serving the copy
+# (all its threads, from /proc; steadier than wall time on a shared machine,
+# and the figure that says how much work a daemon does per file),
 # and, first (before any delete), the steps of one photo's copy
 # (bench_filesteps: open O_CREAT|O_EXCL, one 300 KB write, close; 500 new
 # files, mean microseconds per step) on the plain folder, visionfs and
@@ -153,18 +156,31 @@ EOF
     sleep 2
 fi
 
-# time_cp SRC DST: seconds for cp -r SRC/. DST (DST made fresh)
+# dcpu PID: CPU time of every thread of PID so far, in clock ticks
+dcpu() {
+    local s=0 t
+    for t in /proc/"$1"/task/*/stat; do
+        s=$((s + $(awk '{print $14 + $15}' "$t" 2>/dev/null || echo 0)))
+    done
+    echo "$s"
+}
+TICK=$(getconf CLK_TCK)
+
+# time_cp SRC DST [PID]: seconds for cp -r SRC/. DST (DST made fresh); with
+# PID, the daemon's CPU milliseconds for it go to the file $W/cpu.last
 time_cp() {
-    local t0 t1
+    local t0 t1 c0=0
+    [ -n "${3:-}" ] && c0=$(dcpu "$3")
     t0=$(now)
     cp -r "$1/." "$2"
     t1=$(now)
+    [ -n "${3:-}" ] && echo $((($(dcpu "$3") - c0) * 1000 / TICK)) > "$W/cpu.last"
     el "$t0" "$t1"
 }
 
 declare -A RES
 for set in photos small; do
-    plain=() vfs=() pt=() base=()
+    plain=() vfs=() pt=() base=() vcpu=() pcpu=()
     for r in $(seq "$ROUNDS"); do
         d=$set
         if [ "$FRESH" = 1 ]; then
@@ -177,14 +193,16 @@ for set in photos small; do
         mkdir "$W/plain/$d"
         plain+=("$(time_cp "$W/src/$set" "$W/plain/$d")")
         mkdir "$MNT/datasets/$d"
-        vfs+=("$(time_cp "$W/src/$set" "$MNT/datasets/$d")")
+        vfs+=("$(time_cp "$W/src/$set" "$MNT/datasets/$d" "$PID")")
+        vcpu+=("$(cat "$W/cpu.last")")
         if [ -n "$BASE" ]; then
             mkdir "$BMNT/datasets/$d"
             base+=("$(time_cp "$W/src/$set" "$BMNT/datasets/$d")")
         fi
         if [ -n "$PTLL" ]; then
             mkdir "$PT/$d"
-            pt+=("$(time_cp "$W/src/$set" "$PT/$d")")
+            pt+=("$(time_cp "$W/src/$set" "$PT/$d" "$PTPID")")
+            pcpu+=("$(cat "$W/cpu.last")")
             [ "$FRESH" = 1 ] && { pt_stop; pt_start; }
         fi
     done
@@ -196,6 +214,8 @@ for set in photos small; do
     fi
     RES[$set.plain]=$(best "${plain[@]}")
     RES[$set.vfs]=$(best "${vfs[@]}")
+    RES[$set.vcpu]=$(best "${vcpu[@]}")
+    [ -n "$PTLL" ] && RES[$set.pcpu]=$(best "${pcpu[@]}")
     [ -n "$PTLL" ] && RES[$set.pt]=$(best "${pt[@]}")
     [ -n "$BASE" ] && RES[$set.base]=$(best "${base[@]}")
 done
@@ -264,6 +284,15 @@ row "cp -r 10,000 x 20 KB" small
 row "ls -l of 10,000 files" ls
 row "10,000-image COCO: cp ann.json until ready" coco
 echo
+if [ -n "$PTLL" ]; then
+    echo "| daemon CPU for the copy (ms, least of the rounds) | visionfs | passthrough_ll | ratio passthrough_ll/visionfs |"
+    echo "|---|---|---|---|"
+    for k in "cp -r 2,000 x 300 KB:photos" "cp -r 10,000 x 20 KB:small"; do
+        n=${k##*:}
+        echo "| ${k%:*} | ${RES[$n.vcpu]} | ${RES[$n.pcpu]} | $(ratio "${RES[$n.pcpu]}" "${RES[$n.vcpu]}") |"
+    done
+    echo
+fi
 if [ -n "$BASE" ]; then
     echo
     echo "same run, VFS_BASE=$BASE:"
