@@ -111,6 +111,16 @@ __attribute__((target("avx512f"))) static double fma512_peak_gflops(void)
     return (double)iters * 12 * 32 / ((t - t0) * 1e6);
 }
 
+/* The peaks as json lines: AVX2, and AVX-512 where the CPU has it and the
+ * engine may use it. */
+static void print_peaks(void)
+{
+    printf("{\"fma_peak_gflops_1t\":%.1f}\n", fma_peak_gflops());
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && !getenv("VFS_NO_AVX512"))
+        printf("{\"fma512_peak_gflops_1t\":%.1f}\n", fma512_peak_gflops());
+}
+
 typedef struct bench_case {
     const char *model; /* "centernet" or "efficientnet-lite0" */
     const char *name;
@@ -309,10 +319,7 @@ int main(int argc, char **argv)
         if (!strcmp(argv[i], "--peak-only")) {
             /* the ceiling bench/backbone_peers.sh holds every runtime to,
              * measured in the same run as they are timed */
-            printf("{\"fma_peak_gflops_1t\":%.1f}\n", fma_peak_gflops());
-            __builtin_cpu_init();
-            if (__builtin_cpu_supports("avx512f") && !getenv("VFS_NO_AVX512"))
-                printf("{\"fma512_peak_gflops_1t\":%.1f}\n", fma512_peak_gflops());
+            print_peaks();
             return 0;
         }
         if (!strcmp(argv[i], "--reps") && i + 1 < argc)
@@ -422,12 +429,8 @@ int main(int argc, char **argv)
         goto out;
     }
     printf("{\"load_ms\":%.1f}\n", load_ms);
-    if (!no_peak) {
-        printf("{\"fma_peak_gflops_1t\":%.1f}\n", fma_peak_gflops());
-        __builtin_cpu_init();
-        if (__builtin_cpu_supports("avx512f") && !getenv("VFS_NO_AVX512"))
-            printf("{\"fma512_peak_gflops_1t\":%.1f}\n", fma512_peak_gflops());
-    }
+    if (!no_peak)
+        print_peaks();
     fflush(stdout);
     for (int batch = 1; batch <= 8; batch *= 8)
         for (int threads = 1; threads <= 2; threads++)
