@@ -106,15 +106,20 @@ def backbones_root():
     return os.path.join(data, "visionfs", "backbones")
 
 
-def features(tool, ds, paths, view, work, tap=None):
+def features(tool, ds, paths, view, work, tap=None, aug=None, aug_args=()):
+    """Features of the images listed in paths, cached in work; aug names an
+    augmented copy made by aug_args (bench_features' --crop / --flip)."""
     import numpy as np
     bb, size = VIEWS[view]
-    out = os.path.join(work, "%s.%s.%d%s.f32" % (ds, bb, size, "." + tap if tap else ""))
+    if aug:
+        out = os.path.join(work, "%s.aug.%s.%d.%s.f32" % (ds, bb, size, aug))
+    else:
+        out = os.path.join(work, "%s.%s.%d%s.f32" % (ds, bb, size, "." + tap if tap else ""))
     if not os.path.exists(out):
         bbdir = os.path.join(backbones_root(), bb)
         dim = subprocess.check_output([tool, "--backbone", bbdir, "--list", paths, "--out",
                                        out + ".tmp", "--size", str(size)] +
-                                      (["--tap", tap] if tap else []), text=True)
+                                      (["--tap", tap] if tap else []) + list(aug_args), text=True)
         os.rename(out + ".tmp", out)
         print("  features %s %s@%d %s: dim %s" % (ds, bb, size, tap or "", dim.strip()),
               file=sys.stderr)
@@ -276,29 +281,11 @@ def aug_crops(n, seed=7):
     return out
 
 
-def aug_features(tool, ds, paths, view, work, name, crop, flip):
-    """Features of the images in paths, cropped and/or mirrored."""
-    import numpy as np
-    bb, size = VIEWS[view]
-    out = os.path.join(work, "%s.aug.%s.%d.%s.f32" % (ds, bb, size, name))
-    if not os.path.exists(out):
-        cmd = [tool, "--backbone", os.path.join(backbones_root(), bb), "--list", paths,
-               "--out", out + ".tmp", "--size", str(size)]
-        if crop:
-            cmd += ["--crop", "%.4f,%.4f,%.4f,%.4f" % crop]
-        if flip:
-            cmd += ["--flip"]
-        subprocess.check_output(cmd, text=True)
-        os.rename(out + ".tmp", out)
-    x = np.fromfile(out, dtype=np.float32).astype(np.float64)
-    return x.reshape(sum(1 for _ in open(paths)), -1)
-
-
 AUG_SETS = {"originals": 0, "+ mirror": 1, "+ mirror + 1 crop": 2, "+ mirror + 4 crops": 5,
             "+ mirror + 8 crops": 9}
 
 
-def augment_run(tool, ds, paths, rows, X, y, K, te, train, root, ks, seeds, work):
+def augment_run(tool, ds, rows, X, y, te, train, root, ks, seeds, work):
     """Per k: test top-1 of each augmentation set, per C (see --augment)."""
     import numpy as np
     sys.path.insert(0, os.path.join(SHARED, "acceptance"))
@@ -311,14 +298,19 @@ def augment_run(tool, ds, paths, rows, X, y, K, te, train, root, ks, seeds, work
     with open(upaths, "w") as f:
         f.write("".join(rows[i][2] + "\n" for i in used))
     at = {i: j for j, i in enumerate(used)}
+    # the cached copies hold these images only: name them by the list
+    import hashlib
+    listkey = hashlib.sha1("".join(rows[i][2] + "\n" for i in used).encode()).hexdigest()[:8]
     # augmentation a of view v: rows of `used`; a = 0 the originals
     crops = aug_crops(8)
     A = {}
     for v in ("l0", "l2"):
         A[(v, 0)] = X[v][used]
-        A[(v, 1)] = aug_features(tool, ds, upaths, v, work, "flip", None, True)
+        A[(v, 1)] = features(tool, ds, upaths, v, work, aug=listkey + ".flip", aug_args=["--flip"])
         for j, c in enumerate(crops):
-            A[(v, 2 + j)] = aug_features(tool, ds, upaths, v, work, "crop%d" % j, c[:4], c[4])
+            A[(v, 2 + j)] = features(tool, ds, upaths, v, work, aug="%s.crop%d" % (listkey, j),
+                                     aug_args=["--crop", "%.4f,%.4f,%.4f,%.4f" % c[:4]] +
+                                     (["--flip"] if c[4] else []))
     res = {}
     for k in ks:
         for s in seeds:
@@ -416,7 +408,7 @@ def main():
             te = np.array([i for i, r in enumerate(rows) if r[0] == "test"])
             root = os.path.join(SHARED, "datasets", ds)
             train = json.load(open(os.path.join(root, "train.json")))
-            augment_run(tool, ds, paths, rows, X, y, int(y.max()) + 1, te, train, root,
+            augment_run(tool, ds, rows, X, y, te, train, root,
                         [int(x) for x in a.k.split(",")], seeds, a.work)
         return
     if a.select or a.fusions or a.logits:
