@@ -311,17 +311,16 @@ static void few_images_keep_fusion(const char *cache)
         }
     }
     CHECK(ncat == 10 && k == 2 * ncat);
-    eng_train_args w = {.train = few,
-                        .ntrain = k,
-                        .categories = names,
-                        .ncat = ncat,
-                        .backbones = lite,
-                        .nbackbones = 2,
-                        .budget_seconds = 300,
-                        .threads = 2,
-                        .seed = 7,
-                        .cache_dir = cache};
-    w.hooks.log = log_cb;
+    eng_train_args w = base_args(lite, cache); /* as check 9, with these images */
+    w.train = few;
+    w.ntrain = k;
+    w.test = NULL; /* no test set: a held-out split picks the recipe */
+    w.ntest = 0;
+    w.test_name = NULL;
+    w.categories = names;
+    w.ncat = ncat;
+    w.nbackbones = 2;
+    w.budget_seconds = 300;
     eng_classifier *m = NULL;
     char *ev = NULL;
     nkept = 0;
