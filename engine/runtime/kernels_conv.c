@@ -19,7 +19,9 @@
  * all give bit-identical results. Depthwise convolution is memory-bound: AVX2 runs 16 channels x
  * 4 pixels per step, a row's 16-channel slices one after the other; AVX-512 runs 8 pixels x all
  * channels (16 at a time, masked tails) per block, so each block reads its input window once and
- * in order, and prefetches the rows the next output row needs when the map is larger than L2.
+ * in order (for 3x3 and 5x5 windows into registers, each input pixel loaded once per window row
+ * instead of once per tap), and prefetches the rows the next output row needs when the map is
+ * larger than L2.
  * Bounds checks only on border pixels; the same summation order everywhere (bit-identical).
  */
 #include "pool.h"
@@ -737,11 +739,13 @@ static void dw_row(const eng_conv_geom *g, const float *in_n, int row0, const fl
  * a 64-channel stride-2 map a cache line per pixel). Each output sums bias, then the taps
  * in (ky, kx) order skipping those outside the input: the same order as dw_span and dw_generic,
  * so results are bit-identical to them. When `checked`, taps are bounds-checked per pixel
- * (border pixels); otherwise every tap of the block is inside the input row. */
+ * (border pixels); otherwise every tap of the block is inside the input row. KS and SS, when
+ * KS > 0, are the window's width and stride as constants (the block then keeps its inputs in
+ * registers); KS 0 reads them from g. */
 static T512 inline __attribute__((always_inline)) void
-dw512_block(const int PX, const int checked, const eng_conv_geom *g, const float *in_n, int row0,
-            const float *filter, const float *bias, eng_act act, int ky0, int ky1, int iy0, int ox,
-            float *orow, int pf)
+dw512_block(const int PX, const int checked, const int KS, const int SS, const eng_conv_geom *g,
+            const float *in_n, int row0, const float *filter, const float *bias, eng_act act,
+            int ky0, int ky1, int iy0, int ox, float *orow, int pf)
 {
     const int C = g->cin, KW = g->kw, sw = g->sw;
     const int ix0 = ox * sw - g->pad_left;
@@ -765,7 +769,25 @@ dw512_block(const int PX, const int checked, const eng_conv_geom *g, const float
 #pragma GCC unroll 8
         for (int p = 0; p < PX; p++)
             acc[p] = b;
-        for (int ky = ky0; ky < ky1; ky++) {
+        for (int ky = ky0; ky < ky1 && KS && !checked; ky++) {
+            /* the block's input pixels of this row loaded once and shared by the taps that read
+             * them (a stride-1 3x3 block of 8 loads 10 inputs, not 24): the kernel is bound by
+             * loads, not FMAs, on CPUs that load one 512-bit vector per cycle (AMD Zen 4) */
+            const float *ip = in_n + ((int64_t)(iy0 + ky - row0) * g->iw + ix0) * C + c0;
+            const float *fr = filter + (size_t)ky * KW * C + c0;
+            __m512 x[(8 - 1) * 2 + 5];
+#pragma GCC unroll 19
+            for (int i = 0; i < (PX - 1) * SS + KS; i++)
+                x[i] = _mm512_maskz_loadu_ps(m, ip + (int64_t)i * C);
+#pragma GCC unroll 5
+            for (int kx = 0; kx < KS; kx++) {
+                const __m512 w = _mm512_maskz_loadu_ps(m, fr + (size_t)kx * C);
+#pragma GCC unroll 8
+                for (int p = 0; p < PX; p++)
+                    acc[p] = _mm512_fmadd_ps(x[p * SS + kx], w, acc[p]);
+            }
+        }
+        for (int ky = ky0; ky < ky1 && !(KS && !checked); ky++) {
             const float *ir = in_n + (int64_t)(iy0 + ky - row0) * g->iw * C + c0;
             const float *fr = filter + (size_t)ky * KW * C + c0;
             for (int kx = kxa; kx < kxb; kx++) {
@@ -791,8 +813,9 @@ dw512_block(const int PX, const int checked, const eng_conv_geom *g, const float
 
 /* one output row of a mult-1, dilation-1 depthwise convolution, AVX-512; in_n holds the input
  * rows from row0 on; pf: prefetch the rows the next output row adds */
-static T512 void dw512_row(const eng_conv_geom *g, const float *in_n, int row0, const float *filter,
-                           const float *bias, eng_act act, int oy, float *orow, int pf)
+static T512 inline __attribute__((always_inline)) void
+dw512_row_t(const int KS, const int SS, const eng_conv_geom *g, const float *in_n, int row0,
+            const float *filter, const float *bias, eng_act act, int oy, float *orow, int pf)
 {
     const int sw = g->sw, KW = g->kw;
     int ky0 = g->pad_top - oy * g->sh, ky1 = g->ih + g->pad_top - oy * g->sh;
@@ -808,22 +831,46 @@ static T512 void dw512_row(const eng_conv_geom *g, const float *in_n, int row0, 
     int ox = 0;
     while (ox < g->ow) {
         if (ox < ox_lo || ox > ox_hi) {
-            dw512_block(1, 1, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);
+            dw512_block(1, 1, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
+                        pf);
             ox++;
         } else if (ox + 7 <= ox_hi) {
-            dw512_block(8, 0, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);
+            dw512_block(8, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
+                        pf);
             ox += 8;
         } else if (ox + 3 <= ox_hi) {
-            dw512_block(4, 0, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);
+            dw512_block(4, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
+                        pf);
             ox += 4;
         } else if (ox + 1 <= ox_hi) {
-            dw512_block(2, 0, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);
+            dw512_block(2, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
+                        pf);
             ox += 2;
         } else {
-            dw512_block(1, 0, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);
+            dw512_block(1, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
+                        pf);
             ox++;
         }
     }
+}
+
+/* dw512_row_t with the kernel width and stride as constants for the shapes the backbones use
+ * (3x3 and 5x5, stride 1 and 2), so a block keeps its input pixels in registers; other shapes
+ * read each tap's input from memory */
+static T512 void dw512_row(const eng_conv_geom *g, const float *in_n, int row0, const float *filter,
+                           const float *bias, eng_act act, int oy, float *orow, int pf)
+{
+    const int k = g->kw, s = g->sw;
+    if (k == 3 && s == 1)
+        dw512_row_t(3, 1, g, in_n, row0, filter, bias, act, oy, orow, pf);
+    else if (k == 5 && s == 1)
+        dw512_row_t(5, 1, g, in_n, row0, filter, bias, act, oy, orow, pf);
+    else if (k == 3 && s == 2)
+        dw512_row_t(3, 2, g, in_n, row0, filter, bias, act, oy, orow, pf);
+    else if (k == 5 && s == 2)
+        dw512_row_t(5, 2, g, in_n, row0, filter, bias, act, oy, orow, pf);
+    else
+        dw512_row_t(0, 1, g, in_n, row0, filter, bias, act, oy, orow, pf);
 }
 
 static void dw_generic(const eng_conv_geom *g, const float *in, const float *filter,
