@@ -429,6 +429,17 @@ static int patch_rows(const eng_conv_geom *g, const float *in, int64_t m0, int R
     int64_t t = m0 / g->ow;
     int oy = (int)(t % g->oh), n = (int)(t / g->oh);
     const int64_t rowstep = (int64_t)g->iw * g->cin;
+    const int x0 = ox * g->sw - g->pad_left, y0 = oy * g->sh - g->pad_top;
+    if (left >= R && ox + R <= g->ow && x0 >= 0 &&
+        (ox + R - 1) * g->sw - g->pad_left + g->kw <= g->iw && y0 >= 0 && y0 + g->kh <= g->ih) {
+        /* the common case: R pixels of one output row, every window inside: one step apart */
+        const float *p0 = in + (((int64_t)n * g->ih + y0) * g->iw + x0) * g->cin;
+        const int64_t step = (int64_t)g->sw * g->cin;
+        for (int sg = 0; sg < g->kh; sg++)
+            for (int r = 0; r < R; r++)
+                ap[sg * MR512 + r] = p0 + sg * rowstep + r * step;
+        return 1;
+    }
     for (int r = 0; r < R; r++) {
         if (r > 0 && r < left && ++ox == g->ow) { /* the next pixel (no division per row) */
             ox = 0;
