@@ -1,6 +1,7 @@
 /* bench_conv.c: the convolution kernels alone, on the shapes of the
  * backbones (EfficientNet-Lite0 at 224 as it is; CenterNet at 512 its
- * channel counts at representative map sizes), one
+ * channel counts at representative map sizes; the 1x1 convolutions of
+ * CenterNet's detector head at 512, as "cn-head"), one
  * thread: CPU ms per call and GFLOP/s for each 1x1 and depthwise shape, and
  * the sum per network, so that a kernel change is measured without the
  * rest of the graph. Run it twice, once with VFS_NO_AVX512=1, to compare
@@ -65,6 +66,15 @@ static const shape SHAPES[] = {
     {"centernet", 1, 32, 528, 528, 3, 1, 2},
     {"centernet", 1, 32, 528, 528, 5, 2, 1},
     {"centernet", 1, 16, 720, 720, 5, 1, 2},
+    /* CenterNet's detector at 512: its head's 1x1 convolutions (the upsampling path's and the
+     * output layers; depthwise ones as the backbone's) */
+    {"cn-head", 0, 128, 128, 80, 1, 1, 1},
+    {"cn-head", 0, 128, 128, 4, 1, 1, 1},
+    {"cn-head", 0, 128, 72, 18, 1, 1, 1},
+    {"cn-head", 0, 128, 18, 64, 1, 1, 1},
+    {"cn-head", 0, 64, 192, 64, 1, 1, 2},
+    {"cn-head", 0, 32, 256, 96, 1, 1, 2},
+    {"cn-head", 0, 16, 480, 128, 1, 1, 2},
     /* EfficientNet-Lite0 at 224 */
     {"lite0", 0, 224, 3, 32, 3, 2, 1},
     {"lite0", 0, 112, 32, 16, 1, 1, 1},
@@ -208,7 +218,8 @@ int main(int argc, char **argv)
     }
     if (only && !strcmp(only, "fused"))
         return bench_fused(reps);
-    double tot_ms[2][3] = {{0}}, tot_fl[2][3] = {{0}};
+    static const char *const NETS[] = {"centernet", "lite0", "cn-head"};
+    double tot_ms[3][3] = {{0}}, tot_fl[3][3] = {{0}};
     for (size_t i = 0; i < sizeof SHAPES / sizeof SHAPES[0]; i++) {
         const shape *s = &SHAPES[i];
         const char *kind = s->dw ? "dw" : s->k > 1 ? "stem" : "1x1";
@@ -244,17 +255,17 @@ int main(int argc, char **argv)
         double fl = 2.0 * nout * s->k * s->k * (s->dw ? 1 : s->cin);
         printf("%-9s %-4s %3dx%-3d %4d->%-4d k%d s%d  %8.3f ms  %6.1f GFLOP/s  x%d\n", s->net, kind,
                s->hw, s->hw, s->cin, s->cout, s->k, s->s, best, fl / (best * 1e6), s->count);
-        int net = strcmp(s->net, "lite0") == 0;
+        int net = strcmp(s->net, "lite0") == 0 ? 1 : strcmp(s->net, "cn-head") == 0 ? 2 : 0;
         int ki = s->dw ? 1 : s->k > 1 ? 2 : 0;
         tot_ms[net][ki] += best * s->count;
         tot_fl[net][ki] += fl * s->count;
         eng_conv_packed_free(p);
         free(in), free(f), free(b), free(out);
     }
-    for (int net = 0; net < 2; net++)
+    for (int net = 0; net < 3; net++)
         for (int ki = 0; ki < 3; ki++)
             if (tot_ms[net][ki] > 0)
-                printf("total %-9s %-4s %8.3f ms  %6.1f GFLOP/s\n", net ? "lite0" : "centernet",
+                printf("total %-9s %-4s %8.3f ms  %6.1f GFLOP/s\n", NETS[net],
                        (const char *[]){"1x1", "dw", "stem"}[ki], tot_ms[net][ki],
                        tot_fl[net][ki] / (tot_ms[net][ki] * 1e6));
     return 0;
