@@ -72,6 +72,11 @@ typedef struct ds_entry {
     struct ds_entry *next;
     char name[72];
     int dirty, busy, removed;
+    /* images_idle: the last verification found no annotation file of any format and nothing
+     * but images changed since, so an image added cannot change the status (a copy of the
+     * images before their annotation file would otherwise rescan the growing folder every
+     * DEBOUNCE_S); other_change: something else changed during the current verification */
+    int images_idle, other_change;
     double due;
     double last_run;
     ds_parsed *ann;    /* newest good parse (ref) */
@@ -280,11 +285,16 @@ static ds_entry *entry_live(const char *name)
     return e;
 }
 
-/* Marks name for verification: at once, or debounced. */
-static void mark_dirty(const char *name, int at_once)
+/* Marks name for verification: at once, or debounced. image: the change is an image added,
+ * which needs none while the dataset has no annotation file (images_idle). */
+static void mark_dirty_as(const char *name, int at_once, int image)
 {
     pthread_mutex_lock(&ds_lock);
     ds_entry *e = entry_live(name);
+    if (e && image && e->images_idle)
+        e = NULL; /* nothing to check an image against */
+    if (e && !image)
+        e->images_idle = 0, e->other_change = 1;
     if (e) {
         double t = fs_now();
         double due = at_once ? t : e->last_run + DEBOUNCE_S;
@@ -300,6 +310,9 @@ static void mark_dirty(const char *name, int at_once)
     }
     pthread_mutex_unlock(&ds_lock);
 }
+
+/* A change of dataset name: verify it again after DEBOUNCE_S, or at once. */
+static void mark_dirty(const char *name, int at_once) { mark_dirty_as(name, at_once, 0); }
 
 /* ---- helpers ---- */
 
@@ -1107,6 +1120,7 @@ static void *verifier_main(void *arg)
         ds_entry *e = pick;
         e->dirty = 0;
         e->busy = 1;
+        e->other_change = 0;
         char name[72], refused[512], refused_file[256];
         time_t refused_at = e->refused_at;
         snprintf(name, sizeof name, "%s", e->name);
@@ -1137,6 +1151,7 @@ static void *verifier_main(void *arg)
         e->n_found = out.n_found;
         e->state = out.state;
         e->detection = out.detection;
+        e->images_idle = out.state == FS_DS_EMPTY && !out.ann && !e->other_change;
         snprintf(e->line, sizeof e->line, "%s", out.line);
         if (out.ann && e->ann != out.ann) {
             /* the verifier parsed a file the hooks had not: keep it */
@@ -1374,7 +1389,7 @@ static void ds_committed(const char *rel)
 {
     char name[72];
     const char *rest = split_rel(rel, name, sizeof name);
-    mark_dirty(name, is_annotation(rest) || *rest == '\0');
+    mark_dirty_as(name, is_annotation(rest) || *rest == '\0', fs_ds_is_image_name(rest));
     if (strcmp(rest, "dataset.json") == 0) {
         char path[FS_PATH_MAX];
         if (fs_store_path(path, sizeof path, AREA, rel) == 0)

@@ -55,7 +55,7 @@ static int ends_ci(const char *s, const char *suffix)
     return a > b && strcasecmp(s + a - b, suffix) == 0;
 }
 
-static int is_image_name(const char *n)
+int fs_ds_is_image_name(const char *n)
 {
     static const char *const ext[] = {".jpg",  ".jpeg", ".png", ".gif",  ".bmp",
                                       ".webp", ".ico",  ".tif", ".tiff", ".mpo"};
@@ -164,7 +164,7 @@ static void walk(walker *w, int dfd, const char *rel, int depth, int in_labels)
             push(s, &s->xml, &s->n_xml, &s->cap_xml, path);
         else if (in_labels && ends_ci(nm, ".txt") && !rank)
             push(s, &s->labels, &s->n_labels, &s->cap_labels, path);
-        else if (w->with_images && is_image_name(nm))
+        else if (w->with_images && fs_ds_is_image_name(nm))
             push(s, &s->images, &s->n_images, &s->cap_images, path);
     }
     closedir(d);

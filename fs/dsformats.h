@@ -44,6 +44,9 @@ typedef struct fs_ds_scan {
  * generated status files and export); images are listed only with
  * with_images (a COCO dataset does not need them). 0, or -ENOMEM. */
 int fs_ds_scan_dir(int dfd, int with_images, fs_ds_scan *out);
+
+/* 1 when file name n has an image's extension (.jpg, .png, ... any case). */
+int fs_ds_is_image_name(const char *n);
 void fs_ds_scan_free(fs_ds_scan *s);
 
 /* The displayed size of the image at rel (0 when unknown): 0 or -1. */

@@ -94,6 +94,23 @@ check_eq "images only: still empty" "empty" "$(cat "$MNT/datasets/ifirst/status"
 cp "$EXP/annotations.json" "$MNT/datasets/ifirst/"
 check "images first: ready" wait_status "$MNT/datasets/ifirst/status" "ready: 6 images" 10
 
+# images in two copies while the dataset has no annotation file (the second
+# lands after the verifier found none: nothing to check it against, so no
+# scan), then the file: every image counted
+mkdir -p "$MNT/datasets/twice/images"
+cp -r "$EXP/images/cats" "$MNT/datasets/twice/images/"
+check "two copies: empty after the first" wait_status "$MNT/datasets/twice/status" "empty" 10
+sleep 1
+cp -r "$EXP/images/dogs" "$MNT/datasets/twice/images/"
+sleep 1
+check_eq "two copies: still empty" "empty" "$(cat "$MNT/datasets/twice/status")"
+cp "$EXP/annotations.json" "$MNT/datasets/twice/"
+check "two copies: ready with both" wait_status "$MNT/datasets/twice/status" "ready: 6 images" 10
+rm "$MNT/datasets/twice/images/dogs/d1.bmp"
+check "two copies: an image removed after" wait_status "$MNT/datasets/twice/status" "incomplete: 1 images missing" 10
+cp "$EXP/images/dogs/d1.bmp" "$MNT/datasets/twice/images/dogs/"
+check "two copies: and copied again" wait_status "$MNT/datasets/twice/status" "ready: 6 images" 10
+
 # cp -r of the whole folder makes the dataset (cp's own mkdir)
 check "cp -r export datasets/NAME" cp -r "$EXP" "$MNT/datasets/whole"
 check "cp -r whole: ready" wait_status "$MNT/datasets/whole/status" "ready: 6 images" 10
