@@ -287,13 +287,18 @@ row "cp -r 10,000 x 20 KB" small
 row "ls -l of 10,000 files" ls
 row "10,000-image COCO: cp ann.json until ready" coco
 echo
-if [ -n "$PTLL" ]; then
-    echo "| daemon CPU for the copy (ms, least of the rounds) | visionfs | passthrough_ll | ratio passthrough_ll/visionfs |"
+# cpu_table NAME KEY: the daemons' CPU for the two copies, the other daemon's
+# (RES[set.KEY]) against visionfs's
+cpu_table() {
+    echo "| daemon CPU for the copy (ms, least of the rounds) | visionfs | $1 | ratio $1/visionfs |"
     echo "|---|---|---|---|"
     for k in "cp -r 2,000 x 300 KB:photos" "cp -r 10,000 x 20 KB:small"; do
         n=${k##*:}
-        echo "| ${k%:*} | ${RES[$n.vcpu]} | ${RES[$n.pcpu]} | $(ratio "${RES[$n.pcpu]}" "${RES[$n.vcpu]}") |"
+        echo "| ${k%:*} | ${RES[$n.vcpu]} | ${RES[$n.$2]} | $(ratio "${RES[$n.$2]}" "${RES[$n.vcpu]}") |"
     done
+}
+if [ -n "$PTLL" ]; then
+    cpu_table passthrough_ll pcpu
     echo
 fi
 if [ -n "$BASE" ]; then
@@ -306,12 +311,7 @@ if [ -n "$BASE" ]; then
         echo "| ${k%:*} | ${RES[$n.plain]} | ${RES[$n.base]} | $(ratio "${RES[$n.plain]}" "${RES[$n.base]}") | $(ratio "${RES[$n.plain]}" "${RES[$n.vfs]}") |"
     done
     echo
-    echo "| daemon CPU for the copy (ms, least of the rounds) | base | visionfs | ratio base/visionfs |"
-    echo "|---|---|---|---|"
-    for k in "cp -r 2,000 x 300 KB:photos" "cp -r 10,000 x 20 KB:small"; do
-        n=${k##*:}
-        echo "| ${k%:*} | ${RES[$n.bcpu]} | ${RES[$n.vcpu]} | $(ratio "${RES[$n.bcpu]}" "${RES[$n.vcpu]}") |"
-    done
+    cpu_table base bcpu
 fi
 if [ -n "$STEPS_OUT" ]; then
     echo
