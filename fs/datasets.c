@@ -293,8 +293,10 @@ static void mark_dirty_as(const char *name, int at_once, int image)
     ds_entry *e = entry_live(name);
     if (e && image && e->images_idle)
         e = NULL; /* nothing to check an image against */
-    if (e && !image)
-        e->images_idle = 0, e->other_change = 1;
+    if (e && !image) {
+        e->images_idle = 0;
+        e->other_change = 1;
+    }
     if (e) {
         double t = fs_now();
         double due = at_once ? t : e->last_run + DEBOUNCE_S;
