@@ -281,6 +281,15 @@ def aug_crops(n, seed=7):
     return out
 
 
+def subset_rows(rows, root, train, k, seed):
+    """Row indices (into rows) of the training images of the acceptance
+    subset k, seed of train (the COCO dict of root/train.json)."""
+    sys.path.insert(0, os.path.join(SHARED, "acceptance"))
+    from vfs import subset
+    row_of = {r[2]: i for i, r in enumerate(rows) if r[0] == "train"}
+    return [row_of[os.path.join(root, im["file_name"])] for im in subset(train, k, seed)["images"]]
+
+
 AUG_SETS = {"originals": 0, "+ mirror": 1, "+ mirror + 1 crop": 2, "+ mirror + 4 crops": 5,
             "+ mirror + 8 crops": 9}
 
@@ -288,11 +297,7 @@ AUG_SETS = {"originals": 0, "+ mirror": 1, "+ mirror + 1 crop": 2, "+ mirror + 4
 def augment_run(tool, ds, rows, X, y, te, train, root, ks, seeds, work):
     """Per k: test top-1 of each augmentation set, per C (see --augment)."""
     import numpy as np
-    sys.path.insert(0, os.path.join(SHARED, "acceptance"))
-    from vfs import subset
-    row_of = {r[2]: i for i, r in enumerate(rows) if r[0] == "train"}
-    subs = {(k, s): [row_of[os.path.join(root, im["file_name"])] for im in subset(train, k, s)["images"]]
-            for k in ks for s in seeds}
+    subs = {(k, s): subset_rows(rows, root, train, k, s) for k in ks for s in seeds}
     used = sorted(set(i for v in subs.values() for i in v))
     upaths = os.path.join(work, ds + ".augpaths")
     with open(upaths, "w") as f:
@@ -341,14 +346,10 @@ def augment_run(tool, ds, rows, X, y, te, train, root, ks, seeds, work):
 def compare_run(X, y, te, train, root, rows, sets, ks, seeds, ds):
     """Per k: test top-1 of each feature set, per C (see --compare)."""
     import numpy as np
-    sys.path.insert(0, os.path.join(SHARED, "acceptance"))
-    from vfs import subset
-    row_of = {r[2]: i for i, r in enumerate(rows) if r[0] == "train"}
     for k in ks:
         res = {}
         for s in seeds:
-            tr = np.array([row_of[os.path.join(root, im["file_name"])]
-                           for im in subset(train, k, s)["images"]])
+            tr = np.array(subset_rows(rows, root, train, k, s))
             for fs in sets:
                 vs = fs.split()
                 ztr, zte = prep([X[v][tr] for v in vs], [X[v][te] for v in vs], 1.0)
@@ -380,8 +381,6 @@ def main():
     p.add_argument("--compare", default="")
     a = p.parse_args()
     os.makedirs(a.work, exist_ok=True)
-    sys.path.insert(0, os.path.join(SHARED, "acceptance"))
-    from vfs import subset
     tool = os.path.join(a.build, "bench", "bench_features")
     seeds = [int(s) for s in a.seeds.split(",")]
     if a.compare:
@@ -425,15 +424,13 @@ def main():
             if a.logits else {}
         y = np.array([r[1] for r in rows])
         K = int(y.max()) + 1
-        row_of = {r[2]: i for i, r in enumerate(rows) if r[0] == "train"}
         te = np.array([i for i, r in enumerate(rows) if r[0] == "test"])
         train = json.load(open(os.path.join(SHARED, "datasets", ds, "train.json")))
         root = os.path.join(SHARED, "datasets", ds)
         for k in [int(x) for x in a.k.split(",")]:
             acc = {}
             for seed in seeds:
-                sub = subset(train, k, seed)
-                tr = np.array([row_of[os.path.join(root, im["file_name"])] for im in sub["images"]])
+                tr = np.array(subset_rows(rows, root, train, k, seed))
                 if a.select:
                     for pw in [float(x) for x in a.power.split(",")]:
                         for r, v in select(X, y, tr, te, K, pw, seed).items():
