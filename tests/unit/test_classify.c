@@ -7,6 +7,7 @@
  * bad arguments. Skips (77) only when the backbone is not installed; an
  * installed one that does not open fails. */
 #include "check.h"
+#include "coco.h"
 #include "test_backbone_dir.h"
 #include "engine.h"
 
@@ -271,44 +272,33 @@ static void few_images_keep_fusion(const char *cache)
         eng_backbone_free(lite[1]);
         return;
     }
-    cJSON *coco = cJSON_ParseWithLength((const char *)js, (size_t)n);
+    coco_dataset *coco = NULL;
+    coco_diag cd = {0};
+    CHECK(coco_dataset_parse((const char *)js, (size_t)n, NULL, &coco, &cd) == COCO_OK);
     free(js);
-    const cJSON *cs = cJSON_GetObjectItem(coco, "categories");
-    int ncat = cJSON_GetArraySize(cs);
+    int ncat = coco ? (int)coco_dataset_category_count(coco) : 0;
     if (ncat > 16)
         ncat = 16; /* clothing has 10: the check below says so */
     const char *names[16];
-    int ids[16], taken[16] = {0}, k = 0;
+    int taken[16] = {0}, k = 0;
     eng_sample few[32];
     char *paths[32];
-    for (int c = 0; c < ncat; c++) {
-        const cJSON *cat = cJSON_GetArrayItem(cs, c);
-        names[c] = cJSON_GetObjectItem(cat, "name")->valuestring;
-        ids[c] = cJSON_GetObjectItem(cat, "id")->valueint;
-    }
-    const cJSON *a;
-    cJSON_ArrayForEach(a, cJSON_GetObjectItem(coco, "annotations"))
-    {
-        int cid = cJSON_GetObjectItem(a, "category_id")->valueint;
-        int iid = cJSON_GetObjectItem(a, "image_id")->valueint;
-        int c = 0;
-        while (c < ncat && ids[c] != cid)
-            c++;
-        if (c == ncat || taken[c] == 2 || k == 32)
+    for (int c = 0; c < ncat; c++)
+        names[c] = coco_dataset_category(coco, (size_t)c)->name;
+    /* the first two images of each category, in annotation order */
+    size_t na = coco ? coco_dataset_annotation_count(coco) : 0;
+    for (size_t i = 0; i < na && k < 32; i++) {
+        const coco_annotation *an = coco_dataset_annotation(coco, i);
+        long c = coco_dataset_find_category(coco, an->category_id);
+        long im = coco_dataset_find_image(coco, an->image_id);
+        if (c < 0 || c >= ncat || im < 0 || taken[c] == 2)
             continue;
-        const cJSON *im;
-        cJSON_ArrayForEach(im, cJSON_GetObjectItem(coco, "images"))
-        {
-            if (cJSON_GetObjectItem(im, "id")->valueint != iid)
-                continue;
-            paths[k] = malloc(4200);
-            snprintf(paths[k], 4200, "%s/datasets/clothing/%s", VFS_SHARED_DIR,
-                     cJSON_GetObjectItem(im, "file_name")->valuestring);
-            few[k] = (eng_sample){.path = paths[k], .label = c, .id = iid};
-            k++;
-            taken[c]++;
-            break;
-        }
+        paths[k] = malloc(4200);
+        snprintf(paths[k], 4200, "%s/datasets/clothing/%s", VFS_SHARED_DIR,
+                 coco_dataset_image(coco, (size_t)im)->file_name);
+        few[k] = (eng_sample){.path = paths[k], .label = (int)c, .id = (int)an->image_id};
+        k++;
+        taken[c]++;
     }
     CHECK(ncat == 10 && k == 2 * ncat);
     eng_train_args w = base_args(lite, cache); /* as check 9, with these images */
@@ -346,7 +336,7 @@ static void few_images_keep_fusion(const char *cache)
     free(ev);
     for (int i = 0; i < k; i++)
         free(paths[i]);
-    cJSON_Delete(coco);
+    coco_dataset_free(coco);
     eng_backbone_free(lite[0]);
     eng_backbone_free(lite[1]);
 }
