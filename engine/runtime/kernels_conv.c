@@ -760,6 +760,7 @@ dw512_block(const int PX, const int checked, const int KS, const int SS, const e
 {
     const int C = g->cin, KW = g->kw, sw = g->sw;
     const int ix0 = ox * sw - g->pad_left;
+    const int in_regs = KS && !checked; /* inputs held in registers (below) */
     /* the taps inside the input row (all of them unless checked) */
     const int kxa = checked && ix0 < 0 ? -ix0 : 0;
     const int kxb = checked && ix0 + KW > g->iw ? g->iw - ix0 : KW;
@@ -780,7 +781,7 @@ dw512_block(const int PX, const int checked, const int KS, const int SS, const e
 #pragma GCC unroll 8
         for (int p = 0; p < PX; p++)
             acc[p] = b;
-        for (int ky = ky0; ky < ky1 && KS && !checked; ky++) {
+        for (int ky = ky0; ky < ky1 && in_regs; ky++) {
             /* the block's input pixels of this row loaded once and shared by the taps that read
              * them (a stride-1 3x3 block of 8 loads 10 inputs, not 24): the kernel is bound by
              * loads, not FMAs, on CPUs that load one 512-bit vector per cycle (AMD Zen 4) */
@@ -798,7 +799,7 @@ dw512_block(const int PX, const int checked, const int KS, const int SS, const e
                     acc[p] = _mm512_fmadd_ps(x[p * SS + kx], w, acc[p]);
             }
         }
-        for (int ky = ky0; ky < ky1 && !(KS && !checked); ky++) {
+        for (int ky = ky0; ky < ky1 && !in_regs; ky++) {
             const float *ir = in_n + (int64_t)(iy0 + ky - row0) * g->iw * C + c0;
             const float *fr = filter + (size_t)ky * KW * C + c0;
             for (int kx = kxa; kx < kxb; kx++) {
