@@ -51,7 +51,9 @@ typedef struct fs_area {
     /* A written file is complete at tmp_path and is about to become rel.
      * Return 0 to commit, or -errno (usually -EINVAL) to refuse: the temp is
      * discarded and close() returns the error. Write a reason into why.
-     * tmp_path is NULL when validate_reads said the file is not read. */
+     * tmp_path is NULL when validate_reads said the file is not read: the
+     * name alone is judged, with no other effect (ops.c also asks so at a
+     * first close before any write, see writer_hold_name). */
     int (*validate_write)(const char *rel, const char *tmp_path, char *why, size_t why_len);
     /* rel was committed (a written file renamed into place, or something
      * moved or created there). */

@@ -167,6 +167,10 @@ typedef struct fs_fh {
     unsigned gen;        /* bumped when rename moves path/rel (names_lock) */
     atomic_int moved;    /* renamed while open: close gives it the new name */
     atomic_int touched;  /* truncated by path or fd: close() commits, as for a write */
+    int created;         /* no file had the name at open (see writer_hold_name) */
+    int held;            /* an empty file holds the name (writer_hold_name), */
+    ino_t held_ino;      /* this inode */
+    dev_t held_dev;      /* on this device */
     int result;          /* what flush returns once finished */
     char why[512];       /* the area's reason when validate_write refused it */
     struct fs_fh *next;
@@ -522,6 +526,31 @@ static void writer_drop(fs_fh *fh)
     fh->tmp[0] = '\0';
 }
 
+/* Removes the empty file that held a writer's name (writer_hold_name) if
+ * it is still there under the writer's name: a refused write leaves
+ * nothing. Called with names_lock held exclusive. */
+static void writer_unhold(fs_fh *fh)
+{
+    char dst[FS_PATH_MAX];
+    struct stat st;
+    if (fh->held && !atomic_load(&fh->unlinked) &&
+        fs_store_path(dst, sizeof dst, fh->area->name, fh->rel) == 0 && lstat(dst, &st) == 0 &&
+        st.st_ino == fh->held_ino && st.st_dev == fh->held_dev && st.st_size == 0)
+        unlink(dst);
+    fh->held = 0;
+}
+
+/* Gives up a writer that commits nothing: its temp, its place among the
+ * open writers and the empty file holding its name. */
+static void writer_abandon(fs_fh *fh)
+{
+    writer_drop(fh);
+    pthread_rwlock_wrlock(&names_lock);
+    pending_remove(fh);
+    writer_unhold(fh);
+    pthread_rwlock_unlock(&names_lock);
+}
+
 /* Gives the writer's file the name dst, replacing what is there. */
 static int writer_place(fs_fh *fh, const char *dst)
 {
@@ -570,21 +599,15 @@ static int writer_commit(fs_fh *fh)
         pthread_rwlock_unlock(&names_lock);
         if (unlinked) {
             /* removed while open, as POSIX has it: the data goes with the name */
-            writer_drop(fh);
-            pthread_rwlock_rdlock(&names_lock);
-            pending_remove(fh);
-            pthread_rwlock_unlock(&names_lock);
+            writer_abandon(fh);
             fh->discarded = 1;
             fh->result = 0;
             return 0;
         }
         if (fh->failed) {
-            writer_drop(fh);
+            writer_abandon(fh);
             fh->discarded = 1;
             fh->result = fh->failed;
-            pthread_rwlock_rdlock(&names_lock);
-            pending_remove(fh);
-            pthread_rwlock_unlock(&names_lock);
             fs_log("write of \"%s\" refused: %s", path, strerror(-fh->failed));
             if (fh->area->write_failed)
                 fh->area->write_failed(rel, -fh->failed);
@@ -602,12 +625,9 @@ static int writer_commit(fs_fh *fh)
             if (rc == 0)
                 rc = fh->area->validate_write(rel, fh->tmp[0] ? fh->tmp : NULL, why, sizeof why);
             if (rc < 0) {
-                writer_drop(fh);
+                writer_abandon(fh);
                 fh->discarded = 1;
                 fh->result = rc;
-                pthread_rwlock_rdlock(&names_lock);
-                pending_remove(fh);
-                pthread_rwlock_unlock(&names_lock);
                 fs_log("write of \"%s\" refused: %s", path, why[0] ? why : strerror(-rc));
                 snprintf(fh->why, sizeof fh->why, "%s", why);
                 return rc;
@@ -626,7 +646,7 @@ static int writer_commit(fs_fh *fh)
         pending_remove(fh);
         pthread_rwlock_unlock(&names_lock);
         if (rc) {
-            writer_drop(fh);
+            writer_abandon(fh);
             fh->discarded = 1;
             fh->result = rc;
             return rc;
@@ -637,6 +657,55 @@ static int writer_commit(fs_fh *fh)
             fh->area->committed(rel);
         return 0;
     }
+}
+
+/* A new file closed before anything was written to it (touch, `: > f`, or
+ * a shell's `> f`, which closes its first fd before the command writes
+ * through the dup, so that close cannot commit): a plain folder lists it
+ * from that close, but the commit waits for RELEASE, which the kernel
+ * sends after close() has returned. Meanwhile an empty file with the
+ * writer's owner and mode holds the name, when the area judges the file by
+ * its name alone (an image, not an annotation file or train.json, whose
+ * empty content would be refused); the commit replaces it, a refusal
+ * removes it. The area's committed hook runs at the commit only. Called
+ * with fh->lock held. */
+static void writer_hold_name(fs_fh *fh)
+{
+    const fs_area *a = fh->area;
+    if (!fh->created || fh->held || fh->committed || fh->discarded)
+        return;
+    pthread_rwlock_rdlock(&names_lock); /* a rename replaces fh->rel */
+    unsigned gen = fh->gen;
+    char rel[FS_PATH_MAX];
+    snprintf(rel, sizeof rel, "%s", fh->rel);
+    pthread_rwlock_unlock(&names_lock);
+    char why[256];
+    if (a->validate_write && (!a->validate_reads || a->validate_reads(rel) ||
+                              a->validate_write(rel, NULL, why, sizeof why) != 0))
+        return; /* judged by content, or refused by name (the commit says so) */
+    struct stat tmp;
+    if (fstat(fh->fd, &tmp) != 0 || tmp.st_size != 0)
+        return;
+    char dst[FS_PATH_MAX];
+    pthread_rwlock_rdlock(&names_lock);
+    if (fh->gen == gen && !atomic_load(&fh->unlinked) &&
+        fs_store_path(dst, sizeof dst, a->name, rel) == 0) {
+        int fd = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        struct stat st;
+        if (fd >= 0) {
+            /* owner first: chown clears the set-user-ID and set-group-ID bits */
+            if ((geteuid() != 0 || fchown(fd, tmp.st_uid, tmp.st_gid) == 0) &&
+                fchmod(fd, tmp.st_mode & 07777) == 0 && fstat(fd, &st) == 0) {
+                fh->held = 1;
+                fh->held_ino = st.st_ino;
+                fh->held_dev = st.st_dev;
+            } else {
+                unlink(dst);
+            }
+            close(fd);
+        }
+    }
+    pthread_rwlock_unlock(&names_lock);
 }
 
 /* ---- operations ---- */
@@ -701,7 +770,8 @@ static void vfs_destroy(void *data)
     fs_http_stop(); /* before the areas: no call may reach a stopped area */
     fs_areas_stop();
     /* handles the kernel never released: uncommitted writes are dropped
-     * (as after a crash), the rest closed */
+     * (as after a crash: an empty file holding a name stays), the rest
+     * closed */
     for (;;) {
         pthread_mutex_lock(&open_lock);
         fs_fh *fh = open_list;
@@ -1495,6 +1565,7 @@ static int open_writer(const char *path, const vpath *vp, struct fuse_file_info 
         }
     }
     fh->dirty = !exists || (fi->flags & O_TRUNC);
+    fh->created = !exists;
     pending_add(fh);
     fi->fh = (uint64_t)(uintptr_t)fh;
     fi->direct_io = 0;
@@ -1647,12 +1718,15 @@ static int vfs_flush(const char *path, struct fuse_file_info *fi)
     if (!fh || !fh->writer)
         return 0;
     pthread_mutex_lock(&fh->lock);
-    /* Not written to yet: this close is of a dup (a shell's `> f` opens,
-     * dups onto stdout and closes the original before writing). Commit at
-     * a later flush, or at release. */
-    int rc = fh->written || fh->failed || atomic_load(&fh->touched) || atomic_load(&fh->moved)
-                 ? writer_commit(fh)
-                 : 0;
+    /* Not written to yet: this close may be of a dup (a shell's `> f`
+     * opens, dups onto stdout and closes the original before writing).
+     * Commit at a later flush, or at release; a new file's name is held
+     * meanwhile. */
+    int rc = 0;
+    if (fh->written || fh->failed || atomic_load(&fh->touched) || atomic_load(&fh->moved))
+        rc = writer_commit(fh);
+    else
+        writer_hold_name(fh);
     pthread_mutex_unlock(&fh->lock);
     return rc;
 }
@@ -1667,12 +1741,8 @@ static int vfs_release(const char *path, struct fuse_file_info *fi)
         pthread_mutex_lock(&fh->lock);
         if (fh->dirty || fh->failed || atomic_load(&fh->moved) || atomic_load(&fh->touched))
             writer_commit(fh);
-        if (!fh->committed && !fh->discarded) {
-            writer_drop(fh);
-            pthread_rwlock_rdlock(&names_lock);
-            pending_remove(fh);
-            pthread_rwlock_unlock(&names_lock);
-        }
+        if (!fh->committed && !fh->discarded)
+            writer_abandon(fh);
         pthread_mutex_unlock(&fh->lock);
     }
     fh_free(fh);

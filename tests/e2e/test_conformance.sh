@@ -69,6 +69,42 @@ fd = os.open(q, os.O_RDWR)
 say("truncate-path-of-open", lambda: os.truncate(q, 1))
 os.close(fd)
 say("size-after-close", lambda: os.stat(q).st_size)
+
+# an empty new file is listed from its close, as in a plain folder, even
+# while readers keep the daemon busy (its commit waits for RELEASE, which
+# the kernel sends after close() has returned)
+import threading
+stop = threading.Event()
+def hammer():
+    while not stop.is_set():
+        with open(q, "rb") as fh:
+            fh.read()
+open(q, "wb").write(os.urandom(200000))
+readers = [threading.Thread(target=hammer) for _ in range(3)]
+for t in readers:
+    t.start()
+missed = 0
+for i in range(1500):
+    n = "e%d.bin" % i
+    os.close(os.open(os.path.join(d, n), os.O_RDWR | os.O_CREAT, 0o644))
+    missed += n not in os.listdir(d)
+stop.set()
+for t in readers:
+    t.join()
+say("empty-new-listed-at-close", lambda: "missed %d of 1500" % missed)
+for i in range(1500):
+    os.unlink(os.path.join(d, "e%d.bin" % i))
+
+# the name held by an empty file goes again when the write through a dup
+# is refused: a refused write leaves nothing
+r = os.path.join(d, "r.bin")
+fd = os.open(r, os.O_WRONLY | os.O_CREAT, 0o644)
+fd2 = os.dup(fd)
+os.close(fd)
+say("held-listed", lambda: "r.bin" in os.listdir(d))
+say("held-write-too-far", lambda: os.pwrite(fd2, b"x", 1 << 40))
+say("held-close-refused", lambda: os.close(fd2))
+say("held-gone-after-refusal", lambda: os.stat(r).st_size)
 PY
 cat "$T/open.out"
 want() { check_eq "$1" "$1 $2" "$(grep "^$1 " "$T/open.out")"; }
@@ -96,6 +132,13 @@ want rmdir-with-open-new-file ENOTEMPTY
 want rmdir-after "ok "
 want truncate-path-of-open "ok "
 want size-after-close "ok 1"
+want empty-new-listed-at-close "ok missed 0 of 1500"
+want held-listed "ok True"
+want held-write-too-far EFBIG
+want held-close-refused EFBIG
+want held-gone-after-refusal ENOENT
+check_eq "a shell's > f (its first close before the write) leaves the whole file" abc \
+    "$(sh -c "printf abc > '$D/s.bin'" && cat "$D/s.bin")"
 check "no .fuse_hidden or temp name left in the store" \
     test -z "$(find "$STORE/datasets/c" -name '.fuse_hidden*' -o -name '*.tmp*')"
 rm -f "$D"/*
