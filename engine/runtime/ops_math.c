@@ -321,7 +321,8 @@ static eng_status unary_compute(const rt_node *n, const eng_tensor *const *in, e
 {
     (void)d;
     int64_t len = rt_numel(in[0]);
-    memcpy(out->data, in[0]->data, (size_t)len * 4);
+    if (out->data != in[0]->data) /* in place when the executor gave it the input (run.c) */
+        memcpy(out->data, in[0]->data, (size_t)len * 4);
     const char *s = n->op->name;
     if (!strcmp(s, "Relu"))
         eng_act_apply(eng_f32(out), len, ENG_ACT_RELU, c->threads);

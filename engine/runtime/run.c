@@ -543,8 +543,8 @@ static const char *profile_label(const rt_node *nd, const eng_tensor *const *in)
     return "depthwise other";
 }
 
-/* Allocates the outputs o of node nd for inputs in and computes them,
- * timed into the profile when the run keeps one. */
+/* Allocates the outputs o of node nd for inputs in (those not already
+ * there) and computes them, timed into the profile when the run keeps one. */
 static eng_status node_compute(const rt_node *nd, const eng_tensor **in, eng_tensor **o,
                                const eng_run_opts *opts, const rt_ctx *ctx, eng_diag *d)
 {
@@ -552,6 +552,8 @@ static eng_status node_compute(const rt_node *nd, const eng_tensor **in, eng_ten
     memset(shape, 0, sizeof shape);
     eng_status st = nd->op->infer(nd, in, shape, d);
     for (int p = 0; !st && p < nd->op->n_out; p++) {
+        if (o[p]) /* an input's tensor, taken over by run_node (same shape) */
+            continue;
         if (shape[p].ndim < 0)
             st = eng_fail(d, ENG_EUNSUPPORTED, "node '%s': output shape not computable", nd->name);
         else if (!(o[p] = rt_tensor_alloc(shape[p].dtype, shape[p].ndim, shape[p].dim)))
@@ -572,6 +574,65 @@ static eng_status node_compute(const rt_node *nd, const eng_tensor **in, eng_ten
     return st;
 }
 
+/* How a node may use an input's tensor as its output once nothing else
+ * needs that input: REUSE_MOVE, the bytes stay as they are (Identity,
+ * Reshape, ExpandDims, Squeeze: the value moves over with its new shape;
+ * a model's outputs often end in an Identity, and copying CenterNet's
+ * heatmaps cost 0.7 ms per image); REUSE_IN_PLACE, an element-wise op
+ * that writes each element where it read it (squeeze-excite's Mul saves a
+ * pass over fresh memory); 0, never. */
+enum { REUSE_MOVE = 1, REUSE_IN_PLACE = 2 };
+
+static int reuse_kind(const rt_node *nd)
+{
+    static const char *const move[] = {"Identity", "Reshape", "ExpandDims", "Squeeze"};
+    static const char *const in_place[] = {"Relu", "Relu6",   "Sigmoid", "Tanh",
+                                           "Add",  "AddV2",   "BiasAdd", "Sub",
+                                           "Mul",  "RealDiv", "Maximum", "Minimum"};
+    if (nd->op->n_out != 1)
+        return 0;
+    for (size_t i = 0; i < sizeof move / sizeof *move; i++)
+        if (rt_is_op(nd, move[i]))
+            return REUSE_MOVE;
+    for (size_t i = 0; i < sizeof in_place / sizeof *in_place; i++)
+        if (rt_is_op(nd, in_place[i]))
+            return REUSE_IN_PLACE;
+    return 0;
+}
+
+/* Gives node nd's output o[0] the tensor of one of its inputs (the first,
+ * or for an element-wise op either of the first two) that has no other
+ * consumer, is not borrowed and has the output's type and size (for an
+ * element-wise op its shape: not the operand that broadcasts). Returns
+ * that input's index, or -1 (o[0] left NULL) when none fits. */
+static int take_over_input(run_state *r, const rt_node *nd, eng_tensor **o, int kind, eng_diag *d)
+{
+    const eng_tensor *in[4] = {NULL};
+    int n = nd->n_in < 4 ? nd->n_in : 4;
+    for (int j = 0; j < n; j++)
+        in[j] = r->val[(size_t)nd->in[j].node * RT_MAX_OUT + nd->in[j].port];
+    eng_tensor shape = {0};
+    if (nd->n_in > 4 || nd->op->infer(nd, in, &shape, d) != ENG_OK || shape.ndim < 0)
+        return -1; /* the usual path reports it */
+    for (int j = 0; j < (kind == REUSE_MOVE ? 1 : n < 2 ? n : 2); j++) {
+        int s = nd->in[j].node;
+        eng_tensor **src = &r->val[(size_t)s * RT_MAX_OUT + nd->in[j].port];
+        const eng_tensor *t = *src;
+        if (r->uses[s] != 1 || r->borrowed[s] || !t || t->dtype != shape.dtype ||
+            rt_numel(t) != rt_numel(&shape))
+            continue;
+        if (kind == REUSE_IN_PLACE &&
+            (t->ndim != shape.ndim || memcmp(t->dim, shape.dim, (size_t)t->ndim * sizeof *t->dim)))
+            continue;
+        o[0] = *src;
+        *src = NULL;
+        o[0]->ndim = shape.ndim;
+        memcpy(o[0]->dim, shape.dim, sizeof shape.dim);
+        return j;
+    }
+    return -1;
+}
+
 /* Runs needed node k: a constant or the input is borrowed, anything else
  * computed; then frees the inputs whose last consumer this was. */
 static eng_status run_node(run_state *r, int k, const eng_tensor *input, const eng_run_opts *opts,
@@ -587,34 +648,24 @@ static eng_status run_node(run_state *r, int k, const eng_tensor *input, const e
         r->borrowed[k] = 1;
         return ENG_OK;
     }
-    if (nd->n_in == 1 && rt_is_op(nd, "Identity")) {
-        /* the input's value moves over when nothing else still needs it (a model's outputs
-         * often end in one: copying CenterNet's heatmaps cost 0.7 ms per image) */
-        int s = nd->in[0].node;
-        eng_tensor **src = &r->val[(size_t)s * RT_MAX_OUT + nd->in[0].port];
-        if (r->uses[s] == 1 && !r->borrowed[s] && *src) {
-            o[0] = *src;
-            *src = NULL;
-            r->uses[s] = 0;
-            for (int p = 0; p < RT_MAX_OUT; p++) { /* the node's other outputs, if any */
-                eng_tensor_free(r->val[(size_t)s * RT_MAX_OUT + p]);
-                r->val[(size_t)s * RT_MAX_OUT + p] = NULL;
-            }
-            return ENG_OK;
-        }
+    int kind = reuse_kind(nd);
+    int taken = kind ? take_over_input(r, nd, o, kind, d) : -1;
+    if (kind != REUSE_MOVE || taken < 0) {
+        const eng_tensor *in_stack[16];
+        const eng_tensor **in = in_stack;
+        if (nd->n_in > 16 && !(in = malloc((size_t)nd->n_in * sizeof *in)))
+            return eng_fail(d, ENG_ENOMEM, "run: out of memory");
+        for (int j = 0; j < nd->n_in; j++)
+            in[j] =
+                j == taken ? o[0] : r->val[(size_t)nd->in[j].node * RT_MAX_OUT + nd->in[j].port];
+        eng_status st = node_compute(nd, in, o, opts, ctx, d);
+        if (in != in_stack)
+            free(in);
+        if (st)
+            return st;
     }
-    const eng_tensor *in_stack[16];
-    const eng_tensor **in = in_stack;
-    if (nd->n_in > 16 && !(in = malloc((size_t)nd->n_in * sizeof *in)))
-        return eng_fail(d, ENG_ENOMEM, "run: out of memory");
-    for (int j = 0; j < nd->n_in; j++)
-        in[j] = r->val[(size_t)nd->in[j].node * RT_MAX_OUT + nd->in[j].port];
-    eng_status st = node_compute(nd, in, o, opts, ctx, d);
-    if (in != in_stack)
-        free(in);
-    if (st)
-        return st;
-    /* release inputs whose last consumer this was */
+    /* release inputs whose last consumer this was (a taken one's slot is
+     * empty now; the producer's other outputs go) */
     for (int j = 0; j < nd->n_in; j++) {
         int s = nd->in[j].node;
         if (--r->uses[s] == 0 && !r->borrowed[s])

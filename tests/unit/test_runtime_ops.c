@@ -292,6 +292,92 @@ static void test_mean_concat(void)
     tr_graph_free(&g);
 }
 
+/* Mean over H and W of 70 channels (two blocks of 32 summed in registers,
+ * and 6 more): each channel's pixels added in order in double, as a plain
+ * loop does, to the last bit */
+static void test_mean_blocks(void)
+{
+    enum { H = 3, W = 5, C = 70 };
+    const int64_t xd[4] = {1, H, W, C};
+    static float x[H * W * C];
+    for (int i = 0; i < H * W * C; i++)
+        x[i] = (float)((i * 7919) % 1000) / 7.0f - 60.0f;
+    float want[C];
+    for (int k = 0; k < C; k++) {
+        double s = 0;
+        for (int p = 0; p < H * W; p++)
+            s += x[p * C + k];
+        want[k] = (float)(s / (H * W));
+    }
+    const int32_t axes[2] = {1, 2};
+    const int64_t ad[1] = {2};
+    tr_graph g;
+    tr_graph_init(&g);
+    tr_placeholder(&g, "x", 4, xd);
+    tr_const_i(&g, "axes", 1, ad, axes);
+    tr_node(&g, "mean", "Mean", "x,axes", "\"keep_dims\":{\"b\":true}");
+    eng_tensor *in = input4(1, H, W, C, x);
+    eng_tensor *o = run(&g, in, "mean");
+    expect("mean of 70 channels", o, want, C, 0);
+    eng_tensor_free(o);
+    eng_tensor_free(in);
+    tr_graph_free(&g);
+}
+
+/* The executor gives a node an input's tensor when nothing else needs it:
+ * Reshape takes it as it is, element-wise ops compute in place (either
+ * operand of a binary op, never the one that broadcasts). Values that are
+ * still needed, the input and constants keep their own. */
+static void test_reuse(void)
+{
+    const int64_t xd[4] = {1, 2, 2, 3}, cd[1] = {3}, sd[1] = {2};
+    const float x[12] = {-1, 2, -3, 4, -5, 6, -7, 8, -9, 10, -11, 12};
+    const float c[3] = {0.5f, -2, 3};
+    const int32_t shape[2] = {1, 12};
+    tr_graph g;
+    tr_graph_init(&g);
+    tr_placeholder(&g, "x", 4, xd);
+    tr_const_f(&g, "c", 1, cd, c);
+    tr_const_i(&g, "shape", 1, sd, shape);
+    tr_node(&g, "s", "Sigmoid", "x", "");        /* x is the run's input: not in place */
+    tr_node(&g, "a", "Add", "x,c", "");          /* a fresh tensor */
+    tr_node(&g, "m", "Mul", "c,a", "");          /* in place in a, the second operand */
+    tr_node(&g, "r", "Relu", "m", "");           /* in place */
+    tr_node(&g, "rs", "Reshape", "r,shape", ""); /* moved */
+    tr_node(&g, "b", "Sub", "x,c", "");
+    tr_node(&g, "u", "Mul", "b,b", ""); /* b has two uses: a new tensor */
+    tr_node(&g, "t", "Tanh", "s", "");  /* s is also asked for: a new tensor */
+    eng_model *m = NULL;
+    eng_diag d = {{0}};
+    CHECK_MSG(tr_load(&g, &m, &d) == ENG_OK, "%s", d.msg);
+    eng_tensor *in = input4(1, 2, 2, 3, x);
+    const char *names[] = {"rs", "u", "s", "t"};
+    eng_tensor *o[4] = {0};
+    CHECK_MSG(eng_model_run(m, in, names, 4, o, NULL, &d) == ENG_OK, "%s", d.msg);
+    float wrs[12], wu[12], ws[12], wt[12];
+    for (int i = 0; i < 12; i++) {
+        float a = x[i] + c[i % 3], mm = c[i % 3] * a, b = x[i] - c[i % 3];
+        wrs[i] = mm > 0 ? mm : 0;
+        wu[i] = b * b;
+        ws[i] = 1.0f / (1.0f + expf(-x[i]));
+        wt[i] = tanhf(ws[i]);
+    }
+    expect("in place Mul, Relu, moved by Reshape", o[0], wrs, 12, 0);
+    const int64_t rd[2] = {1, 12};
+    expect_dims(o[0], 2, rd);
+    expect("Mul of one tensor by itself", o[1], wu, 12, 0);
+    expect("Sigmoid of the input", o[2], ws, 12, 1e-6);
+    expect("Tanh of a value also asked for", o[3], wt, 12, 1e-6);
+    expect("the input unchanged", in, x, 12, 0);
+    const eng_tensor *ct = NULL;
+    CHECK(eng_model_const(m, "c", &ct, &d) == ENG_OK && ct && eng_f32(ct)[1] == -2);
+    for (int i = 0; i < 4; i++)
+        eng_tensor_free(o[i]);
+    eng_tensor_free(in);
+    eng_model_free(m);
+    tr_graph_free(&g);
+}
+
 static void test_elementwise(void)
 {
     const int64_t xd[4] = {1, 1, 2, 3};
@@ -973,6 +1059,8 @@ int main(void)
     test_depthwise();
     test_maxpool_resize();
     test_mean_concat();
+    test_mean_blocks();
+    test_reuse();
     test_elementwise();
     test_decode_ops();
     test_slice_rank_limit();
