@@ -23,7 +23,13 @@
  * and consumes each band while it is in L2 (rt_expand_dwconv2d), so that
  * tensor is never stored whole. Activation after its producer: Sigmoid of a
  * convolution (a detector's heatmap) or Relu of a concatenation
- * (CenterNet's neck), where the producer has no other reader.
+ * (CenterNet's neck), where the producer has no other reader. Depthwise +
+ * 1x1 (after the residual forms, whose added tensor it keeps): a 1x1
+ * stride-1 convolution whose input is a depthwise convolution (mult 1,
+ * dilation 1, constant filter) used nowhere else (a separable convolution:
+ * CenterNet's neck and heads) makes the depthwise rows in bands that stay in
+ * L2 and runs the 1x1 on each band (rt_dw_conv1x1), so the depthwise's
+ * output is never stored whole.
  */
 #include "runtime_int.h"
 
@@ -271,6 +277,84 @@ static eng_status try_expand_dw(eng_model *m, int k, eng_diag *d)
     }
     N->fused = f;
     P->absorbed_by = k;
+    return ENG_OK;
+}
+
+/* node k computes (plain or in its sigmoid or residual form) a 1x1 stride-1 convolution of a
+ * depthwise convolution that nothing else reads (a separable convolution, as in CenterNet's
+ * head): k gets the fused depthwise + 1x1 form, which keeps that form's activation and added
+ * tensor */
+static eng_status try_dw_conv1x1(eng_model *m, int k, eng_diag *d)
+{
+    rt_node *N = &m->nodes[k];
+    if (N->absorbed_by >= 0)
+        return ENG_OK;
+    rt_node *P = N->fused ? N->fused : N;
+    if (!(rt_is_op(P, "Conv2D") || rt_is_op(P, "_FusedConv2D")) || !P->packed ||
+        P->n_in != 2 + P->a.has_bias + P->a.residual || P->a.stride[0] != 1 ||
+        P->a.stride[1] != 1 || P->a.dilation[0] != 1 || P->a.dilation[1] != 1 || P->in[0].port != 0)
+        return ENG_OK;
+    if (P->a.padding == ENG_PAD_EXPLICIT &&
+        (P->a.pads[0] || P->a.pads[1] || P->a.pads[2] || P->a.pads[3]))
+        return ENG_OK;
+    const eng_tensor *pf = const_filter(m, P, 1);
+    if (!pf || pf->dim[0] != 1 || pf->dim[1] != 1)
+        return ENG_OK;
+    int q = P->in[0].node;
+    rt_node *D = &m->nodes[q];
+    if (q == k || D->n_consumers != 1 || D->absorbed_by >= 0 || D->fused || D->value || !is_dw(D) ||
+        D->n_in != 2 + D->a.has_bias || D->a.dilation[0] != 1 || D->a.dilation[1] != 1 ||
+        D->a.residual || D->in[0].port != 0)
+        return ENG_OK;
+    const eng_tensor *df = const_filter(m, D, 1);
+    if (!df || df->dim[3] != 1 || df->dim[2] != pf->dim[2] ||
+        (D->a.has_bias && !rt_input_node(m, D, 2)->value))
+        return ENG_OK;
+    rt_node *f = calloc(1, sizeof *f);
+    if (!f)
+        return eng_fail(d, ENG_ENOMEM, "fusion: out of memory");
+    *f = *P;
+    f->op = &rt_op_dw_conv1x1;
+    f->name = strdup(N->name);
+    f->n_in = P->n_in + D->n_in - 1;
+    f->in = malloc((size_t)f->n_in * sizeof *f->in);
+    if (!f->name || !f->in) {
+        free(f->name);
+        free(f->in);
+        free(f);
+        return eng_fail(d, ENG_ENOMEM, "fusion: out of memory");
+    }
+    /* x, the 1x1's filter and bias, the depthwise's filter and bias, the added tensor */
+    int i = 0;
+    f->in[i++] = D->in[0];
+    for (int j = 1; j < 2 + P->a.has_bias; j++)
+        f->in[i++] = P->in[j];
+    for (int j = 1; j < D->n_in; j++)
+        f->in[i++] = D->in[j];
+    if (P->a.residual)
+        f->in[i++] = P->in[P->n_in - 1];
+    f->dw = D;
+    f->value = NULL;
+    f->fused = NULL;
+    f->absorbed_by = -1;
+    f->packed_borrowed = 1;
+    if (N->fused) { /* replaces the sigmoid or residual form, which it includes */
+        free(N->fused->name);
+        free(N->fused->in);
+        free(N->fused);
+    }
+    N->fused = f;
+    D->absorbed_by = k;
+    return ENG_OK;
+}
+
+eng_status rt_fuse_dw_conv1x1(eng_model *m, eng_diag *d)
+{
+    for (int i = 0; i < m->n_nodes; i++) {
+        eng_status st = try_dw_conv1x1(m, m->order[i], d);
+        if (st)
+            return st;
+    }
     return ENG_OK;
 }
 

@@ -1073,6 +1073,90 @@ eng_status rt_expand_dwconv2d(const eng_conv_geom *g, const float *x, const eng_
     return rt_scratch_free(&band) ? ENG_ENOMEM : ENG_OK;
 }
 
+/* ---- depthwise + 1x1, fused ---- */
+
+/* one fused depthwise + 1x1 split into chunks of output rows (rt_parallel_for items) */
+typedef struct dwp_job {
+    const eng_conv_geom *g;
+    const float *x, *filter, *bias, *res;
+    const eng_conv_packed *wp;
+    eng_act act, pact;
+    float *out;
+    int64_t B;
+    int nc, wide, pf;
+    rt_scratch *band; /* per tid: the band of depthwise output rows */
+} dwp_job;
+
+static void dwp_chunks(void *ctx, int tid, int64_t lo, int64_t hi)
+{
+    dwp_job *j = ctx;
+    const eng_conv_geom *g = j->g;
+    const int C = g->cin, co = j->wp->cout, nc = j->nc;
+    float *buf = rt_scratch_get(j->band, tid);
+    if (!buf)
+        return;
+    for (int64_t it = lo; it < hi; it++) {
+        const int n = (int)(it / nc), c = (int)(it % nc);
+        const int oy_end = (int)((int64_t)g->oh * (c + 1) / nc);
+        const float *xn = j->x + (int64_t)n * g->ih * g->iw * C;
+        for (int oy0 = (int)((int64_t)g->oh * c / nc); oy0 < oy_end; oy0 += (int)j->B) {
+            int oy1 = oy0 + (int)j->B < oy_end ? oy0 + (int)j->B : oy_end;
+            for (int oy = oy0; oy < oy1; oy++)
+                (j->wide ? dw512_row : dw_row)(g, xn, 0, j->filter, j->bias, j->act, oy,
+                                               buf + (size_t)(oy - oy0) * g->ow * C, j->pf);
+            eng_conv_geom e = {.n = 1,
+                               .ih = oy1 - oy0,
+                               .iw = g->ow,
+                               .cin = C,
+                               .oh = oy1 - oy0,
+                               .ow = g->ow,
+                               .cout = co,
+                               .kh = 1,
+                               .kw = 1,
+                               .sh = 1,
+                               .sw = 1,
+                               .dh = 1,
+                               .dw = 1};
+            size_t at = ((size_t)n * g->oh + oy0) * g->ow * co;
+            rt_conv2d_packed_res(&e, buf, j->wp, j->pact, j->res ? j->res + at : NULL, j->out + at,
+                                 1);
+        }
+    }
+}
+
+eng_status rt_dw_conv1x1(const eng_conv_geom *g, const float *x, const float *filter,
+                         const float *bias, eng_act act, const eng_conv_packed *wp, eng_act pact,
+                         const float *res, float *out, int threads)
+{
+    const size_t rowf = (size_t)g->ow * g->cin;
+    /* depthwise output rows per band: they fit the band size */
+    int64_t B = (int64_t)(band_bytes() / (rowf * sizeof(float)));
+    B = B < 1 ? 1 : B > g->oh ? g->oh : B;
+    /* each image's output rows in nc chunks, the unit of parallel work (no overlap to
+     * recompute: the depthwise reads its input whole) */
+    int nt = threads < 1 ? 1 : threads;
+    int nc = nt > 1 ? 2 * nt : 1;
+    if (nc > g->oh)
+        nc = g->oh;
+    rt_scratch band = {.bytes = (size_t)B * rowf * sizeof(float)};
+    dwp_job j = {.g = g,
+                 .x = x,
+                 .filter = filter,
+                 .bias = bias,
+                 .res = res,
+                 .wp = wp,
+                 .act = act,
+                 .pact = pact,
+                 .out = out,
+                 .B = B,
+                 .nc = nc,
+                 .wide = use_avx512(),
+                 .pf = (int64_t)g->ih * g->iw * g->cin * (int64_t)sizeof(float) > 1024 * 1024,
+                 .band = &band};
+    rt_parallel_for(nt, (int64_t)g->n * nc, 1, dwp_chunks, &j);
+    return rt_scratch_free(&band) ? ENG_ENOMEM : ENG_OK;
+}
+
 /* ---- matrix product ---- */
 
 eng_status eng_matmul(int m, int n, int k, const float *a, int ta, const float *b, int tb,

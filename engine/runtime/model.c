@@ -1117,7 +1117,7 @@ static eng_status load(load_ctx *L, const char *json, size_t len, eng_model **ou
     }
     if ((st = rt_fuse(m, d)))
         goto fail;
-    if ((st = check_shapes(m, d)))
+    if ((st = check_shapes(m, d)) || (st = rt_fuse_dw_conv1x1(m, d)))
         goto fail;
     *out = m;
     return ENG_OK;

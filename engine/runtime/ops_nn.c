@@ -305,6 +305,100 @@ static double xdw_flops(const rt_node *n, const eng_tensor *const *in, const eng
 const rt_op rt_op_expand_dw = {"_ExpandDepthwise", 3,           4,        1, NULL,
                                xdw_infer,          xdw_compute, xdw_flops};
 
+/* ---- depthwise + 1x1, fused (fuse.c) ----
+ * The fused form of a 1x1 stride-1 convolution whose input is a depthwise convolution used
+ * nowhere else. Inputs: x (the depthwise's input), the 1x1's filter and its bias when
+ * a.has_bias, the depthwise's filter and its bias when n->dw->a.has_bias, and the added
+ * tensor last when a.residual; `packed` is the 1x1's packed weights (borrowed), `a` the 1x1's
+ * attributes, n->dw the depthwise node. */
+
+#define DWP_MAX_IN 6
+
+/* the depthwise's inputs: x, filter, bias (NULL without) */
+static void dwp_dw_inputs(const rt_node *n, const eng_tensor *const *in, const eng_tensor **din)
+{
+    int i = 2 + n->a.has_bias;
+    din[0] = in[0];
+    din[1] = in[i];
+    din[2] = n->dw->a.has_bias ? in[i + 1] : NULL;
+}
+
+static eng_status dwp_infer(const rt_node *n, const eng_tensor *const *in, eng_tensor *out,
+                            eng_diag *d)
+{
+    const eng_tensor *din[3];
+    dwp_dw_inputs(n, in, din);
+    eng_tensor mid;
+    memset(&mid, 0, sizeof mid);
+    eng_status st = dw_infer(n->dw, din, &mid, d);
+    if (st)
+        return st;
+    const eng_tensor *cin[DWP_MAX_IN];
+    for (int i = 0; i < n->n_in && i < DWP_MAX_IN; i++)
+        cin[i] = in[i];
+    cin[0] = &mid;
+    return conv_infer(n, cin, out, d);
+}
+
+/* Depthwise maps under 4 MB per image run as the two kernels one after the other, as for the
+ * expand + depthwise form (xdw_min_bytes): smaller ones stay in cache between them. */
+static eng_status dwp_compute(const rt_node *n, const eng_tensor *const *in, eng_tensor *out,
+                              const rt_ctx *c, eng_diag *d)
+{
+    const eng_tensor *din[3];
+    dwp_dw_inputs(n, in, din);
+    const eng_tensor *f = din[1];
+    eng_conv_geom g;
+    eng_status st =
+        window_geom(n->dw, in[0], (int)f->dim[2], (int)f->dim[0], (int)f->dim[1], &g, d);
+    if (st)
+        return st;
+    const float *bias = din[2] ? eng_f32(din[2]) : NULL;
+    const float *res = n->a.residual ? eng_f32(in[n->n_in - 1]) : NULL;
+    if ((int64_t)g.oh * g.ow * g.cin * (int64_t)sizeof(float) >= xdw_min_bytes()) {
+        st = rt_dw_conv1x1(&g, eng_f32(in[0]), eng_f32(f), bias, n->dw->a.act, n->packed, n->a.act,
+                           res, eng_f32(out), c->threads);
+    } else { /* small map: the depthwise whole, then the 1x1 */
+        int64_t mdim[4] = {g.n, g.oh, g.ow, g.cin};
+        eng_tensor *t = rt_tensor_alloc(ENG_F32, 4, mdim);
+        eng_conv_geom e = {.n = g.n,
+                           .ih = g.oh,
+                           .iw = g.ow,
+                           .cin = g.cin,
+                           .oh = g.oh,
+                           .ow = g.ow,
+                           .cout = (int)in[1]->dim[3],
+                           .kh = 1,
+                           .kw = 1,
+                           .sh = 1,
+                           .sw = 1,
+                           .dh = 1,
+                           .dw = 1};
+        if (t)
+            eng_dwconv2d(&g, eng_f32(in[0]), eng_f32(f), bias, n->dw->a.act, eng_f32(t),
+                         c->threads);
+        st = t ? rt_conv2d_packed_res(&e, eng_f32(t), n->packed, n->a.act, res, eng_f32(out),
+                                      c->threads)
+               : ENG_ENOMEM;
+        eng_tensor_free(t);
+    }
+    if (st)
+        return RT_FAIL(d, st, n, "out of memory");
+    return ENG_OK;
+}
+
+static double dwp_flops(const rt_node *n, const eng_tensor *const *in, const eng_tensor *out)
+{
+    const eng_tensor *din[3];
+    dwp_dw_inputs(n, in, din);
+    const eng_tensor *pf = in[1], *df = din[1];
+    double pixels = (double)(out->dim[0] * out->dim[1] * out->dim[2]);
+    return 2.0 * pixels * (double)pf->dim[2] * (double)(pf->dim[3] + df->dim[0] * df->dim[1]);
+}
+
+const rt_op rt_op_dw_conv1x1 = {"_DepthwiseConv1x1", 3,           DWP_MAX_IN, 1, NULL,
+                                dwp_infer,           dwp_compute, dwp_flops};
+
 /* ---- MaxPool ---- */
 
 static eng_status pool_infer(const rt_node *n, const eng_tensor *const *in, eng_tensor *out,

@@ -296,6 +296,7 @@ static int batch_separable(const eng_model *m, const unsigned char *needed,
                                            "DepthwiseConv2dNative",
                                            "FusedDepthwiseConv2dNative",
                                            "_ExpandDepthwise",
+                                           "_DepthwiseConv1x1",
                                            "MaxPool",
                                            "ResizeBilinear",
                                            "Relu",
@@ -527,6 +528,15 @@ static const char *profile_label(const rt_node *nd, const eng_tensor *const *in)
         if (in[1]->dim[0] == 5 && in[1]->dim[1] == 5)
             return s2 ? "1x1 + depthwise 5x5 s2" : "1x1 + depthwise 5x5 s1";
         return "1x1 + depthwise other";
+    }
+    if (nd->op == &rt_op_dw_conv1x1 && nd->n_in > 3) {
+        const eng_tensor *f = in[2 + nd->a.has_bias];
+        int s2 = nd->dw->a.stride[0] > 1 || nd->dw->a.stride[1] > 1;
+        if (f && f->dim[0] == 3 && f->dim[1] == 3)
+            return s2 ? "depthwise 3x3 s2 + 1x1" : "depthwise 3x3 s1 + 1x1";
+        if (f && f->dim[0] == 5 && f->dim[1] == 5)
+            return s2 ? "depthwise 5x5 s2 + 1x1" : "depthwise 5x5 s1 + 1x1";
+        return "depthwise other + 1x1";
     }
     int dw = rt_is_op(nd, "DepthwiseConv2dNative") || rt_is_op(nd, "FusedDepthwiseConv2dNative");
     int conv = rt_is_op(nd, "Conv2D") || rt_is_op(nd, "_FusedConv2D");

@@ -64,6 +64,8 @@ typedef struct rt_node {
     struct rt_node *fused; /* owned; its packed weights are borrowed */
     int absorbed_by;       /* -1 or the node whose fused form covers this one */
     int packed_borrowed;   /* packed belongs to another node */
+    /* fused depthwise + 1x1 form (fuse.c): the depthwise node, whose attributes it uses */
+    const struct rt_node *dw;
 } rt_node;
 
 /* Per-run context handed to compute functions. */
@@ -114,6 +116,9 @@ eng_tensor *rt_tensor_clone(const eng_tensor *s);
  * shapes of every node at the declared input (NULL: skipped) */
 eng_status rt_fuse(eng_model *m, eng_diag *d);
 eng_status rt_fuse_residual(eng_model *m, const eng_tensor *shapes, eng_diag *d);
+/* fuse.c: the depthwise + 1x1 forms, after rt_fuse_residual (they keep a residual form's
+ * added tensor) */
+eng_status rt_fuse_dw_conv1x1(eng_model *m, eng_diag *d);
 
 /* kernels_conv.c: eng_conv2d_packed with res (same shape as out, may be NULL)
  * added after the bias and before the activation */
@@ -128,8 +133,18 @@ eng_status rt_expand_dwconv2d(const eng_conv_geom *g, const float *x, const eng_
                               eng_act eact, const float *filter, const float *bias, eng_act act,
                               float *out, int threads);
 
-/* ops_nn.c: the op of fuse.c's expand + depthwise form (in no op table: a graph cannot name it) */
+/* kernels_conv.c: out = act_p(1x1(depthwise(x)) + res) without storing the depthwise's
+ * output whole: g is the depthwise's geometry (mult 1, dilation 1), wp the 1x1's packed
+ * weights (wp->cin == g->cin), res NULL or shaped as out. The depthwise rows are made in bands
+ * that stay in L2; results are bit-identical to the two kernels run one after the other. */
+eng_status rt_dw_conv1x1(const eng_conv_geom *g, const float *x, const float *filter,
+                         const float *bias, eng_act act, const eng_conv_packed *wp, eng_act pact,
+                         const float *res, float *out, int threads);
+
+/* ops_nn.c: the ops of fuse.c's expand + depthwise and depthwise + 1x1 forms (in no op table:
+ * a graph cannot name them) */
 extern const rt_op rt_op_expand_dw;
+extern const rt_op rt_op_dw_conv1x1;
 
 /* run.c: shapes (dtype, dims; data only for constants) of every node and
  * port for an input shape, graph as written; *out is n_nodes * RT_MAX_OUT

@@ -339,6 +339,68 @@ static void test_expand_dw(void)
     printf("expand+dw: %zu geometries\n", sizeof cases / sizeof cases[0]);
 }
 
+/* the fused depthwise + 1x1 kernel (rt_dw_conv1x1) against the two kernels run one after the
+ * other: bit-identical, with and without an added tensor, for 1, 2 and 3 threads, batches of 1
+ * and 2, strides 1 and 2, windows 3 and 5 (and 1), every padding, channel tails, maps of one
+ * band and of many (rows of 80x100 channels: a band holds a dozen) */
+static void test_dw_conv1x1(void)
+{
+    static const int cases[][8] = {
+        /* n, h, w, c, cout, k, stride, padding (0 SAME, 1 VALID, 2 EXPLICIT 1,2,0,2) */
+        {1, 1, 1, 3, 8, 3, 1, 0},     {1, 7, 7, 16, 4, 5, 1, 0},     {2, 9, 11, 33, 5, 3, 2, 0},
+        {1, 14, 14, 72, 24, 5, 2, 0}, {2, 6, 19, 24, 17, 3, 1, 2},   {1, 8, 8, 64, 16, 1, 1, 0},
+        {1, 64, 80, 100, 4, 3, 1, 0}, {2, 61, 80, 100, 80, 5, 1, 1}, {1, 70, 80, 100, 12, 3, 2, 2},
+    };
+    static const eng_act acts[3] = {ENG_ACT_NONE, ENG_ACT_RELU6, ENG_ACT_SIGMOID};
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        const int *q = cases[t];
+        int n = q[0], h = q[1], w = q[2], c = q[3], co = q[4], k = q[5], st = q[6];
+        int pads[4] = {1, 2, 0, 2};
+        eng_conv_geom gd, gp;
+        CHECK(eng_conv_geom_init(&gd, n, h, w, c, c, k, k, st, st, 1, 1, (eng_padding)q[7], pads,
+                                 NULL) == ENG_OK);
+        CHECK(eng_conv_geom_init(&gp, n, gd.oh, gd.ow, c, co, 1, 1, 1, 1, 1, 1, ENG_PAD_VALID, NULL,
+                                 NULL) == ENG_OK);
+        size_t nin = (size_t)n * h * w * c, nmid = (size_t)n * gd.oh * gd.ow * c;
+        size_t nout = (size_t)n * gd.oh * gd.ow * co;
+        float *in = malloc(nin * 4), *fd = malloc((size_t)k * k * c * 4),
+              *bd = malloc((size_t)c * 4);
+        float *fp = malloc((size_t)c * co * 4), *bp = malloc((size_t)co * 4),
+              *mid = malloc(nmid * 4);
+        float *res = malloc(nout * 4), *o0 = malloc(nout * 4), *o1 = malloc(nout * 4);
+        float *o2 = malloc(nout * 4), *o3 = malloc(nout * 4);
+        for (size_t i = 0; i < nin; i++)
+            in[i] = frand() * 2;
+        for (int i = 0; i < k * k * c; i++)
+            fd[i] = frand();
+        for (int i = 0; i < c * co; i++)
+            fp[i] = frand() * 0.3f;
+        for (int i = 0; i < c; i++)
+            bd[i] = frand();
+        for (int i = 0; i < co; i++)
+            bp[i] = frand();
+        for (size_t i = 0; i < nout; i++)
+            res[i] = frand();
+        eng_act da = acts[t % 3], pa = acts[(t + 1) % 3];
+        const float *bias = t % 2 ? NULL : bd, *r = t % 3 == 1 ? NULL : res;
+        eng_conv_packed *p = eng_conv_pack(fp, bp, 1, 1, c, co);
+        CHECK(p != NULL);
+        eng_dwconv2d(&gd, in, fd, bias, da, mid, 1);
+        CHECK(rt_conv2d_packed_res(&gp, mid, p, pa, r, o0, 1) == ENG_OK);
+        memset(o1, 0xff, nout * 4); /* NaN: an output the kernel skips shows */
+        CHECK(rt_dw_conv1x1(&gd, in, fd, bias, da, p, pa, r, o1, 1) == ENG_OK);
+        CHECK(rt_dw_conv1x1(&gd, in, fd, bias, da, p, pa, r, o2, 2) == ENG_OK);
+        CHECK(rt_dw_conv1x1(&gd, in, fd, bias, da, p, pa, r, o3, 3) == ENG_OK);
+        CHECK_MSG(memcmp(o0, o1, nout * 4) == 0, "dw+1x1 case %zu: fused != two kernels", t);
+        CHECK_MSG(memcmp(o1, o2, nout * 4) == 0 && memcmp(o1, o3, nout * 4) == 0,
+                  "dw+1x1 case %zu: thread counts differ", t);
+        eng_conv_packed_free(p);
+        free(in), free(fd), free(bd), free(fp), free(bp), free(mid), free(res);
+        free(o0), free(o1), free(o2), free(o3);
+    }
+    printf("dw+1x1: %zu geometries\n", sizeof cases / sizeof cases[0]);
+}
+
 int main(void)
 {
     test_conv(0);
@@ -346,6 +408,7 @@ int main(void)
     test_conv1x1_edges();
     test_dw_edges();
     test_expand_dw();
+    test_dw_conv1x1();
     test_matmul();
     test_maxpool();
     return check_report("test_runtime_kernels");

@@ -909,6 +909,110 @@ static void test_expand_dw_fusion(void)
     tr_graph_free(&g);
 }
 
+/* A separable convolution (depthwise, then a 1x1 that alone reads it) fuses: as written, in its
+ * sigmoid form (a detector's heatmap) and in its residual form (the 1x1 + an Add), the 1x1's
+ * node gets the fused form and the depthwise is absorbed. A 4 MB map runs the banded kernel, a
+ * smaller one the two kernels; either way the results equal the graph as written, to the bit,
+ * at 1 and 2 threads and in a batch. */
+static void test_dw_conv1x1_fusion(void)
+{
+    enum { H = 128, W = 128, C = 64, CO = 24 };
+    const int64_t xd[4] = {-1, H, W, C}, dwd[4] = {3, 3, C, 1}, bd[1] = {C};
+    const int64_t pwd[4] = {1, 1, C, CO}, pbd[1] = {CO}, pw2d[4] = {1, 1, C, C};
+    static float dwf[9 * C], dwb[C], pwf[C * CO], pwb[CO], pw2[C * C];
+    for (int i = 0; i < 9 * C; i++)
+        dwf[i] = (float)((i * 11) % 19) / 19.0f - 0.4f;
+    for (int i = 0; i < C; i++)
+        dwb[i] = (float)(i % 5) * 0.1f - 0.2f;
+    for (int i = 0; i < C * CO; i++)
+        pwf[i] = (float)((i * 37) % 23) / 23.0f - 0.5f;
+    for (int i = 0; i < CO; i++)
+        pwb[i] = (float)(i % 7) * 0.25f - 0.5f;
+    for (int i = 0; i < C * C; i++)
+        pw2[i] = (float)((i * 13) % 29) / 29.0f - 0.5f;
+    tr_graph g;
+    tr_graph_init(&g);
+    char a[1024];
+    tr_placeholder(&g, "x", 4, xd);
+    tr_const_f(&g, "dwf", 4, dwd, dwf);
+    tr_const_f(&g, "dwb", 1, bd, dwb);
+    tr_const_f(&g, "pwf", 4, pwd, pwf);
+    tr_const_f(&g, "pwb", 1, pbd, pwb);
+    tr_const_f(&g, "pw2", 4, pw2d, pw2);
+    /* the heatmap: 4 MB depthwise map, 1x1 with bias, sigmoid after */
+    tr_node(&g, "dw", "DepthwiseConv2dNative", "x,dwf", tr_attr_conv(a, sizeof a, 1, "SAME", NULL));
+    tr_node(&g, "pw", "_FusedConv2D", "dw,pwf,pwb",
+            tr_attr_conv(a, sizeof a, 1, "VALID", "BiasAdd"));
+    tr_node(&g, "sig", "Sigmoid", "pw", "");
+    /* a residual pair on a 1 MB map: depthwise with bias and relu6 at stride 2, 1x1, + r */
+    tr_node(&g, "dwb2", "FusedDepthwiseConv2dNative", "x,dwf,dwb",
+            tr_attr_conv(a, sizeof a, 2, "SAME", "BiasAdd,Relu6"));
+    tr_node(&g, "pwr", "Conv2D", "dwb2,pw2", tr_attr_conv(a, sizeof a, 1, "SAME", NULL));
+    tr_node(&g, "r", "DepthwiseConv2dNative", "x,dwf", tr_attr_conv(a, sizeof a, 2, "SAME", NULL));
+    tr_node(&g, "add", "AddV2", "pwr,r", "");
+    eng_model *m = NULL;
+    eng_diag d = {{0}};
+    CHECK_MSG(tr_load(&g, &m, &d) == ENG_OK, "%s", d.msg);
+    if (!m) {
+        tr_graph_free(&g);
+        return;
+    }
+    int isig = rt_find_node(m, "sig", 3), idw = rt_find_node(m, "dw", 2);
+    int iadd = rt_find_node(m, "add", 3), idw2 = rt_find_node(m, "dwb2", 4);
+    CHECK(isig >= 0 && idw >= 0 && iadd >= 0 && idw2 >= 0);
+    if (isig < 0 || idw < 0 || iadd < 0 || idw2 < 0)
+        return;
+    const rt_node *fs = m->nodes[isig].fused, *fa = m->nodes[iadd].fused;
+    CHECK_MSG(fs && fs->op == &rt_op_dw_conv1x1 && fs->a.act == ENG_ACT_SIGMOID,
+              "the heatmap's separable convolution is not fused");
+    CHECK_MSG(fa && fa->op == &rt_op_dw_conv1x1 && fa->a.residual,
+              "the residual separable convolution is not fused");
+    CHECK(m->nodes[idw].absorbed_by == isig && m->nodes[idw2].absorbed_by == iadd);
+
+    eng_tensor *in = tr_tensor(4, 2, H, W, C);
+    for (int64_t i = 0; i < 2 * H * W * C; i++)
+        eng_f32(in)[i] = (float)((i * 7919) % 1009) / 1009.0f * 4 - 2;
+    eng_tensor one = *in; /* item 0 alone */
+    one.dim[0] = 1;
+    const char *outs[2] = {"sig", "add"}, *plain[4] = {"sig", "add", "dw", "dwb2"};
+    eng_tensor *f1[2] = {0}, *f2[2] = {0}, *fb[2] = {0}, *u[4] = {0};
+    eng_run_opts o1 = {.threads = 1}, o2 = {.threads = 2};
+    CHECK(eng_model_run(m, &one, outs, 2, f1, &o1, &d) == ENG_OK);
+    CHECK(eng_model_run(m, &one, outs, 2, f2, &o2, &d) == ENG_OK);
+    CHECK(eng_model_run(m, in, outs, 2, fb, &o2, &d) == ENG_OK);
+    CHECK(eng_model_run(m, &one, plain, 4, u, &o1, &d) == ENG_OK); /* asks for dw: unfused */
+    size_t ns = (size_t)H * W * CO, na = (size_t)(H / 2) * (W / 2) * C;
+    if (f1[0] && f1[1] && f2[0] && f2[1] && fb[0] && fb[1] && u[0] && u[1] && u[2]) {
+        CHECK_MSG(memcmp(f1[0]->data, u[0]->data, ns * 4) == 0, "sigmoid form: fused != unfused");
+        CHECK_MSG(memcmp(f1[1]->data, u[1]->data, na * 4) == 0, "residual form: fused != unfused");
+        CHECK_MSG(memcmp(f1[0]->data, f2[0]->data, ns * 4) == 0 &&
+                      memcmp(f1[1]->data, f2[1]->data, na * 4) == 0,
+                  "1 and 2 threads differ");
+        CHECK_MSG(memcmp(f1[0]->data, fb[0]->data, ns * 4) == 0 &&
+                      memcmp(f1[1]->data, fb[1]->data, na * 4) == 0,
+                  "batch item 0 differs");
+        /* the double loops on a sample: sigmoid(dw . pwf + pwb) */
+        const float *dwo = eng_f32(u[2]), *y = eng_f32(f1[0]);
+        double maxd = 0;
+        for (int p = 0; p < H * W; p += 89)
+            for (int o = 0; o < CO; o++) {
+                double s = pwb[o];
+                for (int c = 0; c < C; c++)
+                    s += (double)dwo[(size_t)p * C + c] * pwf[c * CO + o];
+                double dd = fabs(1.0 / (1.0 + exp(-s)) - y[(size_t)p * CO + o]);
+                maxd = dd > maxd ? dd : maxd;
+            }
+        CHECK_MSG(maxd < 1e-4, "depthwise + 1x1 off the double loops by %g", maxd);
+    }
+    for (int i = 0; i < 2; i++)
+        eng_tensor_free(f1[i]), eng_tensor_free(f2[i]), eng_tensor_free(fb[i]);
+    for (int i = 0; i < 4; i++)
+        eng_tensor_free(u[i]);
+    eng_tensor_free(in);
+    eng_model_free(m);
+    tr_graph_free(&g);
+}
+
 /* the expansion in its hard-swish form (MobileNetV3, CenterNet) fuses too: the depthwise node
  * gets the fused form, the hard-swish node is absorbed; results equal the graph as written */
 static void test_expand_dw_hswish(void)
@@ -1053,6 +1157,7 @@ int main(void)
     test_sigmoid_vector();
     test_hswish_fusion();
     test_expand_dw_fusion();
+    test_dw_conv1x1_fusion();
     test_expand_dw_hswish();
     test_conv_same_stride2();
     test_fused_conv();
