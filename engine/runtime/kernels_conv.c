@@ -976,6 +976,14 @@ static size_t band_bytes(void)
     return b;
 }
 
+/* Chunks of output rows per image for nt threads, the fused kernels' unit of parallel work:
+ * one with one thread, two per thread otherwise (a chunk's rows then balance), at most oh. */
+static int row_chunks(int nt, int oh)
+{
+    int nc = nt > 1 ? 2 * nt : 1;
+    return nc > oh ? oh : nc;
+}
+
 /* one fused expand + depthwise split into chunks of output rows (rt_parallel_for items) */
 typedef struct xdw_job {
     const eng_conv_geom *g;
@@ -1014,19 +1022,7 @@ static void xdw_chunks(void *ctx, int tid, int64_t lo, int64_t hi)
                         (size_t)keep * rowf * sizeof(float));
             if (need_hi > need_lo + keep) { /* the 1x1 over the rows not yet expanded */
                 const int r0 = need_lo + keep;
-                eng_conv_geom e = {.n = 1,
-                                   .ih = need_hi - r0,
-                                   .iw = W,
-                                   .cin = cx,
-                                   .oh = need_hi - r0,
-                                   .ow = W,
-                                   .cout = C,
-                                   .kh = 1,
-                                   .kw = 1,
-                                   .sh = 1,
-                                   .sw = 1,
-                                   .dh = 1,
-                                   .dw = 1};
+                eng_conv_geom e = rt_geom_1x1(1, need_hi - r0, W, cx, C);
                 rt_conv2d_packed_res(&e, xn + (size_t)r0 * W * cx, j->we, j->eact, NULL,
                                      buf + (size_t)keep * rowf, 1);
             }
@@ -1052,9 +1048,7 @@ eng_status rt_expand_dwconv2d(const eng_conv_geom *g, const float *x, const eng_
     /* each image's output rows in nc chunks (a chunk recomputes the kh - sh rows it shares with
      * the one before); chunks are the unit of parallel work */
     int nt = threads < 1 ? 1 : threads;
-    int nc = nt > 1 ? 2 * nt : 1;
-    if (nc > g->oh)
-        nc = g->oh;
+    int nc = row_chunks(nt, g->oh);
     const int64_t brows = (B - 1) * g->sh + g->kh; /* the expanded rows a band needs */
     rt_scratch band = {.bytes = (size_t)brows * rowf * sizeof(float)};
     xdw_job j = {.g = g,
@@ -1104,19 +1098,7 @@ static void dwp_chunks(void *ctx, int tid, int64_t lo, int64_t hi)
             for (int oy = oy0; oy < oy1; oy++)
                 (j->wide ? dw512_row : dw_row)(g, xn, 0, j->filter, j->bias, j->act, oy,
                                                buf + (size_t)(oy - oy0) * g->ow * C, j->pf);
-            eng_conv_geom e = {.n = 1,
-                               .ih = oy1 - oy0,
-                               .iw = g->ow,
-                               .cin = C,
-                               .oh = oy1 - oy0,
-                               .ow = g->ow,
-                               .cout = co,
-                               .kh = 1,
-                               .kw = 1,
-                               .sh = 1,
-                               .sw = 1,
-                               .dh = 1,
-                               .dw = 1};
+            eng_conv_geom e = rt_geom_1x1(1, oy1 - oy0, g->ow, C, co);
             size_t at = ((size_t)n * g->oh + oy0) * g->ow * co;
             rt_conv2d_packed_res(&e, buf, j->wp, j->pact, j->res ? j->res + at : NULL, j->out + at,
                                  1);
@@ -1135,9 +1117,7 @@ eng_status rt_dw_conv1x1(const eng_conv_geom *g, const float *x, const float *fi
     /* each image's output rows in nc chunks, the unit of parallel work (no overlap to
      * recompute: the depthwise reads its input whole) */
     int nt = threads < 1 ? 1 : threads;
-    int nc = nt > 1 ? 2 * nt : 1;
-    if (nc > g->oh)
-        nc = g->oh;
+    int nc = row_chunks(nt, g->oh);
     rt_scratch band = {.bytes = (size_t)B * rowf * sizeof(float)};
     dwp_job j = {.g = g,
                  .x = x,

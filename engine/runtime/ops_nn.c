@@ -270,19 +270,7 @@ static eng_status xdw_compute(const rt_node *n, const eng_tensor *const *in, eng
                                 n->a.act, eng_f32(out), c->threads);
     } else { /* small map: the 1x1 whole, then the depthwise */
         eng_tensor *t = rt_tensor_alloc(ENG_F32, 4, mid.dim);
-        eng_conv_geom e = {.n = g.n,
-                           .ih = g.ih,
-                           .iw = g.iw,
-                           .cin = (int)in[0]->dim[3],
-                           .oh = g.ih,
-                           .ow = g.iw,
-                           .cout = g.cin,
-                           .kh = 1,
-                           .kw = 1,
-                           .sh = 1,
-                           .sw = 1,
-                           .dh = 1,
-                           .dw = 1};
+        eng_conv_geom e = rt_geom_1x1(g.n, g.ih, g.iw, (int)in[0]->dim[3], g.cin);
         st = t ? rt_conv2d_packed_res(&e, eng_f32(in[0]), n->packed, n->a.pre_act, NULL, eng_f32(t),
                                       c->threads)
                : ENG_ENOMEM;
@@ -361,19 +349,7 @@ static eng_status dwp_compute(const rt_node *n, const eng_tensor *const *in, eng
     } else { /* small map: the depthwise whole, then the 1x1 */
         int64_t mdim[4] = {g.n, g.oh, g.ow, g.cin};
         eng_tensor *t = rt_tensor_alloc(ENG_F32, 4, mdim);
-        eng_conv_geom e = {.n = g.n,
-                           .ih = g.oh,
-                           .iw = g.ow,
-                           .cin = g.cin,
-                           .oh = g.oh,
-                           .ow = g.ow,
-                           .cout = (int)in[1]->dim[3],
-                           .kh = 1,
-                           .kw = 1,
-                           .sh = 1,
-                           .sw = 1,
-                           .dh = 1,
-                           .dw = 1};
+        eng_conv_geom e = rt_geom_1x1(g.n, g.oh, g.ow, g.cin, (int)in[1]->dim[3]);
         if (t)
             eng_dwconv2d(&g, eng_f32(in[0]), eng_f32(f), bias, n->dw->a.act, eng_f32(t),
                          c->threads);

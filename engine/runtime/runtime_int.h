@@ -120,6 +120,25 @@ eng_status rt_fuse_residual(eng_model *m, const eng_tensor *shapes, eng_diag *d)
  * added tensor) */
 eng_status rt_fuse_dw_conv1x1(eng_model *m, eng_diag *d);
 
+/* the geometry of a 1x1 stride-1 convolution over n images of h x w pixels */
+static inline eng_conv_geom rt_geom_1x1(int n, int h, int w, int cin, int cout)
+{
+    eng_conv_geom g = {.n = n,
+                       .ih = h,
+                       .iw = w,
+                       .cin = cin,
+                       .oh = h,
+                       .ow = w,
+                       .cout = cout,
+                       .kh = 1,
+                       .kw = 1,
+                       .sh = 1,
+                       .sw = 1,
+                       .dh = 1,
+                       .dw = 1};
+    return g;
+}
+
 /* kernels_conv.c: eng_conv2d_packed with res (same shape as out, may be NULL)
  * added after the bias and before the activation */
 eng_status rt_conv2d_packed_res(const eng_conv_geom *g, const float *in, const eng_conv_packed *w,
