@@ -65,16 +65,17 @@ static int is_conv(const rt_node *n)
 
 static int same_ref(rt_ref a, rt_ref b) { return a.node == b.node && a.port == b.port; }
 
-/* A copy of node X standing for node Y (fused form), inputs copied; NULL when
- * out of memory. */
-static rt_node *fused_copy(const rt_node *X, const rt_node *Y)
+/* A copy of node X standing for node Y (fused form) with room for n_in
+ * inputs (at least X's), X's inputs copied first; NULL when out of memory. */
+static rt_node *fused_copy(const rt_node *X, const rt_node *Y, int n_in)
 {
     rt_node *f = calloc(1, sizeof *f);
     if (!f)
         return NULL;
     *f = *X;
     f->name = strdup(Y->name);
-    f->in = malloc((size_t)(X->n_in ? X->n_in : 1) * sizeof *f->in);
+    f->n_in = n_in;
+    f->in = malloc((size_t)(n_in ? n_in : 1) * sizeof *f->in);
     if (!f->name || !f->in) {
         free(f->name);
         free(f->in);
@@ -87,6 +88,18 @@ static rt_node *fused_copy(const rt_node *X, const rt_node *Y)
     f->fused = NULL;
     f->absorbed_by = -1;
     return f;
+}
+
+/* Makes f node N's fused form, freeing the form it replaces (which f
+ * includes). */
+static void set_form(rt_node *N, rt_node *f)
+{
+    if (N->fused) {
+        free(N->fused->name);
+        free(N->fused->in);
+        free(N->fused);
+    }
+    N->fused = f;
 }
 
 /* y = Mul(M1, R) with M1 = Mul(x, c), R = Relu6(Add(x, 3)), x a conv output */
@@ -119,7 +132,7 @@ static eng_status try_hswish(eng_model *m, int y, eng_diag *d)
         if (!is_conv(X) || X->a.act != ENG_ACT_NONE || X->n_consumers != 2 || X->absorbed_by >= 0 ||
             X->fused)
             continue;
-        rt_node *f = fused_copy(X, Y);
+        rt_node *f = fused_copy(X, Y, X->n_in);
         if (!f)
             return eng_fail(d, ENG_ENOMEM, "fusion: out of memory");
         f->a.act = act;
@@ -149,7 +162,7 @@ static eng_status try_act_after(eng_model *m, int y, eng_diag *d)
     if (sigmoid ? !(rt_is_op(X, "Conv2D") || rt_is_op(X, "_FusedConv2D"))
                 : !rt_is_op(X, "ConcatV2"))
         return ENG_OK;
-    rt_node *f = fused_copy(X, Y);
+    rt_node *f = fused_copy(X, Y, X->n_in);
     if (!f)
         return eng_fail(d, ENG_ENOMEM, "fusion: out of memory");
     f->a.act = sigmoid ? ENG_ACT_SIGMOID : ENG_ACT_RELU;
@@ -179,26 +192,11 @@ static eng_status try_residual(eng_model *m, int y, const eng_tensor *shapes, en
         const eng_tensor *ss = &shapes[(size_t)sr.node * RT_MAX_OUT + sr.port];
         if (ps->ndim != 4 || !rt_same_shape(ps, ss) || ss->dtype != ENG_F32)
             continue;
-        rt_node *f = calloc(1, sizeof *f);
+        rt_node *f = fused_copy(P, Y, P->n_in + 1);
         if (!f)
             return eng_fail(d, ENG_ENOMEM, "fusion: out of memory");
-        *f = *P;
-        f->name = strdup(Y->name);
-        f->in = malloc((size_t)(P->n_in + 1) * sizeof *f->in);
-        if (!f->name || !f->in) {
-            free(f->name);
-            free(f->in);
-            free(f);
-            return eng_fail(d, ENG_ENOMEM, "fusion: out of memory");
-        }
-        memcpy(f->in, P->in, (size_t)P->n_in * sizeof *f->in);
         f->in[P->n_in] = sr;
-        f->n_in = P->n_in + 1;
         f->a.residual = 1;
-        f->value = NULL;
-        f->packed_borrowed = 1;
-        f->fused = NULL;
-        f->absorbed_by = -1;
         Y->fused = f;
         P->absorbed_by = y;
         return ENG_OK;
@@ -247,35 +245,15 @@ static eng_status try_expand_dw(eng_model *m, int k, eng_diag *d)
     const eng_tensor *ef = const_filter(m, E, 1);
     if (!ef || ef->dim[0] != 1 || ef->dim[1] != 1 || ef->dim[3] != df->dim[2])
         return ENG_OK;
-    rt_node *f = calloc(1, sizeof *f);
+    rt_node *f = fused_copy(D, N, D->n_in + 1);
     if (!f)
         return eng_fail(d, ENG_ENOMEM, "fusion: out of memory");
-    *f = *D;
     f->op = &rt_op_expand_dw;
-    f->name = strdup(N->name);
-    f->in = malloc((size_t)(D->n_in + 1) * sizeof *f->in);
-    if (!f->name || !f->in) {
-        free(f->name);
-        free(f->in);
-        free(f);
-        return eng_fail(d, ENG_ENOMEM, "fusion: out of memory");
-    }
     f->in[0] = E->in[0];
-    memcpy(f->in + 1, D->in + 1, (size_t)(D->n_in - 1) * sizeof *f->in);
     f->in[D->n_in] = E->in[1];
-    f->n_in = D->n_in + 1;
     f->a.pre_act = E->a.act;
     f->packed = E->packed;
-    f->packed_borrowed = 1;
-    f->value = NULL;
-    f->fused = NULL;
-    f->absorbed_by = -1;
-    if (N->fused) { /* replaces the hard-swish form, which it includes */
-        free(N->fused->name);
-        free(N->fused->in);
-        free(N->fused);
-    }
-    N->fused = f;
+    set_form(N, f); /* replaces the hard-swish form, if any */
     P->absorbed_by = k;
     return ENG_OK;
 }
@@ -310,20 +288,10 @@ static eng_status try_dw_conv1x1(eng_model *m, int k, eng_diag *d)
     if (!df || df->dim[3] != 1 || df->dim[2] != pf->dim[2] ||
         (D->a.has_bias && !rt_input_node(m, D, 2)->value))
         return ENG_OK;
-    rt_node *f = calloc(1, sizeof *f);
+    rt_node *f = fused_copy(P, N, P->n_in + D->n_in - 1);
     if (!f)
         return eng_fail(d, ENG_ENOMEM, "fusion: out of memory");
-    *f = *P;
     f->op = &rt_op_dw_conv1x1;
-    f->name = strdup(N->name);
-    f->n_in = P->n_in + D->n_in - 1;
-    f->in = malloc((size_t)f->n_in * sizeof *f->in);
-    if (!f->name || !f->in) {
-        free(f->name);
-        free(f->in);
-        free(f);
-        return eng_fail(d, ENG_ENOMEM, "fusion: out of memory");
-    }
     /* x, the 1x1's filter and bias, the depthwise's filter and bias, the added tensor */
     int i = 0;
     f->in[i++] = D->in[0];
@@ -334,16 +302,7 @@ static eng_status try_dw_conv1x1(eng_model *m, int k, eng_diag *d)
     if (P->a.residual)
         f->in[i++] = P->in[P->n_in - 1];
     f->dw = D;
-    f->value = NULL;
-    f->fused = NULL;
-    f->absorbed_by = -1;
-    f->packed_borrowed = 1;
-    if (N->fused) { /* replaces the sigmoid or residual form, which it includes */
-        free(N->fused->name);
-        free(N->fused->in);
-        free(N->fused);
-    }
-    N->fused = f;
+    set_form(N, f); /* replaces the sigmoid or residual form, if any */
     D->absorbed_by = k;
     return ENG_OK;
 }
