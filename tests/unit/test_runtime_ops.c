@@ -324,6 +324,43 @@ static void test_mean_blocks(void)
     tr_graph_free(&g);
 }
 
+/* A full map op a short vector over its last axis (an input normalisation): 37x41 pixels of
+ * 3 channels make two blocks of 1024 rows and a last partial period; every op, the vector on
+ * either side, exactly as the scalar expression (the period-wise loop must not reorder) */
+static void test_vector_wrap(void)
+{
+    enum { H = 37, W = 41, C = 3, N = H * W * C };
+    const int64_t xd[4] = {1, H, W, C}, d3[1] = {C};
+    const float v[C] = {0.485f, 0.456f, 0.406f};
+    static float x[N], want[N];
+    for (int i = 0; i < N; i++)
+        x[i] = (float)((i * 7919) % 256) - 0.5f;
+    tr_graph g;
+    tr_graph_init(&g);
+    tr_placeholder(&g, "x", 4, xd);
+    tr_const_f(&g, "v", 1, d3, v);
+    const char *ops[4] = {"Add", "Sub", "Mul", "RealDiv"};
+    char name[16], args[8];
+    for (int k = 0; k < 8; k++) {
+        snprintf(name, sizeof name, "o%d", k);
+        snprintf(args, sizeof args, "%s", k % 2 ? "v,x" : "x,v");
+        tr_node(&g, name, ops[k / 2], args, "");
+    }
+    eng_tensor *in = input4(1, H, W, C, x);
+    for (int k = 0; k < 8; k++) {
+        for (int i = 0; i < N; i++) {
+            float a = k % 2 ? v[i % C] : x[i], b = k % 2 ? x[i] : v[i % C];
+            want[i] = k / 2 == 0 ? a + b : k / 2 == 1 ? a - b : k / 2 == 2 ? a * b : a / b;
+        }
+        snprintf(name, sizeof name, "o%d", k);
+        eng_tensor *o = run(&g, in, name);
+        expect(name, o, want, N, 0);
+        eng_tensor_free(o);
+    }
+    eng_tensor_free(in);
+    tr_graph_free(&g);
+}
+
 /* The executor gives a node an input's tensor when nothing else needs it:
  * Reshape takes it as it is, element-wise ops compute in place (either
  * operand of a binary op, never the one that broadcasts). Values that are
@@ -1165,6 +1202,7 @@ int main(void)
     test_maxpool_resize();
     test_mean_concat();
     test_mean_blocks();
+    test_vector_wrap();
     test_reuse();
     test_elementwise();
     test_decode_ops();
