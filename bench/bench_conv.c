@@ -202,17 +202,36 @@ static int bench_fused(int reps)
     return 0;
 }
 
+/* writes over `bytes` of other memory, so the next convolution starts with its weights and
+ * input where a network's run would have them: out of L2 (a few MB) or out of L3 (64 MB) */
+static void evict_caches(size_t bytes)
+{
+    static unsigned char *junk;
+    static size_t have;
+    if (bytes > have) {
+        free(junk);
+        junk = malloc(bytes);
+        have = junk ? bytes : 0;
+    }
+    for (size_t i = 0; i < have && i < bytes; i += 64)
+        junk[i] = (unsigned char)(junk[i] + 1);
+}
+
 int main(int argc, char **argv)
 {
     int reps = 20;
+    size_t evict = 0;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--reps") && i + 1 < argc)
             reps = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--evict-kb") && i + 1 < argc)
+            evict = (size_t)atol(argv[++i]) * 1024;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = argv[++i];
         else {
-            fprintf(stderr, "usage: %s [--reps N] [--only 1x1|dw|stem|fused]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--reps N] [--evict-kb KB] [--only 1x1|dw|stem|fused]\n",
+                    argv[0]);
             return 2;
         }
     }
@@ -244,6 +263,7 @@ int main(int argc, char **argv)
         eng_conv_packed *p = s->dw ? NULL : eng_conv_pack(f, b, s->k, s->k, s->cin, s->cout);
         double best = 1e30;
         for (int r = 0; r < reps; r++) {
+            evict_caches(evict);
             double t0 = cpu_ms();
             if (s->dw)
                 eng_dwconv2d(&g, in, f, b, ENG_ACT_RELU6, out, 1);

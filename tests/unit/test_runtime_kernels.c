@@ -124,6 +124,41 @@ static void test_conv(int dw)
     CHECK(cases >= 40);
 }
 
+/* KxK convolutions whose rows end in a 13-row group (the AVX-512 kernel's last group when one
+ * row would be left): 13 pixels of one row with every window inside (patches read in place),
+ * and 25 pixels of a 5x5 SAME map (the 13-row group touches the padding: gathered) */
+static void test_conv_13_rows(void)
+{
+    static const struct {
+        int h, w, k;
+        eng_padding pad;
+    } cases[] = {{3, 15, 3, ENG_PAD_VALID}, {5, 5, 3, ENG_PAD_SAME}, {5, 17, 5, ENG_PAD_VALID}};
+    for (size_t t = 0; t < sizeof cases / sizeof cases[0]; t++) {
+        const int cin = 16, cout = 40, k = cases[t].k;
+        eng_conv_geom g;
+        CHECK(eng_conv_geom_init(&g, 1, cases[t].h, cases[t].w, cin, cout, k, k, 1, 1, 1, 1,
+                                 cases[t].pad, NULL, NULL) == ENG_OK);
+        CHECK((g.oh * g.ow) % 12 == 1);
+        size_t nin = (size_t)cases[t].h * cases[t].w * cin, nout = (size_t)g.oh * g.ow * cout;
+        size_t nf = (size_t)k * k * cin * cout;
+        float *in = malloc(nin * 4), *f = malloc(nf * 4), *b = malloc((size_t)cout * 4);
+        float *o1 = malloc(nout * 4), *o3 = malloc(nout * 4);
+        double *ref = malloc(nout * sizeof *ref);
+        for (size_t i = 0; i < nin; i++)
+            in[i] = frand() * 4;
+        for (size_t i = 0; i < nf; i++)
+            f[i] = frand();
+        for (int i = 0; i < cout; i++)
+            b[i] = frand();
+        conv_ref(&g, in, f, b, ENG_ACT_RELU6, 0, ref);
+        CHECK(eng_conv2d(&g, in, f, b, ENG_ACT_RELU6, o1, 1) == ENG_OK);
+        CHECK(eng_conv2d(&g, in, f, b, ENG_ACT_RELU6, o3, 3) == ENG_OK);
+        CHECK_MSG(close_all(o1, ref, nout, 1e-5, "conv 13 rows"), "13-row case %zu", t);
+        CHECK_MSG(memcmp(o1, o3, nout * 4) == 0, "13-row case %zu: 1 and 3 threads differ", t);
+        free(in), free(f), free(b), free(o1), free(o3), free(ref);
+    }
+}
+
 static void test_matmul(void)
 {
     for (int t = 0; t < 12; t++) {
@@ -404,6 +439,7 @@ static void test_dw_conv1x1(void)
 int main(void)
 {
     test_conv(0);
+    test_conv_13_rows();
     test_conv(1);
     test_conv1x1_edges();
     test_dw_edges();
