@@ -6,9 +6,11 @@
  * plus the measured AVX2 FMA peak, for bench/backbone and
  * bench/backbone_peers.sh to tabulate next to the peers.
  *
- * Usage: bench_backbone [--reps N] [--profile] [--rss] [--only SIZE]
- *                       [--threads T] [--batch B] [--case NAME]... [--no-peak]
- *                       [--peak-only] [--export DIR --image PHOTO]
+ * Usage: bench_backbone [--reps N] [--profile | --profile-nodes] [--rss]
+ *                       [--only SIZE] [--threads T] [--batch B] [--case NAME]...
+ *                       [--no-peak] [--peak-only] [--export DIR --image PHOTO]
+ *   --profile: time per op kind at batch 1, 1 thread; --profile-nodes: per
+ *   node instead, named as in the graph (the first 48 nodes: EfficientNet's).
  *   --rss: run only the detector at 512 with batch 8 and print peak RSS.
  *   --threads / --batch / --case: only that thread count / batch size /
  *   network (NAME as the export names it, e.g. centernet-backbone-512;
@@ -326,6 +328,8 @@ int main(int argc, char **argv)
             reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--profile"))
             profile = 1;
+        else if (!strcmp(argv[i], "--profile-nodes"))
+            profile = 2;
         else if (!strcmp(argv[i], "--rss"))
             rss = 1;
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
@@ -344,7 +348,8 @@ int main(int argc, char **argv)
             no_peak = 1;
         else {
             fprintf(stderr,
-                    "usage: %s [--reps N] [--profile] [--rss] [--only SIZE] [--threads T] "
+                    "usage: %s [--reps N] [--profile | --profile-nodes] [--rss] [--only SIZE] "
+                    "[--threads T] "
                     "[--batch B] [--case NAME]... [--no-peak] [--peak-only] "
                     "[--export DIR --image PHOTO]\n",
                     argv[0]);
@@ -439,7 +444,7 @@ int main(int argc, char **argv)
                     (only_thr && threads != only_thr) || (only_batch && batch != only_batch))
                     continue;
                 /* --profile: per network, 1 thread, batch 1 */
-                eng_run_profile prof = {0};
+                eng_run_profile prof = {.by_node = profile == 2};
                 int p = profile && threads == 1 && batch == 1;
                 run_case(model_of[i], &cases[i], batch, threads, reps, p ? &prof : NULL);
                 if (!p)

@@ -518,9 +518,12 @@ static void run_state_release(run_state *r)
 
 /* The profile's row for nd: convolutions by kind, as their costs differ
  * (1x1 GEMMs, gathered KxK ones, depthwise by window and stride); other ops
- * by op name. Static strings (the profile keeps the pointers). */
-static const char *profile_label(const rt_node *nd, const eng_tensor *const *in)
+ * by op name; in a profile by node, the node's name. Strings that outlive
+ * the run (the profile keeps the pointers). */
+static const char *profile_label(const rt_node *nd, const eng_tensor *const *in, int by_node)
 {
+    if (by_node)
+        return nd->name;
     if (nd->op == &rt_op_expand_dw && in[1] && in[1]->ndim == 4) {
         int s2 = nd->a.stride[0] > 1 || nd->a.stride[1] > 1;
         if (in[1]->dim[0] == 3 && in[1]->dim[1] == 3)
@@ -579,7 +582,8 @@ static eng_status node_compute(const rt_node *nd, const eng_tensor **in, eng_ten
     st = nd->op->compute(nd, in, outs, ctx, d);
     if (opts && opts->profile) {
         double fl = nd->op->flops ? nd->op->flops(nd, in, o[0]) : 0;
-        eng_run_profile_add(opts->profile, profile_label(nd, in), now_ms() - t0, cpu_ms() - c0, fl);
+        eng_run_profile_add(opts->profile, profile_label(nd, in, opts->profile->by_node),
+                            now_ms() - t0, cpu_ms() - c0, fl);
     }
     return st;
 }

@@ -26,6 +26,8 @@ typedef struct eng_run_profile {
     double cpu_ms[ENG_PROFILE_MAX_OPS];  /* CPU time of the calling thread */
     double flops[ENG_PROFILE_MAX_OPS];   /* floating point operations summed */
     int calls[ENG_PROFILE_MAX_OPS];
+    int by_node; /* set by the caller: a row per node, named as in the graph (the model must
+                    outlive the profile; nodes past the rows' limit are left out) */
 } eng_run_profile;
 
 /* Adds one call of op (a static string) to p: wall and CPU milliseconds and
