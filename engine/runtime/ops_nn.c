@@ -237,20 +237,25 @@ static eng_status xdw_infer(const rt_node *n, const eng_tensor *const *in, eng_t
  * 256x256x64 and 128x128x72, Lite0's 112x112x96, Lite2's 130x130x96); smaller ones stay in
  * cache between the two kernels, and with 2 threads the chunks' recomputed overlap rows made
  * them slower. VFS_FUSE_MIN_KB overrides (benchmarks; 0 fuses every map). */
+static int64_t min_bytes(int64_t *cache, const char *env, int64_t dflt)
+{
+    int64_t b;
+#pragma omp atomic read
+    b = *cache;
+    if (b < 0) {
+        const char *e = getenv(env);
+        long kb = e ? strtol(e, NULL, 10) : -1;
+        b = kb >= 0 && kb < (1L << 30) ? (int64_t)kb * 1024 : dflt;
+#pragma omp atomic write
+        *cache = b;
+    }
+    return b;
+}
+
 static int64_t xdw_min_bytes(void)
 {
     static int64_t v = -1;
-    int64_t b;
-#pragma omp atomic read
-    b = v;
-    if (b < 0) {
-        const char *e = getenv("VFS_FUSE_MIN_KB");
-        long kb = e ? strtol(e, NULL, 10) : -1;
-        b = kb >= 0 && kb < (1L << 30) ? (int64_t)kb * 1024 : (int64_t)4 << 20;
-#pragma omp atomic write
-        v = b;
-    }
-    return b;
+    return min_bytes(&v, "VFS_FUSE_MIN_KB", (int64_t)4 << 20);
 }
 
 static eng_status xdw_compute(const rt_node *n, const eng_tensor *const *in, eng_tensor *out,
@@ -328,8 +333,14 @@ static eng_status dwp_infer(const rt_node *n, const eng_tensor *const *in, eng_t
     return conv_infer(n, cin, out, d);
 }
 
-/* Depthwise maps under 4 MB per image run as the two kernels one after the other, as for the
- * expand + depthwise form (xdw_min_bytes): smaller ones stay in cache between them. */
+/* Depthwise maps under 1 MB per image run as the two kernels one after the other: smaller ones
+ * stay in L2 between them. VFS_FUSE_DWP_MIN_KB overrides (benchmarks; 0 fuses every map). */
+static int64_t dwp_min_bytes(void)
+{
+    static int64_t v = -1;
+    return min_bytes(&v, "VFS_FUSE_DWP_MIN_KB", (int64_t)1 << 20);
+}
+
 static eng_status dwp_compute(const rt_node *n, const eng_tensor *const *in, eng_tensor *out,
                               const rt_ctx *c, eng_diag *d)
 {
@@ -343,7 +354,7 @@ static eng_status dwp_compute(const rt_node *n, const eng_tensor *const *in, eng
         return st;
     const float *bias = din[2] ? eng_f32(din[2]) : NULL;
     const float *res = n->a.residual ? eng_f32(in[n->n_in - 1]) : NULL;
-    if ((int64_t)g.oh * g.ow * g.cin * (int64_t)sizeof(float) >= xdw_min_bytes()) {
+    if ((int64_t)g.oh * g.ow * g.cin * (int64_t)sizeof(float) >= dwp_min_bytes()) {
         st = rt_dw_conv1x1(&g, eng_f32(in[0]), eng_f32(f), bias, n->dw->a.act, n->packed, n->a.act,
                            res, eng_f32(out), c->threads);
     } else { /* small map: the depthwise whole, then the 1x1 */
