@@ -232,30 +232,27 @@ static eng_status xdw_infer(const rt_node *n, const eng_tensor *const *in, eng_t
     return dw_infer(n, din, out, d);
 }
 
-/* Expanded maps under 4 MB per image run as the two kernels one after the other: measured in
- * the networks (docs/engine.md), fusion wins only on the large early maps (CenterNet's
- * 256x256x64 and 128x128x72, Lite0's 112x112x96, Lite2's 130x130x96); smaller ones stay in
- * cache between the two kernels, and with 2 threads the chunks' recomputed overlap rows made
- * them slower. VFS_FUSE_MIN_KB overrides (benchmarks; 0 fuses every map). */
-static int64_t min_bytes(int64_t *cache, const char *env, int64_t dflt)
-{
-    int64_t b;
-#pragma omp atomic read
-    b = *cache;
-    if (b < 0) {
-        const char *e = getenv(env);
-        long kb = e ? strtol(e, NULL, 10) : -1;
-        b = kb >= 0 && kb < (1L << 30) ? (int64_t)kb * 1024 : dflt;
-#pragma omp atomic write
-        *cache = b;
-    }
-    return b;
-}
-
-static int64_t xdw_min_bytes(void)
+/* Maps under 1 MB per image (the expanded map of the expand + depthwise form, the depthwise
+ * output of the depthwise + 1x1 form) run as the two kernels one after the other: they stay in
+ * L2 between them. Measured in the networks (docs/engine.md): the threshold was 4 MB until
+ * 2026-12-07, when Lite2's 65x65x144 expansion ran 0.83-0.93 ms as two kernels and 0.58-0.65
+ * fused, and Lite0's first block 0.41-0.55 against 0.33-0.39; fusing every map was slower with
+ * 2 threads (the chunks recompute kh - stride expanded rows each, a large share of a 7x7 or
+ * 14x14 map). VFS_FUSE_MIN_KB overrides (benchmarks; 0 fuses every map). */
+static int64_t fuse_min_bytes(void)
 {
     static int64_t v = -1;
-    return min_bytes(&v, "VFS_FUSE_MIN_KB", (int64_t)4 << 20);
+    int64_t b;
+#pragma omp atomic read
+    b = v;
+    if (b < 0) {
+        const char *e = getenv("VFS_FUSE_MIN_KB");
+        long kb = e ? strtol(e, NULL, 10) : -1;
+        b = kb >= 0 && kb < (1L << 30) ? (int64_t)kb * 1024 : (int64_t)1 << 20;
+#pragma omp atomic write
+        v = b;
+    }
+    return b;
 }
 
 static eng_status xdw_compute(const rt_node *n, const eng_tensor *const *in, eng_tensor *out,
@@ -270,7 +267,7 @@ static eng_status xdw_compute(const rt_node *n, const eng_tensor *const *in, eng
     if ((st = window_geom(n, &mid, (int)mid.dim[3], (int)f->dim[0], (int)f->dim[1], &g, d)))
         return st;
     const float *bias = n->a.has_bias ? eng_f32(in[2]) : NULL;
-    if ((int64_t)g.ih * g.iw * g.cin * (int64_t)sizeof(float) >= xdw_min_bytes()) {
+    if ((int64_t)g.ih * g.iw * g.cin * (int64_t)sizeof(float) >= fuse_min_bytes()) {
         st = rt_expand_dwconv2d(&g, eng_f32(in[0]), n->packed, n->a.pre_act, eng_f32(f), bias,
                                 n->a.act, eng_f32(out), c->threads);
     } else { /* small map: the 1x1 whole, then the depthwise */
@@ -333,14 +330,7 @@ static eng_status dwp_infer(const rt_node *n, const eng_tensor *const *in, eng_t
     return conv_infer(n, cin, out, d);
 }
 
-/* Depthwise maps under 1 MB per image run as the two kernels one after the other: smaller ones
- * stay in L2 between them. VFS_FUSE_DWP_MIN_KB overrides (benchmarks; 0 fuses every map). */
-static int64_t dwp_min_bytes(void)
-{
-    static int64_t v = -1;
-    return min_bytes(&v, "VFS_FUSE_DWP_MIN_KB", (int64_t)1 << 20);
-}
-
+/* maps under fuse_min_bytes() run as the depthwise whole, then the 1x1 */
 static eng_status dwp_compute(const rt_node *n, const eng_tensor *const *in, eng_tensor *out,
                               const rt_ctx *c, eng_diag *d)
 {
@@ -354,7 +344,7 @@ static eng_status dwp_compute(const rt_node *n, const eng_tensor *const *in, eng
         return st;
     const float *bias = din[2] ? eng_f32(din[2]) : NULL;
     const float *res = n->a.residual ? eng_f32(in[n->n_in - 1]) : NULL;
-    if ((int64_t)g.oh * g.ow * g.cin * (int64_t)sizeof(float) >= dwp_min_bytes()) {
+    if ((int64_t)g.oh * g.ow * g.cin * (int64_t)sizeof(float) >= fuse_min_bytes()) {
         st = rt_dw_conv1x1(&g, eng_f32(in[0]), eng_f32(f), bias, n->dw->a.act, n->packed, n->a.act,
                            res, eng_f32(out), c->threads);
     } else { /* small map: the depthwise whole, then the 1x1 */
