@@ -16,8 +16,8 @@
  * accumulators for a last panel of <= 8 channels (24, 40 outputs); when all of B fits in L2 the
  * loop runs over 12-row groups outside the panels, so each output row is written whole, and KxK
  * convolutions read their patches in place (kh segments per pixel) instead of im2col. The first
- * row group of a block (rows outer: of a thread's first block) prefetches the next panel pair
- * into L2 as it goes, one line per k step:
+ * row group of a thread's first block prefetches the next panel pair into L2 as it goes, one
+ * line per k step (a kernel instance of its own):
  * in a network's run the weights come from memory (a 7x7 map's 192->1152 1x1 took 0.31 ms with
  * its weights out of cache and 0.22 ms with them in L2; 0.27 ms so). Every
  * kernel sums the same products in the same order (k ascending from zero, then the bias), so
@@ -523,9 +523,9 @@ static void conv_blocks(void *ctx, int tid, int64_t ilo, int64_t ihi)
         const int p1 = p0 + j->pper < w->npanel ? p0 + j->pper : w->npanel;
         int64_t m0 = blk * mb;
         int rows = (int)(j->M - m0 < mb ? j->M - m0 : mb);
-        /* prefetch the weights on the block's first row group; when all of B fits in L2 (rows
-         * outer) only on the thread's first block, after which B stays there */
-        const int pf_block = !j->rows_outer || item == ilo;
+        /* prefetch the weights on the first row group of the thread's first block: after it
+         * they are in L2 (later blocks prefetching too cost CenterNet's backbone 2 %) */
+        const int pf_block = item == ilo;
         const float *abase;
         size_t lda = (size_t)K;
         if (j->direct) {
