@@ -253,7 +253,7 @@ uk512(const int R, const int P, const int H, const int PF, int nseg, int L, cons
       int nr, eng_act act, int pfn)
 {
     /* PF: prefetch the next pair's panels (pfn >= 1 of them), one panel stride (b1 - b0) apart
-     * after b1; a compile-time choice, as the checks cost every other call 3-5 % (CenterNet) */
+     * after b1; a compile-time choice, as the checks cost every other call 3-4 % (CenterNet) */
     const float *pf0 = PF ? b1 + (b1 - b0) : b0, *pf1 = PF && pfn > 1 ? pf0 + (b1 - b0) : b0;
     __m512 p[RMAX], q[RMAX];
     __m256 h[RMAX];
@@ -320,19 +320,18 @@ uk512(const int R, const int P, const int H, const int PF, int nseg, int L, cons
     {                                                                                              \
         uk512(R, P, H, PF, nseg, L, a, b0, b1, bias, res, c, nr, act, pfn);                        \
     }
-UK512(13, 2, 0, 0)
-UK512(13, 2, 1, 0)
-UK512(13, 1, 0, 0)
-UK512(13, 1, 1, 0)
-UK512(12, 2, 0, 0)
-UK512(12, 2, 1, 0)
-UK512(12, 1, 0, 0)
-UK512(12, 1, 1, 0)
-UK512(12, 2, 0, 1)
-UK512(4, 2, 0, 0)
-UK512(4, 2, 1, 0)
-UK512(4, 1, 0, 0)
-UK512(4, 1, 1, 0)
+/* the four panel forms of an R-row kernel: a pair, a pair ending in <= 8 channels, one panel,
+ * one panel of <= 8 */
+#define UK512_FORMS(R)                                                                             \
+    UK512(R, 2, 0, 0)                                                                              \
+    UK512(R, 2, 1, 0)                                                                              \
+    UK512(R, 1, 0, 0)                                                                              \
+    UK512(R, 1, 1, 0)
+UK512_FORMS(13)
+UK512_FORMS(12)
+UK512_FORMS(4)
+UK512(12, 2, 0, 1) /* a block's first row group, prefetching the next pair */
+#undef UK512_FORMS
 #undef UK512
 
 typedef void (*uk512_fn)(int, int, const float *const *, const float *, const float *,
