@@ -151,10 +151,10 @@ static inline __m256 act8(__m256 v, eng_act act)
     }
 }
 
-/* C rows c[r][0..nr) = act(sum_k a[r][k] * b[k][0..16) + bias); rows with
- * c[r] == NULL are computed (a[r] must be readable) but not stored */
+/* C rows c[r][off..off+nr) = act(sum_k a[r][k] * b[k][0..16) + bias (+ res[r][off..])); rows
+ * with c[r] == NULL are computed (a[r] must be readable) but not stored */
 static void ukernel_6x16(int K, const float *const *a, const float *b, const float *bias,
-                         const float *const *res, float *const *c, int nr, eng_act act)
+                         const float *const *res, float *const *c, int off, int nr, eng_act act)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
@@ -188,20 +188,20 @@ static void ukernel_6x16(int K, const float *const *a, const float *b, const flo
         __m256 v0 = _mm256_add_ps(acc[r][0], bb0), v1 = _mm256_add_ps(acc[r][1], bb1);
         if (res) { /* residual added after the bias, as the graph's Add does */
             float t[NR] = {0};
-            memcpy(t, res[r], (size_t)nr * sizeof(float));
+            memcpy(t, res[r] + off, (size_t)nr * sizeof(float));
             v0 = _mm256_add_ps(v0, _mm256_loadu_ps(t));
             v1 = _mm256_add_ps(v1, _mm256_loadu_ps(t + 8));
         }
         v0 = act8(v0, act);
         v1 = act8(v1, act);
         if (nr == NR) {
-            _mm256_storeu_ps(c[r], v0);
-            _mm256_storeu_ps(c[r] + 8, v1);
+            _mm256_storeu_ps(c[r] + off, v0);
+            _mm256_storeu_ps(c[r] + off + 8, v1);
         } else {
             float t[NR];
             _mm256_storeu_ps(t, v0);
             _mm256_storeu_ps(t + 8, v1);
-            memcpy(c[r], t, (size_t)nr * sizeof(float));
+            memcpy(c[r] + off, t, (size_t)nr * sizeof(float));
         }
     }
 }
@@ -240,17 +240,18 @@ static T512 inline __m512 act16(__m512 v, eng_act act)
 
 /* The AVX-512 micro-kernels: R rows (R <= 13) x P panels of 16 output channels (P = 1 or 2),
  * R*P accumulators in registers; with P = 2 each broadcast of a[r][k] feeds two FMAs, so a k
- * step is R broadcasts and 2 loads for 2R FMAs. Rows c[r][0..16P) = act(sum_k a[r][k] * b_p[k] +
- * bias (+ res[r])), the last panel's stores and residual loads masked to its nr channels (tails
- * such as 24, 40, 72, 120 need no copy); when H, that panel has nr <= 8 and its accumulators are
- * 256-bit (half the FMA work on CPUs that split 512-bit FMAs in two, as AMD Zen 4 does). Rows
- * with c[r] == NULL are computed but not stored. Every output sums its products in k order from
- * zero and then adds the bias, as ukernel_6x16 does, so all kernels give bit-identical results.
- * R, P and H are compile-time constants in each instance below, so the arrays are registers. */
+ * step is R broadcasts and 2 loads for 2R FMAs. Rows c[r][off..off+16P) = act(sum_k a[r][k] *
+ * b_p[k] + bias (+ res[r][off..])), the last panel's stores and residual loads masked to its nr
+ * channels (tails such as 24, 40, 72, 120 need no copy); when H, that panel has nr <= 8 and its
+ * accumulators are 256-bit (half the FMA work on CPUs that split 512-bit FMAs in two, as AMD Zen 4
+ * does). Rows with c[r] == NULL are computed but not stored. Every output sums its products in k
+ * order from zero and then adds the bias, as ukernel_6x16 does, so all kernels give bit-identical
+ * results. R, P and H are compile-time constants in each instance below, so the arrays are
+ * registers. */
 static T512 inline __attribute__((always_inline)) void
 uk512(const int R, const int P, const int H, const int PF, int nseg, int L, const float *const *a,
       const float *b0, const float *b1, const float *bias, const float *const *res, float *const *c,
-      int nr, eng_act act, int pfn)
+      int off, int nr, eng_act act, int pfn)
 {
     /* PF: prefetch the next pair's panels (pfn >= 1 of them), one panel stride (b1 - b0) apart
      * after b1; a compile-time choice, as the checks cost every other call 3-4 % (CenterNet) */
@@ -300,11 +301,11 @@ uk512(const int R, const int P, const int H, const int PF, int nseg, int L, cons
             const __mmask16 m = P == 2 ? 0xffff : last;
             __m512 s = _mm512_add_ps(p[r], bu);
             if (res) /* residual added after the bias, as the graph's Add does */
-                s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(m, res[r]));
-            _mm512_mask_storeu_ps(c[r], m, act16(s, act));
+                s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(m, res[r] + off));
+            _mm512_mask_storeu_ps(c[r] + off, m, act16(s, act));
         }
         if (P == 2 || H) { /* last panel (or the only one, in 256 bits) */
-            const int o = P == 2 ? NR : 0;
+            const int o = off + (P == 2 ? NR : 0);
             __m512 t = _mm512_add_ps(H ? _mm512_castps256_ps512(h[r]) : q[r], bv);
             if (res)
                 t = _mm512_add_ps(t, _mm512_maskz_loadu_ps(last, res[r] + o));
@@ -314,11 +315,12 @@ uk512(const int R, const int P, const int H, const int PF, int nseg, int L, cons
 }
 
 #define UK512(R, P, H, PF)                                                                         \
-    static T512 void uk512_##R##x##P##H##PF(                                                       \
-        int nseg, int L, const float *const *a, const float *b0, const float *b1,                  \
-        const float *bias, const float *const *res, float *const *c, int nr, eng_act act, int pfn) \
+    static T512 void uk512_##R##x##P##H##PF(int nseg, int L, const float *const *a,                \
+                                            const float *b0, const float *b1, const float *bias,   \
+                                            const float *const *res, float *const *c, int off,     \
+                                            int nr, eng_act act, int pfn)                          \
     {                                                                                              \
-        uk512(R, P, H, PF, nseg, L, a, b0, b1, bias, res, c, nr, act, pfn);                        \
+        uk512(R, P, H, PF, nseg, L, a, b0, b1, bias, res, c, off, nr, act, pfn);                   \
     }
 /* the four panel forms of an R-row kernel: a pair, a pair ending in <= 8 channels, one panel,
  * one panel of <= 8 */
@@ -335,7 +337,8 @@ UK512(12, 2, 0, 1) /* a block's first row group, prefetching the next pair */
 #undef UK512
 
 typedef void (*uk512_fn)(int, int, const float *const *, const float *, const float *,
-                         const float *, const float *const *, float *const *, int, eng_act, int);
+                         const float *, const float *const *, float *const *, int, int, eng_act,
+                         int);
 /* [R: 4, 12, 13][P - 1][H] */
 static const uk512_fn UK512_FN[3][2][2] = {
     {{uk512_4x100, uk512_4x110}, {uk512_4x200, uk512_4x210}},
@@ -414,22 +417,16 @@ static void im2col_block(const eng_conv_geom *g, const float *in, int64_t m0, in
  * or [j*16, j*16+32) (AVX-512: 12 or 4 rows; panels j and j+1, or a last odd panel alone).
  * Row r of A is nseg segments of L floats, segment s at ap[s * RMAX + r] (AVX2: nseg 1);
  * rp[] are the residual rows (rp NULL: none), cp[] the output rows (NULL: not stored), all
- * pointing at channel 0; pf: prefetch the next pair's panels (AVX-512). */
+ * pointing at channel 0 (the kernels add the panel's offset); pf: prefetch the next pair's
+ * panels (AVX-512). */
 static void panel_step(const eng_conv_packed *w, int cout, int j, int wide, int rows, int nseg,
                        int L, const float *const *ap, const float *const *rp, float *const *cp,
                        eng_act act, int pf)
 {
-    const float *rj[RMAX];
-    float *cj[RMAX];
-    for (int r = 0; r < rows; r++) {
-        cj[r] = cp[r] ? cp[r] + j * NR : NULL;
-        rj[r] = rp ? rp[r] + j * NR : NULL;
-    }
     const float *bp = w->w + (size_t)j * w->K * NR, *bias = w->bias + j * NR;
-    const float *const *res = rp ? rj : NULL;
     if (!wide) {
         int nr = cout - j * NR < NR ? cout - j * NR : NR;
-        ukernel_6x16(w->K, ap, bp, bias, res, cj, nr, act);
+        ukernel_6x16(w->K, ap, bp, bias, rp, cp, j * NR, nr, act);
     } else {
         const int P = j + 1 < w->npanel ? 2 : 1;
         const int nr = cout - (j + P - 1) * NR < NR ? cout - (j + P - 1) * NR : NR;
@@ -440,7 +437,7 @@ static void panel_step(const eng_conv_packed *w, int cout, int j, int wide, int 
         const uk512_fn fn = pfn > 0 && rows == MR512
                                 ? uk512_12x201
                                 : UK512_FN[rows == RMAX ? 2 : rows == MR512][P - 1][nr <= 8];
-        fn(nseg, L, ap, bp, bp + (size_t)w->K * NR, bias, res, cj, nr, act, pfn);
+        fn(nseg, L, ap, bp, bp + (size_t)w->K * NR, bias, rp, cp, j * NR, nr, act, pfn);
     }
 }
 
@@ -512,7 +509,8 @@ static void conv_blocks(void *ctx, int tid, int64_t ilo, int64_t ihi)
     const eng_conv_geom *g = j->g;
     const eng_conv_packed *w = j->w;
     const float *in = j->in, *res = j->res;
-    const int K = j->K, mb = j->mb, wide = j->wide, step = j->step;
+    const int K = j->K, mb = j->mb, wide = j->wide, step = j->step, cout = g->cout;
+    float *const out = j->out; /* locals: the row pointers' stores cannot alias them */
     float *buf = NULL;
     if (!j->direct && !(buf = rt_scratch_get(j->rows, tid)))
         return;
@@ -557,15 +555,20 @@ static void conv_blocks(void *ctx, int tid, int64_t ilo, int64_t ihi)
                     for (int r = 0; r < R; r++)
                         ap[r] = abase + (size_t)(r0 + r < rows ? r0 + r : r0) * lda;
                 }
-                for (int r = 0; r < R; r++) {
-                    int rr = r0 + r < rows ? r0 + r : r0;
-                    cp[r] = r0 + r < rows ? j->out + (m0 + r0 + r) * g->cout : NULL;
-                    rp[r] = res ? res + (m0 + rr) * g->cout : NULL;
+                /* output and residual rows; past the block's rows: not stored, residual row
+                 * r0 (readable) */
+                float *const c0 = out + (m0 + r0) * cout;
+                const float *const q0 = res ? res + (m0 + r0) * cout : NULL;
+                const int live = rows - r0 < R ? rows - r0 : R;
+                for (int r = 0; r < live; r++) {
+                    cp[r] = c0 + (size_t)r * cout;
+                    rp[r] = res ? q0 + (size_t)r * cout : NULL;
                 }
+                for (int r = live; r < R; r++)
+                    cp[r] = NULL, rp[r] = q0;
                 const int pf = pf_block && r0 == 0;
                 for (int jj = jp; jj < (j->rows_outer ? p1 : jp + step); jj += step)
-                    panel_step(w, g->cout, jj, wide, R, nseg, L, ap, res ? rp : NULL, cp, j->act,
-                               pf);
+                    panel_step(w, cout, jj, wide, R, nseg, L, ap, res ? rp : NULL, cp, j->act, pf);
                 r0 += R;
             }
         }

@@ -17,7 +17,7 @@
 typedef struct eng_model eng_model;
 
 /* Optional per-op-type timing filled by eng_model_run (for benchmarks). */
-#define ENG_PROFILE_MAX_OPS 48
+#define ENG_PROFILE_MAX_OPS 192
 typedef struct eng_run_profile {
     int n;                               /* op types seen */
     const char *op[ENG_PROFILE_MAX_OPS]; /* op names, convolutions by kind ("conv 1x1",
