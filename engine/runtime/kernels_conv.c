@@ -616,11 +616,18 @@ eng_status rt_conv2d_packed_res(const eng_conv_geom *g, const float *in, const e
         if (fair < mb)
             mb = (int)fair;
     }
-    const int64_t nblocks = (M + mb - 1) / mb;
     /* panels outer (one panel pair of B hot in L1, the block's A rows re-read from L2 for each)
      * when B is large; rows outer (12 A rows hot in L1, each output row written whole at once)
      * when all of B fits in L2 */
     const int rows_outer = wide && (size_t)K * w->npanel * NR * sizeof(float) <= B_L2;
+    /* AVX-512, rows outer, dilation 1: KxK patches read in place from the input (window row by
+     * window row), no im2col copy except for row groups with a pixel on the padding */
+    const int inplace = !direct && rows_outer && g->dh == 1 && g->dw == 1 && g->kh <= MAXSEG;
+    /* there, a block is one output row: its row groups then never straddle two rows (which
+     * takes the per-pixel path) and only the last one can reach the right padding */
+    if (inplace && g->ow >= 2 * MR512 && g->ow <= 512)
+        mb = g->ow;
+    const int64_t nblocks = (M + mb - 1) / mb;
     /* too few blocks to keep the threads busy (a 7x7 map's 49 rows make 5): split each block's
      * panels too, so every thread gets about 4 items */
     const int step = wide ? 2 : 1;
@@ -648,10 +655,7 @@ eng_status rt_conv2d_packed_res(const eng_conv_geom *g, const float *in, const e
                   .step = step,
                   .pgroups = pgroups,
                   .pper = pper,
-                  /* AVX-512, rows outer, dilation 1: KxK patches read in place from the input
-                   * (window row by window row), no im2col copy except for row groups with a
-                   * pixel on the padding */
-                  .inplace = !direct && rows_outer && g->dh == 1 && g->dw == 1 && g->kh <= MAXSEG,
+                  .inplace = inplace,
                   .rows = &rows};
     rt_parallel_for(nt, nblocks * pgroups, 1, conv_blocks, &j);
     return rt_scratch_free(&rows) ? ENG_ENOMEM : ENG_OK;

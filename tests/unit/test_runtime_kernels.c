@@ -155,6 +155,23 @@ static void test_conv_13_rows(void)
     }
 }
 
+/* KxK convolutions with output rows of 24 pixels or more, where a block of the AVX-512 path is
+ * one output row: a stem (3x3 stride 2 SAME, 3 -> 16, hard-swish, two images, the last group of
+ * each row on the right padding) and a 5x5 window with asymmetric explicit padding */
+static void test_conv_row_blocks(void)
+{
+    eng_conv_geom g;
+    CHECK(eng_conv_geom_init(&g, 2, 37, 66, 3, 16, 3, 3, 2, 2, 1, 1, ENG_PAD_SAME, NULL, NULL) ==
+          ENG_OK);
+    CHECK(g.ow >= 24);
+    conv_case(&g, 0, 1, ENG_ACT_HSWISH, "stem row blocks");
+    const int pads[4] = {2, 1, 0, 2};
+    CHECK(eng_conv_geom_init(&g, 1, 9, 40, 4, 33, 5, 5, 1, 1, 1, 1, ENG_PAD_EXPLICIT, pads, NULL) ==
+          ENG_OK);
+    CHECK(g.ow >= 24);
+    conv_case(&g, 0, 0, ENG_ACT_RELU, "5x5 row blocks");
+}
+
 static void test_matmul(void)
 {
     for (int t = 0; t < 12; t++) {
@@ -223,7 +240,8 @@ static void test_conv1x1_edges(void)
     static const int rows[] = {1, 5, 13, 49, 196};
     static const int chans[][2] = {{16, 1},  {3, 8},    {32, 17}, {64, 24},   {24, 40},
                                    {72, 72}, {96, 120}, {8, 136}, {720, 184}, {1152, 96}};
-    static const eng_act acts[3] = {ENG_ACT_RELU6, ENG_ACT_HSWISH_F16, ENG_ACT_NONE};
+    static const eng_act acts[4] = {ENG_ACT_RELU6, ENG_ACT_HSWISH_F16, ENG_ACT_NONE,
+                                    ENG_ACT_HSWISH};
     int cases = 0;
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
         for (size_t j = 0; j < sizeof chans / sizeof chans[0]; j++) {
@@ -243,7 +261,7 @@ static void test_conv1x1_edges(void)
                 f[q] = frand() * 0.2f;
             for (int q = 0; q < cout; q++)
                 b[q] = frand();
-            eng_act act = acts[(i + j) % 3];
+            eng_act act = acts[(i + j) % 4];
             const float *bias = j % 4 == 3 ? NULL : b;
             conv_ref(&g, in, f, bias, act, 0, ref);
             memset(o1, 0xff, nout * 4); /* NaN: an output the kernel skips shows */
@@ -436,6 +454,7 @@ int main(void)
 {
     test_conv(0);
     test_conv_13_rows();
+    test_conv_row_blocks();
     test_conv(1);
     test_conv1x1_edges();
     test_dw_edges();
