@@ -228,12 +228,7 @@ static T512 inline __m512 act16(__m512 v, eng_act act)
             _mm512_set1_ps(6.0f));
         return _mm512_mul_ps(_mm512_mul_ps(v, c), r);
     }
-    case ENG_ACT_SIGMOID: { /* the AVX2 kernel's function on each half: the same results */
-        __m256 lo = rt_sigmoid8(_mm512_castps512_ps256(v));
-        __m256 hi = rt_sigmoid8(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
-        return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(lo)),
-                                                   _mm256_castps_pd(hi), 1));
-    }
+    case ENG_ACT_SIGMOID: return rt_sigmoid16(v); /* the AVX2 kernel's results, to the bit */
     default: return v;
     }
 }

@@ -172,6 +172,35 @@ static void test_conv_row_blocks(void)
     conv_case(&g, 0, 0, ENG_ACT_RELU, "5x5 row blocks");
 }
 
+/* the convolution kernels' sigmoid (AVX-512 where the CPU has it) against the Sigmoid op's
+ * (eng_act_apply, AVX2), equal to the bit: 1 -> 16 channels, all weights 1 and no bias, so each
+ * output is sigmoid(x) from the kernels' activation, over [-100, 100] (past both clamps) */
+static void test_sigmoid_paths(void)
+{
+    enum { N = 4000, CO = 16 };
+    float *x = malloc(N * 4), *y = malloc((size_t)N * CO * 4), w[CO];
+    for (int i = 0; i < N; i++)
+        x[i] = -100.0f + 200.0f * (float)i / N;
+    for (int c = 0; c < CO; c++)
+        w[c] = 1.0f;
+    eng_conv_geom g;
+    CHECK(eng_conv_geom_init(&g, 1, 1, N, 1, CO, 1, 1, 1, 1, 1, 1, ENG_PAD_VALID, NULL, NULL) ==
+          ENG_OK);
+    CHECK(eng_conv2d(&g, x, w, NULL, ENG_ACT_SIGMOID, y, 1) == ENG_OK);
+    eng_act_apply(x, N, ENG_ACT_SIGMOID, 1);
+    int same = 1;
+    for (int i = 0; i < N && same; i++)
+        for (int c = 0; c < CO; c++)
+            if (memcmp(&y[(size_t)i * CO + c], &x[i], 4)) {
+                fprintf(stderr, "sigmoid at %d channel %d: %.9g vs %.9g\n", i, c,
+                        y[(size_t)i * CO + c], x[i]);
+                same = 0;
+                break;
+            }
+    CHECK_MSG(same, "the kernels' sigmoid differs from the Sigmoid op's");
+    free(x), free(y);
+}
+
 static void test_matmul(void)
 {
     for (int t = 0; t < 12; t++) {
@@ -460,6 +489,7 @@ int main(void)
     test_dw_edges();
     test_expand_dw();
     test_dw_conv1x1();
+    test_sigmoid_paths();
     test_matmul();
     test_maxpool();
     return check_report("test_runtime_kernels");
