@@ -305,16 +305,15 @@ uk512(const int R, const int P, const int H, const int PF, int nseg, int L, cons
                 _mm_prefetch((const char *)(pf1 + o), _MM_HINT_T1);
 #pragma GCC unroll 13
             for (int r = 0; r < R; r++) {
-                if (P == 1 && H) { /* a 256-bit broadcast, which the FMA can take from memory */
-                    h[r] = _mm256_fmadd_ps(_mm256_set1_ps(ar[r][k]), v8, h[r]);
-                    continue;
+                /* broadcasts of the width each FMA takes, which it can read from memory */
+                if (P == 2 || !H) {
+                    const __m512 x = _mm512_set1_ps(ar[r][k]);
+                    p[r] = _mm512_fmadd_ps(x, u, p[r]);
+                    if (!H)
+                        q[r] = _mm512_fmadd_ps(x, v, q[r]);
                 }
-                const __m512 x = _mm512_set1_ps(ar[r][k]);
-                p[r] = _mm512_fmadd_ps(x, u, p[r]);
-                if (P == 2 && !H)
-                    q[r] = _mm512_fmadd_ps(x, v, q[r]);
                 if (H)
-                    h[r] = _mm256_fmadd_ps(_mm512_castps512_ps256(x), v8, h[r]);
+                    h[r] = _mm256_fmadd_ps(_mm256_set1_ps(ar[r][k]), v8, h[r]);
             }
         }
     }
