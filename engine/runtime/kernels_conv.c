@@ -209,9 +209,13 @@ static void ukernel_6x16(int K, const float *const *a, const float *b, const flo
 /* ---- AVX-512 variant, chosen at run time on CPUs that have it ---- */
 
 #define MR512 12
-/* most rows a kernel takes: a block's last group is 13 rows rather than 12 and a 4-row group
- * for one row (a 7x7 map's 49 rows: 3 x 12 + 13) */
-#define RMAX 13
+/* a block's last group is 13 rows rather than 12 and a 4-row group for one row (a 7x7 map's 49
+ * rows: 3 x 12 + 13) */
+#define R13 13
+/* rows of the single-panel kernel: with one panel of output channels (16 or fewer, as a stem's
+ * or a 16 -> 16 projection's) a 24-row group has as many accumulators as a 12-row pair */
+#define R24 24
+#define RMAX R24
 #define T512 __attribute__((target("avx512f")))
 
 static T512 inline __m512 act16(__m512 v, eng_act act)
@@ -241,7 +245,7 @@ uk512_store(const int R, const int P, const int H, const eng_act act, const __m5
             const __m512 *q, const __m256 *h, __m512 bu, __m512 bv, __mmask16 last,
             const float *const *res, float *const *c, int off)
 {
-#pragma GCC unroll 13
+#pragma GCC unroll 24
     for (int r = 0; r < R; r++) {
         if (!c[r])
             continue;
@@ -284,13 +288,13 @@ uk512(const int R, const int P, const int H, const int PF, int nseg, int L, cons
     __m256 h[RMAX];
     const float *ar[RMAX];
     const float *bl = P == 2 ? b1 : b0; /* the last panel */
-#pragma GCC unroll 13
+#pragma GCC unroll 24
     for (int r = 0; r < R; r++) {
         p[r] = q[r] = _mm512_setzero_ps();
         h[r] = _mm256_setzero_ps();
     }
     for (int sg = 0; sg < nseg; sg++) {
-#pragma GCC unroll 13
+#pragma GCC unroll 24
         for (int r = 0; r < R; r++)
             ar[r] = a[sg * RMAX + r];
         const size_t kb = (size_t)sg * L * NR;
@@ -303,7 +307,7 @@ uk512(const int R, const int P, const int H, const int PF, int nseg, int L, cons
                 _mm_prefetch((const char *)(pf0 + o), _MM_HINT_T1);
             if (PF && pfn > 1)
                 _mm_prefetch((const char *)(pf1 + o), _MM_HINT_T1);
-#pragma GCC unroll 13
+#pragma GCC unroll 24
             for (int r = 0; r < R; r++) {
                 /* broadcasts of the width each FMA takes, which it can read from memory */
                 if (P == 2 || !H) {
@@ -351,6 +355,7 @@ UK512_FORMS(13)
 UK512_FORMS(12)
 UK512_FORMS(4)
 UK512(12, 2, 0, 1) /* a block's first row group, prefetching the next pair */
+UK512(24, 1, 0, 0) /* the single-panel kernel */
 #undef UK512_FORMS
 #undef UK512
 
@@ -363,6 +368,7 @@ static const uk512_fn UK512_FN[3][2][2] = {
     {{uk512_12x100, uk512_12x110}, {uk512_12x200, uk512_12x210}},
     {{uk512_13x100, uk512_13x110}, {uk512_13x200, uk512_13x210}},
 };
+
 /* 1 when the AVX-512 kernel may run (VFS_NO_AVX512 set in the environment turns it off) */
 static int use_avx512(void)
 {
@@ -452,9 +458,10 @@ static void panel_step(const eng_conv_packed *w, int cout, int j, int wide, int 
         pfn = pfn < 0 ? 0 : pfn > 2 ? 2 : pfn;
         /* a block's first 12-row group prefetching the next pair (which there is, so this pair
          * is two full panels) */
-        const uk512_fn fn = pfn > 0 && rows == MR512
+        const uk512_fn fn = rows == R24 ? uk512_24x100
+                            : pfn > 0 && rows == MR512
                                 ? uk512_12x201
-                                : UK512_FN[rows == RMAX ? 2 : rows == MR512][P - 1][nr <= 8];
+                                : UK512_FN[rows == R13 ? 2 : rows == MR512][P - 1][nr <= 8];
         fn(nseg, L, ap, bp, bp + (size_t)w->K * NR, bias, rp, cp, j * NR, nr, act, pfn);
     }
 }
@@ -528,6 +535,9 @@ static void conv_blocks(void *ctx, int tid, int64_t ilo, int64_t ihi)
     const eng_conv_packed *w = j->w;
     const float *in = j->in, *res = j->res;
     const int K = j->K, mb = j->mb, wide = j->wide, step = j->step, cout = g->cout;
+    /* one panel of 9-16 channels: the 24-row kernel (with <= 8, in 256 bits, 24 rows measured
+     * slower than 12) */
+    const int single = w->npanel == 1 && cout > 8;
     float *const out = j->out; /* locals: the row pointers' stores cannot alias them */
     float *buf = NULL;
     if (!j->direct && !(buf = rt_scratch_get(j->rows, tid)))
@@ -553,12 +563,13 @@ static void conv_blocks(void *ctx, int tid, int64_t ilo, int64_t ihi)
         }
         for (int jp = p0; jp < (j->rows_outer ? p0 + 1 : p1); jp += step) {
             for (int r0 = 0; r0 < rows;) {
-                /* AVX-512: 12-row groups, 13 when one row would be left, the tail in 4-row
-                 * groups (196 rows: 16 x 12 + 4) */
-                const int R = !wide                ? MR
-                              : rows - r0 == RMAX  ? RMAX
-                              : rows - r0 >= MR512 ? MR512
-                                                   : 4;
+                /* AVX-512: 24-row groups when there is one panel; 12-row groups, 13 when one
+                 * row would be left, the tail in 4-row groups (196 rows: 16 x 12 + 4) */
+                const int R = !wide                        ? MR
+                              : single && rows - r0 >= R24 ? R24
+                              : rows - r0 == R13           ? R13
+                              : rows - r0 >= MR512         ? MR512
+                                                           : 4;
                 const float *ap[RMAX * MAXSEG], *rp[RMAX];
                 float *cp[RMAX];
                 int nseg = 1, L = K;

@@ -267,8 +267,8 @@ static void test_maxpool(void)
 static void test_conv1x1_edges(void)
 {
     static const int rows[] = {1, 5, 13, 49, 196};
-    static const int chans[][2] = {{16, 1},  {3, 8},    {32, 17}, {64, 24},   {24, 40},
-                                   {72, 72}, {96, 120}, {8, 136}, {720, 184}, {1152, 96}};
+    static const int chans[][2] = {{16, 1},   {3, 8},   {32, 17},   {64, 24},   {24, 40}, {72, 72},
+                                   {96, 120}, {8, 136}, {720, 184}, {1152, 96}, {16, 16}, {40, 12}};
     static const eng_act acts[4] = {ENG_ACT_RELU6, ENG_ACT_HSWISH_F16, ENG_ACT_NONE,
                                     ENG_ACT_HSWISH};
     int cases = 0;
