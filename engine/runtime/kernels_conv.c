@@ -4,7 +4,9 @@
  *
  * Design: output channels are packed once into 16-wide panels
  * ([K][16] each), so a 6x16 AVX2/FMA micro-kernel keeps 12 accumulators in
- * registers and reads each panel from L1 for a whole block of rows; bias and
+ * registers and reads each panel from L1 for a whole block of rows (1-5 row
+ * instances for the rows left over, and a panel of <= 8 channels in half the
+ * accumulators); bias and
  * activation are applied in the micro-kernel's epilogue before the single
  * store. Row blocks are the unit of parallel work (claimed one by one from
  * the pool's counter, so a thread that the OS preempts on a busy machine
@@ -13,11 +15,11 @@
  * VFS_NO_AVX512=1 forces AVX2) 12x32 kernels take two panels per broadcast of A (24 zmm
  * accumulators), with 13-row ones when one row would be left (a 7x7 map's 49 rows) and 4-row
  * ones for other rows left over (196 rows: 16 x 12 + 4) and 256-bit
- * accumulators for a last panel of <= 8 channels (24, 40 outputs); when all of B fits in L2 the
- * loop runs over 12-row groups outside the panels, so each output row is written whole, and KxK
- * convolutions read their patches in place (kh segments per pixel) instead of im2col. The first
- * row group of a thread's first block prefetches the next panel pair into L2 as it goes, one
- * line per k step (a kernel instance of its own):
+ * accumulators for a last panel of <= 8 channels (24, 40 outputs). With either, when all of B
+ * fits in L2 the loop runs over row groups outside the panels, so each output row is written
+ * whole, and KxK convolutions read their patches in place (kh segments per pixel) instead of
+ * im2col. The AVX-512 path's first row group of a thread's first block prefetches the next
+ * panel pair into L2 as it goes, one line per k step (a kernel instance of its own):
  * in a network's run the weights come from memory (a 7x7 map's 192->1152 1x1 took 0.31 ms with
  * its weights out of cache and 0.22 ms with them in L2; 0.27 ms so). Every
  * kernel sums the same products in the same order (k ascending from zero, then the bias), so
@@ -151,63 +153,6 @@ static inline __m256 act8(__m256 v, eng_act act)
     }
 }
 
-/* C rows c[r][off..off+nr) = act(sum_k a[r][k] * b[k][0..16) + bias (+ res[r][off..])); rows
- * with c[r] == NULL are computed (a[r] must be readable) but not stored */
-static void ukernel_6x16(int K, const float *const *a, const float *b, const float *bias,
-                         const float *const *res, float *const *c, int off, int nr, eng_act act)
-{
-    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
-    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
-    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
-    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
-    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
-    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
-    const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4], *a5 = a[5];
-    for (int k = 0; k < K; k++) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-        __m256 x;
-        x = _mm256_broadcast_ss(a0 + k);
-        c00 = _mm256_fmadd_ps(x, b0, c00), c01 = _mm256_fmadd_ps(x, b1, c01);
-        x = _mm256_broadcast_ss(a1 + k);
-        c10 = _mm256_fmadd_ps(x, b0, c10), c11 = _mm256_fmadd_ps(x, b1, c11);
-        x = _mm256_broadcast_ss(a2 + k);
-        c20 = _mm256_fmadd_ps(x, b0, c20), c21 = _mm256_fmadd_ps(x, b1, c21);
-        x = _mm256_broadcast_ss(a3 + k);
-        c30 = _mm256_fmadd_ps(x, b0, c30), c31 = _mm256_fmadd_ps(x, b1, c31);
-        x = _mm256_broadcast_ss(a4 + k);
-        c40 = _mm256_fmadd_ps(x, b0, c40), c41 = _mm256_fmadd_ps(x, b1, c41);
-        x = _mm256_broadcast_ss(a5 + k);
-        c50 = _mm256_fmadd_ps(x, b0, c50), c51 = _mm256_fmadd_ps(x, b1, c51);
-        b += NR;
-    }
-    __m256 bb0 = _mm256_load_ps(bias), bb1 = _mm256_load_ps(bias + 8);
-    __m256 acc[MR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-    for (int r = 0; r < MR; r++) {
-        if (!c[r])
-            continue;
-        __m256 v0 = _mm256_add_ps(acc[r][0], bb0), v1 = _mm256_add_ps(acc[r][1], bb1);
-        if (res) { /* residual added after the bias, as the graph's Add does */
-            float t[NR] = {0};
-            memcpy(t, res[r] + off, (size_t)nr * sizeof(float));
-            v0 = _mm256_add_ps(v0, _mm256_loadu_ps(t));
-            v1 = _mm256_add_ps(v1, _mm256_loadu_ps(t + 8));
-        }
-        v0 = act8(v0, act);
-        v1 = act8(v1, act);
-        if (nr == NR) {
-            _mm256_storeu_ps(c[r] + off, v0);
-            _mm256_storeu_ps(c[r] + off + 8, v1);
-        } else {
-            float t[NR];
-            _mm256_storeu_ps(t, v0);
-            _mm256_storeu_ps(t + 8, v1);
-            memcpy(c[r] + off, t, (size_t)nr * sizeof(float));
-        }
-    }
-}
-
-/* ---- AVX-512 variant, chosen at run time on CPUs that have it ---- */
-
 #define MR512 12
 /* a block's last group is 13 rows rather than 12 and a 4-row group for one row (a 7x7 map's 49
  * rows: 3 x 12 + 13) */
@@ -217,6 +162,118 @@ static void ukernel_6x16(int K, const float *const *a, const float *b, const flo
 #define R24 24
 #define RMAX R24
 #define T512 __attribute__((target("avx512f")))
+
+/* ---- AVX2 kernels ---- */
+
+/* lanes [0, n) of 8 set (n clamped to 0..8): the masks of a channel tail */
+static inline __m256i lane_mask(int n)
+{
+    static const int32_t ones_then_zeros[16] = {-1, -1, -1, -1, -1, -1, -1, -1};
+    n = n < 0 ? 0 : n > 8 ? 8 : n;
+    return _mm256_loadu_si256((const __m256i *)(ones_then_zeros + 8 - n));
+}
+
+/* the AVX2 kernels' stores: row r's accumulators p[r] (and q[r] unless H) plus the bias, plus the
+ * residual when res, through act, to c[r] + off; a panel of fewer than 16 (H: 8) channels stores
+ * its last 8 lanes masked to its nr channels (masked stores are slow on some CPUs, so only
+ * there); rows with c[r] NULL are skipped */
+static inline __attribute__((always_inline)) void
+uk256_store(const int R, const int H, const eng_act act, const __m256 *p, const __m256 *q,
+            const float *bias, int nr, const float *const *res, float *const *c, int off)
+{
+    const __m256 bu = _mm256_load_ps(bias), bv = _mm256_load_ps(bias + 8);
+    const int full = nr == (H ? 8 : NR);
+    const __m256i mt = lane_mask(H ? nr : nr - 8); /* the last 8 lanes' mask */
+#pragma GCC unroll 12
+    for (int r = 0; r < R; r++) {
+        if (!c[r])
+            continue;
+        __m256 s = _mm256_add_ps(p[r], bu), t = H ? s : _mm256_add_ps(q[r], bv);
+        float *o = c[r] + off;
+        if (res) { /* residual added after the bias, as the graph's Add does */
+            const float *e = res[r] + off;
+            if (!H)
+                s = _mm256_add_ps(s, _mm256_loadu_ps(e));
+            t = _mm256_add_ps(t, full ? _mm256_loadu_ps(e + 8 * !H)
+                                      : _mm256_maskload_ps(e + 8 * !H, mt));
+        }
+        if (!H)
+            _mm256_storeu_ps(o, act8(s, act));
+        if (full)
+            _mm256_storeu_ps(o + 8 * !H, act8(t, act));
+        else
+            _mm256_maskstore_ps(o + 8 * !H, mt, act8(t, act));
+    }
+}
+
+/* The AVX2 micro-kernels: R rows (R <= 6, or up to 12 when H) x one panel of 16 output channels,
+ * 2R accumulators in registers (R when H: a panel of <= 8 channels, one 256-bit accumulator per
+ * row). Row r of A is nseg segments of L floats, segment s at a[s * RMAX + r] (a KxK convolution's
+ * window rows read in place; nseg 1 otherwise). Rows c[r][off..off+nr) = act(sum_k a[r][k] *
+ * b[k] + bias (+ res[r][off..])), summed in k order from zero and then the bias, as the AVX-512
+ * kernels do (bit-identical). Rows with c[r] == NULL are computed but not stored. R and H are
+ * compile-time constants in each instance below, so the arrays are registers. */
+static inline __attribute__((always_inline)) void
+uk256(const int R, const int H, int nseg, int L, const float *const *a, const float *b,
+      const float *bias, const float *const *res, float *const *c, int off, int nr, eng_act act)
+{
+    __m256 p[12], q[12];
+    const float *ar[12];
+#pragma GCC unroll 12
+    for (int r = 0; r < R; r++)
+        p[r] = q[r] = _mm256_setzero_ps();
+    for (int sg = 0; sg < nseg; sg++) {
+#pragma GCC unroll 12
+        for (int r = 0; r < R; r++)
+            ar[r] = a[sg * RMAX + r];
+        const float *bk = b + (size_t)sg * L * NR;
+        for (int k = 0; k < L; k++, bk += NR) {
+            const __m256 u = _mm256_load_ps(bk), v = H ? u : _mm256_load_ps(bk + 8);
+#pragma GCC unroll 12
+            for (int r = 0; r < R; r++) {
+                const __m256 x = _mm256_broadcast_ss(ar[r] + k);
+                p[r] = _mm256_fmadd_ps(x, u, p[r]);
+                if (!H)
+                    q[r] = _mm256_fmadd_ps(x, v, q[r]);
+            }
+        }
+    }
+    switch (act) { /* the common activations as constants: straight-line stores */
+    case ENG_ACT_NONE: uk256_store(R, H, ENG_ACT_NONE, p, q, bias, nr, res, c, off); break;
+    case ENG_ACT_RELU: uk256_store(R, H, ENG_ACT_RELU, p, q, bias, nr, res, c, off); break;
+    case ENG_ACT_RELU6: uk256_store(R, H, ENG_ACT_RELU6, p, q, bias, nr, res, c, off); break;
+    case ENG_ACT_HSWISH: uk256_store(R, H, ENG_ACT_HSWISH, p, q, bias, nr, res, c, off); break;
+    default: uk256_store(R, H, act, p, q, bias, nr, res, c, off); break;
+    }
+}
+
+#define UK256(R, H)                                                                                \
+    static void uk256_##R##x##H(int nseg, int L, const float *const *a, const float *b,            \
+                                const float *bias, const float *const *res, float *const *c,       \
+                                int off, int nr, eng_act act)                                      \
+    {                                                                                              \
+        uk256(R, H, nseg, L, a, b, bias, res, c, off, nr, act);                                    \
+    }
+/* the two panel forms of an R-row kernel: 9-16 channels, <= 8 */
+#define UK256_FORMS(R) UK256(R, 0) UK256(R, 1)
+UK256_FORMS(1)
+UK256_FORMS(2)
+UK256_FORMS(3)
+UK256_FORMS(4)
+UK256_FORMS(5)
+UK256_FORMS(6)
+#undef UK256_FORMS
+#undef UK256
+
+typedef void (*uk256_fn)(int, int, const float *const *, const float *, const float *,
+                         const float *const *, float *const *, int, int, eng_act);
+/* [R - 1][H] */
+static const uk256_fn UK256_FN[MR][2] = {
+    {uk256_1x0, uk256_1x1}, {uk256_2x0, uk256_2x1}, {uk256_3x0, uk256_3x1},
+    {uk256_4x0, uk256_4x1}, {uk256_5x0, uk256_5x1}, {uk256_6x0, uk256_6x1},
+};
+
+/* ---- AVX-512 kernels, chosen at run time on CPUs that have them ---- */
 
 static T512 inline __m512 act16(__m512 v, eng_act act)
 {
@@ -434,13 +491,13 @@ static void im2col_block(const eng_conv_geom *g, const float *in, int64_t m0, in
 /* packed B up to this size is kept whole in L2 (rows-outer loop order) */
 #define B_L2 (256 * 1024)
 
-/* most window rows a convolution may have for the AVX-512 kernel to read its patches in place */
+/* most window rows a convolution may have for the kernels to read its patches in place */
 #define MAXSEG 7
 
-/* runs the micro-kernel for `rows` rows of A and output channels [j*16, j*16+16) (AVX2: 6 rows)
+/* runs the micro-kernel for `rows` rows of A and output channels [j*16, j*16+16) (AVX2: 1-6 rows)
  * or [j*16, j*16+32) (AVX-512: 12, 13 or 4 rows, panels j and j+1 or a last odd panel alone;
  * 24 rows when panel j is the only one).
- * Row r of A is nseg segments of L floats, segment s at ap[s * RMAX + r] (AVX2: nseg 1);
+ * Row r of A is nseg segments of L floats, segment s at ap[s * RMAX + r];
  * rp[] are the residual rows (rp NULL: none), cp[] the output rows (NULL: not stored), all
  * pointing at channel 0 (the kernels add the panel's offset); pf: prefetch the next pair's
  * panels (AVX-512). */
@@ -451,7 +508,7 @@ static void panel_step(const eng_conv_packed *w, int cout, int j, int wide, int 
     const float *bp = w->w + (size_t)j * w->K * NR, *bias = w->bias + j * NR;
     if (!wide) {
         int nr = cout - j * NR < NR ? cout - j * NR : NR;
-        ukernel_6x16(w->K, ap, bp, bias, rp, cp, j * NR, nr, act);
+        UK256_FN[rows - 1][nr <= 8](nseg, L, ap, bp, bias, rp, cp, j * NR, nr, act);
     } else {
         const int P = j + 1 < w->npanel ? 2 : 1;
         const int nr = cout - (j + P - 1) * NR < NR ? cout - (j + P - 1) * NR : NR;
@@ -467,7 +524,7 @@ static void panel_step(const eng_conv_packed *w, int cout, int j, int wide, int 
     }
 }
 
-/* For the AVX-512 kernel reading KxK patches in place: points ap[s * RMAX + r] at window row s
+/* For the kernels reading KxK patches in place: points ap[s * RMAX + r] at window row s
  * of output pixel m0 + r (r < R; rows past `left` repeat pixel m0) and returns 1, or returns 0
  * when a window of these pixels reaches into the padding. */
 static int patch_rows(const eng_conv_geom *g, const float *in, int64_t m0, int R, int left,
@@ -528,6 +585,10 @@ typedef struct conv_job {
     rt_scratch *rows;  /* per tid: the block's im2col rows (not needed when direct) */
 } conv_job;
 
+/* rows of the AVX2 kernel for a row group with `left` rows to go: 6, or all when fewer, and 7 as
+ * 4 + 3 (a 7x7 map's 49 rows: 7 x 6 + 4 + 3) */
+static inline int avx2_rows(int left) { return left == MR + 1 ? 4 : left < MR ? left : MR; }
+
 /* items: (row block, panel group) pairs, item = block * pgroups + group */
 static void conv_blocks(void *ctx, int tid, int64_t ilo, int64_t ihi)
 {
@@ -566,7 +627,7 @@ static void conv_blocks(void *ctx, int tid, int64_t ilo, int64_t ihi)
             for (int r0 = 0; r0 < rows;) {
                 /* AVX-512: 24-row groups when there is one panel; 12-row groups, 13 when one
                  * row would be left, the tail in 4-row groups (196 rows: 16 x 12 + 4) */
-                const int R = !wide                        ? MR
+                const int R = !wide                        ? avx2_rows(rows - r0)
                               : single && rows - r0 >= R24 ? R24
                               : rows - r0 == R13           ? R13
                               : rows - r0 >= MR512         ? MR512
@@ -625,12 +686,14 @@ eng_status rt_conv2d_packed_res(const eng_conv_geom *g, const float *in, const e
         if (fair < mb)
             mb = (int)fair;
     }
-    /* panels outer (one panel pair of B hot in L1, the block's A rows re-read from L2 for each)
-     * when B is large; rows outer (12 A rows hot in L1, each output row written whole at once)
-     * when all of B fits in L2 */
-    const int rows_outer = wide && (size_t)K * w->npanel * NR * sizeof(float) <= B_L2;
-    /* AVX-512, rows outer, dilation 1: KxK patches read in place from the input (window row by
-     * window row), no im2col copy except for row groups with a pixel on the padding */
+    /* panels outer (one panel or pair of B hot in L1, the block's A rows re-read from L2 for
+     * each) when B is large; rows outer (a row group's A rows hot in L1, each output row written
+     * whole at once) when all of B fits in L2 (AVX2 too: Lite0's 1x1s 83.7 -> 87.9 GFLOP/s,
+     * bench_conv) */
+    const int rows_outer = (size_t)K * w->npanel * NR * sizeof(float) <= B_L2;
+    /* rows outer, dilation 1: KxK patches read in place from the input (window row by window
+     * row), no im2col copy except for row groups with a pixel on the padding (AVX2: CenterNet's
+     * 512 stem 2.09 -> 1.08 ms) */
     const int inplace = !direct && rows_outer && g->dh == 1 && g->dw == 1 && g->kh <= MAXSEG;
     /* there, a block is one output row: its row groups then never straddle two rows (which
      * takes the per-pixel path) and only the last one can reach the right padding */
@@ -789,14 +852,6 @@ dw_span(const eng_conv_geom *g, const float *in_n, int row0, const float *filter
             ox++;
         }
     }
-}
-
-static __m256i lane_mask(int n)
-{
-    int32_t mk[8];
-    for (int i = 0; i < 8; i++)
-        mk[i] = i < n ? -1 : 0;
-    return _mm256_loadu_si256((const __m256i *)mk);
 }
 
 /* one output row of a mult-1, dilation-1 depthwise convolution; in_n holds the
