@@ -23,12 +23,11 @@
  * in a network's run the weights come from memory (a 7x7 map's 192->1152 1x1 took 0.31 ms with
  * its weights out of cache and 0.22 ms with them in L2; 0.27 ms so). Every
  * kernel sums the same products in the same order (k ascending from zero, then the bias), so
- * all give bit-identical results. Depthwise convolution is memory-bound: AVX2 runs 16 channels x
- * 4 pixels per step, a row's 16-channel slices one after the other; AVX-512 runs 8 pixels x all
- * channels (16 at a time, masked tails) per block, so each block reads its input window once and
- * in order (for 3x3 and 5x5 windows into registers, each input pixel loaded once per window row
- * instead of once per tap), and prefetches the rows the next output row needs when the map is
- * larger than L2.
+ * all give bit-identical results. Depthwise convolution is memory-bound: both paths run blocks of
+ * 8 pixels x all channels (AVX-512 16 at a time, AVX2 8 at a time, masked tails), so each block
+ * reads its input window once and in order (for 3x3 and 5x5 windows each input pixel loaded once
+ * per window row instead of once per tap), and prefetch the rows the next output row needs when
+ * the map is larger than L2.
  * Bounds checks only on border pixels; the same summation order everywhere (bit-identical).
  */
 #include "pool.h"
@@ -764,25 +763,121 @@ static float act1(float v, eng_act act)
     }
 }
 
-/* loads/stores of 8 channels, masked on the channel tail */
-#define DW_LD(p, m) (masked ? _mm256_maskload_ps((p), (m)) : _mm256_loadu_ps(p))
-#define DW_ST(p, m, v)                                                                             \
-    do {                                                                                           \
-        if (masked)                                                                                \
-            _mm256_maskstore_ps((p), (m), (v));                                                    \
-        else                                                                                       \
-            _mm256_storeu_ps((p), (v));                                                            \
-    } while (0)
-
-/* 16 channels [c0, c0+16) of one output row of a mult-1, dilation-1
- * depthwise convolution; interior pixels 4 at a time (8 accumulators),
- * border pixels one by one with bounds checks */
+/* AVX2 depthwise (mult 1, dilation 1), channels [c0, c0 + 8 NS) of a block of PX output pixels of
+ * one row, PX x NS accumulators: each output sums the bias, then the taps in (ky, kx) order
+ * skipping those outside the input (the order of dw512_block and dw_generic: bit-identical).
+ * When `checked`, taps are bounds-checked (border pixels, PX 1); otherwise every tap of the block
+ * is inside the input row. KS and SS, when KS > 0 and NS == 1, are the window's width and stride
+ * as constants: the block then holds a window row's weights in registers and loads each input
+ * pixel once, feeding the outputs whose taps read it. `masked` (NS 1): the channel tail, lanes m.
+ * Blocks of fewer pixels take more channels (NS), so there are always 4-8 independent FMA chains
+ * (one chain of 25 FMAs per output ran at a quarter of the FMA rate). */
 static inline __attribute__((always_inline)) void
-dw_span(const eng_conv_geom *g, const float *in_n, int row0, const float *filter, const float *bias,
-        eng_act act, int oy, float *orow, int c0, const int masked, __m256i m0, __m256i m1)
+dw256_slice(const int PX, const int NS, const int checked, const int KS, const int SS,
+            const int masked, const eng_conv_geom *g, const float *in_n, int row0,
+            const float *filter, const float *bias, eng_act act, int ky0, int ky1, int iy0, int ox,
+            float *orow, int c0, __m256i m)
 {
     const int C = g->cin, KW = g->kw, sw = g->sw;
-    const int64_t step = (int64_t)sw * C;
+    const int ix0 = ox * sw - g->pad_left;
+    const int in_regs = KS && !checked && NS == 1;
+    const int kxa = checked && ix0 < 0 ? -ix0 : 0;
+    const int kxb = checked && ix0 + KW > g->iw ? g->iw - ix0 : KW;
+#define DW256_LD(p) (masked ? _mm256_maskload_ps((p), m) : _mm256_loadu_ps(p))
+    __m256 acc[8][4];
+#pragma GCC unroll 4
+    for (int v = 0; v < NS; v++) {
+        const __m256 b = bias ? DW256_LD(bias + c0 + 8 * v) : _mm256_setzero_ps();
+#pragma GCC unroll 8
+        for (int p = 0; p < PX; p++)
+            acc[p][v] = b;
+    }
+    for (int ky = ky0; ky < ky1; ky++) {
+        const float *ir = in_n + ((int64_t)(iy0 + ky - row0) * g->iw + ix0) * C + c0;
+        const float *fr = filter + (size_t)ky * KW * C + c0;
+        if (in_regs) {
+            /* the window row's weights in registers, each input pixel loaded once and fed to
+             * the outputs whose taps read it (in ascending kx for each output) */
+            __m256 w[5];
+#pragma GCC unroll 5
+            for (int kx = 0; kx < KS; kx++)
+                w[kx] = DW256_LD(fr + (size_t)kx * C);
+#pragma GCC unroll 19
+            for (int i = 0; i < (PX - 1) * SS + KS; i++) {
+                const __m256 x = DW256_LD(ir + (int64_t)i * C);
+#pragma GCC unroll 8
+                for (int p = 0; p < PX; p++)
+                    if (i - p * SS >= 0 && i - p * SS < KS)
+                        acc[p][0] = _mm256_fmadd_ps(x, w[i - p * SS], acc[p][0]);
+            }
+            continue;
+        }
+        for (int kx = kxa; kx < kxb; kx++) {
+#pragma GCC unroll 4
+            for (int v = 0; v < NS; v++) {
+                const __m256 w = DW256_LD(fr + (size_t)kx * C + 8 * v);
+#pragma GCC unroll 8
+                for (int p = 0; p < PX; p++)
+                    acc[p][v] = _mm256_fmadd_ps(DW256_LD(ir + ((int64_t)p * sw + kx) * C + 8 * v),
+                                                w, acc[p][v]);
+            }
+        }
+    }
+    float *op = orow + (int64_t)ox * C + c0;
+#pragma GCC unroll 8
+    for (int p = 0; p < PX; p++)
+#pragma GCC unroll 4
+        for (int v = 0; v < NS; v++) {
+            if (masked)
+                _mm256_maskstore_ps(op + (int64_t)p * C, m, act8(acc[p][v], act));
+            else
+                _mm256_storeu_ps(op + (int64_t)p * C + 8 * v, act8(acc[p][v], act));
+        }
+#undef DW256_LD
+}
+
+/* a block of PX output pixels, all channels (8 NS at a time, then 8 at a time, the tail masked),
+ * so the block reads its input window once and in order; pf: prefetch the input rows the next
+ * output row adds */
+static inline __attribute__((always_inline)) void
+dw256_block(const int PX, const int checked, const int KS, const int SS, const eng_conv_geom *g,
+            const float *in_n, int row0, const float *filter, const float *bias, eng_act act,
+            int ky0, int ky1, int iy0, int ox, float *orow, int pf)
+{
+    const int NS = PX >= 8 ? 1 : PX >= 4 ? 2 : 4;
+    const int C = g->cin, c8 = C & ~7;
+    if (!checked && pf) { /* as dw512_block */
+        const int ix0 = ox * g->sw - g->pad_left;
+        const int64_t span = (int64_t)((PX - 1) * g->sw + g->kw) * C;
+        for (int ky = g->kh; ky < g->kh + g->sh; ky++) {
+            if (iy0 + ky >= g->ih)
+                break;
+            const char *pr = (const char *)(in_n + ((int64_t)(iy0 + ky - row0) * g->iw + ix0) * C);
+            for (int64_t o = 0; o < span * (int64_t)sizeof(float); o += 64)
+                _mm_prefetch(pr + o, _MM_HINT_T1);
+        }
+    }
+    const __m256i all = _mm256_set1_epi32(-1);
+    int c0 = 0;
+    for (; c0 + 8 * NS <= c8; c0 += 8 * NS)
+        dw256_slice(PX, NS, checked, KS, SS, 0, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox,
+                    orow, c0, all);
+    for (; NS > 1 && c0 < c8; c0 += 8)
+        dw256_slice(PX, 1, checked, KS, SS, 0, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox,
+                    orow, c0, all);
+    if (c8 < C)
+        dw256_slice(PX, 1, checked, KS, SS, 1, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox,
+                    orow, c8, lane_mask(C - c8));
+}
+
+/* one output row of a mult-1, dilation-1 depthwise convolution, AVX2: interior pixels in blocks
+ * of 4 (then 2, 1), border pixels one by one with bounds checks; in_n holds the input rows from
+ * row0 on (0: the whole image) */
+static inline __attribute__((always_inline)) void
+dw256_row_t(const int KS, const int SS, const eng_conv_geom *g, const float *in_n, int row0,
+            const float *filter, const float *bias, eng_act act, int oy, float *orow, int pf)
+{
+    const int sw = g->sw, KW = g->kw;
     int ky0 = g->pad_top - oy * g->sh, ky1 = g->ih + g->pad_top - oy * g->sh;
     ky0 = ky0 < 0 ? 0 : ky0;
     ky1 = ky1 > g->kh ? g->kh : ky1;
@@ -792,88 +887,52 @@ dw_span(const eng_conv_geom *g, const float *in_n, int row0, const float *filter
     ox_hi = ox_hi < 0 ? -1 : ox_hi / sw;
     if (ox_hi >= g->ow)
         ox_hi = g->ow - 1;
-    const __m256 b0 = bias ? DW_LD(bias + c0, m0) : _mm256_setzero_ps();
-    const __m256 b1 = bias ? DW_LD(bias + c0 + 8, m1) : _mm256_setzero_ps();
     int ox = 0;
     while (ox < g->ow) {
-        if (ox >= ox_lo && ox + 3 <= ox_hi) {
-            __m256 a00 = b0, a01 = b1, a10 = b0, a11 = b1, a20 = b0, a21 = b1, a30 = b0, a31 = b1;
-            for (int ky = ky0; ky < ky1; ky++) {
-                const float *ir =
-                    in_n + ((int64_t)(iy0 + ky - row0) * g->iw + ox * sw - g->pad_left) * C + c0;
-                const float *fr = filter + (size_t)ky * KW * C + c0;
-                for (int kx = 0; kx < KW; kx++) {
-                    const __m256 w0 = DW_LD(fr + (size_t)kx * C, m0);
-                    const __m256 w1 = DW_LD(fr + (size_t)kx * C + 8, m1);
-                    const float *p = ir + (int64_t)kx * C;
-                    a00 = _mm256_fmadd_ps(DW_LD(p, m0), w0, a00);
-                    a01 = _mm256_fmadd_ps(DW_LD(p + 8, m1), w1, a01);
-                    p += step;
-                    a10 = _mm256_fmadd_ps(DW_LD(p, m0), w0, a10);
-                    a11 = _mm256_fmadd_ps(DW_LD(p + 8, m1), w1, a11);
-                    p += step;
-                    a20 = _mm256_fmadd_ps(DW_LD(p, m0), w0, a20);
-                    a21 = _mm256_fmadd_ps(DW_LD(p + 8, m1), w1, a21);
-                    p += step;
-                    a30 = _mm256_fmadd_ps(DW_LD(p, m0), w0, a30);
-                    a31 = _mm256_fmadd_ps(DW_LD(p + 8, m1), w1, a31);
-                }
-            }
-            float *op = orow + (int64_t)ox * C + c0;
-            DW_ST(op, m0, act8(a00, act));
-            DW_ST(op + 8, m1, act8(a01, act));
-            op += C;
-            DW_ST(op, m0, act8(a10, act));
-            DW_ST(op + 8, m1, act8(a11, act));
-            op += C;
-            DW_ST(op, m0, act8(a20, act));
-            DW_ST(op + 8, m1, act8(a21, act));
-            op += C;
-            DW_ST(op, m0, act8(a30, act));
-            DW_ST(op + 8, m1, act8(a31, act));
+        if (ox < ox_lo || ox > ox_hi) {
+            dw256_block(1, 1, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
+                        pf);
+            ox++;
+        } else if (ox + 7 <= ox_hi) {
+            dw256_block(8, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
+                        pf);
+            ox += 8;
+        } else if (ox + 3 <= ox_hi) {
+            dw256_block(4, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
+                        pf);
             ox += 4;
+        } else if (ox + 1 <= ox_hi) {
+            dw256_block(2, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
+                        pf);
+            ox += 2;
         } else {
-            __m256 a0 = b0, a1 = b1;
-            for (int ky = ky0; ky < ky1; ky++) {
-                const float *ir = in_n + (int64_t)(iy0 + ky - row0) * g->iw * C + c0;
-                const float *fr = filter + (size_t)ky * KW * C + c0;
-                for (int kx = 0; kx < KW; kx++) {
-                    int ix = ox * sw - g->pad_left + kx;
-                    if (ix < 0 || ix >= g->iw)
-                        continue;
-                    const float *p = ir + (int64_t)ix * C;
-                    a0 = _mm256_fmadd_ps(DW_LD(p, m0), DW_LD(fr + (size_t)kx * C, m0), a0);
-                    a1 = _mm256_fmadd_ps(DW_LD(p + 8, m1), DW_LD(fr + (size_t)kx * C + 8, m1), a1);
-                }
-            }
-            float *op = orow + (int64_t)ox * C + c0;
-            DW_ST(op, m0, act8(a0, act));
-            DW_ST(op + 8, m1, act8(a1, act));
+            dw256_block(1, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
+                        pf);
             ox++;
         }
     }
 }
 
-/* one output row of a mult-1, dilation-1 depthwise convolution; in_n holds the
- * input rows from row0 on (0: the whole image) */
+/* dw256_row_t with the backbones' window shapes as constants (3x3 and 5x5, stride 1 and 2) */
 static void dw_row(const eng_conv_geom *g, const float *in_n, int row0, const float *filter,
                    const float *bias, eng_act act, int oy, float *orow, int pf)
 {
-    (void)pf;
-    const int C = g->cin, c16 = C & ~15;
-    const __m256i all = _mm256_set1_epi32(-1);
-    for (int c0 = 0; c0 < c16; c0 += 16)
-        dw_span(g, in_n, row0, filter, bias, act, oy, orow, c0, 0, all, all);
-    if (c16 < C) {
-        int rem = C - c16;
-        dw_span(g, in_n, row0, filter, bias, act, oy, orow, c16, 1, lane_mask(rem),
-                lane_mask(rem - 8));
-    }
+    const int k = g->kw, s = g->sw;
+    if (k == 3 && s == 1)
+        dw256_row_t(3, 1, g, in_n, row0, filter, bias, act, oy, orow, pf);
+    else if (k == 5 && s == 1)
+        dw256_row_t(5, 1, g, in_n, row0, filter, bias, act, oy, orow, pf);
+    else if (k == 3 && s == 2)
+        dw256_row_t(3, 2, g, in_n, row0, filter, bias, act, oy, orow, pf);
+    else if (k == 5 && s == 2)
+        dw256_row_t(5, 2, g, in_n, row0, filter, bias, act, oy, orow, pf);
+    else
+        dw256_row_t(0, 1, g, in_n, row0, filter, bias, act, oy, orow, pf);
 }
 
 /* AVX-512 depthwise (mult 1, dilation 1): for each block of PX output pixels of a row, all
  * channels 16 at a time (masked on the tail), so a block reads its input window once, in
- * order, instead of once per 16-channel slice (the AVX2 kernel's order, which strides through
+ * order, instead of once per 16-channel slice (an older kernel's order, which strode through
  * a 64-channel stride-2 map a cache line per pixel). Each output sums bias, then the taps
  * in (ky, kx) order skipping those outside the input: the same order as dw_span and dw_generic,
  * so results are bit-identical to them. When `checked`, taps are bounds-checked per pixel
