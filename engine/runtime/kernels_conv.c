@@ -934,7 +934,7 @@ static void dw_row(const eng_conv_geom *g, const float *in_n, int row0, const fl
  * channels 16 at a time (masked on the tail), so a block reads its input window once, in
  * order, instead of once per 16-channel slice (an older kernel's order, which strode through
  * a 64-channel stride-2 map a cache line per pixel). Each output sums bias, then the taps
- * in (ky, kx) order skipping those outside the input: the same order as dw_span and dw_generic,
+ * in (ky, kx) order skipping those outside the input: the same order as dw256_slice and dw_generic,
  * so results are bit-identical to them. When `checked`, taps are bounds-checked per pixel
  * (border pixels); otherwise every tap of the block is inside the input row. KS and SS, when
  * KS > 0, are the window's width and stride as constants (the block then keeps its inputs in
