@@ -780,7 +780,7 @@ dw256_slice(const int PX, const int NS, const int checked, const int KS, const i
 {
     const int C = g->cin, KW = g->kw, sw = g->sw;
     const int ix0 = ox * sw - g->pad_left;
-    const int in_regs = KS && !checked && NS == 1;
+    const int in_regs = KS && NS == 1;
     const int kxa = checked && ix0 < 0 ? -ix0 : 0;
     const int kxb = checked && ix0 + KW > g->iw ? g->iw - ix0 : KW;
 #define DW256_LD(p) (masked ? _mm256_maskload_ps((p), m) : _mm256_loadu_ps(p))
@@ -804,6 +804,8 @@ dw256_slice(const int PX, const int NS, const int checked, const int KS, const i
                 w[kx] = DW256_LD(fr + (size_t)kx * C);
 #pragma GCC unroll 19
             for (int i = 0; i < (PX - 1) * SS + KS; i++) {
+                if (checked && (ix0 + i < 0 || ix0 + i >= g->iw))
+                    continue; /* on the padding: the taps that read it are skipped */
                 const __m256 x = DW256_LD(ir + (int64_t)i * C);
 #pragma GCC unroll 8
                 for (int p = 0; p < PX; p++)
@@ -844,7 +846,7 @@ dw256_block(const int PX, const int checked, const int KS, const int SS, const e
             const float *in_n, int row0, const float *filter, const float *bias, eng_act act,
             int ky0, int ky1, int iy0, int ox, float *orow, int pf)
 {
-    const int NS = PX >= 8 ? 1 : PX >= 4 ? 2 : 4;
+    const int NS = PX >= 7 ? 1 : PX >= 4 ? 2 : 4;
     const int C = g->cin, c8 = C & ~7;
     if (!checked && pf) { /* as dw512_block */
         const int ix0 = ox * g->sw - g->pad_left;
@@ -887,9 +889,30 @@ dw256_row_t(const int KS, const int SS, const eng_conv_geom *g, const float *in_
     ox_hi = ox_hi < 0 ? -1 : ox_hi / sw;
     if (ox_hi >= g->ow)
         ox_hi = g->ow - 1;
+    /* blocks of 8 pixels (7 for a 7-wide row), reaching into the padding or not when the
+     * window's shape is a constant (taps on the padding skipped per input pixel); the rest in
+     * blocks of 4, 2 and 1 inside, 1 with checked taps on the borders */
     int ox = 0;
     while (ox < g->ow) {
-        if (ox < ox_lo || ox > ox_hi) {
+        const int left = g->ow - ox;
+        const int px = KS && left >= 8 ? 8 : KS && left == 7 ? 7 : 0;
+        if (px) {
+            if (ox >= ox_lo && ox + px - 1 <= ox_hi) {
+                if (px == 8)
+                    dw256_block(8, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox,
+                                orow, pf);
+                else
+                    dw256_block(7, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox,
+                                orow, pf);
+            } else if (px == 8) {
+                dw256_block(8, 1, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
+                            pf);
+            } else {
+                dw256_block(7, 1, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
+                            pf);
+            }
+            ox += px;
+        } else if (ox < ox_lo || ox > ox_hi) {
             dw256_block(1, 1, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
                         pf);
             ox++;
