@@ -1,6 +1,7 @@
-/* kernels_conv.c: convolution kernels: a packed GEMM for dense convolutions
- * (1x1 directly on NHWC rows, KxK through block-wise im2col), depthwise
- * convolution, and the matrix product built on the same GEMM.
+/* kernels_conv.c: dense convolution kernels: a packed GEMM for 1x1 convolutions
+ * (directly on NHWC rows) and KxK ones (patches read in place or through
+ * block-wise im2col), and the matrix product built on the same GEMM
+ * (depthwise: kernels_dw.c; the fused pairs: kernels_fused.c).
  *
  * Design: output channels are packed once into 16-wide panels
  * ([K][16] each), so a 6x16 AVX2/FMA micro-kernel keeps 12 accumulators in
@@ -23,32 +24,18 @@
  * in a network's run the weights come from memory (a 7x7 map's 192->1152 1x1 took 0.31 ms with
  * its weights out of cache and 0.22 ms with them in L2; 0.27 ms so). Every
  * kernel sums the same products in the same order (k ascending from zero, then the bias), so
- * all give bit-identical results. Depthwise convolution is memory-bound: both paths run blocks of
- * 8 pixels x all channels (AVX-512 16 at a time, AVX2 8 at a time, masked tails), so each block
- * reads its input window once and in order (for 3x3 and 5x5 windows each input pixel loaded once
- * per window row instead of once per tap), and prefetch the rows the next output row needs when
- * the map is larger than L2.
- * Bounds checks only on border pixels; the same summation order everywhere (bit-identical).
+ * all give bit-identical results.
  */
 #include "pool.h"
 #include "runtime_int.h"
 #include "simd_int.h"
 
 #include <immintrin.h>
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define MR 6
 #define NR 16
-
-struct eng_conv_packed {
-    int kh, kw, cin, cout;
-    int K;       /* kh * kw * cin */
-    int npanel;  /* ceil(cout / 16) */
-    float *w;    /* [npanel][K][16] */
-    float *bias; /* [npanel * 16] */
-};
 
 eng_status eng_conv_geom_init(eng_conv_geom *g, int n, int ih, int iw, int cin, int cout, int kh,
                               int kw, int sh, int sw, int dh, int dw, eng_padding padding,
@@ -133,25 +120,6 @@ void eng_conv_packed_free(eng_conv_packed *p)
     free(p);
 }
 
-static inline __m256 act8(__m256 v, eng_act act)
-{
-    switch (act) {
-    case ENG_ACT_RELU: return _mm256_max_ps(v, _mm256_setzero_ps());
-    case ENG_ACT_RELU6:
-        return _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(6.0f));
-    case ENG_ACT_HSWISH:
-    case ENG_ACT_HSWISH_F16: {
-        __m256 c = _mm256_set1_ps(act == ENG_ACT_HSWISH ? 1.0f / 6.0f : 0.1666259765625f);
-        __m256 r = _mm256_min_ps(
-            _mm256_max_ps(_mm256_add_ps(v, _mm256_set1_ps(3.0f)), _mm256_setzero_ps()),
-            _mm256_set1_ps(6.0f));
-        return _mm256_mul_ps(_mm256_mul_ps(v, c), r);
-    }
-    case ENG_ACT_SIGMOID: return rt_sigmoid8(v);
-    default: return v;
-    }
-}
-
 #define MR512 12
 /* a block's last group is 13 rows rather than 12 and a 4-row group for one row (a 7x7 map's 49
  * rows: 3 x 12 + 13) */
@@ -160,17 +128,9 @@ static inline __m256 act8(__m256 v, eng_act act)
  * or a 16 -> 16 projection's) a 24-row group has as many accumulators as a 12-row pair */
 #define R24 24
 #define RMAX R24
-#define T512 __attribute__((target("avx512f")))
+#define T512 RT_T512
 
 /* ---- AVX2 kernels ---- */
-
-/* lanes [0, n) of 8 set (n clamped to 0..8): the masks of a channel tail */
-static inline __m256i lane_mask(int n)
-{
-    static const int32_t ones_then_zeros[16] = {-1, -1, -1, -1, -1, -1, -1, -1};
-    n = n < 0 ? 0 : n > 8 ? 8 : n;
-    return _mm256_loadu_si256((const __m256i *)(ones_then_zeros + 8 - n));
-}
 
 /* the AVX2 kernels' stores: row r's accumulators p[r] (and q[r] unless H) plus the bias, plus the
  * residual when res, through act, to c[r] + off; a panel of fewer than 16 (H: 8) channels stores
@@ -182,7 +142,7 @@ uk256_store(const int R, const int H, const eng_act act, const __m256 *p, const 
 {
     const __m256 bu = _mm256_load_ps(bias), bv = _mm256_load_ps(bias + 8);
     const int full = nr == (H ? 8 : NR);
-    const __m256i mt = lane_mask(H ? nr : nr - 8); /* the last 8 lanes' mask */
+    const __m256i mt = rt_lane_mask(H ? nr : nr - 8); /* the last 8 lanes' mask */
 #pragma GCC unroll 12
     for (int r = 0; r < R; r++) {
         if (!c[r])
@@ -197,11 +157,11 @@ uk256_store(const int R, const int H, const eng_act act, const __m256 *p, const 
                                       : _mm256_maskload_ps(e + 8 * !H, mt));
         }
         if (!H)
-            _mm256_storeu_ps(o, act8(s, act));
+            _mm256_storeu_ps(o, rt_act8(s, act));
         if (full)
-            _mm256_storeu_ps(o + 8 * !H, act8(t, act));
+            _mm256_storeu_ps(o + 8 * !H, rt_act8(t, act));
         else
-            _mm256_maskstore_ps(o + 8 * !H, mt, act8(t, act));
+            _mm256_maskstore_ps(o + 8 * !H, mt, rt_act8(t, act));
     }
 }
 
@@ -274,25 +234,6 @@ static const uk256_fn UK256_FN[MR][2] = {
 
 /* ---- AVX-512 kernels, chosen at run time on CPUs that have them ---- */
 
-static T512 inline __m512 act16(__m512 v, eng_act act)
-{
-    switch (act) {
-    case ENG_ACT_RELU: return _mm512_max_ps(v, _mm512_setzero_ps());
-    case ENG_ACT_RELU6:
-        return _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(6.0f));
-    case ENG_ACT_HSWISH:
-    case ENG_ACT_HSWISH_F16: {
-        __m512 c = _mm512_set1_ps(act == ENG_ACT_HSWISH ? 1.0f / 6.0f : 0.1666259765625f);
-        __m512 r = _mm512_min_ps(
-            _mm512_max_ps(_mm512_add_ps(v, _mm512_set1_ps(3.0f)), _mm512_setzero_ps()),
-            _mm512_set1_ps(6.0f));
-        return _mm512_mul_ps(_mm512_mul_ps(v, c), r);
-    }
-    case ENG_ACT_SIGMOID: return rt_sigmoid16(v); /* the AVX2 kernel's results, to the bit */
-    default: return v;
-    }
-}
-
 /* the AVX-512 kernels' stores: row r's accumulators p[r] (and q[r], or h[r] when H) plus the
  * bias (bu, bv), plus the residual when res, through act, to c[r] + off; rows with c[r] NULL
  * are skipped */
@@ -310,14 +251,14 @@ uk512_store(const int R, const int P, const int H, const eng_act act, const __m5
             __m512 s = _mm512_add_ps(p[r], bu);
             if (res) /* residual added after the bias, as the graph's Add does */
                 s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(m, res[r] + off));
-            _mm512_mask_storeu_ps(c[r] + off, m, act16(s, act));
+            _mm512_mask_storeu_ps(c[r] + off, m, rt_act16(s, act));
         }
         if (P == 2 || H) { /* last panel (or the only one, in 256 bits) */
             const int o = off + (P == 2 ? NR : 0);
             __m512 t = _mm512_add_ps(H ? _mm512_castps256_ps512(h[r]) : q[r], bv);
             if (res)
                 t = _mm512_add_ps(t, _mm512_maskz_loadu_ps(last, res[r] + o));
-            _mm512_mask_storeu_ps(c[r] + o, last, act16(t, act));
+            _mm512_mask_storeu_ps(c[r] + o, last, rt_act16(t, act));
         }
     }
 }
@@ -425,8 +366,8 @@ static const uk512_fn UK512_FN[3][2][2] = {
     {{uk512_13x100, uk512_13x110}, {uk512_13x200, uk512_13x210}},
 };
 
-/* 1 when the AVX-512 kernel may run (VFS_NO_AVX512 set in the environment turns it off) */
-static int use_avx512(void)
+/* 1 when the AVX-512 kernels may run (VFS_NO_AVX512 set in the environment turns them off) */
+int rt_use_avx512(void)
 {
     static int state = -1;
     int s;
@@ -672,7 +613,7 @@ eng_status rt_conv2d_packed_res(const eng_conv_geom *g, const float *in, const e
     const int64_t M = (int64_t)g->n * g->oh * g->ow;
     const int direct = g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1 && g->pad_top == 0 &&
                        g->pad_left == 0 && g->oh == g->ih && g->ow == g->iw;
-    const int wide = use_avx512();
+    const int wide = rt_use_avx512();
     const int mr = wide ? MR512 : MR;
     /* rows per block: the block's A rows (K floats each) stay in L2 */
     int mb = 24576 / (K > 0 ? K : 1);
@@ -742,609 +683,6 @@ eng_status eng_conv2d(const eng_conv_geom *g, const float *in, const float *filt
     eng_status st = eng_conv2d_packed(g, in, p, act, out, threads);
     eng_conv_packed_free(p);
     return st;
-}
-
-/* ---- depthwise ---- */
-
-static float act1(float v, eng_act act)
-{
-    switch (act) {
-    case ENG_ACT_RELU: return v > 0 ? v : 0;
-    case ENG_ACT_RELU6: return v < 0 ? 0 : v > 6 ? 6 : v;
-    case ENG_ACT_SIGMOID: return 1.0f / (1.0f + expf(-v));
-    case ENG_ACT_HSWISH:
-    case ENG_ACT_HSWISH_F16: {
-        float c = act == ENG_ACT_HSWISH ? 1.0f / 6.0f : 0.1666259765625f;
-        float r = v + 3.0f;
-        r = r < 0 ? 0 : r > 6 ? 6 : r;
-        return (v * c) * r;
-    }
-    default: return v;
-    }
-}
-
-/* one output row oy of a depthwise convolution: the window rows inside the input [ky0, ky1),
- * the first input row iy0, and the interior pixels [ox_lo, ox_hi] whose kw taps are all inside
- * the input row */
-typedef struct dw_span {
-    int ky0, ky1, iy0, ox_lo, ox_hi;
-} dw_span;
-
-static inline dw_span dw_row_span(const eng_conv_geom *g, int oy)
-{
-    dw_span r;
-    r.ky0 = g->pad_top - oy * g->sh, r.ky1 = g->ih + g->pad_top - oy * g->sh;
-    r.ky0 = r.ky0 < 0 ? 0 : r.ky0;
-    r.ky1 = r.ky1 > g->kh ? g->kh : r.ky1;
-    r.iy0 = oy * g->sh - g->pad_top;
-    r.ox_lo = (g->pad_left + g->sw - 1) / g->sw;
-    r.ox_hi = g->iw + g->pad_left - g->kw;
-    r.ox_hi = r.ox_hi < 0 ? -1 : r.ox_hi / g->sw;
-    if (r.ox_hi >= g->ow)
-        r.ox_hi = g->ow - 1;
-    return r;
-}
-
-/* the input rows the next output row adds (sh of them), over the span a block of px pixels at
- * ox reads, into L2: maps larger than L2 (a 256x256x64 stride-2 convolution 1.6x faster) */
-static inline void dw_prefetch_next(const eng_conv_geom *g, const float *in_n, int row0, int iy0,
-                                    int ox, int px)
-{
-    const int C = g->cin, ix0 = ox * g->sw - g->pad_left;
-    const int64_t span = (int64_t)((px - 1) * g->sw + g->kw) * C;
-    for (int ky = g->kh; ky < g->kh + g->sh; ky++) {
-        if (iy0 + ky >= g->ih)
-            break;
-        const char *pr = (const char *)(in_n + ((int64_t)(iy0 + ky - row0) * g->iw + ix0) * C);
-        for (int64_t o = 0; o < span * (int64_t)sizeof(float); o += 64)
-            _mm_prefetch(pr + o, _MM_HINT_T1);
-    }
-}
-
-/* calls ROW_T(KS, SS, ...) with the backbones' window shapes as constants (3x3 and 5x5, stride 1
- * and 2; KS 0: any other, read from g), inside a row function of dw_row's parameters */
-#define DW_ROW_BY_SHAPE(ROW_T)                                                                     \
-    do {                                                                                           \
-        const int k_ = g->kw, s_ = g->sw;                                                          \
-        if (k_ == 3 && s_ == 1)                                                                    \
-            ROW_T(3, 1, g, in_n, row0, filter, bias, act, oy, orow, pf);                           \
-        else if (k_ == 5 && s_ == 1)                                                               \
-            ROW_T(5, 1, g, in_n, row0, filter, bias, act, oy, orow, pf);                           \
-        else if (k_ == 3 && s_ == 2)                                                               \
-            ROW_T(3, 2, g, in_n, row0, filter, bias, act, oy, orow, pf);                           \
-        else if (k_ == 5 && s_ == 2)                                                               \
-            ROW_T(5, 2, g, in_n, row0, filter, bias, act, oy, orow, pf);                           \
-        else                                                                                       \
-            ROW_T(0, 1, g, in_n, row0, filter, bias, act, oy, orow, pf);                           \
-    } while (0)
-
-/* AVX2 depthwise (mult 1, dilation 1), channels [c0, c0 + 8 NS) of a block of PX output pixels of
- * one row, PX x NS accumulators: each output sums the bias, then the taps in (ky, kx) order
- * skipping those outside the input (the order of dw512_block and dw_generic: bit-identical).
- * When `checked`, taps are bounds-checked (border pixels, PX 1); otherwise every tap of the block
- * is inside the input row. KS and SS, when KS > 0 and NS == 1, are the window's width and stride
- * as constants: the block then holds a window row's weights in registers and loads each input
- * pixel once, feeding the outputs whose taps read it. `masked` (NS 1): the channel tail, lanes m.
- * Blocks of fewer pixels take more channels (NS), so there are always 4-8 independent FMA chains
- * (one chain of 25 FMAs per output ran at a quarter of the FMA rate). */
-static inline __attribute__((always_inline)) void
-dw256_slice(const int PX, const int NS, const int checked, const int KS, const int SS,
-            const int masked, const eng_conv_geom *g, const float *in_n, int row0,
-            const float *filter, const float *bias, eng_act act, int ky0, int ky1, int iy0, int ox,
-            float *orow, int c0, __m256i m)
-{
-    const int C = g->cin, KW = g->kw, sw = g->sw;
-    const int ix0 = ox * sw - g->pad_left;
-    const int in_regs = KS && NS == 1;
-    const int kxa = checked && ix0 < 0 ? -ix0 : 0;
-    const int kxb = checked && ix0 + KW > g->iw ? g->iw - ix0 : KW;
-#define DW256_LD(p) (masked ? _mm256_maskload_ps((p), m) : _mm256_loadu_ps(p))
-    __m256 acc[8][4];
-#pragma GCC unroll 4
-    for (int v = 0; v < NS; v++) {
-        const __m256 b = bias ? DW256_LD(bias + c0 + 8 * v) : _mm256_setzero_ps();
-#pragma GCC unroll 8
-        for (int p = 0; p < PX; p++)
-            acc[p][v] = b;
-    }
-    for (int ky = ky0; ky < ky1; ky++) {
-        const float *ir = in_n + ((int64_t)(iy0 + ky - row0) * g->iw + ix0) * C + c0;
-        const float *fr = filter + (size_t)ky * KW * C + c0;
-        if (in_regs) {
-            /* the window row's weights in registers, each input pixel loaded once and fed to
-             * the outputs whose taps read it (in ascending kx for each output) */
-            __m256 w[5];
-#pragma GCC unroll 5
-            for (int kx = 0; kx < KS; kx++)
-                w[kx] = DW256_LD(fr + (size_t)kx * C);
-#pragma GCC unroll 19
-            for (int i = 0; i < (PX - 1) * SS + KS; i++) {
-                if (checked && (ix0 + i < 0 || ix0 + i >= g->iw))
-                    continue; /* on the padding: the taps that read it are skipped */
-                const __m256 x = DW256_LD(ir + (int64_t)i * C);
-#pragma GCC unroll 8
-                for (int p = 0; p < PX; p++)
-                    if (i - p * SS >= 0 && i - p * SS < KS)
-                        acc[p][0] = _mm256_fmadd_ps(x, w[i - p * SS], acc[p][0]);
-            }
-            continue;
-        }
-        for (int kx = kxa; kx < kxb; kx++) {
-#pragma GCC unroll 4
-            for (int v = 0; v < NS; v++) {
-                const __m256 w = DW256_LD(fr + (size_t)kx * C + 8 * v);
-#pragma GCC unroll 8
-                for (int p = 0; p < PX; p++)
-                    acc[p][v] = _mm256_fmadd_ps(DW256_LD(ir + ((int64_t)p * sw + kx) * C + 8 * v),
-                                                w, acc[p][v]);
-            }
-        }
-    }
-    float *op = orow + (int64_t)ox * C + c0;
-#pragma GCC unroll 8
-    for (int p = 0; p < PX; p++)
-#pragma GCC unroll 4
-        for (int v = 0; v < NS; v++) {
-            if (masked)
-                _mm256_maskstore_ps(op + (int64_t)p * C, m, act8(acc[p][v], act));
-            else
-                _mm256_storeu_ps(op + (int64_t)p * C + 8 * v, act8(acc[p][v], act));
-        }
-#undef DW256_LD
-}
-
-/* a block of PX output pixels, all channels (8 NS at a time, then 8 at a time, the tail masked),
- * so the block reads its input window once and in order; pf: prefetch the input rows the next
- * output row adds */
-static inline __attribute__((always_inline)) void
-dw256_block(const int PX, const int checked, const int KS, const int SS, const eng_conv_geom *g,
-            const float *in_n, int row0, const float *filter, const float *bias, eng_act act,
-            int ky0, int ky1, int iy0, int ox, float *orow, int pf)
-{
-    const int NS = PX >= 7 ? 1 : PX >= 4 ? 2 : 4;
-    const int C = g->cin, c8 = C & ~7;
-    if (!checked && pf)
-        dw_prefetch_next(g, in_n, row0, iy0, ox, PX);
-    const __m256i all = _mm256_set1_epi32(-1);
-    int c0 = 0;
-    for (; c0 + 8 * NS <= c8; c0 += 8 * NS)
-        dw256_slice(PX, NS, checked, KS, SS, 0, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox,
-                    orow, c0, all);
-    for (; NS > 1 && c0 < c8; c0 += 8)
-        dw256_slice(PX, 1, checked, KS, SS, 0, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox,
-                    orow, c0, all);
-    if (c8 < C)
-        dw256_slice(PX, 1, checked, KS, SS, 1, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox,
-                    orow, c8, lane_mask(C - c8));
-}
-
-/* one output row of a mult-1, dilation-1 depthwise convolution, AVX2: interior pixels in blocks
- * of 4 (then 2, 1), border pixels one by one with bounds checks; in_n holds the input rows from
- * row0 on (0: the whole image) */
-static inline __attribute__((always_inline)) void
-dw256_row_t(const int KS, const int SS, const eng_conv_geom *g, const float *in_n, int row0,
-            const float *filter, const float *bias, eng_act act, int oy, float *orow, int pf)
-{
-    const dw_span sp = dw_row_span(g, oy);
-    const int ky0 = sp.ky0, ky1 = sp.ky1, iy0 = sp.iy0, ox_lo = sp.ox_lo, ox_hi = sp.ox_hi;
-    /* blocks of 8 pixels (7 for a 7-wide row), reaching into the padding or not when the
-     * window's shape is a constant (taps on the padding skipped per input pixel); the rest in
-     * blocks of 4, 2 and 1 inside, 1 with checked taps on the borders */
-    int ox = 0;
-    while (ox < g->ow) {
-        const int left = g->ow - ox;
-        const int px = KS && left >= 8 ? 8 : KS && left == 7 ? 7 : 0;
-        if (px) {
-            if (ox >= ox_lo && ox + px - 1 <= ox_hi) {
-                if (px == 8)
-                    dw256_block(8, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox,
-                                orow, pf);
-                else
-                    dw256_block(7, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox,
-                                orow, pf);
-            } else if (px == 8) {
-                dw256_block(8, 1, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
-                            pf);
-            } else {
-                dw256_block(7, 1, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
-                            pf);
-            }
-            ox += px;
-        } else if (ox < ox_lo || ox > ox_hi) {
-            dw256_block(1, 1, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
-                        pf);
-            ox++;
-        } else if (ox + 7 <= ox_hi) {
-            dw256_block(8, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
-                        pf);
-            ox += 8;
-        } else if (ox + 3 <= ox_hi) {
-            dw256_block(4, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
-                        pf);
-            ox += 4;
-        } else if (ox + 1 <= ox_hi) {
-            dw256_block(2, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
-                        pf);
-            ox += 2;
-        } else {
-            dw256_block(1, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
-                        pf);
-            ox++;
-        }
-    }
-}
-
-/* one output row of a mult-1, dilation-1 depthwise convolution, AVX2; in_n holds the input
- * rows from row0 on; pf: prefetch the rows the next output row adds */
-static void dw_row(const eng_conv_geom *g, const float *in_n, int row0, const float *filter,
-                   const float *bias, eng_act act, int oy, float *orow, int pf)
-{
-    DW_ROW_BY_SHAPE(dw256_row_t);
-}
-
-/* AVX-512 depthwise (mult 1, dilation 1): for each block of PX output pixels of a row, all
- * channels 16 at a time (masked on the tail), so a block reads its input window once, in
- * order, instead of once per 16-channel slice (an older kernel's order, which strode through
- * a 64-channel stride-2 map a cache line per pixel). Each output sums bias, then the taps
- * in (ky, kx) order skipping those outside the input: the same order as dw256_slice and dw_generic,
- * so results are bit-identical to them. When `checked`, taps are bounds-checked per pixel
- * (border pixels); otherwise every tap of the block is inside the input row. KS and SS, when
- * KS > 0, are the window's width and stride as constants (the block then keeps its inputs in
- * registers); KS 0 reads them from g. */
-static T512 inline __attribute__((always_inline)) void
-dw512_block(const int PX, const int checked, const int KS, const int SS, const eng_conv_geom *g,
-            const float *in_n, int row0, const float *filter, const float *bias, eng_act act,
-            int ky0, int ky1, int iy0, int ox, float *orow, int pf)
-{
-    const int C = g->cin, KW = g->kw, sw = g->sw;
-    const int ix0 = ox * sw - g->pad_left;
-    const int in_regs = KS && !checked; /* inputs held in registers (below) */
-    /* the taps inside the input row (all of them unless checked) */
-    const int kxa = checked && ix0 < 0 ? -ix0 : 0;
-    const int kxb = checked && ix0 + KW > g->iw ? g->iw - ix0 : KW;
-    if (!checked && pf)
-        dw_prefetch_next(g, in_n, row0, iy0, ox, PX);
-    for (int c0 = 0; c0 < C; c0 += 16) {
-        const __mmask16 m = C - c0 >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (C - c0)) - 1);
-        const __m512 b = bias ? _mm512_maskz_loadu_ps(m, bias + c0) : _mm512_setzero_ps();
-        __m512 acc[8];
-#pragma GCC unroll 8
-        for (int p = 0; p < PX; p++)
-            acc[p] = b;
-        for (int ky = ky0; ky < ky1 && in_regs; ky++) {
-            /* the block's input pixels of this row loaded once and shared by the taps that read
-             * them (a stride-1 3x3 block of 8 loads 10 inputs, not 24): the kernel is bound by
-             * loads, not FMAs, on CPUs that load one 512-bit vector per cycle (AMD Zen 4) */
-            const float *ip = in_n + ((int64_t)(iy0 + ky - row0) * g->iw + ix0) * C + c0;
-            const float *fr = filter + (size_t)ky * KW * C + c0;
-            __m512 x[(8 - 1) * 2 + 5];
-#pragma GCC unroll 19
-            for (int i = 0; i < (PX - 1) * SS + KS; i++)
-                x[i] = _mm512_maskz_loadu_ps(m, ip + (int64_t)i * C);
-#pragma GCC unroll 5
-            for (int kx = 0; kx < KS; kx++) {
-                const __m512 w = _mm512_maskz_loadu_ps(m, fr + (size_t)kx * C);
-#pragma GCC unroll 8
-                for (int p = 0; p < PX; p++)
-                    acc[p] = _mm512_fmadd_ps(x[p * SS + kx], w, acc[p]);
-            }
-        }
-        for (int ky = ky0; ky < ky1 && !in_regs; ky++) {
-            const float *ir = in_n + (int64_t)(iy0 + ky - row0) * g->iw * C + c0;
-            const float *fr = filter + (size_t)ky * KW * C + c0;
-            for (int kx = kxa; kx < kxb; kx++) {
-                const __m512 w = _mm512_maskz_loadu_ps(m, fr + (size_t)kx * C);
-                if (checked) {
-                    acc[0] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, ir + (int64_t)(ix0 + kx) * C),
-                                             w, acc[0]);
-                    continue;
-                }
-                const float *ip = ir + (int64_t)(ix0 + kx) * C;
-#pragma GCC unroll 8
-                for (int p = 0; p < PX; p++)
-                    acc[p] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, ip + (int64_t)p * sw * C), w,
-                                             acc[p]);
-            }
-        }
-        float *op = orow + (int64_t)ox * C + c0;
-#pragma GCC unroll 8
-        for (int p = 0; p < PX; p++)
-            _mm512_mask_storeu_ps(op + (int64_t)p * C, m, act16(acc[p], act));
-    }
-}
-
-/* one output row of a mult-1, dilation-1 depthwise convolution, AVX-512; in_n holds the input
- * rows from row0 on; pf: prefetch the rows the next output row adds */
-static T512 inline __attribute__((always_inline)) void
-dw512_row_t(const int KS, const int SS, const eng_conv_geom *g, const float *in_n, int row0,
-            const float *filter, const float *bias, eng_act act, int oy, float *orow, int pf)
-{
-    const dw_span sp = dw_row_span(g, oy);
-    const int ky0 = sp.ky0, ky1 = sp.ky1, iy0 = sp.iy0, ox_lo = sp.ox_lo, ox_hi = sp.ox_hi;
-    int ox = 0;
-    while (ox < g->ow) {
-        if (ox < ox_lo || ox > ox_hi) {
-            dw512_block(1, 1, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
-                        pf);
-            ox++;
-        } else if (ox + 7 <= ox_hi) {
-            dw512_block(8, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
-                        pf);
-            ox += 8;
-        } else if (ox + 3 <= ox_hi) {
-            dw512_block(4, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
-                        pf);
-            ox += 4;
-        } else if (ox + 1 <= ox_hi) {
-            dw512_block(2, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
-                        pf);
-            ox += 2;
-        } else {
-            dw512_block(1, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
-                        pf);
-            ox++;
-        }
-    }
-}
-
-/* dw512_row_t with the window's shape as a constant for the backbones' shapes, so a block keeps
- * its input pixels in registers; other shapes read each tap's input from memory */
-static T512 void dw512_row(const eng_conv_geom *g, const float *in_n, int row0, const float *filter,
-                           const float *bias, eng_act act, int oy, float *orow, int pf)
-{
-    DW_ROW_BY_SHAPE(dw512_row_t);
-}
-
-static void dw_generic(const eng_conv_geom *g, const float *in, const float *filter,
-                       const float *bias, eng_act act, float *out, int64_t row)
-{
-    const int mult = g->cout / g->cin;
-    int n = (int)(row / g->oh), oy = (int)(row % g->oh);
-    for (int ox = 0; ox < g->ow; ox++) {
-        float *o = out + ((int64_t)row * g->ow + ox) * g->cout;
-        for (int c = 0; c < g->cin; c++)
-            for (int q = 0; q < mult; q++) {
-                float acc = bias ? bias[c * mult + q] : 0.0f;
-                for (int ky = 0; ky < g->kh; ky++) {
-                    int iy = oy * g->sh - g->pad_top + ky * g->dh;
-                    if (iy < 0 || iy >= g->ih)
-                        continue;
-                    for (int kx = 0; kx < g->kw; kx++) {
-                        int ix = ox * g->sw - g->pad_left + kx * g->dw;
-                        if (ix < 0 || ix >= g->iw)
-                            continue;
-                        acc += in[(((int64_t)n * g->ih + iy) * g->iw + ix) * g->cin + c] *
-                               filter[((size_t)(ky * g->kw + kx) * g->cin + c) * mult + q];
-                    }
-                }
-                o[c * mult + q] = act1(acc, act);
-            }
-    }
-}
-
-typedef struct dw_job {
-    const eng_conv_geom *g;
-    const float *in, *filter, *bias;
-    eng_act act;
-    float *out;
-    int fast, wide, pf;
-} dw_job;
-
-static void dw_rows(void *ctx, int tid, int64_t lo, int64_t hi)
-{
-    (void)tid;
-    const dw_job *j = ctx;
-    const eng_conv_geom *g = j->g;
-    for (int64_t row = lo; row < hi; row++) {
-        if (j->fast) {
-            int n = (int)(row / g->oh), oy = (int)(row % g->oh);
-            (j->wide ? dw512_row : dw_row)(g, j->in + (int64_t)n * g->ih * g->iw * g->cin, 0,
-                                           j->filter, j->bias, j->act, oy,
-                                           j->out + row * g->ow * g->cout, j->pf);
-        } else {
-            dw_generic(g, j->in, j->filter, j->bias, j->act, j->out, row);
-        }
-    }
-}
-
-void eng_dwconv2d(const eng_conv_geom *g, const float *in, const float *filter, const float *bias,
-                  eng_act act, float *out, int threads)
-{
-    dw_job j = {.g = g,
-                .in = in,
-                .filter = filter,
-                .bias = bias,
-                .act = act,
-                .out = out,
-                .fast = g->cout == g->cin && g->dh == 1 && g->dw == 1,
-                .wide = use_avx512(),
-                /* prefetch when the input map is larger than L2 (there it made the 256x256x64
-                 * stride-2 convolution of CenterNet@512 1.6x faster; on maps in L2 it only
-                 * costs) */
-                .pf = (int64_t)g->ih * g->iw * g->cin * (int64_t)sizeof(float) > 1024 * 1024};
-    rt_parallel_for(threads, (int64_t)g->n * g->oh, 2, dw_rows, &j);
-}
-
-/* ---- expand 1x1 + depthwise, fused ---- */
-
-/* Expanded rows a band may hold: the band is written by the 1x1 GEMM and read back by the
- * depthwise kernel while it is still in L2 (1 MB per core here; the band shares it with the
- * GEMM's input rows and the depthwise output). VFS_FUSE_BAND_KB overrides (benchmarks). */
-static size_t band_bytes(void)
-{
-    static size_t v;
-    size_t b;
-#pragma omp atomic read
-    b = v;
-    if (!b) {
-        const char *e = getenv("VFS_FUSE_BAND_KB");
-        long kb = e ? strtol(e, NULL, 10) : 0;
-        b = kb > 0 && kb < (1L << 20) ? (size_t)kb * 1024 : 384 * 1024;
-#pragma omp atomic write
-        v = b;
-    }
-    return b;
-}
-
-/* Chunks of output rows per image for nt threads, the fused kernels' unit of parallel work:
- * one with one thread, two per thread otherwise (a chunk's rows then balance), at most oh. */
-static int row_chunks(int nt, int oh)
-{
-    int nc = nt > 1 ? 2 * nt : 1;
-    return nc > oh ? oh : nc;
-}
-
-/* one fused expand + depthwise split into chunks of output rows (rt_parallel_for items) */
-typedef struct xdw_job {
-    const eng_conv_geom *g;
-    const float *x, *filter, *bias;
-    const eng_conv_packed *we;
-    eng_act eact, act;
-    float *out;
-    int64_t B;
-    int nc, wide;
-    rt_scratch *band; /* per tid: the band of expanded rows */
-} xdw_job;
-
-static void xdw_chunks(void *ctx, int tid, int64_t lo, int64_t hi)
-{
-    xdw_job *j = ctx;
-    const eng_conv_geom *g = j->g;
-    const int C = g->cin, H = g->ih, W = g->iw, cx = j->we->cin, nc = j->nc, B = (int)j->B;
-    const size_t rowf = (size_t)W * C;
-    float *buf = rt_scratch_get(j->band, tid);
-    if (!buf)
-        return;
-    for (int64_t it = lo; it < hi; it++) {
-        const int n = (int)(it / nc), c = (int)(it % nc);
-        const int oy_end = (int)((int64_t)g->oh * (c + 1) / nc);
-        const float *xn = j->x + (int64_t)n * H * W * cx;
-        int blo = 0, bhi = 0; /* expanded rows [blo, bhi) of image n are in buf */
-        for (int oy0 = (int)((int64_t)g->oh * c / nc); oy0 < oy_end; oy0 += B) {
-            int oy1 = oy0 + B < oy_end ? oy0 + B : oy_end;
-            int need_lo = oy0 * g->sh - g->pad_top,
-                need_hi = (oy1 - 1) * g->sh - g->pad_top + g->kh;
-            need_lo = need_lo < 0 ? 0 : need_lo > H ? H : need_lo;
-            need_hi = need_hi > H ? H : need_hi < need_lo ? need_lo : need_hi;
-            int keep = bhi > need_lo && blo <= need_lo ? bhi - need_lo : 0;
-            if (keep && need_lo > blo)
-                memmove(buf, buf + (size_t)(need_lo - blo) * rowf,
-                        (size_t)keep * rowf * sizeof(float));
-            if (need_hi > need_lo + keep) { /* the 1x1 over the rows not yet expanded */
-                const int r0 = need_lo + keep;
-                eng_conv_geom e = rt_geom_1x1(1, need_hi - r0, W, cx, C);
-                rt_conv2d_packed_res(&e, xn + (size_t)r0 * W * cx, j->we, j->eact, NULL,
-                                     buf + (size_t)keep * rowf, 1);
-            }
-            blo = need_lo;
-            bhi = need_hi;
-            for (int oy = oy0; oy < oy1; oy++)
-                (j->wide ? dw512_row : dw_row)(g, buf, blo, j->filter, j->bias, j->act, oy,
-                                               j->out + ((int64_t)n * g->oh + oy) * g->ow * C, 0);
-        }
-    }
-}
-
-eng_status rt_expand_dwconv2d(const eng_conv_geom *g, const float *x, const eng_conv_packed *we,
-                              eng_act eact, const float *filter, const float *bias, eng_act act,
-                              float *out, int threads)
-{
-    const size_t rowf = (size_t)g->iw * g->cin;
-    /* output rows per band: its (B - 1) * sh + kh expanded rows fit the band size */
-    int64_t cap = (int64_t)(band_bytes() / (rowf * sizeof(float)));
-    int64_t B = cap < g->kh ? 1 : (cap - g->kh) / g->sh + 1;
-    if (B > g->oh)
-        B = g->oh;
-    /* each image's output rows in nc chunks (a chunk recomputes the kh - sh rows it shares with
-     * the one before); chunks are the unit of parallel work */
-    int nt = threads < 1 ? 1 : threads;
-    int nc = row_chunks(nt, g->oh);
-    const int64_t brows = (B - 1) * g->sh + g->kh; /* the expanded rows a band needs */
-    rt_scratch band = {.bytes = (size_t)brows * rowf * sizeof(float)};
-    xdw_job j = {.g = g,
-                 .x = x,
-                 .filter = filter,
-                 .bias = bias,
-                 .we = we,
-                 .eact = eact,
-                 .act = act,
-                 .out = out,
-                 .B = B,
-                 .nc = nc,
-                 .wide = use_avx512(),
-                 .band = &band};
-    rt_parallel_for(nt, (int64_t)g->n * nc, 1, xdw_chunks, &j);
-    return rt_scratch_free(&band) ? ENG_ENOMEM : ENG_OK;
-}
-
-/* ---- depthwise + 1x1, fused ---- */
-
-/* one fused depthwise + 1x1 split into chunks of output rows (rt_parallel_for items) */
-typedef struct dwp_job {
-    const eng_conv_geom *g;
-    const float *x, *filter, *bias, *res;
-    const eng_conv_packed *wp;
-    eng_act act, pact;
-    float *out;
-    int64_t B;
-    int nc, wide, pf;
-    rt_scratch *band; /* per tid: the band of depthwise output rows */
-} dwp_job;
-
-static void dwp_chunks(void *ctx, int tid, int64_t lo, int64_t hi)
-{
-    dwp_job *j = ctx;
-    const eng_conv_geom *g = j->g;
-    const int C = g->cin, co = j->wp->cout, nc = j->nc;
-    float *buf = rt_scratch_get(j->band, tid);
-    if (!buf)
-        return;
-    for (int64_t it = lo; it < hi; it++) {
-        const int n = (int)(it / nc), c = (int)(it % nc);
-        const int oy_end = (int)((int64_t)g->oh * (c + 1) / nc);
-        const float *xn = j->x + (int64_t)n * g->ih * g->iw * C;
-        for (int oy0 = (int)((int64_t)g->oh * c / nc); oy0 < oy_end; oy0 += (int)j->B) {
-            int oy1 = oy0 + (int)j->B < oy_end ? oy0 + (int)j->B : oy_end;
-            for (int oy = oy0; oy < oy1; oy++)
-                (j->wide ? dw512_row : dw_row)(g, xn, 0, j->filter, j->bias, j->act, oy,
-                                               buf + (size_t)(oy - oy0) * g->ow * C, j->pf);
-            eng_conv_geom e = rt_geom_1x1(1, oy1 - oy0, g->ow, C, co);
-            size_t at = ((size_t)n * g->oh + oy0) * g->ow * co;
-            rt_conv2d_packed_res(&e, buf, j->wp, j->pact, j->res ? j->res + at : NULL, j->out + at,
-                                 1);
-        }
-    }
-}
-
-eng_status rt_dw_conv1x1(const eng_conv_geom *g, const float *x, const float *filter,
-                         const float *bias, eng_act act, const eng_conv_packed *wp, eng_act pact,
-                         const float *res, float *out, int threads)
-{
-    const size_t rowf = (size_t)g->ow * g->cin;
-    /* depthwise output rows per band: they fit the band size */
-    int64_t B = (int64_t)(band_bytes() / (rowf * sizeof(float)));
-    B = B < 1 ? 1 : B > g->oh ? g->oh : B;
-    /* each image's output rows in nc chunks, the unit of parallel work (no overlap to
-     * recompute: the depthwise reads its input whole) */
-    int nt = threads < 1 ? 1 : threads;
-    int nc = row_chunks(nt, g->oh);
-    rt_scratch band = {.bytes = (size_t)B * rowf * sizeof(float)};
-    dwp_job j = {.g = g,
-                 .x = x,
-                 .filter = filter,
-                 .bias = bias,
-                 .res = res,
-                 .wp = wp,
-                 .act = act,
-                 .pact = pact,
-                 .out = out,
-                 .B = B,
-                 .nc = nc,
-                 .wide = use_avx512(),
-                 .pf = (int64_t)g->ih * g->iw * g->cin * (int64_t)sizeof(float) > 1024 * 1024,
-                 .band = &band};
-    rt_parallel_for(nt, (int64_t)g->n * nc, 1, dwp_chunks, &j);
-    return rt_scratch_free(&band) ? ENG_ENOMEM : ENG_OK;
 }
 
 /* ---- matrix product ---- */

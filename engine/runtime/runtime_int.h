@@ -139,12 +139,33 @@ static inline eng_conv_geom rt_geom_1x1(int n, int h, int w, int cin, int cout)
     return g;
 }
 
+/* kernels_conv.c: packed convolution weights, output channels in 16-wide panels */
+struct eng_conv_packed {
+    int kh, kw, cin, cout;
+    int K;       /* kh * kw * cin */
+    int npanel;  /* ceil(cout / 16) */
+    float *w;    /* [npanel][K][16] */
+    float *bias; /* [npanel * 16] */
+};
+
 /* kernels_conv.c: eng_conv2d_packed with res (same shape as out, may be NULL)
  * added after the bias and before the activation */
 eng_status rt_conv2d_packed_res(const eng_conv_geom *g, const float *in, const eng_conv_packed *w,
                                 eng_act act, const float *res, float *out, int threads);
 
-/* kernels_conv.c: out = depthwise(act_e(1x1(x))) without storing the 1x1's output whole:
+/* kernels_conv.c: 1 when the AVX-512 kernels may run on this CPU (VFS_NO_AVX512 set in the
+ * environment turns them off) */
+int rt_use_avx512(void);
+
+/* kernels_dw.c: the depthwise kernel for one output row oy of a mult-1, dilation-1 convolution
+ * of geometry g, in_n holding the input rows from row0 on, into orow (g->ow x g->cout floats);
+ * pf: prefetch the input rows the next output row adds. rt_dw_row_kernel gives this CPU's. */
+typedef void (*rt_dw_row_fn)(const eng_conv_geom *g, const float *in_n, int row0,
+                             const float *filter, const float *bias, eng_act act, int oy,
+                             float *orow, int pf);
+rt_dw_row_fn rt_dw_row_kernel(void);
+
+/* kernels_fused.c: out = depthwise(act_e(1x1(x))) without storing the 1x1's output whole:
  * g is the depthwise's geometry (g->cin the expanded channels, mult 1, dilation 1), we the 1x1's
  * packed weights (we->cin channels of x). The expanded rows are made in bands that stay in L2;
  * results are bit-identical to the two kernels run one after the other. */
@@ -152,7 +173,7 @@ eng_status rt_expand_dwconv2d(const eng_conv_geom *g, const float *x, const eng_
                               eng_act eact, const float *filter, const float *bias, eng_act act,
                               float *out, int threads);
 
-/* kernels_conv.c: out = act_p(1x1(depthwise(x)) + res) without storing the depthwise's
+/* kernels_fused.c: out = act_p(1x1(depthwise(x)) + res) without storing the depthwise's
  * output whole: g is the depthwise's geometry (mult 1, dilation 1), wp the 1x1's packed
  * weights (wp->cin == g->cin), res NULL or shaped as out. The depthwise rows are made in bands
  * that stay in L2; results are bit-identical to the two kernels run one after the other. */

@@ -4,7 +4,10 @@
 #ifndef VFS_ENGINE_RUNTIME_SIMD_INT_H
 #define VFS_ENGINE_RUNTIME_SIMD_INT_H
 
+#include "kernels.h" /* eng_act */
+
 #include <immintrin.h>
+#include <stdint.h>
 
 /* e^x for 8 floats: Cephes-style range reduction (x = n ln2 + r, ln2 split in
  * two parts) and a degree-6 polynomial for e^r; about 1 ulp, inputs clamped
@@ -64,6 +67,53 @@ static inline RT_T512 __m512 rt_sigmoid16(__m512 x)
     const __m512 one = _mm512_set1_ps(1.0f);
     return _mm512_div_ps(one, _mm512_add_ps(one, rt_exp16(_mm512_sub_ps(_mm512_setzero_ps(), x))));
 }
-#undef RT_T512
+
+/* a kernel's activation on 8 floats (the epilogue of eng_act) */
+static inline __m256 rt_act8(__m256 v, eng_act act)
+{
+    switch (act) {
+    case ENG_ACT_RELU: return _mm256_max_ps(v, _mm256_setzero_ps());
+    case ENG_ACT_RELU6:
+        return _mm256_min_ps(_mm256_max_ps(v, _mm256_setzero_ps()), _mm256_set1_ps(6.0f));
+    case ENG_ACT_HSWISH:
+    case ENG_ACT_HSWISH_F16: {
+        __m256 c = _mm256_set1_ps(act == ENG_ACT_HSWISH ? 1.0f / 6.0f : 0.1666259765625f);
+        __m256 r = _mm256_min_ps(
+            _mm256_max_ps(_mm256_add_ps(v, _mm256_set1_ps(3.0f)), _mm256_setzero_ps()),
+            _mm256_set1_ps(6.0f));
+        return _mm256_mul_ps(_mm256_mul_ps(v, c), r);
+    }
+    case ENG_ACT_SIGMOID: return rt_sigmoid8(v);
+    default: return v;
+    }
+}
+
+/* the same on 16 floats, AVX-512F; lane by lane bit-identical to rt_act8 */
+static inline RT_T512 __m512 rt_act16(__m512 v, eng_act act)
+{
+    switch (act) {
+    case ENG_ACT_RELU: return _mm512_max_ps(v, _mm512_setzero_ps());
+    case ENG_ACT_RELU6:
+        return _mm512_min_ps(_mm512_max_ps(v, _mm512_setzero_ps()), _mm512_set1_ps(6.0f));
+    case ENG_ACT_HSWISH:
+    case ENG_ACT_HSWISH_F16: {
+        __m512 c = _mm512_set1_ps(act == ENG_ACT_HSWISH ? 1.0f / 6.0f : 0.1666259765625f);
+        __m512 r = _mm512_min_ps(
+            _mm512_max_ps(_mm512_add_ps(v, _mm512_set1_ps(3.0f)), _mm512_setzero_ps()),
+            _mm512_set1_ps(6.0f));
+        return _mm512_mul_ps(_mm512_mul_ps(v, c), r);
+    }
+    case ENG_ACT_SIGMOID: return rt_sigmoid16(v); /* the AVX2 kernel's results, to the bit */
+    default: return v;
+    }
+}
+
+/* lanes [0, n) of 8 set (n clamped to 0..8): the masks of a channel tail */
+static inline __m256i rt_lane_mask(int n)
+{
+    static const int32_t ones_then_zeros[16] = {-1, -1, -1, -1, -1, -1, -1, -1};
+    n = n < 0 ? 0 : n > 8 ? 8 : n;
+    return _mm256_loadu_si256((const __m256i *)(ones_then_zeros + 8 - n));
+}
 
 #endif
