@@ -188,6 +188,22 @@ wait_jq() {
     return 1
 }
 
+# wait_no_temps STORE [SECONDS]: until STORE/.tmp is empty (or missing). The daemon's own
+# atomic writes (status.json, a dataset's export) pass through it for a moment while the
+# dataset verifier runs, so "nothing left behind" means empty within a few seconds.
+wait_no_temps() {
+    local d=$1/.tmp secs=${2:-5} left=""
+    local n=$((secs * 10))
+    while [ $n -gt 0 ]; do
+        left=$(ls -A "$d" 2>/dev/null || true)
+        [ -z "$left" ] && return 0
+        sleep 0.1
+        n=$((n - 1))
+    done
+    echo "still in $d after ${secs} s: $left"
+    return 1
+}
+
 # mkcoco OUT < list: a COCO file for "id file_name w h category [x y w h]" lines.
 mkcoco() {
     python3 "$E2E_DIR/mkcoco.py" "$@"

@@ -203,7 +203,7 @@ rm "$MNT/datasets/whole/images/growing.bin"
 $MKIMG --big "$SRC/big.png" $((21 * 1024 * 1024))
 check_err "21 MB image: EFBIG" "File too large" cp "$SRC/big.png" "$MNT/datasets/whole/images/"
 check "the big image is not there" test ! -e "$MNT/datasets/whole/images/big.png"
-check "no temp left behind" test -z "$(ls -A "$STORE/.tmp")"
+check "no temp left behind" wait_no_temps "$STORE"
 # (.vfs-coco-generated is the daemon's own marker that coco.json is its export)
 check_eq "nor a hidden file in the dataset's folder" "" \
     "$(find "$STORE/datasets/whole" -name '.*' ! -name .vfs-coco-generated)"
