@@ -97,12 +97,13 @@ static inline void dw_prefetch_next(const eng_conv_geom *g, const float *in_n, i
 /* AVX2 depthwise (mult 1, dilation 1), channels [c0, c0 + 8 NS) of a block of PX output pixels of
  * one row, PX x NS accumulators: each output sums the bias, then the taps in (ky, kx) order
  * skipping those outside the input (the order of dw512_block and dw_generic: bit-identical).
- * When `checked`, taps are bounds-checked (border pixels, PX 1); otherwise every tap of the block
- * is inside the input row. KS and SS, when KS > 0 and NS == 1, are the window's width and stride
- * as constants: the block then holds a window row's weights in registers and loads each input
- * pixel once, feeding the outputs whose taps read it. `masked` (NS 1): the channel tail, lanes m.
- * Blocks of fewer pixels take more channels (NS), so there are always 4-8 independent FMA chains
- * (one chain of 25 FMAs per output ran at a quarter of the FMA rate). */
+ * When `checked`, taps on the padding are skipped: per input pixel in the in-register form (a
+ * block of 7-8 reaching into the padding), per tap otherwise (a border pixel, PX 1); otherwise
+ * every tap of the block is inside the input row. KS and SS, when KS > 0 and NS == 1, are the
+ * window's width and stride as constants: the block then holds a window row's weights in registers
+ * and loads each input pixel once, feeding the outputs whose taps read it. `masked` (NS 1): the
+ * channel tail, lanes m. Blocks of fewer pixels take more channels (NS), so there are always 4-8
+ * independent FMA chains (one chain of 25 FMAs per output ran at a quarter of the FMA rate). */
 static inline __attribute__((always_inline)) void
 dw256_slice(const int PX, const int NS, const int checked, const int KS, const int SS,
             const int masked, const eng_conv_geom *g, const float *in_n, int row0,
@@ -194,9 +195,8 @@ dw256_block(const int PX, const int checked, const int KS, const int SS, const e
                     orow, c8, rt_lane_mask(C - c8));
 }
 
-/* one output row of a mult-1, dilation-1 depthwise convolution, AVX2: interior pixels in blocks
- * of 4 (then 2, 1), border pixels one by one with bounds checks; in_n holds the input rows from
- * row0 on (0: the whole image) */
+/* one output row of a mult-1, dilation-1 depthwise convolution, AVX2, in blocks of pixels (below);
+ * in_n holds the input rows from row0 on (0: the whole image) */
 static inline __attribute__((always_inline)) void
 dw256_row_t(const int KS, const int SS, const eng_conv_geom *g, const float *in_n, int row0,
             const float *filter, const float *bias, eng_act act, int oy, float *orow, int pf)
