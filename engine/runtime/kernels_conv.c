@@ -143,7 +143,7 @@ uk256_store(const int R, const int H, const eng_act act, const __m256 *p, const 
     const __m256 bu = _mm256_load_ps(bias), bv = _mm256_load_ps(bias + 8);
     const int full = nr == (H ? 8 : NR);
     const __m256i mt = rt_lane_mask(H ? nr : nr - 8); /* the last 8 lanes' mask */
-#pragma GCC unroll 12
+#pragma GCC unroll 6
     for (int r = 0; r < R; r++) {
         if (!c[r])
             continue;
@@ -165,7 +165,7 @@ uk256_store(const int R, const int H, const eng_act act, const __m256 *p, const 
     }
 }
 
-/* The AVX2 micro-kernels: R rows (R <= 6, or up to 12 when H) x one panel of 16 output channels,
+/* The AVX2 micro-kernels: R rows (R <= 6) x one panel of 16 output channels,
  * 2R accumulators in registers (R when H: a panel of <= 8 channels, one 256-bit accumulator per
  * row). Row r of A is nseg segments of L floats, segment s at a[s * RMAX + r] (a KxK convolution's
  * window rows read in place; nseg 1 otherwise). Rows c[r][off..off+nr) = act(sum_k a[r][k] *
@@ -176,19 +176,19 @@ static inline __attribute__((always_inline)) void
 uk256(const int R, const int H, int nseg, int L, const float *const *a, const float *b,
       const float *bias, const float *const *res, float *const *c, int off, int nr, eng_act act)
 {
-    __m256 p[12], q[12];
-    const float *ar[12];
-#pragma GCC unroll 12
+    __m256 p[MR], q[MR];
+    const float *ar[MR];
+#pragma GCC unroll 6
     for (int r = 0; r < R; r++)
         p[r] = q[r] = _mm256_setzero_ps();
     for (int sg = 0; sg < nseg; sg++) {
-#pragma GCC unroll 12
+#pragma GCC unroll 6
         for (int r = 0; r < R; r++)
             ar[r] = a[sg * RMAX + r];
         const float *bk = b + (size_t)sg * L * NR;
         for (int k = 0; k < L; k++, bk += NR) {
             const __m256 u = _mm256_load_ps(bk), v = H ? u : _mm256_load_ps(bk + 8);
-#pragma GCC unroll 12
+#pragma GCC unroll 6
             for (int r = 0; r < R; r++) {
                 const __m256 x = _mm256_broadcast_ss(ar[r] + k);
                 p[r] = _mm256_fmadd_ps(x, u, p[r]);
@@ -270,7 +270,7 @@ uk512_store(const int R, const int P, const int H, const eng_act act, const __m5
  * masked to its nr channels (tails such as 24, 40, 72, 120 need no copy); when H, that panel has nr
  * <= 8 and its accumulators are 256-bit (half the FMA work on CPUs that split 512-bit FMAs in two,
  * as AMD Zen 4 does). Rows with c[r] == NULL are computed but not stored. Every output sums its
- * products in k order from zero and then adds the bias, as ukernel_6x16 does, so all kernels give
+ * products in k order from zero and then adds the bias, as the AVX2 kernels do, so all kernels give
  * bit-identical results. R, P and H are compile-time constants in each instance below, so the
  * arrays are registers. */
 static T512 inline __attribute__((always_inline)) void
@@ -565,8 +565,9 @@ static void conv_blocks(void *ctx, int tid, int64_t ilo, int64_t ihi)
         }
         for (int jp = p0; jp < (j->rows_outer ? p0 + 1 : p1); jp += step) {
             for (int r0 = 0; r0 < rows;) {
-                /* AVX-512: 24-row groups when there is one panel; 12-row groups, 13 when one
-                 * row would be left, the tail in 4-row groups (196 rows: 16 x 12 + 4) */
+                /* AVX2: avx2_rows; AVX-512: 24-row groups when there is one panel; 12-row
+                 * groups, 13 when one row would be left, the tail in 4-row groups (196 rows:
+                 * 16 x 12 + 4) */
                 const int R = !wide                        ? avx2_rows(rows - r0)
                               : single && rows - r0 >= R24 ? R24
                               : rows - r0 == R13           ? R13

@@ -94,6 +94,30 @@ static inline void dw_prefetch_next(const eng_conv_geom *g, const float *in_n, i
             ROW_T(0, 1, g, in_n, row0, filter, bias, act, oy, orow, pf);                           \
     } while (0)
 
+/* one step along an output row of pixels [0, ow): a border pixel alone with its taps checked,
+ * else a block of 8, 4, 2 or 1 interior pixels; advances ox. BLOCK is a path's block function,
+ * called with the row's locals (KS, SS, ky0, ky1, iy0, ox_lo, ox_hi, ...) in scope. */
+#define DW_LADDER_STEP(BLOCK)                                                                      \
+    do {                                                                                           \
+        const int ck_ = ox < ox_lo || ox > ox_hi;                                                  \
+        const int px_ = ck_               ? 1                                                      \
+                        : ox + 7 <= ox_hi ? 8                                                      \
+                        : ox + 3 <= ox_hi ? 4                                                      \
+                        : ox + 1 <= ox_hi ? 2                                                      \
+                                          : 1;                                                     \
+        if (px_ == 8)                                                                              \
+            BLOCK(8, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);    \
+        else if (px_ == 4)                                                                         \
+            BLOCK(4, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);    \
+        else if (px_ == 2)                                                                         \
+            BLOCK(2, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);    \
+        else if (ck_)                                                                              \
+            BLOCK(1, 1, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);    \
+        else                                                                                       \
+            BLOCK(1, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow, pf);    \
+        ox += px_;                                                                                 \
+    } while (0)
+
 /* AVX2 depthwise (mult 1, dilation 1), channels [c0, c0 + 8 NS) of a block of PX output pixels of
  * one row, PX x NS accumulators: each output sums the bias, then the taps in (ky, kx) order
  * skipping those outside the input (the order of dw512_block and dw_generic: bit-identical).
@@ -226,26 +250,8 @@ dw256_row_t(const int KS, const int SS, const eng_conv_geom *g, const float *in_
                             pf);
             }
             ox += px;
-        } else if (ox < ox_lo || ox > ox_hi) {
-            dw256_block(1, 1, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
-                        pf);
-            ox++;
-        } else if (ox + 7 <= ox_hi) {
-            dw256_block(8, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
-                        pf);
-            ox += 8;
-        } else if (ox + 3 <= ox_hi) {
-            dw256_block(4, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
-                        pf);
-            ox += 4;
-        } else if (ox + 1 <= ox_hi) {
-            dw256_block(2, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
-                        pf);
-            ox += 2;
         } else {
-            dw256_block(1, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
-                        pf);
-            ox++;
+            DW_LADDER_STEP(dw256_block);
         }
     }
 }
@@ -339,27 +345,7 @@ dw512_row_t(const int KS, const int SS, const eng_conv_geom *g, const float *in_
     const int ky0 = sp.ky0, ky1 = sp.ky1, iy0 = sp.iy0, ox_lo = sp.ox_lo, ox_hi = sp.ox_hi;
     int ox = 0;
     while (ox < g->ow) {
-        if (ox < ox_lo || ox > ox_hi) {
-            dw512_block(1, 1, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
-                        pf);
-            ox++;
-        } else if (ox + 7 <= ox_hi) {
-            dw512_block(8, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
-                        pf);
-            ox += 8;
-        } else if (ox + 3 <= ox_hi) {
-            dw512_block(4, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
-                        pf);
-            ox += 4;
-        } else if (ox + 1 <= ox_hi) {
-            dw512_block(2, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
-                        pf);
-            ox += 2;
-        } else {
-            dw512_block(1, 0, KS, SS, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox, orow,
-                        pf);
-            ox++;
-        }
+        DW_LADDER_STEP(dw512_block);
     }
 }
 
