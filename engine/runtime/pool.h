@@ -8,9 +8,10 @@
  * thread it waits for needs). Here a worker spins for a short while after
  * each job (the next op of a running network comes within it) and then
  * sleeps, and the calling thread never waits for a worker that has not
- * started: work is claimed in chunks from a shared counter, so a worker that
- * is asleep or has no core joins late or not at all, and the caller does the
- * chunks itself. See docs/engine.md, "The second thread at batch 1".
+ * started: work is claimed in chunks (a thread's own share first, then what
+ * is left of the others'), so a worker that is asleep or has no core joins
+ * late or not at all, and the caller does its chunks. See docs/engine.md,
+ * "The second thread at batch 1".
  */
 #ifndef VFS_ENGINE_RUNTIME_POOL_H
 #define VFS_ENGINE_RUNTIME_POOL_H
