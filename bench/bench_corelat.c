@@ -28,12 +28,13 @@ static int pin(int cpu)
     return pthread_setaffinity_np(pthread_self(), sizeof s, &s);
 }
 
-/* answers each odd value with the next even one */
+/* answers each odd value with the next even one (the first WARMUP rounds untimed) */
+#define WARMUP 2000
 static void *responder(void *arg)
 {
     if (pin(*(const int *)arg))
         fprintf(stderr, "bench_corelat: cannot pin to CPU %d\n", *(const int *)arg);
-    for (long i = 0; i < rounds; i++) {
+    for (long i = 0; i < WARMUP + rounds; i++) {
         while (atomic_load_explicit(&turn, memory_order_acquire) != 2 * i + 1)
             ;
         atomic_store_explicit(&turn, 2 * i + 2, memory_order_release);
@@ -57,9 +58,12 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench_corelat: cannot start a thread\n");
         return 1;
     }
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (long i = 0; i < rounds; i++) {
+    /* untimed rounds first: the thread's start and the other CPU's wake-up from idle (which in
+     * a virtual machine takes far longer than a round trip) stay out of the figure */
+    struct timespec t0 = {0}, t1;
+    for (long i = 0; i < WARMUP + rounds; i++) {
+        if (i == WARMUP)
+            clock_gettime(CLOCK_MONOTONIC, &t0);
         atomic_store_explicit(&turn, 2 * i + 1, memory_order_release);
         while (atomic_load_explicit(&turn, memory_order_acquire) != 2 * i + 2)
             ;
