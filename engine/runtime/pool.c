@@ -65,7 +65,7 @@ static struct {
     /* the job, written by the owner before it opens `gen` */
     rt_for_fn fn;
     void *ctx;
-    int64_t n, grain;
+    int64_t grain;
     int nt;
     /* the items, one range per tid: [next, end), next moved by whoever claims a chunk of it */
     struct {
@@ -276,13 +276,12 @@ void rt_parallel_for(int nt, int64_t n, int64_t grain, rt_for_fn fn, void *ctx)
     }
     P.fn = fn;
     P.ctx = ctx;
-    P.n = n;
     P.grain = grain;
     P.nt = nt < P.nworkers + 1 ? nt : P.nworkers + 1;
-    for (int t = 0; t < P.nt; t++) { /* tid t's share, whole chunks */
-        int64_t lo = (n / grain * t / P.nt) * grain, hi = (n / grain * (t + 1) / P.nt) * grain;
-        atomic_store(&P.range[t].next, lo);
-        P.range[t].end = t == P.nt - 1 ? n : hi;
+    const int64_t chunks = n / grain; /* whole chunks; the last share also takes the rest */
+    for (int t = 0; t < P.nt; t++) {
+        atomic_store(&P.range[t].next, chunks * t / P.nt * grain);
+        P.range[t].end = t == P.nt - 1 ? n : chunks * (t + 1) / P.nt * grain;
     }
     atomic_store(&P.joined, 0);
     atomic_fetch_add(&P.gen, 1); /* open */
