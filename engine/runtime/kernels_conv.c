@@ -136,7 +136,7 @@ void eng_conv_packed_free(eng_conv_packed *p)
  * residual when res, through act, to c[r] + off; a panel of fewer than 16 (H: 8) channels stores
  * its last 8 lanes masked to its nr channels (masked stores are slow on some CPUs, so only
  * there); rows with c[r] NULL are skipped */
-static inline __attribute__((always_inline)) void
+static inline ENG_NO_ASAN __attribute__((always_inline)) void
 uk256_store(const int R, const int H, const eng_act act, const __m256 *p, const __m256 *q,
             const float *bias, int nr, const float *const *res, float *const *c, int off)
 {
@@ -172,7 +172,7 @@ uk256_store(const int R, const int H, const eng_act act, const __m256 *p, const 
  * b[k] + bias (+ res[r][off..])), summed in k order from zero and then the bias, as the AVX-512
  * kernels do (bit-identical). Rows with c[r] == NULL are computed but not stored. R and H are
  * compile-time constants in each instance below, so the arrays are registers. */
-static inline __attribute__((always_inline)) void
+static inline ENG_NO_ASAN __attribute__((always_inline)) void
 uk256(const int R, const int H, int nseg, int L, const float *const *a, const float *b,
       const float *bias, const float *const *res, float *const *c, int off, int nr, eng_act act)
 {
@@ -207,9 +207,9 @@ uk256(const int R, const int H, int nseg, int L, const float *const *a, const fl
 }
 
 #define UK256(R, H)                                                                                \
-    static void uk256_##R##x##H(int nseg, int L, const float *const *a, const float *b,            \
-                                const float *bias, const float *const *res, float *const *c,       \
-                                int off, int nr, eng_act act)                                      \
+    static ENG_NO_ASAN void uk256_##R##x##H(                                                       \
+        int nseg, int L, const float *const *a, const float *b, const float *bias,                 \
+        const float *const *res, float *const *c, int off, int nr, eng_act act)                    \
     {                                                                                              \
         uk256(R, H, nseg, L, a, b, bias, res, c, off, nr, act);                                    \
     }
@@ -237,7 +237,7 @@ static const uk256_fn UK256_FN[MR][2] = {
 /* the AVX-512 kernels' stores: row r's accumulators p[r] (and q[r], or h[r] when H) plus the
  * bias (bu, bv), plus the residual when res, through act, to c[r] + off; rows with c[r] NULL
  * are skipped */
-static T512 inline __attribute__((always_inline)) void
+static T512 inline ENG_NO_ASAN __attribute__((always_inline)) void
 uk512_store(const int R, const int P, const int H, const eng_act act, const __m512 *p,
             const __m512 *q, const __m256 *h, __m512 bu, __m512 bv, __mmask16 last,
             const float *const *res, float *const *c, int off)
@@ -273,7 +273,7 @@ uk512_store(const int R, const int P, const int H, const eng_act act, const __m5
  * products in k order from zero and then adds the bias, as the AVX2 kernels do, so all kernels give
  * bit-identical results. R, P and H are compile-time constants in each instance below, so the
  * arrays are registers. */
-static T512 inline __attribute__((always_inline)) void
+static T512 inline ENG_NO_ASAN __attribute__((always_inline)) void
 uk512(const int R, const int P, const int H, const int PF, int nseg, int L, const float *const *a,
       const float *b0, const float *b1, const float *bias, const float *const *res, float *const *c,
       int off, int nr, eng_act act, int pfn)
@@ -334,10 +334,10 @@ uk512(const int R, const int P, const int H, const int PF, int nseg, int L, cons
 }
 
 #define UK512(R, P, H, PF)                                                                         \
-    static T512 void uk512_##R##x##P##H##PF(int nseg, int L, const float *const *a,                \
-                                            const float *b0, const float *b1, const float *bias,   \
-                                            const float *const *res, float *const *c, int off,     \
-                                            int nr, eng_act act, int pfn)                          \
+    static T512 ENG_NO_ASAN void uk512_##R##x##P##H##PF(                                           \
+        int nseg, int L, const float *const *a, const float *b0, const float *b1,                  \
+        const float *bias, const float *const *res, float *const *c, int off, int nr, eng_act act, \
+        int pfn)                                                                                   \
     {                                                                                              \
         uk512(R, P, H, PF, nseg, L, a, b0, b1, bias, res, c, off, nr, act, pfn);                   \
     }
@@ -441,6 +441,27 @@ static void im2col_block(const eng_conv_geom *g, const float *in, int64_t m0, in
  * rp[] are the residual rows (rp NULL: none), cp[] the output rows (NULL: not stored), all
  * pointing at channel 0 (the kernels add the panel's offset); pf: prefetch the next pair's
  * panels (AVX-512). */
+/* Under ASan: every range one micro-kernel call of P panels and `width` output channels reads
+ * (its panels, bias, A rows, residual rows) and writes (its output rows), as the kernels run
+ * without per-access checks (ENG_NO_ASAN) */
+static void panel_asan(const float *bp, const float *bias, int P, int width, int rows, int nseg,
+                       int L, const float *const *ap, const float *const *rp, float *const *cp,
+                       int off)
+{
+    const size_t f = sizeof(float);
+    eng_asan_range(bp, (size_t)P * nseg * L * NR * f, 0);
+    eng_asan_range(bias, (size_t)P * NR * f, 0);
+    for (int r = 0; r < rows; r++) {
+        for (int s = 0; s < nseg; s++)
+            eng_asan_range(ap[s * RMAX + r], (size_t)L * f, 0);
+        if (!cp[r]) /* computed, not stored: its residual is not read either */
+            continue;
+        if (rp)
+            eng_asan_range(rp[r] + off, (size_t)width * f, 0);
+        eng_asan_range(cp[r] + off, (size_t)width * f, 1);
+    }
+}
+
 static void panel_step(const eng_conv_packed *w, int cout, int j, int wide, int rows, int nseg,
                        int L, const float *const *ap, const float *const *rp, float *const *cp,
                        eng_act act, int pf)
@@ -448,12 +469,16 @@ static void panel_step(const eng_conv_packed *w, int cout, int j, int wide, int 
     const float *bp = w->w + (size_t)j * w->K * NR, *bias = w->bias + j * NR;
     if (!wide) {
         int nr = cout - j * NR < NR ? cout - j * NR : NR;
+        if (ENG_ASAN)
+            panel_asan(bp, bias, 1, nr, rows, nseg, L, ap, rp, cp, j * NR);
         UK256_FN[rows - 1][nr <= 8](nseg, L, ap, bp, bias, rp, cp, j * NR, nr, act);
     } else {
         const int P = j + 1 < w->npanel ? 2 : 1;
         const int nr = cout - (j + P - 1) * NR < NR ? cout - (j + P - 1) * NR : NR;
         int pfn = pf ? w->npanel - (j + 2) : 0; /* the next pair's panels (AVX-512 pairs) */
         pfn = pfn < 0 ? 0 : pfn > 2 ? 2 : pfn;
+        if (ENG_ASAN)
+            panel_asan(bp, bias, P, (P - 1) * NR + nr, rows, nseg, L, ap, rp, cp, j * NR);
         /* a block's first 12-row group prefetching the next pair (which there is, so this pair
          * is two full panels) */
         const uk512_fn fn = rows == R24 ? uk512_24x100

@@ -128,7 +128,7 @@ static inline void dw_prefetch_next(const eng_conv_geom *g, const float *in_n, i
  * and loads each input pixel once, feeding the outputs whose taps read it. `masked` (NS 1): the
  * channel tail, lanes m. Blocks of fewer pixels take more channels (NS), so there are always 4-8
  * independent FMA chains (one chain of 25 FMAs per output ran at a quarter of the FMA rate). */
-static inline __attribute__((always_inline)) void
+static inline ENG_NO_ASAN __attribute__((always_inline)) void
 dw256_slice(const int PX, const int NS, const int checked, const int KS, const int SS,
             const int masked, const eng_conv_geom *g, const float *in_n, int row0,
             const float *filter, const float *bias, eng_act act, int ky0, int ky1, int iy0, int ox,
@@ -197,7 +197,7 @@ dw256_slice(const int PX, const int NS, const int checked, const int KS, const i
 /* a block of PX output pixels, all channels (8 NS at a time, then 8 at a time, the tail masked),
  * so the block reads its input window once and in order; pf: prefetch the input rows the next
  * output row adds */
-static inline __attribute__((always_inline)) void
+static inline ENG_NO_ASAN __attribute__((always_inline)) void
 dw256_block(const int PX, const int checked, const int KS, const int SS, const eng_conv_geom *g,
             const float *in_n, int row0, const float *filter, const float *bias, eng_act act,
             int ky0, int ky1, int iy0, int ox, float *orow, int pf)
@@ -221,7 +221,7 @@ dw256_block(const int PX, const int checked, const int KS, const int SS, const e
 
 /* one output row of a mult-1, dilation-1 depthwise convolution, AVX2, in blocks of pixels (below);
  * in_n holds the input rows from row0 on (0: the whole image) */
-static inline __attribute__((always_inline)) void
+static inline ENG_NO_ASAN __attribute__((always_inline)) void
 dw256_row_t(const int KS, const int SS, const eng_conv_geom *g, const float *in_n, int row0,
             const float *filter, const float *bias, eng_act act, int oy, float *orow, int pf)
 {
@@ -256,11 +256,31 @@ dw256_row_t(const int KS, const int SS, const eng_conv_geom *g, const float *in_
     }
 }
 
+/* Under ASan: the ranges one row call reads (its window's input rows, whole; the filter and the
+ * bias) and writes (the output row), as the row kernels run without per-access checks
+ * (ENG_NO_ASAN) */
+static void dw_row_asan(const eng_conv_geom *g, const float *in_n, int row0, const float *filter,
+                        const float *bias, int oy, const float *orow)
+{
+    const dw_span sp = dw_row_span(g, oy);
+    const size_t f = sizeof(float), rowf = (size_t)g->iw * g->cin;
+    if (sp.ky1 > sp.ky0)
+        eng_asan_range(in_n + (int64_t)(sp.iy0 + sp.ky0 - row0) * (int64_t)rowf,
+                       (size_t)(sp.ky1 - sp.ky0) * rowf * f, 0);
+    eng_asan_range(filter, (size_t)g->kh * g->kw * g->cin * f, 0);
+    if (bias)
+        eng_asan_range(bias, (size_t)g->cin * f, 0);
+    eng_asan_range(orow, (size_t)g->ow * g->cout * f, 1);
+}
+
 /* one output row of a mult-1, dilation-1 depthwise convolution, AVX2; in_n holds the input
  * rows from row0 on; pf: prefetch the rows the next output row adds */
-static void dw_row(const eng_conv_geom *g, const float *in_n, int row0, const float *filter,
-                   const float *bias, eng_act act, int oy, float *orow, int pf)
+static ENG_NO_ASAN void dw_row(const eng_conv_geom *g, const float *in_n, int row0,
+                               const float *filter, const float *bias, eng_act act, int oy,
+                               float *orow, int pf)
 {
+    if (ENG_ASAN)
+        dw_row_asan(g, in_n, row0, filter, bias, oy, orow);
     DW_ROW_BY_SHAPE(dw256_row_t);
 }
 
@@ -273,7 +293,7 @@ static void dw_row(const eng_conv_geom *g, const float *in_n, int row0, const fl
  * (border pixels); otherwise every tap of the block is inside the input row. KS and SS, when
  * KS > 0, are the window's width and stride as constants (the block then keeps its inputs in
  * registers); KS 0 reads them from g. */
-static T512 inline __attribute__((always_inline)) void
+static T512 inline ENG_NO_ASAN __attribute__((always_inline)) void
 dw512_block(const int PX, const int checked, const int KS, const int SS, const eng_conv_geom *g,
             const float *in_n, int row0, const float *filter, const float *bias, eng_act act,
             int ky0, int ky1, int iy0, int ox, float *orow, int pf)
@@ -337,7 +357,7 @@ dw512_block(const int PX, const int checked, const int KS, const int SS, const e
 
 /* one output row of a mult-1, dilation-1 depthwise convolution, AVX-512; in_n holds the input
  * rows from row0 on; pf: prefetch the rows the next output row adds */
-static T512 inline __attribute__((always_inline)) void
+static T512 inline ENG_NO_ASAN __attribute__((always_inline)) void
 dw512_row_t(const int KS, const int SS, const eng_conv_geom *g, const float *in_n, int row0,
             const float *filter, const float *bias, eng_act act, int oy, float *orow, int pf)
 {
@@ -351,9 +371,12 @@ dw512_row_t(const int KS, const int SS, const eng_conv_geom *g, const float *in_
 
 /* dw512_row_t with the window's shape as a constant for the backbones' shapes, so a block keeps
  * its input pixels in registers; other shapes read each tap's input from memory */
-static T512 void dw512_row(const eng_conv_geom *g, const float *in_n, int row0, const float *filter,
-                           const float *bias, eng_act act, int oy, float *orow, int pf)
+static T512 ENG_NO_ASAN void dw512_row(const eng_conv_geom *g, const float *in_n, int row0,
+                                       const float *filter, const float *bias, eng_act act, int oy,
+                                       float *orow, int pf)
 {
+    if (ENG_ASAN)
+        dw_row_asan(g, in_n, row0, filter, bias, oy, orow);
     DW_ROW_BY_SHAPE(dw512_row_t);
 }
 

@@ -10,6 +10,7 @@
 #ifndef VFS_ENGINE_RUNTIME_INT_H
 #define VFS_ENGINE_RUNTIME_INT_H
 
+#include "asan_ranges.h"
 #include "runtime.h"
 
 #include <string.h>
