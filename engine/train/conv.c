@@ -266,13 +266,36 @@ eng_var *eng_op_dense(eng_tape *t, eng_var *x, eng_var *w)
 
 /* ---- depthwise ---- */
 
+/* Under ASan: what the depthwise backward passes over rows [lo, hi) (input rows for gx, output
+ * rows for gw) read and write, as they run without per-access checks (ENG_NO_ASAN,
+ * asan_ranges.h): those rows, the other tensor's images they span, the filter or the partials */
+static void dw_asan(const conv_job *j, int64_t lo, int64_t hi, int gx, int64_t plo, int64_t phi)
+{
+    const conv_geom *g = &j->g;
+    const size_t f = sizeof(float), c = (size_t)g->ci;
+    const size_t in_img = (size_t)g->ih * g->iw * c, out_img = (size_t)g->oh * g->ow * c;
+    const int rows = gx ? g->ih : g->oh; /* per image, of the rows [lo, hi) */
+    const int64_t i0 = lo / rows, i1 = (hi - 1) / rows + 1;
+    if (gx) {
+        eng_asan_range(j->gx + lo * g->iw * c, (size_t)(hi - lo) * g->iw * c * f, 1);
+        eng_asan_range(j->gy + i0 * out_img, (size_t)(i1 - i0) * out_img * f, 0);
+        eng_asan_range(j->w, (size_t)g->kh * g->kw * c * f, 0);
+    } else {
+        eng_asan_range(j->gy + lo * g->ow * c, (size_t)(hi - lo) * g->ow * c * f, 0);
+        eng_asan_range(j->x + i0 * in_img, (size_t)(i1 - i0) * in_img * f, 0);
+        eng_asan_range(j->part + plo * j->kd, (size_t)(phi - plo) * (size_t)j->kd * f, 1);
+    }
+}
+
 /* depthwise input gradient, one item per input row (image, iy) */
-static void dw_gx_rows(void *ctx, int tid, int64_t lo, int64_t hi)
+static ENG_NO_ASAN void dw_gx_rows(void *ctx, int tid, int64_t lo, int64_t hi)
 {
     const conv_job *j = ctx;
     conv_geom g = j->g;
     int c = g.ci;
     (void)tid;
+    if (ENG_ASAN)
+        dw_asan(j, lo, hi, 1, 0, 0);
     for (int64_t r = lo; r < hi; r++) {
         int i = (int)(r / g.ih), iy = (int)(r % g.ih);
         for (int ix = 0; ix < g.iw; ix++) {
@@ -297,13 +320,15 @@ static void dw_gx_rows(void *ctx, int tid, int64_t lo, int64_t hi)
 }
 
 /* depthwise filter gradient: one partial per block of DW_ROWS output rows */
-static void dw_gw_blocks(void *ctx, int tid, int64_t lo, int64_t hi)
+static ENG_NO_ASAN void dw_gw_blocks(void *ctx, int tid, int64_t lo, int64_t hi)
 {
     const conv_job *j = ctx;
     conv_geom g = j->g;
     int c = g.ci;
     int64_t rows = j->n, wsz = j->kd;
     (void)tid;
+    if (ENG_ASAN)
+        dw_asan(j, lo * DW_ROWS, hi * DW_ROWS < rows ? hi * DW_ROWS : rows, 0, lo, hi);
     for (int64_t b = lo; b < hi; b++) {
         float *p = j->part + b * wsz;
         memset(p, 0, (size_t)wsz * sizeof(float));

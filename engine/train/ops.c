@@ -28,9 +28,26 @@ typedef struct act_job {
     float k;
 } act_job;
 
-static void act_backward_blocks(void *ctx, int tid, int64_t lo, int64_t hi)
+/* Under ASan: the elements [i0, i1) of blocks [lo, hi) an activation pass reads and writes, as
+ * the passes run without per-access checks (ENG_NO_ASAN, asan_ranges.h) */
+static void act_asan(const act_job *j, int64_t lo, int64_t hi)
+{
+    const int64_t i0 = lo * TR_CHUNK, i1 = hi * TR_CHUNK < j->n ? hi * TR_CHUNK : j->n;
+    const size_t off = (size_t)i0, bytes = (size_t)(i1 - i0) * sizeof(float);
+    eng_asan_range(j->x + off, bytes, 0);
+    if (j->gy) { /* backward: y only for the sigmoid's */
+        eng_asan_range(j->gy + off, bytes, 0);
+        if (j->kind == ACT_SIGMOID)
+            eng_asan_range(j->y + off, bytes, 0);
+    }
+    eng_asan_range(j->out + off, bytes, 1);
+}
+
+static ENG_NO_ASAN void act_backward_blocks(void *ctx, int tid, int64_t lo, int64_t hi)
 {
     const act_job *j = ctx;
+    if (ENG_ASAN)
+        act_asan(j, lo, hi);
     const float *xv = j->x, *yv = j->y, *gy = j->gy;
     float *gx = j->out, k = j->k;
     (void)tid;
@@ -84,9 +101,11 @@ static inline float clamp06(float x)
     return y < 6.0f ? y : 6.0f;
 }
 
-static void act_forward_blocks(void *ctx, int tid, int64_t lo, int64_t hi)
+static ENG_NO_ASAN void act_forward_blocks(void *ctx, int tid, int64_t lo, int64_t hi)
 {
     const act_job *j = ctx;
+    if (ENG_ASAN)
+        act_asan(j, lo, hi);
     const float *xv = j->x;
     float *y = j->out, k = j->k;
     (void)tid;
@@ -181,10 +200,27 @@ typedef struct bias_job {
     int64_t rows, rb, c;
 } bias_job;
 
-static void bias_partials(void *ctx, int tid, int64_t lo, int64_t hi)
+/* Under ASan: rows [r0, r1) of x (or gy) and out, and the bias, as bias_rows and bias_partials
+ * run without per-access checks; the partials' rows are [lo, hi) */
+static void bias_asan(const bias_job *j, int64_t lo, int64_t hi, int64_t r0, int64_t r1)
+{
+    const size_t row = (size_t)j->c * sizeof(float);
+    if (j->gy) {
+        eng_asan_range(j->gy + r0 * j->c, (size_t)(r1 - r0) * row, 0);
+        eng_asan_range(j->out + lo * j->c, (size_t)(hi - lo) * row, 1);
+    } else {
+        eng_asan_range(j->x + r0 * j->c, (size_t)(r1 - r0) * row, 0);
+        eng_asan_range(j->b, row, 0);
+        eng_asan_range(j->out + r0 * j->c, (size_t)(r1 - r0) * row, 1);
+    }
+}
+
+static ENG_NO_ASAN void bias_partials(void *ctx, int tid, int64_t lo, int64_t hi)
 {
     const bias_job *j = ctx;
     int64_t c = j->c;
+    if (ENG_ASAN)
+        bias_asan(j, lo, hi, lo * j->rb, hi * j->rb < j->rows ? hi * j->rb : j->rows);
     (void)tid;
     for (int64_t k = lo; k < hi; k++) {
         float *p = j->out + k * c;
@@ -220,10 +256,12 @@ static void bias_backward(eng_tape *t, eng_var *v)
             gb[q] += part[k * c + q];
 }
 
-static void bias_rows(void *ctx, int tid, int64_t lo, int64_t hi)
+static ENG_NO_ASAN void bias_rows(void *ctx, int tid, int64_t lo, int64_t hi)
 {
     const bias_job *j = ctx;
     int64_t c = j->c;
+    if (ENG_ASAN)
+        bias_asan(j, lo, hi, lo, hi);
     (void)tid;
     for (int64_t r = lo; r < hi; r++)
 #pragma omp simd

@@ -199,10 +199,16 @@ typedef struct axpy_job {
     float *y;
 } axpy_job;
 
-static void axpy_blocks(void *ctx, int tid, int64_t lo, int64_t hi)
+/* ENG_NO_ASAN: checked per call, blocks [lo, hi) of x and y (asan_ranges.h) */
+static ENG_NO_ASAN void axpy_blocks(void *ctx, int tid, int64_t lo, int64_t hi)
 {
     const axpy_job *j = ctx;
     (void)tid;
+    if (ENG_ASAN) {
+        const int64_t i0 = lo * TR_CHUNK, i1 = hi * TR_CHUNK < j->n ? hi * TR_CHUNK : j->n;
+        eng_asan_range(j->x + i0, (size_t)(i1 - i0) * sizeof(float), 0);
+        eng_asan_range(j->y + i0, (size_t)(i1 - i0) * sizeof(float), 1);
+    }
     for (int64_t b = lo; b < hi; b++) {
         int64_t i1 = (b + 1) * TR_CHUNK < j->n ? (b + 1) * TR_CHUNK : j->n;
         float a = j->a, *y = j->y;

@@ -11,6 +11,7 @@
 #ifndef VFS_ENGINE_TRAIN_INT_H
 #define VFS_ENGINE_TRAIN_INT_H
 
+#include "asan_ranges.h"
 #include "pool.h"
 #include "train.h"
 
