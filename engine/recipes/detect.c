@@ -8,6 +8,7 @@
  * so an image gives the same boxes everywhere. Features are float16 (F16C)
  * in memory and in the cache. Training lives in det_train.c.
  */
+#include "asan_ranges.h"
 #include "det_int.h"
 #include "ranked.h"
 
@@ -139,9 +140,12 @@ void det_f32_to_f16(const float *src, uint16_t *dst, size_t n)
         dst[i] = (uint16_t)_cvtss_sh(src[i], _MM_FROUND_TO_NEAREST_INT);
 }
 
-void det_f16_to_f32(const uint16_t *src, float *dst, size_t n)
+/* ENG_NO_ASAN: checked once per call under ASan (asan_ranges.h) */
+ENG_NO_ASAN void det_f16_to_f32(const uint16_t *src, float *dst, size_t n)
 {
     size_t i = 0;
+    eng_asan_range(src, n * sizeof(uint16_t), 0);
+    eng_asan_range(dst, n * sizeof(float), 1);
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
     for (; i < n; i++)
