@@ -275,6 +275,8 @@ static void dw_asan(const conv_job *j, int64_t lo, int64_t hi, int gx, int64_t p
     const size_t f = sizeof(float), c = (size_t)g->ci;
     const size_t in_img = (size_t)g->ih * g->iw * c, out_img = (size_t)g->oh * g->ow * c;
     const int rows = gx ? g->ih : g->oh; /* per image, of the rows [lo, hi) */
+    if (hi <= lo)
+        return;
     const int64_t i0 = lo / rows, i1 = (hi - 1) / rows + 1;
     if (gx) {
         eng_asan_range(j->gx + lo * g->iw * c, (size_t)(hi - lo) * g->iw * c * f, 1);
