@@ -6,7 +6,7 @@
 #      code that starts threads (TSAN_TESTS), run them with OpenMP and
 #      OpenBLAS at one thread (libgomp is not instrumented), tests/tsan.supp
 #   4. clang libFuzzer: build into build-fuzz/, run each fuzz target for
-#      FUZZ_SECONDS (default 30) on a copy of its corpus
+#      FUZZ_SECONDS (default 30) on a copy of its corpus, JOBS targets at a time
 # plus a clang-format check (fatal; FORMAT_STRICT=0 makes it a report).
 # Runs every stage even when one fails; exits non-zero if any failed.
 # Env: JOBS (default 2), FUZZ_SECONDS, STAGES (default "gcc asan tsan fuzz"),
@@ -99,7 +99,40 @@ if [[ " $STAGES " == *" tsan "* ]]; then
     fi
 fi
 
+# fuzz_one NAME BIN: runs one libFuzzer target on a copy of its corpus, its report into
+# $FUZZ_OUT/NAME.out; exits non-zero when the fuzzer found something
+fuzz_one() {
+    local name=$1 bin=$2 work rc=0
+    local corpus="$ROOT/tests/fuzz/corpus/${name#fuzz_}"
+    work=$(mktemp -d)
+    [ -d "$corpus" ] && cp -r "$corpus/." "$work/"
+    if ! "$bin" -max_total_time="$FUZZ_SECONDS" -timeout=20 -rss_limit_mb=4096 \
+        -print_final_stats=1 "$work" >"$work.log" 2>&1; then
+        tail -n 60 "$work.log" >"$FUZZ_OUT/$name.out"
+        rc=1
+    else
+        grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$work.log" >"$FUZZ_OUT/$name.out" || true
+    fi
+    rm -rf "$work" "$work.log"
+    return $rc
+}
+
+# fuzz_collect NAME:PID...: waits for each, prints its report, records failures
+fuzz_collect() {
+    local e
+    for e in "$@"; do
+        if wait "${e#*:}"; then
+            echo "fuzz ${e%%:*}: done"
+        else
+            echo "fuzz ${e%%:*}: FAILED"
+            FAILED+=("fuzz ${e%%:*}")
+        fi
+        cat "$FUZZ_OUT/${e%%:*}.out" 2>/dev/null
+    done
+}
+
 if [[ " $STAGES " == *" fuzz "* ]]; then
+    FUZZ_OUT=$(mktemp -d)
     stage "clang libFuzzer: build"
     if CC=clang CXX=clang++ cmake -S "$ROOT" -B "$BUILD-fuzz" -DCMAKE_BUILD_TYPE=Release \
         -DVFS_FUZZ=ON >/dev/null; then
@@ -108,6 +141,8 @@ if [[ " $STAGES " == *" fuzz "* ]]; then
             cmake --build "$BUILD-fuzz" -j"$JOBS" --target "$(basename "$src" .c)" ||
                 FAILED+=("fuzz build $(basename "$src" .c)")
         done
+        # each target is one process on one CPU for FUZZ_SECONDS: JOBS of them at a time
+        running=()
         for src in "$ROOT"/tests/fuzz/fuzz_*.c; do
             [ -e "$src" ] || continue
             name=$(basename "$src" .c)
@@ -117,19 +152,15 @@ if [[ " $STAGES " == *" fuzz "* ]]; then
                 FAILED+=("fuzz $name (not built)")
                 continue
             fi
-            corpus="$ROOT/tests/fuzz/corpus/${name#fuzz_}"
-            work=$(mktemp -d)
-            [ -d "$corpus" ] && cp -r "$corpus/." "$work/"
-            stage "fuzz $name for ${FUZZ_SECONDS}s"
-            if ! "$bin" -max_total_time="$FUZZ_SECONDS" -timeout=20 -rss_limit_mb=4096 \
-                -print_final_stats=1 "$work" >"$work.log" 2>&1; then
-                tail -n 60 "$work.log"
-                FAILED+=("fuzz $name")
-            else
-                grep -E "stat::number_of_executed_units|stat::peak_rss_mb" "$work.log" || true
+            stage "fuzz $name for ${FUZZ_SECONDS}s (started)"
+            fuzz_one "$name" "$bin" &
+            running+=("$name:$!")
+            if [ ${#running[@]} -ge "$JOBS" ]; then
+                fuzz_collect "${running[@]}"
+                running=()
             fi
-            rm -rf "$work" "$work.log"
         done
+        [ ${#running[@]} -gt 0 ] && fuzz_collect "${running[@]}"
     else
         FAILED+=("fuzz build")
     fi
