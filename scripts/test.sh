@@ -161,6 +161,7 @@ if [[ " $STAGES " == *" fuzz "* ]]; then
             fi
         done
         [ ${#running[@]} -gt 0 ] && fuzz_collect "${running[@]}"
+        rm -rf "$FUZZ_OUT"
     else
         FAILED+=("fuzz build")
     fi
