@@ -194,6 +194,98 @@ dw256_slice(const int PX, const int NS, const int checked, const int KS, const i
 #undef DW256_LD
 }
 
+/* A block of PX pixels (8, or 7 on a 7-wide row) for the backbones' window shapes (KS x KS,
+ * stride SS), channels [0, c8) 8 at a time, in a function of its own: inlined into the row
+ * function, gcc ran out of registers there, spilled inputs and rotated the accumulators through
+ * moves (a 56x56x144 3x3 map in L2: 0.21 ms; 0.14 in a function like this one). The window rows
+ * [ky0, ky1) are inside the input; `checked`: input pixels outside [ilo, ihi) of the block's
+ * (PX - 1) * SS + KS are on the padding and their taps skipped (else all are inside). ir:
+ * input pixel ilo of window row ky0; rstep: floats between input rows. Per window row the
+ * weights are held in registers and each input pixel is loaded once and fed to the outputs whose
+ * taps read it, in ascending kx for each output: the sums of dw256_slice, bit-identical. */
+static inline ENG_NO_ASAN __attribute__((always_inline)) void
+dw256_wide_t(const int PX, const int KS, const int SS, const int checked, const float *ir,
+             int64_t rstep, int C, int ky0, int ky1, int ilo, int ihi, const float *filter,
+             const float *bias, eng_act act, float *op, int c8)
+{
+    for (int c0 = 0; c0 < c8; c0 += 8) {
+        __m256 acc[8];
+        const __m256 b = bias ? _mm256_loadu_ps(bias + c0) : _mm256_setzero_ps();
+#pragma GCC unroll 8
+        for (int p = 0; p < PX; p++)
+            acc[p] = b;
+#pragma GCC unroll 5
+        for (int ky = 0; ky < KS; ky++) {
+            if (ky < ky0 || ky >= ky1)
+                continue; /* a window row above or below the input */
+            const float *r = ir + (ky - ky0) * rstep + c0;
+            const float *f = filter + (size_t)ky * KS * C + c0;
+            __m256 w[5];
+#pragma GCC unroll 5
+            for (int kx = 0; kx < KS; kx++) {
+                w[kx] = _mm256_loadu_ps(f);
+                f += C;
+                __asm__("" : "+r"(f));
+            }
+#pragma GCC unroll 19
+            for (int i = 0; i < (PX - 1) * SS + KS; i++) {
+                if (checked && (i < ilo || i >= ihi))
+                    continue;
+                const __m256 x = _mm256_loadu_ps(r);
+                r += C;
+                /* r opaque: else gcc keeps a pointer per input pixel, spilled (no registers) */
+                __asm__("" : "+r"(r));
+#pragma GCC unroll 8
+                for (int p = 0; p < PX; p++)
+                    if (i - p * SS >= 0 && i - p * SS < KS)
+                        acc[p] = _mm256_fmadd_ps(x, w[i - p * SS], acc[p]);
+            }
+        }
+        float *o = op + c0;
+#pragma GCC unroll 8
+        for (int p = 0; p < PX; p++) {
+            _mm256_storeu_ps(o, rt_act8(acc[p], act));
+            o += C;
+            __asm__("" : "+r"(o));
+        }
+    }
+}
+
+#define DW256_WIDE(PX, KS, SS, CK)                                                                 \
+    static ENG_NO_ASAN __attribute__((noinline)) void dw256_wide_##PX##_##KS##_##SS##_##CK(        \
+        const float *ir, int64_t rstep, int C, int ky0, int ky1, int ilo, int ihi,                 \
+        const float *filter, const float *bias, eng_act act, float *op, int c8)                    \
+    {                                                                                              \
+        dw256_wide_t(PX, KS, SS, CK, ir, rstep, C, ky0, ky1, ilo, ihi, filter, bias, act, op, c8); \
+    }
+#define DW256_WIDE_CK(PX, KS, SS) DW256_WIDE(PX, KS, SS, 0) DW256_WIDE(PX, KS, SS, 1)
+DW256_WIDE_CK(8, 3, 1)
+DW256_WIDE_CK(8, 5, 1)
+DW256_WIDE_CK(8, 3, 2)
+DW256_WIDE_CK(8, 5, 2)
+DW256_WIDE_CK(7, 3, 1)
+DW256_WIDE_CK(7, 5, 1)
+DW256_WIDE_CK(7, 3, 2)
+DW256_WIDE_CK(7, 5, 2)
+#undef DW256_WIDE_CK
+#undef DW256_WIDE
+
+typedef void (*dw256_wide_fn)(const float *, int64_t, int, int, int, int, int, const float *,
+                              const float *, eng_act, float *, int);
+
+/* the instance for PX, KS, SS, checked (constants at each call: the choice folds away) */
+#define DW256_PICK(PX, KS, SS)                                                                     \
+    (checked ? dw256_wide_##PX##_##KS##_##SS##_1 : dw256_wide_##PX##_##KS##_##SS##_0)
+static inline dw256_wide_fn dw256_wide(const int PX, const int KS, const int SS, const int checked)
+{
+    if (PX == 8)
+        return KS == 3 ? (SS == 1 ? DW256_PICK(8, 3, 1) : DW256_PICK(8, 3, 2))
+                       : (SS == 1 ? DW256_PICK(8, 5, 1) : DW256_PICK(8, 5, 2));
+    return KS == 3 ? (SS == 1 ? DW256_PICK(7, 3, 1) : DW256_PICK(7, 3, 2))
+                   : (SS == 1 ? DW256_PICK(7, 5, 1) : DW256_PICK(7, 5, 2));
+}
+#undef DW256_PICK
+
 /* a block of PX output pixels, all channels (8 NS at a time, then 8 at a time, the tail masked),
  * so the block reads its input window once and in order; pf: prefetch the input rows the next
  * output row adds */
@@ -208,6 +300,15 @@ dw256_block(const int PX, const int checked, const int KS, const int SS, const e
         dw_prefetch_next(g, in_n, row0, iy0, ox, PX);
     const __m256i all = _mm256_set1_epi32(-1);
     int c0 = 0;
+    if (PX >= 7 && KS && g->kh == KS && ky1 > ky0) { /* the common blocks: above */
+        const int ix0 = ox * SS - g->pad_left, n = (PX - 1) * SS + KS;
+        const int ilo = ix0 < 0 ? -ix0 : 0, ihi = ix0 + n > g->iw ? g->iw - ix0 : n;
+        const int64_t rstep = (int64_t)g->iw * C;
+        const float *ir = in_n + (int64_t)(iy0 + ky0 - row0) * rstep + (int64_t)(ix0 + ilo) * C;
+        dw256_wide(PX, KS, SS, checked)(ir, rstep, C, ky0, ky1, ilo, ihi, filter, bias, act,
+                                        orow + (int64_t)ox * C, c8);
+        c0 = c8;
+    }
     for (; c0 + 8 * NS <= c8; c0 += 8 * NS)
         dw256_slice(PX, NS, checked, KS, SS, 0, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox,
                     orow, c0, all);
@@ -227,13 +328,20 @@ dw256_row_t(const int KS, const int SS, const eng_conv_geom *g, const float *in_
 {
     const dw_span sp = dw_row_span(g, oy);
     const int ky0 = sp.ky0, ky1 = sp.ky1, iy0 = sp.iy0, ox_lo = sp.ox_lo, ox_hi = sp.ox_hi;
-    /* blocks of 8 pixels (7 for a 7-wide row), reaching into the padding or not when the
-     * window's shape is a constant (taps on the padding skipped per input pixel); the rest in
-     * blocks of 4, 2 and 1 inside, 1 with checked taps on the borders */
+    /* when the window's shape is a constant: blocks of 8 and 7 pixels (dw256_wide), reaching
+     * into the padding or not (taps on the padding skipped per input pixel), n7 blocks of 7 last
+     * so that the row is all such blocks when it can be (14 = 7 + 7, 28 = 4 x 7, 65 = 2 x 8 +
+     * 7 x 7); else blocks of 8 and the rest in blocks of 4, 2 and 1 inside, 1 with checked taps
+     * on the borders */
+    int n7 = 0;
+    while (KS && n7 < 8 && (g->ow - 7 * n7) % 8 && g->ow - 7 * n7 > 0)
+        n7++;
+    if (n7 == 8 || g->ow - 7 * n7 < 0)
+        n7 = 0;
     int ox = 0;
     while (ox < g->ow) {
         const int left = g->ow - ox;
-        const int px = KS && left >= 8 ? 8 : KS && left == 7 ? 7 : 0;
+        const int px = !KS ? 0 : left > 7 * n7 && left >= 8 ? 8 : left >= 7 ? 7 : 0;
         if (px) {
             if (ox >= ox_lo && ox + px - 1 <= ox_hi) {
                 if (px == 8)
