@@ -173,45 +173,47 @@ uk256_store(const int R, const int H, const eng_act act, const __m256 *p, const 
  * kernels do (bit-identical). Rows with c[r] == NULL are computed but not stored. R and H are
  * compile-time constants in each instance below, so the arrays are registers. */
 static inline ENG_NO_ASAN __attribute__((always_inline)) void
-uk256(const int R, const int H, int nseg, int L, const float *const *a, const float *b,
+uk256(const int R, const int H, int np, int nseg, int L, const float *const *a, const float *b,
       const float *bias, const float *const *res, float *const *c, int off, int nr, eng_act act)
 {
-    __m256 p[MR], q[MR];
-    const float *ar[MR];
-#pragma GCC unroll 6
-    for (int r = 0; r < R; r++)
-        p[r] = q[r] = _mm256_setzero_ps();
-    for (int sg = 0; sg < nseg; sg++) {
+    for (; np > 0; np--, b += (size_t)nseg * L * NR, bias += NR, off += NR) {
+        __m256 p[MR], q[MR];
+        const float *ar[MR];
 #pragma GCC unroll 6
         for (int r = 0; r < R; r++)
-            ar[r] = a[sg * RMAX + r];
-        const float *bk = b + (size_t)sg * L * NR;
-        for (int k = 0; k < L; k++, bk += NR) {
-            const __m256 u = _mm256_load_ps(bk), v = H ? u : _mm256_load_ps(bk + 8);
+            p[r] = q[r] = _mm256_setzero_ps();
+        for (int sg = 0; sg < nseg; sg++) {
 #pragma GCC unroll 6
-            for (int r = 0; r < R; r++) {
-                const __m256 x = _mm256_broadcast_ss(ar[r] + k);
-                p[r] = _mm256_fmadd_ps(x, u, p[r]);
-                if (!H)
-                    q[r] = _mm256_fmadd_ps(x, v, q[r]);
+            for (int r = 0; r < R; r++)
+                ar[r] = a[sg * RMAX + r];
+            const float *bk = b + (size_t)sg * L * NR;
+            for (int k = 0; k < L; k++, bk += NR) {
+                const __m256 u = _mm256_load_ps(bk), v = H ? u : _mm256_load_ps(bk + 8);
+#pragma GCC unroll 6
+                for (int r = 0; r < R; r++) {
+                    const __m256 x = _mm256_broadcast_ss(ar[r] + k);
+                    p[r] = _mm256_fmadd_ps(x, u, p[r]);
+                    if (!H)
+                        q[r] = _mm256_fmadd_ps(x, v, q[r]);
+                }
             }
         }
-    }
-    switch (act) { /* the common activations as constants: straight-line stores */
-    case ENG_ACT_NONE: uk256_store(R, H, ENG_ACT_NONE, p, q, bias, nr, res, c, off); break;
-    case ENG_ACT_RELU: uk256_store(R, H, ENG_ACT_RELU, p, q, bias, nr, res, c, off); break;
-    case ENG_ACT_RELU6: uk256_store(R, H, ENG_ACT_RELU6, p, q, bias, nr, res, c, off); break;
-    case ENG_ACT_HSWISH: uk256_store(R, H, ENG_ACT_HSWISH, p, q, bias, nr, res, c, off); break;
-    default: uk256_store(R, H, act, p, q, bias, nr, res, c, off); break;
+        switch (act) { /* the common activations as constants: straight-line stores */
+        case ENG_ACT_NONE: uk256_store(R, H, ENG_ACT_NONE, p, q, bias, nr, res, c, off); break;
+        case ENG_ACT_RELU: uk256_store(R, H, ENG_ACT_RELU, p, q, bias, nr, res, c, off); break;
+        case ENG_ACT_RELU6: uk256_store(R, H, ENG_ACT_RELU6, p, q, bias, nr, res, c, off); break;
+        case ENG_ACT_HSWISH: uk256_store(R, H, ENG_ACT_HSWISH, p, q, bias, nr, res, c, off); break;
+        default: uk256_store(R, H, act, p, q, bias, nr, res, c, off); break;
+        }
     }
 }
 
 #define UK256(R, H)                                                                                \
     static ENG_NO_ASAN void uk256_##R##x##H(                                                       \
-        int nseg, int L, const float *const *a, const float *b, const float *bias,                 \
+        int np, int nseg, int L, const float *const *a, const float *b, const float *bias,         \
         const float *const *res, float *const *c, int off, int nr, eng_act act)                    \
     {                                                                                              \
-        uk256(R, H, nseg, L, a, b, bias, res, c, off, nr, act);                                    \
+        uk256(R, H, np, nseg, L, a, b, bias, res, c, off, nr, act);                                \
     }
 /* the two panel forms of an R-row kernel: 9-16 channels, <= 8 */
 #define UK256_FORMS(R) UK256(R, 0) UK256(R, 1)
@@ -224,7 +226,7 @@ UK256_FORMS(6)
 #undef UK256_FORMS
 #undef UK256
 
-typedef void (*uk256_fn)(int, int, const float *const *, const float *, const float *,
+typedef void (*uk256_fn)(int, int, int, const float *const *, const float *, const float *,
                          const float *const *, float *const *, int, int, eng_act);
 /* [R - 1][H] */
 static const uk256_fn UK256_FN[MR][2] = {
@@ -462,16 +464,27 @@ static void panel_asan(const float *bp, const float *bias, int P, int width, int
     }
 }
 
-static void panel_step(const eng_conv_packed *w, int cout, int j, int wide, int rows, int nseg,
-                       int L, const float *const *ap, const float *const *rp, float *const *cp,
-                       eng_act act, int pf)
+static void panel_step(const eng_conv_packed *w, int cout, int j, int j1, int wide, int rows,
+                       int nseg, int L, const float *const *ap, const float *const *rp,
+                       float *const *cp, eng_act act, int pf)
 {
     const float *bp = w->w + (size_t)j * w->K * NR, *bias = w->bias + j * NR;
     if (!wide) {
-        int nr = cout - j * NR < NR ? cout - j * NR : NR;
-        if (ENG_ASAN)
-            panel_asan(bp, bias, 1, nr, rows, nseg, L, ap, rp, cp, j * NR);
-        UK256_FN[rows - 1][nr <= 8](nseg, L, ap, bp, bias, rp, cp, j * NR, nr, act);
+        /* AVX2: panels [j, j1), the full ones in one call (a short K's GEMM spent a fifth of its
+         * time between calls), then a part-filled last one */
+        const int jf = j1 * NR > cout ? j1 - 1 : j1;
+        if (jf > j) {
+            if (ENG_ASAN)
+                panel_asan(bp, bias, jf - j, (jf - j) * NR, rows, nseg, L, ap, rp, cp, j * NR);
+            UK256_FN[rows - 1][0](jf - j, nseg, L, ap, bp, bias, rp, cp, j * NR, NR, act);
+        }
+        if (jf < j1) {
+            const float *bt = w->w + (size_t)jf * w->K * NR, *biast = w->bias + jf * NR;
+            const int nr = cout - jf * NR;
+            if (ENG_ASAN)
+                panel_asan(bt, biast, 1, nr, rows, nseg, L, ap, rp, cp, jf * NR);
+            UK256_FN[rows - 1][nr <= 8](1, nseg, L, ap, bt, biast, rp, cp, jf * NR, nr, act);
+        }
     } else {
         const int P = j + 1 < w->npanel ? 2 : 1;
         const int nr = cout - (j + P - 1) * NR < NR ? cout - (j + P - 1) * NR : NR;
@@ -624,8 +637,13 @@ static void conv_blocks(void *ctx, int tid, int64_t ilo, int64_t ihi)
                 for (int r = live; r < R; r++)
                     cp[r] = NULL, rp[r] = q0;
                 const int pf = pf_block && r0 == 0;
-                for (int jj = jp; jj < (j->rows_outer ? p1 : jp + step); jj += step)
-                    panel_step(w, cout, jj, wide, R, nseg, L, ap, res ? rp : NULL, cp, j->act, pf);
+                const int pend = j->rows_outer ? p1 : jp + step;
+                if (!wide) /* AVX2: the panels in one call */
+                    panel_step(w, cout, jp, pend, 0, R, nseg, L, ap, res ? rp : NULL, cp, j->act,
+                               pf);
+                for (int jj = jp; wide && jj < pend; jj += step)
+                    panel_step(w, cout, jj, jj + step, 1, R, nseg, L, ap, res ? rp : NULL, cp,
+                               j->act, pf);
                 r0 += R;
             }
         }
