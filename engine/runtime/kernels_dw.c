@@ -5,12 +5,14 @@
  * one row x all channels (AVX-512 16 at a time, AVX2 8 at a time, masked tails): each block
  * reads its input window once and in order. For the backbones' window shapes (3x3 and 5x5,
  * stride 1 and 2, constants in the code) a block holds a window row's inputs or weights in
- * registers, so each input pixel is loaded once per window row instead of once per tap; AVX2
- * blocks of 8 (7 on a 7-wide row) may reach into the padding, skipping the taps there per input
- * pixel. Rows of maps larger than L2 prefetch the input rows the next output row needs. Each
- * output sums the bias, then the taps in (ky, kx) order skipping those outside the input, in
- * every kernel: results are bit-identical across paths, block forms and thread counts (rows are
- * the unit of parallel work).
+ * registers, so each input pixel is loaded once per window row instead of once per tap. AVX2,
+ * channels a multiple of 8: rows in even blocks of 4-8 pixels (dw256_row_wide), each block a
+ * function of its own that may reach into the padding, skipping the taps there per input pixel;
+ * other channel counts: blocks of 8 (7 on a 7-wide row) and a ladder of smaller ones. Rows of
+ * maps larger than L2 prefetch the input rows the next output row needs. Each output sums the
+ * bias, then the taps in (ky, kx) order skipping those outside the input, in every kernel:
+ * results are bit-identical across paths, block forms and thread counts (rows are the unit of
+ * parallel work).
  */
 #include "pool.h"
 #include "runtime_int.h"
@@ -194,10 +196,10 @@ dw256_slice(const int PX, const int NS, const int checked, const int KS, const i
 #undef DW256_LD
 }
 
-/* A block of PX pixels (8, or 7 on a 7-wide row) for the backbones' window shapes (KS x KS,
- * stride SS), channels [0, c8) 8 at a time, in a function of its own: inlined into the row
- * function, gcc ran out of registers there, spilled inputs and rotated the accumulators through
- * moves (a 56x56x144 3x3 map in L2: 0.21 ms; 0.14 in a function like this one). The window rows
+/* A block of PX pixels (4-8) for the backbones' window shapes (KS x KS, stride SS), channels
+ * [0, c8) 8 at a time, in a function of its own: inlined into the row function, gcc ran out of
+ * registers there, spilled inputs and rotated the accumulators through moves (a 56x56x144 3x3
+ * map in L2: 0.21 ms; 0.14 in a function like this one). The window rows
  * [ky0, ky1) are inside the input; `checked`: input pixels outside [ilo, ihi) of the block's
  * (PX - 1) * SS + KS are on the padding and their taps skipped (else all are inside). ir:
  * input pixel ilo of window row ky0; rstep: floats between input rows. Per window row the
@@ -258,33 +260,66 @@ dw256_wide_t(const int PX, const int KS, const int SS, const int checked, const 
     {                                                                                              \
         dw256_wide_t(PX, KS, SS, CK, ir, rstep, C, ky0, ky1, ilo, ihi, filter, bias, act, op, c8); \
     }
-#define DW256_WIDE_CK(PX, KS, SS) DW256_WIDE(PX, KS, SS, 0) DW256_WIDE(PX, KS, SS, 1)
-DW256_WIDE_CK(8, 3, 1)
-DW256_WIDE_CK(8, 5, 1)
-DW256_WIDE_CK(8, 3, 2)
-DW256_WIDE_CK(8, 5, 2)
-DW256_WIDE_CK(7, 3, 1)
-DW256_WIDE_CK(7, 5, 1)
-DW256_WIDE_CK(7, 3, 2)
-DW256_WIDE_CK(7, 5, 2)
-#undef DW256_WIDE_CK
+/* each block size for the four window shapes, inside (0) and reaching into the padding (1) */
+#define DW256_WIDE_PX(PX)                                                                          \
+    DW256_WIDE(PX, 3, 1, 0)                                                                        \
+    DW256_WIDE(PX, 3, 1, 1)                                                                        \
+    DW256_WIDE(PX, 5, 1, 0)                                                                        \
+    DW256_WIDE(PX, 5, 1, 1)                                                                        \
+    DW256_WIDE(PX, 3, 2, 0)                                                                        \
+    DW256_WIDE(PX, 3, 2, 1)                                                                        \
+    DW256_WIDE(PX, 5, 2, 0)                                                                        \
+    DW256_WIDE(PX, 5, 2, 1)
+DW256_WIDE_PX(4)
+DW256_WIDE_PX(5)
+DW256_WIDE_PX(6)
+DW256_WIDE_PX(7)
+DW256_WIDE_PX(8)
+#undef DW256_WIDE_PX
 #undef DW256_WIDE
 
 typedef void (*dw256_wide_fn)(const float *, int64_t, int, int, int, int, int, const float *,
                               const float *, eng_act, float *, int);
 
-/* the instance for PX, KS, SS, checked (constants at each call: the choice folds away) */
-#define DW256_PICK(PX, KS, SS)                                                                     \
-    (checked ? dw256_wide_##PX##_##KS##_##SS##_1 : dw256_wide_##PX##_##KS##_##SS##_0)
-static inline dw256_wide_fn dw256_wide(const int PX, const int KS, const int SS, const int checked)
+#define DW256_ROW(PX)                                                                              \
+    {                                                                                              \
+        dw256_wide_##PX##_3_1_0, dw256_wide_##PX##_3_1_1, dw256_wide_##PX##_5_1_0,                 \
+            dw256_wide_##PX##_5_1_1, dw256_wide_##PX##_3_2_0, dw256_wide_##PX##_3_2_1,             \
+            dw256_wide_##PX##_5_2_0, dw256_wide_##PX##_5_2_1                                       \
+    }
+/* [PX - 4][(KS == 5) * 2 + (SS == 2) * 4 + checked] */
+static const dw256_wide_fn DW256_WIDE_FN[5][8] = {DW256_ROW(4), DW256_ROW(5), DW256_ROW(6),
+                                                  DW256_ROW(7), DW256_ROW(8)};
+#undef DW256_ROW
+
+/* one output row in blocks of 4-8 pixels as even as they come (a 9-wide row as 5 + 4, 14 as 7 +
+ * 7, 17 as 6 + 6 + 5), each through dw256_wide: for the backbones' window shapes (KS x KS,
+ * stride SS) when the channels are a multiple of 8 and the row at least 4 pixels wide. Rows of
+ * 8s and a remainder of 1 (a 9x9 map: 8 + 1) ran the lone pixel with a tap-checked loop at a
+ * quarter of the speed. */
+static inline ENG_NO_ASAN __attribute__((always_inline)) void
+dw256_row_wide(const int KS, const int SS, const eng_conv_geom *g, const float *in_n, int row0,
+               const float *filter, const float *bias, eng_act act, int oy, float *orow, int pf)
 {
-    if (PX == 8)
-        return KS == 3 ? (SS == 1 ? DW256_PICK(8, 3, 1) : DW256_PICK(8, 3, 2))
-                       : (SS == 1 ? DW256_PICK(8, 5, 1) : DW256_PICK(8, 5, 2));
-    return KS == 3 ? (SS == 1 ? DW256_PICK(7, 3, 1) : DW256_PICK(7, 3, 2))
-                   : (SS == 1 ? DW256_PICK(7, 5, 1) : DW256_PICK(7, 5, 2));
+    const dw_span sp = dw_row_span(g, oy);
+    const int C = g->cin, nb = (g->ow + 7) / 8, base = g->ow / nb, big = g->ow % nb;
+    const int64_t rstep = (int64_t)g->iw * C;
+    const int ky0 = sp.ky0, ky1 = sp.ky1 > sp.ky0 ? sp.ky1 : sp.ky0;
+    const float *rows = ky1 > ky0 ? in_n + (int64_t)(sp.iy0 + ky0 - row0) * rstep : in_n;
+    const dw256_wide_fn *fns = DW256_WIDE_FN[0] + (KS == 5) * 2 + (SS == 2) * 4;
+    int ox = 0;
+    for (int b = 0; b < nb; b++) {
+        const int px = base + (b < big), ix0 = ox * SS - g->pad_left, n = (px - 1) * SS + KS;
+        const int ilo = ix0 < 0 ? -ix0 : 0, ihi = ix0 + n > g->iw ? g->iw - ix0 : n;
+        const int checked = ilo > 0 || ihi < n;
+        if (!checked && pf)
+            dw_prefetch_next(g, in_n, row0, sp.iy0, ox, px);
+        const float *ir = ilo < ihi ? rows + (int64_t)(ix0 + ilo) * C : rows;
+        fns[(px - 4) * 8 + checked](ir, rstep, C, ky0, ky1, ilo, ihi, filter, bias, act,
+                                    orow + (int64_t)ox * C, C);
+        ox += px;
+    }
 }
-#undef DW256_PICK
 
 /* a block of PX output pixels, all channels (8 NS at a time, then 8 at a time, the tail masked),
  * so the block reads its input window once and in order; pf: prefetch the input rows the next
@@ -300,15 +335,6 @@ dw256_block(const int PX, const int checked, const int KS, const int SS, const e
         dw_prefetch_next(g, in_n, row0, iy0, ox, PX);
     const __m256i all = _mm256_set1_epi32(-1);
     int c0 = 0;
-    if (PX >= 7 && KS && g->kh == KS && ky1 > ky0) { /* the common blocks: above */
-        const int ix0 = ox * SS - g->pad_left, n = (PX - 1) * SS + KS;
-        const int ilo = ix0 < 0 ? -ix0 : 0, ihi = ix0 + n > g->iw ? g->iw - ix0 : n;
-        const int64_t rstep = (int64_t)g->iw * C;
-        const float *ir = in_n + (int64_t)(iy0 + ky0 - row0) * rstep + (int64_t)(ix0 + ilo) * C;
-        dw256_wide(PX, KS, SS, checked)(ir, rstep, C, ky0, ky1, ilo, ihi, filter, bias, act,
-                                        orow + (int64_t)ox * C, c8);
-        c0 = c8;
-    }
     for (; c0 + 8 * NS <= c8; c0 += 8 * NS)
         dw256_slice(PX, NS, checked, KS, SS, 0, g, in_n, row0, filter, bias, act, ky0, ky1, iy0, ox,
                     orow, c0, all);
@@ -326,22 +352,19 @@ static inline ENG_NO_ASAN __attribute__((always_inline)) void
 dw256_row_t(const int KS, const int SS, const eng_conv_geom *g, const float *in_n, int row0,
             const float *filter, const float *bias, eng_act act, int oy, float *orow, int pf)
 {
+    if (KS && g->kh == KS && g->cin % 8 == 0 && g->ow >= 4) {
+        dw256_row_wide(KS, SS, g, in_n, row0, filter, bias, act, oy, orow, pf);
+        return;
+    }
     const dw_span sp = dw_row_span(g, oy);
     const int ky0 = sp.ky0, ky1 = sp.ky1, iy0 = sp.iy0, ox_lo = sp.ox_lo, ox_hi = sp.ox_hi;
-    /* when the window's shape is a constant: blocks of 8 and 7 pixels (dw256_wide), reaching
-     * into the padding or not (taps on the padding skipped per input pixel), n7 blocks of 7 last
-     * so that the row is all such blocks when it can be (14 = 7 + 7, 28 = 4 x 7, 65 = 2 x 8 +
-     * 7 x 7); else blocks of 8 and the rest in blocks of 4, 2 and 1 inside, 1 with checked taps
-     * on the borders */
-    int n7 = 0;
-    while (KS && n7 < 8 && (g->ow - 7 * n7) % 8 && g->ow - 7 * n7 > 0)
-        n7++;
-    if (n7 == 8 || g->ow - 7 * n7 < 0)
-        n7 = 0;
+    /* blocks of 8 pixels (7 for a 7-wide row), reaching into the padding or not when the
+     * window's shape is a constant (taps on the padding skipped per input pixel); the rest in
+     * blocks of 4, 2 and 1 inside, 1 with checked taps on the borders */
     int ox = 0;
     while (ox < g->ow) {
         const int left = g->ow - ox;
-        const int px = !KS ? 0 : left > 7 * n7 && left >= 8 ? 8 : left >= 7 ? 7 : 0;
+        const int px = KS && left >= 8 ? 8 : KS && left == 7 ? 7 : 0;
         if (px) {
             if (ox >= ox_lo && ox + px - 1 <= ox_hi) {
                 if (px == 8)
