@@ -6,7 +6,7 @@
  * reads its input window once and in order. For the backbones' window shapes (3x3 and 5x5,
  * stride 1 and 2, constants in the code) a block holds a window row's inputs or weights in
  * registers, so each input pixel is loaded once per window row instead of once per tap. AVX2,
- * channels a multiple of 8: rows in even blocks of 4-8 pixels (dw256_row_wide), each block a
+ * channels a multiple of 8: rows in even blocks of 4-9 pixels (dw256_row_wide), each block a
  * function of its own that may reach into the padding, skipping the taps there per input pixel;
  * other channel counts: blocks of 8 (7 on a 7-wide row) and a ladder of smaller ones. Rows of
  * maps larger than L2 prefetch the input rows the next output row needs. Each output sums the
@@ -196,7 +196,7 @@ dw256_slice(const int PX, const int NS, const int checked, const int KS, const i
 #undef DW256_LD
 }
 
-/* A block of PX pixels (4-8) for the backbones' window shapes (KS x KS, stride SS), channels
+/* A block of PX pixels (4-9) for the backbones' window shapes (KS x KS, stride SS), channels
  * [0, c8) 8 at a time, in a function of its own: inlined into the row function, gcc ran out of
  * registers there, spilled inputs and rotated the accumulators through moves (a 56x56x144 3x3
  * map in L2: 0.21 ms; 0.14 in a function like this one). The window rows
@@ -211,9 +211,9 @@ dw256_wide_t(const int PX, const int KS, const int SS, const int checked, const 
              const float *bias, eng_act act, float *op, int c8)
 {
     for (int c0 = 0; c0 < c8; c0 += 8) {
-        __m256 acc[8];
+        __m256 acc[9];
         const __m256 b = bias ? _mm256_loadu_ps(bias + c0) : _mm256_setzero_ps();
-#pragma GCC unroll 8
+#pragma GCC unroll 9
         for (int p = 0; p < PX; p++)
             acc[p] = b;
 #pragma GCC unroll 5
@@ -229,7 +229,7 @@ dw256_wide_t(const int PX, const int KS, const int SS, const int checked, const 
                 f += C;
                 __asm__("" : "+r"(f));
             }
-#pragma GCC unroll 19
+#pragma GCC unroll 21
             for (int i = 0; i < (PX - 1) * SS + KS; i++) {
                 if (checked && (i < ilo || i >= ihi))
                     continue;
@@ -237,14 +237,14 @@ dw256_wide_t(const int PX, const int KS, const int SS, const int checked, const 
                 r += C;
                 /* r opaque: else gcc keeps a pointer per input pixel, spilled (no registers) */
                 __asm__("" : "+r"(r));
-#pragma GCC unroll 8
+#pragma GCC unroll 9
                 for (int p = 0; p < PX; p++)
                     if (i - p * SS >= 0 && i - p * SS < KS)
                         acc[p] = _mm256_fmadd_ps(x, w[i - p * SS], acc[p]);
             }
         }
         float *o = op + c0;
-#pragma GCC unroll 8
+#pragma GCC unroll 9
         for (int p = 0; p < PX; p++) {
             _mm256_storeu_ps(o, rt_act8(acc[p], act));
             o += C;
@@ -275,6 +275,7 @@ DW256_WIDE_PX(5)
 DW256_WIDE_PX(6)
 DW256_WIDE_PX(7)
 DW256_WIDE_PX(8)
+DW256_WIDE_PX(9)
 #undef DW256_WIDE_PX
 #undef DW256_WIDE
 
@@ -288,21 +289,22 @@ typedef void (*dw256_wide_fn)(const float *, int64_t, int, int, int, int, int, c
             dw256_wide_##PX##_5_2_0, dw256_wide_##PX##_5_2_1                                       \
     }
 /* [PX - 4][(KS == 5) * 2 + (SS == 2) * 4 + checked] */
-static const dw256_wide_fn DW256_WIDE_FN[5][8] = {DW256_ROW(4), DW256_ROW(5), DW256_ROW(6),
-                                                  DW256_ROW(7), DW256_ROW(8)};
+static const dw256_wide_fn DW256_WIDE_FN[6][8] = {DW256_ROW(4), DW256_ROW(5), DW256_ROW(6),
+                                                  DW256_ROW(7), DW256_ROW(8), DW256_ROW(9)};
 #undef DW256_ROW
 
-/* one output row in blocks of 4-8 pixels as even as they come (a 9-wide row as 5 + 4, 14 as 7 +
- * 7, 17 as 6 + 6 + 5), each through dw256_wide: for the backbones' window shapes (KS x KS,
- * stride SS) when the channels are a multiple of 8 and the row at least 4 pixels wide. Rows of
- * 8s and a remainder of 1 (a 9x9 map: 8 + 1) ran the lone pixel with a tap-checked loop at a
- * quarter of the speed. */
+/* one output row in blocks of 4-9 pixels as even as they come (a 9-wide row as 9, 14 as 7 + 7,
+ * 17 as 9 + 8, 33 as 9 + 3 x 8), each through dw256_wide: for the backbones' window shapes (KS x
+ * KS, stride SS) when the channels are a multiple of 8 and the row at least 4 pixels wide. Rows
+ * of 8s and a remainder of 1 (a 9x9 map: 8 + 1) ran the lone pixel with a tap-checked loop at a
+ * quarter of the speed; 9 accumulators, a 5x5 window row's weights and the input are 15 of the
+ * 16 registers (9x9x1248 5x5: 5 + 4 took 1.2x the time of 9). */
 static inline ENG_NO_ASAN __attribute__((always_inline)) void
 dw256_row_wide(const int KS, const int SS, const eng_conv_geom *g, const float *in_n, int row0,
                const float *filter, const float *bias, eng_act act, int oy, float *orow, int pf)
 {
     const dw_span sp = dw_row_span(g, oy);
-    const int C = g->cin, nb = (g->ow + 7) / 8, base = g->ow / nb, big = g->ow % nb;
+    const int C = g->cin, nb = (g->ow + 8) / 9, base = g->ow / nb, big = g->ow % nb;
     const int64_t rstep = (int64_t)g->iw * C;
     const int ky0 = sp.ky0, ky1 = sp.ky1 > sp.ky0 ? sp.ky1 : sp.ky0;
     const float *rows = ky1 > ky0 ? in_n + (int64_t)(sp.iy0 + ky0 - row0) * rstep : in_n;

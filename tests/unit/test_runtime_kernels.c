@@ -310,7 +310,7 @@ static void test_conv1x1_edges(void)
  * 17, 33, 72, 120), rows long enough for its 8- and 4-pixel blocks next to border pixels, 1x1
  * and 2x3 maps under 3x3 and 5x5 windows (only border pixels), stride 2 with SAME padding on odd
  * and even sizes, asymmetric explicit padding, a map over 1 MB (the prefetching path), rows
- * that the AVX2 path runs in blocks of 4-8 pixels;
+ * that the AVX2 path runs in blocks of 4-9 pixels;
  * against the double loop, 1 and 2 threads bit-identical (run again with VFS_NO_AVX512=1) */
 static void test_dw_edges(void)
 {
@@ -329,9 +329,9 @@ static void test_dw_edges(void)
         {5, 23, 24, 5, 2, 2},
         {64, 72, 64, 3, 2, 0},
         {40, 45, 160, 3, 1, 0},
-        /* rows in even blocks of 4-8 pixels (AVX2, channels a multiple of 8): 14 = 7 + 7, 65 =
-         * 2 x 8 + 7 x 7, 33 = 3 x 7 + 2 x 6 (explicit padding), 9 = 5 + 4, stride 2 onto 14 and
-         * onto 6, 4 wide with both ends on the padding; 15 with a channel tail (the ladder) */
+        /* rows in even blocks of 4-9 pixels (AVX2, channels a multiple of 8): 14 = 7 + 7, 65 =
+         * 9 + 7 x 8, 33 = 9 + 3 x 8 (explicit padding), 9, stride 2 onto 14 and onto 6, 4 wide
+         * with both ends on the padding; 15 with a channel tail (the ladder) */
         {6, 14, 24, 3, 1, 0},
         {3, 15, 9, 3, 1, 0},
         {5, 65, 16, 5, 1, 0},
