@@ -9,8 +9,9 @@
  * Usage: bench_backbone [--reps N] [--profile | --profile-nodes] [--rss]
  *                       [--only SIZE] [--threads T] [--batch B] [--case NAME]...
  *                       [--no-peak] [--peak-only] [--export DIR --image PHOTO]
- *   --profile: time per op kind at batch 1, 1 thread; --profile-nodes: per
- *   node instead, named as in the graph (the first 48 nodes: EfficientNet's).
+ *   --profile: time per op kind at batch 1, 1 thread (with --threads T: T threads);
+ *   --profile-nodes: per node instead, named as in the graph (the first 48 nodes:
+ *   EfficientNet's).
  *   --rss: run only the detector at 512 with batch 8 and print peak RSS.
  *   --threads / --batch / --case: only that thread count / batch size /
  *   network (NAME as the export names it, e.g. centernet-backbone-512;
@@ -443,15 +444,16 @@ int main(int argc, char **argv)
                 if (!model_of[i] || (only && cases[i].size != only) ||
                     (only_thr && threads != only_thr) || (only_batch && batch != only_batch))
                     continue;
-                /* --profile: per network, 1 thread, batch 1 */
+                /* --profile: per network, batch 1, 1 thread (or the --threads given; cpu ms
+                 * is then the calling thread's alone) */
                 eng_run_profile prof = {.by_node = profile == 2};
-                int p = profile && threads == 1 && batch == 1;
+                int p = profile && threads == (only_thr ? only_thr : 1) && batch == 1;
                 run_case(model_of[i], &cases[i], batch, threads, reps, p ? &prof : NULL);
                 if (!p)
                     continue;
-                printf("# per op, %s %s @%d, 1 thread, batch 1, %d runs: wall ms, cpu ms, calls, "
-                       "GFLOP/s (cpu)\n",
-                       cases[i].model, cases[i].name, cases[i].size, reps);
+                printf("# per op, %s %s @%d, %d thread(s), batch 1, %d runs: wall ms, cpu ms, "
+                       "calls, GFLOP/s (cpu)\n",
+                       cases[i].model, cases[i].name, cases[i].size, threads, reps);
                 for (int k = 0; k < prof.n; k++) {
                     printf("#  %-28s %9.2f %9.2f %6d  %6.1f\n", prof.op[k], prof.ms[k],
                            prof.cpu_ms[k], prof.calls[k],
