@@ -563,9 +563,14 @@ typedef struct conv_job {
     rt_scratch *rows;  /* per tid: the block's im2col rows (not needed when direct) */
 } conv_job;
 
-/* rows of the AVX2 kernel for a row group with `left` rows to go: 6, or all when fewer, and 7 as
- * 4 + 3 (a 7x7 map's 49 rows: 7 x 6 + 4 + 3) */
-static inline int avx2_rows(int left) { return left == MR + 1 ? 4 : left < MR ? left : MR; }
+/* rows of the AVX2 kernel for a row group with `left` rows to go: 6, or all when fewer, but
+ * ending in groups of 4 or 5 rather than in one of 1-3 where it can (8 and 9 accumulators keep
+ * both FMA units busy, 6 do not): 7 as 4 + 3, 8 as 4 + 4, 9 as 5 + 4, 13 as 5 + 4 + 4 (a 7x7
+ * map's 49 rows: 6 x 6 + 5 + 4 + 4; 9x9: 12 x 6 + 5 + 4) */
+static inline int avx2_rows(int left)
+{
+    return left == 7 || left == 8 ? 4 : left == 9 || left == 13 ? 5 : left < MR ? left : MR;
+}
 
 /* items: (row block, panel group) pairs, item = block * pgroups + group */
 static void conv_blocks(void *ctx, int tid, int64_t ilo, int64_t ihi)

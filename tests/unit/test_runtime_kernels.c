@@ -259,14 +259,15 @@ static void test_maxpool(void)
 
 /* 1x1 convolutions (the direct GEMM path) on the shapes where the micro-kernels' edges are:
  * rows that are not a multiple of the 12- or 6-row groups (1, 5, 13, 49: the AVX-512 4-row tail
- * groups), output channels that end a 32-channel panel pair part way or leave a last panel of
+ * groups; 8, 9, 81: the AVX2 groups of 4 and 5 that end a block), output channels that end a
+ * 32-channel panel pair part way or leave a last panel of
  * <= 8 (1, 8, 17, 24, 40, 72, 120, 136), large K with many channels (packed weights over 256 KB:
  * the panels-outer order), 1x1 spatial maps (squeeze-excite); against the double loop, and 1
  * and 2 threads bit-identical. ctest runs this file twice, once with VFS_NO_AVX512=1, so both
  * dispatch paths are checked on CPUs with AVX-512. */
 static void test_conv1x1_edges(void)
 {
-    static const int rows[] = {1, 5, 13, 49, 196};
+    static const int rows[] = {1, 5, 8, 9, 13, 49, 81, 196};
     static const int chans[][2] = {{16, 1},   {3, 8},   {32, 17},   {64, 24},   {24, 40}, {72, 72},
                                    {96, 120}, {8, 136}, {720, 184}, {1152, 96}, {16, 16}, {40, 12}};
     static const eng_act acts[4] = {ENG_ACT_RELU6, ENG_ACT_HSWISH_F16, ENG_ACT_NONE,
