@@ -1,13 +1,14 @@
 /* bench_conv.c: the convolution kernels alone, on the shapes of the
  * backbones (EfficientNet-Lite0 at 224 as it is; CenterNet at 512 its
  * channel counts at representative map sizes; the 1x1 convolutions of
- * CenterNet's detector head at 512, as "cn-head"), one
+ * CenterNet's detector head at 512, as "cn-head"; EfficientNet-Lite2's
+ * depthwise shapes at 260, whose maps have odd widths), one
  * thread: CPU ms per call and GFLOP/s for each 1x1 and depthwise shape, and
  * the sum per network, so that a kernel change is measured without the
  * rest of the graph. Run it twice, once with VFS_NO_AVX512=1, to compare
  * the two dispatch paths; pin it (taskset -c 1) on a shared machine.
  *
- * Usage: bench_conv [--reps N] [--only 1x1|dw|stem|fused]
+ * Usage: bench_conv [--reps N] [--evict-kb KB] [--only 1x1|dw|stem|fused]
  * Prints one line per shape: kind, geometry, best CPU ms of N reps, GFLOP/s.
  * `--only fused`: each inverted-residual block's expand 1x1 + depthwise pair
  * (Lite0 at 224, Lite2 at 260, CenterNet at 512) run as two kernels (the 1x1's
@@ -108,6 +109,19 @@ static const shape SHAPES[] = {
     {"lite0", 1, 14, 672, 672, 5, 2, 1},
     {"lite0", 1, 7, 1152, 1152, 5, 1, 3},
     {"lite0", 1, 7, 1152, 1152, 3, 1, 1},
+    /* EfficientNet-Lite2 at 260: its depthwise shapes (odd widths: 65, 33, 17, 9) */
+    {"lite2", 1, 130, 32, 32, 3, 1, 1},
+    {"lite2", 1, 130, 96, 96, 3, 2, 1},
+    {"lite2", 1, 65, 144, 144, 3, 1, 2},
+    {"lite2", 1, 65, 144, 144, 5, 2, 1},
+    {"lite2", 1, 33, 288, 288, 5, 1, 2},
+    {"lite2", 1, 33, 288, 288, 3, 2, 1},
+    {"lite2", 1, 17, 528, 528, 3, 1, 3},
+    {"lite2", 1, 17, 528, 528, 5, 1, 1},
+    {"lite2", 1, 17, 720, 720, 5, 1, 3},
+    {"lite2", 1, 17, 720, 720, 5, 2, 1},
+    {"lite2", 1, 9, 1248, 1248, 5, 1, 4},
+    {"lite2", 1, 9, 1248, 1248, 3, 1, 1},
 };
 
 /* an expand 1x1 (cin -> ce at hw x hw) feeding a k x k stride-s depthwise, count times: the
@@ -237,8 +251,8 @@ int main(int argc, char **argv)
     }
     if (only && !strcmp(only, "fused"))
         return bench_fused(reps);
-    static const char *const NETS[] = {"centernet", "lite0", "cn-head"};
-    double tot_ms[3][3] = {{0}}, tot_fl[3][3] = {{0}};
+    static const char *const NETS[] = {"centernet", "lite0", "cn-head", "lite2"};
+    double tot_ms[4][3] = {{0}}, tot_fl[4][3] = {{0}};
     for (size_t i = 0; i < sizeof SHAPES / sizeof SHAPES[0]; i++) {
         const shape *s = &SHAPES[i];
         const char *kind = s->dw ? "dw" : s->k > 1 ? "stem" : "1x1";
@@ -275,14 +289,16 @@ int main(int argc, char **argv)
         double fl = 2.0 * nout * s->k * s->k * (s->dw ? 1 : s->cin);
         printf("%-9s %-4s %3dx%-3d %4d->%-4d k%d s%d  %8.3f ms  %6.1f GFLOP/s  x%d\n", s->net, kind,
                s->hw, s->hw, s->cin, s->cout, s->k, s->s, best, fl / (best * 1e6), s->count);
-        int net = strcmp(s->net, "lite0") == 0 ? 1 : strcmp(s->net, "cn-head") == 0 ? 2 : 0;
+        int net = 0;
+        while (net < 3 && strcmp(s->net, NETS[net]))
+            net++;
         int ki = s->dw ? 1 : s->k > 1 ? 2 : 0;
         tot_ms[net][ki] += best * s->count;
         tot_fl[net][ki] += fl * s->count;
         eng_conv_packed_free(p);
         free(in), free(f), free(b), free(out);
     }
-    for (int net = 0; net < 3; net++)
+    for (int net = 0; net < 4; net++)
         for (int ki = 0; ki < 3; ki++)
             if (tot_ms[net][ki] > 0)
                 printf("total %-9s %-4s %8.3f ms  %6.1f GFLOP/s\n", NETS[net],

@@ -199,7 +199,7 @@ dw256_slice(const int PX, const int NS, const int checked, const int KS, const i
 /* A block of PX pixels (4-9) for the backbones' window shapes (KS x KS, stride SS), channels
  * [0, c8) 8 at a time, in a function of its own: inlined into the row function, gcc ran out of
  * registers there, spilled inputs and rotated the accumulators through moves (a 56x56x144 3x3
- * map in L2: 0.21 ms; 0.14 in a function like this one). The window rows
+ * map took 0.21 ms, a stand-alone function like this one 0.14). The window rows
  * [ky0, ky1) are inside the input; `checked`: input pixels outside [ilo, ihi) of the block's
  * (PX - 1) * SS + KS are on the padding and their taps skipped (else all are inside). ir:
  * input pixel ilo of window row ky0; rstep: floats between input rows. Per window row the
@@ -294,11 +294,12 @@ static const dw256_wide_fn DW256_WIDE_FN[6][8] = {DW256_ROW(4), DW256_ROW(5), DW
 #undef DW256_ROW
 
 /* one output row in blocks of 4-9 pixels as even as they come (a 9-wide row as 9, 14 as 7 + 7,
- * 17 as 9 + 8, 33 as 9 + 3 x 8), each through dw256_wide: for the backbones' window shapes (KS x
- * KS, stride SS) when the channels are a multiple of 8 and the row at least 4 pixels wide. Rows
- * of 8s and a remainder of 1 (a 9x9 map: 8 + 1) ran the lone pixel with a tap-checked loop at a
- * quarter of the speed; 9 accumulators, a 5x5 window row's weights and the input are 15 of the
- * 16 registers (9x9x1248 5x5: 5 + 4 took 1.2x the time of 9). */
+ * 17 as 9 + 8, 33 as 9 + 3 x 8), each block one call of its dw256_wide_* instance
+ * (DW256_WIDE_FN): for the backbones' window shapes (KS x KS, stride SS) when the channels are a
+ * multiple of 8 and the row at least 4 pixels wide. Rows of 8s and a remainder of 1 (a 9x9 map:
+ * 8 + 1) ran the lone pixel with a tap-checked loop at a quarter of the speed; 9 accumulators, a
+ * 5x5 window row's weights and the input are 15 of the 16 registers (9x9x1248 5x5: 5 + 4 took
+ * 1.2x the time of 9). */
 static inline ENG_NO_ASAN __attribute__((always_inline)) void
 dw256_row_wide(const int KS, const int SS, const eng_conv_geom *g, const float *in_n, int row0,
                const float *filter, const float *bias, eng_act act, int oy, float *orow, int pf)
