@@ -196,6 +196,15 @@ dw256_slice(const int PX, const int NS, const int checked, const int KS, const i
 #undef DW256_LD
 }
 
+/* every loop of a block fully unrolled, its trip count a constant: gcc's pragma, and clang's (which
+ * unrolled `#pragma GCC unroll` loops only partly, with run-time remainders, leaving the
+ * accumulators in memory) */
+#ifdef __clang__
+#define DW_UNROLL_FULL _Pragma("clang loop unroll(full)")
+#else
+#define DW_UNROLL_FULL _Pragma("GCC unroll 21")
+#endif
+
 /* A block of PX pixels (4-9) for the backbones' window shapes (KS x KS, stride SS), channels
  * [0, c8) 8 at a time, in a function of its own: inlined into the row function, gcc ran out of
  * registers there, spilled inputs and rotated the accumulators through moves (a 56x56x144 3x3
@@ -213,23 +222,23 @@ dw256_wide_t(const int PX, const int KS, const int SS, const int checked, const 
     for (int c0 = 0; c0 < c8; c0 += 8) {
         __m256 acc[9];
         const __m256 b = bias ? _mm256_loadu_ps(bias + c0) : _mm256_setzero_ps();
-#pragma GCC unroll 9
+        DW_UNROLL_FULL
         for (int p = 0; p < PX; p++)
             acc[p] = b;
-#pragma GCC unroll 5
+        DW_UNROLL_FULL
         for (int ky = 0; ky < KS; ky++) {
             if (ky < ky0 || ky >= ky1)
                 continue; /* a window row above or below the input */
             const float *r = ir + (ky - ky0) * rstep + c0;
             const float *f = filter + (size_t)ky * KS * C + c0;
             __m256 w[5];
-#pragma GCC unroll 5
+            DW_UNROLL_FULL
             for (int kx = 0; kx < KS; kx++) {
                 w[kx] = _mm256_loadu_ps(f);
                 f += C;
                 __asm__("" : "+r"(f));
             }
-#pragma GCC unroll 21
+            DW_UNROLL_FULL
             for (int i = 0; i < (PX - 1) * SS + KS; i++) {
                 if (checked && (i < ilo || i >= ihi))
                     continue;
@@ -237,14 +246,14 @@ dw256_wide_t(const int PX, const int KS, const int SS, const int checked, const 
                 r += C;
                 /* r opaque: else gcc keeps a pointer per input pixel, spilled (no registers) */
                 __asm__("" : "+r"(r));
-#pragma GCC unroll 9
+                DW_UNROLL_FULL
                 for (int p = 0; p < PX; p++)
                     if (i - p * SS >= 0 && i - p * SS < KS)
                         acc[p] = _mm256_fmadd_ps(x, w[i - p * SS], acc[p]);
             }
         }
         float *o = op + c0;
-#pragma GCC unroll 9
+        DW_UNROLL_FULL
         for (int p = 0; p < PX; p++) {
             _mm256_storeu_ps(o, rt_act8(acc[p], act));
             o += C;
