@@ -165,13 +165,14 @@ uk256_store(const int R, const int H, const eng_act act, const __m256 *p, const 
     }
 }
 
-/* The AVX2 micro-kernels: R rows (R <= 6) x one panel of 16 output channels,
- * 2R accumulators in registers (R when H: a panel of <= 8 channels, one 256-bit accumulator per
- * row). Row r of A is nseg segments of L floats, segment s at a[s * RMAX + r] (a KxK convolution's
- * window rows read in place; nseg 1 otherwise). Rows c[r][off..off+nr) = act(sum_k a[r][k] *
- * b[k] + bias (+ res[r][off..])), summed in k order from zero and then the bias, as the AVX-512
- * kernels do (bit-identical). Rows with c[r] == NULL are computed but not stored. R and H are
- * compile-time constants in each instance below, so the arrays are registers. */
+/* The AVX2 micro-kernels: R rows (R <= 6) x np panels of 16 output channels one after the
+ * other (b, bias and off move one panel each time), 2R accumulators in registers (R when H: one
+ * panel of <= 8 channels, one 256-bit accumulator per row). Row r of A is nseg segments of L
+ * floats, segment s at a[s * RMAX + r] (a KxK convolution's window rows read in place; nseg 1
+ * otherwise). Rows c[r][off..off+nr) = act(sum_k a[r][k] * b[k] + bias (+ res[r][off..])), summed
+ * in k order from zero and then the bias, as the AVX-512 kernels do (bit-identical). Rows with c[r]
+ * == NULL are computed but not stored. R and H are compile-time constants in each instance below,
+ * so the arrays are registers. */
 static inline ENG_NO_ASAN __attribute__((always_inline)) void
 uk256(const int R, const int H, int np, int nseg, int L, const float *const *a, const float *b,
       const float *bias, const float *const *res, float *const *c, int off, int nr, eng_act act)
@@ -470,8 +471,8 @@ static void panel_step(const eng_conv_packed *w, int cout, int j, int j1, int wi
 {
     const float *bp = w->w + (size_t)j * w->K * NR, *bias = w->bias + j * NR;
     if (!wide) {
-        /* AVX2: panels [j, j1), the full ones in one call (a short K's GEMM spent a fifth of its
-         * time between calls), then a part-filled last one */
+        /* AVX2: panels [j, j1), the full ones in one call (a call per panel made a short K's
+         * GEMM 1.08-1.2x slower), then a part-filled last one */
         const int jf = j1 * NR > cout ? j1 - 1 : j1;
         if (jf > j) {
             if (ENG_ASAN)
